@@ -1,0 +1,370 @@
+import { z } from 'zod';
+
+/**
+ * The one configuration schema. `gatehouse.yaml`, `GATEHOUSE_*` environment overrides and the local demo defaults all
+ * end up validated here; docs/configuration.md is checked against this file by test/config/docs.test.ts.
+ *
+ * Every field carries a `.describe()` text: it is the documentation a user reads, so it says what the setting is for.
+ * Objects are strict so a typo is an error with the nearest valid key suggested, not a silently ignored setting.
+ */
+
+const duration = (what: string, def: number) =>
+  z.number().int().positive().default(def).describe(what);
+
+const httpUrl = z
+  .string()
+  .refine((value) => URL.canParse(value) && /^https?:$/.test(new URL(value).protocol), {
+    message: 'must be an http(s) URL',
+  });
+
+const scopeMap = z
+  .record(z.string().regex(/^[\x21\x23-\x5b\x5d-\x7e]+$/, 'scope names are printable ASCII without spaces or quotes'), z.string())
+  .describe('Scopes this route offers, each with the description shown on the consent page.');
+
+export const toolPolicySchema = z
+  .object({
+    scopes: z.array(z.string()).default([]).describe('Scopes the caller must hold to call this tool.'),
+    groups: z
+      .array(z.string())
+      .default([])
+      .describe('Upstream groups or app roles the user must have (any one of them) to call this tool.'),
+  })
+  .strict();
+
+export const routeSchema = z
+  .object({
+    path: z
+      .string()
+      .regex(/^\/[A-Za-z0-9._~\-/]*$/, 'must be an absolute path such as /mcp or /mcp/graph')
+      .describe('Path on the gateway that clients use, e.g. `/mcp`. Its public URL is the OAuth resource identifier.'),
+    type: z.enum(['mcp', 'http']).default('mcp').describe('`mcp` for an MCP server, `http` for a plain REST API.'),
+    backend: httpUrl.describe('URL of the backend this route forwards to.'),
+    transports: z
+      .array(z.enum(['streamable-http', 'sse']))
+      .default(['streamable-http', 'sse'])
+      .describe('MCP transports accepted on this route (`sse` is the legacy HTTP+SSE transport).'),
+    legacySsePath: z
+      .string()
+      .default('/sse')
+      .describe('Backend path of the legacy SSE endpoint, relative to the backend URL origin.'),
+    scopes: scopeMap.default({ 'mcp:tools': 'Use the tools of this MCP server' }),
+    requiredScopes: z
+      .array(z.string())
+      .default(['mcp:tools'])
+      .describe('Scopes every request to this route must carry.'),
+    tools: z
+      .record(z.string(), toolPolicySchema)
+      .default({})
+      .describe('Per-tool policies by tool name; tools not listed need only the route scopes.'),
+    deniedToolResponse: z
+      .enum(['insufficient_scope', 'jsonrpc_error'])
+      .default('insufficient_scope')
+      .describe('How a denied `tools/call` is answered: HTTP 403 step-up challenge, or a JSON-RPC error.'),
+    identity: z
+      .object({
+        mode: z
+          .enum(['assertion', 'obo'])
+          .default('assertion')
+          .describe('`assertion`: a gateway-signed identity JWT; `obo`: a downstream token from the broker.'),
+        assertionTtlSeconds: duration('Lifetime of the identity assertion sent to the backend.', 120),
+        downstream: z
+          .string()
+          .optional()
+          .describe('With `obo`: the name of the `broker.downstream` entry whose token is forwarded.'),
+      })
+      .strict()
+      .default({ mode: 'assertion', assertionTtlSeconds: 120 }),
+    downstream: z
+      .array(z.string())
+      .default([])
+      .describe('Names of `broker.downstream` entries the backend of this route may obtain tokens for.'),
+    timeouts: z
+      .object({
+        connectMs: duration('Time to connect to the backend.', 5_000),
+        responseHeadersMs: duration('Time for the backend to send response headers.', 30_000),
+        idleStreamMs: duration('An SSE stream with no bytes for this long is closed.', 15 * 60_000),
+      })
+      .strict()
+      .default({ connectMs: 5_000, responseHeadersMs: 30_000, idleStreamMs: 15 * 60_000 }),
+    rateLimit: z
+      .object({
+        perUserPerMinute: z.number().int().positive().default(600).describe('Requests per user per minute.'),
+        perClientPerMinute: z.number().int().positive().default(3_000).describe('Requests per client per minute.'),
+      })
+      .strict()
+      .default({ perUserPerMinute: 600, perClientPerMinute: 3_000 }),
+  })
+  .strict();
+
+export const downstreamSchema = z
+  .object({
+    name: z.string().regex(/^[a-z][a-z0-9-]*$/, 'lowercase letters, digits and dashes').describe('Name routes refer to.'),
+    audience: z.string().describe('Resource (audience) of the downstream API, e.g. `https://graph.microsoft.com`.'),
+    scopes: z.array(z.string()).min(1).describe('Delegated scopes requested, e.g. `https://graph.microsoft.com/User.Read`.'),
+    grant: z
+      .enum(['on-behalf-of', 'token-exchange'])
+      .default('on-behalf-of')
+      .describe('`on-behalf-of` (Entra jwt-bearer) or RFC 8693 `token-exchange`.'),
+  })
+  .strict();
+
+const clientAuthSchema = z
+  .discriminatedUnion('method', [
+    z
+      .object({
+        method: z.literal('federated'),
+        tokenFile: z
+          .string()
+          .optional()
+          .describe('Projected service-account token file (defaults to `AZURE_FEDERATED_TOKEN_FILE`).'),
+        managedIdentityClientId: z
+          .string()
+          .optional()
+          .describe('Use the platform managed identity (this client id) to obtain the assertion instead of a file.'),
+        audience: z.string().default('api://AzureADTokenExchange').describe('Audience of the federated assertion.'),
+        issuerUrl: z
+          .string()
+          .optional()
+          .describe('Local demo only: a workload-identity issuer that mints the assertion.'),
+      })
+      .strict(),
+    z
+      .object({
+        method: z.literal('private_key_jwt'),
+        privateKeyFile: z.string().describe('PEM private key (PKCS#8) used to sign client assertions.'),
+        certificateFile: z
+          .string()
+          .optional()
+          .describe('PEM certificate of that key; its SHA-256 thumbprint becomes `x5t#S256` (Entra certificates).'),
+        keyId: z.string().optional().describe('`kid` header value, if the IdP needs one.'),
+      })
+      .strict(),
+    z
+      .object({
+        method: z.enum(['client_secret_post', 'client_secret_basic']),
+        clientSecret: z.string().min(1).describe('The client secret; use `${ENV_VAR}` rather than a literal.'),
+      })
+      .strict(),
+  ])
+  .describe('How Gatehouse authenticates to the upstream IdP; secretless methods first.');
+
+export const upstreamSchema = z
+  .object({
+    type: z.enum(['entra', 'oidc']).default('oidc').describe('`entra` for Microsoft Entra ID, `oidc` for any other.'),
+    issuer: z
+      .string()
+      .optional()
+      .describe('OIDC issuer URL (generic profile). For Entra this is derived from `entra.tenantId`.'),
+    entra: z
+      .object({
+        tenantId: z.string().describe('Tenant id, or `organizations`/`common` for multi-tenant apps.'),
+        authority: z
+          .string()
+          .default('https://login.microsoftonline.com')
+          .describe('Authority host; set it for sovereign clouds (e.g. `https://login.microsoftonline.us`).'),
+        allowedTenants: z
+          .array(z.string())
+          .default([])
+          .describe('Multi-tenant apps: tenant ids whose users may sign in (empty: only `tenantId`).'),
+      })
+      .strict()
+      .optional(),
+    clientId: z.string().min(1).describe('Application (client) id of Gatehouse at the upstream IdP.'),
+    clientAuth: clientAuthSchema,
+    scopes: z
+      .array(z.string())
+      .default(['openid', 'profile', 'email', 'offline_access'])
+      .describe('Scopes requested at sign-in. For Entra add `api://<app-id>/.default` or a named API scope.'),
+    groupsClaim: z.string().default('groups').describe('ID token claim holding the user\'s groups or roles.'),
+    timeoutMs: duration('Timeout for calls to the upstream IdP.', 10_000),
+  })
+  .strict();
+
+export const preRegisteredClientSchema = z
+  .object({
+    clientId: z.string().min(1).describe('Client id.'),
+    clientSecret: z.string().min(16).optional().describe('Secret for confidential clients (stored hashed).'),
+    name: z.string().optional().describe('Display name.'),
+    redirectUris: z.array(z.string()).default([]).describe('Exact redirect URIs.'),
+    grantTypes: z
+      .array(z.string())
+      .default(['authorization_code', 'refresh_token'])
+      .describe('Grant types the client may use (a backend calling the broker uses token-exchange).'),
+    allowedDownstream: z
+      .array(z.string())
+      .default([])
+      .describe('Names of `broker.downstream` entries this client may obtain through token exchange.'),
+  })
+  .strict();
+
+export const configSchema = z
+  .object({
+    mode: z
+      .enum(['demo', 'production'])
+      .default('production')
+      .describe('`demo` starts the local identity provider, sample server and directory API; never in production.'),
+    server: z
+      .object({
+        host: z.string().default('127.0.0.1').describe('Interface to listen on.'),
+        port: z.number().int().min(0).max(65_535).default(8080).describe('Port to listen on.'),
+        publicUrl: httpUrl
+          .optional()
+          .describe('URL clients use to reach Gatehouse (the OAuth issuer). Required in production; must be https.'),
+        trustProxy: z
+          .union([z.boolean(), z.number().int().nonnegative(), z.array(z.string())])
+          .default(false)
+          .describe('Trust `X-Forwarded-*` from: `true` (any), a hop count, or a list of proxy addresses/CIDRs.'),
+        bodyLimitBytes: z.number().int().positive().default(4 * 1024 * 1024).describe('Largest request body accepted.'),
+        shutdownGraceMs: duration('On SIGTERM, how long in-flight requests and streams may finish.', 10_000),
+        allowedOrigins: z
+          .array(z.string())
+          .default([])
+          .describe('Browser origins allowed to call MCP routes (requests without `Origin` are always allowed).'),
+      })
+      .strict()
+      .default({
+        host: '127.0.0.1',
+        port: 8080,
+        trustProxy: false,
+        bodyLimitBytes: 4 * 1024 * 1024,
+        shutdownGraceMs: 10_000,
+        allowedOrigins: [],
+      }),
+    store: z
+      .object({
+        type: z.enum(['sqlite', 'redis']).default('sqlite').describe('`sqlite` for one node, `redis` for replicas.'),
+        sqlitePath: z.string().default('./.gatehouse/gatehouse.db').describe('SQLite database file.'),
+        redisUrl: z
+          .string()
+          .optional()
+          .describe('`redis://` or `rediss://` (TLS) URL, with password if needed; use `${REDIS_URL}`.'),
+        keyPrefix: z.string().default('gatehouse:').describe('Prefix for every Redis key.'),
+        purgeIntervalMs: duration('How often expired SQLite rows are purged.', 60_000),
+      })
+      .strict()
+      .default({ type: 'sqlite', sqlitePath: './.gatehouse/gatehouse.db', keyPrefix: 'gatehouse:', purgeIntervalMs: 60_000 }),
+    keys: z
+      .object({
+        source: z
+          .enum(['store', 'file'])
+          .default('store')
+          .describe('`store`: keys generated and kept in the store; `file`: a JSON key set you provide.'),
+        file: z.string().optional().describe('With `source: file`: path to the key set written by `gatehouse init`.'),
+        signingAlgorithm: z.enum(['ES256', 'EdDSA']).default('ES256').describe('Algorithm of new signing keys.'),
+      })
+      .strict()
+      .default({ source: 'store', signingAlgorithm: 'ES256' }),
+    authorization: z
+      .object({
+        accessTokenTtlSeconds: duration('Lifetime of access tokens.', 600),
+        authorizationCodeTtlSeconds: duration('Lifetime of authorization codes.', 60),
+        refreshTokenIdleSeconds: duration('A refresh token unused this long expires.', 14 * 24 * 3600),
+        refreshTokenAbsoluteSeconds: duration('No refresh token lives longer than this after sign-in.', 90 * 24 * 3600),
+        refreshReuseGraceSeconds: z
+          .number()
+          .int()
+          .nonnegative()
+          .default(10)
+          .describe('A rotated refresh token may be retried this long without revoking the grant.'),
+        dynamicRegistration: z
+          .object({
+            enabled: z.boolean().default(true).describe('Accept RFC 7591 registration (deprecated by MCP 2026-07-28).'),
+            initialAccessToken: z
+              .string()
+              .optional()
+              .describe('If set, registration requires this bearer token (closed deployments).'),
+            perIpPerHour: z.number().int().positive().default(30).describe('Registrations per client IP per hour.'),
+          })
+          .strict()
+          .default({ enabled: true, perIpPerHour: 30 }),
+        clientMetadataDocuments: z
+          .object({
+            enabled: z.boolean().default(true).describe('Accept URL client ids (CIMD).'),
+            allowDomains: z
+              .array(z.string())
+              .default([])
+              .describe('If non-empty, only these hosts (or `*.suffix`) may be CIMD clients; they show as verified.'),
+            denyDomains: z.array(z.string()).default([]).describe('Hosts never accepted as CIMD clients.'),
+            maxBytes: z.number().int().positive().default(5_120).describe('Largest metadata document accepted.'),
+            timeoutMs: duration('Time limit for fetching a metadata document.', 5_000),
+            cacheSeconds: duration('Longest a fetched document is cached (HTTP caching may shorten it).', 3_600),
+            allowLoopback: z
+              .boolean()
+              .default(false)
+              .describe('Development only: allow documents on loopback addresses.'),
+            trustedCaFile: z
+              .string()
+              .optional()
+              .describe('Extra CA certificate (PEM) trusted when fetching documents (tests, private PKI).'),
+          })
+          .strict()
+          .default({ enabled: true, allowDomains: [], denyDomains: [], maxBytes: 5_120, timeoutMs: 5_000, cacheSeconds: 3_600, allowLoopback: false }),
+        clients: z.array(preRegisteredClientSchema).default([]).describe('Pre-registered clients.'),
+        consentRememberDays: duration('How long a browser remembers an approval.', 30),
+      })
+      .strict()
+      .default({
+        accessTokenTtlSeconds: 600,
+        authorizationCodeTtlSeconds: 60,
+        refreshTokenIdleSeconds: 14 * 24 * 3600,
+        refreshTokenAbsoluteSeconds: 90 * 24 * 3600,
+        refreshReuseGraceSeconds: 10,
+        dynamicRegistration: { enabled: true, perIpPerHour: 30 },
+        clientMetadataDocuments: { enabled: true, allowDomains: [], denyDomains: [], maxBytes: 5_120, timeoutMs: 5_000, cacheSeconds: 3_600, allowLoopback: false },
+        clients: [],
+        consentRememberDays: 30,
+      }),
+    upstream: upstreamSchema.optional().describe('The identity provider users sign in with. Required in production.'),
+    routes: z.array(routeSchema).default([]).describe('Protected routes, one per backend.'),
+    broker: z
+      .object({
+        downstream: z.array(downstreamSchema).default([]).describe('Downstream APIs tokens can be obtained for.'),
+        refreshSkewSeconds: duration('Cached tokens are renewed this long before they expire.', 120),
+      })
+      .strict()
+      .default({ downstream: [], refreshSkewSeconds: 120 }),
+    admin: z
+      .object({
+        users: z.array(z.string()).default([]).describe('Upstream subjects or emails allowed into `/admin`.'),
+        groups: z.array(z.string()).default([]).describe('Upstream groups allowed into `/admin`.'),
+        metricsToken: z
+          .string()
+          .optional()
+          .describe('If set, `/metrics` requires `Authorization: Bearer <token>`; use `${METRICS_TOKEN}`.'),
+        metricsPort: z
+          .number()
+          .int()
+          .min(0)
+          .max(65_535)
+          .optional()
+          .describe('Serve `/metrics` on this separate port instead of the main one.'),
+      })
+      .strict()
+      .default({ users: [], groups: [] }),
+    audit: z
+      .object({
+        output: z
+          .string()
+          .default('store')
+          .describe('`store` only, `stdout`, or a file path for JSON lines (records always go to the store too).'),
+        retentionDays: duration('How long audit records stay in the store.', 30),
+      })
+      .strict()
+      .default({ output: 'store', retentionDays: 30 }),
+    dev: z
+      .object({
+        insecureCookies: z
+          .boolean()
+          .default(false)
+          .describe('Development only: drop `Secure`/`__Host-` cookie requirements on http://localhost.'),
+      })
+      .strict()
+      .default({ insecureCookies: false }),
+  })
+  .strict();
+
+export type GatehouseConfig = z.infer<typeof configSchema>;
+export type RouteConfig = z.infer<typeof routeSchema>;
+export type UpstreamConfig = z.infer<typeof upstreamSchema>;
+export type DownstreamConfig = z.infer<typeof downstreamSchema>;
+export type PreRegisteredClient = z.infer<typeof preRegisteredClientSchema>;

@@ -1,0 +1,78 @@
+/**
+ * The one storage interface every part of Gatehouse uses. Two implementations share it (SQLite for a single node,
+ * Redis for replicas) and one contract suite (test/store/contract.ts) runs unchanged against both.
+ *
+ * Records live in a namespace (`grant`, `client`, `oidc:AccessToken`, …; see docs/storage.md) under a key. Values are
+ * JSON. A TTL makes a record invisible once it passes and lets the backend purge it; secondary indexes let a record be
+ * found by grant id, user or client without a scan.
+ */
+export interface StoreEntry<T> {
+  key: string;
+  value: T;
+  /** Epoch milliseconds after which the record is gone, if it has a TTL. */
+  expiresAt?: number;
+}
+
+export interface SetOptions {
+  /** Seconds until the record expires; omitted or 0 means it does not expire. */
+  ttlSeconds?: number;
+  /** Secondary index values, e.g. `{ grantId: 'g1', userId: 'u1' }`, replacing any the record had. */
+  indexes?: Record<string, string>;
+}
+
+export interface ListOptions {
+  limit?: number;
+  /** Return keys strictly after this one (keys are returned in ascending order). */
+  after?: string;
+}
+
+/** Releases a lock; a no-op if the lock already expired and someone else holds it. */
+export type ReleaseLock = () => Promise<void>;
+
+export type Unsubscribe = () => Promise<void>;
+
+export interface Store {
+  readonly kind: 'sqlite' | 'redis';
+
+  get<T>(namespace: string, key: string): Promise<T | undefined>;
+  set<T>(namespace: string, key: string, value: T, options?: SetOptions): Promise<void>;
+  /** Sets only if no live record exists; true when this call created it. */
+  setIfAbsent<T>(namespace: string, key: string, value: T, options?: SetOptions): Promise<boolean>;
+  delete(namespace: string, key: string): Promise<boolean>;
+  /**
+   * Atomically reads and deletes a record: of any number of concurrent callers exactly one gets the value.
+   * This is what makes authorization codes, consent records and upstream `state` single-use.
+   */
+  consume<T>(namespace: string, key: string): Promise<T | undefined>;
+
+  findByIndex<T>(namespace: string, index: string, value: string): Promise<StoreEntry<T>[]>;
+  deleteByIndex(namespace: string, index: string, value: string): Promise<number>;
+  list<T>(namespace: string, options?: ListOptions): Promise<StoreEntry<T>[]>;
+
+  /** Adds `by` to a counter that expires `ttlSeconds` after it was created; returns the new value. */
+  increment(namespace: string, key: string, ttlSeconds: number, by?: number): Promise<number>;
+
+  /**
+   * A lock held across every replica sharing this store (single-flight token refresh). Returns undefined when
+   * another holder has it. The lock expires after `ttlMs` so a crashed holder cannot block others forever.
+   */
+  acquireLock(name: string, ttlMs: number): Promise<ReleaseLock | undefined>;
+
+  /** Cache invalidation across replicas (e.g. grant revocations). Delivery is best effort and at most once. */
+  publish(channel: string, message: string): Promise<void>;
+  subscribe(channel: string, onMessage: (message: string) => void): Promise<Unsubscribe>;
+
+  /** Deletes expired records now; returns how many went. */
+  purgeExpired(): Promise<number>;
+  /** Throws a StoreUnavailableError when the backend cannot be reached. */
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export class StoreUnavailableError extends Error {
+  readonly code = 'store_unavailable';
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'StoreUnavailableError';
+  }
+}

@@ -1,0 +1,62 @@
+/**
+ * What the rest of Gatehouse needs from the upstream identity provider. src/upstream implements it with
+ * openid-client for Entra ID and generic OIDC; the authorization server uses sign-in, the token broker uses the rest.
+ */
+
+/** Who signed in, as the upstream says. */
+export interface UpstreamIdentity {
+  /**
+   * Stable user id inside Gatehouse: Entra `oid` qualified by tenant (`tid/oid`), or the OIDC `sub` qualified by
+   * issuer for other providers, so two providers or tenants can never collide.
+   */
+  subject: string;
+  issuer: string;
+  name?: string;
+  email?: string;
+  tenantId?: string;
+  groups: string[];
+}
+
+export interface UpstreamTokens {
+  accessToken: string;
+  refreshToken?: string;
+  idToken?: string;
+  /** Epoch ms. */
+  expiresAt: number;
+  scope?: string;
+}
+
+export interface BeginSignInResult {
+  /** Where to send the browser. */
+  authorizationUrl: string;
+  /** Opaque value for the upstream-state cookie; `complete` requires it back (binds state to this browser). */
+  stateCookie: string;
+}
+
+export interface CompletedSignIn {
+  /** The Gatehouse interaction (oidc-provider uid) this sign-in belongs to. */
+  interactionId: string;
+  identity: UpstreamIdentity;
+  tokens: UpstreamTokens;
+}
+
+export interface DownstreamTokenRequest {
+  /** The user's upstream access token (the OBO assertion / RFC 8693 subject token). */
+  subjectToken: string;
+  audience: string;
+  scopes: string[];
+  grant: 'on-behalf-of' | 'token-exchange';
+}
+
+export interface UpstreamClient {
+  /** @see RFC 6749 §4.1.1, RFC 7636 — our own PKCE, state and nonce, bound to a single-use record and a cookie. */
+  beginSignIn(input: { interactionId: string; loginHint?: string }): Promise<BeginSignInResult>;
+  /** Validates state (single use), the cookie binding, nonce and ID token; errors are ProtocolErrors. */
+  completeSignIn(input: { callbackUrl: URL; stateCookie: string | undefined }): Promise<CompletedSignIn>;
+  /** @see RFC 6749 §6 */
+  refresh(refreshToken: string): Promise<UpstreamTokens>;
+  /** Entra on-behalf-of (jwt-bearer) or RFC 8693 token exchange, authenticated like sign-in (secretless first). */
+  exchangeForDownstream(request: DownstreamTokenRequest): Promise<UpstreamTokens>;
+  /** Discovery reachable (for /readyz and `gatehouse doctor`). */
+  checkHealth(): Promise<void>;
+}

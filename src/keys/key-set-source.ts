@@ -1,0 +1,138 @@
+import { readFile, rename, writeFile } from 'node:fs/promises';
+import type { GatehouseConfig } from '../config/schema.ts';
+import type { Clock } from '../runtime/clock.ts';
+import type { Random } from '../runtime/random.ts';
+import type { Store } from '../store/store.ts';
+import { generateKeySet, KeySetError, parseKeySet, serializeKeySet, type KeySetFile } from './key-set.ts';
+
+/**
+ * Where the key set lives: a record in the store (`keys.source: store`, the default) or a file written by
+ * `gatehouse init` (`keys.source: file`).
+ *
+ * Store record (docs/storage.md): namespace `keys`, key `key-set`, no TTL, value = the KeySetFile JSON (see
+ * key-set.ts): `{ version: 1, signingKeys: [{ kid, alg, createdAt, retiredAt?, jwk }], sealingKeys: [{ kid, alg:
+ * "A256GCM", createdAt, retiredAt?, k }] }`. One record rather than one per key so that replicas starting together
+ * agree through a single `setIfAbsent`, and a rotation is one write that no reader can see half done.
+ *
+ * The sealing keys sit in that record unencrypted. For the embedded SQLite store that is the same trust boundary as a
+ * key file beside the database. With a shared Redis, anyone who can read Redis can open sealed upstream tokens:
+ * protect Redis (password, TLS, private network) or use `keys.source: file` so keys never enter it.
+ */
+export const KEYS_NAMESPACE = 'keys';
+export const KEY_SET_RECORD = 'key-set';
+/** Published after a rotation or prune; every keyring reloads on it. */
+export const KEYS_CHANGED_CHANNEL = 'keys-changed';
+/** Serialises rotate/prune across replicas and CLI runs, so two rotations cannot each retire the other's new key. */
+const UPDATE_LOCK = 'keys:update';
+const UPDATE_LOCK_TTL_MS = 30_000;
+
+export type KeysConfig = GatehouseConfig['keys'];
+
+/** Another rotate/prune holds the update lock. Retrying shortly is the fix; nothing was changed. */
+export class KeyUpdateInProgressError extends Error {
+  readonly code = 'key_update_in_progress';
+  constructor() {
+    super('another key rotation or prune is in progress; try again shortly');
+    this.name = 'KeyUpdateInProgressError';
+  }
+}
+
+export interface KeySetSource {
+  readonly description: string;
+  /** The key set; from the store it is created on first use. */
+  load(): Promise<KeySetFile>;
+  /** The key set if there is one yet, creating nothing (for `keys list`). */
+  peek(): Promise<KeySetFile | undefined>;
+  /** Applies `change` to the latest key set and saves the result. */
+  update(change: (keySet: KeySetFile) => KeySetFile): Promise<KeySetFile>;
+}
+
+export interface FileAccess {
+  readFile(path: string): Promise<string>;
+  /** Replaces the file atomically, readable by the owner only. */
+  writeFile(path: string, text: string): Promise<void>;
+}
+
+export const nodeFileAccess: FileAccess = {
+  readFile: (path) => readFile(path, 'utf8'),
+  async writeFile(path, text) {
+    // Write beside, then rename: a reader (another replica, a crash mid-write) sees the old set or the new, never half.
+    const temporary = `${path}.${process.pid}.tmp`;
+    await writeFile(temporary, text, { mode: 0o600 });
+    await rename(temporary, path);
+  },
+};
+
+export function storeKeySetSource(options: { store: Store; keysConfig: KeysConfig; clock: Clock; random?: Random }): KeySetSource {
+  const { store, keysConfig, clock, random } = options;
+  const description = `store record ${KEYS_NAMESPACE}/${KEY_SET_RECORD}`;
+  const read = async (): Promise<KeySetFile | undefined> => {
+    const value = await store.get<unknown>(KEYS_NAMESPACE, KEY_SET_RECORD);
+    return value === undefined ? undefined : parseKeySet(value, description);
+  };
+  const load = async (): Promise<KeySetFile> => {
+    const existing = await read();
+    if (existing) return existing;
+    const fresh = generateKeySet({ signingAlgorithm: keysConfig.signingAlgorithm, now: clock.now(), random });
+    // Replicas starting together each generate a set; only the first write wins and everyone reads that one.
+    if (await store.setIfAbsent(KEYS_NAMESPACE, KEY_SET_RECORD, fresh)) return fresh;
+    const winner = await read();
+    if (!winner) throw new KeySetError(`${description}: vanished while being created`);
+    return winner;
+  };
+  return {
+    description,
+    load,
+    peek: read,
+    async update(change) {
+      const release = await store.acquireLock(UPDATE_LOCK, UPDATE_LOCK_TTL_MS);
+      if (!release) throw new KeyUpdateInProgressError();
+      try {
+        const next = parseKeySet(change(await load()), description);
+        await store.set(KEYS_NAMESPACE, KEY_SET_RECORD, next);
+        return next;
+      } finally {
+        await release();
+      }
+    },
+  };
+}
+
+export function fileKeySetSource(options: { path: string; files?: FileAccess }): KeySetSource {
+  const { path } = options;
+  const files = options.files ?? nodeFileAccess;
+  const description = `keys.file "${path}"`;
+  const load = async (): Promise<KeySetFile> => {
+    let text: string;
+    try {
+      text = await files.readFile(path);
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      throw new KeySetError(`${description}: cannot be read${code ? ` (${code})` : ''}`, { cause: error });
+    }
+    return parseKeySet(text, description);
+  };
+  return {
+    description,
+    load,
+    peek: load,
+    async update(change) {
+      const next = parseKeySet(change(await load()), description);
+      await files.writeFile(path, serializeKeySet(next));
+      return next;
+    },
+  };
+}
+
+/** The source `keys` config points at. */
+export function keySetSourceFor(options: {
+  store: Store;
+  keysConfig: KeysConfig;
+  clock: Clock;
+  random?: Random;
+  files?: FileAccess;
+}): KeySetSource {
+  if (options.keysConfig.source === 'store') return storeKeySetSource(options);
+  if (!options.keysConfig.file) throw new KeySetError('keys.file: required when keys.source is "file"');
+  return fileKeySetSource({ path: options.keysConfig.file, files: options.files });
+}

@@ -1,0 +1,159 @@
+import type { GatehouseConfig } from '../config/schema.ts';
+import type { Clock } from '../runtime/clock.ts';
+import type { Random } from '../runtime/random.ts';
+import type { Store } from '../store/store.ts';
+import { currentKey, generateSealingKey, generateSigningKey, type KeySetFile } from './key-set.ts';
+import { KEYS_CHANGED_CHANNEL, keySetSourceFor, type FileAccess } from './key-set-source.ts';
+import type { SigningAlgorithm } from './keyring.ts';
+
+/**
+ * Key rotation without downtime. `rotate` retires the current signing and sealing keys (they stay, for verifying and
+ * unsealing what they already protect) and adds new current ones. `prune` removes a retired key only once nothing it
+ * protects can still be valid, so no client sees a token or grant break because of key housekeeping.
+ *
+ * There is deliberately no `prune --force`: removing a sealing key early destroys every upstream token sealed with it
+ * (users must sign in again, with no way back), and removing a signing key early breaks live sessions. A suspected key
+ * compromise needs a deliberate incident procedure (rotate, revoke grants, then edit the key set knowingly), not a
+ * flag that is one habit away from a routine command.
+ */
+
+/**
+ * oidc-provider's default ID token lifetime. The authorization server does not override it; if it ever does, this
+ * must follow (or move into the config) so that prune keeps signing keys long enough.
+ */
+export const ID_TOKEN_TTL_SECONDS = 3_600;
+
+/**
+ * Added to every window: replicas keep signing/sealing with a retired key until they reload (the `keys-changed`
+ * message, or the 60 s fallback timer), and verifiers allow some clock skew.
+ */
+export const PRUNE_MARGIN_SECONDS = 300;
+
+export interface KeyRetention {
+  /** A retired signing key may go this long after retirement: the longest signed-token lifetime plus the margin. */
+  signingSeconds: number;
+  /** A retired sealing key may go this long after retirement: the longest sealed-record lifetime plus the margin. */
+  sealingSeconds: number;
+}
+
+/** The windows prune waits for, from the lifetimes in the config. */
+export function keyRetention(config: GatehouseConfig): KeyRetention {
+  const signedLifetimes = [
+    config.authorization.accessTokenTtlSeconds,
+    ID_TOKEN_TTL_SECONDS,
+    ...config.routes.map((route) => route.identity.assertionTtlSeconds),
+  ];
+  return {
+    signingSeconds: Math.max(...signedLifetimes) + PRUNE_MARGIN_SECONDS,
+    // Sealed upstream tokens end with the refresh token's absolute lifetime at the latest; sealed consent cookies
+    // with the remembered-approval period. Whichever is longer bounds everything a sealing key protects.
+    sealingSeconds:
+      Math.max(config.authorization.refreshTokenAbsoluteSeconds, config.authorization.consentRememberDays * 86_400) +
+      PRUNE_MARGIN_SECONDS,
+  };
+}
+
+export interface KeyListing {
+  kid: string;
+  use: 'sig' | 'enc';
+  alg: string;
+  status: 'current' | 'retired';
+  createdAt: number;
+  retiredAt?: number;
+  /** When prune may remove this retired key. */
+  prunableAt?: number;
+}
+
+export function listKeySet(keySet: KeySetFile, retention: KeyRetention): KeyListing[] {
+  const entry = (
+    key: { kid: string; alg: string; createdAt: number; retiredAt?: number },
+    use: 'sig' | 'enc',
+    windowSeconds: number,
+  ): KeyListing =>
+    key.retiredAt === undefined
+      ? { kid: key.kid, use, alg: key.alg, status: 'current', createdAt: key.createdAt }
+      : {
+          kid: key.kid,
+          use,
+          alg: key.alg,
+          status: 'retired',
+          createdAt: key.createdAt,
+          retiredAt: key.retiredAt,
+          prunableAt: key.retiredAt + windowSeconds * 1000,
+        };
+  return [
+    ...keySet.signingKeys.map((key) => entry(key, 'sig', retention.signingSeconds)),
+    ...keySet.sealingKeys.map((key) => entry(key, 'enc', retention.sealingSeconds)),
+  ];
+}
+
+/** Retires the current keys at `now` and adds new current ones. */
+export function rotateKeySet(
+  keySet: KeySetFile,
+  options: { now: number; signingAlgorithm: SigningAlgorithm; random?: Random },
+): KeySetFile {
+  const retire = <T extends { retiredAt?: number }>(key: T): T => (key.retiredAt === undefined ? { ...key, retiredAt: options.now } : key);
+  return {
+    version: 1,
+    signingKeys: [generateSigningKey(options), ...keySet.signingKeys.map(retire)],
+    sealingKeys: [generateSealingKey(options), ...keySet.sealingKeys.map(retire)],
+  };
+}
+
+/** Drops retired keys whose window has passed; the current keys are never candidates. */
+export function pruneKeySet(keySet: KeySetFile, options: { now: number; retention: KeyRetention }): KeySetFile {
+  const keep = (windowSeconds: number) => (key: { retiredAt?: number }) =>
+    key.retiredAt === undefined || options.now < key.retiredAt + windowSeconds * 1000;
+  return {
+    version: 1,
+    signingKeys: keySet.signingKeys.filter(keep(options.retention.signingSeconds)),
+    sealingKeys: keySet.sealingKeys.filter(keep(options.retention.sealingSeconds)),
+  };
+}
+
+export interface KeyAdminOptions {
+  store: Store;
+  config: GatehouseConfig;
+  clock: Clock;
+  random?: Random;
+  /** File access for `keys.source: file`; tests inject one. */
+  files?: FileAccess;
+}
+
+function sourceFor(options: KeyAdminOptions) {
+  return keySetSourceFor({ ...options, keysConfig: options.config.keys });
+}
+
+/** The keys and their status; empty when the store has no key set yet (listing never creates one). */
+export async function listKeys(options: KeyAdminOptions): Promise<KeyListing[]> {
+  const keySet = await sourceFor(options).peek();
+  return keySet ? listKeySet(keySet, keyRetention(options.config)) : [];
+}
+
+/** Rotates both key kinds and tells every replica to reload. Returns the new listing. */
+export async function rotateKeys(options: KeyAdminOptions): Promise<{ signingKid: string; sealingKid: string; keys: KeyListing[] }> {
+  const next = await sourceFor(options).update((keySet) =>
+    rotateKeySet(keySet, { now: options.clock.now(), signingAlgorithm: options.config.keys.signingAlgorithm, random: options.random }),
+  );
+  await options.store.publish(KEYS_CHANGED_CHANNEL, 'rotate');
+  return {
+    signingKid: currentKey(next.signingKeys).kid,
+    sealingKid: currentKey(next.sealingKeys).kid,
+    keys: listKeySet(next, keyRetention(options.config)),
+  };
+}
+
+/** Removes the retired keys whose window has passed; the rest are listed with the time they become prunable. */
+export async function pruneKeys(options: KeyAdminOptions): Promise<{ removed: KeyListing[]; kept: KeyListing[] }> {
+  const retention = keyRetention(options.config);
+  const source = sourceFor(options);
+  const before = listKeySet(await source.load(), retention);
+  const now = options.clock.now();
+  const due = before.filter((key) => key.prunableAt !== undefined && now >= key.prunableAt);
+  if (due.length === 0) return { removed: [], kept: before };
+  const next = await source.update((keySet) => pruneKeySet(keySet, { now: options.clock.now(), retention }));
+  await options.store.publish(KEYS_CHANGED_CHANNEL, 'prune');
+  const kept = listKeySet(next, retention);
+  const keptKids = new Set(kept.map((key) => `${key.use}:${key.kid}`));
+  return { removed: before.filter((key) => !keptKids.has(`${key.use}:${key.kid}`)), kept };
+}

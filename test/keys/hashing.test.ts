@@ -1,0 +1,62 @@
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { describe, it } from 'node:test';
+import { constantTimeEqual, hashClientSecret, hashToken, verifyClientSecret } from '../../src/keys/hashing.ts';
+
+// Small scrypt parameters keep the suite fast; the format and checks are the same as with the defaults.
+const fast = { ln: 10, r: 8, p: 1 };
+
+describe('hashToken', () => {
+  it('is the base64url SHA-256 of the token and is deterministic', () => {
+    const token = 'a-high-entropy-token';
+    assert.equal(hashToken(token), createHash('sha256').update(token).digest('base64url'));
+    assert.equal(hashToken(token), hashToken(token));
+    assert.notEqual(hashToken(token), hashToken(`${token}x`));
+    assert.match(hashToken(token), /^[A-Za-z0-9_-]{43}$/);
+  });
+});
+
+describe('constantTimeEqual', () => {
+  it('compares strings of any length', () => {
+    assert.equal(constantTimeEqual('abc', 'abc'), true);
+    assert.equal(constantTimeEqual('abc', 'abd'), false);
+    assert.equal(constantTimeEqual('abc', 'abcd'), false);
+    assert.equal(constantTimeEqual('', ''), true);
+  });
+});
+
+describe('client secret hashing', () => {
+  it('verifies the right secret and rejects a wrong one', async () => {
+    const hash = await hashClientSecret('correct horse battery staple', fast);
+    assert.equal(await verifyClientSecret('correct horse battery staple', hash), true);
+    assert.equal(await verifyClientSecret('correct horse battery stapler', hash), false);
+    assert.ok(!hash.includes('correct horse'));
+  });
+
+  it('salts: the same secret hashes differently each time, and both verify', async () => {
+    const first = await hashClientSecret('same-secret-value', fast);
+    const second = await hashClientSecret('same-secret-value', fast);
+    assert.notEqual(first, second);
+    assert.equal(await verifyClientSecret('same-secret-value', first), true);
+    assert.equal(await verifyClientSecret('same-secret-value', second), true);
+  });
+
+  it('keeps the parameters in the hash string', async () => {
+    const hash = await hashClientSecret('secret-secret-secret', fast);
+    assert.match(hash, /^\$scrypt\$ln=10,r=8,p=1\$/);
+  });
+
+  it('uses the default parameters when none are given', async () => {
+    const hash = await hashClientSecret('secret-secret-secret');
+    assert.match(hash, /^\$scrypt\$ln=15,r=8,p=1\$/);
+    assert.equal(await verifyClientSecret('secret-secret-secret', hash), true);
+  });
+
+  it('rejects malformed or out-of-bounds hashes instead of throwing', async () => {
+    const good = await hashClientSecret('secret-secret-secret', fast);
+    const outOfBounds = good.replace('ln=10', 'ln=40');
+    for (const hash of ['', 'plain-text-secret', '$scrypt$ln=10$abc', outOfBounds, good.slice(0, -2)]) {
+      assert.equal(await verifyClientSecret('secret-secret-secret', hash), false, hash);
+    }
+  });
+});

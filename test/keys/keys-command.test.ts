@@ -1,0 +1,120 @@
+import assert from 'node:assert/strict';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { CliUsageError, type CliCommand, type CliIo } from '../../src/cli/command.ts';
+import { createKeysCommands, keysListCommand } from '../../src/cli/commands/keys.ts';
+import { loadConfig } from '../../src/config/load.ts';
+import { parseKeySet } from '../../src/keys/key-set.ts';
+import { KEY_SET_RECORD, KEYS_NAMESPACE } from '../../src/keys/key-set-source.ts';
+import { keyRetention } from '../../src/keys/rotation.ts';
+import { ManualClock } from '../../src/runtime/clock.ts';
+import { openStore } from '../../src/store/open-store.ts';
+import { createSqliteStore } from '../../src/store/sqlite-store.ts';
+import { keyMaterial } from './helpers.ts';
+
+interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+describe('gatehouse keys list|rotate|prune', () => {
+  const clock = new ManualClock();
+  const commands = createKeysCommands({ clock, openStore: (config) => openStore(config.store, { clock }) });
+  let directory: string;
+  let configFile: string;
+  let database: string;
+
+  const run = async (command: CliCommand, values: Record<string, string | boolean>): Promise<Run> => {
+    let stdout = '';
+    let stderr = '';
+    const io: CliIo = { stdout: (text) => (stdout += text), stderr: (text) => (stderr += text), env: {}, cwd: directory };
+    const code = await command.run({ values, positionals: [], io });
+    return { code, stdout, stderr };
+  };
+
+  /** Every secret in the stored key set, read straight from the database the commands used. */
+  const storedMaterial = async (): Promise<string[]> => {
+    const store = await createSqliteStore({ path: database, clock, purgeIntervalMs: 0 });
+    try {
+      return keyMaterial(parseKeySet(await store.get(KEYS_NAMESPACE, KEY_SET_RECORD)));
+    } finally {
+      await store.close();
+    }
+  };
+
+  before(async () => {
+    directory = await mkdtemp(join(tmpdir(), 'gatehouse-keys-cli-'));
+    database = join(directory, 'gatehouse.db');
+    configFile = join(directory, 'gatehouse.yaml');
+    await writeFile(configFile, `mode: demo\nstore:\n  sqlitePath: ${JSON.stringify(database)}\n`);
+  });
+  after(async () => {
+    await rm(directory, { recursive: true, force: true });
+  });
+
+  it('says there are no keys yet on a fresh store, without creating any', async () => {
+    const result = await run(commands.list, { config: configFile });
+    assert.equal(result.code, 0);
+    assert.match(result.stdout, /No keys yet/);
+    const json = await run(commands.list, { config: configFile, json: true });
+    assert.deepEqual(JSON.parse(json.stdout), { keys: [] });
+  });
+
+  it('rotates, printing the new key ids and a table without key material', async () => {
+    await run(commands.rotate, { config: configFile });
+    clock.advance(60_000);
+    const result = await run(commands.rotate, { config: configFile, json: true });
+    assert.equal(result.code, 0);
+    const output = JSON.parse(result.stdout) as { signingKid: string; keys: { kid: string; status: string; use: string }[] };
+    assert.equal(output.keys.length, 6);
+    assert.equal(output.keys.find((key) => key.kid === output.signingKid)?.status, 'current');
+
+    const table = await run(commands.list, { config: configFile });
+    assert.match(table.stdout.split('\n')[0] ?? '', /^KID\s+USE\s+ALG\s+STATUS\s+CREATED$/);
+    assert.equal(table.stdout.trim().split('\n').length, 1 + 6);
+    assert.match(table.stdout, /retired since .*prunable after/);
+    for (const secret of await storedMaterial()) {
+      assert.ok(!table.stdout.includes(secret) && !result.stdout.includes(secret), 'output contains key material');
+    }
+  });
+
+  it('prunes nothing before the window and the retired signing keys after it', async () => {
+    const early = await run(commands.prune, { config: configFile });
+    assert.equal(early.code, 0);
+    assert.match(early.stdout, /Nothing to prune\.\nThe next retired key becomes prunable at /);
+
+    const { signingSeconds } = keyRetention(loadConfig({ file: configFile, env: {}, cwd: directory }).config);
+    clock.advance(signingSeconds * 1000);
+    const result = await run(commands.prune, { config: configFile, json: true });
+    const output = JSON.parse(result.stdout) as { removed: { use: string }[]; kept: { use: string }[] };
+    assert.deepEqual(output.removed.map((key) => key.use), ['sig', 'sig']);
+    assert.equal(output.kept.length, 4);
+  });
+
+  it('turns a malformed key file into a one-line usage error (exit code 2)', async () => {
+    const keysFile = join(directory, 'broken.keys.json');
+    await writeFile(keysFile, '{"version": 1}');
+    const fileConfig = join(directory, 'file-keys.yaml');
+    await writeFile(fileConfig, `mode: demo\nstore:\n  sqlitePath: ${JSON.stringify(database)}\nkeys:\n  source: file\n  file: ${JSON.stringify(keysFile)}\n`);
+    await assert.rejects(
+      run(commands.rotate, { config: fileConfig }),
+      (error: unknown) => error instanceof CliUsageError && error.exitCode === 2 && /broken\.keys\.json.*signingKeys/.test(error.message),
+    );
+  });
+
+  it('works with the real clock and store wiring', async () => {
+    const result = await run(keysListCommand, { config: configFile });
+    assert.equal(result.code, 0);
+    assert.equal(result.stdout.trim().split('\n').length, 1 + 4);
+  });
+
+  it('declares --config and --json on every command', () => {
+    for (const command of Object.values(commands)) {
+      assert.equal(command.path[0], 'keys');
+      assert.deepEqual(Object.keys(command.options ?? {}).toSorted(), ['config', 'json']);
+    }
+  });
+});

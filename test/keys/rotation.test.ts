@@ -1,0 +1,204 @@
+import assert from 'node:assert/strict';
+import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { createLocalJWKSet, decodeProtectedHeader, jwtVerify, SignJWT } from 'jose';
+import { generateKeySet, parseKeySet, serializeKeySet, type KeySetFile } from '../../src/keys/key-set.ts';
+import { KEY_SET_RECORD, KEYS_NAMESPACE } from '../../src/keys/key-set-source.ts';
+import { loadKeyring, type ReloadingKeyring } from '../../src/keys/load-keyring.ts';
+import { keyRetention, listKeys, pruneKeys, rotateKeys } from '../../src/keys/rotation.ts';
+import { SealError, sealedKeyId } from '../../src/keys/sealing.ts';
+import { ManualClock } from '../../src/runtime/clock.ts';
+import { createSqliteStore } from '../../src/store/sqlite-store.ts';
+import type { Store } from '../../src/store/store.ts';
+import { capturingLogger, keyMaterial, reloadSignal, testConfig } from './helpers.ts';
+
+async function sign(keyring: ReloadingKeyring, subject: string): Promise<string> {
+  const key = keyring.currentSigningKey();
+  return new SignJWT({ sub: subject }).setProtectedHeader({ alg: key.alg, kid: key.kid }).sign(key.privateKey);
+}
+
+const verify = (keyring: ReloadingKeyring, token: string) => jwtVerify(token, createLocalJWKSet(keyring.publicJwks()));
+
+describe('rotation without downtime (store)', () => {
+  const clock = new ManualClock();
+  const config = testConfig({ routes: [{ path: '/mcp', backend: 'http://127.0.0.1:9/mcp', identity: { assertionTtlSeconds: 7_200 } }] });
+  const retention = keyRetention(config);
+  const signal = reloadSignal();
+  const log = capturingLogger();
+  let store: Store;
+  let gateway: ReloadingKeyring;
+  let replica: ReloadingKeyring;
+  let tokenA: string;
+  let sealedA: string;
+  let kidA: string;
+  let changes = 0;
+
+  before(async () => {
+    store = await createSqliteStore({ path: ':memory:', clock, purgeIntervalMs: 0 });
+    const options = { store, keysConfig: config.keys, clock, logger: log.logger, reloadIntervalMs: 0 };
+    gateway = await loadKeyring(options);
+    replica = await loadKeyring({ ...options, onReload: signal.onReload });
+    replica.onChange(() => {
+      changes += 1;
+    });
+  });
+  after(async () => {
+    await gateway.close();
+    await replica.close();
+    await store.close();
+  });
+
+  it('takes the longest signed-token lifetime from the config', () => {
+    // The route's 2 h assertion outlives the 10 min access token and the 1 h ID token.
+    assert.ok(retention.signingSeconds >= 7_200);
+    assert.ok(retention.sealingSeconds >= config.authorization.refreshTokenAbsoluteSeconds);
+    const shorter = keyRetention(testConfig());
+    assert.ok(shorter.signingSeconds < retention.signingSeconds);
+  });
+
+  it('keeps verifying and unsealing old material after a rotation; new material uses the new keys', async () => {
+    kidA = gateway.currentSigningKey().kid;
+    tokenA = await sign(gateway, 'alice');
+    sealedA = gateway.seal('upstream refresh token', 'grant:alice');
+
+    const reloaded = signal.next();
+    const rotated = await rotateKeys({ store, config, clock });
+    assert.equal(await reloaded, undefined, 'the replica reloads on keys-changed');
+    assert.equal(changes, 1, 'change listeners hear about the rotation');
+
+    const kidB = replica.currentSigningKey().kid;
+    assert.notEqual(kidB, kidA);
+    assert.equal(rotated.signingKid, kidB);
+    assert.equal((await verify(replica, tokenA)).payload.sub, 'alice');
+    assert.equal(decodeProtectedHeader(await sign(replica, 'bob')).kid, kidB);
+    assert.deepEqual(replica.publicJwks().keys.map((key) => key.kid), [kidB, kidA]);
+    assert.equal(replica.privateJwks().keys[0]?.kid, kidB);
+
+    assert.equal(replica.unseal(sealedA, 'grant:alice'), 'upstream refresh token');
+    assert.equal(sealedKeyId(replica.seal('new', 'grant:bob')), rotated.sealingKid);
+  });
+
+  it('lists both keys with their status, retirement time and when they may be pruned', async () => {
+    const keys = await listKeys({ store, config, clock });
+    const retiredSigning = keys.find((key) => key.kid === kidA);
+    assert.equal(retiredSigning?.status, 'retired');
+    assert.equal(retiredSigning?.retiredAt, clock.now());
+    assert.equal(retiredSigning?.prunableAt, clock.now() + retention.signingSeconds * 1000);
+    assert.equal(keys.filter((key) => key.status === 'current').length, 2);
+    assert.equal(keys.filter((key) => key.use === 'enc').length, 2);
+  });
+
+  it('keeps the retired signing key until its window has passed', async () => {
+    clock.advance(retention.signingSeconds * 1000 - 1);
+    const early = await pruneKeys({ store, config, clock });
+    assert.deepEqual(early.removed, []);
+    await replica.reload();
+    assert.equal(changes, 1, 'a reload that finds nothing new notifies no one');
+    assert.equal((await verify(replica, tokenA)).payload.sub, 'alice');
+  });
+
+  it('removes it once the window has passed, and only it', async () => {
+    clock.advance(1);
+    const reloaded = signal.next();
+    const pruned = await pruneKeys({ store, config, clock });
+    await reloaded;
+    assert.deepEqual(pruned.removed.map((key) => [key.use, key.kid]), [['sig', kidA]]);
+    assert.deepEqual(replica.publicJwks().keys.map((key) => key.kid), [replica.currentSigningKey().kid]);
+    await assert.rejects(verify(replica, tokenA));
+    // The sealing key's window (refresh token lifetime) is much longer: what it sealed still opens.
+    assert.equal(replica.unseal(sealedA, 'grant:alice'), 'upstream refresh token');
+  });
+
+  it('removes the retired sealing key after the refresh token lifetime', async () => {
+    clock.advance((retention.sealingSeconds - retention.signingSeconds) * 1000);
+    const reloaded = signal.next();
+    const pruned = await pruneKeys({ store, config, clock });
+    await reloaded;
+    assert.equal(pruned.removed.length, 1);
+    assert.equal(pruned.removed[0]?.use, 'enc');
+    assert.throws(() => replica.unseal(sealedA, 'grant:alice'), SealError);
+    assert.equal(pruned.kept.length, 2);
+  });
+
+  it('never logged key material through load, rotate, reload and prune', async () => {
+    const stored = (await store.get<KeySetFile>(KEYS_NAMESPACE, KEY_SET_RECORD)) as KeySetFile;
+    const text = log.output();
+    assert.match(text, /keys reloaded/);
+    for (const secret of keyMaterial(stored)) assert.ok(!text.includes(secret), 'log contains key material');
+  });
+});
+
+describe('rotation with a key file', () => {
+  const clock = new ManualClock();
+  let directory: string;
+  let file: string;
+  let store: Store;
+
+  before(async () => {
+    directory = await mkdtemp(join(tmpdir(), 'gatehouse-rotate-'));
+    file = join(directory, 'keys.json');
+    await writeFile(file, serializeKeySet(generateKeySet({ signingAlgorithm: 'EdDSA', now: clock.now() })), { mode: 0o600 });
+    store = await createSqliteStore({ path: ':memory:', clock, purgeIntervalMs: 0 });
+  });
+  after(async () => {
+    await store.close();
+    await rm(directory, { recursive: true, force: true });
+  });
+
+  it('rewrites the file (owner-only) and running keyrings pick it up', async () => {
+    const config = testConfig({ keys: { source: 'file', file, signingAlgorithm: 'EdDSA' } });
+    const signal = reloadSignal();
+    const keyring = await loadKeyring({ store, keysConfig: config.keys, clock, logger: capturingLogger().logger, reloadIntervalMs: 0, onReload: signal.onReload });
+    try {
+      const before = keyring.currentSigningKey().kid;
+      const reloaded = signal.next();
+      clock.advance(1_000);
+      const rotated = await rotateKeys({ store, config, clock });
+      await reloaded;
+      const written = parseKeySet(await readFile(file, 'utf8'));
+      assert.equal(written.signingKeys.length, 2);
+      assert.equal(written.signingKeys.find((key) => key.kid === before)?.retiredAt, clock.now());
+      assert.equal(keyring.currentSigningKey().kid, rotated.signingKid);
+      assert.equal((await stat(file)).mode & 0o777, 0o600);
+      assert.equal(await store.get(KEYS_NAMESPACE, KEY_SET_RECORD), undefined, 'file keys never enter the store');
+    } finally {
+      await keyring.close();
+    }
+  });
+});
+
+describe('concurrent rotations', () => {
+  it('refuses a second rotation while one holds the lock', async () => {
+    const clock = new ManualClock();
+    const store = await createSqliteStore({ path: ':memory:', clock, purgeIntervalMs: 0 });
+    try {
+      const config = testConfig();
+      const release = await store.acquireLock('keys:update', 60_000);
+      assert.ok(release);
+      await assert.rejects(rotateKeys({ store, config, clock }), /in progress/);
+      await release();
+      const rotated = await rotateKeys({ store, config, clock });
+      assert.equal(rotated.keys.length, 4);
+    } finally {
+      await store.close();
+    }
+  });
+});
+
+describe('key retention', () => {
+  it('keeps sealing keys for the longer of the refresh token lifetime and remembered consent', () => {
+    const shortRefresh = testConfig({ authorization: { refreshTokenAbsoluteSeconds: 86_400, consentRememberDays: 30 } });
+    const longRefresh = testConfig({ authorization: { refreshTokenAbsoluteSeconds: 365 * 86_400, consentRememberDays: 30 } });
+    assert.ok(keyRetention(shortRefresh).sealingSeconds >= 30 * 86_400);
+    assert.ok(keyRetention(longRefresh).sealingSeconds >= 365 * 86_400);
+    assert.ok(keyRetention(longRefresh).sealingSeconds > keyRetention(shortRefresh).sealingSeconds);
+  });
+
+  it('keeps signing keys for the longer of the access token and identity assertion lifetimes', () => {
+    const longAccess = testConfig({ authorization: { accessTokenTtlSeconds: 86_400 } });
+    assert.ok(keyRetention(longAccess).signingSeconds >= 86_400);
+    assert.ok(keyRetention(longAccess).signingSeconds > keyRetention(testConfig()).signingSeconds);
+  });
+});

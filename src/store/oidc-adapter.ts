@@ -1,0 +1,200 @@
+import { createHash } from 'node:crypto';
+import { seconds, type Clock } from '../runtime/clock.ts';
+import type { Store } from './store.ts';
+
+/** What oidc-provider stores for one model instance; only the fields the adapter reads are named. */
+export interface OidcPayload {
+  [claim: string]: unknown;
+  jti?: string;
+  grantId?: string;
+  uid?: string;
+  userCode?: string;
+  consumed?: number;
+  exp?: number;
+}
+
+/** The storage adapter contract of oidc-provider 9 (see its `lib/adapters/memory_adapter.js`). */
+export interface OidcAdapter {
+  upsert(id: string, payload: OidcPayload, expiresIn?: number): Promise<void>;
+  find(id: string): Promise<OidcPayload | undefined>;
+  findByUid(uid: string): Promise<OidcPayload | undefined>;
+  findByUserCode(userCode: string): Promise<OidcPayload | undefined>;
+  consume(id: string): Promise<void>;
+  destroy(id: string): Promise<void>;
+  revokeByGrantId(grantId: string): Promise<void>;
+}
+
+export type OidcAdapterClass = new (model: string) => OidcAdapter;
+
+/**
+ * Models whose id is a bearer credential. They are stored under SHA-256 of the id with `jti` left out of the record,
+ * so someone who reads the store (a backup, a Redis replica) cannot present what they find as a token.
+ */
+const bearerModels = new Set([
+  'AccessToken',
+  'AuthorizationCode',
+  'RefreshToken',
+  'ClientCredentials',
+  'DeviceCode',
+  'BackchannelAuthenticationRequest',
+  'RegistrationAccessToken',
+  'InitialAccessToken',
+  'PreAuthorizedCode',
+]);
+
+/** Models oidc-provider links to a grant; revoking the grant removes all of them. */
+const grantModels = [
+  'AccessToken',
+  'AuthorizationCode',
+  'RefreshToken',
+  'DeviceCode',
+  'BackchannelAuthenticationRequest',
+  'PreAuthorizedCode',
+];
+
+/** Models oidc-provider consumes (single use); only these carry a `consumed` marker. */
+const consumableModels = new Set([
+  'AuthorizationCode',
+  'RefreshToken',
+  'DeviceCode',
+  'BackchannelAuthenticationRequest',
+  'PreAuthorizedCode',
+]);
+
+/** Consumed markers outlive a record without `exp` by this much; long enough to cover any code or token lifetime. */
+const consumedMarkerFallbackSeconds = 14 * 24 * 3600;
+
+/**
+ * Thrown by `consume` when the record was consumed already (a second redemption racing the first). oidc-provider
+ * renders any thrown error that has `expose`, `statusCode` and the OAuth code as `message` as that OAuth error, so
+ * the losing request gets `400 invalid_grant` — never a second set of tokens, never a 500. Before throwing, the
+ * adapter revokes the grant, because a code redeemed twice at once has leaked.
+ * @see RFC 6749 §4.1.2 (a code is single use)
+ */
+export class GrantAlreadyConsumedError extends Error {
+  readonly error = 'invalid_grant';
+  readonly error_description = 'grant request is invalid';
+  readonly error_detail: string;
+  readonly status = 400;
+  readonly statusCode = 400;
+  readonly expose = true;
+  readonly allow_redirect = false;
+
+  constructor(model: string) {
+    super('invalid_grant');
+    this.name = 'GrantAlreadyConsumedError';
+    this.error_detail = `${model} already consumed`;
+  }
+}
+
+export const oidcNamespace = (model: string): string => `oidc:${model}`;
+
+/** Storage key of a model instance: the id itself, or its SHA-256 (base64url) for bearer models. */
+export function oidcStorageKey(model: string, id: string): string {
+  return bearerModels.has(model) ? sha256(id) : id;
+}
+
+/**
+ * Builds the `adapter` option for `new Provider(issuer, { adapter })`: a class oidc-provider constructs once per
+ * model name, storing every model in the shared Store so all replicas see the same codes, tokens and sessions.
+ */
+export function createOidcAdapter(store: Store, clock: Clock): OidcAdapterClass {
+  return class StoreOidcAdapter implements OidcAdapter {
+    readonly #model: string;
+    readonly #namespace: string;
+    readonly #hashed: boolean;
+
+    constructor(model: string) {
+      this.#model = model;
+      this.#namespace = oidcNamespace(model);
+      this.#hashed = bearerModels.has(model);
+    }
+
+    async upsert(id: string, payload: OidcPayload, expiresIn?: number): Promise<void> {
+      const ttlSeconds = typeof expiresIn === 'number' && expiresIn > 0 ? expiresIn : undefined;
+      await store.set(this.#namespace, oidcStorageKey(this.#model, id), this.#toStored(payload), {
+        ttlSeconds,
+        indexes: indexesOf(payload),
+      });
+    }
+
+    async find(id: string): Promise<OidcPayload | undefined> {
+      const key = oidcStorageKey(this.#model, id);
+      const stored = await store.get<OidcPayload>(this.#namespace, key);
+      if (!stored) return undefined;
+      const payload = this.#hashed ? { ...stored, jti: id } : stored;
+      if (payload.consumed === undefined && consumableModels.has(this.#model)) {
+        // The marker is written before the record is updated; a reader in between still sees "consumed".
+        const consumed = await store.get<number>(consumedNamespace, `${this.#model}:${key}`);
+        if (consumed !== undefined) payload.consumed = consumed;
+      }
+      return payload;
+    }
+
+    async findByUid(uid: string): Promise<OidcPayload | undefined> {
+      const [entry] = await store.findByIndex<OidcPayload>(this.#namespace, 'uid', uid);
+      return entry?.value;
+    }
+
+    async findByUserCode(userCode: string): Promise<OidcPayload | undefined> {
+      const [entry] = await store.findByIndex<OidcPayload>(this.#namespace, 'userCode', sha256(userCode));
+      return entry?.value;
+    }
+
+    async consume(id: string): Promise<void> {
+      const key = oidcStorageKey(this.#model, id);
+      const stored = await store.get<OidcPayload>(this.#namespace, key);
+      if (!stored) return;
+      const now = seconds(clock.now());
+      const ttlSeconds = typeof stored.exp === 'number' ? Math.max(stored.exp - now, 1) : consumedMarkerFallbackSeconds;
+      // setIfAbsent is the atomic step: of two concurrent redemptions exactly one creates the marker.
+      const first = await store.setIfAbsent(consumedNamespace, `${this.#model}:${key}`, now, { ttlSeconds });
+      if (!first || stored.consumed !== undefined) {
+        // Two parties redeemed the same code at once, so it leaked: revoke what the grant issued and the grant itself,
+        // as oidc-provider does for a sequential replay (RFC 6749 §4.1.2, OAuth 2.1 §4.1.3).
+        if (typeof stored.grantId === 'string') {
+          await this.revokeByGrantId(stored.grantId);
+          await store.delete(oidcNamespace('Grant'), stored.grantId);
+        }
+        throw new GrantAlreadyConsumedError(this.#model);
+      }
+      await store.set(this.#namespace, key, { ...stored, consumed: now }, {
+        ttlSeconds: typeof stored.exp === 'number' ? ttlSeconds : undefined,
+        indexes: indexesOf(stored),
+      });
+    }
+
+    async destroy(id: string): Promise<void> {
+      await store.delete(this.#namespace, oidcStorageKey(this.#model, id));
+    }
+
+    async revokeByGrantId(grantId: string): Promise<void> {
+      for (const model of grantModels) {
+        await store.deleteByIndex(oidcNamespace(model), 'grantId', grantId);
+      }
+    }
+
+    #toStored(payload: OidcPayload): OidcPayload {
+      if (!this.#hashed) return payload;
+      const { jti: _jti, ...rest } = payload;
+      // DeviceCode is found by its user code, and oidc-provider needs the id back to update it; the device code
+      // is short-lived and only the user code's hash is indexed, so this one model keeps `jti`.
+      return this.#model === 'DeviceCode' ? payload : rest;
+    }
+  };
+}
+
+const consumedNamespace = 'oidc:consumed';
+
+function indexesOf(payload: OidcPayload): Record<string, string> {
+  const indexes: Record<string, string> = {};
+  if (typeof payload.grantId === 'string') indexes.grantId = payload.grantId;
+  if (typeof payload.uid === 'string') indexes.uid = payload.uid;
+  // The user code is typed by a person on another device: index its hash, not the code.
+  if (typeof payload.userCode === 'string') indexes.userCode = sha256(payload.userCode);
+  return indexes;
+}
+
+function sha256(value: string): string {
+  return createHash('sha256').update(value).digest('base64url');
+}

@@ -1,0 +1,24 @@
+import type { Logger } from 'pino';
+import type { GatehouseConfig } from '../config/schema.ts';
+import type { Clock } from '../runtime/clock.ts';
+import { createRedisStore } from './redis-store.ts';
+import { createSqliteStore } from './sqlite-store.ts';
+import { StoreUnavailableError, type Store } from './store.ts';
+
+/**
+ * Opens the store the configuration names. Throws StoreUnavailableError with a one-line message (no secrets) when
+ * the backend cannot be opened, so start-up can print it and exit.
+ */
+export async function openStore(
+  config: GatehouseConfig['store'],
+  dependencies: { clock: Clock; logger?: Logger },
+): Promise<Store> {
+  const { clock, logger } = dependencies;
+  if (config.type === 'redis') {
+    if (!config.redisUrl) {
+      throw new StoreUnavailableError('store.redisUrl is required when store.type is redis');
+    }
+    return createRedisStore({ url: config.redisUrl, keyPrefix: config.keyPrefix, clock, logger });
+  }
+  return createSqliteStore({ path: config.sqlitePath, clock, purgeIntervalMs: config.purgeIntervalMs, logger });
+}

@@ -1,0 +1,260 @@
+import { randomUUID } from 'node:crypto';
+import type { ConnectionOptions } from 'node:tls';
+import type { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import type { Clock } from '../runtime/clock.ts';
+import { assertListLimit, assertLockTtl, assertStoreName, serializeValue, ttlMilliseconds } from './names.ts';
+import { connectRedis, type RedisConnection } from './redis-connection.ts';
+import { purgeStaleMembers } from './redis-purge.ts';
+import { RedisSubscriptions } from './redis-subscriptions.ts';
+import {
+  deleteByIndexScript,
+  dropStaleMembersScript,
+  incrementScript,
+  releaseLockScript,
+  runScript,
+  setRecordScript,
+  takeRecordScript,
+} from './redis-scripts.ts';
+import type { ListOptions, ReleaseLock, SetOptions, Store, StoreEntry, Unsubscribe } from './store.ts';
+
+export interface RedisStoreOptions {
+  /** `redis://` or `rediss://` (TLS), with the password if the server needs one. Never logged. */
+  url: string;
+  /** Prefix of every key and channel, so several deployments can share one Redis. */
+  keyPrefix: string;
+  clock: Clock;
+  logger?: Logger;
+  /** How often stale list/index members of expired records are cleaned; 0 turns the timer off. */
+  purgeIntervalMs?: number;
+  /** Extra TLS settings for a `rediss://` URL, e.g. `{ ca }` for a private certificate authority. */
+  tls?: ConnectionOptions;
+}
+
+interface Envelope<T> {
+  v: T;
+  i?: Record<string, string>;
+  e?: number;
+}
+
+/**
+ * The store for replicas: Redis keeps the TTLs (PX), Lua scripts keep a record, its index sets and its namespace's
+ * list set consistent, and pub/sub runs on a second connection. Key patterns are in docs/storage.md.
+ */
+export async function createRedisStore(options: RedisStoreOptions): Promise<Store> {
+  const { url, keyPrefix, clock, logger, purgeIntervalMs = 60_000, tls } = options;
+  const connection = await connectRedis({ url, logger, role: 'commands', tls });
+  const subscriptions = new RedisSubscriptions(url, `${keyPrefix}ch:`, logger, tls);
+  const store = new RedisStore(connection, subscriptions, keyPrefix, clock, logger);
+  if (purgeIntervalMs > 0) store.startPurgeTimer(purgeIntervalMs);
+  return store;
+}
+
+class RedisStore implements Store {
+  readonly kind = 'redis';
+  readonly #redis: Redis;
+  readonly #connection: RedisConnection;
+  readonly #prefix: string;
+  readonly #clock: Clock;
+  readonly #logger: Logger | undefined;
+  readonly #subscriptions: RedisSubscriptions;
+  #purgeTimer: NodeJS.Timeout | undefined;
+
+  constructor(
+    connection: RedisConnection,
+    subscriptions: RedisSubscriptions,
+    prefix: string,
+    clock: Clock,
+    logger: Logger | undefined,
+  ) {
+    this.#connection = connection;
+    this.#redis = connection.redis;
+    this.#prefix = prefix;
+    this.#clock = clock;
+    this.#logger = logger;
+    this.#subscriptions = subscriptions;
+  }
+
+  startPurgeTimer(intervalMs: number): void {
+    this.#purgeTimer = setInterval(() => {
+      this.purgeExpired().catch((error: unknown) => this.#logger?.warn({ err: error }, 'store purge failed'));
+    }, intervalMs);
+    this.#purgeTimer.unref();
+  }
+
+  async get<T>(namespace: string, key: string): Promise<T | undefined> {
+    assertStoreName('namespace', namespace);
+    const raw = await this.#call(() => this.#redis.get(this.#recordKey(namespace, key)));
+    return raw === null ? undefined : (JSON.parse(raw) as Envelope<T>).v;
+  }
+
+  async set<T>(namespace: string, key: string, value: T, options: SetOptions = {}): Promise<void> {
+    await this.#write(namespace, key, value, options, 'set');
+  }
+
+  async setIfAbsent<T>(namespace: string, key: string, value: T, options: SetOptions = {}): Promise<boolean> {
+    return (await this.#write(namespace, key, value, options, 'nx')) === 1;
+  }
+
+  async delete(namespace: string, key: string): Promise<boolean> {
+    return (await this.#take(namespace, key)) !== null;
+  }
+
+  async consume<T>(namespace: string, key: string): Promise<T | undefined> {
+    const raw = await this.#take(namespace, key);
+    return raw === null ? undefined : (JSON.parse(raw) as Envelope<T>).v;
+  }
+
+  async findByIndex<T>(namespace: string, index: string, value: string): Promise<StoreEntry<T>[]> {
+    assertStoreName('namespace', namespace);
+    const indexKey = this.#indexKey(namespace, index, value);
+    const keys = (await this.#call(() => this.#redis.smembers(indexKey))).sort();
+    const entries = await this.#entries<T>(namespace, keys, indexKey, 'set');
+    return entries;
+  }
+
+  async deleteByIndex(namespace: string, index: string, value: string): Promise<number> {
+    assertStoreName('namespace', namespace);
+    const keys = [this.#indexKey(namespace, index, value), this.#listKey(namespace)];
+    const args = [this.#indexPrefix(namespace), this.#recordPrefix(namespace)];
+    return Number(await this.#call(() => runScript(this.#redis, deleteByIndexScript, keys, args)));
+  }
+
+  async list<T>(namespace: string, options: ListOptions = {}): Promise<StoreEntry<T>[]> {
+    assertStoreName('namespace', namespace);
+    assertListLimit(options.limit);
+    const { limit = Number.POSITIVE_INFINITY, after } = options;
+    const listKey = this.#listKey(namespace);
+    const found: StoreEntry<T>[] = [];
+    let cursor = after === undefined ? '-' : `(${after}`;
+    // Members of expired records are skipped (and cleaned), so a page may need more than one batch to fill.
+    while (found.length < limit) {
+      const batchSize = Math.min(Math.max(limit - found.length, 50), 1000);
+      const keys = await this.#call(() => this.#redis.zrangebylex(listKey, cursor, '+', 'LIMIT', 0, batchSize));
+      found.push(...(await this.#entries<T>(namespace, keys, listKey, 'zset')));
+      const last = keys.at(-1);
+      if (last === undefined || keys.length < batchSize) break;
+      cursor = `(${last}`;
+    }
+    return found.slice(0, limit);
+  }
+
+  async increment(namespace: string, key: string, ttlSeconds: number, by = 1): Promise<number> {
+    assertStoreName('namespace', namespace);
+    const ttlMs = ttlMilliseconds(ttlSeconds) ?? 0;
+    const counterKey = `${this.#prefix}c:${namespace}#${key}`;
+    return Number(await this.#call(() => runScript(this.#redis, incrementScript, [counterKey], [by, ttlMs])));
+  }
+
+  async acquireLock(name: string, ttlMs: number): Promise<ReleaseLock | undefined> {
+    assertStoreName('lock', name);
+    assertLockTtl(ttlMs);
+    const lockKey = `${this.#prefix}lock:${name}`;
+    const token = randomUUID();
+    const taken = await this.#call(() => this.#redis.set(lockKey, token, 'PX', Math.ceil(ttlMs), 'NX'));
+    if (taken !== 'OK') return undefined;
+    return async () => {
+      await this.#call(() => runScript(this.#redis, releaseLockScript, [lockKey], [token]));
+    };
+  }
+
+  async publish(channel: string, message: string): Promise<void> {
+    assertStoreName('channel', channel);
+    await this.#call(() => this.#redis.publish(`${this.#prefix}ch:${channel}`, message));
+  }
+
+  async subscribe(channel: string, onMessage: (message: string) => void): Promise<Unsubscribe> {
+    assertStoreName('channel', channel);
+    return this.#subscriptions.subscribe(channel, onMessage);
+  }
+
+  async purgeExpired(): Promise<number> {
+    return this.#call(() => purgeStaleMembers(this.#redis, this.#prefix));
+  }
+
+  async ping(): Promise<void> {
+    await this.#call(() => this.#redis.ping());
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.#purgeTimer);
+    await this.#subscriptions.close();
+    if (this.#redis.status === 'end') return;
+    // QUIT lets pending replies arrive; when the server is already gone, just drop the socket.
+    await this.#redis.quit().catch(() => this.#redis.disconnect());
+  }
+
+  async #write<T>(namespace: string, key: string, value: T, options: SetOptions, mode: 'set' | 'nx') {
+    assertStoreName('namespace', namespace);
+    const ttlMs = ttlMilliseconds(options.ttlSeconds);
+    serializeValue(value);
+    const envelope: Envelope<T> = { v: value };
+    if (options.indexes && Object.keys(options.indexes).length > 0) envelope.i = options.indexes;
+    if (ttlMs !== undefined) envelope.e = this.#clock.now() + ttlMs;
+    const indexArgs = Object.entries(options.indexes ?? {}).flat();
+    for (const name of Object.keys(options.indexes ?? {})) assertStoreName('index', name);
+    const keys = [this.#recordKey(namespace, key), this.#listKey(namespace)];
+    const args = [this.#indexPrefix(namespace), key, JSON.stringify(envelope), ttlMs ?? 0, mode, ...indexArgs];
+    return Number(await this.#call(() => runScript(this.#redis, setRecordScript, keys, args)));
+  }
+
+  async #take(namespace: string, key: string): Promise<string | null> {
+    assertStoreName('namespace', namespace);
+    const keys = [this.#recordKey(namespace, key), this.#listKey(namespace)];
+    const raw = await this.#call(() => runScript(this.#redis, takeRecordScript, keys, [this.#indexPrefix(namespace), key]));
+    return typeof raw === 'string' ? raw : null;
+  }
+
+  /** Reads the records behind `keys`, in order, and drops the memberships of those that expired. */
+  async #entries<T>(namespace: string, keys: string[], setKey: string, kind: 'set' | 'zset'): Promise<StoreEntry<T>[]> {
+    if (keys.length === 0) return [];
+    const values = await this.#call(() => this.#redis.mget(keys.map((key) => this.#recordKey(namespace, key))));
+    const entries: StoreEntry<T>[] = [];
+    const stale: string[] = [];
+    keys.forEach((key, i) => {
+      const raw = values[i];
+      if (raw === null || raw === undefined) {
+        stale.push(key);
+        return;
+      }
+      const envelope = JSON.parse(raw) as Envelope<T>;
+      const entry: StoreEntry<T> = { key, value: envelope.v };
+      if (envelope.e !== undefined) entry.expiresAt = envelope.e;
+      entries.push(entry);
+    });
+    if (stale.length > 0) {
+      const args = [this.#recordPrefix(namespace), kind, ...stale];
+      await this.#call(() => runScript(this.#redis, dropStaleMembersScript, [setKey], args));
+    }
+    return entries;
+  }
+
+  #recordPrefix(namespace: string): string {
+    return `${this.#prefix}r:${namespace}#`;
+  }
+
+  #recordKey(namespace: string, key: string): string {
+    return `${this.#recordPrefix(namespace)}${key}`;
+  }
+
+  #indexPrefix(namespace: string): string {
+    return `${this.#prefix}i:${namespace}#`;
+  }
+
+  #indexKey(namespace: string, index: string, value: string): string {
+    assertStoreName('index', index);
+    return `${this.#indexPrefix(namespace)}${index}=${value}`;
+  }
+
+  #listKey(namespace: string): string {
+    return `${this.#prefix}l:${namespace}`;
+  }
+
+  async #call<R>(operation: () => Promise<R>): Promise<R> {
+    try {
+      return await operation();
+    } catch (error) {
+      throw this.#connection.describeFailure(error);
+    }
+  }
+}

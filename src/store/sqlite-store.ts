@@ -1,0 +1,276 @@
+import { randomUUID } from 'node:crypto';
+import type { Logger } from 'pino';
+import type { Clock } from '../runtime/clock.ts';
+import { LocalPubSub } from './local-pubsub.ts';
+import { assertListLimit, assertLockTtl, assertStoreName, serializeValue, ttlMilliseconds } from './names.ts';
+import { SqliteDatabase } from './sqlite-database.ts';
+import type { ListOptions, ReleaseLock, SetOptions, Store, StoreEntry, Unsubscribe } from './store.ts';
+
+export interface SqliteStoreOptions {
+  /** Database file; its directory is created if missing. `:memory:` gives a private in-memory store for tests. */
+  path: string;
+  clock: Clock;
+  /** How often expired rows are deleted in the background; 0 turns the timer off (purgeExpired() still works). */
+  purgeIntervalMs?: number;
+  logger?: Logger;
+}
+
+interface RecordRow {
+  key: string;
+  value: string;
+  expires_at: number | null;
+}
+
+/** A live row is one with no expiry or an expiry after `now`; every read filters with this. */
+const live = '(expires_at IS NULL OR expires_at > ?)';
+
+/**
+ * The embedded, single-node store: node:sqlite in WAL mode. Every multi-statement change runs in one
+ * `BEGIN IMMEDIATE` transaction and every single-use read is one `DELETE … RETURNING`, so the guarantees hold even
+ * when two processes open the same file. Publish/subscribe stays inside this process (see docs/storage.md).
+ */
+export async function createSqliteStore(options: SqliteStoreOptions): Promise<Store> {
+  const { path, clock, purgeIntervalMs = 60_000, logger } = options;
+  const db = SqliteDatabase.open(path);
+  const store = new SqliteStore(db, clock, logger);
+  if (purgeIntervalMs > 0) store.startPurgeTimer(purgeIntervalMs);
+  return store;
+}
+
+class SqliteStore implements Store {
+  readonly kind = 'sqlite';
+  readonly #db: SqliteDatabase;
+  readonly #clock: Clock;
+  readonly #logger: Logger | undefined;
+  readonly #pubsub: LocalPubSub;
+  #purgeTimer: NodeJS.Timeout | undefined;
+
+  constructor(db: SqliteDatabase, clock: Clock, logger: Logger | undefined) {
+    this.#db = db;
+    this.#clock = clock;
+    this.#logger = logger;
+    this.#pubsub = new LocalPubSub((error, channel) =>
+      logger?.error({ err: error, channel }, 'store subscriber failed'),
+    );
+  }
+
+  startPurgeTimer(intervalMs: number): void {
+    this.#purgeTimer = setInterval(() => {
+      this.purgeExpired().catch((error: unknown) => this.#logger?.warn({ err: error }, 'store purge failed'));
+    }, intervalMs);
+    // The purge must never keep the process alive on its own.
+    this.#purgeTimer.unref();
+  }
+
+  async get<T>(namespace: string, key: string): Promise<T | undefined> {
+    assertStoreName('namespace', namespace);
+    const row = this.#db.row<{ value: string }>(
+      `SELECT value FROM records WHERE namespace = ? AND key = ? AND ${live}`,
+      namespace, key, this.#clock.now(),
+    );
+    return row ? (JSON.parse(row.value) as T) : undefined;
+  }
+
+  async set<T>(namespace: string, key: string, value: T, options: SetOptions = {}): Promise<void> {
+    assertStoreName('namespace', namespace);
+    const expiresAt = this.#expiresAt(options.ttlSeconds);
+    this.#db.transaction(() => {
+      this.#db.run(
+        'INSERT OR REPLACE INTO records (namespace, key, value, expires_at) VALUES (?, ?, ?, ?)',
+        namespace, key, serializeValue(value), expiresAt,
+      );
+      this.#replaceIndexes(namespace, key, options.indexes);
+    });
+  }
+
+  async setIfAbsent<T>(namespace: string, key: string, value: T, options: SetOptions = {}): Promise<boolean> {
+    assertStoreName('namespace', namespace);
+    const now = this.#clock.now();
+    const expiresAt = this.#expiresAt(options.ttlSeconds);
+    return this.#db.transaction(() => {
+      // Takes over a row only when it has expired but not been purged yet; a live row is left alone.
+      const created = this.#db.row(
+        `INSERT INTO records (namespace, key, value, expires_at) VALUES (?, ?, ?, ?)
+         ON CONFLICT (namespace, key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at
+         WHERE records.expires_at IS NOT NULL AND records.expires_at <= ?
+         RETURNING key`,
+        namespace, key, serializeValue(value), expiresAt, now,
+      );
+      if (created) this.#replaceIndexes(namespace, key, options.indexes);
+      return created !== undefined;
+    });
+  }
+
+  async delete(namespace: string, key: string): Promise<boolean> {
+    assertStoreName('namespace', namespace);
+    const now = this.#clock.now();
+    return this.#db.transaction(() => {
+      const removed = this.#db.row<{ expires_at: number | null }>(
+        'DELETE FROM records WHERE namespace = ? AND key = ? RETURNING expires_at',
+        namespace, key,
+      );
+      this.#db.run('DELETE FROM record_indexes WHERE namespace = ? AND key = ?', namespace, key);
+      return removed !== undefined && isLive(removed.expires_at, now);
+    });
+  }
+
+  async consume<T>(namespace: string, key: string): Promise<T | undefined> {
+    assertStoreName('namespace', namespace);
+    return this.#db.transaction(() => {
+      // One statement reads and removes: a second consumer, in this process or another, finds nothing.
+      const row = this.#db.row<{ value: string }>(
+        `DELETE FROM records WHERE namespace = ? AND key = ? AND ${live} RETURNING value`,
+        namespace, key, this.#clock.now(),
+      );
+      if (!row) return undefined;
+      this.#db.run('DELETE FROM record_indexes WHERE namespace = ? AND key = ?', namespace, key);
+      return JSON.parse(row.value) as T;
+    });
+  }
+
+  async findByIndex<T>(namespace: string, index: string, value: string): Promise<StoreEntry<T>[]> {
+    assertStoreName('namespace', namespace);
+    assertStoreName('index', index);
+    const rows = this.#db.rows<RecordRow>(
+      `SELECT r.key, r.value, r.expires_at FROM record_indexes i
+       JOIN records r ON r.namespace = i.namespace AND r.key = i.key
+       WHERE i.namespace = ? AND i.index_name = ? AND i.index_value = ?
+         AND (r.expires_at IS NULL OR r.expires_at > ?)
+       ORDER BY r.key`,
+      namespace, index, value, this.#clock.now(),
+    );
+    return rows.map(toEntry<T>);
+  }
+
+  async deleteByIndex(namespace: string, index: string, value: string): Promise<number> {
+    assertStoreName('namespace', namespace);
+    assertStoreName('index', index);
+    const now = this.#clock.now();
+    return this.#db.transaction(() => {
+      const removed = this.#db.rows<{ key: string; expires_at: number | null }>(
+        `DELETE FROM records WHERE namespace = ? AND key IN (
+           SELECT key FROM record_indexes WHERE namespace = ? AND index_name = ? AND index_value = ?
+         ) RETURNING key, expires_at`,
+        namespace, namespace, index, value,
+      );
+      for (const { key } of removed) {
+        this.#db.run('DELETE FROM record_indexes WHERE namespace = ? AND key = ?', namespace, key);
+      }
+      return removed.filter((row) => isLive(row.expires_at, now)).length;
+    });
+  }
+
+  async list<T>(namespace: string, options: ListOptions = {}): Promise<StoreEntry<T>[]> {
+    assertStoreName('namespace', namespace);
+    assertListLimit(options.limit);
+    const { limit = -1, after } = options;
+    // Keys compare as bytes (SQLite's BINARY collation), the same order Redis's ZRANGEBYLEX gives.
+    const rows = this.#db.rows<RecordRow>(
+      `SELECT key, value, expires_at FROM records
+       WHERE namespace = ? AND ${live} AND (? IS NULL OR key > ?)
+       ORDER BY key LIMIT ?`,
+      namespace, this.#clock.now(), after ?? null, after ?? null, limit,
+    );
+    return rows.map(toEntry<T>);
+  }
+
+  async increment(namespace: string, key: string, ttlSeconds: number, by = 1): Promise<number> {
+    assertStoreName('namespace', namespace);
+    const now = this.#clock.now();
+    const expiresAt = now + (ttlMilliseconds(ttlSeconds) ?? Number.MAX_SAFE_INTEGER - now);
+    // An expired counter starts over with a fresh window; a live one keeps the expiry it was created with.
+    const row = this.#db.row<{ value: number }>(
+      `INSERT INTO counters (namespace, key, value, expires_at) VALUES (?, ?, ?, ?)
+       ON CONFLICT (namespace, key) DO UPDATE SET
+         value = CASE WHEN counters.expires_at <= ? THEN excluded.value ELSE counters.value + excluded.value END,
+         expires_at = CASE WHEN counters.expires_at <= ? THEN excluded.expires_at ELSE counters.expires_at END
+       RETURNING value`,
+      namespace, key, by, expiresAt, now, now,
+    );
+    return Number(row?.value);
+  }
+
+  async acquireLock(name: string, ttlMs: number): Promise<ReleaseLock | undefined> {
+    assertStoreName('lock', name);
+    assertLockTtl(ttlMs);
+    const now = this.#clock.now();
+    const token = randomUUID();
+    // Insert, or take over a lock whose holder let it expire; both in one statement so two takers cannot both win.
+    const taken = this.#db.row(
+      `INSERT INTO locks (name, token, expires_at) VALUES (?, ?, ?)
+       ON CONFLICT (name) DO UPDATE SET token = excluded.token, expires_at = excluded.expires_at
+       WHERE locks.expires_at <= ?
+       RETURNING token`,
+      name, token, now + ttlMs, now,
+    );
+    if (!taken) return undefined;
+    return async () => {
+      // Only the holder's token deletes the row: a late release cannot free a lock someone else now holds.
+      this.#db.run('DELETE FROM locks WHERE name = ? AND token = ?', name, token);
+    };
+  }
+
+  async publish(channel: string, message: string): Promise<void> {
+    assertStoreName('channel', channel);
+    this.#db.assertOpen();
+    this.#pubsub.publish(channel, message);
+  }
+
+  async subscribe(channel: string, onMessage: (message: string) => void): Promise<Unsubscribe> {
+    assertStoreName('channel', channel);
+    this.#db.assertOpen();
+    return this.#pubsub.subscribe(channel, onMessage);
+  }
+
+  async purgeExpired(): Promise<number> {
+    const now = this.#clock.now();
+    return this.#db.transaction(() => {
+      const removed = this.#db.rows<{ namespace: string; key: string }>(
+        'DELETE FROM records WHERE expires_at <= ? RETURNING namespace, key',
+        now,
+      );
+      for (const { namespace, key } of removed) {
+        this.#db.run('DELETE FROM record_indexes WHERE namespace = ? AND key = ?', namespace, key);
+      }
+      this.#db.run('DELETE FROM counters WHERE expires_at <= ?', now);
+      this.#db.run('DELETE FROM locks WHERE expires_at <= ?', now);
+      return removed.length;
+    });
+  }
+
+  async ping(): Promise<void> {
+    this.#db.row('SELECT 1 AS ok');
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.#purgeTimer);
+    this.#pubsub.clear();
+    this.#db.close();
+  }
+
+  #expiresAt(ttlSeconds: number | undefined): number | null {
+    const ttlMs = ttlMilliseconds(ttlSeconds);
+    return ttlMs === undefined ? null : this.#clock.now() + ttlMs;
+  }
+
+  #replaceIndexes(namespace: string, key: string, indexes: Record<string, string> | undefined): void {
+    this.#db.run('DELETE FROM record_indexes WHERE namespace = ? AND key = ?', namespace, key);
+    for (const [name, value] of Object.entries(indexes ?? {})) {
+      assertStoreName('index', name);
+      this.#db.run(
+        'INSERT INTO record_indexes (namespace, index_name, index_value, key) VALUES (?, ?, ?, ?)',
+        namespace, name, value, key,
+      );
+    }
+  }
+}
+
+function isLive(expiresAt: number | null, now: number): boolean {
+  return expiresAt === null || expiresAt > now;
+}
+
+function toEntry<T>(row: RecordRow): StoreEntry<T> {
+  const entry: StoreEntry<T> = { key: row.key, value: JSON.parse(row.value) as T };
+  if (row.expires_at !== null) entry.expiresAt = row.expires_at;
+  return entry;
+}

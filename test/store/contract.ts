@@ -1,0 +1,269 @@
+import assert from 'node:assert/strict';
+import { afterEach, beforeEach, describe, it } from 'node:test';
+import type { Store } from '../../src/store/store.ts';
+
+/** One store under test, plus a way to move its time forward past a TTL. */
+export interface StoreUnderTest {
+  store: Store;
+  /**
+   * Makes `ms` milliseconds pass for this store: a manual clock for SQLite, a real wait for Redis (whose TTLs are
+   * kept by the server). The suite only uses TTLs of 1 s and lock TTLs of 200 ms so a real wait stays short.
+   */
+  advance(ms: number): Promise<void>;
+  /** Releases what the factory made (closes the store, removes files); runs after every test. */
+  dispose(): Promise<void>;
+}
+
+/**
+ * The behaviour every Store backend must have. sqlite.test.ts and redis.test.ts call this unchanged; a backend that
+ * needs a special case here is a backend with a bug.
+ */
+export function runStoreContract(name: string, factory: () => Promise<StoreUnderTest>): void {
+  describe(`Store contract: ${name}`, () => {
+    let subject: StoreUnderTest;
+    let store: Store;
+
+    beforeEach(async () => {
+      subject = await factory();
+      store = subject.store;
+    });
+    afterEach(async () => {
+      await subject.dispose();
+    });
+
+    it('round-trips JSON values through set, get and delete', async () => {
+      const value = { name: 'Ada', scopes: ['mcp:read'], nested: { n: 1, ok: true, none: null } };
+      await store.set('client', 'c1', value);
+      assert.deepEqual(await store.get('client', 'c1'), value);
+      await store.set('client', 'c2', 'plain string');
+      assert.equal(await store.get('client', 'c2'), 'plain string');
+      assert.equal(await store.delete('client', 'c1'), true);
+      assert.equal(await store.get('client', 'c1'), undefined);
+      assert.equal(await store.delete('client', 'c1'), false);
+      assert.equal(await store.get('client', 'missing'), undefined);
+    });
+
+    it('keeps namespaces apart', async () => {
+      await store.set('grant', 'k', 1);
+      await store.set('grant:other', 'k', 2);
+      assert.equal(await store.get('grant', 'k'), 1);
+      assert.equal(await store.get('grant:other', 'k'), 2);
+    });
+
+    it('overwrites a record on set', async () => {
+      await store.set('client', 'c1', { v: 1 });
+      await store.set('client', 'c1', { v: 2 });
+      assert.deepEqual(await store.get('client', 'c1'), { v: 2 });
+    });
+
+    it('hides a record once its TTL passes, and keeps records without one', async () => {
+      await store.set('state', 'short', { s: 1 }, { ttlSeconds: 1 });
+      await store.set('state', 'forever', { s: 2 });
+      assert.deepEqual(await store.get('state', 'short'), { s: 1 });
+      await subject.advance(1100);
+      assert.equal(await store.get('state', 'short'), undefined);
+      assert.equal(await store.consume('state', 'short'), undefined);
+      assert.equal(await store.delete('state', 'short'), false);
+      assert.deepEqual(await store.get('state', 'forever'), { s: 2 });
+    });
+
+    it('re-setting without a TTL removes the old TTL', async () => {
+      await store.set('state', 'k', 1, { ttlSeconds: 1 });
+      await store.set('state', 'k', 2);
+      await subject.advance(1100);
+      assert.equal(await store.get('state', 'k'), 2);
+    });
+
+    it('setIfAbsent creates only when no live record exists', async () => {
+      assert.equal(await store.setIfAbsent('jti', 'j1', { first: true }, { ttlSeconds: 1 }), true);
+      assert.equal(await store.setIfAbsent('jti', 'j1', { first: false }), false);
+      assert.deepEqual(await store.get('jti', 'j1'), { first: true });
+      await subject.advance(1100);
+      assert.equal(await store.setIfAbsent('jti', 'j1', { second: true }, { indexes: { user: 'u1' } }), true);
+      assert.deepEqual(await store.get('jti', 'j1'), { second: true });
+      assert.deepEqual((await store.findByIndex('jti', 'user', 'u1')).map((e) => e.key), ['j1']);
+    });
+
+    it('setIfAbsent under concurrency lets exactly one caller create the record', async () => {
+      const results = await Promise.all(
+        Array.from({ length: 50 }, (_, i) => store.setIfAbsent('jti', 'race', { caller: i })),
+      );
+      assert.equal(results.filter(Boolean).length, 1);
+      const winner = results.indexOf(true);
+      assert.deepEqual(await store.get('jti', 'race'), { caller: winner });
+    });
+
+    it('finds and deletes records by index, and a re-set replaces the indexes', async () => {
+      await store.set('token', 't1', { n: 1 }, { indexes: { grantId: 'g1', userId: 'u1' } });
+      await store.set('token', 't2', { n: 2 }, { indexes: { grantId: 'g1', userId: 'u2' } });
+      await store.set('token', 't3', { n: 3 }, { indexes: { grantId: 'g2', userId: 'u1' } });
+      await store.set('other', 't1', { n: 9 }, { indexes: { grantId: 'g1' } });
+
+      const byGrant = await store.findByIndex<{ n: number }>('token', 'grantId', 'g1');
+      assert.deepEqual(byGrant.map((e) => [e.key, e.value.n]).sort(), [['t1', 1], ['t2', 2]]);
+      assert.deepEqual((await store.findByIndex('token', 'userId', 'u1')).map((e) => e.key).sort(), ['t1', 't3']);
+      assert.deepEqual(await store.findByIndex('token', 'grantId', 'nope'), []);
+
+      await store.set('token', 't1', { n: 10 }, { indexes: { grantId: 'g2' } });
+      assert.deepEqual((await store.findByIndex('token', 'grantId', 'g1')).map((e) => e.key), ['t2']);
+      assert.deepEqual((await store.findByIndex('token', 'userId', 'u1')).map((e) => e.key), ['t3']);
+
+      assert.equal(await store.deleteByIndex('token', 'grantId', 'g2'), 2);
+      assert.equal(await store.get('token', 't1'), undefined);
+      assert.equal(await store.get('token', 't3'), undefined);
+      assert.deepEqual(await store.get('token', 't2'), { n: 2 });
+      assert.deepEqual(await store.get('other', 't1'), { n: 9 });
+      assert.equal(await store.deleteByIndex('token', 'grantId', 'g2'), 0);
+    });
+
+    it('does not return expired records from an index and drops index entries of deleted records', async () => {
+      await store.set('token', 'short', 1, { ttlSeconds: 1, indexes: { grantId: 'g' } });
+      await store.set('token', 'long', 2, { ttlSeconds: 3600, indexes: { grantId: 'g' } });
+      await store.set('token', 'gone', 3, { indexes: { grantId: 'g' } });
+      await store.delete('token', 'gone');
+      await subject.advance(1100);
+      const found = await store.findByIndex('token', 'grantId', 'g');
+      assert.deepEqual(found.map((e) => e.key), ['long']);
+      assert.equal(typeof found[0]?.expiresAt, 'number');
+      assert.equal(await store.deleteByIndex('token', 'grantId', 'g'), 1);
+    });
+
+    it('lists a namespace in ascending key order with pagination', async () => {
+      const keys = ['b', 'a', 'd', 'c', 'e'];
+      for (const key of keys) await store.set('client', key, { key });
+      await store.set('client', 'expired', { key: 'expired' }, { ttlSeconds: 1 });
+      await store.set('session', 'z', {});
+      await subject.advance(1100);
+
+      const all = await store.list<{ key: string }>('client');
+      assert.deepEqual(all.map((e) => e.key), ['a', 'b', 'c', 'd', 'e']);
+      assert.deepEqual(all.map((e) => e.value.key), ['a', 'b', 'c', 'd', 'e']);
+
+      const page1 = await store.list('client', { limit: 2 });
+      assert.deepEqual(page1.map((e) => e.key), ['a', 'b']);
+      const page2 = await store.list('client', { limit: 2, after: 'b' });
+      assert.deepEqual(page2.map((e) => e.key), ['c', 'd']);
+      const page3 = await store.list('client', { limit: 2, after: 'd' });
+      assert.deepEqual(page3.map((e) => e.key), ['e']);
+      assert.deepEqual(await store.list('client', { after: 'e' }), []);
+      assert.deepEqual(await store.list('empty'), []);
+      assert.deepEqual(await store.list('client', { limit: 0 }), []);
+      await assert.rejects(store.list('client', { limit: -1 }), RangeError);
+      await assert.rejects(store.list('client', { limit: 1.5 }), RangeError);
+
+      await store.delete('client', 'c');
+      assert.deepEqual((await store.list('client', { limit: 3 })).map((e) => e.key), ['a', 'b', 'd']);
+    });
+
+    it('consume returns the value once and removes the record', async () => {
+      await store.set('code', 'k', { code: 1 }, { indexes: { grantId: 'g' } });
+      assert.deepEqual(await store.consume('code', 'k'), { code: 1 });
+      assert.equal(await store.consume('code', 'k'), undefined);
+      assert.equal(await store.get('code', 'k'), undefined);
+      assert.deepEqual(await store.findByIndex('code', 'grantId', 'g'), []);
+    });
+
+    it('consume with 100 parallel consumers lets exactly one win', async () => {
+      await store.set('code', 'race', { secret: 'v' }, { ttlSeconds: 60 });
+      const results = await Promise.all(Array.from({ length: 100 }, () => store.consume('code', 'race')));
+      const winners = results.filter((r) => r !== undefined);
+      assert.equal(winners.length, 1);
+      assert.deepEqual(winners[0], { secret: 'v' });
+    });
+
+    it('increments a counter atomically and keeps the expiry of its first increment', async () => {
+      assert.equal(await store.increment('rate', 'ip1', 1), 1);
+      assert.equal(await store.increment('rate', 'ip1', 1, 4), 5);
+      const parallel = await Promise.all(Array.from({ length: 20 }, () => store.increment('rate', 'ip1', 1)));
+      assert.equal(Math.max(...parallel), 25);
+      assert.equal(new Set(parallel).size, 20);
+      assert.equal(await store.increment('rate', 'ip2', 1), 1);
+      await subject.advance(1100);
+      assert.equal(await store.increment('rate', 'ip1', 1), 1);
+    });
+
+    it('a lock excludes other holders until released', async () => {
+      const release = await store.acquireLock('refresh:u1', 10_000);
+      assert.ok(release);
+      assert.equal(await store.acquireLock('refresh:u1', 10_000), undefined);
+      assert.ok(await store.acquireLock('refresh:u2', 10_000), 'locks with other names are independent');
+      await release();
+      const again = await store.acquireLock('refresh:u1', 10_000);
+      assert.ok(again);
+      await again();
+    });
+
+    it('a lock under concurrency has exactly one holder', async () => {
+      const results = await Promise.all(Array.from({ length: 50 }, () => store.acquireLock('race', 10_000)));
+      assert.equal(results.filter((r) => r !== undefined).length, 1);
+    });
+
+    it('an expired lock can be taken, and the old holder cannot release the new one', async () => {
+      const first = await store.acquireLock('refresh:u1', 200);
+      assert.ok(first);
+      await subject.advance(300);
+      const second = await store.acquireLock('refresh:u1', 10_000);
+      assert.ok(second, 'the lock expired, so a new holder gets it');
+      await first();
+      assert.equal(await store.acquireLock('refresh:u1', 10_000), undefined, 'the stale release freed nothing');
+      await second();
+      assert.ok(await store.acquireLock('refresh:u1', 10_000));
+    });
+
+    it('delivers published messages to every subscriber of the channel until it unsubscribes', async () => {
+      const a: string[] = [];
+      const b: string[] = [];
+      const other: string[] = [];
+      const unsubscribeA = await store.subscribe('revocations', (m) => a.push(m));
+      const unsubscribeB = await store.subscribe('revocations', (m) => b.push(m));
+      await store.subscribe('other', (m) => other.push(m));
+      const bothGotIt = waitFor(() => a.length === 1 && b.length === 1);
+      await store.publish('revocations', 'grant:g1');
+      await bothGotIt;
+      assert.deepEqual(a, ['grant:g1']);
+      assert.deepEqual(b, ['grant:g1']);
+
+      await unsubscribeA();
+      const bGotSecond = waitFor(() => b.length === 2);
+      await store.publish('revocations', 'grant:g2');
+      await bGotSecond;
+      // A marker published after g2 arriving on B proves A had its chance to see g2 and did not.
+      assert.deepEqual(a, ['grant:g1']);
+      assert.deepEqual(b, ['grant:g1', 'grant:g2']);
+      assert.deepEqual(other, []);
+      await unsubscribeB();
+    });
+
+    it('purgeExpired removes expired records and keeps live ones', async () => {
+      await store.set('state', 'a', 1, { ttlSeconds: 1, indexes: { user: 'u' } });
+      await store.set('state', 'b', 2, { ttlSeconds: 1 });
+      await store.set('state', 'c', 3, { ttlSeconds: 3600, indexes: { user: 'u' } });
+      await store.set('state', 'd', 4);
+      await subject.advance(1100);
+      assert.equal(await store.purgeExpired(), 2);
+      assert.equal(await store.purgeExpired(), 0);
+      assert.deepEqual((await store.list('state')).map((e) => e.key), ['c', 'd']);
+      assert.deepEqual((await store.findByIndex('state', 'user', 'u')).map((e) => e.key), ['c']);
+    });
+
+    it('answers ping while it is up', async () => {
+      await store.ping();
+      assert.ok(store.kind === 'sqlite' || store.kind === 'redis');
+    });
+
+    it('rejects a namespace that could collide with another key', async () => {
+      await assert.rejects(store.set('bad namespace', 'k', 1), TypeError);
+      await assert.rejects(store.get('a#b', 'k'), TypeError);
+      await assert.rejects(store.set('ok', 'k', 1, { ttlSeconds: -1 }), RangeError);
+      await assert.rejects(store.set('ok', 'k', 1, { indexes: { 'a=b': 'v' } }), TypeError);
+      await assert.rejects(store.set('ok', 'k', undefined), TypeError);
+      await assert.rejects(store.acquireLock('lock', 0), RangeError);
+      assert.equal(await store.get('ok', 'k'), undefined);
+    });
+  });
+}
+
+/** Resolves once `condition` holds; the test runner's timeout bounds it, no timing is asserted. */
+export async function waitFor(condition: () => boolean): Promise<void> {
+  while (!condition()) await new Promise((resolve) => setTimeout(resolve, 5));
+}

@@ -1,0 +1,131 @@
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { afterEach, beforeEach, describe, it } from 'node:test';
+import { ManualClock } from '../../src/runtime/clock.ts';
+import {
+  createOidcAdapter,
+  GrantAlreadyConsumedError,
+  oidcStorageKey,
+  type OidcAdapterClass,
+} from '../../src/store/oidc-adapter.ts';
+import { createSqliteStore } from '../../src/store/sqlite-store.ts';
+import type { Store } from '../../src/store/store.ts';
+
+const sha256 = (value: string): string => createHash('sha256').update(value).digest('base64url');
+
+describe('oidc-provider adapter on the store', () => {
+  let store: Store;
+  let clock: ManualClock;
+  let Adapter: OidcAdapterClass;
+
+  beforeEach(async () => {
+    clock = new ManualClock();
+    store = await createSqliteStore({ path: ':memory:', clock, purgeIntervalMs: 0 });
+    Adapter = createOidcAdapter(store, clock);
+  });
+  afterEach(async () => {
+    await store.close();
+  });
+
+  it('stores bearer models under the SHA-256 of the id, without the id, and restores jti on find', async () => {
+    const codes = new Adapter('AuthorizationCode');
+    const id = 'code-value-abc';
+    await codes.upsert(id, { jti: id, kind: 'AuthorizationCode', grantId: 'g1', exp: 1 }, 60);
+
+    assert.equal(oidcStorageKey('AuthorizationCode', id), sha256(id));
+    assert.equal(await store.get('oidc:AuthorizationCode', id), undefined, 'not stored under the clear id');
+    const raw = await store.get<Record<string, unknown>>('oidc:AuthorizationCode', sha256(id));
+    assert.ok(raw);
+    assert.equal('jti' in raw, false);
+    assert.doesNotMatch(JSON.stringify(raw), new RegExp(id));
+
+    assert.deepEqual(await codes.find(id), { jti: id, kind: 'AuthorizationCode', grantId: 'g1', exp: 1 });
+    assert.equal(await codes.find('another-code'), undefined);
+  });
+
+  it('stores other models under their id, as given', async () => {
+    const sessions = new Adapter('Session');
+    await sessions.upsert('sess1', { jti: 'sess1', uid: 'uid1', accountId: 'u1' }, 3600);
+    assert.deepEqual(await store.get('oidc:Session', 'sess1'), { jti: 'sess1', uid: 'uid1', accountId: 'u1' });
+    assert.deepEqual(await sessions.findByUid('uid1'), { jti: 'sess1', uid: 'uid1', accountId: 'u1' });
+    assert.equal(await sessions.findByUid('nope'), undefined);
+  });
+
+  it('finds a device code by user code through the hash of the user code', async () => {
+    const deviceCodes = new Adapter('DeviceCode');
+    await deviceCodes.upsert('dc1', { jti: 'dc1', userCode: 'WDJB-MJHT', grantId: 'g' }, 600);
+    const found = await deviceCodes.findByUserCode('WDJB-MJHT');
+    assert.equal(found?.jti, 'dc1');
+    assert.equal(await deviceCodes.findByUserCode('XXXX-XXXX'), undefined);
+    const indexed = await store.findByIndex('oidc:DeviceCode', 'userCode', 'WDJB-MJHT');
+    assert.deepEqual(indexed, [], 'the clear user code is not an index value');
+  });
+
+  it('expires records with the TTL oidc-provider gives', async () => {
+    const tokens = new Adapter('AccessToken');
+    await tokens.upsert('at1', { jti: 'at1' }, 60);
+    clock.advance(61_000);
+    assert.equal(await tokens.find('at1'), undefined);
+  });
+
+  it('consume marks the record consumed in epoch seconds', async () => {
+    const codes = new Adapter('AuthorizationCode');
+    await codes.upsert('c1', { jti: 'c1', grantId: 'g1', exp: Math.floor(clock.now() / 1000) + 60 }, 60);
+    await codes.consume('c1');
+    assert.equal((await codes.find('c1'))?.consumed, Math.floor(clock.now() / 1000));
+  });
+
+  it('of 20 concurrent consumes exactly one succeeds; the others fail with invalid_grant and revoke the grant', async () => {
+    const codes = new Adapter('AuthorizationCode');
+    const accessTokens = new Adapter('AccessToken');
+    const grants = new Adapter('Grant');
+    await grants.upsert('g1', { jti: 'g1', accountId: 'u1' }, 3600);
+    await accessTokens.upsert('earlier-at', { jti: 'earlier-at', grantId: 'g1' }, 600);
+    await codes.upsert('c1', { jti: 'c1', grantId: 'g1', exp: Math.floor(clock.now() / 1000) + 60 }, 60);
+
+    const results = await Promise.allSettled(Array.from({ length: 20 }, () => codes.consume('c1')));
+    assert.equal(results.filter((r) => r.status === 'fulfilled').length, 1);
+    const failures = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
+    assert.equal(failures.length, 19);
+    for (const { reason } of failures) {
+      assert.ok(reason instanceof GrantAlreadyConsumedError);
+      // The fields oidc-provider's error handler reads to render `400 {"error":"invalid_grant"}`.
+      assert.equal(reason.message, 'invalid_grant');
+      assert.equal(reason.statusCode, 400);
+      assert.equal(reason.expose, true);
+    }
+    assert.equal(await accessTokens.find('earlier-at'), undefined, 'tokens of the leaked grant are revoked');
+    assert.equal(await grants.find('g1'), undefined, 'the grant itself is gone');
+  });
+
+  it('a consume after a consume fails rather than succeeding twice', async () => {
+    const tokens = new Adapter('RefreshToken');
+    await tokens.upsert('rt1', { jti: 'rt1', grantId: 'g2' }, 3600);
+    await tokens.consume('rt1');
+    await assert.rejects(tokens.consume('rt1'), GrantAlreadyConsumedError);
+  });
+
+  it('revokeByGrantId removes every model of that grant and nothing else', async () => {
+    const codes = new Adapter('AuthorizationCode');
+    const accessTokens = new Adapter('AccessToken');
+    const refreshTokens = new Adapter('RefreshToken');
+    await codes.upsert('c1', { jti: 'c1', grantId: 'g1' }, 60);
+    await accessTokens.upsert('a1', { jti: 'a1', grantId: 'g1' }, 60);
+    await refreshTokens.upsert('r1', { jti: 'r1', grantId: 'g1' }, 60);
+    await refreshTokens.upsert('r2', { jti: 'r2', grantId: 'g2' }, 60);
+
+    await accessTokens.revokeByGrantId('g1');
+    assert.equal(await codes.find('c1'), undefined);
+    assert.equal(await accessTokens.find('a1'), undefined);
+    assert.equal(await refreshTokens.find('r1'), undefined);
+    assert.equal((await refreshTokens.find('r2'))?.jti, 'r2');
+  });
+
+  it('destroy removes the record and its indexes', async () => {
+    const sessions = new Adapter('Session');
+    await sessions.upsert('s1', { jti: 's1', uid: 'u-1' }, 60);
+    await sessions.destroy('s1');
+    assert.equal(await sessions.find('s1'), undefined);
+    assert.equal(await sessions.findByUid('u-1'), undefined);
+  });
+});

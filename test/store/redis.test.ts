@@ -1,0 +1,235 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { Redis } from 'ioredis';
+import { systemClock } from '../../src/runtime/clock.ts';
+import { createRedisStore } from '../../src/store/redis-store.ts';
+import { StoreUnavailableError, type Store } from '../../src/store/store.ts';
+import { startRedisServer, type RedisServer } from '../support/redis-server.ts';
+import { runStoreContract } from './contract.ts';
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+describe('Redis store', () => {
+  let server: RedisServer;
+  let admin: Redis;
+  let run = 0;
+
+  before(async () => {
+    server = await startRedisServer();
+    admin = new Redis(server.url);
+  });
+  after(async () => {
+    admin.disconnect();
+    await server.stop();
+  });
+
+  // Each test gets its own key prefix, so no flush is needed and leftovers cannot leak between tests.
+  runStoreContract('redis', async () => {
+    const store = await createRedisStore({
+      url: server.url,
+      keyPrefix: `test${++run}:`,
+      clock: systemClock,
+      purgeIntervalMs: 0,
+    });
+    return { store, advance: sleep, dispose: () => store.close() };
+  });
+
+  it('keeps data across a client reconnect', async () => {
+    const store = await createRedisStore({ url: server.url, keyPrefix: 'reconnect:', clock: systemClock });
+    try {
+      await store.set('grant', 'g1', { user: 'u1' }, { indexes: { userId: 'u1' } });
+      const killed = await admin.client('KILL', 'TYPE', 'normal', 'SKIPME', 'yes');
+      assert.ok(Number(killed) >= 1, 'the store connection was dropped by the server');
+      let value: unknown;
+      // The killed connection is re-established by the client; until then calls fail fast.
+      while (value === undefined) {
+        value = await store.get('grant', 'g1').catch(() => undefined);
+        if (value === undefined) await sleep(20);
+      }
+      assert.deepEqual(value, { user: 'u1' });
+      assert.deepEqual((await store.findByIndex('grant', 'userId', 'u1')).map((e) => e.key), ['g1']);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('shares records, single-use consumes, locks and messages between two replicas', async () => {
+    const a = await createRedisStore({ url: server.url, keyPrefix: 'replicas:', clock: systemClock });
+    const b = await createRedisStore({ url: server.url, keyPrefix: 'replicas:', clock: systemClock });
+    try {
+      await a.set('grant', 'g1', { from: 'a' }, { indexes: { userId: 'u1' } });
+      assert.deepEqual(await b.get('grant', 'g1'), { from: 'a' });
+      assert.deepEqual((await b.findByIndex('grant', 'userId', 'u1')).map((e) => e.key), ['g1']);
+
+      await a.set('code', 'c1', { code: 1 });
+      const results = await Promise.all(
+        Array.from({ length: 100 }, (_, i) => (i % 2 === 0 ? a : b).consume('code', 'c1')),
+      );
+      assert.equal(results.filter((r) => r !== undefined).length, 1);
+
+      const lock = await a.acquireLock('refresh:u1', 10_000);
+      assert.ok(lock);
+      assert.equal(await b.acquireLock('refresh:u1', 10_000), undefined);
+      await lock();
+
+      const received: string[] = [];
+      await b.subscribe('grant-revoked', (m) => received.push(m));
+      await a.publish('grant-revoked', 'g1');
+      while (received.length === 0) await sleep(5);
+      assert.deepEqual(received, ['g1']);
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+
+  it('writes only prefixed keys, with values as JSON envelopes and native TTLs', async () => {
+    const store = await createRedisStore({ url: server.url, keyPrefix: 'shape:', clock: systemClock });
+    try {
+      await store.set('code', 'k1', { a: 1 }, { ttlSeconds: 60, indexes: { grantId: 'g' } });
+      const keys = (await admin.keys('shape:*')).sort();
+      assert.deepEqual(keys, ['shape:i:code#grantId=g', 'shape:l:code', 'shape:r:code#k1']);
+      const ttl = await admin.pttl('shape:r:code#k1');
+      assert.ok(ttl > 0 && ttl <= 60_000);
+      assert.deepEqual(JSON.parse((await admin.get('shape:r:code#k1')) ?? 'null').v, { a: 1 });
+    } finally {
+      await store.close();
+    }
+  });
+});
+
+describe('Redis store when Redis goes away', () => {
+  let server: RedisServer;
+  let store: Store;
+
+  before(async () => {
+    server = await startRedisServer();
+    store = await createRedisStore({ url: server.url, keyPrefix: 'outage:', clock: systemClock });
+  });
+  after(async () => {
+    await store.close();
+    await server.stop();
+  });
+
+  it('fails fast with a StoreUnavailableError naming host:port, then recovers when Redis returns', async () => {
+    await store.set('client', 'c1', { ok: true });
+    const subscribed: string[] = [];
+    await store.subscribe('revocations', (m) => subscribed.push(m));
+    await server.stop();
+
+    const failure = await store.get('client', 'c1').then(
+      () => assert.fail('expected the store to be unavailable'),
+      (error: unknown) => error,
+    );
+    assert.ok(failure instanceof StoreUnavailableError);
+    assert.match(failure.message, new RegExp(`Redis at 127\\.0\\.0\\.1:${server.port} is unavailable`));
+    assert.doesNotMatch(failure.message, /\n/);
+    await assert.rejects(store.ping(), StoreUnavailableError);
+    await assert.rejects(store.consume('client', 'c1'), StoreUnavailableError);
+
+    await server.restart();
+    let recovered = false;
+    while (!recovered) {
+      recovered = await store.ping().then(() => true, () => false);
+      if (!recovered) await sleep(50);
+    }
+    await store.set('client', 'c2', { again: true });
+    assert.deepEqual(await store.get('client', 'c2'), { again: true });
+
+    // The subscriber connection re-subscribes by itself; keep publishing until one message arrives.
+    while (subscribed.length === 0) {
+      await store.publish('revocations', 'grant:g1');
+      await sleep(50);
+    }
+    assert.equal(subscribed[0], 'grant:g1');
+  });
+
+  it('refuses to start against an address where nothing answers, with a one-line error', async () => {
+    const dead = await startRedisServer();
+    const url = dead.url;
+    await dead.stop();
+    await assert.rejects(
+      createRedisStore({ url, keyPrefix: 'x:', clock: systemClock }),
+      (error: unknown) =>
+        error instanceof StoreUnavailableError &&
+        error.message.startsWith(`Redis at 127.0.0.1:${dead.port} is unreachable`) &&
+        !error.message.includes('\n'),
+    );
+  });
+});
+
+describe('Redis store with a password', () => {
+  let server: RedisServer;
+  before(async () => {
+    server = await startRedisServer({ password: 's3cret-pass' });
+  });
+  after(async () => {
+    await server.stop();
+  });
+
+  it('authenticates with the password in the URL', async () => {
+    const store = await createRedisStore({ url: server.url, keyPrefix: 'auth:', clock: systemClock });
+    try {
+      await store.set('client', 'c1', 1);
+      assert.equal(await store.get('client', 'c1'), 1);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('rejects a wrong or missing password with a clear error that does not echo the password', async () => {
+    for (const url of [server.url.replace('s3cret-pass', 'wrong-pass'), `redis://127.0.0.1:${server.port}`]) {
+      const failure = await createRedisStore({ url, keyPrefix: 'auth:', clock: systemClock }).then(
+        () => assert.fail('expected authentication to fail'),
+        (error: unknown) => error,
+      );
+      assert.ok(failure instanceof StoreUnavailableError);
+      assert.match(failure.message, /WRONGPASS|NOAUTH/);
+      assert.match(failure.message, /check the password/);
+      assert.doesNotMatch(failure.message, /wrong-pass|s3cret-pass/);
+    }
+  });
+});
+
+describe('Redis store over TLS (rediss://)', () => {
+  let server: RedisServer;
+  before(async () => {
+    server = await startRedisServer({ tls: true, password: 'tls-pass' });
+  });
+  after(async () => {
+    await server.stop();
+  });
+
+  it('connects, stores and delivers pub/sub over TLS with the server certificate trusted', async () => {
+    assert.match(server.url, /^rediss:\/\//);
+    const store = await createRedisStore({
+      url: server.url,
+      keyPrefix: 'tls:',
+      clock: systemClock,
+      tls: { ca: server.ca },
+    });
+    try {
+      await store.set('client', 'c1', { tls: true });
+      assert.deepEqual(await store.get('client', 'c1'), { tls: true });
+      const received: string[] = [];
+      await store.subscribe('events', (m) => received.push(m));
+      while (received.length === 0) {
+        await store.publish('events', 'hello');
+        await sleep(20);
+      }
+      assert.equal(received[0], 'hello');
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('refuses a server certificate it does not trust, with a clear error', async () => {
+    await assert.rejects(
+      createRedisStore({ url: server.url, keyPrefix: 'tls:', clock: systemClock }),
+      (error: unknown) =>
+        error instanceof StoreUnavailableError &&
+        error.message.startsWith(`Redis at 127.0.0.1:${server.port} is unreachable`) &&
+        !error.message.includes('tls-pass'),
+    );
+  });
+});

@@ -1,0 +1,158 @@
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { ManualClock } from '../../src/runtime/clock.ts';
+import { createSqliteStore } from '../../src/store/sqlite-store.ts';
+import { sqliteSchemaVersion } from '../../src/store/sqlite-schema.ts';
+import { StoreUnavailableError } from '../../src/store/store.ts';
+import { runStoreContract, waitFor } from './contract.ts';
+
+runStoreContract('sqlite (in memory)', async () => {
+  const clock = new ManualClock();
+  const store = await createSqliteStore({ path: ':memory:', clock, purgeIntervalMs: 0 });
+  return { store, advance: async (ms) => clock.advance(ms), dispose: () => store.close() };
+});
+
+runStoreContract('sqlite (file, WAL)', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'gatehouse-store-'));
+  const clock = new ManualClock();
+  const store = await createSqliteStore({ path: join(dir, 'nested', 'gatehouse.db'), clock, purgeIntervalMs: 0 });
+  return {
+    store,
+    advance: async (ms) => clock.advance(ms),
+    dispose: async () => {
+      await store.close();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+});
+
+describe('SQLite store on a file', () => {
+  let dir: string;
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'gatehouse-store-'));
+  });
+  after(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('keeps data, indexes and TTLs across closing and reopening the file (a restart)', async () => {
+    const path = join(dir, 'restart', 'gatehouse.db');
+    const clock = new ManualClock();
+    const first = await createSqliteStore({ path, clock, purgeIntervalMs: 0 });
+    await first.set('grant', 'g1', { user: 'u1' }, { indexes: { userId: 'u1' } });
+    await first.set('state', 's1', { n: 1 }, { ttlSeconds: 60 });
+    await first.close();
+
+    const second = await createSqliteStore({ path, clock, purgeIntervalMs: 0 });
+    assert.deepEqual(await second.get('grant', 'g1'), { user: 'u1' });
+    assert.deepEqual((await second.findByIndex('grant', 'userId', 'u1')).map((e) => e.key), ['g1']);
+    assert.deepEqual(await second.get('state', 's1'), { n: 1 });
+    clock.advance(61_000);
+    assert.equal(await second.get('state', 's1'), undefined);
+    await second.close();
+  });
+
+  it('lets two instances on one file see each other and keeps consume single-winner across them', async () => {
+    const path = join(dir, 'shared.db');
+    const clock = new ManualClock();
+    const a = await createSqliteStore({ path, clock, purgeIntervalMs: 0 });
+    const b = await createSqliteStore({ path, clock, purgeIntervalMs: 0 });
+    try {
+      await a.set('client', 'c1', { from: 'a' });
+      assert.deepEqual(await b.get('client', 'c1'), { from: 'a' });
+
+      for (let round = 0; round < 5; round++) {
+        await a.set('code', `k${round}`, { round });
+        const results = await Promise.all(
+          Array.from({ length: 100 }, (_, i) => (i % 2 === 0 ? a : b).consume('code', `k${round}`)),
+        );
+        assert.equal(results.filter((r) => r !== undefined).length, 1);
+      }
+      const lock = await a.acquireLock('refresh', 10_000);
+      assert.ok(lock);
+      assert.equal(await b.acquireLock('refresh', 10_000), undefined);
+      await lock();
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+
+  it('keeps consume single-winner across processes sharing the file', async () => {
+    const path = join(dir, 'processes.db');
+    const keys = 1000;
+    const store = await createSqliteStore({ path, clock: new ManualClock(Date.now()), purgeIntervalMs: 0 });
+    for (let i = 0; i < keys; i++) await store.set('code', `k${i}`, { i }, { ttlSeconds: 600 });
+    await store.close();
+
+    const worker = new URL('./support/consume-worker.ts', import.meta.url).pathname;
+    const run = promisify(execFile);
+    // A common start time makes the workers overlap; the assertions hold however they interleave.
+    const startAt = String(Date.now() + 1500);
+    const outputs = await Promise.all(
+      [1, 2, 3].map(() => run(process.execPath, [worker, path, String(keys), startAt], { timeout: 60_000 })),
+    );
+    const won = outputs.flatMap(({ stdout }) => JSON.parse(stdout) as string[]);
+    assert.equal(won.length, keys, 'every key was consumed exactly once in total');
+    assert.equal(new Set(won).size, keys, 'no key was consumed by two processes');
+  });
+
+  it('records the schema version so an upgrade can migrate the file', async () => {
+    const path = join(dir, 'version.db');
+    const store = await createSqliteStore({ path, clock: new ManualClock(), purgeIntervalMs: 0 });
+    await store.close();
+    const { DatabaseSync } = await import('node:sqlite');
+    const db = new DatabaseSync(path);
+    const row = db.prepare('PRAGMA user_version').get() as { user_version: number };
+    const mode = db.prepare('PRAGMA journal_mode').get() as { journal_mode: string };
+    db.close();
+    assert.equal(row.user_version, sqliteSchemaVersion);
+    assert.equal(mode.journal_mode, 'wal');
+  });
+
+  it('refuses a file written by a newer schema with a clear error', async () => {
+    const path = join(dir, 'newer.db');
+    const { DatabaseSync } = await import('node:sqlite');
+    const db = new DatabaseSync(path);
+    db.exec(`PRAGMA user_version = ${sqliteSchemaVersion + 5}`);
+    db.close();
+    await assert.rejects(
+      createSqliteStore({ path, clock: new ManualClock(), purgeIntervalMs: 0 }),
+      (error: unknown) => error instanceof StoreUnavailableError && /newer Gatehouse/.test(error.message),
+    );
+  });
+
+  it('fails with StoreUnavailableError once closed', async () => {
+    const store = await createSqliteStore({ path: ':memory:', clock: new ManualClock(), purgeIntervalMs: 0 });
+    await store.close();
+    await assert.rejects(store.get('client', 'c1'), StoreUnavailableError);
+    await assert.rejects(store.ping(), StoreUnavailableError);
+  });
+
+  it('purges expired rows on its timer without keeping the process alive', async () => {
+    const path = join(dir, 'purge.db');
+    const clock = new ManualClock();
+    const store = await createSqliteStore({ path, clock, purgeIntervalMs: 10 });
+    const { DatabaseSync } = await import('node:sqlite');
+    const observer = new DatabaseSync(path);
+    const rowCount = (): number =>
+      (observer.prepare('SELECT count(*) AS n FROM records').get() as { n: number }).n;
+    try {
+      await store.set('state', 'a', 1, { ttlSeconds: 1 });
+      await store.set('state', 'b', 2);
+      assert.equal(rowCount(), 2);
+      clock.advance(1100);
+      // Nothing but the timer deletes rows here; the runner's timeout bounds the wait.
+      await waitFor(() => rowCount() === 1);
+      assert.deepEqual((await store.list('state')).map((e) => e.key), ['b']);
+    } finally {
+      observer.close();
+      await store.close();
+    }
+  });
+});

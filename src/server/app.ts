@@ -1,0 +1,99 @@
+import { fastify, type FastifyBaseLogger, type FastifyInstance, type FastifyPluginAsync } from 'fastify';
+import type { GatehouseContext } from '../runtime/context.ts';
+import { handleFrameworkError, installErrorHandler } from './error-handler.ts';
+import { handleClientError } from './client-errors.ts';
+import { ProtocolError } from './errors.ts';
+import { registerHealthRoutes, type ReadinessCheck } from './health.ts';
+import { createRequestIdGenerator, requestIdHeader } from './request-id.ts';
+import { installSecurityHeaders } from './security-headers.ts';
+
+/**
+ * The HTTP server every part of Gatehouse is mounted on.
+ *
+ * Parts (authorization server, MCP proxy, admin, demo stand-ins) are ordinary Fastify plugins passed in
+ * `options.plugins`, registered in order after the shared behaviour below. A part that needs the context closes over
+ * it: `plugins: [authorizationServer(ctx), mcpProxy(ctx)]`. Each plugin inherits the error handler, so its handlers
+ * just throw ProtocolError; a route chooses how errors render with `config: { errorFormat: 'jsonrpc' | 'html' }`.
+ */
+
+export interface BuildServerOptions {
+  plugins?: FastifyPluginAsync[];
+  /** Readiness checks added to `/readyz` next to `store` (e.g. upstream discovery). */
+  readinessChecks?: Record<string, ReadinessCheck>;
+  /** How long a readiness check may take before it counts as unavailable (default 2 s). */
+  readinessTimeoutMs?: number;
+}
+
+/** Shutdown state shared by the server and src/server/graceful-shutdown.ts. */
+export interface ServerLifecycle {
+  readonly draining: boolean;
+  beginDraining(): void;
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    lifecycle: ServerLifecycle;
+  }
+}
+
+function createLifecycle(): ServerLifecycle {
+  let draining = false;
+  return {
+    get draining() {
+      return draining;
+    },
+    beginDraining() {
+      draining = true;
+    },
+  };
+}
+
+/**
+ * Fastify accepts a hop count at runtime but its types do not, so a count becomes the equivalent function:
+ * trust the `hops` nearest proxies (proxy-addr semantics), so `X-Forwarded-*` from the client itself is ignored.
+ */
+function trustProxySetting(setting: boolean | number | string[]): boolean | string[] | ((address: string, hop: number) => boolean) {
+  if (typeof setting !== 'number') return setting;
+  return (_address, hop) => hop < setting;
+}
+
+export async function buildServer(ctx: GatehouseContext, options: BuildServerOptions = {}): Promise<FastifyInstance> {
+  const { server } = ctx.config;
+  const app = fastify({
+    // Fastify's types pin its own pino major; the instance is the same pino API, so the nominal mismatch is cast away.
+    loggerInstance: ctx.logger as FastifyBaseLogger,
+    genReqId: createRequestIdGenerator(ctx.random),
+    trustProxy: trustProxySetting(server.trustProxy),
+    bodyLimit: server.bodyLimitBytes,
+    // Requests arriving while draining get our own JSON 503 (below) rather than Fastify's built-in body.
+    return503OnClosing: false,
+    // Idle keep-alive sockets are closed at once on shutdown; busy ones finish their request or stream.
+    forceCloseConnections: 'idle',
+    frameworkErrors: handleFrameworkError,
+    clientErrorHandler: handleClientError,
+  });
+
+  const lifecycle = createLifecycle();
+  app.decorate('lifecycle', lifecycle);
+
+  app.addHook('onRequest', async (request, reply) => {
+    reply.header(requestIdHeader, request.id);
+    if (lifecycle.draining) {
+      throw new ProtocolError('temporarily_unavailable', 'The server is shutting down; retry on another instance.', {
+        headers: { connection: 'close', 'retry-after': '1' },
+      });
+    }
+  });
+
+  installSecurityHeaders(app, { hsts: ctx.publicUrl.startsWith('https://') });
+  installErrorHandler(app);
+  registerHealthRoutes(app, {
+    checks: { store: () => ctx.store.ping(), ...options.readinessChecks },
+    isDraining: () => lifecycle.draining,
+    checkTimeoutMs: options.readinessTimeoutMs,
+  });
+
+  for (const plugin of options.plugins ?? []) await app.register(plugin);
+  await app.ready();
+  return app;
+}

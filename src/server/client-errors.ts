@@ -1,0 +1,33 @@
+import { STATUS_CODES } from 'node:http';
+import type { Socket } from 'node:net';
+
+/**
+ * Requests Node's HTTP parser rejects before Fastify sees them (malformed request line, headers too large, a client
+ * too slow to send its headers). The answer is written to the socket directly, in the same OAuth JSON shape as every
+ * other error, instead of Fastify's default body; nothing from the request is echoed.
+ */
+
+type ConnectionError = Error & { code?: string };
+
+function statusFor(error: ConnectionError): number {
+  if (error.code === 'ERR_HTTP_REQUEST_TIMEOUT') return 408;
+  if (error.code === 'HPE_HEADER_OVERFLOW') return 431;
+  return 400;
+}
+
+export function handleClientError(error: ConnectionError, socket: Socket): void {
+  // A reset connection has nobody left to answer (https://nodejs.org/api/http.html#event-clienterror).
+  if (error.code === 'ECONNRESET' || socket.destroyed) return;
+  const status = statusFor(error);
+  const body = JSON.stringify({
+    error: 'invalid_request',
+    error_description: status === 431 ? 'The request headers are too large.' : status === 408 ? 'The request took too long to arrive.' : 'The HTTP request is malformed.',
+  });
+  if (socket.writable) {
+    socket.write(
+      `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` +
+        `Cache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\nConnection: close\r\n\r\n${body}`,
+    );
+  }
+  socket.destroy(error);
+}

@@ -1,0 +1,164 @@
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { ZodError } from 'zod';
+import { ProtocolError, type ErrorCode } from './errors.ts';
+
+/**
+ * THE place where errors become responses. Handlers throw ProtocolError; this file renders it as OAuth JSON
+ * (RFC 6749 §5.2, RFC 6750 §3), a JSON-RPC error (MCP routes) or a minimal HTML page (browser-facing routes).
+ * Everything that is not a ProtocolError is mapped to one without echoing its message: Fastify's JSON parse errors
+ * quote the request body, which may hold a token, and unexpected errors may hold internal detail. Unexpected errors
+ * are logged server-side with the request id and answered with a generic 500 `server_error`.
+ */
+
+export type ErrorFormat = 'oauth-json' | 'jsonrpc' | 'html';
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** How errors on this route are rendered; `oauth-json` when unset. MCP routes set `jsonrpc`, pages set `html`. */
+    errorFormat?: ErrorFormat;
+  }
+}
+
+export interface SendProtocolErrorOptions {
+  format?: ErrorFormat;
+  /** JSON-RPC request id, when the failing request's id is known; `null` otherwise (JSON-RPC 2.0 §5). */
+  id?: string | number | null;
+}
+
+/** JSON-RPC 2.0 §5.1 codes; Gatehouse's own conditions use the implementation-defined server error range. */
+const jsonRpcCodes: Partial<Record<ErrorCode, number>> = {
+  invalid_request: -32600,
+  payload_too_large: -32600,
+  not_found: -32601,
+  server_error: -32603,
+};
+const jsonRpcServerErrorCode = -32000;
+
+/** Minimal escaping for the fallback error page; the authorization server renders its own styled pages. */
+function escapeHtml(text: string): string {
+  return text.replace(/[&<>"']/g, (char) => `&#${char.charCodeAt(0)};`);
+}
+
+export function renderErrorBody(error: ProtocolError, options: SendProtocolErrorOptions = {}): { contentType: string; body: string } {
+  switch (options.format ?? 'oauth-json') {
+    case 'jsonrpc':
+      return {
+        contentType: 'application/json; charset=utf-8',
+        body: JSON.stringify({
+          jsonrpc: '2.0',
+          id: options.id ?? null,
+          error: { code: jsonRpcCodes[error.code] ?? jsonRpcServerErrorCode, message: error.description },
+        }),
+      };
+    case 'html':
+      return {
+        contentType: 'text/html; charset=utf-8',
+        body:
+          `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Error: ${escapeHtml(error.code)}</title></head>` +
+          `<body><h1>${escapeHtml(error.code)}</h1><p>${escapeHtml(error.description)}</p></body></html>`,
+      };
+    case 'oauth-json':
+      return {
+        contentType: 'application/json; charset=utf-8',
+        body: JSON.stringify({ error: error.code, error_description: error.description }),
+      };
+  }
+}
+
+/**
+ * Sends `error` with its status and headers (`WWW-Authenticate`, `Retry-After`, …) in the requested format. For
+ * handlers that answer an error themselves instead of throwing (e.g. inside a hijacked stream before any byte).
+ * @see RFC 6749 §5.2 (error response), RFC 6750 §3 (bearer challenges), JSON-RPC 2.0 §5.1 (error object)
+ */
+export function sendProtocolError(reply: FastifyReply, error: ProtocolError, options: SendProtocolErrorOptions = {}): FastifyReply {
+  const { contentType, body } = renderErrorBody(error, options);
+  // RFC 6749 §5.2 / RFC 6750 §3: error responses are never cached.
+  reply.code(error.status).headers(error.headers).header('cache-control', 'no-store').type(contentType);
+  return reply.send(body);
+}
+
+/** Fastify's own client errors, each with a safe description (their messages may quote the request body). */
+const fastifyClientErrors: Record<string, { code: ErrorCode; description: string }> = {
+  FST_ERR_CTP_BODY_TOO_LARGE: { code: 'payload_too_large', description: 'The request body is larger than allowed.' },
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: { code: 'invalid_request', description: 'The request content type is not supported.' },
+  FST_ERR_CTP_INVALID_CONTENT_LENGTH: { code: 'invalid_request', description: 'The Content-Length does not match the body.' },
+  FST_ERR_CTP_EMPTY_JSON_BODY: { code: 'invalid_request', description: 'The JSON request body is empty.' },
+  FST_ERR_CTP_INVALID_JSON_BODY: { code: 'invalid_request', description: 'The request body is not valid JSON.' },
+};
+
+/** Status-based mapping for 4xx errors from plugins (rate limit, CSRF, …) that are not ProtocolErrors. */
+function codeForStatus(status: number): ErrorCode {
+  if (status === 401) return 'invalid_token';
+  if (status === 403) return 'access_denied';
+  if (status === 404) return 'not_found';
+  if (status === 413) return 'payload_too_large';
+  if (status === 429) return 'rate_limited';
+  return 'invalid_request';
+}
+
+/** Turns anything thrown into a ProtocolError; `undefined` means it was unexpected (a 500). */
+export function toProtocolError(error: unknown): ProtocolError | undefined {
+  if (error instanceof ProtocolError) return error;
+  if (error instanceof SyntaxError) {
+    // A body parser's JSON.parse failure: its message quotes the input, so it is replaced, never echoed.
+    return new ProtocolError('invalid_request', 'The request body is not valid JSON.', { cause: error });
+  }
+  if (error instanceof ZodError) {
+    // Edge validation with zod (STYLE.md §4): name the field and the rule; zod issues do not carry the value.
+    const problems = error.issues.map((issue) => `${issue.path.join('.') || '(body)'}: ${issue.message}`);
+    return new ProtocolError('invalid_request', `Invalid request: ${problems.join('; ')}`, { cause: error });
+  }
+  const fastifyError = error as Partial<FastifyError> | null;
+  if (typeof fastifyError !== 'object' || fastifyError === null) return undefined;
+  const status = fastifyError.statusCode;
+  const known = fastifyError.code === undefined ? undefined : fastifyClientErrors[fastifyError.code];
+  if (known) return new ProtocolError(known.code, known.description, { status: status ?? 400, cause: error });
+  if (fastifyError.validation) {
+    // Schema validation messages name the field and rule (`body/grant_type must be string`), never the value.
+    return new ProtocolError('invalid_request', `Invalid request: ${fastifyError.message}`, { status: 400, cause: error });
+  }
+  if (typeof status === 'number' && status >= 400 && status < 500) {
+    const code = codeForStatus(status);
+    const headers = status === 429 ? retryAfterHeader(error) : {};
+    return new ProtocolError(code, undefined, { status, headers, cause: error });
+  }
+  return undefined;
+}
+
+function retryAfterHeader(error: unknown): Record<string, string> {
+  const headers = (error as { headers?: Record<string, unknown> }).headers;
+  const retryAfter = headers?.['retry-after'];
+  return retryAfter === undefined ? {} : { 'retry-after': String(retryAfter) };
+}
+
+function formatFor(request: FastifyRequest): ErrorFormat {
+  return request.routeOptions.config?.errorFormat ?? 'oauth-json';
+}
+
+/**
+ * For Fastify's `frameworkErrors` option: errors raised before routing (a URL with broken percent-encoding, an
+ * over-long path parameter) would otherwise get Fastify's own body, which quotes the URL.
+ */
+export function handleFrameworkError(error: FastifyError, request: FastifyRequest, reply: FastifyReply): FastifyReply {
+  const description = error.code === 'FST_ERR_BAD_URL' ? 'The request URL is malformed.' : 'The request cannot be routed.';
+  request.log.info({ errorCode: 'invalid_request', fastifyCode: error.code }, 'request rejected');
+  return sendProtocolError(reply.header('x-request-id', request.id), new ProtocolError('invalid_request', description));
+}
+
+/** Installs the error handler and the JSON 404 on `app` (and so on every plugin registered inside it). */
+export function installErrorHandler(app: FastifyInstance): void {
+  app.setErrorHandler((error: unknown, request, reply) => {
+    const protocolError = toProtocolError(error);
+    if (protocolError) {
+      // Client mistakes are routine: log the code, not the error (its message may quote a token in the body).
+      request.log.info({ errorCode: protocolError.code, status: protocolError.status }, 'request rejected');
+      return sendProtocolError(reply, protocolError, { format: formatFor(request) });
+    }
+    request.log.error({ err: error }, 'unexpected error');
+    return sendProtocolError(reply, new ProtocolError('server_error'), { format: formatFor(request) });
+  });
+
+  app.setNotFoundHandler((request, reply) => {
+    return sendProtocolError(reply, new ProtocolError('not_found', 'No such endpoint.'), { format: 'oauth-json' });
+  });
+}

@@ -1,0 +1,50 @@
+import type { FastifyInstance } from 'fastify';
+
+/**
+ * `/healthz` answers "is the process up" (liveness: restart me if not); `/readyz` answers "can I serve traffic"
+ * (readiness: route traffic to me only if so). Readiness runs named checks — the store now; more (upstream
+ * discovery) can be added by name — and reports each, without internal error text.
+ */
+
+/** Resolves when the dependency is usable; throws (or times out) when it is not. */
+export type ReadinessCheck = () => Promise<void>;
+
+export interface HealthOptions {
+  checks: Record<string, ReadinessCheck>;
+  /** True once shutdown started: the instance stops reporting ready so load balancers drain it. */
+  isDraining: () => boolean;
+  /** A check that has not answered by then counts as unavailable (an unreachable Redis must not hang probes). */
+  checkTimeoutMs?: number;
+}
+
+type CheckResult = 'ok' | 'unavailable';
+
+async function runCheck(check: ReadinessCheck, timeoutMs: number): Promise<CheckResult> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<CheckResult>((resolve) => {
+    timer = setTimeout(() => resolve('unavailable'), timeoutMs);
+    timer.unref();
+  });
+  try {
+    return await Promise.race([check().then((): CheckResult => 'ok'), timeout]);
+  } catch {
+    return 'unavailable';
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+export function registerHealthRoutes(app: FastifyInstance, options: HealthOptions): void {
+  const timeoutMs = options.checkTimeoutMs ?? 2_000;
+
+  app.get('/healthz', async () => ({ status: 'ok' }));
+
+  app.get('/readyz', async (request, reply) => {
+    const names = Object.keys(options.checks);
+    const results = await Promise.all(names.map((name) => runCheck(options.checks[name] as ReadinessCheck, timeoutMs)));
+    const checks = Object.fromEntries(names.map((name, i) => [name, results[i]]));
+    const ready = !options.isDraining() && results.every((result) => result === 'ok');
+    if (!ready) request.log.warn({ checks, draining: options.isDraining() }, 'not ready');
+    return reply.code(ready ? 200 : 503).send({ status: ready ? 'ok' : 'unavailable', checks });
+  });
+}

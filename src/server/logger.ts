@@ -1,0 +1,114 @@
+import { pino, stdSerializers, type DestinationStream, type Logger, type LevelWithSilent } from 'pino';
+
+/**
+ * The process logger (pino, which Fastify uses natively). Tokens, secrets and cookies must never reach a log line:
+ * an access token in a log file is as good as the token itself. Two layers keep them out:
+ *  - `redact` paths blank known secret-bearing fields wherever they are logged (headers, token responses, bodies);
+ *  - the request serializer logs only method, scrubbed URL and addresses — never headers or bodies — and replaces the
+ *    values of sensitive query parameters (`?code=…&state=…` on the OAuth callback, `?access_token=…`).
+ * test/server/logger-redaction.test.ts drives real requests carrying secrets and asserts none of them is written.
+ */
+
+export interface LoggerOptions {
+  level?: LevelWithSilent;
+  /** Where JSON lines go; defaults to stdout. Tests pass a capturing stream. */
+  destination?: DestinationStream;
+}
+
+/** Field names whose values are secrets wherever they appear (OAuth parameters and token-endpoint responses). */
+const secretFields = [
+  'access_token',
+  'refresh_token',
+  'id_token',
+  'client_secret',
+  'client_assertion',
+  'code',
+  'code_verifier',
+  'password',
+  'assertion',
+  'subject_token',
+  'actor_token',
+  'token',
+  'authorization',
+  'cookie',
+];
+
+const redactPaths = [
+  'req.headers.authorization',
+  'req.headers.cookie',
+  'req.headers["proxy-authorization"]',
+  'res.headers["set-cookie"]',
+  'headers.authorization',
+  'headers.cookie',
+  'headers["set-cookie"]',
+  ...secretFields.flatMap((field) => [field, `*.${field}`]),
+];
+
+/**
+ * Query parameters whose values are scrubbed from logged URLs.
+ * @see RFC 6749 §4.1.2 (`code` and `state` on the redirect), RFC 6750 §2.3 (`access_token` in the query)
+ */
+export const sensitiveQueryParameters: ReadonlySet<string> = new Set([
+  'code',
+  'state',
+  'token',
+  'access_token',
+  'refresh_token',
+  'id_token',
+  'client_secret',
+  'client_assertion',
+  'code_verifier',
+  'assertion',
+  'subject_token',
+  'session_state',
+  'password',
+]);
+
+export const REDACTED = '[REDACTED]';
+
+/** `/callback?code=abc&state=xyz` → `/callback?code=[REDACTED]&state=[REDACTED]`; other parameters are kept. */
+export function scrubUrl(url: string): string {
+  const queryStart = url.indexOf('?');
+  if (queryStart === -1) return url;
+  const params = new URLSearchParams(url.slice(queryStart + 1));
+  const scrubbed = [...params].map(([name, value]) =>
+    `${encodeURIComponent(name)}=${sensitiveQueryParameters.has(name.toLowerCase()) ? REDACTED : encodeURIComponent(value)}`,
+  );
+  return `${url.slice(0, queryStart)}?${scrubbed.join('&')}`;
+}
+
+interface LoggableRequest {
+  id?: string;
+  method?: string;
+  url?: string;
+  host?: string;
+  ip?: string;
+  socket?: { remotePort?: number } | null;
+}
+
+/** What a request looks like in the log: no headers, no body, secrets in the query string scrubbed. */
+function serializeRequest(req: LoggableRequest) {
+  return {
+    id: req.id,
+    method: req.method,
+    url: typeof req.url === 'string' ? scrubUrl(req.url) : undefined,
+    host: req.host,
+    remoteAddress: req.ip,
+    remotePort: req.socket?.remotePort,
+  };
+}
+
+function serializeResponse(res: { statusCode?: number }) {
+  return { statusCode: res.statusCode };
+}
+
+export function createLogger(options: LoggerOptions = {}): Logger {
+  return pino(
+    {
+      level: options.level ?? 'info',
+      redact: { paths: redactPaths, censor: REDACTED },
+      serializers: { req: serializeRequest, res: serializeResponse, err: stdSerializers.err },
+    },
+    options.destination ?? pino.destination(1),
+  );
+}

@@ -1,0 +1,19 @@
+import type { IncomingMessage } from 'node:http';
+import type { Random } from '../runtime/random.ts';
+
+/**
+ * Request ids tie a client's report to the server log. An `X-Request-Id` from a proxy in front is kept so one id
+ * follows the request end to end — but only if it is short and plain, since it is echoed back and written to logs
+ * (no header or log injection through it).
+ */
+export const requestIdHeader = 'x-request-id';
+
+const saneRequestId = /^[A-Za-z0-9._:-]{1,128}$/;
+
+export function createRequestIdGenerator(random: Random): (req: IncomingMessage) => string {
+  return (req) => {
+    const offered = req.headers[requestIdHeader];
+    if (typeof offered === 'string' && saneRequestId.test(offered)) return offered;
+    return random.token(12);
+  };
+}

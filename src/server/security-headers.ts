@@ -1,0 +1,39 @@
+import type { FastifyInstance } from 'fastify';
+
+/**
+ * Default security headers on every response. A route that needs something else (the consent page's CSP with a
+ * nonce, a cacheable metadata document) sets its own header and keeps it: defaults only fill what is missing.
+ *
+ * Written as one hook rather than @fastify/helmet because the defaults differ on purpose: helmet's CSP adds
+ * `upgrade-insecure-requests` (breaks the http://localhost demo) and applies to JSON too, and HSTS must depend on
+ * the public URL, not the request (behind a TLS-terminating proxy the request itself is plain http).
+ */
+
+export interface SecurityHeadersOptions {
+  /** Send HSTS: true when the public URL is https. */
+  hsts: boolean;
+}
+
+/** For HTML: nothing from elsewhere, no framing (clickjacking on consent), forms post only back to us. */
+export const defaultHtmlCsp =
+  "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+const hstsValue = 'max-age=31536000; includeSubDomains';
+
+export function installSecurityHeaders(app: FastifyInstance, options: SecurityHeadersOptions): void {
+  app.addHook('onSend', async (_request, reply, payload) => {
+    const setDefault = (name: string, value: string) => {
+      if (!reply.hasHeader(name)) reply.header(name, value);
+    };
+    setDefault('x-content-type-options', 'nosniff');
+    setDefault('referrer-policy', 'no-referrer');
+    setDefault('x-frame-options', 'DENY');
+    if (options.hsts) setDefault('strict-transport-security', hstsValue);
+
+    const contentType = String(reply.getHeader('content-type') ?? '');
+    if (contentType.startsWith('text/html')) setDefault('content-security-policy', defaultHtmlCsp);
+    // API answers carry tokens and per-user data: no shared or browser cache unless a route opts in.
+    if (contentType.startsWith('application/json')) setDefault('cache-control', 'no-store');
+    return payload;
+  });
+}

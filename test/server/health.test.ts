@@ -1,0 +1,70 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import type { FastifyInstance } from 'fastify';
+import { buildServer } from '../../src/server/app.ts';
+import { createServerTestContext } from '../support/server-context.ts';
+
+describe('health endpoints', () => {
+  const { ctx, store } = createServerTestContext();
+  let app: FastifyInstance;
+  let discoveryUp = true;
+  before(async () => {
+    app = await buildServer(ctx, {
+      readinessChecks: {
+        upstream: async () => {
+          if (!discoveryUp) throw new Error('discovery failed');
+        },
+      },
+    });
+  });
+  after(() => app.close());
+
+  it('/healthz says the process is up', async () => {
+    const res = await app.inject({ url: '/healthz' });
+    assert.equal(res.statusCode, 200);
+    assert.deepEqual(res.json(), { status: 'ok' });
+  });
+
+  it('/readyz is 200 when every check passes', async () => {
+    store.reachable = true;
+    discoveryUp = true;
+    const res = await app.inject({ url: '/readyz' });
+    assert.equal(res.statusCode, 200);
+    assert.deepEqual(res.json(), { status: 'ok', checks: { store: 'ok', upstream: 'ok' } });
+  });
+
+  it('/readyz is 503 naming the store when the store is down', async () => {
+    store.reachable = false;
+    discoveryUp = true;
+    const res = await app.inject({ url: '/readyz' });
+    assert.equal(res.statusCode, 503);
+    assert.deepEqual(res.json(), { status: 'unavailable', checks: { store: 'unavailable', upstream: 'ok' } });
+    assert.doesNotMatch(res.body, /fake store is down/, 'internal error text is not exposed');
+    // Liveness is independent of dependencies: restarting the process would not bring the store back.
+    assert.equal((await app.inject({ url: '/healthz' })).statusCode, 200);
+  });
+
+  it('/readyz reports an added check by name', async () => {
+    store.reachable = true;
+    discoveryUp = false;
+    const res = await app.inject({ url: '/readyz' });
+    assert.equal(res.statusCode, 503);
+    assert.deepEqual(res.json().checks, { store: 'ok', upstream: 'unavailable' });
+  });
+
+  it('/readyz treats a check that never answers as unavailable', async () => {
+    const hanging = createServerTestContext();
+    const hangingApp = await buildServer(hanging.ctx, {
+      readinessChecks: { stuck: () => new Promise<void>(() => {}) },
+      readinessTimeoutMs: 50,
+    });
+    try {
+      // The check timeout is what ends this request; without it the request would never complete.
+      const res = await hangingApp.inject({ url: '/readyz' });
+      assert.equal(res.statusCode, 503);
+      assert.equal(res.json().checks.stuck, 'unavailable');
+    } finally {
+      await hangingApp.close();
+    }
+  });
+});

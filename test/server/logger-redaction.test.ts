@@ -1,0 +1,114 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
+import { buildServer } from '../../src/server/app.ts';
+import { ProtocolError } from '../../src/server/errors.ts';
+import { createLogger, scrubUrl } from '../../src/server/logger.ts';
+import { createServerTestContext, LogCapture } from '../support/server-context.ts';
+
+/** Distinct secret strings; none of them may appear anywhere in the log output. */
+const secrets = {
+  bearer: 'eyJhbGciOiJFUzI1NiJ9.bearer-SECRET-1.sig',
+  cookie: 'gh_session=cookie-SECRET-2',
+  queryToken: 'query-SECRET-3',
+  queryCode: 'code-SECRET-4',
+  queryState: 'state-SECRET-5',
+  bodyToken: 'body-SECRET-6',
+  malformedBodyToken: 'malformed-SECRET-7',
+  setCookie: 'set-cookie-SECRET-8',
+};
+
+const part: FastifyPluginAsync = async (app) => {
+  app.post('/token', async (request) => {
+    // A handler that fails after reading the body, logging what it was given the way careless code might.
+    request.log.info({ body: request.body }, 'token request');
+    throw new ProtocolError('invalid_grant');
+  });
+  app.get('/callback', async (_request, reply) => {
+    reply.header('set-cookie', `session=${secrets.setCookie}; HttpOnly`);
+    return { ok: true };
+  });
+  app.get('/crash', async (request) => {
+    request.log.info({ headers: request.headers }, 'headers seen');
+    throw new Error('boom');
+  });
+};
+
+describe('log redaction', () => {
+  const { ctx, logs } = createServerTestContext();
+  let app: FastifyInstance;
+  let base: string;
+  before(async () => {
+    app = await buildServer(ctx, { plugins: [part] });
+    base = await app.listen({ host: '127.0.0.1', port: 0 });
+  });
+  after(() => app.close());
+
+  it('keeps every secret out of the logs of real requests', async () => {
+    const authHeaders = { authorization: `Bearer ${secrets.bearer}`, cookie: secrets.cookie };
+    const responses = await Promise.all([
+      fetch(`${base}/callback?code=${secrets.queryCode}&state=${secrets.queryState}&iss=https%3A%2F%2Fidp`, { headers: authHeaders }),
+      fetch(`${base}/healthz?access_token=${secrets.queryToken}`, { headers: authHeaders }),
+      fetch(`${base}/token`, {
+        method: 'POST',
+        headers: { ...authHeaders, 'content-type': 'application/json' },
+        body: JSON.stringify({ grant_type: 'refresh_token', refresh_token: secrets.bodyToken, client_secret: secrets.bodyToken }),
+      }),
+      fetch(`${base}/token`, {
+        method: 'POST',
+        headers: { ...authHeaders, 'content-type': 'application/json' },
+        body: `{"access_token": "${secrets.malformedBodyToken}", broken`,
+      }),
+      fetch(`${base}/crash`, { headers: authHeaders }),
+    ]);
+    assert.deepEqual(
+      responses.map((res) => res.status),
+      [200, 200, 400, 400, 500],
+    );
+    await Promise.all(responses.map((res) => res.arrayBuffer()));
+
+    const output = logs.text();
+    // The requests were logged (so the test would see a leak), just without the secrets.
+    assert.match(output, /"url":"\/callback\?code=\[REDACTED\]&state=\[REDACTED\]&iss=https%3A%2F%2Fidp"/);
+    assert.match(output, /"url":"\/healthz\?access_token=\[REDACTED\]"/);
+    assert.match(output, /token request/);
+    assert.match(output, /headers seen/);
+    for (const [name, secret] of Object.entries(secrets)) {
+      assert.ok(!output.includes(secret), `${name} leaked into the log`);
+    }
+  });
+});
+
+describe('createLogger redact paths', () => {
+  it('blanks token fields and auth headers wherever they are logged', () => {
+    const capture = new LogCapture();
+    const logger = createLogger({ level: 'info', destination: capture });
+    logger.info({ req: { method: 'GET', headers: { authorization: 'Bearer a-SECRET', cookie: 'c-SECRET' } } }, 'r');
+    logger.info({ headers: { authorization: 'Bearer h-SECRET', cookie: 'hc-SECRET', accept: 'json' } }, 'h');
+    logger.info({ res: { headers: { 'set-cookie': 's-SECRET' } } }, 's');
+    logger.info(
+      {
+        tokenResponse: { access_token: 'at-SECRET', refresh_token: 'rt-SECRET', id_token: 'it-SECRET', token_type: 'Bearer' },
+        exchange: { subject_token: 'st-SECRET', assertion: 'as-SECRET', client_secret: 'cs-SECRET' },
+        form: { code: 'code-SECRET', password: 'pw-SECRET' },
+      },
+      't',
+    );
+    const output = capture.text();
+    assert.doesNotMatch(output, /SECRET/);
+    assert.match(output, /"token_type":"Bearer"/, 'non-secret fields are kept');
+    assert.match(output, /"accept":"json"/);
+  });
+});
+
+describe('scrubUrl', () => {
+  it('keeps paths and harmless parameters', () => {
+    assert.equal(scrubUrl('/authorize?client_id=abc&scope=mcp%3Atools'), '/authorize?client_id=abc&scope=mcp%3Atools');
+    assert.equal(scrubUrl('/mcp'), '/mcp');
+  });
+  for (const name of ['code', 'state', 'token', 'access_token', 'ACCESS_TOKEN', 'id_token', 'subject_token']) {
+    it(`scrubs ${name}`, () => {
+      assert.equal(scrubUrl(`/x?${name}=SECRET&a=1`), `/x?${name}=[REDACTED]&a=1`);
+    });
+  }
+});

@@ -1,0 +1,101 @@
+import assert from 'node:assert/strict';
+import { EventEmitter, once } from 'node:events';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createServer, type Server } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import type { FastifyPluginAsync } from 'fastify';
+import type { CliIo } from '../../src/cli/command.ts';
+import { startCommand, startGateway } from '../../src/cli/commands/start.ts';
+import { runCli } from '../../src/cli/main.ts';
+
+function captureIo(cwd: string): CliIo & { out: string[]; err: string[] } {
+  const out: string[] = [];
+  const err: string[] = [];
+  return { out, err, stdout: (text) => out.push(text), stderr: (text) => err.push(text), env: {}, cwd };
+}
+
+describe('gatehouse start', () => {
+  let dir: string;
+  let configFile: string;
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'gatehouse-start-'));
+    configFile = join(dir, 'gatehouse.yaml');
+    await writeFile(configFile, `mode: demo\nstore:\n  sqlitePath: ${JSON.stringify(join(dir, 'gatehouse.db'))}\n`);
+  });
+  after(() => rm(dir, { recursive: true, force: true }));
+
+  it('serves /healthz with the SQLite store and mounted parts, then stops on SIGTERM with exit code 0', async () => {
+    const io = captureIo(dir);
+    const signals = new EventEmitter();
+    let closedParts = false;
+    const part: FastifyPluginAsync = async (app) => {
+      app.get('/part', async () => ({ mounted: true }));
+    };
+    const running = await startGateway({
+      file: configFile,
+      port: '0',
+      logLevel: 'silent',
+      io,
+      signals,
+      assembleParts: async () => ({
+        plugins: [part],
+        banner: ['demo banner line'],
+        close: async () => {
+          closedParts = true;
+        },
+      }),
+    });
+    assert.match(io.out.join(''), new RegExp(`listening on ${running.url.replaceAll('.', '\\.')}`));
+    assert.match(io.out.join(''), /demo banner line/);
+
+    const health = await fetch(`${running.url}/healthz`);
+    assert.equal(health.status, 200);
+    assert.deepEqual(await health.json(), { status: 'ok' });
+    const ready = await fetch(`${running.url}/readyz`);
+    assert.deepEqual(await ready.json(), { status: 'ok', checks: { store: 'ok' } });
+    assert.deepEqual(await (await fetch(`${running.url}/part`)).json(), { mounted: true });
+
+    signals.emit('SIGTERM');
+    assert.equal(await running.lifecycle.stopped, 0);
+    assert.equal(closedParts, true);
+    await assert.rejects(fetch(`${running.url}/healthz`));
+  });
+
+  describe('when the port is taken', () => {
+    let blocker: Server;
+    let port: number;
+    before(async () => {
+      blocker = createServer();
+      blocker.listen(0, '127.0.0.1');
+      await once(blocker, 'listening');
+      port = (blocker.address() as { port: number }).port;
+    });
+    after(() => new Promise<void>((resolve) => blocker.close(() => resolve())));
+
+    it('prints one clear line and exits 2', async () => {
+      const io = captureIo(dir);
+      const code = await runCli(['start', '--config', configFile, '--port', String(port), '--log-level', 'silent'], io, [startCommand]);
+      assert.equal(code, 2);
+      assert.equal(io.err.join(''), `gatehouse: port ${port} is in use — stop the other process or pass --port\n`);
+    });
+  });
+
+  it('rejects an unknown log level with exit code 2', async () => {
+    const io = captureIo(dir);
+    const code = await runCli(['start', '--log-level', 'loud'], io, [startCommand]);
+    assert.equal(code, 2);
+    assert.match(io.err.join(''), /--log-level must be one of/);
+  });
+
+  it('reports a broken config file with exit code 2 and starts nothing', async () => {
+    const broken = join(dir, 'broken.yaml');
+    await writeFile(broken, 'server:\n  prot: 8080\n');
+    const io = captureIo(dir);
+    const code = await runCli(['start', '--config', broken], io, [startCommand]);
+    assert.equal(code, 2);
+    assert.match(io.err.join(''), /prot/);
+    assert.deepEqual(io.out, []);
+  });
+});

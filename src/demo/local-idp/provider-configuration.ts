@@ -1,0 +1,136 @@
+import type { JWK } from 'jose';
+import { errors, type Adapter, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
+import { LOCAL_TENANT_ID, type LocalUser } from './users.ts';
+
+/**
+ * DEVELOPMENT ONLY — oidc-provider settings that make the local IdP behave like Entra where the gateway depends on
+ * it: an ID token with `name`, `email`, `oid`, `tid`, `groups`; a JWT access token for the gateway's own API
+ * (`aud` = the gateway audience, `scp`) even though the gateway never sends `resource` (Entra rejects it); refresh
+ * tokens; PKCE S256 required; and client authentication only by `private_key_jwt` (the federated bridge rides on it).
+ */
+export interface ProviderSettings {
+  privateJwk: JWK;
+  gatewayClientId: string;
+  gatewayRedirectUris: string[];
+  gatewayAudience: string;
+  /** Scope that asks for a gateway-audience access token, e.g. `api://gatehouse/access_as_user`. */
+  gatewayScope: string;
+  /** Public keys the gateway client may sign its own client assertions with, plus the federated bridge's key. */
+  gatewayClientJwks: JWK[];
+  extraGrantTypes: string[];
+  findUser: (id: string) => LocalUser | undefined;
+  cookieKeys: string[];
+  adapter: (name: string) => Adapter;
+}
+
+export function providerConfiguration(settings: ProviderSettings): Configuration {
+  const { gatewayAudience, gatewayScope } = settings;
+  return {
+    adapter: settings.adapter,
+    clients: [
+      {
+        client_id: settings.gatewayClientId,
+        client_name: 'Gatehouse',
+        redirect_uris: settings.gatewayRedirectUris,
+        response_types: ['code'],
+        grant_types: ['authorization_code', 'refresh_token', ...settings.extraGrantTypes],
+        token_endpoint_auth_method: 'private_key_jwt',
+        id_token_signed_response_alg: 'ES256',
+        jwks: { keys: settings.gatewayClientJwks },
+      },
+    ],
+    jwks: { keys: [settings.privateJwk] },
+    cookies: { keys: settings.cookieKeys },
+    routes: {
+      authorization: '/authorize',
+      token: '/token',
+      jwks: '/jwks',
+      userinfo: '/userinfo',
+      revocation: '/revoke',
+      end_session: '/logout',
+    },
+    scopes: ['openid', 'offline_access', 'profile', 'email'],
+    claims: {
+      openid: ['sub'],
+      profile: ['name', 'given_name', 'family_name', 'preferred_username', 'oid', 'tid', 'groups'],
+      email: ['email', 'email_verified'],
+    },
+    // Entra puts profile claims in the ID token; so does this stand-in (the gateway does not call userinfo).
+    conformIdTokenClaims: false,
+    pkce: { required: () => true },
+    clientAuthMethods: ['private_key_jwt'],
+    features: {
+      devInteractions: { enabled: false },
+      revocation: { enabled: true },
+      resourceIndicators: {
+        enabled: true,
+        // Entra derives the audience from the scope (`api://gatehouse/access_as_user`); do the same when none is sent.
+        defaultResource: (ctx: KoaContextWithOIDC) => {
+          const scope = ctx.oidc.params?.scope;
+          return typeof scope === 'string' && scope.split(' ').includes(gatewayScope) ? gatewayAudience : undefined;
+        },
+        useGrantedResource: () => true,
+        getResourceServerInfo: (_ctx: KoaContextWithOIDC, resource: string) => {
+          if (resource !== gatewayAudience) throw new errors.InvalidTarget();
+          return {
+            scope: gatewayScope,
+            audience: gatewayAudience,
+            accessTokenTTL: 3600,
+            accessTokenFormat: 'jwt',
+            jwt: { sign: { alg: 'ES256' } },
+          };
+        },
+      },
+    },
+    extraTokenClaims: (_ctx: KoaContextWithOIDC, token: { kind?: string; accountId?: string; scope?: string }) => {
+      if (token.kind !== 'AccessToken' || !token.accountId) return undefined;
+      const user = settings.findUser(token.accountId);
+      if (!user) return undefined;
+      // Entra access-token claims the gateway and the broker read.
+      const scp = (token.scope ?? '')
+        .split(' ')
+        .filter((scope) => scope.startsWith(`${gatewayAudience}/`))
+        .map((scope) => scope.slice(gatewayAudience.length + 1))
+        .join(' ');
+      return { oid: user.id, tid: LOCAL_TENANT_ID, name: user.name, email: user.email, scp, ver: '2.0' };
+    },
+    findAccount: (_ctx: KoaContextWithOIDC, id: string) => {
+      const user = settings.findUser(id);
+      if (!user) return undefined;
+      return {
+        accountId: user.id,
+        claims: () => ({
+          sub: user.id,
+          oid: user.id,
+          tid: LOCAL_TENANT_ID,
+          name: user.name,
+          given_name: user.givenName,
+          family_name: user.surname,
+          preferred_username: user.email,
+          email: user.email,
+          email_verified: true,
+          groups: user.groups,
+        }),
+      };
+    },
+    interactions: { url: (_ctx: KoaContextWithOIDC, interaction: { uid: string }) => `/interaction/${interaction.uid}` },
+    ttl: {
+      AccessToken: 3600,
+      AuthorizationCode: 60,
+      IdToken: 3600,
+      Interaction: 600,
+      Session: 86_400,
+      Grant: 14 * 86_400,
+      RefreshToken: 14 * 86_400,
+    },
+    rotateRefreshToken: true,
+    renderError: (ctx: KoaContextWithOIDC, out: Record<string, unknown>) => {
+      ctx.type = 'html';
+      const text = Object.entries(out)
+        .map(([key, value]) => `${key}: ${String(value)}`)
+        .join('\n')
+        .replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+      ctx.body = `<!doctype html><html lang="en"><title>Sign-in error</title><pre>${text}</pre></html>`;
+    },
+  };
+}

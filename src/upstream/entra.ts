@@ -1,0 +1,138 @@
+import type { JWTPayload } from 'jose';
+import type { UpstreamConfig } from '../config/schema.ts';
+import { UpstreamError } from './errors.ts';
+import type { UpstreamIdentity } from './types.ts';
+
+/**
+ * Microsoft Entra ID specifics. Entra's v2 endpoints are ordinary OIDC except for the issuer: a multi-tenant
+ * authority (`organizations`, `common`) publishes `https://login.microsoftonline.com/{tenantid}/v2.0` with a literal
+ * placeholder, every tenant signs with the same keys, so the issuer of each token must be rebuilt from its own `tid`
+ * and the tenant checked against an allow-list — otherwise any Entra tenant's users could sign in.
+ */
+export type EntraConfig = NonNullable<UpstreamConfig['entra']>;
+
+const MULTI_TENANT = new Set(['organizations', 'common', 'consumers']);
+const TENANT_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+/** The personal Microsoft account tenant: never an organisation, whatever the authority says. */
+const MSA_TENANT_ID = '9188040d-6c67-4c5b-b112-36a304b66dad';
+const TENANT_PLACEHOLDER = '{tenantid}';
+
+export interface EntraProfile {
+  discoveryUrl: URL;
+  multiTenant: boolean;
+  /** Throws unless the discovery document's issuer is what this authority and tenant should publish. */
+  checkDiscoveredIssuer(issuer: string): void;
+  /** The issuer this ID/access token must carry (v1 or v2 per its `ver`), or throws if its tenant is not allowed. */
+  expectedIssuer(claims: JWTPayload): string;
+  identityFrom(claims: JWTPayload, groupsClaim: string): UpstreamIdentity;
+}
+
+/** Entra scopes are `{resource}/{scope}`; a bare `User.Read` for audience A becomes `A/User.Read`. */
+export function qualifyScopes(audience: string, scopes: string[]): string[] {
+  const base = audience.replace(/\/+$/, '');
+  return scopes.map((scope) => (scope.includes('/') || scope === 'offline_access' || scope === 'openid' ? scope : `${base}/${scope}`));
+}
+
+/** Authority URL without a trailing slash; sovereign clouds are simply another authority host. */
+export function normalizeAuthority(authority: string): URL {
+  const url = new URL(authority);
+  if (url.protocol !== 'https:' && !['localhost', '127.0.0.1', '[::1]'].includes(url.hostname)) {
+    throw new Error('upstream.entra.authority must be an https URL');
+  }
+  url.pathname = url.pathname.replace(/\/+$/, '');
+  url.search = '';
+  url.hash = '';
+  return url;
+}
+
+/** v1 tokens (`ver: 1.0`, apps whose manifest keeps accessTokenAcceptedVersion 1) carry the STS issuer. */
+function v1Issuer(v2Template: URL, tid: string): string {
+  const host = v2Template.hostname === 'login.microsoftonline.com' ? 'sts.windows.net' : v2Template.host;
+  return `https://${host}/${tid}/`;
+}
+
+export function createEntraProfile(entra: EntraConfig): EntraProfile {
+  const authority = normalizeAuthority(entra.authority);
+  const tenant = entra.tenantId;
+  const multiTenant = MULTI_TENANT.has(tenant.toLowerCase());
+  const allowedTenants = new Set(entra.allowedTenants.map((t) => t.toLowerCase()));
+  if (!multiTenant && !TENANT_ID.test(tenant) && !/^[a-z0-9.-]+$/i.test(tenant)) {
+    throw new Error('upstream.entra.tenantId must be a tenant id, a verified domain, organizations or common');
+  }
+  // Set from discovery: a single-tenant authority may be configured by domain name, but tokens carry the GUID.
+  let issuerTemplate: string | undefined;
+  let homeTenantId: string | undefined = TENANT_ID.test(tenant) ? tenant.toLowerCase() : undefined;
+
+  const tenantAllowed = (tid: string): boolean => {
+    if (!multiTenant) return tid === homeTenantId;
+    if (tenant.toLowerCase() === 'organizations' && tid === MSA_TENANT_ID) return false;
+    return allowedTenants.size === 0 || allowedTenants.has(tid);
+  };
+
+  return {
+    discoveryUrl: new URL(`${authority.href.replace(/\/$/, '')}/${encodeURIComponent(tenant)}/v2.0/.well-known/openid-configuration`),
+    multiTenant,
+
+    checkDiscoveredIssuer(issuer) {
+      const match = /^https:\/\/[^/]+\/([^/]+)\/v2\.0$/.exec(issuer);
+      if (!match?.[1]) throw new Error(`Entra discovery returned an unexpected issuer: ${issuer}`);
+      const segment = match[1].toLowerCase();
+      if (multiTenant) {
+        if (segment !== TENANT_PLACEHOLDER) throw new Error(`Entra multi-tenant discovery issuer lacks ${TENANT_PLACEHOLDER}: ${issuer}`);
+      } else {
+        if (!TENANT_ID.test(segment)) throw new Error(`Entra discovery issuer has no tenant id: ${issuer}`);
+        if (homeTenantId && segment !== homeTenantId) throw new Error(`Entra discovery issuer is for another tenant: ${issuer}`);
+        homeTenantId = segment;
+      }
+      issuerTemplate = multiTenant ? issuer : issuer.replace(match[1], TENANT_PLACEHOLDER);
+    },
+
+    expectedIssuer(claims) {
+      if (!issuerTemplate) throw new Error('Entra profile used before discovery');
+      const tid = typeof claims.tid === 'string' ? claims.tid.toLowerCase() : undefined;
+      if (!tid || !TENANT_ID.test(tid)) {
+        throw new UpstreamError('access_denied', 'The Entra token has no valid tenant id (tid).');
+      }
+      if (!tenantAllowed(tid)) {
+        throw new UpstreamError('access_denied', 'Users of this Entra tenant may not sign in to this gateway.', {
+          upstreamError: 'tenant_not_allowed',
+        });
+      }
+      const template = new URL(issuerTemplate.replace(TENANT_PLACEHOLDER, 'placeholder'));
+      // Entra says which token format it issued: `ver` 1.0 tokens use the STS issuer, 2.0 the v2 endpoint's.
+      return claims.ver === '1.0' ? v1Issuer(template, tid) : issuerTemplate.replace(TENANT_PLACEHOLDER, tid);
+    },
+
+    identityFrom(claims, groupsClaim) {
+      const tid = String(claims.tid).toLowerCase();
+      const oid = typeof claims.oid === 'string' ? claims.oid : undefined;
+      if (!oid) throw new UpstreamError('access_denied', 'The Entra ID token has no object id (oid).');
+      const email = stringClaim(claims, 'email') ?? emailLike(stringClaim(claims, 'preferred_username') ?? stringClaim(claims, 'upn'));
+      const identity: UpstreamIdentity = {
+        // oid is stable per user and tenant; sub is per application, and tid qualifies oid across tenants.
+        subject: `${tid}/${oid}`,
+        issuer: String(claims.iss),
+        tenantId: tid,
+        groups: [...new Set([...listClaim(claims, groupsClaim), ...listClaim(claims, 'roles')])],
+      };
+      const name = stringClaim(claims, 'name');
+      if (name) identity.name = name;
+      if (email) identity.email = email;
+      return identity;
+    },
+  };
+}
+
+export function stringClaim(claims: JWTPayload, name: string): string | undefined {
+  const value = claims[name];
+  return typeof value === 'string' && value.length > 0 ? value : undefined;
+}
+
+export function listClaim(claims: JWTPayload, name: string): string[] {
+  const value = claims[name];
+  if (Array.isArray(value)) return value.filter((item): item is string => typeof item === 'string');
+  if (typeof value === 'string' && value.length > 0) return value.split(/[\s,]+/).filter(Boolean);
+  return [];
+}
+
+const emailLike = (value: string | undefined): string | undefined => (value && value.includes('@') ? value : undefined);

@@ -1,0 +1,148 @@
+import { ProtocolError, type ErrorCode, type ProtocolErrorOptions } from '../server/errors.ts';
+
+/**
+ * Upstream failures as ProtocolErrors the rest of Gatehouse can act on. The upstream's own error code, Entra's
+ * `AADSTS` numbers and any claims challenge are kept in fields (never shown to the client verbatim, never a token),
+ * so the broker can tell "sign in again" from "the IdP is down".
+ */
+export interface UpstreamErrorDetails {
+  /** The OAuth `error` the IdP answered with, e.g. `invalid_grant`. */
+  upstreamError?: string;
+  /** Entra `AADSTS…` codes from `error_codes` or the description. */
+  upstreamErrorCodes: string[];
+  /** A claims challenge (Conditional Access step-up) to pass back into the next authorization request. */
+  claims?: string;
+  /** The Gatehouse interaction a failed sign-in belonged to, so the AS can end it with the error. */
+  interactionId?: string;
+}
+
+export class UpstreamError extends ProtocolError {
+  readonly upstreamError: string | undefined;
+  readonly upstreamErrorCodes: string[];
+  readonly claims: string | undefined;
+  readonly interactionId: string | undefined;
+
+  constructor(code: ErrorCode, description: string, details: Partial<UpstreamErrorDetails> = {}, options: ProtocolErrorOptions = {}) {
+    super(code, description, options);
+    this.name = 'UpstreamError';
+    this.upstreamError = details.upstreamError;
+    this.upstreamErrorCodes = details.upstreamErrorCodes ?? [];
+    this.claims = details.claims;
+    this.interactionId = details.interactionId;
+  }
+}
+
+/** The same error, tagged with the sign-in it ended (so the authorization server can answer that interaction). */
+export function forInteraction(error: unknown, interactionId: string): UpstreamError {
+  const upstream = error instanceof UpstreamError ? error : upstreamTokenError(error, 'sign-in');
+  return new UpstreamError(
+    upstream.code,
+    upstream.message,
+    { upstreamError: upstream.upstreamError, upstreamErrorCodes: upstream.upstreamErrorCodes, claims: upstream.claims, interactionId },
+    { status: upstream.status, headers: upstream.headers, cause: upstream.cause },
+  );
+}
+
+/** Errors after which only a new interactive sign-in helps (OIDC Core §3.1.2.6, RFC 6749 §5.2). */
+const reauthorizationErrors = new Set(['interaction_required', 'consent_required', 'login_required', 'invalid_grant']);
+/** Entra: consent missing (65001) or revoked (65004), MFA (50076/50079), CA (53003), grant revoked or expired. */
+const reauthorizationAadsts = new Set(['65001', '65004', '50076', '50079', '50158', '53003', '50173', '700082', '70043', '70008']);
+
+interface OAuthErrorBody {
+  error?: unknown;
+  error_description?: unknown;
+  error_codes?: unknown;
+  claims?: unknown;
+}
+
+function aadstsCodes(body: OAuthErrorBody): string[] {
+  const codes = new Set<string>();
+  if (Array.isArray(body.error_codes)) {
+    for (const code of body.error_codes) if (typeof code === 'number' || typeof code === 'string') codes.add(String(code));
+  }
+  if (typeof body.error_description === 'string') {
+    for (const match of body.error_description.matchAll(/AADSTS(\d+)/g)) if (match[1]) codes.add(match[1]);
+  }
+  return [...codes].map((code) => `AADSTS${code}`);
+}
+
+/** Reads the error body openid-client attaches (`ResponseBodyError.cause`) or a plain OAuth error object. */
+function oauthErrorBody(error: unknown): OAuthErrorBody | undefined {
+  if (typeof error !== 'object' || error === null) return undefined;
+  const record = error as { error?: unknown; cause?: unknown; code?: unknown };
+  if (record.code === 'OAUTH_RESPONSE_BODY_ERROR' && typeof record.cause === 'object' && record.cause !== null) {
+    return record.cause as OAuthErrorBody;
+  }
+  if (typeof record.error === 'string') return record as OAuthErrorBody;
+  return undefined;
+}
+
+const isNetworkFailure = (error: unknown): boolean => {
+  for (let layer: unknown = error, depth = 0; typeof layer === 'object' && layer !== null && depth < 5; depth += 1) {
+    const { name, code } = layer as { name?: unknown; code?: unknown };
+    if (name === 'TimeoutError' || name === 'AbortError' || code === 'OAUTH_TIMEOUT' || code === 'OAUTH_ABORT') return true;
+    if (typeof code === 'string' && /^(ECONN|ETIMEDOUT|ENOTFOUND|EAI_AGAIN|UND_ERR)/.test(code)) return true;
+    if (layer instanceof TypeError && /fetch failed/i.test(layer.message)) return true;
+    layer = (layer as { cause?: unknown }).cause;
+  }
+  return false;
+};
+
+/** HTTP status of a non-OAuth error answer (openid-client keeps the Response as the error's cause). */
+function upstreamStatus(error: unknown): number | undefined {
+  const cause = (error as { cause?: unknown } | undefined)?.cause;
+  return cause instanceof Response ? cause.status : undefined;
+}
+
+/**
+ * Maps anything a token-endpoint call failed with. Re-sign-in cases become `interaction_required` (the broker turns it
+ * into a 401 that makes the MCP client re-authorize); an unreachable IdP `temporarily_unavailable`; the rest
+ * (`invalid_client`, `unauthorized_client`, …: our registration is wrong, not the user's session) `server_error`.
+ */
+export function upstreamTokenError(error: unknown, context: string, interactionId?: string): UpstreamError {
+  if (error instanceof UpstreamError) return error;
+  const body = oauthErrorBody(error);
+  if (body) {
+    const upstreamError = typeof body.error === 'string' ? body.error : undefined;
+    const codes = aadstsCodes(body);
+    const claims = typeof body.claims === 'string' && body.claims.length > 0 ? body.claims : undefined;
+    const details = { upstreamError, upstreamErrorCodes: codes, claims, interactionId };
+    const sanitizedCause = { error: upstreamError, error_codes: codes, claims: claims !== undefined };
+    if (claims || (upstreamError && reauthorizationErrors.has(upstreamError)) || codes.some((code) => reauthorizationAadsts.has(code.slice(6)))) {
+      return new UpstreamError(
+        'interaction_required',
+        `The identity provider needs the user to sign in again (${context}: ${upstreamError ?? 'error'}${codes.length ? ` ${codes.join(',')}` : ''}).`,
+        details,
+        { cause: sanitizedCause },
+      );
+    }
+    if (upstreamError === 'temporarily_unavailable' || upstreamError === 'server_error') {
+      return new UpstreamError('temporarily_unavailable', `The identity provider is unavailable (${context}).`, details, { cause: sanitizedCause });
+    }
+    return new UpstreamError('server_error', `The identity provider refused the ${context} request (${upstreamError ?? 'error'}).`, details, {
+      cause: sanitizedCause,
+    });
+  }
+  if (isNetworkFailure(error) || (upstreamStatus(error) ?? 0) >= 500) {
+    return new UpstreamError('temporarily_unavailable', `The identity provider did not answer (${context}).`, { interactionId }, { cause: error });
+  }
+  return new UpstreamError('server_error', `The ${context} request to the identity provider failed.`, { interactionId }, { cause: error });
+}
+
+/** @see RFC 6749 §4.1.2.1 — the upstream's own error, shown as ours with the interaction it belongs to. */
+export function authorizationResponseError(error: string, interactionId: string): UpstreamError {
+  const details = { upstreamError: error, interactionId };
+  switch (error) {
+    case 'access_denied':
+      return new UpstreamError('access_denied', 'The sign-in was cancelled or refused at the identity provider.', details);
+    case 'temporarily_unavailable':
+    case 'server_error':
+      return new UpstreamError('temporarily_unavailable', 'The identity provider could not complete the sign-in; try again.', details);
+    case 'interaction_required':
+    case 'login_required':
+    case 'consent_required':
+      return new UpstreamError('access_denied', 'The identity provider needs more from the user than this sign-in allowed.', details);
+    default:
+      return new UpstreamError('access_denied', 'The identity provider refused the sign-in.', details);
+  }
+}

@@ -1,0 +1,38 @@
+import type { JWTPayload } from 'jose';
+import type { Configuration } from 'openid-client';
+import type { UpstreamConfig } from '../config/schema.ts';
+import { discoverEntra, discoverOidc, type DiscoveryDeps } from './discovery.ts';
+import { createEntraProfile } from './entra.ts';
+import { oidcIdentityFrom } from './oidc-profile.ts';
+import type { UpstreamIdentity } from './types.ts';
+
+/** What differs between Entra ID and any other OIDC provider; the upstream client is the same for both. */
+export interface Profile {
+  discover(): Promise<Configuration>;
+  expectedIssuer(claims: JWTPayload, configuration: Configuration): string;
+  identityFrom(claims: JWTPayload): UpstreamIdentity;
+  /** Entra wants the scopes again on refresh (it may otherwise return a token for one resource only). */
+  refreshParameters: Record<string, string>;
+}
+
+/** Picks the profile for `upstream.type`; configuration mistakes fail here, at start. */
+export function createProfile(config: UpstreamConfig, discoveryDeps: DiscoveryDeps): Profile {
+  if (config.type === 'entra') {
+    if (!config.entra) throw new Error('upstream.entra is required when upstream.type is entra');
+    const entra = createEntraProfile(config.entra);
+    return {
+      discover: () => discoverEntra(entra, discoveryDeps),
+      expectedIssuer: (claims) => entra.expectedIssuer(claims),
+      identityFrom: (claims) => entra.identityFrom(claims, config.groupsClaim),
+      refreshParameters: { scope: config.scopes.join(' ') },
+    };
+  }
+  const issuer = config.issuer;
+  if (!issuer) throw new Error('upstream.issuer is required when upstream.type is oidc');
+  return {
+    discover: () => discoverOidc(issuer, discoveryDeps),
+    expectedIssuer: (_claims, configuration) => configuration.serverMetadata().issuer,
+    identityFrom: (claims) => oidcIdentityFrom(claims, config.groupsClaim),
+    refreshParameters: {},
+  };
+}

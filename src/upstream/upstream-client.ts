@@ -1,0 +1,219 @@
+import type { Logger } from 'pino';
+import {
+  authorizationCodeGrant,
+  buildAuthorizationUrl,
+  calculatePKCECodeChallenge,
+  genericGrantRequest,
+  refreshTokenGrant,
+  type Configuration,
+  type TokenEndpointResponse,
+} from 'openid-client';
+import type { UpstreamConfig } from '../config/schema.ts';
+import type { Keyring } from '../keys/keyring.ts';
+import type { Clock } from '../runtime/clock.ts';
+import type { Random } from '../runtime/random.ts';
+import type { Store } from '../store/store.ts';
+import { createUpstreamClientAuth } from './client-auth/create-client-auth.ts';
+import { createDiscoveryCache, DIVERTED_ID_TOKEN } from './discovery.ts';
+import { qualifyScopes } from './entra.ts';
+import { UpstreamError, authorizationResponseError, forInteraction, upstreamTokenError } from './errors.ts';
+import { upstreamJwks, verifyIdToken, type JwksResolver } from './id-token.ts';
+import { createProfile } from './profile.ts';
+import { consumeSignInState, createSignInState } from './sign-in-state.ts';
+import { saveUpstreamTokens } from './token-vault.ts';
+import type { CompletedSignIn, DownstreamTokenRequest, UpstreamClient, UpstreamIdentity, UpstreamTokens } from './types.ts';
+
+export const JWT_BEARER_GRANT = 'urn:ietf:params:oauth:grant-type:jwt-bearer';
+export const TOKEN_EXCHANGE_GRANT = 'urn:ietf:params:oauth:grant-type:token-exchange';
+export const ACCESS_TOKEN_TYPE = 'urn:ietf:params:oauth:token-type:access_token';
+
+/** When the IdP omits `expires_in`, assume Entra's shortest default rather than trusting a token forever. */
+const DEFAULT_EXPIRES_IN_SECONDS = 3600;
+
+export interface UpstreamClientDeps {
+  config: UpstreamConfig;
+  /** Gatehouse's issuer; the upstream redirect URI is `${publicUrl}/callback`. */
+  publicUrl: string;
+  store: Store;
+  keyring: Keyring;
+  clock: Clock;
+  random: Random;
+  logger: Logger;
+  fetch: typeof globalThis.fetch;
+  /** Process environment for federated credentials; injected by tests. */
+  env?: Record<string, string | undefined>;
+  /** Backoff between discovery attempts; tests pass an immediate one. */
+  sleep?: (ms: number) => Promise<void>;
+}
+
+
+/**
+ * The upstream identity provider, through openid-client: Entra ID or any OIDC provider, authenticated without a
+ * secret where the platform allows it. Validates configuration now (bad key file → fails at start); contacts the
+ * IdP only when first needed.
+ */
+export function createUpstreamClient(deps: UpstreamClientDeps): UpstreamClient & { readonly clientAuthMethod: string } {
+  const { config, publicUrl, store, keyring, clock, random, logger, fetch } = deps;
+  const redirectUri = `${publicUrl.replace(/\/+$/, '')}/callback`;
+  const auth = createUpstreamClientAuth(config.clientAuth, {
+    clientId: config.clientId,
+    clock,
+    random,
+    fetch,
+    timeoutMs: config.timeoutMs,
+    ...(deps.env ? { env: deps.env } : {}),
+  });
+  const discoveryDeps = { clientId: config.clientId, clientAuth: auth.clientAuth, fetch, timeoutMs: config.timeoutMs, clock };
+  const profile = createProfile(config, discoveryDeps);
+  const discovery = createDiscoveryCache({ load: profile.discover, clock, ...(deps.sleep ? { sleep: deps.sleep } : {}) });
+  const jwksByUri = new Map<string, JwksResolver>();
+  const jwksFor = (configuration: Configuration): JwksResolver => {
+    const uri = configuration.serverMetadata().jwks_uri;
+    if (!uri) throw new UpstreamError('server_error', 'The identity provider publishes no jwks_uri.');
+    let jwks = jwksByUri.get(uri);
+    if (!jwks) jwksByUri.set(uri, (jwks = upstreamJwks(uri, fetch, config.timeoutMs)));
+    return jwks;
+  };
+
+  const tokensFrom = (response: TokenEndpointResponse, fallback: { refreshToken?: string; scope?: string } = {}): UpstreamTokens => {
+    const tokens: UpstreamTokens = {
+      accessToken: response.access_token,
+      expiresAt: clock.now() + (response.expires_in ?? DEFAULT_EXPIRES_IN_SECONDS) * 1000,
+    };
+    const refreshToken = response.refresh_token ?? fallback.refreshToken;
+    const scope = response.scope ?? fallback.scope;
+    if (refreshToken) tokens.refreshToken = refreshToken;
+    if (scope) tokens.scope = scope;
+    return tokens;
+  };
+
+  return {
+    clientAuthMethod: auth.method,
+
+    async beginSignIn({ interactionId, loginHint }) {
+      const configuration = await discovery.get();
+      const { state, stateCookie, record } = await createSignInState({ store, random, now: clock.now() }, interactionId);
+      const parameters: Record<string, string> = {
+        redirect_uri: redirectUri,
+        response_type: 'code',
+        scope: config.scopes.join(' '),
+        state,
+        nonce: record.nonce,
+        code_challenge: await calculatePKCECodeChallenge(record.codeVerifier),
+        code_challenge_method: 'S256',
+      };
+      if (loginHint) parameters.login_hint = loginHint;
+      return { authorizationUrl: buildAuthorizationUrl(configuration, parameters).href, stateCookie };
+    },
+
+    async completeSignIn({ callbackUrl, stateCookie }): Promise<CompletedSignIn> {
+      const params = callbackUrl.searchParams;
+      const record = await consumeSignInState(store, params.get('state'), stateCookie);
+      const { interactionId } = record;
+      const upstreamError = params.get('error');
+      if (upstreamError) throw authorizationResponseError(upstreamError, interactionId);
+
+      const configuration = await discovery.get().catch((error: unknown) => {
+        throw forInteraction(error, interactionId);
+      });
+      // The redirect_uri sent at the token endpoint must be byte-identical to the one sent at authorization.
+      const currentUrl = new URL(redirectUri);
+      currentUrl.search = callbackUrl.search;
+      let response: TokenEndpointResponse;
+      try {
+        response = await authorizationCodeGrant(configuration, currentUrl, {
+          pkceCodeVerifier: record.codeVerifier,
+          expectedState: params.get('state') ?? undefined,
+        });
+      } catch (error) {
+        const mapped = upstreamTokenError(error, 'authorization code', interactionId);
+        logger.warn({ upstreamError: mapped.upstreamError, codes: mapped.upstreamErrorCodes }, 'upstream code exchange failed');
+        if (mapped.upstreamError === 'invalid_grant') {
+          throw new UpstreamError('invalid_grant', 'The identity provider did not accept the sign-in; start again.', {
+            upstreamError: 'invalid_grant',
+            upstreamErrorCodes: mapped.upstreamErrorCodes,
+            interactionId,
+          });
+        }
+        if (mapped.code === 'server_error' && mapped.upstreamError === undefined) {
+          // Not an answer from the IdP but a response that failed openid-client's checks (no code, an `iss` naming
+          // another issuer — RFC 9207 mix-up defence): bad input, not our failure.
+          throw new UpstreamError('access_denied', 'The identity provider\'s response failed validation; start again.', { interactionId });
+        }
+        throw mapped;
+      }
+      const idToken = (response as Record<string, unknown>)[DIVERTED_ID_TOKEN];
+      if (typeof idToken !== 'string') {
+        throw new UpstreamError('access_denied', 'The identity provider returned no ID token.', { interactionId });
+      }
+      let identity: UpstreamIdentity;
+      try {
+        const claims = await verifyIdToken({
+          idToken,
+          jwks: jwksFor(configuration),
+          clientId: config.clientId,
+          expectedNonce: record.nonce,
+          expectedIssuer: (unverified) => profile.expectedIssuer(unverified, configuration),
+          clock,
+        });
+        identity = profile.identityFrom(claims);
+      } catch (error) {
+        const mapped = forInteraction(error, interactionId);
+        logger.warn({ reason: mapped.message }, 'upstream ID token rejected');
+        throw mapped;
+      }
+      const tokens = tokensFrom(response);
+      tokens.idToken = idToken;
+      const refreshLifetime = Number((response as Record<string, unknown>).refresh_token_expires_in);
+      await saveUpstreamTokens(
+        { store, keyring, clock },
+        identity.subject,
+        tokens,
+        Number.isFinite(refreshLifetime) && refreshLifetime > 0 ? { refreshTokenLifetimeSeconds: refreshLifetime } : {},
+      );
+      logger.info({ subject: identity.subject, tenantId: identity.tenantId }, 'upstream sign-in completed');
+      return { interactionId, identity, tokens };
+    },
+
+    async refresh(refreshToken) {
+      const configuration = await discovery.get();
+      try {
+        const response = await refreshTokenGrant(configuration, refreshToken, profile.refreshParameters);
+        return tokensFrom(response, { refreshToken });
+      } catch (error) {
+        throw upstreamTokenError(error, 'refresh');
+      }
+    },
+
+    async exchangeForDownstream(request: DownstreamTokenRequest) {
+      const configuration = await discovery.get();
+      // On-behalf-of carries the audience inside each scope (`{resource}/{scope}`), whichever IdP answers it.
+      const scopes = request.grant === 'on-behalf-of' ? qualifyScopes(request.audience, request.scopes) : request.scopes;
+      try {
+        const response =
+          request.grant === 'on-behalf-of'
+            ? // Entra on-behalf-of: the audience is inside the scopes; Entra rejects `resource` on v2 endpoints.
+              await genericGrantRequest(configuration, JWT_BEARER_GRANT, {
+                assertion: request.subjectToken,
+                requested_token_use: 'on_behalf_of',
+                scope: scopes.join(' '),
+              })
+            : // @see RFC 8693 §2.1
+              await genericGrantRequest(configuration, TOKEN_EXCHANGE_GRANT, {
+                subject_token: request.subjectToken,
+                subject_token_type: ACCESS_TOKEN_TYPE,
+                requested_token_type: ACCESS_TOKEN_TYPE,
+                audience: request.audience,
+                scope: scopes.join(' '),
+              });
+        return tokensFrom(response, { scope: scopes.join(' ') });
+      } catch (error) {
+        throw upstreamTokenError(error, request.grant);
+      }
+    },
+
+    async checkHealth() {
+      await discovery.get();
+    },
+  };
+}

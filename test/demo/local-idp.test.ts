@@ -1,0 +1,213 @@
+import assert from 'node:assert/strict';
+import { generateKeyPairSync } from 'node:crypto';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { decodeJwt, exportJWK } from 'jose';
+import { startLocalIdentityProvider, type LocalIdentityProvider } from '../../src/demo/local-idp/local-identity-provider.ts';
+import { loadUsersFile } from '../../src/demo/local-idp/users.ts';
+import { startWorkloadIdentityIssuer, type WorkloadIdentityIssuer } from '../../src/demo/workload-identity/workload-identity-issuer.ts';
+import { CookieBrowser, signInAtLocalIdp } from '../upstream/support/cookie-browser.ts';
+import { createGatewaySide } from '../upstream/support/fixture.ts';
+
+const CALLBACK = 'http://127.0.0.1:8080/callback';
+const DIRECTORY = 'http://localhost:8083';
+
+describe('local identity provider (development only)', () => {
+  let workload: WorkloadIdentityIssuer;
+  let idp: LocalIdentityProvider;
+  let dir: string;
+  const gatewayKey = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'gatehouse-idp-'));
+    workload = await startWorkloadIdentityIssuer();
+    const publicJwk = { ...(await exportJWK(gatewayKey.publicKey)), kid: 'gateway-key', alg: 'ES256', use: 'sig' };
+    idp = await startLocalIdentityProvider({
+      gateway: { clientId: 'gatehouse', redirectUris: [CALLBACK], workloadIssuerUrl: workload.issuer, jwks: [publicJwk] },
+      downstreamAudiences: [DIRECTORY],
+    });
+  });
+  after(async () => {
+    await idp?.close();
+    await workload?.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  const authorizeUrl = (extra: Record<string, string> = {}) => {
+    const url = new URL(`${idp.issuer}/authorize`);
+    url.search = new URLSearchParams({
+      client_id: 'gatehouse',
+      response_type: 'code',
+      redirect_uri: CALLBACK,
+      scope: `openid profile ${idp.gatewayScope}`,
+      state: 's',
+      nonce: 'n',
+      code_challenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM',
+      code_challenge_method: 'S256',
+      ...extra,
+    }).toString();
+    return url;
+  };
+
+  it('shows a labelled, clearly marked sign-in form with every value escaped, and refuses a wrong password', async () => {
+    const browser = new CookieBrowser();
+    const { response } = await browser.follow(authorizeUrl({ login_hint: '"><script>alert(1)</script>' }), () => false);
+    assert.equal(response?.status, 200);
+    const html = (await response?.text()) ?? '';
+    assert.match(html, /development and tests only/);
+    assert.match(html, /<label for="username">/);
+    assert.match(html, /<label for="password">/);
+    assert.equal(html.includes('<script>'), false);
+    assert.match(html, /&quot;&gt;&lt;script&gt;/);
+    assert.match(response?.headers.get('content-security-policy') ?? '', /frame-ancestors 'none'/);
+
+    const action = /action="([^"]+)"/.exec(html)?.[1] ?? '';
+    const wrong = await browser.request(new URL(action, idp.issuer), {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ username: 'adele', password: 'not-it', action: 'login' }),
+    });
+    assert.equal(wrong.status, 401);
+    assert.match(await wrong.text(), /incorrect/);
+  });
+
+  it('requires PKCE: an authorization request without a code challenge is refused', async () => {
+    const url = authorizeUrl();
+    url.searchParams.delete('code_challenge');
+    url.searchParams.delete('code_challenge_method');
+    const response = await fetch(url, { redirect: 'manual' });
+    const location = new URL(response.headers.get('location') ?? '', idp.issuer);
+    assert.equal(location.searchParams.get('error'), 'invalid_request');
+  });
+
+  it('accepts private_key_jwt from the gateway and issues gateway-audience tokens with Entra-style claims', async () => {
+    const keyFile = join(dir, 'gateway.pem');
+    await writeFile(keyFile, gatewayKey.privateKey.export({ format: 'pem', type: 'pkcs8' }));
+    const gateway = await createGatewaySide({
+      upstream: {
+        type: 'oidc',
+        issuer: idp.issuer,
+        clientId: 'gatehouse',
+        clientAuth: { method: 'private_key_jwt', privateKeyFile: keyFile, keyId: 'gateway-key' },
+        scopes: ['openid', 'profile', 'email', 'offline_access', idp.gatewayScope],
+      },
+    });
+    try {
+      const started = await gateway.client.beginSignIn({ interactionId: 'pkjwt' });
+      const callbackUrl = await signInAtLocalIdp(new CookieBrowser(), started.authorizationUrl, idp.users[1]!, 'http://127.0.0.1:8080');
+      const { identity, tokens } = await gateway.client.completeSignIn({ callbackUrl, stateCookie: started.stateCookie });
+      assert.equal(identity.name, 'Alex Wilber');
+      assert.ok(identity.groups.includes('gatehouse-admins'));
+      const claims = decodeJwt(tokens.accessToken);
+      assert.equal(claims.aud, idp.gatewayAudience);
+      assert.equal(claims.scp, 'access_as_user');
+      assert.equal(claims.oid, idp.users[1]!.id);
+      assert.ok(typeof claims.tid === 'string');
+
+      await assert.rejects(
+        gateway.client.exchangeForDownstream({ subjectToken: tokens.accessToken, audience: 'https://elsewhere.test', scopes: ['User.Read'], grant: 'token-exchange' }),
+        (error: unknown) => (error as { upstreamError?: string }).upstreamError === 'invalid_target',
+      );
+      await assert.rejects(
+        gateway.client.exchangeForDownstream({ subjectToken: 'not-a-token', audience: DIRECTORY, scopes: ['User.Read'], grant: 'on-behalf-of' }),
+        (error: unknown) => (error as { code?: string }).code === 'interaction_required',
+      );
+      idp.users[1]!.requireConsent = true;
+      await assert.rejects(
+        gateway.client.exchangeForDownstream({ subjectToken: tokens.accessToken, audience: DIRECTORY, scopes: ['User.Read'], grant: 'on-behalf-of' }),
+        (error: unknown) => (error as { upstreamErrorCodes?: string[] }).upstreamErrorCodes?.includes('AADSTS65001') === true,
+      );
+    } finally {
+      idp.users[1]!.requireConsent = false;
+      await gateway.store.close();
+    }
+  });
+
+  it('trusts a federated assertion only for the configured issuer, subject and audience', async () => {
+    const tokenRequest = async (assertion: string) =>
+      fetch(`${idp.issuer}/token`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams({
+          grant_type: 'refresh_token',
+          refresh_token: 'unknown',
+          client_id: 'gatehouse',
+          client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer',
+          client_assertion: assertion,
+        }),
+      });
+    for (const assertion of [await workload.mint({ subject: 'system:serviceaccount:other:intruder' }), await workload.mint({ audience: 'api://other' })]) {
+      const refused = await tokenRequest(assertion);
+      assert.equal(refused.status, 401);
+      const body = (await refused.json()) as { error: string; error_codes: number[] };
+      assert.equal(body.error, 'invalid_client');
+      assert.deepEqual(body.error_codes, [70021]);
+    }
+    // The right assertion authenticates; the (unknown) refresh token is then what fails.
+    const accepted = await tokenRequest(await workload.mint());
+    assert.equal(accepted.status, 400);
+    assert.equal(((await accepted.json()) as { error: string }).error, 'invalid_grant');
+  });
+
+  it('loads users from a JSON file, naming the bad field when one is wrong', async () => {
+    const good = join(dir, 'users.json');
+    await writeFile(good, JSON.stringify([{ id: 'u1', username: 'megan', password: 'pw', name: 'Megan Bowen', email: 'megan@gatehouse.test', groups: ['sales'] }]));
+    const users = loadUsersFile(good);
+    assert.equal(users[0]?.name, 'Megan Bowen');
+    assert.equal(users[0]?.requireInteraction, false);
+    const bad = join(dir, 'bad-users.json');
+    await writeFile(bad, JSON.stringify([{ id: 'u1', username: 'megan', name: 'Megan Bowen', email: 'megan@gatehouse.test' }]));
+    assert.throws(() => loadUsersFile(bad), /password/);
+  });
+
+  it('starts two default users with names, emails, groups and fresh passwords', () => {
+    assert.deepEqual(idp.users.map((user) => user.name), ['Adele Vance', 'Alex Wilber']);
+    for (const user of idp.users) {
+      assert.match(user.email, /@/);
+      assert.ok(user.groups.length > 0);
+      assert.ok(user.password.length >= 12);
+    }
+  });
+});
+
+describe('local identity provider with the workload-identity issuer mounted on its origin (the demo layout)', () => {
+  let idp: LocalIdentityProvider;
+  before(async () => {
+    idp = await startLocalIdentityProvider({
+      gateway: { clientId: 'gatehouse', redirectUris: [CALLBACK] },
+      downstreamAudiences: [DIRECTORY],
+      workloadIdentityPath: '/workload-identity',
+    });
+  });
+  after(async () => {
+    await idp?.close();
+  });
+
+  it('serves the issuer under the path and trusts its assertions for the gateway client', async () => {
+    const workloadIssuer = idp.workloadIdentity?.issuer ?? '';
+    assert.equal(workloadIssuer, `${idp.issuer}/workload-identity`);
+    const discovery = (await (await fetch(`${workloadIssuer}/.well-known/openid-configuration`)).json()) as { issuer: string };
+    assert.equal(discovery.issuer, workloadIssuer);
+
+    const gateway = await createGatewaySide({
+      upstream: {
+        type: 'oidc',
+        issuer: idp.issuer,
+        clientId: 'gatehouse',
+        clientAuth: { method: 'federated', issuerUrl: workloadIssuer, audience: 'api://AzureADTokenExchange' },
+        scopes: ['openid', 'profile', 'email', 'offline_access', idp.gatewayScope],
+      },
+    });
+    try {
+      const started = await gateway.client.beginSignIn({ interactionId: 'demo-layout' });
+      const callbackUrl = await signInAtLocalIdp(new CookieBrowser(), started.authorizationUrl, idp.users[0]!, 'http://127.0.0.1:8080');
+      const { tokens } = await gateway.client.completeSignIn({ callbackUrl, stateCookie: started.stateCookie });
+      const downstream = await gateway.client.exchangeForDownstream({ subjectToken: tokens.accessToken, audience: DIRECTORY, scopes: ['User.Read'], grant: 'on-behalf-of' });
+      assert.equal(decodeJwt(downstream.accessToken).aud, DIRECTORY);
+    } finally {
+      await gateway.store.close();
+    }
+  });
+});

@@ -1,0 +1,58 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { generateKeySet } from '../../src/keys/key-set.ts';
+import { keyringFromKeySet } from '../../src/keys/key-set-keyring.ts';
+import { ManualClock } from '../../src/runtime/clock.ts';
+import { createSqliteStore } from '../../src/store/sqlite-store.ts';
+import type { Store } from '../../src/store/store.ts';
+import {
+  UPSTREAM_TOKENS_NAMESPACE,
+  deleteUpstreamTokens,
+  loadUpstreamTokens,
+  saveUpstreamTokens,
+} from '../../src/upstream/token-vault.ts';
+
+describe('upstream token vault', () => {
+  const clock = new ManualClock();
+  const keyring = keyringFromKeySet(generateKeySet({ now: clock.now(), signingAlgorithm: 'ES256' }));
+  let store: Store;
+  before(async () => {
+    store = await createSqliteStore({ path: ':memory:', clock, purgeIntervalMs: 0 });
+  });
+  after(async () => {
+    await store.close();
+  });
+  const deps = () => ({ store, keyring, clock });
+  const tokens = { accessToken: 'at-secret-value', refreshToken: 'rt-secret-value', expiresAt: clock.now() + 3_600_000, scope: 'openid' };
+
+  it('stores the tokens sealed, never in clear, and opens them for the same subject', async () => {
+    await saveUpstreamTokens(deps(), 'tenant/user-1', tokens);
+    const raw = JSON.stringify(await store.get(UPSTREAM_TOKENS_NAMESPACE, 'tenant/user-1'));
+    assert.equal(raw.includes('at-secret-value'), false);
+    assert.equal(raw.includes('rt-secret-value'), false);
+    assert.deepEqual(await loadUpstreamTokens(deps(), 'tenant/user-1'), tokens);
+  });
+
+  it('a record copied under another subject does not open (the subject is bound as additional data)', async () => {
+    const record = await store.get(UPSTREAM_TOKENS_NAMESPACE, 'tenant/user-1');
+    await store.set(UPSTREAM_TOKENS_NAMESPACE, 'tenant/attacker', record);
+    assert.equal(await loadUpstreamTokens(deps(), 'tenant/attacker'), undefined);
+    assert.equal(await store.get(UPSTREAM_TOKENS_NAMESPACE, 'tenant/attacker'), undefined, 'the unopenable record is removed');
+  });
+
+  it('lives as long as the refresh token, or only as long as the access token without one', async () => {
+    await saveUpstreamTokens(deps(), 'with-refresh', tokens, { refreshTokenLifetimeSeconds: 7200 });
+    await saveUpstreamTokens(deps(), 'access-only', { accessToken: 'a', expiresAt: clock.now() + 60_000 });
+    clock.advance(61_000);
+    assert.equal(await loadUpstreamTokens(deps(), 'access-only'), undefined);
+    assert.ok(await loadUpstreamTokens(deps(), 'with-refresh'));
+    clock.advance(7200_000);
+    assert.equal(await loadUpstreamTokens(deps(), 'with-refresh'), undefined);
+  });
+
+  it('deletes on request', async () => {
+    await saveUpstreamTokens(deps(), 'gone', tokens);
+    assert.equal(await deleteUpstreamTokens(deps(), 'gone'), true);
+    assert.equal(await loadUpstreamTokens(deps(), 'gone'), undefined);
+  });
+});

@@ -11,6 +11,8 @@ import { z } from 'zod';
 const duration = (what: string, def: number) =>
   z.number().int().positive().default(def).describe(what);
 
+const port = (what: string, def: number) => z.number().int().min(0).max(65_535).default(def).describe(what);
+
 const httpUrl = z
   .string()
   .refine((value) => URL.canParse(value) && /^https?:$/.test(new URL(value).protocol), {
@@ -83,9 +85,10 @@ export const routeSchema = z
         connectMs: duration('Time to connect to the backend.', 5_000),
         responseHeadersMs: duration('Time for the backend to send response headers.', 30_000),
         idleStreamMs: duration('An SSE stream with no bytes for this long is closed.', 15 * 60_000),
+        requestBodyMs: duration('Time a client has to send a whole MCP request body (slow-loris defence).', 30_000),
       })
       .strict()
-      .default({ connectMs: 5_000, responseHeadersMs: 30_000, idleStreamMs: 15 * 60_000 }),
+      .default({ connectMs: 5_000, responseHeadersMs: 30_000, idleStreamMs: 15 * 60_000, requestBodyMs: 30_000 }),
     rateLimit: z
       .object({
         perUserPerMinute: z.number().int().positive().default(600).describe('Requests per user per minute.'),
@@ -229,7 +232,8 @@ export const configSchema = z
         bodyLimitBytes: 4 * 1024 * 1024,
         shutdownGraceMs: 10_000,
         allowedOrigins: [],
-      }),
+      })
+      .describe('Where Gatehouse listens and the public URL it advertises.'),
     store: z
       .object({
         type: z.enum(['sqlite', 'redis']).default('sqlite').describe('`sqlite` for one node, `redis` for replicas.'),
@@ -242,7 +246,8 @@ export const configSchema = z
         purgeIntervalMs: duration('How often expired SQLite rows are purged.', 60_000),
       })
       .strict()
-      .default({ type: 'sqlite', sqlitePath: './.gatehouse/gatehouse.db', keyPrefix: 'gatehouse:', purgeIntervalMs: 60_000 }),
+      .default({ type: 'sqlite', sqlitePath: './.gatehouse/gatehouse.db', keyPrefix: 'gatehouse:', purgeIntervalMs: 60_000 })
+      .describe('Where grants, sessions, keys and caches are kept.'),
     keys: z
       .object({
         source: z
@@ -253,7 +258,8 @@ export const configSchema = z
         signingAlgorithm: z.enum(['ES256', 'EdDSA']).default('ES256').describe('Algorithm of new signing keys.'),
       })
       .strict()
-      .default({ source: 'store', signingAlgorithm: 'ES256' }),
+      .default({ source: 'store', signingAlgorithm: 'ES256' })
+      .describe('Signing keys (published as a JWKS) and sealing keys for upstream tokens at rest.'),
     authorization: z
       .object({
         accessTokenTtlSeconds: duration('Lifetime of access tokens.', 600),
@@ -313,7 +319,8 @@ export const configSchema = z
         clientMetadataDocuments: { enabled: true, allowDomains: [], denyDomains: [], maxBytes: 5_120, timeoutMs: 5_000, cacheSeconds: 3_600, allowLoopback: false },
         clients: [],
         consentRememberDays: 30,
-      }),
+      })
+      .describe('The OAuth 2.1 authorization server MCP clients talk to.'),
     upstream: upstreamSchema.optional().describe('The identity provider users sign in with. Required in production.'),
     routes: z.array(routeSchema).default([]).describe('Protected routes, one per backend.'),
     broker: z
@@ -322,7 +329,8 @@ export const configSchema = z
         refreshSkewSeconds: duration('Cached tokens are renewed this long before they expire.', 120),
       })
       .strict()
-      .default({ downstream: [], refreshSkewSeconds: 120 }),
+      .default({ downstream: [], refreshSkewSeconds: 120 })
+      .describe('The token broker: downstream API tokens obtained on behalf of the signed-in user.'),
     admin: z
       .object({
         users: z.array(z.string()).default([]).describe('Upstream subjects or emails allowed into `/admin`.'),
@@ -340,7 +348,8 @@ export const configSchema = z
           .describe('Serve `/metrics` on this separate port instead of the main one.'),
       })
       .strict()
-      .default({ users: [], groups: [] }),
+      .default({ users: [], groups: [] })
+      .describe('Who may use the admin pages, and how `/metrics` is protected.'),
     audit: z
       .object({
         output: z
@@ -350,7 +359,18 @@ export const configSchema = z
         retentionDays: duration('How long audit records stay in the store.', 30),
       })
       .strict()
-      .default({ output: 'store', retentionDays: 30 }),
+      .default({ output: 'store', retentionDays: 30 })
+      .describe('Audit records of sign-ins, grants and tool calls.'),
+    log: z
+      .object({
+        level: z
+          .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
+          .default('info')
+          .describe('Least severe log level written (tokens, cookies and secrets are always redacted).'),
+      })
+      .strict()
+      .default({ level: 'info' })
+      .describe('Logging.'),
     dev: z
       .object({
         insecureCookies: z
@@ -359,7 +379,21 @@ export const configSchema = z
           .describe('Development only: drop `Secure`/`__Host-` cookie requirements on http://localhost.'),
       })
       .strict()
-      .default({ insecureCookies: false }),
+      .default({ insecureCookies: false })
+      .describe('Development-only switches; refused or warned about in production.'),
+    demo: z
+      .object({
+        identityProviderPort: port('Port of the local identity provider (development component).', 8081),
+        graphServerPort: port('Port of the sample Graph MCP server (`examples/graph-server`).', 8082),
+        directoryApiPort: port('Port of the demo directory API, which answers `GET /v1.0/me` like Microsoft Graph.', 8083),
+        usersFile: z
+          .string()
+          .optional()
+          .describe('JSON file of test users for the local identity provider (default: the built-in test users).'),
+      })
+      .strict()
+      .default({ identityProviderPort: 8081, graphServerPort: 8082, directoryApiPort: 8083 })
+      .describe('`mode: demo` only: the local development components started next to the gateway.'),
   })
   .strict();
 
@@ -368,3 +402,4 @@ export type RouteConfig = z.infer<typeof routeSchema>;
 export type UpstreamConfig = z.infer<typeof upstreamSchema>;
 export type DownstreamConfig = z.infer<typeof downstreamSchema>;
 export type PreRegisteredClient = z.infer<typeof preRegisteredClientSchema>;
+export type DemoSettings = GatehouseConfig['demo'];

@@ -1,0 +1,63 @@
+#!/usr/bin/env node
+// The `gatehouse` command. Plain JavaScript so that any Node >= 18 can start it: Gatehouse itself needs Node 24
+// (TypeScript type stripping, node:sqlite), so on an older Node this re-runs the same command with the Node 24
+// that the package pins as a dependency (node_modules/node), forwarding signals and the exit code.
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+
+const REQUIRED_MAJOR = 24;
+const here = dirname(fileURLToPath(import.meta.url));
+const packageRoot = join(here, '..');
+const major = Number(process.versions.node.split('.')[0]);
+
+if (major >= REQUIRED_MAJOR) {
+  const { main } = await import(pathToFileURL(join(packageRoot, 'src', 'cli', 'main.ts')).href);
+  await main(process.argv.slice(2));
+} else {
+  reexecWithPinnedNode();
+}
+
+function reexecWithPinnedNode() {
+  const pinned = findPinnedNode();
+  // The marker stops an endless loop if the pinned Node turns out to be old as well.
+  if (!pinned || process.env.__GATEHOUSE_REEXEC === '1') {
+    process.stderr.write(
+      `gatehouse: needs Node.js ${REQUIRED_MAJOR} or newer (this is ${process.version}) and the pinned Node was not found — run "npm install" in ${packageRoot}\n`,
+    );
+    process.exit(2);
+  }
+  const child = spawn(pinned, [fileURLToPath(import.meta.url), ...process.argv.slice(2)], {
+    stdio: 'inherit',
+    env: { ...process.env, __GATEHOUSE_REEXEC: '1' },
+  });
+  // Forward termination requests so `gatehouse start` shuts down gracefully under a process manager.
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
+    process.on(signal, () => {
+      if (child.exitCode === null) child.kill(signal);
+    });
+  }
+  child.on('error', (error) => {
+    process.stderr.write(`gatehouse: cannot run ${pinned}: ${error.message}\n`);
+    process.exit(1);
+  });
+  child.on('exit', (code, signal) => {
+    if (signal) {
+      // Die the same way the child did, so callers see the signal, not a made-up code.
+      process.removeAllListeners(signal);
+      process.kill(process.pid, signal);
+      return;
+    }
+    process.exit(code ?? 1);
+  });
+}
+
+function findPinnedNode() {
+  const executable = process.platform === 'win32' ? 'node.exe' : 'node';
+  const candidates = [
+    join(packageRoot, 'node_modules', 'node', 'bin', executable),
+    join(packageRoot, 'node_modules', '.bin', executable),
+  ];
+  return candidates.find((candidate) => existsSync(candidate));
+}

@@ -1,0 +1,158 @@
+import { accessSync, constants, statSync } from 'node:fs';
+import { isLoopbackUrl } from './public-url.ts';
+import type { GatehouseConfig } from './schema.ts';
+
+/**
+ * Rules that involve more than one field, or the file system, checked after the schema accepted each field on its
+ * own. Production rules are strict because a wrong setting there is a security hole that would only show up later
+ * (an http issuer, a route nobody can reach, an OBO target that does not exist); demo mode relaxes only what the
+ * local stand-ins need. Each problem names the field and the fix.
+ */
+export interface RuleResult {
+  problems: string[];
+  warnings: string[];
+}
+
+/** Paths the gateway serves itself; a route there would shadow the OAuth endpoints or health checks. */
+const RESERVED_PATHS = ['/authorize', '/token', '/register', '/revoke', '/introspect', '/jwks', '/.well-known', '/admin', '/healthz', '/readyz', '/metrics', '/interaction', '/callback'];
+
+export function checkConfigRules(config: GatehouseConfig): RuleResult {
+  const result: RuleResult = { problems: [], warnings: [] };
+  checkRoutes(config, result);
+  checkDownstreamReferences(config, result);
+  checkStore(config, result);
+  checkKeyFile(config, result);
+  if (config.mode === 'production') checkProduction(config, result);
+  return result;
+}
+
+function checkProduction(config: GatehouseConfig, { problems, warnings }: RuleResult): void {
+  const publicUrl = config.server.publicUrl;
+  if (!publicUrl) {
+    problems.push('server.publicUrl: required in production — the https URL clients use, e.g. https://gatehouse.example.com (or set GATEHOUSE_PUBLIC_URL)');
+  } else {
+    checkPublicUrl(publicUrl, { problems, warnings });
+  }
+
+  const upstream = config.upstream;
+  if (!upstream) {
+    problems.push('upstream: required in production — the identity provider users sign in with (type, clientId, clientAuth)');
+  } else if (upstream.type === 'oidc') {
+    if (!upstream.issuer) problems.push('upstream.issuer: required for type oidc — the issuer URL of your identity provider');
+    else checkHttpsUrl('upstream.issuer', upstream.issuer, { problems, warnings });
+  } else if (!upstream.entra) {
+    problems.push('upstream.entra.tenantId: required for type entra — your directory (tenant) id, or organizations/common');
+  }
+  if (upstream?.clientAuth.method === 'federated' && upstream.clientAuth.issuerUrl) {
+    warnings.push('upstream.clientAuth.issuerUrl: meant for the local demo; production uses tokenFile or managed identity');
+  }
+
+  if (config.routes.length === 0) {
+    problems.push('routes: at least one route is required in production — e.g. { path: /mcp, backend: https://mcp.internal/mcp }');
+  }
+
+  if (config.dev.insecureCookies) {
+    if (publicUrl && isLoopbackUrl(publicUrl)) {
+      warnings.push('dev.insecureCookies: cookies without Secure/__Host- — development only');
+    } else {
+      problems.push('dev.insecureCookies: development only — remove it (or use mode: demo on localhost)');
+    }
+  }
+  if (config.authorization.clientMetadataDocuments.allowLoopback) {
+    warnings.push('authorization.clientMetadataDocuments.allowLoopback: lets clients point Gatehouse at loopback addresses — development only');
+  }
+}
+
+function checkPublicUrl(publicUrl: string, result: RuleResult): void {
+  const url = new URL(publicUrl);
+  if (url.search || url.hash) {
+    result.problems.push(`server.publicUrl: must not have a query or fragment — it is the OAuth issuer (got "${publicUrl}")`);
+  }
+  checkHttpsUrl('server.publicUrl', publicUrl, result);
+}
+
+/** https required; plain http only for this machine (local testing), with a warning. */
+function checkHttpsUrl(field: string, value: string, { problems, warnings }: RuleResult): void {
+  const protocol = URL.canParse(value) ? new URL(value).protocol : undefined;
+  if (protocol === 'https:') return;
+  if (protocol === 'http:' && isLoopbackUrl(value)) {
+    warnings.push(`${field}: plain http on localhost ("${value}") — acceptable for local testing only`);
+    return;
+  }
+  problems.push(`${field}: must be an https URL (got "${value}")`);
+}
+
+function checkRoutes(config: GatehouseConfig, { problems }: RuleResult): void {
+  const seen = new Map<string, number>();
+  config.routes.forEach((route, index) => {
+    const path = route.path.length > 1 ? route.path.replace(/\/+$/, '') : route.path;
+    const earlier = seen.get(path);
+    if (earlier !== undefined) {
+      problems.push(`routes[${index}].path: "${route.path}" is already used by routes[${earlier}] — each route needs its own path`);
+    }
+    seen.set(path, index);
+    const reserved = RESERVED_PATHS.find((prefix) => path === prefix || path.startsWith(`${prefix}/`));
+    if (reserved) problems.push(`routes[${index}].path: "${route.path}" is reserved for Gatehouse's own ${reserved} endpoint — choose another path`);
+    if (route.identity.mode === 'obo' && !route.identity.downstream) {
+      problems.push(`routes[${index}].identity.downstream: required with mode obo — the broker.downstream entry whose token is forwarded`);
+    }
+    for (const scope of route.requiredScopes) {
+      if (!(scope in route.scopes)) {
+        problems.push(`routes[${index}].requiredScopes: "${scope}" is not one of this route's scopes (${Object.keys(route.scopes).join(', ')})`);
+      }
+    }
+  });
+}
+
+function checkDownstreamReferences(config: GatehouseConfig, { problems }: RuleResult): void {
+  const names = config.broker.downstream.map((entry) => entry.name);
+  const known = new Set(names);
+  names.forEach((name, index) => {
+    if (names.indexOf(name) !== index) problems.push(`broker.downstream[${index}].name: "${name}" is used twice — names must be unique`);
+  });
+  const listed = known.size > 0 ? `broker.downstream has: ${[...known].join(', ')}` : 'broker.downstream is empty';
+  config.routes.forEach((route, index) => {
+    const wanted = route.identity.downstream;
+    if (wanted && !known.has(wanted)) {
+      problems.push(`routes[${index}].identity.downstream: "${wanted}" is not a broker.downstream name (${listed})`);
+    }
+    route.downstream.forEach((name, position) => {
+      if (!known.has(name)) problems.push(`routes[${index}].downstream[${position}]: "${name}" is not a broker.downstream name (${listed})`);
+    });
+  });
+  config.authorization.clients.forEach((client, index) => {
+    client.allowedDownstream.forEach((name, position) => {
+      if (!known.has(name)) {
+        problems.push(`authorization.clients[${index}].allowedDownstream[${position}]: "${name}" is not a broker.downstream name (${listed})`);
+      }
+    });
+  });
+}
+
+function checkStore(config: GatehouseConfig, { problems }: RuleResult): void {
+  if (config.store.type !== 'redis') return;
+  const redisUrl = config.store.redisUrl;
+  if (!redisUrl) {
+    problems.push('store.redisUrl: required with store.type redis — e.g. ${REDIS_URL} or GATEHOUSE_REDIS_URL');
+  } else if (!/^rediss?:\/\//.test(redisUrl)) {
+    // The value may hold a password: say what is wrong without echoing it.
+    problems.push('store.redisUrl: must start with redis:// or rediss:// (TLS)');
+  }
+}
+
+function checkKeyFile(config: GatehouseConfig, { problems }: RuleResult): void {
+  if (config.keys.source !== 'file') return;
+  const file = config.keys.file;
+  if (!file) {
+    problems.push('keys.file: required with keys.source file — the key set written by `gatehouse init`');
+    return;
+  }
+  try {
+    accessSync(file, constants.R_OK);
+    if (!statSync(file).isFile()) problems.push(`keys.file: "${file}" is not a file`);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    const reason = code === 'ENOENT' ? 'does not exist' : code === 'EACCES' ? 'is not readable (permission denied)' : `cannot be read (${code ?? 'error'})`;
+    problems.push(`keys.file: "${file}" ${reason} — run \`gatehouse init\` or fix the path`);
+  }
+}

@@ -1,0 +1,84 @@
+import { configSchema, type DemoSettings, type GatehouseConfig } from './schema.ts';
+
+/**
+ * The local demo: what Gatehouse runs when started without a config file. Every part runs on this machine with no
+ * cloud account — the gateway, a local OpenID Connect identity provider standing in for Entra ID, the sample Graph
+ * MCP server and a demo directory API standing in for Microsoft Graph. Development only: `mode: demo` is refused
+ * nowhere, but production settings (https, Secure cookies, no loopback CIMD) are relaxed here on purpose.
+ */
+
+export const DEMO_CLIENT_ID = 'gatehouse';
+/** Path of the local workload-identity issuer on the identity provider's origin (the federated credential's issuer). */
+export const DEMO_WORKLOAD_IDENTITY_PATH = '/workload-identity';
+/** Scope of the gateway's own API at the local IdP, so the upstream access token can be exchanged on-behalf-of. */
+export const DEMO_GATEWAY_API_SCOPE = 'api://gatehouse/access_as_user';
+
+export interface DemoConfigOptions {
+  /** Gateway port (default 8080); the public URL follows it. */
+  port?: number;
+  host?: string;
+  /** Overrides the `http://localhost:<port>` public URL. */
+  publicUrl?: string;
+  demo?: Partial<DemoSettings>;
+}
+
+const DEFAULT_DEMO: DemoSettings = { identityProviderPort: 8081, graphServerPort: 8082, directoryApiPort: 8083 };
+
+/**
+ * The demo configuration as raw input (before validation), so a `mode: demo` file can override parts of it.
+ * @internal used by loadConfig; others call demoConfig.
+ */
+export function demoConfigInput(options: DemoConfigOptions = {}): Record<string, unknown> {
+  const port = options.port ?? 8080;
+  const demo: DemoSettings = { ...DEFAULT_DEMO, ...options.demo };
+  const identityProvider = `http://localhost:${demo.identityProviderPort}`;
+  return {
+    mode: 'demo',
+    server: {
+      host: options.host ?? '127.0.0.1',
+      port,
+      publicUrl: options.publicUrl ?? `http://localhost:${port}`,
+    },
+    upstream: {
+      type: 'oidc',
+      issuer: identityProvider,
+      clientId: DEMO_CLIENT_ID,
+      // Secretless, like production on Entra: the local IdP trusts assertions from the local workload-identity issuer.
+      clientAuth: { method: 'federated', issuerUrl: `${identityProvider}${DEMO_WORKLOAD_IDENTITY_PATH}` },
+      scopes: ['openid', 'profile', 'email', 'offline_access', DEMO_GATEWAY_API_SCOPE],
+    },
+    routes: [
+      {
+        path: '/mcp',
+        backend: `http://127.0.0.1:${demo.graphServerPort}/mcp`,
+        scopes: {
+          'mcp:tools': 'Use the tools of the sample Graph MCP server',
+          'graph:read': 'Read your directory profile through the sample server',
+        },
+        requiredScopes: ['mcp:tools'],
+        tools: {
+          // Tools that read the user's directory profile need the extra consent; the harmless ones only the route scope.
+          get_graph_user_details: { scopes: ['graph:read'] },
+          me: { scopes: ['graph:read'] },
+          hello: {},
+          echo: {},
+          status: {},
+        },
+        downstream: ['graph'],
+      },
+    ],
+    broker: {
+      downstream: [
+        { name: 'graph', audience: `http://localhost:${demo.directoryApiPort}`, scopes: ['User.Read'], grant: 'on-behalf-of' },
+      ],
+    },
+    authorization: { clientMetadataDocuments: { allowLoopback: true } },
+    dev: { insecureCookies: true },
+    demo,
+  };
+}
+
+/** A complete, valid configuration for the local demo. The `start` command and tests call this. */
+export function demoConfig(options: DemoConfigOptions = {}): GatehouseConfig {
+  return configSchema.parse(demoConfigInput(options));
+}

@@ -1,0 +1,174 @@
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { CliUsageError, type CliCommand, type CliIo } from '../../src/cli/command.ts';
+import { commands } from '../../src/cli/commands/index.ts';
+import { runCli } from '../../src/cli/main.ts';
+
+const root = fileURLToPath(new URL('../../', import.meta.url));
+const dir = mkdtempSync(join(tmpdir(), 'gatehouse-cli-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+/** Runs the real CLI in a child process with Node 24 and a clean environment. */
+export function gatehouse(args: string[], env: NodeJS.ProcessEnv = {}, entry = 'src/cli/main.ts') {
+  const result = spawnSync(process.execPath, [join(root, entry), ...args], {
+    cwd: dir,
+    env: { PATH: process.env.PATH, HOME: dir, ...env },
+    encoding: 'utf8',
+  });
+  return { code: result.status, stdout: result.stdout, stderr: result.stderr };
+}
+
+function assertNoStackTrace(text: string): void {
+  assert.ok(!/^\s+at /m.test(text), `no stack trace expected:\n${text}`);
+}
+
+describe('gatehouse --help', () => {
+  it('lists every command', () => {
+    const { code, stdout } = gatehouse(['--help']);
+    assert.equal(code, 0);
+    for (const command of commands) assert.ok(stdout.includes(command.path.join(' ')), command.path.join(' '));
+  });
+
+  for (const command of commands) {
+    it(`prints usage, summary and options for "${command.path.join(' ')}"`, () => {
+      const { code, stdout } = gatehouse([...command.path, '--help']);
+      assert.equal(code, 0);
+      assert.ok(stdout.startsWith(`Usage: gatehouse ${command.path.join(' ')}`), stdout);
+      assert.ok(stdout.includes(command.summary));
+      for (const option of Object.keys(command.options ?? {})) assert.ok(stdout.includes(`--${option}`), option);
+    });
+  }
+
+  it('works through bin/gatehouse.js too', () => {
+    const { code, stdout } = gatehouse(['--help'], {}, 'bin/gatehouse.js');
+    assert.equal(code, 0);
+    assert.match(stdout, /^Usage: gatehouse <command>/);
+  });
+});
+
+describe('gatehouse usage errors', () => {
+  it('suggests the nearest command for an unknown one, exit 2', () => {
+    const { code, stderr } = gatehouse(['conifg', 'check']);
+    assert.equal(code, 2);
+    assert.equal(stderr.trim().split('\n').length, 1);
+    assert.match(stderr, /^gatehouse: unknown command "conifg" — did you mean "gatehouse config( check)?"\?/);
+  });
+
+  it('suggests the nearest option for an unknown one, exit 2', () => {
+    const { code, stderr } = gatehouse(['init', '--frce']);
+    assert.equal(code, 2);
+    assert.equal(stderr, 'gatehouse: unknown option "--frce" for "gatehouse init" — did you mean "--force"?\n');
+  });
+
+  it('reports a missing argument, exit 2', () => {
+    const { code, stderr } = gatehouse(['config', 'check']);
+    assert.equal(code, 2);
+    assert.match(stderr, /^gatehouse: missing FILE — usage: gatehouse config check FILE\n$/);
+  });
+});
+
+describe('gatehouse config check', () => {
+  const valid = join(dir, 'valid.yaml');
+  writeFileSync(
+    valid,
+    'server:\n  publicUrl: https://gw.example.com\nupstream:\n  issuer: https://idp.example.com\n  clientId: gw\n  clientAuth: { method: federated }\nroutes:\n  - { path: /mcp, backend: "http://127.0.0.1:3000/mcp" }\n',
+  );
+
+  it('prints ok and a one-line summary for a valid file', () => {
+    const { code, stdout, stderr } = gatehouse(['config', 'check', valid]);
+    assert.equal(code, 0, stderr);
+    assert.equal(stdout.split('\n').filter(Boolean).length, 1);
+    assert.match(stdout, /^ok: mode production, issuer https:\/\/gw\.example\.com, store sqlite, .*1 route \(\/mcp\)\n$/);
+  });
+
+  it('prints one line per problem and exits 2, without a stack trace or secret', () => {
+    const bad = join(dir, 'bad.yaml');
+    writeFileSync(bad, 'servr: {}\nserver:\n  port: abc\nupstream:\n  clientId: gw\n  clientAuth: { method: client_secret_post, clientSecret: [t0p-s3cret] }\n');
+    const { code, stdout, stderr } = gatehouse(['config', 'check', bad]);
+    assert.equal(code, 2);
+    assert.equal(stdout, '');
+    const lines = stderr.trim().split('\n');
+    assert.match(lines[0] ?? '', /^gatehouse: .*bad\.yaml: invalid configuration \(3 problems\):$/);
+    assert.deepEqual(lines.slice(1).map((line) => line.trim()).sort(), [
+      'server.port: expected a number, got "abc"',
+      'servr: unknown key — did you mean "server"?',
+      'upstream.clientAuth.clientSecret: expected a string, got a list',
+    ]);
+    assert.ok(!stderr.includes('t0p-s3cret'));
+    assertNoStackTrace(stderr);
+  });
+
+  it('reports malformed YAML with its position, exit 2', () => {
+    const broken = join(dir, 'broken.yaml');
+    writeFileSync(broken, 'server:\n  port: [8080\n');
+    const { code, stderr } = gatehouse(['config', 'check', broken]);
+    assert.equal(code, 2);
+    assert.match(stderr, /\n {2}line \d+, column \d+: .*\(YAML syntax\)\n$/);
+    assertNoStackTrace(stderr);
+  });
+
+  it('applies GATEHOUSE_* overrides and names them in problems', () => {
+    const { code, stderr } = gatehouse(['config', 'check', valid], { GATEHOUSE_PORT: 'eighty' });
+    assert.equal(code, 2);
+    assert.match(stderr, /server\.port \(from GATEHOUSE_PORT\): expected a number, got "eighty"/);
+  });
+});
+
+describe('runCli error mapping', () => {
+  const captured = () => {
+    const out: string[] = [];
+    const err: string[] = [];
+    const io: CliIo = { stdout: (text) => out.push(text), stderr: (text) => err.push(text), env: {}, cwd: dir };
+    return { io, out, err };
+  };
+  const failing = (error: unknown): CliCommand => ({
+    path: ['explode'],
+    summary: 'Fails.',
+    run: async () => {
+      throw error;
+    },
+  });
+
+  it('prints one line and exits 1 for an unexpected error', async () => {
+    const { io, err } = captured();
+    const error = new Error('backend unreachable\nsecond line');
+    assert.equal(await runCli(['explode'], io, [failing(error)]), 1);
+    assert.deepEqual(err, ['gatehouse: backend unreachable\n']);
+  });
+
+  it('exits 2 for a usage error and for errors that carry exitCode 2', async () => {
+    const { io, err } = captured();
+    assert.equal(await runCli(['explode'], io, [failing(new CliUsageError('port 8080 is in use'))]), 2);
+    assert.equal(await runCli(['explode'], io, [failing(Object.assign(new Error('taken'), { exitCode: 2 }))]), 2);
+    assert.deepEqual(err, ['gatehouse: port 8080 is in use\n', 'gatehouse: taken\n']);
+  });
+
+  it('prints the stack only with GATEHOUSE_DEBUG=1', async () => {
+    const { io, err } = captured();
+    io.env = { GATEHOUSE_DEBUG: '1' };
+    assert.equal(await runCli(['explode'], io, [failing(new Error('boom'))]), 1);
+    assert.match(err.join(''), /^gatehouse: boom\nError: boom\n\s+at /);
+  });
+
+  it('passes parsed options and positionals to the command', async () => {
+    const { io } = captured();
+    let seen: unknown;
+    const command: CliCommand = {
+      path: ['a', 'b'],
+      summary: 'Records.',
+      positionals: ['FILE'],
+      options: { flag: { type: 'boolean', description: 'x' }, name: { type: 'string', short: 'n', description: 'y' } },
+      run: async (input) => {
+        seen = { values: input.values, positionals: input.positionals };
+        return 0;
+      },
+    };
+    assert.equal(await runCli(['a', 'b', 'f.yaml', '--flag', '-n', 'v'], io, [command]), 0);
+    assert.deepEqual(seen, { values: { flag: true, name: 'v' }, positionals: ['f.yaml'] });
+  });
+});

@@ -1,0 +1,57 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { demoConfig } from '../../src/config/demo-defaults.ts';
+import { loadConfig } from '../../src/config/load.ts';
+import { resolvePublicUrl } from '../../src/config/public-url.ts';
+import { checkConfigRules } from '../../src/config/config-rules.ts';
+
+describe('demo defaults', () => {
+  it('are a complete configuration for the local stand-ins', () => {
+    const config = demoConfig();
+    assert.equal(config.mode, 'demo');
+    assert.equal(config.server.publicUrl, 'http://localhost:8080');
+    assert.equal(config.upstream?.type, 'oidc');
+    assert.equal(config.upstream?.issuer, 'http://localhost:8081');
+    assert.equal(config.upstream?.clientId, 'gatehouse');
+    assert.equal(config.upstream?.clientAuth.method, 'federated');
+    const clientAuth = config.upstream?.clientAuth;
+    assert.match(clientAuth?.method === 'federated' ? (clientAuth.issuerUrl ?? '') : '', /^http:\/\/localhost:8081\//);
+    const route = config.routes[0];
+    assert.equal(route?.path, '/mcp');
+    assert.equal(route?.backend, 'http://127.0.0.1:8082/mcp');
+    assert.deepEqual(Object.keys(route?.tools ?? {}).sort(), ['echo', 'get_graph_user_details', 'hello', 'me', 'status']);
+    assert.deepEqual(route?.tools.get_graph_user_details?.scopes, ['graph:read']);
+    assert.equal(config.broker.downstream[0]?.name, 'graph');
+    assert.equal(config.broker.downstream[0]?.audience, 'http://localhost:8083');
+    assert.equal(config.dev.insecureCookies, true);
+    assert.equal(config.authorization.clientMetadataDocuments.allowLoopback, true);
+    assert.deepEqual(checkConfigRules(config).problems, []);
+  });
+
+  it('follow the ports given', () => {
+    const config = demoConfig({ port: 9000, demo: { identityProviderPort: 9001, graphServerPort: 9002, directoryApiPort: 9003 } });
+    assert.equal(resolvePublicUrl(config), 'http://localhost:9000');
+    assert.equal(config.upstream?.issuer, 'http://localhost:9001');
+    assert.equal(config.routes[0]?.backend, 'http://127.0.0.1:9002/mcp');
+    assert.equal(config.broker.downstream[0]?.audience, 'http://localhost:9003');
+  });
+
+  it('are what loadConfig returns without a file, with the public URL following GATEHOUSE_PORT or --port', () => {
+    const plain = loadConfig({ env: {}, cwd: '/srv/gatehouse' });
+    assert.equal(plain.file, undefined);
+    assert.deepEqual(plain.config, { ...demoConfig(), store: { ...demoConfig().store, sqlitePath: '/srv/gatehouse/.gatehouse/gatehouse.db' } });
+    assert.equal(loadConfig({ env: { GATEHOUSE_PORT: '9100' }, cwd: '/tmp' }).publicUrl, 'http://localhost:9100');
+    const flagged = loadConfig({ env: { GATEHOUSE_PORT: '9100' }, cwd: '/tmp', flags: { port: 9200 } });
+    assert.equal(flagged.config.server.port, 9200);
+    assert.equal(flagged.publicUrl, 'http://localhost:9200');
+  });
+});
+
+describe('resolvePublicUrl', () => {
+  it('drops trailing slashes and keeps a path prefix', () => {
+    const base = demoConfig();
+    assert.equal(resolvePublicUrl({ server: { ...base.server, publicUrl: 'https://GW.example.com/' } }), 'https://gw.example.com');
+    assert.equal(resolvePublicUrl({ server: { ...base.server, publicUrl: 'https://gw.example.com/auth//' } }), 'https://gw.example.com/auth');
+    assert.equal(resolvePublicUrl({ server: { ...base.server, publicUrl: undefined, port: 8181 } }), 'http://localhost:8181');
+  });
+});

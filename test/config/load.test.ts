@@ -1,0 +1,303 @@
+import assert from 'node:assert/strict';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { ConfigError, loadConfig, type LoadedConfig } from '../../src/config/load.ts';
+
+const dir = mkdtempSync(join(tmpdir(), 'gatehouse-config-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+let fileCount = 0;
+function writeConfig(text: string): string {
+  const file = join(dir, `config-${++fileCount}.yaml`);
+  writeFileSync(file, text);
+  return file;
+}
+
+const VALID = `
+server:
+  publicUrl: https://gatehouse.example.com
+upstream:
+  type: oidc
+  issuer: https://idp.example.com
+  clientId: gatehouse
+  clientAuth:
+    method: federated
+routes:
+  - path: /mcp
+    backend: http://127.0.0.1:3000/mcp
+`;
+
+function load(text: string, env: NodeJS.ProcessEnv = {}): LoadedConfig {
+  return loadConfig({ file: writeConfig(text), env, cwd: dir });
+}
+
+function problemsOf(text: string, env: NodeJS.ProcessEnv = {}): readonly string[] {
+  try {
+    load(text, env);
+  } catch (error) {
+    assert.ok(error instanceof ConfigError, `expected a ConfigError, got ${String(error)}`);
+    for (const problem of error.problems) assert.ok(!problem.includes('\n'), `one line per problem: ${problem}`);
+    return error.problems;
+  }
+  assert.fail('the config was accepted');
+}
+
+describe('loadConfig: a valid production file', () => {
+  it('loads with defaults filled in and the issuer without a trailing slash', () => {
+    const loaded = load(VALID.replace('https://gatehouse.example.com', 'https://gatehouse.example.com/'));
+    assert.equal(loaded.config.mode, 'production');
+    assert.equal(loaded.publicUrl, 'https://gatehouse.example.com');
+    assert.equal(loaded.config.routes[0]?.requiredScopes[0], 'mcp:tools');
+    assert.equal(loaded.config.server.port, 8080);
+    assert.deepEqual(loaded.warnings, []);
+  });
+
+  it('treats an empty file as all defaults (and so reports the missing production settings)', () => {
+    const problems = problemsOf('');
+    assert.ok(problems.some((p) => p.startsWith('server.publicUrl: required in production')));
+    assert.ok(problems.some((p) => p.startsWith('upstream: required in production')));
+    assert.ok(problems.some((p) => p.startsWith('routes: at least one route')));
+  });
+});
+
+describe('loadConfig: malformed input', () => {
+  it('reports malformed YAML with line and column, without echoing the source', () => {
+    const problems = problemsOf('server:\n  port: 8080\n  publicUrl: [https://x\nsecret: hunter2-value\n');
+    assert.equal(problems.length >= 1, true);
+    assert.match(problems[0] ?? '', /^line \d+, column \d+: .+\(YAML syntax\)$/);
+    assert.ok(problems.every((p) => !p.includes('hunter2-value')));
+  });
+
+  it('reports duplicate keys as a YAML error', () => {
+    const problems = problemsOf('mode: production\nmode: demo\n');
+    assert.match(problems[0] ?? '', /^line 2, column 1: /);
+  });
+
+  it('rejects a file that is not a mapping', () => {
+    assert.match(problemsOf('- a\n- b\n')[0] ?? '', /must hold a mapping of settings.*not a list/);
+  });
+
+  it('names a missing file', () => {
+    assert.throws(
+      () => loadConfig({ file: join(dir, 'nope.yaml'), env: {}, cwd: dir }),
+      (error: unknown) => error instanceof ConfigError && /config file does not exist/.test(error.problems[0] ?? ''),
+    );
+  });
+
+  it('suggests the nearest key for an unknown key, at any depth', () => {
+    const problems = problemsOf(`${VALID}servr:\n  port: 1\n`);
+    assert.ok(problems.includes('servr: unknown key — did you mean "server"?'), problems.join('\n'));
+    const nested = problemsOf(VALID.replace('    backend:', '    tool: {}\n    backend:'));
+    assert.ok(nested.includes('routes[0].tool: unknown key — did you mean "tools"?'), nested.join('\n'));
+  });
+
+  it('lists the valid keys when nothing is close', () => {
+    const problems = problemsOf(`${VALID}zzzzzzzz: 1\n`);
+    assert.match(problems.join('\n'), /zzzzzzzz: unknown key — valid keys here: mode, server, /);
+  });
+
+  it('reports wrong types with the value given', () => {
+    const problems = problemsOf(VALID.replace('server:', 'server:\n  port: abc'));
+    assert.ok(problems.includes('server.port: expected a number, got "abc"'), problems.join('\n'));
+    const list = problemsOf(VALID.replace('server:', 'server:\n  allowedOrigins: https://a.example'));
+    assert.ok(list.includes('server.allowedOrigins: expected a list, got "https://a.example"'), list.join('\n'));
+  });
+
+  it('reports an invalid URL with the value and a wrong enum value with a suggestion', () => {
+    const problems = problemsOf(VALID.replace('https://gatehouse.example.com', 'htp://x').replace('type: oidc', 'type: oicd'));
+    assert.ok(problems.includes('server.publicUrl: must be an http(s) URL (got "htp://x")'), problems.join('\n'));
+    assert.ok(problems.some((p) => p.startsWith('upstream.type: must be one of "entra", "oidc" (got "oicd") — did you mean "oidc"?')));
+  });
+
+  it('lists the keys of the chosen variant for an unknown key in upstream.clientAuth', () => {
+    const problems = problemsOf(VALID.replace('method: federated', 'method: federated\n    tokn: x'));
+    assert.ok(problems.includes('upstream.clientAuth.tokn: unknown key — valid keys here: method, tokenFile, managedIdentityClientId, audience, issuerUrl'), problems.join('\n'));
+  });
+
+  it('suggests the full value for an abbreviated one', () => {
+    assert.ok(problemsOf(`${VALID}mode: prod\n`).includes('mode: must be one of "demo", "production" (got "prod") — did you mean "production"?'));
+  });
+
+  it('explains union types, record keys and list lengths', () => {
+    const text = VALID.replace('server:', 'server:\n  trustProxy: "yes"\n  port: 80.5').replace(
+      '    backend: http://127.0.0.1:3000/mcp',
+      '    backend: http://127.0.0.1:3000/mcp\n    scopes: { "bad scope": x }',
+    );
+    const problems = problemsOf(`${text}broker:\n  downstream:\n    - { name: graph, audience: x, scopes: [] }\n`);
+    assert.ok(problems.includes('server.trustProxy: expected true or false, a number or a list, got "yes"'), problems.join('\n'));
+    assert.ok(problems.includes('server.port: expected a whole number, got 80.5'));
+    assert.ok(problems.includes('routes[0].scopes: key "bad scope" — scope names are printable ASCII without spaces or quotes'));
+    assert.ok(problems.includes('broker.downstream[0].scopes: must list at least 1 item (got a list)'));
+  });
+
+  it('says what a missing required field is for', () => {
+    const problems = problemsOf(VALID.replace('  clientId: gatehouse\n', ''));
+    assert.ok(problems.some((p) => p.startsWith('upstream.clientId: required — Application (client) id')), problems.join('\n'));
+  });
+
+  it('never echoes a secret in a type error', () => {
+    const problems = problemsOf(VALID.replace('method: federated', 'method: client_secret_post\n    clientSecret: [s3cr3t-value]'));
+    assert.ok(problems.some((p) => p.startsWith('upstream.clientAuth.clientSecret: expected a string')));
+    assert.ok(problems.every((p) => !p.includes('s3cr3t-value')));
+  });
+});
+
+describe('loadConfig: ${ENV} references', () => {
+  const withSecret = VALID.replace('method: federated', 'method: client_secret_post\n    clientSecret: ${GH_TEST_SECRET}');
+
+  it('replaces references from the environment', () => {
+    const loaded = load(withSecret, { GH_TEST_SECRET: 'from-the-environment' });
+    assert.equal(loaded.config.upstream?.clientAuth.method, 'client_secret_post');
+    const clientAuth = loaded.config.upstream?.clientAuth;
+    assert.equal(clientAuth && 'clientSecret' in clientAuth ? clientAuth.clientSecret : undefined, 'from-the-environment');
+  });
+
+  it('names a missing variable', () => {
+    const problems = problemsOf(withSecret);
+    assert.deepEqual(problems, ['upstream.clientAuth.clientSecret: environment variable GH_TEST_SECRET is not set — set it in the environment Gatehouse runs in']);
+  });
+
+  it('keeps $${ as a literal ${ and expands several references in one value', () => {
+    const loaded = load(VALID.replace('clientId: gatehouse', () => 'clientId: "$${literal}-${GH_A}-${GH_B}"'), { GH_A: 'a', GH_B: 'b' });
+    assert.equal(loaded.config.upstream?.clientId, '${literal}-a-b');
+  });
+
+  it('converts a whole-value reference to a number where one is expected', () => {
+    const loaded = load(VALID.replace('server:', 'server:\n  port: ${GH_PORT}'), { GH_PORT: '9123' });
+    assert.equal(loaded.config.server.port, 9123);
+  });
+
+  it('does not echo a referenced value in errors', () => {
+    const problems = problemsOf(VALID.replace('https://gatehouse.example.com', '${GH_URL}'), { GH_URL: 'not a url secret-ish' });
+    assert.ok(problems.some((p) => p.startsWith('server.publicUrl: must be an http(s) URL')));
+    assert.ok(problems.every((p) => !p.includes('secret-ish')));
+  });
+
+  it('reports an unclosed reference', () => {
+    assert.match(problemsOf(VALID.replace('clientId: gatehouse', 'clientId: "${OOPS"'))[0] ?? '', /^upstream\.clientId: "\$\{" is not closed/);
+  });
+});
+
+describe('loadConfig: GATEHOUSE_* overrides', () => {
+  it('applies the documented variables over the file', () => {
+    const loaded = load(VALID, {
+      GATEHOUSE_PORT: '9090',
+      GATEHOUSE_PUBLIC_URL: 'https://other.example.com',
+      GATEHOUSE_STORE: 'redis',
+      GATEHOUSE_REDIS_URL: 'rediss://:pw@redis.example.com:6380',
+      GATEHOUSE_LOG_LEVEL: 'debug',
+      GATEHOUSE_TRUST_PROXY: '10.0.0.0/8, 192.168.0.1',
+    });
+    assert.equal(loaded.config.server.port, 9090);
+    assert.equal(loaded.publicUrl, 'https://other.example.com');
+    assert.equal(loaded.config.store.type, 'redis');
+    assert.equal(loaded.config.store.redisUrl, 'rediss://:pw@redis.example.com:6380');
+    assert.equal(loaded.config.log.level, 'debug');
+    assert.deepEqual(loaded.config.server.trustProxy, ['10.0.0.0/8', '192.168.0.1']);
+  });
+
+  it('names the variable when its value is wrong, and hides secret overrides', () => {
+    const problems = problemsOf(VALID, { GATEHOUSE_PORT: 'abc' });
+    assert.deepEqual(problems, ['server.port (from GATEHOUSE_PORT): expected a number, got "abc"']);
+    const redis = problemsOf(VALID, { GATEHOUSE_STORE: 'redis', GATEHOUSE_REDIS_URL: 'http://user:pa55word@x' });
+    assert.ok(redis.includes('store.redisUrl: must start with redis:// or rediss:// (TLS)'), redis.join('\n'));
+    assert.ok(redis.every((p) => !p.includes('pa55word')));
+  });
+
+  it('warns about an unknown GATEHOUSE_ variable with the nearest name', () => {
+    const loaded = load(VALID, { GATEHOUSE_PROT: '1' });
+    assert.deepEqual(loaded.warnings, ['GATEHOUSE_PROT: not a Gatehouse setting, ignored — did you mean GATEHOUSE_PORT?']);
+  });
+
+  it('ignores empty variables', () => {
+    assert.equal(load(VALID, { GATEHOUSE_PORT: '' }).config.server.port, 8080);
+  });
+
+  it('lets command-line flags win over the environment', () => {
+    const loaded = loadConfig({ file: writeConfig(VALID), env: { GATEHOUSE_PORT: '9090' }, cwd: dir, flags: { port: '9191' } });
+    assert.equal(loaded.config.server.port, 9191);
+  });
+});
+
+describe('loadConfig: production and cross-field rules', () => {
+  it('requires https for the public URL, allowing http on localhost with a warning', () => {
+    const problems = problemsOf(VALID.replace('https://gatehouse.example.com', 'http://gatehouse.example.com'));
+    assert.ok(problems.includes('server.publicUrl: must be an https URL (got "http://gatehouse.example.com")'), problems.join('\n'));
+    const local = load(VALID.replace('https://gatehouse.example.com', 'http://localhost:8080'));
+    assert.ok(local.warnings.some((w) => w.startsWith('server.publicUrl: plain http on localhost')));
+  });
+
+  it('requires an https issuer for oidc and a tenant for entra', () => {
+    const problems = problemsOf(VALID.replace('https://idp.example.com', 'htp://x'));
+    assert.ok(problems.includes('upstream.issuer: must be an https URL (got "htp://x")'), problems.join('\n'));
+    const entra = problemsOf(VALID.replace('type: oidc', 'type: entra'));
+    assert.ok(entra.some((p) => p.startsWith('upstream.entra.tenantId: required for type entra')), entra.join('\n'));
+    const noIssuer = problemsOf(VALID.replace('  issuer: https://idp.example.com\n', ''));
+    assert.ok(noIssuer.some((p) => p.startsWith('upstream.issuer: required for type oidc')));
+  });
+
+  it('requires store.redisUrl for the redis store', () => {
+    assert.ok(problemsOf(`${VALID}store:\n  type: redis\n`).some((p) => p.startsWith('store.redisUrl: required with store.type redis')));
+  });
+
+  it('reports an unreadable or missing key file', () => {
+    const keyFile = join(dir, 'keys.json');
+    writeFileSync(keyFile, '{}');
+    chmodSync(keyFile, 0o000);
+    const missing = problemsOf(`${VALID}keys:\n  source: file\n  file: ./does-not-exist.json\n`);
+    assert.ok(missing.some((p) => /^keys\.file: ".*does-not-exist\.json" does not exist/.test(p)), missing.join('\n'));
+    const noFile = problemsOf(`${VALID}keys:\n  source: file\n`);
+    assert.ok(noFile.some((p) => p.startsWith('keys.file: required with keys.source file')));
+    // root can read anything; the permission case only means something for other users.
+    if (process.getuid?.() !== 0) {
+      const unreadable = problemsOf(`${VALID}keys:\n  source: file\n  file: ${keyFile}\n`);
+      assert.ok(unreadable.some((p) => p.includes('is not readable')), unreadable.join('\n'));
+    }
+    const directory = problemsOf(`${VALID}keys:\n  source: file\n  file: .\n`);
+    assert.ok(directory.some((p) => p.startsWith(`keys.file: "${dir}" is not a file`)), directory.join('\n'));
+    chmodSync(keyFile, 0o600);
+    assert.equal(load(`${VALID}keys:\n  source: file\n  file: ./keys.json\n`).config.keys.file, keyFile);
+  });
+
+  it('rejects duplicate route paths, reserved paths and unknown downstream names', () => {
+    const text = `${VALID}  - path: /mcp/
+    backend: http://127.0.0.1:3001/mcp
+    downstream: [graf]
+  - path: /token
+    backend: http://127.0.0.1:3002/mcp
+    identity: { mode: obo, downstream: graph }
+broker:
+  downstream:
+    - name: graph
+      audience: https://graph.microsoft.com
+      scopes: [https://graph.microsoft.com/User.Read]
+`;
+    const problems = problemsOf(text);
+    assert.ok(problems.some((p) => p.startsWith('routes[1].path: "/mcp/" is already used by routes[0]')), problems.join('\n'));
+    assert.ok(problems.some((p) => p.startsWith('routes[2].path: "/token" is reserved')));
+    assert.ok(problems.includes('routes[1].downstream[0]: "graf" is not a broker.downstream name (broker.downstream has: graph)'));
+  });
+
+  it('refuses dev.insecureCookies on a public https URL', () => {
+    assert.ok(problemsOf(`${VALID}dev:\n  insecureCookies: true\n`).some((p) => p.startsWith('dev.insecureCookies: development only')));
+  });
+});
+
+describe('loadConfig: a mode: demo file', () => {
+  it('states only what it changes; the demo defaults fill the rest and follow its ports', () => {
+    const loaded = load('mode: demo\nserver:\n  port: 9000\ndemo:\n  graphServerPort: 9999\n');
+    assert.equal(loaded.publicUrl, 'http://localhost:9000');
+    assert.equal(loaded.config.routes[0]?.backend, 'http://127.0.0.1:9999/mcp');
+    assert.equal(loaded.config.upstream?.issuer, 'http://localhost:8081');
+  });
+
+  it('replaces the local identity provider as a whole when it names another', () => {
+    const loaded = load('mode: demo\nupstream:\n  type: entra\n  entra: { tenantId: t }\n  clientId: c\n  clientAuth: { method: private_key_jwt, privateKeyFile: ./k.pem }\n');
+    assert.equal(loaded.config.upstream?.type, 'entra');
+    assert.equal(loaded.config.upstream?.issuer, undefined);
+    const clientAuth = loaded.config.upstream?.clientAuth;
+    assert.equal(clientAuth?.method === 'private_key_jwt' ? clientAuth.privateKeyFile : undefined, join(dir, 'k.pem'));
+  });
+});

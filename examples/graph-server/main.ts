@@ -1,0 +1,61 @@
+import { readFileSync } from 'node:fs';
+import { z } from 'zod';
+import { startGraphServer } from './graph-server.ts';
+
+/**
+ * Runs the sample Graph MCP server from environment variables:
+ *
+ *   GATEWAY_ISSUER=https://gatehouse.example.com  GRAPH_SERVER_AUDIENCE=https://gatehouse.example.com/mcp
+ *   TOKEN_SOURCE=broker BROKER_CLIENT_ID=graph-backend BROKER_CLIENT_SECRET=… (or BROKER_PRIVATE_KEY_FILE=key.pem)
+ *   node examples/graph-server/main.ts
+ */
+const envSchema = z
+  .object({
+    PORT: z.coerce.number().int().min(0).max(65_535).default(3001),
+    HOST: z.string().default('127.0.0.1'),
+    GATEWAY_ISSUER: z.url(),
+    GRAPH_SERVER_AUDIENCE: z.url(),
+    GATEWAY_JWKS_URL: z.url().optional(),
+    GRAPH_BASE_URL: z.url().default('https://graph.microsoft.com'),
+    TOKEN_SOURCE: z.enum(['broker', 'obo']).default('broker'),
+    BROKER_TOKEN_URL: z.url().optional(),
+    BROKER_CLIENT_ID: z.string().optional(),
+    BROKER_CLIENT_SECRET: z.string().optional(),
+    BROKER_PRIVATE_KEY_FILE: z.string().optional(),
+    GRAPH_RESOURCE: z.string().default('https://graph.microsoft.com'),
+    GRAPH_SCOPE: z.string().default('https://graph.microsoft.com/User.Read'),
+  });
+
+const parsed = envSchema.safeParse(process.env);
+if (!parsed.success) {
+  for (const issue of parsed.error.issues) process.stderr.write(`graph-server: ${issue.path.join('.')}: ${issue.message}\n`);
+  process.exit(2);
+}
+const env = parsed.data;
+
+const issuer = env.GATEWAY_ISSUER.replace(/\/+$/, '');
+const running = await startGraphServer({
+  port: env.PORT,
+  host: env.HOST,
+  gatewayIssuer: issuer,
+  audience: env.GRAPH_SERVER_AUDIENCE,
+  jwksUrl: env.GATEWAY_JWKS_URL ?? `${issuer}/jwks`,
+  graphBaseUrl: env.GRAPH_BASE_URL,
+  tokenSource: env.TOKEN_SOURCE,
+  ...(env.TOKEN_SOURCE === 'broker'
+    ? {
+        broker: {
+          tokenUrl: env.BROKER_TOKEN_URL ?? `${issuer}/token`,
+          clientId: env.BROKER_CLIENT_ID ?? 'graph-server',
+          ...(env.BROKER_CLIENT_SECRET ? { clientSecret: env.BROKER_CLIENT_SECRET } : {}),
+          ...(env.BROKER_PRIVATE_KEY_FILE ? { privateKey: readFileSync(env.BROKER_PRIVATE_KEY_FILE, 'utf8') } : {}),
+          resource: env.GRAPH_RESOURCE,
+          scope: env.GRAPH_SCOPE,
+        },
+      }
+    : {}),
+});
+process.stdout.write(`graph-server listening on ${running.url}\n`);
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => void running.close().then(() => process.exit(0)));
+}

@@ -1,0 +1,120 @@
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import {
+  createMcpHandler,
+  isInitializeRequest,
+  isLegacyRequest,
+  WebStandardStreamableHTTPServerTransport,
+  type AuthInfo,
+} from '@modelcontextprotocol/server';
+import { SSEServerTransport } from '@modelcontextprotocol/sdk/server/sse.js';
+import type { Logger } from 'pino';
+import type { CapabilityDeps } from './capabilities.ts';
+import { createToolServer } from './mcp-tools.ts';
+import { sendJson } from './web-bridge.ts';
+
+/**
+ * Every MCP transport generation on one server, all built from the same tool definitions:
+ *  - Streamable HTTP, protocol 2026-07-28: stateless, one server instance per request (SDK v2 `createMcpHandler`);
+ *  - Streamable HTTP, 2025-11-25 and earlier: sessions (`Mcp-Session-Id`), routed with `isLegacyRequest`;
+ *  - the legacy HTTP+SSE transport (2024-11-05): `GET /sse` + `POST /messages?sessionId=…` (SDK v1 transport).
+ * Sessions are bound to the user who opened them: another user presenting the id gets 404, exactly as an unknown id.
+ */
+interface Session<T> {
+  transport: T;
+  subject: string;
+}
+
+const maxSessions = 1_000;
+
+function jsonRpcError(status: number, code: number, message: string): Response {
+  return Response.json({ jsonrpc: '2.0', error: { code, message }, id: null }, { status });
+}
+
+export function createMcpTransports(deps: CapabilityDeps, logger: Logger) {
+  const modern = createMcpHandler(() => createToolServer(deps), {
+    legacy: 'reject',
+    onerror: (error) => logger.debug({ reason: error.message }, 'mcp request rejected'),
+  });
+  const streamableSessions = new Map<string, Session<WebStandardStreamableHTTPServerTransport>>();
+  const sseSessions = new Map<string, Session<SSEServerTransport>>();
+
+  async function openStreamableSession(request: Request, subject: string, authInfo: AuthInfo, parsedBody: unknown): Promise<Response> {
+    if (streamableSessions.size >= maxSessions) return jsonRpcError(503, -32000, 'Too many open sessions; retry later.');
+    const transport: WebStandardStreamableHTTPServerTransport = new WebStandardStreamableHTTPServerTransport({
+      sessionIdGenerator: () => randomUUID(),
+      onsessioninitialized: (id) => {
+        streamableSessions.set(id, { transport, subject });
+      },
+      onsessionclosed: (id) => {
+        streamableSessions.delete(id);
+      },
+    });
+    transport.onclose = () => {
+      if (transport.sessionId) streamableSessions.delete(transport.sessionId);
+    };
+    await createToolServer(deps).connect(transport);
+    return transport.handleRequest(request, { authInfo, parsedBody });
+  }
+
+  /** Streamable HTTP at `/mcp`, both generations. `body` is the already-read request body (bounded by the caller). */
+  async function handleStreamableHttp(request: Request, body: Buffer | undefined, subject: string, authInfo: AuthInfo): Promise<Response> {
+    let parsedBody: unknown;
+    if (request.method === 'POST') {
+      try {
+        parsedBody = JSON.parse(body?.toString('utf8') ?? '');
+      } catch {
+        return jsonRpcError(400, -32700, 'Parse error: the body is not JSON.');
+      }
+    }
+    if (!(await isLegacyRequest(request, parsedBody))) return modern.fetch(request, { authInfo, parsedBody });
+
+    const sessionId = request.headers.get('mcp-session-id');
+    if (!sessionId) {
+      if (request.method === 'POST' && isInitializeRequest(parsedBody)) return openStreamableSession(request, subject, authInfo, parsedBody);
+      return jsonRpcError(400, -32000, 'Bad request: no session; start with initialize.');
+    }
+    const session = streamableSessions.get(sessionId);
+    if (!session || session.subject !== subject) return jsonRpcError(404, -32001, 'Session not found.');
+    return session.transport.handleRequest(request, { authInfo, parsedBody });
+  }
+
+  /** Legacy HTTP+SSE: the stream. */
+  async function openSseStream(res: ServerResponse, subject: string): Promise<void> {
+    if (sseSessions.size >= maxSessions) return sendJson(res, 503, { error: 'too_many_sessions' });
+    const transport = new SSEServerTransport('/messages', res);
+    sseSessions.set(transport.sessionId, { transport, subject });
+    transport.onclose = () => {
+      sseSessions.delete(transport.sessionId);
+    };
+    res.on('close', () => {
+      sseSessions.delete(transport.sessionId);
+    });
+    await createToolServer(deps).connect(transport);
+  }
+
+  /** Legacy HTTP+SSE: a message for an open stream. */
+  async function postSseMessage(req: IncomingMessage & { auth?: AuthInfo }, res: ServerResponse, url: URL, body: Buffer, subject: string, authInfo: AuthInfo): Promise<void> {
+    const session = sseSessions.get(url.searchParams.get('sessionId') ?? '');
+    if (!session || session.subject !== subject) return sendJson(res, 404, { error: 'session_not_found' });
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(body.toString('utf8'));
+    } catch {
+      return sendJson(res, 400, { error: 'invalid_json' });
+    }
+    // The v1 transport reads the verified identity from `req.auth` and hands it to handlers as authInfo.
+    req.auth = authInfo;
+    await session.transport.handlePostMessage(req, res, parsed);
+  }
+
+  async function close(): Promise<void> {
+    await modern.close();
+    await Promise.allSettled([...streamableSessions.values()].map((s) => s.transport.close()));
+    await Promise.allSettled([...sseSessions.values()].map((s) => s.transport.close()));
+    streamableSessions.clear();
+    sseSessions.clear();
+  }
+
+  return { handleStreamableHttp, openSseStream, postSseMessage, close };
+}

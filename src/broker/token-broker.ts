@@ -1,0 +1,184 @@
+import type { Logger } from 'pino';
+import type { DownstreamConfig, GatehouseConfig } from '../config/schema.ts';
+import type { Keyring } from '../keys/keyring.ts';
+import type { Clock } from '../runtime/clock.ts';
+import { ProtocolError } from '../server/errors.ts';
+import type { Store } from '../store/store.ts';
+import type { UpstreamClient, UpstreamIdentity } from '../upstream/types.ts';
+import {
+  clearCachedFailure,
+  downstreamCacheKey,
+  readCachedFailure,
+  readCachedToken,
+  writeCachedFailure,
+  writeCachedToken,
+} from './downstream-cache.ts';
+import { singleFlight } from './single-flight.ts';
+import type { DownstreamToken, TokenBroker } from './types.ts';
+import { upstreamFailure } from './upstream-errors.ts';
+import { createUpstreamSession, type UpstreamTokenVault } from './upstream-session.ts';
+import { withTimeout } from './with-timeout.ts';
+import { loadUpstreamTokens, saveUpstreamTokens, type TokenVaultDeps } from '../upstream/token-vault.ts';
+
+/** What the broker reports to metrics; prom-client counters are wired by the ops area. */
+export type BrokerOutcome = 'cache_hit' | 'exchanged' | 'waited' | 'failed';
+
+export interface TokenBrokerMetrics {
+  downstreamToken?(outcome: BrokerOutcome, downstream: string): void;
+  upstreamRefresh?(outcome: 'refreshed' | 'failed'): void;
+}
+
+export interface TokenBrokerOptions {
+  config: Pick<GatehouseConfig, 'broker' | 'upstream'>;
+  store: Store;
+  keyring: Keyring;
+  clock: Clock;
+  logger: Logger;
+  upstream: UpstreamClient;
+  /** Where the user's sealed upstream tokens live; defaults to src/upstream/token-vault.ts over `store`. */
+  vault?: UpstreamTokenVault;
+  metrics?: TokenBrokerMetrics;
+  /** Injected so tests can make waiting instant; defaults to setTimeout. */
+  sleep?: (ms: number) => Promise<void>;
+  /** How long a failed exchange is remembered so queued calls and other replicas do not retry it at once. */
+  failureCacheSeconds?: number;
+}
+
+const defaultUpstreamTimeoutMs = 10_000;
+const realSleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * @see RFC 8693 (token exchange), Entra on-behalf-of (`urn:ietf:params:oauth:grant-type:jwt-bearer`,
+ * `requested_token_use=on_behalf_of`) — both performed by the UpstreamClient; the broker adds the cache, the
+ * cross-replica single flight and the error mapping.
+ */
+export function createTokenBroker(options: TokenBrokerOptions): TokenBroker {
+  const { config, store, keyring, clock, logger, upstream, metrics } = options;
+  const vault = options.vault ?? storeVault({ store, keyring, clock });
+  const sleep = options.sleep ?? realSleep;
+  const failureCacheSeconds = options.failureCacheSeconds ?? 5;
+  const skewMs = config.broker.refreshSkewSeconds * 1000;
+  const upstreamTimeoutMs = config.upstream?.timeoutMs ?? defaultUpstreamTimeoutMs;
+  // A holder does at most one refresh and one exchange, each bounded by the upstream timeout; the lock outlives both.
+  const lockTtlMs = 2 * upstreamTimeoutMs + 5_000;
+  const waitBudgetMs = lockTtlMs;
+  const retryAfterSeconds = failureCacheSeconds;
+  const downstreams = new Map(config.broker.downstream.map((entry) => [entry.name, entry]));
+  const session = createUpstreamSession({ store, clock, logger, upstream, vault, sleep, skewMs, upstreamTimeoutMs, lockTtlMs, waitBudgetMs, retryAfterSeconds, metrics });
+
+  const isFresh = (token: DownstreamToken): boolean => token.expiresAt - skewMs > clock.now();
+
+  async function cachedResult(cacheKey: string): Promise<DownstreamToken | undefined> {
+    const token = await readCachedToken({ store, keyring }, cacheKey);
+    if (token && isFresh(token)) return token;
+    const failure = await readCachedFailure(store, cacheKey);
+    if (failure) {
+      const headers: Record<string, string> = failure.retryAfterSeconds ? { 'Retry-After': String(failure.retryAfterSeconds) } : {};
+      throw new ProtocolError(failure.code, failure.description, { headers });
+    }
+    return undefined;
+  }
+
+  async function exchange(subject: string, entry: DownstreamConfig, cacheKey: string): Promise<DownstreamToken> {
+    try {
+      const upstreamTokens = await session.currentTokens(subject);
+      const result = await withTimeout(
+        upstream.exchangeForDownstream({
+          subjectToken: upstreamTokens.accessToken,
+          audience: entry.audience,
+          scopes: entry.scopes,
+          grant: entry.grant,
+        }),
+        upstreamTimeoutMs,
+        'downstream token exchange',
+      );
+      const token: DownstreamToken = {
+        accessToken: result.accessToken,
+        expiresAt: result.expiresAt,
+        scopes: result.scope ? result.scope.split(' ').filter(Boolean) : entry.scopes,
+      };
+      await writeCachedToken({ store, keyring, now: clock.now() }, cacheKey, subject, token);
+      await clearCachedFailure(store, cacheKey);
+      metrics?.downstreamToken?.('exchanged', entry.name);
+      logger.info({ downstream: entry.name, grant: entry.grant, expiresAt: token.expiresAt }, 'downstream token obtained');
+      return token;
+    } catch (error) {
+      const failure = upstreamFailure(error, retryAfterSeconds);
+      metrics?.downstreamToken?.('failed', entry.name);
+      logger.warn({ downstream: entry.name, errorCode: failure.code, reason: reasonOf(failure), upstreamError: safeCause(error) }, 'downstream token exchange failed');
+      // Remembered briefly: the callers queued behind this one (on every replica) get the same answer instead of
+      // each retrying a down IdP; a user who re-consents is back well after it expires.
+      const remembered = { code: failure.code, description: failure.message, retryAfterSeconds };
+      await writeCachedFailure(store, cacheKey, subject, remembered, failureCacheSeconds).catch(() => undefined);
+      throw failure;
+    }
+  }
+
+  async function getDownstreamToken({ user, downstream }: Parameters<TokenBroker['getDownstreamToken']>[0]): Promise<DownstreamToken> {
+    const subject = user?.subject;
+    if (typeof subject !== 'string' || subject === '') {
+      // An app-only caller (client credentials, no signed-in user) has no upstream session to act for.
+      throw new ProtocolError('access_denied', 'This downstream API is called on behalf of a signed-in user; an app-only caller has no user.');
+    }
+    const entry = downstreams.get(downstream);
+    if (!entry) throw new ProtocolError('invalid_target', `No downstream API named "${downstream}" is configured.`);
+    const cacheKey = downstreamCacheKey(subject, entry.audience, entry.scopes);
+
+    const hit = await cachedResult(cacheKey);
+    if (hit) {
+      metrics?.downstreamToken?.('cache_hit', entry.name);
+      return hit;
+    }
+    return singleFlight({
+      store,
+      lockName: `downstream-token:${cacheKey}`,
+      lockTtlMs,
+      waitBudgetMs,
+      sleep,
+      poll: () => cachedResult(cacheKey),
+      work: () => exchange(subject, entry, cacheKey),
+      onWait: () => metrics?.downstreamToken?.('waited', entry.name),
+    });
+  }
+
+  return {
+    async getDownstreamToken(input) {
+      try {
+        return await getDownstreamToken(input);
+      } catch (error) {
+        if (error instanceof ProtocolError) throw error;
+        // The store (or anything else) failed: the caller can only retry; the detail stays in the log.
+        logger.error({ reason: error instanceof Error ? error.name : typeof error, downstream: input.downstream }, 'downstream token unavailable');
+        throw new ProtocolError('temporarily_unavailable', 'Downstream tokens are unavailable right now; retry later.', {
+          headers: { 'Retry-After': String(retryAfterSeconds) },
+          cause: error,
+        });
+      }
+    },
+  };
+}
+
+/** The upstream helper's sealed vault (namespace `upstream-tokens`), as the broker's UpstreamTokenVault. */
+export function storeVault(deps: TokenVaultDeps): UpstreamTokenVault {
+  return {
+    load: (subject) => loadUpstreamTokens(deps, subject),
+    save: (subject, tokens) => saveUpstreamTokens(deps, subject, tokens),
+  };
+}
+
+function reasonOf(error: ProtocolError): string | undefined {
+  const cause: unknown = error.cause;
+  return typeof cause === 'object' && cause !== null && 'reason' in cause && typeof cause.reason === 'string' ? cause.reason : undefined;
+}
+
+/** What of an upstream error may be logged: codes and status, never bodies that might echo an assertion. */
+export function safeCause(error: unknown): Record<string, unknown> | undefined {
+  if (typeof error !== 'object' || error === null) return undefined;
+  const record = error as Record<string, unknown>;
+  const pick = (key: string) => (typeof record[key] === 'string' || typeof record[key] === 'number' ? record[key] : undefined);
+  // Field names avoid the logger's redaction list (`code`, `error`…) so the diagnosis survives; values hold no secrets.
+  return { name: pick('name'), errno: pick('code'), oauthError: pick('error'), status: pick('status'), description: pick('error_description') };
+}
+
+export type { UpstreamTokenVault } from './upstream-session.ts';
+export type { UpstreamIdentity };

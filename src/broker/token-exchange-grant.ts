@@ -1,0 +1,174 @@
+import { createLocalJWKSet, errors as joseErrors, jwtVerify } from 'jose';
+import type { DownstreamConfig, GatehouseConfig } from '../config/schema.ts';
+import type { Keyring } from '../keys/keyring.ts';
+import type { Clock } from '../runtime/clock.ts';
+import { errorCatalogue, ProtocolError, type ErrorCode } from '../server/errors.ts';
+import type { TokenBroker } from './types.ts';
+
+/**
+ * RFC 8693 token exchange at the gateway's `/token`, for pre-registered backend clients: the backend presents the
+ * identity assertion the gateway forwarded to it (the subject token) and names a downstream API (`resource` and/or
+ * `scope`); the gateway answers with a downstream token for that user from the broker. The backend never holds the
+ * user's upstream token, and can only reach the downstream APIs its client entry lists in `allowedDownstream`.
+ * @see RFC 8693 §2.1 (request), §2.2 (response), §2.2.2 (errors)
+ */
+export const TOKEN_EXCHANGE_GRANT = 'urn:ietf:params:oauth:grant-type:token-exchange';
+export const JWT_TOKEN_TYPE = 'urn:ietf:params:oauth:token-type:jwt';
+export const ACCESS_TOKEN_TYPE = 'urn:ietf:params:oauth:token-type:access_token';
+const IDENTITY_ASSERTION_TYP = 'gatehouse-id+jwt';
+
+export interface TokenExchangeGrantDeps {
+  config: Pick<GatehouseConfig, 'authorization' | 'broker' | 'routes'>;
+  /** The gateway's issuer (no trailing slash). */
+  publicUrl: string;
+  keyring: Keyring;
+  clock: Clock;
+  broker: TokenBroker;
+}
+
+/** The slice of oidc-provider's Koa context a grant handler touches (oidc-provider ships no types). */
+export interface GrantContext {
+  oidc: { params?: Record<string, unknown>; client?: { clientId: string } };
+  body: unknown;
+  set(field: string, value: string): void;
+}
+
+export interface GrantRegistry {
+  registerGrantType(name: string, handler: (ctx: GrantContext) => Promise<void>, params?: string[] | Set<string>): void;
+}
+
+/**
+ * An error oidc-provider renders as-is: it shows `error`/`error_description` for errors with `expose` and the status
+ * in `statusCode`; anything else would become an opaque `server_error`.
+ */
+class TokenEndpointError extends Error {
+  readonly expose = true;
+  readonly error: ErrorCode;
+  readonly error_description: string;
+  readonly status: number;
+  readonly statusCode: number;
+  constructor(code: ErrorCode, description: string, status: number = errorCatalogue[code].status) {
+    super(code);
+    this.error = code;
+    this.error_description = description;
+    this.status = status;
+    this.statusCode = status;
+  }
+}
+
+const toEndpointError = (error: ProtocolError): TokenEndpointError => new TokenEndpointError(error.code, error.description, error.status);
+
+function single(params: Record<string, unknown>, name: string): string | undefined {
+  const value = params[name];
+  if (value === undefined || value === '') return undefined;
+  if (typeof value !== 'string') throw new TokenEndpointError('invalid_request', `\`${name}\` must be given once.`);
+  return value;
+}
+
+export function registerTokenExchangeGrant(provider: GrantRegistry, deps: TokenExchangeGrantDeps): void {
+  const { config, publicUrl, keyring, clock, broker } = deps;
+  // Resource URL of each route → the downstream APIs its backend may obtain (`routes[].downstream`).
+  const routeDownstream = new Map(config.routes.map((route) => [publicUrl + route.path, new Set(route.downstream)]));
+  const clients = new Map(config.authorization.clients.map((client) => [client.clientId, client]));
+
+  /**
+   * @see RFC 8693 §2.1 — `subject_token` must be an identity assertion this gateway forwarded to one of its routes;
+   * never an access token or an ID token. Returns the user and the route it was forwarded to.
+   */
+  async function verifySubjectToken(token: string): Promise<{ subject: string; route: string }> {
+    try {
+      const { payload } = await jwtVerify(token, createLocalJWKSet(keyring.publicJwks()), {
+        issuer: publicUrl,
+        typ: IDENTITY_ASSERTION_TYP,
+        currentDate: new Date(clock.now()),
+        requiredClaims: ['sub', 'exp', 'aud'],
+      });
+      const audiences = Array.isArray(payload.aud) ? payload.aud : [payload.aud];
+      const route = audiences.find((aud): aud is string => aud !== undefined && routeDownstream.has(aud));
+      if (!route) throw new TokenEndpointError('invalid_grant', 'The subject token was not issued for a route of this gateway.');
+      return { subject: payload.sub as string, route };
+    } catch (error) {
+      if (error instanceof TokenEndpointError) throw error;
+      const expired = error instanceof joseErrors.JWTExpired;
+      throw new TokenEndpointError('invalid_grant', expired ? 'The subject token has expired.' : 'The subject token is not a valid identity assertion of this gateway.');
+    }
+  }
+
+  /**
+   * @see RFC 8693 §2.2.2 — a target is `invalid_target` unless both the client (`allowedDownstream`) and the route the
+   * assertion was forwarded to (`routes[].downstream`) allow it: an assertion a backend received for one route cannot
+   * be turned into tokens another route's backend may have.
+   */
+  function resolveDownstream(clientId: string, route: string, resource: string | undefined, scopes: string[]): DownstreamConfig {
+    const byClient = new Set(clients.get(clientId)?.allowedDownstream ?? []);
+    const byRoute = routeDownstream.get(route) ?? new Set<string>();
+    const allowed = new Set([...byClient].filter((name) => byRoute.has(name)));
+    const matches = config.broker.downstream.filter(
+      (entry) =>
+        (resource === undefined || entry.audience === resource) &&
+        scopes.every((scope) => entry.scopes.includes(scope)) &&
+        (resource !== undefined || scopes.length > 0),
+    );
+    const permitted = matches.find((entry) => allowed.has(entry.name));
+    if (!permitted) {
+      throw new TokenEndpointError('invalid_target', 'The requested resource or scope is not a downstream API this client may obtain.');
+    }
+    return permitted;
+  }
+
+  async function handleTokenExchange(ctx: GrantContext): Promise<void> {
+    const params = ctx.oidc.params ?? {};
+    const clientId = ctx.oidc.client?.clientId;
+    if (!clientId || !clients.has(clientId)) {
+      // Token exchange is for pre-registered backends only, never for dynamically registered MCP clients.
+      throw new TokenEndpointError('unauthorized_client', 'Only pre-registered backend clients may use token exchange.');
+    }
+    const subjectToken = single(params, 'subject_token');
+    const subjectTokenType = single(params, 'subject_token_type');
+    if (!subjectToken || !subjectTokenType) {
+      throw new TokenEndpointError('invalid_request', '`subject_token` and `subject_token_type` are required.');
+    }
+    if (subjectTokenType !== JWT_TOKEN_TYPE) {
+      throw new TokenEndpointError('invalid_request', `\`subject_token_type\` must be ${JWT_TOKEN_TYPE}.`);
+    }
+    const requestedType = single(params, 'requested_token_type');
+    if (requestedType !== undefined && requestedType !== ACCESS_TOKEN_TYPE) {
+      throw new TokenEndpointError('invalid_request', `Only ${ACCESS_TOKEN_TYPE} can be issued.`);
+    }
+    if (params.actor_token !== undefined) {
+      throw new TokenEndpointError('invalid_request', 'Delegation (`actor_token`) is not supported.');
+    }
+    const resource = single(params, 'resource') ?? single(params, 'audience');
+    const scopes = (single(params, 'scope') ?? '').split(' ').filter(Boolean);
+
+    const { subject, route } = await verifySubjectToken(subjectToken);
+    const downstream = resolveDownstream(clientId, route, resource, scopes);
+    let token;
+    try {
+      token = await broker.getDownstreamToken({ user: { subject }, downstream: downstream.name });
+    } catch (error) {
+      if (error instanceof ProtocolError) throw toEndpointError(error);
+      throw error;
+    }
+    ctx.set('Cache-Control', 'no-store');
+    ctx.set('Pragma', 'no-cache');
+    ctx.body = {
+      access_token: token.accessToken,
+      issued_token_type: ACCESS_TOKEN_TYPE,
+      token_type: 'Bearer',
+      expires_in: Math.max(0, Math.floor((token.expiresAt - clock.now()) / 1000)),
+      scope: token.scopes.join(' '),
+    };
+  }
+
+  provider.registerGrantType(TOKEN_EXCHANGE_GRANT, handleTokenExchange, [
+    'subject_token',
+    'subject_token_type',
+    'requested_token_type',
+    'actor_token',
+    'actor_token_type',
+    'resource',
+    'audience',
+    'scope',
+  ]);
+}

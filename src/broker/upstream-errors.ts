@@ -1,0 +1,136 @@
+import { ProtocolError } from '../server/errors.ts';
+
+/**
+ * Turns whatever the upstream identity provider (or the network to it) failed with into the one thing the MCP client
+ * can act on. The broker never shows the IdP's raw `error_description` to the client: Entra's contains trace and
+ * correlation ids and, for claims challenges, the challenge itself; those go to the log only.
+ */
+
+/** Why the user has to go back through the authorization flow; kept in the error's `cause` and in the log. */
+export type ReauthorizationReason =
+  | 'consent_required'
+  | 'interaction_required'
+  | 'claims_challenge'
+  | 'refresh_token_invalid'
+  | 'no_upstream_session';
+
+/** The parts of an OAuth error response (RFC 6749 §5.2) plus Entra's extensions, from any error shape we may get. */
+export interface UpstreamErrorDetails {
+  error?: string;
+  description?: string;
+  /** Entra: `AADSTS65001` etc., taken from `error_codes` or the description. */
+  aadsts?: string;
+  /** Entra: a claims challenge (Conditional Access, MFA step-up) is present. */
+  claims: boolean;
+  /** HTTP status of the IdP's answer, when there was one. */
+  status?: number;
+  /** No answer at all: connection refused, reset, DNS, or our own timeout. */
+  network: boolean;
+}
+
+const reauthorizationMessages: Record<ReauthorizationReason, string> = {
+  consent_required: 'The user has not consented to the downstream API permission; sign in again to grant it.',
+  interaction_required: 'The identity provider needs the user to sign in again (e.g. MFA or a changed policy).',
+  claims_challenge: 'The identity provider requires additional claims (a Conditional Access step-up); sign in again.',
+  refresh_token_invalid: 'The user\'s upstream session has expired or was revoked; sign in again.',
+  no_upstream_session: 'There is no upstream session for this user; sign in again.',
+};
+
+/** Entra error codes that mean consent is missing (AADSTS65001) or was revoked (AADSTS65004). */
+const consentCodes = new Set(['AADSTS65001', 'AADSTS65004']);
+/** Entra error codes that mean the user must interact again: MFA (50076/50079), CA (53003, 50158), session gone. */
+const interactionCodes = new Set([
+  'AADSTS50076',
+  'AADSTS50079',
+  'AADSTS50158',
+  'AADSTS53003',
+  'AADSTS50173',
+  'AADSTS50078',
+  'AADSTS700082',
+  'AADSTS70043',
+  'AADSTS50132',
+  'AADSTS70000',
+]);
+
+const networkCodes = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'ENOTFOUND', 'EAI_AGAIN', 'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_SOCKET']);
+
+const isRecord = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null;
+const stringField = (record: Record<string, unknown>, key: string): string | undefined =>
+  typeof record[key] === 'string' ? record[key] : undefined;
+
+/** Reads an error from openid-client (ResponseBodyError), a plain OAuth body, fetch or our own timeout. */
+export function describeUpstreamError(error: unknown): UpstreamErrorDetails {
+  const details: UpstreamErrorDetails = { claims: false, network: false };
+  const layers: Record<string, unknown>[] = [];
+  for (let layer: unknown = error, depth = 0; isRecord(layer) && depth < 4; layer = layer.cause, depth += 1) {
+    layers.push(layer);
+  }
+  for (const layer of layers) {
+    const code = stringField(layer, 'code');
+    // src/upstream's UpstreamError keeps the IdP's answer in these fields.
+    details.error ??= stringField(layer, 'upstreamError');
+    if (Array.isArray(layer.upstreamErrorCodes) && typeof layer.upstreamErrorCodes[0] === 'string') {
+      details.aadsts ??= layer.upstreamErrorCodes.find((c) => typeof c === 'string' && (consentCodes.has(c) || interactionCodes.has(c))) ?? layer.upstreamErrorCodes[0];
+    }
+    details.error ??= stringField(layer, 'error');
+    details.description ??= stringField(layer, 'error_description');
+    if (typeof layer.status === 'number') details.status ??= layer.status;
+    const claims = layer.claims;
+    if (claims === true || (typeof claims === 'string' && claims.length > 0) || isRecord(claims)) details.claims = true;
+    const first: unknown = Array.isArray(layer.error_codes) ? layer.error_codes[0] : undefined;
+    if (typeof first === 'number' || (typeof first === 'string' && /^(AADSTS)?\d+$/.test(first))) {
+      details.aadsts ??= String(first).startsWith('AADSTS') ? String(first) : `AADSTS${first}`;
+    }
+    if ((code !== undefined && networkCodes.has(code)) || layer.name === 'AbortError' || layer.name === 'TimeoutError') {
+      details.network = true;
+    }
+    if (layer instanceof TypeError && /fetch failed/i.test(layer.message)) details.network = true;
+  }
+  details.aadsts ??= details.description?.match(/AADSTS\d+/)?.[0];
+  return details;
+}
+
+/** `undefined` when the error does not call for the user to re-authorize. */
+export function reauthorizationReason(details: UpstreamErrorDetails): ReauthorizationReason | undefined {
+  if (details.claims) return 'claims_challenge';
+  if (details.error === 'consent_required' || (details.aadsts && consentCodes.has(details.aadsts))) {
+    return 'consent_required';
+  }
+  if (details.aadsts && interactionCodes.has(details.aadsts)) return 'interaction_required';
+  if (details.error === 'interaction_required' || details.error === 'login_required') return 'interaction_required';
+  // RFC 6749 §5.2: an invalid, expired or revoked refresh token / assertion. Only a new sign-in fixes it.
+  if (details.error === 'invalid_grant') return 'refresh_token_invalid';
+  return undefined;
+}
+
+export function reauthorizationError(reason: ReauthorizationReason, cause?: unknown): ProtocolError {
+  return new ProtocolError('interaction_required', reauthorizationMessages[reason], { cause: { reason, cause } });
+}
+
+/** The error the broker throws for an upstream failure, already safe to show. */
+export function upstreamFailure(error: unknown, retryAfterSeconds: number): ProtocolError {
+  if (error instanceof ProtocolError) {
+    // The upstream client already classified it; for re-sign-in cases, say which one in the broker's own words.
+    if (error.code !== 'interaction_required') return error;
+    return reauthorizationError(reauthorizationReason(describeUpstreamError(error)) ?? 'interaction_required', error);
+  }
+  const details = describeUpstreamError(error);
+  const reason = reauthorizationReason(details);
+  if (reason) return reauthorizationError(reason, error);
+  const unavailable =
+    details.network ||
+    details.status === undefined ||
+    details.status >= 500 ||
+    details.error === 'temporarily_unavailable' ||
+    details.error === 'server_error';
+  if (unavailable) {
+    return new ProtocolError('temporarily_unavailable', 'The identity provider is unavailable; retry later.', {
+      headers: { 'Retry-After': String(retryAfterSeconds) },
+      cause: error,
+    });
+  }
+  // invalid_client, unauthorized_client, invalid_scope…: the gateway's registration is wrong, not the user's session.
+  return new ProtocolError('server_error', 'The identity provider refused the token request; see the gateway log.', {
+    cause: error,
+  });
+}

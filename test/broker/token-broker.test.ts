@@ -1,0 +1,353 @@
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { after, beforeEach, describe, it } from 'node:test';
+import { Registry } from 'prom-client';
+import { createBrokerMetrics } from '../../src/broker/broker-metrics.ts';
+import { forgetDownstreamTokens } from '../../src/broker/downstream-cache.ts';
+import { createTokenBroker } from '../../src/broker/token-broker.ts';
+import type { TokenBroker } from '../../src/broker/types.ts';
+import { ManualClock } from '../../src/runtime/clock.ts';
+import { ProtocolError } from '../../src/server/errors.ts';
+import { createSqliteStore } from '../../src/store/sqlite-store.ts';
+import { UpstreamError } from '../../src/upstream/errors.ts';
+import type { Store } from '../../src/store/store.ts';
+import type { DownstreamTokenRequest, UpstreamTokens } from '../../src/upstream/types.ts';
+import { brokerConfig, capturingLogger, memoryVault, oauthError, scriptedUpstream, testKeyring } from './support/fixtures.ts';
+
+const subject = 'contoso-tenant/user-oid-1';
+const hour = 3_600_000;
+
+describe('token broker', () => {
+  let clock: ManualClock;
+  let store: Store;
+  let vault: ReturnType<typeof memoryVault>;
+  let log: ReturnType<typeof capturingLogger>;
+  const stores: Store[] = [];
+
+  beforeEach(async () => {
+    clock = new ManualClock();
+    store = await createSqliteStore({ path: ':memory:', clock, purgeIntervalMs: 0 });
+    stores.push(store);
+    vault = memoryVault();
+    log = capturingLogger();
+  });
+  after(async () => {
+    await Promise.all(stores.map((s) => s.close()));
+  });
+
+  const freshUpstream = (lifetimeMs = hour): UpstreamTokens => ({
+    accessToken: `upstream-at-${randomUUID()}`,
+    refreshToken: `upstream-rt-${randomUUID()}`,
+    expiresAt: clock.now() + lifetimeMs,
+  });
+  const downstreamFor = (lifetimeMs = hour) => async (request: DownstreamTokenRequest): Promise<UpstreamTokens> => ({
+    accessToken: `downstream-${request.audience}-${randomUUID()}`,
+    expiresAt: clock.now() + lifetimeMs,
+    scope: request.scopes.join(' '),
+  });
+
+  /** Waiting is instant unless a test needs real waiters (then the broker's own setTimeout backoff is used). */
+  function broker(upstream: ReturnType<typeof scriptedUpstream>, options: { timeoutMs?: number; realSleep?: boolean } = {}): TokenBroker {
+    return createTokenBroker({
+      config: brokerConfig(options),
+      store,
+      keyring: testKeyring(clock.now()),
+      clock,
+      logger: log.logger,
+      upstream,
+      vault,
+      ...(options.realSleep ? {} : { sleep: async () => undefined }),
+    });
+  }
+
+  async function rejectsWith(promise: Promise<unknown>, code: string): Promise<ProtocolError> {
+    const error = await promise.then(
+      () => assert.fail(`expected ${code}`),
+      (e: unknown) => e,
+    );
+    assert.ok(error instanceof ProtocolError, `expected a ProtocolError, got ${String(error)}`);
+    assert.equal(error.code, code);
+    return error;
+  }
+
+  it('exchanges on a miss, then serves the sealed cache until the refresh skew', async () => {
+    const upstreamTokens = freshUpstream(10 * hour);
+    await vault.save(subject, upstreamTokens);
+    const upstream = scriptedUpstream({ exchange: downstreamFor(hour) });
+    const tokens = broker(upstream);
+
+    const first = await tokens.getDownstreamToken({ user: { subject }, downstream: 'graph' });
+    assert.equal(upstream.calls.exchange.length, 1);
+    assert.equal(upstream.calls.exchange[0]?.subjectToken, upstreamTokens.accessToken);
+    assert.equal(upstream.calls.exchange[0]?.grant, 'on-behalf-of');
+    assert.deepEqual(first.scopes, ['https://graph.microsoft.com/User.Read']);
+
+    clock.advance(hour - 121_000);
+    const second = await tokens.getDownstreamToken({ user: { subject }, downstream: 'graph' });
+    assert.equal(second.accessToken, first.accessToken);
+    assert.equal(upstream.calls.exchange.length, 1);
+
+    // Inside the 120 s skew the cached token is no longer handed out.
+    clock.advance(2_000);
+    const third = await tokens.getDownstreamToken({ user: { subject }, downstream: 'graph' });
+    assert.notEqual(third.accessToken, first.accessToken);
+    assert.equal(upstream.calls.exchange.length, 2);
+  });
+
+  it('keeps the cached token sealed at rest', async () => {
+    await vault.save(subject, freshUpstream());
+    const upstream = scriptedUpstream({ exchange: downstreamFor() });
+    const token = await broker(upstream).getDownstreamToken({ user: { subject }, downstream: 'graph' });
+    const records = await store.list<unknown>('downstream-token');
+    assert.equal(records.length, 1);
+    assert.ok(!JSON.stringify(records).includes(token.accessToken));
+    assert.ok(!JSON.stringify(records).includes(subject));
+  });
+
+  it('caches per downstream audience and scopes', async () => {
+    await vault.save(subject, freshUpstream());
+    const upstream = scriptedUpstream({ exchange: downstreamFor() });
+    const tokens = broker(upstream);
+    const graph = await tokens.getDownstreamToken({ user: { subject }, downstream: 'graph' });
+    const other = await tokens.getDownstreamToken({ user: { subject }, downstream: 'other' });
+    assert.notEqual(graph.accessToken, other.accessToken);
+    assert.equal(upstream.calls.exchange[1]?.grant, 'token-exchange');
+    assert.equal(upstream.calls.exchange.length, 2);
+  });
+
+  it('refreshes an expired upstream token once, stores the rotated one, and exchanges with it', async () => {
+    const stale = freshUpstream(60_000);
+    await vault.save(subject, stale);
+    const rotated = { accessToken: `upstream-at-${randomUUID()}`, refreshToken: `upstream-rt-${randomUUID()}` };
+    const upstream = scriptedUpstream({
+      refresh: async () => ({ ...rotated, expiresAt: clock.now() + hour }),
+      exchange: downstreamFor(),
+    });
+    await broker(upstream).getDownstreamToken({ user: { subject }, downstream: 'graph' });
+    assert.deepEqual(upstream.calls.refresh, [stale.refreshToken]);
+    assert.equal(upstream.calls.exchange[0]?.subjectToken, rotated.accessToken);
+    assert.equal(vault.records.get(subject)?.refreshToken, rotated.refreshToken);
+  });
+
+  it('keeps the old refresh token when the provider does not rotate it', async () => {
+    const stale = freshUpstream(0);
+    await vault.save(subject, stale);
+    const upstream = scriptedUpstream({
+      refresh: async () => ({ accessToken: `upstream-at-${randomUUID()}`, expiresAt: clock.now() + hour }),
+      exchange: downstreamFor(),
+    });
+    await broker(upstream).getDownstreamToken({ user: { subject }, downstream: 'graph' });
+    assert.equal(vault.records.get(subject)?.refreshToken, stale.refreshToken);
+  });
+
+  it('runs one refresh and one exchange for many concurrent calls', async () => {
+    await vault.save(subject, freshUpstream(0));
+    const upstream = scriptedUpstream({
+      refresh: async () => ({ ...freshUpstream(), accessToken: `upstream-at-${randomUUID()}` }),
+      exchange: async (request) => {
+        await new Promise((resolve) => setTimeout(resolve, 20));
+        return downstreamFor()(request);
+      },
+    });
+    const tokens = broker(upstream, { realSleep: true });
+    const results = await Promise.all(
+      Array.from({ length: 25 }, () => tokens.getDownstreamToken({ user: { subject }, downstream: 'graph' })),
+    );
+    assert.equal(upstream.calls.refresh.length, 1);
+    assert.equal(upstream.calls.exchange.length, 1);
+    assert.equal(new Set(results.map((r) => r.accessToken)).size, 1);
+  });
+
+  describe('errors the user can act on', () => {
+    const cases: Array<{ name: string; error: () => Error; reason: RegExp }> = [
+      {
+        name: 'AADSTS65001 (consent missing)',
+        error: () => oauthError(400, { error: 'invalid_grant', error_description: 'AADSTS65001: The user or administrator has not consented.', error_codes: [65001] }),
+        reason: /consent/i,
+      },
+      { name: 'consent_required', error: () => oauthError(400, { error: 'consent_required' }), reason: /consent/i },
+      { name: 'interaction_required', error: () => oauthError(400, { error: 'interaction_required' }), reason: /sign in again/i },
+      {
+        name: 'a claims challenge',
+        error: () => oauthError(400, { error: 'invalid_grant', error_description: 'AADSTS50076: MFA', claims: '{"access_token":{"acrs":{"essential":true}}}' }),
+        reason: /additional claims/i,
+      },
+    ];
+    cases.push(
+      {
+        name: 'the upstream client\'s UpstreamError for AADSTS65001',
+        error: () =>
+          new UpstreamError('interaction_required', 'The identity provider needs the user to sign in again (x).', { upstreamError: 'invalid_grant', upstreamErrorCodes: ['AADSTS65001'] }, {
+            cause: { error: 'invalid_grant', error_codes: ['AADSTS65001'], claims: false },
+          }),
+        reason: /consent/i,
+      },
+      {
+        name: 'the upstream client\'s UpstreamError for a claims challenge',
+        error: () => new UpstreamError('interaction_required', 'x', { upstreamError: 'interaction_required', claims: '{"access_token":{}}' }),
+        reason: /additional claims/i,
+      },
+    );
+    for (const { name, error, reason } of cases) {
+      it(`maps ${name} from the exchange to interaction_required`, async () => {
+        await vault.save(subject, freshUpstream());
+        const upstream = scriptedUpstream({ exchange: async () => { throw error(); } });
+        const failure = await rejectsWith(broker(upstream).getDownstreamToken({ user: { subject }, downstream: 'graph' }), 'interaction_required');
+        assert.match(failure.message, reason);
+        assert.equal(failure.status, 401);
+        assert.doesNotMatch(failure.message, /AADSTS|acrs/);
+      });
+    }
+
+    it('maps a refresh token revoked at the IdP to interaction_required', async () => {
+      await vault.save(subject, freshUpstream(0));
+      const upstream = scriptedUpstream({
+        refresh: async () => { throw oauthError(400, { error: 'invalid_grant', error_description: 'AADSTS70008: expired' }); },
+        exchange: downstreamFor(),
+      });
+      const failure = await rejectsWith(broker(upstream).getDownstreamToken({ user: { subject }, downstream: 'graph' }), 'interaction_required');
+      assert.match(failure.message, /expired or was revoked/);
+      assert.equal(upstream.calls.exchange.length, 0);
+    });
+
+    it('asks for a new sign-in when there is no refresh token or no upstream session', async () => {
+      await vault.save(subject, { accessToken: 'x', expiresAt: clock.now() });
+      const upstream = scriptedUpstream({ exchange: downstreamFor() });
+      await rejectsWith(broker(upstream).getDownstreamToken({ user: { subject }, downstream: 'graph' }), 'interaction_required');
+      await rejectsWith(broker(upstream).getDownstreamToken({ user: { subject: 'nobody' }, downstream: 'graph' }), 'interaction_required');
+      assert.equal(upstream.calls.refresh.length, 0);
+      assert.equal(upstream.calls.exchange.length, 0);
+    });
+
+    it('refuses an app-only caller and an unknown downstream', async () => {
+      const upstream = scriptedUpstream({ exchange: downstreamFor() });
+      const failure = await rejectsWith(broker(upstream).getDownstreamToken({ user: { subject: '' }, downstream: 'graph' }), 'access_denied');
+      assert.match(failure.message, /app-only/);
+      await rejectsWith(
+        broker(upstream).getDownstreamToken({ user: undefined as unknown as { subject: string }, downstream: 'graph' }),
+        'access_denied',
+      );
+      await rejectsWith(broker(upstream).getDownstreamToken({ user: { subject }, downstream: 'payroll' }), 'invalid_target');
+    });
+  });
+
+  describe('an identity provider that is down or slow', () => {
+    it('times out, answers temporarily_unavailable and does not retry until the failure record expires', async () => {
+      await vault.save(subject, freshUpstream());
+      const upstream = scriptedUpstream({ exchange: () => new Promise<never>(() => undefined) });
+      const tokens = broker(upstream, { timeoutMs: 50 });
+      const failure = await rejectsWith(tokens.getDownstreamToken({ user: { subject }, downstream: 'graph' }), 'temporarily_unavailable');
+      assert.equal(failure.status, 503);
+      assert.ok(failure.headers['Retry-After']);
+
+      const queued = await Promise.allSettled(
+        Array.from({ length: 10 }, () => tokens.getDownstreamToken({ user: { subject }, downstream: 'graph' })),
+      );
+      assert.ok(queued.every((r) => r.status === 'rejected' && r.reason instanceof ProtocolError && r.reason.code === 'temporarily_unavailable'));
+      assert.equal(upstream.calls.exchange.length, 1);
+
+      clock.advance(6_000);
+      await rejectsWith(tokens.getDownstreamToken({ user: { subject }, downstream: 'graph' }), 'temporarily_unavailable');
+      assert.equal(upstream.calls.exchange.length, 2);
+    });
+
+    it('maps connection failures and 5xx to temporarily_unavailable', async () => {
+      await vault.save(subject, freshUpstream(0));
+      const refused = Object.assign(new TypeError('fetch failed'), { cause: Object.assign(new Error('connect'), { code: 'ECONNREFUSED' }) });
+      const upstream = scriptedUpstream({ refresh: async () => { throw refused; } });
+      await rejectsWith(broker(upstream).getDownstreamToken({ user: { subject }, downstream: 'graph' }), 'temporarily_unavailable');
+
+      clock.advance(10_000);
+      await vault.save(subject, freshUpstream());
+      const down = scriptedUpstream({ exchange: async () => { throw oauthError(503, { error: 'temporarily_unavailable' }); } });
+      await rejectsWith(broker(down).getDownstreamToken({ user: { subject }, downstream: 'graph' }), 'temporarily_unavailable');
+    });
+
+    it('reports a rejected gateway registration as a server error, not a re-consent', async () => {
+      await vault.save(subject, freshUpstream());
+      const upstream = scriptedUpstream({ exchange: async () => { throw oauthError(401, { error: 'invalid_client', error_description: 'AADSTS7000215' }); } });
+      await rejectsWith(broker(upstream).getDownstreamToken({ user: { subject }, downstream: 'graph' }), 'server_error');
+    });
+  });
+
+  it('never writes a token to the log', async () => {
+    const upstreamTokens = freshUpstream(0);
+    await vault.save(subject, upstreamTokens);
+    const refreshed = freshUpstream();
+    const upstream = scriptedUpstream({ refresh: async () => refreshed, exchange: downstreamFor() });
+    const tokens = broker(upstream);
+    const token = await tokens.getDownstreamToken({ user: { subject }, downstream: 'graph' });
+    const failing = scriptedUpstream({ exchange: async () => { throw oauthError(400, { error: 'invalid_grant', error_description: 'AADSTS65001' }); } });
+    await broker(failing).getDownstreamToken({ user: { subject }, downstream: 'other' }).catch(() => undefined);
+
+    const logged = log.lines.join('\n');
+    assert.ok(log.lines.length >= 2, 'the broker logs what it does');
+    for (const secret of [upstreamTokens.accessToken, upstreamTokens.refreshToken, refreshed.accessToken, refreshed.refreshToken, token.accessToken]) {
+      assert.ok(secret && !logged.includes(secret));
+    }
+  });
+});
+
+describe('token broker: operations', () => {
+  const clock = new ManualClock();
+  const stores: Store[] = [];
+  after(async () => {
+    await Promise.all(stores.map((s) => s.close()));
+  });
+
+  it('counts outcomes in Prometheus and answers 503 when the store is down', async () => {
+    const store = await createSqliteStore({ path: ':memory:', clock, purgeIntervalMs: 0 });
+    stores.push(store);
+    const registry = new Registry();
+    const vault = memoryVault();
+    await vault.save(subject, { accessToken: 'a', refreshToken: 'r', expiresAt: clock.now() - 1 });
+    const upstream = scriptedUpstream({
+      refresh: async () => ({ accessToken: `upstream-${randomUUID()}`, expiresAt: clock.now() + hour }),
+      exchange: async () => ({ accessToken: `downstream-${randomUUID()}`, expiresAt: clock.now() + hour }),
+    });
+    const broker = createTokenBroker({
+      config: brokerConfig(),
+      store,
+      keyring: testKeyring(clock.now()),
+      clock,
+      logger: capturingLogger().logger,
+      upstream,
+      vault,
+      metrics: createBrokerMetrics(registry),
+    });
+    await broker.getDownstreamToken({ user: { subject }, downstream: 'graph' });
+    await broker.getDownstreamToken({ user: { subject }, downstream: 'graph' });
+    const text = await registry.metrics();
+    assert.match(text, /gatehouse_broker_downstream_tokens_total\{outcome="exchanged",downstream="graph"\} 1/);
+    assert.match(text, /gatehouse_broker_downstream_tokens_total\{outcome="cache_hit",downstream="graph"\} 1/);
+    assert.match(text, /gatehouse_broker_upstream_refreshes_total\{outcome="refreshed"\} 1/);
+
+    await store.close();
+    const failure = await broker.getDownstreamToken({ user: { subject }, downstream: 'other' }).catch((e: unknown) => e);
+    assert.ok(failure instanceof ProtocolError);
+    assert.equal(failure.code, 'temporarily_unavailable');
+  });
+
+  it('forgets a user\'s cached tokens and remembered failures (a new sign-in is not answered from a stale failure)', async () => {
+    const store = await createSqliteStore({ path: ':memory:', clock, purgeIntervalMs: 0 });
+    stores.push(store);
+    const vault = memoryVault();
+    await vault.save(subject, { accessToken: 'a', refreshToken: 'r', expiresAt: clock.now() + hour });
+    let consented = false;
+    const upstream = scriptedUpstream({
+      exchange: async () => {
+        if (!consented) throw oauthError(400, { error: 'invalid_grant', error_description: 'AADSTS65001' });
+        return { accessToken: `downstream-${randomUUID()}`, expiresAt: clock.now() + hour };
+      },
+    });
+    const broker = createTokenBroker({ config: brokerConfig(), store, keyring: testKeyring(clock.now()), clock, logger: capturingLogger().logger, upstream, vault });
+    await assert.rejects(broker.getDownstreamToken({ user: { subject }, downstream: 'graph' }), { code: 'interaction_required' });
+    consented = true;
+    await assert.rejects(broker.getDownstreamToken({ user: { subject }, downstream: 'graph' }), { code: 'interaction_required' });
+    assert.equal(upstream.calls.exchange.length, 1, 'the remembered failure answered the retry');
+    assert.ok((await forgetDownstreamTokens(store, subject)) >= 1);
+    const token = await broker.getDownstreamToken({ user: { subject }, downstream: 'graph' });
+    assert.match(token.accessToken, /^downstream-/);
+    assert.equal(upstream.calls.exchange.length, 2);
+  });
+});

@@ -1,0 +1,195 @@
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { after, before, beforeEach, describe, it } from 'node:test';
+import { SignJWT } from 'jose';
+import Provider from 'oidc-provider';
+import {
+  ACCESS_TOKEN_TYPE,
+  JWT_TOKEN_TYPE,
+  registerTokenExchangeGrant,
+  TOKEN_EXCHANGE_GRANT,
+} from '../../src/broker/token-exchange-grant.ts';
+import type { TokenBroker } from '../../src/broker/types.ts';
+import { configSchema } from '../../src/config/schema.ts';
+import { ManualClock } from '../../src/runtime/clock.ts';
+import { ProtocolError } from '../../src/server/errors.ts';
+import { testKeyring } from './support/fixtures.ts';
+
+const backendSecret = 'backend-secret-0123456789abcdef';
+const otherSecret = 'other-secret-0123456789abcdef';
+
+describe('RFC 8693 token exchange grant for backends', () => {
+  const clock = new ManualClock(Date.now());
+  const keyring = testKeyring(clock.now());
+  const brokerCalls: Array<{ subject: string; downstream: string }> = [];
+  let brokerFailure: ProtocolError | undefined;
+  let server: Server;
+  let issuer: string;
+
+  const broker: TokenBroker = {
+    async getDownstreamToken({ user, downstream }) {
+      brokerCalls.push({ subject: user.subject, downstream });
+      if (brokerFailure) throw brokerFailure;
+      return { accessToken: `graph-token-for-${user.subject}`, expiresAt: clock.now() + 3_600_000, scopes: ['https://graph.microsoft.com/User.Read'] };
+    },
+  };
+
+  before(async () => {
+    server = createServer();
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    issuer = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const config = configSchema.parse({
+      routes: [
+        { path: '/mcp', backend: 'http://127.0.0.1:9/mcp', downstream: ['graph'] },
+        { path: '/mcp/other', backend: 'http://127.0.0.1:9/other' },
+      ],
+      broker: {
+        downstream: [
+          { name: 'graph', audience: 'https://graph.microsoft.com', scopes: ['https://graph.microsoft.com/User.Read'] },
+          { name: 'payroll', audience: 'api://payroll', scopes: ['api://payroll/read'] },
+        ],
+      },
+      authorization: {
+        clients: [
+          { clientId: 'graph-backend', clientSecret: backendSecret, grantTypes: [TOKEN_EXCHANGE_GRANT], allowedDownstream: ['graph'] },
+          { clientId: 'other-backend', clientSecret: otherSecret, grantTypes: [TOKEN_EXCHANGE_GRANT], allowedDownstream: [] },
+        ],
+      },
+    });
+    const provider = new Provider(issuer, {
+      clients: config.authorization.clients.map((client) => ({
+        client_id: client.clientId,
+        client_secret: client.clientSecret,
+        grant_types: client.grantTypes,
+        redirect_uris: [],
+        response_types: [],
+        token_endpoint_auth_method: 'client_secret_post',
+      })),
+      features: { devInteractions: { enabled: false } },
+    });
+    registerTokenExchangeGrant(provider, { config, publicUrl: issuer, keyring, clock, broker });
+    server.on('request', provider.callback());
+  });
+  after(async () => {
+    server.closeAllConnections();
+    await new Promise((resolve) => server.close(resolve));
+  });
+  beforeEach(() => {
+    brokerCalls.length = 0;
+    brokerFailure = undefined;
+  });
+
+  async function assertion(options: { sub?: string; aud?: string; typ?: string; exp?: number; iss?: string } = {}): Promise<string> {
+    const key = keyring.currentSigningKey();
+    const now = Math.floor(clock.now() / 1000);
+    return new SignJWT({ scope: 'mcp:tools', client_id: 'vscode' })
+      .setProtectedHeader({ alg: key.alg, kid: key.kid, typ: options.typ ?? 'gatehouse-id+jwt' })
+      .setIssuer(options.iss ?? issuer)
+      .setAudience(options.aud ?? `${issuer}/mcp`)
+      .setSubject(options.sub ?? 'tenant/user-1')
+      .setJti(randomUUID())
+      .setIssuedAt(now)
+      .setExpirationTime(options.exp ?? now + 120)
+      .sign(key.privateKey);
+  }
+
+  async function exchange(fields: Record<string, string>, client = { id: 'graph-backend', secret: backendSecret }) {
+    const response = await fetch(`${issuer}/token`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' },
+      body: new URLSearchParams({ grant_type: TOKEN_EXCHANGE_GRANT, client_id: client.id, client_secret: client.secret, ...fields }),
+    });
+    return { status: response.status, headers: response.headers, body: (await response.json()) as Record<string, unknown> };
+  }
+
+  it('exchanges a gateway identity assertion for the downstream token', async () => {
+    const result = await exchange({
+      subject_token: await assertion(),
+      subject_token_type: JWT_TOKEN_TYPE,
+      resource: 'https://graph.microsoft.com',
+      scope: 'https://graph.microsoft.com/User.Read',
+    });
+    assert.equal(result.status, 200);
+    assert.equal(result.body.access_token, 'graph-token-for-tenant/user-1');
+    assert.equal(result.body.issued_token_type, ACCESS_TOKEN_TYPE);
+    assert.equal(result.body.token_type, 'Bearer');
+    assert.equal(typeof result.body.expires_in, 'number');
+    assert.match(result.headers.get('cache-control') ?? '', /no-store/);
+    assert.deepEqual(brokerCalls, [{ subject: 'tenant/user-1', downstream: 'graph' }]);
+  });
+
+  it('resolves the downstream from the scope alone', async () => {
+    const result = await exchange({ subject_token: await assertion(), subject_token_type: JWT_TOKEN_TYPE, scope: 'https://graph.microsoft.com/User.Read' });
+    assert.equal(result.status, 200);
+    assert.equal(brokerCalls[0]?.downstream, 'graph');
+  });
+
+  it('refuses an audience the client is not allowed (invalid_target)', async () => {
+    for (const fields of [{ resource: 'api://payroll' }, { resource: 'https://evil.example' }, {}] as Array<Record<string, string>>) {
+      const result = await exchange({ subject_token: await assertion(), subject_token_type: JWT_TOKEN_TYPE, ...fields });
+      assert.equal(result.status, 400);
+      assert.equal(result.body.error, 'invalid_target');
+    }
+    const other = await exchange(
+      { subject_token: await assertion(), subject_token_type: JWT_TOKEN_TYPE, resource: 'https://graph.microsoft.com' },
+      { id: 'other-backend', secret: otherSecret },
+    );
+    assert.equal(other.body.error, 'invalid_target');
+    // An assertion forwarded to a route whose backend may not have Graph cannot be exchanged for it.
+    const otherRoute = await exchange({
+      subject_token: await assertion({ aud: `${issuer}/mcp/other` }),
+      subject_token_type: JWT_TOKEN_TYPE,
+      resource: 'https://graph.microsoft.com',
+    });
+    assert.equal(otherRoute.body.error, 'invalid_target');
+    assert.equal(brokerCalls.length, 0);
+  });
+
+  it('refuses forged, expired, mistyped and foreign subject tokens', async () => {
+    const stranger = testKeyring(clock.now()).currentSigningKey();
+    const forged = await new SignJWT({})
+      .setProtectedHeader({ alg: stranger.alg, kid: keyring.currentSigningKey().kid, typ: 'gatehouse-id+jwt' })
+      .setIssuer(issuer).setAudience(`${issuer}/mcp`).setSubject('tenant/admin').setIssuedAt().setExpirationTime('2m')
+      .sign(stranger.privateKey);
+    const now = Math.floor(clock.now() / 1000);
+    const bad = [
+      forged,
+      await assertion({ exp: now - 10 }),
+      await assertion({ typ: 'at+jwt' }),
+      await assertion({ aud: 'https://elsewhere.example/mcp' }),
+      await assertion({ iss: 'https://other-gateway.example' }),
+      'not-a-jwt',
+    ];
+    for (const token of bad) {
+      const result = await exchange({ subject_token: token, subject_token_type: JWT_TOKEN_TYPE, resource: 'https://graph.microsoft.com' });
+      assert.equal(result.status, 400);
+      assert.equal(result.body.error, 'invalid_grant');
+      assert.ok(!JSON.stringify(result.body).includes(token));
+    }
+    assert.equal(brokerCalls.length, 0);
+  });
+
+  it('rejects missing or wrong token types and bad client credentials', async () => {
+    const token = await assertion();
+    const missing = await exchange({ subject_token_type: JWT_TOKEN_TYPE, resource: 'https://graph.microsoft.com' });
+    assert.equal(missing.body.error, 'invalid_request');
+    const wrongType = await exchange({ subject_token: token, subject_token_type: ACCESS_TOKEN_TYPE, resource: 'https://graph.microsoft.com' });
+    assert.equal(wrongType.body.error, 'invalid_request');
+    const badClient = await exchange({ subject_token: token, subject_token_type: JWT_TOKEN_TYPE }, { id: 'graph-backend', secret: 'wrong-secret-0123456789abcdef' });
+    assert.equal(badClient.status, 401);
+    assert.equal(badClient.body.error, 'invalid_client');
+  });
+
+  it('passes the broker\'s re-consent and outage errors through as OAuth errors', async () => {
+    brokerFailure = new ProtocolError('interaction_required', 'The user has not consented; sign in again.');
+    const consent = await exchange({ subject_token: await assertion(), subject_token_type: JWT_TOKEN_TYPE, resource: 'https://graph.microsoft.com' });
+    assert.equal(consent.status, 401);
+    assert.equal(consent.body.error, 'interaction_required');
+    brokerFailure = new ProtocolError('temporarily_unavailable', 'The identity provider is unavailable; retry later.');
+    const down = await exchange({ subject_token: await assertion(), subject_token_type: JWT_TOKEN_TYPE, resource: 'https://graph.microsoft.com' });
+    assert.equal(down.status, 503);
+    assert.equal(down.body.error, 'temporarily_unavailable');
+  });
+});

@@ -14,7 +14,7 @@ export interface RuleResult {
 }
 
 /** Paths the gateway serves itself; a route there would shadow the OAuth endpoints or health checks. */
-const RESERVED_PATHS = ['/authorize', '/token', '/register', '/revoke', '/introspect', '/jwks', '/.well-known', '/admin', '/healthz', '/readyz', '/metrics', '/interaction', '/callback'];
+const RESERVED_PATHS = ['/authorize', '/token', '/register', '/revoke', '/introspect', '/jwks', '/.well-known', '/admin', '/healthz', '/readyz', '/metrics', '/interaction', '/callback', '/assets', '/account'];
 
 export function checkConfigRules(config: GatehouseConfig): RuleResult {
   const result: RuleResult = { problems: [], warnings: [] };

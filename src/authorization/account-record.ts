@@ -1,0 +1,44 @@
+import type { Account } from 'oidc-provider';
+import { ACCOUNT_NAMESPACE, type AccountRecord } from '../proxy/account-cache.ts';
+export { ACCOUNT_NAMESPACE, type AccountRecord };
+import type { Clock } from '../runtime/clock.ts';
+import type { Store } from '../store/store.ts';
+import type { UpstreamIdentity } from '../upstream/types.ts';
+
+/**
+ * The `account` record (namespace `account`, key = subject) written at each sign-in: the proxy builds identity
+ * assertions from it (src/proxy/account-cache.ts, which defines the shape), the admin pages list it.
+ */
+
+export async function recordSignIn(store: Store, clock: Clock, identity: UpstreamIdentity): Promise<AccountRecord> {
+  const now = clock.now();
+  const previous = await store.get<AccountRecord>(ACCOUNT_NAMESPACE, identity.subject);
+  const record: AccountRecord = {
+    subject: identity.subject,
+    issuer: identity.issuer,
+    ...(identity.name === undefined ? {} : { name: identity.name }),
+    ...(identity.email === undefined ? {} : { email: identity.email }),
+    ...(identity.tenantId === undefined ? {} : { tenantId: identity.tenantId }),
+    groups: identity.groups,
+    firstSeenAt: previous?.firstSeenAt ?? now,
+    lastSeenAt: now,
+  };
+  await store.set(ACCOUNT_NAMESPACE, identity.subject, record);
+  return record;
+}
+
+/** oidc-provider's `findAccount`: a token is issued only for a subject that has signed in through us. */
+export function accountFinder(store: Store) {
+  return async (_ctx: unknown, subject: string): Promise<Account | undefined> => {
+    const record = await store.get<AccountRecord>(ACCOUNT_NAMESPACE, subject);
+    if (record === undefined) return undefined;
+    return {
+      accountId: record.subject,
+      claims: () => ({
+        sub: record.subject,
+        ...(record.name === undefined ? {} : { name: record.name }),
+        ...(record.email === undefined ? {} : { email: record.email }),
+      }),
+    };
+  };
+}

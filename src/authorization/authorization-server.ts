@@ -1,0 +1,127 @@
+import { readFileSync } from 'node:fs';
+import cookie from '@fastify/cookie';
+import formbody from '@fastify/formbody';
+import type { FastifyPluginAsync } from 'fastify';
+import Provider from 'oidc-provider';
+import type { GatehouseContext } from '../runtime/context.ts';
+import { createOidcAdapter } from '../store/oidc-adapter.ts';
+import type { UpstreamClient } from '../upstream/types.ts';
+import { accountFinder } from './account-record.ts';
+import { withAuthorizationHooks } from './adapter-hooks.ts';
+import { createBrowserCookies } from './browser-cookies.ts';
+import { installClientOverrides } from './client-overrides.ts';
+import { createGuardedFetch, type GuardedFetchOptions } from './client-metadata-fetch.ts';
+import { registerConsentRoutes } from './consent-routes.ts';
+import { deriveCookieKeys } from './cookie-keys.ts';
+import { registerSignInRoutes } from './finish-sign-in.ts';
+import { STYLESHEET_PATH } from './html.ts';
+import type { InteractionDeps } from './interaction-deps.ts';
+import { confidentialClientIds, preRegisteredClientMetadata } from './pre-registered-clients.ts';
+import { protectedResources } from './protected-resources.ts';
+import { providerConfiguration } from './provider-configuration.ts';
+import { installDefaultScopes, renderProviderError } from './provider-middleware.ts';
+import { mountProvider } from './provider-mount.ts';
+import { cookieSecurity } from './cookie-security.ts';
+import { followKeyring } from './current-provider.ts';
+
+/**
+ * The OAuth 2.1 authorization server MCP clients talk to: oidc-provider (metadata, CIMD, DCR, authorize, token,
+ * revoke, introspect, JWKS) mounted in Fastify, plus our consent page, upstream sign-in and callback.
+ * See docs/authorization.md.
+ */
+export interface AuthorizationServerDeps {
+  upstream: UpstreamClient;
+  /** Extra grant types (the broker's RFC 8693 token exchange), each registered on the provider. */
+  grantTypes?: Array<(provider: Provider) => void>;
+  /** Test seams of the CIMD fetch guard (name resolution, a single allowed test host); never set in production. */
+  clientMetadataFetch?: Pick<GuardedFetchOptions, 'allowAddress' | 'resolve'>;
+}
+
+export interface AuthorizationServer {
+  plugin: FastifyPluginAsync;
+  provider: Provider;
+}
+
+const stylesheet = readFileSync(new URL('./gatehouse.css', import.meta.url), 'utf8');
+
+export async function createAuthorizationServer(ctx: GatehouseContext, deps: AuthorizationServerDeps): Promise<AuthorizationServer> {
+  const authorization = ctx.config.authorization;
+  const cimd = authorization.clientMetadataDocuments;
+  const resources = protectedResources(ctx.publicUrl, ctx.config.routes);
+  const secure = cookieSecurity(ctx);
+
+  const guardedFetch = createGuardedFetch({
+    maxBytes: cimd.maxBytes,
+    timeoutMs: cimd.timeoutMs,
+    allowLoopback: cimd.allowLoopback,
+    ...(cimd.trustedCaFile === undefined ? {} : { extraCa: readFileSync(cimd.trustedCaFile, 'utf8') }),
+    ...deps.clientMetadataFetch,
+  });
+
+  const adapter = withAuthorizationHooks(createOidcAdapter(ctx.store, ctx.clock), {
+    store: ctx.store,
+    clock: ctx.clock,
+    accessTokenTtlSeconds: authorization.accessTokenTtlSeconds,
+    refreshReuseGraceSeconds: authorization.refreshReuseGraceSeconds,
+  });
+
+  const clients = await preRegisteredClientMetadata(authorization.clients);
+  const introspectionClients = confidentialClientIds(authorization.clients);
+  const buildProvider = (): Provider => {
+    const provider = new Provider(
+      ctx.publicUrl,
+      providerConfiguration({
+        ctx,
+        adapter,
+        clients,
+        introspectionClients,
+        resources,
+        guardedFetch,
+        findAccount: accountFinder(ctx.store),
+        renderError: renderProviderError,
+        cookieKeys: deriveCookieKeys(ctx.keyring),
+        secureCookies: secure,
+      }),
+    );
+    // We present every request as arriving at the public URL (provider-mount.ts), so the provider trusts those headers.
+    provider.proxy = true;
+    installClientOverrides(provider);
+    installDefaultScopes(provider, resources);
+    for (const register of deps.grantTypes ?? []) register(provider);
+    provider.on('server_error', (_ctx: unknown, error: unknown) => ctx.logger.error({ err: error }, 'authorization server error'));
+    return provider;
+  };
+  const current = followKeyring(buildProvider, ctx.keyring, ctx.logger);
+
+  const configuredClients = new Set(authorization.clients.map((client) => client.clientId));
+
+  const plugin: FastifyPluginAsync = async (app) => {
+    if (!app.hasContentTypeParser('application/x-www-form-urlencoded')) await app.register(formbody);
+    if (!app.hasDecorator('parseCookie')) await app.register(cookie);
+    app.addHook('onClose', async () => current.close());
+    const interactionDeps: InteractionDeps = {
+      ctx,
+      get provider() {
+        return current.get();
+      },
+      upstream: deps.upstream,
+      resources,
+      cookies: createBrowserCookies({ keyring: ctx.keyring, secure, app }),
+      configuredClients,
+    };
+    mountProvider(app, { ctx, provider: current });
+    registerConsentRoutes(app, interactionDeps);
+    registerSignInRoutes(app, interactionDeps);
+    app.get(STYLESHEET_PATH, async (_request, reply) =>
+      reply.type('text/css; charset=utf-8').header('cache-control', 'public, max-age=3600').send(stylesheet),
+    );
+  };
+
+  return {
+    plugin,
+    /** The instance in use now; it is replaced after a signing-key rotation (see current-provider.ts). */
+    get provider() {
+      return current.get();
+    },
+  };
+}

@@ -1,0 +1,41 @@
+import type { GatehouseConfig } from '../config/schema.ts';
+
+/**
+ * Which URL client ids (CIMD) this gateway accepts, and which it shows as verified on the consent page.
+ * A domain entry is a host (`app.example.com`) or a suffix pattern (`*.example.com`, which does not match the bare
+ * `example.com`). Deny wins over allow.
+ */
+export type ClientMetadataDocumentsConfig = GatehouseConfig['authorization']['clientMetadataDocuments'];
+
+export function hostMatches(host: string, pattern: string): boolean {
+  const wanted = pattern.toLowerCase();
+  const actual = host.toLowerCase();
+  if (wanted.startsWith('*.')) return actual.endsWith(wanted.slice(1)) && actual.length > wanted.length - 1;
+  return actual === wanted;
+}
+
+/** True for a URL-shaped client id (the MCP 2025-11-25+ way to identify a client without registration). */
+export function isClientIdUrl(clientId: string): boolean {
+  return clientId.startsWith('https://') || clientId.startsWith('http://');
+}
+
+export interface ClientIdUrlDecision {
+  allowed: boolean;
+  /** Shown on the consent page: allow-listed domains are vouched for by the operator. */
+  verified: boolean;
+  reason?: string;
+}
+
+/** @see draft-ietf-oauth-client-id-metadata-document §3 (the client id URL), §6 (deployments may restrict domains) */
+export function decideClientIdUrl(clientId: string, config: ClientMetadataDocumentsConfig): ClientIdUrlDecision {
+  if (!config.enabled) return { allowed: false, verified: false, reason: 'URL client ids are disabled' };
+  const url = URL.parse(clientId);
+  if (url === null) return { allowed: false, verified: false, reason: 'not a URL' };
+  const host = url.hostname;
+  if (config.denyDomains.some((pattern) => hostMatches(host, pattern))) {
+    return { allowed: false, verified: false, reason: `${host} is denied` };
+  }
+  if (config.allowDomains.length === 0) return { allowed: true, verified: false };
+  const listed = config.allowDomains.some((pattern) => hostMatches(host, pattern));
+  return listed ? { allowed: true, verified: true } : { allowed: false, verified: false, reason: `${host} is not allowed` };
+}

@@ -1,0 +1,90 @@
+import { escapeHtml, renderPage } from './html.ts';
+import { isLoopbackRedirectHost } from './redirect-uri-policy.ts';
+
+/**
+ * The consent page: the confused-deputy defence. Gatehouse is one upstream client shared by every MCP client, so
+ * without this page any client could get a token for a user merely because that user once signed in upstream.
+ * The page names the client, shows where the user will be sent back (the redirect host, prominently: that is who
+ * receives the code) and what it may do, and warns when nothing vouches for the client.
+ *
+ * @see MCP specification 2025-11-25+, Security Best Practices — "Confused Deputy Problem"
+ */
+export interface ConsentView {
+  formAction: string;
+  clientId: string;
+  clientName: string | undefined;
+  logoUri: string | undefined;
+  /** Client id is a URL (CIMD). */
+  isClientIdUrl: boolean;
+  trust: 'verified' | 'configured' | 'unverified';
+  redirectUri: string;
+  resource: string;
+  scopes: Array<{ name: string; description: string }>;
+  consentState: string;
+  csrfToken: string;
+}
+
+function safeLogo(logoUri: string | undefined): string | undefined {
+  // Only https images: a `javascript:` or `data:` URI in an <img> is inert today, but there is no reason to allow it.
+  const url = logoUri === undefined ? null : URL.parse(logoUri);
+  return url?.protocol === 'https:' ? url.href : undefined;
+}
+
+function trustNotice(view: ConsentView): string {
+  switch (view.trust) {
+    case 'verified':
+      return `<p class="notice verified" role="status"><span class="badge">Verified</span> This application's domain is approved by your organisation.</p>`;
+    case 'configured':
+      return `<p class="notice verified" role="status"><span class="badge">Configured</span> This application was registered by your administrator.</p>`;
+    case 'unverified':
+      return `<p class="notice warning" role="alert"><strong>Unverified application.</strong> Gatehouse cannot confirm who runs it. Only continue if you started this sign-in yourself and trust the application and the address below.</p>`;
+  }
+}
+
+/**
+ * A loopback redirect URI proves nothing about who receives the code: any program on the user's machine can listen
+ * there and present the same client id (MCP 2026-07-28 Security Considerations, "Localhost Redirect URI Risks").
+ */
+function loopbackNotice(view: ConsentView): string {
+  const host = URL.parse(view.redirectUri)?.hostname ?? '';
+  if (view.trust === 'configured' || !isLoopbackRedirectHost(host)) return '';
+  return `<p class="notice warning loopback">The response goes to a program on <strong>this computer</strong>. Make sure the application you started is the one asking; another local program could use the same name.</p>`;
+}
+
+export function renderConsentPage(view: ConsentView): string {
+  const name = view.clientName?.trim() || (view.isClientIdUrl ? new URL(view.clientId).host : 'An application');
+  const logo = safeLogo(view.logoUri);
+  const redirectHost = URL.parse(view.redirectUri)?.host ?? view.redirectUri;
+  const scopes = view.scopes
+    .map((scope) => `<li>${escapeHtml(scope.description)}<br><code>${escapeHtml(scope.name)}</code></li>`)
+    .join('\n');
+
+  const body = `<div class="client">
+${logo ? `<img src="${escapeHtml(logo)}" alt="" referrerpolicy="no-referrer">` : ''}
+<div>
+<h1><span class="client-name">${escapeHtml(name)}</span> wants to access your account</h1>
+<p class="client-id">${view.isClientIdUrl ? 'Client metadata' : 'Client ID'}: ${escapeHtml(view.clientId)}</p>
+</div>
+</div>
+${trustNotice(view)}
+<div class="redirect">
+<span>After you approve, you will be sent back to</span>
+<strong class="redirect-host">${escapeHtml(redirectHost)}</strong>
+<span>${escapeHtml(view.redirectUri)}</span>
+</div>
+${loopbackNotice(view)}
+<h2 class="hint">It will be able to:</h2>
+<ul class="scopes">
+${scopes}
+</ul>
+<p class="hint">on <code>${escapeHtml(view.resource)}</code></p>
+<form method="post" action="${escapeHtml(view.formAction)}">
+<input type="hidden" name="consent_state" value="${escapeHtml(view.consentState)}">
+<input type="hidden" name="csrf_token" value="${escapeHtml(view.csrfToken)}">
+<div class="actions">
+<button type="submit" name="decision" value="deny">Deny</button>
+<button type="submit" name="decision" value="approve" class="primary">Approve</button>
+</div>
+</form>`;
+  return renderPage(`Allow ${name}?`, body);
+}

@@ -1,0 +1,40 @@
+/**
+ * HTML building for our server-rendered pages. Every interpolated value goes through `escapeHtml`: client names,
+ * logo URIs and redirect URIs are chosen by whoever registered the client, i.e. by a potential attacker.
+ */
+const ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
+
+export function escapeHtml(value: string): string {
+  return value.replace(/[&<>"']/g, (char) => ESCAPES[char] ?? char);
+}
+
+/** Path of the one stylesheet our pages use (served by interaction-routes.ts; CSP `style-src 'self'`). */
+export const STYLESHEET_PATH = '/assets/gatehouse.css';
+
+/** The page shell; `body` must already be escaped markup. */
+export function renderPage(title: string, body: string): string {
+  return `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>${escapeHtml(title)} · Gatehouse</title>
+<link rel="stylesheet" href="${STYLESHEET_PATH}">
+</head>
+<body>
+<main class="card">
+<p class="brand" aria-hidden="true">Gatehouse</p>
+${body}
+</main>
+</body>
+</html>
+`;
+}
+
+/** A page explaining an error that is not sent back to a client (unvalidated redirect URI, expired consent, …). */
+export function renderErrorPage(code: string, description: string): string {
+  return renderPage('Sign-in problem', `<h1>Sign-in could not continue</h1>
+<p class="error-code">${escapeHtml(code)}</p>
+<p>${escapeHtml(description)}</p>
+<p class="hint">Return to the application and start again.</p>`);
+}

@@ -1,0 +1,54 @@
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type Provider from 'oidc-provider';
+import type { InteractionDetails, InteractionResult } from 'oidc-provider';
+import type { GatehouseContext } from '../runtime/context.ts';
+import { ProtocolError } from '../server/errors.ts';
+import type { UpstreamClient } from '../upstream/types.ts';
+import type { BrowserCookies } from './browser-cookies.ts';
+import type { ProtectedResources } from './protected-resources.ts';
+import { presentAsPublicRequest } from './provider-mount.ts';
+
+/** What the interaction, consent and callback routes share. */
+export interface InteractionDeps {
+  ctx: GatehouseContext;
+  provider: Provider;
+  upstream: UpstreamClient;
+  resources: ProtectedResources;
+  cookies: BrowserCookies;
+  /** Ids of clients from configuration (shown as "configured by your administrator"). */
+  configuredClients: Set<string>;
+}
+
+/**
+ * The provider's record of this interaction, found through its own cookie: a URL uid alone is not enough, so another
+ * browser that learns the uid cannot continue someone else's authorization request.
+ */
+export async function loadInteraction(deps: InteractionDeps, request: FastifyRequest, reply: FastifyReply, uid: string): Promise<InteractionDetails> {
+  presentAsPublicRequest(request, new URL(deps.ctx.publicUrl));
+  let details: InteractionDetails;
+  try {
+    details = await deps.provider.interactionDetails(request.raw, reply.raw);
+  } catch (cause) {
+    throw new ProtocolError('invalid_request', 'This sign-in request has expired or belongs to another browser.', { cause });
+  }
+  if (details.uid !== uid) throw new ProtocolError('invalid_request', 'This sign-in request belongs to another browser.');
+  return details;
+}
+
+/**
+ * Hands the result to the provider, which redirects the browser back through the authorization endpoint to the
+ * client (with `iss`, RFC 9207) — including for `access_denied`.
+ */
+export async function finishInteraction(
+  deps: InteractionDeps,
+  request: FastifyRequest,
+  reply: FastifyReply,
+  result: InteractionResult,
+): Promise<void> {
+  presentAsPublicRequest(request, new URL(deps.ctx.publicUrl));
+  reply.hijack();
+  // Our cookies set on this reply (approvals, denials) must survive the hijack: copy them onto the raw response.
+  const pending = reply.getHeader('set-cookie');
+  if (pending !== undefined) reply.raw.setHeader('set-cookie', pending as string | string[]);
+  await deps.provider.interactionFinished(request.raw, reply.raw, result, { mergeWithLastSubmission: false });
+}

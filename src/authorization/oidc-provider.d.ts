@@ -1,0 +1,199 @@
+/**
+ * The part of oidc-provider 9's API that Gatehouse uses. The package ships no type declarations; this file types
+ * only what we call, so a misuse is a compile error and everything else stays visibly untyped (`unknown`).
+ * Others that extend the provider (the broker's token-exchange grant) use these types too.
+ */
+declare module 'oidc-provider' {
+  import type { IncomingMessage, ServerResponse } from 'node:http';
+
+  export interface AdapterPayload {
+    [key: string]: unknown;
+    accountId?: string;
+    clientId?: string;
+    grantId?: string;
+    uid?: string;
+    userCode?: string;
+    /** Set by `consume()`; epoch seconds when the adapter stores a time, or `true`. */
+    consumed?: unknown;
+    exp?: number;
+    iat?: number;
+  }
+
+  export interface Adapter {
+    upsert(id: string, payload: AdapterPayload, expiresIn: number): Promise<void>;
+    find(id: string): Promise<AdapterPayload | undefined | void>;
+    findByUserCode(userCode: string): Promise<AdapterPayload | undefined | void>;
+    findByUid(uid: string): Promise<AdapterPayload | undefined | void>;
+    consume(id: string): Promise<void>;
+    destroy(id: string): Promise<void>;
+    revokeByGrantId(grantId: string): Promise<void>;
+  }
+
+  export type AdapterFactory = (name: string) => Adapter;
+  export type AdapterConstructor = new (name: string) => Adapter;
+
+  /** A Koa context with the provider's request state. */
+  export interface KoaContextWithOIDC {
+    oidc: OIDCContext;
+    method: string;
+    path: string;
+    ip: string;
+    status: number;
+    body: unknown;
+    get(header: string): string;
+    set(header: string, value: string): void;
+    req: IncomingMessage;
+    res: ServerResponse;
+    [key: string]: unknown;
+  }
+
+  export interface OIDCContext {
+    route: string;
+    client?: Client;
+    params?: Record<string, unknown>;
+    entities: Record<string, unknown>;
+    [key: string]: unknown;
+  }
+
+  export interface ClientMetadata {
+    client_id: string;
+    client_secret?: string;
+    client_name?: string;
+    redirect_uris?: string[];
+    grant_types?: string[];
+    response_types?: string[];
+    token_endpoint_auth_method?: string;
+    [key: string]: unknown;
+  }
+
+  export interface Client {
+    clientId: string;
+    clientName?: string;
+    clientSecret?: string;
+    clientAuthMethod: string;
+    redirectUris: string[];
+    logoUri?: string;
+    clientUri?: string;
+    applicationType?: string;
+    grantTypes: string[];
+    clientIdMetadataDocument?: boolean;
+    grantTypeAllowed(type: string): boolean;
+    redirectUriAllowed(value: string): boolean;
+    compareClientSecret(actual: string): boolean | Promise<boolean>;
+    metadata(): ClientMetadata;
+    [key: string]: unknown;
+  }
+
+  export interface ClientStatic {
+    find(id: string): Promise<Client | undefined>;
+    prototype: Client;
+  }
+
+  export interface Grant {
+    jti: string;
+    accountId?: string;
+    clientId?: string;
+    addOIDCScope(scope: string): void;
+    addResourceScope(resource: string, scope: string): void;
+    getOIDCScope(): string;
+    getResourceScopeFiltered(resource: string, scopes: string[]): string;
+    save(ttl?: number): Promise<string>;
+    destroy(): Promise<void>;
+  }
+
+  export interface GrantStatic {
+    new (properties: { accountId: string; clientId: string }): Grant;
+    find(id: string): Promise<Grant | undefined>;
+  }
+
+  export interface InteractionDetails {
+    uid: string;
+    prompt: { name: string; reasons: string[]; details: Record<string, unknown> };
+    params: Record<string, unknown>;
+    session?: { accountId: string; uid: string; cookie: string };
+    grantId?: string;
+    lastSubmission?: Record<string, unknown>;
+    returnTo: string;
+    exp: number;
+  }
+
+  export interface InteractionResult {
+    login?: { accountId: string; remember?: boolean; amr?: string[]; acr?: string };
+    consent?: { grantId?: string };
+    error?: string;
+    error_description?: string;
+    [key: string]: unknown;
+  }
+
+  export interface Account {
+    accountId: string;
+    claims(use: string, scope: string): Record<string, unknown> | Promise<Record<string, unknown>>;
+  }
+
+  export type Configuration = Record<string, unknown>;
+
+  export interface JWK {
+    [key: string]: unknown;
+  }
+
+  export default class Provider {
+    constructor(issuer: string, configuration?: Configuration);
+    readonly issuer: string;
+    proxy: boolean;
+    readonly Client: ClientStatic;
+    readonly Grant: GrantStatic;
+    callback(): (req: IncomingMessage, res: ServerResponse) => void;
+    interactionDetails(req: IncomingMessage, res: ServerResponse): Promise<InteractionDetails>;
+    interactionFinished(
+      req: IncomingMessage,
+      res: ServerResponse,
+      result: InteractionResult,
+      options?: { mergeWithLastSubmission?: boolean },
+    ): Promise<void>;
+    interactionResult(
+      req: IncomingMessage,
+      res: ServerResponse,
+      result: InteractionResult,
+      options?: { mergeWithLastSubmission?: boolean },
+    ): Promise<string>;
+    registerGrantType(
+      name: string,
+      handler: (ctx: KoaContextWithOIDC, next: () => Promise<void>) => Promise<void>,
+      params?: string | string[] | Set<string>,
+      allowedDuplicateParameters?: string | string[] | Set<string>,
+    ): void;
+    use(middleware: (ctx: KoaContextWithOIDC, next: () => Promise<void>) => Promise<void>): void;
+    on(event: string, listener: (...args: unknown[]) => void): this;
+    pathFor(name: string): string;
+    [key: string]: unknown;
+  }
+
+  export class OIDCProviderError extends Error {
+    constructor(status: number, message: string);
+    status: number;
+    statusCode: number;
+    error: string;
+    error_description?: string;
+    expose: boolean;
+  }
+
+  export const errors: {
+    OIDCProviderError: typeof OIDCProviderError;
+    InvalidClient: new (description?: string, detail?: string) => OIDCProviderError;
+    InvalidClientMetadata: new (description?: string, detail?: string) => OIDCProviderError;
+    InvalidRedirectUri: new (description?: string, detail?: string) => OIDCProviderError;
+    InvalidRequest: new (description?: string, status?: number, detail?: string) => OIDCProviderError;
+    InvalidTarget: new (description?: string, detail?: string) => OIDCProviderError;
+    InvalidGrant: new (description?: string, detail?: string) => OIDCProviderError;
+    InvalidScope: new (description?: string, scope?: string, detail?: string) => OIDCProviderError;
+    AccessDenied: new (description?: string, detail?: string) => OIDCProviderError;
+    InvalidToken: new (detail?: string) => OIDCProviderError;
+    [name: string]: unknown;
+  };
+
+  export const interactionPolicy: {
+    base(): unknown;
+    Prompt: unknown;
+    Check: unknown;
+  };
+}

@@ -1,0 +1,44 @@
+import type { RouteConfig } from '../config/schema.ts';
+
+/**
+ * The resources (RFC 8707) this authorization server issues tokens for: one per configured route, identified by the
+ * route's public URL. A token's `aud` is exactly one of these, so a token for one MCP server is useless at another.
+ */
+export interface ProtectedResource {
+  /** `publicUrl + route.path`, e.g. `https://gatehouse.example.com/mcp`. */
+  resource: string;
+  route: RouteConfig;
+  /** Scope name → description shown on the consent page. */
+  scopes: Record<string, string>;
+}
+
+export interface ProtectedResources {
+  all: ProtectedResource[];
+  find(resource: string): ProtectedResource | undefined;
+  /** The resource used when a request names none: the only route, if there is exactly one (MCP clients before 2025-06-18 omit it). */
+  defaultResource: ProtectedResource | undefined;
+  /** Description of a scope of any resource (for the consent page). */
+  describeScope(scope: string): string | undefined;
+}
+
+/**
+ * The form resources are compared in: URL parsing lower-cases scheme and host, and a trailing slash is dropped.
+ * MCP 2026-07-28 (Canonical Server URI): servers SHOULD accept upper-case scheme/host, and clients SHOULD omit the
+ * trailing slash — some do not. Anything else (path case, query) must match exactly.
+ */
+export function canonicalResource(resource: string): string {
+  const url = URL.parse(resource);
+  if (url === null || url.hash !== '' || url.search !== '') return resource;
+  return url.href.endsWith('/') ? url.href.slice(0, -1) : url.href;
+}
+
+export function protectedResources(publicUrl: string, routes: RouteConfig[]): ProtectedResources {
+  const all = routes.map((route) => ({ resource: publicUrl + route.path, route, scopes: route.scopes }));
+  const byResource = new Map(all.map((entry) => [canonicalResource(entry.resource), entry]));
+  return {
+    all,
+    find: (resource) => byResource.get(canonicalResource(resource)),
+    defaultResource: all.length === 1 ? all[0] : undefined,
+    describeScope: (scope) => all.find((entry) => scope in entry.scopes)?.scopes[scope],
+  };
+}

@@ -1,0 +1,160 @@
+import type { Account, AdapterFactory, Client, ClientMetadata, Configuration, KoaContextWithOIDC } from 'oidc-provider';
+import { errors } from 'oidc-provider';
+import type { GatehouseContext } from '../runtime/context.ts';
+import { seconds } from '../runtime/clock.ts';
+import type { GuardedFetch } from './client-metadata-fetch.ts';
+import { decideClientIdUrl } from './client-metadata-policy.ts';
+import type { ProtectedResources } from './protected-resources.ts';
+import { redirectUrisProblem } from './redirect-uri-policy.ts';
+import { extraTokenClaims, issueRefreshToken, rotateRefreshToken, tokenLifetimes } from './token-policy.ts';
+
+/**
+ * oidc-provider's configuration for Gatehouse. Each choice that differs from the library default says why.
+ * The provider's own defaults file (lib/helpers/defaults.js) documents every option.
+ */
+export interface ProviderConfigurationInput {
+  ctx: GatehouseContext;
+  adapter: AdapterFactory;
+  clients: ClientMetadata[];
+  introspectionClients: Set<string>;
+  resources: ProtectedResources;
+  guardedFetch: GuardedFetch;
+  findAccount: (ctx: KoaContextWithOIDC, subject: string) => Promise<Account | undefined>;
+  renderError: (ctx: KoaContextWithOIDC, out: Record<string, unknown>, error: unknown) => Promise<void>;
+  cookieKeys: string[];
+  /** False only with `dev.insecureCookies` on an http public URL. */
+  secureCookies: boolean;
+}
+
+/** CIMD documents are small; anything the provider fetches for a client (jwks_uri) is capped too. */
+const OTHER_FETCH_LIMIT_BYTES = 64 * 1024;
+
+export function providerConfiguration(input: ProviderConfigurationInput): Configuration {
+  const { ctx, resources } = input;
+  const authorization = ctx.config.authorization;
+  const cimd = authorization.clientMetadataDocuments;
+  const dcr = authorization.dynamicRegistration;
+  const signingAlg = ctx.keyring.currentSigningKey().alg;
+  const resourceScopes = [...new Set(resources.all.flatMap((entry) => Object.keys(entry.scopes)))];
+
+  return {
+    adapter: input.adapter,
+    clients: input.clients,
+    jwks: ctx.keyring.privateJwks(),
+    findAccount: input.findAccount,
+    renderError: input.renderError,
+    // The shared endpoint contract (oidc-provider's defaults are /auth, /reg, /token/revocation, …).
+    routes: {
+      authorization: '/authorize',
+      token: '/token',
+      registration: '/register',
+      revocation: '/revoke',
+      introspection: '/introspect',
+      jwks: '/jwks',
+    },
+    claims: { openid: ['sub'], profile: ['name'], email: ['email'] },
+    // Resource scopes are listed too: clients register them in their `scope` metadata (RFC 7591 §2; the MCP SDK
+    // does), which oidc-provider checks against this list. The grant records them both as resource scopes (what
+    // the access token carries, via getResourceServerInfo) and as approved request scopes (finish-sign-in.ts).
+    scopes: ['openid', 'offline_access', 'profile', 'email', ...resourceScopes],
+    // OAuth 2.1: the authorization code flow only (no implicit, no hybrid).
+    responseTypes: ['code'],
+    // MCP 2025-06-18+ / OAuth 2.1 §4.1.1: PKCE for every client, S256 only (oidc-provider 9 implements only S256).
+    pkce: { required: () => true },
+    // No client_secret_jwt: secrets are stored hashed, so they cannot serve as an HMAC key.
+    clientAuthMethods: ['none', 'client_secret_basic', 'client_secret_post', 'private_key_jwt'],
+    clientDefaults: {
+      grant_types: ['authorization_code', 'refresh_token'],
+      response_types: ['code'],
+      token_endpoint_auth_method: 'none',
+      id_token_signed_response_alg: signingAlg,
+    },
+    enabledJWA: {
+      idTokenSigningAlgValues: [signingAlg],
+    },
+    // The redirect URI policy applies to every client, however it registered. oidc-provider runs this validator
+    // for each listed extra property; `software_id` (RFC 7591 §2) is the hook, the check is on `redirect_uris`.
+    extraClientMetadata: {
+      properties: ['software_id'],
+      validator(_ctx: unknown, key: string, _value: unknown, metadata: Record<string, unknown>) {
+        if (key !== 'software_id') return;
+        const problem = redirectUrisProblem(metadata.redirect_uris);
+        if (problem !== undefined) throw new errors.InvalidRedirectUri(problem);
+      },
+    },
+    cookies: {
+      keys: input.cookieKeys,
+      // The session cookie lives at Path=/, so over TLS it can carry the `__Host-` prefix (no subdomain can set or
+      // shadow it). The interaction cookies are path-scoped to one interaction, which `__Host-` does not allow.
+      names: { session: input.secureCookies ? '__Host-gatehouse-session' : 'gatehouse-session', interaction: '_interaction', resume: '_interaction_resume' },
+      long: { httpOnly: true, sameSite: 'lax', signed: true, secure: input.secureCookies },
+      short: { httpOnly: true, sameSite: 'lax', signed: true, secure: input.secureCookies },
+    },
+    interactions: {
+      url: (_ctx: unknown, interaction: { uid: string }) => `/interaction/${interaction.uid}`,
+    },
+    ttl: tokenLifetimes(authorization, () => seconds(ctx.clock.now())),
+    issueRefreshToken,
+    rotateRefreshToken,
+    // Tokens outlive the browser session on purpose: an MCP client keeps working after the browser is closed.
+    expiresWithSession: () => false,
+    extraTokenClaims,
+    fetch: (url: string | URL, options: Parameters<GuardedFetch>[1]) =>
+      input.guardedFetch(url, options),
+    fetchResponseBodyLimits: {
+      'client_id metadata document': cimd.maxBytes,
+      jwks_uri: OTHER_FETCH_LIMIT_BYTES,
+      sector_identifier_uri: OTHER_FETCH_LIMIT_BYTES,
+    },
+    // Browser-based MCP clients call the token and revocation endpoints cross-origin; allow exactly the origins of
+    // their registered redirect URIs (what a browser app is served from), never `null` (sandboxed/file origins).
+    clientBasedCORS(_ctx: unknown, origin: string, client: Client) {
+      if (origin === 'null') return false;
+      return client.redirectUris.some((uri) => URL.parse(uri)?.origin === origin);
+    },
+    features: {
+      devInteractions: { enabled: false },
+      userinfo: { enabled: false },
+      rpInitiatedLogout: { enabled: false },
+      registration: {
+        enabled: dcr.enabled,
+        initialAccessToken: dcr.initialAccessToken ?? false,
+        // Client ids must not be guessable; the default (nanoid, 21 chars) is fine, secrets come hashed at rest.
+      },
+      revocation: {
+        enabled: true,
+        // RFC 7009 §2.1: a client may revoke only its own tokens.
+        allowedPolicy: (_ctx: unknown, client: Client, token: { clientId?: string }) => token.clientId === client.clientId,
+      },
+      introspection: {
+        enabled: true,
+        // RFC 7662 §4: introspection reveals token metadata, so only operator-configured confidential clients.
+        allowedPolicy: (_ctx: unknown, client: Client) =>
+          input.introspectionClients.has(client.clientId) && client.clientAuthMethod !== 'none',
+      },
+      resourceIndicators: {
+        enabled: true,
+        defaultResource: (_ctx: unknown, _client: Client, oneOf?: string) => oneOf ?? resources.defaultResource?.resource,
+        useGrantedResource: () => true,
+        getResourceServerInfo(_ctx: unknown, resourceIndicator: string) {
+          const entry = resources.find(resourceIndicator);
+          if (entry === undefined) throw new errors.InvalidTarget('resource is not a protected resource of this gateway');
+          return {
+            scope: Object.keys(entry.scopes).join(' '),
+            audience: entry.resource,
+            accessTokenTTL: authorization.accessTokenTtlSeconds,
+            accessTokenFormat: 'jwt',
+            jwt: { sign: { alg: signingAlg } },
+          };
+        },
+      },
+      clientIdMetadataDocument: {
+        enabled: cimd.enabled,
+        ack: 'draft-02',
+        allowFetch: (_ctx: unknown, clientId: string) => decideClientIdUrl(clientId, cimd).allowed,
+        allowClient: (_ctx: unknown, client: Client) => decideClientIdUrl(client.clientId, cimd).allowed,
+        cacheDuration: { min: Math.min(30, cimd.cacheSeconds), max: cimd.cacheSeconds },
+      },
+    },
+  };
+}

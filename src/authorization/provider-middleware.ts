@@ -1,0 +1,39 @@
+import type Provider from 'oidc-provider';
+import type { KoaContextWithOIDC } from 'oidc-provider';
+import type { ProtectedResources } from './protected-resources.ts';
+import { renderErrorPage } from './html.ts';
+
+/**
+ * MCP clients that found no `scope` in the resource's challenge or metadata send none (MCP 2025-06-18 §Scope
+ * Selection allows omitting it). A token without the route's required scopes would be refused by the proxy at
+ * once, so an authorization request naming no scope of the target resource asks for the resource's required
+ * scopes — which the consent page then shows to the user like any other request.
+ */
+export function installDefaultScopes(provider: Provider, resources: ProtectedResources): void {
+  provider.use(async (ctx, next) => {
+    if (ctx.path === '/authorize' && ctx.method === 'GET') {
+      const query = ctx.query as Record<string, string | string[] | undefined>;
+      const resourceParam = typeof query.resource === 'string' ? query.resource : undefined;
+      const target = resourceParam === undefined ? resources.defaultResource : resources.find(resourceParam);
+      const requested = typeof query.scope === 'string' ? query.scope.split(' ').filter(Boolean) : [];
+      if (target !== undefined && !requested.some((scope) => scope in target.scopes) && !Array.isArray(query.scope)) {
+        ctx.query = { ...query, scope: [...requested, ...target.route.requiredScopes].join(' ') };
+      }
+    }
+    await next();
+  });
+}
+
+/**
+ * oidc-provider's page for errors it must not redirect (unknown client, unregistered redirect URI): our styled page.
+ * The provider's descriptions are fixed texts about the request, never secrets.
+ */
+export async function renderProviderError(ctx: KoaContextWithOIDC, out: Record<string, unknown>): Promise<void> {
+  const code = typeof out.error === 'string' ? out.error : 'server_error';
+  const description = typeof out.error_description === 'string' ? out.error_description : 'The request could not be processed.';
+  ctx.type = 'html';
+  ctx.set('content-security-policy', "default-src 'none'; style-src 'self'; frame-ancestors 'none'; base-uri 'none'");
+  ctx.set('x-frame-options', 'DENY');
+  ctx.set('cache-control', 'no-store');
+  ctx.body = renderErrorPage(code, description);
+}

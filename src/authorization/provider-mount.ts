@@ -1,0 +1,121 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest, HTTPMethods } from 'fastify';
+import type { GatehouseContext } from '../runtime/context.ts';
+import type { CurrentProvider } from './current-provider.ts';
+import { ProtocolError } from '../server/errors.ts';
+
+/**
+ * oidc-provider is a Koa application; it is given the raw Node request for its own paths before Fastify reads the
+ * body (a route-level `onRequest` hook that hijacks the reply), so the provider parses and validates the body itself.
+ * Our pages (consent, callback) stay ordinary Fastify routes.
+ */
+
+/** Largest registration body we hand to the provider (RFC 7591 metadata is a few hundred bytes). */
+export const REGISTRATION_MAX_BYTES = 16 * 1024;
+
+const PROVIDER_METHODS: HTTPMethods[] = ['GET', 'POST', 'OPTIONS', 'PUT', 'DELETE'];
+
+export interface ProviderMountOptions {
+  ctx: GatehouseContext;
+  provider: CurrentProvider;
+}
+
+/**
+ * Makes the raw request look like it arrived at the public URL, whatever proxy chain it crossed: oidc-provider builds
+ * endpoint URLs and cookie `Secure` flags from the request, and they must match the issuer byte for byte.
+ * The client address is the one Fastify resolved with the configured `trustProxy`, not a client-supplied header.
+ */
+export function presentAsPublicRequest(request: FastifyRequest, publicUrl: URL): void {
+  const headers = request.raw.headers;
+  headers.host = publicUrl.host;
+  headers['x-forwarded-proto'] = publicUrl.protocol.slice(0, -1);
+  headers['x-forwarded-for'] = request.ip;
+  delete headers['x-forwarded-host'];
+  delete headers['x-forwarded-port'];
+  delete headers.forwarded;
+}
+
+function registrationCors(request: FastifyRequest, reply: FastifyReply): boolean {
+  // RFC 7591 registration is open to any origin (browser-based MCP clients register themselves); no credentials.
+  if (request.headers.origin === undefined) return false;
+  reply.raw.setHeader('access-control-allow-origin', '*');
+  reply.raw.setHeader('access-control-expose-headers', 'WWW-Authenticate');
+  if (request.method !== 'OPTIONS') return false;
+  reply.raw.writeHead(204, {
+    'access-control-allow-methods': 'POST',
+    'access-control-allow-headers': 'Content-Type, Authorization',
+    'access-control-max-age': '3600',
+  });
+  reply.raw.end();
+  return true;
+}
+
+async function guardRegistration(ctx: GatehouseContext, request: FastifyRequest): Promise<void> {
+  if (request.method !== 'POST') return;
+  const declared = Number(request.headers['content-length'] ?? '0');
+  if (declared > REGISTRATION_MAX_BYTES) throw new ProtocolError('payload_too_large', 'The registration request is too large.');
+  const { perIpPerHour } = ctx.config.authorization.dynamicRegistration;
+  // Store-backed so the limit holds across replicas; each registration is a stored record, so unbounded
+  // registrations are a storage-exhaustion attack.
+  const count = await ctx.store.increment('registration-rate', request.ip, 3600);
+  if (count > perIpPerHour) {
+    throw new ProtocolError('rate_limited', 'Too many client registrations from this address; try again later.', {
+      headers: { 'retry-after': '3600' },
+    });
+  }
+}
+
+export function mountProvider(app: FastifyInstance, options: ProviderMountOptions): void {
+  const { ctx, provider } = options;
+  const publicUrl = new URL(ctx.publicUrl);
+  const basePath = publicUrl.pathname === '/' ? '' : publicUrl.pathname.replace(/\/$/, '');
+
+  const handToProvider = (wellKnown: boolean) => async (request: FastifyRequest, reply: FastifyReply) => {
+    const path = request.url.split('?', 1)[0] ?? '';
+    if (path.startsWith(`${basePath}/register`)) {
+      await guardRegistration(ctx, request);
+      if (registrationCors(request, reply)) {
+        reply.hijack();
+        return;
+      }
+    }
+    presentAsPublicRequest(request, publicUrl);
+    const raw = request.raw as typeof request.raw & { originalUrl?: string };
+    if (basePath !== '') {
+      // The provider routes without the issuer's path; `originalUrl` tells it the mount path for the URLs it builds.
+      // RFC 8414 §3.1: a path issuer's metadata lives at /.well-known/oauth-authorization-server{path}.
+      const query = request.url.slice(path.length);
+      const inner = wellKnown ? path.slice(0, path.length - basePath.length) : path.slice(basePath.length);
+      raw.originalUrl = basePath + inner + query;
+      raw.url = inner + query;
+    }
+    reply.hijack();
+    provider.handle(request.raw, reply.raw);
+  };
+
+  const providerRoutes = ['/authorize', '/authorize/:uid', '/token', '/register', '/register/:clientId', '/revoke', '/introspect'];
+  for (const route of providerRoutes) {
+    app.route({ method: PROVIDER_METHODS, url: basePath + route, onRequest: handToProvider(false), handler: async () => undefined });
+  }
+  // The JWKS comes from the keyring itself, not the provider's copy: backends verify identity assertions the proxy
+  // signs with whatever key is current, so the published set must follow every reload at once.
+  app.get(`${basePath}/jwks`, async (_request, reply) =>
+    reply
+      .header('access-control-allow-origin', '*')
+      .header('cache-control', 'public, max-age=60')
+      .type('application/jwk-set+json; charset=utf-8')
+      .send(JSON.stringify(ctx.keyring.publicJwks())),
+  );
+  for (const document of ['oauth-authorization-server', 'openid-configuration']) {
+    const url = basePath === '' ? `/.well-known/${document}` : `/.well-known/${document}${basePath}`;
+    app.route({ method: ['GET', 'OPTIONS'], url, onRequest: handToProvider(true), handler: async () => undefined });
+    if (basePath !== '') {
+      // OpenID Connect Discovery 1.0 §4 appends instead of inserting; serve both forms.
+      app.route({
+        method: ['GET', 'OPTIONS'],
+        url: `${basePath}/.well-known/${document}`,
+        onRequest: handToProvider(false),
+        handler: async () => undefined,
+      });
+    }
+  }
+}

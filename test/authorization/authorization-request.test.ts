@@ -1,0 +1,126 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import {
+  authorize,
+  authorizeUrl,
+  CLIENT_REDIRECT,
+  pkcePair,
+  registerPublicClient,
+  startAuthorizationServer,
+  TestBrowser,
+  type RegisteredClient,
+  type TestServer,
+} from './harness.ts';
+
+/**
+ * Bad authorization requests. Until the client and redirect URI are validated nothing is redirected (an error page
+ * instead: no open redirector); after that, errors go back to the client with `iss` (RFC 9207).
+ */
+describe('authorization endpoint: bad input', () => {
+  let server: TestServer;
+  let client: RegisteredClient;
+  const { challenge } = pkcePair();
+  const base = () => ({
+    client_id: client.client_id,
+    redirect_uri: CLIENT_REDIRECT,
+    response_type: 'code',
+    code_challenge: challenge,
+    code_challenge_method: 'S256',
+    resource: server.resource,
+    scope: 'mcp:tools',
+    state: 's1',
+  });
+
+  before(async () => {
+    server = await startAuthorizationServer();
+    client = await registerPublicClient(server, {
+      redirect_uris: [CLIENT_REDIRECT, 'https://app.example.test/oauth/callback'],
+    });
+  });
+  after(async () => {
+    await server.close();
+  });
+
+  async function expectErrorPage(params: Record<string, string | undefined>, code: RegExp): Promise<void> {
+    const response = await fetch(authorizeUrl(server, params), { redirect: 'manual' });
+    assert.equal(response.headers.get('location'), null, 'must not redirect before the redirect URI is validated');
+    assert.equal(response.status, 400);
+    assert.match(response.headers.get('content-type') ?? '', /text\/html/);
+    const html = await response.text();
+    assert.match(html, code);
+    assert.match(response.headers.get('content-security-policy') ?? '', /frame-ancestors 'none'/);
+  }
+
+  async function expectRedirectedError(params: Record<string, string | undefined>, error: string): Promise<URL> {
+    const response = await fetch(authorizeUrl(server, params), { redirect: 'manual' });
+    assert.equal(response.status, 303);
+    const location = new URL(response.headers.get('location') ?? '');
+    assert.equal(location.origin + location.pathname, params.redirect_uri);
+    assert.equal(location.searchParams.get('error'), error);
+    assert.equal(location.searchParams.get('iss'), server.publicUrl, 'RFC 9207 iss on error responses too');
+    assert.equal(location.searchParams.get('state'), 's1');
+    assert.equal(location.searchParams.get('code'), null);
+    return location;
+  }
+
+  it('shows a page for an unknown client', async () => {
+    await expectErrorPage({ ...base(), client_id: 'no-such-client' }, /invalid_client/);
+  });
+
+  it('shows a page for an unregistered redirect URI', async () => {
+    await expectErrorPage({ ...base(), redirect_uri: 'https://evil.example.test/callback' }, /invalid_redirect_uri/);
+  });
+
+  it('shows a page for a redirect URI one character off', async () => {
+    await expectErrorPage({ ...base(), redirect_uri: 'https://app.example.test/oauth/callbacK' }, /invalid_redirect_uri/);
+    await expectErrorPage({ ...base(), redirect_uri: 'https://app.example.test/oauth/callback/' }, /invalid_redirect_uri/);
+  });
+
+  it('shows a page for a non-loopback redirect URI on another port', async () => {
+    await expectErrorPage({ ...base(), redirect_uri: 'https://app.example.test:8443/oauth/callback' }, /invalid_redirect_uri/);
+  });
+
+  it('accepts a loopback redirect URI on another port (RFC 8252 §7.3) but not another path', async () => {
+    const response = await fetch(authorizeUrl(server, { ...base(), redirect_uri: 'http://127.0.0.1:61000/callback' }), { redirect: 'manual' });
+    assert.equal(response.status, 303);
+    assert.match(response.headers.get('location') ?? '', /\/interaction\//);
+    await expectErrorPage({ ...base(), redirect_uri: 'http://127.0.0.1:61000/callbackx' }, /invalid_redirect_uri/);
+  });
+
+  it('refuses a request without PKCE', async () => {
+    const location = await expectRedirectedError({ ...base(), code_challenge: undefined, code_challenge_method: undefined }, 'invalid_request');
+    assert.match(location.searchParams.get('error_description') ?? '', /PKCE/);
+  });
+
+  it('refuses PKCE plain', async () => {
+    await expectRedirectedError({ ...base(), code_challenge: 'a'.repeat(43), code_challenge_method: 'plain' }, 'invalid_request');
+  });
+
+  it('refuses a resource of another server with invalid_target', async () => {
+    await expectRedirectedError({ ...base(), resource: 'https://other.example.test/mcp' }, 'invalid_target');
+    await expectRedirectedError({ ...base(), resource: `${server.publicUrl}/not-a-route` }, 'invalid_target');
+  });
+
+  it('accepts the resource with an upper-case scheme/host or a trailing slash, and issues the canonical audience', async () => {
+    const url = new URL(server.resource);
+    const variants = [`${url.protocol.toUpperCase()}//${url.host.toUpperCase()}${url.pathname}`, `${server.resource}/`];
+    for (const resource of variants) {
+      const response = await fetch(authorizeUrl(server, { ...base(), resource }), { redirect: 'manual' });
+      assert.equal(response.status, 303);
+      assert.match(response.headers.get('location') ?? '', /\/interaction\//, `${resource} is this server's resource`);
+    }
+    await expectRedirectedError({ ...base(), resource: `${server.resource.toUpperCase().replace('HTTP://', 'http://')}` }, 'invalid_target');
+  });
+
+  it('refuses response types other than code', async () => {
+    const response = await fetch(authorizeUrl(server, { ...base(), response_type: 'token' }), { redirect: 'manual' });
+    const location = response.headers.get('location') ?? '';
+    assert.doesNotMatch(location, /access_token=/);
+    assert.match(location, /error=unsupported_response_type/);
+  });
+
+  it('defaults the resource to the only route and the scope to its required scopes', async () => {
+    const outcome = await authorize(server, new TestBrowser(), { ...base(), resource: undefined, scope: undefined });
+    assert.ok(outcome.url.searchParams.get('code'), `expected a code, got ${outcome.url.href}`);
+  });
+});

@@ -1,0 +1,174 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { allowTestHost, startCimdServer, testResolve, type CimdServer } from './cimd-server.ts';
+import {
+  authorize,
+  authorizeUrl,
+  CLIENT_REDIRECT,
+  exchangeCode,
+  pkcePair,
+  startAuthorizationServer,
+  TestBrowser,
+  type TestServer,
+} from './harness.ts';
+
+/** URL client ids (CIMD, MCP 2025-11-25+): the provider fetches the document through our SSRF guard. */
+describe('client id metadata documents', () => {
+  let cimd: CimdServer;
+  let caDir: string;
+  let caFile: string;
+
+  const documentFor = (overrides: Record<string, unknown> = {}) => (clientId: string) => ({
+    client_id: clientId,
+    client_name: 'Metadata Document App',
+    redirect_uris: [CLIENT_REDIRECT],
+    token_endpoint_auth_method: 'none',
+    grant_types: ['authorization_code', 'refresh_token'],
+    response_types: ['code'],
+    ...overrides,
+  });
+
+  before(async () => {
+    cimd = await startCimdServer();
+    caDir = mkdtempSync(join(tmpdir(), 'gatehouse-cimd-'));
+    caFile = join(caDir, 'ca.pem');
+    writeFileSync(caFile, cimd.ca);
+    cimd.documents.set('/client.json', documentFor());
+    cimd.documents.set('/mismatch.json', documentFor({ client_id: 'https://someone-else.example.test/client.json' }));
+    cimd.documents.set('/secret.json', documentFor({ token_endpoint_auth_method: 'client_secret_post' }));
+    cimd.documents.set('/evil-redirect.json', documentFor({ redirect_uris: ['javascript:alert(1)'] }));
+  });
+  after(async () => {
+    await cimd.close();
+    rmSync(caDir, { recursive: true, force: true });
+  });
+
+  async function start(extra: Record<string, unknown> = {}): Promise<TestServer> {
+    return startAuthorizationServer({
+      authorization: { clientMetadataDocuments: { trustedCaFile: caFile, ...extra } },
+      deps: { clientMetadataFetch: { allowAddress: allowTestHost, resolve: testResolve } },
+    });
+  }
+
+  const params = (server: TestServer, clientId: string) => {
+    const { challenge } = pkcePair();
+    return {
+      client_id: clientId,
+      redirect_uri: CLIENT_REDIRECT,
+      response_type: 'code',
+      code_challenge: challenge,
+      code_challenge_method: 'S256',
+      resource: server.resource,
+      scope: 'mcp:tools',
+    };
+  };
+
+  describe('with no domain allow-list', () => {
+    let server: TestServer;
+    before(async () => {
+      server = await start();
+    });
+    after(async () => {
+      await server.close();
+    });
+
+    async function expectRefusedPage(clientId: string): Promise<string> {
+      const response = await fetch(authorizeUrl(server, params(server, clientId)), { redirect: 'manual' });
+      assert.equal(response.headers.get('location'), null, 'nothing is redirected for an unusable client');
+      assert.equal(response.status, 400);
+      return response.text();
+    }
+
+    it('authorizes a CIMD client end to end, shown as unverified with its URL', async () => {
+      const clientId = cimd.url('/client.json');
+      const browser = new TestBrowser();
+      const { response } = await browser.follow(authorizeUrl(server, params(server, clientId)), server.publicUrl);
+      const html = await response.text();
+      assert.match(html, /Metadata Document App/);
+      assert.ok(html.includes(`Client metadata: ${clientId}`));
+      assert.match(html, /Unverified application/);
+
+      const { verifier, challenge } = pkcePair();
+      const outcome = await authorize(server, new TestBrowser(), { ...params(server, clientId), code_challenge: challenge });
+      const code = outcome.url.searchParams.get('code');
+      assert.ok(code, outcome.url.href);
+      const tokens = await exchangeCode(server, { client_id: clientId, redirect_uris: [CLIENT_REDIRECT] }, code, verifier);
+      assert.equal(tokens.status, 200);
+    });
+
+    it('refuses a document URL on 127.0.0.1', async () => {
+      const before = cimd.requests;
+      assert.match(await expectRefusedPage(`https://127.0.0.1:${cimd.port}/client.json`), /invalid_client/);
+      assert.equal(cimd.requests, before, 'the guard refused before connecting');
+    });
+
+    it('refuses a document URL on the cloud metadata address', async () => {
+      assert.match(await expectRefusedPage('https://169.254.169.254/latest/meta-data/client.json'), /invalid_client/);
+      assert.match(await expectRefusedPage('https://metadata.test/client.json'), /invalid_client/);
+    });
+
+    it('refuses a redirect chain, even towards a public-looking URL', async () => {
+      assert.match(await expectRefusedPage(cimd.url('/redirect')), /invalid_client/);
+      assert.match(await expectRefusedPage(cimd.url('/redirect-internal')), /invalid_client/);
+    });
+
+    it('refuses a 10 MB document', async () => {
+      assert.match(await expectRefusedPage(cimd.url('/huge')), /invalid_client/);
+    });
+
+    it('refuses a document whose client_id differs from its URL', async () => {
+      assert.match(await expectRefusedPage(cimd.url('/mismatch.json')), /invalid_client/);
+    });
+
+    it('refuses shared-secret authentication and unsafe redirect URIs in a document', async () => {
+      assert.match(await expectRefusedPage(cimd.url('/secret.json')), /invalid_client/);
+      assert.match(await expectRefusedPage(cimd.url('/evil-redirect.json')), /invalid_client|invalid_redirect_uri/);
+    });
+
+    it('refuses a redirect URI the document does not list', async () => {
+      const response = await fetch(
+        authorizeUrl(server, { ...params(server, cimd.url('/client.json')), redirect_uri: 'https://attacker.example.test/cb' }),
+        { redirect: 'manual' },
+      );
+      assert.equal(response.headers.get('location'), null);
+      assert.match(await response.text(), /invalid_redirect_uri/);
+    });
+
+    it('never logs the fetched document or a stack trace to the client', async () => {
+      const html = await expectRefusedPage(cimd.url('/mismatch.json'));
+      assert.doesNotMatch(html, /at .*\.js:\d+/);
+    });
+  });
+
+  describe('with domain allow and deny lists', () => {
+    it('shows allow-listed domains as verified', async () => {
+      const server = await start({ allowDomains: ['cimd.test'] });
+      try {
+        const { response } = await new TestBrowser().follow(authorizeUrl(server, params(server, cimd.url('/client.json'))), server.publicUrl);
+        const html = await response.text();
+        assert.match(html, /Verified/);
+        assert.doesNotMatch(html, /Unverified application/);
+      } finally {
+        await server.close();
+      }
+    });
+
+    it('refuses domains outside the allow-list and on the deny-list without fetching', async () => {
+      for (const extra of [{ allowDomains: ['*.example.test'] }, { denyDomains: ['cimd.test'] }]) {
+        const server = await start(extra);
+        try {
+          const before = cimd.requests;
+          const response = await fetch(authorizeUrl(server, params(server, cimd.url('/client.json'))), { redirect: 'manual' });
+          assert.equal(response.status, 400);
+          assert.equal(response.headers.get('location'), null);
+          assert.equal(cimd.requests, before);
+        } finally {
+          await server.close();
+        }
+      }
+    });
+  });
+});

@@ -1,0 +1,275 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import {
+  authorize,
+  authorizeUrl,
+  CLIENT_REDIRECT,
+  consentForm,
+  pkcePair,
+  registerPublicClient,
+  startAuthorizationServer,
+  TestBrowser,
+  type RegisteredClient,
+  type TestServer,
+} from './harness.ts';
+
+/** The consent page and its form: the confused-deputy defence and its CSRF/state protections. */
+describe('consent page', () => {
+  let server: TestServer;
+  let client: RegisteredClient;
+  const { challenge } = pkcePair();
+  const params = () => ({
+    client_id: client.client_id,
+    redirect_uri: CLIENT_REDIRECT,
+    response_type: 'code',
+    code_challenge: challenge,
+    code_challenge_method: 'S256',
+    resource: server.resource,
+    scope: 'mcp:tools',
+    state: 'st',
+  });
+
+  before(async () => {
+    server = await startAuthorizationServer();
+    client = await registerPublicClient(server);
+  });
+  after(async () => {
+    await server.close();
+  });
+
+  async function openConsent(browser: TestBrowser, forClient = client): Promise<{ html: string; response: Response; form: ReturnType<typeof consentForm> }> {
+    const { response } = await browser.follow(authorizeUrl(server, { ...params(), client_id: forClient.client_id }), server.publicUrl);
+    assert.equal(response.status, 200);
+    const html = await response.text();
+    return { html, response, form: consentForm(html) };
+  }
+
+  function post(browser: TestBrowser, action: string, body: Record<string, string>, headers: Record<string, string> = { origin: server.publicUrl }) {
+    return browser.request(new URL(action, server.publicUrl).href, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers },
+      body: new URLSearchParams(body).toString(),
+    });
+  }
+
+  it('is shown before any upstream redirect, with the client, redirect host, scopes and protective headers', async () => {
+    const { html, response, form } = await openConsent(new TestBrowser());
+    assert.equal(server.upstream.signIns, 0);
+    assert.match(html, /Test MCP Client/);
+    assert.match(html, new RegExp(`Client ID: ${client.client_id}`));
+    assert.match(html, /class="redirect-host">127\.0\.0\.1:53682</);
+    assert.match(html, /Use the tools of the test server/);
+    assert.match(html, /Unverified application/);
+    assert.match(html, /class="notice warning loopback"/, 'a loopback redirect URI gets its own warning');
+    assert.doesNotMatch(html, /<script/i);
+    const csp = response.headers.get('content-security-policy') ?? '';
+    assert.match(csp, /frame-ancestors 'none'/);
+    assert.doesNotMatch(csp, /script-src|unsafe-inline/);
+    assert.equal(response.headers.get('x-frame-options'), 'DENY');
+    assert.match(response.headers.get('cache-control') ?? '', /no-store/);
+    assert.ok(form.csrf.length >= 32 && form.consentState.length >= 32);
+  });
+
+  it('escapes a hostile client_name and refuses a non-https logo', async () => {
+    const hostile = await registerPublicClient(server, {
+      client_name: '<script>alert(1)</script><img src=x onerror=alert(2)>"\'',
+      logo_uri: 'https://logo.example.test/x.png?"><script>alert(3)</script>',
+    });
+    const { html } = await openConsent(new TestBrowser(), hostile);
+    assert.doesNotMatch(html, /<script>alert/);
+    assert.doesNotMatch(html, /<img src=x/);
+    assert.match(html, /&lt;script&gt;alert\(1\)&lt;\/script&gt;/);
+    assert.doesNotMatch(html, /"><script>/);
+  });
+
+  it('refuses a POST without the CSRF cookie/token', async () => {
+    const browser = new TestBrowser();
+    const { form } = await openConsent(browser);
+    const noToken = await post(browser, form.action, { consent_state: form.consentState, csrf_token: 'forged-token-value', decision: 'approve' });
+    assert.equal(noToken.status, 403);
+    const stranger = new TestBrowser();
+    const noCookie = await post(stranger, form.action, { consent_state: form.consentState, csrf_token: form.csrf, decision: 'approve' });
+    assert.equal(noCookie.status, 403);
+    assert.equal(server.upstream.signIns, 0);
+  });
+
+  it('refuses a cross-site POST even with a valid token', async () => {
+    const browser = new TestBrowser();
+    const { form } = await openConsent(browser);
+    const body = { consent_state: form.consentState, csrf_token: form.csrf, decision: 'approve' };
+    const crossOrigin = await post(browser, form.action, body, { origin: 'https://evil.example.test' });
+    assert.equal(crossOrigin.status, 403);
+    const crossSite = await post(browser, form.action, body, { 'sec-fetch-site': 'cross-site' });
+    assert.equal(crossSite.status, 403);
+    const nullOrigin = await post(browser, form.action, body, { origin: 'null' });
+    assert.equal(nullOrigin.status, 403);
+    const sandboxed = await post(browser, form.action, body, { origin: 'null', 'sec-fetch-site': 'cross-site' });
+    assert.equal(sandboxed.status, 403);
+  });
+
+  it('refuses a missing, replayed or swapped consent state', async () => {
+    const browser = new TestBrowser();
+    const { form } = await openConsent(browser);
+    const missing = await post(browser, form.action, { csrf_token: form.csrf, decision: 'approve' });
+    assert.equal(missing.status, 400);
+
+    const first = await post(browser, form.action, { consent_state: form.consentState, csrf_token: form.csrf, decision: 'approve' });
+    assert.equal(first.status, 303);
+    const replay = await post(browser, form.action, { consent_state: form.consentState, csrf_token: form.csrf, decision: 'approve' });
+    assert.ok(replay.status === 400 || replay.status === 403, `replay answered ${replay.status}`);
+
+    const alice = new TestBrowser();
+    const bob = new TestBrowser();
+    const aliceConsent = await openConsent(alice);
+    const bobConsent = await openConsent(bob);
+    const swapped = await post(bob, aliceConsent.form.action, {
+      consent_state: aliceConsent.form.consentState,
+      csrf_token: aliceConsent.form.csrf,
+      decision: 'approve',
+    });
+    assert.equal(swapped.status, 403, "Bob's browser cannot submit Alice's form");
+    const mixed = await post(bob, bobConsent.form.action, {
+      consent_state: aliceConsent.form.consentState,
+      csrf_token: bobConsent.form.csrf,
+      decision: 'approve',
+    });
+    assert.equal(mixed.status, 403, "Alice's state with Bob's token is refused");
+  });
+
+  it('refuses an upstream callback from another browser (state cookie binding) and a replayed callback', async () => {
+    const alice = new TestBrowser();
+    const { form } = await openConsent(alice);
+    const approved = await post(alice, form.action, { consent_state: form.consentState, csrf_token: form.csrf, decision: 'approve' });
+    const idp = await alice.request(new URL(approved.headers.get('location') ?? '', server.publicUrl).href);
+    const callback = new URL(idp.headers.get('location') ?? '', server.publicUrl).href;
+    const mallory = new TestBrowser();
+    const stolen = await mallory.request(callback);
+    assert.equal(stolen.status, 403);
+    const replayed = await alice.request(callback);
+    assert.equal(replayed.status, 400, 'the state was consumed by the first attempt');
+    const missing = await alice.request(`${server.publicUrl}/callback?code=x`);
+    assert.equal(missing.status, 400);
+  });
+
+  it('sends access_denied with iss to the client when the user denies, and remembers the denial', async () => {
+    const browser = new TestBrowser();
+    const outcome = await authorize(server, browser, params(), 'deny');
+    assert.equal(outcome.url.origin + outcome.url.pathname, CLIENT_REDIRECT);
+    assert.equal(outcome.url.searchParams.get('error'), 'access_denied');
+    assert.equal(outcome.url.searchParams.get('iss'), server.publicUrl);
+    assert.equal(outcome.url.searchParams.get('code'), null);
+    const again = await browser.follow(authorizeUrl(server, params()), server.publicUrl);
+    assert.match(again.url, /error=access_denied/, 'a remembered denial is not asked again');
+  });
+
+  it('does not ask again for what this browser approved, and asks when more is requested', async () => {
+    const multi = await startAuthorizationServer({
+      routes: [{ path: '/mcp', backend: 'http://127.0.0.1:9/', scopes: { 'mcp:tools': 'Use tools', 'mcp:admin': 'Administer' } }],
+    });
+    try {
+      const c = await registerPublicClient(multi);
+      const browser = new TestBrowser();
+      const p = { ...params(), client_id: c.client_id, resource: multi.resource };
+      const first = await authorize(multi, browser, p);
+      assert.ok(first.url.searchParams.get('code'));
+      const second = await browser.follow(authorizeUrl(multi, p), multi.publicUrl);
+      assert.match(second.url, /code=/, 'same client, redirect URI and scopes: no consent page');
+      const more = await browser.follow(authorizeUrl(multi, { ...p, scope: 'mcp:tools mcp:admin' }), multi.publicUrl);
+      assert.equal(more.response.status, 200);
+      assert.match(await more.response.text(), /Administer/);
+    } finally {
+      await multi.close();
+    }
+  });
+
+  it('asks a signed-in user about a new client without another upstream sign-in, and remembers the grant per user', async () => {
+    const browser = new TestBrowser();
+    const first = await authorize(server, browser, params());
+    assert.ok(first.url.searchParams.get('code'));
+    const signInsBefore = server.upstream.signIns;
+
+    const other = await registerPublicClient(server, { client_name: 'Second Client' });
+    const consent = await browser.follow(authorizeUrl(server, { ...params(), client_id: other.client_id }), server.publicUrl);
+    assert.equal(consent.response.status, 200);
+    assert.match(await consent.response.text(), /Second Client/, 'a new client is always asked about');
+    const second = await authorize(server, browser, { ...params(), client_id: other.client_id });
+    assert.ok(second.url.searchParams.get('code'));
+    assert.equal(server.upstream.signIns, signInsBefore, 'the provider session identified the user; no second upstream sign-in');
+
+    for (const key of browser.cookies.keys()) if (key.endsWith(' gatehouse-approvals')) browser.cookies.delete(key);
+    const again = await browser.follow(authorizeUrl(server, { ...params(), client_id: other.client_id }), server.publicUrl);
+    assert.match(again.url, /code=/, "the user's server-side grant covers it even without the browser's approval cookie");
+  });
+
+    it('shows a clear page when the upstream IdP refuses the sign-in', async () => {
+    const browser = new TestBrowser();
+    const { form } = await openConsent(browser);
+    server.upstream.nextError = 'access_denied';
+    const approved = await post(browser, form.action, { consent_state: form.consentState, csrf_token: form.csrf, decision: 'approve' });
+    const final = await browser.follow(new URL(approved.headers.get('location') ?? '', server.publicUrl).href, server.publicUrl);
+    assert.equal(final.response.status, 403);
+    assert.match(await final.response.text(), /access_denied/);
+  });
+});
+
+describe('consent cookies on an https public URL', () => {
+  let server: TestServer;
+  before(async () => {
+    server = await startAuthorizationServer({ publicUrlScheme: 'https' });
+  });
+  after(async () => {
+    await server.close();
+  });
+
+  it('are __Host-, Secure, HttpOnly and SameSite=Lax', async () => {
+    const client = await registerPublicClient(server);
+    const { challenge } = pkcePair();
+    const browser = new TestBrowser();
+    const url = new URL(authorizeUrl(server, {
+      client_id: client.client_id,
+      redirect_uri: CLIENT_REDIRECT,
+      response_type: 'code',
+      code_challenge: challenge,
+      code_challenge_method: 'S256',
+    }));
+    // The test server speaks plain http behind a pretend TLS proxy: request the http address, keep the path.
+    const local = (href: string) => `${server.listenUrl}${new URL(href).pathname}${new URL(href).search}`;
+    const authorizeResponse = await browser.request(local(url.href));
+    const interaction = new URL(authorizeResponse.headers.get('location') ?? '', server.publicUrl).href;
+    assert.ok(interaction.startsWith(`${server.publicUrl}/interaction/`));
+    const metadata = (await (await fetch(`${server.listenUrl}/.well-known/oauth-authorization-server`)).json()) as Record<string, string>;
+    assert.equal(metadata.issuer, server.publicUrl, 'the issuer is the public https URL, not the address the request reached');
+    assert.equal(metadata.token_endpoint, `${server.publicUrl}/token`);
+    const page = await browser.request(local(interaction));
+    assert.equal(page.status, 200);
+    const csrf = page.headers.getSetCookie().find((line) => line.startsWith('__Host-gatehouse-csrf='));
+    assert.ok(csrf, 'the CSRF cookie is __Host-');
+    assert.match(csrf, /; Secure/i);
+    assert.match(csrf, /; HttpOnly/i);
+    assert.match(csrf, /; SameSite=Lax/i);
+    assert.match(csrf, /; Path=\//);
+    assert.doesNotMatch(csrf, /Domain=/i);
+
+    // Through approval, the (fake) IdP and the callback to the client: every cookie set on the way is Secure.
+    const html = await page.text();
+    const form = consentForm(html);
+    const setCookies: string[] = [];
+    let response = await browser.request(local(new URL(form.action, server.publicUrl).href), {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', origin: server.publicUrl },
+      body: new URLSearchParams({ consent_state: form.consentState, csrf_token: form.csrf, decision: 'approve' }).toString(),
+    });
+    for (let hop = 0; hop < 10; hop += 1) {
+      setCookies.push(...response.headers.getSetCookie());
+      const next = new URL(response.headers.get('location') ?? '', server.publicUrl);
+      if (next.origin !== server.publicUrl) break;
+      response = await browser.request(local(next.href));
+    }
+    assert.match(response.headers.get('location') ?? '', /^http:\/\/127\.0\.0\.1:53682\/callback\?code=/);
+    const live = setCookies.filter((line) => !/expires=Thu, 01 Jan 1970/i.test(line) && !/max-age=0/i.test(line));
+    assert.ok(live.length > 0);
+    for (const line of live) assert.match(line, /; secure/i, line.split('=')[0]);
+    assert.ok(live.some((line) => line.startsWith('__Host-gatehouse-session=')), 'the provider session cookie is __Host-');
+    assert.ok(live.some((line) => line.startsWith('__Host-gatehouse-approvals=')));
+  });
+});

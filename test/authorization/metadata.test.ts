@@ -1,0 +1,84 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { CLIENT_REDIRECT, registerPublicClient, startAuthorizationServer, type TestServer } from './harness.ts';
+
+describe('authorization server metadata (RFC 8414)', () => {
+  let server: TestServer;
+  before(async () => {
+    server = await startAuthorizationServer();
+  });
+  after(async () => {
+    await server.close();
+  });
+
+  it('advertises what MCP clients check, with the issuer byte-identical to the public URL', async () => {
+    const response = await fetch(`${server.publicUrl}/.well-known/oauth-authorization-server`);
+    assert.equal(response.status, 200);
+    const metadata = (await response.json()) as Record<string, unknown>;
+    assert.equal(metadata.issuer, server.publicUrl);
+    assert.deepEqual(metadata.code_challenge_methods_supported, ['S256']);
+    assert.equal(metadata.authorization_response_iss_parameter_supported, true);
+    assert.equal(metadata.client_id_metadata_document_supported, true);
+    assert.deepEqual(metadata.response_types_supported, ['code']);
+    assert.equal(metadata.authorization_endpoint, `${server.publicUrl}/authorize`);
+    assert.equal(metadata.token_endpoint, `${server.publicUrl}/token`);
+    assert.equal(metadata.registration_endpoint, `${server.publicUrl}/register`);
+    assert.equal(metadata.revocation_endpoint, `${server.publicUrl}/revoke`);
+    assert.equal(metadata.introspection_endpoint, `${server.publicUrl}/introspect`);
+    assert.equal(metadata.jwks_uri, `${server.publicUrl}/jwks`);
+    assert.ok((metadata.grant_types_supported as string[]).includes('refresh_token'));
+    assert.ok(!(metadata.grant_types_supported as string[]).includes('implicit'));
+    assert.equal(metadata.userinfo_endpoint, undefined);
+  });
+
+  it('serves OpenID discovery with the same issuer', async () => {
+    const metadata = (await (await fetch(`${server.publicUrl}/.well-known/openid-configuration`)).json()) as Record<string, unknown>;
+    assert.equal(metadata.issuer, server.publicUrl);
+  });
+
+  it('publishes the keyring public keys only', async () => {
+    const jwks = (await (await fetch(`${server.publicUrl}/jwks`)).json()) as { keys: Array<Record<string, unknown>> };
+    const kid = server.ctx.keyring.currentSigningKey().kid;
+    assert.ok(jwks.keys.some((key) => key.kid === kid));
+    assert.ok(jwks.keys.every((key) => key.d === undefined), 'no private key material');
+  });
+
+  it('lets browser clients read metadata and call the token endpoint cross-origin', async () => {
+    const metadata = await fetch(`${server.publicUrl}/.well-known/oauth-authorization-server`, { headers: { origin: 'http://localhost:6274' } });
+    assert.ok(['*', 'http://localhost:6274'].includes(metadata.headers.get('access-control-allow-origin') ?? ''));
+    const client = await registerPublicClient(server);
+    const origin = new URL(CLIENT_REDIRECT).origin;
+    const token = await fetch(`${server.publicUrl}/token`, {
+      method: 'POST',
+      headers: { origin, 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ grant_type: 'refresh_token', refresh_token: 'unknown', client_id: client.client_id }).toString(),
+    });
+    assert.equal(token.headers.get('access-control-allow-origin'), origin);
+    const stranger = await fetch(`${server.publicUrl}/token`, {
+      method: 'POST',
+      headers: { origin: 'https://evil.example.test', 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ grant_type: 'refresh_token', refresh_token: 'unknown', client_id: client.client_id }).toString(),
+    });
+    assert.notEqual(stranger.headers.get('access-control-allow-origin'), 'https://evil.example.test');
+  });
+});
+
+describe('metadata for an issuer with a path', () => {
+  let server: TestServer;
+  before(async () => {
+    server = await startAuthorizationServer({ basePath: '/gatehouse' });
+  });
+  after(async () => {
+    await server.close();
+  });
+
+  it('is served at the path-inserted well-known URL (RFC 8414 §3.1) with endpoints under the path', async () => {
+    const response = await fetch(`${server.listenUrl}/.well-known/oauth-authorization-server/gatehouse`);
+    assert.equal(response.status, 200);
+    const metadata = (await response.json()) as Record<string, unknown>;
+    assert.equal(metadata.issuer, server.publicUrl);
+    assert.equal(metadata.token_endpoint, `${server.publicUrl}/token`);
+    const openid = (await (await fetch(`${server.publicUrl}/.well-known/openid-configuration`)).json()) as Record<string, unknown>;
+    assert.equal(openid.issuer, server.publicUrl);
+  });
+});

@@ -1,0 +1,192 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { keyringFromKeySet } from '../../src/keys/key-set-keyring.ts';
+import { generateKeySet } from '../../src/keys/key-set.ts';
+import {
+  authorizeUrl,
+  CLIENT_REDIRECT,
+  freePort,
+  obtainCode,
+  obtainTokens,
+  pkcePair,
+  registerClient,
+  registerPublicClient,
+  startAuthorizationServer,
+  tokenRequest,
+  type RegisteredClient,
+  type TestServer,
+} from './harness.ts';
+
+const valid = {
+  client_name: 'Registration Test',
+  redirect_uris: [CLIENT_REDIRECT],
+  token_endpoint_auth_method: 'none',
+  grant_types: ['authorization_code', 'refresh_token'],
+  response_types: ['code'],
+};
+
+describe('dynamic client registration (RFC 7591)', () => {
+  let server: TestServer;
+  before(async () => {
+    server = await startAuthorizationServer({ authorization: { dynamicRegistration: { perIpPerHour: 25 } } });
+  });
+  after(async () => {
+    await server.close();
+  });
+
+  async function expectRefused(metadata: Record<string, unknown>, error: RegExp): Promise<void> {
+    const response = await registerClient(server, metadata);
+    assert.equal(response.status, 400);
+    const body = (await response.json()) as { error: string; client_id?: string };
+    assert.match(body.error, error);
+    assert.equal(body.client_id, undefined);
+  }
+
+  it('registers a public client with 201 and its metadata', async () => {
+    const response = await registerClient(server, valid);
+    assert.equal(response.status, 201);
+    const body = (await response.json()) as Record<string, unknown>;
+    assert.equal(typeof body.client_id, 'string');
+    assert.equal(body.token_endpoint_auth_method, 'none');
+    assert.deepEqual(body.redirect_uris, [CLIENT_REDIRECT]);
+    assert.equal(body.client_secret, undefined);
+  });
+
+  it('registers a confidential client and keeps only a hash of its secret', async () => {
+    const response = await registerClient(server, { ...valid, token_endpoint_auth_method: 'client_secret_basic' });
+    assert.equal(response.status, 201);
+    const body = (await response.json()) as RegisteredClient & { client_secret: string };
+    assert.ok(body.client_secret.length >= 32);
+    const stored = JSON.stringify(await server.store.get('oidc:Client', body.client_id));
+    assert.ok(stored.includes('$scrypt$'), 'the stored client holds a scrypt hash');
+    assert.ok(!stored.includes(body.client_secret), 'the secret itself is not stored');
+
+    const basic = Buffer.from(`${body.client_id}:${body.client_secret}`).toString('base64');
+    const { code, verifier } = await obtainCode(server, body);
+    const exchanged = await tokenRequest(
+      server,
+      { grant_type: 'authorization_code', code, code_verifier: verifier, redirect_uri: CLIENT_REDIRECT, resource: server.resource },
+      { authorization: `Basic ${basic}` },
+    );
+    assert.equal(exchanged.status, 200, await exchanged.clone().text());
+    const tokens = (await exchanged.json()) as { refresh_token: string };
+    const refreshed = await tokenRequest(server, { grant_type: 'refresh_token', refresh_token: tokens.refresh_token }, { authorization: `Basic ${basic}` });
+    assert.equal(refreshed.status, 200, 'the hashed secret still authenticates the client');
+    const wrong = Buffer.from(`${body.client_id}:wrong-secret`).toString('base64');
+    const refused = await tokenRequest(server, { grant_type: 'refresh_token', refresh_token: tokens.refresh_token }, { authorization: `Basic ${wrong}` });
+    assert.equal(refused.status, 401);
+  });
+
+  for (const [label, uri] of [
+    ['javascript:', 'javascript:alert(document.cookie)'],
+    ['data:', 'data:text/html,<script>alert(1)</script>'],
+    ['file:', 'file:///etc/passwd'],
+    ['a fragment', 'https://app.example.test/cb#frag'],
+    ['http on a public host', 'http://app.example.test/cb'],
+    ['not a URI', 'not a uri'],
+  ] as const) {
+    it(`refuses a redirect URI with ${label}`, async () => {
+      await expectRefused({ ...valid, redirect_uris: [uri] }, /invalid_redirect_uri|invalid_client_metadata/);
+    });
+  }
+
+  it('refuses malformed bodies', async () => {
+    const malformed = await fetch(`${server.publicUrl}/register`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: '{"redirect_uris": [',
+    });
+    assert.equal(malformed.status, 400);
+    assert.equal(((await malformed.json()) as { error: string }).error, 'invalid_request');
+    await expectRefused({ ...valid, redirect_uris: 'https://app.example.test/cb' }, /invalid_client_metadata|invalid_redirect_uri/);
+    await expectRefused({ ...valid, grant_types: ['implicit'] }, /invalid_client_metadata/);
+  });
+
+  it('refuses an oversized body with 413', async () => {
+    const response = await registerClient(server, { ...valid, client_name: 'x'.repeat(20_000) });
+    assert.equal(response.status, 413);
+    assert.equal(((await response.json()) as { error: string }).error, 'payload_too_large');
+  });
+
+  it('lets browser clients register cross-origin (CORS)', async () => {
+    const preflight = await fetch(`${server.publicUrl}/register`, {
+      method: 'OPTIONS',
+      headers: { origin: 'http://localhost:6274', 'access-control-request-method': 'POST', 'access-control-request-headers': 'content-type' },
+    });
+    assert.equal(preflight.status, 204);
+    assert.equal(preflight.headers.get('access-control-allow-origin'), '*');
+    assert.match(preflight.headers.get('access-control-allow-methods') ?? '', /POST/);
+  });
+
+  it('rate-limits registrations per IP', async () => {
+    let status = 0;
+    for (let attempt = 0; attempt < 30 && status !== 429; attempt += 1) {
+      const response = await registerClient(server, valid);
+      status = response.status;
+      await response.body?.cancel();
+    }
+    assert.equal(status, 429);
+  });
+});
+
+describe('registration with an initial access token', () => {
+  let server: TestServer;
+  before(async () => {
+    server = await startAuthorizationServer({ authorization: { dynamicRegistration: { initialAccessToken: 'closed-deployment-token' } } });
+  });
+  after(async () => {
+    await server.close();
+  });
+
+  it('requires the token', async () => {
+    const without = await registerClient(server, valid);
+    assert.equal(without.status, 401);
+    const withToken = await fetch(`${server.publicUrl}/register`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: 'Bearer closed-deployment-token' },
+      body: JSON.stringify(valid),
+    });
+    assert.equal(withToken.status, 201);
+  });
+});
+
+describe('registrations and grants survive a restart', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'gatehouse-as-'));
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('finds the client and refreshes the grant after the provider is recreated on the same SQLite file', async () => {
+    const storePath = join(dir, 'gatehouse.db');
+    const port = await freePort();
+    const keyring = keyringFromKeySet(generateKeySet({ now: Date.now(), signingAlgorithm: 'ES256' }));
+    const first = await startAuthorizationServer({ storePath, port, keyring });
+    const client = await registerPublicClient(first);
+    const tokens = await obtainTokens(first, client);
+    await first.close();
+    // Let the client side notice the closed keep-alive sockets before the same port is reused.
+    await new Promise((resolve) => setTimeout(resolve, 100));
+
+    const second = await startAuthorizationServer({ storePath, port, keyring });
+    try {
+      const refreshed = await tokenRequest(second, { grant_type: 'refresh_token', refresh_token: tokens.refresh_token, client_id: client.client_id });
+      assert.equal(refreshed.status, 200, await refreshed.clone().text());
+      const { challenge } = pkcePair();
+      const authorization = await fetch(
+        authorizeUrl(second, {
+          client_id: client.client_id,
+          redirect_uri: CLIENT_REDIRECT,
+          response_type: 'code',
+          code_challenge: challenge,
+          code_challenge_method: 'S256',
+        }),
+        { redirect: 'manual' },
+      );
+      assert.equal(authorization.status, 303);
+      assert.match(authorization.headers.get('location') ?? '', /\/interaction\//, 'the registered client is still known');
+    } finally {
+      await second.close();
+    }
+  });
+});

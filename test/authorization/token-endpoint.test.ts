@@ -1,0 +1,195 @@
+import assert from 'node:assert/strict';
+import { after, afterEach, before, describe, it, mock } from 'node:test';
+import {
+  exchangeCode,
+  grantIdOf,
+  obtainCode,
+  obtainTokens,
+  registerPublicClient,
+  startAuthorizationServer,
+  tokenRequest,
+  type RegisteredClient,
+  type TestServer,
+} from './harness.ts';
+
+const CONFIDENTIAL = { clientId: 'backend-service', clientSecret: 'a-long-backend-secret-value-0123456789' };
+
+describe('token endpoint: codes, refresh rotation, revocation, introspection', () => {
+  let server: TestServer;
+  let client: RegisteredClient;
+
+  before(async () => {
+    server = await startAuthorizationServer({
+      authorization: {
+        refreshReuseGraceSeconds: 10,
+        clients: [{ ...CONFIDENTIAL, redirectUris: ['https://backend.example.test/callback'] }],
+      },
+    });
+    client = await registerPublicClient(server);
+  });
+  afterEach(() => {
+    mock.timers.reset();
+  });
+  after(async () => {
+    await server.close();
+  });
+
+  const isRevoked = async (gid: string) => (await server.store.get('revoked-grant', gid)) !== undefined;
+
+  async function refresh(refreshToken: string): Promise<Response> {
+    return tokenRequest(server, { grant_type: 'refresh_token', refresh_token: refreshToken, client_id: client.client_id });
+  }
+
+  it('refuses a wrong PKCE verifier and issues nothing', async () => {
+    const { code } = await obtainCode(server, client);
+    const response = await exchangeCode(server, client, code, 'x'.repeat(43));
+    assert.equal(response.status, 400);
+    const body = (await response.json()) as Record<string, unknown>;
+    assert.equal(body.error, 'invalid_grant');
+    assert.equal(body.access_token, undefined);
+    assert.match(response.headers.get('cache-control') ?? '', /no-store/);
+  });
+
+  it('refuses a token request for another resource than the one authorized', async () => {
+    const { code, verifier } = await obtainCode(server, client);
+    const response = await tokenRequest(server, {
+      grant_type: 'authorization_code',
+      code,
+      code_verifier: verifier,
+      redirect_uri: client.redirect_uris[0] ?? '',
+      client_id: client.client_id,
+      resource: 'https://other.example.test/mcp',
+    });
+    assert.equal(response.status, 400);
+    assert.equal(((await response.json()) as { error: string }).error, 'invalid_target');
+  });
+
+    it('refuses a replayed code and revokes the grant it issued', async () => {
+    const { code, verifier } = await obtainCode(server, client);
+    const first = await exchangeCode(server, client, code, verifier);
+    assert.equal(first.status, 200);
+    const tokens = (await first.json()) as { access_token: string; refresh_token: string };
+    const gid = grantIdOf(tokens.access_token);
+    assert.equal(await isRevoked(gid), false);
+
+    const replay = await exchangeCode(server, client, code, verifier);
+    assert.equal(replay.status, 400);
+    assert.equal(((await replay.json()) as { error: string }).error, 'invalid_grant');
+    assert.equal(await isRevoked(gid), true, 'the proxy is told the grant is revoked');
+    const afterReplay = await refresh(tokens.refresh_token);
+    assert.equal(afterReplay.status, 400, 'the refresh token issued from the replayed code no longer works');
+  });
+
+  it('refuses an expired code', async () => {
+    const { code, verifier } = await obtainCode(server, client);
+    mock.timers.enable({ apis: ['Date'], now: Date.now() });
+    mock.timers.tick(61_000);
+    const response = await exchangeCode(server, client, code, verifier);
+    assert.equal(response.status, 400);
+    assert.equal(((await response.json()) as { error: string }).error, 'invalid_grant');
+  });
+
+  it('allows a retried refresh within the grace window, and revokes the grant on reuse after it', async () => {
+    mock.timers.enable({ apis: ['Date'], now: Date.now() });
+    const tokens = await obtainTokens(server, client);
+    const gid = grantIdOf(tokens.access_token);
+
+    const rotated = await refresh(tokens.refresh_token);
+    assert.equal(rotated.status, 200);
+    const second = (await rotated.json()) as { refresh_token: string };
+    assert.notEqual(second.refresh_token, tokens.refresh_token);
+
+    mock.timers.tick(5_000);
+    const retry = await refresh(tokens.refresh_token);
+    assert.equal(retry.status, 200, 'a retry inside the grace window succeeds');
+    await retry.body?.cancel();
+    assert.equal(await isRevoked(gid), false);
+
+    mock.timers.tick(10_000);
+    const reuse = await refresh(tokens.refresh_token);
+    assert.equal(reuse.status, 400);
+    assert.equal(((await reuse.json()) as { error: string }).error, 'invalid_grant');
+    assert.equal(await isRevoked(gid), true, 'reuse after the window revokes the whole grant');
+    const legit = await refresh(second.refresh_token);
+    assert.equal(legit.status, 400, 'every token of the grant is dead, including the newest one');
+  });
+
+  it('lets two parallel refreshes with the same token both succeed inside the grace window', async () => {
+    const tokens = await obtainTokens(server, client);
+    const results = await Promise.all([refresh(tokens.refresh_token), refresh(tokens.refresh_token)]);
+    assert.deepEqual(results.map((response) => response.status), [200, 200]);
+    for (const response of results) await response.body?.cancel();
+    assert.equal(await isRevoked(grantIdOf(tokens.access_token)), false);
+  });
+
+    it('expires an idle refresh token', async () => {
+    mock.timers.enable({ apis: ['Date'], now: Date.now() });
+    const tokens = await obtainTokens(server, client);
+    mock.timers.tick((14 * 24 * 3600 + 60) * 1000);
+    const response = await refresh(tokens.refresh_token);
+    assert.equal(response.status, 400);
+  });
+
+  it('revokes a refresh token and its grant (RFC 7009)', async () => {
+    const tokens = await obtainTokens(server, client);
+    const gid = grantIdOf(tokens.access_token);
+    const response = await fetch(`${server.publicUrl}/revoke`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ token: tokens.refresh_token, client_id: client.client_id }).toString(),
+    });
+    assert.equal(response.status, 200);
+    assert.equal(await isRevoked(gid), true);
+    assert.equal((await refresh(tokens.refresh_token)).status, 400);
+  });
+
+  it('answers unsupported_token_type for a JWT access token at /revoke (revoke the refresh token instead)', async () => {
+    const tokens = await obtainTokens(server, client);
+    const response = await fetch(`${server.publicUrl}/revoke`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ token: tokens.access_token, client_id: client.client_id }).toString(),
+    });
+    assert.equal(response.status, 400);
+    assert.equal(((await response.json()) as { error: string }).error, 'unsupported_token_type');
+    assert.equal(await isRevoked(grantIdOf(tokens.access_token)), false);
+  });
+
+    it('answers introspection only for pre-registered confidential clients (RFC 7662 §4)', async () => {
+    const tokens = await obtainTokens(server, client);
+    const asPublic = await fetch(`${server.publicUrl}/introspect`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ token: tokens.refresh_token, client_id: client.client_id }).toString(),
+    });
+    const publicBody = (await asPublic.json()) as Record<string, unknown>;
+    assert.notEqual(publicBody.active, true, 'a public client learns nothing');
+
+    const basic = Buffer.from(`${CONFIDENTIAL.clientId}:${CONFIDENTIAL.clientSecret}`).toString('base64');
+    const asBackend = await fetch(`${server.publicUrl}/introspect`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: `Basic ${basic}` },
+      body: new URLSearchParams({ token: tokens.refresh_token }).toString(),
+    });
+    assert.equal(asBackend.status, 200, await asBackend.clone().text());
+    const body = (await asBackend.json()) as Record<string, unknown>;
+    assert.equal(body.active, true);
+    assert.equal(body.client_id, client.client_id);
+
+    const wrongSecret = Buffer.from(`${CONFIDENTIAL.clientId}:not-the-secret-value-000000`).toString('base64');
+    const refused = await fetch(`${server.publicUrl}/introspect`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: `Basic ${wrongSecret}` },
+      body: new URLSearchParams({ token: tokens.refresh_token }).toString(),
+    });
+    assert.equal(refused.status, 401);
+  });
+
+  it('never logs tokens or codes', async () => {
+    const tokens = await obtainTokens(server, client);
+    const logs = server.logs.text();
+    assert.ok(!logs.includes(tokens.access_token));
+    assert.ok(!logs.includes(tokens.refresh_token));
+    assert.ok(!logs.includes('upstream-access-token-value'));
+  });
+});

@@ -1,0 +1,70 @@
+import { readFileSync } from 'node:fs';
+import cookie from '@fastify/cookie';
+import formbody from '@fastify/formbody';
+import type { FastifyPluginAsync } from 'fastify';
+import type { GatehouseContext } from '../runtime/context.ts';
+import type { UpstreamClient } from '../upstream/types.ts';
+import { registerAccountRoutes } from './account-routes.ts';
+import { registerAdminRoutes } from './admin-routes.ts';
+import { beginConsoleSignIn } from './console-sign-in.ts';
+import { checkConsoleCsrf } from './console-csrf.ts';
+import { createConsoleState, type ConsoleState } from './console-state.ts';
+import type { GatehouseMetrics } from './metrics.ts';
+import { ADMIN_STYLESHEET_PATH, renderBarePage } from './pages/layout.ts';
+import { ProtocolError } from '../server/errors.ts';
+
+/**
+ * The admin console (`/admin`, admins only) and the connected-apps page (`/account`, every signed-in user), both
+ * server-rendered with no script. Sign-in goes through the upstream IdP (console-sign-in.ts); the shared `/callback`
+ * finishes it through `completeConsoleSignIn`, which finds this plugin's state on the root instance — that is why
+ * the outer plugin is not encapsulated (`skip-override`), while the routes inside it are.
+ */
+export interface AdminPluginDeps {
+  upstream: UpstreamClient;
+  metrics: GatehouseMetrics;
+}
+
+const stylesheet = readFileSync(new URL('./admin.css', import.meta.url), 'utf8');
+
+function consoleRoutes(state: ConsoleState): FastifyPluginAsync {
+  return async (app) => {
+    if (!app.hasContentTypeParser('application/x-www-form-urlencoded')) await app.register(formbody);
+    // Registering it also loads its cookie codec, which console-session.ts and console-state.ts call directly.
+    if (!app.hasDecorator('parseCookie')) await app.register(cookie);
+    const page = { config: { errorFormat: 'html' as const } };
+
+    app.get(ADMIN_STYLESHEET_PATH, async (_request, reply) =>
+      reply.type('text/css; charset=utf-8').header('cache-control', 'public, max-age=3600').send(stylesheet),
+    );
+
+    app.get('/admin/sign-in', page, async (request, reply) => {
+      const query = request.query as Record<string, unknown>;
+      return beginConsoleSignIn(state, reply, typeof query.return === 'string' ? query.return : '/account');
+    });
+
+    app.post('/admin/sign-out', page, async (request, reply) => {
+      const session = state.sessions.read(request);
+      if (session === undefined) throw new ProtocolError('access_denied', 'You are not signed in.');
+      checkConsoleCsrf(request, session, new URL(state.ctx.publicUrl).origin);
+      state.sessions.end(reply);
+      return reply
+        .header('cache-control', 'no-store')
+        .type('text/html; charset=utf-8')
+        .send(renderBarePage('Signed out', 'You are signed out of the Gatehouse console.'));
+    });
+
+    registerAdminRoutes(app, state);
+    registerAccountRoutes(app, state);
+  };
+}
+
+export function createAdminPlugin(ctx: GatehouseContext, deps: AdminPluginDeps): FastifyPluginAsync {
+  const state = createConsoleState(ctx, deps);
+  const plugin: FastifyPluginAsync = async (app) => {
+    app.decorate('gatehouseConsole', state);
+    await app.register(consoleRoutes(state));
+  };
+  // Fastify's documented switch for "register in the parent's context" (what fastify-plugin sets).
+  Object.assign(plugin, { [Symbol.for('skip-override')]: true });
+  return plugin;
+}

@@ -1,0 +1,145 @@
+import { isClientIdUrl } from '../authorization/client-metadata-policy.ts';
+import {
+  AdminNotFoundError,
+  CLIENT_NAMESPACE,
+  fromEpochSeconds,
+  listAll,
+  REGISTRATION_TOKEN_NAMESPACE,
+  type AdminDeps,
+} from './admin-deps.ts';
+import { endGrant, listGrants, type GrantSummary, type RecentUse } from './grants.ts';
+
+/**
+ * MCP clients, from the three places they come from:
+ * - `pre-registered`: `authorization.clients` in the config (cannot be deleted from here: edit the config);
+ * - `dcr`: RFC 7591 dynamic registrations, stored by oidc-provider (namespace `oidc:Client`);
+ * - `cimd`: URL client ids (Client ID Metadata Documents). The provider caches their documents in memory only, so
+ *   the store knows a CIMD client by its grants; its "registration" is the URL and cannot be deleted either —
+ *   `authorization.clientMetadataDocuments.denyDomains` blocks one for good.
+ */
+export type ClientType = 'pre-registered' | 'dcr' | 'cimd';
+
+export interface ClientSummary {
+  clientId: string;
+  name?: string;
+  type: ClientType;
+  /** Hosts of the registered redirect URIs (what a user should recognise). */
+  redirectHosts: string[];
+  redirectUris: string[];
+  /** Epoch ms: registration time (DCR) or first grant (CIMD); unknown for configured clients. */
+  createdAt?: number;
+  lastUsedAt?: number;
+  activeGrants: number;
+}
+
+/** The fields of a stored RFC 7591 registration this module reads. */
+interface StoredClient {
+  client_id?: string;
+  client_name?: string;
+  client_id_issued_at?: number;
+  redirect_uris?: string[];
+}
+
+const hostsOf = (uris: string[]): string[] => [...new Set(uris.flatMap((uri) => URL.parse(uri)?.host ?? []))].sort();
+
+function withGrantActivity(client: Omit<ClientSummary, 'activeGrants' | 'lastUsedAt'>, grants: GrantSummary[]): ClientSummary {
+  const mine = grants.filter((grant) => grant.clientId === client.clientId);
+  const used = mine.flatMap((grant) => (grant.lastUsedAt === undefined ? [] : [grant.lastUsedAt]));
+  const created = mine.flatMap((grant) => (grant.createdAt === undefined ? [] : [grant.createdAt]));
+  const createdAt = client.createdAt ?? (client.type === 'cimd' && created.length > 0 ? Math.min(...created) : undefined);
+  return {
+    ...client,
+    ...(createdAt === undefined ? {} : { createdAt }),
+    ...(used.length === 0 ? {} : { lastUsedAt: Math.max(...used) }),
+    activeGrants: mine.length,
+  };
+}
+
+export async function listClients(deps: AdminDeps, recentUse?: RecentUse): Promise<ClientSummary[]> {
+  const grants = await listGrants(deps, {}, recentUse);
+  const clients: Omit<ClientSummary, 'activeGrants' | 'lastUsedAt'>[] = [];
+  const known = new Set<string>();
+
+  for (const configured of deps.config.authorization.clients) {
+    known.add(configured.clientId);
+    clients.push({
+      clientId: configured.clientId,
+      ...(configured.name === undefined ? {} : { name: configured.name }),
+      type: 'pre-registered',
+      redirectUris: configured.redirectUris,
+      redirectHosts: hostsOf(configured.redirectUris),
+    });
+  }
+  for (const { key, value } of await listAll<StoredClient>(deps.store, CLIENT_NAMESPACE)) {
+    if (known.has(key)) continue;
+    known.add(key);
+    const createdAt = fromEpochSeconds(value.client_id_issued_at);
+    const redirectUris = value.redirect_uris ?? [];
+    clients.push({
+      clientId: key,
+      ...(value.client_name === undefined ? {} : { name: value.client_name }),
+      type: 'dcr',
+      redirectUris,
+      redirectHosts: hostsOf(redirectUris),
+      ...(createdAt === undefined ? {} : { createdAt }),
+    });
+  }
+  for (const grant of grants) {
+    if (known.has(grant.clientId) || !isClientIdUrl(grant.clientId)) continue;
+    known.add(grant.clientId);
+    // The document's own name is in the provider's memory only; its host is what the consent page showed as the id.
+    clients.push({ clientId: grant.clientId, type: 'cimd', redirectUris: [], redirectHosts: hostsOf([grant.clientId]) });
+  }
+  return clients
+    .map((client) => withGrantActivity(client, grants))
+    .sort((a, b) => (b.lastUsedAt ?? b.createdAt ?? 0) - (a.lastUsedAt ?? a.createdAt ?? 0) || a.clientId.localeCompare(b.clientId));
+}
+
+export async function findClient(deps: AdminDeps, clientId: string): Promise<ClientSummary | undefined> {
+  const clients = await listClients(deps);
+  return clients.find((client) => client.clientId === clientId);
+}
+
+export interface ClientRevocation {
+  client: ClientSummary;
+  revokedGrants: string[];
+  /** True when a DCR registration was deleted; configured and CIMD clients keep theirs (see the note above). */
+  registrationDeleted: boolean;
+}
+
+/**
+ * Ends every grant of the client (each refused on every replica at once, like a single grant revocation) and
+ * deletes its dynamic registration with its registration access tokens, so the client id stops working.
+ */
+export async function revokeClient(deps: AdminDeps, clientId: string): Promise<ClientRevocation> {
+  const client = await findClient(deps, clientId);
+  if (client === undefined) throw new AdminNotFoundError(`no client ${JSON.stringify(clientId)}`);
+  const grants = await listGrants(deps, { client: clientId });
+  for (const grant of grants) await endGrant(deps, grant.grantId);
+
+  let registrationDeleted = false;
+  if (client.type === 'dcr') {
+    // Registration tokens are stored under their hash with the client id inside (not indexed): scan for them.
+    for (const { key, value } of await listAll<{ clientId?: string }>(deps.store, REGISTRATION_TOKEN_NAMESPACE)) {
+      if (value.clientId === clientId) await deps.store.delete(REGISTRATION_TOKEN_NAMESPACE, key);
+    }
+    registrationDeleted = await deps.store.delete(CLIENT_NAMESPACE, clientId);
+  }
+  return { client, revokedGrants: grants.map((grant) => grant.grantId), registrationDeleted };
+}
+
+export interface ClientDescription {
+  name?: string;
+  hosts: string[];
+}
+
+/** Name and recognisable hosts of one client, without listing every client (for the connected-apps page). */
+export async function describeClient(deps: AdminDeps, clientId: string): Promise<ClientDescription> {
+  const configured = deps.config.authorization.clients.find((client) => client.clientId === clientId);
+  if (configured !== undefined) {
+    return { ...(configured.name === undefined ? {} : { name: configured.name }), hosts: hostsOf(configured.redirectUris) };
+  }
+  if (isClientIdUrl(clientId)) return { hosts: hostsOf([clientId]) };
+  const stored = await deps.store.get<StoredClient>(CLIENT_NAMESPACE, clientId);
+  return { ...(stored?.client_name === undefined ? {} : { name: stored.client_name }), hosts: hostsOf(stored?.redirect_uris ?? []) };
+}

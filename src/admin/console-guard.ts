@@ -1,0 +1,51 @@
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { ConsoleSession } from './console-session.ts';
+import { isConsoleAdmin } from './console-session.ts';
+import type { ConsoleState } from './console-state.ts';
+import { checkConsoleCsrf } from './console-csrf.ts';
+import { renderBarePage } from './pages/layout.ts';
+import { ProtocolError } from '../server/errors.ts';
+
+/**
+ * Who may see a console page. Not signed in: to sign-in, then back here (GET) or refused (POST: a form cannot be
+ * replayed across a sign-in). Signed in but not an admin on /admin: a 403 page that names nothing — not the
+ * configured admins, not the user's own groups, nothing from the store.
+ */
+export async function sessionForPage(state: ConsoleState, request: FastifyRequest, reply: FastifyReply, returnTo: string): Promise<ConsoleSession | undefined> {
+  const session = state.sessions.read(request);
+  if (session !== undefined) return session;
+  await reply.header('cache-control', 'no-store').redirect(`/admin/sign-in?return=${encodeURIComponent(returnTo)}`, 303);
+  return undefined;
+}
+
+export async function adminForPage(state: ConsoleState, request: FastifyRequest, reply: FastifyReply, returnTo: string): Promise<ConsoleSession | undefined> {
+  const session = await sessionForPage(state, request, reply, returnTo);
+  if (session === undefined) return undefined;
+  if (isConsoleAdmin(session, state.ctx.config.admin)) return session;
+  await reply
+    .code(403)
+    .header('cache-control', 'no-store')
+    .type('text/html; charset=utf-8')
+    .send(renderBarePage('Not allowed', 'Your account does not have access to the admin console.'));
+  return undefined;
+}
+
+/** For state-changing POSTs: a session (and admin rights when asked), and the CSRF checks. */
+export function sessionForPost(state: ConsoleState, request: FastifyRequest, options: { admin: boolean }): ConsoleSession {
+  const session = state.sessions.read(request);
+  if (session === undefined) throw new ProtocolError('access_denied', 'You are not signed in; open the page again.');
+  if (options.admin && !isConsoleAdmin(session, state.ctx.config.admin)) throw new ProtocolError('access_denied', 'Not allowed.');
+  checkConsoleCsrf(request, session, new URL(state.ctx.publicUrl).origin);
+  return session;
+}
+
+/** Fixed notices by key, so a query parameter can never put arbitrary text on the page. */
+export const notices: Record<string, string> = {
+  'grant-revoked': 'Access revoked. Its tokens are refused on every replica.',
+  'client-revoked': 'Client revoked: all its grants ended on every replica.',
+};
+
+export function noticeFrom(request: FastifyRequest): string | undefined {
+  const done = (request.query as Record<string, unknown>).done;
+  return typeof done === 'string' ? notices[done] : undefined;
+}

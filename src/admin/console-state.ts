@@ -1,0 +1,43 @@
+import { fastifyCookie } from '@fastify/cookie';
+import type { FastifyReply } from 'fastify';
+import type { GatehouseContext } from '../runtime/context.ts';
+import type { UpstreamClient } from '../upstream/types.ts';
+import type { AdminDeps } from './admin-deps.ts';
+import { createConsoleSessions, type ConsoleSessions } from './console-session.ts';
+import type { GatehouseMetrics } from './metrics.ts';
+
+
+/** What the console's routes and `completeConsoleSignIn` share; built once per server by createAdminPlugin. */
+export interface ConsoleState {
+  ctx: GatehouseContext;
+  upstream: UpstreamClient;
+  metrics: GatehouseMetrics;
+  sessions: ConsoleSessions;
+  admin: AdminDeps;
+  /** Writes the upstream-state cookie the shared `/callback` reads (same name as the authorization server's). */
+  upstreamCookie(reply: FastifyReply, value: string, maxAgeSeconds: number): void;
+}
+
+/**
+ * Secure cookies unless `dev.insecureCookies` on an http public URL — the same rule as the authorization server's
+ * (src/authorization/cookie-security.ts), which also refuses an http public URL that is not loopback at start-up.
+ */
+export function consoleCookiesSecure(ctx: GatehouseContext): boolean {
+  return new URL(ctx.publicUrl).protocol === 'https:' || !ctx.config.dev.insecureCookies;
+}
+
+export function createConsoleState(ctx: GatehouseContext, deps: { upstream: UpstreamClient; metrics: GatehouseMetrics }): ConsoleState {
+  const secure = consoleCookiesSecure(ctx);
+  const upstreamCookieName = secure ? '__Host-gatehouse-upstream' : 'gatehouse-upstream';
+  return {
+    ctx,
+    upstream: deps.upstream,
+    metrics: deps.metrics,
+    sessions: createConsoleSessions({ keyring: ctx.keyring, clock: ctx.clock, random: ctx.random, secure }),
+    admin: { store: ctx.store, clock: ctx.clock, config: ctx.config },
+    upstreamCookie(reply, value, maxAgeSeconds) {
+      const attributes = { path: '/', httpOnly: true, sameSite: 'lax' as const, secure, maxAge: maxAgeSeconds };
+      reply.header('set-cookie', fastifyCookie.serialize(upstreamCookieName, value, maxAgeSeconds > 0 ? attributes : { ...attributes, expires: new Date(0) }));
+    },
+  };
+}

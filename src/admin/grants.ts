@@ -1,0 +1,138 @@
+import { revokeGrant } from '../proxy/revoked-grants.ts';
+import { createOidcAdapter } from '../store/oidc-adapter.ts';
+import {
+  AdminNotFoundError,
+  fromEpochSeconds,
+  GRANT_NAMESPACE,
+  listAll,
+  REFRESH_TOKEN_NAMESPACE,
+  type AdminDeps,
+} from './admin-deps.ts';
+
+/**
+ * Grants: what a user approved for a client (oidc-provider's Grant model, namespace `oidc:Grant`, key = grant id).
+ * Revoking one ends every token it issued on every replica: the adapter deletes its codes and refresh tokens, and
+ * `revokeGrant` records the grant id as revoked and publishes it, so the proxy refuses the grant's self-contained
+ * access tokens (JWTs, not stored anywhere) within a second with Redis, at the next re-sync with SQLite.
+ *
+ * @see RFC 7009 §2.2 (revoking a grant invalidates its other tokens)
+ */
+
+/** The fields of oidc-provider's stored Grant this module reads. */
+export interface StoredGrant {
+  accountId?: string;
+  clientId?: string;
+  iat?: number;
+  exp?: number;
+  openid?: { scope?: string };
+  /** Resource indicator → space-separated scopes granted for it (RFC 8707). */
+  resources?: Record<string, string>;
+}
+
+export interface GrantSummary {
+  grantId: string;
+  subject: string;
+  clientId: string;
+  /** Every scope granted, OIDC and resource scopes together, sorted. */
+  scopes: string[];
+  /** Resource indicators (MCP route URLs) the grant covers. */
+  resources: string[];
+  /** Epoch ms. */
+  createdAt?: number;
+  expiresAt?: number;
+  /** Epoch ms of the last token issued from this grant (refresh), or of the last audited request if later. */
+  lastUsedAt?: number;
+}
+
+export interface GrantFilter {
+  user?: string;
+  client?: string;
+}
+
+/** Grant ids are provider-generated url-safe strings; anything else cannot name a grant. */
+const GRANT_ID = /^[A-Za-z0-9_-]{1,128}$/;
+
+export function summarizeGrant(grantId: string, stored: StoredGrant, lastUsedAt?: number): GrantSummary {
+  const scopes = new Set<string>();
+  for (const scope of (stored.openid?.scope ?? '').split(' ')) if (scope) scopes.add(scope);
+  for (const value of Object.values(stored.resources ?? {})) for (const scope of value.split(' ')) if (scope) scopes.add(scope);
+  const createdAt = fromEpochSeconds(stored.iat);
+  const expiresAt = fromEpochSeconds(stored.exp);
+  return {
+    grantId,
+    subject: stored.accountId ?? '',
+    clientId: stored.clientId ?? '',
+    scopes: [...scopes].sort(),
+    resources: Object.keys(stored.resources ?? {}).sort(),
+    ...(createdAt === undefined ? {} : { createdAt }),
+    ...(expiresAt === undefined ? {} : { expiresAt }),
+    ...(lastUsedAt === undefined ? {} : { lastUsedAt }),
+  };
+}
+
+/** The latest `iat` of the grant's refresh tokens (each refresh writes a new one): when a client last got a token. */
+async function lastTokenIssuedAt(deps: AdminDeps, grantId: string): Promise<number | undefined> {
+  const tokens = await deps.store.findByIndex<{ iat?: number }>(REFRESH_TOKEN_NAMESPACE, 'grantId', grantId);
+  const times = tokens.flatMap((entry) => {
+    const at = fromEpochSeconds(entry.value.iat);
+    return at === undefined ? [] : [at];
+  });
+  return times.length === 0 ? undefined : Math.max(...times);
+}
+
+/** Latest known use per `subject \0 clientId`, e.g. from recent audit records; merged into `lastUsedAt`. */
+export type RecentUse = ReadonlyMap<string, number>;
+export const recentUseKey = (subject: string, clientId: string): string => `${subject}\u0000${clientId}`;
+
+export async function listGrants(deps: AdminDeps, filter: GrantFilter = {}, recentUse?: RecentUse): Promise<GrantSummary[]> {
+  const entries = await listAll<StoredGrant>(deps.store, GRANT_NAMESPACE);
+  const matching = entries.filter(
+    ({ value }) =>
+      (filter.user === undefined || value.accountId === filter.user) && (filter.client === undefined || value.clientId === filter.client),
+  );
+  const summaries = await Promise.all(
+    matching.map(async ({ key, value }) => {
+      const issued = await lastTokenIssuedAt(deps, key);
+      const audited = recentUse?.get(recentUseKey(value.accountId ?? '', value.clientId ?? ''));
+      const candidates = [issued, audited].filter((time): time is number => time !== undefined);
+      return summarizeGrant(key, value, candidates.length === 0 ? undefined : Math.max(...candidates));
+    }),
+  );
+  // Most recently used first: what an operator looks for is usually what just happened.
+  return summaries.sort((a, b) => (b.lastUsedAt ?? b.createdAt ?? 0) - (a.lastUsedAt ?? a.createdAt ?? 0));
+}
+
+/** One grant, or undefined. `subject` restricts it to that user's grants (the connected-apps page). */
+export async function findGrant(deps: AdminDeps, grantId: string, options: { subject?: string } = {}): Promise<GrantSummary | undefined> {
+  if (!GRANT_ID.test(grantId)) return undefined;
+  const stored = await deps.store.get<StoredGrant>(GRANT_NAMESPACE, grantId);
+  if (stored === undefined) return undefined;
+  // Someone else's grant looks exactly like a missing one: the answer must not confirm that a grant id exists.
+  if (options.subject !== undefined && stored.accountId !== options.subject) return undefined;
+  return summarizeGrant(grantId, stored, await lastTokenIssuedAt(deps, grantId));
+}
+
+/** Seconds a revoked-grant record must live: past the longest access-token lifetime, plus clock skew. */
+export const revocationTtlSeconds = (deps: AdminDeps): number => deps.config.authorization.accessTokenTtlSeconds + 60;
+
+/**
+ * Ends a grant: deletes its codes and refresh tokens, the grant itself, and marks it revoked for every replica.
+ * Throws AdminNotFoundError when there is no such grant (or, with `subject`, it belongs to another user).
+ */
+export async function revokeGrantById(deps: AdminDeps, grantId: string, options: { subject?: string } = {}): Promise<GrantSummary> {
+  const grant = await findGrant(deps, grantId, options);
+  if (grant === undefined) throw new AdminNotFoundError(`no grant ${JSON.stringify(grantId)}`);
+  await endGrant(deps, grantId);
+  return grant;
+}
+
+/** The revocation steps for a grant known to exist. */
+export async function endGrant(deps: AdminDeps, grantId: string): Promise<void> {
+  const { store, clock } = deps;
+  // Mark it revoked first: if a later step fails, the access tokens are already refused everywhere.
+  await revokeGrant(store, grantId, { ttlSeconds: revocationTtlSeconds(deps), clock });
+  const Adapter = createOidcAdapter(store, clock);
+  // The adapter's revokeByGrantId removes every grant-bound model (codes, refresh tokens, …), whichever model it is.
+  await new Adapter('AccessToken').revokeByGrantId(grantId);
+  await store.delete(GRANT_NAMESPACE, grantId);
+}

@@ -1,0 +1,99 @@
+import { escapeHtml } from '../../authorization/html.ts';
+import type { ConsoleSession } from '../console-session.ts';
+
+/**
+ * The console's page shell. Server-rendered, no script at all (the chart is inline SVG drawn here), one stylesheet
+ * from our origin: the default HTML CSP (`default-src 'none'; style-src 'self'`) applies unchanged. Every value
+ * from the store is escaped — client names and redirect URIs are chosen by whoever registered the client.
+ */
+export const ADMIN_STYLESHEET_PATH = '/admin/assets/admin.css';
+
+export type ConsoleSection = 'overview' | 'clients' | 'grants' | 'audit' | 'account';
+
+export interface ConsoleView {
+  title: string;
+  section: ConsoleSection;
+  session: ConsoleSession;
+  isAdmin: boolean;
+  notice?: string;
+}
+
+export const html = escapeHtml;
+
+const adminLinks: [ConsoleSection, string, string][] = [
+  ['overview', '/admin', 'Overview'],
+  ['clients', '/admin/clients', 'Clients'],
+  ['grants', '/admin/grants', 'Grants'],
+  ['audit', '/admin/audit', 'Tool calls'],
+];
+
+function nav(view: ConsoleView): string {
+  const links: [ConsoleSection, string, string][] = [...(view.isAdmin ? adminLinks : []), ['account', '/account', 'Connected apps']];
+  const items = links
+    .map(([section, href, label]) => `<a href="${href}"${section === view.section ? ' aria-current="page"' : ''}>${html(label)}</a>`)
+    .join('');
+  const who = view.session.name ?? view.session.email ?? view.session.subject;
+  return `<header class="top"><span class="brand">Gatehouse</span><nav>${items}</nav>
+<form method="post" action="/admin/sign-out" class="who"><span>${html(who)}</span>${csrfField(view.session)}<button type="submit" class="link">Sign out</button></form></header>`;
+}
+
+export function renderConsolePage(view: ConsoleView, body: string): string {
+  return `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="referrer" content="no-referrer">
+<title>${html(view.title)} · Gatehouse</title>
+<link rel="stylesheet" href="${ADMIN_STYLESHEET_PATH}">
+</head>
+<body>
+${nav(view)}
+<main>
+<h1>${html(view.title)}</h1>
+${view.notice === undefined ? '' : `<p class="notice" role="status">${html(view.notice)}</p>`}
+${body}
+</main>
+</body>
+</html>
+`;
+}
+
+/** A bare page for people who are not allowed in: no navigation, no names, nothing from the store. */
+export function renderBarePage(title: string, message: string): string {
+  return `<!doctype html>
+<html lang="en">
+<head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title>${html(title)} · Gatehouse</title>
+<link rel="stylesheet" href="${ADMIN_STYLESHEET_PATH}"></head>
+<body><main class="bare"><p class="brand">Gatehouse</p><h1>${html(title)}</h1><p>${html(message)}</p>
+<p><a href="/account">Your connected apps</a></p></main></body>
+</html>
+`;
+}
+
+export const csrfField = (session: ConsoleSession): string => `<input type="hidden" name="csrf" value="${html(session.csrf)}">`;
+
+/** A one-button POST form (revoke): hidden fields plus the session's CSRF token. */
+export function postButton(action: string, session: ConsoleSession, fields: Record<string, string>, label: string): string {
+  const hidden = Object.entries(fields)
+    .map(([name, value]) => `<input type="hidden" name="${html(name)}" value="${html(value)}">`)
+    .join('');
+  return `<form method="post" action="${html(action)}" class="inline">${hidden}${csrfField(session)}<button type="submit" class="danger">${html(label)}</button></form>`;
+}
+
+/** A table of already-escaped cells; `empty` is shown instead when there are no rows. */
+export function table(headers: string[], rows: string[][], empty: string): string {
+  if (rows.length === 0) return `<p class="empty">${html(empty)}</p>`;
+  const head = headers.map((header) => `<th scope="col">${html(header)}</th>`).join('');
+  const body = rows.map((row) => `<tr>${row.map((cell) => `<td>${cell}</td>`).join('')}</tr>`).join('\n');
+  return `<div class="table-wrap"><table><thead><tr>${head}</tr></thead><tbody>\n${body}\n</tbody></table></div>`;
+}
+
+/** A time as `2026-05-01 12:00 UTC` in a <time> element, or a dash. */
+export function timeCell(ms: number | undefined): string {
+  if (ms === undefined) return '<span class="muted">–</span>';
+  const iso = new Date(ms).toISOString();
+  return `<time datetime="${iso}">${iso.slice(0, 16).replace('T', ' ')} UTC</time>`;
+}
+
+export const code = (value: string): string => `<code>${html(value)}</code>`;

@@ -1,0 +1,24 @@
+import { ACCOUNT_NAMESPACE, type AccountRecord } from '../authorization/account-record.ts';
+import { listAll, type AdminDeps } from './admin-deps.ts';
+import { listGrants } from './grants.ts';
+
+/** Who has signed in through Gatehouse (namespace `account`, written at each sign-in), with their grant counts. */
+export interface UserSummary extends AccountRecord {
+  activeGrants: number;
+}
+
+export async function listUsers(deps: AdminDeps): Promise<UserSummary[]> {
+  const accounts = await listAll<AccountRecord>(deps.store, ACCOUNT_NAMESPACE);
+  const grants = await listGrants(deps);
+  const counts = new Map<string, number>();
+  for (const grant of grants) counts.set(grant.subject, (counts.get(grant.subject) ?? 0) + 1);
+  return accounts
+    .map(({ value }) => ({ ...value, activeGrants: counts.get(value.subject) ?? 0 }))
+    .sort((a, b) => b.lastSeenAt - a.lastSeenAt);
+}
+
+/** Accounts by subject, for showing names next to grants. */
+export async function accountsBySubject(deps: AdminDeps): Promise<Map<string, AccountRecord>> {
+  const accounts = await listAll<AccountRecord>(deps.store, ACCOUNT_NAMESPACE);
+  return new Map(accounts.map(({ value }) => [value.subject, value]));
+}

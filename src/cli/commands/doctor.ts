@@ -1,0 +1,70 @@
+import { defaultAdminCommandDependencies, stringOption, type AdminCommandDependencies, type CliValues } from '../../admin/admin-command.ts';
+import { checkKeys, checkStore, checkUpstream, configWarnings, type DoctorCheck } from '../../admin/doctor.ts';
+import { toJsonOutput } from '../../admin/text-table.ts';
+import { ConfigError } from '../../config/config-error.ts';
+import { loadConfig } from '../../config/load.ts';
+import type { CliCommand, CliIo } from '../command.ts';
+
+/**
+ * `gatehouse doctor`: config, store, upstream discovery and key health, one line each with the fix for what is
+ * wrong. Exit code 1 when a check fails (warnings alone exit 0), so it can gate a deployment.
+ */
+export interface DoctorDependencies extends AdminCommandDependencies {
+  fetch: typeof globalThis.fetch;
+}
+
+const marks: Record<DoctorCheck['status'], string> = { ok: 'ok  ', warn: 'WARN', fail: 'FAIL' };
+
+function print(io: CliIo, checks: DoctorCheck[]): void {
+  for (const check of checks) {
+    io.stdout(`[${marks[check.status]}] ${check.name.padEnd(8)} ${check.detail}\n`);
+    if (check.fix !== undefined) io.stdout(`       ${' '.repeat(8)} → ${check.fix}\n`);
+  }
+}
+
+async function runChecks(values: CliValues, io: CliIo, dependencies: DoctorDependencies): Promise<DoctorCheck[]> {
+  const file = stringOption(values, 'config');
+  let loaded;
+  try {
+    loaded = loadConfig({ file, env: io.env, cwd: io.cwd });
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    return [{ name: 'config', status: 'fail', detail: error.problems.join('; '), fix: 'fix the settings named above ("gatehouse config check" lists them)' }];
+  }
+  const { config, publicUrl } = loaded;
+  const checks: DoctorCheck[] = [configWarnings(config, publicUrl)];
+  const [{ check: storeCheck, store }, upstreamCheck] = await Promise.all([
+    checkStore(() => dependencies.openStore(config, io), config),
+    checkUpstream(config, dependencies.fetch),
+  ]);
+  checks.push(storeCheck, upstreamCheck);
+  if (store === undefined) {
+    checks.push({ name: 'keys', status: 'fail', detail: 'not checked: the store is unavailable', fix: 'fix the store first' });
+    return checks;
+  }
+  try {
+    checks.push(await checkKeys(store, config, dependencies.clock));
+  } finally {
+    await store.close().catch(() => {});
+  }
+  return checks;
+}
+
+export function createDoctorCommand(dependencies: DoctorDependencies = { ...defaultAdminCommandDependencies, fetch: globalThis.fetch }): CliCommand {
+  return {
+    path: ['doctor'],
+    summary: 'Check the configuration, store, upstream discovery and keys, and say how to fix what is wrong.',
+    options: {
+      config: { type: 'string', short: 'c', description: 'Configuration file (default: the local demo configuration).' },
+      json: { type: 'boolean', description: 'Print JSON instead of text.' },
+    },
+    async run({ values, io }) {
+      const checks = await runChecks(values, io, dependencies);
+      if (values.json === true) io.stdout(toJsonOutput({ checks }));
+      else print(io, checks);
+      return checks.some((check) => check.status === 'fail') ? 1 : 0;
+    },
+  };
+}
+
+export const doctorCommand: CliCommand = createDoctorCommand();

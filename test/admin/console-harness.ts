@@ -1,0 +1,106 @@
+import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
+import { createAdminPlugin } from '../../src/admin/admin-plugin.ts';
+import { completeConsoleSignIn } from '../../src/admin/console-sign-in.ts';
+import { createMetrics, type GatehouseMetrics } from '../../src/admin/metrics.ts';
+import { createMetricsPlugin, installRequestMetrics } from '../../src/admin/metrics-plugin.ts';
+import { demoConfig } from '../../src/config/demo-defaults.ts';
+import type { GatehouseConfig } from '../../src/config/schema.ts';
+import { loadKeyring, type ReloadingKeyring } from '../../src/keys/load-keyring.ts';
+import { ManualClock } from '../../src/runtime/clock.ts';
+import type { GatehouseContext } from '../../src/runtime/context.ts';
+import { cryptoRandom } from '../../src/runtime/random.ts';
+import { buildServer } from '../../src/server/app.ts';
+import { createLogger } from '../../src/server/logger.ts';
+import { createSqliteStore } from '../../src/store/sqlite-store.ts';
+import type { Store } from '../../src/store/store.ts';
+import type { UpstreamClient, UpstreamIdentity } from '../../src/upstream/types.ts';
+import { LogCapture } from '../support/server-context.ts';
+import { ALICE, seedStore } from './seed.ts';
+
+/**
+ * The console on a real server with a FAKE upstream: `beginSignIn` sends the browser to `/test/idp`, a test route
+ * that plays the shared `/callback` and calls `completeConsoleSignIn` with whichever identity the test chose.
+ */
+export interface ConsoleHarness {
+  app: FastifyInstance;
+  ctx: GatehouseContext;
+  store: Store;
+  clock: ManualClock;
+  metrics: GatehouseMetrics;
+  logs: LogCapture;
+  /** Who the fake IdP signs in next. */
+  signInAs(identity: UpstreamIdentity): void;
+  close(): Promise<void>;
+}
+
+export interface ConsoleHarnessOptions {
+  config?: (config: GatehouseConfig) => GatehouseConfig;
+  publicUrl?: string;
+  /** A shared store (e.g. Redis, already seeded); by default a fresh in-memory SQLite store seeded here. */
+  store?: Store;
+}
+
+export async function startConsoleHarness(options: ConsoleHarnessOptions = {}): Promise<ConsoleHarness> {
+  const clock = new ManualClock(Date.UTC(2026, 4, 1, 12));
+  const base = demoConfig();
+  const configured: GatehouseConfig = {
+    ...base,
+    admin: { ...base.admin, users: [ALICE.email] },
+    authorization: {
+      ...base.authorization,
+      clients: [{ clientId: 'configured-app', name: 'Configured App', redirectUris: ['https://configured.example/cb'], grantTypes: ['authorization_code', 'refresh_token'], allowedDownstream: [] }],
+    },
+  };
+  const config = options.config ? options.config(configured) : configured;
+  const store = options.store ?? (await createSqliteStore({ path: ':memory:', clock, purgeIntervalMs: 0 }));
+  const logs = new LogCapture();
+  const logger = createLogger({ level: 'info', destination: logs });
+  const keyring: ReloadingKeyring = await loadKeyring({ store, keysConfig: config.keys, clock, logger, random: cryptoRandom, reloadIntervalMs: 0 });
+  if (options.store === undefined) await seedStore(store, clock);
+  const ctx: GatehouseContext = {
+    config,
+    publicUrl: options.publicUrl ?? 'http://127.0.0.1:8080',
+    store,
+    keyring,
+    clock,
+    random: cryptoRandom,
+    logger,
+    fetch: () => Promise.reject(new Error('no outbound requests in console tests')),
+  };
+  let identity: UpstreamIdentity = ALICE;
+  const upstream: UpstreamClient = {
+    beginSignIn: async ({ interactionId }) => ({ authorizationUrl: `/test/idp?interaction=${encodeURIComponent(interactionId)}`, stateCookie: 'fake-state' }),
+    completeSignIn: () => Promise.reject(new Error('not used')),
+    refresh: () => Promise.reject(new Error('not used')),
+    exchangeForDownstream: () => Promise.reject(new Error('not used')),
+    checkHealth: async () => {},
+  };
+  const metrics = createMetrics({ clock });
+  const fakeCallback: FastifyPluginAsync = async (app) => {
+    app.get('/test/idp', { config: { errorFormat: 'html' } }, async (request, reply) => {
+      const interactionId = String((request.query as Record<string, unknown>).interaction ?? '');
+      return completeConsoleSignIn({ interactionId, identity, tokens: { accessToken: 'upstream-at', expiresAt: clock.now() + 3_600_000 } }, request, reply);
+    });
+  };
+  const metricsHook: FastifyPluginAsync = async (app) => installRequestMetrics(app, metrics);
+  Object.assign(metricsHook, { [Symbol.for('skip-override')]: true });
+  const app = await buildServer(ctx, {
+    plugins: [metricsHook, createAdminPlugin(ctx, { upstream, metrics }), createMetricsPlugin(ctx, metrics), fakeCallback],
+  });
+  return {
+    app,
+    ctx,
+    store,
+    clock,
+    metrics,
+    logs,
+    signInAs: (next) => {
+      identity = next;
+    },
+    close: async () => {
+      await app.close();
+      await keyring.close();
+      if (options.store === undefined) await store.close();
+    },
+  };
+}

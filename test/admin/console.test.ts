@@ -1,0 +1,281 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { GRANT_NAMESPACE } from '../../src/admin/admin-deps.ts';
+import { createConsoleSessions } from '../../src/admin/console-session.ts';
+import { startMetricsListener } from '../../src/admin/metrics-plugin.ts';
+import { CONSOLE_SIGN_IN_NAMESPACE } from '../../src/admin/console-sign-in.ts';
+import { ManualClock } from '../../src/runtime/clock.ts';
+import { cryptoRandom } from '../../src/runtime/random.ts';
+import { createBrokerMetrics } from '../../src/broker/broker-metrics.ts';
+import { REVOKED_GRANT_NAMESPACE } from '../../src/proxy/revoked-grants.ts';
+import type { UpstreamIdentity } from '../../src/upstream/types.ts';
+import { startConsoleHarness, type ConsoleHarness } from './console-harness.ts';
+import { ALICE, BOB, CIMD_CLIENT, DCR_CLIENT, GRANTS } from './seed.ts';
+
+const ORIGIN = 'http://127.0.0.1:8080';
+
+interface Browser {
+  cookie: string;
+  csrf: string;
+}
+
+/** Signs in through the fake IdP and returns the session cookie and the CSRF token from a rendered page. */
+async function signInTo(h: ConsoleHarness, identity: UpstreamIdentity, returnTo: string): Promise<Browser> {
+  h.signInAs(identity);
+  const begin = await h.app.inject({ url: `/admin/sign-in?return=${encodeURIComponent(returnTo)}` });
+  assert.equal(begin.statusCode, 303);
+  const upstreamCookie = String(begin.headers['set-cookie']);
+  assert.match(upstreamCookie, /^gatehouse-upstream=fake-state;.*HttpOnly.*SameSite=Lax/);
+  const callback = await h.app.inject({ url: String(begin.headers.location) });
+  assert.equal(callback.statusCode, 303);
+  assert.equal(callback.headers.location, returnTo);
+  const setCookies = ([] as string[]).concat(callback.headers['set-cookie'] ?? []);
+  const session = setCookies.find((value) => value.startsWith('gatehouse-console='));
+  assert.ok(session, 'session cookie set');
+  assert.match(session, /HttpOnly/);
+  assert.match(session, /SameSite=Lax/);
+  assert.match(session, /Max-Age=28800/);
+  const cookie = session.split(';')[0] ?? '';
+  const account = await h.app.inject({ url: '/account', headers: { cookie } });
+  const csrf = /name="csrf" value="([^"]+)"/.exec(account.body)?.[1];
+  assert.ok(csrf, 'page carries a CSRF token');
+  return { cookie, csrf };
+}
+
+describe('admin console and connected apps (in-process)', () => {
+  let h: ConsoleHarness;
+  before(async () => {
+    h = await startConsoleHarness();
+  });
+  after(async () => {
+    await h.close();
+  });
+
+  const signIn = (identity: UpstreamIdentity, returnTo = '/account') => signInTo(h, identity, returnTo);
+
+  const post = (browser: Browser, url: string, form: Record<string, string>, headers: Record<string, string> = { origin: ORIGIN }) =>
+    h.app.inject({
+      method: 'POST',
+      url,
+      headers: { cookie: browser.cookie, 'content-type': 'application/x-www-form-urlencoded', ...headers },
+      payload: new URLSearchParams(form).toString(),
+    });
+
+  it('sends a visitor without a session to sign-in and back', async () => {
+    const response = await h.app.inject({ url: '/admin/grants' });
+    assert.equal(response.statusCode, 303);
+    assert.equal(response.headers.location, '/admin/sign-in?return=%2Fadmin%2Fgrants');
+  });
+
+  it('never returns to a foreign URL after sign-in (no open redirect)', async () => {
+    const begin = await h.app.inject({ url: '/admin/sign-in?return=https://evil.example/' });
+    const callback = await h.app.inject({ url: String(begin.headers.location) });
+    assert.equal(callback.headers.location, '/account');
+  });
+
+  it('refuses a replayed sign-in completion', async () => {
+    const begin = await h.app.inject({ url: '/admin/sign-in?return=/admin' });
+    const first = await h.app.inject({ url: String(begin.headers.location) });
+    assert.equal(first.statusCode, 303);
+    const replay = await h.app.inject({ url: String(begin.headers.location) });
+    assert.equal(replay.statusCode, 400);
+    assert.ok(!replay.headers['set-cookie']?.toString().includes('gatehouse-console='));
+    assert.deepEqual(await h.store.list(CONSOLE_SIGN_IN_NAMESPACE), []);
+  });
+
+  it('shows a non-admin a 403 page on every /admin page that reveals nothing', async () => {
+    const bob = await signIn(BOB);
+    for (const url of ['/admin', '/admin/clients', '/admin/grants', '/admin/audit']) {
+      const response = await h.app.inject({ url, headers: { cookie: bob.cookie } });
+      assert.equal(response.statusCode, 403, url);
+      assert.match(response.headers['content-type'] ?? '', /^text\/html/);
+      for (const secret of [ALICE.email, ALICE.subject, 'ops', DCR_CLIENT, CIMD_CLIENT, GRANTS.aliceDcr, GRANTS.bobDcr, BOB.subject, 'csrf']) {
+        assert.ok(!response.body.includes(secret), `${url} leaks ${secret}`);
+      }
+    }
+    const revoke = await post(bob, `/admin/grants/${GRANTS.aliceDcr}/revoke`, { csrf: bob.csrf });
+    assert.equal(revoke.statusCode, 403);
+    assert.ok(await h.store.get(GRANT_NAMESPACE, GRANTS.aliceDcr));
+  });
+
+  it('shows an admin clients, grants and tool calls with escaped client names', async () => {
+    const alice = await signIn(ALICE, '/admin');
+    const clients = await h.app.inject({ url: '/admin/clients', headers: { cookie: alice.cookie } });
+    assert.equal(clients.statusCode, 200);
+    assert.ok(clients.body.includes('Inspector &lt;script&gt;') && !clients.body.includes('<script>'));
+    assert.ok(clients.body.includes('>CIMD<') && clients.body.includes('>DCR<') && clients.body.includes('>pre-registered<'));
+    assert.equal(clients.headers['content-security-policy']?.includes("default-src 'none'"), true);
+    const grants = await h.app.inject({ url: '/admin/grants', headers: { cookie: alice.cookie } });
+    for (const id of Object.values(GRANTS)) assert.ok(grants.body.includes(`/admin/grants/${id}/revoke`), id);
+    const overview = await h.app.inject({ url: '/admin', headers: { cookie: alice.cookie } });
+    assert.equal(overview.statusCode, 200);
+    assert.match(overview.body, /<svg class="chart"/);
+    assert.match(overview.body, /Active grants<\/span><strong>4</);
+  });
+
+  it('refuses an admin revoke without the CSRF token, with a wrong one, or from another origin', async () => {
+    const alice = await signIn(ALICE, '/admin');
+    const url = `/admin/grants/${GRANTS.bobConfigured}/revoke`;
+    const cases = [
+      await post(alice, url, {}),
+      await post(alice, url, { csrf: 'forged' }),
+      await post(alice, url, { csrf: alice.csrf }, { origin: 'https://evil.example' }),
+      await post(alice, url, { csrf: alice.csrf }, { 'sec-fetch-site': 'cross-site' }),
+    ];
+    for (const response of cases) assert.equal(response.statusCode, 403);
+    assert.ok(await h.store.get(GRANT_NAMESPACE, GRANTS.bobConfigured), 'grant untouched');
+    assert.equal(await h.store.get(REVOKED_GRANT_NAMESPACE, GRANTS.bobConfigured), undefined);
+    const noSession = await h.app.inject({
+      method: 'POST',
+      url,
+      headers: { 'content-type': 'application/x-www-form-urlencoded', origin: ORIGIN },
+      payload: `csrf=${encodeURIComponent(alice.csrf)}`,
+    });
+    assert.equal(noSession.statusCode, 403);
+  });
+
+  it('answers 404 for revoking a grant or client that does not exist', async () => {
+    const alice = await signIn(ALICE, '/admin');
+    const grant = await post(alice, '/admin/grants/no-such-grant/revoke', { csrf: alice.csrf });
+    assert.equal(grant.statusCode, 404);
+    assert.match(grant.headers['content-type'] ?? '', /^text\/html/);
+    const client = await post(alice, '/admin/clients/revoke', { csrf: alice.csrf, client_id: 'no-such-client' });
+    assert.equal(client.statusCode, 404);
+    const garbage = await post(alice, '/admin/clients/revoke', { csrf: alice.csrf });
+    assert.equal(garbage.statusCode, 400);
+  });
+
+  it('lets a user see only their own apps, and answers 404 when they try to revoke another user\'s grant', async () => {
+    const bob = await signIn(BOB);
+    const page = await h.app.inject({ url: '/account', headers: { cookie: bob.cookie } });
+    assert.ok(page.body.includes(GRANTS.bobDcr) && !page.body.includes(GRANTS.aliceDcr) && !page.body.includes(GRANTS.aliceCimd));
+    assert.ok(!page.body.includes('href="/admin"'), 'no admin navigation for a non-admin');
+    const other = await post(bob, `/account/grants/${GRANTS.aliceDcr}/revoke`, { csrf: bob.csrf });
+    assert.equal(other.statusCode, 404);
+    const missing = await post(bob, '/account/grants/does-not-exist/revoke', { csrf: bob.csrf });
+    assert.equal(missing.statusCode, 404);
+    assert.equal(other.body.replace(/does-not-exist/g, ''), missing.body.replace(/does-not-exist/g, ''), 'indistinguishable from a missing grant');
+    assert.ok(await h.store.get(GRANT_NAMESPACE, GRANTS.aliceDcr));
+    assert.equal(await h.store.get(REVOKED_GRANT_NAMESPACE, GRANTS.aliceDcr), undefined);
+  });
+
+  it('lets a user revoke their own app: grant gone and marked revoked for every replica', async () => {
+    const bob = await signIn(BOB);
+    const missingToken = await post(bob, `/account/grants/${GRANTS.bobDcr}/revoke`, {});
+    assert.equal(missingToken.statusCode, 403);
+    const revoked = await post(bob, `/account/grants/${GRANTS.bobDcr}/revoke`, { csrf: bob.csrf });
+    assert.equal(revoked.statusCode, 303);
+    assert.equal(revoked.headers.location, '/account?done=grant-revoked');
+    assert.equal(await h.store.get(GRANT_NAMESPACE, GRANTS.bobDcr), undefined);
+    assert.ok(await h.store.get(REVOKED_GRANT_NAMESPACE, GRANTS.bobDcr));
+    const page = await h.app.inject({ url: '/account?done=grant-revoked', headers: { cookie: bob.cookie } });
+    assert.match(page.body, /Access revoked/);
+    assert.ok(!page.body.includes(GRANTS.bobDcr));
+    const notice = await h.app.inject({ url: '/account?done=<b>hi</b>', headers: { cookie: bob.cookie } });
+    assert.ok(!notice.body.includes('<b>hi</b>'));
+  });
+
+  it('ends the session on sign-out (with CSRF) and refuses a tampered session cookie', async () => {
+    const bob = await signIn(BOB);
+    const out = await post(bob, '/admin/sign-out', { csrf: bob.csrf });
+    assert.equal(out.statusCode, 200);
+    assert.match(String(out.headers['set-cookie']), /gatehouse-console=;.*Max-Age=0/);
+    const tampered = `${bob.cookie.slice(0, -4)}AAAA`;
+    const response = await h.app.inject({ url: '/account', headers: { cookie: tampered } });
+    assert.equal(response.statusCode, 303);
+  });
+
+  it('expires the session after 8 hours', async () => {
+    const bob = await signIn(BOB);
+    h.clock.advance(8 * 3_600_000 + 1);
+    const response = await h.app.inject({ url: '/account', headers: { cookie: bob.cookie } });
+    assert.equal(response.statusCode, 303);
+  });
+});
+
+describe('console session cookie attributes', () => {
+  it('uses __Host- with Secure, HttpOnly, SameSite=Lax, Path=/ and no Domain when secure', async () => {
+    const h = await startConsoleHarness();
+    try {
+      const sessions = createConsoleSessions({ keyring: h.ctx.keyring, clock: new ManualClock(), random: cryptoRandom, secure: true });
+      const headers: string[] = [];
+      const reply = { header: (_name: string, value: string) => headers.push(value) } as unknown as Parameters<typeof sessions.start>[0];
+      sessions.start(reply, BOB);
+      assert.equal(sessions.cookieName, '__Host-gatehouse-console');
+      assert.match(headers[0] ?? '', /^__Host-gatehouse-console=[^;]+; Max-Age=28800; Path=\/; HttpOnly; Secure; SameSite=Lax$/);
+      assert.ok(!(headers[0] ?? '').includes(BOB.email), 'the value is sealed, not readable');
+    } finally {
+      await h.close();
+    }
+  });
+});
+
+describe('/metrics', () => {
+  it('is open to loopback in demo mode and lists the Gatehouse metrics', async () => {
+    const h = await startConsoleHarness();
+    try {
+      await h.app.inject({ url: '/admin' });
+      h.metrics.tokenIssued('access_token');
+      h.metrics.downstreamCacheLookup('hit');
+      h.metrics.downstreamCacheLookup('miss');
+      // The broker's own counter on the same registry counts too: (1 + 3 hits) / (2 + 4 served) lookups.
+      const broker = createBrokerMetrics(h.metrics.registry);
+      for (let i = 0; i < 3; i++) broker.downstreamToken?.('cache_hit', 'graph');
+      broker.downstreamToken?.('exchanged', 'graph');
+      broker.downstreamToken?.('failed', 'graph');
+      const response = await h.app.inject({ url: '/metrics', remoteAddress: '127.0.0.1' });
+      assert.equal(response.statusCode, 200);
+      assert.match(response.headers['content-type'] ?? '', /^text\/plain; version=0\.0\.4/);
+      assert.match(response.body, /gatehouse_http_requests_total\{route="\/admin",method="GET",status="303"\} 1/);
+      assert.match(response.body, /gatehouse_tokens_issued_total\{kind="access_token"\} 1/);
+      assert.match(response.body, /gatehouse_downstream_cache_hit_ratio 0\.666/);
+      const alice = await signInTo(h, ALICE, '/admin');
+      const overview = await h.app.inject({ url: '/admin', headers: { cookie: alice.cookie } });
+      assert.match(overview.body, /graph: 4 tokens served, 1 failed/);
+      for (const name of ['gatehouse_http_request_duration_seconds_bucket', 'gatehouse_open_streams', 'gatehouse_store_operation_duration_seconds', 'gatehouse_rate_limit_rejections_total', 'gatehouse_upstream_errors_total']) {
+        assert.ok(response.body.includes(name), name);
+      }
+      const remote = await h.app.inject({ url: '/metrics', remoteAddress: '203.0.113.9' });
+      assert.equal(remote.statusCode, 404);
+    } finally {
+      await h.close();
+    }
+  });
+
+  it('requires the configured bearer token when admin.metricsToken is set', async () => {
+    const h = await startConsoleHarness({ config: (config) => ({ ...config, admin: { ...config.admin, metricsToken: 'scrape-token-123' } }) });
+    try {
+      for (const authorization of [undefined, 'Bearer wrong', 'Basic c2NyYXBl', 'Bearer scrape-token-1234']) {
+        const response = await h.app.inject({ url: '/metrics', headers: authorization === undefined ? {} : { authorization } });
+        assert.equal(response.statusCode, 401, String(authorization));
+        assert.match(String(response.headers['www-authenticate']), /^Bearer/);
+      }
+      const ok = await h.app.inject({ url: '/metrics', headers: { authorization: 'bearer scrape-token-123' }, remoteAddress: '203.0.113.9' });
+      assert.equal(ok.statusCode, 200);
+    } finally {
+      await h.close();
+    }
+  });
+
+  it('is served only on the separate admin.metricsPort listener when one is set', async () => {
+    const h = await startConsoleHarness({ config: (config) => ({ ...config, admin: { ...config.admin, metricsPort: 0, metricsToken: 'scrape-token-123' } }) });
+    const listener = await startMetricsListener(h.ctx, h.metrics, 0);
+    try {
+      const main = await h.app.inject({ url: '/metrics', headers: { authorization: 'Bearer scrape-token-123' }, remoteAddress: '127.0.0.1' });
+      assert.equal(main.statusCode, 404, 'not on the main port');
+      const { port } = listener.server.address() as { port: number };
+      const denied = await fetch(`http://127.0.0.1:${port}/metrics`);
+      assert.equal(denied.status, 401);
+      await denied.text();
+      const ok = await fetch(`http://127.0.0.1:${port}/metrics`, { headers: { authorization: 'Bearer scrape-token-123' } });
+      assert.equal(ok.status, 200);
+      assert.match(await ok.text(), /gatehouse_http_requests_total/);
+      const other = await fetch(`http://127.0.0.1:${port}/admin`);
+      assert.equal(other.status, 404);
+      await other.text();
+    } finally {
+      await listener.close();
+      await h.close();
+    }
+  });
+});

@@ -1,15 +1,30 @@
 import type { CliCommand } from '../command.ts';
+import { auditTailCommand } from './audit.ts';
+import { clientsListCommand, clientsRevokeCommand, clientsShowCommand } from './clients.ts';
 import { configCheckCommand } from './config-check.ts';
+import { doctorCommand } from './doctor.ts';
+import { grantsListCommand, grantsRevokeCommand } from './grants.ts';
 import { initCommand } from './init.ts';
 import { keysListCommand, keysPruneCommand, keysRotateCommand } from './keys.ts';
 import { startCommand } from './start.ts';
+import { storePurgeExpiredCommand } from './store.ts';
+import { usersListCommand } from './users.ts';
 
 /** Every `gatehouse` command, in the order `gatehouse --help` lists them. */
 export const commands: readonly CliCommand[] = [
   startCommand,
   initCommand,
   configCheckCommand,
+  doctorCommand,
+  clientsListCommand,
+  clientsShowCommand,
+  clientsRevokeCommand,
+  grantsListCommand,
+  grantsRevokeCommand,
+  usersListCommand,
+  auditTailCommand,
   keysListCommand,
   keysRotateCommand,
   keysPruneCommand,
+  storePurgeExpiredCommand,
 ];

@@ -15,7 +15,7 @@ import { registerConsentRoutes } from './consent-routes.ts';
 import { deriveCookieKeys } from './cookie-keys.ts';
 import { registerSignInRoutes } from './finish-sign-in.ts';
 import { STYLESHEET_PATH } from './html.ts';
-import type { InteractionDeps } from './interaction-deps.ts';
+import type { ConsoleSignIn, InteractionDeps } from './interaction-deps.ts';
 import { confidentialClientIds, preRegisteredClientMetadata } from './pre-registered-clients.ts';
 import { protectedResources } from './protected-resources.ts';
 import { providerConfiguration } from './provider-configuration.ts';
@@ -35,6 +35,11 @@ export interface AuthorizationServerDeps {
   grantTypes?: Array<(provider: Provider) => void>;
   /** Test seams of the CIMD fetch guard (name resolution, a single allowed test host); never set in production. */
   clientMetadataFetch?: Pick<GuardedFetchOptions, 'allowAddress' | 'resolve'>;
+  /**
+   * Finishes upstream sign-ins the admin console started (interaction id `console:…`) after `/callback` validated
+   * them: the admin console's `completeConsoleSignIn`. Without it such a callback is a 404 page.
+   */
+  consoleSignIn?: ConsoleSignIn;
 }
 
 export interface AuthorizationServer {
@@ -108,6 +113,7 @@ export async function createAuthorizationServer(ctx: GatehouseContext, deps: Aut
       resources,
       cookies: createBrowserCookies({ keyring: ctx.keyring, secure, app }),
       configuredClients,
+      consoleSignIn: deps.consoleSignIn,
     };
     mountProvider(app, { ctx, provider: current });
     registerConsentRoutes(app, interactionDeps);

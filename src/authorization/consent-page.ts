@@ -1,5 +1,5 @@
 import { escapeHtml, renderPage } from './html.ts';
-import { isLoopbackRedirectHost } from './redirect-uri-policy.ts';
+import { isLoopbackRedirectHost, isPrivateUseRedirectUri } from './redirect-uri-policy.ts';
 
 /**
  * The consent page: the confused-deputy defence. Gatehouse is one upstream client shared by every MCP client, so
@@ -46,15 +46,36 @@ function trustNotice(view: ConsentView): string {
  * there and present the same client id (MCP 2026-07-28 Security Considerations, "Localhost Redirect URI Risks").
  */
 function loopbackNotice(view: ConsentView): string {
-  const host = URL.parse(view.redirectUri)?.hostname ?? '';
-  if (view.trust === 'configured' || !isLoopbackRedirectHost(host)) return '';
+  const url = URL.parse(view.redirectUri);
+  if (view.trust === 'configured' || url?.protocol !== 'http:' || !isLoopbackRedirectHost(url.hostname)) return '';
   return `<p class="notice warning loopback">The response goes to a program on <strong>this computer</strong>. Make sure the application you started is the one asking; another local program could use the same name.</p>`;
+}
+
+/**
+ * A private-use scheme (RFC 8252 §7.1) names no web host: any app on the device may claim `cursor:` (§8.6), so the
+ * user sees the whole scheme and authority and is told what that means.
+ */
+function privateUseNotice(view: ConsentView): string {
+  if (view.trust === 'configured' || !isPrivateUseRedirectUri(view.redirectUri)) return '';
+  return `<p class="notice warning private-use">The response goes to an <strong>app on this device</strong> that opens <code>${escapeHtml(redirectTarget(view.redirectUri))}</code> links. Any installed app can register that link type; only continue if you started this sign-in from the application named above.</p>`;
+}
+
+/**
+ * What the redirect target is called on the page: the host of a web or loopback URI; the scheme and authority of a
+ * private-use URI (`cursor://anysphere.cursor-retrieval`, `com.example.app:`), which a bare host would disguise as a
+ * website.
+ */
+export function redirectTarget(redirectUri: string): string {
+  const url = URL.parse(redirectUri);
+  if (url === null) return redirectUri;
+  if (!isPrivateUseRedirectUri(redirectUri)) return url.host;
+  return url.host === '' ? url.protocol : `${url.protocol}//${url.host}`;
 }
 
 export function renderConsentPage(view: ConsentView): string {
   const name = view.clientName?.trim() || (view.isClientIdUrl ? new URL(view.clientId).host : 'An application');
   const logo = safeLogo(view.logoUri);
-  const redirectHost = URL.parse(view.redirectUri)?.host ?? view.redirectUri;
+  const redirectHost = redirectTarget(view.redirectUri);
   const scopes = view.scopes
     .map((scope) => `<li>${escapeHtml(scope.description)}<br><code>${escapeHtml(scope.name)}</code></li>`)
     .join('\n');
@@ -73,6 +94,7 @@ ${trustNotice(view)}
 <span>${escapeHtml(view.redirectUri)}</span>
 </div>
 ${loopbackNotice(view)}
+${privateUseNotice(view)}
 <h2 class="hint">It will be able to:</h2>
 <ul class="scopes">
 ${scopes}

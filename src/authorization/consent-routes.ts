@@ -6,7 +6,7 @@ import { ProtocolError } from '../server/errors.ts';
 import { decideClientIdUrl, isClientIdUrl } from './client-metadata-policy.ts';
 import { consentSubjectFrom, type ConsentSubject } from './consent-request.ts';
 import { renderConsentPage, type ConsentView } from './consent-page.ts';
-import { finishInteraction, loadInteraction, type InteractionDeps } from './interaction-deps.ts';
+import { finishInteraction, loadInteraction, parseInteractionUid, type InteractionDeps } from './interaction-deps.ts';
 import {
   APPROVED_CONSENT_NAMESPACE,
   CONSENT_STATE_NAMESPACE,
@@ -17,6 +17,7 @@ import {
 } from './interaction-state.ts';
 import { finishWithGrant } from './finish-sign-in.ts';
 import { findCovering, findForTarget, remember, type RememberedDecision } from './remembered-decisions.ts';
+import { isPrivateUseRedirectUri } from './redirect-uri-policy.ts';
 import { isSameOriginRequest } from './request-origin.ts';
 
 /**
@@ -35,14 +36,6 @@ const decisionBody = z
     decision: z.enum(['approve', 'deny']),
   })
   .strict();
-
-const uidParams = z.object({ uid: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/) });
-
-function parseUid(request: FastifyRequest): string {
-  const parsed = uidParams.safeParse(request.params);
-  if (!parsed.success) throw new ProtocolError('not_found', 'No such sign-in request.');
-  return parsed.data.uid;
-}
 
 async function loadClient(deps: InteractionDeps, details: InteractionDetails): Promise<Client> {
   const clientId = details.params.client_id;
@@ -68,6 +61,8 @@ function consentCsp(deps: InteractionDeps, redirectUri: string): string {
     const origin = url === undefined ? undefined : URL.parse(url)?.origin;
     if (origin !== undefined && origin !== 'null') targets.add(origin);
   }
+  // A private-use scheme has no origin; a scheme source (`cursor:`) lets the final redirect to the app through.
+  if (isPrivateUseRedirectUri(redirectUri)) targets.add(redirectUri.slice(0, redirectUri.indexOf(':') + 1).toLowerCase());
   return `default-src 'none'; style-src 'self'; img-src https:; form-action ${[...targets].join(' ')}; frame-ancestors 'none'; base-uri 'none'`;
 }
 
@@ -123,7 +118,7 @@ export function registerConsentRoutes(app: FastifyInstance, deps: InteractionDep
   const htmlErrors = { errorFormat: 'html' as const };
 
   app.get('/interaction/:uid', { config: htmlErrors }, async (request, reply) => {
-    const uid = parseUid(request);
+    const uid = parseInteractionUid(request);
     const details = await loadInteraction(deps, request, reply, uid);
     const client = await loadClient(deps, details);
     const subject = consentSubjectFrom(details, client, deps.resources);
@@ -168,7 +163,7 @@ export function registerConsentRoutes(app: FastifyInstance, deps: InteractionDep
   });
 
   app.post('/interaction/:uid/decision', { config: htmlErrors }, async (request, reply) => {
-    const uid = parseUid(request);
+    const uid = parseInteractionUid(request);
     if (!isSameOriginRequest(request, publicOrigin)) {
       throw new ProtocolError('access_denied', 'This form was submitted from another site and was refused.');
     }

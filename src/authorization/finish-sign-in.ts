@@ -1,24 +1,29 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Grant, InteractionDetails } from 'oidc-provider';
-import { z } from 'zod';
+import { forgetDownstreamTokens } from '../broker/downstream-cache.ts';
 import { ProtocolError } from '../server/errors.ts';
-import { saveUpstreamTokens } from '../upstream/token-vault.ts';
+import type { CompletedSignIn } from '../upstream/types.ts';
 import { recordSignIn } from './account-record.ts';
-import { finishInteraction, loadInteraction, type InteractionDeps } from './interaction-deps.ts';
+import { finishInteraction, loadInteraction, parseInteractionUid, type InteractionDeps } from './interaction-deps.ts';
 import {
   APPROVED_CONSENT_NAMESPACE,
   CONSENT_STATE_TTL_SECONDS,
+  CONSOLE_INTERACTION_PREFIX,
   SIGNED_IN_NAMESPACE,
   type ApprovedConsentRecord,
   type SignedInRecord,
 } from './interaction-state.ts';
+import { registerSignInFailureRoute, redirectSignInFailure } from './sign-in-failure.ts';
 
 /**
  * After the upstream sign-in:
  * GET /callback                   the IdP's redirect: validated by the upstream client (state, cookie, nonce,
- *                                 ID token); we record the account and seal the upstream tokens, then continue at
+ *                                 ID token), which also seals the upstream tokens; we record the account, then
+ *                                 continue at
  * GET /interaction/:uid/signed-in  under the interaction's path, where the provider's interaction cookie is sent,
  *                                 so the sign-in can only complete in the browser that started it.
+ * A failed sign-in goes back to the client as an OAuth error (sign-in-failure.ts); a sign-in the admin console
+ * started (`console:` interaction id) goes to the console's hook.
  */
 
 /**
@@ -46,8 +51,6 @@ export async function finishWithGrant(
   await finishInteraction(deps, request, reply, { login: { accountId }, consent: { grantId } });
 }
 
-const uidParams = z.object({ uid: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/) });
-
 export function registerSignInRoutes(app: FastifyInstance, deps: InteractionDeps): void {
   const { ctx, cookies } = deps;
   const htmlErrors = { errorFormat: 'html' as const };
@@ -55,13 +58,28 @@ export function registerSignInRoutes(app: FastifyInstance, deps: InteractionDeps
   app.get('/callback', { config: htmlErrors }, async (request, reply) => {
     const stateCookie = cookies.readRaw(request, 'upstream');
     const callbackUrl = new URL(request.url, ctx.publicUrl);
-    // Errors here (state missing or replayed, cookie of another browser, upstream `access_denied`) are ProtocolErrors
-    // from the upstream client and are shown as a page: without a valid state we do not know which client to tell.
-    const completed = await deps.upstream.completeSignIn({ callbackUrl, stateCookie });
+    let completed: CompletedSignIn;
+    try {
+      // Validates state (single use), this browser's state cookie, nonce and ID token; errors are ProtocolErrors.
+      completed = await deps.upstream.completeSignIn({ callbackUrl, stateCookie });
+    } catch (error) {
+      cookies.clear(reply, 'upstream');
+      if (await redirectSignInFailure(deps, request, reply, error)) return reply;
+      // No interaction to answer (state missing, replayed or of another browser): shown as a page.
+      throw error;
+    }
     cookies.clear(reply, 'upstream');
+    if (completed.interactionId.startsWith(CONSOLE_INTERACTION_PREFIX)) {
+      if (deps.consoleSignIn === undefined) throw new ProtocolError('not_found', 'No such sign-in.');
+      return deps.consoleSignIn(completed, request, reply);
+    }
+    const { subject } = completed.identity;
+    // The upstream client has already sealed the upstream tokens (with the IdP's refresh-token lifetime).
     await recordSignIn(ctx.store, ctx.clock, completed.identity);
-    await saveUpstreamTokens({ store: ctx.store, keyring: ctx.keyring, clock: ctx.clock }, completed.identity.subject, completed.tokens);
-    const record: SignedInRecord = { subject: completed.identity.subject };
+    // A downstream failure remembered before this sign-in (`consent_required`, …) must not answer the next tool call:
+    // the user may just have consented again upstream.
+    await forgetDownstreamTokens(ctx.store, subject);
+    const record: SignedInRecord = { subject };
     await ctx.store.set(SIGNED_IN_NAMESPACE, completed.interactionId, record, { ttlSeconds: CONSENT_STATE_TTL_SECONDS });
     return reply
       .header('cache-control', 'no-store')
@@ -69,9 +87,7 @@ export function registerSignInRoutes(app: FastifyInstance, deps: InteractionDeps
   });
 
   app.get('/interaction/:uid/signed-in', { config: htmlErrors }, async (request, reply) => {
-    const parsed = uidParams.safeParse(request.params);
-    if (!parsed.success) throw new ProtocolError('not_found', 'No such sign-in request.');
-    const uid = parsed.data.uid;
+    const uid = parseInteractionUid(request);
     const details = await loadInteraction(deps, request, reply, uid);
     const signedIn = await ctx.store.consume<SignedInRecord>(SIGNED_IN_NAMESPACE, uid);
     const approved = await ctx.store.consume<ApprovedConsentRecord>(APPROVED_CONSENT_NAMESPACE, uid);
@@ -80,4 +96,6 @@ export function registerSignInRoutes(app: FastifyInstance, deps: InteractionDeps
     }
     await finishWithGrant(deps, request, reply, details, signedIn.subject, approved);
   });
+
+  registerSignInFailureRoute(app, deps);
 }

@@ -1,9 +1,10 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type Provider from 'oidc-provider';
 import type { InteractionDetails, InteractionResult } from 'oidc-provider';
+import { z } from 'zod';
 import type { GatehouseContext } from '../runtime/context.ts';
 import { ProtocolError } from '../server/errors.ts';
-import type { UpstreamClient } from '../upstream/types.ts';
+import type { CompletedSignIn, UpstreamClient } from '../upstream/types.ts';
 import type { BrowserCookies } from './browser-cookies.ts';
 import type { ProtectedResources } from './protected-resources.ts';
 import { presentAsPublicRequest } from './provider-mount.ts';
@@ -17,6 +18,20 @@ export interface InteractionDeps {
   cookies: BrowserCookies;
   /** Ids of clients from configuration (shown as "configured by your administrator"). */
   configuredClients: Set<string>;
+  /** Finishes sign-ins the admin console started (`console:` interaction ids); see AuthorizationServerDeps. */
+  consoleSignIn: ConsoleSignIn | undefined;
+}
+
+/** Takes over a validated console sign-in at `/callback` and answers the browser (sets its session, redirects). */
+export type ConsoleSignIn = (completed: CompletedSignIn, request: FastifyRequest, reply: FastifyReply) => Promise<unknown>;
+
+const uidParams = z.object({ uid: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/) });
+
+/** The `:uid` of an interaction route; anything that cannot be an oidc-provider uid is a 404 page. */
+export function parseInteractionUid(request: FastifyRequest): string {
+  const parsed = uidParams.safeParse(request.params);
+  if (!parsed.success) throw new ProtocolError('not_found', 'No such sign-in request.');
+  return parsed.data.uid;
 }
 
 /**

@@ -5,6 +5,13 @@
 export const CONSENT_STATE_NAMESPACE = 'consent-state';
 export const APPROVED_CONSENT_NAMESPACE = 'consent-approved';
 export const SIGNED_IN_NAMESPACE = 'interaction-signed-in';
+export const SIGN_IN_FAILED_NAMESPACE = 'interaction-sign-in-failed';
+
+/**
+ * Upstream sign-ins the admin console starts carry this interaction id prefix; `/callback` hands them to the console
+ * instead of an oidc-provider interaction (uids never contain `:`).
+ */
+export const CONSOLE_INTERACTION_PREFIX = 'console:';
 
 /** The issue's bound: a consent form or a sign-in left open longer than this starts again. */
 export const CONSENT_STATE_TTL_SECONDS = 600;
@@ -24,6 +31,12 @@ export type ApprovedConsentRecord = Omit<ConsentStateRecord, 'uid'>;
 
 export interface SignedInRecord {
   subject: string;
+}
+
+/** The OAuth error an upstream sign-in failure is answered with (RFC 6749 §4.1.2.1), waiting for the browser. */
+export interface SignInFailedRecord {
+  error: 'access_denied' | 'temporarily_unavailable' | 'server_error';
+  description: string;
 }
 
 /** The CSRF cookie: the double-submit token, bound to this interaction, client and redirect URI. */

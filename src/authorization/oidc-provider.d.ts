@@ -106,6 +106,11 @@ declare module 'oidc-provider' {
     find(id: string): Promise<Grant | undefined>;
   }
 
+  /** A stored interaction; `find` answers undefined for an unknown or expired uid. */
+  export interface InteractionStatic {
+    find(uid: string): Promise<{ uid: string; exp: number; returnTo: string } | undefined>;
+  }
+
   export interface InteractionDetails {
     uid: string;
     prompt: { name: string; reasons: string[]; details: Record<string, unknown> };
@@ -142,6 +147,7 @@ declare module 'oidc-provider' {
     proxy: boolean;
     readonly Client: ClientStatic;
     readonly Grant: GrantStatic;
+    readonly Interaction: InteractionStatic;
     callback(): (req: IncomingMessage, res: ServerResponse) => void;
     interactionDetails(req: IncomingMessage, res: ServerResponse): Promise<InteractionDetails>;
     interactionFinished(

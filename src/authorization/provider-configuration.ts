@@ -5,7 +5,7 @@ import { seconds } from '../runtime/clock.ts';
 import type { GuardedFetch } from './client-metadata-fetch.ts';
 import { decideClientIdUrl } from './client-metadata-policy.ts';
 import type { ProtectedResources } from './protected-resources.ts';
-import { redirectUrisProblem } from './redirect-uri-policy.ts';
+import { hasPrivateUseRedirectUri, redirectUrisProblem } from './redirect-uri-policy.ts';
 import { extraTokenClaims, issueRefreshToken, rotateRefreshToken, tokenLifetimes } from './token-policy.ts';
 
 /**
@@ -72,14 +72,19 @@ export function providerConfiguration(input: ProviderConfigurationInput): Config
     enabledJWA: {
       idTokenSigningAlgValues: [signingAlg],
     },
-    // The redirect URI policy applies to every client, however it registered. oidc-provider runs this validator
-    // for each listed extra property; `software_id` (RFC 7591 §2) is the hook, the check is on `redirect_uris`.
+    // The redirect URI policy applies to every client, however it registered (DCR, CIMD, configuration, reloaded
+    // from the store). oidc-provider runs this validator for each listed extra property, before its own schema
+    // checks; `software_id` (RFC 7591 §2) is the hook, the check is on `redirect_uris`.
     extraClientMetadata: {
       properties: ['software_id'],
       validator(_ctx: unknown, key: string, _value: unknown, metadata: Record<string, unknown>) {
         if (key !== 'software_id') return;
         const problem = redirectUrisProblem(metadata.redirect_uris);
         if (problem !== undefined) throw new errors.InvalidRedirectUri(problem);
+        // Native MCP clients (Cursor, …) register private-use scheme redirect URIs (RFC 8252 §7.1) without
+        // `application_type`; oidc-provider accepts those schemes only for native clients, which such a client is.
+        // The validator may set metadata, and the schema then checks the URIs with the native rules.
+        if (hasPrivateUseRedirectUri(metadata.redirect_uris)) metadata.application_type = 'native';
       },
     },
     cookies: {

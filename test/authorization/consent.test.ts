@@ -201,14 +201,18 @@ describe('consent page', () => {
     assert.match(again.url, /code=/, "the user's server-side grant covers it even without the browser's approval cookie");
   });
 
-    it('shows a clear page when the upstream IdP refuses the sign-in', async () => {
+  it('returns access_denied with iss to the client when the user cancels at the upstream IdP', async () => {
     const browser = new TestBrowser();
     const { form } = await openConsent(browser);
     server.upstream.nextError = 'access_denied';
     const approved = await post(browser, form.action, { consent_state: form.consentState, csrf_token: form.csrf, decision: 'approve' });
     const final = await browser.follow(new URL(approved.headers.get('location') ?? '', server.publicUrl).href, server.publicUrl);
-    assert.equal(final.response.status, 403);
-    assert.match(await final.response.text(), /access_denied/);
+    const url = new URL(final.url);
+    assert.equal(`${url.origin}${url.pathname}`, CLIENT_REDIRECT, 'sent only to the redirect URI validated at /authorize');
+    assert.equal(url.searchParams.get('error'), 'access_denied');
+    assert.equal(url.searchParams.get('iss'), server.publicUrl);
+    assert.equal(url.searchParams.get('state'), 'st');
+    assert.equal(url.searchParams.get('code'), null);
   });
 });
 

@@ -122,4 +122,39 @@ describe('consent and upstream sign-in end to end (real upstream client, local I
     const upstreamTokens = await loadUpstreamTokens({ store: server.store, keyring: server.ctx.keyring, clock: server.ctx.clock }, subject);
     assert.ok(upstreamTokens?.accessToken, 'the upstream tokens were sealed for the broker');
   });
+
+  it('returns access_denied with iss to the client when the user cancels at the IdP', async () => {
+    const client = await registerPublicClient(server, { client_name: 'Cancelling Client' });
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    let clientRedirect: URL | undefined;
+    await page.route(`${new URL(CLIENT_REDIRECT).origin}/**`, async (route) => {
+      clientRedirect = new URL(route.request().url());
+      await route.fulfill({ status: 200, contentType: 'text/plain', body: 'client received the response' });
+    });
+    await page.goto(
+      authorizeUrl(server, {
+        client_id: client.client_id,
+        redirect_uri: CLIENT_REDIRECT,
+        response_type: 'code',
+        code_challenge: pkcePair().challenge,
+        code_challenge_method: 'S256',
+        resource: server.resource,
+        scope: 'mcp:tools',
+        state: 'cancelled',
+      }),
+    );
+    await page.getByRole('button', { name: 'Approve' }).click();
+    await page.getByRole('button', { name: 'Cancel' }).click();
+    await page.waitForURL(`${new URL(CLIENT_REDIRECT).origin}/**`);
+    await context.close();
+
+    assert.ok(clientRedirect);
+    assert.equal(`${clientRedirect.origin}${clientRedirect.pathname}`, CLIENT_REDIRECT);
+    assert.equal(clientRedirect.searchParams.get('error'), 'access_denied');
+    assert.equal(clientRedirect.searchParams.get('iss'), server.publicUrl);
+    assert.equal(clientRedirect.searchParams.get('state'), 'cancelled');
+    assert.equal(clientRedirect.searchParams.get('code'), null);
+    assert.doesNotMatch(clientRedirect.searchParams.get('error_description') ?? '', /AADSTS/, 'the IdP\'s own codes stay in our log');
+  });
 });

@@ -15,13 +15,17 @@ import { ProtocolError } from '../../src/server/errors.ts';
 import { createLogger } from '../../src/server/logger.ts';
 import { createSqliteStore } from '../../src/store/sqlite-store.ts';
 import type { Store } from '../../src/store/store.ts';
+import { authorizationResponseError } from '../../src/upstream/errors.ts';
+import { saveUpstreamTokens, type TokenVaultDeps } from '../../src/upstream/token-vault.ts';
 import type { UpstreamClient, UpstreamIdentity } from '../../src/upstream/types.ts';
 import { LogCapture } from '../support/server-context.ts';
 
 /**
  * An authorization server on a real listening port with a fake upstream IdP that behaves like one: beginSignIn
  * returns a URL on the same test server that redirects to /callback with a code and the state; completeSignIn checks
- * the state (single use) and the browser's state cookie and returns a fixed identity.
+ * the state (single use) and the browser's state cookie, seals the upstream tokens like the real upstream client
+ * (with the IdP's refresh-token lifetime) and returns a fixed identity; an IdP error becomes the real client's
+ * UpstreamError naming the interaction.
  */
 
 export const TEST_IDENTITY: UpstreamIdentity = {
@@ -38,7 +42,10 @@ export interface FakeUpstream extends UpstreamClient {
   signIns: number;
 }
 
-export function createFakeUpstream(publicUrl: () => string): FakeUpstream {
+/** The refresh-token lifetime the fake IdP reports (`refresh_token_expires_in`); not the vault's 90-day default. */
+export const FAKE_REFRESH_TOKEN_LIFETIME_SECONDS = 7 * 24 * 3600;
+
+export function createFakeUpstream(publicUrl: () => string, vault?: TokenVaultDeps): FakeUpstream {
   const pending = new Map<string, { interactionId: string; cookie: string }>();
   const upstream: FakeUpstream = {
     nextError: undefined,
@@ -56,13 +63,13 @@ export function createFakeUpstream(publicUrl: () => string): FakeUpstream {
       if (entry === undefined) throw new ProtocolError('invalid_request', 'The sign-in state is missing, expired or was already used.');
       if (entry.cookie !== stateCookie) throw new ProtocolError('access_denied', 'The sign-in was started in another browser.');
       const error = callbackUrl.searchParams.get('error');
-      if (error !== null) throw new ProtocolError('access_denied', 'The identity provider refused the sign-in.');
+      if (error !== null) throw authorizationResponseError(error, entry.interactionId);
       upstream.signIns += 1;
-      return {
-        interactionId: entry.interactionId,
-        identity: TEST_IDENTITY,
-        tokens: { accessToken: 'upstream-access-token-value', refreshToken: 'upstream-refresh-token-value', expiresAt: Date.now() + 3600_000 },
-      };
+      const tokens = { accessToken: 'upstream-access-token-value', refreshToken: 'upstream-refresh-token-value', expiresAt: Date.now() + 3600_000 };
+      if (vault !== undefined) {
+        await saveUpstreamTokens(vault, TEST_IDENTITY.subject, tokens, { refreshTokenLifetimeSeconds: FAKE_REFRESH_TOKEN_LIFETIME_SECONDS });
+      }
+      return { interactionId: entry.interactionId, identity: TEST_IDENTITY, tokens };
     },
     refresh: () => Promise.reject(new Error('not used')),
     exchangeForDownstream: () => Promise.reject(new Error('not used')),
@@ -155,7 +162,7 @@ export async function startAuthorizationServer(options: StartOptions = {}): Prom
     logger: createLogger({ level: 'info', destination: logs }),
     fetch: globalThis.fetch,
   };
-  const upstream = createFakeUpstream(() => publicUrl);
+  const upstream = createFakeUpstream(() => publicUrl, { store, keyring: ctx.keyring, clock });
   const { plugin, provider } = await createAuthorizationServer(ctx, {
     upstream: options.upstreamFactory?.(ctx) ?? upstream,
     ...options.deps,

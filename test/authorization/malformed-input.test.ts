@@ -17,6 +17,8 @@ describe('malformed input', () => {
     ['interaction id with odd characters', '/interaction/%00%3Cscript%3E'],
     ['overlong interaction id', `/interaction/${'a'.repeat(5000)}`],
     ['signed-in without a sign-in', '/interaction/does-not-exist/signed-in'],
+    ['sign-in-failed without a sign-in', '/interaction/does-not-exist/sign-in-failed'],
+    ['sign-in-failed with odd characters', '/interaction/%3Cx%3E/sign-in-failed'],
     ['decision without a body', '/interaction/does-not-exist/decision', { method: 'POST' }],
     ['decision with JSON', '/interaction/does-not-exist/decision', { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"decision":"approve"}' }],
     ['decision with broken JSON', '/interaction/does-not-exist/decision', { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{' }],

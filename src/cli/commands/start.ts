@@ -1,3 +1,4 @@
+import { createServer } from 'node:net';
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
 import type { LevelWithSilent } from 'pino';
 import { loadConfig } from '../../config/load.ts';
@@ -12,6 +13,21 @@ import { createLogger } from '../../server/logger.ts';
 import { openStore } from '../../store/open-store.ts';
 import { StoreUnavailableError } from '../../store/store.ts';
 import { CliUsageError, type CliCommand, type CliIo } from '../command.ts';
+import { createAdminPlugin } from '../../admin/admin-plugin.ts';
+import { completeConsoleSignIn } from '../../admin/console-sign-in.ts';
+import { upstreamReadinessCheck } from '../../admin/health-checks.ts';
+import { instrumentStore } from '../../admin/instrumented-store.ts';
+import { createMetricsPlugin, installRequestMetrics, startMetricsListener } from '../../admin/metrics-plugin.ts';
+import { createMetrics, type GatehouseMetrics } from '../../admin/metrics.ts';
+import { createAuthorizationServer, type AuthorizationServerDeps } from '../../authorization/authorization-server.ts';
+import { createBrokerMetrics } from '../../broker/broker-metrics.ts';
+import { createTokenBroker } from '../../broker/token-broker.ts';
+import { registerTokenExchangeGrant } from '../../broker/token-exchange-grant.ts';
+import { demoBanner } from '../../demo/demo-banner.ts';
+import { demoStartError, startDemoComponents, usesLocalIdentityProvider, withDemoSettings, type DemoComponents } from '../../demo/run-demo.ts';
+import { createGatewayPlugin } from '../../proxy/gateway-plugin.ts';
+import { createRevokedGrantsCache } from '../../proxy/revoked-grants.ts';
+import { createUpstreamClient } from '../../upstream/upstream-client.ts';
 
 /**
  * `gatehouse start`: load the configuration, open the store, load the keys, mount every part on the server, listen,
@@ -30,13 +46,103 @@ export interface GatewayParts {
   close?: () => Promise<void>;
 }
 
+/** Test seams and embedder options for assembleGatewayParts; production passes none. */
+export interface AssembleOptions {
+  /** The CIMD fetch guard's test seams (a resolver and a loopback exception for one test host). */
+  clientMetadataFetch?: AuthorizationServerDeps['clientMetadataFetch'];
+}
+
 /**
- * THE place where the parts of Gatehouse are plugged in. In `mode: demo` it also starts the local stand-ins
- * (identity provider, sample Graph MCP server, directory API) before the gateway, since the gateway discovers them.
- * TODO(lead): mount the authorization server, resource metadata and MCP proxy plugins, and the demo components.
+ * THE place where the parts of Gatehouse are plugged in: upstream client → token broker → authorization server (with
+ * the broker's RFC 8693 grant) → revoked-grants cache → MCP gateway → admin console, connected apps and metrics.
+ * In `mode: demo` it first starts the local stand-ins (identity provider, directory API, sample Graph MCP server),
+ * since the gateway signs in through them; they are stopped after the gateway.
  */
-export async function assembleGatewayParts(_ctx: GatehouseContext): Promise<GatewayParts> {
-  return { plugins: [] };
+export async function assembleGatewayParts(baseCtx: GatehouseContext, options: AssembleOptions = {}): Promise<GatewayParts> {
+  const cleanups: (() => Promise<void>)[] = [];
+  const close = async () => {
+    for (const cleanup of cleanups.reverse()) await cleanup().catch(() => {});
+  };
+  try {
+    let ctx = baseCtx;
+    let demo: DemoComponents | undefined;
+    if (ctx.config.mode === 'demo' && usesLocalIdentityProvider(ctx.config)) {
+      const options = { config: ctx.config, publicUrl: ctx.publicUrl, random: ctx.random, logger: ctx.logger };
+      const started = await startDemoComponents(options).catch((error: unknown) => {
+        throw demoStartError(error, baseCtx.config.demo);
+      });
+      cleanups.push(() => started.close());
+      ctx = { ...ctx, config: withDemoSettings(ctx.config, started) };
+      demo = started;
+    } else if (ctx.config.mode === 'demo') {
+      ctx.logger.warn('mode: demo with another upstream identity provider: the local demo components are not started');
+    }
+    const { config } = ctx;
+    if (!config.upstream) throw new CliUsageError('upstream: required — the identity provider users sign in with');
+
+    const metrics = createMetrics({ clock: ctx.clock });
+    // Every part's store calls are timed for `gatehouse_store_operation_duration_seconds`; the server's own health
+    // check keeps the plain store (startGateway closes that one).
+    ctx = { ...ctx, store: instrumentStore(ctx.store, metrics) };
+    const upstream = createUpstreamClient({ ...ctx, config: config.upstream });
+    const broker = createTokenBroker({
+      config,
+      store: ctx.store,
+      keyring: ctx.keyring,
+      clock: ctx.clock,
+      logger: ctx.logger,
+      upstream,
+      metrics: createBrokerMetrics(metrics.registry),
+    });
+    const revokedGrants = createRevokedGrantsCache({
+      store: ctx.store,
+      clock: ctx.clock,
+      onError: (error) => ctx.logger.warn({ err: error }, 'revoked-grants re-sync failed'),
+    });
+    await revokedGrants.start();
+    cleanups.push(() => revokedGrants.stop());
+
+    const authorization = await createAuthorizationServer(ctx, {
+      upstream,
+      // The console signs in through the same IdP and `/callback`; the callback hands its completions over.
+      consoleSignIn: completeConsoleSignIn,
+      metrics,
+      grantTypes: [(provider) => registerTokenExchangeGrant(provider, { config, publicUrl: ctx.publicUrl, keyring: ctx.keyring, clock: ctx.clock, broker })],
+      ...(options.clientMetadataFetch ? { clientMetadataFetch: options.clientMetadataFetch } : {}),
+    });
+    const plugins: FastifyPluginAsync[] = [
+      requestMetrics(metrics),
+      createAdminPlugin(ctx, { upstream, metrics }),
+      authorization.plugin,
+      createGatewayPlugin(ctx, { broker, revokedGrants }),
+      createMetricsPlugin(ctx, metrics),
+    ];
+    if (config.admin.metricsPort !== undefined) {
+      const listener = await startMetricsListener(ctx, metrics);
+      cleanups.push(() => listener.close());
+    }
+    const banner = demo
+      ? demoBanner({
+          publicUrl: ctx.publicUrl,
+          mcpPath: demo.graphRoute?.path ?? config.routes[0]?.path ?? '/mcp',
+          identityProviderUrl: demo.identityProvider.issuer,
+          directoryApiUrl: demo.directoryApi.url,
+          graphServerUrl: demo.graphServer?.url,
+          users: demo.users,
+          adminGroups: ctx.config.admin.groups,
+        })
+      : config.routes.map((entry) => `MCP route: ${ctx.publicUrl}${entry.path} → ${entry.backend}`);
+    return { plugins, readinessChecks: { upstream: upstreamReadinessCheck(upstream) }, banner, close };
+  } catch (error) {
+    await close();
+    throw error;
+  }
+}
+
+/** Fastify plugins run encapsulated; request metrics must see every route, so this one is registered at the root. */
+function requestMetrics(metrics: GatehouseMetrics): FastifyPluginAsync {
+  const plugin: FastifyPluginAsync = async (app) => installRequestMetrics(app, metrics);
+  return Object.assign(plugin, { [Symbol.for('skip-override')]: true });
 }
 
 export interface StartGatewayOptions {
@@ -67,6 +173,19 @@ function listenError(error: unknown, host: string, port: number): unknown {
   return error;
 }
 
+/**
+ * Fails fast when the gateway's port is taken, before the demo stand-ins start (they would otherwise start and stop
+ * again, and a taken stand-in port would hide the gateway's). `listen` still reports a port taken in between.
+ */
+async function assertPortFree(host: string, port: number): Promise<void> {
+  if (port === 0) return;
+  const probe = createServer();
+  await new Promise<void>((resolve, reject) => {
+    probe.once('error', (error) => reject(listenError(error, host, port)));
+    probe.listen({ host, port, exclusive: true }, () => probe.close(() => resolve()));
+  });
+}
+
 /** Starts everything and returns once the server listens; `lifecycle.stopped` resolves when it has shut down. */
 export async function startGateway(options: StartGatewayOptions): Promise<RunningGateway> {
   const { io } = options;
@@ -79,6 +198,7 @@ export async function startGateway(options: StartGatewayOptions): Promise<Runnin
   });
   for (const warning of loaded.warnings) io.stderr(`warning: ${warning}\n`);
   const { config, publicUrl } = loaded;
+  await assertPortFree(config.server.host, config.server.port);
   const logger = createLogger({ level: options.logLevel ?? 'info' });
 
   const cleanups: (() => Promise<void>)[] = [];

@@ -1,0 +1,164 @@
+import type { Logger } from 'pino';
+import { startGraphServer, type RunningGraphServer } from '../../examples/graph-server/graph-server.ts';
+import { TOKEN_EXCHANGE_GRANT } from '../broker/token-exchange-grant.ts';
+import { DEMO_WORKLOAD_IDENTITY_PATH } from '../config/demo-defaults.ts';
+import type { GatehouseConfig, RouteConfig } from '../config/schema.ts';
+import type { Random } from '../runtime/random.ts';
+import { startDirectoryApi, type RunningDirectoryApi } from './directory-api/directory-api.ts';
+import { directoryUsersFrom } from './directory-api/local-users.ts';
+import { startLocalIdentityProvider, type LocalIdentityProvider } from './local-idp/local-identity-provider.ts';
+import type { LocalUser } from './local-idp/users.ts';
+
+/**
+ * DEVELOPMENT ONLY — the local stand-ins `mode: demo` runs next to the gateway, so the whole flow works on one machine
+ * with no cloud account: the local identity provider (with the workload-identity issuer mounted under it, which the
+ * gateway's federated client credential trusts), the demo directory API answering like Microsoft Graph, and the
+ * sample Graph MCP server behind the gateway's route. Never started in production mode.
+ */
+
+/** The sample server's client at the gateway: it exchanges the identity assertion it receives for a Graph token. */
+export const DEMO_BACKEND_CLIENT_ID = 'graph-server';
+
+export interface DemoComponentsOptions {
+  config: GatehouseConfig;
+  /** The gateway's issuer (public URL). */
+  publicUrl: string;
+  random: Random;
+  logger: Logger;
+}
+
+export interface DemoComponents {
+  identityProvider: LocalIdentityProvider;
+  directoryApi: RunningDirectoryApi;
+  graphServer: RunningGraphServer | undefined;
+  /** The route the sample server is behind. */
+  graphRoute: RouteConfig | undefined;
+  users: readonly LocalUser[];
+  /**
+   * The pre-registered client the sample server authenticates with at `/token` (RFC 8693). Its secret is new on every
+   * start and lives only in this process: the sample server is started here, so nobody has to configure it.
+   */
+  backendClient: GatehouseConfig['authorization']['clients'][number];
+  close(): Promise<void>;
+}
+
+/**
+ * True when the upstream is the demo's own local identity provider. A `mode: demo` file may name another upstream
+ * (your Entra tenant); then the stand-ins, which only trust the local IdP's tokens, are not started.
+ */
+export function usesLocalIdentityProvider(config: GatehouseConfig): boolean {
+  const { upstream, demo } = config;
+  return config.mode === 'demo' && upstream?.type === 'oidc' && upstream.issuer === `http://localhost:${demo.identityProviderPort}`;
+}
+
+const portOf = (url: string): number => {
+  const parsed = new URL(url);
+  return Number(parsed.port || (parsed.protocol === 'https:' ? 443 : 80));
+};
+
+/** Starts the stand-ins in dependency order (IdP → directory API → sample server); stops what started on failure. */
+export async function startDemoComponents(options: DemoComponentsOptions): Promise<DemoComponents> {
+  const { config, publicUrl, random, logger } = options;
+  const { demo, upstream } = config;
+  if (!upstream?.issuer || !usesLocalIdentityProvider(config)) throw new Error('the demo components run only in mode: demo with the local identity provider');
+  const started: Array<{ close(): Promise<void> }> = [];
+  const closeAll = async () => {
+    for (const component of started.reverse()) await component.close().catch(() => {});
+  };
+  try {
+    const identityProvider = await startLocalIdentityProvider({
+      port: demo.identityProviderPort,
+      host: '127.0.0.1',
+      issuer: upstream.issuer,
+      ...(demo.usersFile ? { usersFile: demo.usersFile } : {}),
+      gateway: { clientId: upstream.clientId, redirectUris: [`${publicUrl}/callback`] },
+      downstreamAudiences: config.broker.downstream.map((entry) => entry.audience),
+      workloadIdentityPath: DEMO_WORKLOAD_IDENTITY_PATH,
+      random,
+      logger: logger.child({ component: 'local-idp' }),
+    });
+    started.push(identityProvider);
+
+    // The directory API answers for the downstream the demo route's backend may use (the first one, `graph`).
+    const graphRoute = config.routes.find((route) => portOf(route.backend) === demo.graphServerPort);
+    const downstream = config.broker.downstream.find((entry) => graphRoute?.downstream.includes(entry.name)) ?? config.broker.downstream[0];
+    if (!downstream) throw new Error('mode: demo needs a broker.downstream entry for the directory API');
+    const directoryApi = await startDirectoryApi({
+      port: demo.directoryApiPort,
+      host: '127.0.0.1',
+      issuer: identityProvider.issuer,
+      audience: downstream.audience,
+      users: directoryUsersFrom(identityProvider.users),
+    });
+    started.push(directoryApi);
+
+    const backendClient = {
+      clientId: DEMO_BACKEND_CLIENT_ID,
+      clientSecret: random.token(32),
+      name: 'Sample Graph MCP server',
+      redirectUris: [],
+      grantTypes: [TOKEN_EXCHANGE_GRANT],
+      allowedDownstream: [downstream.name],
+    };
+    let graphServer: RunningGraphServer | undefined;
+    if (graphRoute) {
+      graphServer = await startGraphServer({
+        port: demo.graphServerPort,
+        host: '127.0.0.1',
+        gatewayIssuer: publicUrl,
+        audience: publicUrl + graphRoute.path,
+        jwksUrl: `${publicUrl}/jwks`,
+        graphBaseUrl: directoryApi.url,
+        // `obo` routes forward a directory token instead of the assertion; `assertion` routes let the server exchange it.
+        tokenSource: graphRoute.identity.mode === 'obo' ? 'obo' : 'broker',
+        broker: {
+          tokenUrl: `${publicUrl}/token`,
+          clientId: backendClient.clientId,
+          clientSecret: backendClient.clientSecret,
+          resource: downstream.audience,
+          scope: downstream.scopes.join(' '),
+        },
+        logger: logger.child({ component: 'graph-server' }),
+      });
+      started.push(graphServer);
+    }
+    return { identityProvider, directoryApi, graphServer, graphRoute, users: identityProvider.users, backendClient, close: closeAll };
+  } catch (error) {
+    await closeAll();
+    throw error;
+  }
+}
+
+/**
+ * The demo's additions to its own configuration: the sample server's client at `/token` (its secret is generated
+ * for this process), and — when no admin is configured — the local IdP's `gatehouse-admins` group as console admins.
+ */
+export function withDemoSettings(config: GatehouseConfig, demo: DemoComponents): GatehouseConfig {
+  const noAdmins = config.admin.users.length === 0 && config.admin.groups.length === 0;
+  return {
+    ...config,
+    authorization: { ...config.authorization, clients: [...config.authorization.clients, demo.backendClient] },
+    admin: noAdmins ? { ...config.admin, groups: [DEMO_ADMIN_GROUP] } : config.admin,
+  };
+}
+
+const DEMO_ADMIN_GROUP = 'gatehouse-admins';
+
+/** A demo component's port taken is the same one-line usage error as the gateway's own port (exit 2), naming the fix. */
+export function demoStartError(error: unknown, demo: GatehouseConfig['demo']): unknown {
+  const failure = error as (NodeJS.ErrnoException & { port?: number }) | null;
+  if (failure?.code !== 'EADDRINUSE') return error;
+  const components = [
+    { port: demo.identityProviderPort, name: 'the local identity provider', variable: 'GATEHOUSE_DEMO_IDP_PORT' },
+    { port: demo.graphServerPort, name: 'the sample Graph MCP server', variable: 'GATEHOUSE_DEMO_GRAPH_PORT' },
+    { port: demo.directoryApiPort, name: 'the demo directory API', variable: 'GATEHOUSE_DEMO_DIRECTORY_PORT' },
+  ];
+  const component = components.find((candidate) => candidate.port === failure.port);
+  const fix = component ? `set ${component.variable} to a free port` : 'change the demo ports';
+  return new DemoPortInUseError(`port ${failure.port ?? '?'} (${component?.name ?? 'a local demo component'}) is in use — stop the other process or ${fix}`);
+}
+
+/** Exit code 2 like every usage mistake (src/cli/main.ts reads `exitCode`); one line, no stack trace. */
+export class DemoPortInUseError extends Error {
+  readonly exitCode = 2;
+}

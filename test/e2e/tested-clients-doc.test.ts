@@ -1,0 +1,47 @@
+import assert from 'node:assert/strict';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { describe, it } from 'node:test';
+import { EXPECTED_CONFORMANCE_FAILURES } from './support/conformance-expectations.ts';
+
+/**
+ * docs/tested-clients.md is kept true by the end-to-end suite: each row of its client table names an end-to-end test
+ * file that exists, every end-to-end test file is named by a row, and the conformance expected failures it lists are
+ * those the conformance test tolerates.
+ */
+const root = resolve(import.meta.dirname, '..', '..');
+const page = readFileSync(join(root, 'docs', 'tested-clients.md'), 'utf8');
+
+/** The rows of the first table after `## <heading>`, as cells. */
+function tableRows(heading: string): string[][] {
+  const section = page.split(`\n## ${heading}\n`)[1]?.split('\n## ')[0] ?? '';
+  const lines = section.split('\n').filter((line) => line.startsWith('|'));
+  return lines.slice(2).map((line) => line.split('|').slice(1, -1).map((cell) => cell.trim()));
+}
+
+describe('docs/tested-clients.md', () => {
+  const rows = tableRows('Clients');
+
+  it('has a row per client, each naming the test that proves it', () => {
+    assert.ok(rows.length >= 5, `rows: ${rows.length}`);
+    for (const row of rows) {
+      const proof = row.at(-1) ?? '';
+      const match = /^`(test\/e2e\/[\w.-]+\.test\.ts)`$/.exec(proof);
+      assert.ok(match?.[1], `row "${row[0]}" must name one test/e2e/*.test.ts file, got "${proof}"`);
+      assert.ok(existsSync(join(root, match[1])), `${match[1]} (row "${row[0]}") does not exist`);
+    }
+  });
+
+  it('names every end-to-end test file', () => {
+    const named = new Set(rows.map((row) => (row.at(-1) ?? '').replaceAll('`', '')));
+    const files = readdirSync(join(root, 'test', 'e2e')).filter((file) => file.endsWith('.test.ts') && file !== 'tested-clients-doc.test.ts');
+    assert.ok(files.length > 0);
+    for (const file of files) assert.ok(named.has(`test/e2e/${file}`), `test/e2e/${file} is not in the table`);
+  });
+
+  it('lists the conformance expected failures the conformance test tolerates', () => {
+    const expected = Object.keys(EXPECTED_CONFORMANCE_FAILURES);
+    if (expected.length === 0) assert.match(page, /Expected failures: none\./);
+    for (const id of expected) assert.ok(page.includes(`\`${id}\``), `${id} is tolerated by the test but not explained in the page`);
+  });
+});

@@ -55,9 +55,11 @@ export function demoConfigInput(options: DemoConfigOptions = {}): Record<string,
           'mcp:tools': 'Use the tools of the sample Graph MCP server',
           'graph:read': 'Read your directory profile through the sample server',
         },
-        requiredScopes: ['mcp:tools'],
+        // Both scopes up front: the 401 challenge names the required scopes, and clients such as VS Code ask for exactly
+        // those, so a newcomer's first sign-in must already cover the demo's main tool (get_graph_user_details).
+        requiredScopes: ['mcp:tools', 'graph:read'],
         tools: {
-          // Tools that read the user's directory profile need the extra consent; the harmless ones only the route scope.
+          // The per-tool policies still show how a deployment can ask for more on the tools that read the profile.
           get_graph_user_details: { scopes: ['graph:read'] },
           me: { scopes: ['graph:read'] },
           hello: {},

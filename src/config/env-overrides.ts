@@ -36,7 +36,14 @@ export const ENV_OVERRIDES: readonly EnvOverride[] = [
 ];
 
 /** `GATEHOUSE_*` variables that are not setting overrides but are read elsewhere. */
-export const OTHER_GATEHOUSE_VARIABLES: readonly string[] = ['GATEHOUSE_CONFIG', 'GATEHOUSE_DEBUG'];
+// GATEHOUSE_TEST_* belong to the test runner (e.g. GATEHOUSE_TEST_ARTIFACTS), which spawns the CLI in some tests.
+export const OTHER_GATEHOUSE_VARIABLES: readonly string[] = [
+  'GATEHOUSE_CONFIG',
+  'GATEHOUSE_DEBUG',
+  'GATEHOUSE_TEST_ARTIFACTS',
+  'GATEHOUSE_TEST_TIMEOUT_MS',
+  'GATEHOUSE_TEST_RUN_TIMEOUT_MS',
+];
 
 export interface AppliedOverride {
   path: string;

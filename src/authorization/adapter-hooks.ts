@@ -2,6 +2,7 @@ import type { Adapter, AdapterConstructor, AdapterFactory, AdapterPayload } from
 import { hashClientSecret, hashToken } from '../keys/hashing.ts';
 import { revokeGrant } from '../proxy/revoked-grants.ts';
 import type { Clock } from '../runtime/clock.ts';
+import { GrantAlreadyConsumedError } from '../store/oidc-adapter.ts';
 import type { Store } from '../store/store.ts';
 
 /**
@@ -14,6 +15,8 @@ import type { Store } from '../store/store.ts';
  * 2. A grace window for a rotated refresh token: a client that retries a refresh (lost response, two tabs racing)
  *    with the token it just rotated is not treated as a thief for `graceSeconds`; after that, reuse revokes the grant.
  * 3. Dynamically registered client secrets are stored only as a scrypt hash (see client-overrides.ts).
+ * 4. A code or refresh token redeemed twice at the same moment (caught by the store adapter's atomic consume, which
+ *    revokes the grant) is reported through `onReplayDetected`, for metrics.
  */
 export interface AdapterHookOptions {
   store: Store;
@@ -21,6 +24,8 @@ export interface AdapterHookOptions {
   /** Longest access-token lifetime, seconds: how long a revoked-grant record must live. */
   accessTokenTtlSeconds: number;
   refreshReuseGraceSeconds: number;
+  /** Told when a concurrent second redemption of a code or refresh token was refused (see provider-metrics.ts). */
+  onReplayDetected?: (model: 'AuthorizationCode' | 'RefreshToken') => void;
 }
 
 /** Namespace of "this refresh token was rotated at" records, keyed by the token's hash. */
@@ -46,7 +51,7 @@ function instantiate(base: AdapterFactory | AdapterConstructor, name: string): A
 }
 
 export function withAuthorizationHooks(base: AdapterFactory | AdapterConstructor, options: AdapterHookOptions): AdapterFactory {
-  const { store, clock, accessTokenTtlSeconds, refreshReuseGraceSeconds } = options;
+  const { store, clock, accessTokenTtlSeconds, refreshReuseGraceSeconds, onReplayDetected } = options;
   // Skew: a token minted a moment before revocation must still be caught until it expires.
   const revocationTtl = accessTokenTtlSeconds + 60;
   const markRevoked = (grantId: string) => revokeGrant(store, grantId, { ttlSeconds: revocationTtl, clock });
@@ -97,6 +102,18 @@ export function withAuthorizationHooks(base: AdapterFactory | AdapterConstructor
         if (!payload || payload.consumed === undefined || !(await withinGrace(id))) return payload;
         const { consumed: _consumed, ...retried } = payload;
         return retried as AdapterPayload;
+      };
+    }
+
+    if (onReplayDetected !== undefined && (name === 'AuthorizationCode' || name === 'RefreshToken')) {
+      const consume = adapter.consume;
+      adapter.consume = async (id) => {
+        try {
+          await consume(id);
+        } catch (error) {
+          if (error instanceof GrantAlreadyConsumedError) onReplayDetected(name);
+          throw error;
+        }
       };
     }
 

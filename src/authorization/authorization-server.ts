@@ -3,6 +3,7 @@ import cookie from '@fastify/cookie';
 import formbody from '@fastify/formbody';
 import type { FastifyPluginAsync } from 'fastify';
 import Provider from 'oidc-provider';
+import type { GatehouseMetrics } from '../admin/metrics.ts';
 import type { GatehouseContext } from '../runtime/context.ts';
 import { createOidcAdapter } from '../store/oidc-adapter.ts';
 import type { UpstreamClient } from '../upstream/types.ts';
@@ -23,6 +24,7 @@ import { installDefaultScopes, renderProviderError } from './provider-middleware
 import { mountProvider } from './provider-mount.ts';
 import { cookieSecurity } from './cookie-security.ts';
 import { followKeyring } from './current-provider.ts';
+import { recordProviderMetrics, replayRecorder } from './provider-metrics.ts';
 
 /**
  * The OAuth 2.1 authorization server MCP clients talk to: oidc-provider (metadata, CIMD, DCR, authorize, token,
@@ -40,6 +42,8 @@ export interface AuthorizationServerDeps {
    * them: the admin console's `completeConsoleSignIn`. Without it such a callback is a 404 page.
    */
   consoleSignIn?: ConsoleSignIn;
+  /** Where token issuance, refresh outcomes and grant revocations are counted (provider-metrics.ts). */
+  metrics?: GatehouseMetrics;
 }
 
 export interface AuthorizationServer {
@@ -68,6 +72,7 @@ export async function createAuthorizationServer(ctx: GatehouseContext, deps: Aut
     clock: ctx.clock,
     accessTokenTtlSeconds: authorization.accessTokenTtlSeconds,
     refreshReuseGraceSeconds: authorization.refreshReuseGraceSeconds,
+    onReplayDetected: deps.metrics === undefined ? undefined : replayRecorder(deps.metrics),
   });
 
   const clients = await preRegisteredClientMetadata(authorization.clients);
@@ -93,6 +98,8 @@ export async function createAuthorizationServer(ctx: GatehouseContext, deps: Aut
     installClientOverrides(provider);
     installDefaultScopes(provider, resources);
     for (const register of deps.grantTypes ?? []) register(provider);
+    // Every instance (the provider is rebuilt after a key rotation) reports to the same metrics.
+    if (deps.metrics !== undefined) recordProviderMetrics(provider, deps.metrics);
     provider.on('server_error', (_ctx: unknown, error: unknown) => ctx.logger.error({ err: error }, 'authorization server error'));
     return provider;
   };

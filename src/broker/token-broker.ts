@@ -13,11 +13,13 @@ import {
   writeCachedFailure,
   writeCachedToken,
 } from './downstream-cache.ts';
+import type { BrokerGatehouseMetrics } from './gatehouse-reporting.ts';
 import { singleFlight } from './single-flight.ts';
 import type { DownstreamToken, TokenBroker } from './types.ts';
 import { upstreamFailure } from './upstream-errors.ts';
 import { createUpstreamSession, type UpstreamTokenVault } from './upstream-session.ts';
 import { withTimeout } from './with-timeout.ts';
+import { upstreamErrorLabel } from '../upstream/error-label.ts';
 import { loadUpstreamTokens, saveUpstreamTokens, type TokenVaultDeps } from '../upstream/token-vault.ts';
 
 /** What the broker reports to metrics; prom-client counters are wired by the ops area. */
@@ -38,6 +40,12 @@ export interface TokenBrokerOptions {
   /** Where the user's sealed upstream tokens live; defaults to src/upstream/token-vault.ts over `store`. */
   vault?: UpstreamTokenVault;
   metrics?: TokenBrokerMetrics;
+  /**
+   * The process-wide metrics (src/admin/metrics.ts), when the process keeps them: OBO / token-exchange calls by
+   * outcome, downstream cache hits and misses, and failed refresh / exchange calls to the IdP. `metrics` above keeps
+   * counting the broker's own outcomes either way.
+   */
+  gatehouseMetrics?: BrokerGatehouseMetrics;
   /** Injected so tests can make waiting instant; defaults to setTimeout. */
   sleep?: (ms: number) => Promise<void>;
   /** How long a failed exchange is remembered so queued calls and other replicas do not retry it at once. */
@@ -53,7 +61,7 @@ const realSleep = (ms: number): Promise<void> => new Promise((resolve) => setTim
  * cross-replica single flight and the error mapping.
  */
 export function createTokenBroker(options: TokenBrokerOptions): TokenBroker {
-  const { config, store, keyring, clock, logger, upstream, metrics } = options;
+  const { config, store, keyring, clock, logger, upstream, metrics, gatehouseMetrics } = options;
   const vault = options.vault ?? storeVault({ store, keyring, clock });
   const sleep = options.sleep ?? realSleep;
   const failureCacheSeconds = options.failureCacheSeconds ?? 5;
@@ -64,7 +72,7 @@ export function createTokenBroker(options: TokenBrokerOptions): TokenBroker {
   const waitBudgetMs = lockTtlMs;
   const retryAfterSeconds = failureCacheSeconds;
   const downstreams = new Map(config.broker.downstream.map((entry) => [entry.name, entry]));
-  const session = createUpstreamSession({ store, clock, logger, upstream, vault, sleep, skewMs, upstreamTimeoutMs, lockTtlMs, waitBudgetMs, retryAfterSeconds, metrics });
+  const session = createUpstreamSession({ store, clock, logger, upstream, vault, sleep, skewMs, upstreamTimeoutMs, lockTtlMs, waitBudgetMs, retryAfterSeconds, metrics, gatehouseMetrics });
 
   const isFresh = (token: DownstreamToken): boolean => token.expiresAt - skewMs > clock.now();
 
@@ -79,19 +87,31 @@ export function createTokenBroker(options: TokenBrokerOptions): TokenBroker {
     return undefined;
   }
 
-  async function exchange(subject: string, entry: DownstreamConfig, cacheKey: string): Promise<DownstreamToken> {
+  /** The OBO / RFC 8693 call itself, counted by outcome; a refresh failing before it is not an exchange. */
+  async function exchangeAtUpstream(entry: DownstreamConfig, subjectToken: string) {
+    const { name: downstream, grant } = entry;
     try {
-      const upstreamTokens = await session.currentTokens(subject);
       const result = await withTimeout(
-        upstream.exchangeForDownstream({
-          subjectToken: upstreamTokens.accessToken,
-          audience: entry.audience,
-          scopes: entry.scopes,
-          grant: entry.grant,
-        }),
+        upstream.exchangeForDownstream({ subjectToken, audience: entry.audience, scopes: entry.scopes, grant }),
         upstreamTimeoutMs,
         'downstream token exchange',
       );
+      gatehouseMetrics?.downstreamExchange({ downstream, grant, outcome: 'success' });
+      return result;
+    } catch (error) {
+      if (gatehouseMetrics !== undefined) {
+        const reauthorize = upstreamFailure(error, retryAfterSeconds).code === 'interaction_required';
+        gatehouseMetrics.downstreamExchange({ downstream, grant, outcome: reauthorize ? 'interaction_required' : 'error' });
+        gatehouseMetrics.upstreamError({ operation: 'exchange', error: upstreamErrorLabel(error) });
+      }
+      throw error;
+    }
+  }
+
+  async function exchange(subject: string, entry: DownstreamConfig, cacheKey: string): Promise<DownstreamToken> {
+    try {
+      const upstreamTokens = await session.currentTokens(subject);
+      const result = await exchangeAtUpstream(entry, upstreamTokens.accessToken);
       const token: DownstreamToken = {
         accessToken: result.accessToken,
         expiresAt: result.expiresAt,
@@ -100,6 +120,9 @@ export function createTokenBroker(options: TokenBrokerOptions): TokenBroker {
       await writeCachedToken({ store, keyring, now: clock.now() }, cacheKey, subject, token);
       await clearCachedFailure(store, cacheKey);
       metrics?.downstreamToken?.('exchanged', entry.name);
+      // Misses are counted where the broker's own counter counts `exchanged` and `waited`: the hit-ratio gauge
+      // (src/admin/metrics.ts) adds both sources, and because they agree lookup for lookup the ratio stays true.
+      gatehouseMetrics?.downstreamCacheLookup('miss');
       logger.info({ downstream: entry.name, grant: entry.grant, expiresAt: token.expiresAt }, 'downstream token obtained');
       return token;
     } catch (error) {
@@ -127,6 +150,7 @@ export function createTokenBroker(options: TokenBrokerOptions): TokenBroker {
     const hit = await cachedResult(cacheKey);
     if (hit) {
       metrics?.downstreamToken?.('cache_hit', entry.name);
+      gatehouseMetrics?.downstreamCacheLookup('hit');
       return hit;
     }
     return singleFlight({
@@ -137,7 +161,10 @@ export function createTokenBroker(options: TokenBrokerOptions): TokenBroker {
       sleep,
       poll: () => cachedResult(cacheKey),
       work: () => exchange(subject, entry, cacheKey),
-      onWait: () => metrics?.downstreamToken?.('waited', entry.name),
+      onWait: () => {
+        metrics?.downstreamToken?.('waited', entry.name);
+        gatehouseMetrics?.downstreamCacheLookup('miss');
+      },
     });
   }
 

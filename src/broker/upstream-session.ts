@@ -4,6 +4,7 @@ import type { Clock } from '../runtime/clock.ts';
 import { ProtocolError, type ErrorCode } from '../server/errors.ts';
 import type { Store } from '../store/store.ts';
 import type { UpstreamClient, UpstreamTokens } from '../upstream/types.ts';
+import { countingUpstreamFailure, type BrokerGatehouseMetrics } from './gatehouse-reporting.ts';
 import { singleFlight } from './single-flight.ts';
 import { reauthorizationError, upstreamFailure } from './upstream-errors.ts';
 import { withTimeout } from './with-timeout.ts';
@@ -27,6 +28,7 @@ export interface UpstreamSessionOptions {
   waitBudgetMs: number;
   retryAfterSeconds: number;
   metrics?: { upstreamRefresh?(outcome: 'refreshed' | 'failed'): void } | undefined;
+  gatehouseMetrics?: BrokerGatehouseMetrics | undefined;
 }
 
 const refreshFailureNamespace = 'upstream-refresh-failure';
@@ -43,7 +45,7 @@ interface RefreshFailure {
  * @see RFC 6749 §6, RFC 9700 §4.14.2 (refresh token rotation)
  */
 export function createUpstreamSession(options: UpstreamSessionOptions) {
-  const { store, clock, logger, upstream, vault, skewMs, upstreamTimeoutMs, retryAfterSeconds, metrics } = options;
+  const { store, clock, logger, upstream, vault, skewMs, upstreamTimeoutMs, retryAfterSeconds, metrics, gatehouseMetrics } = options;
   const isFresh = (tokens: UpstreamTokens): boolean => tokens.expiresAt - skewMs > clock.now();
 
   async function load(subject: string): Promise<UpstreamTokens> {
@@ -55,7 +57,11 @@ export function createUpstreamSession(options: UpstreamSessionOptions) {
   async function refresh(subject: string, key: string, stale: UpstreamTokens): Promise<UpstreamTokens> {
     if (!stale.refreshToken) throw reauthorizationError('refresh_token_invalid');
     try {
-      const fresh = await withTimeout(upstream.refresh(stale.refreshToken), upstreamTimeoutMs, 'upstream token refresh');
+      const fresh = await countingUpstreamFailure(
+        gatehouseMetrics,
+        'refresh',
+        withTimeout(upstream.refresh(stale.refreshToken), upstreamTimeoutMs, 'upstream token refresh'),
+      );
       // Providers that do not rotate omit the refresh token (and often the ID token) from the refresh response.
       const merged: UpstreamTokens = {
         ...fresh,

@@ -77,7 +77,8 @@ function oauthErrorBody(error: unknown): OAuthErrorBody | undefined {
   return undefined;
 }
 
-const isNetworkFailure = (error: unknown): boolean => {
+/** No answer at all: a timeout, an abort, a refused or reset connection, DNS (anywhere in the cause chain). */
+export const isNetworkFailure = (error: unknown): boolean => {
   for (let layer: unknown = error, depth = 0; typeof layer === 'object' && layer !== null && depth < 5; depth += 1) {
     const { name, code } = layer as { name?: unknown; code?: unknown };
     if (name === 'TimeoutError' || name === 'AbortError' || code === 'OAUTH_TIMEOUT' || code === 'OAUTH_ABORT') return true;

@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import type { GatehouseMetrics } from '../admin/metrics.ts';
 import {
   authorizationCodeGrant,
   buildAuthorizationUrl,
@@ -16,6 +17,7 @@ import type { Store } from '../store/store.ts';
 import { createUpstreamClientAuth } from './client-auth/create-client-auth.ts';
 import { createDiscoveryCache, DIVERTED_ID_TOKEN } from './discovery.ts';
 import { qualifyScopes } from './entra.ts';
+import { upstreamErrorLabel } from './error-label.ts';
 import { UpstreamError, authorizationResponseError, forInteraction, upstreamTokenError } from './errors.ts';
 import { upstreamJwks, verifyIdToken, type JwksResolver } from './id-token.ts';
 import { createProfile } from './profile.ts';
@@ -44,6 +46,11 @@ export interface UpstreamClientDeps {
   env?: Record<string, string | undefined>;
   /** Backoff between discovery attempts; tests pass an immediate one. */
   sleep?: (ms: number) => Promise<void>;
+  /**
+   * Counts failed discovery attempts and failed sign-ins (`gatehouse_upstream_errors_total`). Refresh and downstream
+   * exchange failures are counted by the token broker, which makes those calls, so they are not counted twice.
+   */
+  metrics?: Pick<GatehouseMetrics, 'upstreamError'>;
 }
 
 
@@ -53,7 +60,11 @@ export interface UpstreamClientDeps {
  * IdP only when first needed.
  */
 export function createUpstreamClient(deps: UpstreamClientDeps): UpstreamClient & { readonly clientAuthMethod: string } {
-  const { config, publicUrl, store, keyring, clock, random, logger, fetch } = deps;
+  const { config, publicUrl, store, keyring, clock, random, logger, fetch, metrics } = deps;
+  const failed = <E>(operation: 'discovery' | 'sign-in', error: E): E => {
+    metrics?.upstreamError({ operation, error: upstreamErrorLabel(error) });
+    return error;
+  };
   const redirectUri = `${publicUrl.replace(/\/+$/, '')}/callback`;
   const auth = createUpstreamClientAuth(config.clientAuth, {
     clientId: config.clientId,
@@ -65,7 +76,12 @@ export function createUpstreamClient(deps: UpstreamClientDeps): UpstreamClient &
   });
   const discoveryDeps = { clientId: config.clientId, clientAuth: auth.clientAuth, fetch, timeoutMs: config.timeoutMs, clock };
   const profile = createProfile(config, discoveryDeps);
-  const discovery = createDiscoveryCache({ load: profile.discover, clock, ...(deps.sleep ? { sleep: deps.sleep } : {}) });
+  // Every failed attempt counts (the cache retries within one call): each is a request the IdP did not answer well.
+  const discover = () =>
+    profile.discover().catch((error: unknown) => {
+      throw failed('discovery', error);
+    });
+  const discovery = createDiscoveryCache({ load: discover, clock, ...(deps.sleep ? { sleep: deps.sleep } : {}) });
   const jwksByUri = new Map<string, JwksResolver>();
   const jwksFor = (configuration: Configuration): JwksResolver => {
     const uri = configuration.serverMetadata().jwks_uri;
@@ -111,7 +127,11 @@ export function createUpstreamClient(deps: UpstreamClientDeps): UpstreamClient &
       const record = await consumeSignInState(store, params.get('state'), stateCookie);
       const { interactionId } = record;
       const upstreamError = params.get('error');
-      if (upstreamError) throw authorizationResponseError(upstreamError, interactionId);
+      if (upstreamError) {
+        const error = authorizationResponseError(upstreamError, interactionId);
+        // `access_denied` is the user saying no (or cancelling) at the IdP: an answer, not an IdP failure to alert on.
+        throw upstreamError === 'access_denied' ? error : failed('sign-in', error);
+      }
 
       const configuration = await discovery.get().catch((error: unknown) => {
         throw forInteraction(error, interactionId);
@@ -128,17 +148,18 @@ export function createUpstreamClient(deps: UpstreamClientDeps): UpstreamClient &
       } catch (error) {
         const mapped = upstreamTokenError(error, 'authorization code', interactionId);
         logger.warn({ upstreamError: mapped.upstreamError, codes: mapped.upstreamErrorCodes }, 'upstream code exchange failed');
+        if (mapped.code === 'server_error' && mapped.upstreamError === undefined) {
+          // Not an answer from the IdP but a response that failed openid-client's checks (no code, an `iss` naming
+          // another issuer — RFC 9207 mix-up defence): bad input, not our failure (nor the IdP's: not counted).
+          throw new UpstreamError('access_denied', 'The identity provider\'s response failed validation; start again.', { interactionId });
+        }
+        failed('sign-in', mapped);
         if (mapped.upstreamError === 'invalid_grant') {
           throw new UpstreamError('invalid_grant', 'The identity provider did not accept the sign-in; start again.', {
             upstreamError: 'invalid_grant',
             upstreamErrorCodes: mapped.upstreamErrorCodes,
             interactionId,
           });
-        }
-        if (mapped.code === 'server_error' && mapped.upstreamError === undefined) {
-          // Not an answer from the IdP but a response that failed openid-client's checks (no code, an `iss` naming
-          // another issuer — RFC 9207 mix-up defence): bad input, not our failure.
-          throw new UpstreamError('access_denied', 'The identity provider\'s response failed validation; start again.', { interactionId });
         }
         throw mapped;
       }
@@ -158,7 +179,7 @@ export function createUpstreamClient(deps: UpstreamClientDeps): UpstreamClient &
         });
         identity = profile.identityFrom(claims);
       } catch (error) {
-        const mapped = forInteraction(error, interactionId);
+        const mapped = failed('sign-in', forInteraction(error, interactionId));
         logger.warn({ reason: mapped.message }, 'upstream ID token rejected');
         throw mapped;
       }

@@ -3,6 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
 import { createLocalJWKSet, exportJWK, generateKeyPair, SignJWT, type CryptoKey } from 'jose';
+import { createMetrics } from '../../src/admin/metrics.ts';
 import { registerTokenExchangeGrant, TOKEN_EXCHANGE_GRANT } from '../../src/broker/token-exchange-grant.ts';
 import { createTokenBroker } from '../../src/broker/token-broker.ts';
 import type { TokenBroker } from '../../src/broker/types.ts';
@@ -28,6 +29,7 @@ describe('backend token exchange through the gateway', () => {
   const backendSecret = `backend-${randomUUID()}`;
   const keyring = keyringFromKeySet(generateKeySet({ now: Date.now(), signingAlgorithm: 'ES256' }));
   const log = captureLogs();
+  const metrics = createMetrics({ clock: systemClock });
   let idpKey: CryptoKey;
   let gateway: TestServer;
   let directory: RunningDirectoryApi;
@@ -87,7 +89,7 @@ describe('backend token exchange through the gateway', () => {
       keyring,
       ...settings,
       routes,
-      deps: { grantTypes: [(provider) => registerTokenExchangeGrant(provider, { config, publicUrl, keyring, clock: systemClock, broker: lazyBroker })] },
+      deps: { metrics, grantTypes: [(provider) => registerTokenExchangeGrant(provider, { config, publicUrl, keyring, clock: systemClock, broker: lazyBroker })] },
     });
     broker = createTokenBroker({ config, store: gateway.store, keyring, clock: systemClock, logger: log.logger, upstream });
     await saveUpstreamTokens({ store: gateway.store, keyring, clock: systemClock }, subject, {
@@ -130,6 +132,8 @@ describe('backend token exchange through the gateway', () => {
     assert.equal(profile.displayName, 'Alice Example');
     assert.equal(upstream.calls.exchange.length, 1);
     assert.equal(upstream.calls.exchange[0]?.grant, 'on-behalf-of');
+    const issued = (await metrics.registry.getMetricsAsJSON()).find((metric) => metric.name === 'gatehouse_tokens_issued_total');
+    assert.equal(issued?.values.find((value) => value.labels.kind === 'token_exchange')?.value, 1, 'the RFC 8693 grant is counted');
 
     const client = new Client({ name: 'test', version: '1.0.0' }, { versionNegotiation: { mode: 'auto' } });
     await client.connect(new StreamableHTTPClientTransport(new URL(`${backend.url}/mcp`), { requestInit: { headers: { authorization: `Bearer ${await assertion()}` } } }));

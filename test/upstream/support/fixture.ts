@@ -1,4 +1,5 @@
 import pino from 'pino';
+import type { GatehouseMetrics } from '../../../src/admin/metrics.ts';
 import { upstreamSchema, type UpstreamConfig } from '../../../src/config/schema.ts';
 import { generateKeySet } from '../../../src/keys/key-set.ts';
 import { keyringFromKeySet } from '../../../src/keys/key-set-keyring.ts';
@@ -27,6 +28,7 @@ export async function createGatewaySide(options: {
   clock?: Clock;
   fetch?: typeof globalThis.fetch;
   env?: Record<string, string | undefined>;
+  metrics?: Pick<GatehouseMetrics, 'upstreamError'>;
 }): Promise<GatewaySide> {
   const clock = options.clock ?? systemClock;
   const store = await createSqliteStore({ path: ':memory:', clock, purgeIntervalMs: 0 });
@@ -51,6 +53,7 @@ export async function createGatewaySide(options: {
     fetch: recordingFetch,
     env: options.env ?? {},
     sleep: async () => {},
+    ...(options.metrics ? { metrics: options.metrics } : {}),
   });
   return { store, keyring, clock, requests, client };
 }

@@ -84,7 +84,7 @@ export async function assembleGatewayParts(baseCtx: GatehouseContext, options: A
     // Every part's store calls are timed for `gatehouse_store_operation_duration_seconds`; the server's own health
     // check keeps the plain store (startGateway closes that one).
     ctx = { ...ctx, store: instrumentStore(ctx.store, metrics) };
-    const upstream = createUpstreamClient({ ...ctx, config: config.upstream });
+    const upstream = createUpstreamClient({ ...ctx, config: config.upstream, metrics });
     const broker = createTokenBroker({
       config,
       store: ctx.store,
@@ -93,6 +93,7 @@ export async function assembleGatewayParts(baseCtx: GatehouseContext, options: A
       logger: ctx.logger,
       upstream,
       metrics: createBrokerMetrics(metrics.registry),
+      gatehouseMetrics: metrics,
     });
     const revokedGrants = createRevokedGrantsCache({
       store: ctx.store,
@@ -199,7 +200,7 @@ export async function startGateway(options: StartGatewayOptions): Promise<Runnin
   for (const warning of loaded.warnings) io.stderr(`warning: ${warning}\n`);
   const { config, publicUrl } = loaded;
   await assertPortFree(config.server.host, config.server.port);
-  const logger = createLogger({ level: options.logLevel ?? 'info' });
+  const logger = createLogger({ level: options.logLevel ?? config.log.level });
 
   const cleanups: (() => Promise<void>)[] = [];
   const closeAll = async () => {
@@ -248,7 +249,7 @@ export const startCommand: CliCommand = {
   options: {
     config: { type: 'string', short: 'c', description: 'Config file (default: $GATEHOUSE_CONFIG, else the local demo).' },
     port: { type: 'string', short: 'p', description: 'Port to listen on, overriding server.port.' },
-    'log-level': { type: 'string', description: `Log level: ${logLevels.join(', ')} (default info).` },
+    'log-level': { type: 'string', description: `Log level: ${logLevels.join(', ')} (default: log.level from the config, info).` },
   },
   async run({ values, io }) {
     const logLevel = values['log-level'];

@@ -1,0 +1,57 @@
+import autocannon from 'autocannon';
+
+/**
+ * One autocannon run. Latency percentiles are computed from every response's own timing (autocannon measures each
+ * with `process.hrtime`, in fractional ms); its built-in histogram rounds to whole milliseconds, too coarse for
+ * "added latency ≤ 1 ms".
+ */
+export interface LoadResult {
+  requestsPerSecond: number;
+  p50Ms: number;
+  p99Ms: number;
+  total: number;
+  failures: number;
+}
+
+export interface LoadOptions {
+  url: string;
+  headers: Record<string, string>;
+  body: string;
+  connections: number;
+  durationSeconds: number;
+  /** Fixed request rate (all connections together) for latency runs; omitted = as fast as possible. */
+  overallRate?: number;
+}
+
+function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return Number.NaN;
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+}
+
+export async function runLoad(options: LoadOptions): Promise<LoadResult> {
+  const times: number[] = [];
+  let failures = 0;
+  const instance = autocannon({
+    url: options.url,
+    method: 'POST',
+    headers: options.headers,
+    body: options.body,
+    connections: options.connections,
+    duration: options.durationSeconds,
+    overallRate: options.overallRate,
+    timeout: 10,
+  });
+  instance.on('response', (_client, statusCode, _bytes, responseTimeMs) => {
+    if (statusCode >= 200 && statusCode < 300) times.push(responseTimeMs);
+    else failures++;
+  });
+  const result = await instance;
+  times.sort((a, b) => a - b);
+  return {
+    requestsPerSecond: times.length / result.duration,
+    p50Ms: percentile(times, 50),
+    p99Ms: percentile(times, 99),
+    total: times.length,
+    failures: failures + result.errors + result.timeouts,
+  };
+}

@@ -1,0 +1,66 @@
+import type { Readable } from 'node:stream';
+import { Agent, errors as undiciErrors, request, type Dispatcher } from 'undici';
+import type { RouteConfig } from '../config/schema.ts';
+import { ProtocolError } from '../server/errors.ts';
+
+/**
+ * Outbound HTTP to backends: one pooled undici Agent per route (keep-alive connections are what keeps the added
+ * latency small), with the route's timeouts, and failures mapped to gateway errors: unreachable, reset or unparsable
+ * → 502, no headers in time → 504. Nothing from the backend's error (addresses, stack) reaches the client.
+ */
+export interface BackendResponse {
+  statusCode: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: Readable;
+}
+
+export interface BackendRequest {
+  url: string;
+  method: Dispatcher.HttpMethod;
+  headers: Record<string, string>;
+  body?: Buffer | Readable | null;
+  signal: AbortSignal;
+}
+
+export interface BackendClient {
+  send(input: BackendRequest): Promise<BackendResponse>;
+  close(): Promise<void>;
+}
+
+export function createBackendClient(route: RouteConfig): BackendClient {
+  const agent = new Agent({
+    connectTimeout: route.timeouts.connectMs,
+    headersTimeout: route.timeouts.responseHeadersMs,
+    // Between body chunks: SSE streams carry keep-alive comments, so an idle stream this long is dead.
+    bodyTimeout: route.timeouts.idleStreamMs,
+    keepAliveTimeout: 30_000,
+    // No cap on connections per backend: every open SSE stream holds one for its whole life, so a cap would make
+    // the stream after it wait forever. Idle keep-alive sockets are reused first.
+    pipelining: 1,
+  });
+  return {
+    async send(input) {
+      try {
+        const response = await request(input.url, {
+          method: input.method,
+          headers: input.headers,
+          body: input.body ?? null,
+          signal: input.signal,
+          dispatcher: agent,
+        });
+        return { statusCode: response.statusCode, headers: response.headers, body: response.body };
+      } catch (error) {
+        throw backendFailure(route, error);
+      }
+    },
+    // Called once the server stopped accepting and its connections are gone: anything still in flight is orphaned.
+    close: () => agent.destroy(),
+  };
+}
+
+export function backendFailure(route: Pick<RouteConfig, 'path'>, error: unknown): ProtocolError {
+  if (error instanceof undiciErrors.HeadersTimeoutError || error instanceof undiciErrors.ConnectTimeoutError) {
+    return new ProtocolError('gateway_timeout', `The backend of ${route.path} did not answer in time.`, { cause: error });
+  }
+  return new ProtocolError('bad_gateway', `The backend of ${route.path} failed or returned an invalid response.`, { cause: error });
+}

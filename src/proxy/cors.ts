@@ -1,0 +1,41 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { ProtocolError } from '../server/errors.ts';
+
+/**
+ * CORS for browser-based MCP clients on the gateway's routes only (not a server-wide `OPTIONS *`, which would answer
+ * for other parts' URLs). Only the origins the Origin check allows get CORS headers; credentials are never allowed —
+ * MCP clients send bearer tokens, not cookies. The response headers a client must read cross-origin are exposed:
+ * `Mcp-Session-Id` (sessions), `WWW-Authenticate` (discovery and step-up), `Retry-After` (rate limits).
+ *
+ * @see WHATWG Fetch §3.2 CORS protocol
+ */
+const ALLOWED_METHODS = 'GET, POST, DELETE, OPTIONS';
+const EXPOSED_HEADERS = 'mcp-session-id, www-authenticate, retry-after, mcp-protocol-version';
+const ALLOWED_HEADER = /^(authorization|content-type|accept|last-event-id|mcp-[a-z0-9-]+)$/;
+
+export function installCors(app: FastifyInstance, paths: readonly string[], isAllowed: (origin: string) => boolean): void {
+  app.addHook('onSend', async (request, reply, payload) => {
+    const origin = request.headers.origin;
+    if (origin && isAllowed(origin)) {
+      reply.header('access-control-allow-origin', origin).header('access-control-expose-headers', EXPOSED_HEADERS).header('vary', 'Origin');
+    }
+    return payload;
+  });
+  const preflight = async (request: FastifyRequest, reply: FastifyReply) => {
+    const origin = request.headers.origin;
+    if (!origin || !isAllowed(origin)) throw new ProtocolError('forbidden_origin', 'This origin may not call this route.');
+    const requested = String(request.headers['access-control-request-headers'] ?? '')
+      .split(',')
+      .map((name) => name.trim().toLowerCase())
+      .filter((name) => name !== '');
+    const refused = requested.filter((name) => !ALLOWED_HEADER.test(name));
+    if (refused.length > 0) throw new ProtocolError('invalid_request', `Headers not allowed: ${refused.join(', ')}.`, { status: 403 });
+    return reply
+      .code(204)
+      .header('access-control-allow-methods', ALLOWED_METHODS)
+      .header('access-control-allow-headers', requested.join(', '))
+      .header('access-control-max-age', '600')
+      .send();
+  };
+  for (const url of paths) app.options(url, preflight);
+}

@@ -1,0 +1,146 @@
+import type { FastifyError, FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
+import type { TokenBroker } from '../broker/types.ts';
+import type { RouteConfig } from '../config/schema.ts';
+import type { GatehouseContext } from '../runtime/context.ts';
+import { renderErrorBody, sendProtocolError, toProtocolError, type ErrorFormat } from '../server/error-handler.ts';
+import { ProtocolError } from '../server/errors.ts';
+import type { AuditLogOptions } from './audit.ts';
+import { McpGatewayError, requestJsonRpcId } from './gateway-error.ts';
+import { installCors } from './cors.ts';
+import { createGatewayRuntime, type GatewayRuntime } from './gateway-runtime.ts';
+import { httpRouteHandler } from './http-route.ts';
+import { assertForwardingConfigured } from './identity-forwarding.ts';
+import { LEGACY_MESSAGES_SUFFIX, LEGACY_SSE_SUFFIX, legacySseMessageHandler, legacySseStreamHandler } from './legacy-sse.ts';
+import { buildProtectedResourceMetadata, PRM_PATH, resourceMetadataPath } from './protected-resource-metadata.ts';
+import { startAudit } from './request-audit.ts';
+import type { RevokedGrantsCache } from './revoked-grants.ts';
+import { createRouteState, type RouteState } from './route-state.ts';
+import { streamableHttpHandler } from './streamable-http.ts';
+
+/**
+ * The MCP gateway as a Fastify plugin: the Protected Resource Metadata documents and, for every configured route,
+ * its transports (Streamable HTTP and legacy HTTP+SSE) or its plain HTTP forwarding. Everything is built and
+ * validated here, when the plugin is created, so a bad route fails at start rather than on the first request.
+ */
+export interface GatewayDeps {
+  broker?: TokenBroker;
+  revokedGrants: RevokedGrantsCache;
+  /** Overrides `audit.output` as the JSON-lines sink (embedders, tests). */
+  auditSink?: AuditLogOptions['sink'];
+}
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** Set on gateway routes: the configured route path, for audit. */
+    gatewayRoute?: string;
+  }
+}
+
+export function createGatewayPlugin(ctx: GatehouseContext, deps: GatewayDeps): FastifyPluginAsync {
+  const routes = ctx.config.routes;
+  assertForwardingConfigured(routes, deps.broker);
+  const paths = new Set<string>();
+  for (const route of routes) {
+    if (paths.has(route.path)) throw new Error(`route ${route.path} is configured twice`);
+    paths.add(route.path);
+  }
+  const runtime = createGatewayRuntime(ctx, deps);
+  const states = routes.map((route) => createRouteState(ctx.publicUrl, route));
+
+  return async function gatewayPlugin(app: FastifyInstance) {
+    // Bodies are left unread for the handlers: MCP POSTs are read with a cap and deadline, HTTP routes stream.
+    app.removeAllContentTypeParsers();
+    app.addContentTypeParser('*', (_request, payload, done) => done(null, payload));
+
+    app.addHook('onRequest', async (request, reply) => {
+      const route = request.routeOptions.config.gatewayRoute;
+      if (route) startAudit(request, reply, runtime.audit, route, () => ctx.clock.now());
+    });
+    app.setErrorHandler((error: FastifyError, request, reply) => sendGatewayError(request, reply, error));
+    app.addHook('onClose', async () => {
+      await runtime.rateLimiter.stop();
+      await Promise.all(states.map((state) => state.backend.close()));
+      await runtime.audit.close();
+    });
+
+    const metadataPaths = registerResourceMetadata(app, ctx.publicUrl, routes);
+    const routePaths = states.flatMap((state) => registerRoute(app, runtime, state));
+    // MCP SDK clients send `MCP-Protocol-Version` even on metadata requests, which makes browsers preflight them.
+    installCors(app, [...metadataPaths, ...routePaths], runtime.isAllowedOrigin);
+  };
+}
+
+/** Registers the PRM documents; returns their paths. */
+function registerResourceMetadata(app: FastifyInstance, publicUrl: string, routes: readonly RouteConfig[]): string[] {
+  const send = (route: RouteConfig) => async (_request: FastifyRequest, reply: FastifyReply) =>
+    // Public metadata: browser-based MCP clients fetch it cross-origin.
+    reply.header('access-control-allow-origin', '*').header('cache-control', 'public, max-age=300').send(buildProtectedResourceMetadata(publicUrl, route));
+  const paths = routes.map((route) => {
+    app.get(resourceMetadataPath(route), send(route));
+    return resourceMetadataPath(route);
+  });
+  // The root document serves clients that only try the root well-known URL: it describes the first route (unless a
+  // route at `/` already owns it).
+  const first = routes[0];
+  if (first && !paths.includes(PRM_PATH)) {
+    app.get(PRM_PATH, send(first));
+    paths.push(PRM_PATH);
+  }
+  return paths;
+}
+
+/** Registers a route's handlers; returns the URLs registered (for CORS preflight). */
+function registerRoute(app: FastifyInstance, runtime: GatewayRuntime, state: RouteState): string[] {
+  const { route } = state;
+  const config = { gatewayRoute: route.path, errorFormat: (route.type === 'mcp' ? 'jsonrpc' : 'oauth-json') as ErrorFormat };
+  if (route.type === 'http') {
+    const handler = httpRouteHandler(runtime, state);
+    // OPTIONS is the gateway's (CORS preflight): a preflight carries no token, so it could never reach the backend.
+    const methods = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'] as const;
+    const urls = [route.path, `${route.path.replace(/\/$/, '')}/*`];
+    for (const url of urls) app.route({ method: [...methods], url, config, handler });
+    return urls;
+  }
+  const urls: string[] = [];
+  if (route.transports.includes('streamable-http')) {
+    app.route({ method: ['POST', 'GET', 'DELETE'], url: route.path, config, handler: streamableHttpHandler(runtime, state) });
+    urls.push(route.path);
+  }
+  if (route.transports.includes('sse')) {
+    const base = route.path.replace(/\/$/, '');
+    app.get(base + LEGACY_SSE_SUFFIX, { config }, legacySseStreamHandler(runtime, state));
+    app.post(base + LEGACY_MESSAGES_SUFFIX, { config }, legacySseMessageHandler(runtime, state));
+    urls.push(base + LEGACY_SSE_SUFFIX, base + LEGACY_MESSAGES_SUFFIX);
+  }
+  return urls;
+}
+
+/**
+ * Errors on gateway routes go through the server's renderer; MCP routes answer with a JSON-RPC error carrying the
+ * failing request's id. The only addition is MCP's own JSON-RPC codes (e.g. -32020 HeaderMismatch), which the
+ * generic catalogue does not know.
+ */
+function sendGatewayError(request: FastifyRequest, reply: FastifyReply, error: unknown): FastifyReply {
+  const format = request.routeOptions.config.errorFormat ?? 'oauth-json';
+  const protocolError = toProtocolError(error);
+  if (!protocolError) {
+    request.log.error({ err: error }, 'unexpected gateway error');
+  } else if (protocolError.status >= 500) {
+    // Backend trouble is worth a warning with its cause (never shown to the client).
+    request.log.warn({ errorCode: protocolError.code, cause: (protocolError.cause as Error | undefined)?.message }, 'gateway error');
+  } else {
+    request.log.info({ errorCode: protocolError.code, status: protocolError.status }, 'request rejected');
+  }
+  const rendered = protocolError ?? new ProtocolError('server_error');
+  if (reply.sent || reply.raw.headersSent) {
+    reply.raw.destroy();
+    return reply;
+  }
+  const id = requestJsonRpcId(request) ?? null;
+  if (format === 'jsonrpc' && rendered instanceof McpGatewayError) {
+    const body = JSON.parse(renderErrorBody(rendered, { format, id }).body) as { error: { code: number } };
+    body.error.code = rendered.jsonRpcCode;
+    return reply.code(rendered.status).headers(rendered.headers).header('cache-control', 'no-store').type('application/json; charset=utf-8').send(JSON.stringify(body));
+  }
+  return sendProtocolError(reply, rendered, { format, id });
+}

@@ -1,0 +1,100 @@
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { TokenBroker } from '../broker/types.ts';
+import type { GatehouseContext } from '../runtime/context.ts';
+import { createAccountCache, type AccountCache, type AccountRecord } from './account-cache.ts';
+import { createAuditLog, type AuditLog, type AuditLogOptions, type AuditRecord } from './audit.ts';
+import { backendRequestHeaders } from './forward-headers.ts';
+import { createIdentityAssertionSigner } from './identity-assertion.ts';
+import { createIdentityForwarder, type IdentityForwarder } from './identity-forwarding.ts';
+import { createOriginPolicy } from './origin-check.ts';
+import { createRateLimiter, type RateLimiter } from './rate-limit.ts';
+import type { RevokedGrantsCache } from './revoked-grants.ts';
+import type { RouteState } from './route-state.ts';
+import { createSessionBindings, type SessionBindings } from './session-bindings.ts';
+import type { Caller } from './tool-policy.ts';
+import { createAccessTokenVerifier, type AccessTokenClaims, type VerifyAccessToken } from './verify-access-token.ts';
+
+/**
+ * The gateway's shared machinery, built once per process from the context: the handlers of every route and
+ * transport use the same verifier, caches, session bindings, rate limiter and audit log.
+ */
+export interface GatewayRuntime {
+  ctx: GatehouseContext;
+  verifyAccessToken: VerifyAccessToken;
+  accounts: AccountCache;
+  forwarder: IdentityForwarder;
+  sessions: SessionBindings;
+  rateLimiter: RateLimiter;
+  audit: AuditLog;
+  checkOrigin: (origin: string | undefined) => void;
+  isAllowedOrigin: (origin: string) => boolean;
+}
+
+export function createGatewayRuntime(
+  ctx: GatehouseContext,
+  deps: { broker?: TokenBroker; revokedGrants: RevokedGrantsCache; auditSink?: AuditLogOptions['sink'] },
+): GatewayRuntime {
+  const { store, clock, keyring, random, logger, publicUrl, config } = ctx;
+  const origins = createOriginPolicy(publicUrl, config.server.allowedOrigins);
+  return {
+    ctx,
+    verifyAccessToken: createAccessTokenVerifier({ keyring, issuer: publicUrl, clock, revokedGrants: deps.revokedGrants }),
+    accounts: createAccountCache({ store, clock }),
+    forwarder: createIdentityForwarder({
+      signer: createIdentityAssertionSigner({ keyring, issuer: publicUrl, clock, random }),
+      broker: deps.broker,
+    }),
+    sessions: createSessionBindings(store),
+    rateLimiter: createRateLimiter({ store, clock, onError: (error) => logger.warn({ err: error }, 'rate-limit counters could not be shared') }),
+    audit: createAuditLog({ store, random, logger, output: config.audit.output, retentionDays: config.audit.retentionDays, sink: deps.auditSink }),
+    checkOrigin: origins.check,
+    isAllowedOrigin: origins.isAllowed,
+  };
+}
+
+/** The authorized caller of one request. */
+export interface AuthorizedCall {
+  claims: AccessTokenClaims;
+  account: AccountRecord | undefined;
+  caller: Caller;
+}
+
+/** Origin, bearer token, rate limit: the checks every protected request passes before anything else happens. */
+export async function authorizeRequest(
+  runtime: GatewayRuntime,
+  state: RouteState,
+  request: FastifyRequest,
+  audit: Partial<AuditRecord>,
+  options: { rateLimit: boolean },
+): Promise<AuthorizedCall> {
+  runtime.checkOrigin(request.headers.origin);
+  const rawQuery = request.url.includes('?') ? request.url.slice(request.url.indexOf('?') + 1) : '';
+  const claims = await runtime.verifyAccessToken({ authorization: request.headers.authorization, rawQuery }, state.target);
+  audit.user = claims.sub;
+  audit.client = claims.clientId;
+  if (options.rateLimit) runtime.rateLimiter.consume(state.route, claims.sub, claims.clientId);
+  const account = await runtime.accounts.get(claims.sub);
+  return { claims, account, caller: { scopes: claims.scopes, groups: account?.groups ?? [] } };
+}
+
+/** Headers for the backend request: the client's minus hop-by-hop and credentials, plus identity and X-Forwarded-*. */
+export async function backendHeaders(runtime: GatewayRuntime, state: RouteState, request: FastifyRequest, call: AuthorizedCall) {
+  const credential = await runtime.forwarder.credentialFor({
+    route: state.route,
+    resource: state.resource,
+    challenge: state.target,
+    claims: call.claims,
+    account: call.account,
+  });
+  const forwardedFor = request.ips && request.ips.length > 1 ? [...request.ips].reverse().join(', ') : request.ip;
+  return backendRequestHeaders(request.headers, { forwardedFor, protocol: request.protocol, host: request.host }, credential);
+}
+
+/** Aborts the backend exchange when the client goes away (a closed SSE tab must not leave a backend stream open). */
+export function abortOnClientClose(reply: FastifyReply): AbortSignal {
+  const controller = new AbortController();
+  reply.raw.once('close', () => {
+    if (!reply.raw.writableFinished) controller.abort();
+  });
+  return controller.signal;
+}

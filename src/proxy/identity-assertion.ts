@@ -1,0 +1,66 @@
+import { SignJWT } from 'jose';
+import type { Keyring } from '../keys/keyring.ts';
+import type { Clock } from '../runtime/clock.ts';
+import type { Random } from '../runtime/random.ts';
+import type { AccountRecord } from './account-cache.ts';
+import type { AccessTokenClaims } from './verify-access-token.ts';
+
+/**
+ * The identity the gateway forwards to a backend instead of the client's token: a short-lived JWT signed with the
+ * keyring (`typ: gatehouse-id+jwt`, so it can never be confused with an access token), audience = the route.
+ * Backends verify it with `${publicUrl}/jwks`. Signing costs more than a cache lookup, so assertions are reused per
+ * grant and route until shortly before they expire.
+ */
+export const IDENTITY_ASSERTION_TYP = 'gatehouse-id+jwt';
+
+export interface IdentityAssertionSigner {
+  assertionFor(input: { claims: AccessTokenClaims; account: AccountRecord | undefined; audience: string; ttlSeconds: number }): Promise<string>;
+}
+
+export function createIdentityAssertionSigner(options: {
+  keyring: Keyring;
+  issuer: string;
+  clock: Clock;
+  random: Random;
+  maxEntries?: number;
+}): IdentityAssertionSigner {
+  const { keyring, issuer, clock, random, maxEntries = 10_000 } = options;
+  const cache = new Map<string, { jwt: string; renewAt: number }>();
+
+  return {
+    async assertionFor({ claims, account, audience, ttlSeconds }) {
+      const now = clock.now();
+      // The scope set is part of the key: a stepped-up token of the same grant must not reuse the narrower assertion.
+      const cacheKey = `${claims.grantId}\u0000${audience}\u0000${claims.scopes.join(' ')}`;
+      const hit = cache.get(cacheKey);
+      if (hit && hit.renewAt > now) return hit.jwt;
+
+      const iat = Math.floor(now / 1000);
+      // Never outlive the access token it stands for.
+      const exp = Math.min(iat + ttlSeconds, claims.exp);
+      const key = keyring.currentSigningKey();
+      const jwt = await new SignJWT({
+        name: account?.name,
+        email: account?.email,
+        tid: account?.tenantId,
+        groups: account?.groups ?? [],
+        scope: claims.scopes.join(' '),
+        client_id: claims.clientId,
+        gid: claims.grantId,
+      })
+        .setProtectedHeader({ alg: key.alg, kid: key.kid, typ: IDENTITY_ASSERTION_TYP })
+        .setIssuer(issuer)
+        .setAudience(audience)
+        .setSubject(claims.sub)
+        .setJti(random.token(16))
+        .setIssuedAt(iat)
+        .setExpirationTime(exp)
+        .sign(key.privateKey);
+
+      if (cache.size >= maxEntries) cache.delete(cache.keys().next().value as string);
+      // Renew once three quarters of the lifetime are gone, so a backend never receives an almost-expired assertion.
+      cache.set(cacheKey, { jwt, renewAt: now + ((exp - iat) * 1000 * 3) / 4 });
+      return jwt;
+    },
+  };
+}

@@ -1,0 +1,56 @@
+import type { RouteConfig } from '../config/schema.ts';
+import type { TokenBroker } from '../broker/types.ts';
+import { ProtocolError } from '../server/errors.ts';
+import type { AccountRecord } from './account-cache.ts';
+import { unauthorized, type ChallengeTarget } from './bearer-challenge.ts';
+import type { IdentityAssertionSigner } from './identity-assertion.ts';
+import type { AccessTokenClaims } from './verify-access-token.ts';
+
+/**
+ * What the backend receives in `Authorization`: never the client's token (the MCP spec forbids token passthrough),
+ * but either a gateway-signed identity assertion or, in `obo` mode, a downstream token the broker obtained on behalf
+ * of the user (e.g. for Microsoft Graph), so a backend that only calls that API needs no OAuth code at all.
+ */
+export interface IdentityForwarder {
+  credentialFor(input: {
+    route: RouteConfig;
+    resource: string;
+    challenge: ChallengeTarget;
+    claims: AccessTokenClaims;
+    account: AccountRecord | undefined;
+  }): Promise<string>;
+}
+
+export function createIdentityForwarder(options: { signer: IdentityAssertionSigner; broker?: TokenBroker }): IdentityForwarder {
+  const { signer, broker } = options;
+  return {
+    async credentialFor({ route, resource, challenge, claims, account }) {
+      if (route.identity.mode === 'assertion') {
+        return signer.assertionFor({ claims, account, audience: resource, ttlSeconds: route.identity.assertionTtlSeconds });
+      }
+      if (!broker || !route.identity.downstream) {
+        throw new ProtocolError('server_error', `Route ${route.path} forwards downstream tokens but no broker is configured.`);
+      }
+      try {
+        const token = await broker.getDownstreamToken({ user: { subject: claims.sub }, downstream: route.identity.downstream });
+        return token.accessToken;
+      } catch (error) {
+        // The upstream IdP wants the user back (consent revoked, MFA, password change): only a fresh authorization
+        // at the gateway can fix that, so the client gets a 401 challenge that makes it start one.
+        if (error instanceof ProtocolError && error.code === 'interaction_required') {
+          throw unauthorized(challenge, true, 'The identity provider needs you to sign in again; re-authorize this client.');
+        }
+        throw error;
+      }
+    },
+  };
+}
+
+/** Checked when the gateway starts, so a misconfigured route fails at boot rather than on the first request. */
+export function assertForwardingConfigured(routes: readonly RouteConfig[], broker: TokenBroker | undefined): void {
+  for (const route of routes) {
+    if (route.identity.mode !== 'obo') continue;
+    if (!route.identity.downstream) throw new Error(`route ${route.path}: identity.mode "obo" needs identity.downstream`);
+    if (!broker) throw new Error(`route ${route.path}: identity.mode "obo" needs the token broker`);
+  }
+}

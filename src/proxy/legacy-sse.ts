@@ -1,0 +1,142 @@
+import { Transform, type Readable } from 'node:stream';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { ProtocolError } from '../server/errors.ts';
+import { enforceToolPolicy } from './enforce-tool-policy.ts';
+import { rememberJsonRpcId } from './gateway-error.ts';
+import { abortOnClientClose, authorizeRequest, backendHeaders, type GatewayRuntime } from './gateway-runtime.ts';
+import { parseMcpPost, readBody } from './mcp-message.ts';
+import { mediaType, relayResponse } from './relay-response.ts';
+import { auditDraft } from './request-audit.ts';
+import type { RouteState } from './route-state.ts';
+import { deniedTools } from './tool-policy.ts';
+import { toolsListSseFilter } from './tools-list-filter.ts';
+
+/**
+ * The legacy HTTP+SSE transport (MCP 2024-11-05): the client GETs an SSE stream whose first event, `endpoint`, names
+ * the URL to POST messages to; responses come back on the stream.
+ *
+ * The backend's endpoint URL is never shown to the client: the gateway issues its own session id, records which
+ * user opened it and which backend message URL it maps to (in the store, so the POST may land on any replica), and
+ * rewrites the `endpoint` event to the gateway's public URL.
+ *
+ * @see MCP 2024-11-05 basic/transports §HTTP with SSE
+ */
+export const LEGACY_SSE_SUFFIX = '/sse';
+export const LEGACY_MESSAGES_SUFFIX = '/messages';
+const SESSION_TTL_SECONDS = 24 * 3600;
+
+export function legacySseStreamHandler(runtime: GatewayRuntime, state: RouteState) {
+  return async function handleLegacySseStream(request: FastifyRequest, reply: FastifyReply) {
+    const draft = auditDraft(request);
+    draft.method = 'sse/connect';
+    const call = await authorizeRequest(runtime, state, request, draft, { rateLimit: true });
+    const headers = await backendHeaders(runtime, state, request, call);
+    headers.accept = 'text/event-stream';
+    const response = await state.backend.send({ url: state.legacySseUrl, method: 'GET', headers, signal: abortOnClientClose(reply) });
+    if (response.statusCode !== 200 || mediaType(response.headers) !== 'text/event-stream') {
+      response.body.resume();
+      throw new ProtocolError('bad_gateway', `The backend of ${state.route.path} did not open an SSE stream.`);
+    }
+
+    const sessionId = runtime.ctx.random.token(24);
+    const publicMessagesUrl = `${runtime.ctx.publicUrl}${state.route.path}${LEGACY_MESSAGES_SUFFIX}?sessionId=${sessionId}`;
+    const bind = (backendMessageUrl: string) =>
+      runtime.sessions.bind(
+        'legacy-sse-session',
+        sessionId,
+        { subject: call.claims.sub, route: state.route.path, createdAt: runtime.ctx.clock.now(), backendMessageUrl },
+        SESSION_TTL_SECONDS,
+      );
+    reply.raw.once('close', () => {
+      runtime.sessions.forget('legacy-sse-session', sessionId).catch(() => {});
+    });
+
+    const rewriter = response.body.pipe(endpointRewriter(state.legacySseUrl, publicMessagesUrl, bind));
+    let body: Readable = rewriter;
+    const denied = deniedTools(state.route, call.caller);
+    // Responses to tools/list arrive on this stream, not on the POST, so the filter watches the stream itself.
+    if (denied.size > 0) {
+      body = rewriter.pipe(toolsListSseFilter(denied));
+      rewriter.once('error', (error) => body.destroy(error));
+    }
+    return relayResponse(reply, response, draft, state.route, body);
+  };
+}
+
+export function legacySseMessageHandler(runtime: GatewayRuntime, state: RouteState) {
+  return async function handleLegacySseMessage(request: FastifyRequest<{ Querystring: { sessionId?: string } }>, reply: FastifyReply) {
+    const draft = auditDraft(request);
+    const call = await authorizeRequest(runtime, state, request, draft, { rateLimit: true });
+    const sessionId = request.query.sessionId;
+    if (typeof sessionId !== 'string' || sessionId === '') throw new ProtocolError('not_found', 'Session not found.');
+    const binding = await runtime.sessions.require('legacy-sse-session', sessionId, call.claims.sub, state.route.path);
+
+    const raw = await readBody(request.body as Readable, {
+      limit: runtime.ctx.config.server.bodyLimitBytes,
+      timeoutMs: state.route.timeouts.requestBodyMs,
+      declaredLength: request.headers['content-length'],
+    });
+    draft.bytesIn = raw.length;
+    const post = parseMcpPost(raw);
+    rememberJsonRpcId(request, post.requestId);
+    draft.method = post.method;
+    enforceToolPolicy(state, post, call, draft);
+
+    const headers = await backendHeaders(runtime, state, request, call);
+    const response = await state.backend.send({
+      url: binding.backendMessageUrl ?? state.legacySseUrl,
+      method: 'POST',
+      headers,
+      body: raw,
+      signal: abortOnClientClose(reply),
+    });
+    return relayResponse(reply, response, draft, state.route);
+  };
+}
+
+/**
+ * Rewrites the `endpoint` event (the first event; comments before it pass through) and passes everything after it
+ * untouched. The binding is written before the rewritten event is released, so a client cannot POST to a session
+ * the store does not know yet.
+ */
+function endpointRewriter(backendSseUrl: string, publicMessagesUrl: string, bind: (backendMessageUrl: string) => Promise<void>): Transform {
+  let pending = '';
+  let rewritten = false;
+  const field = (lines: string[], name: string) =>
+    lines.find((line) => line.startsWith(`${name}:`))?.slice(name.length + 1).trim();
+  return new Transform({
+    transform(chunk: Buffer, _encoding, callback) {
+      if (rewritten) return callback(null, chunk);
+      pending += chunk.toString('utf8');
+      let passed = '';
+      for (;;) {
+        const end = /\r?\n\r?\n/.exec(pending);
+        if (!end) return callback(null, passed || undefined);
+        const event = pending.slice(0, end.index);
+        pending = pending.slice(end.index + end[0].length);
+        const lines = event.split(/\r?\n/);
+        if (lines.every((line) => line.startsWith(':'))) {
+          passed += `${event}\n\n`;
+          continue;
+        }
+        const data = field(lines, 'data');
+        if (field(lines, 'event') !== 'endpoint' || !data) {
+          return callback(new ProtocolError('bad_gateway', 'The backend SSE stream did not start with an endpoint event.'));
+        }
+        const target = new URL(data, backendSseUrl);
+        // A backend may only route messages to itself, never make the gateway POST elsewhere (SSRF).
+        if (target.origin !== new URL(backendSseUrl).origin) {
+          return callback(new ProtocolError('bad_gateway', 'The backend named a message endpoint on another origin.'));
+        }
+        rewritten = true;
+        const rest = pending;
+        pending = '';
+        bind(target.href).then(
+          () => callback(null, `${passed}event: endpoint\ndata: ${publicMessagesUrl}\n\n${rest}`),
+          (error: unknown) => callback(error as Error),
+        );
+        return;
+      }
+    },
+  });
+}

@@ -1,0 +1,128 @@
+import type { Readable } from 'node:stream';
+import { z } from 'zod';
+import { ProtocolError } from '../server/errors.ts';
+import { JSONRPC, McpGatewayError } from './gateway-error.ts';
+
+/**
+ * Reading and checking the JSON-RPC body of an MCP POST. The gateway reads the body only on POSTs to MCP routes —
+ * it needs the method and tool name for per-tool policy and audit — and caps it, so an oversized body costs at most
+ * `limit` bytes of memory before the 413.
+ */
+const requestId = z.union([z.string(), z.number().int()]);
+const jsonRpcMessage = z.union([
+  z.object({ jsonrpc: z.literal('2.0'), id: requestId, method: z.string().min(1), params: z.record(z.string(), z.unknown()).optional() }),
+  z.object({ jsonrpc: z.literal('2.0'), method: z.string().min(1), params: z.record(z.string(), z.unknown()).optional() }),
+  z.object({ jsonrpc: z.literal('2.0'), id: requestId.nullable(), result: z.unknown() }),
+  z.object({ jsonrpc: z.literal('2.0'), id: requestId.nullable(), error: z.object({ code: z.number(), message: z.string() }).loose() }),
+]);
+export type JsonRpcMessage = z.infer<typeof jsonRpcMessage>;
+
+export interface McpPost {
+  messages: JsonRpcMessage[];
+  /** The body as received, forwarded unchanged. */
+  raw: Buffer;
+  /** The single request's method and name (tool, prompt, resource or task), when the body is one request. */
+  method?: string;
+  name?: string;
+  requestId?: string | number;
+}
+
+/**
+ * Reads a request body up to `limit` bytes within `timeoutMs`: a client trickling a body (slow loris) or sending an
+ * endless one cannot hold a connection and memory for longer than that.
+ */
+export function readBody(stream: Readable, options: { limit: number; timeoutMs: number; declaredLength?: string | undefined }): Promise<Buffer> {
+  const { limit, timeoutMs, declaredLength } = options;
+  // The refusal is sent while the body is still arriving, so the connection cannot be reused: `Connection: close`.
+  const refuse = (code: 'payload_too_large' | 'invalid_request', description: string, status?: number) =>
+    new ProtocolError(code, description, { status, headers: { connection: 'close' } });
+  const tooLarge = () => refuse('payload_too_large', `The request body is larger than ${limit} bytes.`);
+  if (declaredLength !== undefined && Number(declaredLength) > limit) return Promise.reject(tooLarge());
+
+  return new Promise<Buffer>((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const finish = (error: ProtocolError | undefined) => {
+      clearTimeout(timer);
+      stream.off('data', onData).off('end', onEnd).off('error', onError);
+      if (error) {
+        stream.pause();
+        reject(error);
+      } else {
+        resolve(Buffer.concat(chunks, size));
+      }
+    };
+    const onData = (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > limit) return finish(tooLarge());
+      chunks.push(chunk);
+    };
+    const onEnd = () => finish(undefined);
+    const onError = () => finish(refuse('invalid_request', 'The request body could not be read.'));
+    const timer = setTimeout(() => finish(refuse('invalid_request', 'The request body did not arrive in time.', 408)), timeoutMs);
+    stream.on('data', onData).once('end', onEnd).once('error', onError);
+  });
+}
+
+/** Which `params` field `Mcp-Name` mirrors, per method (MCP 2026-07-28, Streamable HTTP standard headers). */
+const NAME_SOURCE: Record<string, string> = {
+  'tools/call': 'name',
+  'prompts/get': 'name',
+  'resources/read': 'uri',
+  'tasks/get': 'taskId',
+  'tasks/update': 'taskId',
+  'tasks/cancel': 'taskId',
+};
+
+export function parseMcpPost(raw: Buffer): McpPost {
+  let json: unknown;
+  try {
+    json = JSON.parse(raw.toString('utf8'));
+  } catch {
+    throw new McpGatewayError('invalid_request', JSONRPC.parseError, 'The request body is not valid JSON.');
+  }
+  const list = Array.isArray(json) ? json : [json];
+  if (list.length === 0) throw new McpGatewayError('invalid_request', JSONRPC.invalidRequest, 'An empty JSON-RPC batch is not allowed.');
+  const messages: JsonRpcMessage[] = [];
+  for (const item of list) {
+    const parsed = jsonRpcMessage.safeParse(item);
+    if (!parsed.success) throw new McpGatewayError('invalid_request', JSONRPC.invalidRequest, 'The body is not a valid JSON-RPC 2.0 message.');
+    messages.push(parsed.data);
+  }
+  const post: McpPost = { messages, raw };
+  const only = !Array.isArray(json) ? messages[0] : undefined;
+  if (only && 'method' in only) {
+    post.method = only.method;
+    const field = Object.hasOwn(NAME_SOURCE, only.method) ? NAME_SOURCE[only.method] : undefined;
+    const value = field ? only.params?.[field] : undefined;
+    if (typeof value === 'string') post.name = value;
+    const id: unknown = 'id' in only ? only.id : undefined;
+    if (typeof id === 'string' || typeof id === 'number') post.requestId = id;
+  }
+  return post;
+}
+
+const BASE64_PREFIX = '=?base64?';
+const BASE64_SUFFIX = '?=';
+
+/** `Mcp-Name` values outside visible ASCII travel as `=?base64?…?=` (MCP 2026-07-28). */
+export function decodeMcpHeaderValue(value: string): string {
+  if (value.startsWith(BASE64_PREFIX) && value.endsWith(BASE64_SUFFIX)) {
+    return Buffer.from(value.slice(BASE64_PREFIX.length, -BASE64_SUFFIX.length), 'base64').toString('utf8');
+  }
+  return value;
+}
+
+/**
+ * The 2026-07-28 transport mirrors the method and name into headers so intermediaries can route and authorize
+ * without the body. A gateway that enforces policy on one and forwards the other would be bypassable (header says
+ * `echo`, body calls `secret_tool`), so when both are present they must agree.
+ *
+ * @see MCP 2026-07-28 basic/transports — standard request headers; a mismatch is HTTP 400 with -32020.
+ */
+export function checkMirroredHeaders(post: McpPost, headers: { method?: string; name?: string }): void {
+  const mismatch = (which: string) =>
+    new McpGatewayError('invalid_request', JSONRPC.headerMismatch, `The ${which} header does not match the request body.`);
+  if (headers.method !== undefined && headers.method !== post.method) throw mismatch('Mcp-Method');
+  if (headers.name !== undefined && decodeMcpHeaderValue(headers.name) !== post.name) throw mismatch('Mcp-Name');
+}

@@ -1,0 +1,107 @@
+import type { RouteConfig } from '../config/schema.ts';
+import type { Clock } from '../runtime/clock.ts';
+import type { Store } from '../store/store.ts';
+import { ProtocolError } from '../server/errors.ts';
+
+/**
+ * Per-user and per-client request budgets on MCP routes, as fixed one-minute windows.
+ *
+ * The counters live in the store (atomic `increment`), so on Redis N replicas share one budget instead of each
+ * granting the full limit. Touching the store on every request would put two round trips on the hot path, so each
+ * replica counts locally and adds its count to the shared counter every `flushIntervalMs`, learning the other
+ * replicas' total in the same call. A request is refused when the shared total plus the local unflushed count
+ * reaches the limit. The cost of batching: the replicas together may overshoot by what they admit within one flush
+ * interval before seeing each other's counts — a deliberate trade for a budget, not a security boundary.
+ */
+export const RATE_LIMIT_NAMESPACE = 'rate-limit';
+
+export interface RateLimiter {
+  /** Throws `rate_limited` (429 + `Retry-After`) when either budget for the current minute is spent. */
+  consume(route: RouteConfig, subject: string, clientId: string): void;
+  /** Adds local counts to the shared counters now (also runs on a timer). */
+  flush(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+interface Counter {
+  window: number;
+  /** Total across replicas as of the last flush (including this replica's flushed counts). */
+  shared: number;
+  /** Counted here since the last flush. */
+  pending: number;
+}
+
+const WINDOW_MS = 60_000;
+
+export function createRateLimiter(options: {
+  store: Store;
+  clock: Clock;
+  flushIntervalMs?: number;
+  onError?: (error: unknown) => void;
+}): RateLimiter {
+  const { store, clock, flushIntervalMs = 100, onError = () => {} } = options;
+  const counters = new Map<string, Counter>();
+  let flushing: Promise<void> | undefined;
+
+  function count(key: string, window: number, limit: number): boolean {
+    let counter = counters.get(key);
+    if (!counter || counter.window !== window) {
+      counter = { window, shared: 0, pending: 0 };
+      counters.set(key, counter);
+    }
+    if (counter.shared + counter.pending >= limit) return false;
+    counter.pending++;
+    return true;
+  }
+
+  async function flushNow(): Promise<void> {
+    const window = Math.floor(clock.now() / WINDOW_MS);
+    const work: Promise<void>[] = [];
+    for (const [key, counter] of counters) {
+      if (counter.window < window - 1) {
+        counters.delete(key);
+        continue;
+      }
+      if (counter.pending === 0) continue;
+      const by = counter.pending;
+      counter.pending = 0;
+      // The key carries the window, so the counter expires with it (two windows of TTL cover clock skew).
+      work.push(
+        store.increment(RATE_LIMIT_NAMESPACE, `${counter.window}:${key}`, 120, by).then(
+          (total) => void (counter.shared = Math.max(counter.shared, total)),
+          (error: unknown) => {
+            counter.pending += by;
+            throw error;
+          },
+        ),
+      );
+    }
+    await Promise.all(work);
+  }
+
+  const flush = (): Promise<void> => {
+    flushing ??= flushNow().finally(() => (flushing = undefined));
+    return flushing;
+  };
+  const timer = setInterval(() => flush().catch(onError), flushIntervalMs);
+  timer.unref();
+
+  return {
+    consume(route, subject, clientId) {
+      const now = clock.now();
+      const window = Math.floor(now / WINDOW_MS);
+      const userOk = count(`u:${route.path}:${subject}`, window, route.rateLimit.perUserPerMinute);
+      const clientOk = userOk && count(`c:${route.path}:${clientId}`, window, route.rateLimit.perClientPerMinute);
+      if (userOk && clientOk) return;
+      const retryAfter = Math.max(1, Math.ceil(((window + 1) * WINDOW_MS - now) / 1000));
+      throw new ProtocolError('rate_limited', `Too many requests to ${route.path}; retry in ${retryAfter} s.`, {
+        headers: { 'retry-after': String(retryAfter) },
+      });
+    },
+    flush,
+    async stop() {
+      clearInterval(timer);
+      await flush().catch(onError);
+    },
+  };
+}

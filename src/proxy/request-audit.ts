@@ -1,0 +1,39 @@
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { AuditLog, AuditRecord } from './audit.ts';
+
+/**
+ * The audit record of one request, filled in as the request moves through the gateway (user once the token
+ * verifies, method and tool once the body is read, bytes as they flow) and written once when the response closes —
+ * whatever way it ends: success, refusal, backend failure or client disconnect.
+ */
+export type AuditDraft = Partial<AuditRecord> & { bytesIn: number; bytesOut: number };
+
+const drafts = new WeakMap<FastifyRequest, AuditDraft>();
+
+export function startAudit(request: FastifyRequest, reply: FastifyReply, log: AuditLog, route: string, now: () => number): AuditDraft {
+  const started = now();
+  const draft: AuditDraft = { time: started, route, bytesIn: 0, bytesOut: 0 };
+  drafts.set(request, draft);
+  reply.raw.once('close', () => {
+    const status = reply.raw.statusCode;
+    const outcome = draft.outcome ?? (!reply.raw.writableFinished || status >= 500 ? 'error' : status >= 400 ? 'denied' : 'allowed');
+    log.record({
+      time: started,
+      user: draft.user,
+      client: draft.client,
+      route,
+      method: draft.method,
+      tool: draft.tool,
+      outcome,
+      status,
+      durationMs: now() - started,
+      bytesIn: draft.bytesIn,
+      bytesOut: draft.bytesOut,
+    });
+  });
+  return draft;
+}
+
+export function auditDraft(request: FastifyRequest): AuditDraft {
+  return drafts.get(request) ?? { bytesIn: 0, bytesOut: 0 };
+}

@@ -1,0 +1,97 @@
+import { systemClock, type Clock } from '../runtime/clock.ts';
+import type { Store, Unsubscribe } from '../store/store.ts';
+
+/**
+ * Grant revocation on the hot path. Every bearer check asks "is this grant revoked?" and must not touch the store to
+ * answer, yet a revocation must be visible on every replica within a second. So a revocation is written to the store
+ * (the durable truth, namespace `revoked-grant`) and published on `grant-revoked`; each replica keeps an in-memory set
+ * fed by the subscription, and re-reads the namespace on a short period to cover pub/sub's at-most-once delivery
+ * (a message lost during a Redis reconnect is picked up by the next re-sync).
+ *
+ * @see RFC 7009 §2.2 — revoking a token invalidates the grant's other tokens where the server supports it.
+ */
+export const REVOKED_GRANT_NAMESPACE = 'revoked-grant';
+export const GRANT_REVOKED_CHANNEL = 'grant-revoked';
+
+export interface RevokedGrantRecord {
+  grantId: string;
+  /** Epoch ms. */
+  revokedAt: number;
+}
+
+/**
+ * Marks a grant revoked on every replica. `ttlSeconds` must be at least the longest access-token lifetime: after
+ * that, no token of the grant can still pass the expiry check, so the record is no longer needed.
+ */
+export async function revokeGrant(
+  store: Store,
+  grantId: string,
+  options: { ttlSeconds: number; clock?: Clock },
+): Promise<void> {
+  const record: RevokedGrantRecord = { grantId, revokedAt: (options.clock ?? systemClock).now() };
+  await store.set(REVOKED_GRANT_NAMESPACE, grantId, record, { ttlSeconds: options.ttlSeconds });
+  await store.publish(GRANT_REVOKED_CHANNEL, grantId);
+}
+
+export interface RevokedGrantsCache {
+  /** Answers from memory only: safe to call on every request. */
+  isRevoked(grantId: string): boolean;
+  /** Subscribes and loads the current set; call before serving traffic. */
+  start(): Promise<void>;
+  /** Re-reads the namespace now (also run periodically). */
+  resync(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export interface RevokedGrantsCacheOptions {
+  store: Store;
+  clock: Clock;
+  /** Period of the full re-sync that covers lost pub/sub messages. */
+  resyncIntervalMs?: number;
+  onError?: (error: unknown) => void;
+}
+
+export function createRevokedGrantsCache(options: RevokedGrantsCacheOptions): RevokedGrantsCache {
+  const { store, resyncIntervalMs = 5_000, onError = () => {} } = options;
+  let revoked = new Set<string>();
+  let unsubscribe: Unsubscribe | undefined;
+  let timer: NodeJS.Timeout | undefined;
+
+  async function resync(): Promise<void> {
+    const fresh = new Set<string>();
+    let after: string | undefined;
+    for (;;) {
+      const page = await store.list<RevokedGrantRecord>(REVOKED_GRANT_NAMESPACE, { limit: 1_000, after });
+      for (const entry of page) fresh.add(entry.key);
+      if (page.length < 1_000) break;
+      after = page.at(-1)?.key;
+    }
+    // Keep ids that arrived by pub/sub while the listing ran: the set only ever loses entries that expired.
+    for (const id of revoked) if (!fresh.has(id) && recentlyPublished.has(id)) fresh.add(id);
+    recentlyPublished.clear();
+    revoked = fresh;
+  }
+  const recentlyPublished = new Set<string>();
+
+  return {
+    isRevoked: (grantId) => revoked.has(grantId),
+    resync,
+    async start() {
+      unsubscribe = await store.subscribe(GRANT_REVOKED_CHANNEL, (grantId) => {
+        revoked.add(grantId);
+        recentlyPublished.add(grantId);
+      });
+      await resync();
+      timer = setInterval(() => {
+        resync().catch(onError);
+      }, resyncIntervalMs);
+      timer.unref();
+    },
+    async stop() {
+      if (timer) clearInterval(timer);
+      timer = undefined;
+      await unsubscribe?.();
+      unsubscribe = undefined;
+    },
+  };
+}

@@ -1,0 +1,37 @@
+import type { RouteConfig } from '../config/schema.ts';
+import type { ChallengeTarget } from './bearer-challenge.ts';
+import { createBackendClient, type BackendClient } from './backend-client.ts';
+import { resourceMetadataUrl, resourceUrl } from './protected-resource-metadata.ts';
+import type { VerifyTarget } from './verify-access-token.ts';
+
+/** Everything derived once per configured route at start-up, so the request path only looks things up. */
+export interface RouteState {
+  route: RouteConfig;
+  /** The OAuth resource identifier (RFC 8707) and the `aud` of its tokens. */
+  resource: string;
+  target: VerifyTarget;
+  backend: BackendClient;
+  /** Origin + legacy SSE path of the backend (legacy HTTP+SSE transport). */
+  legacySseUrl: string;
+}
+
+export function createRouteState(publicUrl: string, route: RouteConfig): RouteState {
+  const resource = resourceUrl(publicUrl, route);
+  const challenge: ChallengeTarget = {
+    resourceMetadataUrl: resourceMetadataUrl(publicUrl, route),
+    scope: route.requiredScopes.join(' '),
+  };
+  return {
+    route,
+    resource,
+    target: { ...challenge, resource, requiredScopes: route.requiredScopes },
+    backend: createBackendClient(route),
+    legacySseUrl: new URL(route.legacySsePath, route.backend).href,
+  };
+}
+
+/** Challenge naming every scope a denied tool needs on top of the route's, so one step-up is enough. */
+export function toolChallenge(state: RouteState, toolScopes: readonly string[]): ChallengeTarget {
+  const scopes = [...new Set([...state.route.requiredScopes, ...toolScopes])];
+  return { resourceMetadataUrl: state.target.resourceMetadataUrl, scope: scopes.join(' ') };
+}

@@ -1,0 +1,62 @@
+import type { Store } from '../store/store.ts';
+import { ProtocolError } from '../server/errors.ts';
+
+/**
+ * MCP session ids bound to the user who created them. A session id is a routing handle, not a credential (MCP
+ * security best practices, "session hijacking"): if a second user learnt one, their own valid token must not let them
+ * into it. The binding lives in the store so every replica enforces it; bindings never change once written, so each
+ * replica caches them.
+ *
+ * Two kinds share this: Streamable HTTP `Mcp-Session-Id` values issued by the backend (namespace `mcp-session`), and
+ * legacy HTTP+SSE sessions issued by the gateway itself (namespace `legacy-sse-session`), which also carry the backend
+ * message URL so whichever replica receives the POST can route it.
+ */
+export interface SessionBinding {
+  subject: string;
+  route: string;
+  createdAt: number;
+  /** Legacy SSE only: the backend's message endpoint for this session. */
+  backendMessageUrl?: string;
+}
+
+export type SessionKind = 'mcp-session' | 'legacy-sse-session';
+
+export interface SessionBindings {
+  bind(kind: SessionKind, sessionId: string, binding: SessionBinding, ttlSeconds: number): Promise<void>;
+  /** The binding, if this subject owns the session on this route; otherwise 404 (never revealing it exists). */
+  require(kind: SessionKind, sessionId: string, subject: string, route: string): Promise<SessionBinding>;
+  forget(kind: SessionKind, sessionId: string): Promise<void>;
+}
+
+const notFound = () => new ProtocolError('not_found', 'Session not found.');
+
+export function createSessionBindings(store: Store, maxCached = 50_000): SessionBindings {
+  const cache = new Map<string, SessionBinding>();
+  const remember = (key: string, binding: SessionBinding) => {
+    if (cache.size >= maxCached) cache.delete(cache.keys().next().value as string);
+    cache.set(key, binding);
+  };
+  return {
+    async bind(kind, sessionId, binding, ttlSeconds) {
+      // setIfAbsent: the first user to present a session id owns it; a later writer cannot take it over.
+      await store.setIfAbsent(kind, sessionId, binding, { ttlSeconds, indexes: { subject: binding.subject } });
+      const stored = await store.get<SessionBinding>(kind, sessionId);
+      if (stored) remember(`${kind}\u0000${sessionId}`, stored);
+    },
+    async require(kind, sessionId, subject, route) {
+      const key = `${kind}\u0000${sessionId}`;
+      let binding = cache.get(key);
+      if (!binding) {
+        binding = await store.get<SessionBinding>(kind, sessionId);
+        if (!binding) throw notFound();
+        remember(key, binding);
+      }
+      if (binding.subject !== subject || binding.route !== route) throw notFound();
+      return binding;
+    },
+    async forget(kind, sessionId) {
+      cache.delete(`${kind}\u0000${sessionId}`);
+      await store.delete(kind, sessionId);
+    },
+  };
+}

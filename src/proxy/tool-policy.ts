@@ -1,0 +1,35 @@
+import type { RouteConfig } from '../config/schema.ts';
+
+/**
+ * Per-tool authorization. A tool listed in the route's `tools` needs all its scopes and, if it lists groups, at
+ * least one of them (upstream groups or app roles from the `account` record); unlisted tools need only the route's
+ * scopes, which the bearer check already enforced.
+ */
+export interface Caller {
+  scopes: readonly string[];
+  groups: readonly string[];
+}
+
+export interface ToolDecision {
+  allowed: boolean;
+  /** Scopes the caller lacks (a step-up can fix these); empty when only a group is missing. */
+  missingScopes: string[];
+}
+
+export function decideTool(route: RouteConfig, tool: string, caller: Caller): ToolDecision {
+  const policy = Object.hasOwn(route.tools, tool) ? route.tools[tool] : undefined;
+  if (!policy) return { allowed: true, missingScopes: [] };
+  const missingScopes = policy.scopes.filter((scope) => !caller.scopes.includes(scope));
+  const groupOk = policy.groups.length === 0 || policy.groups.some((group) => caller.groups.includes(group));
+  return { allowed: missingScopes.length === 0 && groupOk, missingScopes };
+}
+
+/** Names of the route's listed tools this caller may not call (used to filter `tools/list`). */
+export function deniedTools(route: RouteConfig, caller: Caller): Set<string> {
+  const denied = new Set<string>();
+  for (const tool of Object.keys(route.tools)) if (!decideTool(route, tool, caller).allowed) denied.add(tool);
+  return denied;
+}
+
+export const routeNeedsGroups = (route: RouteConfig): boolean =>
+  Object.values(route.tools).some((policy) => policy.groups.length > 0);

@@ -1,0 +1,142 @@
+import { importJWK, jwtVerify, errors as joseErrors, type JWTPayload, type CryptoKey } from 'jose';
+import type { Keyring } from '../keys/keyring.ts';
+import type { Clock } from '../runtime/clock.ts';
+import type { RevokedGrantsCache } from './revoked-grants.ts';
+import { insufficientScope, unauthorized, type ChallengeTarget } from './bearer-challenge.ts';
+
+/**
+ * Bearer check for protected routes. Runs on every proxied request, so it is local: signature against the keyring's
+ * public keys, claims, and revocation from the in-memory RevokedGrantsCache; the store is never touched.
+ *
+ * @see RFC 9068 — JWT profile for OAuth access tokens (`typ: at+jwt`, `aud`, `client_id`, `scope`).
+ * @see RFC 6750 §2.1 — Authorization header only; §2.3 query tokens are refused (they end up in logs and Referer).
+ * @see RFC 8707 — `aud` must be exactly this route, so a token minted for another route is useless here.
+ */
+export interface AccessTokenClaims {
+  sub: string;
+  clientId: string;
+  scopes: string[];
+  grantId: string;
+  jti: string;
+  /** Epoch seconds. */
+  exp: number;
+}
+
+export interface VerifyTarget extends ChallengeTarget {
+  /** The route's resource identifier: the expected `aud`. */
+  resource: string;
+  requiredScopes: readonly string[];
+}
+
+export interface AccessTokenVerifierOptions {
+  keyring: Keyring;
+  issuer: string;
+  clock: Clock;
+  revokedGrants: RevokedGrantsCache;
+  /** Tolerated clock difference with the signer, seconds. */
+  clockSkewSeconds?: number;
+  /**
+   * Verified tokens remembered (signature work skipped on repeat); exp and revocation are still checked each time.
+   * A token verified before its signing key was pruned stays accepted until it expires (≤ the access-token
+   * lifetime); revoke the grants to cut those off at once.
+   */
+  cacheSize?: number;
+}
+
+export interface VerifyInput {
+  authorization: string | string[] | undefined;
+  /** The raw query string (after `?`), to refuse tokens smuggled in the URL. */
+  rawQuery: string;
+}
+
+/** RFC 6750 §2.1: `Bearer` (any case), one space, a token68. */
+const BEARER = /^Bearer +([A-Za-z0-9\-._~+/]+=*)$/i;
+const QUERY_TOKEN = /(?:^|&)access_token=/;
+
+export type VerifyAccessToken = (input: VerifyInput, target: VerifyTarget) => Promise<AccessTokenClaims>;
+
+export function createAccessTokenVerifier(options: AccessTokenVerifierOptions): VerifyAccessToken {
+  const { keyring, issuer, clock, revokedGrants, clockSkewSeconds = 30, cacheSize = 10_000 } = options;
+  const keys = new Map<string, CryptoKey | Uint8Array>();
+  const verified = new Map<string, { claims: AccessTokenClaims; aud: string }>();
+
+  async function keyFor(kid: string | undefined): Promise<CryptoKey | Uint8Array> {
+    // A key id names one key for its whole life (rotation adds new ids), so imported keys are cached by id; a kid
+    // that left the keyring no longer verifies.
+    const jwk = keyring.publicJwks().keys.find((k) => k.kid === kid);
+    if (!jwk || !kid) throw new joseErrors.JWKSNoMatchingKey();
+    const cached = keys.get(kid);
+    if (cached) return cached;
+    const key = await importJWK(jwk, jwk.alg);
+    keys.set(kid, key);
+    return key;
+  }
+
+  async function verifySignature(token: string, target: VerifyTarget): Promise<AccessTokenClaims> {
+    const hit = verified.get(token);
+    if (hit && hit.aud === target.resource) return hit.claims;
+    // Pinning the algorithms to the keyring's own is what defeats `alg: none` and HS256-with-the-public-key forgeries.
+    const algorithms = [...new Set(keyring.publicJwks().keys.map((k) => k.alg).filter((a): a is string => !!a))];
+    const { payload } = await jwtVerify(token, (header) => keyFor(header.kid), {
+      algorithms,
+      typ: 'at+jwt',
+      issuer,
+      audience: target.resource,
+      clockTolerance: clockSkewSeconds,
+      currentDate: new Date(clock.now()),
+      requiredClaims: ['sub', 'exp', 'iat', 'jti', 'client_id', 'gid'],
+    });
+    const claims = toClaims(payload);
+    if (verified.size >= cacheSize) verified.delete(verified.keys().next().value as string);
+    verified.set(token, { claims, aud: target.resource });
+    return claims;
+  }
+
+  return async function verifyAccessToken(input, target) {
+    if (QUERY_TOKEN.test(input.rawQuery)) {
+      throw unauthorized(target, true, 'Access tokens are accepted only in the Authorization header.');
+    }
+    const header = input.authorization;
+    if (header === undefined || header === '') throw unauthorized(target, false);
+    const match = typeof header === 'string' ? BEARER.exec(header) : null;
+    if (!match?.[1]) throw unauthorized(target, true, 'The Authorization header must be `Bearer <token>`.');
+
+    let claims: AccessTokenClaims;
+    try {
+      claims = await verifySignature(match[1], target);
+    } catch (error) {
+      throw unauthorized(target, true, describeFailure(error));
+    }
+    // Expiry is re-checked for cached tokens; the cache never extends a token's life.
+    if (claims.exp + clockSkewSeconds <= clock.now() / 1000) {
+      verified.delete(match[1]);
+      throw unauthorized(target, true, 'The access token has expired.');
+    }
+    if (revokedGrants.isRevoked(claims.grantId)) throw unauthorized(target, true, 'The access token has been revoked.');
+    const missing = target.requiredScopes.filter((scope) => !claims.scopes.includes(scope));
+    if (missing.length > 0) throw insufficientScope(target, `The access token lacks the scope(s): ${missing.join(' ')}.`);
+    return claims;
+  };
+}
+
+function toClaims(payload: JWTPayload): AccessTokenClaims {
+  const { sub, client_id: clientId, gid, jti, exp, scope } = payload;
+  if (typeof sub !== 'string' || typeof clientId !== 'string' || typeof gid !== 'string' || typeof jti !== 'string') {
+    throw new joseErrors.JWTClaimValidationFailed('claims have the wrong type', payload);
+  }
+  if (scope !== undefined && typeof scope !== 'string') {
+    throw new joseErrors.JWTClaimValidationFailed('scope must be a string', payload, 'scope');
+  }
+  return { sub, clientId, grantId: gid, jti, exp: exp ?? 0, scopes: scope ? scope.split(' ').filter(Boolean) : [] };
+}
+
+/** Says what was wrong without echoing token content. */
+function describeFailure(error: unknown): string {
+  if (error instanceof joseErrors.JWTExpired) return 'The access token has expired.';
+  if (error instanceof joseErrors.JWTClaimValidationFailed) {
+    if (error.claim === 'aud') return 'The access token was issued for another resource.';
+    if (error.claim === 'iss') return 'The access token was issued by another authorization server.';
+    return 'The access token has invalid claims.';
+  }
+  return 'The access token is malformed or its signature does not verify.';
+}

@@ -1,0 +1,160 @@
+import type { FastifyInstance } from 'fastify';
+import { SignJWT } from 'jose';
+import type { AddressInfo } from 'node:net';
+import type { TokenBroker } from '../../src/broker/types.ts';
+import { configSchema, type GatehouseConfig } from '../../src/config/schema.ts';
+import { generateKeySet } from '../../src/keys/key-set.ts';
+import { keyringFromKeySet } from '../../src/keys/key-set-keyring.ts';
+import type { Keyring } from '../../src/keys/keyring.ts';
+import { createGatewayPlugin } from '../../src/proxy/gateway-plugin.ts';
+import { createRevokedGrantsCache, type RevokedGrantsCache } from '../../src/proxy/revoked-grants.ts';
+import { systemClock, type Clock } from '../../src/runtime/clock.ts';
+import type { GatehouseContext } from '../../src/runtime/context.ts';
+import { cryptoRandom } from '../../src/runtime/random.ts';
+import { buildServer } from '../../src/server/app.ts';
+import { createLogger } from '../../src/server/logger.ts';
+import { createSqliteStore } from '../../src/store/sqlite-store.ts';
+import type { Store } from '../../src/store/store.ts';
+import { LogCapture } from '../support/server-context.ts';
+
+/**
+ * A real gateway for tests: the server skeleton with the gateway plugin, a real store (in-memory SQLite unless one
+ * is passed), a real keyring, listening on 127.0.0.1:0. Access tokens are minted in the shared RFC 9068 format with
+ * the same keyring, exactly as the authorization server issues them.
+ */
+export interface TestGateway {
+  app: FastifyInstance;
+  /** Where this instance listens (equal to `ctx.publicUrl` unless a shared public URL was given). */
+  url: string;
+  ctx: GatehouseContext;
+  store: Store;
+  keyring: Keyring;
+  revokedGrants: RevokedGrantsCache;
+  logs: LogCapture;
+  auditLines: string[];
+  close(): Promise<void>;
+}
+
+export interface TestGatewayOptions {
+  /** Raw config (validated by the real schema); `server.port` is ignored. */
+  config: Record<string, unknown>;
+  store?: Store;
+  keyring?: Keyring;
+  broker?: TokenBroker;
+  /** Defaults to the system clock; a ManualClock makes time-window behaviour (rate limits) deterministic. */
+  clock?: Clock;
+  /** Period of the revoked-grants re-sync (default 500 ms). */
+  resyncIntervalMs?: number;
+  /** Replicas behind one load balancer share a public URL (the token audience); defaults to this listener's URL. */
+  publicUrl?: string;
+  /** Port to listen on (0 = any); the public URL is derived from it. */
+  port?: number;
+}
+
+export function createTestKeyring(): Keyring {
+  return keyringFromKeySet(generateKeySet({ now: Date.now(), signingAlgorithm: 'ES256' }));
+}
+
+export async function startTestGateway(options: TestGatewayOptions): Promise<TestGateway> {
+  const clock = options.clock ?? systemClock;
+  const store = options.store ?? (await createSqliteStore({ path: ':memory:', clock, purgeIntervalMs: 0 }));
+  const keyring = options.keyring ?? createTestKeyring();
+  const logs = new LogCapture();
+  const auditLines: string[] = [];
+  // The public URL must be known before listening (it is the token audience), so a free port is reserved first.
+  const port = options.port ?? (await freePort());
+  const url = `http://127.0.0.1:${port}`;
+  const publicUrl = options.publicUrl ?? url;
+  const config: GatehouseConfig = configSchema.parse({ ...options.config, server: { ...(options.config.server as object), port } });
+  const ctx: GatehouseContext = {
+    config,
+    publicUrl,
+    store,
+    keyring,
+    clock,
+    random: cryptoRandom,
+    logger: createLogger({ level: 'info', destination: logs }),
+    fetch: globalThis.fetch,
+  };
+  const revokedGrants = createRevokedGrantsCache({ store, clock, resyncIntervalMs: options.resyncIntervalMs ?? 500 });
+  await revokedGrants.start();
+  const plugin = createGatewayPlugin(ctx, { revokedGrants, broker: options.broker, auditSink: { write: (line: string) => auditLines.push(line) } });
+  const app = await buildServer(ctx, { plugins: [plugin] });
+  await app.listen({ port, host: '127.0.0.1' });
+  return {
+    app,
+    url,
+    ctx,
+    store,
+    keyring,
+    revokedGrants,
+    logs,
+    auditLines,
+    async close() {
+      await app.close();
+      await revokedGrants.stop();
+      if (!options.store) await store.close();
+    },
+  };
+}
+
+async function freePort(): Promise<number> {
+  const { createServer } = await import('node:net');
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+export interface MintOptions {
+  sub?: string;
+  aud: string;
+  scope?: string;
+  clientId?: string;
+  gid?: string;
+  /** Seconds from now (negative: already expired). */
+  expiresIn?: number;
+  typ?: string;
+  issuer?: string;
+}
+
+/** An access token in the shared format (RFC 9068), signed with `keyring`. */
+export async function mintAccessToken(keyring: Keyring, issuer: string, options: MintOptions): Promise<string> {
+  const key = keyring.currentSigningKey();
+  const now = Math.floor(Date.now() / 1000);
+  return new SignJWT({ client_id: options.clientId ?? 'client-1', scope: options.scope ?? 'mcp:tools', gid: options.gid ?? cryptoRandom.token(8) })
+    .setProtectedHeader({ alg: key.alg, kid: key.kid, typ: options.typ ?? 'at+jwt' })
+    .setIssuer(options.issuer ?? issuer)
+    .setAudience(options.aud)
+    .setSubject(options.sub ?? 'tenant/alice')
+    .setJti(cryptoRandom.token(8))
+    .setIssuedAt(now - 5)
+    .setExpirationTime(now + (options.expiresIn ?? 300))
+    .sign(key.privateKey);
+}
+
+/** A raw JSON-RPC POST as a 2026-07-28 client sends it (standard headers mirrored from the body). */
+export function mcpPost(
+  url: string,
+  token: string | undefined,
+  message: unknown,
+  headers: Record<string, string> = {},
+): Promise<Response> {
+  const base: Record<string, string> = {
+    'content-type': 'application/json',
+    accept: 'application/json, text/event-stream',
+  };
+  if (token !== undefined) base.authorization = `Bearer ${token}`;
+  return fetch(url, { method: 'POST', headers: { ...base, ...headers }, body: typeof message === 'string' ? message : JSON.stringify(message) });
+}
+
+/** A minimal `tools/call` in the 2025 shape (the backends' stateless fallback serves it without a session). */
+export const toolsCall = (name: string, args: Record<string, unknown> = {}, id = 1) => ({
+  jsonrpc: '2.0',
+  id,
+  method: 'tools/call',
+  params: { name, arguments: args },
+});
+
+export const toolsList = (id = 1) => ({ jsonrpc: '2.0', id, method: 'tools/list', params: {} });

@@ -1,0 +1,228 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
+import { ACCOUNT_NAMESPACE, type AccountRecord } from '../../src/proxy/account-cache.ts';
+import { startMcpBackend, type McpBackend } from '../support/mcp-backends.ts';
+import { createTestKeyring, mcpPost, mintAccessToken, startTestGateway, toolsCall, toolsList, type TestGateway } from './harness.ts';
+
+/** Per-tool policy, tools/list filtering, 2026-07-28 header checks and malformed bodies. */
+let jsonBackend: McpBackend;
+let sseBackend: McpBackend;
+let legacyBackend: McpBackend;
+let gateway: TestGateway;
+const keyring = createTestKeyring();
+const policy = { secret_tool: { scopes: ['mcp:secret'] } };
+
+before(async () => {
+  jsonBackend = await startMcpBackend({ kind: 'v2-stateless', responseMode: 'json' });
+  sseBackend = await startMcpBackend({ kind: 'v2-stateless', responseMode: 'sse' });
+  legacyBackend = await startMcpBackend({ kind: 'v1-sse' });
+  gateway = await startTestGateway({
+    keyring,
+    config: {
+      server: { allowedOrigins: ['https://app.example'] },
+      routes: [
+        { path: '/json', backend: jsonBackend.url, scopes: { 'mcp:tools': 'Tools', 'mcp:secret': 'Secret' }, tools: policy },
+        { path: '/sse', backend: sseBackend.url, tools: policy },
+        { path: '/legacy', backend: legacyBackend.url, transports: ['sse'], tools: policy },
+        {
+          path: '/groups',
+          backend: jsonBackend.url,
+          tools: { secret_tool: { groups: ['admins'] } },
+          deniedToolResponse: 'jsonrpc_error',
+        },
+      ],
+    },
+  });
+  const account: AccountRecord = { subject: 'tenant/admin', issuer: 'https://idp', groups: ['admins'], firstSeenAt: 1, lastSeenAt: 1 };
+  await gateway.store.set(ACCOUNT_NAMESPACE, account.subject, account);
+});
+after(async () => {
+  await gateway?.close();
+  await jsonBackend?.close();
+  await sseBackend?.close();
+  await legacyBackend?.close();
+});
+
+const tokenFor = (path: string, scope = 'mcp:tools', sub = 'tenant/alice') =>
+  mintAccessToken(keyring, gateway.url, { aud: gateway.url + path, scope, sub });
+
+async function listedTools(response: Response): Promise<string[]> {
+  const text = await response.text();
+  const json = response.headers.get('content-type')?.includes('text/event-stream')
+    ? text.split('\n').find((line) => line.startsWith('data: ') && line.includes('"tools"'))!.slice(6)
+    : text;
+  return ((JSON.parse(json) as { result: { tools: Array<{ name: string }> } }).result.tools.map((tool) => tool.name)).sort();
+}
+
+describe('per-tool policy', () => {
+  it('filters tools/list to what the caller may call (JSON response)', async () => {
+    const response = await mcpPost(gateway.url + '/json', await tokenFor('/json'), toolsList());
+    assert.equal(response.status, 200);
+    assert.deepEqual(await listedTools(response), ['echo', 'whoami']);
+    const full = await mcpPost(gateway.url + '/json', await tokenFor('/json', 'mcp:tools mcp:secret'), toolsList());
+    assert.deepEqual(await listedTools(full), ['echo', 'secret_tool', 'whoami']);
+  });
+
+  it('filters tools/list in an SSE response', async () => {
+    const response = await mcpPost(gateway.url + '/sse', await tokenFor('/sse'), toolsList());
+    assert.equal(response.status, 200);
+    assert.match(response.headers.get('content-type') ?? '', /text\/event-stream/);
+    assert.equal(response.headers.get('x-accel-buffering'), 'no');
+    assert.deepEqual(await listedTools(response), ['echo', 'whoami']);
+  });
+
+  it('filters tools/list and refuses denied calls on the legacy HTTP+SSE transport', async () => {
+    const token = await tokenFor('/legacy');
+    const transport = new SSEClientTransport(new URL(gateway.url + '/legacy/sse'), {
+      requestInit: { headers: { authorization: `Bearer ${token}` } },
+      eventSourceInit: { fetch: (url, init) => fetch(url, { ...init, headers: { ...(init?.headers as Record<string, string>), authorization: `Bearer ${token}` } }) },
+    });
+    const client = new Client({ name: 'policy-legacy', version: '1.0.0' });
+    await client.connect(transport);
+    try {
+      const { tools } = await client.listTools();
+      assert.deepEqual(tools.map((tool) => tool.name).sort(), ['echo', 'whoami']);
+      await assert.rejects(client.callTool({ name: 'secret_tool', arguments: {} }), /403|insufficient_scope|scope/i);
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('answers a denied tools/call with 403 insufficient_scope naming every scope needed', async () => {
+    const response = await mcpPost(gateway.url + '/json', await tokenFor('/json'), toolsCall('secret_tool', {}, 5));
+    assert.equal(response.status, 403);
+    const challenge = response.headers.get('www-authenticate') ?? '';
+    assert.ok(challenge.includes('error="insufficient_scope"'), challenge);
+    assert.ok(challenge.includes('scope="mcp:tools mcp:secret"'), challenge);
+    const body = (await response.json()) as { id: number };
+    assert.equal(body.id, 5);
+    const allowed = await mcpPost(gateway.url + '/json', await tokenFor('/json', 'mcp:tools mcp:secret'), toolsCall('secret_tool'));
+    assert.equal(allowed.status, 200);
+    assert.match(await allowed.text(), /the secret/);
+  });
+
+  it('checks every call of a batch', async () => {
+    const batch = [toolsCall('echo', { text: 'a' }, 1), toolsCall('secret_tool', {}, 2)];
+    const response = await mcpPost(gateway.url + '/json', await tokenFor('/json'), batch, { 'mcp-protocol-version': '2025-03-26' });
+    assert.equal(response.status, 403);
+    await response.body?.cancel();
+  });
+
+  it('enforces group policies from the account record, as a JSON-RPC error when configured', async () => {
+    const denied = await mcpPost(gateway.url + '/groups', await tokenFor('/groups'), toolsCall('secret_tool', {}, 7));
+    assert.equal(denied.status, 200);
+    const body = (await denied.json()) as { id: number; error: { code: number; message: string } };
+    assert.equal(body.id, 7);
+    assert.match(body.error.message, /secret_tool/);
+    const admin = await mcpPost(gateway.url + '/groups', await tokenFor('/groups', 'mcp:tools', 'tenant/admin'), toolsCall('secret_tool'));
+    assert.equal(admin.status, 200);
+    assert.match(await admin.text(), /the secret/);
+  });
+});
+
+describe('2026-07-28 mirrored headers', () => {
+  it('rejects Mcp-Name disagreeing with the body with -32020', async () => {
+    const response = await mcpPost(gateway.url + '/json', await tokenFor('/json'), toolsCall('secret_tool', {}, 3), {
+      'mcp-protocol-version': '2026-07-28',
+      'mcp-method': 'tools/call',
+      'mcp-name': 'echo',
+    });
+    assert.equal(response.status, 400);
+    const body = (await response.json()) as { id: number; error: { code: number } };
+    assert.equal(body.error.code, -32020);
+    assert.equal(body.id, 3);
+  });
+
+  it('rejects Mcp-Method disagreeing with the body', async () => {
+    const response = await mcpPost(gateway.url + '/json', await tokenFor('/json'), toolsList(), { 'mcp-method': 'tools/call' });
+    assert.equal(response.status, 400);
+    assert.equal(((await response.json()) as { error: { code: number } }).error.code, -32020);
+  });
+
+  it('decodes base64-sentinel Mcp-Name values', async () => {
+    const response = await mcpPost(gateway.url + '/json', await tokenFor('/json'), toolsCall('echo', { text: 'x' }), {
+      'mcp-method': 'tools/call',
+      'mcp-name': `=?base64?${Buffer.from('echo').toString('base64')}?=`,
+    });
+    assert.equal(response.status, 200);
+    await response.body?.cancel();
+  });
+});
+
+describe('malformed requests', () => {
+  const cases: Array<[string, string, number]> = [
+    ['invalid JSON', '{"jsonrpc":', -32700],
+    ['a JSON value that is not JSON-RPC', '{"hello":"world"}', -32600],
+    ['a wrong jsonrpc version', '{"jsonrpc":"1.0","id":1,"method":"tools/list"}', -32600],
+    ['an empty batch', '[]', -32600],
+  ];
+  for (const [name, body, code] of cases) {
+    it(`answers ${name} with 400 and JSON-RPC error ${code}`, async () => {
+      const response = await mcpPost(gateway.url + '/json', await tokenFor('/json'), body);
+      assert.equal(response.status, 400);
+      const parsed = (await response.json()) as { jsonrpc: string; error: { code: number } };
+      assert.equal(parsed.jsonrpc, '2.0');
+      assert.equal(parsed.error.code, code);
+    });
+  }
+
+  it('refuses a 50 MB body with 413 without reading it all', async () => {
+    const huge = `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"text":"${'a'.repeat(50 * 1024 * 1024)}"}}}`;
+    const response = await mcpPost(gateway.url + '/json', await tokenFor('/json'), huge).catch((error: unknown) => error);
+    // The gateway may answer before the upload ends and close the connection; either way it is a 413, never a 2xx.
+    if (response instanceof Response) {
+      assert.equal(response.status, 413);
+      await response.body?.cancel();
+    } else {
+      assert.ok(response instanceof Error);
+    }
+  });
+});
+
+describe('Origin', () => {
+  it('allows requests without Origin and from allowed origins, refuses others with 403', async () => {
+    const token = await tokenFor('/json');
+    const allowed = await mcpPost(gateway.url + '/json', token, toolsCall('echo', { text: 'x' }), { origin: 'https://app.example' });
+    assert.equal(allowed.status, 200);
+    await allowed.body?.cancel();
+    const own = await mcpPost(gateway.url + '/json', token, toolsCall('echo', { text: 'x' }), { origin: gateway.url });
+    assert.equal(own.status, 200);
+    await own.body?.cancel();
+    const evil = await mcpPost(gateway.url + '/json', token, toolsCall('echo', { text: 'x' }), { origin: 'https://evil.example' });
+    assert.equal(evil.status, 403);
+    assert.match(await evil.text(), /origin/i);
+  });
+});
+
+describe('CORS for browser clients', () => {
+  it('answers preflights from allowed origins and exposes the MCP response headers', async () => {
+    const preflight = await fetch(gateway.url + '/json', {
+      method: 'OPTIONS',
+      headers: {
+        origin: 'https://app.example',
+        'access-control-request-method': 'POST',
+        'access-control-request-headers': 'authorization, content-type, mcp-protocol-version, mcp-session-id',
+      },
+    });
+    assert.equal(preflight.status, 204);
+    assert.equal(preflight.headers.get('access-control-allow-origin'), 'https://app.example');
+    assert.match(preflight.headers.get('access-control-allow-headers') ?? '', /mcp-session-id/);
+    assert.equal(preflight.headers.get('access-control-allow-credentials'), null);
+
+    const refused = await fetch(gateway.url + '/json', {
+      method: 'OPTIONS',
+      headers: { origin: 'https://evil.example', 'access-control-request-method': 'POST' },
+    });
+    assert.equal(refused.status, 403);
+    assert.equal(refused.headers.get('access-control-allow-origin'), null);
+    await refused.body?.cancel();
+
+    const unauthenticated = await mcpPost(gateway.url + '/json', undefined, toolsList(), { origin: 'https://app.example' });
+    assert.equal(unauthenticated.status, 401);
+    assert.equal(unauthenticated.headers.get('access-control-allow-origin'), 'https://app.example');
+    assert.match(unauthenticated.headers.get('access-control-expose-headers') ?? '', /www-authenticate/);
+    await unauthenticated.body?.cancel();
+  });
+});

@@ -1,0 +1,41 @@
+import assert from 'node:assert/strict';
+import { Readable } from 'node:stream';
+import { describe, it } from 'node:test';
+import { filterToolsListJson, toolsListSseFilter } from '../../src/proxy/tools-list-filter.ts';
+
+const denied = new Set(['secret_tool']);
+const result = { jsonrpc: '2.0', id: 1, result: { tools: [{ name: 'echo' }, { name: 'secret_tool' }], nextCursor: 'c' } };
+
+async function throughSse(chunks: string[]): Promise<string> {
+  let out = '';
+  for await (const chunk of Readable.from(chunks).pipe(toolsListSseFilter(denied))) out += String(chunk);
+  return out;
+}
+
+describe('tools/list filtering', () => {
+  it('removes denied tools from a JSON body and keeps the rest of the result', () => {
+    const filtered = JSON.parse(filterToolsListJson(Buffer.from(JSON.stringify(result)), denied).toString()) as typeof result;
+    assert.deepEqual(filtered.result.tools, [{ name: 'echo' }]);
+    assert.equal(filtered.result.nextCursor, 'c');
+  });
+
+  it('leaves a body that is not JSON untouched', () => {
+    assert.equal(filterToolsListJson(Buffer.from('not json'), denied).toString(), 'not json');
+  });
+
+  it('filters SSE events split across chunks and passes comments and other events through', async () => {
+    const event = `id: 7\nevent: message\ndata: ${JSON.stringify(result)}\n\n`;
+    const stream = `: keep-alive\n\n${event}event: message\ndata: {"jsonrpc":"2.0","method":"notifications/progress"}\n\n`;
+    const out = await throughSse([stream.slice(0, 25), stream.slice(25, 60), stream.slice(60)]);
+    assert.ok(out.startsWith(': keep-alive\n\n'));
+    assert.ok(out.includes('id: 7\nevent: message\n'));
+    assert.ok(!out.includes('secret_tool'));
+    assert.ok(out.includes('"name":"echo"'));
+    assert.ok(out.includes('notifications/progress'));
+  });
+
+  it('handles CRLF line endings', async () => {
+    const out = await throughSse([`event: message\r\ndata: ${JSON.stringify(result)}\r\n\r\n`]);
+    assert.ok(!out.includes('secret_tool'));
+  });
+});

@@ -46,7 +46,11 @@ function bearer(authorization: string | undefined): string {
 
 const stringClaim = (value: unknown): string | undefined => (typeof value === 'string' ? value : undefined);
 
-export function createAssertionVerifier(options: { gatewayIssuer: string; audience: string; jwksUrl: string; jwks?: JWTVerifyGetKey }): CallerVerifier {
+/**
+ * `audience` lists this server's resource URLs at the gateway: one per route that forwards to it (e.g. the MCP route
+ * `/mcp` and the plain HTTP route `/graph`). An assertion minted for any other route is refused.
+ */
+export function createAssertionVerifier(options: { gatewayIssuer: string; audience: string | string[]; jwksUrl: string; jwks?: JWTVerifyGetKey }): CallerVerifier {
   const jwks = options.jwks ?? createRemoteJWKSet(new URL(options.jwksUrl));
   return {
     async verify(authorization) {

@@ -30,8 +30,11 @@ export interface GraphServerOptions {
   host?: string;
   /** The gateway's issuer (its public URL). */
   gatewayIssuer: string;
-  /** This server's resource URL at the gateway (the route's public URL, e.g. `https://gatehouse.example.com/mcp`). */
-  audience: string;
+  /**
+   * This server's resource URL(s) at the gateway: the public URL of each route that forwards to it, e.g.
+   * `https://gatehouse.example.com/mcp` and, for the plain HTTP endpoints, `https://gatehouse.example.com/graph`.
+   */
+  audience: string | string[];
   /** `${gatewayIssuer}/jwks`. */
   jwksUrl: string;
   /** `https://graph.microsoft.com`, or the local demo directory API. */

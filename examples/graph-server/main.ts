@@ -5,7 +5,7 @@ import { startGraphServer } from './graph-server.ts';
 /**
  * Runs the sample Graph MCP server from environment variables:
  *
- *   GATEWAY_ISSUER=https://gatehouse.example.com  GRAPH_SERVER_AUDIENCE=https://gatehouse.example.com/mcp
+ *   GATEWAY_ISSUER=https://gatehouse.example.com  GRAPH_SERVER_AUDIENCE=https://gatehouse.example.com/mcp,https://gatehouse.example.com/graph
  *   TOKEN_SOURCE=broker BROKER_CLIENT_ID=graph-backend BROKER_CLIENT_SECRET=… (or BROKER_PRIVATE_KEY_FILE=key.pem)
  *   node examples/graph-server/main.ts
  */
@@ -14,7 +14,8 @@ const envSchema = z
     PORT: z.coerce.number().int().min(0).max(65_535).default(3001),
     HOST: z.string().default('127.0.0.1'),
     GATEWAY_ISSUER: z.url(),
-    GRAPH_SERVER_AUDIENCE: z.url(),
+    // Comma-separated: one resource URL per gateway route that forwards here.
+    GRAPH_SERVER_AUDIENCE: z.string().transform((value) => value.split(',').map((entry) => entry.trim())).pipe(z.array(z.url()).min(1)),
     GATEWAY_JWKS_URL: z.url().optional(),
     GRAPH_BASE_URL: z.url().default('https://graph.microsoft.com'),
     TOKEN_SOURCE: z.enum(['broker', 'obo']).default('broker'),

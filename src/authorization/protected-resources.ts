@@ -15,7 +15,10 @@ export interface ProtectedResource {
 export interface ProtectedResources {
   all: ProtectedResource[];
   find(resource: string): ProtectedResource | undefined;
-  /** The resource used when a request names none: the only route, if there is exactly one (MCP clients before 2025-06-18 omit it). */
+  /**
+   * The resource used when a request names none: the only MCP route, if there is exactly one. MCP clients before
+   * 2025-06-18 omit `resource`; plain HTTP routes are for clients that know their resource and always name it.
+   */
   defaultResource: ProtectedResource | undefined;
   /** Description of a scope of any resource (for the consent page). */
   describeScope(scope: string): string | undefined;
@@ -38,7 +41,11 @@ export function protectedResources(publicUrl: string, routes: RouteConfig[]): Pr
   return {
     all,
     find: (resource) => byResource.get(canonicalResource(resource)),
-    defaultResource: all.length === 1 ? all[0] : undefined,
+    defaultResource: onlyOne(all.filter((entry) => entry.route.type === 'mcp')),
     describeScope: (scope) => all.find((entry) => scope in entry.scopes)?.scopes[scope],
   };
+}
+
+function onlyOne<T>(items: T[]): T | undefined {
+  return items.length === 1 ? items[0] : undefined;
 }

@@ -68,6 +68,16 @@ export function demoConfigInput(options: DemoConfigOptions = {}): Record<string,
         },
         downstream: ['graph'],
       },
+      {
+        // The sample server's plain HTTP endpoints (GET /graph/me, /graph/hello, POST /graph/echo, …) behind the same
+        // sign-in: a REST API is protected exactly like an MCP server, with its own resource URL and tokens.
+        path: '/graph',
+        type: 'http',
+        backend: `http://127.0.0.1:${demo.graphServerPort}`,
+        scopes: { 'graph:read': 'Read your directory profile through the sample server' },
+        requiredScopes: ['graph:read'],
+        downstream: ['graph'],
+      },
     ],
     broker: {
       downstream: [

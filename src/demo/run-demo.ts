@@ -80,7 +80,8 @@ export async function startDemoComponents(options: DemoComponentsOptions): Promi
     started.push(identityProvider);
 
     // The directory API answers for the downstream the demo route's backend may use (the first one, `graph`).
-    const graphRoute = config.routes.find((route) => portOf(route.backend) === demo.graphServerPort);
+    const graphRoutes = config.routes.filter((route) => portOf(route.backend) === demo.graphServerPort);
+    const graphRoute = graphRoutes.find((route) => route.type === 'mcp') ?? graphRoutes[0];
     const downstream = config.broker.downstream.find((entry) => graphRoute?.downstream.includes(entry.name)) ?? config.broker.downstream[0];
     if (!downstream) throw new Error('mode: demo needs a broker.downstream entry for the directory API');
     const directoryApi = await startDirectoryApi({
@@ -106,7 +107,8 @@ export async function startDemoComponents(options: DemoComponentsOptions): Promi
         port: demo.graphServerPort,
         host: '127.0.0.1',
         gatewayIssuer: publicUrl,
-        audience: publicUrl + graphRoute.path,
+        // Every route forwarding to the sample server (the MCP route and its plain HTTP endpoints) is an audience.
+        audience: graphRoutes.map((route) => publicUrl + route.path),
         jwksUrl: `${publicUrl}/jwks`,
         graphBaseUrl: directoryApi.url,
         // `obo` routes forward a directory token instead of the assertion; `assertion` routes let the server exchange it.

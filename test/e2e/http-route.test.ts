@@ -1,0 +1,90 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { auth } from '@modelcontextprotocol/client';
+import type { Browser } from 'playwright-core';
+import { launchBrowser, signInWithBrowser, startDemo, startRedirectListener, type DemoUser, type RedirectListener, type RunningDemo } from '../support/demo-harness.ts';
+import { createMemoryOAuthProvider } from './support/memory-oauth-provider.ts';
+
+/**
+ * The demo's plain HTTP route (`/graph`, `type: http`): the sample server's REST endpoints behind the same sign-in.
+ * A client discovers it from its own 401 and protected-resource metadata, gets a token whose audience is that route,
+ * and `GET /graph/me` returns the signed-in user's directory profile — the same profile `get_graph_user_details`
+ * returns over MCP, obtained by the same RFC 8693 + on-behalf-of exchange.
+ */
+describe('plain HTTP route in front of the sample server', () => {
+  let demo: RunningDemo;
+  let listener: RedirectListener;
+  let browser: Browser;
+  let graphUrl: string;
+
+  before(async () => {
+    listener = await startRedirectListener();
+    demo = await startDemo();
+    browser = await launchBrowser();
+    graphUrl = `${demo.publicUrl}/graph`;
+  });
+  after(async () => {
+    await browser?.close();
+    await demo?.close();
+    await listener?.close();
+  });
+
+  /** The whole OAuth flow (discovery from `resourceUrl`, DCR, consent, sign-in, code exchange) as `user`. */
+  async function tokenFor(resourceUrl: string, user: DemoUser): Promise<string> {
+    const { provider, state } = createMemoryOAuthProvider({ redirectUrl: listener.url, clientName: 'REST client (e2e)' });
+    assert.equal(await auth(provider, { serverUrl: resourceUrl }), 'REDIRECT');
+    assert.ok(state.authorizationUrl);
+    assert.equal(state.authorizationUrl.searchParams.get('resource'), resourceUrl, 'the client asks for this route as its resource');
+    const context = await browser.newContext();
+    try {
+      const signIn = await signInWithBrowser({ context, authorizationUrl: state.authorizationUrl.href, user, redirectUri: listener.url });
+      const code = signIn.callbackUrl.searchParams.get('code');
+      assert.ok(code);
+      const iss = signIn.callbackUrl.searchParams.get('iss') ?? undefined;
+      assert.equal(await auth(provider, { serverUrl: resourceUrl, authorizationCode: code, ...(iss ? { iss } : {}) }), 'AUTHORIZED');
+    } finally {
+      await context.close();
+    }
+    assert.ok(state.tokens?.access_token);
+    return state.tokens.access_token;
+  }
+
+  it('answers 401 with a challenge naming its own resource metadata', async () => {
+    const response = await fetch(`${graphUrl}/me`);
+    assert.equal(response.status, 401);
+    const challenge = response.headers.get('www-authenticate') ?? '';
+    assert.match(challenge, new RegExp(`resource_metadata="${demo.publicUrl}/\\.well-known/oauth-protected-resource/graph"`));
+    const metadata = (await (await fetch(`${demo.publicUrl}/.well-known/oauth-protected-resource/graph`)).json()) as { resource: string };
+    assert.equal(metadata.resource, graphUrl);
+  });
+
+  it('GET /graph/me returns the signed-in user\'s profile; a token for /mcp is refused there', async () => {
+    const user = demo.users[1];
+    assert.ok(user);
+    const token = await tokenFor(graphUrl, user);
+
+    const me = await fetch(`${graphUrl}/me`, { headers: { authorization: `Bearer ${token}` } });
+    assert.equal(me.status, 200);
+    const profile = (await me.json()) as Record<string, unknown>;
+    assert.equal(profile.id, user.id);
+    assert.equal(profile.displayName, user.name);
+    assert.equal(profile.mail, user.email);
+    assert.doesNotMatch(JSON.stringify(profile), new RegExp(token.slice(-24).replace(/[.*+?^${}()|[\]\\-]/g, '\\$&')), 'no token in the body');
+
+    const hello = await fetch(`${graphUrl}/hello`, { headers: { authorization: `Bearer ${token}` } });
+    assert.equal(hello.status, 200);
+    assert.match(await hello.text(), new RegExp(user.name));
+
+    // Audience binding: the same user's token for the MCP route is useless at the HTTP route, and vice versa.
+    const mcpToken = await tokenFor(demo.mcpUrl, user);
+    const crossed = await fetch(`${graphUrl}/me`, { headers: { authorization: `Bearer ${mcpToken}` } });
+    assert.equal(crossed.status, 401);
+    assert.match(crossed.headers.get('www-authenticate') ?? '', /error="invalid_token"/);
+    const reverse = await fetch(demo.mcpUrl, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/list', params: {} }),
+    });
+    assert.equal(reverse.status, 401);
+  });
+});

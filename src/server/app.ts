@@ -65,6 +65,10 @@ export async function buildServer(ctx: GatehouseContext, options: BuildServerOpt
     genReqId: createRequestIdGenerator(ctx.random),
     trustProxy: trustProxySetting(server.trustProxy),
     bodyLimit: server.bodyLimitBytes,
+    // Fastify's default (0) lifts Node's bound on receiving a whole request, so a client trickling a body to an OAuth
+    // endpoint could hold a socket forever (slow loris). Sixty seconds covers any legitimate upload; it bounds only
+    // the request, never a long response such as an SSE stream. MCP routes apply their own, shorter body timeout.
+    requestTimeout: 60_000,
     // Requests arriving while draining get our own JSON 503 (below) rather than Fastify's built-in body.
     return503OnClosing: false,
     // Idle keep-alive sockets are closed at once on shutdown; busy ones finish their request or stream.

@@ -1,5 +1,5 @@
 import { fork, spawn, type ChildProcess } from 'node:child_process';
-import { writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { cpus, loadavg } from 'node:os';
 import { once } from 'node:events';
 import { createInterface } from 'node:readline';
@@ -13,10 +13,11 @@ import { openSseStreams } from './sse-streams.ts';
  * `npm run bench`: the same load sent straight to SDK-built backends and through the gateway, in one run, for
  * `tools/call` answered with JSON, answered with SSE, and over the legacy HTTP+SSE transport; then the gateway's peak
  * RSS while it holds 5,000 open SSE streams. Loopback only; every phase is bounded in time. Prints a table and writes
- * docs/performance.md.
+ * the measured block of docs/performance.md.
  *
  * Processes: backends (one child), gateway (another child), load generator (this process), so the gateway's CPU and
- * memory are its own. BENCH_SECONDS sets the length of each measured run (default 5), BENCH_STREAMS the stream count.
+ * memory are its own. BENCH_SECONDS sets the length of each measured run (default 5), BENCH_STREAMS the stream count,
+ * BENCH_CPU_PROF a directory for the gateway's CPU profiles.
  */
 const seconds = Number(process.env.BENCH_SECONDS ?? 5);
 const streamCount = Number(process.env.BENCH_STREAMS ?? 5_000);
@@ -32,8 +33,11 @@ async function startBackends(): Promise<{ json: string; sse: string; legacy: str
 }
 
 async function startGateway(config: unknown, keySet: string): Promise<{ url: string; child: ChildProcess }> {
+  // BENCH_CPU_PROF=<dir>: the gateway writes a V8 CPU profile there when it stops (open it in Chrome DevTools).
+  const profile = process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : [];
   const child = fork('bench/gateway.ts', [], {
     execPath: node,
+    execArgv: [...process.execArgv, ...profile],
     env: { ...process.env, BENCH_CONFIG: JSON.stringify(config), BENCH_KEYSET: keySet },
     stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
   });
@@ -55,8 +59,28 @@ async function memoryOf(child: ChildProcess, reset = false): Promise<{ rss: numb
   return message;
 }
 
+/**
+ * The v2 SDK backend answers a 2025-11-25 request (the stateless fallback) with an SSE stream and a 2026-07-28
+ * request (per-request `_meta` envelope, mirrored `Mcp-Method`/`Mcp-Name`) with plain JSON, so the two revisions
+ * give the JSON and the SSE scenario against the same kind of backend.
+ */
 const call = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'echo', arguments: { text: 'hello' } } });
 const mcpHeaders = { 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-protocol-version': '2025-11-25' };
+const modernCall = JSON.stringify({
+  jsonrpc: '2.0',
+  id: 1,
+  method: 'tools/call',
+  params: {
+    name: 'echo',
+    arguments: { text: 'hello' },
+    _meta: {
+      'io.modelcontextprotocol/protocolVersion': '2026-07-28',
+      'io.modelcontextprotocol/clientInfo': { name: 'bench', version: '1' },
+      'io.modelcontextprotocol/clientCapabilities': {},
+    },
+  },
+});
+const modernHeaders = { ...mcpHeaders, 'mcp-protocol-version': '2026-07-28', 'mcp-method': 'tools/call', 'mcp-name': 'echo' };
 
 /** Opens a legacy SSE session (endpoint event + initialize) and returns the message URL; the stream is drained. */
 async function openLegacySession(sseUrl: string, headers: Record<string, string>, controller: AbortController): Promise<string> {
@@ -76,6 +100,9 @@ async function openLegacySession(sseUrl: string, headers: Record<string, string>
 
 interface Row {
   scenario: string;
+  /** Every throughput run, req/s, in the order run: the spread within one run of the bench. */
+  directRuns: number[];
+  gatewayRuns: number[];
   direct: LoadResult;
   gateway: LoadResult;
   directLatency: LoadResult;
@@ -89,13 +116,14 @@ async function measure(
   scenario: string,
   direct: { url: string; headers: Record<string, string> },
   viaGateway: { url: string; headers: Record<string, string> },
+  body = call,
 ): Promise<Row> {
   const run = (target: typeof direct, rate?: number) =>
-    runLoad({ url: target.url, headers: target.headers, body: call, connections: rate ? 4 : 16, durationSeconds: seconds, overallRate: rate });
+    runLoad({ url: target.url, headers: target.headers, body, connections: rate ? 4 : 16, durationSeconds: seconds, overallRate: rate });
   const best = (a: LoadResult, b: LoadResult) => (a.requestsPerSecond >= b.requestsPerSecond ? a : b);
   process.stderr.write(`${scenario}: warming up\n`);
-  await runLoad({ url: direct.url, headers: direct.headers, body: call, connections: 8, durationSeconds: 2 });
-  await runLoad({ url: viaGateway.url, headers: viaGateway.headers, body: call, connections: 8, durationSeconds: 2 });
+  await runLoad({ url: direct.url, headers: direct.headers, body, connections: 8, durationSeconds: 2 });
+  await runLoad({ url: viaGateway.url, headers: viaGateway.headers, body, connections: 8, durationSeconds: 2 });
   // Alternating runs, best of two each: the machine's other load drifts, and alternating spreads it over both sides.
   process.stderr.write(`${scenario}: throughput\n`);
   let cpuMicros = 0;
@@ -107,17 +135,44 @@ async function measure(
     proxied += result.total + result.failures;
     return result;
   };
-  let directMax = await run(direct);
-  let gatewayMax = await runGateway();
-  directMax = best(directMax, await run(direct));
-  gatewayMax = best(gatewayMax, await runGateway());
+  const directRuns: LoadResult[] = [];
+  const gatewayRuns: LoadResult[] = [];
+  for (let round = 0; round < 2; round++) {
+    directRuns.push(await run(direct));
+    gatewayRuns.push(await runGateway());
+  }
+  const directMax = directRuns.reduce(best);
+  const gatewayMax = gatewayRuns.reduce(best);
   process.stderr.write(`${scenario}: latency at a moderate fixed rate\n`);
   const calmer = (a: LoadResult, b: LoadResult) => (a.p50Ms <= b.p50Ms ? a : b);
   let directLatency = await run(direct, 300);
   let gatewayLatency = await run(viaGateway, 300);
   directLatency = calmer(directLatency, await run(direct, 300));
   gatewayLatency = calmer(gatewayLatency, await run(viaGateway, 300));
-  return { scenario, direct: directMax, gateway: gatewayMax, directLatency, gatewayLatency, gatewayCpuMicrosPerRequest: cpuMicros / proxied };
+  const rates = (runs: LoadResult[]) => runs.map((result) => result.requestsPerSecond);
+  const row: Row = {
+    scenario,
+    directRuns: rates(directRuns),
+    gatewayRuns: rates(gatewayRuns),
+    direct: directMax,
+    gateway: gatewayMax,
+    directLatency,
+    gatewayLatency,
+    gatewayCpuMicrosPerRequest: cpuMicros / proxied,
+  };
+  process.stderr.write(`${scenario}: ${summary(row)}\n`);
+  return row;
+}
+
+/** One line per scenario, printed as soon as it is measured. */
+function summary(row: Row): string {
+  const runs = (values: number[]) => values.map((value) => fmt(value, 0)).join(', ');
+  return (
+    `direct ${runs(row.directRuns)} req/s, gateway ${runs(row.gatewayRuns)} req/s, ` +
+    `ratio ${fmt(row.gateway.requestsPerSecond / row.direct.requestsPerSecond)}×, ` +
+    `added p50 ${fmt(row.gatewayLatency.p50Ms - row.directLatency.p50Ms)} ms, ` +
+    `${fmt(row.gatewayCpuMicrosPerRequest, 0)} µs gateway CPU per request`
+  );
 }
 
 /** Each scenario against the issue's targets, stated plainly so the note cannot overstate a run. */
@@ -138,13 +193,14 @@ const fmt = (value: number, digits = 2) => (Number.isFinite(value) ? value.toFix
 
 function table(rows: Row[]): string {
   const lines = [
-    '| scenario | direct req/s | gateway req/s | ratio | direct p50 / p99 (ms) | gateway p50 / p99 (ms) | added p50 / p99 (ms) | gateway CPU per request | failures |',
+    '| scenario | direct req/s (runs) | gateway req/s (runs) | ratio | direct p50 / p99 (ms) | gateway p50 / p99 (ms) | added p50 / p99 (ms) | gateway CPU per request | failures |',
     '|---|---:|---:|---:|---:|---:|---:|---:|---:|',
   ];
   for (const row of rows) {
     const failures = row.direct.failures + row.gateway.failures + row.directLatency.failures + row.gatewayLatency.failures;
     lines.push(
-      `| ${row.scenario} | ${fmt(row.direct.requestsPerSecond, 0)} | ${fmt(row.gateway.requestsPerSecond, 0)} | ` +
+      `| ${row.scenario} | ${fmt(row.direct.requestsPerSecond, 0)} (${row.directRuns.map((v) => fmt(v, 0)).join(', ')}) | ` +
+        `${fmt(row.gateway.requestsPerSecond, 0)} (${row.gatewayRuns.map((v) => fmt(v, 0)).join(', ')}) | ` +
         `${fmt(row.gateway.requestsPerSecond / row.direct.requestsPerSecond)}× | ` +
         `${fmt(row.directLatency.p50Ms)} / ${fmt(row.directLatency.p99Ms)} | ${fmt(row.gatewayLatency.p50Ms)} / ${fmt(row.gatewayLatency.p99Ms)} | ` +
         `${fmt(row.gatewayLatency.p50Ms - row.directLatency.p50Ms)} / ${fmt(row.gatewayLatency.p99Ms - row.directLatency.p99Ms)} | ` +
@@ -185,8 +241,16 @@ async function main(): Promise<void> {
   const auth = async (path: string) => ({ ...mcpHeaders, authorization: `Bearer ${await token(path)}` });
 
   const rows: Row[] = [];
-  rows.push(await measure(gateway.child, 'tools/call, JSON response', { url: backends.json, headers: mcpHeaders }, { url: gateway.url + '/json', headers: await auth('/json') }));
-  rows.push(await measure(gateway.child, 'tools/call, SSE response', { url: backends.sse, headers: mcpHeaders }, { url: gateway.url + '/sse', headers: await auth('/sse') }));
+  rows.push(
+    await measure(
+      gateway.child,
+      'tools/call, JSON response (2026-07-28)',
+      { url: backends.json, headers: modernHeaders },
+      { url: gateway.url + '/json', headers: { ...(await auth('/json')), ...modernHeaders } },
+      modernCall,
+    ),
+  );
+  rows.push(await measure(gateway.child, 'tools/call, SSE response (2025-11-25)', { url: backends.sse, headers: mcpHeaders }, { url: gateway.url + '/sse', headers: await auth('/sse') }));
 
   const streams = new AbortController();
   const legacyAuth = await auth('/legacy');
@@ -230,64 +294,33 @@ async function main(): Promise<void> {
   process.stdout.write(`\n${results}\n\n${memory}\n`);
   const load = `1-minute load average ${loadBefore.toFixed(1)} before the run, ${(loadavg()[0] ?? 0).toFixed(1)} after`;
   process.stdout.write(`${load}\n`);
-  await writeFile('docs/performance.md', report(results, memory, load));
+  await writeReport(results, memory, load);
   for (const child of children) child.kill('SIGTERM');
 }
 
-function report(results: string, memory: string, load: string): string {
+const BEGIN = '<!-- bench:begin (written by npm run bench) -->';
+const END = '<!-- bench:end -->';
+
+/**
+ * The measured block of docs/performance.md. Only the text between the markers is replaced, so the method and the
+ * analysis written around it (profile findings, variance across runs) survive a re-run.
+ */
+async function writeReport(results: string, memory: string, load: string): Promise<void> {
   const cpu = cpus()[0]?.model ?? 'unknown CPU';
-  return `# Performance
-
-Figures from \`npm run bench\` (\`bench/run.ts\`), recorded ${new Date().toISOString().slice(0, 10)} on ${cpus().length} × ${cpu},
-Node ${process.version}, everything on loopback (${load}). Re-run it to get figures for your machine; they move with CPU
-contention, so compare the direct and gateway columns of one run, not figures across machines.
-
-## What is measured
-
-- **Backends**: the SDK-built fixtures of the test suite (\`test/support/mcp-backends.ts\`): \`@modelcontextprotocol/server\`
-  v2 \`createMcpHandler\` answering with JSON or with SSE, and \`@modelcontextprotocol/sdk\` v1 with the legacy HTTP+SSE
-  transport. Requests are stateless 2025-11-25 \`tools/call\` of \`echo\`.
-- **Gateway**: a separate process built as in production (server skeleton + gateway plugin, SQLite store, audit record
-  per request written to the store, per-user and per-client rate-limit counters on, identity assertion per request
-  (cached per grant), request logging at \`warn\`).
-- **Load**: autocannon in a third process, the same request body directly to the backend and through the gateway in
-  the same run. Throughput: 16 connections for ${seconds} s, as fast as possible, alternating direct and gateway runs
-  twice and keeping the better of each. Latency: 4 connections at a fixed
-  300 req/s for ${seconds} s ("moderate load"), also alternated twice, keeping the run with the lower median of each
-  side; percentiles from each response's own hrtime timing. "Added" is gateway
-  minus direct.
-- **Legacy HTTP+SSE**: one open session per target, load on its message endpoint (the result travels on the stream,
-  which is drained); the POST answer is \`202 Accepted\`.
-- **Memory**: ${streamCount} concurrent SSE streams (\`GET\` on a Streamable HTTP route whose backend holds each stream
-  open), opened 250 at a time, held 2 s, on a freshly started gateway process; peak RSS sampled every 50 ms inside it.
-
-## Results
-
-Targets from the issue: gateway throughput ≥ 0.8× direct, and p50 added latency ≤ 1 ms at moderate load.
+  const block = `${BEGIN}
+Last run: ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC on ${cpus().length} × ${cpu}, Node ${process.version},
+loopback only, ${seconds} s per measured run (${load}).
 
 ${results}
 
 ${memory}
-
-## Reading the figures
-
-- **Noise.** These figures come from a machine shared with other work (see the load average above); on it, repeated
-  runs moved the throughput ratios and added latencies by more than the margins to the targets. Decide on figures
-  from an idle machine, ideally with the gateway on cores of its own.
-- **Throughput ratio.** The backend, the gateway and the load generator share ${cpus().length} cores. In the direct runs
-  the backend has a core to itself; through the gateway, gateway and backend compete for the same cores, so the ratio
-  measures core contention as much as gateway cost and is pessimistic for the gateway. The figure least affected
-  by contention is the **gateway CPU per request** column: what one proxied request costs the gateway (bearer check,
-  per-user and per-client rate-limit counters, audit record written to the store, identity assertion, streaming).
-  One core of the gateway therefore carries about 10⁶ ÷ that figure requests per second; deployed on its own cores
-  (or with the backend elsewhere), the gateway is not the bottleneck until the backend sustains that rate.
-- **Legacy HTTP+SSE** is the harshest case for the ratio: the backend answers the POST with \`202\` before running
-  the tool, so the direct run measures almost no backend work, while the gateway does its full per-request work.
-- **Added latency** is measured at a moderate fixed rate, where no process is saturated; that is the figure the
-  issue's "p50 added latency ≤ 1 ms" target refers to.
-- **Memory per stream** is the gateway's RSS growth divided by the open streams: a client socket, the Fastify
-  request and reply, an undici backend connection and a byte-counting pass-through stage per stream.
-`;
+${END}`;
+  const path = 'docs/performance.md';
+  const current = await readFile(path, 'utf8').catch(() => '');
+  const start = current.indexOf(BEGIN);
+  const end = current.indexOf(END);
+  const next = start >= 0 && end > start ? current.slice(0, start) + block + current.slice(end + END.length) : `# Performance\n\n${block}\n`;
+  await writeFile(path, next);
 }
 
 await main();

@@ -36,8 +36,12 @@ const NEVER_FORWARDED = new Set([
   'accept-encoding',
 ]);
 
-function connectionListed(headers: IncomingHttpHeaders | Record<string, string | string[] | undefined>): Set<string> {
+const NONE: ReadonlySet<string> = new Set();
+
+function connectionListed(headers: IncomingHttpHeaders | Record<string, string | string[] | undefined>): ReadonlySet<string> {
   const value = headers.connection;
+  // Per request, on the hot path: the common `keep-alive` (or no header) names nothing to drop beyond hop-by-hop.
+  if (value === undefined || value === 'keep-alive' || value === 'close') return NONE;
   const text = Array.isArray(value) ? value.join(',') : (value ?? '');
   return new Set(text.split(',').map((name) => name.trim().toLowerCase()).filter(Boolean));
 }

@@ -13,6 +13,14 @@ import type { AccessTokenClaims } from './verify-access-token.ts';
  */
 export const IDENTITY_ASSERTION_TYP = 'gatehouse-id+jwt';
 
+/**
+ * The shortest life an assertion gets, however close the access token is to its `exp`. The bearer check tolerates
+ * a few seconds of clock skew, so a token may be accepted just after its `exp`; an assertion capped at that `exp`
+ * would reach the backend already expired, the backend would refuse it and the client would see 502 instead of the
+ * 401 that makes it refresh. This covers the skew window plus the time the backend takes to verify the assertion.
+ */
+export const MIN_ASSERTION_LIFETIME_SECONDS = 15;
+
 export interface IdentityAssertionSigner {
   assertionFor(input: { claims: AccessTokenClaims; account: AccountRecord | undefined; audience: string; ttlSeconds: number }): Promise<string>;
 }
@@ -36,8 +44,11 @@ export function createIdentityAssertionSigner(options: {
       if (hit && hit.renewAt > now) return hit.jwt;
 
       const iat = Math.floor(now / 1000);
-      // Never outlive the access token it stands for.
-      const exp = Math.min(iat + ttlSeconds, claims.exp);
+      // Normally the assertion ends with the access token it stands for; near (or just past, within the bearer
+      // check's skew) that token's exp it still lives MIN_ASSERTION_LIFETIME_SECONDS, so it is never sent already
+      // expired. The route's TTL bounds both.
+      const lifetime = Math.min(ttlSeconds, Math.max(claims.exp - iat, MIN_ASSERTION_LIFETIME_SECONDS));
+      const exp = iat + lifetime;
       const key = keyring.currentSigningKey();
       const jwt = await new SignJWT({
         name: account?.name,

@@ -1,4 +1,4 @@
-import { Transform, type Readable } from 'node:stream';
+import { Readable, Transform } from 'node:stream';
 import type { FastifyReply } from 'fastify';
 import type { RouteConfig } from '../config/schema.ts';
 import { backendFailure, type BackendResponse } from './backend-client.ts';
@@ -10,9 +10,12 @@ import type { AuditDraft } from './request-audit.ts';
  * of the gateway not to buffer SSE; Node writes each chunk as it comes, so keep-alive comments and events are
  * passed on at once. When the client goes away the stream is destroyed, which aborts the undici request.
  *
- * One exception: a small body whose length the backend declared is already complete on the wire, so it is
- * collected and sent in one write with its length — holding it costs no latency, and it saves the chunked-encoding
- * writes (on loopback benchmarks, socket writes are a large share of the gateway's CPU).
+ * One exception: a body that is one message, not a stream — a declared length, or `application/json` (a single
+ * JSON-RPC response, which the SDKs send chunked) — is collected while it stays small and sent in one write with its
+ * length. Holding it costs no latency (a JSON response is useless to the client until complete), and it saves the
+ * chunked-encoding writes: the profile of the benchmark shows socket writes as the largest share of the gateway's
+ * CPU, and a streamed response costs a second write for its final chunk. A body that outgrows the limit is streamed
+ * on, starting with what was collected.
  */
 const SMALL_BODY_BYTES = 64 * 1024;
 
@@ -33,17 +36,19 @@ export async function relayResponse(
     .header('cache-control', headers['cache-control'] ?? 'no-store');
 
   const declared = Number(response.headers['content-length'] ?? Number.NaN);
-  if (body === response.body && declared <= SMALL_BODY_BYTES) {
-    let whole: Buffer;
+  const oneMessage = declared <= SMALL_BODY_BYTES || (Number.isNaN(declared) && mediaType(response.headers) === 'application/json');
+  if (body === response.body && oneMessage) {
+    let collected: { whole: Buffer } | { head: Buffer[] };
     try {
-      const chunks: Buffer[] = [];
-      for await (const chunk of body) chunks.push(chunk as Buffer);
-      whole = Buffer.concat(chunks);
+      collected = await collectSmall(body, SMALL_BODY_BYTES);
     } catch (error) {
       throw backendFailure(route, error);
     }
-    draft.bytesOut += whole.length;
-    return reply.send(whole);
+    if ('whole' in collected) {
+      draft.bytesOut += collected.whole.length;
+      return reply.send(collected.whole);
+    }
+    body = Readable.from(prepend(collected.head, response.body));
   }
 
   // Counted in a pass-through stage: a 'data' listener would start the flow before Fastify pipes the stream.
@@ -62,6 +67,23 @@ export async function relayResponse(
     if (!response.body.destroyed) response.body.destroy();
   });
   return reply.send(counted);
+}
+
+/** Reads `body` to its end unless it grows past `limit`; then returns what was read (the rest is still unread). */
+async function collectSmall(body: Readable, limit: number): Promise<{ whole: Buffer } | { head: Buffer[] }> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of body.iterator({ destroyOnReturn: false })) {
+    chunks.push(chunk as Buffer);
+    size += (chunk as Buffer).length;
+    if (size > limit) return { head: chunks };
+  }
+  return { whole: chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size) };
+}
+
+async function* prepend(head: Buffer[], rest: Readable): AsyncGenerator<Buffer> {
+  yield* head;
+  for await (const chunk of rest) yield chunk as Buffer;
 }
 
 export const mediaType = (headers: BackendResponse['headers']): string =>

@@ -36,7 +36,8 @@ export interface AccessTokenVerifierOptions {
   /** Tolerated clock difference with the signer, seconds. */
   clockSkewSeconds?: number;
   /**
-   * Verified tokens remembered (signature work skipped on repeat); exp and revocation are still checked each time.
+   * Verified tokens remembered, least recently used evicted first (signature work skipped on repeat); exp, the
+   * audience (the route) and revocation are still checked on every request, so revocation stays immediate.
    * A token verified before its signing key was pruned stays accepted until it expires (≤ the access-token
    * lifetime); revoke the grants to cut those off at once.
    */
@@ -55,8 +56,16 @@ const QUERY_TOKEN = /(?:^|&)access_token=/;
 
 export type VerifyAccessToken = (input: VerifyInput, target: VerifyTarget) => Promise<AccessTokenClaims>;
 
+/**
+ * Clock difference tolerated on `exp`/`nbf`. Gateway replicas and the authorization server sign and verify with
+ * NTP-synchronised clocks (usually the same process), so a few seconds suffice. It must stay small: a token accepted
+ * after its `exp` is answered with a 401 only once the window has passed, and until then the backend must be given
+ * an assertion that is still valid (see identity-assertion.ts), so a long window only delays the client's refresh.
+ */
+export const ACCESS_TOKEN_CLOCK_SKEW_SECONDS = 5;
+
 export function createAccessTokenVerifier(options: AccessTokenVerifierOptions): VerifyAccessToken {
-  const { keyring, issuer, clock, revokedGrants, clockSkewSeconds = 30, cacheSize = 10_000 } = options;
+  const { keyring, issuer, clock, revokedGrants, clockSkewSeconds = ACCESS_TOKEN_CLOCK_SKEW_SECONDS, cacheSize = 10_000 } = options;
   const keys = new Map<string, CryptoKey | Uint8Array>();
   const verified = new Map<string, { claims: AccessTokenClaims; aud: string }>();
 
@@ -74,7 +83,12 @@ export function createAccessTokenVerifier(options: AccessTokenVerifierOptions): 
 
   async function verifySignature(token: string, target: VerifyTarget): Promise<AccessTokenClaims> {
     const hit = verified.get(token);
-    if (hit && hit.aud === target.resource) return hit.claims;
+    if (hit && hit.aud === target.resource) {
+      // Least recently used goes first: re-inserting moves a token in use to the end of the Map's order.
+      verified.delete(token);
+      verified.set(token, hit);
+      return hit.claims;
+    }
     // Pinning the algorithms to the keyring's own is what defeats `alg: none` and HS256-with-the-public-key forgeries.
     const algorithms = [...new Set(keyring.publicJwks().keys.map((k) => k.alg).filter((a): a is string => !!a))];
     const { payload } = await jwtVerify(token, (header) => keyFor(header.kid), {
@@ -87,6 +101,7 @@ export function createAccessTokenVerifier(options: AccessTokenVerifierOptions): 
       requiredClaims: ['sub', 'exp', 'iat', 'jti', 'client_id', 'gid'],
     });
     const claims = toClaims(payload);
+    // Bounded: a flood of distinct (even valid) tokens cannot grow memory, it only evicts the least recently used.
     if (verified.size >= cacheSize) verified.delete(verified.keys().next().value as string);
     verified.set(token, { claims, aud: target.resource });
     return claims;

@@ -68,8 +68,12 @@ describe('audit', () => {
     assert.ok(!all.includes('top-secret-argument'), 'arguments are not audited');
     assert.ok(!all.includes(bearer), 'tokens are not audited');
 
+    // The JSON lines and the store rows are written by the same batch, so the rows are there once the lines are.
     let stored: Array<{ value: AuditRecord }> = [];
-    while (stored.length < 2) stored = await gateway.store.findByIndex<AuditRecord>(AUDIT_NAMESPACE, 'user', 'tenant/audited');
+    while (stored.length < 2) {
+      stored = await gateway.store.findByIndex<AuditRecord>(AUDIT_NAMESPACE, 'user', 'tenant/audited');
+      await new Promise((resolve) => setImmediate(resolve));
+    }
     assert.deepEqual(stored.map((entry) => entry.value.tool).sort(), ['echo', 'secret_tool']);
     const byTool = await gateway.store.findByIndex<AuditRecord>(AUDIT_NAMESPACE, 'tool', 'secret_tool');
     assert.ok(byTool.some((entry) => entry.value.user === 'tenant/audited'));
@@ -92,6 +96,59 @@ describe('audit JSON-lines file', () => {
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('audit batching', () => {
+  const record = (time: number, user: string): AuditRecord => ({ time, user, route: '/mcp', outcome: 'allowed', status: 200, durationMs: 1, bytesIn: 2, bytesOut: 3 });
+  const newLog = (sinkWrites: string[], options: { flushIntervalMs?: number; maxBatch?: number } = {}) =>
+    createAuditLog({
+      store: gateway.store,
+      random: cryptoRandom,
+      logger: gateway.ctx.logger,
+      output: 'store',
+      retentionDays: 1,
+      sink: { write: (chunk: string) => sinkWrites.push(chunk) },
+      ...options,
+    });
+
+  it('writes queued records in one sink write per batch, and loses none on close', async () => {
+    const writes: string[] = [];
+    // An interval no test waits for: only close() can have written these.
+    const log = newLog(writes, { flushIntervalMs: 3_600_000 });
+    for (let i = 0; i < 5; i++) log.record(record(10 + i, 'tenant/batched'));
+    assert.equal(writes.length, 0, 'nothing is written on the request path');
+    await log.close();
+    assert.equal(writes.length, 1, 'one write for the batch');
+    const lines = writes.join('').trim().split('\n').map((line) => JSON.parse(line) as AuditRecord);
+    assert.deepEqual(lines.map((line) => line.time), [10, 11, 12, 13, 14]);
+    const stored = await gateway.store.findByIndex<AuditRecord>(AUDIT_NAMESPACE, 'user', 'tenant/batched');
+    assert.deepEqual(stored.map((entry) => entry.value.time).sort(), [10, 11, 12, 13, 14]);
+  });
+
+  it('writes a full batch at once, and records that arrive after close still reach the store', async () => {
+    const writes: string[] = [];
+    const log = newLog(writes, { flushIntervalMs: 3_600_000, maxBatch: 3 });
+    for (let i = 0; i < 3; i++) log.record(record(20 + i, 'tenant/full-batch'));
+    await log.flush();
+    assert.equal(writes.length, 1);
+    await log.close();
+    log.record(record(30, 'tenant/full-batch'));
+    await log.flush();
+    const stored = await gateway.store.findByIndex<AuditRecord>(AUDIT_NAMESPACE, 'user', 'tenant/full-batch');
+    assert.deepEqual(stored.map((entry) => entry.value.time).sort(), [20, 21, 22, 30]);
+  });
+
+  it('flushes the gateway\'s queue when the server closes', async () => {
+    const local = await startTestGateway({ keyring, config: { routes: [{ path: '/mcp', backend: backend.url }] } });
+    const bearer = await mintAccessToken(keyring, local.url, { aud: `${local.url}/mcp`, sub: 'tenant/closing' });
+    const response = await mcpPost(`${local.url}/mcp`, bearer, toolsCall('echo', { text: 'x' }));
+    await response.text();
+    await local.app.close();
+    const stored = await local.store.findByIndex<AuditRecord>(AUDIT_NAMESPACE, 'user', 'tenant/closing');
+    assert.equal(stored.length, 1);
+    assert.equal(local.auditLines.length, 1);
+    await local.close();
   });
 });
 

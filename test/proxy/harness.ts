@@ -31,6 +31,7 @@ export interface TestGateway {
   keyring: Keyring;
   revokedGrants: RevokedGrantsCache;
   logs: LogCapture;
+  /** The audit JSON lines, one record each (the audit log writes them in batches). */
   auditLines: string[];
   close(): Promise<void>;
 }
@@ -78,7 +79,7 @@ export async function startTestGateway(options: TestGatewayOptions): Promise<Tes
   };
   const revokedGrants = createRevokedGrantsCache({ store, clock, resyncIntervalMs: options.resyncIntervalMs ?? 500 });
   await revokedGrants.start();
-  const plugin = createGatewayPlugin(ctx, { revokedGrants, broker: options.broker, auditSink: { write: (line: string) => auditLines.push(line) } });
+  const plugin = createGatewayPlugin(ctx, { revokedGrants, broker: options.broker, auditSink: { write: (chunk: string) => auditLines.push(...chunk.split('\n').filter(Boolean)) } });
   const app = await buildServer(ctx, { plugins: [plugin] });
   await app.listen({ port, host: '127.0.0.1' });
   return {

@@ -1,0 +1,71 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import type { Keyring } from '../../src/keys/keyring.ts';
+import type { RevokedGrantsCache } from '../../src/proxy/revoked-grants.ts';
+import { createAccessTokenVerifier, type VerifyTarget } from '../../src/proxy/verify-access-token.ts';
+import { ProtocolError } from '../../src/server/errors.ts';
+import { systemClock } from '../../src/runtime/clock.ts';
+import { createTestKeyring, mintAccessToken } from './harness.ts';
+
+/**
+ * The verified-token cache: a repeated token skips the signature check, but the audience (route), expiry and
+ * revocation are still checked on every request, and the cache is a bounded LRU.
+ */
+const issuer = 'https://gw.example';
+const real = createTestKeyring();
+const target = (path: string): VerifyTarget => ({ resource: `${issuer}${path}`, requiredScopes: ['mcp:tools'], resourceMetadataUrl: `${issuer}/.well-known/oauth-protected-resource${path}`, scope: 'mcp:tools' });
+
+/** Counts signature verifications: the verifier reads the public keys once per verification it performs. */
+function setup(cacheSize = 10) {
+  let verifications = 0;
+  const keyring: Keyring = { ...real, publicJwks: () => (verifications++, real.publicJwks()) };
+  const revoked = new Set<string>();
+  const revokedGrants: RevokedGrantsCache = { isRevoked: (gid) => revoked.has(gid), start: async () => {}, resync: async () => {}, stop: async () => {} };
+  const verify = createAccessTokenVerifier({ keyring, issuer, clock: systemClock, revokedGrants, cacheSize });
+  const check = (token: string, path = '/mcp') => verify({ authorization: `Bearer ${token}`, rawQuery: '' }, target(path));
+  return { check, revoked, count: () => verifications };
+}
+const mint = (gid = 'g1', path = '/mcp') => mintAccessToken(real, issuer, { aud: `${issuer}${path}`, gid });
+const refused = (status: number) => (error: unknown) => error instanceof ProtocolError && error.status === status;
+
+describe('verified-token cache', () => {
+  it('verifies the signature of a repeated token once', async () => {
+    const { check, count } = setup();
+    const token = await mint();
+    await check(token);
+    const after = count();
+    assert.ok(after > 0);
+    await check(token);
+    await check(token);
+    assert.equal(count(), after);
+  });
+
+  it('still refuses a cached token on another route', async () => {
+    const { check } = setup();
+    const token = await mint();
+    await check(token);
+    await assert.rejects(check(token, '/other'), refused(401));
+  });
+
+  it('still refuses a cached token once its grant is revoked', async () => {
+    const { check, revoked } = setup();
+    const token = await mint('g-revoked');
+    await check(token);
+    revoked.add('g-revoked');
+    await assert.rejects(check(token), refused(401));
+  });
+
+  it('evicts the least recently used token when full', async () => {
+    const { check, count } = setup(2);
+    const [a, b, c] = await Promise.all([mint('a'), mint('b'), mint('c')]);
+    await check(a);
+    await check(b);
+    await check(a); // a is now the most recently used
+    await check(c); // evicts b
+    const before = count();
+    await check(a);
+    assert.equal(count(), before, 'a stayed cached');
+    await check(b);
+    assert.ok(count() > before, 'b was evicted and verified again');
+  });
+});

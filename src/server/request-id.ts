@@ -10,10 +10,17 @@ export const requestIdHeader = 'x-request-id';
 
 const saneRequestId = /^[A-Za-z0-9._:-]{1,128}$/;
 
+/**
+ * Generated ids are a random per-process prefix and a counter: unique across replicas and restarts without drawing
+ * random bytes on every request (a request id is a correlation handle, not a secret, so it need not be unguessable).
+ */
 export function createRequestIdGenerator(random: Random): (req: IncomingMessage) => string {
+  const prefix = random.token(6);
+  let counter = 0;
   return (req) => {
     const offered = req.headers[requestIdHeader];
     if (typeof offered === 'string' && saneRequestId.test(offered)) return offered;
-    return random.token(12);
+    counter += 1;
+    return `${prefix}-${counter.toString(36)}`;
   };
 }

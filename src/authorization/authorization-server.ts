@@ -7,6 +7,7 @@ import type { GatehouseMetrics } from '../admin/metrics.ts';
 import type { GatehouseContext } from '../runtime/context.ts';
 import { createOidcAdapter } from '../store/oidc-adapter.ts';
 import type { UpstreamClient } from '../upstream/types.ts';
+import { installAccessTokenRevocation } from './access-token-revocation.ts';
 import { accountFinder } from './account-record.ts';
 import { withAuthorizationHooks } from './adapter-hooks.ts';
 import { createBrowserCookies } from './browser-cookies.ts';
@@ -97,6 +98,7 @@ export async function createAuthorizationServer(ctx: GatehouseContext, deps: Aut
     provider.proxy = true;
     installClientOverrides(provider);
     installDefaultScopes(provider, resources);
+    installAccessTokenRevocation(provider, { keyring: ctx.keyring, issuer: ctx.publicUrl, logger: ctx.logger });
     for (const register of deps.grantTypes ?? []) register(provider);
     // Every instance (the provider is rebuilt after a key rotation) reports to the same metrics.
     if (deps.metrics !== undefined) recordProviderMetrics(provider, deps.metrics);

@@ -42,6 +42,7 @@ declare module 'oidc-provider' {
     body: unknown;
     get(header: string): string;
     set(header: string, value: string): void;
+    remove(header: string): void;
     req: IncomingMessage;
     res: ServerResponse;
     [key: string]: unknown;
@@ -170,6 +171,7 @@ declare module 'oidc-provider' {
     ): void;
     use(middleware: (ctx: KoaContextWithOIDC, next: () => Promise<void>) => Promise<void>): void;
     on(event: string, listener: (...args: unknown[]) => void): this;
+    emit(event: string, ...args: unknown[]): boolean;
     pathFor(name: string): string;
     [key: string]: unknown;
   }
@@ -194,6 +196,7 @@ declare module 'oidc-provider' {
     InvalidScope: new (description?: string, scope?: string, detail?: string) => OIDCProviderError;
     AccessDenied: new (description?: string, detail?: string) => OIDCProviderError;
     InvalidToken: new (detail?: string) => OIDCProviderError;
+    UnsupportedTokenType: new (description?: string, detail?: string) => OIDCProviderError;
     [name: string]: unknown;
   };
 

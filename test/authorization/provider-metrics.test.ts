@@ -160,6 +160,19 @@ describe('authorization server metrics (oidc-provider events)', () => {
     assert.deepEqual(moved, { client: 1 });
   });
 
+  it('counts an RFC 7009 revocation of a JWT access token as a client revocation', async () => {
+    const tokens = await obtainTokens(server, client);
+    const moved = await deltas({ client: () => revocations(metrics, 'client') }, async () => {
+      const response = await fetch(`${server.publicUrl}/revoke`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams({ token: tokens.access_token, client_id: client.client_id }).toString(),
+      });
+      assert.equal(response.status, 200);
+    });
+    assert.deepEqual(moved, { client: 1 });
+  });
+
   it('keeps counting on the provider rebuilt after a signing-key rotation', async () => {
     const rotatedKey = generateSigningKey({ now: now + 1, signingAlgorithm: 'ES256' });
     keyring.swap({ ...keys, signingKeys: [...keys.signingKeys.map((key) => ({ ...key, retiredAt: now + 1 })), rotatedKey] });

@@ -143,16 +143,16 @@ describe('token endpoint: codes, refresh rotation, revocation, introspection', (
     assert.equal((await refresh(tokens.refresh_token)).status, 400);
   });
 
-  it('answers unsupported_token_type for a JWT access token at /revoke (revoke the refresh token instead)', async () => {
+  it('revokes the grant of a JWT access token at /revoke (RFC 7009; details in access-token-revocation.test.ts)', async () => {
     const tokens = await obtainTokens(server, client);
     const response = await fetch(`${server.publicUrl}/revoke`, {
       method: 'POST',
       headers: { 'content-type': 'application/x-www-form-urlencoded' },
       body: new URLSearchParams({ token: tokens.access_token, client_id: client.client_id }).toString(),
     });
-    assert.equal(response.status, 400);
-    assert.equal(((await response.json()) as { error: string }).error, 'unsupported_token_type');
-    assert.equal(await isRevoked(grantIdOf(tokens.access_token)), false);
+    assert.equal(response.status, 200);
+    assert.equal(await isRevoked(grantIdOf(tokens.access_token)), true);
+    assert.equal((await refresh(tokens.refresh_token)).status, 400);
   });
 
     it('answers introspection only for pre-registered confidential clients (RFC 7662 §4)', async () => {

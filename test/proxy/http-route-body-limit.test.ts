@@ -1,0 +1,110 @@
+import assert from 'node:assert/strict';
+import { createServer, request, type ClientRequest, type IncomingMessage, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { after, before, describe, it } from 'node:test';
+import { createTestKeyring, mintAccessToken, startTestGateway, type TestGateway } from './harness.ts';
+
+/**
+ * Plain HTTP routes stream request bodies to the backend; `server.bodyLimitBytes` caps them while streaming, so a
+ * client cannot push more than the limit to a backend by leaving out (or lying about) `Content-Length`.
+ */
+const LIMIT = 1024;
+const keyring = createTestKeyring();
+let gateway: TestGateway;
+let backend: Server;
+/** Bytes each backend request delivered, whether it completed or was aborted. */
+const received: number[] = [];
+
+before(async () => {
+  backend = createServer((req, res) => {
+    const index = received.push(0) - 1;
+    req.on('data', (chunk: Buffer) => (received[index]! += chunk.length));
+    req.on('error', () => {});
+    req.on('end', () => res.writeHead(200, { 'content-type': 'text/plain' }).end(`got ${received[index]}`));
+  });
+  await new Promise<void>((resolve) => backend.listen(0, '127.0.0.1', resolve));
+  const origin = `http://127.0.0.1:${(backend.address() as AddressInfo).port}`;
+  gateway = await startTestGateway({
+    keyring,
+    config: { server: { bodyLimitBytes: LIMIT }, routes: [{ path: '/api', type: 'http', backend: `${origin}/v1` }] },
+  });
+});
+after(async () => {
+  await gateway?.close();
+  backend.closeAllConnections();
+  await new Promise<void>((resolve) => backend.close(() => resolve()));
+});
+
+interface Answer {
+  status: number;
+  headers: IncomingMessage['headers'];
+  body: string;
+}
+
+/**
+ * A POST whose body is written by `write` without ending the request first: the answer may come while the body is
+ * still being sent (that is the point), so the request is destroyed once the answer has been read.
+ */
+function post(headers: Record<string, string | number>, write: (req: ClientRequest) => void): Promise<Answer> {
+  return new Promise<Answer>((resolve, reject) => {
+    const req = request(`${gateway.url}/api/upload`, { method: 'POST', headers }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => (body += chunk));
+      res.once('end', () => {
+        resolve({ status: res.statusCode ?? 0, headers: res.headers, body });
+        req.destroy();
+      });
+      res.once('error', reject);
+    });
+    // Writing after the gateway closed the connection fails with EPIPE; the answer already says what happened.
+    req.on('error', (error) => (req.writableEnded ? undefined : reject(error)));
+    write(req);
+  });
+}
+
+const bearer = () => mintAccessToken(keyring, gateway.url, { aud: `${gateway.url}/api` });
+
+describe('plain HTTP route body limit', () => {
+  it('streams a chunked body of exactly the limit to the backend', async () => {
+    const before = received.length;
+    const answer = await post({ authorization: `Bearer ${await bearer()}`, 'content-type': 'application/octet-stream' }, (req) => {
+      req.write(Buffer.alloc(LIMIT / 2, 1));
+      req.end(Buffer.alloc(LIMIT / 2, 2));
+    });
+    assert.equal(answer.status, 200);
+    assert.equal(answer.body, `got ${LIMIT}`);
+    assert.equal(received.length, before + 1);
+  });
+
+  it('refuses a declared Content-Length over the limit before contacting the backend', async () => {
+    const before = received.length;
+    const answer = await post(
+      { authorization: `Bearer ${await bearer()}`, 'content-type': 'application/octet-stream', 'content-length': LIMIT + 1 },
+      (req) => req.flushHeaders(),
+    );
+    assert.equal(answer.status, 413);
+    assert.equal(answer.headers.connection, 'close');
+    assert.equal((JSON.parse(answer.body) as { error: string }).error, 'payload_too_large');
+    assert.equal(received.length, before, 'the backend was never called');
+  });
+
+  it('aborts a chunked body that crosses the limit with 413, having forwarded no more than the limit', async () => {
+    const before = received.length;
+    const answer = await post({ authorization: `Bearer ${await bearer()}`, 'content-type': 'application/octet-stream' }, (req) => {
+      // Four chunks of 400 bytes and no Content-Length: the third crosses 1024.
+      for (let i = 0; i < 3; i++) req.write(Buffer.alloc(400, i));
+      req.end(Buffer.alloc(400, 3));
+    });
+    assert.equal(answer.status, 413);
+    assert.equal((JSON.parse(answer.body) as { error: string }).error, 'payload_too_large');
+    const forwarded = received.slice(before);
+    assert.ok(forwarded.every((bytes) => bytes <= LIMIT), `forwarded ${forwarded.join(', ')} bytes`);
+    assert.equal(gateway.logs.text().includes('unexpected gateway error'), false);
+  });
+
+  it('still refuses an oversized body without a token as unauthorized, not by size', async () => {
+    const answer = await post({ 'content-type': 'application/octet-stream', 'content-length': LIMIT + 1 }, (req) => req.flushHeaders());
+    assert.equal(answer.status, 401);
+  });
+});

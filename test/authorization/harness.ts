@@ -5,7 +5,7 @@ import type Provider from 'oidc-provider';
 import { createAuthorizationServer, type AuthorizationServerDeps } from '../../src/authorization/authorization-server.ts';
 import { configSchema, type GatehouseConfig } from '../../src/config/schema.ts';
 import { keyringFromKeySet } from '../../src/keys/key-set-keyring.ts';
-import { generateKeySet } from '../../src/keys/key-set.ts';
+import { generateKeySet, type KeySetFile } from '../../src/keys/key-set.ts';
 import type { Keyring } from '../../src/keys/keyring.ts';
 import { systemClock, type Clock } from '../../src/runtime/clock.ts';
 import type { GatehouseContext } from '../../src/runtime/context.ts';
@@ -361,4 +361,26 @@ export function grantIdOf(accessToken: string): string {
   const payload = JSON.parse(Buffer.from(accessToken.split('.')[1] ?? '', 'base64url').toString('utf8')) as { gid?: string };
   if (typeof payload.gid !== 'string') throw new Error('no gid claim');
   return payload.gid;
+}
+
+/** A keyring whose key set the test replaces, notifying listeners like the reloading keyring does. */
+export function swappableKeyring(initial: KeySetFile) {
+  let inner = keyringFromKeySet(initial);
+  const listeners = new Set<() => void>();
+  const keyring: Keyring & { onChange(listener: () => void): () => void; swap(next: KeySetFile): void } = {
+    currentSigningKey: () => inner.currentSigningKey(),
+    publicJwks: () => inner.publicJwks(),
+    privateJwks: () => inner.privateJwks(),
+    seal: (plaintext, context) => inner.seal(plaintext, context),
+    unseal: (sealed, context) => inner.unseal(sealed, context),
+    onChange(listener) {
+      listeners.add(listener);
+      return () => listeners.delete(listener);
+    },
+    swap(next) {
+      inner = keyringFromKeySet(next);
+      for (const listener of listeners) listener();
+    },
+  };
+  return keyring;
 }

@@ -1,32 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { decodeProtectedHeader } from 'jose';
-import { keyringFromKeySet } from '../../src/keys/key-set-keyring.ts';
-import { generateKeySet, generateSigningKey, type KeySetFile } from '../../src/keys/key-set.ts';
-import type { Keyring } from '../../src/keys/keyring.ts';
-import { obtainTokens, registerPublicClient, startAuthorizationServer, tokenRequest, type TestServer } from './harness.ts';
-
-/** A keyring whose key set the test replaces, notifying listeners like the reloading keyring does. */
-function swappableKeyring(initial: KeySetFile) {
-  let inner = keyringFromKeySet(initial);
-  const listeners = new Set<() => void>();
-  const keyring: Keyring & { onChange(listener: () => void): () => void; swap(next: KeySetFile): void } = {
-    currentSigningKey: () => inner.currentSigningKey(),
-    publicJwks: () => inner.publicJwks(),
-    privateJwks: () => inner.privateJwks(),
-    seal: (plaintext, context) => inner.seal(plaintext, context),
-    unseal: (sealed, context) => inner.unseal(sealed, context),
-    onChange(listener) {
-      listeners.add(listener);
-      return () => listeners.delete(listener);
-    },
-    swap(next) {
-      inner = keyringFromKeySet(next);
-      for (const listener of listeners) listener();
-    },
-  };
-  return keyring;
-}
+import { generateKeySet, generateSigningKey } from '../../src/keys/key-set.ts';
+import { obtainTokens, registerPublicClient, startAuthorizationServer, swappableKeyring, tokenRequest, type TestServer } from './harness.ts';
 
 describe('signing-key rotation', () => {
   const now = Date.now();

@@ -4,9 +4,7 @@ import { decodeProtectedHeader } from 'jose';
 import { createMetrics, type GatehouseMetrics } from '../../src/admin/metrics.ts';
 import { withAuthorizationHooks } from '../../src/authorization/adapter-hooks.ts';
 import { replayRecorder } from '../../src/authorization/provider-metrics.ts';
-import { keyringFromKeySet } from '../../src/keys/key-set-keyring.ts';
-import { generateKeySet, generateSigningKey, type KeySetFile } from '../../src/keys/key-set.ts';
-import type { Keyring } from '../../src/keys/keyring.ts';
+import { generateKeySet, generateSigningKey } from '../../src/keys/key-set.ts';
 import { ManualClock, systemClock } from '../../src/runtime/clock.ts';
 import { createOidcAdapter, GrantAlreadyConsumedError } from '../../src/store/oidc-adapter.ts';
 import { createSqliteStore } from '../../src/store/sqlite-store.ts';
@@ -16,6 +14,7 @@ import {
   obtainTokens,
   registerPublicClient,
   startAuthorizationServer,
+  swappableKeyring,
   tokenRequest,
   type RegisteredClient,
   type TestServer,
@@ -40,28 +39,6 @@ async function deltas(reads: Record<string, () => Promise<number>>, action: () =
   const moved: Record<string, number> = {};
   for (const [key, read] of Object.entries(reads)) moved[key] = (await read()) - (before[key] ?? 0);
   return moved;
-}
-
-/** A keyring whose key set the test replaces, notifying listeners like the reloading keyring does. */
-function swappableKeyring(initial: KeySetFile) {
-  let inner = keyringFromKeySet(initial);
-  const listeners = new Set<() => void>();
-  const keyring: Keyring & { onChange(listener: () => void): () => void; swap(next: KeySetFile): void } = {
-    currentSigningKey: () => inner.currentSigningKey(),
-    publicJwks: () => inner.publicJwks(),
-    privateJwks: () => inner.privateJwks(),
-    seal: (plaintext, context) => inner.seal(plaintext, context),
-    unseal: (sealed, context) => inner.unseal(sealed, context),
-    onChange(listener) {
-      listeners.add(listener);
-      return () => listeners.delete(listener);
-    },
-    swap(next) {
-      inner = keyringFromKeySet(next);
-      for (const listener of listeners) listener();
-    },
-  };
-  return keyring;
 }
 
 describe('authorization server metrics (oidc-provider events)', () => {

@@ -1,4 +1,5 @@
 import type { FastifyError, FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
+import type { GatehouseMetrics } from '../admin/metrics.ts';
 import type { TokenBroker } from '../broker/types.ts';
 import type { RouteConfig } from '../config/schema.ts';
 import type { GatehouseContext } from '../runtime/context.ts';
@@ -27,6 +28,8 @@ export interface GatewayDeps {
   revokedGrants: RevokedGrantsCache;
   /** Overrides `audit.output` as the JSON-lines sink (embedders, tests). */
   auditSink?: AuditLogOptions['sink'];
+  /** Open SSE streams and 429s are counted here (request counts come from the server-wide request hook). */
+  metrics?: GatehouseMetrics;
 }
 
 declare module 'fastify' {

@@ -1,4 +1,5 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { GatehouseMetrics } from '../admin/metrics.ts';
 import type { TokenBroker } from '../broker/types.ts';
 import type { GatehouseContext } from '../runtime/context.ts';
 import { createAccountCache, type AccountCache, type AccountRecord } from './account-cache.ts';
@@ -26,13 +27,14 @@ export interface GatewayRuntime {
   sessions: SessionBindings;
   rateLimiter: RateLimiter;
   audit: AuditLog;
+  metrics: GatehouseMetrics | undefined;
   checkOrigin: (origin: string | undefined) => void;
   isAllowedOrigin: (origin: string) => boolean;
 }
 
 export function createGatewayRuntime(
   ctx: GatehouseContext,
-  deps: { broker?: TokenBroker; revokedGrants: RevokedGrantsCache; auditSink?: AuditLogOptions['sink'] },
+  deps: { broker?: TokenBroker; revokedGrants: RevokedGrantsCache; auditSink?: AuditLogOptions['sink']; metrics?: GatehouseMetrics },
 ): GatewayRuntime {
   const { store, clock, keyring, random, logger, publicUrl, config } = ctx;
   const origins = createOriginPolicy(publicUrl, config.server.allowedOrigins);
@@ -45,8 +47,14 @@ export function createGatewayRuntime(
       broker: deps.broker,
     }),
     sessions: createSessionBindings(store),
-    rateLimiter: createRateLimiter({ store, clock, onError: (error) => logger.warn({ err: error }, 'rate-limit counters could not be shared') }),
+    rateLimiter: createRateLimiter({
+      store,
+      clock,
+      onError: (error) => logger.warn({ err: error }, 'rate-limit counters could not be shared'),
+      onRejected: (limit) => deps.metrics?.rateLimitRejected(limit),
+    }),
     audit: createAuditLog({ store, random, logger, output: config.audit.output, retentionDays: config.audit.retentionDays, sink: deps.auditSink }),
+    metrics: deps.metrics,
     checkOrigin: origins.check,
     isAllowedOrigin: origins.isAllowed,
   };

@@ -9,6 +9,7 @@ import { mediaType, relayResponse } from './relay-response.ts';
 import { auditDraft } from './request-audit.ts';
 import type { RouteState } from './route-state.ts';
 import { deniedTools } from './tool-policy.ts';
+import { trackOpenStream } from './stream-metrics.ts';
 import { toolsListSseFilter } from './tools-list-filter.ts';
 
 /**
@@ -37,6 +38,7 @@ export function legacySseStreamHandler(runtime: GatewayRuntime, state: RouteStat
       response.body.resume();
       throw new ProtocolError('bad_gateway', `The backend of ${state.route.path} did not open an SSE stream.`);
     }
+    trackOpenStream(reply, runtime.metrics, { route: state.route.path, transport: 'sse' });
 
     const sessionId = runtime.ctx.random.token(24);
     const publicMessagesUrl = `${runtime.ctx.publicUrl}${state.route.path}${LEGACY_MESSAGES_SUFFIX}?sessionId=${sessionId}`;
@@ -51,14 +53,15 @@ export function legacySseStreamHandler(runtime: GatewayRuntime, state: RouteStat
       runtime.sessions.forget('legacy-sse-session', sessionId).catch(() => {});
     });
 
-    const rewriter = response.body.pipe(endpointRewriter(state.legacySseUrl, publicMessagesUrl, bind));
-    let body: Readable = rewriter;
     const denied = deniedTools(state.route, call.caller);
+    // Every message's response travels on this stream, so each stage costs once per message: without a filter
+    // the rewriter is the last stage and counts the bytes itself.
+    const countBytes = denied.size === 0 ? (bytes: number) => void (draft.bytesOut += bytes) : undefined;
+    const rewriter = response.body.pipe(endpointRewriter(state.legacySseUrl, publicMessagesUrl, bind, countBytes));
+    if (countBytes) return relayResponse(reply, response, draft, state.route, rewriter, { bytesCounted: true });
     // Responses to tools/list arrive on this stream, not on the POST, so the filter watches the stream itself.
-    if (denied.size > 0) {
-      body = rewriter.pipe(toolsListSseFilter(denied));
-      rewriter.once('error', (error) => body.destroy(error));
-    }
+    const body: Readable = rewriter.pipe(toolsListSseFilter(denied));
+    rewriter.once('error', (error) => body.destroy(error));
     return relayResponse(reply, response, draft, state.route, body);
   };
 }
@@ -99,19 +102,30 @@ export function legacySseMessageHandler(runtime: GatewayRuntime, state: RouteSta
  * untouched. The binding is written before the rewritten event is released, so a client cannot POST to a session
  * the store does not know yet.
  */
-function endpointRewriter(backendSseUrl: string, publicMessagesUrl: string, bind: (backendMessageUrl: string) => Promise<void>): Transform {
+function endpointRewriter(
+  backendSseUrl: string,
+  publicMessagesUrl: string,
+  bind: (backendMessageUrl: string) => Promise<void>,
+  countBytes: (bytes: number) => void = () => {},
+): Transform {
   let pending = '';
   let rewritten = false;
   const field = (lines: string[], name: string) =>
     lines.find((line) => line.startsWith(`${name}:`))?.slice(name.length + 1).trim();
   return new Transform({
     transform(chunk: Buffer, _encoding, callback) {
-      if (rewritten) return callback(null, chunk);
+      if (rewritten) {
+        countBytes(chunk.length);
+        return callback(null, chunk);
+      }
       pending += chunk.toString('utf8');
       let passed = '';
       for (;;) {
         const end = /\r?\n\r?\n/.exec(pending);
-        if (!end) return callback(null, passed || undefined);
+        if (!end) {
+          countBytes(Buffer.byteLength(passed));
+          return callback(null, passed || undefined);
+        }
         const event = pending.slice(0, end.index);
         pending = pending.slice(end.index + end[0].length);
         const lines = event.split(/\r?\n/);
@@ -131,8 +145,12 @@ function endpointRewriter(backendSseUrl: string, publicMessagesUrl: string, bind
         rewritten = true;
         const rest = pending;
         pending = '';
+        const output = `${passed}event: endpoint\ndata: ${publicMessagesUrl}\n\n${rest}`;
         bind(target.href).then(
-          () => callback(null, `${passed}event: endpoint\ndata: ${publicMessagesUrl}\n\n${rest}`),
+          () => {
+            countBytes(Buffer.byteLength(output));
+            callback(null, output);
+          },
           (error: unknown) => callback(error as Error),
         );
         return;

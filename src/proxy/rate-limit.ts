@@ -38,8 +38,10 @@ export function createRateLimiter(options: {
   clock: Clock;
   flushIntervalMs?: number;
   onError?: (error: unknown) => void;
+  /** Called once per refused request with the budget that was spent (for `gatehouse_rate_limit_rejections_total`). */
+  onRejected?: (limit: 'user' | 'client') => void;
 }): RateLimiter {
-  const { store, clock, flushIntervalMs = 100, onError = () => {} } = options;
+  const { store, clock, flushIntervalMs = 100, onError = () => {}, onRejected = () => {} } = options;
   const counters = new Map<string, Counter>();
   let flushing: Promise<void> | undefined;
 
@@ -93,6 +95,7 @@ export function createRateLimiter(options: {
       const userOk = count(`u:${route.path}:${subject}`, window, route.rateLimit.perUserPerMinute);
       const clientOk = userOk && count(`c:${route.path}:${clientId}`, window, route.rateLimit.perClientPerMinute);
       if (userOk && clientOk) return;
+      onRejected(userOk ? 'client' : 'user');
       const retryAfter = Math.max(1, Math.ceil(((window + 1) * WINDOW_MS - now) / 1000));
       throw new ProtocolError('rate_limited', `Too many requests to ${route.path}; retry in ${retryAfter} s.`, {
         headers: { 'retry-after': String(retryAfter) },

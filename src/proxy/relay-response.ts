@@ -25,6 +25,7 @@ export async function relayResponse(
   draft: AuditDraft,
   route: Pick<RouteConfig, 'path'>,
   body: Readable = response.body,
+  options: { bytesCounted?: boolean } = {},
 ): Promise<FastifyReply> {
   const headers = clientResponseHeaders(response.headers);
   // The backend's own challenge would point the client at the wrong authorization server.
@@ -49,6 +50,17 @@ export async function relayResponse(
       return reply.send(collected.whole);
     }
     body = Readable.from(prepend(collected.head, response.body));
+  }
+
+  // A transforming stage of the caller's that already counts `bytesOut` is sent as it is: one pass-through stage
+  // less per SSE event (the legacy stream's endpoint rewriter counts what it passes).
+  if (options.bytesCounted && body !== response.body) {
+    const last = body;
+    response.body.once('error', (error) => last.destroy(error));
+    last.once('close', () => {
+      if (!response.body.destroyed) response.body.destroy();
+    });
+    return reply.send(last);
   }
 
   // Counted in a pass-through stage: a 'data' listener would start the flow before Fastify pipes the stream.

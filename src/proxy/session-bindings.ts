@@ -10,6 +10,11 @@ import { ProtocolError } from '../server/errors.ts';
  * Two kinds share this: Streamable HTTP `Mcp-Session-Id` values issued by the backend (namespace `mcp-session`), and
  * legacy HTTP+SSE sessions issued by the gateway itself (namespace `legacy-sse-session`), which also carry the backend
  * message URL so whichever replica receives the POST can route it.
+ *
+ * The cache is what keeps the store off the per-message path (a legacy SSE POST otherwise reads the mapping every
+ * time): least recently used, bounded, and dropped when the session ends. Caching the binding never caches the
+ * decision: owner and route are compared on every request, and the token itself (expiry, revocation) is checked
+ * before the session is looked up.
  */
 export interface SessionBinding {
   subject: string;
@@ -46,7 +51,11 @@ export function createSessionBindings(store: Store, maxCached = 50_000): Session
     async require(kind, sessionId, subject, route) {
       const key = `${kind}\u0000${sessionId}`;
       let binding = cache.get(key);
-      if (!binding) {
+      if (binding) {
+        // Least recently used: a hit moves to the end, so long-lived busy sessions are not evicted by new ones.
+        cache.delete(key);
+        cache.set(key, binding);
+      } else {
         binding = await store.get<SessionBinding>(kind, sessionId);
         if (!binding) throw notFound();
         remember(key, binding);

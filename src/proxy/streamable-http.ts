@@ -9,6 +9,7 @@ import { checkMirroredHeaders, parseMcpPost, readBody, type McpPost } from './mc
 import { mediaType, relayResponse } from './relay-response.ts';
 import { auditDraft, type AuditDraft } from './request-audit.ts';
 import type { RouteState } from './route-state.ts';
+import { trackOpenStream } from './stream-metrics.ts';
 import { deniedTools } from './tool-policy.ts';
 import { filterToolsListJson, toolsListSseFilter } from './tools-list-filter.ts';
 
@@ -64,7 +65,11 @@ export function streamableHttpHandler(runtime: GatewayRuntime, state: RouteState
       response.body.resume();
       throw new ProtocolError('bad_gateway', `The backend of ${state.route.path} answered with something that is not MCP.`);
     }
-    return relayResponse(reply, response, draft, state.route, await toolsListBody(state, response, denied));
+    const body = await toolsListBody(state, response, denied);
+    if (response.statusCode === 200 && mediaType(response.headers) === 'text/event-stream') {
+      trackOpenStream(reply, runtime.metrics, { route: state.route.path, transport: 'streamable-http' });
+    }
+    return relayResponse(reply, response, draft, state.route, body);
   };
 }
 

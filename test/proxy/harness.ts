@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { SignJWT } from 'jose';
 import type { AddressInfo } from 'node:net';
+import type { GatehouseMetrics } from '../../src/admin/metrics.ts';
 import type { TokenBroker } from '../../src/broker/types.ts';
 import { configSchema, type GatehouseConfig } from '../../src/config/schema.ts';
 import { generateKeySet } from '../../src/keys/key-set.ts';
@@ -50,6 +51,8 @@ export interface TestGatewayOptions {
   publicUrl?: string;
   /** Port to listen on (0 = any); the public URL is derived from it. */
   port?: number;
+  /** Passed to the gateway plugin (stream and rate-limit metrics). */
+  metrics?: GatehouseMetrics;
 }
 
 export function createTestKeyring(): Keyring {
@@ -79,7 +82,7 @@ export async function startTestGateway(options: TestGatewayOptions): Promise<Tes
   };
   const revokedGrants = createRevokedGrantsCache({ store, clock, resyncIntervalMs: options.resyncIntervalMs ?? 500 });
   await revokedGrants.start();
-  const plugin = createGatewayPlugin(ctx, { revokedGrants, broker: options.broker, auditSink: { write: (chunk: string) => auditLines.push(...chunk.split('\n').filter(Boolean)) } });
+  const plugin = createGatewayPlugin(ctx, { revokedGrants, broker: options.broker, metrics: options.metrics, auditSink: { write: (chunk: string) => auditLines.push(...chunk.split('\n').filter(Boolean)) } });
   const app = await buildServer(ctx, { plugins: [plugin] });
   await app.listen({ port, host: '127.0.0.1' });
   return {

@@ -115,7 +115,7 @@ export async function assembleGatewayParts(baseCtx: GatehouseContext, options: A
       requestMetrics(metrics),
       createAdminPlugin(ctx, { upstream, metrics }),
       authorization.plugin,
-      createGatewayPlugin(ctx, { broker, revokedGrants }),
+      createGatewayPlugin(ctx, { broker, revokedGrants, metrics }),
       createMetricsPlugin(ctx, metrics),
     ];
     if (config.admin.metricsPort !== undefined) {

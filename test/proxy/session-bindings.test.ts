@@ -1,0 +1,75 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { ProtocolError } from '../../src/server/errors.ts';
+import { systemClock } from '../../src/runtime/clock.ts';
+import { createSessionBindings, type SessionBinding } from '../../src/proxy/session-bindings.ts';
+import { createSqliteStore } from '../../src/store/sqlite-store.ts';
+import type { Store } from '../../src/store/store.ts';
+
+/** Session bindings are cached (LRU) so the per-message path skips the store, without caching the ownership check. */
+let store: Store;
+let reads: string[] = [];
+let counted: Store;
+
+before(async () => {
+  store = await createSqliteStore({ path: ':memory:', clock: systemClock, purgeIntervalMs: 0 });
+  // The same store, recording which keys are read.
+  counted = new Proxy(store, {
+    get(target, property, receiver) {
+      if (property === 'get') {
+        return (namespace: string, key: string) => {
+          reads.push(key);
+          return target.get(namespace, key);
+        };
+      }
+      const value = Reflect.get(target, property, receiver) as unknown;
+      return typeof value === 'function' ? value.bind(target) : value;
+    },
+  });
+});
+after(async () => {
+  await store?.close();
+});
+
+const binding = (subject: string): SessionBinding => ({ subject, route: '/mcp', createdAt: 1, backendMessageUrl: 'http://backend/messages?s=1' });
+const isNotFound = (error: unknown) => error instanceof ProtocolError && error.status === 404;
+
+describe('session bindings cache', () => {
+  it('answers repeated lookups without reading the store, and still refuses another user or route', async () => {
+    const sessions = createSessionBindings(counted);
+    await sessions.bind('legacy-sse-session', 's1', binding('tenant/alice'), 60);
+    reads = [];
+    for (let i = 0; i < 3; i++) {
+      const found = await sessions.require('legacy-sse-session', 's1', 'tenant/alice', '/mcp');
+      assert.equal(found.backendMessageUrl, 'http://backend/messages?s=1');
+    }
+    assert.deepEqual(reads, []);
+    await assert.rejects(sessions.require('legacy-sse-session', 's1', 'tenant/mallory', '/mcp'), isNotFound);
+    await assert.rejects(sessions.require('legacy-sse-session', 's1', 'tenant/alice', '/other'), isNotFound);
+  });
+
+  it('reads the store on another replica once, then caches; forgetting a session ends it everywhere it is asked', async () => {
+    const first = createSessionBindings(counted);
+    const second = createSessionBindings(counted);
+    await first.bind('legacy-sse-session', 's2', binding('tenant/alice'), 60);
+    reads = [];
+    await second.require('legacy-sse-session', 's2', 'tenant/alice', '/mcp');
+    await second.require('legacy-sse-session', 's2', 'tenant/alice', '/mcp');
+    assert.deepEqual(reads, ['s2']);
+    await first.forget('legacy-sse-session', 's2');
+    await assert.rejects(first.require('legacy-sse-session', 's2', 'tenant/alice', '/mcp'), isNotFound);
+  });
+
+  it('evicts the least recently used binding when full', async () => {
+    const sessions = createSessionBindings(counted, 2);
+    await sessions.bind('legacy-sse-session', 'a', binding('tenant/alice'), 60);
+    await sessions.bind('legacy-sse-session', 'b', binding('tenant/alice'), 60);
+    await sessions.require('legacy-sse-session', 'a', 'tenant/alice', '/mcp');
+    await sessions.bind('legacy-sse-session', 'c', binding('tenant/alice'), 60);
+    reads = [];
+    await sessions.require('legacy-sse-session', 'a', 'tenant/alice', '/mcp');
+    assert.deepEqual(reads, [], 'the recently used binding stayed cached');
+    await sessions.require('legacy-sse-session', 'b', 'tenant/alice', '/mcp');
+    assert.deepEqual(reads, ['b'], 'the least recently used binding was evicted');
+  });
+});

@@ -2,9 +2,8 @@ import { Transform, type Readable } from 'node:stream';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { ProtocolError } from '../server/errors.ts';
 import { enforceToolPolicy } from './enforce-tool-policy.ts';
-import { rememberJsonRpcId } from './gateway-error.ts';
 import { abortOnClientClose, authorizeRequest, backendHeaders, type GatewayRuntime } from './gateway-runtime.ts';
-import { parseMcpPost, readBody } from './mcp-message.ts';
+import { readMcpPost } from './read-mcp-post.ts';
 import { mediaType, relayResponse } from './relay-response.ts';
 import { auditDraft } from './request-audit.ts';
 import type { RouteState } from './route-state.ts';
@@ -74,15 +73,7 @@ export function legacySseMessageHandler(runtime: GatewayRuntime, state: RouteSta
     if (typeof sessionId !== 'string' || sessionId === '') throw new ProtocolError('not_found', 'Session not found.');
     const binding = await runtime.sessions.require('legacy-sse-session', sessionId, call.claims.sub, state.route.path);
 
-    const raw = await readBody(request.body as Readable, {
-      limit: runtime.ctx.config.server.bodyLimitBytes,
-      timeoutMs: state.route.timeouts.requestBodyMs,
-      declaredLength: request.headers['content-length'],
-    });
-    draft.bytesIn = raw.length;
-    const post = parseMcpPost(raw);
-    rememberJsonRpcId(request, post.requestId);
-    draft.method = post.method;
+    const post = await readMcpPost(runtime, state, request, draft);
     enforceToolPolicy(state, post, call, draft);
 
     const headers = await backendHeaders(runtime, state, request, call);
@@ -90,7 +81,7 @@ export function legacySseMessageHandler(runtime: GatewayRuntime, state: RouteSta
       url: binding.backendMessageUrl ?? state.legacySseUrl,
       method: 'POST',
       headers,
-      body: raw,
+      body: post.raw,
       signal: abortOnClientClose(reply),
     });
     return relayResponse(reply, response, draft, state.route);

@@ -3,9 +3,9 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import { backendFailure } from './backend-client.ts';
 import { ProtocolError } from '../server/errors.ts';
 import { enforceToolPolicy } from './enforce-tool-policy.ts';
-import { rememberJsonRpcId } from './gateway-error.ts';
 import { abortOnClientClose, authorizeRequest, backendHeaders, type GatewayRuntime } from './gateway-runtime.ts';
-import { checkMirroredHeaders, parseMcpPost, readBody, type McpPost } from './mcp-message.ts';
+import { checkMirroredHeaders, type McpPost } from './mcp-message.ts';
+import { readMcpPost } from './read-mcp-post.ts';
 import { mediaType, relayResponse } from './relay-response.ts';
 import { auditDraft, type AuditDraft } from './request-audit.ts';
 import type { RouteState } from './route-state.ts';
@@ -29,7 +29,7 @@ export function streamableHttpHandler(runtime: GatewayRuntime, state: RouteState
     const call = await authorizeRequest(runtime, state, request, draft, { rateLimit: true });
     let post: McpPost | undefined;
     if (request.method === 'POST') {
-      post = await readMcpPost(runtime, state, request, draft);
+      post = await readStreamablePost(runtime, state, request, draft);
     }
     const sessionId = headerValue(request.headers['mcp-session-id']);
     if (sessionId !== undefined) await runtime.sessions.require('mcp-session', sessionId, call.claims.sub, state.route.path);
@@ -73,17 +73,8 @@ export function streamableHttpHandler(runtime: GatewayRuntime, state: RouteState
   };
 }
 
-async function readMcpPost(runtime: GatewayRuntime, state: RouteState, request: FastifyRequest, draft: AuditDraft): Promise<McpPost> {
-  const raw = await readBody(request.body as Readable, {
-    limit: runtime.ctx.config.server.bodyLimitBytes,
-    timeoutMs: state.route.timeouts.requestBodyMs,
-    declaredLength: request.headers['content-length'],
-  });
-  draft.bytesIn = raw.length;
-  const post = parseMcpPost(raw);
-  rememberJsonRpcId(request, post.requestId);
-  draft.method = post.method;
-  if (post.method === 'tools/call') draft.tool = post.name;
+async function readStreamablePost(runtime: GatewayRuntime, state: RouteState, request: FastifyRequest, draft: AuditDraft): Promise<McpPost> {
+  const post = await readMcpPost(runtime, state, request, draft);
   checkMirroredHeaders(post, {
     method: headerValue(request.headers['mcp-method']),
     name: headerValue(request.headers['mcp-name']),

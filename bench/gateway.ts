@@ -2,7 +2,7 @@ import { createServer, type AddressInfo } from 'node:net';
 import { parseKeySet } from '../src/keys/key-set.ts';
 import { keyringFromKeySet } from '../src/keys/key-set-keyring.ts';
 import { createGatewayPlugin } from '../src/proxy/gateway-plugin.ts';
-import { createRevokedGrantsCache } from '../src/proxy/revoked-grants.ts';
+import { createRevokedGrantsCache } from '../src/grants/revoked-grants.ts';
 import { systemClock } from '../src/runtime/clock.ts';
 import type { GatehouseContext } from '../src/runtime/context.ts';
 import { cryptoRandom } from '../src/runtime/random.ts';

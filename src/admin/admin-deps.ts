@@ -1,4 +1,5 @@
 import type { GatehouseConfig } from '../config/schema.ts';
+import type { EndGrant } from '../grants/end-grant.ts';
 import type { Clock } from '../runtime/clock.ts';
 import type { Store } from '../store/store.ts';
 import { oidcNamespace } from '../store/oidc-adapter.ts';
@@ -11,6 +12,8 @@ export interface AdminDeps {
   store: Store;
   clock: Clock;
   config: GatehouseConfig;
+  /** The running gateway's grant-ending function (logs each end); the CLI builds one from the store. */
+  endGrant?: EndGrant;
 }
 
 /** "No such client/grant/user" (or one the caller may not see): the CLI prints it, the console answers 404. */

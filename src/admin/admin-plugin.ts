@@ -3,6 +3,7 @@ import cookie from '@fastify/cookie';
 import formbody from '@fastify/formbody';
 import type { FastifyPluginAsync } from 'fastify';
 import type { GatehouseContext } from '../runtime/context.ts';
+import type { EndGrant } from '../grants/end-grant.ts';
 import type { UpstreamClient } from '../upstream/types.ts';
 import { registerAccountRoutes } from './account-routes.ts';
 import { registerAdminRoutes } from './admin-routes.ts';
@@ -22,6 +23,8 @@ import { ProtocolError } from '../server/errors.ts';
 export interface AdminPluginDeps {
   upstream: UpstreamClient;
   metrics: GatehouseMetrics;
+  /** The app's grant-ending function (src/grants/end-grant.ts). */
+  endGrant?: EndGrant;
 }
 
 const stylesheet = readFileSync(new URL('./admin.css', import.meta.url), 'utf8');

@@ -115,7 +115,7 @@ export async function revokeClient(deps: AdminDeps, clientId: string): Promise<C
   const client = await findClient(deps, clientId);
   if (client === undefined) throw new AdminNotFoundError(`no client ${JSON.stringify(clientId)}`);
   const grants = await listGrants(deps, { client: clientId });
-  for (const grant of grants) await endGrant(deps, grant.grantId);
+  for (const grant of grants) await endGrant(deps, grant.grantId, 'client_revoked');
 
   let registrationDeleted = false;
   if (client.type === 'dcr') {

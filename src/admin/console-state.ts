@@ -3,6 +3,7 @@ import type { FastifyReply } from 'fastify';
 import type { GatehouseContext } from '../runtime/context.ts';
 import type { UpstreamClient } from '../upstream/types.ts';
 import type { AdminDeps } from './admin-deps.ts';
+import type { EndGrant } from '../grants/end-grant.ts';
 import { createConsoleSessions, type ConsoleSessions } from './console-session.ts';
 import type { GatehouseMetrics } from './metrics.ts';
 
@@ -26,7 +27,7 @@ export function consoleCookiesSecure(ctx: GatehouseContext): boolean {
   return new URL(ctx.publicUrl).protocol === 'https:' || !ctx.config.dev.insecureCookies;
 }
 
-export function createConsoleState(ctx: GatehouseContext, deps: { upstream: UpstreamClient; metrics: GatehouseMetrics }): ConsoleState {
+export function createConsoleState(ctx: GatehouseContext, deps: { upstream: UpstreamClient; metrics: GatehouseMetrics; endGrant?: EndGrant }): ConsoleState {
   const secure = consoleCookiesSecure(ctx);
   const upstreamCookieName = secure ? '__Host-gatehouse-upstream' : 'gatehouse-upstream';
   return {
@@ -34,7 +35,7 @@ export function createConsoleState(ctx: GatehouseContext, deps: { upstream: Upst
     upstream: deps.upstream,
     metrics: deps.metrics,
     sessions: createConsoleSessions({ keyring: ctx.keyring, clock: ctx.clock, random: ctx.random, secure }),
-    admin: { store: ctx.store, clock: ctx.clock, config: ctx.config },
+    admin: { store: ctx.store, clock: ctx.clock, config: ctx.config, ...(deps.endGrant === undefined ? {} : { endGrant: deps.endGrant }) },
     upstreamCookie(reply, value, maxAgeSeconds) {
       const attributes = { path: '/', httpOnly: true, sameSite: 'lax' as const, secure, maxAge: maxAgeSeconds };
       reply.header('set-cookie', fastifyCookie.serialize(upstreamCookieName, value, maxAgeSeconds > 0 ? attributes : { ...attributes, expires: new Date(0) }));

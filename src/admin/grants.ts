@@ -1,5 +1,5 @@
-import { revokeGrant } from '../proxy/revoked-grants.ts';
-import { createOidcAdapter } from '../store/oidc-adapter.ts';
+import { createEndGrant, revocationTtlSeconds as revocationTtlFor } from '../grants/end-grant.ts';
+import type { GrantEndReason } from '../grants/grant-end-reason.ts';
 import {
   AdminNotFoundError,
   fromEpochSeconds,
@@ -11,9 +11,9 @@ import {
 
 /**
  * Grants: what a user approved for a client (oidc-provider's Grant model, namespace `oidc:Grant`, key = grant id).
- * Revoking one ends every token it issued on every replica: the adapter deletes its codes and refresh tokens, and
- * `revokeGrant` records the grant id as revoked and publishes it, so the proxy refuses the grant's self-contained
- * access tokens (JWTs, not stored anywhere) within a second with Redis, at the next re-sync with SQLite.
+ * Revoking one ends every token it issued on every replica through `endGrant` (src/grants/end-grant.ts): the grant id
+ * is recorded as revoked and published, so the proxy refuses the grant's self-contained access tokens (JWTs, not
+ * stored anywhere) within a second with Redis, at the next re-sync with SQLite; its codes and refresh tokens go.
  *
  * @see RFC 7009 §2.2 (revoking a grant invalidates its other tokens)
  */
@@ -113,26 +113,25 @@ export async function findGrant(deps: AdminDeps, grantId: string, options: { sub
 }
 
 /** Seconds a revoked-grant record must live: past the longest access-token lifetime, plus clock skew. */
-export const revocationTtlSeconds = (deps: AdminDeps): number => deps.config.authorization.accessTokenTtlSeconds + 60;
+export const revocationTtlSeconds = (deps: AdminDeps): number => revocationTtlFor(deps.config.authorization.accessTokenTtlSeconds);
 
 /**
- * Ends a grant: deletes its codes and refresh tokens, the grant itself, and marks it revoked for every replica.
+ * Ends a grant the caller may see: `admin` (console, CLI) or `account` (the user's own, on /account).
  * Throws AdminNotFoundError when there is no such grant (or, with `subject`, it belongs to another user).
  */
-export async function revokeGrantById(deps: AdminDeps, grantId: string, options: { subject?: string } = {}): Promise<GrantSummary> {
+export async function revokeGrantById(
+  deps: AdminDeps,
+  grantId: string,
+  options: { subject?: string; reason?: Extract<GrantEndReason, 'admin' | 'account'> } = {},
+): Promise<GrantSummary> {
   const grant = await findGrant(deps, grantId, options);
   if (grant === undefined) throw new AdminNotFoundError(`no grant ${JSON.stringify(grantId)}`);
-  await endGrant(deps, grantId);
+  await endGrant(deps, grantId, options.reason ?? (options.subject === undefined ? 'admin' : 'account'));
   return grant;
 }
 
-/** The revocation steps for a grant known to exist. */
-export async function endGrant(deps: AdminDeps, grantId: string): Promise<void> {
-  const { store, clock } = deps;
-  // Mark it revoked first: if a later step fails, the access tokens are already refused everywhere.
-  await revokeGrant(store, grantId, { ttlSeconds: revocationTtlSeconds(deps), clock });
-  const Adapter = createOidcAdapter(store, clock);
-  // The adapter's revokeByGrantId removes every grant-bound model (codes, refresh tokens, …), whichever model it is.
-  await new Adapter('AccessToken').revokeByGrantId(grantId);
-  await store.delete(GRANT_NAMESPACE, grantId);
+/** Ends a grant known to exist, through the one grant-ending function (the app's, when it passed one). */
+export function endGrant(deps: AdminDeps, grantId: string, reason: GrantEndReason): Promise<void> {
+  const end = deps.endGrant ?? createEndGrant({ store: deps.store, clock: deps.clock, accessTokenTtlSeconds: deps.config.authorization.accessTokenTtlSeconds });
+  return end(grantId, reason);
 }

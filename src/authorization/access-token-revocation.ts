@@ -88,16 +88,17 @@ interface TokenModel {
   revokeByGrantId(grantId: string): Promise<void>;
 }
 
-/** What oidc-provider does when a refresh token is revoked: the grant and everything it issued end. */
+/**
+ * What oidc-provider does when a refresh token is revoked: the grant and everything it issued end. The access-token
+ * model's `revokeByGrantId` is `endGrant` (adapter-hooks.ts), which ends the whole grant, its record included.
+ */
 async function revokeGrantOfToken(provider: Provider, ctx: KoaContextWithOIDC, client: Client, grantId: string): Promise<void> {
   const grant = await provider.Grant.find(grantId);
   // Defence in depth: the signed `client_id` already names the client; the stored grant must agree.
   if (grant !== undefined && grant.clientId !== client.clientId) return;
   // The token models are untyped in oidc-provider.d.ts (other parts cast them to their own shapes).
-  const models = [provider.AccessToken, provider.RefreshToken, provider.AuthorizationCode] as TokenModel[];
-  await Promise.all(models.map((model) => model.revokeByGrantId(grantId)));
+  await (provider.AccessToken as TokenModel).revokeByGrantId(grantId);
   if (grant === undefined) return;
-  await grant.destroy();
   // The same event a refresh-token revocation emits (counted as a client revocation in provider-metrics.ts).
   provider.emit('grant.revoked', ctx, grantId);
 }

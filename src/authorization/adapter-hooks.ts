@@ -1,6 +1,7 @@
-import type { Adapter, AdapterConstructor, AdapterFactory, AdapterPayload } from 'oidc-provider';
+import Provider, { type Adapter, type AdapterConstructor, type AdapterFactory, type AdapterPayload } from 'oidc-provider';
+import { createEndGrant, type EndGrant } from '../grants/end-grant.ts';
+import type { GrantEndReason } from '../grants/grant-end-reason.ts';
 import { hashClientSecret, hashToken } from '../keys/hashing.ts';
-import { revokeGrant } from '../proxy/revoked-grants.ts';
 import type { Clock } from '../runtime/clock.ts';
 import { GrantAlreadyConsumedError } from '../store/oidc-adapter.ts';
 import type { Store } from '../store/store.ts';
@@ -10,8 +11,9 @@ import type { Store } from '../store/store.ts';
  *
  * 1. Grant revocation reaches the MCP proxy. Access tokens are self-contained JWTs, so deleting them from the store
  *    does nothing by itself; whenever oidc-provider ends a grant (code replay, refresh-token reuse, RFC 7009
- *    revocation of a refresh token, user/admin revocation) it calls `AccessToken.revokeByGrantId` and/or
- *    `Grant.destroy`, and we turn that into a `revoked-grant` record + `grant-revoked` message the proxy checks.
+ *    revocation of a refresh token, logout) it calls `AccessToken.revokeByGrantId` and/or `Grant.destroy`, and both
+ *    become one `endGrant` (src/grants/end-grant.ts), the function every grant-ending path goes through. So does a
+ *    code or refresh token redeemed twice at the same moment, which the store's atomic consume catches.
  * 2. A grace window for a rotated refresh token: a client that retries a refresh (lost response, two tabs racing)
  *    with the token it just rotated is not treated as a thief for `graceSeconds`; after that, reuse revokes the grant.
  * 3. Dynamically registered client secrets are stored only as a scrypt hash (see client-overrides.ts).
@@ -26,6 +28,19 @@ export interface AdapterHookOptions {
   refreshReuseGraceSeconds: number;
   /** Told when a concurrent second redemption of a code or refresh token was refused (see provider-metrics.ts). */
   onReplayDetected?: (model: 'AuthorizationCode' | 'RefreshToken') => void;
+  /** The grant-ending function (the app passes the one that logs); by default one built from the options above. */
+  endGrant?: EndGrant;
+}
+
+/**
+ * Why oidc-provider is ending a grant, from the request it is serving (`Provider.ctx`, its async-local context): on
+ * the token endpoint only a replayed code or a reused refresh token ends a grant; elsewhere (the revocation
+ * endpoint) the client revoked a token. RP-initiated logout is not enabled, so it cannot end one here.
+ */
+export function providerGrantEndReason(): GrantEndReason {
+  const oidc = (Provider.ctx as { oidc?: { route?: unknown; params?: { grant_type?: unknown } } } | undefined)?.oidc;
+  if (oidc?.route === 'token') return oidc.params?.grant_type === 'refresh_token' ? 'refresh_reuse' : 'code_replay';
+  return 'token_revocation';
 }
 
 /** Namespace of "this refresh token was rotated at" records, keyed by the token's hash. */
@@ -52,9 +67,7 @@ function instantiate(base: AdapterFactory | AdapterConstructor, name: string): A
 
 export function withAuthorizationHooks(base: AdapterFactory | AdapterConstructor, options: AdapterHookOptions): AdapterFactory {
   const { store, clock, accessTokenTtlSeconds, refreshReuseGraceSeconds, onReplayDetected } = options;
-  // Skew: a token minted a moment before revocation must still be caught until it expires.
-  const revocationTtl = accessTokenTtlSeconds + 60;
-  const markRevoked = (grantId: string) => revokeGrant(store, grantId, { ttlSeconds: revocationTtl, clock });
+  const endGrant = options.endGrant ?? createEndGrant({ store, clock, accessTokenTtlSeconds });
 
   return (name: string): Adapter => {
     const inner = instantiate(base, name);
@@ -68,19 +81,8 @@ export function withAuthorizationHooks(base: AdapterFactory | AdapterConstructor
       revokeByGrantId: (grantId) => inner.revokeByGrantId(grantId),
     };
 
-    if (name === 'AccessToken') {
-      adapter.revokeByGrantId = async (grantId) => {
-        await inner.revokeByGrantId(grantId);
-        await markRevoked(grantId);
-      };
-    }
-
-    if (name === 'Grant') {
-      adapter.destroy = async (id) => {
-        await inner.destroy(id);
-        await markRevoked(id);
-      };
-    }
+    if (name === 'AccessToken') adapter.revokeByGrantId = (grantId) => endGrant(grantId, providerGrantEndReason());
+    if (name === 'Grant') adapter.destroy = (id) => endGrant(id, providerGrantEndReason());
 
     if (name === 'RefreshToken' && refreshReuseGraceSeconds > 0) {
       const withinGrace = async (id: string): Promise<boolean> => {
@@ -105,13 +107,17 @@ export function withAuthorizationHooks(base: AdapterFactory | AdapterConstructor
       };
     }
 
-    if (onReplayDetected !== undefined && (name === 'AuthorizationCode' || name === 'RefreshToken')) {
+    if (name === 'AuthorizationCode' || name === 'RefreshToken') {
       const consume = adapter.consume;
       adapter.consume = async (id) => {
         try {
           await consume(id);
         } catch (error) {
-          if (error instanceof GrantAlreadyConsumedError) onReplayDetected(name);
+          // Redeemed twice at the same moment: it leaked, so the grant ends everywhere before the loser is refused.
+          if (error instanceof GrantAlreadyConsumedError) {
+            if (error.grantId !== undefined) await endGrant(error.grantId, name === 'RefreshToken' ? 'refresh_reuse' : 'code_replay');
+            onReplayDetected?.(name);
+          }
           throw error;
         }
       };

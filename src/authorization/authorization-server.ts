@@ -10,6 +10,7 @@ import type { UpstreamClient } from '../upstream/types.ts';
 import { installAccessTokenRevocation } from './access-token-revocation.ts';
 import { accountFinder } from './account-record.ts';
 import { withAuthorizationHooks } from './adapter-hooks.ts';
+import type { EndGrant } from '../grants/end-grant.ts';
 import { createBrowserCookies } from './browser-cookies.ts';
 import { installClientOverrides } from './client-overrides.ts';
 import { createGuardedFetch, type GuardedFetchOptions } from './client-metadata-fetch.ts';
@@ -45,6 +46,8 @@ export interface AuthorizationServerDeps {
   consoleSignIn?: ConsoleSignIn;
   /** Where token issuance, refresh outcomes and grant revocations are counted (provider-metrics.ts). */
   metrics?: GatehouseMetrics;
+  /** The app's grant-ending function; by default one built from the store (adapter-hooks.ts). */
+  endGrant?: EndGrant;
 }
 
 export interface AuthorizationServer {
@@ -74,6 +77,7 @@ export async function createAuthorizationServer(ctx: GatehouseContext, deps: Aut
     accessTokenTtlSeconds: authorization.accessTokenTtlSeconds,
     refreshReuseGraceSeconds: authorization.refreshReuseGraceSeconds,
     onReplayDetected: deps.metrics === undefined ? undefined : replayRecorder(deps.metrics),
+    ...(deps.endGrant === undefined ? {} : { endGrant: deps.endGrant }),
   });
 
   const clients = await preRegisteredClientMetadata(authorization.clients);

@@ -173,6 +173,8 @@ declare module 'oidc-provider' {
     on(event: string, listener: (...args: unknown[]) => void): this;
     emit(event: string, ...args: unknown[]): boolean;
     pathFor(name: string): string;
+    /** The Koa context of the request being served (oidc-provider keeps it in an AsyncLocalStorage). */
+    static readonly ctx: unknown;
     [key: string]: unknown;
   }
 

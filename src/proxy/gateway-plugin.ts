@@ -14,7 +14,8 @@ import { assertForwardingConfigured } from './identity-forwarding.ts';
 import { LEGACY_MESSAGES_SUFFIX, LEGACY_SSE_SUFFIX, legacySseMessageHandler, legacySseStreamHandler } from './legacy-sse.ts';
 import { buildProtectedResourceMetadata, PRM_PATH, resourceMetadataPath } from './protected-resource-metadata.ts';
 import { startAudit } from './request-audit.ts';
-import type { RevokedGrantsCache } from './revoked-grants.ts';
+import type { RevokedGrantsCache } from '../grants/revoked-grants.ts';
+import type { EndGrant } from '../grants/end-grant.ts';
 import { createRouteState, type RouteState } from './route-state.ts';
 import { streamableHttpHandler } from './streamable-http.ts';
 
@@ -26,6 +27,8 @@ import { streamableHttpHandler } from './streamable-http.ts';
 export interface GatewayDeps {
   broker?: TokenBroker;
   revokedGrants: RevokedGrantsCache;
+  /** The app's grant-ending function (an upstream `invalid_grant` ends the grant that met it). */
+  endGrant?: EndGrant;
   /** Overrides `audit.output` as the JSON-lines sink (embedders, tests). */
   auditSink?: AuditLogOptions['sink'];
   /** Open SSE streams and 429s are counted here (request counts come from the server-wide request hook). */

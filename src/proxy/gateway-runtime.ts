@@ -9,7 +9,8 @@ import { createIdentityAssertionSigner } from './identity-assertion.ts';
 import { createIdentityForwarder, type IdentityForwarder } from './identity-forwarding.ts';
 import { createOriginPolicy } from './origin-check.ts';
 import { createRateLimiter, type RateLimiter } from './rate-limit.ts';
-import type { RevokedGrantsCache } from './revoked-grants.ts';
+import type { RevokedGrantsCache } from '../grants/revoked-grants.ts';
+import { createEndGrant, type EndGrant } from '../grants/end-grant.ts';
 import type { RouteState } from './route-state.ts';
 import { createSessionBindings, type SessionBindings } from './session-bindings.ts';
 import type { Caller } from './tool-policy.ts';
@@ -34,7 +35,13 @@ export interface GatewayRuntime {
 
 export function createGatewayRuntime(
   ctx: GatehouseContext,
-  deps: { broker?: TokenBroker; revokedGrants: RevokedGrantsCache; auditSink?: AuditLogOptions['sink']; metrics?: GatehouseMetrics },
+  deps: {
+    broker?: TokenBroker;
+    revokedGrants: RevokedGrantsCache;
+    endGrant?: EndGrant;
+    auditSink?: AuditLogOptions['sink'];
+    metrics?: GatehouseMetrics;
+  },
 ): GatewayRuntime {
   const { store, clock, keyring, random, logger, publicUrl, config } = ctx;
   const origins = createOriginPolicy(publicUrl, config.server.allowedOrigins);
@@ -45,6 +52,7 @@ export function createGatewayRuntime(
     forwarder: createIdentityForwarder({
       signer: createIdentityAssertionSigner({ keyring, issuer: publicUrl, clock, random }),
       broker: deps.broker,
+      endGrant: deps.endGrant ?? createEndGrant({ store, clock, accessTokenTtlSeconds: config.authorization.accessTokenTtlSeconds }),
     }),
     sessions: createSessionBindings(store),
     rateLimiter: createRateLimiter({

@@ -1,5 +1,6 @@
 import type { RouteConfig } from '../config/schema.ts';
 import type { TokenBroker } from '../broker/types.ts';
+import type { EndGrant } from '../grants/end-grant.ts';
 import { ProtocolError } from '../server/errors.ts';
 import type { AccountRecord } from './account-cache.ts';
 import { unauthorized, type ChallengeTarget } from './bearer-challenge.ts';
@@ -21,8 +22,8 @@ export interface IdentityForwarder {
   }): Promise<string>;
 }
 
-export function createIdentityForwarder(options: { signer: IdentityAssertionSigner; broker?: TokenBroker }): IdentityForwarder {
-  const { signer, broker } = options;
+export function createIdentityForwarder(options: { signer: IdentityAssertionSigner; broker?: TokenBroker; endGrant?: EndGrant }): IdentityForwarder {
+  const { signer, broker, endGrant } = options;
   return {
     async credentialFor({ route, resource, challenge, claims, account }) {
       if (route.identity.mode === 'assertion') {
@@ -38,12 +39,20 @@ export function createIdentityForwarder(options: { signer: IdentityAssertionSign
         // The upstream IdP wants the user back (consent revoked, MFA, password change): only a fresh authorization
         // at the gateway can fix that, so the client gets a 401 challenge that makes it start one.
         if (error instanceof ProtocolError && error.code === 'interaction_required') {
+          // The IdP refused the user's refresh token: the upstream session behind this grant is gone for good, so the
+          // grant ends too (its refresh token would only mint more tokens that fail here); the client starts over.
+          if (endGrant !== undefined && upstreamSessionEnded(error)) await endGrant(claims.grantId, 'upstream_invalid_grant');
           throw unauthorized(challenge, true, 'The identity provider needs you to sign in again; re-authorize this client.');
         }
         throw error;
       }
     },
   };
+}
+
+function upstreamSessionEnded(error: ProtocolError): boolean {
+  const cause = error.cause;
+  return typeof cause === 'object' && cause !== null && (cause as { reason?: unknown }).reason === 'refresh_token_invalid';
 }
 
 /** Checked when the gateway starts, so a misconfigured route fails at boot rather than on the first request. */

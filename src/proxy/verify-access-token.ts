@@ -1,7 +1,7 @@
 import { importJWK, jwtVerify, errors as joseErrors, type JWTPayload, type CryptoKey } from 'jose';
 import type { Keyring } from '../keys/keyring.ts';
 import type { Clock } from '../runtime/clock.ts';
-import type { RevokedGrantsCache } from './revoked-grants.ts';
+import type { RevokedGrantsCache } from '../grants/revoked-grants.ts';
 import { insufficientScope, unauthorized, type ChallengeTarget } from './bearer-challenge.ts';
 
 /**

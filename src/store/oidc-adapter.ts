@@ -42,8 +42,8 @@ const bearerModels = new Set([
   'PreAuthorizedCode',
 ]);
 
-/** Models oidc-provider links to a grant; revoking the grant removes all of them. */
-const grantModels = [
+/** Models oidc-provider links to a grant; ending the grant removes all of them (src/grants/end-grant.ts). */
+export const GRANT_BOUND_MODELS = [
   'AccessToken',
   'AuthorizationCode',
   'RefreshToken',
@@ -67,8 +67,9 @@ const consumedMarkerFallbackSeconds = 14 * 24 * 3600;
 /**
  * Thrown by `consume` when the record was consumed already (a second redemption racing the first). oidc-provider
  * renders any thrown error that has `expose`, `statusCode` and the OAuth code as `message` as that OAuth error, so
- * the losing request gets `400 invalid_grant` — never a second set of tokens, never a 500. Before throwing, the
- * adapter revokes the grant, because a code redeemed twice at once has leaked.
+ * the losing request gets `400 invalid_grant` — never a second set of tokens, never a 500. A code redeemed twice at
+ * once has leaked, so the grant must end: the error names the grant, and the authorization server's adapter hooks
+ * end it through `endGrant` (the store does not end grants itself: ending one is more than deleting records).
  * @see RFC 6749 §4.1.2 (a code is single use)
  */
 export class GrantAlreadyConsumedError extends Error {
@@ -80,10 +81,14 @@ export class GrantAlreadyConsumedError extends Error {
   readonly expose = true;
   readonly allow_redirect = false;
 
-  constructor(model: string) {
+  /** The grant of the consumed record, which must now end. */
+  readonly grantId: string | undefined;
+
+  constructor(model: string, grantId?: string) {
     super('invalid_grant');
     this.name = 'GrantAlreadyConsumedError';
     this.error_detail = `${model} already consumed`;
+    this.grantId = grantId;
   }
 }
 
@@ -150,13 +155,8 @@ export function createOidcAdapter(store: Store, clock: Clock): OidcAdapterClass 
       // setIfAbsent is the atomic step: of two concurrent redemptions exactly one creates the marker.
       const first = await store.setIfAbsent(consumedNamespace, `${this.#model}:${key}`, now, { ttlSeconds });
       if (!first || stored.consumed !== undefined) {
-        // Two parties redeemed the same code at once, so it leaked: revoke what the grant issued and the grant itself,
-        // as oidc-provider does for a sequential replay (RFC 6749 §4.1.2, OAuth 2.1 §4.1.3).
-        if (typeof stored.grantId === 'string') {
-          await this.revokeByGrantId(stored.grantId);
-          await store.delete(oidcNamespace('Grant'), stored.grantId);
-        }
-        throw new GrantAlreadyConsumedError(this.#model);
+        // Two parties redeemed the same code at once, so it leaked (RFC 6749 §4.1.2, OAuth 2.1 §4.1.3).
+        throw new GrantAlreadyConsumedError(this.#model, typeof stored.grantId === 'string' ? stored.grantId : undefined);
       }
       await store.set(this.#namespace, key, { ...stored, consumed: now }, {
         ttlSeconds: typeof stored.exp === 'number' ? ttlSeconds : undefined,
@@ -169,7 +169,7 @@ export function createOidcAdapter(store: Store, clock: Clock): OidcAdapterClass 
     }
 
     async revokeByGrantId(grantId: string): Promise<void> {
-      for (const model of grantModels) {
+      for (const model of GRANT_BOUND_MODELS) {
         await store.deleteByIndex(oidcNamespace(model), 'grantId', grantId);
       }
     }

@@ -15,7 +15,7 @@ import { createStoreCommands } from '../../src/cli/commands/store.ts';
 import { createUsersCommands } from '../../src/cli/commands/users.ts';
 import { runCli } from '../../src/cli/main.ts';
 import { rotateKeys } from '../../src/keys/rotation.ts';
-import { createRevokedGrantsCache, REVOKED_GRANT_NAMESPACE } from '../../src/proxy/revoked-grants.ts';
+import { createRevokedGrantsCache, REVOKED_GRANT_NAMESPACE } from '../../src/grants/revoked-grants.ts';
 import { loadConfig } from '../../src/config/load.ts';
 import { ManualClock } from '../../src/runtime/clock.ts';
 import { oidcNamespace } from '../../src/store/oidc-adapter.ts';

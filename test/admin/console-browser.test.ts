@@ -4,7 +4,7 @@ import { createServer } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { GRANT_NAMESPACE } from '../../src/admin/admin-deps.ts';
-import { REVOKED_GRANT_NAMESPACE } from '../../src/proxy/revoked-grants.ts';
+import { REVOKED_GRANT_NAMESPACE } from '../../src/grants/revoked-grants.ts';
 import { startConsoleHarness, type ConsoleHarness } from './console-harness.ts';
 import { ALICE, auditRecord, BOB, GRANTS, seedAudit } from './seed.ts';
 

@@ -7,7 +7,7 @@ import { CONSOLE_SIGN_IN_NAMESPACE } from '../../src/admin/console-sign-in.ts';
 import { ManualClock } from '../../src/runtime/clock.ts';
 import { cryptoRandom } from '../../src/runtime/random.ts';
 import { createBrokerMetrics } from '../../src/broker/broker-metrics.ts';
-import { REVOKED_GRANT_NAMESPACE } from '../../src/proxy/revoked-grants.ts';
+import { REVOKED_GRANT_NAMESPACE } from '../../src/grants/revoked-grants.ts';
 import type { UpstreamIdentity } from '../../src/upstream/types.ts';
 import { startConsoleHarness, type ConsoleHarness } from './console-harness.ts';
 import { ALICE, BOB, CIMD_CLIENT, DCR_CLIENT, GRANTS } from './seed.ts';

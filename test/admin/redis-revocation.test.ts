@@ -7,7 +7,7 @@ import type { CliIo } from '../../src/cli/command.ts';
 import { createClientsCommands } from '../../src/cli/commands/clients.ts';
 import { createGrantsCommands } from '../../src/cli/commands/grants.ts';
 import { runCli } from '../../src/cli/main.ts';
-import { createRevokedGrantsCache, GRANT_REVOKED_CHANNEL, type RevokedGrantsCache } from '../../src/proxy/revoked-grants.ts';
+import { createRevokedGrantsCache, GRANT_REVOKED_CHANNEL, type RevokedGrantsCache } from '../../src/grants/revoked-grants.ts';
 import { ManualClock } from '../../src/runtime/clock.ts';
 import { createRedisStore } from '../../src/store/redis-store.ts';
 import type { Store } from '../../src/store/store.ts';

@@ -7,7 +7,7 @@ import type { CliIo } from '../../src/cli/command.ts';
 import { createGrantsCommands } from '../../src/cli/commands/grants.ts';
 import { createClientsCommands } from '../../src/cli/commands/clients.ts';
 import { runCli } from '../../src/cli/main.ts';
-import { GRANT_REVOKED_CHANNEL } from '../../src/proxy/revoked-grants.ts';
+import { GRANT_REVOKED_CHANNEL } from '../../src/grants/revoked-grants.ts';
 import { ManualClock, systemClock } from '../../src/runtime/clock.ts';
 import { createRedisStore } from '../../src/store/redis-store.ts';
 import type { Store } from '../../src/store/store.ts';

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
-import { REVOKED_GRANT_NAMESPACE } from '../../src/proxy/revoked-grants.ts';
+import { REVOKED_GRANT_NAMESPACE } from '../../src/grants/revoked-grants.ts';
 import { createTestKeyring, mintAccessToken, startTestGateway, type TestGateway } from '../proxy/harness.ts';
 import {
   grantIdOf,

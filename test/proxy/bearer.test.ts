@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { SignJWT } from 'jose';
-import { revokeGrant } from '../../src/proxy/revoked-grants.ts';
+import { revokeGrant } from '../../src/grants/revoked-grants.ts';
 import { startMcpBackend, type McpBackend } from '../support/mcp-backends.ts';
 import { createTestKeyring, mcpPost, mintAccessToken, startTestGateway, toolsCall, type TestGateway } from './harness.ts';
 

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { auth, Client, StreamableHTTPClientTransport, type OAuthClientProvider } from '@modelcontextprotocol/client';
 import { buildProtectedResourceMetadata, PRM_PATH } from '../../src/proxy/protected-resource-metadata.ts';
-import { revokeGrant } from '../../src/proxy/revoked-grants.ts';
+import { revokeGrant } from '../../src/grants/revoked-grants.ts';
 import { startMcpBackend, type McpBackend } from '../support/mcp-backends.ts';
 import { CLIENT_REDIRECT, consentForm, startAuthorizationServer, TestBrowser, type TestServer } from '../authorization/harness.ts';
 import { startTestGateway, type TestGateway } from './harness.ts';

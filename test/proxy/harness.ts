@@ -8,7 +8,7 @@ import { generateKeySet } from '../../src/keys/key-set.ts';
 import { keyringFromKeySet } from '../../src/keys/key-set-keyring.ts';
 import type { Keyring } from '../../src/keys/keyring.ts';
 import { createGatewayPlugin } from '../../src/proxy/gateway-plugin.ts';
-import { createRevokedGrantsCache, type RevokedGrantsCache } from '../../src/proxy/revoked-grants.ts';
+import { createRevokedGrantsCache, type RevokedGrantsCache } from '../../src/grants/revoked-grants.ts';
 import { systemClock, type Clock } from '../../src/runtime/clock.ts';
 import type { GatehouseContext } from '../../src/runtime/context.ts';
 import { cryptoRandom } from '../../src/runtime/random.ts';

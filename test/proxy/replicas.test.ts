@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { RATE_LIMIT_NAMESPACE } from '../../src/proxy/rate-limit.ts';
-import { revokeGrant } from '../../src/proxy/revoked-grants.ts';
+import { revokeGrant } from '../../src/grants/revoked-grants.ts';
 import { systemClock } from '../../src/runtime/clock.ts';
 import { createRedisStore } from '../../src/store/redis-store.ts';
 import type { Store } from '../../src/store/store.ts';

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { createRevokedGrantsCache, revokeGrant, REVOKED_GRANT_NAMESPACE, type RevokedGrantsCache } from '../../src/proxy/revoked-grants.ts';
+import { createRevokedGrantsCache, revokeGrant, REVOKED_GRANT_NAMESPACE, type RevokedGrantsCache } from '../../src/grants/revoked-grants.ts';
 import { ManualClock } from '../../src/runtime/clock.ts';
 import { createSqliteStore } from '../../src/store/sqlite-store.ts';
 import type { Store } from '../../src/store/store.ts';

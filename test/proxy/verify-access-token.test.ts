@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { Keyring } from '../../src/keys/keyring.ts';
-import type { RevokedGrantsCache } from '../../src/proxy/revoked-grants.ts';
+import type { RevokedGrantsCache } from '../../src/grants/revoked-grants.ts';
 import { createAccessTokenVerifier, type VerifyTarget } from '../../src/proxy/verify-access-token.ts';
 import { ProtocolError } from '../../src/server/errors.ts';
 import { systemClock } from '../../src/runtime/clock.ts';

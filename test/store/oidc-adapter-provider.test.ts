@@ -3,9 +3,11 @@ import { createHash, generateKeyPairSync, randomBytes } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
-import Provider from 'oidc-provider';
+import Provider, { type Adapter } from 'oidc-provider';
+import { withAuthorizationHooks } from '../../src/authorization/adapter-hooks.ts';
+import { REVOKED_GRANT_NAMESPACE } from '../../src/grants/revoked-grants.ts';
 import { systemClock } from '../../src/runtime/clock.ts';
-import { createOidcAdapter, type OidcAdapter, type OidcPayload } from '../../src/store/oidc-adapter.ts';
+import { createOidcAdapter, type OidcPayload } from '../../src/store/oidc-adapter.ts';
 import { createSqliteStore } from '../../src/store/sqlite-store.ts';
 import type { Store } from '../../src/store/store.ts';
 
@@ -32,12 +34,18 @@ describe('oidc adapter in a real oidc-provider', () => {
 
   before(async () => {
     store = await createSqliteStore({ path: ':memory:', clock: systemClock, purgeIntervalMs: 0 });
-    const StoreAdapter = createOidcAdapter(store, systemClock);
+    // The authorization server's adapter hooks around the store adapter, as in production: they end the grant.
+    const StoreAdapter = withAuthorizationHooks(createOidcAdapter(store, systemClock), {
+      store,
+      clock: systemClock,
+      accessTokenTtlSeconds: 600,
+      refreshReuseGraceSeconds: 0,
+    });
     const held = new Promise<void>((resolve) => {
       release = resolve;
     });
-    const adapter = (model: string): OidcAdapter => {
-      const inner = new StoreAdapter(model);
+    const adapter = (model: string): Adapter => {
+      const inner = StoreAdapter(model);
       if (model !== 'AuthorizationCode') return inner;
       return {
         upsert: (id, payload, expiresIn) => inner.upsert(id, payload, expiresIn),
@@ -46,7 +54,7 @@ describe('oidc adapter in a real oidc-provider', () => {
         destroy: (id) => inner.destroy(id),
         revokeByGrantId: (grantId) => inner.revokeByGrantId(grantId),
         consume: (id) => inner.consume(id),
-        find: async (id: string): Promise<OidcPayload | undefined> => {
+        find: async (id: string) => {
           const payload = await inner.find(id);
           if (findsToHold > 0) {
             findsToHold -= 1;
@@ -129,8 +137,11 @@ describe('oidc adapter in a real oidc-provider', () => {
     assert.equal(typeof winner?.body.access_token, 'string');
     assert.equal(loser?.body.error, 'invalid_grant');
 
-    // Two redemptions at once mean the code leaked: the adapter revoked the grant and what it issued.
+    // Two redemptions at once mean the code leaked: the grant ended everywhere — its record and codes gone, and the
+    // gateway told (the revocation record), so the winner's access token is refused too (a raw delete of the grant
+    // record used to leave that token valid until it expired).
     assert.equal(await store.get('oidc:Grant', grantId), undefined);
+    assert.equal((await store.get<{ reason?: string }>(REVOKED_GRANT_NAMESPACE, grantId))?.reason, 'code_replay');
     assert.deepEqual(await store.findByIndex('oidc:AuthorizationCode', 'grantId', grantId), []);
   });
 });

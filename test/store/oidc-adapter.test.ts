@@ -75,7 +75,7 @@ describe('oidc-provider adapter on the store', () => {
     assert.equal((await codes.find('c1'))?.consumed, Math.floor(clock.now() / 1000));
   });
 
-  it('of 20 concurrent consumes exactly one succeeds; the others fail with invalid_grant and revoke the grant', async () => {
+  it('of 20 concurrent consumes exactly one succeeds; the others fail with invalid_grant naming the grant to end', async () => {
     const codes = new Adapter('AuthorizationCode');
     const accessTokens = new Adapter('AccessToken');
     const grants = new Adapter('Grant');
@@ -93,9 +93,12 @@ describe('oidc-provider adapter on the store', () => {
       assert.equal(reason.message, 'invalid_grant');
       assert.equal(reason.statusCode, 400);
       assert.equal(reason.expose, true);
+      assert.equal(reason.grantId, 'g1', 'the grant that must end');
     }
-    assert.equal(await accessTokens.find('earlier-at'), undefined, 'tokens of the leaked grant are revoked');
-    assert.equal(await grants.find('g1'), undefined, 'the grant itself is gone');
+    // Ending the grant is endGrant's job (src/grants/end-grant.ts, called by the authorization server's adapter
+    // hooks), never a partial delete inside the store: the store leaves the records for it.
+    assert.ok(await accessTokens.find('earlier-at'));
+    assert.ok(await grants.find('g1'));
   });
 
   it('a consume after a consume fails rather than succeeding twice', async () => {

@@ -26,7 +26,8 @@ import { registerTokenExchangeGrant } from '../../broker/token-exchange-grant.ts
 import { demoBanner } from '../../demo/demo-banner.ts';
 import { demoStartError, startDemoComponents, usesLocalIdentityProvider, withDemoSettings, type DemoComponents } from '../../demo/run-demo.ts';
 import { createGatewayPlugin } from '../../proxy/gateway-plugin.ts';
-import { createRevokedGrantsCache } from '../../proxy/revoked-grants.ts';
+import { createRevokedGrantsCache } from '../../grants/revoked-grants.ts';
+import { createEndGrant } from '../../grants/end-grant.ts';
 import { createUpstreamClient } from '../../upstream/upstream-client.ts';
 
 /**
@@ -102,20 +103,28 @@ export async function assembleGatewayParts(baseCtx: GatehouseContext, options: A
     });
     await revokedGrants.start();
     cleanups.push(() => revokedGrants.stop());
+    // The one grant-ending function every part uses (src/grants/end-grant.ts), logging each end with its reason.
+    const endGrant = createEndGrant({
+      store: ctx.store,
+      clock: ctx.clock,
+      accessTokenTtlSeconds: config.authorization.accessTokenTtlSeconds,
+      onEnded: (grantId, reason) => ctx.logger.info({ grantId, reason }, 'grant ended'),
+    });
 
     const authorization = await createAuthorizationServer(ctx, {
       upstream,
       // The console signs in through the same IdP and `/callback`; the callback hands its completions over.
       consoleSignIn: completeConsoleSignIn,
       metrics,
+      endGrant,
       grantTypes: [(provider) => registerTokenExchangeGrant(provider, { config, publicUrl: ctx.publicUrl, keyring: ctx.keyring, clock: ctx.clock, broker })],
       ...(options.clientMetadataFetch ? { clientMetadataFetch: options.clientMetadataFetch } : {}),
     });
     const plugins: FastifyPluginAsync[] = [
       requestMetrics(metrics),
-      createAdminPlugin(ctx, { upstream, metrics }),
+      createAdminPlugin(ctx, { upstream, metrics, endGrant }),
       authorization.plugin,
-      createGatewayPlugin(ctx, { broker, revokedGrants, metrics }),
+      createGatewayPlugin(ctx, { broker, revokedGrants, endGrant, metrics }),
       createMetricsPlugin(ctx, metrics),
     ];
     if (config.admin.metricsPort !== undefined) {

@@ -1,5 +1,6 @@
 import { systemClock, type Clock } from '../runtime/clock.ts';
 import type { Store, Unsubscribe } from '../store/store.ts';
+import type { GrantEndReason } from './grant-end-reason.ts';
 
 /**
  * Grant revocation on the hot path. Every bearer check asks "is this grant revoked?" and must not touch the store to
@@ -17,18 +18,26 @@ export interface RevokedGrantRecord {
   grantId: string;
   /** Epoch ms. */
   revokedAt: number;
+  /** Why the grant ended (see end-grant.ts); absent on records written before reasons were recorded. */
+  reason?: GrantEndReason;
 }
 
 /**
  * Marks a grant revoked on every replica. `ttlSeconds` must be at least the longest access-token lifetime: after
  * that, no token of the grant can still pass the expiry check, so the record is no longer needed.
+ *
+ * This is one step of ending a grant; everything that ends a grant calls `endGrant` (end-grant.ts), which calls this.
  */
 export async function revokeGrant(
   store: Store,
   grantId: string,
-  options: { ttlSeconds: number; clock?: Clock },
+  options: { ttlSeconds: number; clock?: Clock; reason?: GrantEndReason },
 ): Promise<void> {
-  const record: RevokedGrantRecord = { grantId, revokedAt: (options.clock ?? systemClock).now() };
+  const record: RevokedGrantRecord = {
+    grantId,
+    revokedAt: (options.clock ?? systemClock).now(),
+    ...(options.reason === undefined ? {} : { reason: options.reason }),
+  };
   await store.set(REVOKED_GRANT_NAMESPACE, grantId, record, { ttlSeconds: options.ttlSeconds });
   await store.publish(GRANT_REVOKED_CHANNEL, grantId);
 }

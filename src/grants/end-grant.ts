@@ -1,0 +1,56 @@
+import type { Clock } from '../runtime/clock.ts';
+import { GRANT_BOUND_MODELS, oidcNamespace } from '../store/oidc-adapter.ts';
+import type { Store } from '../store/store.ts';
+import type { GrantEndReason } from './grant-end-reason.ts';
+import { revokeGrant } from './revoked-grants.ts';
+
+/**
+ * The one way to end a grant. Code replay, refresh-token reuse, RFC 7009 revocation, logout, the admin console and
+ * CLI, /account, client revocation and an upstream `invalid_grant` all call it, so a grant can never end "partly"
+ * (e.g. its record deleted while the access tokens it minted stay valid at the gateway, which is what a raw
+ * `store.delete` of the grant did on a concurrent code replay).
+ *
+ * Order matters: the revocation record and its pub/sub message come first, so if a later step fails the grant's
+ * self-contained access tokens are already refused on every replica; then the grant's codes and refresh tokens go,
+ * then the grant itself. Every step is idempotent, so ending an ended grant (or two paths racing to end the same
+ * grant) is harmless; concurrent calls for one grant in this process share one run.
+ *
+ * @see RFC 7009 §2.2, RFC 6749 §4.1.2, RFC 9700 §4.14.2
+ */
+export type EndGrant = (grantId: string, reason: GrantEndReason) => Promise<void>;
+
+export interface EndGrantOptions {
+  store: Store;
+  clock: Clock;
+  /** Longest access-token lifetime, seconds: the revocation record must outlive every token of the grant. */
+  accessTokenTtlSeconds: number;
+  /** Told once per ended grant (logs, metrics). Must not throw. */
+  onEnded?: (grantId: string, reason: GrantEndReason) => void;
+}
+
+/** Clock skew on top of the token lifetime: a token minted a moment before revocation must still be refused. */
+const REVOCATION_SKEW_SECONDS = 60;
+
+export function revocationTtlSeconds(accessTokenTtlSeconds: number): number {
+  return accessTokenTtlSeconds + REVOCATION_SKEW_SECONDS;
+}
+
+export function createEndGrant(options: EndGrantOptions): EndGrant {
+  const { store, clock, accessTokenTtlSeconds, onEnded } = options;
+  const inFlight = new Map<string, Promise<void>>();
+
+  async function run(grantId: string, reason: GrantEndReason): Promise<void> {
+    await revokeGrant(store, grantId, { ttlSeconds: revocationTtlSeconds(accessTokenTtlSeconds), clock, reason });
+    for (const model of GRANT_BOUND_MODELS) await store.deleteByIndex(oidcNamespace(model), 'grantId', grantId);
+    await store.delete(oidcNamespace('Grant'), grantId);
+    onEnded?.(grantId, reason);
+  }
+
+  return (grantId, reason) => {
+    const running = inFlight.get(grantId);
+    if (running !== undefined) return running;
+    const ending = run(grantId, reason).finally(() => inFlight.delete(grantId));
+    inFlight.set(grantId, ending);
+    return ending;
+  };
+}

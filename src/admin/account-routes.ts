@@ -42,7 +42,7 @@ export function registerAccountRoutes(app: FastifyInstance, state: ConsoleState)
   });
 
   app.post('/account/grants/:grantId/revoke', page, async (request, reply) => {
-    const session = sessionForPost(state, request, { admin: false });
+    const session = await sessionForPost(state, request, { admin: false });
     const { grantId } = grantParams.parse(request.params);
     try {
       await revokeGrantById(admin, grantId, { subject: session.subject });

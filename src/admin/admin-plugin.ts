@@ -46,10 +46,10 @@ function consoleRoutes(state: ConsoleState): FastifyPluginAsync {
     });
 
     app.post('/admin/sign-out', page, async (request, reply) => {
-      const session = state.sessions.read(request);
+      const session = await state.sessions.read(request);
       if (session === undefined) throw new ProtocolError('access_denied', 'You are not signed in.');
       checkConsoleCsrf(request, session, new URL(state.ctx.publicUrl).origin);
-      state.sessions.end(reply);
+      await state.sessions.end(reply, session);
       return reply
         .header('cache-control', 'no-store')
         .type('text/html; charset=utf-8')

@@ -6,6 +6,7 @@ import { AdminNotFoundError, listAll } from './admin-deps.ts';
 import { queryAudit, recentUseSince, type AuditQuery } from './audit-query.ts';
 import { listClients, revokeClient } from './clients.ts';
 import { adminForPage, noticeFrom, sessionForPost } from './console-guard.ts';
+import type { ConsoleSession } from './console-session.ts';
 import type { ConsoleState } from './console-state.ts';
 import { listGrants, revokeGrantById } from './grants.ts';
 import { probe } from './health-checks.ts';
@@ -50,7 +51,7 @@ async function brokerActivity(state: ConsoleState): Promise<OverviewData['broker
 
 export function registerAdminRoutes(app: FastifyInstance, state: ConsoleState): void {
   const { admin, ctx } = state;
-  const view = (title: string, section: ConsoleSection, session: NonNullable<ReturnType<typeof state.sessions.read>>, notice?: string) => ({
+  const view = (title: string, section: ConsoleSection, session: ConsoleSession, notice?: string) => ({
     title,
     section,
     session,
@@ -112,7 +113,7 @@ export function registerAdminRoutes(app: FastifyInstance, state: ConsoleState): 
   });
 
   app.post('/admin/grants/:grantId/revoke', page, async (request, reply) => {
-    sessionForPost(state, request, { admin: true });
+    await sessionForPost(state, request, { admin: true });
     const { grantId } = grantParams.parse(request.params);
     try {
       await revokeGrantById(admin, grantId);
@@ -126,7 +127,7 @@ export function registerAdminRoutes(app: FastifyInstance, state: ConsoleState): 
   });
 
   app.post('/admin/clients/revoke', page, async (request, reply) => {
-    sessionForPost(state, request, { admin: true });
+    await sessionForPost(state, request, { admin: true });
     const { client_id: clientId } = clientBody.parse(request.body);
     try {
       const result = await revokeClient(admin, clientId);

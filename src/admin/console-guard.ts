@@ -1,6 +1,6 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { ConsoleSession } from './console-session.ts';
-import { isConsoleAdmin } from './console-session.ts';
+import { adminRightsStale, isConsoleAdmin } from './console-session.ts';
 import type { ConsoleState } from './console-state.ts';
 import { checkConsoleCsrf } from './console-csrf.ts';
 import { renderBarePage } from './pages/layout.ts';
@@ -12,7 +12,7 @@ import { ProtocolError } from '../server/errors.ts';
  * configured admins, not the user's own groups, nothing from the store.
  */
 export async function sessionForPage(state: ConsoleState, request: FastifyRequest, reply: FastifyReply, returnTo: string): Promise<ConsoleSession | undefined> {
-  const session = state.sessions.read(request);
+  const session = await state.sessions.read(request);
   if (session !== undefined) return session;
   await reply.header('cache-control', 'no-store').redirect(`/admin/sign-in?return=${encodeURIComponent(returnTo)}`, 303);
   return undefined;
@@ -21,6 +21,12 @@ export async function sessionForPage(state: ConsoleState, request: FastifyReques
 export async function adminForPage(state: ConsoleState, request: FastifyRequest, reply: FastifyReply, returnTo: string): Promise<ConsoleSession | undefined> {
   const session = await sessionForPage(state, request, reply, returnTo);
   if (session === undefined) return undefined;
+  if (adminRightsStale(session, state.ctx.clock.now())) {
+    // Admin rights are only as fresh as the IdP's last word on the user's groups: ask the IdP again (silently when it
+    // still has a session), so someone removed from the admin group loses the console within minutes.
+    await reply.header('cache-control', 'no-store').redirect(`/admin/sign-in?return=${encodeURIComponent(returnTo)}`, 303);
+    return undefined;
+  }
   if (isConsoleAdmin(session, state.ctx.config.admin)) return session;
   await reply
     .code(403)
@@ -31,9 +37,12 @@ export async function adminForPage(state: ConsoleState, request: FastifyRequest,
 }
 
 /** For state-changing POSTs: a session (and admin rights when asked), and the CSRF checks. */
-export function sessionForPost(state: ConsoleState, request: FastifyRequest, options: { admin: boolean }): ConsoleSession {
-  const session = state.sessions.read(request);
+export async function sessionForPost(state: ConsoleState, request: FastifyRequest, options: { admin: boolean }): Promise<ConsoleSession> {
+  const session = await state.sessions.read(request);
   if (session === undefined) throw new ProtocolError('access_denied', 'You are not signed in; open the page again.');
+  if (options.admin && adminRightsStale(session, state.ctx.clock.now())) {
+    throw new ProtocolError('access_denied', 'Your admin rights need to be confirmed again; open the page again.');
+  }
   if (options.admin && !isConsoleAdmin(session, state.ctx.config.admin)) throw new ProtocolError('access_denied', 'Not allowed.');
   checkConsoleCsrf(request, session, new URL(state.ctx.publicUrl).origin);
   return session;

@@ -4,6 +4,8 @@ import type { Keyring } from '../keys/keyring.ts';
 import type { Clock } from '../runtime/clock.ts';
 import type { Random } from '../runtime/random.ts';
 import type { UpstreamIdentity } from '../upstream/types.ts';
+import type { Store } from '../store/store.ts';
+import { z } from 'zod';
 
 
 /**
@@ -12,8 +14,17 @@ import type { UpstreamIdentity } from '../upstream/types.ts';
  * `dev.insecureCookies` on an http://localhost public URL. It lives 8 hours at most (the expiry is inside the sealed
  * value too, so a cookie kept past its Max-Age is still refused). The CSRF token for the console's forms is part of
  * the session: a form field must echo it (double submit, compared in constant time).
+ *
+ * A sealed cookie alone cannot be revoked: a copy taken before sign-out would keep working for 8 hours. So each
+ * session also has a server-side record (namespace `console-session`, keyed by a random session id inside the
+ * cookie); sign-out deletes it, and a cookie whose record is gone is signed out on every replica. Admin rights come
+ * from the IdP's groups at sign-in, so they are only as fresh as `verifiedAt`: `/admin` sends the user back through
+ * the IdP (silent where the IdP still has a session) once that is older than ADMIN_RECHECK_SECONDS, so removing
+ * someone from the admin group takes effect within minutes, not at the end of the 8 hours.
  */
 export interface ConsoleSession {
+  /** Random id of the server-side record (what sign-out deletes). */
+  id: string;
   subject: string;
   name?: string;
   email?: string;
@@ -22,53 +33,96 @@ export interface ConsoleSession {
   csrf: string;
   /** Epoch ms. */
   expiresAt: number;
+  /** Epoch ms of the sign-in at the IdP the identity and groups come from. */
+  verifiedAt: number;
 }
 
 export const CONSOLE_SESSION_SECONDS = 8 * 3600;
+/** How old the IdP's word on admin rights may be before /admin asks the IdP again. */
+export const ADMIN_RECHECK_SECONDS = 5 * 60;
+export const CONSOLE_SESSION_NAMESPACE = 'console-session';
+
+/** The server-side half of a console session; its presence is what keeps the cookie valid. */
+interface ConsoleSessionRecord {
+  subject: string;
+  /** Epoch ms. */
+  createdAt: number;
+}
 
 export interface ConsoleSessions {
   readonly cookieName: string;
-  read(request: FastifyRequest): ConsoleSession | undefined;
-  start(reply: FastifyReply, identity: UpstreamIdentity): ConsoleSession;
-  end(reply: FastifyReply): void;
+  /** The signed-in session, or undefined (no cookie, tampered, expired, or signed out anywhere). */
+  read(request: FastifyRequest): Promise<ConsoleSession | undefined>;
+  start(reply: FastifyReply, identity: UpstreamIdentity): Promise<ConsoleSession>;
+  /** Ends the session server-side (every copy of the cookie stops working) and clears the cookie. */
+  end(reply: FastifyReply, session: ConsoleSession): Promise<void>;
 }
 
-export function createConsoleSessions(options: { keyring: Keyring; clock: Clock; random: Random; secure: boolean }): ConsoleSessions {
-  const { keyring, clock, random, secure } = options;
+const sessionShape = z.object({
+  id: z.string().min(1),
+  subject: z.string(),
+  name: z.string().optional(),
+  email: z.string().optional(),
+  groups: z.array(z.string()),
+  csrf: z.string().min(1),
+  expiresAt: z.number(),
+  verifiedAt: z.number(),
+});
+
+export function createConsoleSessions(options: { keyring: Keyring; clock: Clock; random: Random; secure: boolean; store: Store }): ConsoleSessions {
+  const { keyring, clock, random, secure, store } = options;
   const cookieName = secure ? '__Host-gatehouse-console' : 'gatehouse-console';
   const context = `cookie:${cookieName}`;
   const attributes = { path: '/', httpOnly: true, sameSite: 'lax' as const, secure };
 
+  function unsealed(request: FastifyRequest): ConsoleSession | undefined {
+    const sealed = fastifyCookie.parse(request.headers.cookie ?? '')[cookieName];
+    if (typeof sealed !== 'string' || sealed === '') return undefined;
+    try {
+      const parsed = sessionShape.safeParse(JSON.parse(keyring.unseal(sealed, context)));
+      return parsed.success && parsed.data.expiresAt > clock.now() ? (parsed.data as ConsoleSession) : undefined;
+    } catch {
+      // Tampered, from another cookie, or sealed with a pruned key: signed out.
+      return undefined;
+    }
+  }
+
   return {
     cookieName,
-    read(request) {
-      const sealed = fastifyCookie.parse(request.headers.cookie ?? '')[cookieName];
-      if (typeof sealed !== 'string' || sealed === '') return undefined;
-      try {
-        const session = JSON.parse(keyring.unseal(sealed, context)) as ConsoleSession;
-        return session.expiresAt > clock.now() ? session : undefined;
-      } catch {
-        // Tampered, from another cookie, or sealed with a pruned key: signed out.
-        return undefined;
-      }
+    async read(request) {
+      const session = unsealed(request);
+      if (session === undefined) return undefined;
+      const record = await store.get<ConsoleSessionRecord>(CONSOLE_SESSION_NAMESPACE, session.id);
+      return record !== undefined && record.subject === session.subject ? session : undefined;
     },
-    start(reply, identity) {
+    async start(reply, identity) {
+      const now = clock.now();
       const session: ConsoleSession = {
+        id: random.token(),
         subject: identity.subject,
         ...(identity.name === undefined ? {} : { name: identity.name }),
         ...(identity.email === undefined ? {} : { email: identity.email }),
         groups: identity.groups,
         csrf: random.token(),
-        expiresAt: clock.now() + CONSOLE_SESSION_SECONDS * 1000,
+        expiresAt: now + CONSOLE_SESSION_SECONDS * 1000,
+        verifiedAt: now,
       };
+      const record: ConsoleSessionRecord = { subject: session.subject, createdAt: now };
+      await store.set(CONSOLE_SESSION_NAMESPACE, session.id, record, { ttlSeconds: CONSOLE_SESSION_SECONDS });
       const value = keyring.seal(JSON.stringify(session), context);
       reply.header('set-cookie', fastifyCookie.serialize(cookieName, value, { ...attributes, maxAge: CONSOLE_SESSION_SECONDS }));
       return session;
     },
-    end(reply) {
+    async end(reply, session) {
+      await store.delete(CONSOLE_SESSION_NAMESPACE, session.id);
       reply.header('set-cookie', fastifyCookie.serialize(cookieName, '', { ...attributes, maxAge: 0, expires: new Date(0) }));
     },
   };
+}
+
+/** Whether the IdP's word on this session's groups is too old to grant admin rights without asking again. */
+export function adminRightsStale(session: ConsoleSession, now: number): boolean {
+  return now - session.verifiedAt > ADMIN_RECHECK_SECONDS * 1000;
 }
 
 /** Whether this signed-in user may use /admin: listed by subject or email, or in a listed group. */

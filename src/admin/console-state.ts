@@ -34,7 +34,7 @@ export function createConsoleState(ctx: GatehouseContext, deps: { upstream: Upst
     ctx,
     upstream: deps.upstream,
     metrics: deps.metrics,
-    sessions: createConsoleSessions({ keyring: ctx.keyring, clock: ctx.clock, random: ctx.random, secure }),
+    sessions: createConsoleSessions({ keyring: ctx.keyring, clock: ctx.clock, random: ctx.random, secure, store: ctx.store }),
     admin: { store: ctx.store, clock: ctx.clock, config: ctx.config, ...(deps.endGrant === undefined ? {} : { endGrant: deps.endGrant }) },
     upstreamCookie(reply, value, maxAgeSeconds) {
       const attributes = { path: '/', httpOnly: true, sameSite: 'lax' as const, secure, maxAge: maxAgeSeconds };

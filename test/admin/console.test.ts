@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { GRANT_NAMESPACE } from '../../src/admin/admin-deps.ts';
-import { createConsoleSessions } from '../../src/admin/console-session.ts';
+import { ADMIN_RECHECK_SECONDS, createConsoleSessions } from '../../src/admin/console-session.ts';
 import { startMetricsListener } from '../../src/admin/metrics-plugin.ts';
 import { CONSOLE_SIGN_IN_NAMESPACE } from '../../src/admin/console-sign-in.ts';
 import { ManualClock } from '../../src/runtime/clock.ts';
@@ -193,14 +193,63 @@ describe('admin console and connected apps (in-process)', () => {
   });
 });
 
+describe('console sessions are revocable server-side', () => {
+  it('refuses a copy of the session cookie taken before sign-out', async () => {
+    const h = await startConsoleHarness();
+    try {
+      const bob = await signInTo(h, BOB, '/account');
+      const copied = bob.cookie;
+      const out = await h.app.inject({
+        method: 'POST',
+        url: '/admin/sign-out',
+        headers: { cookie: bob.cookie, origin: ORIGIN, 'content-type': 'application/x-www-form-urlencoded' },
+        payload: new URLSearchParams({ csrf: bob.csrf }).toString(),
+      });
+      assert.equal(out.statusCode, 200);
+      const replayed = await h.app.inject({ url: '/account', headers: { cookie: copied } });
+      assert.equal(replayed.statusCode, 303, 'the copied cookie is signed out too');
+      assert.match(String(replayed.headers.location), /^\/admin\/sign-in/);
+    } finally {
+      await h.close();
+    }
+  });
+
+  it('asks the IdP again for admin rights after a few minutes, so leaving the admin group takes effect', async () => {
+    const h = await startConsoleHarness({ config: (config) => ({ ...config, admin: { ...config.admin, users: [], groups: ['ops'] } }) });
+    try {
+      const alice = await signInTo(h, ALICE, '/admin');
+      assert.equal((await h.app.inject({ url: '/admin', headers: { cookie: alice.cookie } })).statusCode, 200);
+      // Alice leaves the admin group at the IdP; her console session is still young enough to be trusted.
+      h.clock.advance(ADMIN_RECHECK_SECONDS * 1000 + 1);
+      const stale = await h.app.inject({ url: '/admin', headers: { cookie: alice.cookie } });
+      assert.equal(stale.statusCode, 303);
+      assert.equal(stale.headers.location, '/admin/sign-in?return=%2Fadmin');
+      const denied = await h.app.inject({
+        method: 'POST',
+        url: `/admin/grants/${GRANTS.bobDcr}/revoke`,
+        headers: { cookie: alice.cookie, origin: ORIGIN, 'content-type': 'application/x-www-form-urlencoded' },
+        payload: new URLSearchParams({ csrf: alice.csrf }).toString(),
+      });
+      assert.equal(denied.statusCode, 403, 'no admin action on stale rights');
+      // Back through the IdP, which now reports her without the group.
+      const again = await signInTo(h, { ...ALICE, groups: [] }, '/admin');
+      assert.equal((await h.app.inject({ url: '/admin', headers: { cookie: again.cookie } })).statusCode, 403);
+      // The /account pages do not depend on admin rights: the older session still works there.
+      assert.equal((await h.app.inject({ url: '/account', headers: { cookie: alice.cookie } })).statusCode, 200);
+    } finally {
+      await h.close();
+    }
+  });
+});
+
 describe('console session cookie attributes', () => {
   it('uses __Host- with Secure, HttpOnly, SameSite=Lax, Path=/ and no Domain when secure', async () => {
     const h = await startConsoleHarness();
     try {
-      const sessions = createConsoleSessions({ keyring: h.ctx.keyring, clock: new ManualClock(), random: cryptoRandom, secure: true });
+      const sessions = createConsoleSessions({ keyring: h.ctx.keyring, clock: new ManualClock(), random: cryptoRandom, secure: true, store: h.store });
       const headers: string[] = [];
       const reply = { header: (_name: string, value: string) => headers.push(value) } as unknown as Parameters<typeof sessions.start>[0];
-      sessions.start(reply, BOB);
+      await sessions.start(reply, BOB);
       assert.equal(sessions.cookieName, '__Host-gatehouse-console');
       assert.match(headers[0] ?? '', /^__Host-gatehouse-console=[^;]+; Max-Age=28800; Path=\/; HttpOnly; Secure; SameSite=Lax$/);
       assert.ok(!(headers[0] ?? '').includes(BOB.email), 'the value is sealed, not readable');

@@ -87,6 +87,21 @@ describe('authorization endpoint: bad input', () => {
     await expectErrorPage({ ...base(), redirect_uri: 'http://127.0.0.1:61000/callbackx' }, /invalid_redirect_uri/);
   });
 
+  const normalisedLoopbackVariants = [
+    'http://2130706433:61000/callback',
+    'http://127.1:61000/callback',
+    'http://127.0.0.1:61000/x/../callback',
+    'http://127.0.0.1:61000/callback\t',
+    'http://127.0.0.1:61000/callback\n',
+    'http://127.0.0.1:61000/%63allback',
+    'http://127.0.0.1:61000/callback/.',
+  ];
+  for (const redirectUri of normalisedLoopbackVariants) {
+    it(`shows a page for ${JSON.stringify(redirectUri)}: only the loopback port may differ (RFC 8252 §7.3)`, async () => {
+      await expectErrorPage({ ...base(), redirect_uri: redirectUri }, /invalid_redirect_uri/);
+    });
+  }
+
   it('refuses a request without PKCE', async () => {
     const location = await expectRedirectedError({ ...base(), code_challenge: undefined, code_challenge_method: undefined }, 'invalid_request');
     assert.match(location.searchParams.get('error_description') ?? '', /PKCE/);

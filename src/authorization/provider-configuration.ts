@@ -121,6 +121,13 @@ export function providerConfiguration(input: ProviderConfigurationInput): Config
       devInteractions: { enabled: false },
       userinfo: { enabled: false },
       rpInitiatedLogout: { enabled: false },
+      // DPoP (RFC 9449) is on by default in oidc-provider: it would advertise `dpop_signing_alg_values_supported` and
+      // issue `cnf.jkt`-bound tokens that the gateway cannot check the proof of. Off until it is enforced end to end;
+      // the gateway also refuses any `cnf`-bound token presented as Bearer (verify-access-token.ts).
+      dPoP: { enabled: false },
+      // PAR (RFC 9126) is on by default too, but its endpoint is not mounted (provider-mount.ts): advertising
+      // `pushed_authorization_request_endpoint` would send clients to a 404.
+      pushedAuthorizationRequests: { enabled: false },
       registration: {
         enabled: dcr.enabled,
         initialAccessToken: dcr.initialAccessToken ?? false,

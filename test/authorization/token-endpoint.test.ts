@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { after, afterEach, before, describe, it, mock } from 'node:test';
 import {
   exchangeCode,
@@ -78,6 +80,29 @@ describe('token endpoint: codes, refresh rotation, revocation, introspection', (
     assert.equal(await isRevoked(gid), true, 'the proxy is told the grant is revoked');
     const afterReplay = await refresh(tokens.refresh_token);
     assert.equal(afterReplay.status, 400, 'the refresh token issued from the replayed code no longer works');
+  });
+
+  it('issues no sender-constrained token for a DPoP proof: DPoP is off until enforced end to end', async () => {
+    const { publicKey, privateKey } = await generateKeyPair('ES256');
+    const proof = await new SignJWT({ htm: 'POST', htu: `${server.publicUrl}/token`, jti: randomUUID() })
+      .setProtectedHeader({ alg: 'ES256', typ: 'dpop+jwt', jwk: await exportJWK(publicKey) })
+      .setIssuedAt()
+      .sign(privateKey);
+    const { code, verifier } = await obtainCode(server, client);
+    const response = await tokenRequest(
+      server,
+      { grant_type: 'authorization_code', code, code_verifier: verifier, redirect_uri: client.redirect_uris[0] ?? '', client_id: client.client_id, resource: server.resource },
+      { dpop: proof },
+    );
+    const body = (await response.json()) as { access_token?: string; token_type?: string };
+    if (response.status === 200) {
+      assert.equal(body.token_type, 'Bearer');
+      const payload = JSON.parse(Buffer.from(body.access_token?.split('.')[1] ?? '', 'base64url').toString('utf8')) as Record<string, unknown>;
+      assert.equal(payload.cnf, undefined, 'no key-bound access token');
+    } else {
+      assert.equal(response.status, 400);
+      assert.equal(body.access_token, undefined);
+    }
   });
 
   it('refuses an expired code', async () => {

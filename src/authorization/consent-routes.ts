@@ -73,7 +73,7 @@ function approvedRecord(subject: ConsentSubject): ApprovedConsentRecord {
   return {
     clientId: subject.clientId,
     redirectUri: subject.redirectUri,
-    resource: subject.resource.resource,
+    resource: subject.resourceIndicator,
     scopes: subject.scopes,
     oidcScopes: subject.oidcScopes,
   };
@@ -190,7 +190,7 @@ export function registerConsentRoutes(app: FastifyInstance, deps: InteractionDep
     const subject = consentSubjectFrom(details, client, deps.resources);
     // The cookie, the server-side state and the live request must all name the same client and redirect URI.
     const bound = [csrfCookie, record].every((item) => item.clientId === subject.clientId && item.redirectUri === subject.redirectUri);
-    if (!bound || record.resource !== subject.resource.resource) {
+    if (!bound || record.resource !== subject.resourceIndicator) {
       throw new ProtocolError('access_denied', 'The consent form does not match this request; start again from the application.');
     }
     cookies.clear(reply, 'csrf');

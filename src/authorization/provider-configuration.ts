@@ -2,6 +2,7 @@ import type { Account, AdapterFactory, Client, ClientMetadata, Configuration, Ko
 import { errors } from 'oidc-provider';
 import type { GatehouseContext } from '../runtime/context.ts';
 import { seconds } from '../runtime/clock.ts';
+import { policyWithRedirectConsent } from './approved-redirects.ts';
 import type { GuardedFetch } from './client-metadata-fetch.ts';
 import { decideClientIdUrl } from './client-metadata-policy.ts';
 import type { ProtectedResources } from './protected-resources.ts';
@@ -97,6 +98,8 @@ export function providerConfiguration(input: ProviderConfigurationInput): Config
     },
     interactions: {
       url: (_ctx: unknown, interaction: { uid: string }) => `/interaction/${interaction.uid}`,
+      // A grant covers only the redirect URIs the user approved it for (approved-redirects.ts).
+      policy: policyWithRedirectConsent(ctx.store),
     },
     ttl: tokenLifetimes(authorization, () => seconds(ctx.clock.now())),
     issueRefreshToken,

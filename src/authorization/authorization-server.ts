@@ -27,6 +27,7 @@ import { mountProvider } from './provider-mount.ts';
 import { cookieSecurity } from './cookie-security.ts';
 import { followKeyring } from './current-provider.ts';
 import { recordProviderMetrics, replayRecorder } from './provider-metrics.ts';
+import { installIdempotentRefreshRetry } from './refresh-retry.ts';
 
 /**
  * The OAuth 2.1 authorization server MCP clients talk to: oidc-provider (metadata, CIMD, DCR, authorize, token,
@@ -103,6 +104,12 @@ export async function createAuthorizationServer(ctx: GatehouseContext, deps: Aut
     installClientOverrides(provider);
     installDefaultScopes(provider, resources);
     installAccessTokenRevocation(provider, { keyring: ctx.keyring, issuer: ctx.publicUrl, logger: ctx.logger });
+    installIdempotentRefreshRetry(provider, {
+      store: ctx.store,
+      keyring: ctx.keyring,
+      graceSeconds: authorization.refreshReuseGraceSeconds,
+      logger: ctx.logger,
+    });
     for (const register of deps.grantTypes ?? []) register(provider);
     // Every instance (the provider is rebuilt after a key rotation) reports to the same metrics.
     if (deps.metrics !== undefined) recordProviderMetrics(provider, deps.metrics);

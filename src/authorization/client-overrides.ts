@@ -1,7 +1,7 @@
 import type Provider from 'oidc-provider';
 import { constantTimeEqual, verifyClientSecret } from '../keys/hashing.ts';
 import { isHashedClientSecret } from './adapter-hooks.ts';
-import { isLoopbackRedirectHost } from './redirect-uri-policy.ts';
+import { loopbackWithoutPort } from './redirect-uri-policy.ts';
 
 /**
  * Two changes to oidc-provider's Client model:
@@ -27,13 +27,4 @@ export function installClientOverrides(provider: Provider): void {
     const requested = loopbackWithoutPort(value);
     return requested !== undefined && this.redirectUris.some((uri) => loopbackWithoutPort(uri) === requested);
   };
-}
-
-/** `http://127.0.0.1:53210/cb?x` → `http://127.0.0.1/cb?x`; undefined for anything that is not http loopback. */
-export function loopbackWithoutPort(uri: string): string | undefined {
-  const url = URL.parse(uri);
-  if (url === null || url.protocol !== 'http:' || !isLoopbackRedirectHost(url.hostname) || uri.includes('#')) return undefined;
-  // Only the port may differ; URL parsing normalises the rest, so compare the serialisation without it.
-  url.port = '';
-  return url.href;
 }

@@ -11,6 +11,12 @@ export interface ConsentSubject {
   clientId: string;
   redirectUri: string;
   resource: ProtectedResource;
+  /**
+   * The resource indicator exactly as the request named it (`…/mcp/`, upper-case host): oidc-provider checks the
+   * grant under this string, so the grant must record the approval under it too, or the provider asks for consent
+   * again and the browser loops between `/authorize` and `/interaction`. Tokens still carry the canonical `aud`.
+   */
+  resourceIndicator: string;
   /** Scopes of the resource, in request order, each known to the resource. */
   scopes: string[];
   /** `openid`, `profile`, `email`, `offline_access` when requested. */
@@ -36,5 +42,5 @@ export function consentSubjectFrom(details: InteractionDetails, client: Client, 
   const requested = (single(details.params.scope, 'scope') ?? '').split(' ').filter((scope) => scope !== '');
   const scopes = [...new Set(requested.filter((scope) => scope in resource.scopes))];
   const oidcScopes = [...new Set(requested.filter((scope) => OIDC_SCOPES.has(scope)))];
-  return { clientId: client.clientId, redirectUri, resource, scopes, oidcScopes };
+  return { clientId: client.clientId, redirectUri, resource, resourceIndicator: resourceId ?? resource.resource, scopes, oidcScopes };
 }

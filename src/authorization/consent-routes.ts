@@ -29,6 +29,9 @@ import { isSameOriginRequest } from './request-origin.ts';
 /** A denial is remembered briefly: long enough to stop a client re-prompting in a loop, short enough to undo a slip. */
 const DENIAL_MEMORY_SECONDS = 24 * 3600;
 
+/** The form has three short fields; anything larger is not our form (Fastify counts the bytes read, chunked too). */
+const DECISION_FORM_MAX_BYTES = 4 * 1024;
+
 const decisionBody = z
   .object({
     consent_state: z.string().min(1).max(200),
@@ -70,7 +73,7 @@ function approvedRecord(subject: ConsentSubject): ApprovedConsentRecord {
   return {
     clientId: subject.clientId,
     redirectUri: subject.redirectUri,
-    resource: subject.resource.resource,
+    resource: subject.resourceIndicator,
     scopes: subject.scopes,
     oidcScopes: subject.oidcScopes,
   };
@@ -162,7 +165,7 @@ export function registerConsentRoutes(app: FastifyInstance, deps: InteractionDep
       .send(html);
   });
 
-  app.post('/interaction/:uid/decision', { config: htmlErrors }, async (request, reply) => {
+  app.post('/interaction/:uid/decision', { config: htmlErrors, bodyLimit: DECISION_FORM_MAX_BYTES }, async (request, reply) => {
     const uid = parseInteractionUid(request);
     if (!isSameOriginRequest(request, publicOrigin)) {
       throw new ProtocolError('access_denied', 'This form was submitted from another site and was refused.');
@@ -187,7 +190,7 @@ export function registerConsentRoutes(app: FastifyInstance, deps: InteractionDep
     const subject = consentSubjectFrom(details, client, deps.resources);
     // The cookie, the server-side state and the live request must all name the same client and redirect URI.
     const bound = [csrfCookie, record].every((item) => item.clientId === subject.clientId && item.redirectUri === subject.redirectUri);
-    if (!bound || record.resource !== subject.resource.resource) {
+    if (!bound || record.resource !== subject.resourceIndicator) {
       throw new ProtocolError('access_denied', 'The consent form does not match this request; start again from the application.');
     }
     cookies.clear(reply, 'csrf');

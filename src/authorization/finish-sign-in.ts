@@ -4,6 +4,7 @@ import { forgetDownstreamTokens } from '../broker/downstream-cache.ts';
 import { ProtocolError } from '../server/errors.ts';
 import type { CompletedSignIn } from '../upstream/types.ts';
 import { recordSignIn } from './account-record.ts';
+import { approveRedirectUri } from './approved-redirects.ts';
 import { finishInteraction, loadInteraction, parseInteractionUid, type InteractionDeps } from './interaction-deps.ts';
 import {
   APPROVED_CONSENT_NAMESPACE,
@@ -48,6 +49,8 @@ export async function finishWithGrant(
   const requestScopes = [...approved.oidcScopes, ...approved.scopes];
   if (requestScopes.length > 0) grant.addOIDCScope(requestScopes.join(' '));
   const grantId = await grant.save();
+  // The approval is for the redirect URI the consent page showed; another one of this client is asked about again.
+  await approveRedirectUri(deps.ctx.store, grantId, approved.redirectUri, deps.ctx.config.authorization.refreshTokenAbsoluteSeconds);
   await finishInteraction(deps, request, reply, { login: { accountId }, consent: { grantId } });
 }
 

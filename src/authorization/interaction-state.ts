@@ -21,6 +21,7 @@ export interface ConsentStateRecord {
   uid: string;
   clientId: string;
   redirectUri: string;
+  /** The resource indicator as requested (the key oidc-provider checks the grant under; see consent-request.ts). */
   resource: string;
   scopes: string[];
   oidcScopes: string[];

@@ -202,9 +202,21 @@ declare module 'oidc-provider' {
     [name: string]: unknown;
   };
 
+  export interface InteractionCheck {
+    reason: string;
+  }
+
+  export interface InteractionPrompt {
+    name: string;
+    checks: InteractionCheck[] & { add(check: InteractionCheck, index?: number): void };
+  }
+
+  export type InteractionPolicy = InteractionPrompt[] & { get(name: string): InteractionPrompt | undefined };
+
   export const interactionPolicy: {
-    base(): unknown;
+    base(): InteractionPolicy;
     Prompt: unknown;
-    Check: unknown;
+    /** `Check.REQUEST_PROMPT` (true) asks the user; `Check.NO_NEED_TO_PROMPT` (false) does not. */
+    Check: new (reason: string, description: string, check: (ctx: KoaContextWithOIDC) => boolean | Promise<boolean>) => InteractionCheck;
   };
 }

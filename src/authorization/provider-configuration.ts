@@ -2,6 +2,7 @@ import type { Account, AdapterFactory, Client, ClientMetadata, Configuration, Ko
 import { errors } from 'oidc-provider';
 import type { GatehouseContext } from '../runtime/context.ts';
 import { seconds } from '../runtime/clock.ts';
+import { policyWithRedirectConsent } from './approved-redirects.ts';
 import type { GuardedFetch } from './client-metadata-fetch.ts';
 import { decideClientIdUrl } from './client-metadata-policy.ts';
 import type { ProtectedResources } from './protected-resources.ts';
@@ -97,6 +98,8 @@ export function providerConfiguration(input: ProviderConfigurationInput): Config
     },
     interactions: {
       url: (_ctx: unknown, interaction: { uid: string }) => `/interaction/${interaction.uid}`,
+      // A grant covers only the redirect URIs the user approved it for (approved-redirects.ts).
+      policy: policyWithRedirectConsent(ctx.store),
     },
     ttl: tokenLifetimes(authorization, () => seconds(ctx.clock.now())),
     issueRefreshToken,
@@ -121,6 +124,13 @@ export function providerConfiguration(input: ProviderConfigurationInput): Config
       devInteractions: { enabled: false },
       userinfo: { enabled: false },
       rpInitiatedLogout: { enabled: false },
+      // DPoP (RFC 9449) is on by default in oidc-provider: it would advertise `dpop_signing_alg_values_supported` and
+      // issue `cnf.jkt`-bound tokens that the gateway cannot check the proof of. Off until it is enforced end to end;
+      // the gateway also refuses any `cnf`-bound token presented as Bearer (verify-access-token.ts).
+      dPoP: { enabled: false },
+      // PAR (RFC 9126) is on by default too, but its endpoint is not mounted (provider-mount.ts): advertising
+      // `pushed_authorization_request_endpoint` would send clients to a 404.
+      pushedAuthorizationRequests: { enabled: false },
       registration: {
         enabled: dcr.enabled,
         initialAccessToken: dcr.initialAccessToken ?? false,

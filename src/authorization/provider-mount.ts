@@ -2,15 +2,13 @@ import type { FastifyInstance, FastifyReply, FastifyRequest, HTTPMethods } from 
 import type { GatehouseContext } from '../runtime/context.ts';
 import type { CurrentProvider } from './current-provider.ts';
 import { ProtocolError } from '../server/errors.ts';
+import { OAUTH_BODY_MAX_BYTES, readProviderBody, REGISTRATION_MAX_BYTES, withReadBody } from './provider-body.ts';
 
 /**
  * oidc-provider is a Koa application; it is given the raw Node request for its own paths before Fastify reads the
  * body (a route-level `onRequest` hook that hijacks the reply), so the provider parses and validates the body itself.
  * Our pages (consent, callback) stay ordinary Fastify routes.
  */
-
-/** Largest registration body we hand to the provider (RFC 7591 metadata is a few hundred bytes). */
-export const REGISTRATION_MAX_BYTES = 16 * 1024;
 
 const PROVIDER_METHODS: HTTPMethods[] = ['GET', 'POST', 'OPTIONS', 'PUT', 'DELETE'];
 
@@ -28,7 +26,10 @@ export function presentAsPublicRequest(request: FastifyRequest, publicUrl: URL):
   const headers = request.raw.headers;
   headers.host = publicUrl.host;
   headers['x-forwarded-proto'] = publicUrl.protocol.slice(0, -1);
-  headers['x-forwarded-for'] = request.ip;
+  // No address when the client already went away (or on a Unix socket without a proxy): claim none rather than
+  // send the provider an `undefined` header value.
+  if (request.ip === undefined) delete headers['x-forwarded-for'];
+  else headers['x-forwarded-for'] = request.ip;
   delete headers['x-forwarded-host'];
   delete headers['x-forwarded-port'];
   delete headers.forwarded;
@@ -49,14 +50,21 @@ function registrationCors(request: FastifyRequest, reply: FastifyReply): boolean
   return true;
 }
 
+/**
+ * The key a registration is counted under. `request.ip` is undefined when the client already went away or the
+ * server listens on a Unix socket without `trustProxy`; those requests share one budget, so the limit still holds
+ * (and the store is never handed an undefined key).
+ */
+export function registrationRateKey(request: FastifyRequest): string {
+  return request.ip ?? 'unknown-address';
+}
+
 async function guardRegistration(ctx: GatehouseContext, request: FastifyRequest): Promise<void> {
   if (request.method !== 'POST') return;
-  const declared = Number(request.headers['content-length'] ?? '0');
-  if (declared > REGISTRATION_MAX_BYTES) throw new ProtocolError('payload_too_large', 'The registration request is too large.');
   const { perIpPerHour } = ctx.config.authorization.dynamicRegistration;
   // Store-backed so the limit holds across replicas; each registration is a stored record, so unbounded
   // registrations are a storage-exhaustion attack.
-  const count = await ctx.store.increment('registration-rate', request.ip, 3600);
+  const count = await ctx.store.increment('registration-rate', registrationRateKey(request), 3600);
   if (count > perIpPerHour) {
     throw new ProtocolError('rate_limited', 'Too many client registrations from this address; try again later.', {
       headers: { 'retry-after': '3600' },
@@ -71,13 +79,13 @@ export function mountProvider(app: FastifyInstance, options: ProviderMountOption
 
   const handToProvider = (wellKnown: boolean) => async (request: FastifyRequest, reply: FastifyReply) => {
     const path = request.url.split('?', 1)[0] ?? '';
-    if (path.startsWith(`${basePath}/register`)) {
-      await guardRegistration(ctx, request);
-      if (registrationCors(request, reply)) {
-        reply.hijack();
-        return;
-      }
+    const registration = path.startsWith(`${basePath}/register`);
+    if (registration && registrationCors(request, reply)) {
+      reply.hijack();
+      return;
     }
+    const body = await readProviderBody(request, registration ? REGISTRATION_MAX_BYTES : OAUTH_BODY_MAX_BYTES);
+    if (registration) await guardRegistration(ctx, request);
     presentAsPublicRequest(request, publicUrl);
     const raw = request.raw as typeof request.raw & { originalUrl?: string };
     if (basePath !== '') {
@@ -89,7 +97,7 @@ export function mountProvider(app: FastifyInstance, options: ProviderMountOption
       raw.url = inner + query;
     }
     reply.hijack();
-    provider.handle(request.raw, reply.raw);
+    provider.handle(withReadBody(raw, body), reply.raw);
   };
 
   const providerRoutes = ['/authorize', '/authorize/:uid', '/token', '/register', '/register/:clientId', '/revoke', '/introspect'];

@@ -39,6 +39,27 @@ export function isLoopbackRedirectHost(hostname: string): boolean {
 }
 
 /**
+ * An http loopback redirect URI as written: a literal loopback host, an optional port, then the rest verbatim.
+ * Nothing is parsed, so nothing is normalised: `http://2130706433/cb` (decimal 127.0.0.1), `/x/../cb`, percent-encoded
+ * or whitespace variants are not the registered string and never match it (RFC 9700 §4.1.3: exact string matching).
+ */
+const LITERAL_LOOPBACK = /^(http):\/\/(127\.0\.0\.1|\[::1\]|localhost)(?::(\d{1,5}))?([/?].*)?$/is;
+
+/**
+ * `http://127.0.0.1:53210/cb?x` → `http://127.0.0.1/cb?x`: the string with only its port removed, for comparing a
+ * requested loopback redirect URI with a registered one on any port (RFC 8252 §7.3); undefined for anything that is
+ * not a literal http loopback URI.
+ */
+export function loopbackWithoutPort(uri: string): string | undefined {
+  if (/[\s\p{Cc}#]/u.test(uri)) return undefined;
+  const match = LITERAL_LOOPBACK.exec(uri);
+  if (match === null) return undefined;
+  const [, scheme, host, port, rest = ''] = match;
+  if (port !== undefined && Number(port) > 65_535) return undefined;
+  return `${scheme}://${host}${rest}`;
+}
+
+/**
  * True for a redirect URI with a private-use scheme an app may claim (RFC 8252 §7.1). Windows `ms-*` handlers are all
  * refused: several of them run code from a URL (CVE-2022-30190, `ms-msdt:`).
  */
@@ -59,7 +80,8 @@ export function redirectUriProblem(uri: unknown): string | undefined {
   if (url.username !== '' || url.password !== '') return 'redirect URIs must not contain credentials';
   if (url.protocol === 'https:') return undefined;
   if (url.protocol === 'http:') {
-    return isLoopbackRedirectHost(url.hostname) ? undefined : 'http redirect URIs are only allowed on loopback hosts';
+    // The host must be written as a loopback name, not merely parse to one (`http://2130706433/`, `http://127.1/`).
+    return loopbackWithoutPort(uri) !== undefined ? undefined : 'http redirect URIs are only allowed on loopback hosts (127.0.0.1, [::1], localhost)';
   }
   if (isPrivateUseRedirectUri(uri)) return undefined;
   return `the ${url.protocol.slice(0, -1)} scheme is not allowed for redirect URIs`;

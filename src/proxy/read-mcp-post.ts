@@ -2,7 +2,8 @@ import type { Readable } from 'node:stream';
 import type { FastifyRequest } from 'fastify';
 import { rememberJsonRpcId } from './gateway-error.ts';
 import type { GatewayRuntime } from './gateway-runtime.ts';
-import { parseMcpPost, readBody, type McpPost } from './mcp-message.ts';
+import { readBody } from '../server/read-body.ts';
+import { parseMcpPost, type McpPost } from './mcp-message.ts';
 import type { AuditDraft } from './request-audit.ts';
 import type { RouteState } from './route-state.ts';
 

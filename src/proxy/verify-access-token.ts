@@ -100,6 +100,10 @@ export function createAccessTokenVerifier(options: AccessTokenVerifierOptions): 
       currentDate: new Date(clock.now()),
       requiredClaims: ['sub', 'exp', 'iat', 'jti', 'client_id', 'gid'],
     });
+    // RFC 9449 §7.1 / RFC 8705 §3: a token bound to a key (`cnf`) is only valid with proof of that key. This gateway
+    // checks no proof, so accepting it as a plain Bearer token would turn a stolen sender-constrained token into a
+    // usable one; refuse it however it was issued.
+    if (payload.cnf !== undefined) throw new SenderConstrainedTokenError();
     const claims = toClaims(payload);
     // Bounded: a flood of distinct (even valid) tokens cannot grow memory, it only evicts the least recently used.
     if (verified.size >= cacheSize) verified.delete(verified.keys().next().value as string);
@@ -145,8 +149,16 @@ function toClaims(payload: JWTPayload): AccessTokenClaims {
   return { sub, clientId, grantId: gid, jti, exp: exp ?? 0, scopes: scope ? scope.split(' ').filter(Boolean) : [] };
 }
 
+class SenderConstrainedTokenError extends Error {
+  constructor() {
+    super('sender-constrained token presented as Bearer');
+    this.name = 'SenderConstrainedTokenError';
+  }
+}
+
 /** Says what was wrong without echoing token content. */
 function describeFailure(error: unknown): string {
+  if (error instanceof SenderConstrainedTokenError) return 'The access token is bound to a key (cnf) and cannot be used as a Bearer token.';
   if (error instanceof joseErrors.JWTExpired) return 'The access token has expired.';
   if (error instanceof joseErrors.JWTClaimValidationFailed) {
     if (error.claim === 'aud') return 'The access token was issued for another resource.';

@@ -8,6 +8,7 @@ import {
   registerPublicClient,
   startAuthorizationServer,
   TestBrowser,
+  tokenRequest,
   type RegisteredClient,
   type TestServer,
 } from './harness.ts';
@@ -87,6 +88,21 @@ describe('authorization endpoint: bad input', () => {
     await expectErrorPage({ ...base(), redirect_uri: 'http://127.0.0.1:61000/callbackx' }, /invalid_redirect_uri/);
   });
 
+  const normalisedLoopbackVariants = [
+    'http://2130706433:61000/callback',
+    'http://127.1:61000/callback',
+    'http://127.0.0.1:61000/x/../callback',
+    'http://127.0.0.1:61000/callback\t',
+    'http://127.0.0.1:61000/callback\n',
+    'http://127.0.0.1:61000/%63allback',
+    'http://127.0.0.1:61000/callback/.',
+  ];
+  for (const redirectUri of normalisedLoopbackVariants) {
+    it(`shows a page for ${JSON.stringify(redirectUri)}: only the loopback port may differ (RFC 8252 §7.3)`, async () => {
+      await expectErrorPage({ ...base(), redirect_uri: redirectUri }, /invalid_redirect_uri/);
+    });
+  }
+
   it('refuses a request without PKCE', async () => {
     const location = await expectRedirectedError({ ...base(), code_challenge: undefined, code_challenge_method: undefined }, 'invalid_request');
     assert.match(location.searchParams.get('error_description') ?? '', /PKCE/);
@@ -110,6 +126,28 @@ describe('authorization endpoint: bad input', () => {
       assert.match(response.headers.get('location') ?? '', /\/interaction\//, `${resource} is this server's resource`);
     }
     await expectRedirectedError({ ...base(), resource: `${server.resource.toUpperCase().replace('HTTP://', 'http://')}` }, 'invalid_target');
+  });
+
+  it('ends the flow for a non-canonical resource: a code for the canonical audience, no redirect loop', async () => {
+    const url = new URL(server.resource);
+    for (const resource of [`${server.resource}/`, `${url.protocol.toUpperCase()}//${url.host.toUpperCase()}${url.pathname}`]) {
+      const { verifier, challenge: pkce } = pkcePair();
+      const outcome = await authorize(server, new TestBrowser(), { ...base(), resource, code_challenge: pkce });
+      const code = outcome.url.searchParams.get('code');
+      assert.ok(code, `expected a code for ${resource}, got ${outcome.url.href}`);
+      const response = await tokenRequest(server, {
+        grant_type: 'authorization_code',
+        code,
+        code_verifier: verifier,
+        redirect_uri: CLIENT_REDIRECT,
+        client_id: client.client_id,
+        resource,
+      });
+      assert.equal(response.status, 200, await response.clone().text());
+      const { access_token: token } = (await response.json()) as { access_token: string };
+      const payload = JSON.parse(Buffer.from(token.split('.')[1] ?? '', 'base64url').toString('utf8')) as { aud: string };
+      assert.equal(payload.aud, server.resource, 'the audience is the canonical resource');
+    }
   });
 
   it('refuses response types other than code', async () => {

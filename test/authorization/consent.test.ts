@@ -201,6 +201,29 @@ describe('consent page', () => {
     assert.match(again.url, /code=/, "the user's server-side grant covers it even without the browser's approval cookie");
   });
 
+  it('binds an approval to the redirect URI shown: another redirect URI of the same client asks again (RFC 9700 §4.1)', async () => {
+    const second = 'https://second.example.test/oauth/callback';
+    const twoHosts = await registerPublicClient(server, { client_name: 'Two Hosts', redirect_uris: [CLIENT_REDIRECT, second] });
+    const browser = new TestBrowser();
+    const first = await authorize(server, browser, { ...params(), client_id: twoHosts.client_id });
+    assert.ok(first.url.searchParams.get('code'), 'approved for the first redirect URI');
+
+    const other = await browser.follow(authorizeUrl(server, { ...params(), client_id: twoHosts.client_id, redirect_uri: second }), server.publicUrl);
+    assert.equal(other.response.status, 200, `expected the consent page, went to ${other.url}`);
+    assert.match(await other.response.text(), /class="redirect-host">second\.example\.test</, 'the page shows the new host');
+
+    for (const key of browser.cookies.keys()) if (key.endsWith(' gatehouse-approvals')) browser.cookies.delete(key);
+    const again = await browser.follow(authorizeUrl(server, { ...params(), client_id: twoHosts.client_id, redirect_uri: second }), server.publicUrl);
+    assert.equal(again.response.status, 200, "the user's server-side grant does not cover the other redirect URI either");
+    await again.response.body?.cancel();
+
+    const approved = await authorize(server, browser, { ...params(), client_id: twoHosts.client_id, redirect_uri: second });
+    assert.equal(approved.url.origin, 'https://second.example.test', 'approving it sends the code there');
+    assert.ok(approved.url.searchParams.get('code'));
+    const back = await browser.follow(authorizeUrl(server, { ...params(), client_id: twoHosts.client_id }), server.publicUrl);
+    assert.match(back.url, /code=/, 'the first approval still stands');
+  });
+
   it('returns access_denied with iss to the client when the user cancels at the upstream IdP', async () => {
     const browser = new TestBrowser();
     const { form } = await openConsent(browser);

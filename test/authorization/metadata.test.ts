@@ -31,6 +31,13 @@ describe('authorization server metadata (RFC 8414)', () => {
     assert.equal(metadata.userinfo_endpoint, undefined);
   });
 
+  it('advertises no feature it does not serve end to end: no DPoP, no PAR endpoint', async () => {
+    const metadata = (await (await fetch(`${server.publicUrl}/.well-known/oauth-authorization-server`)).json()) as Record<string, unknown>;
+    assert.deepEqual(Object.keys(metadata).filter((key) => key.startsWith('dpop')), []);
+    assert.equal(metadata.pushed_authorization_request_endpoint, undefined);
+    assert.equal(metadata.require_pushed_authorization_requests, undefined);
+  });
+
   it('serves OpenID discovery with the same issuer', async () => {
     const metadata = (await (await fetch(`${server.publicUrl}/.well-known/openid-configuration`)).json()) as Record<string, unknown>;
     assert.equal(metadata.issuer, server.publicUrl);

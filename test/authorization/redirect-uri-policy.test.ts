@@ -1,8 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { loopbackWithoutPort } from '../../src/authorization/client-overrides.ts';
 import { redirectTarget } from '../../src/authorization/consent-page.ts';
-import { hasPrivateUseRedirectUri, redirectUriProblem, redirectUrisProblem } from '../../src/authorization/redirect-uri-policy.ts';
+import { hasPrivateUseRedirectUri, loopbackWithoutPort, redirectUriProblem, redirectUrisProblem } from '../../src/authorization/redirect-uri-policy.ts';
 
 describe('redirect URI policy', () => {
   const accepted = [
@@ -26,6 +25,11 @@ describe('redirect URI policy', () => {
     'vbscript:msgbox',
     'http://app.example.test/callback',
     'http://127.0.0.1.example.test/cb',
+    // hosts that only parse to a loopback address (the URL parser normalises them)
+    'http://2130706433/cb',
+    'http://0x7f000001/cb',
+    'http://127.1/cb',
+    'http://[0:0:0:0:0:0:0:1]/cb',
     'https://app.example.test/cb#fragment',
     'https://user:pass@app.example.test/cb',
     '/relative/callback',
@@ -87,4 +91,23 @@ describe('loopback redirect matching (RFC 8252 §7.3)', () => {
     assert.equal(loopbackWithoutPort('https://127.0.0.1:1234/cb'), undefined);
     assert.equal(loopbackWithoutPort('http://app.example.test:1234/cb'), undefined);
   });
+
+  const registered = 'http://127.0.0.1/cb';
+  const normalisedVariants = [
+    'http://2130706433:1234/cb',
+    'http://127.1:1234/cb',
+    'http://127.0.0.1:1234/x/../cb',
+    'http://127.0.0.1:1234/./cb',
+    'http://127.0.0.1:1234/c\tb',
+    'http://127.0.0.1:1234/cb\n',
+    'http://127.0.0.1:1234/%63b',
+    'http://127.0.0.1:99999/cb',
+    'HTTP://127.0.0.1:1234/cb',
+  ];
+  for (const variant of normalisedVariants) {
+    it(`does not match ${JSON.stringify(variant)} to ${registered} (RFC 9700 §4.1.3)`, () => {
+      const stripped = loopbackWithoutPort(variant);
+      assert.ok(stripped === undefined || stripped !== loopbackWithoutPort(registered), String(stripped));
+    });
+  }
 });

@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
+import { request as httpRequest } from 'node:http';
+import { createServer as createNetServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -119,6 +121,34 @@ describe('dynamic client registration (RFC 7591)', () => {
     assert.equal(preflight.status, 204);
     assert.equal(preflight.headers.get('access-control-allow-origin'), '*');
     assert.match(preflight.headers.get('access-control-allow-methods') ?? '', /POST/);
+  });
+
+  it('registers a client whose address is unknown (Unix socket, or a client already gone) without a store error', async () => {
+    // A connection without a peer address: Fastify's request.ip is undefined, as for a client that went away.
+    const dir = mkdtempSync(join(tmpdir(), 'gatehouse-unix-'));
+    const socketPath = join(dir, 'gatehouse.sock');
+    const relay = createNetServer((connection) => server.app.server.emit('connection', connection));
+    await new Promise<void>((resolve) => relay.listen(socketPath, resolve));
+    try {
+      const body = JSON.stringify(valid);
+      const status = await new Promise<number>((resolve, reject) => {
+        const outgoing = httpRequest(
+          { socketPath, path: '/register', method: 'POST', headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } },
+          (response) => {
+            response.resume();
+            resolve(response.statusCode ?? 0);
+          },
+        );
+        outgoing.once('error', reject);
+        outgoing.end(body);
+      });
+      assert.equal(status, 201);
+      assert.ok(!server.logs.text().includes('cannot be bound'), 'no store binding error was logged');
+      assert.equal(await server.store.increment('registration-rate', 'unknown-address', 3600, 0), 1, 'counted in the shared budget');
+    } finally {
+      await new Promise((resolve) => relay.close(resolve));
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('rate-limits registrations per IP', async () => {

@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { after, afterEach, before, describe, it, mock } from 'node:test';
 import {
   exchangeCode,
@@ -80,6 +82,29 @@ describe('token endpoint: codes, refresh rotation, revocation, introspection', (
     assert.equal(afterReplay.status, 400, 'the refresh token issued from the replayed code no longer works');
   });
 
+  it('issues no sender-constrained token for a DPoP proof: DPoP is off until enforced end to end', async () => {
+    const { publicKey, privateKey } = await generateKeyPair('ES256');
+    const proof = await new SignJWT({ htm: 'POST', htu: `${server.publicUrl}/token`, jti: randomUUID() })
+      .setProtectedHeader({ alg: 'ES256', typ: 'dpop+jwt', jwk: await exportJWK(publicKey) })
+      .setIssuedAt()
+      .sign(privateKey);
+    const { code, verifier } = await obtainCode(server, client);
+    const response = await tokenRequest(
+      server,
+      { grant_type: 'authorization_code', code, code_verifier: verifier, redirect_uri: client.redirect_uris[0] ?? '', client_id: client.client_id, resource: server.resource },
+      { dpop: proof },
+    );
+    const body = (await response.json()) as { access_token?: string; token_type?: string };
+    if (response.status === 200) {
+      assert.equal(body.token_type, 'Bearer');
+      const payload = JSON.parse(Buffer.from(body.access_token?.split('.')[1] ?? '', 'base64url').toString('utf8')) as Record<string, unknown>;
+      assert.equal(payload.cnf, undefined, 'no key-bound access token');
+    } else {
+      assert.equal(response.status, 400);
+      assert.equal(body.access_token, undefined);
+    }
+  });
+
   it('refuses an expired code', async () => {
     const { code, verifier } = await obtainCode(server, client);
     mock.timers.enable({ apis: ['Date'], now: Date.now() });
@@ -114,12 +139,44 @@ describe('token endpoint: codes, refresh rotation, revocation, introspection', (
     assert.equal(legit.status, 400, 'every token of the grant is dead, including the newest one');
   });
 
-  it('lets two parallel refreshes with the same token both succeed inside the grace window', async () => {
+  it('lets two parallel refreshes with the same token both succeed inside the grace window, with one successor', async () => {
     const tokens = await obtainTokens(server, client);
     const results = await Promise.all([refresh(tokens.refresh_token), refresh(tokens.refresh_token)]);
     assert.deepEqual(results.map((response) => response.status), [200, 200]);
-    for (const response of results) await response.body?.cancel();
+    const bodies = (await Promise.all(results.map((response) => response.json()))) as Array<{ refresh_token: string }>;
+    assert.equal(bodies[0]?.refresh_token, bodies[1]?.refresh_token, 'one chain, not two');
     assert.equal(await isRevoked(grantIdOf(tokens.access_token)), false);
+  });
+
+  it('answers a retry inside the grace window with the same refresh token and an access token of the same grant (RFC 9700 §4.14.2)', async () => {
+    mock.timers.enable({ apis: ['Date'], now: Date.now() });
+    const tokens = await obtainTokens(server, client);
+    const gid = grantIdOf(tokens.access_token);
+    const victim = (await (await refresh(tokens.refresh_token)).json()) as { refresh_token: string; access_token: string };
+
+    mock.timers.tick(5_000);
+    const retried = await refresh(tokens.refresh_token);
+    assert.equal(retried.status, 200);
+    const attacker = (await retried.json()) as { refresh_token: string; access_token: string };
+    assert.equal(attacker.refresh_token, victim.refresh_token, 'the retry gets the same successor, not a second chain');
+    assert.equal(grantIdOf(attacker.access_token), gid);
+    assert.notEqual(attacker.access_token, victim.access_token);
+    // Only one live refresh token remains for the grant: the successor both hold.
+    assert.equal((await server.store.findByIndex('oidc:RefreshToken', 'grantId', gid)).filter((entry) => {
+      const value = entry.value as { consumed?: unknown };
+      return value.consumed === undefined;
+    }).length, 1);
+
+    // One party moves the chain on; the other, falling behind, presents the old successor after its window: all ends.
+    const moved = (await (await refresh(victim.refresh_token)).json()) as { refresh_token: string };
+    mock.timers.tick(11_000);
+    const behind = await refresh(attacker.refresh_token);
+    assert.equal(behind.status, 400);
+    assert.equal(((await behind.json()) as { error: string }).error, 'invalid_grant');
+    assert.equal(await isRevoked(gid), true, 'reuse of the old successor ends the grant at the gateway too');
+    const newest = await refresh(moved.refresh_token);
+    assert.equal(newest.status, 400, 'the newest token of the chain is dead as well');
+    await newest.body?.cancel();
   });
 
     it('expires an idle refresh token', async () => {

@@ -121,13 +121,16 @@ export interface MintOptions {
   expiresIn?: number;
   typ?: string;
   issuer?: string;
+  /** A confirmation claim (RFC 7800), as a sender-constrained token carries. */
+  cnf?: Record<string, string>;
 }
 
 /** An access token in the shared format (RFC 9068), signed with `keyring`. */
 export async function mintAccessToken(keyring: Keyring, issuer: string, options: MintOptions): Promise<string> {
   const key = keyring.currentSigningKey();
   const now = Math.floor(Date.now() / 1000);
-  return new SignJWT({ client_id: options.clientId ?? 'client-1', scope: options.scope ?? 'mcp:tools', gid: options.gid ?? cryptoRandom.token(8) })
+  const cnf = options.cnf === undefined ? {} : { cnf: options.cnf };
+  return new SignJWT({ client_id: options.clientId ?? 'client-1', scope: options.scope ?? 'mcp:tools', gid: options.gid ?? cryptoRandom.token(8), ...cnf })
     .setProtectedHeader({ alg: key.alg, kid: key.kid, typ: options.typ ?? 'at+jwt' })
     .setIssuer(options.issuer ?? issuer)
     .setAudience(options.aud)

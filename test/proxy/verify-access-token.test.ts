@@ -69,3 +69,17 @@ describe('verified-token cache', () => {
     assert.ok(count() > before, 'b was evicted and verified again');
   });
 });
+
+describe('sender-constrained tokens', () => {
+  it('refuses a token carrying cnf presented as Bearer (RFC 9449 §7.1), with 401 invalid_token', async () => {
+    const { check } = setup();
+    const bound = await mintAccessToken(real, issuer, { aud: `${issuer}/mcp`, cnf: { jkt: 'NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs' } });
+    await assert.rejects(check(bound), (error: unknown) => {
+      assert.ok(error instanceof ProtocolError);
+      assert.equal(error.status, 401);
+      assert.match(String(error.headers?.['www-authenticate'] ?? ''), /invalid_token/);
+      return true;
+    });
+    await check(await mint());
+  });
+});

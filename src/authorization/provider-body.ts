@@ -1,0 +1,50 @@
+import type { IncomingMessage } from 'node:http';
+import { Readable } from 'node:stream';
+import type { FastifyRequest } from 'fastify';
+import { readBody } from '../server/read-body.ts';
+
+/**
+ * Bodies of the OAuth endpoints oidc-provider serves, read by us before the provider sees them. The provider parses
+ * bodies itself, and a check of `Content-Length` alone let a chunked body through (a 40 KB chunked registration was
+ * stored): the caps below hold on the bytes read, and an oversized body is a 413 before anything is parsed or stored.
+ */
+
+/** Largest registration body (RFC 7591/7592 metadata is a few hundred bytes; every stored client costs storage). */
+export const REGISTRATION_MAX_BYTES = 16 * 1024;
+
+/**
+ * Largest body of the other provider endpoints (token, revoke, introspect, authorize by POST): form parameters with
+ * at most a couple of JWTs (a `private_key_jwt` assertion, an RFC 8693 subject token). Below oidc-provider's own
+ * limit (56 KB, answered with a 400), so an oversized body always gets our 413.
+ */
+export const OAUTH_BODY_MAX_BYTES = 48 * 1024;
+
+/** A body of a few KB arrives in milliseconds; a client trickling one (slow loris) is cut off after this. */
+const OAUTH_BODY_TIMEOUT_MS = 10_000;
+
+const METHODS_WITH_BODY = new Set(['POST', 'PUT', 'PATCH']);
+
+/** The body of a request to a provider endpoint, read within `limit`; undefined for a method without a body. */
+export async function readProviderBody(request: FastifyRequest, limit: number): Promise<Buffer | undefined> {
+  const raw = request.raw;
+  if (!METHODS_WITH_BODY.has(raw.method ?? '')) return undefined;
+  return readBody(raw, { limit, timeoutMs: OAUTH_BODY_TIMEOUT_MS, declaredLength: raw.headers['content-length'] });
+}
+
+/**
+ * The request to hand to the provider once its body was read: a copy of the raw request (whose stream is consumed)
+ * carrying those bytes, with everything Koa and the provider read from a request (method, URL, headers, socket) and
+ * the real length in place of a chunked encoding. Without a body, the raw request itself.
+ */
+export function withReadBody(raw: IncomingMessage, body: Buffer | undefined): IncomingMessage {
+  if (body === undefined) return raw;
+  const headers = { ...raw.headers, 'content-length': String(body.length) };
+  delete headers['transfer-encoding'];
+  const replay = new Readable({ read() {} });
+  replay.push(body);
+  replay.push(null);
+  const { method, url, httpVersion, httpVersionMajor, httpVersionMinor, socket, rawHeaders } = raw;
+  const { originalUrl } = raw as IncomingMessage & { originalUrl?: string };
+  const request = { method, url, originalUrl, httpVersion, httpVersionMajor, httpVersionMinor, socket, connection: socket, rawHeaders, headers, complete: true };
+  return Object.assign(replay, request) as unknown as IncomingMessage;
+}

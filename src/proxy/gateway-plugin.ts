@@ -105,17 +105,29 @@ function registerRoute(app: FastifyInstance, runtime: GatewayRuntime, state: Rou
     return urls;
   }
   const urls: string[] = [];
+  // Fastify answers HEAD with a route's GET handler (`exposeHeadRoutes`): on a stream route that opened a backend
+  // stream nobody would read or close, uncounted, until the idle timeout. MCP defines no HEAD: 405.
+  const noHead = { config, exposeHeadRoute: false };
   if (route.transports.includes('streamable-http')) {
-    app.route({ method: ['POST', 'GET', 'DELETE'], url: route.path, config, handler: streamableHttpHandler(runtime, state) });
+    app.route({ ...noHead, method: ['POST', 'GET', 'DELETE'], url: route.path, handler: streamableHttpHandler(runtime, state) });
+    app.head(route.path, { config }, refuseHead('GET, POST, DELETE'));
     urls.push(route.path);
   }
   if (route.transports.includes('sse')) {
     const base = route.path.replace(/\/$/, '');
-    app.get(base + LEGACY_SSE_SUFFIX, { config }, legacySseStreamHandler(runtime, state));
+    app.get(base + LEGACY_SSE_SUFFIX, noHead, legacySseStreamHandler(runtime, state));
+    app.head(base + LEGACY_SSE_SUFFIX, { config }, refuseHead('GET'));
     app.post(base + LEGACY_MESSAGES_SUFFIX, { config }, legacySseMessageHandler(runtime, state));
     urls.push(base + LEGACY_SSE_SUFFIX, base + LEGACY_MESSAGES_SUFFIX);
   }
   return urls;
+}
+
+/** RFC 9110 §15.5.6: 405 names the methods the resource does support. */
+function refuseHead(allow: string) {
+  return async function refuseHeadRequest(): Promise<never> {
+    throw new ProtocolError('invalid_request', 'HEAD is not supported on an MCP endpoint.', { status: 405, headers: { allow } });
+  };
 }
 
 /**

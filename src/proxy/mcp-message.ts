@@ -1,12 +1,10 @@
-import type { Readable } from 'node:stream';
 import { z } from 'zod';
-import { ProtocolError } from '../server/errors.ts';
 import { JSONRPC, McpGatewayError } from './gateway-error.ts';
 
 /**
  * Reading and checking the JSON-RPC body of an MCP POST. The gateway reads the body only on POSTs to MCP routes —
- * it needs the method and tool name for per-tool policy and audit — and caps it, so an oversized body costs at most
- * `limit` bytes of memory before the 413.
+ * it needs the method and tool name for per-tool policy and audit — through the server's one body reader
+ * (src/server/request-body.ts: capped, with a deadline), so an oversized body costs at most `limit` bytes of memory.
  */
 const requestId = z.union([z.string(), z.number().int()]);
 const jsonRpcMessage = z.union([
@@ -25,43 +23,6 @@ export interface McpPost {
   method?: string;
   name?: string;
   requestId?: string | number;
-}
-
-/**
- * Reads a request body up to `limit` bytes within `timeoutMs`: a client trickling a body (slow loris) or sending an
- * endless one cannot hold a connection and memory for longer than that.
- */
-export function readBody(stream: Readable, options: { limit: number; timeoutMs: number; declaredLength?: string | undefined }): Promise<Buffer> {
-  const { limit, timeoutMs, declaredLength } = options;
-  // The refusal is sent while the body is still arriving, so the connection cannot be reused: `Connection: close`.
-  const refuse = (code: 'payload_too_large' | 'invalid_request', description: string, status?: number) =>
-    new ProtocolError(code, description, { status, headers: { connection: 'close' } });
-  const tooLarge = () => refuse('payload_too_large', `The request body is larger than ${limit} bytes.`);
-  if (declaredLength !== undefined && Number(declaredLength) > limit) return Promise.reject(tooLarge());
-
-  return new Promise<Buffer>((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    const finish = (error: ProtocolError | undefined) => {
-      clearTimeout(timer);
-      stream.off('data', onData).off('end', onEnd).off('error', onError);
-      if (error) {
-        stream.pause();
-        reject(error);
-      } else {
-        resolve(Buffer.concat(chunks, size));
-      }
-    };
-    const onData = (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > limit) return finish(tooLarge());
-      chunks.push(chunk);
-    };
-    const onEnd = () => finish(undefined);
-    const onError = () => finish(refuse('invalid_request', 'The request body could not be read.'));
-    const timer = setTimeout(() => finish(refuse('invalid_request', 'The request body did not arrive in time.', 408)), timeoutMs);
-    stream.on('data', onData).once('end', onEnd).once('error', onError);
-  });
 }
 
 /** Which `params` field `Mcp-Name` mirrors, per method (MCP 2026-07-28, Streamable HTTP standard headers). */

@@ -13,7 +13,7 @@ import { httpRouteHandler } from './http-route.ts';
 import { assertForwardingConfigured } from './identity-forwarding.ts';
 import { LEGACY_MESSAGES_SUFFIX, LEGACY_SSE_SUFFIX, legacySseMessageHandler, legacySseStreamHandler } from './legacy-sse.ts';
 import { buildProtectedResourceMetadata, PRM_PATH, resourceMetadataPath } from './protected-resource-metadata.ts';
-import { startAudit } from './request-audit.ts';
+import { auditDraft, startAudit } from './request-audit.ts';
 import type { RevokedGrantsCache } from './revoked-grants.ts';
 import { createRouteState, type RouteState } from './route-state.ts';
 import { streamableHttpHandler } from './streamable-http.ts';
@@ -138,6 +138,12 @@ function refuseHead(allow: string) {
 function sendGatewayError(request: FastifyRequest, reply: FastifyReply, error: unknown): FastifyReply {
   const format = request.routeOptions.config.errorFormat ?? 'oauth-json';
   const protocolError = toProtocolError(error);
+  if (reply.raw.destroyed && !reply.raw.writableFinished) {
+    // The client went away first, and the backend call failed because it was cancelled with it: a normal end
+    // (audited `client_closed`), not a backend failure worth a warning.
+    request.log.info({ outcome: 'client_closed' }, 'client closed the request');
+    return reply;
+  }
   if (!protocolError) {
     request.log.error({ err: error }, 'unexpected gateway error');
   } else if (protocolError.status >= 500) {
@@ -148,6 +154,7 @@ function sendGatewayError(request: FastifyRequest, reply: FastifyReply, error: u
   }
   const rendered = protocolError ?? new ProtocolError('server_error');
   if (reply.sent || reply.raw.headersSent) {
+    auditDraft(request).outcome = 'error';
     reply.raw.destroy();
     return reply;
   }

@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { ACCOUNT_NAMESPACE } from '../authorization/account-record.ts';
 import { ProtocolError } from '../server/errors.ts';
 import { AdminNotFoundError, listAll } from './admin-deps.ts';
-import { queryAudit, recentUseSince, type AuditQuery } from './audit-query.ts';
+import { AUDIT_OUTCOMES, queryAudit, recentUseSince, type AuditQuery } from './audit-query.ts';
 import { listClients, revokeClient } from './clients.ts';
 import { adminForPage, noticeFrom, sessionForPost } from './console-guard.ts';
 import type { ConsoleSession } from './console-session.ts';
@@ -29,7 +29,7 @@ const clientBody = z.object({ client_id: z.string().min(1).max(2048) });
 const auditFilter = z.object({
   user: z.string().max(512).optional(),
   tool: z.string().max(256).optional(),
-  outcome: z.enum(['allowed', 'denied', 'error', '']).optional(),
+  outcome: z.enum([...AUDIT_OUTCOMES, '']).optional(),
 });
 
 async function brokerActivity(state: ConsoleState): Promise<OverviewData['broker']> {

@@ -1,4 +1,6 @@
-import { AUDIT_NAMESPACE, type AuditRecord } from '../proxy/audit.ts';
+import { AUDIT_NAMESPACE, AUDIT_OUTCOMES, type AuditRecord } from '../proxy/audit.ts';
+
+export { AUDIT_OUTCOMES };
 import type { Store } from '../store/store.ts';
 import { listAll } from './admin-deps.ts';
 import { recentUseKey } from './grants.ts';

@@ -1,7 +1,7 @@
 import type { IncomingMessage } from 'node:http';
 import { Readable } from 'node:stream';
 import type { FastifyRequest } from 'fastify';
-import { readBody } from '../server/read-body.ts';
+import { readRequestBody } from '../server/request-body.ts';
 
 /**
  * Bodies of the OAuth endpoints oidc-provider serves, read by us before the provider sees them. The provider parses
@@ -28,7 +28,7 @@ const METHODS_WITH_BODY = new Set(['POST', 'PUT', 'PATCH']);
 export async function readProviderBody(request: FastifyRequest, limit: number): Promise<Buffer | undefined> {
   const raw = request.raw;
   if (!METHODS_WITH_BODY.has(raw.method ?? '')) return undefined;
-  return readBody(raw, { limit, timeoutMs: OAUTH_BODY_TIMEOUT_MS, declaredLength: raw.headers['content-length'] });
+  return readRequestBody(raw, { limit, timeoutMs: OAUTH_BODY_TIMEOUT_MS, declaredLength: raw.headers['content-length'] });
 }
 
 /**

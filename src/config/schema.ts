@@ -85,7 +85,7 @@ export const routeSchema = z
         connectMs: duration('Time to connect to the backend.', 5_000),
         responseHeadersMs: duration('Time for the backend to send response headers.', 30_000),
         idleStreamMs: duration('An SSE stream with no bytes for this long is closed.', 15 * 60_000),
-        requestBodyMs: duration('Time a client has to send a whole MCP request body (slow-loris defence).', 30_000),
+        requestBodyMs: duration('Time a client has to send a whole request body, MCP POST or plain HTTP route (slow-loris defence).', 30_000),
       })
       .strict()
       .default({ connectMs: 5_000, responseHeadersMs: 30_000, idleStreamMs: 15 * 60_000, requestBodyMs: 30_000 }),

@@ -47,6 +47,7 @@ export function createBackendClient(route: RouteConfig): BackendClient {
           body: input.body ?? null,
           signal: input.signal,
           dispatcher: agent,
+          reset: mayBeLeftUnread(input),
         });
         return { statusCode: response.statusCode, headers: response.headers, body: response.body };
       } catch (error) {
@@ -56,6 +57,24 @@ export function createBackendClient(route: RouteConfig): BackendClient {
     // Called once the server stopped accepting and its connections are gone: anything still in flight is orphaned.
     close: () => agent.destroy(),
   };
+}
+
+/**
+ * A body the backend may answer without reading — a refusal at its own smaller body limit (413), or before
+ * authentication — would leave its unread rest on the connection, and the next request on it (any client's) would be
+ * read as part of it: it hangs, then fails when the backend gives the connection up. From the gateway nothing tells a
+ * read body from one merely accepted by the socket buffers (megabytes on a fast link), so the connection that
+ * carried a large body, or a streamed body of unknown length, is closed after its exchange (`Connection: close`,
+ * RFC 9112 §9.6) instead of going back to the pool. Small bodies arrive with their headers and stay pooled.
+ */
+const POOLED_BODY_MAX_BYTES = 64 * 1024;
+
+function mayBeLeftUnread(input: BackendRequest): boolean {
+  const { body } = input;
+  if (body === undefined || body === null) return false;
+  if (Buffer.isBuffer(body)) return body.length > POOLED_BODY_MAX_BYTES;
+  const declared = Number(input.headers['content-length'] ?? Number.NaN);
+  return !(declared <= POOLED_BODY_MAX_BYTES);
 }
 
 export function backendFailure(route: Pick<RouteConfig, 'path'>, error: unknown): ProtocolError {

@@ -13,7 +13,7 @@ import { httpRouteHandler } from './http-route.ts';
 import { assertForwardingConfigured } from './identity-forwarding.ts';
 import { LEGACY_MESSAGES_SUFFIX, LEGACY_SSE_SUFFIX, legacySseMessageHandler, legacySseStreamHandler } from './legacy-sse.ts';
 import { buildProtectedResourceMetadata, PRM_PATH, resourceMetadataPath } from './protected-resource-metadata.ts';
-import { startAudit } from './request-audit.ts';
+import { auditDraft, startAudit } from './request-audit.ts';
 import type { RevokedGrantsCache } from '../grants/revoked-grants.ts';
 import type { EndGrant } from '../grants/end-grant.ts';
 import { createRouteState, type RouteState } from './route-state.ts';
@@ -108,17 +108,29 @@ function registerRoute(app: FastifyInstance, runtime: GatewayRuntime, state: Rou
     return urls;
   }
   const urls: string[] = [];
+  // Fastify answers HEAD with a route's GET handler (`exposeHeadRoutes`): on a stream route that opened a backend
+  // stream nobody would read or close, uncounted, until the idle timeout. MCP defines no HEAD: 405.
+  const noHead = { config, exposeHeadRoute: false };
   if (route.transports.includes('streamable-http')) {
-    app.route({ method: ['POST', 'GET', 'DELETE'], url: route.path, config, handler: streamableHttpHandler(runtime, state) });
+    app.route({ ...noHead, method: ['POST', 'GET', 'DELETE'], url: route.path, handler: streamableHttpHandler(runtime, state) });
+    app.head(route.path, { config }, refuseHead('GET, POST, DELETE'));
     urls.push(route.path);
   }
   if (route.transports.includes('sse')) {
     const base = route.path.replace(/\/$/, '');
-    app.get(base + LEGACY_SSE_SUFFIX, { config }, legacySseStreamHandler(runtime, state));
+    app.get(base + LEGACY_SSE_SUFFIX, noHead, legacySseStreamHandler(runtime, state));
+    app.head(base + LEGACY_SSE_SUFFIX, { config }, refuseHead('GET'));
     app.post(base + LEGACY_MESSAGES_SUFFIX, { config }, legacySseMessageHandler(runtime, state));
     urls.push(base + LEGACY_SSE_SUFFIX, base + LEGACY_MESSAGES_SUFFIX);
   }
   return urls;
+}
+
+/** RFC 9110 §15.5.6: 405 names the methods the resource does support. */
+function refuseHead(allow: string) {
+  return async function refuseHeadRequest(): Promise<never> {
+    throw new ProtocolError('invalid_request', 'HEAD is not supported on an MCP endpoint.', { status: 405, headers: { allow } });
+  };
 }
 
 /**
@@ -129,6 +141,12 @@ function registerRoute(app: FastifyInstance, runtime: GatewayRuntime, state: Rou
 function sendGatewayError(request: FastifyRequest, reply: FastifyReply, error: unknown): FastifyReply {
   const format = request.routeOptions.config.errorFormat ?? 'oauth-json';
   const protocolError = toProtocolError(error);
+  if (reply.raw.destroyed && !reply.raw.writableFinished) {
+    // The client went away first, and the backend call failed because it was cancelled with it: a normal end
+    // (audited `client_closed`), not a backend failure worth a warning.
+    request.log.info({ outcome: 'client_closed' }, 'client closed the request');
+    return reply;
+  }
   if (!protocolError) {
     request.log.error({ err: error }, 'unexpected gateway error');
   } else if (protocolError.status >= 500) {
@@ -139,6 +157,7 @@ function sendGatewayError(request: FastifyRequest, reply: FastifyReply, error: u
   }
   const rendered = protocolError ?? new ProtocolError('server_error');
   if (reply.sent || reply.raw.headersSent) {
+    auditDraft(request).outcome = 'error';
     reply.raw.destroy();
     return reply;
   }

@@ -1,7 +1,8 @@
-import { Transform, type Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Dispatcher } from 'undici';
 import { ProtocolError } from '../server/errors.ts';
+import { checkDeclaredLength, limitRequestBody } from '../server/request-body.ts';
 import { abortOnClientClose, authorizeRequest, backendHeaders, type GatewayRuntime } from './gateway-runtime.ts';
 import { relayResponse } from './relay-response.ts';
 import { auditDraft } from './request-audit.ts';
@@ -10,7 +11,8 @@ import type { RouteState } from './route-state.ts';
 /**
  * Plain HTTP routes (`type: http`): a REST API behind the same tokens and identity forwarding as the MCP routes.
  * `/hello/x?y` on a route at `/hello` with backend `http://api:3001/v1` goes to `http://api:3001/v1/x?y`. Bodies
- * stream both ways; the gateway never reads them, but it counts the request body against `server.bodyLimitBytes`.
+ * stream both ways; the gateway never reads them, but it holds the request body to `server.bodyLimitBytes` and the
+ * route's `requestBodyMs` as it streams (src/server/request-body.ts, the same cap and deadline as MCP POSTs).
  */
 export function httpRouteHandler(runtime: GatewayRuntime, state: RouteState) {
   const backend = new URL(state.route.backend);
@@ -21,15 +23,13 @@ export function httpRouteHandler(runtime: GatewayRuntime, state: RouteState) {
     draft.method = `${request.method} ${state.route.path}`;
     const call = await authorizeRequest(runtime, state, request, draft, { rateLimit: true });
     const declaredLength = request.headers['content-length'];
-    if (declaredLength !== undefined && Number(declaredLength) > limit) throw bodyTooLarge(limit);
+    const limits = { limit, timeoutMs: state.route.timeouts.requestBodyMs, declaredLength };
+    checkDeclaredLength(limits);
     const suffix = request.url.slice(state.route.path.length);
     const url = `${backend.origin}${basePath}${suffix.startsWith('/') || suffix.startsWith('?') || suffix === '' ? suffix : `/${suffix}`}`;
     const headers = await backendHeaders(runtime, state, request, call);
-    const incoming = request.body as Readable | undefined;
-    const cap = cappedBody(limit, (bytes) => {
-      draft.bytesIn += bytes;
-    });
-    const body = incoming?.pipe(cap.stream);
+    const incoming = request.method === 'GET' || request.method === 'HEAD' ? undefined : (request.body as Readable | undefined);
+    const body = incoming?.pipe(limitRequestBody(incoming, { ...limits, onBytes: (bytes) => void (draft.bytesIn += bytes) }));
     // A declared length is passed on (it is within the limit); without one, undici sends the stream chunked.
     if (body && declaredLength !== undefined) headers['content-length'] = declaredLength;
     try {
@@ -37,39 +37,15 @@ export function httpRouteHandler(runtime: GatewayRuntime, state: RouteState) {
         url,
         method: request.method as Dispatcher.HttpMethod,
         headers,
-        body: request.method === 'GET' || request.method === 'HEAD' ? null : (body ?? null),
+        body: body ?? null,
         signal: abortOnClientClose(reply),
       });
       return relayResponse(reply, response, draft, state.route);
     } catch (error) {
-      // The cap aborted the upload: undici reports a failed request, the client must learn its body was too large.
-      throw cap.overflow() ?? error;
+      // The cap or the deadline stopped the upload: undici reports a failed request, the client must learn why.
+      if (body?.errored instanceof ProtocolError) throw body.errored;
+      body?.destroy();
+      throw error;
     }
   };
-}
-
-/** 413 with `Connection: close`: the refusal goes out while the body may still be arriving. */
-function bodyTooLarge(limit: number): ProtocolError {
-  return new ProtocolError('payload_too_large', `The request body is larger than ${limit} bytes.`, { headers: { connection: 'close' } });
-}
-
-/**
- * A pass-through that counts bytes and fails before forwarding the chunk that would cross `limit`, so a body without
- * (or lying about) `Content-Length` costs the backend at most `limit` bytes.
- */
-function cappedBody(limit: number, onBytes: (bytes: number) => void): { stream: Transform; overflow: () => ProtocolError | undefined } {
-  let size = 0;
-  let refused: ProtocolError | undefined;
-  const stream = new Transform({
-    transform(chunk: Buffer, _encoding, callback) {
-      size += chunk.length;
-      if (size > limit) {
-        refused = bodyTooLarge(limit);
-        return callback(refused);
-      }
-      onBytes(chunk.length);
-      callback(null, chunk);
-    },
-  });
-  return { stream, overflow: () => refused };
 }

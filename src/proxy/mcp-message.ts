@@ -3,8 +3,8 @@ import { JSONRPC, McpGatewayError } from './gateway-error.ts';
 
 /**
  * Reading and checking the JSON-RPC body of an MCP POST. The gateway reads the body only on POSTs to MCP routes —
- * it needs the method and tool name for per-tool policy and audit — and caps it, so an oversized body costs at most
- * `limit` bytes of memory before the 413.
+ * it needs the method and tool name for per-tool policy and audit — through the server's one body reader
+ * (src/server/request-body.ts: capped, with a deadline), so an oversized body costs at most `limit` bytes of memory.
  */
 const requestId = z.union([z.string(), z.number().int()]);
 const jsonRpcMessage = z.union([

@@ -1,8 +1,8 @@
 import type { Readable } from 'node:stream';
 import type { FastifyRequest } from 'fastify';
+import { readRequestBody } from '../server/request-body.ts';
 import { rememberJsonRpcId } from './gateway-error.ts';
 import type { GatewayRuntime } from './gateway-runtime.ts';
-import { readBody } from '../server/read-body.ts';
 import { parseMcpPost, type McpPost } from './mcp-message.ts';
 import type { AuditDraft } from './request-audit.ts';
 import type { RouteState } from './route-state.ts';
@@ -13,7 +13,8 @@ import type { RouteState } from './route-state.ts';
  * and its size, method and tool name recorded for the audit (even if a later check refuses the request).
  */
 export async function readMcpPost(runtime: GatewayRuntime, state: RouteState, request: FastifyRequest, draft: AuditDraft): Promise<McpPost> {
-  const raw = await readBody(request.body as Readable, {
+  // No body at all (`Content-Length: 0`) leaves `request.body` undefined: read as empty, a JSON-RPC parse error.
+  const raw = await readRequestBody(request.body as Readable | undefined, {
     limit: runtime.ctx.config.server.bodyLimitBytes,
     timeoutMs: state.route.timeouts.requestBodyMs,
     declaredLength: request.headers['content-length'],

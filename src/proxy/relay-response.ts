@@ -56,11 +56,14 @@ export async function relayResponse(
   // less per SSE event (the legacy stream's endpoint rewriter counts what it passes).
   if (options.bytesCounted && body !== response.body) {
     const last = body;
-    response.body.once('error', (error) => last.destroy(error));
+    response.body.once('error', (error) => {
+      draft.outcome ??= 'error';
+      last.destroy(error);
+    });
     last.once('close', () => {
       if (!response.body.destroyed) response.body.destroy();
     });
-    return reply.send(last);
+    return sendStream(reply, last);
   }
 
   // Counted in a pass-through stage: a 'data' listener would start the flow before Fastify pipes the stream.
@@ -74,11 +77,30 @@ export async function relayResponse(
   );
   // pipe() does not forward errors or teardown: a dead backend stream must end the client's, and a gone client
   // must release the backend connection.
-  for (const stage of new Set([response.body, body])) stage.once('error', (error) => counted.destroy(error));
+  for (const stage of new Set([response.body, body])) {
+    stage.once('error', (error) => {
+      // The backend's stream failed while the client was still there: the gateway cuts the response, an error. (When
+      // the client left first, its audit record is already written as `client_closed`.)
+      draft.outcome ??= 'error';
+      counted.destroy(error);
+    });
+  }
   counted.once('close', () => {
     if (!response.body.destroyed) response.body.destroy();
   });
-  return reply.send(counted);
+  return sendStream(reply, counted);
+}
+
+/**
+ * Node holds a response's headers back until its first body byte: an SSE stream whose backend has nothing to say
+ * yet would leave the client without even a status, and clients time out. The headers go out as soon as Fastify
+ * starts piping (it has set them by then), and the stream's bytes follow as they come.
+ */
+function sendStream(reply: FastifyReply, body: Readable): FastifyReply {
+  reply.raw.once('pipe', () => {
+    if (!reply.raw.headersSent && !reply.raw.destroyed) reply.raw.flushHeaders();
+  });
+  return reply.send(body);
 }
 
 /** Reads `body` to its end unless it grows past `limit`; then returns what was read (the rest is still unread). */

@@ -4,7 +4,7 @@ import type { AuditLog, AuditRecord } from './audit.ts';
 /**
  * The audit record of one request, filled in as the request moves through the gateway (user once the token
  * verifies, method and tool once the body is read, bytes as they flow) and written once when the response closes —
- * whatever way it ends: success, refusal, backend failure or client disconnect.
+ * whatever way it ends: success, refusal, backend failure or client disconnect (`client_closed`).
  */
 export type AuditDraft = Partial<AuditRecord> & { bytesIn: number; bytesOut: number };
 
@@ -16,7 +16,9 @@ export function startAudit(request: FastifyRequest, reply: FastifyReply, log: Au
   drafts.set(request, draft);
   reply.raw.once('close', () => {
     const status = reply.raw.statusCode;
-    const outcome = draft.outcome ?? (!reply.raw.writableFinished || status >= 500 ? 'error' : status >= 400 ? 'denied' : 'allowed');
+    // A response that closed unfinished was cut by the client unless the gateway marked its own cut (a backend
+    // failure mid-stream) as an error first.
+    const outcome = draft.outcome ?? (!reply.raw.writableFinished ? 'client_closed' : status >= 500 ? 'error' : status >= 400 ? 'denied' : 'allowed');
     log.record({
       time: started,
       user: draft.user,

@@ -4,10 +4,11 @@ import type { GatehouseMetrics } from '../admin/metrics.ts';
 export type StreamTransport = 'streamable-http' | 'sse';
 
 /**
- * Counts an SSE stream relayed to a client in `gatehouse_open_streams`, from now until the client's response closes.
- * The response's `close` event fires exactly once however the stream ends (completed, client gone, backend error,
- * idle timeout), so the gauge cannot drift. A response that is already closed is never counted: its `close` has
- * passed and would never bring the gauge back down.
+ * Counts an SSE stream relayed to a client in `gatehouse_open_streams`: up once when the stream response starts (the
+ * relay pipes the stream into the client's response, which also sends its headers), down once when that response
+ * closes. `close` fires exactly once however the stream ends — completed, client gone, backend closed or failed,
+ * idle timeout, connections cut at shutdown — so the gauge cannot drift. A stream that never starts (refused,
+ * failed before its headers, client gone first) is never counted: there would be no `close` to bring it back down.
  */
 export function trackOpenStream(
   reply: FastifyReply,
@@ -15,7 +16,10 @@ export function trackOpenStream(
   labels: { route: string; transport: StreamTransport },
 ): void {
   const response = reply.raw;
-  if (metrics === undefined || response.closed || response.destroyed) return;
-  metrics.streamOpened(labels);
-  response.once('close', () => metrics.streamClosed(labels));
+  if (metrics === undefined) return;
+  response.once('pipe', () => {
+    if (response.closed || response.destroyed) return;
+    metrics.streamOpened(labels);
+    response.once('close', () => metrics.streamClosed(labels));
+  });
 }

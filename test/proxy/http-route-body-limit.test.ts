@@ -26,7 +26,13 @@ before(async () => {
   const origin = `http://127.0.0.1:${(backend.address() as AddressInfo).port}`;
   gateway = await startTestGateway({
     keyring,
-    config: { server: { bodyLimitBytes: LIMIT }, routes: [{ path: '/api', type: 'http', backend: `${origin}/v1` }] },
+    config: {
+      server: { bodyLimitBytes: LIMIT },
+      routes: [
+        { path: '/api', type: 'http', backend: `${origin}/v1` },
+        { path: '/slow', type: 'http', backend: `${origin}/v1`, timeouts: { requestBodyMs: 200 } },
+      ],
+    },
   });
 });
 after(async () => {
@@ -45,9 +51,9 @@ interface Answer {
  * A POST whose body is written by `write` without ending the request first: the answer may come while the body is
  * still being sent (that is the point), so the request is destroyed once the answer has been read.
  */
-function post(headers: Record<string, string | number>, write: (req: ClientRequest) => void): Promise<Answer> {
+function post(headers: Record<string, string | number>, write: (req: ClientRequest) => void, path = '/api/upload'): Promise<Answer> {
   return new Promise<Answer>((resolve, reject) => {
-    const req = request(`${gateway.url}/api/upload`, { method: 'POST', headers }, (res) => {
+    const req = request(`${gateway.url}${path}`, { method: 'POST', headers }, (res) => {
       let body = '';
       res.setEncoding('utf8');
       res.on('data', (chunk: string) => (body += chunk));
@@ -106,5 +112,15 @@ describe('plain HTTP route body limit', () => {
   it('still refuses an oversized body without a token as unauthorized, not by size', async () => {
     const answer = await post({ 'content-type': 'application/octet-stream', 'content-length': LIMIT + 1 }, (req) => req.flushHeaders());
     assert.equal(answer.status, 401);
+  });
+
+  it('answers 408 when a streamed body does not arrive within requestBodyMs (the same deadline as MCP POSTs)', async () => {
+    const bearerSlow = await mintAccessToken(keyring, gateway.url, { aud: `${gateway.url}/slow` });
+    const answer = await post(
+      { authorization: `Bearer ${bearerSlow}`, 'content-type': 'application/octet-stream' },
+      (req) => req.write(Buffer.alloc(10, 1)),
+      '/slow/upload',
+    );
+    assert.equal(answer.status, 408);
   });
 });

@@ -1,12 +1,12 @@
 import { commonOptions, defaultAdminCommandDependencies, stringOption, withAdminStore, type AdminCommandDependencies, type CliValues } from '../../admin/admin-command.ts';
-import { queryAudit, type AuditQuery } from '../../admin/audit-query.ts';
+import { AUDIT_OUTCOMES, queryAudit, type AuditQuery } from '../../admin/audit-query.ts';
 import { InvalidSinceError, parseSince } from '../../admin/since.ts';
 import { formatTable, formatTime, toJsonOutput } from '../../admin/text-table.ts';
 import { CliUsageError, type CliCommand } from '../command.ts';
 
 /** Without --since, --user or --tool, `audit tail` reads this far back (a range read; the audit log can be large). */
 const DEFAULT_WINDOW_MS = 24 * 3_600_000;
-const outcomes = ['allowed', 'denied', 'error'] as const;
+const outcomes = AUDIT_OUTCOMES;
 
 /** Validates the filters before the store is opened, so a typo is exit code 2 whatever state the store is in. */
 export function auditQueryFrom(values: CliValues, now: number): AuditQuery {
@@ -45,7 +45,7 @@ export function createAuditCommands(dependencies: AdminCommandDependencies = def
       ...commonOptions,
       user: { type: 'string', short: 'u', description: 'Only requests of this user (subject).' },
       tool: { type: 'string', short: 't', description: 'Only calls of this tool.' },
-      outcome: { type: 'string', description: 'Only this outcome: allowed, denied or error.' },
+      outcome: { type: 'string', description: `Only this outcome: ${AUDIT_OUTCOMES.join(', ')}.` },
       since: { type: 'string', short: 's', description: 'From this time: ISO 8601 (2026-05-01T10:00:00Z) or an age (15m, 2h, 7d).' },
       limit: { type: 'string', short: 'n', description: 'At most this many records (default 50).' },
     },

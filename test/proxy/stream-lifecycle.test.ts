@@ -1,0 +1,241 @@
+import assert from 'node:assert/strict';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { connect, type AddressInfo } from 'node:net';
+import { after, before, describe, it } from 'node:test';
+import { createMetrics, type GatehouseMetrics } from '../../src/admin/metrics.ts';
+import { systemClock } from '../../src/runtime/clock.ts';
+import { createTestKeyring, mcpPost, mintAccessToken, startTestGateway, type TestGateway } from './harness.ts';
+
+/**
+ * Every relayed stream, from both ends: who opens it (never a HEAD), when the client sees its headers (at once, not
+ * with the first event), how it is counted in `gatehouse_open_streams` (up once when it starts, down once however it
+ * ends: client close, backend close, backend error, shutdown), and how its end is audited (a client leaving is
+ * `client_closed`, not a backend error). Also bodiless POSTs, which must be a JSON-RPC parse error, not a crash.
+ */
+const keyring = createTestKeyring();
+let backend: Server;
+let gateway: TestGateway;
+let metrics: GatehouseMetrics;
+/** Requests the backend received, as `METHOD path`. */
+const seen: string[] = [];
+/** Backend responses still open, so a test can end one from the backend side. */
+const held = new Set<ServerResponse>();
+/** The next gated stream waits on this before sending its first byte. */
+let gate: { release: () => void; opened: Promise<void>; wroteFirstByte: boolean } | undefined;
+
+function backendHandler(request: IncomingMessage, response: ServerResponse): void {
+  const path = new URL(request.url ?? '/', 'http://backend').pathname;
+  seen.push(`${request.method} ${path}`);
+  held.add(response);
+  response.once('close', () => held.delete(response));
+  if (request.method === 'POST') {
+    request.resume();
+    request.once('end', () => response.writeHead(202).end());
+    return;
+  }
+  if (path === '/hang') return; // never answers: the client gives up while the gateway waits for headers
+  response.writeHead(200, { 'content-type': 'text/event-stream' });
+  if (path === '/sse') {
+    response.write('event: endpoint\ndata: /messages?session=b1\n\n');
+    return;
+  }
+  if (path === '/gated' && gate) {
+    const current = gate;
+    // Headers go out now; the first event only once the test has seen them arrive.
+    response.flushHeaders();
+    void current.opened.then(() => {
+      current.wroteFirstByte = true;
+      response.write(': first\n\n');
+    });
+    return;
+  }
+  response.write(': open\n\n');
+  if (path === '/ends') setImmediate(() => response.end());
+}
+
+before(async () => {
+  backend = createServer(backendHandler);
+  await new Promise<void>((resolve) => backend.listen(0, '127.0.0.1', resolve));
+  const origin = `http://127.0.0.1:${(backend.address() as AddressInfo).port}`;
+  metrics = createMetrics({ clock: systemClock });
+  gateway = await startTestGateway({
+    keyring,
+    metrics,
+    config: {
+      routes: [
+        { path: '/mcp', backend: `${origin}/mcp`, transports: ['streamable-http', 'sse'], timeouts: { requestBodyMs: 200 } },
+        { path: '/gated', backend: `${origin}/gated` },
+        { path: '/ends', backend: `${origin}/ends` },
+        { path: '/hang', backend: `${origin}/hang` },
+      ],
+    },
+  });
+});
+
+after(async () => {
+  await gateway?.close();
+  for (const response of held) response.destroy();
+  await new Promise<void>((resolve) => (backend ? backend.close(() => resolve()) : resolve()));
+});
+
+const token = (path: string) => mintAccessToken(keyring, gateway.url, { aud: gateway.url + path });
+const settle = () => new Promise((resolve) => setTimeout(resolve, 5));
+
+async function openStreams(route: string, transport: string): Promise<number> {
+  const { values } = await metrics.registry.getSingleMetric('gatehouse_open_streams')!.get();
+  return values.find((value) => value.labels.route === route && value.labels.transport === transport)?.value ?? 0;
+}
+
+async function untilOpenStreams(route: string, transport: string, expected: number): Promise<void> {
+  while ((await openStreams(route, transport)) !== expected) await settle();
+}
+
+/** Waits for the audit record of the request that matches `test`. */
+async function auditRecord(test: (record: Record<string, unknown>) => boolean): Promise<Record<string, unknown>> {
+  for (;;) {
+    const found = gateway.auditLines.map((line) => JSON.parse(line) as Record<string, unknown>).find(test);
+    if (found) return found;
+    await settle();
+  }
+}
+
+async function openStream(path: string): Promise<{ response: Response; controller: AbortController }> {
+  const controller = new AbortController();
+  const response = await fetch(gateway.url + path, {
+    headers: { authorization: `Bearer ${await token(path.replace(/\/sse$/, ''))}`, accept: 'text/event-stream' },
+    signal: controller.signal,
+  });
+  assert.equal(response.status, 200);
+  return { response, controller };
+}
+
+/** A request written by hand, for framings fetch() cannot produce (a POST with no body and no length). */
+function rawRequest(head: string): Promise<string> {
+  const url = new URL(gateway.url);
+  const socket = connect(Number(url.port), url.hostname);
+  socket.write(`${head}Host: ${url.host}\r\nConnection: close\r\n\r\n`);
+  return new Promise<string>((resolve, reject) => {
+    let data = '';
+    socket.on('data', (chunk) => (data += chunk.toString()));
+    socket.once('close', () => resolve(data));
+    socket.once('error', reject);
+  });
+}
+
+describe('a POST without a body', () => {
+  it('answers 400 with a JSON-RPC parse error, on Content-Length: 0 and with no body at all', async () => {
+    const bearer = await token('/mcp');
+    const empty = await mcpPost(gateway.url + '/mcp', bearer, '');
+    assert.equal(empty.status, 400);
+    assert.equal(((await empty.json()) as { error: { code: number } }).error.code, -32700);
+    const bodiless = await rawRequest(`POST /mcp HTTP/1.1\r\nAuthorization: Bearer ${bearer}\r\nAccept: application/json, text/event-stream\r\n`);
+    assert.match(bodiless, /^HTTP\/1\.1 400 /);
+    assert.match(bodiless, /"code":-32700/);
+    // The route's body deadline (200 ms) passes: a timer left behind by the refused read would now crash the process.
+    await new Promise((resolve) => setTimeout(resolve, 400));
+    const next = await mcpPost(gateway.url + '/mcp', bearer, '');
+    assert.equal(next.status, 400);
+  });
+
+  it('answers 400 on the legacy messages endpoint too', async () => {
+    const { response, controller } = await openStream('/mcp/sse');
+    const reader = response.body!.getReader();
+    const first = new TextDecoder().decode((await reader.read()).value);
+    const messages = new URL(/data: (\S+)/.exec(first)![1]!);
+    const bearer = await token('/mcp');
+    const empty = await fetch(messages, { method: 'POST', headers: { authorization: `Bearer ${bearer}`, 'content-type': 'application/json' }, body: '' });
+    assert.equal(empty.status, 400);
+    assert.equal(((await empty.json()) as { error: { code: number } }).error.code, -32700);
+    const bodiless = await rawRequest(`POST ${messages.pathname}${messages.search} HTTP/1.1\r\nAuthorization: Bearer ${bearer}\r\n`);
+    assert.match(bodiless, /^HTTP\/1\.1 400 /);
+    assert.match(bodiless, /"code":-32700/);
+    controller.abort();
+  });
+});
+
+describe('HEAD', () => {
+  for (const path of ['/mcp/sse', '/mcp']) {
+    it(`on ${path} answers 405 and opens no backend stream`, async () => {
+      const before = seen.length;
+      const response = await fetch(gateway.url + path, { method: 'HEAD', headers: { authorization: `Bearer ${await token('/mcp')}` } });
+      assert.equal(response.status, 405);
+      assert.match(response.headers.get('allow') ?? '', /GET/);
+      assert.deepEqual(seen.slice(before), []);
+      assert.equal(await openStreams('/mcp', 'sse'), 0);
+      assert.equal(await openStreams('/mcp', 'streamable-http'), 0);
+    });
+  }
+});
+
+describe('stream headers', () => {
+  it('reach the client before the backend has sent a byte of the body', { timeout: 10_000 }, async () => {
+    let release = () => {};
+    const opened = new Promise<void>((resolve) => (release = resolve));
+    gate = { release, opened, wroteFirstByte: false };
+    const { response, controller } = await openStream('/gated');
+    assert.equal(gate.wroteFirstByte, false);
+    assert.equal(response.headers.get('content-type'), 'text/event-stream');
+    assert.equal(await openStreams('/gated', 'streamable-http'), 1, 'a started stream is counted before its first event');
+    gate.release();
+    const reader = response.body!.getReader();
+    assert.equal(new TextDecoder().decode((await reader.read()).value), ': first\n\n');
+    controller.abort();
+    await untilOpenStreams('/gated', 'streamable-http', 0);
+  });
+});
+
+describe('stream ends', () => {
+  it('a stream the backend ends normally is counted down once', async () => {
+    const { response } = await openStream('/ends');
+    assert.equal(await response.text(), ': open\n\n');
+    await untilOpenStreams('/ends', 'streamable-http', 0);
+    // Counted down exactly once: a second decrement would leave the gauge below zero.
+    await auditRecord((record) => record.route === '/ends');
+    assert.equal(await openStreams('/ends', 'streamable-http'), 0);
+  });
+
+  it('a client closing its stream is audited as client_closed, not as an error, and cancels the backend request', async () => {
+    const { response, controller } = await openStream('/mcp/sse');
+    await response.body!.getReader().read();
+    const backendStreams = held.size;
+    controller.abort();
+    const record = await auditRecord((entry) => entry.method === 'sse/connect' && entry.outcome !== 'allowed');
+    assert.equal(record.outcome, 'client_closed');
+    while (held.size !== backendStreams - 1) await settle();
+    await untilOpenStreams('/mcp', 'sse', 0);
+  });
+
+  it('a client giving up while the gateway waits for backend headers is client_closed, logged without a warning', async () => {
+    const before = seen.filter((entry) => entry === 'GET /hang').length;
+    const controller = new AbortController();
+    const answer = fetch(gateway.url + '/hang', { headers: { authorization: `Bearer ${await token('/hang')}` }, signal: controller.signal }).catch(
+      (error: unknown) => error,
+    );
+    while (seen.filter((entry) => entry === 'GET /hang').length === before) await settle();
+    controller.abort();
+    await answer;
+    const record = await auditRecord((entry) => entry.route === '/hang');
+    assert.equal(record.outcome, 'client_closed');
+    // The backend request is cancelled with the client's.
+    while ([...held].some((response) => !response.destroyed && response.req.url === '/hang')) await settle();
+    assert.equal(gateway.logs.text().includes('bad_gateway'), false, 'a client leaving is no gateway error');
+  });
+});
+
+describe('shutdown', () => {
+  it('counts down the streams it cuts', async () => {
+    const local = createMetrics({ clock: systemClock });
+    const origin = `http://127.0.0.1:${(backend.address() as AddressInfo).port}`;
+    const second = await startTestGateway({ keyring, metrics: local, config: { routes: [{ path: '/mcp', backend: `${origin}/mcp` }] } });
+    const bearer = await mintAccessToken(keyring, second.url, { aud: `${second.url}/mcp` });
+    const response = await fetch(`${second.url}/mcp`, { headers: { authorization: `Bearer ${bearer}`, accept: 'text/event-stream' } });
+    const gauge = async () => (await local.registry.getSingleMetric('gatehouse_open_streams')!.get()).values[0]?.value ?? 0;
+    assert.equal(await gauge(), 1);
+    const closing = second.close();
+    // What graceful shutdown does once the grace period is over.
+    second.app.server.closeAllConnections();
+    await closing;
+    await response.text().catch(() => 'cut');
+    assert.equal(await gauge(), 0);
+  });
+});

@@ -142,7 +142,10 @@ export async function startGraphServer(options: GraphServerOptions): Promise<Run
   const server = createServer((req, res) => {
     const controller = new AbortController();
     res.on('close', () => controller.abort());
-    const url = new URL(req.url ?? '/', `http://${req.headers.host ?? 'localhost'}`);
+    // The path alone, against a fixed base: a request target such as `//x` or a Host header that is not a host
+    // must be a 400, not an exception thrown outside any handler (which ends the process).
+    const url = URL.parse(`http://localhost${req.url?.startsWith('/') ? req.url : '/'}`);
+    if (url === null) return sendJson(res, 400, { error: 'invalid_request', error_description: 'The request URL is malformed.' });
     void (async () => {
       let caller: CallerIdentity | undefined;
       try {

@@ -68,11 +68,16 @@ describe(`fuzz: every endpoint, ${REQUESTS} requests, seed ${SEED}`, () => {
   let port: number;
   const tokens: Record<string, string> = {};
   let targets: Target[] = [];
+  // The demo runs in this process: an exception thrown outside any handler (which would end a real process) lands
+  // here, and the test fails on it even when it fires after the request that caused it was answered.
+  const uncaught: string[] = [];
+  const onUncaught = (error: unknown) => uncaught.push(error instanceof Error ? (error.stack ?? error.message) : String(error));
 
   before(async () => {
     const keysFile = join(tmpdir(), `gatehouse-fuzz-keys-${process.pid}.json`);
     const keySet = generateKeySet({ now: Date.now(), signingAlgorithm: 'ES256' });
     await writeFile(keysFile, serializeKeySet(keySet));
+    process.on('uncaughtException', onUncaught);
     demo = await startDemo({ config: { keys: { source: 'file', file: keysFile } } });
     const url = new URL(demo.publicUrl);
     host = url.hostname;
@@ -95,6 +100,7 @@ describe(`fuzz: every endpoint, ${REQUESTS} requests, seed ${SEED}`, () => {
   });
   after(async () => {
     await demo?.close();
+    process.off('uncaughtException', onUncaught);
   });
 
   function credentialHeader(rng: Rng): string[] {
@@ -246,6 +252,7 @@ describe(`fuzz: every endpoint, ${REQUESTS} requests, seed ${SEED}`, () => {
     };
     await Promise.all(Array.from({ length: CONCURRENCY }, worker));
     assert.deepEqual(failures.slice(0, 20), [], `${failures.length} failures (seed ${SEED}); statuses ${JSON.stringify([...statuses])}`);
+    assert.deepEqual(uncaught, [], 'no exception escaped a handler');
     assert.ok(unanswered < REQUESTS / 4, `${unanswered} of ${REQUESTS} requests unanswered`);
 
     // Leaks: give closed connections a moment to be reaped on both sides, then count.

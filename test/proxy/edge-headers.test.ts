@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
+import { backendRequestHeaders } from '../../src/proxy/forward-headers.ts';
 import { rawRequest } from '../support/raw-http.ts';
 import { createTestKeyring, mintAccessToken, startTestGateway, toolsCall, type TestGateway } from './harness.ts';
 
@@ -87,5 +88,61 @@ describe('a singleton header sent twice is refused on gateway routes', () => {
       const response = await rawRequest(`${gateway.url}${path}`, { headers: [['Authorization', `Bearer ${token}`], ['Authorization', 'Bearer forged']] });
       assert.equal(response.status, 400, `${path}: ${response.body}`);
     }
+  });
+});
+
+describe('client address headers never reach a backend', () => {
+  const spoofed: Array<[string, string]> = [
+    ['X-Real-IP', '6.6.6.6'],
+    ['True-Client-IP', '6.6.6.6'],
+    ['X-Client-IP', '6.6.6.6'],
+    ['X-Cluster-Client-IP', '6.6.6.6'],
+    ['CF-Connecting-IP', '6.6.6.6'],
+    ['Fastly-Client-IP', '6.6.6.6'],
+    ['X-Original-Forwarded-For', '6.6.6.6'],
+    ['Forwarded', 'for=6.6.6.6;host=evil.example;proto=https'],
+    ['X-Forwarded-For', '6.6.6.6'],
+    ['X-Forwarded-Host', 'evil.example'],
+    ['X-Forwarded-Port', '6666'],
+    ['X-Forwarded-Server', 'evil.example'],
+    ['X-Original-URL', '/admin'],
+  ];
+
+  for (const [path, method, body] of [['/mcp', 'POST', JSON.stringify(toolsCall('echo'))], ['/api/items', 'GET', undefined]] as const) {
+    it(`${path}: stripped, and the forwarding headers say what the gateway saw`, async () => {
+      const token = await tokenFor(path.startsWith('/api') ? '/api' : '/mcp');
+      const headers = [...postHeaders(token), ...spoofed];
+      const before = seen.length;
+      const response = await rawRequest(`${gateway.url}${path}`, { method, headers, body });
+      assert.equal(response.status, 200, response.body);
+      assert.equal(seen.length, before + 1);
+      const received = seen.at(-1)!;
+      assert.ok(!JSON.stringify(received).includes('6.6.6.6'), JSON.stringify(received));
+      assert.ok(!JSON.stringify(received).includes('evil.example'), JSON.stringify(received));
+      for (const [name] of spoofed) {
+        if (!['x-real-ip', 'forwarded', 'x-forwarded-for', 'x-forwarded-host'].includes(name.toLowerCase())) {
+          assert.equal(received[name.toLowerCase()], undefined, name);
+        }
+      }
+      const host = new URL(gateway.url).host;
+      assert.equal(received['x-forwarded-for'], '127.0.0.1');
+      assert.equal(received['x-forwarded-host'], host);
+      assert.equal(received['x-forwarded-proto'], 'http');
+      assert.equal(received['x-real-ip'], '127.0.0.1');
+      assert.equal(received.forwarded, `for=127.0.0.1;host="${host}";proto=http`);
+    });
+  }
+});
+
+describe('forwarding headers through trusted proxies', () => {
+  it('names every hop, client first, with IPv6 nodes bracketed and quoted (RFC 7239 §6)', () => {
+    const incoming = { 'x-real-ip': '6.6.6.6', 'x-forwarded-for': '6.6.6.6', 'x-forwarded-prefix': '/evil', accept: '*/*' };
+    const headers = backendRequestHeaders(incoming, { addresses: ['2001:db8::1', '10.0.0.2'], protocol: 'https', host: 'gw.example' }, 'assertion');
+    assert.equal(headers['x-forwarded-for'], '2001:db8::1, 10.0.0.2');
+    assert.equal(headers['x-real-ip'], '2001:db8::1');
+    assert.equal(headers.forwarded, 'for="[2001:db8::1]", for=10.0.0.2;host="gw.example";proto=https');
+    assert.equal(headers['x-forwarded-prefix'], undefined);
+    assert.equal(headers.accept, '*/*');
+    assert.equal(headers.authorization, 'Bearer assertion');
   });
 });

@@ -7,6 +7,7 @@ import { mediaType, relayResponse } from './relay-response.ts';
 import { auditDraft } from './request-audit.ts';
 import type { RouteState } from './route-state.ts';
 import { deniedTools } from './tool-policy.ts';
+import { sessionNotFound } from './session-bindings.ts';
 import { trackOpenStream } from './stream-metrics.ts';
 import { sseEventTransform, type SseEvent } from './sse-events.ts';
 import { filterToolsListEvent } from './tools-list-filter.ts';
@@ -70,7 +71,7 @@ export function legacySseMessageHandler(runtime: GatewayRuntime, state: RouteSta
     const draft = auditDraft(request);
     const call = await authorizeRequest(runtime, state, request, draft, { rateLimit: true });
     const sessionId = request.query.sessionId;
-    if (typeof sessionId !== 'string' || sessionId === '') throw new ProtocolError('not_found', 'Session not found.');
+    if (typeof sessionId !== 'string' || sessionId === '') throw sessionNotFound();
     const binding = await runtime.sessions.require('legacy-sse-session', sessionId, call.claims.sub, state.route.path);
 
     const post = await readMcpPost(runtime, state, request, draft);

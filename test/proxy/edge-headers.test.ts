@@ -26,6 +26,8 @@ before(async () => {
   gateway = await startTestGateway({
     keyring,
     config: {
+      // Small, so the 413 case sends a body the server has fully received when it answers.
+      server: { bodyLimitBytes: 4096 },
       routes: [
         { path: '/mcp', backend: url, transports: ['streamable-http', 'sse'] },
         { path: '/api', type: 'http', backend: url },
@@ -144,5 +146,37 @@ describe('forwarding headers through trusted proxies', () => {
     assert.equal(headers['x-forwarded-prefix'], undefined);
     assert.equal(headers.accept, '*/*');
     assert.equal(headers.authorization, 'Bearer assertion');
+  });
+});
+
+describe('JSON-RPC codes match what went wrong', () => {
+  const post = async (url: string, headers: Array<[string, string]>, message: unknown) => {
+    const response = await rawRequest(url, { method: 'POST', headers, body: JSON.stringify(message) });
+    return { status: response.status, body: JSON.parse(response.body) as { id: unknown; error: { code: number; message: string } } };
+  };
+
+  it('an unknown Mcp-Session-Id is 404 with -32001 "Session not found" (the MCP SDK servers\' answer), not -32601', async () => {
+    const headers: Array<[string, string]> = [...postHeaders(await tokenFor('/mcp')), ['Mcp-Session-Id', 'no-such-session']];
+    const { status, body } = await post(`${gateway.url}/mcp`, headers, { jsonrpc: '2.0', id: 7, method: 'tools/list' });
+    assert.equal(status, 404);
+    assert.deepEqual(body, { jsonrpc: '2.0', id: 7, error: { code: -32001, message: 'Session not found' } });
+  });
+
+  it('an unknown or missing legacy SSE session is 404 with -32001', async () => {
+    const headers = postHeaders(await tokenFor('/mcp'));
+    for (const query of ['?sessionId=no-such-session', '']) {
+      const { status, body } = await post(`${gateway.url}/mcp/messages${query}`, headers, { jsonrpc: '2.0', id: 1, method: 'tools/list' });
+      assert.equal(status, 404, query);
+      assert.equal(body.error.code, -32001, query);
+      assert.equal(body.error.message, 'Session not found');
+    }
+  });
+
+  it('a body over the limit is 413 with the server error code, not -32600 (the message itself was never judged)', async () => {
+    const limit = gateway.ctx.config.server.bodyLimitBytes;
+    const message = { jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'echo', arguments: { text: 'x'.repeat(limit) } } };
+    const { status, body } = await post(`${gateway.url}/mcp`, postHeaders(await tokenFor('/mcp')), message);
+    assert.equal(status, 413);
+    assert.equal(body.error.code, -32000);
   });
 });

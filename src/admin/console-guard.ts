@@ -48,13 +48,16 @@ export async function sessionForPost(state: ConsoleState, request: FastifyReques
   return session;
 }
 
-/** Fixed notices by key, so a query parameter can never put arbitrary text on the page. */
-export const notices: Record<string, string> = {
-  'grant-revoked': 'Access revoked. Its tokens are refused on every replica.',
-  'client-revoked': 'Client revoked: all its grants ended on every replica.',
-};
+/**
+ * Fixed notices by key, so a query parameter can never put arbitrary text on the page. A Map, not an object
+ * literal: `?done=toString` must find nothing, not `Object.prototype.toString` (which made the page a 500).
+ */
+export const notices: ReadonlyMap<string, string> = new Map([
+  ['grant-revoked', 'Access revoked. Its tokens are refused on every replica.'],
+  ['client-revoked', 'Client revoked: all its grants ended on every replica.'],
+]);
 
 export function noticeFrom(request: FastifyRequest): string | undefined {
   const done = (request.query as Record<string, unknown>).done;
-  return typeof done === 'string' ? notices[done] : undefined;
+  return typeof done === 'string' ? notices.get(done) : undefined;
 }

@@ -40,7 +40,8 @@ export function consentSubjectFrom(details: InteractionDetails, client: Client, 
   if (resource === undefined) throw new ProtocolError('invalid_target', 'resource is not a protected resource of this gateway');
 
   const requested = (single(details.params.scope, 'scope') ?? '').split(' ').filter((scope) => scope !== '');
-  const scopes = [...new Set(requested.filter((scope) => scope in resource.scopes))];
+  // Own keys only: `scope in` would take `toString` or `constructor` for a route scope (and the page would 500).
+  const scopes = [...new Set(requested.filter((scope) => Object.hasOwn(resource.scopes, scope)))];
   const oidcScopes = [...new Set(requested.filter((scope) => OIDC_SCOPES.has(scope)))];
   return { clientId: client.clientId, redirectUri, resource, resourceIndicator: resourceId ?? resource.resource, scopes, oidcScopes };
 }

@@ -42,7 +42,7 @@ export function protectedResources(publicUrl: string, routes: RouteConfig[]): Pr
     all,
     find: (resource) => byResource.get(canonicalResource(resource)),
     defaultResource: onlyOne(all.filter((entry) => entry.route.type === 'mcp')),
-    describeScope: (scope) => all.find((entry) => scope in entry.scopes)?.scopes[scope],
+    describeScope: (scope) => all.find((entry) => Object.hasOwn(entry.scopes, scope))?.scopes[scope],
   };
 }
 

@@ -16,7 +16,8 @@ export function installDefaultScopes(provider: Provider, resources: ProtectedRes
       const resourceParam = typeof query.resource === 'string' ? query.resource : undefined;
       const target = resourceParam === undefined ? resources.defaultResource : resources.find(resourceParam);
       const requested = typeof query.scope === 'string' ? query.scope.split(' ').filter(Boolean) : [];
-      if (target !== undefined && !requested.some((scope) => scope in target.scopes) && !Array.isArray(query.scope)) {
+      const knownScope = (scope: string) => target !== undefined && Object.hasOwn(target.scopes, scope);
+      if (target !== undefined && !requested.some(knownScope) && !Array.isArray(query.scope)) {
         ctx.query = { ...query, scope: [...requested, ...target.route.requiredScopes].join(' ') };
       }
     }

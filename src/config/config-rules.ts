@@ -97,7 +97,7 @@ function checkRoutes(config: GatehouseConfig, { problems }: RuleResult): void {
       problems.push(`routes[${index}].identity.downstream: required with mode obo — the broker.downstream entry whose token is forwarded`);
     }
     for (const scope of route.requiredScopes) {
-      if (!(scope in route.scopes)) {
+      if (!Object.hasOwn(route.scopes, scope)) {
         problems.push(`routes[${index}].requiredScopes: "${scope}" is not one of this route's scopes (${Object.keys(route.scopes).join(', ')})`);
       }
     }

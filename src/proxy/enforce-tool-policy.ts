@@ -27,7 +27,7 @@ export function enforceToolPolicy(state: RouteState, post: McpPost, call: Author
     draft.outcome = 'denied';
     draft.tool = tool;
     if (state.route.deniedToolResponse === 'jsonrpc_error') {
-      throw new McpGatewayError('access_denied', JSONRPC.gatewayError, `You are not allowed to call ${tool}.`, { status: 200 });
+      throw new McpGatewayError('access_denied', JSONRPC.serverError, `You are not allowed to call ${tool}.`, { status: 200 });
     }
     if (decision.missingScopes.length === 0) throw new ProtocolError('access_denied', `You are not allowed to call ${tool}.`);
     const needed = state.route.tools[tool]?.scopes ?? [];

@@ -21,17 +21,49 @@ const HOP_BY_HOP = new Set([
   'http2-settings',
 ]);
 
+/**
+ * Who the client is, and which host and scheme it asked for, is said only by the gateway: a client that sends its own
+ * `X-Real-IP` or `True-Client-IP` would otherwise pick the address a backend logs, rate-limits or allow-lists
+ * (IP spoofing through the proxy). Every such header a proxy or CDN is known to set is dropped, and so is every
+ * `X-Forwarded-*` by prefix; the gateway then writes its own from what it saw (and what `server.trustProxy` trusts).
+ * URL and host overrides (`X-Original-URL`, `X-Host`) are dropped for the same reason: a backend honouring them would
+ * serve another path or host than the one the gateway authorized.
+ */
+const CLIENT_ADDRESS_AND_TARGET = [
+  'forwarded',
+  'x-real-ip',
+  'true-client-ip',
+  'x-client-ip',
+  'client-ip',
+  'x-cluster-client-ip',
+  'cf-connecting-ip',
+  'cf-connecting-ipv6',
+  'cf-pseudo-ipv4',
+  'fastly-client-ip',
+  'akamai-client-ip',
+  'x-azure-clientip',
+  'x-azure-socketip',
+  'x-appengine-user-ip',
+  'x-envoy-external-address',
+  'x-original-forwarded-for',
+  'x-originating-ip',
+  'x-remote-ip',
+  'x-remote-addr',
+  'x-proxyuser-ip',
+  'x-host',
+  'x-original-host',
+  'x-original-url',
+  'x-rewrite-url',
+];
+const FORWARDED_PREFIX = 'x-forwarded-';
+
 const NEVER_FORWARDED = new Set([
   ...HOP_BY_HOP,
+  ...CLIENT_ADDRESS_AND_TARGET,
   'authorization',
   'cookie',
   'host',
   'content-length',
-  // Rewritten by us from what the gateway itself saw.
-  'forwarded',
-  'x-forwarded-for',
-  'x-forwarded-proto',
-  'x-forwarded-host',
   // Compressed bodies could not be inspected (tools/list filtering); the loopback hop gains nothing from them.
   'accept-encoding',
 ]);
@@ -47,8 +79,11 @@ function connectionListed(headers: IncomingHttpHeaders | Record<string, string |
 }
 
 export interface ForwardedFor {
-  /** The full `X-Forwarded-For` value: a trusted proxy's chain (if `server.trustProxy` trusts it) plus the peer. */
-  forwardedFor: string;
+  /**
+   * The client first, then each proxy up to the gateway's peer: a trusted proxy's chain (if `server.trustProxy`
+   * trusts it) plus the peer; only the peer when no proxy is trusted.
+   */
+  addresses: readonly string[];
   /** `http` or `https`, as the client reached the gateway. */
   protocol: string;
   host: string;
@@ -62,14 +97,31 @@ export function backendRequestHeaders(
   const listed = connectionListed(incoming);
   const out: Record<string, string> = {};
   for (const [name, value] of Object.entries(incoming)) {
-    if (value === undefined || NEVER_FORWARDED.has(name) || listed.has(name)) continue;
+    if (value === undefined || NEVER_FORWARDED.has(name) || listed.has(name) || name.startsWith(FORWARDED_PREFIX)) continue;
     out[name] = Array.isArray(value) ? value.join(', ') : value;
   }
-  out['x-forwarded-for'] = forwarded.forwardedFor;
-  out['x-forwarded-proto'] = forwarded.protocol;
-  out['x-forwarded-host'] = forwarded.host;
+  const { addresses, protocol, host } = forwarded;
+  out['x-forwarded-for'] = addresses.join(', ');
+  out['x-forwarded-proto'] = protocol;
+  out['x-forwarded-host'] = host;
+  if (addresses[0] !== undefined) out['x-real-ip'] = addresses[0];
+  out.forwarded = forwardedHeader(forwarded);
   out.authorization = `Bearer ${identity}`;
   return out;
+}
+
+/**
+ * The same facts as RFC 7239 `Forwarded`, one element per hop; an IPv6 node and the host are quoted (§4, §6).
+ * @see RFC 7239 §4, §5
+ */
+export function forwardedHeader({ addresses, protocol, host }: ForwardedFor): string {
+  const node = (address: string) => (address.includes(':') ? `"[${address}]"` : address);
+  const quoted = (value: string) => `"${value.replace(/["\\]/g, '\\$&')}"`;
+  const hops = addresses.map((address) => `for=${node(address)}`);
+  const last = `host=${quoted(host)};proto=${protocol}`;
+  if (hops.length === 0) return last;
+  hops[hops.length - 1] += `;${last}`;
+  return hops.join(', ');
 }
 
 const RESPONSE_DROPPED = new Set([...HOP_BY_HOP, 'content-length', 'set-cookie']);

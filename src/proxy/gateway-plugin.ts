@@ -3,10 +3,10 @@ import type { GatehouseMetrics } from '../admin/metrics.ts';
 import type { TokenBroker } from '../broker/types.ts';
 import type { RouteConfig } from '../config/schema.ts';
 import type { GatehouseContext } from '../runtime/context.ts';
-import { renderErrorBody, sendProtocolError, toProtocolError, type ErrorFormat } from '../server/error-handler.ts';
+import { sendProtocolError, toProtocolError, type ErrorFormat } from '../server/error-handler.ts';
 import { ProtocolError } from '../server/errors.ts';
 import type { AuditLogOptions } from './audit.ts';
-import { McpGatewayError, requestJsonRpcId } from './gateway-error.ts';
+import { requestJsonRpcId } from './gateway-error.ts';
 import { installCors } from './cors.ts';
 import { createGatewayRuntime, type GatewayRuntime } from './gateway-runtime.ts';
 import { httpRouteHandler } from './http-route.ts';
@@ -135,8 +135,7 @@ function refuseHead(allow: string) {
 
 /**
  * Errors on gateway routes go through the server's renderer; MCP routes answer with a JSON-RPC error carrying the
- * failing request's id. The only addition is MCP's own JSON-RPC codes (e.g. -32020 HeaderMismatch), which the
- * generic catalogue does not know.
+ * failing request's id, and the code the error names (the catalogue's, or a more precise one such as -32020).
  */
 function sendGatewayError(request: FastifyRequest, reply: FastifyReply, error: unknown): FastifyReply {
   const format = request.routeOptions.config.errorFormat ?? 'oauth-json';
@@ -162,10 +161,5 @@ function sendGatewayError(request: FastifyRequest, reply: FastifyReply, error: u
     return reply;
   }
   const id = requestJsonRpcId(request) ?? null;
-  if (format === 'jsonrpc' && rendered instanceof McpGatewayError) {
-    const body = JSON.parse(renderErrorBody(rendered, { format, id }).body) as { error: { code: number } };
-    body.error.code = rendered.jsonRpcCode;
-    return reply.code(rendered.status).headers(rendered.headers).header('cache-control', 'no-store').type('application/json; charset=utf-8').send(JSON.stringify(body));
-  }
   return sendProtocolError(reply, rendered, { format, id });
 }

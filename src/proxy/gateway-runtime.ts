@@ -93,7 +93,7 @@ export async function authorizeRequest(
   return { claims, account, caller: { scopes: claims.scopes, groups: account?.groups ?? [] } };
 }
 
-/** Headers for the backend request: the client's minus hop-by-hop and credentials, plus identity and X-Forwarded-*. */
+/** Headers for the backend request: the client's minus hop-by-hop, credentials and address claims, plus identity and forwarding. */
 export async function backendHeaders(runtime: GatewayRuntime, state: RouteState, request: FastifyRequest, call: AuthorizedCall) {
   const credential = await runtime.forwarder.credentialFor({
     route: state.route,
@@ -102,8 +102,8 @@ export async function backendHeaders(runtime: GatewayRuntime, state: RouteState,
     claims: call.claims,
     account: call.account,
   });
-  const forwardedFor = request.ips && request.ips.length > 1 ? [...request.ips].reverse().join(', ') : request.ip;
-  return backendRequestHeaders(request.headers, { forwardedFor, protocol: request.protocol, host: request.host }, credential);
+  const addresses = request.ips && request.ips.length > 1 ? [...request.ips].reverse() : [request.ip];
+  return backendRequestHeaders(request.headers, { addresses, protocol: request.protocol, host: request.host }, credential);
 }
 
 /** Aborts the backend exchange when the client goes away (a closed SSE tab must not leave a backend stream open). */

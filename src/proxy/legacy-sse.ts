@@ -1,4 +1,3 @@
-import { Transform, type Readable } from 'node:stream';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { ProtocolError } from '../server/errors.ts';
 import { enforceToolPolicy } from './enforce-tool-policy.ts';
@@ -8,8 +7,10 @@ import { mediaType, relayResponse } from './relay-response.ts';
 import { auditDraft } from './request-audit.ts';
 import type { RouteState } from './route-state.ts';
 import { deniedTools } from './tool-policy.ts';
+import { sessionNotFound } from './session-bindings.ts';
 import { trackOpenStream } from './stream-metrics.ts';
-import { toolsListSseFilter } from './tools-list-filter.ts';
+import { sseEventTransform, type SseEvent } from './sse-events.ts';
+import { filterToolsListEvent } from './tools-list-filter.ts';
 
 /**
  * The legacy HTTP+SSE transport (MCP 2024-11-05): the client GETs an SSE stream whose first event, `endpoint`, names
@@ -52,16 +53,16 @@ export function legacySseStreamHandler(runtime: GatewayRuntime, state: RouteStat
       runtime.sessions.forget('legacy-sse-session', sessionId).catch(() => {});
     });
 
-    const denied = deniedTools(state.route, call.caller);
-    // Every message's response travels on this stream, so each stage costs once per message: without a filter
-    // the rewriter is the last stage and counts the bytes itself.
-    const countBytes = denied.size === 0 ? (bytes: number) => void (draft.bytesOut += bytes) : undefined;
-    const rewriter = response.body.pipe(endpointRewriter(state.legacySseUrl, publicMessagesUrl, bind, countBytes));
-    if (countBytes) return relayResponse(reply, response, draft, state.route, rewriter, { bytesCounted: true });
     // Responses to tools/list arrive on this stream, not on the POST, so the filter watches the stream itself.
-    const body: Readable = rewriter.pipe(toolsListSseFilter(denied));
-    rewriter.once('error', (error) => body.destroy(error));
-    return relayResponse(reply, response, draft, state.route, body);
+    const denied = deniedTools(state.route, call.caller);
+    const endpoint = endpointRewriter(state.legacySseUrl, publicMessagesUrl, bind);
+    const rewrite = denied.size === 0 ? endpoint : (event: SseEvent) => {
+      const passed = endpoint(event);
+      return passed instanceof Promise ? passed : filterToolsListEvent(passed, denied);
+    };
+    // Every message's response travels on this stream: the one parsing stage counts the bytes itself.
+    const body = response.body.pipe(sseEventTransform(rewrite, { onBytes: (bytes) => void (draft.bytesOut += bytes) }));
+    return relayResponse(reply, response, draft, state.route, body, { bytesCounted: true });
   };
 }
 
@@ -70,7 +71,7 @@ export function legacySseMessageHandler(runtime: GatewayRuntime, state: RouteSta
     const draft = auditDraft(request);
     const call = await authorizeRequest(runtime, state, request, draft, { rateLimit: true });
     const sessionId = request.query.sessionId;
-    if (typeof sessionId !== 'string' || sessionId === '') throw new ProtocolError('not_found', 'Session not found.');
+    if (typeof sessionId !== 'string' || sessionId === '') throw sessionNotFound();
     const binding = await runtime.sessions.require('legacy-sse-session', sessionId, call.claims.sub, state.route.path);
 
     const post = await readMcpPost(runtime, state, request, draft);
@@ -89,63 +90,27 @@ export function legacySseMessageHandler(runtime: GatewayRuntime, state: RouteSta
 }
 
 /**
- * Rewrites the `endpoint` event (the first event; comments before it pass through) and passes everything after it
- * untouched. The binding is written before the rewritten event is released, so a client cannot POST to a session
- * the store does not know yet.
+ * Rewrites the `endpoint` event (the first event; comments before it pass through) and returns every later event as
+ * it is. The binding is written before the rewritten event is released, so a client cannot POST to a session the
+ * store does not know yet.
  */
 function endpointRewriter(
   backendSseUrl: string,
   publicMessagesUrl: string,
   bind: (backendMessageUrl: string) => Promise<void>,
-  countBytes: (bytes: number) => void = () => {},
-): Transform {
-  let pending = '';
+): (event: SseEvent) => SseEvent | Promise<SseEvent> {
   let rewritten = false;
-  const field = (lines: string[], name: string) =>
-    lines.find((line) => line.startsWith(`${name}:`))?.slice(name.length + 1).trim();
-  return new Transform({
-    transform(chunk: Buffer, _encoding, callback) {
-      if (rewritten) {
-        countBytes(chunk.length);
-        return callback(null, chunk);
-      }
-      pending += chunk.toString('utf8');
-      let passed = '';
-      for (;;) {
-        const end = /\r?\n\r?\n/.exec(pending);
-        if (!end) {
-          countBytes(Buffer.byteLength(passed));
-          return callback(null, passed || undefined);
-        }
-        const event = pending.slice(0, end.index);
-        pending = pending.slice(end.index + end[0].length);
-        const lines = event.split(/\r?\n/);
-        if (lines.every((line) => line.startsWith(':'))) {
-          passed += `${event}\n\n`;
-          continue;
-        }
-        const data = field(lines, 'data');
-        if (field(lines, 'event') !== 'endpoint' || !data) {
-          return callback(new ProtocolError('bad_gateway', 'The backend SSE stream did not start with an endpoint event.'));
-        }
-        const target = new URL(data, backendSseUrl);
-        // A backend may only route messages to itself, never make the gateway POST elsewhere (SSRF).
-        if (target.origin !== new URL(backendSseUrl).origin) {
-          return callback(new ProtocolError('bad_gateway', 'The backend named a message endpoint on another origin.'));
-        }
-        rewritten = true;
-        const rest = pending;
-        pending = '';
-        const output = `${passed}event: endpoint\ndata: ${publicMessagesUrl}\n\n${rest}`;
-        bind(target.href).then(
-          () => {
-            countBytes(Buffer.byteLength(output));
-            callback(null, output);
-          },
-          (error: unknown) => callback(error as Error),
-        );
-        return;
-      }
-    },
-  });
+  return (event) => {
+    if (rewritten) return event;
+    if (event.event !== 'endpoint' || event.data.trim() === '') {
+      throw new ProtocolError('bad_gateway', 'The backend SSE stream did not start with an endpoint event.');
+    }
+    const target = URL.parse(event.data.trim(), backendSseUrl);
+    // A backend may only route messages to itself, never make the gateway POST elsewhere (SSRF).
+    if (target?.origin !== new URL(backendSseUrl).origin) {
+      throw new ProtocolError('bad_gateway', 'The backend named a message endpoint on another origin.');
+    }
+    rewritten = true;
+    return bind(target.href).then(() => ({ ...event, data: publicMessagesUrl }));
+  };
 }

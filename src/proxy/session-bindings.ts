@@ -1,5 +1,5 @@
 import type { Store } from '../store/store.ts';
-import { ProtocolError } from '../server/errors.ts';
+import { jsonRpcCodes, ProtocolError } from '../server/errors.ts';
 
 /**
  * MCP session ids bound to the user who created them. A session id is a routing handle, not a credential (MCP
@@ -33,7 +33,12 @@ export interface SessionBindings {
   forget(kind: SessionKind, sessionId: string): Promise<void>;
 }
 
-const notFound = () => new ProtocolError('not_found', 'Session not found.');
+/**
+ * An unknown, ended or foreign session: HTTP 404, which tells a client to start a new session (MCP 2025-11-25
+ * basic/transports §Session Management), with the MCP SDK servers' JSON-RPC code and message. Never -32601: the
+ * method exists, the session does not.
+ */
+export const sessionNotFound = () => new ProtocolError('not_found', 'Session not found', { jsonRpcCode: jsonRpcCodes.sessionNotFound });
 
 export function createSessionBindings(store: Store, maxCached = 50_000): SessionBindings {
   const cache = new Map<string, SessionBinding>();
@@ -57,10 +62,10 @@ export function createSessionBindings(store: Store, maxCached = 50_000): Session
         cache.set(key, binding);
       } else {
         binding = await store.get<SessionBinding>(kind, sessionId);
-        if (!binding) throw notFound();
+        if (!binding) throw sessionNotFound();
         remember(key, binding);
       }
-      if (binding.subject !== subject || binding.route !== route) throw notFound();
+      if (binding.subject !== subject || binding.route !== route) throw sessionNotFound();
       return binding;
     },
     async forget(kind, sessionId) {

@@ -1,4 +1,5 @@
-import { Transform } from 'node:stream';
+import type { Transform } from 'node:stream';
+import { sseEventTransform, type SseEvent } from './sse-events.ts';
 
 /**
  * Removes tools the caller may not call from `tools/list` results, so clients do not offer the model tools that
@@ -26,40 +27,18 @@ export function filterToolsListJson(body: Buffer, denied: ReadonlySet<string>): 
   return Buffer.from(JSON.stringify(filtered));
 }
 
-function rewriteEvent(event: string, denied: ReadonlySet<string>): string {
-  const lines = event.split(/\r?\n/);
-  const data = lines.filter((line) => line.startsWith('data:')).map((line) => line.slice(line.startsWith('data: ') ? 6 : 5));
-  if (data.length === 0) return event;
+/** A `tools/list` result carried by one SSE event, filtered; any other event is returned as it is. */
+export function filterToolsListEvent(event: SseEvent, denied: ReadonlySet<string>): SseEvent {
   let parsed: unknown;
   try {
-    parsed = JSON.parse(data.join('\n'));
+    parsed = JSON.parse(event.data);
   } catch {
     return event;
   }
   const filtered = filterToolsResult(parsed, denied);
-  if (filtered === parsed) return event;
-  const others = lines.filter((line) => !line.startsWith('data:'));
-  return [...others, `data: ${JSON.stringify(filtered)}`].join('\n');
+  return filtered === parsed ? event : { ...event, data: JSON.stringify(filtered) };
 }
 
-/** @see WHATWG HTML §9.2 server-sent events — events end at a blank line. */
 export function toolsListSseFilter(denied: ReadonlySet<string>): Transform {
-  let pending = '';
-  return new Transform({
-    transform(chunk: Buffer, _encoding, callback) {
-      pending += chunk.toString('utf8');
-      let out = '';
-      for (;;) {
-        const match = /\r?\n\r?\n/.exec(pending);
-        if (!match) break;
-        const event = pending.slice(0, match.index);
-        pending = pending.slice(match.index + match[0].length);
-        out += `${rewriteEvent(event, denied)}\n\n`;
-      }
-      callback(null, out.length > 0 ? out : undefined);
-    },
-    flush(callback) {
-      callback(null, pending.length > 0 ? rewriteEvent(pending, denied) : undefined);
-    },
-  });
+  return sseEventTransform((event) => filterToolsListEvent(event, denied));
 }

@@ -4,6 +4,7 @@ import { handleFrameworkError, installErrorHandler } from './error-handler.ts';
 import { handleClientError } from './client-errors.ts';
 import { ProtocolError } from './errors.ts';
 import { registerHealthRoutes, type ReadinessCheck } from './health.ts';
+import { refuseRepeatedHeaders } from './repeated-headers.ts';
 import { createRequestIdGenerator, requestIdHeader } from './request-id.ts';
 import { installSecurityHeaders } from './security-headers.ts';
 
@@ -89,6 +90,7 @@ export async function buildServer(ctx: GatehouseContext, options: BuildServerOpt
     }
   });
 
+  refuseRepeatedHeaders(app);
   installSecurityHeaders(app, { hsts: ctx.publicUrl.startsWith('https://') });
   installErrorHandler(app);
   registerHealthRoutes(app, {

@@ -25,15 +25,6 @@ export interface SendProtocolErrorOptions {
   id?: string | number | null;
 }
 
-/** JSON-RPC 2.0 §5.1 codes; Gatehouse's own conditions use the implementation-defined server error range. */
-const jsonRpcCodes: Partial<Record<ErrorCode, number>> = {
-  invalid_request: -32600,
-  payload_too_large: -32600,
-  not_found: -32601,
-  server_error: -32603,
-};
-const jsonRpcServerErrorCode = -32000;
-
 /** Minimal escaping for the fallback error page; the authorization server renders its own styled pages. */
 function escapeHtml(text: string): string {
   return text.replace(/[&<>"']/g, (char) => `&#${char.charCodeAt(0)};`);
@@ -47,7 +38,7 @@ export function renderErrorBody(error: ProtocolError, options: SendProtocolError
         body: JSON.stringify({
           jsonrpc: '2.0',
           id: options.id ?? null,
-          error: { code: jsonRpcCodes[error.code] ?? jsonRpcServerErrorCode, message: error.description },
+          error: { code: error.jsonRpcCode, message: error.description },
         }),
       };
     case 'html':

@@ -6,30 +6,52 @@
  * docs/errors.md lists every code; test/server/errors-doc.test.ts keeps the two in step.
  */
 
-/** OAuth 2.x / RFC 6750 / RFC 8707 error codes, plus Gatehouse's own for non-OAuth surfaces. */
+/**
+ * The JSON-RPC codes Gatehouse sends on MCP routes, with the HTTP status beside them. Each says only what is true
+ * of the request: -32600 only for a message that is not a valid JSON-RPC request, never -32601 (Gatehouse never
+ * decides that a method is unknown; the backend does). Refusals about anything else (token, origin, size, rate,
+ * backend) use the implementation-defined server error, as the MCP SDK servers do.
+ * @see JSON-RPC 2.0 §5.1; MCP 2026-07-28 basic/transports (-32020 HeaderMismatch)
+ */
+export const jsonRpcCodes = {
+  parseError: -32700,
+  invalidRequest: -32600,
+  internalError: -32603,
+  /** JSON-RPC §5.1 implementation-defined server error. */
+  serverError: -32000,
+  /** An unknown or ended `Mcp-Session-Id` (HTTP 404): the MCP SDK servers' code and message. */
+  sessionNotFound: -32001,
+  /** MCP 2026-07-28: a mirrored `Mcp-Method`/`Mcp-Name` header disagrees with the body (HTTP 400). */
+  headerMismatch: -32020,
+} as const;
+
+/**
+ * OAuth 2.x / RFC 6750 / RFC 8707 error codes, plus Gatehouse's own for non-OAuth surfaces; each with its HTTP
+ * status and the JSON-RPC code it is sent with on MCP routes (a thrower may name a more precise one).
+ */
 export const errorCatalogue = {
-  invalid_request: { status: 400, description: 'The request is missing a parameter, repeats one, or is malformed.' },
-  invalid_client: { status: 401, description: 'Client authentication failed or the client is unknown.' },
-  invalid_grant: { status: 400, description: 'The code, refresh token or assertion is invalid, expired or used.' },
-  unauthorized_client: { status: 400, description: 'The client may not use this grant type.' },
-  unsupported_grant_type: { status: 400, description: 'The grant type is not supported.' },
-  invalid_scope: { status: 400, description: 'A requested scope is unknown or not allowed.' },
-  invalid_target: { status: 400, description: 'The `resource` is not a protected resource of this gateway (RFC 8707).' },
-  access_denied: { status: 403, description: 'The user or policy denied the request.' },
-  invalid_redirect_uri: { status: 400, description: 'The redirect URI is not registered or not allowed (RFC 7591).' },
-  invalid_client_metadata: { status: 400, description: 'Registration metadata is invalid (RFC 7591).' },
-  invalid_token: { status: 401, description: 'The access token is missing, malformed, expired, revoked or for another resource.' },
-  insufficient_scope: { status: 403, description: 'The token lacks a scope this request needs; re-authorize with them.' },
-  interaction_required: { status: 401, description: 'The upstream identity provider needs the user to sign in or consent again.' },
-  temporarily_unavailable: { status: 503, description: 'A dependency (store, identity provider) is unavailable; retry later.' },
-  rate_limited: { status: 429, description: 'Too many requests; retry after the time in `Retry-After`.' },
-  forbidden_origin: { status: 403, description: 'The `Origin` header names an origin not allowed to call this route.' },
-  not_found: { status: 404, description: 'No such resource, or it belongs to someone else.' },
-  payload_too_large: { status: 413, description: 'The request body is larger than allowed.' },
-  bad_gateway: { status: 502, description: 'The backend failed or answered with something that is not valid.' },
-  gateway_timeout: { status: 504, description: 'The backend did not answer in time.' },
-  server_error: { status: 500, description: 'An unexpected error; details are in the server log, never in the response.' },
-} as const satisfies Record<string, { status: number; description: string }>;
+  invalid_request: { status: 400, jsonRpc: jsonRpcCodes.invalidRequest, description: 'The request is missing a parameter, repeats one, or is malformed.' },
+  invalid_client: { status: 401, jsonRpc: jsonRpcCodes.serverError, description: 'Client authentication failed or the client is unknown.' },
+  invalid_grant: { status: 400, jsonRpc: jsonRpcCodes.serverError, description: 'The code, refresh token or assertion is invalid, expired or used.' },
+  unauthorized_client: { status: 400, jsonRpc: jsonRpcCodes.serverError, description: 'The client may not use this grant type.' },
+  unsupported_grant_type: { status: 400, jsonRpc: jsonRpcCodes.serverError, description: 'The grant type is not supported.' },
+  invalid_scope: { status: 400, jsonRpc: jsonRpcCodes.serverError, description: 'A requested scope is unknown or not allowed.' },
+  invalid_target: { status: 400, jsonRpc: jsonRpcCodes.serverError, description: 'The `resource` is not a protected resource of this gateway (RFC 8707).' },
+  access_denied: { status: 403, jsonRpc: jsonRpcCodes.serverError, description: 'The user or policy denied the request.' },
+  invalid_redirect_uri: { status: 400, jsonRpc: jsonRpcCodes.serverError, description: 'The redirect URI is not registered or not allowed (RFC 7591).' },
+  invalid_client_metadata: { status: 400, jsonRpc: jsonRpcCodes.serverError, description: 'Registration metadata is invalid (RFC 7591).' },
+  invalid_token: { status: 401, jsonRpc: jsonRpcCodes.serverError, description: 'The access token is missing, malformed, expired, revoked or for another resource.' },
+  insufficient_scope: { status: 403, jsonRpc: jsonRpcCodes.serverError, description: 'The token lacks a scope this request needs; re-authorize with them.' },
+  interaction_required: { status: 401, jsonRpc: jsonRpcCodes.serverError, description: 'The upstream identity provider needs the user to sign in or consent again.' },
+  temporarily_unavailable: { status: 503, jsonRpc: jsonRpcCodes.serverError, description: 'A dependency (store, identity provider) is unavailable; retry later.' },
+  rate_limited: { status: 429, jsonRpc: jsonRpcCodes.serverError, description: 'Too many requests; retry after the time in `Retry-After`.' },
+  forbidden_origin: { status: 403, jsonRpc: jsonRpcCodes.serverError, description: 'The `Origin` header names an origin not allowed to call this route.' },
+  not_found: { status: 404, jsonRpc: jsonRpcCodes.serverError, description: 'No such resource, or it belongs to someone else.' },
+  payload_too_large: { status: 413, jsonRpc: jsonRpcCodes.serverError, description: 'The request body is larger than allowed.' },
+  bad_gateway: { status: 502, jsonRpc: jsonRpcCodes.serverError, description: 'The backend failed or answered with something that is not valid.' },
+  gateway_timeout: { status: 504, jsonRpc: jsonRpcCodes.serverError, description: 'The backend did not answer in time.' },
+  server_error: { status: 500, jsonRpc: jsonRpcCodes.internalError, description: 'An unexpected error; details are in the server log, never in the response.' },
+} as const satisfies Record<string, { status: number; jsonRpc: number; description: string }>;
 
 export type ErrorCode = keyof typeof errorCatalogue;
 
@@ -43,6 +65,8 @@ export interface ProtocolErrorOptions {
   redirectable?: boolean;
   /** Extra response headers, e.g. `WWW-Authenticate` or `Retry-After`. */
   headers?: Record<string, string>;
+  /** A more precise JSON-RPC code than the catalogue's (parse error, header mismatch, session not found). */
+  jsonRpcCode?: number;
   /** Scopes a step-up needs (for `insufficient_scope`). */
   scope?: string;
   cause?: unknown;
@@ -54,6 +78,7 @@ export class ProtocolError extends Error {
   readonly redirectable: boolean;
   readonly headers: Record<string, string>;
   readonly scope: string | undefined;
+  readonly jsonRpcCode: number;
 
   /** `description` is shown to the client: it must never contain a token, a secret or internal detail. */
   constructor(code: ErrorCode, description?: string, options: ProtocolErrorOptions = {}) {
@@ -64,6 +89,7 @@ export class ProtocolError extends Error {
     this.redirectable = options.redirectable ?? false;
     this.headers = options.headers ?? {};
     this.scope = options.scope;
+    this.jsonRpcCode = options.jsonRpcCode ?? errorCatalogue[code].jsonRpc;
   }
 
   get description(): string {

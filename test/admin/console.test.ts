@@ -175,6 +175,17 @@ describe('admin console and connected apps (in-process)', () => {
     assert.ok(!notice.body.includes('<b>hi</b>'));
   });
 
+  it('shows no notice for a `done` that names an Object.prototype member, on every page that reads it', async () => {
+    const alice = await signIn(ALICE, '/admin');
+    for (const page of ['/account', '/admin/clients', '/admin/grants']) {
+      for (const done of ['toString', '__proto__', 'constructor', 'hasOwnProperty', 'valueOf']) {
+        const response = await h.app.inject({ url: `${page}?done=${done}`, headers: { cookie: alice.cookie } });
+        assert.equal(response.statusCode, 200, `${page}?done=${done}`);
+        assert.doesNotMatch(response.body, /class="notice|native code|function/, `${page}?done=${done}`);
+      }
+    }
+  });
+
   it('ends the session on sign-out (with CSRF) and refuses a tampered session cookie', async () => {
     const bob = await signIn(BOB);
     const out = await post(bob, '/admin/sign-out', { csrf: bob.csrf });

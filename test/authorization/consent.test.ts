@@ -70,6 +70,17 @@ describe('consent page', () => {
     assert.ok(form.csrf.length >= 32 && form.consentState.length >= 32);
   });
 
+  it('treats a scope named after an Object.prototype member as unknown, not as one of the route\'s scopes', async () => {
+    for (const scope of ['mcp:tools toString', 'constructor __proto__ mcp:tools', 'toString', 'hasOwnProperty']) {
+      const { response } = await new TestBrowser().follow(authorizeUrl(server, { ...params(), scope }), server.publicUrl);
+      assert.equal(response.status, 200, scope);
+      const html = await response.text();
+      // Asked for nothing the route knows, the request gets the route's required scopes (provider-middleware.ts).
+      assert.match(html, /Use the tools of the test server/, scope);
+      assert.doesNotMatch(html, /toString|constructor|__proto__|hasOwnProperty|native code/, scope);
+    }
+  });
+
   it('escapes a hostile client_name and refuses a non-https logo', async () => {
     const hostile = await registerPublicClient(server, {
       client_name: '<script>alert(1)</script><img src=x onerror=alert(2)>"\'',

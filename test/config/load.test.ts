@@ -54,6 +54,11 @@ describe('loadConfig: a valid production file', () => {
     assert.deepEqual(loaded.warnings, []);
   });
 
+  it('refuses a required scope that only Object.prototype has (toString), naming it', () => {
+    const problems = problemsOf(VALID.replace('    backend: http://127.0.0.1:3000/mcp', '    backend: http://127.0.0.1:3000/mcp\n    requiredScopes: [toString]'));
+    assert.ok(problems.some((p) => p.startsWith('routes[0].requiredScopes: "toString" is not one of this route\'s scopes')), problems.join('\n'));
+  });
+
   it('treats an empty file as all defaults (and so reports the missing production settings)', () => {
     const problems = problemsOf('');
     assert.ok(problems.some((p) => p.startsWith('server.publicUrl: required in production')));

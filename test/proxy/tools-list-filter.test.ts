@@ -6,7 +6,7 @@ import { filterToolsListJson, toolsListSseFilter } from '../../src/proxy/tools-l
 const denied = new Set(['secret_tool']);
 const result = { jsonrpc: '2.0', id: 1, result: { tools: [{ name: 'echo' }, { name: 'secret_tool' }], nextCursor: 'c' } };
 
-async function throughSse(chunks: string[]): Promise<string> {
+async function throughSse(chunks: Array<string | Buffer>): Promise<string> {
   let out = '';
   for await (const chunk of Readable.from(chunks).pipe(toolsListSseFilter(denied))) out += String(chunk);
   return out;
@@ -32,6 +32,24 @@ describe('tools/list filtering', () => {
     assert.ok(!out.includes('secret_tool'));
     assert.ok(out.includes('"name":"echo"'));
     assert.ok(out.includes('notifications/progress'));
+  });
+
+  it('keeps a multi-byte UTF-8 character split across two chunks intact', async () => {
+    const named = { ...result, result: { tools: [{ name: 'echo', description: 'café ☕' }, { name: 'secret_tool' }] } };
+    const bytes = Buffer.from(`event: message\ndata: ${JSON.stringify(named)}\n\n`);
+    for (const char of ['é', '☕']) {
+      // Cut inside the character: its first byte ends one chunk, the rest starts the next.
+      const cut = bytes.indexOf(Buffer.from(char)) + 1;
+      const out = await throughSse([bytes.subarray(0, cut), bytes.subarray(cut)]);
+      assert.ok(!out.includes('\uFFFD'), out);
+      assert.ok(out.includes('"description":"café ☕"'), out);
+      assert.ok(!out.includes('secret_tool'));
+    }
+  });
+
+  it('passes retry and multi-line data through, and drops an event the stream ends inside', async () => {
+    const out = await throughSse(['retry: 500\n\nid: 3\ndata: line one\ndata: line two\n\ndata: unfinished']);
+    assert.equal(out, 'retry: 500\n\nid: 3\ndata: line one\ndata: line two\n\n');
   });
 
   it('handles CRLF line endings', async () => {

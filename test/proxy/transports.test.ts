@@ -109,6 +109,7 @@ describe('v1 SDK client, Streamable HTTP with sessions', () => {
       const body = (await hijack.json()) as { jsonrpc: string; id: number; error: { code: number } };
       assert.equal(body.jsonrpc, '2.0');
       assert.equal(body.id, 9);
+      assert.equal(body.error.code, -32001);
       await transport.terminateSession();
     } finally {
       await client.close();

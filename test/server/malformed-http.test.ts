@@ -1,29 +1,9 @@
 import assert from 'node:assert/strict';
-import { connect } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import type { FastifyInstance } from 'fastify';
 import { buildServer } from '../../src/server/app.ts';
+import { parseRawResponse, rawExchange } from '../support/raw-http.ts';
 import { createServerTestContext } from '../support/server-context.ts';
-
-/** Sends raw bytes and returns everything the server wrote before closing the connection. */
-function rawExchange(port: number, bytes: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const socket = connect(port, '127.0.0.1');
-    let received = '';
-    socket.setEncoding('utf8');
-    socket.on('data', (chunk: string) => {
-      received += chunk;
-    });
-    socket.on('close', () => resolve(received));
-    socket.on('error', (error: NodeJS.ErrnoException) => (error.code === 'ECONNRESET' ? resolve(received) : reject(error)));
-    socket.end(bytes);
-  });
-}
-
-function parseRawResponse(raw: string): { status: number; headers: string; body: string } {
-  const [head = '', body = ''] = raw.split('\r\n\r\n');
-  return { status: Number(/^HTTP\/1\.1 (\d{3})/.exec(head)?.[1]), headers: head.toLowerCase(), body };
-}
 
 describe('malformed HTTP gets our JSON errors, never Fastify or Node defaults', () => {
   const { ctx } = createServerTestContext();

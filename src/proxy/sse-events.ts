@@ -1,0 +1,85 @@
+import { Transform } from 'node:stream';
+import { createParser, type EventSourceMessage } from 'eventsource-parser';
+
+/**
+ * The one SSE reader of the gateway, for every relay that looks inside a stream (the legacy `endpoint` rewrite,
+ * the `tools/list` filter). Bytes are decoded with a streaming UTF-8 decoder, so a character split across two
+ * network chunks is joined instead of becoming two U+FFFD; events are cut by eventsource-parser, which follows the
+ * WHATWG grammar (LF, CR and CRLF line ends, `data:` with or without the space, multi-line data).
+ *
+ * Each complete event goes through `rewrite` (which may be asynchronous: the next event waits, so order is kept) and
+ * is written again in canonical form. Comments (keep-alives) and `retry` are passed on at once, never held back
+ * until the next event. What a client could not use is not relayed: unknown fields, and an event without `data`
+ * (browsers ignore it, eventsource-parser does not report it).
+ *
+ * @see WHATWG HTML §9.2.6 (interpreting an event stream)
+ */
+export type SseEvent = EventSourceMessage;
+
+export interface SseEventTransformOptions {
+  /** Called with the size of everything emitted (audit byte counts), so no extra counting stage is needed. */
+  onBytes?: (bytes: number) => void;
+}
+
+export function sseEventTransform(
+  rewrite: (event: SseEvent) => SseEvent | Promise<SseEvent>,
+  options: SseEventTransformOptions = {},
+): Transform {
+  const { onBytes } = options;
+  const decoder = new TextDecoder('utf-8');
+  let out: Array<string | Promise<string>> = [];
+  let failure: unknown;
+  const parser = createParser({
+    onEvent(event) {
+      try {
+        const rewritten = rewrite(event);
+        out.push(rewritten instanceof Promise ? rewritten.then(formatSseEvent) : formatSseEvent(rewritten));
+      } catch (error) {
+        failure ??= error;
+      }
+    },
+    onComment: (comment) => out.push(`:${comment === '' ? '' : ` ${comment}`}\n\n`),
+    onRetry: (retry) => out.push(`retry: ${retry}\n\n`),
+  });
+
+  /** Feeds decoded text; pushes what it completed, in order, once every asynchronous rewrite has settled. */
+  const feed = (stream: Transform, text: string, done: (error?: Error | null) => void) => {
+    parser.feed(text);
+    const parts = out;
+    out = [];
+    if (failure) {
+      // The stream fails with the first error; rewrites already under way must not reject unobserved.
+      for (const part of parts) if (typeof part !== 'string') part.catch(() => {});
+      return done(failure as Error);
+    }
+    const release = (strings: string[]) => {
+      const joined = strings.join('');
+      if (joined.length > 0) {
+        onBytes?.(Buffer.byteLength(joined));
+        stream.push(joined);
+      }
+      done();
+    };
+    if (parts.every((part) => typeof part === 'string')) return release(parts as string[]);
+    Promise.all(parts).then(release, (error: unknown) => done(error as Error));
+  };
+
+  return new Transform({
+    transform(chunk: Buffer, _encoding, callback) {
+      feed(this, decoder.decode(chunk, { stream: true }), callback);
+    },
+    flush(callback) {
+      // An event not closed by a blank line when the stream ends is discarded, as a browser discards it.
+      feed(this, decoder.decode(), callback);
+    },
+  });
+}
+
+/** One event in the wire format; a multi-line `data` becomes one `data:` line per line. */
+export function formatSseEvent(event: SseEvent): string {
+  let text = '';
+  if (event.id !== undefined) text += `id: ${event.id}\n`;
+  if (event.event !== undefined) text += `event: ${event.event}\n`;
+  for (const line of event.data.split('\n')) text += `data: ${line}\n`;
+  return `${text}\n`;
+}

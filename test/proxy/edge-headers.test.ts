@@ -1,0 +1,182 @@
+import assert from 'node:assert/strict';
+import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { after, before, describe, it } from 'node:test';
+import { backendRequestHeaders } from '../../src/proxy/forward-headers.ts';
+import { rawRequest } from '../support/raw-http.ts';
+import { createTestKeyring, mintAccessToken, startTestGateway, toolsCall, type TestGateway } from './harness.ts';
+
+/**
+ * What the gateway accepts at its edge and what it passes on: a singleton header sent twice is refused before any
+ * check reads one of its copies, and client-supplied address headers never reach a backend.
+ */
+const keyring = createTestKeyring();
+let gateway: TestGateway;
+let backend: Server;
+const seen: IncomingHttpHeaders[] = [];
+
+before(async () => {
+  backend = createServer((req, res) => {
+    seen.push(req.headers);
+    req.resume();
+    res.writeHead(200, { 'content-type': 'application/json' }).end('{"jsonrpc":"2.0","id":1,"result":{}}');
+  });
+  await new Promise<void>((resolve) => backend.listen(0, '127.0.0.1', resolve));
+  const url = `http://127.0.0.1:${(backend.address() as AddressInfo).port}`;
+  gateway = await startTestGateway({
+    keyring,
+    config: {
+      // Small, so the 413 case sends a body the server has fully received when it answers.
+      server: { bodyLimitBytes: 4096 },
+      routes: [
+        { path: '/mcp', backend: url, transports: ['streamable-http', 'sse'] },
+        { path: '/api', type: 'http', backend: url },
+      ],
+    },
+  });
+});
+
+after(async () => {
+  await gateway?.close();
+  backend.closeAllConnections();
+  await new Promise<void>((resolve) => backend.close(() => resolve()));
+});
+
+const tokenFor = (path: string) => mintAccessToken(keyring, gateway.url, { aud: gateway.url + path });
+const body = JSON.stringify(toolsCall('echo', { text: 'hi' }));
+const postHeaders = (token: string): Array<[string, string]> => [
+  ['Authorization', `Bearer ${token}`],
+  ['Content-Type', 'application/json'],
+  ['Accept', 'application/json, text/event-stream'],
+];
+
+describe('a singleton header sent twice is refused on gateway routes', () => {
+  it('accepts the same request with each header once (control)', async () => {
+    const response = await rawRequest(`${gateway.url}/mcp`, { method: 'POST', headers: postHeaders(await tokenFor('/mcp')), body });
+    assert.equal(response.status, 200, JSON.stringify(response));
+  });
+
+  const repeated: Array<[string, (token: string) => string[]]> = [
+    // The first copy is a valid token: Node keeps it and drops the second, so only the raw headers show the repetition.
+    ['Authorization', (token) => [`Bearer ${token}`, 'Bearer forged']],
+    ['Authorization', (token) => ['Bearer forged', `Bearer ${token}`]],
+    ['Mcp-Session-Id', () => ['session-a', 'session-b']],
+    ['Mcp-Method', () => ['tools/call', 'tools/list']],
+    ['Mcp-Name', () => ['echo', 'secret_tool']],
+    ['Mcp-Protocol-Version', () => ['2025-11-25', '2026-07-28']],
+    ['DPoP', () => ['proof-a', 'proof-b']],
+    ['Content-Type', () => ['application/json', 'text/plain']],
+    ['Host', () => ['127.0.0.1', 'evil.example']],
+    ['Origin', () => [gateway.url, 'https://evil.example']],
+  ];
+  for (const [name, values] of repeated) {
+    it(`${name} twice is 400 with a JSON-RPC error`, async () => {
+      const token = await tokenFor('/mcp');
+      const base = postHeaders(token).filter(([header]) => header !== name);
+      const headers: Array<[string, string]> = [...base, ...values(token).map((value): [string, string] => [name, value])];
+      const before = seen.length;
+      const response = await rawRequest(`${gateway.url}/mcp`, { method: 'POST', headers, body });
+      assert.equal(response.status, 400, response.body);
+      const error = (JSON.parse(response.body) as { error: { code: number; message: string } }).error;
+      assert.equal(error.code, -32600);
+      assert.match(error.message, new RegExp(name, 'i'));
+      assert.equal(seen.length, before, 'the backend was not called');
+    });
+  }
+
+  it('Authorization twice is refused on the legacy SSE and plain HTTP routes too', async () => {
+    for (const path of ['/mcp/sse', '/api/items']) {
+      const token = await tokenFor(path.startsWith('/api') ? '/api' : '/mcp');
+      const response = await rawRequest(`${gateway.url}${path}`, { headers: [['Authorization', `Bearer ${token}`], ['Authorization', 'Bearer forged']] });
+      assert.equal(response.status, 400, `${path}: ${response.body}`);
+    }
+  });
+});
+
+describe('client address headers never reach a backend', () => {
+  const spoofed: Array<[string, string]> = [
+    ['X-Real-IP', '6.6.6.6'],
+    ['True-Client-IP', '6.6.6.6'],
+    ['X-Client-IP', '6.6.6.6'],
+    ['X-Cluster-Client-IP', '6.6.6.6'],
+    ['CF-Connecting-IP', '6.6.6.6'],
+    ['Fastly-Client-IP', '6.6.6.6'],
+    ['X-Original-Forwarded-For', '6.6.6.6'],
+    ['Forwarded', 'for=6.6.6.6;host=evil.example;proto=https'],
+    ['X-Forwarded-For', '6.6.6.6'],
+    ['X-Forwarded-Host', 'evil.example'],
+    ['X-Forwarded-Port', '6666'],
+    ['X-Forwarded-Server', 'evil.example'],
+    ['X-Original-URL', '/admin'],
+  ];
+
+  for (const [path, method, body] of [['/mcp', 'POST', JSON.stringify(toolsCall('echo'))], ['/api/items', 'GET', undefined]] as const) {
+    it(`${path}: stripped, and the forwarding headers say what the gateway saw`, async () => {
+      const token = await tokenFor(path.startsWith('/api') ? '/api' : '/mcp');
+      const headers = [...postHeaders(token), ...spoofed];
+      const before = seen.length;
+      const response = await rawRequest(`${gateway.url}${path}`, { method, headers, body });
+      assert.equal(response.status, 200, response.body);
+      assert.equal(seen.length, before + 1);
+      const received = seen.at(-1)!;
+      assert.ok(!JSON.stringify(received).includes('6.6.6.6'), JSON.stringify(received));
+      assert.ok(!JSON.stringify(received).includes('evil.example'), JSON.stringify(received));
+      for (const [name] of spoofed) {
+        if (!['x-real-ip', 'forwarded', 'x-forwarded-for', 'x-forwarded-host'].includes(name.toLowerCase())) {
+          assert.equal(received[name.toLowerCase()], undefined, name);
+        }
+      }
+      const host = new URL(gateway.url).host;
+      assert.equal(received['x-forwarded-for'], '127.0.0.1');
+      assert.equal(received['x-forwarded-host'], host);
+      assert.equal(received['x-forwarded-proto'], 'http');
+      assert.equal(received['x-real-ip'], '127.0.0.1');
+      assert.equal(received.forwarded, `for=127.0.0.1;host="${host}";proto=http`);
+    });
+  }
+});
+
+describe('forwarding headers through trusted proxies', () => {
+  it('names every hop, client first, with IPv6 nodes bracketed and quoted (RFC 7239 §6)', () => {
+    const incoming = { 'x-real-ip': '6.6.6.6', 'x-forwarded-for': '6.6.6.6', 'x-forwarded-prefix': '/evil', accept: '*/*' };
+    const headers = backendRequestHeaders(incoming, { addresses: ['2001:db8::1', '10.0.0.2'], protocol: 'https', host: 'gw.example' }, 'assertion');
+    assert.equal(headers['x-forwarded-for'], '2001:db8::1, 10.0.0.2');
+    assert.equal(headers['x-real-ip'], '2001:db8::1');
+    assert.equal(headers.forwarded, 'for="[2001:db8::1]", for=10.0.0.2;host="gw.example";proto=https');
+    assert.equal(headers['x-forwarded-prefix'], undefined);
+    assert.equal(headers.accept, '*/*');
+    assert.equal(headers.authorization, 'Bearer assertion');
+  });
+});
+
+describe('JSON-RPC codes match what went wrong', () => {
+  const post = async (url: string, headers: Array<[string, string]>, message: unknown) => {
+    const response = await rawRequest(url, { method: 'POST', headers, body: JSON.stringify(message) });
+    return { status: response.status, body: JSON.parse(response.body) as { id: unknown; error: { code: number; message: string } } };
+  };
+
+  it('an unknown Mcp-Session-Id is 404 with -32001 "Session not found" (the MCP SDK servers\' answer), not -32601', async () => {
+    const headers: Array<[string, string]> = [...postHeaders(await tokenFor('/mcp')), ['Mcp-Session-Id', 'no-such-session']];
+    const { status, body } = await post(`${gateway.url}/mcp`, headers, { jsonrpc: '2.0', id: 7, method: 'tools/list' });
+    assert.equal(status, 404);
+    assert.deepEqual(body, { jsonrpc: '2.0', id: 7, error: { code: -32001, message: 'Session not found' } });
+  });
+
+  it('an unknown or missing legacy SSE session is 404 with -32001', async () => {
+    const headers = postHeaders(await tokenFor('/mcp'));
+    for (const query of ['?sessionId=no-such-session', '']) {
+      const { status, body } = await post(`${gateway.url}/mcp/messages${query}`, headers, { jsonrpc: '2.0', id: 1, method: 'tools/list' });
+      assert.equal(status, 404, query);
+      assert.equal(body.error.code, -32001, query);
+      assert.equal(body.error.message, 'Session not found');
+    }
+  });
+
+  it('a body over the limit is 413 with the server error code, not -32600 (the message itself was never judged)', async () => {
+    const limit = gateway.ctx.config.server.bodyLimitBytes;
+    const message = { jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'echo', arguments: { text: 'x'.repeat(limit) } } };
+    const { status, body } = await post(`${gateway.url}/mcp`, postHeaders(await tokenFor('/mcp')), message);
+    assert.equal(status, 413);
+    assert.equal(body.error.code, -32000);
+  });
+});

@@ -1,0 +1,77 @@
+import assert from 'node:assert/strict';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { setTimeout as delay } from 'node:timers/promises';
+import { after, before, describe, it } from 'node:test';
+import { createTestKeyring, mintAccessToken, startTestGateway, type TestGateway } from './harness.ts';
+
+/**
+ * The legacy HTTP+SSE stream is read event by event by the gateway (endpoint rewrite, tools/list filter). A backend
+ * that writes a multi-byte character across two TCP chunks must reach the client intact, with or without a filter.
+ */
+const keyring = createTestKeyring();
+let gateway: TestGateway;
+let backend: Server;
+
+const message = (text: string) => JSON.stringify({ jsonrpc: '2.0', method: 'notifications/message', params: { level: 'info', data: text } });
+const toolsResult = JSON.stringify({ jsonrpc: '2.0', id: 1, result: { tools: [{ name: 'echo', description: 'café' }, { name: 'secret_tool' }] } });
+
+before(async () => {
+  backend = createServer(async (_req, res) => {
+    res.writeHead(200, { 'content-type': 'text/event-stream' });
+    const bytes = Buffer.from(`event: endpoint\ndata: /messages?session=1\n\nevent: message\ndata: ${message('café ☕')}\n\nevent: message\ndata: ${toolsResult}\n\n`);
+    // The endpoint event and the start of the next one share a chunk that ends inside `é`; `☕` is cut again later.
+    const firstCut = bytes.indexOf(Buffer.from('é')) + 1;
+    const secondCut = bytes.indexOf(Buffer.from('☕')) + 2;
+    res.write(bytes.subarray(0, firstCut));
+    await delay(30);
+    res.write(bytes.subarray(firstCut, secondCut));
+    await delay(30);
+    res.write(bytes.subarray(secondCut));
+  });
+  await new Promise<void>((resolve) => backend.listen(0, '127.0.0.1', resolve));
+  const url = `http://127.0.0.1:${(backend.address() as AddressInfo).port}`;
+  gateway = await startTestGateway({
+    keyring,
+    config: {
+      routes: [
+        { path: '/plain', backend: url, transports: ['sse'] },
+        { path: '/filtered', backend: url, transports: ['sse'], tools: { secret_tool: { groups: ['admins'] } } },
+      ],
+    },
+  });
+});
+
+after(async () => {
+  await gateway?.close();
+  backend.closeAllConnections();
+  await new Promise<void>((resolve) => backend.close(() => resolve()));
+});
+
+/** Reads the client's stream until the tools/list event has arrived, then hangs up. */
+async function readStream(path: string): Promise<string> {
+  const token = await mintAccessToken(keyring, gateway.url, { aud: gateway.url + path });
+  const controller = new AbortController();
+  const response = await fetch(`${gateway.url}${path}/sse`, { headers: { authorization: `Bearer ${token}` }, signal: controller.signal });
+  assert.equal(response.status, 200);
+  const decoder = new TextDecoder();
+  let text = '';
+  for await (const chunk of response.body!) {
+    text += decoder.decode(chunk as Uint8Array, { stream: true });
+    if (text.includes('"tools"') && text.endsWith('\n\n')) break;
+  }
+  controller.abort();
+  return text;
+}
+
+describe('legacy SSE relay keeps UTF-8 intact across chunks', () => {
+  for (const path of ['/plain', '/filtered']) {
+    it(`${path}: a character split between two backend chunks arrives whole`, async () => {
+      const text = await readStream(path);
+      assert.ok(!text.includes('\uFFFD'), text);
+      assert.ok(text.includes(`data: ${message('café ☕')}\n\n`), text);
+      assert.match(text, new RegExp(`event: endpoint\ndata: ${gateway.url}${path}/messages\\?sessionId=`));
+      assert.equal(text.includes('secret_tool'), path === '/plain');
+    });
+  }
+});

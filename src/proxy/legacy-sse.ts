@@ -1,10 +1,19 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { ProtocolError } from '../server/errors.ts';
-import { enforceToolPolicy } from './enforce-tool-policy.ts';
-import { abortOnClientClose, authorizeRequest, backendHeaders, type GatewayRuntime } from './gateway-runtime.ts';
+import {
+  authenticateCaller,
+  authorized,
+  backendResponse,
+  enforcePerToolPolicy,
+  forwardToBackend,
+  runSteps,
+  startExchange,
+  type ExchangeStep,
+  type McpExchange,
+} from './exchange.ts';
+import type { GatewayRuntime } from './gateway-runtime.ts';
 import { readMcpPost } from './read-mcp-post.ts';
 import { mediaType, relayResponse } from './relay-response.ts';
-import { auditDraft } from './request-audit.ts';
 import type { RouteState } from './route-state.ts';
 import { deniedTools } from './tool-policy.ts';
 import { sessionNotFound } from './session-bindings.ts';
@@ -26,66 +35,94 @@ export const LEGACY_SSE_SUFFIX = '/sse';
 export const LEGACY_MESSAGES_SUFFIX = '/messages';
 const SESSION_TTL_SECONDS = 24 * 3600;
 
+/** The backend must answer the stream request with an SSE stream. */
+export function requireBackendStream(exchange: McpExchange): void {
+  const response = backendResponse(exchange);
+  if (response.statusCode !== 200 || mediaType(response.headers) !== 'text/event-stream') {
+    response.body.resume();
+    throw new ProtocolError('bad_gateway', `The backend of ${exchange.state.route.path} did not open an SSE stream.`);
+  }
+}
+
+/** In order, for `GET <route>/sse`; the README table of src/proxy is checked against these names. */
+export const legacySseStreamSteps: readonly ExchangeStep[] = [
+  authenticateCaller,
+  forwardToBackend({ url: (exchange) => exchange.state.legacySseUrl, accept: 'text/event-stream' }),
+  requireBackendStream,
+];
+
 export function legacySseStreamHandler(runtime: GatewayRuntime, state: RouteState) {
   return async function handleLegacySseStream(request: FastifyRequest, reply: FastifyReply) {
-    const draft = auditDraft(request);
-    draft.method = 'sse/connect';
-    const call = await authorizeRequest(runtime, state, request, draft, { rateLimit: true });
-    const headers = await backendHeaders(runtime, state, request, call);
-    headers.accept = 'text/event-stream';
-    const response = await state.backend.send({ url: state.legacySseUrl, method: 'GET', headers, signal: abortOnClientClose(reply) });
-    if (response.statusCode !== 200 || mediaType(response.headers) !== 'text/event-stream') {
-      response.body.resume();
-      throw new ProtocolError('bad_gateway', `The backend of ${state.route.path} did not open an SSE stream.`);
-    }
-    trackOpenStream(reply, runtime.metrics, { route: state.route.path, transport: 'sse' });
-
-    const sessionId = runtime.ctx.random.token(24);
-    const publicMessagesUrl = `${runtime.ctx.publicUrl}${state.route.path}${LEGACY_MESSAGES_SUFFIX}?sessionId=${sessionId}`;
-    const bind = (backendMessageUrl: string) =>
-      runtime.sessions.bind(
-        'legacy-sse-session',
-        sessionId,
-        { subject: call.claims.sub, route: state.route.path, createdAt: runtime.ctx.clock.now(), backendMessageUrl },
-        SESSION_TTL_SECONDS,
-      );
-    reply.raw.once('close', () => {
-      runtime.sessions.forget('legacy-sse-session', sessionId).catch(() => {});
-    });
-
-    // Responses to tools/list arrive on this stream, not on the POST, so the filter watches the stream itself.
-    const denied = deniedTools(state.route, call.caller);
-    const endpoint = endpointRewriter(state.legacySseUrl, publicMessagesUrl, bind);
-    const rewrite = denied.size === 0 ? endpoint : (event: SseEvent) => {
-      const passed = endpoint(event);
-      return passed instanceof Promise ? passed : filterToolsListEvent(passed, denied);
-    };
-    // Every message's response travels on this stream: the one parsing stage counts the bytes itself.
-    const body = response.body.pipe(sseEventTransform(rewrite, { onBytes: (bytes) => void (draft.bytesOut += bytes) }));
-    return relayResponse(reply, response, draft, state.route, body, { bytesCounted: true });
+    const exchange = startExchange(runtime, state, request, reply);
+    exchange.draft.method = 'sse/connect';
+    await runSteps(legacySseStreamSteps, exchange);
+    return relayLegacyStream(exchange);
   };
 }
 
+/**
+ * The stream to the client under a gateway-issued session id: the `endpoint` event rewritten to the gateway's
+ * messages URL once the session is bound to this user, `tools/list` answers filtered (they arrive on this stream,
+ * not on the POST), the session forgotten when the stream closes.
+ */
+function relayLegacyStream(exchange: McpExchange): Promise<FastifyReply> {
+  const { runtime, state, reply, draft } = exchange;
+  const response = backendResponse(exchange);
+  const call = authorized(exchange);
+  trackOpenStream(reply, runtime.metrics, { route: state.route.path, transport: 'sse' });
+
+  const sessionId = runtime.ctx.random.token(24);
+  const publicMessagesUrl = `${runtime.ctx.publicUrl}${state.route.path}${LEGACY_MESSAGES_SUFFIX}?sessionId=${sessionId}`;
+  const bind = (backendMessageUrl: string) =>
+    runtime.sessions.bind(
+      'legacy-sse-session',
+      sessionId,
+      { subject: call.claims.sub, route: state.route.path, createdAt: runtime.ctx.clock.now(), backendMessageUrl },
+      SESSION_TTL_SECONDS,
+    );
+  reply.raw.once('close', () => {
+    runtime.sessions.forget('legacy-sse-session', sessionId).catch(() => {});
+  });
+
+  const denied = deniedTools(state.route, call.caller);
+  const endpoint = endpointRewriter(state.legacySseUrl, publicMessagesUrl, bind);
+  const rewrite = denied.size === 0 ? endpoint : (event: SseEvent) => {
+    const passed = endpoint(event);
+    return passed instanceof Promise ? passed : filterToolsListEvent(passed, denied);
+  };
+  // Every message's response travels on this stream: the one parsing stage counts the bytes itself.
+  const body = response.body.pipe(sseEventTransform(rewrite, { onBytes: (bytes) => void (draft.bytesOut += bytes) }));
+  return relayResponse(reply, response, draft, state.route, body, { bytesCounted: true });
+}
+
+/** `?sessionId=` must name a legacy session this user opened on this route (404 -32001 otherwise). */
+export async function requireLegacySessionOwner(exchange: McpExchange): Promise<void> {
+  const sessionId = (exchange.request.query as { sessionId?: unknown }).sessionId;
+  if (typeof sessionId !== 'string' || sessionId === '') throw sessionNotFound();
+  const binding = await exchange.runtime.sessions.require('legacy-sse-session', sessionId, authorized(exchange).claims.sub, exchange.state.route.path);
+  exchange.sessionId = sessionId;
+  exchange.backendMessageUrl = binding.backendMessageUrl;
+}
+
+/** The capped JSON-RPC body of the message. */
+export async function readLegacyMessage(exchange: McpExchange): Promise<void> {
+  exchange.post = await readMcpPost(exchange.runtime, exchange.state, exchange.request, exchange.draft);
+}
+
+/** In order, for `POST <route>/messages?sessionId=`; the README table of src/proxy is checked against these names. */
+export const legacySseMessageSteps: readonly ExchangeStep[] = [
+  authenticateCaller,
+  requireLegacySessionOwner,
+  readLegacyMessage,
+  enforcePerToolPolicy,
+  forwardToBackend({ url: (exchange) => exchange.backendMessageUrl ?? exchange.state.legacySseUrl }),
+];
+
 export function legacySseMessageHandler(runtime: GatewayRuntime, state: RouteState) {
-  return async function handleLegacySseMessage(request: FastifyRequest<{ Querystring: { sessionId?: string } }>, reply: FastifyReply) {
-    const draft = auditDraft(request);
-    const call = await authorizeRequest(runtime, state, request, draft, { rateLimit: true });
-    const sessionId = request.query.sessionId;
-    if (typeof sessionId !== 'string' || sessionId === '') throw sessionNotFound();
-    const binding = await runtime.sessions.require('legacy-sse-session', sessionId, call.claims.sub, state.route.path);
-
-    const post = await readMcpPost(runtime, state, request, draft);
-    enforceToolPolicy(state, post, call, draft);
-
-    const headers = await backendHeaders(runtime, state, request, call);
-    const response = await state.backend.send({
-      url: binding.backendMessageUrl ?? state.legacySseUrl,
-      method: 'POST',
-      headers,
-      body: post.raw,
-      signal: abortOnClientClose(reply),
-    });
-    return relayResponse(reply, response, draft, state.route);
+  return async function handleLegacySseMessage(request: FastifyRequest, reply: FastifyReply) {
+    const exchange = startExchange(runtime, state, request, reply);
+    await runSteps(legacySseMessageSteps, exchange);
+    return relayResponse(reply, backendResponse(exchange), exchange.draft, state.route);
   };
 }
 

@@ -2,12 +2,22 @@ import { Readable } from 'node:stream';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { backendFailure } from './backend-client.ts';
 import { ProtocolError } from '../server/errors.ts';
-import { enforceToolPolicy } from './enforce-tool-policy.ts';
-import { abortOnClientClose, authorizeRequest, backendHeaders, type GatewayRuntime } from './gateway-runtime.ts';
-import { checkMirroredHeaders, type McpPost } from './mcp-message.ts';
+import {
+  authenticateCaller,
+  authorized,
+  backendResponse,
+  enforcePerToolPolicy,
+  forwardToBackend,
+  headerValue,
+  runSteps,
+  startExchange,
+  type ExchangeStep,
+  type McpExchange,
+} from './exchange.ts';
+import type { GatewayRuntime } from './gateway-runtime.ts';
+import { checkMirroredHeaders } from './mcp-message.ts';
 import { readMcpPost } from './read-mcp-post.ts';
 import { mediaType, relayResponse } from './relay-response.ts';
-import { auditDraft, type AuditDraft } from './request-audit.ts';
 import type { RouteState } from './route-state.ts';
 import { trackOpenStream } from './stream-metrics.ts';
 import { deniedTools } from './tool-policy.ts';
@@ -23,63 +33,85 @@ import { filterToolsListJson, toolsListSseFilter } from './tools-list-filter.ts'
 const SESSION_TTL_SECONDS = 24 * 3600;
 const MCP_RESPONSE_TYPES = new Set(['application/json', 'text/event-stream']);
 
+/** POST only: the capped JSON-RPC body, and the 2026-07-28 `Mcp-Method`/`Mcp-Name` headers must agree with it. */
+export async function readJsonRpcBody(exchange: McpExchange): Promise<void> {
+  const { runtime, state, request, draft } = exchange;
+  if (request.method !== 'POST') return;
+  const post = await readMcpPost(runtime, state, request, draft);
+  checkMirroredHeaders(post, { method: headerValue(request.headers['mcp-method']), name: headerValue(request.headers['mcp-name']) });
+  exchange.post = post;
+}
+
+/** A 2025-x `Mcp-Session-Id` must be one this user opened on this route (404 -32001 otherwise). */
+export async function requireSessionOwner(exchange: McpExchange): Promise<void> {
+  const sessionId = headerValue(exchange.request.headers['mcp-session-id']);
+  if (sessionId === undefined) return;
+  await exchange.runtime.sessions.require('mcp-session', sessionId, authorized(exchange).claims.sub, exchange.state.route.path);
+  exchange.sessionId = sessionId;
+}
+
+/** A `tools/list` answer loses the tools this caller may not call. */
+export function hideDeniedTools(exchange: McpExchange): void {
+  if (exchange.post?.method === 'tools/list') exchange.denied = deniedTools(exchange.state.route, authorized(exchange).caller);
+}
+
+/** A session the backend issues is bound to the user who opened it; a DELETEd one is forgotten. */
+export async function trackSessionLifecycle(exchange: McpExchange): Promise<void> {
+  const { runtime, state, request, sessionId } = exchange;
+  const response = backendResponse(exchange);
+  const issued = headerValue(response.headers['mcp-session-id']);
+  if (issued !== undefined && sessionId === undefined) {
+    const binding = { subject: authorized(exchange).claims.sub, route: state.route.path, createdAt: runtime.ctx.clock.now() };
+    await runtime.sessions.bind('mcp-session', issued, binding, SESSION_TTL_SECONDS);
+  }
+  if (request.method === 'DELETE' && sessionId !== undefined && response.statusCode < 300) {
+    await runtime.sessions.forget('mcp-session', sessionId);
+  }
+}
+
+/** A backend that refuses the gateway's identity, or answers a POST with something that is not MCP, is a 502. */
+export function refuseNonMcpAnswer(exchange: McpExchange): void {
+  const response = backendResponse(exchange);
+  const path = exchange.state.route.path;
+  if (response.statusCode === 401 || response.statusCode === 403) {
+    response.body.resume();
+    throw new ProtocolError('bad_gateway', `The backend of ${path} refused the gateway's identity assertion.`);
+  }
+  if (exchange.post && response.statusCode === 200 && !MCP_RESPONSE_TYPES.has(mediaType(response.headers))) {
+    response.body.resume();
+    throw new ProtocolError('bad_gateway', `The backend of ${path} answered with something that is not MCP.`);
+  }
+}
+
+/** In order; the README table of src/proxy is checked against these names. */
+export const streamableHttpSteps: readonly ExchangeStep[] = [
+  authenticateCaller,
+  readJsonRpcBody,
+  requireSessionOwner,
+  enforcePerToolPolicy,
+  hideDeniedTools,
+  forwardToBackend({ url: (exchange) => exchange.state.route.backend }),
+  trackSessionLifecycle,
+  refuseNonMcpAnswer,
+];
+
 export function streamableHttpHandler(runtime: GatewayRuntime, state: RouteState) {
   return async function handleStreamableHttp(request: FastifyRequest, reply: FastifyReply) {
-    const draft = auditDraft(request);
-    const call = await authorizeRequest(runtime, state, request, draft, { rateLimit: true });
-    let post: McpPost | undefined;
-    if (request.method === 'POST') {
-      post = await readStreamablePost(runtime, state, request, draft);
-    }
-    const sessionId = headerValue(request.headers['mcp-session-id']);
-    if (sessionId !== undefined) await runtime.sessions.require('mcp-session', sessionId, call.claims.sub, state.route.path);
-    if (post) enforceToolPolicy(state, post, call, draft);
-    const denied = post?.method === 'tools/list' ? deniedTools(state.route, call.caller) : new Set<string>();
-
-    const headers = await backendHeaders(runtime, state, request, call);
-    const response = await state.backend.send({
-      url: state.route.backend,
-      method: request.method as 'GET' | 'POST' | 'DELETE',
-      headers,
-      body: post?.raw ?? null,
-      signal: abortOnClientClose(reply),
-    });
-
-    const issuedSession = headerValue(response.headers['mcp-session-id']);
-    if (issuedSession !== undefined && sessionId === undefined) {
-      await runtime.sessions.bind(
-        'mcp-session',
-        issuedSession,
-        { subject: call.claims.sub, route: state.route.path, createdAt: runtime.ctx.clock.now() },
-        SESSION_TTL_SECONDS,
-      );
-    }
-    if (request.method === 'DELETE' && sessionId !== undefined && response.statusCode < 300) {
-      await runtime.sessions.forget('mcp-session', sessionId);
-    }
-    if (response.statusCode === 401 || response.statusCode === 403) {
-      response.body.resume();
-      throw new ProtocolError('bad_gateway', `The backend of ${state.route.path} refused the gateway's identity assertion.`);
-    }
-    if (post && response.statusCode === 200 && !MCP_RESPONSE_TYPES.has(mediaType(response.headers))) {
-      response.body.resume();
-      throw new ProtocolError('bad_gateway', `The backend of ${state.route.path} answered with something that is not MCP.`);
-    }
-    const body = await toolsListBody(state, response, denied);
-    if (response.statusCode === 200 && mediaType(response.headers) === 'text/event-stream') {
-      trackOpenStream(reply, runtime.metrics, { route: state.route.path, transport: 'streamable-http' });
-    }
-    return relayResponse(reply, response, draft, state.route, body);
+    const exchange = startExchange(runtime, state, request, reply);
+    await runSteps(streamableHttpSteps, exchange);
+    return relayToClient(exchange);
   };
 }
 
-async function readStreamablePost(runtime: GatewayRuntime, state: RouteState, request: FastifyRequest, draft: AuditDraft): Promise<McpPost> {
-  const post = await readMcpPost(runtime, state, request, draft);
-  checkMirroredHeaders(post, {
-    method: headerValue(request.headers['mcp-method']),
-    name: headerValue(request.headers['mcp-name']),
-  });
-  return post;
+/** The answer streamed to the client (SSE counted as an open stream), a `tools/list` filtered on the way. */
+async function relayToClient(exchange: McpExchange): Promise<FastifyReply> {
+  const { runtime, state, reply, draft } = exchange;
+  const response = backendResponse(exchange);
+  const body = await toolsListBody(state, response, exchange.denied);
+  if (response.statusCode === 200 && mediaType(response.headers) === 'text/event-stream') {
+    trackOpenStream(reply, runtime.metrics, { route: state.route.path, transport: 'streamable-http' });
+  }
+  return relayResponse(reply, response, draft, state.route, body);
 }
 
 /** Filters a `tools/list` answer when the caller is denied some tools; otherwise the body streams untouched. */
@@ -100,5 +132,3 @@ async function toolsListBody(
     throw backendFailure(state.route, error);
   }
 }
-
-const headerValue = (value: string | string[] | undefined): string | undefined => (Array.isArray(value) ? value[0] : value);

@@ -70,7 +70,9 @@ export async function startGatehouse(
   await writeFile(configFile, stringify(gatehouseConfig(port, dir, urls, credentials.keyFile, upstream)));
   const logFile = join(dir, 'gatehouse.log');
   const log = openSync(logFile, 'a');
-  const child = spawnTracked(process.execPath, [join(import.meta.dirname, '..', '..', 'src', 'cli', 'main.ts'), 'start', '--config', configFile], {
+  // BENCH_CPU_PROF=<dir>: Gatehouse writes a V8 CPU profile there when it stops (open it in Chrome DevTools).
+  const profile = process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : [];
+  const child = spawnTracked(process.execPath, [...profile, join(import.meta.dirname, '..', '..', 'src', 'cli', 'main.ts'), 'start', '--config', configFile], {
     stdio: ['ignore', log, log],
   });
   closeSync(log);

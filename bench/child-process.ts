@@ -4,10 +4,13 @@ import { createServer, type AddressInfo } from 'node:net';
 import { createInterface } from 'node:readline';
 import { join } from 'node:path';
 
-/** Every child the bench started, killed when the bench exits however it exits. */
+/**
+ * Every child the bench started, stopped when the bench exits however it exits. SIGTERM, not SIGKILL: a killed
+ * nginx master leaves its worker running, a terminated one stops it.
+ */
 const children = new Set<ChildProcess>();
 process.once('exit', () => {
-  for (const child of children) child.kill('SIGKILL');
+  for (const child of children) child.kill('SIGTERM');
 });
 
 export function spawnTracked(command: string, args: string[], options: SpawnOptions): ChildProcess {

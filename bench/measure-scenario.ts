@@ -1,0 +1,86 @@
+import { runLoad } from './load.ts';
+import { cpuMicros } from './process-stats.ts';
+import type { Scenario } from './scenarios.ts';
+import type { BenchSettings } from './settings.ts';
+import { spread, type Spread } from './stats.ts';
+import type { Target } from './targets/target.ts';
+
+/**
+ * One scenario against every target, in the same run. Throughput: 16 connections as fast as possible, CPU time of
+ * the target's processes over the run divided by the requests it served. Latency: 4 connections at a fixed
+ * moderate rate, "added" = the target's percentile minus direct's in the same repetition. Every repetition visits
+ * the targets in a rotated order, so the machine's drift is spread over all of them.
+ */
+export interface TargetFigures {
+  target: string;
+  requestsPerSecond: Spread;
+  /** Target CPU per request, µs (n/a for direct). */
+  cpuMicrosPerRequest: Spread;
+  p50Ms: Spread;
+  p99Ms: Spread;
+  addedP50Ms: Spread;
+  addedP99Ms: Spread;
+  failures: number;
+}
+
+export interface ScenarioFigures {
+  scenario: Scenario;
+  targets: TargetFigures[];
+}
+
+/** Where each target receives this scenario's requests (legacy: its session's message URL). */
+export type Endpoints = Map<Target, { url: string; headers: Record<string, string> }>;
+
+const rotate = <T>(items: T[], by: number): T[] => items.map((_, index) => items[(index + by) % items.length]!);
+
+export async function measureScenario(scenario: Scenario, targets: Target[], endpoints: Endpoints, settings: BenchSettings): Promise<ScenarioFigures> {
+  const log = (text: string) => process.stderr.write(`${scenario.key}: ${text}\n`);
+  const load = (target: Target, durationSeconds: number, connections: number, overallRate?: number) => {
+    const endpoint = endpoints.get(target)!;
+    return runLoad({ url: endpoint.url, headers: { ...scenario.headers, ...endpoint.headers }, body: scenario.body, connections, durationSeconds, overallRate });
+  };
+  const byTarget = new Map(targets.map((target) => [target, { rps: [] as number[], cpu: [] as number[], p50: [] as number[], p99: [] as number[], failures: 0 }]));
+
+  log('warming up');
+  for (const target of targets) await load(target, 0.5, 8);
+  for (let rep = 0; rep < settings.reps; rep++) {
+    log(`throughput, repetition ${rep + 1} of ${settings.reps}`);
+    for (const target of rotate(targets, rep)) {
+      const before = cpuMicros(target.pids());
+      const result = await load(target, settings.seconds, 16);
+      const used = cpuMicros(target.pids()) - before;
+      const figures = byTarget.get(target)!;
+      figures.rps.push(result.requestsPerSecond);
+      figures.cpu.push(target.pids().length > 0 ? used / Math.max(1, result.total + result.failures) : Number.NaN);
+      figures.failures += result.failures;
+    }
+  }
+  for (let rep = 0; rep < settings.reps; rep++) {
+    log(`latency at ${settings.latencyRate} req/s, repetition ${rep + 1} of ${settings.reps}`);
+    for (const target of rotate(targets, rep)) {
+      const result = await load(target, settings.seconds, 4, settings.latencyRate);
+      const figures = byTarget.get(target)!;
+      figures.p50.push(result.p50Ms);
+      figures.p99.push(result.p99Ms);
+      figures.failures += result.failures;
+    }
+  }
+  const direct = byTarget.get(targets.find((target) => target.name === 'direct')!)!;
+  const added = (values: number[], reference: number[]) => spread(values.map((value, rep) => value - (reference[rep] ?? Number.NaN)));
+  return {
+    scenario,
+    targets: targets.map((target) => {
+      const figures = byTarget.get(target)!;
+      return {
+        target: target.name,
+        requestsPerSecond: spread(figures.rps),
+        cpuMicrosPerRequest: spread(figures.cpu),
+        p50Ms: spread(figures.p50),
+        p99Ms: spread(figures.p99),
+        addedP50Ms: added(figures.p50, direct.p50),
+        addedP99Ms: added(figures.p99, direct.p99),
+        failures: figures.failures,
+      };
+    }),
+  };
+}

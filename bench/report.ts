@@ -1,0 +1,133 @@
+import { readFile, writeFile } from 'node:fs/promises';
+import type { ScenarioFigures, TargetFigures } from './measure-scenario.ts';
+import type { StreamFigures } from './measure-streams.ts';
+import type { OAuthFigures } from './measure-oauth.ts';
+import { fmt, fmtSpread } from './stats.ts';
+
+/**
+ * The bench's output: one table per scenario, the idle-streams table, the OAuth endpoints, the micro-benchmarks,
+ * and every target of the issue stated as met / not met, so a note cannot overstate a run.
+ */
+export interface BenchResults {
+  scenarios: ScenarioFigures[];
+  streams: StreamFigures[];
+  oauth: OAuthFigures | undefined;
+  micro: Array<{ name: string; microsPerOp: number; iterations: number }>;
+  skipped: string[];
+}
+
+const MB = 1024 * 1024;
+
+function find(figures: ScenarioFigures | undefined, target: string): TargetFigures | undefined {
+  return figures?.targets.find((row) => row.target === target);
+}
+
+export function scenarioTable(figures: ScenarioFigures): string {
+  const direct = find(figures, 'direct');
+  const lines = [
+    `**${figures.scenario.title}**`,
+    '',
+    '| target | req/s | × direct | CPU µs/request | p50 / p99 (ms) | added p50 (ms) | added p99 (ms) | failures |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|',
+  ];
+  for (const row of figures.targets) {
+    const ratio = direct ? row.requestsPerSecond.median / direct.requestsPerSecond.median : Number.NaN;
+    const isDirect = row.target === 'direct';
+    lines.push(
+      `| ${row.target} | ${fmtSpread(row.requestsPerSecond, 0)} | ${fmt(ratio)}× | ${isDirect ? '—' : fmtSpread(row.cpuMicrosPerRequest, 0)} | ` +
+        `${fmt(row.p50Ms.median)} / ${fmt(row.p99Ms.median)} | ${isDirect ? '—' : fmtSpread(row.addedP50Ms)} | ${isDirect ? '—' : fmtSpread(row.addedP99Ms)} | ${row.failures} |`,
+    );
+  }
+  return lines.join('\n');
+}
+
+export function streamsTable(rows: StreamFigures[], count: number): string {
+  const lines = [
+    `| ${count} idle SSE streams through | opened (failed) | RSS idle | RSS peak | per stream above idle |`,
+    '|---|---:|---:|---:|---:|',
+  ];
+  for (const row of rows) {
+    const perStream = row.opened > 0 ? (row.peakRss - row.idleRss) / 1024 / row.opened : Number.NaN;
+    lines.push(`| ${row.target} | ${row.opened} (${row.failed}) | ${fmt(row.idleRss / MB, 0)} MB | ${fmt(row.peakRss / MB, 0)} MB | ${fmt(perStream, 1)} KB |`);
+  }
+  return lines.join('\n');
+}
+
+export function oauthTable(oauth: OAuthFigures): string {
+  return [
+    '| Gatehouse OAuth endpoint (SQLite) | per second | Gatehouse CPU µs per call |',
+    '|---|---:|---:|',
+    `| DCR registrations (RFC 7591) | ${fmtSpread(oauth.registrationsPerSecond, 0)} | ${fmtSpread(oauth.registrationCpuMicros, 0)} |`,
+    `| refresh-token grants (rotating) | ${fmtSpread(oauth.refreshesPerSecond, 0)} | ${fmtSpread(oauth.refreshCpuMicros, 0)} |`,
+  ].join('\n');
+}
+
+export function microTable(micro: BenchResults['micro']): string {
+  if (micro.length === 0) return '_No micro-benchmarks registered (bench/micro.ts)._';
+  return ['| micro-benchmark (bench/micro.ts) | µs/op | iterations |', '|---|---:|---:|', ...micro.map((row) => `| ${row.name} | ${fmt(row.microsPerOp, 3)} | ${row.iterations} |`)].join('\n');
+}
+
+/** The issue's targets for Gatehouse, each checked against this run's medians. */
+export function verdicts(results: BenchResults): string[] {
+  const lines: string[] = [];
+  const verdict = (label: string, value: number, limit: number, atMost: boolean, unit: string, missing?: string) => {
+    if (missing) return lines.push(`- ${label}: not measured (${missing})`);
+    if (!Number.isFinite(value)) return lines.push(`- ${label}: not measured`);
+    const met = atMost ? value <= limit : value >= limit;
+    lines.push(`- ${label}: ${fmt(value)}${unit} (target ${atMost ? '≤' : '≥'} ${limit}${unit}): **${met ? 'met' : 'not met'}**`);
+  };
+  const ratio = (scenario: string, target: string, reference: string, figure: 'cpuMicrosPerRequest' | 'requestsPerSecond') => {
+    const figures = results.scenarios.find((entry) => entry.scenario.key === scenario);
+    const ours = find(figures, target)?.[figure].median ?? Number.NaN;
+    const theirs = find(figures, reference)?.[figure].median ?? Number.NaN;
+    return ours / theirs;
+  };
+  const skippedNginx = results.skipped.some((name) => name.startsWith('nginx')) ? 'nginx not installed' : undefined;
+  verdict('canned: Gatehouse CPU/request vs Node floor', ratio('canned', 'gatehouse', 'node floor', 'cpuMicrosPerRequest'), 1.5, true, '×');
+  for (const { scenario } of results.scenarios) {
+    verdict(`${scenario.key}: Gatehouse CPU/request vs nginx`, ratio(scenario.key, 'gatehouse', 'nginx', 'cpuMicrosPerRequest'), 4, true, '×', skippedNginx);
+  }
+  verdict('canned: Gatehouse throughput vs Express peer', ratio('canned', 'gatehouse', 'express peer', 'requestsPerSecond'), 2, false, '×');
+  verdict('json: Gatehouse throughput vs direct', ratio('json', 'gatehouse', 'direct', 'requestsPerSecond'), 0.95, false, '×');
+  verdict('sse: Gatehouse throughput vs direct', ratio('sse', 'gatehouse', 'direct', 'requestsPerSecond'), 0.95, false, '×');
+  verdict('legacy: Gatehouse POSTs/s vs direct', ratio('legacy', 'gatehouse', 'direct', 'requestsPerSecond'), 0.8, false, '×');
+  for (const figures of results.scenarios) {
+    const ours = find(figures, 'gatehouse');
+    verdict(`${figures.scenario.key}: Gatehouse added latency p50`, ours?.addedP50Ms.median ?? Number.NaN, 0.2, true, ' ms');
+    verdict(`${figures.scenario.key}: Gatehouse added latency p99`, ours?.addedP99Ms.median ?? Number.NaN, 1, true, ' ms');
+  }
+  const streams = results.streams.find((row) => row.target === 'gatehouse');
+  if (streams) {
+    verdict(`Gatehouse RSS with ${streams.opened} idle streams`, streams.peakRss / MB, 300, true, ' MB');
+    verdict('Gatehouse RSS per idle stream above idle', streams.opened > 0 ? (streams.peakRss - streams.idleRss) / 1024 / streams.opened : Number.NaN, 15, true, ' KB');
+    verdict('Gatehouse idle RSS', streams.idleRss / MB, 120, true, ' MB');
+  }
+  verdict('refresh-token grants/s', results.oauth?.refreshesPerSecond.median ?? Number.NaN, 3000, false, '');
+  verdict('DCR registrations/s', results.oauth?.registrationsPerSecond.median ?? Number.NaN, 3000, false, '');
+  return lines;
+}
+
+export function renderResults(results: BenchResults, streamCount: number): string {
+  const sections = [
+    ...results.scenarios.map(scenarioTable),
+    streamsTable(results.streams, streamCount),
+    results.oauth ? oauthTable(results.oauth) : '_OAuth endpoints: not measured._',
+    `Micro-benchmarks (${results.micro.length > 0 ? 'extra figures, one function run N times in the bench process' : 'place for extra figures'}):\n\n${microTable(results.micro)}`,
+    `Targets (Gatehouse, medians of this run):\n\n${verdicts(results).join('\n')}`,
+  ];
+  if (results.skipped.length > 0) sections.unshift(`Skipped: ${results.skipped.join('; ')}.`);
+  return sections.join('\n\n');
+}
+
+const BEGIN = '<!-- bench:begin (written by npm run bench) -->';
+const END = '<!-- bench:end -->';
+
+/** Replaces only the block between the markers, so the method and analysis written around it survive a re-run. */
+export async function writeDocsBlock(path: string, header: string, body: string): Promise<void> {
+  const block = `${BEGIN}\n${header}\n\n${body}\n${END}`;
+  const current = await readFile(path, 'utf8').catch(() => '');
+  const start = current.indexOf(BEGIN);
+  const end = current.indexOf(END);
+  const next = start >= 0 && end > start ? current.slice(0, start) + block + current.slice(end + END.length) : `# Performance\n\n${block}\n`;
+  await writeFile(path, next);
+}

@@ -1,0 +1,107 @@
+import { openSync, closeSync } from 'node:fs';
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { stringify } from 'yaml';
+import type { BackendUrls } from '../backends/main.ts';
+import { spawnTracked, stopChild } from '../child-process.ts';
+import type { BenchCredentials } from './credentials.ts';
+import { proxiedUrl, type BackendName, type Target } from './target.ts';
+
+/**
+ * Gatehouse started as production starts it: `node src/cli/main.ts start --config <file>` with `mode: production`,
+ * a SQLite store and the key file in a temp dir, audit to the store, rate limits on, identity assertions, and the
+ * default log level (info), its log lines written to a file as a service manager would collect them.
+ *
+ * Two settings differ from the defaults because the bench is one client and one IP sending thousands of requests
+ * per second: the per-user and per-client route limits and the per-IP registration limit are set far above the
+ * load, so the counters run on every request but never refuse one.
+ */
+export interface UpstreamSettings {
+  issuer: string;
+  scope: string;
+  privateKeyFile: string;
+  keyId: string;
+}
+
+const UNLIMITED = 1_000_000_000;
+
+export function gatehouseConfig(port: number, dir: string, urls: BackendUrls, keyFile: string, upstream: UpstreamSettings): Record<string, unknown> {
+  const rateLimit = { perUserPerMinute: UNLIMITED, perClientPerMinute: UNLIMITED };
+  const route = (path: string, backend: string, transports: string[]) => ({ path, backend, transports, rateLimit });
+  return {
+    mode: 'production',
+    server: { host: '127.0.0.1', port, publicUrl: `http://127.0.0.1:${port}` },
+    store: { type: 'sqlite', sqlitePath: join(dir, 'gatehouse.db') },
+    keys: { source: 'file', file: keyFile },
+    upstream: {
+      type: 'oidc',
+      issuer: upstream.issuer,
+      clientId: 'gatehouse',
+      clientAuth: { method: 'private_key_jwt', privateKeyFile: upstream.privateKeyFile, keyId: upstream.keyId },
+      scopes: ['openid', 'profile', 'email', 'offline_access', upstream.scope],
+    },
+    authorization: { dynamicRegistration: { perIpPerHour: UNLIMITED } },
+    routes: [
+      route('/canned', urls.canned, ['streamable-http']),
+      route('/json', urls.json, ['streamable-http']),
+      route('/sse', urls.sse, ['streamable-http']),
+      route('/hold', urls.hold, ['streamable-http']),
+      route('/legacy', urls.legacy, ['sse']),
+    ],
+    audit: { output: 'store' },
+    // Plain http on loopback: browser cookies without `Secure` (the consent and sign-in pages only), which production
+    // allows on a loopback public URL with a warning.
+    dev: { insecureCookies: true },
+  };
+}
+
+export interface GatehouseTarget extends Target {
+  origin: string;
+}
+
+export async function startGatehouse(
+  port: number,
+  dir: string,
+  urls: BackendUrls,
+  credentials: BenchCredentials,
+  upstream: UpstreamSettings,
+): Promise<GatehouseTarget> {
+  const configFile = join(dir, 'gatehouse.yaml');
+  await writeFile(configFile, stringify(gatehouseConfig(port, dir, urls, credentials.keyFile, upstream)));
+  const logFile = join(dir, 'gatehouse.log');
+  const log = openSync(logFile, 'a');
+  // BENCH_CPU_PROF=<dir>: Gatehouse writes a V8 CPU profile there when it stops (open it in Chrome DevTools).
+  const profile = process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : [];
+  const child = spawnTracked(process.execPath, [...profile, join(import.meta.dirname, '..', '..', 'src', 'cli', 'main.ts'), 'start', '--config', configFile], {
+    stdio: ['ignore', log, log],
+  });
+  closeSync(log);
+  const origin = `http://127.0.0.1:${port}`;
+  await waitUntilHealthy(origin, child.pid!, () => readFile(logFile, 'utf8').catch(() => ''));
+  const tokens = await credentials.tokensFor(origin);
+  return {
+    name: 'gatehouse',
+    origin,
+    url: (backend: BackendName) => proxiedUrl(origin, backend),
+    headers: (backend: BackendName) => ({ authorization: `Bearer ${tokens(backend)}` }),
+    pids: () => [child.pid!],
+    stop: () => stopChild(child),
+  };
+}
+
+async function waitUntilHealthy(origin: string, pid: number, log: () => Promise<string>): Promise<void> {
+  for (let attempt = 0; attempt < 300; attempt++) {
+    const ok = await fetch(`${origin}/healthz`).then(
+      async (response) => (await response.body?.cancel(), response.ok),
+      () => false,
+    );
+    if (ok) return;
+    try {
+      process.kill(pid, 0);
+    } catch {
+      break;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  throw new Error(`Gatehouse did not start:\n${(await log()).slice(-2000)}`);
+}

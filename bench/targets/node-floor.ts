@@ -1,0 +1,20 @@
+import { join } from 'node:path';
+import type { BackendUrls } from '../backends/main.ts';
+import { firstLine, spawnTracked, stopChild } from '../child-process.ts';
+import { proxiedUrl, proxyRoutes, type Target } from './target.ts';
+
+/** Starts the Node floor (node-floor-server.ts) in its own process. */
+export async function startNodeFloor(urls: BackendUrls): Promise<Target> {
+  const child = spawnTracked(process.execPath, [join(import.meta.dirname, 'node-floor-server.ts')], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+    env: { ...process.env, BENCH_ROUTES: JSON.stringify(proxyRoutes(urls)) },
+  });
+  const { origin } = JSON.parse(await firstLine(child, 'the Node floor')) as { origin: string };
+  return {
+    name: 'node floor',
+    url: (backend) => proxiedUrl(origin, backend),
+    headers: () => ({}),
+    pids: () => [child.pid!],
+    stop: () => stopChild(child),
+  };
+}

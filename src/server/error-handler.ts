@@ -165,7 +165,7 @@ export function installErrorHandler(app: FastifyInstance): void {
   app.setErrorHandler((error: unknown, request, reply) => {
     const protocolError = toProtocolError(error);
     if (protocolError?.cause instanceof StoreUnavailableError) {
-      request.log.warn({ errorCode: protocolError.code, reason: protocolError.cause.message }, 'store unavailable');
+      request.log.warn({ errorCode: protocolError.code, reason: protocolError.cause.detail }, 'store unavailable');
       return sendProtocolError(reply, protocolError, { format: formatFor(request) });
     }
     if (protocolError) {

@@ -96,4 +96,9 @@ export class StoreUnavailableError extends Error {
     this.name = 'StoreUnavailableError';
     this.retryAfterSeconds = options?.retryAfterSeconds ?? 1;
   }
+
+  /** What went wrong, for the log (never for a client). */
+  get detail(): string {
+    return this.message;
+  }
 }

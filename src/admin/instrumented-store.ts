@@ -32,6 +32,7 @@ export function instrumentStore(
     kind: backend,
     get: (namespace, key) => timed('get', clock.now(), store.get(namespace, key)),
     set: (namespace, key, value, options) => timed('set', clock.now(), store.set(namespace, key, value, options)),
+    setMany: (writes) => timed('setMany', clock.now(), store.setMany(writes)),
     setIfAbsent: (namespace, key, value, options) => timed('setIfAbsent', clock.now(), store.setIfAbsent(namespace, key, value, options)),
     delete: (namespace, key) => timed('delete', clock.now(), store.delete(namespace, key)),
     consume: (namespace, key) => timed('consume', clock.now(), store.consume(namespace, key)),

@@ -20,6 +20,7 @@ import type { Clock } from '../runtime/clock.ts';
  * | gatehouse_open_streams                         | gauge     | route, transport            | streamOpened / closed  |
  * | gatehouse_store_operation_duration_seconds     | histogram | operation, backend          | observeStoreOperation  |
  * | gatehouse_grant_revocations_total              | counter   | source                      | grantRevoked           |
+ * | gatehouse_audit_records_dropped_total          | counter   | —                           | auditRecordsDropped    |
  *
  * `route` is always the configured route path or the server's route pattern (`/interaction/:uid`), never the raw
  * URL: a label per distinct URL is unbounded cardinality, and URLs can carry codes and state values.
@@ -52,6 +53,8 @@ export interface GatehouseMetrics {
   streamClosed(input: { route: string; transport: 'streamable-http' | 'sse' }): void;
   observeStoreOperation(input: { operation: string; backend: 'sqlite' | 'redis'; durationSeconds: number }): void;
   grantRevoked(source: 'user' | 'admin' | 'client' | 'replay' | 'refresh_reuse'): void;
+  /** Audit records lost because the store stayed down longer than the audit buffer covers. */
+  auditRecordsDropped(count: number): void;
   /** Request counts of the last `count` 10-second buckets of this process, oldest first (for the overview chart). */
   recentRequests(count?: number): RequestSample[];
 }
@@ -101,6 +104,7 @@ export function createMetrics(options: { clock: Clock }): GatehouseMetrics {
   const openStreams = new Gauge({ name: 'gatehouse_open_streams', help: 'SSE streams currently open through the proxy.', labelNames: ['route', 'transport'], registers });
   const storeDuration = new Histogram({ name: 'gatehouse_store_operation_duration_seconds', help: 'Store operation latency, by operation and backend.', labelNames: ['operation', 'backend'], buckets: storeBuckets, registers });
   const revocations = new Counter({ name: 'gatehouse_grant_revocations_total', help: 'Grants revoked, by who or what revoked them.', labelNames: ['source'], registers });
+  const auditDropped = new Counter({ name: 'gatehouse_audit_records_dropped_total', help: 'Audit records not stored because the store was down longer than the audit buffer covers.', registers });
 
   const buckets = new Map<number, RequestSample>();
   const bucketAt = (now: number): RequestSample => {
@@ -137,6 +141,7 @@ export function createMetrics(options: { clock: Clock }): GatehouseMetrics {
     streamClosed: ({ route, transport }) => openStreams.dec({ route, transport }),
     observeStoreOperation: ({ operation, backend, durationSeconds }) => storeDuration.observe({ operation, backend }, durationSeconds),
     grantRevoked: (source) => revocations.inc({ source }),
+    auditRecordsDropped: (count) => auditDropped.inc(count),
     recentRequests(count = 30) {
       const now = clock.now();
       const last = now - (now % SAMPLE_BUCKET_MS);

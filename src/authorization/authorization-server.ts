@@ -5,7 +5,7 @@ import type { FastifyPluginAsync } from 'fastify';
 import Provider from 'oidc-provider';
 import type { GatehouseMetrics } from '../admin/metrics.ts';
 import type { GatehouseContext } from '../runtime/context.ts';
-import { createOidcAdapter } from '../store/oidc-adapter.ts';
+import { createOidcAdapter, exposeStoreOutages, providerFacing } from '../store/oidc-adapter.ts';
 import type { UpstreamClient } from '../upstream/types.ts';
 import { installAccessTokenRevocation } from './access-token-revocation.ts';
 import { accountFinder } from './account-record.ts';
@@ -22,7 +22,7 @@ import type { ConsoleSignIn, InteractionDeps } from './interaction-deps.ts';
 import { confidentialClientIds, preRegisteredClientMetadata } from './pre-registered-clients.ts';
 import { protectedResources } from './protected-resources.ts';
 import { providerConfiguration } from './provider-configuration.ts';
-import { installDefaultScopes, renderProviderError } from './provider-middleware.ts';
+import { installDefaultScopes, installRetryAfter, renderProviderError } from './provider-middleware.ts';
 import { mountProvider } from './provider-mount.ts';
 import { cookieSecurity } from './cookie-security.ts';
 import { followKeyring } from './current-provider.ts';
@@ -72,15 +72,17 @@ export async function createAuthorizationServer(ctx: GatehouseContext, deps: Aut
     ...deps.clientMetadataFetch,
   });
 
-  const adapter = withAuthorizationHooks(createOidcAdapter(ctx.store, ctx.clock), {
+  // Outermost, so the hooks' own store calls are covered too: an outage is a 503 the provider renders, not a 500.
+  const adapter = exposeStoreOutages(withAuthorizationHooks(createOidcAdapter(ctx.store, ctx.clock), {
     store: ctx.store,
     clock: ctx.clock,
     accessTokenTtlSeconds: authorization.accessTokenTtlSeconds,
     refreshReuseGraceSeconds: authorization.refreshReuseGraceSeconds,
     onReplayDetected: deps.metrics === undefined ? undefined : replayRecorder(deps.metrics),
     ...(deps.endGrant === undefined ? {} : { endGrant: deps.endGrant }),
-  });
+  }));
 
+  const findAccount = accountFinder(ctx.store);
   const clients = await preRegisteredClientMetadata(authorization.clients);
   const introspectionClients = confidentialClientIds(authorization.clients);
   const buildProvider = (): Provider => {
@@ -93,7 +95,7 @@ export async function createAuthorizationServer(ctx: GatehouseContext, deps: Aut
         introspectionClients,
         resources,
         guardedFetch,
-        findAccount: accountFinder(ctx.store),
+        findAccount: (koaCtx, subject) => providerFacing(findAccount(koaCtx, subject)),
         renderError: renderProviderError,
         cookieKeys: deriveCookieKeys(ctx.keyring),
         secureCookies: secure,
@@ -102,6 +104,7 @@ export async function createAuthorizationServer(ctx: GatehouseContext, deps: Aut
     // We present every request as arriving at the public URL (provider-mount.ts), so the provider trusts those headers.
     provider.proxy = true;
     installClientOverrides(provider);
+    installRetryAfter(provider);
     installDefaultScopes(provider, resources);
     installAccessTokenRevocation(provider, { keyring: ctx.keyring, issuer: ctx.publicUrl, logger: ctx.logger });
     installIdempotentRefreshRetry(provider, {

@@ -26,6 +26,17 @@ export function installDefaultScopes(provider: Provider, resources: ProtectedRes
 }
 
 /**
+ * A provider answer of 503 (a store outage, see ProviderStoreUnavailableError) tells the client when to come back,
+ * as every other 503 of the gateway does (RFC 9110 §10.2.3).
+ */
+export function installRetryAfter(provider: Provider): void {
+  provider.use(async (ctx, next) => {
+    await next();
+    if (ctx.status === 503 && !ctx.res.hasHeader('retry-after')) ctx.set('retry-after', '1');
+  });
+}
+
+/**
  * oidc-provider's page for errors it must not redirect (unknown client, unregistered redirect URI): our styled page.
  * The provider's descriptions are fixed texts about the request, never secrets.
  */

@@ -1,7 +1,8 @@
 import { createWriteStream, type WriteStream } from 'node:fs';
 import type { Logger } from 'pino';
 import type { Random } from '../runtime/random.ts';
-import type { Store } from '../store/store.ts';
+import type { Store, StoreWrite } from '../store/store.ts';
+import { createAuditStoreWriter } from './audit-store-writer.ts';
 
 /**
  * One record per MCP request, for the admin CLI (store namespace `audit`, indexed by user and tool) and for a SIEM
@@ -54,10 +55,15 @@ export interface AuditLogOptions {
   flushIntervalMs?: number;
   /** A queue this long is written at once, whatever the interval (default 512). */
   maxBatch?: number;
+  /** Most records held in memory while the store is down (default 100 000); past it they are dropped and counted. */
+  maxBuffered?: number;
+  /** Called with the number of records dropped (`gatehouse_audit_records_dropped_total`). */
+  onDropped?: (count: number) => void;
 }
 
 export function createAuditLog(options: AuditLogOptions): AuditLog {
-  const { store, random, logger, output, retentionDays, flushIntervalMs = 100, maxBatch = 512 } = options;
+  const { store, random, logger, output, retentionDays, flushIntervalMs = 100, maxBatch = 512, maxBuffered, onDropped } = options;
+  const storeWriter = createAuditStoreWriter({ store, logger, maxBuffered, onDropped });
   let sink = options.sink;
   let file: WriteStream | undefined;
   if (!sink && output === 'stdout') sink = process.stdout;
@@ -76,34 +82,31 @@ export function createAuditLog(options: AuditLogOptions): AuditLog {
   let queue: AuditRecord[] = [];
   let timer: NodeJS.Timeout | undefined;
   let closed = false;
-  const writing = new Set<Promise<void>>();
 
-  function storeRecord(entry: AuditRecord): Promise<void> {
+  function storeWrite(entry: AuditRecord): StoreWrite {
     sequence = (sequence + 1) % 1_000_000_000;
     const key = `${String(entry.time).padStart(15, '0')}-${instance}-${String(sequence).padStart(9, '0')}`;
     // Indexed by what the admin CLI filters on; each index is an extra write per record.
     const indexes: Record<string, string> = {};
     if (entry.user) indexes.user = entry.user;
     if (entry.tool) indexes.tool = entry.tool;
-    // A store failure is logged, never surfaced to a client (the request has long been answered).
-    return store.set(AUDIT_NAMESPACE, key, entry, { ttlSeconds, indexes }).catch((error: unknown) => {
-      logger.warn({ err: error }, 'audit record could not be stored');
-    });
+    return { namespace: AUDIT_NAMESPACE, key, value: entry, options: { ttlSeconds, indexes } };
   }
 
   function flush(): Promise<void> {
     if (timer) clearTimeout(timer);
     timer = undefined;
     const batch = queue;
-    if (batch.length === 0) return Promise.all(writing).then(() => undefined);
     queue = [];
-    let lines = '';
-    for (const entry of batch) lines += `${JSON.stringify(entry)}\n`;
-    sink?.write(lines);
-    const written = Promise.all(batch.map(storeRecord)).then(() => undefined);
-    writing.add(written);
-    void written.finally(() => writing.delete(written));
-    return Promise.all(writing).then(() => undefined);
+    if (batch.length > 0) {
+      let lines = '';
+      for (const entry of batch) lines += `${JSON.stringify(entry)}\n`;
+      sink?.write(lines);
+      // A store failure is never surfaced to a client (the request has long been answered): the writer buffers
+      // the batch and retries it until the store is back.
+      storeWriter.add(batch.map(storeWrite));
+    }
+    return storeWriter.drain();
   }
 
   return {
@@ -117,6 +120,7 @@ export function createAuditLog(options: AuditLogOptions): AuditLog {
     async close() {
       closed = true;
       await flush();
+      await storeWriter.close();
       if (!file) return;
       const ended = file;
       // Later records (a stream that outlived the server's close) still reach the store, not an ended file.

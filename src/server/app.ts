@@ -1,3 +1,4 @@
+import type { ServerResponse } from 'node:http';
 import { fastify, type FastifyBaseLogger, type FastifyInstance, type FastifyPluginAsync } from 'fastify';
 import type { GatehouseContext } from '../runtime/context.ts';
 import { handleFrameworkError, installErrorHandler } from './error-handler.ts';
@@ -29,6 +30,13 @@ export interface BuildServerOptions {
 export interface ServerLifecycle {
   readonly draining: boolean;
   beginDraining(): void;
+  /** Counts `response` as in flight until it closes (finished, cut, or abandoned by the client). */
+  track(response: ServerResponse): void;
+  /**
+   * Resolves once every tracked response has closed. Each response's own `close` listeners (its audit record) have
+   * run by then, so what they queued can be flushed before the store closes.
+   */
+  whenIdle(): Promise<void>;
 }
 
 declare module 'fastify' {
@@ -39,12 +47,27 @@ declare module 'fastify' {
 
 function createLifecycle(): ServerLifecycle {
   let draining = false;
+  let open = 0;
+  let idle: PromiseWithResolvers<void> | undefined;
   return {
     get draining() {
       return draining;
     },
     beginDraining() {
       draining = true;
+    },
+    track(response) {
+      open += 1;
+      response.once('close', () => {
+        open -= 1;
+        // Resolving runs the waiter after this `close` event's other listeners: the audit record is queued first.
+        if (open === 0) idle?.resolve();
+      });
+    },
+    whenIdle() {
+      if (open === 0) return Promise.resolve();
+      idle ??= Promise.withResolvers<void>();
+      return idle.promise;
     },
   };
 }
@@ -82,6 +105,7 @@ export async function buildServer(ctx: GatehouseContext, options: BuildServerOpt
   app.decorate('lifecycle', lifecycle);
 
   app.addHook('onRequest', async (request, reply) => {
+    lifecycle.track(reply.raw);
     reply.header(requestIdHeader, request.id);
     if (lifecycle.draining) {
       throw new ProtocolError('temporarily_unavailable', 'The server is shutting down; retry on another instance.', {

@@ -1,5 +1,6 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { ZodError } from 'zod';
+import { StoreUnavailableError } from '../store/store.ts';
 import { ProtocolError, type ErrorCode } from './errors.ts';
 
 /**
@@ -90,6 +91,7 @@ function codeForStatus(status: number): ErrorCode {
 /** Turns anything thrown into a ProtocolError; `undefined` means it was unexpected (a 500). */
 export function toProtocolError(error: unknown): ProtocolError | undefined {
   if (error instanceof ProtocolError) return error;
+  if (error instanceof StoreUnavailableError) return storeUnavailable(error);
   if (error instanceof SyntaxError) {
     // A body parser's JSON.parse failure: its message quotes the input, so it is replaced, never echoed.
     return new ProtocolError('invalid_request', 'The request body is not valid JSON.', { cause: error });
@@ -116,6 +118,19 @@ export function toProtocolError(error: unknown): ProtocolError | undefined {
   return undefined;
 }
 
+/**
+ * Any route whose store call fails because the store is down (or known to be down, see store-health.ts) answers
+ * 503 with `Retry-After`, in the route's format: the client can only wait, and nothing was wrong with its request.
+ * The error's message names the store's endpoint, so it stays in the log (as the cause), never in the body.
+ * @see RFC 9110 §15.6.4 (503), §10.2.3 (Retry-After); RFC 6749 §4.1.2.1 (`temporarily_unavailable`)
+ */
+export function storeUnavailable(error: StoreUnavailableError): ProtocolError {
+  return new ProtocolError('temporarily_unavailable', 'The service is temporarily unavailable; retry later.', {
+    headers: { 'retry-after': String(error.retryAfterSeconds) },
+    cause: error,
+  });
+}
+
 function retryAfterHeader(error: unknown): Record<string, string> {
   const headers = (error as { headers?: Record<string, unknown> }).headers;
   const retryAfter = headers?.['retry-after'];
@@ -140,6 +155,10 @@ export function handleFrameworkError(error: FastifyError, request: FastifyReques
 export function installErrorHandler(app: FastifyInstance): void {
   app.setErrorHandler((error: unknown, request, reply) => {
     const protocolError = toProtocolError(error);
+    if (protocolError?.cause instanceof StoreUnavailableError) {
+      request.log.warn({ errorCode: protocolError.code, reason: protocolError.cause.detail }, 'store unavailable');
+      return sendProtocolError(reply, protocolError, { format: formatFor(request) });
+    }
     if (protocolError) {
       // Client mistakes are routine: log the code, not the error (its message may quote a token in the body).
       request.log.info({ errorCode: protocolError.code, status: protocolError.status }, 'request rejected');

@@ -56,7 +56,12 @@ export function installGracefulShutdown(app: FastifyInstance, options: GracefulS
     deadline.unref();
     let exitCode = 0;
     try {
-      // Stops listening at once; resolves when every connection has ended (drained or cut at the deadline).
+      // Close order: stop listening; let responses and streams end (or cut them at the deadline), each queueing its
+      // audit record as it closes; only then close the parts (the audit log flushes) and, below, the store.
+      // Fastify's own close would run the parts' onClose hooks while streams are still open, losing their records.
+      app.server.close();
+      await app.lifecycle.whenIdle();
+      // Resolves when every connection has ended (idle keep-alive sockets are closed at once).
       await app.close();
     } catch (error) {
       logger.error({ err: error }, 'error while closing the server');

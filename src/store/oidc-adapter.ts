@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { seconds, type Clock } from '../runtime/clock.ts';
-import type { Store } from './store.ts';
+import type { AdapterFactory } from 'oidc-provider';
+import { StoreUnavailableError, type Store } from './store.ts';
 
 /** What oidc-provider stores for one model instance; only the fields the adapter reads are named. */
 export interface OidcPayload {
@@ -90,6 +91,59 @@ export class GrantAlreadyConsumedError extends Error {
     this.error_detail = `${model} already consumed`;
     this.grantId = grantId;
   }
+}
+
+/**
+ * A store outage as oidc-provider understands an error: `expose` with the OAuth code as `message`, so the provider
+ * answers `503 temporarily_unavailable` in each endpoint's own format (JSON, its error page, or — once the client's
+ * redirect URI is validated — a redirect, RFC 6749 §4.1.2.1) instead of a 500 `server_error`. It is still a
+ * StoreUnavailableError, so a Fastify route that reached the provider (consent, callback) maps it the same way.
+ */
+export class ProviderStoreUnavailableError extends StoreUnavailableError {
+  readonly error = 'temporarily_unavailable';
+  readonly error_description = 'The service is temporarily unavailable; retry later.';
+  readonly error_detail: string;
+  readonly status = 503;
+  readonly statusCode = 503;
+  readonly expose = true;
+
+  constructor(outage: StoreUnavailableError) {
+    super('temporarily_unavailable', { cause: outage, retryAfterSeconds: outage.retryAfterSeconds });
+    this.name = 'ProviderStoreUnavailableError';
+    this.error_detail = outage.detail;
+  }
+
+  override get detail(): string {
+    return this.error_detail;
+  }
+}
+
+/** Rethrows a store outage from `pending` as ProviderStoreUnavailableError; anything else passes unchanged. */
+export async function providerFacing<T>(pending: Promise<T>): Promise<T> {
+  try {
+    return await pending;
+  } catch (error) {
+    if (error instanceof StoreUnavailableError && !(error instanceof ProviderStoreUnavailableError)) {
+      throw new ProviderStoreUnavailableError(error);
+    }
+    throw error;
+  }
+}
+
+/** The adapter oidc-provider is given, with every store outage made a `temporarily_unavailable` it can render. */
+export function exposeStoreOutages(factory: AdapterFactory): AdapterFactory {
+  return (name) => {
+    const adapter = factory(name);
+    return {
+      upsert: (id, payload, expiresIn) => providerFacing(adapter.upsert(id, payload, expiresIn)),
+      find: (id) => providerFacing(adapter.find(id)),
+      findByUid: (uid) => providerFacing(adapter.findByUid(uid)),
+      findByUserCode: (userCode) => providerFacing(adapter.findByUserCode(userCode)),
+      consume: (id) => providerFacing(adapter.consume(id)),
+      destroy: (id) => providerFacing(adapter.destroy(id)),
+      revokeByGrantId: (grantId) => providerFacing(adapter.revokeByGrantId(grantId)),
+    };
+  };
 }
 
 export const oidcNamespace = (model: string): string => `oidc:${model}`;

@@ -112,6 +112,30 @@ export async function runScript(
   }
 }
 
+/**
+ * Runs one script many times in one MULTI (one round trip, applied together). A Redis that lost its script cache
+ * (restart) answers NOSCRIPT for every call: the script is loaded and the batch sent again, which is safe because
+ * the batch's scripts are idempotent writes.
+ */
+export async function runScriptBatch(
+  redis: Redis,
+  script: string,
+  calls: readonly { keys: readonly string[]; args: readonly (string | number)[] }[],
+): Promise<void> {
+  const send = async () => {
+    const transaction = redis.multi();
+    for (const { keys, args } of calls) transaction.evalsha(shaOf(script), keys.length, ...keys, ...args);
+    return (await transaction.exec()) ?? [];
+  };
+  let results = await send();
+  if (results.some(([error]) => error?.message.startsWith('NOSCRIPT'))) {
+    await redis.script('LOAD', script);
+    results = await send();
+  }
+  const failed = results.find(([error]) => error !== null)?.[0];
+  if (failed) throw failed;
+}
+
 /** SHA-1 of each script body; a pure cache of constants, computed once. */
 const scriptShas = new Map<string, string>();
 function shaOf(script: string): string {

@@ -7,16 +7,18 @@ import { assertListLimit, assertLockTtl, assertStoreName, serializeValue, ttlMil
 import { connectRedis, type RedisConnection } from './redis-connection.ts';
 import { purgeStaleMembers } from './redis-purge.ts';
 import { RedisSubscriptions } from './redis-subscriptions.ts';
+import { guardStoreHealth } from './store-health.ts';
 import {
   deleteByIndexScript,
   dropStaleMembersScript,
   incrementScript,
   releaseLockScript,
   runScript,
+  runScriptBatch,
   setRecordScript,
   takeRecordScript,
 } from './redis-scripts.ts';
-import type { ListOptions, ReleaseLock, SetOptions, Store, StoreEntry, Unsubscribe } from './store.ts';
+import type { ListOptions, ReleaseLock, SetOptions, Store, StoreEntry, StoreWrite, Unsubscribe } from './store.ts';
 
 export interface RedisStoreOptions {
   /** `redis://` or `rediss://` (TLS), with the password if the server needs one. Never logged. */
@@ -47,7 +49,7 @@ export async function createRedisStore(options: RedisStoreOptions): Promise<Stor
   const subscriptions = new RedisSubscriptions(url, `${keyPrefix}ch:`, logger, tls);
   const store = new RedisStore(connection, subscriptions, keyPrefix, clock, logger);
   if (purgeIntervalMs > 0) store.startPurgeTimer(purgeIntervalMs);
-  return store;
+  return guardStoreHealth(store, { logger });
 }
 
 class RedisStore implements Store {
@@ -90,6 +92,12 @@ class RedisStore implements Store {
 
   async set<T>(namespace: string, key: string, value: T, options: SetOptions = {}): Promise<void> {
     await this.#write(namespace, key, value, options, 'set');
+  }
+
+  async setMany(writes: readonly StoreWrite[]): Promise<void> {
+    const calls = writes.map((write) => this.#setRecordCall(write, 'set'));
+    if (calls.length === 0) return;
+    await this.#call(() => runScriptBatch(this.#redis, setRecordScript, calls));
   }
 
   async setIfAbsent<T>(namespace: string, key: string, value: T, options: SetOptions = {}): Promise<boolean> {
@@ -185,17 +193,23 @@ class RedisStore implements Store {
   }
 
   async #write<T>(namespace: string, key: string, value: T, options: SetOptions, mode: 'set' | 'nx') {
+    const { keys, args } = this.#setRecordCall({ namespace, key, value, options }, mode);
+    return Number(await this.#call(() => runScript(this.#redis, setRecordScript, keys, args)));
+  }
+
+  /** KEYS and ARGV of setRecordScript for one record (validated and serialized here, before anything is sent). */
+  #setRecordCall({ namespace, key, value, options = {} }: StoreWrite, mode: 'set' | 'nx') {
     assertStoreName('namespace', namespace);
     const ttlMs = ttlMilliseconds(options.ttlSeconds);
     serializeValue(value);
-    const envelope: Envelope<T> = { v: value };
+    const envelope: Envelope<unknown> = { v: value };
     if (options.indexes && Object.keys(options.indexes).length > 0) envelope.i = options.indexes;
     if (ttlMs !== undefined) envelope.e = this.#clock.now() + ttlMs;
     const indexArgs = Object.entries(options.indexes ?? {}).flat();
     for (const name of Object.keys(options.indexes ?? {})) assertStoreName('index', name);
     const keys = [this.#recordKey(namespace, key), this.#listKey(namespace)];
     const args = [this.#indexPrefix(namespace), key, JSON.stringify(envelope), ttlMs ?? 0, mode, ...indexArgs];
-    return Number(await this.#call(() => runScript(this.#redis, setRecordScript, keys, args)));
+    return { keys, args };
   }
 
   async #take(namespace: string, key: string): Promise<string | null> {

@@ -4,7 +4,8 @@ import type { Clock } from '../runtime/clock.ts';
 import { LocalPubSub } from './local-pubsub.ts';
 import { assertListLimit, assertLockTtl, assertStoreName, serializeValue, ttlMilliseconds } from './names.ts';
 import { SqliteDatabase } from './sqlite-database.ts';
-import type { ListOptions, ReleaseLock, SetOptions, Store, StoreEntry, Unsubscribe } from './store.ts';
+import { guardStoreHealth } from './store-health.ts';
+import type { ListOptions, ReleaseLock, SetOptions, Store, StoreEntry, StoreWrite, Unsubscribe } from './store.ts';
 
 export interface SqliteStoreOptions {
   /** Database file; its directory is created if missing. `:memory:` gives a private in-memory store for tests. */
@@ -34,7 +35,7 @@ export async function createSqliteStore(options: SqliteStoreOptions): Promise<St
   const db = SqliteDatabase.open(path);
   const store = new SqliteStore(db, clock, logger);
   if (purgeIntervalMs > 0) store.startPurgeTimer(purgeIntervalMs);
-  return store;
+  return guardStoreHealth(store, { logger });
 }
 
 class SqliteStore implements Store {
@@ -73,13 +74,15 @@ class SqliteStore implements Store {
 
   async set<T>(namespace: string, key: string, value: T, options: SetOptions = {}): Promise<void> {
     assertStoreName('namespace', namespace);
-    const expiresAt = this.#expiresAt(options.ttlSeconds);
+    this.#db.transaction(() => this.#put({ namespace, key, value, options }));
+  }
+
+  async setMany(writes: readonly StoreWrite[]): Promise<void> {
+    for (const { namespace } of writes) assertStoreName('namespace', namespace);
+    if (writes.length === 0) return;
+    // One transaction for the batch: one fsync instead of one per record, and all or none of it lands.
     this.#db.transaction(() => {
-      this.#db.run(
-        'INSERT OR REPLACE INTO records (namespace, key, value, expires_at) VALUES (?, ?, ?, ?)',
-        namespace, key, serializeValue(value), expiresAt,
-      );
-      this.#replaceIndexes(namespace, key, options.indexes);
+      for (const write of writes) this.#put(write);
     });
   }
 
@@ -246,6 +249,15 @@ class SqliteStore implements Store {
     clearInterval(this.#purgeTimer);
     this.#pubsub.clear();
     this.#db.close();
+  }
+
+  /** The body of `set`, run inside the caller's transaction. */
+  #put({ namespace, key, value, options = {} }: StoreWrite): void {
+    this.#db.run(
+      'INSERT OR REPLACE INTO records (namespace, key, value, expires_at) VALUES (?, ?, ?, ?)',
+      namespace, key, serializeValue(value), this.#expiresAt(options.ttlSeconds),
+    );
+    this.#replaceIndexes(namespace, key, options.indexes);
   }
 
   #expiresAt(ttlSeconds: number | undefined): number | null {

@@ -20,6 +20,14 @@ export interface SetOptions {
   indexes?: Record<string, string>;
 }
 
+/** One record of a `setMany` batch. */
+export interface StoreWrite<T = unknown> {
+  namespace: string;
+  key: string;
+  value: T;
+  options?: SetOptions;
+}
+
 export interface ListOptions {
   limit?: number;
   /** Return keys strictly after this one (keys are returned in ascending order). */
@@ -36,6 +44,11 @@ export interface Store {
 
   get<T>(namespace: string, key: string): Promise<T | undefined>;
   set<T>(namespace: string, key: string, value: T, options?: SetOptions): Promise<void>;
+  /**
+   * Writes a batch of records as `set` would, in one round trip: one transaction (SQLite) or one MULTI (Redis).
+   * For writers of many small records (the audit log), where one round trip per record is the cost.
+   */
+  setMany(writes: readonly StoreWrite[]): Promise<void>;
   /** Sets only if no live record exists; true when this call created it. */
   setIfAbsent<T>(namespace: string, key: string, value: T, options?: SetOptions): Promise<boolean>;
   delete(namespace: string, key: string): Promise<boolean>;
@@ -69,10 +82,23 @@ export interface Store {
   close(): Promise<void>;
 }
 
+/**
+ * THE error for "the store cannot serve now" (Redis down or frozen, SQLite locked or full), thrown by every backend.
+ * Its message is private detail for logs (it names the endpoint); the error handler answers clients with
+ * `503 temporarily_unavailable` and `Retry-After: retryAfterSeconds`, never with this message.
+ */
 export class StoreUnavailableError extends Error {
   readonly code = 'store_unavailable';
-  constructor(message: string, options?: { cause?: unknown }) {
+  /** When a client may usefully retry: the store-health probe's next attempt. */
+  readonly retryAfterSeconds: number;
+  constructor(message: string, options?: { cause?: unknown; retryAfterSeconds?: number }) {
     super(message, options);
     this.name = 'StoreUnavailableError';
+    this.retryAfterSeconds = options?.retryAfterSeconds ?? 1;
+  }
+
+  /** What went wrong, for the log (never for a client). */
+  get detail(): string {
+    return this.message;
   }
 }

@@ -74,6 +74,34 @@ export function runStoreContract(name: string, factory: () => Promise<StoreUnder
       assert.equal(await store.get('state', 'k'), 2);
     });
 
+    it('setMany writes a batch as set would: values, TTLs, indexes, replacing earlier records', async () => {
+      await store.set('audit', 'a1', { old: true }, { indexes: { user: 'old' } });
+      await store.setMany([
+        { namespace: 'audit', key: 'a1', value: { n: 1 }, options: { indexes: { user: 'u1', tool: 'echo' } } },
+        { namespace: 'audit', key: 'a2', value: { n: 2 }, options: { ttlSeconds: 1, indexes: { user: 'u1' } } },
+        { namespace: 'other', key: 'a3', value: 'plain' },
+      ]);
+      await store.setMany([]);
+      assert.deepEqual(await store.get('audit', 'a1'), { n: 1 });
+      assert.equal(await store.get('other', 'a3'), 'plain');
+      assert.deepEqual((await store.findByIndex('audit', 'user', 'u1')).map((e) => e.key), ['a1', 'a2']);
+      assert.deepEqual(await store.findByIndex('audit', 'user', 'old'), []);
+      assert.deepEqual((await store.list('audit')).map((e) => e.key), ['a1', 'a2']);
+      await subject.advance(1100);
+      assert.equal(await store.get('audit', 'a2'), undefined);
+      assert.deepEqual((await store.findByIndex('audit', 'user', 'u1')).map((e) => e.key), ['a1']);
+    });
+
+    it('setMany rejects a bad name before writing anything', async () => {
+      await assert.rejects(
+        store.setMany([
+          { namespace: 'audit', key: 'ok', value: 1 },
+          { namespace: 'bad name!', key: 'k', value: 2 },
+        ]),
+      );
+      assert.equal(await store.get('audit', 'ok'), undefined);
+    });
+
     it('setIfAbsent creates only when no live record exists', async () => {
       assert.equal(await store.setIfAbsent('jti', 'j1', { first: true }, { ttlSeconds: 1 }), true);
       assert.equal(await store.setIfAbsent('jti', 'j1', { first: false }), false);

@@ -83,6 +83,21 @@ describe('Redis store', () => {
     }
   });
 
+  it('setMany sends the batch in one MULTI and reloads its script after Redis lost the script cache', async () => {
+    const store = await createRedisStore({ url: server.url, keyPrefix: 'batch:', clock: systemClock, purgeIntervalMs: 0 });
+    try {
+      await admin.script('FLUSH');
+      await admin.config('RESETSTAT');
+      const writes = Array.from({ length: 50 }, (_, i) => ({ namespace: 'audit', key: `k${String(i).padStart(2, '0')}`, value: { i } }));
+      await store.setMany(writes);
+      assert.equal((await store.list('audit')).length, 50);
+      const stats = await admin.info('commandstats');
+      assert.match(stats, /cmdstat_exec:calls=2\b/, 'one MULTI/EXEC, and one more after NOSCRIPT');
+    } finally {
+      await store.close();
+    }
+  });
+
   it('writes only prefixed keys, with values as JSON envelopes and native TTLs', async () => {
     const store = await createRedisStore({ url: server.url, keyPrefix: 'shape:', clock: systemClock });
     try {

@@ -24,6 +24,10 @@ export interface RedisServer {
   stop(): Promise<void>;
   /** Stops it if running and starts it again on the same port and password; no data survives (no persistence). */
   restart(): Promise<void>;
+  /** SIGSTOP: the server keeps its connections but answers nothing (a hung host, a long GC pause) until thaw(). */
+  freeze(): void;
+  /** SIGCONT after freeze(); the queued commands are answered. */
+  thaw(): void;
 }
 
 /**
@@ -39,6 +43,7 @@ export async function startRedisServer(options: RedisServerOptions = {}): Promis
   let child: ChildProcess | undefined;
 
   const killOnExit = (): void => {
+    child?.kill('SIGCONT');
     child?.kill('SIGKILL');
   };
 
@@ -75,6 +80,7 @@ export async function startRedisServer(options: RedisServerOptions = {}): Promis
     child = undefined;
     if (running && running.exitCode === null && running.signalCode === null) {
       const exit = new Promise<void>((resolve) => running.once('exit', () => resolve()));
+      running.kill('SIGCONT'); // a frozen server handles SIGTERM only once it runs again
       running.kill('SIGTERM');
       await exit;
     }
@@ -92,6 +98,12 @@ export async function startRedisServer(options: RedisServerOptions = {}): Promis
     restart: async () => {
       await stop();
       await launch();
+    },
+    freeze: () => {
+      child?.kill('SIGSTOP');
+    },
+    thaw: () => {
+      child?.kill('SIGCONT');
     },
   };
 }

@@ -34,6 +34,7 @@ export function createFakeStore(): FakeStore {
     },
     get: notInFake('get'),
     set: notInFake('set'),
+    setMany: notInFake('setMany'),
     setIfAbsent: notInFake('setIfAbsent'),
     delete: notInFake('delete'),
     consume: notInFake('consume'),

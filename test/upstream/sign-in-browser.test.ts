@@ -4,18 +4,24 @@ import { after, before, describe, it } from 'node:test';
 import { chromium, type Browser, type BrowserContext } from 'playwright-core';
 import { startLocalIdentityProvider, type LocalIdentityProvider } from '../../src/demo/local-idp/local-identity-provider.ts';
 import { startWorkloadIdentityIssuer, type WorkloadIdentityIssuer } from '../../src/demo/workload-identity/workload-identity-issuer.ts';
+import { startRedirectListener, type RedirectListener } from '../support/demo-harness.ts';
 import { createGatewaySide, type GatewaySide } from './support/fixture.ts';
 
 const CHROMIUM = '/usr/bin/chromium';
-const PUBLIC_URL = 'http://127.0.0.1:8080';
 
 describe('upstream sign-in in a real browser (headless Chromium)', { skip: existsSync(CHROMIUM) ? false : 'chromium is not installed' }, () => {
   let workload: WorkloadIdentityIssuer;
   let idp: LocalIdentityProvider;
   let gateway: GatewaySide;
   let browser: Browser;
+  // The gateway's callback: a listener on a free port records where the IdP sent the browser (the gateway itself is
+  // not running), so the test never depends on a fixed port such as the demo's 8080 being free.
+  let callbacks: RedirectListener;
+  let PUBLIC_URL: string;
 
   before(async () => {
+    callbacks = await startRedirectListener('/callback');
+    PUBLIC_URL = new URL(callbacks.url).origin;
     workload = await startWorkloadIdentityIssuer();
     idp = await startLocalIdentityProvider({
       gateway: { clientId: 'gatehouse', redirectUris: [`${PUBLIC_URL}/callback`], workloadIssuerUrl: workload.issuer },
@@ -42,24 +48,21 @@ describe('upstream sign-in in a real browser (headless Chromium)', { skip: exist
     await gateway?.store.close();
     await idp?.close();
     await workload?.close();
+    await callbacks?.close();
   });
 
-  /** Runs the IdP sign-in in `context` and returns the callback URL the browser was sent to (the gateway is not running). */
+  /** Runs the IdP sign-in in `context` and returns the callback URL the browser was sent to. */
   async function signInWith(context: BrowserContext, authorizationUrl: string, user: { username: string; password: string }): Promise<URL> {
     const page = await context.newPage();
-    let callback: URL | undefined;
-    await page.route(`${PUBLIC_URL}/**`, async (route) => {
-      callback = new URL(route.request().url());
-      await route.fulfill({ status: 200, contentType: 'text/plain', body: 'callback reached' });
-    });
     await page.goto(authorizationUrl);
     await page.getByLabel('Username').fill(user.username);
     await page.getByLabel('Password').fill(user.password);
+    const callback = callbacks.next();
     await page.getByRole('button', { name: 'Sign in' }).click();
-    await page.waitForURL(`${PUBLIC_URL}/**`);
+    const reached = await callback;
     await page.close();
-    assert.ok(callback, 'the IdP redirected to the gateway callback');
-    return callback;
+    assert.equal(reached.origin, PUBLIC_URL, 'the IdP redirected to the gateway callback');
+    return reached;
   }
 
   it('signs in through the form; a callback carried into another browser fails, the right one succeeds', async () => {

@@ -28,7 +28,7 @@ export interface AuditRecord {
  * How a request ended. `client_closed`: the client went away before its response was complete (a closed tab, a
  * cancelled stream) — a normal end for a stream, not a failure of the gateway or the backend, so never shown as one.
  */
-export const AUDIT_OUTCOMES = ['allowed', 'denied', 'error', 'client_closed'] as const;
+export const AUDIT_OUTCOMES = ['allowed', 'denied', 'error', 'client_closed', 'server_closed'] as const;
 export type AuditOutcome = (typeof AUDIT_OUTCOMES)[number];
 
 export const AUDIT_NAMESPACE = 'audit';

@@ -4,7 +4,8 @@ import type { AuditLog, AuditRecord } from './audit.ts';
 /**
  * The audit record of one request, filled in as the request moves through the gateway (user once the token
  * verifies, method and tool once the body is read, bytes as they flow) and written once when the response closes —
- * whatever way it ends: success, refusal, backend failure or client disconnect (`client_closed`).
+ * whatever way it ends: success, refusal, backend failure, client disconnect (`client_closed`) or a stream still open
+ * when shutdown's grace period ran out (`server_closed`).
  */
 export type AuditDraft = Partial<AuditRecord> & { bytesIn: number; bytesOut: number };
 
@@ -16,9 +17,10 @@ export function startAudit(request: FastifyRequest, reply: FastifyReply, log: Au
   drafts.set(request, draft);
   reply.raw.once('close', () => {
     const status = reply.raw.statusCode;
-    // A response that closed unfinished was cut by the client unless the gateway marked its own cut (a backend
-    // failure mid-stream) as an error first.
-    const outcome = draft.outcome ?? (!reply.raw.writableFinished ? 'client_closed' : status >= 500 ? 'error' : status >= 400 ? 'denied' : 'allowed');
+    // A response that closed unfinished was cut by the client, unless the gateway marked its own cut (a backend
+    // failure mid-stream) as an error first, or shutdown cut it.
+    const cut = request.server.lifecycle.cutting ? 'server_closed' : 'client_closed';
+    const outcome = draft.outcome ?? (!reply.raw.writableFinished ? cut : status >= 500 ? 'error' : status >= 400 ? 'denied' : 'allowed');
     log.record({
       time: started,
       user: draft.user,

@@ -30,6 +30,9 @@ export interface BuildServerOptions {
 export interface ServerLifecycle {
   readonly draining: boolean;
   beginDraining(): void;
+  /** True once shutdown cuts the connections still open (grace period over): a response cut now was cut by us. */
+  readonly cutting: boolean;
+  beginCutting(): void;
   /** Counts `response` as in flight until it closes (finished, cut, or abandoned by the client). */
   track(response: ServerResponse): void;
   /**
@@ -47,6 +50,7 @@ declare module 'fastify' {
 
 function createLifecycle(): ServerLifecycle {
   let draining = false;
+  let cutting = false;
   let open = 0;
   let idle: PromiseWithResolvers<void> | undefined;
   return {
@@ -55,6 +59,12 @@ function createLifecycle(): ServerLifecycle {
     },
     beginDraining() {
       draining = true;
+    },
+    get cutting() {
+      return cutting;
+    },
+    beginCutting() {
+      cutting = true;
     },
     track(response) {
       open += 1;

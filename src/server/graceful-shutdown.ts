@@ -46,6 +46,7 @@ export function installGracefulShutdown(app: FastifyInstance, options: GracefulS
 
   const cutOpenConnections = (why: string) => {
     logger.warn({ why }, 'closing connections still open');
+    app.lifecycle.beginCutting();
     app.server.closeAllConnections();
   };
 

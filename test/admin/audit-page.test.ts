@@ -33,6 +33,6 @@ describe('audit page outcomes', () => {
   });
 
   it('knows every outcome the gateway records', () => {
-    assert.deepEqual([...AUDIT_OUTCOMES], ['allowed', 'denied', 'error', 'client_closed']);
+    assert.deepEqual([...AUDIT_OUTCOMES], ['allowed', 'denied', 'error', 'client_closed', 'server_closed']);
   });
 });

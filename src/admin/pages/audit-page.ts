@@ -1,7 +1,7 @@
 import { AUDIT_OUTCOMES, type AuditEntry, type AuditQuery } from '../audit-query.ts';
 import { code, html, renderConsolePage, table, timeCell, type ConsoleView } from './layout.ts';
 
-// `client_closed` (the client left first) is a normal end: admin.css colours only `denied` and `error` as failures.
+// `client_closed` (the client left first) and `server_closed` (cut at shutdown) are normal ends: admin.css colours only `denied` and `error` as failures.
 const outcomes = AUDIT_OUTCOMES;
 
 export function renderAuditPage(view: ConsoleView, records: AuditEntry[], filter: AuditQuery): string {
@@ -19,7 +19,7 @@ export function renderAuditPage(view: ConsoleView, records: AuditEntry[], filter
     record.client === undefined ? '–' : code(record.client),
     code(record.route),
     record.tool === undefined ? html(record.method ?? '–') : code(record.tool),
-    `<span class="outcome ${record.outcome}">${html(record.outcome === 'client_closed' ? 'client closed' : record.outcome)}</span>`,
+    `<span class="outcome ${record.outcome}">${html(record.outcome.replace('_', ' '))}</span>`,
     String(record.status),
     `${record.durationMs} ms`,
   ]);

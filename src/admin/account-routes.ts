@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
-import { ProtocolError } from '../server/errors.ts';
+import { ProtocolError } from '../errors/protocol-error.ts';
 import { AdminNotFoundError } from './admin-deps.ts';
 import { describeClient } from './clients.ts';
 import { isConsoleAdmin } from './console-session.ts';

@@ -6,6 +6,7 @@ import { systemClock, type Clock } from '../runtime/clock.ts';
 import { openStore } from '../store/open-store.ts';
 import { StoreUnavailableError, type Store } from '../store/store.ts';
 import type { AdminDeps } from './admin-deps.ts';
+import { GatehouseError } from '../errors/internal-errors.ts';
 
 /**
  * The frame every admin CLI command runs in: load the config (`--config FILE`, else the demo defaults), open the
@@ -30,8 +31,11 @@ export const defaultAdminCommandDependencies: AdminCommandDependencies = {
 
 export type CliValues = Record<string, string | boolean | string[] | undefined>;
 
-export class StoreUnreachableError extends Error {
-  readonly exitCode = 1;
+export class StoreUnreachableError extends GatehouseError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('GH_STORE_UNREACHABLE', message, options);
+    this.name = 'StoreUnreachableError';
+  }
 }
 
 const storeProblem = (error: StoreUnavailableError): StoreUnreachableError =>

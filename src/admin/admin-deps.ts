@@ -3,6 +3,7 @@ import type { EndGrant } from '../grants/end-grant.ts';
 import type { Clock } from '../runtime/clock.ts';
 import type { Store } from '../store/store.ts';
 import { oidcNamespace } from '../store/oidc-adapter.ts';
+import { GatehouseError } from '../errors/internal-errors.ts';
 
 /**
  * What the admin operations (CLI and console alike) need: the store the gateway uses, the clock, and the config
@@ -17,10 +18,9 @@ export interface AdminDeps {
 }
 
 /** "No such client/grant/user" (or one the caller may not see): the CLI prints it, the console answers 404. */
-export class AdminNotFoundError extends Error {
-  readonly exitCode = 1;
+export class AdminNotFoundError extends GatehouseError {
   constructor(message: string) {
-    super(message);
+    super('GH_NOT_FOUND', message);
     this.name = 'AdminNotFoundError';
   }
 }

@@ -12,7 +12,7 @@ import { checkConsoleCsrf } from './console-csrf.ts';
 import { createConsoleState, type ConsoleState } from './console-state.ts';
 import type { GatehouseMetrics } from './metrics.ts';
 import { ADMIN_STYLESHEET_PATH, renderBarePage } from './pages/layout.ts';
-import { ProtocolError } from '../server/errors.ts';
+import { ProtocolError } from '../errors/protocol-error.ts';
 
 /**
  * The admin console (`/admin`, admins only) and the connected-apps page (`/account`, every signed-in user), both

@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { z } from 'zod';
 import { ACCOUNT_NAMESPACE } from '../authorization/account-record.ts';
-import { ProtocolError } from '../server/errors.ts';
+import { ProtocolError } from '../errors/protocol-error.ts';
 import { AdminNotFoundError, listAll } from './admin-deps.ts';
 import { AUDIT_OUTCOMES, queryAudit, recentUseSince, type AuditQuery } from './audit-query.ts';
 import { listClients, revokeClient } from './clients.ts';

@@ -1,7 +1,7 @@
 import type { FastifyRequest } from 'fastify';
 import { isSameOriginRequest } from '../authorization/request-origin.ts';
 import { constantTimeEqual } from '../keys/hashing.ts';
-import { ProtocolError } from '../server/errors.ts';
+import { ProtocolError } from '../errors/protocol-error.ts';
 import type { ConsoleSession } from './console-session.ts';
 
 /**

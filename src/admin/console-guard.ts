@@ -3,8 +3,8 @@ import type { ConsoleSession } from './console-session.ts';
 import { adminRightsStale, isConsoleAdmin } from './console-session.ts';
 import type { ConsoleState } from './console-state.ts';
 import { checkConsoleCsrf } from './console-csrf.ts';
-import { renderBarePage } from './pages/layout.ts';
-import { ProtocolError } from '../server/errors.ts';
+import { sendProtocolError } from '../server/error-handler.ts';
+import { ProtocolError } from '../errors/protocol-error.ts';
 
 /**
  * Who may see a console page. Not signed in: to sign-in, then back here (GET) or refused (POST: a form cannot be
@@ -28,11 +28,7 @@ export async function adminForPage(state: ConsoleState, request: FastifyRequest,
     return undefined;
   }
   if (isConsoleAdmin(session, state.ctx.config.admin)) return session;
-  await reply
-    .code(403)
-    .header('cache-control', 'no-store')
-    .type('text/html; charset=utf-8')
-    .send(renderBarePage('Not allowed', 'Your account does not have access to the admin console.'));
+  await sendProtocolError(reply, new ProtocolError('access_denied', 'Your account does not have access to the admin console.'), { format: 'html' });
   return undefined;
 }
 

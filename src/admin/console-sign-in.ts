@@ -1,5 +1,5 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { ProtocolError } from '../server/errors.ts';
+import { ProtocolError } from '../errors/protocol-error.ts';
 import type { CompletedSignIn } from '../upstream/types.ts';
 import type { ConsoleState } from './console-state.ts';
 

@@ -1,7 +1,8 @@
 import { fastify, type FastifyInstance, type FastifyPluginAsync, type FastifyReply, type FastifyRequest } from 'fastify';
 import { constantTimeEqual } from '../keys/hashing.ts';
 import type { GatehouseContext } from '../runtime/context.ts';
-import { ProtocolError } from '../server/errors.ts';
+import { ProtocolError } from '../errors/protocol-error.ts';
+import { sendProtocolError } from '../server/error-handler.ts';
 import type { GatehouseMetrics } from './metrics.ts';
 
 /**
@@ -33,12 +34,13 @@ function bearerMatches(request: FastifyRequest, token: string): boolean {
   return match !== null && constantTimeEqual(match[1] ?? '', token);
 }
 
+const metricsTokenRequired = () =>
+  new ProtocolError('invalid_token', 'The metrics endpoint needs the configured bearer token.', {
+    headers: { 'www-authenticate': 'Bearer realm="metrics"' },
+  });
+
 function checkBearer(request: FastifyRequest, token: string): void {
-  if (!bearerMatches(request, token)) {
-    throw new ProtocolError('invalid_token', 'The metrics endpoint needs the configured bearer token.', {
-      headers: { 'www-authenticate': 'Bearer realm="metrics"' },
-    });
-  }
+  if (!bearerMatches(request, token)) throw metricsTokenRequired();
 }
 
 /** The `/metrics` route on the main server (a no-op plugin when a separate metrics port is configured). */
@@ -64,13 +66,13 @@ export async function startMetricsListener(ctx: GatehouseContext, metrics: Gateh
   const { metricsToken } = ctx.config.admin;
   const app = fastify({ logger: false });
   app.get('/metrics', async (request, reply) => {
-    // A bare listener without the main error handler: the few answers are written here.
+    // A bare listener without the main error handler: its two refusals go through the same renderer.
     if (metricsToken !== undefined && !bearerMatches(request, metricsToken)) {
-      return reply.code(401).header('www-authenticate', 'Bearer realm="metrics"').send({ error: 'invalid_token' });
+      return sendProtocolError(reply, metricsTokenRequired());
     }
     return sendMetrics(metrics, reply);
   });
-  app.setNotFoundHandler((_request, reply) => reply.code(404).send({ error: 'not_found' }));
+  app.setNotFoundHandler((_request, reply) => sendProtocolError(reply, new ProtocolError('not_found', 'No such endpoint.')));
   await app.listen({ host: ctx.config.server.host, port });
   return app;
 }

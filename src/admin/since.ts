@@ -1,11 +1,12 @@
+import { GatehouseError } from '../errors/internal-errors.ts';
 /**
  * `--since` (and the console's time filter): an ISO 8601 date or date-time (`2026-05-01`, `2026-05-01T10:00:00Z`)
  * or a relative age (`90s`, `15m`, `2h`, `7d`, `1w`). Anything else is a usage error naming both forms, because a
  * silently ignored filter would show the operator the wrong records.
  */
-export class InvalidSinceError extends Error {
+export class InvalidSinceError extends GatehouseError {
   constructor(value: string) {
-    super(`--since ${JSON.stringify(value)} is not a time: use ISO 8601 (2026-05-01T10:00:00Z) or an age like 15m, 2h, 7d`);
+    super('GH_USAGE', `--since ${JSON.stringify(value)} is not a time: use ISO 8601 (2026-05-01T10:00:00Z) or an age like 15m, 2h, 7d`);
     this.name = 'InvalidSinceError';
   }
 }

@@ -5,6 +5,8 @@ import { errors } from 'oidc-provider';
 import type { Logger } from 'pino';
 import { z } from 'zod';
 import type { Keyring } from '../keys/keyring.ts';
+import { ProtocolError } from '../errors/protocol-error.ts';
+import { renderErrorBody } from '../errors/render-error.ts';
 
 /**
  * RFC 7009 revocation of our JWT access tokens. oidc-provider cannot look up a structured token, so its revocation
@@ -56,7 +58,8 @@ export function installAccessTokenRevocation(provider: Provider, options: Access
     } catch (error) {
       // RFC 7009 §2.2.1: the revocation could not happen now; the client may retry.
       logger.error({ err: error }, 'access token revocation failed');
-      answer(ctx, 503, { error: 'temporarily_unavailable', error_description: 'The token could not be revoked now; try again later.' });
+      const unavailable = new ProtocolError('temporarily_unavailable', 'The token could not be revoked now; try again later.');
+      answer(ctx, unavailable.status, renderErrorBody(unavailable).body, 'application/json; charset=utf-8');
       ctx.set('retry-after', '5');
       return;
     }
@@ -103,9 +106,10 @@ async function revokeGrantOfToken(provider: Provider, ctx: KoaContextWithOIDC, c
   provider.emit('grant.revoked', ctx, grantId);
 }
 
-function answer(ctx: KoaContextWithOIDC, status: number, body: string | Record<string, string>): void {
+function answer(ctx: KoaContextWithOIDC, status: number, body: string, contentType?: string): void {
   // The provider already rendered its error (JSON or an HTML page); replace it entirely.
   ctx.remove('content-type');
   ctx.body = body;
   ctx.status = status;
+  if (contentType !== undefined) ctx.type = contentType;
 }

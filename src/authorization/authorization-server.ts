@@ -17,7 +17,6 @@ import { createGuardedFetch, type GuardedFetchOptions } from './client-metadata-
 import { registerConsentRoutes } from './consent-routes.ts';
 import { deriveCookieKeys } from './cookie-keys.ts';
 import { registerSignInRoutes } from './finish-sign-in.ts';
-import { STYLESHEET_PATH } from './html.ts';
 import type { ConsoleSignIn, InteractionDeps } from './interaction-deps.ts';
 import { confidentialClientIds, preRegisteredClientMetadata } from './pre-registered-clients.ts';
 import { protectedResources } from './protected-resources.ts';
@@ -56,7 +55,6 @@ export interface AuthorizationServer {
   provider: Provider;
 }
 
-const stylesheet = readFileSync(new URL('./gatehouse.css', import.meta.url), 'utf8');
 
 export async function createAuthorizationServer(ctx: GatehouseContext, deps: AuthorizationServerDeps): Promise<AuthorizationServer> {
   const authorization = ctx.config.authorization;
@@ -141,9 +139,6 @@ export async function createAuthorizationServer(ctx: GatehouseContext, deps: Aut
     mountProvider(app, { ctx, provider: current });
     registerConsentRoutes(app, interactionDeps);
     registerSignInRoutes(app, interactionDeps);
-    app.get(STYLESHEET_PATH, async (_request, reply) =>
-      reply.type('text/css; charset=utf-8').header('cache-control', 'public, max-age=3600').send(stylesheet),
-    );
   };
 
   return {

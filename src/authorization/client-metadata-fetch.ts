@@ -3,6 +3,7 @@ import { isIP, type LookupFunction } from 'node:net';
 import { rootCertificates } from 'node:tls';
 import { Agent, fetch as undiciFetch } from 'undici';
 import { isLoopbackAddress, isPublicAddress } from './address-policy.ts';
+import { GatehouseError } from '../errors/internal-errors.ts';
 
 /**
  * Fetching a Client ID Metadata Document (CIMD) is fetching an attacker-chosen URL from inside our network, so every
@@ -38,10 +39,10 @@ export interface GuardedFetchOptions {
 export type GuardedFetch = (input: string | URL, init?: { headers?: ConstructorParameters<typeof Headers>[0]; signal?: AbortSignal | null }) => Promise<Response>;
 
 /** Why a document could not be fetched; the message is safe to log but is not shown to clients verbatim. */
-export class ClientMetadataFetchError extends Error {
+export class ClientMetadataFetchError extends GatehouseError {
   readonly reason: 'scheme' | 'address' | 'redirect' | 'too_large' | 'status' | 'network';
   constructor(reason: ClientMetadataFetchError['reason'], message: string, options?: { cause?: unknown }) {
-    super(message, options);
+    super('GH_CLIENT_METADATA_FETCH', message, options);
     this.name = 'ClientMetadataFetchError';
     this.reason = reason;
   }

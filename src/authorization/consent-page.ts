@@ -1,4 +1,4 @@
-import { escapeHtml, renderPage } from './html.ts';
+import { escapeHtml, renderPage } from '../web/html.ts';
 import { isLoopbackRedirectHost, isPrivateUseRedirectUri } from './redirect-uri-policy.ts';
 
 /**

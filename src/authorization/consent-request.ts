@@ -1,5 +1,5 @@
 import type { Client, InteractionDetails } from 'oidc-provider';
-import { ProtocolError } from '../server/errors.ts';
+import { ProtocolError } from '../errors/protocol-error.ts';
 import type { ProtectedResource, ProtectedResources } from './protected-resources.ts';
 
 /**

@@ -2,7 +2,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Client, InteractionDetails } from 'oidc-provider';
 import { z } from 'zod';
 import { constantTimeEqual } from '../keys/hashing.ts';
-import { ProtocolError } from '../server/errors.ts';
+import { ProtocolError } from '../errors/protocol-error.ts';
 import { decideClientIdUrl, isClientIdUrl } from './client-metadata-policy.ts';
 import { consentSubjectFrom, type ConsentSubject } from './consent-request.ts';
 import { renderConsentPage, type ConsentView } from './consent-page.ts';

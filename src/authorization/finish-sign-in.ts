@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Grant, InteractionDetails } from 'oidc-provider';
 import { forgetDownstreamTokens } from '../broker/downstream-cache.ts';
-import { ProtocolError } from '../server/errors.ts';
+import { ProtocolError } from '../errors/protocol-error.ts';
 import type { CompletedSignIn } from '../upstream/types.ts';
 import { recordSignIn } from './account-record.ts';
 import { approveRedirectUri } from './approved-redirects.ts';

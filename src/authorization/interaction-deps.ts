@@ -3,7 +3,7 @@ import type Provider from 'oidc-provider';
 import type { InteractionDetails, InteractionResult } from 'oidc-provider';
 import { z } from 'zod';
 import type { GatehouseContext } from '../runtime/context.ts';
-import { ProtocolError } from '../server/errors.ts';
+import { ProtocolError } from '../errors/protocol-error.ts';
 import type { CompletedSignIn, UpstreamClient } from '../upstream/types.ts';
 import type { BrowserCookies } from './browser-cookies.ts';
 import type { ProtectedResources } from './protected-resources.ts';

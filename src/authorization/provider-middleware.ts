@@ -1,7 +1,8 @@
 import type Provider from 'oidc-provider';
 import type { KoaContextWithOIDC } from 'oidc-provider';
 import type { ProtectedResources } from './protected-resources.ts';
-import { renderErrorPage } from './html.ts';
+import { renderErrorPage } from '../errors/error-page.ts';
+import { errorCatalogue, type ErrorCode } from '../errors/protocol-error.ts';
 
 /**
  * MCP clients that found no `scope` in the resource's challenge or metadata send none (MCP 2025-06-18 §Scope
@@ -41,11 +42,12 @@ export function installRetryAfter(provider: Provider): void {
  * The provider's descriptions are fixed texts about the request, never secrets.
  */
 export async function renderProviderError(ctx: KoaContextWithOIDC, out: Record<string, unknown>): Promise<void> {
-  const code = typeof out.error === 'string' ? out.error : 'server_error';
+  const code = typeof out.error === 'string' && Object.hasOwn(errorCatalogue, out.error) ? (out.error as ErrorCode) : 'invalid_request';
   const description = typeof out.error_description === 'string' ? out.error_description : 'The request could not be processed.';
   ctx.type = 'html';
   ctx.set('content-security-policy', "default-src 'none'; style-src 'self'; frame-ancestors 'none'; base-uri 'none'");
   ctx.set('x-frame-options', 'DENY');
   ctx.set('cache-control', 'no-store');
-  ctx.body = renderErrorPage(code, description);
+  const requestId = ctx.res.getHeader('x-request-id');
+  ctx.body = renderErrorPage({ code, description, requestId: typeof requestId === 'string' ? requestId : undefined });
 }

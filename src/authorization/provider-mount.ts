@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest, HTTPMethods } from 'fastify';
 import type { GatehouseContext } from '../runtime/context.ts';
 import type { CurrentProvider } from './current-provider.ts';
-import { ProtocolError } from '../server/errors.ts';
+import { ProtocolError } from '../errors/protocol-error.ts';
 import { OAUTH_BODY_MAX_BYTES, readProviderBody, REGISTRATION_MAX_BYTES, withReadBody } from './provider-body.ts';
 
 /**
@@ -97,6 +97,9 @@ export function mountProvider(app: FastifyInstance, options: ProviderMountOption
       raw.url = inner + query;
     }
     reply.hijack();
+    // A hijacked reply skips Fastify's header handling: the request id goes on the raw response, where the provider's
+    // answers (and its error page, which shows it) carry it.
+    reply.raw.setHeader('x-request-id', request.id);
     provider.handle(withReadBody(raw, body), reply.raw);
   };
 

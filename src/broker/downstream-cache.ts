@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { Keyring } from '../keys/keyring.ts';
 import type { Store } from '../store/store.ts';
-import type { ErrorCode } from '../server/errors.ts';
+import type { ErrorCode } from '../errors/protocol-error.ts';
 import type { DownstreamToken } from './types.ts';
 
 /**

@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import type { DownstreamConfig, GatehouseConfig } from '../config/schema.ts';
 import type { Keyring } from '../keys/keyring.ts';
 import type { Clock } from '../runtime/clock.ts';
-import { ProtocolError } from '../server/errors.ts';
+import { ProtocolError } from '../errors/protocol-error.ts';
 import type { Store } from '../store/store.ts';
 import type { UpstreamClient, UpstreamIdentity } from '../upstream/types.ts';
 import {

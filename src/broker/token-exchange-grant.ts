@@ -2,7 +2,7 @@ import { createLocalJWKSet, errors as joseErrors, jwtVerify } from 'jose';
 import type { DownstreamConfig, GatehouseConfig } from '../config/schema.ts';
 import type { Keyring } from '../keys/keyring.ts';
 import type { Clock } from '../runtime/clock.ts';
-import { errorCatalogue, ProtocolError, type ErrorCode } from '../server/errors.ts';
+import { errorCatalogue, ProtocolError, type ErrorCode } from '../errors/protocol-error.ts';
 import type { TokenBroker } from './types.ts';
 
 /**

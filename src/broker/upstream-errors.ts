@@ -1,4 +1,4 @@
-import { ProtocolError } from '../server/errors.ts';
+import { ProtocolError } from '../errors/protocol-error.ts';
 
 /**
  * Turns whatever the upstream identity provider (or the network to it) failed with into the one thing the MCP client

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Clock } from '../runtime/clock.ts';
-import { ProtocolError, type ErrorCode } from '../server/errors.ts';
+import { ProtocolError, type ErrorCode } from '../errors/protocol-error.ts';
 import type { Store } from '../store/store.ts';
 import type { UpstreamClient, UpstreamTokens } from '../upstream/types.ts';
 import { countingUpstreamFailure, type BrokerGatehouseMetrics } from './gatehouse-reporting.ts';

@@ -1,3 +1,4 @@
+import { GatehouseError } from '../errors/internal-errors.ts';
 /**
  * The shape of every `gatehouse` command. Commands are plain objects in src/cli/commands/, listed in
  * src/cli/commands/index.ts; src/cli/main.ts parses argv (node:util parseArgs), prints `--help` from these fields,
@@ -29,6 +30,9 @@ export interface CliCommand {
 }
 
 /** A usage or configuration mistake: printed as one line, exit code 2. */
-export class CliUsageError extends Error {
-  readonly exitCode = 2;
+export class CliUsageError extends GatehouseError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('GH_USAGE', message, options);
+    this.name = 'CliUsageError';
+  }
 }

@@ -4,6 +4,7 @@ import type { Clock } from '../runtime/clock.ts';
 import type { Random } from '../runtime/random.ts';
 import type { Store } from '../store/store.ts';
 import { generateKeySet, KeySetError, parseKeySet, serializeKeySet, type KeySetFile } from './key-set.ts';
+import { GatehouseError } from '../errors/internal-errors.ts';
 
 /**
  * Where the key set lives: a record in the store (`keys.source: store`, the default) or a file written by
@@ -29,10 +30,9 @@ const UPDATE_LOCK_TTL_MS = 30_000;
 export type KeysConfig = GatehouseConfig['keys'];
 
 /** Another rotate/prune holds the update lock. Retrying shortly is the fix; nothing was changed. */
-export class KeyUpdateInProgressError extends Error {
-  readonly code = 'key_update_in_progress';
+export class KeyUpdateInProgressError extends GatehouseError {
   constructor() {
-    super('another key rotation or prune is in progress; try again shortly');
+    super('GH_KEY_UPDATE_BUSY', 'another key rotation or prune is in progress; try again shortly');
     this.name = 'KeyUpdateInProgressError';
   }
 }

@@ -3,6 +3,7 @@ import type { JWK } from 'jose';
 import { z } from 'zod';
 import { cryptoRandom, type Random } from '../runtime/random.ts';
 import type { SigningAlgorithm } from './keyring.ts';
+import { GatehouseError } from '../errors/internal-errors.ts';
 
 /**
  * The key set: every signing and sealing key Gatehouse holds, in the one shape used by the key file written by
@@ -37,10 +38,9 @@ export interface KeySetFile {
 }
 
 /** Thrown for a key set that cannot be used. The message names what is wrong and never contains key material. */
-export class KeySetError extends Error {
-  readonly code = 'invalid_key_set';
+export class KeySetError extends GatehouseError {
   constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
+    super('GH_KEY_SET_INVALID', message, options);
     this.name = 'KeySetError';
   }
 }

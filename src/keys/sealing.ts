@@ -1,4 +1,5 @@
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import { GatehouseError } from '../errors/internal-errors.ts';
 
 /**
  * AES-256-GCM sealing of secrets at rest (upstream refresh/access tokens). The design this replaces used AES with a
@@ -18,10 +19,9 @@ const TAG_BYTES = 16;
 const KEY_BYTES = 32;
 
 /** A sealed value could not be opened. Deliberately says nothing about keys, lengths or which check failed. */
-export class SealError extends Error {
-  readonly code = 'seal_failed';
+export class SealError extends GatehouseError {
   constructor(message = 'sealed value cannot be opened') {
-    super(message);
+    super('GH_UNSEAL_FAILED', message);
     this.name = 'SealError';
   }
 }

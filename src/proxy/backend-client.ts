@@ -1,7 +1,7 @@
 import type { Readable } from 'node:stream';
 import { Agent, errors as undiciErrors, request, type Dispatcher } from 'undici';
 import type { RouteConfig } from '../config/schema.ts';
-import { ProtocolError } from '../server/errors.ts';
+import { ProtocolError } from '../errors/protocol-error.ts';
 
 /**
  * Outbound HTTP to backends: one pooled undici Agent per route (keep-alive connections are what keeps the added

@@ -1,5 +1,5 @@
-import { ProtocolError } from '../server/errors.ts';
-import { insufficientScope } from './bearer-challenge.ts';
+import { ProtocolError } from '../errors/protocol-error.ts';
+import { insufficientScope } from '../errors/bearer-challenge.ts';
 import { JSONRPC, McpGatewayError } from './gateway-error.ts';
 import type { AuthorizedCall } from './gateway-runtime.ts';
 import type { McpPost } from './mcp-message.ts';

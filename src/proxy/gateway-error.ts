@@ -1,10 +1,10 @@
 import type { FastifyRequest } from 'fastify';
-import { jsonRpcCodes, ProtocolError, type ErrorCode, type ProtocolErrorOptions } from '../server/errors.ts';
+import { jsonRpcCodes, ProtocolError, type ErrorCode, type ProtocolErrorOptions } from '../errors/protocol-error.ts';
 
 /**
  * A ProtocolError raised on an MCP route that names a more precise JSON-RPC code than the catalogue's, for the cases
  * where JSON-RPC or MCP assigns one (e.g. -32020 HeaderMismatch for `Mcp-Method`/`Mcp-Name` disagreeing with the
- * body). The codes themselves live in the one catalogue (src/server/errors.ts).
+ * body). The codes themselves live in the one catalogue (src/errors/protocol-error.ts).
  */
 export class McpGatewayError extends ProtocolError {
   constructor(code: ErrorCode, jsonRpcCode: number, description: string, options?: ProtocolErrorOptions) {

@@ -3,8 +3,9 @@ import type { GatehouseMetrics } from '../admin/metrics.ts';
 import type { TokenBroker } from '../broker/types.ts';
 import type { RouteConfig } from '../config/schema.ts';
 import type { GatehouseContext } from '../runtime/context.ts';
-import { sendProtocolError, toProtocolError, type ErrorFormat } from '../server/error-handler.ts';
-import { ProtocolError } from '../server/errors.ts';
+import type { ErrorFormat } from '../errors/render-error.ts';
+import { sendProtocolError, toProtocolError } from '../server/error-handler.ts';
+import { ProtocolError } from '../errors/protocol-error.ts';
 import type { AuditLogOptions } from './audit.ts';
 import { requestJsonRpcId } from './gateway-error.ts';
 import { installCors } from './cors.ts';
@@ -150,9 +151,9 @@ function sendGatewayError(request: FastifyRequest, reply: FastifyReply, error: u
     request.log.error({ err: error }, 'unexpected gateway error');
   } else if (protocolError.status >= 500) {
     // Backend trouble is worth a warning with its cause (never shown to the client).
-    request.log.warn({ errorCode: protocolError.code, cause: (protocolError.cause as Error | undefined)?.message }, 'gateway error');
+    request.log.warn({ errorCode: protocolError.code, detail: protocolError.detail, cause: (protocolError.cause as Error | undefined)?.message }, 'gateway error');
   } else {
-    request.log.info({ errorCode: protocolError.code, status: protocolError.status }, 'request rejected');
+    request.log.info({ errorCode: protocolError.code, status: protocolError.status, detail: protocolError.detail }, 'request rejected');
   }
   const rendered = protocolError ?? new ProtocolError('server_error');
   if (reply.sent || reply.raw.headersSent) {

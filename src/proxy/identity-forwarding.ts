@@ -1,9 +1,9 @@
 import type { RouteConfig } from '../config/schema.ts';
 import type { TokenBroker } from '../broker/types.ts';
 import type { EndGrant } from '../grants/end-grant.ts';
-import { ProtocolError } from '../server/errors.ts';
+import { ProtocolError } from '../errors/protocol-error.ts';
 import type { AccountRecord } from './account-cache.ts';
-import { unauthorized, type ChallengeTarget } from './bearer-challenge.ts';
+import { unauthorized, type ChallengeTarget } from '../errors/bearer-challenge.ts';
 import type { IdentityAssertionSigner } from './identity-assertion.ts';
 import type { AccessTokenClaims } from './verify-access-token.ts';
 

@@ -1,4 +1,4 @@
-import { ProtocolError } from '../server/errors.ts';
+import { ProtocolError } from '../errors/protocol-error.ts';
 
 /**
  * DNS-rebinding defence: a web page on an attacker's domain resolving to the gateway's address would otherwise be

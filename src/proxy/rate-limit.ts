@@ -1,7 +1,7 @@
 import type { RouteConfig } from '../config/schema.ts';
 import type { Clock } from '../runtime/clock.ts';
 import type { Store } from '../store/store.ts';
-import { ProtocolError } from '../server/errors.ts';
+import { ProtocolError } from '../errors/protocol-error.ts';
 
 /**
  * Per-user and per-client request budgets on MCP routes, as fixed one-minute windows.

@@ -1,5 +1,5 @@
 import type { RouteConfig } from '../config/schema.ts';
-import type { ChallengeTarget } from './bearer-challenge.ts';
+import type { ChallengeTarget } from '../errors/bearer-challenge.ts';
 import { createBackendClient, type BackendClient } from './backend-client.ts';
 import { resourceMetadataUrl, resourceUrl } from './protected-resource-metadata.ts';
 import type { VerifyTarget } from './verify-access-token.ts';

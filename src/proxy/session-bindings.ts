@@ -1,5 +1,5 @@
 import type { Store } from '../store/store.ts';
-import { jsonRpcCodes, ProtocolError } from '../server/errors.ts';
+import { jsonRpcCodes, ProtocolError } from '../errors/protocol-error.ts';
 
 /**
  * MCP session ids bound to the user who created them. A session id is a routing handle, not a credential (MCP

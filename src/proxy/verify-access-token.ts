@@ -2,7 +2,7 @@ import { importJWK, jwtVerify, errors as joseErrors, type JWTPayload, type Crypt
 import type { Keyring } from '../keys/keyring.ts';
 import type { Clock } from '../runtime/clock.ts';
 import type { RevokedGrantsCache } from '../grants/revoked-grants.ts';
-import { insufficientScope, unauthorized, type ChallengeTarget } from './bearer-challenge.ts';
+import { insufficientScope, unauthorized, type ChallengeTarget } from '../errors/bearer-challenge.ts';
 
 /**
  * Bearer check for protected routes. Runs on every proxied request, so it is local: signature against the keyring's

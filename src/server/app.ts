@@ -3,11 +3,15 @@ import { fastify, type FastifyBaseLogger, type FastifyInstance, type FastifyPlug
 import type { GatehouseContext } from '../runtime/context.ts';
 import { handleFrameworkError, installErrorHandler } from './error-handler.ts';
 import { handleClientError } from './client-errors.ts';
-import { ProtocolError } from './errors.ts';
+import { ProtocolError } from '../errors/protocol-error.ts';
 import { registerHealthRoutes, type ReadinessCheck } from './health.ts';
 import { refuseRepeatedHeaders } from './repeated-headers.ts';
 import { createRequestIdGenerator, requestIdHeader } from './request-id.ts';
 import { installSecurityHeaders } from './security-headers.ts';
+import { readFileSync } from 'node:fs';
+import { STYLESHEET_PATH } from '../web/html.ts';
+
+const pageStylesheet = readFileSync(new URL('../web/gatehouse.css', import.meta.url), 'utf8');
 
 /**
  * The HTTP server every part of Gatehouse is mounted on.
@@ -132,6 +136,11 @@ export async function buildServer(ctx: GatehouseContext, options: BuildServerOpt
     isDraining: () => lifecycle.draining,
     checkTimeoutMs: options.readinessTimeoutMs,
   });
+
+  // The stylesheet of every server-rendered page: consent, sign-in, and the error page (CSP `style-src 'self'`).
+  app.get(STYLESHEET_PATH, async (_request, reply) =>
+    reply.type('text/css; charset=utf-8').header('cache-control', 'public, max-age=3600').send(pageStylesheet),
+  );
 
   for (const plugin of options.plugins ?? []) await app.register(plugin);
   await app.ready();

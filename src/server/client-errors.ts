@@ -1,5 +1,7 @@
 import { STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
+import { ProtocolError } from '../errors/protocol-error.ts';
+import { renderErrorBody } from '../errors/render-error.ts';
 
 /**
  * Requests Node's HTTP parser rejects before Fastify sees them (malformed request line, headers too large, a client
@@ -19,10 +21,8 @@ export function handleClientError(error: ConnectionError, socket: Socket): void 
   // A reset connection has nobody left to answer (https://nodejs.org/api/http.html#event-clienterror).
   if (error.code === 'ECONNRESET' || socket.destroyed) return;
   const status = statusFor(error);
-  const body = JSON.stringify({
-    error: 'invalid_request',
-    error_description: status === 431 ? 'The request headers are too large.' : status === 408 ? 'The request took too long to arrive.' : 'The HTTP request is malformed.',
-  });
+  const description = status === 431 ? 'The request headers are too large.' : status === 408 ? 'The request took too long to arrive.' : 'The HTTP request is malformed.';
+  const { body } = renderErrorBody(new ProtocolError('invalid_request', description, { status }));
   if (socket.writable) {
     socket.write(
       `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` +

@@ -1,17 +1,17 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { ZodError } from 'zod';
 import { StoreUnavailableError } from '../store/store.ts';
-import { ProtocolError, type ErrorCode } from './errors.ts';
+import { ProtocolError, type ErrorCode } from '../errors/protocol-error.ts';
+import { renderErrorBody, type ErrorFormat, type RenderErrorOptions } from '../errors/render-error.ts';
 
 /**
- * THE place where errors become responses. Handlers throw ProtocolError; this file renders it as OAuth JSON
- * (RFC 6749 §5.2, RFC 6750 §3), a JSON-RPC error (MCP routes) or a minimal HTML page (browser-facing routes).
+ * Where Fastify's errors become responses. Handlers throw ProtocolError; this file sends it, rendered by the one
+ * renderer (src/errors/render-error.ts) as OAuth JSON (RFC 6749 §5.2, RFC 6750 §3), a JSON-RPC error (MCP routes)
+ * or the styled HTML error page (browser-facing routes).
  * Everything that is not a ProtocolError is mapped to one without echoing its message: Fastify's JSON parse errors
  * quote the request body, which may hold a token, and unexpected errors may hold internal detail. Unexpected errors
  * are logged server-side with the request id and answered with a generic 500 `server_error`.
  */
-
-export type ErrorFormat = 'oauth-json' | 'jsonrpc' | 'html';
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -20,42 +20,7 @@ declare module 'fastify' {
   }
 }
 
-export interface SendProtocolErrorOptions {
-  format?: ErrorFormat;
-  /** JSON-RPC request id, when the failing request's id is known; `null` otherwise (JSON-RPC 2.0 §5). */
-  id?: string | number | null;
-}
-
-/** Minimal escaping for the fallback error page; the authorization server renders its own styled pages. */
-function escapeHtml(text: string): string {
-  return text.replace(/[&<>"']/g, (char) => `&#${char.charCodeAt(0)};`);
-}
-
-export function renderErrorBody(error: ProtocolError, options: SendProtocolErrorOptions = {}): { contentType: string; body: string } {
-  switch (options.format ?? 'oauth-json') {
-    case 'jsonrpc':
-      return {
-        contentType: 'application/json; charset=utf-8',
-        body: JSON.stringify({
-          jsonrpc: '2.0',
-          id: options.id ?? null,
-          error: { code: error.jsonRpcCode, message: error.description },
-        }),
-      };
-    case 'html':
-      return {
-        contentType: 'text/html; charset=utf-8',
-        body:
-          `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Error: ${escapeHtml(error.code)}</title></head>` +
-          `<body><h1>${escapeHtml(error.code)}</h1><p>${escapeHtml(error.description)}</p></body></html>`,
-      };
-    case 'oauth-json':
-      return {
-        contentType: 'application/json; charset=utf-8',
-        body: JSON.stringify({ error: error.code, error_description: error.description }),
-      };
-  }
-}
+export type SendProtocolErrorOptions = Omit<RenderErrorOptions, 'requestId'>;
 
 /**
  * Sends `error` with its status and headers (`WWW-Authenticate`, `Retry-After`, …) in the requested format. For
@@ -63,7 +28,7 @@ export function renderErrorBody(error: ProtocolError, options: SendProtocolError
  * @see RFC 6749 §5.2 (error response), RFC 6750 §3 (bearer challenges), JSON-RPC 2.0 §5.1 (error object)
  */
 export function sendProtocolError(reply: FastifyReply, error: ProtocolError, options: SendProtocolErrorOptions = {}): FastifyReply {
-  const { contentType, body } = renderErrorBody(error, options);
+  const { contentType, body } = renderErrorBody(error, { ...options, requestId: reply.request.id });
   // RFC 6749 §5.2 / RFC 6750 §3: error responses are never cached.
   reply.code(error.status).headers(error.headers).header('cache-control', 'no-store').type(contentType);
   return reply.send(body);
@@ -161,7 +126,7 @@ export function installErrorHandler(app: FastifyInstance): void {
     }
     if (protocolError) {
       // Client mistakes are routine: log the code, not the error (its message may quote a token in the body).
-      request.log.info({ errorCode: protocolError.code, status: protocolError.status }, 'request rejected');
+      request.log.info({ errorCode: protocolError.code, status: protocolError.status, detail: protocolError.detail }, 'request rejected');
       return sendProtocolError(reply, protocolError, { format: formatFor(request) });
     }
     request.log.error({ err: error }, 'unexpected error');

@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify';
-import { ProtocolError } from './errors.ts';
+import { ProtocolError } from '../errors/protocol-error.ts';
 
 /**
  * Headers that must appear at most once. Node hides a repetition: for `Authorization`, `Content-Type`, `Host` and

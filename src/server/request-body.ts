@@ -1,5 +1,5 @@
 import { Transform, type Readable } from 'node:stream';
-import { ProtocolError } from './errors.ts';
+import { ProtocolError } from '../errors/protocol-error.ts';
 
 /**
  * The one place request bodies are read: capped at `limit` bytes and bounded by `timeoutMs`, so a client trickling

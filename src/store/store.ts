@@ -1,3 +1,4 @@
+import { GatehouseError } from '../errors/internal-errors.ts';
 /**
  * The one storage interface every part of Gatehouse uses. Two implementations share it (SQLite for a single node,
  * Redis for replicas) and one contract suite (test/store/contract.ts) runs unchanged against both.
@@ -87,12 +88,11 @@ export interface Store {
  * Its message is private detail for logs (it names the endpoint); the error handler answers clients with
  * `503 temporarily_unavailable` and `Retry-After: retryAfterSeconds`, never with this message.
  */
-export class StoreUnavailableError extends Error {
-  readonly code = 'store_unavailable';
+export class StoreUnavailableError extends GatehouseError {
   /** When a client may usefully retry: the store-health probe's next attempt. */
   readonly retryAfterSeconds: number;
   constructor(message: string, options?: { cause?: unknown; retryAfterSeconds?: number }) {
-    super(message, options);
+    super('GH_STORE_UNAVAILABLE', message, options);
     this.name = 'StoreUnavailableError';
     this.retryAfterSeconds = options?.retryAfterSeconds ?? 1;
   }

@@ -1,4 +1,4 @@
-import { ProtocolError } from '../server/errors.ts';
+import { ProtocolError } from '../errors/protocol-error.ts';
 import { isNetworkFailure, UpstreamError } from './errors.ts';
 
 /**

@@ -1,4 +1,4 @@
-import { ProtocolError, type ErrorCode, type ProtocolErrorOptions } from '../server/errors.ts';
+import { ProtocolError, type ErrorCode, type ProtocolErrorOptions } from '../errors/protocol-error.ts';
 
 /**
  * Upstream failures as ProtocolErrors the rest of Gatehouse can act on. The upstream's own error code, Entra's

@@ -1,6 +1,6 @@
 import { constantTimeEqual, hashToken } from '../keys/hashing.ts';
 import type { Random } from '../runtime/random.ts';
-import { ProtocolError } from '../server/errors.ts';
+import { ProtocolError } from '../errors/protocol-error.ts';
 import type { Store } from '../store/store.ts';
 
 /**

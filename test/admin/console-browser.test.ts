@@ -131,7 +131,7 @@ describe('admin console in a real browser', { skip: existsSync(CHROMIUM) ? false
     try {
       const response = await page.goto(`${base}/admin/grants`);
       assert.equal(response?.status(), 403);
-      assert.equal(await page.getByRole('heading', { level: 1 }).innerText(), 'Not allowed');
+      assert.equal(await page.getByRole('heading', { level: 1 }).innerText(), 'Access was not allowed');
       assert.equal(await page.locator('nav').count(), 0);
       await screenshot(page, 'admin-forbidden');
     } finally {

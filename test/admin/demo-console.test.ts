@@ -53,7 +53,7 @@ describe('console sign-in through the local demo IdP', { skip: existsSync('/usr/
     const { page, status, close } = await openSignedIn(adele, '/admin');
     try {
       assert.equal(status, 403);
-      assert.equal(await page.getByRole('heading', { level: 1 }).innerText(), 'Not allowed');
+      assert.equal(await page.getByRole('heading', { level: 1 }).innerText(), 'Access was not allowed');
       const account = await page.goto(`${demo.publicUrl}/account`);
       assert.equal(account?.status(), 200);
       assert.match(await page.locator('main').innerText(), /You have not connected any applications/);

@@ -11,7 +11,7 @@ import { systemClock, type Clock } from '../../src/runtime/clock.ts';
 import type { GatehouseContext } from '../../src/runtime/context.ts';
 import { cryptoRandom } from '../../src/runtime/random.ts';
 import { buildServer } from '../../src/server/app.ts';
-import { ProtocolError } from '../../src/server/errors.ts';
+import { ProtocolError } from '../../src/errors/protocol-error.ts';
 import { createLogger } from '../../src/server/logger.ts';
 import { createSqliteStore } from '../../src/store/sqlite-store.ts';
 import type { Store } from '../../src/store/store.ts';

@@ -7,7 +7,7 @@ import { startDirectoryApi, type RunningDirectoryApi } from '../../src/demo/dire
 import { directoryUsersFrom } from '../../src/demo/directory-api/local-users.ts';
 import { startLocalIdentityProvider, type LocalIdentityProvider } from '../../src/demo/local-idp/local-identity-provider.ts';
 import { startWorkloadIdentityIssuer, type WorkloadIdentityIssuer } from '../../src/demo/workload-identity/workload-identity-issuer.ts';
-import { ProtocolError } from '../../src/server/errors.ts';
+import { ProtocolError } from '../../src/errors/protocol-error.ts';
 import { loadUpstreamTokens, saveUpstreamTokens } from '../../src/upstream/token-vault.ts';
 import { CookieBrowser, signInAtLocalIdp } from '../upstream/support/cookie-browser.ts';
 import { createGatewaySide, type GatewaySide } from '../upstream/support/fixture.ts';

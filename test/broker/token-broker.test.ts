@@ -7,7 +7,7 @@ import { forgetDownstreamTokens } from '../../src/broker/downstream-cache.ts';
 import { createTokenBroker } from '../../src/broker/token-broker.ts';
 import type { TokenBroker } from '../../src/broker/types.ts';
 import { ManualClock } from '../../src/runtime/clock.ts';
-import { ProtocolError } from '../../src/server/errors.ts';
+import { ProtocolError } from '../../src/errors/protocol-error.ts';
 import { createSqliteStore } from '../../src/store/sqlite-store.ts';
 import { UpstreamError } from '../../src/upstream/errors.ts';
 import type { Store } from '../../src/store/store.ts';

@@ -14,7 +14,7 @@ import {
 import type { TokenBroker } from '../../src/broker/types.ts';
 import { configSchema } from '../../src/config/schema.ts';
 import { ManualClock } from '../../src/runtime/clock.ts';
-import { ProtocolError } from '../../src/server/errors.ts';
+import { ProtocolError } from '../../src/errors/protocol-error.ts';
 import { testKeyring } from './support/fixtures.ts';
 
 const backendSecret = 'backend-secret-0123456789abcdef';

@@ -36,7 +36,7 @@ describe('admin console and connected apps sign-in through the shared /callback'
     const { context, status, heading } = await signedInPage('alex', '/admin');
     try {
       assert.equal(status, 200);
-      assert.notEqual(heading, 'Not allowed');
+      assert.notEqual(heading, 'Access was not allowed');
     } finally {
       await context.close();
     }
@@ -48,7 +48,7 @@ describe('admin console and connected apps sign-in through the shared /callback'
       assert.equal(status, 200);
       const admin = await page.goto(`${demo.publicUrl}/admin`);
       assert.equal(admin?.status(), 403);
-      assert.equal(await page.locator('h1').innerText(), 'Not allowed');
+      assert.equal(await page.locator('h1').innerText(), 'Access was not allowed');
     } finally {
       await context.close();
     }

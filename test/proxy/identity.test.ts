@@ -7,7 +7,7 @@ import type { TokenBroker } from '../../src/broker/types.ts';
 import { configSchema } from '../../src/config/schema.ts';
 import { createGatewayPlugin } from '../../src/proxy/gateway-plugin.ts';
 import { ACCOUNT_NAMESPACE, type AccountRecord } from '../../src/proxy/account-cache.ts';
-import { ProtocolError } from '../../src/server/errors.ts';
+import { ProtocolError } from '../../src/errors/protocol-error.ts';
 import { createTestKeyring, mcpPost, mintAccessToken, startTestGateway, toolsCall, type TestGateway } from './harness.ts';
 
 /** Identity forwarding (assertion and obo) and plain HTTP routes. */

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { ProtocolError } from '../../src/server/errors.ts';
+import { ProtocolError } from '../../src/errors/protocol-error.ts';
 import { systemClock } from '../../src/runtime/clock.ts';
 import { createSessionBindings, type SessionBinding } from '../../src/proxy/session-bindings.ts';
 import { createSqliteStore } from '../../src/store/sqlite-store.ts';

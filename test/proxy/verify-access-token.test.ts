@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import type { Keyring } from '../../src/keys/keyring.ts';
 import type { RevokedGrantsCache } from '../../src/grants/revoked-grants.ts';
 import { createAccessTokenVerifier, type VerifyTarget } from '../../src/proxy/verify-access-token.ts';
-import { ProtocolError } from '../../src/server/errors.ts';
+import { ProtocolError } from '../../src/errors/protocol-error.ts';
 import { systemClock } from '../../src/runtime/clock.ts';
 import { createTestKeyring, mintAccessToken } from './harness.ts';
 

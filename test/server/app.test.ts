@@ -3,7 +3,7 @@ import { after, before, describe, it } from 'node:test';
 import { z } from 'zod';
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
 import { buildServer } from '../../src/server/app.ts';
-import { ProtocolError } from '../../src/server/errors.ts';
+import { ProtocolError } from '../../src/errors/protocol-error.ts';
 import { defaultHtmlCsp } from '../../src/server/security-headers.ts';
 import { createServerTestContext } from '../support/server-context.ts';
 
@@ -213,7 +213,8 @@ describe('buildServer', () => {
       assert.equal(res.statusCode, 403);
       assert.match(String(res.headers['content-type']), /^text\/html/);
       assert.doesNotMatch(res.body, /<script>/);
-      assert.match(res.body, /&#60;script&#62;/);
+      assert.match(res.body, /&lt;script&gt;/);
+      assert.match(res.body, /request id <code class="error-code">[^<]+<\/code>/, 'the styled page names the request id');
     });
 
     it('turns an unexpected error into a generic 500 and logs it with the request id', async () => {

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { describe, it } from 'node:test';
-import { errorCatalogue, jsonRpcCodes } from '../../src/server/errors.ts';
+import { errorCatalogue, jsonRpcCodes } from '../../src/errors/protocol-error.ts';
+import { internalErrors } from '../../src/errors/internal-errors.ts';
 
 /** docs/errors.md must list exactly the catalogue's codes, with the same status and meaning (STYLE.md §11). */
 
@@ -44,5 +45,16 @@ describe('docs/errors.md', () => {
       if (entry.jsonRpc === jsonRpcCodes.invalidRequest) assert.equal(entry.status, 400, code);
       if (entry.jsonRpc === jsonRpcCodes.internalError) assert.equal(entry.status, 500, code);
     }
+  });
+});
+
+describe('docs/errors.md internal error codes', () => {
+  it('lists every internal code with its exit code and meaning, and nothing else', async () => {
+    const text = await readFile(new URL('../../docs/errors.md', import.meta.url), 'utf8');
+    const documented: Record<string, { exitCode: number; meaning: string }> = {};
+    for (const match of text.matchAll(/^\| `(GH_[A-Z_]+)` \| (\d) \| (.+) \|$/gm)) {
+      documented[match[1] ?? ''] = { exitCode: Number(match[2]), meaning: match[3] ?? '' };
+    }
+    assert.deepEqual(documented, internalErrors);
   });
 });

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
 import { buildServer } from '../../src/server/app.ts';
-import { ProtocolError } from '../../src/server/errors.ts';
+import { ProtocolError } from '../../src/errors/protocol-error.ts';
 import { createLogger, scrubUrl } from '../../src/server/logger.ts';
 import { createServerTestContext, LogCapture } from '../support/server-context.ts';
 

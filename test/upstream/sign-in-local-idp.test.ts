@@ -3,7 +3,7 @@ import { after, before, describe, it } from 'node:test';
 import { decodeJwt } from 'jose';
 import { startLocalIdentityProvider, type LocalIdentityProvider } from '../../src/demo/local-idp/local-identity-provider.ts';
 import { startWorkloadIdentityIssuer, type WorkloadIdentityIssuer } from '../../src/demo/workload-identity/workload-identity-issuer.ts';
-import { ProtocolError } from '../../src/server/errors.ts';
+import { ProtocolError } from '../../src/errors/protocol-error.ts';
 import { UpstreamError } from '../../src/upstream/errors.ts';
 import { UPSTREAM_STATE_NAMESPACE, type SignInStateRecord } from '../../src/upstream/sign-in-state.ts';
 import { loadUpstreamTokens } from '../../src/upstream/token-vault.ts';

@@ -1,4 +1,4 @@
-import { escapeHtml } from '../../authorization/html.ts';
+import { escapeHtml } from '../../web/html.ts';
 import type { ConsoleSession } from '../console-session.ts';
 
 /**

@@ -1,4 +1,4 @@
-import { ProtocolError } from '../server/errors.ts';
+import { ProtocolError } from './protocol-error.ts';
 
 /**
  * `WWW-Authenticate` challenges for protected routes.

@@ -1,7 +1,8 @@
 /**
- * The one error type for everything a client can be told. Handlers throw a ProtocolError; one place
- * (src/server/error-handler.ts) turns it into the response: OAuth JSON, a `WWW-Authenticate` challenge, a JSON-RPC
- * error, or an HTML page. Nothing else formats error bodies, so no stack trace or token can leak through a handler.
+ * The one error type for everything a client can be told. Handlers throw a ProtocolError; one renderer
+ * (src/errors/render-error.ts, called by src/server/error-handler.ts and the few places that answer outside Fastify's
+ * handler) turns it into the response: OAuth JSON, a `WWW-Authenticate` challenge, a JSON-RPC error, or the one styled
+ * HTML error page. Nothing else formats error bodies, so no stack trace or token can leak through a handler.
  *
  * docs/errors.md lists every code; test/server/errors-doc.test.ts keeps the two in step.
  */
@@ -69,6 +70,11 @@ export interface ProtocolErrorOptions {
   jsonRpcCode?: number;
   /** Scopes a step-up needs (for `insufficient_scope`). */
   scope?: string;
+  /**
+   * What an operator needs to know and the client must not see (which check failed, which backend, an upstream
+   * AADSTS code): logged with the request, never rendered (oidc-provider's `error_detail`).
+   */
+  detail?: string;
   cause?: unknown;
 }
 
@@ -79,6 +85,8 @@ export class ProtocolError extends Error {
   readonly headers: Record<string, string>;
   readonly scope: string | undefined;
   readonly jsonRpcCode: number;
+  /** Logged, never sent (see ProtocolErrorOptions.detail). */
+  readonly detail: string | undefined;
 
   /** `description` is shown to the client: it must never contain a token, a secret or internal detail. */
   constructor(code: ErrorCode, description?: string, options: ProtocolErrorOptions = {}) {
@@ -90,6 +98,7 @@ export class ProtocolError extends Error {
     this.headers = options.headers ?? {};
     this.scope = options.scope;
     this.jsonRpcCode = options.jsonRpcCode ?? errorCatalogue[code].jsonRpc;
+    this.detail = options.detail;
   }
 
   get description(): string {

@@ -30,11 +30,3 @@ ${body}
 </html>
 `;
 }
-
-/** A page explaining an error that is not sent back to a client (unvalidated redirect URI, expired consent, …). */
-export function renderErrorPage(code: string, description: string): string {
-  return renderPage('Sign-in problem', `<h1>Sign-in could not continue</h1>
-<p class="error-code">${escapeHtml(code)}</p>
-<p>${escapeHtml(description)}</p>
-<p class="hint">Return to the application and start again.</p>`);
-}

@@ -1,0 +1,39 @@
+import { renderErrorPage } from './error-page.ts';
+import type { ProtocolError } from './protocol-error.ts';
+
+/**
+ * THE renderer of error bodies, in the three shapes a client of Gatehouse reads. Fastify's error handler
+ * (src/server/error-handler.ts), the raw-socket client-error handler, the provider's error page and the metrics
+ * listener all call it; no other code writes an error body.
+ *
+ * @see RFC 6749 §5.2 (OAuth JSON), JSON-RPC 2.0 §5.1 (error object), docs/errors.md
+ */
+export type ErrorFormat = 'oauth-json' | 'jsonrpc' | 'html';
+
+export interface RenderErrorOptions {
+  format?: ErrorFormat;
+  /** JSON-RPC request id, when the failing request's id is known; `null` otherwise (JSON-RPC 2.0 §5). */
+  id?: string | number | null;
+  /** Shown on the HTML page, so a user can quote it to an operator. */
+  requestId?: string;
+}
+
+export function renderErrorBody(error: ProtocolError, options: RenderErrorOptions = {}): { contentType: string; body: string } {
+  switch (options.format ?? 'oauth-json') {
+    case 'jsonrpc':
+      return {
+        contentType: 'application/json; charset=utf-8',
+        body: JSON.stringify({ jsonrpc: '2.0', id: options.id ?? null, error: { code: error.jsonRpcCode, message: error.description } }),
+      };
+    case 'html':
+      return {
+        contentType: 'text/html; charset=utf-8',
+        body: renderErrorPage({ code: error.code, description: error.description, requestId: options.requestId }),
+      };
+    case 'oauth-json':
+      return {
+        contentType: 'application/json; charset=utf-8',
+        body: JSON.stringify({ error: error.code, error_description: error.description }),
+      };
+  }
+}

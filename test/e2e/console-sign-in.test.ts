@@ -5,7 +5,7 @@ import { launchBrowser, signInWithBrowser, startDemo, type RunningDemo } from '.
 
 /**
  * The admin console and the connected-apps page sign in through the same upstream IdP and the same `/callback` as MCP
- * clients' sign-ins; the callback hands console completions to `completeConsoleSignIn` (wired in src/cli/commands/start.ts).
+ * clients' sign-ins; the callback hands console completions to `completeConsoleSignIn` (wired in src/app/assemble-parts.ts).
  * In the demo, members of the local IdP's `gatehouse-admins` group (Alex) are console admins.
  */
 describe('admin console and connected apps sign-in through the shared /callback', () => {

@@ -7,7 +7,8 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { FastifyPluginAsync } from 'fastify';
 import type { CliIo } from '../../src/cli/command.ts';
-import { startCommand, startGateway } from '../../src/cli/commands/start.ts';
+import { startGateway } from '../../src/app/start-gateway.ts';
+import { startCommand } from '../../src/cli/commands/start.ts';
 import { runCli } from '../../src/cli/main.ts';
 
 function captureIo(cwd: string): CliIo & { out: string[]; err: string[] } {

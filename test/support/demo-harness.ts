@@ -5,7 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { stringify } from 'yaml';
-import { assembleGatewayParts, startGateway, type AssembleOptions, type RunningGateway } from '../../src/cli/commands/start.ts';
+import { assembleGatewayParts, type AssembleOptions } from '../../src/app/assemble-parts.ts';
+import { startGateway, type RunningGateway } from '../../src/app/start-gateway.ts';
 import type { SignalSource } from '../../src/server/graceful-shutdown.ts';
 
 /**

@@ -2,7 +2,7 @@ import { writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { generate } from 'selfsigned';
-import type { AssembleOptions } from '../../../src/cli/commands/start.ts';
+import type { AssembleOptions } from '../../../src/app/assemble-parts.ts';
 
 /**
  * The web server an MCP client's Client ID Metadata Document lives on, for the end-to-end tests: HTTPS with a

@@ -1,0 +1,144 @@
+import type { FastifyPluginAsync } from 'fastify';
+import type { GatehouseContext } from '../runtime/context.ts';
+import type { ReadinessCheck } from '../server/health.ts';
+import { createAdminPlugin } from '../admin/admin-plugin.ts';
+import { completeConsoleSignIn } from '../admin/console-sign-in.ts';
+import { upstreamReadinessCheck } from '../admin/health-checks.ts';
+import { instrumentStore } from '../admin/instrumented-store.ts';
+import { createMetricsPlugin, installRequestMetrics, startMetricsListener } from '../admin/metrics-plugin.ts';
+import { createMetrics, type GatehouseMetrics } from '../admin/metrics.ts';
+import { createAuthorizationServer, type AuthorizationServerDeps } from '../authorization/authorization-server.ts';
+import { createBrokerMetrics } from '../broker/broker-metrics.ts';
+import { createTokenBroker } from '../broker/token-broker.ts';
+import { registerTokenExchangeGrant } from '../broker/token-exchange-grant.ts';
+import { demoBanner } from '../demo/demo-banner.ts';
+import { demoStartError, startDemoComponents, usesLocalIdentityProvider, withDemoSettings, type DemoComponents } from '../demo/run-demo.ts';
+import { createGatewayPlugin } from '../proxy/gateway-plugin.ts';
+import { createRevokedGrantsCache } from '../grants/revoked-grants.ts';
+import { createEndGrant } from '../grants/end-grant.ts';
+import { createUpstreamClient } from '../upstream/upstream-client.ts';
+import { GatehouseError } from '../errors/internal-errors.ts';
+
+/**
+ * THE place where Gatehouse is assembled from its configuration: the CLI's `start`, the tests and the benchmark all
+ * call it; nothing else wires parts together (a test keeps it so: test/architecture/layers.test.ts).
+ */
+/** What the parts of Gatehouse contribute to the running server. */
+export interface GatewayParts {
+  /** Fastify plugins registered in order (authorization server, resource metadata, MCP proxy, admin, demo). */
+  plugins: FastifyPluginAsync[];
+  /** Extra `/readyz` checks by name (e.g. upstream discovery). */
+  readinessChecks?: Record<string, ReadinessCheck>;
+  /** Lines printed after the "listening" line: in the demo, where the local IdP is and how to connect a client. */
+  banner?: string[];
+  /** Stops whatever the parts started (demo servers, timers); called after the gateway stopped. */
+  close?: () => Promise<void>;
+}
+
+/** Test seams and embedder options for assembleGatewayParts; production passes none. */
+export interface AssembleOptions {
+  /** The CIMD fetch guard's test seams (a resolver and a loopback exception for one test host). */
+  clientMetadataFetch?: AuthorizationServerDeps['clientMetadataFetch'];
+}
+
+/**
+ * THE place where the parts of Gatehouse are plugged in: upstream client → token broker → authorization server (with
+ * the broker's RFC 8693 grant) → revoked-grants cache → MCP gateway → admin console, connected apps and metrics.
+ * In `mode: demo` it first starts the local stand-ins (identity provider, directory API, sample Graph MCP server),
+ * since the gateway signs in through them; they are stopped after the gateway.
+ */
+export async function assembleGatewayParts(baseCtx: GatehouseContext, options: AssembleOptions = {}): Promise<GatewayParts> {
+  const cleanups: (() => Promise<void>)[] = [];
+  const close = async () => {
+    for (const cleanup of cleanups.reverse()) await cleanup().catch(() => {});
+  };
+  try {
+    let ctx = baseCtx;
+    let demo: DemoComponents | undefined;
+    if (ctx.config.mode === 'demo' && usesLocalIdentityProvider(ctx.config)) {
+      const options = { config: ctx.config, publicUrl: ctx.publicUrl, random: ctx.random, logger: ctx.logger };
+      const started = await startDemoComponents(options).catch((error: unknown) => {
+        throw demoStartError(error, baseCtx.config.demo);
+      });
+      cleanups.push(() => started.close());
+      ctx = { ...ctx, config: withDemoSettings(ctx.config, started) };
+      demo = started;
+    } else if (ctx.config.mode === 'demo') {
+      ctx.logger.warn('mode: demo with another upstream identity provider: the local demo components are not started');
+    }
+    const { config } = ctx;
+    if (!config.upstream) throw new GatehouseError('GH_USAGE', 'upstream: required — the identity provider users sign in with');
+
+    const metrics = createMetrics({ clock: ctx.clock });
+    // Every part's store calls are timed for `gatehouse_store_operation_duration_seconds`; the server's own health
+    // check keeps the plain store (startGateway closes that one).
+    ctx = { ...ctx, store: instrumentStore(ctx.store, metrics) };
+    const upstream = createUpstreamClient({ ...ctx, config: config.upstream, metrics });
+    const broker = createTokenBroker({
+      config,
+      store: ctx.store,
+      keyring: ctx.keyring,
+      clock: ctx.clock,
+      logger: ctx.logger,
+      upstream,
+      metrics: createBrokerMetrics(metrics.registry),
+      gatehouseMetrics: metrics,
+    });
+    const revokedGrants = createRevokedGrantsCache({
+      store: ctx.store,
+      clock: ctx.clock,
+      onError: (error) => ctx.logger.warn({ err: error }, 'revoked-grants re-sync failed'),
+    });
+    await revokedGrants.start();
+    cleanups.push(() => revokedGrants.stop());
+    // The one grant-ending function every part uses (src/grants/end-grant.ts), logging each end with its reason.
+    const endGrant = createEndGrant({
+      store: ctx.store,
+      clock: ctx.clock,
+      accessTokenTtlSeconds: config.authorization.accessTokenTtlSeconds,
+      onEnded: (grantId, reason) => ctx.logger.info({ grantId, reason }, 'grant ended'),
+    });
+
+    const authorization = await createAuthorizationServer(ctx, {
+      upstream,
+      // The console signs in through the same IdP and `/callback`; the callback hands its completions over.
+      consoleSignIn: completeConsoleSignIn,
+      metrics,
+      endGrant,
+      grantTypes: [(provider) => registerTokenExchangeGrant(provider, { config, publicUrl: ctx.publicUrl, keyring: ctx.keyring, clock: ctx.clock, broker })],
+      ...(options.clientMetadataFetch ? { clientMetadataFetch: options.clientMetadataFetch } : {}),
+    });
+    const plugins: FastifyPluginAsync[] = [
+      requestMetrics(metrics),
+      createAdminPlugin(ctx, { upstream, metrics, endGrant }),
+      authorization.plugin,
+      createGatewayPlugin(ctx, { broker, revokedGrants, endGrant, metrics }),
+      createMetricsPlugin(ctx, metrics),
+    ];
+    if (config.admin.metricsPort !== undefined) {
+      const listener = await startMetricsListener(ctx, metrics);
+      cleanups.push(() => listener.close());
+    }
+    const banner = demo
+      ? demoBanner({
+          publicUrl: ctx.publicUrl,
+          mcpPath: demo.graphRoute?.path ?? config.routes[0]?.path ?? '/mcp',
+          identityProviderUrl: demo.identityProvider.issuer,
+          directoryApiUrl: demo.directoryApi.url,
+          graphServerUrl: demo.graphServer?.url,
+          users: demo.users,
+          adminGroups: ctx.config.admin.groups,
+        })
+      : config.routes.map((entry) => `MCP route: ${ctx.publicUrl}${entry.path} → ${entry.backend}`);
+    return { plugins, readinessChecks: { upstream: upstreamReadinessCheck(upstream) }, banner, close };
+  } catch (error) {
+    await close();
+    throw error;
+  }
+}
+
+/** Fastify plugins run encapsulated; request metrics must see every route, so this one is registered at the root. */
+function requestMetrics(metrics: GatehouseMetrics): FastifyPluginAsync {
+  const plugin: FastifyPluginAsync = async (app) => installRequestMetrics(app, metrics);
+  return Object.assign(plugin, { [Symbol.for('skip-override')]: true });
+}

@@ -1,0 +1,118 @@
+import { createServer } from 'node:net';
+import type { FastifyInstance } from 'fastify';
+import type { LevelWithSilent } from 'pino';
+import { loadConfig } from '../config/load.ts';
+import { loadKeyring } from '../keys/load-keyring.ts';
+import { systemClock, type Clock } from '../runtime/clock.ts';
+import type { GatehouseContext } from '../runtime/context.ts';
+import { cryptoRandom } from '../runtime/random.ts';
+import { buildServer } from '../server/app.ts';
+import { installGracefulShutdown, type GracefulShutdown, type SignalSource } from '../server/graceful-shutdown.ts';
+import { createLogger } from '../server/logger.ts';
+import { openStore } from '../store/open-store.ts';
+import { StoreUnavailableError } from '../store/store.ts';
+import { GatehouseError } from '../errors/internal-errors.ts';
+import { assembleGatewayParts, type GatewayParts } from './assemble-parts.ts';
+
+/** Where `start` prints and what environment it reads (the CLI passes its own; tests capture them). */
+export interface AppIo {
+  stdout: (text: string) => void;
+  stderr: (text: string) => void;
+  env: NodeJS.ProcessEnv;
+  cwd: string;
+}
+
+export interface StartGatewayOptions {
+  file?: string;
+  port?: string;
+  logLevel?: LevelWithSilent;
+  io: AppIo;
+  clock?: Clock;
+  signals?: SignalSource;
+  /** Replaces assembleGatewayParts (tests). */
+  assembleParts?: (ctx: GatehouseContext) => Promise<GatewayParts>;
+}
+
+export interface RunningGateway {
+  /** The address it listens on, e.g. `http://127.0.0.1:8080`. */
+  url: string;
+  app: FastifyInstance;
+  lifecycle: GracefulShutdown;
+}
+
+function listenError(error: unknown, host: string, port: number): unknown {
+  const code = (error as NodeJS.ErrnoException | null)?.code;
+  if (code === 'EADDRINUSE') return new GatehouseError('GH_USAGE', `port ${port} is in use — stop the other process or pass --port`);
+  if (code === 'EACCES') return new GatehouseError('GH_USAGE', `port ${port} needs elevated privileges — pass --port with a port above 1023`);
+  if (code === 'EADDRNOTAVAIL') return new GatehouseError('GH_USAGE', `server.host ${host} is not an address of this machine`);
+  return error;
+}
+
+/**
+ * Fails fast when the gateway's port is taken, before the demo stand-ins start (they would otherwise start and stop
+ * again, and a taken stand-in port would hide the gateway's). `listen` still reports a port taken in between.
+ */
+async function assertPortFree(host: string, port: number): Promise<void> {
+  if (port === 0) return;
+  const probe = createServer();
+  await new Promise<void>((resolve, reject) => {
+    probe.once('error', (error) => reject(listenError(error, host, port)));
+    probe.listen({ host, port, exclusive: true }, () => probe.close(() => resolve()));
+  });
+}
+
+/** Starts everything and returns once the server listens; `lifecycle.stopped` resolves when it has shut down. */
+export async function startGateway(options: StartGatewayOptions): Promise<RunningGateway> {
+  const { io } = options;
+  const clock = options.clock ?? systemClock;
+  const loaded = loadConfig({
+    file: options.file,
+    env: io.env,
+    cwd: io.cwd,
+    flags: options.port === undefined ? undefined : { port: options.port },
+  });
+  for (const warning of loaded.warnings) io.stderr(`warning: ${warning}\n`);
+  const { config, publicUrl } = loaded;
+  await assertPortFree(config.server.host, config.server.port);
+  const logger = createLogger({ level: options.logLevel ?? config.log.level });
+
+  const cleanups: (() => Promise<void>)[] = [];
+  const closeAll = async () => {
+    for (const cleanup of cleanups.reverse()) await cleanup();
+  };
+  try {
+    const store = await openStore(config.store, { clock, logger }).catch((error: unknown) => {
+      if (error instanceof StoreUnavailableError) throw new GatehouseError('GH_USAGE', `store unavailable: ${error.message}`);
+      throw error;
+    });
+    cleanups.push(() => store.close());
+    const keyring = await loadKeyring({ store, keysConfig: config.keys, clock, logger, random: cryptoRandom });
+    cleanups.push(() => keyring.close());
+
+    const ctx: GatehouseContext = { config, publicUrl, store, keyring, clock, random: cryptoRandom, logger, fetch: globalThis.fetch };
+    const parts = await (options.assembleParts ?? assembleGatewayParts)(ctx);
+    if (parts.close) cleanups.push(parts.close);
+
+    const app = await buildServer(ctx, { plugins: parts.plugins, readinessChecks: parts.readinessChecks });
+    cleanups.push(() => app.close());
+    const { host, port } = config.server;
+    const url = await app.listen({ host, port }).catch((error: unknown) => {
+      throw listenError(error, host, port);
+    });
+    cleanups.pop(); // from here on the graceful shutdown closes the server
+
+    const lifecycle = installGracefulShutdown(app, {
+      graceMs: config.server.shutdownGraceMs,
+      logger,
+      closeResources: closeAll,
+      signals: options.signals,
+    });
+    io.stdout(`Gatehouse (${config.mode}) listening on ${url} — issuer ${publicUrl}, store ${config.store.type}\n`);
+    io.stdout(`  health: ${url}/healthz  readiness: ${url}/readyz\n`);
+    for (const line of parts.banner ?? []) io.stdout(`  ${line}\n`);
+    return { url, app, lifecycle };
+  } catch (error) {
+    await closeAll().catch(() => {});
+    throw error;
+  }
+}

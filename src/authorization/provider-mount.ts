@@ -1,8 +1,8 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest, HTTPMethods } from 'fastify';
 import type { GatehouseContext } from '../runtime/context.ts';
 import type { CurrentProvider } from './current-provider.ts';
-import { ProtocolError } from '../errors/protocol-error.ts';
 import { OAUTH_BODY_MAX_BYTES, readProviderBody, REGISTRATION_MAX_BYTES, withReadBody } from './provider-body.ts';
+import { guardRegistration } from './registration-limit.ts';
 
 /**
  * oidc-provider is a Koa application; it is given the raw Node request for its own paths before Fastify reads the
@@ -48,28 +48,6 @@ function registrationCors(request: FastifyRequest, reply: FastifyReply): boolean
   });
   reply.raw.end();
   return true;
-}
-
-/**
- * The key a registration is counted under. `request.ip` is undefined when the client already went away or the
- * server listens on a Unix socket without `trustProxy`; those requests share one budget, so the limit still holds
- * (and the store is never handed an undefined key).
- */
-export function registrationRateKey(request: FastifyRequest): string {
-  return request.ip ?? 'unknown-address';
-}
-
-async function guardRegistration(ctx: GatehouseContext, request: FastifyRequest): Promise<void> {
-  if (request.method !== 'POST') return;
-  const { perIpPerHour } = ctx.config.authorization.dynamicRegistration;
-  // Store-backed so the limit holds across replicas; each registration is a stored record, so unbounded
-  // registrations are a storage-exhaustion attack.
-  const count = await ctx.store.increment('registration-rate', registrationRateKey(request), 3600);
-  if (count > perIpPerHour) {
-    throw new ProtocolError('rate_limited', 'Too many client registrations from this address; try again later.', {
-      headers: { 'retry-after': '3600' },
-    });
-  }
 }
 
 export function mountProvider(app: FastifyInstance, options: ProviderMountOptions): void {

@@ -58,6 +58,10 @@ function checkProduction(config: GatehouseConfig, { problems, warnings }: RuleRe
       problems.push('dev.insecureCookies: development only — remove it (or use mode: demo on localhost)');
     }
   }
+  const registration = config.authorization.dynamicRegistration;
+  if (registration.perLoopbackIpPerHour !== undefined && registration.perLoopbackIpPerHour > registration.perIpPerHour) {
+    warnings.push('authorization.dynamicRegistration.perLoopbackIpPerHour: behind a reverse proxy without server.trustProxy every client is loopback — development only');
+  }
   if (config.authorization.clientMetadataDocuments.allowLoopback) {
     warnings.push('authorization.clientMetadataDocuments.allowLoopback: lets clients point Gatehouse at loopback addresses — development only');
   }

@@ -12,6 +12,8 @@ export const DEMO_CLIENT_ID = 'gatehouse';
 export const DEMO_WORKLOAD_IDENTITY_PATH = '/workload-identity';
 /** Scope of the gateway's own API at the local IdP, so the upstream access token can be exchanged on-behalf-of. */
 export const DEMO_GATEWAY_API_SCOPE = 'api://gatehouse/access_as_user';
+/** Registrations per hour the demo allows a loopback client (production: `perIpPerHour` for every address). */
+export const DEMO_LOOPBACK_REGISTRATIONS_PER_HOUR = 1000;
 
 export interface DemoConfigOptions {
   /** Gateway port (default 8080); the public URL follows it. */
@@ -84,7 +86,12 @@ export function demoConfigInput(options: DemoConfigOptions = {}): Record<string,
         { name: 'graph', audience: `http://localhost:${demo.directoryApiPort}`, scopes: ['User.Read'], grant: 'on-behalf-of' },
       ],
     },
-    authorization: { clientMetadataDocuments: { allowLoopback: true } },
+    authorization: {
+      clientMetadataDocuments: { allowLoopback: true },
+      // A developer reconnecting clients on this machine would spend the production budget (30 an hour, kept in the
+      // store across restarts) in one afternoon; only loopback peers get the larger one.
+      dynamicRegistration: { perLoopbackIpPerHour: DEMO_LOOPBACK_REGISTRATIONS_PER_HOUR },
+    },
     dev: { insecureCookies: true },
     demo,
   };

@@ -280,6 +280,12 @@ export const configSchema = z
               .optional()
               .describe('If set, registration requires this bearer token (closed deployments).'),
             perIpPerHour: z.number().int().positive().default(30).describe('Registrations per client IP per hour.'),
+            perLoopbackIpPerHour: z
+              .number()
+              .int()
+              .positive()
+              .optional()
+              .describe('Registrations per hour from a loopback address (a developer reconnecting clients); `perIpPerHour` if unset. The demo sets 1000.'),
           })
           .strict()
           .default({ enabled: true, perIpPerHour: 30 }),

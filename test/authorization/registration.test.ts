@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { keyringFromKeySet } from '../../src/keys/key-set-keyring.ts';
 import { generateKeySet } from '../../src/keys/key-set.ts';
+import { ManualClock } from '../../src/runtime/clock.ts';
 import {
   authorizeUrl,
   CLIENT_REDIRECT,
@@ -144,7 +145,8 @@ describe('dynamic client registration (RFC 7591)', () => {
       });
       assert.equal(status, 201);
       assert.ok(!server.logs.text().includes('cannot be bound'), 'no store binding error was logged');
-      assert.equal(await server.store.increment('registration-rate', 'unknown-address', 3600, 0), 1, 'counted in the shared budget');
+      const window = Math.floor(Date.now() / 3_600_000);
+      assert.equal(await server.store.increment('registration-rate', `${window}:unknown-address`, 7200, 0), 1, 'counted in the shared budget');
     } finally {
       await new Promise((resolve) => relay.close(resolve));
       rmSync(dir, { recursive: true, force: true });
@@ -159,6 +161,65 @@ describe('dynamic client registration (RFC 7591)', () => {
       await response.body?.cancel();
     }
     assert.equal(status, 429);
+  });
+});
+
+describe('registration budget: exact Retry-After and the loopback allowance', () => {
+  const hour = 3_600_000;
+  const clock = new ManualClock(Date.UTC(2026, 0, 1, 10) + 1_000_000);
+  let server: TestServer;
+  before(async () => {
+    const port = await freePort();
+    server = await startAuthorizationServer({
+      port,
+      clock,
+      authorization: { dynamicRegistration: { perIpPerHour: 2, perLoopbackIpPerHour: 4 } },
+      // Trusting X-Forwarded-For lets one test speak for a remote address and for a loopback one.
+      extraConfig: { server: { publicUrl: `http://127.0.0.1:${port}`, port, trustProxy: true } },
+    });
+  });
+  after(async () => {
+    await server.close();
+  });
+
+  async function registerFrom(address: string): Promise<Response> {
+    return fetch(`${server.publicUrl}/register`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-forwarded-for': address },
+      body: JSON.stringify(valid),
+    });
+  }
+
+  async function statuses(address: string, attempts: number): Promise<number[]> {
+    const seen: number[] = [];
+    for (let attempt = 0; attempt < attempts; attempt += 1) {
+      const response = await registerFrom(address);
+      seen.push(response.status);
+      await response.body?.cancel();
+    }
+    return seen;
+  }
+
+  it('tells a refused client exactly when its budget comes back, and lets it register then', async () => {
+    assert.deepEqual(await statuses('203.0.113.7', 2), [201, 201]);
+    const refused = await registerFrom('203.0.113.7');
+    assert.equal(refused.status, 429);
+    // 1000 s into the hour: 2600 s are left, not a fixed 3600.
+    assert.equal(refused.headers.get('retry-after'), '2600');
+    await refused.body?.cancel();
+    clock.advance(2_000_000);
+    const later = await registerFrom('203.0.113.7');
+    assert.equal(later.headers.get('retry-after'), '600');
+    await later.body?.cancel();
+    clock.advance(600_000);
+    assert.deepEqual(await statuses('203.0.113.7', 1), [201], 'a new window, a new budget');
+    clock.set(Date.UTC(2026, 0, 1, 10) + 1_000_000 + 2 * hour);
+  });
+
+  it('gives loopback peers the larger budget and everyone else the production one', async () => {
+    assert.deepEqual(await statuses('127.0.0.1', 5), [201, 201, 201, 201, 429]);
+    assert.deepEqual(await statuses('::1', 5), [201, 201, 201, 201, 429]);
+    assert.deepEqual(await statuses('198.51.100.9', 3), [201, 201, 429]);
   });
 });
 

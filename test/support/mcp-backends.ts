@@ -83,7 +83,7 @@ function buildV1Server(whoami: Whoami): McpServerV1 {
 }
 
 /** node:http ⇄ fetch-shaped handler, streaming both ways. */
-async function serveFetch(handler: (request: Request) => Promise<Response>, req: IncomingMessage, res: ServerResponse): Promise<void> {
+export async function serveFetch(handler: (request: Request) => Promise<Response>, req: IncomingMessage, res: ServerResponse): Promise<void> {
   const controller = new AbortController();
   res.once('close', () => controller.abort());
   const headers = new Headers();

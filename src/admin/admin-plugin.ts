@@ -10,7 +10,7 @@ import { registerAdminRoutes } from './admin-routes.ts';
 import { beginConsoleSignIn } from './console-sign-in.ts';
 import { checkConsoleCsrf } from './console-csrf.ts';
 import { createConsoleState, type ConsoleState } from './console-state.ts';
-import type { GatehouseMetrics } from './metrics.ts';
+import type { GatehouseMetrics } from '../observability/metrics.ts';
 import { ADMIN_STYLESHEET_PATH, renderBarePage } from './pages/layout.ts';
 import { ProtocolError } from '../errors/protocol-error.ts';
 

@@ -10,7 +10,7 @@ import type { ConsoleSession } from './console-session.ts';
 import type { ConsoleState } from './console-state.ts';
 import { listGrants, revokeGrantById } from './grants.ts';
 import { probe } from './health-checks.ts';
-import { BROKER_DOWNSTREAM_METRIC } from './metrics.ts';
+import { BROKER_DOWNSTREAM_METRIC } from '../observability/metrics.ts';
 import { renderAuditPage } from './pages/audit-page.ts';
 import { renderClientsPage } from './pages/clients-page.ts';
 import { renderGrantsPage } from './pages/grants-page.ts';

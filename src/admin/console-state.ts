@@ -5,7 +5,7 @@ import type { UpstreamClient } from '../upstream/types.ts';
 import type { AdminDeps } from './admin-deps.ts';
 import type { EndGrant } from '../grants/end-grant.ts';
 import { createConsoleSessions, type ConsoleSessions } from './console-session.ts';
-import type { GatehouseMetrics } from './metrics.ts';
+import type { GatehouseMetrics } from '../observability/metrics.ts';
 
 
 /** What the console's routes and `completeConsoleSignIn` share; built once per server by createAdminPlugin. */

@@ -3,7 +3,7 @@ import { constantTimeEqual } from '../keys/hashing.ts';
 import type { GatehouseContext } from '../runtime/context.ts';
 import { ProtocolError } from '../errors/protocol-error.ts';
 import { sendProtocolError } from '../server/error-handler.ts';
-import type { GatehouseMetrics } from './metrics.ts';
+import type { GatehouseMetrics } from '../observability/metrics.ts';
 
 /**
  * `/metrics` in Prometheus text format, exposed one of three ways by configuration:

@@ -4,11 +4,10 @@ import type { ReadinessCheck } from '../server/health.ts';
 import { createAdminPlugin } from '../admin/admin-plugin.ts';
 import { completeConsoleSignIn } from '../admin/console-sign-in.ts';
 import { upstreamReadinessCheck } from '../admin/health-checks.ts';
-import { instrumentStore } from '../admin/instrumented-store.ts';
+import { instrumentStore } from '../observability/instrumented-store.ts';
 import { createMetricsPlugin, installRequestMetrics, startMetricsListener } from '../admin/metrics-plugin.ts';
-import { createMetrics, type GatehouseMetrics } from '../admin/metrics.ts';
+import { createMetrics, type GatehouseMetrics } from '../observability/metrics.ts';
 import { createAuthorizationServer, type AuthorizationServerDeps } from '../authorization/authorization-server.ts';
-import { createBrokerMetrics } from '../broker/broker-metrics.ts';
 import { createTokenBroker } from '../broker/token-broker.ts';
 import { registerTokenExchangeGrant } from '../broker/token-exchange-grant.ts';
 import { demoBanner } from '../demo/demo-banner.ts';
@@ -81,8 +80,7 @@ export async function assembleGatewayParts(baseCtx: GatehouseContext, options: A
       clock: ctx.clock,
       logger: ctx.logger,
       upstream,
-      metrics: createBrokerMetrics(metrics.registry),
-      gatehouseMetrics: metrics,
+      metrics,
     });
     const revokedGrants = createRevokedGrantsCache({
       store: ctx.store,

@@ -3,7 +3,7 @@ import cookie from '@fastify/cookie';
 import formbody from '@fastify/formbody';
 import type { FastifyPluginAsync } from 'fastify';
 import Provider from 'oidc-provider';
-import type { GatehouseMetrics } from '../admin/metrics.ts';
+import type { AuthorizationMetrics } from './authorization-metrics.ts';
 import type { GatehouseContext } from '../runtime/context.ts';
 import { createOidcAdapter, exposeStoreOutages, providerFacing } from '../store/oidc-adapter.ts';
 import type { UpstreamClient } from '../upstream/types.ts';
@@ -45,7 +45,7 @@ export interface AuthorizationServerDeps {
    */
   consoleSignIn?: ConsoleSignIn;
   /** Where token issuance, refresh outcomes and grant revocations are counted (provider-metrics.ts). */
-  metrics?: GatehouseMetrics;
+  metrics?: AuthorizationMetrics;
   /** The app's grant-ending function; by default one built from the store (adapter-hooks.ts). */
   endGrant?: EndGrant;
 }

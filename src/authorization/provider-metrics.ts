@@ -1,5 +1,5 @@
 import type Provider from 'oidc-provider';
-import type { GatehouseMetrics } from '../admin/metrics.ts';
+import type { AuthorizationMetrics } from './authorization-metrics.ts';
 import { TOKEN_EXCHANGE_GRANT } from '../broker/token-exchange-grant.ts';
 import { GrantAlreadyConsumedError } from '../store/oidc-adapter.ts';
 
@@ -23,7 +23,7 @@ import { GrantAlreadyConsumedError } from '../store/oidc-adapter.ts';
  *
  * Listeners never throw: an exception in one would surface in the request that emitted the event.
  */
-export function recordProviderMetrics(provider: Provider, metrics: GatehouseMetrics): void {
+export function recordProviderMetrics(provider: Provider, metrics: AuthorizationMetrics): void {
   // Requests in which the provider revoked a grant for reuse; their `grant.error` is not a plain failed refresh.
   const revokedForReuse = new WeakSet<object>();
 
@@ -73,7 +73,7 @@ export function recordProviderMetrics(provider: Provider, metrics: GatehouseMetr
  * What to count when the store adapter catches a code or refresh token redeemed twice at once (it revokes the grant
  * before refusing the second redemption); pass it as `onReplayDetected` to `withAuthorizationHooks`.
  */
-export function replayRecorder(metrics: GatehouseMetrics): (model: 'AuthorizationCode' | 'RefreshToken') => void {
+export function replayRecorder(metrics: AuthorizationMetrics): (model: 'AuthorizationCode' | 'RefreshToken') => void {
   return (model) => {
     if (model === 'RefreshToken') {
       metrics.tokenRefreshed('reuse_detected');

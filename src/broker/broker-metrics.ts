@@ -1,25 +1,33 @@
-import { Counter, type Registry } from 'prom-client';
-import type { TokenBrokerMetrics } from './token-broker.ts';
+import { upstreamErrorLabel } from '../upstream/error-label.ts';
+
+/** How a request for a downstream token was answered: from the cache, by an exchange, by waiting for another's. */
+export type BrokerOutcome = 'cache_hit' | 'exchanged' | 'waited' | 'failed';
 
 /**
- * The broker's Prometheus counters. A high `waited` share means many concurrent calls for a user (single flight doing
- * its job); `failed` with a high rate is an IdP outage or a consent problem (see the `reason` in the log).
+ * What the broker reports, in one channel (implemented by src/observability/metrics.ts): each downstream token
+ * request by outcome (the cache hit ratio is derived from these), each OBO / token-exchange call at the IdP by
+ * outcome, refreshes of users' upstream tokens, and failed IdP calls.
  */
-export function createBrokerMetrics(registry: Registry): TokenBrokerMetrics {
-  const downstream = new Counter({
-    name: 'gatehouse_broker_downstream_tokens_total',
-    help: 'Downstream token requests by outcome (cache_hit, exchanged, waited, failed) and downstream API.',
-    labelNames: ['outcome', 'downstream'] as const,
-    registers: [registry],
-  });
-  const refresh = new Counter({
-    name: 'gatehouse_broker_upstream_refreshes_total',
-    help: 'Refreshes of users\' upstream tokens by outcome.',
-    labelNames: ['outcome'] as const,
-    registers: [registry],
-  });
-  return {
-    downstreamToken: (outcome, name) => downstream.inc({ outcome, downstream: name }),
-    upstreamRefresh: (outcome) => refresh.inc({ outcome }),
-  };
+export interface BrokerMetrics {
+  downstreamToken(outcome: BrokerOutcome, downstream: string): void;
+  downstreamExchange(input: { downstream: string; grant: 'on-behalf-of' | 'token-exchange'; outcome: 'success' | 'interaction_required' | 'error' }): void;
+  upstreamRefresh(outcome: 'refreshed' | 'failed'): void;
+  upstreamError(input: { operation: 'refresh' | 'exchange'; error: string }): void;
+}
+
+/**
+ * Awaits one call to the identity provider and, when it fails, counts it under `operation` before passing the error
+ * on unchanged. Only the IdP call is wrapped, so a store failure around it is never counted as an upstream error.
+ */
+export async function countingUpstreamFailure<T>(
+  metrics: BrokerMetrics | undefined,
+  operation: 'refresh' | 'exchange',
+  call: Promise<T>,
+): Promise<T> {
+  try {
+    return await call;
+  } catch (error) {
+    metrics?.upstreamError({ operation, error: upstreamErrorLabel(error) });
+    throw error;
+  }
 }

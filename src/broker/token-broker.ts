@@ -13,7 +13,7 @@ import {
   writeCachedFailure,
   writeCachedToken,
 } from './downstream-cache.ts';
-import type { BrokerGatehouseMetrics } from './gatehouse-reporting.ts';
+import type { BrokerMetrics } from './broker-metrics.ts';
 import { singleFlight } from './single-flight.ts';
 import type { DownstreamToken, TokenBroker } from './types.ts';
 import { upstreamFailure } from './upstream-errors.ts';
@@ -22,13 +22,6 @@ import { withTimeout } from './with-timeout.ts';
 import { upstreamErrorLabel } from '../upstream/error-label.ts';
 import { loadUpstreamTokens, saveUpstreamTokens, type TokenVaultDeps } from '../upstream/token-vault.ts';
 
-/** What the broker reports to metrics; prom-client counters are wired by the ops area. */
-export type BrokerOutcome = 'cache_hit' | 'exchanged' | 'waited' | 'failed';
-
-export interface TokenBrokerMetrics {
-  downstreamToken?(outcome: BrokerOutcome, downstream: string): void;
-  upstreamRefresh?(outcome: 'refreshed' | 'failed'): void;
-}
 
 export interface TokenBrokerOptions {
   config: Pick<GatehouseConfig, 'broker' | 'upstream'>;
@@ -39,13 +32,8 @@ export interface TokenBrokerOptions {
   upstream: UpstreamClient;
   /** Where the user's sealed upstream tokens live; defaults to src/upstream/token-vault.ts over `store`. */
   vault?: UpstreamTokenVault;
-  metrics?: TokenBrokerMetrics;
-  /**
-   * The process-wide metrics (src/admin/metrics.ts), when the process keeps them: OBO / token-exchange calls by
-   * outcome, downstream cache hits and misses, and failed refresh / exchange calls to the IdP. `metrics` above keeps
-   * counting the broker's own outcomes either way.
-   */
-  gatehouseMetrics?: BrokerGatehouseMetrics;
+  /** Where the broker reports (src/observability/metrics.ts implements it), when the process keeps metrics. */
+  metrics?: BrokerMetrics;
   /** Injected so tests can make waiting instant; defaults to setTimeout. */
   sleep?: (ms: number) => Promise<void>;
   /** How long a failed exchange is remembered so queued calls and other replicas do not retry it at once. */
@@ -61,7 +49,7 @@ const realSleep = (ms: number): Promise<void> => new Promise((resolve) => setTim
  * cross-replica single flight and the error mapping.
  */
 export function createTokenBroker(options: TokenBrokerOptions): TokenBroker {
-  const { config, store, keyring, clock, logger, upstream, metrics, gatehouseMetrics } = options;
+  const { config, store, keyring, clock, logger, upstream, metrics } = options;
   const vault = options.vault ?? storeVault({ store, keyring, clock });
   const sleep = options.sleep ?? realSleep;
   const failureCacheSeconds = options.failureCacheSeconds ?? 5;
@@ -72,7 +60,7 @@ export function createTokenBroker(options: TokenBrokerOptions): TokenBroker {
   const waitBudgetMs = lockTtlMs;
   const retryAfterSeconds = failureCacheSeconds;
   const downstreams = new Map(config.broker.downstream.map((entry) => [entry.name, entry]));
-  const session = createUpstreamSession({ store, clock, logger, upstream, vault, sleep, skewMs, upstreamTimeoutMs, lockTtlMs, waitBudgetMs, retryAfterSeconds, metrics, gatehouseMetrics });
+  const session = createUpstreamSession({ store, clock, logger, upstream, vault, sleep, skewMs, upstreamTimeoutMs, lockTtlMs, waitBudgetMs, retryAfterSeconds, metrics });
 
   const isFresh = (token: DownstreamToken): boolean => token.expiresAt - skewMs > clock.now();
 
@@ -96,13 +84,13 @@ export function createTokenBroker(options: TokenBrokerOptions): TokenBroker {
         upstreamTimeoutMs,
         'downstream token exchange',
       );
-      gatehouseMetrics?.downstreamExchange({ downstream, grant, outcome: 'success' });
+      metrics?.downstreamExchange({ downstream, grant, outcome: 'success' });
       return result;
     } catch (error) {
-      if (gatehouseMetrics !== undefined) {
+      if (metrics !== undefined) {
         const reauthorize = upstreamFailure(error, retryAfterSeconds).code === 'interaction_required';
-        gatehouseMetrics.downstreamExchange({ downstream, grant, outcome: reauthorize ? 'interaction_required' : 'error' });
-        gatehouseMetrics.upstreamError({ operation: 'exchange', error: upstreamErrorLabel(error) });
+        metrics.downstreamExchange({ downstream, grant, outcome: reauthorize ? 'interaction_required' : 'error' });
+        metrics.upstreamError({ operation: 'exchange', error: upstreamErrorLabel(error) });
       }
       throw error;
     }
@@ -119,15 +107,12 @@ export function createTokenBroker(options: TokenBrokerOptions): TokenBroker {
       };
       await writeCachedToken({ store, keyring, now: clock.now() }, cacheKey, subject, token);
       await clearCachedFailure(store, cacheKey);
-      metrics?.downstreamToken?.('exchanged', entry.name);
-      // Misses are counted where the broker's own counter counts `exchanged` and `waited`: the hit-ratio gauge
-      // (src/admin/metrics.ts) adds both sources, and because they agree lookup for lookup the ratio stays true.
-      gatehouseMetrics?.downstreamCacheLookup('miss');
+      metrics?.downstreamToken('exchanged', entry.name);
       logger.info({ downstream: entry.name, grant: entry.grant, expiresAt: token.expiresAt }, 'downstream token obtained');
       return token;
     } catch (error) {
       const failure = upstreamFailure(error, retryAfterSeconds);
-      metrics?.downstreamToken?.('failed', entry.name);
+      metrics?.downstreamToken('failed', entry.name);
       logger.warn({ downstream: entry.name, errorCode: failure.code, reason: reasonOf(failure), upstreamError: safeCause(error) }, 'downstream token exchange failed');
       // Remembered briefly: the callers queued behind this one (on every replica) get the same answer instead of
       // each retrying a down IdP; a user who re-consents is back well after it expires.
@@ -149,8 +134,7 @@ export function createTokenBroker(options: TokenBrokerOptions): TokenBroker {
 
     const hit = await cachedResult(cacheKey);
     if (hit) {
-      metrics?.downstreamToken?.('cache_hit', entry.name);
-      gatehouseMetrics?.downstreamCacheLookup('hit');
+      metrics?.downstreamToken('cache_hit', entry.name);
       return hit;
     }
     return singleFlight({
@@ -162,8 +146,7 @@ export function createTokenBroker(options: TokenBrokerOptions): TokenBroker {
       poll: () => cachedResult(cacheKey),
       work: () => exchange(subject, entry, cacheKey),
       onWait: () => {
-        metrics?.downstreamToken?.('waited', entry.name);
-        gatehouseMetrics?.downstreamCacheLookup('miss');
+        metrics?.downstreamToken('waited', entry.name);
       },
     });
   }

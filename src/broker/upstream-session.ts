@@ -4,7 +4,7 @@ import type { Clock } from '../runtime/clock.ts';
 import { ProtocolError, type ErrorCode } from '../errors/protocol-error.ts';
 import type { Store } from '../store/store.ts';
 import type { UpstreamClient, UpstreamTokens } from '../upstream/types.ts';
-import { countingUpstreamFailure, type BrokerGatehouseMetrics } from './gatehouse-reporting.ts';
+import { countingUpstreamFailure, type BrokerMetrics } from './broker-metrics.ts';
 import { singleFlight } from './single-flight.ts';
 import { reauthorizationError, upstreamFailure } from './upstream-errors.ts';
 import { withTimeout } from './with-timeout.ts';
@@ -27,8 +27,7 @@ export interface UpstreamSessionOptions {
   lockTtlMs: number;
   waitBudgetMs: number;
   retryAfterSeconds: number;
-  metrics?: { upstreamRefresh?(outcome: 'refreshed' | 'failed'): void } | undefined;
-  gatehouseMetrics?: BrokerGatehouseMetrics | undefined;
+  metrics?: BrokerMetrics | undefined;
 }
 
 const refreshFailureNamespace = 'upstream-refresh-failure';
@@ -45,7 +44,7 @@ interface RefreshFailure {
  * @see RFC 6749 §6, RFC 9700 §4.14.2 (refresh token rotation)
  */
 export function createUpstreamSession(options: UpstreamSessionOptions) {
-  const { store, clock, logger, upstream, vault, skewMs, upstreamTimeoutMs, retryAfterSeconds, metrics, gatehouseMetrics } = options;
+  const { store, clock, logger, upstream, vault, skewMs, upstreamTimeoutMs, retryAfterSeconds, metrics } = options;
   const isFresh = (tokens: UpstreamTokens): boolean => tokens.expiresAt - skewMs > clock.now();
 
   async function load(subject: string): Promise<UpstreamTokens> {
@@ -58,7 +57,7 @@ export function createUpstreamSession(options: UpstreamSessionOptions) {
     if (!stale.refreshToken) throw reauthorizationError('refresh_token_invalid');
     try {
       const fresh = await countingUpstreamFailure(
-        gatehouseMetrics,
+        metrics,
         'refresh',
         withTimeout(upstream.refresh(stale.refreshToken), upstreamTimeoutMs, 'upstream token refresh'),
       );
@@ -70,12 +69,12 @@ export function createUpstreamSession(options: UpstreamSessionOptions) {
       };
       await vault.save(subject, merged);
       await store.delete(refreshFailureNamespace, key);
-      metrics?.upstreamRefresh?.('refreshed');
+      metrics?.upstreamRefresh('refreshed');
       logger.info({ expiresAt: merged.expiresAt }, 'upstream tokens refreshed');
       return merged;
     } catch (error) {
       const failure = upstreamFailure(error, retryAfterSeconds);
-      metrics?.upstreamRefresh?.('failed');
+      metrics?.upstreamRefresh('failed');
       const record: RefreshFailure = { code: failure.code, description: failure.message };
       await store.set(refreshFailureNamespace, key, record, { ttlSeconds: retryAfterSeconds }).catch(() => undefined);
       throw failure;

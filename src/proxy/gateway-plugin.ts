@@ -1,5 +1,5 @@
 import type { FastifyError, FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
-import type { GatehouseMetrics } from '../admin/metrics.ts';
+import type { ProxyMetrics } from './proxy-metrics.ts';
 import type { TokenBroker } from '../broker/types.ts';
 import type { RouteConfig } from '../config/schema.ts';
 import type { GatehouseContext } from '../runtime/context.ts';
@@ -33,7 +33,7 @@ export interface GatewayDeps {
   /** Overrides `audit.output` as the JSON-lines sink (embedders, tests). */
   auditSink?: AuditLogOptions['sink'];
   /** Open SSE streams and 429s are counted here (request counts come from the server-wide request hook). */
-  metrics?: GatehouseMetrics;
+  metrics?: ProxyMetrics;
 }
 
 declare module 'fastify' {

@@ -1,5 +1,5 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import type { GatehouseMetrics } from '../admin/metrics.ts';
+import type { ProxyMetrics } from './proxy-metrics.ts';
 import type { TokenBroker } from '../broker/types.ts';
 import type { GatehouseContext } from '../runtime/context.ts';
 import { createAccountCache, type AccountCache, type AccountRecord } from './account-cache.ts';
@@ -28,7 +28,7 @@ export interface GatewayRuntime {
   sessions: SessionBindings;
   rateLimiter: RateLimiter;
   audit: AuditLog;
-  metrics: GatehouseMetrics | undefined;
+  metrics: ProxyMetrics | undefined;
   checkOrigin: (origin: string | undefined) => void;
   isAllowedOrigin: (origin: string) => boolean;
 }
@@ -40,7 +40,7 @@ export function createGatewayRuntime(
     revokedGrants: RevokedGrantsCache;
     endGrant?: EndGrant;
     auditSink?: AuditLogOptions['sink'];
-    metrics?: GatehouseMetrics;
+    metrics?: ProxyMetrics;
   },
 ): GatewayRuntime {
   const { store, clock, keyring, random, logger, publicUrl, config } = ctx;

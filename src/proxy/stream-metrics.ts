@@ -1,5 +1,5 @@
 import type { FastifyReply } from 'fastify';
-import type { GatehouseMetrics } from '../admin/metrics.ts';
+import type { ProxyMetrics } from './proxy-metrics.ts';
 
 export type StreamTransport = 'streamable-http' | 'sse';
 
@@ -12,7 +12,7 @@ export type StreamTransport = 'streamable-http' | 'sse';
  */
 export function trackOpenStream(
   reply: FastifyReply,
-  metrics: GatehouseMetrics | undefined,
+  metrics: ProxyMetrics | undefined,
   labels: { route: string; transport: StreamTransport },
 ): void {
   const response = reply.raw;

@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import type { GatehouseMetrics } from '../admin/metrics.ts';
+import type { UpstreamMetrics } from './upstream-metrics.ts';
 import {
   authorizationCodeGrant,
   buildAuthorizationUrl,
@@ -50,7 +50,7 @@ export interface UpstreamClientDeps {
    * Counts failed discovery attempts and failed sign-ins (`gatehouse_upstream_errors_total`). Refresh and downstream
    * exchange failures are counted by the token broker, which makes those calls, so they are not counted twice.
    */
-  metrics?: Pick<GatehouseMetrics, 'upstreamError'>;
+  metrics?: UpstreamMetrics;
 }
 
 

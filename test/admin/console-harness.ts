@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
 import { createAdminPlugin } from '../../src/admin/admin-plugin.ts';
 import { completeConsoleSignIn } from '../../src/admin/console-sign-in.ts';
-import { createMetrics, type GatehouseMetrics } from '../../src/admin/metrics.ts';
+import { createMetrics, type GatehouseMetrics } from '../../src/observability/metrics.ts';
 import { createMetricsPlugin, installRequestMetrics } from '../../src/admin/metrics-plugin.ts';
 import { demoConfig } from '../../src/config/demo-defaults.ts';
 import type { GatehouseConfig } from '../../src/config/schema.ts';

@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import { InvalidSinceError, parseSince } from '../../src/admin/since.ts';
 import { formatTable, formatTime } from '../../src/admin/text-table.ts';
 import { lastMinute } from '../../src/admin/pages/overview-page.ts';
-import { createMetrics, SAMPLE_BUCKET_MS } from '../../src/admin/metrics.ts';
+import { createMetrics, SAMPLE_BUCKET_MS } from '../../src/observability/metrics.ts';
 import { ManualClock } from '../../src/runtime/clock.ts';
 
 const now = Date.UTC(2026, 4, 1, 12, 0, 0);

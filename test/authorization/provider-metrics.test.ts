@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { decodeProtectedHeader } from 'jose';
-import { createMetrics, type GatehouseMetrics } from '../../src/admin/metrics.ts';
+import { createMetrics, type GatehouseMetrics } from '../../src/observability/metrics.ts';
 import { withAuthorizationHooks } from '../../src/authorization/adapter-hooks.ts';
 import { replayRecorder } from '../../src/authorization/provider-metrics.ts';
 import { generateKeySet, generateSigningKey } from '../../src/keys/key-set.ts';

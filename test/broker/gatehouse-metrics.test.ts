@@ -1,8 +1,7 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, beforeEach, describe, it } from 'node:test';
-import { createMetrics, type GatehouseMetrics } from '../../src/admin/metrics.ts';
-import { createBrokerMetrics } from '../../src/broker/broker-metrics.ts';
+import { createMetrics, type GatehouseMetrics } from '../../src/observability/metrics.ts';
 import { createTokenBroker } from '../../src/broker/token-broker.ts';
 import { ManualClock } from '../../src/runtime/clock.ts';
 import { createSqliteStore } from '../../src/store/sqlite-store.ts';
@@ -47,8 +46,7 @@ describe('token broker reporting to the process metrics', () => {
       upstream,
       vault,
       sleep: async () => undefined,
-      metrics: createBrokerMetrics(metrics.registry),
-      gatehouseMetrics: metrics,
+      metrics,
     });
   }
 

@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
 import { createLocalJWKSet, exportJWK, generateKeyPair, SignJWT, type CryptoKey } from 'jose';
-import { createMetrics } from '../../src/admin/metrics.ts';
+import { createMetrics } from '../../src/observability/metrics.ts';
 import { registerTokenExchangeGrant, TOKEN_EXCHANGE_GRANT } from '../../src/broker/token-exchange-grant.ts';
 import { createTokenBroker } from '../../src/broker/token-broker.ts';
 import type { TokenBroker } from '../../src/broker/types.ts';

@@ -1,8 +1,7 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, beforeEach, describe, it } from 'node:test';
-import { Registry } from 'prom-client';
-import { createBrokerMetrics } from '../../src/broker/broker-metrics.ts';
+import { createMetrics } from '../../src/observability/metrics.ts';
 import { forgetDownstreamTokens } from '../../src/broker/downstream-cache.ts';
 import { createTokenBroker } from '../../src/broker/token-broker.ts';
 import type { TokenBroker } from '../../src/broker/types.ts';
@@ -298,7 +297,7 @@ describe('token broker: operations', () => {
   it('counts outcomes in Prometheus and answers 503 when the store is down', async () => {
     const store = await createSqliteStore({ path: ':memory:', clock, purgeIntervalMs: 0 });
     stores.push(store);
-    const registry = new Registry();
+    const metrics = createMetrics({ clock });
     const vault = memoryVault();
     await vault.save(subject, { accessToken: 'a', refreshToken: 'r', expiresAt: clock.now() - 1 });
     const upstream = scriptedUpstream({
@@ -313,11 +312,11 @@ describe('token broker: operations', () => {
       logger: capturingLogger().logger,
       upstream,
       vault,
-      metrics: createBrokerMetrics(registry),
+      metrics,
     });
     await broker.getDownstreamToken({ user: { subject }, downstream: 'graph' });
     await broker.getDownstreamToken({ user: { subject }, downstream: 'graph' });
-    const text = await registry.metrics();
+    const text = await metrics.registry.metrics();
     assert.match(text, /gatehouse_broker_downstream_tokens_total\{outcome="exchanged",downstream="graph"\} 1/);
     assert.match(text, /gatehouse_broker_downstream_tokens_total\{outcome="cache_hit",downstream="graph"\} 1/);
     assert.match(text, /gatehouse_broker_upstream_refreshes_total\{outcome="refreshed"\} 1/);

@@ -271,7 +271,7 @@ export const FORWARDERS: Record<string, { why: string; names: (text: string) => 
   },
   'src/admin/admin-deps.ts': { why: 'listAll(store, namespace): its callers are scanned', names: () => [] },
   'src/broker/single-flight.ts': { why: 'singleFlight({ lockName }): `lockName:` values are scanned', names: () => [] },
-  'src/admin/instrumented-store.ts': { why: 'a Store decorator (metrics): it passes on its callers\' names', names: () => [] },
+  'src/observability/instrumented-store.ts': { why: 'a Store decorator (metrics): it passes on its callers\' names', names: () => [] },
   'src/store/store-health.ts': { why: 'a Store decorator (the outage breaker): it passes on its callers\' names', names: () => [] },
 };
 

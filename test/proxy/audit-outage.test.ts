@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { Redis } from 'ioredis';
-import { createMetrics } from '../../src/admin/metrics.ts';
+import { createMetrics } from '../../src/observability/metrics.ts';
 import { AUDIT_NAMESPACE, createAuditLog, type AuditRecord } from '../../src/proxy/audit.ts';
 import { systemClock } from '../../src/runtime/clock.ts';
 import { cryptoRandom } from '../../src/runtime/random.ts';

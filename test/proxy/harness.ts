@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { SignJWT } from 'jose';
 import type { AddressInfo } from 'node:net';
-import type { GatehouseMetrics } from '../../src/admin/metrics.ts';
+import type { GatehouseMetrics } from '../../src/observability/metrics.ts';
 import type { TokenBroker } from '../../src/broker/types.ts';
 import { configSchema, type GatehouseConfig } from '../../src/config/schema.ts';
 import { generateKeySet } from '../../src/keys/key-set.ts';

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { createMetrics, type GatehouseMetrics } from '../../src/admin/metrics.ts';
+import { createMetrics, type GatehouseMetrics } from '../../src/observability/metrics.ts';
 import { startLocalIdentityProvider, type LocalIdentityProvider } from '../../src/demo/local-idp/local-identity-provider.ts';
 import { systemClock } from '../../src/runtime/clock.ts';
 import { UpstreamError } from '../../src/upstream/errors.ts';

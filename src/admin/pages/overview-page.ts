@@ -1,4 +1,4 @@
-import type { RequestSample } from '../metrics.ts';
+import type { RequestSample } from '../../observability/metrics.ts';
 import { renderRequestChart } from './chart.ts';
 import { html, renderConsolePage, type ConsoleView } from './layout.ts';
 

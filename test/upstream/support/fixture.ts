@@ -1,5 +1,5 @@
 import pino from 'pino';
-import type { GatehouseMetrics } from '../../../src/admin/metrics.ts';
+import type { GatehouseMetrics } from '../../../src/observability/metrics.ts';
 import { upstreamSchema, type UpstreamConfig } from '../../../src/config/schema.ts';
 import { generateKeySet } from '../../../src/keys/key-set.ts';
 import { keyringFromKeySet } from '../../../src/keys/key-set-keyring.ts';

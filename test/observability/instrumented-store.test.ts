@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { instrumentStore, type StoreOperation } from '../../src/admin/instrumented-store.ts';
-import { createMetrics, type GatehouseMetrics } from '../../src/admin/metrics.ts';
+import { instrumentStore, type StoreOperation } from '../../src/observability/instrumented-store.ts';
+import { createMetrics, type GatehouseMetrics } from '../../src/observability/metrics.ts';
 import { ManualClock, type Clock } from '../../src/runtime/clock.ts';
 import { createSqliteStore } from '../../src/store/sqlite-store.ts';
 import type { Store } from '../../src/store/store.ts';

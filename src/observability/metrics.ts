@@ -12,9 +12,10 @@ import type { Clock } from '../runtime/clock.ts';
  * | gatehouse_tokens_issued_total                  | counter   | kind                        | tokenIssued            |
  * | gatehouse_token_refreshes_total                | counter   | outcome                     | tokenRefreshed         |
  * | gatehouse_downstream_exchanges_total           | counter   | downstream, grant, outcome  | downstreamExchange     |
- * | gatehouse_downstream_cache_lookups_total       | counter   | result (hit, miss)          | downstreamCacheLookup  |
+ * | gatehouse_broker_downstream_tokens_total       | counter   | outcome, downstream         | downstreamToken        |
+ * | gatehouse_downstream_cache_lookups_total       | counter   | result (hit, miss)          | downstreamToken        |
  * | gatehouse_downstream_cache_hit_ratio           | gauge     | —                           | (computed at scrape)   |
- * | gatehouse_broker_downstream_tokens_total       | counter   | outcome, downstream         | the broker's own       |
+ * | gatehouse_broker_upstream_refreshes_total      | counter   | outcome                     | upstreamRefresh        |
  * | gatehouse_upstream_errors_total                | counter   | operation, error            | upstreamError          |
  * | gatehouse_rate_limit_rejections_total          | counter   | limit                       | rateLimitRejected      |
  * | gatehouse_open_streams                         | gauge     | route, transport            | streamOpened / closed  |
@@ -24,6 +25,10 @@ import type { Clock } from '../runtime/clock.ts';
  *
  * `route` is always the configured route path or the server's route pattern (`/interaction/:uid`), never the raw
  * URL: a label per distinct URL is unbounded cardinality, and URLs can carry codes and state values.
+ *
+ * One implementation below every part: each part declares the few methods it calls (src/proxy/proxy-metrics.ts,
+ * src/authorization/authorization-metrics.ts, src/broker/broker-metrics.ts, src/upstream/upstream-metrics.ts), and
+ * this object satisfies them all, so no part imports another's metrics or this file.
  *
  * Besides the registry, request counts are kept in 10-second buckets for the admin overview chart (requests/s and
  * error rate over the last minutes of this replica), so the console needs no Prometheus server to show a trend.
@@ -46,7 +51,9 @@ export interface GatehouseMetrics {
   tokenIssued(kind: TokenKind): void;
   tokenRefreshed(outcome: 'rotated' | 'reuse_detected' | 'failed'): void;
   downstreamExchange(input: { downstream: string; grant: 'on-behalf-of' | 'token-exchange'; outcome: DownstreamOutcome }): void;
-  downstreamCacheLookup(result: 'hit' | 'miss'): void;
+  /** A downstream token request answered from the cache, by an exchange, by waiting for another's, or failed. */
+  downstreamToken(outcome: 'cache_hit' | 'exchanged' | 'waited' | 'failed', downstream: string): void;
+  upstreamRefresh(outcome: 'refreshed' | 'failed'): void;
   upstreamError(input: { operation: 'discovery' | 'sign-in' | 'refresh' | 'exchange'; error: string }): void;
   rateLimitRejected(limit: 'user' | 'client' | 'registration'): void;
   streamOpened(input: { route: string; transport: 'streamable-http' | 'sse' }): void;
@@ -60,7 +67,7 @@ export interface GatehouseMetrics {
 }
 
 export const SAMPLE_BUCKET_MS = 10_000;
-/** The broker's own counter (outcome: cache_hit, exchanged, waited, failed; downstream). */
+/** The broker's downstream token counter (outcome: cache_hit, exchanged, waited, failed; downstream). */
 export const BROKER_DOWNSTREAM_METRIC = 'gatehouse_broker_downstream_tokens_total';
 const KEPT_BUCKETS = 90;
 
@@ -85,20 +92,14 @@ export function createMetrics(options: { clock: Clock }): GatehouseMetrics {
     name: 'gatehouse_downstream_cache_hit_ratio',
     help: 'Share of downstream token lookups answered from the cache since start (0 before the first lookup).',
     registers,
-    async collect() {
-      // The token broker counts its own outcomes (src/broker/broker-metrics.ts) on this registry; when it does,
-      // its cache hits against its exchanges are the ratio (waiting for another caller's exchange is not a hit).
-      const broker = registry.getSingleMetric(BROKER_DOWNSTREAM_METRIC);
-      let brokerHits = 0;
-      let brokerLookups = 0;
-      for (const { labels, value } of broker === undefined ? [] : (await broker.get()).values) {
-        if (labels.outcome === 'cache_hit') brokerHits += value;
-        if (labels.outcome !== 'failed') brokerLookups += value;
-      }
-      const lookups = hits + misses + brokerLookups;
-      this.set(lookups === 0 ? 0 : (hits + brokerHits) / lookups);
+    collect() {
+      // Waiting for another caller's exchange is a miss: the token was not in the cache when asked for.
+      const lookups = hits + misses;
+      this.set(lookups === 0 ? 0 : hits / lookups);
     },
   });
+  const brokerTokens = new Counter({ name: BROKER_DOWNSTREAM_METRIC, help: 'Downstream token requests by outcome (cache_hit, exchanged, waited, failed) and downstream API.', labelNames: ['outcome', 'downstream'], registers });
+  const upstreamRefreshes = new Counter({ name: 'gatehouse_broker_upstream_refreshes_total', help: "Refreshes of users' upstream tokens by outcome.", labelNames: ['outcome'], registers });
   const upstreamErrors = new Counter({ name: 'gatehouse_upstream_errors_total', help: 'Failed calls to the upstream IdP, by operation and error code.', labelNames: ['operation', 'error'], registers });
   const rateLimits = new Counter({ name: 'gatehouse_rate_limit_rejections_total', help: 'Requests refused with 429, by which limit.', labelNames: ['limit'], registers });
   const openStreams = new Gauge({ name: 'gatehouse_open_streams', help: 'SSE streams currently open through the proxy.', labelNames: ['route', 'transport'], registers });
@@ -130,11 +131,15 @@ export function createMetrics(options: { clock: Clock }): GatehouseMetrics {
     tokenIssued: (kind) => tokens.inc({ kind }),
     tokenRefreshed: (outcome) => refreshes.inc({ outcome }),
     downstreamExchange: ({ downstream, grant, outcome }) => exchanges.inc({ downstream, grant, outcome }),
-    downstreamCacheLookup(result) {
+    downstreamToken(outcome, downstream) {
+      brokerTokens.inc({ outcome, downstream });
+      if (outcome === 'failed') return;
+      const result = outcome === 'cache_hit' ? 'hit' : 'miss';
       cacheLookups.inc({ result });
       if (result === 'hit') hits += 1;
       else misses += 1;
     },
+    upstreamRefresh: (outcome) => upstreamRefreshes.inc({ outcome }),
     upstreamError: ({ operation, error }) => upstreamErrors.inc({ operation, error }),
     rateLimitRejected: (limit) => rateLimits.inc({ limit }),
     streamOpened: ({ route, transport }) => openStreams.inc({ route, transport }),

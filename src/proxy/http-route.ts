@@ -2,6 +2,7 @@ import { Transform, type Readable } from 'node:stream';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Dispatcher } from 'undici';
 import { ProtocolError } from '../server/errors.ts';
+import { backendBase, backendUrlFor } from './backend-path.ts';
 import { abortOnClientClose, authorizeRequest, backendHeaders, type GatewayRuntime } from './gateway-runtime.ts';
 import { relayResponse } from './relay-response.ts';
 import { auditDraft } from './request-audit.ts';
@@ -9,21 +10,21 @@ import type { RouteState } from './route-state.ts';
 
 /**
  * Plain HTTP routes (`type: http`): a REST API behind the same tokens and identity forwarding as the MCP routes.
- * `/hello/x?y` on a route at `/hello` with backend `http://api:3001/v1` goes to `http://api:3001/v1/x?y`. Bodies
- * stream both ways; the gateway never reads them, but it counts the request body against `server.bodyLimitBytes`.
+ * `/hello/x?y` on a route at `/hello` with backend `http://api:3001/v1` goes to `http://api:3001/v1/x?y`, and never
+ * outside `/v1` (backend-path.ts). Bodies stream both ways; the gateway never reads them, but it counts the request
+ * body against `server.bodyLimitBytes`.
  */
 export function httpRouteHandler(runtime: GatewayRuntime, state: RouteState) {
-  const backend = new URL(state.route.backend);
-  const basePath = backend.pathname.replace(/\/$/, '');
+  const base = backendBase(state.route.backend);
   const limit = runtime.ctx.config.server.bodyLimitBytes;
   return async function handleHttpRoute(request: FastifyRequest, reply: FastifyReply) {
     const draft = auditDraft(request);
     draft.method = `${request.method} ${state.route.path}`;
+    // Before the token check: a path that leaves the route is refused whoever sends it.
+    const url = backendUrlFor(base, state.route.path, request.url);
     const call = await authorizeRequest(runtime, state, request, draft, { rateLimit: true });
     const declaredLength = request.headers['content-length'];
     if (declaredLength !== undefined && Number(declaredLength) > limit) throw bodyTooLarge(limit);
-    const suffix = request.url.slice(state.route.path.length);
-    const url = `${backend.origin}${basePath}${suffix.startsWith('/') || suffix.startsWith('?') || suffix === '' ? suffix : `/${suffix}`}`;
     const headers = await backendHeaders(runtime, state, request, call);
     const incoming = request.body as Readable | undefined;
     const cap = cappedBody(limit, (bytes) => {

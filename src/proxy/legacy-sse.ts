@@ -76,9 +76,12 @@ export function legacySseMessageHandler(runtime: GatewayRuntime, state: RouteSta
     const post = await readMcpPost(runtime, state, request, draft);
     enforceToolPolicy(state, post, call, draft);
 
+    // Checked again on use: the binding comes from the shared store, which another replica or version may have written.
+    const url = confinedMessageUrl(state.legacySseUrl, binding.backendMessageUrl ?? state.legacySseUrl);
+    if (!url) throw new ProtocolError('bad_gateway', 'The backend named a message endpoint outside its own base path.');
     const headers = await backendHeaders(runtime, state, request, call);
     const response = await state.backend.send({
-      url: binding.backendMessageUrl ?? state.legacySseUrl,
+      url,
       method: 'POST',
       headers,
       body: post.raw,
@@ -86,6 +89,29 @@ export function legacySseMessageHandler(runtime: GatewayRuntime, state: RouteSta
     });
     return relayResponse(reply, response, draft, state.route);
   };
+}
+
+/**
+ * The URL the gateway may POST a session's messages to, from the backend's `endpoint` event (relative to the SSE
+ * URL); undefined when it is not the backend's own: another origin (SSRF — e.g. a cloud metadata address), embedded
+ * credentials, or a path outside the directory of the SSE endpoint (another application on the same origin, such as
+ * a neighbouring MCP server or an admin API, reached with this route's identity). WHATWG URL parsing has already
+ * resolved dot segments, encoded ones included, and turned `\` into `/` when the path is compared.
+ */
+export function confinedMessageUrl(backendSseUrl: string, announced: string): string | undefined {
+  const sse = new URL(backendSseUrl);
+  let target: URL;
+  try {
+    target = new URL(announced, sse);
+  } catch {
+    return undefined;
+  }
+  const directory = sse.pathname.slice(0, sse.pathname.lastIndexOf('/') + 1);
+  if (target.origin !== sse.origin || target.username || target.password || !target.pathname.startsWith(directory)) return undefined;
+  // Separators URL parsing leaves encoded, which a backend may decode into `/` (or cut at): ambiguous, so refused.
+  if (/%(2f|5c|00)/i.test(target.pathname)) return undefined;
+  target.hash = '';
+  return target.href;
 }
 
 /**
@@ -128,16 +154,13 @@ function endpointRewriter(
         if (field(lines, 'event') !== 'endpoint' || !data) {
           return callback(new ProtocolError('bad_gateway', 'The backend SSE stream did not start with an endpoint event.'));
         }
-        const target = new URL(data, backendSseUrl);
-        // A backend may only route messages to itself, never make the gateway POST elsewhere (SSRF).
-        if (target.origin !== new URL(backendSseUrl).origin) {
-          return callback(new ProtocolError('bad_gateway', 'The backend named a message endpoint on another origin.'));
-        }
+        const target = confinedMessageUrl(backendSseUrl, data);
+        if (!target) return callback(new ProtocolError('bad_gateway', 'The backend named a message endpoint outside its own base path.'));
         rewritten = true;
         const rest = pending;
         pending = '';
         const output = `${passed}event: endpoint\ndata: ${publicMessagesUrl}\n\n${rest}`;
-        bind(target.href).then(
+        bind(target).then(
           () => {
             countBytes(Buffer.byteLength(output));
             callback(null, output);

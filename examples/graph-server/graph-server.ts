@@ -161,7 +161,9 @@ export async function startGraphServer(options: GraphServerOptions): Promise<Run
   const server = createServer((req, res) => {
     const controller = new AbortController();
     res.on('close', () => controller.abort());
-    const url = new URL(req.url ?? '/', `http://${req.headers.host ?? 'localhost'}`);
+    const url = requestUrl(req);
+    // A Host header no URL can hold (`a b`) would otherwise throw outside any handler and stop the server.
+    if (!url) return sendJson(res, 400, { error: 'invalid_request', error_description: 'The Host header or request target is not valid.' });
     void (async () => {
       let caller: CallerIdentity | undefined;
       try {
@@ -188,6 +190,14 @@ export async function startGraphServer(options: GraphServerOptions): Promise<Run
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },
   };
+}
+
+function requestUrl(req: IncomingMessage): URL | undefined {
+  try {
+    return new URL(req.url ?? '/', `http://${req.headers.host ?? 'localhost'}`);
+  } catch {
+    return undefined;
+  }
 }
 
 type Surface = 'mcp' | 'http';

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { request } from 'node:http';
 import { after, before, describe, it } from 'node:test';
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
 import { Client as V1Client } from '@modelcontextprotocol/sdk/client/index.js';
@@ -343,6 +344,20 @@ describe('sample Graph MCP server', () => {
         assert.equal(result.json().error, 'invalid_token');
       }
     });
+  });
+
+  it('answers a Host header no URL can hold with 400 and keeps serving', async () => {
+    const { hostname, port } = new URL(server.url);
+    const status = await new Promise<number>((resolve, reject) => {
+      const req = request({ hostname, port, path: '/api/status', headers: { host: 'a b' } }, (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      });
+      req.once('error', reject);
+      req.end();
+    });
+    assert.equal(status, 400);
+    assert.equal((await http(server.url, '/api/status')).status, 200);
   });
 
   it('refuses a body over the size limit with 413', async () => {

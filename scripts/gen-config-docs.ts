@@ -191,8 +191,12 @@ URL (plain http only for \`localhost\`/\`127.0.0.1\`, with a warning), \`upstrea
 \`entra.tenantId\` for \`type: entra\`), at least one route, and no \`dev.insecureCookies\` unless the public URL is
 local. In every mode: route paths are unique and do not shadow Gatehouse's own endpoints, \`requiredScopes\` are among
 the route's \`scopes\`, every \`downstream\`/\`identity.downstream\`/\`allowedDownstream\` name exists in
-\`broker.downstream\`, \`store.redisUrl\` is set for \`store.type: redis\`, and \`keys.file\` is readable for
-\`keys.source: file\`.
+\`broker.downstream\`, \`store.redisUrl\` is set for \`store.type: redis\`, \`keys.file\` is readable for
+\`keys.source: file\`, and no \`type: http\` route's backend covers an \`mcp\` route's backend or legacy SSE endpoint
+(same server, and the HTTP route's base path a prefix of the MCP path): through it, the MCP server's tools would be
+callable without that route's scopes, tool policies and \`tools/list\` filter. Point such a route at a base path that
+holds no MCP endpoint (e.g. \`http://api:3001/api\`); \`routes[].allowMcpBackendOverlap: true\` accepts the overlap
+with a warning (docs/security.md, "HTTP routes and MCP backends").
 
 ## Behind a load balancer
 

@@ -1,7 +1,7 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { AuthInfo } from '@modelcontextprotocol/server';
-import type { JWTVerifyGetKey } from 'jose';
+import { createRemoteJWKSet, type JWTVerifyGetKey } from 'jose';
 import { pino, type Logger } from 'pino';
 import {
   capabilitySchemas,
@@ -21,20 +21,35 @@ import { BodyTooLargeError, readBody, sendJson, sendWebResponse, toWebRequest } 
 
 /**
  * The sample backend behind Gatehouse: an MCP server (tools `get_graph_user_details`, `hello`, `echo`, `status`, `me`)
- * plus the same capabilities as plain HTTP endpoints. It trusts nothing but the gateway: every request must carry the
- * gateway's identity assertion (or, in `obo` mode, a Graph token Graph accepts), and the user's identity comes from
- * there, never from tool arguments.
+ * plus the same capabilities as plain HTTP endpoints under `/api`. It trusts nothing but the gateway: every request
+ * must carry the gateway's identity assertion (or, in `obo` mode, a Graph token Graph accepts), and the user's
+ * identity comes from there, never from tool arguments.
+ *
+ * The two surfaces are kept apart. The MCP endpoints (`/mcp`, `/sse`, `/messages`) accept only assertions minted for
+ * an MCP route, the REST endpoints (`/api/…`) only assertions minted for a plain HTTP route: the gateway enforces
+ * per-tool policy and filters `tools/list` on MCP routes only, so an assertion from an HTTP route must never reach
+ * the tools (docs/security.md, "HTTP routes and MCP backends").
  */
+/** Base path of the REST endpoints: a plain HTTP route forwards here (`backend: http://host:port/api`), never to `/`. */
+export const REST_BASE_PATH = '/api';
+const MCP_PATHS: ReadonlySet<string> = new Set(['/mcp', '/sse', '/messages']);
+
 export interface GraphServerOptions {
   port: number;
   host?: string;
   /** The gateway's issuer (its public URL). */
   gatewayIssuer: string;
   /**
-   * This server's resource URL(s) at the gateway: the public URL of each route that forwards to it, e.g.
-   * `https://gatehouse.example.com/mcp` and, for the plain HTTP endpoints, `https://gatehouse.example.com/graph`.
+   * The resource URL(s) at the gateway of the MCP routes that forward here, e.g. `https://gatehouse.example.com/mcp`:
+   * the audiences accepted on the MCP endpoints, and only there.
    */
   audience: string | string[];
+  /**
+   * The resource URL(s) of the plain HTTP routes that forward to `/api`, e.g. `https://gatehouse.example.com/graph`:
+   * the audiences accepted on the REST endpoints, and only there. Without it, the REST endpoints refuse every
+   * assertion.
+   */
+  httpAudience?: string | string[];
   /** `${gatewayIssuer}/jwks`. */
   jwksUrl: string;
   /** `https://graph.microsoft.com`, or the local demo directory API. */
@@ -69,11 +84,11 @@ export async function startGraphServer(options: GraphServerOptions): Promise<Run
     ...(options.sleep ? { sleep: options.sleep } : {}),
     ...(options.maxRetryAfterMs !== undefined ? { maxRetryAfterMs: options.maxRetryAfterMs } : {}),
   });
-  let verifier: CallerVerifier;
+  let verifiers: Record<Surface, CallerVerifier>;
   let deps: CapabilityDeps;
   if (options.tokenSource === 'broker') {
     if (!options.broker) throw new Error('tokenSource "broker" needs broker.tokenUrl and client credentials');
-    verifier = createAssertionVerifier({ gatewayIssuer: options.gatewayIssuer, audience: options.audience, jwksUrl: options.jwksUrl, ...(options.jwks ? { jwks: options.jwks } : {}) });
+    verifiers = surfaceVerifiers(options);
     const tokenSource = createBrokerTokenSource({
       resource: GRAPH_AUDIENCE,
       scope: `${GRAPH_AUDIENCE}/User.Read`,
@@ -83,13 +98,15 @@ export async function startGraphServer(options: GraphServerOptions): Promise<Run
     });
     deps = { graph, tokenSource, tokenSourceKind: 'broker' };
   } else {
-    verifier = createGraphTokenVerifier({ graph });
+    // A Graph token names no gateway route, so it cannot tell the surfaces apart (README: run obo mode privately).
+    const verifier = createGraphTokenVerifier({ graph });
+    verifiers = { mcp: verifier, http: verifier };
     deps = { graph, tokenSource: createOboTokenSource(), tokenSourceKind: 'obo' };
   }
   const transports = createMcpTransports(deps, logger);
 
-  async function authenticate(req: IncomingMessage): Promise<CallerIdentity> {
-    return verifier.verify(req.headers.authorization);
+  async function authenticate(req: IncomingMessage, path: string): Promise<CallerIdentity> {
+    return verifiers[surfaceOf(path)].verify(req.headers.authorization);
   }
 
   async function route(req: IncomingMessage, res: ServerResponse, url: URL, caller: CallerIdentity, abort: AbortSignal): Promise<void> {
@@ -112,7 +129,9 @@ export async function startGraphServer(options: GraphServerOptions): Promise<Run
     if (path === '/messages' && method === 'POST') {
       return transports.postSseMessage(req, res, url, await readBody(req, maxBodyBytes), caller.subject, authInfo);
     }
-    if (path === '/hello' && (method === 'GET' || method === 'POST')) {
+    if (!path.startsWith(`${REST_BASE_PATH}/`)) return sendJson(res, 404, { error: 'not_found', error_description: `No endpoint ${method} ${path}.` });
+    const endpoint = path.slice(REST_BASE_PATH.length);
+    if (endpoint === '/hello' && (method === 'GET' || method === 'POST')) {
       let input: unknown = { name: url.searchParams.get('name') ?? undefined };
       if (method === 'POST') {
         const text = (await readBody(req, maxBodyBytes)).toString('utf8');
@@ -126,30 +145,30 @@ export async function startGraphServer(options: GraphServerOptions): Promise<Run
       if (!parsed.success) return sendJson(res, 400, { error: 'invalid_request', error_description: '`name` must be a string of at most 200 characters.' });
       return sendJson(res, 200, hello(caller, parsed.data.name));
     }
-    if (path === '/echo' && method === 'POST') {
+    if (endpoint === '/echo' && method === 'POST') {
       // The exact bytes back, with the caller's content type: a debugging aid, so nothing is parsed or rewritten.
       const body = await readBody(req, maxBodyBytes);
       res.writeHead(200, { 'content-type': req.headers['content-type'] ?? 'application/octet-stream', 'cache-control': 'no-store' });
       res.end(body);
       return;
     }
-    if (path === '/tools' && method === 'GET') return sendJson(res, 200, { tools: toolList() });
-    if (path === '/me' && method === 'GET') return sendJson(res, 200, await graphUserDetails(deps, caller));
-    if (path === '/status' && method === 'GET') return sendJson(res, 200, status(deps, caller));
+    if (endpoint === '/tools' && method === 'GET') return sendJson(res, 200, { tools: toolList() });
+    if (endpoint === '/me' && method === 'GET') return sendJson(res, 200, await graphUserDetails(deps, caller));
+    if (endpoint === '/status' && method === 'GET') return sendJson(res, 200, status(deps, caller));
     return sendJson(res, 404, { error: 'not_found', error_description: `No endpoint ${method} ${path}.` });
   }
 
   const server = createServer((req, res) => {
     const controller = new AbortController();
     res.on('close', () => controller.abort());
-    // The path alone, against a fixed base: a request target such as `//x` or a Host header that is not a host
+    // The path alone, against a fixed base: a request target such as `//x` or a Host header no URL can hold (`a b`)
     // must be a 400, not an exception thrown outside any handler (which ends the process).
     const url = URL.parse(`http://localhost${req.url?.startsWith('/') ? req.url : '/'}`);
     if (url === null) return sendJson(res, 400, { error: 'invalid_request', error_description: 'The request URL is malformed.' });
     void (async () => {
       let caller: CallerIdentity | undefined;
       try {
-        caller = await authenticate(req);
+        caller = await authenticate(req, url.pathname);
         await route(req, res, url, caller, controller.signal);
       } catch (error) {
         respondWithError(res, error, logger);
@@ -170,6 +189,34 @@ export async function startGraphServer(options: GraphServerOptions): Promise<Run
       await transports.close();
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+type Surface = 'mcp' | 'http';
+
+function surfaceOf(path: string): Surface {
+  return MCP_PATHS.has(path) ? 'mcp' : 'http';
+}
+
+/** One assertion verifier per surface, sharing the gateway's key set; an audience may belong to one surface only. */
+function surfaceVerifiers(options: GraphServerOptions): Record<Surface, CallerVerifier> {
+  const mcpAudience = [options.audience].flat();
+  const httpAudience = [options.httpAudience ?? []].flat();
+  const shared = mcpAudience.find((audience) => httpAudience.includes(audience));
+  if (shared) throw new Error(`${shared} is given as both an MCP and an HTTP audience: a route forwards to one surface only`);
+  const jwks = options.jwks ?? createRemoteJWKSet(new URL(options.jwksUrl));
+  const common = { gatewayIssuer: options.gatewayIssuer, jwksUrl: options.jwksUrl, jwks };
+  return {
+    mcp: createAssertionVerifier({ ...common, audience: mcpAudience }),
+    http: httpAudience.length > 0 ? createAssertionVerifier({ ...common, audience: httpAudience }) : refuseEveryCaller('This server accepts no assertion on its HTTP endpoints.'),
+  };
+}
+
+function refuseEveryCaller(message: string): CallerVerifier {
+  return {
+    async verify() {
+      throw new CallerRejectedError(message);
     },
   };
 }

@@ -5,17 +5,21 @@ import { startGraphServer } from './graph-server.ts';
 /**
  * Runs the sample Graph MCP server from environment variables:
  *
- *   GATEWAY_ISSUER=https://gatehouse.example.com  GRAPH_SERVER_AUDIENCE=https://gatehouse.example.com/mcp,https://gatehouse.example.com/graph
+ *   GATEWAY_ISSUER=https://gatehouse.example.com  GRAPH_SERVER_AUDIENCE=https://gatehouse.example.com/mcp
+ *   GRAPH_SERVER_HTTP_AUDIENCE=https://gatehouse.example.com/graph   (only with a `type: http` route to …/api)
  *   TOKEN_SOURCE=broker BROKER_CLIENT_ID=graph-backend BROKER_CLIENT_SECRET=… (or BROKER_PRIVATE_KEY_FILE=key.pem)
  *   node examples/graph-server/main.ts
  */
+const urlList = z.string().transform((value) => value.split(',').map((entry) => entry.trim()).filter(Boolean));
 const envSchema = z
   .object({
     PORT: z.coerce.number().int().min(0).max(65_535).default(3001),
     HOST: z.string().default('127.0.0.1'),
     GATEWAY_ISSUER: z.url(),
-    // Comma-separated: one resource URL per gateway route that forwards here.
-    GRAPH_SERVER_AUDIENCE: z.string().transform((value) => value.split(',').map((entry) => entry.trim())).pipe(z.array(z.url()).min(1)),
+    // Comma-separated: one resource URL per gateway MCP route that forwards here (accepted on the MCP endpoints only).
+    GRAPH_SERVER_AUDIENCE: urlList.pipe(z.array(z.url()).min(1)),
+    // Comma-separated: the plain HTTP routes that forward to `/api` (accepted on the REST endpoints only).
+    GRAPH_SERVER_HTTP_AUDIENCE: urlList.pipe(z.array(z.url())).optional(),
     GATEWAY_JWKS_URL: z.url().optional(),
     GRAPH_BASE_URL: z.url().default('https://graph.microsoft.com'),
     TOKEN_SOURCE: z.enum(['broker', 'obo']).default('broker'),
@@ -40,6 +44,7 @@ const running = await startGraphServer({
   host: env.HOST,
   gatewayIssuer: issuer,
   audience: env.GRAPH_SERVER_AUDIENCE,
+  ...(env.GRAPH_SERVER_HTTP_AUDIENCE ? { httpAudience: env.GRAPH_SERVER_HTTP_AUDIENCE } : {}),
   jwksUrl: env.GATEWAY_JWKS_URL ?? `${issuer}/jwks`,
   graphBaseUrl: env.GRAPH_BASE_URL,
   tokenSource: env.TOKEN_SOURCE,

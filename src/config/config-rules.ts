@@ -1,4 +1,5 @@
 import { accessSync, constants, statSync } from 'node:fs';
+import { checkHttpRoutesCoveringMcpBackends } from './http-route-overlap.ts';
 import { isLoopbackUrl } from './public-url.ts';
 import type { GatehouseConfig } from './schema.ts';
 
@@ -19,6 +20,7 @@ const RESERVED_PATHS = ['/authorize', '/token', '/register', '/revoke', '/intros
 export function checkConfigRules(config: GatehouseConfig): RuleResult {
   const result: RuleResult = { problems: [], warnings: [] };
   checkRoutes(config, result);
+  checkHttpRoutesCoveringMcpBackends(config.routes, result);
   checkDownstreamReferences(config, result);
   checkStore(config, result);
   checkKeyFile(config, result);

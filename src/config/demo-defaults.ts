@@ -72,10 +72,12 @@ export function demoConfigInput(options: DemoConfigOptions = {}): Record<string,
       },
       {
         // The sample server's plain HTTP endpoints (GET /graph/me, /graph/hello, POST /graph/echo, …) behind the same
-        // sign-in: a REST API is protected exactly like an MCP server, with its own resource URL and tokens.
+        // sign-in: a REST API is protected exactly like an MCP server, with its own resource URL and tokens. The
+        // backend is the server's REST base path, never its root: the root also holds the MCP endpoints, which an
+        // HTTP route would expose without the MCP route's per-tool policy and tools/list filter.
         path: '/graph',
         type: 'http',
-        backend: `http://127.0.0.1:${demo.graphServerPort}`,
+        backend: `http://127.0.0.1:${demo.graphServerPort}/api`,
         scopes: { 'graph:read': 'Read your directory profile through the sample server' },
         requiredScopes: ['graph:read'],
         downstream: ['graph'],

@@ -89,6 +89,12 @@ export const routeSchema = z
       })
       .strict()
       .default({ connectMs: 5_000, responseHeadersMs: 30_000, idleStreamMs: 15 * 60_000, requestBodyMs: 30_000 }),
+    allowMcpBackendOverlap: z
+      .boolean()
+      .default(false)
+      .describe(
+        'Only for `type: http`: accept (with a warning at start) a backend URL that also reaches the backend of an `mcp` route — same origin, and this base path a prefix of that backend path. Refused otherwise: the MCP endpoints would be callable through this route without the MCP route\'s scopes, tool policies and `tools/list` filter.',
+      ),
     rateLimit: z
       .object({
         perUserPerMinute: z.number().int().positive().default(600).describe('Requests per user per minute.'),

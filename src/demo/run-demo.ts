@@ -107,8 +107,10 @@ export async function startDemoComponents(options: DemoComponentsOptions): Promi
         port: demo.graphServerPort,
         host: '127.0.0.1',
         gatewayIssuer: publicUrl,
-        // Every route forwarding to the sample server (the MCP route and its plain HTTP endpoints) is an audience.
-        audience: graphRoutes.map((route) => publicUrl + route.path),
+        // Each route forwarding to the sample server is an audience on its own surface only: MCP routes on the MCP
+        // endpoints, plain HTTP routes on the REST endpoints (an HTTP route's token must never reach the tools).
+        audience: graphRoutes.filter((route) => route.type === 'mcp').map((route) => publicUrl + route.path),
+        httpAudience: graphRoutes.filter((route) => route.type === 'http').map((route) => publicUrl + route.path),
         jwksUrl: `${publicUrl}/jwks`,
         graphBaseUrl: directoryApi.url,
         // `obo` routes forward a directory token instead of the assertion; `assertion` routes let the server exchange it.

@@ -115,8 +115,15 @@ export const legacySseMessageSteps: readonly ExchangeStep[] = [
   requireLegacySessionOwner,
   readLegacyMessage,
   enforcePerToolPolicy,
-  forwardToBackend({ url: (exchange) => exchange.backendMessageUrl ?? exchange.state.legacySseUrl }),
+  forwardToBackend({ url: messageUrlOf }),
 ];
+
+/** Checked again on use: the binding comes from the shared store, which another replica or version may have written. */
+function messageUrlOf(exchange: McpExchange): string {
+  const url = confinedMessageUrl(exchange.state.legacySseUrl, exchange.backendMessageUrl ?? exchange.state.legacySseUrl);
+  if (!url) throw new ProtocolError('bad_gateway', 'The backend named a message endpoint outside its own base path.');
+  return url;
+}
 
 export function legacySseMessageHandler(runtime: GatewayRuntime, state: RouteState) {
   return async function handleLegacySseMessage(request: FastifyRequest, reply: FastifyReply) {
@@ -124,6 +131,25 @@ export function legacySseMessageHandler(runtime: GatewayRuntime, state: RouteSta
     await runSteps(legacySseMessageSteps, exchange);
     return relayResponse(reply, backendResponse(exchange), exchange.draft, state.route);
   };
+}
+
+/**
+ * The URL the gateway may POST a session's messages to, from the backend's `endpoint` event (relative to the SSE
+ * URL); undefined when it is not the backend's own: another origin (SSRF — e.g. a cloud metadata address), embedded
+ * credentials, or a path outside the directory of the SSE endpoint (another application on the same origin, such as
+ * a neighbouring MCP server or an admin API, reached with this route's identity). WHATWG URL parsing has already
+ * resolved dot segments, encoded ones included, and turned `\` into `/` when the path is compared.
+ */
+export function confinedMessageUrl(backendSseUrl: string, announced: string): string | undefined {
+  const sse = new URL(backendSseUrl);
+  const target = URL.parse(announced, backendSseUrl);
+  if (target === null) return undefined;
+  const directory = sse.pathname.slice(0, sse.pathname.lastIndexOf('/') + 1);
+  if (target.origin !== sse.origin || target.username || target.password || !target.pathname.startsWith(directory)) return undefined;
+  // Separators URL parsing leaves encoded, which a backend may decode into `/` (or cut at): ambiguous, so refused.
+  if (/%(2f|5c|00)/i.test(target.pathname)) return undefined;
+  target.hash = '';
+  return target.href;
 }
 
 /**
@@ -142,12 +168,10 @@ function endpointRewriter(
     if (event.event !== 'endpoint' || event.data.trim() === '') {
       throw new ProtocolError('bad_gateway', 'The backend SSE stream did not start with an endpoint event.');
     }
-    const target = URL.parse(event.data.trim(), backendSseUrl);
     // A backend may only route messages to itself, never make the gateway POST elsewhere (SSRF).
-    if (target?.origin !== new URL(backendSseUrl).origin) {
-      throw new ProtocolError('bad_gateway', 'The backend named a message endpoint on another origin.');
-    }
+    const target = confinedMessageUrl(backendSseUrl, event.data.trim());
+    if (!target) throw new ProtocolError('bad_gateway', 'The backend named a message endpoint outside its own base path.');
     rewritten = true;
-    return bind(target.href).then(() => ({ ...event, data: publicMessagesUrl }));
+    return bind(target).then(() => ({ ...event, data: publicMessagesUrl }));
   };
 }

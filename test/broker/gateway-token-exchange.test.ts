@@ -72,7 +72,10 @@ describe('backend token exchange through the gateway', () => {
         broker: { downstream: [{ name: 'graph', audience: 'https://graph.microsoft.com', scopes: ['https://graph.microsoft.com/User.Read'] }] },
       },
     };
-    const routes = [{ path: '/mcp', backend: 'http://127.0.0.1:9/', downstream: ['graph'] }];
+    const routes = [
+      { path: '/mcp', backend: 'http://127.0.0.1:9/mcp', downstream: ['graph'] },
+      { path: '/graph', type: 'http' as const, backend: 'http://127.0.0.1:9/api', downstream: ['graph'] },
+    ];
     const config = configSchema.parse({
       routes,
       authorization: settings.authorization,
@@ -101,6 +104,7 @@ describe('backend token exchange through the gateway', () => {
       port: 0,
       gatewayIssuer: publicUrl,
       audience: `${publicUrl}/mcp`,
+      httpAudience: `${publicUrl}/graph`,
       jwksUrl: `${publicUrl}/jwks`,
       graphBaseUrl: directory.url,
       tokenSource: 'broker',
@@ -115,18 +119,18 @@ describe('backend token exchange through the gateway', () => {
   });
 
   /** Signed exactly as the proxy signs what it forwards; a new grant id each time so the signer's cache is not hit. */
-  async function assertion(): Promise<string> {
+  async function assertion(route = '/mcp'): Promise<string> {
     const signer = createIdentityAssertionSigner({ keyring, issuer: publicUrl, clock: systemClock, random: cryptoRandom });
     return signer.assertionFor({
       claims: { sub: subject, clientId: 'vscode', scopes: ['mcp:tools'], grantId: randomUUID(), jti: randomUUID(), exp: Math.floor(Date.now() / 1000) + 600 },
       account: { subject, issuer: 'https://idp.test', name: 'Alice Example', email: 'alice@example.test', groups: [], firstSeenAt: 0, lastSeenAt: 0 },
-      audience: `${publicUrl}/mcp`,
+      audience: `${publicUrl}${route}`,
       ttlSeconds: 120,
     });
   }
 
   it('GET /me and get_graph_user_details return the profile obtained through the gateway\'s /token', async () => {
-    const response = await fetch(`${backend.url}/me`, { headers: { authorization: `Bearer ${await assertion()}` } });
+    const response = await fetch(`${backend.url}/api/me`, { headers: { authorization: `Bearer ${await assertion('/graph')}` } });
     const profile = (await response.json()) as Record<string, unknown>;
     assert.equal(response.status, 200, JSON.stringify(profile));
     assert.equal(profile.displayName, 'Alice Example');

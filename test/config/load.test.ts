@@ -285,6 +285,38 @@ broker:
     assert.ok(problems.includes('routes[1].downstream[0]: "graf" is not a broker.downstream name (broker.downstream has: graph)'));
   });
 
+  describe('an http route whose backend also reaches an mcp route\'s backend', () => {
+    const httpRoute = (backend: string, extra = '') => `${VALID}  - path: /rest\n    type: http\n    backend: ${backend}\n${extra}`;
+    const overlap = (problems: readonly string[]) => problems.filter((p) => p.startsWith('routes[1].backend:'));
+
+    it('is refused when its base path is the MCP backend\'s origin root, the MCP path itself, or holds the legacy SSE endpoint', () => {
+      for (const backend of ['http://127.0.0.1:3000', 'http://127.0.0.1:3000/', 'http://127.0.0.1:3000/mcp', 'http://localhost:3000/', 'http://[::1]:3000/mcp/']) {
+        const problems = overlap(problemsOf(httpRoute(backend)));
+        assert.equal(problems.length, 1, backend);
+        assert.match(problems[0] ?? '', /also reaches http:\/\/127\.0\.0\.1:3000\/(mcp|sse), the MCP backend of routes\[0\] \(\/mcp\).*set routes\[1\]\.allowMcpBackendOverlap: true$/);
+      }
+      const legacy = VALID.replace('backend: http://127.0.0.1:3000/mcp', 'backend: http://127.0.0.1:3000/mcp\n    legacySsePath: /legacy/sse');
+      const problems = problemsOf(`${legacy}  - path: /rest\n    type: http\n    backend: http://127.0.0.1:3000/legacy\n`);
+      assert.ok(problems.some((p) => p.startsWith('routes[1].backend: "http://127.0.0.1:3000/legacy" also reaches http://127.0.0.1:3000/legacy/sse')), problems.join('\n'));
+    });
+
+    it('is accepted when it covers no MCP endpoint: another base path, port or host', () => {
+      for (const backend of ['http://127.0.0.1:3000/api', 'http://127.0.0.1:3000/mc', 'http://127.0.0.1:3000/mcpx', 'http://127.0.0.1:3001/', 'http://10.0.0.5:3000/']) {
+        const loaded = load(httpRoute(backend));
+        assert.deepEqual(loaded.warnings, [], backend);
+      }
+    });
+
+    it('is accepted with a warning when the route opts in with allowMcpBackendOverlap, which mcp routes cannot set', () => {
+      const loaded = load(httpRoute('http://127.0.0.1:3000/', '    allowMcpBackendOverlap: true\n'));
+      assert.equal(loaded.config.routes[1]?.allowMcpBackendOverlap, true);
+      assert.equal(loaded.warnings.length, 1);
+      assert.match(loaded.warnings[0] ?? '', /^routes\[1\]\.backend: .* callable through \/rest without that route's scopes, tool policies or tools\/list filter \(allowMcpBackendOverlap is set\)$/);
+      const onMcp = problemsOf(VALID.replace('    backend: http://127.0.0.1:3000/mcp', '    backend: http://127.0.0.1:3000/mcp\n    allowMcpBackendOverlap: true'));
+      assert.ok(onMcp.includes('routes[0].allowMcpBackendOverlap: only for type: http routes — remove it'), onMcp.join('\n'));
+    });
+  });
+
   it('refuses dev.insecureCookies on a public https URL', () => {
     assert.ok(problemsOf(`${VALID}dev:\n  insecureCookies: true\n`).some((p) => p.startsWith('dev.insecureCookies: development only')));
   });

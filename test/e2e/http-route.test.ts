@@ -87,4 +87,39 @@ describe('plain HTTP route in front of the sample server', () => {
     });
     assert.equal(reverse.status, 401);
   });
+
+  it('a token for /graph reaches only the REST endpoints, never the sample server\'s MCP endpoints behind it', async () => {
+    const user = demo.users[0];
+    assert.ok(user);
+    const token = await tokenFor(graphUrl, user);
+    const authorization = `Bearer ${token}`;
+    // Under /graph the route forwards to the sample server's REST base path, which holds no MCP endpoint: the MCP
+    // route's scopes, per-tool policies and tools/list filter cannot be sidestepped through the HTTP route.
+    const call = await fetch(`${graphUrl}/mcp`, {
+      method: 'POST',
+      headers: { authorization, 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'echo', arguments: { message: 'through the side door' } } }),
+    });
+    const callText = await call.text();
+    assert.equal(call.status, 404, callText);
+    assert.doesNotMatch(callText, /through the side door/);
+    const list = await fetch(`${graphUrl}/mcp`, {
+      method: 'POST',
+      headers: { authorization, 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'tools/list', params: {} }),
+    });
+    assert.equal(list.status, 404);
+    assert.doesNotMatch(await list.text(), /get_graph_user_details/);
+    const sse = await fetch(`${graphUrl}/sse`, { headers: { authorization, accept: 'text/event-stream' } });
+    assert.equal(sse.status, 404);
+    assert.doesNotMatch(sse.headers.get('content-type') ?? '', /event-stream/);
+    assert.doesNotMatch(await sse.text(), /event: endpoint/);
+    const message = await fetch(`${graphUrl}/messages?sessionId=x`, { method: 'POST', headers: { authorization, 'content-type': 'application/json' }, body: '{}' });
+    assert.equal(message.status, 404);
+    await message.text();
+    // The public REST URLs are unchanged.
+    const status = await fetch(`${graphUrl}/status`, { headers: { authorization } });
+    assert.equal(status.status, 200);
+    assert.equal(((await status.json()) as { user: { subject: string } }).user.subject.endsWith(user.id), true);
+  });
 });

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { request } from 'node:http';
 import { after, before, describe, it } from 'node:test';
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
 import { Client as V1Client } from '@modelcontextprotocol/sdk/client/index.js';
@@ -22,6 +23,8 @@ describe('sample Graph MCP server', () => {
   /** Everything a client saw: searched for tokens at the end. */
   const seen: string[] = [];
   const audience = () => `${gateway.url}/mcp`;
+  /** The plain HTTP route in front of the REST endpoints. */
+  const httpAudience = () => `${gateway.url}/graph`;
   const brokerSecret = 'graph-backend-secret-0123456789';
 
   before(async () => {
@@ -38,6 +41,7 @@ describe('sample Graph MCP server', () => {
       port: 0,
       gatewayIssuer: gateway.url,
       audience: audience(),
+      httpAudience: httpAudience(),
       jwksUrl: `${gateway.url}/jwks`,
       tokenSource: 'broker' as const,
       broker: { tokenUrl: `${gateway.url}/token`, clientId: 'graph-backend', clientSecret: brokerSecret },
@@ -60,7 +64,9 @@ describe('sample Graph MCP server', () => {
   });
 
   async function http(base: string, path: string, init: RequestInit & { bearer?: string | null } = {}) {
-    const bearer = init.bearer === undefined ? await gateway.signAssertion() : init.bearer;
+    // Each surface takes assertions for its own routes: the REST endpoints the HTTP route's, the MCP endpoints the MCP route's.
+    const aud = path.startsWith('/api/') ? httpAudience() : audience();
+    const bearer = init.bearer === undefined ? await gateway.signAssertion({}, { aud }) : init.bearer;
     const headers = new Headers(init.headers);
     if (bearer) headers.set('authorization', `Bearer ${bearer}`);
     const response = await fetch(base + path, { ...init, headers });
@@ -84,11 +90,11 @@ describe('sample Graph MCP server', () => {
 
   describe('refuses anything but a valid gateway identity assertion', () => {
     const paths: Array<[string, RequestInit]> = [
-      ['/status', {}],
-      ['/hello', {}],
-      ['/tools', {}],
-      ['/me', {}],
-      ['/echo', { method: 'POST', body: 'x' }],
+      ['/api/status', {}],
+      ['/api/hello', {}],
+      ['/api/tools', {}],
+      ['/api/me', {}],
+      ['/api/echo', { method: 'POST', body: 'x' }],
       ['/mcp', { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"jsonrpc":"2.0","id":1,"method":"tools/list"}' }],
       ['/sse', {}],
     ];
@@ -116,26 +122,72 @@ describe('sample Graph MCP server', () => {
     });
   });
 
+  describe('keeps its MCP and REST surfaces apart', () => {
+    const mcpRequests: Array<[string, RequestInit]> = [
+      ['/mcp', { method: 'POST', headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream' }, body: '{"jsonrpc":"2.0","id":1,"method":"tools/list"}' }],
+      ['/sse', {}],
+      ['/messages?sessionId=x', { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' }],
+    ];
+    it('refuses an assertion for the HTTP route on every MCP endpoint', async () => {
+      for (const [path, init] of mcpRequests) {
+        const result = await http(server.url, path, { ...init, bearer: await gateway.signAssertion({}, { aud: httpAudience() }) });
+        assert.equal(result.status, 401, path);
+        assert.equal(result.json().error, 'invalid_token');
+      }
+    });
+
+    it('refuses an assertion for the MCP route on every REST endpoint', async () => {
+      for (const path of ['/api/status', '/api/me', '/api/hello', '/api/tools']) {
+        const result = await http(server.url, path, { bearer: await gateway.signAssertion({}, { aud: audience() }) });
+        assert.equal(result.status, 401, path);
+        assert.equal(result.json().error, 'invalid_token');
+      }
+    });
+
+    it('holds no MCP endpoint under the REST base path, and no REST endpoint outside it', async () => {
+      for (const [path, init] of mcpRequests) assert.equal((await http(server.url, `/api${path}`, init)).status, 404, `/api${path}`);
+      for (const path of ['/status', '/me', '/hello', '/tools']) {
+        assert.equal((await http(server.url, path, { bearer: await gateway.signAssertion({}, { aud: httpAudience() }) })).status, 404, path);
+      }
+    });
+
+    it('refuses every assertion on the REST endpoints when no HTTP audience is configured, and an audience given for both', async () => {
+      const broker = { tokenUrl: `${gateway.url}/token`, clientId: 'graph-backend', clientSecret: brokerSecret };
+      const narrow = await startGraphServer({ port: 0, gatewayIssuer: gateway.url, audience: audience(), jwksUrl: `${gateway.url}/jwks`, tokenSource: 'broker', broker, graphBaseUrl: directory.url, logger: log.logger });
+      try {
+        for (const aud of [audience(), httpAudience()]) {
+          assert.equal((await http(narrow.url, '/api/status', { bearer: await gateway.signAssertion({}, { aud }) })).status, 401, aud);
+        }
+      } finally {
+        await narrow.close();
+      }
+      await assert.rejects(
+        startGraphServer({ port: 0, gatewayIssuer: gateway.url, audience: [audience(), httpAudience()], httpAudience: httpAudience(), jwksUrl: `${gateway.url}/jwks`, tokenSource: 'broker', broker, graphBaseUrl: directory.url, logger: log.logger }),
+        /both an MCP and an HTTP audience/,
+      );
+    });
+  });
+
   describe('plain HTTP endpoints', () => {
     it('GET|POST /hello greets the user or the given name, and rejects bad input with 400', async () => {
-      assert.equal((await http(server.url, '/hello')).json().message, 'Hello, Alice Example!');
-      assert.equal((await http(server.url, '/hello?name=Bob')).json().message, 'Hello, Bob!');
-      const posted = await http(server.url, '/hello', { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"name":"Carol"}' });
+      assert.equal((await http(server.url, '/api/hello')).json().message, 'Hello, Alice Example!');
+      assert.equal((await http(server.url, '/api/hello?name=Bob')).json().message, 'Hello, Bob!');
+      const posted = await http(server.url, '/api/hello', { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"name":"Carol"}' });
       assert.equal(posted.json().message, 'Hello, Carol!');
-      assert.equal((await http(server.url, '/hello', { method: 'POST', body: '{not json' })).status, 400);
-      assert.equal((await http(server.url, '/hello', { method: 'POST', body: '{"name":42}' })).status, 400);
+      assert.equal((await http(server.url, '/api/hello', { method: 'POST', body: '{not json' })).status, 400);
+      assert.equal((await http(server.url, '/api/hello', { method: 'POST', body: '{"name":42}' })).status, 400);
     });
 
     it('POST /echo returns the exact body and content type', async () => {
       const body = '{"odd":  "spacing",\n "unicode": "\u00e9\u00e8"}';
-      const result = await http(server.url, '/echo', { method: 'POST', headers: { 'content-type': 'application/vnd.test+json' }, body });
+      const result = await http(server.url, '/api/echo', { method: 'POST', headers: { 'content-type': 'application/vnd.test+json' }, body });
       assert.equal(result.status, 200);
       assert.equal(result.text, body);
       assert.equal(result.headers.get('content-type'), 'application/vnd.test+json');
     });
 
     it('GET /tools lists every tool with input and output schemas', async () => {
-      const tools = (await http(server.url, '/tools')).json().tools as Array<{ name: string; inputSchema: { type: string }; outputSchema: { type: string } }>;
+      const tools = (await http(server.url, '/api/tools')).json().tools as Array<{ name: string; inputSchema: { type: string }; outputSchema: { type: string } }>;
       assert.deepEqual(tools.map((t) => t.name).sort(), ['echo', 'get_graph_user_details', 'hello', 'me', 'status']);
       for (const tool of tools) {
         assert.equal(tool.inputSchema.type, 'object');
@@ -144,16 +196,16 @@ describe('sample Graph MCP server', () => {
     });
 
     it('GET /status reports health and the asserted user; GET /me returns the Graph profile via token exchange', async () => {
-      const status = (await http(server.url, '/status')).json();
+      const status = (await http(server.url, '/api/status')).json();
       assert.equal(status.status, 'ok');
       assert.equal(status.authenticated, true);
       assert.equal(status.tokenSource, 'broker');
       assert.equal(status.user.subject, 'tenant-1/alice-id');
       assert.deepEqual(status.user.groups, ['staff']);
 
-      const assertion = await gateway.signAssertion();
+      const assertion = await gateway.signAssertion({}, { aud: httpAudience() });
       const before = gateway.tokenRequests.length;
-      const me = await http(server.url, '/me', { bearer: assertion });
+      const me = await http(server.url, '/api/me', { bearer: assertion });
       assert.equal(me.status, 200);
       assert.equal(me.json().displayName, 'Alice Example');
       assert.equal(me.json().jobTitle, 'Engineer');
@@ -169,7 +221,7 @@ describe('sample Graph MCP server', () => {
     });
 
     it('answers unknown endpoints with 404', async () => {
-      assert.equal((await http(server.url, '/nope')).status, 404);
+      assert.equal((await http(server.url, '/api/nope')).status, 404);
     });
   });
 
@@ -261,7 +313,7 @@ describe('sample Graph MCP server', () => {
     /** What the gateway would forward: a delegated Graph token from the identity provider. */
     async function graphToken(): Promise<string> {
       const before = gateway.issuedTokens.length;
-      await http(server.url, '/me');
+      await http(server.url, '/api/me');
       const token = gateway.issuedTokens.slice(before).find((t) => JSON.parse(Buffer.from(t.split('.')[1] ?? '', 'base64url').toString()).scp);
       assert.ok(token);
       return token;
@@ -270,10 +322,10 @@ describe('sample Graph MCP server', () => {
     it('uses the forwarded token for Graph and takes the user from Graph', async () => {
       const token = await graphToken();
       const requestsBefore = gateway.tokenRequests.length;
-      const me = await http(obo.url, '/me', { bearer: token });
+      const me = await http(obo.url, '/api/me', { bearer: token });
       assert.equal(me.status, 200);
       assert.equal(me.json().displayName, 'Alice Example');
-      const status = (await http(obo.url, '/status', { bearer: token })).json();
+      const status = (await http(obo.url, '/api/status', { bearer: token })).json();
       assert.equal(status.tokenSource, 'obo');
       assert.equal(status.user.subject, 'alice-id');
       const client = await modernClient(obo.url, token);
@@ -287,15 +339,29 @@ describe('sample Graph MCP server', () => {
 
     it('refuses a token Graph does not accept, and an identity assertion, with 401', async () => {
       for (const bearer of [await gateway.signAssertion(), 'not-a-token', null]) {
-        const result = await http(obo.url, '/status', { bearer });
+        const result = await http(obo.url, '/api/status', { bearer });
         assert.equal(result.status, 401);
         assert.equal(result.json().error, 'invalid_token');
       }
     });
   });
 
+  it('answers a Host header no URL can hold with 400 and keeps serving', async () => {
+    const { hostname, port } = new URL(server.url);
+    const status = await new Promise<number>((resolve, reject) => {
+      const req = request({ hostname, port, path: '/api/status', headers: { host: 'a b' } }, (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      });
+      req.once('error', reject);
+      req.end();
+    });
+    assert.equal(status, 400);
+    assert.equal((await http(server.url, '/api/status')).status, 200);
+  });
+
   it('refuses a body over the size limit with 413', async () => {
-    const result = await http(server.url, '/echo', { method: 'POST', body: 'x'.repeat(1024 * 1024 + 1) });
+    const result = await http(server.url, '/api/echo', { method: 'POST', body: 'x'.repeat(1024 * 1024 + 1) });
     assert.equal(result.status, 413);
   });
 

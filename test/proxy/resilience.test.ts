@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer, request, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { connect, createServer as createTcpServer, type Server as TcpServer, type Socket } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
+import { confinedMessageUrl } from '../../src/proxy/legacy-sse.ts';
 import { createTestKeyring, mcpPost, mintAccessToken, startTestGateway, toolsCall, type TestGateway } from './harness.ts';
 
 /**
@@ -15,6 +16,8 @@ let gateway: TestGateway;
 const servers: Array<Server | TcpServer> = [];
 const sockets = new Set<Socket>();
 const streamEvents: string[] = [];
+/** Paths the multi-application backend received message POSTs on. */
+const tenantPosts: string[] = [];
 let resolveStreamClosed: () => void;
 const streamClosed = new Promise<void>((resolve) => (resolveStreamClosed = resolve));
 
@@ -55,6 +58,25 @@ before(async () => {
     res.writeHead(200, { 'content-type': 'text/event-stream' });
     res.write(': hello\n\nevent: endpoint\ndata: http://169.254.169.254/latest/meta-data\n\n');
   });
+  // One server, several applications: each `/<tenant>/sse` announces the message endpoint listed here.
+  const tenants = await http((req, res) => {
+    const announced: Record<string, string> = {
+      '/a/sse': '/admin/messages?sessionId=1',
+      '/b/sse': '/b/../admin/messages?sessionId=1',
+      '/c/sse': '/b/%2e%2e/admin/messages?sessionId=1',
+      '/d/sse': `http://user:secret@${req.headers.host}/d/messages?sessionId=1`,
+      '/e/sse': '/e/..%2fadmin/messages?sessionId=1',
+      '/f/sse': 'messages?sessionId=1',
+    };
+    const endpoint = announced[req.url ?? ''];
+    if (req.method === 'POST') {
+      tenantPosts.push(req.url ?? '');
+      return void res.writeHead(202).end();
+    }
+    if (!endpoint) return void res.writeHead(404).end();
+    res.writeHead(200, { 'content-type': 'text/event-stream' });
+    res.write(`event: endpoint\ndata: ${endpoint}\n\n`);
+  });
   const route = (path: string, backend: string, timeouts: Record<string, number> = {}, transports = ['streamable-http']) => ({
     path,
     backend,
@@ -74,6 +96,7 @@ before(async () => {
         route('/idle', idle, { idleStreamMs: 200 }),
         route('/legacy-html', html, {}, ['sse']),
         route('/legacy-evil', evilLegacy, {}, ['sse']),
+        ...['a', 'b', 'c', 'd', 'e', 'f'].map((tenant) => ({ ...route(`/tenant-${tenant}`, `${tenants}/${tenant}/mcp`, {}, ['sse']), legacySsePath: `/${tenant}/sse` })),
       ],
     },
   });
@@ -154,6 +177,60 @@ describe('legacy SSE backends', () => {
     const text = await response.text().catch(() => 'stream aborted');
     assert.ok(!text.includes('169.254.169.254'), text);
     assert.ok(!text.includes('event: endpoint'), text);
+  });
+});
+
+describe('legacy SSE message endpoints stay under the SSE endpoint\'s directory on the backend', () => {
+  /** The stream up to its first event (or its end); `close` ends it (and with it the gateway's session). */
+  function firstEvent(path: string, bearer: string): Promise<{ status: number; text: string; close: () => void }> {
+    return new Promise((resolve, reject) => {
+      const req = request(`${gateway.url}${path}`, { headers: { authorization: `Bearer ${bearer}` }, agent: false }, (res) => {
+        let text = '';
+        const done = () => resolve({ status: res.statusCode ?? 0, text, close: () => req.destroy() });
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => {
+          text += chunk;
+          if (text.includes('\n\n')) done();
+        });
+        res.once('end', done);
+        res.once('error', done);
+      });
+      req.once('error', reject);
+      req.end();
+    });
+  }
+
+  for (const tenant of ['a', 'b', 'c', 'd', 'e']) {
+    it(`refuses the endpoint the backend at /${tenant}/sse names`, async () => {
+      const { status, text, close } = await firstEvent(`/tenant-${tenant}/sse`, await token(`/tenant-${tenant}`));
+      close();
+      // Refused before the first byte (502) or, had the stream already started, cut off: never relayed.
+      assert.ok(status === 502 || status === 200, String(status));
+      assert.ok(!text.includes('event: endpoint'), text);
+    });
+  }
+
+  it('relays an endpoint below the SSE endpoint\'s directory and posts messages there', async () => {
+    const bearer = await token('/tenant-f');
+    const { status, text, close } = await firstEvent('/tenant-f/sse', bearer);
+    assert.equal(status, 200);
+    const publicUrl = /data: (\S+)/.exec(text)?.[1];
+    assert.ok(publicUrl, text);
+    assert.ok(publicUrl.startsWith(`${gateway.url}/tenant-f/messages?sessionId=`), text);
+    const posted = await mcpPost(publicUrl, bearer, toolsCall('echo'));
+    assert.equal(posted.status, 202);
+    await posted.text();
+    assert.deepEqual(tenantPosts, ['/f/messages?sessionId=1']);
+    close();
+  });
+
+  it('confinedMessageUrl accepts only the backend\'s own URLs below the SSE directory', () => {
+    const sse = 'http://backend.internal:3001/apps/one/sse';
+    assert.equal(confinedMessageUrl(sse, '/apps/one/messages?sessionId=x#f'), 'http://backend.internal:3001/apps/one/messages?sessionId=x');
+    assert.equal(confinedMessageUrl(sse, 'messages/?sessionId=x'), 'http://backend.internal:3001/apps/one/messages/?sessionId=x');
+    for (const announced of ['/apps/two/messages', '../two/messages', '/apps/one/..\\two/messages', '/apps/one/%2e%2e/two', 'http://other:3001/apps/one/m', 'https://backend.internal:3001/apps/one/m', '//evil.example/apps/one/m', '/apps/one/x%2f..%2f..%2ftwo', '/apps/one/m%00']) {
+      assert.equal(confinedMessageUrl(sse, announced), undefined, announced);
+    }
   });
 });
 

@@ -1,0 +1,153 @@
+import assert from 'node:assert/strict';
+import { createServer, request, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { posix } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { backendBase, backendUrlFor } from '../../src/proxy/backend-path.ts';
+import { createTestKeyring, mintAccessToken, startTestGateway, type TestGateway } from './harness.ts';
+
+/**
+ * A plain HTTP route must never let a client reach a backend path outside the route's base path: every traversal
+ * spelling (dot segments raw or percent-encoded, backslashes, double encoding, `;` parameters, NUL) is refused with a
+ * 400 JSON error, and the backend — which records every path it receives — never sees a path outside the base.
+ */
+const keyring = createTestKeyring();
+let gateway: TestGateway;
+let backend: Server;
+/** The raw request target of every request the backend received. */
+const received: string[] = [];
+
+before(async () => {
+  backend = createServer((req, res) => {
+    received.push(req.url ?? '');
+    res.writeHead(200, { 'content-type': 'text/plain' }).end(req.url);
+  });
+  await new Promise<void>((resolve) => backend.listen(0, '127.0.0.1', resolve));
+  const origin = `http://127.0.0.1:${(backend.address() as AddressInfo).port}`;
+  gateway = await startTestGateway({
+    keyring,
+    config: {
+      routes: [
+        { path: '/api', type: 'http', backend: `${origin}/base` },
+        { path: '/mcp', backend: `${origin}/mcp` },
+      ],
+    },
+  });
+});
+after(async () => {
+  await gateway?.close();
+  backend.closeAllConnections();
+  await new Promise<void>((resolve) => backend.close(() => resolve()));
+});
+
+/** A GET with the request target sent exactly as written (fetch would normalise dot segments first). */
+function rawGet(target: string, bearer: string): Promise<{ status: number; contentType: string; body: string }> {
+  return new Promise((resolve, reject) => {
+    const url = new URL(gateway.url);
+    const req = request({ host: url.hostname, port: url.port, path: target, headers: { authorization: `Bearer ${bearer}` } }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => (body += chunk));
+      res.once('end', () => resolve({ status: res.statusCode ?? 0, contentType: res.headers['content-type'] ?? '', body }));
+    });
+    req.once('error', reject);
+    req.end();
+  });
+}
+
+/**
+ * The path as the most lenient backend could understand it: decoded until stable, backslashes as slashes,
+ * `;parameters` dropped (Tomcat), cut at NUL, dot segments resolved.
+ */
+function leniently(target: string): string {
+  let path = target.split('?')[0] ?? '';
+  for (let i = 0; i < 4; i++) {
+    try {
+      path = decodeURIComponent(path);
+    } catch {
+      break;
+    }
+  }
+  path = path.split('\0')[0]!.replaceAll('\\', '/');
+  path = path.split('/').map((segment) => segment.split(';')[0]).join('/');
+  return posix.normalize(path);
+}
+
+const bearer = () => mintAccessToken(keyring, gateway.url, { aud: `${gateway.url}/api` });
+
+describe('plain HTTP route: the backend path stays under the base path', () => {
+  const escapes = [
+    '/api/../secret',
+    '/api/%2e%2e/secret',
+    '/api/%2E%2E/secret',
+    '/api/.%2e/secret',
+    '/api/%2e./secret',
+    '/api/..\\secret',
+    '/api/..%5csecret',
+    '/api/..%5Csecret',
+    '/api/%252e%252e/secret',
+    '/api/%252e%252e%252fsecret',
+    '/api//..//..//secret',
+    '/api/..;/secret',
+    '/api/..;x=1/secret',
+    '/api/%2e%2e;/secret',
+    '/api/..%00/secret',
+    '/api/x%00/../../secret',
+    '/api/x/%2e%2e/%2e%2e/secret',
+    '/api/..%2fsecret',
+    '/api/%2e%2e%2fsecret',
+    '/api/../mcp',
+    '/api/%zz',
+  ];
+  for (const target of escapes) {
+    it(`refuses ${target} with 400 and the backend never sees it`, async () => {
+      const before = received.length;
+      const answer = await rawGet(target, await bearer());
+      assert.equal(answer.status, 400, answer.body);
+      assert.match(answer.contentType, /^application\/json/);
+      assert.equal((JSON.parse(answer.body) as { error: string }).error, 'invalid_request');
+      assert.equal(received.length, before, `the backend received ${received.slice(before).join(', ')}`);
+    });
+  }
+
+  const allowed: Array<[string, string]> = [
+    ['/api', '/base'],
+    ['/api/', '/base/'],
+    ['/api/hello/world?x=1&y=../../z', '/base/hello/world?x=1&y=../../z'],
+    ['/api/a/./b/../c', '/base/a/c'],
+    ['/api/a/%2e%2e/c', '/base/c'],
+    ['/api//twice//slashed', '/base/twice/slashed'],
+    ['/api/caf%C3%A9/a%20b', '/base/caf%C3%A9/a%20b'],
+    ['/api/matrix;v=1/x', '/base/matrix;v=1/x'],
+    ['/api/100%25', '/base/100%25'],
+  ];
+  for (const [target, expected] of allowed) {
+    it(`forwards ${target} as ${expected}`, async () => {
+      const answer = await rawGet(target, await bearer());
+      assert.equal(answer.status, 200, answer.body);
+      assert.equal(answer.body, expected);
+    });
+  }
+
+  it('the backend never received a path outside the base', () => {
+    assert.ok(received.length >= allowed.length);
+    for (const target of received) {
+      const path = leniently(target);
+      assert.ok(path === '/base' || path.startsWith('/base/'), `${target} is ${path} to a lenient backend`);
+    }
+  });
+});
+
+describe('backendUrlFor', () => {
+  it('joins below a root base path and below a route at /', () => {
+    const root = backendBase('http://api.internal:3001');
+    assert.equal(backendUrlFor(root, '/rest', '/rest'), 'http://api.internal:3001/');
+    assert.equal(backendUrlFor(root, '/rest', '/rest/x?y'), 'http://api.internal:3001/x?y');
+    const nested = backendBase('http://api.internal:3001/v1/');
+    assert.equal(backendUrlFor(nested, '/', '/a/b/'), 'http://api.internal:3001/v1/a/b/');
+    assert.equal(backendUrlFor(nested, '/', '/a/..'), 'http://api.internal:3001/v1/');
+    assert.throws(() => backendUrlFor(nested, '/', '/..'), /leaves this route/);
+    assert.throws(() => backendUrlFor(nested, '/rest', '/restricted/x'), /leaves this route/);
+    assert.throws(() => backendUrlFor(nested, '/rest', 'http://evil.example/x'), /must be absolute/);
+  });
+});

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import cookie from '@fastify/cookie';
 import formbody from '@fastify/formbody';
 import type { FastifyPluginAsync } from 'fastify';
-import type { GatehouseContext } from '../runtime/context.ts';
+import type { GatehouseContext } from '../context/gatehouse-context.ts';
 import type { EndGrant } from '../grants/end-grant.ts';
 import type { UpstreamClient } from '../upstream/types.ts';
 import { registerAccountRoutes } from './account-routes.ts';

@@ -1,6 +1,6 @@
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { z } from 'zod';
-import { ACCOUNT_NAMESPACE } from '../authorization/account-record.ts';
+import { ACCOUNT_NAMESPACE } from '../records/account.ts';
 import { ProtocolError } from '../errors/protocol-error.ts';
 import { AdminNotFoundError, listAll } from './admin-deps.ts';
 import { AUDIT_OUTCOMES, queryAudit, recentUseSince, type AuditQuery } from './audit-query.ts';

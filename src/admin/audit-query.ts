@@ -1,4 +1,4 @@
-import { AUDIT_NAMESPACE, AUDIT_OUTCOMES, type AuditRecord } from '../proxy/audit.ts';
+import { AUDIT_NAMESPACE, AUDIT_OUTCOMES, type AuditRecord } from '../records/audit.ts';
 
 export { AUDIT_OUTCOMES };
 import type { Store } from '../store/store.ts';

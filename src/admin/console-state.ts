@@ -1,6 +1,6 @@
 import { fastifyCookie } from '@fastify/cookie';
 import type { FastifyReply } from 'fastify';
-import type { GatehouseContext } from '../runtime/context.ts';
+import type { GatehouseContext } from '../context/gatehouse-context.ts';
 import type { UpstreamClient } from '../upstream/types.ts';
 import type { AdminDeps } from './admin-deps.ts';
 import type { EndGrant } from '../grants/end-grant.ts';

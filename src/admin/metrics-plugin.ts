@@ -1,6 +1,6 @@
 import { fastify, type FastifyInstance, type FastifyPluginAsync, type FastifyReply, type FastifyRequest } from 'fastify';
 import { constantTimeEqual } from '../keys/hashing.ts';
-import type { GatehouseContext } from '../runtime/context.ts';
+import type { GatehouseContext } from '../context/gatehouse-context.ts';
 import { ProtocolError } from '../errors/protocol-error.ts';
 import { sendProtocolError } from '../server/error-handler.ts';
 import type { GatehouseMetrics } from '../observability/metrics.ts';

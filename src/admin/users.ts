@@ -1,4 +1,4 @@
-import { ACCOUNT_NAMESPACE, type AccountRecord } from '../authorization/account-record.ts';
+import { ACCOUNT_NAMESPACE, type AccountRecord } from '../records/account.ts';
 import { listAll, type AdminDeps } from './admin-deps.ts';
 import { listGrants } from './grants.ts';
 

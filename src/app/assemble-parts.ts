@@ -1,5 +1,5 @@
 import type { FastifyPluginAsync } from 'fastify';
-import type { GatehouseContext } from '../runtime/context.ts';
+import type { GatehouseContext } from '../context/gatehouse-context.ts';
 import type { ReadinessCheck } from '../server/health.ts';
 import { createAdminPlugin } from '../admin/admin-plugin.ts';
 import { completeConsoleSignIn } from '../admin/console-sign-in.ts';

@@ -4,7 +4,7 @@ import type { LevelWithSilent } from 'pino';
 import { loadConfig } from '../config/load.ts';
 import { loadKeyring } from '../keys/load-keyring.ts';
 import { systemClock, type Clock } from '../runtime/clock.ts';
-import type { GatehouseContext } from '../runtime/context.ts';
+import type { GatehouseContext } from '../context/gatehouse-context.ts';
 import { cryptoRandom } from '../runtime/random.ts';
 import { buildServer } from '../server/app.ts';
 import { installGracefulShutdown, type GracefulShutdown, type SignalSource } from '../server/graceful-shutdown.ts';

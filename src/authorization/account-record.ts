@@ -1,13 +1,13 @@
 import type { Account } from 'oidc-provider';
-import { ACCOUNT_NAMESPACE, type AccountRecord } from '../proxy/account-cache.ts';
+import { ACCOUNT_NAMESPACE, type AccountRecord } from '../records/account.ts';
 export { ACCOUNT_NAMESPACE, type AccountRecord };
 import type { Clock } from '../runtime/clock.ts';
 import type { Store } from '../store/store.ts';
 import type { UpstreamIdentity } from '../upstream/types.ts';
 
 /**
- * The `account` record (namespace `account`, key = subject) written at each sign-in: the proxy builds identity
- * assertions from it (src/proxy/account-cache.ts, which defines the shape), the admin pages list it.
+ * The `account` record (src/records/account.ts) written at each sign-in: the proxy builds identity assertions from
+ * it (src/proxy/account-cache.ts), the admin pages list it.
  */
 
 export async function recordSignIn(store: Store, clock: Clock, identity: UpstreamIdentity): Promise<AccountRecord> {

@@ -4,7 +4,7 @@ import formbody from '@fastify/formbody';
 import type { FastifyPluginAsync } from 'fastify';
 import Provider from 'oidc-provider';
 import type { AuthorizationMetrics } from './authorization-metrics.ts';
-import type { GatehouseContext } from '../runtime/context.ts';
+import type { GatehouseContext } from '../context/gatehouse-context.ts';
 import { createOidcAdapter, exposeStoreOutages, providerFacing } from '../store/oidc-adapter.ts';
 import type { UpstreamClient } from '../upstream/types.ts';
 import { installAccessTokenRevocation } from './access-token-revocation.ts';

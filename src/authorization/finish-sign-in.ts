@@ -1,6 +1,6 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Grant, InteractionDetails } from 'oidc-provider';
-import { forgetDownstreamTokens } from '../broker/downstream-cache.ts';
+import { forgetDownstreamTokens } from '../records/downstream-tokens.ts';
 import { ProtocolError } from '../errors/protocol-error.ts';
 import type { CompletedSignIn } from '../upstream/types.ts';
 import { recordSignIn } from './account-record.ts';

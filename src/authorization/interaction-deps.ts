@@ -2,7 +2,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import type Provider from 'oidc-provider';
 import type { InteractionDetails, InteractionResult } from 'oidc-provider';
 import { z } from 'zod';
-import type { GatehouseContext } from '../runtime/context.ts';
+import type { GatehouseContext } from '../context/gatehouse-context.ts';
 import { ProtocolError } from '../errors/protocol-error.ts';
 import type { CompletedSignIn, UpstreamClient } from '../upstream/types.ts';
 import type { BrowserCookies } from './browser-cookies.ts';

@@ -1,6 +1,6 @@
 import type { Account, AdapterFactory, Client, ClientMetadata, Configuration, KoaContextWithOIDC } from 'oidc-provider';
 import { errors } from 'oidc-provider';
-import type { GatehouseContext } from '../runtime/context.ts';
+import type { GatehouseContext } from '../context/gatehouse-context.ts';
 import { seconds } from '../runtime/clock.ts';
 import { policyWithRedirectConsent } from './approved-redirects.ts';
 import type { GuardedFetch } from './client-metadata-fetch.ts';

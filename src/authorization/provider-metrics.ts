@@ -1,6 +1,6 @@
 import type Provider from 'oidc-provider';
 import type { AuthorizationMetrics } from './authorization-metrics.ts';
-import { TOKEN_EXCHANGE_GRANT } from '../broker/token-exchange-grant.ts';
+import { TOKEN_EXCHANGE_GRANT } from '../protocol/oauth-urns.ts';
 import { GrantAlreadyConsumedError } from '../store/oidc-adapter.ts';
 
 /**

@@ -1,5 +1,5 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest, HTTPMethods } from 'fastify';
-import type { GatehouseContext } from '../runtime/context.ts';
+import type { GatehouseContext } from '../context/gatehouse-context.ts';
 import type { CurrentProvider } from './current-provider.ts';
 import { OAUTH_BODY_MAX_BYTES, readProviderBody, REGISTRATION_MAX_BYTES, withReadBody } from './provider-body.ts';
 import { guardRegistration } from './registration-limit.ts';

@@ -1,5 +1,5 @@
 import type { FastifyRequest } from 'fastify';
-import type { GatehouseContext } from '../runtime/context.ts';
+import type { GatehouseContext } from '../context/gatehouse-context.ts';
 import { ProtocolError } from '../errors/protocol-error.ts';
 import { isLoopbackAddress } from './address-policy.ts';
 

@@ -3,6 +3,7 @@ import type { Keyring } from '../keys/keyring.ts';
 import type { Store } from '../store/store.ts';
 import type { ErrorCode } from '../errors/protocol-error.ts';
 import type { DownstreamToken } from './types.ts';
+import { downstreamFailureNamespace, downstreamTokenNamespace, forgetDownstreamTokens } from '../records/downstream-tokens.ts';
 
 /**
  * Downstream tokens cached per user + audience + scopes (store namespace `downstream-token`). The token is sealed with
@@ -10,8 +11,7 @@ import type { DownstreamToken } from './types.ts';
  * A short-lived failure record (namespace `downstream-failure`) lets every replica waiting on the same exchange learn
  * that it failed, and keeps a down IdP from being hammered by each queued tool call.
  */
-export const downstreamTokenNamespace = 'downstream-token';
-export const downstreamFailureNamespace = 'downstream-failure';
+export { downstreamTokenNamespace, downstreamFailureNamespace, forgetDownstreamTokens };
 
 interface CachedRecord {
   sealed: string;
@@ -79,14 +79,3 @@ export async function clearCachedFailure(store: Store, cacheKey: string): Promis
   await store.delete(downstreamFailureNamespace, cacheKey);
 }
 
-/**
- * Drops every cached downstream token and remembered failure of a user. Call it when the user signs in again (a fresh
- * consent must not be answered with the `interaction_required` remembered a moment ago), signs out or is revoked.
- */
-export async function forgetDownstreamTokens(store: Store, subject: string): Promise<number> {
-  const [tokens, failures] = await Promise.all([
-    store.deleteByIndex(downstreamTokenNamespace, 'subject', subject),
-    store.deleteByIndex(downstreamFailureNamespace, 'subject', subject),
-  ]);
-  return tokens + failures;
-}

@@ -4,6 +4,8 @@ import type { Keyring } from '../keys/keyring.ts';
 import type { Clock } from '../runtime/clock.ts';
 import { errorCatalogue, ProtocolError, type ErrorCode } from '../errors/protocol-error.ts';
 import type { TokenBroker } from './types.ts';
+import { TOKEN_EXCHANGE_GRANT, JWT_TOKEN_TYPE, ACCESS_TOKEN_TYPE } from '../protocol/oauth-urns.ts';
+export { TOKEN_EXCHANGE_GRANT, JWT_TOKEN_TYPE, ACCESS_TOKEN_TYPE };
 
 /**
  * RFC 8693 token exchange at the gateway's `/token`, for pre-registered backend clients: the backend presents the
@@ -12,9 +14,6 @@ import type { TokenBroker } from './types.ts';
  * user's upstream token, and can only reach the downstream APIs its client entry lists in `allowedDownstream`.
  * @see RFC 8693 §2.1 (request), §2.2 (response), §2.2.2 (errors)
  */
-export const TOKEN_EXCHANGE_GRANT = 'urn:ietf:params:oauth:grant-type:token-exchange';
-export const JWT_TOKEN_TYPE = 'urn:ietf:params:oauth:token-type:jwt';
-export const ACCESS_TOKEN_TYPE = 'urn:ietf:params:oauth:token-type:access_token';
 const IDENTITY_ASSERTION_TYP = 'gatehouse-id+jwt';
 
 export interface TokenExchangeGrantDeps {

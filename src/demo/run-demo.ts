@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import { startGraphServer, type RunningGraphServer } from '../../examples/graph-server/graph-server.ts';
-import { TOKEN_EXCHANGE_GRANT } from '../broker/token-exchange-grant.ts';
+import { TOKEN_EXCHANGE_GRANT } from '../protocol/oauth-urns.ts';
 import { DEMO_WORKLOAD_IDENTITY_PATH } from '../config/demo-defaults.ts';
 import type { GatehouseConfig, RouteConfig } from '../config/schema.ts';
 import type { Random } from '../runtime/random.ts';

@@ -1,23 +1,13 @@
 import type { Clock } from '../runtime/clock.ts';
 import { StoreUnavailableError, type Store } from '../store/store.ts';
+import { ACCOUNT_NAMESPACE, type AccountRecord } from '../records/account.ts';
+export type { AccountRecord };
 
 /**
- * The `account` records the authorization server writes at each sign-in (namespace `account`, key = subject).
- * The proxy needs them for identity assertions and group-based tool policies; they change only at sign-in, so a
- * short in-memory cache keeps the store off the hot path.
+ * The `account` records the authorization server writes at each sign-in (src/records/account.ts). The proxy needs
+ * them for identity assertions and group-based tool policies; they change only at sign-in, so a short in-memory
+ * cache keeps the store off the hot path.
  */
-export interface AccountRecord {
-  subject: string;
-  issuer: string;
-  name?: string;
-  email?: string;
-  tenantId?: string;
-  groups: string[];
-  firstSeenAt: number;
-  lastSeenAt: number;
-}
-
-export const ACCOUNT_NAMESPACE = 'account';
 
 export interface AccountCache {
   get(subject: string): Promise<AccountRecord | undefined>;

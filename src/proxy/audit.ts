@@ -3,35 +3,10 @@ import type { Logger } from 'pino';
 import type { Random } from '../runtime/random.ts';
 import type { Store, StoreWrite } from '../store/store.ts';
 import { createAuditStoreWriter } from './audit-store-writer.ts';
+import { AUDIT_NAMESPACE, type AuditRecord } from '../records/audit.ts';
+export { AUDIT_NAMESPACE, AUDIT_OUTCOMES, type AuditOutcome, type AuditRecord } from '../records/audit.ts';
 
-/**
- * One record per MCP request, for the admin CLI (store namespace `audit`, indexed by user and tool) and for a SIEM
- * (JSON lines on stdout or a file). Records never contain tool arguments, results or tokens: an audit trail that
- * stores secrets becomes the thing an attacker wants to read.
- */
-export interface AuditRecord {
-  /** Epoch ms when the request arrived. */
-  time: number;
-  user?: string;
-  client?: string;
-  route: string;
-  method?: string;
-  tool?: string;
-  outcome: AuditOutcome;
-  status: number;
-  durationMs: number;
-  bytesIn: number;
-  bytesOut: number;
-}
 
-/**
- * How a request ended. `client_closed`: the client went away before its response was complete (a closed tab, a
- * cancelled stream) — a normal end for a stream, not a failure of the gateway or the backend, so never shown as one.
- */
-export const AUDIT_OUTCOMES = ['allowed', 'denied', 'error', 'client_closed', 'server_closed'] as const;
-export type AuditOutcome = (typeof AUDIT_OUTCOMES)[number];
-
-export const AUDIT_NAMESPACE = 'audit';
 
 export interface AuditLog {
   /** Queues the record; it reaches the sink and the store with the next batch (at most `flushIntervalMs` later). */

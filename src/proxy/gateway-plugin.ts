@@ -2,7 +2,7 @@ import type { FastifyError, FastifyInstance, FastifyPluginAsync, FastifyReply, F
 import type { ProxyMetrics } from './proxy-metrics.ts';
 import type { TokenBroker } from '../broker/types.ts';
 import type { RouteConfig } from '../config/schema.ts';
-import type { GatehouseContext } from '../runtime/context.ts';
+import type { GatehouseContext } from '../context/gatehouse-context.ts';
 import type { ErrorFormat } from '../errors/render-error.ts';
 import { sendProtocolError, toProtocolError } from '../server/error-handler.ts';
 import { ProtocolError } from '../errors/protocol-error.ts';

@@ -1,7 +1,7 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { ProxyMetrics } from './proxy-metrics.ts';
 import type { TokenBroker } from '../broker/types.ts';
-import type { GatehouseContext } from '../runtime/context.ts';
+import type { GatehouseContext } from '../context/gatehouse-context.ts';
 import { createAccountCache, type AccountCache, type AccountRecord } from './account-cache.ts';
 import { createAuditLog, type AuditLog, type AuditLogOptions, type AuditRecord } from './audit.ts';
 import { backendRequestHeaders } from './forward-headers.ts';

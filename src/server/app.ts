@@ -1,6 +1,6 @@
 import type { ServerResponse } from 'node:http';
 import { fastify, type FastifyBaseLogger, type FastifyInstance, type FastifyPluginAsync } from 'fastify';
-import type { GatehouseContext } from '../runtime/context.ts';
+import type { GatehouseContext } from '../context/gatehouse-context.ts';
 import { handleFrameworkError, installErrorHandler } from './error-handler.ts';
 import { handleClientError } from './client-errors.ts';
 import { ProtocolError } from '../errors/protocol-error.ts';

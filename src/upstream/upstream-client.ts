@@ -24,10 +24,9 @@ import { createProfile } from './profile.ts';
 import { consumeSignInState, createSignInState } from './sign-in-state.ts';
 import { saveUpstreamTokens } from './token-vault.ts';
 import type { CompletedSignIn, DownstreamTokenRequest, UpstreamClient, UpstreamIdentity, UpstreamTokens } from './types.ts';
+import { JWT_BEARER_GRANT, TOKEN_EXCHANGE_GRANT, ACCESS_TOKEN_TYPE } from '../protocol/oauth-urns.ts';
+export { JWT_BEARER_GRANT, TOKEN_EXCHANGE_GRANT, ACCESS_TOKEN_TYPE };
 
-export const JWT_BEARER_GRANT = 'urn:ietf:params:oauth:grant-type:jwt-bearer';
-export const TOKEN_EXCHANGE_GRANT = 'urn:ietf:params:oauth:grant-type:token-exchange';
-export const ACCESS_TOKEN_TYPE = 'urn:ietf:params:oauth:token-type:access_token';
 
 /** When the IdP omits `expires_in`, assume Entra's shortest default rather than trusting a token forever. */
 const DEFAULT_EXPIRES_IN_SECONDS = 3600;

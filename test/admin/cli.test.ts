@@ -4,7 +4,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import type { AdminCommandDependencies } from '../../src/admin/admin-command.ts';
+import type { AdminCommandDependencies } from '../../src/cli/admin-command.ts';
 import { GRANT_NAMESPACE, REFRESH_TOKEN_NAMESPACE, CLIENT_NAMESPACE, REGISTRATION_TOKEN_NAMESPACE } from '../../src/admin/admin-deps.ts';
 import type { CliCommand, CliIo } from '../../src/cli/command.ts';
 import { createAuditCommands } from '../../src/cli/commands/audit.ts';

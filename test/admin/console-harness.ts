@@ -7,7 +7,7 @@ import { demoConfig } from '../../src/config/demo-defaults.ts';
 import type { GatehouseConfig } from '../../src/config/schema.ts';
 import { loadKeyring, type ReloadingKeyring } from '../../src/keys/load-keyring.ts';
 import { ManualClock } from '../../src/runtime/clock.ts';
-import type { GatehouseContext } from '../../src/runtime/context.ts';
+import type { GatehouseContext } from '../../src/context/gatehouse-context.ts';
 import { cryptoRandom } from '../../src/runtime/random.ts';
 import { buildServer } from '../../src/server/app.ts';
 import { createLogger } from '../../src/server/logger.ts';

@@ -4,7 +4,7 @@ import { configSchema } from '../../src/config/schema.ts';
 import { decideClientIdUrl, hostMatches } from '../../src/authorization/client-metadata-policy.ts';
 import { cookieSecurity } from '../../src/authorization/cookie-security.ts';
 import { findCovering, findForTarget, remember, type RememberedDecision } from '../../src/authorization/remembered-decisions.ts';
-import type { GatehouseContext } from '../../src/runtime/context.ts';
+import type { GatehouseContext } from '../../src/context/gatehouse-context.ts';
 import { tokenLifetimes } from '../../src/authorization/token-policy.ts';
 
 const target = { clientId: 'c1', redirectUri: 'http://127.0.0.1/cb', resource: 'https://gw.test/mcp', scopes: ['mcp:tools'] };

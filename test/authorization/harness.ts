@@ -8,7 +8,7 @@ import { keyringFromKeySet } from '../../src/keys/key-set-keyring.ts';
 import { generateKeySet, type KeySetFile } from '../../src/keys/key-set.ts';
 import type { Keyring } from '../../src/keys/keyring.ts';
 import { systemClock, type Clock } from '../../src/runtime/clock.ts';
-import type { GatehouseContext } from '../../src/runtime/context.ts';
+import type { GatehouseContext } from '../../src/context/gatehouse-context.ts';
 import { cryptoRandom } from '../../src/runtime/random.ts';
 import { buildServer } from '../../src/server/app.ts';
 import { ProtocolError } from '../../src/errors/protocol-error.ts';

@@ -10,7 +10,7 @@ import type { Keyring } from '../../src/keys/keyring.ts';
 import { createGatewayPlugin } from '../../src/proxy/gateway-plugin.ts';
 import { createRevokedGrantsCache, type RevokedGrantsCache } from '../../src/grants/revoked-grants.ts';
 import { systemClock, type Clock } from '../../src/runtime/clock.ts';
-import type { GatehouseContext } from '../../src/runtime/context.ts';
+import type { GatehouseContext } from '../../src/context/gatehouse-context.ts';
 import { cryptoRandom } from '../../src/runtime/random.ts';
 import { buildServer } from '../../src/server/app.ts';
 import { createLogger } from '../../src/server/logger.ts';

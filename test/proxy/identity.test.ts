@@ -6,7 +6,7 @@ import { createLocalJWKSet, jwtVerify } from 'jose';
 import type { TokenBroker } from '../../src/broker/types.ts';
 import { configSchema } from '../../src/config/schema.ts';
 import { createGatewayPlugin } from '../../src/proxy/gateway-plugin.ts';
-import { ACCOUNT_NAMESPACE, type AccountRecord } from '../../src/proxy/account-cache.ts';
+import { ACCOUNT_NAMESPACE, type AccountRecord } from '../../src/records/account.ts';
 import { ProtocolError } from '../../src/errors/protocol-error.ts';
 import { createTestKeyring, mcpPost, mintAccessToken, startTestGateway, toolsCall, type TestGateway } from './harness.ts';
 

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
-import { ACCOUNT_NAMESPACE, type AccountRecord } from '../../src/proxy/account-cache.ts';
+import { ACCOUNT_NAMESPACE, type AccountRecord } from '../../src/records/account.ts';
 import { startMcpBackend, type McpBackend } from '../support/mcp-backends.ts';
 import { createTestKeyring, mcpPost, mintAccessToken, startTestGateway, toolsCall, toolsList, type TestGateway } from './harness.ts';
 

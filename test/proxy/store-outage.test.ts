@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { ACCOUNT_NAMESPACE, type AccountRecord } from '../../src/proxy/account-cache.ts';
+import { ACCOUNT_NAMESPACE, type AccountRecord } from '../../src/records/account.ts';
 import { ManualClock } from '../../src/runtime/clock.ts';
 import { createRedisStore } from '../../src/store/redis-store.ts';
 import type { Store } from '../../src/store/store.ts';

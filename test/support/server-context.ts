@@ -2,7 +2,7 @@ import { Writable } from 'node:stream';
 import { configSchema, type GatehouseConfig } from '../../src/config/schema.ts';
 import type { Keyring } from '../../src/keys/keyring.ts';
 import { ManualClock } from '../../src/runtime/clock.ts';
-import type { GatehouseContext } from '../../src/runtime/context.ts';
+import type { GatehouseContext } from '../../src/context/gatehouse-context.ts';
 import { cryptoRandom } from '../../src/runtime/random.ts';
 import { createLogger } from '../../src/server/logger.ts';
 import { StoreUnavailableError, type Store } from '../../src/store/store.ts';

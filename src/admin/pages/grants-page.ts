@@ -1,4 +1,4 @@
-import type { AccountRecord } from '../../authorization/account-record.ts';
+import type { AccountRecord } from '../../records/account.ts';
 import type { GrantSummary } from '../grants.ts';
 import { code, html, postButton, renderConsolePage, table, timeCell, type ConsoleView } from './layout.ts';
 

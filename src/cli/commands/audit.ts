@@ -1,4 +1,4 @@
-import { commonOptions, defaultAdminCommandDependencies, stringOption, withAdminStore, type AdminCommandDependencies, type CliValues } from '../../admin/admin-command.ts';
+import { commonOptions, defaultAdminCommandDependencies, stringOption, withAdminStore, type AdminCommandDependencies, type CliValues } from '../admin-command.ts';
 import { AUDIT_OUTCOMES, queryAudit, type AuditQuery } from '../../admin/audit-query.ts';
 import { InvalidSinceError, parseSince } from '../../admin/since.ts';
 import { formatTable, formatTime, toJsonOutput } from '../../admin/text-table.ts';

@@ -1,4 +1,4 @@
-import { commonOptions, defaultAdminCommandDependencies, withAdminStore, type AdminCommandDependencies } from '../../admin/admin-command.ts';
+import { commonOptions, defaultAdminCommandDependencies, withAdminStore, type AdminCommandDependencies } from '../admin-command.ts';
 import { findClient, listClients, revokeClient } from '../../admin/clients.ts';
 import { AdminNotFoundError } from '../../admin/admin-deps.ts';
 import { listGrants } from '../../admin/grants.ts';

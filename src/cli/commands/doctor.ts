@@ -1,4 +1,4 @@
-import { defaultAdminCommandDependencies, stringOption, type AdminCommandDependencies, type CliValues } from '../../admin/admin-command.ts';
+import { defaultAdminCommandDependencies, stringOption, type AdminCommandDependencies, type CliValues } from '../admin-command.ts';
 import { checkKeys, checkStore, checkUpstream, configWarnings, type DoctorCheck } from '../../admin/doctor.ts';
 import { toJsonOutput } from '../../admin/text-table.ts';
 import { ConfigError } from '../../config/config-error.ts';

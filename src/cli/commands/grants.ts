@@ -1,4 +1,4 @@
-import { commonOptions, defaultAdminCommandDependencies, stringOption, withAdminStore, type AdminCommandDependencies } from '../../admin/admin-command.ts';
+import { commonOptions, defaultAdminCommandDependencies, stringOption, withAdminStore, type AdminCommandDependencies } from '../admin-command.ts';
 import { listGrants, revokeGrantById } from '../../admin/grants.ts';
 import { formatTable, formatTime, toJsonOutput } from '../../admin/text-table.ts';
 import type { CliCommand } from '../command.ts';

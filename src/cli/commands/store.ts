@@ -1,4 +1,4 @@
-import { commonOptions, defaultAdminCommandDependencies, withAdminStore, type AdminCommandDependencies } from '../../admin/admin-command.ts';
+import { commonOptions, defaultAdminCommandDependencies, withAdminStore, type AdminCommandDependencies } from '../admin-command.ts';
 import { toJsonOutput } from '../../admin/text-table.ts';
 import type { CliCommand } from '../command.ts';
 

@@ -1,4 +1,4 @@
-import { commonOptions, defaultAdminCommandDependencies, withAdminStore, type AdminCommandDependencies } from '../../admin/admin-command.ts';
+import { commonOptions, defaultAdminCommandDependencies, withAdminStore, type AdminCommandDependencies } from '../admin-command.ts';
 import { formatTable, formatTime, toJsonOutput } from '../../admin/text-table.ts';
 import { listUsers } from '../../admin/users.ts';
 import type { CliCommand } from '../command.ts';

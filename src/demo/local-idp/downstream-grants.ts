@@ -4,6 +4,8 @@ import type { Clock } from '../../runtime/clock.ts';
 import type { Random } from '../../runtime/random.ts';
 import { entraError, type EntraErrorBody } from './entra-errors.ts';
 import { LOCAL_TENANT_ID, type LocalUser } from './users.ts';
+import { JWT_BEARER_GRANT, TOKEN_EXCHANGE_GRANT, ACCESS_TOKEN_TYPE } from '../../protocol/oauth-urns.ts';
+export { JWT_BEARER_GRANT, TOKEN_EXCHANGE_GRANT, ACCESS_TOKEN_TYPE };
 
 /**
  * DEVELOPMENT ONLY — the two grants the token broker performs against Entra or another IdP, answered the way Entra
@@ -11,9 +13,6 @@ import { LOCAL_TENANT_ID, type LocalUser } from './users.ts';
  * 8693 token exchange (`subject_token`, `audience`). Both take a user's access token for the gateway's own API and
  * return a token for a downstream API (the demo directory API) carrying the same user.
  */
-export const JWT_BEARER_GRANT = 'urn:ietf:params:oauth:grant-type:jwt-bearer';
-export const TOKEN_EXCHANGE_GRANT = 'urn:ietf:params:oauth:grant-type:token-exchange';
-export const ACCESS_TOKEN_TYPE = 'urn:ietf:params:oauth:token-type:access_token';
 /** Delegated permissions the directory API understands (Graph's names); `.default` means all of them. */
 export const DOWNSTREAM_SCOPES = ['User.Read'];
 const DOWNSTREAM_TOKEN_TTL_SECONDS = 3600;

@@ -11,9 +11,10 @@ import {
 } from './assertion-sources.ts';
 import { createFederatedAssertionProvider, type AssertionSource, type FederatedAssertionProvider } from './federated-assertion.ts';
 import { createPrivateKeyJwtSigner } from './private-key-jwt.ts';
+import { JWT_BEARER_CLIENT_ASSERTION_TYPE } from '../../protocol/oauth-urns.ts';
+export { JWT_BEARER_CLIENT_ASSERTION_TYPE };
 
 /** @see RFC 7521 §4.2, RFC 7523 §2.2 */
-export const JWT_BEARER_CLIENT_ASSERTION_TYPE = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
 
 export type ClientAuthConfig = UpstreamConfig['clientAuth'];
 

@@ -1,11 +1,11 @@
 import { pino } from 'pino';
-import type { CliIo } from '../cli/command.ts';
+import type { CliIo } from './command.ts';
 import { loadConfig } from '../config/load.ts';
 import type { GatehouseConfig } from '../config/schema.ts';
 import { systemClock, type Clock } from '../runtime/clock.ts';
 import { openStore } from '../store/open-store.ts';
 import { StoreUnavailableError, type Store } from '../store/store.ts';
-import type { AdminDeps } from './admin-deps.ts';
+import type { AdminDeps } from '../admin/admin-deps.ts';
 import { GatehouseError } from '../errors/internal-errors.ts';
 
 /**

@@ -2,8 +2,8 @@ import type { Logger } from 'pino';
 import type { GatehouseConfig } from '../config/schema.ts';
 import type { Keyring } from '../keys/keyring.ts';
 import type { Store } from '../store/store.ts';
-import type { Clock } from './clock.ts';
-import type { Random } from './random.ts';
+import type { Clock } from '../runtime/clock.ts';
+import type { Random } from '../runtime/random.ts';
 
 /**
  * Everything with a side effect, handed to each part at construction. No part reaches for a module-level singleton,

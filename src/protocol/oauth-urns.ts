@@ -1,0 +1,14 @@
+/**
+ * The OAuth URNs every part speaks, declared once: the authorization server accepts them, the upstream client and
+ * the broker send them, the local identity provider answers them.
+ */
+
+/** RFC 7523 §2.1: a JWT as an authorization grant (Entra's on-behalf-of flow uses it with `requested_token_use`). */
+export const JWT_BEARER_GRANT = 'urn:ietf:params:oauth:grant-type:jwt-bearer';
+/** RFC 8693 §2.1: token exchange. */
+export const TOKEN_EXCHANGE_GRANT = 'urn:ietf:params:oauth:grant-type:token-exchange';
+/** RFC 7523 §2.2: a JWT as client authentication (private_key_jwt, federated credentials). */
+export const JWT_BEARER_CLIENT_ASSERTION_TYPE = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
+/** RFC 8693 §3: token type identifiers. */
+export const ACCESS_TOKEN_TYPE = 'urn:ietf:params:oauth:token-type:access_token';
+export const JWT_TOKEN_TYPE = 'urn:ietf:params:oauth:token-type:jwt';

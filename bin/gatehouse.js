@@ -1,10 +1,14 @@
 #!/usr/bin/env node
 // The `gatehouse` command. Plain JavaScript so that any Node >= 18 can start it: Gatehouse itself needs Node 24
-// (TypeScript type stripping, node:sqlite), so on an older Node this re-runs the same command with the Node 24
-// that the package pins as a dependency (node_modules/node), forwarding signals and the exit code.
+// (node:sqlite, and type stripping in a clone), so on an older Node this re-runs the same command with the Node 24
+// that the package pins (the registry's `node` package, an optional dependency), forwarding signals and the exit code.
+//
+// A clone runs the TypeScript sources directly; the published package ships them compiled to dist/ (see
+// scripts/build-package.ts), because Node does not strip types from files under node_modules.
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { createRequire } from 'node:module';
+import { dirname, join, sep } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const REQUIRED_MAJOR = 24;
@@ -13,7 +17,7 @@ const packageRoot = join(here, '..');
 const major = Number(process.versions.node.split('.')[0]);
 
 if (major >= REQUIRED_MAJOR) {
-  const { main } = await import(pathToFileURL(join(packageRoot, 'src', 'cli', 'main.ts')).href);
+  const { main } = await import(pathToFileURL(cliEntry()).href);
   await main(process.argv.slice(2));
 } else {
   reexecWithPinnedNode();
@@ -24,7 +28,7 @@ function reexecWithPinnedNode() {
   // The marker stops an endless loop if the pinned Node turns out to be old as well.
   if (!pinned || process.env.__GATEHOUSE_REEXEC === '1') {
     process.stderr.write(
-      `gatehouse: needs Node.js ${REQUIRED_MAJOR} or newer (this is ${process.version}) and the pinned Node was not found — run "npm install" in ${packageRoot}\n`,
+      `gatehouse: needs Node.js ${REQUIRED_MAJOR} or newer (this is ${process.version}) and the pinned Node was not found — install Node.js ${REQUIRED_MAJOR}, or reinstall gatehouse without --omit=optional\n`,
     );
     process.exit(2);
   }
@@ -53,11 +57,21 @@ function reexecWithPinnedNode() {
   });
 }
 
+function cliEntry() {
+  const source = join(packageRoot, 'src', 'cli', 'main.ts');
+  const installed = packageRoot.split(sep).includes('node_modules');
+  return existsSync(source) && !installed ? source : join(packageRoot, 'dist', 'src', 'cli', 'main.js');
+}
+
 function findPinnedNode() {
   const executable = process.platform === 'win32' ? 'node.exe' : 'node';
-  const candidates = [
-    join(packageRoot, 'node_modules', 'node', 'bin', executable),
-    join(packageRoot, 'node_modules', '.bin', executable),
-  ];
+  const candidates = [join(packageRoot, 'node_modules', 'node', 'bin', executable), join(packageRoot, 'node_modules', '.bin', executable)];
+  // Installed as a dependency (npx, a project's node_modules), npm hoists `node` beside gatehouse, not inside it.
+  try {
+    const nodePackage = createRequire(import.meta.url).resolve('node/package.json');
+    candidates.push(join(dirname(nodePackage), 'bin', executable));
+  } catch {
+    // not installed (e.g. --omit=optional): the message below says what to do
+  }
   return candidates.find((candidate) => existsSync(candidate));
 }

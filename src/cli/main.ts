@@ -3,6 +3,7 @@ import { ConfigError } from '../config/config-error.ts';
 import { nearest } from '../config/nearest.ts';
 import { CliUsageError, type CliCommand, type CliIo } from './command.ts';
 import { commands as allCommands } from './commands/index.ts';
+import { gatehouseVersion } from './version.ts';
 
 /**
  * The `gatehouse` command line: picks the command from the leading words of argv, parses its options strictly
@@ -26,6 +27,10 @@ async function dispatch(argv: readonly string[], io: CliIo, commands: readonly C
   for (const token of argv) {
     if (token.startsWith('-')) break;
     words.push(token);
+  }
+  if (words.length === 0 && argv.length === 1 && (argv[0] === '--version' || argv[0] === '-v')) {
+    io.stdout(`gatehouse ${gatehouseVersion()}\n`);
+    return 0;
   }
   if (words[0] === 'help') {
     return dispatch([...words.slice(1), '--help'], io, commands);
@@ -136,7 +141,7 @@ export function overview(commands: readonly CliCommand[], group?: string): strin
     'Commands:',
     ...rows.map(([usage, summary]) => `  ${usage.padEnd(width)}  ${summary}`),
     '',
-    'Run "gatehouse <command> --help" for the options of a command.',
+    'Run "gatehouse <command> --help" for the options of a command, "gatehouse --version" for the version.',
     '',
   ].join('\n');
 }

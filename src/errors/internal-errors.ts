@@ -16,6 +16,7 @@ export const internalErrors = {
   GH_UNSEAL_FAILED: { exitCode: 1, meaning: 'A sealed value could not be opened (tampered, or its key was pruned).' },
   GH_UPSTREAM_TIMEOUT: { exitCode: 1, meaning: 'The identity provider did not answer in time.' },
   GH_CLIENT_METADATA_FETCH: { exitCode: 1, meaning: 'A client ID metadata document could not be fetched safely (scheme, address, size, status).' },
+  GH_GRAPH_REQUEST: { exitCode: 1, meaning: '`gatehouse entra setup`: a Microsoft Graph request failed or the sign-in for it did; the Graph error code and message are printed.' },
 } as const satisfies Record<string, { exitCode: 1 | 2; meaning: string }>;
 
 export type InternalErrorCode = keyof typeof internalErrors;

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -49,6 +49,17 @@ describe('gatehouse --help', () => {
     assert.equal(code, 0);
     assert.match(stdout, /^Usage: gatehouse <command>/);
   });
+});
+
+describe('gatehouse --version', () => {
+  const { version } = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { version: string };
+  for (const [flag, entry] of [['--version', 'src/cli/main.ts'], ['-v', 'src/cli/main.ts'], ['--version', 'bin/gatehouse.js']] as const) {
+    it(`${flag} through ${entry} prints the package version, exit 0`, () => {
+      const { code, stdout } = gatehouse([flag], {}, entry);
+      assert.equal(code, 0);
+      assert.equal(stdout, `gatehouse ${version}\n`);
+    });
+  }
 });
 
 describe('gatehouse usage errors', () => {

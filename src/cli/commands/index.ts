@@ -3,6 +3,7 @@ import { auditTailCommand } from './audit.ts';
 import { clientsListCommand, clientsRevokeCommand, clientsShowCommand } from './clients.ts';
 import { configCheckCommand } from './config-check.ts';
 import { doctorCommand } from './doctor.ts';
+import { entraSetupCommand } from './entra.ts';
 import { grantsListCommand, grantsRevokeCommand } from './grants.ts';
 import { initCommand } from './init.ts';
 import { keysListCommand, keysPruneCommand, keysRotateCommand } from './keys.ts';
@@ -16,6 +17,7 @@ export const commands: readonly CliCommand[] = [
   initCommand,
   configCheckCommand,
   doctorCommand,
+  entraSetupCommand,
   clientsListCommand,
   clientsShowCommand,
   clientsRevokeCommand,

@@ -1,22 +1,15 @@
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, statSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { GRANT_NAMESPACE } from '../../src/admin/admin-deps.ts';
 import { REVOKED_GRANT_NAMESPACE } from '../../src/grants/revoked-grants.ts';
 import { startConsoleHarness, type ConsoleHarness } from './console-harness.ts';
 import { ALICE, auditRecord, BOB, GRANTS, seedAudit } from './seed.ts';
+import { freePort } from '../support/ports.ts';
 
 const CHROMIUM = '/usr/bin/chromium';
 
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
 
 /** The console and connected-apps pages in headless Chromium, JavaScript off, with a screenshot of each page. */
 describe('admin console in a real browser', { skip: existsSync(CHROMIUM) ? false : 'chromium is not installed' }, () => {

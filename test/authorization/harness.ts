@@ -1,11 +1,10 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { createServer } from 'node:net';
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
 import type Provider from 'oidc-provider';
 import { createAuthorizationServer, type AuthorizationServerDeps } from '../../src/authorization/authorization-server.ts';
 import { configSchema, type GatehouseConfig } from '../../src/config/schema.ts';
 import { keyringFromKeySet } from '../../src/keys/key-set-keyring.ts';
-import { generateKeySet, type KeySetFile } from '../../src/keys/key-set.ts';
+import { type KeySetFile } from '../../src/keys/key-set.ts';
 import type { Keyring } from '../../src/keys/keyring.ts';
 import { systemClock, type Clock } from '../../src/runtime/clock.ts';
 import type { GatehouseContext } from '../../src/context/gatehouse-context.ts';
@@ -19,6 +18,9 @@ import { authorizationResponseError } from '../../src/upstream/errors.ts';
 import { saveUpstreamTokens, type TokenVaultDeps } from '../../src/upstream/token-vault.ts';
 import type { UpstreamClient, UpstreamIdentity } from '../../src/upstream/types.ts';
 import { LogCapture } from '../support/server-context.ts';
+export { freePort } from '../support/ports.ts';
+import { freePort } from '../support/ports.ts';
+import { testKeyring } from '../support/keyring.ts';
 
 /**
  * An authorization server on a real listening port with a fake upstream IdP that behaves like one: beginSignIn
@@ -90,16 +92,6 @@ function fakeIdpRoutes(upstream: FakeUpstream): FastifyPluginAsync {
   };
 }
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => resolve(typeof address === 'object' && address !== null ? address.port : 0));
-    });
-  });
-}
 
 export interface TestServer {
   app: FastifyInstance;
@@ -156,7 +148,7 @@ export async function startAuthorizationServer(options: StartOptions = {}): Prom
     config,
     publicUrl,
     store,
-    keyring: options.keyring ?? keyringFromKeySet(generateKeySet({ now: clock.now(), signingAlgorithm: 'ES256' })),
+    keyring: options.keyring ?? testKeyring(clock.now()),
     clock,
     random: cryptoRandom,
     logger: createLogger({ level: 'info', destination: logs }),

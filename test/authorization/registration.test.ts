@@ -1,12 +1,13 @@
 import assert from 'node:assert/strict';
+import { testKeyring } from '../support/keyring.ts';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { createServer as createNetServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { keyringFromKeySet } from '../../src/keys/key-set-keyring.ts';
-import { generateKeySet } from '../../src/keys/key-set.ts';
+
+
 import { ManualClock } from '../../src/runtime/clock.ts';
 import {
   authorizeUrl,
@@ -251,7 +252,7 @@ describe('registrations and grants survive a restart', () => {
   it('finds the client and refreshes the grant after the provider is recreated on the same SQLite file', async () => {
     const storePath = join(dir, 'gatehouse.db');
     const port = await freePort();
-    const keyring = keyringFromKeySet(generateKeySet({ now: Date.now(), signingAlgorithm: 'ES256' }));
+    const keyring = testKeyring();
     const first = await startAuthorizationServer({ storePath, port, keyring });
     const client = await registerPublicClient(first);
     const tokens = await obtainTokens(first, client);

@@ -1,12 +1,13 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { keyringFromKeySet } from '../../src/keys/key-set-keyring.ts';
-import { generateKeySet } from '../../src/keys/key-set.ts';
+
+
 import { systemClock } from '../../src/runtime/clock.ts';
 import { createRedisStore } from '../../src/store/redis-store.ts';
 import type { Store } from '../../src/store/store.ts';
 import { startRedisServer, type RedisServer } from '../support/redis-server.ts';
 import { CLIENT_REDIRECT, grantIdOf, obtainCode, registerPublicClient, startAuthorizationServer, type TestServer } from './harness.ts';
+import { testKeyring } from '../support/keyring.ts';
 
 /**
  * Two authorization-server replicas on one real Redis: a client registered on one is known to the other, a code
@@ -20,7 +21,7 @@ describe('two replicas sharing a Redis store', () => {
 
   before(async () => {
     redis = await startRedisServer();
-    const keyring = keyringFromKeySet(generateKeySet({ now: Date.now(), signingAlgorithm: 'ES256' }));
+    const keyring = testKeyring();
     const store = async () => {
       const created = await createRedisStore({ url: redis.url, keyPrefix: 'gh-test:', clock: systemClock, purgeIntervalMs: 0 });
       stores.push(created);

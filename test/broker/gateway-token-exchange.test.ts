@@ -8,8 +8,8 @@ import { registerTokenExchangeGrant, TOKEN_EXCHANGE_GRANT } from '../../src/brok
 import { createTokenBroker } from '../../src/broker/token-broker.ts';
 import type { TokenBroker } from '../../src/broker/types.ts';
 import { configSchema } from '../../src/config/schema.ts';
-import { keyringFromKeySet } from '../../src/keys/key-set-keyring.ts';
-import { generateKeySet } from '../../src/keys/key-set.ts';
+
+
 import { createIdentityAssertionSigner } from '../../src/proxy/identity-assertion.ts';
 import { systemClock } from '../../src/runtime/clock.ts';
 import { cryptoRandom } from '../../src/runtime/random.ts';
@@ -18,6 +18,7 @@ import { saveUpstreamTokens } from '../../src/upstream/token-vault.ts';
 import { startGraphServer, type RunningGraphServer } from '../../examples/graph-server/graph-server.ts';
 import { freePort, startAuthorizationServer, type TestServer } from '../authorization/harness.ts';
 import { capturingLogger as captureLogs, scriptedUpstream } from './support/fixtures.ts';
+import { testKeyring } from '../support/keyring.ts';
 
 /**
  * The backend path end to end on real parts: the gateway's authorization server with the broker's RFC 8693 grant,
@@ -27,7 +28,7 @@ import { capturingLogger as captureLogs, scriptedUpstream } from './support/fixt
 describe('backend token exchange through the gateway', () => {
   const subject = 'tenant-1/alice-id';
   const backendSecret = `backend-${randomUUID()}`;
-  const keyring = keyringFromKeySet(generateKeySet({ now: Date.now(), signingAlgorithm: 'ES256' }));
+  const keyring = testKeyring();
   const log = captureLogs();
   const metrics = createMetrics({ clock: systemClock });
   let idpKey: CryptoKey;

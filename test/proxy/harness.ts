@@ -1,11 +1,10 @@
 import type { FastifyInstance } from 'fastify';
 import { SignJWT } from 'jose';
-import type { AddressInfo } from 'node:net';
 import type { GatehouseMetrics } from '../../src/observability/metrics.ts';
 import type { TokenBroker } from '../../src/broker/types.ts';
 import { configSchema, type GatehouseConfig } from '../../src/config/schema.ts';
-import { generateKeySet } from '../../src/keys/key-set.ts';
-import { keyringFromKeySet } from '../../src/keys/key-set-keyring.ts';
+
+
 import type { Keyring } from '../../src/keys/keyring.ts';
 import { createGatewayPlugin } from '../../src/proxy/gateway-plugin.ts';
 import { createRevokedGrantsCache, type RevokedGrantsCache } from '../../src/grants/revoked-grants.ts';
@@ -17,6 +16,8 @@ import { createLogger } from '../../src/server/logger.ts';
 import { createSqliteStore } from '../../src/store/sqlite-store.ts';
 import type { Store } from '../../src/store/store.ts';
 import { LogCapture } from '../support/server-context.ts';
+import { freePort } from '../support/ports.ts';
+import { testKeyring } from '../support/keyring.ts';
 
 /**
  * A real gateway for tests: the server skeleton with the gateway plugin, a real store (in-memory SQLite unless one
@@ -56,7 +57,7 @@ export interface TestGatewayOptions {
 }
 
 export function createTestKeyring(): Keyring {
-  return keyringFromKeySet(generateKeySet({ now: Date.now(), signingAlgorithm: 'ES256' }));
+  return testKeyring();
 }
 
 export async function startTestGateway(options: TestGatewayOptions): Promise<TestGateway> {
@@ -102,14 +103,6 @@ export async function startTestGateway(options: TestGatewayOptions): Promise<Tes
   };
 }
 
-async function freePort(): Promise<number> {
-  const { createServer } = await import('node:net');
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
 
 export interface MintOptions {
   sub?: string;

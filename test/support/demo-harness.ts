@@ -1,6 +1,5 @@
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer as createHttpServer, type Server } from 'node:http';
-import { createServer as createNetServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
@@ -8,6 +7,8 @@ import { stringify } from 'yaml';
 import { assembleGatewayParts, type AssembleOptions } from '../../src/app/assemble-parts.ts';
 import { startGateway, type RunningGateway } from '../../src/app/start-gateway.ts';
 import type { SignalSource } from '../../src/server/graceful-shutdown.ts';
+export { freePort } from './ports.ts';
+import { freePort } from './ports.ts';
 
 /**
  * The whole local demo, in this process, on free ports: the gateway started exactly as `gatehouse start` starts it
@@ -51,16 +52,6 @@ export interface RunningDemo {
   close(): Promise<void>;
 }
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createNetServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => resolve(typeof address === 'object' && address !== null ? address.port : 0));
-    });
-  });
-}
 
 const isRecord = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value);
 

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
+import { testKeyring } from '../support/keyring.ts';
 import { after, before, describe, it } from 'node:test';
-import { generateKeySet } from '../../src/keys/key-set.ts';
-import { keyringFromKeySet } from '../../src/keys/key-set-keyring.ts';
+
+
 import { ManualClock } from '../../src/runtime/clock.ts';
 import { createSqliteStore } from '../../src/store/sqlite-store.ts';
 import type { Store } from '../../src/store/store.ts';
@@ -14,7 +15,7 @@ import {
 
 describe('upstream token vault', () => {
   const clock = new ManualClock();
-  const keyring = keyringFromKeySet(generateKeySet({ now: clock.now(), signingAlgorithm: 'ES256' }));
+  const keyring = testKeyring(clock.now());
   let store: Store;
   before(async () => {
     store = await createSqliteStore({ path: ':memory:', clock, purgeIntervalMs: 0 });

@@ -1,11 +1,12 @@
 import { Writable } from 'node:stream';
 import { pino, type Logger } from 'pino';
 import { configSchema, type GatehouseConfig } from '../../../src/config/schema.ts';
-import { generateKeySet } from '../../../src/keys/key-set.ts';
-import { keyringFromKeySet } from '../../../src/keys/key-set-keyring.ts';
-import type { Keyring } from '../../../src/keys/keyring.ts';
+
+
+
 import type { UpstreamTokenVault } from '../../../src/broker/upstream-session.ts';
 import type { DownstreamTokenRequest, UpstreamClient, UpstreamTokens } from '../../../src/upstream/types.ts';
+import { testKeyring } from '../../support/keyring.ts';
 
 /** Shared fixtures for the broker tests: config, keyring, a capturing logger, a vault and a scriptable upstream. */
 
@@ -28,9 +29,7 @@ export function brokerConfig(overrides: { timeoutMs?: number; refreshSkewSeconds
   });
 }
 
-export function testKeyring(now: number): Keyring {
-  return keyringFromKeySet(generateKeySet({ now, signingAlgorithm: 'ES256' }));
-}
+export { testKeyring };
 
 export function capturingLogger(): { logger: Logger; lines: string[] } {
   const lines: string[] = [];

@@ -1,14 +1,15 @@
 import pino from 'pino';
 import type { GatehouseMetrics } from '../../../src/observability/metrics.ts';
 import { upstreamSchema, type UpstreamConfig } from '../../../src/config/schema.ts';
-import { generateKeySet } from '../../../src/keys/key-set.ts';
-import { keyringFromKeySet } from '../../../src/keys/key-set-keyring.ts';
+
+
 import { systemClock, type Clock } from '../../../src/runtime/clock.ts';
 import { cryptoRandom } from '../../../src/runtime/random.ts';
 import { createSqliteStore } from '../../../src/store/sqlite-store.ts';
 import type { Store } from '../../../src/store/store.ts';
 import { createUpstreamClient } from '../../../src/upstream/upstream-client.ts';
 import type { Keyring } from '../../../src/keys/keyring.ts';
+import { testKeyring } from '../../support/keyring.ts';
 
 export const silentLogger = pino({ level: 'silent' });
 
@@ -32,7 +33,7 @@ export async function createGatewaySide(options: {
 }): Promise<GatewaySide> {
   const clock = options.clock ?? systemClock;
   const store = await createSqliteStore({ path: ':memory:', clock, purgeIntervalMs: 0 });
-  const keyring = keyringFromKeySet(generateKeySet({ now: clock.now(), signingAlgorithm: 'ES256' }));
+  const keyring = testKeyring(clock.now());
   const requests: GatewaySide['requests'] = [];
   const inner = options.fetch ?? globalThis.fetch;
   const recordingFetch: typeof globalThis.fetch = async (input, init) => {

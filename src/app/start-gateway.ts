@@ -1,7 +1,6 @@
 import { createServer } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import type { LevelWithSilent } from 'pino';
-import { loadConfig } from '../config/load.ts';
 import { loadKeyring } from '../keys/load-keyring.ts';
 import { systemClock, type Clock } from '../runtime/clock.ts';
 import type { GatehouseContext } from '../runtime/context.ts';
@@ -13,6 +12,7 @@ import { openStore } from '../store/open-store.ts';
 import { StoreUnavailableError } from '../store/store.ts';
 import { GatehouseError } from '../errors/internal-errors.ts';
 import { assembleGatewayParts, type GatewayParts } from './assemble-parts.ts';
+import { preflight } from './preflight.ts';
 
 /** Where `start` prints and what environment it reads (the CLI passes its own; tests capture them). */
 export interface AppIo {
@@ -65,7 +65,8 @@ async function assertPortFree(host: string, port: number): Promise<void> {
 export async function startGateway(options: StartGatewayOptions): Promise<RunningGateway> {
   const { io } = options;
   const clock = options.clock ?? systemClock;
-  const loaded = loadConfig({
+  // The same checks as `config check` and `doctor`: a configuration refused here is refused there too (exit 2).
+  const loaded = preflight({
     file: options.file,
     env: io.env,
     cwd: io.cwd,

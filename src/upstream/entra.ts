@@ -1,4 +1,5 @@
 import type { JWTPayload } from 'jose';
+import { ConfigError } from '../config/config-error.ts';
 import type { UpstreamConfig } from '../config/schema.ts';
 import { UpstreamError } from './errors.ts';
 import type { UpstreamIdentity } from './types.ts';
@@ -35,9 +36,9 @@ export function qualifyScopes(audience: string, scopes: string[]): string[] {
 
 /** Authority URL without a trailing slash; sovereign clouds are simply another authority host. */
 export function normalizeAuthority(authority: string): URL {
-  const url = new URL(authority);
-  if (url.protocol !== 'https:' && !['localhost', '127.0.0.1', '[::1]'].includes(url.hostname)) {
-    throw new Error('upstream.entra.authority must be an https URL');
+  const url = URL.canParse(authority) ? new URL(authority) : undefined;
+  if (!url || (url.protocol !== 'https:' && !['localhost', '127.0.0.1', '[::1]'].includes(url.hostname))) {
+    throw new ConfigError([`upstream.entra.authority: must be an https URL (got "${authority}")`]);
   }
   url.pathname = url.pathname.replace(/\/+$/, '');
   url.search = '';
@@ -57,7 +58,7 @@ export function createEntraProfile(entra: EntraConfig): EntraProfile {
   const multiTenant = MULTI_TENANT.has(tenant.toLowerCase());
   const allowedTenants = new Set(entra.allowedTenants.map((t) => t.toLowerCase()));
   if (!multiTenant && !TENANT_ID.test(tenant) && !/^[a-z0-9.-]+$/i.test(tenant)) {
-    throw new Error('upstream.entra.tenantId must be a tenant id, a verified domain, organizations or common');
+    throw new ConfigError([`upstream.entra.tenantId: must be a tenant id, a verified domain, organizations or common (got "${tenant}")`]);
   }
   // Set from discovery: a single-tenant authority may be configured by domain name, but tokens carry the GUID.
   let issuerTemplate: string | undefined;

@@ -1,5 +1,6 @@
 import type { JWTPayload } from 'jose';
 import type { Configuration } from 'openid-client';
+import { ConfigError } from '../config/config-error.ts';
 import type { UpstreamConfig } from '../config/schema.ts';
 import { discoverEntra, discoverOidc, type DiscoveryDeps } from './discovery.ts';
 import { createEntraProfile } from './entra.ts';
@@ -18,7 +19,7 @@ export interface Profile {
 /** Picks the profile for `upstream.type`; configuration mistakes fail here, at start. */
 export function createProfile(config: UpstreamConfig, discoveryDeps: DiscoveryDeps): Profile {
   if (config.type === 'entra') {
-    if (!config.entra) throw new Error('upstream.entra is required when upstream.type is entra');
+    if (!config.entra) throw new ConfigError(['upstream.entra.tenantId: required for type entra — your directory (tenant) id, or organizations/common']);
     const entra = createEntraProfile(config.entra);
     return {
       discover: () => discoverEntra(entra, discoveryDeps),
@@ -28,7 +29,7 @@ export function createProfile(config: UpstreamConfig, discoveryDeps: DiscoveryDe
     };
   }
   const issuer = config.issuer;
-  if (!issuer) throw new Error('upstream.issuer is required when upstream.type is oidc');
+  if (!issuer) throw new ConfigError(['upstream.issuer: required for type oidc — the issuer URL of your identity provider']);
   return {
     discover: () => discoverOidc(issuer, discoveryDeps),
     expectedIssuer: (_claims, configuration) => configuration.serverMetadata().issuer,

@@ -127,7 +127,21 @@ export function adminRightsStale(session: ConsoleSession, now: number): boolean 
 
 /** Whether this signed-in user may use /admin: listed by subject or email, or in a listed group. */
 export function isConsoleAdmin(session: ConsoleSession, admin: { users: string[]; groups: string[] }): boolean {
+  return consoleAdminRefusal(session, admin) === undefined;
+}
+
+/**
+ * Why this user is not a console admin, for the operator's log (never the page, which names nothing): the subject
+ * and email compared with `admin.users`, the groups with `admin.groups`. The commonest cause is a subject written in
+ * another format than the one Gatehouse uses (`<issuer>#<sub>`, or `<tid>/<oid>` for Entra) or groups the IdP did not
+ * send (see upstream.claims), and this line shows both.
+ */
+export function consoleAdminRefusal(session: ConsoleSession, admin: { users: string[]; groups: string[] }): string | undefined {
   const email = session.email?.toLowerCase();
-  if (admin.users.some((user) => user === session.subject || (email !== undefined && user.toLowerCase() === email))) return true;
-  return session.groups.some((group) => admin.groups.includes(group));
+  if (admin.users.some((user) => user === session.subject || (email !== undefined && user.toLowerCase() === email))) return undefined;
+  if (session.groups.some((group) => admin.groups.includes(group))) return undefined;
+  if (admin.users.length === 0 && admin.groups.length === 0) return 'admin.users and admin.groups are both empty';
+  const who = `subject "${session.subject}"${email === undefined ? ' (no email claim)' : ` and email "${email}"`}`;
+  const groups = session.groups.length === 0 ? 'the sign-in carried no groups' : `groups [${session.groups.join(', ')}]`;
+  return `${who} not in admin.users; ${groups}, none in admin.groups`;
 }

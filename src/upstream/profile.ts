@@ -4,13 +4,16 @@ import { ConfigError } from '../config/config-error.ts';
 import type { UpstreamConfig } from '../config/schema.ts';
 import { discoverEntra, discoverOidc, type DiscoveryDeps } from './discovery.ts';
 import { createEntraProfile } from './entra.ts';
-import { oidcIdentityFrom } from './oidc-profile.ts';
+import { claimMappingFor, type ClaimMapping } from './claim-mapping.ts';
+import { identityFromClaims } from './identity-claims.ts';
 import type { UpstreamIdentity } from './types.ts';
 
 /** What differs between Entra ID and any other OIDC provider; the upstream client is the same for both. */
 export interface Profile {
   discover(): Promise<Configuration>;
   expectedIssuer(claims: JWTPayload, configuration: Configuration): string;
+  /** Which claims make the identity, and whether userinfo is asked for them. */
+  claims: ClaimMapping;
   identityFrom(claims: JWTPayload): UpstreamIdentity;
   /** Entra wants the scopes again on refresh (it may otherwise return a token for one resource only). */
   refreshParameters: Record<string, string>;
@@ -18,13 +21,16 @@ export interface Profile {
 
 /** Picks the profile for `upstream.type`; configuration mistakes fail here, at start. */
 export function createProfile(config: UpstreamConfig, discoveryDeps: DiscoveryDeps): Profile {
+  const claims = claimMappingFor(config);
+  const identityFrom = (verified: JWTPayload) => identityFromClaims(verified, claims);
   if (config.type === 'entra') {
     if (!config.entra) throw new ConfigError(['upstream.entra.tenantId: required for type entra — your directory (tenant) id, or organizations/common']);
     const entra = createEntraProfile(config.entra);
     return {
       discover: () => discoverEntra(entra, discoveryDeps),
       expectedIssuer: (claims) => entra.expectedIssuer(claims),
-      identityFrom: (claims) => entra.identityFrom(claims, config.groupsClaim),
+      claims,
+      identityFrom,
       refreshParameters: { scope: config.scopes.join(' ') },
     };
   }
@@ -33,7 +39,8 @@ export function createProfile(config: UpstreamConfig, discoveryDeps: DiscoveryDe
   return {
     discover: () => discoverOidc(issuer, discoveryDeps),
     expectedIssuer: (_claims, configuration) => configuration.serverMetadata().issuer,
-    identityFrom: (claims) => oidcIdentityFrom(claims, config.groupsClaim),
+    claims,
+    identityFrom,
     refreshParameters: {},
   };
 }

@@ -23,6 +23,7 @@ import { upstreamJwks, verifyIdToken, type JwksResolver } from './id-token.ts';
 import { createProfile } from './profile.ts';
 import { consumeSignInState, createSignInState } from './sign-in-state.ts';
 import { saveUpstreamTokens } from './token-vault.ts';
+import { withUserinfoClaims } from './userinfo.ts';
 import type { CompletedSignIn, DownstreamTokenRequest, UpstreamClient, UpstreamIdentity, UpstreamTokens } from './types.ts';
 
 export const JWT_BEARER_GRANT = 'urn:ietf:params:oauth:grant-type:jwt-bearer';
@@ -177,10 +178,11 @@ export function createUpstreamClient(deps: UpstreamClientDeps): UpstreamClient &
           expectedIssuer: (unverified) => profile.expectedIssuer(unverified, configuration),
           clock,
         });
-        identity = profile.identityFrom(claims);
+        const mapped = await withUserinfoClaims({ configuration, idTokenClaims: claims, accessToken: response.access_token, mapping: profile.claims });
+        identity = profile.identityFrom(mapped);
       } catch (error) {
         const mapped = failed('sign-in', forInteraction(error, interactionId));
-        logger.warn({ reason: mapped.message }, 'upstream ID token rejected');
+        logger.warn({ reason: mapped.message }, 'upstream identity rejected (ID token or userinfo)');
         throw mapped;
       }
       const tokens = tokensFrom(response);

@@ -98,6 +98,17 @@ describe('admin console and connected apps (in-process)', () => {
     assert.ok(await h.store.get(GRANT_NAMESPACE, GRANTS.aliceDcr));
   });
 
+  it('logs at info why /admin refused someone (subject, email and groups compared), for the operator only', async () => {
+    const bob = await signIn(BOB);
+    const before = h.logs.lines().length;
+    assert.equal((await h.app.inject({ url: '/admin', headers: { cookie: bob.cookie } })).statusCode, 403);
+    const refused = h.logs.lines().slice(before).find((line) => line.msg === 'admin console refused');
+    assert.ok(refused, 'a log line says the console was refused');
+    assert.equal(refused.level, 30);
+    assert.equal(refused.subject, BOB.subject);
+    assert.match(String(refused.reason), new RegExp(`subject "${BOB.subject}".* not in admin\\.users; .*none in admin\\.groups`));
+  });
+
   it('shows an admin clients, grants and tool calls with escaped client names', async () => {
     const alice = await signIn(ALICE, '/admin');
     const clients = await h.app.inject({ url: '/admin/clients', headers: { cookie: alice.cookie } });

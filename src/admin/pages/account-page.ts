@@ -20,7 +20,18 @@ export function renderAccountPage(view: ConsoleView, apps: ConnectedApp[]): stri
   ]);
   return renderConsolePage(
     view,
-    `<p class="hint">Applications that can act for you through this gateway. Revoking one stops it at once; it must ask you again to reconnect.</p>
+    `${identitySection(view)}
+<p class="hint">Applications that can act for you through this gateway. Revoking one stops it at once; it must ask you again to reconnect.</p>
 ${table(['Application', 'Access', 'Approved', 'Last used', ''], rows, 'You have not connected any applications.')}`,
   );
+}
+
+/**
+ * Who the gateway thinks this is: the subject (`<issuer>#<sub>`, or `<tid>/<oid>` for Entra) and the groups are exactly
+ * what `admin.users`, `admin.groups` and tool policies match, so a user asking for access can copy them to the operator.
+ */
+function identitySection(view: ConsoleView): string {
+  const { session } = view;
+  const groups = session.groups.length === 0 ? '<span class="muted">none</span>' : session.groups.map(code).join(' ');
+  return `<p class="hint">Signed in as ${html(session.name ?? session.email ?? session.subject)} — subject ${code(session.subject)}, groups ${groups}.</p>`;
 }

@@ -19,6 +19,7 @@ import { finishWithGrant } from './finish-sign-in.ts';
 import { DENIAL_MEMORY_SECONDS, findCovering, findForTarget, parseDecisions, remember, type RememberedDecision } from './remembered-decisions.ts';
 import { isPrivateUseRedirectUri } from './redirect-uri-policy.ts';
 import { isSameOriginRequest } from './request-origin.ts';
+import { upstreamBrowserOrigin } from '../upstream/profile.ts';
 
 /**
  * The consent step, BEFORE the user is sent to the upstream IdP:
@@ -55,12 +56,10 @@ function trustOf(deps: InteractionDeps, client: Client): ConsentView['trust'] {
 /** The consent page may only submit to us, and the submission may redirect on to the upstream IdP or the client. */
 function consentCsp(deps: InteractionDeps, redirectUri: string): string {
   const targets = new Set(["'self'"]);
-  const upstream = deps.ctx.config.upstream;
-  const upstreamUrl = upstream?.type === 'entra' ? upstream.entra?.authority : upstream?.issuer;
-  for (const url of [redirectUri, upstreamUrl]) {
-    const origin = url === undefined ? undefined : URL.parse(url)?.origin;
-    if (origin !== undefined && origin !== 'null') targets.add(origin);
-  }
+  const redirectOrigin = URL.parse(redirectUri)?.origin;
+  if (redirectOrigin !== undefined && redirectOrigin !== 'null') targets.add(redirectOrigin);
+  const upstreamOrigin = upstreamBrowserOrigin(deps.ctx.config.upstream);
+  if (upstreamOrigin !== undefined) targets.add(upstreamOrigin);
   // A private-use scheme has no origin; a scheme source (`cursor:`) lets the final redirect to the app through.
   if (isPrivateUseRedirectUri(redirectUri)) targets.add(redirectUri.slice(0, redirectUri.indexOf(':') + 1).toLowerCase());
   return `default-src 'none'; style-src 'self'; img-src https:; form-action ${[...targets].join(' ')}; frame-ancestors 'none'; base-uri 'none'`;

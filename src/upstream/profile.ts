@@ -44,3 +44,13 @@ export function createProfile(config: UpstreamConfig, discoveryDeps: DiscoveryDe
     refreshParameters: {},
   };
 }
+
+/**
+ * The origin of the IdP's browser-facing endpoints (authorize, end-session), for a page's CSP `form-action`: browsers
+ * apply it to the redirects that follow a form post, so a form that ends at the IdP must name its origin.
+ */
+export function upstreamBrowserOrigin(config: Pick<UpstreamConfig, 'type' | 'issuer' | 'entra'> | undefined): string | undefined {
+  const url = config?.type === 'entra' ? config.entra?.authority : config?.issuer;
+  const origin = url === undefined ? undefined : URL.parse(url)?.origin;
+  return origin === undefined || origin === 'null' ? undefined : origin;
+}

@@ -3,6 +3,7 @@ import type { GatehouseMetrics } from '../admin/metrics.ts';
 import {
   authorizationCodeGrant,
   buildAuthorizationUrl,
+  buildEndSessionUrl,
   calculatePKCECodeChallenge,
   genericGrantRequest,
   refreshTokenGrant,
@@ -233,6 +234,16 @@ export function createUpstreamClient(deps: UpstreamClientDeps): UpstreamClient &
       } catch (error) {
         throw upstreamTokenError(error, request.grant);
       }
+    },
+
+    async endSessionUrl({ idTokenHint, postLogoutRedirectUri }) {
+      const configuration = await discovery.get();
+      if (!configuration.serverMetadata().end_session_endpoint) return undefined;
+      // @see OpenID Connect RP-Initiated Logout 1.0 §2: the hint names the session; client_id lets the IdP check the
+      // post-logout URI against this client's registration even without one.
+      const parameters: Record<string, string> = { client_id: config.clientId, post_logout_redirect_uri: postLogoutRedirectUri };
+      if (idTokenHint) parameters.id_token_hint = idTokenHint;
+      return buildEndSessionUrl(configuration, parameters).href;
     },
 
     async checkHealth() {

@@ -404,9 +404,13 @@ export const configSchema = z
           .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
           .default('info')
           .describe('Least severe log level written (tokens, cookies and secrets are always redacted).'),
+        format: z
+          .enum(['auto', 'json', 'pretty'])
+          .default('auto')
+          .describe('`json`: one JSON object per line (for log shippers). `pretty`: one short coloured line per record, for people. `auto`: pretty in the demo and on a terminal, JSON otherwise.'),
       })
       .strict()
-      .default({ level: 'info' })
+      .default({ level: 'info', format: 'auto' })
       .describe('Logging.'),
     dev: z
       .object({

@@ -20,7 +20,6 @@ export function renderPage(title: string, body: string, options: { wide?: boolea
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>${escapeHtml(title)} · Gatehouse</title>
 <link rel="stylesheet" href="${STYLESHEET_PATH}">
-<link rel="icon" href="/favicon.svg" type="image/svg+xml">
 </head>
 <body>
 <main class="card${options.wide ? ' wide' : ''}">

@@ -66,7 +66,10 @@ ${routes}
   );
 }
 
-/** A shield, in the page's accent colour; served as SVG at both names browsers ask for. */
+/**
+ * A shield, in the page's accent colour, at the address browsers ask for by themselves (no `<link rel=icon>`: the
+ * consent page's CSP allows only https images, for client logos).
+ */
 export const FAVICON_SVG =
   '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 64 64"><path d="M32 4 8 12v18c0 15 10 26 24 30 14-4 24-15 24-30V12z" fill="#2454d6"/><path d="M22 32l7 7 14-15" fill="none" stroke="#fff" stroke-width="6" stroke-linecap="round" stroke-linejoin="round"/></svg>';
 
@@ -76,8 +79,6 @@ export function createLandingPlugin(ctx: GatehouseContext): FastifyPluginAsync {
     app.get('/', { config: { errorFormat: 'html' } }, async (_request, reply) =>
       reply.header('cache-control', 'no-cache').type('text/html; charset=utf-8').send(page),
     );
-    for (const path of ['/favicon.ico', '/favicon.svg']) {
-      app.get(path, async (_request, reply) => reply.type('image/svg+xml').header('cache-control', 'public, max-age=86400').send(FAVICON_SVG));
-    }
+    app.get('/favicon.ico', async (_request, reply) => reply.type('image/svg+xml').header('cache-control', 'public, max-age=86400').send(FAVICON_SVG));
   };
 }

@@ -8,11 +8,12 @@ import type { UpstreamClient } from '../upstream/types.ts';
 import { registerAccountRoutes } from './account-routes.ts';
 import { registerAdminRoutes } from './admin-routes.ts';
 import { beginConsoleSignIn } from './console-sign-in.ts';
-import { checkConsoleCsrf } from './console-csrf.ts';
+import { SIGNED_OUT_PATH, signedOutPage, signOut } from './console-sign-out.ts';
 import { createConsoleState, type ConsoleState } from './console-state.ts';
 import type { GatehouseMetrics } from '../observability/metrics.ts';
-import { ADMIN_STYLESHEET_PATH, renderBarePage } from './pages/layout.ts';
-import { ProtocolError } from '../errors/protocol-error.ts';
+import { ADMIN_STYLESHEET_PATH } from './pages/layout.ts';
+import { htmlCspWithFormTargets } from '../server/security-headers.ts';
+import { upstreamBrowserOrigin } from '../upstream/profile.ts';
 
 /**
  * The admin console (`/admin`, admins only) and the connected-apps page (`/account`, every signed-in user), both
@@ -35,6 +36,13 @@ function consoleRoutes(state: ConsoleState): FastifyPluginAsync {
     // Registering it also loads its cookie codec, which console-session.ts and console-state.ts call directly.
     if (!app.hasDecorator('parseCookie')) await app.register(cookie);
     const page = { config: { errorFormat: 'html' as const } };
+    // Every console page carries the sign-out form, whose redirect chain ends at the IdP's end-session endpoint.
+    const upstreamOrigin = upstreamBrowserOrigin(state.ctx.config.upstream);
+    const consoleCsp = htmlCspWithFormTargets(upstreamOrigin === undefined ? [] : [upstreamOrigin]);
+    // Set before the handler runs: the server's own defaults fill only what is still missing when the reply is sent.
+    app.addHook('onRequest', async (_request, reply) => {
+      reply.header('content-security-policy', consoleCsp);
+    });
 
     app.get(ADMIN_STYLESHEET_PATH, async (_request, reply) =>
       reply.type('text/css; charset=utf-8').header('cache-control', 'public, max-age=3600').send(stylesheet),
@@ -45,16 +53,8 @@ function consoleRoutes(state: ConsoleState): FastifyPluginAsync {
       return beginConsoleSignIn(state, reply, typeof query.return === 'string' ? query.return : '/account');
     });
 
-    app.post('/admin/sign-out', page, async (request, reply) => {
-      const session = await state.sessions.read(request);
-      if (session === undefined) throw new ProtocolError('access_denied', 'You are not signed in.');
-      checkConsoleCsrf(request, session, new URL(state.ctx.publicUrl).origin);
-      await state.sessions.end(reply, session);
-      return reply
-        .header('cache-control', 'no-store')
-        .type('text/html; charset=utf-8')
-        .send(renderBarePage('Signed out', 'You are signed out of the Gatehouse console.'));
-    });
+    app.post('/admin/sign-out', page, async (request, reply) => signOut(state, request, reply));
+    app.get(SIGNED_OUT_PATH, page, async (_request, reply) => signedOutPage(reply));
 
     registerAdminRoutes(app, state);
     registerAccountRoutes(app, state);

@@ -1,6 +1,6 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { ConsoleSession } from './console-session.ts';
-import { adminRightsStale, isConsoleAdmin } from './console-session.ts';
+import { adminRightsStale, consoleAdminRefusal } from './console-session.ts';
 import type { ConsoleState } from './console-state.ts';
 import { checkConsoleCsrf } from './console-csrf.ts';
 import { sendProtocolError } from '../server/error-handler.ts';
@@ -27,9 +27,16 @@ export async function adminForPage(state: ConsoleState, request: FastifyRequest,
     await reply.header('cache-control', 'no-store').redirect(`/admin/sign-in?return=${encodeURIComponent(returnTo)}`, 303);
     return undefined;
   }
-  if (isConsoleAdmin(session, state.ctx.config.admin)) return session;
+  const refusal = consoleAdminRefusal(session, state.ctx.config.admin);
+  if (refusal === undefined) return session;
+  logAdminRefusal(state, session, refusal);
   await sendProtocolError(reply, new ProtocolError('access_denied', 'Your account does not have access to the admin console.'), { format: 'html' });
   return undefined;
+}
+
+/** At info: an operator asked "why can't I get into /admin?" finds the answer in the log, not by guessing. */
+function logAdminRefusal(state: ConsoleState, session: ConsoleSession, reason: string): void {
+  state.ctx.logger.info({ subject: session.subject, groups: session.groups, reason }, 'admin console refused');
 }
 
 /** For state-changing POSTs: a session (and admin rights when asked), and the CSRF checks. */
@@ -39,7 +46,11 @@ export async function sessionForPost(state: ConsoleState, request: FastifyReques
   if (options.admin && adminRightsStale(session, state.ctx.clock.now())) {
     throw new ProtocolError('access_denied', 'Your admin rights need to be confirmed again; open the page again.');
   }
-  if (options.admin && !isConsoleAdmin(session, state.ctx.config.admin)) throw new ProtocolError('access_denied', 'Not allowed.');
+  const refusal = options.admin ? consoleAdminRefusal(session, state.ctx.config.admin) : undefined;
+  if (refusal !== undefined) {
+    logAdminRefusal(state, session, refusal);
+    throw new ProtocolError('access_denied', 'Not allowed.');
+  }
   checkConsoleCsrf(request, session, new URL(state.ctx.publicUrl).origin);
   return session;
 }
@@ -51,6 +62,7 @@ export async function sessionForPost(state: ConsoleState, request: FastifyReques
 export const notices: ReadonlyMap<string, string> = new Map([
   ['grant-revoked', 'Access revoked. Its tokens are refused on every replica.'],
   ['client-revoked', 'Client revoked: all its grants ended on every replica.'],
+  ['decision-forgotten', 'Forgotten: that application will ask for your consent again.'],
 ]);
 
 export function noticeFrom(request: FastifyRequest): string | undefined {

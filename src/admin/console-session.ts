@@ -47,15 +47,22 @@ interface ConsoleSessionRecord {
   subject: string;
   /** Epoch ms. */
   createdAt: number;
+  /** The IdP's ID token from this sign-in, sealed: the `id_token_hint` of RP-initiated logout at sign-out. */
+  idToken?: string;
 }
+
+const ID_TOKEN_CONTEXT = 'console-session:id-token';
 
 export interface ConsoleSessions {
   readonly cookieName: string;
   /** The signed-in session, or undefined (no cookie, tampered, expired, or signed out anywhere). */
   read(request: FastifyRequest): Promise<ConsoleSession | undefined>;
-  start(reply: FastifyReply, identity: UpstreamIdentity): Promise<ConsoleSession>;
-  /** Ends the session server-side (every copy of the cookie stops working) and clears the cookie. */
-  end(reply: FastifyReply, session: ConsoleSession): Promise<void>;
+  start(reply: FastifyReply, identity: UpstreamIdentity, idToken?: string): Promise<ConsoleSession>;
+  /**
+   * Ends the session server-side (every copy of the cookie stops working) and clears the cookie. Returns the ID token
+   * kept from its sign-in, if any, for the IdP's logout.
+   */
+  end(reply: FastifyReply, session: ConsoleSession): Promise<{ idToken?: string }>;
 }
 
 const sessionShape = z.object({
@@ -95,7 +102,7 @@ export function createConsoleSessions(options: { keyring: Keyring; clock: Clock;
       const record = await store.get<ConsoleSessionRecord>(CONSOLE_SESSION_NAMESPACE, session.id);
       return record !== undefined && record.subject === session.subject ? session : undefined;
     },
-    async start(reply, identity) {
+    async start(reply, identity, idToken) {
       const now = clock.now();
       const session: ConsoleSession = {
         id: random.token(),
@@ -107,15 +114,25 @@ export function createConsoleSessions(options: { keyring: Keyring; clock: Clock;
         expiresAt: now + CONSOLE_SESSION_SECONDS * 1000,
         verifiedAt: now,
       };
-      const record: ConsoleSessionRecord = { subject: session.subject, createdAt: now };
+      const record: ConsoleSessionRecord = {
+        subject: session.subject,
+        createdAt: now,
+        ...(idToken === undefined ? {} : { idToken: keyring.seal(idToken, ID_TOKEN_CONTEXT) }),
+      };
       await store.set(CONSOLE_SESSION_NAMESPACE, session.id, record, { ttlSeconds: CONSOLE_SESSION_SECONDS });
       const value = keyring.seal(JSON.stringify(session), context);
       reply.header('set-cookie', fastifyCookie.serialize(cookieName, value, { ...attributes, maxAge: CONSOLE_SESSION_SECONDS }));
       return session;
     },
     async end(reply, session) {
-      await store.delete(CONSOLE_SESSION_NAMESPACE, session.id);
+      const record = await store.consume<ConsoleSessionRecord>(CONSOLE_SESSION_NAMESPACE, session.id);
       reply.header('set-cookie', fastifyCookie.serialize(cookieName, '', { ...attributes, maxAge: 0, expires: new Date(0) }));
+      if (record?.subject !== session.subject || typeof record.idToken !== 'string') return {};
+      try {
+        return { idToken: keyring.unseal(record.idToken, ID_TOKEN_CONTEXT) };
+      } catch {
+        return {}; // sealed with a pruned key: sign out without the hint
+      }
     },
   };
 }
@@ -127,7 +144,21 @@ export function adminRightsStale(session: ConsoleSession, now: number): boolean 
 
 /** Whether this signed-in user may use /admin: listed by subject or email, or in a listed group. */
 export function isConsoleAdmin(session: ConsoleSession, admin: { users: string[]; groups: string[] }): boolean {
+  return consoleAdminRefusal(session, admin) === undefined;
+}
+
+/**
+ * Why this user is not a console admin, for the operator's log (never the page, which names nothing): the subject
+ * and email compared with `admin.users`, the groups with `admin.groups`. The commonest cause is a subject written in
+ * another format than the one Gatehouse uses (`<issuer>#<sub>`, or `<tid>/<oid>` for Entra) or groups the IdP did not
+ * send (see upstream.claims), and this line shows both.
+ */
+export function consoleAdminRefusal(session: ConsoleSession, admin: { users: string[]; groups: string[] }): string | undefined {
   const email = session.email?.toLowerCase();
-  if (admin.users.some((user) => user === session.subject || (email !== undefined && user.toLowerCase() === email))) return true;
-  return session.groups.some((group) => admin.groups.includes(group));
+  if (admin.users.some((user) => user === session.subject || (email !== undefined && user.toLowerCase() === email))) return undefined;
+  if (session.groups.some((group) => admin.groups.includes(group))) return undefined;
+  if (admin.users.length === 0 && admin.groups.length === 0) return 'admin.users and admin.groups are both empty';
+  const who = `subject "${session.subject}"${email === undefined ? ' (no email claim)' : ` and email "${email}"`}`;
+  const groups = session.groups.length === 0 ? 'the sign-in carried no groups' : `groups [${session.groups.join(', ')}]`;
+  return `${who} not in admin.users; ${groups}, none in admin.groups`;
 }

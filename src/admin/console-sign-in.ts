@@ -51,7 +51,7 @@ export async function completeConsoleSignIn(completed: CompletedSignIn, request:
   const nonce = completed.interactionId.slice(CONSOLE_INTERACTION_PREFIX.length);
   const pending = await state.ctx.store.consume<PendingSignIn>(CONSOLE_SIGN_IN_NAMESPACE, nonce);
   if (pending === undefined) throw new ProtocolError('invalid_request', 'This sign-in has expired or was already completed; open the page again.');
-  await state.sessions.start(reply, completed.identity);
+  await state.sessions.start(reply, completed.identity, completed.tokens.idToken);
   state.upstreamCookie(reply, '', 0);
   return reply.header('cache-control', 'no-store').redirect(safeReturnTo(pending.returnTo), 303);
 }

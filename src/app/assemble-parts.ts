@@ -17,6 +17,7 @@ import { createRevokedGrantsCache } from '../grants/revoked-grants.ts';
 import { createEndGrant } from '../grants/end-grant.ts';
 import { createUpstreamClient } from '../upstream/upstream-client.ts';
 import { GatehouseError } from '../errors/internal-errors.ts';
+import { createLandingPlugin } from '../admin/landing-page.ts';
 
 /**
  * THE place where Gatehouse is assembled from its configuration: the CLI's `start`, the tests and the benchmark all
@@ -112,6 +113,7 @@ export async function assembleGatewayParts(baseCtx: GatehouseContext, options: A
       authorization.plugin,
       createGatewayPlugin(ctx, { broker, revokedGrants, endGrant, metrics }),
       createMetricsPlugin(ctx, metrics),
+      createLandingPlugin(ctx),
     ];
     if (config.admin.metricsPort !== undefined) {
       const listener = await startMetricsListener(ctx, metrics);

@@ -1,7 +1,8 @@
 import { createServer } from 'node:net';
 import type { FastifyInstance } from 'fastify';
-import type { LevelWithSilent } from 'pino';
-import { loadConfig } from '../config/load.ts';
+import type { DestinationStream, LevelWithSilent } from 'pino';
+import type { GatehouseConfig } from '../config/schema.ts';
+import { chooseLogFormat, prettyDestination } from '../server/log-destination.ts';
 import { loadKeyring } from '../keys/load-keyring.ts';
 import { systemClock, type Clock } from '../runtime/clock.ts';
 import type { GatehouseContext } from '../context/gatehouse-context.ts';
@@ -13,6 +14,7 @@ import { openStore } from '../store/open-store.ts';
 import { StoreUnavailableError } from '../store/store.ts';
 import { GatehouseError } from '../errors/internal-errors.ts';
 import { assembleGatewayParts, type GatewayParts } from './assemble-parts.ts';
+import { preflight } from './preflight.ts';
 
 /** Where `start` prints and what environment it reads (the CLI passes its own; tests capture them). */
 export interface AppIo {
@@ -20,6 +22,8 @@ export interface AppIo {
   stderr: (text: string) => void;
   env: NodeJS.ProcessEnv;
   cwd: string;
+  /** Whether the process's stdout is a terminal (pretty, coloured logs with `log.format: auto`). */
+  stdoutIsTTY?: boolean;
 }
 
 export interface StartGatewayOptions {
@@ -61,11 +65,19 @@ async function assertPortFree(host: string, port: number): Promise<void> {
   });
 }
 
+/** Pretty lines for people (demo, terminal), pino's JSON for machines; see src/server/log-destination.ts. */
+function logDestination(config: GatehouseConfig, io: AppIo): { destination?: DestinationStream } {
+  const format = chooseLogFormat({ format: config.log.format, mode: config.mode, stdoutIsTTY: io.stdoutIsTTY === true });
+  if (format === 'json') return {};
+  return { destination: prettyDestination({ colors: io.stdoutIsTTY === true && !io.env.NO_COLOR }) };
+}
+
 /** Starts everything and returns once the server listens; `lifecycle.stopped` resolves when it has shut down. */
 export async function startGateway(options: StartGatewayOptions): Promise<RunningGateway> {
   const { io } = options;
   const clock = options.clock ?? systemClock;
-  const loaded = loadConfig({
+  // The same checks as `config check` and `doctor`: a configuration refused here is refused there too (exit 2).
+  const loaded = preflight({
     file: options.file,
     env: io.env,
     cwd: io.cwd,
@@ -74,7 +86,7 @@ export async function startGateway(options: StartGatewayOptions): Promise<Runnin
   for (const warning of loaded.warnings) io.stderr(`warning: ${warning}\n`);
   const { config, publicUrl } = loaded;
   await assertPortFree(config.server.host, config.server.port);
-  const logger = createLogger({ level: options.logLevel ?? config.log.level });
+  const logger = createLogger({ level: options.logLevel ?? config.log.level, ...logDestination(config, io) });
 
   const cleanups: (() => Promise<void>)[] = [];
   const closeAll = async () => {
@@ -107,9 +119,15 @@ export async function startGateway(options: StartGatewayOptions): Promise<Runnin
       closeResources: closeAll,
       signals: options.signals,
     });
-    io.stdout(`Gatehouse (${config.mode}) listening on ${url} — issuer ${publicUrl}, store ${config.store.type}\n`);
-    io.stdout(`  health: ${url}/healthz  readiness: ${url}/readyz\n`);
-    for (const line of parts.banner ?? []) io.stdout(`  ${line}\n`);
+    // After every start-up log line, in one write: a log line from a timer or a stand-in cannot land inside it.
+    logger.flush();
+    io.stdout(
+      [
+        `Gatehouse (${config.mode}) listening on ${url} — issuer ${publicUrl}, store ${config.store.type}`,
+        `  health: ${url}/healthz  readiness: ${url}/readyz`,
+        ...(parts.banner ?? []).map((line) => `  ${line}`),
+      ].join('\n') + '\n',
+    );
     return { url, app, lifecycle };
   } catch (error) {
     await closeAll().catch(() => {});

@@ -16,18 +16,16 @@ import {
   type CsrfCookie,
 } from './interaction-state.ts';
 import { finishWithGrant } from './finish-sign-in.ts';
-import { findCovering, findForTarget, remember, type RememberedDecision } from './remembered-decisions.ts';
+import { DENIAL_MEMORY_SECONDS, findCovering, findForTarget, parseDecisions, remember, type RememberedDecision } from './remembered-decisions.ts';
 import { isPrivateUseRedirectUri } from './redirect-uri-policy.ts';
 import { isSameOriginRequest } from './request-origin.ts';
+import { upstreamBrowserOrigin } from '../upstream/profile.ts';
 
 /**
  * The consent step, BEFORE the user is sent to the upstream IdP:
  * GET  /interaction/:uid           the page (or straight on, when this browser already decided for this client)
  * POST /interaction/:uid/decision  Approve → upstream sign-in; Deny → `access_denied` to the client
  */
-
-/** A denial is remembered briefly: long enough to stop a client re-prompting in a loop, short enough to undo a slip. */
-const DENIAL_MEMORY_SECONDS = 24 * 3600;
 
 /** The form has three short fields; anything larger is not our form (Fastify counts the bytes read, chunked too). */
 const DECISION_FORM_MAX_BYTES = 4 * 1024;
@@ -58,12 +56,10 @@ function trustOf(deps: InteractionDeps, client: Client): ConsentView['trust'] {
 /** The consent page may only submit to us, and the submission may redirect on to the upstream IdP or the client. */
 function consentCsp(deps: InteractionDeps, redirectUri: string): string {
   const targets = new Set(["'self'"]);
-  const upstream = deps.ctx.config.upstream;
-  const upstreamUrl = upstream?.type === 'entra' ? upstream.entra?.authority : upstream?.issuer;
-  for (const url of [redirectUri, upstreamUrl]) {
-    const origin = url === undefined ? undefined : URL.parse(url)?.origin;
-    if (origin !== undefined && origin !== 'null') targets.add(origin);
-  }
+  const redirectOrigin = URL.parse(redirectUri)?.origin;
+  if (redirectOrigin !== undefined && redirectOrigin !== 'null') targets.add(redirectOrigin);
+  const upstreamOrigin = upstreamBrowserOrigin(deps.ctx.config.upstream);
+  if (upstreamOrigin !== undefined) targets.add(upstreamOrigin);
   // A private-use scheme has no origin; a scheme source (`cursor:`) lets the final redirect to the app through.
   if (isPrivateUseRedirectUri(redirectUri)) targets.add(redirectUri.slice(0, redirectUri.indexOf(':') + 1).toLowerCase());
   return `default-src 'none'; style-src 'self'; img-src https:; form-action ${[...targets].join(' ')}; frame-ancestors 'none'; base-uri 'none'`;
@@ -127,10 +123,10 @@ export function registerConsentRoutes(app: FastifyInstance, deps: InteractionDep
     const subject = consentSubjectFrom(details, client, deps.resources);
     const now = ctx.clock.now();
 
-    if (findForTarget(cookies.read<RememberedDecision[]>(request, 'denials'), targetOf(subject), now)) {
+    if (findForTarget(parseDecisions(cookies.read(request, 'denials')), targetOf(subject), now)) {
       return denied(deps, request, reply);
     }
-    if (findCovering(cookies.read<RememberedDecision[]>(request, 'approvals'), targetOf(subject), now)) {
+    if (findCovering(parseDecisions(cookies.read(request, 'approvals')), targetOf(subject), now)) {
       return proceedAfterApproval(deps, request, reply, details, subject);
     }
 
@@ -198,12 +194,12 @@ export function registerConsentRoutes(app: FastifyInstance, deps: InteractionDep
     request.log.info({ clientId: subject.clientId, resource: subject.resource.resource, decision: body.data.decision }, 'consent decision');
 
     if (body.data.decision === 'deny') {
-      const denials = remember(cookies.read(request, 'denials'), decisionFor(subject, now + DENIAL_MEMORY_SECONDS * 1000), now);
+      const denials = remember(parseDecisions(cookies.read(request, 'denials')), decisionFor(subject, now + DENIAL_MEMORY_SECONDS * 1000), now);
       cookies.write(reply, 'denials', denials, DENIAL_MEMORY_SECONDS);
       return denied(deps, request, reply);
     }
     const rememberSeconds = ctx.config.authorization.consentRememberDays * 24 * 3600;
-    const approvals = remember(cookies.read(request, 'approvals'), decisionFor(subject, now + rememberSeconds * 1000), now);
+    const approvals = remember(parseDecisions(cookies.read(request, 'approvals')), decisionFor(subject, now + rememberSeconds * 1000), now);
     cookies.write(reply, 'approvals', approvals, rememberSeconds);
     return proceedAfterApproval(deps, request, reply, details, subject);
   });

@@ -1,7 +1,11 @@
+import { z } from 'zod';
+
 /**
  * Consent decisions a browser remembers (in a sealed cookie), each bound to the exact client id, redirect URI and
  * resource. An approval covers a request when it approved at least the requested scopes; a later request for more
- * scopes is asked again. Denials are remembered so a client cannot re-prompt the user in a loop.
+ * scopes is asked again. A denial is remembered only briefly (DENIAL_MEMORY_SECONDS): long enough that a client
+ * cannot re-prompt the user in a loop, short enough that a slip of the finger is not a day-long lockout. `/account`
+ * lists both kinds for the browser it is opened in, and forgets any one of them.
  */
 export interface RememberedDecision {
   clientId: string;
@@ -11,6 +15,11 @@ export interface RememberedDecision {
   /** Epoch ms. */
   expiresAt: number;
 }
+
+export type DecisionKind = 'approvals' | 'denials';
+
+/** A denial answers the same request silently for this long, then the page asks again. */
+export const DENIAL_MEMORY_SECONDS = 5 * 60;
 
 /** Bounded so the cookie stays well under browser limits (~4 KB) however many clients a user approves. */
 const MAX_REMEMBERED = 12;
@@ -22,7 +31,19 @@ export interface ConsentRequest {
   scopes: string[];
 }
 
-const sameTarget = (decision: RememberedDecision, request: ConsentRequest) =>
+export type DecisionTarget = Pick<RememberedDecision, 'clientId' | 'redirectUri' | 'resource'>;
+
+const decisionList = z.array(
+  z.object({ clientId: z.string(), redirectUri: z.string(), resource: z.string(), scopes: z.array(z.string()), expiresAt: z.number() }),
+);
+
+/** The cookie's value (already unsealed) as decisions; anything else — an older shape, garbage — is no decision. */
+export function parseDecisions(value: unknown): RememberedDecision[] {
+  const parsed = decisionList.safeParse(value);
+  return parsed.success ? parsed.data : [];
+}
+
+const sameTarget = (decision: DecisionTarget, request: DecisionTarget) =>
   decision.clientId === request.clientId && decision.redirectUri === request.redirectUri && decision.resource === request.resource;
 
 export function findCovering(decisions: RememberedDecision[] | undefined, request: ConsentRequest, now: number): RememberedDecision | undefined {
@@ -31,7 +52,7 @@ export function findCovering(decisions: RememberedDecision[] | undefined, reques
   );
 }
 
-export function findForTarget(decisions: RememberedDecision[] | undefined, request: ConsentRequest, now: number): RememberedDecision | undefined {
+export function findForTarget(decisions: RememberedDecision[] | undefined, request: DecisionTarget, now: number): RememberedDecision | undefined {
   return (decisions ?? []).find((decision) => decision.expiresAt > now && sameTarget(decision, request));
 }
 
@@ -39,4 +60,19 @@ export function findForTarget(decisions: RememberedDecision[] | undefined, reque
 export function remember(decisions: RememberedDecision[] | undefined, decision: RememberedDecision, now: number): RememberedDecision[] {
   const kept = (decisions ?? []).filter((existing) => existing.expiresAt > now && !sameTarget(existing, decision));
   return [...kept, decision].slice(-MAX_REMEMBERED);
+}
+
+/** The decisions still in force, oldest first. */
+export function liveDecisions(decisions: RememberedDecision[] | undefined, now: number): RememberedDecision[] {
+  return (decisions ?? []).filter((decision) => decision.expiresAt > now);
+}
+
+/** Undoes one remembered decision: the next request for that target shows the consent page again. */
+export function forget(decisions: RememberedDecision[] | undefined, target: DecisionTarget, now: number): RememberedDecision[] {
+  return liveDecisions(decisions, now).filter((decision) => !sameTarget(decision, target));
+}
+
+/** How long the cookie must live to hold `decisions` (the latest expiry), in whole seconds. */
+export function cookieLifetimeSeconds(decisions: RememberedDecision[], now: number): number {
+  return Math.max(0, Math.ceil((Math.max(now, ...decisions.map((decision) => decision.expiresAt)) - now) / 1000));
 }

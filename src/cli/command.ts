@@ -16,6 +16,8 @@ export interface CliIo {
   stderr: (text: string) => void;
   env: NodeJS.ProcessEnv;
   cwd: string;
+  /** Whether stdout is a terminal (the CLI sets it; tests leave it out). */
+  stdoutIsTTY?: boolean;
 }
 
 export interface CliCommand {

@@ -170,6 +170,7 @@ export async function main(argv: readonly string[] = process.argv.slice(2)): Pro
     stderr: (text) => process.stderr.write(text),
     env: process.env,
     cwd: process.cwd(),
+    stdoutIsTTY: process.stdout.isTTY === true,
   };
   const code = await runCli(argv, io);
   process.exitCode = code;

@@ -1,6 +1,7 @@
 import { accessSync, constants, statSync } from 'node:fs';
 import { checkHttpRoutesCoveringMcpBackends } from './http-route-overlap.ts';
-import { isLoopbackUrl } from './public-url.ts';
+import { unreadableFileReason } from './file-paths.ts';
+import { cookieSecurityProblem, isLoopbackUrl, resolvePublicUrl } from './public-url.ts';
 import type { GatehouseConfig } from './schema.ts';
 
 /**
@@ -25,6 +26,7 @@ export function checkConfigRules(config: GatehouseConfig): RuleResult {
   checkStore(config, result);
   checkKeyFile(config, result);
   if (config.mode === 'production') checkProduction(config, result);
+  checkCookies(config, result);
   return result;
 }
 
@@ -53,13 +55,6 @@ function checkProduction(config: GatehouseConfig, { problems, warnings }: RuleRe
     problems.push('routes: at least one route is required in production — e.g. { path: /mcp, backend: https://mcp.internal/mcp }');
   }
 
-  if (config.dev.insecureCookies) {
-    if (publicUrl && isLoopbackUrl(publicUrl)) {
-      warnings.push('dev.insecureCookies: cookies without Secure/__Host- — development only');
-    } else {
-      problems.push('dev.insecureCookies: development only — remove it (or use mode: demo on localhost)');
-    }
-  }
   const registration = config.authorization.dynamicRegistration;
   if (registration.perLoopbackIpPerHour !== undefined && registration.perLoopbackIpPerHour > registration.perIpPerHour) {
     warnings.push('authorization.dynamicRegistration.perLoopbackIpPerHour: behind a reverse proxy without server.trustProxy every client is loopback — development only');
@@ -67,6 +62,25 @@ function checkProduction(config: GatehouseConfig, { problems, warnings }: RuleRe
   if (config.authorization.clientMetadataDocuments.allowLoopback) {
     warnings.push('authorization.clientMetadataDocuments.allowLoopback: lets clients point Gatehouse at loopback addresses — development only');
   }
+}
+
+/** The authorization server refuses to start where its cookies could never be set (or would travel in the clear). */
+function checkCookies(config: GatehouseConfig, { problems, warnings }: RuleResult): void {
+  // In production a missing public URL is already a problem of its own; the localhost default says nothing more.
+  if (config.mode === 'production' && !config.server.publicUrl) return;
+  if (config.server.publicUrl && !URL.canParse(config.server.publicUrl)) return;
+  const publicUrl = resolvePublicUrl(config);
+  // Production already refuses an http public URL off this machine (checkPublicUrl); one line for it is enough.
+  if (config.mode === 'production' && !publicUrl.startsWith('https:') && !isLoopbackUrl(publicUrl)) return;
+  const problem = cookieSecurityProblem(publicUrl, config.dev.insecureCookies);
+  if (problem) {
+    problems.push(problem);
+    return;
+  }
+  if (config.mode !== 'production' || !config.dev.insecureCookies) return;
+  // A deployed configuration has no business carrying the setting, even where https makes it ignored.
+  if (isLoopbackUrl(publicUrl)) warnings.push('dev.insecureCookies: cookies without Secure/__Host- — development only');
+  else problems.push('dev.insecureCookies: development only — remove it (or use mode: demo on localhost)');
 }
 
 function checkPublicUrl(publicUrl: string, result: RuleResult): void {
@@ -157,8 +171,6 @@ function checkKeyFile(config: GatehouseConfig, { problems }: RuleResult): void {
     accessSync(file, constants.R_OK);
     if (!statSync(file).isFile()) problems.push(`keys.file: "${file}" is not a file`);
   } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    const reason = code === 'ENOENT' ? 'does not exist' : code === 'EACCES' ? 'is not readable (permission denied)' : `cannot be read (${code ?? 'error'})`;
-    problems.push(`keys.file: "${file}" ${reason} — run \`gatehouse init\` or fix the path`);
+    problems.push(`keys.file: "${file}" ${unreadableFileReason(error)} — run \`gatehouse init\` or fix the path`);
   }
 }

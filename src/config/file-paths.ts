@@ -35,3 +35,12 @@ export function resolveFilePaths(data: unknown, base: string): void {
     }
   }
 }
+
+/** Why a configured file cannot be used, for a problem line: `keys.file: "/x" does not exist — …`. */
+export function unreadableFileReason(error: unknown): string {
+  const code = (error as NodeJS.ErrnoException | null)?.code;
+  if (code === 'ENOENT') return 'does not exist';
+  if (code === 'EACCES') return 'is not readable (permission denied)';
+  if (code === 'EISDIR') return 'is a directory';
+  return `cannot be read (${code ?? 'error'})`;
+}

@@ -54,8 +54,11 @@ upstream:
   clientId: \${ENTRA_CLIENT_ID}
   clientAuth:
     # Secretless: a federated credential (AKS workload identity, or managed identity with managedIdentityClientId).
+    # It needs a token source: AZURE_FEDERATED_TOKEN_FILE (AKS workload identity sets it), tokenFile, or
+    # managedIdentityClientId; \`gatehouse config check\` refuses the file without one, as start would.
     method: federated
     # tokenFile: /var/run/secrets/azure/tokens/azure-identity-token   # default: AZURE_FEDERATED_TOKEN_FILE
+    # managedIdentityClientId: 00000000-0000-0000-0000-000000000000
     # Alternatives: method: private_key_jwt with privateKeyFile/certificateFile, or
     # method: client_secret_post with clientSecret: \${ENTRA_CLIENT_SECRET}
   scopes: [openid, profile, email, offline_access]

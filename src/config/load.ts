@@ -5,7 +5,7 @@ import { ConfigError } from './config-error.ts';
 import { demoConfigInput, type DemoConfigOptions } from './demo-defaults.ts';
 import { applyEnvOverrides, convertOverride, setAtPath, type AppliedOverride } from './env-overrides.ts';
 import { expandEnvReferences } from './env-references.ts';
-import { resolveFilePaths } from './file-paths.ts';
+import { resolveFilePaths, unreadableFileReason } from './file-paths.ts';
 import { formatIssues } from './format-issues.ts';
 import { resolvePublicUrl } from './public-url.ts';
 import { parseYamlConfig } from './read-yaml.ts';
@@ -86,9 +86,7 @@ function readConfigFile(file: string, shownAs: string): Record<string, unknown> 
   try {
     text = readFileSync(file, 'utf8');
   } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    const reason = code === 'ENOENT' ? 'does not exist' : code === 'EACCES' ? 'is not readable (permission denied)' : code === 'EISDIR' ? 'is a directory' : `cannot be read (${code ?? 'error'})`;
-    throw new ConfigError([`config file ${reason} — check the path, or run \`gatehouse init\` to write one`], shownAs);
+    throw new ConfigError([`config file ${unreadableFileReason(error)} — check the path, or run \`gatehouse init\` to write one`], shownAs);
   }
   const { value, problems } = parseYamlConfig(text);
   if (problems.length > 0) throw new ConfigError(problems, shownAs);

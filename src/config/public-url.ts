@@ -20,3 +20,20 @@ export function isLoopbackUrl(value: string): boolean {
   if (!URL.canParse(value)) return false;
   return LOOPBACK_HOSTS.has(new URL(value).hostname);
 }
+
+/**
+ * Why browser cookies could not work at this public URL, or undefined when they can. Ours are `Secure` and `__Host-`,
+ * which browsers only store over https; `dev.insecureCookies` drops that for http://localhost development only, since
+ * anywhere else the consent and session cookies would cross the network in the clear. `start` (the authorization
+ * server's cookie policy) and `config check` both ask this one function, so they cannot disagree.
+ */
+export function cookieSecurityProblem(publicUrl: string, insecureCookies: boolean): string | undefined {
+  if (new URL(publicUrl).protocol === 'https:') return undefined;
+  if (!insecureCookies) {
+    return `server.publicUrl: "${publicUrl}" is not https, and browsers store our Secure cookies only over https — use an https URL, or for local development on http://localhost set dev.insecureCookies: true`;
+  }
+  if (!isLoopbackUrl(publicUrl)) {
+    return `dev.insecureCookies: "${publicUrl}" is not https and not localhost — session cookies would cross the network in the clear; use an https URL`;
+  }
+  return undefined;
+}

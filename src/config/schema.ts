@@ -184,7 +184,38 @@ export const upstreamSchema = z
       .array(z.string())
       .default(['openid', 'profile', 'email', 'offline_access'])
       .describe('Scopes requested at sign-in. For Entra add `api://<app-id>/.default` or a named API scope.'),
-    groupsClaim: z.string().default('groups').describe('ID token claim holding the user\'s groups or roles.'),
+    groupsClaim: z
+      .string()
+      .default('groups')
+      .describe('Claim holding the user\'s groups or roles (shorthand for `claims.groups: [<this>]`; Entra also reads `roles`).'),
+    claims: z
+      .object({
+        preset: z
+          .enum(['entra', 'generic'])
+          .optional()
+          .describe(
+            'Where the identity comes from. `entra`: subject `<tid>/<oid>`, groups from `groups` and `roles`, no userinfo call. `generic`: subject `<issuer>#<sub>`, userinfo when the ID token lacks a claim. Default: `entra` for `type: entra`, else `generic`.',
+          ),
+        subject: z
+          .string()
+          .optional()
+          .describe('Claim that identifies the user (default `oid` for entra, `sub` for generic); the subject is `<tid>/<value>` or `<issuer>#<value>`.'),
+        name: z.string().optional().describe('Claim with the display name (default `name`).'),
+        email: z.string().optional().describe('Claim with the email address (default `email`; entra falls back to `preferred_username`/`upn`).'),
+        groups: z
+          .array(z.string())
+          .optional()
+          .describe('Claims whose values are the user\'s groups or roles, merged (default: `[<groupsClaim>]`, plus `roles` for entra).'),
+        userinfo: z
+          .enum(['auto', 'always', 'never'])
+          .optional()
+          .describe(
+            'Call the IdP\'s userinfo endpoint: `auto` when the ID token lacks a mapped claim (OIDC providers put scope claims there), `always`, or `never` (default: `never` for entra, whose sign-in token is not for userinfo; else `auto`).',
+          ),
+      })
+      .strict()
+      .default({})
+      .describe('Which upstream claims make the Gatehouse identity (subject, name, email, groups) that admin.users, admin.groups and tool policies match.'),
     timeoutMs: duration('Timeout for calls to the upstream IdP.', 10_000),
   })
   .strict();
@@ -379,9 +410,13 @@ export const configSchema = z
           .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
           .default('info')
           .describe('Least severe log level written (tokens, cookies and secrets are always redacted).'),
+        format: z
+          .enum(['auto', 'json', 'pretty'])
+          .default('auto')
+          .describe('`json`: one JSON object per line (for log shippers). `pretty`: one short coloured line per record, for people. `auto`: pretty in the demo and on a terminal, JSON otherwise.'),
       })
       .strict()
-      .default({ level: 'info' })
+      .default({ level: 'info', format: 'auto' })
       .describe('Logging.'),
     dev: z
       .object({

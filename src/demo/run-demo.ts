@@ -1,3 +1,4 @@
+import { SIGNED_OUT_PATH } from '../web/paths.ts';
 import type { Logger } from 'pino';
 import { startGraphServer, type RunningGraphServer } from '../../examples/graph-server/graph-server.ts';
 import { TOKEN_EXCHANGE_GRANT } from '../protocol/oauth-urns.ts';
@@ -71,7 +72,7 @@ export async function startDemoComponents(options: DemoComponentsOptions): Promi
       host: '127.0.0.1',
       issuer: upstream.issuer,
       ...(demo.usersFile ? { usersFile: demo.usersFile } : {}),
-      gateway: { clientId: upstream.clientId, redirectUris: [`${publicUrl}/callback`] },
+      gateway: { clientId: upstream.clientId, redirectUris: [`${publicUrl}/callback`], postLogoutRedirectUris: [`${publicUrl}${SIGNED_OUT_PATH}`] },
       downstreamAudiences: config.broker.downstream.map((entry) => entry.audience),
       workloadIdentityPath: DEMO_WORKLOAD_IDENTITY_PATH,
       random,

@@ -116,7 +116,18 @@ export function handleFrameworkError(error: FastifyError, request: FastifyReques
   return sendProtocolError(reply.header('x-request-id', request.id), new ProtocolError('invalid_request', description));
 }
 
-/** Installs the error handler and the JSON 404 on `app` (and so on every plugin registered inside it). */
+/** Endpoints programs call: their 404 stays the JSON they parse, whatever the caller's `Accept` says. */
+const API_PREFIXES = ['/.well-known', '/token', '/register', '/revoke', '/introspect', '/jwks', '/metrics', '/healthz', '/readyz'];
+
+/** A browser navigating to an unknown page (GET asking for HTML, outside the API endpoints) gets the styled page. */
+export function notFoundFormat(request: FastifyRequest): ErrorFormat {
+  if (request.method !== 'GET' && request.method !== 'HEAD') return 'oauth-json';
+  if (!/\btext\/html\b/.test(String(request.headers.accept ?? ''))) return 'oauth-json';
+  const path = request.url.split('?')[0] ?? '';
+  return API_PREFIXES.some((prefix) => path === prefix || path.startsWith(`${prefix}/`)) ? 'oauth-json' : 'html';
+}
+
+/** Installs the error handler and the 404 (JSON, or a page for browsers) on `app` (and so on every plugin registered inside it). */
 export function installErrorHandler(app: FastifyInstance): void {
   app.setErrorHandler((error: unknown, request, reply) => {
     const protocolError = toProtocolError(error);
@@ -134,6 +145,8 @@ export function installErrorHandler(app: FastifyInstance): void {
   });
 
   app.setNotFoundHandler((request, reply) => {
-    return sendProtocolError(reply, new ProtocolError('not_found', 'No such endpoint.'), { format: 'oauth-json' });
+    const format = notFoundFormat(request);
+    const description = format === 'html' ? 'There is no page at this address. The start page lists what this gateway serves.' : 'No such endpoint.';
+    return sendProtocolError(reply, new ProtocolError('not_found', description), { format });
   });
 }

@@ -18,6 +18,11 @@ export interface SecurityHeadersOptions {
 export const defaultHtmlCsp =
   "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
+/** The default HTML CSP, letting forms (and the redirects after them) reach these origins too. */
+export function htmlCspWithFormTargets(origins: readonly string[]): string {
+  return defaultHtmlCsp.replace("form-action 'self'", ["form-action 'self'", ...origins].join(' '));
+}
+
 const hstsValue = 'max-age=31536000; includeSubDomains';
 
 export function installSecurityHeaders(app: FastifyInstance, options: SecurityHeadersOptions): void {

@@ -1,7 +1,7 @@
 import type { JWTPayload } from 'jose';
+import { ConfigError } from '../config/config-error.ts';
 import type { UpstreamConfig } from '../config/schema.ts';
 import { UpstreamError } from './errors.ts';
-import type { UpstreamIdentity } from './types.ts';
 
 /**
  * Microsoft Entra ID specifics. Entra's v2 endpoints are ordinary OIDC except for the issuer: a multi-tenant
@@ -24,7 +24,6 @@ export interface EntraProfile {
   checkDiscoveredIssuer(issuer: string): void;
   /** The issuer this ID/access token must carry (v1 or v2 per its `ver`), or throws if its tenant is not allowed. */
   expectedIssuer(claims: JWTPayload): string;
-  identityFrom(claims: JWTPayload, groupsClaim: string): UpstreamIdentity;
 }
 
 /** Entra scopes are `{resource}/{scope}`; a bare `User.Read` for audience A becomes `A/User.Read`. */
@@ -35,9 +34,9 @@ export function qualifyScopes(audience: string, scopes: string[]): string[] {
 
 /** Authority URL without a trailing slash; sovereign clouds are simply another authority host. */
 export function normalizeAuthority(authority: string): URL {
-  const url = new URL(authority);
-  if (url.protocol !== 'https:' && !['localhost', '127.0.0.1', '[::1]'].includes(url.hostname)) {
-    throw new Error('upstream.entra.authority must be an https URL');
+  const url = URL.canParse(authority) ? new URL(authority) : undefined;
+  if (!url || (url.protocol !== 'https:' && !['localhost', '127.0.0.1', '[::1]'].includes(url.hostname))) {
+    throw new ConfigError([`upstream.entra.authority: must be an https URL (got "${authority}")`]);
   }
   url.pathname = url.pathname.replace(/\/+$/, '');
   url.search = '';
@@ -57,7 +56,7 @@ export function createEntraProfile(entra: EntraConfig): EntraProfile {
   const multiTenant = MULTI_TENANT.has(tenant.toLowerCase());
   const allowedTenants = new Set(entra.allowedTenants.map((t) => t.toLowerCase()));
   if (!multiTenant && !TENANT_ID.test(tenant) && !/^[a-z0-9.-]+$/i.test(tenant)) {
-    throw new Error('upstream.entra.tenantId must be a tenant id, a verified domain, organizations or common');
+    throw new ConfigError([`upstream.entra.tenantId: must be a tenant id, a verified domain, organizations or common (got "${tenant}")`]);
   }
   // Set from discovery: a single-tenant authority may be configured by domain name, but tokens carry the GUID.
   let issuerTemplate: string | undefined;
@@ -102,37 +101,5 @@ export function createEntraProfile(entra: EntraConfig): EntraProfile {
       // Entra says which token format it issued: `ver` 1.0 tokens use the STS issuer, 2.0 the v2 endpoint's.
       return claims.ver === '1.0' ? v1Issuer(template, tid) : issuerTemplate.replace(TENANT_PLACEHOLDER, tid);
     },
-
-    identityFrom(claims, groupsClaim) {
-      const tid = String(claims.tid).toLowerCase();
-      const oid = typeof claims.oid === 'string' ? claims.oid : undefined;
-      if (!oid) throw new UpstreamError('access_denied', 'The Entra ID token has no object id (oid).');
-      const email = stringClaim(claims, 'email') ?? emailLike(stringClaim(claims, 'preferred_username') ?? stringClaim(claims, 'upn'));
-      const identity: UpstreamIdentity = {
-        // oid is stable per user and tenant; sub is per application, and tid qualifies oid across tenants.
-        subject: `${tid}/${oid}`,
-        issuer: String(claims.iss),
-        tenantId: tid,
-        groups: [...new Set([...listClaim(claims, groupsClaim), ...listClaim(claims, 'roles')])],
-      };
-      const name = stringClaim(claims, 'name');
-      if (name) identity.name = name;
-      if (email) identity.email = email;
-      return identity;
-    },
   };
 }
-
-export function stringClaim(claims: JWTPayload, name: string): string | undefined {
-  const value = claims[name];
-  return typeof value === 'string' && value.length > 0 ? value : undefined;
-}
-
-export function listClaim(claims: JWTPayload, name: string): string[] {
-  const value = claims[name];
-  if (Array.isArray(value)) return value.filter((item): item is string => typeof item === 'string');
-  if (typeof value === 'string' && value.length > 0) return value.split(/[\s,]+/).filter(Boolean);
-  return [];
-}
-
-const emailLike = (value: string | undefined): string | undefined => (value && value.includes('@') ? value : undefined);

@@ -57,6 +57,11 @@ export interface UpstreamClient {
   refresh(refreshToken: string): Promise<UpstreamTokens>;
   /** Entra on-behalf-of (jwt-bearer) or RFC 8693 token exchange, authenticated like sign-in (secretless first). */
   exchangeForDownstream(request: DownstreamTokenRequest): Promise<UpstreamTokens>;
+  /**
+   * Where to send the browser to end its session at the IdP (OIDC RP-Initiated Logout 1.0 §2), or undefined when the
+   * IdP publishes no `end_session_endpoint`. Optional so stand-ins without one need not implement it.
+   */
+  endSessionUrl?(input: { idTokenHint?: string; postLogoutRedirectUri: string }): Promise<string | undefined>;
   /** Discovery reachable (for /readyz and `gatehouse doctor`). */
   checkHealth(): Promise<void>;
 }

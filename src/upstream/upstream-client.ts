@@ -3,6 +3,7 @@ import type { UpstreamMetrics } from './upstream-metrics.ts';
 import {
   authorizationCodeGrant,
   buildAuthorizationUrl,
+  buildEndSessionUrl,
   calculatePKCECodeChallenge,
   genericGrantRequest,
   refreshTokenGrant,
@@ -23,6 +24,7 @@ import { upstreamJwks, verifyIdToken, type JwksResolver } from './id-token.ts';
 import { createProfile } from './profile.ts';
 import { consumeSignInState, createSignInState } from './sign-in-state.ts';
 import { saveUpstreamTokens } from './token-vault.ts';
+import { withUserinfoClaims } from './userinfo.ts';
 import type { CompletedSignIn, DownstreamTokenRequest, UpstreamClient, UpstreamIdentity, UpstreamTokens } from './types.ts';
 import { JWT_BEARER_GRANT, TOKEN_EXCHANGE_GRANT, ACCESS_TOKEN_TYPE } from '../protocol/oauth-urns.ts';
 export { JWT_BEARER_GRANT, TOKEN_EXCHANGE_GRANT, ACCESS_TOKEN_TYPE };
@@ -176,10 +178,11 @@ export function createUpstreamClient(deps: UpstreamClientDeps): UpstreamClient &
           expectedIssuer: (unverified) => profile.expectedIssuer(unverified, configuration),
           clock,
         });
-        identity = profile.identityFrom(claims);
+        const mapped = await withUserinfoClaims({ configuration, idTokenClaims: claims, accessToken: response.access_token, mapping: profile.claims });
+        identity = profile.identityFrom(mapped);
       } catch (error) {
         const mapped = failed('sign-in', forInteraction(error, interactionId));
-        logger.warn({ reason: mapped.message }, 'upstream ID token rejected');
+        logger.warn({ reason: mapped.message }, 'upstream identity rejected (ID token or userinfo)');
         throw mapped;
       }
       const tokens = tokensFrom(response);
@@ -230,6 +233,16 @@ export function createUpstreamClient(deps: UpstreamClientDeps): UpstreamClient &
       } catch (error) {
         throw upstreamTokenError(error, request.grant);
       }
+    },
+
+    async endSessionUrl({ idTokenHint, postLogoutRedirectUri }) {
+      const configuration = await discovery.get();
+      if (!configuration.serverMetadata().end_session_endpoint) return undefined;
+      // @see OpenID Connect RP-Initiated Logout 1.0 §2: the hint names the session; client_id lets the IdP check the
+      // post-logout URI against this client's registration even without one.
+      const parameters: Record<string, string> = { client_id: config.clientId, post_logout_redirect_uri: postLogoutRedirectUri };
+      if (idTokenHint) parameters.id_token_hint = idTokenHint;
+      return buildEndSessionUrl(configuration, parameters).href;
     },
 
     async checkHealth() {

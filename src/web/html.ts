@@ -11,8 +11,8 @@ export function escapeHtml(value: string): string {
 /** Path of the one stylesheet our pages use (served by interaction-routes.ts; CSP `style-src 'self'`). */
 export const STYLESHEET_PATH = '/assets/gatehouse.css';
 
-/** The page shell; `body` must already be escaped markup. */
-export function renderPage(title: string, body: string): string {
+/** The page shell; `body` must already be escaped markup. `wide`: room for code (the landing page). */
+export function renderPage(title: string, body: string, options: { wide?: boolean } = {}): string {
   return `<!doctype html>
 <html lang="en">
 <head>
@@ -22,7 +22,7 @@ export function renderPage(title: string, body: string): string {
 <link rel="stylesheet" href="${STYLESHEET_PATH}">
 </head>
 <body>
-<main class="card">
+<main class="card${options.wide ? ' wide' : ''}">
 <p class="brand" aria-hidden="true">Gatehouse</p>
 ${body}
 </main>

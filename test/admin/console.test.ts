@@ -97,6 +97,54 @@ describe('admin console and connected apps (in-process)', () => {
     assert.ok(await h.store.get(GRANT_NAMESPACE, GRANTS.aliceDcr));
   });
 
+  it('lists the consent decisions this browser remembers on /account, and forgets one so the page asks again', async () => {
+    const bob = await signIn(BOB);
+    const until = h.clock.now() + 3600_000;
+    const target = (clientId: string) => ({ clientId, redirectUri: 'http://127.0.0.1:5000/cb', resource: 'http://127.0.0.1:8080/mcp' });
+    const seal = (kind: string, value: unknown) => `gatehouse-${kind}=${h.ctx.keyring.seal(JSON.stringify(value), `cookie:gatehouse-${kind}`)}`;
+    const approvals = [
+      { ...target(DCR_CLIENT), scopes: ['mcp:tools'], expiresAt: until },
+      { ...target('<b>approved-2</b>'), scopes: ['mcp:tools'], expiresAt: until },
+      { ...target('expired'), scopes: ['mcp:tools'], expiresAt: h.clock.now() - 1 },
+    ];
+    const denials = [{ ...target(CIMD_CLIENT), scopes: ['mcp:tools'], expiresAt: h.clock.now() + 60_000 }];
+    const browser = { ...bob, cookie: [bob.cookie, seal('approvals', approvals), seal('denials', denials)].join('; ') };
+
+    const page = await h.app.inject({ url: '/account', headers: { cookie: browser.cookie } });
+    assert.equal(page.statusCode, 200);
+    assert.match(page.body, /Remembered on this browser/);
+    assert.ok(page.body.includes(DCR_CLIENT) && page.body.includes(CIMD_CLIENT));
+    assert.ok(page.body.includes('&lt;b&gt;approved-2&lt;/b&gt;') && !page.body.includes('<b>approved-2'), 'escaped');
+    assert.ok(!page.body.includes('>expired<'), 'an expired decision is not listed');
+    assert.equal((page.body.match(/action="\/account\/decisions\/forget"/g) ?? []).length, 3);
+
+    const forgetDenial = await post(browser, '/account/decisions/forget', { kind: 'denials', ...target(CIMD_CLIENT), csrf: bob.csrf });
+    assert.equal(forgetDenial.statusCode, 303);
+    assert.equal(forgetDenial.headers.location, '/account?done=decision-forgotten');
+    assert.match(String(forgetDenial.headers['set-cookie']), /^gatehouse-denials=;.*Max-Age=0/);
+
+    const forgetApproval = await post(browser, '/account/decisions/forget', { kind: 'approvals', ...target(DCR_CLIENT), csrf: bob.csrf });
+    assert.equal(forgetApproval.statusCode, 303);
+    const rewritten = /^gatehouse-approvals=([^;]+);/.exec(String(forgetApproval.headers['set-cookie']))?.[1];
+    assert.ok(rewritten);
+    const kept = JSON.parse(h.ctx.keyring.unseal(decodeURIComponent(rewritten), 'cookie:gatehouse-approvals')) as { clientId: string }[];
+    assert.deepEqual(kept.map((decision) => decision.clientId), ['<b>approved-2</b>']);
+
+    const noCsrf = await post(browser, '/account/decisions/forget', { kind: 'approvals', ...target(DCR_CLIENT) });
+    assert.equal(noCsrf.statusCode, 403);
+  });
+
+  it('logs at info why /admin refused someone (subject, email and groups compared), for the operator only', async () => {
+    const bob = await signIn(BOB);
+    const before = h.logs.lines().length;
+    assert.equal((await h.app.inject({ url: '/admin', headers: { cookie: bob.cookie } })).statusCode, 403);
+    const refused = h.logs.lines().slice(before).find((line) => line.msg === 'admin console refused');
+    assert.ok(refused, 'a log line says the console was refused');
+    assert.equal(refused.level, 30);
+    assert.equal(refused.subject, BOB.subject);
+    assert.match(String(refused.reason), new RegExp(`subject "${BOB.subject}".* not in admin\\.users; .*none in admin\\.groups`));
+  });
+
   it('shows an admin clients, grants and tool calls with escaped client names', async () => {
     const alice = await signIn(ALICE, '/admin');
     const clients = await h.app.inject({ url: '/admin/clients', headers: { cookie: alice.cookie } });

@@ -12,6 +12,8 @@ import {
   type RegisteredClient,
   type TestServer,
 } from './harness.ts';
+import { DENIAL_MEMORY_SECONDS } from '../../src/authorization/remembered-decisions.ts';
+import { ManualClock } from '../../src/runtime/clock.ts';
 
 /** The consent page and its form: the confused-deputy defence and its CSRF/state protections. */
 describe('consent page', () => {
@@ -171,6 +173,27 @@ describe('consent page', () => {
     assert.equal(outcome.url.searchParams.get('code'), null);
     const again = await browser.follow(authorizeUrl(server, params()), server.publicUrl);
     assert.match(again.url, /error=access_denied/, 'a remembered denial is not asked again');
+  });
+
+  it('remembers a denial for minutes, not a day: after DENIAL_MEMORY_SECONDS the page asks again', async () => {
+    const clock = new ManualClock(Date.now());
+    const timed = await startAuthorizationServer({ clock });
+    try {
+      const c = await registerPublicClient(timed);
+      const p = { ...params(), client_id: c.client_id, resource: timed.resource };
+      const browser = new TestBrowser();
+      const outcome = await authorize(timed, browser, p, 'deny');
+      assert.equal(outcome.url.searchParams.get('error'), 'access_denied');
+      clock.advance((DENIAL_MEMORY_SECONDS - 10) * 1000);
+      assert.match((await browser.follow(authorizeUrl(timed, p), timed.publicUrl)).url, /error=access_denied/, 'a client cannot loop the prompt');
+      clock.advance(20 * 1000);
+      const asked = await browser.follow(authorizeUrl(timed, p), timed.publicUrl);
+      assert.equal(asked.response.status, 200, 'the slip is undone within minutes');
+      assert.match(await asked.response.text(), /Test MCP Client/);
+      assert.ok(DENIAL_MEMORY_SECONDS <= 15 * 60);
+    } finally {
+      await timed.close();
+    }
   });
 
   it('does not ask again for what this browser approved, and asks when more is requested', async () => {

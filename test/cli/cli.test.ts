@@ -87,7 +87,7 @@ describe('gatehouse config check', () => {
   const valid = join(dir, 'valid.yaml');
   writeFileSync(
     valid,
-    'server:\n  publicUrl: https://gw.example.com\nupstream:\n  issuer: https://idp.example.com\n  clientId: gw\n  clientAuth: { method: federated }\nroutes:\n  - { path: /mcp, backend: "http://127.0.0.1:3000/mcp" }\n',
+    'server:\n  publicUrl: https://gw.example.com\nupstream:\n  issuer: https://idp.example.com\n  clientId: gw\n  clientAuth: { method: federated, tokenFile: /var/run/secrets/azure/tokens/azure-identity-token }\nroutes:\n  - { path: /mcp, backend: "http://127.0.0.1:3000/mcp" }\n',
   );
 
   it('prints ok and a one-line summary for a valid file', () => {

@@ -33,7 +33,16 @@ describe('gatehouse init', () => {
     assert.equal(unset.code, 2);
     assert.match(unset.stderr, /environment variable ENTRA_TENANT_ID is not set/);
 
-    const checked = gatehouse(['config', 'check', 'gw.yaml'], { ENTRA_TENANT_ID: 'contoso-tenant', ENTRA_CLIENT_ID: 'app-id' });
+    // The template's federated credential needs a token source, as `start` does (test/cli/start-refusals.test.ts).
+    const noTokenSource = gatehouse(['config', 'check', 'gw.yaml'], { ENTRA_TENANT_ID: 'contoso-tenant', ENTRA_CLIENT_ID: 'app-id' });
+    assert.equal(noTokenSource.code, 2);
+    assert.match(noTokenSource.stderr, /upstream\.clientAuth: method federated needs a token source/);
+
+    const checked = gatehouse(['config', 'check', 'gw.yaml'], {
+      ENTRA_TENANT_ID: 'contoso-tenant',
+      ENTRA_CLIENT_ID: 'app-id',
+      AZURE_FEDERATED_TOKEN_FILE: '/var/run/secrets/azure/tokens/azure-identity-token',
+    });
     assert.equal(checked.code, 0, checked.stderr);
     assert.match(checked.stdout, /^ok: mode production, .*keys from file, upstream entra \(tenant contoso-tenant\), 1 route \(\/mcp\)\n$/);
   });

@@ -230,8 +230,15 @@ describe('loadConfig: production and cross-field rules', () => {
   it('requires https for the public URL, allowing http on localhost with a warning', () => {
     const problems = problemsOf(VALID.replace('https://gatehouse.example.com', 'http://gatehouse.example.com'));
     assert.ok(problems.includes('server.publicUrl: must be an https URL (got "http://gatehouse.example.com")'), problems.join('\n'));
-    const local = load(VALID.replace('https://gatehouse.example.com', 'http://localhost:8080'));
+    const local = load(`${VALID.replace('https://gatehouse.example.com', 'http://localhost:8080')}dev:\n  insecureCookies: true\n`);
     assert.ok(local.warnings.some((w) => w.startsWith('server.publicUrl: plain http on localhost')));
+  });
+
+  it('refuses an http public URL without dev.insecureCookies, in every mode (start could never set its cookies)', () => {
+    const production = problemsOf(VALID.replace('https://gatehouse.example.com', 'http://localhost:8080'));
+    assert.ok(production.some((p) => /^server\.publicUrl: .* is not https.*dev\.insecureCookies: true$/.test(p)), production.join('\n'));
+    const demo = problemsOf('mode: demo\nserver:\n  publicUrl: http://gatehouse.example.com\n');
+    assert.deepEqual(demo, ['dev.insecureCookies: "http://gatehouse.example.com" is not https and not localhost — session cookies would cross the network in the clear; use an https URL']);
   });
 
   it('requires an https issuer for oidc and a tenant for entra', () => {

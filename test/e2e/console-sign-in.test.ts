@@ -53,4 +53,24 @@ describe('admin console and connected apps sign-in through the shared /callback'
       await context.close();
     }
   });
+
+  it('signing out ends the IdP session too (RP-initiated logout): the next visit asks for the password again', async () => {
+    const { context, page, status } = await signedInPage('alex', '/admin');
+    try {
+      assert.equal(status, 200);
+      await Promise.all([page.waitForNavigation(), page.click('form[action="/admin/sign-out"] button')]);
+      // The local IdP's end-session endpoint asks for confirmation, as oidc-provider (and Entra, to pick an account) do.
+      assert.ok(page.url().startsWith(demo.identityProviderUrl), `at the IdP's logout: ${page.url()}`);
+      await Promise.all([page.waitForNavigation(), page.click('button[value=yes]')]);
+      assert.equal(new URL(page.url()).pathname, '/admin/signed-out');
+      assert.equal(await page.locator('h1').innerText(), 'Signed out');
+
+      await page.goto(`${demo.publicUrl}/admin`);
+      await page.waitForLoadState('load');
+      assert.ok(page.url().startsWith(demo.identityProviderUrl), `asked to sign in again at the IdP, not let in: ${page.url()}`);
+      assert.equal(await page.locator('input#username').count(), 1);
+    } finally {
+      await context.close();
+    }
+  });
 });

@@ -130,7 +130,7 @@ describe('federated client assertions', () => {
       () => createUpstreamClientAuth({ method: 'federated', audience: 'api://AzureADTokenExchange' }, {
         clientId: 'app-id', clock: new ManualClock(), random: cryptoRandom, fetch, timeoutMs: 1000, env: {},
       }),
-      /tokenFile, managedIdentityClientId or issuerUrl/,
+      /method federated needs a token source — set tokenFile/,
     );
   });
 });

@@ -1,3 +1,5 @@
+import { claimMappingFor } from '../../src/upstream/claim-mapping.ts';
+import { identityFromClaims } from '../../src/upstream/identity-claims.ts';
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { createEntraProfile, normalizeAuthority, qualifyScopes } from '../../src/upstream/entra.ts';
@@ -54,10 +56,9 @@ describe('Entra issuer validation', () => {
   });
 
   it('maps identity to tid/oid with groups and app roles', () => {
-    const entra = profile({ tenantId: TENANT });
-    const identity = entra.identityFrom(
+    const identity = identityFromClaims(
       { iss: 'x', tid: TENANT.toUpperCase(), oid: OID, name: 'Adele', preferred_username: 'adele@contoso.com', groups: ['g1'], roles: ['Admin', 'g1'] },
-      'groups',
+      claimMappingFor({ type: 'entra', groupsClaim: 'groups', claims: {} }),
     );
     assert.equal(identity.subject, `${TENANT}/${OID}`);
     assert.equal(identity.email, 'adele@contoso.com');

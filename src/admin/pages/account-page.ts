@@ -1,3 +1,4 @@
+import type { DecisionKind, RememberedDecision } from '../../authorization/remembered-decisions.ts';
 import type { GrantSummary } from '../grants.ts';
 import { code, html, postButton, renderConsolePage, table, timeCell, type ConsoleView } from './layout.ts';
 
@@ -9,8 +10,18 @@ export interface ConnectedApp {
   hosts: string[];
 }
 
-/** "Connected apps": the MCP clients this user approved, and a way to cut each one off. */
-export function renderAccountPage(view: ConsoleView, apps: ConnectedApp[]): string {
+/** A consent decision this browser remembers (its cookies, whoever is signed in). */
+export interface RememberedRow {
+  kind: DecisionKind;
+  decision: RememberedDecision;
+  name?: string;
+}
+
+/**
+ * "Connected apps": the MCP clients this user approved, and a way to cut each one off; then what this browser
+ * remembers deciding on consent pages, each forgettable so the page asks again.
+ */
+export function renderAccountPage(view: ConsoleView, apps: ConnectedApp[], remembered: RememberedRow[] = []): string {
   const rows = apps.map((app) => [
     `${app.name === undefined ? '' : `<strong>${html(app.name)}</strong><br>`}${code(app.grant.clientId)}${app.hosts.length > 0 ? `<br><span class="muted">${app.hosts.map(html).join(', ')}</span>` : ''}`,
     app.grant.scopes.map(code).join(' '),
@@ -20,7 +31,32 @@ export function renderAccountPage(view: ConsoleView, apps: ConnectedApp[]): stri
   ]);
   return renderConsolePage(
     view,
-    `<p class="hint">Applications that can act for you through this gateway. Revoking one stops it at once; it must ask you again to reconnect.</p>
-${table(['Application', 'Access', 'Approved', 'Last used', ''], rows, 'You have not connected any applications.')}`,
+    `${identitySection(view)}
+<p class="hint">Applications that can act for you through this gateway. Revoking one stops it at once; it must ask you again to reconnect.</p>
+${table(['Application', 'Access', 'Approved', 'Last used', ''], rows, 'You have not connected any applications.')}
+${rememberedSection(view, remembered)}`,
   );
+}
+
+/**
+ * Who the gateway thinks this is: the subject (`<issuer>#<sub>`, or `<tid>/<oid>` for Entra) and the groups are exactly
+ * what `admin.users`, `admin.groups` and tool policies match, so a user asking for access can copy them to the operator.
+ */
+function identitySection(view: ConsoleView): string {
+  const { session } = view;
+  const groups = session.groups.length === 0 ? '<span class="muted">none</span>' : session.groups.map(code).join(' ');
+  return `<p class="hint">Signed in as ${html(session.name ?? session.email ?? session.subject)} — subject ${code(session.subject)}, groups ${groups}.</p>`;
+}
+
+function rememberedSection(view: ConsoleView, remembered: RememberedRow[]): string {
+  const rows = remembered.map(({ kind, decision, name }) => [
+    `${name === undefined ? '' : `<strong>${html(name)}</strong><br>`}${code(decision.clientId)}<br><span class="muted">${html(decision.redirectUri)}</span>`,
+    kind === 'approvals' ? `Approved ${decision.scopes.map(code).join(' ')}` : 'Denied',
+    code(decision.resource),
+    timeCell(decision.expiresAt),
+    postButton('/account/decisions/forget', view.session, { kind, clientId: decision.clientId, redirectUri: decision.redirectUri, resource: decision.resource }, 'Forget'),
+  ]);
+  return `<h2>Remembered on this browser</h2>
+<p class="hint">Consent answers this browser gives without asking you. Forget one and the application's next request shows the consent page again.</p>
+${table(['Application', 'Decision', 'For', 'Until', ''], rows, 'This browser remembers no consent decisions.')}`;
 }

@@ -1,10 +1,10 @@
-import { loadConfig } from '../../config/load.ts';
+import { preflight } from '../../app/preflight.ts';
 import type { GatehouseConfig } from '../../config/schema.ts';
 import type { CliCommand } from '../command.ts';
 
 /**
- * `gatehouse config check FILE`: validates a config file exactly as `start` would (same `${ENV}` expansion and
- * `GATEHOUSE_*` overrides) without starting anything — for CI pipelines and before a rollout.
+ * `gatehouse config check FILE`: validates a config file exactly as `start` would (the same preflight: `${ENV}`
+ * expansion, `GATEHOUSE_*` overrides, rules, key files) without starting anything — for CI pipelines and before a rollout.
  */
 export const configCheckCommand: CliCommand = {
   path: ['config', 'check'],
@@ -12,7 +12,7 @@ export const configCheckCommand: CliCommand = {
   positionals: ['FILE'],
   options: {},
   async run({ positionals, io }) {
-    const loaded = loadConfig({ file: positionals[0] as string, env: io.env, cwd: io.cwd });
+    const loaded = preflight({ file: positionals[0] as string, env: io.env, cwd: io.cwd });
     for (const warning of loaded.warnings) io.stderr(`warning: ${warning}\n`);
     io.stdout(`ok: ${summarize(loaded.config, loaded.publicUrl)}\n`);
     return 0;

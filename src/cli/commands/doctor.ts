@@ -2,7 +2,7 @@ import { defaultAdminCommandDependencies, stringOption, type AdminCommandDepende
 import { checkKeys, checkStore, checkUpstream, configWarnings, type DoctorCheck } from '../../admin/doctor.ts';
 import { toJsonOutput } from '../../admin/text-table.ts';
 import { ConfigError } from '../../config/config-error.ts';
-import { loadConfig } from '../../config/load.ts';
+import { preflight } from '../../app/preflight.ts';
 import type { CliCommand, CliIo } from '../command.ts';
 
 /**
@@ -26,7 +26,7 @@ async function runChecks(values: CliValues, io: CliIo, dependencies: DoctorDepen
   const file = stringOption(values, 'config');
   let loaded;
   try {
-    loaded = loadConfig({ file, env: io.env, cwd: io.cwd });
+    loaded = preflight({ file, env: io.env, cwd: io.cwd });
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error;
     return [{ name: 'config', status: 'fail', detail: error.problems.join('; '), fix: 'fix the settings named above ("gatehouse config check" lists them)' }];

@@ -37,7 +37,9 @@ export const initCommand: CliCommand = {
     const template = renderInitTemplate({ keysFile: `./${keysName}`, signingAlgorithm: algorithm, writtenAt: new Date(now).toISOString().slice(0, 10) });
     await writeFresh(out, template, 0o644, force);
     io.stdout(`wrote ${out}\nwrote ${keysFile} (private keys, mode 0600)\n`);
-    io.stdout(`next: set ENTRA_TENANT_ID and ENTRA_CLIENT_ID, edit server.publicUrl and routes, then run: gatehouse config check ${out}\n`);
+    io.stdout(
+      `next: set ENTRA_TENANT_ID, ENTRA_CLIENT_ID and AZURE_FEDERATED_TOKEN_FILE (set by AKS workload identity; or edit upstream.clientAuth), edit server.publicUrl and routes, then run: gatehouse config check ${out}\n`,
+    );
     return 0;
   },
 };

@@ -36,6 +36,8 @@ export interface LocalIdentityProviderOptions {
   gateway: {
     clientId: string;
     redirectUris: string[];
+    /** Where the gateway may ask to land after RP-initiated logout (OIDC RP-Initiated Logout §3). */
+    postLogoutRedirectUris?: string[];
     /** Subject of the trusted federated credential, e.g. `system:serviceaccount:gatehouse:gatehouse`. */
     federatedSubject?: string;
     /** Issuer of the trusted federated credential (the local workload-identity issuer); defaults to the mounted one. */
@@ -108,6 +110,7 @@ export async function startLocalIdentityProvider(options: LocalIdentityProviderO
       privateJwk,
       gatewayClientId: options.gateway.clientId,
       gatewayRedirectUris: options.gateway.redirectUris,
+      gatewayPostLogoutRedirectUris: options.gateway.postLogoutRedirectUris ?? [],
       gatewayAudience,
       gatewayScope,
       gatewayClientJwks: [bridgeJwk, ...(options.gateway.jwks ?? [])],

@@ -12,6 +12,7 @@ export interface ProviderSettings {
   privateJwk: JWK;
   gatewayClientId: string;
   gatewayRedirectUris: string[];
+  gatewayPostLogoutRedirectUris: string[];
   gatewayAudience: string;
   /** Scope that asks for a gateway-audience access token, e.g. `api://gatehouse/access_as_user`. */
   gatewayScope: string;
@@ -32,6 +33,7 @@ export function providerConfiguration(settings: ProviderSettings): Configuration
         client_id: settings.gatewayClientId,
         client_name: 'Gatehouse',
         redirect_uris: settings.gatewayRedirectUris,
+        post_logout_redirect_uris: settings.gatewayPostLogoutRedirectUris,
         response_types: ['code'],
         grant_types: ['authorization_code', 'refresh_token', ...settings.extraGrantTypes],
         token_endpoint_auth_method: 'private_key_jwt',
@@ -62,6 +64,8 @@ export function providerConfiguration(settings: ProviderSettings): Configuration
     features: {
       devInteractions: { enabled: false },
       revocation: { enabled: true },
+      // Like Entra's `end_session_endpoint`: the gateway's sign-out ends the IdP session too, so the next visit asks.
+      rpInitiatedLogout: { enabled: true },
       resourceIndicators: {
         enabled: true,
         // Entra derives the audience from the scope (`api://gatehouse/access_as_user`); do the same when none is sent.

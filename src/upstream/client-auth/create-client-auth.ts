@@ -1,5 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { ClientSecretBasic, ClientSecretPost, type ClientAuth } from 'openid-client';
+import { ConfigError } from '../../config/config-error.ts';
+import { unreadableFileReason } from '../../config/file-paths.ts';
 import type { UpstreamConfig } from '../../config/schema.ts';
 import type { Clock } from '../../runtime/clock.ts';
 import type { Random } from '../../runtime/random.ts';
@@ -58,9 +60,9 @@ export function federatedAssertionSource(config: Extract<ClientAuthConfig, { met
   }
   const tokenFile = config.tokenFile ?? env.AZURE_FEDERATED_TOKEN_FILE;
   if (!tokenFile) {
-    throw new Error(
-      'upstream.clientAuth federated: set tokenFile, managedIdentityClientId or issuerUrl (or AZURE_FEDERATED_TOKEN_FILE)',
-    );
+    throw new ConfigError([
+      'upstream.clientAuth: method federated needs a token source — set tokenFile (or AZURE_FEDERATED_TOKEN_FILE in the environment) or managedIdentityClientId',
+    ]);
   }
   return tokenFileSource(tokenFile);
 }
@@ -73,7 +75,14 @@ export function federatedAssertionSource(config: Extract<ClientAuthConfig, { met
 export function createUpstreamClientAuth(config: ClientAuthConfig, deps: ClientAuthDeps): UpstreamClientAuth & {
   federated?: FederatedAssertionProvider;
 } {
-  const readText = deps.readTextFile ?? ((path: string) => readFileSync(path, 'utf8'));
+  const read = deps.readTextFile ?? ((path: string) => readFileSync(path, 'utf8'));
+  const readText = (field: string, path: string): string => {
+    try {
+      return read(path);
+    } catch (error) {
+      throw new ConfigError([`upstream.clientAuth.${field}: "${path}" ${unreadableFileReason(error)}`]);
+    }
+  };
   switch (config.method) {
     case 'federated': {
       const source = federatedAssertionSource(config, deps);
@@ -83,8 +92,8 @@ export function createUpstreamClientAuth(config: ClientAuthConfig, deps: ClientA
     case 'private_key_jwt': {
       const signer = createPrivateKeyJwtSigner({
         clientId: deps.clientId,
-        privateKeyPem: readText(config.privateKeyFile),
-        ...(config.certificateFile ? { certificatePem: readText(config.certificateFile) } : {}),
+        privateKeyPem: readText('privateKeyFile', config.privateKeyFile),
+        ...(config.certificateFile ? { certificatePem: readText('certificateFile', config.certificateFile) } : {}),
         ...(config.keyId ? { keyId: config.keyId } : {}),
         clock: deps.clock,
         random: deps.random,

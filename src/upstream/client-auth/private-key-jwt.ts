@@ -1,5 +1,6 @@
 import { X509Certificate, createHash, createPrivateKey, type KeyObject } from 'node:crypto';
 import { SignJWT } from 'jose';
+import { ConfigError } from '../../config/config-error.ts';
 import type { Clock } from '../../runtime/clock.ts';
 import type { Random } from '../../runtime/random.ts';
 
@@ -22,12 +23,22 @@ function algorithmFor(key: KeyObject): string {
       if (curve === 'prime256v1') return 'ES256';
       if (curve === 'secp384r1') return 'ES384';
       if (curve === 'secp521r1') return 'ES512';
-      throw new Error(`private_key_jwt: unsupported EC curve ${curve ?? 'unknown'}`);
+      throw new ConfigError([`upstream.clientAuth.privateKeyFile: unsupported EC curve ${curve ?? 'unknown'} (use P-256, P-384 or P-521)`]);
     }
     case 'ed25519':
       return 'EdDSA';
     default:
-      throw new Error(`private_key_jwt: unsupported key type ${key.asymmetricKeyType ?? 'unknown'}`);
+      throw new ConfigError([`upstream.clientAuth.privateKeyFile: unsupported key type ${key.asymmetricKeyType ?? 'unknown'} (use RSA, EC or Ed25519)`]);
+  }
+}
+
+/** A key or certificate that does not parse is a configuration mistake (exit 2), named by its setting. */
+function parsePem<T>(field: string, what: string, parse: () => T): T {
+  try {
+    return parse();
+  } catch {
+    // OpenSSL's message ("DECODER routines::unsupported") says nothing an operator can act on.
+    throw new ConfigError([`upstream.clientAuth.${field}: not ${what}`]);
   }
 }
 
@@ -44,13 +55,14 @@ export function createPrivateKeyJwtSigner(options: {
   random: Random;
 }): PrivateKeyJwtSigner {
   const { clientId, clock, random } = options;
-  const key = createPrivateKey(options.privateKeyPem);
+  const key = parsePem('privateKeyFile', 'a PEM private key', () => createPrivateKey(options.privateKeyPem));
   const alg = algorithmFor(key);
   const header: Record<string, string> = { alg, typ: 'JWT' };
   if (options.keyId) header.kid = options.keyId;
   if (options.certificatePem) {
-    const certificate = new X509Certificate(options.certificatePem);
-    if (!certificate.checkPrivateKey(key)) throw new Error('private_key_jwt: the certificate does not match the private key');
+    const certificatePem = options.certificatePem;
+    const certificate = parsePem('certificateFile', 'a PEM certificate', () => new X509Certificate(certificatePem));
+    if (!certificate.checkPrivateKey(key)) throw new ConfigError(['upstream.clientAuth.certificateFile: the certificate does not match the private key']);
     header['x5t#S256'] = createHash('sha256').update(certificate.raw).digest('base64url');
   }
 

@@ -1,0 +1,37 @@
+import type { JWTPayload } from 'jose';
+import { fetchUserInfo, type Configuration } from 'openid-client';
+import { wantsUserinfo, type ClaimMapping } from './claim-mapping.ts';
+import { UpstreamError } from './errors.ts';
+
+/**
+ * The validated ID token's claims, completed from the userinfo endpoint when the mapping wants claims the ID token
+ * lacks. A conformant provider puts the claims of `profile`, `email` and custom scopes (such as `groups`) in userinfo
+ * and leaves them out of the ID token whenever an access token is issued (OIDC Core §5.4), so without this call such
+ * a provider's users would have no name, email or groups and every group policy would deny them.
+ *
+ * openid-client checks that userinfo's `sub` is the ID token's (OIDC Core §5.3.4: otherwise the answer could describe
+ * another user). Where both name a claim the ID token wins: it is signed, and `iss`, `sub`, `tid` must stay the ones
+ * verified.
+ *
+ * @see OpenID Connect Core 1.0 §5.3 (UserInfo endpoint), §5.4 (scope claims)
+ */
+export async function withUserinfoClaims(input: {
+  configuration: Configuration;
+  idTokenClaims: JWTPayload;
+  accessToken: string;
+  mapping: ClaimMapping;
+}): Promise<JWTPayload> {
+  const { configuration, idTokenClaims, accessToken, mapping } = input;
+  if (!wantsUserinfo(idTokenClaims, mapping)) return idTokenClaims;
+  if (!configuration.serverMetadata().userinfo_endpoint) return idTokenClaims;
+  const sub = idTokenClaims.sub;
+  if (typeof sub !== 'string') return idTokenClaims;
+  let userinfo: Record<string, unknown>;
+  try {
+    userinfo = await fetchUserInfo(configuration, accessToken, sub);
+  } catch (cause) {
+    // Fails closed: signing in without the groups a policy expects would quietly turn into "access denied" later.
+    throw new UpstreamError('temporarily_unavailable', 'The identity provider\'s userinfo endpoint did not answer as expected; try again.', {}, { cause });
+  }
+  return { ...userinfo, ...idTokenClaims };
+}

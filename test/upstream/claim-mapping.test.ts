@@ -1,0 +1,44 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { configSchema } from '../../src/config/schema.ts';
+import { claimMappingFor, wantsUserinfo } from '../../src/upstream/claim-mapping.ts';
+import { identityFromClaims } from '../../src/upstream/identity-claims.ts';
+
+const upstream = (input: Record<string, unknown>) =>
+  configSchema.parse({ upstream: { clientId: 'gw', clientAuth: { method: 'client_secret_post', clientSecret: 'x' }, ...input } }).upstream!;
+
+describe('upstream claim mapping', () => {
+  it('generic preset: <issuer>#<sub>, groups from the groups claim, userinfo when a claim is missing', () => {
+    const mapping = claimMappingFor(upstream({ issuer: 'https://idp.example.com' }));
+    assert.deepEqual(mapping, { preset: 'generic', subject: 'sub', name: 'name', email: 'email', groups: ['groups'], userinfo: 'auto' });
+    const identity = identityFromClaims({ iss: 'https://idp.example.com', sub: 'u1', name: 'U', email: 'u@x', groups: ['a', 'a', 'b'] }, mapping);
+    assert.deepEqual(identity, { subject: 'https://idp.example.com#u1', issuer: 'https://idp.example.com', groups: ['a', 'b'], name: 'U', email: 'u@x' });
+    assert.equal(wantsUserinfo({ iss: 'i', sub: 'u1' }, mapping), true, 'a conformant ID token without scope claims');
+    assert.equal(wantsUserinfo({ iss: 'i', sub: 'u1', name: 'U', email: 'u@x', groups: [] }, mapping), false);
+  });
+
+  it('entra preset: <tid>/<oid>, groups and app roles, never userinfo', () => {
+    const mapping = claimMappingFor(upstream({ type: 'entra', entra: { tenantId: 'contoso.example' } }));
+    assert.equal(mapping.userinfo, 'never');
+    assert.equal(wantsUserinfo({}, mapping), false);
+    const identity = identityFromClaims({ iss: 'x', tid: 'T1', oid: 'o1', sub: 'per-app', preferred_username: 'a@contoso.example', roles: ['Admin'] }, mapping);
+    assert.equal(identity.subject, 't1/o1');
+    assert.equal(identity.email, 'a@contoso.example');
+    assert.deepEqual(identity.groups, ['Admin']);
+  });
+
+  it('maps custom claims (Keycloak-style roles, a username as name)', () => {
+    const mapping = claimMappingFor(
+      upstream({ issuer: 'https://kc.example/realms/r', claims: { name: 'preferred_username', groups: ['roles', 'groups'], userinfo: 'always' } }),
+    );
+    const identity = identityFromClaims({ iss: 'https://kc.example/realms/r', sub: 's', preferred_username: 'kim', roles: 'r1 r2', groups: ['g'] }, mapping);
+    assert.equal(identity.name, 'kim');
+    assert.deepEqual(identity.groups, ['r1', 'r2', 'g']);
+    assert.equal(wantsUserinfo({ name: 'x' }, mapping), true);
+  });
+
+  it('refuses a sign-in without the subject claim rather than inventing a subject', () => {
+    const mapping = claimMappingFor(upstream({ issuer: 'https://idp.example.com', claims: { subject: 'employee_id' } }));
+    assert.throws(() => identityFromClaims({ iss: 'https://idp.example.com', sub: 'u1' }, mapping), /"employee_id" claim/);
+  });
+});

@@ -9,6 +9,9 @@ import type { ConsoleSession } from './console-session.ts';
  * the sealed session cookie (compared in constant time; another site can make the browser send the cookie but can
  * neither read it nor guess the token), and the browser's `Origin` / `Sec-Fetch-Site` say the form came from us.
  *
+ * The token lives in the server-side console session, so @fastify/csrf-protection (a second secret in a second
+ * cookie) would add nothing but another thing to rotate.
+ *
  * @see OWASP CSRF Prevention Cheat Sheet — double submit (signed), Fetch Metadata
  */
 export function checkConsoleCsrf(request: FastifyRequest, session: ConsoleSession, publicOrigin: string): void {

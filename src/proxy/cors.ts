@@ -7,6 +7,9 @@ import { ProtocolError } from '../errors/protocol-error.ts';
  * MCP clients send bearer tokens, not cookies. The response headers a client must read cross-origin are exposed:
  * `Mcp-Session-Id` (sessions), `WWW-Authenticate` (discovery and step-up), `Retry-After` (rate limits).
  *
+ * Written here rather than with @fastify/cors: the allowed origins are the Origin check's own (one policy, not two
+ * copies), and only these routes answer preflights; the plugin's global registration would answer for every part.
+ *
  * @see WHATWG Fetch §3.2 CORS protocol
  */
 const ALLOWED_METHODS = 'GET, POST, DELETE, OPTIONS';

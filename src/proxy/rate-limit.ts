@@ -12,6 +12,8 @@ import { ProtocolError } from '../errors/protocol-error.ts';
  * replicas' total in the same call. A request is refused when the shared total plus the local unflushed count
  * reaches the limit. The cost of batching: the replicas together may overshoot by what they admit within one flush
  * interval before seeing each other's counts — a deliberate trade for a budget, not a security boundary.
+ * (@fastify/rate-limit and rate-limiter-flexible were considered: neither stores counters in node:sqlite, and both
+ * make a Redis round trip per request where this batches.)
  */
 export const RATE_LIMIT_NAMESPACE = 'rate-limit';
 

@@ -13,6 +13,7 @@ import {
   TestBrowser,
   tokenRequest,
   type TestServer,
+  authorizationParams,
 } from './harness.ts';
 
 for (const signingAlgorithm of ['ES256', 'EdDSA'] as const) describe(`authorization code flow with consent and upstream sign-in (${signingAlgorithm})`, () => {
@@ -28,16 +29,7 @@ for (const signingAlgorithm of ['ES256', 'EdDSA'] as const) describe(`authorizat
     const client = await registerPublicClient(server);
     const browser = new TestBrowser();
     const { verifier, challenge } = pkcePair();
-    const outcome = await authorize(server, browser, {
-      client_id: client.client_id,
-      redirect_uri: CLIENT_REDIRECT,
-      response_type: 'code',
-      code_challenge: challenge,
-      code_challenge_method: 'S256',
-      resource: server.resource,
-      scope: 'mcp:tools',
-      state: 'client-state-1',
-    });
+    const outcome = await authorize(server, browser, authorizationParams(server, client.client_id, challenge, { state: 'client-state-1' }));
     assert.equal(outcome.url.origin + outcome.url.pathname, CLIENT_REDIRECT);
     assert.equal(outcome.url.searchParams.get('iss'), server.publicUrl);
     assert.equal(outcome.url.searchParams.get('state'), 'client-state-1');

@@ -11,6 +11,7 @@ import {
   tokenRequest,
   type RegisteredClient,
   type TestServer,
+  authorizationParams,
 } from './harness.ts';
 
 /**
@@ -21,16 +22,7 @@ describe('authorization endpoint: bad input', () => {
   let server: TestServer;
   let client: RegisteredClient;
   const { challenge } = pkcePair();
-  const base = () => ({
-    client_id: client.client_id,
-    redirect_uri: CLIENT_REDIRECT,
-    response_type: 'code',
-    code_challenge: challenge,
-    code_challenge_method: 'S256',
-    resource: server.resource,
-    scope: 'mcp:tools',
-    state: 's1',
-  });
+  const base = () => authorizationParams(server, client.client_id, challenge, { state: 's1' });
 
   before(async () => {
     server = await startAuthorizationServer();

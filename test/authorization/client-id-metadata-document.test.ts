@@ -13,6 +13,7 @@ import {
   startAuthorizationServer,
   TestBrowser,
   type TestServer,
+  authorizationParams,
 } from './harness.ts';
 
 /** URL client ids (CIMD, MCP 2025-11-25+): the provider fetches the document through our SSRF guard. */
@@ -55,15 +56,7 @@ describe('client id metadata documents', () => {
 
   const params = (server: TestServer, clientId: string) => {
     const { challenge } = pkcePair();
-    return {
-      client_id: clientId,
-      redirect_uri: CLIENT_REDIRECT,
-      response_type: 'code',
-      code_challenge: challenge,
-      code_challenge_method: 'S256',
-      resource: server.resource,
-      scope: 'mcp:tools',
-    };
+    return authorizationParams(server, clientId, challenge);
   };
 
   describe('with no domain allow-list', () => {

@@ -4,7 +4,7 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { chromium, type Browser } from 'playwright-core';
-import { authorizeUrl, CLIENT_REDIRECT, pkcePair, registerPublicClient, startAuthorizationServer, type TestServer } from './harness.ts';
+import { authorizeUrl, CLIENT_REDIRECT, pkcePair, registerPublicClient, startAuthorizationServer, type TestServer, authorizationParams } from './harness.ts';
 
 const CHROMIUM = '/usr/bin/chromium';
 const SCREENSHOT = 'test-artifacts/consent-page.png';
@@ -50,16 +50,7 @@ describe('consent page in a real browser', { skip: existsSync(CHROMIUM) ? false 
 
     const { challenge } = pkcePair();
     await page.goto(
-      authorizeUrl(server, {
-        client_id: client.client_id,
-        redirect_uri: CLIENT_REDIRECT,
-        response_type: 'code',
-        code_challenge: challenge,
-        code_challenge_method: 'S256',
-        resource: server.resource,
-        scope: 'mcp:tools mcp:read',
-        state: 'browser-state',
-      }),
+      authorizeUrl(server, authorizationParams(server, client.client_id, challenge, { scope: 'mcp:tools mcp:read', state: 'browser-state' })),
     );
     await page.getByRole('heading', { level: 1 }).waitFor();
     assert.match(await page.getByRole('heading', { level: 1 }).innerText(), /Visual Studio Code wants to access your account/);

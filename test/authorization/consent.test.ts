@@ -11,6 +11,7 @@ import {
   TestBrowser,
   type RegisteredClient,
   type TestServer,
+  authorizationParams,
 } from './harness.ts';
 import { DENIAL_MEMORY_SECONDS } from '../../src/authorization/remembered-decisions.ts';
 import { ManualClock } from '../../src/runtime/clock.ts';
@@ -20,16 +21,7 @@ describe('consent page', () => {
   let server: TestServer;
   let client: RegisteredClient;
   const { challenge } = pkcePair();
-  const params = () => ({
-    client_id: client.client_id,
-    redirect_uri: CLIENT_REDIRECT,
-    response_type: 'code',
-    code_challenge: challenge,
-    code_challenge_method: 'S256',
-    resource: server.resource,
-    scope: 'mcp:tools',
-    state: 'st',
-  });
+  const params = () => authorizationParams(server, client.client_id, challenge, { state: 'st' });
 
   before(async () => {
     server = await startAuthorizationServer();

@@ -8,7 +8,7 @@ import { startLocalIdentityProvider, type LocalIdentityProvider } from '../../sr
 import { startWorkloadIdentityIssuer, type WorkloadIdentityIssuer } from '../../src/demo/workload-identity/workload-identity-issuer.ts';
 import { loadUpstreamTokens } from '../../src/upstream/token-vault.ts';
 import { createUpstreamClient } from '../../src/upstream/upstream-client.ts';
-import { authorizeUrl, CLIENT_REDIRECT, exchangeCode, freePort, pkcePair, registerPublicClient, startAuthorizationServer, type TestServer } from './harness.ts';
+import { authorizeUrl, CLIENT_REDIRECT, exchangeCode, freePort, pkcePair, registerPublicClient, startAuthorizationServer, type TestServer, authorizationParams } from './harness.ts';
 
 const CHROMIUM = '/usr/bin/chromium';
 
@@ -82,16 +82,7 @@ describe('consent and upstream sign-in end to end (real upstream client, local I
     });
     const { verifier, challenge } = pkcePair();
     await page.goto(
-      authorizeUrl(server, {
-        client_id: client.client_id,
-        redirect_uri: CLIENT_REDIRECT,
-        response_type: 'code',
-        code_challenge: challenge,
-        code_challenge_method: 'S256',
-        resource: server.resource,
-        scope: 'mcp:tools',
-        state: 'e2e',
-      }),
+      authorizeUrl(server, authorizationParams(server, client.client_id, challenge, { state: 'e2e' })),
     );
     await page.getByRole('button', { name: 'Approve' }).click();
     const user = idp.users[0];

@@ -376,3 +376,26 @@ export function swappableKeyring(initial: KeySetFile) {
   };
   return keyring;
 }
+
+/**
+ * The parameters of an ordinary authorization request to the test server: PKCE S256, the route's resource, the
+ * loopback redirect URI; `extra` adds or replaces any of them (a test varies one parameter at a time).
+ */
+export function authorizationParams(
+  server: Pick<TestServer, 'resource'>,
+  clientId: string,
+  challenge: string,
+  extra: Record<string, string | undefined> = {},
+): Record<string, string> {
+  const params: Record<string, string | undefined> = {
+    client_id: clientId,
+    redirect_uri: CLIENT_REDIRECT,
+    response_type: 'code',
+    code_challenge: challenge,
+    code_challenge_method: 'S256',
+    resource: server.resource,
+    scope: 'mcp:tools',
+    ...extra,
+  };
+  return Object.fromEntries(Object.entries(params).filter((entry): entry is [string, string] => entry[1] !== undefined));
+}

@@ -14,6 +14,7 @@ import {
   TestBrowser,
   type RegisteredClient,
   type TestServer,
+  authorizationParams,
 } from './harness.ts';
 
 /**
@@ -31,17 +32,9 @@ const cursorMetadata = {
   response_types: ['code'],
 };
 
-function authorizationParams(server: TestServer, clientId: string, challenge: string, redirectUri = CURSOR_REDIRECT) {
-  return {
-    client_id: clientId,
-    redirect_uri: redirectUri,
-    response_type: 'code',
-    code_challenge: challenge,
-    code_challenge_method: 'S256',
-    resource: server.resource,
-    scope: 'mcp:tools',
-    state: 'native-state',
-  };
+/** An ordinary authorization request (the harness's), sent back to the native client's private-use scheme. */
+function nativeAuthorizationParams(server: TestServer, clientId: string, challenge: string, redirectUri = CURSOR_REDIRECT) {
+  return authorizationParams(server, clientId, challenge, { redirect_uri: redirectUri, state: 'native-state' });
 }
 
 describe('native clients with a private-use redirect URI, registered dynamically', () => {
@@ -64,7 +57,7 @@ describe('native clients with a private-use redirect URI, registered dynamically
 
   it('shows the scheme and authority on the consent page, unverified, and lets the form redirect to the app', async () => {
     const { challenge } = pkcePair();
-    const { response } = await new TestBrowser().follow(authorizeUrl(server, authorizationParams(server, client.client_id, challenge)), server.publicUrl);
+    const { response } = await new TestBrowser().follow(authorizeUrl(server, nativeAuthorizationParams(server, client.client_id, challenge)), server.publicUrl);
     assert.equal(response.status, 200);
     const html = await response.text();
     assert.match(html, /class="redirect-host">cursor:\/\/anysphere\.cursor-retrieval</);
@@ -77,7 +70,7 @@ describe('native clients with a private-use redirect URI, registered dynamically
 
   it('authorizes end to end: the code goes to the private-use URI with iss, and the token request succeeds', async () => {
     const { verifier, challenge } = pkcePair();
-    const outcome = await authorize(server, new TestBrowser(), authorizationParams(server, client.client_id, challenge));
+    const outcome = await authorize(server, new TestBrowser(), nativeAuthorizationParams(server, client.client_id, challenge));
     assert.equal(`${outcome.url.protocol}//${outcome.url.host}${outcome.url.pathname}`, CURSOR_REDIRECT);
     assert.equal(outcome.url.searchParams.get('iss'), server.publicUrl);
     assert.equal(outcome.url.searchParams.get('state'), 'native-state');
@@ -89,13 +82,13 @@ describe('native clients with a private-use redirect URI, registered dynamically
 
   it("skips the page when this browser approved the app before, but not on the user's server-side grant alone (RFC 8252 §8.6)", async () => {
     const browser = new TestBrowser();
-    const first = await authorize(server, browser, authorizationParams(server, client.client_id, pkcePair().challenge));
+    const first = await authorize(server, browser, nativeAuthorizationParams(server, client.client_id, pkcePair().challenge));
     assert.ok(first.url.searchParams.get('code'));
-    const again = await browser.follow(authorizeUrl(server, authorizationParams(server, client.client_id, pkcePair().challenge)), server.publicUrl);
+    const again = await browser.follow(authorizeUrl(server, nativeAuthorizationParams(server, client.client_id, pkcePair().challenge)), server.publicUrl);
     assert.ok(again.url.startsWith(`${CURSOR_REDIRECT}?code=`), again.url);
 
     for (const key of browser.cookies.keys()) if (key.endsWith(' gatehouse-approvals')) browser.cookies.delete(key);
-    const asked = await browser.follow(authorizeUrl(server, authorizationParams(server, client.client_id, pkcePair().challenge)), server.publicUrl);
+    const asked = await browser.follow(authorizeUrl(server, nativeAuthorizationParams(server, client.client_id, pkcePair().challenge)), server.publicUrl);
     assert.equal(asked.response.status, 200);
     assert.match(await asked.response.text(), /class="redirect-host">cursor:/, 'anyone can claim the scheme, so the user is asked again');
   });
@@ -103,7 +96,7 @@ describe('native clients with a private-use redirect URI, registered dynamically
   it('matches the redirect URI exactly: one character off is an error page, not a redirect', async () => {
     const { challenge } = pkcePair();
     for (const redirectUri of [`${CURSOR_REDIRECT}x`, CURSOR_REDIRECT.replace('cursor:', 'cursorx:'), CURSOR_REDIRECT.toUpperCase()]) {
-      const response = await fetch(authorizeUrl(server, authorizationParams(server, client.client_id, challenge, redirectUri)), { redirect: 'manual' });
+      const response = await fetch(authorizeUrl(server, nativeAuthorizationParams(server, client.client_id, challenge, redirectUri)), { redirect: 'manual' });
       assert.equal(response.headers.get('location'), null, redirectUri);
       assert.match(await response.text(), /invalid_redirect_uri|redirect_uri/);
     }
@@ -148,7 +141,7 @@ describe('native clients with a private-use redirect URI in a client ID metadata
     try {
       const clientId = cimd.url('/cursor.json');
       const { verifier, challenge } = pkcePair();
-      const params = authorizationParams(server, clientId, challenge);
+      const params = nativeAuthorizationParams(server, clientId, challenge);
       const { response } = await new TestBrowser().follow(authorizeUrl(server, params), server.publicUrl);
       const html = await response.text();
       assert.match(html, /class="redirect-host">cursor:\/\/anysphere\.cursor-retrieval</);
@@ -169,7 +162,7 @@ describe('native clients with a private-use redirect URI in a client ID metadata
     const server = await start({ allowDomains: ['cimd.test'] });
     try {
       const { challenge } = pkcePair();
-      const { response } = await new TestBrowser().follow(authorizeUrl(server, authorizationParams(server, cimd.url('/cursor.json'), challenge)), server.publicUrl);
+      const { response } = await new TestBrowser().follow(authorizeUrl(server, nativeAuthorizationParams(server, cimd.url('/cursor.json'), challenge)), server.publicUrl);
       const html = await response.text();
       assert.match(html, /<span class="badge">Verified<\/span>/);
       assert.doesNotMatch(html, /Unverified application/);

@@ -1,5 +1,5 @@
 import type { Readable } from 'node:stream';
-import { Agent, errors as undiciErrors, request, type Dispatcher } from 'undici';
+import { Agent, errors as undiciErrors, type Dispatcher } from 'undici';
 import type { RouteConfig } from '../config/schema.ts';
 import { ProtocolError } from '../server/errors.ts';
 
@@ -38,15 +38,20 @@ export function createBackendClient(route: RouteConfig): BackendClient {
     // the stream after it wait forever. Idle keep-alive sockets are reused first.
     pipelining: 1,
   });
+  const targets = createTargetCache();
   return {
     async send(input) {
       try {
-        const response = await request(input.url, {
+        // The Agent itself, with the URL split once per URL: undici's top-level `request(url)` parses the URL and
+        // copies the options on every call.
+        const { origin, path } = targets.split(input.url);
+        const response = await agent.request({
+          origin,
+          path,
           method: input.method,
           headers: input.headers,
           body: input.body ?? null,
           signal: input.signal,
-          dispatcher: agent,
           reset: mayBeLeftUnread(input),
         });
         return { statusCode: response.statusCode, headers: response.headers, body: response.body };
@@ -56,6 +61,27 @@ export function createBackendClient(route: RouteConfig): BackendClient {
     },
     // Called once the server stopped accepting and its connections are gone: anything still in flight is orphaned.
     close: () => agent.destroy(),
+  };
+}
+
+/**
+ * Backend URLs split into origin and path, remembered: a route's backend URL is the same on every request (a legacy
+ * session's message URL for the session's life). Bounded; emptied when full.
+ */
+const TARGET_CACHE_SIZE = 1024;
+
+function createTargetCache() {
+  const cache = new Map<string, { origin: string; path: string }>();
+  return {
+    split(url: string): { origin: string; path: string } {
+      let target = cache.get(url);
+      if (target) return target;
+      const parsed = new URL(url);
+      target = { origin: parsed.origin, path: `${parsed.pathname}${parsed.search}` };
+      if (cache.size >= TARGET_CACHE_SIZE) cache.clear();
+      cache.set(url, target);
+      return target;
+    },
   };
 }
 

@@ -129,14 +129,16 @@ export async function buildServer(ctx: GatehouseContext, options: BuildServerOpt
   const lifecycle = createLifecycle();
   app.decorate('lifecycle', lifecycle);
 
-  app.addHook('onRequest', async (request, reply) => {
+  // A callback hook, not an async one: it runs on every request and never waits.
+  app.addHook('onRequest', (request, reply, done) => {
     lifecycle.track(reply.raw);
     reply.header(requestIdHeader, request.id);
-    if (lifecycle.draining) {
-      throw new ProtocolError('temporarily_unavailable', 'The server is shutting down; retry on another instance.', {
+    if (!lifecycle.draining) return done();
+    done(
+      new ProtocolError('temporarily_unavailable', 'The server is shutting down; retry on another instance.', {
         headers: { connection: 'close', 'retry-after': '1' },
-      });
-    }
+      }),
+    );
   });
 
   refuseRepeatedHeaders(app);

@@ -2,10 +2,11 @@ import { readFile } from 'node:fs/promises';
 import { relative } from 'node:path';
 
 /**
- * `node bench/profile-summary.ts <file.cpuprofile> [top]`: the top self-time entries of a V8 CPU profile (as written
- * by `BENCH_CPU_PROF`), summed by function and location, as a share of all samples and of the busy ones (all but
+ * `node bench/profile-summary.ts <file.cpuprofile> [top] [skip-seconds]`: the top self-time entries of a V8 CPU
+ * profile (as written by `BENCH_CPU_PROF`), summed by function and location, as a share of the busy samples (all but
  * `(idle)`), plus a summary by area (our code per src/ folder, each dependency, Node internals, GC, native).
- * What docs/performance.md's profile tables are made of.
+ * `skip-seconds` leaves out the first seconds of the profile (start-up: module loading, route compilation), so
+ * what remains is the process under load. What docs/performance.md's profile tables are made of.
  */
 interface ProfileNode {
   id: number;
@@ -40,7 +41,8 @@ function area(url: string, name: string): string {
 }
 
 async function main(): Promise<void> {
-  const [file, topArg] = process.argv.slice(2);
+  const [file, topArg, skipArg] = process.argv.slice(2);
+  const skipMicros = Number(skipArg ?? 0) * 1e6;
   if (!file) throw new Error('usage: node bench/profile-summary.ts <file.cpuprofile> [top]');
   const top = Number(topArg ?? 25);
   const profile = JSON.parse(await readFile(file, 'utf8')) as CpuProfile;
@@ -48,7 +50,12 @@ async function main(): Promise<void> {
   // Sample time per node (µs), from the sample list when present (hitCount otherwise, at a nominal interval).
   const time = new Map<number, number>();
   if (profile.samples && profile.timeDeltas) {
-    profile.samples.forEach((id, index) => time.set(id, (time.get(id) ?? 0) + (profile.timeDeltas![index] ?? 0)));
+    let elapsed = 0;
+    profile.samples.forEach((id, index) => {
+      const delta = profile.timeDeltas![index] ?? 0;
+      elapsed += delta;
+      if (elapsed >= skipMicros) time.set(id, (time.get(id) ?? 0) + delta);
+    });
   } else {
     for (const node of profile.nodes) time.set(node.id, node.hitCount ?? 0);
   }

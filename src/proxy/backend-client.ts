@@ -1,10 +1,10 @@
 import type { Readable } from 'node:stream';
-import { Agent, errors as undiciErrors, type Dispatcher } from 'undici';
+import { Pool, errors as undiciErrors, type Dispatcher } from 'undici';
 import type { RouteConfig } from '../config/schema.ts';
 import { ProtocolError } from '../server/errors.ts';
 
 /**
- * Outbound HTTP to backends: one pooled undici Agent per route (keep-alive connections are what keeps the added
+ * Outbound HTTP to backends: one undici Pool per route (keep-alive connections are what keeps the added
  * latency small), with the route's timeouts, and failures mapped to gateway errors: unreachable, reset or unparsable
  * → 502, no headers in time → 504. Nothing from the backend's error (addresses, stack) reaches the client.
  */
@@ -28,7 +28,12 @@ export interface BackendClient {
 }
 
 export function createBackendClient(route: RouteConfig): BackendClient {
-  const agent = new Agent({
+  // One Pool for the route's backend origin (every URL a route forwards to is on it: the backend URL, its paths, and
+  // a legacy session's message URL, which legacy-sse.ts refuses on any other origin). Not an Agent: an Agent counts
+  // the connections of the whole pool every time one of them closes, so closing n idle SSE streams cost n² steps —
+  // after 10,000 streams the gateway spent tens of seconds of CPU and answered nothing meanwhile.
+  const origin = new URL(route.backend).origin;
+  const pool = new Pool(origin, {
     connectTimeout: route.timeouts.connectMs,
     headersTimeout: route.timeouts.responseHeadersMs,
     // Between body chunks: SSE streams carry keep-alive comments, so an idle stream this long is dead.
@@ -42,12 +47,12 @@ export function createBackendClient(route: RouteConfig): BackendClient {
   return {
     async send(input) {
       try {
-        // The Agent itself, with the URL split once per URL: undici's top-level `request(url)` parses the URL and
+        // The Pool itself, with the URL split once per URL: undici's top-level `request(url)` parses the URL and
         // copies the options on every call.
-        const { origin, path } = targets.split(input.url);
-        const response = await agent.request({
-          origin,
-          path,
+        const target = targets.split(input.url);
+        if (target.origin !== origin) throw new Error(`${route.path} forwards only to ${origin}`);
+        const response = await pool.request({
+          path: target.path,
           method: input.method,
           headers: input.headers,
           body: input.body ?? null,
@@ -60,7 +65,7 @@ export function createBackendClient(route: RouteConfig): BackendClient {
       }
     },
     // Called once the server stopped accepting and its connections are gone: anything still in flight is orphaned.
-    close: () => agent.destroy(),
+    close: () => pool.destroy(),
   };
 }
 

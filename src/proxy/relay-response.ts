@@ -108,6 +108,8 @@ function sendStream(reply: FastifyReply, body: Readable): FastifyReply {
  * stream paused). Listeners rather than an async iterator: this runs on every JSON answer.
  */
 function collectSmall(body: Readable, limit: number): Promise<{ whole: Buffer } | { head: Buffer[] }> {
+  if (body.errored) return Promise.reject(body.errored);
+  if (body.readableEnded) return Promise.resolve({ whole: Buffer.alloc(0) });
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;

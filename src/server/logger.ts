@@ -104,14 +104,6 @@ function serializeResponse(res: { statusCode?: number }) {
 }
 
 /**
- * Lines are written in batches of about 4 KB, and at least every 100 ms (and synchronously when the process exits),
- * rather than one write per line: each write is a call into the file system's thread pool, which cost more than
- * building the line on the request path. A line waits at most 100 ms, as audit records do.
- */
-const LOG_BATCH_BYTES = 4096;
-const LOG_FLUSH_MS = 100;
-
-/**
  * Compiled once (log-redaction.ts), applied to each line's object and to child bindings before serializers run.
  * Not pino's `redact` option: that one re-parses every path for every key of every line.
  */
@@ -124,6 +116,6 @@ export function createLogger(options: LoggerOptions = {}): Logger {
       formatters: { log: redact, bindings: redact },
       serializers: { req: serializeRequest, res: serializeResponse, err: stdSerializers.err },
     },
-    options.destination ?? pino.destination({ dest: 1, minLength: LOG_BATCH_BYTES, periodicFlush: LOG_FLUSH_MS }),
+    options.destination ?? pino.destination(1),
   );
 }

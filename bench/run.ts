@@ -29,27 +29,29 @@ try {
   for (const skipped of bench.skipped) log(`skipped: ${skipped}`);
   // Streams first, on freshly started targets: the idle RSS is then the RSS of a target that has served nothing.
   const streams: StreamFigures[] = [];
-  for (const target of bench.targets.filter((candidate) => candidate.name !== 'direct')) {
+  const measured = bench.targets.filter((target) => target.name === 'direct' || !settings.targets || settings.targets.has(target.name));
+  for (const target of settings.parts.has('streams') ? measured.filter((candidate) => candidate.name !== 'direct') : []) {
     log(`streams: ${settings.streams} through ${target.name}`);
     streams.push(await measureStreams(target, settings.streams));
   }
 
   const scenarios: ScenarioFigures[] = [];
-  for (const scenario of SCENARIOS) {
+  const scenarioList = settings.parts.has('scenarios') ? SCENARIOS.filter((scenario) => !settings.scenarios || settings.scenarios.has(scenario.key)) : [];
+  for (const scenario of scenarioList) {
     const endpoints: Endpoints = new Map();
     const sessions = new AbortController();
-    for (const target of bench.targets) {
+    for (const target of measured) {
       const headers = target.headers(scenario.backend);
       const url = scenario.backend === 'legacy' ? await openLegacySession(target.url('legacy'), headers, sessions) : target.url(scenario.backend);
       endpoints.set(target, { url, headers });
     }
-    scenarios.push(await measureScenario(scenario, bench.targets, endpoints, settings));
+    scenarios.push(await measureScenario(scenario, measured, endpoints, settings));
     sessions.abort();
   }
 
-  const oauth = await measureOAuth(bench.gatehouse, settings);
-  log('micro-benchmarks');
-  const micro = runMicroBenchmarks(MICRO_BENCHMARKS, settings.quick ? 0.1 : 1);
+  const oauth = settings.parts.has('oauth') ? await measureOAuth(bench.gatehouse, settings) : undefined;
+  if (settings.parts.has('micro')) log('micro-benchmarks');
+  const micro = settings.parts.has('micro') ? runMicroBenchmarks(MICRO_BENCHMARKS, settings.quick ? 0.1 : 1) : [];
 
   const body = renderResults({ scenarios, streams, oauth, micro, skipped: bench.skipped }, settings.streams);
   const loadAfter = loadavg()[0] ?? 0;
@@ -60,7 +62,7 @@ try {
     `1-minute load average ${loadBefore.toFixed(1)} before, ${loadAfter.toFixed(1)} after.` +
     (settings.streamsNote ? `\nIdle streams: ${settings.streamsNote}.` : '');
   process.stdout.write(`\n${header}\n\n${body}\n`);
-  if (!settings.quick) await writeDocsBlock(join(import.meta.dirname, '..', 'docs', 'performance.md'), header, body);
+  if (!settings.quick && !settings.partial) await writeDocsBlock(join(import.meta.dirname, '..', 'docs', 'performance.md'), header, body);
 } finally {
   await bench.stop();
   await rm(dir, { recursive: true, force: true });

@@ -7,7 +7,12 @@ import { openFilesLimit } from './process-stats.ts';
  * - BENCH_STREAMS: idle SSE streams per target (default 10,000, lowered to what the open-files limit allows, since a
  *   proxy holds two descriptors per stream; quick 500);
  * - BENCH_QUICK=1: the quick values above, for a smoke run;
- * - BENCH_LATENCY_RATE: the fixed request rate of the latency runs (default 400 req/s, all connections together).
+ * - BENCH_LATENCY_RATE: the fixed request rate of the latency runs (default 400 req/s, all connections together);
+ * - BENCH_PARTS: which parts run, comma-separated among `streams,scenarios,oauth,micro` (default all);
+ * - BENCH_SCENARIOS: which scenarios run, comma-separated keys (`canned,json,sse,legacy`; default all);
+ * - BENCH_TARGETS: which targets are measured besides direct, comma-separated names (`nginx,express peer,node floor,
+ *   gatehouse`; default all).
+ * A run narrowed by any of the last three is a partial run: it prints its figures but leaves the docs alone.
  */
 export interface BenchSettings {
   seconds: number;
@@ -17,6 +22,21 @@ export interface BenchSettings {
   streamsNote: string | undefined;
   latencyRate: number;
   quick: boolean;
+  parts: ReadonlySet<BenchPart>;
+  /** Scenario keys to run; undefined = all. */
+  scenarios: ReadonlySet<string> | undefined;
+  /** Target names to measure besides direct; undefined = all. */
+  targets: ReadonlySet<string> | undefined;
+  /** True when a knob narrowed the run: the docs block is then not rewritten. */
+  partial: boolean;
+}
+
+export const BENCH_PARTS = ['streams', 'scenarios', 'oauth', 'micro'] as const;
+export type BenchPart = (typeof BENCH_PARTS)[number];
+
+function list(value: string | undefined): Set<string> | undefined {
+  if (value === undefined || value.trim() === '') return undefined;
+  return new Set(value.split(',').map((item) => item.trim()).filter(Boolean));
 }
 
 export function benchSettings(env: Record<string, string | undefined> = process.env): BenchSettings {
@@ -28,6 +48,11 @@ export function benchSettings(env: Record<string, string | undefined> = process.
   };
   const asked = Math.floor(number('BENCH_STREAMS', quick ? 500 : 10_000));
   const allowed = Math.floor((openFilesLimit() - 200) / 2);
+  const parts = list(env.BENCH_PARTS);
+  const unknown = [...(parts ?? [])].filter((part) => !(BENCH_PARTS as readonly string[]).includes(part));
+  if (unknown.length > 0) throw new Error(`BENCH_PARTS: unknown part(s) ${unknown.join(', ')} (known: ${BENCH_PARTS.join(', ')})`);
+  const scenarios = list(env.BENCH_SCENARIOS);
+  const targets = list(env.BENCH_TARGETS);
   return {
     seconds: number('BENCH_SECONDS', quick ? 1 : 2),
     reps: Math.floor(number('BENCH_REPS', quick ? 1 : 3)),
@@ -35,5 +60,9 @@ export function benchSettings(env: Record<string, string | undefined> = process.
     streamsNote: asked > allowed ? `${asked} asked, lowered to ${allowed}: the open-files limit (${openFilesLimit()}) allows a proxy two descriptors per stream` : undefined,
     latencyRate: number('BENCH_LATENCY_RATE', 400),
     quick,
+    parts: (parts as Set<BenchPart> | undefined) ?? new Set(BENCH_PARTS),
+    scenarios,
+    targets,
+    partial: parts !== undefined || scenarios !== undefined || targets !== undefined,
   };
 }

@@ -15,10 +15,12 @@ import type { GatehouseMetrics } from '../observability/metrics.ts';
 
 /** Observes every request for `gatehouse_http_requests_total` and the latency histogram. Call on the root instance. */
 export function installRequestMetrics(app: FastifyInstance, metrics: GatehouseMetrics): void {
-  app.addHook('onResponse', async (request, reply) => {
+  // A callback hook, not an async one: it runs on every request and never waits.
+  app.addHook('onResponse', (request, reply, done) => {
     // The route pattern, never the raw URL (cardinality, and URLs carry codes and state values).
     const route = request.routeOptions.url ?? 'unmatched';
     metrics.observeRequest({ route, method: request.method, status: reply.statusCode, durationSeconds: reply.elapsedTime / 1000 });
+    done();
   });
 }
 

@@ -10,8 +10,7 @@ import { createMetrics, type GatehouseMetrics } from '../observability/metrics.t
 import { createAuthorizationServer, type AuthorizationServerDeps } from '../authorization/authorization-server.ts';
 import { createTokenBroker } from '../broker/token-broker.ts';
 import { registerTokenExchangeGrant } from '../broker/token-exchange-grant.ts';
-import { demoBanner } from '../demo/demo-banner.ts';
-import { demoStartError, startDemoComponents, usesLocalIdentityProvider, withDemoSettings, type DemoComponents } from '../demo/run-demo.ts';
+import type { DemoComponents } from '../demo/run-demo.ts';
 import { createGatewayPlugin } from '../proxy/gateway-plugin.ts';
 import { createRevokedGrantsCache } from '../grants/revoked-grants.ts';
 import { createEndGrant } from '../grants/end-grant.ts';
@@ -55,15 +54,18 @@ export async function assembleGatewayParts(baseCtx: GatehouseContext, options: A
   try {
     let ctx = baseCtx;
     let demo: DemoComponents | undefined;
-    if (ctx.config.mode === 'demo' && usesLocalIdentityProvider(ctx.config)) {
+    // The demo stand-ins (a second OIDC provider, the sample MCP server and both MCP SDKs) are loaded only in demo
+    // mode: a production process never runs them, and loading them cost it memory at rest.
+    const demoModule = ctx.config.mode === 'demo' ? await import('../demo/run-demo.ts') : undefined;
+    if (demoModule?.usesLocalIdentityProvider(ctx.config)) {
       const options = { config: ctx.config, publicUrl: ctx.publicUrl, random: ctx.random, logger: ctx.logger };
-      const started = await startDemoComponents(options).catch((error: unknown) => {
-        throw demoStartError(error, baseCtx.config.demo);
+      const started = await demoModule.startDemoComponents(options).catch((error: unknown) => {
+        throw demoModule.demoStartError(error, baseCtx.config.demo);
       });
       cleanups.push(() => started.close());
-      ctx = { ...ctx, config: withDemoSettings(ctx.config, started) };
+      ctx = { ...ctx, config: demoModule.withDemoSettings(ctx.config, started) };
       demo = started;
-    } else if (ctx.config.mode === 'demo') {
+    } else if (demoModule) {
       ctx.logger.warn('mode: demo with another upstream identity provider: the local demo components are not started');
     }
     const { config } = ctx;
@@ -120,7 +122,7 @@ export async function assembleGatewayParts(baseCtx: GatehouseContext, options: A
       cleanups.push(() => listener.close());
     }
     const banner = demo
-      ? demoBanner({
+      ? (await import('../demo/demo-banner.ts')).demoBanner({
           publicUrl: ctx.publicUrl,
           mcpPath: demo.graphRoute?.path ?? config.routes[0]?.path ?? '/mcp',
           identityProviderUrl: demo.identityProvider.issuer,

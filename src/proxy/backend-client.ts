@@ -1,10 +1,10 @@
 import type { Readable } from 'node:stream';
-import { Agent, errors as undiciErrors, request, type Dispatcher } from 'undici';
+import { Pool, errors as undiciErrors, type Dispatcher } from 'undici';
 import type { RouteConfig } from '../config/schema.ts';
 import { ProtocolError } from '../errors/protocol-error.ts';
 
 /**
- * Outbound HTTP to backends: one pooled undici Agent per route (keep-alive connections are what keeps the added
+ * Outbound HTTP to backends: one undici Pool per route (keep-alive connections are what keeps the added
  * latency small), with the route's timeouts, and failures mapped to gateway errors: unreachable, reset or unparsable
  * → 502, no headers in time → 504. Nothing from the backend's error (addresses, stack) reaches the client.
  */
@@ -28,7 +28,12 @@ export interface BackendClient {
 }
 
 export function createBackendClient(route: RouteConfig): BackendClient {
-  const agent = new Agent({
+  // One Pool for the route's backend origin (every URL a route forwards to is on it: the backend URL, its paths, and
+  // a legacy session's message URL, which legacy-sse.ts refuses on any other origin). Not an Agent: an Agent counts
+  // the connections of the whole pool every time one of them closes, so closing n idle SSE streams cost n² steps —
+  // after 10,000 streams the gateway spent tens of seconds of CPU and answered nothing meanwhile.
+  const origin = new URL(route.backend).origin;
+  const pool = new Pool(origin, {
     connectTimeout: route.timeouts.connectMs,
     headersTimeout: route.timeouts.responseHeadersMs,
     // Between body chunks: SSE streams carry keep-alive comments, so an idle stream this long is dead.
@@ -38,15 +43,20 @@ export function createBackendClient(route: RouteConfig): BackendClient {
     // the stream after it wait forever. Idle keep-alive sockets are reused first.
     pipelining: 1,
   });
+  const targets = createTargetCache();
   return {
     async send(input) {
       try {
-        const response = await request(input.url, {
+        // The Pool itself, with the URL split once per URL: undici's top-level `request(url)` parses the URL and
+        // copies the options on every call.
+        const target = targets.split(input.url);
+        if (target.origin !== origin) throw new Error(`${route.path} forwards only to ${origin}`);
+        const response = await pool.request({
+          path: target.path,
           method: input.method,
           headers: input.headers,
           body: input.body ?? null,
           signal: input.signal,
-          dispatcher: agent,
           reset: mayBeLeftUnread(input),
         });
         return { statusCode: response.statusCode, headers: response.headers, body: response.body };
@@ -55,7 +65,28 @@ export function createBackendClient(route: RouteConfig): BackendClient {
       }
     },
     // Called once the server stopped accepting and its connections are gone: anything still in flight is orphaned.
-    close: () => agent.destroy(),
+    close: () => pool.destroy(),
+  };
+}
+
+/**
+ * Backend URLs split into origin and path, remembered: a route's backend URL is the same on every request (a legacy
+ * session's message URL for the session's life). Bounded; emptied when full.
+ */
+const TARGET_CACHE_SIZE = 1024;
+
+function createTargetCache() {
+  const cache = new Map<string, { origin: string; path: string }>();
+  return {
+    split(url: string): { origin: string; path: string } {
+      let target = cache.get(url);
+      if (target) return target;
+      const parsed = new URL(url);
+      target = { origin: parsed.origin, path: `${parsed.pathname}${parsed.search}` };
+      if (cache.size >= TARGET_CACHE_SIZE) cache.clear();
+      cache.set(url, target);
+      return target;
+    },
   };
 }
 

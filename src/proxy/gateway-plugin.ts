@@ -59,9 +59,11 @@ export function createGatewayPlugin(ctx: GatehouseContext, deps: GatewayDeps): F
     app.removeAllContentTypeParsers();
     app.addContentTypeParser('*', (_request, payload, done) => done(null, payload));
 
-    app.addHook('onRequest', async (request, reply) => {
+    const now = () => ctx.clock.now();
+    app.addHook('onRequest', (request, reply, done) => {
       const route = request.routeOptions.config.gatewayRoute;
-      if (route) startAudit(request, reply, runtime.audit, route, () => ctx.clock.now());
+      if (route) startAudit(request, reply, runtime.audit, route, now);
+      done();
     });
     app.setErrorHandler((error: FastifyError, request, reply) => sendGatewayError(request, reply, error));
     app.addHook('onClose', async () => {

@@ -1,5 +1,5 @@
 import type { ServerResponse } from 'node:http';
-import { fastify, type FastifyBaseLogger, type FastifyInstance, type FastifyPluginAsync } from 'fastify';
+import { fastify, LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyPluginAsync, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { GatehouseContext } from '../context/gatehouse-context.ts';
 import { handleFrameworkError, installErrorHandler } from './error-handler.ts';
 import { handleClientError } from './client-errors.ts';
@@ -87,6 +87,20 @@ function createLifecycle(): ServerLifecycle {
 }
 
 /**
+ * One log line per request, when its response has been sent (or the client went away), instead of Fastify's two
+ * ("incoming request" and "request completed"): each line costs a serialization and a write, and the second can
+ * hold everything the first did.
+ */
+class OneLinePerRequest extends LogController {
+  override incomingRequest(): void {}
+
+  override requestCompleted(error: Error | null | undefined, request: FastifyRequest, reply: FastifyReply): void {
+    if (error) request.log.error({ req: request, res: reply, err: error, responseTime: reply.elapsedTime }, 'request errored');
+    else request.log.info({ req: request, res: reply, responseTime: reply.elapsedTime }, 'request completed');
+  }
+}
+
+/**
  * Fastify accepts a hop count at runtime but its types do not, so a count becomes the equivalent function:
  * trust the `hops` nearest proxies (proxy-addr semantics), so `X-Forwarded-*` from the client itself is ignored.
  */
@@ -100,6 +114,7 @@ export async function buildServer(ctx: GatehouseContext, options: BuildServerOpt
   const app = fastify({
     // Fastify's types pin its own pino major; the instance is the same pino API, so the nominal mismatch is cast away.
     loggerInstance: ctx.logger as FastifyBaseLogger,
+    logController: new OneLinePerRequest(),
     genReqId: createRequestIdGenerator(ctx.random),
     trustProxy: trustProxySetting(server.trustProxy),
     bodyLimit: server.bodyLimitBytes,
@@ -118,14 +133,16 @@ export async function buildServer(ctx: GatehouseContext, options: BuildServerOpt
   const lifecycle = createLifecycle();
   app.decorate('lifecycle', lifecycle);
 
-  app.addHook('onRequest', async (request, reply) => {
+  // A callback hook, not an async one: it runs on every request and never waits.
+  app.addHook('onRequest', (request, reply, done) => {
     lifecycle.track(reply.raw);
     reply.header(requestIdHeader, request.id);
-    if (lifecycle.draining) {
-      throw new ProtocolError('temporarily_unavailable', 'The server is shutting down; retry on another instance.', {
+    if (!lifecycle.draining) return done();
+    done(
+      new ProtocolError('temporarily_unavailable', 'The server is shutting down; retry on another instance.', {
         headers: { connection: 'close', 'retry-after': '1' },
-      });
-    }
+      }),
+    );
   });
 
   refuseRepeatedHeaders(app);

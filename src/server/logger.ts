@@ -1,4 +1,5 @@
 import { pino, stdSerializers, type DestinationStream, type Logger, type LevelWithSilent } from 'pino';
+import { compileRedaction } from './log-redaction.ts';
 
 /**
  * The process logger (pino, which Fastify uses natively). Tokens, secrets and cookies must never reach a log line:
@@ -102,11 +103,17 @@ function serializeResponse(res: { statusCode?: number }) {
   return { statusCode: res.statusCode };
 }
 
+/**
+ * Compiled once (log-redaction.ts), applied to each line's object and to child bindings before serializers run.
+ * Not pino's `redact` option: that one re-parses every path for every key of every line.
+ */
+const redact = compileRedaction(redactPaths, REDACTED);
+
 export function createLogger(options: LoggerOptions = {}): Logger {
   return pino(
     {
       level: options.level ?? 'info',
-      redact: { paths: redactPaths, censor: REDACTED },
+      formatters: { log: redact, bindings: redact },
       serializers: { req: serializeRequest, res: serializeResponse, err: stdSerializers.err },
     },
     options.destination ?? pino.destination(1),

@@ -40,8 +40,9 @@ export function repeatedSingletonHeader(rawHeaders: readonly string[]): string |
 
 /** One edge check for every route (gateway, OAuth endpoints, pages): errors render in the route's own format. */
 export function refuseRepeatedHeaders(app: FastifyInstance): void {
-  app.addHook('onRequest', async (request) => {
+  // A callback hook, not an async one: it runs on every request and never waits.
+  app.addHook('onRequest', (request, _reply, done) => {
     const repeated = repeatedSingletonHeader(request.raw.rawHeaders);
-    if (repeated !== undefined) throw new ProtocolError('invalid_request', `The ${repeated} header must not be sent more than once.`);
+    done(repeated === undefined ? undefined : new ProtocolError('invalid_request', `The ${repeated} header must not be sent more than once.`));
   });
 }

@@ -29,25 +29,44 @@ export function checkDeclaredLength(limits: BodyLimits): void {
   if (limits.declaredLength !== undefined && Number(limits.declaredLength) > limits.limit) throw tooLarge(limits.limit);
 }
 
-/** Reads the whole body into memory (JSON-RPC messages, form posts). */
+/**
+ * Reads the whole body into memory (JSON-RPC messages, form posts). Listeners on the request itself, not a
+ * pass-through stage and an async iterator: this runs on every MCP POST, and a small body has usually arrived with
+ * its headers.
+ */
 export async function readRequestBody(stream: Readable | undefined, limits: BodyLimits): Promise<Buffer> {
   checkDeclaredLength(limits);
   if (stream === undefined || stream.readableEnded) return Buffer.alloc(0);
-  const chunks: Buffer[] = [];
-  let size = 0;
-  const capped = stream.pipe(limitRequestBody(stream, limits));
-  try {
-    for await (const chunk of capped) {
-      chunks.push(chunk as Buffer);
-      size += (chunk as Buffer).length;
-    }
-  } finally {
-    // A refused body is left unread: the client gets its answer now and the connection is closed after it.
-    stream.unpipe(capped);
-    stream.pause();
-  }
-  return Buffer.concat(chunks, size);
+  if (stream.errored) throw unreadable();
+  const { limit, timeoutMs } = limits;
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const finish = (error?: ProtocolError) => {
+      clearTimeout(timer);
+      stream.off('data', onData);
+      stream.off('end', onEnd);
+      stream.off('error', onError);
+      if (!error) return resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size));
+      // A refused body is left unread: the client gets its answer now and the connection is closed after it.
+      stream.pause();
+      reject(error);
+    };
+    const onData = (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > limit) return finish(tooLarge(limit));
+      chunks.push(chunk);
+    };
+    const onEnd = () => finish();
+    const onError = () => finish(unreadable());
+    const timer = setTimeout(() => finish(tooSlow()), timeoutMs);
+    stream.on('data', onData);
+    stream.once('end', onEnd);
+    stream.once('error', onError);
+  });
 }
+
+const unreadable = () => refuse('invalid_request', 'The request body could not be read.');
 
 /**
  * A pass-through for bodies that are streamed on (plain HTTP routes): fails before passing the chunk that would
@@ -76,7 +95,7 @@ export function limitRequestBody(source: Readable, limits: BodyLimits & { onByte
       callback(error);
     },
   });
-  const onSourceError = () => stream.destroy(refuse('invalid_request', 'The request body could not be read.'));
+  const onSourceError = () => stream.destroy(unreadable());
   source.once('error', onSourceError);
   // The consumer (a reader, undici) sees the refusal through its own listener, and `errored` keeps it for the
   // handler; this one only keeps a deadline that fires on a pass-through nobody consumed from crashing the process.

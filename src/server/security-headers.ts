@@ -26,7 +26,8 @@ export function htmlCspWithFormTargets(origins: readonly string[]): string {
 const hstsValue = 'max-age=31536000; includeSubDomains';
 
 export function installSecurityHeaders(app: FastifyInstance, options: SecurityHeadersOptions): void {
-  app.addHook('onSend', async (_request, reply, payload) => {
+  // A callback hook, not an async one: it runs on every response and never waits.
+  app.addHook('onSend', (_request, reply, payload, done) => {
     const setDefault = (name: string, value: string) => {
       if (!reply.hasHeader(name)) reply.header(name, value);
     };
@@ -39,6 +40,6 @@ export function installSecurityHeaders(app: FastifyInstance, options: SecurityHe
     if (contentType.startsWith('text/html')) setDefault('content-security-policy', defaultHtmlCsp);
     // API answers carry tokens and per-user data: no shared or browser cache unless a route opts in.
     if (contentType.startsWith('application/json')) setDefault('cache-control', 'no-store');
-    return payload;
+    done(null, payload);
   });
 }

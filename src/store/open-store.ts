@@ -1,7 +1,6 @@
 import type { Logger } from 'pino';
 import type { GatehouseConfig } from '../config/schema.ts';
 import type { Clock } from '../runtime/clock.ts';
-import { createRedisStore } from './redis-store.ts';
 import { createSqliteStore } from './sqlite-store.ts';
 import { StoreUnavailableError, type Store } from './store.ts';
 
@@ -18,6 +17,8 @@ export async function openStore(
     if (!config.redisUrl) {
       throw new StoreUnavailableError('store.redisUrl is required when store.type is redis');
     }
+    // Loaded only when configured: a SQLite deployment never needs the Redis client in memory.
+    const { createRedisStore } = await import('./redis-store.ts');
     return createRedisStore({ url: config.redisUrl, keyPrefix: config.keyPrefix, clock, logger });
   }
   return createSqliteStore({ path: config.sqlitePath, clock, purgeIntervalMs: config.purgeIntervalMs, logger });

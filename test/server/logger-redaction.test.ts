@@ -3,6 +3,7 @@ import { after, before, describe, it } from 'node:test';
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
 import { buildServer } from '../../src/server/app.ts';
 import { ProtocolError } from '../../src/errors/protocol-error.ts';
+import { compileRedaction, parseRedactPath } from '../../src/server/log-redaction.ts';
 import { createLogger, scrubUrl } from '../../src/server/logger.ts';
 import { createServerTestContext, LogCapture } from '../support/server-context.ts';
 
@@ -111,4 +112,75 @@ describe('scrubUrl', () => {
       assert.equal(scrubUrl(`/x?${name}=SECRET&a=1`), `/x?${name}=[REDACTED]&a=1`);
     });
   }
+});
+
+describe('compiled redaction (log-redaction.ts)', () => {
+  const redact = compileRedaction(['a.secret', 'headers["set-cookie"]', 'req.headers.authorization', 'top', '*.token'], '[X]');
+
+  it('censors each path form: literal, bracketed, nested, top-level and one-level wildcard', () => {
+    const out = redact({
+      a: { secret: 's', kept: 1 },
+      headers: { 'set-cookie': 'c', accept: 'json' },
+      req: { headers: { authorization: 'Bearer t', host: 'h' } },
+      top: 'x',
+      b: { token: 't2', other: 2 },
+      plain: 'p',
+    });
+    assert.deepEqual(out, {
+      a: { secret: '[X]', kept: 1 },
+      headers: { 'set-cookie': '[X]', accept: 'json' },
+      req: { headers: { authorization: '[X]', host: 'h' } },
+      top: '[X]',
+      b: { token: '[X]', other: 2 },
+      plain: 'p',
+    });
+  });
+
+  it('never modifies the logged object, and returns it unchanged when nothing is secret', () => {
+    const original = { a: { secret: 's' }, b: { fine: 1 } };
+    const out = redact(original);
+    assert.equal(original.a.secret, 's');
+    assert.notEqual(out, original);
+    assert.equal(out.b, original.b, 'untouched branches are shared, not copied');
+    const clean = { b: { fine: 1 }, n: 2 };
+    assert.equal(redact(clean), clean);
+  });
+
+  it('keeps an Error an Error (message and stack survive for the err serializer)', () => {
+    const error = Object.assign(new Error('boom'), { token: 'leak' });
+    const out = redact({ err: error });
+    assert.ok(out.err instanceof Error);
+    assert.equal(out.err.message, 'boom');
+    assert.equal((out.err as Error & { token: string }).token, '[X]');
+    assert.equal(error.token, 'leak');
+  });
+
+  it('parses bracketed and quoted path segments', () => {
+    assert.deepEqual(parseRedactPath('req.headers["proxy-authorization"]'), ['req', 'headers', 'proxy-authorization']);
+    assert.deepEqual(parseRedactPath("a['b.c'].*"), ['a', 'b.c', '*']);
+  });
+});
+
+describe('request log lines', () => {
+  const { ctx, logs } = createServerTestContext();
+  let app: FastifyInstance;
+  before(async () => {
+    app = await buildServer(ctx, { plugins: [] });
+  });
+  after(() => app.close());
+
+  it('writes exactly one line per request, with the request, the status and the response time', async () => {
+    const before = logs.lines().length;
+    const response = await app.inject({ method: 'GET', url: '/healthz?access_token=SECRET-9' });
+    assert.equal(response.statusCode, 200);
+    const lines = logs.lines().slice(before);
+    assert.equal(lines.length, 1, `one line, got: ${JSON.stringify(lines)}`);
+    const [line] = lines as Array<{ msg: string; req: { url: string; method: string }; res: { statusCode: number }; responseTime: number; reqId: string }>;
+    assert.equal(line!.msg, 'request completed');
+    assert.equal(line!.req.method, 'GET');
+    assert.equal(line!.req.url, '/healthz?access_token=[REDACTED]');
+    assert.equal(line!.res.statusCode, 200);
+    assert.equal(typeof line!.responseTime, 'number');
+    assert.equal(typeof line!.reqId, 'string');
+  });
 });

@@ -1,0 +1,72 @@
+/**
+ * Redaction of logged objects, compiled once from a list of paths (`a.b`, `a["b-c"]`, `*.b`), the same path syntax
+ * as pino's `redact` option. Pino's own redaction parses every path again on every log call and runs for every key
+ * of every line, strings and the message included; on the gateway's request path that was the largest cost after
+ * the socket writes. Compiled into a tree, a line costs a few set lookups, and an object is copied only when
+ * something in it is censored (the caller's object is never modified).
+ */
+export type Redactor = <T>(value: T) => T;
+
+interface PathNode {
+  /** The value at this node is replaced by the censor. */
+  censor: boolean;
+  children: Map<string, PathNode>;
+  /** `*`: applies to every own key. */
+  any: PathNode | undefined;
+}
+
+const newNode = (): PathNode => ({ censor: false, children: new Map(), any: undefined });
+
+/** `req.headers["proxy-authorization"]` → `['req', 'headers', 'proxy-authorization']`. */
+export function parseRedactPath(path: string): string[] {
+  const parts: string[] = [];
+  const pattern = /([^.[\]]+)|\[\s*(?:"([^"]*)"|'([^']*)'|([^\]]*))\s*\]/g;
+  for (const match of path.matchAll(pattern)) parts.push(match[1] ?? match[2] ?? match[3] ?? match[4] ?? '');
+  if (parts.length === 0) throw new Error(`empty redact path "${path}"`);
+  return parts;
+}
+
+export function compileRedaction(paths: readonly string[], censor: string): Redactor {
+  const root = newNode();
+  for (const path of paths) {
+    let node = root;
+    for (const part of parseRedactPath(path)) {
+      if (part === '*') node = node.any ??= newNode();
+      else {
+        let next = node.children.get(part);
+        if (!next) node.children.set(part, (next = newNode()));
+        node = next;
+      }
+    }
+    node.censor = true;
+  }
+
+  function apply(value: unknown, node: PathNode): unknown {
+    if (typeof value !== 'object' || value === null) return value;
+    let out: Record<string, unknown> | undefined;
+    const set = (key: string, next: unknown) => {
+      out ??= shallowCopy(value);
+      out[key] = next;
+    };
+    const visit = (key: string, child: PathNode) => {
+      const current = (out ?? (value as Record<string, unknown>))[key];
+      if (child.censor) {
+        if (current !== undefined) set(key, censor);
+        return;
+      }
+      const next = apply(current, child);
+      if (next !== current) set(key, next);
+    };
+    for (const [key, child] of node.children) if (Object.hasOwn(value, key)) visit(key, child);
+    if (node.any) for (const key of Object.keys(value)) visit(key, node.any);
+    return out ?? value;
+  }
+
+  return <T>(value: T) => apply(value, root) as T;
+}
+
+/** A copy with the same prototype and every own property (an Error keeps its message and stack). */
+function shallowCopy(value: object): Record<string, unknown> {
+  if (Array.isArray(value)) return value.slice() as unknown as Record<string, unknown>;
+  return Object.defineProperties(Object.create(Object.getPrototypeOf(value) as object | null), Object.getOwnPropertyDescriptors(value)) as Record<string, unknown>;
+}

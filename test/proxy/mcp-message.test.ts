@@ -1,0 +1,68 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { z } from 'zod';
+import { checkJsonRpcMessage, parseMcpPost } from '../../src/proxy/mcp-message.ts';
+
+/**
+ * The hand-written JSON-RPC check replaced a zod union on the hot path; it must accept exactly what that schema
+ * accepted and read the same method, name and id from it. The schema is kept here as the reference.
+ */
+const requestId = z.union([z.string(), z.number().int()]);
+const reference = z.union([
+  z.object({ jsonrpc: z.literal('2.0'), id: requestId, method: z.string().min(1), params: z.record(z.string(), z.unknown()).optional() }),
+  z.object({ jsonrpc: z.literal('2.0'), method: z.string().min(1), params: z.record(z.string(), z.unknown()).optional() }),
+  z.object({ jsonrpc: z.literal('2.0'), id: requestId.nullable(), result: z.unknown() }),
+  z.object({ jsonrpc: z.literal('2.0'), id: requestId.nullable(), error: z.object({ code: z.number(), message: z.string() }).loose() }),
+]);
+
+const ABSENT = Symbol('absent');
+const choices: Record<string, unknown[]> = {
+  jsonrpc: ['2.0', '1.0', 2, ABSENT],
+  id: [1, 'a', '', 0, -3, 1.5, 2 ** 60, null, true, {}, ABSENT],
+  method: ['tools/call', '', 3, null, ABSENT],
+  params: [{ name: 'echo' }, {}, [], null, 'x', ABSENT],
+  result: [1, null, {}, ABSENT],
+  error: [{ code: 1, message: 'm' }, { code: 1, message: 'm', data: 2 }, { code: '1', message: 'm' }, { code: 1 }, [], null, ABSENT],
+};
+
+function* combinations(): Generator<Record<string, unknown>> {
+  const names = Object.keys(choices);
+  const walk = function* (index: number, current: Record<string, unknown>): Generator<Record<string, unknown>> {
+    if (index === names.length) return yield { ...current };
+    const name = names[index]!;
+    for (const value of choices[name]!) {
+      const next = { ...current };
+      if (value !== ABSENT) next[name] = value;
+      yield* walk(index + 1, next);
+    }
+  };
+  yield* walk(0, {});
+}
+
+describe('checkJsonRpcMessage', () => {
+  it('accepts exactly what the zod schema accepts, over every combination of fields', () => {
+    let accepted = 0;
+    let total = 0;
+    for (const message of combinations()) {
+      total++;
+      const expected = reference.safeParse(message);
+      const actual = checkJsonRpcMessage(message);
+      assert.equal(actual !== undefined, expected.success, `disagree on ${JSON.stringify(message)}`);
+      if (!expected.success) continue;
+      accepted++;
+      // What the gateway reads from a message (policy, audit, error ids) is the same.
+      assert.equal('method' in actual!, 'method' in expected.data, `method presence differs on ${JSON.stringify(message)}`);
+      const single = parseMcpPost(Buffer.from(JSON.stringify(message)));
+      const data = expected.data as { method?: string; id?: unknown; params?: { name?: unknown } };
+      assert.equal(single.method, data.method);
+      assert.equal(single.name, data.method === 'tools/call' && typeof data.params?.name === 'string' ? data.params.name : undefined);
+      const id = 'method' in data ? data.id : (data as { id?: unknown }).id;
+      assert.equal(single.requestId, 'method' in data && (typeof id === 'string' || typeof id === 'number') ? id : undefined);
+    }
+    assert.ok(accepted > 100 && accepted < total, `a meaningful split (${accepted} of ${total})`);
+  });
+
+  it('refuses what is not an object', () => {
+    for (const item of [null, 1, 'x', [], true]) assert.equal(checkJsonRpcMessage(item), undefined);
+  });
+});

@@ -103,41 +103,16 @@ function sendStream(reply: FastifyReply, body: Readable): FastifyReply {
   return reply.send(body);
 }
 
-/**
- * Reads `body` to its end unless it grows past `limit`; then returns what was read (the rest is still unread, the
- * stream paused). Listeners rather than an async iterator: this runs on every JSON answer.
- */
-function collectSmall(body: Readable, limit: number): Promise<{ whole: Buffer } | { head: Buffer[] }> {
-  if (body.errored) return Promise.reject(body.errored);
-  if (body.readableEnded) return Promise.resolve({ whole: Buffer.alloc(0) });
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    const stop = () => {
-      body.off('data', onData);
-      body.off('end', onEnd);
-      body.off('error', onError);
-    };
-    const onData = (chunk: Buffer) => {
-      chunks.push(chunk);
-      size += chunk.length;
-      if (size <= limit) return;
-      stop();
-      body.pause();
-      resolve({ head: chunks });
-    };
-    const onEnd = () => {
-      stop();
-      resolve({ whole: chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size) });
-    };
-    const onError = (error: Error) => {
-      stop();
-      reject(error);
-    };
-    body.on('data', onData);
-    body.once('end', onEnd);
-    body.once('error', onError);
-  });
+/** Reads `body` to its end unless it grows past `limit`; then returns what was read (the rest is still unread). */
+async function collectSmall(body: Readable, limit: number): Promise<{ whole: Buffer } | { head: Buffer[] }> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of body.iterator({ destroyOnReturn: false })) {
+    chunks.push(chunk as Buffer);
+    size += (chunk as Buffer).length;
+    if (size > limit) return { head: chunks };
+  }
+  return { whole: chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size) };
 }
 
 async function* prepend(head: Buffer[], rest: Readable): AsyncGenerator<Buffer> {

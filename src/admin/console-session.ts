@@ -5,6 +5,8 @@ import type { Clock } from '../runtime/clock.ts';
 import type { Random } from '../runtime/random.ts';
 import type { UpstreamIdentity } from '../upstream/types.ts';
 import type { Store } from '../store/store.ts';
+import { consoleSessionRecord } from '../records/admin.ts';
+import { deleteRecord, readRecord, writeRecord } from '../store/record-access.ts';
 import { z } from 'zod';
 
 
@@ -40,14 +42,6 @@ export interface ConsoleSession {
 export const CONSOLE_SESSION_SECONDS = 8 * 3600;
 /** How old the IdP's word on admin rights may be before /admin asks the IdP again. */
 export const ADMIN_RECHECK_SECONDS = 5 * 60;
-export const CONSOLE_SESSION_NAMESPACE = 'console-session';
-
-/** The server-side half of a console session; its presence is what keeps the cookie valid. */
-interface ConsoleSessionRecord {
-  subject: string;
-  /** Epoch ms. */
-  createdAt: number;
-}
 
 export interface ConsoleSessions {
   readonly cookieName: string;
@@ -92,7 +86,8 @@ export function createConsoleSessions(options: { keyring: Keyring; clock: Clock;
     async read(request) {
       const session = unsealed(request);
       if (session === undefined) return undefined;
-      const record = await store.get<ConsoleSessionRecord>(CONSOLE_SESSION_NAMESPACE, session.id);
+      // The server-side half of the session (src/records/admin.ts); its presence is what keeps the cookie valid.
+      const record = await readRecord(store, consoleSessionRecord, session.id);
       return record !== undefined && record.subject === session.subject ? session : undefined;
     },
     async start(reply, identity) {
@@ -107,14 +102,14 @@ export function createConsoleSessions(options: { keyring: Keyring; clock: Clock;
         expiresAt: now + CONSOLE_SESSION_SECONDS * 1000,
         verifiedAt: now,
       };
-      const record: ConsoleSessionRecord = { subject: session.subject, createdAt: now };
-      await store.set(CONSOLE_SESSION_NAMESPACE, session.id, record, { ttlSeconds: CONSOLE_SESSION_SECONDS });
+      const record = { subject: session.subject, createdAt: now };
+      await writeRecord(store, consoleSessionRecord, session.id, record, { ttlSeconds: CONSOLE_SESSION_SECONDS });
       const value = keyring.seal(JSON.stringify(session), context);
       reply.header('set-cookie', fastifyCookie.serialize(cookieName, value, { ...attributes, maxAge: CONSOLE_SESSION_SECONDS }));
       return session;
     },
     async end(reply, session) {
-      await store.delete(CONSOLE_SESSION_NAMESPACE, session.id);
+      await deleteRecord(store, consoleSessionRecord, session.id);
       reply.header('set-cookie', fastifyCookie.serialize(cookieName, '', { ...attributes, maxAge: 0, expires: new Date(0) }));
     },
   };

@@ -2,7 +2,10 @@ import type { GatehouseConfig } from '../config/schema.ts';
 import type { EndGrant } from '../grants/end-grant.ts';
 import type { Clock } from '../runtime/clock.ts';
 import type { Store } from '../store/store.ts';
-import { oidcNamespace } from '../store/oidc-adapter.ts';
+import { z } from 'zod';
+import { oidcRecords } from '../store/oidc-records.ts';
+import { viewRecord, type RecordDefinition } from '../store/define-record.ts';
+import { listRecords } from '../store/record-access.ts';
 import { GatehouseError } from '../errors/internal-errors.ts';
 
 /**
@@ -25,21 +28,55 @@ export class AdminNotFoundError extends GatehouseError {
   }
 }
 
-export const GRANT_NAMESPACE = oidcNamespace('Grant');
-export const CLIENT_NAMESPACE = oidcNamespace('Client');
-export const REFRESH_TOKEN_NAMESPACE = oidcNamespace('RefreshToken');
-export const REGISTRATION_TOKEN_NAMESPACE = oidcNamespace('RegistrationAccessToken');
+/**
+ * The fields of oidc-provider's records the admin surfaces read (src/store/oidc-records.ts): views, not
+ * declarations, since oidc-provider owns the shapes. Unknown fields pass; a named field of the wrong type makes the
+ * record invalid (GH_RECORD_INVALID) rather than a summary built from garbage.
+ */
+export const grantView = viewRecord(
+  oidcRecords.Grant,
+  z.looseObject({
+    accountId: z.string().optional(),
+    clientId: z.string().optional(),
+    iat: z.number().optional(),
+    exp: z.number().optional(),
+    openid: z.looseObject({ scope: z.string().optional() }).optional(),
+    /** Resource indicator → space-separated scopes granted for it (RFC 8707). */
+    resources: z.record(z.string(), z.string()).optional(),
+  }),
+);
+export const clientView = viewRecord(
+  oidcRecords.Client,
+  z.looseObject({
+    client_id: z.string().optional(),
+    client_name: z.string().optional(),
+    client_id_issued_at: z.number().optional(),
+    redirect_uris: z.array(z.string()).optional(),
+  }),
+);
+export const refreshTokenView = viewRecord(oidcRecords.RefreshToken, z.looseObject({ iat: z.number().optional() }));
+export const registrationTokenView = viewRecord(oidcRecords.RegistrationAccessToken, z.looseObject({ clientId: z.string().optional() }));
+
+/** The namespaces, for tests that read the store directly. */
+export const GRANT_NAMESPACE = oidcRecords.Grant.namespace;
+export const CLIENT_NAMESPACE = oidcRecords.Client.namespace;
+export const REFRESH_TOKEN_NAMESPACE = oidcRecords.RefreshToken.namespace;
+export const REGISTRATION_TOKEN_NAMESPACE = oidcRecords.RegistrationAccessToken.namespace;
 
 /**
- * Every live record of a namespace, page by page. Admin listings are rare and small next to the request path, so a
- * scan is acceptable here; the hot path (bearer checks) never does this.
+ * Every live record of a namespace, page by page, validated. Admin listings are rare and small next to the request
+ * path, so a scan is acceptable here; the hot path (bearer checks) never does this.
  */
-export async function listAll<T>(store: Store, namespace: string, options: { after?: string; pageSize?: number } = {}): Promise<{ key: string; value: T }[]> {
+export async function listAll<T>(
+  store: Store,
+  definition: RecordDefinition<T, string>,
+  options: { after?: string; pageSize?: number } = {},
+): Promise<{ key: string; value: T }[]> {
   const pageSize = options.pageSize ?? 500;
   const all: { key: string; value: T }[] = [];
   let after = options.after;
   for (;;) {
-    const page = await store.list<T>(namespace, { limit: pageSize, after });
+    const page = await listRecords(store, definition, { limit: pageSize, after });
     all.push(...page);
     if (page.length < pageSize) return all;
     after = page.at(-1)?.key;

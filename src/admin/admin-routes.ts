@@ -1,6 +1,6 @@
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { z } from 'zod';
-import { ACCOUNT_NAMESPACE } from '../records/account.ts';
+import { accountRecord } from '../records/account.ts';
 import { ProtocolError } from '../errors/protocol-error.ts';
 import { AdminNotFoundError, listAll } from './admin-deps.ts';
 import { AUDIT_OUTCOMES, queryAudit, recentUseSince, type AuditQuery } from './audit-query.ts';
@@ -66,7 +66,7 @@ export function registerAdminRoutes(app: FastifyInstance, state: ConsoleState): 
     if (session === undefined) return reply;
     const [clients, users, upstream, store, broker] = await Promise.all([
       listClients(admin),
-      listAll(admin.store, ACCOUNT_NAMESPACE),
+      listAll(admin.store, accountRecord),
       probe(() => state.upstream.checkHealth(), 2_000),
       probe(() => ctx.store.ping(), 2_000),
       brokerActivity(state),

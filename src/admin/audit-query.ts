@@ -1,4 +1,5 @@
-import { AUDIT_NAMESPACE, AUDIT_OUTCOMES, type AuditRecord } from '../records/audit.ts';
+import { auditRecord, AUDIT_OUTCOMES, type AuditRecord } from '../records/audit.ts';
+import { findRecords } from '../store/record-access.ts';
 
 export { AUDIT_OUTCOMES };
 import type { Store } from '../store/store.ts';
@@ -29,9 +30,9 @@ const keyPrefix = (time: number): string => String(Math.max(0, Math.floor(time))
 export async function queryAudit(store: Store, query: AuditQuery): Promise<AuditEntry[]> {
   const { user, tool, outcome, since, limit = 50 } = query;
   let entries: { key: string; value: AuditRecord }[];
-  if (user !== undefined) entries = await store.findByIndex<AuditRecord>(AUDIT_NAMESPACE, 'user', user);
-  else if (tool !== undefined) entries = await store.findByIndex<AuditRecord>(AUDIT_NAMESPACE, 'tool', tool);
-  else entries = await listAll<AuditRecord>(store, AUDIT_NAMESPACE, since === undefined ? {} : { after: keyPrefix(since - 1) });
+  if (user !== undefined) entries = await findRecords(store, auditRecord, 'user', user);
+  else if (tool !== undefined) entries = await findRecords(store, auditRecord, 'tool', tool);
+  else entries = await listAll(store, auditRecord, since === undefined ? {} : { after: keyPrefix(since - 1) });
   return entries
     .filter(({ value }) => (user === undefined || value.user === user) && (tool === undefined || value.tool === tool))
     .filter(({ value }) => (outcome === undefined || value.outcome === outcome) && (since === undefined || value.time >= since))
@@ -42,7 +43,7 @@ export async function queryAudit(store: Store, query: AuditQuery): Promise<Audit
 
 /** Latest audited request per user and client since `since`: a finer "last used" than token issuance. */
 export async function recentUseSince(store: Store, since: number): Promise<Map<string, number>> {
-  const entries = await listAll<AuditRecord>(store, AUDIT_NAMESPACE, { after: keyPrefix(since - 1) });
+  const entries = await listAll(store, auditRecord, { after: keyPrefix(since - 1) });
   const latest = new Map<string, number>();
   for (const { value } of entries) {
     if (value.user === undefined || value.client === undefined) continue;

@@ -1,12 +1,13 @@
 import { isClientIdUrl } from '../authorization/client-metadata-policy.ts';
 import {
   AdminNotFoundError,
-  CLIENT_NAMESPACE,
+  clientView,
   fromEpochSeconds,
   listAll,
-  REGISTRATION_TOKEN_NAMESPACE,
+  registrationTokenView,
   type AdminDeps,
 } from './admin-deps.ts';
+import { deleteRecord, readRecord } from '../store/record-access.ts';
 import { endGrant, listGrants, type GrantSummary, type RecentUse } from './grants.ts';
 
 /**
@@ -30,14 +31,6 @@ export interface ClientSummary {
   createdAt?: number;
   lastUsedAt?: number;
   activeGrants: number;
-}
-
-/** The fields of a stored RFC 7591 registration this module reads. */
-interface StoredClient {
-  client_id?: string;
-  client_name?: string;
-  client_id_issued_at?: number;
-  redirect_uris?: string[];
 }
 
 const hostsOf = (uris: string[]): string[] => [...new Set(uris.flatMap((uri) => URL.parse(uri)?.host ?? []))].sort();
@@ -70,7 +63,7 @@ export async function listClients(deps: AdminDeps, recentUse?: RecentUse): Promi
       redirectHosts: hostsOf(configured.redirectUris),
     });
   }
-  for (const { key, value } of await listAll<StoredClient>(deps.store, CLIENT_NAMESPACE)) {
+  for (const { key, value } of await listAll(deps.store, clientView)) {
     if (known.has(key)) continue;
     known.add(key);
     const createdAt = fromEpochSeconds(value.client_id_issued_at);
@@ -120,10 +113,10 @@ export async function revokeClient(deps: AdminDeps, clientId: string): Promise<C
   let registrationDeleted = false;
   if (client.type === 'dcr') {
     // Registration tokens are stored under their hash with the client id inside (not indexed): scan for them.
-    for (const { key, value } of await listAll<{ clientId?: string }>(deps.store, REGISTRATION_TOKEN_NAMESPACE)) {
-      if (value.clientId === clientId) await deps.store.delete(REGISTRATION_TOKEN_NAMESPACE, key);
+    for (const { key, value } of await listAll(deps.store, registrationTokenView)) {
+      if (value.clientId === clientId) await deleteRecord(deps.store, registrationTokenView, key);
     }
-    registrationDeleted = await deps.store.delete(CLIENT_NAMESPACE, clientId);
+    registrationDeleted = await deleteRecord(deps.store, clientView, clientId);
   }
   return { client, revokedGrants: grants.map((grant) => grant.grantId), registrationDeleted };
 }
@@ -140,6 +133,6 @@ export async function describeClient(deps: AdminDeps, clientId: string): Promise
     return { ...(configured.name === undefined ? {} : { name: configured.name }), hosts: hostsOf(configured.redirectUris) };
   }
   if (isClientIdUrl(clientId)) return { hosts: hostsOf([clientId]) };
-  const stored = await deps.store.get<StoredClient>(CLIENT_NAMESPACE, clientId);
+  const stored = await readRecord(deps.store, clientView, clientId);
   return { ...(stored?.client_name === undefined ? {} : { name: stored.client_name }), hosts: hostsOf(stored?.redirect_uris ?? []) };
 }

@@ -5,6 +5,8 @@ import type { Clock } from '../runtime/clock.ts';
 import type { Random } from '../runtime/random.ts';
 import type { UpstreamIdentity } from '../upstream/types.ts';
 import type { Store } from '../store/store.ts';
+import { consoleSessionRecord } from '../records/admin.ts';
+import { consumeRecord, readRecord, writeRecord } from '../store/record-access.ts';
 import { z } from 'zod';
 
 
@@ -40,16 +42,6 @@ export interface ConsoleSession {
 export const CONSOLE_SESSION_SECONDS = 8 * 3600;
 /** How old the IdP's word on admin rights may be before /admin asks the IdP again. */
 export const ADMIN_RECHECK_SECONDS = 5 * 60;
-export const CONSOLE_SESSION_NAMESPACE = 'console-session';
-
-/** The server-side half of a console session; its presence is what keeps the cookie valid. */
-interface ConsoleSessionRecord {
-  subject: string;
-  /** Epoch ms. */
-  createdAt: number;
-  /** The IdP's ID token from this sign-in, sealed: the `id_token_hint` of RP-initiated logout at sign-out. */
-  idToken?: string;
-}
 
 const ID_TOKEN_CONTEXT = 'console-session:id-token';
 
@@ -99,7 +91,8 @@ export function createConsoleSessions(options: { keyring: Keyring; clock: Clock;
     async read(request) {
       const session = unsealed(request);
       if (session === undefined) return undefined;
-      const record = await store.get<ConsoleSessionRecord>(CONSOLE_SESSION_NAMESPACE, session.id);
+      // The server-side half of the session (src/records/admin.ts); its presence is what keeps the cookie valid.
+      const record = await readRecord(store, consoleSessionRecord, session.id);
       return record !== undefined && record.subject === session.subject ? session : undefined;
     },
     async start(reply, identity, idToken) {
@@ -114,18 +107,18 @@ export function createConsoleSessions(options: { keyring: Keyring; clock: Clock;
         expiresAt: now + CONSOLE_SESSION_SECONDS * 1000,
         verifiedAt: now,
       };
-      const record: ConsoleSessionRecord = {
+      const record = {
         subject: session.subject,
         createdAt: now,
         ...(idToken === undefined ? {} : { idToken: keyring.seal(idToken, ID_TOKEN_CONTEXT) }),
       };
-      await store.set(CONSOLE_SESSION_NAMESPACE, session.id, record, { ttlSeconds: CONSOLE_SESSION_SECONDS });
+      await writeRecord(store, consoleSessionRecord, session.id, record, { ttlSeconds: CONSOLE_SESSION_SECONDS });
       const value = keyring.seal(JSON.stringify(session), context);
       reply.header('set-cookie', fastifyCookie.serialize(cookieName, value, { ...attributes, maxAge: CONSOLE_SESSION_SECONDS }));
       return session;
     },
     async end(reply, session) {
-      const record = await store.consume<ConsoleSessionRecord>(CONSOLE_SESSION_NAMESPACE, session.id);
+      const record = await consumeRecord(store, consoleSessionRecord, session.id);
       reply.header('set-cookie', fastifyCookie.serialize(cookieName, '', { ...attributes, maxAge: 0, expires: new Date(0) }));
       if (record?.subject !== session.subject || typeof record.idToken !== 'string') return {};
       try {

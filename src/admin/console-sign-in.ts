@@ -2,6 +2,8 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import { ProtocolError } from '../errors/protocol-error.ts';
 import type { CompletedSignIn } from '../upstream/types.ts';
 import type { ConsoleState } from './console-state.ts';
+import { consoleSignInRecord } from '../records/admin.ts';
+import { consumeRecord, writeRecord } from '../store/record-access.ts';
 
 /**
  * Console sign-in goes through the same upstream IdP and the same `/callback` as MCP clients' sign-ins. The console
@@ -10,12 +12,9 @@ import type { ConsoleState } from './console-state.ts';
  * completions whose interaction id starts with `console:` to `completeConsoleSignIn`.
  */
 export const CONSOLE_INTERACTION_PREFIX = 'console:';
-export const CONSOLE_SIGN_IN_NAMESPACE = 'console-sign-in';
+/** The namespace, for tests that read the store directly (declared in src/records/admin.ts). */
+export const CONSOLE_SIGN_IN_NAMESPACE = consoleSignInRecord.namespace;
 export const CONSOLE_SIGN_IN_TTL_SECONDS = 600;
-
-interface PendingSignIn {
-  returnTo: string;
-}
 
 /** Only our own pages are return targets: anything else would make sign-in an open redirector. */
 export function safeReturnTo(value: unknown): string {
@@ -25,8 +24,8 @@ export function safeReturnTo(value: unknown): string {
 export async function beginConsoleSignIn(state: ConsoleState, reply: FastifyReply, returnTo: string): Promise<FastifyReply> {
   const { ctx, upstream, upstreamCookie } = state;
   const nonce = ctx.random.token();
-  const pending: PendingSignIn = { returnTo: safeReturnTo(returnTo) };
-  await ctx.store.set(CONSOLE_SIGN_IN_NAMESPACE, nonce, pending, { ttlSeconds: CONSOLE_SIGN_IN_TTL_SECONDS });
+  const pending = { returnTo: safeReturnTo(returnTo) };
+  await writeRecord(ctx.store, consoleSignInRecord, nonce, pending, { ttlSeconds: CONSOLE_SIGN_IN_TTL_SECONDS });
   const { authorizationUrl, stateCookie } = await upstream.beginSignIn({ interactionId: `${CONSOLE_INTERACTION_PREFIX}${nonce}` });
   upstreamCookie(reply, stateCookie, CONSOLE_SIGN_IN_TTL_SECONDS);
   return reply.header('cache-control', 'no-store').redirect(authorizationUrl, 303);
@@ -49,7 +48,7 @@ export async function completeConsoleSignIn(completed: CompletedSignIn, request:
     throw new ProtocolError('not_found', 'No such sign-in.');
   }
   const nonce = completed.interactionId.slice(CONSOLE_INTERACTION_PREFIX.length);
-  const pending = await state.ctx.store.consume<PendingSignIn>(CONSOLE_SIGN_IN_NAMESPACE, nonce);
+  const pending = await consumeRecord(state.ctx.store, consoleSignInRecord, nonce);
   if (pending === undefined) throw new ProtocolError('invalid_request', 'This sign-in has expired or was already completed; open the page again.');
   await state.sessions.start(reply, completed.identity, completed.tokens.idToken);
   state.upstreamCookie(reply, '', 0);

@@ -3,11 +3,13 @@ import type { GrantEndReason } from '../grants/grant-end-reason.ts';
 import {
   AdminNotFoundError,
   fromEpochSeconds,
-  GRANT_NAMESPACE,
+  grantView,
   listAll,
-  REFRESH_TOKEN_NAMESPACE,
+  refreshTokenView,
   type AdminDeps,
 } from './admin-deps.ts';
+import { findRecords, readRecord } from '../store/record-access.ts';
+import type { z } from 'zod';
 
 /**
  * Grants: what a user approved for a client (oidc-provider's Grant model, namespace `oidc:Grant`, key = grant id).
@@ -19,15 +21,7 @@ import {
  */
 
 /** The fields of oidc-provider's stored Grant this module reads. */
-export interface StoredGrant {
-  accountId?: string;
-  clientId?: string;
-  iat?: number;
-  exp?: number;
-  openid?: { scope?: string };
-  /** Resource indicator → space-separated scopes granted for it (RFC 8707). */
-  resources?: Record<string, string>;
-}
+export type StoredGrant = z.infer<typeof grantView.schema>;
 
 export interface GrantSummary {
   grantId: string;
@@ -72,7 +66,7 @@ export function summarizeGrant(grantId: string, stored: StoredGrant, lastUsedAt?
 
 /** The latest `iat` of the grant's refresh tokens (each refresh writes a new one): when a client last got a token. */
 async function lastTokenIssuedAt(deps: AdminDeps, grantId: string): Promise<number | undefined> {
-  const tokens = await deps.store.findByIndex<{ iat?: number }>(REFRESH_TOKEN_NAMESPACE, 'grantId', grantId);
+  const tokens = await findRecords(deps.store, refreshTokenView, 'grantId', grantId);
   const times = tokens.flatMap((entry) => {
     const at = fromEpochSeconds(entry.value.iat);
     return at === undefined ? [] : [at];
@@ -85,7 +79,7 @@ export type RecentUse = ReadonlyMap<string, number>;
 export const recentUseKey = (subject: string, clientId: string): string => `${subject}\u0000${clientId}`;
 
 export async function listGrants(deps: AdminDeps, filter: GrantFilter = {}, recentUse?: RecentUse): Promise<GrantSummary[]> {
-  const entries = await listAll<StoredGrant>(deps.store, GRANT_NAMESPACE);
+  const entries = await listAll(deps.store, grantView);
   const matching = entries.filter(
     ({ value }) =>
       (filter.user === undefined || value.accountId === filter.user) && (filter.client === undefined || value.clientId === filter.client),
@@ -105,7 +99,7 @@ export async function listGrants(deps: AdminDeps, filter: GrantFilter = {}, rece
 /** One grant, or undefined. `subject` restricts it to that user's grants (the connected-apps page). */
 export async function findGrant(deps: AdminDeps, grantId: string, options: { subject?: string } = {}): Promise<GrantSummary | undefined> {
   if (!GRANT_ID.test(grantId)) return undefined;
-  const stored = await deps.store.get<StoredGrant>(GRANT_NAMESPACE, grantId);
+  const stored = await readRecord(deps.store, grantView, grantId);
   if (stored === undefined) return undefined;
   // Someone else's grant looks exactly like a missing one: the answer must not confirm that a grant id exists.
   if (options.subject !== undefined && stored.accountId !== options.subject) return undefined;

@@ -1,4 +1,4 @@
-import { ACCOUNT_NAMESPACE, type AccountRecord } from '../records/account.ts';
+import { accountRecord, type AccountRecord } from '../records/account.ts';
 import { listAll, type AdminDeps } from './admin-deps.ts';
 import { listGrants } from './grants.ts';
 
@@ -8,7 +8,7 @@ export interface UserSummary extends AccountRecord {
 }
 
 export async function listUsers(deps: AdminDeps): Promise<UserSummary[]> {
-  const accounts = await listAll<AccountRecord>(deps.store, ACCOUNT_NAMESPACE);
+  const accounts = await listAll(deps.store, accountRecord);
   const grants = await listGrants(deps);
   const counts = new Map<string, number>();
   for (const grant of grants) counts.set(grant.subject, (counts.get(grant.subject) ?? 0) + 1);
@@ -19,6 +19,6 @@ export async function listUsers(deps: AdminDeps): Promise<UserSummary[]> {
 
 /** Accounts by subject, for showing names next to grants. */
 export async function accountsBySubject(deps: AdminDeps): Promise<Map<string, AccountRecord>> {
-  const accounts = await listAll<AccountRecord>(deps.store, ACCOUNT_NAMESPACE);
+  const accounts = await listAll(deps.store, accountRecord);
   return new Map(accounts.map(({ value }) => [value.subject, value]));
 }

@@ -1,8 +1,9 @@
 import type { Account } from 'oidc-provider';
-import { ACCOUNT_NAMESPACE, type AccountRecord } from '../records/account.ts';
-export { ACCOUNT_NAMESPACE, type AccountRecord };
+import { accountRecord, type AccountRecord } from '../records/account.ts';
+export { type AccountRecord };
 import type { Clock } from '../runtime/clock.ts';
 import type { Store } from '../store/store.ts';
+import { readRecord, writeRecord } from '../store/record-access.ts';
 import type { UpstreamIdentity } from '../upstream/types.ts';
 
 /**
@@ -12,7 +13,8 @@ import type { UpstreamIdentity } from '../upstream/types.ts';
 
 export async function recordSignIn(store: Store, clock: Clock, identity: UpstreamIdentity): Promise<AccountRecord> {
   const now = clock.now();
-  const previous = await store.get<AccountRecord>(ACCOUNT_NAMESPACE, identity.subject);
+  // Invalid reads as absent: this sign-in rewrites the record whole, which is the repair.
+  const previous = await readRecord(store, accountRecord, identity.subject, { invalid: 'absent' });
   const record: AccountRecord = {
     subject: identity.subject,
     issuer: identity.issuer,
@@ -23,14 +25,14 @@ export async function recordSignIn(store: Store, clock: Clock, identity: Upstrea
     firstSeenAt: previous?.firstSeenAt ?? now,
     lastSeenAt: now,
   };
-  await store.set(ACCOUNT_NAMESPACE, identity.subject, record);
+  await writeRecord(store, accountRecord, identity.subject, record);
   return record;
 }
 
 /** oidc-provider's `findAccount`: a token is issued only for a subject that has signed in through us. */
 export function accountFinder(store: Store) {
   return async (_ctx: unknown, subject: string): Promise<Account | undefined> => {
-    const record = await store.get<AccountRecord>(ACCOUNT_NAMESPACE, subject);
+    const record = await readRecord(store, accountRecord, subject);
     if (record === undefined) return undefined;
     return {
       accountId: record.subject,

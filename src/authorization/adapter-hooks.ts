@@ -5,6 +5,8 @@ import { hashClientSecret, hashToken } from '../keys/hashing.ts';
 import type { Clock } from '../runtime/clock.ts';
 import { GrantAlreadyConsumedError } from '../store/oidc-adapter.ts';
 import type { Store } from '../store/store.ts';
+import { refreshRotatedRecord } from '../records/authorization.ts';
+import { createRecord, readRecord } from '../store/record-access.ts';
 
 /**
  * Wraps the store's oidc-provider adapter with the behaviour the authorization server adds around persistence:
@@ -43,13 +45,6 @@ export function providerGrantEndReason(): GrantEndReason {
   return 'token_revocation';
 }
 
-/** Namespace of "this refresh token was rotated at" records, keyed by the token's hash. */
-export const ROTATED_REFRESH_NAMESPACE = 'refresh-rotated';
-
-interface RotatedRecord {
-  at: number;
-}
-
 const HASHED_SECRET_PREFIX = '$scrypt$';
 
 export function isHashedClientSecret(value: string): boolean {
@@ -86,14 +81,15 @@ export function withAuthorizationHooks(base: AdapterFactory | AdapterConstructor
 
     if (name === 'RefreshToken' && refreshReuseGraceSeconds > 0) {
       const withinGrace = async (id: string): Promise<boolean> => {
-        const rotated = await store.get<RotatedRecord>(ROTATED_REFRESH_NAMESPACE, hashToken(id));
+        // Invalid reads as absent: no tolerated retry, so the reuse is handled as a replay (fail closed).
+        const rotated = await readRecord(store, refreshRotatedRecord, hashToken(id), { invalid: 'absent' });
         return rotated !== undefined && clock.now() - rotated.at <= refreshReuseGraceSeconds * 1000;
       };
       adapter.consume = async (id) => {
         // setIfAbsent is the atomic step: of two parallel refreshes with the same token exactly one records the
         // rotation and consumes the token; the other finds the record and, inside the window, is a tolerated retry
         // (consuming again would count as a replay and revoke the grant).
-        const first = await store.setIfAbsent<RotatedRecord>(ROTATED_REFRESH_NAMESPACE, hashToken(id), { at: clock.now() }, {
+        const first = await createRecord(store, refreshRotatedRecord, hashToken(id), { at: clock.now() }, {
           ttlSeconds: refreshReuseGraceSeconds,
         });
         if (!first && (await withinGrace(id))) return;

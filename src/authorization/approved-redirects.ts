@@ -1,6 +1,8 @@
 import type { InteractionPolicy, KoaContextWithOIDC } from 'oidc-provider';
 import { interactionPolicy } from 'oidc-provider';
 import type { Store } from '../store/store.ts';
+import { grantRedirectUrisRecord } from '../records/authorization.ts';
+import { readRecord, writeRecord } from '../store/record-access.ts';
 
 /**
  * The redirect URIs a user approved a grant for. oidc-provider's grant records scopes and resources, not where the
@@ -9,26 +11,20 @@ import type { Store } from '../store/store.ts';
  * the redirect host, so the approval is bound to that redirect URI, and any other one asks again.
  * @see RFC 9700 §4.1 (redirect URI attacks), MCP security best practices (per-client, per-redirect consent)
  */
-export const APPROVED_REDIRECTS_NAMESPACE = 'grant-redirect-uris';
-
-interface ApprovedRedirectsRecord {
-  redirectUris: string[];
-}
-
 /** Bounded like the approvals cookie: a grant is for one client, which has a handful of redirect URIs. */
 const MAX_REDIRECT_URIS = 20;
 
 export async function approvedRedirectUris(store: Store, grantId: string): Promise<string[]> {
-  const record = await store.get<ApprovedRedirectsRecord>(APPROVED_REDIRECTS_NAMESPACE, grantId);
-  const uris = record?.redirectUris;
-  return Array.isArray(uris) ? uris.filter((uri): uri is string => typeof uri === 'string') : [];
+  // Invalid reads as "approved for nothing": the consent page asks again, and approving rewrites the record.
+  const record = await readRecord(store, grantRedirectUrisRecord, grantId, { invalid: 'absent' });
+  return record?.redirectUris ?? [];
 }
 
 /** Adds `redirectUri` to what the grant was approved for; lives as long as the grant may (`ttlSeconds`). */
 export async function approveRedirectUri(store: Store, grantId: string, redirectUri: string, ttlSeconds: number): Promise<void> {
   const existing = (await approvedRedirectUris(store, grantId)).filter((uri) => uri !== redirectUri);
-  const record: ApprovedRedirectsRecord = { redirectUris: [...existing, redirectUri].slice(-MAX_REDIRECT_URIS) };
-  await store.set(APPROVED_REDIRECTS_NAMESPACE, grantId, record, { ttlSeconds });
+  const record = { redirectUris: [...existing, redirectUri].slice(-MAX_REDIRECT_URIS) };
+  await writeRecord(store, grantRedirectUrisRecord, grantId, record, { ttlSeconds });
 }
 
 interface GrantContext {

@@ -8,13 +8,13 @@ import { consentSubjectFrom, type ConsentSubject } from './consent-request.ts';
 import { renderConsentPage, type ConsentView } from './consent-page.ts';
 import { finishInteraction, loadInteraction, parseInteractionUid, type InteractionDeps } from './interaction-deps.ts';
 import {
-  APPROVED_CONSENT_NAMESPACE,
-  CONSENT_STATE_NAMESPACE,
   CONSENT_STATE_TTL_SECONDS,
   type ApprovedConsentRecord,
   type ConsentStateRecord,
   type CsrfCookie,
 } from './interaction-state.ts';
+import { consentApprovedRecord, consentStateRecord } from '../records/interaction.ts';
+import { consumeRecord, writeRecord } from '../store/record-access.ts';
 import { finishWithGrant } from './finish-sign-in.ts';
 import { DENIAL_MEMORY_SECONDS, findCovering, findForTarget, parseDecisions, remember, type RememberedDecision } from './remembered-decisions.ts';
 import { isPrivateUseRedirectUri } from './redirect-uri-policy.ts';
@@ -96,7 +96,7 @@ async function proceedAfterApproval(
     await finishWithGrant(deps, request, reply, details, details.session.accountId, approved);
     return;
   }
-  await deps.ctx.store.set(APPROVED_CONSENT_NAMESPACE, details.uid, approved, { ttlSeconds: CONSENT_STATE_TTL_SECONDS });
+  await writeRecord(deps.ctx.store, consentApprovedRecord, details.uid, approved, { ttlSeconds: CONSENT_STATE_TTL_SECONDS });
   // A client's `login_hint` (OIDC Core §3.1.2.1) is passed on so the IdP can preselect the account.
   const loginHint = typeof details.params.login_hint === 'string' ? details.params.login_hint : undefined;
   const { authorizationUrl, stateCookie } = await deps.upstream.beginSignIn({
@@ -133,7 +133,7 @@ export function registerConsentRoutes(app: FastifyInstance, deps: InteractionDep
     const consentState = ctx.random.token();
     const csrf = ctx.random.token();
     const record: ConsentStateRecord = { uid, ...approvedRecord(subject) };
-    await ctx.store.set(CONSENT_STATE_NAMESPACE, consentState, record, { ttlSeconds: CONSENT_STATE_TTL_SECONDS });
+    await writeRecord(ctx.store, consentStateRecord, consentState, record, { ttlSeconds: CONSENT_STATE_TTL_SECONDS });
     const csrfCookie: CsrfCookie = { csrf, consentState, uid, clientId: subject.clientId, redirectUri: subject.redirectUri };
     cookies.write(reply, 'csrf', csrfCookie, CONSENT_STATE_TTL_SECONDS);
 
@@ -177,7 +177,7 @@ export function registerConsentRoutes(app: FastifyInstance, deps: InteractionDep
     ) {
       throw new ProtocolError('access_denied', 'The consent form does not belong to this browser; start again from the application.');
     }
-    const record = await ctx.store.consume<ConsentStateRecord>(CONSENT_STATE_NAMESPACE, body.data.consent_state);
+    const record = await consumeRecord(ctx.store, consentStateRecord, body.data.consent_state);
     if (record === undefined || record.uid !== uid) {
       throw new ProtocolError('invalid_request', 'This consent form has expired or was already used; start again from the application.');
     }

@@ -7,13 +7,13 @@ import { recordSignIn } from './account-record.ts';
 import { approveRedirectUri } from './approved-redirects.ts';
 import { finishInteraction, loadInteraction, parseInteractionUid, type InteractionDeps } from './interaction-deps.ts';
 import {
-  APPROVED_CONSENT_NAMESPACE,
   CONSENT_STATE_TTL_SECONDS,
   CONSOLE_INTERACTION_PREFIX,
-  SIGNED_IN_NAMESPACE,
   type ApprovedConsentRecord,
   type SignedInRecord,
 } from './interaction-state.ts';
+import { consentApprovedRecord, interactionSignedInRecord } from '../records/interaction.ts';
+import { consumeRecord, writeRecord } from '../store/record-access.ts';
 import { registerSignInFailureRoute, redirectSignInFailure } from './sign-in-failure.ts';
 
 /**
@@ -83,7 +83,7 @@ export function registerSignInRoutes(app: FastifyInstance, deps: InteractionDeps
     // the user may just have consented again upstream.
     await forgetDownstreamTokens(ctx.store, subject);
     const record: SignedInRecord = { subject };
-    await ctx.store.set(SIGNED_IN_NAMESPACE, completed.interactionId, record, { ttlSeconds: CONSENT_STATE_TTL_SECONDS });
+    await writeRecord(ctx.store, interactionSignedInRecord, completed.interactionId, record, { ttlSeconds: CONSENT_STATE_TTL_SECONDS });
     return reply
       .header('cache-control', 'no-store')
       .redirect(`/interaction/${encodeURIComponent(completed.interactionId)}/signed-in`, 303);
@@ -92,8 +92,8 @@ export function registerSignInRoutes(app: FastifyInstance, deps: InteractionDeps
   app.get('/interaction/:uid/signed-in', { config: htmlErrors }, async (request, reply) => {
     const uid = parseInteractionUid(request);
     const details = await loadInteraction(deps, request, reply, uid);
-    const signedIn = await ctx.store.consume<SignedInRecord>(SIGNED_IN_NAMESPACE, uid);
-    const approved = await ctx.store.consume<ApprovedConsentRecord>(APPROVED_CONSENT_NAMESPACE, uid);
+    const signedIn = await consumeRecord(ctx.store, interactionSignedInRecord, uid);
+    const approved = await consumeRecord(ctx.store, consentApprovedRecord, uid);
     if (signedIn === undefined || approved === undefined || approved.clientId !== details.params.client_id) {
       throw new ProtocolError('invalid_request', 'This sign-in has expired or was already completed; start again from the application.');
     }

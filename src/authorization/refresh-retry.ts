@@ -4,6 +4,8 @@ import type { Logger } from 'pino';
 import { hashToken } from '../keys/hashing.ts';
 import type { Keyring } from '../keys/keyring.ts';
 import type { Store } from '../store/store.ts';
+import { refreshSuccessorRecord } from '../records/authorization.ts';
+import { createRecord, readRecord } from '../store/record-access.ts';
 
 /**
  * A refresh retried inside the grace window (adapter-hooks.ts) gets the SAME successor refresh token the first
@@ -16,12 +18,6 @@ import type { Store } from '../store/store.ts';
  * The successor is kept for the window only, sealed with the keyring (AES-256-GCM) under the predecessor's hash,
  * so the store never holds a usable refresh token in clear.
  */
-export const REFRESH_SUCCESSOR_NAMESPACE = 'refresh-successor';
-
-interface SuccessorRecord {
-  sealed: string;
-}
-
 export interface RefreshRetryOptions {
   store: Store;
   keyring: Keyring;
@@ -80,10 +76,11 @@ function rotationOf(ctx: KoaContextWithOIDC): Rotation | undefined {
 async function firstSuccessor(options: RefreshRetryOptions, presented: string, issued: string): Promise<string | undefined> {
   const { store, keyring, graceSeconds } = options;
   const key = hashToken(presented);
-  const record: SuccessorRecord = { sealed: keyring.seal(issued, key) };
-  if (await store.setIfAbsent(REFRESH_SUCCESSOR_NAMESPACE, key, record, { ttlSeconds: graceSeconds })) return issued;
-  const existing = await store.get<SuccessorRecord>(REFRESH_SUCCESSOR_NAMESPACE, key);
-  if (typeof existing?.sealed !== 'string') return undefined;
+  const record = { sealed: keyring.seal(issued, key) };
+  if (await createRecord(store, refreshSuccessorRecord, key, record, { ttlSeconds: graceSeconds })) return issued;
+  // Invalid reads as absent: the retry is refused, as when the successor cannot be unsealed.
+  const existing = await readRecord(store, refreshSuccessorRecord, key, { invalid: 'absent' });
+  if (existing === undefined) return undefined;
   try {
     return keyring.unseal(existing.sealed, key);
   } catch {

@@ -2,6 +2,8 @@ import type { FastifyRequest } from 'fastify';
 import type { GatehouseContext } from '../context/gatehouse-context.ts';
 import { ProtocolError } from '../errors/protocol-error.ts';
 import { isLoopbackAddress } from './address-policy.ts';
+import { registrationRateCounter } from '../records/authorization.ts';
+import { incrementCounter } from '../store/record-access.ts';
 
 /**
  * The per-address budget of RFC 7591 registrations. Each registration is a stored record, so unbounded registration
@@ -38,7 +40,7 @@ export async function guardRegistration(ctx: GatehouseContext, request: FastifyR
   const now = ctx.clock.now();
   const window = Math.floor(now / WINDOW_MS);
   // Two windows of TTL, so clock skew between replicas cannot drop a live counter early.
-  const count = await ctx.store.increment('registration-rate', `${window}:${registrationRateKey(request)}`, 7200);
+  const count = await incrementCounter(ctx.store, registrationRateCounter, `${window}:${registrationRateKey(request)}`, 7200);
   if (count <= registrationBudget(ctx, request.ip)) return;
   const retryAfter = Math.max(1, Math.ceil(((window + 1) * WINDOW_MS - now) / 1000));
   throw new ProtocolError('rate_limited', `Too many client registrations from this address; retry in ${retryAfter} s.`, {

@@ -2,13 +2,9 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { ProtocolError } from '../errors/protocol-error.ts';
 import { UpstreamError } from '../upstream/errors.ts';
 import { finishInteraction, loadInteraction, parseInteractionUid, type InteractionDeps } from './interaction-deps.ts';
-import {
-  APPROVED_CONSENT_NAMESPACE,
-  CONSENT_STATE_TTL_SECONDS,
-  CONSOLE_INTERACTION_PREFIX,
-  SIGN_IN_FAILED_NAMESPACE,
-  type SignInFailedRecord,
-} from './interaction-state.ts';
+import { CONSENT_STATE_TTL_SECONDS, CONSOLE_INTERACTION_PREFIX, type SignInFailedRecord } from './interaction-state.ts';
+import { consentApprovedRecord, interactionSignInFailedRecord } from '../records/interaction.ts';
+import { consumeRecord, deleteRecord, writeRecord } from '../store/record-access.ts';
 
 /**
  * An upstream sign-in that failed (the user cancelled at the IdP, the IdP is down, its answer failed validation)
@@ -58,7 +54,7 @@ export async function redirectSignInFailure(deps: InteractionDeps, request: Fast
     { code: error.code, upstreamError: error.upstreamError, upstreamErrorCodes: error.upstreamErrorCodes, clientError: record.error },
     'upstream sign-in failed; returning the error to the client',
   );
-  await deps.ctx.store.set(SIGN_IN_FAILED_NAMESPACE, uid, record, { ttlSeconds: CONSENT_STATE_TTL_SECONDS });
+  await writeRecord(deps.ctx.store, interactionSignInFailedRecord, uid, record, { ttlSeconds: CONSENT_STATE_TTL_SECONDS });
   await reply.header('cache-control', 'no-store').redirect(`/interaction/${encodeURIComponent(uid)}/sign-in-failed`, 303);
   return true;
 }
@@ -69,12 +65,12 @@ export function registerSignInFailureRoute(app: FastifyInstance, deps: Interacti
   app.get('/interaction/:uid/sign-in-failed', { config: { errorFormat: 'html' as const } }, async (request, reply) => {
     const uid = parseInteractionUid(request);
     await loadInteraction(deps, request, reply, uid);
-    const failure = await ctx.store.consume<SignInFailedRecord>(SIGN_IN_FAILED_NAMESPACE, uid);
+    const failure = await consumeRecord(ctx.store, interactionSignInFailedRecord, uid);
     if (failure === undefined) {
       throw new ProtocolError('invalid_request', 'This sign-in has expired or was already completed; start again from the application.');
     }
     // The approval waited for a sign-in that did not happen; it must not complete a later one.
-    await ctx.store.consume(APPROVED_CONSENT_NAMESPACE, uid);
+    await deleteRecord(ctx.store, consentApprovedRecord, uid);
     await finishInteraction(deps, request, reply, { error: failure.error, error_description: failure.description });
   });
 }

@@ -1,9 +1,11 @@
 import { createHash } from 'node:crypto';
 import type { Keyring } from '../keys/keyring.ts';
 import type { Store } from '../store/store.ts';
-import type { ErrorCode } from '../errors/protocol-error.ts';
 import type { DownstreamToken } from './types.ts';
-import { downstreamFailureNamespace, downstreamTokenNamespace, forgetDownstreamTokens } from '../records/downstream-tokens.ts';
+import { forgetDownstreamTokens } from '../records/downstream-tokens.ts';
+import { downstreamFailureRecord, downstreamTokenRecord } from '../records/broker.ts';
+import { deleteRecord, readRecord, writeRecord } from '../store/record-access.ts';
+import type { z } from 'zod';
 
 /**
  * Downstream tokens cached per user + audience + scopes (store namespace `downstream-token`). The token is sealed with
@@ -11,19 +13,9 @@ import { downstreamFailureNamespace, downstreamTokenNamespace, forgetDownstreamT
  * A short-lived failure record (namespace `downstream-failure`) lets every replica waiting on the same exchange learn
  * that it failed, and keeps a down IdP from being hammered by each queued tool call.
  */
-export { downstreamTokenNamespace, downstreamFailureNamespace, forgetDownstreamTokens };
+export { forgetDownstreamTokens };
 
-interface CachedRecord {
-  sealed: string;
-  expiresAt: number;
-  scopes: string[];
-}
-
-export interface CachedFailure {
-  code: ErrorCode;
-  description: string;
-  retryAfterSeconds?: number;
-}
+export type CachedFailure = z.infer<typeof downstreamFailureRecord.schema>;
 
 /** Hashed so the store key reveals neither the user nor the scope set; stable across replicas. */
 export function downstreamCacheKey(subject: string, audience: string, scopes: string[]): string {
@@ -31,7 +23,7 @@ export function downstreamCacheKey(subject: string, audience: string, scopes: st
   return createHash('sha256').update(canonical).digest('base64url');
 }
 
-const sealContext = (cacheKey: string): string => `${downstreamTokenNamespace}:${cacheKey}`;
+const sealContext = (cacheKey: string): string => `${downstreamTokenRecord.namespace}:${cacheKey}`;
 
 export interface DownstreamCacheDeps {
   store: Store;
@@ -39,7 +31,8 @@ export interface DownstreamCacheDeps {
 }
 
 export async function readCachedToken(deps: DownstreamCacheDeps, cacheKey: string): Promise<DownstreamToken | undefined> {
-  const record = await deps.store.get<CachedRecord>(downstreamTokenNamespace, cacheKey);
+  // A cache: an invalid record is a miss, and the exchange that follows replaces it.
+  const record = await readRecord(deps.store, downstreamTokenRecord, cacheKey, { invalid: 'absent' });
   if (!record) return undefined;
   try {
     const accessToken = deps.keyring.unseal(record.sealed, sealContext(cacheKey));
@@ -58,24 +51,25 @@ export async function writeCachedToken(
 ): Promise<void> {
   const ttlSeconds = Math.floor((token.expiresAt - deps.now) / 1000);
   if (ttlSeconds <= 0) return;
-  const record: CachedRecord = {
+  const record = {
     sealed: deps.keyring.seal(token.accessToken, sealContext(cacheKey)),
     expiresAt: token.expiresAt,
     scopes: token.scopes,
   };
   // Indexed by subject so signing a user out (or an admin revoking them) can drop all their downstream tokens.
-  await deps.store.set(downstreamTokenNamespace, cacheKey, record, { ttlSeconds, indexes: { subject } });
+  await writeRecord(deps.store, downstreamTokenRecord, cacheKey, record, { ttlSeconds, indexes: { subject } });
 }
 
 export async function readCachedFailure(store: Store, cacheKey: string): Promise<CachedFailure | undefined> {
-  return store.get<CachedFailure>(downstreamFailureNamespace, cacheKey);
+  // A hint for waiters: an invalid record reads as "no failure known", so the caller tries the exchange itself.
+  return readRecord(store, downstreamFailureRecord, cacheKey, { invalid: 'absent' });
 }
 
 export async function writeCachedFailure(store: Store, cacheKey: string, subject: string, failure: CachedFailure, ttlSeconds: number): Promise<void> {
-  await store.set(downstreamFailureNamespace, cacheKey, failure, { ttlSeconds, indexes: { subject } });
+  await writeRecord(store, downstreamFailureRecord, cacheKey, failure, { ttlSeconds, indexes: { subject } });
 }
 
 export async function clearCachedFailure(store: Store, cacheKey: string): Promise<void> {
-  await store.delete(downstreamFailureNamespace, cacheKey);
+  await deleteRecord(store, downstreamFailureRecord, cacheKey);
 }
 

@@ -4,6 +4,8 @@ import type { Keyring } from '../keys/keyring.ts';
 import type { Clock } from '../runtime/clock.ts';
 import { ProtocolError } from '../errors/protocol-error.ts';
 import type { Store } from '../store/store.ts';
+import { downstreamTokenLock } from '../records/broker.ts';
+import { lockName } from '../store/record-access.ts';
 import type { UpstreamClient, UpstreamIdentity } from '../upstream/types.ts';
 import {
   clearCachedFailure,
@@ -139,7 +141,7 @@ export function createTokenBroker(options: TokenBrokerOptions): TokenBroker {
     }
     return singleFlight({
       store,
-      lockName: `downstream-token:${cacheKey}`,
+      lockName: lockName(downstreamTokenLock, cacheKey),
       lockTtlMs,
       waitBudgetMs,
       sleep,

@@ -1,7 +1,9 @@
 import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Clock } from '../runtime/clock.ts';
-import { ProtocolError, type ErrorCode } from '../errors/protocol-error.ts';
+import { ProtocolError } from '../errors/protocol-error.ts';
+import { upstreamRefreshFailureRecord, upstreamRefreshLock } from '../records/broker.ts';
+import { deleteRecord, lockName, readRecord, writeRecord } from '../store/record-access.ts';
 import type { Store } from '../store/store.ts';
 import type { UpstreamClient, UpstreamTokens } from '../upstream/types.ts';
 import { countingUpstreamFailure, type BrokerMetrics } from './broker-metrics.ts';
@@ -30,12 +32,6 @@ export interface UpstreamSessionOptions {
   metrics?: BrokerMetrics | undefined;
 }
 
-const refreshFailureNamespace = 'upstream-refresh-failure';
-
-interface RefreshFailure {
-  code: ErrorCode;
-  description: string;
-}
 
 /**
  * A usable upstream access token for a user: the stored one while it is fresh, otherwise refreshed exactly once
@@ -68,15 +64,15 @@ export function createUpstreamSession(options: UpstreamSessionOptions) {
         idToken: fresh.idToken ?? stale.idToken,
       };
       await vault.save(subject, merged);
-      await store.delete(refreshFailureNamespace, key);
+      await deleteRecord(store, upstreamRefreshFailureRecord, key);
       metrics?.upstreamRefresh('refreshed');
       logger.info({ expiresAt: merged.expiresAt }, 'upstream tokens refreshed');
       return merged;
     } catch (error) {
       const failure = upstreamFailure(error, retryAfterSeconds);
       metrics?.upstreamRefresh('failed');
-      const record: RefreshFailure = { code: failure.code, description: failure.message };
-      await store.set(refreshFailureNamespace, key, record, { ttlSeconds: retryAfterSeconds }).catch(() => undefined);
+      const record = { code: failure.code, description: failure.message };
+      await writeRecord(store, upstreamRefreshFailureRecord, key, record, { ttlSeconds: retryAfterSeconds }).catch(() => undefined);
       throw failure;
     }
   }
@@ -88,11 +84,12 @@ export function createUpstreamSession(options: UpstreamSessionOptions) {
       const key = createHash('sha256').update(subject).digest('base64url');
       return singleFlight({
         ...options,
-        lockName: `upstream-refresh:${key}`,
+        lockName: lockName(upstreamRefreshLock, key),
         poll: async () => {
           const current = await load(subject);
           if (isFresh(current)) return current;
-          const failed = await store.get<RefreshFailure>(refreshFailureNamespace, key);
+          // A hint for waiters: an invalid record reads as none, and the wait goes on to its own attempt.
+          const failed = await readRecord(store, upstreamRefreshFailureRecord, key, { invalid: 'absent' });
           if (failed) throw new ProtocolError(failed.code, failed.description);
           return undefined;
         },

@@ -1,5 +1,6 @@
 import type { Clock } from '../runtime/clock.ts';
-import { GRANT_BOUND_MODELS, oidcNamespace } from '../store/oidc-adapter.ts';
+import { GRANT_BOUND_MODELS, oidcRecords } from '../store/oidc-records.ts';
+import { deleteRecord, deleteRecords } from '../store/record-access.ts';
 import type { Store } from '../store/store.ts';
 import type { GrantEndReason } from './grant-end-reason.ts';
 import { revokeGrant } from './revoked-grants.ts';
@@ -41,8 +42,8 @@ export function createEndGrant(options: EndGrantOptions): EndGrant {
 
   async function run(grantId: string, reason: GrantEndReason): Promise<void> {
     await revokeGrant(store, grantId, { ttlSeconds: revocationTtlSeconds(accessTokenTtlSeconds), clock, reason });
-    for (const model of GRANT_BOUND_MODELS) await store.deleteByIndex(oidcNamespace(model), 'grantId', grantId);
-    await store.delete(oidcNamespace('Grant'), grantId);
+    for (const model of GRANT_BOUND_MODELS) await deleteRecords(store, oidcRecords[model], 'grantId', grantId);
+    await deleteRecord(store, oidcRecords.Grant, grantId);
     onEnded?.(grantId, reason);
   }
 

@@ -1,6 +1,8 @@
 import { systemClock, type Clock } from '../runtime/clock.ts';
 import type { Store, Unsubscribe } from '../store/store.ts';
 import type { GrantEndReason } from './grant-end-reason.ts';
+import { grantRevokedChannel, revokedGrantRecord } from '../records/grants.ts';
+import { listRecordKeys, publishMessage, subscribeChannel, writeRecord } from '../store/record-access.ts';
 
 /**
  * Grant revocation on the hot path. Every bearer check asks "is this grant revoked?" and must not touch the store to
@@ -11,8 +13,9 @@ import type { GrantEndReason } from './grant-end-reason.ts';
  *
  * @see RFC 7009 §2.2 — revoking a token invalidates the grant's other tokens where the server supports it.
  */
-export const REVOKED_GRANT_NAMESPACE = 'revoked-grant';
-export const GRANT_REVOKED_CHANNEL = 'grant-revoked';
+/** The namespace, for tests that read the store directly (declared in src/records/grants.ts). */
+export const REVOKED_GRANT_NAMESPACE = revokedGrantRecord.namespace;
+export const GRANT_REVOKED_CHANNEL = grantRevokedChannel.name;
 
 export interface RevokedGrantRecord {
   grantId: string;
@@ -38,8 +41,8 @@ export async function revokeGrant(
     revokedAt: (options.clock ?? systemClock).now(),
     ...(options.reason === undefined ? {} : { reason: options.reason }),
   };
-  await store.set(REVOKED_GRANT_NAMESPACE, grantId, record, { ttlSeconds: options.ttlSeconds });
-  await store.publish(GRANT_REVOKED_CHANNEL, grantId);
+  await writeRecord(store, revokedGrantRecord, grantId, record, { ttlSeconds: options.ttlSeconds });
+  await publishMessage(store, grantRevokedChannel, grantId);
 }
 
 export interface RevokedGrantsCache {
@@ -70,10 +73,11 @@ export function createRevokedGrantsCache(options: RevokedGrantsCacheOptions): Re
     const fresh = new Set<string>();
     let after: string | undefined;
     for (;;) {
-      const page = await store.list<RevokedGrantRecord>(REVOKED_GRANT_NAMESPACE, { limit: 1_000, after });
-      for (const entry of page) fresh.add(entry.key);
+      // Keys only: a revoked grant's record exists, whatever its value (fail closed on a corrupt one).
+      const page = await listRecordKeys(store, revokedGrantRecord, { limit: 1_000, after });
+      for (const key of page) fresh.add(key);
       if (page.length < 1_000) break;
-      after = page.at(-1)?.key;
+      after = page.at(-1);
     }
     // Keep ids that arrived by pub/sub while the listing ran: the set only ever loses entries that expired.
     for (const id of revoked) if (!fresh.has(id) && recentlyPublished.has(id)) fresh.add(id);
@@ -86,7 +90,7 @@ export function createRevokedGrantsCache(options: RevokedGrantsCacheOptions): Re
     isRevoked: (grantId) => revoked.has(grantId),
     resync,
     async start() {
-      unsubscribe = await store.subscribe(GRANT_REVOKED_CHANNEL, (grantId) => {
+      unsubscribe = await subscribeChannel(store, grantRevokedChannel, (grantId) => {
         revoked.add(grantId);
         recentlyPublished.add(grantId);
       });

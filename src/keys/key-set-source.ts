@@ -5,26 +5,25 @@ import type { Random } from '../runtime/random.ts';
 import type { Store } from '../store/store.ts';
 import { generateKeySet, KeySetError, parseKeySet, serializeKeySet, type KeySetFile } from './key-set.ts';
 import { GatehouseError } from '../errors/internal-errors.ts';
+import { keySetRecord, keysUpdateLock } from './key-set-record.ts';
+import { acquireNamedLock, createRecord, writeRecord } from '../store/record-access.ts';
 
 /**
  * Where the key set lives: a record in the store (`keys.source: store`, the default) or a file written by
  * `gatehouse init` (`keys.source: file`).
  *
- * Store record (docs/storage.md): namespace `keys`, key `key-set`, no TTL, value = the KeySetFile JSON (see
- * key-set.ts): `{ version: 1, signingKeys: [{ kid, alg, createdAt, retiredAt?, jwk }], sealingKeys: [{ kid, alg:
- * "A256GCM", createdAt, retiredAt?, k }] }`. One record rather than one per key so that replicas starting together
- * agree through a single `setIfAbsent`, and a rotation is one write that no reader can see half done.
+ * Store record: declared in key-set-record.ts (namespace `keys`, key `key-set`, no TTL, value = the KeySetFile JSON).
+ * One record rather than one per key so that replicas starting together agree through a single `setIfAbsent`, and a
+ * rotation is one write that no reader can see half done.
  *
  * The sealing keys sit in that record unencrypted. For the embedded SQLite store that is the same trust boundary as a
  * key file beside the database. With a shared Redis, anyone who can read Redis can open sealed upstream tokens:
  * protect Redis (password, TLS, private network) or use `keys.source: file` so keys never enter it.
  */
-export const KEYS_NAMESPACE = 'keys';
+/** The namespace, for tests that read the store directly. */
+export const KEYS_NAMESPACE = keySetRecord.namespace;
 export const KEY_SET_RECORD = 'key-set';
-/** Published after a rotation or prune; every keyring reloads on it. */
-export const KEYS_CHANGED_CHANNEL = 'keys-changed';
 /** Serialises rotate/prune across replicas and CLI runs, so two rotations cannot each retire the other's new key. */
-const UPDATE_LOCK = 'keys:update';
 const UPDATE_LOCK_TTL_MS = 30_000;
 
 export type KeysConfig = GatehouseConfig['keys'];
@@ -67,6 +66,7 @@ export function storeKeySetSource(options: { store: Store; keysConfig: KeysConfi
   const { store, keysConfig, clock, random } = options;
   const description = `store record ${KEYS_NAMESPACE}/${KEY_SET_RECORD}`;
   const read = async (): Promise<KeySetFile | undefined> => {
+    // Not readRecord: parseKeySet validates against the same schema and names the problem as GH_KEY_SET_INVALID.
     const value = await store.get<unknown>(KEYS_NAMESPACE, KEY_SET_RECORD);
     return value === undefined ? undefined : parseKeySet(value, description);
   };
@@ -75,7 +75,7 @@ export function storeKeySetSource(options: { store: Store; keysConfig: KeysConfi
     if (existing) return existing;
     const fresh = generateKeySet({ signingAlgorithm: keysConfig.signingAlgorithm, now: clock.now(), random });
     // Replicas starting together each generate a set; only the first write wins and everyone reads that one.
-    if (await store.setIfAbsent(KEYS_NAMESPACE, KEY_SET_RECORD, fresh)) return fresh;
+    if (await createRecord(store, keySetRecord, KEY_SET_RECORD, fresh)) return fresh;
     const winner = await read();
     if (!winner) throw new KeySetError(`${description}: vanished while being created`);
     return winner;
@@ -85,11 +85,11 @@ export function storeKeySetSource(options: { store: Store; keysConfig: KeysConfi
     load,
     peek: read,
     async update(change) {
-      const release = await store.acquireLock(UPDATE_LOCK, UPDATE_LOCK_TTL_MS);
+      const release = await acquireNamedLock(store, keysUpdateLock, UPDATE_LOCK_TTL_MS);
       if (!release) throw new KeyUpdateInProgressError();
       try {
         const next = parseKeySet(change(await load()), description);
-        await store.set(KEYS_NAMESPACE, KEY_SET_RECORD, next);
+        await writeRecord(store, keySetRecord, KEY_SET_RECORD, next);
         return next;
       } finally {
         await release();

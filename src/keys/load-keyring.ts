@@ -4,7 +4,9 @@ import type { Random } from '../runtime/random.ts';
 import type { Store, Unsubscribe } from '../store/store.ts';
 import { currentKey, type KeySetFile } from './key-set.ts';
 import { keyringFromKeySet } from './key-set-keyring.ts';
-import { KEYS_CHANGED_CHANNEL, keySetSourceFor, nodeFileAccess, type KeysConfig } from './key-set-source.ts';
+import { keySetSourceFor, nodeFileAccess, type KeysConfig } from './key-set-source.ts';
+import { subscribeChannel } from '../store/record-access.ts';
+import { keysChangedChannel } from './key-set-record.ts';
 import type { Keyring } from './keyring.ts';
 
 export interface ReloadingKeyring extends Keyring {
@@ -67,7 +69,7 @@ export async function loadKeyring(options: LoadKeyringOptions): Promise<Reloadin
   // Subscribe before the first read: a rotation committed after it is announced to us, one before it is in what we read.
   let loaded = false;
   let missed = false;
-  let unsubscribe: Unsubscribe | undefined = await store.subscribe(KEYS_CHANGED_CHANNEL, () => {
+  let unsubscribe: Unsubscribe | undefined = await subscribeChannel(store, keysChangedChannel, () => {
     if (loaded) void reload();
     else missed = true;
   });

@@ -3,7 +3,9 @@ import type { Clock } from '../runtime/clock.ts';
 import type { Random } from '../runtime/random.ts';
 import type { Store } from '../store/store.ts';
 import { currentKey, generateSealingKey, generateSigningKey, type KeySetFile } from './key-set.ts';
-import { KEYS_CHANGED_CHANNEL, keySetSourceFor, type FileAccess } from './key-set-source.ts';
+import { keySetSourceFor, type FileAccess } from './key-set-source.ts';
+import { publishMessage } from '../store/record-access.ts';
+import { keysChangedChannel } from './key-set-record.ts';
 import type { SigningAlgorithm } from './keyring.ts';
 
 /**
@@ -135,7 +137,7 @@ export async function rotateKeys(options: KeyAdminOptions): Promise<{ signingKid
   const next = await sourceFor(options).update((keySet) =>
     rotateKeySet(keySet, { now: options.clock.now(), signingAlgorithm: options.config.keys.signingAlgorithm, random: options.random }),
   );
-  await options.store.publish(KEYS_CHANGED_CHANNEL, 'rotate');
+  await publishMessage(options.store, keysChangedChannel, 'rotate');
   return {
     signingKid: currentKey(next.signingKeys).kid,
     sealingKid: currentKey(next.sealingKeys).kid,
@@ -152,7 +154,7 @@ export async function pruneKeys(options: KeyAdminOptions): Promise<{ removed: Ke
   const due = before.filter((key) => key.prunableAt !== undefined && now >= key.prunableAt);
   if (due.length === 0) return { removed: [], kept: before };
   const next = await source.update((keySet) => pruneKeySet(keySet, { now: options.clock.now(), retention }));
-  await options.store.publish(KEYS_CHANGED_CHANNEL, 'prune');
+  await publishMessage(options.store, keysChangedChannel, 'prune');
   const kept = listKeySet(next, retention);
   const keptKids = new Set(kept.map((key) => `${key.use}:${key.kid}`));
   return { removed: before.filter((key) => !keptKids.has(`${key.use}:${key.kid}`)), kept };

@@ -1,6 +1,7 @@
 import type { Clock } from '../runtime/clock.ts';
 import { StoreUnavailableError, type Store } from '../store/store.ts';
-import { ACCOUNT_NAMESPACE, type AccountRecord } from '../records/account.ts';
+import { accountRecord, type AccountRecord } from '../records/account.ts';
+import { readRecord } from '../store/record-access.ts';
 export type { AccountRecord };
 
 /**
@@ -36,7 +37,8 @@ export function createAccountCache(options: AccountCacheOptions): AccountCache {
       if (hit && hit.until > now) return hit.account;
       let account: AccountRecord | undefined;
       try {
-        account = await store.get<AccountRecord>(ACCOUNT_NAMESPACE, subject);
+        // An invalid record is an error (GH_RECORD_INVALID), not "no account": policies read its groups.
+        account = await readRecord(store, accountRecord, subject);
       } catch (error) {
         // RFC 5861's stale-if-error, bounded; without a usable copy the caller gets the 503 the error maps to.
         if (error instanceof StoreUnavailableError && hit && hit.until + staleIfUnavailableMs > now) return hit.account;

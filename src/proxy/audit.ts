@@ -3,7 +3,8 @@ import type { Logger } from 'pino';
 import type { Random } from '../runtime/random.ts';
 import type { Store, StoreWrite } from '../store/store.ts';
 import { createAuditStoreWriter } from './audit-store-writer.ts';
-import { AUDIT_NAMESPACE, type AuditRecord } from '../records/audit.ts';
+import { auditRecord, type AuditRecord } from '../records/audit.ts';
+import { recordWrite } from '../store/record-access.ts';
 export { AUDIT_NAMESPACE, AUDIT_OUTCOMES, type AuditOutcome, type AuditRecord } from '../records/audit.ts';
 
 
@@ -62,10 +63,10 @@ export function createAuditLog(options: AuditLogOptions): AuditLog {
     sequence = (sequence + 1) % 1_000_000_000;
     const key = `${String(entry.time).padStart(15, '0')}-${instance}-${String(sequence).padStart(9, '0')}`;
     // Indexed by what the admin CLI filters on; each index is an extra write per record.
-    const indexes: Record<string, string> = {};
+    const indexes: { user?: string; tool?: string } = {};
     if (entry.user) indexes.user = entry.user;
     if (entry.tool) indexes.tool = entry.tool;
-    return { namespace: AUDIT_NAMESPACE, key, value: entry, options: { ttlSeconds, indexes } };
+    return recordWrite(auditRecord, key, entry, { ttlSeconds, indexes });
   }
 
   function flush(): Promise<void> {

@@ -1,6 +1,8 @@
 import type { RouteConfig } from '../config/schema.ts';
 import type { Clock } from '../runtime/clock.ts';
 import type { Store } from '../store/store.ts';
+import { rateLimitCounter } from '../records/proxy.ts';
+import { incrementCounter } from '../store/record-access.ts';
 import { ProtocolError } from '../errors/protocol-error.ts';
 
 /**
@@ -15,8 +17,6 @@ import { ProtocolError } from '../errors/protocol-error.ts';
  * (@fastify/rate-limit and rate-limiter-flexible were considered: neither stores counters in node:sqlite, and both
  * make a Redis round trip per request where this batches.)
  */
-export const RATE_LIMIT_NAMESPACE = 'rate-limit';
-
 export interface RateLimiter {
   /** Throws `rate_limited` (429 + `Retry-After`) when either budget for the current minute is spent. */
   consume(route: RouteConfig, subject: string, clientId: string): void;
@@ -71,7 +71,7 @@ export function createRateLimiter(options: {
       counter.pending = 0;
       // The key carries the window, so the counter expires with it (two windows of TTL cover clock skew).
       work.push(
-        store.increment(RATE_LIMIT_NAMESPACE, `${counter.window}:${key}`, 120, by).then(
+        incrementCounter(store, rateLimitCounter, `${counter.window}:${key}`, 120, by).then(
           (total) => void (counter.shared = Math.max(counter.shared, total)),
           (error: unknown) => {
             counter.pending += by;

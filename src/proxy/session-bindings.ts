@@ -1,4 +1,6 @@
 import type { Store } from '../store/store.ts';
+import { legacySseSessionRecord, mcpSessionRecord } from '../records/proxy.ts';
+import { createRecord, deleteRecord, readRecord } from '../store/record-access.ts';
 import { jsonRpcCodes, ProtocolError } from '../errors/protocol-error.ts';
 
 /**
@@ -26,6 +28,9 @@ export interface SessionBinding {
 
 export type SessionKind = 'mcp-session' | 'legacy-sse-session';
 
+/** Declared in src/records/proxy.ts. An invalid binding is an error (GH_RECORD_INVALID), never a session to serve. */
+const bindingRecords = { 'mcp-session': mcpSessionRecord, 'legacy-sse-session': legacySseSessionRecord } as const;
+
 export interface SessionBindings {
   bind(kind: SessionKind, sessionId: string, binding: SessionBinding, ttlSeconds: number): Promise<void>;
   /** The binding, if this subject owns the session on this route; otherwise 404 (never revealing it exists). */
@@ -49,8 +54,9 @@ export function createSessionBindings(store: Store, maxCached = 50_000): Session
   return {
     async bind(kind, sessionId, binding, ttlSeconds) {
       // setIfAbsent: the first user to present a session id owns it; a later writer cannot take it over.
-      await store.setIfAbsent(kind, sessionId, binding, { ttlSeconds, indexes: { subject: binding.subject } });
-      const stored = await store.get<SessionBinding>(kind, sessionId);
+      const record = bindingRecords[kind];
+      await createRecord(store, record, sessionId, binding, { ttlSeconds, indexes: { subject: binding.subject } });
+      const stored = await readRecord(store, record, sessionId);
       if (stored) remember(`${kind}\u0000${sessionId}`, stored);
     },
     async require(kind, sessionId, subject, route) {
@@ -61,7 +67,7 @@ export function createSessionBindings(store: Store, maxCached = 50_000): Session
         cache.delete(key);
         cache.set(key, binding);
       } else {
-        binding = await store.get<SessionBinding>(kind, sessionId);
+        binding = await readRecord(store, bindingRecords[kind], sessionId);
         if (!binding) throw sessionNotFound();
         remember(key, binding);
       }
@@ -70,7 +76,7 @@ export function createSessionBindings(store: Store, maxCached = 50_000): Session
     },
     async forget(kind, sessionId) {
       cache.delete(`${kind}\u0000${sessionId}`);
-      await store.delete(kind, sessionId);
+      await deleteRecord(store, bindingRecords[kind], sessionId);
     },
   };
 }

@@ -1,22 +1,12 @@
+import { z } from 'zod';
+import { defineRecord } from '../store/define-record.ts';
+
 /**
  * One record per MCP request, written by the gateway (src/proxy/audit.ts), read by the admin CLI and console (store namespace `audit`, indexed by user and tool) and for a SIEM
  * (JSON lines on stdout or a file). Records never contain tool arguments, results or tokens: an audit trail that
  * stores secrets becomes the thing an attacker wants to read.
  */
-export interface AuditRecord {
-  /** Epoch ms when the request arrived. */
-  time: number;
-  user?: string;
-  client?: string;
-  route: string;
-  method?: string;
-  tool?: string;
-  outcome: AuditOutcome;
-  status: number;
-  durationMs: number;
-  bytesIn: number;
-  bytesOut: number;
-}
+export type AuditRecord = z.infer<typeof auditRecord.schema>;
 
 /**
  * How a request ended. `client_closed`: the client went away before its response was complete (a closed tab, a
@@ -25,4 +15,31 @@ export interface AuditRecord {
 export const AUDIT_OUTCOMES = ['allowed', 'denied', 'error', 'client_closed', 'server_closed'] as const;
 export type AuditOutcome = (typeof AUDIT_OUTCOMES)[number];
 
-export const AUDIT_NAMESPACE = 'audit';
+export const auditRecord = defineRecord({
+  namespace: 'audit',
+  owner: 'src/proxy/audit.ts',
+  key: '`<epoch ms, 15 digits>-<replica id>-<sequence, 9 digits>` (sorts by time)',
+  schema: z.object({
+    /** Epoch ms when the request arrived. */
+    time: z.number(),
+    user: z.string().optional(),
+    client: z.string().optional(),
+    route: z.string(),
+    method: z.string().optional(),
+    tool: z.string().optional(),
+    outcome: z.enum(AUDIT_OUTCOMES),
+    status: z.number(),
+    durationMs: z.number(),
+    bytesIn: z.number(),
+    bytesOut: z.number(),
+  }),
+  ttl: '`audit.retentionDays` (default 30 days)',
+  indexes: ['user', 'tool'],
+  singleUse: false,
+  secrets: 'none: never tool arguments, results or tokens',
+  description:
+    'One record per MCP request, written in batches (`setMany`) whatever `audit.output` says (it adds stdout or a file); queried by the admin CLI and console (src/admin/audit-query.ts) by time range, `user` or `tool`.',
+});
+
+/** The namespace, for tests that read the store directly. */
+export const AUDIT_NAMESPACE = auditRecord.namespace;

@@ -1,22 +1,16 @@
 import type { Store } from '../store/store.ts';
+import { deleteRecords } from '../store/record-access.ts';
+import { downstreamFailureRecord, downstreamTokenRecord } from './broker.ts';
 
 /**
- * The broker's downstream token cache, per user + audience + scopes (namespace `downstream-token`, sealed, see
- * src/broker/downstream-cache.ts) and its short-lived failure records (namespace `downstream-failure`), both indexed
- * by `subject`. Declared here because the authorization server clears a user's records at sign-in: a failure
- * remembered before it (`consent_required`) must not answer the next tool call.
- */
-export const downstreamTokenNamespace = 'downstream-token';
-export const downstreamFailureNamespace = 'downstream-failure';
-
-/**
- * Drops every cached downstream token and remembered failure of a user. Call it when the user signs in again (a fresh
- * consent must not be answered with the `interaction_required` remembered a moment ago), signs out or is revoked.
+ * Drops every cached downstream token and remembered failure of a user (both indexed by `subject`, see broker.ts).
+ * Here, below the parts, because the authorization server calls it at sign-in: a failure remembered before it
+ * (`consent_required`) must not answer the next tool call. Call it too when the user signs out or is revoked.
  */
 export async function forgetDownstreamTokens(store: Store, subject: string): Promise<number> {
   const [tokens, failures] = await Promise.all([
-    store.deleteByIndex(downstreamTokenNamespace, 'subject', subject),
-    store.deleteByIndex(downstreamFailureNamespace, 'subject', subject),
+    deleteRecords(store, downstreamTokenRecord, 'subject', subject),
+    deleteRecords(store, downstreamFailureRecord, 'subject', subject),
   ]);
   return tokens + failures;
 }

@@ -2,17 +2,11 @@ import { createHash } from 'node:crypto';
 import { seconds, type Clock } from '../runtime/clock.ts';
 import type { AdapterFactory } from 'oidc-provider';
 import { StoreUnavailableError, type Store } from './store.ts';
+import { BEARER_MODELS, GRANT_BOUND_MODELS, oidcConsumedRecord, oidcRecord, type OidcIndex, type OidcPayload } from './oidc-records.ts';
+import { createRecord, deleteRecord, deleteRecords, findRecords, readRecord, writeRecord } from './record-access.ts';
+import type { RecordDefinition } from './define-record.ts';
 
-/** What oidc-provider stores for one model instance; only the fields the adapter reads are named. */
-export interface OidcPayload {
-  [claim: string]: unknown;
-  jti?: string;
-  grantId?: string;
-  uid?: string;
-  userCode?: string;
-  consumed?: number;
-  exp?: number;
-}
+export type { OidcPayload } from './oidc-records.ts';
 
 /** The storage adapter contract of oidc-provider 9 (see its `lib/adapters/memory_adapter.js`). */
 export interface OidcAdapter {
@@ -27,31 +21,7 @@ export interface OidcAdapter {
 
 export type OidcAdapterClass = new (model: string) => OidcAdapter;
 
-/**
- * Models whose id is a bearer credential. They are stored under SHA-256 of the id with `jti` left out of the record,
- * so someone who reads the store (a backup, a Redis replica) cannot present what they find as a token.
- */
-const bearerModels = new Set([
-  'AccessToken',
-  'AuthorizationCode',
-  'RefreshToken',
-  'ClientCredentials',
-  'DeviceCode',
-  'BackchannelAuthenticationRequest',
-  'RegistrationAccessToken',
-  'InitialAccessToken',
-  'PreAuthorizedCode',
-]);
-
-/** Models oidc-provider links to a grant; ending the grant removes all of them (src/grants/end-grant.ts). */
-export const GRANT_BOUND_MODELS = [
-  'AccessToken',
-  'AuthorizationCode',
-  'RefreshToken',
-  'DeviceCode',
-  'BackchannelAuthenticationRequest',
-  'PreAuthorizedCode',
-];
+const bearerModels = new Set<string>(BEARER_MODELS);
 
 /** Models oidc-provider consumes (single use); only these carry a `consumed` marker. */
 const consumableModels = new Set([
@@ -146,8 +116,6 @@ export function exposeStoreOutages(factory: AdapterFactory): AdapterFactory {
   };
 }
 
-export const oidcNamespace = (model: string): string => `oidc:${model}`;
-
 /** Storage key of a model instance: the id itself, or its SHA-256 (base64url) for bearer models. */
 export function oidcStorageKey(model: string, id: string): string {
   return bearerModels.has(model) ? sha256(id) : id;
@@ -160,71 +128,71 @@ export function oidcStorageKey(model: string, id: string): string {
 export function createOidcAdapter(store: Store, clock: Clock): OidcAdapterClass {
   return class StoreOidcAdapter implements OidcAdapter {
     readonly #model: string;
-    readonly #namespace: string;
+    readonly #record: RecordDefinition<OidcPayload, OidcIndex>;
     readonly #hashed: boolean;
 
     constructor(model: string) {
       this.#model = model;
-      this.#namespace = oidcNamespace(model);
+      this.#record = oidcRecord(model);
       this.#hashed = bearerModels.has(model);
     }
 
     async upsert(id: string, payload: OidcPayload, expiresIn?: number): Promise<void> {
       const ttlSeconds = typeof expiresIn === 'number' && expiresIn > 0 ? expiresIn : undefined;
-      await store.set(this.#namespace, oidcStorageKey(this.#model, id), this.#toStored(payload), {
+      await writeRecord(store, this.#record, oidcStorageKey(this.#model, id), this.#toStored(payload), {
         ttlSeconds,
-        indexes: indexesOf(payload),
+        indexes: indexesOf(this.#record, payload),
       });
     }
 
     async find(id: string): Promise<OidcPayload | undefined> {
       const key = oidcStorageKey(this.#model, id);
-      const stored = await store.get<OidcPayload>(this.#namespace, key);
+      const stored = await readRecord(store, this.#record, key);
       if (!stored) return undefined;
       const payload = this.#hashed ? { ...stored, jti: id } : stored;
       if (payload.consumed === undefined && consumableModels.has(this.#model)) {
         // The marker is written before the record is updated; a reader in between still sees "consumed".
-        const consumed = await store.get<number>(consumedNamespace, `${this.#model}:${key}`);
+        const consumed = await readRecord(store, oidcConsumedRecord, `${this.#model}:${key}`);
         if (consumed !== undefined) payload.consumed = consumed;
       }
       return payload;
     }
 
     async findByUid(uid: string): Promise<OidcPayload | undefined> {
-      const [entry] = await store.findByIndex<OidcPayload>(this.#namespace, 'uid', uid);
+      const [entry] = await findRecords(store, this.#record, 'uid', uid);
       return entry?.value;
     }
 
     async findByUserCode(userCode: string): Promise<OidcPayload | undefined> {
-      const [entry] = await store.findByIndex<OidcPayload>(this.#namespace, 'userCode', sha256(userCode));
+      const [entry] = await findRecords(store, this.#record, 'userCode', sha256(userCode));
       return entry?.value;
     }
 
     async consume(id: string): Promise<void> {
       const key = oidcStorageKey(this.#model, id);
-      const stored = await store.get<OidcPayload>(this.#namespace, key);
+      const stored = await readRecord(store, this.#record, key);
       if (!stored) return;
       const now = seconds(clock.now());
       const ttlSeconds = typeof stored.exp === 'number' ? Math.max(stored.exp - now, 1) : consumedMarkerFallbackSeconds;
       // setIfAbsent is the atomic step: of two concurrent redemptions exactly one creates the marker.
-      const first = await store.setIfAbsent(consumedNamespace, `${this.#model}:${key}`, now, { ttlSeconds });
+      const first = await createRecord(store, oidcConsumedRecord, `${this.#model}:${key}`, now, { ttlSeconds });
       if (!first || stored.consumed !== undefined) {
         // Two parties redeemed the same code at once, so it leaked (RFC 6749 §4.1.2, OAuth 2.1 §4.1.3).
         throw new GrantAlreadyConsumedError(this.#model, typeof stored.grantId === 'string' ? stored.grantId : undefined);
       }
-      await store.set(this.#namespace, key, { ...stored, consumed: now }, {
+      await writeRecord(store, this.#record, key, { ...stored, consumed: now }, {
         ttlSeconds: typeof stored.exp === 'number' ? ttlSeconds : undefined,
-        indexes: indexesOf(stored),
+        indexes: indexesOf(this.#record, stored),
       });
     }
 
     async destroy(id: string): Promise<void> {
-      await store.delete(this.#namespace, oidcStorageKey(this.#model, id));
+      await deleteRecord(store, this.#record, oidcStorageKey(this.#model, id));
     }
 
     async revokeByGrantId(grantId: string): Promise<void> {
       for (const model of GRANT_BOUND_MODELS) {
-        await store.deleteByIndex(oidcNamespace(model), 'grantId', grantId);
+        await deleteRecords(store, oidcRecord(model), 'grantId', grantId);
       }
     }
 
@@ -238,14 +206,14 @@ export function createOidcAdapter(store: Store, clock: Clock): OidcAdapterClass 
   };
 }
 
-const consumedNamespace = 'oidc:consumed';
-
-function indexesOf(payload: OidcPayload): Record<string, string> {
-  const indexes: Record<string, string> = {};
-  if (typeof payload.grantId === 'string') indexes.grantId = payload.grantId;
-  if (typeof payload.uid === 'string') indexes.uid = payload.uid;
+/** The indexes the model declares (oidc-records.ts), from the payload's fields. */
+function indexesOf(record: RecordDefinition<OidcPayload, OidcIndex>, payload: OidcPayload): Partial<Record<OidcIndex, string>> {
+  const indexes: Partial<Record<OidcIndex, string>> = {};
+  const declared = (index: OidcIndex) => record.indexes.includes(index);
+  if (declared('grantId') && typeof payload.grantId === 'string') indexes.grantId = payload.grantId;
+  if (declared('uid') && typeof payload.uid === 'string') indexes.uid = payload.uid;
   // The user code is typed by a person on another device: index its hash, not the code.
-  if (typeof payload.userCode === 'string') indexes.userCode = sha256(payload.userCode);
+  if (declared('userCode') && typeof payload.userCode === 'string') indexes.userCode = sha256(payload.userCode);
   return indexes;
 }
 

@@ -3,16 +3,17 @@ import type { Keyring } from '../keys/keyring.ts';
 import type { Clock } from '../runtime/clock.ts';
 import type { Store } from '../store/store.ts';
 import type { UpstreamTokens } from './types.ts';
+import { upstreamTokensRecord } from '../records/upstream.ts';
+import { deleteRecord, readRecord, writeRecord } from '../store/record-access.ts';
 
 /**
  * The user's upstream tokens at rest. They are the most valuable thing Gatehouse holds (an upstream refresh token acts
  * as the user), so they are only ever stored sealed with AES-256-GCM under the keyring's current sealing key, with the
  * subject bound as additional data: a record copied under another user's key fails to open.
  *
- * Store layout (docs/storage.md): namespace `upstream-tokens`, key = the user's Gatehouse subject, value
- * `{ v: 1, sealed: <keyring.seal(JSON of UpstreamTokens, 'upstream-tokens:' + subject)>, savedAt: epoch ms }`.
+ * Declared in src/records/upstream.ts: value `{ v: 1, sealed: <keyring.seal(JSON of UpstreamTokens,
+ * 'upstream-tokens:' + subject)>, savedAt: epoch ms }`.
  */
-export const UPSTREAM_TOKENS_NAMESPACE = 'upstream-tokens';
 
 /** Kept when the upstream says nothing about refresh-token lifetime: Entra's default inactivity window is 90 days. */
 export const DEFAULT_REFRESH_TOKEN_LIFETIME_SECONDS = 90 * 24 * 3600;
@@ -26,12 +27,6 @@ export interface TokenVaultDeps {
 export interface SaveUpstreamTokensOptions {
   /** How long the refresh token lives, if the IdP says (`refresh_token_expires_in`); defaults to 90 days. */
   refreshTokenLifetimeSeconds?: number;
-}
-
-interface SealedRecord {
-  v: 1;
-  sealed: string;
-  savedAt: number;
 }
 
 const upstreamTokensSchema = z.object({
@@ -60,8 +55,8 @@ export async function saveUpstreamTokens(
   const ttlSeconds = plain.refreshToken
     ? (options.refreshTokenLifetimeSeconds ?? DEFAULT_REFRESH_TOKEN_LIFETIME_SECONDS)
     : Math.max(1, Math.ceil((plain.expiresAt - now) / 1000));
-  const record: SealedRecord = { v: 1, sealed: keyring.seal(JSON.stringify(plain), sealingContext(subject)), savedAt: now };
-  await store.set(UPSTREAM_TOKENS_NAMESPACE, subject, record, { ttlSeconds });
+  const record = { v: 1, sealed: keyring.seal(JSON.stringify(plain), sealingContext(subject)), savedAt: now } as const;
+  await writeRecord(store, upstreamTokensRecord, subject, record, { ttlSeconds });
 }
 
 /**
@@ -70,8 +65,9 @@ export async function saveUpstreamTokens(
  */
 export async function loadUpstreamTokens(deps: TokenVaultDeps, subject: string): Promise<UpstreamTokens | undefined> {
   const { store, keyring } = deps;
-  const record = await store.get<SealedRecord>(UPSTREAM_TOKENS_NAMESPACE, subject);
-  if (!record || typeof record.sealed !== 'string') return undefined;
+  // Invalid reads as absent, as it did before the record had a schema: the user signs in again.
+  const record = await readRecord(store, upstreamTokensRecord, subject, { invalid: 'absent' });
+  if (!record) return undefined;
   try {
     const parsed = upstreamTokensSchema.parse(JSON.parse(keyring.unseal(record.sealed, sealingContext(subject))));
     const tokens: UpstreamTokens = { accessToken: parsed.accessToken, expiresAt: parsed.expiresAt };
@@ -80,12 +76,12 @@ export async function loadUpstreamTokens(deps: TokenVaultDeps, subject: string):
     if (parsed.scope !== undefined) tokens.scope = parsed.scope;
     return tokens;
   } catch {
-    await store.delete(UPSTREAM_TOKENS_NAMESPACE, subject);
+    await deleteRecord(store, upstreamTokensRecord, subject);
     return undefined;
   }
 }
 
 /** Forgets the user's upstream session (sign-out, admin revocation, a refresh token the IdP no longer accepts). */
 export async function deleteUpstreamTokens(deps: Pick<TokenVaultDeps, 'store'>, subject: string): Promise<boolean> {
-  return deps.store.delete(UPSTREAM_TOKENS_NAMESPACE, subject);
+  return deleteRecord(deps.store, upstreamTokensRecord, subject);
 }

@@ -18,7 +18,7 @@ import { rotateKeys } from '../../src/keys/rotation.ts';
 import { createRevokedGrantsCache, REVOKED_GRANT_NAMESPACE } from '../../src/grants/revoked-grants.ts';
 import { loadConfig } from '../../src/config/load.ts';
 import { ManualClock } from '../../src/runtime/clock.ts';
-import { oidcNamespace } from '../../src/store/oidc-adapter.ts';
+import { oidcRecords } from '../../src/store/oidc-records.ts';
 import { openStore } from '../../src/store/open-store.ts';
 import { createSqliteStore } from '../../src/store/sqlite-store.ts';
 import type { Store } from '../../src/store/store.ts';
@@ -178,7 +178,7 @@ describe('admin CLI against a SQLite store seeded through the oidc adapter', () 
       assert.match(result.stdout, /Revoked grant grant-bob-dcr/);
       assert.equal(await inspect.get(GRANT_NAMESPACE, GRANTS.bobDcr), undefined);
       assert.deepEqual(await inspect.findByIndex(REFRESH_TOKEN_NAMESPACE, 'grantId', GRANTS.bobDcr), []);
-      assert.deepEqual(await inspect.findByIndex(oidcNamespace('AuthorizationCode'), 'grantId', GRANTS.bobDcr), []);
+      assert.deepEqual(await inspect.findByIndex(oidcRecords.AuthorizationCode.namespace, 'grantId', GRANTS.bobDcr), []);
       assert.ok(await inspect.get(REVOKED_GRANT_NAMESPACE, GRANTS.bobDcr));
       // SQLite publishes in-process only: another process's revocation reaches a replica's cache by its re-sync.
       await cache.resync();

@@ -26,7 +26,7 @@ const allowed: Record<string, readonly string[]> = {
   observability: ['runtime', 'store'],
   context: ['runtime', 'config', 'store', 'keys'],
   // Shared contracts and the HTTP skeleton every part mounts on.
-  records: ['runtime', 'store', 'errors'],
+  records: ['runtime', 'store', 'keys', 'errors'],
   grants: ['runtime', 'store', 'errors', 'records'],
   server: [...FOUNDATION],
   // The parts, in order.

@@ -2,9 +2,9 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { FastifyReply } from 'fastify';
 import { downstreamCacheKey, readCachedFailure, readCachedToken, writeCachedFailure, writeCachedToken } from '../../src/broker/downstream-cache.ts';
-import { ACCOUNT_NAMESPACE } from '../../src/authorization/account-record.ts';
-import { SIGNED_IN_NAMESPACE } from '../../src/authorization/interaction-state.ts';
-import { UPSTREAM_TOKENS_NAMESPACE } from '../../src/upstream/token-vault.ts';
+import { accountRecord } from '../../src/records/account.ts';
+import { interactionSignedInRecord } from '../../src/records/interaction.ts';
+import { upstreamTokensRecord } from '../../src/records/upstream.ts';
 import type { CompletedSignIn } from '../../src/upstream/types.ts';
 import {
   authorizeUrl,
@@ -82,7 +82,7 @@ describe('upstream sign-in callback', () => {
     const before = Date.now();
     await obtainCode(server, client);
     const after = Date.now();
-    const entry = (await server.store.list<unknown>(UPSTREAM_TOKENS_NAMESPACE)).find((item) => item.key === TEST_IDENTITY.subject);
+    const entry = (await server.store.list<unknown>(upstreamTokensRecord.namespace)).find((item) => item.key === TEST_IDENTITY.subject);
     assert.ok(entry?.expiresAt, 'the sealed upstream tokens are stored with a TTL');
     const lifetime = FAKE_REFRESH_TOKEN_LIFETIME_SECONDS * 1000;
     assert.ok(entry.expiresAt >= before + lifetime - 1000 && entry.expiresAt <= after + lifetime + 1000, 'not overwritten with the default lifetime');
@@ -147,14 +147,14 @@ describe('upstream sign-in callback', () => {
     const interactionId = 'console:test-nonce';
     const { authorizationUrl, stateCookie } = await server.upstream.beginSignIn({ interactionId });
     browser.cookies.set(`${new URL(server.publicUrl).origin} gatehouse-upstream`, stateCookie);
-    const accountsBefore = await server.store.list(ACCOUNT_NAMESPACE);
+    const accountsBefore = await server.store.list(accountRecord.namespace);
     const final = await browser.follow(authorizationUrl, server.publicUrl);
     assert.equal(final.url, consoleReturn);
     assert.equal(consoleSignIns.length, 1);
     assert.equal(consoleSignIns[0]?.interactionId, interactionId);
     assert.equal(consoleSignIns[0]?.identity.subject, TEST_IDENTITY.subject);
-    assert.equal(await server.store.get(SIGNED_IN_NAMESPACE, interactionId), undefined);
-    assert.equal((await server.store.list(ACCOUNT_NAMESPACE)).length, accountsBefore.length);
+    assert.equal(await server.store.get(interactionSignedInRecord.namespace, interactionId), undefined);
+    assert.equal((await server.store.list(accountRecord.namespace)).length, accountsBefore.length);
   });
 
   it('shows a console sign-in the IdP refused as a page (there is no client to tell)', async () => {
@@ -184,6 +184,6 @@ describe('upstream sign-in callback without a console hook', () => {
     browser.cookies.set(`${new URL(server.publicUrl).origin} gatehouse-upstream`, stateCookie);
     const final = await browser.follow(authorizationUrl, server.publicUrl);
     assert.equal(final.response.status, 404);
-    assert.equal(await server.store.get(SIGNED_IN_NAMESPACE, 'console:nobody'), undefined);
+    assert.equal(await server.store.get(interactionSignedInRecord.namespace, 'console:nobody'), undefined);
   });
 });

@@ -6,7 +6,7 @@ import { createLocalJWKSet, jwtVerify } from 'jose';
 import type { TokenBroker } from '../../src/broker/types.ts';
 import { configSchema } from '../../src/config/schema.ts';
 import { createGatewayPlugin } from '../../src/proxy/gateway-plugin.ts';
-import { ACCOUNT_NAMESPACE, type AccountRecord } from '../../src/records/account.ts';
+import { accountRecord, type AccountRecord } from '../../src/records/account.ts';
 import { ProtocolError } from '../../src/errors/protocol-error.ts';
 import { createTestKeyring, mcpPost, mintAccessToken, startTestGateway, toolsCall, type TestGateway } from './harness.ts';
 
@@ -57,7 +57,7 @@ before(async () => {
     firstSeenAt: 1,
     lastSeenAt: 2,
   };
-  await gateway.store.set(ACCOUNT_NAMESPACE, account.subject, account);
+  await gateway.store.set(accountRecord.namespace, account.subject, account);
 });
 after(async () => {
   await gateway?.close();

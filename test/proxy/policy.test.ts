@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
-import { ACCOUNT_NAMESPACE, type AccountRecord } from '../../src/records/account.ts';
+import { accountRecord, type AccountRecord } from '../../src/records/account.ts';
 import { startMcpBackend, type McpBackend } from '../support/mcp-backends.ts';
 import { createTestKeyring, mcpPost, mintAccessToken, startTestGateway, toolsCall, toolsList, type TestGateway } from './harness.ts';
 
@@ -36,7 +36,7 @@ before(async () => {
     },
   });
   const account: AccountRecord = { subject: 'tenant/admin', issuer: 'https://idp', groups: ['admins'], firstSeenAt: 1, lastSeenAt: 1 };
-  await gateway.store.set(ACCOUNT_NAMESPACE, account.subject, account);
+  await gateway.store.set(accountRecord.namespace, account.subject, account);
 });
 after(async () => {
   await gateway?.close();

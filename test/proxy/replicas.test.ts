@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { RATE_LIMIT_NAMESPACE } from '../../src/proxy/rate-limit.ts';
+import { rateLimitCounter } from '../../src/records/proxy.ts';
 import { revokeGrant } from '../../src/grants/revoked-grants.ts';
 import { systemClock } from '../../src/runtime/clock.ts';
 import { createRedisStore } from '../../src/store/redis-store.ts';
@@ -83,7 +83,7 @@ describe('replicas on one Redis', () => {
     if (intoWindow > 55_000) await new Promise((resolve) => setTimeout(resolve, 60_000 - intoWindow + 100));
     const window = Math.floor(Date.now() / 60_000);
     const bearer = await token('/limited', { sub: 'tenant/busy' });
-    const sharedTotal = () => stores[0]!.increment(RATE_LIMIT_NAMESPACE, `${window}:u:/limited:tenant/busy`, 120, 0);
+    const sharedTotal = () => stores[0]!.increment(rateLimitCounter.namespace, `${window}:u:/limited:tenant/busy`, 120, 0);
     const call = async (replica: TestGateway) => {
       const response = await mcpPost(replica.url + '/limited', bearer, toolsCall('echo', { text: 'x' }));
       await response.text();

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { ACCOUNT_NAMESPACE, type AccountRecord } from '../../src/records/account.ts';
+import { accountRecord, type AccountRecord } from '../../src/records/account.ts';
 import { ManualClock } from '../../src/runtime/clock.ts';
 import { createRedisStore } from '../../src/store/redis-store.ts';
 import type { Store } from '../../src/store/store.ts';
@@ -44,8 +44,8 @@ const call = async (sub: string) =>
 
 describe('the gateway while Redis is down', () => {
   it('answers 503 + Retry-After with a JSON-RPC "temporarily unavailable" error, and serves a cached account for a bounded time', async () => {
-    await store.set(ACCOUNT_NAMESPACE, 'tenant/cached', account('tenant/cached'));
-    await store.set(ACCOUNT_NAMESPACE, 'tenant/uncached', account('tenant/uncached'));
+    await store.set(accountRecord.namespace, 'tenant/cached', account('tenant/cached'));
+    await store.set(accountRecord.namespace, 'tenant/uncached', account('tenant/uncached'));
     const warmed = await call('tenant/cached');
     assert.equal(warmed.status, 200, await warmed.text());
 
@@ -71,7 +71,7 @@ describe('the gateway while Redis is down', () => {
 
     await redis.restart();
     // Redis came back empty (no persistence); the account is written again once the store answers.
-    await waitUntil(() => store.set(ACCOUNT_NAMESPACE, 'tenant/uncached', account('tenant/uncached')).then(() => true, () => false));
+    await waitUntil(() => store.set(accountRecord.namespace, 'tenant/uncached', account('tenant/uncached')).then(() => true, () => false));
     const recovered = await call('tenant/uncached');
     assert.equal(recovered.status, 200, 'the store recovers by itself once Redis is back');
     await recovered.text();

@@ -5,7 +5,8 @@ import { startLocalIdentityProvider, type LocalIdentityProvider } from '../../sr
 import { startWorkloadIdentityIssuer, type WorkloadIdentityIssuer } from '../../src/demo/workload-identity/workload-identity-issuer.ts';
 import { ProtocolError } from '../../src/errors/protocol-error.ts';
 import { UpstreamError } from '../../src/upstream/errors.ts';
-import { UPSTREAM_STATE_NAMESPACE, type SignInStateRecord } from '../../src/upstream/sign-in-state.ts';
+import { type SignInStateRecord } from '../../src/upstream/sign-in-state.ts';
+import { upstreamStateRecord } from '../../src/records/upstream.ts';
 import { loadUpstreamTokens } from '../../src/upstream/token-vault.ts';
 import { CookieBrowser, signInAtLocalIdp } from './support/cookie-browser.ts';
 import { createGatewaySide, type GatewaySide } from './support/fixture.ts';
@@ -121,9 +122,9 @@ describe('upstream sign-in against the local identity provider (real HTTP, feder
   it('refuses an ID token whose nonce is not the one bound to this sign-in', async () => {
     const { started, callbackUrl } = await signIn();
     const state = callbackUrl.searchParams.get('state') ?? '';
-    const record = await gateway.store.get<SignInStateRecord>(UPSTREAM_STATE_NAMESPACE, state);
+    const record = await gateway.store.get<SignInStateRecord>(upstreamStateRecord.namespace, state);
     assert.ok(record);
-    await gateway.store.set(UPSTREAM_STATE_NAMESPACE, state, { ...record, nonce: 'another-sign-in-nonce' });
+    await gateway.store.set(upstreamStateRecord.namespace, state, { ...record, nonce: 'another-sign-in-nonce' });
     await assert.rejects(gateway.client.completeSignIn({ callbackUrl, stateCookie: started.stateCookie }), (error: unknown) => {
       assert.ok(error instanceof UpstreamError);
       assert.equal(error.code, 'access_denied');

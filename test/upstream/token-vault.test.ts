@@ -1,13 +1,11 @@
 import assert from 'node:assert/strict';
 import { testKeyring } from '../support/keyring.ts';
 import { after, before, describe, it } from 'node:test';
-
-
+import { upstreamTokensRecord } from '../../src/records/upstream.ts';
 import { ManualClock } from '../../src/runtime/clock.ts';
 import { createSqliteStore } from '../../src/store/sqlite-store.ts';
 import type { Store } from '../../src/store/store.ts';
 import {
-  UPSTREAM_TOKENS_NAMESPACE,
   deleteUpstreamTokens,
   loadUpstreamTokens,
   saveUpstreamTokens,
@@ -28,17 +26,17 @@ describe('upstream token vault', () => {
 
   it('stores the tokens sealed, never in clear, and opens them for the same subject', async () => {
     await saveUpstreamTokens(deps(), 'tenant/user-1', tokens);
-    const raw = JSON.stringify(await store.get(UPSTREAM_TOKENS_NAMESPACE, 'tenant/user-1'));
+    const raw = JSON.stringify(await store.get(upstreamTokensRecord.namespace, 'tenant/user-1'));
     assert.equal(raw.includes('at-secret-value'), false);
     assert.equal(raw.includes('rt-secret-value'), false);
     assert.deepEqual(await loadUpstreamTokens(deps(), 'tenant/user-1'), tokens);
   });
 
   it('a record copied under another subject does not open (the subject is bound as additional data)', async () => {
-    const record = await store.get(UPSTREAM_TOKENS_NAMESPACE, 'tenant/user-1');
-    await store.set(UPSTREAM_TOKENS_NAMESPACE, 'tenant/attacker', record);
+    const record = await store.get(upstreamTokensRecord.namespace, 'tenant/user-1');
+    await store.set(upstreamTokensRecord.namespace, 'tenant/attacker', record);
     assert.equal(await loadUpstreamTokens(deps(), 'tenant/attacker'), undefined);
-    assert.equal(await store.get(UPSTREAM_TOKENS_NAMESPACE, 'tenant/attacker'), undefined, 'the unopenable record is removed');
+    assert.equal(await store.get(upstreamTokensRecord.namespace, 'tenant/attacker'), undefined, 'the unopenable record is removed');
   });
 
   it('lives as long as the refresh token, or only as long as the access token without one', async () => {

@@ -1,0 +1,52 @@
+import { z } from 'zod';
+import { defineCounter, defineRecord } from '../store/define-record.ts';
+
+/**
+ * The authorization server's own records beside oidc-provider's (src/store/oidc-records.ts): refresh-token rotation
+ * and its retry window, the redirect URIs a grant was approved for, and the dynamic-registration rate limit.
+ */
+
+export const refreshRotatedRecord = defineRecord({
+  namespace: 'refresh-rotated',
+  owner: 'src/authorization/adapter-hooks.ts',
+  key: "SHA-256 of the rotated refresh token's id",
+  schema: z.object({ at: z.number() }),
+  ttl: '`authorization.refreshReuseGraceSeconds` (default 10 s; not written when 0)',
+  singleUse: false,
+  secrets: 'key hashed',
+  description:
+    'When a refresh token was rotated (epoch ms), written with `setIfAbsent` when it is consumed: of two parallel refreshes with one token exactly one creates it, and a retry inside the grace window is tolerated instead of revoking the grant. An invalid record reads as absent: no tolerance, the reuse is treated as a replay.',
+});
+
+export const refreshSuccessorRecord = defineRecord({
+  namespace: 'refresh-successor',
+  owner: 'src/authorization/refresh-retry.ts',
+  key: "SHA-256 of the rotated refresh token's id",
+  schema: z.object({ sealed: z.string() }),
+  ttl: '`authorization.refreshReuseGraceSeconds` (not written when 0)',
+  singleUse: false,
+  secrets: 'key hashed; the successor refresh token **sealed** (AES-256-GCM, the key bound as additional data)',
+  description:
+    'The refresh token the first rotation issued, written with `setIfAbsent`: a retry (or the loser of a parallel refresh) gets this one instead of the token it minted, so there is only ever one chain. An invalid record reads as absent (the retry is refused).',
+});
+
+export const grantRedirectUrisRecord = defineRecord({
+  namespace: 'grant-redirect-uris',
+  owner: 'src/authorization/approved-redirects.ts',
+  key: 'grant id',
+  schema: z.object({ redirectUris: z.array(z.string()).max(20) }),
+  ttl: "`authorization.refreshTokenAbsoluteSeconds` (the grant's lifetime)",
+  singleUse: false,
+  secrets: 'none',
+  description:
+    "The redirect URIs (at most 20) the user approved the grant for, written after consent; the consent prompt asks again when the record lacks the request's redirect URI. An invalid record reads as absent, which asks again.",
+});
+
+export const registrationRateCounter = defineCounter({
+  namespace: 'registration-rate',
+  owner: 'src/authorization/registration-limit.ts',
+  key: '`<hour>:<address>`: the clock hour (epoch ms / 3 600 000, floored) and the client IP address as Fastify resolved it (`trustProxy`); `unknown-address` when there is none, one shared budget',
+  ttl: '7200 s (the window plus one, for clock skew between replicas)',
+  description:
+    'Dynamic registrations per address and hour. One beyond `authorization.dynamicRegistration.perIpPerHour` (`perLoopbackIpPerHour` for a loopback peer, when set) gets `429` with `Retry-After`. The IP address is plain.',
+});

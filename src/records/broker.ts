@@ -1,0 +1,65 @@
+import { z } from 'zod';
+import { errorCatalogue, type ErrorCode } from '../errors/protocol-error.ts';
+import { defineLock, defineRecord } from '../store/define-record.ts';
+
+/**
+ * The token broker's records (src/broker/): the downstream token cache, remembered failures, and the single-flight
+ * locks that make an exchange or an upstream refresh happen once across replicas (src/broker/single-flight.ts).
+ * Cache and failure records are rebuilt by the next exchange, so their readers treat an invalid one as a miss.
+ */
+
+const errorCode = z.enum(Object.keys(errorCatalogue) as [ErrorCode, ...ErrorCode[]]).describe('ErrorCode');
+const CACHE_KEY = 'cache key = SHA-256 (base64url) of the JSON `[subject, audience, sorted unique scopes]`';
+
+export const downstreamTokenRecord = defineRecord({
+  namespace: 'downstream-token',
+  owner: 'src/broker/downstream-cache.ts',
+  key: CACHE_KEY,
+  schema: z.object({ sealed: z.string(), expiresAt: z.number(), scopes: z.array(z.string()) }),
+  ttl: 'until the downstream token expires',
+  indexes: ['subject'],
+  singleUse: false,
+  secrets: 'token **sealed**, context `downstream-token:<cache key>`; the `subject` index value is plain',
+  description:
+    'A downstream token obtained by on-behalf-of or token exchange, per user + audience + scopes. A new sign-in drops the user\'s records through the `subject` index (`forgetDownstreamTokens`, src/records/downstream-tokens.ts).',
+});
+
+export const downstreamFailureRecord = defineRecord({
+  namespace: 'downstream-failure',
+  owner: 'src/broker/downstream-cache.ts',
+  key: 'the same cache key',
+  schema: z.object({ code: errorCode, description: z.string(), retryAfterSeconds: z.number().optional() }),
+  ttl: '5 s (`failureCacheSeconds`)',
+  indexes: ['subject'],
+  singleUse: false,
+  secrets: 'none',
+  description: 'A failed exchange, so replicas waiting on the same exchange learn of it and a down IdP is not hammered by each queued call.',
+});
+
+export const upstreamRefreshFailureRecord = defineRecord({
+  namespace: 'upstream-refresh-failure',
+  owner: 'src/broker/upstream-session.ts',
+  key: 'SHA-256 (base64url) of the subject',
+  schema: z.object({ code: errorCode, description: z.string() }),
+  ttl: "5 s (the broker's `retryAfterSeconds`)",
+  singleUse: false,
+  secrets: 'none',
+  description: "A failed refresh of the user's upstream tokens, read by the replicas waiting on the refresh lock.",
+});
+
+export const downstreamTokenLock = defineLock({
+  name: 'downstream-token',
+  key: 'cache key',
+  owner: 'src/broker/token-broker.ts',
+  ttl: '2 × `upstream.timeoutMs` + 5 s (25 s by default)',
+  description: 'One token exchange per user + audience + scopes across replicas; waiters poll the cache and failure records.',
+});
+
+export const upstreamRefreshLock = defineLock({
+  name: 'upstream-refresh',
+  key: 'subject hash',
+  owner: 'src/broker/upstream-session.ts',
+  ttl: 'same as `downstream-token`',
+  description:
+    "One refresh of a user's upstream tokens across replicas: two racing refreshes would present one rotating refresh token twice, and the IdP revokes on reuse.",
+});

@@ -1,0 +1,49 @@
+import { z } from 'zod';
+import { defineCounter, defineRecord } from '../store/define-record.ts';
+
+/**
+ * The gateway's records (src/proxy/) besides the audit log (audit.ts): MCP session bindings and the shared rate-limit
+ * counters. A session binding ties a session id to the user who created it (MCP security best practices, "session
+ * hijacking"); it is written with `setIfAbsent`, so the first user to present a session id owns it.
+ */
+
+const binding = z.object({
+  subject: z.string(),
+  route: z.string(),
+  createdAt: z.number(),
+  /** Legacy SSE only: the backend's message endpoint for this session. */
+  backendMessageUrl: z.string().optional(),
+});
+
+export const mcpSessionRecord = defineRecord({
+  namespace: 'mcp-session',
+  owner: 'src/proxy/session-bindings.ts',
+  key: "the backend's `Mcp-Session-Id`",
+  schema: binding,
+  ttl: '24 h; deleted on a successful `DELETE`',
+  indexes: ['subject'],
+  singleUse: false,
+  secrets: 'the session id is plain (a routing handle bound to its user, not a credential)',
+  description: 'A Streamable HTTP session issued by the backend, bound to the user and route that created it.',
+});
+
+export const legacySseSessionRecord = defineRecord({
+  namespace: 'legacy-sse-session',
+  owner: 'src/proxy/session-bindings.ts',
+  key: "the gateway's session id (24 random bytes, base64url)",
+  schema: binding,
+  ttl: '24 h; deleted when the SSE stream closes',
+  indexes: ['subject'],
+  singleUse: false,
+  secrets: 'as `mcp-session`',
+  description:
+    'A legacy HTTP+SSE session issued by the gateway, bound to its user and route, with the backend message URL so whichever replica receives the POST can route it.',
+});
+
+export const rateLimitCounter = defineCounter({
+  namespace: 'rate-limit',
+  owner: 'src/proxy/rate-limit.ts',
+  key: '`<minute>:u:<route path>:<subject>` and `<minute>:c:<route path>:<client id>` (`<minute>` = epoch ms ÷ 60000)',
+  ttl: '120 s',
+  description: 'Requests in that minute across replicas; each replica adds its count in batches (every 100 ms).',
+});

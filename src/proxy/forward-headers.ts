@@ -19,6 +19,9 @@ const HOP_BY_HOP = new Set([
   'transfer-encoding',
   'upgrade',
   'http2-settings',
+  // `Expect: 100-continue` is between the client and the gateway (Node answered it); forwarded, undici refuses the
+  // whole request ("expect header not supported") and the client would get a 502 for a header it may send.
+  'expect',
 ]);
 
 /**

@@ -25,7 +25,10 @@ export function rawExchange(port: number, bytes: string): Promise<string> {
 }
 
 export function parseRawResponse(raw: string): { status: number; headers: string; body: string } {
-  const [head = '', body = ''] = raw.split('\r\n\r\n');
+  // Interim responses (`100 Continue` to an `Expect`) come before the real one.
+  const final = raw.replace(/^(?:HTTP\/1\.1 1\d\d [^\r]*\r\n(?:[^\r]+\r\n)*\r\n)+/, '');
+  const [head = '', ...rest] = final.split('\r\n\r\n');
+  const body = rest.join('\r\n\r\n');
   return { status: Number(/^HTTP\/1\.1 (\d{3})/.exec(head)?.[1]), headers: head.toLowerCase(), body };
 }
 

@@ -1,12 +1,11 @@
-import Provider, { type Adapter, type AdapterConstructor, type AdapterFactory, type AdapterPayload } from 'oidc-provider';
+import Provider, { type Adapter, type AdapterConstructor, type AdapterFactory } from 'oidc-provider';
 import { createEndGrant, type EndGrant } from '../grants/end-grant.ts';
 import type { GrantEndReason } from '../grants/grant-end-reason.ts';
-import { hashClientSecret, hashToken } from '../keys/hashing.ts';
+import { hashClientSecret } from '../keys/hashing.ts';
 import type { Clock } from '../runtime/clock.ts';
 import { GrantAlreadyConsumedError } from '../store/oidc-adapter.ts';
 import type { Store } from '../store/store.ts';
-import { refreshRotatedRecord } from '../records/authorization.ts';
-import { createRecord, readRecord } from '../store/record-access.ts';
+import { toleratedRefreshRetries } from './refresh-token-reuse.ts';
 
 /**
  * Wraps the store's oidc-provider adapter with the behaviour the authorization server adds around persistence:
@@ -80,29 +79,11 @@ export function withAuthorizationHooks(base: AdapterFactory | AdapterConstructor
     if (name === 'Grant') adapter.destroy = (id) => endGrant(id, providerGrantEndReason());
 
     if (name === 'RefreshToken' && refreshReuseGraceSeconds > 0) {
-      const withinGrace = async (id: string): Promise<boolean> => {
-        // Invalid reads as absent: no tolerated retry, so the reuse is handled as a replay (fail closed).
-        const rotated = await readRecord(store, refreshRotatedRecord, hashToken(id), { invalid: 'absent' });
-        return rotated !== undefined && clock.now() - rotated.at <= refreshReuseGraceSeconds * 1000;
-      };
-      adapter.consume = async (id) => {
-        // setIfAbsent is the atomic step: of two parallel refreshes with the same token exactly one records the
-        // rotation and consumes the token; the other finds the record and, inside the window, is a tolerated retry
-        // (consuming again would count as a replay and revoke the grant).
-        const first = await createRecord(store, refreshRotatedRecord, hashToken(id), { at: clock.now() }, {
-          ttlSeconds: refreshReuseGraceSeconds,
-        });
-        if (!first && (await withinGrace(id))) return;
-        await inner.consume(id);
-      };
-      adapter.find = async (id) => {
-        const payload = await inner.find(id);
-        if (!payload || payload.consumed === undefined || !(await withinGrace(id))) return payload;
-        const { consumed: _consumed, ...retried } = payload;
-        return retried as AdapterPayload;
-      };
+      Object.assign(adapter, toleratedRefreshRetries(inner, { store, clock, graceSeconds: refreshReuseGraceSeconds }));
     }
 
+    // Refresh token reuse detection (RFC 9700 §4.14.2) is oidc-provider's sequential check (a consumed token presented
+    // again ends the grant) plus this one for the concurrent case; the grace window is refresh-token-reuse.ts.
     if (name === 'AuthorizationCode' || name === 'RefreshToken') {
       const consume = adapter.consume;
       adapter.consume = async (id) => {

@@ -4,6 +4,7 @@ import type { GatehouseContext } from '../context/gatehouse-context.ts';
 import { ProtocolError } from '../errors/protocol-error.ts';
 import { sendProtocolError } from '../server/error-handler.ts';
 import type { GatehouseMetrics } from '../observability/metrics.ts';
+import { ConfigError } from '../config/config-error.ts';
 
 /**
  * `/metrics` in Prometheus text format, exposed one of three ways by configuration:
@@ -64,7 +65,7 @@ export function createMetricsPlugin(ctx: GatehouseContext, metrics: GatehouseMet
  * check when a token is also set). Returns the running server; close it on shutdown.
  */
 export async function startMetricsListener(ctx: GatehouseContext, metrics: GatehouseMetrics, port = ctx.config.admin.metricsPort): Promise<FastifyInstance> {
-  if (port === undefined) throw new Error('admin.metricsPort is not set');
+  if (port === undefined) throw new ConfigError(['admin.metricsPort: not set']);
   const { metricsToken } = ctx.config.admin;
   const app = fastify({ logger: false });
   app.get('/metrics', async (request, reply) => {

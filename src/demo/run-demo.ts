@@ -9,6 +9,7 @@ import { startDirectoryApi, type RunningDirectoryApi } from './directory-api/dir
 import { directoryUsersFrom } from './directory-api/local-users.ts';
 import { startLocalIdentityProvider, type LocalIdentityProvider } from './local-idp/local-identity-provider.ts';
 import type { LocalUser } from './local-idp/users.ts';
+import { ConfigError } from '../config/config-error.ts';
 
 /**
  * DEVELOPMENT ONLY — the local stand-ins `mode: demo` runs next to the gateway, so the whole flow works on one machine
@@ -84,7 +85,7 @@ export async function startDemoComponents(options: DemoComponentsOptions): Promi
     const graphRoutes = config.routes.filter((route) => portOf(route.backend) === demo.graphServerPort);
     const graphRoute = graphRoutes.find((route) => route.type === 'mcp') ?? graphRoutes[0];
     const downstream = config.broker.downstream.find((entry) => graphRoute?.downstream.includes(entry.name)) ?? config.broker.downstream[0];
-    if (!downstream) throw new Error('mode: demo needs a broker.downstream entry for the directory API');
+    if (!downstream) throw new ConfigError(['broker.downstream: mode: demo needs an entry for the directory API']);
     const directoryApi = await startDirectoryApi({
       port: demo.directoryApiPort,
       host: '127.0.0.1',

@@ -19,6 +19,7 @@ import type { RevokedGrantsCache } from '../grants/revoked-grants.ts';
 import type { EndGrant } from '../grants/end-grant.ts';
 import { createRouteState, type RouteState } from './route-state.ts';
 import { streamableHttpHandler } from './streamable-http.ts';
+import { ConfigError } from '../config/config-error.ts';
 
 /**
  * The MCP gateway as a Fastify plugin: the Protected Resource Metadata documents and, for every configured route,
@@ -48,7 +49,7 @@ export function createGatewayPlugin(ctx: GatehouseContext, deps: GatewayDeps): F
   assertForwardingConfigured(routes, deps.broker);
   const paths = new Set<string>();
   for (const route of routes) {
-    if (paths.has(route.path)) throw new Error(`route ${route.path} is configured twice`);
+    if (paths.has(route.path)) throw new ConfigError([`routes: ${route.path} is configured twice`]);
     paths.add(route.path);
   }
   const runtime = createGatewayRuntime(ctx, deps);

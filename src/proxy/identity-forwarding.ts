@@ -6,6 +6,7 @@ import type { AccountRecord } from './account-cache.ts';
 import { unauthorized, type ChallengeTarget } from '../errors/bearer-challenge.ts';
 import type { IdentityAssertionSigner } from './identity-assertion.ts';
 import type { AccessTokenClaims } from './verify-access-token.ts';
+import { ConfigError } from '../config/config-error.ts';
 
 /**
  * What the backend receives in `Authorization`: never the client's token (the MCP spec forbids token passthrough),
@@ -59,7 +60,7 @@ function upstreamSessionEnded(error: ProtocolError): boolean {
 export function assertForwardingConfigured(routes: readonly RouteConfig[], broker: TokenBroker | undefined): void {
   for (const route of routes) {
     if (route.identity.mode !== 'obo') continue;
-    if (!route.identity.downstream) throw new Error(`route ${route.path}: identity.mode "obo" needs identity.downstream`);
-    if (!broker) throw new Error(`route ${route.path}: identity.mode "obo" needs the token broker`);
+    if (!route.identity.downstream) throw new ConfigError([`routes[${route.path}].identity.downstream: identity.mode "obo" needs it`]);
+    if (!broker) throw new ConfigError([`routes[${route.path}].identity.mode: "obo" needs the token broker (broker.downstream)`]);
   }
 }

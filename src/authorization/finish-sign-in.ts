@@ -1,28 +1,22 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Grant, InteractionDetails } from 'oidc-provider';
-import { forgetDownstreamTokens } from '../records/downstream-tokens.ts';
 import { ProtocolError } from '../errors/protocol-error.ts';
-import type { CompletedSignIn } from '../upstream/types.ts';
-import { recordSignIn } from './account-record.ts';
+import { runSteps, type HandlerStep, type StepContext } from '../server/handler-steps.ts';
 import { approveRedirectUri } from './approved-redirects.ts';
 import { finishInteraction, loadInteraction, parseInteractionUid, type InteractionDeps } from './interaction-deps.ts';
-import {
-  CONSENT_STATE_TTL_SECONDS,
-  CONSOLE_INTERACTION_PREFIX,
-  type ApprovedConsentRecord,
-  type SignedInRecord,
-} from './interaction-state.ts';
+import type { ApprovedConsentRecord } from './interaction-state.ts';
 import { consentApprovedRecord, interactionSignedInRecord } from '../records/interaction.ts';
-import { consumeRecord, writeRecord } from '../store/record-access.ts';
-import { registerSignInFailureRoute, redirectSignInFailure } from './sign-in-failure.ts';
+import { consumeRecord } from '../store/record-access.ts';
+import { registerSignInFailureRoute } from './sign-in-failure.ts';
+import { upstreamCallbackHandler } from './upstream-callback.ts';
 
 /**
  * After the upstream sign-in:
- * GET /callback                   the IdP's redirect: validated by the upstream client (state, cookie, nonce,
- *                                 ID token), which also seals the upstream tokens; we record the account, then
- *                                 continue at
+ * GET /callback                   the IdP's redirect (upstream-callback.ts, `upstreamCallbackSteps`): validated by
+ *                                 the upstream client (state, cookie, nonce, ID token), which also seals the
+ *                                 upstream tokens; we record the account, then continue at
  * GET /interaction/:uid/signed-in  under the interaction's path, where the provider's interaction cookie is sent,
- *                                 so the sign-in can only complete in the browser that started it.
+ *                                 so the sign-in can only complete in the browser that started it (`signedInSteps`).
  * A failed sign-in goes back to the client as an OAuth error (sign-in-failure.ts); a sign-in the admin console
  * started (`console:` interaction id) goes to the console's hook.
  */
@@ -54,50 +48,68 @@ export async function finishWithGrant(
   await finishInteraction(deps, request, reply, { login: { accountId }, consent: { grantId } });
 }
 
+/** The browser continuing a sign-in at `/interaction/:uid/signed-in`. */
+export interface SignedInContinuation extends StepContext {
+  readonly deps: InteractionDeps;
+  readonly request: FastifyRequest;
+  readonly reply: FastifyReply;
+  /** Set by readSignedInUid. */
+  uid?: string;
+  /** Set by checkSameBrowser. */
+  details?: InteractionDetails;
+  /** Set by consumeSignIn: the subject `/callback` validated, and what the user approved before signing in. */
+  signedIn?: { subject: string; approved: ApprovedConsentRecord };
+}
+
+function filled<T>(value: T | undefined, name: string): T {
+  if (value === undefined) throw new Error(`step order: the sign-in has no ${name} yet`);
+  return value;
+}
+
+/** The `:uid` must be one oidc-provider could have issued (404 page otherwise). */
+export function readSignedInUid(continuation: SignedInContinuation): void {
+  continuation.uid = parseInteractionUid(continuation.request);
+}
+
+/** Only the browser holding the provider's interaction cookie continues (400): a leaked uid completes nothing. */
+export async function checkSignInBrowser(continuation: SignedInContinuation): Promise<void> {
+  const { deps, request, reply } = continuation;
+  continuation.details = await loadInteraction(deps, request, reply, filled(continuation.uid, 'uid'));
+}
+
+/**
+ * The sign-in and the approval it completes are each used once, and the approval must be for this interaction's
+ * client (400 otherwise: expired, replayed, or crossed with another request).
+ */
+export async function consumeSignIn(continuation: SignedInContinuation): Promise<void> {
+  const { store } = continuation.deps.ctx;
+  const uid = filled(continuation.uid, 'uid');
+  const signedIn = await consumeRecord(store, interactionSignedInRecord, uid);
+  const approved = await consumeRecord(store, consentApprovedRecord, uid);
+  if (signedIn === undefined || approved === undefined || approved.clientId !== filled(continuation.details, 'interaction').params.client_id) {
+    throw new ProtocolError('invalid_request', 'This sign-in has expired or was already completed; start again from the application.');
+  }
+  continuation.signedIn = { subject: signedIn.subject, approved };
+}
+
+/** The grant holds exactly what the user approved; the provider redirects to the client with the code and `iss`. */
+export async function issueGrant(continuation: SignedInContinuation): Promise<void> {
+  const { deps, request, reply } = continuation;
+  const { subject, approved } = filled(continuation.signedIn, 'sign-in');
+  await finishWithGrant(deps, request, reply, filled(continuation.details, 'interaction'), subject, approved);
+  continuation.answered = true;
+}
+
+/** In order; the README table of src/authorization is checked against these names. */
+export const signedInSteps: readonly HandlerStep<SignedInContinuation>[] = [readSignedInUid, checkSignInBrowser, consumeSignIn, issueGrant];
+
 export function registerSignInRoutes(app: FastifyInstance, deps: InteractionDeps): void {
-  const { ctx, cookies } = deps;
   const htmlErrors = { errorFormat: 'html' as const };
 
-  app.get('/callback', { config: htmlErrors }, async (request, reply) => {
-    const stateCookie = cookies.readRaw(request, 'upstream');
-    const callbackUrl = new URL(request.url, ctx.publicUrl);
-    let completed: CompletedSignIn;
-    try {
-      // Validates state (single use), this browser's state cookie, nonce and ID token; errors are ProtocolErrors.
-      completed = await deps.upstream.completeSignIn({ callbackUrl, stateCookie });
-    } catch (error) {
-      cookies.clear(reply, 'upstream');
-      if (await redirectSignInFailure(deps, request, reply, error)) return reply;
-      // No interaction to answer (state missing, replayed or of another browser): shown as a page.
-      throw error;
-    }
-    cookies.clear(reply, 'upstream');
-    if (completed.interactionId.startsWith(CONSOLE_INTERACTION_PREFIX)) {
-      if (deps.consoleSignIn === undefined) throw new ProtocolError('not_found', 'No such sign-in.');
-      return deps.consoleSignIn(completed, request, reply);
-    }
-    const { subject } = completed.identity;
-    // The upstream client has already sealed the upstream tokens (with the IdP's refresh-token lifetime).
-    await recordSignIn(ctx.store, ctx.clock, completed.identity);
-    // A downstream failure remembered before this sign-in (`consent_required`, …) must not answer the next tool call:
-    // the user may just have consented again upstream.
-    await forgetDownstreamTokens(ctx.store, subject);
-    const record: SignedInRecord = { subject };
-    await writeRecord(ctx.store, interactionSignedInRecord, completed.interactionId, record, { ttlSeconds: CONSENT_STATE_TTL_SECONDS });
-    return reply
-      .header('cache-control', 'no-store')
-      .redirect(`/interaction/${encodeURIComponent(completed.interactionId)}/signed-in`, 303);
-  });
+  app.get('/callback', { config: htmlErrors }, upstreamCallbackHandler(deps));
 
   app.get('/interaction/:uid/signed-in', { config: htmlErrors }, async (request, reply) => {
-    const uid = parseInteractionUid(request);
-    const details = await loadInteraction(deps, request, reply, uid);
-    const signedIn = await consumeRecord(ctx.store, interactionSignedInRecord, uid);
-    const approved = await consumeRecord(ctx.store, consentApprovedRecord, uid);
-    if (signedIn === undefined || approved === undefined || approved.clientId !== details.params.client_id) {
-      throw new ProtocolError('invalid_request', 'This sign-in has expired or was already completed; start again from the application.');
-    }
-    await finishWithGrant(deps, request, reply, details, signedIn.subject, approved);
+    await runSteps(signedInSteps, { deps, request, reply });
   });
 
   registerSignInFailureRoute(app, deps);

@@ -1,4 +1,8 @@
+import type { Readable } from 'node:stream';
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { Dispatcher } from 'undici';
+import { ProtocolError } from '../errors/protocol-error.ts';
+import { runSteps, type HandlerStep, type StepContext } from '../server/handler-steps.ts';
 import type { BackendResponse } from './backend-client.ts';
 import { enforceToolPolicy } from './enforce-tool-policy.ts';
 import { abortOnClientClose, authorizeRequest, backendHeaders, type AuthorizedCall, type GatewayRuntime } from './gateway-runtime.ts';
@@ -7,14 +11,14 @@ import { auditDraft, type AuditDraft } from './request-audit.ts';
 import type { RouteState } from './route-state.ts';
 
 /**
- * One proxied request as it passes the gateway's steps. Each transport (streamable-http.ts, legacy-sse.ts) is an
- * exported list of named steps run in order over one exchange, the way node-oidc-provider composes its endpoints:
+ * One proxied request as it passes the gateway's steps. Each transport (streamable-http.ts, legacy-sse.ts,
+ * http-route.ts) is an exported list of named steps run in order over one exchange (../server/handler-steps.ts):
  * the order of the security checks is the list a reader sees, each step is a function with its own test, and the
- * README table of each transport is checked against the list (test/proxy/transport-steps.test.ts).
+ * README table of each transport is checked against the list (test/architecture/handler-steps.test.ts).
  *
  * A step either fills in a field for later steps or throws a ProtocolError (the route's error renderer answers it).
  */
-export interface McpExchange {
+export interface McpExchange extends StepContext {
   readonly runtime: GatewayRuntime;
   readonly state: RouteState;
   readonly request: FastifyRequest;
@@ -30,18 +34,22 @@ export interface McpExchange {
   backendMessageUrl?: string;
   /** Tools this caller may not see: removed from `tools/list` answers. */
   denied: ReadonlySet<string>;
+  /** Plain HTTP route: the backend URL, confined under the backend's base path. */
+  backendUrl?: string;
+  /** Set by forwardIdentity: the backend request's headers, with the gateway's identity instead of the client's token. */
+  backendHeaders?: Record<string, string>;
+  /** Plain HTTP route: the client's body as it streams on, held to the body cap and deadline. */
+  upload?: Readable;
   /** The backend's answer, once forwarded. */
   response?: BackendResponse;
 }
 
-export type ExchangeStep = (exchange: McpExchange) => void | Promise<void>;
+export type ExchangeStep = HandlerStep<McpExchange>;
+
+export { runSteps };
 
 export function startExchange(runtime: GatewayRuntime, state: RouteState, request: FastifyRequest, reply: FastifyReply): McpExchange {
   return { runtime, state, request, reply, draft: auditDraft(request), denied: NO_TOOLS };
-}
-
-export async function runSteps(steps: readonly ExchangeStep[], exchange: McpExchange): Promise<void> {
-  for (const step of steps) await step(exchange);
 }
 
 const NO_TOOLS: ReadonlySet<string> = new Set();
@@ -63,21 +71,37 @@ export function enforcePerToolPolicy(exchange: McpExchange): void {
 }
 
 /**
- * The backend request: the client's headers minus credentials and address claims, plus the gateway's identity
- * (assertion or broker token, never the client's token); cancelled when the client goes away.
+ * The backend request's headers: the client's minus credentials, hop-by-hop and address claims, plus the gateway's
+ * identity (assertion or broker token, never the client's token) and the forwarding headers it saw itself.
+ */
+export async function forwardIdentity(exchange: McpExchange): Promise<void> {
+  exchange.backendHeaders = await backendHeaders(exchange.runtime, exchange.state, exchange.request, authorized(exchange));
+}
+
+/**
+ * The backend request, cancelled when the client goes away. A streamed upload that the body cap or deadline stopped
+ * makes undici report a failed request: the client is told why (413, 408), not that the backend failed.
  */
 export function forwardToBackend(options: { url: (exchange: McpExchange) => string; accept?: string }): ExchangeStep {
   return async function forwardToBackend(exchange) {
-    const { runtime, state, request, reply, post } = exchange;
-    const headers = await backendHeaders(runtime, state, request, authorized(exchange));
+    const { state, request, reply, post, upload } = exchange;
+    if (exchange.backendHeaders === undefined) throw new Error(`step order: ${request.url} has no backend headers yet`);
+    const headers = exchange.backendHeaders;
     if (options.accept !== undefined) headers.accept = options.accept;
-    exchange.response = await state.backend.send({
-      url: options.url(exchange),
-      method: request.method as 'GET' | 'POST' | 'DELETE',
-      headers,
-      body: post?.raw ?? null,
-      signal: abortOnClientClose(reply),
-    });
+    const url = options.url(exchange);
+    try {
+      exchange.response = await state.backend.send({
+        url,
+        method: request.method as Dispatcher.HttpMethod,
+        headers,
+        body: upload ?? post?.raw ?? null,
+        signal: abortOnClientClose(reply),
+      });
+    } catch (error) {
+      if (upload?.errored instanceof ProtocolError) throw upload.errored;
+      upload?.destroy();
+      throw error;
+    }
   };
 }
 

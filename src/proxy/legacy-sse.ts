@@ -5,6 +5,7 @@ import {
   authorized,
   backendResponse,
   enforcePerToolPolicy,
+  forwardIdentity,
   forwardToBackend,
   runSteps,
   startExchange,
@@ -47,6 +48,7 @@ export function requireBackendStream(exchange: McpExchange): void {
 /** In order, for `GET <route>/sse`; the README table of src/proxy is checked against these names. */
 export const legacySseStreamSteps: readonly ExchangeStep[] = [
   authenticateCaller,
+  forwardIdentity,
   forwardToBackend({ url: (exchange) => exchange.state.legacySseUrl, accept: 'text/event-stream' }),
   requireBackendStream,
 ];
@@ -115,6 +117,7 @@ export const legacySseMessageSteps: readonly ExchangeStep[] = [
   requireLegacySessionOwner,
   readLegacyMessage,
   enforcePerToolPolicy,
+  forwardIdentity,
   forwardToBackend({ url: messageUrlOf }),
 ];
 

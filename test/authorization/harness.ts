@@ -227,6 +227,13 @@ export async function registerClient(server: TestServer, metadata: Record<string
 
 export const CLIENT_REDIRECT = 'http://127.0.0.1:53682/callback';
 
+/** A pre-registered confidential client (client_secret_basic), as configured in `authorization.clients`. */
+export const CONFIDENTIAL_CLIENT = { clientId: 'backend-service', clientSecret: 'a-long-backend-secret-value-0123456789' };
+export const confidentialClientConfig = { ...CONFIDENTIAL_CLIENT, redirectUris: ['https://backend.example.test/callback'] };
+
+/** The RFC 6749 §2.3.1 Basic authorization header of a client id and secret. */
+export const basicAuthorization = (clientId: string, secret: string): string => `Basic ${Buffer.from(`${clientId}:${secret}`).toString('base64')}`;
+
 export async function registerPublicClient(server: TestServer, extra: Record<string, unknown> = {}): Promise<RegisteredClient> {
   const response = await registerClient(server, {
     client_name: 'Test MCP Client',

@@ -1,11 +1,12 @@
 import { pino } from 'pino';
-import type { CliIo } from './command.ts';
+import type { CliCommand, CliIo, CliOption } from './command.ts';
 import { loadConfig } from '../config/load.ts';
 import type { GatehouseConfig } from '../config/schema.ts';
 import { systemClock, type Clock } from '../runtime/clock.ts';
 import { openStore } from '../store/open-store.ts';
 import { StoreUnavailableError, type Store } from '../store/store.ts';
 import type { AdminDeps } from '../admin/admin-deps.ts';
+import { formatTable, toJsonOutput } from '../admin/text-table.ts';
 import { GatehouseError } from '../errors/internal-errors.ts';
 
 /**
@@ -75,3 +76,56 @@ export const commonOptions = {
   config: { type: 'string', short: 'c', description: 'Configuration file (default: the local demo configuration).' },
   json: { type: 'boolean', description: 'Print JSON instead of a table.' },
 } as const;
+
+export interface AdminCommandInput {
+  deps: AdminDeps;
+  values: CliValues;
+  positionals: string[];
+  io: CliIo;
+  json: boolean;
+}
+
+export interface AdminCommandSpec<Prepared> {
+  path: string[];
+  summary: string;
+  positionals?: string[];
+  /** Options besides `--config` and `--json`, which every admin command takes. */
+  options?: Record<string, CliOption>;
+  /** Reads the arguments before the store is opened, so a typo is exit code 2 whatever state the store is in. */
+  prepare?: (values: CliValues) => Prepared;
+  action: (input: AdminCommandInput & { prepared: Prepared }) => Promise<void>;
+}
+
+/** An admin command: the common options, its action run inside `withAdminStore`, exit code 0 when it returns. */
+export function adminCommand<Prepared = undefined>(dependencies: AdminCommandDependencies, spec: AdminCommandSpec<Prepared>): CliCommand {
+  const { action, prepare, options, ...described } = spec;
+  return {
+    ...described,
+    options: { ...commonOptions, ...options },
+    run: async ({ values, positionals, io }) => {
+      // Without `prepare`, Prepared is `undefined` (its default).
+      const prepared = prepare?.(values) as Prepared;
+      return withAdminStore(values, io, dependencies, async (deps) => {
+        await action({ deps, values, positionals, io, json: values['json'] === true, prepared });
+        return 0;
+      });
+    },
+  };
+}
+
+export interface Listing<T> {
+  /** The JSON property the items are printed under. */
+  key: string;
+  items: readonly T[];
+  /** The line printed when there are no items. */
+  empty: string;
+  headers: string[];
+  row: (item: T) => string[];
+}
+
+/** The `list` commands' output: the items as JSON, one line when there are none, else a table. */
+export function printListing<T>(io: CliIo, json: boolean, listing: Listing<T>): void {
+  if (json) io.stdout(toJsonOutput({ [listing.key]: listing.items }));
+  else if (listing.items.length === 0) io.stdout(`${listing.empty}\n`);
+  else io.stdout(`${formatTable(listing.headers, listing.items.map(listing.row))}\n`);
+}

@@ -1,3 +1,4 @@
+import { ChannelHandlers, type MessageHandler } from './channel-handlers.ts';
 import type { Unsubscribe } from './store.ts';
 
 /**
@@ -6,40 +7,21 @@ import type { Unsubscribe } from './store.ts';
  * tick, like Redis delivers them, so no caller comes to rely on a synchronous callback.
  */
 export class LocalPubSub {
-  readonly #handlers = new Map<string, Set<(message: string) => void>>();
-  readonly #onHandlerError: (error: unknown, channel: string) => void;
+  readonly #handlers: ChannelHandlers;
 
   /** A subscriber that throws must not take the process down or starve the others; its error goes here. */
   constructor(onHandlerError: (error: unknown, channel: string) => void) {
-    this.#onHandlerError = onHandlerError;
+    this.#handlers = new ChannelHandlers(onHandlerError);
   }
 
   publish(channel: string, message: string): void {
-    const handlers = this.#handlers.get(channel);
-    if (!handlers) return;
-    for (const handler of handlers) {
-      setImmediate(() => {
-        try {
-          handler(message);
-        } catch (error) {
-          this.#onHandlerError(error, channel);
-        }
-      });
-    }
+    this.#handlers.deliver(channel, message, setImmediate);
   }
 
-  subscribe(channel: string, onMessage: (message: string) => void): Unsubscribe {
-    // Wrap so the same function subscribed twice gets two independent subscriptions.
-    const handler = (message: string): void => onMessage(message);
-    let handlers = this.#handlers.get(channel);
-    if (!handlers) {
-      handlers = new Set();
-      this.#handlers.set(channel, handlers);
-    }
-    handlers.add(handler);
+  subscribe(channel: string, onMessage: MessageHandler): Unsubscribe {
+    const subscription = this.#handlers.add(channel, onMessage);
     return async () => {
-      handlers.delete(handler);
-      if (handlers.size === 0) this.#handlers.delete(channel);
+      subscription.remove();
     };
   }
 

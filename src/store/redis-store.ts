@@ -6,6 +6,7 @@ import type { Clock } from '../runtime/clock.ts';
 import { assertListLimit, assertLockTtl, assertStoreName, serializeValue, ttlMilliseconds } from './names.ts';
 import { connectRedis, type RedisConnection } from './redis-connection.ts';
 import { purgeStaleMembers } from './redis-purge.ts';
+import { startPurgeTimer, type PurgeTimer } from './purge-timer.ts';
 import { RedisSubscriptions } from './redis-subscriptions.ts';
 import { guardStoreHealth } from './store-health.ts';
 import {
@@ -47,9 +48,7 @@ export async function createRedisStore(options: RedisStoreOptions): Promise<Stor
   const { url, keyPrefix, clock, logger, purgeIntervalMs = 60_000, tls } = options;
   const connection = await connectRedis({ url, logger, role: 'commands', tls });
   const subscriptions = new RedisSubscriptions(url, `${keyPrefix}ch:`, logger, tls);
-  const store = new RedisStore(connection, subscriptions, keyPrefix, clock, logger);
-  if (purgeIntervalMs > 0) store.startPurgeTimer(purgeIntervalMs);
-  return guardStoreHealth(store, { logger });
+  return guardStoreHealth(new RedisStore(connection, subscriptions, keyPrefix, clock, logger, purgeIntervalMs), { logger });
 }
 
 class RedisStore implements Store {
@@ -58,9 +57,8 @@ class RedisStore implements Store {
   readonly #connection: RedisConnection;
   readonly #prefix: string;
   readonly #clock: Clock;
-  readonly #logger: Logger | undefined;
   readonly #subscriptions: RedisSubscriptions;
-  #purgeTimer: NodeJS.Timeout | undefined;
+  readonly #purgeTimer: PurgeTimer;
 
   constructor(
     connection: RedisConnection,
@@ -68,20 +66,14 @@ class RedisStore implements Store {
     prefix: string,
     clock: Clock,
     logger: Logger | undefined,
+    purgeIntervalMs: number,
   ) {
     this.#connection = connection;
     this.#redis = connection.redis;
     this.#prefix = prefix;
     this.#clock = clock;
-    this.#logger = logger;
     this.#subscriptions = subscriptions;
-  }
-
-  startPurgeTimer(intervalMs: number): void {
-    this.#purgeTimer = setInterval(() => {
-      this.purgeExpired().catch((error: unknown) => this.#logger?.warn({ err: error }, 'store purge failed'));
-    }, intervalMs);
-    this.#purgeTimer.unref();
+    this.#purgeTimer = startPurgeTimer(this, purgeIntervalMs, logger);
   }
 
   async get<T>(namespace: string, key: string): Promise<T | undefined> {
@@ -185,7 +177,7 @@ class RedisStore implements Store {
   }
 
   async close(): Promise<void> {
-    clearInterval(this.#purgeTimer);
+    this.#purgeTimer.stop();
     await this.#subscriptions.close();
     if (this.#redis.status === 'end') return;
     // QUIT lets pending replies arrive; when the server is already gone, just drop the socket.

@@ -1,6 +1,7 @@
 import type { ConnectionOptions } from 'node:tls';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
+import { ChannelHandlers, type MessageHandler } from './channel-handlers.ts';
 import { connectRedis, type RedisConnection } from './redis-connection.ts';
 import type { Unsubscribe } from './store.ts';
 
@@ -14,7 +15,7 @@ export class RedisSubscriptions {
   readonly #channelPrefix: string;
   readonly #logger: Logger | undefined;
   readonly #tls: ConnectionOptions | undefined;
-  readonly #handlers = new Map<string, Set<(message: string) => void>>();
+  readonly #handlers: ChannelHandlers;
   #connecting: Promise<RedisConnection> | undefined;
   #closed = false;
 
@@ -23,30 +24,23 @@ export class RedisSubscriptions {
     this.#tls = tls;
     this.#channelPrefix = channelPrefix;
     this.#logger = logger;
+    this.#handlers = new ChannelHandlers((error, channel) => logger?.error({ err: error, channel }, 'store subscriber failed'));
   }
 
-  async subscribe(channel: string, onMessage: (message: string) => void): Promise<Unsubscribe> {
+  async subscribe(channel: string, onMessage: MessageHandler): Promise<Unsubscribe> {
     const { redis, describeFailure } = await this.#connection();
     const fullChannel = this.#channelPrefix + channel;
-    const handler = (message: string): void => onMessage(message);
-    let handlers = this.#handlers.get(fullChannel);
-    if (!handlers) {
-      handlers = new Set();
-      this.#handlers.set(fullChannel, handlers);
-    }
-    handlers.add(handler);
-    if (handlers.size === 1) {
+    const subscription = this.#handlers.add(fullChannel, onMessage);
+    if (subscription.first) {
       try {
         await redis.subscribe(fullChannel);
       } catch (error) {
-        handlers.delete(handler);
+        subscription.remove();
         throw describeFailure(error);
       }
     }
     return async () => {
-      const current = this.#handlers.get(fullChannel);
-      if (!current?.delete(handler) || current.size > 0) return;
-      this.#handlers.delete(fullChannel);
+      if (!subscription.remove()) return;
       // If Redis is down the subscription dies with the connection anyway; nothing to report.
       await redis.unsubscribe(fullChannel).catch(() => {});
     };
@@ -78,14 +72,6 @@ export class RedisSubscriptions {
   }
 
   #listen(redis: Redis): void {
-    redis.on('message', (channel: string, message: string) => {
-      for (const handler of this.#handlers.get(channel) ?? []) {
-        try {
-          handler(message);
-        } catch (error) {
-          this.#logger?.error({ err: error, channel }, 'store subscriber failed');
-        }
-      }
-    });
+    redis.on('message', (channel: string, message: string) => this.#handlers.deliver(channel, message));
   }
 }

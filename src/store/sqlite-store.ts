@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Clock } from '../runtime/clock.ts';
 import { LocalPubSub } from './local-pubsub.ts';
+import { startPurgeTimer, type PurgeTimer } from './purge-timer.ts';
 import { assertListLimit, assertLockTtl, assertStoreName, serializeValue, ttlMilliseconds } from './names.ts';
 import { SqliteDatabase } from './sqlite-database.ts';
 import { guardStoreHealth } from './store-health.ts';
@@ -33,34 +34,23 @@ const live = '(expires_at IS NULL OR expires_at > ?)';
 export async function createSqliteStore(options: SqliteStoreOptions): Promise<Store> {
   const { path, clock, purgeIntervalMs = 60_000, logger } = options;
   const db = SqliteDatabase.open(path);
-  const store = new SqliteStore(db, clock, logger);
-  if (purgeIntervalMs > 0) store.startPurgeTimer(purgeIntervalMs);
-  return guardStoreHealth(store, { logger });
+  return guardStoreHealth(new SqliteStore(db, clock, logger, purgeIntervalMs), { logger });
 }
 
 class SqliteStore implements Store {
   readonly kind = 'sqlite';
   readonly #db: SqliteDatabase;
   readonly #clock: Clock;
-  readonly #logger: Logger | undefined;
   readonly #pubsub: LocalPubSub;
-  #purgeTimer: NodeJS.Timeout | undefined;
+  readonly #purgeTimer: PurgeTimer;
 
-  constructor(db: SqliteDatabase, clock: Clock, logger: Logger | undefined) {
+  constructor(db: SqliteDatabase, clock: Clock, logger: Logger | undefined, purgeIntervalMs: number) {
     this.#db = db;
     this.#clock = clock;
-    this.#logger = logger;
     this.#pubsub = new LocalPubSub((error, channel) =>
       logger?.error({ err: error, channel }, 'store subscriber failed'),
     );
-  }
-
-  startPurgeTimer(intervalMs: number): void {
-    this.#purgeTimer = setInterval(() => {
-      this.purgeExpired().catch((error: unknown) => this.#logger?.warn({ err: error }, 'store purge failed'));
-    }, intervalMs);
-    // The purge must never keep the process alive on its own.
-    this.#purgeTimer.unref();
+    this.#purgeTimer = startPurgeTimer(this, purgeIntervalMs, logger);
   }
 
   async get<T>(namespace: string, key: string): Promise<T | undefined> {
@@ -246,7 +236,7 @@ class SqliteStore implements Store {
   }
 
   async close(): Promise<void> {
-    clearInterval(this.#purgeTimer);
+    this.#purgeTimer.stop();
     this.#pubsub.clear();
     this.#db.close();
   }

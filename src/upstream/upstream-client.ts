@@ -1,4 +1,3 @@
-import type { Logger } from 'pino';
 import type { UpstreamMetrics } from './upstream-metrics.ts';
 import {
   authorizationCodeGrant,
@@ -11,10 +10,7 @@ import {
   type TokenEndpointResponse,
 } from 'openid-client';
 import type { UpstreamConfig } from '../config/schema.ts';
-import type { Keyring } from '../keys/keyring.ts';
-import type { Clock } from '../runtime/clock.ts';
-import type { Random } from '../runtime/random.ts';
-import type { Store } from '../store/store.ts';
+import type { GatehouseContext } from '../context/gatehouse-context.ts';
 import { createUpstreamClientAuth } from './client-auth/create-client-auth.ts';
 import { createDiscoveryCache, DIVERTED_ID_TOKEN } from './discovery.ts';
 import { qualifyScopes } from './entra.ts';
@@ -33,16 +29,9 @@ export { JWT_BEARER_GRANT, TOKEN_EXCHANGE_GRANT, ACCESS_TOKEN_TYPE };
 /** When the IdP omits `expires_in`, assume Entra's shortest default rather than trusting a token forever. */
 const DEFAULT_EXPIRES_IN_SECONDS = 3600;
 
-export interface UpstreamClientDeps {
+/** The context's side effects (its `publicUrl` is the issuer: the upstream redirect URI is `${publicUrl}/callback`). */
+export interface UpstreamClientDeps extends Omit<GatehouseContext, 'config'> {
   config: UpstreamConfig;
-  /** Gatehouse's issuer; the upstream redirect URI is `${publicUrl}/callback`. */
-  publicUrl: string;
-  store: Store;
-  keyring: Keyring;
-  clock: Clock;
-  random: Random;
-  logger: Logger;
-  fetch: typeof globalThis.fetch;
   /** Process environment for federated credentials; injected by tests. */
   env?: Record<string, string | undefined>;
   /** Backoff between discovery attempts; tests pass an immediate one. */

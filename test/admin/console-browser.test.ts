@@ -1,18 +1,17 @@
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, statSync } from 'node:fs';
+import { mkdirSync, statSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import { type Browser, type Page } from 'playwright-core';
+import { launchBrowser, skipWithoutChromium } from '../support/browser.ts';
 import { GRANT_NAMESPACE } from '../../src/admin/admin-deps.ts';
 import { REVOKED_GRANT_NAMESPACE } from '../../src/grants/revoked-grants.ts';
 import { startConsoleHarness, type ConsoleHarness } from './console-harness.ts';
 import { ALICE, auditRecord, BOB, GRANTS, seedAudit } from './seed.ts';
 import { freePort } from '../support/ports.ts';
 
-const CHROMIUM = '/usr/bin/chromium';
-
 
 /** The console and connected-apps pages in headless Chromium, JavaScript off, with a screenshot of each page. */
-describe('admin console in a real browser', { skip: existsSync(CHROMIUM) ? false : 'chromium is not installed' }, () => {
+describe('admin console in a real browser', { skip: skipWithoutChromium }, () => {
   let h: ConsoleHarness;
   let browser: Browser;
   let base: string;
@@ -36,10 +35,7 @@ describe('admin console in a real browser', { skip: existsSync(CHROMIUM) ? false
       auditRecord({ time: now - 120_000, tool: 'me', outcome: 'denied', status: 403 }),
       auditRecord({ time: now - 60_000, tool: 'echo', outcome: 'error', status: 502 }),
     ]);
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-    });
+    browser = await launchBrowser();
     mkdirSync('test-artifacts', { recursive: true });
   });
   after(async () => {

@@ -10,11 +10,10 @@ import { ManualClock } from '../../src/runtime/clock.ts';
 import type { GatehouseContext } from '../../src/context/gatehouse-context.ts';
 import { cryptoRandom } from '../../src/runtime/random.ts';
 import { buildServer } from '../../src/server/app.ts';
-import { createLogger } from '../../src/server/logger.ts';
 import { createSqliteStore } from '../../src/store/sqlite-store.ts';
 import type { Store } from '../../src/store/store.ts';
 import type { UpstreamClient, UpstreamIdentity } from '../../src/upstream/types.ts';
-import { LogCapture } from '../support/server-context.ts';
+import { captureLogs, testContext, type LogCapture } from '../support/server-context.ts';
 import { ALICE, seedStore } from './seed.ts';
 
 /**
@@ -53,20 +52,18 @@ export async function startConsoleHarness(options: ConsoleHarnessOptions = {}): 
   };
   const config = options.config ? options.config(configured) : configured;
   const store = options.store ?? (await createSqliteStore({ path: ':memory:', clock, purgeIntervalMs: 0 }));
-  const logs = new LogCapture();
-  const logger = createLogger({ level: 'info', destination: logs });
+  const { logger, logs } = captureLogs();
   const keyring: ReloadingKeyring = await loadKeyring({ store, keysConfig: config.keys, clock, logger, random: cryptoRandom, reloadIntervalMs: 0 });
   if (options.store === undefined) await seedStore(store, clock);
-  const ctx: GatehouseContext = {
+  const ctx = testContext({
     config,
     publicUrl: options.publicUrl ?? 'http://127.0.0.1:8080',
     store,
     keyring,
     clock,
-    random: cryptoRandom,
     logger,
     fetch: () => Promise.reject(new Error('no outbound requests in console tests')),
-  };
+  });
   let identity: UpstreamIdentity = ALICE;
   const upstream: UpstreamClient = {
     beginSignIn: async ({ interactionId }) => ({ authorizationUrl: `/test/idp?interaction=${encodeURIComponent(interactionId)}`, stateCookie: 'fake-state' }),

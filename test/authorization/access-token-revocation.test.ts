@@ -12,6 +12,9 @@ import {
   tokenRequest,
   type RegisteredClient,
   type TestServer,
+  CONFIDENTIAL_CLIENT,
+  confidentialClientConfig,
+  basicAuthorization,
 } from './harness.ts';
 
 /**
@@ -19,7 +22,6 @@ import {
  * refuses the access token) when the token is ours and belongs to the calling client; anything else is a 200 that
  * changes nothing (RFC 7009 §2.2).
  */
-const CONFIDENTIAL = { clientId: 'backend-service', clientSecret: 'a-long-backend-secret-value-0123456789' };
 
 describe('revoking a JWT access token (RFC 7009)', () => {
   let server: TestServer;
@@ -30,7 +32,7 @@ describe('revoking a JWT access token (RFC 7009)', () => {
 
   before(async () => {
     server = await startAuthorizationServer({
-      authorization: { clients: [{ ...CONFIDENTIAL, redirectUris: ['https://backend.example.test/callback'] }] },
+      authorization: { clients: [confidentialClientConfig] },
     });
     backend = createServer((_req, res) => res.writeHead(200, { 'content-type': 'text/plain' }).end('backend reached'));
     await new Promise<void>((resolve) => backend.listen(0, '127.0.0.1', resolve));
@@ -160,20 +162,20 @@ describe('revoking a JWT access token (RFC 7009)', () => {
 
   it('authenticates a confidential client as the provider does: a wrong secret is 401 and revokes nothing', async () => {
     const gid = 'grant-of-the-backend-service';
-    const token = await mintAccessToken(server.ctx.keyring, server.publicUrl, { aud: server.resource, clientId: CONFIDENTIAL.clientId, gid });
-    const basic = (secret: string) => `Basic ${Buffer.from(`${CONFIDENTIAL.clientId}:${secret}`).toString('base64')}`;
+    const token = await mintAccessToken(server.ctx.keyring, server.publicUrl, { aud: server.resource, clientId: CONFIDENTIAL_CLIENT.clientId, gid });
+    const basic = (secret: string) => basicAuthorization(CONFIDENTIAL_CLIENT.clientId, secret);
 
     const refused = await revoke({ token }, { authorization: basic('not-the-secret-value-000000') });
     assert.equal(refused.status, 401);
     assert.equal(((await refused.json()) as { error: string }).error, 'invalid_client');
     assert.equal(await isRevoked(gid), false);
 
-    const unauthenticated = await revoke({ token, client_id: CONFIDENTIAL.clientId });
+    const unauthenticated = await revoke({ token, client_id: CONFIDENTIAL_CLIENT.clientId });
     assert.equal(unauthenticated.status, 401, 'a confidential client cannot identify with its id alone');
     await unauthenticated.body?.cancel();
     assert.equal(await isRevoked(gid), false);
 
-    const accepted = await revoke({ token }, { authorization: basic(CONFIDENTIAL.clientSecret) });
+    const accepted = await revoke({ token }, { authorization: basic(CONFIDENTIAL_CLIENT.clientSecret) });
     assert.equal(accepted.status, 200);
     await accepted.body?.cancel();
     assert.equal(await isRevoked(gid), true);

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { registerPublicClient, startAuthorizationServer, type RegisteredClient, type TestServer } from './harness.ts';
+import { basicAuthorization, registerPublicClient, startAuthorizationServer, type RegisteredClient, type TestServer } from './harness.ts';
 
 /**
  * Every OAuth endpoint body is capped on the bytes read, not the declared length: a chunked body (no
@@ -55,7 +55,7 @@ describe('request body caps hold for chunked bodies', () => {
   });
 
   const form = (params: Record<string, string>, padding: number) => new URLSearchParams({ ...params, padding: 'x'.repeat(padding) }).toString();
-  const basic = `Basic ${Buffer.from(`${CONFIDENTIAL.clientId}:${CONFIDENTIAL.clientSecret}`).toString('base64')}`;
+  const basic = basicAuthorization(CONFIDENTIAL.clientId, CONFIDENTIAL.clientSecret);
 
   for (const [path, params, headers] of [
     ['/token', { grant_type: 'refresh_token', refresh_token: 'x' }, {}],

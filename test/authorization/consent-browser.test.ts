@@ -1,16 +1,16 @@
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, statSync } from 'node:fs';
+import { mkdirSync, statSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
-import { chromium, type Browser } from 'playwright-core';
+import { type Browser } from 'playwright-core';
+import { launchBrowser, skipWithoutChromium } from '../support/browser.ts';
 import { authorizeUrl, CLIENT_REDIRECT, pkcePair, registerPublicClient, startAuthorizationServer, type TestServer, authorizationParams } from './harness.ts';
 
-const CHROMIUM = '/usr/bin/chromium';
 const SCREENSHOT = 'test-artifacts/consent-page.png';
 
 /** The consent page in a real browser: it renders without script, its CSP holds, and Approve completes the flow. */
-describe('consent page in a real browser', { skip: existsSync(CHROMIUM) ? false : 'chromium is not installed' }, () => {
+describe('consent page in a real browser', { skip: skipWithoutChromium }, () => {
   let server: TestServer;
   let browser: Browser;
 
@@ -24,10 +24,7 @@ describe('consent page in a real browser', { skip: existsSync(CHROMIUM) ? false 
         },
       ],
     });
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-    });
+    browser = await launchBrowser();
   });
   after(async () => {
     await browser?.close();

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { createLocalJWKSet, jwtVerify } from 'jose';
-import { chromium, type Browser } from 'playwright-core';
+import { type Browser } from 'playwright-core';
+import { launchBrowser, skipWithoutChromium } from '../support/browser.ts';
 import { upstreamSchema } from '../../src/config/schema.ts';
 import { startLocalIdentityProvider, type LocalIdentityProvider } from '../../src/demo/local-idp/local-identity-provider.ts';
 import { startWorkloadIdentityIssuer, type WorkloadIdentityIssuer } from '../../src/demo/workload-identity/workload-identity-issuer.ts';
@@ -10,15 +10,13 @@ import { loadUpstreamTokens } from '../../src/upstream/token-vault.ts';
 import { createUpstreamClient } from '../../src/upstream/upstream-client.ts';
 import { authorizeUrl, CLIENT_REDIRECT, exchangeCode, freePort, pkcePair, registerPublicClient, startAuthorizationServer, type TestServer, authorizationParams } from './harness.ts';
 
-const CHROMIUM = '/usr/bin/chromium';
-
 /**
  * The whole sign-in on real parts in a real browser: the authorization server, the real upstream client
  * (openid-client, federated client assertion from a local workload-identity issuer) and the local identity
  * provider's sign-in form. The IdP is on another origin, so this also proves the consent form's CSP lets the
  * approval redirect reach it.
  */
-describe('consent and upstream sign-in end to end (real upstream client, local IdP, Chromium)', { skip: existsSync(CHROMIUM) ? false : 'chromium is not installed' }, () => {
+describe('consent and upstream sign-in end to end (real upstream client, local IdP, Chromium)', { skip: skipWithoutChromium }, () => {
   let workload: WorkloadIdentityIssuer;
   let idp: LocalIdentityProvider;
   let server: TestServer;
@@ -55,10 +53,7 @@ describe('consent and upstream sign-in end to end (real upstream client, local I
           sleep: async () => {},
         }),
     });
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-    });
+    browser = await launchBrowser();
   });
   after(async () => {
     await browser?.close();

@@ -8,16 +8,14 @@ import { type KeySetFile } from '../../src/keys/key-set.ts';
 import type { Keyring } from '../../src/keys/keyring.ts';
 import { systemClock, type Clock } from '../../src/runtime/clock.ts';
 import type { GatehouseContext } from '../../src/context/gatehouse-context.ts';
-import { cryptoRandom } from '../../src/runtime/random.ts';
 import { buildServer } from '../../src/server/app.ts';
 import { ProtocolError } from '../../src/errors/protocol-error.ts';
-import { createLogger } from '../../src/server/logger.ts';
 import { createSqliteStore } from '../../src/store/sqlite-store.ts';
 import type { Store } from '../../src/store/store.ts';
 import { authorizationResponseError } from '../../src/upstream/errors.ts';
 import { saveUpstreamTokens, type TokenVaultDeps } from '../../src/upstream/token-vault.ts';
 import type { UpstreamClient, UpstreamIdentity } from '../../src/upstream/types.ts';
-import { LogCapture } from '../support/server-context.ts';
+import { captureLogs, testContext, type LogCapture } from '../support/server-context.ts';
 export { freePort } from '../support/ports.ts';
 import { freePort } from '../support/ports.ts';
 import { testKeyring } from '../support/keyring.ts';
@@ -143,17 +141,8 @@ export async function startAuthorizationServer(options: StartOptions = {}): Prom
   });
   const clock = options.clock ?? systemClock;
   const store = options.store ?? (await createSqliteStore({ path: options.storePath ?? ':memory:', clock, purgeIntervalMs: 0 }));
-  const logs = new LogCapture();
-  const ctx: GatehouseContext = {
-    config,
-    publicUrl,
-    store,
-    keyring: options.keyring ?? testKeyring(clock.now()),
-    clock,
-    random: cryptoRandom,
-    logger: createLogger({ level: 'info', destination: logs }),
-    fetch: globalThis.fetch,
-  };
+  const { logger, logs } = captureLogs();
+  const ctx = testContext({ config, publicUrl, store, keyring: options.keyring ?? testKeyring(clock.now()), clock, logger });
   const upstream = createFakeUpstream(() => publicUrl, { store, keyring: ctx.keyring, clock });
   const { plugin, provider } = await createAuthorizationServer(ctx, {
     upstream: options.upstreamFactory?.(ctx) ?? upstream,
@@ -237,6 +226,13 @@ export async function registerClient(server: TestServer, metadata: Record<string
 }
 
 export const CLIENT_REDIRECT = 'http://127.0.0.1:53682/callback';
+
+/** A pre-registered confidential client (client_secret_basic), as configured in `authorization.clients`. */
+export const CONFIDENTIAL_CLIENT = { clientId: 'backend-service', clientSecret: 'a-long-backend-secret-value-0123456789' };
+export const confidentialClientConfig = { ...CONFIDENTIAL_CLIENT, redirectUris: ['https://backend.example.test/callback'] };
+
+/** The RFC 6749 §2.3.1 Basic authorization header of a client id and secret. */
+export const basicAuthorization = (clientId: string, secret: string): string => `Basic ${Buffer.from(`${clientId}:${secret}`).toString('base64')}`;
 
 export async function registerPublicClient(server: TestServer, extra: Record<string, unknown> = {}): Promise<RegisteredClient> {
   const response = await registerClient(server, {

@@ -12,9 +12,11 @@ import {
   tokenRequest,
   type RegisteredClient,
   type TestServer,
+  CONFIDENTIAL_CLIENT,
+  confidentialClientConfig,
+  basicAuthorization,
 } from './harness.ts';
 
-const CONFIDENTIAL = { clientId: 'backend-service', clientSecret: 'a-long-backend-secret-value-0123456789' };
 
 describe('token endpoint: codes, refresh rotation, revocation, introspection', () => {
   let server: TestServer;
@@ -24,7 +26,7 @@ describe('token endpoint: codes, refresh rotation, revocation, introspection', (
     server = await startAuthorizationServer({
       authorization: {
         refreshReuseGraceSeconds: 10,
-        clients: [{ ...CONFIDENTIAL, redirectUris: ['https://backend.example.test/callback'] }],
+        clients: [confidentialClientConfig],
       },
     });
     client = await registerPublicClient(server);
@@ -222,10 +224,10 @@ describe('token endpoint: codes, refresh rotation, revocation, introspection', (
     const publicBody = (await asPublic.json()) as Record<string, unknown>;
     assert.notEqual(publicBody.active, true, 'a public client learns nothing');
 
-    const basic = Buffer.from(`${CONFIDENTIAL.clientId}:${CONFIDENTIAL.clientSecret}`).toString('base64');
+    const basic = basicAuthorization(CONFIDENTIAL_CLIENT.clientId, CONFIDENTIAL_CLIENT.clientSecret);
     const asBackend = await fetch(`${server.publicUrl}/introspect`, {
       method: 'POST',
-      headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: `Basic ${basic}` },
+      headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic },
       body: new URLSearchParams({ token: tokens.refresh_token }).toString(),
     });
     assert.equal(asBackend.status, 200, await asBackend.clone().text());
@@ -233,10 +235,10 @@ describe('token endpoint: codes, refresh rotation, revocation, introspection', (
     assert.equal(body.active, true);
     assert.equal(body.client_id, client.client_id);
 
-    const wrongSecret = Buffer.from(`${CONFIDENTIAL.clientId}:not-the-secret-value-000000`).toString('base64');
+    const wrongSecret = basicAuthorization(CONFIDENTIAL_CLIENT.clientId, 'not-the-secret-value-000000');
     const refused = await fetch(`${server.publicUrl}/introspect`, {
       method: 'POST',
-      headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: `Basic ${wrongSecret}` },
+      headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: wrongSecret },
       body: new URLSearchParams({ token: tokens.refresh_token }).toString(),
     });
     assert.equal(refused.status, 401);

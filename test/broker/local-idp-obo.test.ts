@@ -5,17 +5,17 @@ import type { TokenBroker } from '../../src/broker/types.ts';
 import { configSchema } from '../../src/config/schema.ts';
 import { startDirectoryApi, type RunningDirectoryApi } from '../../src/demo/directory-api/directory-api.ts';
 import { directoryUsersFrom } from '../../src/demo/directory-api/local-users.ts';
-import { startLocalIdentityProvider, type LocalIdentityProvider } from '../../src/demo/local-idp/local-identity-provider.ts';
-import { startWorkloadIdentityIssuer, type WorkloadIdentityIssuer } from '../../src/demo/workload-identity/workload-identity-issuer.ts';
+import type { LocalIdentityProvider } from '../../src/demo/local-idp/local-identity-provider.ts';
 import { ProtocolError } from '../../src/errors/protocol-error.ts';
 import { loadUpstreamTokens, saveUpstreamTokens } from '../../src/upstream/token-vault.ts';
 import { CookieBrowser, signInAtLocalIdp } from '../upstream/support/cookie-browser.ts';
-import { createGatewaySide, type GatewaySide } from '../upstream/support/fixture.ts';
+import type { GatewaySide } from '../upstream/support/fixture.ts';
+import { DIRECTORY_AUDIENCE, startLocalIdpSide, type LocalIdpSide } from '../upstream/support/local-idp-side.ts';
 import { capturingLogger } from './support/fixtures.ts';
 
 const PUBLIC_URL = 'http://127.0.0.1:8080';
-/** The demo directory API's audience (its URL in the demo); the API itself listens on a free port here. */
-const DIRECTORY = 'http://localhost:8083';
+/** The demo directory API's audience; in the broker test the API itself listens on a free port. */
+const DIRECTORY = DIRECTORY_AUDIENCE;
 
 /**
  * The broker on the real upstream client against the local identity provider: on-behalf-of with a federated client
@@ -23,29 +23,16 @@ const DIRECTORY = 'http://localhost:8083';
  * and the IdP's consent and revocation answers turned into re-authorization errors.
  */
 describe('token broker against the local identity provider', () => {
-  let workload: WorkloadIdentityIssuer;
   let idp: LocalIdentityProvider;
   let gateway: GatewaySide;
+  let side: LocalIdpSide;
   let directory: RunningDirectoryApi;
   let broker: TokenBroker;
   const log = capturingLogger();
 
   before(async () => {
-    workload = await startWorkloadIdentityIssuer();
-    idp = await startLocalIdentityProvider({
-      gateway: { clientId: 'gatehouse', redirectUris: [`${PUBLIC_URL}/callback`], workloadIssuerUrl: workload.issuer },
-      downstreamAudiences: [DIRECTORY],
-    });
-    gateway = await createGatewaySide({
-      publicUrl: PUBLIC_URL,
-      upstream: {
-        type: 'oidc',
-        issuer: idp.issuer,
-        clientId: 'gatehouse',
-        clientAuth: { method: 'federated', issuerUrl: workload.issuer, audience: 'api://AzureADTokenExchange' },
-        scopes: ['openid', 'profile', 'email', 'offline_access', idp.gatewayScope],
-      },
-    });
+    side = await startLocalIdpSide(PUBLIC_URL);
+    ({ idp, gateway } = side);
     const discovery = (await (await fetch(`${idp.issuer}/.well-known/openid-configuration`)).json()) as { jwks_uri: string };
     directory = await startDirectoryApi({ port: 0, issuer: idp.issuer, audience: DIRECTORY, jwksUrl: discovery.jwks_uri, users: directoryUsersFrom(idp.users) });
     const config = configSchema.parse({
@@ -62,9 +49,7 @@ describe('token broker against the local identity provider', () => {
   });
   after(async () => {
     await directory?.close();
-    await gateway?.store.close();
-    await idp?.close();
-    await workload?.close();
+    await side?.close();
   });
 
   async function signIn(user: { username: string; password: string }): Promise<string> {

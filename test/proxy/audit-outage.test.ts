@@ -8,7 +8,7 @@ import { cryptoRandom } from '../../src/runtime/random.ts';
 import { createLogger } from '../../src/server/logger.ts';
 import { createRedisStore } from '../../src/store/redis-store.ts';
 import type { Store } from '../../src/store/store.ts';
-import { LogCapture } from '../support/server-context.ts';
+import { captureLogs } from '../support/server-context.ts';
 import { startRedisServer, type RedisServer } from '../support/redis-server.ts';
 
 /**
@@ -55,8 +55,8 @@ after(async () => {
 
 describe('audit records during a store outage', () => {
   it('loses nothing the buffer covers: records made while Redis was stopped are stored once it is back', async () => {
-    const logs = new LogCapture();
-    const log = createAuditLog({ store, random: cryptoRandom, logger: createLogger({ level: 'info', destination: logs }), output: 'store', retentionDays: 1 });
+    const { logger, logs } = captureLogs();
+    const log = createAuditLog({ store, random: cryptoRandom, logger, output: 'store', retentionDays: 1 });
     for (let outage = 0; outage < 2; outage++) {
       await redis.stop();
       for (let i = 0; i < 1_500; i++) log.record(entry(i + outage * 1_500));
@@ -84,12 +84,12 @@ describe('audit records during a store outage', () => {
   });
 
   it('counts and logs, once, the records an outage longer than the buffer loses', async () => {
-    const logs = new LogCapture();
+    const { logger, logs } = captureLogs();
     const metrics = createMetrics({ clock: systemClock });
     const log = createAuditLog({
       store,
       random: cryptoRandom,
-      logger: createLogger({ level: 'info', destination: logs }),
+      logger,
       output: 'store',
       retentionDays: 1,
       maxBuffered: 100,

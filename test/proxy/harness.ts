@@ -12,10 +12,9 @@ import { systemClock, type Clock } from '../../src/runtime/clock.ts';
 import type { GatehouseContext } from '../../src/context/gatehouse-context.ts';
 import { cryptoRandom } from '../../src/runtime/random.ts';
 import { buildServer } from '../../src/server/app.ts';
-import { createLogger } from '../../src/server/logger.ts';
 import { createSqliteStore } from '../../src/store/sqlite-store.ts';
 import type { Store } from '../../src/store/store.ts';
-import { LogCapture } from '../support/server-context.ts';
+import { captureLogs, testContext, type LogCapture } from '../support/server-context.ts';
 import { freePort } from '../support/ports.ts';
 import { testKeyring } from '../support/keyring.ts';
 
@@ -64,23 +63,14 @@ export async function startTestGateway(options: TestGatewayOptions): Promise<Tes
   const clock = options.clock ?? systemClock;
   const store = options.store ?? (await createSqliteStore({ path: ':memory:', clock, purgeIntervalMs: 0 }));
   const keyring = options.keyring ?? createTestKeyring();
-  const logs = new LogCapture();
+  const { logger, logs } = captureLogs();
   const auditLines: string[] = [];
   // The public URL must be known before listening (it is the token audience), so a free port is reserved first.
   const port = options.port ?? (await freePort());
   const url = `http://127.0.0.1:${port}`;
   const publicUrl = options.publicUrl ?? url;
   const config: GatehouseConfig = configSchema.parse({ ...options.config, server: { ...(options.config.server as object), port } });
-  const ctx: GatehouseContext = {
-    config,
-    publicUrl,
-    store,
-    keyring,
-    clock,
-    random: cryptoRandom,
-    logger: createLogger({ level: 'info', destination: logs }),
-    fetch: globalThis.fetch,
-  };
+  const ctx = testContext({ config, publicUrl, store, keyring, clock, logger });
   const revokedGrants = createRevokedGrantsCache({ store, clock, resyncIntervalMs: options.resyncIntervalMs ?? 500 });
   await revokedGrants.start();
   const plugin = createGatewayPlugin(ctx, { revokedGrants, broker: options.broker, metrics: options.metrics, auditSink: { write: (chunk: string) => auditLines.push(...chunk.split('\n').filter(Boolean)) } });

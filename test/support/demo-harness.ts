@@ -2,7 +2,7 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer as createHttpServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import type { BrowserContext, Page } from 'playwright-core';
 import { stringify } from 'yaml';
 import { assembleGatewayParts, type AssembleOptions } from '../../src/app/assemble-parts.ts';
 import { startGateway, type RunningGateway } from '../../src/app/start-gateway.ts';
@@ -155,21 +155,7 @@ export async function startRedirectListener(path = '/callback'): Promise<Redirec
   };
 }
 
-export async function launchBrowser(): Promise<Browser> {
-  return chromium.launch({
-    executablePath: '/usr/bin/chromium',
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
-  });
-}
+export { launchBrowser } from './browser.ts';
 
 export const artifactsDir = process.env.GATEHOUSE_TEST_ARTIFACTS ?? join(import.meta.dirname, '..', '..', 'test-artifacts');
 

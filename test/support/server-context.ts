@@ -1,4 +1,5 @@
 import { Writable } from 'node:stream';
+import type { Logger } from 'pino';
 import { configSchema, type GatehouseConfig } from '../../src/config/schema.ts';
 import type { Keyring } from '../../src/keys/keyring.ts';
 import { ManualClock } from '../../src/runtime/clock.ts';
@@ -67,6 +68,19 @@ export class LogCapture extends Writable {
   }
 }
 
+/** A logger writing into a LogCapture, so a test can read every line it wrote. */
+export function captureLogs(level: 'info' | 'debug' = 'info'): { logger: Logger; logs: LogCapture } {
+  const logs = new LogCapture();
+  return { logger: createLogger({ level, destination: logs }), logs };
+}
+
+export type TestContextParts = Omit<GatehouseContext, 'random' | 'fetch'> & Partial<Pick<GatehouseContext, 'random' | 'fetch'>>;
+
+/** The one context builder of the test harnesses: real randomness and fetch unless a test passes its own. */
+export function testContext(parts: TestContextParts): GatehouseContext {
+  return { random: cryptoRandom, fetch: globalThis.fetch, ...parts };
+}
+
 const unusedKeyring: Keyring = {
   currentSigningKey: notInFake('keyring.currentSigningKey'),
   publicJwks: notInFake('keyring.publicJwks'),
@@ -87,16 +101,15 @@ export function createServerTestContext(
   const parsed = configSchema.parse({});
   const config: GatehouseConfig = { ...parsed, server: { ...parsed.server, ...overrides.server } };
   const store = createFakeStore();
-  const logs = new LogCapture();
-  const ctx: GatehouseContext = {
+  const { logger, logs } = captureLogs('debug');
+  const ctx = testContext({
     config,
     publicUrl: overrides.publicUrl ?? 'http://127.0.0.1:8080',
     store,
     keyring: unusedKeyring,
     clock: new ManualClock(),
-    random: cryptoRandom,
-    logger: createLogger({ level: 'debug', destination: logs }),
+    logger,
     fetch: () => Promise.reject(new Error('server tests make no outbound requests')),
-  };
+  });
   return { ctx, store, logs };
 }

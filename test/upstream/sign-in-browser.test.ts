@@ -1,18 +1,16 @@
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
-import { chromium, type Browser, type BrowserContext } from 'playwright-core';
-import { startLocalIdentityProvider, type LocalIdentityProvider } from '../../src/demo/local-idp/local-identity-provider.ts';
-import { startWorkloadIdentityIssuer, type WorkloadIdentityIssuer } from '../../src/demo/workload-identity/workload-identity-issuer.ts';
+import { type Browser, type BrowserContext } from 'playwright-core';
+import { launchBrowser, skipWithoutChromium } from '../support/browser.ts';
+import type { LocalIdentityProvider } from '../../src/demo/local-idp/local-identity-provider.ts';
 import { startRedirectListener, type RedirectListener } from '../support/demo-harness.ts';
-import { createGatewaySide, type GatewaySide } from './support/fixture.ts';
+import type { GatewaySide } from './support/fixture.ts';
+import { startLocalIdpSide, type LocalIdpSide } from './support/local-idp-side.ts';
 
-const CHROMIUM = '/usr/bin/chromium';
-
-describe('upstream sign-in in a real browser (headless Chromium)', { skip: existsSync(CHROMIUM) ? false : 'chromium is not installed' }, () => {
-  let workload: WorkloadIdentityIssuer;
+describe('upstream sign-in in a real browser (headless Chromium)', { skip: skipWithoutChromium }, () => {
   let idp: LocalIdentityProvider;
   let gateway: GatewaySide;
+  let side: LocalIdpSide;
   let browser: Browser;
   // The gateway's callback: a listener on a free port records where the IdP sent the browser (the gateway itself is
   // not running), so the test never depends on a fixed port such as the demo's 8080 being free.
@@ -22,32 +20,14 @@ describe('upstream sign-in in a real browser (headless Chromium)', { skip: exist
   before(async () => {
     callbacks = await startRedirectListener('/callback');
     PUBLIC_URL = new URL(callbacks.url).origin;
-    workload = await startWorkloadIdentityIssuer();
-    idp = await startLocalIdentityProvider({
-      gateway: { clientId: 'gatehouse', redirectUris: [`${PUBLIC_URL}/callback`], workloadIssuerUrl: workload.issuer },
-      downstreamAudiences: ['http://localhost:8083'],
-    });
-    gateway = await createGatewaySide({
-      publicUrl: PUBLIC_URL,
-      upstream: {
-        type: 'oidc',
-        issuer: idp.issuer,
-        clientId: 'gatehouse',
-        clientAuth: { method: 'federated', issuerUrl: workload.issuer, audience: 'api://AzureADTokenExchange' },
-        scopes: ['openid', 'profile', 'email', 'offline_access', idp.gatewayScope],
-      },
-    });
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-    });
+    side = await startLocalIdpSide(PUBLIC_URL);
+    ({ idp, gateway } = side);
+    browser = await launchBrowser();
   });
 
   after(async () => {
     await browser?.close();
-    await gateway?.store.close();
-    await idp?.close();
-    await workload?.close();
+    await side?.close();
     await callbacks?.close();
   });
 

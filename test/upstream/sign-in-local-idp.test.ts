@@ -1,47 +1,34 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { decodeJwt } from 'jose';
-import { startLocalIdentityProvider, type LocalIdentityProvider } from '../../src/demo/local-idp/local-identity-provider.ts';
-import { startWorkloadIdentityIssuer, type WorkloadIdentityIssuer } from '../../src/demo/workload-identity/workload-identity-issuer.ts';
+import type { LocalIdentityProvider } from '../../src/demo/local-idp/local-identity-provider.ts';
+import type { WorkloadIdentityIssuer } from '../../src/demo/workload-identity/workload-identity-issuer.ts';
 import { ProtocolError } from '../../src/errors/protocol-error.ts';
 import { UpstreamError } from '../../src/upstream/errors.ts';
 import { type SignInStateRecord } from '../../src/upstream/sign-in-state.ts';
 import { upstreamStateRecord } from '../../src/records/upstream.ts';
 import { loadUpstreamTokens } from '../../src/upstream/token-vault.ts';
 import { CookieBrowser, signInAtLocalIdp } from './support/cookie-browser.ts';
-import { createGatewaySide, type GatewaySide } from './support/fixture.ts';
+import type { GatewaySide } from './support/fixture.ts';
+import { DIRECTORY_AUDIENCE, startLocalIdpSide, type LocalIdpSide } from './support/local-idp-side.ts';
 
 const PUBLIC_URL = 'http://127.0.0.1:8080';
 const CALLBACK = `${PUBLIC_URL}/callback`;
-const DIRECTORY = 'http://localhost:8083';
+const DIRECTORY = DIRECTORY_AUDIENCE;
 
 describe('upstream sign-in against the local identity provider (real HTTP, federated client assertion)', () => {
   let workload: WorkloadIdentityIssuer;
   let idp: LocalIdentityProvider;
   let gateway: GatewaySide;
+  let side: LocalIdpSide;
 
   before(async () => {
-    workload = await startWorkloadIdentityIssuer();
-    idp = await startLocalIdentityProvider({
-      gateway: { clientId: 'gatehouse', redirectUris: [CALLBACK], workloadIssuerUrl: workload.issuer },
-      downstreamAudiences: [DIRECTORY],
-    });
-    gateway = await createGatewaySide({
-      publicUrl: PUBLIC_URL,
-      upstream: {
-        type: 'oidc',
-        issuer: idp.issuer,
-        clientId: 'gatehouse',
-        clientAuth: { method: 'federated', issuerUrl: workload.issuer, audience: 'api://AzureADTokenExchange' },
-        scopes: ['openid', 'profile', 'email', 'offline_access', idp.gatewayScope],
-      },
-    });
+    side = await startLocalIdpSide(PUBLIC_URL);
+    ({ workload, idp, gateway } = side);
   });
 
   after(async () => {
-    await gateway?.store.close();
-    await idp?.close();
-    await workload?.close();
+    await side?.close();
   });
 
   const adele = () => idp.users[0]!;

@@ -1,7 +1,7 @@
-import { commonOptions, defaultAdminCommandDependencies, stringOption, withAdminStore, type AdminCommandDependencies, type CliValues } from '../admin-command.ts';
+import { adminCommand, defaultAdminCommandDependencies, printListing, stringOption, type AdminCommandDependencies, type CliValues } from '../admin-command.ts';
 import { AUDIT_OUTCOMES, queryAudit, type AuditQuery } from '../../admin/audit-query.ts';
 import { InvalidSinceError, parseSince } from '../../admin/since.ts';
-import { formatTable, formatTime, toJsonOutput } from '../../admin/text-table.ts';
+import { formatTime } from '../../admin/text-table.ts';
 import { CliUsageError, type CliCommand } from '../command.ts';
 
 /** Without --since, --user or --tool, `audit tail` reads this far back (a range read; the audit log can be large). */
@@ -38,41 +38,36 @@ export function auditQueryFrom(values: CliValues, now: number): AuditQuery {
 
 /** `gatehouse audit tail`: the latest MCP requests from the audit log, newest first. */
 export function createAuditCommands(dependencies: AdminCommandDependencies = defaultAdminCommandDependencies): { tail: CliCommand } {
-  const tail: CliCommand = {
+  const tail = adminCommand(dependencies, {
     path: ['audit', 'tail'],
     summary: 'Show the latest audited MCP requests (default: the last 24 h, 50 records), newest first.',
     options: {
-      ...commonOptions,
       user: { type: 'string', short: 'u', description: 'Only requests of this user (subject).' },
       tool: { type: 'string', short: 't', description: 'Only calls of this tool.' },
       outcome: { type: 'string', description: `Only this outcome: ${AUDIT_OUTCOMES.join(', ')}.` },
       since: { type: 'string', short: 's', description: 'From this time: ISO 8601 (2026-05-01T10:00:00Z) or an age (15m, 2h, 7d).' },
       limit: { type: 'string', short: 'n', description: 'At most this many records (default 50).' },
     },
-    run: async ({ values, io }) => {
-      const query = auditQueryFrom(values, dependencies.clock.now());
-      return withAdminStore(values, io, dependencies, async (deps) => {
-        const records = await queryAudit(deps.store, query);
-        if (values.json === true) io.stdout(toJsonOutput({ records }));
-        else if (records.length === 0) io.stdout('No matching audit records.\n');
-        else {
-          const rows = records.map((record) => [
-            formatTime(record.time),
-            record.user ?? '-',
-            record.client ?? '-',
-            record.route,
-            record.method ?? '-',
-            record.tool ?? '-',
-            record.outcome,
-            String(record.status),
-            `${record.durationMs}ms`,
-          ]);
-          io.stdout(`${formatTable(['TIME', 'USER', 'CLIENT', 'ROUTE', 'METHOD', 'TOOL', 'OUTCOME', 'STATUS', 'DURATION'], rows)}\n`);
-        }
-        return 0;
-      });
-    },
-  };
+    prepare: (values) => auditQueryFrom(values, dependencies.clock.now()),
+    action: async ({ deps, io, json, prepared: query }) =>
+      printListing(io, json, {
+        key: 'records',
+        items: await queryAudit(deps.store, query),
+        empty: 'No matching audit records.',
+        headers: ['TIME', 'USER', 'CLIENT', 'ROUTE', 'METHOD', 'TOOL', 'OUTCOME', 'STATUS', 'DURATION'],
+        row: (record) => [
+          formatTime(record.time),
+          record.user ?? '-',
+          record.client ?? '-',
+          record.route,
+          record.method ?? '-',
+          record.tool ?? '-',
+          record.outcome,
+          String(record.status),
+          `${record.durationMs}ms`,
+        ],
+      }),
+  });
   return { tail };
 }
 

@@ -1,4 +1,4 @@
-import { commonOptions, defaultAdminCommandDependencies, withAdminStore, type AdminCommandDependencies } from '../admin-command.ts';
+import { adminCommand, defaultAdminCommandDependencies, type AdminCommandDependencies } from '../admin-command.ts';
 import { toJsonOutput } from '../../admin/text-table.ts';
 import type { CliCommand } from '../command.ts';
 
@@ -7,18 +7,15 @@ import type { CliCommand } from '../command.ts';
  * (`store.purgeIntervalMs`); this is for a cron job while the gateway is stopped, or before a backup.
  */
 export function createStoreCommands(dependencies: AdminCommandDependencies = defaultAdminCommandDependencies): { purgeExpired: CliCommand } {
-  const purgeExpired: CliCommand = {
+  const purgeExpired = adminCommand(dependencies, {
     path: ['store', 'purge-expired'],
     summary: 'Delete expired records (codes, tokens, sessions, caches) from the store now.',
-    options: commonOptions,
-    run: ({ values, io }) =>
-      withAdminStore(values, io, dependencies, async (deps) => {
-        const removed = await deps.store.purgeExpired();
-        if (values.json === true) io.stdout(toJsonOutput({ store: deps.store.kind, removed }));
-        else io.stdout(`Removed ${removed} expired record(s) from the ${deps.store.kind} store.\n`);
-        return 0;
-      }),
-  };
+    action: async ({ deps, io, json }) => {
+      const removed = await deps.store.purgeExpired();
+      if (json) io.stdout(toJsonOutput({ store: deps.store.kind, removed }));
+      else io.stdout(`Removed ${removed} expired record(s) from the ${deps.store.kind} store.\n`);
+    },
+  });
   return { purgeExpired };
 }
 

@@ -3,12 +3,11 @@ import { z } from 'zod';
 import { createBrowserCookies } from '../authorization/browser-cookies.ts';
 import { cookieLifetimeSeconds, forget, liveDecisions, parseDecisions, type DecisionKind } from '../authorization/remembered-decisions.ts';
 import { ProtocolError } from '../errors/protocol-error.ts';
-import { AdminNotFoundError } from './admin-deps.ts';
 import { describeClient } from './clients.ts';
 import { isConsoleAdmin } from './console-session.ts';
 import { noticeFrom, sessionForPage, sessionForPost } from './console-guard.ts';
 import { consoleCookiesSecure, type ConsoleState } from './console-state.ts';
-import { listGrants, revokeGrantById } from './grants.ts';
+import { listGrants, revokeGrantForPage } from './grants.ts';
 import { renderAccountPage, type ConnectedApp, type RememberedRow } from './pages/account-page.ts';
 
 /**
@@ -65,12 +64,7 @@ export function registerAccountRoutes(app: FastifyInstance, state: ConsoleState)
   app.post('/account/grants/:grantId/revoke', page, async (request, reply) => {
     const session = await sessionForPost(state, request, { admin: false });
     const { grantId } = grantParams.parse(request.params);
-    try {
-      await revokeGrantById(admin, grantId, { subject: session.subject });
-    } catch (error) {
-      if (error instanceof AdminNotFoundError) throw new ProtocolError('not_found', 'You have no such connected app.');
-      throw error;
-    }
+    await revokeGrantForPage(admin, grantId, { subject: session.subject, notFound: 'You have no such connected app.' });
     state.metrics.grantRevoked('user');
     request.log.info({ grantId }, 'grant revoked by its user');
     return reply.redirect('/account?done=grant-revoked', 303);

@@ -8,7 +8,7 @@ import { listClients, revokeClient } from './clients.ts';
 import { adminForPage, noticeFrom, sessionForPost } from './console-guard.ts';
 import type { ConsoleSession } from './console-session.ts';
 import type { ConsoleState } from './console-state.ts';
-import { listGrants, revokeGrantById } from './grants.ts';
+import { listGrants, revokeGrantForPage } from './grants.ts';
 import { probe } from './health-checks.ts';
 import { BROKER_DOWNSTREAM_METRIC } from '../observability/metrics.ts';
 import { renderAuditPage } from './pages/audit-page.ts';
@@ -115,12 +115,7 @@ export function registerAdminRoutes(app: FastifyInstance, state: ConsoleState): 
   app.post('/admin/grants/:grantId/revoke', page, async (request, reply) => {
     await sessionForPost(state, request, { admin: true });
     const { grantId } = grantParams.parse(request.params);
-    try {
-      await revokeGrantById(admin, grantId);
-    } catch (error) {
-      if (error instanceof AdminNotFoundError) throw new ProtocolError('not_found', 'There is no such grant; it may have been revoked already.');
-      throw error;
-    }
+    await revokeGrantForPage(admin, grantId, { notFound: 'There is no such grant; it may have been revoked already.' });
     state.metrics.grantRevoked('admin');
     request.log.info({ grantId }, 'grant revoked from the admin console');
     return reply.redirect('/admin/grants?done=grant-revoked', 303);

@@ -10,6 +10,7 @@ import {
 } from './admin-deps.ts';
 import { findRecords, readRecord } from '../store/record-access.ts';
 import type { z } from 'zod';
+import { ProtocolError } from '../errors/protocol-error.ts';
 
 /**
  * Grants: what a user approved for a client (oidc-provider's Grant model, namespace `oidc:Grant`, key = grant id).
@@ -128,4 +129,14 @@ export async function revokeGrantById(
 export function endGrant(deps: AdminDeps, grantId: string, reason: GrantEndReason): Promise<void> {
   const end = deps.endGrant ?? createEndGrant({ store: deps.store, clock: deps.clock, accessTokenTtlSeconds: deps.config.authorization.accessTokenTtlSeconds });
   return end(grantId, reason);
+}
+
+/** Ends a grant from a console page: a missing grant (or, with `subject`, another user's) is a 404 in `notFound`'s words. */
+export async function revokeGrantForPage(deps: AdminDeps, grantId: string, options: { subject?: string; notFound: string }): Promise<void> {
+  try {
+    await revokeGrantById(deps, grantId, options.subject === undefined ? {} : { subject: options.subject });
+  } catch (error) {
+    if (error instanceof AdminNotFoundError) throw new ProtocolError('not_found', options.notFound);
+    throw error;
+  }
 }

@@ -1,4 +1,5 @@
 import { GatehouseError } from '../errors/internal-errors.ts';
+import type { AppIo } from '../app/start-gateway.ts';
 /**
  * The shape of every `gatehouse` command. Commands are plain objects in src/cli/commands/, listed in
  * src/cli/commands/index.ts; src/cli/main.ts parses argv (node:util parseArgs), prints `--help` from these fields,
@@ -11,14 +12,8 @@ export interface CliOption {
   multiple?: boolean;
 }
 
-export interface CliIo {
-  stdout: (text: string) => void;
-  stderr: (text: string) => void;
-  env: NodeJS.ProcessEnv;
-  cwd: string;
-  /** Whether stdout is a terminal (the CLI sets it; tests leave it out). */
-  stdoutIsTTY?: boolean;
-}
+/** Where a command prints and what environment it reads: the same as the app's (`start` hands it on). */
+export type CliIo = AppIo;
 
 export interface CliCommand {
   /** Words that select the command, e.g. `['keys', 'rotate']`. */

@@ -18,6 +18,10 @@ export interface CliIo {
   cwd: string;
   /** Whether stdout is a terminal (the CLI sets it; tests leave it out). */
   stdoutIsTTY?: boolean;
+  /** Whether stdin is a terminal, so a destructive command may ask before acting (see confirm.ts). */
+  stdinIsTTY?: boolean;
+  /** Asks one question on the terminal and resolves with the answer line. */
+  ask?: (question: string) => Promise<string>;
 }
 
 export interface CliCommand {

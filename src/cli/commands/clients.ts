@@ -4,6 +4,7 @@ import { AdminNotFoundError } from '../../admin/admin-deps.ts';
 import { listGrants } from '../../admin/grants.ts';
 import { formatTable, formatTime, toJsonOutput } from '../../admin/text-table.ts';
 import type { CliCommand } from '../command.ts';
+import { cancelled, confirmation, yesOption } from '../confirm.ts';
 
 /** `gatehouse clients list|show|revoke`: the MCP clients known to this gateway, and cutting one off. */
 export function createClientsCommands(dependencies: AdminCommandDependencies = defaultAdminCommandDependencies): {
@@ -75,10 +76,16 @@ export function createClientsCommands(dependencies: AdminCommandDependencies = d
     path: ['clients', 'revoke'],
     summary: 'End all grants and tokens of a client on every replica, and delete its dynamic registration.',
     positionals: ['CLIENT_ID'],
-    options: commonOptions,
-    run: ({ values, positionals, io }) =>
-      withAdminStore(values, io, dependencies, async (deps) => {
-        const result = await revokeClient(deps, positionals[0] ?? '');
+    options: { ...commonOptions, yes: yesOption },
+    run: ({ values, positionals, io }) => {
+      const confirm = confirmation(values, io, 'clients revoke');
+      return withAdminStore(values, io, dependencies, async (deps) => {
+        const clientId = positionals[0] ?? '';
+        const target = await findClient(deps, clientId);
+        if (target === undefined) throw new AdminNotFoundError(`no client ${JSON.stringify(clientId)} — see "gatehouse clients list"`);
+        const named = target.name === undefined ? target.clientId : `${target.clientId} (${target.name})`;
+        if (!(await confirm(`Revoke client ${named} and its ${target.activeGrants} grant(s) on every replica?`))) return cancelled(io);
+        const result = await revokeClient(deps, clientId);
         if (values.json === true) {
           io.stdout(toJsonOutput(result));
           return 0;
@@ -90,7 +97,8 @@ export function createClientsCommands(dependencies: AdminCommandDependencies = d
         else if (client.type === 'cimd') lines.push('It can sign in again; add its host to authorization.clientMetadataDocuments.denyDomains to block it.');
         io.stdout(`${lines.join('\n')}\n`);
         return 0;
-      }),
+      });
+    },
   };
 
   return { list, show, revoke };

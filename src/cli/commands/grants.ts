@@ -1,7 +1,9 @@
 import { commonOptions, defaultAdminCommandDependencies, stringOption, withAdminStore, type AdminCommandDependencies } from '../admin-command.ts';
-import { listGrants, revokeGrantById } from '../../admin/grants.ts';
+import { findGrant, listGrants, revokeGrantById } from '../../admin/grants.ts';
 import { formatTable, formatTime, toJsonOutput } from '../../admin/text-table.ts';
+import { AdminNotFoundError } from '../../admin/admin-deps.ts';
 import type { CliCommand } from '../command.ts';
+import { cancelled, confirmation, yesOption } from '../confirm.ts';
 
 /** `gatehouse grants list|revoke`: what users approved for which clients, and ending one approval. */
 export function createGrantsCommands(dependencies: AdminCommandDependencies = defaultAdminCommandDependencies): {
@@ -40,14 +42,20 @@ export function createGrantsCommands(dependencies: AdminCommandDependencies = de
     path: ['grants', 'revoke'],
     summary: 'Revoke a grant: its tokens are refused on every replica and its refresh tokens deleted.',
     positionals: ['GRANT_ID'],
-    options: commonOptions,
-    run: ({ values, positionals, io }) =>
-      withAdminStore(values, io, dependencies, async (deps) => {
-        const grant = await revokeGrantById(deps, positionals[0] ?? '');
+    options: { ...commonOptions, yes: yesOption },
+    run: ({ values, positionals, io }) => {
+      const confirm = confirmation(values, io, 'grants revoke');
+      return withAdminStore(values, io, dependencies, async (deps) => {
+        const grantId = positionals[0] ?? '';
+        const target = await findGrant(deps, grantId);
+        if (target === undefined) throw new AdminNotFoundError(`no grant ${JSON.stringify(grantId)}`);
+        if (!(await confirm(`Revoke grant ${grantId} (user ${target.subject}, client ${target.clientId}) on every replica?`))) return cancelled(io);
+        const grant = await revokeGrantById(deps, grantId);
         if (values.json === true) io.stdout(toJsonOutput({ revoked: grant }));
         else io.stdout(`Revoked grant ${grant.grantId} (user ${grant.subject}, client ${grant.clientId}).\n`);
         return 0;
-      }),
+      });
+    },
   };
 
   return { list, revoke };

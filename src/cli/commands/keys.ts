@@ -8,6 +8,7 @@ import { systemClock, type Clock } from '../../runtime/clock.ts';
 import { openStore } from '../../store/open-store.ts';
 import type { Store } from '../../store/store.ts';
 import { CliUsageError, type CliCommand, type CliIo, type CliOption } from '../command.ts';
+import { cancelled, confirmation, yesOption } from '../confirm.ts';
 
 /**
  * `gatehouse keys list|rotate|prune`: key administration against the configured key source (store or key file).
@@ -35,7 +36,7 @@ const options: Record<string, CliOption> = {
   json: { type: 'boolean', description: 'Print JSON instead of a table.' },
 };
 
-type Action = (input: { config: GatehouseConfig; store: Store; clock: Clock; json: boolean; io: CliIo }) => Promise<void>;
+type Action = (input: { config: GatehouseConfig; store: Store; clock: Clock; json: boolean; io: CliIo }) => Promise<void | number>;
 
 async function withKeys(
   values: Record<string, string | boolean | string[] | undefined>,
@@ -47,8 +48,8 @@ async function withKeys(
   const { config } = loadConfig({ file, env: io.env, cwd: io.cwd });
   const store = await dependencies.openStore(config, io);
   try {
-    await action({ config, store, clock: dependencies.clock, json: values['json'] === true, io });
-    return 0;
+    // An action returns a code only when it did not do its work (the operator cancelled).
+    return (await action({ config, store, clock: dependencies.clock, json: values['json'] === true, io })) ?? 0;
   } catch (error) {
     // A malformed or unreadable key file is a configuration mistake: one line, exit code 2.
     if (error instanceof KeySetError) throw new CliUsageError(error.message, { cause: error });
@@ -58,7 +59,9 @@ async function withKeys(
   }
 }
 
-const printJson = (io: CliIo, value: unknown): void => io.stdout(`${JSON.stringify(value, null, 2)}\n`);
+function printJson(io: CliIo, value: unknown): void {
+  io.stdout(`${JSON.stringify(value, null, 2)}\n`);
+}
 
 export function createKeysCommands(dependencies: KeysCommandDependencies = defaultDependencies): {
   list: CliCommand;
@@ -73,8 +76,7 @@ export function createKeysCommands(dependencies: KeysCommandDependencies = defau
       withKeys(values, io, dependencies, async ({ config, store, clock, json }) => {
         const keys = await listKeys({ store, config, clock });
         if (json) return printJson(io, { keys: keyListingJson(keys) });
-        if (keys.length === 0) return io.stdout('No keys yet: Gatehouse creates them when it first starts.\n');
-        io.stdout(`${formatKeyTable(keys, clock.now())}\n`);
+        io.stdout(keys.length === 0 ? 'No keys yet: Gatehouse creates them when it first starts.\n' : `${formatKeyTable(keys, clock.now())}\n`);
       }),
   };
 
@@ -97,9 +99,13 @@ export function createKeysCommands(dependencies: KeysCommandDependencies = defau
   const prune: CliCommand = {
     path: ['keys', 'prune'],
     summary: 'Remove retired keys once nothing they signed or sealed can still be valid (there is no --force).',
-    options,
-    run: ({ values, io }) =>
-      withKeys(values, io, dependencies, async ({ config, store, clock, json }) => {
+    options: { ...options, yes: yesOption },
+    run: ({ values, io }) => {
+      const confirm = confirmation(values, io, 'keys prune');
+      return withKeys(values, io, dependencies, async ({ config, store, clock, json }) => {
+        const due = (await listKeys({ store, config, clock })).filter((key) => key.prunableAt !== undefined && clock.now() >= key.prunableAt);
+        const named = due.map((key) => `${key.kid} (${key.use})`).join(', ');
+        if (due.length > 0 && !(await confirm(`Remove ${due.length} retired key(s) for good: ${named}?`))) return cancelled(io);
         const result = await pruneKeys({ store, config, clock });
         if (json) return printJson(io, { removed: keyListingJson(result.removed), kept: keyListingJson(result.kept) });
         const removed = result.removed.map((key) => `${key.kid} (${key.use})`).join(', ');
@@ -108,7 +114,8 @@ export function createKeysCommands(dependencies: KeysCommandDependencies = defau
           (result.removed.length > 0 ? `Removed ${result.removed.length} retired key(s): ${removed}.\n` : 'Nothing to prune.\n') +
             (next === undefined ? '' : `The next retired key becomes prunable at ${formatKeyTime(next)}.\n`),
         );
-      }),
+      });
+    },
   };
 
   return { list, rotate, prune };

@@ -74,11 +74,11 @@ export function renderBarePage(title: string, message: string): string {
 export const csrfField = (session: ConsoleSession): string => `<input type="hidden" name="csrf" value="${html(session.csrf)}">`;
 
 /** A one-button POST form (revoke): hidden fields plus the session's CSRF token. */
-export function postButton(action: string, session: ConsoleSession, fields: Record<string, string>, label: string): string {
+export function postButton(action: string, session: ConsoleSession, fields: Record<string, string>, label: string, kind: 'danger' | 'secondary' = 'danger'): string {
   const hidden = Object.entries(fields)
     .map(([name, value]) => `<input type="hidden" name="${html(name)}" value="${html(value)}">`)
     .join('');
-  return `<form method="post" action="${html(action)}" class="inline">${hidden}${csrfField(session)}<button type="submit" class="danger">${html(label)}</button></form>`;
+  return `<form method="post" action="${html(action)}" class="inline">${hidden}${csrfField(session)}<button type="submit" class="${kind}">${html(label)}</button></form>`;
 }
 
 /** A table of already-escaped cells; `empty` is shown instead when there are no rows. */

@@ -96,8 +96,9 @@ export function registerAdminRoutes(app: FastifyInstance, state: ConsoleState): 
     const session = await adminForPage(state, request, reply, '/admin/grants');
     if (session === undefined) return reply;
     const recent = await recentUseSince(ctx.store, ctx.clock.now() - ACTIVITY_WINDOW_MS);
-    const [grants, accounts] = await Promise.all([listGrants(admin, {}, recent), accountsBySubject(admin)]);
-    return html(reply, renderGrantsPage(view('Grants', 'grants', session, noticeFrom(request)), grants, accounts));
+    const [grants, accounts, clients] = await Promise.all([listGrants(admin, {}, recent), accountsBySubject(admin), listClients(admin)]);
+    const clientNames = new Map(clients.flatMap((client) => (client.name === undefined ? [] : [[client.clientId, client.name] as const])));
+    return html(reply, renderGrantsPage(view('Grants', 'grants', session, noticeFrom(request)), grants, accounts, clientNames));
   });
 
   app.get('/admin/audit', page, async (request, reply) => {

@@ -34,7 +34,7 @@ const code = (text: string) => `<code>${escapeHtml(text)}</code>`;
 function routeSection(route: Route, publicUrl: string): string {
   const url = `${publicUrl}${route.path}`;
   const scopes = Object.entries(route.scopes)
-    .map(([name, description]) => `<li>${code(name)} — ${escapeHtml(description)}</li>`)
+    .map(([name, description]) => `<li><code class="scope">${escapeHtml(name)}</code> — ${escapeHtml(description)}</li>`)
     .join('');
   if (route.type === 'http') {
     return `<section class="route"><h2>${escapeHtml(route.path)} <span class="badge">REST API</span></h2>
@@ -42,7 +42,7 @@ function routeSection(route: Route, publicUrl: string): string {
 <p class="hint">OAuth-protected HTTP endpoints: a client discovers the sign-in from the <code>401</code> answer.</p></section>`;
   }
   const snippets = clientSnippets(route, url)
-    .map((snippet) => `<h3>${escapeHtml(snippet.client)} <span class="hint">${escapeHtml(snippet.where)}</span></h3><pre><code>${escapeHtml(snippet.text)}</code></pre>`)
+    .map((snippet) => `<h3>${escapeHtml(snippet.client)} <span class="hint">${escapeHtml(snippet.where)}</span></h3><pre tabindex="0"><code>${escapeHtml(snippet.text)}</code></pre>`)
     .join('\n');
   return `<section class="route"><h2>${escapeHtml(route.path)} <span class="badge">MCP server</span></h2>
 <p class="url">${code(url)}</p><ul class="scopes">${scopes}</ul>

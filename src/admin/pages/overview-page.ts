@@ -57,5 +57,5 @@ export function renderOverviewPage(view: ConsoleView, data: OverviewData): strin
 function reloadSection(view: ConsoleView): string {
   return `<section><h2>Configuration</h2>
 <p class="hint">Reload the configuration file on this replica (as SIGHUP does): route scopes, tool policies and the admin lists apply at once; a file with problems is refused and the running configuration stays.</p>
-${postButton('/admin/reload', view.session, {}, 'Reload configuration', 'secondary')}</section>`;
+${postButton('/admin/reload', view.session, {}, 'Reload configuration', { kind: 'secondary' })}</section>`;
 }

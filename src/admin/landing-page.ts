@@ -74,10 +74,10 @@ export const FAVICON_SVG =
   '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 64 64"><path d="M32 4 8 12v18c0 15 10 26 24 30 14-4 24-15 24-30V12z" fill="#2454d6"/><path d="M22 32l7 7 14-15" fill="none" stroke="#fff" stroke-width="6" stroke-linecap="round" stroke-linejoin="round"/></svg>';
 
 export function createLandingPlugin(ctx: GatehouseContext): FastifyPluginAsync {
-  const page = renderLandingPage(ctx.config, ctx.publicUrl);
   return async (app) => {
+    // Rendered per request: a configuration reload (src/app/reload-config.ts) changes the scopes it lists.
     app.get('/', { config: { errorFormat: 'html' } }, async (_request, reply) =>
-      reply.header('cache-control', 'no-cache').type('text/html; charset=utf-8').send(page),
+      reply.header('cache-control', 'no-cache').type('text/html; charset=utf-8').send(renderLandingPage(ctx.config, ctx.publicUrl)),
     );
     app.get('/favicon.ico', async (_request, reply) => reply.type('image/svg+xml').header('cache-control', 'public, max-age=86400').send(FAVICON_SVG));
   };

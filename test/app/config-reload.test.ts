@@ -1,5 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import Fastify from 'fastify';
+import { createLandingPlugin } from '../../src/admin/landing-page.ts';
+import type { GatehouseContext } from '../../src/context/gatehouse-context.ts';
 import { applyReload, type ReloadOutcome, type ReloadTarget } from '../../src/app/reload-config.ts';
 import { protectedResources } from '../../src/authorization/protected-resources.ts';
 import { demoConfig } from '../../src/config/demo-defaults.ts';
@@ -45,6 +48,19 @@ describe('applyReload: what a reload changes on the running gateway, and what wa
     assert.equal(state.target.scope, 'mcp:tools', 'the 401 challenge names the new scopes');
     assert.equal(resources.describeScope('mcp:tools'), 'Tools, renamed', 'the consent page shows the new description');
     assert.deepEqual(live.admin.users, ['ops@example.com']);
+  });
+
+  it('the start page lists the reloaded scope descriptions', async () => {
+    const live = demoConfig();
+    const app = Fastify();
+    await app.register(createLandingPlugin({ config: live, publicUrl: PUBLIC_URL } as GatehouseContext));
+    const next = copy(live);
+    const nextRoute = next.routes[0];
+    assert.ok(nextRoute);
+    nextRoute.scopes = { ...nextRoute.scopes, 'mcp:tools': 'Tools, described anew' };
+    applyReload(targetFor(live), next);
+    assert.match((await app.inject({ url: '/' })).body, /Tools, described anew/);
+    await app.close();
   });
 
   it('reports the listening address, store, upstream, routes added or removed and backends as needing a restart, without applying them', () => {

@@ -9,13 +9,18 @@ import { pkcePair } from '../authorization/harness.ts';
 import { artifactsDir, launchBrowser, startDemo, startRedirectListener, type RedirectListener, type RunningDemo } from '../support/demo-harness.ts';
 
 /**
- * Every page a person sees, in headless Chromium at a desktop width (1280 px) and a phone width (390 px): axe-core
+ * Every page a person sees, in headless Chromium at a desktop width (1280 px) and a phone width (390 px, light and dark): axe-core
  * finds no WCAG 2.x A/AA violation (contrast included), nothing makes the page scroll sideways, every button is
  * on screen, no scope name is broken across lines, and each Revoke button names the application it revokes. A
  * screenshot of each page at each width goes to test-artifacts/.
  */
 const CHROMIUM = '/usr/bin/chromium';
-const WIDTHS = [1280, 390] as const;
+/** Desktop and phone in the light scheme, and the dark scheme (its own colours, checked for contrast too). */
+const VIEWS = [
+  { width: 1280, scheme: 'light' },
+  { width: 390, scheme: 'light' },
+  { width: 390, scheme: 'dark' },
+] as const;
 const APP_NAME = 'Team Notes';
 const axeSource = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
 
@@ -51,15 +56,16 @@ describe('every page at 1280 and 390 px: accessible, usable, nothing off-screen'
 
   /** Runs every check on the page as it is now, at both widths, and saves a screenshot of each. */
   const checkPage = async (name: string): Promise<void> => {
-    for (const width of WIDTHS) {
+    for (const { width, scheme } of VIEWS) {
       await page.setViewportSize({ width, height: 900 });
+      await page.emulateMedia({ colorScheme: scheme });
       // The pages carry no script and their CSP allows none: axe is injected with the CSP bypassed for the test.
       if ((await page.evaluate('typeof axe')) === 'undefined') await page.addScriptTag({ content: axeSource });
       const results = (await page.evaluate(RUN_AXE)) as AxeResults;
       const violations = results.violations.map((violation) => `${violation.id} (${violation.impact}): ${violation.help} — ${violation.nodes.map((node) => JSON.stringify(node.target)).join(', ')}`);
-      assert.deepEqual(violations, [], `${name} at ${width} px: axe violations`);
-      assert.deepEqual(await page.evaluate(LAYOUT_PROBLEMS), [], `${name} at ${width} px: layout`);
-      const path = join(artifactsDir, `page-${name}-${width}.png`);
+      assert.deepEqual(violations, [], `${name} at ${width} px (${scheme}): axe violations`);
+      assert.deepEqual(await page.evaluate(LAYOUT_PROBLEMS), [], `${name} at ${width} px (${scheme}): layout`);
+      const path = join(artifactsDir, `page-${name}-${width}${scheme === 'dark' ? '-dark' : ''}.png`);
       await page.screenshot({ path, fullPage: true });
       checked.push(path);
     }
@@ -156,6 +162,6 @@ describe('every page at 1280 and 390 px: accessible, usable, nothing off-screen'
     await page.waitForLoadState('load');
     await page.goto(`${demo.publicUrl}/admin/signed-out`);
     await checkPage('signed-out');
-    assert.equal(checked.length, 9 * WIDTHS.length);
+    assert.equal(checked.length, 9 * VIEWS.length);
   });
 });

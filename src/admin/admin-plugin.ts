@@ -9,7 +9,7 @@ import { registerAccountRoutes } from './account-routes.ts';
 import { registerAdminRoutes } from './admin-routes.ts';
 import { beginConsoleSignIn } from './console-sign-in.ts';
 import { SIGNED_OUT_PATH, signedOutPage, signOut } from './console-sign-out.ts';
-import { createConsoleState, type ConsoleState } from './console-state.ts';
+import { createConsoleState, type ConsoleReload, type ConsoleState } from './console-state.ts';
 import type { GatehouseMetrics } from '../observability/metrics.ts';
 import { ADMIN_STYLESHEET_PATH } from './pages/layout.ts';
 import { htmlCspWithFormTargets } from '../server/security-headers.ts';
@@ -26,6 +26,8 @@ export interface AdminPluginDeps {
   metrics: GatehouseMetrics;
   /** The app's grant-ending function (src/grants/end-grant.ts). */
   endGrant?: EndGrant;
+  /** Reloads the configuration file (src/app/reload-config.ts); absent when the gateway runs without a file. */
+  reloadConfig?: ConsoleReload;
 }
 
 const stylesheet = readFileSync(new URL('./admin.css', import.meta.url), 'utf8');

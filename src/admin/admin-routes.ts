@@ -16,6 +16,7 @@ import { renderClientsPage } from './pages/clients-page.ts';
 import { renderGrantsPage } from './pages/grants-page.ts';
 import type { ConsoleSection } from './pages/layout.ts';
 import { renderOverviewPage, type OverviewData } from './pages/overview-page.ts';
+import { renderReloadPage } from './pages/reload-page.ts';
 import { accountsBySubject } from './users.ts';
 
 /** `/admin` pages: overview, clients, grants, tool calls; and the revoke actions behind them. */
@@ -79,6 +80,7 @@ export function registerAdminRoutes(app: FastifyInstance, state: ConsoleState): 
       upstream,
       store,
       broker,
+      canReload: state.reloadConfig !== undefined,
     };
     return html(reply, renderOverviewPage(view('Overview', 'overview', session), data));
   });
@@ -94,8 +96,9 @@ export function registerAdminRoutes(app: FastifyInstance, state: ConsoleState): 
     const session = await adminForPage(state, request, reply, '/admin/grants');
     if (session === undefined) return reply;
     const recent = await recentUseSince(ctx.store, ctx.clock.now() - ACTIVITY_WINDOW_MS);
-    const [grants, accounts] = await Promise.all([listGrants(admin, {}, recent), accountsBySubject(admin)]);
-    return html(reply, renderGrantsPage(view('Grants', 'grants', session, noticeFrom(request)), grants, accounts));
+    const [grants, accounts, clients] = await Promise.all([listGrants(admin, {}, recent), accountsBySubject(admin), listClients(admin)]);
+    const clientNames = new Map(clients.flatMap((client) => (client.name === undefined ? [] : [[client.clientId, client.name] as const])));
+    return html(reply, renderGrantsPage(view('Grants', 'grants', session, noticeFrom(request)), grants, accounts, clientNames));
   });
 
   app.get('/admin/audit', page, async (request, reply) => {
@@ -119,6 +122,17 @@ export function registerAdminRoutes(app: FastifyInstance, state: ConsoleState): 
     state.metrics.grantRevoked('admin');
     request.log.info({ grantId }, 'grant revoked from the admin console');
     return reply.redirect('/admin/grants?done=grant-revoked', 303);
+  });
+
+  // Reload the configuration file without a restart (src/app/reload-config.ts), and show what applied.
+  app.post('/admin/reload', page, async (request, reply) => {
+    const session = await sessionForPost(state, request, { admin: true });
+    if (state.reloadConfig === undefined) {
+      throw new ProtocolError('invalid_request', 'This gateway was started without a configuration file: there is nothing to reload.');
+    }
+    const outcome = state.reloadConfig();
+    request.log.info({ ok: outcome.ok }, 'configuration reload requested from the admin console');
+    return html(reply.code(outcome.ok ? 200 : 422), renderReloadPage(view('Configuration reload', 'overview', session), outcome));
   });
 
   app.post('/admin/clients/revoke', page, async (request, reply) => {

@@ -8,6 +8,11 @@ import { createConsoleSessions, type ConsoleSessions } from './console-session.t
 import type { GatehouseMetrics } from '../observability/metrics.ts';
 
 
+/** The app's configuration reload, as the console's Reload button uses it (defined in src/app/reload-config.ts). */
+export type ConsoleReload = () =>
+  | { ok: true; report: { applied: string[]; needsRestart: string[] } }
+  | { ok: false; problems: readonly string[] };
+
 /** What the console's routes and `completeConsoleSignIn` share; built once per server by createAdminPlugin. */
 export interface ConsoleState {
   ctx: GatehouseContext;
@@ -15,6 +20,7 @@ export interface ConsoleState {
   metrics: GatehouseMetrics;
   sessions: ConsoleSessions;
   admin: AdminDeps;
+  reloadConfig: ConsoleReload | undefined;
   /** Writes the upstream-state cookie the shared `/callback` reads (same name as the authorization server's). */
   upstreamCookie(reply: FastifyReply, value: string, maxAgeSeconds: number): void;
 }
@@ -27,13 +33,14 @@ export function consoleCookiesSecure(ctx: GatehouseContext): boolean {
   return new URL(ctx.publicUrl).protocol === 'https:' || !ctx.config.dev.insecureCookies;
 }
 
-export function createConsoleState(ctx: GatehouseContext, deps: { upstream: UpstreamClient; metrics: GatehouseMetrics; endGrant?: EndGrant }): ConsoleState {
+export function createConsoleState(ctx: GatehouseContext, deps: { upstream: UpstreamClient; metrics: GatehouseMetrics; endGrant?: EndGrant; reloadConfig?: ConsoleReload }): ConsoleState {
   const secure = consoleCookiesSecure(ctx);
   const upstreamCookieName = secure ? '__Host-gatehouse-upstream' : 'gatehouse-upstream';
   return {
     ctx,
     upstream: deps.upstream,
     metrics: deps.metrics,
+    reloadConfig: deps.reloadConfig,
     sessions: createConsoleSessions({ keyring: ctx.keyring, clock: ctx.clock, random: ctx.random, secure, store: ctx.store }),
     admin: { store: ctx.store, clock: ctx.clock, config: ctx.config, ...(deps.endGrant === undefined ? {} : { endGrant: deps.endGrant }) },
     upstreamCookie(reply, value, maxAgeSeconds) {

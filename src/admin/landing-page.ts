@@ -34,7 +34,7 @@ const code = (text: string) => `<code>${escapeHtml(text)}</code>`;
 function routeSection(route: Route, publicUrl: string): string {
   const url = `${publicUrl}${route.path}`;
   const scopes = Object.entries(route.scopes)
-    .map(([name, description]) => `<li>${code(name)} — ${escapeHtml(description)}</li>`)
+    .map(([name, description]) => `<li><code class="scope">${escapeHtml(name)}</code> — ${escapeHtml(description)}</li>`)
     .join('');
   if (route.type === 'http') {
     return `<section class="route"><h2>${escapeHtml(route.path)} <span class="badge">REST API</span></h2>
@@ -42,7 +42,7 @@ function routeSection(route: Route, publicUrl: string): string {
 <p class="hint">OAuth-protected HTTP endpoints: a client discovers the sign-in from the <code>401</code> answer.</p></section>`;
   }
   const snippets = clientSnippets(route, url)
-    .map((snippet) => `<h3>${escapeHtml(snippet.client)} <span class="hint">${escapeHtml(snippet.where)}</span></h3><pre><code>${escapeHtml(snippet.text)}</code></pre>`)
+    .map((snippet) => `<h3>${escapeHtml(snippet.client)} <span class="hint">${escapeHtml(snippet.where)}</span></h3><pre tabindex="0"><code>${escapeHtml(snippet.text)}</code></pre>`)
     .join('\n');
   return `<section class="route"><h2>${escapeHtml(route.path)} <span class="badge">MCP server</span></h2>
 <p class="url">${code(url)}</p><ul class="scopes">${scopes}</ul>
@@ -74,10 +74,10 @@ export const FAVICON_SVG =
   '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 64 64"><path d="M32 4 8 12v18c0 15 10 26 24 30 14-4 24-15 24-30V12z" fill="#2454d6"/><path d="M22 32l7 7 14-15" fill="none" stroke="#fff" stroke-width="6" stroke-linecap="round" stroke-linejoin="round"/></svg>';
 
 export function createLandingPlugin(ctx: GatehouseContext): FastifyPluginAsync {
-  const page = renderLandingPage(ctx.config, ctx.publicUrl);
   return async (app) => {
+    // Rendered per request: a configuration reload (src/app/reload-config.ts) changes the scopes it lists.
     app.get('/', { config: { errorFormat: 'html' } }, async (_request, reply) =>
-      reply.header('cache-control', 'no-cache').type('text/html; charset=utf-8').send(page),
+      reply.header('cache-control', 'no-cache').type('text/html; charset=utf-8').send(renderLandingPage(ctx.config, ctx.publicUrl)),
     );
     app.get('/favicon.ico', async (_request, reply) => reply.type('image/svg+xml').header('cache-control', 'public, max-age=86400').send(FAVICON_SVG));
   };

@@ -17,6 +17,8 @@ import { createEndGrant } from '../grants/end-grant.ts';
 import { createUpstreamClient } from '../upstream/upstream-client.ts';
 import { GatehouseError } from '../errors/internal-errors.ts';
 import { createLandingPlugin } from '../admin/landing-page.ts';
+import type { ConsoleReload } from '../admin/console-state.ts';
+import type { ReloadTarget } from './reload-config.ts';
 
 /**
  * THE place where Gatehouse is assembled from its configuration: the CLI's `start`, the tests and the benchmark all
@@ -32,12 +34,16 @@ export interface GatewayParts {
   banner?: string[];
   /** Stops whatever the parts started (demo servers, timers); called after the gateway stopped. */
   close?: () => Promise<void>;
+  /** The configuration the parts read, for a reload without restart (src/app/reload-config.ts). */
+  reloadTarget?: ReloadTarget;
 }
 
 /** Test seams and embedder options for assembleGatewayParts; production passes none. */
 export interface AssembleOptions {
   /** The CIMD fetch guard's test seams (a resolver and a loopback exception for one test host). */
   clientMetadataFetch?: AuthorizationServerDeps['clientMetadataFetch'];
+  /** The console's Reload button calls this (startGateway passes it when it runs from a config file). */
+  reloadConfig?: ConsoleReload;
 }
 
 /**
@@ -111,7 +117,7 @@ export async function assembleGatewayParts(baseCtx: GatehouseContext, options: A
     });
     const plugins: FastifyPluginAsync[] = [
       requestMetrics(metrics),
-      createAdminPlugin(ctx, { upstream, metrics, endGrant }),
+      createAdminPlugin(ctx, { upstream, metrics, endGrant, ...(options.reloadConfig ? { reloadConfig: options.reloadConfig } : {}) }),
       authorization.plugin,
       createGatewayPlugin(ctx, { broker, revokedGrants, endGrant, metrics }),
       createMetricsPlugin(ctx, metrics),
@@ -132,7 +138,12 @@ export async function assembleGatewayParts(baseCtx: GatehouseContext, options: A
           adminGroups: ctx.config.admin.groups,
         })
       : config.routes.map((entry) => `MCP route: ${ctx.publicUrl}${entry.path} → ${entry.backend}`);
-    return { plugins, readinessChecks: { upstream: upstreamReadinessCheck(upstream) }, banner, close };
+    const reloadTarget: ReloadTarget = {
+      live: config,
+      prepare: demo && demoModule ? (next) => demoModule.withDemoSettings(next, demo) : (next) => next,
+      knownScopes: new Set(config.routes.flatMap((route) => Object.keys(route.scopes))),
+    };
+    return { plugins, readinessChecks: { upstream: upstreamReadinessCheck(upstream) }, banner, close, reloadTarget };
   } catch (error) {
     await close();
     throw error;

@@ -1,6 +1,6 @@
 import { createServer } from 'node:net';
 import type { FastifyInstance } from 'fastify';
-import type { DestinationStream, LevelWithSilent } from 'pino';
+import type { DestinationStream, LevelWithSilent, Logger } from 'pino';
 import type { GatehouseConfig } from '../config/schema.ts';
 import { chooseLogFormat, prettyDestination } from '../server/log-destination.ts';
 import { loadKeyring } from '../keys/load-keyring.ts';
@@ -13,7 +13,8 @@ import { createLogger } from '../server/logger.ts';
 import { openStore } from '../store/open-store.ts';
 import { StoreUnavailableError } from '../store/store.ts';
 import { GatehouseError } from '../errors/internal-errors.ts';
-import { assembleGatewayParts, type GatewayParts } from './assemble-parts.ts';
+import { assembleGatewayParts, type AssembleOptions, type GatewayParts } from './assemble-parts.ts';
+import { createConfigReloader, type ReloadTarget } from './reload-config.ts';
 import { preflight } from './preflight.ts';
 
 /** Where `start` prints and what environment it reads (the CLI passes its own; tests capture them). */
@@ -34,7 +35,7 @@ export interface StartGatewayOptions {
   clock?: Clock;
   signals?: SignalSource;
   /** Replaces assembleGatewayParts (tests). */
-  assembleParts?: (ctx: GatehouseContext) => Promise<GatewayParts>;
+  assembleParts?: (ctx: GatehouseContext, options: AssembleOptions) => Promise<GatewayParts>;
 }
 
 export interface RunningGateway {
@@ -72,17 +73,32 @@ function logDestination(config: GatehouseConfig, io: AppIo): { destination?: Des
   return { destination: prettyDestination({ colors: io.stdoutIsTTY === true && !io.env.NO_COLOR }) };
 }
 
+/** SIGHUP reloads the file (what systemd's `ExecReload=kill -HUP $MAINPID` and `kubectl exec … kill -HUP 1` send). */
+function watchReloadSignal(signals: SignalSource, reload: () => void, lifecycle: GracefulShutdown, logger: Logger): void {
+  const onHangup = () => {
+    // A signal handler that throws would end the process: a reload that fails unexpectedly only logs.
+    try {
+      reload();
+    } catch (error) {
+      logger.error({ err: error }, 'configuration reload failed — the running configuration is unchanged');
+    }
+  };
+  signals.on('SIGHUP', onHangup);
+  void lifecycle.stopped.then(() => signals.off('SIGHUP', onHangup));
+}
+
 /** Starts everything and returns once the server listens; `lifecycle.stopped` resolves when it has shut down. */
 export async function startGateway(options: StartGatewayOptions): Promise<RunningGateway> {
   const { io } = options;
   const clock = options.clock ?? systemClock;
   // The same checks as `config check` and `doctor`: a configuration refused here is refused there too (exit 2).
-  const loaded = preflight({
+  const loadOptions = {
     file: options.file,
     env: io.env,
     cwd: io.cwd,
     flags: options.port === undefined ? undefined : { port: options.port },
-  });
+  };
+  const loaded = preflight(loadOptions);
   for (const warning of loaded.warnings) io.stderr(`warning: ${warning}\n`);
   const { config, publicUrl } = loaded;
   await assertPortFree(config.server.host, config.server.port);
@@ -102,7 +118,12 @@ export async function startGateway(options: StartGatewayOptions): Promise<Runnin
     cleanups.push(() => keyring.close());
 
     const ctx: GatehouseContext = { config, publicUrl, store, keyring, clock, random: cryptoRandom, logger, fetch: globalThis.fetch };
-    const parts = await (options.assembleParts ?? assembleGatewayParts)(ctx);
+    // Only a gateway started from a file can reload one (the demo without a file has nothing to read again).
+    const configFile = options.file ?? (io.env.GATEHOUSE_CONFIG || undefined);
+    let reloadTarget: ReloadTarget | undefined;
+    const reloadConfig = configFile === undefined ? undefined : createConfigReloader({ load: loadOptions, target: () => reloadTarget, logger });
+    const parts = await (options.assembleParts ?? assembleGatewayParts)(ctx, reloadConfig ? { reloadConfig: () => reloadConfig('admin console') } : {});
+    reloadTarget = parts.reloadTarget;
     if (parts.close) cleanups.push(parts.close);
 
     const app = await buildServer(ctx, { plugins: parts.plugins, readinessChecks: parts.readinessChecks });
@@ -119,6 +140,9 @@ export async function startGateway(options: StartGatewayOptions): Promise<Runnin
       closeResources: closeAll,
       signals: options.signals,
     });
+    // Always handled: SIGHUP's default action would end the process.
+    const onHangup = reloadConfig ? () => void reloadConfig('SIGHUP') : () => logger.warn('SIGHUP ignored: started without a configuration file, there is nothing to reload');
+    watchReloadSignal(options.signals ?? process, onHangup, lifecycle, logger);
     // After every start-up log line, in one write: a log line from a timer or a stand-in cannot land inside it.
     logger.flush();
     io.stdout(

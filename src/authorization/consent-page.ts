@@ -77,7 +77,7 @@ export function renderConsentPage(view: ConsentView): string {
   const logo = safeLogo(view.logoUri);
   const redirectHost = redirectTarget(view.redirectUri);
   const scopes = view.scopes
-    .map((scope) => `<li>${escapeHtml(scope.description)}<br><code>${escapeHtml(scope.name)}</code></li>`)
+    .map((scope) => `<li>${escapeHtml(scope.description)}<br><code class="scope">${escapeHtml(scope.name)}</code></li>`)
     .join('\n');
 
   const body = `<div class="client">

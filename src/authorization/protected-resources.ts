@@ -36,7 +36,14 @@ export function canonicalResource(resource: string): string {
 }
 
 export function protectedResources(publicUrl: string, routes: RouteConfig[]): ProtectedResources {
-  const all = routes.map((route) => ({ resource: publicUrl + route.path, route, scopes: route.scopes }));
+  // `scopes` is read from the route each time: a configuration reload (src/app/reload-config.ts) replaces it.
+  const all = routes.map((route): ProtectedResource => ({
+    resource: publicUrl + route.path,
+    route,
+    get scopes() {
+      return route.scopes;
+    },
+  }));
   const byResource = new Map(all.map((entry) => [canonicalResource(entry.resource), entry]));
   return {
     all,

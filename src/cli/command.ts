@@ -12,8 +12,13 @@ export interface CliOption {
   multiple?: boolean;
 }
 
-/** Where a command prints and what environment it reads: the same as the app's (`start` hands it on). */
-export type CliIo = AppIo;
+/** Where a command prints and what environment it reads: the app's (`start` hands it on), plus the terminal. */
+export interface CliIo extends AppIo {
+  /** Whether stdin is a terminal, so a destructive command may ask before acting (see confirm.ts). */
+  stdinIsTTY?: boolean;
+  /** Asks one question on the terminal and resolves with the answer line. */
+  ask?: (question: string) => Promise<string>;
+}
 
 export interface CliCommand {
   /** Words that select the command, e.g. `['keys', 'rotate']`. */

@@ -1,3 +1,4 @@
+import { createInterface } from 'node:readline/promises';
 import { parseArgs } from 'node:util';
 import { ConfigError } from '../config/config-error.ts';
 import { nearest } from '../config/nearest.ts';
@@ -163,6 +164,16 @@ function reportError(error: unknown, io: CliIo): number {
   return code === 2 ? 2 : 1;
 }
 
+/** The question goes to stderr so that stdout stays the command's output (e.g. --json piped to a file). */
+async function askOnTerminal(question: string): Promise<string> {
+  const prompt = createInterface({ input: process.stdin, output: process.stderr });
+  try {
+    return await prompt.question(question);
+  } finally {
+    prompt.close();
+  }
+}
+
 /** Runs the CLI for this process: what bin/gatehouse.js and `npm start` call. */
 export async function main(argv: readonly string[] = process.argv.slice(2)): Promise<number> {
   const io: CliIo = {
@@ -171,6 +182,8 @@ export async function main(argv: readonly string[] = process.argv.slice(2)): Pro
     env: process.env,
     cwd: process.cwd(),
     stdoutIsTTY: process.stdout.isTTY === true,
+    stdinIsTTY: process.stdin.isTTY === true,
+    ask: askOnTerminal,
   };
   const code = await runCli(argv, io);
   process.exitCode = code;

@@ -20,14 +20,14 @@ export interface RouteState {
 
 export function createRouteState(publicUrl: string, route: RouteConfig): RouteState {
   const resource = resourceUrl(publicUrl, route);
-  const challenge: ChallengeTarget = {
-    resourceMetadataUrl: resourceMetadataUrl(publicUrl, route),
-    scope: route.requiredScopes.join(' '),
-  };
+  const metadataUrl = resourceMetadataUrl(publicUrl, route);
   return {
     route,
     resource,
-    target: { ...challenge, resource, requiredScopes: route.requiredScopes },
+    // Read from the route on each request: a configuration reload (src/app/reload-config.ts) replaces its scopes.
+    get target(): VerifyTarget {
+      return { resourceMetadataUrl: metadataUrl, scope: route.requiredScopes.join(' '), resource, requiredScopes: route.requiredScopes };
+    },
     backend: createBackendClient(route),
     legacySseUrl: new URL(route.legacySsePath, route.backend).href,
     backendBase: backendBase(route.backend),

@@ -12,8 +12,8 @@ export type ShutdownSignal = 'SIGTERM' | 'SIGINT';
 
 /** `process` in production; tests pass an EventEmitter so no real signal is sent to the test runner. */
 export interface SignalSource {
-  on(event: ShutdownSignal, listener: () => void): unknown;
-  off(event: ShutdownSignal, listener: () => void): unknown;
+  on(event: ShutdownSignal | 'SIGHUP', listener: () => void): unknown;
+  off(event: ShutdownSignal | 'SIGHUP', listener: () => void): unknown;
 }
 
 export interface GracefulShutdownOptions {

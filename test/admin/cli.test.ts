@@ -161,7 +161,7 @@ describe('admin CLI against a SQLite store seeded through the oidc adapter', () 
 
   it('refuses a revocation of a grant that does not exist with exit 1 and changes nothing', async () => {
     const before = (await inspect.list(GRANT_NAMESPACE)).length;
-    const result = await cli('grants', 'revoke', 'no-such-grant');
+    const result = await cli('grants', 'revoke', 'no-such-grant', '--yes');
     assert.equal(result.code, 1);
     assert.match(result.stderr, /^gatehouse: no grant "no-such-grant"\n$/);
     assert.equal((await inspect.list(GRANT_NAMESPACE)).length, before);
@@ -173,7 +173,7 @@ describe('admin CLI against a SQLite store seeded through the oidc adapter', () 
     await cache.start();
     try {
       assert.equal(cache.isRevoked(GRANTS.bobDcr), false);
-      const result = await cli('grants', 'revoke', GRANTS.bobDcr);
+      const result = await cli('grants', 'revoke', GRANTS.bobDcr, '--yes');
       assert.equal(result.code, 0, result.stderr);
       assert.match(result.stdout, /Revoked grant grant-bob-dcr/);
       assert.equal(await inspect.get(GRANT_NAMESPACE, GRANTS.bobDcr), undefined);
@@ -190,7 +190,7 @@ describe('admin CLI against a SQLite store seeded through the oidc adapter', () 
   });
 
   it('revokes a client: every grant ended, the registration and its registration token deleted', async () => {
-    const result = await cli('clients', 'revoke', DCR_CLIENT, '--json');
+    const result = await cli('clients', 'revoke', DCR_CLIENT, '--json', '--yes');
     assert.equal(result.code, 0, result.stderr);
     const output = JSON.parse(result.stdout) as { revokedGrants: string[]; registrationDeleted: boolean };
     assert.deepEqual(output.revokedGrants, [GRANTS.aliceDcr]);
@@ -199,16 +199,69 @@ describe('admin CLI against a SQLite store seeded through the oidc adapter', () 
     assert.deepEqual(await inspect.list(REGISTRATION_TOKEN_NAMESPACE), []);
     assert.ok(await inspect.get(REVOKED_GRANT_NAMESPACE, GRANTS.aliceDcr));
     assert.ok(await inspect.get(GRANT_NAMESPACE, GRANTS.aliceCimd), 'other clients keep their grants');
-    const again = await cli('clients', 'revoke', DCR_CLIENT);
+    const again = await cli('clients', 'revoke', DCR_CLIENT, '--yes');
     assert.equal(again.code, 1);
     assert.match(again.stderr, /no client/);
   });
 
   it('revokes a pre-registered client\'s grants and says its registration stays in the config', async () => {
-    const result = await cli('clients', 'revoke', CONFIGURED_CLIENT);
+    const result = await cli('clients', 'revoke', CONFIGURED_CLIENT, '--yes');
     assert.equal(result.code, 0);
     assert.match(result.stdout, /Revoked 1 grant\(s\).*\n.*remove it there/);
     assert.equal(await inspect.get(GRANT_NAMESPACE, GRANTS.bobConfigured), undefined);
+  });
+
+  /** The CLI as run from a terminal whose operator types `answer` at the prompt. */
+  const onTerminal = async (answer: string, ...argv: string[]): Promise<Run & { asked: string[] }> => {
+    let stdout = '';
+    let stderr = '';
+    const asked: string[] = [];
+    const io: CliIo = {
+      stdout: (text) => (stdout += text),
+      stderr: (text) => (stderr += text),
+      env: {},
+      cwd: directory,
+      stdinIsTTY: true,
+      ask: async (question) => {
+        asked.push(question);
+        return answer;
+      },
+    };
+    const code = await runCli([...argv, '--config', configFile], io, all);
+    return { code, stdout, stderr, asked };
+  };
+
+  for (const argv of [['clients', 'revoke', CIMD_CLIENT], ['grants', 'revoke', GRANTS.aliceCimd]]) {
+    it(`${argv.slice(0, 2).join(' ')} without --yes and without a terminal refuses (exit 2) and changes nothing`, async () => {
+      const result = await cli(...argv);
+      assert.equal(result.code, 2);
+      assert.equal(result.stdout, '');
+      assert.match(result.stderr, new RegExp(`^gatehouse: "gatehouse ${argv.slice(0, 2).join(' ')}" cannot be undone and stdin is not a terminal to confirm it: pass --yes\n$`));
+      assert.ok(await inspect.get(GRANT_NAMESPACE, GRANTS.aliceCimd));
+    });
+  }
+
+  it('asks on a terminal, naming the client and its grants: "n" (or Enter) cancels with exit 1, "y" revokes', async () => {
+    for (const answer of ['n', '', 'sure']) {
+      const refused = await onTerminal(answer, 'clients', 'revoke', CIMD_CLIENT);
+      assert.equal(refused.code, 1);
+      assert.deepEqual(refused.asked, [`Revoke client ${CIMD_CLIENT} and its 1 grant(s) on every replica? [y/N] `]);
+      assert.match(refused.stderr, /^Cancelled: nothing changed\.\n$/);
+      assert.ok(await inspect.get(GRANT_NAMESPACE, GRANTS.aliceCimd), `grant kept after answering ${JSON.stringify(answer)}`);
+    }
+    const confirmed = await onTerminal('y', 'clients', 'revoke', CIMD_CLIENT);
+    assert.equal(confirmed.code, 0, confirmed.stderr);
+    assert.match(confirmed.stdout, /^Revoked 1 grant\(s\) of /);
+    assert.equal(await inspect.get(GRANT_NAMESPACE, GRANTS.aliceCimd), undefined);
+  });
+
+  it('asks nothing with --yes on a terminal, and checks the target exists before asking', async () => {
+    const missing = await onTerminal('y', 'grants', 'revoke', 'no-such-grant');
+    assert.equal(missing.code, 1);
+    assert.deepEqual(missing.asked, []);
+    const withYes = await onTerminal('n', 'clients', 'revoke', CONFIGURED_CLIENT, '--yes');
+    assert.equal(withYes.code, 0, withYes.stderr);
+    assert.deepEqual(withYes.asked, []);
   });
 
   it('purges expired records', async () => {
@@ -241,7 +294,7 @@ describe('admin CLI with the store unreachable', () => {
 
   const commands = [
     ['grants', 'list'],
-    ['clients', 'revoke', 'x'],
+    ['clients', 'revoke', 'x', '--yes'],
     ['users', 'list'],
     ['audit', 'tail'],
     ['store', 'purge-expired'],
@@ -267,12 +320,42 @@ describe('admin CLI with the store unreachable', () => {
     });
   }
 
+  it('clients revoke without --yes off a terminal is refused (exit 2) before the store is opened', async () => {
+    let stderr = '';
+    const io: CliIo = { stdout: () => {}, stderr: (text) => (stderr += text), env: {}, cwd: directory };
+    const code = await runCli(['clients', 'revoke', 'x', '--config', configFile], io, Object.values(createClientsCommands()));
+    assert.equal(code, 2);
+    assert.match(stderr, /pass --yes\n$/);
+    assert.ok(!stderr.includes('Redis'), stderr);
+  });
+
   it('audit tail still reports a garbage --since as a usage error (exit 2) before touching the store', async () => {
     let stderr = '';
     const io: CliIo = { stdout: () => {}, stderr: (text) => (stderr += text), env: {}, cwd: directory };
     const code = await runCli(['audit', 'tail', '--since', 'soon', '--config', configFile], io, Object.values(createAuditCommands()));
     assert.equal(code, 2);
     assert.match(stderr, /--since "soon" is not a time/);
+  });
+});
+
+describe('gatehouse clients list with an empty store', () => {
+  it('lists the clients pre-registered in the config, with their name and redirect hosts', async () => {
+    const directory = await mkdtemp(join(tmpdir(), 'gatehouse-admin-empty-'));
+    try {
+      const configFile = join(directory, 'gatehouse.yaml');
+      await writeFile(
+        configFile,
+        `mode: demo\nstore:\n  sqlitePath: ${JSON.stringify(join(directory, 'g.db'))}\nauthorization:\n  clients:\n    - clientId: team-app\n      name: Team App\n      redirectUris: ["https://team.example/cb", "http://127.0.0.1/cb"]\n`,
+      );
+      let stdout = '';
+      const io: CliIo = { stdout: (text) => (stdout += text), stderr: () => {}, env: {}, cwd: directory };
+      assert.equal(await runCli(['clients', 'list', '--config', configFile], io, [createClientsCommands().list]), 0);
+      const lines = stdout.trim().split('\n');
+      assert.equal(lines.length, 2, stdout);
+      assert.match(lines[1] ?? '', /^team-app\s+Team App\s+pre-registered\s+127\.0\.0\.1,team\.example\s+-\s+-\s+0$/);
+    } finally {
+      await rm(directory, { recursive: true, force: true });
+    }
   });
 });
 

@@ -1,6 +1,8 @@
+import assert from 'node:assert/strict';
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
 import { createAdminPlugin } from '../../src/admin/admin-plugin.ts';
 import { completeConsoleSignIn } from '../../src/admin/console-sign-in.ts';
+import type { ConsoleReload } from '../../src/admin/console-state.ts';
 import { createMetrics, type GatehouseMetrics } from '../../src/observability/metrics.ts';
 import { createMetricsPlugin, installRequestMetrics } from '../../src/admin/metrics-plugin.ts';
 import { demoConfig } from '../../src/config/demo-defaults.ts';
@@ -37,6 +39,8 @@ export interface ConsoleHarnessOptions {
   publicUrl?: string;
   /** A shared store (e.g. Redis, already seeded); by default a fresh in-memory SQLite store seeded here. */
   store?: Store;
+  /** The console's Reload button (the app passes one when it runs from a config file). */
+  reloadConfig?: ConsoleReload;
 }
 
 export async function startConsoleHarness(options: ConsoleHarnessOptions = {}): Promise<ConsoleHarness> {
@@ -82,7 +86,7 @@ export async function startConsoleHarness(options: ConsoleHarnessOptions = {}): 
   const metricsHook: FastifyPluginAsync = async (app) => installRequestMetrics(app, metrics);
   Object.assign(metricsHook, { [Symbol.for('skip-override')]: true });
   const app = await buildServer(ctx, {
-    plugins: [metricsHook, createAdminPlugin(ctx, { upstream, metrics }), createMetricsPlugin(ctx, metrics), fakeCallback],
+    plugins: [metricsHook, createAdminPlugin(ctx, { upstream, metrics, ...(options.reloadConfig ? { reloadConfig: options.reloadConfig } : {}) }), createMetricsPlugin(ctx, metrics), fakeCallback],
   });
   return {
     app,
@@ -100,4 +104,32 @@ export async function startConsoleHarness(options: ConsoleHarnessOptions = {}): 
       if (options.store === undefined) await store.close();
     },
   };
+}
+
+export interface ConsoleBrowser {
+  cookie: string;
+  csrf: string;
+}
+
+/** Signs in through the fake IdP and returns the session cookie and the CSRF token from a rendered page. */
+export async function signInTo(h: ConsoleHarness, identity: UpstreamIdentity, returnTo: string): Promise<ConsoleBrowser> {
+  h.signInAs(identity);
+  const begin = await h.app.inject({ url: `/admin/sign-in?return=${encodeURIComponent(returnTo)}` });
+  assert.equal(begin.statusCode, 303);
+  const upstreamCookie = String(begin.headers['set-cookie']);
+  assert.match(upstreamCookie, /^gatehouse-upstream=fake-state;.*HttpOnly.*SameSite=Lax/);
+  const callback = await h.app.inject({ url: String(begin.headers.location) });
+  assert.equal(callback.statusCode, 303);
+  assert.equal(callback.headers.location, returnTo);
+  const setCookies = ([] as string[]).concat(callback.headers['set-cookie'] ?? []);
+  const session = setCookies.find((value) => value.startsWith('gatehouse-console='));
+  assert.ok(session, 'session cookie set');
+  assert.match(session, /HttpOnly/);
+  assert.match(session, /SameSite=Lax/);
+  assert.match(session, /Max-Age=28800/);
+  const cookie = session.split(';')[0] ?? '';
+  const account = await h.app.inject({ url: '/account', headers: { cookie } });
+  const csrf = /name="csrf" value="([^"]+)"/.exec(account.body)?.[1];
+  assert.ok(csrf, 'page carries a CSRF token');
+  return { cookie, csrf };
 }

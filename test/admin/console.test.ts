@@ -8,38 +8,10 @@ import { ManualClock } from '../../src/runtime/clock.ts';
 import { cryptoRandom } from '../../src/runtime/random.ts';
 import { REVOKED_GRANT_NAMESPACE } from '../../src/grants/revoked-grants.ts';
 import type { UpstreamIdentity } from '../../src/upstream/types.ts';
-import { startConsoleHarness, type ConsoleHarness } from './console-harness.ts';
+import { signInTo, startConsoleHarness, type ConsoleBrowser as Browser, type ConsoleHarness } from './console-harness.ts';
 import { ALICE, BOB, CIMD_CLIENT, DCR_CLIENT, GRANTS } from './seed.ts';
 
 const ORIGIN = 'http://127.0.0.1:8080';
-
-interface Browser {
-  cookie: string;
-  csrf: string;
-}
-
-/** Signs in through the fake IdP and returns the session cookie and the CSRF token from a rendered page. */
-async function signInTo(h: ConsoleHarness, identity: UpstreamIdentity, returnTo: string): Promise<Browser> {
-  h.signInAs(identity);
-  const begin = await h.app.inject({ url: `/admin/sign-in?return=${encodeURIComponent(returnTo)}` });
-  assert.equal(begin.statusCode, 303);
-  const upstreamCookie = String(begin.headers['set-cookie']);
-  assert.match(upstreamCookie, /^gatehouse-upstream=fake-state;.*HttpOnly.*SameSite=Lax/);
-  const callback = await h.app.inject({ url: String(begin.headers.location) });
-  assert.equal(callback.statusCode, 303);
-  assert.equal(callback.headers.location, returnTo);
-  const setCookies = ([] as string[]).concat(callback.headers['set-cookie'] ?? []);
-  const session = setCookies.find((value) => value.startsWith('gatehouse-console='));
-  assert.ok(session, 'session cookie set');
-  assert.match(session, /HttpOnly/);
-  assert.match(session, /SameSite=Lax/);
-  assert.match(session, /Max-Age=28800/);
-  const cookie = session.split(';')[0] ?? '';
-  const account = await h.app.inject({ url: '/account', headers: { cookie } });
-  const csrf = /name="csrf" value="([^"]+)"/.exec(account.body)?.[1];
-  assert.ok(csrf, 'page carries a CSRF token');
-  return { cookie, csrf };
-}
 
 describe('admin console and connected apps (in-process)', () => {
   let h: ConsoleHarness;

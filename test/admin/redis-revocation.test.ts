@@ -64,7 +64,7 @@ describe('CLI revocations reach other replicas through Redis', () => {
   it('grants revoke: the replica refuses the grant as soon as the message arrives', async () => {
     const watch = await nextRevocation();
     assert.equal(cache.isRevoked(GRANTS.bobDcr), false);
-    const result = await cli('grants', 'revoke', GRANTS.bobDcr);
+    const result = await cli('grants', 'revoke', GRANTS.bobDcr, '--yes');
     assert.equal(result.code, 0, result.stderr);
     assert.equal(await watch.received, GRANTS.bobDcr);
     await watch.done();
@@ -74,7 +74,7 @@ describe('CLI revocations reach other replicas through Redis', () => {
 
   it('clients revoke: every grant of the client is refused by the replica', async () => {
     const watch = await nextRevocation();
-    const result = await cli('clients', 'revoke', DCR_CLIENT);
+    const result = await cli('clients', 'revoke', DCR_CLIENT, '--yes');
     assert.equal(result.code, 0, result.stderr);
     assert.equal(await watch.received, GRANTS.aliceDcr);
     await watch.done();

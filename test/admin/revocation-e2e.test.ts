@@ -121,7 +121,7 @@ describe('revocations end MCP access on every replica', { timeout: 60_000 }, () 
   it('CLI grants revoke', async () => {
     const bearer = await tokenFor(GRANTS.bobConfigured, BOB.subject, CONFIGURED_CLIENT);
     for (const replica of replicas) assert.equal(await statusOn(replica, bearer), 200);
-    await revokeAndAwait(GRANTS.bobConfigured, () => cli('grants', 'revoke', GRANTS.bobConfigured));
+    await revokeAndAwait(GRANTS.bobConfigured, () => cli('grants', 'revoke', GRANTS.bobConfigured, '--yes'));
     for (const replica of replicas) assert.equal(await statusOn(replica, bearer), 401);
   });
 
@@ -144,7 +144,7 @@ describe('revocations end MCP access on every replica', { timeout: 60_000 }, () 
   it('CLI clients revoke: the client\'s remaining grants are refused too', async () => {
     const bearer = await tokenFor(GRANTS.aliceDcr, ALICE.subject, DCR_CLIENT);
     for (const replica of replicas) assert.equal(await statusOn(replica, bearer), 200);
-    await revokeAndAwait(GRANTS.aliceDcr, () => cli('clients', 'revoke', DCR_CLIENT));
+    await revokeAndAwait(GRANTS.aliceDcr, () => cli('clients', 'revoke', DCR_CLIENT, '--yes'));
     for (const replica of replicas) assert.equal(await statusOn(replica, bearer), 401);
   });
 });

@@ -79,7 +79,7 @@ describe('gatehouse usage errors', () => {
   it('reports a missing argument, exit 2', () => {
     const { code, stderr } = gatehouse(['config', 'check']);
     assert.equal(code, 2);
-    assert.match(stderr, /^gatehouse: missing FILE — usage: gatehouse config check FILE\n$/);
+    assert.match(stderr, /^gatehouse: missing FILE — usage: gatehouse config check FILE \[options\]\n$/);
   });
 });
 
@@ -121,6 +121,43 @@ describe('gatehouse config check', () => {
     assert.equal(code, 2);
     assert.match(stderr, /\n {2}line \d+, column \d+: .*\(YAML syntax\)\n$/);
     assertNoStackTrace(stderr);
+  });
+
+  it('--json: ok, the summary and the warnings as one JSON document, exit 0', () => {
+    const { code, stdout, stderr } = gatehouse(['config', 'check', valid, '--json']);
+    assert.equal(code, 0, stderr);
+    const result = JSON.parse(stdout) as { ok: boolean; summary: string; warnings: string[] };
+    assert.equal(result.ok, true);
+    assert.match(result.summary, /^mode production, issuer https:\/\/gw\.example\.com, .*1 route \(\/mcp\)$/);
+    assert.ok(Array.isArray(result.warnings));
+  });
+
+  it('--json: every problem in the document, exit 2, nothing on stderr, no secret', () => {
+    const bad = join(dir, 'bad-json.yaml');
+    writeFileSync(bad, 'servr: {}\nupstream:\n  clientId: gw\n  clientAuth: { method: client_secret_post, clientSecret: [t0p-s3cret] }\n');
+    const { code, stdout, stderr } = gatehouse(['config', 'check', bad, '--json']);
+    assert.equal(code, 2);
+    assert.equal(stderr, '');
+    const result = JSON.parse(stdout) as { ok: boolean; file: string; problems: string[] };
+    assert.equal(result.ok, false);
+    assert.match(result.file, /bad-json\.yaml$/);
+    assert.deepEqual(result.problems.toSorted(), [
+      'servr: unknown key — did you mean "server"?',
+      'upstream.clientAuth.clientSecret: expected a string, got a list',
+    ]);
+    assert.ok(!stdout.includes('t0p-s3cret'));
+  });
+
+  it('--json: the same problems as the text output for malformed YAML and for overrides', () => {
+    const broken = join(dir, 'broken-json.yaml');
+    writeFileSync(broken, 'server:\n  port: [8080\n');
+    for (const [file, env] of [[broken, {}], [valid, { GATEHOUSE_PORT: 'eighty' }]] as const) {
+      const text = gatehouse(['config', 'check', file], env);
+      const json = gatehouse(['config', 'check', file, '--json'], env);
+      assert.equal(json.code, text.code);
+      const problems = (JSON.parse(json.stdout) as { problems: string[] }).problems;
+      assert.deepEqual(problems, text.stderr.trim().split('\n').slice(1).map((line) => line.trim()));
+    }
   });
 
   it('applies GATEHOUSE_* overrides and names them in problems', () => {

@@ -82,13 +82,13 @@ describe('gatehouse keys list|rotate|prune', () => {
   });
 
   it('prunes nothing before the window and the retired signing keys after it', async () => {
-    const early = await run(commands.prune, { config: configFile });
+    const early = await run(commands.prune, { config: configFile, yes: true });
     assert.equal(early.code, 0);
     assert.match(early.stdout, /Nothing to prune\.\nThe next retired key becomes prunable at /);
 
     const { signingSeconds } = keyRetention(loadConfig({ file: configFile, env: {}, cwd: directory }).config);
     clock.advance(signingSeconds * 1000);
-    const result = await run(commands.prune, { config: configFile, json: true });
+    const result = await run(commands.prune, { config: configFile, json: true, yes: true });
     const output = JSON.parse(result.stdout) as { removed: { use: string }[]; kept: { use: string }[] };
     assert.deepEqual(output.removed.map((key) => key.use), ['sig', 'sig']);
     assert.equal(output.kept.length, 4);
@@ -111,10 +111,29 @@ describe('gatehouse keys list|rotate|prune', () => {
     assert.equal(result.stdout.trim().split('\n').length, 1 + 4);
   });
 
-  it('declares --config and --json on every command', () => {
+  it('declares --config and --json on every command, and --yes on prune (it cannot be undone)', () => {
     for (const command of Object.values(commands)) {
       assert.equal(command.path[0], 'keys');
-      assert.deepEqual(Object.keys(command.options ?? {}).toSorted(), ['config', 'json']);
+      const expected = command === commands.prune ? ['config', 'json', 'yes'] : ['config', 'json'];
+      assert.deepEqual(Object.keys(command.options ?? {}).toSorted(), expected);
     }
+  });
+
+  it('prune refuses without --yes off a terminal, and asks on one naming the keys it would remove', async () => {
+    await assert.rejects(
+      run(commands.prune, { config: configFile }),
+      (error: unknown) => error instanceof CliUsageError && error.exitCode === 2 && /keys prune.*pass --yes/.test(error.message),
+    );
+    await run(commands.rotate, { config: configFile });
+    clock.advance(keyRetention(loadConfig({ file: configFile, env: {}, cwd: directory }).config).signingSeconds * 1000);
+    const asked: string[] = [];
+    let stderr = '';
+    const io: CliIo = { stdout: () => {}, stderr: (text) => (stderr += text), env: {}, cwd: directory, stdinIsTTY: true, ask: async (question) => (asked.push(question), 'no') };
+    const code = await commands.prune.run({ values: { config: configFile }, positionals: [], io });
+    assert.equal(code, 1);
+    assert.match(asked[0] ?? '', /^Remove 1 retired key\(s\) for good: \S+ \(sig\)\? \[y\/N\] $/);
+    assert.match(stderr, /Cancelled/);
+    const listed = JSON.parse((await run(commands.list, { config: configFile, json: true })).stdout) as { keys: unknown[] };
+    assert.equal(listed.keys.length, 6, 'nothing pruned after "no"');
   });
 });

@@ -1,6 +1,6 @@
 import type { DecisionKind, RememberedDecision } from '../../authorization/remembered-decisions.ts';
 import type { GrantSummary } from '../grants.ts';
-import { code, html, postButton, renderConsolePage, table, timeCell, type ConsoleView } from './layout.ts';
+import { code, html, postButton, renderConsolePage, scopeCode, table, timeCell, type ConsoleView } from './layout.ts';
 
 export interface ConnectedApp {
   grant: GrantSummary;
@@ -24,10 +24,10 @@ export interface RememberedRow {
 export function renderAccountPage(view: ConsoleView, apps: ConnectedApp[], remembered: RememberedRow[] = []): string {
   const rows = apps.map((app) => [
     `${app.name === undefined ? '' : `<strong>${html(app.name)}</strong><br>`}${code(app.grant.clientId)}${app.hosts.length > 0 ? `<br><span class="muted">${app.hosts.map(html).join(', ')}</span>` : ''}`,
-    app.grant.scopes.map(code).join(' '),
+    app.grant.scopes.map(scopeCode).join(' '),
     timeCell(app.grant.createdAt),
     timeCell(app.grant.lastUsedAt),
-    postButton(`/account/grants/${encodeURIComponent(app.grant.grantId)}/revoke`, view.session, {}, 'Revoke access'),
+    postButton(`/account/grants/${encodeURIComponent(app.grant.grantId)}/revoke`, view.session, {}, 'Revoke access', { target: `of ${app.name ?? app.grant.clientId}` }),
   ]);
   return renderConsolePage(
     view,
@@ -51,10 +51,12 @@ function identitySection(view: ConsoleView): string {
 function rememberedSection(view: ConsoleView, remembered: RememberedRow[]): string {
   const rows = remembered.map(({ kind, decision, name }) => [
     `${name === undefined ? '' : `<strong>${html(name)}</strong><br>`}${code(decision.clientId)}<br><span class="muted">${html(decision.redirectUri)}</span>`,
-    kind === 'approvals' ? `Approved ${decision.scopes.map(code).join(' ')}` : 'Denied',
+    kind === 'approvals' ? `Approved ${decision.scopes.map(scopeCode).join(' ')}` : 'Denied',
     code(decision.resource),
     timeCell(decision.expiresAt),
-    postButton('/account/decisions/forget', view.session, { kind, clientId: decision.clientId, redirectUri: decision.redirectUri, resource: decision.resource }, 'Forget'),
+    postButton('/account/decisions/forget', view.session, { kind, clientId: decision.clientId, redirectUri: decision.redirectUri, resource: decision.resource }, 'Forget', {
+      target: `the decision for ${name ?? decision.clientId}`,
+    }),
   ]);
   return `<h2>Remembered on this browser</h2>
 <p class="hint">Consent answers this browser gives without asking you. Forget one and the application's next request shows the consent page again.</p>

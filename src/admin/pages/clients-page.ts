@@ -11,7 +11,7 @@ export function renderClientsPage(view: ConsoleView, clients: ClientSummary[]): 
     timeCell(client.createdAt),
     timeCell(client.lastUsedAt),
     String(client.activeGrants),
-    postButton('/admin/clients/revoke', view.session, { client_id: client.clientId }, 'Revoke all'),
+    postButton('/admin/clients/revoke', view.session, { client_id: client.clientId }, 'Revoke all', { target: `grants of ${client.name ?? client.clientId}` }),
   ]);
   return renderConsolePage(
     view,

@@ -1,18 +1,21 @@
 import type { AccountRecord } from '../../records/account.ts';
 import type { GrantSummary } from '../grants.ts';
-import { code, html, postButton, renderConsolePage, table, timeCell, type ConsoleView } from './layout.ts';
+import { code, html, postButton, renderConsolePage, scopeCode, table, timeCell, type ConsoleView } from './layout.ts';
 
-export function renderGrantsPage(view: ConsoleView, grants: GrantSummary[], accounts: Map<string, AccountRecord>): string {
+/** `clientNames`: display names by client id, so each Revoke button can say which app it cuts off. */
+export function renderGrantsPage(view: ConsoleView, grants: GrantSummary[], accounts: Map<string, AccountRecord>, clientNames: ReadonlyMap<string, string> = new Map()): string {
   const rows = grants.map((grant) => {
     const account = accounts.get(grant.subject);
     const user = account?.email ?? account?.name;
     return [
       `${user === undefined ? '' : `${html(user)}<br>`}${code(grant.subject)}`,
       code(grant.clientId),
-      grant.scopes.map(code).join(' '),
+      grant.scopes.map(scopeCode).join(' '),
       timeCell(grant.createdAt),
       timeCell(grant.lastUsedAt),
-      postButton(`/admin/grants/${encodeURIComponent(grant.grantId)}/revoke`, view.session, {}, 'Revoke'),
+      postButton(`/admin/grants/${encodeURIComponent(grant.grantId)}/revoke`, view.session, {}, 'Revoke', {
+        target: `access of ${clientNames.get(grant.clientId) ?? grant.clientId} for ${user ?? grant.subject}`,
+      }),
     ];
   });
   return renderConsolePage(view, table(['User', 'Client', 'Scopes', 'Created', 'Last used', ''], rows, 'No grants.'));

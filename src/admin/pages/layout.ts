@@ -73,20 +73,43 @@ export function renderBarePage(title: string, message: string): string {
 
 export const csrfField = (session: ConsoleSession): string => `<input type="hidden" name="csrf" value="${html(session.csrf)}">`;
 
+export interface PostButtonOptions {
+  kind?: 'danger' | 'secondary';
+  /**
+   * What the button acts on, e.g. `of Team Notes`: added to its accessible name, so a screen-reader user moving
+   * between a table's buttons hears which app each one revokes, not "Revoke, Revoke, Revoke" (WCAG 2.4.6). The
+   * visible label starts the name, as WCAG 2.5.3 (label in name) asks, so speech input still finds it.
+   */
+  target?: string;
+}
+
 /** A one-button POST form (revoke): hidden fields plus the session's CSRF token. */
-export function postButton(action: string, session: ConsoleSession, fields: Record<string, string>, label: string): string {
+export function postButton(action: string, session: ConsoleSession, fields: Record<string, string>, label: string, options: PostButtonOptions = {}): string {
   const hidden = Object.entries(fields)
     .map(([name, value]) => `<input type="hidden" name="${html(name)}" value="${html(value)}">`)
     .join('');
-  return `<form method="post" action="${html(action)}" class="inline">${hidden}${csrfField(session)}<button type="submit" class="danger">${html(label)}</button></form>`;
+  const name = options.target === undefined ? '' : ` aria-label="${html(`${label} ${options.target}`)}"`;
+  return `<form method="post" action="${html(action)}" class="inline">${hidden}${csrfField(session)}<button type="submit" class="${options.kind ?? 'danger'}"${name}>${html(label)}</button></form>`;
 }
 
-/** A table of already-escaped cells; `empty` is shown instead when there are no rows. */
+/** A scope name: kept on one line (a scope broken mid-word reads as two), scrolling inside its box if too long. */
+export const scopeCode = (scope: string): string => `<code class="scope">${html(scope)}</code>`;
+
+/**
+ * A table of already-escaped cells; `empty` is shown instead when there are no rows. On a narrow screen admin.css
+ * turns each row into a card whose cells are labelled from `data-label`, so no column (and no Revoke button) ends up
+ * beyond the right edge; on a wide one a table too wide for its box scrolls inside it, reachable by keyboard.
+ */
 export function table(headers: string[], rows: string[][], empty: string): string {
   if (rows.length === 0) return `<p class="empty">${html(empty)}</p>`;
-  const head = headers.map((header) => `<th scope="col">${html(header)}</th>`).join('');
-  const body = rows.map((row) => `<tr>${row.map((cell) => `<td>${cell}</td>`).join('')}</tr>`).join('\n');
-  return `<div class="table-wrap"><table><thead><tr>${head}</tr></thead><tbody>\n${body}\n</tbody></table></div>`;
+  // A column of buttons has no visible heading; a screen reader still announces one (WCAG 1.3.1).
+  const head = headers.map((header) => `<th scope="col">${header === '' ? '<span class="visually-hidden">Actions</span>' : html(header)}</th>`).join('');
+  const cell = (content: string, index: number) => {
+    const label = headers[index] ?? '';
+    return label === '' ? `<td>${content}</td>` : `<td data-label="${html(label)}">${content}</td>`;
+  };
+  const body = rows.map((row) => `<tr>${row.map(cell).join('')}</tr>`).join('\n');
+  return `<div class="table-wrap" tabindex="0"><table><thead><tr>${head}</tr></thead><tbody>\n${body}\n</tbody></table></div>`;
 }
 
 /** A time as `2026-05-01 12:00 UTC` in a <time> element, or a dash. */

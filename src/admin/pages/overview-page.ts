@@ -1,6 +1,6 @@
 import type { RequestSample } from '../../observability/metrics.ts';
 import { renderRequestChart } from './chart.ts';
-import { html, renderConsolePage, type ConsoleView } from './layout.ts';
+import { html, postButton, renderConsolePage, type ConsoleView } from './layout.ts';
 
 export interface OverviewData {
   samples: RequestSample[];
@@ -11,6 +11,8 @@ export interface OverviewData {
   store: 'ok' | 'unavailable';
   /** Downstream APIs the broker serves, with exchange counts of this replica. */
   broker: { name: string; success: number; failed: number }[];
+  /** Whether the gateway runs from a configuration file it can read again. */
+  canReload?: boolean;
 }
 
 /** The last minute of `samples`: requests per second and the share that failed (status ≥ 500). */
@@ -48,6 +50,12 @@ export function renderOverviewPage(view: ConsoleView, data: OverviewData): strin
 <li>Upstream identity provider: ${health(data.upstream)}</li>
 <li>Store: ${health(data.store)}</li>
 <li>Token broker<ul>${broker}</ul></li>
-</ul></section>`,
+</ul></section>${data.canReload ? reloadSection(view) : ''}`,
   );
+}
+
+function reloadSection(view: ConsoleView): string {
+  return `<section><h2>Configuration</h2>
+<p class="hint">Reload the configuration file on this replica (as SIGHUP does): route scopes, tool policies and the admin lists apply at once; a file with problems is refused and the running configuration stays.</p>
+${postButton('/admin/reload', view.session, {}, 'Reload configuration', { kind: 'secondary' })}</section>`;
 }

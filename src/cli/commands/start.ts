@@ -4,7 +4,7 @@ import { CliUsageError, type CliCommand } from '../command.ts';
 
 /**
  * `gatehouse start`: load the configuration, open the store, load the keys, mount every part on the server, listen,
- * and run until SIGTERM/SIGINT. Without a config file this is the local demo (`npm start`). The assembly itself is
+ * and run until SIGTERM/SIGINT; SIGHUP reloads what can change without a restart (src/app/reload-config.ts). Without a config file this is the local demo (`npm start`). The assembly itself is
  * src/app/.
  */
 const logLevels: readonly LevelWithSilent[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];

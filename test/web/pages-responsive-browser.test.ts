@@ -1,0 +1,167 @@
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { pkcePair } from '../authorization/harness.ts';
+import { artifactsDir, launchBrowser, startDemo, startRedirectListener, type RedirectListener, type RunningDemo } from '../support/demo-harness.ts';
+
+/**
+ * Every page a person sees, in headless Chromium at a desktop width (1280 px) and a phone width (390 px, light and dark): axe-core
+ * finds no WCAG 2.x A/AA violation (contrast included), nothing makes the page scroll sideways, every button is
+ * on screen, no scope name is broken across lines, and each Revoke button names the application it revokes. A
+ * screenshot of each page at each width goes to test-artifacts/.
+ */
+const CHROMIUM = '/usr/bin/chromium';
+/** Desktop and phone in the light scheme, and the dark scheme (its own colours, checked for contrast too). */
+const VIEWS = [
+  { width: 1280, scheme: 'light' },
+  { width: 390, scheme: 'light' },
+  { width: 390, scheme: 'dark' },
+] as const;
+const APP_NAME = 'Team Notes';
+const axeSource = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
+
+interface AxeResults {
+  violations: { id: string; impact: string | null; help: string; nodes: { target: unknown[] }[] }[];
+}
+
+/** Layout problems a phone user would meet, measured in the page (page-side source: the tests compile without DOM types). */
+const LAYOUT_PROBLEMS = `(() => {
+  const problems = [];
+  const width = document.documentElement.clientWidth;
+  if (document.documentElement.scrollWidth > width + 1) problems.push('the page scrolls sideways (' + document.documentElement.scrollWidth + ' > ' + width + ')');
+  for (const button of document.querySelectorAll('button')) {
+    const box = button.getBoundingClientRect();
+    if (box.width === 0) continue;
+    if (box.left < 0 || box.right > width + 1) problems.push('button "' + button.textContent.trim() + '" is off-screen (' + Math.round(box.left) + '-' + Math.round(box.right) + ')');
+  }
+  for (const scope of document.querySelectorAll('.scope')) {
+    if (scope.getClientRects().length > 1) problems.push('scope "' + scope.textContent + '" is broken across lines');
+  }
+  return problems;
+})()`;
+
+const RUN_AXE = `axe.run(document, { runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'best-practice'] } })`;
+
+describe('every page at 1280 and 390 px: accessible, usable, nothing off-screen', { skip: existsSync(CHROMIUM) ? false : 'chromium is not installed' }, () => {
+  let demo: RunningDemo;
+  let browser: Browser;
+  let context: BrowserContext;
+  let page: Page;
+  let listener: RedirectListener;
+  const checked: string[] = [];
+
+  /** Runs every check on the page as it is now, at both widths, and saves a screenshot of each. */
+  const checkPage = async (name: string): Promise<void> => {
+    for (const { width, scheme } of VIEWS) {
+      await page.setViewportSize({ width, height: 900 });
+      await page.emulateMedia({ colorScheme: scheme });
+      // The pages carry no script and their CSP allows none: axe is injected with the CSP bypassed for the test.
+      if ((await page.evaluate('typeof axe')) === 'undefined') await page.addScriptTag({ content: axeSource });
+      const results = (await page.evaluate(RUN_AXE)) as AxeResults;
+      const violations = results.violations.map((violation) => `${violation.id} (${violation.impact}): ${violation.help} — ${violation.nodes.map((node) => JSON.stringify(node.target)).join(', ')}`);
+      assert.deepEqual(violations, [], `${name} at ${width} px (${scheme}): axe violations`);
+      assert.deepEqual(await page.evaluate(LAYOUT_PROBLEMS), [], `${name} at ${width} px (${scheme}): layout`);
+      const path = join(artifactsDir, `page-${name}-${width}${scheme === 'dark' ? '-dark' : ''}.png`);
+      await page.screenshot({ path, fullPage: true });
+      checked.push(path);
+    }
+  };
+
+  /** Signs in at the local identity provider when it asks (the console's sign-in goes through it). */
+  const signInIfAsked = async (): Promise<void> => {
+    await page.waitForLoadState('load');
+    if ((await page.locator('input#username').count()) === 0) return;
+    await page.fill('input#username', 'alex');
+    await page.fill('input#password', 'alex-e2e-password');
+    await Promise.all([page.waitForNavigation(), page.click('button[value=login]')]);
+    await page.waitForLoadState('load');
+  };
+
+  before(async () => {
+    demo = await startDemo();
+    listener = await startRedirectListener();
+    browser = await launchBrowser();
+    context = await browser.newContext({ bypassCSP: true, viewport: { width: 1280, height: 900 } });
+    page = await context.newPage();
+    await mkdir(artifactsDir, { recursive: true });
+  });
+  after(async () => {
+    await context?.close();
+    await browser?.close();
+    await listener?.close();
+    await demo?.close();
+  });
+
+  it('landing page and error page', async () => {
+    await page.goto(`${demo.publicUrl}/`);
+    await checkPage('landing');
+    const error = await page.goto(`${demo.publicUrl}/authorize?client_id=no-such-client&response_type=code`);
+    assert.ok(error && error.status() >= 400, 'an error status');
+    assert.match(error.headers()['content-type'] ?? '', /text\/html/);
+    await checkPage('error');
+  });
+
+  it('consent page, then connected apps with a Revoke button that names the app', async () => {
+    const registration = await fetch(`${demo.publicUrl}/register`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ client_name: APP_NAME, redirect_uris: [listener.url], token_endpoint_auth_method: 'none', grant_types: ['authorization_code', 'refresh_token'], response_types: ['code'] }),
+    });
+    assert.equal(registration.status, 201, await registration.clone().text());
+    const { client_id: clientId } = (await registration.json()) as { client_id: string };
+    const authorize = new URL(`${demo.publicUrl}/authorize`);
+    for (const [name, value] of Object.entries({
+      response_type: 'code',
+      client_id: clientId,
+      redirect_uri: listener.url,
+      code_challenge: pkcePair().challenge,
+      code_challenge_method: 'S256',
+      scope: 'mcp:tools graph:read',
+      resource: demo.mcpUrl,
+      state: 'pages',
+    })) authorize.searchParams.set(name, value);
+    await page.goto(authorize.href);
+    await page.locator('button[value=approve]').waitFor();
+    await checkPage('consent');
+    await Promise.all([page.waitForNavigation(), page.click('button[value=approve]')]);
+    await signInIfAsked();
+    await listener.next();
+
+    await page.goto(`${demo.publicUrl}/account`);
+    await signInIfAsked();
+    assert.equal(new URL(page.url()).pathname, '/account');
+    await page.getByRole('button', { name: new RegExp(`Revoke access.*${APP_NAME}`) }).waitFor();
+    await checkPage('account');
+  });
+
+  it('admin overview, clients, grants, tool calls: each Revoke button names its app', async () => {
+    await page.goto(`${demo.publicUrl}/admin`);
+    await signInIfAsked();
+    assert.equal(new URL(page.url()).pathname, '/admin');
+    await checkPage('admin-overview');
+    await page.goto(`${demo.publicUrl}/admin/clients`);
+    assert.equal(await page.getByRole('button', { name: new RegExp(`^Revoke all.*${APP_NAME}`) }).count(), 1);
+    await checkPage('admin-clients');
+    await page.goto(`${demo.publicUrl}/admin/grants`);
+    assert.ok((await page.getByRole('button', { name: new RegExp(`^Revoke.*${APP_NAME}`) }).count()) >= 1);
+    for (const button of await page.getByRole('button', { name: /^Revoke/ }).all()) {
+      assert.match((await button.getAttribute('aria-label')) ?? '', /^Revoke (all grants|access) of .+/);
+    }
+    await checkPage('admin-grants');
+    await page.goto(`${demo.publicUrl}/admin/audit`);
+    await checkPage('admin-audit');
+  });
+
+  it('signed-out page', async () => {
+    await page.goto(`${demo.publicUrl}/admin`);
+    await Promise.all([page.waitForNavigation(), page.getByRole('button', { name: 'Sign out' }).click()]);
+    await page.waitForLoadState('load');
+    await page.goto(`${demo.publicUrl}/admin/signed-out`);
+    await checkPage('signed-out');
+    assert.equal(checked.length, 9 * VIEWS.length);
+  });
+});

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { auth } from '@modelcontextprotocol/client';
 import type { Browser } from 'playwright-core';
-import { launchBrowser, signInWithBrowser, startDemo, startRedirectListener, type DemoUser, type RedirectListener, type RunningDemo } from '../support/demo-harness.ts';
+import { launchBrowser, startDemo, startRedirectListener, type DemoUser, type RedirectListener, type RunningDemo, authorizationCodeFor } from '../support/demo-harness.ts';
 import { createMemoryOAuthProvider } from './support/memory-oauth-provider.ts';
 
 /**
@@ -35,16 +35,8 @@ describe('plain HTTP route in front of the sample server', () => {
     assert.equal(await auth(provider, { serverUrl: resourceUrl }), 'REDIRECT');
     assert.ok(state.authorizationUrl);
     assert.equal(state.authorizationUrl.searchParams.get('resource'), resourceUrl, 'the client asks for this route as its resource');
-    const context = await browser.newContext();
-    try {
-      const signIn = await signInWithBrowser({ context, authorizationUrl: state.authorizationUrl.href, user, redirectUri: listener.url });
-      const code = signIn.callbackUrl.searchParams.get('code');
-      assert.ok(code);
-      const iss = signIn.callbackUrl.searchParams.get('iss') ?? undefined;
-      assert.equal(await auth(provider, { serverUrl: resourceUrl, authorizationCode: code, ...(iss ? { iss } : {}) }), 'AUTHORIZED');
-    } finally {
-      await context.close();
-    }
+    const { code, iss } = await authorizationCodeFor(browser, { authorizationUrl: state.authorizationUrl.href, user, redirectUri: listener.url });
+    assert.equal(await auth(provider, { serverUrl: resourceUrl, authorizationCode: code, ...(iss ? { iss } : {}) }), 'AUTHORIZED');
     assert.ok(state.tokens?.access_token);
     return state.tokens.access_token;
   }

@@ -8,7 +8,7 @@ import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { auth } from '@modelcontextprotocol/client';
 import type { Browser } from 'playwright-core';
-import { launchBrowser, signInWithBrowser, startDemo, startRedirectListener, type RedirectListener, type RunningDemo } from '../support/demo-harness.ts';
+import { launchBrowser, startDemo, startRedirectListener, type RedirectListener, type RunningDemo, authorizationCodeFor } from '../support/demo-harness.ts';
 import { createMemoryOAuthProvider } from './support/memory-oauth-provider.ts';
 
 /**
@@ -43,16 +43,8 @@ describe('MCP Inspector CLI', { skip: existsSync(inspector) ? false : 'node_modu
     assert.ok(state.authorizationUrl);
     const user = demo.users[0];
     assert.ok(user);
-    const context = await browser.newContext();
-    try {
-      const signIn = await signInWithBrowser({ context, authorizationUrl: state.authorizationUrl.href, user, redirectUri: listener.url });
-      const code = signIn.callbackUrl.searchParams.get('code');
-      assert.ok(code);
-      const iss = signIn.callbackUrl.searchParams.get('iss') ?? undefined;
-      assert.equal(await auth(provider, { serverUrl: demo.mcpUrl, authorizationCode: code, ...(iss ? { iss } : {}) }), 'AUTHORIZED');
-    } finally {
-      await context.close();
-    }
+    const { code, iss } = await authorizationCodeFor(browser, { authorizationUrl: state.authorizationUrl.href, user, redirectUri: listener.url });
+    assert.equal(await auth(provider, { serverUrl: demo.mcpUrl, authorizationCode: code, ...(iss ? { iss } : {}) }), 'AUTHORIZED');
     assert.ok(state.tokens?.access_token);
     return state.tokens.access_token;
   }

@@ -19,7 +19,7 @@ import { systemClock } from '../../src/runtime/clock.ts';
 import { createRedisStore } from '../../src/store/redis-store.ts';
 import type { Store } from '../../src/store/store.ts';
 import { loadUpstreamTokens, saveUpstreamTokens } from '../../src/upstream/token-vault.ts';
-import { DEMO_USERS, freePort, launchBrowser, signInWithBrowser, startRedirectListener, type RedirectListener } from '../support/demo-harness.ts';
+import { DEMO_USERS, freePort, launchBrowser, startRedirectListener, type RedirectListener, authorizationCodeFor } from '../support/demo-harness.ts';
 import { startRedisServer, type RedisServer } from '../support/redis-server.ts';
 import { startCountingIdpProxy, type CountingIdpProxy } from './support/counting-idp-proxy.ts';
 import { startGatewayProcess, type GatewayProcess } from './support/gateway-process.ts';
@@ -208,15 +208,8 @@ describe('single-flight downstream token refresh across three gateway processes 
     const serverUrl = `${publicUrl}/mcp`;
     assert.equal(await auth(provider, { serverUrl }), 'REDIRECT');
     assert.ok(state.authorizationUrl);
-    const context = await browser.newContext();
-    try {
-      const signIn = await signInWithBrowser({ context, authorizationUrl: state.authorizationUrl.href, user, redirectUri: listener.url });
-      const code = signIn.callbackUrl.searchParams.get('code');
-      assert.ok(code, `no code in ${signIn.callbackUrl.href}`);
-      assert.equal(await auth(provider, { serverUrl, authorizationCode: code }), 'AUTHORIZED');
-    } finally {
-      await context.close();
-    }
+    const { code } = await authorizationCodeFor(browser, { authorizationUrl: state.authorizationUrl.href, user, redirectUri: listener.url });
+    assert.equal(await auth(provider, { serverUrl, authorizationCode: code }), 'AUTHORIZED');
     const accessToken = state.tokens?.access_token;
     assert.ok(accessToken);
     const subject = decodeJwt(accessToken).sub;

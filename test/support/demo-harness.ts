@@ -2,7 +2,7 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer as createHttpServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { BrowserContext, Page } from 'playwright-core';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { stringify } from 'yaml';
 import { assembleGatewayParts, type AssembleOptions } from '../../src/app/assemble-parts.ts';
 import { startGateway, type RunningGateway } from '../../src/app/start-gateway.ts';
@@ -212,5 +212,25 @@ export async function signInWithBrowser(options: SignInOptions): Promise<SignInR
     throw new Error(`the authorization did not reach ${redirectUri}; last page ${page.url()}`);
   } finally {
     await page.close();
+  }
+}
+
+/**
+ * Signs `user` in through the consent page and the IdP in a fresh browser context (closed afterwards) and returns the
+ * authorization code, with `iss` when the redirect carried it (RFC 9207), from the client's redirect URI.
+ */
+export async function authorizationCodeFor(
+  browser: Browser,
+  input: { authorizationUrl: string; user: DemoUser; redirectUri: string },
+): Promise<{ code: string; iss?: string }> {
+  const context = await browser.newContext();
+  try {
+    const signIn = await signInWithBrowser({ context, ...input });
+    const code = signIn.callbackUrl.searchParams.get('code');
+    if (code === null) throw new Error(`no code in ${signIn.callbackUrl.href}`);
+    const iss = signIn.callbackUrl.searchParams.get('iss');
+    return iss === null ? { code } : { code, iss };
+  } finally {
+    await context.close();
   }
 }

@@ -62,6 +62,12 @@ export const routeSchema = z
       .enum(['insufficient_scope', 'jsonrpc_error'])
       .default('insufficient_scope')
       .describe('How a denied `tools/call` is answered: HTTP 403 step-up challenge, or a JSON-RPC error.'),
+    toolPinning: z
+      .enum(['block', 'warn', 'off'])
+      .default('off')
+      .describe(
+        'Pinned tool definitions, trust on first use: the first `tools/list` answer pins each tool (name, description, schemas, annotations); a changed or new tool then waits for `gatehouse tools approve`. `block` hides it and refuses its calls (and calls of tools never listed); `warn` serves it and logs and audits it; `off` does neither.',
+      ),
     identity: z
       .object({
         mode: z

@@ -1,10 +1,12 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { BackendResponse } from './backend-client.ts';
+import { enforceToolPinning, toolListReviewer } from './enforce-tool-pinning.ts';
 import { enforceToolPolicy } from './enforce-tool-policy.ts';
 import { abortOnClientClose, authorizeRequest, backendHeaders, type AuthorizedCall, type GatewayRuntime } from './gateway-runtime.ts';
 import type { McpPost } from './mcp-message.ts';
 import { auditDraft, type AuditDraft } from './request-audit.ts';
 import type { RouteState } from './route-state.ts';
+import type { ReviewTools } from './tools-list-filter.ts';
 
 /**
  * One proxied request as it passes the gateway's steps. Each transport (streamable-http.ts, legacy-sse.ts) is an
@@ -30,6 +32,8 @@ export interface McpExchange {
   backendMessageUrl?: string;
   /** Tools this caller may not see: removed from `tools/list` answers. */
   denied: ReadonlySet<string>;
+  /** Set by reviewToolDefinitions: records a `tools/list` answer's definitions, names the ones to hide. */
+  reviewTools?: ReviewTools;
   /** The backend's answer, once forwarded. */
   response?: BackendResponse;
 }
@@ -60,6 +64,16 @@ export async function authenticateCaller(exchange: McpExchange): Promise<void> {
 /** Per-tool policy over every `tools/call` of the body (a batch cannot smuggle a denied call behind an allowed one). */
 export function enforcePerToolPolicy(exchange: McpExchange): void {
   if (exchange.post !== undefined) enforceToolPolicy(exchange.state, exchange.post, authorized(exchange), exchange.draft);
+}
+
+/** Pinned tool definitions: a `tools/call` of a tool whose definition is not the approved one (see enforce-tool-pinning.ts). */
+export async function enforcePinnedTools(exchange: McpExchange): Promise<void> {
+  if (exchange.post !== undefined) await enforceToolPinning(exchange.runtime, exchange.state.route, exchange.post, exchange.draft);
+}
+
+/** A `tools/list` answer has its definitions checked against the pins on the way back. */
+export function reviewToolDefinitions(exchange: McpExchange): void {
+  if (exchange.post?.method === 'tools/list') exchange.reviewTools = toolListReviewer(exchange.runtime, exchange.state.route, exchange.draft);
 }
 
 /**

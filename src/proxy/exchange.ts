@@ -61,9 +61,16 @@ export async function authenticateCaller(exchange: McpExchange): Promise<void> {
   exchange.call = await authorizeRequest(exchange.runtime, exchange.state, exchange.request, exchange.draft, { rateLimit: true });
 }
 
-/** Per-tool policy over every `tools/call` of the body (a batch cannot smuggle a denied call behind an allowed one). */
-export function enforcePerToolPolicy(exchange: McpExchange): void {
-  if (exchange.post !== undefined) enforceToolPolicy(exchange.state, exchange.post, authorized(exchange), exchange.draft);
+/**
+ * Per-tool policy over every `tools/call` of the body (a batch cannot smuggle a denied call behind an allowed one):
+ * scopes, groups, then the CEL argument policy, which sees the tool's approved (pinned) annotations only.
+ */
+export async function enforcePerToolPolicy(exchange: McpExchange): Promise<void> {
+  const { runtime, state, post } = exchange;
+  if (post === undefined) return;
+  const annotationsOf = async (tool: string) =>
+    state.route.toolPinning === 'off' ? {} : runtime.toolPins.approvedAnnotations(state.route.path, tool);
+  await enforceToolPolicy(state, post, authorized(exchange), exchange.draft, annotationsOf);
 }
 
 /** Pinned tool definitions: a `tools/call` of a tool whose definition is not the approved one (see enforce-tool-pinning.ts). */

@@ -101,7 +101,15 @@ export async function authorizeRequest(
   audit.client = claims.clientId;
   if (options.rateLimit) runtime.rateLimiter.consume(state.route, claims.sub, claims.clientId);
   const account = await runtime.accounts.get(claims.sub);
-  return { claims, account, caller: { scopes: claims.scopes, groups: account?.groups ?? [] } };
+  const caller = {
+    scopes: claims.scopes,
+    groups: account?.groups ?? [],
+    subject: claims.sub,
+    email: account?.email,
+    tenant: account?.tenantId,
+    clientId: claims.clientId,
+  };
+  return { claims, account, caller };
 }
 
 /** Headers for the backend request: the client's minus hop-by-hop, credentials and address claims, plus identity and forwarding. */

@@ -1,5 +1,6 @@
 import type { RouteConfig } from '../config/schema.ts';
 import type { ChallengeTarget } from '../errors/bearer-challenge.ts';
+import { compileArgumentPolicies, type ArgumentPolicies } from './argument-policy.ts';
 import { createBackendClient, type BackendClient } from './backend-client.ts';
 import { resourceMetadataUrl, resourceUrl } from './protected-resource-metadata.ts';
 import type { VerifyTarget } from './verify-access-token.ts';
@@ -13,6 +14,8 @@ export interface RouteState {
   backend: BackendClient;
   /** Origin + legacy SSE path of the backend (legacy HTTP+SSE transport). */
   legacySseUrl: string;
+  /** The route's CEL tool policies, compiled once. */
+  argumentPolicies: ArgumentPolicies;
 }
 
 export function createRouteState(publicUrl: string, route: RouteConfig): RouteState {
@@ -27,6 +30,7 @@ export function createRouteState(publicUrl: string, route: RouteConfig): RouteSt
     target: { ...challenge, resource, requiredScopes: route.requiredScopes },
     backend: createBackendClient(route),
     legacySseUrl: new URL(route.legacySsePath, route.backend).href,
+    argumentPolicies: compileArgumentPolicies(route),
   };
 }
 

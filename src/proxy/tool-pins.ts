@@ -25,6 +25,8 @@ export interface ToolPins {
   /** Records what a `tools/list` answer of `route` says; returns the listed names that are not `pinned`. */
   review(route: string, tools: readonly unknown[]): Promise<Set<string>>;
   standing(route: string, name: string): Promise<ToolStanding>;
+  /** The annotations of the tool's approved definition (a policy may trust these; a backend's current ones it may not). */
+  approvedAnnotations(route: string, name: string): Promise<Record<string, unknown>>;
 }
 
 interface RoutePins {
@@ -107,5 +109,12 @@ export function createToolPins({ store, clock, logger }: { store: Store; clock: 
     return pin.pending === undefined ? 'pinned' : 'changed';
   }
 
-  return { review, standing };
+  async function approvedAnnotations(route: string, name: string): Promise<Record<string, unknown>> {
+    const pin = (await load(route)).byName.get(foldToolName(name));
+    if (pin?.approved === undefined || pin.name !== name) return {};
+    const annotations = (JSON.parse(pin.approved.canonical) as { annotations?: unknown }).annotations;
+    return annotations && typeof annotations === 'object' && !Array.isArray(annotations) ? (annotations as Record<string, unknown>) : {};
+  }
+
+  return { review, standing, approvedAnnotations };
 }

@@ -109,8 +109,13 @@ describe('pinned tool definitions: block', () => {
     const after = await listed('/json');
     assert.equal(after.find((tool) => tool.name === 'echo')?.description, POISONED);
     assert.match((await call('/json', 'echo')).text, /"text":"hi"/);
-    const audit = gateway.auditLines.map((line) => JSON.parse(line) as { route: string; tool?: string; outcome: string; reason?: string });
-    assert.ok(audit.some((record) => record.route === '/json' && record.tool === 'echo' && record.outcome === 'denied' && /changed/.test(record.reason ?? '')));
+    // The audit log writes in batches: wait for the refusal's record (the test times out if it never comes).
+    const audited = () =>
+      gateway.auditLines.some((line) => {
+        const record = JSON.parse(line) as { route: string; tool?: string; outcome: string; reason?: string };
+        return record.route === '/json' && record.tool === 'echo' && record.outcome === 'denied' && record.reason === 'tool pinning: changed';
+      });
+    while (!audited()) await new Promise((resolve) => setImmediate(resolve));
   });
 
   it('blocks a rug pull in an SSE answer', async () => {

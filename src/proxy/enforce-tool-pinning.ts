@@ -25,7 +25,7 @@ export async function enforceToolPinning(runtime: GatewayRuntime, route: RouteCo
     if (!('method' in message) || message.method !== 'tools/call') continue;
     const tool = message.params?.name;
     if (typeof tool !== 'string') continue;
-    const standing = await runtime.toolPins.standing(route.path, tool);
+    const standing = await standingOf(runtime, route, tool);
     if (standing === 'pinned') continue;
     draft.tool = tool;
     draft.reason = `tool pinning: ${standing}`;
@@ -40,6 +40,17 @@ export async function enforceToolPinning(runtime: GatewayRuntime, route: RouteCo
       `The tool ${tool} is blocked: ${WHY[standing]}. An administrator can review it with "gatehouse tools diff".`,
       { status: 200 },
     );
+  }
+}
+
+/** Under `block` an unreadable store refuses (503, fail closed); under `warn` the call is served and the gap logged. */
+async function standingOf(runtime: GatewayRuntime, route: RouteConfig, tool: string): Promise<ToolStanding> {
+  try {
+    return await runtime.toolPins.standing(route.path, tool);
+  } catch (error) {
+    if (route.toolPinning === 'block') throw error;
+    runtime.ctx.logger.warn({ err: error, route: route.path, tool }, 'tool pins could not be checked; served (toolPinning: warn)');
+    return 'pinned';
   }
 }
 

@@ -78,9 +78,16 @@ export async function enforcePinnedTools(exchange: McpExchange): Promise<void> {
   if (exchange.post !== undefined) await enforceToolPinning(exchange.runtime, exchange.state.route, exchange.post, exchange.draft);
 }
 
+/**
+ * Whether the body asks for `tools/list`, alone or inside a batch (2025-03-26): a batch must not be a way around the
+ * `tools/list` filter and review.
+ */
+export const listsTools = (post: McpPost | undefined): boolean =>
+  post !== undefined && post.messages.some((message) => 'method' in message && message.method === 'tools/list');
+
 /** A `tools/list` answer has its definitions checked against the pins on the way back. */
 export function reviewToolDefinitions(exchange: McpExchange): void {
-  if (exchange.post?.method === 'tools/list') exchange.reviewTools = toolListReviewer(exchange.runtime, exchange.state.route, exchange.draft);
+  if (listsTools(exchange.post)) exchange.reviewTools = toolListReviewer(exchange.runtime, exchange.state.route, exchange.draft);
 }
 
 /**

@@ -10,6 +10,7 @@ import {
   enforcePinnedTools,
   forwardToBackend,
   headerValue,
+  listsTools,
   reviewToolDefinitions,
   runSteps,
   startExchange,
@@ -55,7 +56,7 @@ export async function requireSessionOwner(exchange: McpExchange): Promise<void> 
 
 /** A `tools/list` answer loses the tools this caller may not call. */
 export function hideDeniedTools(exchange: McpExchange): void {
-  if (exchange.post?.method === 'tools/list') exchange.denied = deniedTools(exchange.state.route, authorized(exchange).caller);
+  if (listsTools(exchange.post)) exchange.denied = deniedTools(exchange.state.route, authorized(exchange).caller);
 }
 
 /** A session the backend issues is bound to the user who opened it; a DELETEd one is forgotten. */

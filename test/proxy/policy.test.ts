@@ -72,6 +72,15 @@ describe('per-tool policy', () => {
     assert.deepEqual(await listedTools(full), ['echo', 'secret_tool', 'whoami']);
   });
 
+  it('filters tools/list inside a batch too', async () => {
+    // The filter once ran only for a single-request body: `[tools/list]` (2025-03-26 batching) listed everything.
+    const response = await mcpPost(gateway.url + '/json', await tokenFor('/json'), [toolsList(1)], { 'mcp-protocol-version': '2025-03-26' });
+    assert.equal(response.status, 200);
+    const text = await response.text();
+    assert.match(text, /whoami/);
+    assert.doesNotMatch(text, /secret_tool/);
+  });
+
   it('filters tools/list in an SSE response', async () => {
     const response = await mcpPost(gateway.url + '/sse', await tokenFor('/sse'), toolsList());
     assert.equal(response.status, 200);

@@ -92,6 +92,8 @@ describe('pinned tool definitions: block', () => {
 
     descriptions.json = POISONED;
     assert.deepEqual(names(await listed('/json')), ['secret_tool', 'whoami']);
+    const batch = await mcpPost(gateway.url + '/json', await tokenFor('/json'), [toolsList(2)], { 'mcp-protocol-version': '2025-03-26' });
+    assert.doesNotMatch(await batch.text(), /ssh/, 'a batched tools/list is screened too');
     const refused = await call('/json', 'echo');
     assert.equal(refused.status, 200);
     const body = JSON.parse(refused.text) as { id: number; error: { code: number; message: string } };

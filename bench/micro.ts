@@ -1,5 +1,6 @@
 import { routeSchema } from '../src/config/schema.ts';
 import { parseMcpPost } from '../src/proxy/mcp-message.ts';
+import { compileArgumentPolicies, decideArguments } from '../src/proxy/argument-policy.ts';
 import { decideTool } from '../src/proxy/tool-policy.ts';
 
 /**
@@ -20,10 +21,23 @@ const route = routeSchema.parse({
   tools: { echo: { scopes: ['mcp:tools'], groups: ['engineering', 'support'] } },
 });
 const caller = { scopes: ['mcp:tools'], groups: ['support'] };
+const celRoute = routeSchema.parse({
+  path: '/mail',
+  backend: 'http://127.0.0.1:9/mcp',
+  tools: { send_mail: { allow: 'args.mailbox == user.email && "support" in user.groups' } },
+});
+const celPolicies = compileArgumentPolicies(celRoute);
+const celCall = {
+  tool: 'send_mail',
+  args: { mailbox: 'ada@example.com', subject: 'hi', body: 'hello' },
+  annotations: {},
+  caller: { ...caller, subject: 'tenant/ada', email: 'ada@example.com', clientId: 'client-1' },
+};
 
 export const MICRO_BENCHMARKS: MicroBenchmark[] = [
   { name: 'JSON-RPC POST body parsed and validated (parseMcpPost, tools/call)', iterations: 100_000, run: () => parseMcpPost(toolsCall) },
   { name: 'per-tool policy check (decideTool, listed tool with scopes and groups)', iterations: 1_000_000, run: () => decideTool(route, 'echo', caller) },
+  { name: 'argument policy (decideArguments, compiled CEL over user and args)', iterations: 100_000, run: () => decideArguments(celPolicies, celCall) },
 ];
 
 export function runMicroBenchmarks(benchmarks: MicroBenchmark[], scale = 1): Array<{ name: string; microsPerOp: number; iterations: number }> {

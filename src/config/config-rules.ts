@@ -3,6 +3,7 @@ import { checkHttpRoutesCoveringMcpBackends } from './http-route-overlap.ts';
 import { unreadableFileReason } from './file-paths.ts';
 import { cookieSecurityProblem, isLoopbackUrl, resolvePublicUrl } from './public-url.ts';
 import type { GatehouseConfig } from './schema.ts';
+import { toolExpressionProblem } from './tool-expressions.ts';
 
 /**
  * Rules that involve more than one field, or the file system, checked after the schema accepted each field on its
@@ -115,6 +116,14 @@ function checkRoutes(config: GatehouseConfig, { problems }: RuleResult): void {
     if (reserved) problems.push(`routes[${index}].path: "${route.path}" is reserved for Gatehouse's own ${reserved} endpoint — choose another path`);
     if (route.identity.mode === 'obo' && !route.identity.downstream) {
       problems.push(`routes[${index}].identity.downstream: required with mode obo — the broker.downstream entry whose token is forwarded`);
+    }
+    const expressions = [
+      [`routes[${index}].defaultToolPolicy.allow`, route.defaultToolPolicy?.allow],
+      ...Object.entries(route.tools).map(([tool, policy]) => [`routes[${index}].tools.${tool}.allow`, policy.allow]),
+    ];
+    for (const [field, source] of expressions) {
+      const problem = source === undefined ? undefined : toolExpressionProblem(source);
+      if (problem) problems.push(`${field}: ${problem} (a CEL expression over user, client, tool and args that is true to allow)`);
     }
     for (const scope of route.requiredScopes) {
       if (!Object.hasOwn(route.scopes, scope)) {

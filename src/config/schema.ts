@@ -30,6 +30,20 @@ export const toolPolicySchema = z
       .array(z.string())
       .default([])
       .describe('Upstream groups or app roles the user must have (any one of them) to call this tool.'),
+    allow: z
+      .string()
+      .optional()
+      .describe(
+        'A CEL expression that must be `true` for the call to go through, over `user` (sub, email, groups, tenant), `client` (id), `tool` (name, annotations — the approved ones, with `toolPinning`) and `args` (the call\'s arguments). Checked when the config loads. Replaces the route\'s `defaultToolPolicy.allow` for this tool.',
+      ),
+    denyReason: z.string().optional().describe('Shown to the client (and audited) when `allow` is false.'),
+  })
+  .strict();
+
+const defaultToolPolicySchema = z
+  .object({
+    allow: z.string().describe('A CEL expression, as `tools.<name>.allow`, for every tool without its own `allow`.'),
+    denyReason: z.string().optional().describe('Shown to the client (and audited) when `allow` is false.'),
   })
   .strict();
 
@@ -58,10 +72,17 @@ export const routeSchema = z
       .record(z.string(), toolPolicySchema)
       .default({})
       .describe('Per-tool policies by tool name; tools not listed need only the route scopes.'),
+    defaultToolPolicy: defaultToolPolicySchema.optional().describe('The argument-level policy of every tool without its own `allow`.'),
     deniedToolResponse: z
       .enum(['insufficient_scope', 'jsonrpc_error'])
       .default('insufficient_scope')
       .describe('How a denied `tools/call` is answered: HTTP 403 step-up challenge, or a JSON-RPC error.'),
+    toolPinning: z
+      .enum(['block', 'warn', 'off'])
+      .default('off')
+      .describe(
+        'Pinned tool definitions, trust on first use: the first `tools/list` answer pins each tool (name, description, schemas, annotations); a changed or new tool then waits for `gatehouse tools approve`. `block` hides it and refuses its calls (and calls of tools never listed); `warn` serves it and logs and audits it; `off` does neither.',
+      ),
     identity: z
       .object({
         mode: z

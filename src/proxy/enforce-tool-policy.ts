@@ -1,5 +1,6 @@
 import { ProtocolError } from '../errors/protocol-error.ts';
 import { insufficientScope } from '../errors/bearer-challenge.ts';
+import { decideArguments } from './argument-policy.ts';
 import { JSONRPC, McpGatewayError } from './gateway-error.ts';
 import type { AuthorizedCall } from './gateway-runtime.ts';
 import type { McpPost } from './mcp-message.ts';
@@ -11,19 +12,29 @@ import { decideTool } from './tool-policy.ts';
  * Applies the route's per-tool policies to every `tools/call` of a POST (each call of a batch too, so a batch
  * cannot smuggle a denied call behind an allowed one). A denial is answered as the route says:
  * - `insufficient_scope`: HTTP 403 with a challenge naming every scope needed, so the client can step up; when
- *   only a group is missing no step-up can help, so it is a plain 403 `access_denied`;
+ *   only a group or the argument policy (CEL) refuses, no step-up can help, so it is a plain 403 `access_denied`;
  * - `jsonrpc_error`: HTTP 200 with a JSON-RPC error for the request, for clients that do not handle step-up.
+ * An argument-policy denial carries its reason (audited too).
  *
  * @see MCP 2025-11-25 authorization §Scope Challenge Handling
  */
-export function enforceToolPolicy(state: RouteState, post: McpPost, call: AuthorizedCall, draft: AuditDraft): void {
+export async function enforceToolPolicy(
+  state: RouteState,
+  post: McpPost,
+  call: AuthorizedCall,
+  draft: AuditDraft,
+  annotationsOf: (tool: string) => Promise<Record<string, unknown>>,
+): Promise<void> {
   for (const message of post.messages) {
     if (!('method' in message) || message.method !== 'tools/call') continue;
     const tool = message.params?.name;
     if (typeof tool !== 'string') continue;
     draft.tool ??= tool;
     const decision = decideTool(state.route, tool, call.caller);
-    if (decision.allowed) continue;
+    if (decision.allowed) {
+      await enforceArgumentPolicy(state, tool, message.params?.arguments, call, draft, annotationsOf);
+      continue;
+    }
     draft.outcome = 'denied';
     draft.tool = tool;
     if (state.route.deniedToolResponse === 'jsonrpc_error') {
@@ -33,4 +44,23 @@ export function enforceToolPolicy(state: RouteState, post: McpPost, call: Author
     const needed = state.route.tools[tool]?.scopes ?? [];
     throw insufficientScope(toolChallenge(state, needed), `Calling ${tool} needs the scope(s): ${decision.missingScopes.join(' ')}.`);
   }
+}
+
+async function enforceArgumentPolicy(
+  state: RouteState,
+  tool: string,
+  args: unknown,
+  call: AuthorizedCall,
+  draft: AuditDraft,
+  annotationsOf: (tool: string) => Promise<Record<string, unknown>>,
+): Promise<void> {
+  if (state.argumentPolicies.forTool(tool) === undefined) return;
+  const decision = decideArguments(state.argumentPolicies, { tool, args, annotations: await annotationsOf(tool), caller: call.caller });
+  if (decision.allowed) return;
+  draft.outcome = 'denied';
+  draft.tool = tool;
+  draft.reason = `policy: ${decision.reason}`;
+  const description = `You are not allowed to call ${tool}: ${decision.reason}.`;
+  const status = state.route.deniedToolResponse === 'jsonrpc_error' ? 200 : 403;
+  throw new McpGatewayError('access_denied', JSONRPC.serverError, description, { status, detail: decision.detail });
 }

@@ -4,11 +4,13 @@ import type { Dispatcher } from 'undici';
 import { ProtocolError } from '../errors/protocol-error.ts';
 import { runSteps, type HandlerStep, type StepContext } from '../server/handler-steps.ts';
 import type { BackendResponse } from './backend-client.ts';
+import { enforceToolPinning, toolListReviewer } from './enforce-tool-pinning.ts';
 import { enforceToolPolicy } from './enforce-tool-policy.ts';
 import { abortOnClientClose, authorizeRequest, backendHeaders, type AuthorizedCall, type GatewayRuntime } from './gateway-runtime.ts';
 import type { McpPost } from './mcp-message.ts';
 import { auditDraft, type AuditDraft } from './request-audit.ts';
 import type { RouteState } from './route-state.ts';
+import type { ReviewTools } from './tools-list-filter.ts';
 
 /**
  * One proxied request as it passes the gateway's steps. Each transport (streamable-http.ts, legacy-sse.ts,
@@ -40,6 +42,8 @@ export interface McpExchange extends StepContext {
   backendHeaders?: Record<string, string>;
   /** Plain HTTP route: the client's body as it streams on, held to the body cap and deadline. */
   upload?: Readable;
+  /** Set by reviewToolDefinitions: records a `tools/list` answer's definitions, names the ones to hide. */
+  reviewTools?: ReviewTools;
   /** The backend's answer, once forwarded. */
   response?: BackendResponse;
 }
@@ -65,9 +69,33 @@ export async function authenticateCaller(exchange: McpExchange): Promise<void> {
   exchange.call = await authorizeRequest(exchange.runtime, exchange.state, exchange.request, exchange.draft, { rateLimit: true });
 }
 
-/** Per-tool policy over every `tools/call` of the body (a batch cannot smuggle a denied call behind an allowed one). */
-export function enforcePerToolPolicy(exchange: McpExchange): void {
-  if (exchange.post !== undefined) enforceToolPolicy(exchange.state, exchange.post, authorized(exchange), exchange.draft);
+/**
+ * Per-tool policy over every `tools/call` of the body (a batch cannot smuggle a denied call behind an allowed one):
+ * scopes, groups, then the CEL argument policy, which sees the tool's approved (pinned) annotations only.
+ */
+export async function enforcePerToolPolicy(exchange: McpExchange): Promise<void> {
+  const { runtime, state, post } = exchange;
+  if (post === undefined) return;
+  const annotationsOf = async (tool: string) =>
+    state.route.toolPinning === 'off' ? {} : runtime.toolPins.approvedAnnotations(state.route.path, tool);
+  await enforceToolPolicy(state, post, authorized(exchange), exchange.draft, annotationsOf);
+}
+
+/** Pinned tool definitions: a `tools/call` of a tool whose definition is not the approved one (see enforce-tool-pinning.ts). */
+export async function enforcePinnedTools(exchange: McpExchange): Promise<void> {
+  if (exchange.post !== undefined) await enforceToolPinning(exchange.runtime, exchange.state.route, exchange.post, exchange.draft);
+}
+
+/**
+ * Whether the body asks for `tools/list`, alone or inside a batch (2025-03-26): a batch must not be a way around the
+ * `tools/list` filter and review.
+ */
+export const listsTools = (post: McpPost | undefined): boolean =>
+  post !== undefined && post.messages.some((message) => 'method' in message && message.method === 'tools/list');
+
+/** A `tools/list` answer has its definitions checked against the pins on the way back. */
+export function reviewToolDefinitions(exchange: McpExchange): void {
+  if (listsTools(exchange.post)) exchange.reviewTools = toolListReviewer(exchange.runtime, exchange.state.route, exchange.draft);
 }
 
 /**

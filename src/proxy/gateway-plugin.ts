@@ -7,7 +7,7 @@ import type { ErrorFormat } from '../errors/render-error.ts';
 import { sendProtocolError, toProtocolError } from '../server/error-handler.ts';
 import { ProtocolError } from '../errors/protocol-error.ts';
 import type { AuditLogOptions } from './audit.ts';
-import { requestJsonRpcId } from './gateway-error.ts';
+import { McpGatewayError, requestJsonRpcId } from './gateway-error.ts';
 import { installCors } from './cors.ts';
 import { createGatewayRuntime, type GatewayRuntime } from './gateway-runtime.ts';
 import { httpRouteHandler } from './http-route.ts';
@@ -41,6 +41,8 @@ declare module 'fastify' {
   interface FastifyContextConfig {
     /** Set on gateway routes: the configured route path, for audit. */
     gatewayRoute?: string;
+    /** Legacy `<route>/messages`: answers travel on the SSE stream, so a client never reads a 200 POST body. */
+    legacyMessages?: boolean;
   }
 }
 
@@ -124,7 +126,7 @@ function registerRoute(app: FastifyInstance, runtime: GatewayRuntime, state: Rou
     const base = route.path.replace(/\/$/, '');
     app.get(base + LEGACY_SSE_SUFFIX, noHead, legacySseStreamHandler(runtime, state));
     app.head(base + LEGACY_SSE_SUFFIX, { config }, refuseHead('GET'));
-    app.post(base + LEGACY_MESSAGES_SUFFIX, { config }, legacySseMessageHandler(runtime, state));
+    app.post(base + LEGACY_MESSAGES_SUFFIX, { config: { ...config, legacyMessages: true } }, legacySseMessageHandler(runtime, state));
     urls.push(base + LEGACY_SSE_SUFFIX, base + LEGACY_MESSAGES_SUFFIX);
   }
   return urls;
@@ -158,7 +160,7 @@ function sendGatewayError(request: FastifyRequest, reply: FastifyReply, error: u
   } else {
     request.log.info({ errorCode: protocolError.code, status: protocolError.status, detail: protocolError.detail }, 'request rejected');
   }
-  const rendered = protocolError ?? new ProtocolError('server_error');
+  const rendered = onLegacyMessages(request, protocolError ?? new ProtocolError('server_error'));
   if (reply.sent || reply.raw.headersSent) {
     auditDraft(request).outcome = 'error';
     reply.raw.destroy();
@@ -166,4 +168,17 @@ function sendGatewayError(request: FastifyRequest, reply: FastifyReply, error: u
   }
   const id = requestJsonRpcId(request) ?? null;
   return sendProtocolError(reply, rendered, { format, id });
+}
+
+/**
+ * A refusal sent as a JSON-RPC error with HTTP 200 (a denied or blocked `tools/call`) is read by Streamable HTTP
+ * clients, but a legacy HTTP+SSE client reads answers only from its stream and treats the POST's 200 as "accepted":
+ * the refusal would be lost and the call hang until the client's timeout. There it keeps the catalogue's status,
+ * which the client surfaces with the JSON-RPC body.
+ *
+ * @see MCP 2024-11-05 basic/transports §HTTP with SSE
+ */
+function onLegacyMessages(request: FastifyRequest, error: ProtocolError): ProtocolError {
+  if (!request.routeOptions.config.legacyMessages || error.status !== 200) return error;
+  return new McpGatewayError(error.code, error.jsonRpcCode, error.message, { headers: error.headers, detail: error.detail, cause: error.cause });
 }

@@ -14,6 +14,7 @@ import { createEndGrant, type EndGrant } from '../grants/end-grant.ts';
 import type { RouteState } from './route-state.ts';
 import { createSessionBindings, type SessionBindings } from './session-bindings.ts';
 import type { Caller } from './tool-policy.ts';
+import { createToolPins, type ToolPins } from './tool-pins.ts';
 import { createAccessTokenVerifier, type AccessTokenClaims, type VerifyAccessToken } from './verify-access-token.ts';
 
 /**
@@ -27,6 +28,7 @@ export interface GatewayRuntime {
   forwarder: IdentityForwarder;
   sessions: SessionBindings;
   rateLimiter: RateLimiter;
+  toolPins: ToolPins;
   audit: AuditLog;
   metrics: ProxyMetrics | undefined;
   checkOrigin: (origin: string | undefined) => void;
@@ -61,6 +63,7 @@ export function createGatewayRuntime(
       onError: (error) => logger.warn({ err: error }, 'rate-limit counters could not be shared'),
       onRejected: (limit) => deps.metrics?.rateLimitRejected(limit),
     }),
+    toolPins: createToolPins({ store, clock, logger }),
     audit: createAuditLog({
       store,
       random,
@@ -98,7 +101,15 @@ export async function authorizeRequest(
   audit.client = claims.clientId;
   if (options.rateLimit) runtime.rateLimiter.consume(state.route, claims.sub, claims.clientId);
   const account = await runtime.accounts.get(claims.sub);
-  return { claims, account, caller: { scopes: claims.scopes, groups: account?.groups ?? [] } };
+  const caller = {
+    scopes: claims.scopes,
+    groups: account?.groups ?? [],
+    subject: claims.sub,
+    email: account?.email,
+    tenant: account?.tenantId,
+    clientId: claims.clientId,
+  };
+  return { claims, account, caller };
 }
 
 /** Headers for the backend request: the client's minus hop-by-hop, credentials and address claims, plus identity and forwarding. */

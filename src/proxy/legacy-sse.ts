@@ -6,6 +6,7 @@ import {
   backendResponse,
   enforcePerToolPolicy,
   forwardIdentity,
+  enforcePinnedTools,
   forwardToBackend,
   runSteps,
   startExchange,
@@ -20,7 +21,8 @@ import { deniedTools } from './tool-policy.ts';
 import { sessionNotFound } from './session-bindings.ts';
 import { trackOpenStream } from './stream-metrics.ts';
 import { sseEventTransform, type SseEvent } from './sse-events.ts';
-import { filterToolsListEvent } from './tools-list-filter.ts';
+import { screenToolsListSseEvent } from './tools-list-filter.ts';
+import { toolListReviewer } from './enforce-tool-pinning.ts';
 
 /**
  * The legacy HTTP+SSE transport (MCP 2024-11-05): the client GETs an SSE stream whose first event, `endpoint`, names
@@ -87,10 +89,12 @@ function relayLegacyStream(exchange: McpExchange): Promise<FastifyReply> {
   });
 
   const denied = deniedTools(state.route, call.caller);
+  const review = toolListReviewer(runtime, state.route, draft);
+  const screen = screenToolsListSseEvent(denied, review);
   const endpoint = endpointRewriter(state.legacySseUrl, publicMessagesUrl, bind);
-  const rewrite = denied.size === 0 ? endpoint : (event: SseEvent) => {
+  const rewrite = denied.size === 0 && review === undefined ? endpoint : (event: SseEvent) => {
     const passed = endpoint(event);
-    return passed instanceof Promise ? passed : filterToolsListEvent(passed, denied);
+    return passed instanceof Promise ? passed : screen(passed);
   };
   // Every message's response travels on this stream: the one parsing stage counts the bytes itself.
   const body = response.body.pipe(sseEventTransform(rewrite, { onBytes: (bytes) => void (draft.bytesOut += bytes) }));
@@ -116,6 +120,7 @@ export const legacySseMessageSteps: readonly ExchangeStep[] = [
   authenticateCaller,
   requireLegacySessionOwner,
   readLegacyMessage,
+  enforcePinnedTools,
   enforcePerToolPolicy,
   forwardIdentity,
   forwardToBackend({ url: messageUrlOf }),

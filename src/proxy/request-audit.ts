@@ -28,6 +28,7 @@ export function startAudit(request: FastifyRequest, reply: FastifyReply, log: Au
       route,
       method: draft.method,
       tool: draft.tool,
+      reason: draft.reason,
       outcome,
       status,
       durationMs: now() - started,

@@ -1,5 +1,6 @@
 import type { RouteConfig } from '../config/schema.ts';
 import type { ChallengeTarget } from '../errors/bearer-challenge.ts';
+import { compileArgumentPolicies, type ArgumentPolicies } from './argument-policy.ts';
 import { createBackendClient, type BackendClient } from './backend-client.ts';
 import { backendBase, type BackendBase } from './backend-path.ts';
 import { resourceMetadataUrl, resourceUrl } from './protected-resource-metadata.ts';
@@ -16,6 +17,8 @@ export interface RouteState {
   legacySseUrl: string;
   /** Origin and base path of the backend (plain HTTP routes confine every request under it). */
   backendBase: BackendBase;
+  /** The route's CEL tool policies, compiled once. */
+  argumentPolicies: ArgumentPolicies;
 }
 
 export function createRouteState(publicUrl: string, route: RouteConfig): RouteState {
@@ -31,6 +34,7 @@ export function createRouteState(publicUrl: string, route: RouteConfig): RouteSt
     backend: createBackendClient(route),
     legacySseUrl: new URL(route.legacySsePath, route.backend).href,
     backendBase: backendBase(route.backend),
+    argumentPolicies: compileArgumentPolicies(route),
   };
 }
 

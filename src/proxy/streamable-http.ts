@@ -8,8 +8,11 @@ import {
   backendResponse,
   enforcePerToolPolicy,
   forwardIdentity,
+  enforcePinnedTools,
   forwardToBackend,
   headerValue,
+  listsTools,
+  reviewToolDefinitions,
   runSteps,
   startExchange,
   type ExchangeStep,
@@ -22,7 +25,8 @@ import { mediaType, relayResponse } from './relay-response.ts';
 import type { RouteState } from './route-state.ts';
 import { trackOpenStream } from './stream-metrics.ts';
 import { deniedTools } from './tool-policy.ts';
-import { filterToolsListJson, toolsListSseFilter } from './tools-list-filter.ts';
+import { screenToolsListJson, screenToolsListSseEvent, type ReviewTools } from './tools-list-filter.ts';
+import { sseEventTransform } from './sse-events.ts';
 
 /**
  * The Streamable HTTP transport, every revision: 2026-07-28 (stateless POSTs with mirrored `Mcp-Method`/`Mcp-Name`
@@ -53,7 +57,7 @@ export async function requireSessionOwner(exchange: McpExchange): Promise<void> 
 
 /** A `tools/list` answer loses the tools this caller may not call. */
 export function hideDeniedTools(exchange: McpExchange): void {
-  if (exchange.post?.method === 'tools/list') exchange.denied = deniedTools(exchange.state.route, authorized(exchange).caller);
+  if (listsTools(exchange.post)) exchange.denied = deniedTools(exchange.state.route, authorized(exchange).caller);
 }
 
 /** A session the backend issues is bound to the user who opened it; a DELETEd one is forgotten. */
@@ -89,9 +93,11 @@ export const streamableHttpSteps: readonly ExchangeStep[] = [
   authenticateCaller,
   readJsonRpcBody,
   requireSessionOwner,
+  enforcePinnedTools,
   enforcePerToolPolicy,
   hideDeniedTools,
   forwardIdentity,
+  reviewToolDefinitions,
   forwardToBackend({ url: (exchange) => exchange.state.route.backend }),
   trackSessionLifecycle,
   refuseNonMcpAnswer,
@@ -109,28 +115,34 @@ export function streamableHttpHandler(runtime: GatewayRuntime, state: RouteState
 async function relayToClient(exchange: McpExchange): Promise<FastifyReply> {
   const { runtime, state, reply, draft } = exchange;
   const response = backendResponse(exchange);
-  const body = await toolsListBody(state, response, exchange.denied);
+  const body = await toolsListBody(state, response, exchange.denied, exchange.reviewTools);
   if (response.statusCode === 200 && mediaType(response.headers) === 'text/event-stream') {
     trackOpenStream(reply, runtime.metrics, { route: state.route.path, transport: 'streamable-http' });
   }
   return relayResponse(reply, response, draft, state.route, body);
 }
 
-/** Filters a `tools/list` answer when the caller is denied some tools; otherwise the body streams untouched. */
+/**
+ * Screens a `tools/list` answer when the caller is denied some tools or the route pins tool definitions; otherwise
+ * the body streams untouched.
+ */
 async function toolsListBody(
   state: RouteState,
   response: Awaited<ReturnType<RouteState['backend']['send']>>,
   denied: ReadonlySet<string>,
+  review: ReviewTools | undefined,
 ): Promise<Readable> {
-  if (denied.size === 0 || response.statusCode !== 200) return response.body;
+  if ((denied.size === 0 && review === undefined) || response.statusCode !== 200) return response.body;
   const type = mediaType(response.headers);
-  if (type === 'text/event-stream') return response.body.pipe(toolsListSseFilter(denied));
+  if (type === 'text/event-stream') return response.body.pipe(sseEventTransform(screenToolsListSseEvent(denied, review)));
   if (type !== 'application/json') return response.body;
+  let body: Buffer;
   try {
     const chunks: Buffer[] = [];
     for await (const chunk of response.body) chunks.push(chunk as Buffer);
-    return Readable.from([filterToolsListJson(Buffer.concat(chunks), denied)]);
+    body = Buffer.concat(chunks);
   } catch (error) {
     throw backendFailure(state.route, error);
   }
+  return Readable.from([await screenToolsListJson(body, denied, review)]);
 }

@@ -8,6 +8,11 @@ import type { RouteConfig } from '../config/schema.ts';
 export interface Caller {
   scopes: readonly string[];
   groups: readonly string[];
+  /** For argument-level policies (argument-policy.ts): who, from the token and the `account` record. */
+  subject: string;
+  email?: string | undefined;
+  tenant?: string | undefined;
+  clientId: string;
 }
 
 export interface ToolDecision {
@@ -16,7 +21,7 @@ export interface ToolDecision {
   missingScopes: string[];
 }
 
-export function decideTool(route: RouteConfig, tool: string, caller: Caller): ToolDecision {
+export function decideTool(route: RouteConfig, tool: string, caller: Pick<Caller, 'scopes' | 'groups'>): ToolDecision {
   const policy = Object.hasOwn(route.tools, tool) ? route.tools[tool] : undefined;
   if (!policy) return { allowed: true, missingScopes: [] };
   const missingScopes = policy.scopes.filter((scope) => !caller.scopes.includes(scope));
@@ -25,7 +30,7 @@ export function decideTool(route: RouteConfig, tool: string, caller: Caller): To
 }
 
 /** Names of the route's listed tools this caller may not call (used to filter `tools/list`). */
-export function deniedTools(route: RouteConfig, caller: Caller): Set<string> {
+export function deniedTools(route: RouteConfig, caller: Pick<Caller, 'scopes' | 'groups'>): Set<string> {
   const denied = new Set<string>();
   for (const tool of Object.keys(route.tools)) if (!decideTool(route, tool, caller).allowed) denied.add(tool);
   return denied;

@@ -42,3 +42,54 @@ export function filterToolsListEvent(event: SseEvent, denied: ReadonlySet<string
 export function toolsListSseFilter(denied: ReadonlySet<string>): Transform {
   return sseEventTransform((event) => filterToolsListEvent(event, denied));
 }
+
+/** Looks at the tools of a `tools/list` result (pinned definitions) and names more tools to remove. */
+export type ReviewTools = (tools: readonly unknown[]) => Promise<ReadonlySet<string>>;
+
+const toolsOf = (message: unknown): unknown[] | undefined => {
+  const result = message && typeof message === 'object' ? (message as { result?: unknown }).result : undefined;
+  const tools = result && typeof result === 'object' ? (result as { tools?: unknown }).tools : undefined;
+  return Array.isArray(tools) ? tools : undefined;
+};
+
+/** filterToolsResult, with the tools `review` names removed as well. */
+export async function screenToolsResult(message: unknown, denied: ReadonlySet<string>, review: ReviewTools | undefined): Promise<unknown> {
+  const tools = toolsOf(message);
+  if (tools === undefined) return message;
+  const blocked = review ? await review(tools) : new Set<string>();
+  if (blocked.size === 0) return denied.size === 0 ? message : filterToolsResult(message, denied);
+  return filterToolsResult(message, new Set([...denied, ...blocked]));
+}
+
+export async function screenToolsListJson(body: Buffer, denied: ReadonlySet<string>, review: ReviewTools | undefined): Promise<Buffer> {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(body.toString('utf8'));
+  } catch {
+    return body;
+  }
+  const screened = Array.isArray(parsed)
+    ? await Promise.all(parsed.map((message) => screenToolsResult(message, denied, review)))
+    : await screenToolsResult(parsed, denied, review);
+  return Buffer.from(JSON.stringify(screened));
+}
+
+/**
+ * A `tools/list` result carried by one SSE event, screened; any other event is returned at once (no wait). Every
+ * event is parsed: a key spelled with JSON escapes (`"\u0074ools"`) is still `tools`.
+ */
+export function screenToolsListEvent(event: SseEvent, denied: ReadonlySet<string>, review: ReviewTools | undefined): SseEvent | Promise<SseEvent> {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(event.data);
+  } catch {
+    return event;
+  }
+  if (toolsOf(parsed) === undefined) return event;
+  return screenToolsResult(parsed, denied, review).then((screened) => (screened === parsed ? event : { ...event, data: JSON.stringify(screened) }));
+}
+
+export const screenToolsListSseEvent =
+  (denied: ReadonlySet<string>, review: ReviewTools | undefined) =>
+  (event: SseEvent): SseEvent | Promise<SseEvent> =>
+    screenToolsListEvent(event, denied, review);

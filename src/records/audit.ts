@@ -27,6 +27,8 @@ export const auditRecord = defineRecord({
     route: z.string(),
     method: z.string().optional(),
     tool: z.string().optional(),
+    /** Why the gateway refused or flagged the request (a policy's reason, a changed tool definition); never arguments. */
+    reason: z.string().optional(),
     outcome: z.enum(AUDIT_OUTCOMES),
     status: z.number(),
     durationMs: z.number(),

@@ -15,6 +15,7 @@ import {
 import { grantRevokedChannel, revokedGrantRecord } from './grants.ts';
 import { consentApprovedRecord, consentStateRecord, interactionSignedInRecord, interactionSignInFailedRecord } from './interaction.ts';
 import { legacySseSessionRecord, mcpSessionRecord, rateLimitCounter } from './proxy.ts';
+import { toolPinBaselineRecord, toolPinRecord, toolPinsChangedChannel } from './tool-pins.ts';
 import { upstreamStateRecord, upstreamTokensRecord } from './upstream.ts';
 
 /** A section of docs/storage.md: a heading, a sentence, and the names it holds. */
@@ -56,6 +57,11 @@ export const catalogue: readonly CatalogueSection[] = [
   { title: 'Keys', intro: 'Only with `keys.source: store` (the default).', entries: [keySetRecord, keysUpdateLock, keysChangedChannel] },
   { title: 'Grant revocation', intro: 'What the gateway checks on every request, kept in memory on each replica.', entries: [revokedGrantRecord, grantRevokedChannel] },
   { title: 'Proxy', intro: 'The gateway (src/proxy/).', entries: [auditRecord, rateLimitCounter, mcpSessionRecord, legacySseSessionRecord] },
+  {
+    title: 'Pinned tool definitions',
+    intro: 'With a route\'s `toolPinning` on (src/proxy/tool-pins.ts); reviewed with `gatehouse tools list|diff|approve|reject`.',
+    entries: [toolPinBaselineRecord, toolPinRecord, toolPinsChangedChannel],
+  },
 ];
 
 export const allDefinitions: readonly StoreDefinition[] = catalogue.flatMap((section) => section.entries);

@@ -54,6 +54,25 @@ describe('loadConfig: a valid production file', () => {
     assert.deepEqual(loaded.warnings, []);
   });
 
+  it('refuses a tool policy expression that does not compile or is not boolean, naming the field', () => {
+    const withPolicies = VALID.replace(
+      '    backend: http://127.0.0.1:3000/mcp',
+      [
+        '    backend: http://127.0.0.1:3000/mcp',
+        '    defaultToolPolicy: { allow: "user.email" }',
+        '    tools:',
+        '      send_mail: { allow: "args.mailbox == user.emial" }',
+        '      read_mail: { allow: "args.mailbox ==" }',
+        '      ok_tool: { allow: "args.mailbox == user.email" }',
+      ].join('\n'),
+    );
+    const problems = problemsOf(withPolicies);
+    assert.ok(problems.some((p) => p.startsWith('routes[0].defaultToolPolicy.allow: must be a boolean expression')), problems.join('\n'));
+    assert.ok(problems.some((p) => p.startsWith('routes[0].tools.send_mail.allow: No such key: emial')), problems.join('\n'));
+    assert.ok(problems.some((p) => p.startsWith('routes[0].tools.read_mail.allow:')), problems.join('\n'));
+    assert.ok(!problems.some((p) => p.includes('ok_tool')), problems.join('\n'));
+  });
+
   it('refuses a required scope that only Object.prototype has (toString), naming it', () => {
     const problems = problemsOf(VALID.replace('    backend: http://127.0.0.1:3000/mcp', '    backend: http://127.0.0.1:3000/mcp\n    requiredScopes: [toString]'));
     assert.ok(problems.some((p) => p.startsWith('routes[0].requiredScopes: "toString" is not one of this route\'s scopes')), problems.join('\n'));

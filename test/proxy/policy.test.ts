@@ -27,6 +27,13 @@ before(async () => {
         { path: '/sse', backend: sseBackend.url, tools: policy },
         { path: '/legacy', backend: legacyBackend.url, transports: ['sse'], tools: policy },
         {
+          path: '/legacy-groups',
+          backend: legacyBackend.url,
+          transports: ['sse'],
+          tools: { secret_tool: { groups: ['admins'] } },
+          deniedToolResponse: 'jsonrpc_error',
+        },
+        {
           path: '/groups',
           backend: jsonBackend.url,
           tools: { secret_tool: { groups: ['admins'] } },
@@ -65,6 +72,15 @@ describe('per-tool policy', () => {
     assert.deepEqual(await listedTools(full), ['echo', 'secret_tool', 'whoami']);
   });
 
+  it('filters tools/list inside a batch too', async () => {
+    // The filter once ran only for a single-request body: `[tools/list]` (2025-03-26 batching) listed everything.
+    const response = await mcpPost(gateway.url + '/json', await tokenFor('/json'), [toolsList(1)], { 'mcp-protocol-version': '2025-03-26' });
+    assert.equal(response.status, 200);
+    const text = await response.text();
+    assert.match(text, /whoami/);
+    assert.doesNotMatch(text, /secret_tool/);
+  });
+
   it('filters tools/list in an SSE response', async () => {
     const response = await mcpPost(gateway.url + '/sse', await tokenFor('/sse'), toolsList());
     assert.equal(response.status, 200);
@@ -85,6 +101,22 @@ describe('per-tool policy', () => {
       const { tools } = await client.listTools();
       assert.deepEqual(tools.map((tool) => tool.name).sort(), ['echo', 'whoami']);
       await assert.rejects(client.callTool({ name: 'secret_tool', arguments: {} }), /403|insufficient_scope|scope/i);
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('refuses a denied call on the legacy transport where the client reads it, with jsonrpc_error too', async () => {
+    // A legacy client reads answers only from its stream: a JSON-RPC error in a 200 POST body was lost (the call hung).
+    const token = await tokenFor('/legacy-groups');
+    const transport = new SSEClientTransport(new URL(gateway.url + '/legacy-groups/sse'), {
+      requestInit: { headers: { authorization: `Bearer ${token}` } },
+      eventSourceInit: { fetch: (url, init) => fetch(url, { ...init, headers: { ...(init?.headers as Record<string, string>), authorization: `Bearer ${token}` } }) },
+    });
+    const client = new Client({ name: 'policy-legacy-jsonrpc', version: '1.0.0' });
+    await client.connect(transport);
+    try {
+      await assert.rejects(client.callTool({ name: 'secret_tool', arguments: {} }, undefined, { timeout: 5_000 }), /403.*not allowed to call secret_tool/s);
     } finally {
       await client.close();
     }

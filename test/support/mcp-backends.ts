@@ -37,6 +37,11 @@ export interface McpBackendOptions {
   identity?: () => { jwks: JSONWebKeySet; issuer: string; audience: string };
   /** The backend's path for the MCP endpoint (streamable kinds). */
   path?: string;
+  /**
+   * The description `echo` is listed with, read each time a server is built (per request for v2-stateless, per
+   * stream for v1-sse): a test swaps it to play a backend that rewrites a tool after it was approved (a rug pull).
+   */
+  echoDescription?: () => string;
   /** Keep every request's headers in `seenHeaders` (default true; the benchmark turns it off). */
   recordHeaders?: boolean;
 }
@@ -66,17 +71,17 @@ function whoamiFor(options: McpBackendOptions): Whoami {
 
 const text = (value: string) => ({ content: [{ type: 'text' as const, text: value }] });
 
-function buildV2Server(whoami: Whoami): McpServer {
+function buildV2Server(whoami: Whoami, echoDescription = 'Echoes its input'): McpServer {
   const server = new McpServer({ name: 'fixture-v2', version: '1.0.0' });
-  server.registerTool('echo', { description: 'Echoes its input', inputSchema: z.object({ text: z.string() }) }, async ({ text: value }) => text(value));
+  server.registerTool('echo', { description: echoDescription, inputSchema: z.object({ text: z.string() }) }, async ({ text: value }) => text(value));
   server.registerTool('whoami', { description: 'Who the gateway says you are' }, async () => text(JSON.stringify(await whoami())));
   server.registerTool('secret_tool', { description: 'Needs extra permission' }, async () => text('the secret'));
   return server;
 }
 
-function buildV1Server(whoami: Whoami): McpServerV1 {
+function buildV1Server(whoami: Whoami, echoDescription = 'Echoes its input'): McpServerV1 {
   const server = new McpServerV1({ name: 'fixture-v1', version: '1.0.0' });
-  server.registerTool('echo', { description: 'Echoes its input', inputSchema: { text: z.string() } }, async ({ text: value }) => text(value));
+  server.registerTool('echo', { description: echoDescription, inputSchema: { text: z.string() } }, async ({ text: value }) => text(value));
   server.registerTool('whoami', { description: 'Who the gateway says you are' }, async () => text(JSON.stringify(await whoami())));
   server.registerTool('secret_tool', { description: 'Needs extra permission' }, async () => text('the secret'));
   return server;
@@ -112,7 +117,7 @@ export async function startMcpBackend(options: McpBackendOptions): Promise<McpBa
   const cleanups: Array<() => Promise<void> | void> = [];
 
   if (options.kind === 'v2-stateless') {
-    const handler = createMcpHandler(() => buildV2Server(whoami), { responseMode: options.responseMode ?? 'auto' });
+    const handler = createMcpHandler(() => buildV2Server(whoami, options.echoDescription?.()), { responseMode: options.responseMode ?? 'auto' });
     cleanups.push(() => handler.close());
     listener = (req, res) => serveFetch((request) => handler.fetch(request), req, res);
   } else if (options.kind === 'v2-session') {
@@ -131,7 +136,7 @@ export async function startMcpBackend(options: McpBackendOptions): Promise<McpBa
           onsessioninitialized: (id) => void transports.set(id, transport),
           onsessionclosed: (id) => void transports.delete(id),
         });
-        await buildV2Server(whoami).connect(transport);
+        await buildV2Server(whoami, options.echoDescription?.()).connect(transport);
         return transport.handleRequest(request);
       }, req, res);
   } else {
@@ -142,7 +147,7 @@ export async function startMcpBackend(options: McpBackendOptions): Promise<McpBa
         const transport = new SSEServerTransport('/messages', res);
         transports.set(transport.sessionId, transport);
         res.once('close', () => transports.delete(transport.sessionId));
-        await buildV1Server(whoami).connect(transport);
+        await buildV1Server(whoami, options.echoDescription?.()).connect(transport);
         return;
       }
       const transport = transports.get(url.searchParams.get('sessionId') ?? '');

@@ -9,6 +9,7 @@ import { initCommand } from './init.ts';
 import { keysListCommand, keysPruneCommand, keysRotateCommand } from './keys.ts';
 import { startCommand } from './start.ts';
 import { storePurgeExpiredCommand } from './store.ts';
+import { toolsApproveCommand, toolsDiffCommand, toolsListCommand, toolsRejectCommand } from './tools.ts';
 import { usersListCommand } from './users.ts';
 
 /** Every `gatehouse` command, in the order `gatehouse --help` lists them. */
@@ -24,6 +25,10 @@ export const commands: readonly CliCommand[] = [
   grantsListCommand,
   grantsRevokeCommand,
   usersListCommand,
+  toolsListCommand,
+  toolsDiffCommand,
+  toolsApproveCommand,
+  toolsRejectCommand,
   auditTailCommand,
   keysListCommand,
   keysRotateCommand,

@@ -1,0 +1,95 @@
+import { findRecords, publishMessage, readRecord, writeRecord } from '../store/record-access.ts';
+import { toolPinKey, toolPinRecord, toolPinsChangedChannel, type ToolPin } from '../records/tool-pins.ts';
+import { AdminNotFoundError, listAll, type AdminDeps } from './admin-deps.ts';
+
+/**
+ * Reviewing pinned tool definitions (src/proxy/tool-pins.ts): what each route's tools are pinned to, what changed,
+ * and the admin's decision. A decision is written to the store and announced on `tool-pins-changed`, so every
+ * replica applies it at once.
+ */
+export type ToolStatus = 'approved' | 'changed' | 'new' | 'rejected';
+
+export interface ToolPinSummary {
+  route: string;
+  name: string;
+  status: ToolStatus;
+  approvedHash?: string;
+  pendingHash?: string;
+  /** Epoch ms the pending definition was last seen. */
+  changedAt?: number;
+}
+
+export interface ToolPinDiff extends ToolPinSummary {
+  /** Each definition as pinned (parsed from its RFC 8785 canonical JSON). */
+  approved?: Record<string, unknown>;
+  pending?: Record<string, unknown>;
+  /** Top-level fields whose values differ. */
+  changedFields: string[];
+}
+
+const statusOf = (pin: ToolPin): ToolStatus =>
+  pin.rejected ? 'rejected' : pin.approved === undefined ? 'new' : pin.pending === undefined ? 'approved' : 'changed';
+
+function summarize(pin: ToolPin): ToolPinSummary {
+  return {
+    route: pin.route,
+    name: pin.name,
+    status: statusOf(pin),
+    approvedHash: pin.approved?.hash,
+    pendingHash: pin.pending?.hash,
+    changedAt: pin.pending?.seenAt,
+  };
+}
+
+export async function listToolPins(deps: AdminDeps, filter: { route?: string } = {}): Promise<ToolPinSummary[]> {
+  const entries = filter.route
+    ? await findRecords(deps.store, toolPinRecord, 'route', filter.route)
+    : await listAll(deps.store, toolPinRecord);
+  return entries.map((entry) => summarize(entry.value)).sort((a, b) => a.route.localeCompare(b.route) || a.name.localeCompare(b.name));
+}
+
+async function requirePin(deps: AdminDeps, route: string, name: string): Promise<ToolPin> {
+  const pin = await readRecord(deps.store, toolPinRecord, toolPinKey(route, name));
+  if (pin === undefined) throw new AdminNotFoundError(`No tool "${name}" is pinned on route ${route} (see "gatehouse tools list").`);
+  return pin;
+}
+
+const parse = (canonical: string | undefined): Record<string, unknown> | undefined =>
+  canonical === undefined ? undefined : (JSON.parse(canonical) as Record<string, unknown>);
+
+export async function diffToolPin(deps: AdminDeps, route: string, name: string): Promise<ToolPinDiff> {
+  const pin = await requirePin(deps, route, name);
+  const approved = parse(pin.approved?.canonical);
+  const pending = parse(pin.pending?.canonical);
+  const fields = new Set([...Object.keys(approved ?? {}), ...Object.keys(pending ?? {})]);
+  const changedFields = pending === undefined ? [] : [...fields].filter((field) => JSON.stringify(approved?.[field]) !== JSON.stringify(pending[field])).sort();
+  return { ...summarize(pin), approved, pending, changedFields };
+}
+
+async function save(deps: AdminDeps, pin: ToolPin): Promise<void> {
+  await writeRecord(deps.store, toolPinRecord, toolPinKey(pin.route, pin.name), pin, { indexes: { route: pin.route } });
+  await publishMessage(deps.store, toolPinsChangedChannel, pin.route);
+}
+
+/** The pending definition becomes the approved one (under the name it was listed with). */
+export async function approveToolPin(deps: AdminDeps, route: string, name: string): Promise<ToolPinSummary> {
+  const pin = await requirePin(deps, route, name);
+  if (pin.pending === undefined) return summarize(pin);
+  const listedName = parse(pin.pending.canonical)?.name;
+  const approved: ToolPin = { route, name: typeof listedName === 'string' ? listedName : pin.name, approved: pin.pending };
+  return summarize(await saved(deps, approved));
+}
+
+/** The pending definition stays refused, under `toolPinning: warn` too, until approved or the backend reverts it. */
+export async function rejectToolPin(deps: AdminDeps, route: string, name: string): Promise<ToolPinSummary> {
+  const pin = await requirePin(deps, route, name);
+  if (pin.pending === undefined && pin.approved !== undefined) {
+    throw new AdminNotFoundError(`Tool "${pin.name}" on route ${route} has no changed definition to reject.`);
+  }
+  return summarize(await saved(deps, { ...pin, rejected: true }));
+}
+
+async function saved(deps: AdminDeps, pin: ToolPin): Promise<ToolPin> {
+  await save(deps, pin);
+  return pin;
+}

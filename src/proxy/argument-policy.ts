@@ -1,0 +1,79 @@
+import type { RouteConfig } from '../config/schema.ts';
+import { compileToolExpression, type CompiledToolExpression, type ToolPolicyInput } from '../config/tool-expressions.ts';
+import type { Caller } from './tool-policy.ts';
+
+/**
+ * The argument-level part of a tool policy: the route's CEL expressions (config/tool-expressions.ts), compiled once
+ * per route at start, evaluated for each `tools/call` after its scopes and groups passed. Fails closed: an
+ * expression that errors at run time (a missing argument, a type the check could not foresee with `dyn` arguments)
+ * or arguments too large or deep to hand to it deny the call with a reason — never a 500, never an allow.
+ */
+export interface ArgumentPolicies {
+  /** The expression that decides `tool`, if any: its own, else the route's default. */
+  forTool(tool: string): { expression: CompiledToolExpression; denyReason: string | undefined } | undefined;
+}
+
+export interface ArgumentDecision {
+  allowed: boolean;
+  /** Public: sent to the client and audited. */
+  reason?: string;
+  /** Private: logged, never sent (an evaluation error may quote argument names). */
+  detail?: string;
+}
+
+/** Arguments deeper or larger than this are refused before any expression sees them (a bounded walk, no recursion risk). */
+export const ARGUMENT_LIMITS = { maxDepth: 32, maxNodes: 10_000 } as const;
+
+export function compileArgumentPolicies(route: RouteConfig): ArgumentPolicies {
+  const byTool = new Map<string, { expression: CompiledToolExpression; denyReason: string | undefined }>();
+  for (const [tool, policy] of Object.entries(route.tools)) {
+    if (policy.allow !== undefined) byTool.set(tool, { expression: compileToolExpression(policy.allow), denyReason: policy.denyReason });
+  }
+  const fallback = route.defaultToolPolicy
+    ? { expression: compileToolExpression(route.defaultToolPolicy.allow), denyReason: route.defaultToolPolicy.denyReason }
+    : undefined;
+  return { forTool: (tool) => (Object.hasOwn(route.tools, tool) ? byTool.get(tool) : undefined) ?? fallback };
+}
+
+export function decideArguments(
+  policies: ArgumentPolicies,
+  call: { tool: string; args: unknown; annotations: Record<string, unknown>; caller: Caller },
+): ArgumentDecision {
+  const policy = policies.forTool(call.tool);
+  if (policy === undefined) return { allowed: true };
+  const args = call.args === undefined ? {} : call.args;
+  if (!isPlainObject(args)) return { allowed: false, reason: 'the arguments must be an object' };
+  if (!withinLimits(args)) return { allowed: false, reason: 'the arguments are too large or too deeply nested for the policy to check' };
+  const input: ToolPolicyInput = {
+    user: { sub: call.caller.subject, email: call.caller.email ?? '', groups: call.caller.groups, tenant: call.caller.tenant ?? '' },
+    client: { id: call.caller.clientId },
+    tool: { name: call.tool, annotations: call.annotations },
+    args,
+  };
+  try {
+    if (policy.expression.allows(input)) return { allowed: true };
+    return { allowed: false, reason: policy.denyReason ?? 'the policy of this tool does not allow this call' };
+  } catch (error) {
+    const detail = (error instanceof Error ? error.message : String(error)).split('\n')[0];
+    return { allowed: false, reason: 'the policy of this tool could not be evaluated for these arguments', detail };
+  }
+}
+
+const isPlainObject = (value: unknown): value is Record<string, unknown> =>
+  value !== null && typeof value === 'object' && !Array.isArray(value);
+
+/** Breadth-first, so a 100 000-deep array costs a loop, not the stack. */
+function withinLimits(root: unknown): boolean {
+  let nodes = 0;
+  let level: unknown[] = [root];
+  for (let depth = 0; level.length > 0; depth++) {
+    if (depth > ARGUMENT_LIMITS.maxDepth) return false;
+    const next: unknown[] = [];
+    for (const value of level) {
+      if (++nodes > ARGUMENT_LIMITS.maxNodes) return false;
+      if (value !== null && typeof value === 'object') next.push(...(Array.isArray(value) ? value : Object.values(value)));
+    }
+    level = next;
+  }
+  return true;
+}

@@ -1,0 +1,120 @@
+import type { Logger } from 'pino';
+import type { Clock } from '../runtime/clock.ts';
+import { createRecord, findRecords, publishMessage, readRecord, subscribeChannel, writeRecord } from '../store/record-access.ts';
+import type { Store } from '../store/store.ts';
+import { foldToolName, toolPinBaselineRecord, toolPinKey, toolPinRecord, toolPinsChangedChannel, type ToolPin } from '../records/tool-pins.ts';
+import { toolDefinition, type ToolDefinition } from './tool-definition.ts';
+
+/**
+ * Pinned tool definitions, trust on first use: the first `tools/list` answer of a route pins every tool's definition
+ * (tool-definition.ts); a later answer with a changed definition, or a tool that was not in that first answer, is
+ * recorded as pending and waits for `gatehouse tools approve|reject`. What the gateway does meanwhile is the route's
+ * `toolPinning`: `block` hides the tool and refuses its calls, `warn` serves it and says so in the log and audit.
+ *
+ * The pins live in the store (records/tool-pins.ts) so every replica sees one decision; each replica keeps a route's
+ * pins in memory for CACHE_MS, dropped at once when the `tool-pins-changed` channel names the route.
+ *
+ * @see MCP security best practices (tool poisoning, "rug pull")
+ */
+const CACHE_MS = 10_000;
+
+/** Where a called tool stands. Only `pinned` is served under `block`; only `rejected` is refused under `warn`. */
+export type ToolStanding = 'pinned' | 'changed' | 'new' | 'unlisted' | 'rejected';
+
+export interface ToolPins {
+  /** Records what a `tools/list` answer of `route` says; returns the listed names that are not `pinned`. */
+  review(route: string, tools: readonly unknown[]): Promise<Set<string>>;
+  standing(route: string, name: string): Promise<ToolStanding>;
+  /** The annotations of the tool's approved definition (a policy may trust these; a backend's current ones it may not). */
+  approvedAnnotations(route: string, name: string): Promise<Record<string, unknown>>;
+}
+
+interface RoutePins {
+  loadedAt: number;
+  byName: Map<string, ToolPin>;
+  baselined: boolean;
+}
+
+export function createToolPins({ store, clock, logger }: { store: Store; clock: Clock; logger: Logger }): ToolPins {
+  const cache = new Map<string, RoutePins>();
+  let subscribed: Promise<unknown> | undefined;
+
+  const subscribe = () =>
+    (subscribed ??= subscribeChannel(store, toolPinsChangedChannel, (route) => void cache.delete(route))
+      .catch((error: unknown) => logger.warn({ err: error }, 'tool pin changes will be seen only when the cache expires')));
+
+  async function load(route: string): Promise<RoutePins> {
+    await subscribe();
+    const cached = cache.get(route);
+    if (cached && clock.now() - cached.loadedAt < CACHE_MS) return cached;
+    const entries = await findRecords(store, toolPinRecord, 'route', route);
+    const baselined = (await readRecord(store, toolPinBaselineRecord, route)) !== undefined;
+    const fresh = { loadedAt: clock.now(), byName: new Map(entries.map((entry) => [foldToolName(entry.value.name), entry.value])), baselined };
+    cache.set(route, fresh);
+    return fresh;
+  }
+
+  const changed = async (route: string) => {
+    cache.delete(route);
+    await publishMessage(store, toolPinsChangedChannel, route).catch(() => {});
+  };
+
+  /** The first answer of a route is its baseline: of concurrent first answers (replicas) exactly one wins. */
+  async function claimBaseline(route: string): Promise<boolean> {
+    return createRecord(store, toolPinBaselineRecord, route, { route, firstListedAt: clock.now() });
+  }
+
+  async function recordDefinition(route: string, pin: ToolPin | undefined, tool: ToolDefinition, trusted: boolean): Promise<void> {
+    const seen = { hash: tool.hash, canonical: tool.canonical, seenAt: clock.now() };
+    const key = toolPinKey(route, tool.name);
+    if (pin === undefined) {
+      const value: ToolPin = trusted ? { route, name: tool.name, approved: seen } : { route, name: tool.name, pending: seen };
+      await createRecord(store, toolPinRecord, key, value, { indexes: { route } });
+    } else if (pin.approved?.hash === tool.hash) {
+      // The backend serves the approved definition again: what a caller gets is what was approved.
+      await writeRecord(store, toolPinRecord, key, { route, name: pin.name, approved: pin.approved }, { indexes: { route } });
+    } else {
+      await writeRecord(store, toolPinRecord, key, { ...pin, pending: seen, rejected: undefined }, { indexes: { route } });
+    }
+    if (!trusted) logger.warn({ route, tool: tool.name }, 'tool definition differs from the pinned one; waiting for `gatehouse tools approve`');
+  }
+
+  async function review(route: string, entries: readonly unknown[]): Promise<Set<string>> {
+    const pins = await load(route);
+    const trusted = !pins.baselined && (await claimBaseline(route));
+    let wrote = !pins.baselined;
+    const unpinned = new Set<string>();
+    for (const tool of entries.map(toolDefinition)) {
+      if (tool === undefined) continue;
+      const pin = pins.byName.get(foldToolName(tool.name));
+      const current = pin?.approved?.hash === tool.hash && pin.name === tool.name && pin.pending === undefined && !pin.rejected;
+      if (current) continue;
+      const known = pin !== undefined && pin.pending?.hash === tool.hash;
+      if (!known) {
+        await recordDefinition(route, pin, tool, trusted && pin === undefined);
+        wrote = true;
+      }
+      const trustedNow = trusted && pin === undefined;
+      if (!trustedNow && pin?.approved?.hash !== tool.hash) unpinned.add(tool.name);
+    }
+    if (wrote) await changed(route);
+    return unpinned;
+  }
+
+  async function standing(route: string, name: string): Promise<ToolStanding> {
+    const pin = (await load(route)).byName.get(foldToolName(name));
+    if (pin === undefined || pin.name !== name) return 'unlisted';
+    if (pin.rejected) return 'rejected';
+    if (pin.approved === undefined) return 'new';
+    return pin.pending === undefined ? 'pinned' : 'changed';
+  }
+
+  async function approvedAnnotations(route: string, name: string): Promise<Record<string, unknown>> {
+    const pin = (await load(route)).byName.get(foldToolName(name));
+    if (pin?.approved === undefined || pin.name !== name) return {};
+    const annotations = (JSON.parse(pin.approved.canonical) as { annotations?: unknown }).annotations;
+    return annotations && typeof annotations === 'object' && !Array.isArray(annotations) ? (annotations as Record<string, unknown>) : {};
+  }
+
+  return { review, standing, approvedAnnotations };
+}

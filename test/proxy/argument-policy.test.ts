@@ -1,0 +1,103 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { accountRecord, type AccountRecord } from '../../src/records/account.ts';
+import { startMcpBackend, type McpBackend } from '../support/mcp-backends.ts';
+import { createTestKeyring, mcpPost, mintAccessToken, startTestGateway, toolsCall, type TestGateway } from './harness.ts';
+
+/**
+ * Argument-level tool policies (CEL) through the real gateway: a denial is a JSON-RPC error with its reason, audited;
+ * an expression failing at run time and oversized arguments deny, never a 500.
+ */
+const keyring = createTestKeyring();
+let backend: McpBackend;
+let gateway: TestGateway;
+
+before(async () => {
+  backend = await startMcpBackend({ kind: 'v2-stateless', responseMode: 'json' });
+  gateway = await startTestGateway({
+    keyring,
+    config: {
+      routes: [
+        {
+          path: '/mcp',
+          backend: backend.url,
+          deniedToolResponse: 'jsonrpc_error',
+          defaultToolPolicy: { allow: '"support" in user.groups && client.id == "client-1"', denyReason: 'support staff only' },
+          tools: { echo: { allow: 'args.text == user.email', denyReason: 'echo only your own address' } },
+        },
+        { path: '/forbidden', backend: backend.url, tools: { echo: { allow: 'false' } } },
+      ],
+    },
+  });
+  const account: AccountRecord = { subject: 'tenant/ada', issuer: 'https://idp', email: 'ada@example.com', groups: ['support'], firstSeenAt: 1, lastSeenAt: 1 };
+  await gateway.store.set(accountRecord.namespace, account.subject, account);
+});
+after(async () => {
+  await gateway?.close();
+  await backend?.close();
+});
+
+const token = (path = '/mcp', clientId = 'client-1') => mintAccessToken(keyring, gateway.url, { aud: gateway.url + path, sub: 'tenant/ada', clientId });
+
+async function call(args: unknown, options: { path?: string; clientId?: string; tool?: string } = {}) {
+  const path = options.path ?? '/mcp';
+  const message = { ...toolsCall(options.tool ?? 'echo', {}, 4), params: { name: options.tool ?? 'echo', arguments: args } };
+  const response = await mcpPost(gateway.url + path, await token(path, options.clientId), message);
+  const text = await response.text();
+  // A served call is relayed as the backend answered it (JSON or one SSE event).
+  const json = text.startsWith('event:') || text.startsWith('id:') ? text.split('\n').find((line) => line.startsWith('data: '))!.slice(6) : text;
+  return { status: response.status, body: JSON.parse(json) as { id: number; result?: unknown; error?: { message: string } } };
+}
+
+describe('argument-level tool policy (CEL)', () => {
+  it('allows a call the expression accepts', async () => {
+    const { status, body } = await call({ text: 'ada@example.com' });
+    assert.equal(status, 200);
+    assert.ok(body.result, JSON.stringify(body));
+  });
+
+  it('denies with the reason as a JSON-RPC error, and audits it', async () => {
+    const { status, body } = await call({ text: 'grace@example.com' });
+    assert.equal(status, 200);
+    assert.equal(body.id, 4);
+    assert.equal(body.error?.message, 'You are not allowed to call echo: echo only your own address.');
+    // The audit log writes in batches: wait for the record (the test times out if it never comes).
+    const audited = () =>
+      gateway.auditLines.some((line) => {
+        const record = JSON.parse(line) as { tool?: string; outcome: string; reason?: string };
+        return record.tool === 'echo' && record.outcome === 'denied' && record.reason === 'policy: echo only your own address';
+      });
+    while (!audited()) await new Promise((resolve) => setImmediate(resolve));
+  });
+
+  it("applies the route's default to tools without their own expression", async () => {
+    assert.ok((await call({}, { tool: 'whoami' })).body.result, 'whoami allowed for support on client-1');
+    const other = await call({}, { tool: 'whoami', clientId: 'client-2' });
+    assert.match(other.body.error?.message ?? '', /support staff only/);
+  });
+
+  it('denies, never a 500, when the expression fails at run time or the arguments are not an object', async () => {
+    for (const args of [{}, { text: 42 }, ['ada@example.com'], 'ada@example.com']) {
+      const { status, body } = await call(args);
+      assert.ok(status < 500, `${JSON.stringify(args)} → ${status}`);
+      assert.ok(body.error, `${JSON.stringify(args)} must be refused`);
+    }
+  });
+
+  it('refuses arguments too deep or too large before evaluating', async () => {
+    let deep: unknown = 'x';
+    for (let i = 0; i < 2_000; i++) deep = { d: deep };
+    const wide = { text: 'ada@example.com', list: Array.from({ length: 20_000 }, (_, i) => i) };
+    for (const args of [{ text: 'ada@example.com', deep }, wide]) {
+      const { status, body } = await call(args);
+      assert.ok(status < 500, String(status));
+      assert.match(body.error?.message ?? '', /too large or too deeply nested/);
+    }
+  });
+
+  it('answers 403 access_denied with the reason when the route uses step-up challenges', async () => {
+    const response = await mcpPost(gateway.url + '/forbidden', await token('/forbidden'), toolsCall('echo', { text: 'a' }));
+    assert.equal(response.status, 403);
+    assert.match(((await response.json()) as { error: { message: string } }).error.message, /not allowed to call echo: the policy of this tool does not allow this call/);
+  });
+});

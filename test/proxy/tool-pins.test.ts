@@ -1,0 +1,87 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { pino } from 'pino';
+import { approveToolPin, listToolPins } from '../../src/admin/tools.ts';
+import { configSchema } from '../../src/config/schema.ts';
+import { foldToolName } from '../../src/records/tool-pins.ts';
+import { toolDefinition } from '../../src/proxy/tool-definition.ts';
+import { createToolPins } from '../../src/proxy/tool-pins.ts';
+import { ManualClock } from '../../src/runtime/clock.ts';
+import { createSqliteStore } from '../../src/store/sqlite-store.ts';
+import type { Store } from '../../src/store/store.ts';
+
+/** The pins themselves (src/proxy/tool-pins.ts): trust on first use, what counts as a change, replicas sharing one store. */
+const clock = new ManualClock();
+let store: Store;
+before(async () => {
+  store = await createSqliteStore({ path: ':memory:', clock, purgeIntervalMs: 0 });
+});
+after(async () => store?.close());
+
+const logger = pino({ level: 'silent' });
+const tool = (name: string, description = 'd', inputSchema: object = { type: 'object', properties: { a: { type: 'string' }, b: { type: 'number' } } }) => ({
+  name,
+  description,
+  inputSchema,
+});
+
+describe('tool definitions', () => {
+  it('hash the same whatever the key order and number spelling (RFC 8785)', () => {
+    const a = toolDefinition({ name: 't', inputSchema: { type: 'object', properties: { x: { maximum: 10 } } }, description: 'd' });
+    const b = toolDefinition(JSON.parse('{"description":"d","inputSchema":{"properties":{"x":{"maximum":1e1}},"type":"object"},"name":"t"}'));
+    assert.equal(a?.hash, b?.hash);
+    assert.notEqual(a?.hash, toolDefinition({ name: 't', description: 'd', inputSchema: { type: 'object' } })?.hash);
+  });
+
+  it('ignore fields outside the definition, and entries that are not tools', () => {
+    assert.equal(toolDefinition({ ...tool('t'), _meta: { seen: 1 } })?.hash, toolDefinition(tool('t'))?.hash);
+    assert.equal(toolDefinition({ description: 'no name' }), undefined);
+    assert.equal(toolDefinition('t'), undefined);
+  });
+
+  it('fold names by NFKC and case', () => {
+    assert.equal(foldToolName('Send_Mail'), foldToolName('send_mail'));
+    assert.equal(foldToolName('ｓｅｎｄ＿ｍａｉｌ'), 'send_mail');
+    assert.equal(foldToolName('STRAẞE'), foldToolName('strasse'));
+  });
+});
+
+describe('createToolPins', () => {
+  it('trusts the first answer of a route, then holds new and changed tools until approved', async () => {
+    const pins = createToolPins({ store, clock, logger });
+    assert.deepEqual(await pins.review('/a', [tool('read'), tool('write')]), new Set());
+    assert.equal(await pins.standing('/a', 'read'), 'pinned');
+
+    assert.deepEqual(await pins.review('/a', [tool('read'), tool('write', 'd', { type: 'object' }), tool('delete')]), new Set(['write', 'delete']));
+    assert.equal(await pins.standing('/a', 'write'), 'changed');
+    assert.equal(await pins.standing('/a', 'delete'), 'new');
+    assert.equal(await pins.standing('/a', 'Read'), 'unlisted');
+    assert.equal(await pins.standing('/a', 'never'), 'unlisted');
+
+    // Another replica (its own cache) sees the same decisions, and an approval at once.
+    const replica = createToolPins({ store, clock, logger });
+    assert.equal(await replica.standing('/a', 'write'), 'changed');
+    const deps = { store, clock, config: configSchema.parse({}) };
+    await approveToolPin(deps, '/a', 'delete');
+    await new Promise(setImmediate); // the `tool-pins-changed` message
+    assert.equal(await replica.standing('/a', 'delete'), 'pinned');
+    assert.deepEqual((await listToolPins(deps, { route: '/a' })).map((pin) => `${pin.name}:${pin.status}`), ['delete:approved', 'read:approved', 'write:changed']);
+  });
+
+  it('treats a look-alike of a pinned name as a change of that tool', async () => {
+    const pins = createToolPins({ store, clock, logger });
+    await pins.review('/b', [tool('send_mail')]);
+    assert.deepEqual(await pins.review('/b', [tool('Send_Mail')]), new Set(['Send_Mail']));
+    assert.equal(await pins.standing('/b', 'Send_Mail'), 'unlisted');
+    assert.equal(await pins.standing('/b', 'send_mail'), 'changed');
+  });
+
+  it('forgets a change when the backend serves the approved definition again', async () => {
+    const pins = createToolPins({ store, clock, logger });
+    await pins.review('/c', [tool('t')]);
+    await pins.review('/c', [tool('t', 'rewritten')]);
+    assert.equal(await pins.standing('/c', 't'), 'changed');
+    assert.deepEqual(await pins.review('/c', [tool('t')]), new Set());
+    assert.equal(await pins.standing('/c', 't'), 'pinned');
+  });
+});

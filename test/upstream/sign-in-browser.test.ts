@@ -39,7 +39,17 @@ describe('upstream sign-in in a real browser (headless Chromium)', { skip: skipW
     await page.getByLabel('Password').fill(user.password);
     const callback = callbacks.next();
     await page.getByRole('button', { name: 'Sign in' }).click();
-    const reached = await callback;
+    // Never wait forever for a redirect that is not coming: say where the browser ended up instead.
+    let timer: NodeJS.Timeout | undefined;
+    const stuck = new Promise<never>((_resolve, reject) => {
+      timer = setTimeout(() => {
+        void page
+          .content()
+          .catch(() => '')
+          .then((html) => reject(new Error(`no callback after 45 s; the browser is at ${page.url()}: ${html.slice(0, 500)}`)));
+      }, 45_000);
+    });
+    const reached = await Promise.race([callback, stuck]).finally(() => clearTimeout(timer));
     await page.close();
     assert.equal(reached.origin, PUBLIC_URL, 'the IdP redirected to the gateway callback');
     return reached;

@@ -24,6 +24,8 @@ export interface RouteState {
 export function createRouteState(publicUrl: string, route: RouteConfig): RouteState {
   const resource = resourceUrl(publicUrl, route);
   const metadataUrl = resourceMetadataUrl(publicUrl, route);
+  let compiledFor = route.tools;
+  let compiled = compileArgumentPolicies(route);
   return {
     route,
     resource,
@@ -34,7 +36,15 @@ export function createRouteState(publicUrl: string, route: RouteConfig): RouteSt
     backend: createBackendClient(route),
     legacySseUrl: new URL(route.legacySsePath, route.backend).href,
     backendBase: backendBase(route.backend),
-    argumentPolicies: compileArgumentPolicies(route),
+    // Recompiled when a configuration reload replaces the route's `tools` (src/app/reload-config.ts assigns a new
+    // object): a reloaded CEL rule must be the one enforced, not the one compiled at start.
+    get argumentPolicies(): ArgumentPolicies {
+      if (compiledFor !== route.tools) {
+        compiled = compileArgumentPolicies(route);
+        compiledFor = route.tools;
+      }
+      return compiled;
+    },
   };
 }
 

@@ -101,3 +101,23 @@ describe('argument-level tool policy (CEL)', () => {
     assert.match(((await response.json()) as { error: { message: string } }).error.message, /not allowed to call echo: the policy of this tool does not allow this call/);
   });
 });
+
+describe('argument policies after a configuration reload', () => {
+  it('enforce the reloaded CEL rule, not the one compiled at start', async () => {
+    const { createRouteState } = await import('../../src/proxy/route-state.ts');
+    const { configSchema } = await import('../../src/config/schema.ts');
+    const config = configSchema.parse({
+      routes: [{ path: '/mcp', backend: 'http://127.0.0.1:9/mcp', tools: { echo: { allow: 'args.text == "yes"' } } }],
+    });
+    const route = config.routes[0]!;
+    const state = createRouteState('http://127.0.0.1:1', route);
+    const caller = { scopes: [], groups: [], subject: 'tenant/alice', clientId: 'client-1' };
+    const { decideArguments } = await import('../../src/proxy/argument-policy.ts');
+    const call = { tool: 'echo', args: { text: 'no' }, annotations: {}, caller };
+    assert.equal(decideArguments(state.argumentPolicies, call).allowed, false);
+    // What src/app/reload-config.ts does: a new `tools` object on the running route.
+    route.tools = configSchema.parse({ routes: [{ path: '/mcp', backend: 'http://127.0.0.1:9/mcp', tools: { echo: { allow: 'args.text == "no"' } } }] }).routes[0]!.tools;
+    assert.equal(decideArguments(state.argumentPolicies, call).allowed, true);
+    await state.backend.close();
+  });
+});

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { GRANT_NAMESPACE } from '../../src/admin/admin-deps.ts';
 import { ADMIN_RECHECK_SECONDS, createConsoleSessions } from '../../src/admin/console-session.ts';
 import { startMetricsListener } from '../../src/admin/metrics-plugin.ts';
@@ -8,19 +8,14 @@ import { ManualClock } from '../../src/runtime/clock.ts';
 import { cryptoRandom } from '../../src/runtime/random.ts';
 import { REVOKED_GRANT_NAMESPACE } from '../../src/grants/revoked-grants.ts';
 import type { UpstreamIdentity } from '../../src/upstream/types.ts';
-import { signInTo, startConsoleHarness, type ConsoleBrowser as Browser, type ConsoleHarness } from './console-harness.ts';
+import { signInTo, startConsoleHarness, type ConsoleBrowser as Browser } from './console-harness.ts';
 import { ALICE, BOB, CIMD_CLIENT, DCR_CLIENT, GRANTS } from './seed.ts';
+import { startedForSuite } from '../support/suite-server.ts';
 
 const ORIGIN = 'http://127.0.0.1:8080';
 
 describe('admin console and connected apps (in-process)', () => {
-  let h: ConsoleHarness;
-  before(async () => {
-    h = await startConsoleHarness();
-  });
-  after(async () => {
-    await h.close();
-  });
+  const h = startedForSuite(() => startConsoleHarness());
 
   const signIn = (identity: UpstreamIdentity, returnTo = '/account') => signInTo(h, identity, returnTo);
 

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { createLocalJWKSet, decodeProtectedHeader, jwtVerify } from 'jose';
 import { keyringFromKeySet } from '../../src/keys/key-set-keyring.ts';
 import { generateKeySet } from '../../src/keys/key-set.ts';
@@ -12,18 +12,12 @@ import {
   TEST_IDENTITY,
   TestBrowser,
   tokenRequest,
-  type TestServer,
   authorizationParams,
 } from './harness.ts';
+import { startedForSuite } from '../support/suite-server.ts';
 
 for (const signingAlgorithm of ['ES256', 'EdDSA'] as const) describe(`authorization code flow with consent and upstream sign-in (${signingAlgorithm})`, () => {
-  let server: TestServer;
-  before(async () => {
-    server = await startAuthorizationServer({ keyring: keyringFromKeySet(generateKeySet({ now: Date.now(), signingAlgorithm })) });
-  });
-  after(async () => {
-    await server.close();
-  });
+  const server = startedForSuite(() => startAuthorizationServer({ keyring: keyringFromKeySet(generateKeySet({ now: Date.now(), signingAlgorithm })) }));
 
   it('issues an RFC 9068 access token for the route resource, a rotating refresh token, and the account record', async () => {
     const client = await registerPublicClient(server);

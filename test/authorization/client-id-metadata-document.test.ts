@@ -15,6 +15,7 @@ import {
   type TestServer,
   authorizationParams,
 } from './harness.ts';
+import { startedForSuite } from '../support/suite-server.ts';
 
 /** URL client ids (CIMD, MCP 2025-11-25+): the provider fetches the document through our SSRF guard. */
 describe('client id metadata documents', () => {
@@ -60,13 +61,7 @@ describe('client id metadata documents', () => {
   };
 
   describe('with no domain allow-list', () => {
-    let server: TestServer;
-    before(async () => {
-      server = await start();
-    });
-    after(async () => {
-      await server.close();
-    });
+    const server = startedForSuite(() => start());
 
     async function expectRefusedPage(clientId: string): Promise<string> {
       const response = await fetch(authorizeUrl(server, params(server, clientId)), { redirect: 'manual' });

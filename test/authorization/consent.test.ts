@@ -15,6 +15,7 @@ import {
 } from './harness.ts';
 import { DENIAL_MEMORY_SECONDS } from '../../src/authorization/remembered-decisions.ts';
 import { ManualClock } from '../../src/runtime/clock.ts';
+import { startedForSuite } from '../support/suite-server.ts';
 
 /** The consent page and its form: the confused-deputy defence and its CSRF/state protections. */
 describe('consent page', () => {
@@ -266,13 +267,7 @@ describe('consent page', () => {
 });
 
 describe('consent cookies on an https public URL', () => {
-  let server: TestServer;
-  before(async () => {
-    server = await startAuthorizationServer({ publicUrlScheme: 'https' });
-  });
-  after(async () => {
-    await server.close();
-  });
+  const server = startedForSuite(() => startAuthorizationServer({ publicUrlScheme: 'https' }));
 
   it('are __Host-, Secure, HttpOnly and SameSite=Lax', async () => {
     const client = await registerPublicClient(server);

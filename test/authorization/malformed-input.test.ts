@@ -1,16 +1,11 @@
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
-import { startAuthorizationServer, type TestServer } from './harness.ts';
+import { describe, it } from 'node:test';
+import { startAuthorizationServer } from './harness.ts';
+import { startedForSuite } from '../support/suite-server.ts';
 
 /** Garbage at every authorization-server surface gets a 4xx with a clear error: never a 500, never a stack trace. */
 describe('malformed input', () => {
-  let server: TestServer;
-  before(async () => {
-    server = await startAuthorizationServer();
-  });
-  after(async () => {
-    await server.close();
-  });
+  const server = startedForSuite(() => startAuthorizationServer());
 
   const cases: Array<[string, string, RequestInit?]> = [
     ['unknown interaction', '/interaction/does-not-exist'],

@@ -1,15 +1,10 @@
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
-import { CLIENT_REDIRECT, registerPublicClient, startAuthorizationServer, type TestServer } from './harness.ts';
+import { describe, it } from 'node:test';
+import { CLIENT_REDIRECT, registerPublicClient, startAuthorizationServer } from './harness.ts';
+import { startedForSuite } from '../support/suite-server.ts';
 
 describe('authorization server metadata (RFC 8414)', () => {
-  let server: TestServer;
-  before(async () => {
-    server = await startAuthorizationServer();
-  });
-  after(async () => {
-    await server.close();
-  });
+  const server = startedForSuite(() => startAuthorizationServer());
 
   it('advertises what MCP clients check, with the issuer byte-identical to the public URL', async () => {
     const response = await fetch(`${server.publicUrl}/.well-known/oauth-authorization-server`);
@@ -71,13 +66,7 @@ describe('authorization server metadata (RFC 8414)', () => {
 });
 
 describe('metadata for an issuer with a path', () => {
-  let server: TestServer;
-  before(async () => {
-    server = await startAuthorizationServer({ basePath: '/gatehouse' });
-  });
-  after(async () => {
-    await server.close();
-  });
+  const server = startedForSuite(() => startAuthorizationServer({ basePath: '/gatehouse' }));
 
   it('is served at the path-inserted well-known URL (RFC 8414 §3.1) with endpoints under the path', async () => {
     const response = await fetch(`${server.listenUrl}/.well-known/oauth-authorization-server/gatehouse`);

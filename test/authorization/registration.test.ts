@@ -23,6 +23,7 @@ import {
   type RegisteredClient,
   type TestServer,
 } from './harness.ts';
+import { startedForSuite } from '../support/suite-server.ts';
 
 const valid = {
   client_name: 'Registration Test',
@@ -33,13 +34,7 @@ const valid = {
 };
 
 describe('dynamic client registration (RFC 7591)', () => {
-  let server: TestServer;
-  before(async () => {
-    server = await startAuthorizationServer({ authorization: { dynamicRegistration: { perIpPerHour: 25 } } });
-  });
-  after(async () => {
-    await server.close();
-  });
+  const server = startedForSuite(() => startAuthorizationServer({ authorization: { dynamicRegistration: { perIpPerHour: 25 } } }));
 
   async function expectRefused(metadata: Record<string, unknown>, error: RegExp): Promise<void> {
     const response = await registerClient(server, metadata);
@@ -225,13 +220,7 @@ describe('registration budget: exact Retry-After and the loopback allowance', ()
 });
 
 describe('registration with an initial access token', () => {
-  let server: TestServer;
-  before(async () => {
-    server = await startAuthorizationServer({ authorization: { dynamicRegistration: { initialAccessToken: 'closed-deployment-token' } } });
-  });
-  after(async () => {
-    await server.close();
-  });
+  const server = startedForSuite(() => startAuthorizationServer({ authorization: { dynamicRegistration: { initialAccessToken: 'closed-deployment-token' } } }));
 
   it('requires the token', async () => {
     const without = await registerClient(server, valid);

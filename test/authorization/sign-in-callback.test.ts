@@ -20,6 +20,7 @@ import {
   type RegisteredClient,
   type TestServer,
 } from './harness.ts';
+import { startedForSuite } from '../support/suite-server.ts';
 
 /** `/callback`: what a completed sign-in leaves behind, upstream errors answered to the client, console hand-over. */
 describe('upstream sign-in callback', () => {
@@ -170,13 +171,7 @@ describe('upstream sign-in callback', () => {
 });
 
 describe('upstream sign-in callback without a console hook', () => {
-  let server: TestServer;
-  before(async () => {
-    server = await startAuthorizationServer();
-  });
-  after(async () => {
-    await server.close();
-  });
+  const server = startedForSuite(() => startAuthorizationServer());
 
   it('answers a console sign-in with a 404 page', async () => {
     const browser = new TestBrowser();

@@ -1,26 +1,20 @@
 import assert from 'node:assert/strict';
 import { testKeyring } from '../support/keyring.ts';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { upstreamTokensRecord } from '../../src/records/upstream.ts';
 import { ManualClock } from '../../src/runtime/clock.ts';
 import { createSqliteStore } from '../../src/store/sqlite-store.ts';
-import type { Store } from '../../src/store/store.ts';
 import {
   deleteUpstreamTokens,
   loadUpstreamTokens,
   saveUpstreamTokens,
 } from '../../src/upstream/token-vault.ts';
+import { startedForSuite } from '../support/suite-server.ts';
 
 describe('upstream token vault', () => {
   const clock = new ManualClock();
   const keyring = testKeyring(clock.now());
-  let store: Store;
-  before(async () => {
-    store = await createSqliteStore({ path: ':memory:', clock, purgeIntervalMs: 0 });
-  });
-  after(async () => {
-    await store.close();
-  });
+  const store = startedForSuite(() => createSqliteStore({ path: ':memory:', clock, purgeIntervalMs: 0 }));
   const deps = () => ({ store, keyring, clock });
   const tokens = { accessToken: 'at-secret-value', refreshToken: 'rt-secret-value', expiresAt: clock.now() + 3_600_000, scope: 'openid' };
 

@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { before, describe, it } from 'node:test';
 import { auth } from '@modelcontextprotocol/client';
-import type { Browser } from 'playwright-core';
-import { launchBrowser, startDemo, startRedirectListener, type DemoUser, type RedirectListener, type RunningDemo, authorizationCodeFor } from '../support/demo-harness.ts';
+import { launchBrowser, startDemo, startRedirectListener, type DemoUser, authorizationCodeFor } from '../support/demo-harness.ts';
 import { createMemoryOAuthProvider } from './support/memory-oauth-provider.ts';
+import { startedForSuite } from '../support/suite-server.ts';
 
 /**
  * The demo's plain HTTP route (`/graph`, `type: http`): the sample server's REST endpoints behind the same sign-in.
@@ -12,21 +12,13 @@ import { createMemoryOAuthProvider } from './support/memory-oauth-provider.ts';
  * returns over MCP, obtained by the same RFC 8693 + on-behalf-of exchange.
  */
 describe('plain HTTP route in front of the sample server', () => {
-  let demo: RunningDemo;
-  let listener: RedirectListener;
-  let browser: Browser;
+  const listener = startedForSuite(startRedirectListener);
+  const demo = startedForSuite(() => startDemo());
+  const browser = startedForSuite(launchBrowser);
   let graphUrl: string;
 
-  before(async () => {
-    listener = await startRedirectListener();
-    demo = await startDemo();
-    browser = await launchBrowser();
+  before(() => {
     graphUrl = `${demo.publicUrl}/graph`;
-  });
-  after(async () => {
-    await browser?.close();
-    await demo?.close();
-    await listener?.close();
   });
 
   /** The whole OAuth flow (discovery from `resourceUrl`, DCR, consent, sign-in, code exchange) as `user`. */

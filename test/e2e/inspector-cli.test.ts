@@ -7,9 +7,9 @@ import { join, resolve } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { auth } from '@modelcontextprotocol/client';
-import type { Browser } from 'playwright-core';
-import { launchBrowser, startDemo, startRedirectListener, type RedirectListener, type RunningDemo, authorizationCodeFor } from '../support/demo-harness.ts';
+import { launchBrowser, startDemo, startRedirectListener, authorizationCodeFor } from '../support/demo-harness.ts';
 import { createMemoryOAuthProvider } from './support/memory-oauth-provider.ts';
+import { startedForSuite } from '../support/suite-server.ts';
 
 /**
  * The MCP Inspector's CLI calling a tool through the gateway with a bearer token the test obtained the way any client
@@ -19,21 +19,15 @@ const inspector = resolve(import.meta.dirname, '..', '..', 'node_modules', '.bin
 const run = promisify(execFile);
 
 describe('MCP Inspector CLI', { skip: existsSync(inspector) ? false : 'node_modules/.bin/mcp-inspector is not installed (@modelcontextprotocol/inspector)' }, () => {
-  let demo: RunningDemo;
-  let listener: RedirectListener;
-  let browser: Browser;
+  const listener = startedForSuite(startRedirectListener);
+  const demo = startedForSuite(() => startDemo());
+  const browser = startedForSuite(launchBrowser);
   let home: string;
 
   before(async () => {
     home = await mkdtemp(join(tmpdir(), 'gatehouse-e2e-inspector-'));
-    listener = await startRedirectListener();
-    demo = await startDemo();
-    browser = await launchBrowser();
   });
   after(async () => {
-    await browser?.close();
-    await demo?.close();
-    await listener?.close();
     if (home) await rm(home, { recursive: true, force: true });
   });
 

@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
-import type { Browser } from 'playwright-core';
+import { describe, it } from 'node:test';
 import { ACCESS_TOKEN_CLOCK_SKEW_SECONDS } from '../../src/proxy/verify-access-token.ts';
-import { launchBrowser, signInWithBrowser, startDemo, startRedirectListener, type RedirectListener, type RunningDemo } from '../support/demo-harness.ts';
+import { launchBrowser, signInWithBrowser, startDemo, startRedirectListener } from '../support/demo-harness.ts';
 import { preparePythonClients, runPythonClient } from './support/python-clients.ts';
+import { startedForSuite } from '../support/suite-server.ts';
 
 /**
  * Foreign clients: the official MCP Python SDK and FastMCP's client, each doing the whole flow against the demo —
@@ -16,20 +16,9 @@ const setup = preparePythonClients();
 
 // The two clients run side by side: most of each test is waiting for its access token to expire.
 describe('Python MCP clients through the gateway', { skip: setup.ready ? false : setup.reason, concurrency: true }, () => {
-  let demo: RunningDemo;
-  let browser: Browser;
-  let listener: RedirectListener;
-
-  before(async () => {
-    demo = await startDemo({ config: { authorization: { accessTokenTtlSeconds: ACCESS_TOKEN_TTL_SECONDS } } });
-    browser = await launchBrowser();
-    listener = await startRedirectListener();
-  });
-  after(async () => {
-    await listener?.close();
-    await browser?.close();
-    await demo?.close();
-  });
+  const demo = startedForSuite(() => startDemo({ config: { authorization: { accessTokenTtlSeconds: ACCESS_TOKEN_TTL_SECONDS } } }));
+  const browser = startedForSuite(launchBrowser);
+  const listener = startedForSuite(startRedirectListener);
 
   async function authorize(url: URL): Promise<URL> {
     const redirectUri = url.searchParams.get('redirect_uri');

@@ -1,14 +1,14 @@
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { after, before, describe, it } from 'node:test';
+import { before, describe, it } from 'node:test';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { LATEST_PROTOCOL_VERSION } from '@modelcontextprotocol/sdk/types.js';
-import type { Browser, BrowserContext } from 'playwright-core';
-import { launchBrowser, signInWithBrowser, startDemo, startRedirectListener, type RedirectListener, type RunningDemo } from '../support/demo-harness.ts';
+import { launchBrowser, signInWithBrowser, startDemo, startRedirectListener } from '../support/demo-harness.ts';
 import { createMemoryOAuthProvider } from './support/memory-oauth-provider.ts';
 import { ACCESS_TOKEN_CLOCK_SKEW_SECONDS } from '../../src/proxy/verify-access-token.ts';
+import { startedForSuite } from '../support/suite-server.ts';
 
 /**
  * The previous SDK generation (`@modelcontextprotocol/sdk` v1, protocol 2025-11-25), as most deployed clients are
@@ -23,24 +23,14 @@ const ACCESS_TOKEN_TTL_SECONDS = 4;
 const GATEWAY_CLOCK_SKEW_SECONDS = ACCESS_TOKEN_CLOCK_SKEW_SECONDS;
 
 describe('MCP SDK v1 client, DCR, Streamable HTTP and legacy SSE, refresh', () => {
-  let demo: RunningDemo;
-  let listener: RedirectListener;
-  let browser: Browser;
-  let context: BrowserContext;
+  const listener = startedForSuite(startRedirectListener);
+  const demo = startedForSuite(() => startDemo({ config: { authorization: { accessTokenTtlSeconds: ACCESS_TOKEN_TTL_SECONDS } } }));
+  const browser = startedForSuite(launchBrowser);
+  const context = startedForSuite(() => browser.newContext());
   const oauth = { provider: undefined as unknown as ReturnType<typeof createMemoryOAuthProvider>['provider'], state: undefined as unknown as ReturnType<typeof createMemoryOAuthProvider>['state'] };
 
-  before(async () => {
-    listener = await startRedirectListener();
-    demo = await startDemo({ config: { authorization: { accessTokenTtlSeconds: ACCESS_TOKEN_TTL_SECONDS } } });
-    browser = await launchBrowser();
-    context = await browser.newContext();
+  before(() => {
     Object.assign(oauth, createMemoryOAuthProvider({ redirectUrl: listener.url, clientName: 'E2E SDK v1 client' }));
-  });
-  after(async () => {
-    await context?.close();
-    await browser?.close();
-    await demo?.close();
-    await listener?.close();
   });
 
   const newClient = () => new Client({ name: 'e2e-sdk-v1', version: '1.0.0' });

@@ -15,6 +15,13 @@ export interface StreamFigures {
   peakRss: number;
 }
 
+/** Asks the process for a heap snapshot (`--heapsnapshot-signal`) and gives it time to write one under load. */
+async function heapSnapshotOf(pid: number | undefined): Promise<void> {
+  if (pid === undefined) return;
+  process.kill(pid, 'SIGUSR2');
+  await new Promise((resolve) => setTimeout(resolve, 15_000));
+}
+
 export async function measureStreams(target: Target, count: number): Promise<StreamFigures> {
   const idleRss = rssBytes(target.pids());
   let peakRss = idleRss;
@@ -22,6 +29,7 @@ export async function measureStreams(target: Target, count: number): Promise<Str
   const open = await openSseStreams(target.url('hold'), { ...target.headers('hold') }, count, 120_000);
   await new Promise((resolve) => setTimeout(resolve, 2_000));
   clearInterval(sampler);
+  if (process.env.BENCH_HEAP_SNAPSHOT && target.name === 'gatehouse') await heapSnapshotOf(target.pids()[0]);
   peakRss = Math.max(peakRss, rssBytes(target.pids()));
   open.close();
   // Let the target notice the closed sockets before the next target's streams start.

@@ -72,6 +72,9 @@ export async function startGatehouse(
   const log = openSync(logFile, 'a');
   // BENCH_CPU_PROF=<dir>: Gatehouse writes a V8 CPU profile there when it stops (open it in Chrome DevTools).
   const profile = process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : [];
+  // BENCH_HEAP_SNAPSHOT=<dir>: Gatehouse writes a heap snapshot there on SIGUSR2, which the streams part sends while
+  // its streams are held (what each open stream keeps alive; summarise with bench/heap-summary.ts).
+  if (process.env.BENCH_HEAP_SNAPSHOT) profile.push('--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${process.env.BENCH_HEAP_SNAPSHOT}`);
   const child = spawnTracked(process.execPath, [...profile, join(import.meta.dirname, '..', '..', 'src', 'cli', 'main.ts'), 'start', '--config', configFile], {
     stdio: ['ignore', log, log],
   });

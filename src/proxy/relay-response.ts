@@ -66,7 +66,22 @@ export async function relayResponse(
     return sendStream(reply, last);
   }
 
-  // Counted in a pass-through stage: a 'data' listener would start the flow before Fastify pipes the stream.
+  // The backend's own stream goes to the client as it is: no pass-through stage, so an idle SSE stream costs the
+  // sockets and little else. Fastify pipes it into the response, ends it when the client goes away (which aborts the
+  // undici request) and cuts the response when it fails; the bytes are counted by a 'data' listener added when the
+  // pipe starts (earlier, it would start the flow before anyone reads).
+  if (body === response.body) {
+    const backendBody = body;
+    backendBody.once('error', () => {
+      // The backend's stream failed while the client was still there: the gateway cuts the response, an error. (When
+      // the client left first, its audit record is already written as `client_closed`.)
+      draft.outcome ??= 'error';
+    });
+    reply.raw.once('pipe', () => backendBody.on('data', (chunk: Buffer) => (draft.bytesOut += chunk.length)));
+    return sendStream(reply, backendBody);
+  }
+
+  // A stage of the caller's (a rewritten or filtered SSE stream) is counted in one more pass-through stage.
   const counted = body.pipe(
     new Transform({
       transform(chunk: Buffer, _encoding, callback) {
@@ -79,8 +94,6 @@ export async function relayResponse(
   // must release the backend connection.
   for (const stage of new Set([response.body, body])) {
     stage.once('error', (error) => {
-      // The backend's stream failed while the client was still there: the gateway cuts the response, an error. (When
-      // the client left first, its audit record is already written as `client_closed`.)
       draft.outcome ??= 'error';
       counted.destroy(error);
     });

@@ -82,5 +82,8 @@ describe('relaying backend bodies', () => {
     assert.equal(response.status, 200);
     assert.equal(response.headers.get('content-length'), null);
     assert.match(text, /^event: message\ndata: /);
+    while (!gateway.auditLines.some((line) => line.includes('"/sse"'))) await new Promise((resolve) => setImmediate(resolve));
+    const record = gateway.auditLines.map((line) => JSON.parse(line) as { route: string; bytesOut: number }).find((entry) => entry.route === '/sse');
+    assert.equal(record?.bytesOut, Buffer.byteLength(text), 'the streamed bytes are counted without a pass-through stage');
   });
 });

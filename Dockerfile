@@ -16,7 +16,7 @@ COPY bin ./bin
 COPY scripts/build-package.ts ./scripts/
 COPY src ./src
 COPY examples/graph-server ./examples/graph-server
-RUN node scripts/build-package.ts && npm pack --ignore-scripts --pack-destination /pkg
+RUN mkdir /pkg && node scripts/build-package.ts && npm pack --ignore-scripts --pack-destination /pkg
 
 # 2. Install the package with its locked production dependencies only, and describe them in an SBOM (the dev and
 # optional entries are dropped from package.json first: npm sbom reports declared but absent packages as errors).

@@ -132,6 +132,15 @@ describe('DPoP-bound tokens at the gateway (RFC 9449 §7)', () => {
     assert.match(((await response.json()) as { error: { message: string } }).error.message, /bound to a DPoP key/);
   });
 
+  it('checks the proof before the scopes, and puts insufficient_scope on the DPoP challenge', async () => {
+    const narrow = await mintAccessToken(keyring, gateway.url, { aud: url('/mcp'), cnf: { jkt: key.jkt }, scope: 'profile' });
+    await expectRefusal(await call('/mcp', narrow, { proof: null }), 'invalid_dpop_proof');
+    const response = await call('/mcp', narrow);
+    assert.equal(response.status, 403);
+    assert.match(response.headers.get('www-authenticate') ?? '', /^Bearer resource_metadata="[^"]+", scope="mcp:tools", DPoP algs="[^"]+", error="insufficient_scope"$/);
+    await response.body?.cancel();
+  });
+
   it('refuses an unbound token presented as DPoP', async () => {
     const unbound = await mintAccessToken(keyring, gateway.url, { aud: url('/mcp') });
     assert.match(await expectRefusal(await call('/mcp', unbound), 'invalid_token'), /not bound to a DPoP key/);

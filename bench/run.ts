@@ -5,6 +5,7 @@ import { openLegacySession } from './legacy-session.ts';
 import { measureOAuth } from './measure-oauth.ts';
 import { measureScenario, type Endpoints, type ScenarioFigures } from './measure-scenario.ts';
 import { measureStreams, type StreamFigures } from './measure-streams.ts';
+import { measureDpopVerification } from './dpop-micro.ts';
 import { MICRO_BENCHMARKS, runMicroBenchmarks } from './micro.ts';
 import { renderResults, writeDocsBlock } from './report.ts';
 import { SCENARIOS } from './scenarios.ts';
@@ -51,7 +52,8 @@ try {
 
   const oauth = settings.parts.has('oauth') ? await measureOAuth(bench.gatehouse, settings) : undefined;
   if (settings.parts.has('micro')) log('micro-benchmarks');
-  const micro = settings.parts.has('micro') ? runMicroBenchmarks(MICRO_BENCHMARKS, settings.quick ? 0.1 : 1) : [];
+  const scale = settings.quick ? 0.1 : 1;
+  const micro = settings.parts.has('micro') ? [...runMicroBenchmarks(MICRO_BENCHMARKS, scale), ...(await measureDpopVerification(scale))] : [];
 
   const body = renderResults({ scenarios, streams, oauth, micro, skipped: bench.skipped }, settings.streams);
   const loadAfter = loadavg()[0] ?? 0;

@@ -1,4 +1,4 @@
-import { hkdfSync } from 'node:crypto';
+import { deriveKeys } from '../keys/derived-keys.ts';
 import type { Keyring } from '../keys/keyring.ts';
 
 /**
@@ -7,10 +7,5 @@ import type { Keyring } from '../keys/keyring.ts';
  * (current first: it signs; the others still verify).
  */
 export function deriveCookieKeys(keyring: Keyring): string[] {
-  return keyring.privateJwks().keys.flatMap((jwk) => {
-    const secret = typeof jwk.d === 'string' ? jwk.d : undefined;
-    if (secret === undefined) return [];
-    const key = hkdfSync('sha256', Buffer.from(secret, 'base64url'), Buffer.alloc(0), 'gatehouse oidc-provider cookies', 32);
-    return [Buffer.from(key).toString('base64url')];
-  });
+  return deriveKeys(keyring, 'gatehouse oidc-provider cookies').map((key) => key.toString('base64url'));
 }

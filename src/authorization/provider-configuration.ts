@@ -6,6 +6,7 @@ import { policyWithRedirectConsent } from './approved-redirects.ts';
 import type { GuardedFetch } from './client-metadata-fetch.ts';
 import { decideClientIdUrl } from './client-metadata-policy.ts';
 import type { ProtectedResources } from './protected-resources.ts';
+import { DPOP_SIGNING_ALGS } from '../protocol/dpop.ts';
 import { hasPrivateUseRedirectUri, redirectUrisProblem } from './redirect-uri-policy.ts';
 import { extraTokenClaims, issueRefreshToken, rotateRefreshToken, tokenLifetimes } from './token-policy.ts';
 
@@ -72,6 +73,8 @@ export function providerConfiguration(input: ProviderConfigurationInput): Config
     },
     enabledJWA: {
       idTokenSigningAlgValues: [signingAlg],
+      // The gateway's list (protocol/dpop.ts): a proof the token endpoint accepts is one every route accepts too.
+      dPoPSigningAlgValues: [...DPOP_SIGNING_ALGS],
     },
     // The redirect URI policy applies to every client, however it registered (DCR, CIMD, configuration, reloaded
     // from the store). oidc-provider runs this validator for each listed extra property, before its own schema
@@ -124,10 +127,12 @@ export function providerConfiguration(input: ProviderConfigurationInput): Config
       devInteractions: { enabled: false },
       userinfo: { enabled: false },
       rpInitiatedLogout: { enabled: false },
-      // DPoP (RFC 9449) is on by default in oidc-provider: it would advertise `dpop_signing_alg_values_supported` and
-      // issue `cnf.jkt`-bound tokens that the gateway cannot check the proof of. Off until it is enforced end to end;
-      // the gateway also refuses any `cnf`-bound token presented as Bearer (verify-access-token.ts).
-      dPoP: { enabled: false },
+      // DPoP (RFC 9449): a token request with a proof gets `cnf.jkt`-bound tokens (`token_type: DPoP`); a public
+      // client's refresh token is bound to the same key (oidc-provider's setRefreshTokenBindings), so a stolen one is
+      // useless without it. Proof `jti`s are kept in the shared store (ReplayDetection) across replicas. The gateway
+      // checks the proof on every request (src/proxy/dpop-proof.ts). No nonce at the token endpoint: the code and
+      // PKCE verifier are single-use already; routes that want nonces set `dpopNonce`.
+      dPoP: { enabled: true, allowReplay: false },
       // PAR (RFC 9126) is on by default too, but its endpoint is not mounted (provider-mount.ts): advertising
       // `pushed_authorization_request_endpoint` would send clients to a 404.
       pushedAuthorizationRequests: { enabled: false },

@@ -83,6 +83,16 @@ export const routeSchema = z
       .describe(
         'Pinned tool definitions, trust on first use: the first `tools/list` answer pins each tool (name, description, schemas, annotations); a changed or new tool then waits for `gatehouse tools approve`. `block` hides it and refuses its calls (and calls of tools never listed); `warn` serves it and logs and audits it; `off` does neither.',
       ),
+    dpop: z
+      .enum(['optional', 'required'])
+      .default('optional')
+      .describe(
+        'DPoP (RFC 9449) on this route. A DPoP-bound token is always checked with its proof; `optional` also accepts unbound Bearer tokens, `required` refuses them with a DPoP challenge.',
+      ),
+    dpopNonce: z
+      .boolean()
+      .default(false)
+      .describe('Require a gateway-issued nonce in every DPoP proof (RFC 9449 §9): a proof made in advance is refused, the client retries with the nonce in `DPoP-Nonce`.'),
     identity: z
       .object({
         mode: z

@@ -18,6 +18,8 @@ const pageText: Record<ErrorCode, { title: string; next: string }> = {
   invalid_redirect_uri: { title: 'The application’s return address is not allowed', next: 'Contact the application’s publisher.' },
   invalid_client_metadata: { title: 'The application’s registration is invalid', next: 'Contact the application’s publisher.' },
   invalid_token: { title: 'You are not signed in', next: 'Sign in again and retry.' },
+  invalid_dpop_proof: { title: 'The request’s proof of key possession was refused', next: 'Retry from the application; if it persists, sign in again.' },
+  use_dpop_nonce: { title: 'The request needs a fresh proof', next: 'Retry from the application.' },
   insufficient_scope: { title: 'More permissions are needed', next: 'Go back to the application and approve the requested permissions.' },
   interaction_required: { title: 'Your identity provider needs you to sign in again', next: 'Go back to the application and sign in again.' },
   temporarily_unavailable: { title: 'The service is temporarily unavailable', next: 'Wait a moment, then try again.' },

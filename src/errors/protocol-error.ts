@@ -42,6 +42,8 @@ export const errorCatalogue = {
   invalid_redirect_uri: { status: 400, jsonRpc: jsonRpcCodes.serverError, description: 'The redirect URI is not registered or not allowed (RFC 7591).' },
   invalid_client_metadata: { status: 400, jsonRpc: jsonRpcCodes.serverError, description: 'Registration metadata is invalid (RFC 7591).' },
   invalid_token: { status: 401, jsonRpc: jsonRpcCodes.serverError, description: 'The access token is missing, malformed, expired, revoked or for another resource.' },
+  invalid_dpop_proof: { status: 401, jsonRpc: jsonRpcCodes.serverError, description: 'The DPoP proof is missing, malformed, replayed, or does not match the request, the token or its key (RFC 9449).' },
+  use_dpop_nonce: { status: 401, jsonRpc: jsonRpcCodes.serverError, description: 'The DPoP proof must carry the nonce sent in the `DPoP-Nonce` header; retry with it (RFC 9449 §9).' },
   insufficient_scope: { status: 403, jsonRpc: jsonRpcCodes.serverError, description: 'The token lacks a scope this request needs; re-authorize with them.' },
   interaction_required: { status: 401, jsonRpc: jsonRpcCodes.serverError, description: 'The upstream identity provider needs the user to sign in or consent again.' },
   temporarily_unavailable: { status: 503, jsonRpc: jsonRpcCodes.serverError, description: 'A dependency (store, identity provider) is unavailable; retry later.' },

@@ -5,7 +5,8 @@ import { ProtocolError } from '../errors/protocol-error.ts';
  * CORS for browser-based MCP clients on the gateway's routes only (not a server-wide `OPTIONS *`, which would answer
  * for other parts' URLs). Only the origins the Origin check allows get CORS headers; credentials are never allowed —
  * MCP clients send bearer tokens, not cookies. The response headers a client must read cross-origin are exposed:
- * `Mcp-Session-Id` (sessions), `WWW-Authenticate` (discovery and step-up), `Retry-After` (rate limits).
+ * `Mcp-Session-Id` (sessions), `WWW-Authenticate` (discovery and step-up), `Retry-After` (rate limits), `DPoP-Nonce`
+ * (RFC 9449 §9); a browser client may send its `DPoP` proof.
  *
  * Written here rather than with @fastify/cors: the allowed origins are the Origin check's own (one policy, not two
  * copies), and only these routes answer preflights; the plugin's global registration would answer for every part.
@@ -13,8 +14,8 @@ import { ProtocolError } from '../errors/protocol-error.ts';
  * @see WHATWG Fetch §3.2 CORS protocol
  */
 const ALLOWED_METHODS = 'GET, POST, DELETE, OPTIONS';
-const EXPOSED_HEADERS = 'mcp-session-id, www-authenticate, retry-after, mcp-protocol-version';
-const ALLOWED_HEADER = /^(authorization|content-type|accept|last-event-id|mcp-[a-z0-9-]+)$/;
+const EXPOSED_HEADERS = 'mcp-session-id, www-authenticate, retry-after, mcp-protocol-version, dpop-nonce';
+const ALLOWED_HEADER = /^(authorization|dpop|content-type|accept|last-event-id|mcp-[a-z0-9-]+)$/;
 
 export function installCors(app: FastifyInstance, paths: readonly string[], isAllowed: (origin: string) => boolean): void {
   // Callback-style hooks here and in the server's other per-request hooks: an async hook costs a promise and a

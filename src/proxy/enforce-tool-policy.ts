@@ -42,7 +42,8 @@ export async function enforceToolPolicy(
     }
     if (decision.missingScopes.length === 0) throw new ProtocolError('access_denied', `You are not allowed to call ${tool}.`);
     const needed = state.route.tools[tool]?.scopes ?? [];
-    throw insufficientScope(toolChallenge(state, needed), `Calling ${tool} needs the scope(s): ${decision.missingScopes.join(' ')}.`);
+    const scheme = call.claims.jkt === undefined ? 'bearer' : 'dpop';
+    throw insufficientScope(toolChallenge(state, needed), `Calling ${tool} needs the scope(s): ${decision.missingScopes.join(' ')}.`, scheme);
   }
 }
 

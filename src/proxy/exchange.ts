@@ -67,6 +67,8 @@ export function authorized(exchange: McpExchange): AuthorizedCall {
 /** Origin allow-list, bearer token (signature, `aud` = this route, scope, expiry, grant not revoked), rate limit. */
 export async function authenticateCaller(exchange: McpExchange): Promise<void> {
   exchange.call = await authorizeRequest(exchange.runtime, exchange.state, exchange.request, exchange.draft, { rateLimit: true });
+  // RFC 9449 §8.2/§9: a new DPoP nonce rides on any response, before the client's current one goes stale.
+  if (exchange.call.claims.dpopNonce !== undefined) exchange.reply.header('dpop-nonce', exchange.call.claims.dpopNonce);
 }
 
 /**

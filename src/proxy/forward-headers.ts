@@ -64,6 +64,9 @@ const NEVER_FORWARDED = new Set([
   ...HOP_BY_HOP,
   ...CLIENT_ADDRESS_AND_TARGET,
   'authorization',
+  // The client's DPoP proof (RFC 9449) is bound to the gateway's URL and the client's token, neither of which the
+  // backend sees; it is the client's credential, not the backend's.
+  'dpop',
   'cookie',
   'host',
   'content-length',

@@ -15,7 +15,9 @@ import type { RouteState } from './route-state.ts';
 import { createSessionBindings, type SessionBindings } from './session-bindings.ts';
 import type { Caller } from './tool-policy.ts';
 import { createToolPins, type ToolPins } from './tool-pins.ts';
-import { createAccessTokenVerifier, type AccessTokenClaims, type VerifyAccessToken } from './verify-access-token.ts';
+import { createAccessTokenVerifier, type VerifiedAccess, type VerifyAccessToken } from './verify-access-token.ts';
+import { createDpopNonces } from './dpop-nonce.ts';
+import { createDpopProofVerifier } from './dpop-proof.ts';
 
 /**
  * The gateway's shared machinery, built once per process from the context: the handlers of every route and
@@ -49,7 +51,13 @@ export function createGatewayRuntime(
   const origins = createOriginPolicy(publicUrl, config.server.allowedOrigins);
   return {
     ctx,
-    verifyAccessToken: createAccessTokenVerifier({ keyring, issuer: publicUrl, clock, revokedGrants: deps.revokedGrants }),
+    verifyAccessToken: createAccessTokenVerifier({
+      keyring,
+      issuer: publicUrl,
+      clock,
+      revokedGrants: deps.revokedGrants,
+      verifyDpopProof: createDpopProofVerifier({ store, clock, nonces: createDpopNonces({ keyring, clock }) }),
+    }),
     accounts: createAccountCache({ store, clock }),
     forwarder: createIdentityForwarder({
       signer: createIdentityAssertionSigner({ keyring, issuer: publicUrl, clock, random }),
@@ -81,7 +89,7 @@ export function createGatewayRuntime(
 
 /** The authorized caller of one request. */
 export interface AuthorizedCall {
-  claims: AccessTokenClaims;
+  claims: VerifiedAccess;
   account: AccountRecord | undefined;
   caller: Caller;
 }
@@ -95,8 +103,15 @@ export async function authorizeRequest(
   options: { rateLimit: boolean },
 ): Promise<AuthorizedCall> {
   runtime.checkOrigin(request.headers.origin);
-  const rawQuery = request.url.includes('?') ? request.url.slice(request.url.indexOf('?') + 1) : '';
-  const claims = await runtime.verifyAccessToken({ authorization: request.headers.authorization, rawQuery }, state.target);
+  const query = request.url.indexOf('?');
+  const rawQuery = query === -1 ? '' : request.url.slice(query + 1);
+  // RFC 9449 §4.3: the proof's `htu` is checked against the URL on the gateway's public URL, never one built from
+  // the Host header a client controls.
+  const url = runtime.ctx.publicUrl + (query === -1 ? request.url : request.url.slice(0, query));
+  const claims = await runtime.verifyAccessToken(
+    { authorization: request.headers.authorization, rawQuery, dpop: request.headers.dpop, method: request.method, url },
+    state.target,
+  );
   audit.user = claims.sub;
   audit.client = claims.clientId;
   if (options.rateLimit) runtime.rateLimiter.consume(state.route, claims.sub, claims.clientId);

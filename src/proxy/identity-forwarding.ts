@@ -43,7 +43,7 @@ export function createIdentityForwarder(options: { signer: IdentityAssertionSign
           // The IdP refused the user's refresh token: the upstream session behind this grant is gone for good, so the
           // grant ends too (its refresh token would only mint more tokens that fail here); the client starts over.
           if (endGrant !== undefined && upstreamSessionEnded(error)) await endGrant(claims.grantId, 'upstream_invalid_grant');
-          throw unauthorized(challenge, true, 'The identity provider needs you to sign in again; re-authorize this client.');
+          throw unauthorized(challenge, true, 'The identity provider needs you to sign in again; re-authorize this client.', claims.jkt === undefined ? 'bearer' : 'dpop');
         }
         throw error;
       }

@@ -1,4 +1,5 @@
 import type { RouteConfig } from '../config/schema.ts';
+import { DPOP_SIGNING_ALGS } from '../protocol/dpop.ts';
 
 /**
  * Protected Resource Metadata documents, one per route.
@@ -7,6 +8,8 @@ import type { RouteConfig } from '../config/schema.ts';
  *   (`/.well-known/oauth-protected-resource/mcp` for `/mcp`); the root document describes the first route, for
  *   clients that only try the root.
  * @see RFC 9728 §3.3 — `resource` must equal the URL the client used, or the client must reject the document.
+ * @see RFC 9728 §2 — `dpop_signing_alg_values_supported`, and `dpop_bound_access_tokens_required` on a route with
+ *   `dpop: required`, so a client knows to bind its token before its first call.
  */
 export const PRM_PATH = '/.well-known/oauth-protected-resource';
 
@@ -15,6 +18,8 @@ export interface ProtectedResourceMetadata {
   authorization_servers: string[];
   scopes_supported: string[];
   bearer_methods_supported: ['header'];
+  dpop_signing_alg_values_supported: string[];
+  dpop_bound_access_tokens_required?: true;
   resource_name?: string;
 }
 
@@ -34,5 +39,7 @@ export function buildProtectedResourceMetadata(publicUrl: string, route: RouteCo
     // offline_access is an authorization-server scope (refresh tokens), not something this resource offers.
     scopes_supported: Object.keys(route.scopes).filter((scope) => scope !== 'offline_access'),
     bearer_methods_supported: ['header'],
+    dpop_signing_alg_values_supported: [...DPOP_SIGNING_ALGS],
+    ...(route.dpop === 'required' ? { dpop_bound_access_tokens_required: true as const } : {}),
   };
 }

@@ -31,7 +31,14 @@ export function createRouteState(publicUrl: string, route: RouteConfig): RouteSt
     resource,
     // Read from the route on each request: a configuration reload (src/app/reload-config.ts) replaces its scopes.
     get target(): VerifyTarget {
-      return { resourceMetadataUrl: metadataUrl, scope: route.requiredScopes.join(' '), resource, requiredScopes: route.requiredScopes };
+      return {
+        resourceMetadataUrl: metadataUrl,
+        scope: route.requiredScopes.join(' '),
+        resource,
+        requiredScopes: route.requiredScopes,
+        dpop: route.dpop,
+        dpopNonce: route.dpopNonce,
+      };
     },
     backend: createBackendClient(route),
     legacySseUrl: new URL(route.legacySsePath, route.backend).href,
@@ -51,5 +58,5 @@ export function createRouteState(publicUrl: string, route: RouteConfig): RouteSt
 /** Challenge naming every scope a denied tool needs on top of the route's, so one step-up is enough. */
 export function toolChallenge(state: RouteState, toolScopes: readonly string[]): ChallengeTarget {
   const scopes = [...new Set([...state.route.requiredScopes, ...toolScopes])];
-  return { resourceMetadataUrl: state.target.resourceMetadataUrl, scope: scopes.join(' ') };
+  return { resourceMetadataUrl: state.target.resourceMetadataUrl, scope: scopes.join(' '), dpop: state.route.dpop };
 }

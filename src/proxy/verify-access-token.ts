@@ -2,7 +2,9 @@ import { importJWK, jwtVerify, errors as joseErrors, type JWTPayload, type Crypt
 import type { Keyring } from '../keys/keyring.ts';
 import type { Clock } from '../runtime/clock.ts';
 import type { RevokedGrantsCache } from '../grants/revoked-grants.ts';
-import { insufficientScope, unauthorized, type ChallengeTarget } from '../errors/bearer-challenge.ts';
+import { insufficientScope, unauthorized, type AuthScheme, type ChallengeTarget } from '../errors/bearer-challenge.ts';
+import type { VerifyDpopProof } from './dpop-proof.ts';
+import { checkSenderConstraint } from './sender-constraint.ts';
 
 /**
  * Bearer check for protected routes. Runs on every proxied request, so it is local: signature against the keyring's
@@ -11,6 +13,8 @@ import { insufficientScope, unauthorized, type ChallengeTarget } from '../errors
  * @see RFC 9068 — JWT profile for OAuth access tokens (`typ: at+jwt`, `aud`, `client_id`, `scope`).
  * @see RFC 6750 §2.1 — Authorization header only; §2.3 query tokens are refused (they end up in logs and Referer).
  * @see RFC 8707 — `aud` must be exactly this route, so a token minted for another route is useless here.
+ * @see RFC 9449 §7 — a DPoP-bound token (`cnf.jkt`) comes as `Authorization: DPoP` with a proof of its key
+ *   (sender-constraint.ts); that proof's replay check is the one store call on this path.
  */
 export interface AccessTokenClaims {
   sub: string;
@@ -20,12 +24,21 @@ export interface AccessTokenClaims {
   jti: string;
   /** Epoch seconds. */
   exp: number;
+  /** RFC 9449 §6.1 `cnf.jkt`: the thumbprint of the key the token is bound to. */
+  jkt?: string;
 }
+
+/** What a successful check yields: the claims, and a fresh DPoP nonce to hand the client when its own is aging. */
+export type VerifiedAccess = AccessTokenClaims & { dpopNonce?: string };
 
 export interface VerifyTarget extends ChallengeTarget {
   /** The route's resource identifier: the expected `aud`. */
   resource: string;
   requiredScopes: readonly string[];
+  /** The route's `dpop` policy. */
+  dpop: 'optional' | 'required';
+  /** The route's `dpopNonce`: proofs must carry a nonce the gateway issued (RFC 9449 §9). */
+  dpopNonce: boolean;
 }
 
 export interface AccessTokenVerifierOptions {
@@ -33,6 +46,7 @@ export interface AccessTokenVerifierOptions {
   issuer: string;
   clock: Clock;
   revokedGrants: RevokedGrantsCache;
+  verifyDpopProof: VerifyDpopProof;
   /** Tolerated clock difference with the signer, seconds. */
   clockSkewSeconds?: number;
   /**
@@ -48,13 +62,18 @@ export interface VerifyInput {
   authorization: string | string[] | undefined;
   /** The raw query string (after `?`), to refuse tokens smuggled in the URL. */
   rawQuery: string;
+  /** The `DPoP` proof header. */
+  dpop?: string | string[] | undefined;
+  method: string;
+  /** The URL called, on the public URL, without the query: what a DPoP proof's `htu` must be. */
+  url: string;
 }
 
-/** RFC 6750 §2.1: `Bearer` (any case), one space, a token68. */
-const BEARER = /^Bearer +([A-Za-z0-9\-._~+/]+=*)$/i;
+/** RFC 6750 §2.1 / RFC 9449 §7.1: `Bearer` or `DPoP` (any case), one or more spaces, a token68. */
+const CREDENTIAL = /^(Bearer|DPoP) +([A-Za-z0-9\-._~+/]+=*)$/i;
 const QUERY_TOKEN = /(?:^|&)access_token=/;
 
-export type VerifyAccessToken = (input: VerifyInput, target: VerifyTarget) => Promise<AccessTokenClaims>;
+export type VerifyAccessToken = (input: VerifyInput, target: VerifyTarget) => Promise<VerifiedAccess>;
 
 /**
  * Clock difference tolerated on `exp`/`nbf`. Gateway replicas and the authorization server sign and verify with
@@ -65,7 +84,7 @@ export type VerifyAccessToken = (input: VerifyInput, target: VerifyTarget) => Pr
 export const ACCESS_TOKEN_CLOCK_SKEW_SECONDS = 5;
 
 export function createAccessTokenVerifier(options: AccessTokenVerifierOptions): VerifyAccessToken {
-  const { keyring, issuer, clock, revokedGrants, clockSkewSeconds = ACCESS_TOKEN_CLOCK_SKEW_SECONDS, cacheSize = 10_000 } = options;
+  const { keyring, issuer, clock, revokedGrants, verifyDpopProof, clockSkewSeconds = ACCESS_TOKEN_CLOCK_SKEW_SECONDS, cacheSize = 10_000 } = options;
   const keys = new Map<string, CryptoKey | Uint8Array>();
   const verified = new Map<string, { claims: AccessTokenClaims; aud: string }>();
 
@@ -100,10 +119,6 @@ export function createAccessTokenVerifier(options: AccessTokenVerifierOptions): 
       currentDate: new Date(clock.now()),
       requiredClaims: ['sub', 'exp', 'iat', 'jti', 'client_id', 'gid'],
     });
-    // RFC 9449 §7.1 / RFC 8705 §3: a token bound to a key (`cnf`) is only valid with proof of that key. This gateway
-    // checks no proof, so accepting it as a plain Bearer token would turn a stolen sender-constrained token into a
-    // usable one; refuse it however it was issued.
-    if (payload.cnf !== undefined) throw new SenderConstrainedTokenError();
     const claims = toClaims(payload);
     // Bounded: a flood of distinct (even valid) tokens cannot grow memory, it only evicts the least recently used.
     if (verified.size >= cacheSize) verified.delete(verified.keys().next().value as string);
@@ -117,48 +132,68 @@ export function createAccessTokenVerifier(options: AccessTokenVerifierOptions): 
     }
     const header = input.authorization;
     if (header === undefined || header === '') throw unauthorized(target, false);
-    const match = typeof header === 'string' ? BEARER.exec(header) : null;
-    if (!match?.[1]) throw unauthorized(target, true, 'The Authorization header must be `Bearer <token>`.');
+    const match = typeof header === 'string' ? CREDENTIAL.exec(header) : null;
+    if (!match?.[1] || !match[2]) throw unauthorized(target, true, 'The Authorization header must be `Bearer <token>` or `DPoP <token>`.');
+    const token = match[2];
+    const scheme: AuthScheme = match[1].toLowerCase() === 'dpop' ? 'dpop' : 'bearer';
 
     let claims: AccessTokenClaims;
     try {
-      claims = await verifySignature(match[1], target);
+      claims = await verifySignature(token, target);
     } catch (error) {
-      throw unauthorized(target, true, describeFailure(error));
+      throw unauthorized(target, true, describeFailure(error), scheme);
     }
     // Expiry is re-checked for cached tokens; the cache never extends a token's life.
     if (claims.exp + clockSkewSeconds <= clock.now() / 1000) {
-      verified.delete(match[1]);
-      throw unauthorized(target, true, 'The access token has expired.');
+      verified.delete(token);
+      throw unauthorized(target, true, 'The access token has expired.', scheme);
     }
-    if (revokedGrants.isRevoked(claims.grantId)) throw unauthorized(target, true, 'The access token has been revoked.');
+    if (revokedGrants.isRevoked(claims.grantId)) throw unauthorized(target, true, 'The access token has been revoked.', scheme);
+    // Before the scope check: a thief holding a bound token without its key learns nothing about its scopes.
+    const { nextNonce } = await checkSenderConstraint(verifyDpopProof, { scheme, token }, claims, input, target);
     const missing = target.requiredScopes.filter((scope) => !claims.scopes.includes(scope));
-    if (missing.length > 0) throw insufficientScope(target, `The access token lacks the scope(s): ${missing.join(' ')}.`);
-    return claims;
+    if (missing.length > 0) throw insufficientScope(target, `The access token lacks the scope(s): ${missing.join(' ')}.`, scheme);
+    return nextNonce === undefined ? claims : { ...claims, dpopNonce: nextNonce };
   };
 }
 
 function toClaims(payload: JWTPayload): AccessTokenClaims {
   const { sub, client_id: clientId, gid, jti, exp, scope } = payload;
+  const jkt = boundKeyThumbprint(payload.cnf);
   if (typeof sub !== 'string' || typeof clientId !== 'string' || typeof gid !== 'string' || typeof jti !== 'string') {
     throw new joseErrors.JWTClaimValidationFailed('claims have the wrong type', payload);
   }
   if (scope !== undefined && typeof scope !== 'string') {
     throw new joseErrors.JWTClaimValidationFailed('scope must be a string', payload, 'scope');
   }
-  return { sub, clientId, grantId: gid, jti, exp: exp ?? 0, scopes: scope ? scope.split(' ').filter(Boolean) : [] };
+  const claims: AccessTokenClaims = { sub, clientId, grantId: gid, jti, exp: exp ?? 0, scopes: scope ? scope.split(' ').filter(Boolean) : [] };
+  if (jkt !== undefined) claims.jkt = jkt;
+  return claims;
+}
+
+/**
+ * RFC 7800 `cnf`: `jkt` (RFC 9449 §6.1) is the one confirmation method this gateway can check. A token bound any
+ * other way (RFC 8705 `x5t#S256`, a mutual-TLS certificate) is refused however it is presented: accepting it would
+ * turn a stolen sender-constrained token into a usable one.
+ */
+function boundKeyThumbprint(cnf: unknown): string | undefined {
+  if (cnf === undefined) return undefined;
+  if (typeof cnf === 'object' && cnf !== null && Object.keys(cnf).length === 1 && 'jkt' in cnf && typeof cnf.jkt === 'string' && cnf.jkt !== '') {
+    return cnf.jkt;
+  }
+  throw new SenderConstrainedTokenError();
 }
 
 class SenderConstrainedTokenError extends Error {
   constructor() {
-    super('sender-constrained token presented as Bearer');
+    super('token bound by an unsupported confirmation method');
     this.name = 'SenderConstrainedTokenError';
   }
 }
 
 /** Says what was wrong without echoing token content. */
 function describeFailure(error: unknown): string {
-  if (error instanceof SenderConstrainedTokenError) return 'The access token is bound to a key (cnf) and cannot be used as a Bearer token.';
+  if (error instanceof SenderConstrainedTokenError) return 'The access token is bound by a confirmation method (cnf) this gateway cannot check.';
   if (error instanceof joseErrors.JWTExpired) return 'The access token has expired.';
   if (error instanceof joseErrors.JWTClaimValidationFailed) {
     if (error.claim === 'aud') return 'The access token was issued for another resource.';

@@ -40,6 +40,18 @@ export const legacySseSessionRecord = defineRecord({
     'A legacy HTTP+SSE session issued by the gateway, bound to its user and route, with the backend message URL so whichever replica receives the POST can route it.',
 });
 
+export const dpopProofRecord = defineRecord({
+  namespace: 'dpop-proof',
+  owner: 'src/proxy/dpop-proof.ts',
+  key: 'SHA-256 (base64url) of the proof key\'s RFC 7638 thumbprint and the proof\'s `jti`',
+  schema: z.object({ seenAt: z.number() }),
+  ttl: 'until the proof\'s `iat` leaves the acceptance window (at most 2 × 60 s)',
+  singleUse: false,
+  secrets: 'none: a hash of public values',
+  description:
+    'A DPoP proof already presented to a protected route (RFC 9449 §11.1), written with `setIfAbsent` (one round trip) so a proof replayed to any replica within its window is refused.',
+});
+
 export const rateLimitCounter = defineCounter({
   namespace: 'rate-limit',
   owner: 'src/proxy/rate-limit.ts',

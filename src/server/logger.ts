@@ -38,6 +38,9 @@ const redactPaths = [
   'req.headers.authorization',
   'req.headers.cookie',
   'req.headers["proxy-authorization"]',
+  // RFC 9449: a DPoP proof is a credential for its window (another URL's proof is useless, this one is not).
+  'req.headers.dpop',
+  'headers.dpop',
   'res.headers["set-cookie"]',
   'headers.authorization',
   'headers.cookie',

@@ -19,7 +19,7 @@ const allowed: Record<string, readonly string[]> = {
   runtime: [],
   web: [],
   protocol: [],
-  errors: ['web'],
+  errors: ['web', 'protocol'],
   config: ['runtime', 'errors'],
   store: ['runtime', 'config', 'errors'],
   keys: ['runtime', 'config', 'store', 'errors'],

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { DPOP_SIGNING_ALGS } from '../../src/protocol/dpop.ts';
 import { CLIENT_REDIRECT, registerPublicClient, startAuthorizationServer } from './harness.ts';
 import { startedForSuite } from '../support/suite-server.ts';
 
@@ -26,9 +27,10 @@ describe('authorization server metadata (RFC 8414)', () => {
     assert.equal(metadata.userinfo_endpoint, undefined);
   });
 
-  it('advertises no feature it does not serve end to end: no DPoP, no PAR endpoint', async () => {
+  it('advertises exactly what it serves end to end: the DPoP algorithms the gateway accepts, no PAR endpoint', async () => {
     const metadata = (await (await fetch(`${server.publicUrl}/.well-known/oauth-authorization-server`)).json()) as Record<string, unknown>;
-    assert.deepEqual(Object.keys(metadata).filter((key) => key.startsWith('dpop')), []);
+    assert.deepEqual(Object.keys(metadata).filter((key) => key.startsWith('dpop')), ['dpop_signing_alg_values_supported']);
+    assert.deepEqual(metadata.dpop_signing_alg_values_supported, [...DPOP_SIGNING_ALGS]);
     assert.equal(metadata.pushed_authorization_request_endpoint, undefined);
     assert.equal(metadata.require_pushed_authorization_requests, undefined);
   });

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { exportJWK, generateKeyPair, SignJWT } from 'jose';
+import { exportJWK } from 'jose';
+import { createDpopKey, dpopProof, unsignedJwt, type DpopKey } from '../support/dpop.ts';
 import { after, afterEach, before, describe, it, mock } from 'node:test';
 import {
   exchangeCode,
@@ -84,27 +85,62 @@ describe('token endpoint: codes, refresh rotation, revocation, introspection', (
     assert.equal(afterReplay.status, 400, 'the refresh token issued from the replayed code no longer works');
   });
 
-  it('issues no sender-constrained token for a DPoP proof: DPoP is off until enforced end to end', async () => {
-    const { publicKey, privateKey } = await generateKeyPair('ES256');
-    const proof = await new SignJWT({ htm: 'POST', htu: `${server.publicUrl}/token`, jti: randomUUID() })
-      .setProtectedHeader({ alg: 'ES256', typ: 'dpop+jwt', jwk: await exportJWK(publicKey) })
-      .setIssuedAt()
-      .sign(privateKey);
-    const { code, verifier } = await obtainCode(server, client);
-    const response = await tokenRequest(
-      server,
-      { grant_type: 'authorization_code', code, code_verifier: verifier, redirect_uri: client.redirect_uris[0] ?? '', client_id: client.client_id, resource: server.resource },
-      { dpop: proof },
-    );
-    const body = (await response.json()) as { access_token?: string; token_type?: string };
-    if (response.status === 200) {
-      assert.equal(body.token_type, 'Bearer');
-      const payload = JSON.parse(Buffer.from(body.access_token?.split('.')[1] ?? '', 'base64url').toString('utf8')) as Record<string, unknown>;
-      assert.equal(payload.cnf, undefined, 'no key-bound access token');
-    } else {
-      assert.equal(response.status, 400);
-      assert.equal(body.access_token, undefined);
+  describe('DPoP (RFC 9449 §5): bound access and refresh tokens', () => {
+    const tokenUrl = () => `${server.publicUrl}/token`;
+    const payloadOf = (jwt: string) => JSON.parse(Buffer.from(jwt.split('.')[1] ?? '', 'base64url').toString('utf8')) as Record<string, unknown>;
+    const proofFor = (key: DpopKey, jti?: string) => dpopProof(key, { htm: 'POST', htu: tokenUrl(), ...(jti === undefined ? {} : { jti }) });
+    const refreshWith = async (refreshToken: string, proof?: string) =>
+      tokenRequest(server, { grant_type: 'refresh_token', refresh_token: refreshToken, client_id: client.client_id }, proof === undefined ? {} : { dpop: proof });
+
+    async function boundTokens(key: DpopKey): Promise<{ access_token: string; refresh_token: string; token_type: string }> {
+      const { code, verifier } = await obtainCode(server, client);
+      const response = await tokenRequest(
+        server,
+        { grant_type: 'authorization_code', code, code_verifier: verifier, redirect_uri: client.redirect_uris[0] ?? '', client_id: client.client_id, resource: server.resource },
+        { dpop: await proofFor(key) },
+      );
+      assert.equal(response.status, 200, await response.clone().text());
+      return (await response.json()) as { access_token: string; refresh_token: string; token_type: string };
     }
+
+    it('binds the access token to the proof key (cnf.jkt, token_type DPoP)', async () => {
+      const key = await createDpopKey();
+      const tokens = await boundTokens(key);
+      assert.equal(tokens.token_type, 'DPoP');
+      assert.deepEqual(payloadOf(tokens.access_token).cnf, { jkt: key.jkt });
+    });
+
+    it("binds a public client's refresh token: refused without a proof or with another key, rotated with the same key", async () => {
+      const key = await createDpopKey();
+      const tokens = await boundTokens(key);
+      const without = await refreshWith(tokens.refresh_token);
+      assert.equal(without.status, 400);
+      assert.equal(((await without.json()) as { error: string }).error, 'invalid_grant');
+      const other = await refreshWith(tokens.refresh_token, await proofFor(await createDpopKey()));
+      assert.equal(other.status, 400);
+      assert.equal(((await other.json()) as { error: string }).error, 'invalid_grant');
+      const same = await refreshWith(tokens.refresh_token, await proofFor(key));
+      assert.equal(same.status, 200, await same.clone().text());
+      const refreshed = (await same.json()) as { access_token: string; token_type: string };
+      assert.equal(refreshed.token_type, 'DPoP');
+      assert.deepEqual(payloadOf(refreshed.access_token).cnf, { jkt: key.jkt });
+    });
+
+    it('refuses a replayed proof, an HS256 proof and a proof with a private key', async () => {
+      const key = await createDpopKey();
+      const tokens = await boundTokens(key);
+      const proof = await proofFor(key);
+      assert.equal((await refreshWith(tokens.refresh_token, proof)).status, 200);
+      const replayed = await refreshWith(tokens.refresh_token, proof);
+      assert.equal(replayed.status, 400);
+      const hs256 = unsignedJwt({ alg: 'HS256', typ: 'dpop+jwt', jwk: { kty: 'oct', k: 'c2VjcmV0' } }, { htm: 'POST', htu: tokenUrl(), jti: randomUUID(), iat: Math.floor(Date.now() / 1000) }, 'c2ln');
+      const privateJwk = await dpopProof(key, { htm: 'POST', htu: tokenUrl(), header: { jwk: await exportJWK(key.privateKey) } });
+      for (const bad of [hs256, privateJwk]) {
+        const response = await refreshWith(tokens.refresh_token, bad);
+        assert.equal(response.status, 400);
+        assert.equal(((await response.json()) as { error: string }).error, 'invalid_dpop_proof');
+      }
+    });
   });
 
   it('refuses an expired code', async () => {

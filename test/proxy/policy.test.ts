@@ -235,12 +235,13 @@ describe('CORS for browser clients', () => {
       headers: {
         origin: 'https://app.example',
         'access-control-request-method': 'POST',
-        'access-control-request-headers': 'authorization, content-type, mcp-protocol-version, mcp-session-id',
+        'access-control-request-headers': 'authorization, dpop, content-type, mcp-protocol-version, mcp-session-id',
       },
     });
     assert.equal(preflight.status, 204);
     assert.equal(preflight.headers.get('access-control-allow-origin'), 'https://app.example');
     assert.match(preflight.headers.get('access-control-allow-headers') ?? '', /mcp-session-id/);
+    assert.match(preflight.headers.get('access-control-allow-headers') ?? '', /dpop/, 'a browser client may send its DPoP proof');
     assert.equal(preflight.headers.get('access-control-allow-credentials'), null);
 
     const refused = await fetch(gateway.url + '/json', {
@@ -255,6 +256,7 @@ describe('CORS for browser clients', () => {
     assert.equal(unauthenticated.status, 401);
     assert.equal(unauthenticated.headers.get('access-control-allow-origin'), 'https://app.example');
     assert.match(unauthenticated.headers.get('access-control-expose-headers') ?? '', /www-authenticate/);
+    assert.match(unauthenticated.headers.get('access-control-expose-headers') ?? '', /dpop-nonce/, 'and read the RFC 9449 §9 nonce');
     await unauthenticated.body?.cancel();
   });
 });

@@ -5,6 +5,7 @@ import { revokeGrant } from '../../src/grants/revoked-grants.ts';
 import { systemClock } from '../../src/runtime/clock.ts';
 import { createRedisStore } from '../../src/store/redis-store.ts';
 import type { Store } from '../../src/store/store.ts';
+import { createDpopKey, dpopProof } from '../support/dpop.ts';
 import { startMcpBackend, type McpBackend } from '../support/mcp-backends.ts';
 import { startRedisServer, type RedisServer } from '../support/redis-server.ts';
 import { createTestKeyring, mcpPost, mintAccessToken, startTestGateway, toolsCall, type TestGateway } from './harness.ts';
@@ -136,5 +137,19 @@ describe('replicas on one Redis', () => {
     } finally {
       controller.abort();
     }
+  });
+  it('refuses a DPoP proof replayed to another replica (the jti cache is the shared store)', async () => {
+    const key = await createDpopKey();
+    const bound = await mintAccessToken(keyring, publicUrl, { aud: `${publicUrl}/mcp`, cnf: { jkt: key.jkt } });
+    // htu is the shared public URL, not either replica's listener: that is what the client called.
+    const proof = await dpopProof(key, { htm: 'POST', htu: `${publicUrl}/mcp`, accessToken: bound });
+    const headers = { authorization: `DPoP ${bound}`, dpop: proof };
+    const first = await mcpPost(`${replicaA.url}/mcp`, undefined, toolsCall('echo', { text: 'x' }), headers);
+    assert.equal(first.status, 200);
+    await first.body?.cancel();
+    const replayed = await mcpPost(`${replicaB.url}/mcp`, undefined, toolsCall('echo', { text: 'x' }), headers);
+    assert.equal(replayed.status, 401);
+    assert.match(replayed.headers.get('www-authenticate') ?? '', /DPoP algs="[^"]+", error="invalid_dpop_proof"/);
+    assert.match(((await replayed.json()) as { error: { message: string } }).error.message, /already used/);
   });
 });

@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { accountRecord, type AccountRecord } from '../../src/records/account.ts';
-import { ManualClock } from '../../src/runtime/clock.ts';
+import { ManualClock, seconds } from '../../src/runtime/clock.ts';
 import { createRedisStore } from '../../src/store/redis-store.ts';
 import type { Store } from '../../src/store/store.ts';
+import { createDpopKey, dpopProof } from '../support/dpop.ts';
 import { startMcpBackend, type McpBackend } from '../support/mcp-backends.ts';
 import { startRedisServer, type RedisServer } from '../support/redis-server.ts';
 import { createTestKeyring, mcpPost, mintAccessToken, startTestGateway, toolsCall, type TestGateway } from './harness.ts';
@@ -63,6 +64,14 @@ describe('the gateway while Redis is down', () => {
     const stale = await call('tenant/cached');
     assert.equal(stale.status, 200, 'a user verified before the outage keeps working');
     await stale.text();
+
+    // A DPoP proof's jti cannot be recorded: the proof is refused (503), never accepted unchecked, never a 500.
+    const key = await createDpopKey();
+    const bound = await mintAccessToken(keyring, gateway.url, { aud: gateway.url + '/mcp', sub: 'tenant/cached', expiresIn: 3600, cnf: { jkt: key.jkt } });
+    const proof = await dpopProof(key, { htm: 'POST', htu: gateway.url + '/mcp', accessToken: bound, iat: seconds(clock.now()) });
+    const unrecorded = await mcpPost(gateway.url + '/mcp', undefined, toolsCall('echo'), { authorization: `DPoP ${bound}`, dpop: proof });
+    assert.equal(unrecorded.status, 503);
+    await unrecorded.text();
 
     clock.advance(10 * 60_000); // past the stale bound
     const tooStale = await call('tenant/cached');

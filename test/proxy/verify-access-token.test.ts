@@ -13,7 +13,7 @@ import { createTestKeyring, mintAccessToken } from './harness.ts';
  */
 const issuer = 'https://gw.example';
 const real = createTestKeyring();
-const target = (path: string): VerifyTarget => ({ resource: `${issuer}${path}`, requiredScopes: ['mcp:tools'], resourceMetadataUrl: `${issuer}/.well-known/oauth-protected-resource${path}`, scope: 'mcp:tools' });
+const target = (path: string): VerifyTarget => ({ resource: `${issuer}${path}`, requiredScopes: ['mcp:tools'], resourceMetadataUrl: `${issuer}/.well-known/oauth-protected-resource${path}`, scope: 'mcp:tools', dpop: 'optional', dpopNonce: false });
 
 /** Counts signature verifications: the verifier reads the public keys once per verification it performs. */
 function setup(cacheSize = 10) {
@@ -21,8 +21,10 @@ function setup(cacheSize = 10) {
   const keyring: Keyring = { ...real, publicJwks: () => (verifications++, real.publicJwks()) };
   const revoked = new Set<string>();
   const revokedGrants: RevokedGrantsCache = { isRevoked: (gid) => revoked.has(gid), start: async () => {}, resync: async () => {}, stop: async () => {} };
-  const verify = createAccessTokenVerifier({ keyring, issuer, clock: systemClock, revokedGrants, cacheSize });
-  const check = (token: string, path = '/mcp') => verify({ authorization: `Bearer ${token}`, rawQuery: '' }, target(path));
+  const verifyDpopProof = async () => assert.fail('no DPoP proof is checked for a Bearer token');
+  const verify = createAccessTokenVerifier({ keyring, issuer, clock: systemClock, revokedGrants, verifyDpopProof, cacheSize });
+  const check = (token: string, path = '/mcp') =>
+    verify({ authorization: `Bearer ${token}`, rawQuery: '', method: 'POST', url: `${issuer}${path}` }, target(path));
   return { check, revoked, count: () => verifications };
 }
 const mint = (gid = 'g1', path = '/mcp') => mintAccessToken(real, issuer, { aud: `${issuer}${path}`, gid });
@@ -71,7 +73,7 @@ describe('verified-token cache', () => {
 });
 
 describe('sender-constrained tokens', () => {
-  it('refuses a token carrying cnf presented as Bearer (RFC 9449 §7.1), with 401 invalid_token', async () => {
+  it('refuses a DPoP-bound token (cnf.jkt) presented as Bearer (RFC 9449 §7.2), with 401 invalid_token', async () => {
     const { check } = setup();
     const bound = await mintAccessToken(real, issuer, { aud: `${issuer}/mcp`, cnf: { jkt: 'NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs' } });
     await assert.rejects(check(bound), (error: unknown) => {
@@ -81,5 +83,11 @@ describe('sender-constrained tokens', () => {
       return true;
     });
     await check(await mint());
+  });
+
+  it('refuses a token bound by a confirmation method it cannot check (RFC 8705 x5t#S256), however presented', async () => {
+    const { check } = setup();
+    const bound = await mintAccessToken(real, issuer, { aud: `${issuer}/mcp`, cnf: { 'x5t#S256': 'NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs' } });
+    await assert.rejects(check(bound), refused(401));
   });
 });

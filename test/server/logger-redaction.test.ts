@@ -84,8 +84,8 @@ describe('createLogger redact paths', () => {
   it('blanks token fields and auth headers wherever they are logged', () => {
     const capture = new LogCapture();
     const logger = createLogger({ level: 'info', destination: capture });
-    logger.info({ req: { method: 'GET', headers: { authorization: 'Bearer a-SECRET', cookie: 'c-SECRET' } } }, 'r');
-    logger.info({ headers: { authorization: 'Bearer h-SECRET', cookie: 'hc-SECRET', accept: 'json' } }, 'h');
+    logger.info({ req: { method: 'GET', headers: { authorization: 'DPoP a-SECRET', dpop: 'proof-SECRET', cookie: 'c-SECRET' } } }, 'r');
+    logger.info({ headers: { authorization: 'Bearer h-SECRET', dpop: 'hproof-SECRET', cookie: 'hc-SECRET', accept: 'json' } }, 'h');
     logger.info({ res: { headers: { 'set-cookie': 's-SECRET' } } }, 's');
     logger.info(
       {

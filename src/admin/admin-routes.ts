@@ -3,7 +3,8 @@ import { z } from 'zod';
 import { accountRecord } from '../records/account.ts';
 import { ProtocolError } from '../errors/protocol-error.ts';
 import { AdminNotFoundError, listAll } from './admin-deps.ts';
-import { AUDIT_OUTCOMES, queryAudit, recentUseSince, type AuditQuery } from './audit-query.ts';
+import { auditQueryFor, parseAuditFilter } from './audit-filter.ts';
+import { queryAuditBounded, recentUseSince } from './audit-query.ts';
 import { listClients, revokeClient } from './clients.ts';
 import { adminForPage, noticeFrom, sessionForPost } from './console-guard.ts';
 import type { ConsoleSession } from './console-session.ts';
@@ -17,21 +18,15 @@ import { renderGrantsPage } from './pages/grants-page.ts';
 import type { ConsoleSection } from './pages/layout.ts';
 import { renderOverviewPage, type OverviewData } from './pages/overview-page.ts';
 import { renderReloadPage } from './pages/reload-page.ts';
-import { accountsBySubject } from './users.ts';
+import { accountsBySubject, clientNamesOf, consoleDirectory } from './users.ts';
 
 /** `/admin` pages: overview, clients, grants, tool calls; and the revoke actions behind them. */
 
 const ACTIVITY_WINDOW_MS = 3_600_000;
-const AUDIT_WINDOW_MS = 24 * 3_600_000;
 const page = { config: { errorFormat: 'html' as const } };
 
 const grantParams = z.object({ grantId: z.string().min(1).max(128) });
 const clientBody = z.object({ client_id: z.string().min(1).max(2048) });
-const auditFilter = z.object({
-  user: z.string().max(512).optional(),
-  tool: z.string().max(256).optional(),
-  outcome: z.enum([...AUDIT_OUTCOMES, '']).optional(),
-});
 
 async function brokerActivity(state: ConsoleState): Promise<OverviewData['broker']> {
   const values = async (name: string) => {
@@ -97,22 +92,16 @@ export function registerAdminRoutes(app: FastifyInstance, state: ConsoleState): 
     if (session === undefined) return reply;
     const recent = await recentUseSince(ctx.store, ctx.clock.now() - ACTIVITY_WINDOW_MS);
     const [grants, accounts, clients] = await Promise.all([listGrants(admin, {}, recent), accountsBySubject(admin), listClients(admin)]);
-    const clientNames = new Map(clients.flatMap((client) => (client.name === undefined ? [] : [[client.clientId, client.name] as const])));
-    return html(reply, renderGrantsPage(view('Grants', 'grants', session, noticeFrom(request)), grants, accounts, clientNames));
+    return html(reply, renderGrantsPage(view('Grants', 'grants', session, noticeFrom(request)), grants, accounts, clientNamesOf(clients)));
   });
 
   app.get('/admin/audit', page, async (request, reply) => {
     const session = await adminForPage(state, request, reply, '/admin/audit');
     if (session === undefined) return reply;
-    const filter = auditFilter.parse(request.query);
-    const query: AuditQuery = {
-      limit: 100,
-      ...(filter.user ? { user: filter.user } : {}),
-      ...(filter.tool ? { tool: filter.tool } : {}),
-      ...(filter.outcome ? { outcome: filter.outcome } : {}),
-      since: ctx.clock.now() - AUDIT_WINDOW_MS,
-    };
-    return html(reply, renderAuditPage(view('Recent tool calls', 'audit', session), await queryAudit(ctx.store, query), query));
+    const filter = parseAuditFilter(request.query);
+    const directory = await consoleDirectory(admin);
+    const result = await queryAuditBounded(ctx.store, auditQueryFor(filter, directory, ctx.clock.now(), 100));
+    return html(reply, renderAuditPage(view('Recent tool calls', 'audit', session), result, filter, directory));
   });
 
   app.post('/admin/grants/:grantId/revoke', page, async (request, reply) => {

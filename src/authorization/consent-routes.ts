@@ -10,6 +10,7 @@ import { consentStateRecord } from '../records/interaction.ts';
 import { writeRecord } from '../store/record-access.ts';
 import { findCovering, findForTarget, parseDecisions } from './remembered-decisions.ts';
 import { isPrivateUseRedirectUri } from './redirect-uri-policy.ts';
+import { describeScopes } from './protected-resources.ts';
 import { upstreamBrowserOrigin } from '../upstream/profile.ts';
 
 /**
@@ -77,7 +78,7 @@ export function registerConsentRoutes(app: FastifyInstance, deps: InteractionDep
       trust: trustOf(deps, client),
       redirectUri: subject.redirectUri,
       resource: subject.resource.resource,
-      scopes: subject.scopes.map((name) => ({ name, description: subject.resource.scopes[name] ?? name })),
+      scopes: describeScopes(subject.resource, subject.scopes),
       consentState,
       csrfToken: csrf,
     });

@@ -154,6 +154,13 @@ describe('every page at 1280 and 390 px: accessible, usable, nothing off-screen'
     await checkPage('admin-grants');
     await page.goto(`${demo.publicUrl}/admin/audit`);
     await checkPage('admin-audit');
+    await page.goto(`${demo.publicUrl}/admin/audit?window=7d&outcome=denied&client=${encodeURIComponent(APP_NAME)}`);
+    assert.equal(await page.locator('select[name=window] option[selected]').getAttribute('value'), '7d');
+    await checkPage('admin-audit-filtered');
+    const badFilter = await page.goto(`${demo.publicUrl}/admin/audit?window=forever`);
+    assert.equal(badFilter?.status(), 400);
+    assert.match(await page.locator('main').innerText(), /tool-call filter is not valid/);
+    await checkPage('admin-audit-bad-filter');
   });
 
   it('signed-out page', async () => {
@@ -162,6 +169,6 @@ describe('every page at 1280 and 390 px: accessible, usable, nothing off-screen'
     await page.waitForLoadState('load');
     await page.goto(`${demo.publicUrl}/admin/signed-out`);
     await checkPage('signed-out');
-    assert.equal(checked.length, 9 * VIEWS.length);
+    assert.equal(checked.length, 11 * VIEWS.length);
   });
 });

@@ -22,6 +22,11 @@ const VIEWS = [
   { width: 390, scheme: 'dark' },
 ] as const;
 const APP_NAME = 'Team Notes';
+/**
+ * The pages carry an operator's branding (src/web/branding.ts): its name, a logo (the favicon, same origin), a
+ * support link and an accent colour that must keep every check passing.
+ */
+const BRANDING = { organisationName: 'Contoso Platform', logoUrl: '/favicon.ico', supportUrl: 'https://support.contoso.example/mcp', accentColour: '#8a1538' };
 const axeSource = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
 
 interface AxeResults {
@@ -82,7 +87,7 @@ describe('every page at 1280 and 390 px: accessible, usable, nothing off-screen'
   };
 
   before(async () => {
-    demo = await startDemo();
+    demo = await startDemo({ config: { branding: BRANDING } });
     listener = await startRedirectListener();
     browser = await launchBrowser();
     context = await browser.newContext({ bypassCSP: true, viewport: { width: 1280, height: 900 } });
@@ -105,11 +110,12 @@ describe('every page at 1280 and 390 px: accessible, usable, nothing off-screen'
     await checkPage('error');
   });
 
-  it('consent page, then connected apps with a Revoke button that names the app', async () => {
+  /** Registers a public client (RFC 7591) named `name` and returns the URL of its authorization request. */
+  const authorizationRequestFor = async (name: string): Promise<string> => {
     const registration = await fetch(`${demo.publicUrl}/register`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ client_name: APP_NAME, redirect_uris: [listener.url], token_endpoint_auth_method: 'none', grant_types: ['authorization_code', 'refresh_token'], response_types: ['code'] }),
+      body: JSON.stringify({ client_name: name, redirect_uris: [listener.url], token_endpoint_auth_method: 'none', grant_types: ['authorization_code', 'refresh_token'], response_types: ['code'] }),
     });
     assert.equal(registration.status, 201, await registration.clone().text());
     const { client_id: clientId } = (await registration.json()) as { client_id: string };
@@ -124,8 +130,14 @@ describe('every page at 1280 and 390 px: accessible, usable, nothing off-screen'
       resource: demo.mcpUrl,
       state: 'pages',
     })) authorize.searchParams.set(name, value);
-    await page.goto(authorize.href);
+    return authorize.href;
+  };
+
+  it('consent page, then connected apps with a Revoke button that names the app', async () => {
+    await page.goto(await authorizationRequestFor(APP_NAME));
     await page.locator('button[value=approve]').waitFor();
+    assert.match(await page.locator('.brand').innerText(), /Contoso Platform/);
+    assert.equal(await page.locator('.notice.warning').count(), 1, 'one warning box');
     await checkPage('consent');
     await Promise.all([page.waitForNavigation(), page.click('button[value=approve]')]);
     await signInIfAsked();
@@ -136,6 +148,15 @@ describe('every page at 1280 and 390 px: accessible, usable, nothing off-screen'
     assert.equal(new URL(page.url()).pathname, '/account');
     await page.getByRole('button', { name: new RegExp(`Revoke access.*${APP_NAME}`) }).waitFor();
     await checkPage('account');
+  });
+
+  it('consent page of a signed-in browser for a client named like a well-known product', async () => {
+    await page.goto(await authorizationRequestFor('Visual Studio Code'));
+    await page.locator('button[value=approve]').waitFor();
+    assert.match(await page.getByRole('heading', { level: 1 }).innerText(), /Visual Studio Code unverified wants/);
+    assert.match(await page.locator('.signed-in').innerText(), /^Signed in as /);
+    assert.equal(await page.locator('.notice.warning').count(), 1, 'one warning box');
+    await checkPage('consent-lookalike');
   });
 
   it('admin overview, clients, grants, tool calls: each Revoke button names its app', async () => {
@@ -169,6 +190,6 @@ describe('every page at 1280 and 390 px: accessible, usable, nothing off-screen'
     await page.waitForLoadState('load');
     await page.goto(`${demo.publicUrl}/admin/signed-out`);
     await checkPage('signed-out');
-    assert.equal(checked.length, 11 * VIEWS.length);
+    assert.equal(checked.length, 12 * VIEWS.length);
   });
 });

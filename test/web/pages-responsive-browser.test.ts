@@ -159,11 +159,25 @@ describe('every page at 1280 and 390 px: accessible, usable, nothing off-screen'
     await checkPage('consent-lookalike');
   });
 
-  it('admin overview, clients, grants, tool calls: each Revoke button names its app', async () => {
+  it('admin overview, routes, clients, grants, tool calls: each Revoke button names its app', async () => {
+    // Requests without a token: denials the overview counts from the audit records in the store.
+    for (let i = 0; i < 3; i++) {
+      const refused = await fetch(demo.mcpUrl, { method: 'POST', headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream' }, body: '{"jsonrpc":"2.0","id":1,"method":"tools/list"}' });
+      assert.equal(refused.status, 401);
+    }
     await page.goto(`${demo.publicUrl}/admin`);
     await signInIfAsked();
     assert.equal(new URL(page.url()).pathname, '/admin');
+    // Audit records are written in batches off the request path: reload until they are in the store.
+    while ((await page.locator('td[data-label="Reason"]', { hasText: 'invalid_token' }).count()) === 0) await page.reload();
+    assert.equal(await page.locator('svg.chart text.axis-title').count(), 2);
     await checkPage('admin-overview');
+    await page.getByRole('link', { name: 'last 7 days' }).click();
+    assert.match(await page.getByRole('heading', { level: 2 }).first().innerText(), /last 7 days/);
+    await checkPage('admin-overview-7d');
+    await page.goto(`${demo.publicUrl}/admin/routes`);
+    assert.equal(await page.getByRole('heading', { level: 2, name: /\/mcp/ }).count(), 1);
+    await checkPage('admin-routes');
     await page.goto(`${demo.publicUrl}/admin/clients`);
     assert.equal(await page.getByRole('button', { name: new RegExp(`^Revoke all.*${APP_NAME}`) }).count(), 1);
     await checkPage('admin-clients');
@@ -190,6 +204,6 @@ describe('every page at 1280 and 390 px: accessible, usable, nothing off-screen'
     await page.waitForLoadState('load');
     await page.goto(`${demo.publicUrl}/admin/signed-out`);
     await checkPage('signed-out');
-    assert.equal(checked.length, 12 * VIEWS.length);
+    assert.equal(checked.length, 14 * VIEWS.length);
   });
 });

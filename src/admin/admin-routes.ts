@@ -44,14 +44,14 @@ export function registerAdminRoutes(app: FastifyInstance, state: ConsoleState): 
   app.get('/admin/clients', page, async (request, reply) => {
     const session = await adminForPage(state, request, reply, '/admin/clients');
     if (session === undefined) return reply;
-    const recent = await recentUseSince(ctx.store, ctx.clock.now() - ACTIVITY_WINDOW_MS);
+    const recent = await recentUseSince(ctx.store, ctx.clock.now() - ACTIVITY_WINDOW_MS, ctx.clock.now() + 1);
     return html(reply, renderClientsPage(view('Clients', 'clients', session, noticeFrom(request)), await listClients(admin, recent)));
   });
 
   app.get('/admin/grants', page, async (request, reply) => {
     const session = await adminForPage(state, request, reply, '/admin/grants');
     if (session === undefined) return reply;
-    const recent = await recentUseSince(ctx.store, ctx.clock.now() - ACTIVITY_WINDOW_MS);
+    const recent = await recentUseSince(ctx.store, ctx.clock.now() - ACTIVITY_WINDOW_MS, ctx.clock.now() + 1);
     const [grants, accounts, clients] = await Promise.all([listGrants(admin, {}, recent), accountsBySubject(admin), listClients(admin)]);
     return html(reply, renderGrantsPage(view('Grants', 'grants', session, noticeFrom(request)), grants, accounts, clientNamesOf(clients)));
   });

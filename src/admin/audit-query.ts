@@ -81,14 +81,19 @@ export async function queryAuditBounded(store: Store, query: AuditQuery): Promis
   return done(found, truncated);
 }
 
-/** Latest audited request per user and client since `since`: a finer "last used" than token issuance. */
-export async function recentUseSince(store: Store, since: number): Promise<Map<string, number>> {
-  const entries = await listAll(store, auditRecord, { after: auditKeyPrefix(since - 1) });
+/**
+ * Latest audited request per user and client in [since, until): a finer "last used" than token issuance. Read in
+ * bounded slices like the listings, so a busy hour cannot make the clients page read the whole log; in a slice over
+ * its cap the uses past the cap are not seen, and `lastUsedAt` (merged with token issuance) may then be earlier.
+ */
+export async function recentUseSince(store: Store, since: number, until: number): Promise<Map<string, number>> {
   const latest = new Map<string, number>();
-  for (const { value } of entries) {
-    if (value.user === undefined || value.client === undefined) continue;
-    const key = recentUseKey(value.user, value.client);
-    if ((latest.get(key) ?? 0) < value.time) latest.set(key, value.time);
+  for (const slice of sliceWindow(since, until, SLICES)) {
+    for (const { value } of (await readAuditSlice(store, slice.from, slice.to, SLICE_CAP)).entries) {
+      if (value.user === undefined || value.client === undefined) continue;
+      const key = recentUseKey(value.user, value.client);
+      if ((latest.get(key) ?? 0) < value.time) latest.set(key, value.time);
+    }
   }
   return latest;
 }

@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { queryAuditBounded } from '../../src/admin/audit-query.ts';
+import { queryAuditBounded, recentUseSince } from '../../src/admin/audit-query.ts';
+import { recentUseKey } from '../../src/admin/grants.ts';
 import { readAuditSlice, sliceWindow } from '../../src/admin/audit-range.ts';
 import { ManualClock } from '../../src/runtime/clock.ts';
 import { createSqliteStore } from '../../src/store/sqlite-store.ts';
-import { auditRecord, seedAudit } from './seed.ts';
+import { ALICE, auditRecord, BOB, DCR_CLIENT, seedAudit } from './seed.ts';
 
 /** Time-range reads of the audit log stay bounded and say when they were cut. */
 describe('audit range reads', () => {
@@ -21,6 +22,18 @@ describe('audit range reads', () => {
       assert.deepEqual(whole.entries.map(({ value }) => value.time), [1000, 1001, 1002, 1003]);
       const newest = await queryAuditBounded(store, { since: 0, until: 3000, limit: 2 });
       assert.deepEqual(newest.entries.map((entry) => entry.time), [2000, 1003]);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('finds the latest use per user and client inside the window only', async () => {
+    const clock = new ManualClock(1_000_000);
+    const store = await createSqliteStore({ path: ':memory:', clock, purgeIntervalMs: 0 });
+    try {
+      await seedAudit(store, [auditRecord({ time: 100 }), auditRecord({ time: 5_000 }), auditRecord({ time: 7_000 }), auditRecord({ time: 6_000, user: BOB.subject }), auditRecord({ time: 20_000 })]);
+      const recent = await recentUseSince(store, 1_000, 10_000);
+      assert.deepEqual([...recent], [[recentUseKey(ALICE.subject, DCR_CLIENT), 7_000], [recentUseKey(BOB.subject, DCR_CLIENT), 6_000]]);
     } finally {
       await store.close();
     }

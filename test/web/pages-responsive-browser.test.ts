@@ -103,6 +103,8 @@ describe('every page at 1280 and 390 px: accessible, usable, nothing off-screen'
 
   it('landing page and error page', async () => {
     await page.goto(`${demo.publicUrl}/`);
+    assert.match(await page.locator('.brand').innerText(), new RegExp(BRANDING.organisationName));
+    assert.equal(await page.getByRole('link', { name: /Contact .* support/ }).getAttribute('href'), BRANDING.supportUrl);
     await checkPage('landing');
     const error = await page.goto(`${demo.publicUrl}/authorize?client_id=no-such-client&response_type=code`);
     assert.ok(error && error.status() >= 400, 'an error status');

@@ -1,6 +1,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { createBrowserCookies } from '../authorization/browser-cookies.ts';
+import { describeScopes, protectedResources } from '../authorization/protected-resources.ts';
 import { cookieLifetimeSeconds, forget, liveDecisions, parseDecisions, type DecisionKind } from '../authorization/remembered-decisions.ts';
 import { ProtocolError } from '../errors/protocol-error.ts';
 import { describeClient } from './clients.ts';
@@ -36,10 +37,13 @@ export function registerAccountRoutes(app: FastifyInstance, state: ConsoleState)
     const session = await sessionForPage(state, request, reply, '/account');
     if (session === undefined) return reply;
     const grants = await listGrants(admin, { user: session.subject });
+    // Built per request: a configuration reload may have reworded the scopes, and the page shows today's words.
+    const resources = protectedResources(ctx.publicUrl, ctx.config.routes);
     const apps: ConnectedApp[] = await Promise.all(
       grants.map(async (grant) => {
         const client = await describeClient(admin, grant.clientId);
-        return { grant, hosts: client.hosts, ...(client.name === undefined ? {} : { name: client.name }) };
+        const access = Object.entries(grant.resourceScopes).map(([resource, scopes]) => ({ resource, scopes: describeScopes(resources.find(resource), scopes) }));
+        return { grant, hosts: client.hosts, access, ...(client.name === undefined ? {} : { name: client.name }) };
       }),
     );
     const decisions: RememberedRow[] = await Promise.all(

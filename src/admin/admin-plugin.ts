@@ -7,6 +7,7 @@ import type { EndGrant } from '../grants/end-grant.ts';
 import type { UpstreamClient } from '../upstream/types.ts';
 import { registerAccountRoutes } from './account-routes.ts';
 import { registerAdminRoutes } from './admin-routes.ts';
+import { registerOverviewRoutes } from './overview-routes.ts';
 import { beginConsoleSignIn } from './console-sign-in.ts';
 import { SIGNED_OUT_PATH, signedOutPage, signOut } from './console-sign-out.ts';
 import { createConsoleState, type ConsoleReload, type ConsoleState } from './console-state.ts';
@@ -58,6 +59,7 @@ function consoleRoutes(state: ConsoleState): FastifyPluginAsync {
     app.post('/admin/sign-out', page, async (request, reply) => signOut(state, request, reply));
     app.get(SIGNED_OUT_PATH, page, async (_request, reply) => signedOutPage(reply));
 
+    registerOverviewRoutes(app, state);
     registerAdminRoutes(app, state);
     registerAccountRoutes(app, state);
   };

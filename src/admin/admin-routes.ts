@@ -1,118 +1,68 @@
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { z } from 'zod';
-import { accountRecord } from '../records/account.ts';
 import { ProtocolError } from '../errors/protocol-error.ts';
-import { AdminNotFoundError, listAll } from './admin-deps.ts';
-import { AUDIT_OUTCOMES, queryAudit, recentUseSince, type AuditQuery } from './audit-query.ts';
+import { AdminNotFoundError } from './admin-deps.ts';
+import { auditQueryFor, parseAuditFilter } from './audit-filter.ts';
+import { queryAuditBounded, recentUseSince } from './audit-query.ts';
 import { listClients, revokeClient } from './clients.ts';
 import { adminForPage, noticeFrom, sessionForPost } from './console-guard.ts';
 import type { ConsoleSession } from './console-session.ts';
 import type { ConsoleState } from './console-state.ts';
 import { listGrants, revokeGrantForPage } from './grants.ts';
-import { probe } from './health-checks.ts';
-import { BROKER_DOWNSTREAM_METRIC } from '../observability/metrics.ts';
 import { renderAuditPage } from './pages/audit-page.ts';
 import { renderClientsPage } from './pages/clients-page.ts';
 import { renderGrantsPage } from './pages/grants-page.ts';
 import type { ConsoleSection } from './pages/layout.ts';
-import { renderOverviewPage, type OverviewData } from './pages/overview-page.ts';
 import { renderReloadPage } from './pages/reload-page.ts';
-import { accountsBySubject } from './users.ts';
+import { accountsBySubject, clientNamesOf, consoleDirectory } from './users.ts';
 
-/** `/admin` pages: overview, clients, grants, tool calls; and the revoke actions behind them. */
+/** `/admin` pages: clients, grants, tool calls; and the revoke and reload actions (the overview: overview-routes.ts). */
 
 const ACTIVITY_WINDOW_MS = 3_600_000;
-const AUDIT_WINDOW_MS = 24 * 3_600_000;
 const page = { config: { errorFormat: 'html' as const } };
 
 const grantParams = z.object({ grantId: z.string().min(1).max(128) });
 const clientBody = z.object({ client_id: z.string().min(1).max(2048) });
-const auditFilter = z.object({
-  user: z.string().max(512).optional(),
-  tool: z.string().max(256).optional(),
-  outcome: z.enum([...AUDIT_OUTCOMES, '']).optional(),
+
+/** The view of an admin page. */
+export const adminView = (title: string, section: ConsoleSection, session: ConsoleSession, notice?: string) => ({
+  title,
+  section,
+  session,
+  isAdmin: true,
+  ...(notice === undefined ? {} : { notice }),
 });
 
-async function brokerActivity(state: ConsoleState): Promise<OverviewData['broker']> {
-  const values = async (name: string) => {
-    const metric = state.metrics.registry.getSingleMetric(name);
-    return metric === undefined ? [] : (await metric.get()).values;
-  };
-  // The broker's own counter when it is wired (outcome cache_hit/exchanged/waited/failed), plus our exchange counter.
-  const samples = [
-    ...(await values(BROKER_DOWNSTREAM_METRIC)).map((value) => ({ ...value, ok: value.labels.outcome !== 'failed' })),
-    ...(await values('gatehouse_downstream_exchanges_total')).map((value) => ({ ...value, ok: value.labels.outcome === 'success' })),
-  ];
-  return state.ctx.config.broker.downstream.map((downstream) => {
-    const mine = samples.filter((sample) => sample.labels.downstream === downstream.name);
-    const count = (ok: boolean) => mine.filter((sample) => sample.ok === ok).reduce((sum, sample) => sum + sample.value, 0);
-    return { name: downstream.name, success: count(true), failed: count(false) };
-  });
-}
+/** Sends a console page: never cached (it shows per-user data and CSRF tokens). */
+export const sendPage = (reply: FastifyReply, body: string) => reply.header('cache-control', 'no-store').type('text/html; charset=utf-8').send(body);
 
 export function registerAdminRoutes(app: FastifyInstance, state: ConsoleState): void {
   const { admin, ctx } = state;
-  const view = (title: string, section: ConsoleSection, session: ConsoleSession, notice?: string) => ({
-    title,
-    section,
-    session,
-    isAdmin: true,
-    ...(notice === undefined ? {} : { notice }),
-  });
-  const html = (reply: FastifyReply, body: string) =>
-    reply.header('cache-control', 'no-store').type('text/html; charset=utf-8').send(body);
-
-  app.get('/admin', page, async (request, reply) => {
-    const session = await adminForPage(state, request, reply, '/admin');
-    if (session === undefined) return reply;
-    const [clients, users, upstream, store, broker] = await Promise.all([
-      listClients(admin),
-      listAll(admin.store, accountRecord),
-      probe(() => state.upstream.checkHealth(), 2_000),
-      probe(() => ctx.store.ping(), 2_000),
-      brokerActivity(state),
-    ]);
-    const data: OverviewData = {
-      samples: state.metrics.recentRequests(30),
-      activeGrants: clients.reduce((sum, client) => sum + client.activeGrants, 0),
-      clients: clients.length,
-      users: users.length,
-      upstream,
-      store,
-      broker,
-      canReload: state.reloadConfig !== undefined,
-    };
-    return html(reply, renderOverviewPage(view('Overview', 'overview', session), data));
-  });
+  const view = adminView;
+  const html = sendPage;
 
   app.get('/admin/clients', page, async (request, reply) => {
     const session = await adminForPage(state, request, reply, '/admin/clients');
     if (session === undefined) return reply;
-    const recent = await recentUseSince(ctx.store, ctx.clock.now() - ACTIVITY_WINDOW_MS);
+    const recent = await recentUseSince(ctx.store, ctx.clock.now() - ACTIVITY_WINDOW_MS, ctx.clock.now() + 1);
     return html(reply, renderClientsPage(view('Clients', 'clients', session, noticeFrom(request)), await listClients(admin, recent)));
   });
 
   app.get('/admin/grants', page, async (request, reply) => {
     const session = await adminForPage(state, request, reply, '/admin/grants');
     if (session === undefined) return reply;
-    const recent = await recentUseSince(ctx.store, ctx.clock.now() - ACTIVITY_WINDOW_MS);
+    const recent = await recentUseSince(ctx.store, ctx.clock.now() - ACTIVITY_WINDOW_MS, ctx.clock.now() + 1);
     const [grants, accounts, clients] = await Promise.all([listGrants(admin, {}, recent), accountsBySubject(admin), listClients(admin)]);
-    const clientNames = new Map(clients.flatMap((client) => (client.name === undefined ? [] : [[client.clientId, client.name] as const])));
-    return html(reply, renderGrantsPage(view('Grants', 'grants', session, noticeFrom(request)), grants, accounts, clientNames));
+    return html(reply, renderGrantsPage(view('Grants', 'grants', session, noticeFrom(request)), grants, accounts, clientNamesOf(clients)));
   });
 
   app.get('/admin/audit', page, async (request, reply) => {
     const session = await adminForPage(state, request, reply, '/admin/audit');
     if (session === undefined) return reply;
-    const filter = auditFilter.parse(request.query);
-    const query: AuditQuery = {
-      limit: 100,
-      ...(filter.user ? { user: filter.user } : {}),
-      ...(filter.tool ? { tool: filter.tool } : {}),
-      ...(filter.outcome ? { outcome: filter.outcome } : {}),
-      since: ctx.clock.now() - AUDIT_WINDOW_MS,
-    };
-    return html(reply, renderAuditPage(view('Recent tool calls', 'audit', session), await queryAudit(ctx.store, query), query));
+    const filter = parseAuditFilter(request.query);
+    const directory = await consoleDirectory(admin);
+    const result = await queryAuditBounded(ctx.store, auditQueryFor(filter, directory, ctx.clock.now(), 100));
+    return html(reply, renderAuditPage(view('Recent tool calls', 'audit', session), result, filter, directory));
   });
 
   app.post('/admin/grants/:grantId/revoke', page, async (request, reply) => {

@@ -4,6 +4,7 @@ import { findRecords } from '../store/record-access.ts';
 export { AUDIT_OUTCOMES };
 import type { Store } from '../store/store.ts';
 import { listAll } from './admin-deps.ts';
+import { auditKeyPrefix, readAuditSlice, sliceWindow } from './audit-range.ts';
 import { recentUseKey } from './grants.ts';
 
 /**
@@ -12,10 +13,17 @@ import { recentUseKey } from './grants.ts';
  */
 export interface AuditQuery {
   user?: string;
+  client?: string;
   tool?: string;
   outcome?: AuditRecord['outcome'];
   /** Epoch ms; records before it are left out. */
   since?: number;
+  /**
+   * Epoch ms (exclusive). With `since`, the window is read newest slice first, each slice capped, and the read stops
+   * once `limit` records match: a page of the newest calls costs at most SLICES × SLICE_CAP records, however busy
+   * the window was (see audit-range.ts).
+   */
+  until?: number;
   /** Newest records kept (default 50). */
   limit?: number;
 }
@@ -24,31 +32,68 @@ export interface AuditEntry extends AuditRecord {
   id: string;
 }
 
-const keyPrefix = (time: number): string => String(Math.max(0, Math.floor(time))).padStart(15, '0');
+export interface AuditResult {
+  entries: AuditEntry[];
+  /** A slice of the window held more records than were read: older matches may be missing. */
+  truncated: boolean;
+}
+
+const SLICES = 24;
+const SLICE_CAP = 2_000;
+
+const newestFirst = (a: { key: string }, b: { key: string }): number => (a.key < b.key ? 1 : a.key > b.key ? -1 : 0);
+
+function matcher(query: AuditQuery): (record: AuditRecord) => boolean {
+  const { user, client, tool, outcome, since, until } = query;
+  return (value) =>
+    (user === undefined || value.user === user) &&
+    (client === undefined || value.client === client) &&
+    (tool === undefined || value.tool === tool) &&
+    (outcome === undefined || value.outcome === outcome) &&
+    (since === undefined || value.time >= since) &&
+    (until === undefined || value.time < until);
+}
 
 /** Matching records, newest first. */
 export async function queryAudit(store: Store, query: AuditQuery): Promise<AuditEntry[]> {
-  const { user, tool, outcome, since, limit = 50 } = query;
-  let entries: { key: string; value: AuditRecord }[];
-  if (user !== undefined) entries = await findRecords(store, auditRecord, 'user', user);
-  else if (tool !== undefined) entries = await findRecords(store, auditRecord, 'tool', tool);
-  else entries = await listAll(store, auditRecord, since === undefined ? {} : { after: keyPrefix(since - 1) });
-  return entries
-    .filter(({ value }) => (user === undefined || value.user === user) && (tool === undefined || value.tool === tool))
-    .filter(({ value }) => (outcome === undefined || value.outcome === outcome) && (since === undefined || value.time >= since))
-    .sort((a, b) => (a.key < b.key ? 1 : a.key > b.key ? -1 : 0))
-    .slice(0, limit)
-    .map(({ key, value }) => ({ id: key, ...value }));
+  return (await queryAuditBounded(store, query)).entries;
 }
 
-/** Latest audited request per user and client since `since`: a finer "last used" than token issuance. */
-export async function recentUseSince(store: Store, since: number): Promise<Map<string, number>> {
-  const entries = await listAll(store, auditRecord, { after: keyPrefix(since - 1) });
+/** Matching records, newest first, and whether a capped read may have left older ones out. */
+export async function queryAuditBounded(store: Store, query: AuditQuery): Promise<AuditResult> {
+  const { user, tool, since, until, limit = 50 } = query;
+  const matches = matcher(query);
+  const done = (entries: { key: string; value: AuditRecord }[], truncated = false): AuditResult => ({
+    entries: entries.filter(({ value }) => matches(value)).sort(newestFirst).slice(0, limit).map(({ key, value }) => ({ id: key, ...value })),
+    truncated,
+  });
+  if (user !== undefined) return done(await findRecords(store, auditRecord, 'user', user));
+  if (tool !== undefined) return done(await findRecords(store, auditRecord, 'tool', tool));
+  if (since === undefined || until === undefined) return done(await listAll(store, auditRecord, since === undefined ? {} : { after: auditKeyPrefix(since - 1) }));
+  const found: { key: string; value: AuditRecord }[] = [];
+  let truncated = false;
+  for (const slice of sliceWindow(since, until, SLICES).reverse()) {
+    const read = await readAuditSlice(store, slice.from, slice.to, SLICE_CAP);
+    found.push(...read.entries.filter(({ value }) => matches(value)));
+    truncated ||= read.truncated;
+    if (found.length >= limit) break;
+  }
+  return done(found, truncated);
+}
+
+/**
+ * Latest audited request per user and client in [since, until): a finer "last used" than token issuance. Read in
+ * bounded slices like the listings, so a busy hour cannot make the clients page read the whole log; in a slice over
+ * its cap the uses past the cap are not seen, and `lastUsedAt` (merged with token issuance) may then be earlier.
+ */
+export async function recentUseSince(store: Store, since: number, until: number): Promise<Map<string, number>> {
   const latest = new Map<string, number>();
-  for (const { value } of entries) {
-    if (value.user === undefined || value.client === undefined) continue;
-    const key = recentUseKey(value.user, value.client);
-    if ((latest.get(key) ?? 0) < value.time) latest.set(key, value.time);
+  for (const slice of sliceWindow(since, until, SLICES)) {
+    for (const { value } of (await readAuditSlice(store, slice.from, slice.to, SLICE_CAP)).entries) {
+      if (value.user === undefined || value.client === undefined) continue;
+      const key = recentUseKey(value.user, value.client);
+      if ((latest.get(key) ?? 0) < value.time) latest.set(key, value.time);
+    }
   }
   return latest;
 }

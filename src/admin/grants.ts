@@ -32,6 +32,8 @@ export interface GrantSummary {
   scopes: string[];
   /** Resource indicators (MCP route URLs) the grant covers. */
   resources: string[];
+  /** The scopes granted for each resource (RFC 8707), as the consent page listed them. */
+  resourceScopes: Record<string, string[]>;
   /** Epoch ms. */
   createdAt?: number;
   expiresAt?: number;
@@ -59,6 +61,7 @@ export function summarizeGrant(grantId: string, stored: StoredGrant, lastUsedAt?
     clientId: stored.clientId ?? '',
     scopes: [...scopes].sort(),
     resources: Object.keys(stored.resources ?? {}).sort(),
+    resourceScopes: Object.fromEntries(Object.entries(stored.resources ?? {}).map(([resource, value]) => [resource, value.split(' ').filter((scope) => scope !== '')])),
     ...(createdAt === undefined ? {} : { createdAt }),
     ...(expiresAt === undefined ? {} : { expiresAt }),
     ...(lastUsedAt === undefined ? {} : { lastUsedAt }),

@@ -62,7 +62,7 @@ export function renderLandingPage(config: GatehouseConfig, publicUrl: string): s
 ${intro}
 ${routes}
 <p class="hint">Your connected apps: <a href="/account">/account</a>. Server metadata: ${code(`${publicUrl}/.well-known/oauth-authorization-server`)}.</p>`,
-    { wide: true },
+    { wide: true, branding: config.branding },
   );
 }
 

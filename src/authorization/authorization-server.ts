@@ -94,7 +94,7 @@ export async function createAuthorizationServer(ctx: GatehouseContext, deps: Aut
         resources,
         guardedFetch,
         findAccount: (koaCtx, subject) => providerFacing(findAccount(koaCtx, subject)),
-        renderError: renderProviderError,
+        renderError: (koaCtx, out) => renderProviderError(koaCtx, out, ctx.config.branding),
         cookieKeys: deriveCookieKeys(ctx.keyring),
         secureCookies: secure,
       }),

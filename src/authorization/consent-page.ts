@@ -1,4 +1,6 @@
+import type { PageBranding } from '../web/branding.ts';
 import { escapeHtml, renderPage } from '../web/html.ts';
+import { imitatedProduct } from './product-names.ts';
 import { isLoopbackRedirectHost, isPrivateUseRedirectUri } from './redirect-uri-policy.ts';
 
 /**
@@ -22,6 +24,12 @@ export interface ConsentView {
   scopes: Array<{ name: string; description: string }>;
   consentState: string;
   csrfToken: string;
+  /**
+   * Who is signed in, when this browser already has a session at the authorization server (an earlier sign-in);
+   * otherwise the upstream sign-in comes after this page and nobody is known yet.
+   */
+  signedInAs?: { name?: string | undefined; email?: string | undefined; subject: string } | undefined;
+  branding?: PageBranding | undefined;
 }
 
 function safeLogo(logoUri: string | undefined): string | undefined {
@@ -30,6 +38,7 @@ function safeLogo(logoUri: string | undefined): string | undefined {
   return url?.protocol === 'https:' ? url.href : undefined;
 }
 
+/** The reassurance for a client someone vouches for; warnings about the rest are gathered in warningBox. */
 function trustNotice(view: ConsentView): string {
   switch (view.trust) {
     case 'verified':
@@ -37,27 +46,49 @@ function trustNotice(view: ConsentView): string {
     case 'configured':
       return `<p class="notice verified" role="status"><span class="badge">Configured</span> This application was registered by your administrator.</p>`;
     case 'unverified':
-      return `<p class="notice warning" role="alert"><strong>Unverified application.</strong> Gatehouse cannot confirm who runs it. Only continue if you started this sign-in yourself and trust the application and the address below.</p>`;
+      return '';
   }
 }
 
 /**
- * A loopback redirect URI proves nothing about who receives the code: any program on the user's machine can listen
- * there and present the same client id (MCP 2026-07-28 Security Considerations, "Localhost Redirect URI Risks").
+ * Every reason to be careful, in one box: stacked boxes read as noise and the last one is skipped. Each item says
+ * what it means for the user.
  */
-function loopbackNotice(view: ConsentView): string {
+function warnings(view: ConsentView, name: string): string[] {
+  const items: string[] = [];
+  if (view.trust === 'unverified') {
+    items.push('<strong>Unverified application.</strong> Gatehouse cannot confirm who runs it. Only continue if you started this sign-in yourself and trust the application and the address below.');
+    const product = imitatedProduct(view.clientName);
+    if (product !== undefined) {
+      items.push(`Its name, “${escapeHtml(name)}”, looks like <strong>${escapeHtml(product)}</strong>, but anyone can register an application under any name: nothing confirms this is ${escapeHtml(product)}.`);
+    }
+  }
   const url = URL.parse(view.redirectUri);
-  if (view.trust === 'configured' || url?.protocol !== 'http:' || !isLoopbackRedirectHost(url.hostname)) return '';
-  return `<p class="notice warning loopback">The response goes to a program on <strong>this computer</strong>. Make sure the application you started is the one asking; another local program could use the same name.</p>`;
+  // A loopback redirect URI proves nothing about who receives the code: any program on the user's machine can
+  // listen there and present the same client id (MCP 2026-07-28 Security Considerations, "Localhost Redirect URI Risks").
+  if (view.trust !== 'configured' && url?.protocol === 'http:' && isLoopbackRedirectHost(url.hostname)) {
+    items.push('The response goes to a program on <strong>this computer</strong>. Make sure the application you started is the one asking; another local program could use the same name.');
+  }
+  // A private-use scheme (RFC 8252 §7.1) names no web host: any app on the device may claim `cursor:` (§8.6).
+  if (view.trust !== 'configured' && isPrivateUseRedirectUri(view.redirectUri)) {
+    items.push(`The response goes to an <strong>app on this device</strong> that opens <code>${escapeHtml(redirectTarget(view.redirectUri))}</code> links. Any installed app can register that link type; only continue if you started this sign-in from the application named above.`);
+  }
+  return items;
 }
 
-/**
- * A private-use scheme (RFC 8252 §7.1) names no web host: any app on the device may claim `cursor:` (§8.6), so the
- * user sees the whole scheme and authority and is told what that means.
- */
-function privateUseNotice(view: ConsentView): string {
-  if (view.trust === 'configured' || !isPrivateUseRedirectUri(view.redirectUri)) return '';
-  return `<p class="notice warning private-use">The response goes to an <strong>app on this device</strong> that opens <code>${escapeHtml(redirectTarget(view.redirectUri))}</code> links. Any installed app can register that link type; only continue if you started this sign-in from the application named above.</p>`;
+function warningBox(items: string[]): string {
+  if (items.length === 0) return '';
+  if (items.length === 1) return `<div class="notice warning" role="alert"><p>${items[0]}</p></div>`;
+  return `<div class="notice warning" role="alert"><p><strong>Check before you approve</strong></p><ul>${items.map((item) => `<li>${item}</li>`).join('')}</ul></div>`;
+}
+
+/** Whose account the approval is for, when known; otherwise what happens next. */
+function signedInLine(view: ConsentView): string {
+  const who = view.signedInAs;
+  if (who === undefined) return '<p class="hint signed-in">After you approve, you sign in with your organisation account.</p>';
+  const label = who.name ?? who.email ?? who.subject;
+  const email = who.name !== undefined && who.email !== undefined ? ` (${escapeHtml(who.email)})` : '';
+  return `<p class="hint signed-in">Signed in as <strong>${escapeHtml(label)}</strong>${email}</p>`;
 }
 
 /**
@@ -76,6 +107,9 @@ export function renderConsentPage(view: ConsentView): string {
   const name = view.clientName?.trim() || (view.isClientIdUrl ? new URL(view.clientId).host : 'An application');
   const logo = safeLogo(view.logoUri);
   const redirectHost = redirectTarget(view.redirectUri);
+  const warningItems = warnings(view, name);
+  // The mark sits in the heading itself, beside the name a look-alike would borrow.
+  const mark = view.trust === 'unverified' && imitatedProduct(view.clientName) !== undefined ? ' <span class="badge unverified">unverified</span>' : '';
   const scopes = view.scopes
     .map((scope) => `<li>${escapeHtml(scope.description)}<br><code class="scope">${escapeHtml(scope.name)}</code></li>`)
     .join('\n');
@@ -83,18 +117,17 @@ export function renderConsentPage(view: ConsentView): string {
   const body = `<div class="client">
 ${logo ? `<img src="${escapeHtml(logo)}" alt="" referrerpolicy="no-referrer">` : ''}
 <div>
-<h1><span class="client-name">${escapeHtml(name)}</span> wants to access your account</h1>
+<h1><span class="client-name">${escapeHtml(name)}</span>${mark} wants to access your account</h1>
 <p class="client-id">${view.isClientIdUrl ? 'Client metadata' : 'Client ID'}: ${escapeHtml(view.clientId)}</p>
 </div>
 </div>
-${trustNotice(view)}
+${signedInLine(view)}
+${trustNotice(view)}${warningBox(warningItems)}
 <div class="redirect">
 <span>After you approve, you will be sent back to</span>
 <strong class="redirect-host">${escapeHtml(redirectHost)}</strong>
 <span>${escapeHtml(view.redirectUri)}</span>
 </div>
-${loopbackNotice(view)}
-${privateUseNotice(view)}
 <h2 class="hint">It will be able to:</h2>
 <ul class="scopes">
 ${scopes}
@@ -108,5 +141,5 @@ ${scopes}
 <button type="submit" name="decision" value="approve" class="primary">Approve</button>
 </div>
 </form>`;
-  return renderPage(`Allow ${name}?`, body);
+  return renderPage(`Allow ${name}?`, body, { branding: view.branding });
 }

@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify';
-import type { Client } from 'oidc-provider';
+import type { Client, InteractionDetails } from 'oidc-provider';
 import { decideClientIdUrl, isClientIdUrl } from './client-metadata-policy.ts';
 import { approvedRecord, consentDecisionHandler, DECISION_FORM_MAX_BYTES, deniedByUser, loadClient, proceedAfterApproval } from './consent-decision.ts';
 import { consentSubjectFrom, type ConsentSubject } from './consent-request.ts';
@@ -7,9 +7,11 @@ import { renderConsentPage, type ConsentView } from './consent-page.ts';
 import { loadInteraction, parseInteractionUid, type InteractionDeps } from './interaction-deps.ts';
 import { CONSENT_STATE_TTL_SECONDS, type ConsentStateRecord, type CsrfCookie } from './interaction-state.ts';
 import { consentStateRecord } from '../records/interaction.ts';
-import { writeRecord } from '../store/record-access.ts';
+import { readRecord, writeRecord } from '../store/record-access.ts';
+import { accountRecord } from '../records/account.ts';
 import { findCovering, findForTarget, parseDecisions } from './remembered-decisions.ts';
 import { isPrivateUseRedirectUri } from './redirect-uri-policy.ts';
+import { describeScopes } from './protected-resources.ts';
 import { upstreamBrowserOrigin } from '../upstream/profile.ts';
 
 /**
@@ -36,7 +38,20 @@ function consentCsp(deps: InteractionDeps, redirectUri: string): string {
   if (upstreamOrigin !== undefined) targets.add(upstreamOrigin);
   // A private-use scheme has no origin; a scheme source (`cursor:`) lets the final redirect to the app through.
   if (isPrivateUseRedirectUri(redirectUri)) targets.add(redirectUri.slice(0, redirectUri.indexOf(':') + 1).toLowerCase());
-  return `default-src 'none'; style-src 'self'; img-src https:; form-action ${[...targets].join(' ')}; frame-ancestors 'none'; base-uri 'none'`;
+  // Client logos are https images from anywhere (consent-page.ts allows no other scheme); a branding logo may be ours.
+  return `default-src 'none'; style-src 'self'; img-src 'self' https:; form-action ${[...targets].join(' ')}; frame-ancestors 'none'; base-uri 'none'`;
+}
+
+/**
+ * The user this browser is already signed in as at the authorization server (oidc-provider's session from an earlier
+ * sign-in), with the name and e-mail recorded at that sign-in. Without a session the upstream sign-in follows the
+ * page, so no one is known yet and the page says so.
+ */
+async function signedInUser(deps: InteractionDeps, details: InteractionDetails): Promise<ConsentView['signedInAs']> {
+  const subject = details.session?.accountId;
+  if (subject === undefined) return undefined;
+  const account = await readRecord(deps.ctx.store, accountRecord, subject, { invalid: 'absent' });
+  return { subject, name: account?.name, email: account?.email };
 }
 
 function targetOf(subject: ConsentSubject) {
@@ -68,6 +83,7 @@ export function registerConsentRoutes(app: FastifyInstance, deps: InteractionDep
     const csrfCookie: CsrfCookie = { csrf, consentState, uid, clientId: subject.clientId, redirectUri: subject.redirectUri };
     cookies.write(reply, 'csrf', csrfCookie, CONSENT_STATE_TTL_SECONDS);
 
+    const signedInAs = await signedInUser(deps, details);
     const html = renderConsentPage({
       formAction: `/interaction/${uid}/decision`,
       clientId: client.clientId,
@@ -77,9 +93,11 @@ export function registerConsentRoutes(app: FastifyInstance, deps: InteractionDep
       trust: trustOf(deps, client),
       redirectUri: subject.redirectUri,
       resource: subject.resource.resource,
-      scopes: subject.scopes.map((name) => ({ name, description: subject.resource.scopes[name] ?? name })),
+      scopes: describeScopes(subject.resource, subject.scopes),
       consentState,
       csrfToken: csrf,
+      signedInAs,
+      branding: ctx.config.branding,
     });
     return reply
       .header('content-security-policy', consentCsp(deps, subject.redirectUri))

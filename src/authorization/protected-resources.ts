@@ -35,6 +35,20 @@ export function canonicalResource(resource: string): string {
   return url.href.endsWith('/') ? url.href.slice(0, -1) : url.href;
 }
 
+/** A scope as the consent page words it. */
+export interface ScopeDescription {
+  name: string;
+  description: string;
+}
+
+/**
+ * The scopes with the descriptions the route gives them: what the consent page showed, and what /account shows for
+ * the grant later, from the one source (the route's `scopes`), so the two can never drift apart.
+ */
+export function describeScopes(resource: ProtectedResource | undefined, scopes: readonly string[]): ScopeDescription[] {
+  return scopes.map((name) => ({ name, description: (resource !== undefined && Object.hasOwn(resource.scopes, name) ? resource.scopes[name] : undefined) ?? name }));
+}
+
 export function protectedResources(publicUrl: string, routes: RouteConfig[]): ProtectedResources {
   // `scopes` is read from the route each time: a configuration reload (src/app/reload-config.ts) replaces it.
   const all = routes.map((route): ProtectedResource => ({

@@ -2,6 +2,8 @@ import type Provider from 'oidc-provider';
 import type { KoaContextWithOIDC } from 'oidc-provider';
 import type { ProtectedResources } from './protected-resources.ts';
 import { renderErrorPage } from '../errors/error-page.ts';
+import { brandingImageOrigins } from '../server/branding-assets.ts';
+import type { PageBranding } from '../web/branding.ts';
 import { errorCatalogue, type ErrorCode } from '../errors/protocol-error.ts';
 
 /**
@@ -41,13 +43,14 @@ export function installRetryAfter(provider: Provider): void {
  * oidc-provider's page for errors it must not redirect (unknown client, unregistered redirect URI): our styled page.
  * The provider's descriptions are fixed texts about the request, never secrets.
  */
-export async function renderProviderError(ctx: KoaContextWithOIDC, out: Record<string, unknown>): Promise<void> {
+export async function renderProviderError(ctx: KoaContextWithOIDC, out: Record<string, unknown>, branding?: PageBranding): Promise<void> {
   const code = typeof out.error === 'string' && Object.hasOwn(errorCatalogue, out.error) ? (out.error as ErrorCode) : 'invalid_request';
   const description = typeof out.error_description === 'string' ? out.error_description : 'The request could not be processed.';
   ctx.type = 'html';
-  ctx.set('content-security-policy', "default-src 'none'; style-src 'self'; frame-ancestors 'none'; base-uri 'none'");
+  const images = ["'self'", ...(branding === undefined ? [] : brandingImageOrigins(branding))].join(' ');
+  ctx.set('content-security-policy', `default-src 'none'; style-src 'self'; img-src ${images}; frame-ancestors 'none'; base-uri 'none'`);
   ctx.set('x-frame-options', 'DENY');
   ctx.set('cache-control', 'no-store');
   const requestId = ctx.res.getHeader('x-request-id');
-  ctx.body = renderErrorPage({ code, description, requestId: typeof requestId === 'string' ? requestId : undefined });
+  ctx.body = renderErrorPage({ code, description, requestId: typeof requestId === 'string' ? requestId : undefined, branding });
 }

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { AA_CONTRAST, contrastRatio, HEX_COLOUR } from './colour-contrast.ts';
 
 /**
  * The one configuration schema. `gatehouse.yaml`, `GATEHOUSE_*` environment overrides and the local demo defaults all
@@ -18,6 +19,28 @@ const httpUrl = z
   .refine((value) => URL.canParse(value) && /^https?:$/.test(new URL(value).protocol), {
     message: 'must be an http(s) URL',
   });
+
+/** A link shown on the pages: an https URL, or a path on this gateway (never `//host`, which leaves the origin). */
+const pageLink = z
+  .string()
+  .max(2048)
+  .refine((value) => (value.startsWith('/') && !value.startsWith('//') && !value.includes('\\')) || URL.parse(value)?.protocol === 'https:', {
+    message: 'must be an https URL or a path on this gateway starting with /',
+  });
+
+const brandingSchema = z
+  .object({
+    organisationName: z.string().trim().min(1).max(80).optional().describe('Shown at the top of the consent, error and start pages, and in their titles.'),
+    logoUrl: pageLink.optional().describe('Logo next to the organisation name: an https URL (its origin is added to the pages\' `img-src`) or a path on this gateway.'),
+    supportUrl: pageLink.optional().describe('"Need help?" link on the consent, error and start pages: an https URL or a path on this gateway.'),
+    accentColour: z
+      .string()
+      .regex(HEX_COLOUR, 'must be a hex colour such as #2454d6')
+      .refine((value) => contrastRatio(value, '#ffffff') >= AA_CONTRAST, { message: `must be dark enough to read on white (WCAG AA contrast ${AA_CONTRAST}:1): it fills the Approve button under white text and colours links` })
+      .optional()
+      .describe('Colour of buttons and links on those pages (`#rgb` or `#rrggbb`), set by a generated stylesheet (no inline style, so the CSP stays strict).'),
+  })
+  .strict();
 
 const scopeMap = z
   .record(z.string().regex(/^[\x21\x23-\x5b\x5d-\x7e]+$/, 'scope names are printable ASCII without spaces or quotes'), z.string())
@@ -449,6 +472,7 @@ export const configSchema = z
       .strict()
       .default({ level: 'info', format: 'auto' })
       .describe('Logging.'),
+    branding: brandingSchema.default({}).describe('Your organisation on the pages people see: consent, error and start pages. Every value is escaped; nothing is inlined.'),
     dev: z
       .object({
         insecureCookies: z
@@ -477,6 +501,7 @@ export const configSchema = z
 
 export type GatehouseConfig = z.infer<typeof configSchema>;
 export type RouteConfig = z.infer<typeof routeSchema>;
+export type BrandingConfig = z.infer<typeof brandingSchema>;
 export type UpstreamConfig = z.infer<typeof upstreamSchema>;
 export type DownstreamConfig = z.infer<typeof downstreamSchema>;
 export type PreRegisteredClient = z.infer<typeof preRegisteredClientSchema>;

@@ -1,3 +1,4 @@
+import type { PageBranding } from '../web/branding.ts';
 import { escapeHtml, renderPage } from '../web/html.ts';
 import type { ErrorCode } from './protocol-error.ts';
 
@@ -32,11 +33,11 @@ const pageText: Record<ErrorCode, { title: string; next: string }> = {
   server_error: { title: 'Something went wrong on our side', next: 'Try again; if it persists, give your administrator the request id below.' },
 };
 
-export function renderErrorPage(input: { code: ErrorCode; description: string; requestId?: string | undefined }): string {
+export function renderErrorPage(input: { code: ErrorCode; description: string; requestId?: string | undefined; branding?: PageBranding | undefined }): string {
   const { title, next } = pageText[input.code];
   const requestId = input.requestId === undefined ? '' : ` · request id <code class="error-code">${escapeHtml(input.requestId)}</code>`;
   const reference = `\n<p class="hint">Error <code class="error-code">${escapeHtml(input.code)}</code>${requestId}</p>`;
   return renderPage(title, `<h1>${escapeHtml(title)}</h1>
 <p>${escapeHtml(input.description)}</p>
-<p><strong>What to do next:</strong> ${escapeHtml(next)}</p>${reference}`);
+<p><strong>What to do next:</strong> ${escapeHtml(next)}</p>${reference}`, { branding: input.branding });
 }

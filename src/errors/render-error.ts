@@ -1,3 +1,4 @@
+import type { PageBranding } from '../web/branding.ts';
 import { renderErrorPage } from './error-page.ts';
 import type { ProtocolError } from './protocol-error.ts';
 
@@ -16,6 +17,8 @@ export interface RenderErrorOptions {
   id?: string | number | null;
   /** Shown on the HTML page, so a user can quote it to an operator. */
   requestId?: string;
+  /** The operator's branding on the HTML page. */
+  branding?: PageBranding | undefined;
 }
 
 export function renderErrorBody(error: ProtocolError, options: RenderErrorOptions = {}): { contentType: string; body: string } {
@@ -28,7 +31,7 @@ export function renderErrorBody(error: ProtocolError, options: RenderErrorOption
     case 'html':
       return {
         contentType: 'text/html; charset=utf-8',
-        body: renderErrorPage({ code: error.code, description: error.description, requestId: options.requestId }),
+        body: renderErrorPage({ code: error.code, description: error.description, requestId: options.requestId, branding: options.branding }),
       };
     case 'oauth-json':
       return {

@@ -160,6 +160,9 @@ function sendGatewayError(request: FastifyRequest, reply: FastifyReply, error: u
   } else {
     request.log.info({ errorCode: protocolError.code, status: protocolError.status, detail: protocolError.detail }, 'request rejected');
   }
+  // The audit record says why (the overview groups denials by it): the error's code — `invalid_token`,
+  // `insufficient_scope`, `forbidden_origin`, `rate_limited`, … — unless a step recorded a finer reason first.
+  if (protocolError !== undefined) auditDraft(request).reason ??= protocolError.code;
   const rendered = onLegacyMessages(request, protocolError ?? new ProtocolError('server_error'));
   if (reply.sent || reply.raw.headersSent) {
     auditDraft(request).outcome = 'error';

@@ -10,6 +10,8 @@ import { createRequestIdGenerator, requestIdHeader } from './request-id.ts';
 import { installSecurityHeaders } from './security-headers.ts';
 import { readFileSync } from 'node:fs';
 import { STYLESHEET_PATH } from '../web/html.ts';
+import { BRANDING_STYLESHEET_PATH } from '../web/branding.ts';
+import { brandingImageOrigins, brandingStylesheet } from './branding-assets.ts';
 
 const pageStylesheet = readFileSync(new URL('../web/gatehouse.css', import.meta.url), 'utf8');
 
@@ -146,7 +148,9 @@ export async function buildServer(ctx: GatehouseContext, options: BuildServerOpt
   });
 
   refuseRepeatedHeaders(app);
-  installSecurityHeaders(app, { hsts: ctx.publicUrl.startsWith('https://') });
+  installSecurityHeaders(app, { hsts: ctx.publicUrl.startsWith('https://'), imageOrigins: brandingImageOrigins(ctx.config.branding) });
+  // The error page (rendered wherever an error is sent) carries the operator's branding like the other pages.
+  app.decorate('pageBranding', ctx.config.branding);
   installErrorHandler(app);
   registerHealthRoutes(app, {
     checks: { store: () => ctx.store.ping(), ...options.readinessChecks },
@@ -157,6 +161,11 @@ export async function buildServer(ctx: GatehouseContext, options: BuildServerOpt
   // The stylesheet of every server-rendered page: consent, sign-in, and the error page (CSP `style-src 'self'`).
   app.get(STYLESHEET_PATH, async (_request, reply) =>
     reply.type('text/css; charset=utf-8').header('cache-control', 'public, max-age=3600').send(pageStylesheet),
+  );
+
+  const brandCss = brandingStylesheet(ctx.config.branding);
+  app.get(BRANDING_STYLESHEET_PATH, async (_request, reply) =>
+    reply.type('text/css; charset=utf-8').header('cache-control', 'public, max-age=3600').send(brandCss),
   );
 
   for (const plugin of options.plugins ?? []) await app.register(plugin);

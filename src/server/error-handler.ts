@@ -2,6 +2,7 @@ import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from
 import { ZodError } from 'zod';
 import { StoreUnavailableError } from '../store/store.ts';
 import { ProtocolError, type ErrorCode } from '../errors/protocol-error.ts';
+import type { PageBranding } from '../web/branding.ts';
 import { renderErrorBody, type ErrorFormat, type RenderErrorOptions } from '../errors/render-error.ts';
 
 /**
@@ -14,13 +15,17 @@ import { renderErrorBody, type ErrorFormat, type RenderErrorOptions } from '../e
  */
 
 declare module 'fastify' {
+  interface FastifyInstance {
+    /** The operator's branding for the HTML error page (set by buildServer; absent on bare test servers). */
+    pageBranding?: PageBranding;
+  }
   interface FastifyContextConfig {
     /** How errors on this route are rendered; `oauth-json` when unset. MCP routes set `jsonrpc`, pages set `html`. */
     errorFormat?: ErrorFormat;
   }
 }
 
-export type SendProtocolErrorOptions = Omit<RenderErrorOptions, 'requestId'>;
+export type SendProtocolErrorOptions = Omit<RenderErrorOptions, 'requestId' | 'branding'>;
 
 /**
  * Sends `error` with its status and headers (`WWW-Authenticate`, `Retry-After`, …) in the requested format. For
@@ -28,7 +33,7 @@ export type SendProtocolErrorOptions = Omit<RenderErrorOptions, 'requestId'>;
  * @see RFC 6749 §5.2 (error response), RFC 6750 §3 (bearer challenges), JSON-RPC 2.0 §5.1 (error object)
  */
 export function sendProtocolError(reply: FastifyReply, error: ProtocolError, options: SendProtocolErrorOptions = {}): FastifyReply {
-  const { contentType, body } = renderErrorBody(error, { ...options, requestId: reply.request.id });
+  const { contentType, body } = renderErrorBody(error, { ...options, requestId: reply.request.id, branding: reply.server.pageBranding });
   // RFC 6749 §5.2 / RFC 6750 §3: error responses are never cached.
   reply.code(error.status).headers(error.headers).header('cache-control', 'no-store').type(contentType);
   return reply.send(body);

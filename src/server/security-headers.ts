@@ -12,6 +12,8 @@ import type { FastifyInstance } from 'fastify';
 export interface SecurityHeadersOptions {
   /** Send HSTS: true when the public URL is https. */
   hsts: boolean;
+  /** Origins HTML pages may load images from besides our own (the configured branding logo's). */
+  imageOrigins?: readonly string[];
 }
 
 /** For HTML: nothing from elsewhere, no framing (clickjacking on consent), forms post only back to us. */
@@ -25,7 +27,13 @@ export function htmlCspWithFormTargets(origins: readonly string[]): string {
 
 const hstsValue = 'max-age=31536000; includeSubDomains';
 
+/** The default HTML CSP, letting images load from these origins too (a configured logo). */
+export function htmlCspWithImages(origins: readonly string[]): string {
+  return defaultHtmlCsp.replace("img-src 'self' data:", ["img-src 'self' data:", ...origins].join(' '));
+}
+
 export function installSecurityHeaders(app: FastifyInstance, options: SecurityHeadersOptions): void {
+  const htmlCsp = htmlCspWithImages(options.imageOrigins ?? []);
   // A callback hook, not an async one: it runs on every response and never waits.
   app.addHook('onSend', (_request, reply, payload, done) => {
     const setDefault = (name: string, value: string) => {
@@ -37,7 +45,7 @@ export function installSecurityHeaders(app: FastifyInstance, options: SecurityHe
     if (options.hsts) setDefault('strict-transport-security', hstsValue);
 
     const contentType = String(reply.getHeader('content-type') ?? '');
-    if (contentType.startsWith('text/html')) setDefault('content-security-policy', defaultHtmlCsp);
+    if (contentType.startsWith('text/html')) setDefault('content-security-policy', htmlCsp);
     // API answers carry tokens and per-user data: no shared or browser cache unless a route opts in.
     if (contentType.startsWith('application/json')) setDefault('cache-control', 'no-store');
     done(null, payload);

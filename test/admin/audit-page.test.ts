@@ -16,6 +16,7 @@ const view = {
 };
 const record = (outcome: AuditEntry['outcome']) =>
   ({ id: outcome, time: Date.now(), route: '/mcp', method: 'sse/connect', outcome, status: 200, durationMs: 5, bytesIn: 0, bytesOut: 10 }) satisfies AuditEntry;
+const directory = { accounts: new Map(), clientNames: new Map() };
 
 /** The outcome classes the stylesheet paints in the danger colour. */
 function dangerOutcomes(): string[] {
@@ -26,7 +27,7 @@ function dangerOutcomes(): string[] {
 
 describe('audit page outcomes', () => {
   it('shows client_closed as a neutral outcome and offers it as a filter', () => {
-    const page = renderAuditPage(view, [record('client_closed')], {});
+    const page = renderAuditPage(view, { entries: [record('client_closed')], truncated: false }, { window: '24h' }, directory);
     assert.match(page, /<span class="outcome client_closed">client closed<\/span>/);
     assert.match(page, /<option value="client_closed">/);
     assert.deepEqual(dangerOutcomes().sort(), ['denied', 'error']);

@@ -66,7 +66,11 @@ describe('admin console in a real browser', { skip: skipWithoutChromium }, () =>
       await page.goto(`${base}/admin`);
       assert.equal(new URL(page.url()).pathname, '/admin', 'back on the page after sign-in');
       assert.equal(await page.getByRole('heading', { level: 1 }).innerText(), 'Overview');
-      assert.equal(await page.locator('svg.chart rect.ok').count(), 30);
+      // The seeded tool calls of the last minutes, from the store, in the newest hour's bar: allowed, denied, failed.
+      assert.equal(await page.locator('svg.chart rect.ok').count(), 1);
+      assert.equal(await page.locator('svg.chart rect.denied').count(), 1);
+      assert.equal(await page.locator('svg.chart rect.err').count(), 1);
+      assert.equal(await page.locator('svg.chart text.axis-title').count(), 2, 'both axes labelled');
       const barColour = await page.locator('svg.chart rect.ok').first().evaluate((element) => element.ownerDocument.defaultView?.getComputedStyle(element).fill);
       assert.notEqual(barColour, 'rgb(0, 0, 0)', 'the stylesheet loaded under the CSP');
       await screenshot(page, 'admin-overview');

@@ -13,7 +13,8 @@ export const BOB = { subject: 'tenant-1/bob', issuer: 'https://idp.test', name: 
 export const DCR_CLIENT = 'dcr-client-1';
 export const CIMD_CLIENT = 'https://cimd.example/client.json';
 export const CONFIGURED_CLIENT = 'configured-app';
-export const RESOURCE = 'http://localhost:8080/mcp';
+/** The default console harness's public URL + the demo route: its scope descriptions are the demo config's. */
+export const RESOURCE = 'http://127.0.0.1:8080/mcp';
 
 export const GRANTS = {
   aliceDcr: 'grant-alice-dcr',

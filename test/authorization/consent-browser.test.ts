@@ -50,7 +50,8 @@ describe('consent page in a real browser', { skip: skipWithoutChromium }, () => 
       authorizeUrl(server, authorizationParams(server, client.client_id, challenge, { scope: 'mcp:tools mcp:read', state: 'browser-state' })),
     );
     await page.getByRole('heading', { level: 1 }).waitFor();
-    assert.match(await page.getByRole('heading', { level: 1 }).innerText(), /Visual Studio Code wants to access your account/);
+    // A dynamically registered client is unverified: the product name it chose carries the mark beside it.
+    assert.match(await page.getByRole('heading', { level: 1 }).innerText(), /Visual Studio Code unverified wants to access your account/);
     assert.equal(await page.locator('.redirect-host').innerText(), '127.0.0.1:53682');
     assert.match(await page.getByRole('alert').innerText(), /Unverified application/);
     const background = await page.locator('button.primary').evaluate((element) => element.ownerDocument.defaultView?.getComputedStyle(element).backgroundColor);

@@ -55,7 +55,9 @@ describe('consent page', () => {
     assert.match(html, /class="redirect-host">127\.0\.0\.1:53682</);
     assert.match(html, /Use the tools of the test server/);
     assert.match(html, /Unverified application/);
-    assert.match(html, /class="notice warning loopback"/, 'a loopback redirect URI gets its own warning');
+    assert.match(html, /program on <strong>this computer<\/strong>/, 'a loopback redirect URI is warned about');
+    assert.equal(html.match(/class="notice warning"/g)?.length, 1, 'every warning in one box');
+    assert.match(html, /After you approve, you sign in with your organisation account/, 'nobody is signed in yet');
     assert.doesNotMatch(html, /<script/i);
     const csp = response.headers.get('content-security-policy') ?? '';
     assert.match(csp, /frame-ancestors 'none'/);

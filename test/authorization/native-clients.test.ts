@@ -62,8 +62,11 @@ describe('native clients with a private-use redirect URI, registered dynamically
     const html = await response.text();
     assert.match(html, /class="redirect-host">cursor:\/\/anysphere\.cursor-retrieval</);
     assert.match(html, /Unverified application/);
-    assert.match(html, /class="notice warning private-use"/);
-    assert.doesNotMatch(html, /class="notice warning loopback"/);
+    assert.match(html, /goes to an <strong>app on this device<\/strong>/);
+    assert.doesNotMatch(html, /program on <strong>this computer<\/strong>/, 'no loopback warning');
+    assert.equal(html.match(/class="notice warning"/g)?.length, 1, 'every warning in one box');
+    // A dynamically registered client named "Cursor" proves nothing about being Cursor.
+    assert.match(html, /Cursor<\/span> <span class="badge unverified">unverified<\/span>/);
     const formAction = /form-action ([^;]+)/.exec(response.headers.get('content-security-policy') ?? '')?.[1] ?? '';
     assert.ok(formAction.split(' ').includes('cursor:'), formAction);
   });

@@ -78,6 +78,20 @@ describe('audit', () => {
     const byTool = await gateway.store.findByIndex<AuditRecord>(AUDIT_NAMESPACE, 'tool', 'secret_tool');
     assert.ok(byTool.some((entry) => entry.value.user === 'tenant/audited'));
   });
+
+  it('records why a request was refused (its error code), so the console can count denials by reason', async () => {
+    const before = gateway.auditLines.length;
+    const noToken = await fetch(gateway.url + '/mcp', { method: 'POST', headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream' }, body: JSON.stringify(toolsCall('echo')) });
+    await noToken.text();
+    const bearer = await token('/mcp', 'tenant/reasons');
+    const missingScope = await mcpPost(gateway.url + '/mcp', bearer, toolsCall('secret_tool'));
+    await missingScope.text();
+    const records = (await waitForAudit(before + 2)).slice(before);
+    assert.deepEqual(records.map((record) => [record.status, record.outcome, record.reason]).sort(), [
+      [401, 'denied', 'invalid_token'],
+      [403, 'denied', 'insufficient_scope'],
+    ]);
+  });
 });
 
 describe('audit JSON-lines file', () => {

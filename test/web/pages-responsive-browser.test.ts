@@ -22,6 +22,11 @@ const VIEWS = [
   { width: 390, scheme: 'dark' },
 ] as const;
 const APP_NAME = 'Team Notes';
+/**
+ * The pages carry an operator's branding (src/web/branding.ts): its name, a logo (the favicon, same origin), a
+ * support link and an accent colour that must keep every check passing.
+ */
+const BRANDING = { organisationName: 'Contoso Platform', logoUrl: '/favicon.ico', supportUrl: 'https://support.contoso.example/mcp', accentColour: '#8a1538' };
 const axeSource = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
 
 interface AxeResults {
@@ -82,7 +87,7 @@ describe('every page at 1280 and 390 px: accessible, usable, nothing off-screen'
   };
 
   before(async () => {
-    demo = await startDemo();
+    demo = await startDemo({ config: { branding: BRANDING } });
     listener = await startRedirectListener();
     browser = await launchBrowser();
     context = await browser.newContext({ bypassCSP: true, viewport: { width: 1280, height: 900 } });
@@ -98,6 +103,8 @@ describe('every page at 1280 and 390 px: accessible, usable, nothing off-screen'
 
   it('landing page and error page', async () => {
     await page.goto(`${demo.publicUrl}/`);
+    assert.match(await page.locator('.brand').innerText(), new RegExp(BRANDING.organisationName));
+    assert.equal(await page.getByRole('link', { name: /Contact .* support/ }).getAttribute('href'), BRANDING.supportUrl);
     await checkPage('landing');
     const error = await page.goto(`${demo.publicUrl}/authorize?client_id=no-such-client&response_type=code`);
     assert.ok(error && error.status() >= 400, 'an error status');
@@ -105,11 +112,12 @@ describe('every page at 1280 and 390 px: accessible, usable, nothing off-screen'
     await checkPage('error');
   });
 
-  it('consent page, then connected apps with a Revoke button that names the app', async () => {
+  /** Registers a public client (RFC 7591) named `name` and returns the URL of its authorization request. */
+  const authorizationRequestFor = async (name: string): Promise<string> => {
     const registration = await fetch(`${demo.publicUrl}/register`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ client_name: APP_NAME, redirect_uris: [listener.url], token_endpoint_auth_method: 'none', grant_types: ['authorization_code', 'refresh_token'], response_types: ['code'] }),
+      body: JSON.stringify({ client_name: name, redirect_uris: [listener.url], token_endpoint_auth_method: 'none', grant_types: ['authorization_code', 'refresh_token'], response_types: ['code'] }),
     });
     assert.equal(registration.status, 201, await registration.clone().text());
     const { client_id: clientId } = (await registration.json()) as { client_id: string };
@@ -124,8 +132,14 @@ describe('every page at 1280 and 390 px: accessible, usable, nothing off-screen'
       resource: demo.mcpUrl,
       state: 'pages',
     })) authorize.searchParams.set(name, value);
-    await page.goto(authorize.href);
+    return authorize.href;
+  };
+
+  it('consent page, then connected apps with a Revoke button that names the app', async () => {
+    await page.goto(await authorizationRequestFor(APP_NAME));
     await page.locator('button[value=approve]').waitFor();
+    assert.match(await page.locator('.brand').innerText(), /Contoso Platform/);
+    assert.equal(await page.locator('.notice.warning').count(), 1, 'one warning box');
     await checkPage('consent');
     await Promise.all([page.waitForNavigation(), page.click('button[value=approve]')]);
     await signInIfAsked();
@@ -138,11 +152,34 @@ describe('every page at 1280 and 390 px: accessible, usable, nothing off-screen'
     await checkPage('account');
   });
 
-  it('admin overview, clients, grants, tool calls: each Revoke button names its app', async () => {
+  it('consent page of a signed-in browser for a client named like a well-known product', async () => {
+    await page.goto(await authorizationRequestFor('Visual Studio Code'));
+    await page.locator('button[value=approve]').waitFor();
+    assert.match(await page.getByRole('heading', { level: 1 }).innerText(), /Visual Studio Code unverified wants/);
+    assert.match(await page.locator('.signed-in').innerText(), /^Signed in as /);
+    assert.equal(await page.locator('.notice.warning').count(), 1, 'one warning box');
+    await checkPage('consent-lookalike');
+  });
+
+  it('admin overview, routes, clients, grants, tool calls: each Revoke button names its app', async () => {
+    // Requests without a token: denials the overview counts from the audit records in the store.
+    for (let i = 0; i < 3; i++) {
+      const refused = await fetch(demo.mcpUrl, { method: 'POST', headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream' }, body: '{"jsonrpc":"2.0","id":1,"method":"tools/list"}' });
+      assert.equal(refused.status, 401);
+    }
     await page.goto(`${demo.publicUrl}/admin`);
     await signInIfAsked();
     assert.equal(new URL(page.url()).pathname, '/admin');
+    // Audit records are written in batches off the request path: reload until they are in the store.
+    while ((await page.locator('td[data-label="Reason"]', { hasText: 'invalid_token' }).count()) === 0) await page.reload();
+    assert.equal(await page.locator('svg.chart text.axis-title').count(), 2);
     await checkPage('admin-overview');
+    await page.getByRole('link', { name: 'last 7 days' }).click();
+    assert.match(await page.getByRole('heading', { level: 2 }).first().innerText(), /last 7 days/);
+    await checkPage('admin-overview-7d');
+    await page.goto(`${demo.publicUrl}/admin/routes`);
+    assert.equal(await page.getByRole('heading', { level: 2, name: /\/mcp/ }).count(), 1);
+    await checkPage('admin-routes');
     await page.goto(`${demo.publicUrl}/admin/clients`);
     assert.equal(await page.getByRole('button', { name: new RegExp(`^Revoke all.*${APP_NAME}`) }).count(), 1);
     await checkPage('admin-clients');
@@ -154,6 +191,13 @@ describe('every page at 1280 and 390 px: accessible, usable, nothing off-screen'
     await checkPage('admin-grants');
     await page.goto(`${demo.publicUrl}/admin/audit`);
     await checkPage('admin-audit');
+    await page.goto(`${demo.publicUrl}/admin/audit?window=7d&outcome=denied&client=${encodeURIComponent(APP_NAME)}`);
+    assert.equal(await page.locator('select[name=window] option[selected]').getAttribute('value'), '7d');
+    await checkPage('admin-audit-filtered');
+    const badFilter = await page.goto(`${demo.publicUrl}/admin/audit?window=forever`);
+    assert.equal(badFilter?.status(), 400);
+    assert.match(await page.locator('main').innerText(), /tool-call filter is not valid/);
+    await checkPage('admin-audit-bad-filter');
   });
 
   it('signed-out page', async () => {
@@ -162,6 +206,6 @@ describe('every page at 1280 and 390 px: accessible, usable, nothing off-screen'
     await page.waitForLoadState('load');
     await page.goto(`${demo.publicUrl}/admin/signed-out`);
     await checkPage('signed-out');
-    assert.equal(checked.length, 9 * VIEWS.length);
+    assert.equal(checked.length, 14 * VIEWS.length);
   });
 });

@@ -1,4 +1,5 @@
 import type { DecisionKind, RememberedDecision } from '../../authorization/remembered-decisions.ts';
+import type { ScopeDescription } from '../../authorization/protected-resources.ts';
 import type { GrantSummary } from '../grants.ts';
 import { code, html, postButton, renderConsolePage, scopeCode, table, timeCell, type ConsoleView } from './layout.ts';
 
@@ -8,6 +9,19 @@ export interface ConnectedApp {
   name?: string;
   /** Host of the client id (CIMD) or of its redirect URIs: what the consent page showed. */
   hosts: string[];
+  /** Per resource, the scopes granted in the consent page's words (describeScopes). */
+  access: { resource: string; scopes: ScopeDescription[] }[];
+}
+
+/** What the app may do, worded as the consent page worded it, with the scope names beside the words. */
+function accessCell(app: ConnectedApp): string {
+  const several = app.access.length > 1;
+  return app.access
+    .map(({ resource, scopes }) => {
+      const items = scopes.map((scope) => `<li>${html(scope.description)} ${scopeCode(scope.name)}</li>`).join('');
+      return `${several ? `<span class="muted">on ${code(resource)}</span>` : ''}<ul class="access">${items}</ul>`;
+    })
+    .join('');
 }
 
 /** A consent decision this browser remembers (its cookies, whoever is signed in). */
@@ -24,7 +38,7 @@ export interface RememberedRow {
 export function renderAccountPage(view: ConsoleView, apps: ConnectedApp[], remembered: RememberedRow[] = []): string {
   const rows = apps.map((app) => [
     `${app.name === undefined ? '' : `<strong>${html(app.name)}</strong><br>`}${code(app.grant.clientId)}${app.hosts.length > 0 ? `<br><span class="muted">${app.hosts.map(html).join(', ')}</span>` : ''}`,
-    app.grant.scopes.map(scopeCode).join(' '),
+    app.access.length === 0 ? app.grant.scopes.map(scopeCode).join(' ') : accessCell(app),
     timeCell(app.grant.createdAt),
     timeCell(app.grant.lastUsedAt),
     postButton(`/account/grants/${encodeURIComponent(app.grant.grantId)}/revoke`, view.session, {}, 'Revoke access', { target: `of ${app.name ?? app.grant.clientId}` }),

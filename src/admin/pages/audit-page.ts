@@ -1,30 +1,44 @@
-import { AUDIT_OUTCOMES, type AuditEntry, type AuditQuery } from '../audit-query.ts';
+import { AUDIT_OUTCOMES, type AuditResult } from '../audit-query.ts';
+import type { AuditDirectory, AuditFilter, AuditWindow } from '../audit-filter.ts';
 import { code, html, renderConsolePage, table, timeCell, type ConsoleView } from './layout.ts';
+import { clientCell, personCell, suggestions } from './names.ts';
 
 // `client_closed` (the client left first) and `server_closed` (cut at shutdown) are normal ends: admin.css colours only `denied` and `error` as failures.
 const outcomes = AUDIT_OUTCOMES;
+const windowLabels: Record<AuditWindow, string> = { '1h': 'last hour', '24h': 'last 24 hours', '7d': 'last 7 days', '30d': 'last 30 days' };
 
-export function renderAuditPage(view: ConsoleView, records: AuditEntry[], filter: AuditQuery): string {
-  const options = ['', ...outcomes]
-    .map((outcome) => `<option value="${outcome}"${filter.outcome === outcome || (outcome === '' && filter.outcome === undefined) ? ' selected' : ''}>${outcome === '' ? 'any outcome' : outcome}</option>`)
-    .join('');
-  const form = `<form method="get" action="/admin/audit" class="filters">
-<label>User <input name="user" value="${html(filter.user ?? '')}" placeholder="subject"></label>
+const option = (value: string, label: string, selected: boolean): string => `<option value="${html(value)}"${selected ? ' selected' : ''}>${html(label)}</option>`;
+
+function filterForm(filter: AuditFilter, directory: AuditDirectory): string {
+  const outcomeOptions = ['', ...outcomes].map((outcome) => option(outcome, outcome === '' ? 'any outcome' : outcome.replace('_', ' '), (filter.outcome ?? '') === outcome)).join('');
+  const windowOptions = Object.entries(windowLabels).map(([value, label]) => option(value, label, filter.window === value)).join('');
+  const people = [...directory.accounts.values()].flatMap((account) => [account.email, account.name].filter((value): value is string => value !== undefined));
+  return `<form method="get" action="/admin/audit" class="filters">
+<label>User <input name="user" value="${html(filter.user ?? '')}" placeholder="name, e-mail or subject" list="audit-users"></label>
+<label>Client <input name="client" value="${html(filter.client ?? '')}" placeholder="app name or client id" list="audit-clients"></label>
 <label>Tool <input name="tool" value="${html(filter.tool ?? '')}" placeholder="tool name"></label>
-<label>Outcome <select name="outcome">${options}</select></label>
-<button type="submit">Filter</button></form>`;
-  const rows = records.map((record) => [
+<label>Outcome <select name="outcome">${outcomeOptions}</select></label>
+<label>Time <select name="window">${windowOptions}</select></label>
+<button type="submit">Filter</button>
+${suggestions('audit-users', people)}${suggestions('audit-clients', directory.clientNames.values())}</form>`;
+}
+
+export function renderAuditPage(view: ConsoleView, result: AuditResult, filter: AuditFilter, directory: AuditDirectory): string {
+  const rows = result.entries.map((record) => [
     timeCell(record.time),
-    record.user === undefined ? '–' : code(record.user),
-    record.client === undefined ? '–' : code(record.client),
+    personCell(record.user, directory.accounts),
+    clientCell(record.client, directory.clientNames),
     code(record.route),
     record.tool === undefined ? html(record.method ?? '–') : code(record.tool),
-    `<span class="outcome ${record.outcome}">${html(record.outcome.replace('_', ' '))}</span>`,
+    `<span class="outcome ${record.outcome}">${html(record.outcome.replace('_', ' '))}</span>${record.reason === undefined ? '' : `<br><span class="muted">${html(record.reason)}</span>`}`,
     String(record.status),
     `${record.durationMs} ms`,
   ]);
+  const truncated = result.truncated
+    ? '<p class="notice bad" role="status">This window holds more calls than one page reads; older matches may be missing. Narrow the window, or filter by user or tool.</p>'
+    : '';
   return renderConsolePage(
     view,
-    `${form}${table(['Time', 'User', 'Client', 'Route', 'Tool / method', 'Outcome', 'Status', 'Duration'], rows, 'No matching tool calls in the last 24 hours.')}`,
+    `${filterForm(filter, directory)}${truncated}${table(['Time', 'User', 'Client', 'Route', 'Tool / method', 'Outcome', 'Status', 'Duration'], rows, `No matching tool calls in the ${windowLabels[filter.window]}.`)}`,
   );
 }

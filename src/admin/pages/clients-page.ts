@@ -1,11 +1,12 @@
 import type { ClientSummary } from '../clients.ts';
+import { namedId } from './names.ts';
 import { code, html, postButton, renderConsolePage, table, timeCell, type ConsoleView } from './layout.ts';
 
 const typeLabel: Record<ClientSummary['type'], string> = { 'pre-registered': 'pre-registered', dcr: 'DCR', cimd: 'CIMD' };
 
 export function renderClientsPage(view: ConsoleView, clients: ClientSummary[]): string {
   const rows = clients.map((client) => [
-    `${client.name === undefined ? '<span class="muted">(no name)</span>' : html(client.name)}<br>${code(client.clientId)}`,
+    namedId(client.name, client.clientId),
     `<span class="badge">${html(typeLabel[client.type])}</span>`,
     client.redirectHosts.map(code).join(' ') || '<span class="muted">–</span>',
     timeCell(client.createdAt),

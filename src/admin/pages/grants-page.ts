@@ -1,6 +1,7 @@
 import type { AccountRecord } from '../../records/account.ts';
 import type { GrantSummary } from '../grants.ts';
-import { code, html, postButton, renderConsolePage, scopeCode, table, timeCell, type ConsoleView } from './layout.ts';
+import { clientCell, personCell } from './names.ts';
+import { postButton, renderConsolePage, scopeCode, table, timeCell, type ConsoleView } from './layout.ts';
 
 /** `clientNames`: display names by client id, so each Revoke button can say which app it cuts off. */
 export function renderGrantsPage(view: ConsoleView, grants: GrantSummary[], accounts: Map<string, AccountRecord>, clientNames: ReadonlyMap<string, string> = new Map()): string {
@@ -8,8 +9,8 @@ export function renderGrantsPage(view: ConsoleView, grants: GrantSummary[], acco
     const account = accounts.get(grant.subject);
     const user = account?.email ?? account?.name;
     return [
-      `${user === undefined ? '' : `${html(user)}<br>`}${code(grant.subject)}`,
-      code(grant.clientId),
+      personCell(grant.subject, accounts),
+      clientCell(grant.clientId, clientNames),
       grant.scopes.map(scopeCode).join(' '),
       timeCell(grant.createdAt),
       timeCell(grant.lastUsedAt),

@@ -8,7 +8,7 @@ import type { ConsoleSession } from '../console-session.ts';
  */
 export const ADMIN_STYLESHEET_PATH = '/admin/assets/admin.css';
 
-export type ConsoleSection = 'overview' | 'clients' | 'grants' | 'audit' | 'account';
+export type ConsoleSection = 'overview' | 'routes' | 'clients' | 'grants' | 'audit' | 'account';
 
 export interface ConsoleView {
   title: string;
@@ -22,6 +22,7 @@ export const html = escapeHtml;
 
 const adminLinks: [ConsoleSection, string, string][] = [
   ['overview', '/admin', 'Overview'],
+  ['routes', '/admin/routes', 'Routes'],
   ['clients', '/admin/clients', 'Clients'],
   ['grants', '/admin/grants', 'Grants'],
   ['audit', '/admin/audit', 'Tool calls'],

@@ -1,0 +1,32 @@
+import type { AccountRecord } from '../../records/account.ts';
+import { code, html } from './layout.ts';
+
+/**
+ * People and apps by name on the console pages: the display name (and e-mail) a person recognises, with the subject
+ * or client id — what `admin.users`, policies and the CLI match — in the element's title, shown on hover. An id with
+ * no name known (an account never seen, a CIMD client) is shown as the id itself.
+ */
+export function personCell(subject: string | undefined, accounts: ReadonlyMap<string, AccountRecord>): string {
+  if (subject === undefined) return '<span class="muted">–</span>';
+  const account = accounts.get(subject);
+  const label = account?.name ?? account?.email;
+  if (label === undefined) return code(subject);
+  const email = account?.name !== undefined && account.email !== undefined ? `<br><span class="muted">${html(account.email)}</span>` : '';
+  return `<span class="named" title="${html(subject)}">${html(label)}</span>${email}`;
+}
+
+export function clientCell(clientId: string | undefined, names: ReadonlyMap<string, string>): string {
+  if (clientId === undefined) return '<span class="muted">–</span>';
+  return namedId(names.get(clientId), clientId);
+}
+
+/** A name with its id on hover, or the id alone when there is no name. */
+export function namedId(name: string | undefined, id: string): string {
+  return name === undefined ? code(id) : `<span class="named" title="${html(id)}">${html(name)}</span>`;
+}
+
+/** A <datalist> of suggestions for a filter field (values are what the filter resolves: names, e-mails, ids). */
+export function suggestions(id: string, values: Iterable<string>): string {
+  const options = [...new Set(values)].sort().map((value) => `<option value="${html(value)}"></option>`).join('');
+  return `<datalist id="${html(id)}">${options}</datalist>`;
+}

@@ -1,0 +1,102 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { renderConsentPage, type ConsentView } from '../../src/authorization/consent-page.ts';
+import { imitatedProduct, nameSkeleton } from '../../src/authorization/product-names.ts';
+import { authorize, authorizeUrl, authorizationParams, pkcePair, registerPublicClient, startAuthorizationServer, TEST_IDENTITY, TestBrowser, type TestServer } from './harness.ts';
+
+/**
+ * The consent page's words about who is asking and who is answering: an unverified client cannot borrow a
+ * well-known product's name without a visible mark, every warning sits in one box, and the signed-in user is named.
+ */
+const view = (overrides: Partial<ConsentView> = {}): ConsentView => ({
+  formAction: '/interaction/abc/decision',
+  clientId: 'dcr-client',
+  clientName: 'Team Notes',
+  logoUri: undefined,
+  isClientIdUrl: false,
+  trust: 'unverified',
+  redirectUri: 'https://notes.example/cb',
+  resource: 'https://gatehouse.example/mcp',
+  scopes: [{ name: 'mcp:tools', description: 'Use the tools' }],
+  consentState: 'state',
+  csrfToken: 'csrf',
+  ...overrides,
+});
+const heading = (html: string): string => /<h1>(.*?)<\/h1>/s.exec(html)?.[1] ?? '';
+
+describe('product look-alike names', () => {
+  for (const [name, product] of [
+    ['Visual Studio Code', 'Visual Studio Code'],
+    ['VS Code', 'Visual Studio Code'],
+    ['visual-studio-code (official)', 'Visual Studio Code'],
+    ['Ｃｌａｕｄｅ', 'Claude'],
+    ['\u0421laude Desktop', 'Claude'],
+    ['C1aude', 'Claude'],
+    ['CURSOR', 'Cursor'],
+    ['Chat\u200bGPT', 'ChatGPT'],
+    ['ChatGРТ', 'ChatGPT'],
+    ['Cláude', 'Claude'],
+  ] as const) {
+    it(`sees ${JSON.stringify(name)} as ${product}`, () => assert.equal(imitatedProduct(name), product));
+  }
+  it('leaves other names alone', () => {
+    for (const name of ['Team Notes', 'Inspector <script>', '', '   ']) assert.equal(imitatedProduct(name), undefined, name);
+    assert.equal(nameSkeleton('V.S. Сode'), 'vscode');
+  });
+});
+
+describe('consent page rendering', () => {
+  it('marks an unverified client named like a product "unverified" beside the name, and warns once', () => {
+    const html = renderConsentPage(view({ clientName: 'Visual Studio Code', redirectUri: 'http://127.0.0.1:33418/' }));
+    assert.match(heading(html), /Visual Studio Code<\/span> <span class="badge unverified">unverified<\/span>/);
+    assert.equal(html.match(/class="notice warning"/g)?.length, 1);
+    assert.match(html, /Check before you approve/);
+    assert.match(html, /nothing confirms this is Visual Studio Code/);
+    assert.match(html, /this computer/);
+  });
+
+  it('gives a configured or verified client of the same name no mark', () => {
+    for (const trust of ['configured', 'verified'] as const) {
+      const html = renderConsentPage(view({ clientName: 'Visual Studio Code', trust }));
+      assert.doesNotMatch(html, /badge unverified/, trust);
+      assert.doesNotMatch(html, /class="notice warning"/, trust);
+    }
+  });
+
+  it('names the signed-in user, escaped', () => {
+    const html = renderConsentPage(view({ signedInAs: { subject: 's', name: 'Alice <b>', email: 'alice@example.test' } }));
+    assert.match(html, /Signed in as <strong>Alice &lt;b&gt;<\/strong> \(alice@example\.test\)/);
+  });
+
+  it('shows the organisation, logo and support link, escaped, and links the accent stylesheet', () => {
+    const html = renderConsentPage(
+      view({ branding: { organisationName: 'Contoso "Ops"', logoUrl: '/logo.svg', supportUrl: 'https://help.contoso.example/?a=1&b=2', accentColour: '#8a1538' } }),
+    );
+    assert.match(html, /<p class="brand org"><img class="logo" src="\/logo\.svg" alt=""[^>]*><span>Contoso &quot;Ops&quot;<\/span><\/p>/);
+    assert.match(html, /<a href="https:\/\/help\.contoso\.example\/\?a=1&amp;b=2" rel="noreferrer">Contact Contoso &quot;Ops&quot; support<\/a>/);
+    assert.match(html, /<link rel="stylesheet" href="\/assets\/branding\.css">/);
+    assert.match(html, /<title>Allow Team Notes\? · Contoso &quot;Ops&quot;<\/title>/);
+    assert.doesNotMatch(html, /style=/);
+  });
+});
+
+describe('consent page of a browser already signed in', () => {
+  let server: TestServer;
+  before(async () => {
+    server = await startAuthorizationServer();
+  });
+  after(async () => {
+    await server.close();
+  });
+
+  it('says who is signed in (from the account recorded at the earlier sign-in)', async () => {
+    const browser = new TestBrowser();
+    const first = await registerPublicClient(server);
+    const { challenge } = pkcePair();
+    await authorize(server, browser, authorizationParams(server, first.client_id, challenge, { state: 'one' }));
+    const second = await registerPublicClient(server, { client_name: 'Second App' });
+    const { response } = await browser.follow(authorizeUrl(server, authorizationParams(server, second.client_id, challenge, { state: 'two' })), server.publicUrl);
+    const html = await response.text();
+    assert.match(html, new RegExp(`Signed in as <strong>${TEST_IDENTITY.name}</strong> \\(${TEST_IDENTITY.email}\\)`));
+  });
+});

@@ -9,19 +9,26 @@ import { createMemoryOAuthProvider } from './support/memory-oauth-provider.ts';
 
 /**
  * Conditional Access step-up, end to end: a user whose directory (Graph) access requires MFA calls the Graph-backed
- * tool through a route that forwards on-behalf-of tokens. The local IdP refuses the exchange as Entra does
- * (AADSTS50076 with a `claims` challenge); the gateway answers 401 and ends the grant, so the SDK's refresh fails and
- * it re-authorizes in the browser; that sign-in carries the challenge to the IdP, which asks for the second factor;
- * the same tool call then succeeds, with no step from the user beyond the sign-in itself.
+ * tool. The local IdP refuses the on-behalf-of exchange as Entra does (AADSTS50076 with a `claims` challenge); the
+ * gateway answers 401 and ends the grant, so the SDK's refresh fails and it re-authorizes in the browser; that sign-in
+ * carries the challenge to the IdP, which asks for the second factor; the same tool call then succeeds, with no step
+ * from the user beyond the sign-in itself. Both ways a backend gets its Graph token: the demo's default (the backend
+ * exchanges the gateway's identity assertion at the gateway's token endpoint and answers `insufficient_claims`), and a
+ * route where the gateway forwards the on-behalf-of token itself (`identity.mode: obo`).
  */
-describe('Conditional Access step-up with the MCP SDK v1 client and Chromium', () => {
+const routeModes = [
+  { name: 'backend token exchange (identity assertion)', mcpIdentity: undefined },
+  { name: 'gateway on-behalf-of (identity.mode: obo)', mcpIdentity: { mode: 'obo', downstream: 'graph' } },
+] as const;
+
+for (const { name: routeMode, mcpIdentity } of routeModes) describe(`Conditional Access step-up with the MCP SDK v1 client and Chromium — ${routeMode}`, () => {
   let demo: RunningDemo;
   let listener: RedirectListener;
   let browser: Browser;
 
   before(async () => {
     listener = await startRedirectListener();
-    demo = await startDemo({ userFlags: { adele: { requireMfa: true } }, mcpIdentity: { mode: 'obo', downstream: 'graph' } });
+    demo = await startDemo({ userFlags: { adele: { requireMfa: true } }, ...(mcpIdentity ? { mcpIdentity } : {}) });
     browser = await launchBrowser();
   });
   after(async () => {

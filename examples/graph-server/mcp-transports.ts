@@ -12,6 +12,7 @@ import type { Logger } from 'pino';
 import type { CapabilityDeps } from './capabilities.ts';
 import { createToolServer } from './mcp-tools.ts';
 import { sendJson } from './web-bridge.ts';
+import { graphStepUpResponse } from './step-up-preflight.ts';
 
 /**
  * Every MCP transport generation on one server, all built from the same tool definitions:
@@ -66,6 +67,8 @@ export function createMcpTransports(deps: CapabilityDeps, logger: Logger) {
       } catch {
         return jsonRpcError(400, -32700, 'Parse error: the body is not JSON.');
       }
+      const stepUp = await graphStepUpResponse(deps, parsedBody, authInfo);
+      if (stepUp !== undefined) return stepUp;
     }
     if (!(await isLegacyRequest(request, parsedBody))) return modern.fetch(request, { authInfo, parsedBody });
 

@@ -8,6 +8,8 @@ import { runSteps, type HandlerStep, type StepContext } from '../server/handler-
 import { consumeRecord, writeRecord } from '../store/record-access.ts';
 import { consentSubjectFrom, type ConsentSubject } from './consent-request.ts';
 import { finishWithGrant } from './finish-sign-in.ts';
+import { redirectToUpstreamSignIn } from './step-up-sign-in.ts';
+import { pendingStepUp } from '../records/step-up.ts';
 import { finishInteraction, loadInteraction, parseInteractionUid, type InteractionDeps } from './interaction-deps.ts';
 import {
   CONSENT_STATE_TTL_SECONDS,
@@ -192,7 +194,10 @@ function decisionFor(subject: ConsentSubject, expiresAt: number): RememberedDeci
   return { clientId: subject.clientId, redirectUri: subject.redirectUri, resource: subject.resource.resource, scopes: subject.scopes, expiresAt };
 }
 
-/** Approve: a signed-in user (provider session) gets the grant now; otherwise the upstream sign-in comes first. */
+/**
+ * Approve: a signed-in user (provider session) gets the grant now, unless the IdP has since asked more of them (a
+ * Conditional Access step-up, src/records/step-up.ts); otherwise the upstream sign-in comes first.
+ */
 export async function proceedAfterApproval(
   deps: InteractionDeps,
   request: FastifyRequest,
@@ -201,19 +206,16 @@ export async function proceedAfterApproval(
   subject: ConsentSubject,
 ): Promise<void> {
   const approved = approvedRecord(subject);
-  if (details.prompt.name === 'consent' && details.session?.accountId) {
-    await finishWithGrant(deps, request, reply, details, details.session.accountId, approved);
+  const accountId = details.prompt.name === 'consent' ? details.session?.accountId : undefined;
+  const stepUp = accountId === undefined ? undefined : await pendingStepUp(deps.ctx.store, accountId);
+  if (accountId !== undefined && stepUp === undefined) {
+    await finishWithGrant(deps, request, reply, details, accountId, approved);
     return;
   }
   await writeRecord(deps.ctx.store, consentApprovedRecord, details.uid, approved, { ttlSeconds: CONSENT_STATE_TTL_SECONDS });
   // A client's `login_hint` (OIDC Core §3.1.2.1) is passed on so the IdP can preselect the account.
   const loginHint = typeof details.params.login_hint === 'string' ? details.params.login_hint : undefined;
-  const { authorizationUrl, stateCookie } = await deps.upstream.beginSignIn({
-    interactionId: details.uid,
-    ...(loginHint === undefined ? {} : { loginHint }),
-  });
-  deps.cookies.writeRaw(reply, 'upstream', stateCookie, CONSENT_STATE_TTL_SECONDS);
-  await reply.header('cache-control', 'no-store').redirect(authorizationUrl, 303);
+  await redirectToUpstreamSignIn(deps, reply, { interactionId: details.uid, loginHint, claims: stepUp?.claims });
 }
 
 export async function deniedByUser(deps: InteractionDeps, request: FastifyRequest, reply: FastifyReply): Promise<void> {

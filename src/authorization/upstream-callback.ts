@@ -9,6 +9,7 @@ import { recordSignIn } from './account-record.ts';
 import type { InteractionDeps } from './interaction-deps.ts';
 import { CONSENT_STATE_TTL_SECONDS, CONSOLE_INTERACTION_PREFIX, type SignedInRecord } from './interaction-state.ts';
 import { redirectSignInFailure } from './sign-in-failure.ts';
+import { continueWithStepUp } from './step-up-sign-in.ts';
 
 /**
  * GET /callback — the upstream IdP's redirect after sign-in. The handler is `upstreamCallbackSteps`, run in order over
@@ -62,6 +63,14 @@ export async function handOverConsoleSignIn(callback: UpstreamCallback): Promise
   callback.answered = true;
 }
 
+/**
+ * A user who owes the IdP a step-up (src/records/step-up.ts) and signed in without its `claims` challenge goes back to
+ * the IdP with it, under the same interaction; a sign-in that carried it settles the step-up.
+ */
+export async function requireStepUpClaims(callback: UpstreamCallback): Promise<void> {
+  if (await continueWithStepUp(callback.deps, callback.reply, completedSignIn(callback))) callback.answered = true;
+}
+
 /** The account record (name, email, groups for tool policy) is created or refreshed from the ID token's identity. */
 export async function recordAccount(callback: UpstreamCallback): Promise<void> {
   const { ctx } = callback.deps;
@@ -90,6 +99,7 @@ export const upstreamCallbackSteps: readonly HandlerStep<UpstreamCallback>[] = [
   takeStateCookie,
   completeUpstreamSignIn,
   handOverConsoleSignIn,
+  requireStepUpClaims,
   recordAccount,
   forgetDownstreamFailures,
   continueUnderInteraction,

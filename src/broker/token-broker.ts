@@ -18,7 +18,8 @@ import {
 import type { BrokerMetrics } from './broker-metrics.ts';
 import { singleFlight } from './single-flight.ts';
 import type { DownstreamToken, TokenBroker } from './types.ts';
-import { upstreamFailure } from './upstream-errors.ts';
+import { stepUpOf, upstreamFailure } from './upstream-errors.ts';
+import { rememberStepUp } from '../records/step-up.ts';
 import { createUpstreamSession, type UpstreamTokenVault } from './upstream-session.ts';
 import { withTimeout } from './with-timeout.ts';
 import { upstreamErrorLabel } from '../upstream/error-label.ts';
@@ -72,7 +73,7 @@ export function createTokenBroker(options: TokenBrokerOptions): TokenBroker {
     const failure = await readCachedFailure(store, cacheKey);
     if (failure) {
       const headers: Record<string, string> = failure.retryAfterSeconds ? { 'Retry-After': String(failure.retryAfterSeconds) } : {};
-      throw new ProtocolError(failure.code, failure.description, { headers });
+      throw new ProtocolError(failure.code, failure.description, { headers, ...(failure.reason === undefined ? {} : { cause: { reason: failure.reason } }) });
     }
     return undefined;
   }
@@ -115,11 +116,20 @@ export function createTokenBroker(options: TokenBrokerOptions): TokenBroker {
     } catch (error) {
       const failure = upstreamFailure(error, retryAfterSeconds);
       metrics?.downstreamToken('failed', entry.name);
-      logger.warn({ downstream: entry.name, errorCode: failure.code, reason: reasonOf(failure), upstreamError: safeCause(error) }, 'downstream token exchange failed');
+      const reason = reasonOf(failure);
+      logger.warn({ downstream: entry.name, errorCode: failure.code, reason, upstreamError: safeCause(error) }, 'downstream token exchange failed');
       // Remembered briefly: the callers queued behind this one (on every replica) get the same answer instead of
       // each retrying a down IdP; a user who re-consents is back well after it expires.
-      const remembered = { code: failure.code, description: failure.message, retryAfterSeconds };
+      const remembered = { code: failure.code, description: failure.message, retryAfterSeconds, ...(reason === undefined ? {} : { reason }) };
       await writeCachedFailure(store, cacheKey, subject, remembered, failureCacheSeconds).catch(() => undefined);
+      // The user's next sign-in must go to the IdP with what it asked for (Entra's `claims` challenge), or it would
+      // mint the same upstream token and this exchange would fail again.
+      const stepUp = stepUpOf(failure);
+      if (stepUp) {
+        await rememberStepUp(store, subject, { ...stepUp, createdAt: clock.now() }).catch((storeError: unknown) => {
+          logger.warn({ reason: storeError instanceof Error ? storeError.name : typeof storeError }, 'step-up not remembered; the next sign-in goes without claims');
+        });
+      }
       throw failure;
     }
   }

@@ -1,4 +1,5 @@
 import { ProtocolError } from '../errors/protocol-error.ts';
+import type { StepUpReason } from '../records/step-up.ts';
 
 /**
  * Turns whatever the upstream identity provider (or the network to it) failed with into the one thing the MCP client
@@ -77,6 +78,8 @@ export function describeUpstreamError(error: unknown): UpstreamErrorDetails {
     if (typeof layer.status === 'number') details.status ??= layer.status;
     const claims = layer.claims;
     if (claims === true || (typeof claims === 'string' && claims.length > 0) || isRecord(claims)) details.claims = true;
+    // CAE (continuous access evaluation): `insufficient_claims` is the claims challenge's own error code.
+    if (layer.error === 'insufficient_claims' || layer.upstreamError === 'insufficient_claims') details.claims = true;
     const first: unknown = Array.isArray(layer.error_codes) ? layer.error_codes[0] : undefined;
     if (typeof first === 'number' || (typeof first === 'string' && /^(AADSTS)?\d+$/.test(first))) {
       details.aadsts ??= String(first).startsWith('AADSTS') ? String(first) : `AADSTS${first}`;
@@ -101,6 +104,24 @@ export function reauthorizationReason(details: UpstreamErrorDetails): Reauthoriz
   // RFC 6749 §5.2: an invalid, expired or revoked refresh token / assertion. Only a new sign-in fixes it.
   if (details.error === 'invalid_grant') return 'refresh_token_invalid';
   return undefined;
+}
+
+/** The reasons a new sign-in with the IdP (not a refresh, not the gateway session) fixes; remembered per user. */
+const stepUpReasons: ReadonlySet<ReauthorizationReason> = new Set<StepUpReason>(['claims_challenge', 'interaction_required', 'consent_required']);
+
+/**
+ * What the next upstream sign-in must carry, when `failure` (from upstreamFailure) is a step-up: the reason and
+ * Entra's `claims` challenge, taken from the first layer of the cause chain that holds one as a string.
+ * @see OIDC Core §5.5 (the `claims` request parameter); Entra "claims challenges" for Conditional Access and CAE
+ */
+export function stepUpOf(failure: ProtocolError): { reason: StepUpReason; claims?: string } | undefined {
+  const cause: unknown = failure.cause;
+  if (!isRecord(cause) || typeof cause.reason !== 'string' || !stepUpReasons.has(cause.reason as ReauthorizationReason)) return undefined;
+  const reason = cause.reason as StepUpReason;
+  for (let layer: unknown = cause.cause, depth = 0; isRecord(layer) && depth < 5; layer = layer.cause, depth += 1) {
+    if (typeof layer.claims === 'string' && layer.claims.length > 0) return { reason, claims: layer.claims };
+  }
+  return { reason };
 }
 
 export function reauthorizationError(reason: ReauthorizationReason, cause?: unknown): ProtocolError {

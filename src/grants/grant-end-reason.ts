@@ -11,6 +11,7 @@
  * | `account`                | the user, on /account (connected apps)        | user decision                     |
  * | `client_revoked`         | admin revokes a whole client                  | operator decision                 |
  * | `upstream_invalid_grant` | the IdP refused the user's refresh token      | the upstream session behind it ended |
+ * | `upstream_step_up`       | the IdP demands a step-up (MFA, CA, consent)  | only a sign-in through the IdP helps |
  */
 export const GRANT_END_REASONS = [
   'code_replay',
@@ -20,6 +21,7 @@ export const GRANT_END_REASONS = [
   'account',
   'client_revoked',
   'upstream_invalid_grant',
+  'upstream_step_up',
 ] as const;
 
 export type GrantEndReason = (typeof GRANT_END_REASONS)[number];

@@ -7,6 +7,7 @@ import { createAuditLog, type AuditLog, type AuditLogOptions, type AuditRecord }
 import { backendRequestHeaders } from './forward-headers.ts';
 import { createIdentityAssertionSigner } from './identity-assertion.ts';
 import { createIdentityForwarder, type IdentityForwarder } from './identity-forwarding.ts';
+import { createBackendStepUp, type BackendStepUp } from './backend-step-up.ts';
 import { createOriginPolicy } from './origin-check.ts';
 import { createRateLimiter, type RateLimiter } from './rate-limit.ts';
 import type { RevokedGrantsCache } from '../grants/revoked-grants.ts';
@@ -28,6 +29,8 @@ export interface GatewayRuntime {
   verifyAccessToken: VerifyAccessToken;
   accounts: AccountCache;
   forwarder: IdentityForwarder;
+  /** A backend's `insufficient_claims` 401, turned into the gateway's own step-up challenge (backend-step-up.ts). */
+  backendStepUp: BackendStepUp;
   sessions: SessionBindings;
   rateLimiter: RateLimiter;
   toolPins: ToolPins;
@@ -49,6 +52,7 @@ export function createGatewayRuntime(
 ): GatewayRuntime {
   const { store, clock, keyring, random, logger, publicUrl, config } = ctx;
   const origins = createOriginPolicy(publicUrl, config.server.allowedOrigins);
+  const endGrant = deps.endGrant ?? createEndGrant({ store, clock, accessTokenTtlSeconds: config.authorization.accessTokenTtlSeconds });
   return {
     ctx,
     verifyAccessToken: createAccessTokenVerifier({
@@ -62,8 +66,9 @@ export function createGatewayRuntime(
     forwarder: createIdentityForwarder({
       signer: createIdentityAssertionSigner({ keyring, issuer: publicUrl, clock, random }),
       broker: deps.broker,
-      endGrant: deps.endGrant ?? createEndGrant({ store, clock, accessTokenTtlSeconds: config.authorization.accessTokenTtlSeconds }),
+      endGrant,
     }),
+    backendStepUp: createBackendStepUp({ store, clock, endGrant }),
     sessions: createSessionBindings(store),
     rateLimiter: createRateLimiter({
       store,

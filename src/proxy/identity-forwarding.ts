@@ -1,6 +1,7 @@
 import type { RouteConfig } from '../config/schema.ts';
 import type { TokenBroker } from '../broker/types.ts';
 import type { EndGrant } from '../grants/end-grant.ts';
+import type { GrantEndReason } from '../grants/grant-end-reason.ts';
 import { ProtocolError } from '../errors/protocol-error.ts';
 import type { AccountRecord } from './account-cache.ts';
 import { unauthorized, type ChallengeTarget } from '../errors/bearer-challenge.ts';
@@ -37,12 +38,16 @@ export function createIdentityForwarder(options: { signer: IdentityAssertionSign
         const token = await broker.getDownstreamToken({ user: { subject: claims.sub }, downstream: route.identity.downstream });
         return token.accessToken;
       } catch (error) {
-        // The upstream IdP wants the user back (consent revoked, MFA, password change): only a fresh authorization
-        // at the gateway can fix that, so the client gets a 401 challenge that makes it start one.
+        // The upstream IdP wants the user back (Conditional Access step-up, consent revoked, MFA, password change):
+        // only a fresh authorization at the gateway, through the IdP, can fix that.
         if (error instanceof ProtocolError && error.code === 'interaction_required') {
-          // The IdP refused the user's refresh token: the upstream session behind this grant is gone for good, so the
-          // grant ends too (its refresh token would only mint more tokens that fail here); the client starts over.
-          if (endGrant !== undefined && upstreamSessionEnded(error)) await endGrant(claims.grantId, 'upstream_invalid_grant');
+          // Why a 401 `invalid_token` and an ended grant: the MCP SDKs (TypeScript v1 and v2) answer a 401, and a 403
+          // `insufficient_scope` naming no new scope, by running their auth() again, which *refreshes first* when they
+          // hold a refresh token. A refresh would succeed, the retried call meet the same refusal, and the client give
+          // up ("401 after successful authentication"). Only a refresh refused with `invalid_grant` makes them drop
+          // their tokens and open the browser; ending the grant does that, and makes `invalid_token` literally true.
+          const reason = grantEndReasonOf(error);
+          if (endGrant !== undefined && reason !== undefined) await endGrant(claims.grantId, reason);
           throw unauthorized(challenge, true, 'The identity provider needs you to sign in again; re-authorize this client.', claims.jkt === undefined ? 'bearer' : 'dpop');
         }
         throw error;
@@ -51,9 +56,13 @@ export function createIdentityForwarder(options: { signer: IdentityAssertionSign
   };
 }
 
-function upstreamSessionEnded(error: ProtocolError): boolean {
+/** `upstream_invalid_grant` when the upstream session is gone, `upstream_step_up` when the IdP asks more of the user. */
+function grantEndReasonOf(error: ProtocolError): GrantEndReason | undefined {
   const cause = error.cause;
-  return typeof cause === 'object' && cause !== null && (cause as { reason?: unknown }).reason === 'refresh_token_invalid';
+  const reason = typeof cause === 'object' && cause !== null ? (cause as { reason?: unknown }).reason : undefined;
+  if (reason === 'refresh_token_invalid' || reason === 'no_upstream_session') return 'upstream_invalid_grant';
+  if (reason === 'claims_challenge' || reason === 'interaction_required' || reason === 'consent_required') return 'upstream_step_up';
+  return undefined;
 }
 
 /** Checked when the gateway starts, so a misconfigured route fails at boot rather than on the first request. */

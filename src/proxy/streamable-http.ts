@@ -74,12 +74,27 @@ export async function trackSessionLifecycle(exchange: McpExchange): Promise<void
   }
 }
 
-/** A backend that refuses the gateway's identity, or answers a POST with something that is not MCP, is a 502. */
-export function refuseNonMcpAnswer(exchange: McpExchange): void {
+/**
+ * A backend that refuses the gateway's identity, or answers a POST with something that is not MCP, is a 502 — except
+ * a 401 `insufficient_claims` that is a step-up the user can complete (backend-step-up.ts): the client gets the
+ * gateway's own 401 challenge and re-authorizes.
+ */
+export async function refuseNonMcpAnswer(exchange: McpExchange): Promise<void> {
   const response = backendResponse(exchange);
   const path = exchange.state.route.path;
   if (response.statusCode === 401 || response.statusCode === 403) {
     response.body.resume();
+    const { claims } = authorized(exchange);
+    const stepUp =
+      response.statusCode === 401
+        ? await exchange.runtime.backendStepUp.answer({
+            subject: claims.sub,
+            grantId: claims.grantId,
+            challenge: exchange.state.target,
+            wwwAuthenticate: response.headers['www-authenticate'],
+          })
+        : undefined;
+    if (stepUp !== undefined) throw stepUp;
     throw new ProtocolError('bad_gateway', `The backend of ${path} refused the gateway's identity assertion.`);
   }
   if (exchange.post && response.statusCode === 200 && !MCP_RESPONSE_TYPES.has(mediaType(response.headers))) {

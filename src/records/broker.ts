@@ -28,7 +28,13 @@ export const downstreamFailureRecord = defineRecord({
   namespace: 'downstream-failure',
   owner: 'src/broker/downstream-cache.ts',
   key: 'the same cache key',
-  schema: z.object({ code: errorCode, description: z.string(), retryAfterSeconds: z.number().optional() }),
+  schema: z.object({
+    code: errorCode,
+    description: z.string(),
+    retryAfterSeconds: z.number().optional(),
+    /** Why the user must sign in again (src/broker/upstream-errors.ts), so a waiter ends its grant like the first caller. */
+    reason: z.string().max(64).optional(),
+  }),
   ttl: '5 s (`failureCacheSeconds`)',
   indexes: ['subject'],
   singleUse: false,

@@ -15,6 +15,7 @@ import {
 import { grantRevokedChannel, revokedGrantRecord } from './grants.ts';
 import { consentApprovedRecord, consentStateRecord, interactionSignedInRecord, interactionSignInFailedRecord } from './interaction.ts';
 import { dpopProofRecord, legacySseSessionRecord, mcpSessionRecord, rateLimitCounter } from './proxy.ts';
+import { upstreamStepUpRecord } from './step-up.ts';
 import { toolPinBaselineRecord, toolPinRecord, toolPinsChangedChannel } from './tool-pins.ts';
 import { upstreamStateRecord, upstreamTokensRecord } from './upstream.ts';
 
@@ -52,7 +53,7 @@ export const catalogue: readonly CatalogueSection[] = [
   {
     title: 'Token broker',
     intro: 'Downstream tokens and the single-flight locks of src/broker/ (src/broker/single-flight.ts): waiters poll the cache and the failure records.',
-    entries: [downstreamTokenRecord, downstreamFailureRecord, upstreamRefreshFailureRecord, downstreamTokenLock, upstreamRefreshLock],
+    entries: [downstreamTokenRecord, downstreamFailureRecord, upstreamRefreshFailureRecord, upstreamStepUpRecord, downstreamTokenLock, upstreamRefreshLock],
   },
   { title: 'Keys', intro: 'Only with `keys.source: store` (the default).', entries: [keySetRecord, keysUpdateLock, keysChangedChannel] },
   { title: 'Grant revocation', intro: 'What the gateway checks on every request, kept in memory on each replica.', entries: [revokedGrantRecord, grantRevokedChannel] },

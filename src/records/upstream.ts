@@ -16,6 +16,8 @@ export const upstreamStateRecord = defineRecord({
     /** SHA-256 of the browser-binding cookie value. */
     browserBindingHash: z.string(),
     createdAt: z.number(),
+    /** The `claims` request sent with this sign-in (a step-up the IdP asked for), if any. */
+    claims: z.string().optional(),
   }),
   ttl: '600 s',
   singleUse: true,

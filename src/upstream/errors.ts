@@ -43,8 +43,11 @@ export function forInteraction(error: unknown, interactionId: string): UpstreamE
   );
 }
 
-/** Errors after which only a new interactive sign-in helps (OIDC Core §3.1.2.6, RFC 6749 §5.2). */
-const reauthorizationErrors = new Set(['interaction_required', 'consent_required', 'login_required', 'invalid_grant']);
+/**
+ * Errors after which only a new interactive sign-in helps (OIDC Core §3.1.2.6, RFC 6749 §5.2), plus CAE's
+ * `insufficient_claims` (the claims challenge's own code).
+ */
+const reauthorizationErrors = new Set(['interaction_required', 'consent_required', 'login_required', 'invalid_grant', 'insufficient_claims']);
 /** Entra: consent missing (65001) or revoked (65004), MFA (50076/50079), CA (53003), grant revoked or expired. */
 const reauthorizationAadsts = new Set(['65001', '65004', '50076', '50079', '50158', '53003', '50173', '700082', '70043', '70008']);
 

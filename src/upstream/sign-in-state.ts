@@ -25,6 +25,7 @@ export interface NewSignInState {
 export async function createSignInState(
   deps: { store: Store; random: Random; now: number },
   interactionId: string,
+  claims?: string,
 ): Promise<NewSignInState> {
   const { store, random, now } = deps;
   const state = random.token(32);
@@ -35,6 +36,7 @@ export async function createSignInState(
     nonce: random.token(32),
     browserBindingHash: hashToken(stateCookie),
     createdAt: now,
+    ...(claims === undefined ? {} : { claims }),
   };
   await writeRecord(store, upstreamStateRecord, state, record, { ttlSeconds: SIGN_IN_STATE_TTL_SECONDS });
   return { state, stateCookie, record };

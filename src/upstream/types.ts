@@ -38,6 +38,8 @@ export interface CompletedSignIn {
   interactionId: string;
   identity: UpstreamIdentity;
   tokens: UpstreamTokens;
+  /** The `claims` request this sign-in carried (a step-up), so the caller can tell whether it asked for one. */
+  requestedClaims?: string;
 }
 
 export interface DownstreamTokenRequest {
@@ -49,8 +51,11 @@ export interface DownstreamTokenRequest {
 }
 
 export interface UpstreamClient {
-  /** @see RFC 6749 §4.1.1, RFC 7636 — our own PKCE, state and nonce, bound to a single-use record and a cookie. */
-  beginSignIn(input: { interactionId: string; loginHint?: string }): Promise<BeginSignInResult>;
+  /**
+   * @see RFC 6749 §4.1.1, RFC 7636 — our own PKCE, state and nonce, bound to a single-use record and a cookie.
+   * `claims`: OIDC Core §5.5 `claims` request, here the IdP's own claims challenge (Entra Conditional Access step-up).
+   */
+  beginSignIn(input: { interactionId: string; loginHint?: string; claims?: string }): Promise<BeginSignInResult>;
   /** Validates state (single use), the cookie binding, nonce and ID token; errors are ProtocolErrors. */
   completeSignIn(input: { callbackUrl: URL; stateCookie: string | undefined }): Promise<CompletedSignIn>;
   /** @see RFC 6749 §6 */

@@ -96,9 +96,9 @@ export function createUpstreamClient(deps: UpstreamClientDeps): UpstreamClient &
   return {
     clientAuthMethod: auth.method,
 
-    async beginSignIn({ interactionId, loginHint }) {
+    async beginSignIn({ interactionId, loginHint, claims }) {
       const configuration = await discovery.get();
-      const { state, stateCookie, record } = await createSignInState({ store, random, now: clock.now() }, interactionId);
+      const { state, stateCookie, record } = await createSignInState({ store, random, now: clock.now() }, interactionId, claims);
       const parameters: Record<string, string> = {
         redirect_uri: redirectUri,
         response_type: 'code',
@@ -109,6 +109,8 @@ export function createUpstreamClient(deps: UpstreamClientDeps): UpstreamClient &
         code_challenge_method: 'S256',
       };
       if (loginHint) parameters.login_hint = loginHint;
+      // OIDC Core §5.5: Entra takes its claims challenge back verbatim here and asks the user for what it names (MFA).
+      if (claims) parameters.claims = claims;
       return { authorizationUrl: buildAuthorizationUrl(configuration, parameters).href, stateCookie };
     },
 
@@ -184,7 +186,7 @@ export function createUpstreamClient(deps: UpstreamClientDeps): UpstreamClient &
         Number.isFinite(refreshLifetime) && refreshLifetime > 0 ? { refreshTokenLifetimeSeconds: refreshLifetime } : {},
       );
       logger.info({ subject: identity.subject, tenantId: identity.tenantId }, 'upstream sign-in completed');
-      return { interactionId, identity, tokens };
+      return { interactionId, identity, tokens, ...(record.claims === undefined ? {} : { requestedClaims: record.claims }) };
     },
 
     async refresh(refreshToken) {

@@ -172,12 +172,28 @@ describe('proxy steps', () => {
     requireBackendStream(exchange({}, answer(200, 'text/event-stream')));
   });
 
+  /** An authorized exchange whose backend step-up check (backend-step-up.ts) answers `stepUp`. */
+  const authorizedExchange = (request: Parameters<typeof exchange>[0], response: BackendResponse, stepUp?: ProtocolError): McpExchange => {
+    const base = exchange(request, response);
+    return Object.assign(base, {
+      call: { claims: { sub: 'user', grantId: 'grant-1' } },
+      runtime: { ...base.runtime, backendStepUp: { answer: async () => stepUp } },
+    }) as unknown as McpExchange;
+  };
+
   it('refuseNonMcpAnswer refuses a backend that refused the identity, or answered a POST with HTML (502)', async () => {
-    assertRefused(await refusal(() => refuseNonMcpAnswer(exchange({}, answer(401, 'application/json')))), 'bad_gateway', 502);
-    const post = exchange({ method: 'POST' }, answer(200, 'text/html'));
+    assertRefused(await refusal(() => refuseNonMcpAnswer(authorizedExchange({}, answer(401, 'application/json')))), 'bad_gateway', 502);
+    const post = authorizedExchange({ method: 'POST' }, answer(200, 'text/html'));
     post.post = { raw: Buffer.from('{}') } as McpExchange['post'];
     assertRefused(await refusal(() => refuseNonMcpAnswer(post)), 'bad_gateway', 502);
-    refuseNonMcpAnswer(exchange({ method: 'POST' }, answer(200, 'application/json')));
+    await refuseNonMcpAnswer(authorizedExchange({ method: 'POST' }, answer(200, 'application/json')));
+  });
+
+  it('refuseNonMcpAnswer turns a backend\'s step-up (401 insufficient_claims with evidence) into the gateway\'s own 401', async () => {
+    const challenge = new ProtocolError('invalid_token', 'sign in again', { headers: { 'www-authenticate': 'Bearer error="invalid_token"' } });
+    assertRefused(await refusal(() => refuseNonMcpAnswer(authorizedExchange({}, answer(401, 'application/json'), challenge))), 'invalid_token', 401);
+    // A 403 is never a step-up: the backend refused the gateway's identity.
+    assertRefused(await refusal(() => refuseNonMcpAnswer(authorizedExchange({}, answer(403, 'application/json'), challenge))), 'bad_gateway', 502);
   });
 });
 

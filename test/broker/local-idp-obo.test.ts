@@ -1,4 +1,7 @@
 import assert from 'node:assert/strict';
+import { clearStepUp, pendingStepUp } from '../../src/records/step-up.ts';
+import { forgetDownstreamTokens } from '../../src/records/downstream-tokens.ts';
+import { LOCAL_MFA_POLICY_ID } from '../../src/demo/local-idp/step-up.ts';
 import { after, before, describe, it } from 'node:test';
 import { createTokenBroker } from '../../src/broker/token-broker.ts';
 import type { TokenBroker } from '../../src/broker/types.ts';
@@ -122,6 +125,28 @@ describe('token broker against the local identity provider', () => {
     assert.ok(error instanceof ProtocolError);
     assert.equal(error.code, 'interaction_required');
     assert.match(error.message, /expired or was revoked|sign in again/);
+  });
+
+  it('answers a user under the MFA policy like Entra (AADSTS50076 + claims challenge), remembered for their next sign-in', async () => {
+    const alex = idp.users[1];
+    assert.ok(alex);
+    const subject = await signIn(alex);
+    // As the gateway's callback does after a sign-in: what earlier tests cached for this user does not answer.
+    await forgetDownstreamTokens(gateway.store, subject);
+    alex.requireMfa = true;
+    try {
+      const error = await broker.getDownstreamToken({ user: { subject }, downstream: 'directory-rfc8693' }).catch((e: unknown) => e);
+      assert.ok(error instanceof ProtocolError);
+      assert.equal(error.code, 'interaction_required');
+      assert.equal((error.cause as { reason?: string }).reason, 'claims_challenge');
+      const stepUp = await pendingStepUp(gateway.store, subject);
+      assert.equal(stepUp?.reason, 'claims_challenge');
+      assert.deepEqual(JSON.parse(stepUp?.claims ?? '{}'), { access_token: { polids: { essential: true, values: [LOCAL_MFA_POLICY_ID] } } });
+      assert.doesNotMatch(error.message, /polids|AADSTS/);
+    } finally {
+      alex.requireMfa = false;
+      await clearStepUp(gateway.store, subject);
+    }
   });
 
   it('logs no token', () => {

@@ -8,7 +8,8 @@ import type { TokenBroker } from '../../src/broker/types.ts';
 import { ManualClock } from '../../src/runtime/clock.ts';
 import { ProtocolError } from '../../src/errors/protocol-error.ts';
 import { createSqliteStore } from '../../src/store/sqlite-store.ts';
-import { UpstreamError } from '../../src/upstream/errors.ts';
+import { UpstreamError, upstreamTokenError } from '../../src/upstream/errors.ts';
+import { pendingStepUp } from '../../src/records/step-up.ts';
 import type { Store } from '../../src/store/store.ts';
 import type { DownstreamTokenRequest, UpstreamTokens } from '../../src/upstream/types.ts';
 import { brokerConfig, capturingLogger, memoryVault, oauthError, scriptedUpstream, testKeyring } from './support/fixtures.ts';
@@ -266,6 +267,50 @@ describe('token broker', () => {
       await vault.save(subject, freshUpstream());
       const upstream = scriptedUpstream({ exchange: async () => { throw oauthError(401, { error: 'invalid_client', error_description: 'AADSTS7000215' }); } });
       await rejectsWith(broker(upstream).getDownstreamToken({ user: { subject }, downstream: 'graph' }), 'server_error');
+    });
+  });
+
+  describe('Conditional Access step-up: every Entra answer that needs the user at the IdP again', () => {
+    const challenge = '{"access_token":{"polids":{"essential":true,"values":["9ab03e19-ed42-4168-b6b7-7001fb3e933a"]}}}';
+    const traceId = 'b72a68c3-0926-4b8e-bc35-3150069c2800';
+    /** openid-client's ResponseBodyError: the IdP's JSON body is the error's `cause`. */
+    const answer = (body: Record<string, unknown>) =>
+      Object.assign(new Error('server responded with an error in the response body'), { code: 'OAUTH_RESPONSE_BODY_ERROR', error: body.error, status: 400, cause: body });
+    const entra = (error: string, code: number, extras: Record<string, unknown> = {}) =>
+      answer({ error, error_description: `AADSTS${code}: policy text. Trace ID: ${traceId}`, error_codes: [code], trace_id: traceId, ...extras });
+    // What src/upstream's client throws for each answer, as the broker receives it.
+    const cases = [
+      { name: 'AADSTS50076 (MFA required) with its claims challenge', error: () => entra('interaction_required', 50076, { suberror: 'basic_action', claims: challenge }), reason: 'claims_challenge', claims: challenge },
+      { name: 'AADSTS50079 (MFA enrollment) with its claims challenge', error: () => entra('interaction_required', 50079, { claims: challenge }), reason: 'claims_challenge', claims: challenge },
+      { name: 'AADSTS50076 without a claims challenge', error: () => entra('invalid_grant', 50076, { suberror: 'basic_action' }), reason: 'interaction_required' },
+      { name: 'AADSTS53003 (blocked by Conditional Access)', error: () => entra('interaction_required', 53003), reason: 'interaction_required' },
+      { name: 'AADSTS65001 (consent needed)', error: () => entra('invalid_grant', 65001, { suberror: 'consent_required' }), reason: 'consent_required' },
+      { name: 'interaction_required (no AADSTS code)', error: () => answer({ error: 'interaction_required' }), reason: 'interaction_required' },
+      { name: 'CAE insufficient_claims with a challenge', error: () => answer({ error: 'insufficient_claims', claims: challenge }), reason: 'claims_challenge', claims: challenge },
+      { name: 'CAE insufficient_claims alone', error: () => answer({ error: 'insufficient_claims' }), reason: 'claims_challenge' },
+    ] as const;
+    for (const { name, error, reason, ...expected } of cases) {
+      it(`${name}: 401 interaction_required, the step-up remembered for the next sign-in, nothing of the IdP's answer shown`, async () => {
+        await vault.save(subject, freshUpstream());
+        const upstream = scriptedUpstream({ exchange: async () => { throw upstreamTokenError(error(), 'on-behalf-of'); } });
+        const failure = await rejectsWith(broker(upstream).getDownstreamToken({ user: { subject }, downstream: 'graph' }), 'interaction_required');
+        assert.equal(failure.status, 401);
+        assert.equal((failure.cause as { reason?: string }).reason, reason);
+        const stepUp = await pendingStepUp(store, subject);
+        assert.equal(stepUp?.reason, reason);
+        assert.equal(stepUp?.claims, 'claims' in expected ? expected.claims : undefined);
+        // Neither the client nor the log gets the IdP's raw description, trace id or claims challenge.
+        for (const shown of [failure.message, log.lines.join('\n')]) {
+          assert.doesNotMatch(shown, /policy text|polids|9ab03e19|b72a68c3/);
+        }
+      });
+    }
+
+    it('an answer that is not a step-up (the IdP is down) remembers none', async () => {
+      await vault.save(subject, freshUpstream());
+      const upstream = scriptedUpstream({ exchange: async () => { throw upstreamTokenError(answer({ error: 'temporarily_unavailable' }), 'on-behalf-of'); } });
+      await rejectsWith(broker(upstream).getDownstreamToken({ user: { subject }, downstream: 'graph' }), 'temporarily_unavailable');
+      assert.equal(await pendingStepUp(store, subject), undefined);
     });
   });
 

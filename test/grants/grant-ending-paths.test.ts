@@ -130,32 +130,41 @@ describe('grant-ending paths', () => {
     covered.add('client_revoked');
   });
 
-  it('upstream_invalid_grant: the IdP refused the user’s refresh token during an on-behalf-of exchange', async () => {
-    const tokens = await obtainTokens(server, client);
-    const grantId = grantIdOf(tokens.access_token);
-    const endGrant = createEndGrant({ store: server.store, clock: server.ctx.clock, accessTokenTtlSeconds: 300 });
-    const forwarder = createIdentityForwarder({
-      signer: { assertionFor: async () => 'unused' },
-      broker: {
-        getDownstreamToken: async () => {
-          throw reauthorizationError('refresh_token_invalid');
+  const upstreamRefusals = [
+    { reason: 'upstream_invalid_grant', cause: 'refresh_token_invalid', what: 'the IdP refused the user’s refresh token during an on-behalf-of exchange' },
+    { reason: 'upstream_invalid_grant', cause: 'no_upstream_session', what: 'the user’s upstream session is gone' },
+    // The MCP SDKs refresh before they re-authorize: a grant left alive would refresh into the same refusal forever.
+    { reason: 'upstream_step_up', cause: 'claims_challenge', what: 'the IdP demands a Conditional Access step-up (claims challenge)' },
+    { reason: 'upstream_step_up', cause: 'consent_required', what: 'the IdP needs the user’s consent again (AADSTS65001)' },
+  ] as const;
+  for (const { reason, cause, what } of upstreamRefusals) {
+    it(`${reason}: ${what}`, async () => {
+      const tokens = await obtainTokens(server, client);
+      const grantId = grantIdOf(tokens.access_token);
+      const endGrant = createEndGrant({ store: server.store, clock: server.ctx.clock, accessTokenTtlSeconds: 300 });
+      const forwarder = createIdentityForwarder({
+        signer: { assertionFor: async () => 'unused' },
+        broker: {
+          getDownstreamToken: async () => {
+            throw reauthorizationError(cause);
+          },
         },
-      },
-      endGrant,
+        endGrant,
+      });
+      const route = { ...server.ctx.config.routes[0], identity: { mode: 'obo', downstream: 'graph' } } as Parameters<typeof forwarder.credentialFor>[0]['route'];
+      await assert.rejects(
+        forwarder.credentialFor({
+          route,
+          resource: server.resource,
+          challenge: { resourceMetadataUrl: `${server.publicUrl}/.well-known/oauth-protected-resource/mcp`, scope: 'mcp:tools' },
+          claims: { sub: 'user', clientId: client.client_id, grantId, jti: 'j', exp: 0, scopes: [] },
+          account: undefined,
+        }),
+        (error: unknown) => (error as { status?: number }).status === 401 && /error="invalid_token"/.test((error as { headers: Record<string, string> }).headers['www-authenticate'] ?? ''),
+      );
+      await assertEnded(grantId, reason, tokens.refresh_token);
     });
-    const route = { ...server.ctx.config.routes[0], identity: { mode: 'obo', downstream: 'graph' } } as Parameters<typeof forwarder.credentialFor>[0]['route'];
-    await assert.rejects(
-      forwarder.credentialFor({
-        route,
-        resource: server.resource,
-        challenge: { resourceMetadataUrl: `${server.publicUrl}/.well-known/oauth-protected-resource/mcp`, scope: 'mcp:tools' },
-        claims: { sub: 'user', clientId: client.client_id, grantId, jti: 'j', exp: 0, scopes: [] },
-        account: undefined,
-      }),
-      (error: unknown) => (error as { status?: number }).status === 401,
-    );
-    await assertEnded(grantId, 'upstream_invalid_grant', tokens.refresh_token);
-  });
+  }
 
   it('covers every reason a grant can end for', () => {
     assert.deepEqual([...covered].sort(), [...GRANT_END_REASONS].sort());

@@ -7,6 +7,7 @@ import { stringify } from 'yaml';
 import { assembleGatewayParts, type AssembleOptions } from '../../src/app/assemble-parts.ts';
 import { startGateway, type RunningGateway } from '../../src/app/start-gateway.ts';
 import type { SignalSource } from '../../src/server/graceful-shutdown.ts';
+import { demoConfigInput } from '../../src/config/demo-defaults.ts';
 export { freePort } from './ports.ts';
 import { freePort } from './ports.ts';
 
@@ -39,6 +40,10 @@ export interface DemoOptions {
   /** `redis://…` to use a Redis store instead of the temp SQLite file. */
   redisUrl?: string;
   assemble?: AssembleOptions;
+  /** Local IdP flags per username (src/demo/local-idp/users.ts), e.g. `{ adele: { requireMfa: true } }`. */
+  userFlags?: Record<string, { requireMfa?: boolean; requireConsent?: boolean; requireInteraction?: boolean }>;
+  /** The `/mcp` route's `identity` (default: the demo's identity assertion), e.g. `{ mode: 'obo', downstream: 'graph' }`. */
+  mcpIdentity?: Record<string, unknown>;
 }
 
 export interface RunningDemo {
@@ -74,14 +79,26 @@ export async function startDemo(options: DemoOptions = {}): Promise<RunningDemo>
   const usersFile = join(dir, 'users.json');
   await writeFile(
     usersFile,
-    JSON.stringify(DEMO_USERS.map((user) => ({ ...user, groups: user.username === 'alex' ? ['gatehouse-users', 'gatehouse-admins'] : ['gatehouse-users'] }))),
+    JSON.stringify(
+      DEMO_USERS.map((user) => ({
+        ...user,
+        groups: user.username === 'alex' ? ['gatehouse-users', 'gatehouse-admins'] : ['gatehouse-users'],
+        ...options.userFlags?.[user.username],
+      })),
+    ),
   );
+  const demoPorts = { identityProviderPort, graphServerPort, directoryApiPort };
+  // Arrays replace rather than merge: the demo's own routes, with the `/mcp` route's identity swapped.
+  const routes = options.mcpIdentity
+    ? { routes: (demoConfigInput({ port, demo: demoPorts }).routes as Array<Record<string, unknown>>).map((route) => (route.path === '/mcp' ? { ...route, identity: options.mcpIdentity } : route)) }
+    : {};
   const settings = merge(
     {
       mode: 'demo',
       server: { port },
       store: options.redisUrl ? { type: 'redis', redisUrl: options.redisUrl, keyPrefix: `e2e-${port}:` } : { sqlitePath: join(dir, '.gatehouse', 'gatehouse.db') },
-      demo: { identityProviderPort, graphServerPort, directoryApiPort, usersFile },
+      demo: { ...demoPorts, usersFile },
+      ...routes,
     },
     options.config ?? {},
   );
@@ -174,8 +191,8 @@ export interface SignInOptions {
 export interface SignInResult {
   /** The URL the browser was sent to at the client. */
   callbackUrl: URL;
-  /** Which pages the user saw, in order. */
-  pages: Array<'consent' | 'sign-in'>;
+  /** Which pages the user saw, in order (`mfa`: the sign-in form asked for a second factor, a step-up). */
+  pages: Array<'consent' | 'sign-in' | 'mfa'>;
 }
 
 /**
@@ -202,6 +219,11 @@ export async function signInWithBrowser(options: SignInOptions): Promise<SignInR
         pages.push('sign-in');
         await page.fill('input#username', user.username);
         await page.fill('input#password', user.password);
+        if ((await page.locator('input#otp').count()) > 0) {
+          // The local IdP's step-up: the demo shows its one-time code on the page.
+          pages.push('mfa');
+          await page.fill('input#otp', await page.locator('#demo-otp').innerText());
+        }
         if (screenshotPrefix) await page.screenshot({ path: join(artifactsDir, `${screenshotPrefix}-sign-in.png`), fullPage: true });
         await Promise.all([page.waitForNavigation(), page.click('button[value=login]')]);
         continue;

@@ -3,6 +3,7 @@ import type { KoaContextWithOIDC } from 'oidc-provider';
 import type { Clock } from '../../runtime/clock.ts';
 import type { Random } from '../../runtime/random.ts';
 import { entraError, type EntraErrorBody } from './entra-errors.ts';
+import { hasMfa, mfaClaimsChallenge } from './step-up.ts';
 import { LOCAL_TENANT_ID, type LocalUser } from './users.ts';
 import { JWT_BEARER_GRANT, TOKEN_EXCHANGE_GRANT, ACCESS_TOKEN_TYPE } from '../../protocol/oauth-urns.ts';
 export { JWT_BEARER_GRANT, TOKEN_EXCHANGE_GRANT, ACCESS_TOKEN_TYPE };
@@ -87,6 +88,11 @@ export function createDownstreamGrants(deps: DownstreamGrantDeps) {
         // A Conditional Access / MFA demand: Entra adds a claims challenge the client must replay interactively.
         const challenge = JSON.stringify({ access_token: { capolids: { essential: true, values: ['local-mfa-policy'] } } });
         throw new GrantFailure(400, entraError('interaction_required', 50076, { suberror: 'basic_action', claims: challenge, now: now() }));
+      }
+      if (user.requireMfa && !hasMfa(claims.amr)) {
+        // Entra's on-behalf-of answer when a Conditional Access policy on the downstream API wants MFA the user's token
+        // does not show: 400 `interaction_required`, AADSTS50076, and the policy to satisfy as a `claims` challenge.
+        throw new GrantFailure(400, entraError('interaction_required', 50076, { suberror: 'basic_action', claims: mfaClaimsChallenge(), now: now() }));
       }
       if (user.requireConsent) throw new GrantFailure(400, entraError('invalid_grant', 65001, { suberror: 'consent_required', now: now() }));
       const audience = request.audience;

@@ -3,6 +3,7 @@ import type Provider from 'oidc-provider';
 import { constantTimeEqual } from '../../keys/hashing.ts';
 import { descriptionOf } from './entra-errors.ts';
 import { renderLoginPage } from './login-page.ts';
+import { MFA_AMR, oneTimeCodeFor, requestsStepUp } from './step-up.ts';
 import type { LocalUser } from './users.ts';
 
 /**
@@ -35,6 +36,8 @@ export function createInteractionHandler(deps: {
   provider: Provider;
   gatewayClientId: string;
   users: () => LocalUser[];
+  /** Key of the demo's one-time codes (step-up.ts). */
+  oneTimeCodeSecret: string;
 }) {
   const { provider, gatewayClientId } = deps;
 
@@ -62,8 +65,10 @@ export function createInteractionHandler(deps: {
     if (details.prompt.name === 'consent') return autoConsent(req, res);
     const client = await provider.Client.find(String(details.params.client_id));
     const loginHint = typeof details.params.login_hint === 'string' ? details.params.login_hint : undefined;
+    const stepUp = requestsStepUp(details.params.claims);
     sendHtml(res, status, renderLoginPage({
       uid,
+      ...(stepUp ? { oneTimeCode: oneTimeCodeFor(deps.oneTimeCodeSecret, uid) } : {}),
       clientName: client?.clientName ?? String(details.params.client_id),
       ...(loginHint ? { loginHint } : {}),
       ...(error ? { error } : {}),
@@ -81,7 +86,16 @@ export function createInteractionHandler(deps: {
     // Compare even when the user is unknown so timing does not reveal which usernames exist.
     const passwordOk = constantTimeEqual(form.get('password') ?? '', user?.password ?? '\u0000no-user');
     if (!user || !passwordOk) return show(req, res, uid, 'The username or password is incorrect.', 401);
-    await provider.interactionFinished(req, res, { login: { accountId: user.id } }, { mergeWithLastSubmission: false });
+    const details = await provider.interactionDetails(req, res);
+    if (!requestsStepUp(details.params.claims)) {
+      await provider.interactionFinished(req, res, { login: { accountId: user.id } }, { mergeWithLastSubmission: false });
+      return;
+    }
+    // The claims challenge asked for a second factor: the one-time code of this sign-in, or the form again.
+    if (!constantTimeEqual(form.get('otp') ?? '', oneTimeCodeFor(deps.oneTimeCodeSecret, uid))) {
+      return show(req, res, uid, 'The verification code is incorrect.', 401);
+    }
+    await provider.interactionFinished(req, res, { login: { accountId: user.id, amr: MFA_AMR } }, { mergeWithLastSubmission: false });
   }
 
   /** Handles `/interaction/:uid` (GET) and `/interaction/:uid/login` (POST); false if the path is not ours. */

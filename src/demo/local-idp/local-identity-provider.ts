@@ -167,7 +167,12 @@ export async function startLocalIdentityProvider(options: LocalIdentityProviderO
         ...(workloadIdentity && trustedIssuer === workloadIdentity.issuer ? { issuerJwks: workloadIdentity.publicJwks } : {}),
       })
     : undefined;
-  const interactions = createInteractionHandler({ provider, gatewayClientId: options.gateway.clientId, users: () => users });
+  const interactions = createInteractionHandler({
+    provider,
+    gatewayClientId: options.gateway.clientId,
+    users: () => users,
+    oneTimeCodeSecret: random.token(32),
+  });
   const providerCallback = provider.callback();
   const gate = {
     federated,

@@ -11,6 +11,17 @@ export interface LoginPageInput {
   loginHint?: string;
   error?: string;
   users: Array<{ username: string; name: string }>;
+  /** Set when the request's `claims` asks for MFA: the code to type, shown here because this is only a demo. */
+  oneTimeCode?: string;
+}
+
+/** The second factor a Conditional Access claims challenge asks for (Entra: the authenticator prompt). */
+function mfaStep(oneTimeCode: string | undefined): string {
+  if (oneTimeCode === undefined) return '';
+  return `<p class="mfa" role="note">Your organisation requires multi-factor authentication for this resource. Demo verification code: <strong id="demo-otp">${escapeHtml(oneTimeCode)}</strong></p>
+<label for="otp">Verification code</label>
+<input id="otp" name="otp" inputmode="numeric" autocomplete="one-time-code" required>
+`;
 }
 
 export function renderLoginPage(input: LoginPageInput): string {
@@ -50,7 +61,7 @@ ${error}
 <input id="username" name="username" autocomplete="username" required value="${escapeHtml(input.loginHint ?? '')}">
 <label for="password">Password</label>
 <input id="password" name="password" type="password" autocomplete="current-password">
-<div class="actions">
+${mfaStep(input.oneTimeCode)}<div class="actions">
 <button type="submit" name="action" value="login">Sign in</button>
 <button type="submit" name="action" value="cancel" formnovalidate>Cancel</button>
 </div>

@@ -1,5 +1,6 @@
 import type { JWK } from 'jose';
-import { errors, type Adapter, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
+import { errors, interactionPolicy, type Adapter, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
+import { hasMfa, requestsStepUp } from './step-up.ts';
 import { LOCAL_TENANT_ID, type LocalUser } from './users.ts';
 
 /**
@@ -86,7 +87,10 @@ export function providerConfiguration(settings: ProviderSettings): Configuration
         },
       },
     },
-    extraTokenClaims: (_ctx: KoaContextWithOIDC, token: { kind?: string; accountId?: string; scope?: string }) => {
+    // Entra's claims challenge does not fit oidc-provider's `claims` parameter (it names `access_token`, not `id_token`
+    // or `userinfo`), so it is taken as a plain parameter and read by the sign-in policy and page.
+    extraParams: ['claims'],
+    extraTokenClaims: (ctx: KoaContextWithOIDC, token: { kind?: string; accountId?: string; scope?: string }) => {
       if (token.kind !== 'AccessToken' || !token.accountId) return undefined;
       const user = settings.findUser(token.accountId);
       if (!user) return undefined;
@@ -96,7 +100,10 @@ export function providerConfiguration(settings: ProviderSettings): Configuration
         .filter((scope) => scope.startsWith(`${gatewayAudience}/`))
         .map((scope) => scope.slice(gatewayAudience.length + 1))
         .join(' ');
-      return { oid: user.id, tid: LOCAL_TENANT_ID, name: user.name, email: user.email, scp, ver: '2.0' };
+      // Entra's `amr` (authentication methods): `mfa` once the user did the second factor, carried on by refreshes.
+      const entities = ctx.oidc.entities as { AuthorizationCode?: { amr?: string[] }; RefreshToken?: { amr?: string[] } };
+      const amr = entities.AuthorizationCode?.amr ?? entities.RefreshToken?.amr;
+      return { oid: user.id, tid: LOCAL_TENANT_ID, name: user.name, email: user.email, scp, ver: '2.0', ...(amr ? { amr } : {}) };
     },
     findAccount: (_ctx: KoaContextWithOIDC, id: string) => {
       const user = settings.findUser(id);
@@ -117,7 +124,7 @@ export function providerConfiguration(settings: ProviderSettings): Configuration
         }),
       };
     },
-    interactions: { url: (_ctx: KoaContextWithOIDC, interaction: { uid: string }) => `/interaction/${interaction.uid}` },
+    interactions: { policy: signInPolicy(), url: (_ctx: KoaContextWithOIDC, interaction: { uid: string }) => `/interaction/${interaction.uid}` },
     ttl: {
       AccessToken: 3600,
       AuthorizationCode: 60,
@@ -137,4 +144,16 @@ export function providerConfiguration(settings: ProviderSettings): Configuration
       ctx.body = `<!doctype html><html lang="en"><title>Sign-in error</title><pre>${text}</pre></html>`;
     },
   };
+}
+
+/** oidc-provider's default prompts, plus: a `claims` step-up request signs the user in again unless MFA was done. */
+function signInPolicy() {
+  const policy = interactionPolicy.base();
+  policy.get('login')?.checks.add(
+    new interactionPolicy.Check('step_up', 'The claims request asks for multi-factor authentication', (ctx: KoaContextWithOIDC) => {
+      const session = ctx.oidc.session as { amr?: unknown } | undefined;
+      return requestsStepUp(ctx.oidc.params?.claims) && !hasMfa(session?.amr);
+    }),
+  );
+  return policy;
 }

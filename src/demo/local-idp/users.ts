@@ -22,6 +22,11 @@ export const localUserSchema = z
     requireInteraction: z.boolean().default(false),
     /** Downstream token requests answer `invalid_grant` AADSTS65001 (consent missing). */
     requireConsent: z.boolean().default(false),
+    /**
+     * Downstream access needs MFA (Conditional Access): on-behalf-of answers AADSTS50076 with a `claims` challenge
+     * unless the user's token says MFA was done; the sign-in page asks for a one-time code when `claims` asks for it.
+     */
+    requireMfa: z.boolean().default(false),
   })
   .strict();
 
@@ -46,6 +51,7 @@ export function defaultUsers(random: Random): LocalUser[] {
       groups: ['gatehouse-users', 'retail'],
       requireInteraction: false,
       requireConsent: false,
+      requireMfa: false,
     },
     {
       id: '8c2d7e61-3b4a-4f9e-b0c5-2e1f4a6d7b02',
@@ -59,6 +65,7 @@ export function defaultUsers(random: Random): LocalUser[] {
       groups: ['gatehouse-users', 'gatehouse-admins'],
       requireInteraction: false,
       requireConsent: false,
+      requireMfa: false,
     },
   ];
 }

@@ -59,6 +59,13 @@ export function createMemoryOAuthProvider(options: MemoryOAuthProviderOptions) {
       state.discovery = discovery;
     },
     discoveryState: () => state.discovery as never,
+    // What the SDKs call when the authorization server refuses a refresh (`invalid_grant`) before they re-authorize.
+    invalidateCredentials: (scope: 'all' | 'client' | 'tokens' | 'verifier' | 'discovery') => {
+      if (scope === 'all' || scope === 'tokens') delete state.tokens;
+      if (scope === 'all' || scope === 'client') delete state.clientInformation;
+      if (scope === 'all' || scope === 'verifier') delete state.codeVerifier;
+      if (scope === 'all' || scope === 'discovery') delete state.discovery;
+    },
     codeVerifier: () => {
       if (!state.codeVerifier) throw new Error('no code verifier saved');
       return state.codeVerifier;

@@ -1,0 +1,57 @@
+import { createHash } from 'node:crypto';
+import { z } from 'zod';
+import { defineRecord } from '../store/define-record.ts';
+import { deleteRecord, readRecord, writeRecord } from '../store/record-access.ts';
+import type { Store } from '../store/store.ts';
+
+/**
+ * A step-up the upstream IdP asked of a user (Conditional Access, MFA, consent), remembered between the tool call that
+ * met it and the user's next sign-in. The broker writes it when an on-behalf-of exchange answers "the user must do
+ * more"; the authorization server reads it to send the user to the IdP (with Entra's `claims` request when there is
+ * one) instead of reusing the gateway session, and clears it once a sign-in has carried it.
+ * Here, below both parts, because the broker writes and the authorization server reads it.
+ */
+
+/** Long enough for the client to re-authorize, short enough that a stale challenge does not outlive the policy. */
+export const STEP_UP_TTL_SECONDS = 900;
+/** Entra's claims challenges are a few hundred bytes; anything far larger is not one and is not replayed. */
+const MAX_CLAIMS_LENGTH = 4096;
+
+export const STEP_UP_REASONS = ['claims_challenge', 'interaction_required', 'consent_required'] as const;
+export type StepUpReason = (typeof STEP_UP_REASONS)[number];
+
+export const upstreamStepUpRecord = defineRecord({
+  namespace: 'upstream-step-up',
+  owner: 'src/broker/token-broker.ts',
+  key: 'SHA-256 (base64url) of the subject',
+  schema: z.object({
+    reason: z.enum(STEP_UP_REASONS),
+    /** OIDC Core §5.5 `claims` request value the IdP asked for (Entra: `{"access_token":{"acrs":…}}`). */
+    claims: z.string().max(MAX_CLAIMS_LENGTH).optional(),
+    createdAt: z.number(),
+  }),
+  ttl: `${STEP_UP_TTL_SECONDS} s`,
+  singleUse: false,
+  secrets: 'none: a claims challenge names policies or authentication contexts, not a credential',
+  description:
+    'A step-up the IdP demanded during an on-behalf-of exchange: the next sign-in of this user goes to the IdP (not the gateway session) with the `claims` request, and clears it.',
+});
+
+export type StepUp = z.infer<typeof upstreamStepUpRecord.schema>;
+
+const keyOf = (subject: string): string => createHash('sha256').update(subject).digest('base64url');
+
+export async function rememberStepUp(store: Store, subject: string, stepUp: StepUp): Promise<void> {
+  const claims = stepUp.claims !== undefined && stepUp.claims.length <= MAX_CLAIMS_LENGTH ? stepUp.claims : undefined;
+  const value: StepUp = { reason: stepUp.reason, createdAt: stepUp.createdAt, ...(claims === undefined ? {} : { claims }) };
+  await writeRecord(store, upstreamStepUpRecord, keyOf(subject), value, { ttlSeconds: STEP_UP_TTL_SECONDS });
+}
+
+/** An invalid record reads as none: the sign-in then simply goes on without a step-up. */
+export function pendingStepUp(store: Store, subject: string): Promise<StepUp | undefined> {
+  return readRecord(store, upstreamStepUpRecord, keyOf(subject), { invalid: 'absent' });
+}
+
+export async function clearStepUp(store: Store, subject: string): Promise<void> {
+  await deleteRecord(store, upstreamStepUpRecord, keyOf(subject));
+}

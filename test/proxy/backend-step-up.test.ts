@@ -1,0 +1,75 @@
+import assert from 'node:assert/strict';
+import { after, beforeEach, describe, it } from 'node:test';
+import { createBackendStepUp, parseClaimsChallenge } from '../../src/proxy/backend-step-up.ts';
+import { pendingStepUp, rememberStepUp } from '../../src/records/step-up.ts';
+import { ManualClock } from '../../src/runtime/clock.ts';
+import { createSqliteStore } from '../../src/store/sqlite-store.ts';
+import type { Store } from '../../src/store/store.ts';
+
+/**
+ * A backend's 401 `insufficient_claims` (Graph's continuous access evaluation answer, or the sample server's answer
+ * when the gateway's token exchange needs a step-up) becomes the gateway's own challenge only with evidence: the
+ * challenge itself, or a step-up the broker met for this user. Otherwise it stays a backend refusing the gateway.
+ */
+const challengeJson = '{"access_token":{"nbf":{"essential":true,"value":"1604106651"}}}';
+const target = { resourceMetadataUrl: 'https://gatehouse.test/.well-known/oauth-protected-resource/mcp', scope: 'mcp:tools' };
+
+describe('parseClaimsChallenge', () => {
+  const cases: Array<[string, string | string[] | undefined, { claims?: string } | undefined]> = [
+    ['Graph CAE answer with its base64 claims', `Bearer realm="", authorization_uri="https://login.microsoftonline.com/common/oauth2/authorize", error="insufficient_claims", claims="${Buffer.from(challengeJson).toString('base64')}"`, { claims: challengeJson }],
+    ['insufficient_claims without claims', 'Bearer error="insufficient_claims", error_description="sign in again"', {}],
+    ['any case of the scheme', 'bearer error="insufficient_claims"', {}],
+    ['claims that are not base64 JSON are dropped', `Bearer error="insufficient_claims", claims="${Buffer.from('not json').toString('base64')}"`, {}],
+    ['another error', 'Bearer error="invalid_token"', undefined],
+    ['another scheme', 'Basic realm="x", error="insufficient_claims"', undefined],
+    ['no header', undefined, undefined],
+    ['an oversized header', `Bearer error="insufficient_claims", claims="${'A'.repeat(10_000)}"`, undefined],
+  ];
+  for (const [name, header, expected] of cases) {
+    it(name, () => {
+      assert.deepEqual(parseClaimsChallenge(header), expected);
+    });
+  }
+});
+
+describe('a backend step-up', () => {
+  const clock = new ManualClock(1_700_000_000_000);
+  let store: Store;
+  let ended: string[];
+  const stores: Store[] = [];
+  beforeEach(async () => {
+    store = await createSqliteStore({ path: ':memory:', clock, purgeIntervalMs: 0 });
+    stores.push(store);
+    ended = [];
+  });
+  after(async () => {
+    await Promise.all(stores.map((s) => s.close()));
+  });
+  const stepUp = () => createBackendStepUp({ store, clock, endGrant: async (grantId, reason) => void ended.push(`${grantId}:${reason}`) });
+  const input = (wwwAuthenticate: string) => ({ subject: 'tenant/user', grantId: 'g1', challenge: target, wwwAuthenticate });
+
+  it('with the claims challenge: remembered for the next sign-in, the grant ended, a 401 naming the gateway resource', async () => {
+    const header = `Bearer error="insufficient_claims", claims="${Buffer.from(challengeJson).toString('base64')}"`;
+    const answer = await stepUp().answer(input(header));
+    assert.equal(answer?.status, 401);
+    assert.match(answer?.headers['www-authenticate'] ?? '', /resource_metadata="https:\/\/gatehouse\.test\/[^"]+", scope="mcp:tools", error="invalid_token"/);
+    assert.doesNotMatch(`${answer?.message} ${JSON.stringify(answer?.headers)}`, /nbf|1604106651/, 'the challenge is not shown to the client');
+    assert.deepEqual(ended, ['g1:upstream_step_up']);
+    assert.equal((await pendingStepUp(store, 'tenant/user'))?.claims, challengeJson);
+  });
+
+  it('without a challenge: a 401 only when the broker met a step-up for this user', async () => {
+    const header = 'Bearer error="insufficient_claims"';
+    assert.equal(await stepUp().answer(input(header)), undefined, 'no evidence: the backend cannot end the grant');
+    assert.deepEqual(ended, []);
+    await rememberStepUp(store, 'tenant/user', { reason: 'interaction_required', createdAt: clock.now() });
+    assert.equal((await stepUp().answer(input(header)))?.status, 401);
+    assert.deepEqual(ended, ['g1:upstream_step_up']);
+  });
+
+  it('any other 401 stays a backend refusing the gateway', async () => {
+    await rememberStepUp(store, 'tenant/user', { reason: 'interaction_required', createdAt: clock.now() });
+    assert.equal(await stepUp().answer(input('Bearer error="invalid_token"')), undefined);
+    assert.deepEqual(ended, []);
+  });
+});

@@ -34,6 +34,9 @@ describe('upstream sign-in in a real browser (headless Chromium)', { skip: skipW
   /** Runs the IdP sign-in in `context` and returns the callback URL the browser was sent to. */
   async function signInWith(context: BrowserContext, authorizationUrl: string, user: { username: string; password: string }): Promise<URL> {
     const page = await context.newPage();
+    // Every step fails within 30 s with Playwright's account of what it waited for (its default is to wait forever),
+    // so a slow or unexpected page names itself instead of ending as the test's timeout.
+    page.setDefaultTimeout(30_000);
     await page.goto(authorizationUrl);
     await page.getByLabel('Username').fill(user.username);
     await page.getByLabel('Password').fill(user.password);

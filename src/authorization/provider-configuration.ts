@@ -7,6 +7,7 @@ import type { GuardedFetch } from './client-metadata-fetch.ts';
 import { decideClientIdUrl } from './client-metadata-policy.ts';
 import type { ProtectedResources } from './protected-resources.ts';
 import { hasPrivateUseRedirectUri, redirectUrisProblem } from './redirect-uri-policy.ts';
+import { requireNamedResource } from './grants/client-credentials.ts';
 import { extraTokenClaims, issueRefreshToken, rotateRefreshToken, tokenLifetimes } from './token-policy.ts';
 
 /**
@@ -124,6 +125,8 @@ export function providerConfiguration(input: ProviderConfigurationInput): Config
       devInteractions: { enabled: false },
       userinfo: { enabled: false },
       rpInitiatedLogout: { enabled: false },
+      // Agents without a browser (MCP client-credentials extension): pre-registered confidential clients only.
+      clientCredentials: { enabled: true },
       // DPoP (RFC 9449) is on by default in oidc-provider: it would advertise `dpop_signing_alg_values_supported` and
       // issue `cnf.jkt`-bound tokens that the gateway cannot check the proof of. Off until it is enforced end to end;
       // the gateway also refuses any `cnf`-bound token presented as Bearer (verify-access-token.ts).
@@ -149,7 +152,10 @@ export function providerConfiguration(input: ProviderConfigurationInput): Config
       },
       resourceIndicators: {
         enabled: true,
-        defaultResource: (_ctx: unknown, _client: Client, oneOf?: string) => oneOf ?? resources.defaultResource?.resource,
+        defaultResource: (koaCtx: KoaContextWithOIDC, _client: Client, oneOf?: string) => {
+          if (oneOf === undefined) requireNamedResource(koaCtx);
+          return oneOf ?? resources.defaultResource?.resource;
+        },
         useGrantedResource: () => true,
         getResourceServerInfo(_ctx: unknown, resourceIndicator: string) {
           const entry = resources.find(resourceIndicator);

@@ -4,6 +4,7 @@ import type { Keyring } from '../keys/keyring.ts';
 import type { Clock } from '../runtime/clock.ts';
 import { errorCatalogue, ProtocolError, type ErrorCode } from '../errors/protocol-error.ts';
 import type { TokenBroker } from './types.ts';
+import { APP_ONLY_CLAIM } from '../protocol/app-only.ts';
 import { TOKEN_EXCHANGE_GRANT, JWT_TOKEN_TYPE, ACCESS_TOKEN_TYPE } from '../protocol/oauth-urns.ts';
 export { TOKEN_EXCHANGE_GRANT, JWT_TOKEN_TYPE, ACCESS_TOKEN_TYPE };
 
@@ -85,6 +86,8 @@ export function registerTokenExchangeGrant(provider: GrantRegistry, deps: TokenE
       const audiences = Array.isArray(payload.aud) ? payload.aud : [payload.aud];
       const route = audiences.find((aud): aud is string => aud !== undefined && routeDownstream.has(aud));
       if (!route) throw new TokenEndpointError('invalid_grant', 'The subject token was not issued for a route of this gateway.');
+      // The broker acts for a signed-in user; an assertion forwarded for an app-only caller names a client, not one.
+      if (payload[APP_ONLY_CLAIM] === true) throw new TokenEndpointError('invalid_grant', 'The subject token stands for an app-only caller; there is no user to act for.');
       return { subject: payload.sub as string, route };
     } catch (error) {
       if (error instanceof TokenEndpointError) throw error;

@@ -34,9 +34,13 @@ export const toolPolicySchema = z
       .string()
       .optional()
       .describe(
-        'A CEL expression that must be `true` for the call to go through, over `user` (sub, email, groups, tenant), `client` (id), `tool` (name, annotations — the approved ones, with `toolPinning`) and `args` (the call\'s arguments). Checked when the config loads. Replaces the route\'s `defaultToolPolicy.allow` for this tool.',
+        'A CEL expression that must be `true` for the call to go through, over `user` (sub, email, groups, tenant; all empty for an app-only caller), `client` (id, appOnly), `tool` (name, annotations — the approved ones, with `toolPinning`) and `args` (the call\'s arguments). Checked when the config loads. Replaces the route\'s `defaultToolPolicy.allow` for this tool.',
       ),
     denyReason: z.string().optional().describe('Shown to the client (and audited) when `allow` is false.'),
+    appOnly: z
+      .enum(['allow', 'deny'])
+      .optional()
+      .describe('Whether app-only callers (client credentials or a workload token: no signed-in user) may call this tool (default `allow`); `deny` hides it from them too.'),
   })
   .strict();
 
@@ -244,7 +248,11 @@ export const upstreamSchema = z
 export const preRegisteredClientSchema = z
   .object({
     clientId: z.string().min(1).describe('Client id.'),
-    clientSecret: z.string().min(16).optional().describe('Secret for confidential clients (stored hashed).'),
+    clientSecret: z.string().min(16).optional().describe('Secret for confidential clients (stored hashed); they authenticate with `client_secret_basic`.'),
+    jwks: z
+      .object({ keys: z.array(z.record(z.string(), z.unknown())).min(1) })
+      .optional()
+      .describe('Public keys (a JWK Set) of a confidential client that authenticates with `private_key_jwt` (RFC 7523 §2.2) instead of a secret.'),
     name: z.string().optional().describe('Display name.'),
     redirectUris: z.array(z.string()).default([]).describe('Exact redirect URIs.'),
     grantTypes: z
@@ -256,7 +264,13 @@ export const preRegisteredClientSchema = z
       .default([])
       .describe('Names of `broker.downstream` entries this client may obtain through token exchange.'),
   })
-  .strict();
+  .strict()
+  .refine((client) => client.clientSecret === undefined || client.jwks === undefined, {
+    message: 'a client authenticates either with `clientSecret` or with `jwks` (private_key_jwt), not both',
+  })
+  .refine((client) => !client.grantTypes.includes('client_credentials') || client.clientSecret !== undefined || client.jwks !== undefined, {
+    message: 'the `client_credentials` grant needs a confidential client: set `jwks` (private_key_jwt) or `clientSecret`',
+  });
 
 export const configSchema = z
   .object({

@@ -3,6 +3,7 @@ import type { Keyring } from '../keys/keyring.ts';
 import type { Clock } from '../runtime/clock.ts';
 import type { RevokedGrantsCache } from '../grants/revoked-grants.ts';
 import { insufficientScope, unauthorized, type ChallengeTarget } from '../errors/bearer-challenge.ts';
+import { APP_ONLY_CLAIM } from '../protocol/app-only.ts';
 
 /**
  * Bearer check for protected routes. Runs on every proxied request, so it is local: signature against the keyring's
@@ -20,6 +21,8 @@ export interface AccessTokenClaims {
   jti: string;
   /** Epoch seconds. */
   exp: number;
+  /** No user behind the token (client credentials, a workload): `sub` is the client (../protocol/app-only.ts). */
+  appOnly?: boolean;
 }
 
 export interface VerifyTarget extends ChallengeTarget {
@@ -146,7 +149,10 @@ function toClaims(payload: JWTPayload): AccessTokenClaims {
   if (scope !== undefined && typeof scope !== 'string') {
     throw new joseErrors.JWTClaimValidationFailed('scope must be a string', payload, 'scope');
   }
-  return { sub, clientId, grantId: gid, jti, exp: exp ?? 0, scopes: scope ? scope.split(' ').filter(Boolean) : [] };
+  const appOnly = payload[APP_ONLY_CLAIM] === true;
+  // RFC 9068 §2.2: an app-only token's subject is the client itself; anything else is not a token we issued.
+  if (appOnly && sub !== clientId) throw new joseErrors.JWTClaimValidationFailed('app-only token for another subject', payload, 'sub');
+  return { sub, clientId, grantId: gid, jti, exp: exp ?? 0, scopes: scope ? scope.split(' ').filter(Boolean) : [], appOnly };
 }
 
 class SenderConstrainedTokenError extends Error {

@@ -121,3 +121,25 @@ describe('argument policies after a configuration reload', () => {
     await state.backend.close();
   });
 });
+
+describe('argument policies and app-only callers', () => {
+  it('`client.appOnly` tells app-only callers apart, and their client id never passes for `user.sub`', async () => {
+    const { compileArgumentPolicies, decideArguments } = await import('../../src/proxy/argument-policy.ts');
+    const { configSchema } = await import('../../src/config/schema.ts');
+    const route = configSchema.parse({
+      routes: [{
+        path: '/mcp',
+        backend: 'http://127.0.0.1:9/mcp',
+        tools: { echo: { allow: '!client.appOnly' }, whoami: { allow: 'user.sub == "nightly-agent" || (client.appOnly && client.id == "nightly-agent")' } },
+      }],
+    }).routes[0]!;
+    const policies = compileArgumentPolicies(route);
+    const app = { scopes: [], groups: [], subject: 'nightly-agent', clientId: 'nightly-agent', appOnly: true };
+    const user = { ...app, subject: 'tenant/ada', clientId: 'some-client', appOnly: false };
+    const decide = (tool: string, caller: typeof app) => decideArguments(policies, { tool, args: {}, annotations: {}, caller }).allowed;
+    assert.equal(decide('echo', app), false);
+    assert.equal(decide('echo', user), true);
+    assert.equal(decide('whoami', app), true);
+    assert.equal(decide('whoami', { ...app, clientId: 'other', subject: 'other' }), false);
+  });
+});

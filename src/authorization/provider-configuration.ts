@@ -8,6 +8,8 @@ import { decideClientIdUrl } from './client-metadata-policy.ts';
 import type { ProtectedResources } from './protected-resources.ts';
 import { hasPrivateUseRedirectUri, redirectUrisProblem } from './redirect-uri-policy.ts';
 import { requireNamedResource } from './grants/client-credentials.ts';
+import { jwtBearerGrantMetadata } from './grants/jwt-bearer-grant.ts';
+import { resourceServerInfo } from './resource-server-info.ts';
 import { extraTokenClaims, issueRefreshToken, rotateRefreshToken, tokenLifetimes } from './token-policy.ts';
 
 /**
@@ -55,6 +57,7 @@ export function providerConfiguration(input: ProviderConfigurationInput): Config
       jwks: '/jwks',
     },
     claims: { openid: ['sub'], profile: ['name'], email: ['email'] },
+    discovery: jwtBearerGrantMetadata(authorization),
     // Resource scopes are listed too: clients register them in their `scope` metadata (RFC 7591 §2; the MCP SDK
     // does), which oidc-provider checks against this list. The grant records them both as resource scopes (what
     // the access token carries, via getResourceServerInfo) and as approved request scopes (finish-sign-in.ts).
@@ -160,13 +163,7 @@ export function providerConfiguration(input: ProviderConfigurationInput): Config
         getResourceServerInfo(_ctx: unknown, resourceIndicator: string) {
           const entry = resources.find(resourceIndicator);
           if (entry === undefined) throw new errors.InvalidTarget('resource is not a protected resource of this gateway');
-          return {
-            scope: Object.keys(entry.scopes).join(' '),
-            audience: entry.resource,
-            accessTokenTTL: authorization.accessTokenTtlSeconds,
-            accessTokenFormat: 'jwt',
-            jwt: { sign: { alg: signingAlg } },
-          };
+          return resourceServerInfo(entry, { accessTokenTtlSeconds: authorization.accessTokenTtlSeconds, signingAlg });
         },
       },
       clientIdMetadataDocument: {

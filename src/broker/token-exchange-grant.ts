@@ -2,7 +2,8 @@ import { createLocalJWKSet, errors as joseErrors, jwtVerify } from 'jose';
 import type { DownstreamConfig, GatehouseConfig } from '../config/schema.ts';
 import type { Keyring } from '../keys/keyring.ts';
 import type { Clock } from '../runtime/clock.ts';
-import { errorCatalogue, ProtocolError, type ErrorCode } from '../errors/protocol-error.ts';
+import { ProtocolError } from '../errors/protocol-error.ts';
+import { TokenEndpointError } from '../errors/token-endpoint-error.ts';
 import type { TokenBroker } from './types.ts';
 import { APP_ONLY_CLAIM } from '../protocol/app-only.ts';
 import { TOKEN_EXCHANGE_GRANT, JWT_TOKEN_TYPE, ACCESS_TOKEN_TYPE } from '../protocol/oauth-urns.ts';
@@ -37,26 +38,7 @@ export interface GrantRegistry {
   registerGrantType(name: string, handler: (ctx: GrantContext) => Promise<void>, params?: string[] | Set<string>): void;
 }
 
-/**
- * An error oidc-provider renders as-is: it shows `error`/`error_description` for errors with `expose` and the status
- * in `statusCode`; anything else would become an opaque `server_error`.
- */
-class TokenEndpointError extends Error {
-  readonly expose = true;
-  readonly error: ErrorCode;
-  readonly error_description: string;
-  readonly status: number;
-  readonly statusCode: number;
-  constructor(code: ErrorCode, description: string, status: number = errorCatalogue[code].status) {
-    super(code);
-    this.error = code;
-    this.error_description = description;
-    this.status = status;
-    this.statusCode = status;
-  }
-}
-
-const toEndpointError = (error: ProtocolError): TokenEndpointError => new TokenEndpointError(error.code, error.description, error.status);
+const toEndpointError = (error: ProtocolError): TokenEndpointError => new TokenEndpointError(error.code, error.description, { status: error.status });
 
 function single(params: Record<string, unknown>, name: string): string | undefined {
   const value = params[name];

@@ -272,6 +272,29 @@ export const preRegisteredClientSchema = z
     message: 'the `client_credentials` grant needs a confidential client: set `jwks` (private_key_jwt) or `clientSecret`',
   });
 
+/** TLS for every key or assertion source (ID-JAG profile §7.3), except on a loopback host (tests, the local demo). */
+const trustedKeySourceUrl = httpUrl.refine(
+  (value) => new URL(value).protocol === 'https:' || ['127.0.0.1', 'localhost', '[::1]'].includes(new URL(value).hostname),
+  { message: 'must be https (http only on a loopback host)' },
+);
+
+export const enterpriseIdpSchema = z
+  .object({
+    issuer: trustedKeySourceUrl.describe('The IdP\'s issuer: the `iss` of its ID-JAGs, compared exactly.'),
+    jwksUri: trustedKeySourceUrl
+      .optional()
+      .describe('Its signing keys (JWKS); if unset, the `jwks_uri` of its discovery document (OpenID Connect Discovery, then RFC 8414).'),
+    clients: z
+      .array(z.string().min(1))
+      .min(1)
+      .describe('Client ids that may present this IdP\'s ID-JAGs: the assertion\'s `client_id` must be the authenticated client and one of these.'),
+    scopes: z
+      .array(z.string())
+      .optional()
+      .describe('The most a token from this IdP may carry (a cap on top of the assertion\'s and the request\'s scopes); unset: any scope of the route.'),
+  })
+  .strict();
+
 export const configSchema = z
   .object({
     mode: z
@@ -384,6 +407,10 @@ export const configSchema = z
           .strict()
           .default({ enabled: true, allowDomains: [], denyDomains: [], maxBytes: 5_120, timeoutMs: 5_000, cacheSeconds: 3_600, allowLoopback: false }),
         clients: z.array(preRegisteredClientSchema).default([]).describe('Pre-registered clients.'),
+        enterpriseIdps: z
+          .array(enterpriseIdpSchema)
+          .default([])
+          .describe('Enterprise IdPs whose Identity Assertion JWT Authorization Grants (ID-JAG, MCP Enterprise-Managed Authorization) the token endpoint accepts.'),
         consentRememberDays: duration('How long a browser remembers an approval.', 30),
       })
       .strict()
@@ -396,6 +423,7 @@ export const configSchema = z
         dynamicRegistration: { enabled: true, perIpPerHour: 30 },
         clientMetadataDocuments: { enabled: true, allowDomains: [], denyDomains: [], maxBytes: 5_120, timeoutMs: 5_000, cacheSeconds: 3_600, allowLoopback: false },
         clients: [],
+        enterpriseIdps: [],
         consentRememberDays: 30,
       })
       .describe('The OAuth 2.1 authorization server MCP clients talk to.'),
@@ -484,4 +512,5 @@ export type RouteConfig = z.infer<typeof routeSchema>;
 export type UpstreamConfig = z.infer<typeof upstreamSchema>;
 export type DownstreamConfig = z.infer<typeof downstreamSchema>;
 export type PreRegisteredClient = z.infer<typeof preRegisteredClientSchema>;
+export type EnterpriseIdpConfig = z.infer<typeof enterpriseIdpSchema>;
 export type DemoSettings = GatehouseConfig['demo'];

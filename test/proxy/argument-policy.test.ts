@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { accountRecord, type AccountRecord } from '../../src/records/account.ts';
 import { startMcpBackend, type McpBackend } from '../support/mcp-backends.ts';
-import { createTestKeyring, mcpPost, mintAccessToken, startTestGateway, toolsCall, type TestGateway } from './harness.ts';
+import { createTestKeyring, mcpPost, mintAccessToken, rpcBody, startTestGateway, toolsCall, type TestGateway } from './harness.ts';
 
 /**
  * Argument-level tool policies (CEL) through the real gateway: a denial is a JSON-RPC error with its reason, audited;
@@ -43,10 +43,8 @@ async function call(args: unknown, options: { path?: string; clientId?: string; 
   const path = options.path ?? '/mcp';
   const message = { ...toolsCall(options.tool ?? 'echo', {}, 4), params: { name: options.tool ?? 'echo', arguments: args } };
   const response = await mcpPost(gateway.url + path, await token(path, options.clientId), message);
-  const text = await response.text();
   // A served call is relayed as the backend answered it (JSON or one SSE event).
-  const json = text.startsWith('event:') || text.startsWith('id:') ? text.split('\n').find((line) => line.startsWith('data: '))!.slice(6) : text;
-  return { status: response.status, body: JSON.parse(json) as { id: number; result?: unknown; error?: { message: string } } };
+  return { status: response.status, body: await rpcBody(response) };
 }
 
 describe('argument-level tool policy (CEL)', () => {

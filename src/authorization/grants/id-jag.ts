@@ -1,0 +1,178 @@
+import { decodeJwt, decodeProtectedHeader, errors as joseErrors, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
+import type { EnterpriseIdpConfig } from '../../config/schema.ts';
+import { TokenEndpointError } from '../../errors/token-endpoint-error.ts';
+import { ID_JAG_TYP } from '../../protocol/oauth-urns.ts';
+import type { Clock } from '../../runtime/clock.ts';
+import type { HandlerStep, StepContext } from '../../server/handler-steps.ts';
+import type { Store } from '../../store/store.ts';
+import type { ProtectedResource, ProtectedResources } from '../protected-resources.ts';
+import { ASSERTION_CLOCK_SKEW_SECONDS, firstUseOfAssertion } from './assertion-replay.ts';
+
+/**
+ * Validation of an Identity Assertion JWT Authorization Grant presented at `/token` with the RFC 7523 `jwt-bearer`
+ * grant (MCP Enterprise-Managed Authorization §5.1, draft-ietf-oauth-identity-assertion-authz-grant §4.4.1). Every
+ * refusal is `invalid_grant` (or `invalid_scope` / `invalid_target` where RFC 6749 and RFC 8707 say so), with a
+ * public description that never quotes the assertion; what went wrong in detail is the private `error_detail`.
+ */
+
+/** Asymmetric JWS algorithms only: an HMAC key would be a secret shared with the IdP, `none` no signature at all. */
+export const ASYMMETRIC_ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA', 'Ed25519'];
+
+export interface IdJagDeps {
+  /** Gatehouse's issuer: the `aud` every ID-JAG for us must carry. */
+  issuer: string;
+  idps: readonly EnterpriseIdpConfig[];
+  keysOf(idp: EnterpriseIdpConfig): JWTVerifyGetKey;
+  resources: ProtectedResources;
+  store: Store;
+  clock: Clock;
+}
+
+export interface IdJagRequest extends StepContext {
+  deps: IdJagDeps;
+  assertion: string;
+  /** The client oidc-provider authenticated at the token endpoint. */
+  clientId: string;
+  /** `scope` of the token request, if any. */
+  requestedScopes: string[] | undefined;
+  /** `resource` of the token request, if any. */
+  requestedResource: string | undefined;
+  idp?: EnterpriseIdpConfig;
+  claims?: JWTPayload & { iss: string; sub: string; jti: string; exp: number };
+  resource?: ProtectedResource;
+  scopes?: string[];
+}
+
+const refuse = (description: string, detail: string): TokenEndpointError => new TokenEndpointError('invalid_grant', description, { detail });
+
+/** §3.1: the header says what this JWT is; anything unsigned or symmetric is refused before any key is fetched. */
+export const checkAssertionHeader: HandlerStep<IdJagRequest> = (request) => {
+  let header;
+  try {
+    header = decodeProtectedHeader(request.assertion);
+  } catch {
+    throw refuse('The assertion is not a JWT.', 'undecodable header');
+  }
+  if (header.typ?.toLowerCase() !== ID_JAG_TYP) throw refuse(`The assertion is not an ID-JAG (typ ${ID_JAG_TYP}).`, `typ ${String(header.typ)}`);
+  if (typeof header.alg !== 'string' || !ASYMMETRIC_ALGORITHMS.includes(header.alg)) {
+    throw refuse('The assertion must be signed with an asymmetric algorithm.', `alg ${String(header.alg)}`);
+  }
+};
+
+/** Only the issuers the operator configured are trusted; the unverified `iss` only picks which keys to check with. */
+export const findEnterpriseIdp: HandlerStep<IdJagRequest> = (request) => {
+  let iss: unknown;
+  try {
+    iss = decodeJwt(request.assertion).iss;
+  } catch {
+    throw refuse('The assertion is not a JWT.', 'undecodable payload');
+  }
+  const idp = request.deps.idps.find((candidate) => candidate.issuer === iss);
+  if (idp === undefined) throw refuse('The assertion was not issued by a trusted enterprise identity provider.', `issuer ${String(iss)}`);
+  request.idp = idp;
+};
+
+/** Signature with the IdP's keys, `iss`, `aud` = our issuer, `exp`, `iat` (not in the future), required claims. */
+export const verifyAssertionSignature: HandlerStep<IdJagRequest> = async (request) => {
+  const { deps } = request;
+  const idp = request.idp as EnterpriseIdpConfig;
+  try {
+    const { payload } = await jwtVerify(request.assertion, deps.keysOf(idp), {
+      issuer: idp.issuer,
+      audience: deps.issuer,
+      typ: ID_JAG_TYP,
+      algorithms: ASYMMETRIC_ALGORITHMS,
+      requiredClaims: ['iss', 'sub', 'aud', 'client_id', 'jti', 'exp', 'iat'],
+      clockTolerance: ASSERTION_CLOCK_SKEW_SECONDS,
+      currentDate: new Date(deps.clock.now()),
+    });
+    if (typeof payload.iat === 'number' && payload.iat > deps.clock.now() / 1000 + ASSERTION_CLOCK_SKEW_SECONDS) {
+      throw refuse('The assertion was issued in the future.', 'iat in the future');
+    }
+    if (typeof payload.sub !== 'string' || payload.sub === '' || typeof payload.jti !== 'string' || payload.jti === '') {
+      throw refuse('The assertion has invalid claims.', 'sub or jti not a non-empty string');
+    }
+    request.claims = payload as IdJagRequest['claims'];
+  } catch (error) {
+    if (error instanceof TokenEndpointError) throw error;
+    throw describeVerificationFailure(error);
+  }
+};
+
+/** §4.4.1: the assertion was issued to this very client, and the operator lets this IdP speak for it. */
+export const checkAssertionClient: HandlerStep<IdJagRequest> = (request) => {
+  const claimed = request.claims?.client_id;
+  if (claimed !== request.clientId) throw refuse('The assertion was issued to another client.', `client_id ${String(claimed)} ≠ ${request.clientId}`);
+  if (!request.idp?.clients.includes(request.clientId)) {
+    throw refuse('This client may not use assertions from this identity provider.', `client ${request.clientId} not in the IdP's clients`);
+  }
+};
+
+/** MCP profile §5.1: the token is for the MCP server the assertion names, which must be one of our routes. */
+export const resolveAssertionResource: HandlerStep<IdJagRequest> = (request) => {
+  const { resources } = request.deps;
+  const claimed = request.claims?.resource;
+  if (claimed !== undefined && typeof claimed !== 'string') throw refuse('The assertion must name one resource.', 'resource not a string');
+  const named = claimed ?? request.requestedResource;
+  if (named === undefined) throw new TokenEndpointError('invalid_target', 'Neither the assertion nor the request names the MCP server (`resource`).');
+  const entry = resources.find(named);
+  if (entry === undefined) {
+    if (claimed === undefined) throw new TokenEndpointError('invalid_target', 'The requested resource is not a protected resource of this gateway.');
+    throw refuse('The assertion is for a resource that is not a protected resource of this gateway.', `resource ${named}`);
+  }
+  if (request.requestedResource !== undefined && resources.find(request.requestedResource) !== entry) {
+    throw new TokenEndpointError('invalid_target', 'The requested resource is not the one the assertion was issued for.');
+  }
+  request.resource = entry;
+};
+
+/**
+ * MCP profile §7.2.1: the token carries the intersection of the requested scopes (all of the assertion's when none
+ * are requested) and the assertion's, within the IdP's cap and the route's scopes. A request for more than the
+ * assertion grants never widens it.
+ */
+export const intersectScopes: HandlerStep<IdJagRequest> = (request) => {
+  const granted = typeof request.claims?.scope === 'string' ? request.claims.scope.split(' ').filter(Boolean) : [];
+  const requested = request.requestedScopes ?? granted;
+  const cap = request.idp?.scopes;
+  const offered = request.resource?.scopes ?? {};
+  const scopes = [...new Set(requested)].filter(
+    (scope) => granted.includes(scope) && (cap === undefined || cap.includes(scope)) && Object.hasOwn(offered, scope),
+  );
+  if (scopes.length === 0) throw new TokenEndpointError('invalid_scope', 'None of the requested scopes is granted by the assertion for this resource.');
+  request.scopes = scopes;
+};
+
+/** RFC 7523 §3 item 7: one use per `jti`, on every replica; checked last, so a forged assertion cannot burn one. */
+export const consumeAssertionJti: HandlerStep<IdJagRequest> = async (request) => {
+  const claims = request.claims as NonNullable<IdJagRequest['claims']>;
+  const first = await firstUseOfAssertion(request.deps, { iss: claims.iss, jti: claims.jti, exp: claims.exp });
+  if (!first) throw refuse('The assertion was already used.', `jti replay from ${claims.iss}`);
+};
+
+export const idJagSteps: readonly HandlerStep<IdJagRequest>[] = [
+  checkAssertionHeader,
+  findEnterpriseIdp,
+  verifyAssertionSignature,
+  checkAssertionClient,
+  resolveAssertionResource,
+  intersectScopes,
+  consumeAssertionJti,
+];
+
+function describeVerificationFailure(error: unknown): TokenEndpointError {
+  if (error instanceof joseErrors.JWTExpired) return refuse('The assertion has expired.', 'exp');
+  if (error instanceof joseErrors.JWTClaimValidationFailed) {
+    if (error.claim === 'aud') return refuse('The assertion is not for this authorization server (aud).', 'aud');
+    return refuse('The assertion has invalid claims.', `claim ${error.claim}: ${error.reason}`);
+  }
+  if (error instanceof joseErrors.JOSEAlgNotAllowed) return refuse('The assertion must be signed with an asymmetric algorithm.', 'alg');
+  // Not the client's fault: the IdP's keys (or its discovery document) could not be fetched or read.
+  if (error instanceof joseErrors.JWKSTimeout || error instanceof joseErrors.JWKSInvalid || !(error instanceof joseErrors.JOSEError)) {
+    return new TokenEndpointError('temporarily_unavailable', "The identity provider's keys could not be read; try again later.", {
+      status: 503,
+      detail: error instanceof joseErrors.JOSEError ? error.code : String(error instanceof Error ? error.message : error),
+    });
+  }
+  return refuse('The assertion signature does not verify.', error.code);
+}

@@ -18,6 +18,12 @@ export const DEMO_GATEWAY_API_SCOPE = 'api://gatehouse/access_as_user';
  * registers this client itself.
  */
 export const DEMO_ENTERPRISE_CLIENT_ID = 'enterprise-chat';
+/**
+ * The client a workload of the demo's workload-identity issuer acts as (workload identity federation): a token the
+ * issuer mints for Gatehouse's token endpoint (`POST <idp>/workload-identity/token`) is its only credential. The
+ * running demo adds the trust and the client (src/demo/run-demo.ts) unless the configuration trusts that issuer itself.
+ */
+export const DEMO_WORKLOAD_CLIENT_ID = 'demo-workload';
 /** Registrations per hour the demo allows a loopback client (production: `perIpPerHour` for every address). */
 export const DEMO_LOOPBACK_REGISTRATIONS_PER_HOUR = 1000;
 

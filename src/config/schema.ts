@@ -295,6 +295,30 @@ export const enterpriseIdpSchema = z
   })
   .strict();
 
+export const workloadRuleSchema = z
+  .object({
+    subject: z.string().min(1).optional().describe('Pattern the token\'s `sub` must match (`*` stands for any characters), e.g. `repo:acme/deploy:ref:refs/heads/main` or `system:serviceaccount:agents:*`.'),
+    claims: z
+      .record(z.string().min(1), z.string())
+      .default({})
+      .describe('Other claims that must match, each a pattern like `subject`; a nested claim is named by its path with `/`, e.g. `kubernetes.io/namespace`. Examples: `repository`, `environment`, `tid`, `oid`.'),
+    clientId: z.string().min(1).describe('The pre-registered client the workload acts as: `grantTypes` with the jwt-bearer grant, no secret or keys (the workload token is the credential).'),
+    scopes: z.array(z.string()).min(1).describe('The most its tokens may carry (within the route\'s scopes).'),
+  })
+  .strict();
+
+export const workloadIdentitySchema = z
+  .object({
+    issuer: trustedKeySourceUrl.describe('The workload platform\'s issuer (`iss`), compared exactly: a Kubernetes cluster, `https://token.actions.githubusercontent.com`, an Entra tenant (`https://login.microsoftonline.com/<tenant>/v2.0`).'),
+    jwksUri: trustedKeySourceUrl.optional().describe('Its signing keys (JWKS); if unset, the `jwks_uri` of its discovery document.'),
+    audience: z.string().optional().describe('The `aud` its tokens for Gatehouse carry; default Gatehouse\'s token endpoint URL (as the MCP extension says).'),
+    rules: z
+      .array(workloadRuleSchema)
+      .min(1)
+      .describe('Which workloads get tokens: the first rule whose `subject` and `claims` all match decides the client and scopes; no match is `invalid_grant`.'),
+  })
+  .strict();
+
 export const configSchema = z
   .object({
     mode: z
@@ -411,6 +435,10 @@ export const configSchema = z
           .array(enterpriseIdpSchema)
           .default([])
           .describe('Enterprise IdPs whose Identity Assertion JWT Authorization Grants (ID-JAG, MCP Enterprise-Managed Authorization) the token endpoint accepts.'),
+        workloadIdentities: z
+          .array(workloadIdentitySchema)
+          .default([])
+          .describe('Workload identity federation: issuers whose workload tokens (Kubernetes service accounts, GitHub Actions OIDC, Entra managed identities) the token endpoint accepts with the jwt-bearer grant, for app-only tokens.'),
         consentRememberDays: duration('How long a browser remembers an approval.', 30),
       })
       .strict()
@@ -424,6 +452,7 @@ export const configSchema = z
         clientMetadataDocuments: { enabled: true, allowDomains: [], denyDomains: [], maxBytes: 5_120, timeoutMs: 5_000, cacheSeconds: 3_600, allowLoopback: false },
         clients: [],
         enterpriseIdps: [],
+        workloadIdentities: [],
         consentRememberDays: 30,
       })
       .describe('The OAuth 2.1 authorization server MCP clients talk to.'),
@@ -513,4 +542,5 @@ export type UpstreamConfig = z.infer<typeof upstreamSchema>;
 export type DownstreamConfig = z.infer<typeof downstreamSchema>;
 export type PreRegisteredClient = z.infer<typeof preRegisteredClientSchema>;
 export type EnterpriseIdpConfig = z.infer<typeof enterpriseIdpSchema>;
+export type WorkloadIdentityConfig = z.infer<typeof workloadIdentitySchema>;
 export type DemoSettings = GatehouseConfig['demo'];

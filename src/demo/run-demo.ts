@@ -2,7 +2,7 @@ import { SIGNED_OUT_PATH } from '../web/paths.ts';
 import type { Logger } from 'pino';
 import { startGraphServer, type RunningGraphServer } from '../../examples/graph-server/graph-server.ts';
 import { JWT_BEARER_GRANT, TOKEN_EXCHANGE_GRANT } from '../protocol/oauth-urns.ts';
-import { DEMO_ENTERPRISE_CLIENT_ID, DEMO_WORKLOAD_IDENTITY_PATH } from '../config/demo-defaults.ts';
+import { DEMO_ENTERPRISE_CLIENT_ID, DEMO_WORKLOAD_CLIENT_ID, DEMO_WORKLOAD_IDENTITY_PATH } from '../config/demo-defaults.ts';
 import type { GatehouseConfig, RouteConfig } from '../config/schema.ts';
 import type { Random } from '../runtime/random.ts';
 import { startDirectoryApi, type RunningDirectoryApi } from './directory-api/directory-api.ts';
@@ -43,6 +43,13 @@ export interface DemoComponents {
   backendClient: GatehouseConfig['authorization']['clients'][number];
   /** The demo's Enterprise-Managed Authorization client, when the configuration did not register it itself. */
   enterpriseClient: GatehouseConfig['authorization']['clients'][number] | undefined;
+  /**
+   * Workload identity federation in the demo: the local workload-identity issuer trusted for `demo-workload`, and that
+   * client; undefined when the configuration already trusts the issuer.
+   */
+  workloadTrust:
+    | { trust: GatehouseConfig['authorization']['workloadIdentities'][number]; client: GatehouseConfig['authorization']['clients'][number] }
+    | undefined;
   close(): Promise<void>;
 }
 
@@ -80,6 +87,7 @@ export async function startDemoComponents(options: DemoComponentsOptions): Promi
       downstreamAudiences: config.broker.downstream.map((entry) => entry.audience),
       workloadIdentityPath: DEMO_WORKLOAD_IDENTITY_PATH,
       enterprise: { clients: ssoClients, audiences: [publicUrl] },
+      workloadAudiences: [`${publicUrl}/token`],
       random,
       logger: logger.child({ component: 'local-idp' }),
     });
@@ -132,7 +140,8 @@ export async function startDemoComponents(options: DemoComponentsOptions): Promi
       });
       started.push(graphServer);
     }
-    return { identityProvider, directoryApi, graphServer, graphRoute, users: identityProvider.users, backendClient, enterpriseClient, close: closeAll };
+    const workloadTrust = demoWorkloadTrust(config, identityProvider.workloadIdentity?.issuer);
+    return { identityProvider, directoryApi, graphServer, graphRoute, users: identityProvider.users, backendClient, enterpriseClient, workloadTrust, close: closeAll };
   } catch (error) {
     await closeAll();
     throw error;
@@ -149,13 +158,30 @@ export function withDemoSettings(config: GatehouseConfig, demo: DemoComponents):
     ...config,
     authorization: {
       ...config.authorization,
-      clients: [...config.authorization.clients, demo.backendClient, ...(demo.enterpriseClient === undefined ? [] : [demo.enterpriseClient])],
+      clients: [...config.authorization.clients, demo.backendClient, ...[demo.enterpriseClient, demo.workloadTrust?.client].filter((client) => client !== undefined)],
+      workloadIdentities: [...config.authorization.workloadIdentities, ...(demo.workloadTrust === undefined ? [] : [demo.workloadTrust.trust])],
     },
     admin: noAdmins ? { ...config.admin, groups: [DEMO_ADMIN_GROUP] } : config.admin,
   };
 }
 
 const DEMO_ADMIN_GROUP = 'gatehouse-admins';
+
+/**
+ * The demo's workload identity federation: tokens of the local workload-identity issuer for the gateway's own
+ * service account in namespace `gatehouse` act as `demo-workload`, a public client whose only credential is the token.
+ */
+function demoWorkloadTrust(config: GatehouseConfig, issuer: string | undefined): DemoComponents['workloadTrust'] {
+  if (issuer === undefined || config.authorization.workloadIdentities.some((trusted) => trusted.issuer === issuer)) return undefined;
+  const scopes = [...new Set(config.routes.flatMap((route) => route.requiredScopes))];
+  return {
+    trust: {
+      issuer,
+      rules: [{ subject: 'system:serviceaccount:gatehouse:*', claims: { 'kubernetes.io/namespace': 'gatehouse' }, clientId: DEMO_WORKLOAD_CLIENT_ID, scopes }],
+    },
+    client: { clientId: DEMO_WORKLOAD_CLIENT_ID, name: 'Demo workload (workload identity federation)', redirectUris: [], grantTypes: [JWT_BEARER_GRANT], allowedDownstream: [] },
+  };
+}
 
 /**
  * The clients users sign in to at the local IdP as their enterprise IdP: every client with a secret that the

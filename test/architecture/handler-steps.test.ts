@@ -16,6 +16,7 @@ import {
 } from '../../src/authorization/consent-decision.ts';
 import type { ConsentSubject } from '../../src/authorization/consent-request.ts';
 import { idJagSteps } from '../../src/authorization/grants/id-jag.ts';
+import { workloadSteps } from '../../src/authorization/grants/workload-identity.ts';
 import { consumeSignIn, signedInSteps, type SignedInContinuation } from '../../src/authorization/finish-sign-in.ts';
 import type { InteractionDeps } from '../../src/authorization/interaction-deps.ts';
 import type { ConsentStateRecord, CsrfCookie } from '../../src/authorization/interaction-state.ts';
@@ -76,6 +77,7 @@ const documented: { readme: string; list: string; steps: readonly HandlerStep<ne
   { readme: 'src/authorization/README.md', list: 'upstreamCallbackSteps', steps: upstreamCallbackSteps },
   { readme: 'src/authorization/README.md', list: 'signedInSteps', steps: signedInSteps },
   { readme: 'src/authorization/README.md', list: 'idJagSteps', steps: idJagSteps },
+  { readme: 'src/authorization/README.md', list: 'workloadSteps', steps: workloadSteps },
 ];
 
 describe('README tables of handler steps', () => {

@@ -1,4 +1,4 @@
-import { decodeJwt, decodeProtectedHeader, errors as joseErrors, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
+import { decodeJwt, decodeProtectedHeader, type JWTPayload, type JWTVerifyGetKey } from 'jose';
 import type { EnterpriseIdpConfig } from '../../config/schema.ts';
 import { TokenEndpointError } from '../../errors/token-endpoint-error.ts';
 import { ID_JAG_TYP } from '../../protocol/oauth-urns.ts';
@@ -6,7 +6,8 @@ import type { Clock } from '../../runtime/clock.ts';
 import type { HandlerStep, StepContext } from '../../server/handler-steps.ts';
 import type { Store } from '../../store/store.ts';
 import type { ProtectedResource, ProtectedResources } from '../protected-resources.ts';
-import { ASSERTION_CLOCK_SKEW_SECONDS, firstUseOfAssertion } from './assertion-replay.ts';
+import { firstUseOfAssertion } from './assertion-replay.ts';
+import { ASYMMETRIC_ALGORITHMS, refuse, verifyJwtAssertion } from './verify-assertion.ts';
 
 /**
  * Validation of an Identity Assertion JWT Authorization Grant presented at `/token` with the RFC 7523 `jwt-bearer`
@@ -14,9 +15,6 @@ import { ASSERTION_CLOCK_SKEW_SECONDS, firstUseOfAssertion } from './assertion-r
  * refusal is `invalid_grant` (or `invalid_scope` / `invalid_target` where RFC 6749 and RFC 8707 say so), with a
  * public description that never quotes the assertion; what went wrong in detail is the private `error_detail`.
  */
-
-/** Asymmetric JWS algorithms only: an HMAC key would be a secret shared with the IdP, `none` no signature at all. */
-export const ASYMMETRIC_ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA', 'Ed25519'];
 
 export interface IdJagDeps {
   /** Gatehouse's issuer: the `aud` every ID-JAG for us must carry. */
@@ -43,7 +41,15 @@ export interface IdJagRequest extends StepContext {
   scopes?: string[];
 }
 
-const refuse = (description: string, detail: string): TokenEndpointError => new TokenEndpointError('invalid_grant', description, { detail });
+/** An ID-JAG says what it is in its header (`typ`, draft §3.1); anything else is some other JWT. */
+export function isIdJag(assertion: string): boolean {
+  try {
+    return decodeProtectedHeader(assertion).typ?.toLowerCase() === ID_JAG_TYP;
+  } catch {
+    return false;
+  }
+}
+
 
 /** §3.1: the header says what this JWT is; anything unsigned or symmetric is refused before any key is fetched. */
 export const checkAssertionHeader: HandlerStep<IdJagRequest> = (request) => {
@@ -74,29 +80,17 @@ export const findEnterpriseIdp: HandlerStep<IdJagRequest> = (request) => {
 
 /** Signature with the IdP's keys, `iss`, `aud` = our issuer, `exp`, `iat` (not in the future), required claims. */
 export const verifyAssertionSignature: HandlerStep<IdJagRequest> = async (request) => {
-  const { deps } = request;
   const idp = request.idp as EnterpriseIdpConfig;
-  try {
-    const { payload } = await jwtVerify(request.assertion, deps.keysOf(idp), {
-      issuer: idp.issuer,
-      audience: deps.issuer,
-      typ: ID_JAG_TYP,
-      algorithms: ASYMMETRIC_ALGORITHMS,
-      requiredClaims: ['iss', 'sub', 'aud', 'client_id', 'jti', 'exp', 'iat'],
-      clockTolerance: ASSERTION_CLOCK_SKEW_SECONDS,
-      currentDate: new Date(deps.clock.now()),
-    });
-    if (typeof payload.iat === 'number' && payload.iat > deps.clock.now() / 1000 + ASSERTION_CLOCK_SKEW_SECONDS) {
-      throw refuse('The assertion was issued in the future.', 'iat in the future');
-    }
-    if (typeof payload.sub !== 'string' || payload.sub === '' || typeof payload.jti !== 'string' || payload.jti === '') {
-      throw refuse('The assertion has invalid claims.', 'sub or jti not a non-empty string');
-    }
-    request.claims = payload as IdJagRequest['claims'];
-  } catch (error) {
-    if (error instanceof TokenEndpointError) throw error;
-    throw describeVerificationFailure(error);
+  const payload = await verifyJwtAssertion(request.assertion, request.deps.keysOf(idp), request.deps.clock, {
+    issuer: idp.issuer,
+    audience: request.deps.issuer,
+    typ: ID_JAG_TYP,
+    requiredClaims: ['iss', 'sub', 'aud', 'client_id', 'jti', 'exp', 'iat'],
+  });
+  if (typeof payload.sub !== 'string' || payload.sub === '' || typeof payload.jti !== 'string' || payload.jti === '') {
+    throw refuse('The assertion has invalid claims.', 'sub or jti not a non-empty string');
   }
+  request.claims = payload as IdJagRequest['claims'];
 };
 
 /** §4.4.1: the assertion was issued to this very client, and the operator lets this IdP speak for it. */
@@ -159,20 +153,3 @@ export const idJagSteps: readonly HandlerStep<IdJagRequest>[] = [
   intersectScopes,
   consumeAssertionJti,
 ];
-
-function describeVerificationFailure(error: unknown): TokenEndpointError {
-  if (error instanceof joseErrors.JWTExpired) return refuse('The assertion has expired.', 'exp');
-  if (error instanceof joseErrors.JWTClaimValidationFailed) {
-    if (error.claim === 'aud') return refuse('The assertion is not for this authorization server (aud).', 'aud');
-    return refuse('The assertion has invalid claims.', `claim ${error.claim}: ${error.reason}`);
-  }
-  if (error instanceof joseErrors.JOSEAlgNotAllowed) return refuse('The assertion must be signed with an asymmetric algorithm.', 'alg');
-  // Not the client's fault: the IdP's keys (or its discovery document) could not be fetched or read.
-  if (error instanceof joseErrors.JWKSTimeout || error instanceof joseErrors.JWKSInvalid || !(error instanceof joseErrors.JOSEError)) {
-    return new TokenEndpointError('temporarily_unavailable', "The identity provider's keys could not be read; try again later.", {
-      status: 503,
-      detail: error instanceof joseErrors.JOSEError ? error.code : String(error instanceof Error ? error.message : error),
-    });
-  }
-  return refuse('The assertion signature does not verify.', error.code);
-}

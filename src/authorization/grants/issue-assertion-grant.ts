@@ -49,12 +49,35 @@ export async function issueAssertionGrant(provider: Provider, ctx: KoaContextWit
 
   // oidc-provider's models are untyped in oidc-provider.d.ts beyond what other parts call.
   const AccessToken = provider.AccessToken as AccessTokenConstructor;
-  const ResourceServer = provider.ResourceServer as ResourceServerConstructor;
   const token = new AccessToken({ accountId: issued.subject, client: issued.client, grantId, gty: issued.grantType });
+  await answerWithToken(provider, ctx, deps, token, issued);
+}
+
+/**
+ * An app-only token for a workload (no user, no grant): oidc-provider's client-credentials token, so it carries
+ * exactly what a client-credentials token carries (`sub` = the client, `app_only`, see client-credentials.ts).
+ */
+export async function issueAppOnlyToken(
+  provider: Provider,
+  ctx: KoaContextWithOIDC,
+  deps: IssueDeps,
+  issued: Pick<AssertionGrant, 'client' | 'resource' | 'scopes'>,
+): Promise<void> {
+  const ClientCredentials = provider.ClientCredentials as new (properties: { client: Client }) => AccessTokenModel;
+  await answerWithToken(provider, ctx, deps, new ClientCredentials({ client: issued.client }), issued);
+}
+
+async function answerWithToken(
+  provider: Provider,
+  ctx: KoaContextWithOIDC,
+  deps: IssueDeps,
+  token: AccessTokenModel,
+  issued: Pick<AssertionGrant, 'resource' | 'scopes'>,
+): Promise<void> {
+  const ResourceServer = provider.ResourceServer as ResourceServerConstructor;
   token.scope = issued.scopes.join(' ');
   token.resourceServer = new ResourceServer(issued.resource.resource, resourceServerInfo(issued.resource, deps));
   const value = await token.save();
-
   ctx.set('Cache-Control', 'no-store');
   ctx.body = { access_token: value, token_type: 'Bearer', expires_in: token.expiration, scope: token.scope };
 }

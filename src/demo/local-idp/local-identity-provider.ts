@@ -62,6 +62,8 @@ export interface LocalIdentityProviderOptions {
    * `/workload-identity`); the gateway's federated credential then trusts it unless `gateway.workloadIssuerUrl` is set.
    */
   workloadIdentityPath?: string;
+  /** More audiences the mounted workload-identity issuer mints for (Gatehouse's token endpoint, for federation). */
+  workloadAudiences?: string[];
   /** Must agree with oidc-provider's own clock (the system clock) for tokens it issues to verify. */
   clock?: Clock;
   random?: Random;
@@ -163,6 +165,7 @@ export async function startLocalIdentityProvider(options: LocalIdentityProviderO
         clock,
         random,
         ...(options.gateway.federatedSubject ? { subject: options.gateway.federatedSubject } : {}),
+        audiences: [FEDERATED_CREDENTIAL_AUDIENCE, ...(options.workloadAudiences ?? [])],
         ...(logger ? { logger } : {}),
       })
     : undefined;

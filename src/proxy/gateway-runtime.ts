@@ -120,7 +120,8 @@ export async function authorizeRequest(
   audit.user = claims.sub;
   audit.client = claims.clientId;
   if (options.rateLimit) runtime.rateLimiter.consume(state.route, claims.sub, claims.clientId);
-  const account = await runtime.accounts.get(claims.sub);
+  // An app-only caller's `sub` is a client id: no account, so no groups, whatever record shares that name.
+  const account = claims.appOnly === true ? undefined : await runtime.accounts.get(claims.sub);
   const caller = {
     scopes: claims.scopes,
     groups: account?.groups ?? [],
@@ -128,6 +129,7 @@ export async function authorizeRequest(
     email: account?.email,
     tenant: account?.tenantId,
     clientId: claims.clientId,
+    appOnly: claims.appOnly,
   };
   return { claims, account, caller };
 }

@@ -148,3 +148,10 @@ export const toolsCall = (name: string, args: Record<string, unknown> = {}, id =
 });
 
 export const toolsList = (id = 1) => ({ jsonrpc: '2.0', id, method: 'tools/list', params: {} });
+
+/** The JSON-RPC message of a relayed answer, as the backend sent it: plain JSON or one SSE event. */
+export async function rpcBody<T = { id: number; result?: unknown; error?: { message: string } }>(response: Response): Promise<T> {
+  const text = await response.text();
+  const json = text.startsWith('event:') || text.startsWith('id:') ? text.split('\n').find((line) => line.startsWith('data: '))!.slice(6) : text;
+  return JSON.parse(json) as T;
+}

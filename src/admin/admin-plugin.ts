@@ -7,6 +7,7 @@ import type { EndGrant } from '../grants/end-grant.ts';
 import type { UpstreamClient } from '../upstream/types.ts';
 import { registerAccountRoutes } from './account-routes.ts';
 import { registerAdminRoutes } from './admin-routes.ts';
+import { registerToolRoutes } from './tool-routes.ts';
 import { beginConsoleSignIn } from './console-sign-in.ts';
 import { SIGNED_OUT_PATH, signedOutPage, signOut } from './console-sign-out.ts';
 import { createConsoleState, type ConsoleReload, type ConsoleState } from './console-state.ts';
@@ -59,6 +60,7 @@ function consoleRoutes(state: ConsoleState): FastifyPluginAsync {
     app.get(SIGNED_OUT_PATH, page, async (_request, reply) => signedOutPage(reply));
 
     registerAdminRoutes(app, state);
+    registerToolRoutes(app, state);
     registerAccountRoutes(app, state);
   };
 }

@@ -1,4 +1,4 @@
-import type { FastifyInstance, FastifyReply } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { accountRecord } from '../records/account.ts';
 import { ProtocolError } from '../errors/protocol-error.ts';
@@ -15,6 +15,7 @@ import { renderAuditPage } from './pages/audit-page.ts';
 import { renderClientsPage } from './pages/clients-page.ts';
 import { renderGrantsPage } from './pages/grants-page.ts';
 import type { ConsoleSection } from './pages/layout.ts';
+import { adminView, sendConsolePage } from './admin-view.ts';
 import { renderOverviewPage, type OverviewData } from './pages/overview-page.ts';
 import { renderReloadPage } from './pages/reload-page.ts';
 import { accountsBySubject } from './users.ts';
@@ -52,15 +53,8 @@ async function brokerActivity(state: ConsoleState): Promise<OverviewData['broker
 
 export function registerAdminRoutes(app: FastifyInstance, state: ConsoleState): void {
   const { admin, ctx } = state;
-  const view = (title: string, section: ConsoleSection, session: ConsoleSession, notice?: string) => ({
-    title,
-    section,
-    session,
-    isAdmin: true,
-    ...(notice === undefined ? {} : { notice }),
-  });
-  const html = (reply: FastifyReply, body: string) =>
-    reply.header('cache-control', 'no-store').type('text/html; charset=utf-8').send(body);
+  const view = (title: string, section: ConsoleSection, session: ConsoleSession, notice?: string) => adminView(admin, title, section, session, notice);
+  const html = sendConsolePage;
 
   app.get('/admin', page, async (request, reply) => {
     const session = await adminForPage(state, request, reply, '/admin');
@@ -82,14 +76,14 @@ export function registerAdminRoutes(app: FastifyInstance, state: ConsoleState): 
       broker,
       canReload: state.reloadConfig !== undefined,
     };
-    return html(reply, renderOverviewPage(view('Overview', 'overview', session), data));
+    return html(reply, renderOverviewPage(await view('Overview', 'overview', session), data));
   });
 
   app.get('/admin/clients', page, async (request, reply) => {
     const session = await adminForPage(state, request, reply, '/admin/clients');
     if (session === undefined) return reply;
     const recent = await recentUseSince(ctx.store, ctx.clock.now() - ACTIVITY_WINDOW_MS);
-    return html(reply, renderClientsPage(view('Clients', 'clients', session, noticeFrom(request)), await listClients(admin, recent)));
+    return html(reply, renderClientsPage(await view('Clients', 'clients', session, noticeFrom(request)), await listClients(admin, recent)));
   });
 
   app.get('/admin/grants', page, async (request, reply) => {
@@ -98,7 +92,7 @@ export function registerAdminRoutes(app: FastifyInstance, state: ConsoleState): 
     const recent = await recentUseSince(ctx.store, ctx.clock.now() - ACTIVITY_WINDOW_MS);
     const [grants, accounts, clients] = await Promise.all([listGrants(admin, {}, recent), accountsBySubject(admin), listClients(admin)]);
     const clientNames = new Map(clients.flatMap((client) => (client.name === undefined ? [] : [[client.clientId, client.name] as const])));
-    return html(reply, renderGrantsPage(view('Grants', 'grants', session, noticeFrom(request)), grants, accounts, clientNames));
+    return html(reply, renderGrantsPage(await view('Grants', 'grants', session, noticeFrom(request)), grants, accounts, clientNames));
   });
 
   app.get('/admin/audit', page, async (request, reply) => {
@@ -112,7 +106,7 @@ export function registerAdminRoutes(app: FastifyInstance, state: ConsoleState): 
       ...(filter.outcome ? { outcome: filter.outcome } : {}),
       since: ctx.clock.now() - AUDIT_WINDOW_MS,
     };
-    return html(reply, renderAuditPage(view('Recent tool calls', 'audit', session), await queryAudit(ctx.store, query), query));
+    return html(reply, renderAuditPage(await view('Recent tool calls', 'audit', session), await queryAudit(ctx.store, query), query));
   });
 
   app.post('/admin/grants/:grantId/revoke', page, async (request, reply) => {
@@ -132,7 +126,7 @@ export function registerAdminRoutes(app: FastifyInstance, state: ConsoleState): 
     }
     const outcome = state.reloadConfig();
     request.log.info({ ok: outcome.ok }, 'configuration reload requested from the admin console');
-    return html(reply.code(outcome.ok ? 200 : 422), renderReloadPage(view('Configuration reload', 'overview', session), outcome));
+    return html(reply.code(outcome.ok ? 200 : 422), renderReloadPage(await view('Configuration reload', 'overview', session), outcome));
   });
 
   app.post('/admin/clients/revoke', page, async (request, reply) => {

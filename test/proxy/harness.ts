@@ -148,3 +148,19 @@ export const toolsCall = (name: string, args: Record<string, unknown> = {}, id =
 });
 
 export const toolsList = (id = 1) => ({ jsonrpc: '2.0', id, method: 'tools/list', params: {} });
+
+export interface ListedTool {
+  name: string;
+  description?: string;
+}
+
+/** The tools a `tools/list` through the gateway answers with, from a JSON or an SSE answer. */
+export async function listedTools(url: string, token: string): Promise<ListedTool[]> {
+  const response = await mcpPost(url, token, toolsList());
+  if (response.status !== 200) throw new Error(`tools/list answered ${response.status}: ${await response.text()}`);
+  const text = await response.text();
+  const json = response.headers.get('content-type')?.includes('text/event-stream')
+    ? (text.split('\n').find((line) => line.startsWith('data: ') && line.includes('"tools"')) ?? '').slice(6)
+    : text;
+  return (JSON.parse(json) as { result: { tools: ListedTool[] } }).result.tools;
+}

@@ -43,7 +43,7 @@ export function renderOverviewPage(view: ConsoleView, data: OverviewData): strin
       : data.broker.map((entry) => `<li>${html(entry.name)}: ${entry.success} tokens served, ${entry.failed} failed</li>`).join('');
   return renderConsolePage(
     view,
-    `<section class="tiles">${tiles}</section>
+    `${pendingToolsNotice(view.pendingTools)}<section class="tiles">${tiles}</section>
 <section><h2>Requests on this replica</h2>${renderRequestChart(data.samples)}
 <p class="hint">Per 10 seconds over the last 5 minutes; failed requests (5xx) in red. Every replica counts its own: use /metrics for the whole fleet.</p></section>
 <section><h2>Dependencies</h2><ul class="health">
@@ -52,6 +52,12 @@ export function renderOverviewPage(view: ConsoleView, data: OverviewData): strin
 <li>Token broker<ul>${broker}</ul></li>
 </ul></section>${data.canReload ? reloadSection(view) : ''}`,
   );
+}
+
+function pendingToolsNotice(count: number | undefined): string {
+  if (count === undefined || count === 0) return '';
+  const what = count === 1 ? '1 tool definition changed and waits' : `${count} tool definitions changed and wait`;
+  return `<p class="notice bad" role="status">${what} for review. <a href="/admin/tools">Review tool changes</a></p>\n`;
 }
 
 function reloadSection(view: ConsoleView): string {

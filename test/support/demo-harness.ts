@@ -39,6 +39,8 @@ export interface DemoOptions {
   /** `redis://…` to use a Redis store instead of the temp SQLite file. */
   redisUrl?: string;
   assemble?: AssembleOptions;
+  /** The environment `gatehouse start` sees (e.g. `OTEL_*`); empty by default. */
+  env?: Record<string, string>;
 }
 
 export interface RunningDemo {
@@ -89,7 +91,7 @@ export async function startDemo(options: DemoOptions = {}): Promise<RunningDemo>
   await writeFile(file, stringify(settings));
 
   const output: string[] = [];
-  const io = { stdout: (text: string) => void output.push(text), stderr: (text: string) => void output.push(text), env: {}, cwd: dir };
+  const io = { stdout: (text: string) => void output.push(text), stderr: (text: string) => void output.push(text), env: options.env ?? {}, cwd: dir };
   let gateway: RunningGateway;
   try {
     gateway = await startGateway({
@@ -97,7 +99,8 @@ export async function startDemo(options: DemoOptions = {}): Promise<RunningDemo>
       io,
       logLevel: process.env.GATEHOUSE_E2E_LOG === '1' ? 'info' : 'error',
       signals: noSignals,
-      assembleParts: (ctx) => assembleGatewayParts(ctx, options.assemble),
+      // What the start loaded from the environment (tracing) reaches the parts, as in production.
+      assembleParts: (ctx, given) => assembleGatewayParts(ctx, { ...options.assemble, ...(given.tracing ? { tracing: given.tracing } : {}) }),
     });
   } catch (error) {
     await rm(dir, { recursive: true, force: true });

@@ -6,6 +6,7 @@ import type { BackendUrls } from '../backends/main.ts';
 import { spawnTracked, stopChild } from '../child-process.ts';
 import type { BenchCredentials } from './credentials.ts';
 import { proxiedUrl, type BackendName, type Target } from './target.ts';
+import { startTraceSink } from './trace-sink.ts';
 
 /**
  * Gatehouse started as production starts it: `node src/cli/main.ts start --config <file>` with `mode: production`,
@@ -72,20 +73,30 @@ export async function startGatehouse(
   const log = openSync(logFile, 'a');
   // BENCH_CPU_PROF=<dir>: Gatehouse writes a V8 CPU profile there when it stops (open it in Chrome DevTools).
   const profile = process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : [];
+  // BENCH_TRACING=1: OpenTelemetry tracing on (every request sampled, OTLP protobuf to a sink) — compare with a run without.
+  const sink = process.env.BENCH_TRACING === '1' ? await startTraceSink() : undefined;
+  const tracingEnv = sink ? { OTEL_EXPORTER_OTLP_ENDPOINT: sink.url, OTEL_TRACES_SAMPLER: 'always_on', OTEL_SERVICE_NAME: 'gatehouse-bench' } : {};
   const child = spawnTracked(process.execPath, [...profile, join(import.meta.dirname, '..', '..', 'src', 'cli', 'main.ts'), 'start', '--config', configFile], {
     stdio: ['ignore', log, log],
+    env: { ...process.env, ...tracingEnv },
   });
   closeSync(log);
   const origin = `http://127.0.0.1:${port}`;
   await waitUntilHealthy(origin, child.pid!, () => readFile(logFile, 'utf8').catch(() => ''));
   const tokens = await credentials.tokensFor(origin);
   return {
-    name: 'gatehouse',
+    name: sink ? 'gatehouse (tracing on)' : 'gatehouse',
     origin,
     url: (backend: BackendName) => proxiedUrl(origin, backend),
     headers: (backend: BackendName) => ({ authorization: `Bearer ${tokens(backend)}` }),
     pids: () => [child.pid!],
-    stop: () => stopChild(child),
+    stop: async () => {
+      await stopChild(child);
+      if (sink) {
+        process.stdout.write(`tracing on: ${sink.exports()} OTLP exports received\n`);
+        await sink.close();
+      }
+    },
   };
 }
 

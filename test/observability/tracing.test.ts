@@ -4,6 +4,11 @@ import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
+import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
+import { SpanKind } from '@opentelemetry/api';
+import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
+import { resourceFromAttributes } from '@opentelemetry/resources';
+import { SimpleSpanProcessor, TracerProvider } from '@opentelemetry/sdk-trace';
 import type { TokenBroker } from '../../src/broker/types.ts';
 import { loadTracing, tracesEndpoint } from '../../src/app/load-tracing.ts';
 import { tracingOff, type Tracing } from '../../src/observability/tracing.ts';
@@ -120,6 +125,35 @@ describe('OpenTelemetry tracing of a tool call', () => {
     assert.ok(!exported.includes(access), 'no token in any span');
 
     while (!gateway.auditLines.some((line) => line.includes(`"traceId":"${CLIENT_TRACE}"`))) await new Promise((resolve) => setTimeout(resolve, 10));
+  });
+
+  it('joins an MCP SDK client\'s own span, sent in params._meta, into one trace at the collector', async () => {
+    // The client side as an instrumented MCP client does it: its own provider and span, exported to the same receiver.
+    const clientProvider = new TracerProvider({
+      resource: resourceFromAttributes({ 'service.name': 'mcp-client' }),
+      spanProcessors: [new SimpleSpanProcessor({ exporter: new OTLPTraceExporter({ url: `${receiver.url}/v1/traces` }) })],
+    });
+    const clientSpan = clientProvider.getTracer('test-client').startSpan('tools/call echo', { kind: SpanKind.CLIENT, attributes: { 'mcp.method.name': 'tools/call' } });
+    const { traceId, spanId } = clientSpan.spanContext();
+    const client = new Client({ name: 'traced-client', version: '1.0.0' });
+    await client.connect(new StreamableHTTPClientTransport(new URL(`${gateway.url}/mcp`), { requestInit: { headers: { authorization: `Bearer ${await token('/mcp')}` } } }));
+    try {
+      const result = await client.callTool({ name: 'echo', arguments: { text: 'traced' }, _meta: { traceparent: `00-${traceId}-${spanId}-01` } });
+      assert.match(JSON.stringify(result), /traced/);
+    } finally {
+      await client.close();
+      clientSpan.end();
+      await clientProvider.shutdown();
+    }
+    const spans = await traceOf(traceId);
+    const exportedClient = spans.find((span) => span.spanId === spanId);
+    assert.equal(exportedClient?.serviceName, 'mcp-client');
+    const server = spans.find((span) => span.kind === SPAN_KIND.server && span.parentSpanId === spanId);
+    assert.ok(server, 'the gateway span is a child of the client span');
+    assert.equal(server.serviceName, 'gatehouse-under-test');
+    const backendCall = spans.find((span) => span.kind === SPAN_KIND.client && span.parentSpanId === server.spanId);
+    assert.ok(backendCall);
+    assert.ok(backendTraceparents().includes(`00-${traceId}-${backendCall.spanId}-01`), 'and the backend continues it');
   });
 
   it('takes the parent from params._meta (the MCP conventions), keeping the HTTP context as a link', async () => {

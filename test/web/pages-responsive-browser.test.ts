@@ -95,7 +95,7 @@ describe('every page at 1280 and 390 px: accessible, usable, nothing off-screen'
     await checkPage('account');
   });
 
-  it('admin overview, clients, grants, tool calls: each Revoke button names its app', async () => {
+  it('admin overview, clients, grants, tool calls, tools: each Revoke button names its app', async () => {
     await page.goto(`${demo.publicUrl}/admin`);
     await signInIfAsked();
     assert.equal(new URL(page.url()).pathname, '/admin');
@@ -111,6 +111,8 @@ describe('every page at 1280 and 390 px: accessible, usable, nothing off-screen'
     await checkPage('admin-grants');
     await page.goto(`${demo.publicUrl}/admin/audit`);
     await checkPage('admin-audit');
+    await page.goto(`${demo.publicUrl}/admin/tools`);
+    await checkPage('admin-tools-none-pending');
   });
 
   it('signed-out page', async () => {
@@ -119,6 +121,6 @@ describe('every page at 1280 and 390 px: accessible, usable, nothing off-screen'
     await page.waitForLoadState('load');
     await page.goto(`${demo.publicUrl}/admin/signed-out`);
     await checkPage('signed-out');
-    assert.equal(checked.length, 9 * PAGE_VIEWS.length);
+    assert.equal(checked.length, 10 * PAGE_VIEWS.length);
   });
 });

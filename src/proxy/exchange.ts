@@ -70,7 +70,7 @@ export function runSteps(steps: readonly ExchangeStep[], exchange: McpExchange):
  * Steps that run before the MCP message is known. The server span waits for the message (its `params._meta` may name
  * the parent); these are recorded beneath it once it starts.
  */
-const BEFORE_MESSAGE = new Set(['confineBackendPath', 'authenticateCaller', 'checkContentLength', 'readJsonRpcBody', 'requireLegacySessionOwner', 'readLegacyMessage']);
+export const BEFORE_MESSAGE: ReadonlySet<string> = new Set(['confineBackendPath', 'authenticateCaller', 'checkContentLength', 'readJsonRpcBody', 'requireLegacySessionOwner', 'readLegacyMessage']);
 
 async function tracedStep(step: ExchangeStep, exchange: McpExchange): Promise<void> {
   const trace = exchange.trace;

@@ -5,6 +5,8 @@ import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
+import { Client as ClientV1 } from '@modelcontextprotocol/sdk/client/index.js';
+import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
 import { SpanKind } from '@opentelemetry/api';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
 import { resourceFromAttributes } from '@opentelemetry/resources';
@@ -12,6 +14,10 @@ import { SimpleSpanProcessor, TracerProvider } from '@opentelemetry/sdk-trace';
 import type { TokenBroker } from '../../src/broker/types.ts';
 import { loadTracing, tracesEndpoint } from '../../src/app/load-tracing.ts';
 import { tracingOff, type Tracing } from '../../src/observability/tracing.ts';
+import { BEFORE_MESSAGE } from '../../src/proxy/exchange.ts';
+import { httpRouteSteps } from '../../src/proxy/http-route.ts';
+import { legacySseMessageSteps, legacySseStreamSteps } from '../../src/proxy/legacy-sse.ts';
+import { streamableHttpSteps } from '../../src/proxy/streamable-http.ts';
 import { startDemo } from '../support/demo-harness.ts';
 import { startMcpBackend, type McpBackend } from '../support/mcp-backends.ts';
 import { startOtlpReceiver, SPAN_KIND, type OtlpReceiver, type ReceivedSpan } from '../support/otlp-receiver.ts';
@@ -32,6 +38,7 @@ const keyring = createTestKeyring();
 let receiver: OtlpReceiver;
 let tracing: Tracing;
 let backend: McpBackend;
+let legacyBackend: McpBackend;
 let tokenEndpoint: Server;
 let tokenRequests: IncomingHttpHeaders[];
 let gateway: TestGateway;
@@ -40,6 +47,7 @@ before(async () => {
   receiver = await startOtlpReceiver();
   tracing = await loadTracing({ OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url, OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json', OTEL_SERVICE_NAME: 'gatehouse-under-test' }, captureLogs().logger);
   backend = await startMcpBackend({ kind: 'v2-stateless', responseMode: 'json' });
+  legacyBackend = await startMcpBackend({ kind: 'v1-sse' });
   tokenRequests = [];
   tokenEndpoint = createServer((request, response) => {
     tokenRequests.push(request.headers);
@@ -63,6 +71,7 @@ before(async () => {
       routes: [
         { path: '/mcp', backend: backend.url },
         { path: '/obo', backend: backend.url, identity: { mode: 'obo', downstream: 'graph' } },
+        { path: '/legacy', backend: legacyBackend.url, transports: ['sse'] },
       ],
     },
   });
@@ -71,6 +80,7 @@ after(async () => {
   await gateway?.close();
   await tracing?.shutdown();
   await backend?.close();
+  await legacyBackend?.close();
   await new Promise((resolve) => tokenEndpoint?.close(resolve));
   await receiver?.close();
 });
@@ -154,6 +164,29 @@ describe('OpenTelemetry tracing of a tool call', () => {
     const backendCall = spans.find((span) => span.kind === SPAN_KIND.client && span.parentSpanId === server.spanId);
     assert.ok(backendCall);
     assert.ok(backendTraceparents().includes(`00-${traceId}-${backendCall.spanId}-01`), 'and the backend continues it');
+  });
+
+  it('traces a tool call on the legacy HTTP+SSE transport the same way', async () => {
+    const access = await token('/legacy');
+    const transport = new SSEClientTransport(new URL(`${gateway.url}/legacy/sse`), {
+      requestInit: { headers: { authorization: `Bearer ${access}` } },
+      eventSourceInit: { fetch: (url, init) => fetch(url, { ...init, headers: { ...(init?.headers as Record<string, string>), authorization: `Bearer ${access}` } }) },
+    });
+    const client = new ClientV1({ name: 'traced-legacy-client', version: '1.0.0' });
+    await client.connect(transport);
+    const legacyTrace = 'dddddddddddddddddddddddddddddddd';
+    try {
+      await client.callTool({ name: 'echo', arguments: { text: 'legacy' }, _meta: { traceparent: `00-${legacyTrace}-${CLIENT_SPAN}-01` } });
+    } finally {
+      await client.close();
+    }
+    const spans = await traceOf(legacyTrace);
+    const server = spans.find((span) => span.kind === SPAN_KIND.server && span.name === 'tools/call echo');
+    assert.ok(server, spans.map((span) => span.name).join(', '));
+    assert.equal(server.parentSpanId, CLIENT_SPAN);
+    const backendCall = spans.find((span) => span.kind === SPAN_KIND.client && span.parentSpanId === server.spanId);
+    assert.ok(backendCall);
+    assert.ok(legacyBackend.seenHeaders.some((headers) => headers.traceparent === `00-${legacyTrace}-${backendCall.spanId}-01`));
   });
 
   it('takes the parent from params._meta (the MCP conventions), keeping the HTTP context as a link', async () => {
@@ -240,6 +273,16 @@ describe('tracing configuration (OTEL_* environment)', () => {
     await protobuf.shutdown();
     assert.ok(receiver.contentTypes.includes('application/x-protobuf'), receiver.contentTypes.join(', '));
     assert.ok(receiver.contentTypes.includes('application/json'));
+  });
+
+  it('names, as steps run before the MCP message is known, only steps that exist and come before the body is read', () => {
+    const lists = [streamableHttpSteps, legacySseMessageSteps, legacySseStreamSteps, httpRouteSteps].map((steps) => steps.map((step) => step.name));
+    for (const name of BEFORE_MESSAGE) assert.ok(lists.some((names) => names.includes(name)), `${name} is a step`);
+    for (const names of lists) {
+      // In each list the steps before the message form a prefix: a span of a later step always has its server span.
+      const firstAfter = names.findIndex((name) => !BEFORE_MESSAGE.has(name));
+      assert.ok(names.slice(firstAfter).every((name) => !BEFORE_MESSAGE.has(name)), names.join(', '));
+    }
   });
 
   it('is loaded by one file only, and only through a dynamic import: off, no OpenTelemetry code runs', () => {

@@ -34,10 +34,20 @@ const celCall = {
   caller: { ...caller, subject: 'tenant/ada', email: 'ada@example.com', clientId: 'client-1' },
 };
 
+// The route default of docs/authorization.md: read-only tools for everyone, the rest for one group.
+const annotationsRoute = routeSchema.parse({
+  path: '/mail',
+  backend: 'http://127.0.0.1:9/mcp',
+  defaultToolPolicy: { allow: '(has(tool.annotations.readOnlyHint) && tool.annotations.readOnlyHint == true) || "mail-admins" in user.groups' },
+});
+const annotationsPolicies = compileArgumentPolicies(annotationsRoute);
+const annotationsCall = { ...celCall, tool: 'delete_message', annotations: { destructiveHint: true } };
+
 export const MICRO_BENCHMARKS: MicroBenchmark[] = [
   { name: 'JSON-RPC POST body parsed and validated (parseMcpPost, tools/call)', iterations: 100_000, run: () => parseMcpPost(toolsCall) },
   { name: 'per-tool policy check (decideTool, listed tool with scopes and groups)', iterations: 1_000_000, run: () => decideTool(route, 'echo', caller) },
   { name: 'argument policy (decideArguments, compiled CEL over user and args)', iterations: 100_000, run: () => decideArguments(celPolicies, celCall) },
+  { name: 'route default policy (decideArguments, compiled CEL over tool annotations and groups, denied)', iterations: 100_000, run: () => decideArguments(annotationsPolicies, annotationsCall) },
 ];
 
 export function runMicroBenchmarks(benchmarks: MicroBenchmark[], scale = 1): Array<{ name: string; microsPerOp: number; iterations: number }> {

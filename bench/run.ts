@@ -30,7 +30,7 @@ try {
   for (const skipped of bench.skipped) log(`skipped: ${skipped}`);
   // Streams first, on freshly started targets: the idle RSS is then the RSS of a target that has served nothing.
   const streams: StreamFigures[] = [];
-  const measured = bench.targets.filter((target) => target.name === 'direct' || !settings.targets || settings.targets.has(target.name));
+  const measured = bench.targets.filter((target) => target.name === 'direct' || !settings.targets || settings.targets.has(target.name.replace(/ \(.*\)$/, '')));
   for (const target of settings.parts.has('streams') ? measured.filter((candidate) => candidate.name !== 'direct') : []) {
     log(`streams: ${settings.streams} through ${target.name}`);
     streams.push(await measureStreams(target, settings.streams));

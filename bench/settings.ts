@@ -12,7 +12,9 @@ import { openFilesLimit } from './process-stats.ts';
  * - BENCH_SCENARIOS: which scenarios run, comma-separated keys (`canned,json,sse,legacy`; default all);
  * - BENCH_TARGETS: which targets are measured besides direct, comma-separated names (`nginx,express peer,node floor,
  *   gatehouse`; default all).
- * A run narrowed by any of the last three is a partial run: it prints its figures but leaves the docs alone.
+ * - BENCH_TRACING=1: Gatehouse runs with OpenTelemetry tracing on (all requests sampled, exported to a sink); compare
+ *   its figures with a run without.
+ * A run narrowed by any of the last four is a partial run: it prints its figures but leaves the docs alone.
  */
 export interface BenchSettings {
   seconds: number;
@@ -63,6 +65,6 @@ export function benchSettings(env: Record<string, string | undefined> = process.
     parts: (parts as Set<BenchPart> | undefined) ?? new Set(BENCH_PARTS),
     scenarios,
     targets,
-    partial: parts !== undefined || scenarios !== undefined || targets !== undefined,
+    partial: parts !== undefined || scenarios !== undefined || targets !== undefined || env.BENCH_TRACING === '1',
   };
 }

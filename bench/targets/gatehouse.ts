@@ -6,6 +6,7 @@ import type { BackendUrls } from '../backends/main.ts';
 import { spawnTracked, stopChild } from '../child-process.ts';
 import type { BenchCredentials } from './credentials.ts';
 import { proxiedUrl, type BackendName, type Target } from './target.ts';
+import { startTraceSink } from './trace-sink.ts';
 
 /**
  * Gatehouse started as production starts it: `node src/cli/main.ts start --config <file>` with `mode: production`,
@@ -75,20 +76,30 @@ export async function startGatehouse(
   // BENCH_HEAP_SNAPSHOT=<dir>: Gatehouse writes a heap snapshot there on SIGUSR2, which the streams part sends while
   // its streams are held (what each open stream keeps alive; summarise with bench/heap-summary.ts).
   if (process.env.BENCH_HEAP_SNAPSHOT) profile.push('--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${process.env.BENCH_HEAP_SNAPSHOT}`);
+  // BENCH_TRACING=1: OpenTelemetry tracing on (every request sampled, OTLP protobuf to a sink) — compare with a run without.
+  const sink = process.env.BENCH_TRACING === '1' ? await startTraceSink() : undefined;
+  const tracingEnv = sink ? { OTEL_EXPORTER_OTLP_ENDPOINT: sink.url, OTEL_TRACES_SAMPLER: 'always_on', OTEL_SERVICE_NAME: 'gatehouse-bench' } : {};
   const child = spawnTracked(process.execPath, [...profile, join(import.meta.dirname, '..', '..', 'src', 'cli', 'main.ts'), 'start', '--config', configFile], {
     stdio: ['ignore', log, log],
+    env: { ...process.env, ...tracingEnv },
   });
   closeSync(log);
   const origin = `http://127.0.0.1:${port}`;
   await waitUntilHealthy(origin, child.pid!, () => readFile(logFile, 'utf8').catch(() => ''));
   const tokens = await credentials.tokensFor(origin);
   return {
-    name: 'gatehouse',
+    name: sink ? 'gatehouse (tracing on)' : 'gatehouse',
     origin,
     url: (backend: BackendName) => proxiedUrl(origin, backend),
     headers: (backend: BackendName) => ({ authorization: `Bearer ${tokens(backend)}` }),
     pids: () => [child.pid!],
-    stop: () => stopChild(child),
+    stop: async () => {
+      await stopChild(child);
+      if (sink) {
+        process.stdout.write(`tracing on: ${sink.exports()} OTLP exports received\n`);
+        await sink.close();
+      }
+    },
   };
 }
 

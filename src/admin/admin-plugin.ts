@@ -8,6 +8,7 @@ import type { UpstreamClient } from '../upstream/types.ts';
 import { registerAccountRoutes } from './account-routes.ts';
 import { registerAdminRoutes } from './admin-routes.ts';
 import { registerOverviewRoutes } from './overview-routes.ts';
+import { registerToolRoutes } from './tool-routes.ts';
 import { beginConsoleSignIn } from './console-sign-in.ts';
 import { SIGNED_OUT_PATH, signedOutPage, signOut } from './console-sign-out.ts';
 import { createConsoleState, type ConsoleReload, type ConsoleState } from './console-state.ts';
@@ -61,6 +62,7 @@ function consoleRoutes(state: ConsoleState): FastifyPluginAsync {
 
     registerOverviewRoutes(app, state);
     registerAdminRoutes(app, state);
+    registerToolRoutes(app, state);
     registerAccountRoutes(app, state);
   };
 }

@@ -1,4 +1,4 @@
-import type { FastifyInstance, FastifyReply } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { ProtocolError } from '../errors/protocol-error.ts';
 import { AdminNotFoundError } from './admin-deps.ts';
@@ -13,6 +13,7 @@ import { renderAuditPage } from './pages/audit-page.ts';
 import { renderClientsPage } from './pages/clients-page.ts';
 import { renderGrantsPage } from './pages/grants-page.ts';
 import type { ConsoleSection } from './pages/layout.ts';
+import { adminView, sendConsolePage } from './admin-view.ts';
 import { renderReloadPage } from './pages/reload-page.ts';
 import { accountsBySubject, clientNamesOf, consoleDirectory } from './users.ts';
 
@@ -24,28 +25,16 @@ const page = { config: { errorFormat: 'html' as const } };
 const grantParams = z.object({ grantId: z.string().min(1).max(128) });
 const clientBody = z.object({ client_id: z.string().min(1).max(2048) });
 
-/** The view of an admin page. */
-export const adminView = (title: string, section: ConsoleSection, session: ConsoleSession, notice?: string) => ({
-  title,
-  section,
-  session,
-  isAdmin: true,
-  ...(notice === undefined ? {} : { notice }),
-});
-
-/** Sends a console page: never cached (it shows per-user data and CSRF tokens). */
-export const sendPage = (reply: FastifyReply, body: string) => reply.header('cache-control', 'no-store').type('text/html; charset=utf-8').send(body);
-
 export function registerAdminRoutes(app: FastifyInstance, state: ConsoleState): void {
   const { admin, ctx } = state;
-  const view = adminView;
-  const html = sendPage;
+  const view = (title: string, section: ConsoleSection, session: ConsoleSession, notice?: string) => adminView(admin, title, section, session, notice);
+  const html = sendConsolePage;
 
   app.get('/admin/clients', page, async (request, reply) => {
     const session = await adminForPage(state, request, reply, '/admin/clients');
     if (session === undefined) return reply;
     const recent = await recentUseSince(ctx.store, ctx.clock.now() - ACTIVITY_WINDOW_MS, ctx.clock.now() + 1);
-    return html(reply, renderClientsPage(view('Clients', 'clients', session, noticeFrom(request)), await listClients(admin, recent)));
+    return html(reply, renderClientsPage(await view('Clients', 'clients', session, noticeFrom(request)), await listClients(admin, recent)));
   });
 
   app.get('/admin/grants', page, async (request, reply) => {
@@ -53,7 +42,7 @@ export function registerAdminRoutes(app: FastifyInstance, state: ConsoleState): 
     if (session === undefined) return reply;
     const recent = await recentUseSince(ctx.store, ctx.clock.now() - ACTIVITY_WINDOW_MS, ctx.clock.now() + 1);
     const [grants, accounts, clients] = await Promise.all([listGrants(admin, {}, recent), accountsBySubject(admin), listClients(admin)]);
-    return html(reply, renderGrantsPage(view('Grants', 'grants', session, noticeFrom(request)), grants, accounts, clientNamesOf(clients)));
+    return html(reply, renderGrantsPage(await view('Grants', 'grants', session, noticeFrom(request)), grants, accounts, clientNamesOf(clients)));
   });
 
   app.get('/admin/audit', page, async (request, reply) => {
@@ -62,7 +51,7 @@ export function registerAdminRoutes(app: FastifyInstance, state: ConsoleState): 
     const filter = parseAuditFilter(request.query);
     const directory = await consoleDirectory(admin);
     const result = await queryAuditBounded(ctx.store, auditQueryFor(filter, directory, ctx.clock.now(), 100));
-    return html(reply, renderAuditPage(view('Recent tool calls', 'audit', session), result, filter, directory));
+    return html(reply, renderAuditPage(await view('Recent tool calls', 'audit', session), result, filter, directory));
   });
 
   app.post('/admin/grants/:grantId/revoke', page, async (request, reply) => {
@@ -82,7 +71,7 @@ export function registerAdminRoutes(app: FastifyInstance, state: ConsoleState): 
     }
     const outcome = state.reloadConfig();
     request.log.info({ ok: outcome.ok }, 'configuration reload requested from the admin console');
-    return html(reply.code(outcome.ok ? 200 : 422), renderReloadPage(view('Configuration reload', 'overview', session), outcome));
+    return html(reply.code(outcome.ok ? 200 : 422), renderReloadPage(await view('Configuration reload', 'overview', session), outcome));
   });
 
   app.post('/admin/clients/revoke', page, async (request, reply) => {

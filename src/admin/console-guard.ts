@@ -62,6 +62,8 @@ export async function sessionForPost(state: ConsoleState, request: FastifyReques
 export const notices: ReadonlyMap<string, string> = new Map([
   ['grant-revoked', 'Access revoked. Its tokens are refused on every replica.'],
   ['client-revoked', 'Client revoked: all its grants ended on every replica.'],
+  ['tool-approved', 'Approved: every replica serves the tool with its new definition.'],
+  ['tool-rejected', 'Rejected: the changed definition stays refused on every replica.'],
   ['decision-forgotten', 'Forgotten: that application will ask for your consent again.'],
 ]);
 

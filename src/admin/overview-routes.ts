@@ -4,7 +4,7 @@ import { ProtocolError } from '../errors/protocol-error.ts';
 import { BROKER_DOWNSTREAM_METRIC } from '../observability/metrics.ts';
 import { accountRecord } from '../records/account.ts';
 import { listAll } from './admin-deps.ts';
-import { adminView, sendPage } from './admin-routes.ts';
+import { adminView, sendConsolePage } from './admin-view.ts';
 import { OVERVIEW_WINDOWS, summarizeAudit, type OverviewWindow } from './audit-summary.ts';
 import { probeBackends } from './backend-health.ts';
 import { listClients } from './clients.ts';
@@ -77,12 +77,12 @@ export function registerOverviewRoutes(app: FastifyInstance, state: ConsoleState
       accounts: new Map(accounts.map(({ value }) => [value.subject, value])),
       canReload: state.reloadConfig !== undefined,
     };
-    return sendPage(reply, renderOverviewPage(adminView('Overview', 'overview', session), data));
+    return sendConsolePage(reply, renderOverviewPage(await adminView(state.admin, 'Overview', 'overview', session), data));
   });
 
   app.get('/admin/routes', page, async (request, reply) => {
     const session = await adminForPage(state, request, reply, '/admin/routes');
     if (session === undefined) return reply;
-    return sendPage(reply, renderRoutesPage(adminView('Routes', 'routes', session), ctx.config.routes, ctx.publicUrl));
+    return sendConsolePage(reply, renderRoutesPage(await adminView(state.admin, 'Routes', 'routes', session), ctx.config.routes, ctx.publicUrl));
   });
 }

@@ -17,6 +17,8 @@ export interface ToolPinSummary {
   pendingHash?: string;
   /** Epoch ms the pending definition was last seen. */
   changedAt?: number;
+  /** The last admin decision: who made it (a console subject, or `cli`), which, and when. */
+  decision?: ToolPin['decision'];
 }
 
 export interface ToolPinDiff extends ToolPinSummary {
@@ -38,7 +40,13 @@ function summarize(pin: ToolPin): ToolPinSummary {
     approvedHash: pin.approved?.hash,
     pendingHash: pin.pending?.hash,
     changedAt: pin.pending?.seenAt,
+    decision: pin.decision,
   };
+}
+
+/** Tools waiting for a decision: changed or new definitions (a rejected one has had its decision). */
+export async function pendingToolChanges(deps: AdminDeps): Promise<ToolPinSummary[]> {
+  return (await listToolPins(deps)).filter((tool) => tool.status === 'changed' || tool.status === 'new');
 }
 
 export async function listToolPins(deps: AdminDeps, filter: { route?: string } = {}): Promise<ToolPinSummary[]> {
@@ -71,22 +79,30 @@ async function save(deps: AdminDeps, pin: ToolPin): Promise<void> {
   await publishMessage(deps.store, toolPinsChangedChannel, pin.route);
 }
 
+/** Who decided: the console passes the admin's subject; the CLI runs as whoever can open the store. */
+export type DecidedBy = string;
+
 /** The pending definition becomes the approved one (under the name it was listed with). */
-export async function approveToolPin(deps: AdminDeps, route: string, name: string): Promise<ToolPinSummary> {
+export async function approveToolPin(deps: AdminDeps, route: string, name: string, by: DecidedBy = 'cli'): Promise<ToolPinSummary> {
   const pin = await requirePin(deps, route, name);
   if (pin.pending === undefined) return summarize(pin);
   const listedName = parse(pin.pending.canonical)?.name;
-  const approved: ToolPin = { route, name: typeof listedName === 'string' ? listedName : pin.name, approved: pin.pending };
+  const approved: ToolPin = {
+    route,
+    name: typeof listedName === 'string' ? listedName : pin.name,
+    approved: pin.pending,
+    decision: { verdict: 'approved', by, at: deps.clock.now() },
+  };
   return summarize(await saved(deps, approved));
 }
 
 /** The pending definition stays refused, under `toolPinning: warn` too, until approved or the backend reverts it. */
-export async function rejectToolPin(deps: AdminDeps, route: string, name: string): Promise<ToolPinSummary> {
+export async function rejectToolPin(deps: AdminDeps, route: string, name: string, by: DecidedBy = 'cli'): Promise<ToolPinSummary> {
   const pin = await requirePin(deps, route, name);
   if (pin.pending === undefined && pin.approved !== undefined) {
     throw new AdminNotFoundError(`Tool "${pin.name}" on route ${route} has no changed definition to reject.`);
   }
-  return summarize(await saved(deps, { ...pin, rejected: true }));
+  return summarize(await saved(deps, { ...pin, rejected: true, decision: { verdict: 'rejected', by, at: deps.clock.now() } }));
 }
 
 async function saved(deps: AdminDeps, pin: ToolPin): Promise<ToolPin> {

@@ -5,6 +5,7 @@ import { createAdminPlugin } from '../admin/admin-plugin.ts';
 import { completeConsoleSignIn } from '../admin/console-sign-in.ts';
 import { upstreamReadinessCheck } from '../admin/health-checks.ts';
 import { instrumentStore } from '../observability/instrumented-store.ts';
+import type { Tracing } from '../observability/tracing.ts';
 import { createMetricsPlugin, installRequestMetrics, startMetricsListener } from '../admin/metrics-plugin.ts';
 import { createMetrics, type GatehouseMetrics } from '../observability/metrics.ts';
 import { createAuthorizationServer, type AuthorizationServerDeps } from '../authorization/authorization-server.ts';
@@ -44,6 +45,8 @@ export interface AssembleOptions {
   clientMetadataFetch?: AuthorizationServerDeps['clientMetadataFetch'];
   /** The console's Reload button calls this (startGateway passes it when it runs from a config file). */
   reloadConfig?: ConsoleReload;
+  /** OpenTelemetry tracing, when the `OTEL_*` environment configures it (startGateway loads it); off otherwise. */
+  tracing?: Tracing;
 }
 
 /**
@@ -81,6 +84,8 @@ export async function assembleGatewayParts(baseCtx: GatehouseContext, options: A
     // Every part's store calls are timed for `gatehouse_store_operation_duration_seconds`; the server's own health
     // check keeps the plain store (startGateway closes that one).
     ctx = { ...ctx, store: instrumentStore(ctx.store, metrics) };
+    // Traced requests carry their context on to the IdP and token endpoints (the broker's on-behalf-of exchange).
+    if (options.tracing?.enabled) ctx = { ...ctx, fetch: options.tracing.wrapFetch(ctx.fetch) };
     const upstream = createUpstreamClient({ ...ctx, config: config.upstream, metrics });
     const broker = createTokenBroker({
       config,
@@ -119,7 +124,7 @@ export async function assembleGatewayParts(baseCtx: GatehouseContext, options: A
       requestMetrics(metrics),
       createAdminPlugin(ctx, { upstream, metrics, endGrant, ...(options.reloadConfig ? { reloadConfig: options.reloadConfig } : {}) }),
       authorization.plugin,
-      createGatewayPlugin(ctx, { broker, revokedGrants, endGrant, metrics }),
+      createGatewayPlugin(ctx, { broker, revokedGrants, endGrant, metrics, tracing: options.tracing }),
       createMetricsPlugin(ctx, metrics),
       createLandingPlugin(ctx),
     ];

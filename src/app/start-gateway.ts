@@ -10,6 +10,7 @@ import { cryptoRandom } from '../runtime/random.ts';
 import { buildServer } from '../server/app.ts';
 import { installGracefulShutdown, type GracefulShutdown, type SignalSource } from '../server/graceful-shutdown.ts';
 import { createLogger } from '../server/logger.ts';
+import { loadTracing } from './load-tracing.ts';
 import { openStore } from '../store/open-store.ts';
 import { StoreUnavailableError } from '../store/store.ts';
 import { GatehouseError } from '../errors/internal-errors.ts';
@@ -118,11 +119,14 @@ export async function startGateway(options: StartGatewayOptions): Promise<Runnin
     cleanups.push(() => keyring.close());
 
     const ctx: GatehouseContext = { config, publicUrl, store, keyring, clock, random: cryptoRandom, logger, fetch: globalThis.fetch };
+    const tracing = await loadTracing(io.env, logger);
+    // Closed last of all: the spans of the final requests are exported after the server stopped.
+    cleanups.unshift(() => tracing.shutdown());
     // Only a gateway started from a file can reload one (the demo without a file has nothing to read again).
     const configFile = options.file ?? (io.env.GATEHOUSE_CONFIG || undefined);
     let reloadTarget: ReloadTarget | undefined;
     const reloadConfig = configFile === undefined ? undefined : createConfigReloader({ load: loadOptions, target: () => reloadTarget, logger });
-    const parts = await (options.assembleParts ?? assembleGatewayParts)(ctx, reloadConfig ? { reloadConfig: () => reloadConfig('admin console') } : {});
+    const parts = await (options.assembleParts ?? assembleGatewayParts)(ctx, { tracing, ...(reloadConfig ? { reloadConfig: () => reloadConfig('admin console') } : {}) });
     reloadTarget = parts.reloadTarget;
     if (parts.close) cleanups.push(parts.close);
 

@@ -23,6 +23,7 @@ import { protectedResources } from './protected-resources.ts';
 import { providerConfiguration } from './provider-configuration.ts';
 import { installDefaultScopes, installRetryAfter, renderProviderError } from './provider-middleware.ts';
 import { mountProvider } from './provider-mount.ts';
+import { installJwtBearerGrant, type JwtBearerGrantDeps } from './grants/jwt-bearer-grant.ts';
 import { cookieSecurity } from './cookie-security.ts';
 import { followKeyring } from './current-provider.ts';
 import { recordProviderMetrics, replayRecorder } from './provider-metrics.ts';
@@ -48,6 +49,8 @@ export interface AuthorizationServerDeps {
   metrics?: AuthorizationMetrics;
   /** The app's grant-ending function; by default one built from the store (adapter-hooks.ts). */
   endGrant?: EndGrant;
+  /** Keys of the issuers trusted for JWT grants (grants/trusted-issuer-keys.ts); tests inject a fetch through it. */
+  trustedIssuerKeys?: JwtBearerGrantDeps['keysOf'];
 }
 
 export interface AuthorizationServer {
@@ -111,6 +114,7 @@ export async function createAuthorizationServer(ctx: GatehouseContext, deps: Aut
       graceSeconds: authorization.refreshReuseGraceSeconds,
       logger: ctx.logger,
     });
+    installJwtBearerGrant(provider, { ctx, resources, ...(deps.trustedIssuerKeys === undefined ? {} : { keysOf: deps.trustedIssuerKeys }) });
     for (const register of deps.grantTypes ?? []) register(provider);
     // Every instance (the provider is rebuilt after a key rotation) reports to the same metrics.
     if (deps.metrics !== undefined) recordProviderMetrics(provider, deps.metrics);

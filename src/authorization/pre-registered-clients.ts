@@ -9,13 +9,13 @@ import { hashClientSecret } from '../keys/hashing.ts';
 export async function preRegisteredClientMetadata(clients: PreRegisteredClient[]): Promise<ClientMetadata[]> {
   return Promise.all(
     clients.map(async (client): Promise<ClientMetadata> => {
-      const confidential = client.clientSecret !== undefined;
       const usesRedirects = client.grantTypes.includes('authorization_code');
       return {
         client_id: client.clientId,
         ...(client.name === undefined ? {} : { client_name: client.name }),
-        ...(confidential ? { client_secret: await hashClientSecret(client.clientSecret as string) } : {}),
-        token_endpoint_auth_method: confidential ? 'client_secret_basic' : 'none',
+        ...(client.clientSecret === undefined ? {} : { client_secret: await hashClientSecret(client.clientSecret) }),
+        ...(client.jwks === undefined ? {} : { jwks: client.jwks }),
+        token_endpoint_auth_method: tokenEndpointAuthMethod(client),
         grant_types: client.grantTypes,
         redirect_uris: client.redirectUris,
         response_types: usesRedirects ? ['code'] : [],
@@ -24,7 +24,17 @@ export async function preRegisteredClientMetadata(clients: PreRegisteredClient[]
   );
 }
 
-/** Ids of pre-registered confidential clients: the only ones allowed to introspect (RFC 7662 §4). */
+/**
+ * How a pre-registered client authenticates at the token endpoint: with its keys (RFC 7523 §2.2, preferred by the MCP
+ * client-credentials extension), with its secret, or not at all (a public client).
+ */
+function tokenEndpointAuthMethod(client: PreRegisteredClient): string {
+  if (client.jwks !== undefined) return 'private_key_jwt';
+  if (client.clientSecret !== undefined) return 'client_secret_basic';
+  return 'none';
+}
+
+/** Ids of pre-registered confidential clients (secret or keys): the only ones allowed to introspect (RFC 7662 §4). */
 export function confidentialClientIds(clients: PreRegisteredClient[]): Set<string> {
-  return new Set(clients.filter((client) => client.clientSecret !== undefined).map((client) => client.clientId));
+  return new Set(clients.filter((client) => tokenEndpointAuthMethod(client) !== 'none').map((client) => client.clientId));
 }

@@ -8,6 +8,9 @@ import { decideClientIdUrl } from './client-metadata-policy.ts';
 import type { ProtectedResources } from './protected-resources.ts';
 import { DPOP_SIGNING_ALGS } from '../protocol/dpop.ts';
 import { hasPrivateUseRedirectUri, redirectUrisProblem } from './redirect-uri-policy.ts';
+import { requireNamedResource } from './grants/client-credentials.ts';
+import { jwtBearerGrantMetadata } from './grants/jwt-bearer-grant.ts';
+import { resourceServerInfo } from './resource-server-info.ts';
 import { extraTokenClaims, issueRefreshToken, rotateRefreshToken, tokenLifetimes } from './token-policy.ts';
 
 /**
@@ -55,6 +58,7 @@ export function providerConfiguration(input: ProviderConfigurationInput): Config
       jwks: '/jwks',
     },
     claims: { openid: ['sub'], profile: ['name'], email: ['email'] },
+    discovery: jwtBearerGrantMetadata(authorization),
     // Resource scopes are listed too: clients register them in their `scope` metadata (RFC 7591 §2; the MCP SDK
     // does), which oidc-provider checks against this list. The grant records them both as resource scopes (what
     // the access token carries, via getResourceServerInfo) and as approved request scopes (finish-sign-in.ts).
@@ -127,6 +131,8 @@ export function providerConfiguration(input: ProviderConfigurationInput): Config
       devInteractions: { enabled: false },
       userinfo: { enabled: false },
       rpInitiatedLogout: { enabled: false },
+      // Agents without a browser (MCP client-credentials extension): pre-registered confidential clients only.
+      clientCredentials: { enabled: true },
       // DPoP (RFC 9449): a token request with a proof gets `cnf.jkt`-bound tokens (`token_type: DPoP`); a public
       // client's refresh token is bound to the same key (oidc-provider's setRefreshTokenBindings), so a stolen one is
       // useless without it. Proof `jti`s are kept in the shared store (ReplayDetection) across replicas. The gateway
@@ -154,18 +160,15 @@ export function providerConfiguration(input: ProviderConfigurationInput): Config
       },
       resourceIndicators: {
         enabled: true,
-        defaultResource: (_ctx: unknown, _client: Client, oneOf?: string) => oneOf ?? resources.defaultResource?.resource,
+        defaultResource: (koaCtx: KoaContextWithOIDC, _client: Client, oneOf?: string) => {
+          if (oneOf === undefined) requireNamedResource(koaCtx);
+          return oneOf ?? resources.defaultResource?.resource;
+        },
         useGrantedResource: () => true,
         getResourceServerInfo(_ctx: unknown, resourceIndicator: string) {
           const entry = resources.find(resourceIndicator);
           if (entry === undefined) throw new errors.InvalidTarget('resource is not a protected resource of this gateway');
-          return {
-            scope: Object.keys(entry.scopes).join(' '),
-            audience: entry.resource,
-            accessTokenTTL: authorization.accessTokenTtlSeconds,
-            accessTokenFormat: 'jwt',
-            jwt: { sign: { alg: signingAlg } },
-          };
+          return resourceServerInfo(entry, { accessTokenTtlSeconds: authorization.accessTokenTtlSeconds, signingAlg });
         },
       },
       clientIdMetadataDocument: {

@@ -1,5 +1,6 @@
 import type { Client, KoaContextWithOIDC } from 'oidc-provider';
 import type { GatehouseConfig } from '../config/schema.ts';
+import { appOnlyClaims } from './grants/client-credentials.ts';
 
 /**
  * Token lifetimes and refresh-token behaviour, as oidc-provider configuration functions.
@@ -52,7 +53,10 @@ export function rotateRefreshToken(): boolean {
   return true;
 }
 
-/** The shared access-token contract: `gid` lets the proxy check grant revocation without a store lookup. */
-export function extraTokenClaims(_ctx: KoaContextWithOIDC, token: { grantId?: string }): Record<string, unknown> | undefined {
-  return token.grantId === undefined ? undefined : { gid: token.grantId };
+/**
+ * The shared access-token contract: `gid` lets the proxy check grant revocation without a store lookup; a
+ * client-credentials token has no grant and is marked app-only instead (grants/client-credentials.ts).
+ */
+export function extraTokenClaims(_ctx: KoaContextWithOIDC, token: { grantId?: string; kind?: string; jti?: string }): Record<string, unknown> | undefined {
+  return token.grantId === undefined ? appOnlyClaims(token) : { gid: token.grantId };
 }

@@ -2,8 +2,10 @@ import { createLocalJWKSet, errors as joseErrors, jwtVerify } from 'jose';
 import type { DownstreamConfig, GatehouseConfig } from '../config/schema.ts';
 import type { Keyring } from '../keys/keyring.ts';
 import type { Clock } from '../runtime/clock.ts';
-import { errorCatalogue, ProtocolError, type ErrorCode } from '../errors/protocol-error.ts';
+import { ProtocolError } from '../errors/protocol-error.ts';
+import { TokenEndpointError } from '../errors/token-endpoint-error.ts';
 import type { TokenBroker } from './types.ts';
+import { APP_ONLY_CLAIM } from '../protocol/app-only.ts';
 import { TOKEN_EXCHANGE_GRANT, JWT_TOKEN_TYPE, ACCESS_TOKEN_TYPE } from '../protocol/oauth-urns.ts';
 export { TOKEN_EXCHANGE_GRANT, JWT_TOKEN_TYPE, ACCESS_TOKEN_TYPE };
 
@@ -36,26 +38,7 @@ export interface GrantRegistry {
   registerGrantType(name: string, handler: (ctx: GrantContext) => Promise<void>, params?: string[] | Set<string>): void;
 }
 
-/**
- * An error oidc-provider renders as-is: it shows `error`/`error_description` for errors with `expose` and the status
- * in `statusCode`; anything else would become an opaque `server_error`.
- */
-class TokenEndpointError extends Error {
-  readonly expose = true;
-  readonly error: ErrorCode;
-  readonly error_description: string;
-  readonly status: number;
-  readonly statusCode: number;
-  constructor(code: ErrorCode, description: string, status: number = errorCatalogue[code].status) {
-    super(code);
-    this.error = code;
-    this.error_description = description;
-    this.status = status;
-    this.statusCode = status;
-  }
-}
-
-const toEndpointError = (error: ProtocolError): TokenEndpointError => new TokenEndpointError(error.code, error.description, error.status);
+const toEndpointError = (error: ProtocolError): TokenEndpointError => new TokenEndpointError(error.code, error.description, { status: error.status });
 
 function single(params: Record<string, unknown>, name: string): string | undefined {
   const value = params[name];
@@ -85,6 +68,8 @@ export function registerTokenExchangeGrant(provider: GrantRegistry, deps: TokenE
       const audiences = Array.isArray(payload.aud) ? payload.aud : [payload.aud];
       const route = audiences.find((aud): aud is string => aud !== undefined && routeDownstream.has(aud));
       if (!route) throw new TokenEndpointError('invalid_grant', 'The subject token was not issued for a route of this gateway.');
+      // The broker acts for a signed-in user; an assertion forwarded for an app-only caller names a client, not one.
+      if (payload[APP_ONLY_CLAIM] === true) throw new TokenEndpointError('invalid_grant', 'The subject token stands for an app-only caller; there is no user to act for.');
       return { subject: payload.sub as string, route };
     } catch (error) {
       if (error instanceof TokenEndpointError) throw error;

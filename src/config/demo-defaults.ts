@@ -12,6 +12,18 @@ export const DEMO_CLIENT_ID = 'gatehouse';
 export const DEMO_WORKLOAD_IDENTITY_PATH = '/workload-identity';
 /** Scope of the gateway's own API at the local IdP, so the upstream access token can be exchanged on-behalf-of. */
 export const DEMO_GATEWAY_API_SCOPE = 'api://gatehouse/access_as_user';
+/**
+ * The demo's MCP client for Enterprise-Managed Authorization: users sign in to it at the local IdP, which then issues
+ * it ID-JAGs for Gatehouse. Its secret is generated per process (src/demo/run-demo.ts) unless the configuration
+ * registers this client itself.
+ */
+export const DEMO_ENTERPRISE_CLIENT_ID = 'enterprise-chat';
+/**
+ * The client a workload of the demo's workload-identity issuer acts as (workload identity federation): a token the
+ * issuer mints for Gatehouse's token endpoint (`POST <idp>/workload-identity/token`) is its only credential. The
+ * running demo adds the trust and the client (src/demo/run-demo.ts) unless the configuration trusts that issuer itself.
+ */
+export const DEMO_WORKLOAD_CLIENT_ID = 'demo-workload';
 /** Registrations per hour the demo allows a loopback client (production: `perIpPerHour` for every address). */
 export const DEMO_LOOPBACK_REGISTRATIONS_PER_HOUR = 1000;
 
@@ -93,6 +105,8 @@ export function demoConfigInput(options: DemoConfigOptions = {}): Record<string,
       // A developer reconnecting clients on this machine would spend the production budget (30 an hour, kept in the
       // store across restarts) in one afternoon; only loopback peers get the larger one.
       dynamicRegistration: { perLoopbackIpPerHour: DEMO_LOOPBACK_REGISTRATIONS_PER_HOUR },
+      // The local IdP doubles as the enterprise IdP of Enterprise-Managed Authorization (ID-JAG).
+      enterpriseIdps: [{ issuer: identityProvider, clients: [DEMO_ENTERPRISE_CLIENT_ID] }],
     },
     dev: { insecureCookies: true },
     demo,

@@ -57,9 +57,13 @@ export const toolPolicySchema = z
       .string()
       .optional()
       .describe(
-        'A CEL expression that must be `true` for the call to go through, over `user` (sub, email, groups, tenant), `client` (id), `tool` (name, annotations — the approved ones, with `toolPinning`) and `args` (the call\'s arguments). Checked when the config loads. Replaces the route\'s `defaultToolPolicy.allow` for this tool.',
+        'A CEL expression that must be `true` for the call to go through, over `user` (sub, email, groups, tenant; all empty for an app-only caller), `client` (id, appOnly), `tool` (name, annotations — the approved ones, with `toolPinning`) and `args` (the call\'s arguments). Checked when the config loads. Replaces the route\'s `defaultToolPolicy.allow` for this tool.',
       ),
     denyReason: z.string().optional().describe('Shown to the client (and audited) when `allow` is false.'),
+    appOnly: z
+      .enum(['allow', 'deny'])
+      .optional()
+      .describe('Whether app-only callers (client credentials or a workload token: no signed-in user) may call this tool (default `allow`); `deny` hides it from them too.'),
   })
   .strict();
 
@@ -277,7 +281,11 @@ export const upstreamSchema = z
 export const preRegisteredClientSchema = z
   .object({
     clientId: z.string().min(1).describe('Client id.'),
-    clientSecret: z.string().min(16).optional().describe('Secret for confidential clients (stored hashed).'),
+    clientSecret: z.string().min(16).optional().describe('Secret for confidential clients (stored hashed); they authenticate with `client_secret_basic`.'),
+    jwks: z
+      .object({ keys: z.array(z.record(z.string(), z.unknown())).min(1) })
+      .optional()
+      .describe('Public keys (a JWK Set) of a confidential client that authenticates with `private_key_jwt` (RFC 7523 §2.2) instead of a secret.'),
     name: z.string().optional().describe('Display name.'),
     redirectUris: z.array(z.string()).default([]).describe('Exact redirect URIs.'),
     grantTypes: z
@@ -288,6 +296,59 @@ export const preRegisteredClientSchema = z
       .array(z.string())
       .default([])
       .describe('Names of `broker.downstream` entries this client may obtain through token exchange.'),
+  })
+  .strict()
+  .refine((client) => client.clientSecret === undefined || client.jwks === undefined, {
+    message: 'a client authenticates either with `clientSecret` or with `jwks` (private_key_jwt), not both',
+  })
+  .refine((client) => !client.grantTypes.includes('client_credentials') || client.clientSecret !== undefined || client.jwks !== undefined, {
+    message: 'the `client_credentials` grant needs a confidential client: set `jwks` (private_key_jwt) or `clientSecret`',
+  });
+
+/** TLS for every key or assertion source (ID-JAG profile §7.3), except on a loopback host (tests, the local demo). */
+const trustedKeySourceUrl = httpUrl.refine(
+  (value) => new URL(value).protocol === 'https:' || ['127.0.0.1', 'localhost', '[::1]'].includes(new URL(value).hostname),
+  { message: 'must be https (http only on a loopback host)' },
+);
+
+export const enterpriseIdpSchema = z
+  .object({
+    issuer: trustedKeySourceUrl.describe('The IdP\'s issuer: the `iss` of its ID-JAGs, compared exactly.'),
+    jwksUri: trustedKeySourceUrl
+      .optional()
+      .describe('Its signing keys (JWKS); if unset, the `jwks_uri` of its discovery document (OpenID Connect Discovery, then RFC 8414).'),
+    clients: z
+      .array(z.string().min(1))
+      .min(1)
+      .describe('Client ids that may present this IdP\'s ID-JAGs: the assertion\'s `client_id` must be the authenticated client and one of these.'),
+    scopes: z
+      .array(z.string())
+      .optional()
+      .describe('The most a token from this IdP may carry (a cap on top of the assertion\'s and the request\'s scopes); unset: any scope of the route.'),
+  })
+  .strict();
+
+export const workloadRuleSchema = z
+  .object({
+    subject: z.string().min(1).optional().describe('Pattern the token\'s `sub` must match (`*` stands for any characters), e.g. `repo:acme/deploy:ref:refs/heads/main` or `system:serviceaccount:agents:*`.'),
+    claims: z
+      .record(z.string().min(1), z.string())
+      .default({})
+      .describe('Other claims that must match, each a pattern like `subject`; a nested claim is named by its path with `/`, e.g. `kubernetes.io/namespace`. Examples: `repository`, `environment`, `tid`, `oid`.'),
+    clientId: z.string().min(1).describe('The pre-registered client the workload acts as: `grantTypes` with the jwt-bearer grant, no secret or keys (the workload token is the credential).'),
+    scopes: z.array(z.string()).min(1).describe('The most its tokens may carry (within the route\'s scopes).'),
+  })
+  .strict();
+
+export const workloadIdentitySchema = z
+  .object({
+    issuer: trustedKeySourceUrl.describe('The workload platform\'s issuer (`iss`), compared exactly: a Kubernetes cluster, `https://token.actions.githubusercontent.com`, an Entra tenant (`https://login.microsoftonline.com/<tenant>/v2.0`).'),
+    jwksUri: trustedKeySourceUrl.optional().describe('Its signing keys (JWKS); if unset, the `jwks_uri` of its discovery document.'),
+    audience: z.string().optional().describe('The `aud` its tokens for Gatehouse carry; default Gatehouse\'s token endpoint URL (as the MCP extension says).'),
+    rules: z
+      .array(workloadRuleSchema)
+      .min(1)
+      .describe('Which workloads get tokens: the first rule whose `subject` and `claims` all match decides the client and scopes; no match is `invalid_grant`.'),
   })
   .strict();
 
@@ -403,6 +464,14 @@ export const configSchema = z
           .strict()
           .default({ enabled: true, allowDomains: [], denyDomains: [], maxBytes: 5_120, timeoutMs: 5_000, cacheSeconds: 3_600, allowLoopback: false }),
         clients: z.array(preRegisteredClientSchema).default([]).describe('Pre-registered clients.'),
+        enterpriseIdps: z
+          .array(enterpriseIdpSchema)
+          .default([])
+          .describe('Enterprise IdPs whose Identity Assertion JWT Authorization Grants (ID-JAG, MCP Enterprise-Managed Authorization) the token endpoint accepts.'),
+        workloadIdentities: z
+          .array(workloadIdentitySchema)
+          .default([])
+          .describe('Workload identity federation: issuers whose workload tokens (Kubernetes service accounts, GitHub Actions OIDC, Entra managed identities) the token endpoint accepts with the jwt-bearer grant, for app-only tokens.'),
         consentRememberDays: duration('How long a browser remembers an approval.', 30),
       })
       .strict()
@@ -415,6 +484,8 @@ export const configSchema = z
         dynamicRegistration: { enabled: true, perIpPerHour: 30 },
         clientMetadataDocuments: { enabled: true, allowDomains: [], denyDomains: [], maxBytes: 5_120, timeoutMs: 5_000, cacheSeconds: 3_600, allowLoopback: false },
         clients: [],
+        enterpriseIdps: [],
+        workloadIdentities: [],
         consentRememberDays: 30,
       })
       .describe('The OAuth 2.1 authorization server MCP clients talk to.'),
@@ -505,4 +576,6 @@ export type BrandingConfig = z.infer<typeof brandingSchema>;
 export type UpstreamConfig = z.infer<typeof upstreamSchema>;
 export type DownstreamConfig = z.infer<typeof downstreamSchema>;
 export type PreRegisteredClient = z.infer<typeof preRegisteredClientSchema>;
+export type EnterpriseIdpConfig = z.infer<typeof enterpriseIdpSchema>;
+export type WorkloadIdentityConfig = z.infer<typeof workloadIdentitySchema>;
 export type DemoSettings = GatehouseConfig['demo'];

@@ -11,7 +11,8 @@ import { Environment } from '@marcbachmann/cel-js';
  */
 export interface ToolPolicyInput {
   user: { sub: string; email: string; groups: readonly string[]; tenant: string };
-  client: { id: string };
+  /** `appOnly`: no signed-in user (client credentials, a workload token); `user` fields are then empty. */
+  client: { id: string; appOnly: boolean };
   tool: { name: string; annotations: Record<string, unknown> };
   args: Record<string, unknown>;
 }
@@ -28,7 +29,7 @@ const LIMITS = { maxAstNodes: 2_000, maxDepth: 64, maxListElements: 1_000, maxMa
 function policyEnvironment(): Environment {
   return new Environment({ limits: LIMITS })
     .registerVariable({ name: 'user', schema: { sub: 'string', email: 'string', groups: 'list<string>', tenant: 'string' } })
-    .registerVariable({ name: 'client', schema: { id: 'string' } })
+    .registerVariable({ name: 'client', schema: { id: 'string', appOnly: 'bool' } })
     .registerVariable({ name: 'tool', schema: { name: 'string', annotations: 'map<string, dyn>' } })
     .registerVariable('args', 'map<string, dyn>');
 }

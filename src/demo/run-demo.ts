@@ -1,8 +1,8 @@
 import { SIGNED_OUT_PATH } from '../web/paths.ts';
 import type { Logger } from 'pino';
 import { startGraphServer, type RunningGraphServer } from '../../examples/graph-server/graph-server.ts';
-import { TOKEN_EXCHANGE_GRANT } from '../protocol/oauth-urns.ts';
-import { DEMO_WORKLOAD_IDENTITY_PATH } from '../config/demo-defaults.ts';
+import { JWT_BEARER_GRANT, TOKEN_EXCHANGE_GRANT } from '../protocol/oauth-urns.ts';
+import { DEMO_ENTERPRISE_CLIENT_ID, DEMO_WORKLOAD_CLIENT_ID, DEMO_WORKLOAD_IDENTITY_PATH } from '../config/demo-defaults.ts';
 import type { GatehouseConfig, RouteConfig } from '../config/schema.ts';
 import type { Random } from '../runtime/random.ts';
 import { startDirectoryApi, type RunningDirectoryApi } from './directory-api/directory-api.ts';
@@ -41,6 +41,15 @@ export interface DemoComponents {
    * start and lives only in this process: the sample server is started here, so nobody has to configure it.
    */
   backendClient: GatehouseConfig['authorization']['clients'][number];
+  /** The demo's Enterprise-Managed Authorization client, when the configuration did not register it itself. */
+  enterpriseClient: GatehouseConfig['authorization']['clients'][number] | undefined;
+  /**
+   * Workload identity federation in the demo: the local workload-identity issuer trusted for `demo-workload`, and that
+   * client; undefined when the configuration already trusts the issuer.
+   */
+  workloadTrust:
+    | { trust: GatehouseConfig['authorization']['workloadIdentities'][number]; client: GatehouseConfig['authorization']['clients'][number] }
+    | undefined;
   close(): Promise<void>;
 }
 
@@ -68,6 +77,7 @@ export async function startDemoComponents(options: DemoComponentsOptions): Promi
     for (const component of started.reverse()) await component.close().catch(() => {});
   };
   try {
+    const { enterpriseClient, ssoClients } = enterpriseClientsOf(config, upstream.issuer, random);
     const identityProvider = await startLocalIdentityProvider({
       port: demo.identityProviderPort,
       host: '127.0.0.1',
@@ -76,6 +86,8 @@ export async function startDemoComponents(options: DemoComponentsOptions): Promi
       gateway: { clientId: upstream.clientId, redirectUris: [`${publicUrl}/callback`], postLogoutRedirectUris: [`${publicUrl}${SIGNED_OUT_PATH}`] },
       downstreamAudiences: config.broker.downstream.map((entry) => entry.audience),
       workloadIdentityPath: DEMO_WORKLOAD_IDENTITY_PATH,
+      enterprise: { clients: ssoClients, audiences: [publicUrl] },
+      workloadAudiences: [`${publicUrl}/token`],
       random,
       logger: logger.child({ component: 'local-idp' }),
     });
@@ -128,7 +140,8 @@ export async function startDemoComponents(options: DemoComponentsOptions): Promi
       });
       started.push(graphServer);
     }
-    return { identityProvider, directoryApi, graphServer, graphRoute, users: identityProvider.users, backendClient, close: closeAll };
+    const workloadTrust = demoWorkloadTrust(config, identityProvider.workloadIdentity?.issuer);
+    return { identityProvider, directoryApi, graphServer, graphRoute, users: identityProvider.users, backendClient, enterpriseClient, workloadTrust, close: closeAll };
   } catch (error) {
     await closeAll();
     throw error;
@@ -143,12 +156,49 @@ export function withDemoSettings(config: GatehouseConfig, demo: DemoComponents):
   const noAdmins = config.admin.users.length === 0 && config.admin.groups.length === 0;
   return {
     ...config,
-    authorization: { ...config.authorization, clients: [...config.authorization.clients, demo.backendClient] },
+    authorization: {
+      ...config.authorization,
+      clients: [...config.authorization.clients, demo.backendClient, ...[demo.enterpriseClient, demo.workloadTrust?.client].filter((client) => client !== undefined)],
+      workloadIdentities: [...config.authorization.workloadIdentities, ...(demo.workloadTrust === undefined ? [] : [demo.workloadTrust.trust])],
+    },
     admin: noAdmins ? { ...config.admin, groups: [DEMO_ADMIN_GROUP] } : config.admin,
   };
 }
 
 const DEMO_ADMIN_GROUP = 'gatehouse-admins';
+
+/**
+ * The demo's workload identity federation: tokens of the local workload-identity issuer for the gateway's own
+ * service account in namespace `gatehouse` act as `demo-workload`, a public client whose only credential is the token.
+ */
+function demoWorkloadTrust(config: GatehouseConfig, issuer: string | undefined): DemoComponents['workloadTrust'] {
+  if (issuer === undefined || config.authorization.workloadIdentities.some((trusted) => trusted.issuer === issuer)) return undefined;
+  const scopes = [...new Set(config.routes.flatMap((route) => route.requiredScopes))];
+  return {
+    trust: {
+      issuer,
+      rules: [{ subject: 'system:serviceaccount:gatehouse:*', claims: { 'kubernetes.io/namespace': 'gatehouse' }, clientId: DEMO_WORKLOAD_CLIENT_ID, scopes }],
+    },
+    client: { clientId: DEMO_WORKLOAD_CLIENT_ID, name: 'Demo workload (workload identity federation)', redirectUris: [], grantTypes: [JWT_BEARER_GRANT], allowedDownstream: [] },
+  };
+}
+
+/**
+ * The clients users sign in to at the local IdP as their enterprise IdP: every client with a secret that the
+ * configuration lets present the local IdP's ID-JAGs, registered there with the same secret. The demo's own
+ * (`enterprise-chat`) is added, with a secret made for this process, unless the configuration registers it.
+ */
+function enterpriseClientsOf(config: GatehouseConfig, localIssuer: string, random: Random) {
+  const trusted = new Set(config.authorization.enterpriseIdps.filter((idp) => idp.issuer === localIssuer).flatMap((idp) => idp.clients));
+  const configured = config.authorization.clients.filter((client) => trusted.has(client.clientId));
+  const enterpriseClient = trusted.has(DEMO_ENTERPRISE_CLIENT_ID) && !configured.some((client) => client.clientId === DEMO_ENTERPRISE_CLIENT_ID)
+    ? { clientId: DEMO_ENTERPRISE_CLIENT_ID, clientSecret: random.token(32), name: 'Enterprise chat (demo)', redirectUris: [], grantTypes: [JWT_BEARER_GRANT], allowedDownstream: [] }
+    : undefined;
+  const ssoClients = [...configured, ...(enterpriseClient === undefined ? [] : [enterpriseClient])].flatMap((client) =>
+    client.clientSecret === undefined ? [] : [{ clientId: client.clientId, clientSecret: client.clientSecret, name: client.name }],
+  );
+  return { enterpriseClient, ssoClients };
+}
 
 /** A demo component's port taken is the same one-line usage error as the gateway's own port (exit 2), naming the fix. */
 export function demoStartError(error: unknown, demo: GatehouseConfig['demo']): unknown {

@@ -45,8 +45,9 @@ export function decideArguments(
   if (!isPlainObject(args)) return { allowed: false, reason: 'the arguments must be an object' };
   if (!withinLimits(args)) return { allowed: false, reason: 'the arguments are too large or too deeply nested for the policy to check' };
   const input: ToolPolicyInput = {
-    user: { sub: call.caller.subject, email: call.caller.email ?? '', groups: call.caller.groups, tenant: call.caller.tenant ?? '' },
-    client: { id: call.caller.clientId },
+    // An app-only caller's subject is a client id: never let it pass for a user's in `user.sub == …`.
+    user: { sub: call.caller.appOnly === true ? '' : call.caller.subject, email: call.caller.email ?? '', groups: call.caller.groups, tenant: call.caller.tenant ?? '' },
+    client: { id: call.caller.clientId, appOnly: call.caller.appOnly === true },
     tool: { name: call.tool, annotations: call.annotations },
     args,
   };

@@ -37,10 +37,12 @@ export async function enforceToolPolicy(
     }
     draft.outcome = 'denied';
     draft.tool = tool;
+    if (decision.reason !== undefined) draft.reason = `policy: ${decision.reason}`;
+    const refusal = decision.reason === undefined ? `You are not allowed to call ${tool}.` : `You are not allowed to call ${tool}: ${decision.reason}.`;
     if (state.route.deniedToolResponse === 'jsonrpc_error') {
-      throw new McpGatewayError('access_denied', JSONRPC.serverError, `You are not allowed to call ${tool}.`, { status: 200 });
+      throw new McpGatewayError('access_denied', JSONRPC.serverError, refusal, { status: 200 });
     }
-    if (decision.missingScopes.length === 0) throw new ProtocolError('access_denied', `You are not allowed to call ${tool}.`);
+    if (decision.missingScopes.length === 0) throw new ProtocolError('access_denied', refusal);
     const needed = state.route.tools[tool]?.scopes ?? [];
     const scheme = call.claims.jkt === undefined ? 'bearer' : 'dpop';
     throw insufficientScope(toolChallenge(state, needed), `Calling ${tool} needs the scope(s): ${decision.missingScopes.join(' ')}.`, scheme);

@@ -2,7 +2,8 @@ import type { Readable } from 'node:stream';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Dispatcher } from 'undici';
 import { ProtocolError } from '../errors/protocol-error.ts';
-import { runSteps, type HandlerStep, type StepContext } from '../server/handler-steps.ts';
+import { runSteps as runHandlerSteps, type HandlerStep, type StepContext } from '../server/handler-steps.ts';
+import type { RequestTrace, ServerSpanStart } from '../observability/tracing.ts';
 import type { BackendResponse } from './backend-client.ts';
 import { enforceToolPinning, toolListReviewer } from './enforce-tool-pinning.ts';
 import { enforceToolPolicy } from './enforce-tool-policy.ts';
@@ -11,6 +12,7 @@ import type { McpPost } from './mcp-message.ts';
 import { auditDraft, type AuditDraft } from './request-audit.ts';
 import type { RouteState } from './route-state.ts';
 import type { ReviewTools } from './tools-list-filter.ts';
+import { backendSpan, mcpSpanStart, requestTrace } from './request-trace.ts';
 
 /**
  * One proxied request as it passes the gateway's steps. Each transport (streamable-http.ts, legacy-sse.ts,
@@ -46,14 +48,41 @@ export interface McpExchange extends StepContext {
   reviewTools?: ReviewTools;
   /** The backend's answer, once forwarded. */
   response?: BackendResponse;
+  /** The request's trace when tracing is on (request-trace.ts); every step then runs in a span of its own. */
+  readonly trace?: RequestTrace;
+  /** The server span's name and attributes, once it started. */
+  spanStart?: ServerSpanStart;
 }
 
 export type ExchangeStep = HandlerStep<McpExchange>;
 
-export { runSteps };
-
 export function startExchange(runtime: GatewayRuntime, state: RouteState, request: FastifyRequest, reply: FastifyReply): McpExchange {
-  return { runtime, state, request, reply, draft: auditDraft(request), denied: NO_TOOLS };
+  const trace = requestTrace(request);
+  return { runtime, state, request, reply, draft: auditDraft(request), denied: NO_TOOLS, ...(trace === undefined ? {} : { trace }) };
+}
+
+/** The steps in order; traced, each in a span, when the request is traced (untraced, nothing is added to the path). */
+export function runSteps(steps: readonly ExchangeStep[], exchange: McpExchange): Promise<void> {
+  return exchange.trace === undefined ? runHandlerSteps(steps, exchange) : runHandlerSteps(steps, exchange, tracedStep);
+}
+
+/**
+ * Steps that run before the MCP message is known. The server span waits for the message (its `params._meta` may name
+ * the parent); these are recorded beneath it once it starts.
+ */
+export const BEFORE_MESSAGE: ReadonlySet<string> = new Set(['confineBackendPath', 'authenticateCaller', 'checkContentLength', 'readJsonRpcBody', 'requireLegacySessionOwner', 'readLegacyMessage']);
+
+async function tracedStep(step: ExchangeStep, exchange: McpExchange): Promise<void> {
+  const trace = exchange.trace;
+  if (trace === undefined) return step(exchange);
+  if (!trace.begun && (exchange.post !== undefined || !BEFORE_MESSAGE.has(step.name))) {
+    exchange.spanStart = mcpSpanStart(exchange.request, exchange.state.route.path, exchange.post);
+    trace.begin(exchange.spanStart);
+  }
+  const span = step.name === 'forwardToBackend' && exchange.spanStart !== undefined
+    ? backendSpan(exchange.spanStart, exchange.state.route.backend)
+    : { name: step.name, kind: 'internal' as const, attributes: { 'gatehouse.step': step.name } };
+  await trace.step(span, () => step(exchange));
 }
 
 const NO_TOOLS: ReadonlySet<string> = new Set();
@@ -119,6 +148,8 @@ export function forwardToBackend(options: { url: (exchange: McpExchange) => stri
     const headers = exchange.backendHeaders;
     if (options.accept !== undefined) headers.accept = options.accept;
     const url = options.url(exchange);
+    // The backend continues the trace from the gateway's backend-call span (W3C Trace Context), not from the client.
+    exchange.trace?.inject(headers);
     try {
       exchange.response = await state.backend.send({
         url,

@@ -15,6 +15,8 @@ import { assertForwardingConfigured } from './identity-forwarding.ts';
 import { LEGACY_MESSAGES_SUFFIX, LEGACY_SSE_SUFFIX, legacySseMessageHandler, legacySseStreamHandler } from './legacy-sse.ts';
 import { buildProtectedResourceMetadata, PRM_PATH, resourceMetadataPath } from './protected-resource-metadata.ts';
 import { auditDraft, startAudit } from './request-audit.ts';
+import { startRequestTrace } from './request-trace.ts';
+import type { Tracing } from '../observability/tracing.ts';
 import type { RevokedGrantsCache } from '../grants/revoked-grants.ts';
 import type { EndGrant } from '../grants/end-grant.ts';
 import { createRouteState, type RouteState } from './route-state.ts';
@@ -35,6 +37,8 @@ export interface GatewayDeps {
   auditSink?: AuditLogOptions['sink'];
   /** Open SSE streams and 429s are counted here (request counts come from the server-wide request hook). */
   metrics?: ProxyMetrics;
+  /** Spans for every gateway request (src/observability/tracing.ts); off when absent. */
+  tracing?: Tracing;
 }
 
 declare module 'fastify' {
@@ -65,7 +69,11 @@ export function createGatewayPlugin(ctx: GatehouseContext, deps: GatewayDeps): F
     const now = () => ctx.clock.now();
     app.addHook('onRequest', (request, reply, done) => {
       const route = request.routeOptions.config.gatewayRoute;
-      if (route) startAudit(request, reply, runtime.audit, route, now);
+      if (route) {
+        // First: the trace ends (and names its id) before the audit record that carries the id is written.
+        if (runtime.tracing.enabled) startRequestTrace(runtime.tracing, request, reply, route);
+        startAudit(request, reply, runtime.audit, route, now);
+      }
       done();
     });
     app.setErrorHandler((error: FastifyError, request, reply) => sendGatewayError(request, reply, error));

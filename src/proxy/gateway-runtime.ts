@@ -1,4 +1,5 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import { tracingOff, type Tracing } from '../observability/tracing.ts';
 import type { ProxyMetrics } from './proxy-metrics.ts';
 import type { TokenBroker } from '../broker/types.ts';
 import type { GatehouseContext } from '../context/gatehouse-context.ts';
@@ -36,6 +37,8 @@ export interface GatewayRuntime {
   toolPins: ToolPins;
   audit: AuditLog;
   metrics: ProxyMetrics | undefined;
+  /** Off (`tracingOff`) unless the `OTEL_*` environment configures an exporter (src/observability/load-tracing.ts). */
+  tracing: Tracing;
   checkOrigin: (origin: string | undefined) => void;
   isAllowedOrigin: (origin: string) => boolean;
 }
@@ -48,6 +51,7 @@ export function createGatewayRuntime(
     endGrant?: EndGrant;
     auditSink?: AuditLogOptions['sink'];
     metrics?: ProxyMetrics;
+    tracing?: Tracing;
   },
 ): GatewayRuntime {
   const { store, clock, keyring, random, logger, publicUrl, config } = ctx;
@@ -77,6 +81,7 @@ export function createGatewayRuntime(
       onRejected: (limit) => deps.metrics?.rateLimitRejected(limit),
     }),
     toolPins: createToolPins({ store, clock, logger }),
+    tracing: deps.tracing ?? tracingOff,
     audit: createAuditLog({
       store,
       random,
@@ -120,7 +125,8 @@ export async function authorizeRequest(
   audit.user = claims.sub;
   audit.client = claims.clientId;
   if (options.rateLimit) runtime.rateLimiter.consume(state.route, claims.sub, claims.clientId);
-  const account = await runtime.accounts.get(claims.sub);
+  // An app-only caller's `sub` is a client id: no account, so no groups, whatever record shares that name.
+  const account = claims.appOnly === true ? undefined : await runtime.accounts.get(claims.sub);
   const caller = {
     scopes: claims.scopes,
     groups: account?.groups ?? [],
@@ -128,6 +134,7 @@ export async function authorizeRequest(
     email: account?.email,
     tenant: account?.tenantId,
     clientId: claims.clientId,
+    appOnly: claims.appOnly,
   };
   return { claims, account, caller };
 }

@@ -4,6 +4,7 @@ import type { Clock } from '../runtime/clock.ts';
 import type { Random } from '../runtime/random.ts';
 import type { AccountRecord } from './account-cache.ts';
 import type { AccessTokenClaims } from './verify-access-token.ts';
+import { APP_ONLY_CLAIM } from '../protocol/app-only.ts';
 
 /**
  * The identity the gateway forwards to a backend instead of the client's token: a short-lived JWT signed with the
@@ -58,6 +59,7 @@ export function createIdentityAssertionSigner(options: {
         scope: claims.scopes.join(' '),
         client_id: claims.clientId,
         gid: claims.grantId,
+        ...(claims.appOnly === true ? { [APP_ONLY_CLAIM]: true } : {}),
       })
         .setProtectedHeader({ alg: key.alg, kid: key.kid, typ: IDENTITY_ASSERTION_TYP })
         .setIssuer(issuer)

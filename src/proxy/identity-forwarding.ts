@@ -31,6 +31,11 @@ export function createIdentityForwarder(options: { signer: IdentityAssertionSign
       if (route.identity.mode === 'assertion') {
         return signer.assertionFor({ claims, account, audience: resource, ttlSeconds: route.identity.assertionTtlSeconds });
       }
+      if (claims.appOnly === true) {
+        // On-behalf-of needs a user whose upstream session the broker acts for; an app-only caller has none, and no
+        // re-authorization can give it one: a plain 403, not a challenge.
+        throw new ProtocolError('access_denied', `Route ${route.path} calls its downstream API on behalf of a signed-in user; an app-only caller (client credentials or a workload) has no user to act for.`);
+      }
       if (!broker || !route.identity.downstream) {
         throw new ProtocolError('server_error', `Route ${route.path} forwards downstream tokens but no broker is configured.`);
       }

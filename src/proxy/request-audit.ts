@@ -29,6 +29,7 @@ export function startAudit(request: FastifyRequest, reply: FastifyReply, log: Au
       method: draft.method,
       tool: draft.tool,
       reason: draft.reason,
+      ...(draft.traceId === undefined ? {} : { traceId: draft.traceId }),
       outcome,
       status,
       durationMs: now() - started,

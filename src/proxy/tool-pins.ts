@@ -72,7 +72,7 @@ export function createToolPins({ store, clock, logger }: { store: Store; clock: 
       await createRecord(store, toolPinRecord, key, value, { indexes: { route } });
     } else if (pin.approved?.hash === tool.hash) {
       // The backend serves the approved definition again: what a caller gets is what was approved.
-      await writeRecord(store, toolPinRecord, key, { route, name: pin.name, approved: pin.approved }, { indexes: { route } });
+      await writeRecord(store, toolPinRecord, key, { route, name: pin.name, approved: pin.approved, decision: pin.decision }, { indexes: { route } });
     } else {
       await writeRecord(store, toolPinRecord, key, { ...pin, pending: seen, rejected: undefined }, { indexes: { route } });
     }

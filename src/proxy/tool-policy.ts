@@ -13,24 +13,33 @@ export interface Caller {
   email?: string | undefined;
   tenant?: string | undefined;
   clientId: string;
+  /** No signed-in user: client credentials or a workload token (../protocol/app-only.ts). */
+  appOnly?: boolean;
 }
 
 export interface ToolDecision {
   allowed: boolean;
   /** Scopes the caller lacks (a step-up can fix these); empty when only a group is missing. */
   missingScopes: string[];
+  /** Why no token of this caller could ever do (shown to the client); absent for a scope or group denial. */
+  reason?: string;
 }
 
-export function decideTool(route: RouteConfig, tool: string, caller: Pick<Caller, 'scopes' | 'groups'>): ToolDecision {
+type PolicyCaller = Pick<Caller, 'scopes' | 'groups' | 'appOnly'>;
+
+export function decideTool(route: RouteConfig, tool: string, caller: PolicyCaller): ToolDecision {
   const policy = Object.hasOwn(route.tools, tool) ? route.tools[tool] : undefined;
   if (!policy) return { allowed: true, missingScopes: [] };
+  if (policy.appOnly === 'deny' && caller.appOnly === true) {
+    return { allowed: false, missingScopes: [], reason: 'it acts for a signed-in user and this caller is app-only (client credentials or a workload)' };
+  }
   const missingScopes = policy.scopes.filter((scope) => !caller.scopes.includes(scope));
   const groupOk = policy.groups.length === 0 || policy.groups.some((group) => caller.groups.includes(group));
   return { allowed: missingScopes.length === 0 && groupOk, missingScopes };
 }
 
 /** Names of the route's listed tools this caller may not call (used to filter `tools/list`). */
-export function deniedTools(route: RouteConfig, caller: Pick<Caller, 'scopes' | 'groups'>): Set<string> {
+export function deniedTools(route: RouteConfig, caller: PolicyCaller): Set<string> {
   const denied = new Set<string>();
   for (const tool of Object.keys(route.tools)) if (!decideTool(route, tool, caller).allowed) denied.add(tool);
   return denied;

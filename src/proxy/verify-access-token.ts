@@ -3,6 +3,7 @@ import type { Keyring } from '../keys/keyring.ts';
 import type { Clock } from '../runtime/clock.ts';
 import type { RevokedGrantsCache } from '../grants/revoked-grants.ts';
 import { insufficientScope, unauthorized, type AuthScheme, type ChallengeTarget } from '../errors/bearer-challenge.ts';
+import { APP_ONLY_CLAIM } from '../protocol/app-only.ts';
 import type { VerifyDpopProof } from './dpop-proof.ts';
 import { checkSenderConstraint } from './sender-constraint.ts';
 
@@ -26,6 +27,8 @@ export interface AccessTokenClaims {
   exp: number;
   /** RFC 9449 §6.1 `cnf.jkt`: the thumbprint of the key the token is bound to. */
   jkt?: string;
+  /** No user behind the token (client credentials, a workload): `sub` is the client (../protocol/app-only.ts). */
+  appOnly?: boolean;
 }
 
 /** What a successful check yields: the claims, and a fresh DPoP nonce to hand the client when its own is aging. */
@@ -166,7 +169,10 @@ function toClaims(payload: JWTPayload): AccessTokenClaims {
   if (scope !== undefined && typeof scope !== 'string') {
     throw new joseErrors.JWTClaimValidationFailed('scope must be a string', payload, 'scope');
   }
-  const claims: AccessTokenClaims = { sub, clientId, grantId: gid, jti, exp: exp ?? 0, scopes: scope ? scope.split(' ').filter(Boolean) : [] };
+  const appOnly = payload[APP_ONLY_CLAIM] === true;
+  // RFC 9068 §2.2: an app-only token's subject is the client itself; anything else is not a token we issued.
+  if (appOnly && sub !== clientId) throw new joseErrors.JWTClaimValidationFailed('app-only token for another subject', payload, 'sub');
+  const claims: AccessTokenClaims = { sub, clientId, grantId: gid, jti, exp: exp ?? 0, scopes: scope ? scope.split(' ').filter(Boolean) : [], appOnly };
   if (jkt !== undefined) claims.jkt = jkt;
   return claims;
 }

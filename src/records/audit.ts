@@ -29,6 +29,8 @@ export const auditRecord = defineRecord({
     tool: z.string().optional(),
     /** Why the gateway refused or flagged the request (a policy's reason, a changed tool definition); never arguments. */
     reason: z.string().optional(),
+    /** The OpenTelemetry trace id (32 hex digits) of the request's span, when tracing is on: audit → trace in one step. */
+    traceId: z.string().optional(),
     outcome: z.enum(AUDIT_OUTCOMES),
     status: z.number(),
     durationMs: z.number(),

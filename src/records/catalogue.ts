@@ -2,6 +2,7 @@ import { keySetRecord, keysChangedChannel, keysUpdateLock } from '../keys/key-se
 import { oidcConsumedRecord, oidcRecords } from '../store/oidc-records.ts';
 import type { StoreDefinition } from '../store/define-record.ts';
 import { accountRecord } from './account.ts';
+import { assertionJtiRecord } from './assertions.ts';
 import { consoleSessionRecord, consoleSignInRecord } from './admin.ts';
 import { auditRecord } from './audit.ts';
 import { grantRedirectUrisRecord, refreshRotatedRecord, refreshSuccessorRecord, registrationRateCounter } from './authorization.ts';
@@ -41,6 +42,11 @@ export const catalogue: readonly CatalogueSection[] = [
     title: 'Authorization server: refresh rotation, redirect approvals, registration limit',
     intro: 'Written beside oidc-provider\'s records by the adapter hooks and routes of src/authorization/.',
     entries: [refreshRotatedRecord, refreshSuccessorRecord, grantRedirectUrisRecord, registrationRateCounter],
+  },
+  {
+    title: 'Authorization server: JWT authorization grants',
+    intro: 'Replay detection for the `jwt-bearer` grant (ID-JAG, workload identity federation), across replicas.',
+    entries: [assertionJtiRecord],
   },
   {
     title: 'Authorization server: consent and sign-in state',

@@ -29,6 +29,8 @@ export const toolPinRecord = defineRecord({
     pending: definition.optional(),
     /** `reject`ed: the pending definition stays refused even with `toolPinning: warn`. */
     rejected: z.boolean().optional(),
+    /** The last admin decision on this tool: who (console subject, or `cli`), what and when (epoch ms). */
+    decision: z.object({ verdict: z.enum(['approved', 'rejected']), by: z.string(), at: z.number() }).optional(),
   }),
   ttl: 'none (deleted by an admin)',
   indexes: ['route'],

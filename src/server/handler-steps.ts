@@ -14,9 +14,12 @@ export interface StepContext {
   answered?: boolean;
 }
 
-export async function runSteps<Context extends StepContext>(steps: readonly HandlerStep<Context>[], context: Context): Promise<void> {
+/** Runs each step through `around` when given (tracing wraps every step in a span), else directly. */
+export type AroundStep<Context> = (step: HandlerStep<Context>, context: Context) => Promise<void>;
+
+export async function runSteps<Context extends StepContext>(steps: readonly HandlerStep<Context>[], context: Context, around?: AroundStep<Context>): Promise<void> {
   for (const step of steps) {
-    await step(context);
+    await (around === undefined ? step(context) : around(step, context));
     if (context.answered === true) return;
   }
 }

@@ -41,10 +41,12 @@ export interface ConsoleHarnessOptions {
   store?: Store;
   /** The console's Reload button (the app passes one when it runs from a config file). */
   reloadConfig?: ConsoleReload;
+  /** The console's clock (default: stopped at 2026-05-01 12:00 UTC); beside a live gateway, one stopped at now. */
+  clock?: ManualClock;
 }
 
 export async function startConsoleHarness(options: ConsoleHarnessOptions = {}): Promise<ConsoleHarness> {
-  const clock = new ManualClock(Date.UTC(2026, 4, 1, 12));
+  const clock = options.clock ?? new ManualClock(Date.UTC(2026, 4, 1, 12));
   const base = demoConfig();
   const configured: GatehouseConfig = {
     ...base,
@@ -132,4 +134,14 @@ export async function signInTo(h: ConsoleHarness, identity: UpstreamIdentity, re
   const csrf = /name="csrf" value="([^"]+)"/.exec(account.body)?.[1];
   assert.ok(csrf, 'page carries a CSRF token');
   return { cookie, csrf };
+}
+
+/** A console form POST as the browser sends it: the session cookie, a urlencoded body, our Origin unless told. */
+export function consolePost(h: ConsoleHarness, browser: ConsoleBrowser, url: string, form: Record<string, string>, headers: Record<string, string> = { origin: new URL(h.ctx.publicUrl).origin }) {
+  return h.app.inject({
+    method: 'POST',
+    url,
+    headers: { cookie: browser.cookie, 'content-type': 'application/x-www-form-urlencoded', ...headers },
+    payload: new URLSearchParams(form).toString(),
+  });
 }

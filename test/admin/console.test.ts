@@ -8,7 +8,7 @@ import { ManualClock } from '../../src/runtime/clock.ts';
 import { cryptoRandom } from '../../src/runtime/random.ts';
 import { REVOKED_GRANT_NAMESPACE } from '../../src/grants/revoked-grants.ts';
 import type { UpstreamIdentity } from '../../src/upstream/types.ts';
-import { signInTo, startConsoleHarness, type ConsoleBrowser as Browser } from './console-harness.ts';
+import { consolePost, signInTo, startConsoleHarness, type ConsoleBrowser as Browser } from './console-harness.ts';
 import { ALICE, BOB, CIMD_CLIENT, DCR_CLIENT, GRANTS } from './seed.ts';
 import { startedForSuite } from '../support/suite-server.ts';
 
@@ -19,13 +19,7 @@ describe('admin console and connected apps (in-process)', () => {
 
   const signIn = (identity: UpstreamIdentity, returnTo = '/account') => signInTo(h, identity, returnTo);
 
-  const post = (browser: Browser, url: string, form: Record<string, string>, headers: Record<string, string> = { origin: ORIGIN }) =>
-    h.app.inject({
-      method: 'POST',
-      url,
-      headers: { cookie: browser.cookie, 'content-type': 'application/x-www-form-urlencoded', ...headers },
-      payload: new URLSearchParams(form).toString(),
-    });
+  const post = (browser: Browser, url: string, form: Record<string, string>, headers: Record<string, string> = { origin: ORIGIN }) => consolePost(h, browser, url, form, headers);
 
   it('sends a visitor without a session to sign-in and back', async () => {
     const response = await h.app.inject({ url: '/admin/grants' });

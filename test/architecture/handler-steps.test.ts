@@ -15,6 +15,8 @@ import {
   type ConsentDecision,
 } from '../../src/authorization/consent-decision.ts';
 import type { ConsentSubject } from '../../src/authorization/consent-request.ts';
+import { idJagSteps } from '../../src/authorization/grants/id-jag.ts';
+import { workloadSteps } from '../../src/authorization/grants/workload-identity.ts';
 import { consumeSignIn, signedInSteps, type SignedInContinuation } from '../../src/authorization/finish-sign-in.ts';
 import type { InteractionDeps } from '../../src/authorization/interaction-deps.ts';
 import type { ConsentStateRecord, CsrfCookie } from '../../src/authorization/interaction-state.ts';
@@ -74,6 +76,8 @@ const documented: { readme: string; list: string; steps: readonly HandlerStep<ne
   { readme: 'src/authorization/README.md', list: 'consentDecisionSteps', steps: consentDecisionSteps },
   { readme: 'src/authorization/README.md', list: 'upstreamCallbackSteps', steps: upstreamCallbackSteps },
   { readme: 'src/authorization/README.md', list: 'signedInSteps', steps: signedInSteps },
+  { readme: 'src/authorization/README.md', list: 'idJagSteps', steps: idJagSteps },
+  { readme: 'src/authorization/README.md', list: 'workloadSteps', steps: workloadSteps },
 ];
 
 describe('README tables of handler steps', () => {

@@ -11,6 +11,7 @@ import type { GatehouseContext } from '../../src/context/gatehouse-context.ts';
 import { buildServer } from '../../src/server/app.ts';
 import { ProtocolError } from '../../src/errors/protocol-error.ts';
 import { createSqliteStore } from '../../src/store/sqlite-store.ts';
+import { createRedisStore } from '../../src/store/redis-store.ts';
 import type { Store } from '../../src/store/store.ts';
 import { authorizationResponseError } from '../../src/upstream/errors.ts';
 import { saveUpstreamTokens, type TokenVaultDeps } from '../../src/upstream/token-vault.ts';
@@ -394,4 +395,26 @@ export function authorizationParams(
     ...extra,
   };
   return Object.fromEntries(Object.entries(params).filter((entry): entry is [string, string] => entry[1] !== undefined));
+}
+
+/** Two authorization-server replicas behind one public URL, each with its own connection to one Redis, one keyring. */
+export async function startAuthorizationReplicas(redisUrl: string, options: Omit<StartOptions, 'store' | 'keyring' | 'publicUrl'> = {}) {
+  const stores: Store[] = [];
+  const store = async () => {
+    const created = await createRedisStore({ url: redisUrl, keyPrefix: 'gh-test:', clock: systemClock, purgeIntervalMs: 0 });
+    stores.push(created);
+    return created;
+  };
+  const keyring = testKeyring();
+  const a = await startAuthorizationServer({ ...options, store: await store(), keyring });
+  const b = await startAuthorizationServer({ ...options, store: await store(), keyring, publicUrl: a.publicUrl });
+  return {
+    a,
+    b,
+    async close() {
+      await a.close();
+      await b.close();
+      for (const opened of stores) await opened.close();
+    },
+  };
 }

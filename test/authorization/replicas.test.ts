@@ -2,12 +2,8 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 
 
-import { systemClock } from '../../src/runtime/clock.ts';
-import { createRedisStore } from '../../src/store/redis-store.ts';
-import type { Store } from '../../src/store/store.ts';
 import { startRedisServer, type RedisServer } from '../support/redis-server.ts';
-import { CLIENT_REDIRECT, grantIdOf, obtainCode, registerPublicClient, startAuthorizationServer, type TestServer } from './harness.ts';
-import { testKeyring } from '../support/keyring.ts';
+import { CLIENT_REDIRECT, grantIdOf, obtainCode, registerPublicClient, startAuthorizationReplicas, type TestServer } from './harness.ts';
 
 /**
  * Two authorization-server replicas on one real Redis: a client registered on one is known to the other, a code
@@ -15,25 +11,17 @@ import { testKeyring } from '../support/keyring.ts';
  */
 describe('two replicas sharing a Redis store', () => {
   let redis: RedisServer;
-  const stores: Store[] = [];
+  let replicas: Awaited<ReturnType<typeof startAuthorizationReplicas>>;
   let a: TestServer;
   let b: TestServer;
 
   before(async () => {
     redis = await startRedisServer();
-    const keyring = testKeyring();
-    const store = async () => {
-      const created = await createRedisStore({ url: redis.url, keyPrefix: 'gh-test:', clock: systemClock, purgeIntervalMs: 0 });
-      stores.push(created);
-      return created;
-    };
-    a = await startAuthorizationServer({ store: await store(), keyring, authorization: { refreshReuseGraceSeconds: 0 } });
-    b = await startAuthorizationServer({ store: await store(), keyring, publicUrl: a.publicUrl, authorization: { refreshReuseGraceSeconds: 0 } });
+    replicas = await startAuthorizationReplicas(redis.url, { authorization: { refreshReuseGraceSeconds: 0 } });
+    ({ a, b } = replicas);
   });
   after(async () => {
-    await a?.close();
-    await b?.close();
-    for (const store of stores) await store.close();
+    await replicas?.close();
     await redis?.stop();
   });
 

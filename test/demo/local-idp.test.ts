@@ -7,6 +7,7 @@ import { after, before, describe, it } from 'node:test';
 import { decodeJwt, exportJWK } from 'jose';
 import { startLocalIdentityProvider, type LocalIdentityProvider } from '../../src/demo/local-idp/local-identity-provider.ts';
 import { loadUsersFile } from '../../src/demo/local-idp/users.ts';
+import { ID_JAG_TOKEN_TYPE, ID_TOKEN_TYPE, TOKEN_EXCHANGE_GRANT } from '../../src/protocol/oauth-urns.ts';
 import { startWorkloadIdentityIssuer, type WorkloadIdentityIssuer } from '../../src/demo/workload-identity/workload-identity-issuer.ts';
 import { CookieBrowser, signInAtLocalIdp } from '../upstream/support/cookie-browser.ts';
 import { createGatewaySide } from '../upstream/support/fixture.ts';
@@ -209,5 +210,42 @@ describe('local identity provider with the workload-identity issuer mounted on i
     } finally {
       await gateway.store.close();
     }
+  });
+});
+
+describe('local identity provider as enterprise IdP: ID-JAG issuance refusals', () => {
+  let idp: LocalIdentityProvider;
+  const exchange = (params: Record<string, string>) =>
+    fetch(`${idp.issuer}/token`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({
+        client_id: 'sso-client',
+        client_secret: 'sso-client-secret-for-tests',
+        grant_type: TOKEN_EXCHANGE_GRANT,
+        requested_token_type: ID_JAG_TOKEN_TYPE,
+        subject_token_type: ID_TOKEN_TYPE,
+        audience: 'http://127.0.0.1:1',
+        ...params,
+      }).toString(),
+    });
+  before(async () => {
+    idp = await startLocalIdentityProvider({
+      gateway: { clientId: 'gatehouse', redirectUris: [CALLBACK] },
+      downstreamAudiences: [DIRECTORY],
+      enterprise: { clients: [{ clientId: 'sso-client', clientSecret: 'sso-client-secret-for-tests' }], audiences: ['http://127.0.0.1:1'] },
+    });
+  });
+  after(async () => {
+    await idp?.close();
+  });
+
+  it('refuses a subject token that is not its ID token for this client, an unknown audience, another subject token type', async () => {
+    const forged = await exchange({ subject_token: 'eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0.' });
+    assert.deepEqual([forged.status, ((await forged.json()) as { error: string }).error], [400, 'invalid_grant']);
+    const elsewhere = await exchange({ subject_token: 'x', audience: 'https://not-trusted.example' });
+    assert.deepEqual([elsewhere.status, ((await elsewhere.json()) as { error: string }).error], [400, 'invalid_target']);
+    const accessToken = await exchange({ subject_token: 'x', subject_token_type: 'urn:ietf:params:oauth:token-type:access_token' });
+    assert.deepEqual([accessToken.status, ((await accessToken.json()) as { error: string }).error], [400, 'invalid_request']);
   });
 });

@@ -119,3 +119,23 @@ describe('official MCP conformance suite: authorization server', () => {
     }
   });
 });
+
+/**
+ * Client credentials, ID-JAG and workload identity federation have scenarios in the suite only on the client side
+ * (`auth/client-credentials-*`, `auth/enterprise-managed-authorization`, `auth/wif-jwt-bearer`: a client against the
+ * suite's mock authorization server); its authorization-server scenarios are the two run above. This fails when a
+ * release adds authorization-server scenarios, so they get run here (docs/tested-clients.md says the same).
+ */
+describe('official MCP conformance suite: which authorization-server scenarios exist', () => {
+  it('has none for client credentials, ID-JAG or workload identity federation yet', async () => {
+    const child = spawn(process.execPath, [conformanceBin, 'list'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const lines: string[] = [];
+    for await (const line of createInterface({ input: child.stdout as NodeJS.ReadableStream })) lines.push(line);
+    const start = lines.findIndex((line) => line.startsWith('Authorization server scenarios'));
+    assert.notEqual(start, -1, lines.join('\n'));
+    const scenarios = lines.slice(start + 1).filter((line) => line.startsWith('  - ')).map((line) => line.slice(4).split(' ')[0]);
+    assert.deepEqual(scenarios, ['authorization-server-metadata-endpoint', 'authorization-code-grant']);
+    const clientSide = lines.filter((line) => /auth\/(client-credentials|enterprise-managed-authorization|wif)/.test(line));
+    assert.equal(clientSide.length, 4, 'the client-side scenarios of these extensions are still listed');
+  });
+});

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { accountRecord, type AccountRecord } from '../../src/records/account.ts';
 import { startMcpBackend, type McpBackend } from '../support/mcp-backends.ts';
-import { createTestKeyring, mcpPost, mintAccessToken, startTestGateway, toolsCall, type TestGateway } from './harness.ts';
+import { createTestKeyring, mcpPost, mintAccessToken, rpcBody, startTestGateway, toolsCall, type TestGateway } from './harness.ts';
 
 /**
  * Argument-level tool policies (CEL) through the real gateway: a denial is a JSON-RPC error with its reason, audited;
@@ -43,10 +43,8 @@ async function call(args: unknown, options: { path?: string; clientId?: string; 
   const path = options.path ?? '/mcp';
   const message = { ...toolsCall(options.tool ?? 'echo', {}, 4), params: { name: options.tool ?? 'echo', arguments: args } };
   const response = await mcpPost(gateway.url + path, await token(path, options.clientId), message);
-  const text = await response.text();
   // A served call is relayed as the backend answered it (JSON or one SSE event).
-  const json = text.startsWith('event:') || text.startsWith('id:') ? text.split('\n').find((line) => line.startsWith('data: '))!.slice(6) : text;
-  return { status: response.status, body: JSON.parse(json) as { id: number; result?: unknown; error?: { message: string } } };
+  return { status: response.status, body: await rpcBody(response) };
 }
 
 describe('argument-level tool policy (CEL)', () => {
@@ -119,5 +117,27 @@ describe('argument policies after a configuration reload', () => {
     route.tools = configSchema.parse({ routes: [{ path: '/mcp', backend: 'http://127.0.0.1:9/mcp', tools: { echo: { allow: 'args.text == "no"' } } }] }).routes[0]!.tools;
     assert.equal(decideArguments(state.argumentPolicies, call).allowed, true);
     await state.backend.close();
+  });
+});
+
+describe('argument policies and app-only callers', () => {
+  it('`client.appOnly` tells app-only callers apart, and their client id never passes for `user.sub`', async () => {
+    const { compileArgumentPolicies, decideArguments } = await import('../../src/proxy/argument-policy.ts');
+    const { configSchema } = await import('../../src/config/schema.ts');
+    const route = configSchema.parse({
+      routes: [{
+        path: '/mcp',
+        backend: 'http://127.0.0.1:9/mcp',
+        tools: { echo: { allow: '!client.appOnly' }, whoami: { allow: 'user.sub == "nightly-agent" || (client.appOnly && client.id == "nightly-agent")' } },
+      }],
+    }).routes[0]!;
+    const policies = compileArgumentPolicies(route);
+    const app = { scopes: [], groups: [], subject: 'nightly-agent', clientId: 'nightly-agent', appOnly: true };
+    const user = { ...app, subject: 'tenant/ada', clientId: 'some-client', appOnly: false };
+    const decide = (tool: string, caller: typeof app) => decideArguments(policies, { tool, args: {}, annotations: {}, caller }).allowed;
+    assert.equal(decide('echo', app), false);
+    assert.equal(decide('echo', user), true);
+    assert.equal(decide('whoami', app), true);
+    assert.equal(decide('whoami', { ...app, clientId: 'other', subject: 'other' }), false);
   });
 });

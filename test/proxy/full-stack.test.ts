@@ -1,42 +1,28 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { auth, Client, StreamableHTTPClientTransport, type OAuthClientProvider } from '@modelcontextprotocol/client';
-import { buildProtectedResourceMetadata, PRM_PATH } from '../../src/proxy/protected-resource-metadata.ts';
 import { revokeGrant } from '../../src/grants/revoked-grants.ts';
-import { startMcpBackend, type McpBackend } from '../support/mcp-backends.ts';
-import { CLIENT_REDIRECT, consentForm, startAuthorizationServer, TestBrowser, type TestServer } from '../authorization/harness.ts';
-import { startTestGateway, type TestGateway } from './harness.ts';
+import type { McpBackend } from '../support/mcp-backends.ts';
+import { CLIENT_REDIRECT, consentForm, TestBrowser, type TestServer } from '../authorization/harness.ts';
+import type { TestGateway } from './harness.ts';
+import { startTestStack, type TestStack } from './stack-harness.ts';
 
 /**
  * The contract between the authorization server and the gateway, end to end: an MCP SDK client (v2) gets a token
  * from the real authorization server (discovery, DCR, PKCE, consent, fake upstream sign-in) and uses it through the
  * gateway — a replica sharing the store, keys and public URL — to call a backend at protocol 2026-07-28.
  */
+let stack: TestStack;
 let server: TestServer;
 let gateway: TestGateway;
 let backend: McpBackend;
 
 before(async () => {
-  backend = await startMcpBackend({
-    kind: 'v2-stateless',
-    identity: () => ({ jwks: server.ctx.keyring.publicJwks(), issuer: server.publicUrl, audience: `${server.publicUrl}/mcp` }),
-  });
-  const routes = [{ path: '/mcp', backend: backend.url, scopes: { 'mcp:tools': 'Use the tools of the test server' } }];
-  server = await startAuthorizationServer({ routes });
-  gateway = await startTestGateway({ keyring: server.ctx.keyring, store: server.store, publicUrl: server.publicUrl, config: { routes } });
-  // The SDK discovers through the resource URL's origin (the authorization server's listener here, which does not
-  // mount the gateway), so the gateway's own PRM document is served there too.
-  const document = JSON.stringify(buildProtectedResourceMetadata(server.publicUrl, gateway.ctx.config.routes[0]!));
-  server.app.server.prependListener('request', (request, response) => {
-    if (request.url === `${PRM_PATH}/mcp` || request.url === PRM_PATH) {
-      response.writeHead(200, { 'content-type': 'application/json' }).end(document);
-    }
-  });
+  stack = await startTestStack();
+  ({ server, gateway, backend } = stack);
 });
 after(async () => {
-  await gateway?.close();
-  await server?.close();
-  await backend?.close();
+  await stack?.close();
 });
 
 async function obtainToken(): Promise<string> {

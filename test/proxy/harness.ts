@@ -6,6 +6,7 @@ import { configSchema, type GatehouseConfig } from '../../src/config/schema.ts';
 
 
 import type { Keyring } from '../../src/keys/keyring.ts';
+import type { Tracing } from '../../src/observability/tracing.ts';
 import { createGatewayPlugin } from '../../src/proxy/gateway-plugin.ts';
 import { createRevokedGrantsCache, type RevokedGrantsCache } from '../../src/grants/revoked-grants.ts';
 import { systemClock, type Clock } from '../../src/runtime/clock.ts';
@@ -53,6 +54,8 @@ export interface TestGatewayOptions {
   port?: number;
   /** Passed to the gateway plugin (stream and rate-limit metrics). */
   metrics?: GatehouseMetrics;
+  /** Passed to the gateway plugin (OpenTelemetry spans); off when absent. */
+  tracing?: Tracing;
 }
 
 export function createTestKeyring(): Keyring {
@@ -73,7 +76,7 @@ export async function startTestGateway(options: TestGatewayOptions): Promise<Tes
   const ctx = testContext({ config, publicUrl, store, keyring, clock, logger });
   const revokedGrants = createRevokedGrantsCache({ store, clock, resyncIntervalMs: options.resyncIntervalMs ?? 500 });
   await revokedGrants.start();
-  const plugin = createGatewayPlugin(ctx, { revokedGrants, broker: options.broker, metrics: options.metrics, auditSink: { write: (chunk: string) => auditLines.push(...chunk.split('\n').filter(Boolean)) } });
+  const plugin = createGatewayPlugin(ctx, { revokedGrants, broker: options.broker, metrics: options.metrics, tracing: options.tracing, auditSink: { write: (chunk: string) => auditLines.push(...chunk.split('\n').filter(Boolean)) } });
   const app = await buildServer(ctx, { plugins: [plugin] });
   await app.listen({ port, host: '127.0.0.1' });
   return {
@@ -148,3 +151,26 @@ export const toolsCall = (name: string, args: Record<string, unknown> = {}, id =
 });
 
 export const toolsList = (id = 1) => ({ jsonrpc: '2.0', id, method: 'tools/list', params: {} });
+
+/** The JSON-RPC message of a relayed answer, as the backend sent it: plain JSON or one SSE event. */
+export async function rpcBody<T = { id: number; result?: unknown; error?: { message: string } }>(response: Response): Promise<T> {
+  const text = await response.text();
+  const json = text.startsWith('event:') || text.startsWith('id:') ? text.split('\n').find((line) => line.startsWith('data: '))!.slice(6) : text;
+  return JSON.parse(json) as T;
+}
+
+export interface ListedTool {
+  name: string;
+  description?: string;
+}
+
+/** The tools a `tools/list` through the gateway answers with, from a JSON or an SSE answer. */
+export async function listedTools(url: string, token: string): Promise<ListedTool[]> {
+  const response = await mcpPost(url, token, toolsList());
+  if (response.status !== 200) throw new Error(`tools/list answered ${response.status}: ${await response.text()}`);
+  const text = await response.text();
+  const json = response.headers.get('content-type')?.includes('text/event-stream')
+    ? (text.split('\n').find((line) => line.startsWith('data: ') && line.includes('"tools"')) ?? '').slice(6)
+    : text;
+  return (JSON.parse(json) as { result: { tools: ListedTool[] } }).result.tools;
+}

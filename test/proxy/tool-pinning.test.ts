@@ -7,7 +7,7 @@ import type { CliIo } from '../../src/cli/command.ts';
 import { systemClock } from '../../src/runtime/clock.ts';
 import type { Store } from '../../src/store/store.ts';
 import { startMcpBackend, type McpBackend } from '../support/mcp-backends.ts';
-import { createTestKeyring, mcpPost, mintAccessToken, startTestGateway, toolsCall, toolsList, type TestGateway } from './harness.ts';
+import { createTestKeyring, listedTools, mcpPost, mintAccessToken, startTestGateway, toolsCall, toolsList, type ListedTool, type TestGateway } from './harness.ts';
 
 /**
  * Pinned tool definitions (issue 15, part 1): backends that swap `echo`'s description after it was first listed (a
@@ -63,27 +63,14 @@ async function cli(...argv: string[]): Promise<string> {
   return out;
 }
 
-interface Listed {
-  name: string;
-  description?: string;
-}
-
-async function listed(path: string): Promise<Listed[]> {
-  const response = await mcpPost(gateway.url + path, await tokenFor(path), toolsList());
-  assert.equal(response.status, 200);
-  const text = await response.text();
-  const json = response.headers.get('content-type')?.includes('text/event-stream')
-    ? text.split('\n').find((line) => line.startsWith('data: ') && line.includes('"tools"'))!.slice(6)
-    : text;
-  return (JSON.parse(json) as { result: { tools: Listed[] } }).result.tools;
-}
+const listed = async (path: string): Promise<ListedTool[]> => listedTools(gateway.url + path, await tokenFor(path));
 
 async function call(path: string, tool: string): Promise<{ status: number; text: string }> {
   const response = await mcpPost(gateway.url + path, await tokenFor(path), toolsCall(tool, { text: 'hi' }, 9));
   return { status: response.status, text: await response.text() };
 }
 
-const names = (tools: Listed[]) => tools.map((tool) => tool.name).sort();
+const names = (tools: ListedTool[]) => tools.map((tool) => tool.name).sort();
 
 describe('pinned tool definitions: block', () => {
   it('blocks a rug pull (JSON answers) until an admin approves it through the CLI', async () => {

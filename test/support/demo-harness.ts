@@ -44,6 +44,8 @@ export interface DemoOptions {
   userFlags?: Record<string, { requireMfa?: boolean; requireConsent?: boolean; requireInteraction?: boolean }>;
   /** The `/mcp` route's `identity` (default: the demo's identity assertion), e.g. `{ mode: 'obo', downstream: 'graph' }`. */
   mcpIdentity?: Record<string, unknown>;
+  /** The environment `gatehouse start` sees (e.g. `OTEL_*`); empty by default. */
+  env?: Record<string, string>;
 }
 
 export interface RunningDemo {
@@ -106,7 +108,7 @@ export async function startDemo(options: DemoOptions = {}): Promise<RunningDemo>
   await writeFile(file, stringify(settings));
 
   const output: string[] = [];
-  const io = { stdout: (text: string) => void output.push(text), stderr: (text: string) => void output.push(text), env: {}, cwd: dir };
+  const io = { stdout: (text: string) => void output.push(text), stderr: (text: string) => void output.push(text), env: options.env ?? {}, cwd: dir };
   let gateway: RunningGateway;
   try {
     gateway = await startGateway({
@@ -114,7 +116,8 @@ export async function startDemo(options: DemoOptions = {}): Promise<RunningDemo>
       io,
       logLevel: process.env.GATEHOUSE_E2E_LOG === '1' ? 'info' : 'error',
       signals: noSignals,
-      assembleParts: (ctx) => assembleGatewayParts(ctx, options.assemble),
+      // What the start loaded from the environment (tracing) reaches the parts, as in production.
+      assembleParts: (ctx, given) => assembleGatewayParts(ctx, { ...options.assemble, ...(given.tracing ? { tracing: given.tracing } : {}) }),
     });
   } catch (error) {
     await rm(dir, { recursive: true, force: true });

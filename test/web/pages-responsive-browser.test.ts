@@ -1,11 +1,10 @@
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
-import { createRequire } from 'node:module';
-import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { pkcePair } from '../authorization/harness.ts';
+import { checkPageInEveryView, PAGE_VIEWS } from '../support/page-checks.ts';
 import { artifactsDir, launchBrowser, startDemo, startRedirectListener, type RedirectListener, type RunningDemo } from '../support/demo-harness.ts';
 
 /**
@@ -15,41 +14,12 @@ import { artifactsDir, launchBrowser, startDemo, startRedirectListener, type Red
  * screenshot of each page at each width goes to test-artifacts/.
  */
 const CHROMIUM = '/usr/bin/chromium';
-/** Desktop and phone in the light scheme, and the dark scheme (its own colours, checked for contrast too). */
-const VIEWS = [
-  { width: 1280, scheme: 'light' },
-  { width: 390, scheme: 'light' },
-  { width: 390, scheme: 'dark' },
-] as const;
 const APP_NAME = 'Team Notes';
 /**
  * The pages carry an operator's branding (src/web/branding.ts): its name, a logo (the favicon, same origin), a
  * support link and an accent colour that must keep every check passing.
  */
 const BRANDING = { organisationName: 'Contoso Platform', logoUrl: '/favicon.ico', supportUrl: 'https://support.contoso.example/mcp', accentColour: '#8a1538' };
-const axeSource = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
-
-interface AxeResults {
-  violations: { id: string; impact: string | null; help: string; nodes: { target: unknown[] }[] }[];
-}
-
-/** Layout problems a phone user would meet, measured in the page (page-side source: the tests compile without DOM types). */
-const LAYOUT_PROBLEMS = `(() => {
-  const problems = [];
-  const width = document.documentElement.clientWidth;
-  if (document.documentElement.scrollWidth > width + 1) problems.push('the page scrolls sideways (' + document.documentElement.scrollWidth + ' > ' + width + ')');
-  for (const button of document.querySelectorAll('button')) {
-    const box = button.getBoundingClientRect();
-    if (box.width === 0) continue;
-    if (box.left < 0 || box.right > width + 1) problems.push('button "' + button.textContent.trim() + '" is off-screen (' + Math.round(box.left) + '-' + Math.round(box.right) + ')');
-  }
-  for (const scope of document.querySelectorAll('.scope')) {
-    if (scope.getClientRects().length > 1) problems.push('scope "' + scope.textContent + '" is broken across lines');
-  }
-  return problems;
-})()`;
-
-const RUN_AXE = `axe.run(document, { runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'best-practice'] } })`;
 
 describe('every page at 1280 and 390 px: accessible, usable, nothing off-screen', { skip: existsSync(CHROMIUM) ? false : 'chromium is not installed' }, () => {
   let demo: RunningDemo;
@@ -59,21 +29,8 @@ describe('every page at 1280 and 390 px: accessible, usable, nothing off-screen'
   let listener: RedirectListener;
   const checked: string[] = [];
 
-  /** Runs every check on the page as it is now, at both widths, and saves a screenshot of each. */
   const checkPage = async (name: string): Promise<void> => {
-    for (const { width, scheme } of VIEWS) {
-      await page.setViewportSize({ width, height: 900 });
-      await page.emulateMedia({ colorScheme: scheme });
-      // The pages carry no script and their CSP allows none: axe is injected with the CSP bypassed for the test.
-      if ((await page.evaluate('typeof axe')) === 'undefined') await page.addScriptTag({ content: axeSource });
-      const results = (await page.evaluate(RUN_AXE)) as AxeResults;
-      const violations = results.violations.map((violation) => `${violation.id} (${violation.impact}): ${violation.help} — ${violation.nodes.map((node) => JSON.stringify(node.target)).join(', ')}`);
-      assert.deepEqual(violations, [], `${name} at ${width} px (${scheme}): axe violations`);
-      assert.deepEqual(await page.evaluate(LAYOUT_PROBLEMS), [], `${name} at ${width} px (${scheme}): layout`);
-      const path = join(artifactsDir, `page-${name}-${width}${scheme === 'dark' ? '-dark' : ''}.png`);
-      await page.screenshot({ path, fullPage: true });
-      checked.push(path);
-    }
+    checked.push(...(await checkPageInEveryView(page, name)));
   };
 
   /** Signs in at the local identity provider when it asks (the console's sign-in goes through it). */
@@ -161,7 +118,7 @@ describe('every page at 1280 and 390 px: accessible, usable, nothing off-screen'
     await checkPage('consent-lookalike');
   });
 
-  it('admin overview, routes, clients, grants, tool calls: each Revoke button names its app', async () => {
+  it('admin overview, routes, clients, grants, tool calls, tools: each Revoke button names its app', async () => {
     // Requests without a token: denials the overview counts from the audit records in the store.
     for (let i = 0; i < 3; i++) {
       const refused = await fetch(demo.mcpUrl, { method: 'POST', headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream' }, body: '{"jsonrpc":"2.0","id":1,"method":"tools/list"}' });
@@ -198,6 +155,8 @@ describe('every page at 1280 and 390 px: accessible, usable, nothing off-screen'
     assert.equal(badFilter?.status(), 400);
     assert.match(await page.locator('main').innerText(), /tool-call filter is not valid/);
     await checkPage('admin-audit-bad-filter');
+    await page.goto(`${demo.publicUrl}/admin/tools`);
+    await checkPage('admin-tools-none-pending');
   });
 
   it('signed-out page', async () => {
@@ -206,6 +165,6 @@ describe('every page at 1280 and 390 px: accessible, usable, nothing off-screen'
     await page.waitForLoadState('load');
     await page.goto(`${demo.publicUrl}/admin/signed-out`);
     await checkPage('signed-out');
-    assert.equal(checked.length, 14 * VIEWS.length);
+    assert.equal(checked.length, 15 * PAGE_VIEWS.length);
   });
 });

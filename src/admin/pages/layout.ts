@@ -8,7 +8,7 @@ import type { ConsoleSession } from '../console-session.ts';
  */
 export const ADMIN_STYLESHEET_PATH = '/admin/assets/admin.css';
 
-export type ConsoleSection = 'overview' | 'routes' | 'clients' | 'grants' | 'audit' | 'account';
+export type ConsoleSection = 'overview' | 'routes' | 'clients' | 'grants' | 'audit' | 'tools' | 'account';
 
 export interface ConsoleView {
   title: string;
@@ -16,6 +16,8 @@ export interface ConsoleView {
   session: ConsoleSession;
   isAdmin: boolean;
   notice?: string;
+  /** Tool definitions waiting for an admin's decision: a count beside "Tools" on every admin page. */
+  pendingTools?: number;
 }
 
 export const html = escapeHtml;
@@ -26,12 +28,17 @@ const adminLinks: [ConsoleSection, string, string][] = [
   ['clients', '/admin/clients', 'Clients'],
   ['grants', '/admin/grants', 'Grants'],
   ['audit', '/admin/audit', 'Tool calls'],
+  ['tools', '/admin/tools', 'Tools'],
 ];
+
+/** The count is part of the link's name, so a screen reader hears "Tools, 2 waiting for review". */
+const pendingBadge = (count: number | undefined): string =>
+  count === undefined || count === 0 ? '' : ` <span class="badge pending">${count}<span class="visually-hidden"> waiting for review</span></span>`;
 
 function nav(view: ConsoleView): string {
   const links: [ConsoleSection, string, string][] = [...(view.isAdmin ? adminLinks : []), ['account', '/account', 'Connected apps']];
   const items = links
-    .map(([section, href, label]) => `<a href="${href}"${section === view.section ? ' aria-current="page"' : ''}>${html(label)}</a>`)
+    .map(([section, href, label]) => `<a href="${href}"${section === view.section ? ' aria-current="page"' : ''}>${html(label)}${section === 'tools' ? pendingBadge(view.pendingTools) : ''}</a>`)
     .join('');
   const who = view.session.name ?? view.session.email ?? view.session.subject;
   return `<header class="top"><span class="brand">Gatehouse</span><nav>${items}</nav>

@@ -97,7 +97,7 @@ export function renderOverviewPage(view: ConsoleView, data: OverviewData): strin
     : '';
   return renderConsolePage(
     view,
-    `${windowLinks(data.window)}
+    `${pendingToolsNotice(view.pendingTools)}${windowLinks(data.window)}
 <section class="tiles">${tiles(data)}</section>${truncated}
 <section><h2>Requests, all replicas, ${html(setting.label)}</h2>${renderTrafficChart(traffic.buckets, { bucketLabel: setting.bucketLabel, withDate: data.window === '7d' })}
 <p class="hint">From the audit records every replica writes to the store. This replica alone, last minute: ${replica.perSecond.toFixed(2)} requests/s, ${(replica.errorRate * 100).toFixed(1)} % failed.</p></section>
@@ -113,6 +113,12 @@ export function renderOverviewPage(view: ConsoleView, data: OverviewData): strin
 <li>Token broker<ul>${broker}</ul></li>
 </ul></section>${data.canReload ? reloadSection(view) : ''}`,
   );
+}
+
+function pendingToolsNotice(count: number | undefined): string {
+  if (count === undefined || count === 0) return '';
+  const what = count === 1 ? '1 tool definition changed and waits' : `${count} tool definitions changed and wait`;
+  return `<p class="notice bad" role="status">${what} for review. <a href="/admin/tools">Review tool changes</a></p>\n`;
 }
 
 function reloadSection(view: ConsoleView): string {

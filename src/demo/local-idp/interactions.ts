@@ -34,25 +34,27 @@ function sendHtml(res: ServerResponse, status: number, html: string): void {
 
 export function createInteractionHandler(deps: {
   provider: Provider;
-  gatewayClientId: string;
+  /** Clients whose sign-ins are consented automatically: the gateway and the demo's SSO clients. */
+  clientIds: ReadonlySet<string>;
   users: () => LocalUser[];
   /** Key of the demo's one-time codes (step-up.ts). */
   oneTimeCodeSecret: string;
 }) {
-  const { provider, gatewayClientId } = deps;
+  const { provider, clientIds } = deps;
 
   const findByUsername = (username: string) =>
     deps.users().find((user) => user.username.toLowerCase() === username.toLowerCase() || user.email.toLowerCase() === username.toLowerCase());
 
   async function autoConsent(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const details = await provider.interactionDetails(req, res);
-    if (details.params.client_id !== gatewayClientId || !details.session) {
-      await provider.interactionFinished(req, res, { error: 'access_denied', error_description: 'only the gateway may be consented here' });
+    const clientId = String(details.params.client_id);
+    if (!clientIds.has(clientId) || !details.session) {
+      await provider.interactionFinished(req, res, { error: 'access_denied', error_description: 'only the gateway and the demo clients may be consented here' });
       return;
     }
     const grant = details.grantId
-      ? ((await provider.Grant.find(details.grantId)) ?? new provider.Grant({ accountId: details.session.accountId, clientId: gatewayClientId }))
-      : new provider.Grant({ accountId: details.session.accountId, clientId: gatewayClientId });
+      ? ((await provider.Grant.find(details.grantId)) ?? new provider.Grant({ accountId: details.session.accountId, clientId }))
+      : new provider.Grant({ accountId: details.session.accountId, clientId });
     const missing = details.prompt.details as { missingOIDCScope?: string[]; missingResourceScopes?: Record<string, string[]> };
     if (missing.missingOIDCScope) grant.addOIDCScope(missing.missingOIDCScope.join(' '));
     for (const [resource, scopes] of Object.entries(missing.missingResourceScopes ?? {})) grant.addResourceScope(resource, scopes.join(' '));

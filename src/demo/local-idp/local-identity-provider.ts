@@ -17,7 +17,9 @@ import { gateTokenRequest, type TokenRequestGateDeps } from './token-request-gat
 import { createFederatedCredentialBridge } from './federated-credential.ts';
 import { createInteractionHandler } from './interactions.ts';
 import { memoryAdapterFactory } from './memory-adapter.ts';
-import { providerConfiguration } from './provider-configuration.ts';
+import { providerConfiguration, type SsoClient } from './provider-configuration.ts';
+import { createIdJagIssuer } from './id-jag-issuer.ts';
+import { ID_JAG_TOKEN_TYPE } from '../../protocol/oauth-urns.ts';
 import { defaultUsers, loadUsersFile, localUserSchema, type LocalUser, type LocalUserInput } from './users.ts';
 
 /**
@@ -51,10 +53,17 @@ export interface LocalIdentityProviderOptions {
   /** Downstream API audiences tokens can be exchanged for, e.g. `http://localhost:8083`. */
   downstreamAudiences: string[];
   /**
+   * The local IdP as an enterprise IdP: MCP clients users sign in to here, and the resource authorization servers
+   * (the demo's Gatehouse) it issues ID-JAGs for (id-jag-issuer.ts).
+   */
+  enterprise?: { clients: SsoClient[]; audiences: string[] };
+  /**
    * Also serve a local workload-identity issuer under this path of the IdP's origin (the demo uses
    * `/workload-identity`); the gateway's federated credential then trusts it unless `gateway.workloadIssuerUrl` is set.
    */
   workloadIdentityPath?: string;
+  /** More audiences the mounted workload-identity issuer mints for (Gatehouse's token endpoint, for federation). */
+  workloadAudiences?: string[];
   /** Must agree with oidc-provider's own clock (the system clock) for tokens it issues to verify. */
   clock?: Clock;
   random?: Random;
@@ -115,6 +124,7 @@ export async function startLocalIdentityProvider(options: LocalIdentityProviderO
       gatewayScope,
       gatewayClientJwks: [bridgeJwk, ...(options.gateway.jwks ?? [])],
       extraGrantTypes: [JWT_BEARER_GRANT, TOKEN_EXCHANGE_GRANT],
+      ssoClients: options.enterprise?.clients ?? [],
       findUser,
       cookieKeys: [random.token(32)],
       adapter: memoryAdapterFactory(clock),
@@ -133,19 +143,29 @@ export async function startLocalIdentityProvider(options: LocalIdentityProviderO
     random,
   });
   provider.registerGrantType(JWT_BEARER_GRANT, (ctx) => grants.onBehalfOf(ctx), ['assertion', 'requested_token_use', 'scope']);
-  provider.registerGrantType(TOKEN_EXCHANGE_GRANT, (ctx) => grants.tokenExchange(ctx), [
-    'subject_token',
-    'subject_token_type',
-    'requested_token_type',
-    'audience',
-    'scope',
-  ]);
+  const issueIdJag = createIdJagIssuer({
+    issuer: () => issuer,
+    audiences: options.enterprise?.audiences ?? [],
+    publicJwks: { keys: [publicJwk] },
+    signingKey: signing.privateKey,
+    signingKid: privateJwk.kid,
+    findUser,
+    clock,
+    random,
+  });
+  // One RFC 8693 endpoint, two answers: a downstream token for the gateway, an ID-JAG for an SSO client.
+  provider.registerGrantType(
+    TOKEN_EXCHANGE_GRANT,
+    (ctx) => (ctx.oidc.params?.requested_token_type === ID_JAG_TOKEN_TYPE ? issueIdJag(ctx) : grants.tokenExchange(ctx)),
+    ['subject_token', 'subject_token_type', 'requested_token_type', 'audience', 'resource', 'scope'],
+  );
 
   const workloadIdentity = options.workloadIdentityPath
     ? await createWorkloadIdentity(`${issuer}/${options.workloadIdentityPath.replace(/^\/+|\/+$/g, '')}`, {
         clock,
         random,
         ...(options.gateway.federatedSubject ? { subject: options.gateway.federatedSubject } : {}),
+        audiences: [FEDERATED_CREDENTIAL_AUDIENCE, ...(options.workloadAudiences ?? [])],
         ...(logger ? { logger } : {}),
       })
     : undefined;
@@ -167,12 +187,8 @@ export async function startLocalIdentityProvider(options: LocalIdentityProviderO
         ...(workloadIdentity && trustedIssuer === workloadIdentity.issuer ? { issuerJwks: workloadIdentity.publicJwks } : {}),
       })
     : undefined;
-  const interactions = createInteractionHandler({
-    provider,
-    gatewayClientId: options.gateway.clientId,
-    users: () => users,
-    oneTimeCodeSecret: random.token(32),
-  });
+  const clientIds = new Set([options.gateway.clientId, ...(options.enterprise?.clients ?? []).map((client) => client.clientId)]);
+  const interactions = createInteractionHandler({ provider, clientIds, users: () => users, oneTimeCodeSecret: random.token(32) });
   const providerCallback = provider.callback();
   const gate = {
     federated,

@@ -2,6 +2,7 @@ import type { JWK } from 'jose';
 import { errors, interactionPolicy, type Adapter, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
 import { hasMfa, requestsStepUp } from './step-up.ts';
 import { LOCAL_TENANT_ID, type LocalUser } from './users.ts';
+import { TOKEN_EXCHANGE_GRANT } from '../../protocol/oauth-urns.ts';
 
 /**
  * DEVELOPMENT ONLY — oidc-provider settings that make the local IdP behave like Entra where the gateway depends on
@@ -20,9 +21,18 @@ export interface ProviderSettings {
   /** Public keys the gateway client may sign its own client assertions with, plus the federated bridge's key. */
   gatewayClientJwks: JWK[];
   extraGrantTypes: string[];
+  /** MCP clients users sign in to with this IdP (single sign-on), which may then ask it for ID-JAGs. */
+  ssoClients: SsoClient[];
   findUser: (id: string) => LocalUser | undefined;
   cookieKeys: string[];
   adapter: (name: string) => Adapter;
+}
+
+/** A confidential MCP client of the local IdP (client_secret_post), loopback redirects on any port (RFC 8252 §7.3). */
+export interface SsoClient {
+  clientId: string;
+  clientSecret: string;
+  name?: string | undefined;
 }
 
 export function providerConfiguration(settings: ProviderSettings): Configuration {
@@ -41,6 +51,18 @@ export function providerConfiguration(settings: ProviderSettings): Configuration
         id_token_signed_response_alg: 'ES256',
         jwks: { keys: settings.gatewayClientJwks },
       },
+      ...settings.ssoClients.map((client) => ({
+        client_id: client.clientId,
+        client_secret: client.clientSecret,
+        client_name: client.name ?? client.clientId,
+        application_type: 'native',
+        redirect_uris: ['http://127.0.0.1/callback'],
+        response_types: ['code'],
+        grant_types: ['authorization_code', TOKEN_EXCHANGE_GRANT],
+        // As the extension's examples (and the MCP SDK) send them: in the body (RFC 6749 §2.3.1).
+        token_endpoint_auth_method: 'client_secret_post',
+        id_token_signed_response_alg: 'ES256',
+      })),
     ],
     jwks: { keys: [settings.privateJwk] },
     cookies: { keys: settings.cookieKeys },
@@ -61,7 +83,8 @@ export function providerConfiguration(settings: ProviderSettings): Configuration
     // Entra puts profile claims in the ID token; so does this stand-in (the gateway does not call userinfo).
     conformIdTokenClaims: false,
     pkce: { required: () => true },
-    clientAuthMethods: ['private_key_jwt'],
+    // The gateway client only by `private_key_jwt` (its registration says so); SSO clients of the demo by secret.
+    clientAuthMethods: ['private_key_jwt', 'client_secret_post'],
     features: {
       devInteractions: { enabled: false },
       revocation: { enabled: true },

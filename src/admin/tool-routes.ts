@@ -1,0 +1,48 @@
+import type { FastifyInstance } from 'fastify';
+import { z } from 'zod';
+import { ProtocolError } from '../errors/protocol-error.ts';
+import { AdminNotFoundError } from './admin-deps.ts';
+import { adminView, sendConsolePage } from './admin-view.ts';
+import { adminForPage, noticeFrom, sessionForPost } from './console-guard.ts';
+import type { ConsoleState } from './console-state.ts';
+import { renderToolsPage } from './pages/tools-page.ts';
+import { approveToolPin, diffToolPin, listToolPins, rejectToolPin } from './tools.ts';
+
+/**
+ * `/admin/tools`: pinned tool definitions waiting for review, and the Approve / Reject behind them. The decision is
+ * the very one `gatehouse tools approve|reject` makes (src/admin/tools.ts): written to the store with who made it,
+ * and announced on `tool-pins-changed`, so every replica serves (or keeps refusing) the tool at once.
+ */
+const page = { config: { errorFormat: 'html' as const } };
+const decisionBody = z.object({ route: z.string().min(1).max(2048), tool: z.string().min(1).max(512), csrf: z.string() });
+
+export function registerToolRoutes(app: FastifyInstance, state: ConsoleState): void {
+  const { admin } = state;
+
+  app.get('/admin/tools', page, async (request, reply) => {
+    const session = await adminForPage(state, request, reply, '/admin/tools');
+    if (session === undefined) return reply;
+    const all = await listToolPins(admin);
+    // A rejected definition is shown too: it stays refused until approved (or until the backend reverts it).
+    const undecided = all.filter((tool) => tool.status !== 'approved');
+    const diffs = await Promise.all(undecided.map((tool) => diffToolPin(admin, tool.route, tool.name)));
+    const view = await adminView(admin, 'Tools', 'tools', session, noticeFrom(request));
+    return sendConsolePage(reply, renderToolsPage(view, diffs, all));
+  });
+
+  const decide = (verb: 'approve' | 'reject', action: typeof approveToolPin) =>
+    app.post(`/admin/tools/${verb}`, page, async (request, reply) => {
+      const session = await sessionForPost(state, request, { admin: true });
+      const { route, tool } = decisionBody.parse(request.body);
+      try {
+        await action(admin, route, tool, session.subject);
+      } catch (error) {
+        if (error instanceof AdminNotFoundError) throw new ProtocolError('not_found', 'There is no such tool change; another admin may have decided it already.');
+        throw error;
+      }
+      request.log.info({ route, tool, decision: verb, subject: session.subject }, 'tool definition decided from the admin console');
+      return reply.redirect(`/admin/tools?done=tool-${verb === 'approve' ? 'approved' : 'rejected'}`, 303);
+    });
+  decide('approve', approveToolPin);
+  decide('reject', rejectToolPin);
+}

@@ -1,0 +1,23 @@
+import { createHash } from 'node:crypto';
+import { assertionJtiRecord } from '../../records/assertions.ts';
+import type { Clock } from '../../runtime/clock.ts';
+import { createRecord } from '../../store/record-access.ts';
+import type { Store } from '../../store/store.ts';
+
+/** Clock difference tolerated on an assertion's `exp`/`iat`; the replay record outlives `exp` by as much. */
+export const ASSERTION_CLOCK_SKEW_SECONDS = 60;
+
+/**
+ * Records a JWT grant's `jti` until the assertion expires; false when it was already used, on any replica sharing the
+ * store (one atomic set-if-absent, so two concurrent requests cannot both win).
+ * @see RFC 7523 §3 item 7, draft-ietf-oauth-identity-assertion-authz-grant §4.4.1
+ */
+export async function firstUseOfAssertion(
+  deps: { store: Store; clock: Clock },
+  assertion: { iss: string; jti: string; exp: number },
+): Promise<boolean> {
+  const key = createHash('sha256').update(`${assertion.iss}\u0000${assertion.jti}`).digest('hex');
+  const now = deps.clock.now();
+  const ttlSeconds = Math.max(1, Math.ceil(assertion.exp - now / 1000) + ASSERTION_CLOCK_SKEW_SECONDS);
+  return createRecord(deps.store, assertionJtiRecord, key, { at: now }, { ttlSeconds });
+}

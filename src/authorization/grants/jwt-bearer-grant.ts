@@ -1,0 +1,116 @@
+import type Provider from 'oidc-provider';
+import type { Client, KoaContextWithOIDC } from 'oidc-provider';
+import type { JWTVerifyGetKey } from 'jose';
+import { ConfigError } from '../../config/config-error.ts';
+import type { GatehouseContext } from '../../context/gatehouse-context.ts';
+import { TokenEndpointError } from '../../errors/token-endpoint-error.ts';
+import { ID_JAG_GRANT_PROFILE, JWT_BEARER_GRANT } from '../../protocol/oauth-urns.ts';
+import { runSteps } from '../../server/handler-steps.ts';
+import { oidcSubject } from '../../upstream/identity-claims.ts';
+import type { ProtectedResources } from '../protected-resources.ts';
+import { idJagSteps, isIdJag, type IdJagRequest } from './id-jag.ts';
+import { issueAppOnlyToken, issueAssertionGrant } from './issue-assertion-grant.ts';
+import { installWorkloadClientNaming } from './workload-client.ts';
+import { workloadSteps, type WorkloadRequest } from './workload-identity.ts';
+import { trustedIssuerKeys, type TrustedIssuer } from './trusted-issuer-keys.ts';
+
+/**
+ * The RFC 7523 `jwt-bearer` grant at `/token` (§2.1), for two kinds of assertion: an Identity Assertion JWT
+ * Authorization Grant from a configured enterprise IdP (MCP Enterprise-Managed Authorization; `typ`
+ * `oauth-id-jag+jwt`), giving a user's token; and a workload token from a configured trusted issuer (MCP workload
+ * identity federation), giving an app-only token. Registered only when either is configured, so the metadata
+ * advertises exactly what the token endpoint accepts.
+ */
+export interface JwtBearerGrantDeps {
+  ctx: GatehouseContext;
+  resources: ProtectedResources;
+  /** The keys of a trusted issuer; by default fetched from its JWKS or discovery document. */
+  keysOf?: (issuer: TrustedIssuer) => JWTVerifyGetKey;
+}
+
+/** A JWT grant request's body is a form of a few parameters; an assertion larger than this is not one we accept. */
+const MAX_ASSERTION_LENGTH = 16 * 1024;
+
+/** AS metadata this grant adds (draft-ietf-oauth-identity-assertion-authz-grant §7.2). */
+export function jwtBearerGrantMetadata(authorization: GatehouseContext['config']['authorization']): Record<string, unknown> {
+  return authorization.enterpriseIdps.length === 0 ? {} : { authorization_grant_profiles_supported: [ID_JAG_GRANT_PROFILE] };
+}
+
+/** Each workload rule names a pre-registered public client allowed the grant: checked at start, not on a request. */
+export function workloadClientProblems(authorization: GatehouseContext['config']['authorization']): string[] {
+  const clients = new Map(authorization.clients.map((client) => [client.clientId, client]));
+  return authorization.workloadIdentities.flatMap((trusted, index) =>
+    trusted.rules.flatMap((rule) => {
+      const client = clients.get(rule.clientId);
+      const where = `authorization.workloadIdentities[${index}] (${trusted.issuer}): client "${rule.clientId}"`;
+      if (client === undefined) return [`${where} is not in authorization.clients`];
+      if (!client.grantTypes.includes(JWT_BEARER_GRANT)) return [`${where} needs grantTypes [${JWT_BEARER_GRANT}]`];
+      if (client.clientSecret !== undefined || client.jwks !== undefined) return [`${where} must have no clientSecret or jwks: the workload token is its credential`];
+      return [];
+    }),
+  );
+}
+
+export function installJwtBearerGrant(provider: Provider, deps: JwtBearerGrantDeps): void {
+  const { ctx, resources } = deps;
+  const authorization = ctx.config.authorization;
+  if (authorization.enterpriseIdps.length === 0 && authorization.workloadIdentities.length === 0) return;
+  const problems = workloadClientProblems(authorization);
+  if (problems.length > 0) throw new ConfigError(problems);
+  const keysOf = deps.keysOf ?? trustedIssuerKeys();
+  const issueDeps = { store: ctx.store, clock: ctx.clock, accessTokenTtlSeconds: authorization.accessTokenTtlSeconds, signingAlg: ctx.keyring.currentSigningKey().alg };
+  const shared = { resources, store: ctx.store, clock: ctx.clock, keysOf };
+
+  async function grantIdJag(koaCtx: KoaContextWithOIDC, client: Client, request: Omit<IdJagRequest, 'deps'>): Promise<void> {
+    const full: IdJagRequest = { ...request, deps: { ...shared, issuer: ctx.publicUrl, idps: authorization.enterpriseIdps } };
+    await runSteps(idJagSteps, full);
+    const claims = full.claims as NonNullable<IdJagRequest['claims']>;
+    await issueAssertionGrant(provider, koaCtx, issueDeps, {
+      // The subject a generic OpenID Connect sign-in at the same IdP gets, so both meet on one account.
+      subject: oidcSubject(claims.iss, claims.sub),
+      issuer: claims.iss,
+      name: typeof claims.name === 'string' ? claims.name : undefined,
+      email: typeof claims.email === 'string' ? claims.email : undefined,
+      client,
+      resource: full.resource!,
+      scopes: full.scopes!,
+      grantType: JWT_BEARER_GRANT,
+    });
+  }
+
+  async function grantWorkload(koaCtx: KoaContextWithOIDC, client: Client, request: Omit<WorkloadRequest, 'deps'>): Promise<void> {
+    const full: WorkloadRequest = { ...request, deps: { ...shared, tokenEndpoint: `${ctx.publicUrl}/token`, issuers: authorization.workloadIdentities } };
+    await runSteps(workloadSteps, full);
+    // Who the workload is, for the audit trail (the token names only the client it acts as); never the token.
+    ctx.logger.info({ client: client.clientId, issuer: full.claims?.iss, workload: full.claims?.sub }, 'workload token accepted');
+    await issueAppOnlyToken(provider, koaCtx, issueDeps, { client, resource: full.resource!, scopes: full.scopes! });
+  }
+
+  async function handleJwtBearer(koaCtx: KoaContextWithOIDC): Promise<void> {
+    const params = koaCtx.oidc.params ?? {};
+    const client = koaCtx.oidc.client;
+    if (client === undefined) throw new TokenEndpointError('invalid_client', 'The client must authenticate.');
+    const assertion = params.assertion;
+    if (typeof assertion !== 'string' || assertion === '' || assertion.length > MAX_ASSERTION_LENGTH) {
+      throw new TokenEndpointError('invalid_request', '`assertion` must be given once, as a JWT.');
+    }
+    const request = {
+      assertion,
+      clientId: client.clientId,
+      requestedScopes: typeof params.scope === 'string' ? params.scope.split(' ').filter(Boolean) : undefined,
+      requestedResource: typeof params.resource === 'string' ? params.resource : undefined,
+    };
+    // An ID-JAG says what it is (`typ`, draft §3.1); anything else can only be a workload token, if any issuer is trusted.
+    if (isIdJag(assertion) || authorization.workloadIdentities.length === 0) await grantIdJag(koaCtx, client, request);
+    else await grantWorkload(koaCtx, client, request);
+  }
+
+  if (authorization.workloadIdentities.length > 0) installWorkloadClientNaming(provider, authorization.workloadIdentities);
+  provider.registerGrantType(JWT_BEARER_GRANT, handleJwtBearer, ['assertion', 'scope', 'resource']);
+  // Why a JWT grant was refused, for the operator: the private detail, never the assertion.
+  provider.on('grant.error', (koaCtx: unknown, error: unknown) => {
+    const grantType = (koaCtx as KoaContextWithOIDC).oidc?.params?.grant_type;
+    if (grantType !== JWT_BEARER_GRANT || !(error instanceof TokenEndpointError)) return;
+    ctx.logger.info({ error: error.error, detail: error.error_detail }, 'jwt-bearer grant refused');
+  });
+}

@@ -1,0 +1,62 @@
+import type { JWTVerifyGetKey } from 'jose';
+import { z } from 'zod';
+import { isLoopbackHttp } from '../../upstream/discovery.ts';
+import { upstreamJwks } from '../../upstream/id-token.ts';
+
+/**
+ * The signing keys of an issuer the operator trusts for JWT grants (an enterprise IdP, a workload platform): its
+ * configured `jwksUri`, or the `jwks_uri` of its discovery document — OpenID Connect Discovery first, then RFC 8414.
+ * Discovery happens on first use, not at start (a slow IdP cannot stop Gatehouse starting) and a failure is not
+ * cached; jose caches the keys and refetches on an unknown `kid` (key rotation at the IdP).
+ */
+export interface TrustedIssuer {
+  issuer: string;
+  jwksUri?: string | undefined;
+}
+
+export interface TrustedIssuerKeysOptions {
+  fetch?: typeof globalThis.fetch;
+  timeoutMs?: number;
+}
+
+const discoveryDocument = z.object({ issuer: z.string(), jwks_uri: z.string().url() });
+
+export function trustedIssuerKeys(options: TrustedIssuerKeysOptions = {}): (issuer: TrustedIssuer) => JWTVerifyGetKey {
+  const fetch = options.fetch ?? globalThis.fetch;
+  const timeoutMs = options.timeoutMs ?? 5_000;
+  const byIssuer = new Map<string, JWTVerifyGetKey>();
+
+  async function discoverJwksUri(issuer: string): Promise<string> {
+    const base = issuer.replace(/\/+$/, '');
+    const origin = new URL(issuer);
+    const candidates = [`${base}/.well-known/openid-configuration`, `${origin.origin}/.well-known/oauth-authorization-server${origin.pathname.replace(/\/+$/, '')}`];
+    for (const url of candidates) {
+      const response = await fetch(url, { signal: AbortSignal.timeout(timeoutMs), redirect: 'error' }).catch(() => undefined);
+      if (response?.ok !== true) continue;
+      const document = discoveryDocument.safeParse(await response.json().catch(() => undefined));
+      // OIDC Discovery §4.3 / RFC 8414 §3.3: the document must name the issuer it was fetched for.
+      if (!document.success || document.data.issuer !== issuer) continue;
+      const jwksUri = new URL(document.data.jwks_uri);
+      // Keys only over TLS (MCP Enterprise-Managed Authorization §7.3), except on loopback (tests, the demo).
+      if (jwksUri.protocol === 'https:' || isLoopbackHttp(jwksUri)) return jwksUri.href;
+    }
+    throw new Error(`no discovery document naming ${issuer} with a jwks_uri`);
+  }
+
+  function lazilyDiscovered(issuer: string): JWTVerifyGetKey {
+    let keys: JWTVerifyGetKey | undefined;
+    return async (header, token) => {
+      keys ??= upstreamJwks(await discoverJwksUri(issuer), fetch, timeoutMs);
+      return keys(header, token);
+    };
+  }
+
+  return (trusted) => {
+    let keys = byIssuer.get(trusted.issuer);
+    if (keys === undefined) {
+      keys = trusted.jwksUri === undefined ? lazilyDiscovered(trusted.issuer) : upstreamJwks(trusted.jwksUri, fetch, timeoutMs);
+      byIssuer.set(trusted.issuer, keys);
+    }
+    return keys;
+  };
+}

@@ -1,0 +1,59 @@
+import { errors as joseErrors, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
+import { TokenEndpointError } from '../../errors/token-endpoint-error.ts';
+import type { Clock } from '../../runtime/clock.ts';
+import { ASSERTION_CLOCK_SKEW_SECONDS } from './assertion-replay.ts';
+
+/**
+ * The verification every JWT grant shares (RFC 7523 §3): an asymmetric signature with the issuer's keys, the
+ * expected `iss`, `aud` (and `typ`), `exp` and an `iat` not in the future, within the clock skew, on the injected
+ * clock. Failures are `invalid_grant` with a public description that never quotes the assertion; the issuer's keys
+ * out of reach is `503 temporarily_unavailable`, not the client's fault.
+ */
+/** Asymmetric JWS algorithms only: an HMAC key would be a secret shared with the IdP, `none` no signature at all. */
+export const ASYMMETRIC_ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA', 'Ed25519'];
+
+export const refuse = (description: string, detail: string): TokenEndpointError => new TokenEndpointError('invalid_grant', description, { detail });
+
+export async function verifyJwtAssertion(
+  assertion: string,
+  keys: JWTVerifyGetKey,
+  clock: Clock,
+  expected: { issuer: string; audience: string; typ?: string; requiredClaims: string[] },
+): Promise<JWTPayload> {
+  try {
+    const { payload } = await jwtVerify(assertion, keys, {
+      issuer: expected.issuer,
+      audience: expected.audience,
+      ...(expected.typ === undefined ? {} : { typ: expected.typ }),
+      algorithms: ASYMMETRIC_ALGORITHMS,
+      requiredClaims: expected.requiredClaims,
+      clockTolerance: ASSERTION_CLOCK_SKEW_SECONDS,
+      currentDate: new Date(clock.now()),
+    });
+    if (typeof payload.iat === 'number' && payload.iat > clock.now() / 1000 + ASSERTION_CLOCK_SKEW_SECONDS) {
+      throw refuse('The assertion was issued in the future.', 'iat in the future');
+    }
+    return payload;
+  } catch (error) {
+    if (error instanceof TokenEndpointError) throw error;
+    throw describeVerificationFailure(error);
+  }
+}
+
+/** A jose verification failure as the client may see it (never the assertion), with the detail for the log. */
+export function describeVerificationFailure(error: unknown): TokenEndpointError {
+  if (error instanceof joseErrors.JWTExpired) return refuse('The assertion has expired.', 'exp');
+  if (error instanceof joseErrors.JWTClaimValidationFailed) {
+    if (error.claim === 'aud') return refuse('The assertion is not for this authorization server (aud).', 'aud');
+    return refuse('The assertion has invalid claims.', `claim ${error.claim}: ${error.reason}`);
+  }
+  if (error instanceof joseErrors.JOSEAlgNotAllowed) return refuse('The assertion must be signed with an asymmetric algorithm.', 'alg');
+  // Not the client's fault: the IdP's keys (or its discovery document) could not be fetched or read.
+  if (error instanceof joseErrors.JWKSTimeout || error instanceof joseErrors.JWKSInvalid || !(error instanceof joseErrors.JOSEError)) {
+    return new TokenEndpointError('temporarily_unavailable', "The identity provider's keys could not be read; try again later.", {
+      status: 503,
+      detail: error instanceof joseErrors.JOSEError ? error.code : String(error instanceof Error ? error.message : error),
+    });
+  }
+  return refuse('The assertion signature does not verify.', error.code);
+}

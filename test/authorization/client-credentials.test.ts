@@ -1,0 +1,173 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { auth, Client, ClientCredentialsProvider, PrivateKeyJwtProvider, StreamableHTTPClientTransport, type OAuthClientProvider } from '@modelcontextprotocol/client';
+import { exportJWK, generateKeyPair, type JWK } from 'jose';
+import type { TokenBroker } from '../../src/broker/types.ts';
+import { mcpPost, toolsCall, toolsList } from '../proxy/harness.ts';
+import { startTestStack, type TestStack } from '../proxy/stack-harness.ts';
+
+/**
+ * Agents without a browser (MCP client-credentials extension): pre-registered confidential clients authenticate with
+ * `private_key_jwt` or `client_secret_basic`, name the MCP server in `resource`, and get app-only tokens (`sub` = the
+ * client) that the gateway accepts for that route only — with per-tool policy for app-only callers and a clear
+ * refusal where a route acts on behalf of a user. Driven by the MCP TypeScript SDK's own client-credentials providers.
+ */
+const SECRET = 'a-long-enough-client-secret-for-tests';
+let stack: TestStack;
+let privateJwk: JWK;
+let otherPrivateJwk: JWK;
+
+/** The obo route must never reach the broker for an app-only caller. */
+const unreachableBroker: TokenBroker = {
+  getDownstreamToken: () => Promise.reject(new Error('the broker must not be asked for an app-only caller')),
+};
+
+before(async () => {
+  const keys = await generateKeyPair('ES256', { extractable: true });
+  const other = await generateKeyPair('ES256', { extractable: true });
+  privateJwk = { ...(await exportJWK(keys.privateKey)), alg: 'ES256', kid: 'agent-key' };
+  otherPrivateJwk = { ...(await exportJWK(other.privateKey)), alg: 'ES256', kid: 'agent-key' };
+  const publicJwk = { ...(await exportJWK(keys.publicKey)), alg: 'ES256', kid: 'agent-key', use: 'sig' };
+  stack = await startTestStack({
+    authorization: {
+      clients: [
+        { clientId: 'nightly-agent', name: 'Nightly agent', jwks: { keys: [publicJwk] }, grantTypes: ['client_credentials'] },
+        { clientId: 'report-bot', clientSecret: SECRET, grantTypes: ['client_credentials'] },
+      ],
+    },
+    routes: [
+      { path: '/mcp', scopes: { 'mcp:tools': 'Use the tools' }, tools: { secret_tool: { appOnly: 'deny' } } },
+      { path: '/graph', scopes: { 'mcp:tools': 'Use the tools' }, identity: { mode: 'obo', downstream: 'graph' } },
+    ],
+    extraConfig: { broker: { downstream: [{ name: 'graph', audience: 'https://graph.example.test', scopes: ['User.Read'] }] } },
+    broker: unreachableBroker,
+  });
+});
+after(async () => {
+  await stack?.close();
+});
+
+/**
+ * The SDK's own flow (PRM discovery, AS metadata, token request) against the public URL, then the MCP session
+ * through the gateway replica with the provider's token.
+ */
+async function connect(provider: OAuthClientProvider, path = '/mcp'): Promise<Client> {
+  assert.equal(await auth(provider, { serverUrl: `${stack.server.publicUrl}${path}` }), 'AUTHORIZED');
+  const client = new Client({ name: 'agent', version: '1.0.0' });
+  await client.connect(new StreamableHTTPClientTransport(new URL(stack.gateway.url + path), { authProvider: provider }));
+  return client;
+}
+
+async function token(body: Record<string, string>, headers: Record<string, string> = {}): Promise<Response> {
+  return fetch(`${stack.server.publicUrl}/token`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers },
+    body: new URLSearchParams(body).toString(),
+  });
+}
+
+const basic = (id: string, secret: string) => ({ authorization: `Basic ${Buffer.from(`${id}:${secret}`).toString('base64')}` });
+const whoami = async (client: Client) =>
+  JSON.parse(((await client.callTool({ name: 'whoami', arguments: {} })) as { content: Array<{ text: string }> }).content[0]!.text) as Record<string, unknown>;
+
+describe('client credentials: agents without a browser', () => {
+  it('the SDK private_key_jwt provider gets an app-only token the gateway accepts; the backend is told there is no user', async () => {
+    const provider = new PrivateKeyJwtProvider({ clientId: 'nightly-agent', privateKey: privateJwk, algorithm: 'ES256', expectedIssuer: stack.server.publicUrl });
+    const client = await connect(provider);
+    try {
+      const who = await whoami(client);
+      assert.equal(who.error, undefined, String(who.error));
+      assert.equal(who.sub, 'nightly-agent');
+      assert.equal(who.client_id, 'nightly-agent');
+      assert.equal(who.app_only, true);
+    } finally {
+      await client.close();
+    }
+    const issued = provider.tokens()?.access_token ?? '';
+    const claims = JSON.parse(Buffer.from(issued.split('.')[1] ?? '', 'base64url').toString()) as Record<string, unknown>;
+    assert.equal(claims.aud, `${stack.server.publicUrl}/mcp`);
+    assert.equal(claims.app_only, true);
+    assert.equal(provider.tokens()?.refresh_token, undefined);
+  });
+
+  it('the SDK client_secret_basic provider works too; an app-only caller does not see or call a tool denied to app-only callers', async () => {
+    const client = await connect(new ClientCredentialsProvider({ clientId: 'report-bot', clientSecret: SECRET, expectedIssuer: stack.server.publicUrl }));
+    try {
+      const { tools } = await client.listTools();
+      assert.ok(tools.some((tool) => tool.name === 'echo'));
+      assert.ok(!tools.some((tool) => tool.name === 'secret_tool'), 'secret_tool is hidden from app-only callers');
+    } finally {
+      await client.close();
+    }
+    const issued = await token({ grant_type: 'client_credentials', resource: `${stack.server.publicUrl}/mcp`, scope: 'mcp:tools' }, basic('report-bot', SECRET));
+    const { access_token: accessToken } = (await issued.json()) as { access_token: string };
+    const refused = await mcpPost(`${stack.gateway.url}/mcp`, accessToken, toolsCall('secret_tool'));
+    assert.equal(refused.status, 403);
+    const body = JSON.stringify(await refused.json());
+    assert.match(body, /app-only/);
+  });
+
+  it('refuses a client assertion signed with another key (invalid_client)', async () => {
+    const provider = new PrivateKeyJwtProvider({ clientId: 'nightly-agent', privateKey: otherPrivateJwk, algorithm: 'ES256', expectedIssuer: stack.server.publicUrl });
+    await assert.rejects(connect(provider), /invalid_client|Unauthorized|client authentication/i);
+    const wrongSecret = await token({ grant_type: 'client_credentials', resource: `${stack.server.publicUrl}/mcp` }, basic('report-bot', 'not-the-secret-at-all-no'));
+    assert.equal(wrongSecret.status, 401);
+    assert.equal(((await wrongSecret.json()) as { error: string }).error, 'invalid_client');
+  });
+
+  it('requires `resource`, and only a route of this gateway (invalid_target)', async () => {
+    for (const resource of [undefined, 'https://elsewhere.example/mcp', `${stack.server.publicUrl}/not-a-route`]) {
+      const response = await token({ grant_type: 'client_credentials', scope: 'mcp:tools', ...(resource === undefined ? {} : { resource }) }, basic('report-bot', SECRET));
+      assert.equal(response.status, 400, String(resource));
+      assert.equal(((await response.json()) as { error: string }).error, 'invalid_target', String(resource));
+    }
+  });
+
+  it('a token for one route is refused at another; an app-only caller on an on-behalf-of route gets a clear 403', async () => {
+    const issued = await token({ grant_type: 'client_credentials', resource: `${stack.server.publicUrl}/mcp`, scope: 'mcp:tools' }, basic('report-bot', SECRET));
+    const { access_token: forMcp } = (await issued.json()) as { access_token: string };
+    assert.equal((await mcpPost(`${stack.gateway.url}/graph`, forMcp, toolsList())).status, 401);
+
+    const graph = await token({ grant_type: 'client_credentials', resource: `${stack.server.publicUrl}/graph`, scope: 'mcp:tools' }, basic('report-bot', SECRET));
+    const { access_token: forGraph } = (await graph.json()) as { access_token: string };
+    const refused = await mcpPost(`${stack.gateway.url}/graph`, forGraph, toolsList());
+    assert.equal(refused.status, 403);
+    const text = await refused.text();
+    assert.match(text, /on behalf of a signed-in user/);
+    assert.match(text, /app-only/);
+    assert.ok(!text.includes(forGraph));
+  });
+
+  it('a client registered without the grant cannot use it; RFC 7009 revocation cuts an app-only token off', async () => {
+    const registered = await fetch(`${stack.server.publicUrl}/register`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ redirect_uris: ['http://127.0.0.1:9/cb'], token_endpoint_auth_method: 'none' }),
+    });
+    const { client_id: publicClient } = (await registered.json()) as { client_id: string };
+    const denied = await token({ grant_type: 'client_credentials', client_id: publicClient, resource: `${stack.server.publicUrl}/mcp` });
+    assert.equal(denied.status, 400);
+    // oidc-provider's answer for a grant type the client did not register (RFC 6749 would say unauthorized_client).
+    assert.deepEqual(await denied.json(), { error: 'invalid_request', error_description: 'requested grant type is not allowed for this client' });
+
+    const issued = await token({ grant_type: 'client_credentials', resource: `${stack.server.publicUrl}/mcp`, scope: 'mcp:tools' }, basic('report-bot', SECRET));
+    const { access_token: accessToken } = (await issued.json()) as { access_token: string };
+    assert.equal((await mcpPost(`${stack.gateway.url}/mcp`, accessToken, toolsList())).status, 200);
+    const revoked = await fetch(`${stack.server.publicUrl}/revoke`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', ...basic('report-bot', SECRET) },
+      body: new URLSearchParams({ token: accessToken }).toString(),
+    });
+    assert.equal(revoked.status, 200);
+    await stack.gateway.revokedGrants.resync();
+    assert.equal((await mcpPost(`${stack.gateway.url}/mcp`, accessToken, toolsList())).status, 401);
+  });
+
+  it('advertises what the extension requires in the AS metadata', async () => {
+    const metadata = (await (await fetch(`${stack.server.publicUrl}/.well-known/oauth-authorization-server`)).json()) as Record<string, string[]>;
+    assert.ok(metadata.grant_types_supported?.includes('client_credentials'));
+    assert.ok(metadata.token_endpoint_auth_methods_supported?.includes('private_key_jwt'));
+    assert.ok(metadata.token_endpoint_auth_methods_supported?.includes('client_secret_basic'));
+    assert.ok((metadata.token_endpoint_auth_signing_alg_values_supported?.length ?? 0) > 0);
+  });
+});

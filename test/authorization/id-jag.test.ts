@@ -1,0 +1,158 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { listGrants, revokeGrantById } from '../../src/admin/grants.ts';
+import { ID_JAG_GRANT_PROFILE, ID_JAG_TYP, JWT_BEARER_GRANT } from '../../src/protocol/oauth-urns.ts';
+import { mcpPost, rpcBody, toolsCall, toolsList } from '../proxy/harness.ts';
+import { startTestStack, type TestStack } from '../proxy/stack-harness.ts';
+import { startTestTokenIssuer, unsignedJwt, type TestTokenIssuer } from '../support/test-token-issuer.ts';
+
+/**
+ * Enterprise-Managed Authorization (MCP extension; draft-ietf-oauth-identity-assertion-authz-grant): a client
+ * presents an ID-JAG from a configured enterprise IdP with the RFC 7523 jwt-bearer grant and gets an access token for
+ * the MCP server the assertion names, through the gateway. The IdP here publishes discovery and a JWKS on a loopback
+ * port (fetched for real); each bad-input test changes one thing about an otherwise valid assertion.
+ */
+const SECRET = 'chat-client-secret-for-tests';
+let idp: TestTokenIssuer;
+let stranger: TestTokenIssuer;
+let stack: TestStack;
+let mcp: string;
+
+before(async () => {
+  idp = await startTestTokenIssuer({ typ: ID_JAG_TYP });
+  stranger = await startTestTokenIssuer({ typ: ID_JAG_TYP });
+  stack = await startTestStack({
+    authorization: {
+      clients: [
+        { clientId: 'chat-client', clientSecret: SECRET, grantTypes: [JWT_BEARER_GRANT] },
+        { clientId: 'other-client', clientSecret: SECRET, grantTypes: [JWT_BEARER_GRANT] },
+        { clientId: 'unlisted-client', clientSecret: SECRET, grantTypes: [JWT_BEARER_GRANT] },
+      ],
+      enterpriseIdps: [{ issuer: idp.issuer, clients: ['chat-client', 'other-client'], scopes: ['mcp:tools', 'mcp:read'] }],
+    },
+    routes: [{ path: '/mcp', scopes: { 'mcp:tools': 'Use the tools', 'mcp:read': 'Read', 'mcp:admin': 'Administer' } }],
+  });
+  mcp = `${stack.server.publicUrl}/mcp`;
+});
+after(async () => {
+  await stack?.close();
+  await idp?.close();
+  await stranger?.close();
+});
+
+const basic = (id: string) => ({ authorization: `Basic ${Buffer.from(`${id}:${SECRET}`).toString('base64')}` });
+
+/** The claims of a valid ID-JAG for chat-client and the MCP route; a test overrides one. */
+const claims = (overrides: Record<string, unknown> = {}) => ({
+  sub: 'alice',
+  aud: stack.server.publicUrl,
+  client_id: 'chat-client',
+  resource: mcp,
+  scope: 'mcp:tools mcp:read',
+  email: 'alice@enterprise.example',
+  ...overrides,
+});
+
+async function present(assertion: string, options: { client?: string; scope?: string; resource?: string; url?: string } = {}) {
+  const response = await fetch(`${options.url ?? stack.server.publicUrl}/token`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded', ...basic(options.client ?? 'chat-client') },
+    body: new URLSearchParams({
+      grant_type: JWT_BEARER_GRANT,
+      assertion,
+      ...(options.scope === undefined ? {} : { scope: options.scope }),
+      ...(options.resource === undefined ? {} : { resource: options.resource }),
+    }).toString(),
+  });
+  return { status: response.status, body: (await response.json()) as Record<string, string> };
+}
+
+async function refused(assertion: string, error: string, options: Parameters<typeof present>[1] = {}) {
+  const { status, body } = await present(assertion, options);
+  assert.equal(status, error === 'invalid_client' ? 401 : 400, JSON.stringify(body));
+  assert.equal(body.error, error, JSON.stringify(body));
+  assert.ok(!JSON.stringify(body).includes(assertion), 'the answer never quotes the assertion');
+  return body;
+}
+
+describe('ID-JAG: enterprise-managed authorization', () => {
+  it('exchanges an ID-JAG for a token the gateway accepts; the grant shows in the admin console and /account and is revocable', async () => {
+    const { status, body } = await present(await idp.sign(claims()));
+    assert.equal(status, 200, JSON.stringify(body));
+    assert.equal(body.token_type, 'Bearer');
+    assert.equal(body.scope, 'mcp:tools mcp:read');
+    assert.equal(body.refresh_token, undefined);
+    const token = body.access_token!;
+    const whoami = await mcpPost(`${stack.gateway.url}/mcp`, token, toolsCall('whoami'));
+    assert.equal(whoami.status, 200);
+    const who = JSON.parse((await rpcBody<{ result: { content: Array<{ text: string }> } }>(whoami)).result.content[0]!.text) as Record<string, unknown>;
+    assert.equal(who.sub, `${idp.issuer}#alice`);
+    assert.equal(who.client_id, 'chat-client');
+    assert.equal(who.email, 'alice@enterprise.example');
+    assert.equal(who.app_only, undefined);
+
+    const deps = { store: stack.server.store, clock: stack.server.ctx.clock, config: stack.server.ctx.config };
+    const grants = await listGrants(deps, { user: `${idp.issuer}#alice` });
+    assert.equal(grants.length, 1);
+    assert.deepEqual(grants[0]!.resources, [mcp]);
+    assert.deepEqual(grants[0]!.scopes, ['mcp:read', 'mcp:tools']);
+    // /account revokes the user's own grant the same way (subject-restricted).
+    await revokeGrantById(deps, grants[0]!.grantId, { subject: `${idp.issuer}#alice` });
+    await stack.gateway.revokedGrants.resync();
+    assert.equal((await mcpPost(`${stack.gateway.url}/mcp`, token, toolsList())).status, 401);
+  });
+
+  it('advertises the grant type and the ID-JAG grant profile', async () => {
+    const metadata = (await (await fetch(`${stack.server.publicUrl}/.well-known/oauth-authorization-server`)).json()) as Record<string, string[]>;
+    assert.ok(metadata.grant_types_supported?.includes(JWT_BEARER_GRANT));
+    assert.deepEqual(metadata.authorization_grant_profiles_supported, [ID_JAG_GRANT_PROFILE]);
+  });
+
+  it('grants the intersection of requested, asserted and capped scopes; a request beyond them never widens it', async () => {
+    const escalated = await present(await idp.sign(claims({ scope: 'mcp:tools mcp:admin' })), { scope: 'mcp:tools mcp:admin' });
+    assert.equal(escalated.status, 200);
+    assert.equal(escalated.body.scope, 'mcp:tools', 'mcp:admin is above the IdP cap');
+    const beyondAssertion = await present(await idp.sign(claims({ scope: 'mcp:tools' })), { scope: 'mcp:tools mcp:read' });
+    assert.equal(beyondAssertion.body.scope, 'mcp:tools');
+    await refused(await idp.sign(claims({ scope: 'mcp:tools' })), 'invalid_scope', { scope: 'mcp:admin' });
+  });
+
+  it('refuses a replayed jti', async () => {
+    const assertion = await idp.sign(claims());
+    assert.equal((await present(assertion)).status, 200);
+    await refused(assertion, 'invalid_grant');
+  });
+
+  it('refuses a wrong aud, an unknown issuer, an expired or future assertion, a wrong typ', async () => {
+    await refused(await idp.sign(claims({ aud: 'https://another-as.example' })), 'invalid_grant');
+    await refused(await stranger.sign(claims()), 'invalid_grant');
+    const now = Math.floor(Date.now() / 1000);
+    const expired = await refused(await idp.sign(claims({ iat: now - 900, exp: now - 600 })), 'invalid_grant');
+    assert.match(expired.error_description ?? '', /expired/);
+    await refused(await idp.sign(claims({ iat: now + 600, exp: now + 900 })), 'invalid_grant');
+    await refused(await idp.sign(claims(), { header: { typ: 'JWT' } }), 'invalid_grant');
+  });
+
+  it('refuses HS256 and alg none', async () => {
+    await refused(await idp.sign(claims(), { alg: 'HS256', key: new TextEncoder().encode('a-shared-secret-of-32-bytes-long!') }), 'invalid_grant');
+    await refused(unsignedJwt({ typ: ID_JAG_TYP }, { ...claims(), iss: idp.issuer, jti: 'unsigned', iat: Math.floor(Date.now() / 1000), exp: Math.floor(Date.now() / 1000) + 300 }), 'invalid_grant');
+  });
+
+  it('refuses a resource that is not a route, and another resource than the assertion names', async () => {
+    await refused(await idp.sign(claims({ resource: `${stack.server.publicUrl}/elsewhere` })), 'invalid_grant');
+    await refused(await idp.sign(claims()), 'invalid_target', { resource: `${stack.server.publicUrl}/elsewhere` });
+  });
+
+  it("refuses another client's assertion, and a client the IdP entry does not list", async () => {
+    const body = await refused(await idp.sign(claims({ client_id: 'other-client' })), 'invalid_grant');
+    assert.match(body.error_description ?? '', /another client/);
+    await refused(await idp.sign(claims({ client_id: 'unlisted-client' })), 'invalid_grant', { client: 'unlisted-client' });
+  });
+
+  it('never logs an assertion', async () => {
+    const assertion = await idp.sign(claims({ aud: 'https://another-as.example' }));
+    await refused(assertion, 'invalid_grant');
+    assert.ok(!stack.server.logs.text().includes(assertion.split('.')[1]!));
+    assert.match(stack.server.logs.text(), /jwt-bearer grant refused/);
+  });
+});

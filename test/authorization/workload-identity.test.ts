@@ -1,0 +1,167 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { startWorkloadIdentityIssuer, type WorkloadIdentityIssuer } from '../../src/demo/workload-identity/workload-identity-issuer.ts';
+import { JWT_BEARER_GRANT } from '../../src/protocol/oauth-urns.ts';
+import { mcpPost, rpcBody, toolsCall } from '../proxy/harness.ts';
+import { startTestStack, type TestStack } from '../proxy/stack-harness.ts';
+import { startTestTokenIssuer, type TestTokenIssuer } from '../support/test-token-issuer.ts';
+
+/**
+ * Workload identity federation (MCP extension, SEP-1933): a workload presents its platform's JWT with the jwt-bearer
+ * grant and no client credentials, and gets an app-only token for the MCP route it names. Real JWTs: a Kubernetes
+ * service-account token from the demo's workload-identity issuer (nested `kubernetes.io` claims) and a GitHub
+ * Actions-shaped token (`repository`, `ref`) from a loopback issuer; both publish discovery and a JWKS that Gatehouse
+ * fetches.
+ */
+let cluster: WorkloadIdentityIssuer;
+let github: TestTokenIssuer;
+let untrusted: TestTokenIssuer;
+let stack: TestStack;
+let tokenEndpoint: string;
+let mcp: string;
+
+before(async () => {
+  cluster = await startWorkloadIdentityIssuer({ subject: 'system:serviceaccount:gatehouse:nightly' });
+  github = await startTestTokenIssuer();
+  untrusted = await startTestTokenIssuer();
+  stack = await startTestStack({
+    authorization: {
+      clients: [
+        { clientId: 'k8s-agent', grantTypes: [JWT_BEARER_GRANT] },
+        { clientId: 'ci-deployer', grantTypes: [JWT_BEARER_GRANT] },
+      ],
+      workloadIdentities: [
+        {
+          issuer: cluster.issuer,
+          rules: [{ subject: 'system:serviceaccount:gatehouse:*', claims: { 'kubernetes.io/namespace': 'gatehouse' }, clientId: 'k8s-agent', scopes: ['mcp:tools'] }],
+        },
+        {
+          issuer: github.issuer,
+          rules: [{ subject: 'repo:acme/deploy:*', claims: { repository: 'acme/deploy', ref: 'refs/heads/main' }, clientId: 'ci-deployer', scopes: ['mcp:tools', 'mcp:read'] }],
+        },
+      ],
+    },
+    routes: [{ path: '/mcp', scopes: { 'mcp:tools': 'Use the tools', 'mcp:read': 'Read', 'mcp:admin': 'Administer' } }],
+  });
+  tokenEndpoint = `${stack.server.publicUrl}/token`;
+  mcp = `${stack.server.publicUrl}/mcp`;
+});
+after(async () => {
+  await stack?.close();
+  await cluster?.close();
+  await github?.close();
+  await untrusted?.close();
+});
+
+async function present(assertion: string, extra: Record<string, string> = {}) {
+  const response = await fetch(tokenEndpoint, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams({ grant_type: JWT_BEARER_GRANT, assertion, resource: mcp, ...extra }).toString(),
+  });
+  return { status: response.status, body: (await response.json()) as Record<string, string> };
+}
+
+async function refused(assertion: string, error: string, extra: Record<string, string> = {}) {
+  const { status, body } = await present(assertion, extra);
+  assert.deepEqual([status, body.error], [400, error], JSON.stringify(body));
+  assert.ok(!JSON.stringify(body).includes(assertion));
+  return body;
+}
+
+const githubToken = (claims: Record<string, unknown> = {}) =>
+  github.sign({ sub: 'repo:acme/deploy:ref:refs/heads/main', aud: tokenEndpoint, repository: 'acme/deploy', ref: 'refs/heads/main', ...claims });
+
+describe('workload identity federation', () => {
+  it('a Kubernetes service-account token, no client credentials, gets an app-only token the gateway accepts', async () => {
+    const { status, body } = await present(await cluster.mint({ audience: tokenEndpoint }));
+    assert.equal(status, 200, JSON.stringify(body));
+    assert.equal(body.scope, 'mcp:tools');
+    const call = await mcpPost(`${stack.gateway.url}/mcp`, body.access_token, toolsCall('whoami'));
+    assert.equal(call.status, 200);
+    const who = JSON.parse((await rpcBody<{ result: { content: Array<{ text: string }> } }>(call)).result.content[0]!.text) as Record<string, unknown>;
+    assert.equal(who.sub, 'k8s-agent');
+    assert.equal(who.client_id, 'k8s-agent');
+    assert.equal(who.app_only, true);
+    assert.match(stack.server.logs.text(), /workload token accepted/);
+    assert.match(stack.server.logs.text(), /system:serviceaccount:gatehouse:nightly/);
+  });
+
+  it('a GitHub Actions token maps by repository and ref; requested scopes are cut to the rule', async () => {
+    const { status, body } = await present(await githubToken(), { scope: 'mcp:read mcp:admin' });
+    assert.equal(status, 200, JSON.stringify(body));
+    assert.equal(body.scope, 'mcp:read');
+  });
+
+  it('refuses a token from an untrusted issuer, and claims outside the rules', async () => {
+    await refused(await untrusted.sign({ sub: 'repo:acme/deploy:ref:refs/heads/main', aud: tokenEndpoint, repository: 'acme/deploy', ref: 'refs/heads/main' }), 'invalid_grant');
+    await refused(await githubToken({ repository: 'acme-evil/deploy' }), 'invalid_grant');
+    await refused(await githubToken({ ref: 'refs/heads/feature' }), 'invalid_grant');
+    await refused(await githubToken({ sub: 'repo:acme/other:ref:refs/heads/main' }), 'invalid_grant');
+    await refused(await cluster.mint({ audience: tokenEndpoint, subject: 'system:serviceaccount:other:nightly' }), 'invalid_grant');
+  });
+
+  it('refuses an expired token, another audience, a replay, and a workload claiming another client', async () => {
+    const now = Math.floor(Date.now() / 1000);
+    const expired = await refused(await githubToken({ iat: now - 900, exp: now - 600 }), 'invalid_grant');
+    assert.match(expired.error_description ?? '', /expired/);
+    await refused(await githubToken({ aud: 'https://elsewhere.example/token' }), 'invalid_grant');
+    const once = await githubToken();
+    assert.equal((await present(once)).status, 200);
+    await refused(once, 'invalid_grant');
+    await refused(await githubToken(), 'invalid_grant', { client_id: 'k8s-agent' });
+  });
+
+  it('takes an Entra-style token id (`uti`, no `jti`) for replay detection; a token with neither is refused', async () => {
+    const entraStyle = await githubToken({ jti: undefined, uti: 'entra-token-id-1' });
+    assert.equal((await present(entraStyle)).status, 200);
+    await refused(await githubToken({ jti: undefined, uti: 'entra-token-id-1' }), 'invalid_grant');
+    await refused(await githubToken({ jti: undefined }), 'invalid_grant');
+  });
+
+  it('a rule naming a client that is missing, not allowed the grant, or confidential is a configuration error', async () => {
+    const { workloadClientProblems } = await import('../../src/authorization/grants/jwt-bearer-grant.ts');
+    const { configSchema } = await import('../../src/config/schema.ts');
+    const rule = (clientId: string) => ({ clientId, scopes: ['mcp:tools'] });
+    const { authorization } = configSchema.parse({
+      authorization: {
+        clients: [
+          { clientId: 'no-grant' },
+          { clientId: 'confidential', clientSecret: 'a-secret-of-enough-length', grantTypes: [JWT_BEARER_GRANT] },
+        ],
+        workloadIdentities: [{ issuer: 'https://issuer.example', rules: [rule('missing'), rule('no-grant'), rule('confidential')] }],
+      },
+    });
+    const problems = workloadClientProblems(authorization);
+    assert.equal(problems.length, 3);
+    assert.match(problems.join('\n'), /"missing" is not in authorization.clients/);
+  });
+
+  it('requires `resource`, a route of this gateway', async () => {
+    const response = await fetch(tokenEndpoint, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ grant_type: JWT_BEARER_GRANT, assertion: await githubToken() }).toString(),
+    });
+    assert.deepEqual([response.status, ((await response.json()) as { error: string }).error], [400, 'invalid_target']);
+    await refused(await githubToken(), 'invalid_target', { resource: `${stack.server.publicUrl}/elsewhere` });
+  });
+
+  it('advertises the jwt-bearer grant (and no ID-JAG profile without enterprise IdPs)', async () => {
+    const metadata = (await (await fetch(`${stack.server.publicUrl}/.well-known/oauth-authorization-server`)).json()) as Record<string, unknown>;
+    assert.ok((metadata.grant_types_supported as string[]).includes(JWT_BEARER_GRANT));
+    assert.equal(metadata.authorization_grant_profiles_supported, undefined);
+  });
+});
+
+describe('workload rule patterns', () => {
+  it('`*` is the only wildcard; everything else is literal and anchored', async () => {
+    const { patternMatches } = await import('../../src/authorization/grants/workload-rules.ts');
+    assert.equal(patternMatches('repo:acme/*', 'repo:acme/deploy:ref:refs/heads/main'), true);
+    assert.equal(patternMatches('repo:acme/*', 'repo:acme-evil/deploy'), false);
+    assert.equal(patternMatches('a.b', 'axb'), false);
+    assert.equal(patternMatches('main', 'refs/heads/main'), false);
+    assert.equal(patternMatches('*', 42), false);
+    assert.equal(patternMatches('(x|y)+', '(x|y)+'), true);
+  });
+});

@@ -1,10 +1,15 @@
 import assert from 'node:assert/strict';
-import { after, beforeEach, describe, it } from 'node:test';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { after, before, beforeEach, describe, it } from 'node:test';
 import { createBackendStepUp, parseClaimsChallenge } from '../../src/proxy/backend-step-up.ts';
 import { pendingStepUp, rememberStepUp } from '../../src/records/step-up.ts';
 import { ManualClock } from '../../src/runtime/clock.ts';
 import { createSqliteStore } from '../../src/store/sqlite-store.ts';
 import type { Store } from '../../src/store/store.ts';
+import { readRecord } from '../../src/store/record-access.ts';
+import { revokedGrantRecord } from '../../src/records/grants.ts';
+import { mcpPost, mintAccessToken, startTestGateway, toolsCall, type TestGateway } from './harness.ts';
 
 /**
  * A backend's 401 `insufficient_claims` (Graph's continuous access evaluation answer, or the sample server's answer
@@ -71,5 +76,46 @@ describe('a backend step-up', () => {
     await rememberStepUp(store, 'tenant/user', { reason: 'interaction_required', createdAt: clock.now() });
     assert.equal(await stepUp().answer(input('Bearer error="invalid_token"')), undefined);
     assert.deepEqual(ended, []);
+  });
+});
+
+describe('a malicious backend answering every call with insufficient_claims', () => {
+  let backend: Server;
+  let gateway: TestGateway;
+  let challenge = '';
+  before(async () => {
+    backend = createServer((_req, res) => {
+      res.writeHead(401, { 'www-authenticate': challenge, 'content-type': 'application/json' }).end('{}');
+    });
+    await new Promise<void>((resolve) => backend.listen(0, '127.0.0.1', resolve));
+    const { port } = backend.address() as AddressInfo;
+    gateway = await startTestGateway({ config: { routes: [{ path: '/mcp', backend: `http://127.0.0.1:${port}/mcp` }] } });
+  });
+  after(async () => {
+    await gateway?.close();
+    await new Promise((resolve) => backend?.close(resolve));
+  });
+  const callAs = async (sub: string, gid: string) => {
+    const token = await mintAccessToken(gateway.keyring, gateway.url, { aud: `${gateway.url}/mcp`, sub, gid });
+    const response = await mcpPost(`${gateway.url}/mcp`, token, toolsCall('echo'));
+    await response.body?.cancel();
+    return response.status;
+  };
+  const revoked = async (gid: string) => (await readRecord(gateway.store, revokedGrantRecord, gid)) !== undefined;
+
+  it("ends only the caller's own grant and remembers the step-up only for the caller", async () => {
+    challenge = `Bearer error="insufficient_claims", claims="${Buffer.from(challengeJson).toString('base64')}"`;
+    assert.equal(await callAs('tenant/bob', 'grant-bob'), 401);
+    assert.equal(await revoked('grant-bob'), true);
+    assert.equal(await revoked('grant-alice'), false, "another user's grant is untouched");
+    assert.equal(await pendingStepUp(gateway.store, 'tenant/alice'), undefined, 'no claims forced on another user');
+    assert.equal((await pendingStepUp(gateway.store, 'tenant/bob'))?.claims, challengeJson);
+  });
+
+  it('does not replay a claims value that is not a JSON object to the IdP, and ends no grant without evidence', async () => {
+    challenge = `Bearer error="insufficient_claims", claims="${Buffer.from('"); login_hint=x').toString('base64')}"`;
+    assert.equal(await callAs('tenant/carol', 'grant-carol'), 502);
+    assert.equal(await revoked('grant-carol'), false);
+    assert.equal(await pendingStepUp(gateway.store, 'tenant/carol'), undefined);
   });
 });

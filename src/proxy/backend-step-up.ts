@@ -1,4 +1,4 @@
-import { unauthorized, type ChallengeTarget } from '../errors/bearer-challenge.ts';
+import { unauthorized, type AuthScheme, type ChallengeTarget } from '../errors/bearer-challenge.ts';
 import type { ProtocolError } from '../errors/protocol-error.ts';
 import type { EndGrant } from '../grants/end-grant.ts';
 import { forgetDownstreamTokens } from '../records/downstream-tokens.ts';
@@ -21,7 +21,14 @@ import type { Store } from '../store/store.ts';
  */
 export interface BackendStepUp {
   /** The client's answer for a backend's 401, or undefined when that 401 is not a step-up. */
-  answer(input: { subject: string; grantId: string; challenge: ChallengeTarget; wwwAuthenticate: string | string[] | undefined }): Promise<ProtocolError | undefined>;
+  answer(input: {
+    subject: string;
+    grantId: string;
+    challenge: ChallengeTarget;
+    /** How the caller presented its token: the error goes on that scheme's challenge (RFC 9449 §7.1). */
+    scheme?: AuthScheme;
+    wwwAuthenticate: string | string[] | undefined;
+  }): Promise<ProtocolError | undefined>;
 }
 
 /** Entra's claims challenges are a few hundred bytes. */
@@ -51,7 +58,7 @@ function decodedClaims(encoded: string): string | undefined {
 export function createBackendStepUp(deps: { store: Store; clock: Clock; endGrant: EndGrant }): BackendStepUp {
   const { store, clock, endGrant } = deps;
   return {
-    async answer({ subject, grantId, challenge, wwwAuthenticate }) {
+    async answer({ subject, grantId, challenge, scheme, wwwAuthenticate }) {
       const parsed = parseClaimsChallenge(wwwAuthenticate);
       if (parsed === undefined) return undefined;
       if (parsed.claims !== undefined) {
@@ -62,7 +69,7 @@ export function createBackendStepUp(deps: { store: Store; clock: Clock; endGrant
         return undefined;
       }
       await endGrant(grantId, 'upstream_step_up');
-      return unauthorized(challenge, true, 'The identity provider needs you to sign in again; re-authorize this client.');
+      return unauthorized(challenge, true, 'The identity provider needs you to sign in again; re-authorize this client.', scheme);
     },
   };
 }

@@ -9,6 +9,7 @@ import { createSqliteStore } from '../../src/store/sqlite-store.ts';
 import type { Store } from '../../src/store/store.ts';
 import { readRecord } from '../../src/store/record-access.ts';
 import { revokedGrantRecord } from '../../src/records/grants.ts';
+import { createDpopKey, dpopProof } from '../support/dpop.ts';
 import { mcpPost, mintAccessToken, startTestGateway, toolsCall, type TestGateway } from './harness.ts';
 
 /**
@@ -72,6 +73,12 @@ describe('a backend step-up', () => {
     assert.deepEqual(ended, ['g1:upstream_step_up']);
   });
 
+  it('puts the error on the DPoP challenge for a DPoP-bound caller (RFC 9449 §7.1)', async () => {
+    const header = `Bearer error="insufficient_claims", claims="${Buffer.from(challengeJson).toString('base64')}"`;
+    const answer = await stepUp().answer({ ...input(header), challenge: { ...target, dpop: 'optional' }, scheme: 'dpop' });
+    assert.match(answer?.headers['www-authenticate'] ?? '', /^Bearer resource_metadata="[^"]+", scope="mcp:tools", DPoP algs="[^"]+", error="invalid_token"$/);
+  });
+
   it('any other 401 stays a backend refusing the gateway', async () => {
     await rememberStepUp(store, 'tenant/user', { reason: 'interaction_required', createdAt: clock.now() });
     assert.equal(await stepUp().answer(input('Bearer error="invalid_token"')), undefined);
@@ -110,6 +117,17 @@ describe('a malicious backend answering every call with insufficient_claims', ()
     assert.equal(await revoked('grant-alice'), false, "another user's grant is untouched");
     assert.equal(await pendingStepUp(gateway.store, 'tenant/alice'), undefined, 'no claims forced on another user');
     assert.equal((await pendingStepUp(gateway.store, 'tenant/bob'))?.claims, challengeJson);
+  });
+
+  it('answers a DPoP-bound caller on the DPoP challenge', async () => {
+    challenge = `Bearer error="insufficient_claims", claims="${Buffer.from(challengeJson).toString('base64')}"`;
+    const key = await createDpopKey();
+    const token = await mintAccessToken(gateway.keyring, gateway.url, { aud: `${gateway.url}/mcp`, sub: 'tenant/dave', cnf: { jkt: key.jkt } });
+    const dpop = await dpopProof(key, { htm: 'POST', htu: `${gateway.url}/mcp`, accessToken: token });
+    const response = await mcpPost(`${gateway.url}/mcp`, undefined, toolsCall('echo'), { authorization: `DPoP ${token}`, dpop });
+    await response.body?.cancel();
+    assert.equal(response.status, 401);
+    assert.match(response.headers.get('www-authenticate') ?? '', /DPoP algs="[^"]+", error="invalid_token"$/);
   });
 
   it('does not replay a claims value that is not a JSON object to the IdP, and ends no grant without evidence', async () => {

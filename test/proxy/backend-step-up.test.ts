@@ -26,6 +26,8 @@ describe('parseClaimsChallenge', () => {
     ['insufficient_claims without claims', 'Bearer error="insufficient_claims", error_description="sign in again"', {}],
     ['any case of the scheme', 'bearer error="insufficient_claims"', {}],
     ['claims that are not base64 JSON are dropped', `Bearer error="insufficient_claims", claims="${Buffer.from('not json').toString('base64')}"`, {}],
+    ['claims asking for ID token members (not a claims challenge) are dropped', `Bearer error="insufficient_claims", claims="${Buffer.from('{"id_token":{"sub":{"value":"tenant/bob"}}}').toString('base64')}"`, {}],
+    ['claims with more than the access_token member are dropped', `Bearer error="insufficient_claims", claims="${Buffer.from(`{"access_token":{},"userinfo":{"groups":null}}`).toString('base64')}"`, {}],
     ['another error', 'Bearer error="invalid_token"', undefined],
     ['another scheme', 'Basic realm="x", error="insufficient_claims"', undefined],
     ['no header', undefined, undefined],

@@ -126,6 +126,16 @@ describe('token endpoint: codes, refresh rotation, revocation, introspection', (
       assert.deepEqual(payloadOf(refreshed.access_token).cnf, { jkt: key.jkt });
     });
 
+    it('lets exactly one of two concurrent uses of one proof or client assertion jti through, on every replica (atomic replay check)', async () => {
+      const replay = server.provider.ReplayDetection as { unique(iss: string, jti: string, exp: number): Promise<boolean> };
+      const exp = Math.floor(Date.now() / 1000) + 60;
+      const jti = randomUUID();
+      const outcomes = await Promise.all([replay.unique('https://client.example', jti, exp), replay.unique('https://client.example', jti, exp)]);
+      assert.deepEqual(outcomes.sort(), [false, true]);
+      assert.equal(await replay.unique('https://client.example', jti, exp), false, 'and it stays used');
+      assert.equal(await replay.unique('https://other.example', jti, exp), true, 'a jti is unique per issuer');
+    });
+
     it('refuses a replayed proof, an HS256 proof and a proof with a private key', async () => {
       const key = await createDpopKey();
       const tokens = await boundTokens(key);

@@ -26,12 +26,3 @@ export async function probeBackends(fetch: typeof globalThis.fetch, routes: read
   const results = await Promise.all(routes.map(async (route) => [route.path, await probeBackend(fetch, route.backend, timeoutMs)] as const));
   return new Map(results);
 }
-
-/** A backend URL fit to show: user and password (if someone put them in the URL) removed. */
-export function displayBackend(backend: string): string {
-  const url = URL.parse(backend);
-  if (url === null) return backend;
-  url.username = '';
-  url.password = '';
-  return url.href;
-}

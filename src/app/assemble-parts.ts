@@ -20,6 +20,7 @@ import { GatehouseError } from '../errors/internal-errors.ts';
 import { createLandingPlugin } from '../admin/landing-page.ts';
 import type { ConsoleReload } from '../admin/console-state.ts';
 import type { ReloadTarget } from './reload-config.ts';
+import { displayUrl } from '../config/display-url.ts';
 
 /**
  * THE place where Gatehouse is assembled from its configuration: the CLI's `start`, the tests and the benchmark all
@@ -142,7 +143,7 @@ export async function assembleGatewayParts(baseCtx: GatehouseContext, options: A
           users: demo.users,
           adminGroups: ctx.config.admin.groups,
         })
-      : config.routes.map((entry) => `MCP route: ${ctx.publicUrl}${entry.path} → ${entry.backend}`);
+      : config.routes.map((entry) => `MCP route: ${ctx.publicUrl}${entry.path} → ${displayUrl(entry.backend)}`);
     const reloadTarget: ReloadTarget = {
       live: config,
       prepare: demo && demoModule ? (next) => demoModule.withDemoSettings(next, demo) : (next) => next,

@@ -6,6 +6,7 @@ import Provider from 'oidc-provider';
 import type { AuthorizationMetrics } from './authorization-metrics.ts';
 import type { GatehouseContext } from '../context/gatehouse-context.ts';
 import { createOidcAdapter, exposeStoreOutages, providerFacing } from '../store/oidc-adapter.ts';
+import { installAtomicReplayDetection } from './replay-detection.ts';
 import type { UpstreamClient } from '../upstream/types.ts';
 import { installAccessTokenRevocation } from './access-token-revocation.ts';
 import { accountFinder } from './account-record.ts';
@@ -106,6 +107,7 @@ export async function createAuthorizationServer(ctx: GatehouseContext, deps: Aut
     provider.proxy = true;
     installClientOverrides(provider);
     installRetryAfter(provider);
+    installAtomicReplayDetection(provider, { store: ctx.store, clock: ctx.clock });
     installDefaultScopes(provider, resources);
     installAccessTokenRevocation(provider, { keyring: ctx.keyring, issuer: ctx.publicUrl, logger: ctx.logger });
     installIdempotentRefreshRetry(provider, {

@@ -13,6 +13,7 @@ import { findCovering, findForTarget, parseDecisions } from './remembered-decisi
 import { isPrivateUseRedirectUri } from './redirect-uri-policy.ts';
 import { describeScopes } from './protected-resources.ts';
 import { upstreamBrowserOrigin } from '../upstream/profile.ts';
+import { cspOrigin } from '../config/csp-source.ts';
 
 /**
  * The consent step, BEFORE the user is sent to the upstream IdP:
@@ -32,8 +33,8 @@ function trustOf(deps: InteractionDeps, client: Client): ConsentView['trust'] {
 /** The consent page may only submit to us, and the submission may redirect on to the upstream IdP or the client. */
 function consentCsp(deps: InteractionDeps, redirectUri: string): string {
   const targets = new Set(["'self'"]);
-  const redirectOrigin = URL.parse(redirectUri)?.origin;
-  if (redirectOrigin !== undefined && redirectOrigin !== 'null') targets.add(redirectOrigin);
+  const redirectOrigin = cspOrigin(redirectUri);
+  if (redirectOrigin !== undefined) targets.add(redirectOrigin);
   const upstreamOrigin = upstreamBrowserOrigin(deps.ctx.config.upstream);
   if (upstreamOrigin !== undefined) targets.add(upstreamOrigin);
   // A private-use scheme has no origin; a scheme source (`cursor:`) lets the final redirect to the app through.

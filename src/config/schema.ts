@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { AA_CONTRAST, contrastRatio, HEX_COLOUR } from './colour-contrast.ts';
+import { cspOrigin } from './csp-source.ts';
 
 /**
  * The one configuration schema. `gatehouse.yaml`, `GATEHOUSE_*` environment overrides and the local demo defaults all
@@ -31,7 +32,10 @@ const pageLink = z
 const brandingSchema = z
   .object({
     organisationName: z.string().trim().min(1).max(80).optional().describe('Shown at the top of the consent, error and start pages, and in their titles.'),
-    logoUrl: pageLink.optional().describe('Logo next to the organisation name: an https URL (its origin is added to the pages\' `img-src`) or a path on this gateway.'),
+    logoUrl: pageLink
+      .refine((value) => value.startsWith('/') || cspOrigin(value) !== undefined, { message: "its origin cannot be named in the pages' CSP `img-src` (a host of letters, digits, - and dots)" })
+      .optional()
+      .describe('Logo next to the organisation name: an https URL (its origin is added to the pages\' `img-src`) or a path on this gateway.'),
     supportUrl: pageLink.optional().describe('"Need help?" link on the consent, error and start pages: an https URL or a path on this gateway.'),
     accentColour: z
       .string()

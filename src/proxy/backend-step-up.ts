@@ -1,4 +1,4 @@
-import { unauthorized, type ChallengeTarget } from '../errors/bearer-challenge.ts';
+import { unauthorized, type AuthScheme, type ChallengeTarget } from '../errors/bearer-challenge.ts';
 import type { ProtocolError } from '../errors/protocol-error.ts';
 import type { EndGrant } from '../grants/end-grant.ts';
 import { forgetDownstreamTokens } from '../records/downstream-tokens.ts';
@@ -14,14 +14,22 @@ import type { Store } from '../store/store.ts';
  * names the backend, not the gateway's resource), so the gateway turns it into its own challenge and ends the grant,
  * exactly as for a step-up it met itself (identity-forwarding.ts says why the grant ends).
  *
- * The backend cannot end a user's grant on its word alone: it must bring the challenge, or the broker must have met
+ * The backend cannot end a user's grant on a bare 401: it must bring the challenge, or the broker must have met
  * the step-up for this user (src/records/step-up.ts). Otherwise the 401 stays what it was: a backend refusing the
- * gateway's identity (502).
+ * gateway's identity (502). What a backend can reach is the calling user's own grant and step-up only (it could as
+ * well refuse to serve them), never another user's.
  * @see RFC 6750 §3; Entra continuous access evaluation (`insufficient_claims`, `claims` in `WWW-Authenticate`)
  */
 export interface BackendStepUp {
   /** The client's answer for a backend's 401, or undefined when that 401 is not a step-up. */
-  answer(input: { subject: string; grantId: string; challenge: ChallengeTarget; wwwAuthenticate: string | string[] | undefined }): Promise<ProtocolError | undefined>;
+  answer(input: {
+    subject: string;
+    grantId: string;
+    challenge: ChallengeTarget;
+    /** How the caller presented its token: the error goes on that scheme's challenge (RFC 9449 §7.1). */
+    scheme?: AuthScheme;
+    wwwAuthenticate: string | string[] | undefined;
+  }): Promise<ProtocolError | undefined>;
 }
 
 /** Entra's claims challenges are a few hundred bytes. */
@@ -37,21 +45,32 @@ export function parseClaimsChallenge(header: string | string[] | undefined): { c
   return claims === undefined ? {} : { claims };
 }
 
-/** The challenge is base64 of a JSON object; anything else is not replayed to the IdP. */
+/**
+ * The challenge is base64 of a JSON object naming access-token claims only (`{"access_token":{…}}`, the one shape
+ * Entra's claims challenges take); anything else is not replayed to the IdP. The backend is not trusted with the
+ * user's sign-in: it may ask the IdP to step the user up, not request ID token or userinfo members (OIDC Core §5.5,
+ * with their `value`s), which shape the identity the gateway takes from that sign-in.
+ */
 function decodedClaims(encoded: string): string | undefined {
   const text = Buffer.from(encoded, encoded.includes('-') || encoded.includes('_') ? 'base64url' : 'base64').toString('utf8');
   try {
     const parsed: unknown = JSON.parse(text);
-    return typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed) ? JSON.stringify(parsed) : undefined;
+    return isAccessTokenClaimsRequest(parsed) ? JSON.stringify(parsed) : undefined;
   } catch {
     return undefined;
   }
 }
 
+const isObject = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value);
+
+function isAccessTokenClaimsRequest(value: unknown): boolean {
+  return isObject(value) && Object.keys(value).length === 1 && isObject(value.access_token);
+}
+
 export function createBackendStepUp(deps: { store: Store; clock: Clock; endGrant: EndGrant }): BackendStepUp {
   const { store, clock, endGrant } = deps;
   return {
-    async answer({ subject, grantId, challenge, wwwAuthenticate }) {
+    async answer({ subject, grantId, challenge, scheme, wwwAuthenticate }) {
       const parsed = parseClaimsChallenge(wwwAuthenticate);
       if (parsed === undefined) return undefined;
       if (parsed.claims !== undefined) {
@@ -62,7 +81,7 @@ export function createBackendStepUp(deps: { store: Store; clock: Clock; endGrant
         return undefined;
       }
       await endGrant(grantId, 'upstream_step_up');
-      return unauthorized(challenge, true, 'The identity provider needs you to sign in again; re-authorize this client.');
+      return unauthorized(challenge, true, 'The identity provider needs you to sign in again; re-authorize this client.', scheme);
     },
   };
 }

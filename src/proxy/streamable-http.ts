@@ -91,6 +91,7 @@ export async function refuseNonMcpAnswer(exchange: McpExchange): Promise<void> {
             subject: claims.sub,
             grantId: claims.grantId,
             challenge: exchange.state.target,
+            scheme: claims.jkt === undefined ? 'bearer' : 'dpop',
             wwwAuthenticate: response.headers['www-authenticate'],
           })
         : undefined;

@@ -1,5 +1,6 @@
 import { AA_CONTRAST, contrastRatio } from '../config/colour-contrast.ts';
 import type { PageBranding } from '../web/branding.ts';
+import { cspOrigin } from '../config/csp-source.ts';
 
 /**
  * What the configured branding needs from the server: the generated accent stylesheet (served at
@@ -23,6 +24,6 @@ export function brandingStylesheet(branding: PageBranding): string {
 
 /** Origins the pages load the logo from (`img-src`); a path on this gateway is `'self'` already. */
 export function brandingImageOrigins(branding: PageBranding): string[] {
-  const url = branding.logoUrl === undefined || branding.logoUrl.startsWith('/') ? null : URL.parse(branding.logoUrl);
-  return url === null ? [] : [url.origin];
+  const origin = branding.logoUrl === undefined || branding.logoUrl.startsWith('/') ? undefined : cspOrigin(branding.logoUrl);
+  return origin === undefined ? [] : [origin];
 }

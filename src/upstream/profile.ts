@@ -2,6 +2,7 @@ import type { JWTPayload } from 'jose';
 import type { Configuration } from 'openid-client';
 import { ConfigError } from '../config/config-error.ts';
 import type { UpstreamConfig } from '../config/schema.ts';
+import { cspOrigin } from '../config/csp-source.ts';
 import { discoverEntra, discoverOidc, type DiscoveryDeps } from './discovery.ts';
 import { createEntraProfile } from './entra.ts';
 import { claimMappingFor, type ClaimMapping } from './claim-mapping.ts';
@@ -51,6 +52,5 @@ export function createProfile(config: UpstreamConfig, discoveryDeps: DiscoveryDe
  */
 export function upstreamBrowserOrigin(config: Pick<UpstreamConfig, 'type' | 'issuer' | 'entra'> | undefined): string | undefined {
   const url = config?.type === 'entra' ? config.entra?.authority : config?.issuer;
-  const origin = url === undefined ? undefined : URL.parse(url)?.origin;
-  return origin === undefined || origin === 'null' ? undefined : origin;
+  return url === undefined ? undefined : cspOrigin(url);
 }

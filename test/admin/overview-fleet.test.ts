@@ -60,6 +60,19 @@ describe('admin overview across replicas sharing one Redis', () => {
     }
   });
 
+  it('escapes what callers chose: a tool name, a refusal reason, a route and a subject in the audit records', async () => {
+    const h = consoles[0] as ConsoleHarness;
+    const now = h.clock.now();
+    const hostile = '<img src=x onerror=alert(1)>';
+    audits[0]?.record(auditRecord({ time: now - 1_000, tool: hostile, user: `${hostile}user`, route: `/r"${hostile}`, outcome: 'denied', status: 403, reason: `policy: ${hostile}` }));
+    await audits[0]?.flush();
+    const alice = await signInTo(h, { ...ALICE }, '/admin');
+    const page = await h.app.inject({ url: '/admin?window=1h', headers: { cookie: alice.cookie } });
+    assert.equal(page.statusCode, 200);
+    assert.doesNotMatch(page.body, /<img src=x/);
+    assert.match(page.body, /&lt;img src=x onerror=alert\(1\)&gt;/);
+  });
+
   it('answers an unknown window or parameter with the 400 page', async () => {
     const h = consoles[0] as ConsoleHarness;
     const alice = await signInTo(h, { ...ALICE }, '/admin');

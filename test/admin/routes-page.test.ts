@@ -12,7 +12,7 @@ describe('admin routes page', () => {
         ...config,
         routes: config.routes.map((route) => ({
           ...route,
-          backend: 'https://svc:hunter2@backend.internal/mcp',
+          backend: 'https://svc:hunter2@backend.internal/mcp?code=fn-key-0123&tenant=a',
           toolPinning: 'block' as const,
           tools: { delete_all: { scopes: ['mcp:admin'], groups: ['ops'], allow: 'args.dryRun == true', denyReason: 'Only <dry runs>' } },
         })),
@@ -28,8 +28,9 @@ describe('admin routes page', () => {
     const page = await h.app.inject({ url: '/admin/routes', headers: { cookie: alice.cookie } });
     assert.equal(page.statusCode, 200);
     assert.match(page.body, /<h2>\/mcp <span class="badge">MCP<\/span><\/h2>/);
-    assert.match(page.body, /<code>https:\/\/backend\.internal\/mcp<\/code>/);
+    assert.match(page.body, /<code>https:\/\/backend\.internal\/mcp\?code=…&amp;tenant=…<\/code>/);
     assert.doesNotMatch(page.body, /hunter2/, 'no password from the backend URL');
+    assert.doesNotMatch(page.body, /fn-key-0123/, 'no key from the backend URL query (an Azure Functions `code=`)');
     assert.match(page.body, /<code>streamable-http<\/code> <code>sse<\/code>/);
     assert.match(page.body, /<dt>Tool pinning<\/dt><dd><code>block<\/code><\/dd>/);
     assert.match(page.body, /<code>delete_all<\/code>/);

@@ -36,6 +36,13 @@ describe('product look-alike names', () => {
     ['Chat\u200bGPT', 'ChatGPT'],
     ['ChatGРТ', 'ChatGPT'],
     ['Cláude', 'Claude'],
+    ['CIaude', 'Claude'],
+    ['GitHub CopiIot', 'GitHub Copilot'],
+    ['Gernini', 'Gemini'],
+    ['VVindsurf', 'Windsurf'],
+    ['Cla\u057Dde', 'Claude'],
+    ['Curs\u0585r', 'Cursor'],
+    ['MCP INSPECTOR', 'MCP Inspector'],
   ] as const) {
     it(`sees ${JSON.stringify(name)} as ${product}`, () => assert.equal(imitatedProduct(name), product));
   }

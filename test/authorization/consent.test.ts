@@ -90,6 +90,41 @@ describe('consent page', () => {
     assert.doesNotMatch(html, /"><script>/);
   });
 
+  it('keeps the CSP one policy when a registered redirect URI host carries CSP syntax (`;`, `*`, quotes)', async () => {
+    // WHATWG URL hosts may contain `;`, `*`, `'` and `,`: an origin pasted into the CSP as is would add directives.
+    const redirect = "https://evil.example.test;script-src*;report-uri'x'/cb";
+    const hostile = await registerPublicClient(server, { redirect_uris: [redirect] });
+    const { response } = await new TestBrowser().follow(authorizeUrl(server, { ...params(), client_id: hostile.client_id, redirect_uri: redirect }), server.publicUrl);
+    assert.equal(response.status, 200);
+    await response.body?.cancel();
+    const csp = response.headers.get('content-security-policy') ?? '';
+    assert.doesNotMatch(csp, /script-src|report-uri/, csp);
+    assert.match(csp, /form-action 'self'[^;]*; frame-ancestors 'none'/, csp);
+  });
+
+  it('never passes a client\'s own `claims` request on to the upstream IdP (only a step-up the IdP asked for goes there)', async () => {
+    const seen: Array<Record<string, unknown>> = [];
+    const original = server.upstream.beginSignIn;
+    server.upstream.beginSignIn = async (input) => {
+      seen.push({ ...input });
+      return original(input);
+    };
+    try {
+      const claims = JSON.stringify({ id_token: { sub: { value: 'https://idp.test|bob' } }, access_token: { acrs: { essential: true, value: 'c9' } } });
+      const browser = new TestBrowser();
+      const { response } = await browser.follow(authorizeUrl(server, { ...params(), claims, login_hint: 'alice@example.test' }), server.publicUrl);
+      assert.equal(response.status, 200);
+      const form = consentForm(await response.text());
+      const approved = await post(browser, form.action, { consent_state: form.consentState, csrf_token: form.csrf, decision: 'approve' });
+      assert.equal(approved.status, 303);
+      assert.equal(seen.length, 1);
+      assert.equal(seen[0]?.claims, undefined, JSON.stringify(seen[0]));
+      assert.doesNotMatch(approved.headers.get('location') ?? '', /claims|acrs/);
+    } finally {
+      server.upstream.beginSignIn = original;
+    }
+  });
+
   it('refuses a POST without the CSRF cookie/token', async () => {
     const browser = new TestBrowser();
     const { form } = await openConsent(browser);

@@ -78,6 +78,15 @@ describe('the authorization server while Redis is down', () => {
     await assertOAuthUnavailable(await tokenRequest(server, { grant_type: 'refresh_token', refresh_token: 'x', client_id: client.client_id }));
   });
 
+  it('the replay check of a DPoP proof or client assertion fails closed: a 503, never a pass', async () => {
+    const replay = server.provider.ReplayDetection as { unique(iss: string, jti: string, exp: number): Promise<boolean> };
+    await assert.rejects(replay.unique('client', 'jti-during-outage', Math.floor(Date.now() / 1000) + 60), (error: { status?: number; error?: string }) => {
+      assert.equal(error.status, 503);
+      assert.equal(error.error, 'temporarily_unavailable');
+      return true;
+    });
+  });
+
   it('registration and revocation: 503 temporarily_unavailable JSON', async () => {
     await assertOAuthUnavailable(await registerClient(server, { redirect_uris: ['http://127.0.0.1:1/cb'], token_endpoint_auth_method: 'none' }));
     const revoke = await fetch(`${server.publicUrl}/revoke`, {

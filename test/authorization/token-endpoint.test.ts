@@ -126,6 +126,34 @@ describe('token endpoint: codes, refresh rotation, revocation, introspection', (
       assert.deepEqual(payloadOf(refreshed.access_token).cnf, { jkt: key.jkt });
     });
 
+    it('keeps the key binding on a retry inside the grace window: the rotated token is refused without its key, and the retry with it gets the same successor', async () => {
+      const key = await createDpopKey();
+      const tokens = await boundTokens(key);
+      const first = await refreshWith(tokens.refresh_token, await proofFor(key));
+      assert.equal(first.status, 200);
+      const successor = ((await first.json()) as { refresh_token: string }).refresh_token;
+      for (const proof of [undefined, await proofFor(await createDpopKey())]) {
+        const thief = await refreshWith(tokens.refresh_token, proof);
+        assert.equal(thief.status, 400, 'a retry is still a refresh of a bound token');
+        assert.equal(((await thief.json()) as { error: string }).error, 'invalid_grant');
+      }
+      const retry = await refreshWith(tokens.refresh_token, await proofFor(key));
+      assert.equal(retry.status, 200, await retry.clone().text());
+      const retried = (await retry.json()) as { refresh_token: string; access_token: string };
+      assert.equal(retried.refresh_token, successor);
+      assert.deepEqual(payloadOf(retried.access_token).cnf, { jkt: key.jkt });
+    });
+
+    it('lets exactly one of two concurrent uses of one proof or client assertion jti through, on every replica (atomic replay check)', async () => {
+      const replay = server.provider.ReplayDetection as { unique(iss: string, jti: string, exp: number): Promise<boolean> };
+      const exp = Math.floor(Date.now() / 1000) + 60;
+      const jti = randomUUID();
+      const outcomes = await Promise.all([replay.unique('https://client.example', jti, exp), replay.unique('https://client.example', jti, exp)]);
+      assert.deepEqual(outcomes.sort(), [false, true]);
+      assert.equal(await replay.unique('https://client.example', jti, exp), false, 'and it stays used');
+      assert.equal(await replay.unique('https://other.example', jti, exp), true, 'a jti is unique per issuer');
+    });
+
     it('refuses a replayed proof, an HS256 proof and a proof with a private key', async () => {
       const key = await createDpopKey();
       const tokens = await boundTokens(key);

@@ -1,10 +1,16 @@
 import assert from 'node:assert/strict';
-import { after, beforeEach, describe, it } from 'node:test';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { after, before, beforeEach, describe, it } from 'node:test';
 import { createBackendStepUp, parseClaimsChallenge } from '../../src/proxy/backend-step-up.ts';
 import { pendingStepUp, rememberStepUp } from '../../src/records/step-up.ts';
 import { ManualClock } from '../../src/runtime/clock.ts';
 import { createSqliteStore } from '../../src/store/sqlite-store.ts';
 import type { Store } from '../../src/store/store.ts';
+import { readRecord } from '../../src/store/record-access.ts';
+import { revokedGrantRecord } from '../../src/records/grants.ts';
+import { createDpopKey, dpopProof } from '../support/dpop.ts';
+import { mcpPost, mintAccessToken, startTestGateway, toolsCall, type TestGateway } from './harness.ts';
 
 /**
  * A backend's 401 `insufficient_claims` (Graph's continuous access evaluation answer, or the sample server's answer
@@ -20,6 +26,8 @@ describe('parseClaimsChallenge', () => {
     ['insufficient_claims without claims', 'Bearer error="insufficient_claims", error_description="sign in again"', {}],
     ['any case of the scheme', 'bearer error="insufficient_claims"', {}],
     ['claims that are not base64 JSON are dropped', `Bearer error="insufficient_claims", claims="${Buffer.from('not json').toString('base64')}"`, {}],
+    ['claims asking for ID token members (not a claims challenge) are dropped', `Bearer error="insufficient_claims", claims="${Buffer.from('{"id_token":{"sub":{"value":"tenant/bob"}}}').toString('base64')}"`, {}],
+    ['claims with more than the access_token member are dropped', `Bearer error="insufficient_claims", claims="${Buffer.from(`{"access_token":{},"userinfo":{"groups":null}}`).toString('base64')}"`, {}],
     ['another error', 'Bearer error="invalid_token"', undefined],
     ['another scheme', 'Basic realm="x", error="insufficient_claims"', undefined],
     ['no header', undefined, undefined],
@@ -67,9 +75,67 @@ describe('a backend step-up', () => {
     assert.deepEqual(ended, ['g1:upstream_step_up']);
   });
 
+  it('puts the error on the DPoP challenge for a DPoP-bound caller (RFC 9449 §7.1)', async () => {
+    const header = `Bearer error="insufficient_claims", claims="${Buffer.from(challengeJson).toString('base64')}"`;
+    const answer = await stepUp().answer({ ...input(header), challenge: { ...target, dpop: 'optional' }, scheme: 'dpop' });
+    assert.match(answer?.headers['www-authenticate'] ?? '', /^Bearer resource_metadata="[^"]+", scope="mcp:tools", DPoP algs="[^"]+", error="invalid_token"$/);
+  });
+
   it('any other 401 stays a backend refusing the gateway', async () => {
     await rememberStepUp(store, 'tenant/user', { reason: 'interaction_required', createdAt: clock.now() });
     assert.equal(await stepUp().answer(input('Bearer error="invalid_token"')), undefined);
     assert.deepEqual(ended, []);
+  });
+});
+
+describe('a malicious backend answering every call with insufficient_claims', () => {
+  let backend: Server;
+  let gateway: TestGateway;
+  let challenge = '';
+  before(async () => {
+    backend = createServer((_req, res) => {
+      res.writeHead(401, { 'www-authenticate': challenge, 'content-type': 'application/json' }).end('{}');
+    });
+    await new Promise<void>((resolve) => backend.listen(0, '127.0.0.1', resolve));
+    const { port } = backend.address() as AddressInfo;
+    gateway = await startTestGateway({ config: { routes: [{ path: '/mcp', backend: `http://127.0.0.1:${port}/mcp` }] } });
+  });
+  after(async () => {
+    await gateway?.close();
+    await new Promise((resolve) => backend?.close(resolve));
+  });
+  const callAs = async (sub: string, gid: string) => {
+    const token = await mintAccessToken(gateway.keyring, gateway.url, { aud: `${gateway.url}/mcp`, sub, gid });
+    const response = await mcpPost(`${gateway.url}/mcp`, token, toolsCall('echo'));
+    await response.body?.cancel();
+    return response.status;
+  };
+  const revoked = async (gid: string) => (await readRecord(gateway.store, revokedGrantRecord, gid)) !== undefined;
+
+  it("ends only the caller's own grant and remembers the step-up only for the caller", async () => {
+    challenge = `Bearer error="insufficient_claims", claims="${Buffer.from(challengeJson).toString('base64')}"`;
+    assert.equal(await callAs('tenant/bob', 'grant-bob'), 401);
+    assert.equal(await revoked('grant-bob'), true);
+    assert.equal(await revoked('grant-alice'), false, "another user's grant is untouched");
+    assert.equal(await pendingStepUp(gateway.store, 'tenant/alice'), undefined, 'no claims forced on another user');
+    assert.equal((await pendingStepUp(gateway.store, 'tenant/bob'))?.claims, challengeJson);
+  });
+
+  it('answers a DPoP-bound caller on the DPoP challenge', async () => {
+    challenge = `Bearer error="insufficient_claims", claims="${Buffer.from(challengeJson).toString('base64')}"`;
+    const key = await createDpopKey();
+    const token = await mintAccessToken(gateway.keyring, gateway.url, { aud: `${gateway.url}/mcp`, sub: 'tenant/dave', cnf: { jkt: key.jkt } });
+    const dpop = await dpopProof(key, { htm: 'POST', htu: `${gateway.url}/mcp`, accessToken: token });
+    const response = await mcpPost(`${gateway.url}/mcp`, undefined, toolsCall('echo'), { authorization: `DPoP ${token}`, dpop });
+    await response.body?.cancel();
+    assert.equal(response.status, 401);
+    assert.match(response.headers.get('www-authenticate') ?? '', /DPoP algs="[^"]+", error="invalid_token"$/);
+  });
+
+  it('does not replay a claims value that is not a JSON object to the IdP, and ends no grant without evidence', async () => {
+    challenge = `Bearer error="insufficient_claims", claims="${Buffer.from('"); login_hint=x').toString('base64')}"`;
+    assert.equal(await callAs('tenant/carol', 'grant-carol'), 502);
+    assert.equal(await revoked('grant-carol'), false);
+    assert.equal(await pendingStepUp(gateway.store, 'tenant/carol'), undefined);
   });
 });

@@ -1,5 +1,8 @@
 import assert from 'node:assert/strict';
-import { exportJWK } from 'jose';
+import { generateKeyPairSync, randomUUID, sign as cryptoSign } from 'node:crypto';
+import { calculateJwkThumbprint, exportJWK, type JWK as JoseJwk } from 'jose';
+import { request as httpRequest } from 'node:http';
+import { accessTokenHash } from '../../src/proxy/dpop-proof.ts';
 import { after, before, describe, it } from 'node:test';
 import { createDpopNonces } from '../../src/proxy/dpop-nonce.ts';
 import { ManualClock, seconds } from '../../src/runtime/clock.ts';
@@ -240,3 +243,84 @@ describe('a proof for the Host header instead of the public URL', () => {
   });
 });
 
+
+describe('proofs an attacker crafts by hand (RFC 9449 §4.3, §11)', () => {
+  /**
+   * A key made with node:crypto, a token bound to it, and a proof whose header names `alg` whatever the key is, signed
+   * by node:crypto (jose would refuse to sign a mismatch): the verifier alone must catch it.
+   */
+  async function handSigned(alg: string, keyOptions: { namedCurve: string } | { modulusLength: number }) {
+    const { privateKey, publicKey } = 'namedCurve' in keyOptions ? generateKeyPairSync('ec', keyOptions) : generateKeyPairSync('rsa', keyOptions);
+    const jwk = publicKey.export({ format: 'jwk' }) as JoseJwk;
+    const token = await boundToken('/mcp', await calculateJwkThumbprint(jwk, 'sha256'));
+    const claims = { htm: 'POST', htu: url('/mcp'), jti: randomUUID(), iat: seconds(clock.now()), ath: accessTokenHash(token) };
+    const part = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
+    const input = `${part({ alg, typ: 'dpop+jwt', jwk })}.${part(claims)}`;
+    const signature = cryptoSign('sha256', Buffer.from(input), { key: privateKey, dsaEncoding: 'ieee-p1363' });
+    return { token, proof: `${input}.${signature.toString('base64url')}` };
+  }
+
+  it('refuses an ES256 header over a P-384 key (alg/crv mismatch)', async () => {
+    const { token, proof } = await handSigned('ES256', { namedCurve: 'P-384' });
+    assert.match(await expectRefusal(await call('/mcp', token, { proof }), 'invalid_dpop_proof'), /signature does not verify/);
+  });
+
+  it('accepts a hand-signed proof when alg and curve agree (the control for the cases around it)', async () => {
+    const { token, proof } = await handSigned('ES256', { namedCurve: 'P-256' });
+    const response = await call('/mcp', token, { proof });
+    assert.equal(response.status, 200);
+    await response.body?.cancel();
+  });
+
+  it('refuses an RS256 proof from a 1024-bit RSA key', async () => {
+    const { token, proof } = await handSigned('RS256', { modulusLength: 1024 });
+    assert.match(await expectRefusal(await call('/mcp', token, { proof }), 'invalid_dpop_proof'), /signature does not verify/);
+  });
+
+  it('refuses a jti that is empty, a number, an object or 10 000 characters, and an iat far in the future or not a number', async () => {
+    const token = await boundToken();
+    for (const claims of [{ jti: '' }, { jti: 42 }, { jti: { a: 1 } }, { jti: 'j'.repeat(10_000) }, { iat: 1e15 }, { iat: String(seconds(clock.now())) }]) {
+      const response = await call('/mcp', token, { fields: { claims } });
+      assert.equal(response.status, 401, JSON.stringify(claims).slice(0, 60));
+      await response.body?.cancel();
+    }
+  });
+
+  it('refuses two proofs in one header, and an htu with a trailing slash, another path case or percent-encoded path', async () => {
+    const token = await boundToken();
+    const proof = await dpopProof(key, { htm: 'POST', htu: url('/mcp'), accessToken: token, iat: seconds(clock.now()) });
+    const other = await dpopProof(key, { htm: 'POST', htu: url('/mcp'), accessToken: token, iat: seconds(clock.now()) });
+    await expectRefusal(await call('/mcp', token, { proof: `${proof}, ${other}` }), 'invalid_dpop_proof');
+    for (const htu of [url('/mcp/'), url('/MCP'), url('/%6Dcp'), url('/mcp/../mcp/x')]) {
+      assert.match(await expectRefusal(await call('/mcp', token, { fields: { htu } }), 'invalid_dpop_proof'), /another URL/, htu);
+    }
+  });
+
+  it('refuses two DPoP headers before the proof is read', async () => {
+    const token = await boundToken();
+    const proof = await dpopProof(key, { htm: 'POST', htu: url('/mcp'), accessToken: token, iat: seconds(clock.now()) });
+    const { status } = await requestWithRawHeaders(url('/mcp'), [['authorization', `DPoP ${token}`], ['dpop', proof], ['dpop', proof]]);
+    assert.equal(status, 400);
+  });
+
+  it('accepts the scheme in any case (RFC 9110 §11.1), and a bound token only with its own key', async () => {
+    const token = await boundToken();
+    const response = await call('/mcp', token, { scheme: 'dpop' });
+    assert.equal(response.status, 200);
+    await response.body?.cancel();
+  });
+});
+
+/** A POST whose headers are sent exactly as listed (fetch joins repeated ones into one). */
+function requestWithRawHeaders(target: string, headers: [string, string][]): Promise<{ status: number }> {
+  return new Promise((resolve, reject) => {
+    const body = JSON.stringify(toolsCall('echo'));
+    const raw = [['content-type', 'application/json'], ['accept', 'application/json, text/event-stream'], ['content-length', String(Buffer.byteLength(body))], ...headers].flat();
+    const req = httpRequest(target, { method: 'POST', headers: raw }, (res) => {
+      res.resume();
+      resolve({ status: res.statusCode ?? 0 });
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}

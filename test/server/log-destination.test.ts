@@ -50,7 +50,7 @@ describe('log destination', () => {
         server: { publicUrl: 'https://gw.example.com', host: '127.0.0.1', port: 0 },
         store: { sqlitePath: join(dir, 'gatehouse.db') },
         upstream: { issuer: 'https://idp.example.com', clientId: 'gw', clientAuth: { method: 'client_secret_post', clientSecret: 'x' } },
-        routes: [{ path: '/mcp', backend: 'http://127.0.0.1:9/mcp' }],
+        routes: [{ path: '/mcp', backend: 'http://svc:hunter2@127.0.0.1:9/mcp?code=fn-key-0123' }],
         log: { format: 'json' },
       }),
     );
@@ -60,6 +60,7 @@ describe('log destination', () => {
     try {
       assert.equal(stdout.length, 1, `one write, not ${stdout.length}`);
       assert.match(stdout[0] ?? '', /^Gatehouse \(production\) listening on .*\n {2}health: .*\n {2}MCP route: https:\/\/gw\.example\.com\/mcp → .*\n$/);
+      assert.match(stdout[0] ?? '', /→ http:\/\/127\.0\.0\.1:9\/mcp\?code=…\n/, 'the backend without its credentials');
     } finally {
       running.lifecycle.dispose();
       await running.lifecycle.shutdown('test finished');

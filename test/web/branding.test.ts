@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { contrastRatio } from '../../src/config/colour-contrast.ts';
 import { configSchema } from '../../src/config/schema.ts';
-import { brandingStylesheet } from '../../src/server/branding-assets.ts';
+import { brandingImageOrigins, brandingStylesheet } from '../../src/server/branding-assets.ts';
 import { authorizeUrl, authorizationParams, pkcePair, registerPublicClient, startAuthorizationServer, TestBrowser, type TestServer } from '../authorization/harness.ts';
 
 /**
@@ -31,12 +31,19 @@ describe('branding settings', () => {
     ['a javascript: support link', { supportUrl: 'javascript:alert(1)' }, /supportUrl: must be an https URL or a path/],
     ['a protocol-relative link', { supportUrl: '//evil.example/' }, /supportUrl: must be an https URL or a path/],
     ['a backslash path', { logoUrl: '/\\evil.example/x.png' }, /logoUrl: must be an https URL or a path/],
+    ['a logo host carrying CSP syntax', { logoUrl: "https://cdn.example;script-src*/logo.png" }, /logoUrl: its origin cannot be named in the pages' CSP/],
+    ['a logo host starting another policy', { logoUrl: 'https://cdn.example,img-src/logo.png' }, /logoUrl: its origin cannot be named in the pages' CSP/],
     ['an unknown key', { font: 'Comic Sans' }, /Unrecognized key/],
   ] as const) {
     it(`refuses ${name}`, () => {
       assert.match(problems(branding).join('\n'), words);
     });
   }
+
+  it('never puts such a host into an img-src, whatever reaches the stylesheet builder', () => {
+    assert.deepEqual(brandingImageOrigins({ logoUrl: "https://cdn.example;script-src*/logo.png" }), []);
+    assert.deepEqual(brandingImageOrigins({ logoUrl: 'https://cdn.example:8443/logo.png' }), ['https://cdn.example:8443']);
+  });
 
   it('sets the accent in light mode, and in dark mode only where it stays readable', () => {
     const dark = brandingStylesheet({ accentColour: '#8a1538' });

@@ -1,5 +1,5 @@
 import type { RouteConfig } from '../../config/schema.ts';
-import { displayBackend } from '../backend-health.ts';
+import { displayUrl } from '../../config/display-url.ts';
 import { code, html, renderConsolePage, scopeCode, table, type ConsoleView } from './layout.ts';
 
 /**
@@ -37,7 +37,7 @@ function routeSection(route: RouteConfig, publicUrl: string): string {
   return `<section class="route-config"><h2>${html(route.path)} <span class="badge">${route.type === 'mcp' ? 'MCP' : 'HTTP'}</span></h2>
 <dl class="settings">
 <dt>Public URL</dt><dd>${code(publicUrl + route.path)}</dd>
-<dt>Backend</dt><dd>${code(displayBackend(route.backend))}</dd>
+<dt>Backend</dt><dd>${code(displayUrl(route.backend))}</dd>
 ${route.type === 'mcp' ? `<dt>Transports</dt><dd>${route.transports.map(code).join(' ')}</dd>` : ''}
 <dt>Identity to the backend</dt><dd>${identity}</dd>
 <dt>Tool pinning</dt><dd>${code(route.toolPinning)}</dd>

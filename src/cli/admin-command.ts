@@ -91,12 +91,16 @@ export interface AdminCommandSpec<Prepared> {
   positionals?: string[];
   /** Options besides `--config` and `--json`, which every admin command takes. */
   options?: Record<string, CliOption>;
-  /** Reads the arguments before the store is opened, so a typo is exit code 2 whatever state the store is in. */
-  prepare?: (values: CliValues) => Prepared;
-  action: (input: AdminCommandInput & { prepared: Prepared }) => Promise<void>;
+  /**
+   * Reads the arguments before the store is opened, so a typo (or a destructive command run off a terminal without
+   * `--yes`) is exit code 2 whatever state the store is in.
+   */
+  prepare?: (values: CliValues, io: CliIo) => Prepared;
+  /** Exit code 0 when it returns nothing; a number is the exit code (1: the operator cancelled). */
+  action: (input: AdminCommandInput & { prepared: Prepared }) => Promise<void | number>;
 }
 
-/** An admin command: the common options, its action run inside `withAdminStore`, exit code 0 when it returns. */
+/** An admin command: the common options, its action run inside `withAdminStore`, exit code 0 unless it says otherwise. */
 export function adminCommand<Prepared = undefined>(dependencies: AdminCommandDependencies, spec: AdminCommandSpec<Prepared>): CliCommand {
   const { action, prepare, options, ...described } = spec;
   return {
@@ -104,11 +108,8 @@ export function adminCommand<Prepared = undefined>(dependencies: AdminCommandDep
     options: { ...commonOptions, ...options },
     run: async ({ values, positionals, io }) => {
       // Without `prepare`, Prepared is `undefined` (its default).
-      const prepared = prepare?.(values) as Prepared;
-      return withAdminStore(values, io, dependencies, async (deps) => {
-        await action({ deps, values, positionals, io, json: values['json'] === true, prepared });
-        return 0;
-      });
+      const prepared = prepare?.(values, io) as Prepared;
+      return withAdminStore(values, io, dependencies, async (deps) => (await action({ deps, values, positionals, io, json: values['json'] === true, prepared })) ?? 0);
     },
   };
 }

@@ -1,45 +1,23 @@
 import type { FastifyError, FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
-import type { ProxyMetrics } from './proxy-metrics.ts';
-import type { TokenBroker } from '../broker/types.ts';
 import type { RouteConfig } from '../config/schema.ts';
 import type { GatehouseContext } from '../context/gatehouse-context.ts';
 import type { ErrorFormat } from '../errors/render-error.ts';
 import { sendProtocolError, toProtocolError } from '../server/error-handler.ts';
 import { ProtocolError } from '../errors/protocol-error.ts';
-import type { AuditLogOptions } from './audit.ts';
 import { McpGatewayError, requestJsonRpcId } from './gateway-error.ts';
 import { installCors } from './cors.ts';
-import { createGatewayRuntime, type GatewayRuntime } from './gateway-runtime.ts';
+import { createGatewayRuntime, type GatewayDeps, type GatewayRuntime } from './gateway-runtime.ts';
+
+export type { GatewayDeps } from './gateway-runtime.ts';
 import { httpRouteHandler } from './http-route.ts';
 import { assertForwardingConfigured } from './identity-forwarding.ts';
 import { LEGACY_MESSAGES_SUFFIX, LEGACY_SSE_SUFFIX, legacySseMessageHandler, legacySseStreamHandler } from './legacy-sse.ts';
 import { buildProtectedResourceMetadata, PRM_PATH, resourceMetadataPath } from './protected-resource-metadata.ts';
 import { auditDraft, startAudit } from './request-audit.ts';
 import { startRequestTrace } from './request-trace.ts';
-import type { Tracing } from '../observability/tracing.ts';
-import type { RevokedGrantsCache } from '../grants/revoked-grants.ts';
-import type { EndGrant } from '../grants/end-grant.ts';
 import { createRouteState, type RouteState } from './route-state.ts';
 import { streamableHttpHandler } from './streamable-http.ts';
 import { ConfigError } from '../config/config-error.ts';
-
-/**
- * The MCP gateway as a Fastify plugin: the Protected Resource Metadata documents and, for every configured route,
- * its transports (Streamable HTTP and legacy HTTP+SSE) or its plain HTTP forwarding. Everything is built and
- * validated here, when the plugin is created, so a bad route fails at start rather than on the first request.
- */
-export interface GatewayDeps {
-  broker?: TokenBroker;
-  revokedGrants: RevokedGrantsCache;
-  /** The app's grant-ending function (an upstream `invalid_grant` ends the grant that met it). */
-  endGrant?: EndGrant;
-  /** Overrides `audit.output` as the JSON-lines sink (embedders, tests). */
-  auditSink?: AuditLogOptions['sink'];
-  /** Open SSE streams and 429s are counted here (request counts come from the server-wide request hook). */
-  metrics?: ProxyMetrics;
-  /** Spans for every gateway request (src/observability/tracing.ts); off when absent. */
-  tracing?: Tracing;
-}
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -50,6 +28,11 @@ declare module 'fastify' {
   }
 }
 
+/**
+ * The MCP gateway as a Fastify plugin: the Protected Resource Metadata documents and, for every configured route,
+ * its transports (Streamable HTTP and legacy HTTP+SSE) or its plain HTTP forwarding. Everything is built and
+ * validated here, when the plugin is created, so a bad route fails at start rather than on the first request.
+ */
 export function createGatewayPlugin(ctx: GatehouseContext, deps: GatewayDeps): FastifyPluginAsync {
   const routes = ctx.config.routes;
   assertForwardingConfigured(routes, deps.broker);

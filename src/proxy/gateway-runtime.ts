@@ -43,17 +43,21 @@ export interface GatewayRuntime {
   isAllowedOrigin: (origin: string) => boolean;
 }
 
-export function createGatewayRuntime(
-  ctx: GatehouseContext,
-  deps: {
-    broker?: TokenBroker;
-    revokedGrants: RevokedGrantsCache;
-    endGrant?: EndGrant;
-    auditSink?: AuditLogOptions['sink'];
-    metrics?: ProxyMetrics;
-    tracing?: Tracing;
-  },
-): GatewayRuntime {
+/** What the gateway is built from besides the context: the parts of the app it calls into. */
+export interface GatewayDeps {
+  broker?: TokenBroker;
+  revokedGrants: RevokedGrantsCache;
+  /** The app's grant-ending function (an upstream `invalid_grant` ends the grant that met it). */
+  endGrant?: EndGrant;
+  /** Overrides `audit.output` as the JSON-lines sink (embedders, tests). */
+  auditSink?: AuditLogOptions['sink'];
+  /** Open SSE streams and 429s are counted here (request counts come from the server-wide request hook). */
+  metrics?: ProxyMetrics;
+  /** Spans for every gateway request (src/observability/tracing.ts); off when absent. */
+  tracing?: Tracing;
+}
+
+export function createGatewayRuntime(ctx: GatehouseContext, deps: GatewayDeps): GatewayRuntime {
   const { store, clock, keyring, random, logger, publicUrl, config } = ctx;
   const origins = createOriginPolicy(publicUrl, config.server.allowedOrigins);
   const endGrant = deps.endGrant ?? createEndGrant({ store, clock, accessTokenTtlSeconds: config.authorization.accessTokenTtlSeconds });

@@ -2,16 +2,9 @@ import type { Readable } from 'node:stream';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { checkDeclaredLength, limitRequestBody, type BodyLimits } from '../server/request-body.ts';
 import { backendUrlFor } from './backend-path.ts';
-import {
-  authenticateCaller,
-  backendResponse,
-  forwardIdentity,
-  forwardToBackend,
-  runSteps,
-  startExchange,
-  type ExchangeStep,
-  type McpExchange,
-} from './exchange.ts';
+import { backendResponse, runSteps, startExchange, type ExchangeStep, type McpExchange } from './exchange.ts';
+// The steps every transport shares, named `shared.…` in the step lists below beside this transport's own.
+import * as shared from './exchange.ts';
 import type { GatewayRuntime } from './gateway-runtime.ts';
 import { relayResponse } from './relay-response.ts';
 import type { RouteState } from './route-state.ts';
@@ -64,11 +57,11 @@ function confinedBackendUrl(exchange: McpExchange): string {
 /** In order; the README table of src/proxy is checked against these names. */
 export const httpRouteSteps: readonly ExchangeStep[] = [
   confineBackendPath,
-  authenticateCaller,
+  shared.authenticateCaller,
   checkContentLength,
-  forwardIdentity,
+  shared.forwardIdentity,
   capRequestBody,
-  forwardToBackend({ url: confinedBackendUrl }),
+  shared.forwardToBackend({ url: confinedBackendUrl }),
 ];
 
 export function httpRouteHandler(runtime: GatewayRuntime, state: RouteState) {

@@ -1,18 +1,8 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { ProtocolError } from '../errors/protocol-error.ts';
-import {
-  authenticateCaller,
-  authorized,
-  backendResponse,
-  enforcePerToolPolicy,
-  forwardIdentity,
-  enforcePinnedTools,
-  forwardToBackend,
-  runSteps,
-  startExchange,
-  type ExchangeStep,
-  type McpExchange,
-} from './exchange.ts';
+import { authorized, backendResponse, runSteps, startExchange, type ExchangeStep, type McpExchange } from './exchange.ts';
+// The steps every transport shares, named `shared.…` in the step lists below beside this transport's own.
+import * as shared from './exchange.ts';
 import type { GatewayRuntime } from './gateway-runtime.ts';
 import { readMcpPost } from './read-mcp-post.ts';
 import { mediaType, relayResponse } from './relay-response.ts';
@@ -49,9 +39,9 @@ export function requireBackendStream(exchange: McpExchange): void {
 
 /** In order, for `GET <route>/sse`; the README table of src/proxy is checked against these names. */
 export const legacySseStreamSteps: readonly ExchangeStep[] = [
-  authenticateCaller,
-  forwardIdentity,
-  forwardToBackend({ url: (exchange) => exchange.state.legacySseUrl, accept: 'text/event-stream' }),
+  shared.authenticateCaller,
+  shared.forwardIdentity,
+  shared.forwardToBackend({ url: (exchange) => exchange.state.legacySseUrl, accept: 'text/event-stream' }),
   requireBackendStream,
 ];
 
@@ -117,13 +107,13 @@ export async function readLegacyMessage(exchange: McpExchange): Promise<void> {
 
 /** In order, for `POST <route>/messages?sessionId=`; the README table of src/proxy is checked against these names. */
 export const legacySseMessageSteps: readonly ExchangeStep[] = [
-  authenticateCaller,
+  shared.authenticateCaller,
   requireLegacySessionOwner,
   readLegacyMessage,
-  enforcePinnedTools,
-  enforcePerToolPolicy,
-  forwardIdentity,
-  forwardToBackend({ url: messageUrlOf }),
+  shared.enforcePinnedTools,
+  shared.enforcePerToolPolicy,
+  shared.forwardIdentity,
+  shared.forwardToBackend({ url: messageUrlOf }),
 ];
 
 /** Checked again on use: the binding comes from the shared store, which another replica or version may have written. */

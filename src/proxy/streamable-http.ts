@@ -2,22 +2,9 @@ import { Readable } from 'node:stream';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { backendFailure } from './backend-client.ts';
 import { ProtocolError } from '../errors/protocol-error.ts';
-import {
-  authenticateCaller,
-  authorized,
-  backendResponse,
-  enforcePerToolPolicy,
-  forwardIdentity,
-  enforcePinnedTools,
-  forwardToBackend,
-  headerValue,
-  listsTools,
-  reviewToolDefinitions,
-  runSteps,
-  startExchange,
-  type ExchangeStep,
-  type McpExchange,
-} from './exchange.ts';
+import { authorized, backendResponse, headerValue, listsTools, runSteps, startExchange, type ExchangeStep, type McpExchange } from './exchange.ts';
+// The steps every transport shares, named `shared.…` in the step lists below beside this transport's own.
+import * as shared from './exchange.ts';
 import type { GatewayRuntime } from './gateway-runtime.ts';
 import { checkMirroredHeaders } from './mcp-message.ts';
 import { readMcpPost } from './read-mcp-post.ts';
@@ -106,15 +93,15 @@ export async function refuseNonMcpAnswer(exchange: McpExchange): Promise<void> {
 
 /** In order; the README table of src/proxy is checked against these names. */
 export const streamableHttpSteps: readonly ExchangeStep[] = [
-  authenticateCaller,
+  shared.authenticateCaller,
   readJsonRpcBody,
   requireSessionOwner,
-  enforcePinnedTools,
-  enforcePerToolPolicy,
+  shared.enforcePinnedTools,
+  shared.enforcePerToolPolicy,
   hideDeniedTools,
-  forwardIdentity,
-  reviewToolDefinitions,
-  forwardToBackend({ url: (exchange) => exchange.state.route.backend }),
+  shared.forwardIdentity,
+  shared.reviewToolDefinitions,
+  shared.forwardToBackend({ url: (exchange) => exchange.state.route.backend }),
   trackSessionLifecycle,
   refuseNonMcpAnswer,
 ];

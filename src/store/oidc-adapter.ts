@@ -5,6 +5,7 @@ import { StoreUnavailableError, type Store } from './store.ts';
 import { BEARER_MODELS, GRANT_BOUND_MODELS, oidcConsumedRecord, oidcRecord, type OidcIndex, type OidcPayload } from './oidc-records.ts';
 import { createRecord, deleteRecord, deleteRecords, findRecords, readRecord, writeRecord } from './record-access.ts';
 import type { RecordDefinition } from './define-record.ts';
+import { TokenEndpointError } from '../errors/token-endpoint-error.ts';
 
 export type { OidcPayload } from './oidc-records.ts';
 
@@ -43,22 +44,15 @@ const consumedMarkerFallbackSeconds = 14 * 24 * 3600;
  * end it through `endGrant` (the store does not end grants itself: ending one is more than deleting records).
  * @see RFC 6749 §4.1.2 (a code is single use)
  */
-export class GrantAlreadyConsumedError extends Error {
-  readonly error = 'invalid_grant';
-  readonly error_description = 'grant request is invalid';
-  readonly error_detail: string;
-  readonly status = 400;
-  readonly statusCode = 400;
-  readonly expose = true;
+export class GrantAlreadyConsumedError extends TokenEndpointError {
   readonly allow_redirect = false;
 
   /** The grant of the consumed record, which must now end. */
   readonly grantId: string | undefined;
 
   constructor(model: string, grantId?: string) {
-    super('invalid_grant');
+    super('invalid_grant', 'grant request is invalid', { detail: `${model} already consumed` });
     this.name = 'GrantAlreadyConsumedError';
-    this.error_detail = `${model} already consumed`;
     this.grantId = grantId;
   }
 }

@@ -35,25 +35,17 @@ export interface WriteOptions<I extends string> {
   indexes?: Partial<Record<I, string>>;
 }
 
+/** Reads one record with `take` (`get`, or `consume`: read and delete in one atomic step), validated after it is taken. */
+const readWith =
+  (take: 'get' | 'consume') =>
+  async <T, I extends string>(store: Store, definition: RecordDefinition<T, I>, key: string, options: { invalid?: OnInvalidRead } = {}): Promise<T | undefined> =>
+    validated(definition, key, await store[take]<unknown>(definition.namespace, key), options.invalid ?? 'throw');
+
 /** The record under `key`, validated; undefined when there is none (or, with `invalid: 'absent'`, when it is invalid). */
-export async function readRecord<T, I extends string>(
-  store: Store,
-  definition: RecordDefinition<T, I>,
-  key: string,
-  options: { invalid?: OnInvalidRead } = {},
-): Promise<T | undefined> {
-  return validated(definition, key, await store.get<unknown>(definition.namespace, key), options.invalid ?? 'throw');
-}
+export const readRecord = readWith('get');
 
 /** Reads and deletes in one atomic step (single-use records); the value is validated after it is taken. */
-export async function consumeRecord<T, I extends string>(
-  store: Store,
-  definition: RecordDefinition<T, I>,
-  key: string,
-  options: { invalid?: OnInvalidRead } = {},
-): Promise<T | undefined> {
-  return validated(definition, key, await store.consume<unknown>(definition.namespace, key), options.invalid ?? 'throw');
-}
+export const consumeRecord = readWith('consume');
 
 export async function findRecords<T, I extends string>(
   store: Store,
@@ -80,26 +72,16 @@ export async function listRecordKeys(store: Store, definition: RecordDefinition<
   return (await store.list<unknown>(definition.namespace, options)).map((entry) => entry.key);
 }
 
-export async function writeRecord<T, I extends string>(
-  store: Store,
-  definition: RecordDefinition<T, I>,
-  key: string,
-  value: T,
-  options: WriteOptions<I> = {},
-): Promise<void> {
-  await store.set(definition.namespace, key, value, storeOptions(definition, options));
-}
+/** Writes one record with `put`: `set`, or `setIfAbsent` (only when no live record exists; true when this call created it). */
+const writeWith =
+  <P extends 'set' | 'setIfAbsent'>(put: P) =>
+  <T, I extends string>(store: Store, definition: RecordDefinition<T, I>, key: string, value: T, options: WriteOptions<I> = {}): ReturnType<Store[P]> =>
+    store[put](definition.namespace, key, value, storeOptions(definition, options)) as ReturnType<Store[P]>;
+
+export const writeRecord = writeWith('set');
 
 /** Writes only when no live record exists (setIfAbsent); true when this call created it. */
-export async function createRecord<T, I extends string>(
-  store: Store,
-  definition: RecordDefinition<T, I>,
-  key: string,
-  value: T,
-  options: WriteOptions<I> = {},
-): Promise<boolean> {
-  return store.setIfAbsent(definition.namespace, key, value, storeOptions(definition, options));
-}
+export const createRecord = writeWith('setIfAbsent');
 
 /** One write of a `setMany` batch. */
 export function recordWrite<T, I extends string>(definition: RecordDefinition<T, I>, key: string, value: T, options: WriteOptions<I> = {}): StoreWrite<T> {

@@ -1,13 +1,13 @@
-import { decodeJwt, decodeProtectedHeader, type JWTPayload, type JWTVerifyGetKey } from 'jose';
+import { decodeJwt, decodeProtectedHeader, type JWTVerifyGetKey } from 'jose';
 import type { EnterpriseIdpConfig } from '../../config/schema.ts';
 import { TokenEndpointError } from '../../errors/token-endpoint-error.ts';
 import { ID_JAG_TYP } from '../../protocol/oauth-urns.ts';
 import type { Clock } from '../../runtime/clock.ts';
-import type { HandlerStep, StepContext } from '../../server/handler-steps.ts';
+import type { HandlerStep } from '../../server/handler-steps.ts';
 import type { Store } from '../../store/store.ts';
-import type { ProtectedResource, ProtectedResources } from '../protected-resources.ts';
+import type { ProtectedResources } from '../protected-resources.ts';
 import { firstUseOfAssertion } from './assertion-replay.ts';
-import { ASYMMETRIC_ALGORITHMS, refuse, verifyJwtAssertion } from './verify-assertion.ts';
+import { asymmetricHeaderOf, refuse, verifyJwtAssertion, type AssertionGrantRequest } from './verify-assertion.ts';
 
 /**
  * Validation of an Identity Assertion JWT Authorization Grant presented at `/token` with the RFC 7523 `jwt-bearer`
@@ -26,19 +26,8 @@ export interface IdJagDeps {
   clock: Clock;
 }
 
-export interface IdJagRequest extends StepContext {
-  deps: IdJagDeps;
-  assertion: string;
-  /** The client oidc-provider authenticated at the token endpoint. */
-  clientId: string;
-  /** `scope` of the token request, if any. */
-  requestedScopes: string[] | undefined;
-  /** `resource` of the token request, if any. */
-  requestedResource: string | undefined;
+export interface IdJagRequest extends AssertionGrantRequest<IdJagDeps> {
   idp?: EnterpriseIdpConfig;
-  claims?: JWTPayload & { iss: string; sub: string; jti: string; exp: number };
-  resource?: ProtectedResource;
-  scopes?: string[];
 }
 
 /** An ID-JAG says what it is in its header (`typ`, draft §3.1); anything else is some other JWT. */
@@ -53,16 +42,8 @@ export function isIdJag(assertion: string): boolean {
 
 /** §3.1: the header says what this JWT is; anything unsigned or symmetric is refused before any key is fetched. */
 export const checkAssertionHeader: HandlerStep<IdJagRequest> = (request) => {
-  let header;
-  try {
-    header = decodeProtectedHeader(request.assertion);
-  } catch {
-    throw refuse('The assertion is not a JWT.', 'undecodable header');
-  }
+  const header = asymmetricHeaderOf(request.assertion);
   if (header.typ?.toLowerCase() !== ID_JAG_TYP) throw refuse(`The assertion is not an ID-JAG (typ ${ID_JAG_TYP}).`, `typ ${String(header.typ)}`);
-  if (typeof header.alg !== 'string' || !ASYMMETRIC_ALGORITHMS.includes(header.alg)) {
-    throw refuse('The assertion must be signed with an asymmetric algorithm.', `alg ${String(header.alg)}`);
-  }
 };
 
 /** Only the issuers the operator configured are trusted; the unverified `iss` only picks which keys to check with. */

@@ -1,6 +1,8 @@
-import { errors as joseErrors, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
+import { decodeProtectedHeader, errors as joseErrors, jwtVerify, type JWTPayload, type JWTVerifyGetKey, type ProtectedHeaderParameters } from 'jose';
 import { TokenEndpointError } from '../../errors/token-endpoint-error.ts';
 import type { Clock } from '../../runtime/clock.ts';
+import type { StepContext } from '../../server/handler-steps.ts';
+import type { ProtectedResource } from '../protected-resources.ts';
 import { ASSERTION_CLOCK_SKEW_SECONDS } from './assertion-replay.ts';
 
 /**
@@ -9,8 +11,40 @@ import { ASSERTION_CLOCK_SKEW_SECONDS } from './assertion-replay.ts';
  * clock. Failures are `invalid_grant` with a public description that never quotes the assertion; the issuer's keys
  * out of reach is `503 temporarily_unavailable`, not the client's fault.
  */
+/** What every JWT grant's steps share: the token request as received, and what the steps establish in turn. */
+export interface AssertionGrantRequest<Deps> extends StepContext {
+  deps: Deps;
+  assertion: string;
+  /** The client oidc-provider authenticated at the token endpoint. */
+  clientId: string;
+  /** `scope` of the token request, if any. */
+  requestedScopes: string[] | undefined;
+  /** `resource` of the token request, if any. */
+  requestedResource: string | undefined;
+  claims?: JWTPayload & { iss: string; sub: string; jti: string; exp: number };
+  resource?: ProtectedResource;
+  scopes?: string[];
+}
+
 /** Asymmetric JWS algorithms only: an HMAC key would be a secret shared with the IdP, `none` no signature at all. */
 export const ASYMMETRIC_ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA', 'Ed25519'];
+
+/**
+ * The assertion's protected header, read before any key is fetched: not a JWT, or unsigned or symmetric (an HMAC
+ * key would be a secret shared with the issuer, `none` no signature), is refused right there.
+ */
+export function asymmetricHeaderOf(assertion: string): ProtectedHeaderParameters {
+  let header: ProtectedHeaderParameters;
+  try {
+    header = decodeProtectedHeader(assertion);
+  } catch {
+    throw refuse('The assertion is not a JWT.', 'undecodable header');
+  }
+  if (typeof header.alg !== 'string' || !ASYMMETRIC_ALGORITHMS.includes(header.alg)) {
+    throw refuse('The assertion must be signed with an asymmetric algorithm.', `alg ${String(header.alg)}`);
+  }
+  return header;
+}
 
 export const refuse = (description: string, detail: string): TokenEndpointError => new TokenEndpointError('invalid_grant', description, { detail });
 

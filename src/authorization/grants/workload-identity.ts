@@ -1,12 +1,12 @@
-import { decodeJwt, decodeProtectedHeader, type JWTPayload, type JWTVerifyGetKey } from 'jose';
+import { decodeJwt, type JWTPayload, type JWTVerifyGetKey } from 'jose';
 import type { WorkloadIdentityConfig } from '../../config/schema.ts';
 import { TokenEndpointError } from '../../errors/token-endpoint-error.ts';
 import type { Clock } from '../../runtime/clock.ts';
-import type { HandlerStep, StepContext } from '../../server/handler-steps.ts';
+import type { HandlerStep } from '../../server/handler-steps.ts';
 import type { Store } from '../../store/store.ts';
-import type { ProtectedResource, ProtectedResources } from '../protected-resources.ts';
+import type { ProtectedResources } from '../protected-resources.ts';
 import { firstUseOfAssertion } from './assertion-replay.ts';
-import { ASYMMETRIC_ALGORITHMS, refuse, verifyJwtAssertion } from './verify-assertion.ts';
+import { asymmetricHeaderOf, refuse, verifyJwtAssertion, type AssertionGrantRequest } from './verify-assertion.ts';
 import { matchWorkloadRule, type WorkloadRuleMatch } from './workload-rules.ts';
 
 /**
@@ -26,18 +26,9 @@ export interface WorkloadDeps {
   clock: Clock;
 }
 
-export interface WorkloadRequest extends StepContext {
-  deps: WorkloadDeps;
-  assertion: string;
-  /** The client oidc-provider authenticated (named by nameWorkloadClient when the request named none). */
-  clientId: string;
-  requestedScopes: string[] | undefined;
-  requestedResource: string | undefined;
+export interface WorkloadRequest extends AssertionGrantRequest<WorkloadDeps> {
   trusted?: WorkloadIdentityConfig;
-  claims?: JWTPayload & { iss: string; sub: string; jti: string; exp: number };
   rule?: WorkloadRuleMatch;
-  resource?: ProtectedResource;
-  scopes?: string[];
 }
 
 /** The issuer entry a token names (unverified: only to pick the keys and rules to check it with). */
@@ -50,14 +41,9 @@ export function workloadIssuerOf(issuers: readonly WorkloadIdentityConfig[], ass
   }
 }
 
+/** Not a JWT, or unsigned or symmetric: refused before any key is fetched. */
 export const checkWorkloadHeader: HandlerStep<WorkloadRequest> = (request) => {
-  let alg: unknown;
-  try {
-    alg = decodeProtectedHeader(request.assertion).alg;
-  } catch {
-    throw refuse('The assertion is not a JWT.', 'undecodable header');
-  }
-  if (typeof alg !== 'string' || !ASYMMETRIC_ALGORITHMS.includes(alg)) throw refuse('The assertion must be signed with an asymmetric algorithm.', `alg ${String(alg)}`);
+  asymmetricHeaderOf(request.assertion);
 };
 
 export const findWorkloadIssuer: HandlerStep<WorkloadRequest> = (request) => {

@@ -1,63 +1,48 @@
-import { commonOptions, defaultAdminCommandDependencies, withAdminStore, type AdminCommandDependencies } from '../admin-command.ts';
+import { adminCommand, defaultAdminCommandDependencies, printListing, stringOption, type AdminCommandDependencies } from '../admin-command.ts';
 import { approveToolPin, diffToolPin, listToolPins, rejectToolPin, type ToolPinSummary } from '../../admin/tools.ts';
-import { formatTable, formatTime, toJsonOutput } from '../../admin/text-table.ts';
+import { formatTime, toJsonOutput } from '../../admin/text-table.ts';
 import { CliUsageError, type CliCommand, type CliIo } from '../command.ts';
 
 /** `gatehouse tools list|diff|approve|reject`: reviewing pinned tool definitions (a route's `toolPinning`). */
-export function createToolsCommands(dependencies: AdminCommandDependencies = defaultAdminCommandDependencies): {
-  list: CliCommand;
-  diff: CliCommand;
-  approve: CliCommand;
-  reject: CliCommand;
-} {
-  const list: CliCommand = {
+export function createToolsCommands(dependencies: AdminCommandDependencies = defaultAdminCommandDependencies): Record<'list' | 'diff' | 'approve' | 'reject', CliCommand> {
+  const list = adminCommand(dependencies, {
     path: ['tools', 'list'],
     summary: 'List pinned tools (route, name, status: approved, changed, new, rejected), optionally of one route.',
-    options: { ...commonOptions, route: { type: 'string', short: 'r', description: 'Only tools of this route path, e.g. /mcp.' } },
-    run: ({ values, io }) =>
-      withAdminStore(values, io, dependencies, async (deps) => {
-        const tools = await listToolPins(deps, { route: typeof values.route === 'string' ? values.route : undefined });
-        if (values.json === true) io.stdout(toJsonOutput({ tools }));
-        else if (tools.length === 0) io.stdout('No tools pinned.\n');
-        else {
-          const rows = tools.map((tool) => [tool.route, tool.name, tool.status, formatTime(tool.changedAt)]);
-          io.stdout(`${formatTable(['ROUTE', 'TOOL', 'STATUS', 'CHANGED'], rows)}\n`);
-        }
-        return 0;
+    options: { route: { type: 'string', short: 'r', description: 'Only tools of this route path, e.g. /mcp.' } },
+    action: async ({ deps, values, io, json }) =>
+      printListing(io, json, {
+        key: 'tools',
+        items: await listToolPins(deps, { route: stringOption(values, 'route') }),
+        empty: 'No tools pinned.',
+        headers: ['ROUTE', 'TOOL', 'STATUS', 'CHANGED'],
+        row: (tool) => [tool.route, tool.name, tool.status, formatTime(tool.changedAt)],
       }),
-  };
+  });
 
-  const diff: CliCommand = {
+  const diff = adminCommand(dependencies, {
     path: ['tools', 'diff'],
     summary: "Show a tool's approved and changed definitions, and which fields differ.",
     positionals: ['ROUTE', 'TOOL'],
-    options: commonOptions,
-    run: ({ values, positionals, io }) =>
-      withAdminStore(values, io, dependencies, async (deps) => {
-        const [route, tool] = routeAndTool(positionals);
-        const result = await diffToolPin(deps, route, tool);
-        if (values.json === true) io.stdout(toJsonOutput({ tool: result }));
-        else {
-          io.stdout(`${result.route} ${result.name}: ${result.status}\n`);
-          if (result.changedFields.length > 0) io.stdout(`changed: ${result.changedFields.join(', ')}\n`);
-          io.stdout(`--- approved\n${JSON.stringify(result.approved ?? null, null, 2)}\n+++ seen\n${JSON.stringify(result.pending ?? null, null, 2)}\n`);
-        }
-        return 0;
-      }),
-  };
-
-  const decide = (verb: 'approve' | 'reject', summary: string, action: typeof approveToolPin): CliCommand => ({
-    path: ['tools', verb],
-    summary,
-    positionals: ['ROUTE', 'TOOL'],
-    options: commonOptions,
-    run: ({ values, positionals, io }) =>
-      withAdminStore(values, io, dependencies, async (deps) => {
-        const [route, tool] = routeAndTool(positionals);
-        report(io, values.json === true, verb, await action(deps, route, tool));
-        return 0;
-      }),
+    action: async ({ deps, positionals, io, json }) => {
+      const [route, tool] = routeAndTool(positionals);
+      const result = await diffToolPin(deps, route, tool);
+      if (json) return void io.stdout(toJsonOutput({ tool: result }));
+      io.stdout(`${result.route} ${result.name}: ${result.status}\n`);
+      if (result.changedFields.length > 0) io.stdout(`changed: ${result.changedFields.join(', ')}\n`);
+      io.stdout(`--- approved\n${JSON.stringify(result.approved ?? null, null, 2)}\n+++ seen\n${JSON.stringify(result.pending ?? null, null, 2)}\n`);
+    },
   });
+
+  const decide = (verb: 'approve' | 'reject', summary: string, decision: typeof approveToolPin): CliCommand =>
+    adminCommand(dependencies, {
+      path: ['tools', verb],
+      summary,
+      positionals: ['ROUTE', 'TOOL'],
+      action: async ({ deps, positionals, io, json }) => {
+        const [route, tool] = routeAndTool(positionals);
+        report(io, json, verb, await decision(deps, route, tool));
+      },
+    });
 
   return {
     list,

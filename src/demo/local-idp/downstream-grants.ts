@@ -1,7 +1,8 @@
-import { SignJWT, createLocalJWKSet, jwtVerify, type CryptoKey, type JSONWebKeySet, type JWTPayload } from 'jose';
+import { createLocalJWKSet, jwtVerify, type CryptoKey, type JSONWebKeySet, type JWTPayload } from 'jose';
 import type { KoaContextWithOIDC } from 'oidc-provider';
 import type { Clock } from '../../runtime/clock.ts';
 import type { Random } from '../../runtime/random.ts';
+import { signLocalIdpJwt } from './token-signer.ts';
 import { entraError, type EntraErrorBody } from './entra-errors.ts';
 import { hasMfa, mfaClaimsChallenge } from './step-up.ts';
 import { LOCAL_TENANT_ID, type LocalUser } from './users.ts';
@@ -112,26 +113,25 @@ export function createDownstreamGrants(deps: DownstreamGrantDeps) {
       }
       const scp = [...new Set(names)].join(' ');
       const issuedAt = Math.floor(now() / 1000);
-      const accessToken = await new SignJWT({
-        oid: user.id,
-        tid: LOCAL_TENANT_ID,
-        name: user.name,
-        email: user.email,
-        preferred_username: user.email,
-        scp,
-        azp: deps.gatewayClientId,
-        appid: deps.gatewayClientId,
-        ver: '2.0',
-      })
-        .setProtectedHeader({ alg: 'ES256', kid: deps.signingKid, typ: 'JWT' })
-        .setIssuer(deps.issuer())
-        .setSubject(user.id)
-        .setAudience(audience)
-        .setIssuedAt(issuedAt)
-        .setNotBefore(issuedAt)
-        .setExpirationTime(issuedAt + DOWNSTREAM_TOKEN_TTL_SECONDS)
-        .setJti(deps.random.token(16))
-        .sign(deps.signingKey);
+      const accessToken = await signLocalIdpJwt(deps, {
+        typ: 'JWT',
+        subject: user.id,
+        audience,
+        issuedAt,
+        notBefore: true,
+        lifetimeSeconds: DOWNSTREAM_TOKEN_TTL_SECONDS,
+        claims: {
+          oid: user.id,
+          tid: LOCAL_TENANT_ID,
+          name: user.name,
+          email: user.email,
+          preferred_username: user.email,
+          scp,
+          azp: deps.gatewayClientId,
+          appid: deps.gatewayClientId,
+          ver: '2.0',
+        },
+      });
       ctx.status = 200;
       ctx.body = {
         token_type: 'Bearer',

@@ -1,8 +1,9 @@
-import { SignJWT, createLocalJWKSet, jwtVerify, type CryptoKey, type JSONWebKeySet } from 'jose';
+import { createLocalJWKSet, jwtVerify, type CryptoKey, type JSONWebKeySet } from 'jose';
 import type { KoaContextWithOIDC } from 'oidc-provider';
 import { ID_JAG_TOKEN_TYPE, ID_JAG_TYP, ID_TOKEN_TYPE } from '../../protocol/oauth-urns.ts';
 import type { Clock } from '../../runtime/clock.ts';
 import type { Random } from '../../runtime/random.ts';
+import { signLocalIdpJwt } from './token-signer.ts';
 import type { LocalUser } from './users.ts';
 
 /**
@@ -60,21 +61,20 @@ export function createIdJagIssuer(deps: IdJagIssuerDeps) {
     const scope = typeof params.scope === 'string' && params.scope !== '' ? params.scope : undefined;
     const resource = typeof params.resource === 'string' && params.resource !== '' ? params.resource : undefined;
     const now = Math.floor(deps.clock.now() / 1000);
-    const assertion = await new SignJWT({
-      client_id: clientId,
-      email: user.email,
-      name: user.name,
-      ...(resource === undefined ? {} : { resource }),
-      ...(scope === undefined ? {} : { scope }),
-    })
-      .setProtectedHeader({ alg: 'ES256', kid: deps.signingKid, typ: ID_JAG_TYP })
-      .setIssuer(deps.issuer())
-      .setSubject(user.id)
-      .setAudience(audience)
-      .setIssuedAt(now)
-      .setExpirationTime(now + ID_JAG_LIFETIME_SECONDS)
-      .setJti(deps.random.token(16))
-      .sign(deps.signingKey);
+    const assertion = await signLocalIdpJwt(deps, {
+      typ: ID_JAG_TYP,
+      subject: user.id,
+      audience,
+      issuedAt: now,
+      lifetimeSeconds: ID_JAG_LIFETIME_SECONDS,
+      claims: {
+        client_id: clientId,
+        email: user.email,
+        name: user.name,
+        ...(resource === undefined ? {} : { resource }),
+        ...(scope === undefined ? {} : { scope }),
+      },
+    });
     ctx.status = 200;
     ctx.set('Cache-Control', 'no-store');
     ctx.body = {

@@ -75,8 +75,9 @@ export async function listRecordKeys(store: Store, definition: RecordDefinition<
 /** Writes one record with `put`: `set`, or `setIfAbsent` (only when no live record exists; true when this call created it). */
 const writeWith =
   <P extends 'set' | 'setIfAbsent'>(put: P) =>
-  <T, I extends string>(store: Store, definition: RecordDefinition<T, I>, key: string, value: T, options: WriteOptions<I> = {}): ReturnType<Store[P]> =>
-    store[put](definition.namespace, key, value, storeOptions(definition, options)) as ReturnType<Store[P]>;
+  async <T, I extends string>(store: Store, definition: RecordDefinition<T, I>, key: string, value: T, options: WriteOptions<I> = {}): Promise<Awaited<ReturnType<Store[P]>>> =>
+    // async: an undeclared index is a rejected promise, like a store failure, never a synchronous throw.
+    (await store[put](definition.namespace, key, value, storeOptions(definition, options))) as Awaited<ReturnType<Store[P]>>;
 
 export const writeRecord = writeWith('set');
 

@@ -118,6 +118,8 @@ describe(`fuzz: every endpoint, ${REQUESTS} requests, seed ${SEED}`, () => {
       ['Authorization: Bearer a.b.c'],
       [`Authorization: Bearer ${valid}`, 'Authorization: Bearer other'],
       [`Authorization: DPoP ${valid}`, 'DPoP: x.y.z'],
+      [`Authorization: DPoP ${valid}`, 'DPoP: eyJhbGciOiJub25lIiwidHlwIjoiZHBvcCtqd3QifQ.e30.', 'DPoP: second'],
+      [`Authorization: DPoP ${valid}`],
       [`Authorization: Bearer ${valid}x`],
     ]);
   }
@@ -134,6 +136,8 @@ describe(`fuzz: every endpoint, ${REQUESTS} requests, seed ${SEED}`, () => {
       ['MCP-Protocol-Version: 1999-01-01'],
       ['Origin: http://evil.example'],
       ['Origin: null'],
+      ['traceparent: 00-00000000000000000000000000000000-0000000000000000-01'],
+      ['traceparent: zz', 'tracestate: ,,,=', 'traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01'],
       ['Last-Event-ID: 1', 'Accept: text/event-stream'],
       ['X-Forwarded-For: 1.2.3.4', 'X-Real-IP: 5.6.7.8', 'Forwarded: for=9.9.9.9'],
       ['Cookie: gatehouse-console=AAAA; gatehouse-console=BBBB'],

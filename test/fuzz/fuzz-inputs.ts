@@ -49,9 +49,31 @@ export function jsonBody(rng: Rng): string {
 
 /** Form bodies for the OAuth endpoints: repeated, missing, prototype-named and oversized parameters. */
 export function formBody(rng: Rng): string {
-  const key = () => pick(rng, ['grant_type', 'code', 'client_id', 'redirect_uri', 'token', 'refresh_token', 'resource', 'scope', '__proto__', 'toString', 'constructor', 'code_verifier', 'client_assertion', 'csrf', 'decision', 'consent_state', '']);
+  const key = () =>
+    pick(rng, ['grant_type', 'code', 'client_id', 'redirect_uri', 'token', 'refresh_token', 'resource', 'scope', '__proto__', 'toString', 'constructor', 'code_verifier', 'client_assertion', 'client_assertion_type', 'assertion', 'subject_token', 'subject_token_type', 'requested_token_type', 'audience', 'csrf', 'decision', 'consent_state', 'window', 'outcome', '']);
   const value = () =>
-    pick(rng, ['', 'authorization_code', 'refresh_token', 'x', '%00', '%E0%A4%A', '..%2f..%2f', 'http://evil.example/cb', 'a'.repeat(5000), '{}', '[]', 'approve']);
+    pick(rng, [
+      '',
+      'authorization_code',
+      'refresh_token',
+      'client_credentials',
+      'urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Ajwt-bearer',
+      'urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Atoken-exchange',
+      'urn%3Aietf%3Aparams%3Aoauth%3Atoken-type%3Aid-jag',
+      // An unsigned JWT, a JWT-shaped string with a garbage header, and one with a header naming an ID-JAG.
+      'eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0.',
+      'e30.e30.e30',
+      'eyJhbGciOiJFUzI1NiIsInR5cCI6Im9hdXRoLWlkLWphZytqd3QifQ.eyJpc3MiOiJ4In0.AAAA',
+      'x',
+      '%00',
+      '%E0%A4%A',
+      '..%2f..%2f',
+      'http://evil.example/cb',
+      'a'.repeat(5000),
+      '{}',
+      '[]',
+      'approve',
+    ]);
   const parts: string[] = [];
   const count = Math.floor(rng() * 6);
   for (let i = 0; i < count; i++) parts.push(`${key()}=${value()}`);

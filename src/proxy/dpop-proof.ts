@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { calculateJwkThumbprint, decodeProtectedHeader, EmbeddedJWK, jwtVerify, type JWK, type JWTPayload } from 'jose';
+import { decodeProtectedHeader, importJWK, jwtVerify, type CryptoKey, type JWK, type JWTPayload } from 'jose';
 import { dpopProofRefused, type ChallengeTarget } from '../errors/bearer-challenge.ts';
 import { DPOP_PROOF_TYPE, DPOP_SIGNING_ALGS } from '../protocol/dpop.ts';
 import { dpopProofRecord } from '../records/proxy.ts';
@@ -35,19 +35,54 @@ const MAX_PROOF_LENGTH = 8192;
 const MAX_JTI_LENGTH = 256;
 /** RFC 7517 / RFC 7518 §6: members only a private (or symmetric) key has. */
 const PRIVATE_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k'];
+/** RFC 7638 §3.2: the members a thumbprint covers, per key type, in lexicographic order. */
+const THUMBPRINT_MEMBERS: Record<string, readonly string[]> = { EC: ['crv', 'kty', 'x', 'y'], RSA: ['e', 'kty', 'n'], OKP: ['crv', 'kty', 'x'] };
+/** Imported proof keys kept per thumbprint and algorithm: a client signs every proof with the same key. */
+const MAX_CACHED_KEYS = 10_000;
+
+/**
+ * RFC 7638 JWK thumbprint (SHA-256, base64url) of a public key, computed synchronously: jose's asynchronous one costs
+ * about as much as the signature check on this path. Undefined for a key type or member this does not know.
+ */
+export function jwkThumbprint(jwk: JWK): string | undefined {
+  const members = THUMBPRINT_MEMBERS[jwk.kty ?? ''];
+  if (members === undefined) return undefined;
+  const required: Record<string, string> = {};
+  for (const member of members) {
+    const value: unknown = jwk[member as keyof JWK];
+    if (typeof value !== 'string') return undefined;
+    required[member] = value;
+  }
+  return createHash('sha256').update(JSON.stringify(required)).digest('base64url');
+}
 
 export function createDpopProofVerifier(options: { store: Store; clock: Clock; nonces: DpopNonces; windowSeconds?: number }): VerifyDpopProof {
   const { store, clock, nonces, windowSeconds = DPOP_PROOF_WINDOW_SECONDS } = options;
+  // Keyed by the thumbprint the token is bound to (which Gatehouse signed), so only keys bound to issued tokens enter.
+  const keys = new Map<string, CryptoKey>();
+  const proofKey = async (cacheKey: string, jwk: JWK, alg: string): Promise<CryptoKey> => {
+    const cached = keys.get(cacheKey);
+    if (cached !== undefined) return cached;
+    const key = (await importJWK(jwk, alg)) as CryptoKey;
+    if (keys.size >= MAX_CACHED_KEYS) keys.delete(keys.keys().next().value as string);
+    keys.set(cacheKey, key);
+    return key;
+  };
 
   return async function verifyDpopProof(request, target) {
     const refuse = (description: string) => dpopProofRefused(target, 'invalid_dpop_proof', description);
     const { proof } = request;
     if (typeof proof !== 'string' || proof === '') throw refuse('A DPoP-bound access token needs a DPoP proof in the `DPoP` header.');
     if (proof.length > MAX_PROOF_LENGTH) throw refuse('The DPoP proof is too large.');
-    const jwk = checkProofHeader(proof, refuse);
+    const { jwk, alg } = checkProofHeader(proof, refuse);
+    // The key must be the one the token is bound to (§4.3 step 12): checked first, as it is cheap and decides which
+    // imported key may be reused.
+    const thumbprint = jwkThumbprint(jwk);
+    if (thumbprint !== request.jkt) throw refuse('The DPoP proof is signed with a key other than the one the token is bound to.');
     let payload: JWTPayload;
     try {
-      ({ payload } = await jwtVerify(proof, EmbeddedJWK, { algorithms: [...DPOP_SIGNING_ALGS], typ: DPOP_PROOF_TYPE, currentDate: new Date(clock.now()) }));
+      const key = await proofKey(`${thumbprint}.${alg}`, jwk, alg);
+      ({ payload } = await jwtVerify(proof, key, { algorithms: [alg], typ: DPOP_PROOF_TYPE, currentDate: new Date(clock.now()) }));
     } catch {
       throw refuse('The DPoP proof is malformed or its signature does not verify.');
     }
@@ -59,7 +94,6 @@ export function createDpopProofVerifier(options: { store: Store; clock: Clock; n
     const now = clock.now() / 1000;
     if (typeof iat !== 'number' || Math.abs(now - iat) > windowSeconds) throw refuse('The DPoP proof is too old or from the future (`iat`).');
     if (ath !== accessTokenHash(request.accessToken)) throw refuse('The DPoP proof was made for another access token (`ath`).');
-    if ((await calculateJwkThumbprint(jwk, 'sha256')) !== request.jkt) throw refuse('The DPoP proof is signed with a key other than the one the token is bound to.');
     const nextNonce = checkNonce(nonces, request.nonceScope, payload.nonce, target);
     // Last, once the proof is otherwise good: only a proof that would have been accepted takes a place in the cache.
     const first = await createRecord(store, dpopProofRecord, replayKey(request.jkt, jti), { seenAt: clock.now() }, {
@@ -74,7 +108,7 @@ export function createDpopProofVerifier(options: { store: Store; clock: Clock; n
  * RFC 9449 §4.3 steps 4–7 on the header alone, before any signature work: `typ`, an asymmetric `alg` (never `none` or
  * HS*), and a `jwk` that is a public key — a proof carrying a private key proves nothing (anyone who saw it can sign).
  */
-function checkProofHeader(proof: string, refuse: (description: string) => Error): JWK {
+function checkProofHeader(proof: string, refuse: (description: string) => Error): { jwk: JWK; alg: string } {
   let header;
   try {
     header = decodeProtectedHeader(proof);
@@ -86,7 +120,7 @@ function checkProofHeader(proof: string, refuse: (description: string) => Error)
   const jwk = header.jwk;
   if (typeof jwk !== 'object' || jwk === null) throw refuse('The DPoP proof must carry its public key in `jwk`.');
   if (PRIVATE_MEMBERS.some((member) => member in jwk)) throw refuse('The DPoP proof `jwk` must be a public key.');
-  return jwk;
+  return { jwk, alg: header.alg as string };
 }
 
 /** RFC 9449 §9: with nonces required, a proof without the current nonce is answered with a fresh one to retry with. */

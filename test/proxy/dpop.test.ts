@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { generateKeyPairSync, randomUUID, sign as cryptoSign } from 'node:crypto';
 import { calculateJwkThumbprint, exportJWK, type JWK as JoseJwk } from 'jose';
 import { request as httpRequest } from 'node:http';
-import { accessTokenHash } from '../../src/proxy/dpop-proof.ts';
+import { accessTokenHash, jwkThumbprint } from '../../src/proxy/dpop-proof.ts';
 import { after, before, describe, it } from 'node:test';
 import { createDpopNonces } from '../../src/proxy/dpop-nonce.ts';
 import { ManualClock, seconds } from '../../src/runtime/clock.ts';
@@ -324,3 +324,21 @@ function requestWithRawHeaders(target: string, headers: [string, string][]): Pro
     req.end(body);
   });
 }
+
+describe('RFC 7638 thumbprint of a proof key', () => {
+  it('equals jose\'s for EC, RSA and OKP keys, and is undefined for a key it cannot name', async () => {
+    for (const [type, options] of [
+      ['ec', { namedCurve: 'P-256' }],
+      ['ec', { namedCurve: 'P-384' }],
+      ['rsa', { modulusLength: 2048 }],
+      ['ed25519', {}],
+    ] as const) {
+      const { publicKey } = generateKeyPairSync(type as 'ec', options as { namedCurve: string });
+      const jwk = (await exportJWK(publicKey)) as JoseJwk;
+      assert.equal(jwkThumbprint({ ...jwk, use: 'sig', alg: 'x' }), await calculateJwkThumbprint(jwk, 'sha256'), `${type} ${JSON.stringify(options)}`);
+    }
+    assert.equal(jwkThumbprint({ kty: 'oct', k: 'AAAA' }), undefined);
+    assert.equal(jwkThumbprint({ kty: 'EC', crv: 'P-256', x: 'AAAA' }), undefined);
+    assert.equal(jwkThumbprint({ kty: 'EC', crv: 'P-256', x: 'AAAA', y: 7 as unknown as string }), undefined);
+  });
+});

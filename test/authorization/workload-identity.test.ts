@@ -112,6 +112,14 @@ describe('workload identity federation', () => {
     await refused(await githubToken(), 'invalid_grant', { client_id: 'k8s-agent' });
   });
 
+  it('refuses a token that lives longer than a day: its replay record would outlive any real platform token', async () => {
+    const now = Math.floor(Date.now() / 1000);
+    const tenYears = await refused(await githubToken({ iat: now, exp: now + 10 * 365 * 86_400 }), 'invalid_grant');
+    assert.match(tenYears.error_description ?? '', /lifetime/);
+    await refused(await githubToken({ iat: now, exp: 1e300 }), 'invalid_grant');
+    assert.equal((await present(await githubToken({ iat: now, exp: now + 86_400 }))).status, 200);
+  });
+
   it('takes an Entra-style token id (`uti`, no `jti`) for replay detection; a token with neither is refused', async () => {
     const entraStyle = await githubToken({ jti: undefined, uti: 'entra-token-id-1' });
     assert.equal((await present(entraStyle)).status, 200);

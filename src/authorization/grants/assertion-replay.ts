@@ -8,6 +8,13 @@ import type { Store } from '../../store/store.ts';
 export const ASSERTION_CLOCK_SKEW_SECONDS = 60;
 
 /**
+ * The furthest ahead an assertion's `exp` may be (RFC 7523 §3 item 4 lets the server limit it): a day, the longest a
+ * platform token lives (Entra managed identities; ID-JAGs and GitHub's live minutes). The replay record lives until
+ * `exp`, so without a bound one assertion would hold a record for years, or overflow the store's TTL.
+ */
+export const MAX_ASSERTION_LIFETIME_SECONDS = 24 * 60 * 60;
+
+/**
  * Records a JWT grant's `jti` until the assertion expires; false when it was already used, on any replica sharing the
  * store (one atomic set-if-absent, so two concurrent requests cannot both win).
  * @see RFC 7523 §3 item 7, draft-ietf-oauth-identity-assertion-authz-grant §4.4.1

@@ -3,11 +3,11 @@ import { TokenEndpointError } from '../../errors/token-endpoint-error.ts';
 import type { Clock } from '../../runtime/clock.ts';
 import type { StepContext } from '../../server/handler-steps.ts';
 import type { ProtectedResource } from '../protected-resources.ts';
-import { ASSERTION_CLOCK_SKEW_SECONDS } from './assertion-replay.ts';
+import { ASSERTION_CLOCK_SKEW_SECONDS, MAX_ASSERTION_LIFETIME_SECONDS } from './assertion-replay.ts';
 
 /**
  * The verification every JWT grant shares (RFC 7523 §3): an asymmetric signature with the issuer's keys, the
- * expected `iss`, `aud` (and `typ`), `exp` and an `iat` not in the future, within the clock skew, on the injected
+ * expected `iss`, `aud` (and `typ`), `exp` (at most a day ahead) and an `iat` not in the future, within the clock skew, on the injected
  * clock. Failures are `invalid_grant` with a public description that never quotes the assertion; the issuer's keys
  * out of reach is `503 temporarily_unavailable`, not the client's fault.
  */
@@ -66,6 +66,9 @@ export async function verifyJwtAssertion(
     });
     if (typeof payload.iat === 'number' && payload.iat > clock.now() / 1000 + ASSERTION_CLOCK_SKEW_SECONDS) {
       throw refuse('The assertion was issued in the future.', 'iat in the future');
+    }
+    if (typeof payload.exp === 'number' && payload.exp > clock.now() / 1000 + MAX_ASSERTION_LIFETIME_SECONDS + ASSERTION_CLOCK_SKEW_SECONDS) {
+      throw refuse('The assertion expires too far ahead (lifetime over a day).', 'exp too far ahead');
     }
     return payload;
   } catch (error) {

@@ -166,6 +166,9 @@ async function exporterFor(protocol: OtlpProtocol, url: string): Promise<SpanExp
     : new (await import('@opentelemetry/exporter-trace-otlp-proto')).OTLPTraceExporter({ url });
 }
 
+/** Longer than any value the gateway sets itself (a backend URL without its query); client values are cut shorter. */
+const MAX_ATTRIBUTE_LENGTH = 2048;
+
 let contextManagerSet = false;
 
 /** Trace context follows async calls (a broker's token request made inside a step): one context manager per process. */
@@ -190,7 +193,13 @@ export async function createOtelTracing(options: OtelTracingOptions): Promise<Tr
   const { endpoint, protocol, serviceName, logger } = options;
   const exporter = await exporterFor(protocol, endpoint);
   const resource = detectResources({ detectors: [envDetector] }).merge(resourceFromAttributes({ [ATTR_SERVICE_NAME]: serviceName }));
-  const provider = new TracerProvider({ resource, sampler: samplerFor(options.sampler, options.ratio), spanProcessors: [new BatchSpanProcessor({ exporter })] });
+  const provider = new TracerProvider({
+    resource,
+    sampler: samplerFor(options.sampler, options.ratio),
+    // The SDK keeps attribute values whole by default; with up to 2048 spans queued, no value may be megabytes.
+    spanLimits: { attributeValueLengthLimit: MAX_ATTRIBUTE_LENGTH },
+    spanProcessors: [new BatchSpanProcessor({ exporter })],
+  });
   ensureContextManager();
   const tracer = provider.getTracer('gatehouse');
 

@@ -14,6 +14,15 @@ import { auditDraft } from './request-audit.ts';
  */
 const traces = new WeakMap<FastifyRequest, RequestTrace>();
 
+/**
+ * The most of a client's value (a tool name, a session id, a header) a span keeps. The body may be megabytes and the
+ * exporter queues up to 2048 spans while a collector is slow: one caller's huge tool name in every span would hold
+ * gigabytes, and a collector refusing the oversized batch would drop everyone's spans. MCP tool names are at most 128.
+ */
+export const MAX_TRACED_VALUE_LENGTH = 256;
+
+const bounded = (value: string): string => (value.length <= MAX_TRACED_VALUE_LENGTH ? value : `${value.slice(0, MAX_TRACED_VALUE_LENGTH - 1)}…`);
+
 /** Starts a request's trace (before its audit record, so the record can carry the trace id when the response closes). */
 export function startRequestTrace(tracing: Tracing, request: FastifyRequest, reply: FastifyReply, route: string): void {
   const fallback: ServerSpanStart = { name: `${request.method} ${route}`, attributes: transportAttributes(request, route) };
@@ -33,9 +42,9 @@ export const requestTrace = (request: FastifyRequest): RequestTrace | undefined 
 function transportAttributes(request: FastifyRequest, route: string): SpanAttributes {
   const attributes: SpanAttributes = { 'http.request.method': request.method, 'http.route': route, 'network.protocol.name': 'http', 'network.transport': 'tcp' };
   const version = request.headers['mcp-protocol-version'];
-  if (typeof version === 'string') attributes['mcp.protocol.version'] = version;
+  if (typeof version === 'string') attributes['mcp.protocol.version'] = bounded(version);
   const session = request.headers['mcp-session-id'];
-  if (typeof session === 'string') attributes['mcp.session.id'] = session;
+  if (typeof session === 'string') attributes['mcp.session.id'] = bounded(session);
   return attributes;
 }
 
@@ -44,17 +53,18 @@ export function mcpSpanStart(request: FastifyRequest, route: string, post: McpPo
   const attributes = transportAttributes(request, route);
   const first = post?.messages[0];
   if (first === undefined || !('method' in first)) return { name: `${request.method} ${route}`, attributes };
-  attributes['mcp.method.name'] = first.method;
-  if (first.id !== undefined) attributes['jsonrpc.request.id'] = String(first.id);
-  const tool = first.method === 'tools/call' && typeof first.params?.name === 'string' ? first.params.name : undefined;
+  const method = bounded(first.method);
+  attributes['mcp.method.name'] = method;
+  if (first.id !== undefined) attributes['jsonrpc.request.id'] = bounded(String(first.id));
+  const tool = first.method === 'tools/call' && typeof first.params?.name === 'string' ? bounded(first.params.name) : undefined;
   if (tool !== undefined) {
     attributes['gen_ai.tool.name'] = tool;
     attributes['gen_ai.operation.name'] = 'execute_tool';
   }
-  const prompt = first.method === 'prompts/get' && typeof first.params?.name === 'string' ? first.params.name : undefined;
+  const prompt = first.method === 'prompts/get' && typeof first.params?.name === 'string' ? bounded(first.params.name) : undefined;
   if (prompt !== undefined) attributes['gen_ai.prompt.name'] = prompt;
   const target = tool ?? prompt;
-  return { name: target === undefined ? first.method : `${first.method} ${target}`, attributes, ...messageContext(first.params) };
+  return { name: target === undefined ? method : `${method} ${target}`, attributes, ...messageContext(first.params) };
 }
 
 /** `params._meta.traceparent` / `tracestate`, as the MCP conventions propagate them inside the message. */

@@ -215,6 +215,29 @@ describe('OpenTelemetry tracing of a tool call', () => {
     }
   });
 
+  it('bounds what a client writes into spans: a huge tool name, session id or protocol version is cut short', async () => {
+    const huge = 'x'.repeat(100_000);
+    const response = await mcpPost(`${gateway.url}/mcp`, await token('/mcp'), toolsCall(huge, {}, 55));
+    await response.text();
+    const server = await serverSpan(55);
+    assert.ok(server.name.length <= 300, `span name of ${server.name.length} characters`);
+    assert.ok(String(server.attributes['gen_ai.tool.name']).length <= 256);
+    assert.ok(String(server.attributes['gen_ai.tool.name']).startsWith('xxx'));
+
+    // Before any token check: what an anonymous caller's headers put in the refused request's span.
+    const anonymousTrace = 'dddddddddddddddddddddddddddddddd';
+    const refused = await mcpPost(`${gateway.url}/mcp`, 'not-a-token', toolsCall('echo', {}, 56), {
+      traceparent: `00-${anonymousTrace}-${CLIENT_SPAN}-01`,
+      'mcp-session-id': 's'.repeat(8_000),
+      'mcp-protocol-version': 'v'.repeat(8_000),
+    });
+    await refused.text();
+    const [span] = (await traceOf(anonymousTrace)).filter((candidate) => candidate.kind === SPAN_KIND.server);
+    assert.ok(span);
+    assert.ok(String(span.attributes['mcp.session.id']).length <= 256);
+    assert.ok(String(span.attributes['mcp.protocol.version']).length <= 256);
+  });
+
   it('carries the trace to the broker’s token request (on-behalf-of) and names a refused call’s trace too', async () => {
     const obo = await mcpPost(`${gateway.url}/obo`, await token('/obo'), toolsCall('echo', { text: 'hi' }, 60), { traceparent: `00-${CLIENT_TRACE}-${CLIENT_SPAN}-01` });
     assert.equal(obo.status, 200);

@@ -57,7 +57,7 @@ export function installJwtBearerGrant(provider: Provider, deps: JwtBearerGrantDe
   if (authorization.enterpriseIdps.length === 0 && authorization.workloadIdentities.length === 0) return;
   const problems = workloadClientProblems(authorization);
   if (problems.length > 0) throw new ConfigError(problems);
-  const keysOf = deps.keysOf ?? trustedIssuerKeys();
+  const keysOf = deps.keysOf ?? trustedIssuerKeys({ clock: ctx.clock });
   const issueDeps = { store: ctx.store, clock: ctx.clock, accessTokenTtlSeconds: authorization.accessTokenTtlSeconds, signingAlg: ctx.keyring.currentSigningKey().alg };
   const shared = { resources, store: ctx.store, clock: ctx.clock, keysOf };
 

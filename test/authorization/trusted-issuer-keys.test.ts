@@ -1,0 +1,37 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import type { CompactJWSHeaderParameters, FlattenedJWSInput } from 'jose';
+import { trustedIssuerKeys } from '../../src/authorization/grants/trusted-issuer-keys.ts';
+import { ManualClock } from '../../src/runtime/clock.ts';
+
+/**
+ * The keys of a trusted issuer found through its discovery document. The jwt-bearer grant needs no client credentials
+ * for a workload token, and the keys are looked up before the signature is checked: anyone can make Gatehouse look.
+ */
+const ISSUER = 'https://idp.example';
+const header: CompactJWSHeaderParameters = { alg: 'ES256', kid: 'k1' };
+const token = { payload: '', signature: '' } as FlattenedJWSInput;
+
+function countingFetch(answer: () => Promise<Response>) {
+  const urls: string[] = [];
+  const fetch = (async (input: string | URL | Request) => {
+    urls.push(String(input));
+    return answer();
+  }) as typeof globalThis.fetch;
+  return { fetch, urls };
+}
+
+describe('trusted issuer keys by discovery', () => {
+  it('asks an issuer whose discovery fails at most once per cooldown, however many requests name it', async () => {
+    const clock = new ManualClock();
+    const { fetch, urls } = countingFetch(async () => new Response('down', { status: 503 }));
+    const keys = trustedIssuerKeys({ fetch, clock })({ issuer: ISSUER });
+    const lookUp = async () => keys(header, token);
+    await Promise.all([1, 2, 3].map(() => assert.rejects(lookUp)));
+    await assert.rejects(lookUp);
+    assert.equal(urls.length, 2, 'OpenID Connect Discovery, then RFC 8414: once each');
+    clock.advance(31_000);
+    await assert.rejects(lookUp);
+    assert.equal(urls.length, 4, 'asked again after the cooldown');
+  });
+});

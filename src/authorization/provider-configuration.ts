@@ -11,6 +11,7 @@ import { hasPrivateUseRedirectUri, redirectUrisProblem } from './redirect-uri-po
 import { requireNamedResource } from './grants/client-credentials.ts';
 import { jwtBearerGrantMetadata } from './grants/jwt-bearer-grant.ts';
 import { resourceServerInfo } from './resource-server-info.ts';
+import { selfRegisteredGrantsProblem } from './self-registered-grants.ts';
 import { extraTokenClaims, issueRefreshToken, rotateRefreshToken, tokenLifetimes } from './token-policy.ts';
 
 /**
@@ -41,6 +42,7 @@ export function providerConfiguration(input: ProviderConfigurationInput): Config
   const dcr = authorization.dynamicRegistration;
   const signingAlg = ctx.keyring.currentSigningKey().alg;
   const resourceScopes = [...new Set(resources.all.flatMap((entry) => Object.keys(entry.scopes)))];
+  const configuredClientIds = new Set(input.clients.map((client) => client.client_id));
 
   return {
     adapter: input.adapter,
@@ -81,7 +83,7 @@ export function providerConfiguration(input: ProviderConfigurationInput): Config
       dPoPSigningAlgValues: [...DPOP_SIGNING_ALGS],
     },
     // The redirect URI policy applies to every client, however it registered (DCR, CIMD, configuration, reloaded
-    // from the store). oidc-provider runs this validator for each listed extra property, before its own schema
+    // from the store); a client not in the configuration gets only the interactive grants (self-registered-grants.ts). oidc-provider runs this validator for each listed extra property, before its own schema
     // checks; `software_id` (RFC 7591 §2) is the hook, the check is on `redirect_uris`.
     extraClientMetadata: {
       properties: ['software_id'],
@@ -89,6 +91,8 @@ export function providerConfiguration(input: ProviderConfigurationInput): Config
         if (key !== 'software_id') return;
         const problem = redirectUrisProblem(metadata.redirect_uris);
         if (problem !== undefined) throw new errors.InvalidRedirectUri(problem);
+        const grantsProblem = selfRegisteredGrantsProblem(metadata, configuredClientIds);
+        if (grantsProblem !== undefined) throw new errors.InvalidClientMetadata(grantsProblem);
         // Native MCP clients (Cursor, …) register private-use scheme redirect URIs (RFC 8252 §7.1) without
         // `application_type`; oidc-provider accepts those schemes only for native clients, which such a client is.
         // The validator may set metadata, and the schema then checks the URIs with the native rules.

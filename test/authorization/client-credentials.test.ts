@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { JWT_BEARER_GRANT } from '../../src/protocol/oauth-urns.ts';
 import { after, before, describe, it } from 'node:test';
 import { auth, Client, ClientCredentialsProvider, PrivateKeyJwtProvider, StreamableHTTPClientTransport, type OAuthClientProvider } from '@modelcontextprotocol/client';
 import { exportJWK, generateKeyPair, type JWK } from 'jose';
@@ -161,6 +162,22 @@ describe('client credentials: agents without a browser', () => {
     assert.equal(revoked.status, 200);
     await stack.gateway.revokedGrants.resync();
     assert.equal((await mcpPost(`${stack.gateway.url}/mcp`, accessToken, toolsList())).status, 401);
+  });
+
+  it('a client registering itself (DCR) cannot give itself the grant: anyone could then mint app-only tokens', async () => {
+    for (const grantTypes of [['client_credentials'], ['authorization_code', 'refresh_token', 'client_credentials'], [JWT_BEARER_GRANT]]) {
+      const registered = await fetch(`${stack.server.publicUrl}/register`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ redirect_uris: ['http://127.0.0.1:9/cb'], grant_types: grantTypes, response_types: ['code'], token_endpoint_auth_method: 'client_secret_basic' }),
+      });
+      const answer = (await registered.json()) as { client_id?: string; client_secret?: string; error?: string };
+      if (registered.status === 201) {
+        const issued = await token({ grant_type: 'client_credentials', resource: `${stack.server.publicUrl}/mcp`, scope: 'mcp:tools' }, basic(answer.client_id!, answer.client_secret!));
+        assert.notEqual(issued.status, 200, `${grantTypes.join(',')}: ${await issued.text()}`);
+      }
+      assert.deepEqual([registered.status, answer.error], [400, 'invalid_client_metadata'], grantTypes.join(','));
+    }
   });
 
   it('advertises what the extension requires in the AS metadata', async () => {

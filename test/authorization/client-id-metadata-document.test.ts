@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { exportJWK, generateKeyPair } from 'jose';
 import { allowTestHost, startCimdServer, testResolve, type CimdServer } from './cimd-server.ts';
 import {
   authorize,
@@ -42,6 +43,9 @@ describe('client id metadata documents', () => {
     cimd.documents.set('/mismatch.json', documentFor({ client_id: 'https://someone-else.example.test/client.json' }));
     cimd.documents.set('/secret.json', documentFor({ token_endpoint_auth_method: 'client_secret_post' }));
     cimd.documents.set('/evil-redirect.json', documentFor({ redirect_uris: ['javascript:alert(1)'] }));
+    const { publicKey } = await generateKeyPair('ES256', { extractable: true });
+    const machine = { token_endpoint_auth_method: 'private_key_jwt', jwks: { keys: [{ ...(await exportJWK(publicKey)), alg: 'ES256', kid: 'k' }] } };
+    cimd.documents.set('/client-credentials.json', documentFor({ ...machine, grant_types: ['authorization_code', 'refresh_token', 'client_credentials'] }));
   });
   after(async () => {
     await cimd.close();
@@ -114,6 +118,10 @@ describe('client id metadata documents', () => {
     it('refuses shared-secret authentication and unsafe redirect URIs in a document', async () => {
       assert.match(await expectRefusedPage(cimd.url('/secret.json')), /invalid_client/);
       assert.match(await expectRefusedPage(cimd.url('/evil-redirect.json')), /invalid_client|invalid_redirect_uri/);
+    });
+
+    it('refuses a document asking for a grant beyond sign-in (client credentials: app-only tokens with no consent)', async () => {
+      assert.match(await expectRefusedPage(cimd.url('/client-credentials.json')), /invalid_client/);
     });
 
     it('refuses a redirect URI the document does not list', async () => {

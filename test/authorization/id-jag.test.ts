@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { exportJWK, generateKeyPair } from 'jose';
 import { listGrants, revokeGrantById } from '../../src/admin/grants.ts';
 import { ID_JAG_GRANT_PROFILE, ID_JAG_TYP, JWT_BEARER_GRANT } from '../../src/protocol/oauth-urns.ts';
 import { mcpPost, rpcBody, toolsCall, toolsList } from '../proxy/harness.ts';
@@ -136,6 +137,15 @@ describe('ID-JAG: enterprise-managed authorization', () => {
   it('refuses HS256 and alg none', async () => {
     await refused(await idp.sign(claims(), { alg: 'HS256', key: new TextEncoder().encode('a-shared-secret-of-32-bytes-long!') }), 'invalid_grant');
     await refused(unsignedJwt({ typ: ID_JAG_TYP }, { ...claims(), iss: idp.issuer, jti: 'unsigned', iat: Math.floor(Date.now() / 1000), exp: Math.floor(Date.now() / 1000) + 300 }), 'invalid_grant');
+  });
+
+  it('never trusts a key the assertion brings along (jwk, jku, x5u headers), nor a kid of another issuer', async () => {
+    const attacker = await generateKeyPair('ES256', { extractable: true });
+    const jwk = { ...(await exportJWK(attacker.publicKey)), alg: 'ES256', kid: 'issuer-key-1' };
+    const header = { jwk, jku: `${stranger.issuer}/jwks`, x5u: `${stranger.issuer}/jwks`, kid: 'issuer-key-1' };
+    await refused(await idp.sign(claims(), { header, key: attacker.privateKey }), 'invalid_grant');
+    // The stranger's key has the same kid as the IdP's: a kid picks among the trusted keys only.
+    await refused(await stranger.sign({ ...claims(), iss: idp.issuer }), 'invalid_grant');
   });
 
   it('refuses a resource that is not a route, and another resource than the assertion names', async () => {

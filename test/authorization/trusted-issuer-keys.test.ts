@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import type { CompactJWSHeaderParameters, FlattenedJWSInput } from 'jose';
+import { exportJWK, generateKeyPair, type CompactJWSHeaderParameters, type FlattenedJWSInput } from 'jose';
 import { trustedIssuerKeys } from '../../src/authorization/grants/trusted-issuer-keys.ts';
 import { ManualClock } from '../../src/runtime/clock.ts';
 
@@ -33,5 +33,15 @@ describe('trusted issuer keys by discovery', () => {
     clock.advance(31_000);
     await assert.rejects(lookUp);
     assert.equal(urls.length, 4, 'asked again after the cooldown');
+  });
+
+  it('refetches the JWKS for an unknown kid at most once per cooldown, not once per forged kid', async () => {
+    const { publicKey } = await generateKeyPair('ES256', { extractable: true });
+    const jwks = { keys: [{ ...(await exportJWK(publicKey)), alg: 'ES256', kid: 'real' }] };
+    const { fetch, urls } = countingFetch(async () => Response.json(jwks));
+    const keys = trustedIssuerKeys({ fetch })({ issuer: ISSUER, jwksUri: `${ISSUER}/jwks` });
+    await keys({ alg: 'ES256', kid: 'real' }, token);
+    for (const kid of ['forged-1', 'forged-2', 'forged-3', 'forged-4']) await assert.rejects(async () => keys({ alg: 'ES256', kid }, token));
+    assert.ok(urls.length <= 2, `${urls.length} JWKS fetches`);
   });
 });

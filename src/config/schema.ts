@@ -324,7 +324,7 @@ export const enterpriseIdpSchema = z
     clients: z
       .array(z.string().min(1))
       .min(1)
-      .describe('Client ids that may present this IdP\'s ID-JAGs: the assertion\'s `client_id` must be the authenticated client and one of these.'),
+      .describe('Client ids that may present this IdP\'s ID-JAGs: the assertion\'s `client_id` must be the authenticated client and one of these. Each must be in `clients`, confidential (`clientSecret` or `jwks`), with the jwt-bearer grant.'),
     scopes: z
       .array(z.string())
       .optional()

@@ -159,6 +159,26 @@ describe('ID-JAG: enterprise-managed authorization', () => {
     await refused(await idp.sign(claims({ client_id: 'unlisted-client' })), 'invalid_grant', { client: 'unlisted-client' });
   });
 
+  it('an IdP naming a client that is missing, not allowed the grant, or public is a configuration error', async () => {
+    const { enterpriseClientProblems } = await import('../../src/authorization/grants/jwt-bearer-grant.ts');
+    const { configSchema } = await import('../../src/config/schema.ts');
+    const { authorization } = configSchema.parse({
+      authorization: {
+        clients: [
+          { clientId: 'no-grant', clientSecret: SECRET },
+          // A public client's ID-JAG is a bearer token: whoever holds it (a log, a proxy) gets the user's access.
+          { clientId: 'public', grantTypes: [JWT_BEARER_GRANT] },
+          { clientId: 'fine', clientSecret: SECRET, grantTypes: [JWT_BEARER_GRANT] },
+        ],
+        enterpriseIdps: [{ issuer: 'https://idp.example', clients: ['missing', 'no-grant', 'public', 'fine'] }],
+      },
+    });
+    const problems = enterpriseClientProblems(authorization);
+    assert.equal(problems.length, 3, problems.join('\n'));
+    assert.match(problems.join('\n'), /"missing" is not in authorization.clients/);
+    assert.match(problems.join('\n'), /"public" .*clientSecret or jwks/);
+  });
+
   it('never logs an assertion', async () => {
     const assertion = await idp.sign(claims({ aud: 'https://another-as.example' }));
     await refused(assertion, 'invalid_grant');

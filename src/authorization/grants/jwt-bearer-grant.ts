@@ -32,22 +32,37 @@ export interface JwtBearerGrantDeps {
 const MAX_ASSERTION_LENGTH = 16 * 1024;
 
 /** AS metadata this grant adds (draft-ietf-oauth-identity-assertion-authz-grant §7.2). */
-export function jwtBearerGrantMetadata(authorization: GatehouseContext['config']['authorization']): Record<string, unknown> {
+export function jwtBearerGrantMetadata(authorization: AuthorizationConfig): Record<string, unknown> {
   return authorization.enterpriseIdps.length === 0 ? {} : { authorization_grant_profiles_supported: [ID_JAG_GRANT_PROFILE] };
 }
 
+type AuthorizationConfig = GatehouseContext['config']['authorization'];
+
+/** What is wrong with a client a trusted issuer's entry names, or undefined: configured, allowed the grant, of the right kind. */
+function grantClientProblem(authorization: AuthorizationConfig, clientId: string, where: string, kind: 'public' | 'confidential'): string | undefined {
+  const client = authorization.clients.find((candidate) => candidate.clientId === clientId);
+  if (client === undefined) return `${where}: client "${clientId}" is not in authorization.clients`;
+  if (!client.grantTypes.includes(JWT_BEARER_GRANT)) return `${where}: client "${clientId}" needs grantTypes [${JWT_BEARER_GRANT}]`;
+  const confidential = client.clientSecret !== undefined || client.jwks !== undefined;
+  if (kind === 'public' && confidential) return `${where}: client "${clientId}" must have no clientSecret or jwks: the workload token is its credential`;
+  if (kind === 'confidential' && !confidential) return `${where}: client "${clientId}" needs a clientSecret or jwks: a public client's ID-JAG would be a bearer credential`;
+  return undefined;
+}
+
 /** Each workload rule names a pre-registered public client allowed the grant: checked at start, not on a request. */
-export function workloadClientProblems(authorization: GatehouseContext['config']['authorization']): string[] {
-  const clients = new Map(authorization.clients.map((client) => [client.clientId, client]));
+export function workloadClientProblems(authorization: AuthorizationConfig): string[] {
   return authorization.workloadIdentities.flatMap((trusted, index) =>
-    trusted.rules.flatMap((rule) => {
-      const client = clients.get(rule.clientId);
-      const where = `authorization.workloadIdentities[${index}] (${trusted.issuer}): client "${rule.clientId}"`;
-      if (client === undefined) return [`${where} is not in authorization.clients`];
-      if (!client.grantTypes.includes(JWT_BEARER_GRANT)) return [`${where} needs grantTypes [${JWT_BEARER_GRANT}]`];
-      if (client.clientSecret !== undefined || client.jwks !== undefined) return [`${where} must have no clientSecret or jwks: the workload token is its credential`];
-      return [];
-    }),
+    trusted.rules.flatMap((rule) => grantClientProblem(authorization, rule.clientId, `authorization.workloadIdentities[${index}] (${trusted.issuer})`, 'public') ?? []),
+  );
+}
+
+/**
+ * Each enterprise IdP names pre-registered confidential clients allowed the grant. The ID-JAG draft is for confidential
+ * clients only (its security considerations): an ID-JAG presented by a public client is a bearer credential for whoever copies it.
+ */
+export function enterpriseClientProblems(authorization: AuthorizationConfig): string[] {
+  return authorization.enterpriseIdps.flatMap((idp, index) =>
+    idp.clients.flatMap((clientId) => grantClientProblem(authorization, clientId, `authorization.enterpriseIdps[${index}] (${idp.issuer})`, 'confidential') ?? []),
   );
 }
 
@@ -55,7 +70,7 @@ export function installJwtBearerGrant(provider: Provider, deps: JwtBearerGrantDe
   const { ctx, resources } = deps;
   const authorization = ctx.config.authorization;
   if (authorization.enterpriseIdps.length === 0 && authorization.workloadIdentities.length === 0) return;
-  const problems = workloadClientProblems(authorization);
+  const problems = [...workloadClientProblems(authorization), ...enterpriseClientProblems(authorization)];
   if (problems.length > 0) throw new ConfigError(problems);
   const keysOf = deps.keysOf ?? trustedIssuerKeys({ clock: ctx.clock });
   const issueDeps = { store: ctx.store, clock: ctx.clock, accessTokenTtlSeconds: authorization.accessTokenTtlSeconds, signingAlg: ctx.keyring.currentSigningKey().alg };

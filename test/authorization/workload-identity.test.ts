@@ -120,6 +120,12 @@ describe('workload identity federation', () => {
     assert.equal((await present(await githubToken({ iat: now, exp: now + 86_400 }))).status, 200);
   });
 
+  it('a workload token beside a client assertion is not the client\'s credential: the client must authenticate by its own', async () => {
+    const forged = await untrusted.sign({ iss: 'k8s-agent', sub: 'k8s-agent', aud: tokenEndpoint });
+    const { status, body } = await present(await githubToken(), { client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer', client_assertion: forged });
+    assert.deepEqual([status, body.error, body.access_token], [401, 'invalid_client', undefined], JSON.stringify(body));
+  });
+
   it('takes an Entra-style token id (`uti`, no `jti`) for replay detection; a token with neither is refused', async () => {
     const entraStyle = await githubToken({ jti: undefined, uti: 'entra-token-id-1' });
     assert.equal((await present(entraStyle)).status, 200);

@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import { displayUrl } from '../config/display-url.ts';
 import { GatehouseError } from '../errors/internal-errors.ts';
 import { OTLP_PROTOCOLS, SAMPLERS, tracingOff, type Tracing } from '../observability/tracing.ts';
 
@@ -40,6 +41,7 @@ export async function loadTracing(env: TracingEnv, logger: Logger): Promise<Trac
   const serviceName = env.OTEL_SERVICE_NAME?.trim() || 'gatehouse';
   const { createOtelTracing } = await import('../observability/otel-tracing.ts');
   const tracing = await createOtelTracing({ endpoint, protocol, sampler, ratio, serviceName, logger });
-  logger.info({ endpoint, protocol, sampler, serviceName }, 'OpenTelemetry tracing on');
+  // A collector's key may ride in the endpoint's user info or query: the log shows neither.
+  logger.info({ endpoint: displayUrl(endpoint), protocol, sampler, serviceName }, 'OpenTelemetry tracing on');
   return tracing;
 }

@@ -316,6 +316,15 @@ describe('tracing configuration (OTEL_* environment)', () => {
     assert.match(readFileSync('src/app/load-tracing.ts', 'utf8'), /await import\('\.\.\/observability\/otel-tracing\.ts'\)/);
   });
 
+  it('logs the collector endpoint without a password or query values (a vendor key rides in either)', async () => {
+    const { logger, logs } = captureLogs();
+    const keyed = await loadTracing({ OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'http://tenant:collector-password@127.0.0.1:1/v1/traces?api_key=collector-key' }, logger);
+    await keyed.shutdown();
+    assert.match(logs.text(), /OpenTelemetry tracing on/);
+    assert.ok(!logs.text().includes('collector-password'), logs.text());
+    assert.ok(!logs.text().includes('collector-key'), logs.text());
+  });
+
   it('refuses at start a protocol or sampler it does not support, naming the variable', async () => {
     const { logger } = captureLogs();
     await assert.rejects(loadTracing({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://127.0.0.1:1', OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc' }, logger), /OTEL_EXPORTER_OTLP_PROTOCOL=grpc is not supported/);

@@ -39,6 +39,12 @@ const errorTypeOf = (error: unknown): string => {
   return typeof code === 'string' ? code : error instanceof Error ? error.name : 'error';
 };
 
+/** An export failure in a few words: the HTTP status a collector answered with, else the error's code or name. */
+function exportFailure(error: unknown): string {
+  const status = (error as { code?: unknown } | null)?.code;
+  return typeof status === 'number' ? `collector answered ${status}` : errorTypeOf(error);
+}
+
 function failed(span: Span, errorType: string): void {
   span.setAttribute('error.type', errorType);
   span.setStatus({ code: SpanStatusCode.ERROR, message: errorType });
@@ -245,7 +251,8 @@ export async function createOtelTracing(options: OtelTracingOptions): Promise<Tr
     wrapFetch,
     flush: () => provider.forceFlush(),
     shutdown: async () => {
-      await provider.shutdown().catch((error: unknown) => logger.warn({ err: error }, 'spans could not be exported at shutdown'));
+      // What failed, not the error itself: an OTLP export error carries the collector's whole answer (`data`).
+      await provider.shutdown().catch((error: unknown) => logger.warn({ error: exportFailure(error) }, 'spans could not be exported at shutdown'));
     },
   };
 }

@@ -325,6 +325,21 @@ describe('tracing configuration (OTEL_* environment)', () => {
     assert.ok(!logs.text().includes('collector-key'), logs.text());
   });
 
+  it('a collector that fails with a huge answer costs one short log line at shutdown, never its body', async () => {
+    const broken = createServer((request, response) => request.resume().on('end', () => response.writeHead(500).end(`collector-body-${'x'.repeat(1_000_000)}`)));
+    await new Promise<void>((resolve) => broken.listen(0, '127.0.0.1', resolve));
+    try {
+      const { logger, logs } = captureLogs();
+      const failing = await loadTracing({ OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: `http://127.0.0.1:${(broken.address() as AddressInfo).port}/v1/traces`, OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json' }, logger);
+      failing.startRequest({}, Date.now(), { name: 'POST /mcp', attributes: {} }).end({ status: 200 });
+      await failing.shutdown();
+      assert.match(logs.text(), /spans could not be exported at shutdown/);
+      assert.ok(!logs.text().includes('collector-body-'), `${logs.text().length} characters logged`);
+    } finally {
+      await new Promise((resolve) => broken.close(resolve));
+    }
+  });
+
   it('refuses at start a protocol or sampler it does not support, naming the variable', async () => {
     const { logger } = captureLogs();
     await assert.rejects(loadTracing({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://127.0.0.1:1', OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc' }, logger), /OTEL_EXPORTER_OTLP_PROTOCOL=grpc is not supported/);

@@ -224,6 +224,7 @@ export const upstreamSchema = z
     type: z.enum(['entra', 'oidc']).default('oidc').describe('`entra` for Microsoft Entra ID, `oidc` for any other.'),
     issuer: z
       .string()
+      .refine((value) => !/[?#]/.test(value), { message: 'an issuer has no query or fragment (`?`, `#`): subjects are `<issuer>#<sub>`' })
       .optional()
       .describe('OIDC issuer URL (generic profile). For Entra this is derived from `entra.tenantId`.'),
     entra: z
@@ -315,9 +316,15 @@ const trustedKeySourceUrl = httpUrl.refine(
   { message: 'must be https (http only on a loopback host)' },
 );
 
+/**
+ * An issuer identifier (RFC 8414 §2, OpenID Connect Discovery §3): https, no query, no fragment. Subjects of
+ * federated users are `<issuer>#<sub>`, so an issuer with a `#` could make one IdP's user collide with another's.
+ */
+const issuerUrl = trustedKeySourceUrl.refine((value) => !/[?#]/.test(value), { message: 'an issuer has no query or fragment (`?`, `#`)' });
+
 export const enterpriseIdpSchema = z
   .object({
-    issuer: trustedKeySourceUrl.describe('The IdP\'s issuer: the `iss` of its ID-JAGs, compared exactly.'),
+    issuer: issuerUrl.describe('The IdP\'s issuer: the `iss` of its ID-JAGs, compared exactly.'),
     jwksUri: trustedKeySourceUrl
       .optional()
       .describe('Its signing keys (JWKS); if unset, the `jwks_uri` of its discovery document (OpenID Connect Discovery, then RFC 8414).'),
@@ -346,7 +353,7 @@ export const workloadRuleSchema = z
 
 export const workloadIdentitySchema = z
   .object({
-    issuer: trustedKeySourceUrl.describe('The workload platform\'s issuer (`iss`), compared exactly: a Kubernetes cluster, `https://token.actions.githubusercontent.com`, an Entra tenant (`https://login.microsoftonline.com/<tenant>/v2.0`).'),
+    issuer: issuerUrl.describe('The workload platform\'s issuer (`iss`), compared exactly: a Kubernetes cluster, `https://token.actions.githubusercontent.com`, an Entra tenant (`https://login.microsoftonline.com/<tenant>/v2.0`).'),
     jwksUri: trustedKeySourceUrl.optional().describe('Its signing keys (JWKS); if unset, the `jwks_uri` of its discovery document.'),
     audience: z.string().optional().describe('The `aud` its tokens for Gatehouse carry; default Gatehouse\'s token endpoint URL (as the MCP extension says).'),
     rules: z

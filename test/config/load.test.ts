@@ -269,6 +269,16 @@ describe('loadConfig: production and cross-field rules', () => {
     assert.ok(noIssuer.some((p) => p.startsWith('upstream.issuer: required for type oidc')));
   });
 
+  it('refuses an issuer with a query or a fragment (subjects are <issuer>#<sub>: a "#" would let one IdP name another\'s users)', () => {
+    const upstream = problemsOf(VALID.replace('https://idp.example.com', 'https://idp.example.com#x'));
+    assert.ok(upstream.some((p) => p.startsWith('upstream.issuer: an issuer has no query or fragment')), upstream.join('\n'));
+    const federated = problemsOf(
+      `${VALID}authorization:\n  enterpriseIdps:\n    - issuer: "https://idp.example.com?tenant=x"\n      clients: [a]\n  workloadIdentities:\n    - issuer: "https://k8s.example.com#a"\n      rules: [{ subject: "*", clientId: a, scopes: [s] }]\n`,
+    );
+    assert.ok(federated.some((p) => p.startsWith('authorization.enterpriseIdps[0].issuer: an issuer has no query or fragment')), federated.join('\n'));
+    assert.ok(federated.some((p) => p.startsWith('authorization.workloadIdentities[0].issuer: an issuer has no query or fragment')), federated.join('\n'));
+  });
+
   it('requires store.redisUrl for the redis store', () => {
     assert.ok(problemsOf(`${VALID}store:\n  type: redis\n`).some((p) => p.startsWith('store.redisUrl: required with store.type redis')));
   });

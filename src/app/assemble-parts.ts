@@ -77,6 +77,7 @@ export async function assembleGatewayParts(baseCtx: GatehouseContext, options: A
       demo = started;
     } else if (demoModule) {
       ctx.logger.warn('mode: demo with another upstream identity provider: the local demo components are not started');
+      ctx = { ...ctx, config: demoModule.withoutLocalIdentityProvider(ctx.config) };
     }
     const { config } = ctx;
     if (!config.upstream) throw new GatehouseError('GH_USAGE', 'upstream: required — the identity provider users sign in with');
@@ -146,7 +147,7 @@ export async function assembleGatewayParts(baseCtx: GatehouseContext, options: A
       : config.routes.map((entry) => `MCP route: ${ctx.publicUrl}${entry.path} → ${displayUrl(entry.backend)}`);
     const reloadTarget: ReloadTarget = {
       live: config,
-      prepare: demo && demoModule ? (next) => demoModule.withDemoSettings(next, demo) : (next) => next,
+      prepare: demoModule ? (next) => (demo ? demoModule.withDemoSettings(next, demo) : demoModule.withoutLocalIdentityProvider(next)) : (next) => next,
       knownScopes: new Set(config.routes.flatMap((route) => Object.keys(route.scopes))),
     };
     return { plugins, readinessChecks: { upstream: upstreamReadinessCheck(upstream) }, banner, close, reloadTarget };

@@ -62,6 +62,16 @@ export function usesLocalIdentityProvider(config: GatehouseConfig): boolean {
   return config.mode === 'demo' && upstream?.type === 'oidc' && upstream.issuer === `http://localhost:${demo.identityProviderPort}`;
 }
 
+/**
+ * With another upstream the local identity provider is not started, so it cannot be the enterprise IdP of the demo's
+ * defaults either (nor is its `enterprise-chat` client registered): that trust is dropped, whatever else is kept.
+ */
+export function withoutLocalIdentityProvider(config: GatehouseConfig): GatehouseConfig {
+  const localIssuer = `http://localhost:${config.demo.identityProviderPort}`;
+  const enterpriseIdps = config.authorization.enterpriseIdps.filter((idp) => idp.issuer !== localIssuer);
+  return { ...config, authorization: { ...config.authorization, enterpriseIdps } };
+}
+
 const portOf = (url: string): number => {
   const parsed = new URL(url);
   return Number(parsed.port || (parsed.protocol === 'https:' ? 443 : 80));

@@ -11,9 +11,11 @@ import { resolve } from 'node:path';
  *   npm test -- test/store                    only those files or folders (globs work too)
  *   npm test -- --test-name-pattern=redis     extra flags go to `node --test`
  *
- * Time limits: `--test-timeout` bounds every test, and `--test-force-exit` ends a file's process once its tests are
- * done, so neither a hung test nor a leaked handle (an open socket, a timer) can hold up the suite; together they
- * bound the time of each file. A whole-run limit (GATEHOUSE_TEST_RUN_TIMEOUT_MS) stops a run stuck anywhere else.
+ * Time limits: `--test-timeout` bounds every test, and test/support/end-file-when-done.ts (loaded before each file)
+ * ends a file's process a few seconds after its tests are done, so neither a hung test nor a leaked handle (an open
+ * socket, a timer) can hold up the suite; together they bound the time of each file. Not `--test-force-exit`: it
+ * exits before a file's results reach the runner, and silently dropped part of them. A whole-run limit
+ * (GATEHOUSE_TEST_RUN_TIMEOUT_MS) stops a run stuck anywhere else.
  */
 
 const projectRoot = resolve(import.meta.dirname, '..');
@@ -36,7 +38,7 @@ const runnerArgs = [
   '--test',
   `--test-concurrency=${concurrency}`,
   `--test-timeout=${perTestTimeoutMs}`,
-  '--test-force-exit',
+  `--import=${resolve(projectRoot, 'test', 'support', 'end-file-when-done.ts')}`,
   '--test-reporter=spec',
   ...passedFlags,
   ...targets,

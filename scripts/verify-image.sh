@@ -25,6 +25,8 @@ work=$(mktemp -d)
 mounted=''
 cleanup() {
   [[ -n "$mounted" ]] && podman image unmount localhost/gatehouse:verify >/dev/null 2>&1 || true
+  # Each build re-tags the :verify images; the layers they replaced would pile up on every run.
+  podman image prune -f >/dev/null 2>&1 || true
   rm -rf "$work"
 }
 trap cleanup EXIT

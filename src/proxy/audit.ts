@@ -75,9 +75,11 @@ export function createAuditLog(options: AuditLogOptions): AuditLog {
     const batch = queue;
     queue = [];
     if (batch.length > 0) {
-      let lines = '';
-      for (const entry of batch) lines += `${JSON.stringify(entry)}\n`;
-      sink?.write(lines);
+      if (sink) {
+        let lines = '';
+        for (const entry of batch) lines += `${JSON.stringify(entry)}\n`;
+        sink.write(lines);
+      }
       // A store failure is never surfaced to a client (the request has long been answered): the writer buffers
       // the batch and retries it until the store is back.
       storeWriter.add(batch.map(storeWrite));

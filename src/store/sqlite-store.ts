@@ -27,9 +27,9 @@ interface RecordRow {
 const live = '(expires_at IS NULL OR expires_at > ?)';
 
 /**
- * The embedded, single-node store: node:sqlite in WAL mode. Every multi-statement change runs in one
- * `BEGIN IMMEDIATE` transaction and every single-use read is one `DELETE … RETURNING`, so the guarantees hold even
- * when two processes open the same file. Publish/subscribe stays inside this process (see docs/storage.md).
+ * The embedded, single-node store: node:sqlite in WAL mode. Every change runs whole in a `BEGIN IMMEDIATE`
+ * transaction (shared by the writes of one event-loop turn, see sqlite-database.ts) and every single-use read is one
+ * `DELETE … RETURNING`, so the guarantees hold even when two processes open the same file. Publish/subscribe stays inside this process (see docs/storage.md).
  */
 export async function createSqliteStore(options: SqliteStoreOptions): Promise<Store> {
   const { path, clock, purgeIntervalMs = 60_000, logger } = options;
@@ -64,14 +64,14 @@ class SqliteStore implements Store {
 
   async set<T>(namespace: string, key: string, value: T, options: SetOptions = {}): Promise<void> {
     assertStoreName('namespace', namespace);
-    this.#db.transaction(() => this.#put({ namespace, key, value, options }));
+    await this.#db.write(() => this.#put({ namespace, key, value, options }));
   }
 
   async setMany(writes: readonly StoreWrite[]): Promise<void> {
     for (const { namespace } of writes) assertStoreName('namespace', namespace);
     if (writes.length === 0) return;
-    // One transaction for the batch: one fsync instead of one per record, and all or none of it lands.
-    this.#db.transaction(() => {
+    // One savepoint for the batch: all or none of it lands.
+    await this.#db.write(() => {
       for (const write of writes) this.#put(write);
     });
   }
@@ -80,7 +80,7 @@ class SqliteStore implements Store {
     assertStoreName('namespace', namespace);
     const now = this.#clock.now();
     const expiresAt = this.#expiresAt(options.ttlSeconds);
-    return this.#db.transaction(() => {
+    return this.#db.write(() => {
       // Takes over a row only when it has expired but not been purged yet; a live row is left alone.
       const created = this.#db.row(
         `INSERT INTO records (namespace, key, value, expires_at) VALUES (?, ?, ?, ?)
@@ -97,7 +97,7 @@ class SqliteStore implements Store {
   async delete(namespace: string, key: string): Promise<boolean> {
     assertStoreName('namespace', namespace);
     const now = this.#clock.now();
-    return this.#db.transaction(() => {
+    return this.#db.write(() => {
       const removed = this.#db.row<{ expires_at: number | null }>(
         'DELETE FROM records WHERE namespace = ? AND key = ? RETURNING expires_at',
         namespace, key,
@@ -109,7 +109,7 @@ class SqliteStore implements Store {
 
   async consume<T>(namespace: string, key: string): Promise<T | undefined> {
     assertStoreName('namespace', namespace);
-    return this.#db.transaction(() => {
+    return this.#db.write(() => {
       // One statement reads and removes: a second consumer, in this process or another, finds nothing.
       const row = this.#db.row<{ value: string }>(
         `DELETE FROM records WHERE namespace = ? AND key = ? AND ${live} RETURNING value`,
@@ -139,7 +139,7 @@ class SqliteStore implements Store {
     assertStoreName('namespace', namespace);
     assertStoreName('index', index);
     const now = this.#clock.now();
-    return this.#db.transaction(() => {
+    return this.#db.write(() => {
       const removed = this.#db.rows<{ key: string; expires_at: number | null }>(
         `DELETE FROM records WHERE namespace = ? AND key IN (
            SELECT key FROM record_indexes WHERE namespace = ? AND index_name = ? AND index_value = ?
@@ -172,14 +172,14 @@ class SqliteStore implements Store {
     const now = this.#clock.now();
     const expiresAt = now + (ttlMilliseconds(ttlSeconds) ?? Number.MAX_SAFE_INTEGER - now);
     // An expired counter starts over with a fresh window; a live one keeps the expiry it was created with.
-    const row = this.#db.row<{ value: number }>(
+    const row = await this.#db.write(() => this.#db.row<{ value: number }>(
       `INSERT INTO counters (namespace, key, value, expires_at) VALUES (?, ?, ?, ?)
        ON CONFLICT (namespace, key) DO UPDATE SET
          value = CASE WHEN counters.expires_at <= ? THEN excluded.value ELSE counters.value + excluded.value END,
          expires_at = CASE WHEN counters.expires_at <= ? THEN excluded.expires_at ELSE counters.expires_at END
        RETURNING value`,
       namespace, key, by, expiresAt, now, now,
-    );
+    ));
     return Number(row?.value);
   }
 
@@ -189,17 +189,17 @@ class SqliteStore implements Store {
     const now = this.#clock.now();
     const token = randomUUID();
     // Insert, or take over a lock whose holder let it expire; both in one statement so two takers cannot both win.
-    const taken = this.#db.row(
+    const taken = await this.#db.write(() => this.#db.row(
       `INSERT INTO locks (name, token, expires_at) VALUES (?, ?, ?)
        ON CONFLICT (name) DO UPDATE SET token = excluded.token, expires_at = excluded.expires_at
        WHERE locks.expires_at <= ?
        RETURNING token`,
       name, token, now + ttlMs, now,
-    );
+    ));
     if (!taken) return undefined;
     return async () => {
       // Only the holder's token deletes the row: a late release cannot free a lock someone else now holds.
-      this.#db.run('DELETE FROM locks WHERE name = ? AND token = ?', name, token);
+      await this.#db.write(() => this.#db.run('DELETE FROM locks WHERE name = ? AND token = ?', name, token));
     };
   }
 
@@ -217,7 +217,7 @@ class SqliteStore implements Store {
 
   async purgeExpired(): Promise<number> {
     const now = this.#clock.now();
-    return this.#db.transaction(() => {
+    return this.#db.write(() => {
       const removed = this.#db.rows<{ namespace: string; key: string }>(
         'DELETE FROM records WHERE expires_at <= ? RETURNING namespace, key',
         now,
@@ -241,7 +241,7 @@ class SqliteStore implements Store {
     this.#db.close();
   }
 
-  /** The body of `set`, run inside the caller's transaction. */
+  /** The body of `set`, run inside the caller's write. */
   #put({ namespace, key, value, options = {} }: StoreWrite): void {
     this.#db.run(
       'INSERT OR REPLACE INTO records (namespace, key, value, expires_at) VALUES (?, ?, ?, ?)',

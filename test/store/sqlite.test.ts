@@ -102,6 +102,64 @@ describe('SQLite store on a file', () => {
     assert.equal(new Set(won).size, keys, 'no key was consumed by two processes');
   });
 
+  describe('group commit (the writes of one event-loop turn share a transaction)', () => {
+    /** What another connection (another replica or the admin CLI) sees of the file: committed rows only. */
+    const committedKeys = async (path: string): Promise<string[]> => {
+      const { DatabaseSync } = await import('node:sqlite');
+      const db = new DatabaseSync(path, { readOnly: true });
+      try {
+        return (db.prepare('SELECT key FROM records ORDER BY key').all() as Array<{ key: string }>).map((row) => row.key);
+      } finally {
+        db.close();
+      }
+    };
+
+    it('settles a write only after its batch is committed, and commits the writes of one turn together', async () => {
+      const path = join(dir, 'group-commit.db');
+      const store = await createSqliteStore({ path, clock: new ManualClock(), purgeIntervalMs: 0 });
+      try {
+        const pending = [store.set('client', 'a', 1), store.set('client', 'b', 2), store.setIfAbsent('client', 'c', 3)];
+        // Made, visible to this connection, not yet committed: no other connection sees them yet.
+        assert.equal(await store.get('client', 'a'), 1);
+        assert.deepEqual(await committedKeys(path), []);
+        const settled = await Promise.all(pending);
+        assert.deepEqual(settled, [undefined, undefined, true]);
+        assert.deepEqual(await committedKeys(path), ['a', 'b', 'c']);
+      } finally {
+        await store.close();
+      }
+    });
+
+    it('undoes only the failing write of a batch; the others of the same turn commit', async () => {
+      const path = join(dir, 'group-commit-failure.db');
+      const store = await createSqliteStore({ path, clock: new ManualClock(), purgeIntervalMs: 0 });
+      try {
+        const before = store.set('client', 'kept-before', 1);
+        // A value that cannot be serialised fails inside the write, after the batch's first record was written.
+        const failing = store.setMany([
+          { namespace: 'client', key: 'half-written', value: 1 },
+          { namespace: 'client', key: 'unserialisable', value: 1n },
+        ]);
+        const afterwards = store.set('client', 'kept-after', 2);
+        await assert.rejects(failing);
+        await Promise.all([before, afterwards]);
+        assert.deepEqual(await committedKeys(path), ['kept-after', 'kept-before']);
+        assert.equal(await store.get('client', 'half-written'), undefined);
+      } finally {
+        await store.close();
+      }
+    });
+
+    it('commits the open batch on close, so writes made before it are kept', async () => {
+      const path = join(dir, 'group-commit-close.db');
+      const store = await createSqliteStore({ path, clock: new ManualClock(), purgeIntervalMs: 0 });
+      const pending = store.set('client', 'written-before-close', 1);
+      await store.close();
+      await pending;
+      assert.deepEqual(await committedKeys(path), ['written-before-close']);
+    });
+  });
+
   it('records the schema version so an upgrade can migrate the file', async () => {
     const path = join(dir, 'version.db');
     const store = await createSqliteStore({ path, clock: new ManualClock(), purgeIntervalMs: 0 });

@@ -2,6 +2,8 @@ import { routeSchema } from '../src/config/schema.ts';
 import { parseMcpPost } from '../src/proxy/mcp-message.ts';
 import { compileArgumentPolicies, decideArguments } from '../src/proxy/argument-policy.ts';
 import { decideTool } from '../src/proxy/tool-policy.ts';
+import { randomBytes } from 'node:crypto';
+import { sealValue, unsealValue } from '../src/keys/sealing.ts';
 
 /**
  * MICRO-BENCHMARKS: single functions of the request path, each run `iterations` times in this process after a
@@ -47,8 +49,14 @@ export const MICRO_BENCHMARKS: MicroBenchmark[] = [
   { name: 'JSON-RPC POST body parsed and validated (parseMcpPost, tools/call)', iterations: 100_000, run: () => parseMcpPost(toolsCall) },
   { name: 'per-tool policy check (decideTool, listed tool with scopes and groups)', iterations: 1_000_000, run: () => decideTool(route, 'echo', caller) },
   { name: 'argument policy (decideArguments, compiled CEL over user and args)', iterations: 100_000, run: () => decideArguments(celPolicies, celCall) },
+  { name: 'sealing a token at rest (sealValue, AES-256-GCM, key imported once per key set)', iterations: 100_000, run: () => sealValue(sealingKey, token, 'grant-1') },
+  { name: 'opening a sealed token (unsealValue, e.g. a cached downstream token per tool call)', iterations: 100_000, run: () => unsealValue(() => sealingKey, sealedToken, 'grant-1') },
   { name: 'route default policy (decideArguments, compiled CEL over tool annotations and groups, denied)', iterations: 100_000, run: () => decideArguments(annotationsPolicies, annotationsCall) },
 ];
+
+const sealingKey = { kid: 'bench', key: randomBytes(32) };
+const token = randomBytes(32).toString('base64url');
+const sealedToken = sealValue(sealingKey, token, 'grant-1');
 
 export function runMicroBenchmarks(benchmarks: MicroBenchmark[], scale = 1): Array<{ name: string; microsPerOp: number; iterations: number }> {
   return benchmarks.map((benchmark) => {

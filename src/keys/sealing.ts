@@ -1,4 +1,4 @@
-import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createSecretKey, randomBytes, type KeyObject } from 'node:crypto';
 import { GatehouseError } from '../errors/internal-errors.ts';
 
 /**
@@ -33,6 +33,21 @@ export interface SealingKeyMaterial {
 }
 
 /**
+ * node:crypto imports a raw Buffer key on every cipher it makes (about 15 µs, most of a seal); a KeyObject is
+ * imported once. Keyed by the key's own Buffer, which a key set never changes after loading.
+ */
+const cipherKeys = new WeakMap<Buffer, KeyObject>();
+
+function cipherKey(key: Buffer): KeyObject {
+  let object = cipherKeys.get(key);
+  if (object === undefined) {
+    object = createSecretKey(key);
+    cipherKeys.set(key, object);
+  }
+  return object;
+}
+
+/**
  * The AAD also names the version and key id, so an envelope cannot be re-labelled; the kid has no `.` or `:` and the
  * prefix is fixed, so the encoding is unambiguous whatever the context contains.
  */
@@ -47,7 +62,7 @@ function additionalData(kid: string, context: string): Buffer {
 export function sealValue(key: SealingKeyMaterial, plaintext: string, context: string): string {
   if (key.key.length !== KEY_BYTES) throw new SealError('sealing key must be 32 bytes');
   const iv = randomBytes(IV_BYTES);
-  const cipher = createCipheriv('aes-256-gcm', key.key, iv, { authTagLength: TAG_BYTES });
+  const cipher = createCipheriv('aes-256-gcm', cipherKey(key.key), iv, { authTagLength: TAG_BYTES });
   cipher.setAAD(additionalData(key.kid, context));
   const ciphertext = Buffer.concat([cipher.update(plaintext, 'utf8'), cipher.final()]);
   return [VERSION, key.kid, iv.toString('base64url'), ciphertext.toString('base64url'), cipher.getAuthTag().toString('base64url')].join('.');
@@ -74,7 +89,7 @@ export function unsealValue(findKey: (kid: string) => SealingKeyMaterial | undef
   // A short tag would let a forger try far fewer guesses; Node accepts shorter tags unless the length is fixed.
   if (iv.length !== IV_BYTES || tag.length !== TAG_BYTES) throw new SealError();
   try {
-    const decipher = createDecipheriv('aes-256-gcm', key.key, iv, { authTagLength: TAG_BYTES });
+    const decipher = createDecipheriv('aes-256-gcm', cipherKey(key.key), iv, { authTagLength: TAG_BYTES });
     decipher.setAAD(additionalData(kid, context));
     decipher.setAuthTag(tag);
     return Buffer.concat([decipher.update(Buffer.from(ciphertextText, 'base64url')), decipher.final()]).toString('utf8');

@@ -1,5 +1,5 @@
-import { createHmac, timingSafeEqual } from 'node:crypto';
-import { deriveKeys } from '../keys/derived-keys.ts';
+import { createHmac, timingSafeEqual, type KeyObject } from 'node:crypto';
+import { deriveHmacKeys } from '../keys/derived-keys.ts';
 import type { Keyring } from '../keys/keyring.ts';
 import type { Clock } from '../runtime/clock.ts';
 
@@ -24,10 +24,9 @@ export const DPOP_NONCE_STEP_SECONDS = 60;
 export function createDpopNonces(options: { keyring: Keyring; clock: Clock; stepSeconds?: number }): DpopNonces {
   const { keyring, clock, stepSeconds = DPOP_NONCE_STEP_SECONDS } = options;
   const step = (): number => Math.floor(clock.now() / 1000 / stepSeconds);
-  const mac = (key: Buffer, route: string, at: number): Buffer => createHmac('sha256', key).update(`${route}\n${at}`).digest();
-  // Derived on each call: key rotation (keyring reload) takes effect at once, and HKDF is cheap beside the proof's
-  // signature check that comes with every nonce.
-  const keys = (): Buffer[] => deriveKeys(keyring, 'gatehouse dpop nonce');
+  const mac = (key: KeyObject, route: string, at: number): Buffer => createHmac('sha256', key).update(`${route}\n${at}`).digest();
+  // Asked on each call, so a key rotation (keyring reload) takes effect at once; derived once per key set.
+  const keys = (): KeyObject[] => deriveHmacKeys(keyring, 'gatehouse dpop nonce');
   return {
     current(route) {
       const [key] = keys();

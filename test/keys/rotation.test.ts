@@ -9,6 +9,8 @@ import { KEY_SET_RECORD, KEYS_NAMESPACE } from '../../src/keys/key-set-source.ts
 import { loadKeyring, type ReloadingKeyring } from '../../src/keys/load-keyring.ts';
 import { keyRetention, listKeys, pruneKeys, rotateKeys } from '../../src/keys/rotation.ts';
 import { SealError, sealedKeyId } from '../../src/keys/sealing.ts';
+import { deriveKeys } from '../../src/keys/derived-keys.ts';
+import { createDpopNonces } from '../../src/proxy/dpop-nonce.ts';
 import { ManualClock } from '../../src/runtime/clock.ts';
 import { createSqliteStore } from '../../src/store/sqlite-store.ts';
 import type { Store } from '../../src/store/store.ts';
@@ -62,6 +64,11 @@ describe('rotation without downtime (store)', () => {
     kidA = gateway.currentSigningKey().kid;
     tokenA = await sign(gateway, 'alice');
     sealedA = gateway.seal('upstream refresh token', 'grant:alice');
+    // Derived keys are cached per loaded key set: they must follow the rotation below on the replica.
+    const derivedBefore = deriveKeys(replica, 'gatehouse test purpose');
+    const nonces = createDpopNonces({ keyring: replica, clock });
+    const nonceBefore = nonces.current('/mcp');
+    assert.deepEqual(deriveKeys(replica, 'gatehouse test purpose'), derivedBefore, 'the same key set derives the same keys');
 
     const reloaded = signal.next();
     const rotated = await rotateKeys({ store, config, clock });
@@ -78,6 +85,13 @@ describe('rotation without downtime (store)', () => {
 
     assert.equal(replica.unseal(sealedA, 'grant:alice'), 'upstream refresh token');
     assert.equal(sealedKeyId(replica.seal('new', 'grant:bob')), rotated.sealingKid);
+
+    const derivedAfter = deriveKeys(replica, 'gatehouse test purpose');
+    assert.equal(derivedAfter.length, 2);
+    assert.notDeepEqual(derivedAfter[0], derivedBefore[0], 'new values use a key derived from the new signing key');
+    assert.deepEqual(derivedAfter[1], derivedBefore[0], 'the old derived key is still there to verify');
+    assert.notEqual(nonces.current('/mcp'), nonceBefore);
+    assert.equal(nonces.isValid('/mcp', nonceBefore), true, 'a nonce issued before the rotation still checks');
   });
 
   it('lists both keys with their status, retirement time and when they may be pruned', async () => {

@@ -44,6 +44,11 @@ export interface McpExchange extends StepContext {
   backendHeaders?: Record<string, string>;
   /** Plain HTTP route: the client's body as it streams on, held to the body cap and deadline. */
   upload?: Readable;
+  /**
+   * Plain HTTP route: after the backend request failed mid-upload, reads the rest of the body through the cap and
+   * says whether the body was over it (then the client gets that 413, not a 502; see http-route.ts).
+   */
+  uploadOverLimit?: () => Promise<ProtocolError | undefined>;
   /** Set by reviewToolDefinitions: records a `tools/list` answer's definitions, names the ones to hide. */
   reviewTools?: ReviewTools;
   /** The backend's answer, once forwarded. */
@@ -160,6 +165,8 @@ export function forwardToBackend(options: { url: (exchange: McpExchange) => stri
       });
     } catch (error) {
       if (upload?.errored instanceof ProtocolError) throw upload.errored;
+      const overLimit = await exchange.uploadOverLimit?.();
+      if (overLimit !== undefined) throw overLimit;
       upload?.destroy();
       throw error;
     }

@@ -1,6 +1,7 @@
-import type { Readable } from 'node:stream';
+import type { Readable, Transform } from 'node:stream';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { checkDeclaredLength, limitRequestBody, type BodyLimits } from '../server/request-body.ts';
+import { ProtocolError } from '../errors/protocol-error.ts';
 import { backendUrlFor } from './backend-path.ts';
 import { backendResponse, runSteps, startExchange, type ExchangeStep, type McpExchange } from './exchange.ts';
 // The steps every transport shares, named `shared.…` in the step lists below beside this transport's own.
@@ -42,10 +43,33 @@ export function capRequestBody(exchange: McpExchange): void {
   const incoming = request.method === 'GET' || request.method === 'HEAD' ? undefined : (request.body as Readable | undefined);
   if (incoming === undefined) return;
   const limits = bodyLimits(exchange);
-  exchange.upload = incoming.pipe(limitRequestBody(incoming, { ...limits, onBytes: (bytes) => void (draft.bytesIn += bytes) }));
+  const upload = incoming.pipe(limitRequestBody(incoming, { ...limits, onBytes: (bytes) => void (draft.bytesIn += bytes) }));
+  exchange.upload = upload;
+  exchange.uploadOverLimit = () => restOfUploadOverLimit(incoming, upload, limits, draft.bytesIn);
   // A declared length is passed on (it is within the limit); without one, undici sends the stream chunked.
   if (limits.declaredLength !== undefined && exchange.backendHeaders !== undefined) {
     exchange.backendHeaders['content-length'] = limits.declaredLength;
+  }
+}
+
+/**
+ * A backend that answers before it has read the whole body (an error of its own, a refusal at its smaller limit) and
+ * closes the connection makes undici fail the request with a write error, and its answer is lost with the upload.
+ * When that happens while the client is still sending, the rest of the body is read through the same cap and
+ * deadline: a body over the limit gets the 413 the gateway would have given had it got that far first — the
+ * client's own mistake, which a 502 would misreport (found by the endpoint fuzz test: a 1.25 MiB chunked upload to
+ * the demo directory API). A body within the limit, or one that stops arriving, leaves the backend failure as it is.
+ */
+async function restOfUploadOverLimit(incoming: Readable, upload: Transform, limits: BodyLimits, passed: number): Promise<ProtocolError | undefined> {
+  incoming.unpipe(upload);
+  upload.destroy();
+  if (incoming.readableEnded || incoming.destroyed) return undefined;
+  const rest = incoming.pipe(limitRequestBody(incoming, { limit: Math.max(limits.limit - passed, 0), timeoutMs: limits.timeoutMs }));
+  try {
+    for await (const _chunk of rest);
+    return undefined;
+  } catch (error) {
+    return error instanceof ProtocolError && error.code === 'payload_too_large' ? error : undefined;
   }
 }
 

@@ -14,9 +14,17 @@ let gateway: TestGateway;
 let backend: Server;
 /** Bytes each backend request delivered, whether it completed or was aborted. */
 const received: number[] = [];
+let earlyAnswered = Promise.withResolvers<void>();
 
 before(async () => {
   backend = createServer((req, res) => {
+    if (req.url?.startsWith('/v1/early')) {
+      // Drops the connection without reading the body: the upload fails mid-way. (A backend that answers early and
+      // closes does the same to undici when the close wins the race with its answer, which then never arrives.)
+      req.socket.destroy();
+      earlyAnswered.resolve();
+      return;
+    }
     const index = received.push(0) - 1;
     req.on('data', (chunk: Buffer) => (received[index]! += chunk.length));
     req.on('error', () => {});
@@ -107,6 +115,34 @@ describe('plain HTTP route body limit', () => {
     const forwarded = received.slice(before);
     assert.ok(forwarded.every((bytes) => bytes <= LIMIT), `forwarded ${forwarded.join(', ')} bytes`);
     assert.equal(gateway.logs.text().includes('unexpected gateway error'), false);
+  });
+
+  describe('when the backend drops the connection while the body is still arriving', () => {
+    /** Sends `first`, waits until the backend has dropped the upload (and a moment for the gateway to see it), then the rest. */
+    const uploadAcrossDrop = async (first: number, rest: number[]) => {
+      earlyAnswered = Promise.withResolvers<void>();
+      return post({ authorization: `Bearer ${await bearer()}`, 'content-type': 'application/octet-stream' }, (req) => {
+        req.write(Buffer.alloc(first, 1));
+        void earlyAnswered.promise.then(async () => {
+          await new Promise((resolve) => setTimeout(resolve, 200));
+          for (const size of rest) if (!req.destroyed) req.write(Buffer.alloc(size, 2));
+          if (!req.destroyed) req.end();
+        });
+      }, '/api/early');
+    };
+
+    it('answers 413 when the body turns out to be over the limit (a mistake of the client, not a backend failure)', async () => {
+      const answer = await uploadAcrossDrop(400, [400, 400]);
+      assert.equal(answer.status, 413);
+      assert.equal((JSON.parse(answer.body) as { error: string }).error, 'payload_too_large');
+      assert.equal(gateway.logs.text().includes('unexpected gateway error'), false);
+    });
+
+    it('answers 502 when the body was within the limit (the backend failed; its lost answer cannot be relayed)', async () => {
+      const answer = await uploadAcrossDrop(400, [200]);
+      assert.equal(answer.status, 502);
+      assert.equal((JSON.parse(answer.body) as { error: string }).error, 'bad_gateway');
+    });
   });
 
   it('still refuses an oversized body without a token as unauthorized, not by size', async () => {

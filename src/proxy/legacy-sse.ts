@@ -127,7 +127,7 @@ export function legacySseMessageHandler(runtime: GatewayRuntime, state: RouteSta
   return async function handleLegacySseMessage(request: FastifyRequest, reply: FastifyReply) {
     const exchange = startExchange(runtime, state, request, reply);
     await runSteps(legacySseMessageSteps, exchange);
-    return relayResponse(reply, backendResponse(exchange), exchange.draft, state.route);
+    return relayResponse(reply, backendResponse(exchange), exchange.draft, state.route, undefined, { oneMessageUnlessSse: true });
   };
 }
 

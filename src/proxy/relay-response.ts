@@ -12,10 +12,12 @@ import type { AuditDraft } from './request-audit.ts';
  *
  * One exception: a body that is one message, not a stream — a declared length, or `application/json` (a single
  * JSON-RPC response, which the SDKs send chunked) — is collected while it stays small and sent in one write with its
- * length. Holding it costs no latency (a JSON response is useless to the client until complete), and it saves the
- * chunked-encoding writes: the profile of the benchmark shows socket writes as the largest share of the gateway's
- * CPU, and a streamed response costs a second write for its final chunk. A body that outgrows the limit is streamed
- * on, starting with what was collected.
+ * length. A caller whose answers are messages unless they are SSE (an MCP message POST, whose other answer is a
+ * `202 Accepted` ack the backends send chunked) says so with `oneMessageUnlessSse`; a plain HTTP route does not,
+ * since its backend may stream any type. Holding it costs no latency (a message is useless to the client until
+ * complete), and it saves the chunked-encoding writes: the profile of the benchmark shows socket writes as the
+ * largest share of the gateway's CPU, and a streamed response costs a write for its headers and one for its final
+ * chunk besides the body's. A body that outgrows the limit is streamed on, starting with what was collected.
  */
 const SMALL_BODY_BYTES = 64 * 1024;
 
@@ -25,7 +27,7 @@ export async function relayResponse(
   draft: AuditDraft,
   route: Pick<RouteConfig, 'path'>,
   body: Readable = response.body,
-  options: { bytesCounted?: boolean } = {},
+  options: { bytesCounted?: boolean; oneMessageUnlessSse?: boolean } = {},
 ): Promise<FastifyReply> {
   const headers = clientResponseHeaders(response.headers);
   // The backend's own challenge would point the client at the wrong authorization server.
@@ -37,7 +39,10 @@ export async function relayResponse(
     .header('cache-control', headers['cache-control'] ?? 'no-store');
 
   const declared = Number(response.headers['content-length'] ?? Number.NaN);
-  const oneMessage = declared <= SMALL_BODY_BYTES || (Number.isNaN(declared) && mediaType(response.headers) === 'application/json');
+  const type = mediaType(response.headers);
+  const oneMessage =
+    declared <= SMALL_BODY_BYTES ||
+    (Number.isNaN(declared) && (type === 'application/json' || (options.oneMessageUnlessSse === true && type !== 'text/event-stream')));
   if (body === response.body && oneMessage) {
     let collected: { whole: Buffer } | { head: Buffer[] };
     try {

@@ -122,7 +122,7 @@ async function relayToClient(exchange: McpExchange): Promise<FastifyReply> {
   if (response.statusCode === 200 && mediaType(response.headers) === 'text/event-stream') {
     trackOpenStream(reply, runtime.metrics, { route: state.route.path, transport: 'streamable-http' });
   }
-  return relayResponse(reply, response, draft, state.route, body);
+  return relayResponse(reply, response, draft, state.route, body, { oneMessageUnlessSse: exchange.post !== undefined });
 }
 
 /**

@@ -28,7 +28,29 @@ after(async () => {
   await backend?.close();
 });
 
-describe('legacy HTTP+SSE and graceful shutdown', () => {
+describe('legacy HTTP+SSE message POSTs', () => {
+  it('relays the backend ack (sent chunked) as one message with its length, not as a stream', async () => {
+    const token = await mintAccessToken(keyring, gateway.url, { aud: `${gateway.url}/legacy` });
+    const headers = { authorization: `Bearer ${token}` };
+    const stream = new AbortController();
+    try {
+      const sse = await fetch(`${gateway.url}/legacy/sse`, { headers, signal: stream.signal });
+      const reader = sse.body!.getReader();
+      let text = '';
+      while (!/data: (\S+)\n\n/.test(text)) text += new TextDecoder().decode((await reader.read()).value);
+      const posted = await fetch(/data: (\S+)\n\n/.exec(text)![1]!, {
+        method: 'POST',
+        headers: { ...headers, 'content-type': 'application/json' },
+        body: JSON.stringify({ jsonrpc: '2.0', id: 0, method: 'initialize', params: { protocolVersion: '2024-11-05', capabilities: {}, clientInfo: { name: 'test', version: '1' } } }),
+      });
+      assert.equal(posted.status, 202);
+      assert.equal(posted.headers.get('transfer-encoding'), null);
+      assert.equal(posted.headers.get('content-length'), String(Buffer.byteLength(await posted.text())));
+    } finally {
+      stream.abort();
+    }
+  });
+
   it('ends the drain once the last response has, though the client keeps its connection after a message POST', async () => {
     const token = await mintAccessToken(keyring, gateway.url, { aud: `${gateway.url}/legacy` });
     const headers = { authorization: `Bearer ${token}` };

@@ -121,16 +121,44 @@ function sendStream(reply: FastifyReply, body: Readable): FastifyReply {
   return reply.send(body);
 }
 
-/** Reads `body` to its end unless it grows past `limit`; then returns what was read (the rest is still unread). */
-async function collectSmall(body: Readable, limit: number): Promise<{ whole: Buffer } | { head: Buffer[] }> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of body.iterator({ destroyOnReturn: false })) {
-    chunks.push(chunk as Buffer);
-    size += (chunk as Buffer).length;
-    if (size > limit) return { head: chunks };
-  }
-  return { whole: chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size) };
+/**
+ * Reads `body` to its end unless it grows past `limit`; then returns what was read, with the stream paused (the rest
+ * is still unread). Listeners, not an async iterator: this runs on every JSON answer, and an iterator costs an
+ * end-of-stream watcher and a promise per chunk.
+ */
+function collectSmall(body: Readable, limit: number): Promise<{ whole: Buffer } | { head: Buffer[] }> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const stop = () => {
+      body.off('data', onData);
+      body.off('end', onEnd);
+      body.off('error', onError);
+      body.off('close', onClose);
+    };
+    const onData = (chunk: Buffer) => {
+      chunks.push(chunk);
+      size += chunk.length;
+      if (size <= limit) return;
+      body.pause();
+      stop();
+      resolve({ head: chunks });
+    };
+    const onEnd = () => {
+      stop();
+      resolve({ whole: chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size) });
+    };
+    const onError = (error: Error) => {
+      stop();
+      reject(error);
+    };
+    // 'end' comes before 'close' on a complete body; a close without it is a cut answer.
+    const onClose = () => onError(new Error('the backend answer was cut before its end'));
+    body.on('data', onData);
+    body.once('end', onEnd);
+    body.once('error', onError);
+    body.once('close', onClose);
+  });
 }
 
 async function* prepend(head: Buffer[], rest: Readable): AsyncGenerator<Buffer> {

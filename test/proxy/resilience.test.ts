@@ -41,6 +41,12 @@ before(async () => {
   const reset = await tcp((socket) => socket.resetAndDestroy());
   const garbage = await tcp((socket) => socket.end('this is not HTTP at all\r\n\r\n'));
   const html = await http((_req, res) => res.writeHead(200, { 'content-type': 'text/html' }).end('<h1>hi</h1>'));
+  // A JSON answer cut after its head and part of its body (the gateway collects a JSON answer before sending it).
+  const cut = await http((_req, res) => {
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.write('{"jsonrpc":"2.0","id":4,"result":{"content":[');
+    setImmediate(() => res.socket?.destroy());
+  });
   const stream = await http((req, res) => {
     res.writeHead(200, { 'content-type': 'text/event-stream' });
     res.write(': keep-alive\n\n');
@@ -92,6 +98,7 @@ before(async () => {
         route('/reset', reset),
         route('/garbage', garbage),
         route('/html', html),
+        route('/cut', cut),
         route('/stream', stream),
         route('/idle', idle, { idleStreamMs: 200 }),
         route('/legacy-html', html, {}, ['sse']),
@@ -117,6 +124,7 @@ describe('backend failures', () => {
     ['/reset', 502],
     ['/garbage', 502],
     ['/html', 502],
+    ['/cut', 502],
   ];
   for (const [path, status] of cases) {
     it(`answers ${status} with a JSON-RPC error naming the route when the backend at ${path} fails`, async () => {

@@ -142,6 +142,11 @@ export class SqliteDatabase {
     this.#guard(() => this.#statement(sql).run(...params));
   }
 
+  /** Runs a statement and returns how many rows it changed. */
+  changes(sql: string, ...params: SQLInputValue[]): number {
+    return Number(this.#guard(() => this.#statement(sql).run(...params)).changes);
+  }
+
   /** Commits the open batch now instead of at the end of the turn. */
   commitNow(): void {
     if (this.#batch) this.#commit(this.#batch);

@@ -241,13 +241,22 @@ class SqliteStore implements Store {
     this.#db.close();
   }
 
-  /** The body of `set`, run inside the caller's write. */
+  /**
+   * The body of `set`, run inside the caller's write. Most writes are of new keys (audit records, new codes and
+   * tokens): one INSERT, with no index rows to clear. An existing key is updated and its old index rows go.
+   */
   #put({ namespace, key, value, options = {} }: StoreWrite): void {
-    this.#db.run(
-      'INSERT OR REPLACE INTO records (namespace, key, value, expires_at) VALUES (?, ?, ?, ?)',
-      namespace, key, serializeValue(value), this.#expiresAt(options.ttlSeconds),
+    const serialized = serializeValue(value);
+    const expiresAt = this.#expiresAt(options.ttlSeconds);
+    const inserted = this.#db.changes(
+      'INSERT OR IGNORE INTO records (namespace, key, value, expires_at) VALUES (?, ?, ?, ?)',
+      namespace, key, serialized, expiresAt,
     );
-    this.#replaceIndexes(namespace, key, options.indexes);
+    if (inserted === 0) {
+      this.#db.run('UPDATE records SET value = ?, expires_at = ? WHERE namespace = ? AND key = ?', serialized, expiresAt, namespace, key);
+      this.#db.run('DELETE FROM record_indexes WHERE namespace = ? AND key = ?', namespace, key);
+    }
+    this.#insertIndexes(namespace, key, options.indexes);
   }
 
   #expiresAt(ttlSeconds: number | undefined): number | null {
@@ -257,14 +266,19 @@ class SqliteStore implements Store {
 
   #replaceIndexes(namespace: string, key: string, indexes: Record<string, string> | undefined): void {
     this.#db.run('DELETE FROM record_indexes WHERE namespace = ? AND key = ?', namespace, key);
+    this.#insertIndexes(namespace, key, indexes);
+  }
+
+  #insertIndexes(namespace: string, key: string, indexes: Record<string, string> | undefined): void {
     for (const [name, value] of Object.entries(indexes ?? {})) {
       assertStoreName('index', name);
       this.#db.run(
-        'INSERT INTO record_indexes (namespace, index_name, index_value, key) VALUES (?, ?, ?, ?)',
+        'INSERT OR IGNORE INTO record_indexes (namespace, index_name, index_value, key) VALUES (?, ?, ?, ?)',
         namespace, name, value, key,
       );
     }
   }
+
 }
 
 function isLive(expiresAt: number | null, now: number): boolean {

@@ -82,12 +82,19 @@ function relayLegacyStream(exchange: McpExchange): Promise<FastifyReply> {
   const review = toolListReviewer(runtime, state.route, draft);
   const screen = screenToolsListSseEvent(denied, review);
   const endpoint = endpointRewriter(state.legacySseUrl, publicMessagesUrl, bind);
-  const rewrite = denied.size === 0 && review === undefined ? endpoint : (event: SseEvent) => {
-    const passed = endpoint(event);
+  const unfiltered = denied.size === 0 && review === undefined;
+  const rewrite = unfiltered ? endpoint.rewrite : (event: SseEvent) => {
+    const passed = endpoint.rewrite(event);
     return passed instanceof Promise ? passed : screen(passed);
   };
-  // Every message's response travels on this stream: the one parsing stage counts the bytes itself.
-  const body = response.body.pipe(sseEventTransform(rewrite, { onBytes: (bytes) => void (draft.bytesOut += bytes) }));
+  // Every message's response travels on this stream: the one parsing stage counts the bytes itself, and steps aside
+  // once the endpoint is rewritten when there is nothing to filter.
+  const body = response.body.pipe(
+    sseEventTransform(rewrite, {
+      onBytes: (bytes) => void (draft.bytesOut += bytes),
+      passThroughAfter: unfiltered ? endpoint.rewritten : undefined,
+    }),
+  );
   return relayResponse(reply, response, draft, state.route, body, { bytesCounted: true });
 }
 
@@ -159,9 +166,9 @@ function endpointRewriter(
   backendSseUrl: string,
   publicMessagesUrl: string,
   bind: (backendMessageUrl: string) => Promise<void>,
-): (event: SseEvent) => SseEvent | Promise<SseEvent> {
+): { rewrite: (event: SseEvent) => SseEvent | Promise<SseEvent>; rewritten: () => boolean } {
   let rewritten = false;
-  return (event) => {
+  const rewrite = (event: SseEvent): SseEvent | Promise<SseEvent> => {
     if (rewritten) return event;
     if (event.event !== 'endpoint' || event.data.trim() === '') {
       throw new ProtocolError('bad_gateway', 'The backend SSE stream did not start with an endpoint event.');
@@ -172,4 +179,5 @@ function endpointRewriter(
     rewritten = true;
     return bind(target).then(() => ({ ...event, data: publicMessagesUrl }));
   };
+  return { rewrite, rewritten: () => rewritten };
 }

@@ -31,6 +31,8 @@ interface Counter {
   shared: number;
   /** Counted here since the last flush. */
   pending: number;
+  /** Counted here and being added to the shared counter now: still counted until the store's total includes it. */
+  flushing: number;
 }
 
 const WINDOW_MS = 60_000;
@@ -50,10 +52,10 @@ export function createRateLimiter(options: {
   function count(key: string, window: number, limit: number): boolean {
     let counter = counters.get(key);
     if (!counter || counter.window !== window) {
-      counter = { window, shared: 0, pending: 0 };
+      counter = { window, shared: 0, pending: 0, flushing: 0 };
       counters.set(key, counter);
     }
-    if (counter.shared + counter.pending >= limit) return false;
+    if (counter.shared + counter.flushing + counter.pending >= limit) return false;
     counter.pending++;
     return true;
   }
@@ -69,11 +71,18 @@ export function createRateLimiter(options: {
       if (counter.pending === 0) continue;
       const by = counter.pending;
       counter.pending = 0;
+      // Until the store answers, these requests are neither pending nor in `shared`: without `flushing` a request
+      // arriving meanwhile saw a budget short by them (a full event-loop turn on SQLite, a round trip on Redis).
+      counter.flushing += by;
       // The key carries the window, so the counter expires with it (two windows of TTL cover clock skew).
       work.push(
         incrementCounter(store, rateLimitCounter, `${counter.window}:${key}`, 120, by).then(
-          (total) => void (counter.shared = Math.max(counter.shared, total)),
+          (total) => {
+            counter.shared = Math.max(counter.shared, total);
+            counter.flushing -= by;
+          },
           (error: unknown) => {
+            counter.flushing -= by;
             counter.pending += by;
             throw error;
           },

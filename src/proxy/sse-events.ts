@@ -19,14 +19,22 @@ export type SseEvent = EventSourceMessage;
 export interface SseEventTransformOptions {
   /** Called with the size of everything emitted (audit byte counts), so no extra counting stage is needed. */
   onBytes?: (bytes: number) => void;
+  /**
+   * Asked after each chunk that ended at an event boundary: once it says true, the rest of the stream is passed on
+   * byte for byte, unparsed (the legacy stream once its `endpoint` event is rewritten and nothing is to be filtered:
+   * every later message's answer travels on it, and parsing it only to write it out again costs each one a decode,
+   * a parse and a re-encode). The rest is then relayed as the backend sent it, unknown fields included.
+   */
+  passThroughAfter?: () => boolean;
 }
 
 export function sseEventTransform(
   rewrite: (event: SseEvent) => SseEvent | Promise<SseEvent>,
   options: SseEventTransformOptions = {},
 ): Transform {
-  const { onBytes } = options;
+  const { onBytes, passThroughAfter } = options;
   const decoder = new TextDecoder('utf-8');
+  let passingThrough = false;
   let out: Array<string | Promise<string>> = [];
   let failure: unknown;
   const parser = createParser({
@@ -66,7 +74,18 @@ export function sseEventTransform(
 
   return new Transform({
     transform(chunk: Buffer, _encoding, callback) {
-      feed(this, decoder.decode(chunk, { stream: true }), callback);
+      if (passingThrough) {
+        onBytes?.(chunk.length);
+        return callback(null, chunk);
+      }
+      const text = decoder.decode(chunk, { stream: true });
+      feed(this, text, (error) => {
+        // At a blank line the parser holds nothing and the decoder no partial character: switching is seamless.
+        if (!error && passThroughAfter !== undefined && (text.endsWith('\n\n') || text.endsWith('\r\n\r\n'))) {
+          passingThrough = passThroughAfter();
+        }
+        callback(error);
+      });
     },
     flush(callback) {
       // An event not closed by a blank line when the stream ends is discarded, as a browser discards it.

@@ -6,6 +6,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AUDIT_NAMESPACE, createAuditLog, type AuditRecord } from '../../src/proxy/audit.ts';
 import { cryptoRandom } from '../../src/runtime/random.ts';
+import { createRateLimiter } from '../../src/proxy/rate-limit.ts';
+import { routeSchema } from '../../src/config/schema.ts';
+import { ProtocolError } from '../../src/errors/protocol-error.ts';
+import type { Store } from '../../src/store/store.ts';
 import { startMcpBackend, type McpBackend } from '../support/mcp-backends.ts';
 import { createTestKeyring, mcpPost, mintAccessToken, startTestGateway, toolsCall, type TestGateway } from './harness.ts';
 
@@ -196,5 +200,32 @@ describe('rate limits', () => {
       await response.text();
     }
     assert.deepEqual(statuses, [200, 200, 429]);
+  });
+});
+
+describe('rate limiter counts', () => {
+  it('still counts the requests it is adding to the shared counter while the store has not answered yet', async () => {
+    const held: Array<() => void> = [];
+    // The store answers an increment only when the test lets it (a slow Redis, or SQLite's commit at the turn's end).
+    const slowStore = {
+      increment: async (_namespace: string, _key: string, _ttl: number, by = 1) => {
+        await new Promise<void>((resolve) => held.push(resolve));
+        return by;
+      },
+    } as unknown as Store;
+    const limiter = createRateLimiter({ store: slowStore, clock: new ManualClock(Date.now()), flushIntervalMs: 60_000 });
+    const route = routeSchema.parse({ path: '/one', backend: 'http://127.0.0.1:9/mcp', rateLimit: { perUserPerMinute: 1, perClientPerMinute: 100 } });
+    try {
+      limiter.consume(route, 'tenant/alice', 'client-1');
+      const flushed = limiter.flush();
+      assert.throws(() => limiter.consume(route, 'tenant/alice', 'client-1'), (error: unknown) => error instanceof ProtocolError && error.code === 'rate_limited');
+      for (const release of held.splice(0)) release();
+      await flushed;
+      assert.throws(() => limiter.consume(route, 'tenant/alice', 'client-1'), (error: unknown) => error instanceof ProtocolError && error.code === 'rate_limited');
+    } finally {
+      const stopping = limiter.stop();
+      for (const release of held.splice(0)) release();
+      await stopping;
+    }
   });
 });

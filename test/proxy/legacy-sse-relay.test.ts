@@ -12,6 +12,7 @@ import { createTestKeyring, mintAccessToken, startTestGateway, type TestGateway 
 const keyring = createTestKeyring();
 let gateway: TestGateway;
 let backend: Server;
+let verbatimBackend: Server;
 
 const message = (text: string) => JSON.stringify({ jsonrpc: '2.0', method: 'notifications/message', params: { level: 'info', data: text } });
 const toolsResult = JSON.stringify({ jsonrpc: '2.0', id: 1, result: { tools: [{ name: 'echo', description: 'café' }, { name: 'secret_tool' }] } });
@@ -31,12 +32,28 @@ before(async () => {
   });
   await new Promise<void>((resolve) => backend.listen(0, '127.0.0.1', resolve));
   const url = `http://127.0.0.1:${(backend.address() as AddressInfo).port}`;
+  // After its endpoint event (a chunk of its own), events with an id, a field no client knows, and a character
+  // split between two chunks.
+  verbatimBackend = createServer(async (_req, res) => {
+    res.writeHead(200, { 'content-type': 'text/event-stream' });
+    res.write('event: endpoint\ndata: /messages?session=2\n\n');
+    await delay(30);
+    const rest = Buffer.from(`id: 7\nevent: message\nx-note: kept\ndata: ${message('naïve ☕')}\n\n${'event: message\ndata: ' + toolsResult + '\n\n'}`);
+    const cut = rest.indexOf(Buffer.from('☕')) + 1;
+    res.write(rest.subarray(0, cut));
+    await delay(30);
+    res.write(rest.subarray(cut));
+  });
+  await new Promise<void>((resolve) => verbatimBackend.listen(0, '127.0.0.1', resolve));
+  const verbatimUrl = `http://127.0.0.1:${(verbatimBackend.address() as AddressInfo).port}`;
   gateway = await startTestGateway({
     keyring,
     config: {
       routes: [
         { path: '/plain', backend: url, transports: ['sse'] },
         { path: '/filtered', backend: url, transports: ['sse'], tools: { secret_tool: { groups: ['admins'] } } },
+        { path: '/verbatim', backend: verbatimUrl, transports: ['sse'] },
+        { path: '/verbatim-filtered', backend: verbatimUrl, transports: ['sse'], tools: { secret_tool: { groups: ['admins'] } } },
       ],
     },
   });
@@ -44,8 +61,10 @@ before(async () => {
 
 after(async () => {
   await gateway?.close();
-  backend.closeAllConnections();
-  await new Promise<void>((resolve) => backend.close(() => resolve()));
+  for (const server of [backend, verbatimBackend]) {
+    server?.closeAllConnections();
+    await new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()));
+  }
 });
 
 /** Reads the client's stream until the tools/list event has arrived, then hangs up. */
@@ -74,4 +93,20 @@ describe('legacy SSE relay keeps UTF-8 intact across chunks', () => {
       assert.equal(text.includes('secret_tool'), path === '/plain');
     });
   }
+});
+
+describe('legacy SSE relay once the endpoint is rewritten', () => {
+  it('passes the rest of an unfiltered stream on byte for byte', async () => {
+    const text = await readStream('/verbatim');
+    assert.match(text, new RegExp(`^event: endpoint\ndata: ${gateway.url}/verbatim/messages\\?sessionId=`));
+    assert.ok(text.includes(`id: 7\nevent: message\nx-note: kept\ndata: ${message('naïve ☕')}\n\n`), text);
+    assert.ok(text.includes('secret_tool'));
+  });
+
+  it('keeps parsing a stream it filters: the tools/list answer is screened, unknown fields are not relayed', async () => {
+    const text = await readStream('/verbatim-filtered');
+    assert.ok(text.includes(`id: 7\nevent: message\ndata: ${message('naïve ☕')}\n\n`), text);
+    assert.equal(text.includes('x-note'), false);
+    assert.equal(text.includes('secret_tool'), false);
+  });
 });

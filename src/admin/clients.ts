@@ -107,8 +107,14 @@ export interface ClientRevocation {
 export async function revokeClient(deps: AdminDeps, clientId: string): Promise<ClientRevocation> {
   const client = await findClient(deps, clientId);
   if (client === undefined) throw new AdminNotFoundError(`no client ${JSON.stringify(clientId)}`);
-  const grants = await listGrants(deps, { client: clientId });
-  for (const grant of grants) await endGrant(deps, grant.grantId, 'client_revoked');
+  const revokedGrants: string[] = [];
+  const endGrants = async () => {
+    for (const grant of await listGrants(deps, { client: clientId })) {
+      await endGrant(deps, grant.grantId, 'client_revoked');
+      revokedGrants.push(grant.grantId);
+    }
+  };
+  await endGrants();
 
   let registrationDeleted = false;
   if (client.type === 'dcr') {
@@ -117,8 +123,11 @@ export async function revokeClient(deps: AdminDeps, clientId: string): Promise<C
       if (value.clientId === clientId) await deleteRecord(deps.store, registrationTokenView, key);
     }
     registrationDeleted = await deleteRecord(deps.store, clientView, clientId);
+    // A grant made while the ones above were ending (a user finishing consent meanwhile) was not in that list; with
+    // the registration gone no further one can be made, so a second pass ends them all.
+    await endGrants();
   }
-  return { client, revokedGrants: grants.map((grant) => grant.grantId), registrationDeleted };
+  return { client, revokedGrants, registrationDeleted };
 }
 
 export interface ClientDescription {

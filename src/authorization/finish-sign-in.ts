@@ -84,8 +84,9 @@ export async function checkSignInBrowser(continuation: SignedInContinuation): Pr
 export async function consumeSignIn(continuation: SignedInContinuation): Promise<void> {
   const { store } = continuation.deps.ctx;
   const uid = filled(continuation.uid, 'uid');
-  const signedIn = await consumeRecord(store, interactionSignedInRecord, uid);
-  const approved = await consumeRecord(store, consentApprovedRecord, uid);
+  // Both in the same turn: a second request for the same interaction (a double navigation) then takes neither,
+  // instead of each taking one and both failing.
+  const [signedIn, approved] = await Promise.all([consumeRecord(store, interactionSignedInRecord, uid), consumeRecord(store, consentApprovedRecord, uid)]);
   if (signedIn === undefined || approved === undefined || approved.clientId !== filled(continuation.details, 'interaction').params.client_id) {
     throw new ProtocolError('invalid_request', 'This sign-in has expired or was already completed; start again from the application.');
   }

@@ -79,7 +79,26 @@ export function createToolPins({ store, clock, logger }: { store: Store; clock: 
     if (!trusted) logger.warn({ route, tool: tool.name }, 'tool definition differs from the pinned one; waiting for `gatehouse tools approve`');
   }
 
+  /**
+   * One review of a route at a time in this process: a review spans several store writes (a turn each on SQLite, a
+   * round trip on Redis), and a second `tools/list` answer reviewed meanwhile against the pins cached before the
+   * first one's writes saw no baseline it could claim and no pins, and recorded every tool as pending. The next one
+   * starts when the previous one has written and dropped the cache, so it reads what the previous one pinned.
+   * (Replicas racing on a route's first answer are settled by `claimBaseline`, which exactly one of them wins.)
+   */
+  const reviewing = new Map<string, Promise<unknown>>();
+
   async function review(route: string, entries: readonly unknown[]): Promise<Set<string>> {
+    const run = (reviewing.get(route) ?? Promise.resolve()).catch(() => {}).then(() => reviewNow(route, entries));
+    reviewing.set(route, run);
+    try {
+      return await run;
+    } finally {
+      if (reviewing.get(route) === run) reviewing.delete(route);
+    }
+  }
+
+  async function reviewNow(route: string, entries: readonly unknown[]): Promise<Set<string>> {
     const pins = await load(route);
     const trusted = !pins.baselined && (await claimBaseline(route));
     let wrote = !pins.baselined;

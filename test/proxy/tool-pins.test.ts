@@ -68,6 +68,15 @@ describe('createToolPins', () => {
     assert.deepEqual((await listToolPins(deps, { route: '/a' })).map((pin) => `${pin.name}:${pin.status}`), ['delete:approved', 'read:approved', 'write:changed']);
   });
 
+  it('reviews two first answers of a route that arrive together one after the other: both trusted, nothing pending', async () => {
+    const pins = createToolPins({ store, clock, logger });
+    const answer = [tool('list'), tool('get'), tool('put')];
+    const [first, second] = await Promise.all([pins.review('/together', answer), pins.review('/together', answer)]);
+    assert.deepEqual(first, new Set());
+    assert.deepEqual(second, new Set());
+    for (const name of ['list', 'get', 'put']) assert.equal(await pins.standing('/together', name), 'pinned');
+  });
+
   it('treats a look-alike of a pinned name as a change of that tool', async () => {
     const pins = createToolPins({ store, clock, logger });
     await pins.review('/b', [tool('send_mail')]);

@@ -78,7 +78,9 @@ describe(`fuzz: every endpoint, ${REQUESTS} requests, seed ${SEED}`, () => {
     const keySet = generateKeySet({ now: Date.now(), signingAlgorithm: 'ES256' });
     await writeFile(keysFile, serializeKeySet(keySet));
     process.on('uncaughtException', onUncaught);
-    demo = await startDemo({ config: { keys: { source: 'file', file: keysFile } } });
+    // A 1 MiB body limit (the default is 4 MiB) so the `huge` bodies below are over it: the gateway must refuse them
+    // itself, whether it learns it while streaming one on or after the backend dropped the upload.
+    demo = await startDemo({ config: { keys: { source: 'file', file: keysFile }, server: { bodyLimitBytes: 1024 * 1024 } } });
     const url = new URL(demo.publicUrl);
     host = url.hostname;
     port = Number(url.port);
@@ -175,7 +177,7 @@ describe(`fuzz: every endpoint, ${REQUESTS} requests, seed ${SEED}`, () => {
       const chunks = [bytes.subarray(0, half), bytes.subarray(half)].filter((chunk) => chunk.length > 0);
       payload = Buffer.concat([...chunks.flatMap((chunk) => [Buffer.from(`${chunk.length.toString(16)}\r\n`), chunk, Buffer.from('\r\n')]), Buffer.from('0\r\n\r\n')]);
     } else if (framing === 'huge') {
-      // Over the body limit (1 MiB by default), chunked so the declared length cannot be used to refuse it early.
+      // Over the body limit (1 MiB here), chunked so the declared length cannot be used to refuse it early.
       const block = Buffer.alloc(256 * 1024, 0x61);
       headers.push('Transfer-Encoding: chunked');
       payload = Buffer.concat([...Array.from({ length: 5 }, () => [Buffer.from(`${block.length.toString(16)}\r\n`), block, Buffer.from('\r\n')]).flat(), Buffer.from('0\r\n\r\n')]);

@@ -125,6 +125,9 @@ function checkRoutes(config: GatehouseConfig, { problems }: RuleResult): void {
       const problem = source === undefined ? undefined : toolExpressionProblem(source);
       if (problem) problems.push(`${field}: ${problem} (a CEL expression over user, client, tool and args that is true to allow)`);
     }
+    if (route.bodyLimitBytes !== undefined && route.bodyLimitBytes > config.server.bodyLimitBytes) {
+      problems.push(`routes[${index}].bodyLimitBytes: ${route.bodyLimitBytes} is more than server.bodyLimitBytes (${config.server.bodyLimitBytes}), which bounds every request — lower it or raise that`);
+    }
     for (const scope of route.requiredScopes) {
       if (!Object.hasOwn(route.scopes, scope)) {
         problems.push(`routes[${index}].requiredScopes: "${scope}" is not one of this route's scopes (${Object.keys(route.scopes).join(', ')})`);

@@ -65,6 +65,8 @@ export function demoConfigInput(options: DemoConfigOptions = {}): Record<string,
       {
         path: '/mcp',
         backend: `http://127.0.0.1:${demo.graphServerPort}/mcp`,
+        // The sample server's own body limit (as on /graph below).
+        bodyLimitBytes: 1024 * 1024,
         scopes: {
           'mcp:tools': 'Use the tools of the sample Graph MCP server',
           'graph:read': 'Read your directory profile through the sample server',
@@ -90,6 +92,9 @@ export function demoConfigInput(options: DemoConfigOptions = {}): Record<string,
         path: '/graph',
         type: 'http',
         backend: `http://127.0.0.1:${demo.graphServerPort}/api`,
+        // The sample server's own body limit: a larger upload gets the gateway's 413, not a dropped connection (a
+        // backend refusing a body that way leaves the gateway only a 502 to give).
+        bodyLimitBytes: 1024 * 1024,
         scopes: { 'graph:read': 'Read your directory profile through the sample server' },
         requiredScopes: ['graph:read'],
         downstream: ['graph'],

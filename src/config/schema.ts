@@ -142,6 +142,14 @@ export const routeSchema = z
       .array(z.string())
       .default([])
       .describe('Names of `broker.downstream` entries the backend of this route may obtain tokens for.'),
+    bodyLimitBytes: z
+      .number()
+      .int()
+      .positive()
+      .optional()
+      .describe(
+        "Largest request body this route accepts; at most `server.bodyLimitBytes`, which is the default. Set it to the backend's own limit: the gateway then answers an oversized body with 413 itself, where a backend that refuses a body by dropping the connection mid-upload leaves it only a 502 to give.",
+      ),
     timeouts: z
       .object({
         connectMs: duration('Time to connect to the backend.', 5_000),

@@ -8,14 +8,14 @@ import { backendResponse, runSteps, startExchange, type ExchangeStep, type McpEx
 import * as shared from './exchange.ts';
 import type { GatewayRuntime } from './gateway-runtime.ts';
 import { relayResponse } from './relay-response.ts';
-import type { RouteState } from './route-state.ts';
+import { routeBodyLimit, type RouteState } from './route-state.ts';
 
 /**
  * Plain HTTP routes (`type: http`): a REST API behind the same tokens and identity forwarding as the MCP routes.
  * `/hello/x?y` on a route at `/hello` with backend `http://api:3001/v1` goes to `http://api:3001/v1/x?y`, and never
  * outside `/v1` (backend-path.ts). Bodies stream both ways; the gateway never reads them, but it holds the request
- * body to `server.bodyLimitBytes` and the route's `requestBodyMs` as it streams (src/server/request-body.ts, the same
- * cap and deadline as MCP POSTs).
+ * body to the route's limit (`bodyLimitBytes`, else `server.bodyLimitBytes`) and `requestBodyMs` as it streams
+ * (src/server/request-body.ts, the same cap and deadline as MCP POSTs).
  */
 
 /** Before the token check: a path that leaves the route (or is ambiguous) is refused whoever sends it (400). */
@@ -26,7 +26,7 @@ export function confineBackendPath(exchange: McpExchange): void {
 
 function bodyLimits(exchange: McpExchange): BodyLimits {
   const { runtime, state, request } = exchange;
-  return { limit: runtime.ctx.config.server.bodyLimitBytes, timeoutMs: state.route.timeouts.requestBodyMs, declaredLength: request.headers['content-length'] };
+  return { limit: routeBodyLimit(state, runtime.ctx.config.server.bodyLimitBytes), timeoutMs: state.route.timeouts.requestBodyMs, declaredLength: request.headers['content-length'] };
 }
 
 /** A `Content-Length` over the body limit is refused before a byte is read (413, RFC 9110 §15.5.14). */

@@ -5,7 +5,7 @@ import { rememberJsonRpcId } from './gateway-error.ts';
 import type { GatewayRuntime } from './gateway-runtime.ts';
 import { parseMcpPost, type McpPost } from './mcp-message.ts';
 import type { AuditDraft } from './request-audit.ts';
-import type { RouteState } from './route-state.ts';
+import { routeBodyLimit, type RouteState } from './route-state.ts';
 
 /**
  * Reads and parses a JSON-RPC POST body for either transport (Streamable HTTP, legacy SSE messages): capped at the
@@ -15,7 +15,7 @@ import type { RouteState } from './route-state.ts';
 export async function readMcpPost(runtime: GatewayRuntime, state: RouteState, request: FastifyRequest, draft: AuditDraft): Promise<McpPost> {
   // No body at all (`Content-Length: 0`) leaves `request.body` undefined: read as empty, a JSON-RPC parse error.
   const raw = await readRequestBody(request.body as Readable | undefined, {
-    limit: runtime.ctx.config.server.bodyLimitBytes,
+    limit: routeBodyLimit(state, runtime.ctx.config.server.bodyLimitBytes),
     timeoutMs: state.route.timeouts.requestBodyMs,
     declaredLength: request.headers['content-length'],
   });

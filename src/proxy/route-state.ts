@@ -60,3 +60,8 @@ export function toolChallenge(state: RouteState, toolScopes: readonly string[]):
   const scopes = [...new Set([...state.route.requiredScopes, ...toolScopes])];
   return { resourceMetadataUrl: state.target.resourceMetadataUrl, scope: scopes.join(' '), dpop: state.route.dpop };
 }
+
+/** The body limit of a request to this route: its own, or the server's (which bounds it; config-rules.ts). */
+export function routeBodyLimit(state: RouteState, serverLimit: number): number {
+  return Math.min(state.route.bodyLimitBytes ?? serverLimit, serverLimit);
+}

@@ -73,6 +73,13 @@ describe('loadConfig: a valid production file', () => {
     assert.ok(!problems.some((p) => p.includes('ok_tool')), problems.join('\n'));
   });
 
+  it('refuses a route body limit above the server one, and accepts one below it', () => {
+    const withLimit = (bytes: number) => VALID.replace('    backend: http://127.0.0.1:3000/mcp', `    backend: http://127.0.0.1:3000/mcp\n    bodyLimitBytes: ${bytes}`);
+    const problems = problemsOf(withLimit(8 * 1024 * 1024));
+    assert.ok(problems.some((p) => p.startsWith('routes[0].bodyLimitBytes: 8388608 is more than server.bodyLimitBytes (4194304)')), problems.join('\n'));
+    assert.equal(load(withLimit(1024 * 1024), {}).config.routes[0]?.bodyLimitBytes, 1024 * 1024);
+  });
+
   it('refuses a required scope that only Object.prototype has (toString), naming it', () => {
     const problems = problemsOf(VALID.replace('    backend: http://127.0.0.1:3000/mcp', '    backend: http://127.0.0.1:3000/mcp\n    requiredScopes: [toString]'));
     assert.ok(problems.some((p) => p.startsWith('routes[0].requiredScopes: "toString" is not one of this route\'s scopes')), problems.join('\n'));

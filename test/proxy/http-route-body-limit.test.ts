@@ -39,6 +39,7 @@ before(async () => {
       routes: [
         { path: '/api', type: 'http', backend: `${origin}/v1` },
         { path: '/slow', type: 'http', backend: `${origin}/v1`, timeouts: { requestBodyMs: 200 } },
+        { path: '/small', type: 'http', backend: `${origin}/v1`, bodyLimitBytes: LIMIT / 2 },
       ],
     },
   });
@@ -143,6 +144,26 @@ describe('plain HTTP route body limit', () => {
       assert.equal(answer.status, 502);
       assert.equal((JSON.parse(answer.body) as { error: string }).error, 'bad_gateway');
     });
+  });
+
+  it("holds a route with its own, smaller limit to it, declared or streamed (the backend's limit, set on the route)", async () => {
+    const bearer = await mintAccessToken(keyring, gateway.url, { aud: `${gateway.url}/small` });
+    const before = received.length;
+    const declared = await post(
+      { authorization: `Bearer ${bearer}`, 'content-type': 'application/octet-stream', 'content-length': LIMIT / 2 + 1 },
+      (req) => req.flushHeaders(),
+      '/small/upload',
+    );
+    assert.equal(declared.status, 413);
+    assert.equal(received.length, before, 'a declared length over the route limit never reaches the backend');
+    const streamed = await post({ authorization: `Bearer ${bearer}`, 'content-type': 'application/octet-stream' }, (req) => {
+      req.write(Buffer.alloc(400, 1));
+      req.end(Buffer.alloc(400, 2));
+    }, '/small/upload');
+    assert.equal(streamed.status, 413);
+    const within = await post({ authorization: `Bearer ${bearer}`, 'content-type': 'application/octet-stream' }, (req) => req.end(Buffer.alloc(LIMIT / 2, 3)), '/small/upload');
+    assert.equal(within.status, 200);
+    assert.equal(within.body, `got ${LIMIT / 2}`);
   });
 
   it('still refuses an oversized body without a token as unauthorized, not by size', async () => {

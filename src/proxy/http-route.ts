@@ -57,8 +57,9 @@ export function capRequestBody(exchange: McpExchange): void {
  * closes the connection makes undici fail the request with a write error, and its answer is lost with the upload.
  * When that happens while the client is still sending, the rest of the body is read through the same cap and
  * deadline: a body over the limit gets the 413 the gateway would have given had it got that far first — the
- * client's own mistake, which a 502 would misreport (found by the endpoint fuzz test: a 1.25 MiB chunked upload to
- * the demo directory API). A body within the limit, or one that stops arriving, leaves the backend failure as it is.
+ * client's own mistake, which a 502 would misreport (the endpoint fuzz test sends such bodies). A body within the
+ * limit, or one that stops arriving, leaves the backend failure as it is: set the route's `bodyLimitBytes` to the
+ * backend's own limit, and the gateway refuses what the backend would.
  */
 async function restOfUploadOverLimit(incoming: Readable, upload: Transform, limits: BodyLimits, passed: number): Promise<ProtocolError | undefined> {
   incoming.unpipe(upload);

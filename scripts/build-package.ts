@@ -12,11 +12,13 @@ import { extname, resolve } from 'node:path';
  * `.ts` import specifiers rewritten to `.js` (rewriteRelativeImportExtensions); nothing else changes at run time.
  */
 const root = resolve(import.meta.dirname, '..');
-const dist = resolve(root, 'dist');
+// `--out-dir <dir>`: somewhere other than dist/ (the bench builds into its own temp dir, leaving dist/ alone).
+const outFlag = process.argv.indexOf('--out-dir');
+const dist = outFlag > 0 && process.argv[outFlag + 1] ? resolve(process.argv[outFlag + 1]!) : resolve(root, 'dist');
 const tsc = resolve(root, 'node_modules', 'typescript', 'bin', 'tsc');
 
 rmSync(dist, { recursive: true, force: true });
-const compiled = spawnSync(process.execPath, [tsc, '-p', resolve(root, 'tsconfig.build.json')], { cwd: root, stdio: 'inherit' });
+const compiled = spawnSync(process.execPath, [tsc, '-p', resolve(root, 'tsconfig.build.json'), '--outDir', dist], { cwd: root, stdio: 'inherit' });
 if (compiled.status !== 0) {
   process.stderr.write('build-package: tsc failed\n');
   process.exit(compiled.status ?? 1);

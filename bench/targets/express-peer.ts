@@ -1,12 +1,12 @@
-import { join } from 'node:path';
 import type { BackendUrls } from '../backends/main.ts';
+import type { CompiledTargets } from './compiled.ts';
 import { firstLine, spawnTracked, stopChild } from '../child-process.ts';
 import type { BenchCredentials } from './credentials.ts';
 import { proxiedUrl, proxyRoutes, type Target } from './target.ts';
 
 /** Starts the Express + SDK `requireBearerAuth` + `http-proxy-middleware` peer (express-peer-server.ts). */
-export async function startExpressPeer(urls: BackendUrls, credentials: BenchCredentials): Promise<Target> {
-  const child = spawnTracked(process.execPath, [join(import.meta.dirname, 'express-peer-server.ts')], {
+export async function startExpressPeer(urls: BackendUrls, credentials: BenchCredentials, compiled: CompiledTargets): Promise<Target> {
+  const child = spawnTracked(process.execPath, [compiled.script('express-peer-server')], {
     stdio: ['ignore', 'pipe', 'inherit'],
     env: {
       ...process.env,

@@ -1,11 +1,11 @@
-import { join } from 'node:path';
 import type { BackendUrls } from '../backends/main.ts';
+import type { CompiledTargets } from './compiled.ts';
 import { firstLine, spawnTracked, stopChild } from '../child-process.ts';
 import { proxiedUrl, proxyRoutes, type Target } from './target.ts';
 
 /** Starts the Node floor (node-floor-server.ts) in its own process. */
-export async function startNodeFloor(urls: BackendUrls): Promise<Target> {
-  const child = spawnTracked(process.execPath, [join(import.meta.dirname, 'node-floor-server.ts')], {
+export async function startNodeFloor(urls: BackendUrls, compiled: CompiledTargets): Promise<Target> {
+  const child = spawnTracked(process.execPath, [compiled.script('node-floor-server')], {
     stdio: ['ignore', 'pipe', 'inherit'],
     env: { ...process.env, BENCH_ROUTES: JSON.stringify(proxyRoutes(urls)) },
   });

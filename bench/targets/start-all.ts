@@ -2,6 +2,7 @@ import type { ChildProcess } from 'node:child_process';
 import type { BackendUrls } from '../backends/main.ts';
 import { freePort, startBackends, stopChild } from '../child-process.ts';
 import { startBenchIdentityProvider } from '../oauth/identity-provider.ts';
+import { compileTargets } from './compiled.ts';
 import { createCredentials } from './credentials.ts';
 import { directTarget } from './direct.ts';
 import { startExpressPeer } from './express-peer.ts';
@@ -25,6 +26,7 @@ export interface BenchTargets {
 }
 
 export async function startAllTargets(dir: string, maxStreams: number): Promise<BenchTargets> {
+  const compiled = compileTargets(dir);
   const { urls, child: backends } = await startBackends();
   const gatehousePort = await freePort();
   const gatehouseUrl = `http://127.0.0.1:${gatehousePort}`;
@@ -33,8 +35,8 @@ export async function startAllTargets(dir: string, maxStreams: number): Promise<
   const skipped: string[] = [];
   const nginx = await startNginx(urls, dir, 2 * maxStreams + 256);
   if (!nginx) skipped.push(`nginx (${NGINX_BINARY} not installed)`);
-  const gatehouse = await startGatehouse(gatehousePort, dir, urls, credentials, upstream);
-  const targets = [directTarget(urls), ...(nginx ? [nginx] : []), await startExpressPeer(urls, credentials), await startNodeFloor(urls), gatehouse];
+  const gatehouse = await startGatehouse(gatehousePort, dir, urls, credentials, upstream, compiled);
+  const targets = [directTarget(urls), ...(nginx ? [nginx] : []), await startExpressPeer(urls, credentials, compiled), await startNodeFloor(urls, compiled), gatehouse];
   return {
     urls,
     backends,

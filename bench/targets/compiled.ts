@@ -1,0 +1,58 @@
+import { spawnSync } from 'node:child_process';
+import { copyFileSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { stripTypeScriptTypes } from 'node:module';
+import { join, resolve } from 'node:path';
+
+/**
+ * The Node targets run as JavaScript, as they run in production: Gatehouse from its package build (what the
+ * container image and an installed package start), the Express peer and the Node floor with their types stripped.
+ * Running TypeScript sources makes Node load its type stripper, which stays in memory (≈ 28 MB of RSS per process
+ * here) and which no deployment carries: it would inflate every Node target's idle RSS, Gatehouse's and the
+ * anchors' alike.
+ *
+ * Everything is written under the bench's temp dir, beside a `node_modules` link to the repository's (so packages
+ * resolve) and a copy of its package.json (the module type, and the version Gatehouse reports).
+ */
+export interface CompiledTargets {
+  /** The Node options the container image starts Gatehouse with (its ENTRYPOINT), so the bench uses the same. */
+  gatehouseNodeFlags: string[];
+  /** Gatehouse's CLI entry as the package build emits it. */
+  gatehouseEntry: string;
+  /** A bench server (`bench/targets/<name>.ts`) as JavaScript. */
+  script(name: 'node-floor-server' | 'express-peer-server'): string;
+}
+
+const root = resolve(import.meta.dirname, '..', '..');
+
+export function compileTargets(dir: string): CompiledTargets {
+  const out = join(dir, 'js');
+  mkdirSync(join(out, 'bench'), { recursive: true });
+  symlinkSync(join(root, 'node_modules'), join(out, 'node_modules'), 'dir');
+  copyFileSync(join(root, 'package.json'), join(out, 'package.json'));
+  const dist = join(out, 'dist');
+  const build = spawnSync(process.execPath, [join(root, 'scripts', 'build-package.ts'), '--out-dir', dist], { encoding: 'utf8' });
+  if (build.status !== 0) throw new Error(`the package build failed:\n${build.stdout}${build.stderr}`);
+  const scripts = new Map<string, string>();
+  for (const name of ['node-floor-server', 'express-peer-server']) {
+    const source = join(import.meta.dirname, `${name}.ts`);
+    const target = join(out, 'bench', `${name}.js`);
+    // The servers import nothing relative but types, which stripping erases.
+    writeFileSync(target, stripTypeScriptTypes(readFileSync(source, 'utf8'), { mode: 'strip' }));
+    scripts.set(name, target);
+  }
+  return {
+    gatehouseNodeFlags: imageNodeFlags(),
+    gatehouseEntry: join(dist, 'src', 'cli', 'main.js'),
+    script: (name) => scripts.get(name)!,
+  };
+}
+
+/** The options between `node` and `bin/gatehouse.js` in the Dockerfile's ENTRYPOINT. */
+export function imageNodeFlags(): string[] {
+  const dockerfile = readFileSync(join(root, 'Dockerfile'), 'utf8');
+  const entrypoint = /^ENTRYPOINT (\[.*\])$/m.exec(dockerfile);
+  const words = entrypoint ? (JSON.parse(entrypoint[1]!) as string[]) : [];
+  const bin = words.findIndex((word) => word.endsWith('/bin/gatehouse.js'));
+  if (bin < 1) throw new Error('the Dockerfile has no ENTRYPOINT ["<node>", ...options, ".../bin/gatehouse.js"]');
+  return words.slice(1, bin);
+}

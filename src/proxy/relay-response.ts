@@ -111,12 +111,22 @@ export async function relayResponse(
 
 /**
  * Node holds a response's headers back until its first body byte: an SSE stream whose backend has nothing to say
- * yet would leave the client without even a status, and clients time out. The headers go out as soon as Fastify
- * starts piping (it has set them by then), and the stream's bytes follow as they come.
+ * yet would leave the client without even a status, and clients time out. So once Fastify starts piping (it has set
+ * the headers by then) the headers go out on their own if no body byte has followed within
+ * HEADERS_ALONE_AFTER_MS; an answer whose first event is already there, or comes soon (a quick tool call over SSE),
+ * sends its headers in the same write as that event. Flushing them at once cost a socket write of their own per
+ * SSE answer, 8.6 % of the gateway's busy time in the benchmark's SSE profile.
  */
+export const HEADERS_ALONE_AFTER_MS = 25;
+
 function sendStream(reply: FastifyReply, body: Readable): FastifyReply {
   reply.raw.once('pipe', () => {
-    if (!reply.raw.headersSent && !reply.raw.destroyed) reply.raw.flushHeaders();
+    if (body.readableLength > 0) return;
+    // Not cleared when the first byte goes out or the client leaves: it fires once, soon, and then does nothing; a
+    // 'close' listener per stream would cost more.
+    setTimeout(() => {
+      if (!reply.raw.headersSent && !reply.raw.destroyed) reply.raw.flushHeaders();
+    }, HEADERS_ALONE_AFTER_MS);
   });
   return reply.send(body);
 }

@@ -119,6 +119,14 @@ export function createLogger(options: LoggerOptions = {}): Logger {
       formatters: { log: redact, bindings: redact },
       serializers: { req: serializeRequest, res: serializeResponse, err: stdSerializers.err },
     },
-    options.destination ?? pino.destination(1),
+    options.destination ?? pino.destination({ dest: 1, minLength: LOG_BUFFER_BYTES, periodicFlush: LOG_FLUSH_MS }),
   );
 }
+
+/**
+ * JSON lines to stdout are buffered: written once 4 KiB are waiting, or every 100 ms, and on exit (pino flushes its
+ * buffer synchronously when the process exits). Unbuffered, every request's line cost a write of its own, about 5 %
+ * of the gateway's busy time on the benchmark's SSE backend; a line now reaches the collector at most 100 ms late.
+ */
+const LOG_BUFFER_BYTES = 4096;
+const LOG_FLUSH_MS = 100;

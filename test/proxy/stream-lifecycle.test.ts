@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { connect, type AddressInfo } from 'node:net';
+import { connect, type AddressInfo, type Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { createMetrics, type GatehouseMetrics } from '../../src/observability/metrics.ts';
 import { systemClock } from '../../src/runtime/clock.ts';
@@ -67,6 +67,7 @@ before(async () => {
         { path: '/gated', backend: `${origin}/gated` },
         { path: '/ends', backend: `${origin}/ends` },
         { path: '/hang', backend: `${origin}/hang` },
+        { path: '/quick', backend: `${origin}/quick` },
       ],
     },
   });
@@ -181,6 +182,32 @@ describe('stream headers', () => {
     assert.equal(new TextDecoder().decode((await reader.read()).value), ': first\n\n');
     controller.abort();
     await untilOpenStreams('/gated', 'streamable-http', 0);
+  });
+  it('go out in the same socket write as a first event that follows at once', async () => {
+    // Every write the gateway's socket of this connection hands to the kernel (the handle's write calls).
+    const writes: string[] = [];
+    const count = (socket: Socket) => {
+      const handle = (socket as unknown as { _handle: Record<string, (...args: unknown[]) => unknown> })._handle;
+      for (const name of ['writev', 'writeBuffer', 'writeUtf8String', 'writeLatin1String', 'writeAsciiString']) {
+        const original = handle[name]!;
+        handle[name] = function (this: unknown, ...args: unknown[]) {
+          writes.push(name);
+          return original.apply(this, args);
+        };
+      }
+    };
+    gateway.app.server.once('connection', count);
+    const url = new URL(gateway.url);
+    const socket = connect(Number(url.port), url.hostname);
+    socket.write(`GET /quick HTTP/1.1\r\nHost: ${url.host}\r\nAuthorization: Bearer ${await token('/quick')}\r\nAccept: text/event-stream\r\n\r\n`);
+    let received = '';
+    for await (const chunk of socket) {
+      received += (chunk as Buffer).toString();
+      if (received.includes(': open')) break;
+    }
+    socket.destroy();
+    assert.match(received, /^HTTP\/1\.1 200 [^]*text\/event-stream[^]*: open/);
+    assert.deepEqual(writes, ['writev'], 'the status line, the headers and the first event in one write');
   });
 });
 

@@ -3,6 +3,7 @@ import { dirname, resolve } from 'node:path';
 import { DatabaseSync, type SQLInputValue, type StatementSync } from 'node:sqlite';
 import { migrateSqliteSchema } from './sqlite-schema.ts';
 import { StoreUnavailableError } from './store.ts';
+import { WalCheckpointer } from './wal-checkpointer.ts';
 
 /** SQLite result codes (primary, low byte) that mean "cannot serve now", not "this query is wrong". */
 const unavailableCodes = new Set([
@@ -12,6 +13,9 @@ const unavailableCodes = new Set([
   13, // SQLITE_FULL
   14, // SQLITE_CANTOPEN
 ]);
+
+/** A WAL that grew past this (checkpoints held back by a long read) is truncated to it when it starts over. */
+const WAL_SIZE_LIMIT_BYTES = 64 * 1024 * 1024;
 
 /** The writes of one event-loop turn: one transaction, settled together when it commits. */
 interface WriteBatch {
@@ -48,32 +52,45 @@ export class SqliteDatabase {
   readonly #db: DatabaseSync;
   readonly #statements = new Map<string, StatementSync>();
   readonly #file: string | undefined;
+  readonly #checkpointer: WalCheckpointer | undefined;
   #batch: WriteBatch | undefined;
   #closed = false;
 
   /** Opens (creating the directory and migrating the schema), or throws a one-line StoreUnavailableError. */
-  static open(path: string): SqliteDatabase {
+  static open(path: string, options: { onCheckpointFailure?: (error: unknown) => void } = {}): SqliteDatabase {
     const inMemory = path === ':memory:';
     try {
       if (!inMemory) mkdirSync(dirname(path), { recursive: true });
       const db = new DatabaseSync(path);
       // Wait for another process's write transaction instead of failing at once.
       db.exec('PRAGMA busy_timeout = 5000');
-      if (!inMemory) {
-        db.exec('PRAGMA journal_mode = WAL');
-        // NORMAL is durable across a process crash in WAL mode; only a power loss can drop the last commits.
-        db.exec('PRAGMA synchronous = NORMAL');
+      if (inMemory) {
+        migrateSqliteSchema(db);
+        return new SqliteDatabase(db, undefined, undefined);
       }
+      db.exec('PRAGMA journal_mode = WAL');
+      // NORMAL is durable across a process crash in WAL mode; only a power loss can drop the last commits.
+      db.exec('PRAGMA synchronous = NORMAL');
+      // Checkpoints run beside this connection, their fsyncs off the event loop (wal-checkpointer.ts); a WAL that
+      // grew while they could not run is cut back to this size once it starts over.
+      db.exec('PRAGMA wal_autocheckpoint = 0');
+      db.exec(`PRAGMA journal_size_limit = ${WAL_SIZE_LIMIT_BYTES}`);
       migrateSqliteSchema(db);
-      return new SqliteDatabase(db, inMemory ? undefined : resolve(path));
+      const checkpointer = new WalCheckpointer({
+        file: resolve(path),
+        restoreAutoCheckpoint: () => db.isOpen && db.exec('PRAGMA wal_autocheckpoint = 1000'),
+        onFailure: options.onCheckpointFailure,
+      });
+      return new SqliteDatabase(db, resolve(path), checkpointer);
     } catch (error) {
       throw new StoreUnavailableError(`cannot open the SQLite store at ${path}: ${messageOf(error)}`, { cause: error });
     }
   }
 
-  private constructor(db: DatabaseSync, file: string | undefined) {
+  private constructor(db: DatabaseSync, file: string | undefined, checkpointer: WalCheckpointer | undefined) {
     this.#db = db;
     this.#file = file;
+    this.#checkpointer = checkpointer;
   }
 
   /**
@@ -123,6 +140,7 @@ export class SqliteDatabase {
     let failure: unknown;
     try {
       this.#run('COMMIT');
+      this.#checkpointer?.markDirty();
     } catch (error) {
       failure = error;
       if (this.#db.isTransaction) this.#db.exec('ROLLBACK');
@@ -140,6 +158,7 @@ export class SqliteDatabase {
 
   run(sql: string, ...params: SQLInputValue[]): void {
     this.#guard(() => this.#statement(sql).run(...params));
+    this.#checkpointer?.markDirty();
   }
 
   /** A statement without parameters (the batch's own BEGIN, SAVEPOINT, COMMIT …), an outage mapped like any other. */
@@ -149,7 +168,9 @@ export class SqliteDatabase {
 
   /** Runs a statement and returns how many rows it changed. */
   changes(sql: string, ...params: SQLInputValue[]): number {
-    return Number(this.#guard(() => this.#statement(sql).run(...params)).changes);
+    const changed = Number(this.#guard(() => this.#statement(sql).run(...params)).changes);
+    if (changed > 0) this.#checkpointer?.markDirty();
+    return changed;
   }
 
   /** Commits the open batch now instead of at the end of the turn. */
@@ -162,6 +183,8 @@ export class SqliteDatabase {
     // Writes already made are committed, not lost with the connection.
     this.commitNow();
     this.#closed = true;
+    // The helpers first: the last connection to close checkpoints and removes the WAL, and it must be this one.
+    this.#checkpointer?.stop();
     this.#db.close();
   }
 

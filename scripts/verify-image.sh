@@ -107,6 +107,10 @@ echo "SBOM: $components components (CycloneDX), no dev dependencies, no shell, n
 echo "owner of /opt/gatehouse: $(stat -c %u:%g "$root/opt/gatehouse") (read-only for 65532)"
 
 step "run: gatehouse --version and the demo, from the read-only image root as 65532"
+# The image's own environment (ENV lines: NODE_ENV, NODE_OPTIONS …), as a container runtime would set it.
+IMAGE_ENV=$(podman image inspect localhost/gatehouse:verify --format '{{range .Config.Env}}{{.}} {{end}}')
+export IMAGE_ENV
+echo "environment: $IMAGE_ENV"
 state="$work/state"
 mkdir -p "$state"
 chown 65532:65532 "$state"
@@ -125,7 +129,7 @@ in_image() {
     mount --bind /etc/hosts "$root/etc/hosts"
     mount --bind /etc/resolv.conf "$root/etc/resolv.conf"
     mount -t proc proc "$root/proc" 2>/dev/null || true
-    exec env -i PATH=/nodejs/bin HOME=/tmp ${PORTS:-} "$(command -v chroot)" --userspec=65532:65532 "$root" /nodejs/bin/node /tmp/launch.mjs "$@"' _ "$root" "$state" "$@"
+    exec env -i PATH=/nodejs/bin ${IMAGE_ENV:-} HOME=/tmp ${PORTS:-} "$(command -v chroot)" --userspec=65532:65532 "$root" /nodejs/bin/node /tmp/launch.mjs "$@"' _ "$root" "$state" "$@"
 }
 in_image --version
 PORTS="GATEHOUSE_DEMO_IDP_PORT=$(free_port) GATEHOUSE_DEMO_GRAPH_PORT=$(free_port) GATEHOUSE_DEMO_DIRECTORY_PORT=$(free_port)" \

@@ -14,8 +14,8 @@ import { join, resolve } from 'node:path';
  * resolve) and a copy of its package.json (the module type, and the version Gatehouse reports).
  */
 export interface CompiledTargets {
-  /** The Node options the container image starts Gatehouse with (its ENTRYPOINT), so the bench uses the same. */
-  gatehouseNodeFlags: string[];
+  /** The `NODE_OPTIONS` the container image starts Gatehouse with, so the bench uses the same. */
+  gatehouseNodeOptions: string;
   /** Gatehouse's CLI entry as the package build emits it. */
   gatehouseEntry: string;
   /** A bench server (`bench/targets/<name>.ts`) as JavaScript. */
@@ -41,18 +41,16 @@ export function compileTargets(dir: string): CompiledTargets {
     scripts.set(name, target);
   }
   return {
-    gatehouseNodeFlags: imageNodeFlags(),
+    gatehouseNodeOptions: imageNodeOptions(),
     gatehouseEntry: join(dist, 'src', 'cli', 'main.js'),
     script: (name) => scripts.get(name)!,
   };
 }
 
-/** The options between `node` and `bin/gatehouse.js` in the Dockerfile's ENTRYPOINT. */
-export function imageNodeFlags(): string[] {
+/** The image's `NODE_OPTIONS` (its `ENV NODE_OPTIONS=…` line), which Gatehouse in the container starts with. */
+export function imageNodeOptions(): string {
   const dockerfile = readFileSync(join(root, 'Dockerfile'), 'utf8');
-  const entrypoint = /^ENTRYPOINT (\[.*\])$/m.exec(dockerfile);
-  const words = entrypoint ? (JSON.parse(entrypoint[1]!) as string[]) : [];
-  const bin = words.findIndex((word) => word.endsWith('/bin/gatehouse.js'));
-  if (bin < 1) throw new Error('the Dockerfile has no ENTRYPOINT ["<node>", ...options, ".../bin/gatehouse.js"]');
-  return words.slice(1, bin);
+  const line = /^ENV NODE_OPTIONS=(.+)$/m.exec(dockerfile);
+  if (!line) throw new Error('the Dockerfile sets no NODE_OPTIONS');
+  return line[1]!.trim();
 }

@@ -10,8 +10,8 @@ import { proxiedUrl, type BackendName, type Target } from './target.ts';
 import { startTraceSink } from './trace-sink.ts';
 
 /**
- * Gatehouse started as production starts it: the package build run with the container image's Node options
- * (`node <options> dist/src/cli/main.js start --config <file>`, see compiled.ts) and `mode: production`,
+ * Gatehouse started as production starts it: the package build run with the container image's environment
+ * (`NODE_OPTIONS`, `NODE_ENV=production`; `node dist/src/cli/main.js start --config <file>`, see compiled.ts) and `mode: production`,
  * a SQLite store and the key file in a temp dir, audit to the store, rate limits on, identity assertions, and the
  * default log level (info), its log lines written to a file as a service manager would collect them.
  *
@@ -82,9 +82,9 @@ export async function startGatehouse(
   // BENCH_TRACING=1: OpenTelemetry tracing on (every request sampled, OTLP protobuf to a sink) — compare with a run without.
   const sink = process.env.BENCH_TRACING === '1' ? await startTraceSink() : undefined;
   const tracingEnv = sink ? { OTEL_EXPORTER_OTLP_ENDPOINT: sink.url, OTEL_TRACES_SAMPLER: 'always_on', OTEL_SERVICE_NAME: 'gatehouse-bench' } : {};
-  const child = spawnTracked(process.execPath, [...profile, ...compiled.gatehouseNodeFlags, compiled.gatehouseEntry, 'start', '--config', configFile], {
+  const child = spawnTracked(process.execPath, [...profile, compiled.gatehouseEntry, 'start', '--config', configFile], {
     stdio: ['ignore', log, log],
-    env: { ...process.env, NODE_ENV: 'production', ...tracingEnv },
+    env: { ...process.env, NODE_ENV: 'production', NODE_OPTIONS: compiled.gatehouseNodeOptions, ...tracingEnv },
   });
   closeSync(log);
   const origin = `http://127.0.0.1:${port}`;

@@ -557,7 +557,7 @@ export const configSchema = z
         format: z
           .enum(['auto', 'json', 'pretty'])
           .default('auto')
-          .describe('`json`: one JSON object per line (for log shippers). `pretty`: one short coloured line per record, for people. `auto`: pretty in the demo and on a terminal, JSON otherwise.'),
+          .describe('`json`: one JSON object per line (for log shippers), written to stdout in batches: at 4 KiB or within 100 ms, and on exit. `pretty`: one short coloured line per record, for people. `auto`: pretty in the demo and on a terminal, JSON otherwise.'),
       })
       .strict()
       .default({ level: 'info', format: 'auto' })

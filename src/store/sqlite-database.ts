@@ -3,7 +3,7 @@ import { dirname, resolve } from 'node:path';
 import { DatabaseSync, type SQLInputValue, type StatementSync } from 'node:sqlite';
 import { migrateSqliteSchema } from './sqlite-schema.ts';
 import { StoreUnavailableError } from './store.ts';
-import { WalCheckpointer } from './wal-checkpointer.ts';
+import { WalCheckpointer, type WalCheckpointerOptions } from './wal-checkpointer.ts';
 
 /** SQLite result codes (primary, low byte) that mean "cannot serve now", not "this query is wrong". */
 const unavailableCodes = new Set([
@@ -54,10 +54,15 @@ export class SqliteDatabase {
   readonly #file: string | undefined;
   readonly #checkpointer: WalCheckpointer | undefined;
   #batch: WriteBatch | undefined;
+  /** Writes waiting for a quiet checkpoint round (wal-checkpointer.ts), in order; undefined when writes run. */
+  #held: Array<() => void> | undefined;
   #closed = false;
 
   /** Opens (creating the directory and migrating the schema), or throws a one-line StoreUnavailableError. */
-  static open(path: string, options: { onCheckpointFailure?: (error: unknown) => void } = {}): SqliteDatabase {
+  static open(
+    path: string,
+    options: { onCheckpointFailure?: WalCheckpointerOptions['onFailure']; checkpoints?: Pick<WalCheckpointerOptions, 'intervalMs' | 'quietRoundFrames'> } = {},
+  ): SqliteDatabase {
     const inMemory = path === ':memory:';
     try {
       if (!inMemory) mkdirSync(dirname(path), { recursive: true });
@@ -76,12 +81,16 @@ export class SqliteDatabase {
       db.exec('PRAGMA wal_autocheckpoint = 0');
       db.exec(`PRAGMA journal_size_limit = ${WAL_SIZE_LIMIT_BYTES}`);
       migrateSqliteSchema(db);
+      let opened: SqliteDatabase | undefined;
       const checkpointer = new WalCheckpointer({
         file: resolve(path),
         restoreAutoCheckpoint: () => db.isOpen && db.exec('PRAGMA wal_autocheckpoint = 1000'),
+        holdWrites: () => opened!.holdWrites(),
         onFailure: options.onCheckpointFailure,
+        ...options.checkpoints,
       });
-      return new SqliteDatabase(db, resolve(path), checkpointer);
+      opened = new SqliteDatabase(db, resolve(path), checkpointer);
+      return opened;
     } catch (error) {
       throw new StoreUnavailableError(`cannot open the SQLite store at ${path}: ${messageOf(error)}`, { cause: error });
     }
@@ -98,6 +107,8 @@ export class SqliteDatabase {
    * from `work` undoes its own changes only and rejects at once.
    */
   write<R>(work: () => R): Promise<R> {
+    const held = this.#held;
+    if (held) return new Promise<R>((resolve, reject) => held.push(() => this.write(work).then(resolve, reject)));
     let batch: WriteBatch;
     let result: R;
     try {
@@ -173,6 +184,22 @@ export class SqliteDatabase {
     return changed;
   }
 
+  /**
+   * Makes new writes wait, after committing the open batch, until the returned function is called: a quiet round of
+   * the checkpointer copies the whole WAL so the next write can start it over. Reads go on meanwhile (and do not
+   * see the waiting writes, whose promises have not settled).
+   */
+  holdWrites(): () => void {
+    this.commitNow();
+    const held: Array<() => void> = [];
+    this.#held = held;
+    return () => {
+      if (this.#held !== held) return;
+      this.#held = undefined;
+      for (const write of held) write();
+    };
+  }
+
   /** Commits the open batch now instead of at the end of the turn. */
   commitNow(): void {
     if (this.#batch) this.#commit(this.#batch);
@@ -182,7 +209,11 @@ export class SqliteDatabase {
     if (this.#closed) return;
     // Writes already made are committed, not lost with the connection.
     this.commitNow();
+    // Writes waiting for a quiet checkpoint round: the store is closing, they fail as after close (assertOpen).
+    const held = this.#held;
+    this.#held = undefined;
     this.#closed = true;
+    for (const write of held ?? []) write();
     // The helpers first: the last connection to close checkpoints and removes the WAL, and it must be this one.
     this.#checkpointer?.stop();
     this.#db.close();

@@ -34,8 +34,10 @@ const live = '(expires_at IS NULL OR expires_at > ?)';
 export async function createSqliteStore(options: SqliteStoreOptions): Promise<Store> {
   const { path, clock, purgeIntervalMs = 60_000, logger } = options;
   const db = SqliteDatabase.open(path, {
-    onCheckpointFailure: (error) =>
-      logger?.error({ err: error }, 'SQLite checkpoints beside the event loop failed; SQLite checkpoints inside its commits again'),
+    onCheckpointFailure: (error, { walKeptForRecovery }) =>
+      walKeptForRecovery
+        ? logger?.error({ err: error }, 'SQLite: syncing the store to disk failed; its WAL is kept until Gatehouse restarts (restart it, and check the disk)')
+        : logger?.error({ err: error }, 'SQLite checkpoints beside the event loop failed; SQLite checkpoints inside its commits again'),
   });
   return guardStoreHealth(new SqliteStore(db, clock, logger, purgeIntervalMs), { logger });
 }

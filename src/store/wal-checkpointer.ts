@@ -1,3 +1,4 @@
+import { closeSync, fdatasyncSync, openSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { DatabaseSync } from 'node:sqlite';
 
@@ -7,10 +8,9 @@ import { DatabaseSync } from 'node:sqlite';
  * SQLite checkpoints by itself inside the COMMIT that takes the WAL past 1,000 pages, and a checkpoint under
  * `synchronous = NORMAL` syncs the WAL and then the database file: two fsyncs, 20–50 ms on this class of disk, on
  * the event loop, so every request in flight waited for them, and the OAuth endpoints spent about a fifth of their
- * time there (measured: DCR 1,950 → 2,390 per second, refresh grants 780 → 980 with checkpoints off the loop). A
- * worker thread would move the whole checkpoint away but costs ≈ 18 MB of memory for an isolate. Instead the
- * gateway's connection never checkpoints (`wal_autocheckpoint = 0`) and this does, in steps where only the copying
- * runs on the loop (≈ 3 ms per 1,000 pages) and both fsyncs run on libuv's thread pool:
+ * time there. A worker thread would move the whole checkpoint away but costs ≈ 18 MB of memory for an isolate.
+ * Instead the gateway's connection never checkpoints (`wal_autocheckpoint = 0`) and this does, in rounds where only
+ * the copying runs on the loop (≈ 3 ms per 1,000 pages) and both fsyncs run on libuv's thread pool:
  *
  * 1. `pin` opens a read transaction: its snapshot ends at the WAL's last frame F. While it lasts, a checkpoint copies
  *    no frame after F (a reader of that snapshot must not see newer pages in the database file) and no writer can
@@ -23,23 +23,46 @@ import { DatabaseSync } from 'node:sqlite';
  *    database file.
  *
  * That is the order SQLite's own checkpoint keeps (sync WAL, copy, sync database, then allow the restart), so a
- * power loss at any point leaves a database SQLite recovers. The helper connections are closed before the gateway's
- * own, so the last connection to close — which checkpoints and removes the WAL — is one with `synchronous = NORMAL`.
- * If a step fails (a disk error), SQLite's own checkpointing is switched back on and this stops: the WAL must never
- * grow without bound.
+ * power loss at any point leaves a database SQLite recovers.
+ *
+ * A writer starts the WAL over only when everything in it was copied and no reader holds it. Under a steady load
+ * some commit always lands during a round's fsyncs, so the WAL would never start over and would grow without bound.
+ * So once it holds QUIET_ROUND_FRAMES frames, the next round is a quiet one: the gateway's new writes wait (queued,
+ * in order; the event loop and reads go on) until the round has copied and synced everything, and the first write
+ * after it starts the WAL over (SQLite syncs the new WAL header then, the one fsync left on the loop, once per
+ * quiet round).
+ *
+ * Closing: the helper connections close before the gateway's own, so the last connection to close — which
+ * checkpoints and removes the WAL — is one with `synchronous = NORMAL`; a round caught between its copy and its
+ * database sync is synced first, since that last checkpoint finds nothing left to copy and would not sync.
+ *
+ * Failures: one that syncs nothing (the files cannot be opened) hands checkpoints back to SQLite and stops. A failed
+ * fsync is different: the copied pages may never reach the disk, so the WAL must outlive this process for SQLite to
+ * recover from it. The pin is then kept for good (no writer can start the WAL over, and the gateway's connection,
+ * not being the last one, cannot remove it on close), and the failure is reported: the store keeps working, its WAL
+ * grows until the process restarts, and the restart's recovery copies the WAL again.
  */
 export interface WalCheckpointerOptions {
   file: string;
-  /** Called with a failure that switched the checkpoints back to SQLite's own (once). */
-  onFailure?: (error: unknown) => void;
-  /** Turns SQLite's own checkpoints back on (the gateway's connection), after a failure. */
+  /** Checkpoints were handed back to SQLite (`kept: false`) or stopped with the WAL kept for recovery (`kept: true`). */
+  onFailure?: (error: unknown, outcome: { walKeptForRecovery: boolean }) => void;
+  /** Turns SQLite's own checkpoints back on (the gateway's connection). */
   restoreAutoCheckpoint: () => void;
+  /** Makes the gateway's new writes wait; the function returned lets them go. */
+  holdWrites: () => () => void;
   intervalMs?: number;
+  quietRoundFrames?: number;
 }
 
 export const CHECKPOINT_INTERVAL_MS = 250;
 
+/** 4,000 pages of 4 KiB: a quiet round about every 16 MB of WAL. */
+export const QUIET_ROUND_FRAMES = 4000;
+
+/** SQLITE_BUSY, SQLITE_LOCKED: another process holds the file for a moment; the next round tries again. */
 const TRANSIENT_CODES = new Set([5, 6]);
+
+class SyncFailedError extends Error {}
 
 export class WalCheckpointer {
   readonly #pin: DatabaseSync;
@@ -48,15 +71,18 @@ export class WalCheckpointer {
   readonly #timer: NodeJS.Timeout;
   #files: Promise<{ wal: FileHandle; db: FileHandle }> | undefined;
   #running: Promise<void> | undefined;
+  /** Between a round's copy and its database sync: the database file holds pages not yet on disk. */
+  #unsynced = false;
   #dirty = false;
+  #quiet = false;
   #stopped = false;
+  #walKept = false;
 
   constructor(options: WalCheckpointerOptions) {
     this.#options = options;
     this.#pin = new DatabaseSync(options.file);
     this.#copier = new DatabaseSync(options.file);
     this.#copier.exec('PRAGMA synchronous = OFF');
-    this.#copier.exec('PRAGMA busy_timeout = 0');
     this.#timer = setInterval(() => void this.checkpoint(), options.intervalMs ?? CHECKPOINT_INTERVAL_MS);
     this.#timer.unref();
   }
@@ -70,52 +96,91 @@ export class WalCheckpointer {
   checkpoint(): Promise<void> {
     if (this.#stopped || this.#running || !this.#dirty) return this.#running ?? Promise.resolve();
     this.#dirty = false;
-    this.#running = this.#checkpoint().finally(() => (this.#running = undefined));
+    this.#running = this.#round().finally(() => (this.#running = undefined));
     return this.#running;
   }
 
-  async #checkpoint(): Promise<void> {
+  async #round(): Promise<void> {
+    let release: (() => void) | undefined;
     try {
       const files = await this.#openFiles();
       if (this.#stopped) return;
+      if (this.#quiet) release = this.#options.holdWrites();
       this.#pin.exec('BEGIN');
+      let keepPin = false;
       try {
         this.#pin.prepare('SELECT count(*) FROM sqlite_schema').get();
-        await files.wal.datasync();
+        await this.#sync(files.wal);
         if (this.#stopped) return;
-        this.#copier.prepare('PRAGMA wal_checkpoint(PASSIVE)').get();
-        await files.db.datasync();
+        const result = this.#copier.prepare('PRAGMA wal_checkpoint(PASSIVE)').get() as { log: number; checkpointed: number };
+        this.#unsynced = true;
+        await this.#sync(files.db);
+        this.#unsynced = false;
+        // Frames left behind (written during this round, or held by another reader) need another round even if
+        // nothing else is committed; a WAL this long needs a quiet one to start over.
+        if (result.checkpointed < result.log) this.#dirty = true;
+        this.#quiet = result.log >= (this.#options.quietRoundFrames ?? QUIET_ROUND_FRAMES) && !this.#quiet;
+      } catch (error) {
+        keepPin = error instanceof SyncFailedError;
+        throw error;
       } finally {
-        if (this.#pin.isOpen && this.#pin.isTransaction) this.#pin.exec('COMMIT');
+        if (!keepPin && this.#pin.isOpen && this.#pin.isTransaction) this.#pin.exec('COMMIT');
       }
     } catch (error) {
       if (this.#stopped) return;
-      // Another process holding the file for a moment (SQLITE_BUSY, SQLITE_LOCKED): the next round tries again.
       if (TRANSIENT_CODES.has(((error as { errcode?: number }).errcode ?? 0) & 0xff)) {
         this.#dirty = true;
         return;
       }
+      const walKeptForRecovery = error instanceof SyncFailedError;
+      this.#walKept = walKeptForRecovery;
       this.stop();
-      this.#options.restoreAutoCheckpoint();
-      this.#options.onFailure?.(error);
+      if (!walKeptForRecovery) this.#options.restoreAutoCheckpoint();
+      this.#options.onFailure?.(walKeptForRecovery ? (error as SyncFailedError).cause : error, { walKeptForRecovery });
+    } finally {
+      release?.();
+    }
+  }
+
+  async #sync(file: FileHandle): Promise<void> {
+    try {
+      await file.datasync();
+    } catch (error) {
+      throw new SyncFailedError('fsync failed', { cause: error });
     }
   }
 
   #openFiles(): Promise<{ wal: FileHandle; db: FileHandle }> {
-    this.#files ??= Promise.all([open(`${this.#options.file}-wal`, 'r'), open(this.#options.file, 'r')]).then(([wal, db]) => ({ wal, db }));
+    this.#files ??= Promise.allSettled([open(`${this.#options.file}-wal`, 'r'), open(this.#options.file, 'r')]).then(([wal, db]) => {
+      if (wal.status === 'fulfilled' && db.status === 'fulfilled') return { wal: wal.value, db: db.value };
+      for (const opened of [wal, db]) if (opened.status === 'fulfilled') void opened.value.close();
+      throw (wal.status === 'rejected' ? wal.reason : (db as PromiseRejectedResult).reason) as Error;
+    });
     return this.#files;
   }
 
   /**
-   * Stops checkpointing and closes the helper connections at once, before the gateway's own (see above). A
-   * checkpoint waiting for an fsync then finds them closed and ends; the gateway's connection, closing last, makes
-   * its own synced checkpoint.
+   * Stops checkpointing and closes the helper connections at once, before the gateway's own (see above). A round
+   * waiting for its WAL sync then finds them closed and ends; one waiting for its database sync is synced here.
    */
   stop(): void {
     if (this.#stopped) return;
     this.#stopped = true;
     clearInterval(this.#timer);
-    this.#pin.close();
+    if (this.#unsynced && !this.#walKept) {
+      try {
+        const fd = openSync(this.#options.file, 'r');
+        try {
+          fdatasyncSync(fd);
+        } finally {
+          closeSync(fd);
+        }
+      } catch {
+        this.#walKept = true;
+      }
+    }
+    // With the WAL kept for recovery, the pin stays open to the end of the process.
+    if (!this.#walKept) this.#pin.close();
     this.#copier.close();
     const files = this.#files;
     this.#files = undefined;

@@ -151,6 +151,7 @@ export class SqliteDatabase {
     let failure: unknown;
     try {
       this.#run('COMMIT');
+      // The store writes only through batches, so a commit is the one place the WAL grows.
       this.#checkpointer?.markDirty();
     } catch (error) {
       failure = error;
@@ -169,7 +170,6 @@ export class SqliteDatabase {
 
   run(sql: string, ...params: SQLInputValue[]): void {
     this.#guard(() => this.#statement(sql).run(...params));
-    this.#checkpointer?.markDirty();
   }
 
   /** A statement without parameters (the batch's own BEGIN, SAVEPOINT, COMMIT …), an outage mapped like any other. */
@@ -179,9 +179,7 @@ export class SqliteDatabase {
 
   /** Runs a statement and returns how many rows it changed. */
   changes(sql: string, ...params: SQLInputValue[]): number {
-    const changed = Number(this.#guard(() => this.#statement(sql).run(...params)).changes);
-    if (changed > 0) this.#checkpointer?.markDirty();
-    return changed;
+    return Number(this.#guard(() => this.#statement(sql).run(...params)).changes);
   }
 
   /**

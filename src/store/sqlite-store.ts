@@ -29,7 +29,8 @@ const live = '(expires_at IS NULL OR expires_at > ?)';
 /**
  * The embedded, single-node store: node:sqlite in WAL mode. Every change runs whole in a `BEGIN IMMEDIATE`
  * transaction (shared by the writes of one event-loop turn, see sqlite-database.ts) and every single-use read is one
- * `DELETE … RETURNING`, so the guarantees hold even when two processes open the same file. Publish/subscribe stays inside this process (see docs/storage.md).
+ * `DELETE … RETURNING`, so the guarantees hold even when two processes open the same file. Publish/subscribe stays
+ * inside this process (see docs/storage.md).
  */
 export async function createSqliteStore(options: SqliteStoreOptions): Promise<Store> {
   const { path, clock, purgeIntervalMs = 60_000, logger } = options;
@@ -257,11 +258,9 @@ class SqliteStore implements Store {
       'INSERT OR IGNORE INTO records (namespace, key, value, expires_at) VALUES (?, ?, ?, ?)',
       namespace, key, serialized, expiresAt,
     );
-    if (inserted === 0) {
-      this.#db.run('UPDATE records SET value = ?, expires_at = ? WHERE namespace = ? AND key = ?', serialized, expiresAt, namespace, key);
-      this.#db.run('DELETE FROM record_indexes WHERE namespace = ? AND key = ?', namespace, key);
-    }
-    this.#insertIndexes(namespace, key, options.indexes);
+    if (inserted > 0) return this.#insertIndexes(namespace, key, options.indexes);
+    this.#db.run('UPDATE records SET value = ?, expires_at = ? WHERE namespace = ? AND key = ?', serialized, expiresAt, namespace, key);
+    this.#replaceIndexes(namespace, key, options.indexes);
   }
 
   #expiresAt(ttlSeconds: number | undefined): number | null {
@@ -283,7 +282,6 @@ class SqliteStore implements Store {
       );
     }
   }
-
 }
 
 function isLive(expiresAt: number | null, now: number): boolean {

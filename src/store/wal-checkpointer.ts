@@ -44,7 +44,7 @@ import { DatabaseSync } from 'node:sqlite';
  */
 export interface WalCheckpointerOptions {
   file: string;
-  /** Checkpoints were handed back to SQLite (`kept: false`) or stopped with the WAL kept for recovery (`kept: true`). */
+  /** Checkpoints were handed back to SQLite, or (`walKeptForRecovery`) stopped with the WAL kept for recovery. */
   onFailure?: (error: unknown, outcome: { walKeptForRecovery: boolean }) => void;
   /** Turns SQLite's own checkpoints back on (the gateway's connection). */
   restoreAutoCheckpoint: () => void;

@@ -33,7 +33,27 @@ export type Endpoints = Map<Target, { url: string; headers: Record<string, strin
 
 const rotate = <T>(items: T[], by: number): T[] => items.map((_, index) => items[(index + by) % items.length]!);
 
-export async function measureScenario(scenario: Scenario, targets: Target[], endpoints: Endpoints, settings: BenchSettings): Promise<ScenarioFigures> {
+/**
+ * Seconds of load each proxy gets before a scenario is measured. A production gateway runs warm: V8 has optimised
+ * its request path and sized its young generation. A freshly started Node proxy is not there yet: Gatehouse's CPU per
+ * request falls from ≈ 750 µs in its first second of full load to ≈ 290 µs after ≈ 8 s, the Node floor's from
+ * ≈ 400 to ≈ 150 µs after ≈ 6 s, nginx's not at all (`node bench/warmup.ts`; docs/performance.md, "Warm-up").
+ * Measured colder, every Node target's figures were mostly its warm-up. So the first scenario warms each proxy for
+ * `warmupSeconds`, the later ones, whose request path is mostly the same code, for a fifth of it; direct needs at
+ * most 1 s, since every proxy's warm-up load also reaches the backend.
+ */
+export function warmupSeconds(settings: BenchSettings, scenarioIndex: number, target: Target): number {
+  const seconds = scenarioIndex === 0 ? settings.warmupSeconds : Math.max(0.5, settings.warmupSeconds / 5);
+  return target.name === 'direct' ? Math.min(seconds, 1) : seconds;
+}
+
+export async function measureScenario(
+  scenario: Scenario,
+  targets: Target[],
+  endpoints: Endpoints,
+  settings: BenchSettings,
+  scenarioIndex: number,
+): Promise<ScenarioFigures> {
   const log = (text: string) => process.stderr.write(`${scenario.key}: ${text}\n`);
   const load = (target: Target, durationSeconds: number, connections: number, overallRate?: number) => {
     const endpoint = endpoints.get(target)!;
@@ -42,7 +62,7 @@ export async function measureScenario(scenario: Scenario, targets: Target[], end
   const byTarget = new Map(targets.map((target) => [target, { rps: [] as number[], cpu: [] as number[], p50: [] as number[], p99: [] as number[], failures: 0 }]));
 
   log('warming up');
-  for (const target of targets) await load(target, 0.5, 8);
+  for (const target of targets) await load(target, warmupSeconds(settings, scenarioIndex, target), 16);
   for (let rep = 0; rep < settings.reps; rep++) {
     log(`throughput, repetition ${rep + 1} of ${settings.reps}`);
     for (const target of rotate(targets, rep)) {

@@ -46,7 +46,7 @@ try {
       const url = scenario.backend === 'legacy' ? await openLegacySession(target.url('legacy'), headers, sessions) : target.url(scenario.backend);
       endpoints.set(target, { url, headers });
     }
-    scenarios.push(await measureScenario(scenario, measured, endpoints, settings));
+    scenarios.push(await measureScenario(scenario, measured, endpoints, settings, scenarios.length));
     sessions.abort();
   }
 

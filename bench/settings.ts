@@ -4,6 +4,9 @@ import { openFilesLimit } from './process-stats.ts';
  * The bench's knobs, from the environment:
  * - BENCH_SECONDS: length of each measured run (default 2; quick 1);
  * - BENCH_REPS: repetitions of every measurement (default 3; quick 1);
+ * - BENCH_WARMUP: seconds of full load each proxy gets before the first scenario is measured (default 8; quick 1);
+ *   later scenarios, whose code is mostly warm by then, give each a fifth of it (at least 0.5 s), and direct (whose
+ *   backend every proxy's warm-up load also reaches) gets at most 1 s;
  * - BENCH_STREAMS: idle SSE streams per target (default 10,000, lowered to what the open-files limit allows, since a
  *   proxy holds two descriptors per stream; quick 500);
  * - BENCH_QUICK=1: the quick values above, for a smoke run;
@@ -19,6 +22,8 @@ import { openFilesLimit } from './process-stats.ts';
 export interface BenchSettings {
   seconds: number;
   reps: number;
+  /** Warm-up of each target before the first scenario; later scenarios get a fifth of it. */
+  warmupSeconds: number;
   streams: number;
   /** Why `streams` is below what was asked, if it is. */
   streamsNote: string | undefined;
@@ -58,6 +63,7 @@ export function benchSettings(env: Record<string, string | undefined> = process.
   return {
     seconds: number('BENCH_SECONDS', quick ? 1 : 2),
     reps: Math.floor(number('BENCH_REPS', quick ? 1 : 3)),
+    warmupSeconds: number('BENCH_WARMUP', quick ? 1 : 8),
     streams: Math.min(asked, allowed),
     streamsNote: asked > allowed ? `${asked} asked, lowered to ${allowed}: the open-files limit (${openFilesLimit()}) allows a proxy two descriptors per stream` : undefined,
     latencyRate: number('BENCH_LATENCY_RATE', 400),

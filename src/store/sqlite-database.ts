@@ -64,9 +64,13 @@ export class SqliteDatabase {
     options: { onCheckpointFailure?: WalCheckpointerOptions['onFailure']; checkpoints?: Pick<WalCheckpointerOptions, 'intervalMs' | 'quietRoundFrames'> } = {},
   ): SqliteDatabase {
     const inMemory = path === ':memory:';
+    let db: DatabaseSync | undefined;
     try {
       if (!inMemory) mkdirSync(dirname(path), { recursive: true });
-      const db = new DatabaseSync(path);
+      // The migration below takes the write lock: a batch another connection of this process holds on the file
+      // would block it for the whole busy_timeout (see openBatches).
+      if (!inMemory) openBatches.get(resolve(path))?.commitNow();
+      db = new DatabaseSync(path);
       // Wait for another process's write transaction instead of failing at once.
       db.exec('PRAGMA busy_timeout = 5000');
       if (inMemory) {
@@ -82,9 +86,10 @@ export class SqliteDatabase {
       db.exec(`PRAGMA journal_size_limit = ${WAL_SIZE_LIMIT_BYTES}`);
       migrateSqliteSchema(db);
       let opened: SqliteDatabase | undefined;
+      const connection = db;
       const checkpointer = new WalCheckpointer({
         file: resolve(path),
-        restoreAutoCheckpoint: () => db.isOpen && db.exec('PRAGMA wal_autocheckpoint = 1000'),
+        restoreAutoCheckpoint: () => connection.isOpen && connection.exec('PRAGMA wal_autocheckpoint = 1000'),
         holdWrites: () => opened!.holdWrites(),
         onFailure: options.onCheckpointFailure,
         ...options.checkpoints,
@@ -92,6 +97,7 @@ export class SqliteDatabase {
       opened = new SqliteDatabase(db, resolve(path), checkpointer);
       return opened;
     } catch (error) {
+      if (db?.isOpen) db.close();
       throw new StoreUnavailableError(`cannot open the SQLite store at ${path}: ${messageOf(error)}`, { cause: error });
     }
   }
@@ -118,6 +124,12 @@ export class SqliteDatabase {
         result = work();
         this.#run('RELEASE write');
       } catch (error) {
+        if (!this.#db.isTransaction) {
+          // SQLite rolled the whole transaction back (a full disk, an I/O error, out of memory): every write of the
+          // batch is gone, not this one's only.
+          this.#abandon(batch, error);
+          throw error;
+        }
         this.#run('ROLLBACK TO write');
         this.#run('RELEASE write');
         throw error;
@@ -143,11 +155,31 @@ export class SqliteDatabase {
     return batch;
   }
 
+  /** Forgets the open batch: the next write opens a transaction of its own. */
+  #forgetBatch(): void {
+    this.#batch = undefined;
+    if (this.#file !== undefined && openBatches.get(this.#file) === this) openBatches.delete(this.#file);
+  }
+
+  /**
+   * The batch's transaction is gone (SQLite rolled it back on its own): its earlier writes, each already through its
+   * savepoint, are rejected as not stored — an outage, which callers handle as such — and the next write opens a new
+   * transaction. Without this, the next writes' savepoints ran outside any transaction, each committed on its own, and
+   * the batch's COMMIT then failed and rejected them too: writes on disk but reported lost.
+   */
+  #abandon(batch: WriteBatch, cause: unknown): void {
+    this.#forgetBatch();
+    const failure =
+      cause instanceof StoreUnavailableError
+        ? cause
+        : new StoreUnavailableError(`the SQLite store is unavailable: ${messageOf(cause)}`, { cause });
+    for (const settle of batch.settle) settle(failure);
+  }
+
   /** Commits `batch` (if still open) and settles its writes: all fulfilled, or all rejected with the failure. */
   #commit(batch: WriteBatch): void {
     if (this.#batch !== batch) return;
-    this.#batch = undefined;
-    if (this.#file !== undefined && openBatches.get(this.#file) === this) openBatches.delete(this.#file);
+    this.#forgetBatch();
     let failure: unknown;
     try {
       this.#run('COMMIT');
@@ -155,7 +187,11 @@ export class SqliteDatabase {
       this.#checkpointer?.markDirty();
     } catch (error) {
       failure = error;
-      if (this.#db.isTransaction) this.#db.exec('ROLLBACK');
+      try {
+        if (this.#db.isTransaction) this.#db.exec('ROLLBACK');
+      } catch {
+        // This runs from setImmediate, where a throw would end the process; the commit's failure is what callers get.
+      }
     }
     for (const settle of batch.settle) settle(failure);
   }

@@ -33,8 +33,17 @@ import { DatabaseSync } from 'node:sqlite';
  * quiet round).
  *
  * Closing: the helper connections close before the gateway's own, so the last connection to close — which
- * checkpoints and removes the WAL — is one with `synchronous = NORMAL`; a round caught between its copy and its
- * database sync is synced first, since that last checkpoint finds nothing left to copy and would not sync.
+ * checkpoints and removes the WAL — is one with `synchronous = NORMAL`; the database file is synced first, since
+ * that last checkpoint, finding nothing left to copy after a round of ours (or of another process) caught between
+ * its copy and its sync, would remove the WAL without syncing.
+ *
+ * The limit of copying without SQLite's own syncs: the copy marks the frames copied in the shared `-shm` before step
+ * 4 has synced them, and only this process's pin stands between that mark and a restart. If the process dies in
+ * that window (tens of milliseconds per round) while another process keeps the file open — the admin CLI beside the
+ * gateway — that process's next write may start the WAL over; the pages then exist only in the kernel's cache until
+ * it writes them back (seconds), and a power loss inside that window loses them. A crash alone is harmless (the
+ * next open recovers from the WAL), and so is a single process. Closing that window needs the copy and its syncs
+ * in one thread that is not the event loop: a worker, ≈ 18 MB.
  *
  * Failures: one that syncs nothing (the files cannot be opened) hands checkpoints back to SQLite and stops. A failed
  * fsync is different: the copied pages may never reach the disk, so the WAL must outlive this process for SQLite to
@@ -71,8 +80,6 @@ export class WalCheckpointer {
   readonly #timer: NodeJS.Timeout;
   #files: Promise<{ wal: FileHandle; db: FileHandle }> | undefined;
   #running: Promise<void> | undefined;
-  /** Between a round's copy and its database sync: the database file holds pages not yet on disk. */
-  #unsynced = false;
   #dirty = false;
   #quiet = false;
   #stopped = false;
@@ -113,12 +120,11 @@ export class WalCheckpointer {
         await this.#sync(files.wal);
         if (this.#stopped) return;
         const result = this.#copier.prepare('PRAGMA wal_checkpoint(PASSIVE)').get() as { log: number; checkpointed: number };
-        this.#unsynced = true;
         await this.#sync(files.db);
-        this.#unsynced = false;
         // Frames left behind (written during this round, or held by another reader) need another round even if
-        // nothing else is committed; a WAL this long needs a quiet one to start over.
-        if (result.checkpointed < result.log) this.#dirty = true;
+        // nothing else is committed; a WAL this long needs a quiet one to start over. A checkpoint that found
+        // another process's checkpoint running copied nothing (-1, -1): it is retried too.
+        if (result.log < 0 || result.checkpointed < result.log) this.#dirty = true;
         this.#quiet = result.log >= (this.#options.quietRoundFrames ?? QUIET_ROUND_FRAMES) && !this.#quiet;
       } catch (error) {
         keepPin = error instanceof SyncFailedError;
@@ -161,13 +167,16 @@ export class WalCheckpointer {
 
   /**
    * Stops checkpointing and closes the helper connections at once, before the gateway's own (see above). A round
-   * waiting for its WAL sync then finds them closed and ends; one waiting for its database sync is synced here.
+   * waiting for its WAL sync then finds them closed and ends. The database file is synced here whether or not a round
+   * of this process was between its copy and its sync: another process's round may have been (one that died there
+   * left pages in the file that only the kernel holds), and the last connection's close, finding everything copied,
+   * would remove the WAL without syncing.
    */
   stop(): void {
     if (this.#stopped) return;
     this.#stopped = true;
     clearInterval(this.#timer);
-    if (this.#unsynced && !this.#walKept) {
+    if (!this.#walKept) {
       try {
         const fd = openSync(this.#options.file, 'r');
         try {
@@ -175,8 +184,10 @@ export class WalCheckpointer {
         } finally {
           closeSync(fd);
         }
-      } catch {
+      } catch (error) {
+        // The WAL must outlive this connection for SQLite's recovery (see Failures above), and the failure be known.
         this.#walKept = true;
+        this.#options.onFailure?.(error, { walKeptForRecovery: true });
       }
     }
     // With the WAL kept for recovery, the pin stays open to the end of the process.

@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { ManualClock } from '../../src/runtime/clock.ts';
+import { SqliteDatabase } from '../../src/store/sqlite-database.ts';
 import { createSqliteStore } from '../../src/store/sqlite-store.ts';
 import { sqliteSchemaVersion } from '../../src/store/sqlite-schema.ts';
 import { StoreUnavailableError } from '../../src/store/store.ts';
@@ -147,6 +148,54 @@ describe('SQLite store on a file', () => {
         assert.equal(await store.get('client', 'half-written'), undefined);
       } finally {
         await store.close();
+      }
+    });
+
+    it('fails every write of a batch SQLite rolled back whole (a full disk) as an outage, and starts a new one after', async () => {
+      const path = join(dir, 'group-commit-full.db');
+      const db = SqliteDatabase.open(path, { checkpoints: { intervalMs: 60_000 } });
+      const insert = (key: string, value: string) =>
+        db.write(() => db.run('INSERT OR IGNORE INTO records (namespace, key, value) VALUES (?, ?, ?)', 'n', key, value));
+      const outcome = (pending: Promise<unknown>) =>
+        pending.then(
+          () => 'stored',
+          (error: unknown) => (error instanceof StoreUnavailableError ? 'unavailable' : `other: ${String(error)}`),
+        );
+      try {
+        await insert('base', '"0"');
+        const pages = db.row<{ page_count: number }>('PRAGMA page_count')!.page_count;
+        // A full disk, as SQLite sees one: a single-row insert past the limit rolls back the whole transaction.
+        db.run(`PRAGMA max_page_count = ${pages + 3}`);
+        const turn = {
+          before: outcome(insert('before', '"a"')),
+          full: outcome(insert('full', JSON.stringify('x'.repeat(100_000)))),
+          after: outcome(insert('after', '"c"')),
+        };
+        const settled = { before: await turn.before, full: await turn.full, after: await turn.after };
+        assert.deepEqual(settled, { before: 'unavailable', full: 'unavailable', after: 'stored' });
+        // What was reported stored is on disk, what was reported lost is not.
+        assert.deepEqual(await committedKeys(path), ['after', 'base']);
+        db.run('PRAGMA max_page_count = 1073741823');
+        assert.equal(await outcome(insert('later', '"d"')), 'stored');
+        assert.deepEqual(await committedKeys(path), ['after', 'base', 'later']);
+      } finally {
+        db.close();
+      }
+    });
+
+    it('opens a second connection to the file while the first holds a batch, without waiting for its lock', async () => {
+      const path = join(dir, 'group-commit-second-open.db');
+      const first = SqliteDatabase.open(path, { checkpoints: { intervalMs: 60_000 } });
+      const pending = first.write(() => first.run("INSERT INTO records (namespace, key, value) VALUES ('n', 'first', '1')"));
+      let second: SqliteDatabase | undefined;
+      try {
+        // The second one's schema check takes the write lock; before, it waited out busy_timeout (5 s) and failed.
+        second = SqliteDatabase.open(path, { checkpoints: { intervalMs: 60_000 } });
+        await pending;
+        assert.equal(second.row<{ key: string }>("SELECT key FROM records WHERE namespace = 'n'")?.key, 'first');
+      } finally {
+        second?.close();
+        first.close();
       }
     });
 

@@ -102,7 +102,9 @@ export function backendRequestHeaders(
 ): Record<string, string> {
   const listed = connectionListed(incoming);
   const out: Record<string, string> = {};
-  for (const [name, value] of Object.entries(incoming)) {
+  // Object.keys, not Object.entries: per request, one array instead of one more per header.
+  for (const name of Object.keys(incoming)) {
+    const value = incoming[name];
     if (value === undefined || NEVER_FORWARDED.has(name) || listed.has(name) || name.startsWith(FORWARDED_PREFIX)) continue;
     out[name] = Array.isArray(value) ? value.join(', ') : value;
   }
@@ -121,14 +123,14 @@ export function backendRequestHeaders(
  * @see RFC 7239 §4, §5
  */
 export function forwardedHeader({ addresses, protocol, host }: ForwardedFor): string {
-  const node = (address: string) => (address.includes(':') ? `"[${address}]"` : address);
-  const quoted = (value: string) => `"${value.replace(/["\\]/g, '\\$&')}"`;
-  const hops = addresses.map((address) => `for=${node(address)}`);
-  const last = `host=${quoted(host)};proto=${protocol}`;
-  if (hops.length === 0) return last;
-  hops[hops.length - 1] += `;${last}`;
-  return hops.join(', ');
+  let header = '';
+  for (const address of addresses) header += `${header === '' ? '' : ', '}for=${forwardedNode(address)}`;
+  const last = `host=${forwardedQuoted(host)};proto=${protocol}`;
+  return header === '' ? last : `${header};${last}`;
 }
+
+const forwardedNode = (address: string) => (address.includes(':') ? `"[${address}]"` : address);
+const forwardedQuoted = (value: string) => `"${value.replace(/["\\]/g, '\\$&')}"`;
 
 const RESPONSE_DROPPED = new Set([...HOP_BY_HOP, 'content-length', 'set-cookie']);
 
@@ -136,7 +138,8 @@ const RESPONSE_DROPPED = new Set([...HOP_BY_HOP, 'content-length', 'set-cookie']
 export function clientResponseHeaders(backend: Record<string, string | string[] | undefined>): Record<string, string | string[]> {
   const listed = connectionListed(backend);
   const out: Record<string, string | string[]> = {};
-  for (const [name, value] of Object.entries(backend)) {
+  for (const name of Object.keys(backend)) {
+    const value = backend[name];
     if (value === undefined || RESPONSE_DROPPED.has(name) || listed.has(name)) continue;
     out[name] = value;
   }

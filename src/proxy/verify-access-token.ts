@@ -103,14 +103,17 @@ export function createAccessTokenVerifier(options: AccessTokenVerifierOptions): 
     return key;
   }
 
-  async function verifySignature(token: string, target: VerifyTarget): Promise<AccessTokenClaims> {
+  /** The claims of a token already verified for this audience, without a promise (the common case). */
+  function cachedClaims(token: string, target: VerifyTarget): AccessTokenClaims | undefined {
     const hit = verified.get(token);
-    if (hit && hit.aud === target.resource) {
-      // Least recently used goes first: re-inserting moves a token in use to the end of the Map's order.
-      verified.delete(token);
-      verified.set(token, hit);
-      return hit.claims;
-    }
+    if (!hit || hit.aud !== target.resource) return undefined;
+    // Least recently used goes first: re-inserting moves a token in use to the end of the Map's order.
+    verified.delete(token);
+    verified.set(token, hit);
+    return hit.claims;
+  }
+
+  async function verifySignature(token: string, target: VerifyTarget): Promise<AccessTokenClaims> {
     // Pinning the algorithms to the keyring's own is what defeats `alg: none` and HS256-with-the-public-key forgeries.
     const algorithms = [...new Set(keyring.publicJwks().keys.map((k) => k.alg).filter((a): a is string => !!a))];
     const { payload } = await jwtVerify(token, (header) => keyFor(header.kid), {
@@ -140,11 +143,13 @@ export function createAccessTokenVerifier(options: AccessTokenVerifierOptions): 
     const token = match[2];
     const scheme: AuthScheme = match[1].toLowerCase() === 'dpop' ? 'dpop' : 'bearer';
 
-    let claims: AccessTokenClaims;
-    try {
-      claims = await verifySignature(token, target);
-    } catch (error) {
-      throw unauthorized(target, true, describeFailure(error), scheme);
+    let claims = cachedClaims(token, target);
+    if (claims === undefined) {
+      try {
+        claims = await verifySignature(token, target);
+      } catch (error) {
+        throw unauthorized(target, true, describeFailure(error), scheme);
+      }
     }
     // Expiry is re-checked for cached tokens; the cache never extends a token's life.
     if (claims.exp + clockSkewSeconds <= clock.now() / 1000) {
@@ -153,11 +158,20 @@ export function createAccessTokenVerifier(options: AccessTokenVerifierOptions): 
     }
     if (revokedGrants.isRevoked(claims.grantId)) throw unauthorized(target, true, 'The access token has been revoked.', scheme);
     // Before the scope check: a thief holding a bound token without its key learns nothing about its scopes.
-    const { nextNonce } = await checkSenderConstraint(verifyDpopProof, { scheme, token }, claims, input, target);
-    const missing = target.requiredScopes.filter((scope) => !claims.scopes.includes(scope));
-    if (missing.length > 0) throw insufficientScope(target, `The access token lacks the scope(s): ${missing.join(' ')}.`, scheme);
+    const constraint = checkSenderConstraint(verifyDpopProof, { scheme, token }, claims, input, target);
+    const { nextNonce } = constraint instanceof Promise ? await constraint : constraint;
+    if (!hasScopes(claims.scopes, target.requiredScopes)) {
+      const granted = claims.scopes;
+      const missing = target.requiredScopes.filter((scope) => !granted.includes(scope));
+      throw insufficientScope(target, `The access token lacks the scope(s): ${missing.join(' ')}.`, scheme);
+    }
     return nextNonce === undefined ? claims : { ...claims, dpopNonce: nextNonce };
   };
+}
+
+function hasScopes(granted: readonly string[], required: readonly string[]): boolean {
+  for (const scope of required) if (!granted.includes(scope)) return false;
+  return true;
 }
 
 function toClaims(payload: JWTPayload): AccessTokenClaims {

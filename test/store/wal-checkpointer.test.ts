@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
-import { closeSync, openSync, readSync, statSync } from 'node:fs';
+import { closeSync, openSync, readlinkSync, readSync, realpathSync, statSync } from 'node:fs';
+import { createRequire, syncBuiltinESMExports } from 'node:module';
 import { mkdtemp, open, rm, type FileHandle } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -77,6 +78,29 @@ describe('SQLite WAL checkpoints beside the event loop', () => {
     } finally {
       await reopened.close();
     }
+  });
+
+  it('syncs the database file when it closes, whether or not a round of its own was in flight', async () => {
+    // Another process's round may have died between its copy and its sync; the last connection's close, finding
+    // nothing left to copy, would remove the WAL without syncing the pages that copy left in the kernel's cache.
+    const file = join(dir, 'close-sync.db');
+    const db = SqliteDatabase.open(file, { checkpoints: { intervalMs: 60_000 } });
+    await db.write(() => db.run('INSERT INTO records (namespace, key, value) VALUES (?, ?, ?)', 'close', 'k', '"1"'));
+    const fs = createRequire(import.meta.url)('node:fs') as typeof import('node:fs');
+    const original = fs.fdatasyncSync;
+    const synced: string[] = [];
+    fs.fdatasyncSync = (fd: number) => {
+      synced.push(readlinkSync(`/proc/self/fd/${fd}`));
+      original(fd);
+    };
+    syncBuiltinESMExports();
+    try {
+      db.close();
+    } finally {
+      fs.fdatasyncSync = original;
+      syncBuiltinESMExports();
+    }
+    assert.deepEqual(synced, [realpathSync(file)]);
   });
 
   it('hands checkpoints back to SQLite when it cannot do them', async () => {

@@ -138,11 +138,13 @@ export class WalCheckpointer {
         this.#dirty = true;
         return;
       }
-      const walKeptForRecovery = error instanceof SyncFailedError;
-      this.#walKept = walKeptForRecovery;
-      this.stop();
-      if (!walKeptForRecovery) this.#options.restoreAutoCheckpoint();
-      this.#options.onFailure?.(walKeptForRecovery ? (error as SyncFailedError).cause : error, { walKeptForRecovery });
+      this.#walKept = error instanceof SyncFailedError;
+      // Stopping syncs the database file; if that fails too, the WAL is kept after all, and that failure is the one
+      // reported (once): handing checkpoints back while a pin holds the WAL would let it grow without end.
+      const stopFailure = this.#halt();
+      if (!this.#walKept) this.#options.restoreAutoCheckpoint();
+      const reported = stopFailure ?? (error instanceof SyncFailedError ? error.cause : error);
+      this.#options.onFailure?.(reported, { walKeptForRecovery: this.#walKept });
     } finally {
       release?.();
     }
@@ -173,9 +175,16 @@ export class WalCheckpointer {
    * would remove the WAL without syncing.
    */
   stop(): void {
-    if (this.#stopped) return;
+    const failure = this.#halt();
+    if (failure !== undefined) this.#options.onFailure?.(failure, { walKeptForRecovery: true });
+  }
+
+  /** What stop() does, returning instead of reporting a failed database sync (the WAL is then kept). */
+  #halt(): unknown {
+    if (this.#stopped) return undefined;
     this.#stopped = true;
     clearInterval(this.#timer);
+    let failure: unknown;
     if (!this.#walKept) {
       try {
         const fd = openSync(this.#options.file, 'r');
@@ -185,9 +194,9 @@ export class WalCheckpointer {
           closeSync(fd);
         }
       } catch (error) {
-        // The WAL must outlive this connection for SQLite's recovery (see Failures above), and the failure be known.
+        // The WAL must outlive this connection for SQLite's recovery (see Failures above).
         this.#walKept = true;
-        this.#options.onFailure?.(error, { walKeptForRecovery: true });
+        failure = error;
       }
     }
     // With the WAL kept for recovery, the pin stays open to the end of the process.
@@ -201,5 +210,6 @@ export class WalCheckpointer {
         (open) => open && Promise.allSettled([open.wal.close(), open.db.close()]),
         () => undefined,
       );
+    return failure;
   }
 }

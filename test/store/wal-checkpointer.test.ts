@@ -86,21 +86,39 @@ describe('SQLite WAL checkpoints beside the event loop', () => {
     const file = join(dir, 'close-sync.db');
     const db = SqliteDatabase.open(file, { checkpoints: { intervalMs: 60_000 } });
     await db.write(() => db.run('INSERT INTO records (namespace, key, value) VALUES (?, ?, ?)', 'close', 'k', '"1"'));
-    const fs = createRequire(import.meta.url)('node:fs') as typeof import('node:fs');
-    const original = fs.fdatasyncSync;
     const synced: string[] = [];
-    fs.fdatasyncSync = (fd: number) => {
-      synced.push(readlinkSync(`/proc/self/fd/${fd}`));
-      original(fd);
-    };
-    syncBuiltinESMExports();
-    try {
-      db.close();
-    } finally {
-      fs.fdatasyncSync = original;
-      syncBuiltinESMExports();
-    }
+    await withFdatasyncSync(
+      (fd, real) => {
+        synced.push(readlinkSync(`/proc/self/fd/${fd}`));
+        real(fd);
+      },
+      () => db.close(),
+    );
     assert.deepEqual(synced, [realpathSync(file)]);
+  });
+
+  it('keeps the WAL, and reports once, when the database sync of a failed checkpointer fails as it stops', async () => {
+    // As in the next test, the checkpointer cannot open what it syncs; stopping then cannot sync the file either.
+    const file = join(dir, 'no-wal-no-sync.db');
+    new DatabaseSync(file).close();
+    const failures: Array<{ error: unknown; walKeptForRecovery: boolean }> = [];
+    let restored = 0;
+    const checkpointer = new WalCheckpointer({
+      file,
+      restoreAutoCheckpoint: () => restored++,
+      holdWrites: () => () => {},
+      onFailure: (error, { walKeptForRecovery }) => failures.push({ error, walKeptForRecovery }),
+      intervalMs: 60_000,
+    });
+    checkpointer.markDirty();
+    await withFdatasyncSync(() => {
+      throw Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO' });
+    }, () => checkpointer.checkpoint());
+    // Not handed back to SQLite: the kept pin would stop its checkpoints from ever starting the WAL over.
+    assert.equal(restored, 0);
+    assert.equal(failures.length, 1);
+    assert.equal(failures[0]!.walKeptForRecovery, true);
+    assert.match(String(failures[0]!.error), /EIO/);
   });
 
   it('hands checkpoints back to SQLite when it cannot do them', async () => {
@@ -126,6 +144,20 @@ describe('SQLite WAL checkpoints beside the event loop', () => {
     await checkpointer.checkpoint();
     assert.equal(failures.length, 1);
   });
+
+  /** `fs.fdatasyncSync` (what stopping syncs the database file with) replaced while `run` runs. */
+  async function withFdatasyncSync(replacement: (fd: number, real: (fd: number) => void) => void, run: () => unknown): Promise<void> {
+    const fs = createRequire(import.meta.url)('node:fs') as typeof import('node:fs');
+    const real = fs.fdatasyncSync;
+    fs.fdatasyncSync = (fd: number) => replacement(fd, real);
+    syncBuiltinESMExports();
+    try {
+      await run();
+    } finally {
+      fs.fdatasyncSync = real;
+      syncBuiltinESMExports();
+    }
+  }
 
   /** Every fsync of a FileHandle (what the checkpointer syncs with) made slower, or failing, for one test. */
   async function withDatasync(replacement: (real: () => Promise<void>) => Promise<void>, run: () => Promise<void>): Promise<void> {

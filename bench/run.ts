@@ -50,7 +50,7 @@ try {
     sessions.abort();
   }
 
-  const oauth = settings.parts.has('oauth') ? await measureOAuth(bench.gatehouse, settings) : undefined;
+  const oauth = settings.parts.has('oauth') ? await measureOAuth(bench.gatehouse, bench.compiled, settings) : undefined;
   if (settings.parts.has('micro')) log('micro-benchmarks');
   const scale = settings.quick ? 0.1 : 1;
   const micro = settings.parts.has('micro') ? [...runMicroBenchmarks(MICRO_BENCHMARKS, scale), ...(await measureDpopVerification(scale))] : [];

@@ -19,7 +19,7 @@ export interface CompiledTargets {
   /** Gatehouse's CLI entry as the package build emits it. */
   gatehouseEntry: string;
   /** A bench server (`bench/targets/<name>.ts`) as JavaScript. */
-  script(name: 'node-floor-server' | 'express-peer-server' | 'fastify-floor-server'): string;
+  script(name: 'node-floor-server' | 'express-peer-server' | 'fastify-floor-server' | 'oidc-provider-floor-server'): string;
 }
 
 const root = resolve(import.meta.dirname, '..', '..');
@@ -33,7 +33,7 @@ export function compileTargets(dir: string): CompiledTargets {
   const build = spawnSync(process.execPath, [join(root, 'scripts', 'build-package.ts'), '--out-dir', dist], { encoding: 'utf8' });
   if (build.status !== 0) throw new Error(`the package build failed:\n${build.stdout}${build.stderr}`);
   const scripts = new Map<string, string>();
-  for (const name of ['node-floor-server', 'express-peer-server', 'fastify-floor-server']) {
+  for (const name of ['node-floor-server', 'express-peer-server', 'fastify-floor-server', 'oidc-provider-floor-server']) {
     const source = join(import.meta.dirname, `${name}.ts`);
     const target = join(out, 'bench', `${name}.js`);
     // The servers import nothing relative but types, which stripping erases.

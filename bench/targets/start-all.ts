@@ -2,7 +2,7 @@ import type { ChildProcess } from 'node:child_process';
 import type { BackendUrls } from '../backends/main.ts';
 import { freePort, startBackends, stopChild } from '../child-process.ts';
 import { startBenchIdentityProvider } from '../oauth/identity-provider.ts';
-import { compileTargets } from './compiled.ts';
+import { compileTargets, type CompiledTargets } from './compiled.ts';
 import { createCredentials } from './credentials.ts';
 import { directTarget } from './direct.ts';
 import { startExpressPeer } from './express-peer.ts';
@@ -21,6 +21,8 @@ export interface BenchTargets {
   backends: ChildProcess;
   targets: Target[];
   gatehouse: GatehouseTarget;
+  /** The bench servers as JavaScript, for anchors a part starts on its own (the oidc-provider floor). */
+  compiled: CompiledTargets;
   skipped: string[];
   stop(): Promise<void>;
 }
@@ -42,6 +44,7 @@ export async function startAllTargets(dir: string, maxStreams: number): Promise<
     backends,
     targets,
     gatehouse,
+    compiled,
     skipped,
     async stop() {
       for (const target of targets) await target.stop();

@@ -39,6 +39,24 @@ const migrations: readonly string[] = [
     expires_at INTEGER NOT NULL
   ) WITHOUT ROWID;
   `,
+  // 2: `records` becomes an ordinary rowid table. Its values are JSON of a few hundred bytes to a few KB (clients,
+  // grants, tokens), and SQLite's WITHOUT ROWID layout is for small rows: a leaf page held three or four of them, so
+  // an insert at a random key (every token and client id is random) split pages often, and each commit wrote more WAL
+  // frames. A rowid table appends the row itself and puts only `(namespace, key)` into the random-order index.
+  // Measured on the production-started gateway: DCR ≈ 8 % less CPU per registration (docs/performance.md).
+  `
+  CREATE TABLE records_by_rowid (
+    namespace  TEXT NOT NULL,
+    key        TEXT NOT NULL,
+    value      TEXT NOT NULL,
+    expires_at INTEGER,
+    PRIMARY KEY (namespace, key)
+  );
+  INSERT INTO records_by_rowid (namespace, key, value, expires_at) SELECT namespace, key, value, expires_at FROM records;
+  DROP TABLE records;
+  ALTER TABLE records_by_rowid RENAME TO records;
+  CREATE INDEX records_expiry ON records (expires_at) WHERE expires_at IS NOT NULL;
+  `,
 ];
 
 export const sqliteSchemaVersion = migrations.length;

@@ -222,6 +222,54 @@ describe('SQLite store on a file', () => {
     assert.equal(mode.journal_mode, 'wal');
   });
 
+  it('migrates a schema 1 file (records WITHOUT ROWID) to a rowid records table, keeping every row, expiry and index', async () => {
+    const path = join(dir, 'schema-1.db');
+    const { DatabaseSync } = await import('node:sqlite');
+    const old = new DatabaseSync(path);
+    // Schema 1 as it shipped, with a live record, an expired one (not yet purged) and an index row.
+    old.exec(`
+      CREATE TABLE records (namespace TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL, expires_at INTEGER,
+        PRIMARY KEY (namespace, key)) WITHOUT ROWID;
+      CREATE INDEX records_expiry ON records (expires_at) WHERE expires_at IS NOT NULL;
+      CREATE TABLE record_indexes (namespace TEXT NOT NULL, index_name TEXT NOT NULL, index_value TEXT NOT NULL,
+        key TEXT NOT NULL, PRIMARY KEY (namespace, index_name, index_value, key)) WITHOUT ROWID;
+      CREATE INDEX record_indexes_by_record ON record_indexes (namespace, key);
+      CREATE TABLE counters (namespace TEXT NOT NULL, key TEXT NOT NULL, value INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL, PRIMARY KEY (namespace, key)) WITHOUT ROWID;
+      CREATE TABLE locks (name TEXT PRIMARY KEY, token TEXT NOT NULL, expires_at INTEGER NOT NULL) WITHOUT ROWID;
+      INSERT INTO records VALUES ('grant', 'g1', '{"user":"u1"}', NULL), ('code', 'c1', '{"n":1}', 5000),
+        ('code', 'c0', '{"n":0}', 500);
+      INSERT INTO record_indexes VALUES ('grant', 'userId', 'u1', 'g1');
+      PRAGMA user_version = 1;
+    `);
+    old.close();
+
+    const clock = new ManualClock(1000);
+    const store = await createSqliteStore({ path, clock, purgeIntervalMs: 0 });
+    try {
+      assert.deepEqual(await store.get('grant', 'g1'), { user: 'u1' });
+      assert.deepEqual(await store.get('code', 'c1'), { n: 1 });
+      assert.equal(await store.get('code', 'c0'), undefined, 'an expired row stays expired');
+      assert.deepEqual((await store.findByIndex('grant', 'userId', 'u1')).map((e) => e.key), ['g1']);
+      // The upsert's ON CONFLICT and the single-use DELETE … RETURNING work on the new table.
+      assert.equal(await store.setIfAbsent('grant', 'g1', { user: 'other' }), false);
+      assert.deepEqual(await store.consume('code', 'c1'), { n: 1 });
+      assert.equal(await store.consume('code', 'c1'), undefined);
+      clock.advance(10_000);
+      assert.equal(await store.purgeExpired(), 1);
+    } finally {
+      await store.close();
+    }
+    const db = new DatabaseSync(path);
+    const { sql } = db.prepare("SELECT sql FROM sqlite_master WHERE name = 'records'").get() as { sql: string };
+    const expiryIndex = db.prepare("SELECT name FROM sqlite_master WHERE name = 'records_expiry'").get();
+    const { user_version: version } = db.prepare('PRAGMA user_version').get() as { user_version: number };
+    db.close();
+    assert.doesNotMatch(sql, /WITHOUT ROWID/);
+    assert.ok(expiryIndex, 'the expiry index is rebuilt on the new table');
+    assert.equal(version, sqliteSchemaVersion);
+  });
+
   it('refuses a file written by a newer schema with a clear error', async () => {
     const path = join(dir, 'newer.db');
     const { DatabaseSync } = await import('node:sqlite');

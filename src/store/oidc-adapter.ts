@@ -167,17 +167,19 @@ export function createOidcAdapter(store: Store, clock: Clock): OidcAdapterClass 
       const stored = await readRecord(store, this.#record, key);
       if (!stored) return;
       const now = seconds(clock.now());
-      const ttlSeconds = typeof stored.exp === 'number' ? Math.max(stored.exp - now, 1) : consumedMarkerFallbackSeconds;
+      // A second past `exp`: the record's own TTL, counted from its save, may end a fraction of a second after it.
+      const ttlSeconds = typeof stored.exp === 'number' ? Math.max(stored.exp - now + 1, 1) : consumedMarkerFallbackSeconds;
       // setIfAbsent is the atomic step: of two concurrent redemptions exactly one creates the marker.
       const first = await createRecord(store, oidcConsumedRecord, `${this.#model}:${key}`, now, { ttlSeconds });
       if (!first || stored.consumed !== undefined) {
         // Two parties redeemed the same code at once, so it leaked (RFC 6749 §4.1.2, OAuth 2.1 §4.1.3).
         throw new GrantAlreadyConsumedError(this.#model, typeof stored.grantId === 'string' ? stored.grantId : undefined);
       }
-      await writeRecord(store, this.#record, key, { ...stored, consumed: now }, {
-        ttlSeconds: typeof stored.exp === 'number' ? ttlSeconds : undefined,
-        indexes: indexesOf(this.#record, stored),
-      });
+      // With an `exp`, the marker lives exactly as long as the record (both end at `exp`), and find() reads it: the
+      // record needs no rewrite, a store write saved on every code exchange and refresh. Without one, the record
+      // would outlive its marker's fallback lifetime and then look unconsumed, so it carries the mark itself.
+      if (typeof stored.exp === 'number') return;
+      await writeRecord(store, this.#record, key, { ...stored, consumed: now }, { indexes: indexesOf(this.#record, stored) });
     }
 
     async destroy(id: string): Promise<void> {

@@ -101,7 +101,7 @@ export const oidcConsumedRecord = defineRecord({
   owner: OWNER,
   key: '`<Model>:<storage key>`',
   schema: z.number(),
-  ttl: "until the consumed record's `exp` (14 days when it has none)",
+  ttl: "until a second past the consumed record's `exp` (14 days when it has none)",
   singleUse: false,
   secrets: 'none',
   description:

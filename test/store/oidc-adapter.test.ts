@@ -75,6 +75,23 @@ describe('oidc-provider adapter on the store', () => {
     assert.equal((await codes.find('c1'))?.consumed, Math.floor(clock.now() / 1000));
   });
 
+  it('a consumed record stays consumed for its whole life: by its marker until `exp`, by its own mark without one', async () => {
+    const tokens = new Adapter('RefreshToken');
+    const exp = Math.floor(clock.now() / 1000) + 3600;
+    await tokens.upsert('with-exp', { jti: 'with-exp', grantId: 'g3', exp }, 3600);
+    await tokens.upsert('no-exp', { jti: 'no-exp', grantId: 'g3' });
+    await tokens.consume('with-exp');
+    await tokens.consume('no-exp');
+    clock.advance(3599_000);
+    assert.notEqual((await tokens.find('with-exp'))?.consumed, undefined, 'consumed until the record itself expires');
+    clock.advance(2_000);
+    assert.equal(await tokens.find('with-exp'), undefined);
+    // Past the marker's fallback lifetime (14 days), a record without `exp` still reads as consumed.
+    clock.advance(15 * 24 * 3600_000);
+    assert.notEqual((await tokens.find('no-exp'))?.consumed, undefined);
+    await assert.rejects(tokens.consume('no-exp'), GrantAlreadyConsumedError);
+  });
+
   it('of 20 concurrent consumes exactly one succeeds; the others fail with invalid_grant naming the grant to end', async () => {
     const codes = new Adapter('AuthorizationCode');
     const accessTokens = new Adapter('AccessToken');

@@ -4,7 +4,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { runLoad } from '../../bench/load.ts';
+import { runRefreshLoad } from '../../bench/oauth/refresh-load.ts';
+import { registrationBody } from '../../bench/oauth/sign-in.ts';
 import { SCENARIOS } from '../../bench/scenarios.ts';
+import { startOidcProviderFloor } from '../../bench/targets/oidc-provider-floor.ts';
 import { startAllTargets, type BenchTargets } from '../../bench/targets/start-all.ts';
 
 /**
@@ -42,6 +45,25 @@ describe('npm run bench: every target proxies the canned scenario', () => {
       const load = await runLoad({ url: target.url('canned'), headers, body: canned.body, connections: 4, durationSeconds: 1 });
       assert.ok(load.total > 0, `${target.name} served no request`);
       assert.equal(load.failures, 0, `${target.name} failed requests`);
+    }
+  });
+
+  it('runs the oidc-provider floor of the OAuth part: it registers clients and rotates each chain\'s refresh token', async () => {
+    const floor = await startOidcProviderFloor(bench.compiled, 2);
+    try {
+      assert.equal(floor.refreshTokens.length, 2);
+      const registered = await runLoad({ url: `${floor.origin}/register`, headers: { 'content-type': 'application/json' }, body: registrationBody, connections: 2, durationSeconds: 0.5 });
+      assert.ok(registered.total > 0);
+      assert.equal(registered.failures, 0);
+      const chains = floor.refreshTokens.map((refreshToken) => ({ clientId: floor.clientId, refreshToken }));
+      const first = chains.map((chain) => chain.refreshToken);
+      const refreshed = await runRefreshLoad(floor.origin, chains, 0.5);
+      assert.ok(refreshed.total >= 2);
+      assert.equal(refreshed.failures, 0);
+      // Each chain moved on to a rotated token, as Gatehouse's chains do.
+      for (const [index, chain] of chains.entries()) assert.notEqual(chain.refreshToken, first[index]);
+    } finally {
+      await floor.stop();
     }
   });
 

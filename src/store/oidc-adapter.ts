@@ -33,6 +33,12 @@ const consumableModels = new Set([
   'PreAuthorizedCode',
 ]);
 
+/**
+ * Consumable models read only through `find`, which merges the marker. A device code is also looked up by its user
+ * code (`findByUserCode`, which returns the record as stored), so its record keeps carrying the mark itself.
+ */
+const markerOnlyModels = new Set(['AuthorizationCode', 'RefreshToken', 'BackchannelAuthenticationRequest', 'PreAuthorizedCode']);
+
 /** Consumed markers outlive a record without `exp` by this much; long enough to cover any code or token lifetime. */
 const consumedMarkerFallbackSeconds = 14 * 24 * 3600;
 
@@ -167,19 +173,35 @@ export function createOidcAdapter(store: Store, clock: Clock): OidcAdapterClass 
       const stored = await readRecord(store, this.#record, key);
       if (!stored) return;
       const now = seconds(clock.now());
-      // A second past `exp`: the record's own TTL, counted from its save, may end a fraction of a second after it.
-      const ttlSeconds = typeof stored.exp === 'number' ? Math.max(stored.exp - now + 1, 1) : consumedMarkerFallbackSeconds;
+      // The record's whole lifetime, when its payload says it (oidc-provider's codes and tokens carry `iat` and `exp`).
+      const lifetime =
+        markerOnlyModels.has(this.#model) && typeof stored.exp === 'number' && typeof stored.iat === 'number'
+          ? stored.exp - stored.iat
+          : undefined;
+      // With a known lifetime, the marker lives that long from now. The record was saved before this consume with a
+      // TTL of at most its lifetime (oidc-provider saves the time remaining), so the marker outlives it whatever the
+      // replicas' clocks say. A TTL counted to `exp` on this replica's clock would end early when this clock runs
+      // ahead of the issuer's, and the record, still live to a replica on the issuer's clock, would read unconsumed.
+      const ttlSeconds =
+        lifetime !== undefined
+          ? Math.max(lifetime, 1) + 1
+          : typeof stored.exp === 'number'
+            ? Math.max(stored.exp - now, 1)
+            : consumedMarkerFallbackSeconds;
       // setIfAbsent is the atomic step: of two concurrent redemptions exactly one creates the marker.
       const first = await createRecord(store, oidcConsumedRecord, `${this.#model}:${key}`, now, { ttlSeconds });
       if (!first || stored.consumed !== undefined) {
         // Two parties redeemed the same code at once, so it leaked (RFC 6749 §4.1.2, OAuth 2.1 §4.1.3).
         throw new GrantAlreadyConsumedError(this.#model, typeof stored.grantId === 'string' ? stored.grantId : undefined);
       }
-      // With an `exp`, the marker lives exactly as long as the record (both end at `exp`), and find() reads it: the
-      // record needs no rewrite, a store write saved on every code exchange and refresh. Without one, the record
-      // would outlive its marker's fallback lifetime and then look unconsumed, so it carries the mark itself.
-      if (typeof stored.exp === 'number') return;
-      await writeRecord(store, this.#record, key, { ...stored, consumed: now }, { indexes: indexesOf(this.#record, stored) });
+      // A marker that outlives the record is what find() reads: no rewrite of the record, a store write saved on
+      // every code exchange and refresh. Otherwise the record carries the mark itself (written after the marker, so a
+      // reader in between still sees "consumed"), with the marker's TTL when it has an `exp` (both end together).
+      if (lifetime !== undefined) return;
+      await writeRecord(store, this.#record, key, { ...stored, consumed: now }, {
+        ttlSeconds: typeof stored.exp === 'number' ? ttlSeconds : undefined,
+        indexes: indexesOf(this.#record, stored),
+      });
     }
 
     async destroy(id: string): Promise<void> {

@@ -16,6 +16,7 @@ export interface OidcPayload {
   uid?: string;
   userCode?: string;
   consumed?: number;
+  iat?: number;
   exp?: number;
 }
 
@@ -101,7 +102,7 @@ export const oidcConsumedRecord = defineRecord({
   owner: OWNER,
   key: '`<Model>:<storage key>`',
   schema: z.number(),
-  ttl: "until a second past the consumed record's `exp` (14 days when it has none)",
+  ttl: "the consumed record's whole lifetime (`exp` − `iat`) plus a second, from the consume; until its `exp` without an `iat`; 14 days without an `exp`",
   singleUse: false,
   secrets: 'none',
   description:

@@ -75,10 +75,10 @@ describe('oidc-provider adapter on the store', () => {
     assert.equal((await codes.find('c1'))?.consumed, Math.floor(clock.now() / 1000));
   });
 
-  it('a consumed record stays consumed for its whole life: by its marker until `exp`, by its own mark without one', async () => {
+  it('a consumed record stays consumed for its whole life: by its marker with `iat` and `exp`, by its own mark without', async () => {
     const tokens = new Adapter('RefreshToken');
-    const exp = Math.floor(clock.now() / 1000) + 3600;
-    await tokens.upsert('with-exp', { jti: 'with-exp', grantId: 'g3', exp }, 3600);
+    const iat = Math.floor(clock.now() / 1000);
+    await tokens.upsert('with-exp', { jti: 'with-exp', grantId: 'g3', iat, exp: iat + 3600 }, 3600);
     await tokens.upsert('no-exp', { jti: 'no-exp', grantId: 'g3' });
     await tokens.consume('with-exp');
     await tokens.consume('no-exp');
@@ -90,6 +90,33 @@ describe('oidc-provider adapter on the store', () => {
     clock.advance(15 * 24 * 3600_000);
     assert.notEqual((await tokens.find('no-exp'))?.consumed, undefined);
     await assert.rejects(tokens.consume('no-exp'), GrantAlreadyConsumedError);
+  });
+
+  it('a consumed device code reads as consumed through its user code too (that lookup does not merge the marker)', async () => {
+    const deviceCodes = new Adapter('DeviceCode');
+    const iat = Math.floor(clock.now() / 1000);
+    await deviceCodes.upsert('dc2', { jti: 'dc2', userCode: 'BDWP-HQPK', grantId: 'g5', iat, exp: iat + 600 }, 600);
+    await deviceCodes.consume('dc2');
+    assert.notEqual((await deviceCodes.findByUserCode('BDWP-HQPK'))?.consumed, undefined);
+  });
+
+  it('a token consumed by a replica whose clock runs ahead never reads as unconsumed on the issuer while it lives', async () => {
+    // One store, two replicas: the issuer on the store's clock, the consumer's clock 5 s ahead. The record's TTL
+    // counts from its save on the issuer; a marker TTL counted to `exp` on the consumer's clock would end 4 s early.
+    const issuer = new Adapter('RefreshToken');
+    const Ahead = createOidcAdapter(store, { now: () => clock.now() + 5_000 });
+    const consumer = new Ahead('RefreshToken');
+    const iat = Math.floor(clock.now() / 1000);
+    await issuer.upsert('rt-skew', { jti: 'rt-skew', grantId: 'g4', iat, exp: iat + 8 }, 8);
+    await consumer.consume('rt-skew');
+    for (const elapsed of [1_000, 3_000, 5_200, 7_900]) {
+      clock.set(iat * 1000 + elapsed);
+      // Gone is safe (a replay finds nothing); found but unconsumed would let a replay rotate a second chain.
+      const found = await issuer.find('rt-skew');
+      if (found === undefined) continue;
+      assert.notEqual(found.consumed, undefined, `consumed at ${elapsed} ms`);
+      await assert.rejects(issuer.consume('rt-skew'), GrantAlreadyConsumedError, `a replay at ${elapsed} ms is caught`);
+    }
   });
 
   it('of 20 concurrent consumes exactly one succeeds; the others fail with invalid_grant naming the grant to end', async () => {

@@ -84,7 +84,10 @@ export class SqliteDatabase {
       // grew while they could not run is cut back to this size once it starts over.
       db.exec('PRAGMA wal_autocheckpoint = 0');
       db.exec(`PRAGMA journal_size_limit = ${WAL_SIZE_LIMIT_BYTES}`);
-      migrateSqliteSchema(db);
+      // A migration can write the whole store into the WAL (schema 2 copies every record). Copied into the file now,
+      // at start-up, it is not left for the checkpointer's first round, whose copying runs on the event loop (≈ 3 ms
+      // per 1,000 pages: seconds for a large store). PASSIVE: it waits for no other process's reader.
+      if (migrateSqliteSchema(db) > 0) db.prepare('PRAGMA wal_checkpoint(PASSIVE)').get();
       let opened: SqliteDatabase | undefined;
       const connection = db;
       const checkpointer = new WalCheckpointer({

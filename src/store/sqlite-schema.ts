@@ -61,9 +61,9 @@ const migrations: readonly string[] = [
 
 export const sqliteSchemaVersion = migrations.length;
 
-/** Applies the migrations this file has not seen yet, each in its own write transaction. */
-export function migrateSqliteSchema(db: DatabaseSync): void {
-  for (;;) {
+/** Applies the migrations this file has not seen yet, each in its own write transaction; returns how many ran. */
+export function migrateSqliteSchema(db: DatabaseSync): number {
+  for (let applied = 0; ; applied++) {
     // BEGIN IMMEDIATE takes the write lock first, so two processes opening a fresh file cannot both run step 1.
     db.exec('BEGIN IMMEDIATE');
     try {
@@ -77,7 +77,7 @@ export function migrateSqliteSchema(db: DatabaseSync): void {
       const step = migrations[version];
       if (step === undefined) {
         db.exec('COMMIT');
-        return;
+        return applied;
       }
       db.exec(step);
       db.exec(`PRAGMA user_version = ${version + 1}`);

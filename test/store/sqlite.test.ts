@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
+import { statSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -242,11 +243,18 @@ describe('SQLite store on a file', () => {
       INSERT INTO record_indexes VALUES ('grant', 'userId', 'u1', 'g1');
       PRAGMA user_version = 1;
     `);
+    // Enough rows that the copy spans many pages: it must land in the file at open, not wait in the WAL for the
+    // checkpointer's first round (whose copying runs on the event loop).
+    const bulk = old.prepare("INSERT INTO records VALUES ('bulk', ?, ?, NULL)");
+    for (let i = 0; i < 200; i++) bulk.run(`b${i}`, JSON.stringify({ filler: 'x'.repeat(600) }));
     old.close();
+    const sizeBefore = statSync(path).size;
 
     const clock = new ManualClock(1000);
     const store = await createSqliteStore({ path, clock, purgeIntervalMs: 0 });
     try {
+      // The new table's pages (≈ 35 for the bulk rows) are in the database file once the store is open.
+      assert.ok(statSync(path).size >= sizeBefore + 30 * 4096, `${statSync(path).size} bytes after, ${sizeBefore} before`);
       assert.deepEqual(await store.get('grant', 'g1'), { user: 'u1' });
       assert.deepEqual(await store.get('code', 'c1'), { n: 1 });
       assert.equal(await store.get('code', 'c0'), undefined, 'an expired row stays expired');

@@ -61,7 +61,7 @@ export class SqliteDatabase {
   /** Opens (creating the directory and migrating the schema), or throws a one-line StoreUnavailableError. */
   static open(
     path: string,
-    options: { onCheckpointFailure?: WalCheckpointerOptions['onFailure']; checkpoints?: Pick<WalCheckpointerOptions, 'intervalMs' | 'quietRoundFrames'> } = {},
+    options: { onCheckpointFailure?: WalCheckpointerOptions['onFailure']; checkpoints?: Pick<WalCheckpointerOptions, 'intervalMs' | 'quietRoundFrames' | 'quietHoldLimitMs'> } = {},
   ): SqliteDatabase {
     const inMemory = path === ':memory:';
     let db: DatabaseSync | undefined;

@@ -30,7 +30,9 @@ import { DatabaseSync } from 'node:sqlite';
  * So once it holds QUIET_ROUND_FRAMES frames, the next round is a quiet one: the gateway's new writes wait (queued,
  * in order; the event loop and reads go on) until the round has copied and synced everything, and the first write
  * after it starts the WAL over (SQLite syncs the new WAL header then, the one fsync left on the loop, once per
- * quiet round).
+ * quiet round). A quiet round holds them for QUIET_HOLD_LIMIT_MS at most: a disk whose fsync hangs must not hang
+ * every request that writes with it. Past the limit they go on (safely: every other round runs beside writes), and
+ * the WAL starts over in a later quiet round instead.
  *
  * Closing: the helper connections close before the gateway's own, so the last connection to close — which
  * checkpoints and removes the WAL — is one with `synchronous = NORMAL`; the database file is synced first, since
@@ -61,12 +63,16 @@ export interface WalCheckpointerOptions {
   holdWrites: () => () => void;
   intervalMs?: number;
   quietRoundFrames?: number;
+  quietHoldLimitMs?: number;
 }
 
 export const CHECKPOINT_INTERVAL_MS = 250;
 
 /** 4,000 pages of 4 KiB: a quiet round about every 16 MB of WAL. */
 export const QUIET_ROUND_FRAMES = 4000;
+
+/** A quiet round takes ≈ 0.1 s (the copy of 4,000 pages and two fsyncs); writes wait for it this long at most. */
+export const QUIET_HOLD_LIMIT_MS = 2000;
 
 /** SQLITE_BUSY, SQLITE_LOCKED: another process holds the file for a moment; the next round tries again. */
 const TRANSIENT_CODES = new Set([5, 6]);
@@ -109,10 +115,15 @@ export class WalCheckpointer {
 
   async #round(): Promise<void> {
     let release: (() => void) | undefined;
+    let holdLimit: NodeJS.Timeout | undefined;
     try {
       const files = await this.#openFiles();
       if (this.#stopped) return;
-      if (this.#quiet) release = this.#options.holdWrites();
+      if (this.#quiet) {
+        release = this.#options.holdWrites();
+        holdLimit = setTimeout(() => release?.(), this.#options.quietHoldLimitMs ?? QUIET_HOLD_LIMIT_MS);
+        holdLimit.unref();
+      }
       this.#pin.exec('BEGIN');
       let keepPin = false;
       try {
@@ -146,6 +157,7 @@ export class WalCheckpointer {
       const reported = stopFailure ?? (error instanceof SyncFailedError ? error.cause : error);
       this.#options.onFailure?.(reported, { walKeptForRecovery: this.#walKept });
     } finally {
+      clearTimeout(holdLimit);
       release?.();
     }
   }

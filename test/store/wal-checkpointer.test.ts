@@ -215,6 +215,43 @@ describe('SQLite WAL checkpoints beside the event loop', () => {
     assert.ok(restarts >= 1, `the WAL never started over in ${written} rows of 1 KB (last frame ${previous})`);
   });
 
+  it('lets writes held by a quiet round go on when its fsync hangs, instead of hanging them with it', async () => {
+    const file = join(dir, 'hung.db');
+    // A quiet round after 20 frames; writes wait for one 300 ms at most.
+    const db = SqliteDatabase.open(file, { checkpoints: { quietRoundFrames: 20, intervalMs: 20, quietHoldLimitMs: 300 } });
+    const insert = (key: string) => db.write(() => db.run('INSERT INTO records (namespace, key, value) VALUES (?, ?, ?)', 'hung', key, JSON.stringify('r'.repeat(1000))));
+    let syncs = 0;
+    let hung = false;
+    let unhang: () => void = () => {};
+    const stuck = new Promise<void>((resolve) => (unhang = resolve));
+    await withDatasync(
+      async (real) => {
+        // The first round's two fsyncs work; from the second round on (the quiet one), the disk hangs.
+        if (++syncs > 2) {
+          hung = true;
+          await stuck;
+        }
+        await real();
+      },
+      async () => {
+        // ≈ 60 frames (rows of 1 KB) in one commit: the first round copies them and makes the next round a quiet one.
+        await Promise.all(Array.from({ length: 200 }, (_, i) => insert(`a${i}`)));
+        await until(() => syncs >= 2, 'the first round syncs');
+        await insert('marks-dirty');
+        await until(() => hung, 'the quiet round waits for its fsync');
+        // The quiet round holds this write (a write that is not held runs at once: its row would be readable now);
+        // it must go on once the hold's limit has passed.
+        const held = insert('during-the-hang');
+        assert.equal(db.row("SELECT 1 FROM records WHERE namespace = 'hung' AND key = 'during-the-hang'"), undefined, 'held');
+        const outcome = await Promise.race([held.then(() => 'stored'), new Promise((resolve) => setTimeout(resolve, 10_000, 'still held'))]);
+        assert.equal(outcome, 'stored');
+        assert.equal(db.row<{ n: number }>("SELECT count(*) AS n FROM records WHERE namespace = 'hung'")?.n, 202);
+        unhang();
+      },
+    );
+    db.close();
+  });
+
   it('keeps the WAL for recovery when an fsync fails, and the store goes on working', async () => {
     const file = join(dir, 'eio.db');
     const failures: Array<{ error: unknown; walKeptForRecovery: boolean }> = [];

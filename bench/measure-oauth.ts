@@ -1,4 +1,5 @@
 import { runLoad } from './load.ts';
+import { laterWarmupSeconds } from './measure-scenario.ts';
 import { obtainRefreshToken, registerClient, registrationBody } from './oauth/sign-in.ts';
 import { runRefreshLoad, type RefreshChain } from './oauth/refresh-load.ts';
 import { cpuMicros } from './process-stats.ts';
@@ -59,9 +60,9 @@ export async function measureOAuth(gatehouse: GatehouseTarget, compiled: Compile
       [{ origin: gatehouse.origin, chains, pids: () => gatehouse.pids() }, emptySamples()],
       [{ origin: floor.origin, chains: floor.refreshTokens.map((refreshToken) => ({ clientId: floor.clientId, refreshToken })), pids: () => floor.pids() }, emptySamples()],
     ];
-    // The OAuth code paths have not run yet: each endpoint first gets an untimed run of both loads, as later
-    // scenarios do (settings.ts).
-    const warmupSeconds = Math.max(0.5, settings.warmupSeconds / 5);
+    // The OAuth code paths have not run yet: each endpoint first gets an untimed run of both loads, as long as a
+    // later scenario's warm-up.
+    const warmupSeconds = laterWarmupSeconds(settings);
     for (const [endpoint] of endpoints) {
       failures += (await registrations(endpoint, warmupSeconds)).failures;
       failures += (await refreshes(endpoint, warmupSeconds)).failures;

@@ -43,8 +43,13 @@ const rotate = <T>(items: T[], by: number): T[] => items.map((_, index) => items
  * most 1 s, since every proxy's warm-up load also reaches the backend.
  */
 export function warmupSeconds(settings: BenchSettings, scenarioIndex: number, target: Target): number {
-  const seconds = scenarioIndex === 0 ? settings.warmupSeconds : Math.max(0.5, settings.warmupSeconds / 5);
+  const seconds = scenarioIndex === 0 ? settings.warmupSeconds : laterWarmupSeconds(settings);
   return target.name === 'direct' ? Math.min(seconds, 1) : seconds;
+}
+
+/** The warm-up of a part whose code paths are mostly warm already, or short: a fifth of the first one's. */
+export function laterWarmupSeconds(settings: BenchSettings): number {
+  return Math.max(0.5, settings.warmupSeconds / 5);
 }
 
 export async function measureScenario(

@@ -33,12 +33,6 @@ const consumableModels = new Set([
   'PreAuthorizedCode',
 ]);
 
-/**
- * Consumable models read only through `find`, which merges the marker. A device code is also looked up by its user
- * code (`findByUserCode`, which returns the record as stored), so its record keeps carrying the mark itself.
- */
-const markerOnlyModels = new Set(['AuthorizationCode', 'RefreshToken', 'BackchannelAuthenticationRequest', 'PreAuthorizedCode']);
-
 /** Consumed markers outlive a record without `exp` by this much; long enough to cover any code or token lifetime. */
 const consumedMarkerFallbackSeconds = 14 * 24 * 3600;
 
@@ -149,23 +143,29 @@ export function createOidcAdapter(store: Store, clock: Clock): OidcAdapterClass 
       const key = oidcStorageKey(this.#model, id);
       const stored = await readRecord(store, this.#record, key);
       if (!stored) return undefined;
-      const payload = this.#hashed ? { ...stored, jti: id } : stored;
-      if (payload.consumed === undefined && consumableModels.has(this.#model)) {
-        // The marker is written before the record is updated; a reader in between still sees "consumed".
-        const consumed = await readRecord(store, oidcConsumedRecord, `${this.#model}:${key}`);
-        if (consumed !== undefined) payload.consumed = consumed;
-      }
-      return payload;
+      return this.#withConsumed(key, this.#hashed ? { ...stored, jti: id } : stored);
     }
 
     async findByUid(uid: string): Promise<OidcPayload | undefined> {
       const [entry] = await findRecords(store, this.#record, 'uid', uid);
-      return entry?.value;
+      return entry && this.#withConsumed(entry.key, entry.value);
     }
 
     async findByUserCode(userCode: string): Promise<OidcPayload | undefined> {
       const [entry] = await findRecords(store, this.#record, 'userCode', sha256(userCode));
-      return entry?.value;
+      return entry && this.#withConsumed(entry.key, entry.value);
+    }
+
+    /**
+     * `payload` with `consumed` from its marker: every lookup reads it, so a consumed record reads as consumed whichever
+     * way it is found, without the record itself being rewritten (see consume).
+     */
+    async #withConsumed(key: string, payload: OidcPayload): Promise<OidcPayload> {
+      if (payload.consumed === undefined && consumableModels.has(this.#model)) {
+        const consumed = await readRecord(store, oidcConsumedRecord, `${this.#model}:${key}`);
+        if (consumed !== undefined) payload.consumed = consumed;
+      }
+      return payload;
     }
 
     async consume(id: string): Promise<void> {
@@ -174,10 +174,7 @@ export function createOidcAdapter(store: Store, clock: Clock): OidcAdapterClass 
       if (!stored) return;
       const now = seconds(clock.now());
       // The record's whole lifetime, when its payload says it (oidc-provider's codes and tokens carry `iat` and `exp`).
-      const lifetime =
-        markerOnlyModels.has(this.#model) && typeof stored.exp === 'number' && typeof stored.iat === 'number'
-          ? stored.exp - stored.iat
-          : undefined;
+      const lifetime = typeof stored.exp === 'number' && typeof stored.iat === 'number' ? stored.exp - stored.iat : undefined;
       // With a known lifetime, the marker lives that long from now. The record was saved before this consume with a
       // TTL of at most its lifetime (oidc-provider saves the time remaining), so the marker outlives it whatever the
       // replicas' clocks say. A TTL counted to `exp` on this replica's clock would end early when this clock runs
@@ -194,9 +191,9 @@ export function createOidcAdapter(store: Store, clock: Clock): OidcAdapterClass 
         // Two parties redeemed the same code at once, so it leaked (RFC 6749 §4.1.2, OAuth 2.1 §4.1.3).
         throw new GrantAlreadyConsumedError(this.#model, typeof stored.grantId === 'string' ? stored.grantId : undefined);
       }
-      // A marker that outlives the record is what find() reads: no rewrite of the record, a store write saved on
-      // every code exchange and refresh. Otherwise the record carries the mark itself (written after the marker, so a
-      // reader in between still sees "consumed"), with the marker's TTL when it has an `exp` (both end together).
+      // A marker that outlives the record is what every lookup reads (#withConsumed): no rewrite of the record, a
+      // store write saved on every code exchange and refresh. Otherwise the record carries the mark itself (written
+      // after the marker, so a reader in between still sees "consumed"), with the marker's TTL when it has an `exp`.
       if (lifetime !== undefined) return;
       await writeRecord(store, this.#record, key, { ...stored, consumed: now }, {
         ttlSeconds: typeof stored.exp === 'number' ? ttlSeconds : undefined,

@@ -3,7 +3,7 @@ import { dirname, resolve } from 'node:path';
 import { DatabaseSync, type SQLInputValue, type StatementSync } from 'node:sqlite';
 import { migrateSqliteSchema } from './sqlite-schema.ts';
 import { StoreUnavailableError } from './store.ts';
-import { WalCheckpointer, type WalCheckpointerOptions } from './wal-checkpointer.ts';
+import { WAL_SIZE_LIMIT_BYTES, WalCheckpointer, type WalCheckpointerOptions } from './wal-checkpointer.ts';
 
 /** SQLite result codes (primary, low byte) that mean "cannot serve now", not "this query is wrong". */
 const unavailableCodes = new Set([
@@ -14,8 +14,6 @@ const unavailableCodes = new Set([
   14, // SQLITE_CANTOPEN
 ]);
 
-/** A WAL that grew past this (checkpoints held back by a long read) is truncated to it when it starts over. */
-const WAL_SIZE_LIMIT_BYTES = 64 * 1024 * 1024;
 
 /** The writes of one event-loop turn: one transaction, settled together when it commits. */
 interface WriteBatch {
@@ -57,6 +55,7 @@ export class SqliteDatabase {
   /** Writes waiting for a quiet checkpoint round (wal-checkpointer.ts), in order; undefined when writes run. */
   #held: Array<() => void> | undefined;
   #closed = false;
+  #commits = 0;
 
   /** Opens (creating the directory and migrating the schema), or throws a one-line StoreUnavailableError. */
   static open(
@@ -94,6 +93,7 @@ export class SqliteDatabase {
         file: resolve(path),
         restoreAutoCheckpoint: () => connection.isOpen && connection.exec('PRAGMA wal_autocheckpoint = 1000'),
         holdWrites: () => opened!.holdWrites(),
+        commits: () => opened!.commits,
         onFailure: options.onCheckpointFailure,
         ...options.checkpoints,
       });
@@ -186,6 +186,7 @@ export class SqliteDatabase {
     let failure: unknown;
     try {
       this.#run('COMMIT');
+      this.#commits++;
       // The store writes only through batches, so a commit is the one place the WAL grows.
       this.#checkpointer?.markDirty();
     } catch (error) {
@@ -223,8 +224,9 @@ export class SqliteDatabase {
 
   /**
    * Makes new writes wait, after committing the open batch, until the returned function is called: a quiet round of
-   * the checkpointer copies the whole WAL so the next write can start it over. Reads go on meanwhile (and do not
-   * see the waiting writes, whose promises have not settled).
+   * the checkpointer copies the whole WAL, and the checkpointer starts the WAL over and syncs its new header before
+   * any write of ours follows it. Reads go on meanwhile (and do not see the waiting writes, whose promises have not
+   * settled).
    */
   holdWrites(): () => void {
     this.commitNow();
@@ -235,6 +237,11 @@ export class SqliteDatabase {
       this.#held = undefined;
       for (const write of held) write();
     };
+  }
+
+  /** How many batches this connection has committed (the checkpointer's "was anything written since my copy?"). */
+  get commits(): number {
+    return this.#commits;
   }
 
   /** Commits the open batch now instead of at the end of the turn. */

@@ -25,27 +25,45 @@ import { DatabaseSync } from 'node:sqlite';
  * That is the order SQLite's own checkpoint keeps (sync WAL, copy, sync database, then allow the restart), so a
  * power loss at any point leaves a database SQLite recovers.
  *
- * A writer starts the WAL over only when everything in it was copied and no reader holds it. Under a steady load
- * some commit always lands during a round's fsyncs, so the WAL would never start over and would grow without bound.
- * So once it holds QUIET_ROUND_FRAMES frames, the next round is a quiet one: the gateway's new writes wait (queued,
- * in order; the event loop and reads go on) until the round has copied and synced everything, and the first write
- * after it starts the WAL over (SQLite syncs the new WAL header then, the one fsync left on the loop, once per
- * quiet round). A quiet round holds them for QUIET_HOLD_LIMIT_MS at most: a disk whose fsync hangs must not hang
- * every request that writes with it. Past the limit they go on (safely: every other round runs beside writes), and
- * the WAL starts over in a later quiet round instead.
+ * Starting the WAL over. The first writer after a round that copied everything (no reader left on the WAL) writes
+ * its frames from the start of the file again, behind a new header, and SQLite syncs that header before any frame
+ * follows it: otherwise a power loss could keep the old header and a prefix of the old frames, which recovery would
+ * replay over the newer pages already in the database file. Left to the gateway's connection, that fsync ran inside
+ * the first commit after nearly every round at a moderate load (four times a second, ≈ 1 ms each here, tens of ms on
+ * a slower disk), on the event loop: the largest cause of the proxy's p99 latency. So the round starts the WAL over
+ * itself:
+ *
+ * 6. When the copy took every frame and no write of ours has been committed since, the gateway's writes are held,
+ *    and `copier` (`synchronous = OFF`, so SQLite does not sync) makes the write that starts the WAL over: it sets
+ *    `application_id` to the value it already has, which changes no data but writes page 1 as the new WAL's first
+ *    frame, behind the new header.
+ * 7. The WAL is synced (async); only then are the held writes let go. That is SQLite's own order — the new header is
+ *    durable before any later frame is written — with the fsync on libuv's thread pool. These writes wait for the
+ *    sync however long it takes (a hung fsync holds writes, not the event loop, as the commit's own fsync did);
+ *    letting them outrun it would reopen the power-loss hazard above.
+ *
+ * Under a steady load some commit always lands during a round's fsyncs, so the copy never takes every frame, the WAL
+ * would never start over and would grow without bound. So once it holds QUIET_ROUND_FRAMES frames, the next round is
+ * a quiet one: the gateway's new writes wait (queued, in order; the event loop and reads go on) until the round has
+ * copied and synced everything, and steps 6 and 7 start the WAL over. A quiet round holds them for
+ * QUIET_HOLD_LIMIT_MS at most while it copies: a disk whose fsync hangs must not hang every request that writes with
+ * it. Past the limit they go on (safely: every other round runs beside writes), and the WAL starts over in a later
+ * round instead.
  *
  * Closing: the helper connections close before the gateway's own, so the last connection to close — which
  * checkpoints and removes the WAL — is one with `synchronous = NORMAL`; the database file is synced first, since
  * that last checkpoint, finding nothing left to copy after a round of ours (or of another process) caught between
  * its copy and its sync, would remove the WAL without syncing.
  *
- * The limit of copying without SQLite's own syncs: the copy marks the frames copied in the shared `-shm` before step
+ * The limits of copying without SQLite's own syncs: the copy marks the frames copied in the shared `-shm` before step
  * 4 has synced them, and only this process's pin stands between that mark and a restart. If the process dies in
  * that window (tens of milliseconds per round) while another process keeps the file open — the admin CLI beside the
  * gateway — that process's next write may start the WAL over; the pages then exist only in the kernel's cache until
- * it writes them back (seconds), and a power loss inside that window loses them. A crash alone is harmless (the
- * next open recovers from the WAL), and so is a single process. Closing that window needs the copy and its syncs
- * in one thread that is not the event loop: a worker, ≈ 18 MB.
+ * it writes them back (seconds), and a power loss inside that window loses them. Likewise only this process's
+ * writes wait for step 7: another process that writes in that window (a millisecond or so per restart) writes
+ * behind a header not yet synced. A crash alone is harmless (the next open recovers from the WAL), and so is a
+ * single process. Closing those windows needs the copy, the restart and their syncs in one thread that is not the
+ * event loop: a worker, ≈ 18 MB.
  *
  * Failures: one that syncs nothing (the files cannot be opened) hands checkpoints back to SQLite and stops. A failed
  * fsync is different: the copied pages may never reach the disk, so the WAL must outlive this process for SQLite to
@@ -59,8 +77,10 @@ export interface WalCheckpointerOptions {
   onFailure?: (error: unknown, outcome: { walKeptForRecovery: boolean }) => void;
   /** Turns SQLite's own checkpoints back on (the gateway's connection). */
   restoreAutoCheckpoint: () => void;
-  /** Makes the gateway's new writes wait; the function returned lets them go. */
+  /** Makes the gateway's new writes wait (after committing the open batch); the function returned lets them go. */
   holdWrites: () => () => void;
+  /** How many commits the gateway's connection has made: one after a round's copy means the WAL was not all copied. */
+  commits: () => number;
   intervalMs?: number;
   quietRoundFrames?: number;
   quietHoldLimitMs?: number;
@@ -73,6 +93,9 @@ export const QUIET_ROUND_FRAMES = 4000;
 
 /** A quiet round takes ≈ 0.1 s (the copy of 4,000 pages and two fsyncs); writes wait for it this long at most. */
 export const QUIET_HOLD_LIMIT_MS = 2000;
+
+/** A WAL that grew past this (checkpoints held back by a long read) is truncated to it when it starts over. */
+export const WAL_SIZE_LIMIT_BYTES = 64 * 1024 * 1024;
 
 /** SQLITE_BUSY, SQLITE_LOCKED: another process holds the file for a moment; the next round tries again. */
 const TRANSIENT_CODES = new Set([5, 6]);
@@ -96,6 +119,8 @@ export class WalCheckpointer {
     this.#pin = new DatabaseSync(options.file);
     this.#copier = new DatabaseSync(options.file);
     this.#copier.exec('PRAGMA synchronous = OFF');
+    // The copier starts the WAL over (step 6): the writer that does is the one that cuts an overgrown WAL back.
+    this.#copier.exec(`PRAGMA journal_size_limit = ${WAL_SIZE_LIMIT_BYTES}`);
     this.#timer = setInterval(() => void this.checkpoint(), options.intervalMs ?? CHECKPOINT_INTERVAL_MS);
     this.#timer.unref();
   }
@@ -114,34 +139,70 @@ export class WalCheckpointer {
   }
 
   async #round(): Promise<void> {
-    let release: (() => void) | undefined;
+    // The hold of the gateway's writes: a quiet round's, for its copy (limited), then step 6's, for the restart.
+    let hold: { release: () => void } | undefined;
+    const holdWrites = () => {
+      if (hold) return;
+      const release = this.#options.holdWrites();
+      hold = {
+        release: () => {
+          hold = undefined;
+          release();
+        },
+      };
+    };
     let holdLimit: NodeJS.Timeout | undefined;
     try {
       const files = await this.#openFiles();
       if (this.#stopped) return;
       if (this.#quiet) {
-        release = this.#options.holdWrites();
-        holdLimit = setTimeout(() => release?.(), this.#options.quietHoldLimitMs ?? QUIET_HOLD_LIMIT_MS);
+        holdWrites();
+        holdLimit = setTimeout(() => hold?.release(), this.#options.quietHoldLimitMs ?? QUIET_HOLD_LIMIT_MS);
         holdLimit.unref();
       }
       this.#pin.exec('BEGIN');
       let keepPin = false;
+      let copiedAll = false;
+      let commitsAtCopy = 0;
       try {
         this.#pin.prepare('SELECT count(*) FROM sqlite_schema').get();
         await this.#sync(files.wal);
         if (this.#stopped) return;
         const result = this.#copier.prepare('PRAGMA wal_checkpoint(PASSIVE)').get() as { log: number; checkpointed: number };
+        commitsAtCopy = this.#options.commits();
         await this.#sync(files.db);
         // Frames left behind (written during this round, or held by another reader) need another round even if
         // nothing else is committed; a WAL this long needs a quiet one to start over. A checkpoint that found
         // another process's checkpoint running copied nothing (-1, -1): it is retried too.
         if (result.log < 0 || result.checkpointed < result.log) this.#dirty = true;
+        copiedAll = result.log > 0 && result.checkpointed === result.log;
         this.#quiet = result.log >= (this.#options.quietRoundFrames ?? QUIET_ROUND_FRAMES) && !this.#quiet;
+        if (copiedAll) {
+          // Steps 6 and 7 wait for the restart's sync however long it takes (see above): no limit from here. The
+          // hold is taken while the pin still holds the WAL: a batch of ours opened since the copy is committed
+          // now, behind the pin, so it appends instead of starting the WAL over itself (with its fsync).
+          clearTimeout(holdLimit);
+          holdWrites();
+        }
       } catch (error) {
         keepPin = error instanceof SyncFailedError;
         throw error;
       } finally {
         if (!keepPin && this.#pin.isOpen && this.#pin.isTransaction) this.#pin.exec('COMMIT');
+      }
+      // A write of ours committed after the copy: not everything is copied, and the next round tries again.
+      if (!copiedAll || this.#stopped || this.#options.commits() !== commitsAtCopy) return;
+      this.#startWalOver();
+      this.#quiet = false;
+      try {
+        await this.#sync(files.wal);
+      } catch (error) {
+        // The new header may never reach the disk: no writer may start the WAL over again (the pin, kept for good).
+        if (this.#pin.isOpen) {
+          this.#pin.exec('BEGIN');
+          this.#pin.prepare('SELECT count(*) FROM sqlite_schema').get();
+        }
+        throw error;
       }
     } catch (error) {
       if (this.#stopped) return;
@@ -158,7 +219,25 @@ export class WalCheckpointer {
       this.#options.onFailure?.(reported, { walKeptForRecovery: this.#walKept });
     } finally {
       clearTimeout(holdLimit);
-      release?.();
+      hold?.release();
+    }
+  }
+
+  /**
+   * Step 6: a write by `copier` that changes nothing (`application_id` set to its own value) but is a frame, so SQLite
+   * starts the WAL over for it — without an fsync, `copier` being `synchronous = OFF`. Another process's reader
+   * on the WAL makes SQLite append the frame instead, which is harmless: the next round copies it. Another
+   * process's write lock makes it fail at once with SQLITE_BUSY (no busy timeout here), a transient failure.
+   */
+  #startWalOver(): void {
+    const { application_id: id } = this.#copier.prepare('PRAGMA application_id').get() as { application_id: number };
+    this.#copier.exec('BEGIN IMMEDIATE');
+    try {
+      this.#copier.exec(`PRAGMA application_id = ${Math.trunc(Number(id))}`);
+      this.#copier.exec('COMMIT');
+    } catch (error) {
+      if (this.#copier.isTransaction) this.#copier.exec('ROLLBACK');
+      throw error;
     }
   }
 

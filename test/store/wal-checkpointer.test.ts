@@ -33,6 +33,30 @@ async function until(condition: () => boolean, what: string): Promise<void> {
   assert.fail(`timed out waiting until ${what}`);
 }
 
+/** The salts of the WAL's header (https://www.sqlite.org/walformat.html, offset 16): new ones each time it starts over. */
+function walSalt(file: string): string {
+  const fd = openSync(`${file}-wal`, 'r');
+  try {
+    const salt = Buffer.alloc(8);
+    readSync(fd, salt, 0, 8, 16);
+    return salt.toString('hex');
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** The WAL's last valid frame, from the wal-index header (mxFrame, offset 16 of the `-shm`). */
+function lastFrame(file: string): number {
+  const fd = openSync(`${file}-shm`, 'r');
+  try {
+    const header = Buffer.alloc(4);
+    readSync(fd, header, 0, 4, 16);
+    return header.readUInt32LE(0);
+  } finally {
+    closeSync(fd);
+  }
+}
+
 /** ≈ 2 MB of records: half of the 1,000 pages at which SQLite would checkpoint inside a commit by itself. */
 async function writeTwoMegabytes(store: Awaited<ReturnType<typeof createSqliteStore>>, round: string): Promise<void> {
   const value = 'v'.repeat(4000);
@@ -107,6 +131,7 @@ describe('SQLite WAL checkpoints beside the event loop', () => {
       file,
       restoreAutoCheckpoint: () => restored++,
       holdWrites: () => () => {},
+      commits: () => 0,
       onFailure: (error, { walKeptForRecovery }) => failures.push({ error, walKeptForRecovery }),
       intervalMs: 60_000,
     });
@@ -131,6 +156,7 @@ describe('SQLite WAL checkpoints beside the event loop', () => {
       file,
       restoreAutoCheckpoint: () => restored++,
       holdWrites: () => () => {},
+      commits: () => 0,
       onFailure: (error) => failures.push(error),
       intervalMs: 60_000,
     });
@@ -226,18 +252,20 @@ describe('SQLite WAL checkpoints beside the event loop', () => {
     const stuck = new Promise<void>((resolve) => (unhang = resolve));
     await withDatasync(
       async (real) => {
-        // The first round's two fsyncs work; from the second round on (the quiet one), the disk hangs.
-        if (++syncs > 2) {
+        syncs++;
+        // A write lands during the first round's WAL sync, past the frames the round copies: the WAL is not all
+        // copied, so it does not start over, and, 60 frames long, makes the next round a quiet one.
+        if (syncs === 1) await insert('during-the-first-round');
+        // From the second round on (the quiet one), the disk hangs.
+        if (syncs > 2) {
           hung = true;
           await stuck;
         }
         await real();
       },
       async () => {
-        // ≈ 60 frames (rows of 1 KB) in one commit: the first round copies them and makes the next round a quiet one.
+        // ≈ 60 frames (rows of 1 KB) in one commit.
         await Promise.all(Array.from({ length: 200 }, (_, i) => insert(`a${i}`)));
-        await until(() => syncs >= 2, 'the first round syncs');
-        await insert('marks-dirty');
         await until(() => hung, 'the quiet round waits for its fsync');
         // The quiet round holds this write (a write that is not held runs at once: its row would be readable now);
         // it must go on once the hold's limit has passed.
@@ -250,6 +278,67 @@ describe('SQLite WAL checkpoints beside the event loop', () => {
       },
     );
     db.close();
+  });
+
+  it('starts the WAL over itself after a round that copied everything, so no commit of the gateway has to', async () => {
+    // The first writer after such a round starts the WAL over and SQLite syncs the new header inside that commit:
+    // on the event loop, when the writer is the gateway's connection. The checkpointer's helper does it instead.
+    const file = join(dir, 'restart.db');
+    const db = SqliteDatabase.open(file, { checkpoints: { intervalMs: 20 } });
+    try {
+      const insert = (key: string) => db.write(() => db.run('INSERT INTO records (namespace, key, value) VALUES (?, ?, ?)', 'restart', key, '"1"'));
+      await insert('first');
+      const before = walSalt(file);
+      // No write of ours after this: only the checkpointer can start the WAL over (new salts in its header).
+      await until(() => walSalt(file) !== before, 'the checkpointer starts the WAL over');
+      const restarted = walSalt(file);
+      const framesAfterRestart = lastFrame(file);
+      await insert('second');
+      // The gateway's commit appended to the new WAL: it did not start it over again.
+      assert.equal(walSalt(file), restarted);
+      assert.ok(lastFrame(file) > framesAfterRestart, 'the commit appended its frames');
+      assert.equal(db.row<{ n: number }>("SELECT count(*) AS n FROM records WHERE namespace = 'restart'")?.n, 2);
+    } finally {
+      db.close();
+    }
+  });
+
+  it('holds the gateway\'s writes until the new WAL header is synced', async () => {
+    // A frame written behind a header that a power loss can still undo could let recovery replay stale frames.
+    const file = join(dir, 'restart-order.db');
+    const db = SqliteDatabase.open(file, { checkpoints: { intervalMs: 20 } });
+    const insert = (key: string) => db.write(() => db.run('INSERT INTO records (namespace, key, value) VALUES (?, ?, ?)', 'order', key, '"1"'));
+    await insert('first');
+    const initial = walSalt(file);
+    const events: string[] = [];
+    let paused = false;
+    let resume: () => void = () => {};
+    const gate = new Promise<void>((resolve) => (resume = resolve));
+    try {
+      await withDatasync(
+        async (real) => {
+          // The sync that follows the restart: the WAL's header already has its new salts.
+          if (!paused && walSalt(file) !== initial) {
+            paused = true;
+            await gate;
+            await real();
+            events.push('new header synced');
+            return;
+          }
+          await real();
+        },
+        async () => {
+          await until(() => paused, 'the checkpointer syncs the new WAL header');
+          const held = insert('during-the-sync').then(() => events.push('write committed'));
+          assert.equal(db.row("SELECT 1 FROM records WHERE namespace = 'order' AND key = 'during-the-sync'"), undefined, 'held');
+          resume();
+          await held;
+        },
+      );
+      assert.deepEqual(events, ['new header synced', 'write committed']);
+    } finally {
+      db.close();
+    }
   });
 
   it('keeps the WAL for recovery when an fsync fails, and the store goes on working', async () => {

@@ -1,7 +1,7 @@
 import autocannon from 'autocannon';
 
 /**
- * One autocannon run. Latency percentiles are computed from every response's own timing (autocannon measures each
+ * One autocannon run, as fast as possible (throughput; the latency runs' paced load is `paced-load.ts`). Latency percentiles are computed from every response's own timing (autocannon measures each
  * with `process.hrtime`, in fractional ms); its built-in histogram rounds to whole milliseconds, too coarse for
  * "added latency ≤ 1 ms".
  */
@@ -19,8 +19,6 @@ export interface LoadOptions {
   body: string;
   connections: number;
   durationSeconds: number;
-  /** Fixed request rate (all connections together) for latency runs; omitted = as fast as possible. */
-  overallRate?: number;
 }
 
 function percentile(sorted: number[], p: number): number {
@@ -38,7 +36,6 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
     body: options.body,
     connections: options.connections,
     duration: options.durationSeconds,
-    overallRate: options.overallRate,
     timeout: 10,
   });
   instance.on('response', (_client, statusCode, _bytes, responseTimeMs) => {

@@ -10,7 +10,8 @@ import { openFilesLimit } from './process-stats.ts';
  * - BENCH_STREAMS: idle SSE streams per target (default 10,000, lowered to what the open-files limit allows, since a
  *   proxy holds two descriptors per stream; quick 500);
  * - BENCH_QUICK=1: the quick values above, for a smoke run;
- * - BENCH_LATENCY_RATE: the fixed request rate of the latency runs (default 400 req/s, all connections together);
+ * - BENCH_LATENCY_RATE: the fixed request rate of the latency runs (default 400 req/s, evenly spaced, over at most 4
+ *   connections; bench/paced-load.ts);
  * - BENCH_PARTS: which parts run, comma-separated among `streams,scenarios,oauth,micro` (default all);
  * - BENCH_SCENARIOS: which scenarios run, comma-separated keys (`canned,json,sse,legacy`; default all);
  * - BENCH_TARGETS: which targets are measured besides direct, comma-separated names (`nginx,express peer,node floor,

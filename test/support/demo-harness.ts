@@ -74,7 +74,22 @@ function merge(base: Record<string, unknown>, given: Record<string, unknown>): R
 /** Signal listeners the harness never fires: the test stops the demo with close(), not SIGTERM. */
 const noSignals: SignalSource = { on: () => undefined, off: () => undefined };
 
+/**
+ * The demo's parts listen on ports written into its config before it starts, so another process can take one of them
+ * in between (any outgoing connection on this machine may be given it as its local port). That start fails with "is
+ * in use", and is tried again on new ports.
+ */
 export async function startDemo(options: DemoOptions = {}): Promise<RunningDemo> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startDemoOnce(options);
+    } catch (error) {
+      if (attempt >= 3 || !/ is in use/.test(String((error as Error).message))) throw error;
+    }
+  }
+}
+
+async function startDemoOnce(options: DemoOptions): Promise<RunningDemo> {
   const dir = await mkdtemp(join(tmpdir(), 'gatehouse-e2e-'));
   await mkdir(join(dir, '.gatehouse'));
   const [port, identityProviderPort, graphServerPort, directoryApiPort] = [await freePort(), await freePort(), await freePort(), await freePort()];

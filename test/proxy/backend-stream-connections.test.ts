@@ -1,0 +1,101 @@
+import assert from 'node:assert/strict';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+import { after, before, describe, it } from 'node:test';
+import type { RouteConfig } from '../../src/config/schema.ts';
+import { createBackendClient, type BackendClient } from '../../src/proxy/backend-client.ts';
+
+/**
+ * A GET to an MCP backend is a stream (Streamable HTTP's listen stream, legacy HTTP+SSE's event stream), open for
+ * minutes or hours. It gets a backend connection of its own, closed with the stream, instead of a client of the
+ * route's keep-alive pool: the pool keeps every client it ever made (to reconnect it later), so each stream would
+ * have left one behind for the life of the process. POSTs keep reusing their pooled connection.
+ */
+describe('backend connections: a stream has its own, closed with it', () => {
+  let server: Server;
+  let backend: BackendClient;
+  const connections: Socket[] = [];
+  const closed = new Set<Socket>();
+  const usedBy: Array<{ method: string; connection: number }> = [];
+
+  before(async () => {
+    server = createServer((request, response) => {
+      usedBy.push({ method: request.method!, connection: connections.indexOf(request.socket) });
+      request.resume();
+      request.on('end', () => {
+        if (request.method === 'GET') {
+          response.writeHead(200, { 'content-type': 'text/event-stream' });
+          response.write('event: message\ndata: {}\n\n');
+          // The backend ends this stream by itself; the other one stays open until the client cancels it.
+          if (request.url === '/mcp?ends') response.end();
+          return;
+        }
+        response.writeHead(200, { 'content-type': 'application/json' });
+        response.end('{"jsonrpc":"2.0","id":1,"result":{}}');
+      });
+    });
+    server.on('connection', (socket: Socket) => {
+      connections.push(socket);
+      socket.on('close', () => closed.add(socket));
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    backend = createBackendClient({
+      path: '/route',
+      backend: `${origin}/mcp`,
+      timeouts: { connectMs: 5_000, responseHeadersMs: 5_000, idleStreamMs: 60_000 },
+    } as unknown as RouteConfig);
+  });
+  after(async () => {
+    await backend.close();
+    server.closeAllConnections();
+    await new Promise((resolve) => server.close(resolve));
+  });
+
+  const post = async () => {
+    const response = await backend.send({ url: url('post'), method: 'POST', headers: { 'content-type': 'application/json' }, body: Buffer.from('{}'), signal: new AbortController().signal });
+    for await (const _ of response.body);
+    return response.statusCode;
+  };
+  const url = (query: string) => `http://127.0.0.1:${(server.address() as AddressInfo).port}/mcp?${query}`;
+
+  async function until(condition: () => boolean, what: string): Promise<void> {
+    for (let attempt = 0; attempt < 200; attempt++) {
+      if (condition()) return;
+      await new Promise((resolve) => setTimeout(resolve, 25));
+    }
+    assert.fail(`timed out waiting until ${what}`);
+  }
+
+  it('opens a connection of its own for a GET stream, though an idle pooled one is there, and closes it with the stream', async () => {
+    assert.equal(await post(), 200);
+    const pooled = usedBy.at(-1)!.connection;
+    // The POST's connection is idle in the pool now; the stream must not take it.
+    const ends = await backend.send({ url: url('ends'), method: 'GET', headers: { accept: 'text/event-stream' }, signal: new AbortController().signal });
+    assert.notEqual(usedBy.at(-1)!.connection, pooled);
+    const streamConnection = connections[usedBy.at(-1)!.connection]!;
+    for await (const _ of ends.body);
+    await until(() => closed.has(streamConnection), 'the ended stream\'s connection closes');
+    // A cancelled stream (the client went away) closes its connection too.
+    const cancelled = new AbortController();
+    const open = await backend.send({ url: url('open'), method: 'GET', headers: { accept: 'text/event-stream' }, signal: cancelled.signal });
+    const openConnection = connections[usedBy.at(-1)!.connection]!;
+    assert.notEqual(openConnection, connections[pooled]);
+    open.body.once('error', () => {});
+    cancelled.abort();
+    await until(() => closed.has(openConnection), 'the cancelled stream\'s connection closes');
+    // The POSTs' keep-alive connection was left alone, and is reused.
+    assert.equal(await post(), 200);
+    assert.equal(usedBy.at(-1)!.connection, pooled);
+    assert.equal(closed.has(connections[pooled]!), false);
+  });
+
+  it('closes the connections of streams still open when the route stops', async () => {
+    const open = await backend.send({ url: url('open'), method: 'GET', headers: { accept: 'text/event-stream' }, signal: new AbortController().signal });
+    open.body.once('error', () => {});
+    const connection = connections[usedBy.at(-1)!.connection]!;
+    await backend.close();
+    await until(() => closed.has(connection), 'the stream\'s connection closes');
+    backend = createBackendClient({ path: '/route', backend: url(''), timeouts: { connectMs: 5_000, responseHeadersMs: 5_000, idleStreamMs: 60_000 } } as unknown as RouteConfig);
+  });
+});

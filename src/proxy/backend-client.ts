@@ -20,6 +20,11 @@ export interface BackendRequest {
   headers: Record<string, string>;
   body?: Buffer | Readable | null;
   signal: AbortSignal;
+  /**
+   * A stream open for minutes or hours (an MCP listen stream, a legacy HTTP+SSE event stream): it gets a connection of
+   * its own, closed with it, not a client of the route's Pool.
+   */
+  ownConnection?: boolean;
 }
 
 export interface BackendClient {
@@ -44,10 +49,10 @@ export function createBackendClient(route: RouteConfig): BackendClient {
   // No cap on connections per backend: a POST answered with a long SSE stream holds one for the stream's life, so a
   // cap would make the request after it wait. Idle keep-alive sockets are reused first.
   const pool = new Pool(origin, options);
-  // A GET here is a stream (Streamable HTTP's listen stream, legacy HTTP+SSE's event stream), open for minutes or
-  // hours, so it gets a connection of its own, closed with the stream. Through the Pool, every stream added a client
-  // that the Pool kept after its connection closed (to reconnect it later): a burst of 10,000 streams left 10,000
-  // clients in it for the life of the process (a heap snapshot: ≈ 27 MB, every later major GC longer).
+  // A long-lived stream (`ownConnection`) gets a connection of its own, closed with the stream. Through the Pool,
+  // every stream added a client that the Pool kept after its connection closed (to reconnect it later): a burst of
+  // 10,000 streams left 10,000 clients in it for the life of the process (a heap snapshot: ≈ 27 MB, every later major
+  // GC longer). Everything else, a plain HTTP route's GETs included, keeps the Pool's keep-alive connections.
   const streams = new Set<Client>();
   const targets = createTargetCache();
   return {
@@ -67,7 +72,7 @@ export function createBackendClient(route: RouteConfig): BackendClient {
         signal: input.signal,
         reset: mayBeLeftUnread(input),
       };
-      if (input.method !== 'GET') {
+      if (input.ownConnection !== true) {
         try {
           // The Pool itself, with the URL split once per URL: undici's top-level `request(url)` parses the URL and
           // copies the options on every call.

@@ -51,13 +51,20 @@ export function hideDeniedTools(exchange: McpExchange): void {
 export async function trackSessionLifecycle(exchange: McpExchange): Promise<void> {
   const { runtime, state, request, sessionId } = exchange;
   const response = backendResponse(exchange);
-  const issued = headerValue(response.headers['mcp-session-id']);
-  if (issued !== undefined && sessionId === undefined) {
-    const binding = { subject: authorized(exchange).claims.sub, route: state.route.path, createdAt: runtime.ctx.clock.now() };
-    await runtime.sessions.bind('mcp-session', issued, binding, SESSION_TTL_SECONDS);
-  }
-  if (request.method === 'DELETE' && sessionId !== undefined && response.statusCode < 300) {
-    await runtime.sessions.forget('mcp-session', sessionId);
+  try {
+    const issued = headerValue(response.headers['mcp-session-id']);
+    if (issued !== undefined && sessionId === undefined) {
+      const binding = { subject: authorized(exchange).claims.sub, route: state.route.path, createdAt: runtime.ctx.clock.now() };
+      await runtime.sessions.bind('mcp-session', issued, binding, SESSION_TTL_SECONDS);
+    }
+    if (request.method === 'DELETE' && sessionId !== undefined && response.statusCode < 300) {
+      await runtime.sessions.forget('mcp-session', sessionId);
+    }
+  } catch (error) {
+    // The answer will not be relayed (the store is down): its body, which nobody would read, must not hold the
+    // backend connection (a stream's, until the idle timeout).
+    response.body.destroy();
+    throw error;
   }
 }
 
@@ -101,7 +108,7 @@ export const streamableHttpSteps: readonly ExchangeStep[] = [
   hideDeniedTools,
   shared.forwardIdentity,
   shared.reviewToolDefinitions,
-  shared.forwardToBackend({ url: (exchange) => exchange.state.route.backend }),
+  shared.forwardToBackend({ url: (exchange) => exchange.state.route.backend, getIsStream: true }),
   trackSessionLifecycle,
   refuseNonMcpAnswer,
 ];

@@ -6,10 +6,10 @@ import type { RouteConfig } from '../../src/config/schema.ts';
 import { createBackendClient, type BackendClient } from '../../src/proxy/backend-client.ts';
 
 /**
- * A GET to an MCP backend is a stream (Streamable HTTP's listen stream, legacy HTTP+SSE's event stream), open for
- * minutes or hours. It gets a backend connection of its own, closed with the stream, instead of a client of the
- * route's keep-alive pool: the pool keeps every client it ever made (to reconnect it later), so each stream would
- * have left one behind for the life of the process. POSTs keep reusing their pooled connection.
+ * An MCP route's GET is a stream (Streamable HTTP's listen stream, legacy HTTP+SSE's event stream), open for minutes
+ * or hours. It gets a backend connection of its own (`ownConnection`), closed with the stream, instead of a client of
+ * the route's keep-alive pool: the pool keeps every client it ever made (to reconnect it later), so each stream would
+ * have left one behind for the life of the process. POSTs, and a plain HTTP route's GETs, keep reusing the pool.
  */
 describe('backend connections: a stream has its own, closed with it', () => {
   let server: Server;
@@ -38,6 +38,8 @@ describe('backend connections: a stream has its own, closed with it', () => {
       connections.push(socket);
       socket.on('close', () => closed.add(socket));
     });
+    // Idle connections are kept a minute, so a closed one was closed by the gateway, not by keep-alive expiry.
+    server.keepAliveTimeout = 60_000;
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     const origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
     backend = createBackendClient({
@@ -71,14 +73,14 @@ describe('backend connections: a stream has its own, closed with it', () => {
     assert.equal(await post(), 200);
     const pooled = usedBy.at(-1)!.connection;
     // The POST's connection is idle in the pool now; the stream must not take it.
-    const ends = await backend.send({ url: url('ends'), method: 'GET', headers: { accept: 'text/event-stream' }, signal: new AbortController().signal });
+    const ends = await backend.send({ url: url('ends'), method: 'GET', headers: { accept: 'text/event-stream' }, signal: new AbortController().signal, ownConnection: true });
     assert.notEqual(usedBy.at(-1)!.connection, pooled);
     const streamConnection = connections[usedBy.at(-1)!.connection]!;
     for await (const _ of ends.body);
     await until(() => closed.has(streamConnection), 'the ended stream\'s connection closes');
     // A cancelled stream (the client went away) closes its connection too.
     const cancelled = new AbortController();
-    const open = await backend.send({ url: url('open'), method: 'GET', headers: { accept: 'text/event-stream' }, signal: cancelled.signal });
+    const open = await backend.send({ url: url('open'), method: 'GET', headers: { accept: 'text/event-stream' }, signal: cancelled.signal, ownConnection: true });
     const openConnection = connections[usedBy.at(-1)!.connection]!;
     assert.notEqual(openConnection, connections[pooled]);
     open.body.once('error', () => {});
@@ -90,8 +92,20 @@ describe('backend connections: a stream has its own, closed with it', () => {
     assert.equal(closed.has(connections[pooled]!), false);
   });
 
+  it('keeps a GET that is not a stream (a plain HTTP route\'s) on the pooled connection', async () => {
+    assert.equal(await post(), 200);
+    const opened = connections.length;
+    for (let i = 0; i < 3; i++) {
+      const response = await backend.send({ url: url('ends'), method: 'GET', headers: {}, signal: new AbortController().signal });
+      for await (const _ of response.body);
+    }
+    // Each GET went to a keep-alive connection already open, which stays open.
+    assert.equal(connections.length, opened);
+    assert.equal(closed.has(connections[usedBy.at(-1)!.connection]!), false);
+  });
+
   it('closes the connections of streams still open when the route stops', async () => {
-    const open = await backend.send({ url: url('open'), method: 'GET', headers: { accept: 'text/event-stream' }, signal: new AbortController().signal });
+    const open = await backend.send({ url: url('open'), method: 'GET', headers: { accept: 'text/event-stream' }, signal: new AbortController().signal, ownConnection: true });
     open.body.once('error', () => {});
     const connection = connections[usedBy.at(-1)!.connection]!;
     await backend.close();

@@ -56,6 +56,7 @@ export class SqliteDatabase {
   #held: Array<() => void> | undefined;
   #closed = false;
   #commits = 0;
+  #totalChanges = 0;
 
   /** Opens (creating the directory and migrating the schema), or throws a one-line StoreUnavailableError. */
   static open(
@@ -186,7 +187,9 @@ export class SqliteDatabase {
     let failure: unknown;
     try {
       this.#run('COMMIT');
-      this.#commits++;
+      // Counted only when rows changed: a batch that changed none (a purge with nothing expired) wrote no frame, and
+      // must not keep the checkpointer from starting the WAL over (its next writer would then, with an fsync).
+      this.#countCommit();
       // The store writes only through batches, so a commit is the one place the WAL grows.
       this.#checkpointer?.markDirty();
     } catch (error) {
@@ -239,7 +242,19 @@ export class SqliteDatabase {
     };
   }
 
-  /** How many batches this connection has committed (the checkpointer's "was anything written since my copy?"). */
+  #countCommit(): void {
+    let total = Number.NaN;
+    try {
+      total = Number((this.#statement('SELECT total_changes() AS n').get() as { n: number }).n);
+    } catch {
+      // The commit stands whatever this read does; counting it is the safe side (the checkpointer then waits a round).
+    }
+    if (total === this.#totalChanges) return;
+    this.#totalChanges = total;
+    this.#commits++;
+  }
+
+  /** How many batches that changed rows this connection has committed (the checkpointer's "written since my copy?"). */
   get commits(): number {
     return this.#commits;
   }

@@ -40,7 +40,9 @@ import { DatabaseSync } from 'node:sqlite';
  * 7. The WAL is synced (async); only then are the held writes let go. That is SQLite's own order — the new header is
  *    durable before any later frame is written — with the fsync on libuv's thread pool. These writes wait for the
  *    sync however long it takes (a hung fsync holds writes, not the event loop, as the commit's own fsync did);
- *    letting them outrun it would reopen the power-loss hazard above.
+ *    letting them outrun it would reopen the power-loss hazard above. If the sync fails, they go on (the store keeps
+ *    working, as after any failed fsync below: durability is already in doubt, the WAL is kept for recovery, and
+ *    the error log asks for a restart), and the pin is taken again, so no writer starts the WAL over again.
  *
  * Under a steady load some commit always lands during a round's fsyncs, so the copy never takes every frame, the WAL
  * would never start over and would grow without bound. So once it holds QUIET_ROUND_FRAMES frames, the next round is

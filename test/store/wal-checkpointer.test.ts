@@ -341,6 +341,57 @@ describe('SQLite WAL checkpoints beside the event loop', () => {
     }
   });
 
+  it('counts only commits that changed rows as written since a copy (an empty batch writes no frame)', async () => {
+    const db = SqliteDatabase.open(join(dir, 'count.db'), { checkpoints: { intervalMs: 60_000 } });
+    try {
+      const before = db.commits;
+      await db.write(() => db.run("DELETE FROM records WHERE namespace = 'nothing-here'"));
+      assert.equal(db.commits, before, 'a batch that changed nothing');
+      await db.write(() => db.run('INSERT INTO records (namespace, key, value) VALUES (?, ?, ?)', 'count', 'k', '"1"'));
+      assert.equal(db.commits, before + 1);
+    } finally {
+      db.close();
+    }
+  });
+
+  it('keeps the WAL for recovery when the new header\'s sync fails, and lets the held writes go on', async () => {
+    const file = join(dir, 'restart-eio.db');
+    const failures: Array<{ error: unknown; walKeptForRecovery: boolean }> = [];
+    const db = SqliteDatabase.open(file, {
+      checkpoints: { intervalMs: 20 },
+      onCheckpointFailure: (error, { walKeptForRecovery }) => failures.push({ error, walKeptForRecovery }),
+    });
+    const insert = (key: string) => db.write(() => db.run('INSERT INTO records (namespace, key, value) VALUES (?, ?, ?)', 'restart-eio', key, '"1"'));
+    await insert('before');
+    const initial = walSalt(file);
+    let held: Promise<void> | undefined;
+    await withDatasync(
+      async (real) => {
+        // Only the sync after the restart fails; a write issued while it runs is held, then goes on.
+        if (walSalt(file) === initial) return real();
+        held ??= insert('during-the-failed-sync');
+        throw Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO' });
+      },
+      async () => {
+        await until(() => failures.length > 0, 'the checkpointer reports the failed sync');
+        await held;
+      },
+    );
+    assert.equal(failures.length, 1);
+    assert.equal(failures[0]!.walKeptForRecovery, true);
+    await insert('after');
+    assert.equal(db.row<{ n: number }>("SELECT count(*) AS n FROM records WHERE namespace = 'restart-eio'")?.n, 3);
+    db.close();
+    // The WAL outlived the gateway's connection (the re-taken pin kept it from being the last), for SQLite's recovery.
+    assert.ok(size(`${file}-wal`) > 0, 'the WAL is kept');
+    const reopened = new DatabaseSync(file);
+    try {
+      assert.equal((reopened.prepare("SELECT count(*) AS n FROM records WHERE namespace = 'restart-eio'").get() as { n: number }).n, 3);
+    } finally {
+      reopened.close();
+    }
+  });
+
   it('keeps the WAL for recovery when an fsync fails, and the store goes on working', async () => {
     const file = join(dir, 'eio.db');
     const failures: Array<{ error: unknown; walKeptForRecovery: boolean }> = [];

@@ -57,6 +57,16 @@ function lastFrame(file: string): number {
   }
 }
 
+/** The rows of a namespace as a new connection finds them (SQLite recovers from a WAL left behind). */
+function rowsAfterReopening(file: string, namespace: string): number {
+  const reopened = new DatabaseSync(file);
+  try {
+    return (reopened.prepare('SELECT count(*) AS n FROM records WHERE namespace = ?').get(namespace) as { n: number }).n;
+  } finally {
+    reopened.close();
+  }
+}
+
 /** ≈ 2 MB of records: half of the 1,000 pages at which SQLite would checkpoint inside a commit by itself. */
 async function writeTwoMegabytes(store: Awaited<ReturnType<typeof createSqliteStore>>, round: string): Promise<void> {
   const value = 'v'.repeat(4000);
@@ -384,12 +394,7 @@ describe('SQLite WAL checkpoints beside the event loop', () => {
     db.close();
     // The WAL outlived the gateway's connection (the re-taken pin kept it from being the last), for SQLite's recovery.
     assert.ok(size(`${file}-wal`) > 0, 'the WAL is kept');
-    const reopened = new DatabaseSync(file);
-    try {
-      assert.equal((reopened.prepare("SELECT count(*) AS n FROM records WHERE namespace = 'restart-eio'").get() as { n: number }).n, 3);
-    } finally {
-      reopened.close();
-    }
+    assert.equal(rowsAfterReopening(file, 'restart-eio'), 3);
   });
 
   it('keeps the WAL for recovery when an fsync fails, and the store goes on working', async () => {
@@ -415,11 +420,6 @@ describe('SQLite WAL checkpoints beside the event loop', () => {
     db.close();
     // Closing did not remove the WAL (the gateway's connection was not the last one): SQLite recovers from it.
     assert.ok(size(`${file}-wal`) > 0, 'the WAL outlives the connection for recovery');
-    const reopened = new DatabaseSync(file);
-    try {
-      assert.equal((reopened.prepare("SELECT count(*) AS n FROM records WHERE namespace = 'eio'").get() as { n: number }).n, 2);
-    } finally {
-      reopened.close();
-    }
+    assert.equal(rowsAfterReopening(file, 'eio'), 2);
   });
 });

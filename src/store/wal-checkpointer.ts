@@ -62,9 +62,9 @@ import { DatabaseSync } from 'node:sqlite';
  * that window (tens of milliseconds per round) while another process keeps the file open — the admin CLI beside the
  * gateway — that process's next write may start the WAL over; the pages then exist only in the kernel's cache until
  * it writes them back (seconds), and a power loss inside that window loses them. Likewise only this process's
- * writes wait for step 7: another process that writes in that window (a millisecond or so per restart) writes
- * behind a header not yet synced. A crash alone is harmless (the next open recovers from the WAL), and so is a
- * single process. Closing those windows needs the copy, the restart and their syncs in one thread that is not the
+ * writes wait for step 7: another process that writes in that window (as long as an fsync, per restart: a
+ * millisecond here, more on a slow disk) writes behind a header not yet synced. A crash alone is harmless (the next
+ * open recovers from the WAL), and so is a single process. Closing those windows needs the copy, the restart and their syncs in one thread that is not the
  * event loop: a worker, ≈ 18 MB.
  *
  * Failures: one that syncs nothing (the files cannot be opened) hands checkpoints back to SQLite and stops. A failed

@@ -1,9 +1,9 @@
 import autocannon from 'autocannon';
 
 /**
- * One autocannon run, as fast as possible (throughput; the latency runs' paced load is `paced-load.ts`). Latency percentiles are computed from every response's own timing (autocannon measures each
- * with `process.hrtime`, in fractional ms); its built-in histogram rounds to whole milliseconds, too coarse for
- * "added latency ≤ 1 ms".
+ * One autocannon run, as fast as possible (throughput; the latency runs' paced load is `paced-load.ts`). Percentiles
+ * are computed from every response's own timing (autocannon measures each with `process.hrtime`, in fractional ms);
+ * its built-in histogram rounds to whole milliseconds, too coarse for "added latency ≤ 1 ms".
  */
 export interface LoadResult {
   requestsPerSecond: number;
@@ -21,7 +21,8 @@ export interface LoadOptions {
   durationSeconds: number;
 }
 
-function percentile(sorted: number[], p: number): number {
+/** The p-th percentile of sorted figures (NaN for none). */
+export function percentile(sorted: number[], p: number): number {
   if (sorted.length === 0) return Number.NaN;
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
 }

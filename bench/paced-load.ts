@@ -1,6 +1,6 @@
 import { performance } from 'node:perf_hooks';
 import { Pool } from 'undici';
-import type { LoadResult } from './load.ts';
+import { percentile, type LoadResult } from './load.ts';
 
 /**
  * The latency runs' load: requests sent one at a time at evenly spaced moments (an open loop: each goes at its time
@@ -49,11 +49,6 @@ export function paceStep(nowMs: number, startMs: number, intervalMs: number, slo
   const current = Math.max(slot, Math.floor((nowMs - startMs) / intervalMs));
   const next = current + 1;
   return { send: true, slot: next, skipped: current - slot, waitMs: startMs + next * intervalMs - nowMs };
-}
-
-function percentile(sorted: number[], p: number): number {
-  if (sorted.length === 0) return Number.NaN;
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
 }
 
 export async function runPacedLoad(options: PacedLoadOptions): Promise<PacedLoadResult> {

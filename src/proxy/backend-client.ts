@@ -57,40 +57,26 @@ export function createBackendClient(route: RouteConfig): BackendClient {
   const targets = createTargetCache();
   return {
     async send(input) {
-      let target: { origin: string; path: string };
-      try {
-        target = targets.split(input.url);
-        if (target.origin !== origin) throw new Error(`${route.path} forwards only to ${origin}`);
-      } catch (error) {
-        throw backendFailure(route, error);
-      }
-      const request = {
-        path: target.path,
-        method: input.method,
-        headers: input.headers,
-        body: input.body ?? null,
-        signal: input.signal,
-        reset: mayBeLeftUnread(input),
-      };
-      if (input.ownConnection !== true) {
-        try {
-          // The Pool itself, with the URL split once per URL: undici's top-level `request(url)` parses the URL and
-          // copies the options on every call.
-          const response = await pool.request(request);
-          return { statusCode: response.statusCode, headers: response.headers, body: response.body };
-        } catch (error) {
-          throw backendFailure(route, error);
-        }
-      }
-      const client = new Client(origin, options);
-      streams.add(client);
+      // A stream's own connection, or the Pool itself (with the URL split once per URL: undici's top-level
+      // `request(url)` parses the URL and copies the options on every call).
+      const own = input.ownConnection === true ? new Client(origin, options) : undefined;
+      if (own) streams.add(own);
       const discard = () => {
-        if (streams.delete(client)) void client.destroy().catch(() => undefined);
+        if (own && streams.delete(own)) void own.destroy().catch(() => undefined);
       };
       try {
-        const response = await client.request(request);
-        // Ended, failed or cancelled (the client went away): the connection goes with it.
-        response.body.once('close', discard);
+        const target = targets.split(input.url);
+        if (target.origin !== origin) throw new Error(`${route.path} forwards only to ${origin}`);
+        const response = await (own ?? pool).request({
+          path: target.path,
+          method: input.method,
+          headers: input.headers,
+          body: input.body ?? null,
+          signal: input.signal,
+          reset: mayBeLeftUnread(input),
+        });
+        // Ended, failed or cancelled (the client went away): a stream's connection goes with it.
+        if (own) response.body.once('close', discard);
         return { statusCode: response.statusCode, headers: response.headers, body: response.body };
       } catch (error) {
         discard();

@@ -146,7 +146,7 @@ export async function forwardIdentity(exchange: McpExchange): Promise<void> {
  * The backend request, cancelled when the client goes away. A streamed upload that the body cap or deadline stopped
  * makes undici report a failed request: the client is told why (413, 408), not that the backend failed.
  */
-export function forwardToBackend(options: { url: (exchange: McpExchange) => string; accept?: string; getIsStream?: boolean }): ExchangeStep {
+export function forwardToBackend(options: { url: (exchange: McpExchange) => string; accept?: string; getOpensStream?: boolean }): ExchangeStep {
   return async function forwardToBackend(exchange) {
     const { state, request, reply, post, upload } = exchange;
     if (exchange.backendHeaders === undefined) throw new Error(`step order: ${request.url} has no backend headers yet`);
@@ -163,7 +163,7 @@ export function forwardToBackend(options: { url: (exchange: McpExchange) => stri
         body: upload ?? post?.raw ?? null,
         signal: abortOnClientClose(reply),
         // On an MCP route a GET opens a stream (listen or legacy event stream): a backend connection of its own.
-        ownConnection: options.getIsStream === true && request.method === 'GET',
+        ownConnection: options.getOpensStream === true && request.method === 'GET',
       });
     } catch (error) {
       if (upload?.errored instanceof ProtocolError) throw upload.errored;

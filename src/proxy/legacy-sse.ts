@@ -41,7 +41,7 @@ export function requireBackendStream(exchange: McpExchange): void {
 export const legacySseStreamSteps: readonly ExchangeStep[] = [
   shared.authenticateCaller,
   shared.forwardIdentity,
-  shared.forwardToBackend({ url: (exchange) => exchange.state.legacySseUrl, accept: 'text/event-stream', getIsStream: true }),
+  shared.forwardToBackend({ url: (exchange) => exchange.state.legacySseUrl, accept: 'text/event-stream', getOpensStream: true }),
   requireBackendStream,
 ];
 

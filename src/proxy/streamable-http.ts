@@ -108,7 +108,7 @@ export const streamableHttpSteps: readonly ExchangeStep[] = [
   hideDeniedTools,
   shared.forwardIdentity,
   shared.reviewToolDefinitions,
-  shared.forwardToBackend({ url: (exchange) => exchange.state.route.backend, getIsStream: true }),
+  shared.forwardToBackend({ url: (exchange) => exchange.state.route.backend, getOpensStream: true }),
   trackSessionLifecycle,
   refuseNonMcpAnswer,
 ];

@@ -64,8 +64,8 @@ import { DatabaseSync } from 'node:sqlite';
  * it writes them back (seconds), and a power loss inside that window loses them. Likewise only this process's
  * writes wait for step 7: another process that writes in that window (as long as an fsync, per restart: a
  * millisecond here, more on a slow disk) writes behind a header not yet synced. A crash alone is harmless (the next
- * open recovers from the WAL), and so is a single process. Closing those windows needs the copy, the restart and their syncs in one thread that is not the
- * event loop: a worker, ≈ 18 MB.
+ * open recovers from the WAL), and so is a single process. Closing those windows needs the copy, the restart and
+ * their syncs in one thread that is not the event loop: a worker, ≈ 18 MB.
  *
  * Failures: one that syncs nothing (the files cannot be opened) hands checkpoints back to SQLite and stops. A failed
  * fsync is different: the copied pages may never reach the disk, so the WAL must outlive this process for SQLite to
@@ -162,12 +162,11 @@ export class WalCheckpointer {
         holdLimit = setTimeout(() => hold?.release(), this.#options.quietHoldLimitMs ?? QUIET_HOLD_LIMIT_MS);
         holdLimit.unref();
       }
-      this.#pin.exec('BEGIN');
+      this.#pinWal();
       let keepPin = false;
       let copiedAll = false;
       let commitsAtCopy = 0;
       try {
-        this.#pin.prepare('SELECT count(*) FROM sqlite_schema').get();
         await this.#sync(files.wal);
         if (this.#stopped) return;
         const result = this.#copier.prepare('PRAGMA wal_checkpoint(PASSIVE)').get() as { log: number; checkpointed: number };
@@ -200,10 +199,7 @@ export class WalCheckpointer {
         await this.#sync(files.wal);
       } catch (error) {
         // The new header may never reach the disk: no writer may start the WAL over again (the pin, kept for good).
-        if (this.#pin.isOpen) {
-          this.#pin.exec('BEGIN');
-          this.#pin.prepare('SELECT count(*) FROM sqlite_schema').get();
-        }
+        if (this.#pin.isOpen) this.#pinWal();
         throw error;
       }
     } catch (error) {
@@ -222,6 +218,18 @@ export class WalCheckpointer {
     } finally {
       clearTimeout(holdLimit);
       hold?.release();
+    }
+  }
+
+  /** Step 1: a read transaction on `pin`, whose snapshot no checkpoint copies past and no writer starts over. */
+  #pinWal(): void {
+    this.#pin.exec('BEGIN');
+    try {
+      this.#pin.prepare('SELECT count(*) FROM sqlite_schema').get();
+    } catch (error) {
+      // A read that could not start (another process busy with the file) leaves no transaction for the next round.
+      if (this.#pin.isTransaction) this.#pin.exec('ROLLBACK');
+      throw error;
     }
   }
 

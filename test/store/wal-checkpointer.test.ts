@@ -67,6 +67,16 @@ function rowsAfterReopening(file: string, namespace: string): number {
   }
 }
 
+/** A store checkpointed every 20 ms whose checkpoint failures are collected. */
+function openReportingFailures(file: string): { db: SqliteDatabase; failures: Array<{ error: unknown; walKeptForRecovery: boolean }> } {
+  const failures: Array<{ error: unknown; walKeptForRecovery: boolean }> = [];
+  const db = SqliteDatabase.open(file, {
+    checkpoints: { intervalMs: 20 },
+    onCheckpointFailure: (error, { walKeptForRecovery }) => failures.push({ error, walKeptForRecovery }),
+  });
+  return { db, failures };
+}
+
 /** ≈ 2 MB of records: half of the 1,000 pages at which SQLite would checkpoint inside a commit by itself. */
 async function writeTwoMegabytes(store: Awaited<ReturnType<typeof createSqliteStore>>, round: string): Promise<void> {
   const value = 'v'.repeat(4000);
@@ -366,11 +376,7 @@ describe('SQLite WAL checkpoints beside the event loop', () => {
 
   it('keeps the WAL for recovery when the new header\'s sync fails, and lets the held writes go on', async () => {
     const file = join(dir, 'restart-eio.db');
-    const failures: Array<{ error: unknown; walKeptForRecovery: boolean }> = [];
-    const db = SqliteDatabase.open(file, {
-      checkpoints: { intervalMs: 20 },
-      onCheckpointFailure: (error, { walKeptForRecovery }) => failures.push({ error, walKeptForRecovery }),
-    });
+    const { db, failures } = openReportingFailures(file);
     const insert = (key: string) => db.write(() => db.run('INSERT INTO records (namespace, key, value) VALUES (?, ?, ?)', 'restart-eio', key, '"1"'));
     await insert('before');
     const initial = walSalt(file);
@@ -399,11 +405,7 @@ describe('SQLite WAL checkpoints beside the event loop', () => {
 
   it('keeps the WAL for recovery when an fsync fails, and the store goes on working', async () => {
     const file = join(dir, 'eio.db');
-    const failures: Array<{ error: unknown; walKeptForRecovery: boolean }> = [];
-    const db = SqliteDatabase.open(file, {
-      checkpoints: { intervalMs: 20 },
-      onCheckpointFailure: (error, { walKeptForRecovery }) => failures.push({ error, walKeptForRecovery }),
-    });
+    const { db, failures } = openReportingFailures(file);
     await withDatasync(
       () => Promise.reject(Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO' })),
       async () => {

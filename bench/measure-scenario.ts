@@ -40,13 +40,14 @@ const rotate = <T>(items: T[], by: number): T[] => items.map((_, index) => items
  * its request path and sized its young generation. A freshly started Node proxy is not there yet: Gatehouse's CPU per
  * request falls from ≈ 750 µs in its first second of full load to ≈ 290 µs after ≈ 8 s, the Node floor's from
  * ≈ 400 to ≈ 150 µs after ≈ 6 s, nginx's not at all (`node bench/warmup.ts`; docs/performance.md, "Warm-up").
- * Measured colder, every Node target's figures were mostly its warm-up. So the first scenario warms each proxy for
- * `warmupSeconds`, the later ones, whose request path is mostly the same code, for a fifth of it; direct needs at
- * most 1 s, since every proxy's warm-up load also reaches the backend.
+ * Measured colder, every Node target's figures were mostly its warm-up. So the first scenario warms each Node proxy
+ * for `warmupSeconds`, the later ones, whose request path is mostly the same code, for a fifth of it. Direct and
+ * nginx need at most 1 s: neither has code to warm (every proxy's warm-up load also reaches the backend), and the
+ * bench's whole run stays within about 5 minutes.
  */
 export function warmupSeconds(settings: BenchSettings, scenarioIndex: number, target: Target): number {
   const seconds = scenarioIndex === 0 ? settings.warmupSeconds : laterWarmupSeconds(settings);
-  return target.name === 'direct' ? Math.min(seconds, 1) : seconds;
+  return target.name === 'direct' || target.name === 'nginx' ? Math.min(seconds, 1) : seconds;
 }
 
 /** The warm-up of a part whose code paths are mostly warm already, or short: a fifth of the first one's. */

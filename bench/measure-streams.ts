@@ -4,7 +4,7 @@ import type { Target } from './targets/target.ts';
 
 /**
  * Idle SSE streams held through one target: its RSS at rest (`idle`, a freshly started target), then `count`
- * streams opened (`GET` on the stream-holding backend's route) and held 2 s, RSS sampled every 100 ms from `/proc`
+ * streams opened (`GET` on the stream-holding backend's route) and held 1 s, RSS sampled every 100 ms from `/proc`
  * (all the target's processes); `peak` is the highest sample.
  */
 export interface StreamFigures {
@@ -27,7 +27,7 @@ export async function measureStreams(target: Target, count: number): Promise<Str
   let peakRss = idleRss;
   const sampler = setInterval(() => (peakRss = Math.max(peakRss, rssBytes(target.pids()))), 100);
   const open = await openSseStreams(target.url('hold'), { ...target.headers('hold') }, count, 120_000);
-  await new Promise((resolve) => setTimeout(resolve, 2_000));
+  await new Promise((resolve) => setTimeout(resolve, 1_000));
   clearInterval(sampler);
   if (process.env.BENCH_HEAP_SNAPSHOT && target.name === 'gatehouse') await heapSnapshotOf(target.pids()[0]);
   peakRss = Math.max(peakRss, rssBytes(target.pids()));

@@ -8,29 +8,31 @@ import { relative } from 'node:path';
  * `skip-seconds` leaves out the first seconds of the profile (start-up: module loading, route compilation), so
  * what remains is the process under load. What docs/performance.md's profile tables are made of.
  */
-interface ProfileNode {
+export interface ProfileNode {
   id: number;
   callFrame: { functionName: string; url: string; lineNumber: number };
   hitCount?: number;
   children?: number[];
 }
 
-interface CpuProfile {
+export interface CpuProfile {
   nodes: ProfileNode[];
+  /** Monotonic clock, µs (the clock of `process.hrtime` on Linux). */
+  startTime?: number;
   samples?: number[];
   timeDeltas?: number[];
 }
 
 const root = relative(process.cwd(), new URL('..', import.meta.url).pathname) || '.';
 
-function location(url: string, line: number): string {
+export function location(url: string, line: number): string {
   if (url === '') return '';
   const path = url.replace(/^file:\/\//, '');
   const short = path.includes('/node_modules/') ? path.slice(path.lastIndexOf('/node_modules/') + 14) : relative(root, path);
   return `${short}:${line + 1}`;
 }
 
-function area(url: string, name: string): string {
+export function area(url: string, name: string): string {
   if (url === '') return name.startsWith('(') ? name : '(native)';
   const path = url.replace(/^file:\/\//, '');
   const dependency = /\/node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(path);
@@ -86,4 +88,4 @@ async function main(): Promise<void> {
   }
 }
 
-await main();
+if (import.meta.main) await main();

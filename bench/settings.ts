@@ -2,7 +2,7 @@ import { openFilesLimit } from './process-stats.ts';
 
 /**
  * The bench's knobs, from the environment:
- * - BENCH_SECONDS: length of each measured run (default 2; quick 1);
+ * - BENCH_SECONDS: length of each measured run (default 1.5, which keeps the whole run within about 5 minutes; quick 1);
  * - BENCH_REPS: repetitions of every measurement (default 3; quick 1);
  * - BENCH_WARMUP: seconds of full load each proxy gets before the first scenario is measured (default 8; quick 1);
  *   later scenarios, whose code is mostly warm by then, give each a fifth of it (at least 0.5 s), and direct (whose
@@ -62,7 +62,7 @@ export function benchSettings(env: Record<string, string | undefined> = process.
   const scenarios = list(env.BENCH_SCENARIOS);
   const targets = list(env.BENCH_TARGETS);
   return {
-    seconds: number('BENCH_SECONDS', quick ? 1 : 2),
+    seconds: number('BENCH_SECONDS', quick ? 1 : 1.5),
     reps: Math.floor(number('BENCH_REPS', quick ? 1 : 3)),
     warmupSeconds: number('BENCH_WARMUP', quick ? 1 : 8),
     streams: Math.min(asked, allowed),

@@ -3,9 +3,9 @@ import type { CompiledTargets } from './compiled.ts';
 import { firstLine, spawnTracked, stopChild } from '../child-process.ts';
 import { proxiedUrl, proxyRoutes, type Target } from './target.ts';
 
-/** Starts the Node floor (node-floor-server.ts) in its own process. */
-export async function startNodeFloor(urls: BackendUrls, compiled: CompiledTargets): Promise<Target> {
-  const child = spawnTracked(process.execPath, [compiled.script('node-floor-server')], {
+/** Starts the Node floor (node-floor-server.ts) in its own process; `nodeArgs` go to its `node` (e.g. `--cpu-prof`). */
+export async function startNodeFloor(urls: BackendUrls, compiled: CompiledTargets, nodeArgs: string[] = []): Promise<Target> {
+  const child = spawnTracked(process.execPath, [...nodeArgs, compiled.script('node-floor-server')], {
     stdio: ['ignore', 'pipe', 'inherit'],
     env: { ...process.env, BENCH_ROUTES: JSON.stringify(proxyRoutes(urls)) },
   });

@@ -4,7 +4,7 @@ import { warmupSeconds } from '../../bench/measure-scenario.ts';
 import { benchSettings } from '../../bench/settings.ts';
 import type { Target } from '../../bench/targets/target.ts';
 
-/** The bench's warm-up lengths (measure-scenario.ts): long before the first scenario, short after, short for direct. */
+/** The bench's warm-up lengths (measure-scenario.ts): long before the first scenario, short after, short for direct and nginx. */
 describe('bench warm-up', () => {
   const target = (name: string) => ({ name }) as Target;
 
@@ -13,11 +13,13 @@ describe('bench warm-up', () => {
     assert.equal(settings.warmupSeconds, 8);
     assert.equal(warmupSeconds(settings, 0, target('gatehouse')), 8);
     assert.equal(warmupSeconds(settings, 1, target('node floor')), 1.6);
-    assert.equal(warmupSeconds(settings, 3, target('nginx')), 1.6);
+    assert.equal(warmupSeconds(settings, 3, target('express peer')), 1.6);
   });
 
-  it('gives direct at most 1 s, and never less than 0.5 s to anyone', () => {
+  it('gives direct and nginx (no code to warm) at most 1 s, and never less than 0.5 s to anyone', () => {
     assert.equal(warmupSeconds(benchSettings({}), 0, target('direct')), 1);
+    assert.equal(warmupSeconds(benchSettings({}), 0, target('nginx')), 1);
+    assert.equal(warmupSeconds(benchSettings({}), 2, target('nginx')), 1);
     const short = benchSettings({ BENCH_WARMUP: '1' });
     assert.equal(warmupSeconds(short, 0, target('gatehouse')), 1);
     assert.equal(warmupSeconds(short, 2, target('gatehouse')), 0.5);

@@ -47,7 +47,11 @@ export function createGatewayPlugin(ctx: GatehouseContext, deps: GatewayDeps): F
   return async function gatewayPlugin(app: FastifyInstance) {
     // Bodies are left unread for the handlers: MCP POSTs are read with a cap and deadline, HTTP routes stream.
     app.removeAllContentTypeParsers();
-    app.addContentTypeParser('*', (_request, payload, done) => done(null, payload));
+    const leaveUnread = (_request: FastifyRequest, payload: unknown, done: (error: null, body: unknown) => void) => done(null, payload);
+    // The same parser twice: Fastify caches the parser it finds for a Content-Type, except the catch-all `*`, for
+    // which it parses the header anew on every request (≈ 3 µs of a POST). Every MCP POST is `application/json`.
+    app.addContentTypeParser('application/json', leaveUnread);
+    app.addContentTypeParser('*', leaveUnread);
 
     const now = () => ctx.clock.now();
     app.addHook('onRequest', (request, reply, done) => {

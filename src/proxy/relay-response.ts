@@ -176,5 +176,11 @@ async function* prepend(head: Buffer[], rest: Readable): AsyncGenerator<Buffer> 
   for await (const chunk of rest) yield chunk as Buffer;
 }
 
-export const mediaType = (headers: BackendResponse['headers']): string =>
-  String(headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+/** The media type of a response, lowercased and without parameters (`text/event-stream`, `application/json`). */
+export function mediaType(headers: BackendResponse['headers']): string {
+  const value = headers['content-type'];
+  const text = typeof value === 'string' ? value : String(value ?? '');
+  // Called a few times per answer: slicing the one string costs less than splitting it into an array.
+  const end = text.indexOf(';');
+  return (end === -1 ? text : text.slice(0, end)).trim().toLowerCase();
+}

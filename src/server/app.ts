@@ -6,6 +6,8 @@ import { handleClientError } from './client-errors.ts';
 import { ProtocolError } from '../errors/protocol-error.ts';
 import { registerHealthRoutes, type ReadinessCheck } from './health.ts';
 import { refuseRepeatedHeaders } from './repeated-headers.ts';
+import { logRequestCompleted } from './logger.ts';
+import type { Logger } from 'pino';
 import { createRequestIdGenerator, requestIdHeader } from './request-id.ts';
 import { installSecurityHeaders } from './security-headers.ts';
 import { readFileSync } from 'node:fs';
@@ -98,7 +100,7 @@ class OneLinePerRequest extends LogController {
 
   override requestCompleted(error: Error | null | undefined, request: FastifyRequest, reply: FastifyReply): void {
     if (error) request.log.error({ req: request, res: reply, err: error, responseTime: reply.elapsedTime }, 'request errored');
-    else request.log.info({ req: request, res: reply, responseTime: reply.elapsedTime }, 'request completed');
+    else logRequestCompleted(request.log as Logger, request, reply, reply.elapsedTime);
   }
 }
 

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { fastify, type FastifyInstance } from 'fastify';
+import { fastify, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { createLogger, logRequestCompleted } from '../../src/server/logger.ts';
 
@@ -16,7 +16,7 @@ describe('the request line written directly', () => {
   let app: FastifyInstance;
 
   before(async () => {
-    app = fastify({ loggerInstance: createLogger({ destination }) as never, trustProxy: true, disableRequestLogging: true });
+    app = fastify({ loggerInstance: createLogger({ destination }) as FastifyBaseLogger, trustProxy: true, disableRequestLogging: true });
     app.all('/*', async (_request, reply) => reply.code(Number(_request.headers['x-status'] ?? 200)).send('ok'));
     app.addHook('onResponse', async (request, reply) => {
       lines.length = 0;

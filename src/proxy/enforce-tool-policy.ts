@@ -18,35 +18,65 @@ import { decideTool } from './tool-policy.ts';
  *
  * @see MCP 2025-11-25 authorization §Scope Challenge Handling
  */
-export async function enforceToolPolicy(
+export function enforceToolPolicy(
+  state: RouteState,
+  post: McpPost,
+  call: AuthorizedCall,
+  draft: AuditDraft,
+  annotationsOf: (tool: string) => Promise<Record<string, unknown>>,
+): void | Promise<void> {
+  const messages = post.messages;
+  for (let index = 0; index < messages.length; index++) {
+    const tool = calledTool(messages[index]!);
+    if (tool === undefined) continue;
+    enforceToolDecision(state, tool, call, draft);
+    // Only an argument policy waits (for the approved annotations): a call without one is decided here, with no
+    // promise, which is every call on a route that sets none.
+    if (state.argumentPolicies.forTool(tool) !== undefined) return enforceFrom(index, state, post, call, draft, annotationsOf);
+  }
+}
+
+/** The rest of a POST's calls once one needs its argument policy: `start`'s arguments, then each later call whole. */
+async function enforceFrom(
+  start: number,
   state: RouteState,
   post: McpPost,
   call: AuthorizedCall,
   draft: AuditDraft,
   annotationsOf: (tool: string) => Promise<Record<string, unknown>>,
 ): Promise<void> {
-  for (const message of post.messages) {
-    if (!('method' in message) || message.method !== 'tools/call') continue;
-    const tool = message.params?.name;
-    if (typeof tool !== 'string') continue;
-    draft.tool ??= tool;
-    const decision = decideTool(state.route, tool, call.caller);
-    if (decision.allowed) {
-      await enforceArgumentPolicy(state, tool, message.params?.arguments, call, draft, annotationsOf);
-      continue;
-    }
-    draft.outcome = 'denied';
-    draft.tool = tool;
-    if (decision.reason !== undefined) draft.reason = `policy: ${decision.reason}`;
-    const refusal = decision.reason === undefined ? `You are not allowed to call ${tool}.` : `You are not allowed to call ${tool}: ${decision.reason}.`;
-    if (state.route.deniedToolResponse === 'jsonrpc_error') {
-      throw new McpGatewayError('access_denied', JSONRPC.serverError, refusal, { status: 200 });
-    }
-    if (decision.missingScopes.length === 0) throw new ProtocolError('access_denied', refusal);
-    const needed = state.route.tools[tool]?.scopes ?? [];
-    const scheme = call.claims.jkt === undefined ? 'bearer' : 'dpop';
-    throw insufficientScope(toolChallenge(state, needed), `Calling ${tool} needs the scope(s): ${decision.missingScopes.join(' ')}.`, scheme);
+  for (let index = start; index < post.messages.length; index++) {
+    const message = post.messages[index]!;
+    const tool = calledTool(message);
+    if (tool === undefined) continue;
+    if (index > start) enforceToolDecision(state, tool, call, draft);
+    await enforceArgumentPolicy(state, tool, 'params' in message ? message.params?.arguments : undefined, call, draft, annotationsOf);
   }
+}
+
+/** The tool a message calls, if it is a `tools/call` naming one. */
+function calledTool(message: McpPost['messages'][number]): string | undefined {
+  if (!('method' in message) || message.method !== 'tools/call') return undefined;
+  const tool = message.params?.name;
+  return typeof tool === 'string' ? tool : undefined;
+}
+
+/** Scopes and groups: throws the route's refusal when the caller may not call `tool`. */
+function enforceToolDecision(state: RouteState, tool: string, call: AuthorizedCall, draft: AuditDraft): void {
+  draft.tool ??= tool;
+  const decision = decideTool(state.route, tool, call.caller);
+  if (decision.allowed) return;
+  draft.outcome = 'denied';
+  draft.tool = tool;
+  if (decision.reason !== undefined) draft.reason = `policy: ${decision.reason}`;
+  const refusal = decision.reason === undefined ? `You are not allowed to call ${tool}.` : `You are not allowed to call ${tool}: ${decision.reason}.`;
+  if (state.route.deniedToolResponse === 'jsonrpc_error') {
+    throw new McpGatewayError('access_denied', JSONRPC.serverError, refusal, { status: 200 });
+  }
+  if (decision.missingScopes.length === 0) throw new ProtocolError('access_denied', refusal);
+  const needed = state.route.tools[tool]?.scopes ?? [];
+  const scheme = call.claims.jkt === undefined ? 'bearer' : 'dpop';
+  throw insufficientScope(toolChallenge(state, needed), `Calling ${tool} needs the scope(s): ${decision.missingScopes.join(' ')}.`, scheme);
 }
 
 async function enforceArgumentPolicy(

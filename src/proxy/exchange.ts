@@ -109,17 +109,20 @@ export async function authenticateCaller(exchange: McpExchange): Promise<void> {
  * Per-tool policy over every `tools/call` of the body (a batch cannot smuggle a denied call behind an allowed one):
  * scopes, groups, then the CEL argument policy, which sees the tool's approved (pinned) annotations only.
  */
-export async function enforcePerToolPolicy(exchange: McpExchange): Promise<void> {
+export function enforcePerToolPolicy(exchange: McpExchange): void | Promise<void> {
   const { runtime, state, post } = exchange;
   if (post === undefined) return;
   const annotationsOf = async (tool: string) =>
     state.route.toolPinning === 'off' ? {} : runtime.toolPins.approvedAnnotations(state.route.path, tool);
-  await enforceToolPolicy(state, post, authorized(exchange), exchange.draft, annotationsOf);
+  // A promise only when an argument policy has to read annotations (steps that finish at once are not awaited).
+  return enforceToolPolicy(state, post, authorized(exchange), exchange.draft, annotationsOf);
 }
 
 /** Pinned tool definitions: a `tools/call` of a tool whose definition is not the approved one (see enforce-tool-pinning.ts). */
-export async function enforcePinnedTools(exchange: McpExchange): Promise<void> {
-  if (exchange.post !== undefined) await enforceToolPinning(exchange.runtime, exchange.state.route, exchange.post, exchange.draft);
+export function enforcePinnedTools(exchange: McpExchange): void | Promise<void> {
+  const { runtime, state, post, draft } = exchange;
+  // Nothing to read from the store (no promise) unless the route pins its tools.
+  if (post !== undefined && state.route.toolPinning !== 'off') return enforceToolPinning(runtime, state.route, post, draft);
 }
 
 /**

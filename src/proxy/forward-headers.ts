@@ -130,7 +130,8 @@ export function forwardedHeader({ addresses, protocol, host }: ForwardedFor): st
 }
 
 const forwardedNode = (address: string) => (address.includes(':') ? `"[${address}]"` : address);
-const forwardedQuoted = (value: string) => `"${value.replace(/["\\]/g, '\\$&')}"`;
+// A host rarely holds a quote or a backslash: the replace (and its pattern) runs only when one does.
+const forwardedQuoted = (value: string) => (value.includes('"') || value.includes('\\') ? `"${value.replace(/["\\]/g, '\\$&')}"` : `"${value}"`);
 
 const RESPONSE_DROPPED = new Set([...HOP_BY_HOP, 'content-length', 'set-cookie']);
 

@@ -26,6 +26,8 @@ export interface RateLimiter {
 }
 
 interface Counter {
+  /** The shared counter's key without its window: `u:<route>:<subject>` or `c:<route>:<client>`. */
+  key: string;
   window: number;
   /** Total across replicas as of the last flush (including this replica's flushed counts). */
   shared: number;
@@ -46,14 +48,18 @@ export function createRateLimiter(options: {
   onRejected?: (limit: 'user' | 'client') => void;
 }): RateLimiter {
   const { store, clock, flushIntervalMs = 100, onError = () => {}, onRejected = () => {} } = options;
-  const counters = new Map<string, Counter>();
+  // By budget (`u:` or `c:`, then the route), then by subject or client id: a request looks its counters up with
+  // strings it already holds (the token's claims, cached with it), so none is built and hashed per request.
+  const budgets = new Map<string, Map<string, Counter>>();
   let flushing: Promise<void> | undefined;
 
-  function count(key: string, window: number, limit: number): boolean {
-    let counter = counters.get(key);
+  function count(budget: string, who: string, window: number, limit: number): boolean {
+    let counters = budgets.get(budget);
+    if (counters === undefined) budgets.set(budget, (counters = new Map()));
+    let counter = counters.get(who);
     if (!counter || counter.window !== window) {
-      counter = { window, shared: 0, pending: 0, flushing: 0 };
-      counters.set(key, counter);
+      counter = { key: `${budget}:${who}`, window, shared: 0, pending: 0, flushing: 0 };
+      counters.set(who, counter);
     }
     if (counter.shared + counter.flushing + counter.pending >= limit) return false;
     counter.pending++;
@@ -63,33 +69,40 @@ export function createRateLimiter(options: {
   async function flushNow(): Promise<void> {
     const window = Math.floor(clock.now() / WINDOW_MS);
     const work: Promise<void>[] = [];
-    for (const [key, counter] of counters) {
-      if (counter.window < window - 1) {
-        counters.delete(key);
-        continue;
+    for (const counters of budgets.values()) {
+      for (const [who, counter] of counters) {
+        if (counter.window < window - 1) {
+          counters.delete(who);
+          continue;
+        }
+        flushCounter(counter, work);
       }
-      if (counter.pending === 0) continue;
-      const by = counter.pending;
-      counter.pending = 0;
-      // Until the store answers, these requests are neither pending nor in `shared`: without `flushing` a request
-      // arriving meanwhile saw a budget short by them (a full event-loop turn on SQLite, a round trip on Redis).
-      counter.flushing += by;
-      // The key carries the window, so the counter expires with it (two windows of TTL cover clock skew).
-      work.push(
-        incrementCounter(store, rateLimitCounter, `${counter.window}:${key}`, 120, by).then(
-          (total) => {
-            counter.shared = Math.max(counter.shared, total);
-            counter.flushing -= by;
-          },
-          (error: unknown) => {
-            counter.flushing -= by;
-            counter.pending += by;
-            throw error;
-          },
-        ),
-      );
     }
     await Promise.all(work);
+  }
+
+  /** Adds the counter's local count to the shared one (its promise joins `work`). */
+  function flushCounter(counter: Counter, work: Promise<void>[]): void {
+    if (counter.pending === 0) return;
+    const by = counter.pending;
+    counter.pending = 0;
+    // Until the store answers, these requests are neither pending nor in `shared`: without `flushing` a request
+    // arriving meanwhile saw a budget short by them (a full event-loop turn on SQLite, a round trip on Redis).
+    counter.flushing += by;
+    // The key carries the window, so the counter expires with it (two windows of TTL cover clock skew).
+    work.push(
+      incrementCounter(store, rateLimitCounter, `${counter.window}:${counter.key}`, 120, by).then(
+        (total) => {
+          counter.shared = Math.max(counter.shared, total);
+          counter.flushing -= by;
+        },
+        (error: unknown) => {
+          counter.flushing -= by;
+          counter.pending += by;
+          throw error;
+        },
+      ),
+    );
   }
 
   const flush = (): Promise<void> => {
@@ -103,8 +116,8 @@ export function createRateLimiter(options: {
     consume(route, subject, clientId) {
       const now = clock.now();
       const window = Math.floor(now / WINDOW_MS);
-      const userOk = count(`u:${route.path}:${subject}`, window, route.rateLimit.perUserPerMinute);
-      const clientOk = userOk && count(`c:${route.path}:${clientId}`, window, route.rateLimit.perClientPerMinute);
+      const userOk = count(`u:${route.path}`, subject, window, route.rateLimit.perUserPerMinute);
+      const clientOk = userOk && count(`c:${route.path}`, clientId, window, route.rateLimit.perClientPerMinute);
       if (userOk && clientOk) return;
       onRejected(userOk ? 'client' : 'user');
       const retryAfter = Math.max(1, Math.ceil(((window + 1) * WINDOW_MS - now) / 1000));

@@ -1,6 +1,6 @@
 import { Readable } from 'node:stream';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { backendFailure } from './backend-client.ts';
+import { backendFailure, type BackendResponse } from './backend-client.ts';
 import { ProtocolError } from '../errors/protocol-error.ts';
 import { authorized, backendResponse, headerValue, listsTools, runSteps, startExchange, type ExchangeStep, type McpExchange } from './exchange.ts';
 // The steps every transport shares, named `shared.…` in the step lists below beside this transport's own.
@@ -35,9 +35,13 @@ export async function readJsonRpcBody(exchange: McpExchange): Promise<void> {
 }
 
 /** A 2025-x `Mcp-Session-Id` must be one this user opened on this route (404 -32001 otherwise). */
-export async function requireSessionOwner(exchange: McpExchange): Promise<void> {
+export function requireSessionOwner(exchange: McpExchange): void | Promise<void> {
   const sessionId = headerValue(exchange.request.headers['mcp-session-id']);
-  if (sessionId === undefined) return;
+  // No session (every 2026-07-28 request): nothing to look up, and no promise for the step list to wait on.
+  if (sessionId !== undefined) return checkSessionOwner(exchange, sessionId);
+}
+
+async function checkSessionOwner(exchange: McpExchange, sessionId: string): Promise<void> {
   await exchange.runtime.sessions.require('mcp-session', sessionId, authorized(exchange).claims.sub, exchange.state.route.path);
   exchange.sessionId = sessionId;
 }
@@ -48,12 +52,20 @@ export function hideDeniedTools(exchange: McpExchange): void {
 }
 
 /** A session the backend issues is bound to the user who opened it; a DELETEd one is forgotten. */
-export async function trackSessionLifecycle(exchange: McpExchange): Promise<void> {
+export function trackSessionLifecycle(exchange: McpExchange): void | Promise<void> {
+  const response = backendResponse(exchange);
+  const issued = headerValue(response.headers['mcp-session-id']);
+  const opened = issued !== undefined && exchange.sessionId === undefined;
+  const closed = exchange.request.method === 'DELETE' && exchange.sessionId !== undefined && response.statusCode < 300;
+  // Most answers neither open nor close a session: no store call, no promise.
+  if (opened || closed) return updateSessionBinding(exchange, opened ? issued : undefined);
+}
+
+async function updateSessionBinding(exchange: McpExchange, issued: string | undefined): Promise<void> {
   const { runtime, state, request, sessionId } = exchange;
   const response = backendResponse(exchange);
   try {
-    const issued = headerValue(response.headers['mcp-session-id']);
-    if (issued !== undefined && sessionId === undefined) {
+    if (issued !== undefined) {
       const binding = { subject: authorized(exchange).claims.sub, route: state.route.path, createdAt: runtime.ctx.clock.now() };
       await runtime.sessions.bind('mcp-session', issued, binding, SESSION_TTL_SECONDS);
     }
@@ -73,29 +85,31 @@ export async function trackSessionLifecycle(exchange: McpExchange): Promise<void
  * a 401 `insufficient_claims` that is a step-up the user can complete (backend-step-up.ts): the client gets the
  * gateway's own 401 challenge and re-authorizes.
  */
-export async function refuseNonMcpAnswer(exchange: McpExchange): Promise<void> {
+export function refuseNonMcpAnswer(exchange: McpExchange): void | Promise<void> {
   const response = backendResponse(exchange);
-  const path = exchange.state.route.path;
-  if (response.statusCode === 401 || response.statusCode === 403) {
-    response.body.resume();
-    const { claims } = authorized(exchange);
-    const stepUp =
-      response.statusCode === 401
-        ? await exchange.runtime.backendStepUp.answer({
-            subject: claims.sub,
-            grantId: claims.grantId,
-            challenge: exchange.state.target,
-            scheme: claims.jkt === undefined ? 'bearer' : 'dpop',
-            wwwAuthenticate: response.headers['www-authenticate'],
-          })
-        : undefined;
-    if (stepUp !== undefined) throw stepUp;
-    throw new ProtocolError('bad_gateway', `The backend of ${path} refused the gateway's identity assertion.`);
-  }
+  // Only a refusal may need the store (a step-up challenge); an answer that passes returns no promise.
+  if (response.statusCode === 401 || response.statusCode === 403) return refuseBackendRefusal(exchange, response);
   if (exchange.post && response.statusCode === 200 && !MCP_RESPONSE_TYPES.has(mediaType(response.headers))) {
     response.body.resume();
-    throw new ProtocolError('bad_gateway', `The backend of ${path} answered with something that is not MCP.`);
+    throw new ProtocolError('bad_gateway', `The backend of ${exchange.state.route.path} answered with something that is not MCP.`);
   }
+}
+
+async function refuseBackendRefusal(exchange: McpExchange, response: BackendResponse): Promise<void> {
+  response.body.resume();
+  const { claims } = authorized(exchange);
+  const stepUp =
+    response.statusCode === 401
+      ? await exchange.runtime.backendStepUp.answer({
+          subject: claims.sub,
+          grantId: claims.grantId,
+          challenge: exchange.state.target,
+          scheme: claims.jkt === undefined ? 'bearer' : 'dpop',
+          wwwAuthenticate: response.headers['www-authenticate'],
+        })
+      : undefined;
+  if (stepUp !== undefined) throw stepUp;
+  throw new ProtocolError('bad_gateway', `The backend of ${exchange.state.route.path} refused the gateway's identity assertion.`);
 }
 
 /** In order; the README table of src/proxy is checked against these names. */

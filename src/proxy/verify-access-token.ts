@@ -89,7 +89,11 @@ export const ACCESS_TOKEN_CLOCK_SKEW_SECONDS = 5;
 export function createAccessTokenVerifier(options: AccessTokenVerifierOptions): VerifyAccessToken {
   const { keyring, issuer, clock, revokedGrants, verifyDpopProof, clockSkewSeconds = ACCESS_TOKEN_CLOCK_SKEW_SECONDS, cacheSize = 10_000 } = options;
   const keys = new Map<string, CryptoKey | Uint8Array>();
-  const verified = new Map<string, { claims: AccessTokenClaims; aud: string }>();
+  // Keyed by the whole Authorization header: a header seen before was checked against CREDENTIAL then, so a hit
+  // skips that pattern over a token of a few hundred characters as well as the signature.
+  const verified = new Map<string, VerifiedEntry>();
+  // Counts insertions into `verified`, for its approximate LRU order (see cachedClaims).
+  let insertions = 0;
 
   async function keyFor(kid: string | undefined): Promise<CryptoKey | Uint8Array> {
     // A key id names one key for its whole life (rotation adds new ids), so imported keys are cached by id; a kid
@@ -103,14 +107,26 @@ export function createAccessTokenVerifier(options: AccessTokenVerifierOptions): 
     return key;
   }
 
-  /** The claims of a token already verified for this audience, without a promise (the common case). */
-  function cachedClaims(token: string, target: VerifyTarget): AccessTokenClaims | undefined {
-    const hit = verified.get(token);
+  /** The entry of a header whose token was already verified for this audience, without a promise (the common case). */
+  function cached(header: string, target: VerifyTarget): VerifiedEntry | undefined {
+    const hit = verified.get(header);
     if (!hit || hit.aud !== target.resource) return undefined;
-    // Least recently used goes first: re-inserting moves a token in use to the end of the Map's order.
-    verified.delete(token);
-    verified.set(token, hit);
-    return hit.claims;
+    // Least recently used goes first (eviction takes the Map's oldest entry). Re-inserting moves a token in use to
+    // the end of that order; it is done once at least half the cache's size was inserted since the token's last
+    // move, not on every request, so a token in steady use costs no Map delete and insert per request and still
+    // never reaches the front.
+    if (insertions - hit.insertion >= cacheSize / 2) {
+      verified.delete(header);
+      remember(header, hit);
+    }
+    return hit;
+  }
+
+  function remember(header: string, entry: VerifiedEntry): void {
+    // Bounded: a flood of distinct (even valid) tokens cannot grow memory, it only evicts the least recently used.
+    if (verified.size >= cacheSize) verified.delete(verified.keys().next().value as string);
+    entry.insertion = ++insertions;
+    verified.set(header, entry);
   }
 
   async function verifySignature(token: string, target: VerifyTarget): Promise<AccessTokenClaims> {
@@ -125,11 +141,7 @@ export function createAccessTokenVerifier(options: AccessTokenVerifierOptions): 
       currentDate: new Date(clock.now()),
       requiredClaims: ['sub', 'exp', 'iat', 'jti', 'client_id', 'gid'],
     });
-    const claims = toClaims(payload);
-    // Bounded: a flood of distinct (even valid) tokens cannot grow memory, it only evicts the least recently used.
-    if (verified.size >= cacheSize) verified.delete(verified.keys().next().value as string);
-    verified.set(token, { claims, aud: target.resource });
-    return claims;
+    return toClaims(payload);
   }
 
   return async function verifyAccessToken(input, target) {
@@ -138,22 +150,25 @@ export function createAccessTokenVerifier(options: AccessTokenVerifierOptions): 
     }
     const header = input.authorization;
     if (header === undefined || header === '') throw unauthorized(target, false);
-    const match = typeof header === 'string' ? CREDENTIAL.exec(header) : null;
-    if (!match?.[1] || !match[2]) throw unauthorized(target, true, 'The Authorization header must be `Bearer <token>` or `DPoP <token>`.');
-    const token = match[2];
-    const scheme: AuthScheme = match[1].toLowerCase() === 'dpop' ? 'dpop' : 'bearer';
-
-    let claims = cachedClaims(token, target);
-    if (claims === undefined) {
+    let entry = typeof header === 'string' ? cached(header, target) : undefined;
+    if (entry === undefined) {
+      const match = typeof header === 'string' ? CREDENTIAL.exec(header) : null;
+      if (!match?.[1] || !match[2]) throw unauthorized(target, true, 'The Authorization header must be `Bearer <token>` or `DPoP <token>`.');
+      const token = match[2];
+      const scheme: AuthScheme = match[1].toLowerCase() === 'dpop' ? 'dpop' : 'bearer';
+      let claims: AccessTokenClaims;
       try {
         claims = await verifySignature(token, target);
       } catch (error) {
         throw unauthorized(target, true, describeFailure(error), scheme);
       }
+      entry = { claims, aud: target.resource, token, scheme, insertion: 0 };
+      remember(header as string, entry);
     }
+    const { claims, token, scheme } = entry;
     // Expiry is re-checked for cached tokens; the cache never extends a token's life.
     if (claims.exp + clockSkewSeconds <= clock.now() / 1000) {
-      verified.delete(token);
+      verified.delete(header as string);
       throw unauthorized(target, true, 'The access token has expired.', scheme);
     }
     if (revokedGrants.isRevoked(claims.grantId)) throw unauthorized(target, true, 'The access token has been revoked.', scheme);
@@ -167,6 +182,17 @@ export function createAccessTokenVerifier(options: AccessTokenVerifierOptions): 
     }
     return nextNonce === undefined ? claims : { ...claims, dpopNonce: nextNonce };
   };
+}
+
+/** A verified token, remembered under the Authorization header that carried it. */
+interface VerifiedEntry {
+  claims: AccessTokenClaims;
+  /** The audience it was verified for (the route's resource). */
+  aud: string;
+  token: string;
+  scheme: AuthScheme;
+  /** `insertions` when it was last put at the end of the cache's order. */
+  insertion: number;
 }
 
 function hasScopes(granted: readonly string[], required: readonly string[]): boolean {

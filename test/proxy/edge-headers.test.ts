@@ -161,6 +161,12 @@ describe('forwarding headers through trusted proxies', () => {
     assert.equal(headers.accept, '*/*');
     assert.equal(headers.authorization, 'Bearer assertion');
   });
+
+  it('escapes a quote or a backslash in the host inside its quoted string (RFC 7239 §4, RFC 9110 §5.6.4)', () => {
+    const forwarded = (host: string) => backendRequestHeaders({}, { addresses: ['10.0.0.2'], protocol: 'http', host }, 'a').forwarded;
+    assert.equal(forwarded('a"b\\c'), 'for=10.0.0.2;host="a\\"b\\\\c";proto=http');
+    assert.equal(forwarded('plain.example:8080'), 'for=10.0.0.2;host="plain.example:8080";proto=http');
+  });
 });
 
 describe('JSON-RPC codes match what went wrong', () => {

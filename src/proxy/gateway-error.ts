@@ -1,4 +1,5 @@
 import type { FastifyRequest } from 'fastify';
+import { gatewayState } from './request-state.ts';
 import { jsonRpcCodes, ProtocolError, type ErrorCode, type ProtocolErrorOptions } from '../errors/protocol-error.ts';
 
 /**
@@ -14,11 +15,9 @@ export class McpGatewayError extends ProtocolError {
 
 export { jsonRpcCodes as JSONRPC };
 
-const jsonRpcIds = new WeakMap<FastifyRequest, string | number>();
-
 /** Remembers the id of the JSON-RPC request being handled, so an error can answer it (JSON-RPC 2.0 §5). */
 export function rememberJsonRpcId(request: FastifyRequest, id: string | number | undefined): void {
-  if (id !== undefined) jsonRpcIds.set(request, id);
+  if (id !== undefined) gatewayState(request).jsonRpcId = id;
 }
 
-export const requestJsonRpcId = (request: FastifyRequest): string | number | undefined => jsonRpcIds.get(request);
+export const requestJsonRpcId = (request: FastifyRequest): string | number | undefined => request.gatewayState?.jsonRpcId;

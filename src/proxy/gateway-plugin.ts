@@ -14,6 +14,7 @@ import { assertForwardingConfigured } from './identity-forwarding.ts';
 import { LEGACY_MESSAGES_SUFFIX, LEGACY_SSE_SUFFIX, legacySseMessageHandler, legacySseStreamHandler } from './legacy-sse.ts';
 import { buildProtectedResourceMetadata, PRM_PATH, resourceMetadataPath } from './protected-resource-metadata.ts';
 import { auditDraft, startAudit } from './request-audit.ts';
+import { decorateGatewayRequests } from './request-state.ts';
 import { startRequestTrace } from './request-trace.ts';
 import { createRouteState, type RouteState } from './route-state.ts';
 import { streamableHttpHandler } from './streamable-http.ts';
@@ -46,6 +47,7 @@ export function createGatewayPlugin(ctx: GatehouseContext, deps: GatewayDeps): F
 
   return async function gatewayPlugin(app: FastifyInstance) {
     // Bodies are left unread for the handlers: MCP POSTs are read with a cap and deadline, HTTP routes stream.
+    decorateGatewayRequests(app);
     app.removeAllContentTypeParsers();
     const leaveUnread = (_request: FastifyRequest, payload: unknown, done: (error: null, body: unknown) => void) => done(null, payload);
     // The same parser twice: Fastify caches the parser it finds for a Content-Type, except the catch-all `*`, for

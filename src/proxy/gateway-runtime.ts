@@ -159,7 +159,8 @@ export async function backendHeaders(runtime: GatewayRuntime, state: RouteState,
 /** Aborts the backend exchange when the client goes away (a closed SSE tab must not leave a backend stream open). */
 export function abortOnClientClose(reply: FastifyReply): AbortSignal {
   const controller = new AbortController();
-  reply.raw.once('close', () => {
+  // `on`, not `once`: a response closes once, and `once` would add a wrapper per request.
+  reply.raw.on('close', () => {
     if (!reply.raw.writableFinished) controller.abort();
   });
   return controller.signal;

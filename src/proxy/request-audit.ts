@@ -1,5 +1,6 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { AuditLog, AuditRecord } from './audit.ts';
+import { gatewayState } from './request-state.ts';
 
 /**
  * The audit record of one request, filled in as the request moves through the gateway (user once the token
@@ -9,13 +10,12 @@ import type { AuditLog, AuditRecord } from './audit.ts';
  */
 export type AuditDraft = Partial<AuditRecord> & { bytesIn: number; bytesOut: number };
 
-const drafts = new WeakMap<FastifyRequest, AuditDraft>();
-
 export function startAudit(request: FastifyRequest, reply: FastifyReply, log: AuditLog, route: string, now: () => number): AuditDraft {
   const started = now();
   const draft: AuditDraft = { time: started, route, bytesIn: 0, bytesOut: 0 };
-  drafts.set(request, draft);
-  reply.raw.once('close', () => {
+  gatewayState(request).audit = draft;
+  // `on`, not `once`: a response closes once, and `once` would add a wrapper per request.
+  reply.raw.on('close', () => {
     const status = reply.raw.statusCode;
     // A response that closed unfinished was cut by the client, unless the gateway marked its own cut (a backend
     // failure mid-stream) as an error first, or shutdown cut it.
@@ -41,5 +41,5 @@ export function startAudit(request: FastifyRequest, reply: FastifyReply, log: Au
 }
 
 export function auditDraft(request: FastifyRequest): AuditDraft {
-  return drafts.get(request) ?? { bytesIn: 0, bytesOut: 0 };
+  return request.gatewayState?.audit ?? { bytesIn: 0, bytesOut: 0 };
 }

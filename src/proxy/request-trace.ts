@@ -2,6 +2,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { RequestTrace, ServerSpanStart, SpanAttributes, StepSpan, TraceCarrier, Tracing } from '../observability/tracing.ts';
 import type { McpPost } from './mcp-message.ts';
 import { auditDraft } from './request-audit.ts';
+import { gatewayState } from './request-state.ts';
 
 /**
  * What a gateway request looks like as a trace, named and attributed per the OpenTelemetry semantic conventions for
@@ -12,8 +13,6 @@ import { auditDraft } from './request-audit.ts';
  *
  * @see OpenTelemetry semantic conventions, docs/gen-ai/mcp.md (Development status)
  */
-const traces = new WeakMap<FastifyRequest, RequestTrace>();
-
 /**
  * The most of a client's value (a tool name, a session id, a header) a span keeps. The body may be megabytes and the
  * exporter queues up to 2048 spans while a collector is slow: one caller's huge tool name in every span would hold
@@ -27,7 +26,7 @@ const bounded = (value: string): string => (value.length <= MAX_TRACED_VALUE_LEN
 export function startRequestTrace(tracing: Tracing, request: FastifyRequest, reply: FastifyReply, route: string): void {
   const fallback: ServerSpanStart = { name: `${request.method} ${route}`, attributes: transportAttributes(request, route) };
   const requestTrace = tracing.startRequest(request.headers, performance.timeOrigin + performance.now(), fallback);
-  traces.set(request, requestTrace);
+  gatewayState(request).trace = requestTrace;
   reply.raw.once('close', () => {
     const status = reply.raw.statusCode;
     const draft = auditDraft(request);
@@ -37,7 +36,7 @@ export function startRequestTrace(tracing: Tracing, request: FastifyRequest, rep
   });
 }
 
-export const requestTrace = (request: FastifyRequest): RequestTrace | undefined => traces.get(request);
+export const requestTrace = (request: FastifyRequest): RequestTrace | undefined => request.gatewayState?.trace;
 
 function transportAttributes(request: FastifyRequest, route: string): SpanAttributes {
   const attributes: SpanAttributes = { 'http.request.method': request.method, 'http.route': route, 'network.protocol.name': 'http', 'network.transport': 'tcp' };

@@ -76,7 +76,8 @@ function createLifecycle(): ServerLifecycle {
     },
     track(response) {
       open += 1;
-      response.once('close', () => {
+      // `on`, not `once`: a response closes once, and `once` wraps every listener in a closure of its own.
+      response.on('close', () => {
         open -= 1;
         // Resolving runs the waiter after this `close` event's other listeners: the audit record is queued first.
         if (open === 0) idle?.resolve();

@@ -1,6 +1,7 @@
 import { createServer } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import type { DestinationStream, LevelWithSilent, Logger } from 'pino';
+import { releaseStartupMemory } from '../runtime/startup-memory.ts';
 import type { GatehouseConfig } from '../config/schema.ts';
 import { chooseLogFormat, prettyDestination } from '../server/log-destination.ts';
 import { loadKeyring } from '../keys/load-keyring.ts';
@@ -37,6 +38,11 @@ export interface StartGatewayOptions {
   signals?: SignalSource;
   /** Replaces assembleGatewayParts (tests). */
   assembleParts?: (ctx: GatehouseContext, options: AssembleOptions) => Promise<GatewayParts>;
+  /**
+   * A full garbage collection before listening (src/runtime/startup-memory.ts): `gatehouse start` asks for it, a
+   * gateway started inside another program (tests) does not, since it would collect that program's heap too.
+   */
+  releaseStartupMemory?: boolean;
 }
 
 export interface RunningGateway {
@@ -133,6 +139,7 @@ export async function startGateway(options: StartGatewayOptions): Promise<Runnin
     const app = await buildServer(ctx, { plugins: parts.plugins, readinessChecks: parts.readinessChecks });
     cleanups.push(() => app.close());
     const { host, port } = config.server;
+    if (options.releaseStartupMemory === true) releaseStartupMemory();
     const url = await app.listen({ host, port }).catch((error: unknown) => {
       throw listenError(error, host, port);
     });

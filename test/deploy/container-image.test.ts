@@ -24,7 +24,7 @@ describe('container image', { skip }, () => {
     assert.match(output, /user 65532:65532/);
     assert.match(output, /SBOM: \d+ components/);
     // Run with the image's environment: the Node options the bench measured (docs/performance.md).
-    assert.match(output, /environment: .*NODE_OPTIONS=--max-semi-space-size=4/);
+    assert.match(output, /environment: .*NODE_OPTIONS=--max-semi-space-size=16/);
     assert.match(output, /demo from the image: \/readyz 200/);
     assert.match(output, /SIGTERM: drained and exited 0/);
   });

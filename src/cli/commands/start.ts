@@ -27,6 +27,7 @@ export const startCommand: CliCommand = {
       port: typeof values.port === 'string' ? values.port : undefined,
       logLevel: logLevel as LevelWithSilent | undefined,
       io,
+      releaseStartupMemory: true,
     });
     return running.lifecycle.stopped;
   },

@@ -152,7 +152,9 @@ export async function backendHeaders(runtime: GatewayRuntime, state: RouteState,
     claims: call.claims,
     account: call.account,
   });
-  const addresses = request.ips && request.ips.length > 1 ? [...request.ips].reverse() : [request.ip];
+  // `ips` is a getter that walks the X-Forwarded-For chain when a proxy is trusted: read once.
+  const ips = request.ips;
+  const addresses = ips && ips.length > 1 ? ips.reverse() : [request.ip];
   return backendRequestHeaders(request.headers, { addresses, protocol: request.protocol, host: request.host }, credential);
 }
 

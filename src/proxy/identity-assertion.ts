@@ -10,7 +10,7 @@ import { APP_ONLY_CLAIM } from '../protocol/app-only.ts';
  * The identity the gateway forwards to a backend instead of the client's token: a short-lived JWT signed with the
  * keyring (`typ: gatehouse-id+jwt`, so it can never be confused with an access token), audience = the route.
  * Backends verify it with `${publicUrl}/jwks`. Signing costs more than a cache lookup, so assertions are reused per
- * grant and route until shortly before they expire.
+ * access token and route until shortly before they expire.
  */
 export const IDENTITY_ASSERTION_TYP = 'gatehouse-id+jwt';
 
@@ -34,14 +34,15 @@ export function createIdentityAssertionSigner(options: {
   maxEntries?: number;
 }): IdentityAssertionSigner {
   const { keyring, issuer, clock, random, maxEntries = 10_000 } = options;
-  const cache = new Map<string, { jwt: string; renewAt: number }>();
+  // By access token (`jti`), then audience: a token's grant and scopes never change, so a stepped-up token (a new
+  // jti) never reuses the narrower assertion; and the lookup uses the strings the verified claims already hold,
+  // building no key per request.
+  const cache = new Map<string, Map<string, { jwt: string; renewAt: number }>>();
 
   return {
     async assertionFor({ claims, account, audience, ttlSeconds }) {
       const now = clock.now();
-      // The scope set is part of the key: a stepped-up token of the same grant must not reuse the narrower assertion.
-      const cacheKey = `${claims.grantId}\u0000${audience}\u0000${claims.scopes.join(' ')}`;
-      const hit = cache.get(cacheKey);
+      const hit = cache.get(claims.jti)?.get(audience);
       if (hit && hit.renewAt > now) return hit.jwt;
 
       const iat = Math.floor(now / 1000);
@@ -70,9 +71,13 @@ export function createIdentityAssertionSigner(options: {
         .setExpirationTime(exp)
         .sign(key.privateKey);
 
-      if (cache.size >= maxEntries) cache.delete(cache.keys().next().value as string);
+      let byAudience = cache.get(claims.jti);
+      if (byAudience === undefined) {
+        if (cache.size >= maxEntries) cache.delete(cache.keys().next().value as string);
+        cache.set(claims.jti, (byAudience = new Map()));
+      }
       // Renew once three quarters of the lifetime are gone, so a backend never receives an almost-expired assertion.
-      cache.set(cacheKey, { jwt, renewAt: now + ((exp - iat) * 1000 * 3) / 4 });
+      byAudience.set(audience, { jwt, renewAt: now + ((exp - iat) * 1000 * 3) / 4 });
       return jwt;
     },
   };

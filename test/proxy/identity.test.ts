@@ -68,13 +68,13 @@ after(async () => {
 const token = (path: string, sub = 'tenant/alice') => mintAccessToken(keyring, gateway.url, { aud: gateway.url + path, sub, gid: `g-${sub}` });
 
 describe('assertion mode', () => {
-  it('sends a gateway-signed identity assertion the backend can verify with the JWKS, reused per grant', async () => {
+  it('sends a gateway-signed identity assertion the backend can verify with the JWKS, reused per token', async () => {
     const bearer = await token('/mcp');
     for (let i = 0; i < 2; i++) await (await mcpPost(gateway.url + '/mcp', bearer, toolsCall('echo', { text: 'x' }))).text();
     const [first, second] = seen.slice(-2);
     const assertion = first!.headers.authorization!.replace('Bearer ', '');
     assert.notEqual(assertion, bearer);
-    assert.equal(second!.headers.authorization, first!.headers.authorization, 'cached per grant and route');
+    assert.equal(second!.headers.authorization, first!.headers.authorization, 'cached per token and route');
     const { payload, protectedHeader } = await jwtVerify(assertion, createLocalJWKSet(keyring.publicJwks()), {
       issuer: gateway.url,
       audience: gateway.url + '/mcp',

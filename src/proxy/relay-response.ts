@@ -164,10 +164,11 @@ function collectSmall(body: Readable, limit: number): Promise<{ whole: Buffer } 
     };
     // 'end' comes before 'close' on a complete body; a close without it is a cut answer.
     const onClose = () => onError(new Error('the backend answer was cut before its end'));
+    // `on`, not `once`: stop() removes them all, and `once` would wrap each in a closure of its own.
     body.on('data', onData);
-    body.once('end', onEnd);
-    body.once('error', onError);
-    body.once('close', onClose);
+    body.on('end', onEnd);
+    body.on('error', onError);
+    body.on('close', onClose);
   });
 }
 

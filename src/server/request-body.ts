@@ -59,10 +59,13 @@ export async function readRequestBody(stream: Readable | undefined, limits: Body
     };
     const onEnd = () => finish();
     const onError = () => finish(unreadable());
-    const timer = setTimeout(() => finish(tooSlow()), timeoutMs);
+    // A request whose whole body came with its headers (Node's `complete`: the usual small MCP POST) has nothing
+    // left to wait for, so it needs no deadline: no timer to arm and clear per request.
+    const timer = (stream as Readable & { complete?: boolean }).complete === true ? undefined : setTimeout(() => finish(tooSlow()), timeoutMs);
+    // `on`, not `once`: finish() removes them all, and `once` would wrap each in a closure of its own.
     stream.on('data', onData);
-    stream.once('end', onEnd);
-    stream.once('error', onError);
+    stream.on('end', onEnd);
+    stream.on('error', onError);
   });
 }
 

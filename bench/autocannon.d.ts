@@ -11,6 +11,8 @@ declare module 'autocannon' {
     duration?: number;
     overallRate?: number;
     pipelining?: number;
+    /** Milliseconds between samples; a run ends at the first sample after its duration. */
+    sampleInt?: number;
     timeout?: number;
   }
   interface Histogram {

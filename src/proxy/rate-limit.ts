@@ -48,17 +48,16 @@ export function createRateLimiter(options: {
   onRejected?: (limit: 'user' | 'client') => void;
 }): RateLimiter {
   const { store, clock, flushIntervalMs = 100, onError = () => {}, onRejected = () => {} } = options;
-  // By budget (`u:` or `c:`, then the route), then by subject or client id: a request looks its counters up with
-  // strings it already holds (the token's claims, cached with it), so none is built and hashed per request.
-  const budgets = new Map<string, Map<string, Counter>>();
+  // By route, then by subject (the user budget) or client id (the client budget): a request looks its counters up
+  // with strings it already holds (the route's path, the token's claims, cached with it), so none is built and
+  // hashed per request. A counter's shared key is built once, when its window starts.
+  const routes = new Map<string, { users: Map<string, Counter>; clients: Map<string, Counter> }>();
   let flushing: Promise<void> | undefined;
 
-  function count(budget: string, who: string, window: number, limit: number): boolean {
-    let counters = budgets.get(budget);
-    if (counters === undefined) budgets.set(budget, (counters = new Map()));
+  function count(counters: Map<string, Counter>, budget: 'u' | 'c', path: string, who: string, window: number, limit: number): boolean {
     let counter = counters.get(who);
     if (!counter || counter.window !== window) {
-      counter = { key: `${budget}:${who}`, window, shared: 0, pending: 0, flushing: 0 };
+      counter = { key: `${budget}:${path}:${who}`, window, shared: 0, pending: 0, flushing: 0 };
       counters.set(who, counter);
     }
     if (counter.shared + counter.flushing + counter.pending >= limit) return false;
@@ -69,13 +68,15 @@ export function createRateLimiter(options: {
   async function flushNow(): Promise<void> {
     const window = Math.floor(clock.now() / WINDOW_MS);
     const work: Promise<void>[] = [];
-    for (const counters of budgets.values()) {
-      for (const [who, counter] of counters) {
-        if (counter.window < window - 1) {
-          counters.delete(who);
-          continue;
+    for (const { users, clients } of routes.values()) {
+      for (const counters of [users, clients]) {
+        for (const [who, counter] of counters) {
+          if (counter.window < window - 1) {
+            counters.delete(who);
+            continue;
+          }
+          flushCounter(counter, work);
         }
-        flushCounter(counter, work);
       }
     }
     await Promise.all(work);
@@ -116,8 +117,10 @@ export function createRateLimiter(options: {
     consume(route, subject, clientId) {
       const now = clock.now();
       const window = Math.floor(now / WINDOW_MS);
-      const userOk = count(`u:${route.path}`, subject, window, route.rateLimit.perUserPerMinute);
-      const clientOk = userOk && count(`c:${route.path}`, clientId, window, route.rateLimit.perClientPerMinute);
+      let counters = routes.get(route.path);
+      if (counters === undefined) routes.set(route.path, (counters = { users: new Map(), clients: new Map() }));
+      const userOk = count(counters.users, 'u', route.path, subject, window, route.rateLimit.perUserPerMinute);
+      const clientOk = userOk && count(counters.clients, 'c', route.path, clientId, window, route.rateLimit.perClientPerMinute);
       if (userOk && clientOk) return;
       onRejected(userOk ? 'client' : 'user');
       const retryAfter = Math.max(1, Math.ceil(((window + 1) * WINDOW_MS - now) / 1000));

@@ -163,7 +163,10 @@ export function createAccessTokenVerifier(options: AccessTokenVerifierOptions): 
         throw unauthorized(target, true, describeFailure(error), scheme);
       }
       entry = { claims, aud: target.resource, token, scheme, insertion: 0 };
-      remember(header as string, entry);
+      // Only the canonical spelling is remembered (`Bearer <token>`, `DPoP <token>`): the pattern accepts any case
+      // and any run of spaces, and one token under thousands of spellings would fill the cache and evict every
+      // other caller's. Another spelling is verified in full each time.
+      if (header === `${scheme === 'dpop' ? 'DPoP' : 'Bearer'} ${token}`) remember(header, entry);
     }
     const { claims, token, scheme } = entry;
     // Expiry is re-checked for cached tokens; the cache never extends a token's life.

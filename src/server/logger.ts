@@ -114,9 +114,60 @@ const redact = compileRedaction(redactPaths, REDACTED);
 
 /** pino's internal fields (its exported `symbols`) that the request line below reads. */
 const symbols = pino.symbols as unknown as Record<
-  'chindingsSym' | 'endSym' | 'formattersSym' | 'hooksSym' | 'lsCacheSym' | 'messageKeySym' | 'mixinSym' | 'msgPrefixSym' | 'needsMetadataGsym' | 'nestedKeySym' | 'serializersSym' | 'streamSym' | 'timeSym',
+  | 'chindingsSym'
+  | 'endSym'
+  | 'formattersSym'
+  | 'hooksSym'
+  | 'lsCacheSym'
+  | 'messageKeySym'
+  | 'mixinSym'
+  | 'msgPrefixSym'
+  | 'needsMetadataGsym'
+  | 'nestedKeySym'
+  | 'serializersSym'
+  | 'streamSym'
+  | 'stringifiersSym'
+  | 'timeSym'
+  | 'wildcardFirstSym',
   symbol
 >;
+
+/**
+ * Whether the request line may be written directly: a pino logger made by createLogger (or a child of one) whose
+ * line nothing else shapes — its redaction and serializers, no serializer or pino `redact` path for the line's other
+ * fields, no mixin, hook, nested key, message prefix or other message key, and a plain destination.
+ */
+function writesDirectly(log: Logger): boolean {
+  const field = log as unknown as Record<symbol, unknown>;
+  const serializers = field[symbols.serializersSym] as Record<string, unknown> | undefined;
+  const stringifiers = field[symbols.stringifiersSym] as Record<string | symbol, unknown> | undefined;
+  const hooks = field[symbols.hooksSym] as { streamWrite?: unknown; logMethod?: unknown } | undefined;
+  const stream = field[symbols.streamSym] as Record<symbol, unknown> | undefined;
+  return (
+    typeof log.isLevelEnabled === 'function' &&
+    serializers !== undefined &&
+    stringifiers !== undefined &&
+    hooks !== undefined &&
+    stream !== undefined &&
+    (field[symbols.formattersSym] as { log?: unknown } | undefined)?.log === redact &&
+    serializers.req === serializeRequest &&
+    serializers.res === serializeResponse &&
+    serializers.responseTime === undefined &&
+    serializers.msg === undefined &&
+    stringifiers.req === undefined &&
+    stringifiers.res === undefined &&
+    stringifiers.responseTime === undefined &&
+    stringifiers.msg === undefined &&
+    stringifiers[symbols.wildcardFirstSym] === undefined &&
+    !field[symbols.mixinSym] &&
+    !hooks.streamWrite &&
+    !hooks.logMethod &&
+    !field[symbols.nestedKeySym] &&
+    !field[symbols.msgPrefixSym] &&
+    field[symbols.messageKeySym] === 'msg' &&
+    stream[symbols.needsMetadataGsym] !== true
+  );
+}
 
 /**
  * The one line every request gets when it ends: `log.info({ req, res, responseTime }, 'request completed')`, in the
@@ -127,24 +178,13 @@ const symbols = pino.symbols as unknown as Record<
  * nothing to do on it: the request serializer logs no header and scrubs the query. Any other logger gets pino's call.
  */
 export function logRequestCompleted(log: Logger, request: LoggableRequest, reply: { statusCode?: number }, responseTime: number): void {
-  if (!log.isLevelEnabled('info')) return;
-  const field = (log as unknown as Record<symbol, unknown>);
-  const serializers = field[symbols.serializersSym] as { req?: unknown; res?: unknown };
-  const stream = field[symbols.streamSym] as { write(line: string): unknown } & Record<symbol, unknown>;
-  if (
-    (field[symbols.formattersSym] as { log?: unknown }).log !== redact ||
-    serializers.req !== serializeRequest ||
-    serializers.res !== serializeResponse ||
-    field[symbols.mixinSym] ||
-    (field[symbols.hooksSym] as { streamWrite?: unknown }).streamWrite ||
-    field[symbols.nestedKeySym] ||
-    field[symbols.msgPrefixSym] ||
-    field[symbols.messageKeySym] !== 'msg' ||
-    stream[symbols.needsMetadataGsym] === true
-  ) {
+  if (typeof log.isLevelEnabled === 'function' && !log.isLevelEnabled('info')) return;
+  if (!writesDirectly(log)) {
     log.info({ req: request, res: reply, responseTime }, 'request completed');
     return;
   }
+  const field = log as unknown as Record<symbol, unknown>;
+  const stream = field[symbols.streamSym] as { write(line: string): unknown };
   const levelPrefix = (field[symbols.lsCacheSym] as Record<number, string>)[30];
   const time = (field[symbols.timeSym] as () => string)();
   const status = reply.statusCode === undefined ? '' : `"statusCode":${reply.statusCode}`;

@@ -25,7 +25,9 @@ function setup(cacheSize = 10) {
   const verify = createAccessTokenVerifier({ keyring, issuer, clock: systemClock, revokedGrants, verifyDpopProof, cacheSize });
   const check = (token: string, path = '/mcp') =>
     verify({ authorization: `Bearer ${token}`, rawQuery: '', method: 'POST', url: `${issuer}${path}` }, target(path));
-  return { check, revoked, count: () => verifications };
+  const checkHeader = (authorization: string, path = '/mcp') =>
+    verify({ authorization, rawQuery: '', method: 'POST', url: `${issuer}${path}` }, target(path));
+  return { check, checkHeader, revoked, count: () => verifications };
 }
 const mint = (gid = 'g1', path = '/mcp') => mintAccessToken(real, issuer, { aud: `${issuer}${path}`, gid });
 const refused = (status: number) => (error: unknown) => error instanceof ProtocolError && error.status === status;
@@ -69,6 +71,23 @@ describe('verified-token cache', () => {
     assert.equal(count(), before, 'a stayed cached');
     await check(b);
     assert.ok(count() > before, 'b was evicted and verified again');
+  });
+});
+
+describe('verified-token cache and header spellings', () => {
+  it('remembers only the canonical spelling: one token in many spellings cannot fill the cache', async () => {
+    const { checkHeader, count } = setup(4);
+    const token = await mint();
+    for (const spelling of [`bearer ${token}`, `Bearer  ${token}`, `BEARER   ${token}`]) {
+      await checkHeader(spelling);
+      const afterFirst = count();
+      await checkHeader(spelling);
+      assert.ok(count() > afterFirst, `${spelling.slice(0, 10)}… verified in full again`);
+    }
+    await checkHeader(`Bearer ${token}`);
+    const before = count();
+    await checkHeader(`Bearer ${token}`);
+    assert.equal(count(), before, 'the canonical spelling is served from the cache');
   });
 });
 

@@ -48,6 +48,26 @@ describe('the request line written directly', () => {
     });
   }
 
+  it("writes the line itself, not through pino's call, for createLogger's logger and a child of it", () => {
+    const written: string[] = [];
+    const child = createLogger({ destination: { write: (line: string) => written.push(line) } }).child({ reqId: 'req-1' });
+    child.info = () => assert.fail("pino's generic path was taken");
+    logRequestCompleted(child, { method: 'POST', url: '/mcp' }, { statusCode: 200 }, 2);
+    assert.equal(written.length, 1);
+    assert.match(written[0]!, /^\{"level":30,"time":\d+,"pid":\d+,"hostname":"[^"]*","reqId":"req-1","req":\{"method":"POST","url":"\/mcp"\},"res":\{"statusCode":200\},"responseTime":2,"msg":"request completed"\}\n$/);
+  });
+
+  it('defers to pino when a child adds its own redaction or serializer', () => {
+    const written: string[] = [];
+    const base = createLogger({ destination: { write: (line: string) => written.push(line) } });
+    const redacting = base.child({}, { redact: ['responseTime'] });
+    logRequestCompleted(redacting, { method: 'GET', url: '/' }, { statusCode: 200 }, 3);
+    assert.match(written.at(-1)!, /"responseTime":"\[Redacted\]"/);
+    const serializing = base.child({}, { serializers: { responseTime: (ms: number) => `${ms} ms` } });
+    logRequestCompleted(serializing, { method: 'GET', url: '/' }, { statusCode: 200 }, 3);
+    assert.match(written.at(-1)!, /"responseTime":"3 ms"/);
+  });
+
   it('writes nothing when the level leaves info out, and defers to pino for a logger it does not know', async () => {
     const quiet: string[] = [];
     const warnOnly = createLogger({ level: 'warn', destination: { write: (line: string) => quiet.push(line) } });

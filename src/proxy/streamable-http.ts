@@ -58,20 +58,18 @@ export function trackSessionLifecycle(exchange: McpExchange): void | Promise<voi
   const opened = issued !== undefined && exchange.sessionId === undefined;
   const closed = exchange.request.method === 'DELETE' && exchange.sessionId !== undefined && response.statusCode < 300;
   // Most answers neither open nor close a session: no store call, no promise.
-  if (opened || closed) return updateSessionBinding(exchange, opened ? issued : undefined);
+  if (opened || closed) return updateSessionBinding(exchange, response, opened ? issued : undefined, closed);
 }
 
-async function updateSessionBinding(exchange: McpExchange, issued: string | undefined): Promise<void> {
-  const { runtime, state, request, sessionId } = exchange;
-  const response = backendResponse(exchange);
+/** Binds the session the backend `issued` to its user, or forgets the session a DELETE `closed`. */
+async function updateSessionBinding(exchange: McpExchange, response: BackendResponse, issued: string | undefined, closed: boolean): Promise<void> {
+  const { runtime, state, sessionId } = exchange;
   try {
     if (issued !== undefined) {
       const binding = { subject: authorized(exchange).claims.sub, route: state.route.path, createdAt: runtime.ctx.clock.now() };
       await runtime.sessions.bind('mcp-session', issued, binding, SESSION_TTL_SECONDS);
     }
-    if (request.method === 'DELETE' && sessionId !== undefined && response.statusCode < 300) {
-      await runtime.sessions.forget('mcp-session', sessionId);
-    }
+    if (closed && sessionId !== undefined) await runtime.sessions.forget('mcp-session', sessionId);
   } catch (error) {
     // The answer will not be relayed (the store is down): its body, which nobody would read, must not hold the
     // backend connection (a stream's, until the idle timeout).

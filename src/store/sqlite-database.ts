@@ -14,7 +14,6 @@ const unavailableCodes = new Set([
   14, // SQLITE_CANTOPEN
 ]);
 
-
 /** The writes of one event-loop turn: one transaction, settled together when it commits. */
 interface WriteBatch {
   settle: Array<(failure: unknown) => void>;

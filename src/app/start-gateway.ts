@@ -1,7 +1,7 @@
 import { createServer } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import type { DestinationStream, LevelWithSilent, Logger } from 'pino';
-import { releaseStartupMemory } from '../runtime/startup-memory.ts';
+import { keepHeapAcrossIdleGaps, releaseStartupMemory, returnHeapWhenQuiet } from '../runtime/process-heap.ts';
 import type { GatehouseConfig } from '../config/schema.ts';
 import { chooseLogFormat, prettyDestination } from '../server/log-destination.ts';
 import { loadKeyring } from '../keys/load-keyring.ts';
@@ -39,10 +39,11 @@ export interface StartGatewayOptions {
   /** Replaces assembleGatewayParts (tests). */
   assembleParts?: (ctx: GatehouseContext, options: AssembleOptions) => Promise<GatewayParts>;
   /**
-   * A full garbage collection before listening (src/runtime/startup-memory.ts): `gatehouse start` asks for it, a
-   * gateway started inside another program (tests) does not, since it would collect that program's heap too.
+   * The process is the gateway's own (src/runtime/process-heap.ts): a full collection before listening, the heap
+   * kept as the load sized it across idle gaps, and returned after minutes without traffic. `gatehouse start` asks
+   * for it; a gateway started inside another program (tests) does not, since it would manage that program's heap too.
    */
-  releaseStartupMemory?: boolean;
+  ownsProcessHeap?: boolean;
 }
 
 export interface RunningGateway {
@@ -139,11 +140,18 @@ export async function startGateway(options: StartGatewayOptions): Promise<Runnin
     const app = await buildServer(ctx, { plugins: parts.plugins, readinessChecks: parts.readinessChecks });
     cleanups.push(() => app.close());
     const { host, port } = config.server;
-    if (options.releaseStartupMemory === true) releaseStartupMemory();
+    if (options.ownsProcessHeap === true) {
+      keepHeapAcrossIdleGaps();
+      releaseStartupMemory();
+    }
     const url = await app.listen({ host, port }).catch((error: unknown) => {
       throw listenError(error, host, port);
     });
     cleanups.pop(); // from here on the graceful shutdown closes the server
+    if (options.ownsProcessHeap === true) {
+      const stopWatching = returnHeapWhenQuiet();
+      cleanups.push(async () => stopWatching());
+    }
 
     const lifecycle = installGracefulShutdown(app, {
       graceMs: config.server.shutdownGraceMs,

@@ -27,7 +27,7 @@ export const startCommand: CliCommand = {
       port: typeof values.port === 'string' ? values.port : undefined,
       logLevel: logLevel as LevelWithSilent | undefined,
       io,
-      releaseStartupMemory: true,
+      ownsProcessHeap: true,
     });
     return running.lifecycle.stopped;
   },

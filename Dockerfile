@@ -38,9 +38,10 @@ COPY --from=install --chown=0:0 /opt/gatehouse /opt/gatehouse
 ENV NODE_ENV=production
 # --max-semi-space-size=16 (MB): V8 sizes the young generation from the host's memory, up to 64 MB per semi-space on
 # a large host. 16 MB under load: fewer young-generation collections than a smaller size, and less CPU per request
-# (measured against 4 MB in docs/performance.md). At rest it costs nothing: `gatehouse start` collects once before it
-# listens, which returns the young generation that start-up filled (src/runtime/startup-memory.ts). Set NODE_OPTIONS
-# in the deployment to choose otherwise. The bench starts Gatehouse with this value.
+# (measured against 4 MB in docs/performance.md). It costs nothing at start: `gatehouse start` collects once before it
+# listens, which returns the young generation that start-up filled. After load it stays until 5 quiet minutes have
+# passed (src/runtime/process-heap.ts). Set NODE_OPTIONS in the deployment to choose otherwise. The bench starts
+# Gatehouse with this value.
 ENV NODE_OPTIONS=--max-semi-space-size=16
 USER 65532:65532
 EXPOSE 8080

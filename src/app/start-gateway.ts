@@ -140,16 +140,14 @@ export async function startGateway(options: StartGatewayOptions): Promise<Runnin
     const app = await buildServer(ctx, { plugins: parts.plugins, readinessChecks: parts.readinessChecks });
     cleanups.push(() => app.close());
     const { host, port } = config.server;
-    if (options.ownsProcessHeap === true) {
-      keepHeapAcrossIdleGaps();
-      releaseStartupMemory();
-    }
+    if (options.ownsProcessHeap === true) releaseStartupMemory();
     const url = await app.listen({ host, port }).catch((error: unknown) => {
       throw listenError(error, host, port);
     });
     cleanups.pop(); // from here on the graceful shutdown closes the server
     if (options.ownsProcessHeap === true) {
-      const stopWatching = returnHeapWhenQuiet();
+      keepHeapAcrossIdleGaps();
+      const stopWatching = returnHeapWhenQuiet({ onFailure: (error) => logger.warn({ err: error }, 'returning the heap after a quiet stretch failed') });
       cleanups.push(async () => stopWatching());
     }
 

@@ -1,7 +1,3 @@
-import { performance, type EventLoopUtilization } from 'node:perf_hooks';
-import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
-
 /**
  * How a gateway that owns its process (`gatehouse start`) keeps V8's heap: sized for its load while traffic comes
  * and goes, and handed back to the system when traffic has really stopped.
@@ -14,8 +10,12 @@ import { runInNewContext } from 'node:vm';
  * 0.5 s slices after a 12 s gap; `bench/idle-gap.ts`, docs/performance.md "Idle gaps"): 700–900 µs per request in the
  * first slice and 390–660 µs in the second, against ≈ 230–300 µs warm; with the settings below, 240–430 and 220–330.
  */
+import { performance, type EventLoopUtilization } from 'node:perf_hooks';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 
 type FullCollection = () => void;
+type GcOptions = { type: 'major'; execution: 'sync'; flavor: 'last-resort' };
 
 /**
  * V8's `last-resort` collection, the one that also shrinks the heap's spaces. V8 offers it through `gc()`
@@ -27,7 +27,7 @@ function fullCollection(): FullCollection | undefined {
   const gc: unknown = runInNewContext('gc');
   setFlagsFromString('--no-expose-gc');
   if (typeof gc !== 'function') return undefined;
-  return () => (gc as (options: { type: 'major'; execution: 'sync'; flavor: 'last-resort' }) => void)({ type: 'major', execution: 'sync', flavor: 'last-resort' });
+  return () => (gc as (options: GcOptions) => void)({ type: 'major', execution: 'sync', flavor: 'last-resort' });
 }
 
 /**
@@ -43,13 +43,16 @@ export function releaseStartupMemory(): void {
 }
 
 /**
- * The memory reducer still collects garbage when the process goes quiet, but without shrinking the heap: the young
- * generation and the pooled pages stay as the load sized them (V8's `--no-memory-reducer-favors-memory`, read each
- * time the reducer starts a collection, so setting it at run time takes effect). `returnHeapWhenQuiet` gives the
- * memory back once traffic has stopped for minutes rather than seconds.
+ * The V8 flag that keeps the heap across idle gaps: the memory reducer still collects garbage when the process goes
+ * quiet, but without shrinking the heap, so the young generation and the pooled pages stay as the load sized them.
+ * V8 reads it each time the reducer starts a collection, so setting it at run time takes effect (NODE_OPTIONS refuses
+ * it). The bench's Node floor runs with it too.
  */
-export function keepHeapAcrossIdleGaps(): void {
-  setFlagsFromString('--no-memory-reducer-favors-memory');
+export const KEEP_HEAP_FLAG = '--no-memory-reducer-favors-memory';
+
+/** Sets KEEP_HEAP_FLAG; `returnHeapWhenQuiet` gives the memory back once traffic has stopped for minutes, not seconds. */
+export function keepHeapAcrossIdleGaps(setFlags: (flags: string) => void = setFlagsFromString): void {
+  setFlags(KEEP_HEAP_FLAG);
 }
 
 export interface QuietOptions {
@@ -59,11 +62,18 @@ export interface QuietOptions {
   checkEveryMs?: number;
   /** The utilization below which a sample counts as quiet (default 1 %: timers and health checks, no traffic). */
   quietBelow?: number;
+  /** A failed collection is reported here, never thrown from the timer (which would end the process). */
+  onFailure?: (error: unknown) => void;
+  /** The utilization of the event loop since the previous call, 0 to 1 (tests replace it). */
+  sampleUtilization?: () => number;
+  /** The collection that returns the heap (tests replace it). */
+  collect?: FullCollection;
 }
 
 /**
  * Decides, from one utilization sample per period, when a quiet stretch is long enough to return the heap: once
- * per stretch, re-armed by the first busy sample.
+ * per stretch, re-armed by the first busy sample. A process that never gets traffic counts as quiet from its start,
+ * so it returns the heap once, `quietMs` after it started.
  */
 export class QuietWatch {
   readonly #samplesNeeded: number;
@@ -71,7 +81,7 @@ export class QuietWatch {
   #quietSamples = 0;
   #released = false;
 
-  constructor(options: Required<QuietOptions>) {
+  constructor(options: { quietMs: number; checkEveryMs: number; quietBelow: number }) {
     this.#samplesNeeded = Math.max(1, Math.ceil(options.quietMs / options.checkEveryMs));
     this.#quietBelow = options.quietBelow;
   }
@@ -90,22 +100,35 @@ export class QuietWatch {
   }
 }
 
-/**
- * Returns the heap to the system (one last-resort collection) once the event loop has been idle for `quietMs`, and
- * again after each later quiet stretch. The timer does not keep the process alive. Returns the function that stops it.
- */
-export function returnHeapWhenQuiet(options: QuietOptions = {}): () => void {
-  const settings = { quietMs: 5 * 60_000, checkEveryMs: 30_000, quietBelow: 0.01, ...options };
-  const collect = fullCollection();
-  if (!collect) return () => {};
-  const watch = new QuietWatch(settings);
+/** The event loop's utilization between one call and the next (the first call: since the process started). */
+function eventLoopSampler(): () => number {
   let last: EventLoopUtilization = performance.eventLoopUtilization();
-  const timer = setInterval(() => {
+  return () => {
     const now = performance.eventLoopUtilization();
     const sample = performance.eventLoopUtilization(now, last);
     last = now;
-    if (watch.observe(sample.utilization)) collect();
-  }, settings.checkEveryMs);
+    return sample.utilization;
+  };
+}
+
+/**
+ * Returns the heap to the system (one last-resort collection, a few tens of milliseconds on a quiet loop) once the
+ * event loop has been idle for `quietMs`, and again after each later quiet stretch. The timer does not keep the
+ * process alive. Returns the function that stops it.
+ */
+export function returnHeapWhenQuiet(options: QuietOptions = {}): () => void {
+  const { quietMs = 5 * 60_000, checkEveryMs = 30_000, quietBelow = 0.01, onFailure = () => {} } = options;
+  const collect = options.collect ?? fullCollection();
+  if (!collect) return () => {};
+  const sampleUtilization = options.sampleUtilization ?? eventLoopSampler();
+  const watch = new QuietWatch({ quietMs, checkEveryMs, quietBelow });
+  const timer = setInterval(() => {
+    try {
+      if (watch.observe(sampleUtilization())) collect();
+    } catch (error) {
+      onFailure(error);
+    }
+  }, checkEveryMs);
   timer.unref();
   return () => clearInterval(timer);
 }

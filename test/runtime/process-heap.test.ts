@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { describe, it } from 'node:test';
 import { getHeapSpaceStatistics } from 'node:v8';
-import { QuietWatch, releaseStartupMemory, returnHeapWhenQuiet } from '../../src/runtime/process-heap.ts';
+import { runInNewContext } from 'node:vm';
+import { KEEP_HEAP_FLAG, QuietWatch, keepHeapAcrossIdleGaps, releaseStartupMemory, returnHeapWhenQuiet } from '../../src/runtime/process-heap.ts';
 
 const newSpaceBytes = () => getHeapSpaceStatistics().find((space) => space.space_name === 'new_space')?.space_size ?? 0;
 
@@ -27,22 +28,28 @@ describe('releaseStartupMemory', () => {
     assert.ok(after <= grown / 2, `young generation ${grown} → ${after} bytes`);
   });
 
-  it('leaves no gc() on the global scope', () => {
+  it('leaves no gc() on the global scope, nor in contexts created after it', () => {
     releaseStartupMemory();
     assert.equal((globalThis as { gc?: unknown }).gc, undefined);
+    assert.equal(runInNewContext('typeof gc'), 'undefined', '--expose-gc was unset again');
   });
 });
 
 describe('keepHeapAcrossIdleGaps', () => {
-  it('sets a flag this runtime knows (an unknown V8 flag is only complained about on stderr, and does nothing)', () => {
-    const run = (call: string) =>
-      spawnSync(process.execPath, ['--input-type=module', '-e', `import * as heap from ${JSON.stringify(new URL('../../src/runtime/process-heap.ts', import.meta.url).href)}; ${call}`], { encoding: 'utf8' });
-    const kept = run('heap.keepHeapAcrossIdleGaps();');
-    assert.equal(kept.status, 0, kept.stderr);
-    assert.equal(kept.stderr, '');
+  it('sets the flag that keeps the heap', () => {
+    const set: string[] = [];
+    keepHeapAcrossIdleGaps((flags) => set.push(flags));
+    assert.deepEqual(set, [KEEP_HEAP_FLAG]);
+  });
+
+  it('names a flag this runtime knows (V8 only complains on stderr about one it does not, and ignores it)', () => {
+    const run = (flag: string) =>
+      spawnSync(process.execPath, ['--input-type=module', '-e', `(await import('node:v8')).setFlagsFromString(${JSON.stringify(flag)});`], { encoding: 'utf8' });
+    const known = run(KEEP_HEAP_FLAG);
+    assert.equal(known.status, 0, known.stderr);
+    assert.equal(known.stderr, '');
     // The check above would notice: V8 reports a flag it does not know.
-    const unknown = run("(await import('node:v8')).setFlagsFromString('--no-such-heap-flag');");
-    assert.match(unknown.stderr, /unrecognized flag/);
+    assert.match(run('--no-such-heap-flag').stderr, /unrecognized flag/);
   });
 });
 
@@ -75,13 +82,61 @@ describe('QuietWatch', () => {
 });
 
 describe('returnHeapWhenQuiet', () => {
-  it('runs the shrinking collection once the event loop has been quiet long enough, and stops when asked', async () => {
+  const tick = () => new Promise((resolve) => setTimeout(resolve, 15));
+  /** Waits until `done()` or about 5 s (a slow machine's timers run late, never early). */
+  const until = async (done: () => boolean) => {
+    for (let waited = 0; !done() && waited < 5000; waited += 15) await tick();
+  };
+
+  it('collects once per quiet stretch of sampled utilization, not while busy, and not after stop()', async () => {
+    const samples: number[] = [0.5, 0.5, 0.001, 0.001, 0.001, 0.001, 0.3, 0.002, 0.002];
+    let sampled = 0;
+    const collectedAt: number[] = [];
+    const stop = returnHeapWhenQuiet({
+      quietMs: 20,
+      checkEveryMs: 10,
+      sampleUtilization: () => samples[sampled++] ?? 0.9,
+      collect: () => collectedAt.push(sampled),
+    });
+    try {
+      await until(() => sampled >= samples.length + 2);
+      // Quiet stretches of two samples: samples 3–4 complete the first (5–6 stay released), 8–9 the next after the busy 7.
+      assert.deepEqual(collectedAt, [4, 9]);
+    } finally {
+      stop();
+    }
+    const after = sampled;
+    await tick();
+    await tick();
+    assert.equal(sampled, after, 'no sample after stop()');
+  });
+
+  it('reports a failed collection instead of throwing from its timer', async () => {
+    const failures: unknown[] = [];
+    const stop = returnHeapWhenQuiet({
+      quietMs: 10,
+      checkEveryMs: 10,
+      sampleUtilization: () => 0,
+      collect: () => {
+        throw new Error('collection refused');
+      },
+      onFailure: (error) => failures.push(error),
+    });
+    try {
+      await until(() => failures.length > 0);
+      assert.match(String(failures[0]), /collection refused/);
+    } finally {
+      stop();
+    }
+  });
+
+  it("runs V8's shrinking collection by default, on the event loop's own utilization", async () => {
     const grown = growYoungGeneration();
     assert.ok(grown >= 4 * 1024 * 1024, `the burst grew the young generation (${grown} bytes)`);
-    // Every sample counts as quiet here (the test runner itself is busy), so the first period completes the stretch.
+    // Every sample counts as quiet below 1.01 (the test runner itself is busy), so the first period completes it.
     const stop = returnHeapWhenQuiet({ quietMs: 20, checkEveryMs: 20, quietBelow: 1.01 });
     try {
-      for (let waited = 0; newSpaceBytes() > grown / 2 && waited < 5000; waited += 20) await new Promise((resolve) => setTimeout(resolve, 20));
+      await until(() => newSpaceBytes() <= grown / 2);
       assert.ok(newSpaceBytes() <= grown / 2, `young generation ${grown} → ${newSpaceBytes()} bytes`);
     } finally {
       stop();

@@ -1,7 +1,8 @@
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort, startBackends, stopChild } from './child-process.ts';
+import { collectionsIn, writeTracedEntry } from './gc-trace-log.ts';
 import { runLoad } from './load.ts';
 import { startBenchIdentityProvider } from './oauth/identity-provider.ts';
 import { SCENARIOS } from './scenarios.ts';
@@ -25,8 +26,7 @@ const dir = await mkdtemp(join(tmpdir(), 'gatehouse-gc-trace-'));
 const { urls, child: backends } = await startBackends();
 try {
   const compiled = compileTargets(dir);
-  const traced = join(dir, 'js', 'dist', 'src', 'cli', 'traced-main.js');
-  await writeFile(traced, "import { setFlagsFromString } from 'node:v8';\nsetFlagsFromString('--trace-gc');\nawait (await import('./main.js')).main();\n");
+  const traced = await writeTracedEntry(dir);
   const port = await freePort();
   const credentials = await createCredentials(dir, `http://127.0.0.1:${port}`);
   const { idp, upstream } = await startBenchIdentityProvider(dir, `http://127.0.0.1:${port}`);
@@ -37,7 +37,6 @@ try {
   });
   const load = (durationSeconds: number) =>
     runLoad({ url: gatehouse.url(scenario.backend), headers: { ...scenario.headers, ...gatehouse.headers(scenario.backend) }, body: scenario.body, connections: 16, durationSeconds });
-  // The trace goes to Gatehouse's stdout, which the bench writes to its log file.
   const logFile = join(dir, 'gatehouse.log');
   let window = '';
   let requests = 0;
@@ -50,15 +49,7 @@ try {
     await gatehouse.stop();
     await idp.close();
   }
-  const kinds = new Map<string, { count: number; ms: number }>();
-  for (const line of window.split('\n')) {
-    const match = / ms: (Scavenge|Mark-Compact|Minor Mark-Sweep).*? ([\d.]+) \/ [\d.]+ ms(?:\s+\(\+ ([\d.]+) ms in)?/.exec(line);
-    if (!match) continue;
-    const kind = kinds.get(match[1]!) ?? { count: 0, ms: 0 };
-    kind.count++;
-    kind.ms += Number(match[2]) + Number(match[3] ?? 0);
-    kinds.set(match[1]!, kind);
-  }
+  const kinds = collectionsIn(window);
   process.stdout.write(`\n${scenario.key}, Node options "${nodeOptions ?? compiled.gatehouseNodeOptions}": ${requests} requests in 8 s\n\n| collection | count | pause per request (µs) | average pause (ms) |\n|---|---:|---:|---:|\n`);
   for (const [name, { count, ms }] of kinds) {
     process.stdout.write(`| ${name} | ${count} | ${((ms * 1000) / Math.max(1, requests)).toFixed(2)} | ${(ms / count).toFixed(2)} |\n`);

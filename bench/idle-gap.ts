@@ -1,7 +1,8 @@
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort, startBackends, stopChild } from './child-process.ts';
+import { collectionsIn, writeTracedEntry } from './gc-trace-log.ts';
 import { runLoad } from './load.ts';
 import { startBenchIdentityProvider } from './oauth/identity-provider.ts';
 import { cpuMicros, rssBytes } from './process-stats.ts';
@@ -15,8 +16,7 @@ import { startGatehouse } from './targets/gatehouse.ts';
  * starts it, gets 20 s of full load (16 connections, canned backend), and then, for each gap in `gaps` (seconds,
  * comma-separated, default `12,12,12`): nothing for that long, then eight 0.5 s slices of full load, each printed as
  * CPU µs per request, with the RSS at the end of the gap and the collections V8 ran during the gap and the 4 s after
- * it (from `--trace-gc`, turned on at run time by a wrapper, since NODE_OPTIONS refuses the flag), and 5 s of load
- * before the next gap. `v8-default` puts V8's memory reducer back as V8 ships it (heap shrunk after ≈ 8 s quiet)
+ * it (from `--trace-gc`, gc-trace-log.ts), and 5 s of load before the next gap. `v8-default` puts V8's memory reducer back as V8 ships it (heap shrunk after ≈ 8 s quiet)
  * instead of Gatehouse's setting (src/runtime/process-heap.ts): the wrapper sets `--memory-reducer-favors-memory`
  * again every second, after `gatehouse start` has set it off.
  */
@@ -28,9 +28,8 @@ const dir = await mkdtemp(join(tmpdir(), 'gatehouse-idle-gap-'));
 const { urls, child: backends } = await startBackends();
 try {
   const compiled = compileTargets(dir);
-  const traced = join(dir, 'js', 'dist', 'src', 'cli', 'traced-main.js');
   const reset = v8Default ? "setInterval(() => setFlagsFromString('--memory-reducer-favors-memory'), 1000).unref();\n" : '';
-  await writeFile(traced, `import { setFlagsFromString } from 'node:v8';\nsetFlagsFromString('--trace-gc');\n${reset}await (await import('./main.js')).main();\n`);
+  const traced = await writeTracedEntry(dir, reset);
   const port = await freePort();
   const credentials = await createCredentials(dir, `http://127.0.0.1:${port}`);
   const { idp, upstream } = await startBenchIdentityProvider(dir, `http://127.0.0.1:${port}`);
@@ -39,19 +38,9 @@ try {
   const load = (durationSeconds: number) =>
     runLoad({ url: gatehouse.url('canned'), headers: { ...scenario.headers, ...gatehouse.headers('canned') }, body: scenario.body, connections: 16, durationSeconds });
   const logLength = async () => (await readFile(logFile, 'utf8')).length;
-  /** Collections in the trace since `from`, by kind: count and main-thread pause (incremental steps included). */
-  const collections = async (from: number) => {
-    const kinds = new Map<string, { count: number; ms: number }>();
-    for (const line of (await readFile(logFile, 'utf8')).slice(from).split('\n')) {
-      const match = / ms: (Scavenge|Mark-Compact(?: \(reduce\))?|Minor Mark-Sweep).*? ([\d.]+) \/ [\d.]+ ms(?:\s+\(\+ ([\d.]+) ms in)?/.exec(line);
-      if (!match) continue;
-      const kind = kinds.get(match[1]!) ?? { count: 0, ms: 0 };
-      kind.count++;
-      kind.ms += Number(match[2]) + Number(match[3] ?? 0);
-      kinds.set(match[1]!, kind);
-    }
-    return [...kinds].map(([name, { count, ms }]) => `${name} ${count}× ${ms.toFixed(0)} ms`).join(', ') || 'none';
-  };
+  /** The collections in the trace since `from`, by kind: count and main-thread pause. */
+  const collections = async (from: number) =>
+    [...collectionsIn((await readFile(logFile, 'utf8')).slice(from))].map(([name, { count, ms }]) => `${name} ${count}× ${ms.toFixed(0)} ms`).join(', ') || 'none';
   const rows: string[] = [];
   try {
     await load(20);

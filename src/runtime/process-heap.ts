@@ -14,20 +14,19 @@ import { performance, type EventLoopUtilization } from 'node:perf_hooks';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 
-type FullCollection = () => void;
 type GcOptions = { type: 'major'; execution: 'sync'; flavor: 'last-resort' };
 
 /**
- * V8's `last-resort` collection, the one that also shrinks the heap's spaces. V8 offers it through `gc()`
+ * Runs V8's `last-resort` collection, the one that also shrinks the heap's spaces. V8 offers it through `gc()`
  * (`--expose-gc`), which a context created after the flag is set carries; the process's own global scope does not
- * gain it, nor do contexts and workers created after the flag is unset again. Undefined on a runtime without it.
+ * gain it, nor do contexts and workers created after the flag is unset again. The context is made for the one call
+ * and dropped after it, so nothing holds it between collections. A runtime without `gc()` does nothing.
  */
-function fullCollection(): FullCollection | undefined {
+function collectFully(): void {
   setFlagsFromString('--expose-gc');
   const gc: unknown = runInNewContext('gc');
   setFlagsFromString('--no-expose-gc');
-  if (typeof gc !== 'function') return undefined;
-  return () => (gc as (options: GcOptions) => void)({ type: 'major', execution: 'sync', flavor: 'last-resort' });
+  if (typeof gc === 'function') (gc as (options: GcOptions) => void)({ type: 'major', execution: 'sync', flavor: 'last-resort' });
 }
 
 /**
@@ -39,7 +38,7 @@ function fullCollection(): FullCollection | undefined {
  */
 export function releaseStartupMemory(): void {
   // A runtime without it starts as it did before: this only returns memory.
-  fullCollection()?.();
+  collectFully();
 }
 
 /**
@@ -67,7 +66,7 @@ export interface QuietOptions {
   /** The utilization of the event loop since the previous call, 0 to 1 (tests replace it). */
   sampleUtilization?: () => number;
   /** The collection that returns the heap (tests replace it). */
-  collect?: FullCollection;
+  collect?: () => void;
 }
 
 /**
@@ -118,8 +117,7 @@ function eventLoopSampler(): () => number {
  */
 export function returnHeapWhenQuiet(options: QuietOptions = {}): () => void {
   const { quietMs = 5 * 60_000, checkEveryMs = 30_000, quietBelow = 0.01, onFailure = () => {} } = options;
-  const collect = options.collect ?? fullCollection();
-  if (!collect) return () => {};
+  const collect = options.collect ?? collectFully;
   const sampleUtilization = options.sampleUtilization ?? eventLoopSampler();
   const watch = new QuietWatch({ quietMs, checkEveryMs, quietBelow });
   const timer = setInterval(() => {

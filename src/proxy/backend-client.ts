@@ -1,5 +1,5 @@
 import type { Readable } from 'node:stream';
-import { Client, Pool, errors as undiciErrors, type Dispatcher } from 'undici';
+import { buildConnector, Client, Pool, errors as undiciErrors, type Dispatcher } from 'undici';
 import type { RouteConfig } from '../config/schema.ts';
 import { ProtocolError } from '../errors/protocol-error.ts';
 
@@ -38,8 +38,12 @@ export function createBackendClient(route: RouteConfig): BackendClient {
   // the connections of the whole pool every time one of them closes, so closing n idle SSE streams cost n² steps —
   // after 10,000 streams the gateway spent tens of seconds of CPU and answered nothing meanwhile.
   const origin = new URL(route.backend).origin;
+  const originUrl = new URL(origin);
   const options = {
-    connectTimeout: route.timeouts.connectMs,
+    // One connector for the Pool and every stream's own connection. Each undici client otherwise builds its own, with
+    // its own TLS session cache (a stream's connection to an HTTPS backend could never resume a session: a full
+    // handshake per stream) and a registry, a map and closures held for the stream's life.
+    connect: buildConnector({ timeout: route.timeouts.connectMs }),
     headersTimeout: route.timeouts.responseHeadersMs,
     // Between body chunks: SSE streams carry keep-alive comments, so an idle stream this long is dead.
     bodyTimeout: route.timeouts.idleStreamMs,
@@ -59,7 +63,7 @@ export function createBackendClient(route: RouteConfig): BackendClient {
     async send(input) {
       // A stream's own connection, or the Pool itself (with the URL split once per URL: undici's top-level
       // `request(url)` parses the URL and copies the options on every call).
-      const own = input.ownConnection === true ? new Client(origin, options) : undefined;
+      const own = input.ownConnection === true ? new Client(originUrl, options) : undefined;
       if (own) streams.add(own);
       const discard = () => {
         if (own && streams.delete(own)) void own.destroy().catch(() => undefined);
@@ -76,7 +80,7 @@ export function createBackendClient(route: RouteConfig): BackendClient {
           reset: mayBeLeftUnread(input),
         });
         // Ended, failed or cancelled (the client went away): a stream's connection goes with it.
-        if (own) response.body.once('close', discard);
+        if (own) response.body.on('close', discard);
         return { statusCode: response.statusCode, headers: response.headers, body: response.body };
       } catch (error) {
         discard();

@@ -66,6 +66,37 @@ export function startExchange(runtime: GatewayRuntime, state: RouteState, reques
   return { runtime, state, request, reply, draft: auditDraft(request), denied: NO_TOOLS, ...(trace === undefined ? {} : { trace }) };
 }
 
+/**
+ * A route handler that runs an exchange to its answer without handing Fastify a promise. Given an async handler,
+ * Fastify waits on the promise, which resolves with the reply, and then on the reply itself: `reply.then` watches
+ * the response to its end (an end-of-stream watcher, eight closures), so an open SSE stream held that watcher for its
+ * whole life and every request paid two more microtask turns. Every exchange sends its own answer (the relay, or the
+ * route's error handler), so nothing is waited for: a failure is passed to the error handler the way Fastify passes
+ * a rejected handler's, and anything that fails in that is logged and ends the response rather than go unhandled.
+ */
+export function exchangeHandler(
+  runtime: GatewayRuntime,
+  state: RouteState,
+  run: (exchange: McpExchange) => Promise<void>,
+): (request: FastifyRequest, reply: FastifyReply) => void {
+  return function handleExchange(request, reply) {
+    run(startExchange(runtime, state, request, reply)).then(undefined, (error: unknown) => failExchange(request, reply, error));
+  };
+}
+
+function failExchange(request: FastifyRequest, reply: FastifyReply, error: unknown): void {
+  try {
+    if (reply.sent) {
+      request.log.error({ err: error }, 'exchange failed after its answer was sent');
+      return;
+    }
+    reply.send(error instanceof Error ? error : new Error(String(error)));
+  } catch (again) {
+    request.log.error({ err: again }, 'exchange failed while its error was answered');
+    reply.raw.destroy();
+  }
+}
+
 /** The steps in order; traced, each in a span, when the request is traced (untraced, nothing is added to the path). */
 export function runSteps(steps: readonly ExchangeStep[], exchange: McpExchange): Promise<void> {
   return exchange.trace === undefined ? runHandlerSteps(steps, exchange) : runHandlerSteps(steps, exchange, tracedStep);

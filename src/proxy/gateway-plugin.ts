@@ -65,7 +65,11 @@ export function createGatewayPlugin(ctx: GatehouseContext, deps: GatewayDeps): F
       }
       done();
     });
-    app.setErrorHandler((error: FastifyError, request, reply) => sendGatewayError(request, reply, error));
+    // Returns nothing: the error is answered (or the response cut) inside, and a returned reply would make Fastify
+    // wait on it (`reply.then`, see exchangeHandler in exchange.ts).
+    app.setErrorHandler((error: FastifyError, request, reply) => {
+      sendGatewayError(request, reply, error);
+    });
     app.addHook('onClose', async () => {
       await runtime.rateLimiter.stop();
       await Promise.all(states.map((state) => state.backend.close()));

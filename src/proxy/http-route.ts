@@ -1,9 +1,8 @@
 import type { Readable, Transform } from 'node:stream';
-import type { FastifyReply, FastifyRequest } from 'fastify';
 import { checkDeclaredLength, limitRequestBody, type BodyLimits } from '../server/request-body.ts';
 import { ProtocolError } from '../errors/protocol-error.ts';
 import { backendUrlFor } from './backend-path.ts';
-import { backendResponse, runSteps, startExchange, type ExchangeStep, type McpExchange } from './exchange.ts';
+import { backendResponse, exchangeHandler, runSteps, type ExchangeStep, type McpExchange } from './exchange.ts';
 // The steps every transport shares, named `shared.…` in the step lists below beside this transport's own.
 import * as shared from './exchange.ts';
 import type { GatewayRuntime } from './gateway-runtime.ts';
@@ -90,10 +89,9 @@ export const httpRouteSteps: readonly ExchangeStep[] = [
 ];
 
 export function httpRouteHandler(runtime: GatewayRuntime, state: RouteState) {
-  return async function handleHttpRoute(request: FastifyRequest, reply: FastifyReply) {
-    const exchange = startExchange(runtime, state, request, reply);
-    exchange.draft.method = `${request.method} ${state.route.path}`;
+  return exchangeHandler(runtime, state, async function handleHttpRoute(exchange) {
+    exchange.draft.method = `${exchange.request.method} ${state.route.path}`;
     await runSteps(httpRouteSteps, exchange);
-    return relayResponse(reply, backendResponse(exchange), exchange.draft, state.route);
-  };
+    await relayResponse(exchange.reply, backendResponse(exchange), exchange.draft, state.route);
+  });
 }

@@ -1,6 +1,5 @@
-import type { FastifyReply, FastifyRequest } from 'fastify';
 import { ProtocolError } from '../errors/protocol-error.ts';
-import { authorized, backendResponse, runSteps, startExchange, type ExchangeStep, type McpExchange } from './exchange.ts';
+import { authorized, backendResponse, exchangeHandler, runSteps, type ExchangeStep, type McpExchange } from './exchange.ts';
 // The steps every transport shares, named `shared.…` in the step lists below beside this transport's own.
 import * as shared from './exchange.ts';
 import type { GatewayRuntime } from './gateway-runtime.ts';
@@ -46,12 +45,11 @@ export const legacySseStreamSteps: readonly ExchangeStep[] = [
 ];
 
 export function legacySseStreamHandler(runtime: GatewayRuntime, state: RouteState) {
-  return async function handleLegacySseStream(request: FastifyRequest, reply: FastifyReply) {
-    const exchange = startExchange(runtime, state, request, reply);
+  return exchangeHandler(runtime, state, async function handleLegacySseStream(exchange) {
     exchange.draft.method = 'sse/connect';
     await runSteps(legacySseStreamSteps, exchange);
-    return relayLegacyStream(exchange);
-  };
+    await relayLegacyStream(exchange);
+  });
 }
 
 /**
@@ -59,7 +57,7 @@ export function legacySseStreamHandler(runtime: GatewayRuntime, state: RouteStat
  * messages URL once the session is bound to this user, `tools/list` answers filtered (they arrive on this stream,
  * not on the POST), the session forgotten when the stream closes.
  */
-function relayLegacyStream(exchange: McpExchange): Promise<FastifyReply> {
+function relayLegacyStream(exchange: McpExchange): Promise<void> {
   const { runtime, state, reply, draft } = exchange;
   const response = backendResponse(exchange);
   const call = authorized(exchange);
@@ -74,7 +72,7 @@ function relayLegacyStream(exchange: McpExchange): Promise<FastifyReply> {
       { subject: call.claims.sub, route: state.route.path, createdAt: runtime.ctx.clock.now(), backendMessageUrl },
       SESSION_TTL_SECONDS,
     );
-  reply.raw.once('close', () => {
+  reply.raw.on('close', () => {
     runtime.sessions.forget('legacy-sse-session', sessionId).catch(() => {});
   });
 
@@ -131,11 +129,10 @@ function messageUrlOf(exchange: McpExchange): string {
 }
 
 export function legacySseMessageHandler(runtime: GatewayRuntime, state: RouteState) {
-  return async function handleLegacySseMessage(request: FastifyRequest, reply: FastifyReply) {
-    const exchange = startExchange(runtime, state, request, reply);
+  return exchangeHandler(runtime, state, async function handleLegacySseMessage(exchange) {
     await runSteps(legacySseMessageSteps, exchange);
-    return relayResponse(reply, backendResponse(exchange), exchange.draft, state.route, undefined, { oneMessageUnlessSse: true });
-  };
+    await relayResponse(exchange.reply, backendResponse(exchange), exchange.draft, state.route, undefined, { oneMessageUnlessSse: true });
+  });
 }
 
 /**

@@ -21,6 +21,10 @@ import type { AuditDraft } from './request-audit.ts';
  */
 const SMALL_BODY_BYTES = 64 * 1024;
 
+// Listeners here (and on the response elsewhere in src/proxy) are added with `on`, not `once`, for events a stream or
+// response emits once at most ('pipe', 'close', 'error'): `once` wraps each in a closure and a state object, which an
+// open SSE stream holds for its whole life.
+
 export async function relayResponse(
   reply: FastifyReply,
   response: BackendResponse,
@@ -28,7 +32,7 @@ export async function relayResponse(
   route: Pick<RouteConfig, 'path'>,
   body: Readable = response.body,
   options: { bytesCounted?: boolean; oneMessageUnlessSse?: boolean } = {},
-): Promise<FastifyReply> {
+): Promise<void> {
   const headers = clientResponseHeaders(response.headers);
   // The backend's own challenge would point the client at the wrong authorization server.
   delete headers['www-authenticate'];
@@ -52,7 +56,8 @@ export async function relayResponse(
     }
     if ('whole' in collected) {
       draft.bytesOut += collected.whole.length;
-      return reply.send(collected.whole);
+      reply.send(collected.whole);
+      return;
     }
     body = Readable.from(prepend(collected.head, response.body));
   }
@@ -61,14 +66,15 @@ export async function relayResponse(
   // less per SSE event (the legacy stream's endpoint rewriter counts what it passes).
   if (options.bytesCounted && body !== response.body) {
     const last = body;
-    response.body.once('error', (error) => {
+    response.body.on('error', (error) => {
       draft.outcome ??= 'error';
       last.destroy(error);
     });
-    last.once('close', () => {
+    last.on('close', () => {
       if (!response.body.destroyed) response.body.destroy();
     });
-    return sendStream(reply, last);
+    sendStream(reply, last);
+    return;
   }
 
   // The backend's own stream goes to the client as it is: no pass-through stage, so an idle SSE stream costs the
@@ -77,13 +83,14 @@ export async function relayResponse(
   // pipe starts (earlier, it would start the flow before anyone reads).
   if (body === response.body) {
     const backendBody = body;
-    backendBody.once('error', () => {
+    backendBody.on('error', () => {
       // The backend's stream failed while the client was still there: the gateway cuts the response, an error. (When
       // the client left first, its audit record is already written as `client_closed`.)
       draft.outcome ??= 'error';
     });
-    reply.raw.once('pipe', () => backendBody.on('data', (chunk: Buffer) => (draft.bytesOut += chunk.length)));
-    return sendStream(reply, backendBody);
+    reply.raw.on('pipe', () => backendBody.on('data', (chunk: Buffer) => (draft.bytesOut += chunk.length)));
+    sendStream(reply, backendBody);
+    return;
   }
 
   // A stage of the caller's (a rewritten or filtered SSE stream) is counted in one more pass-through stage.
@@ -98,15 +105,15 @@ export async function relayResponse(
   // pipe() does not forward errors or teardown: a dead backend stream must end the client's, and a gone client
   // must release the backend connection.
   for (const stage of new Set([response.body, body])) {
-    stage.once('error', (error) => {
+    stage.on('error', (error) => {
       draft.outcome ??= 'error';
       counted.destroy(error);
     });
   }
-  counted.once('close', () => {
+  counted.on('close', () => {
     if (!response.body.destroyed) response.body.destroy();
   });
-  return sendStream(reply, counted);
+  sendStream(reply, counted);
 }
 
 /**
@@ -119,8 +126,8 @@ export async function relayResponse(
  */
 export const HEADERS_ALONE_AFTER_MS = 25;
 
-function sendStream(reply: FastifyReply, body: Readable): FastifyReply {
-  reply.raw.once('pipe', () => {
+function sendStream(reply: FastifyReply, body: Readable): void {
+  reply.raw.on('pipe', () => {
     if (body.readableLength > 0) return;
     // Not cleared when the first byte goes out or the client leaves: it fires once, soon, and then does nothing; a
     // 'close' listener per stream would cost more.
@@ -128,7 +135,7 @@ function sendStream(reply: FastifyReply, body: Readable): FastifyReply {
       if (!reply.raw.headersSent && !reply.raw.destroyed) reply.raw.flushHeaders();
     }, HEADERS_ALONE_AFTER_MS);
   });
-  return reply.send(body);
+  reply.send(body);
 }
 
 /**

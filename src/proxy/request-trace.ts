@@ -27,7 +27,7 @@ export function startRequestTrace(tracing: Tracing, request: FastifyRequest, rep
   const fallback: ServerSpanStart = { name: `${request.method} ${route}`, attributes: transportAttributes(request, route) };
   const requestTrace = tracing.startRequest(request.headers, performance.timeOrigin + performance.now(), fallback);
   gatewayState(request).trace = requestTrace;
-  reply.raw.once('close', () => {
+  reply.raw.on('close', () => {
     const status = reply.raw.statusCode;
     const draft = auditDraft(request);
     const errorType = !reply.raw.writableFinished ? 'client_closed' : status >= 400 ? String(status) : draft.outcome === 'denied' ? 'denied' : undefined;

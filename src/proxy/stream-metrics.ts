@@ -17,9 +17,9 @@ export function trackOpenStream(
 ): void {
   const response = reply.raw;
   if (metrics === undefined) return;
-  response.once('pipe', () => {
+  response.on('pipe', () => {
     if (response.closed || response.destroyed) return;
     metrics.streamOpened(labels);
-    response.once('close', () => metrics.streamClosed(labels));
+    response.on('close', () => metrics.streamClosed(labels));
   });
 }

@@ -1,8 +1,7 @@
 import { Readable } from 'node:stream';
-import type { FastifyReply, FastifyRequest } from 'fastify';
 import { backendFailure, type BackendResponse } from './backend-client.ts';
 import { ProtocolError } from '../errors/protocol-error.ts';
-import { authorized, backendResponse, headerValue, listsTools, runSteps, startExchange, type ExchangeStep, type McpExchange } from './exchange.ts';
+import { authorized, backendResponse, headerValue, listsTools, exchangeHandler, runSteps, type ExchangeStep, type McpExchange } from './exchange.ts';
 // The steps every transport shares, named `shared.…` in the step lists below beside this transport's own.
 import * as shared from './exchange.ts';
 import type { GatewayRuntime } from './gateway-runtime.ts';
@@ -126,22 +125,21 @@ export const streamableHttpSteps: readonly ExchangeStep[] = [
 ];
 
 export function streamableHttpHandler(runtime: GatewayRuntime, state: RouteState) {
-  return async function handleStreamableHttp(request: FastifyRequest, reply: FastifyReply) {
-    const exchange = startExchange(runtime, state, request, reply);
+  return exchangeHandler(runtime, state, async function handleStreamableHttp(exchange) {
     await runSteps(streamableHttpSteps, exchange);
-    return relayToClient(exchange);
-  };
+    await relayToClient(exchange);
+  });
 }
 
 /** The answer streamed to the client (SSE counted as an open stream), a `tools/list` filtered on the way. */
-async function relayToClient(exchange: McpExchange): Promise<FastifyReply> {
+async function relayToClient(exchange: McpExchange): Promise<void> {
   const { runtime, state, reply, draft } = exchange;
   const response = backendResponse(exchange);
   const body = await toolsListBody(state, response, exchange.denied, exchange.reviewTools);
   if (response.statusCode === 200 && mediaType(response.headers) === 'text/event-stream') {
     trackOpenStream(reply, runtime.metrics, { route: state.route.path, transport: 'streamable-http' });
   }
-  return relayResponse(reply, response, draft, state.route, body, { oneMessageUnlessSse: exchange.post !== undefined });
+  await relayResponse(reply, response, draft, state.route, body, { oneMessageUnlessSse: exchange.post !== undefined });
 }
 
 /**

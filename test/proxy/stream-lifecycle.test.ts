@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createRequire } from 'node:module';
 import { connect, type AddressInfo, type Socket } from 'node:net';
+import { dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { createMetrics, type GatehouseMetrics } from '../../src/observability/metrics.ts';
 import { systemClock } from '../../src/runtime/clock.ts';
@@ -246,6 +248,37 @@ describe('stream ends', () => {
     // The backend request is cancelled with the client's.
     while ([...held].some((response) => !response.destroyed && response.req.url === '/hang')) await settle();
     assert.equal(gateway.logs.text().includes('bad_gateway'), false, 'a client leaving is no gateway error');
+  });
+});
+
+describe('what a proxied request leaves on its response', () => {
+  it("no wait on the reply: Fastify's reply.then (an end-of-stream watcher for an open stream's whole life) is never called", async () => {
+    // Fastify's own Reply prototype, loaded from the path Fastify loads it from (the same module instance).
+    const require = createRequire(import.meta.url);
+    const { prototype } = require(join(dirname(require.resolve('fastify')), 'lib', 'reply.js')) as { prototype: { then: (...args: unknown[]) => unknown } };
+    const original = prototype.then;
+    const waitedOn: string[] = [];
+    // oxlint-disable-next-line unicorn/no-thenable -- wrapping Fastify's own `then`, restored below
+    prototype.then = function (this: { request: { url: string } }, ...args: unknown[]) {
+      waitedOn.push(`${(this.request as { method?: string }).method} ${this.request.url}`);
+      return original.apply(this, args);
+    };
+    try {
+      const stream = await openStream('/mcp');
+      await stream.response.body!.getReader().read();
+      const legacy = await openStream('/mcp/sse');
+      await legacy.response.body!.getReader().read();
+      const post = await mcpPost(`${gateway.url}/mcp`, await token('/mcp'), { jsonrpc: '2.0', method: 'notifications/initialized' });
+      assert.equal(post.status, 202);
+      const refused = await fetch(`${gateway.url}/mcp`, { headers: { accept: 'text/event-stream' } });
+      assert.equal(refused.status, 401);
+      stream.controller.abort();
+      legacy.controller.abort();
+      assert.deepEqual(waitedOn, []);
+    } finally {
+      // oxlint-disable-next-line unicorn/no-thenable -- restoring Fastify's own `then`
+      prototype.then = original;
+    }
   });
 });
 

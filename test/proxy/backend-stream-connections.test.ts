@@ -1,7 +1,10 @@
 import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
+import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
+import { getCACertificates, setDefaultCACertificates, type TLSSocket } from 'node:tls';
 import { after, before, describe, it } from 'node:test';
+import { generate } from 'selfsigned';
 import type { RouteConfig } from '../../src/config/schema.ts';
 import { createBackendClient, type BackendClient } from '../../src/proxy/backend-client.ts';
 
@@ -111,5 +114,56 @@ describe('backend connections: a stream has its own, closed with it', () => {
     await backend.close();
     await until(() => closed.has(connection), 'the stream\'s connection closes');
     backend = createBackendClient({ path: '/route', backend: url(''), timeouts: { connectMs: 5_000, responseHeadersMs: 5_000, idleStreamMs: 60_000 } } as unknown as RouteConfig);
+  });
+});
+
+/**
+ * A stream's own connection to an HTTPS backend resumes the TLS session an earlier connection of the route got, as
+ * the pool's own connections do: one connector (and its session cache) serves the route's pool and every stream's
+ * connection. Each stream's client building a connector of its own meant a full handshake for every stream.
+ */
+describe('backend connections over TLS: a stream resumes the route\'s session', () => {
+  let server: HttpsServer;
+  let backend: BackendClient;
+  const resumed: boolean[] = [];
+
+  before(async () => {
+    const pems = await generate([{ name: 'commonName', value: 'localhost' }], {
+      keySize: 2048,
+      extensions: [
+        { name: 'basicConstraints', cA: true },
+        { name: 'subjectAltName', altNames: [{ type: 2, value: 'localhost' }] },
+      ],
+    });
+    // This test file's process trusts the backend's self-signed certificate, as a deployment trusts its backends' CA.
+    setDefaultCACertificates([...getCACertificates('default'), pems.cert]);
+    server = createHttpsServer({ key: pems.private, cert: pems.cert }, (request, response) => {
+      resumed.push((request.socket as TLSSocket).isSessionReused());
+      request.resume();
+      response.writeHead(200, { 'content-type': 'text/event-stream' });
+      response.end('event: message\ndata: {}\n\n');
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const port = (server.address() as AddressInfo).port;
+    backend = createBackendClient({
+      path: '/route',
+      backend: `https://localhost:${port}/mcp`,
+      timeouts: { connectMs: 5_000, responseHeadersMs: 5_000, idleStreamMs: 60_000 },
+    } as unknown as RouteConfig);
+  });
+  after(async () => {
+    await backend.close();
+    server.closeAllConnections();
+    await new Promise((resolve) => server.close(resolve));
+  });
+
+  it('a second stream\'s connection resumes the first one\'s session (no full handshake per stream)', async () => {
+    const url = `https://localhost:${(server.address() as AddressInfo).port}/mcp`;
+    for (let stream = 0; stream < 3; stream++) {
+      const response = await backend.send({ url, method: 'GET', headers: { accept: 'text/event-stream' }, signal: new AbortController().signal, ownConnection: true });
+      // TLS 1.3 sends the session ticket after the handshake, ahead of the response: read to its end, it is cached.
+      for await (const _ of response.body);
+    }
+    assert.deepEqual(resumed, [false, true, true]);
   });
 });

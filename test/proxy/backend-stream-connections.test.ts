@@ -14,6 +14,16 @@ import { createBackendClient, type BackendClient } from '../../src/proxy/backend
  * the route's keep-alive pool: the pool keeps every client it ever made (to reconnect it later), so each stream would
  * have left one behind for the life of the process. POSTs, and a plain HTTP route's GETs, keep reusing the pool.
  */
+function routeBackend(url: string): BackendClient {
+  return createBackendClient({ path: '/route', backend: url, timeouts: { connectMs: 5_000, responseHeadersMs: 5_000, idleStreamMs: 60_000 } } as unknown as RouteConfig);
+}
+
+async function stopBoth(backend: BackendClient, server: Server | HttpsServer): Promise<void> {
+  await backend.close();
+  server.closeAllConnections();
+  await new Promise((resolve) => server.close(resolve));
+}
+
 describe('backend connections: a stream has its own, closed with it', () => {
   let server: Server;
   let backend: BackendClient;
@@ -45,17 +55,9 @@ describe('backend connections: a stream has its own, closed with it', () => {
     server.keepAliveTimeout = 60_000;
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     const origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-    backend = createBackendClient({
-      path: '/route',
-      backend: `${origin}/mcp`,
-      timeouts: { connectMs: 5_000, responseHeadersMs: 5_000, idleStreamMs: 60_000 },
-    } as unknown as RouteConfig);
+    backend = routeBackend(`${origin}/mcp`);
   });
-  after(async () => {
-    await backend.close();
-    server.closeAllConnections();
-    await new Promise((resolve) => server.close(resolve));
-  });
+  after(() => stopBoth(backend, server));
 
   const post = async () => {
     const response = await backend.send({ url: url('post'), method: 'POST', headers: { 'content-type': 'application/json' }, body: Buffer.from('{}'), signal: new AbortController().signal });
@@ -113,7 +115,7 @@ describe('backend connections: a stream has its own, closed with it', () => {
     const connection = connections[usedBy.at(-1)!.connection]!;
     await backend.close();
     await until(() => closed.has(connection), 'the stream\'s connection closes');
-    backend = createBackendClient({ path: '/route', backend: url(''), timeouts: { connectMs: 5_000, responseHeadersMs: 5_000, idleStreamMs: 60_000 } } as unknown as RouteConfig);
+    backend = routeBackend(url(''));
   });
 });
 
@@ -145,17 +147,9 @@ describe('backend connections over TLS: a stream resumes the route\'s session', 
     });
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     const port = (server.address() as AddressInfo).port;
-    backend = createBackendClient({
-      path: '/route',
-      backend: `https://localhost:${port}/mcp`,
-      timeouts: { connectMs: 5_000, responseHeadersMs: 5_000, idleStreamMs: 60_000 },
-    } as unknown as RouteConfig);
+    backend = routeBackend(`https://localhost:${port}/mcp`);
   });
-  after(async () => {
-    await backend.close();
-    server.closeAllConnections();
-    await new Promise((resolve) => server.close(resolve));
-  });
+  after(() => stopBoth(backend, server));
 
   it('a second stream\'s connection resumes the first one\'s session (no full handshake per stream)', async () => {
     const url = `https://localhost:${(server.address() as AddressInfo).port}/mcp`;

@@ -98,7 +98,7 @@ export interface ForwardedFor {
 export function backendRequestHeaders(
   incoming: IncomingHttpHeaders,
   forwarded: ForwardedFor,
-  identity: string,
+  authorization: string,
 ): Record<string, string> {
   const listed = connectionListed(incoming);
   const out: Record<string, string> = {};
@@ -114,7 +114,7 @@ export function backendRequestHeaders(
   out['x-forwarded-host'] = host;
   if (addresses[0] !== undefined) out['x-real-ip'] = addresses[0];
   out.forwarded = forwardedHeader(forwarded);
-  out.authorization = `Bearer ${identity}`;
+  out.authorization = authorization;
   return out;
 }
 

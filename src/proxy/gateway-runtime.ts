@@ -145,7 +145,7 @@ export async function authorizeRequest(
 
 /** Headers for the backend request: the client's minus hop-by-hop, credentials and address claims, plus identity and forwarding. */
 export async function backendHeaders(runtime: GatewayRuntime, state: RouteState, request: FastifyRequest, call: AuthorizedCall) {
-  const credential = await runtime.forwarder.credentialFor({
+  const authorization = await runtime.forwarder.authorizationFor({
     route: state.route,
     resource: state.resource,
     challenge: state.target,
@@ -155,7 +155,7 @@ export async function backendHeaders(runtime: GatewayRuntime, state: RouteState,
   // `ips` is a getter that walks the X-Forwarded-For chain when a proxy is trusted: read once.
   const ips = request.ips;
   const addresses = ips && ips.length > 1 ? ips.reverse() : [request.ip];
-  return backendRequestHeaders(request.headers, { addresses, protocol: request.protocol, host: request.host }, credential);
+  return backendRequestHeaders(request.headers, { addresses, protocol: request.protocol, host: request.host }, authorization);
 }
 
 /** Aborts the backend exchange when the client goes away (a closed SSE tab must not leave a backend stream open). */

@@ -22,8 +22,20 @@ export const IDENTITY_ASSERTION_TYP = 'gatehouse-id+jwt';
  */
 export const MIN_ASSERTION_LIFETIME_SECONDS = 15;
 
+export interface AssertionInput {
+  claims: AccessTokenClaims;
+  account: AccountRecord | undefined;
+  audience: string;
+  ttlSeconds: number;
+}
+
 export interface IdentityAssertionSigner {
-  assertionFor(input: { claims: AccessTokenClaims; account: AccountRecord | undefined; audience: string; ttlSeconds: number }): Promise<string>;
+  assertionFor(input: AssertionInput): Promise<string>;
+  /**
+   * The same assertion as the backend's `Authorization` value, `Bearer <jwt>`, built once per assertion: per request
+   * it would be a new string of ≈ 500 bytes, which undici keeps with the request — an open stream's whole life.
+   */
+  authorizationFor(input: AssertionInput): Promise<string>;
 }
 
 export function createIdentityAssertionSigner(options: {
@@ -37,48 +49,66 @@ export function createIdentityAssertionSigner(options: {
   // By access token (`jti`), then audience: a token's grant and scopes never change, so a stepped-up token (a new
   // jti) never reuses the narrower assertion; and the lookup uses the strings the verified claims already hold,
   // building no key per request.
-  const cache = new Map<string, Map<string, { jwt: string; renewAt: number }>>();
+  const cache = new Map<string, Map<string, SignedAssertion>>();
 
+  /** The assertion still good for this token and audience, if one was signed. */
+  function cached({ claims, audience }: AssertionInput): SignedAssertion | undefined {
+    const hit = cache.get(claims.jti)?.get(audience);
+    return hit && hit.renewAt > clock.now() ? hit : undefined;
+  }
+
+  async function sign({ claims, account, audience, ttlSeconds }: AssertionInput): Promise<SignedAssertion> {
+    const now = clock.now();
+    const iat = Math.floor(now / 1000);
+    // Normally the assertion ends with the access token it stands for; near (or just past, within the bearer
+    // check's skew) that token's exp it still lives MIN_ASSERTION_LIFETIME_SECONDS, so it is never sent already
+    // expired. The route's TTL bounds both.
+    const lifetime = Math.min(ttlSeconds, Math.max(claims.exp - iat, MIN_ASSERTION_LIFETIME_SECONDS));
+    const exp = iat + lifetime;
+    const key = keyring.currentSigningKey();
+    const jwt = await new SignJWT({
+      name: account?.name,
+      email: account?.email,
+      tid: account?.tenantId,
+      groups: account?.groups ?? [],
+      scope: claims.scopes.join(' '),
+      client_id: claims.clientId,
+      gid: claims.grantId,
+      ...(claims.appOnly === true ? { [APP_ONLY_CLAIM]: true } : {}),
+    })
+      .setProtectedHeader({ alg: key.alg, kid: key.kid, typ: IDENTITY_ASSERTION_TYP })
+      .setIssuer(issuer)
+      .setAudience(audience)
+      .setSubject(claims.sub)
+      .setJti(random.token(16))
+      .setIssuedAt(iat)
+      .setExpirationTime(exp)
+      .sign(key.privateKey);
+
+    let byAudience = cache.get(claims.jti);
+    if (byAudience === undefined) {
+      if (cache.size >= maxEntries) cache.delete(cache.keys().next().value as string);
+      cache.set(claims.jti, (byAudience = new Map()));
+    }
+    // Renew once three quarters of the lifetime are gone, so a backend never receives an almost-expired assertion.
+    const signed = { jwt, authorization: `Bearer ${jwt}`, renewAt: now + ((exp - iat) * 1000 * 3) / 4 };
+    byAudience.set(audience, signed);
+    return signed;
+  }
+
+  // A cached assertion is answered without an await: this is on every proxied request.
   return {
-    async assertionFor({ claims, account, audience, ttlSeconds }) {
-      const now = clock.now();
-      const hit = cache.get(claims.jti)?.get(audience);
-      if (hit && hit.renewAt > now) return hit.jwt;
-
-      const iat = Math.floor(now / 1000);
-      // Normally the assertion ends with the access token it stands for; near (or just past, within the bearer
-      // check's skew) that token's exp it still lives MIN_ASSERTION_LIFETIME_SECONDS, so it is never sent already
-      // expired. The route's TTL bounds both.
-      const lifetime = Math.min(ttlSeconds, Math.max(claims.exp - iat, MIN_ASSERTION_LIFETIME_SECONDS));
-      const exp = iat + lifetime;
-      const key = keyring.currentSigningKey();
-      const jwt = await new SignJWT({
-        name: account?.name,
-        email: account?.email,
-        tid: account?.tenantId,
-        groups: account?.groups ?? [],
-        scope: claims.scopes.join(' '),
-        client_id: claims.clientId,
-        gid: claims.grantId,
-        ...(claims.appOnly === true ? { [APP_ONLY_CLAIM]: true } : {}),
-      })
-        .setProtectedHeader({ alg: key.alg, kid: key.kid, typ: IDENTITY_ASSERTION_TYP })
-        .setIssuer(issuer)
-        .setAudience(audience)
-        .setSubject(claims.sub)
-        .setJti(random.token(16))
-        .setIssuedAt(iat)
-        .setExpirationTime(exp)
-        .sign(key.privateKey);
-
-      let byAudience = cache.get(claims.jti);
-      if (byAudience === undefined) {
-        if (cache.size >= maxEntries) cache.delete(cache.keys().next().value as string);
-        cache.set(claims.jti, (byAudience = new Map()));
-      }
-      // Renew once three quarters of the lifetime are gone, so a backend never receives an almost-expired assertion.
-      byAudience.set(audience, { jwt, renewAt: now + ((exp - iat) * 1000 * 3) / 4 });
-      return jwt;
+    async assertionFor(input) {
+      return (cached(input) ?? (await sign(input))).jwt;
+    },
+    async authorizationFor(input) {
+      return (cached(input) ?? (await sign(input))).authorization;
     },
   };
+}
+
+interface SignedAssertion {
+  jwt: string;
+  authorization: string;
+  renewAt: number;
 }

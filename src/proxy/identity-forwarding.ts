@@ -15,7 +15,8 @@ import { ConfigError } from '../config/config-error.ts';
  * of the user (e.g. for Microsoft Graph), so a backend that only calls that API needs no OAuth code at all.
  */
 export interface IdentityForwarder {
-  credentialFor(input: {
+  /** The backend request's `Authorization` value: `Bearer ` and the assertion or the downstream token. */
+  authorizationFor(input: {
     route: RouteConfig;
     resource: string;
     challenge: ChallengeTarget;
@@ -27,9 +28,9 @@ export interface IdentityForwarder {
 export function createIdentityForwarder(options: { signer: IdentityAssertionSigner; broker?: TokenBroker; endGrant?: EndGrant }): IdentityForwarder {
   const { signer, broker, endGrant } = options;
   return {
-    async credentialFor({ route, resource, challenge, claims, account }) {
+    async authorizationFor({ route, resource, challenge, claims, account }) {
       if (route.identity.mode === 'assertion') {
-        return signer.assertionFor({ claims, account, audience: resource, ttlSeconds: route.identity.assertionTtlSeconds });
+        return signer.authorizationFor({ claims, account, audience: resource, ttlSeconds: route.identity.assertionTtlSeconds });
       }
       if (claims.appOnly === true) {
         // On-behalf-of needs a user whose upstream session the broker acts for; an app-only caller has none, and no
@@ -41,7 +42,7 @@ export function createIdentityForwarder(options: { signer: IdentityAssertionSign
       }
       try {
         const token = await broker.getDownstreamToken({ user: { subject: claims.sub }, downstream: route.identity.downstream });
-        return token.accessToken;
+        return `Bearer ${token.accessToken}`;
       } catch (error) {
         // The upstream IdP wants the user back (Conditional Access step-up, consent revoked, MFA, password change):
         // only a fresh authorization at the gateway, through the IdP, can fix that.

@@ -143,7 +143,7 @@ describe('grant-ending paths', () => {
       const grantId = grantIdOf(tokens.access_token);
       const endGrant = createEndGrant({ store: server.store, clock: server.ctx.clock, accessTokenTtlSeconds: 300 });
       const forwarder = createIdentityForwarder({
-        signer: { assertionFor: async () => 'unused' },
+        signer: { assertionFor: async () => 'unused', authorizationFor: async () => 'unused' },
         broker: {
           getDownstreamToken: async () => {
             throw reauthorizationError(cause);
@@ -151,9 +151,9 @@ describe('grant-ending paths', () => {
         },
         endGrant,
       });
-      const route = { ...server.ctx.config.routes[0], identity: { mode: 'obo', downstream: 'graph' } } as Parameters<typeof forwarder.credentialFor>[0]['route'];
+      const route = { ...server.ctx.config.routes[0], identity: { mode: 'obo', downstream: 'graph' } } as Parameters<typeof forwarder.authorizationFor>[0]['route'];
       await assert.rejects(
-        forwarder.credentialFor({
+        forwarder.authorizationFor({
           route,
           resource: server.resource,
           challenge: { resourceMetadataUrl: `${server.publicUrl}/.well-known/oauth-protected-resource/mcp`, scope: 'mcp:tools' },

@@ -153,7 +153,7 @@ describe('Expect: 100-continue', () => {
 describe('forwarding headers through trusted proxies', () => {
   it('names every hop, client first, with IPv6 nodes bracketed and quoted (RFC 7239 §6)', () => {
     const incoming = { 'x-real-ip': '6.6.6.6', 'x-forwarded-for': '6.6.6.6', 'x-forwarded-prefix': '/evil', accept: '*/*' };
-    const headers = backendRequestHeaders(incoming, { addresses: ['2001:db8::1', '10.0.0.2'], protocol: 'https', host: 'gw.example' }, 'assertion');
+    const headers = backendRequestHeaders(incoming, { addresses: ['2001:db8::1', '10.0.0.2'], protocol: 'https', host: 'gw.example' }, 'Bearer assertion');
     assert.equal(headers['x-forwarded-for'], '2001:db8::1, 10.0.0.2');
     assert.equal(headers['x-real-ip'], '2001:db8::1');
     assert.equal(headers.forwarded, 'for="[2001:db8::1]", for=10.0.0.2;host="gw.example";proto=https');
@@ -163,7 +163,7 @@ describe('forwarding headers through trusted proxies', () => {
   });
 
   it('escapes a quote or a backslash in the host inside its quoted string (RFC 7239 §4, RFC 9110 §5.6.4)', () => {
-    const forwarded = (host: string) => backendRequestHeaders({}, { addresses: ['10.0.0.2'], protocol: 'http', host }, 'a').forwarded;
+    const forwarded = (host: string) => backendRequestHeaders({}, { addresses: ['10.0.0.2'], protocol: 'http', host }, 'Bearer a').forwarded;
     assert.equal(forwarded('a"b\\c'), 'for=10.0.0.2;host="a\\"b\\\\c";proto=http');
     assert.equal(forwarded('plain.example:8080'), 'for=10.0.0.2;host="plain.example:8080";proto=http');
   });

@@ -87,4 +87,18 @@ describe('assertion lifetime', () => {
   it('never exceeds a route TTL shorter than the minimum', async () => {
     assert.equal(await lifetimeOf(nowSeconds - 2, 5), 5);
   });
+  it('is forwarded as `Bearer <the same assertion>`, signed once for both forms until it is renewed', async () => {
+    const clock = new ManualClock(now);
+    const signer = createIdentityAssertionSigner({ keyring, issuer: 'https://gw.example', clock, random: cryptoRandom });
+    const input = { claims: claims(nowSeconds + 40), account: undefined, audience: 'https://gw.example/mcp', ttlSeconds: 120 };
+    const authorization = await signer.authorizationFor(input);
+    const jwt = await signer.assertionFor(input);
+    assert.equal(authorization, `Bearer ${jwt}`);
+    assert.equal(await signer.authorizationFor(input), authorization);
+    // Three quarters of its 40 s gone: renewed, both forms together.
+    clock.set(now + 31_000);
+    const renewed = await signer.authorizationFor(input);
+    assert.notEqual(renewed, authorization);
+    assert.equal(renewed, `Bearer ${await signer.assertionFor(input)}`);
+  });
 });

@@ -73,6 +73,8 @@ export function startExchange(runtime: GatewayRuntime, state: RouteState, reques
  * whole life and every request paid two more microtask turns. Every exchange sends its own answer (the relay, or the
  * route's error handler), so nothing is waited for: a failure is passed to the error handler the way Fastify passes
  * a rejected handler's, and anything that fails in that is logged and ends the response rather than go unhandled.
+ * `run` must resolve with nothing: resolved with the reply (a thenable), its promise would call `reply.then` again
+ * (test/proxy/stream-lifecycle.test.ts fails if any proxied request does).
  */
 export function exchangeHandler(
   runtime: GatewayRuntime,

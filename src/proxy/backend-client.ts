@@ -42,7 +42,8 @@ export function createBackendClient(route: RouteConfig): BackendClient {
   const options = {
     // One connector for the Pool and every stream's own connection. Each undici client otherwise builds its own, with
     // its own TLS session cache (a stream's connection to an HTTPS backend could never resume a session: a full
-    // handshake per stream) and a registry, a map and closures held for the stream's life.
+    // handshake per stream) and a registry, a map and closures held for the stream's life. Connection options (TLS,
+    // cached sessions, HTTP/2) belong in this call: a client or pool given a connector ignores its own.
     connect: buildConnector({ timeout: route.timeouts.connectMs }),
     headersTimeout: route.timeouts.responseHeadersMs,
     // Between body chunks: SSE streams carry keep-alive comments, so an idle stream this long is dead.

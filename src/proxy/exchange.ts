@@ -92,7 +92,9 @@ function failExchange(request: FastifyRequest, reply: FastifyReply, error: unkno
       request.log.error({ err: error }, 'exchange failed after its answer was sent');
       return;
     }
-    reply.send(error instanceof Error ? error : new Error(String(error)));
+    // Only an Error takes Fastify's error path when sent; any other thrown value travels as the cause of one (never
+    // through String(), which can itself throw).
+    reply.send(error instanceof Error ? error : Object.assign(new Error('The exchange failed with a value that is not an Error.'), { cause: error }));
   } catch (again) {
     request.log.error({ err: again }, 'exchange failed while its error was answered');
     reply.raw.destroy();

@@ -29,13 +29,18 @@ export interface AssertionInput {
   ttlSeconds: number;
 }
 
-export interface IdentityAssertionSigner {
-  assertionFor(input: AssertionInput): Promise<string>;
+/** A signed assertion, and the same as the backend's `Authorization` value. */
+export interface SignedAssertion {
+  readonly jwt: string;
   /**
-   * The same assertion as the backend's `Authorization` value, `Bearer <jwt>`, built once per assertion: per request
-   * it would be a new string of ≈ 500 bytes, which undici keeps with the request — an open stream's whole life.
+   * `Bearer <jwt>`, built once per assertion: per request it would be a new string of ≈ 500 bytes, which undici keeps
+   * with the request — an open stream's whole life.
    */
-  authorizationFor(input: AssertionInput): Promise<string>;
+  readonly authorization: string;
+}
+
+export interface IdentityAssertionSigner {
+  assertionFor(input: AssertionInput): Promise<SignedAssertion>;
 }
 
 export function createIdentityAssertionSigner(options: {
@@ -49,15 +54,15 @@ export function createIdentityAssertionSigner(options: {
   // By access token (`jti`), then audience: a token's grant and scopes never change, so a stepped-up token (a new
   // jti) never reuses the narrower assertion; and the lookup uses the strings the verified claims already hold,
   // building no key per request.
-  const cache = new Map<string, Map<string, SignedAssertion>>();
+  const cache = new Map<string, Map<string, CachedAssertion>>();
 
   /** The assertion still good for this token and audience, if one was signed. */
-  function cached({ claims, audience }: AssertionInput): SignedAssertion | undefined {
+  function cached({ claims, audience }: AssertionInput): CachedAssertion | undefined {
     const hit = cache.get(claims.jti)?.get(audience);
     return hit && hit.renewAt > clock.now() ? hit : undefined;
   }
 
-  async function sign({ claims, account, audience, ttlSeconds }: AssertionInput): Promise<SignedAssertion> {
+  async function sign({ claims, account, audience, ttlSeconds }: AssertionInput): Promise<CachedAssertion> {
     const now = clock.now();
     const iat = Math.floor(now / 1000);
     // Normally the assertion ends with the access token it stands for; near (or just past, within the bearer
@@ -99,16 +104,11 @@ export function createIdentityAssertionSigner(options: {
   // A cached assertion is answered without an await: this is on every proxied request.
   return {
     async assertionFor(input) {
-      return (cached(input) ?? (await sign(input))).jwt;
-    },
-    async authorizationFor(input) {
-      return (cached(input) ?? (await sign(input))).authorization;
+      return cached(input) ?? (await sign(input));
     },
   };
 }
 
-interface SignedAssertion {
-  jwt: string;
-  authorization: string;
-  renewAt: number;
+interface CachedAssertion extends SignedAssertion {
+  readonly renewAt: number;
 }

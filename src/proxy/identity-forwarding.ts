@@ -30,7 +30,7 @@ export function createIdentityForwarder(options: { signer: IdentityAssertionSign
   return {
     async authorizationFor({ route, resource, challenge, claims, account }) {
       if (route.identity.mode === 'assertion') {
-        return signer.authorizationFor({ claims, account, audience: resource, ttlSeconds: route.identity.assertionTtlSeconds });
+        return (await signer.assertionFor({ claims, account, audience: resource, ttlSeconds: route.identity.assertionTtlSeconds })).authorization;
       }
       if (claims.appOnly === true) {
         // On-behalf-of needs a user whose upstream session the broker acts for; an app-only caller has none, and no

@@ -122,12 +122,13 @@ describe('backend token exchange through the gateway', () => {
   /** Signed exactly as the proxy signs what it forwards; a new grant id each time so the signer's cache is not hit. */
   async function assertion(route = '/mcp'): Promise<string> {
     const signer = createIdentityAssertionSigner({ keyring, issuer: publicUrl, clock: systemClock, random: cryptoRandom });
-    return signer.assertionFor({
+    const { jwt } = await signer.assertionFor({
       claims: { sub: subject, clientId: 'vscode', scopes: ['mcp:tools'], grantId: randomUUID(), jti: randomUUID(), exp: Math.floor(Date.now() / 1000) + 600 },
       account: { subject, issuer: 'https://idp.test', name: 'Alice Example', email: 'alice@example.test', groups: [], firstSeenAt: 0, lastSeenAt: 0 },
       audience: `${publicUrl}${route}`,
       ttlSeconds: 120,
     });
+    return jwt;
   }
 
   it('GET /me and get_graph_user_details return the profile obtained through the gateway\'s /token', async () => {

@@ -143,7 +143,7 @@ describe('grant-ending paths', () => {
       const grantId = grantIdOf(tokens.access_token);
       const endGrant = createEndGrant({ store: server.store, clock: server.ctx.clock, accessTokenTtlSeconds: 300 });
       const forwarder = createIdentityForwarder({
-        signer: { assertionFor: async () => 'unused', authorizationFor: async () => 'unused' },
+        signer: { assertionFor: async () => ({ jwt: 'unused', authorization: 'Bearer unused' }) },
         broker: {
           getDownstreamToken: async () => {
             throw reauthorizationError(cause);

@@ -68,7 +68,7 @@ describe('assertion lifetime', () => {
   const now = Date.UTC(2026, 0, 1);
   const nowSeconds = now / 1000;
   const lifetimeOf = async (tokenExp: number, ttlSeconds: number) => {
-    const jwt = await signerAt(now).assertionFor({ claims: claims(tokenExp), account: undefined, audience: 'https://gw.example/mcp', ttlSeconds });
+    const { jwt } = await signerAt(now).assertionFor({ claims: claims(tokenExp), account: undefined, audience: 'https://gw.example/mcp', ttlSeconds });
     const { exp, iat } = decodeJwt(jwt);
     assert.equal(iat, nowSeconds);
     return exp! - nowSeconds;
@@ -91,14 +91,14 @@ describe('assertion lifetime', () => {
     const clock = new ManualClock(now);
     const signer = createIdentityAssertionSigner({ keyring, issuer: 'https://gw.example', clock, random: cryptoRandom });
     const input = { claims: claims(nowSeconds + 40), account: undefined, audience: 'https://gw.example/mcp', ttlSeconds: 120 };
-    const authorization = await signer.authorizationFor(input);
-    const jwt = await signer.assertionFor(input);
+    const { authorization } = await signer.assertionFor(input);
+    const { jwt } = await signer.assertionFor(input);
     assert.equal(authorization, `Bearer ${jwt}`);
-    assert.equal(await signer.authorizationFor(input), authorization);
+    assert.equal((await signer.assertionFor(input)).authorization, authorization);
     // Three quarters of its 40 s gone: renewed, both forms together.
     clock.set(now + 31_000);
-    const renewed = await signer.authorizationFor(input);
+    const renewed = (await signer.assertionFor(input)).authorization;
     assert.notEqual(renewed, authorization);
-    assert.equal(renewed, `Bearer ${await signer.assertionFor(input)}`);
+    assert.equal(renewed, `Bearer ${(await signer.assertionFor(input)).jwt}`);
   });
 });

@@ -1,3 +1,4 @@
+import { attributeTail, startDaemonSampler, type DaemonRun, type KernelDaemon, type RequestTiming } from './kernel-stalls.ts';
 import { runLoad } from './load.ts';
 import { runPacedLoad } from './paced-load.ts';
 import { cpuMicros } from './process-stats.ts';
@@ -10,7 +11,8 @@ import type { Target } from './targets/target.ts';
  * One scenario against every target, in the same run. Throughput: 16 connections as fast as possible, CPU time of
  * the target's processes over the run divided by the requests it served. Latency: requests evenly spaced at a fixed
  * moderate rate over at most 4 keep-alive connections (`paced-load.ts`), "added" = the target's percentile minus
- * direct's in the same repetition. Every repetition visits
+ * direct's in the same repetition; while they run, the machine's memory daemon's runs are recorded, and each p99 is
+ * also given without the requests one of them overlapped (`kernel-stalls.ts`). Every repetition visits
  * the targets in a rotated order, so the machine's drift is spread over all of them.
  */
 export interface TargetFigures {
@@ -22,12 +24,19 @@ export interface TargetFigures {
   p99Ms: Spread;
   addedP50Ms: Spread;
   addedP99Ms: Spread;
+  /** The added p99 without the requests a run of the machine's memory daemon overlapped (NaN where none exists). */
+  addedP99OutsideDaemonMs: Spread;
+  /** Over the repetitions: the target's slowest 1 % of requests, and how many of them a daemon run overlapped. */
+  slowest: number;
+  slowestDuringDaemon: number;
   failures: number;
 }
 
 export interface ScenarioFigures {
   scenario: Scenario;
   targets: TargetFigures[];
+  /** The memory daemon's runs during this scenario's latency runs; undefined where the machine has none. */
+  daemonRuns: { count: number; ranMs: number } | undefined;
 }
 
 /** Where each target receives this scenario's requests (legacy: its session's message URL). */
@@ -61,6 +70,7 @@ export async function measureScenario(
   endpoints: Endpoints,
   settings: BenchSettings,
   scenarioIndex: number,
+  daemons: KernelDaemon[] = [],
 ): Promise<ScenarioFigures> {
   const log = (text: string) => process.stderr.write(`${scenario.key}: ${text}\n`);
   const request = (target: Target) => {
@@ -68,7 +78,9 @@ export async function measureScenario(
     return { url: endpoint.url, headers: { ...scenario.headers, ...endpoint.headers }, body: scenario.body };
   };
   const load = (target: Target, durationSeconds: number, connections: number) => runLoad({ ...request(target), connections, durationSeconds });
-  const byTarget = new Map(targets.map((target) => [target, { rps: [] as number[], cpu: [] as number[], p50: [] as number[], p99: [] as number[], failures: 0 }]));
+  const byTarget = new Map(
+    targets.map((target) => [target, { rps: [] as number[], cpu: [] as number[], p50: [] as number[], p99: [] as number[], timings: [] as RequestTiming[][], failures: 0 }]),
+  );
 
   log('warming up');
   for (const target of targets) await load(target, warmupSeconds(settings, scenarioIndex, target), 16);
@@ -84,24 +96,37 @@ export async function measureScenario(
       figures.failures += result.failures;
     }
   }
-  for (let rep = 0; rep < settings.reps; rep++) {
-    log(`latency at ${settings.latencyRate} req/s, repetition ${rep + 1} of ${settings.reps}`);
-    for (const target of rotate(targets, rep)) {
-      const result = await runPacedLoad({ ...request(target), connections: 4, durationSeconds: settings.seconds, rate: settings.latencyRate });
-      // A few late wake-ups are normal on a shared machine; more than 1 % would make the rate less than asked.
-      if (result.skipped > result.total / 100) log(`${target.name}: the generator woke too late for ${result.skipped} of its moments (dropped, not sent in a burst)`);
-      const figures = byTarget.get(target)!;
-      figures.p50.push(result.p50Ms);
-      figures.p99.push(result.p99Ms);
-      figures.failures += result.failures;
+  const sampler = daemons.length > 0 ? await startDaemonSampler(daemons) : undefined;
+  let runs: DaemonRun[] | undefined;
+  try {
+    for (let rep = 0; rep < settings.reps; rep++) {
+      log(`latency at ${settings.latencyRate} req/s, repetition ${rep + 1} of ${settings.reps}`);
+      for (const target of rotate(targets, rep)) {
+        const result = await runPacedLoad({ ...request(target), connections: 4, durationSeconds: settings.seconds, rate: settings.latencyRate });
+        // A few late wake-ups are normal on a shared machine; more than 1 % would make the rate less than asked.
+        if (result.skipped > result.total / 100) log(`${target.name}: the generator woke too late for ${result.skipped} of its moments (dropped, not sent in a burst)`);
+        const figures = byTarget.get(target)!;
+        figures.p50.push(result.p50Ms);
+        figures.p99.push(result.p99Ms);
+        figures.timings.push(result.timings);
+        figures.failures += result.failures;
+      }
     }
+  } finally {
+    runs = await sampler?.stop();
   }
+  const tails = new Map(
+    [...byTarget].map(([target, figures]) => [target, runs ? figures.timings.map((timings) => attributeTail(timings, runs)) : []]),
+  );
   const direct = byTarget.get(targets.find((target) => target.name === 'direct')!)!;
+  const directTails = tails.get(targets.find((target) => target.name === 'direct')!)!;
   const added = (values: number[], reference: number[]) => spread(values.map((value, rep) => value - (reference[rep] ?? Number.NaN)));
   return {
     scenario,
+    daemonRuns: runs ? { count: runs.length, ranMs: runs.reduce((sum, run) => sum + run.ranMs, 0) } : undefined,
     targets: targets.map((target) => {
       const figures = byTarget.get(target)!;
+      const tail = tails.get(target)!;
       return {
         target: target.name,
         requestsPerSecond: spread(figures.rps),
@@ -110,6 +135,12 @@ export async function measureScenario(
         p99Ms: spread(figures.p99),
         addedP50Ms: added(figures.p50, direct.p50),
         addedP99Ms: added(figures.p99, direct.p99),
+        addedP99OutsideDaemonMs: added(
+          tail.map((rep) => rep.p99OutsideMs),
+          directTails.map((rep) => rep.p99OutsideMs),
+        ),
+        slowest: tail.reduce((sum, rep) => sum + rep.slowest, 0),
+        slowestDuringDaemon: tail.reduce((sum, rep) => sum + rep.slowestDuringRuns, 0),
         failures: figures.failures,
       };
     }),

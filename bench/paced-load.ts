@@ -1,5 +1,6 @@
 import { performance } from 'node:perf_hooks';
 import { Pool } from 'undici';
+import { monotonicMs, type RequestTiming } from './kernel-stalls.ts';
 import { percentile, type LoadResult } from './load.ts';
 
 /**
@@ -25,6 +26,8 @@ export interface PacedLoadOptions {
 export interface PacedLoadResult extends LoadResult {
   /** Moments the generator reached too late (more than one interval behind) and dropped instead of sending in a burst. */
   skipped: number;
+  /** Every timed request that succeeded: when it was sent (CLOCK_MONOTONIC ms) and how long its answer took. */
+  timings: RequestTiming[];
 }
 
 export interface PaceStep {
@@ -56,6 +59,9 @@ export async function runPacedLoad(options: PacedLoadOptions): Promise<PacedLoad
   const pool = new Pool(url.origin, { connections: options.connections, pipelining: 1, headersTimeout: 10_000, bodyTimeout: 10_000 });
   const path = `${url.pathname}${url.search}`;
   const times: number[] = [];
+  const timings: RequestTiming[] = [];
+  // performance.now() times the requests; the offset puts their send times on the clock other processes share.
+  const toMonotonic = monotonicMs() - performance.now();
   let failures = 0;
   const send = async (timed: boolean): Promise<void> => {
     const sentAt = performance.now();
@@ -64,8 +70,13 @@ export async function runPacedLoad(options: PacedLoadOptions): Promise<PacedLoad
       await response.body.dump({ limit: Number.POSITIVE_INFINITY });
       const ok = response.statusCode >= 200 && response.statusCode < 300;
       if (!timed) return;
-      if (ok) times.push(performance.now() - sentAt);
-      else failures++;
+      if (!ok) {
+        failures++;
+        return;
+      }
+      const duration = performance.now() - sentAt;
+      times.push(duration);
+      timings.push([sentAt + toMonotonic, duration]);
     } catch {
       if (timed) failures++;
     }
@@ -91,7 +102,7 @@ export async function runPacedLoad(options: PacedLoadOptions): Promise<PacedLoad
     }
     await Promise.all(inFlight);
     times.sort((a, b) => a - b);
-    return { requestsPerSecond: times.length / options.durationSeconds, p50Ms: percentile(times, 50), p99Ms: percentile(times, 99), total: times.length, failures, skipped };
+    return { requestsPerSecond: times.length / options.durationSeconds, p50Ms: percentile(times, 50), p99Ms: percentile(times, 99), total: times.length, failures, skipped, timings };
   } finally {
     await pool.close();
   }

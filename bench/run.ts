@@ -3,6 +3,7 @@ import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openLegacySession } from './legacy-session.ts';
 import { measureOAuth } from './measure-oauth.ts';
+import { findMemoryDaemons } from './kernel-stalls.ts';
 import { measureScenario, type Endpoints, type ScenarioFigures } from './measure-scenario.ts';
 import { measureStreams, type StreamFigures } from './measure-streams.ts';
 import { measureDpopVerification } from './dpop-micro.ts';
@@ -37,6 +38,8 @@ try {
   }
 
   const scenarios: ScenarioFigures[] = [];
+  // The machine's memory daemon, whose runs the latency runs record (kernel-stalls.ts); none on most machines.
+  const daemons = findMemoryDaemons();
   const scenarioList = settings.parts.has('scenarios') ? SCENARIOS.filter((scenario) => !settings.scenarios || settings.scenarios.has(scenario.key)) : [];
   for (const scenario of scenarioList) {
     const endpoints: Endpoints = new Map();
@@ -46,7 +49,7 @@ try {
       const url = scenario.backend === 'legacy' ? await openLegacySession(target.url('legacy'), headers, sessions) : target.url(scenario.backend);
       endpoints.set(target, { url, headers });
     }
-    scenarios.push(await measureScenario(scenario, measured, endpoints, settings, scenarios.length));
+    scenarios.push(await measureScenario(scenario, measured, endpoints, settings, scenarios.length, daemons));
     sessions.abort();
   }
 
@@ -62,7 +65,10 @@ try {
     `Node ${process.version}, loopback only; ${settings.reps} repetitions of ${settings.seconds} s per figure, shown as median (min–max); ` +
     `latency at ${settings.latencyRate} req/s; whole run ${Math.round((Date.now() - started) / 1000)} s; ` +
     `1-minute load average ${loadBefore.toFixed(1)} before, ${loadAfter.toFixed(1)} after.` +
-    (settings.streamsNote ? `\nIdle streams: ${settings.streamsNote}.` : '');
+    (settings.streamsNote ? `\nIdle streams: ${settings.streamsNote}.` : '') +
+    (daemons.length > 0
+      ? `\nKernel memory daemon: ${daemons.map((daemon) => `${daemon.name}${daemon.settings ? ` (${daemon.settings})` : ''}`).join(', ')}; its runs were recorded during the latency runs.`
+      : '\nKernel memory daemon: none found (no kdamond thread); the latency columns about it are empty.');
   process.stdout.write(`\n${header}\n\n${body}\n`);
   if (!settings.quick && !settings.partial) await writeDocsBlock(join(import.meta.dirname, '..', 'docs', 'performance.md'), header, body);
 } finally {

@@ -1,14 +1,15 @@
 import { openSync, readSync } from 'node:fs';
+import { monotonicMs, type RunTimeGrowth } from './kernel-stalls.ts';
 
 /**
  * The child process of `startDaemonSampler` (kernel-stalls.ts): polls the run time of the kernel threads named by
- * their pids every millisecond and, asked to stop, answers the stretches in which each ran, on CLOCK_MONOTONIC. A
- * stretch starts at the last poll that saw the thread idle and ends at the last poll that saw it run; polls that
- * see it run back to back make one stretch.
+ * their pids every millisecond and, asked to stop, answers every poll that saw one grow. The parent joins them into
+ * stretches (`stretchesOf`): a thread's run time moves only at scheduler ticks and switches, so this process cannot
+ * tell on its own where a stretch ends.
  */
 const pids = process.argv.slice(2);
 // Each file stays open and is read again from its start: one syscall a poll instead of an open, a read and a close.
-const files = pids.map((pid) => {
+const schedstatFds = pids.map((pid) => {
   try {
     return openSync(`/proc/${pid}/schedstat`, 'r');
   } catch {
@@ -16,8 +17,10 @@ const files = pids.map((pid) => {
   }
 });
 const buffer = Buffer.alloc(128);
-const runTimeNs = (index: number): number => {
-  const fd = files[index];
+
+/** The thread's run time so far (ns): the first field of its schedstat. NaN if it cannot be read. */
+function runTimeNs(index: number): number {
+  const fd = schedstatFds[index];
   if (fd === undefined) return Number.NaN;
   try {
     const length = readSync(fd, buffer, 0, buffer.length, 0);
@@ -25,36 +28,21 @@ const runTimeNs = (index: number): number => {
   } catch {
     return Number.NaN;
   }
-};
-const nowMs = () => Number(process.hrtime.bigint()) / 1e6;
-const last = pids.map((_, index) => runTimeNs(index));
-/** Per thread, the stretch still running at the previous poll. */
-const open: Array<{ startMs: number; endMs: number; ranMs: number } | undefined> = pids.map(() => undefined);
-const runs: Array<{ startMs: number; endMs: number; ranMs: number }> = [];
-let previousPoll = nowMs();
+}
+
+const lastRunTimeNs = pids.map((_, index) => runTimeNs(index));
+const growths: RunTimeGrowth[] = [];
+let previousMs = monotonicMs();
 
 function poll(): void {
-  const now = nowMs();
+  const atMs = monotonicMs();
   pids.forEach((_, index) => {
     const ran = runTimeNs(index);
-    const previous = last[index]!;
-    last[index] = ran;
-    const current = open[index];
-    if (Number.isFinite(ran) && Number.isFinite(previous) && ran > previous) {
-      const ranMs = (ran - previous) / 1e6;
-      if (current) {
-        current.endMs = now;
-        current.ranMs += ranMs;
-      } else {
-        const run = { startMs: previousPoll, endMs: now, ranMs };
-        open[index] = run;
-        runs.push(run);
-      }
-    } else {
-      open[index] = undefined;
-    }
+    const before = lastRunTimeNs[index]!;
+    lastRunTimeNs[index] = ran;
+    if (ran > before) growths.push({ atMs, previousMs, ranMs: (ran - before) / 1e6 });
   });
-  previousPoll = now;
+  previousMs = atMs;
 }
 
 // ≈ 4 % of one core here (each wake-up of a 1 ms timer costs ≈ 40 µs on this virtual machine), only while the
@@ -64,7 +52,7 @@ const timer = setInterval(poll, 1);
 process.on('message', (message) => {
   if (message !== 'stop') return;
   clearInterval(timer);
-  process.send!(runs, () => process.disconnect());
+  process.send!(growths, () => process.disconnect());
 });
 // The parent gone without a stop (the bench killed): nothing to report to.
 process.on('disconnect', () => clearInterval(timer));

@@ -1,4 +1,5 @@
 import autocannon from 'autocannon';
+import { percentile } from './stats.ts';
 
 /**
  * One autocannon run, as fast as possible (throughput; the latency runs' paced load is `paced-load.ts`). Percentiles
@@ -19,12 +20,6 @@ export interface LoadOptions {
   body: string;
   connections: number;
   durationSeconds: number;
-}
-
-/** The p-th percentile of sorted figures (NaN for none). */
-export function percentile(sorted: number[], p: number): number {
-  if (sorted.length === 0) return Number.NaN;
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
 }
 
 export async function runLoad(options: LoadOptions): Promise<LoadResult> {

@@ -1,4 +1,4 @@
-import { attributeTail, startDaemonSampler, type DaemonRun, type KernelDaemon, type RequestTiming } from './kernel-stalls.ts';
+import { attributeTail, startDaemonSampler, type DaemonStretch, type KernelDaemon, type RequestTiming } from './kernel-stalls.ts';
 import { runLoad } from './load.ts';
 import { runPacedLoad } from './paced-load.ts';
 import { cpuMicros } from './process-stats.ts';
@@ -11,8 +11,8 @@ import type { Target } from './targets/target.ts';
  * One scenario against every target, in the same run. Throughput: 16 connections as fast as possible, CPU time of
  * the target's processes over the run divided by the requests it served. Latency: requests evenly spaced at a fixed
  * moderate rate over at most 4 keep-alive connections (`paced-load.ts`), "added" = the target's percentile minus
- * direct's in the same repetition; while they run, the machine's memory daemon's runs are recorded, and each p99 is
- * also given without the requests one of them overlapped (`kernel-stalls.ts`). Every repetition visits
+ * direct's in the same repetition; while they run, the stretches in which the machine's memory daemon ran are
+ * recorded, and each p99 is also given for the requests clear of them (`kernel-stalls.ts`). Every repetition visits
  * the targets in a rotated order, so the machine's drift is spread over all of them.
  */
 export interface TargetFigures {
@@ -24,19 +24,22 @@ export interface TargetFigures {
   p99Ms: Spread;
   addedP50Ms: Spread;
   addedP99Ms: Spread;
-  /** The added p99 without the requests a run of the machine's memory daemon overlapped (NaN where none exists). */
-  addedP99OutsideDaemonMs: Spread;
-  /** Over the repetitions: the target's slowest 1 % of requests, and how many of them a daemon run overlapped. */
+  /** The p99 of the requests clear of the machine's memory daemon's stretches, and that minus direct's (NaN without one). */
+  p99ClearMs: Spread;
+  addedP99ClearMs: Spread;
+  /** Over the repetitions: the target's slowest 1 % of requests, how many of them a daemon stretch overlapped… */
   slowest: number;
   slowestDuringDaemon: number;
+  /** …and the share of all its requests that one overlapped, to read that against. */
+  shareDuringDaemon: number;
   failures: number;
 }
 
 export interface ScenarioFigures {
   scenario: Scenario;
   targets: TargetFigures[];
-  /** The memory daemon's runs during this scenario's latency runs; undefined where the machine has none. */
-  daemonRuns: { count: number; ranMs: number } | undefined;
+  /** The memory daemon's stretches during this scenario's latency runs; undefined where none was recorded. */
+  daemonStretches: { count: number; ranMs: number } | undefined;
 }
 
 /** Where each target receives this scenario's requests (legacy: its session's message URL). */
@@ -97,7 +100,7 @@ export async function measureScenario(
     }
   }
   const sampler = daemons.length > 0 ? await startDaemonSampler(daemons) : undefined;
-  let runs: DaemonRun[] | undefined;
+  let stretches: DaemonStretch[] | undefined;
   try {
     for (let rep = 0; rep < settings.reps; rep++) {
       log(`latency at ${settings.latencyRate} req/s, repetition ${rep + 1} of ${settings.reps}`);
@@ -113,17 +116,18 @@ export async function measureScenario(
       }
     }
   } finally {
-    runs = await sampler?.stop();
+    stretches = await sampler?.stop();
   }
   const tails = new Map(
-    [...byTarget].map(([target, figures]) => [target, runs ? figures.timings.map((timings) => attributeTail(timings, runs)) : []]),
+    [...byTarget].map(([target, figures]) => [target, stretches ? figures.timings.map((timings) => attributeTail(timings, stretches)) : []]),
   );
-  const direct = byTarget.get(targets.find((target) => target.name === 'direct')!)!;
-  const directTails = tails.get(targets.find((target) => target.name === 'direct')!)!;
+  const directTarget = targets.find((target) => target.name === 'direct')!;
+  const direct = byTarget.get(directTarget)!;
+  const directTails = tails.get(directTarget)!;
   const added = (values: number[], reference: number[]) => spread(values.map((value, rep) => value - (reference[rep] ?? Number.NaN)));
   return {
     scenario,
-    daemonRuns: runs ? { count: runs.length, ranMs: runs.reduce((sum, run) => sum + run.ranMs, 0) } : undefined,
+    daemonStretches: stretches ? { count: stretches.length, ranMs: stretches.reduce((sum, stretch) => sum + stretch.ranMs, 0) } : undefined,
     targets: targets.map((target) => {
       const figures = byTarget.get(target)!;
       const tail = tails.get(target)!;
@@ -135,12 +139,14 @@ export async function measureScenario(
         p99Ms: spread(figures.p99),
         addedP50Ms: added(figures.p50, direct.p50),
         addedP99Ms: added(figures.p99, direct.p99),
-        addedP99OutsideDaemonMs: added(
-          tail.map((rep) => rep.p99OutsideMs),
-          directTails.map((rep) => rep.p99OutsideMs),
+        p99ClearMs: spread(tail.map((rep) => rep.p99ClearMs)),
+        addedP99ClearMs: added(
+          tail.map((rep) => rep.p99ClearMs),
+          directTails.map((rep) => rep.p99ClearMs),
         ),
         slowest: tail.reduce((sum, rep) => sum + rep.slowest, 0),
-        slowestDuringDaemon: tail.reduce((sum, rep) => sum + rep.slowestDuringRuns, 0),
+        slowestDuringDaemon: tail.reduce((sum, rep) => sum + rep.slowestDuringStretches, 0),
+        shareDuringDaemon: spread(tail.map((rep) => rep.shareDuringStretches)).median,
         failures: figures.failures,
       };
     }),

@@ -1,7 +1,8 @@
 import { performance } from 'node:perf_hooks';
 import { Pool } from 'undici';
 import { monotonicMs, type RequestTiming } from './kernel-stalls.ts';
-import { percentile, type LoadResult } from './load.ts';
+import type { LoadResult } from './load.ts';
+import { percentile } from './stats.ts';
 
 /**
  * The latency runs' load: requests sent one at a time at evenly spaced moments (an open loop: each goes at its time

@@ -67,7 +67,7 @@ try {
     `1-minute load average ${loadBefore.toFixed(1)} before, ${loadAfter.toFixed(1)} after.` +
     (settings.streamsNote ? `\nIdle streams: ${settings.streamsNote}.` : '') +
     (daemons.length > 0
-      ? `\nKernel memory daemon: ${daemons.map((daemon) => `${daemon.name}${daemon.settings ? ` (${daemon.settings})` : ''}`).join(', ')}; its runs were recorded during the latency runs.`
+      ? `\nKernel memory daemon: ${daemons.map((daemon) => `${daemon.name}${daemon.settings ? ` (${daemon.settings})` : ''}`).join(', ')}; the stretches in which it ran were recorded during the latency runs.`
       : '\nKernel memory daemon: none found (no kdamond thread); the latency columns about it are empty.');
   process.stdout.write(`\n${header}\n\n${body}\n`);
   if (!settings.quick && !settings.partial) await writeDocsBlock(join(import.meta.dirname, '..', 'docs', 'performance.md'), header, body);

@@ -21,3 +21,9 @@ export function fmtSpread(value: Spread, digits = 2): string {
   if (value.min === value.max) return fmt(value.median, digits);
   return `${fmt(value.median, digits)} (${fmt(value.min, digits)}–${fmt(value.max, digits)})`;
 }
+
+/** The p-th percentile of sorted figures (NaN for none). */
+export function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return Number.NaN;
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+}

@@ -56,13 +56,13 @@ export const JOIN_GAP_MS = 10;
 
 /**
  * The stretches in which the daemons ran, from the sampler's growths (in any order). A growth of `ranMs` seen at
- * `atMs` ran no earlier than the poll before it or `ranMs` before it, whichever is earlier (the tick that accounts
- * for it can come up to a tick after the run began), and no later than `atMs`.
+ * `atMs` was accounted at some moment after the poll before it (`previousMs`) and by `atMs`, for running that ended
+ * by then; so it ran between `previousMs − ranMs` at the earliest and `atMs` at the latest.
  */
 export function stretchesOf(growths: readonly RunTimeGrowth[], joinGapMs = JOIN_GAP_MS): DaemonStretch[] {
   const stretches: DaemonStretch[] = [];
   for (const growth of [...growths].sort((a, b) => a.atMs - b.atMs)) {
-    const startMs = Math.min(growth.previousMs, growth.atMs - growth.ranMs);
+    const startMs = growth.previousMs - growth.ranMs;
     const last = stretches.at(-1);
     if (last && startMs - last.endMs <= joinGapMs) {
       last.startMs = Math.min(last.startMs, startMs);
@@ -130,21 +130,31 @@ export interface DaemonSampler {
  * loop does not carry the polling. Resolves undefined, saying why on stderr, if the sampler cannot start: the bench
  * then goes on without those columns.
  */
-export async function startDaemonSampler(daemons: KernelDaemon[], startTimeoutMs = 10_000): Promise<DaemonSampler | undefined> {
+export async function startDaemonSampler(daemons: KernelDaemon[], answerTimeoutMs = 10_000): Promise<DaemonSampler | undefined> {
   const warn = (text: string) => process.stderr.write(`kernel daemon sampler: ${text}\n`);
   const child = fork(new URL('./kernel-stall-sampler.ts', import.meta.url), daemons.map((daemon) => String(daemon.pid)), {
     stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
   });
-  const exited = new Promise<'exited'>((resolve) => child.once('exit', () => resolve('exited')));
-  let timer: NodeJS.Timeout | undefined;
-  const started = await Promise.race([
-    once(child, 'message').then(([message]) => (message === 'sampling' ? 'sampling' : 'unexpected')),
-    exited,
-    new Promise<'timed out'>((resolve) => (timer = setTimeout(() => resolve('timed out'), startTimeoutMs))),
-  ]).catch(() => 'failed');
-  clearTimeout(timer);
+  // 'close', not 'exit': it comes only after the IPC channel has been read to its end, so after any last message.
+  const closed = new Promise<'exited'>((resolve) => child.once('close', () => resolve('exited')));
+  /** The child's next message, unless it exits or stays silent for `answerTimeoutMs` first. */
+  const nextAnswer = async (): Promise<unknown> => {
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      return await Promise.race([
+        once(child, 'message').then(([message]) => message as unknown),
+        closed,
+        new Promise<'timed out'>((resolve) => (timer = setTimeout(() => resolve('timed out'), answerTimeoutMs))),
+      ]);
+    } catch {
+      return 'failed';
+    } finally {
+      clearTimeout(timer);
+    }
+  };
+  const started = await nextAnswer();
   if (started !== 'sampling') {
-    warn(`it did not start (${started}); the latency columns about the daemon stay empty`);
+    warn(`it did not start (${String(started)}); the latency columns about the daemon stay empty`);
     child.kill();
     return undefined;
   }
@@ -154,15 +164,16 @@ export async function startDaemonSampler(daemons: KernelDaemon[], startTimeoutMs
         warn('it ended before the latency runs did; the latency columns about the daemon stay empty');
         return undefined;
       }
-      const answer = Promise.race([once(child, 'message').then(([growths]) => growths as RunTimeGrowth[]), exited]);
+      const answer = nextAnswer();
       child.send('stop');
-      const growths = await answer.catch(() => 'exited' as const);
-      if (growths === 'exited') {
-        warn('it ended without answering; the latency columns about the daemon stay empty');
+      const growths = await answer;
+      if (!Array.isArray(growths)) {
+        warn(`it did not answer (${String(growths)}); the latency columns about the daemon stay empty`);
+        child.kill();
         return undefined;
       }
-      await exited;
-      return stretchesOf(growths);
+      await closed;
+      return stretchesOf(growths as RunTimeGrowth[]);
     },
   };
 }

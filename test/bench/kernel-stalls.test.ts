@@ -13,22 +13,23 @@ import { runPacedLoad } from '../../bench/paced-load.ts';
  */
 describe('bench latency: requests in flight while a kernel daemon runs', () => {
   it('joins the growths of one run, which a tick-driven run time shows every 4 ms, into one stretch', () => {
-    // A thread running from 101 to 120 ms with 3 ms of every 4 (it shares its core), polled every millisecond, its run
+    // A thread that gets 2 ms of every 4 (it shares its core) from 102 to 120 ms, polled every millisecond, its run
     // time brought up to date at the ticks of 104, 108, 112, 116 ms and when it stopped at 120 ms; then again from
-    // 612 to 614 ms. The polls between the ticks saw nothing: the stretch is one all the same.
-    const growths: RunTimeGrowth[] = [104, 108, 112, 116, 120].map((atMs) => ({ atMs, previousMs: atMs - 1, ranMs: 3 }));
+    // 612 to 614 ms. The polls between the ticks saw nothing: the stretch is one all the same, starting no later
+    // than the run did (the poll before the first growth, less what that growth ran).
+    const growths: RunTimeGrowth[] = [104, 108, 112, 116, 120].map((atMs) => ({ atMs, previousMs: atMs - 1, ranMs: 2 }));
     growths.push({ atMs: 614, previousMs: 613, ranMs: 2 });
     assert.deepEqual(stretchesOf(growths), [
-      { startMs: 101, endMs: 120, ranMs: 15 },
-      { startMs: 612, endMs: 614, ranMs: 2 },
+      { startMs: 101, endMs: 120, ranMs: 10 },
+      { startMs: 611, endMs: 614, ranMs: 2 },
     ]);
     // Growths farther apart than the join gap stay apart, whatever order they come in.
     assert.deepEqual(stretchesOf([growths[5]!, growths[0]!], 10), [
-      { startMs: 101, endMs: 104, ranMs: 3 },
-      { startMs: 612, endMs: 614, ranMs: 2 },
+      { startMs: 101, endMs: 104, ranMs: 2 },
+      { startMs: 611, endMs: 614, ranMs: 2 },
     ]);
-    // A poll the sampler took late: the run lay somewhere since the poll before it.
-    assert.deepEqual(stretchesOf([{ atMs: 50, previousMs: 35, ranMs: 1 }]), [{ startMs: 35, endMs: 50, ranMs: 1 }]);
+    // A poll the sampler took late: the run lay somewhere between the poll before it (less what it ran) and this one.
+    assert.deepEqual(stretchesOf([{ atMs: 50, previousMs: 35, ranMs: 1 }]), [{ startMs: 34, endMs: 50, ranMs: 1 }]);
   });
 
   it('counts a request as in flight when its span meets a stretch', () => {

@@ -59,7 +59,6 @@ export async function runPacedLoad(options: PacedLoadOptions): Promise<PacedLoad
   const url = new URL(options.url);
   const pool = new Pool(url.origin, { connections: options.connections, pipelining: 1, headersTimeout: 10_000, bodyTimeout: 10_000 });
   const path = `${url.pathname}${url.search}`;
-  const times: number[] = [];
   const timings: RequestTiming[] = [];
   // performance.now() times the requests; the offset puts their send times on the clock other processes share.
   const toMonotonic = monotonicMs() - performance.now();
@@ -75,9 +74,7 @@ export async function runPacedLoad(options: PacedLoadOptions): Promise<PacedLoad
         failures++;
         return;
       }
-      const duration = performance.now() - sentAt;
-      times.push(duration);
-      timings.push([sentAt + toMonotonic, duration]);
+      timings.push([sentAt + toMonotonic, performance.now() - sentAt]);
     } catch {
       if (timed) failures++;
     }
@@ -102,7 +99,7 @@ export async function runPacedLoad(options: PacedLoadOptions): Promise<PacedLoad
       await new Promise((resolve) => setTimeout(resolve, Math.max(0, step.waitMs)));
     }
     await Promise.all(inFlight);
-    times.sort((a, b) => a - b);
+    const times = timings.map(([, duration]) => duration).sort((a, b) => a - b);
     return { requestsPerSecond: times.length / options.durationSeconds, p50Ms: percentile(times, 50), p99Ms: percentile(times, 99), total: times.length, failures, skipped, timings };
   } finally {
     await pool.close();

@@ -91,6 +91,8 @@ const provider = new Provider(origin, {
   },
 });
 server.on('request', provider.callback());
+// A profiled run (`--cpu-prof`) writes its profile only on a normal exit.
+process.on('SIGTERM', () => process.exit(0));
 
 const registration = await fetch(`${origin}/register`, {
   method: 'POST',

@@ -11,8 +11,9 @@ export interface OidcProviderFloor {
   stop(): Promise<void>;
 }
 
-export async function startOidcProviderFloor(compiled: CompiledTargets, chains: number): Promise<OidcProviderFloor> {
-  const child = spawnTracked(process.execPath, [compiled.script('oidc-provider-floor-server')], {
+/** `nodeArgs` go to its `node` (e.g. `--cpu-prof`; it exits normally on SIGTERM, so the profile is written). */
+export async function startOidcProviderFloor(compiled: CompiledTargets, chains: number, nodeArgs: string[] = []): Promise<OidcProviderFloor> {
+  const child = spawnTracked(process.execPath, [...nodeArgs, compiled.script('oidc-provider-floor-server')], {
     stdio: ['ignore', 'pipe', 'inherit'],
     env: { ...process.env, BENCH_CHAINS: String(chains) },
   });

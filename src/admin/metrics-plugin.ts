@@ -25,8 +25,9 @@ export function installRequestMetrics(app: FastifyInstance, metrics: GatehouseMe
   });
 }
 
-const isLoopback = (address: string): boolean =>
-  address === '127.0.0.1' || address === '::1' || address === '::ffff:127.0.0.1' || address.startsWith('127.');
+// `request.ip` is undefined once the client has closed its connection: not loopback, so the answer is a 404.
+const isLoopback = (address: string | undefined): boolean =>
+  address !== undefined && (address === '127.0.0.1' || address === '::1' || address === '::ffff:127.0.0.1' || address.startsWith('127.'));
 
 async function sendMetrics(metrics: GatehouseMetrics, reply: FastifyReply): Promise<FastifyReply> {
   return reply.header('cache-control', 'no-store').type(metrics.registry.contentType).send(await metrics.registry.metrics());

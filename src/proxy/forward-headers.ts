@@ -87,7 +87,8 @@ function connectionListed(headers: IncomingHttpHeaders | Record<string, string |
 export interface ForwardedFor {
   /**
    * The client first, then each proxy up to the gateway's peer: a trusted proxy's chain (if `server.trustProxy`
-   * trusts it) plus the peer; only the peer when no proxy is trusted.
+   * trusts it) plus the peer; only the peer when no proxy is trusted. Empty when the peer closed its connection
+   * before its address was read (Node then no longer knows it).
    */
   addresses: readonly string[];
   /** `http` or `https`, as the client reached the gateway. */
@@ -109,7 +110,9 @@ export function backendRequestHeaders(
     out[name] = Array.isArray(value) ? value.join(', ') : value;
   }
   const { addresses, protocol, host } = forwarded;
-  out['x-forwarded-for'] = addresses.join(', ');
+  // No address at all: the client went away before its address was read (see `ForwardedFor`); `Forwarded` says
+  // `unknown` (RFC 7239 §6.3) and the de-facto headers are left out rather than sent empty.
+  if (addresses.length > 0) out['x-forwarded-for'] = addresses.join(', ');
   out['x-forwarded-proto'] = protocol;
   out['x-forwarded-host'] = host;
   if (addresses[0] !== undefined) out['x-real-ip'] = addresses[0];
@@ -123,7 +126,7 @@ export function backendRequestHeaders(
  * @see RFC 7239 §4, §5
  */
 export function forwardedHeader({ addresses, protocol, host }: ForwardedFor): string {
-  let header = '';
+  let header = addresses.length === 0 ? 'for=unknown' : '';
   for (const address of addresses) header += `${header === '' ? '' : ', '}for=${forwardedNode(address)}`;
   const last = `host=${forwardedQuoted(host)};proto=${protocol}`;
   return header === '' ? last : `${header};${last}`;

@@ -5,7 +5,7 @@ import type { TokenBroker } from '../broker/types.ts';
 import type { GatehouseContext } from '../context/gatehouse-context.ts';
 import { createAccountCache, type AccountCache, type AccountRecord } from './account-cache.ts';
 import { createAuditLog, type AuditLog, type AuditLogOptions, type AuditRecord } from './audit.ts';
-import { backendRequestHeaders } from './forward-headers.ts';
+import { backendRequestHeaders, type ForwardedFor } from './forward-headers.ts';
 import { createIdentityAssertionSigner } from './identity-assertion.ts';
 import { createIdentityForwarder, type IdentityForwarder } from './identity-forwarding.ts';
 import { createBackendStepUp, type BackendStepUp } from './backend-step-up.ts';
@@ -152,10 +152,23 @@ export async function backendHeaders(runtime: GatewayRuntime, state: RouteState,
     claims: call.claims,
     account: call.account,
   });
+  return backendRequestHeaders(request.headers, forwardedFor(request), authorization);
+}
+
+/** What the forwarding headers tell the backend about the client, from what Fastify derived of the connection. */
+export function forwardedFor(request: Pick<FastifyRequest, 'ips' | 'ip' | 'protocol' | 'host'>): ForwardedFor {
   // `ips` is a getter that walks the X-Forwarded-For chain when a proxy is trusted: read once.
-  const ips = request.ips;
-  const addresses = ips && ips.length > 1 ? ips.reverse() : [request.ip];
-  return backendRequestHeaders(request.headers, { addresses, protocol: request.protocol, host: request.host }, authorization);
+  const ips = request.ips as Array<string | undefined> | undefined;
+  const addresses = ips && ips.length > 1 ? knownAddresses(ips.reverse()) : request.ip === undefined ? [] : [request.ip];
+  return { addresses, protocol: request.protocol, host: request.host };
+}
+
+/**
+ * The chain without the addresses Node no longer knows: a client that closed its side while its request was read
+ * has no socket address left, and `request.ip` (and the chain's last hop) is then undefined, not a string.
+ */
+function knownAddresses(chain: Array<string | undefined>): string[] {
+  return chain.every((address) => typeof address === 'string') ? (chain as string[]) : chain.filter((address): address is string => typeof address === 'string');
 }
 
 /** Aborts the backend exchange when the client goes away (a closed SSE tab must not leave a backend stream open). */

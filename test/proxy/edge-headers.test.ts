@@ -3,6 +3,7 @@ import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { backendRequestHeaders } from '../../src/proxy/forward-headers.ts';
+import { forwardedFor } from '../../src/proxy/gateway-runtime.ts';
 import { rawRequest } from '../support/raw-http.ts';
 import { createTestKeyring, mintAccessToken, startTestGateway, toolsCall, type TestGateway } from './harness.ts';
 
@@ -166,6 +167,22 @@ describe('forwarding headers through trusted proxies', () => {
     const forwarded = (host: string) => backendRequestHeaders({}, { addresses: ['10.0.0.2'], protocol: 'http', host }, 'Bearer a').forwarded;
     assert.equal(forwarded('a"b\\c'), 'for=10.0.0.2;host="a\\"b\\\\c";proto=http');
     assert.equal(forwarded('plain.example:8080'), 'for=10.0.0.2;host="plain.example:8080";proto=http');
+  });
+
+  // A client that closes its connection while the gateway still works on its request (an HTTP route, the token
+  // being verified) leaves Node without its address: `request.ip` is then undefined, and building the backend's
+  // headers threw a TypeError — an "unexpected gateway error" with a stack in the log.
+  it('a client whose address Node no longer knows is `for=unknown`, with no empty X-Forwarded-For (RFC 7239 §6.3)', () => {
+    const gone = { ip: undefined as unknown as string, ips: undefined, protocol: 'http' as const, host: 'gw.example' };
+    const forwarded = forwardedFor(gone);
+    assert.deepEqual(forwarded.addresses, []);
+    const headers = backendRequestHeaders({ 'x-forwarded-for': '6.6.6.6' }, forwarded, 'Bearer a');
+    assert.equal(headers.forwarded, 'for=unknown;host="gw.example";proto=http');
+    assert.equal(headers['x-forwarded-for'], undefined);
+    assert.equal(headers['x-real-ip'], undefined);
+    // Behind a trusted proxy, the lost peer is the chain's first entry: the hops Fastify read from the header stay.
+    const chain = forwardedFor({ ...gone, ips: [undefined as unknown as string, '10.0.0.2', '203.0.113.7'] });
+    assert.deepEqual(chain.addresses, ['203.0.113.7', '10.0.0.2']);
   });
 });
 

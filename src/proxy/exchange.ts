@@ -177,7 +177,14 @@ export function reviewToolDefinitions(exchange: McpExchange): void {
  * identity (assertion or broker token, never the client's token) and the forwarding headers it saw itself.
  */
 export async function forwardIdentity(exchange: McpExchange): Promise<void> {
-  exchange.backendHeaders = await backendHeaders(exchange.runtime, exchange.state, exchange.request, authorized(exchange));
+  const headers = await backendHeaders(exchange.runtime, exchange.state, exchange.request, authorized(exchange));
+  if (exchange.post !== undefined) {
+    // The message the gateway read (UTF-8 JSON, no content coding: requireUtf8Json), labelled so the backend can read
+    // it no other way: no parameter of the client's Content-Type travels on.
+    headers['content-type'] = 'application/json';
+    if (headers['content-encoding'] !== undefined) delete headers['content-encoding'];
+  }
+  exchange.backendHeaders = headers;
 }
 
 /**

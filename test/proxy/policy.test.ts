@@ -122,6 +122,85 @@ describe('per-tool policy', () => {
     }
   });
 
+  it('reads a message the way the backend will: a charset other than UTF-8 is 415, not a way around the tool policy', async () => {
+    // The legacy backend (MCP SDK v1) decodes a POST by its charset. Under UTF-7 the key `+AG4AYQBtAGU-` is `name`,
+    // so the backend read a second `name` — `secret_tool`, which this token may not call — where the gateway had read
+    // `echo` (UTF-8), and the call went through.
+    const smuggled = '"name":"echo","+AG4AYQBtAGU-":"secret_tool"';
+    const token = await tokenFor('/legacy');
+    const posts: Array<{ status: number; contentType: string | null }> = [];
+    const smuggling: typeof fetch = async (url, init) => {
+      const body = typeof init?.body === 'string' ? init.body : undefined;
+      if (init?.method !== 'POST' || body === undefined || !body.includes('"arguments":{"text":"smuggle"}')) return fetch(url, init);
+      const headers = new Headers(init.headers);
+      headers.set('content-type', 'application/json; charset=utf-7');
+      const response = await fetch(url, { ...init, headers, body: body.replace('"name":"echo"', smuggled) });
+      posts.push({ status: response.status, contentType: headers.get('content-type') });
+      return response;
+    };
+    const transport = new SSEClientTransport(new URL(gateway.url + '/legacy/sse'), {
+      fetch: smuggling,
+      requestInit: { headers: { authorization: `Bearer ${token}` } },
+      eventSourceInit: { fetch: (url, init) => fetch(url, { ...init, headers: { ...(init?.headers as Record<string, string>), authorization: `Bearer ${token}` } }) },
+    });
+    const client = new Client({ name: 'policy-charset', version: '1.0.0' });
+    await client.connect(transport);
+    try {
+      const answer = client.callTool({ name: 'echo', arguments: { text: 'smuggle' } }, undefined, { timeout: 5_000 });
+      await assert.rejects(answer, /415/);
+      assert.deepEqual(posts, [{ status: 415, contentType: 'application/json; charset=utf-7' }]);
+      // The same call in UTF-8, named so in any spelling, is served, and reaches the backend as plain `application/json`.
+      const before = legacyBackend.seenHeaders.length;
+      const utf8 = new SSEClientTransport(new URL(gateway.url + '/legacy/sse'), {
+        fetch: (url, init) => {
+          const headers = new Headers(init?.headers);
+          if (init?.method === 'POST') headers.set('content-type', 'Application/JSON; Charset="UTF-8"');
+          return fetch(url, { ...init, headers });
+        },
+        requestInit: { headers: { authorization: `Bearer ${token}` } },
+        eventSourceInit: { fetch: (url, init) => fetch(url, { ...init, headers: { ...(init?.headers as Record<string, string>), authorization: `Bearer ${token}` } }) },
+      });
+      const second = new Client({ name: 'policy-charset-utf8', version: '1.0.0' });
+      await second.connect(utf8);
+      try {
+        const echoed = await second.callTool({ name: 'echo', arguments: { text: 'plain' } });
+        assert.match(JSON.stringify(echoed.content), /plain/);
+      } finally {
+        await second.close();
+      }
+      const posted = legacyBackend.seenHeaders.slice(before).filter((headers) => headers['content-length'] !== undefined);
+      assert.ok(posted.length > 0);
+      for (const headers of posted) assert.equal(headers['content-type'], 'application/json');
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('judges a tool name given twice by the one JSON.parse keeps, as the backend does (the last)', async () => {
+    const token = await tokenFor('/json');
+    const twice = '{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"echo","name":"secret_tool","arguments":{}}}';
+    const response = await mcpPost(gateway.url + '/json', token, twice);
+    assert.equal(response.status, 403);
+    await response.body?.cancel();
+  });
+
+  it('refuses an MCP POST in a content coding or without a JSON type, naming what it accepts', async () => {
+    const token = await tokenFor('/json');
+    const call = toolsCall('echo', { text: 'x' });
+    const coded = await mcpPost(gateway.url + '/json', token, call, { 'content-encoding': 'gzip' });
+    assert.equal(coded.status, 415);
+    assert.equal(coded.headers.get('accept-encoding'), 'identity');
+    assert.equal(((await coded.json()) as { error: { code: number } }).error.code, -32600);
+    for (const type of ['text/plain', 'application/json; charset=utf-16', 'application/jsonx', 'application/json; charset=utf-8; charset=utf-7']) {
+      const response = await mcpPost(gateway.url + '/json', token, call, { 'content-type': type });
+      assert.equal(response.status, 415, type);
+      await response.body?.cancel();
+    }
+    const identity = await mcpPost(gateway.url + '/json', token, call, { 'content-encoding': 'identity', 'content-type': 'application/json;charset=utf8' });
+    assert.equal(identity.status, 200);
+    await identity.body?.cancel();
+  });
+
   it('answers a denied tools/call with 403 insufficient_scope naming every scope needed', async () => {
     const response = await mcpPost(gateway.url + '/json', await tokenFor('/json'), toolsCall('secret_tool', {}, 5));
     assert.equal(response.status, 403);

@@ -131,7 +131,7 @@ describe('a POST without a body', () => {
     const empty = await mcpPost(gateway.url + '/mcp', bearer, '');
     assert.equal(empty.status, 400);
     assert.equal(((await empty.json()) as { error: { code: number } }).error.code, -32700);
-    const bodiless = await rawRequest(`POST /mcp HTTP/1.1\r\nAuthorization: Bearer ${bearer}\r\nAccept: application/json, text/event-stream\r\n`);
+    const bodiless = await rawRequest(`POST /mcp HTTP/1.1\r\nAuthorization: Bearer ${bearer}\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\n`);
     assert.match(bodiless, /^HTTP\/1\.1 400 /);
     assert.match(bodiless, /"code":-32700/);
     // The route's body deadline (200 ms) passes: a timer left behind by the refused read would now crash the process.
@@ -149,7 +149,7 @@ describe('a POST without a body', () => {
     const empty = await fetch(messages, { method: 'POST', headers: { authorization: `Bearer ${bearer}`, 'content-type': 'application/json' }, body: '' });
     assert.equal(empty.status, 400);
     assert.equal(((await empty.json()) as { error: { code: number } }).error.code, -32700);
-    const bodiless = await rawRequest(`POST ${messages.pathname}${messages.search} HTTP/1.1\r\nAuthorization: Bearer ${bearer}\r\n`);
+    const bodiless = await rawRequest(`POST ${messages.pathname}${messages.search} HTTP/1.1\r\nAuthorization: Bearer ${bearer}\r\nContent-Type: application/json\r\n`);
     assert.match(bodiless, /^HTTP\/1\.1 400 /);
     assert.match(bodiless, /"code":-32700/);
     controller.abort();

@@ -167,9 +167,17 @@ export function enforcePinnedTools(exchange: McpExchange): void | Promise<void> 
 export const listsTools = (post: McpPost | undefined): boolean =>
   post !== undefined && post.messages.some((message) => 'method' in message && message.method === 'tools/list');
 
+/**
+ * Whether the answer may carry a `tools/list` result: the answer to a POST that asks for one, or a GET stream. A GET
+ * stream carries what the server sends of itself and, when a client resumes with `Last-Event-ID`, replays the events
+ * of an earlier POST's stream — a `tools/list` result among them, which passed unscreened that way
+ * (MCP basic/transports §Resumability and Redelivery).
+ */
+export const mayCarryToolsList = (exchange: McpExchange): boolean => exchange.request.method === 'GET' || listsTools(exchange.post);
+
 /** A `tools/list` answer has its definitions checked against the pins on the way back. */
 export function reviewToolDefinitions(exchange: McpExchange): void {
-  if (listsTools(exchange.post)) exchange.reviewTools = toolListReviewer(exchange.runtime, exchange.state.route, exchange.draft);
+  if (mayCarryToolsList(exchange)) exchange.reviewTools = toolListReviewer(exchange.runtime, exchange.state.route, exchange.draft);
 }
 
 /**

@@ -117,6 +117,9 @@ export function backendRequestHeaders(
   out['x-forwarded-host'] = host;
   if (addresses[0] !== undefined) out['x-real-ip'] = addresses[0];
   out.forwarded = forwardedHeader(forwarded);
+  // The client's Accept-Encoding stays behind, and no Accept-Encoding means any coding will do (RFC 9110 §12.5.3):
+  // a backend could then compress what the gateway must read, or pick a coding the client cannot decode.
+  out['accept-encoding'] = 'identity';
   out.authorization = authorization;
   return out;
 }

@@ -4,7 +4,7 @@ import { authorized, backendResponse, exchangeHandler, runSteps, type ExchangeSt
 import * as shared from './exchange.ts';
 import type { GatewayRuntime } from './gateway-runtime.ts';
 import { readMcpPost } from './read-mcp-post.ts';
-import { mediaType, relayResponse } from './relay-response.ts';
+import { isContentCoded, mediaType, relayResponse } from './relay-response.ts';
 import type { RouteState } from './route-state.ts';
 import { deniedTools } from './tool-policy.ts';
 import { sessionNotFound } from './session-bindings.ts';
@@ -30,7 +30,8 @@ const SESSION_TTL_SECONDS = 24 * 3600;
 /** The backend must answer the stream request with an SSE stream. */
 export function requireBackendStream(exchange: McpExchange): void {
   const response = backendResponse(exchange);
-  if (response.statusCode !== 200 || mediaType(response.headers) !== 'text/event-stream') {
+  // Its events are read on the way (the `endpoint` rewrite, the tools/list screen): a compressed stream cannot be.
+  if (response.statusCode !== 200 || mediaType(response.headers) !== 'text/event-stream' || isContentCoded(response.headers)) {
     response.body.resume();
     throw new ProtocolError('bad_gateway', `The backend of ${exchange.state.route.path} did not open an SSE stream.`);
   }

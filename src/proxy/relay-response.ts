@@ -192,3 +192,15 @@ export function mediaType(headers: BackendResponse['headers']): string {
   const end = text.indexOf(';');
   return (end === -1 ? text : text.slice(0, end)).trim().toLowerCase();
 }
+
+/**
+ * Whether a response body is in a content coding (gzip, br …). The gateway asks every backend for `identity`
+ * (forward-headers.ts); an answer it must read (a `tools/list` to screen, the legacy stream's `endpoint` event) that
+ * comes compressed anyway cannot be read, and is a 502 rather than passed on unread.
+ */
+export function isContentCoded(headers: BackendResponse['headers']): boolean {
+  const value = headers['content-encoding'];
+  if (value === undefined) return false;
+  const text = (Array.isArray(value) ? value.join(',') : String(value)).trim().toLowerCase();
+  return text !== '' && text !== 'identity';
+}

@@ -29,7 +29,8 @@ export interface SseEventTransformOptions {
 }
 
 export function sseEventTransform(
-  rewrite: (event: SseEvent) => SseEvent | Promise<SseEvent>,
+  /** The event to write instead, or null to leave it out of the stream. */
+  rewrite: (event: SseEvent) => SseEvent | null | Promise<SseEvent | null>,
   options: SseEventTransformOptions = {},
 ): Transform {
   const { onBytes, passThroughAfter } = options;
@@ -41,7 +42,7 @@ export function sseEventTransform(
     onEvent(event) {
       try {
         const rewritten = rewrite(event);
-        out.push(rewritten instanceof Promise ? rewritten.then(formatSseEvent) : formatSseEvent(rewritten));
+        out.push(rewritten instanceof Promise ? rewritten.then(formatOrDrop) : formatOrDrop(rewritten));
       } catch (error) {
         failure ??= error;
       }
@@ -93,6 +94,8 @@ export function sseEventTransform(
     },
   });
 }
+
+const formatOrDrop = (event: SseEvent | null): string => (event === null ? '' : formatSseEvent(event));
 
 /** One event in the wire format; a multi-line `data` becomes one `data:` line per line. */
 export function formatSseEvent(event: SseEvent): string {

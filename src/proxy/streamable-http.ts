@@ -1,13 +1,13 @@
 import { Readable } from 'node:stream';
 import { backendFailure, type BackendResponse } from './backend-client.ts';
 import { ProtocolError } from '../errors/protocol-error.ts';
-import { authorized, backendResponse, headerValue, listsTools, exchangeHandler, runSteps, type ExchangeStep, type McpExchange } from './exchange.ts';
+import { authorized, backendResponse, headerValue, exchangeHandler, runSteps, type ExchangeStep, type McpExchange } from './exchange.ts';
 // The steps every transport shares, named `shared.…` in the step lists below beside this transport's own.
 import * as shared from './exchange.ts';
 import type { GatewayRuntime } from './gateway-runtime.ts';
 import { checkMirroredHeaders } from './mcp-message.ts';
 import { readMcpPost } from './read-mcp-post.ts';
-import { mediaType, relayResponse } from './relay-response.ts';
+import { isContentCoded, mediaType, relayResponse } from './relay-response.ts';
 import type { RouteState } from './route-state.ts';
 import { trackOpenStream } from './stream-metrics.ts';
 import { deniedTools } from './tool-policy.ts';
@@ -47,7 +47,7 @@ async function checkSessionOwner(exchange: McpExchange, sessionId: string): Prom
 
 /** A `tools/list` answer loses the tools this caller may not call. */
 export function hideDeniedTools(exchange: McpExchange): void {
-  if (listsTools(exchange.post)) exchange.denied = deniedTools(exchange.state.route, authorized(exchange).caller);
+  if (shared.mayCarryToolsList(exchange)) exchange.denied = deniedTools(exchange.state.route, authorized(exchange).caller);
 }
 
 /** A session the backend issues is bound to the user who opened it; a DELETEd one is forgotten. */
@@ -152,8 +152,13 @@ async function toolsListBody(
   denied: ReadonlySet<string>,
   review: ReviewTools | undefined,
 ): Promise<Readable> {
-  if ((denied.size === 0 && review === undefined) || response.statusCode !== 200) return response.body;
+  // Any 2xx: a client reads a tools/list result from a 201 as from a 200.
+  if ((denied.size === 0 && review === undefined) || response.statusCode < 200 || response.statusCode >= 300) return response.body;
   const type = mediaType(response.headers);
+  if ((type === 'text/event-stream' || type === 'application/json') && isContentCoded(response.headers)) {
+    response.body.resume();
+    throw new ProtocolError('bad_gateway', `The backend of ${state.route.path} answered tools/list compressed, which the gateway cannot screen.`);
+  }
   if (type === 'text/event-stream') return response.body.pipe(sseEventTransform(screenToolsListSseEvent(denied, review)));
   if (type !== 'application/json') return response.body;
   let body: Buffer;

@@ -1,10 +1,16 @@
 import type { Transform } from 'node:stream';
+import { ProtocolError } from '../errors/protocol-error.ts';
 import { sseEventTransform, type SseEvent } from './sse-events.ts';
 
 /**
  * Removes tools the caller may not call from `tools/list` results, so clients do not offer the model tools that
  * would be refused. Applied only when some tool is denied to this caller; otherwise responses stream untouched.
  * Works on a JSON body and on an SSE stream (event by event; comments and other events pass through at once).
+ *
+ * An answer the screen cannot read is not let through unscreened: a client may read what the gateway could not (a
+ * `fetch` `.json()` skips a leading byte order mark, which `JSON.parse` refuses), and the tools it lists would then
+ * reach the client and its model unfiltered and unreviewed. A JSON body is read as a client reads it (a leading BOM
+ * skipped) and is a 502 if it still does not parse; an SSE event that does not parse is left out of the stream.
  */
 export function filterToolsResult(message: unknown, denied: ReadonlySet<string>): unknown {
   if (!message || typeof message !== 'object') return message;
@@ -16,25 +22,45 @@ export function filterToolsResult(message: unknown, denied: ReadonlySet<string>)
   return { ...message, result: { ...result, tools: kept } };
 }
 
-export function filterToolsListJson(body: Buffer, denied: ReadonlySet<string>): Buffer {
-  let parsed: unknown;
+/** A JSON body as a client reads it: UTF-8 with a leading byte order mark skipped (WHATWG "UTF-8 decode"). */
+function parseAnswer(body: Buffer): unknown {
   try {
-    parsed = JSON.parse(body.toString('utf8'));
+    return parseJsonText(body.toString('utf8'));
   } catch {
-    return body;
+    throw new ProtocolError('bad_gateway', 'The backend answered tools/list with a body that is not JSON.');
   }
+}
+
+function parseJsonText(text: string): unknown {
+  return JSON.parse(text.charCodeAt(0) === 0xfeff ? text.slice(1) : text);
+}
+
+/**
+ * An event's data parsed, `undefined` for one that carries no message (an empty `data`, as a priming event for
+ * resumability has), or `unreadable` for one the screen cannot read: such an event is left out of the stream.
+ */
+function parseEventData(data: string): unknown {
+  if (data.trim() === '') return undefined;
+  try {
+    return parseJsonText(data);
+  } catch {
+    return unreadable;
+  }
+}
+
+const unreadable = Symbol('unreadable');
+
+export function filterToolsListJson(body: Buffer, denied: ReadonlySet<string>): Buffer {
+  const parsed = parseAnswer(body);
   const filtered = Array.isArray(parsed) ? parsed.map((m) => filterToolsResult(m, denied)) : filterToolsResult(parsed, denied);
   return Buffer.from(JSON.stringify(filtered));
 }
 
 /** A `tools/list` result carried by one SSE event, filtered; any other event is returned as it is. */
-export function filterToolsListEvent(event: SseEvent, denied: ReadonlySet<string>): SseEvent {
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(event.data);
-  } catch {
-    return event;
-  }
+export function filterToolsListEvent(event: SseEvent, denied: ReadonlySet<string>): SseEvent | null {
+  const parsed = parseEventData(event.data);
+  if (parsed === unreadable) return null;
+  if (parsed === undefined) return event;
   const filtered = filterToolsResult(parsed, denied);
   return filtered === parsed ? event : { ...event, data: JSON.stringify(filtered) };
 }
@@ -62,12 +88,7 @@ export async function screenToolsResult(message: unknown, denied: ReadonlySet<st
 }
 
 export async function screenToolsListJson(body: Buffer, denied: ReadonlySet<string>, review: ReviewTools | undefined): Promise<Buffer> {
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(body.toString('utf8'));
-  } catch {
-    return body;
-  }
+  const parsed = parseAnswer(body);
   const screened = Array.isArray(parsed)
     ? await Promise.all(parsed.map((message) => screenToolsResult(message, denied, review)))
     : await screenToolsResult(parsed, denied, review);
@@ -78,18 +99,14 @@ export async function screenToolsListJson(body: Buffer, denied: ReadonlySet<stri
  * A `tools/list` result carried by one SSE event, screened; any other event is returned at once (no wait). Every
  * event is parsed: a key spelled with JSON escapes (`"\u0074ools"`) is still `tools`.
  */
-export function screenToolsListEvent(event: SseEvent, denied: ReadonlySet<string>, review: ReviewTools | undefined): SseEvent | Promise<SseEvent> {
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(event.data);
-  } catch {
-    return event;
-  }
+export function screenToolsListEvent(event: SseEvent, denied: ReadonlySet<string>, review: ReviewTools | undefined): SseEvent | null | Promise<SseEvent | null> {
+  const parsed = parseEventData(event.data);
+  if (parsed === unreadable) return null;
   if (toolsOf(parsed) === undefined) return event;
   return screenToolsResult(parsed, denied, review).then((screened) => (screened === parsed ? event : { ...event, data: JSON.stringify(screened) }));
 }
 
 export const screenToolsListSseEvent =
   (denied: ReadonlySet<string>, review: ReviewTools | undefined) =>
-  (event: SseEvent): SseEvent | Promise<SseEvent> =>
+  (event: SseEvent): SseEvent | null | Promise<SseEvent | null> =>
     screenToolsListEvent(event, denied, review);

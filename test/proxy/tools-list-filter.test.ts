@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { Readable } from 'node:stream';
 import { describe, it } from 'node:test';
+import { ProtocolError } from '../../src/errors/protocol-error.ts';
 import { filterToolsListJson, toolsListSseFilter } from '../../src/proxy/tools-list-filter.ts';
 
 const denied = new Set(['secret_tool']);
@@ -19,8 +20,22 @@ describe('tools/list filtering', () => {
     assert.equal(filtered.result.nextCursor, 'c');
   });
 
-  it('leaves a body that is not JSON untouched', () => {
-    assert.equal(filterToolsListJson(Buffer.from('not json'), denied).toString(), 'not json');
+  it('reads a JSON body as a client does (a leading BOM skipped), and refuses one it cannot read with a 502', () => {
+    // Passed on unread, such a body reached the client with every tool in it: fetch's .json() skips the BOM.
+    const withBom = Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(JSON.stringify(result))]);
+    const filtered = JSON.parse(filterToolsListJson(withBom, denied).toString()) as typeof result;
+    assert.deepEqual(filtered.result.tools, [{ name: 'echo' }]);
+    assert.throws(() => filterToolsListJson(Buffer.from('not json'), denied), (error: unknown) => error instanceof ProtocolError && error.code === 'bad_gateway');
+  });
+
+  it('leaves out an SSE event it cannot read, and passes one without data (a priming event) and a BOM-led one screened', async () => {
+    const primed = 'id: p1\ndata: \n\n';
+    const unreadable = `data: \uFEFF${JSON.stringify(result).slice(1)}\n\n`;
+    const bomLed = `event: message\ndata: \uFEFF${JSON.stringify(result)}\n\n`;
+    const out = await throughSse([primed + unreadable + bomLed]);
+    assert.ok(out.startsWith('id: p1\ndata: \n\n'), out);
+    assert.ok(!out.includes('secret_tool'), out);
+    assert.equal(out.split('"name":"echo"').length, 2, out);
   });
 
   it('filters SSE events split across chunks and passes comments and other events through', async () => {
@@ -48,8 +63,8 @@ describe('tools/list filtering', () => {
   });
 
   it('passes retry and multi-line data through, and drops an event the stream ends inside', async () => {
-    const out = await throughSse(['retry: 500\n\nid: 3\ndata: line one\ndata: line two\n\ndata: unfinished']);
-    assert.equal(out, 'retry: 500\n\nid: 3\ndata: line one\ndata: line two\n\n');
+    const out = await throughSse(['retry: 500\n\nid: 3\ndata: {"jsonrpc":"2.0",\ndata: "method":"x"}\n\ndata: unfinished']);
+    assert.equal(out, 'retry: 500\n\nid: 3\ndata: {"jsonrpc":"2.0",\ndata: "method":"x"}\n\n');
   });
 
   it('handles CRLF line endings', async () => {

@@ -1,0 +1,108 @@
+import assert from 'node:assert/strict';
+import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { gzipSync } from 'node:zlib';
+import { after, before, describe, it } from 'node:test';
+import { createTestKeyring, mcpPost, mintAccessToken, startTestGateway, toolsList, type TestGateway } from './harness.ts';
+
+/**
+ * A backend whose `tools/list` answer the gateway cannot read as it is sent — a byte order mark before the JSON, a
+ * gzip body, a replay on a resumed GET stream — must not get its tools to the client unscreened: a client reads what
+ * the gateway passed on unread (fetch's `.json()` skips a BOM and `fetch` decompresses), and the tools a policy
+ * denies, or a changed definition pinning holds back, then reached the model.
+ */
+const tools = { tools: [{ name: 'echo', description: 'Echo', inputSchema: { type: 'object' } }, { name: 'secret_tool', description: 'Secret', inputSchema: { type: 'object' } }] };
+const answer = (id: unknown) => JSON.stringify({ jsonrpc: '2.0', id, result: tools });
+
+let backend: Server;
+let gateway: TestGateway;
+const seen: IncomingHttpHeaders[] = [];
+const keyring = createTestKeyring();
+
+before(async () => {
+  backend = createServer((req, res) => {
+    seen.push(req.headers);
+    const path = new URL(req.url ?? '/', 'http://backend').pathname;
+    if (req.method === 'GET') {
+      // A resumed stream (Last-Event-ID) replays the answer to an earlier tools/list POST.
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      res.end(`id: 1\ndata: ${answer(5)}\n\n`);
+      return;
+    }
+    let body = '';
+    req.on('data', (chunk: Buffer) => (body += chunk.toString()));
+    req.on('end', () => {
+      const id = (JSON.parse(body) as { id: unknown }).id;
+      if (path === '/bom') {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(answer(id))]));
+      } else if (path === '/gzip') {
+        res.writeHead(200, { 'content-type': 'application/json', 'content-encoding': 'gzip' });
+        res.end(gzipSync(answer(id)));
+      } else {
+        // A 201: a client reads a tools/list result from it as from a 200.
+        res.writeHead(201, { 'content-type': 'application/json' });
+        res.end(answer(id));
+      }
+    });
+  });
+  await new Promise<void>((resolve) => backend.listen(0, '127.0.0.1', resolve));
+  const origin = `http://127.0.0.1:${(backend.address() as AddressInfo).port}`;
+  const denied = { secret_tool: { groups: ['nobody'] } };
+  gateway = await startTestGateway({
+    keyring,
+    config: {
+      routes: ['bom', 'gzip', 'created'].map((name) => ({ path: `/${name}`, backend: `${origin}/${name}`, tools: denied })),
+    },
+  });
+});
+
+after(async () => {
+  await gateway?.close();
+  backend?.closeAllConnections();
+  await new Promise<void>((resolve) => backend?.close(() => resolve()));
+});
+
+const tokenFor = (path: string) => mintAccessToken(keyring, gateway.url, { aud: gateway.url + path, scope: 'mcp:tools', sub: 'tenant/alice' });
+
+describe('a tools/list answer the gateway cannot read as sent', () => {
+  it('with a byte order mark before the JSON is read as a client reads it, and screened', async () => {
+    const response = await mcpPost(gateway.url + '/bom', await tokenFor('/bom'), toolsList(3));
+    assert.equal(response.status, 200);
+    const body = (await response.json()) as { result: typeof tools };
+    assert.deepEqual(body.result.tools.map((tool) => tool.name), ['echo']);
+  });
+
+  it('in gzip is a 502, never passed on for the client to decompress', async () => {
+    const response = await mcpPost(gateway.url + '/gzip', await tokenFor('/gzip'), toolsList(4));
+    assert.equal(response.status, 502);
+    const text = await response.text();
+    assert.ok(!text.includes('secret_tool'));
+  });
+
+  it('on a 201 is screened like a 200', async () => {
+    const response = await mcpPost(gateway.url + '/created', await tokenFor('/created'), toolsList(6));
+    assert.equal(response.status, 201);
+    const body = (await response.json()) as { result: typeof tools };
+    assert.deepEqual(body.result.tools.map((tool) => tool.name), ['echo']);
+  });
+
+  it('replayed on a resumed GET stream is screened too', async () => {
+    const response = await fetch(gateway.url + '/created', {
+      headers: { authorization: `Bearer ${await tokenFor('/created')}`, accept: 'text/event-stream', 'last-event-id': '0' },
+    });
+    assert.equal(response.status, 200);
+    const text = await response.text();
+    assert.match(text, /"name":"echo"/);
+    assert.ok(!text.includes('secret_tool'), text);
+  });
+
+  it('asks every backend for an uncompressed answer, whatever the client accepts', async () => {
+    const before = seen.length;
+    const response = await mcpPost(gateway.url + '/bom', await tokenFor('/bom'), toolsList(8), { 'accept-encoding': 'gzip, br' });
+    await response.body?.cancel();
+    const headers = seen.slice(before);
+    assert.equal(headers.length, 1);
+    assert.equal(headers[0]!['accept-encoding'], 'identity');
+  });
+});

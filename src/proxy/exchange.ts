@@ -196,6 +196,28 @@ export async function forwardIdentity(exchange: McpExchange): Promise<void> {
 }
 
 /**
+ * A backend's 5xx answer reaches the client as the gateway's own error, never with the backend's body: that body is
+ * what a failing server writes about itself (a stack trace, an internal path, a connection string), and a gateway in
+ * front of it must not publish it. The status says what kind of failure it was — a 503 stays a 503 with its
+ * `Retry-After`, a 504 a 504, anything else is a 502 — and the log has the backend's status, not its body (which may
+ * hold a secret). 4xx answers pass: they are about the client's request (a session ended, a bad argument).
+ */
+export function concealBackendFailure(exchange: McpExchange): void {
+  const response = backendResponse(exchange);
+  if (response.statusCode < 500) return;
+  response.body.resume();
+  const path = exchange.state.route.path;
+  const detail = `the backend answered ${response.statusCode}`;
+  if (response.statusCode === 503) {
+    const retryAfter = headerValue(response.headers['retry-after']);
+    const headers = retryAfter !== undefined && /^\d{1,9}$/.test(retryAfter.trim()) ? { 'retry-after': retryAfter.trim() } : undefined;
+    throw new ProtocolError('temporarily_unavailable', `The backend of ${path} is temporarily unavailable; retry later.`, { detail, headers });
+  }
+  if (response.statusCode === 504) throw new ProtocolError('gateway_timeout', `The backend of ${path} did not answer in time.`, { detail });
+  throw new ProtocolError('bad_gateway', `The backend of ${path} failed.`, { detail });
+}
+
+/**
  * The backend request, cancelled when the client goes away. A streamed upload that the body cap or deadline stopped
  * makes undici report a failed request: the client is told why (413, 408), not that the backend failed.
  */

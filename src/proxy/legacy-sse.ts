@@ -120,6 +120,7 @@ export const legacySseMessageSteps: readonly ExchangeStep[] = [
   shared.enforcePerToolPolicy,
   shared.forwardIdentity,
   shared.forwardToBackend({ url: messageUrlOf }),
+  shared.concealBackendFailure,
 ];
 
 /** Checked again on use: the binding comes from the shared store, which another replica or version may have written. */

@@ -122,6 +122,7 @@ export const streamableHttpSteps: readonly ExchangeStep[] = [
   shared.forwardToBackend({ url: (exchange) => exchange.state.route.backend, getOpensStream: true }),
   trackSessionLifecycle,
   refuseNonMcpAnswer,
+  shared.concealBackendFailure,
 ];
 
 export function streamableHttpHandler(runtime: GatewayRuntime, state: RouteState) {

@@ -47,6 +47,11 @@ before(async () => {
     res.write('{"jsonrpc":"2.0","id":4,"result":{"content":[');
     setImmediate(() => res.socket?.destroy());
   });
+  // A failing server writes about itself: a stack trace, an internal path, a secret.
+  const failing = await http((req, res) => {
+    const status = Number(new URL(req.url ?? '/', 'http://backend').searchParams.get('status') ?? 500);
+    res.writeHead(status, { 'content-type': 'text/plain', 'retry-after': '7' }).end('Error: at /srv/app/db.js:42 password=hunter2');
+  });
   const stream = await http((req, res) => {
     res.writeHead(200, { 'content-type': 'text/event-stream' });
     res.write(': keep-alive\n\n');
@@ -73,8 +78,12 @@ before(async () => {
       '/d/sse': `http://user:secret@${req.headers.host}/d/messages?sessionId=1`,
       '/e/sse': '/e/..%2fadmin/messages?sessionId=1',
       '/f/sse': 'messages?sessionId=1',
+      '/g/sse': 'messages?sessionId=1',
     };
     const endpoint = announced[req.url ?? ''];
+    if (req.method === 'POST' && req.url?.startsWith('/g/')) {
+      return void res.writeHead(500, { 'content-type': 'text/plain' }).end('Error: at /srv/app/db.js:42 password=hunter2');
+    }
     if (req.method === 'POST') {
       tenantPosts.push(req.url ?? '');
       return void res.writeHead(202).end();
@@ -103,7 +112,8 @@ before(async () => {
         route('/idle', idle, { idleStreamMs: 200 }),
         route('/legacy-html', html, {}, ['sse']),
         route('/legacy-evil', evilLegacy, {}, ['sse']),
-        ...['a', 'b', 'c', 'd', 'e', 'f'].map((tenant) => ({ ...route(`/tenant-${tenant}`, `${tenants}/${tenant}/mcp`, {}, ['sse']), legacySsePath: `/${tenant}/sse` })),
+        ...[500, 503, 504].map((status) => route(`/failing-${status}`, `${failing}/mcp?status=${status}`)),
+        ...['a', 'b', 'c', 'd', 'e', 'f', 'g'].map((tenant) => ({ ...route(`/tenant-${tenant}`, `${tenants}/${tenant}/mcp`, {}, ['sse']), legacySsePath: `/${tenant}/sse` })),
       ],
     },
   });
@@ -137,6 +147,40 @@ describe('backend failures', () => {
       assert.ok(!body.error.message.includes('127.0.0.1'), 'no backend address leaks');
     });
   }
+});
+
+describe('a backend answering 5xx', () => {
+  const cases: Array<[number, number]> = [
+    [500, 502],
+    [503, 503],
+    [504, 504],
+  ];
+  for (const [backendStatus, status] of cases) {
+    it(`${backendStatus}: the client gets ${status} and the gateway's own JSON-RPC error, never the backend's body`, async () => {
+      const path = `/failing-${backendStatus}`;
+      const response = await mcpPost(gateway.url + path, await token(path), toolsCall('echo', { text: 'x' }, 9));
+      assert.equal(response.status, status);
+      assert.equal(response.headers.get('retry-after'), backendStatus === 503 ? '7' : null);
+      const text = await response.text();
+      assert.ok(!/hunter2|srv\/app|db\.js/.test(text), text);
+      const body = JSON.parse(text) as { id: number; error: { message: string } };
+      assert.equal(body.id, 9);
+      assert.ok(body.error.message.includes(path), body.error.message);
+      assert.ok(!gateway.logs.text().includes('hunter2'), 'the backend body is not logged either');
+    });
+  }
+
+  it('on a legacy message POST too', async () => {
+    const response = await fetch(gateway.url + '/tenant-g/sse', { headers: { authorization: `Bearer ${await token('/tenant-g')}` } });
+    const reader = response.body!.getReader();
+    let text = '';
+    while (!/data: (\S+)/.test(text)) text += new TextDecoder().decode((await reader.read()).value);
+    const messages = /data: (\S+)/.exec(text)![1]!;
+    const post = await mcpPost(messages, await token('/tenant-g'), toolsCall('echo', { text: 'x' }, 11));
+    assert.equal(post.status, 502);
+    assert.ok(!(await post.text()).includes('hunter2'));
+    await reader.cancel();
+  });
 });
 
 describe('streams', () => {

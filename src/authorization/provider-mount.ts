@@ -1,5 +1,6 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest, HTTPMethods } from 'fastify';
 import type { GatehouseContext } from '../context/gatehouse-context.ts';
+import { ProtocolError } from '../errors/protocol-error.ts';
 import type { CurrentProvider } from './current-provider.ts';
 import { OAUTH_BODY_MAX_BYTES, readProviderBody, REGISTRATION_MAX_BYTES, withReadBody } from './provider-body.ts';
 import { guardRegistration } from './registration-limit.ts';
@@ -10,7 +11,33 @@ import { guardRegistration } from './registration-limit.ts';
  * Our pages (consent, callback) stay ordinary Fastify routes.
  */
 
-const PROVIDER_METHODS: HTTPMethods[] = ['GET', 'POST', 'OPTIONS', 'PUT', 'DELETE'];
+/**
+ * The provider's endpoints and the methods it serves on each, as configured in provider-configuration.ts (no POST
+ * to the authorization endpoint, no RFC 7592 update or delete). Any other method is a 405 naming these (RFC 9110
+ * §15.5.6) in the OAuth JSON every other refusal uses; handed to the provider, it was Koa's plain-text 404.
+ */
+const PROVIDER_ROUTES: ReadonlyArray<readonly [string, readonly HTTPMethods[]]> = [
+  ['/authorize', ['GET']],
+  ['/authorize/:uid', ['GET']],
+  ['/token', ['POST', 'OPTIONS']],
+  ['/register', ['POST', 'OPTIONS']],
+  ['/register/:clientId', ['GET']],
+  ['/revoke', ['POST', 'OPTIONS']],
+  ['/introspect', ['POST', 'OPTIONS']],
+];
+
+const REFUSED_METHODS: readonly HTTPMethods[] = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'];
+
+/** The methods a route refuses: HEAD only where GET is not served (Fastify answers HEAD with the GET route). */
+function refusedMethods(served: readonly HTTPMethods[]): HTTPMethods[] {
+  return REFUSED_METHODS.filter((method) => !served.includes(method) && !(method === 'HEAD' && served.includes('GET')));
+}
+
+function refuseMethod(allow: string) {
+  return async function refuseProviderMethod(): Promise<never> {
+    throw new ProtocolError('invalid_request', `This endpoint accepts ${allow} only.`, { status: 405, headers: { allow } });
+  };
+}
 
 export interface ProviderMountOptions {
   ctx: GatehouseContext;
@@ -81,9 +108,11 @@ export function mountProvider(app: FastifyInstance, options: ProviderMountOption
     provider.handle(withReadBody(raw, body), reply.raw);
   };
 
-  const providerRoutes = ['/authorize', '/authorize/:uid', '/token', '/register', '/register/:clientId', '/revoke', '/introspect'];
-  for (const route of providerRoutes) {
-    app.route({ method: PROVIDER_METHODS, url: basePath + route, onRequest: handToProvider(false), handler: async () => undefined });
+  for (const [route, served] of PROVIDER_ROUTES) {
+    // Without dynamic registration the provider has no registration endpoint: a 404 like any unknown path.
+    if (route.startsWith('/register') && !ctx.config.authorization.dynamicRegistration.enabled) continue;
+    app.route({ method: [...served], url: basePath + route, onRequest: handToProvider(false), handler: async () => undefined });
+    app.route({ method: refusedMethods(served), url: basePath + route, exposeHeadRoute: false, handler: refuseMethod(served.join(', ')) });
   }
   // The JWKS comes from the keyring itself, not the provider's copy: backends verify identity assertions the proxy
   // signs with whatever key is current, so the published set must follow every reload at once.

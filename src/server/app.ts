@@ -142,6 +142,11 @@ export async function buildServer(ctx: GatehouseContext, options: BuildServerOpt
   app.addHook('onRequest', (request, reply, done) => {
     lifecycle.track(reply.raw);
     reply.header(requestIdHeader, request.id);
+    // RFC 9110 §7.1: the asterisk form names the server as a whole, for OPTIONS only; routed as a path it served
+    // the start page to `GET *`.
+    if (request.raw.url === '*' && request.method !== 'OPTIONS') {
+      return done(new ProtocolError('invalid_request', 'The request target `*` is for OPTIONS only.'));
+    }
     if (!lifecycle.draining) return done();
     done(
       new ProtocolError('temporarily_unavailable', 'The server is shutting down; retry on another instance.', {

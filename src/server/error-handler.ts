@@ -135,6 +135,9 @@ export function notFoundFormat(request: FastifyRequest): ErrorFormat {
 /** Installs the error handler and the 404 (JSON, or a page for browsers) on `app` (and so on every plugin registered inside it). */
 export function installErrorHandler(app: FastifyInstance): void {
   app.setErrorHandler((error: unknown, request, reply) => {
+    // Fastify parses a body before its 404 handler runs: a POST with a body it cannot parse to a path that does not
+    // exist was told its body was wrong (400, 415). The path is what is wrong.
+    if (request.is404 && isBodyParsingError(error)) return sendNotFound(request, reply);
     const protocolError = toProtocolError(error);
     if (protocolError?.cause instanceof StoreUnavailableError) {
       request.log.warn({ errorCode: protocolError.code, reason: protocolError.cause.detail }, 'store unavailable');
@@ -149,9 +152,18 @@ export function installErrorHandler(app: FastifyInstance): void {
     return sendProtocolError(reply, new ProtocolError('server_error'), { format: formatFor(request) });
   });
 
-  app.setNotFoundHandler((request, reply) => {
-    const format = notFoundFormat(request);
-    const description = format === 'html' ? 'There is no page at this address. The start page lists what this gateway serves.' : 'No such endpoint.';
-    return sendProtocolError(reply, new ProtocolError('not_found', description), { format });
-  });
+  app.setNotFoundHandler(sendNotFound);
+}
+
+/** A body parser's failure: JSON that does not parse, or Fastify's content-type parsing (type, size, empty JSON). */
+function isBodyParsingError(error: unknown): boolean {
+  if (error instanceof SyntaxError) return true;
+  const code = (error as Partial<FastifyError> | null)?.code;
+  return typeof code === 'string' && code.startsWith('FST_ERR_CTP_');
+}
+
+function sendNotFound(request: FastifyRequest, reply: FastifyReply): FastifyReply {
+  const format = notFoundFormat(request);
+  const description = format === 'html' ? 'There is no page at this address. The start page lists what this gateway serves.' : 'No such endpoint.';
+  return sendProtocolError(reply, new ProtocolError('not_found', description), { format });
 }

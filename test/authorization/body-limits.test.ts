@@ -61,7 +61,6 @@ describe('request body caps hold for chunked bodies', () => {
     ['/token', { grant_type: 'refresh_token', refresh_token: 'x' }, {}],
     ['/revoke', { token: 'x' }, {}],
     ['/introspect', { token: 'x' }, { authorization: basic }],
-    ['/authorize', { response_type: 'code' }, {}],
   ] as const) {
     it(`refuses a chunked ${path} body over the cap with 413`, async () => {
       const response = await chunked(path, 'application/x-www-form-urlencoded', form({ ...params, client_id: client.client_id }, 100_000), headers);
@@ -69,6 +68,13 @@ describe('request body caps hold for chunked bodies', () => {
       await response.body?.cancel();
     });
   }
+
+  it('refuses a chunked POST to /authorize, which the provider does not serve, with 405 before it reaches the provider', async () => {
+    const response = await chunked('/authorize', 'application/x-www-form-urlencoded', form({ response_type: 'code', client_id: client.client_id }, 100_000));
+    assert.equal(response.status, 405);
+    assert.equal(response.headers.get('allow'), 'GET');
+    await response.body?.cancel();
+  });
 
   it('still answers a small chunked token request (the provider gets the body)', async () => {
     const response = await chunked('/token', 'application/x-www-form-urlencoded', form({ grant_type: 'refresh_token', refresh_token: 'unknown', client_id: client.client_id }, 10));

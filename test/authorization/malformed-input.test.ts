@@ -40,6 +40,38 @@ describe('malformed input', () => {
     });
   }
 
+  // Handed to the provider, a method it does not serve got Koa's plain-text 404 — the one error body on the server
+  // that was neither JSON nor the error page.
+  const wrongMethods: Array<[string, string, string]> = [
+    ['GET', '/token', 'POST, OPTIONS'],
+    ['PUT', '/token', 'POST, OPTIONS'],
+    ['HEAD', '/token', 'POST, OPTIONS'],
+    ['GET', '/register', 'POST, OPTIONS'],
+    ['DELETE', '/revoke', 'POST, OPTIONS'],
+    ['GET', '/introspect', 'POST, OPTIONS'],
+    ['POST', '/authorize', 'GET'],
+    ['PUT', '/register/some-client', 'GET'],
+  ];
+  for (const [method, path, allow] of wrongMethods) {
+    it(`answers ${method} ${path} with 405, Allow: ${allow}, in OAuth JSON`, async () => {
+      const response = await fetch(`${server.publicUrl}${path}`, { method, redirect: 'manual' });
+      assert.equal(response.status, 405);
+      assert.equal(response.headers.get('allow'), allow);
+      if (method !== 'HEAD') {
+        assert.match(response.headers.get('content-type') ?? '', /^application\/json/);
+        assert.equal(((await response.json()) as { error: string }).error, 'invalid_request');
+      }
+    });
+  }
+
+  it('answers an unparseable body sent to a path that does not exist with 404, not a complaint about the body', async () => {
+    for (const [type, body] of [['application/json', ''], ['application/json', '{'], ['application/x-unknown', 'x']] as const) {
+      const response = await fetch(`${server.publicUrl}/no-such-endpoint`, { method: 'POST', headers: { 'content-type': type }, body });
+      assert.equal(response.status, 404, `${type} ${JSON.stringify(body)}`);
+      assert.equal(((await response.json()) as { error: string }).error, 'not_found');
+    }
+  });
+
   it('logged no unexpected errors', () => {
     const errors = server.logs.lines().filter((line) => (line.level as number) >= 50);
     assert.deepEqual(errors, []);

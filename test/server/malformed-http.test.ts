@@ -31,6 +31,14 @@ describe('malformed HTTP gets our JSON errors, never Fastify or Node defaults', 
     assert.equal(JSON.parse(body).error, 'invalid_request');
   });
 
+  it('the asterisk request target is 400 invalid_request on anything but OPTIONS (RFC 9110 §7.1)', async () => {
+    for (const method of ['GET', 'POST', 'DELETE']) {
+      const { status, body } = parseRawResponse(await rawExchange(port, `${method} * HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`));
+      assert.equal(status, 400, method);
+      assert.equal(JSON.parse(body).error, 'invalid_request');
+    }
+  });
+
   it('oversized headers are 431 invalid_request', async () => {
     const huge = `GET /healthz HTTP/1.1\r\nHost: x\r\nX-Pad: ${'a'.repeat(20_000)}\r\n\r\n`;
     const { status, body } = parseRawResponse(await rawExchange(port, huge));

@@ -1,7 +1,7 @@
 import Provider, { type Adapter, type AdapterConstructor, type AdapterFactory } from 'oidc-provider';
 import { createEndGrant, type EndGrant } from '../grants/end-grant.ts';
 import type { GrantEndReason } from '../grants/grant-end-reason.ts';
-import { hashClientSecret } from '../keys/hashing.ts';
+import { hashClientSecret, hashGeneratedSecret, isHashedClientSecret, looksGenerated } from '../keys/hashing.ts';
 import type { Clock } from '../runtime/clock.ts';
 import { GrantAlreadyConsumedError } from '../store/oidc-adapter.ts';
 import type { Store } from '../store/store.ts';
@@ -17,7 +17,8 @@ import { toleratedRefreshRetries } from './refresh-token-reuse.ts';
  *    code or refresh token redeemed twice at the same moment, which the store's atomic consume catches.
  * 2. A grace window for a rotated refresh token: a client that retries a refresh (lost response, two tabs racing)
  *    with the token it just rotated is not treated as a thief for `graceSeconds`; after that, reuse revokes the grant.
- * 3. Dynamically registered client secrets are stored only as a scrypt hash (see client-overrides.ts).
+ * 3. Dynamically registered client secrets are stored only as a hash: SHA-256 for the 512-bit secrets oidc-provider
+ *    generates, scrypt for anything shorter (see client-overrides.ts and hashing.ts).
  * 4. A code or refresh token redeemed twice at the same moment (caught by the store adapter's atomic consume, which
  *    revokes the grant) is reported through `onReplayDetected`, for metrics.
  */
@@ -44,11 +45,6 @@ export function providerGrantEndReason(): GrantEndReason {
   return 'token_revocation';
 }
 
-const HASHED_SECRET_PREFIX = '$scrypt$';
-
-export function isHashedClientSecret(value: string): boolean {
-  return value.startsWith(HASHED_SECRET_PREFIX);
-}
 
 function instantiate(base: AdapterFactory | AdapterConstructor, name: string): Adapter {
   try {
@@ -105,7 +101,7 @@ export function withAuthorizationHooks(base: AdapterFactory | AdapterConstructor
         const secret = payload.client_secret;
         const stored =
           typeof secret === 'string' && !isHashedClientSecret(secret)
-            ? { ...payload, client_secret: await hashClientSecret(secret) }
+            ? { ...payload, client_secret: looksGenerated(secret) ? hashGeneratedSecret(secret) : await hashClientSecret(secret) }
             : payload;
         await inner.upsert(id, stored, expiresIn);
       };

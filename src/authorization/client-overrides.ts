@@ -1,13 +1,12 @@
 import type Provider from 'oidc-provider';
-import { constantTimeEqual, verifyClientSecret } from '../keys/hashing.ts';
-import { isHashedClientSecret } from './adapter-hooks.ts';
+import { constantTimeEqual, isHashedClientSecret, verifyClientSecret } from '../keys/hashing.ts';
 import { loopbackWithoutPort } from './redirect-uri-policy.ts';
 
 /**
- * Two changes to oidc-provider's Client model:
+ * Changes to oidc-provider's Client model:
  *
- * - Client secrets are kept only as scrypt hashes (configured and dynamically registered clients alike), so the
- *   secret comparison verifies against the hash. Symmetric uses of the secret (`client_secret_jwt`, HS256 ID tokens)
+ * - Client secrets are kept only as hashes (scrypt for configured ones, which a person may have chosen; SHA-256 for
+ *   the ones the server generated at registration), so the secret comparison verifies against the hash. Symmetric uses of the secret (`client_secret_jwt`, HS256 ID tokens)
  *   are disabled in the provider configuration for that reason.
  * - Loopback redirect URIs match on any port for every client, not only `application_type: native`: MCP clients
  *   register without `application_type` yet listen on an ephemeral port (RFC 8252 §7.3).
@@ -21,6 +20,16 @@ export function installClientOverrides(provider: Provider): void {
     if (typeof stored !== 'string' || typeof actual !== 'string') return false;
     return isHashedClientSecret(stored) ? verifyClientSecret(actual, stored) : constantTimeEqual(stored, actual);
   };
+
+  // RFC 7592 §3: a client reading its registration gets its current metadata — and the stored client_secret is a
+  // hash, useless to the client and not for anyone to see. The secret was shown once, in the registration response
+  // (which carries the secret as generated); a read leaves it out.
+  provider.use(async (ctx, next) => {
+    await next();
+    if ((ctx.oidc as { route?: string } | undefined)?.route !== 'client') return;
+    const body = ctx.body as { client_secret?: unknown } | undefined;
+    if (typeof body?.client_secret === 'string' && isHashedClientSecret(body.client_secret)) delete body.client_secret;
+  });
 
   prototype.redirectUriAllowed = function redirectUriAllowed(value: string): boolean {
     if (exactRedirectUriAllowed.call(this, value)) return true;

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { describe, it } from 'node:test';
-import { constantTimeEqual, hashClientSecret, hashToken, verifyClientSecret } from '../../src/keys/hashing.ts';
+import { constantTimeEqual, hashClientSecret, hashGeneratedSecret, hashToken, isHashedClientSecret, looksGenerated, verifyClientSecret } from '../../src/keys/hashing.ts';
 
 // Small scrypt parameters keep the suite fast; the format and checks are the same as with the defaults.
 const fast = { ln: 10, r: 8, p: 1 };
@@ -50,6 +50,21 @@ describe('client secret hashing', () => {
     const hash = await hashClientSecret('secret-secret-secret');
     assert.match(hash, /^\$scrypt\$ln=15,r=8,p=1\$/);
     assert.equal(await verifyClientSecret('secret-secret-secret', hash), true);
+  });
+
+  it('hashes a generated secret with SHA-256, verifies it in constant time, and refuses a wrong or cut one', async () => {
+    const generated = 'x'.repeat(10) + 'A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8S9t0U1v2W3x4Y5z6_-';
+    assert.ok(looksGenerated(generated));
+    const hash = hashGeneratedSecret(generated);
+    assert.match(hash, /^\$sha256\$[A-Za-z0-9_-]{43}$/);
+    assert.ok(isHashedClientSecret(hash));
+    assert.equal(await verifyClientSecret(generated, hash), true);
+    assert.equal(await verifyClientSecret(`${generated}x`, hash), false);
+    assert.equal(await verifyClientSecret(generated, hash.slice(0, -3)), false);
+  });
+
+  it('takes only a long base64url secret for a generated one: anything a person may have chosen gets scrypt', () => {
+    for (const chosen of ['correct horse battery staple', 'short', 'a'.repeat(42), `${'a'.repeat(50)}!`]) assert.equal(looksGenerated(chosen), false, chosen);
   });
 
   it('rejects malformed or out-of-bounds hashes instead of throwing', async () => {

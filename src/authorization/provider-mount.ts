@@ -1,6 +1,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest, HTTPMethods } from 'fastify';
 import type { GatehouseContext } from '../context/gatehouse-context.ts';
 import { ProtocolError } from '../errors/protocol-error.ts';
+import { providerResponseHeaders } from '../server/security-headers.ts';
 import type { CurrentProvider } from './current-provider.ts';
 import { OAUTH_BODY_MAX_BYTES, readProviderBody, REGISTRATION_MAX_BYTES, withReadBody } from './provider-body.ts';
 import { guardRegistration } from './registration-limit.ts';
@@ -82,6 +83,7 @@ export function mountProvider(app: FastifyInstance, options: ProviderMountOption
   const publicUrl = new URL(ctx.publicUrl);
   const basePath = publicUrl.pathname === '/' ? '' : publicUrl.pathname.replace(/\/$/, '');
 
+  const securityHeaders = providerResponseHeaders({ hsts: ctx.publicUrl.startsWith('https://') });
   const handToProvider = (wellKnown: boolean) => async (request: FastifyRequest, reply: FastifyReply) => {
     const path = request.url.split('?', 1)[0] ?? '';
     const registration = path.startsWith(`${basePath}/register`);
@@ -105,6 +107,7 @@ export function mountProvider(app: FastifyInstance, options: ProviderMountOption
     // A hijacked reply skips Fastify's header handling: the request id goes on the raw response, where the provider's
     // answers (and its error page, which shows it) carry it.
     reply.raw.setHeader('x-request-id', request.id);
+    for (const name in securityHeaders) reply.raw.setHeader(name, securityHeaders[name]!);
     provider.handle(withReadBody(raw, body), reply.raw);
   };
 

@@ -32,6 +32,22 @@ export function htmlCspWithImages(origins: readonly string[]): string {
   return defaultHtmlCsp.replace("img-src 'self' data:", ["img-src 'self' data:", ...origins].join(' '));
 }
 
+/**
+ * The same defaults for the responses oidc-provider writes itself (a hijacked reply skips the hook below): its
+ * `form_post` page, which carries an authorization code and runs an inline script, went out without CSP or framing
+ * protection. The provider adds its inline script's hash to a `script-src` it finds (oidc-provider's
+ * `script_src_sha`); `form-action` stays open, since that page posts to the client's own redirect URI.
+ */
+export function providerResponseHeaders(options: Pick<SecurityHeadersOptions, 'hsts'>): Readonly<Record<string, string>> {
+  return {
+    'x-content-type-options': 'nosniff',
+    'referrer-policy': 'no-referrer',
+    'x-frame-options': 'DENY',
+    'content-security-policy': "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'",
+    ...(options.hsts ? { 'strict-transport-security': hstsValue } : {}),
+  };
+}
+
 export function installSecurityHeaders(app: FastifyInstance, options: SecurityHeadersOptions): void {
   const htmlCsp = htmlCspWithImages(options.imageOrigins ?? []);
   // A callback hook, not an async one: it runs on every response and never waits.

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import {
   authorize,
@@ -356,5 +357,37 @@ describe('consent cookies on an https public URL', () => {
     for (const line of live) assert.match(line, /; secure/i, line.split('=')[0]);
     assert.ok(live.some((line) => line.startsWith('__Host-gatehouse-session=')), 'the provider session cookie is __Host-');
     assert.ok(live.some((line) => line.startsWith('__Host-gatehouse-approvals=')));
+  });
+});
+
+describe('the form_post response page', () => {
+  let server: TestServer;
+  let client: RegisteredClient;
+  before(async () => {
+    server = await startAuthorizationServer();
+    client = await registerPublicClient(server);
+  });
+  after(async () => {
+    await server.close();
+  });
+
+  it('sends the form_post page that carries the code with CSP (its inline script by hash) and no framing', async () => {
+    // oidc-provider writes this page itself, on a reply Fastify's header hook never sees: it went out framable and
+    // without CSP, although it holds an authorization code and runs a script.
+    const outcome = await authorize(server, new TestBrowser(), { ...authorizationParams(server, client.client_id, pkcePair().challenge), response_mode: 'form_post' });
+    assert.equal(outcome.response.status, 200);
+    const html = await outcome.response.text();
+    assert.match(html, new RegExp(`<form method="post" action="${CLIENT_REDIRECT}"`));
+    assert.match(html, /name="code" value="[^"]+"/);
+    const headers = outcome.response.headers;
+    assert.equal(headers.get('x-frame-options'), 'DENY');
+    assert.equal(headers.get('x-content-type-options'), 'nosniff');
+    assert.equal(headers.get('referrer-policy'), 'no-referrer');
+    const csp = headers.get('content-security-policy') ?? '';
+    assert.match(csp, /frame-ancestors 'none'/);
+    const script = /<script>([\s\S]*?)<\/script>/.exec(html)?.[1] ?? '';
+    assert.ok(script.includes('submit()'));
+    assert.ok(csp.includes(`'sha256-${createHash('sha256').update(script).digest('base64')}'`), csp);
+    assert.doesNotMatch(csp, /unsafe-inline/);
   });
 });

@@ -82,3 +82,23 @@ export function isLoopbackAddress(address: string): boolean {
   if (mapped !== undefined) return isLoopbackAddress(mapped);
   return loopback.check(address, family === 4 ? 'ipv4' : 'ipv6');
 }
+
+/**
+ * The network a per-address budget counts an address under: an IPv4 address itself (an IPv4-mapped IPv6 address as
+ * its IPv4), an IPv6 address as its /64. One IPv6 subscriber or host is routinely given a whole /64 (RFC 6177), so
+ * counting each of its 2^64 addresses apart let one client register without limit. Anything that is not an IP
+ * literal is returned unchanged.
+ */
+export function addressBudgetKey(address: string): string {
+  const family = isIP(address);
+  if (family !== 6) return address;
+  const mapped = mappedIpv4(address);
+  if (mapped !== undefined) return mapped;
+  // Expand `::` (a zone id, `%eth0`, names an interface, not a network) into the eight groups.
+  const [head = '', tail] = address.split('%', 1)[0]!.split('::');
+  const left = head === '' ? [] : head.split(':');
+  const right = tail === undefined || tail === '' ? [] : tail.split(':');
+  const groups = tail === undefined ? left : [...left, ...Array<string>(8 - left.length - right.length).fill('0'), ...right];
+  // An embedded IPv4 tail (`::1.2.3.4`) is in the last 32 bits, outside the /64.
+  return `${groups.slice(0, 4).map((group) => Number.parseInt(group, 16).toString(16)).join(':')}::/64`;
+}

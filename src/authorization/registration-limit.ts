@@ -1,7 +1,7 @@
 import type { FastifyRequest } from 'fastify';
 import type { GatehouseContext } from '../context/gatehouse-context.ts';
 import { ProtocolError } from '../errors/protocol-error.ts';
-import { isLoopbackAddress } from './address-policy.ts';
+import { addressBudgetKey, isLoopbackAddress } from './address-policy.ts';
 import { registrationRateCounter } from '../records/authorization.ts';
 import { incrementCounter } from '../store/record-access.ts';
 
@@ -15,12 +15,13 @@ import { incrementCounter } from '../store/record-access.ts';
 const WINDOW_MS = 3_600_000;
 
 /**
- * The key a registration is counted under. `request.ip` is undefined when the client already went away or the
- * server listens on a Unix socket without `trustProxy`; those requests share one budget, so the limit still holds
- * (and the store is never handed an undefined key).
+ * The key a registration is counted under: the client's address, an IPv6 one by its /64 (addressBudgetKey).
+ * `request.ip` is undefined when the client already went away or the server listens on a Unix socket without
+ * `trustProxy`; those requests share one budget, so the limit still holds (and the store is never handed an
+ * undefined key).
  */
 export function registrationRateKey(request: FastifyRequest): string {
-  return request.ip ?? 'unknown-address';
+  return request.ip === undefined ? 'unknown-address' : addressBudgetKey(request.ip);
 }
 
 /**

@@ -450,7 +450,7 @@ export const configSchema = z
               .string()
               .optional()
               .describe('If set, registration requires this bearer token (closed deployments).'),
-            perIpPerHour: z.number().int().positive().default(30).describe('Registrations per client IP per hour.'),
+            perIpPerHour: z.number().int().positive().default(30).describe('Registrations per client IP per hour (an IPv6 client counted by its /64).'),
             perLoopbackIpPerHour: z
               .number()
               .int()

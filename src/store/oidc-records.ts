@@ -83,7 +83,7 @@ function modelRecord(model: OidcModel): RecordDefinition<OidcPayload, OidcIndex>
 function secretsOf(model: OidcModel, bearer: boolean): string {
   if (model === 'DeviceCode') return 'key hashed; keeps `jti` (found by user code, of which only the SHA-256 is indexed)';
   if (bearer) return 'key hashed; stored without `jti` (restored from the id on `find`)';
-  if (model === 'Client') return '`client_secret` only as a scrypt hash (src/keys/hashing.ts); the rest plain';
+  if (model === 'Client') return '`client_secret` only as a hash (SHA-256 of the generated secret; scrypt for a short one; src/keys/hashing.ts); the rest plain';
   if (model === 'Session' || model === 'Interaction') return 'plain; the key is a cookie value (see below)';
   return 'plain';
 }

@@ -1,5 +1,6 @@
 import { fastify, type FastifyInstance, type FastifyPluginAsync, type FastifyReply, type FastifyRequest } from 'fastify';
 import { constantTimeEqual } from '../keys/hashing.ts';
+import { isLoopbackAddress } from '../authorization/address-policy.ts';
 import type { GatehouseContext } from '../context/gatehouse-context.ts';
 import { ProtocolError } from '../errors/protocol-error.ts';
 import { sendProtocolError } from '../server/error-handler.ts';
@@ -24,10 +25,6 @@ export function installRequestMetrics(app: FastifyInstance, metrics: GatehouseMe
     done();
   });
 }
-
-// `request.ip` is undefined once the client has closed its connection: not loopback, so the answer is a 404.
-const isLoopback = (address: string | undefined): boolean =>
-  address !== undefined && (address === '127.0.0.1' || address === '::1' || address === '::ffff:127.0.0.1' || address.startsWith('127.'));
 
 async function sendMetrics(metrics: GatehouseMetrics, reply: FastifyReply): Promise<FastifyReply> {
   return reply.header('cache-control', 'no-store').type(metrics.registry.contentType).send(await metrics.registry.metrics());
@@ -55,7 +52,8 @@ export function createMetricsPlugin(ctx: GatehouseContext, metrics: GatehouseMet
     if (metricsToken === undefined && ctx.config.mode !== 'demo') return;
     app.get('/metrics', async (request, reply) => {
       if (metricsToken !== undefined) checkBearer(request, metricsToken);
-      else if (!isLoopback(request.ip)) throw new ProtocolError('not_found', 'No such endpoint.');
+      // `request.ip` is undefined once the client has closed its connection: not loopback, so a 404.
+      else if (request.ip === undefined || !isLoopbackAddress(request.ip)) throw new ProtocolError('not_found', 'No such endpoint.');
       return sendMetrics(metrics, reply);
     });
   };

@@ -61,6 +61,7 @@ export async function hashClientSecret(secret: string, params: ScryptParameters 
 
 const storedHash = /^\$scrypt\$ln=(\d{1,2}),r=(\d{1,2}),p=(\d)\$([A-Za-z0-9_-]{16,})\$([A-Za-z0-9_-]{43})$/;
 
+const SCRYPT_PREFIX = '$scrypt$';
 const GENERATED_PREFIX = '$sha256$';
 
 /**
@@ -75,7 +76,7 @@ export function hashGeneratedSecret(secret: string): string {
 
 /** Whether a stored client secret is one of the hashes above (else it is a secret kept as it was configured). */
 export function isHashedClientSecret(stored: string): boolean {
-  return stored.startsWith('$scrypt$') || stored.startsWith(GENERATED_PREFIX);
+  return stored.startsWith(SCRYPT_PREFIX) || stored.startsWith(GENERATED_PREFIX);
 }
 
 /**
@@ -88,11 +89,7 @@ export function looksGenerated(secret: string): boolean {
 
 /** True when `secret` matches a hash from hashClientSecret or hashGeneratedSecret; false for a wrong one or an unreadable hash. */
 export async function verifyClientSecret(secret: string, hash: string): Promise<boolean> {
-  if (hash.startsWith(GENERATED_PREFIX)) {
-    const expected = Buffer.from(hash.slice(GENERATED_PREFIX.length), 'base64url');
-    const actual = createHash('sha256').update(secret, 'utf8').digest();
-    return expected.length === actual.length && timingSafeEqual(expected, actual);
-  }
+  if (hash.startsWith(GENERATED_PREFIX)) return constantTimeEqual(hashGeneratedSecret(secret), hash);
   const match = storedHash.exec(hash);
   if (!match) return false;
   const params = { ln: Number(match[1]), r: Number(match[2]), p: Number(match[3]) };

@@ -152,3 +152,14 @@ export function clientResponseHeaders(backend: Record<string, string | string[] 
   }
   return out;
 }
+
+/**
+ * Whether a `Content-Encoding` value names a coding (gzip, br …) rather than none or `identity`. The gateway reads
+ * MCP messages as they are, both ways: a coded request is refused (read-mcp-post.ts), and a coded answer it must read
+ * is a 502 (relay-response.ts `isContentCoded`).
+ */
+export function namesContentCoding(value: string | string[] | undefined): boolean {
+  if (value === undefined) return false;
+  const text = (Array.isArray(value) ? value.join(',') : value).trim().toLowerCase();
+  return text !== '' && text !== 'identity';
+}

@@ -168,7 +168,7 @@ export function forwardedFor(request: Pick<FastifyRequest, 'ips' | 'ip' | 'proto
  * has no socket address left, and `request.ip` (and the chain's last hop) is then undefined, not a string.
  */
 function knownAddresses(chain: Array<string | undefined>): string[] {
-  return chain.every((address) => typeof address === 'string') ? (chain as string[]) : chain.filter((address): address is string => typeof address === 'string');
+  return chain.filter((address): address is string => address !== undefined);
 }
 
 /** Aborts the backend exchange when the client goes away (a closed SSE tab must not leave a backend stream open). */

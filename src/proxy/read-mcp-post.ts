@@ -3,6 +3,7 @@ import type { Readable } from 'node:stream';
 import type { FastifyRequest } from 'fastify';
 import { ProtocolError } from '../errors/protocol-error.ts';
 import { readRequestBody } from '../server/request-body.ts';
+import { namesContentCoding } from './forward-headers.ts';
 import { rememberJsonRpcId } from './gateway-error.ts';
 import type { GatewayRuntime } from './gateway-runtime.ts';
 import { parseMcpPost, type McpPost } from './mcp-message.ts';
@@ -48,12 +49,12 @@ export function requireUtf8Json(headers: IncomingHttpHeaders): void {
     });
   }
   const coding = headers['content-encoding'];
-  if (coding !== undefined && coding.trim() !== '' && coding.trim().toLowerCase() !== 'identity') {
+  if (namesContentCoding(coding)) {
     // RFC 9110 §12.5.3: a 415 for a content coding says which codings are accepted.
     throw new ProtocolError('invalid_request', 'An MCP message must be sent without a content coding.', {
       status: 415,
       headers: { 'accept-encoding': 'identity' },
-      detail: `content-encoding ${JSON.stringify(coding).slice(0, 120)}`,
+      detail: `content-encoding ${JSON.stringify(coding ?? null).slice(0, 120)}`,
     });
   }
 }

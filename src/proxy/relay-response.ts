@@ -2,7 +2,7 @@ import { Readable, Transform } from 'node:stream';
 import type { FastifyReply } from 'fastify';
 import type { RouteConfig } from '../config/schema.ts';
 import { backendFailure, type BackendResponse } from './backend-client.ts';
-import { clientResponseHeaders } from './forward-headers.ts';
+import { clientResponseHeaders, namesContentCoding } from './forward-headers.ts';
 import type { AuditDraft } from './request-audit.ts';
 
 /**
@@ -199,8 +199,5 @@ export function mediaType(headers: BackendResponse['headers']): string {
  * comes compressed anyway cannot be read, and is a 502 rather than passed on unread.
  */
 export function isContentCoded(headers: BackendResponse['headers']): boolean {
-  const value = headers['content-encoding'];
-  if (value === undefined) return false;
-  const text = (Array.isArray(value) ? value.join(',') : String(value)).trim().toLowerCase();
-  return text !== '' && text !== 'identity';
+  return namesContentCoding(headers['content-encoding']);
 }

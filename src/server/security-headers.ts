@@ -32,33 +32,37 @@ export function htmlCspWithImages(origins: readonly string[]): string {
   return defaultHtmlCsp.replace("img-src 'self' data:", ["img-src 'self' data:", ...origins].join(' '));
 }
 
+/** The headers every response gets unless it set its own (its CSP and cache policy depend on its type). */
+function everyResponseDefaults(hsts: boolean): ReadonlyArray<readonly [string, string]> {
+  return [
+    ['x-content-type-options', 'nosniff'],
+    ['referrer-policy', 'no-referrer'],
+    ['x-frame-options', 'DENY'],
+    ...(hsts ? [['strict-transport-security', hstsValue] as const] : []),
+  ];
+}
+
 /**
  * The same defaults for the responses oidc-provider writes itself (a hijacked reply skips the hook below): its
  * `form_post` page, which carries an authorization code and runs an inline script, went out without CSP or framing
- * protection. The provider adds its inline script's hash to a `script-src` it finds (oidc-provider's
- * `script_src_sha`); `form-action` stays open, since that page posts to the client's own redirect URI.
+ * protection. Its CSP is the pages' one with a `script-src`, which the provider extends with its inline script's
+ * hash (oidc-provider's `script_src_sha`), and without `form-action`, since that page posts to the client's own
+ * redirect URI.
  */
 export function providerResponseHeaders(options: Pick<SecurityHeadersOptions, 'hsts'>): Readonly<Record<string, string>> {
-  return {
-    'x-content-type-options': 'nosniff',
-    'referrer-policy': 'no-referrer',
-    'x-frame-options': 'DENY',
-    'content-security-policy': "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'",
-    ...(options.hsts ? { 'strict-transport-security': hstsValue } : {}),
-  };
+  const csp = defaultHtmlCsp.replace("default-src 'none';", "default-src 'none'; script-src 'self';").replace(" form-action 'self';", '');
+  return Object.fromEntries([...everyResponseDefaults(options.hsts), ['content-security-policy', csp]]);
 }
 
 export function installSecurityHeaders(app: FastifyInstance, options: SecurityHeadersOptions): void {
   const htmlCsp = htmlCspWithImages(options.imageOrigins ?? []);
+  const defaults = everyResponseDefaults(options.hsts);
   // A callback hook, not an async one: it runs on every response and never waits.
   app.addHook('onSend', (_request, reply, payload, done) => {
     const setDefault = (name: string, value: string) => {
       if (!reply.hasHeader(name)) reply.header(name, value);
     };
-    setDefault('x-content-type-options', 'nosniff');
-    setDefault('referrer-policy', 'no-referrer');
-    setDefault('x-frame-options', 'DENY');
-    if (options.hsts) setDefault('strict-transport-security', hstsValue);
+    for (const [name, value] of defaults) setDefault(name, value);
 
     const contentType = String(reply.getHeader('content-type') ?? '');
     if (contentType.startsWith('text/html')) setDefault('content-security-policy', htmlCsp);

@@ -8,11 +8,28 @@ export function formatTime(ms: number | undefined): string {
   return ms === undefined ? '-' : new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z');
 }
 
-/** Terminal control characters in stored values (client names are chosen by whoever registered) are shown escaped. */
+/**
+ * Terminal control characters and bidirectional formatting characters in stored values, shown escaped. Client names
+ * are chosen by whoever registered, tool names by a backend: an ESC sequence would move the cursor, recolour or retitle
+ * the operator's terminal, and a right-to-left override (U+202E) would make a line read other than it is.
+ */
 function printable(cell: string): string {
   // Matching control characters is the point here: they would move the cursor or recolour the terminal.
   // oxlint-disable-next-line no-control-regex
-  return cell.replace(/[\u0000-\u001f\u007f-\u009f]/g, (char) => `\\x${char.charCodeAt(0).toString(16).padStart(2, '0')}`);
+  return cell.replace(/[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g, escapedCharacter);
+}
+
+function escapedCharacter(char: string): string {
+  const code = char.charCodeAt(0);
+  return code <= 0xff ? `\\x${code.toString(16).padStart(2, '0')}` : `\\u${code.toString(16).padStart(4, '0')}`;
+}
+
+/**
+ * Human output as a whole (lines of text, line breaks kept): what `printable` does for a table's cells, for the
+ * lines a command writes around them ("Name: …", a confirmation question).
+ */
+export function terminalSafe(text: string): string {
+  return text.split('\n').map(printable).join('\n');
 }
 
 export function formatTable(headers: string[], rows: string[][]): string {

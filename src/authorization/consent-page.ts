@@ -1,5 +1,5 @@
 import type { PageBranding } from '../web/branding.ts';
-import { escapeHtml, renderPage } from '../web/html.ts';
+import { displayText, escapeHtml, nameHtml, renderPage } from '../web/html.ts';
 import { imitatedProduct } from './product-names.ts';
 import { isLoopbackRedirectHost, isPrivateUseRedirectUri } from './redirect-uri-policy.ts';
 
@@ -60,7 +60,7 @@ function warnings(view: ConsentView, name: string): string[] {
     items.push('<strong>Unverified application.</strong> Gatehouse cannot confirm who runs it. Only continue if you started this sign-in yourself and trust the application and the address below.');
     const product = imitatedProduct(view.clientName);
     if (product !== undefined) {
-      items.push(`Its name, “${escapeHtml(name)}”, looks like <strong>${escapeHtml(product)}</strong>, but anyone can register an application under any name: nothing confirms this is ${escapeHtml(product)}.`);
+      items.push(`Its name, “${nameHtml(name)}”, looks like <strong>${escapeHtml(product)}</strong>, but anyone can register an application under any name: nothing confirms this is ${escapeHtml(product)}.`);
     }
   }
   const url = URL.parse(view.redirectUri);
@@ -87,8 +87,8 @@ function signedInLine(view: ConsentView): string {
   const who = view.signedInAs;
   if (who === undefined) return '<p class="hint signed-in">After you approve, you sign in with your organisation account.</p>';
   const label = who.name ?? who.email ?? who.subject;
-  const email = who.name !== undefined && who.email !== undefined ? ` (${escapeHtml(who.email)})` : '';
-  return `<p class="hint signed-in">Signed in as <strong>${escapeHtml(label)}</strong>${email}</p>`;
+  const email = who.name !== undefined && who.email !== undefined ? ` (${nameHtml(who.email)})` : '';
+  return `<p class="hint signed-in">Signed in as <strong>${nameHtml(label)}</strong>${email}</p>`;
 }
 
 /**
@@ -104,7 +104,7 @@ export function redirectTarget(redirectUri: string): string {
 }
 
 export function renderConsentPage(view: ConsentView): string {
-  const name = view.clientName?.trim() || (view.isClientIdUrl ? new URL(view.clientId).host : 'An application');
+  const name = displayText(view.clientName ?? '').trim() || (view.isClientIdUrl ? new URL(view.clientId).host : 'An application');
   const logo = safeLogo(view.logoUri);
   const redirectHost = redirectTarget(view.redirectUri);
   const warningItems = warnings(view, name);
@@ -117,7 +117,7 @@ export function renderConsentPage(view: ConsentView): string {
   const body = `<div class="client">
 ${logo ? `<img src="${escapeHtml(logo)}" alt="" referrerpolicy="no-referrer">` : ''}
 <div>
-<h1><span class="client-name">${escapeHtml(name)}</span>${mark} wants to access your account</h1>
+<h1><span class="client-name">${nameHtml(name)}</span>${mark} wants to access your account</h1>
 <p class="client-id">${view.isClientIdUrl ? 'Client metadata' : 'Client ID'}: ${escapeHtml(view.clientId)}</p>
 </div>
 </div>
@@ -126,7 +126,7 @@ ${trustNotice(view)}${warningBox(warningItems)}
 <div class="redirect">
 <span>After you approve, you will be sent back to</span>
 <strong class="redirect-host">${escapeHtml(redirectHost)}</strong>
-<span>${escapeHtml(view.redirectUri)}</span>
+<span>${escapeHtml(URL.parse(view.redirectUri)?.href ?? displayText(view.redirectUri))}</span>
 </div>
 <h2 class="hint">It will be able to:</h2>
 <ul class="scopes">

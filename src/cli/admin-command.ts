@@ -6,7 +6,7 @@ import { systemClock, type Clock } from '../runtime/clock.ts';
 import { openStore } from '../store/open-store.ts';
 import { StoreUnavailableError, type Store } from '../store/store.ts';
 import type { AdminDeps } from '../admin/admin-deps.ts';
-import { formatTable, toJsonOutput } from '../admin/text-table.ts';
+import { formatTable, terminalSafe, toJsonOutput } from '../admin/text-table.ts';
 import { GatehouseError } from '../errors/internal-errors.ts';
 
 /**
@@ -106,11 +106,28 @@ export function adminCommand<Prepared = undefined>(dependencies: AdminCommandDep
   return {
     ...described,
     options: { ...commonOptions, ...options },
-    run: async ({ values, positionals, io }) => {
+    run: async ({ values, positionals, io: terminal }) => {
+      const json = values['json'] === true;
+      const io = json ? terminal : forReading(terminal);
       // Without `prepare`, Prepared is `undefined` (its default).
       const prepared = prepare?.(values, io) as Prepared;
-      return withAdminStore(values, io, dependencies, async (deps) => (await action({ deps, values, positionals, io, json: values['json'] === true, prepared })) ?? 0);
+      return withAdminStore(values, io, dependencies, async (deps) => (await action({ deps, values, positionals, io, json, prepared })) ?? 0);
     },
+  };
+}
+
+/**
+ * The terminal a person reads: every line written and every question asked shows stored values' control and bidi
+ * characters escaped (terminalSafe), whichever command printed them. `--json` output is left exact for scripts (JSON
+ * escapes the C0 controls itself).
+ */
+function forReading(io: CliIo): CliIo {
+  const { ask } = io;
+  return {
+    ...io,
+    stdout: (text) => io.stdout(terminalSafe(text)),
+    stderr: (text) => io.stderr(terminalSafe(text)),
+    ...(ask === undefined ? {} : { ask: (question: string) => ask(terminalSafe(question)) }),
   };
 }
 

@@ -10,6 +10,27 @@ export function escapeHtml(value: string): string {
   return value.replace(/[&<>"']/g, (char) => ESCAPES[char] ?? char);
 }
 
+/**
+ * Characters that change how the text around them is laid out or read without showing themselves: Unicode's
+ * bidirectional formatting characters (UAX #9: embeddings, overrides, isolates, the LRM/RLM/ALM marks) and control
+ * characters. In a client's self-chosen name, a right-to-left override (U+202E) would reverse the words after the
+ * name on the consent page ("… wants to access your account") into whatever the registrant wrote backwards.
+ */
+const HIDDEN_FORMATTING = /[\p{Cc}\u061C\u200E\u200F\u202A-\u202E\u2066-\u2069]/gu;
+
+/** Text chosen by someone else (a client's name), without the characters that could rearrange the page around it. */
+export function displayText(value: string): string {
+  return value.replace(HIDDEN_FORMATTING, '');
+}
+
+/**
+ * A name chosen by someone else, as page markup: escaped, stripped of hidden formatting, and in a `<bdi>` so that a
+ * legitimately right-to-left name (Arabic, Hebrew) is laid out on its own and does not reorder the sentence it sits in.
+ */
+export function nameHtml(value: string): string {
+  return `<bdi>${escapeHtml(displayText(value))}</bdi>`;
+}
+
 /** Path of the one stylesheet our pages use (served by interaction-routes.ts; CSP `style-src 'self'`). */
 export const STYLESHEET_PATH = '/assets/gatehouse.css';
 

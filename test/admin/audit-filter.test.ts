@@ -74,15 +74,15 @@ describe('audit, grants and clients pages (in-process): names, filters, bad filt
     const page = await get('/admin/audit');
     assert.equal(page.statusCode, 200);
     assert.equal(rows(page.body), 3, 'the last 24 hours by default');
-    assert.ok(page.body.includes(`<span class="named" title="${ALICE.subject}">${ALICE.name}</span><br><span class="muted">${ALICE.email}</span>`));
-    assert.ok(page.body.includes(`<span class="named" title="${DCR_CLIENT}">Inspector &lt;script&gt;</span>`));
+    assert.ok(page.body.includes(`<span class="named" title="${ALICE.subject}"><bdi>${ALICE.name}</bdi></span><br><span class="muted"><bdi>${ALICE.email}</bdi></span>`));
+    assert.ok(page.body.includes(`<span class="named" title="${DCR_CLIENT}"><bdi>Inspector &lt;script&gt;</bdi></span>`));
     assert.ok(page.body.includes('policy: weekdays only'), 'the denial says why');
     assert.ok(!page.body.includes(`<code>${ALICE.subject}</code>`), 'no bare subject where a name is known');
     const grants = await get('/admin/grants');
-    assert.ok(grants.body.includes(`<span class="named" title="${BOB.subject}">${BOB.name}</span>`));
-    assert.ok(grants.body.includes(`<span class="named" title="configured-app">Configured App</span>`));
+    assert.ok(grants.body.includes(`<span class="named" title="${BOB.subject}"><bdi>${BOB.name}</bdi></span>`));
+    assert.ok(grants.body.includes(`<span class="named" title="configured-app"><bdi>Configured App</bdi></span>`));
     const clients = await get('/admin/clients');
-    assert.ok(clients.body.includes(`<span class="named" title="${DCR_CLIENT}">Inspector &lt;script&gt;</span>`));
+    assert.ok(clients.body.includes(`<span class="named" title="${DCR_CLIENT}"><bdi>Inspector &lt;script&gt;</bdi></span>`));
   });
 
   it('filters by user (e-mail), client (name), tool, outcome and window', async () => {

@@ -20,6 +20,7 @@ import { loadConfig } from '../../src/config/load.ts';
 import { ManualClock } from '../../src/runtime/clock.ts';
 import { oidcRecords } from '../../src/store/oidc-records.ts';
 import { openStore } from '../../src/store/open-store.ts';
+import { createOidcAdapter } from '../../src/store/oidc-adapter.ts';
 import { createSqliteStore } from '../../src/store/sqlite-store.ts';
 import type { Store } from '../../src/store/store.ts';
 import { ALICE, auditRecord, BOB, CIMD_CLIENT, CONFIGURED_CLIENT, DCR_CLIENT, GRANTS, seedAudit, seedStore } from './seed.ts';
@@ -113,6 +114,33 @@ describe('admin CLI against a SQLite store seeded through the oidc adapter', () 
     assert.equal(missing.code, 1);
     assert.equal(missing.stderr.trim().split('\n').length, 1);
     assert.match(missing.stderr, /no client "nope"/);
+  });
+
+  it('prints a stored name\'s terminal controls and bidi overrides escaped, in lines, tables and questions; --json keeps it exact', async () => {
+    // A registrant chooses client_name: an ESC sequence would retitle or recolour the operator's terminal, U+202E
+    // would make the line read backwards.
+    const hostile = 'Evil\u001b]0;pwned\u0007\u001b[2J\u202eppa';
+    const id = 'dcr-hostile-name';
+    const Adapter = createOidcAdapter(inspect, clock);
+    await new Adapter('Client').upsert(id, { client_id: id, client_name: hostile, redirect_uris: ['https://hostile.example/cb'], token_endpoint_auth_method: 'none' });
+    try {
+      const escaped = 'Evil\\x1b]0;pwned\\x07\\x1b[2J\\u202eppa';
+      const shown = await cli('clients', 'show', id);
+      assert.equal(shown.code, 0, shown.stderr);
+      assert.ok(shown.stdout.includes(`Name:          ${escaped}\n`), shown.stdout);
+      const listed = await cli('clients', 'list');
+      assert.ok(listed.stdout.includes(escaped), listed.stdout);
+      for (const output of [shown.stdout, listed.stdout]) {
+        // oxlint-disable-next-line no-control-regex
+        assert.doesNotMatch(output, /[\u001b\u0007\u202e]/);
+      }
+      const asked = await onTerminal('n', 'clients', 'revoke', id);
+      assert.deepEqual(asked.asked, [`Revoke client ${id} (${escaped}) and its 0 grant(s) on every replica? [y/N] `]);
+      const { client } = await json<{ client: { name: string } }>('clients', 'show', id);
+      assert.equal(client.name, hostile);
+    } finally {
+      await new Adapter('Client').destroy(id);
+    }
   });
 
   it('filters grants by user and by client, with the last token issuance as last use', async () => {

@@ -53,9 +53,27 @@ describe('product look-alike names', () => {
 });
 
 describe('consent page rendering', () => {
+  it('shows a client name without bidi controls, isolated, so it cannot reorder the sentence around it', () => {
+    // U+202E (right-to-left override) would make "… wants to access your account" read backwards after the name;
+    // U+2066 (an isolate) and U+200F (a mark) and a control character are as invisible and as useless in a name.
+    const html = renderConsentPage(view({ clientName: 'Team\u202e Notes\u2066\u200f\u0007', signedInAs: { subject: 's', name: 'Alice\u202e' } }));
+    assert.equal(heading(html), '<span class="client-name"><bdi>Team Notes</bdi></span> wants to access your account');
+    assert.match(html, /Signed in as <strong><bdi>Alice<\/bdi><\/strong>/);
+    assert.match(html, /<title>Allow Team Notes\? ·/);
+    assert.doesNotMatch(html, /[\u202a-\u202e\u2066-\u2069\u200e\u200f]/);
+    // A right-to-left name is kept as written, in its own isolate.
+    assert.match(heading(renderConsentPage(view({ clientName: 'مفكرة الفريق' }))), /<bdi>مفكرة الفريق<\/bdi>/);
+  });
+
+  it('shows the redirect URI as the URL it is (controls percent-encoded), never as raw text', () => {
+    const html = renderConsentPage(view({ redirectUri: 'https://notes.example/\u202ecb' }));
+    assert.match(html, /https:\/\/notes\.example\/%E2%80%AEcb/);
+    assert.doesNotMatch(html, /\u202e/);
+  });
+
   it('marks an unverified client named like a product "unverified" beside the name, and warns once', () => {
     const html = renderConsentPage(view({ clientName: 'Visual Studio Code', redirectUri: 'http://127.0.0.1:33418/' }));
-    assert.match(heading(html), /Visual Studio Code<\/span> <span class="badge unverified">unverified<\/span>/);
+    assert.match(heading(html), /Visual Studio Code<\/bdi><\/span> <span class="badge unverified">unverified<\/span>/);
     assert.equal(html.match(/class="notice warning"/g)?.length, 1);
     assert.match(html, /Check before you approve/);
     assert.match(html, /nothing confirms this is Visual Studio Code/);
@@ -72,7 +90,7 @@ describe('consent page rendering', () => {
 
   it('names the signed-in user, escaped', () => {
     const html = renderConsentPage(view({ signedInAs: { subject: 's', name: 'Alice <b>', email: 'alice@example.test' } }));
-    assert.match(html, /Signed in as <strong>Alice &lt;b&gt;<\/strong> \(alice@example\.test\)/);
+    assert.match(html, /Signed in as <strong><bdi>Alice &lt;b&gt;<\/bdi><\/strong> \(<bdi>alice@example\.test<\/bdi>\)/);
   });
 
   it('shows the organisation, logo and support link, escaped, and links the accent stylesheet', () => {
@@ -104,6 +122,6 @@ describe('consent page of a browser already signed in', () => {
     const second = await registerPublicClient(server, { client_name: 'Second App' });
     const { response } = await browser.follow(authorizeUrl(server, authorizationParams(server, second.client_id, challenge, { state: 'two' })), server.publicUrl);
     const html = await response.text();
-    assert.match(html, new RegExp(`Signed in as <strong>${TEST_IDENTITY.name}</strong> \\(${TEST_IDENTITY.email}\\)`));
+    assert.match(html, new RegExp(`Signed in as <strong><bdi>${TEST_IDENTITY.name}</bdi></strong> \\(<bdi>${TEST_IDENTITY.email}</bdi>\\)`));
   });
 });

@@ -1,6 +1,7 @@
 import type { DecisionKind, RememberedDecision } from '../../authorization/remembered-decisions.ts';
 import type { ScopeDescription } from '../../authorization/protected-resources.ts';
 import type { GrantSummary } from '../grants.ts';
+import { nameHtml } from '../../web/html.ts';
 import { code, html, postButton, renderConsolePage, scopeCode, table, timeCell, type ConsoleView } from './layout.ts';
 
 export interface ConnectedApp {
@@ -37,7 +38,7 @@ export interface RememberedRow {
  */
 export function renderAccountPage(view: ConsoleView, apps: ConnectedApp[], remembered: RememberedRow[] = []): string {
   const rows = apps.map((app) => [
-    `${app.name === undefined ? '' : `<strong>${html(app.name)}</strong><br>`}${code(app.grant.clientId)}${app.hosts.length > 0 ? `<br><span class="muted">${app.hosts.map(html).join(', ')}</span>` : ''}`,
+    `${app.name === undefined ? '' : `<strong>${nameHtml(app.name)}</strong><br>`}${code(app.grant.clientId)}${app.hosts.length > 0 ? `<br><span class="muted">${app.hosts.map(html).join(', ')}</span>` : ''}`,
     app.access.length === 0 ? app.grant.scopes.map(scopeCode).join(' ') : accessCell(app),
     timeCell(app.grant.createdAt),
     timeCell(app.grant.lastUsedAt),
@@ -59,12 +60,12 @@ ${rememberedSection(view, remembered)}`,
 function identitySection(view: ConsoleView): string {
   const { session } = view;
   const groups = session.groups.length === 0 ? '<span class="muted">none</span>' : session.groups.map(code).join(' ');
-  return `<p class="hint">Signed in as ${html(session.name ?? session.email ?? session.subject)} — subject ${code(session.subject)}, groups ${groups}.</p>`;
+  return `<p class="hint">Signed in as ${nameHtml(session.name ?? session.email ?? session.subject)} — subject ${code(session.subject)}, groups ${groups}.</p>`;
 }
 
 function rememberedSection(view: ConsoleView, remembered: RememberedRow[]): string {
   const rows = remembered.map(({ kind, decision, name }) => [
-    `${name === undefined ? '' : `<strong>${html(name)}</strong><br>`}${code(decision.clientId)}<br><span class="muted">${html(decision.redirectUri)}</span>`,
+    `${name === undefined ? '' : `<strong>${nameHtml(name)}</strong><br>`}${code(decision.clientId)}<br><span class="muted">${html(decision.redirectUri)}</span>`,
     kind === 'approvals' ? `Approved ${decision.scopes.map(scopeCode).join(' ')}` : 'Denied',
     code(decision.resource),
     timeCell(decision.expiresAt),

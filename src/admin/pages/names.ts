@@ -1,4 +1,5 @@
 import type { AccountRecord } from '../../records/account.ts';
+import { nameHtml } from '../../web/html.ts';
 import { code, html } from './layout.ts';
 
 /**
@@ -11,8 +12,8 @@ export function personCell(subject: string | undefined, accounts: ReadonlyMap<st
   const account = accounts.get(subject);
   const label = account?.name ?? account?.email;
   if (label === undefined) return code(subject);
-  const email = account?.name !== undefined && account.email !== undefined ? `<br><span class="muted">${html(account.email)}</span>` : '';
-  return `<span class="named" title="${html(subject)}">${html(label)}</span>${email}`;
+  const email = account?.name !== undefined && account.email !== undefined ? `<br><span class="muted">${nameHtml(account.email)}</span>` : '';
+  return `<span class="named" title="${html(subject)}">${nameHtml(label)}</span>${email}`;
 }
 
 export function clientCell(clientId: string | undefined, names: ReadonlyMap<string, string>): string {
@@ -22,7 +23,7 @@ export function clientCell(clientId: string | undefined, names: ReadonlyMap<stri
 
 /** A name with its id on hover, or the id alone when there is no name. */
 export function namedId(name: string | undefined, id: string): string {
-  return name === undefined ? code(id) : `<span class="named" title="${html(id)}">${html(name)}</span>`;
+  return name === undefined ? code(id) : `<span class="named" title="${html(id)}">${nameHtml(name)}</span>`;
 }
 
 /** A <datalist> of suggestions for a filter field (values are what the filter resolves: names, e-mails, ids). */

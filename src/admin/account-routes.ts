@@ -10,6 +10,7 @@ import { noticeFrom, sessionForPage, sessionForPost } from './console-guard.ts';
 import { consoleCookiesSecure, type ConsoleState } from './console-state.ts';
 import { listGrants, revokeGrantForPage } from './grants.ts';
 import { renderAccountPage, type ConnectedApp, type RememberedRow } from './pages/account-page.ts';
+import { formPostRoute } from '../server/form-routes.ts';
 
 /**
  * `/account` — "connected apps" for every signed-in user: the MCP clients they approved, and revoking one; and the
@@ -65,7 +66,7 @@ export function registerAccountRoutes(app: FastifyInstance, state: ConsoleState)
     return reply.header('cache-control', 'no-store').type('text/html; charset=utf-8').send(renderAccountPage(view, apps, decisions));
   });
 
-  app.post('/account/grants/:grantId/revoke', page, async (request, reply) => {
+  app.post('/account/grants/:grantId/revoke', formPostRoute, async (request, reply) => {
     const session = await sessionForPost(state, request, { admin: false });
     const { grantId } = grantParams.parse(request.params);
     await revokeGrantForPage(admin, grantId, { subject: session.subject, notFound: 'You have no such connected app.' });
@@ -74,7 +75,7 @@ export function registerAccountRoutes(app: FastifyInstance, state: ConsoleState)
     return reply.redirect('/account?done=grant-revoked', 303);
   });
 
-  app.post('/account/decisions/forget', page, async (request, reply) => {
+  app.post('/account/decisions/forget', formPostRoute, async (request, reply) => {
     await sessionForPost(state, request, { admin: false });
     const body = forgetBody.safeParse(request.body);
     if (!body.success) throw new ProtocolError('invalid_request', 'The form is incomplete; reload the page and try again.');

@@ -16,6 +16,7 @@ import type { GatehouseMetrics } from '../observability/metrics.ts';
 import { ADMIN_STYLESHEET_PATH } from './pages/layout.ts';
 import { htmlCspWithFormTargets } from '../server/security-headers.ts';
 import { upstreamBrowserOrigin } from '../upstream/profile.ts';
+import { formPostRoute } from '../server/form-routes.ts';
 
 /**
  * The admin console (`/admin`, admins only) and the connected-apps page (`/account`, every signed-in user), both
@@ -57,7 +58,7 @@ function consoleRoutes(state: ConsoleState): FastifyPluginAsync {
       return beginConsoleSignIn(state, reply, typeof query.return === 'string' ? query.return : '/account');
     });
 
-    app.post('/admin/sign-out', page, async (request, reply) => signOut(state, request, reply));
+    app.post('/admin/sign-out', formPostRoute, async (request, reply) => signOut(state, request, reply));
     app.get(SIGNED_OUT_PATH, page, async (_request, reply) => signedOutPage(reply));
 
     registerOverviewRoutes(app, state);

@@ -16,6 +16,7 @@ import type { ConsoleSection } from './pages/layout.ts';
 import { adminView, sendConsolePage } from './admin-view.ts';
 import { renderReloadPage } from './pages/reload-page.ts';
 import { accountsBySubject, clientNamesOf, consoleDirectory } from './users.ts';
+import { formPostRoute } from '../server/form-routes.ts';
 
 /** `/admin` pages: clients, grants, tool calls; and the revoke and reload actions (the overview: overview-routes.ts). */
 
@@ -54,7 +55,7 @@ export function registerAdminRoutes(app: FastifyInstance, state: ConsoleState): 
     return html(reply, renderAuditPage(await view('Recent tool calls', 'audit', session), result, filter, directory));
   });
 
-  app.post('/admin/grants/:grantId/revoke', page, async (request, reply) => {
+  app.post('/admin/grants/:grantId/revoke', formPostRoute, async (request, reply) => {
     await sessionForPost(state, request, { admin: true });
     const { grantId } = grantParams.parse(request.params);
     await revokeGrantForPage(admin, grantId, { notFound: 'There is no such grant; it may have been revoked already.' });
@@ -64,7 +65,7 @@ export function registerAdminRoutes(app: FastifyInstance, state: ConsoleState): 
   });
 
   // Reload the configuration file without a restart (src/app/reload-config.ts), and show what applied.
-  app.post('/admin/reload', page, async (request, reply) => {
+  app.post('/admin/reload', formPostRoute, async (request, reply) => {
     const session = await sessionForPost(state, request, { admin: true });
     if (state.reloadConfig === undefined) {
       throw new ProtocolError('invalid_request', 'This gateway was started without a configuration file: there is nothing to reload.');
@@ -74,7 +75,7 @@ export function registerAdminRoutes(app: FastifyInstance, state: ConsoleState): 
     return html(reply.code(outcome.ok ? 200 : 422), renderReloadPage(await view('Configuration reload', 'overview', session), outcome));
   });
 
-  app.post('/admin/clients/revoke', page, async (request, reply) => {
+  app.post('/admin/clients/revoke', formPostRoute, async (request, reply) => {
     await sessionForPost(state, request, { admin: true });
     const { client_id: clientId } = clientBody.parse(request.body);
     try {

@@ -7,6 +7,7 @@ import { adminForPage, noticeFrom, sessionForPost } from './console-guard.ts';
 import type { ConsoleState } from './console-state.ts';
 import { renderToolsPage } from './pages/tools-page.ts';
 import { approveToolPin, diffToolPin, listToolPins, rejectToolPin } from './tools.ts';
+import { formPostRoute } from '../server/form-routes.ts';
 
 /**
  * `/admin/tools`: pinned tool definitions waiting for review, and the Approve / Reject behind them. The decision is
@@ -31,7 +32,7 @@ export function registerToolRoutes(app: FastifyInstance, state: ConsoleState): v
   });
 
   const decide = (verb: 'approve' | 'reject', action: typeof approveToolPin) =>
-    app.post(`/admin/tools/${verb}`, page, async (request, reply) => {
+    app.post(`/admin/tools/${verb}`, formPostRoute, async (request, reply) => {
       const session = await sessionForPost(state, request, { admin: true });
       const { route, tool } = decisionBody.parse(request.body);
       try {

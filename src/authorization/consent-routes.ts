@@ -14,6 +14,7 @@ import { isPrivateUseRedirectUri } from './redirect-uri-policy.ts';
 import { describeScopes } from './protected-resources.ts';
 import { upstreamBrowserOrigin } from '../upstream/profile.ts';
 import { cspOrigin } from '../config/csp-source.ts';
+import { formPostRoute } from '../server/form-routes.ts';
 
 /**
  * The consent step, BEFORE the user is sent to the upstream IdP:
@@ -111,5 +112,5 @@ export function registerConsentRoutes(app: FastifyInstance, deps: InteractionDep
       .send(html);
   });
 
-  app.post('/interaction/:uid/decision', { config: htmlErrors, bodyLimit: DECISION_FORM_MAX_BYTES }, consentDecisionHandler(deps));
+  app.post('/interaction/:uid/decision', { ...formPostRoute, bodyLimit: DECISION_FORM_MAX_BYTES }, consentDecisionHandler(deps));
 }

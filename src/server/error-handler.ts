@@ -118,7 +118,8 @@ function formatFor(request: FastifyRequest): ErrorFormat {
 export function handleFrameworkError(error: FastifyError, request: FastifyRequest, reply: FastifyReply): FastifyReply {
   const description = error.code === 'FST_ERR_BAD_URL' ? 'The request URL is malformed.' : 'The request cannot be routed.';
   request.log.info({ errorCode: 'invalid_request', fastifyCode: error.code }, 'request rejected');
-  return sendProtocolError(reply.header('x-request-id', request.id), new ProtocolError('invalid_request', description));
+  // A browser following a mangled link to a page gets the error page, as for an unknown page (notFoundFormat).
+  return sendProtocolError(reply.header('x-request-id', request.id), new ProtocolError('invalid_request', description), { format: notFoundFormat(request) });
 }
 
 /** Endpoints programs call: their 404 stays the JSON they parse, whatever the caller's `Accept` says. */

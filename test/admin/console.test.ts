@@ -142,6 +142,18 @@ describe('admin console and connected apps (in-process)', () => {
     assert.equal(noSession.statusCode, 403);
   });
 
+  it('answers a console form sent in another body type with 415 on the error page, changing nothing', async () => {
+    const alice = await signIn(ALICE, '/admin');
+    for (const url of [`/admin/grants/${GRANTS.bobConfigured}/revoke`, '/admin/clients/revoke', '/admin/sign-out', `/account/grants/${GRANTS.bobConfigured}/revoke`]) {
+      for (const [type, payload] of [['text/plain', `csrf=${alice.csrf}`], ['application/json', JSON.stringify({ csrf: alice.csrf })]] as const) {
+        const response = await h.app.inject({ method: 'POST', url, headers: { cookie: alice.cookie, origin: ORIGIN, 'content-type': type }, payload });
+        assert.equal(response.statusCode, 415, `${url} ${type}`);
+        assert.match(response.headers['content-type'] ?? '', /^text\/html/);
+      }
+    }
+    assert.ok(await h.store.get(GRANT_NAMESPACE, GRANTS.bobConfigured), 'grant untouched');
+  });
+
   it('answers 404 for revoking a grant or client that does not exist', async () => {
     const alice = await signIn(ALICE, '/admin');
     const grant = await post(alice, '/admin/grants/no-such-grant/revoke', { csrf: alice.csrf });

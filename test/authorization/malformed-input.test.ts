@@ -72,6 +72,30 @@ describe('malformed input', () => {
     }
   });
 
+  // A form sends application/x-www-form-urlencoded. Fastify parses JSON and text/plain on every route, so those reached
+  // the handler and were called malformed (400) while multipart, with no parser, was 415: one mistake, two answers.
+  it('answers a consent decision in any body type but a form\'s with 415 on the error page', async () => {
+    for (const type of ['text/plain', 'application/json', 'multipart/form-data; boundary=x', 'application/x-www-form-urlencodedx']) {
+      const response = await fetch(`${server.publicUrl}/interaction/does-not-exist/decision`, { method: 'POST', headers: { 'content-type': type }, body: 'decision=approve' });
+      assert.equal(response.status, 415, type);
+      assert.match(response.headers.get('content-type') ?? '', /^text\/html/, type);
+      assert.match(await response.text(), /application\/x-www-form-urlencoded/);
+    }
+    const form = await fetch(`${server.publicUrl}/interaction/does-not-exist/decision`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded; charset=UTF-8' }, body: 'decision=approve' });
+    assert.notEqual(form.status, 415);
+  });
+
+  it('shows a browser following a link with an over-long path parameter the error page, a program JSON', async () => {
+    const path = `/interaction/${'a'.repeat(5000)}`;
+    const browser = await fetch(`${server.publicUrl}${path}`, { headers: { accept: 'text/html' } });
+    assert.equal(browser.status, 400);
+    assert.match(browser.headers.get('content-type') ?? '', /^text\/html/);
+    assert.ok(browser.headers.get('x-request-id'));
+    const program = await fetch(`${server.publicUrl}${path}`);
+    assert.equal(program.status, 400);
+    assert.equal(((await program.json()) as { error: string }).error, 'invalid_request');
+  });
+
   it('logged no unexpected errors', () => {
     const errors = server.logs.lines().filter((line) => (line.level as number) >= 50);
     assert.deepEqual(errors, []);

@@ -66,7 +66,7 @@ describe('native clients with a private-use redirect URI, registered dynamically
     assert.doesNotMatch(html, /program on <strong>this computer<\/strong>/, 'no loopback warning');
     assert.equal(html.match(/class="notice warning"/g)?.length, 1, 'every warning in one box');
     // A dynamically registered client named "Cursor" proves nothing about being Cursor.
-    assert.match(html, /Cursor<\/span> <span class="badge unverified">unverified<\/span>/);
+    assert.match(html, /Cursor<\/bdi><\/span> <span class="badge unverified">unverified<\/span>/);
     const formAction = /form-action ([^;]+)/.exec(response.headers.get('content-security-policy') ?? '')?.[1] ?? '';
     assert.ok(formAction.split(' ').includes('cursor:'), formAction);
   });

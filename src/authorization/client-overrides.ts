@@ -1,5 +1,5 @@
 import type Provider from 'oidc-provider';
-import { constantTimeEqual, isHashedClientSecret, verifyClientSecret } from '../keys/hashing.ts';
+import { constantTimeEqual, isHashedClientSecret, SecretCheckBusyError, verifyClientSecret } from '../keys/hashing.ts';
 import { loopbackWithoutPort } from './redirect-uri-policy.ts';
 
 /**
@@ -18,7 +18,13 @@ export function installClientOverrides(provider: Provider): void {
   prototype.compareClientSecret = async function compareClientSecret(actual: string): Promise<boolean> {
     const stored = this.clientSecret;
     if (typeof stored !== 'string' || typeof actual !== 'string') return false;
-    return isHashedClientSecret(stored) ? verifyClientSecret(actual, stored) : constantTimeEqual(stored, actual);
+    if (!isHashedClientSecret(stored)) return constantTimeEqual(stored, actual);
+    try {
+      return await verifyClientSecret(actual, stored);
+    } catch (error) {
+      if (error instanceof SecretCheckBusyError) throw new SecretCheckBusy();
+      throw error;
+    }
   };
 
   // RFC 7592 §3: a client reading its registration gets its current metadata — and the stored client_secret is a
@@ -36,4 +42,22 @@ export function installClientOverrides(provider: Provider): void {
     const requested = loopbackWithoutPort(value);
     return requested !== undefined && this.redirectUris.some((uri) => loopbackWithoutPort(uri) === requested);
   };
+}
+
+/**
+ * Too many slow secret checks at once (hashing.ts), as oidc-provider renders an error: `expose`d, so the token,
+ * revocation and introspection endpoints answer `503 temporarily_unavailable` (with Retry-After, installRetryAfter)
+ * in their own format rather than a 500. The secret was not judged, so it is not `invalid_client`.
+ */
+class SecretCheckBusy extends Error {
+  readonly error = 'temporarily_unavailable';
+  readonly error_description = 'Too many client authentications are being checked; retry shortly.';
+  readonly status = 503;
+  readonly statusCode = 503;
+  readonly expose = true;
+
+  constructor() {
+    super('temporarily_unavailable');
+    this.name = 'SecretCheckBusy';
+  }
 }

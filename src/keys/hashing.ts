@@ -1,4 +1,5 @@
 import { createHash, randomBytes, scrypt, timingSafeEqual, type ScryptOptions } from 'node:crypto';
+import { GatehouseError } from '../errors/internal-errors.ts';
 
 /**
  * Hashes for secrets Gatehouse must recognise but never needs to read back: tokens and client secrets are stored
@@ -44,18 +45,65 @@ const MAX_LN = 20;
 const MAX_R = 16;
 const MAX_P = 4;
 
-function deriveKey(secret: string, salt: Buffer, params: ScryptParameters): Promise<Buffer> {
-  const N = 2 ** params.ln;
-  const options: ScryptOptions = { N, r: params.r, p: params.p, maxmem: 256 * N * params.r + 1024 * 1024 };
-  return new Promise((resolve, reject) => {
-    scrypt(secret, salt, HASH_BYTES, options, (error, key) => (error ? reject(error) : resolve(key)));
-  });
+/**
+ * How many scrypt derivations run at once, and how many may wait for one. A check costs ≈ 90–170 ms of a core (on
+ * libuv's pool, off the event loop but not off the machine), and a client id is no secret: anyone could send a
+ * configured confidential client's id with wrong secrets, each token request buying a derivation, until every core
+ * was busy with them. One at a time leaves the other cores to everyone else; a wait past the few allowed is refused
+ * (SecretCheckBusyError, which the token endpoint answers 503 with Retry-After) rather than queued without bound.
+ * A client that already proved its secret in this process does not queue at all (verifiedSecrets).
+ */
+const DERIVATIONS_AT_ONCE = 1;
+const DERIVATIONS_WAITING = 8;
+let derivationsRunning = 0;
+const derivationsWaiting: Array<() => void> = [];
+
+/** A secret check that would have had to wait behind too many others. */
+export class SecretCheckBusyError extends GatehouseError {
+  constructor() {
+    super('GH_SECRET_CHECK_BUSY', 'too many client-secret checks are running; retry shortly');
+    this.name = 'SecretCheckBusyError';
+  }
+}
+
+async function deriveKey(secret: string, salt: Buffer, params: ScryptParameters, wait: 'bounded' | 'unbounded'): Promise<Buffer> {
+  if (derivationsRunning < DERIVATIONS_AT_ONCE) derivationsRunning++;
+  else if (wait === 'bounded' && derivationsWaiting.length >= DERIVATIONS_WAITING) throw new SecretCheckBusyError();
+  // The finishing derivation hands its place to this one (derivationsRunning stays as it is).
+  else await new Promise<void>((resolve) => derivationsWaiting.push(resolve));
+  try {
+    const N = 2 ** params.ln;
+    const options: ScryptOptions = { N, r: params.r, p: params.p, maxmem: 256 * N * params.r + 1024 * 1024 };
+    return await new Promise<Buffer>((resolve, reject) => {
+      scrypt(secret, salt, HASH_BYTES, options, (error, key) => (error ? reject(error) : resolve(key)));
+    });
+  } finally {
+    const next = derivationsWaiting.shift();
+    if (next === undefined) derivationsRunning--;
+    else next();
+  }
+}
+
+/**
+ * Secrets that verified against a scrypt hash, as SHA-256 of (stored hash, secret): a client's next token request
+ * costs a hash instead of a derivation, and a flood of wrong secrets cannot make the client itself wait behind them.
+ * Only a secret that verified gets in, so a hit needs the right secret; the stored hash in the key drops an entry
+ * when the secret is changed. The slow hash protects the store at rest; this memory holds a fast hash of a secret
+ * that was already presented to this process in the clear.
+ */
+const VERIFIED_SECRETS_KEPT = 1_000;
+const verifiedSecrets = new Set<string>();
+const verifiedKey = (secret: string, hash: string): string => createHash('sha256').update(hash).update('\0').update(secret, 'utf8').digest('base64url');
+
+function rememberVerified(key: string): void {
+  if (verifiedSecrets.size >= VERIFIED_SECRETS_KEPT) verifiedSecrets.delete(verifiedSecrets.values().next().value as string);
+  verifiedSecrets.add(key);
 }
 
 /** `$scrypt$ln=15,r=8,p=1$<salt>$<hash>` (base64url): the parameters travel with the hash so they can be raised later. */
 export async function hashClientSecret(secret: string, params: ScryptParameters = defaultScryptParameters): Promise<string> {
   const salt = randomBytes(SALT_BYTES);
-  const hash = await deriveKey(secret, salt, params);
+  const hash = await deriveKey(secret, salt, params, 'unbounded');
   return `$scrypt$ln=${params.ln},r=${params.r},p=${params.p}$${salt.toString('base64url')}$${hash.toString('base64url')}`;
 }
 
@@ -87,14 +135,21 @@ export function looksGenerated(secret: string): boolean {
   return secret.length >= 43 && /^[A-Za-z0-9_-]+$/.test(secret);
 }
 
-/** True when `secret` matches a hash from hashClientSecret or hashGeneratedSecret; false for a wrong one or an unreadable hash. */
+/**
+ * True when `secret` matches a hash from hashClientSecret or hashGeneratedSecret; false for a wrong one or an unreadable
+ * hash. Throws SecretCheckBusyError when a scrypt check would wait behind too many others.
+ */
 export async function verifyClientSecret(secret: string, hash: string): Promise<boolean> {
   if (hash.startsWith(GENERATED_PREFIX)) return constantTimeEqual(hashGeneratedSecret(secret), hash);
   const match = storedHash.exec(hash);
   if (!match) return false;
   const params = { ln: Number(match[1]), r: Number(match[2]), p: Number(match[3]) };
   if (params.ln < 1 || params.ln > MAX_LN || params.r < 1 || params.r > MAX_R || params.p < 1 || params.p > MAX_P) return false;
+  const known = verifiedKey(secret, hash);
+  if (verifiedSecrets.has(known)) return true;
   const expected = Buffer.from(match[5] ?? '', 'base64url');
-  const actual = await deriveKey(secret, Buffer.from(match[4] ?? '', 'base64url'), params);
-  return expected.length === actual.length && timingSafeEqual(expected, actual);
+  const actual = await deriveKey(secret, Buffer.from(match[4] ?? '', 'base64url'), params, 'bounded');
+  const verified = expected.length === actual.length && timingSafeEqual(expected, actual);
+  if (verified) rememberVerified(known);
+  return verified;
 }

@@ -116,6 +116,24 @@ describe('client credentials: agents without a browser', () => {
     assert.equal(((await wrongSecret.json()) as { error: string }).error, 'invalid_client');
   });
 
+  it('answers a flood of wrong secrets for a configured client 401 or 503 (never 500), and still serves the client that knows its secret', async () => {
+    // A client id is no secret, and each wrong secret for a configured client cost a scrypt derivation: the checks now
+    // run one at a time with a few waiting, the rest answered 503, and a secret already proved skips the queue.
+    const resource = `${stack.server.publicUrl}/mcp`;
+    assert.equal((await token({ grant_type: 'client_credentials', resource }, basic('report-bot', SECRET))).status, 200);
+    const flood = Array.from({ length: 16 }, (_, index) => token({ grant_type: 'client_credentials', resource }, basic('report-bot', `wrong-secret-number-${index}`)));
+    const rightful = await token({ grant_type: 'client_credentials', resource }, basic('report-bot', SECRET));
+    assert.equal(rightful.status, 200, await rightful.clone().text());
+    const answers = await Promise.all(flood);
+    const statuses = answers.map((answer) => answer.status);
+    assert.ok(statuses.every((status) => status === 401 || status === 503), statuses.join(' '));
+    assert.ok(statuses.includes(503), statuses.join(' '));
+    for (const answer of answers.filter((response) => response.status === 503)) {
+      assert.ok(Number(answer.headers.get('retry-after')) >= 1);
+      assert.equal(((await answer.json()) as { error: string }).error, 'temporarily_unavailable');
+    }
+  });
+
   it('requires `resource`, and only a route of this gateway (invalid_target)', async () => {
     for (const resource of [undefined, 'https://elsewhere.example/mcp', `${stack.server.publicUrl}/not-a-route`]) {
       const response = await token({ grant_type: 'client_credentials', scope: 'mcp:tools', ...(resource === undefined ? {} : { resource }) }, basic('report-bot', SECRET));

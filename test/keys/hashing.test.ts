@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { describe, it } from 'node:test';
-import { constantTimeEqual, hashClientSecret, hashGeneratedSecret, hashToken, isHashedClientSecret, looksGenerated, verifyClientSecret } from '../../src/keys/hashing.ts';
+import { constantTimeEqual, hashClientSecret, hashGeneratedSecret, hashToken, isHashedClientSecret, looksGenerated, SecretCheckBusyError, verifyClientSecret } from '../../src/keys/hashing.ts';
 
 // Small scrypt parameters keep the suite fast; the format and checks are the same as with the defaults.
 const fast = { ln: 10, r: 8, p: 1 };
@@ -73,5 +73,32 @@ describe('client secret hashing', () => {
     for (const hash of ['', 'plain-text-secret', '$scrypt$ln=10$abc', outOfBounds, good.slice(0, -2)]) {
       assert.equal(await verifyClientSecret('secret-secret-secret', hash), false, hash);
     }
+  });
+
+  it('runs one scrypt check at a time with a few waiting, and refuses the rest as busy instead of queueing them all', async () => {
+    const hash = await hashClientSecret('the-configured-secret', fast);
+    // Wrong secrets, all asked at once: one derives, eight wait, the rest are refused at once.
+    const outcomes = await Promise.allSettled(Array.from({ length: 14 }, (_, index) => verifyClientSecret(`wrong-${index}`, hash)));
+    const judged = outcomes.filter((outcome) => outcome.status === 'fulfilled');
+    const refused = outcomes.filter((outcome) => outcome.status === 'rejected');
+    assert.equal(judged.length, 9);
+    assert.ok(judged.every((outcome) => outcome.value === false));
+    assert.equal(refused.length, 5);
+    assert.ok(refused.every((outcome) => outcome.reason instanceof SecretCheckBusyError));
+    // Every place was given back: a check after the flood is judged.
+    assert.equal(await verifyClientSecret('the-configured-secret', hash), true);
+  });
+
+  it('lets a client that proved its secret through a flood of wrong ones: the secret is not derived again', async () => {
+    const hash = await hashClientSecret('another-configured-secret', fast);
+    assert.equal(await verifyClientSecret('another-configured-secret', hash), true);
+    const flood = Array.from({ length: 12 }, (_, index) => verifyClientSecret(`guess-${index}`, hash).catch((error: unknown) => error));
+    // Asked while every place is taken: answered from what this process already verified, not refused as busy.
+    assert.equal(await verifyClientSecret('another-configured-secret', hash), true);
+    await Promise.all(flood);
+    // A wrong secret is never remembered, and a near miss of the right one is still derived and refused.
+    assert.equal(await verifyClientSecret('another-configured-secret!', hash), false);
+    // The same secret against another stored hash (the secret was changed) is judged by that hash.
+    assert.equal(await verifyClientSecret('another-configured-secret', await hashClientSecret('a-new-secret-value', fast)), false);
   });
 });

@@ -27,6 +27,9 @@ const PROVIDER_ROUTES: ReadonlyArray<readonly [string, readonly HTTPMethods[]]> 
   ['/introspect', ['POST', 'OPTIONS']],
 ];
 
+/** What the metadata documents serve (Fastify answers HEAD with the GET route). */
+const WELL_KNOWN_METHODS = 'GET, HEAD, OPTIONS';
+
 const REFUSED_METHODS: readonly HTTPMethods[] = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'];
 
 /** The methods a route refuses: HEAD only where GET is not served (Fastify answers HEAD with the GET route). */
@@ -84,7 +87,10 @@ export function mountProvider(app: FastifyInstance, options: ProviderMountOption
   const basePath = publicUrl.pathname === '/' ? '' : publicUrl.pathname.replace(/\/$/, '');
 
   const securityHeaders = providerResponseHeaders({ hsts: ctx.publicUrl.startsWith('https://') });
-  const handToProvider = (wellKnown: boolean) => async (request: FastifyRequest, reply: FastifyReply) => {
+  const handToProvider = (wellKnown: boolean, allow: string) => async (request: FastifyRequest, reply: FastifyReply) => {
+    // The provider answers OPTIONS only as a CORS preflight; without an Origin it fell through to Koa's plain-text
+    // 404. An OPTIONS that is no preflight asks what the resource allows (RFC 9110 §9.3.7).
+    if (request.method === 'OPTIONS' && request.headers.origin === undefined) return reply.code(204).header('allow', allow).send();
     const path = request.url.split('?', 1)[0] ?? '';
     const registration = path.startsWith(`${basePath}/register`);
     if (registration && registrationCors(request, reply)) {
@@ -114,7 +120,7 @@ export function mountProvider(app: FastifyInstance, options: ProviderMountOption
   for (const [route, served] of PROVIDER_ROUTES) {
     // Without dynamic registration the provider has no registration endpoint: a 404 like any unknown path.
     if (route.startsWith('/register') && !ctx.config.authorization.dynamicRegistration.enabled) continue;
-    app.route({ method: [...served], url: basePath + route, onRequest: handToProvider(false), handler: async () => undefined });
+    app.route({ method: [...served], url: basePath + route, onRequest: handToProvider(false, served.join(', ')), handler: async () => undefined });
     app.route({ method: refusedMethods(served), url: basePath + route, exposeHeadRoute: false, handler: refuseMethod(served.join(', ')) });
   }
   // The JWKS comes from the keyring itself, not the provider's copy: backends verify identity assertions the proxy
@@ -128,13 +134,13 @@ export function mountProvider(app: FastifyInstance, options: ProviderMountOption
   );
   for (const document of ['oauth-authorization-server', 'openid-configuration']) {
     const url = basePath === '' ? `/.well-known/${document}` : `/.well-known/${document}${basePath}`;
-    app.route({ method: ['GET', 'OPTIONS'], url, onRequest: handToProvider(true), handler: async () => undefined });
+    app.route({ method: ['GET', 'OPTIONS'], url, onRequest: handToProvider(true, WELL_KNOWN_METHODS), handler: async () => undefined });
     if (basePath !== '') {
       // OpenID Connect Discovery 1.0 §4 appends instead of inserting; serve both forms.
       app.route({
         method: ['GET', 'OPTIONS'],
         url: `${basePath}/.well-known/${document}`,
-        onRequest: handToProvider(false),
+        onRequest: handToProvider(false, WELL_KNOWN_METHODS),
         handler: async () => undefined,
       });
     }

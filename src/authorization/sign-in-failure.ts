@@ -51,7 +51,7 @@ export async function redirectSignInFailure(deps: InteractionDeps, request: Fast
   if (interaction === undefined) return false;
   const record = clientErrorFor(error);
   request.log.info(
-    { code: error.code, upstreamError: error.upstreamError, upstreamErrorCodes: error.upstreamErrorCodes, clientError: record.error },
+    { errorCode: error.code, upstreamError: error.upstreamError, upstreamErrorCodes: error.upstreamErrorCodes, clientError: record.error },
     'upstream sign-in failed; returning the error to the client',
   );
   await writeRecord(deps.ctx.store, interactionSignInFailedRecord, uid, record, { ttlSeconds: CONSENT_STATE_TTL_SECONDS });

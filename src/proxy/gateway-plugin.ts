@@ -118,25 +118,27 @@ function registerRoute(app: FastifyInstance, runtime: GatewayRuntime, state: Rou
   // Fastify answers HEAD with a route's GET handler (`exposeHeadRoutes`): on a stream route that opened a backend
   // stream nobody would read or close, uncounted, until the idle timeout. MCP defines no HEAD: 405.
   const noHead = { config, exposeHeadRoute: false };
+  // Any other method on an MCP endpoint is 405 naming the ones it serves (it was a 404, as if nothing were there).
   if (route.transports.includes('streamable-http')) {
     app.route({ ...noHead, method: ['POST', 'GET', 'DELETE'], url: route.path, handler: streamableHttpHandler(runtime, state) });
-    app.head(route.path, { config }, refuseHead('GET, POST, DELETE'));
+    app.route({ config, method: ['HEAD', 'PUT', 'PATCH'], url: route.path, handler: refuseMethod('GET, POST, DELETE') });
     urls.push(route.path);
   }
   if (route.transports.includes('sse')) {
     const base = route.path.replace(/\/$/, '');
     app.get(base + LEGACY_SSE_SUFFIX, noHead, legacySseStreamHandler(runtime, state));
-    app.head(base + LEGACY_SSE_SUFFIX, { config }, refuseHead('GET'));
+    app.route({ config, method: ['HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'], url: base + LEGACY_SSE_SUFFIX, handler: refuseMethod('GET') });
     app.post(base + LEGACY_MESSAGES_SUFFIX, { config: { ...config, legacyMessages: true } }, legacySseMessageHandler(runtime, state));
+    app.route({ ...noHead, method: ['GET', 'HEAD', 'PUT', 'PATCH', 'DELETE'], url: base + LEGACY_MESSAGES_SUFFIX, handler: refuseMethod('POST') });
     urls.push(base + LEGACY_SSE_SUFFIX, base + LEGACY_MESSAGES_SUFFIX);
   }
   return urls;
 }
 
 /** RFC 9110 §15.5.6: 405 names the methods the resource does support. */
-function refuseHead(allow: string) {
-  return async function refuseHeadRequest(): Promise<never> {
-    throw new ProtocolError('invalid_request', 'HEAD is not supported on an MCP endpoint.', { status: 405, headers: { allow } });
+function refuseMethod(allow: string) {
+  return async function refuseMethodRequest(request: FastifyRequest): Promise<never> {
+    throw new ProtocolError('invalid_request', `${request.method} is not supported on this MCP endpoint.`, { status: 405, headers: { allow } });
   };
 }
 

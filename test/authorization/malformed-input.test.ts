@@ -64,6 +64,26 @@ describe('malformed input', () => {
     });
   }
 
+  // The provider answers OPTIONS only as a CORS preflight: without an Origin it fell through to Koa's plain-text 404.
+  for (const [path, allow] of [
+    ['/token', 'POST, OPTIONS'],
+    ['/register', 'POST, OPTIONS'],
+    ['/revoke', 'POST, OPTIONS'],
+    ['/introspect', 'POST, OPTIONS'],
+    ['/.well-known/oauth-authorization-server', 'GET, HEAD, OPTIONS'],
+    ['/.well-known/openid-configuration', 'GET, HEAD, OPTIONS'],
+  ] as const) {
+    it(`answers OPTIONS ${path} without an Origin with 204 and Allow: ${allow}`, async () => {
+      const response = await fetch(`${server.publicUrl}${path}`, { method: 'OPTIONS' });
+      assert.equal(response.status, 204);
+      assert.equal(response.headers.get('allow'), allow);
+      assert.equal(await response.text(), '');
+      const preflight = await fetch(`${server.publicUrl}${path}`, { method: 'OPTIONS', headers: { origin: 'https://app.example', 'access-control-request-method': 'POST' } });
+      assert.ok(preflight.status === 204 || preflight.status === 200, `preflight ${preflight.status}`);
+      assert.ok(preflight.headers.get('access-control-allow-origin'), 'a preflight still gets CORS');
+    });
+  }
+
   it('answers an unparseable body sent to a path that does not exist with 404, not a complaint about the body', async () => {
     for (const [type, body] of [['application/json', ''], ['application/json', '{'], ['application/x-unknown', 'x']] as const) {
       const response = await fetch(`${server.publicUrl}/no-such-endpoint`, { method: 'POST', headers: { 'content-type': type }, body });

@@ -116,6 +116,10 @@ describe('upstream sign-in callback', () => {
     assert.equal(url.searchParams.get('iss'), server.publicUrl);
     assert.equal(url.searchParams.get('state'), 'client-state');
     assert.equal(url.searchParams.get('error_description'), 'The identity provider could not complete the sign-in; try again later.');
+    // The operator's line names the failure: a field called `code` is redacted wherever it appears (it is the
+    // authorization code's name), so the line said `[REDACTED]`.
+    const line = server.logs.lines().find((entry) => entry.msg === 'upstream sign-in failed; returning the error to the client');
+    assert.equal(line?.errorCode, 'temporarily_unavailable', JSON.stringify(line));
   });
 
   it('answers an error only once: a replayed sign-in-failed step is a page', async () => {

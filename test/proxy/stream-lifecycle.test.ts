@@ -170,6 +170,27 @@ describe('HEAD', () => {
   }
 });
 
+describe('methods an MCP endpoint does not serve', () => {
+  // They were 404, as if nothing were there; RFC 9110 §15.5.6 asks for 405 with the methods that are served.
+  for (const [method, path, allow] of [
+    ['PUT', '/mcp', 'GET, POST, DELETE'],
+    ['PATCH', '/mcp', 'GET, POST, DELETE'],
+    ['POST', '/mcp/sse', 'GET'],
+    ['DELETE', '/mcp/sse', 'GET'],
+    ['GET', '/mcp/messages', 'POST'],
+    ['PUT', '/mcp/messages', 'POST'],
+  ] as const) {
+    it(`answers ${method} ${path} with 405, Allow: ${allow}, as a JSON-RPC error, and reaches no backend`, async () => {
+      const before = seen.length;
+      const response = await fetch(gateway.url + path, { method, headers: { authorization: `Bearer ${await token('/mcp')}`, 'content-type': 'application/json' }, ...(method === 'GET' ? {} : { body: '{}' }) });
+      assert.equal(response.status, 405);
+      assert.equal(response.headers.get('allow'), allow);
+      assert.equal(((await response.json()) as { jsonrpc: string }).jsonrpc, '2.0');
+      assert.deepEqual(seen.slice(before), []);
+    });
+  }
+});
+
 describe('stream headers', () => {
   it('reach the client before the backend has sent a byte of the body', { timeout: 10_000 }, async () => {
     let release = () => {};

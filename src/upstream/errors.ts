@@ -93,7 +93,7 @@ export const isNetworkFailure = (error: unknown): boolean => {
 };
 
 /** HTTP status of a non-OAuth error answer (openid-client keeps the Response as the error's cause). */
-function upstreamStatus(error: unknown): number | undefined {
+export function upstreamStatus(error: unknown): number | undefined {
   const cause = (error as { cause?: unknown } | undefined)?.cause;
   return cause instanceof Response ? cause.status : undefined;
 }

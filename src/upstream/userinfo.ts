@@ -1,7 +1,7 @@
 import type { JWTPayload } from 'jose';
 import { fetchUserInfo, type Configuration } from 'openid-client';
 import { wantsUserinfo, type ClaimMapping } from './claim-mapping.ts';
-import { UpstreamError } from './errors.ts';
+import { isNetworkFailure, upstreamStatus, UpstreamError } from './errors.ts';
 
 /**
  * The validated ID token's claims, completed from the userinfo endpoint when the mapping wants claims the ID token
@@ -30,8 +30,14 @@ export async function withUserinfoClaims(input: {
   try {
     userinfo = await fetchUserInfo(configuration, accessToken, sub);
   } catch (cause) {
-    // Fails closed: signing in without the groups a policy expects would quietly turn into "access denied" later.
-    throw new UpstreamError('temporarily_unavailable', 'The identity provider\'s userinfo endpoint did not answer as expected; try again.', {}, { cause });
+    // Fails closed either way: signing in without the groups a policy expects would quietly turn into "access denied"
+    // later. An IdP that did not answer (or answered 5xx) may next time; an answer that fails validation — another
+    // user's `sub` above all, or what is not a userinfo response — will not, so it is not "try again later".
+    if (isNetworkFailure(cause) || (upstreamStatus(cause) ?? 0) >= 500) {
+      throw new UpstreamError('temporarily_unavailable', 'The identity provider\'s userinfo endpoint did not answer; try again.', {}, { cause });
+    }
+    throw new UpstreamError('access_denied', 'The identity provider\'s userinfo answer failed validation.', {}, { cause });
   }
   return { ...userinfo, ...idTokenClaims };
 }
+

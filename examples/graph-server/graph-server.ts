@@ -232,7 +232,13 @@ function respondWithError(res: ServerResponse, error: unknown, logger: Logger): 
     return sendJson(res, error.status, { error: error.status === 401 ? 'invalid_token' : 'temporarily_unavailable', error_description: error.message }, headers);
   }
   if (error instanceof CapabilityError) {
-    return sendJson(res, error.status, { error: error.status === 401 ? 'interaction_required' : 'downstream_error', error_description: error.message });
+    // The REST endpoints answer a step-up as the MCP endpoint does (step-up-preflight.ts) and as Graph itself does under
+    // continuous access evaluation: the gateway turns this challenge into its own, and the client re-authorizes.
+    if (error.status === 401) {
+      const description = 'Microsoft Graph needs the user to sign in again.';
+      return sendJson(res, 401, { error: 'insufficient_claims', error_description: description }, { 'www-authenticate': `Bearer error="insufficient_claims", error_description="${description}"` });
+    }
+    return sendJson(res, error.status, { error: 'downstream_error', error_description: error.message });
   }
   if (error instanceof BodyTooLargeError) return sendJson(res, 413, { error: 'payload_too_large', error_description: 'The request body is too large.' });
   logger.error({ reason: error instanceof Error ? error.name : typeof error }, 'unexpected error');

@@ -218,6 +218,28 @@ export function concealBackendFailure(exchange: McpExchange): void {
 }
 
 /**
+ * A backend's 401 or 403 to the gateway's identity assertion: a 502 (the backend refused the gateway, not the client),
+ * except a 401 `insufficient_claims` step-up the user can complete (backend-step-up.ts), which becomes the gateway's
+ * own 401 challenge and ends the grant.
+ */
+export async function refuseBackendRefusal(exchange: McpExchange, response: BackendResponse): Promise<void> {
+  response.body.resume();
+  const { claims } = authorized(exchange);
+  const stepUp =
+    response.statusCode === 401
+      ? await exchange.runtime.backendStepUp.answer({
+          subject: claims.sub,
+          grantId: claims.grantId,
+          challenge: exchange.state.target,
+          scheme: claims.jkt === undefined ? 'bearer' : 'dpop',
+          wwwAuthenticate: response.headers['www-authenticate'],
+        })
+      : undefined;
+  if (stepUp !== undefined) throw stepUp;
+  throw new ProtocolError('bad_gateway', `The backend of ${exchange.state.route.path} refused the gateway's identity assertion.`);
+}
+
+/**
  * The backend request, cancelled when the client goes away. A streamed upload that the body cap or deadline stopped
  * makes undici report a failed request: the client is told why (413, 408), not that the backend failed.
  */

@@ -78,6 +78,19 @@ function confinedBackendUrl(exchange: McpExchange): string {
   return exchange.backendUrl;
 }
 
+/**
+ * A backend's 401 cannot go to the client as it is: the client's token was the gateway's to judge, and the backend was
+ * given the gateway's identity assertion, not that token, so the 401 (whose challenge, if any, names the backend) is
+ * about the gateway — a 502 — unless it is a step-up the user can complete, which becomes the gateway's own challenge
+ * (shared.refuseBackendRefusal). It reached the client without a `WWW-Authenticate` (relay-response.ts drops the
+ * backend's), a 401 no client can act on (RFC 9110 §15.5.2), and a refresh brought the same 401 back forever. A 403
+ * stays the backend's answer about the resource.
+ */
+export function refuseBackendUnauthorized(exchange: McpExchange): void | Promise<void> {
+  const response = backendResponse(exchange);
+  if (response.statusCode === 401) return shared.refuseBackendRefusal(exchange, response);
+}
+
 /** In order; the README table of src/proxy is checked against these names. */
 export const httpRouteSteps: readonly ExchangeStep[] = [
   confineBackendPath,
@@ -86,6 +99,8 @@ export const httpRouteSteps: readonly ExchangeStep[] = [
   shared.forwardIdentity,
   capRequestBody,
   shared.forwardToBackend({ url: confinedBackendUrl }),
+  refuseBackendUnauthorized,
+  shared.concealBackendFailure,
 ];
 
 export function httpRouteHandler(runtime: GatewayRuntime, state: RouteState) {

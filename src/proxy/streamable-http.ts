@@ -85,28 +85,11 @@ async function updateSessionBinding(exchange: McpExchange, response: BackendResp
 export function refuseNonMcpAnswer(exchange: McpExchange): void | Promise<void> {
   const response = backendResponse(exchange);
   // Only a refusal may need the store (a step-up challenge); an answer that passes returns no promise.
-  if (response.statusCode === 401 || response.statusCode === 403) return refuseBackendRefusal(exchange, response);
+  if (response.statusCode === 401 || response.statusCode === 403) return shared.refuseBackendRefusal(exchange, response);
   if (exchange.post && response.statusCode === 200 && !MCP_RESPONSE_TYPES.has(mediaType(response.headers))) {
     response.body.resume();
     throw new ProtocolError('bad_gateway', `The backend of ${exchange.state.route.path} answered with something that is not MCP.`);
   }
-}
-
-async function refuseBackendRefusal(exchange: McpExchange, response: BackendResponse): Promise<void> {
-  response.body.resume();
-  const { claims } = authorized(exchange);
-  const stepUp =
-    response.statusCode === 401
-      ? await exchange.runtime.backendStepUp.answer({
-          subject: claims.sub,
-          grantId: claims.grantId,
-          challenge: exchange.state.target,
-          scheme: claims.jkt === undefined ? 'bearer' : 'dpop',
-          wwwAuthenticate: response.headers['www-authenticate'],
-        })
-      : undefined;
-  if (stepUp !== undefined) throw stepUp;
-  throw new ProtocolError('bad_gateway', `The backend of ${exchange.state.route.path} refused the gateway's identity assertion.`);
 }
 
 /** In order; the README table of src/proxy is checked against these names. */

@@ -139,3 +139,57 @@ describe('a malicious backend answering every call with insufficient_claims', ()
     assert.equal(await pendingStepUp(gateway.store, 'tenant/carol'), undefined);
   });
 });
+
+describe('a backend behind a plain HTTP route answering 401', () => {
+  // Relayed as it was, the backend's 401 reached the client without a WWW-Authenticate (the backend's own is dropped:
+  // it names the backend), the grant stayed, and a refreshed token met the same 401 for ever.
+  let backend: Server;
+  let gateway: TestGateway;
+  let answer: { status: number; challenge?: string } = { status: 200 };
+  before(async () => {
+    backend = createServer((_req, res) => {
+      const headers: Record<string, string> = { 'content-type': 'application/json' };
+      if (answer.challenge !== undefined) headers['www-authenticate'] = answer.challenge;
+      res.writeHead(answer.status, headers).end('{"error":"from the backend","trace":"at /srv/api.js:42"}');
+    });
+    await new Promise<void>((resolve) => backend.listen(0, '127.0.0.1', resolve));
+    const { port } = backend.address() as AddressInfo;
+    gateway = await startTestGateway({ config: { routes: [{ path: '/api', type: 'http', backend: `http://127.0.0.1:${port}/v1` }] } });
+  });
+  after(async () => {
+    await gateway?.close();
+    await new Promise((resolve) => backend?.close(resolve));
+  });
+  const get = async (sub: string, gid: string) => {
+    const token = await mintAccessToken(gateway.keyring, gateway.url, { aud: `${gateway.url}/api`, sub, gid });
+    return fetch(`${gateway.url}/api/me`, { headers: { authorization: `Bearer ${token}` } });
+  };
+  const revoked = async (gid: string) => (await readRecord(gateway.store, revokedGrantRecord, gid)) !== undefined;
+
+  it('turns a step-up into the gateway\'s own challenge and ends the grant', async () => {
+    answer = { status: 401, challenge: `Bearer error="insufficient_claims", claims="${Buffer.from(challengeJson).toString('base64')}"` };
+    const response = await get('tenant/erin', 'grant-erin');
+    assert.equal(response.status, 401);
+    assert.match(response.headers.get('www-authenticate') ?? '', /^Bearer resource_metadata="[^"]+\/api", .*error="invalid_token"/);
+    assert.equal(await revoked('grant-erin'), true);
+  });
+
+  it('answers any other 401 (the gateway\'s identity refused) 502, with nothing of the backend\'s body', async () => {
+    answer = { status: 401, challenge: 'Bearer error="invalid_token"' };
+    const response = await get('tenant/frank', 'grant-frank');
+    assert.equal(response.status, 502);
+    assert.doesNotMatch(await response.text(), /from the backend|srv\/api/);
+    assert.equal(await revoked('grant-frank'), false);
+  });
+
+  it('conceals a backend failure (5xx) as MCP routes do, and relays a 403 as the backend\'s answer', async () => {
+    answer = { status: 500 };
+    const failed = await get('tenant/gina', 'grant-gina');
+    assert.equal(failed.status, 502);
+    assert.doesNotMatch(await failed.text(), /from the backend|srv\/api/);
+    answer = { status: 403 };
+    const forbidden = await get('tenant/gina', 'grant-gina');
+    assert.equal(forbidden.status, 403);
+    assert.match(await forbidden.text(), /from the backend/);
+  });
+});

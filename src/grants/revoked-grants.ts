@@ -52,6 +52,11 @@ export interface RevokedGrantsCache {
   start(): Promise<void>;
   /** Re-reads the namespace now (also run periodically). */
   resync(): Promise<void>;
+  /**
+   * Calls `listener` with each grant id this replica newly learns is revoked (by pub/sub, or by a re-sync that found a
+   * message lost), so what outlives a request check — an open stream — can end with the grant. Returns the unsubscribe.
+   */
+  onRevoked(listener: (grantId: string) => void): () => void;
   stop(): Promise<void>;
 }
 
@@ -82,17 +87,36 @@ export function createRevokedGrantsCache(options: RevokedGrantsCacheOptions): Re
     // Keep ids that arrived by pub/sub while the listing ran: the set only ever loses entries that expired.
     for (const id of revoked) if (!fresh.has(id) && recentlyPublished.has(id)) fresh.add(id);
     recentlyPublished.clear();
+    const known = revoked;
     revoked = fresh;
+    // A revocation whose message this replica missed (pub/sub is at most once) is learnt here.
+    if (listeners.size > 0) for (const id of fresh) if (!known.has(id)) announce(id);
   }
   const recentlyPublished = new Set<string>();
+  const listeners = new Set<(grantId: string) => void>();
+  const announce = (grantId: string) => {
+    for (const listener of listeners) {
+      try {
+        listener(grantId);
+      } catch (error) {
+        onError(error);
+      }
+    }
+  };
 
   return {
     isRevoked: (grantId) => revoked.has(grantId),
     resync,
+    onRevoked(listener) {
+      listeners.add(listener);
+      return () => void listeners.delete(listener);
+    },
     async start() {
       unsubscribe = await subscribeChannel(store, grantRevokedChannel, (grantId) => {
+        const isNew = !revoked.has(grantId);
         revoked.add(grantId);
         recentlyPublished.add(grantId);
+        if (isNew) announce(grantId);
       });
       await resync();
       timer = setInterval(() => {

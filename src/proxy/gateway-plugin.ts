@@ -70,7 +70,10 @@ export function createGatewayPlugin(ctx: GatehouseContext, deps: GatewayDeps): F
     app.setErrorHandler((error: FastifyError, request, reply) => {
       sendGatewayError(request, reply, error);
     });
+    // A revoked grant's open streams end with it (grant-streams.ts); every other request is refused by the check.
+    const stopClosingStreams = deps.revokedGrants.onRevoked((grantId) => void runtime.grantStreams.closeGrant(grantId));
     app.addHook('onClose', async () => {
+      stopClosingStreams();
       await runtime.rateLimiter.stop();
       await Promise.all(states.map((state) => state.backend.close()));
       await runtime.audit.close();

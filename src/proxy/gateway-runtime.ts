@@ -20,6 +20,7 @@ import { createToolPins, type ToolPins } from './tool-pins.ts';
 import { createAccessTokenVerifier, type VerifiedAccess, type VerifyAccessToken } from './verify-access-token.ts';
 import { createDpopNonces } from './dpop-nonce.ts';
 import { createDpopProofVerifier } from './dpop-proof.ts';
+import { createGrantStreams, type GrantStreams } from './grant-streams.ts';
 
 /**
  * The gateway's shared machinery, built once per process from the context: the handlers of every route and
@@ -33,6 +34,8 @@ export interface GatewayRuntime {
   /** A backend's `insufficient_claims` 401, turned into the gateway's own step-up challenge (backend-step-up.ts). */
   backendStepUp: BackendStepUp;
   sessions: SessionBindings;
+  /** Open streams by grant, cut when the grant ends (grant-streams.ts). */
+  grantStreams: GrantStreams;
   rateLimiter: RateLimiter;
   toolPins: ToolPins;
   audit: AuditLog;
@@ -78,6 +81,7 @@ export function createGatewayRuntime(ctx: GatehouseContext, deps: GatewayDeps): 
     }),
     backendStepUp: createBackendStepUp({ store, clock, endGrant }),
     sessions: createSessionBindings(store),
+    grantStreams: createGrantStreams(),
     rateLimiter: createRateLimiter({
       store,
       clock,

@@ -122,6 +122,7 @@ async function relayToClient(exchange: McpExchange): Promise<void> {
   const body = await toolsListBody(state, response, exchange.denied, exchange.reviewTools);
   if (response.statusCode === 200 && mediaType(response.headers) === 'text/event-stream') {
     trackOpenStream(reply, runtime.metrics, { route: state.route.path, transport: 'streamable-http' });
+    runtime.grantStreams.track(authorized(exchange).claims.grantId, reply.raw, draft);
   }
   await relayResponse(reply, response, draft, state.route, body, { oneMessageUnlessSse: exchange.post !== undefined });
 }

@@ -4,6 +4,7 @@ import { createRequire } from 'node:module';
 import { connect, type AddressInfo, type Socket } from 'node:net';
 import { dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { revokeGrant } from '../../src/grants/revoked-grants.ts';
 import { createMetrics, type GatehouseMetrics } from '../../src/observability/metrics.ts';
 import { systemClock } from '../../src/runtime/clock.ts';
 import { createTestKeyring, mcpPost, mintAccessToken, startTestGateway, type TestGateway } from './harness.ts';
@@ -189,6 +190,50 @@ describe('methods an MCP endpoint does not serve', () => {
       assert.deepEqual(seen.slice(before), []);
     });
   }
+});
+
+describe('a grant ended while its streams are open', () => {
+  // Each request is checked against the revoked grants, but a stream is one request: it went on carrying server
+  // messages after the revocation, until the idle timeout (or for ever with a backend's keep-alives).
+  const streamOf = async (path: string, gid: string) => {
+    const controller = new AbortController();
+    const response = await fetch(gateway.url + path, {
+      headers: { authorization: `Bearer ${await mintAccessToken(keyring, gateway.url, { aud: `${gateway.url}/mcp`, gid })}`, accept: 'text/event-stream' },
+      signal: controller.signal,
+    });
+    assert.equal(response.status, 200);
+    const reader = response.body!.getReader();
+    await reader.read();
+    // Resolves when the stream ends, whichever way (a cut is an error for fetch).
+    const ended = (async () => {
+      try {
+        while (!(await reader.read()).done);
+      } catch {
+        // cut
+      }
+    })();
+    return { controller, ended };
+  };
+
+  it('cuts every stream of that grant, on both transports, audited server_closed, and leaves other grants\' streams open', { timeout: 10_000 }, async () => {
+    const modern = await streamOf('/mcp', 'grant-revoked-live');
+    const legacy = await streamOf('/mcp/sse', 'grant-revoked-live');
+    const other = await streamOf('/mcp', 'grant-kept');
+    let otherEnded = false;
+    void other.ended.then(() => (otherEnded = true));
+    await untilOpenStreams('/mcp', 'streamable-http', 2);
+    await untilOpenStreams('/mcp', 'sse', 1);
+
+    await revokeGrant(gateway.store, 'grant-revoked-live', { ttlSeconds: 600 });
+    await Promise.all([modern.ended, legacy.ended]);
+    await untilOpenStreams('/mcp', 'streamable-http', 1);
+    await untilOpenStreams('/mcp', 'sse', 0);
+    const cut = await auditRecord((record) => record.reason === 'grant ended' && record.method === 'sse/connect');
+    assert.equal(cut.outcome, 'server_closed');
+    assert.equal(otherEnded, false, "another grant's stream stays open");
+    other.controller.abort();
+    await untilOpenStreams('/mcp', 'streamable-http', 0);
+  });
 });
 
 describe('stream headers', () => {

@@ -20,7 +20,7 @@ function setup(cacheSize = 10) {
   let verifications = 0;
   const keyring: Keyring = { ...real, publicJwks: () => (verifications++, real.publicJwks()) };
   const revoked = new Set<string>();
-  const revokedGrants: RevokedGrantsCache = { isRevoked: (gid) => revoked.has(gid), start: async () => {}, resync: async () => {}, stop: async () => {} };
+  const revokedGrants: RevokedGrantsCache = { isRevoked: (gid) => revoked.has(gid), start: async () => {}, resync: async () => {}, onRevoked: () => () => {}, stop: async () => {} };
   const verifyDpopProof = async () => assert.fail('no DPoP proof is checked for a Bearer token');
   const verify = createAccessTokenVerifier({ keyring, issuer, clock: systemClock, revokedGrants, verifyDpopProof, cacheSize });
   const check = (token: string, path = '/mcp') =>

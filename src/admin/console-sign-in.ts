@@ -26,7 +26,10 @@ export async function beginConsoleSignIn(state: ConsoleState, reply: FastifyRepl
   const nonce = ctx.random.token();
   const pending = { returnTo: safeReturnTo(returnTo) };
   await writeRecord(ctx.store, consoleSignInRecord, nonce, pending, { ttlSeconds: CONSOLE_SIGN_IN_TTL_SECONDS });
-  const { authorizationUrl, stateCookie } = await upstream.beginSignIn({ interactionId: `${CONSOLE_INTERACTION_PREFIX}${nonce}` });
+  const { authorizationUrl, stateCookie } = await upstream.beginSignIn({
+    interactionId: `${CONSOLE_INTERACTION_PREFIX}${nonce}`,
+    browserBinding: state.upstreamBinding(reply.request),
+  });
   upstreamCookie(reply, stateCookie, CONSOLE_SIGN_IN_TTL_SECONDS);
   return reply.header('cache-control', 'no-store').redirect(authorizationUrl, 303);
 }
@@ -50,7 +53,7 @@ export async function completeConsoleSignIn(completed: CompletedSignIn, request:
   const nonce = completed.interactionId.slice(CONSOLE_INTERACTION_PREFIX.length);
   const pending = await consumeRecord(state.ctx.store, consoleSignInRecord, nonce);
   if (pending === undefined) throw new ProtocolError('invalid_request', 'This sign-in has expired or was already completed; open the page again.');
+  // The upstream-state cookie stays: it binds this browser, and another sign-in of it may be under way.
   await state.sessions.start(reply, completed.identity, completed.tokens.idToken);
-  state.upstreamCookie(reply, '', 0);
   return reply.header('cache-control', 'no-store').redirect(safeReturnTo(pending.returnTo), 303);
 }

@@ -1,5 +1,5 @@
 import { fastifyCookie } from '@fastify/cookie';
-import type { FastifyReply } from 'fastify';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { GatehouseContext } from '../context/gatehouse-context.ts';
 import type { UpstreamClient } from '../upstream/types.ts';
 import type { AdminDeps } from './admin-deps.ts';
@@ -23,6 +23,8 @@ export interface ConsoleState {
   reloadConfig: ConsoleReload | undefined;
   /** Writes the upstream-state cookie the shared `/callback` reads (same name as the authorization server's). */
   upstreamCookie(reply: FastifyReply, value: string, maxAgeSeconds: number): void;
+  /** The upstream-state cookie this browser holds, reused by its next sign-in (src/upstream/sign-in-state.ts). */
+  upstreamBinding(request: FastifyRequest): string | undefined;
 }
 
 /**
@@ -43,6 +45,10 @@ export function createConsoleState(ctx: GatehouseContext, deps: { upstream: Upst
     reloadConfig: deps.reloadConfig,
     sessions: createConsoleSessions({ keyring: ctx.keyring, clock: ctx.clock, random: ctx.random, secure, store: ctx.store }),
     admin: { store: ctx.store, clock: ctx.clock, config: ctx.config, ...(deps.endGrant === undefined ? {} : { endGrant: deps.endGrant }) },
+    upstreamBinding(request) {
+      const value = fastifyCookie.parse(request.headers.cookie ?? '')[upstreamCookieName];
+      return typeof value === 'string' && value !== '' ? value : undefined;
+    },
     upstreamCookie(reply, value, maxAgeSeconds) {
       const attributes = { path: '/', httpOnly: true, sameSite: 'lax' as const, secure, maxAge: maxAgeSeconds };
       reply.header('set-cookie', fastifyCookie.serialize(upstreamCookieName, value, maxAgeSeconds > 0 ? attributes : { ...attributes, expires: new Date(0) }));

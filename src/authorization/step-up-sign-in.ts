@@ -22,6 +22,7 @@ export async function redirectToUpstreamSignIn(
     interactionId: input.interactionId,
     ...(input.loginHint === undefined ? {} : { loginHint: input.loginHint }),
     ...(input.claims === undefined ? {} : { claims: input.claims }),
+    browserBinding: deps.cookies.readRaw(reply.request, 'upstream'),
   });
   deps.cookies.writeRaw(reply, 'upstream', stateCookie, CONSENT_STATE_TTL_SECONDS);
   await reply.header('cache-control', 'no-store').redirect(authorizationUrl, 303);

@@ -32,10 +32,13 @@ function completedSignIn(callback: UpstreamCallback): CompletedSignIn {
   return callback.completed;
 }
 
-/** The browser's state cookie is read once and cleared whatever happens next: a callback is never replayed with it. */
+/**
+ * The browser's state cookie, left in place: it binds the browser, not this sign-in (sign-in-state.ts), so another
+ * sign-in of this browser still under way needs it — clearing it on every callback, even one with a bogus state,
+ * failed that one. A replayed callback finds its state record consumed.
+ */
 export function takeStateCookie(callback: UpstreamCallback): void {
   callback.stateCookie = callback.deps.cookies.readRaw(callback.request, 'upstream');
-  callback.deps.cookies.clear(callback.reply, 'upstream');
 }
 
 /**

@@ -11,6 +11,11 @@ import type { z } from 'zod';
  * and bound to the browser that started it by a cookie whose hash the record holds: a callback replayed, or carried
  * to another browser (login CSRF, RFC 6749 §10.12), finds no record or the wrong cookie and fails.
  * Declared in src/records/upstream.ts.
+ *
+ * The cookie binds a browser, not one sign-in: a browser that already holds one reuses it for its next sign-in.
+ * With a new value per sign-in, the second of two sign-ins started together (an editor connecting two servers, a
+ * console tab beside an authorization) overwrote the first one's cookie, and the first callback failed as "started in
+ * another browser". Single use stays the record's, so replays fail as before.
  */
 export const SIGN_IN_STATE_TTL_SECONDS = 600;
 
@@ -22,14 +27,18 @@ export interface NewSignInState {
   record: SignInStateRecord;
 }
 
+/** What random.token(32) gives: a browser binding of that shape is reused, anything else replaced. */
+const BROWSER_BINDING = /^[A-Za-z0-9_-]{43}$/;
+
 export async function createSignInState(
   deps: { store: Store; random: Random; now: number },
   interactionId: string,
   claims?: string,
+  browserBinding?: string,
 ): Promise<NewSignInState> {
   const { store, random, now } = deps;
   const state = random.token(32);
-  const stateCookie = random.token(32);
+  const stateCookie = browserBinding !== undefined && BROWSER_BINDING.test(browserBinding) ? browserBinding : random.token(32);
   const record: SignInStateRecord = {
     interactionId,
     codeVerifier: random.token(48),

@@ -29,7 +29,10 @@ export interface UpstreamTokens {
 export interface BeginSignInResult {
   /** Where to send the browser. */
   authorizationUrl: string;
-  /** Opaque value for the upstream-state cookie; `complete` requires it back (binds state to this browser). */
+  /**
+   * Opaque value for the upstream-state cookie; `complete` requires it back (binds state to this browser). The
+   * `browserBinding` given to beginSignIn when it was a usable one, so every sign-in of one browser shares one cookie.
+   */
   stateCookie: string;
 }
 
@@ -54,8 +57,10 @@ export interface UpstreamClient {
   /**
    * @see RFC 6749 §4.1.1, RFC 7636 — our own PKCE, state and nonce, bound to a single-use record and a cookie.
    * `claims`: OIDC Core §5.5 `claims` request, here the IdP's own claims challenge (Entra Conditional Access step-up).
+   * `browserBinding`: the upstream-state cookie this browser already holds, if any: reused, so a second sign-in
+   * started before the first one returns (an editor connecting two servers) does not orphan the first.
    */
-  beginSignIn(input: { interactionId: string; loginHint?: string; claims?: string }): Promise<BeginSignInResult>;
+  beginSignIn(input: { interactionId: string; loginHint?: string; claims?: string; browserBinding?: string | undefined }): Promise<BeginSignInResult>;
   /** Validates state (single use), the cookie binding, nonce and ID token; errors are ProtocolErrors. */
   completeSignIn(input: { callbackUrl: URL; stateCookie: string | undefined }): Promise<CompletedSignIn>;
   /** @see RFC 6749 §6 */

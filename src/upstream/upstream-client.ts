@@ -96,9 +96,9 @@ export function createUpstreamClient(deps: UpstreamClientDeps): UpstreamClient &
   return {
     clientAuthMethod: auth.method,
 
-    async beginSignIn({ interactionId, loginHint, claims }) {
+    async beginSignIn({ interactionId, loginHint, claims, browserBinding }) {
       const configuration = await discovery.get();
-      const { state, stateCookie, record } = await createSignInState({ store, random, now: clock.now() }, interactionId, claims);
+      const { state, stateCookie, record } = await createSignInState({ store, random, now: clock.now() }, interactionId, claims, browserBinding);
       const parameters: Record<string, string> = {
         redirect_uri: redirectUri,
         response_type: 'code',

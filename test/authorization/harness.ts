@@ -51,9 +51,10 @@ export function createFakeUpstream(publicUrl: () => string, vault?: TokenVaultDe
   const upstream: FakeUpstream = {
     nextError: undefined,
     signIns: 0,
-    async beginSignIn({ interactionId }) {
+    async beginSignIn({ interactionId, browserBinding }) {
       const state = randomBytes(16).toString('base64url');
-      const cookie = randomBytes(16).toString('base64url');
+      // As the real client: the browser's binding is reused (src/upstream/sign-in-state.ts).
+      const cookie = browserBinding ?? randomBytes(16).toString('base64url');
       pending.set(state, { interactionId, cookie });
       return { authorizationUrl: `${publicUrl()}/fake-idp/authorize?state=${state}`, stateCookie: cookie };
     },
@@ -168,14 +169,22 @@ export async function startAuthorizationServer(options: StartOptions = {}): Prom
   };
 }
 
-/** A browser: a cookie jar and manual redirects, so each hop can be inspected. */
+/**
+ * A browser: a cookie jar and manual redirects, so each hop can be inspected. Cookies are kept per origin, name and
+ * `Path` and sent where the path matches (RFC 6265 §5.1.4), as a browser does: oidc-provider's interaction cookies
+ * share a name and differ by path, so two authorizations of one browser each keep their own. The key is
+ * `<origin> <name>` for a cookie of `Path=/` (what tests look up), `<origin> <name> <path>` otherwise.
+ */
 export class TestBrowser {
   readonly cookies = new Map<string, string>();
 
   async request(url: string, init: { method?: string; body?: string; headers?: Record<string, string> } = {}): Promise<Response> {
     const headers: Record<string, string> = { ...init.headers };
-    const origin = new URL(url).origin;
-    const jar = [...this.cookies].filter(([key]) => key.startsWith(`${origin} `)).map(([key, value]) => `${key.split(' ')[1]}=${value}`);
+    const { origin, pathname } = new URL(url);
+    const jar = [...this.cookies]
+      .map(([key, value]) => ({ parts: key.split(' '), value }))
+      .filter(({ parts: [keyOrigin, , path = '/'] }) => keyOrigin === origin && pathMatches(pathname, path))
+      .map(({ parts, value }) => `${parts[1]}=${value}`);
     if (jar.length > 0) headers.cookie = jar.join('; ');
     const response = await fetch(url, { method: init.method ?? 'GET', body: init.body, headers, redirect: 'manual' });
     for (const line of response.headers.getSetCookie()) {
@@ -183,9 +192,11 @@ export class TestBrowser {
       const index = pair.indexOf('=');
       const name = pair.slice(0, index).trim();
       const value = pair.slice(index + 1).trim();
+      const path = /;\s*path=([^;]*)/i.exec(line)?.[1]?.trim() || '/';
+      const key = path === '/' ? `${origin} ${name}` : `${origin} ${name} ${path}`;
       const expired = /max-age=0|expires=thu, 01 jan 1970/i.test(line);
-      if (expired || value === '') this.cookies.delete(`${origin} ${name}`);
-      else this.cookies.set(`${origin} ${name}`, value);
+      if (expired || value === '') this.cookies.delete(key);
+      else this.cookies.set(key, value);
     }
     return response;
   }
@@ -204,6 +215,12 @@ export class TestBrowser {
     }
     throw new Error('too many redirects');
   }
+}
+
+/** RFC 6265 §5.1.4: the request path is the cookie path, or below it. */
+function pathMatches(requestPath: string, cookiePath: string): boolean {
+  if (requestPath === cookiePath) return true;
+  return requestPath.startsWith(cookiePath) && (cookiePath.endsWith('/') || requestPath[cookiePath.length] === '/');
 }
 
 export function pkcePair(): { verifier: string; challenge: string } {

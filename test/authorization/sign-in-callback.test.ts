@@ -122,6 +122,25 @@ describe('upstream sign-in callback', () => {
     assert.equal(line?.errorCode, 'temporarily_unavailable', JSON.stringify(line));
   });
 
+  it('completes two sign-ins one browser started together, in either order, and keeps its binding cookie after a bogus callback', async () => {
+    // An editor connecting two servers: both authorizations reach the IdP before either comes back. (The second is
+    // the same client, whose approval this browser now remembers, so it goes to the IdP without a consent page.)
+    const browser = new TestBrowser();
+    const toIdp = /\/fake-idp\/authorize/;
+    const first = await followUntil(browser, (await approve(browser)).next, toIdp);
+    const second = await followUntil(browser, authorizeUrl(server, params()), toIdp);
+    assert.match(first, toIdp);
+    assert.match(second, toIdp);
+    // A stray callback (an old tab reloaded) must not take the binding the sign-ins in progress need.
+    await (await browser.request(`${server.publicUrl}/callback?code=x&state=bogus`)).body?.cancel();
+    for (const idp of [second, first]) {
+      const final = await browser.follow(idp, server.publicUrl);
+      const url = new URL(final.url);
+      assert.equal(`${url.origin}${url.pathname}`, CLIENT_REDIRECT, final.url);
+      assert.ok(url.searchParams.get('code'), final.url);
+    }
+  });
+
   it('answers an error only once: a replayed sign-in-failed step is a page', async () => {
     const browser = new TestBrowser();
     const { next } = await approve(browser);

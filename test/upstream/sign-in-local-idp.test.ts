@@ -71,6 +71,28 @@ describe('upstream sign-in against the local identity provider (real HTTP, feder
     assert.equal(vaulted?.refreshToken, completed.tokens.refreshToken);
   });
 
+  it('two sign-ins of one browser share its binding, so the first completes after the second began; another browser\'s cookie still fails', async () => {
+    // An editor connecting two servers starts two sign-ins before either returns: with a cookie per sign-in, the
+    // second overwrote the first's and the first failed as "started in another browser".
+    const browser = new CookieBrowser();
+    const first = await gateway.client.beginSignIn({ interactionId: 'first-of-two' });
+    const second = await gateway.client.beginSignIn({ interactionId: 'second-of-two', browserBinding: first.stateCookie });
+    assert.equal(second.stateCookie, first.stateCookie, 'the browser keeps one binding');
+    const firstCallback = await signInAtLocalIdp(browser, first.authorizationUrl, adele(), PUBLIC_URL);
+    const secondCallback = await signInAtLocalIdp(browser, second.authorizationUrl, adele(), PUBLIC_URL);
+    // What the browser sends back is the cookie it holds now: the one binding.
+    assert.equal((await gateway.client.completeSignIn({ callbackUrl: secondCallback, stateCookie: second.stateCookie })).interactionId, 'second-of-two');
+    assert.equal((await gateway.client.completeSignIn({ callbackUrl: firstCallback, stateCookie: second.stateCookie })).interactionId, 'first-of-two');
+    // Each state stays single use, and a binding that is not the browser's is refused.
+    await assert.rejects(gateway.client.completeSignIn({ callbackUrl: firstCallback, stateCookie: second.stateCookie }), /already used/);
+    const third = await gateway.client.beginSignIn({ interactionId: 'third', browserBinding: first.stateCookie });
+    const thirdCallback = await signInAtLocalIdp(new CookieBrowser(), third.authorizationUrl, adele(), PUBLIC_URL);
+    const stranger = await gateway.client.beginSignIn({ interactionId: 'stranger' });
+    await assert.rejects(gateway.client.completeSignIn({ callbackUrl: thirdCallback, stateCookie: stranger.stateCookie }), /another browser/);
+    // A binding not of the shape the gateway makes is not adopted.
+    assert.notEqual((await gateway.client.beginSignIn({ interactionId: 'odd', browserBinding: 'chosen-by-someone' })).stateCookie, 'chosen-by-someone');
+  });
+
   it('the IdP refuses a client secret for the gateway client', async () => {
     const response = await fetch(`${idp.issuer}/token`, {
       method: 'POST',

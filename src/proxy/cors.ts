@@ -13,11 +13,32 @@ import { ProtocolError } from '../errors/protocol-error.ts';
  *
  * @see WHATWG Fetch §3.2 CORS protocol
  */
-const ALLOWED_METHODS = 'GET, POST, DELETE, OPTIONS';
 const EXPOSED_HEADERS = 'mcp-session-id, www-authenticate, retry-after, mcp-protocol-version, dpop-nonce';
-const ALLOWED_HEADER = /^(authorization|dpop|content-type|accept|last-event-id|mcp-[a-z0-9-]+)$/;
 
-export function installCors(app: FastifyInstance, paths: readonly string[], isAllowed: (origin: string) => boolean): void {
+/** What a preflight may ask for on one kind of path. */
+export interface CorsPolicy {
+  paths: readonly string[];
+  methods: string;
+  allowsHeader: (name: string) => boolean;
+}
+
+/** MCP endpoints and metadata: the methods and headers MCP uses. */
+export const MCP_CORS = {
+  methods: 'GET, POST, DELETE, OPTIONS',
+  allowsHeader: (name: string) => /^(authorization|dpop|content-type|accept|last-event-id|mcp-[a-z0-9-]+)$/.test(name),
+};
+
+/**
+ * A plain HTTP route is a REST API: every method it forwards, and the headers a REST client sends (any field name,
+ * RFC 9110 §5.1 token characters). Allowing them all costs nothing CORS protects: credentials (cookies) are never
+ * allowed, and the gateway forwards no client header it does not already forward without CORS.
+ */
+export const HTTP_ROUTE_CORS = {
+  methods: 'GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS',
+  allowsHeader: (name: string) => /^[!#$%&'*+.^_`|~0-9a-z-]{1,128}$/.test(name) && name !== 'cookie',
+};
+
+export function installCors(app: FastifyInstance, policies: readonly CorsPolicy[], isAllowed: (origin: string) => boolean): void {
   // Callback-style hooks here and in the server's other per-request hooks: an async hook costs a promise and a
   // microtask turn per request for work that never waits.
   app.addHook('onSend', (request, reply, payload, done) => {
@@ -27,21 +48,24 @@ export function installCors(app: FastifyInstance, paths: readonly string[], isAl
     }
     done(null, payload);
   });
-  const preflight = async (request: FastifyRequest, reply: FastifyReply) => {
+  const preflight = (policy: CorsPolicy) => async (request: FastifyRequest, reply: FastifyReply) => {
     const origin = request.headers.origin;
     if (!origin || !isAllowed(origin)) throw new ProtocolError('forbidden_origin', 'This origin may not call this route.');
     const requested = String(request.headers['access-control-request-headers'] ?? '')
       .split(',')
       .map((name) => name.trim().toLowerCase())
       .filter((name) => name !== '');
-    const refused = requested.filter((name) => !ALLOWED_HEADER.test(name));
+    const refused = requested.filter((name) => !policy.allowsHeader(name));
     if (refused.length > 0) throw new ProtocolError('invalid_request', `Headers not allowed: ${refused.join(', ')}.`, { status: 403 });
     return reply
       .code(204)
-      .header('access-control-allow-methods', ALLOWED_METHODS)
+      .header('access-control-allow-methods', policy.methods)
       .header('access-control-allow-headers', requested.join(', '))
       .header('access-control-max-age', '600')
       .send();
   };
-  for (const url of paths) app.options(url, preflight);
+  for (const policy of policies) {
+    const answer = preflight(policy);
+    for (const url of policy.paths) app.options(url, answer);
+  }
 }

@@ -5,7 +5,7 @@ import type { ErrorFormat } from '../errors/render-error.ts';
 import { sendProtocolError, toProtocolError } from '../server/error-handler.ts';
 import { ProtocolError } from '../errors/protocol-error.ts';
 import { McpGatewayError, requestJsonRpcId } from './gateway-error.ts';
-import { installCors } from './cors.ts';
+import { HTTP_ROUTE_CORS, installCors, MCP_CORS } from './cors.ts';
 import { createGatewayRuntime, type GatewayDeps, type GatewayRuntime } from './gateway-runtime.ts';
 
 export type { GatewayDeps } from './gateway-runtime.ts';
@@ -80,9 +80,10 @@ export function createGatewayPlugin(ctx: GatehouseContext, deps: GatewayDeps): F
     });
 
     const metadataPaths = registerResourceMetadata(app, ctx.publicUrl, routes);
-    const routePaths = states.flatMap((state) => registerRoute(app, runtime, state));
+    const mcpPaths = states.filter((state) => state.route.type !== 'http').flatMap((state) => registerRoute(app, runtime, state));
+    const httpPaths = states.filter((state) => state.route.type === 'http').flatMap((state) => registerRoute(app, runtime, state));
     // MCP SDK clients send `MCP-Protocol-Version` even on metadata requests, which makes browsers preflight them.
-    installCors(app, [...metadataPaths, ...routePaths], runtime.isAllowedOrigin);
+    installCors(app, [{ paths: [...metadataPaths, ...mcpPaths], ...MCP_CORS }, { paths: httpPaths, ...HTTP_ROUTE_CORS }], runtime.isAllowedOrigin);
   };
 }
 

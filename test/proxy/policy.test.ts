@@ -24,6 +24,8 @@ before(async () => {
       server: { allowedOrigins: ['https://app.example'] },
       routes: [
         { path: '/json', backend: jsonBackend.url, scopes: { 'mcp:tools': 'Tools', 'mcp:secret': 'Secret' }, tools: policy },
+        // A REST API behind a plain HTTP route (never reached here: only its preflights are asked).
+        { path: '/rest', type: 'http', backend: 'http://127.0.0.1:9/rest' },
         { path: '/sse', backend: sseBackend.url, tools: policy },
         { path: '/legacy', backend: legacyBackend.url, transports: ['sse'], tools: policy },
         {
@@ -337,5 +339,25 @@ describe('CORS for browser clients', () => {
     assert.match(unauthenticated.headers.get('access-control-expose-headers') ?? '', /www-authenticate/);
     assert.match(unauthenticated.headers.get('access-control-expose-headers') ?? '', /dpop-nonce/, 'and read the RFC 9449 §9 nonce');
     await unauthenticated.body?.cancel();
+  });
+
+  it('answers a REST client\'s preflight on a plain HTTP route with every method it forwards and its own headers', async () => {
+    for (const path of ['/rest', '/rest/items/7']) {
+      const preflight = await fetch(gateway.url + path, {
+        method: 'OPTIONS',
+        headers: { origin: 'https://app.example', 'access-control-request-method': 'PATCH', 'access-control-request-headers': 'authorization, content-type, if-match, x-request-tag' },
+      });
+      assert.equal(preflight.status, 204, path);
+      assert.match(preflight.headers.get('access-control-allow-methods') ?? '', /\bPUT\b.*\bPATCH\b/);
+      assert.equal(preflight.headers.get('access-control-allow-headers'), 'authorization, content-type, if-match, x-request-tag');
+      assert.equal(preflight.headers.get('access-control-allow-credentials'), null);
+    }
+    // Not a header name, or a cookie: refused. And MCP endpoints keep the MCP list.
+    const odd = await fetch(gateway.url + '/rest', { method: 'OPTIONS', headers: { origin: 'https://app.example', 'access-control-request-method': 'GET', 'access-control-request-headers': 'cookie' } });
+    assert.equal(odd.status, 403);
+    await odd.body?.cancel();
+    const mcp = await fetch(gateway.url + '/json', { method: 'OPTIONS', headers: { origin: 'https://app.example', 'access-control-request-method': 'POST', 'access-control-request-headers': 'x-request-tag' } });
+    assert.equal(mcp.status, 403);
+    await mcp.body?.cancel();
   });
 });

@@ -278,7 +278,7 @@ describe('consent decision steps', () => {
 describe('upstream callback and sign-in steps', () => {
   const completed = (interactionId: string) => ({ interactionId, identity: { subject: 'alice' } }) as unknown as CompletedSignIn;
 
-  it('takeStateCookie reads this browser\'s state cookie once and clears it', () => {
+  it('takeStateCookie reads this browser\'s state cookie and leaves it for the browser\'s other sign-ins', () => {
     const cleared: string[] = [];
     const callback: UpstreamCallback = {
       deps: { cookies: { readRaw: () => 'browser-half', clear: (_reply: unknown, kind: string) => void cleared.push(kind) } } as unknown as InteractionDeps,
@@ -287,7 +287,7 @@ describe('upstream callback and sign-in steps', () => {
     };
     takeStateCookie(callback);
     assert.equal(callback.stateCookie, 'browser-half');
-    assert.deepEqual(cleared, ['upstream']);
+    assert.deepEqual(cleared, []);
   });
 
   it('handOverConsoleSignIn refuses a console sign-in when no console is mounted (404), and leaves others alone', async () => {

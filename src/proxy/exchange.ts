@@ -262,6 +262,10 @@ export function forwardToBackend(options: { url: (exchange: McpExchange) => stri
         // On an MCP route a GET opens a stream (listen or legacy event stream): a backend connection of its own.
         ownConnection: options.getOpensStream === true && request.method === 'GET',
       });
+      // Until the relay takes the body, nothing listens to it: a step that drops it (the store could not bind a
+      // session) or a client leaving (the request is aborted) makes undici emit an 'error' that, unheard, ended the
+      // process. What an error means for the answer is for the relay's own listeners (relay-response.ts) to say.
+      exchange.response.body.on('error', ignoreUnrelayedBodyError);
     } catch (error) {
       if (upload?.errored instanceof ProtocolError) throw upload.errored;
       const overLimit = await exchange.uploadOverLimit?.();
@@ -271,6 +275,8 @@ export function forwardToBackend(options: { url: (exchange: McpExchange) => stri
     }
   };
 }
+
+function ignoreUnrelayedBodyError(): void {}
 
 export function backendResponse(exchange: McpExchange): BackendResponse {
   if (exchange.response === undefined) throw new Error(`step order: ${exchange.request.url} has no backend response yet`);

@@ -19,12 +19,22 @@ describe('a session the store cannot bind', () => {
   let store: Store;
   const answered: Socket[] = [];
   const closed = new Set<Socket>();
+  let answerAsJson = false;
+  // An exception nothing handles would end a real gateway process; here it is caught and fails the test.
+  const uncaught: unknown[] = [];
+  const onUncaught = (error: unknown) => uncaught.push(error);
 
   before(async () => {
+    process.on('uncaughtException', onUncaught);
     server = createServer((request, response) => {
       request.resume();
       request.on('end', () => {
         answered.push(request.socket);
+        if (answerAsJson) {
+          response.writeHead(200, { 'content-type': 'application/json', 'mcp-session-id': 'backend-session-2' });
+          response.end('{"jsonrpc":"2.0","id":0,"result":{"protocolVersion":"2025-11-25","capabilities":{},"serverInfo":{"name":"b","version":"1"}}}');
+          return;
+        }
         response.writeHead(200, { 'content-type': 'text/event-stream', 'mcp-session-id': 'backend-session-1' });
         // The stream stays open: only the gateway can end it.
         response.write('event: message\ndata: {"jsonrpc":"2.0","id":0,"result":{"protocolVersion":"2025-11-25","capabilities":{},"serverInfo":{"name":"b","version":"1"}}}\n\n');
@@ -50,6 +60,7 @@ describe('a session the store cannot bind', () => {
     gateway = await startTestGateway({ keyring, store, config: { routes: [{ path: '/mcp', backend: `http://127.0.0.1:${(server.address() as AddressInfo).port}/mcp` }] } });
   });
   after(async () => {
+    process.off('uncaughtException', onUncaught);
     await gateway?.close();
     await store?.close();
     server.closeAllConnections();
@@ -68,5 +79,22 @@ describe('a session the store cannot bind', () => {
     assert.equal(answered.length, 1);
     for (let attempt = 0; attempt < 200 && !closed.has(answered[0]!); attempt++) await new Promise((resolve) => setTimeout(resolve, 25));
     assert.ok(closed.has(answered[0]!), 'the backend connection of the unrelayed stream was closed');
+  });
+
+  it('answers 503 to an initialize answered in JSON, and the dropped answer ends nothing but itself', async () => {
+    // Destroyed with nothing listening, the backend's body raised an error that nothing handled: the process ended.
+    answerAsJson = true;
+    const token = await mintAccessToken(keyring, gateway.url, { aud: `${gateway.url}/mcp`, sub: 'user-2', expiresIn: 3600 });
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const response = await mcpPost(`${gateway.url}/mcp`, token, {
+        jsonrpc: '2.0',
+        id: 0,
+        method: 'initialize',
+        params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'test', version: '1' } },
+      });
+      assert.equal(response.status, 503, await response.text());
+    }
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    assert.deepEqual(uncaught.map(String), []);
   });
 });

@@ -67,14 +67,17 @@ describe('a session the store cannot bind', () => {
     await new Promise((resolve) => server.close(resolve));
   });
 
-  it('answers 503 and drops the backend\'s unrelayed stream at once', async () => {
-    const token = await mintAccessToken(keyring, gateway.url, { aud: `${gateway.url}/mcp`, sub: 'user-1', expiresIn: 3600 });
-    const response = await mcpPost(`${gateway.url}/mcp`, token, {
+  const initialize = (token: string) =>
+    mcpPost(`${gateway.url}/mcp`, token, {
       jsonrpc: '2.0',
       id: 0,
       method: 'initialize',
       params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'test', version: '1' } },
     });
+
+  it('answers 503 and drops the backend\'s unrelayed stream at once', async () => {
+    const token = await mintAccessToken(keyring, gateway.url, { aud: `${gateway.url}/mcp`, sub: 'user-1', expiresIn: 3600 });
+    const response = await initialize(token);
     assert.equal(response.status, 503, await response.text());
     assert.equal(answered.length, 1);
     for (let attempt = 0; attempt < 200 && !closed.has(answered[0]!); attempt++) await new Promise((resolve) => setTimeout(resolve, 25));
@@ -86,12 +89,7 @@ describe('a session the store cannot bind', () => {
     answerAsJson = true;
     const token = await mintAccessToken(keyring, gateway.url, { aud: `${gateway.url}/mcp`, sub: 'user-2', expiresIn: 3600 });
     for (let attempt = 0; attempt < 3; attempt++) {
-      const response = await mcpPost(`${gateway.url}/mcp`, token, {
-        jsonrpc: '2.0',
-        id: 0,
-        method: 'initialize',
-        params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'test', version: '1' } },
-      });
+      const response = await initialize(token);
       assert.equal(response.status, 503, await response.text());
     }
     await new Promise((resolve) => setTimeout(resolve, 200));

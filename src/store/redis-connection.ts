@@ -67,7 +67,9 @@ export async function connectRedis(options: RedisConnectOptions): Promise<RedisC
   });
 
   const describeFailure = (error: unknown): unknown => {
-    if (error instanceof StoreUnavailableError || !isConnectionFailure(error)) return error;
+    if (error instanceof StoreUnavailableError) return error;
+    withoutCommandArguments(error);
+    if (!isConnectionFailure(error)) return error;
     const reason = error instanceof Error ? error.message : String(error);
     return new StoreUnavailableError(`Redis at ${endpoint} is unavailable: ${reason}`, { cause: error });
   };
@@ -85,11 +87,26 @@ export async function connectRedis(options: RedisConnectOptions): Promise<RedisC
 
 /**
  * Network errors, timeouts, "not connected" and the replies a Redis gives when it cannot serve (loading, no auth,
- * read-only replica) mean "try later". Script and type errors are bugs and must surface as they are.
+ * read-only replica, out of memory under `noeviction`, a failed snapshot that stops writes, a cluster or replica
+ * set not ready, the client limit) mean "try later". Script and type errors are bugs and must surface as they are.
+ * An OOM was a 500 from every endpoint, and a revocation half done (docs/operations.md promises 503).
  */
-function isConnectionFailure(error: unknown): boolean {
+const UNAVAILABLE_REPLY = /^(NOAUTH|WRONGPASS|LOADING|READONLY|MASTERDOWN|BUSY|OOM|MISCONF|TRYAGAIN|CLUSTERDOWN|NOREPLICAS|ERR max number of clients reached)/;
+
+export function isConnectionFailure(error: unknown): boolean {
   if (!(error instanceof Error)) return false;
   if (error instanceof TypeError || error instanceof SyntaxError || error instanceof RangeError) return false;
   if (error.name !== 'ReplyError') return true;
-  return /^(NOAUTH|WRONGPASS|LOADING|READONLY|MASTERDOWN|BUSY)/.test(error.message);
+  return UNAVAILABLE_REPLY.test(error.message);
+}
+
+/**
+ * ioredis puts the failed command on its error, arguments included: for a write, the record being stored (an
+ * account's e-mail, a sealed token). Logged with the error, the log held store contents. The command's name stays.
+ */
+function withoutCommandArguments(error: unknown): void {
+  const command = (error as { command?: { name?: unknown; args?: unknown } } | null)?.command;
+  if (typeof command === 'object' && command !== null && 'args' in command) {
+    (error as { command: unknown }).command = { name: command.name };
+  }
 }

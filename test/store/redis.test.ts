@@ -159,6 +159,40 @@ describe('Redis store when Redis goes away', () => {
     assert.equal(subscribed[0], 'grant:g1');
   });
 
+  it('reports a Redis that refuses writes (out of memory under noeviction) as unavailable, not as a bug, and recovers', async () => {
+    // OOM was a 500 on every endpoint (and a revocation half done); docs/operations.md promises 503.
+    const admin = new Redis(server.url, { lazyConnect: true, maxRetriesPerRequest: 0 });
+    await admin.connect();
+    try {
+      await store.set('client', 'before', { ok: true });
+      await admin.config('SET', 'maxmemory-policy', 'noeviction');
+      await admin.config('SET', 'maxmemory', '1');
+      for (const write of [() => store.set('client', 'c-oom', { big: 'x'.repeat(1000) }), () => store.setIfAbsent('client', 'c-oom2', { ok: true }), () => store.setMany([{ namespace: 'client', key: 'c-oom3', value: { ok: true } }])]) {
+        const failure = await write().then(
+          () => assert.fail('expected the write to be refused'),
+          (error: unknown) => error,
+        );
+        assert.ok(failure instanceof StoreUnavailableError, String(failure));
+        assert.match(failure.message, /OOM/);
+        assert.doesNotMatch(failure.message, /x{20}/, 'the value written is not in the message');
+        // ioredis hangs the command on its error, arguments (the record written) included: a logged error held them.
+        assert.deepEqual(Object.keys((failure.cause as { command?: object }).command ?? {}), ['name']);
+      }
+      // Reads run as scripts, which Redis refuses too while over its limit: unavailable as well, never a bug.
+      await assert.rejects(store.get('client', 'before'), StoreUnavailableError);
+    } finally {
+      await admin.config('SET', 'maxmemory', '0');
+      admin.disconnect();
+    }
+    // The store's health gate lets writes through again once Redis answers (store-health.ts).
+    let stored = false;
+    for (let attempt = 0; attempt < 100 && !stored; attempt++) {
+      stored = await store.set('client', 'after', { ok: true }).then(() => true, () => false);
+      if (!stored) await sleep(50);
+    }
+    assert.deepEqual(await store.get('client', 'after'), { ok: true });
+  });
+
   it('refuses to start against an address where nothing answers, with a one-line error', async () => {
     const dead = await startRedisServer();
     const url = dead.url;

@@ -9,10 +9,17 @@ import { WAL_SIZE_LIMIT_BYTES, WalCheckpointer, type WalCheckpointerOptions } fr
 const unavailableCodes = new Set([
   5, // SQLITE_BUSY: another process held the write lock past busy_timeout
   6, // SQLITE_LOCKED
+  7, // SQLITE_NOMEM
+  8, // SQLITE_READONLY: the file (or its directory, for the WAL) cannot be written
   10, // SQLITE_IOERR
+  11, // SQLITE_CORRUPT: not "retry later", but a store that cannot serve, not a request's bug: 503 and readiness down
   13, // SQLITE_FULL
   14, // SQLITE_CANTOPEN
+  26, // SQLITE_NOTADB
 ]);
+
+/** How long a write waits for another process's write lock, on the event loop (see `open`). */
+const BUSY_TIMEOUT_MS = 1_000;
 
 /** The writes of one event-loop turn: one transaction, settled together when it commits. */
 interface WriteBatch {
@@ -70,8 +77,11 @@ export class SqliteDatabase {
       // would block it for the whole busy_timeout (see openBatches).
       if (!inMemory) openBatches.get(resolve(path))?.commitNow();
       db = new DatabaseSync(path);
-      // Wait for another process's write transaction instead of failing at once.
-      db.exec('PRAGMA busy_timeout = 5000');
+      // Wait for another process's write transaction instead of failing at once — briefly: node:sqlite waits on the
+      // event loop, so every request waits with it (5 s here froze /healthz for seconds while another process held
+      // the lock). The admin CLI's writes hold it for milliseconds; past the timeout the store is down (503) and
+      // stays down, failing fast, until probeWriteLock sees the lock free.
+      db.exec(`PRAGMA busy_timeout = ${BUSY_TIMEOUT_MS}`);
       if (inMemory) {
         migrateSqliteSchema(db);
         return new SqliteDatabase(db, undefined, undefined);
@@ -261,6 +271,25 @@ export class SqliteDatabase {
   /** Commits the open batch now instead of at the end of the turn. */
   commitNow(): void {
     if (this.#batch) this.#commit(this.#batch);
+  }
+
+  /**
+   * Whether a write could take the write lock now, without waiting: the store's health probe. `SELECT 1` answered
+   * while another process held the lock, so the store was marked up every second and the next write waited out the
+   * busy timeout on the event loop again. Throws StoreUnavailableError (SQLITE_BUSY) while the lock is held elsewhere.
+   */
+  probeWriteLock(): void {
+    this.assertOpen();
+    // Our own open batch holds the lock: a write would join it.
+    if (this.#batch !== undefined || this.#db.isTransaction) return;
+    if (this.#file !== undefined) openBatches.get(this.#file)?.commitNow();
+    this.#db.exec('PRAGMA busy_timeout = 0');
+    try {
+      this.#run('BEGIN IMMEDIATE');
+      this.#run('ROLLBACK');
+    } finally {
+      this.#db.exec(`PRAGMA busy_timeout = ${BUSY_TIMEOUT_MS}`);
+    }
   }
 
   close(): void {

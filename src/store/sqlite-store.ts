@@ -239,6 +239,8 @@ class SqliteStore implements Store {
 
   async ping(): Promise<void> {
     this.#db.row('SELECT 1 AS ok');
+    // Up means writable: a read answers while another process holds the write lock (sqlite-database.ts).
+    this.#db.probeWriteLock();
   }
 
   async close(): Promise<void> {

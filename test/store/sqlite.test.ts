@@ -210,6 +210,31 @@ describe('SQLite store on a file', () => {
     });
   });
 
+  it('is down while another connection holds the write lock (ping, and a write after a short wait), and up once it is let go', async () => {
+    // A read answered while the lock was held, so the health probe marked the store up every second and the next
+    // write waited out the busy timeout on the event loop again.
+    const path = join(dir, 'locked.db');
+    const store = await createSqliteStore({ path, clock: new ManualClock(Date.now()), purgeIntervalMs: 0 });
+    const { DatabaseSync } = await import('node:sqlite');
+    const other = new DatabaseSync(path);
+    try {
+      await store.set('code', 'before', { ok: true });
+      await store.ping();
+      other.exec('BEGIN IMMEDIATE');
+      await assert.rejects(store.ping(), StoreUnavailableError);
+      await assert.rejects(store.set('code', 'during', { ok: true }), StoreUnavailableError);
+      other.exec('ROLLBACK');
+      // The store's health gate probes every second and lets calls through once the lock is free.
+      while (!(await store.ping().then(() => true, () => false))) await new Promise((resolve) => setTimeout(resolve, 50));
+      await store.set('code', 'after', { ok: true });
+      assert.deepEqual(await store.get('code', 'after'), { ok: true });
+    } finally {
+      if (other.isTransaction) other.exec('ROLLBACK');
+      other.close();
+      await store.close();
+    }
+  });
+
   it('records the schema version so an upgrade can migrate the file', async () => {
     const path = join(dir, 'version.db');
     const store = await createSqliteStore({ path, clock: new ManualClock(), purgeIntervalMs: 0 });

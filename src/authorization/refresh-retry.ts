@@ -3,9 +3,10 @@ import type { KoaContextWithOIDC, OIDCContext } from 'oidc-provider';
 import type { Logger } from 'pino';
 import { hashToken } from '../keys/hashing.ts';
 import type { Keyring } from '../keys/keyring.ts';
-import type { Store } from '../store/store.ts';
+import { StoreUnavailableError, type Store } from '../store/store.ts';
 import { refreshSuccessorRecord } from '../records/authorization.ts';
 import { createRecord, readRecord } from '../store/record-access.ts';
+import { rotationRecordSeconds } from './refresh-token-reuse.ts';
 
 /**
  * A refresh retried inside the grace window (adapter-hooks.ts) gets the SAME successor refresh token the first
@@ -36,7 +37,21 @@ export function installIdempotentRefreshRetry(provider: Provider, options: Refre
     await next();
     const rotation = rotationOf(ctx);
     if (rotation === undefined) return;
-    const successor = await firstSuccessor(options, rotation.presented, rotation.issued);
+    let successor: string | undefined;
+    try {
+      successor = await firstSuccessor(options, rotation.presented, rotation.issued);
+    } catch (error) {
+      if (!(error instanceof StoreUnavailableError)) throw error;
+      // Thrown here, after the provider's own error handling, it became Koa's plain-text 500. The client is told to
+      // retry; the token this request minted never leaves the server (best effort: the store is failing), and the
+      // retry finishes the rotation (refresh-token-reuse.ts, UNFINISHED_ROTATION_SECONDS).
+      await (ctx.oidc.entities.RefreshToken as RefreshTokenModel | undefined)?.destroy().catch(() => undefined);
+      ctx.status = 503;
+      ctx.set('retry-after', String(error.retryAfterSeconds));
+      ctx.set('cache-control', 'no-store');
+      ctx.body = { error: 'temporarily_unavailable', error_description: 'The service is temporarily unavailable; retry later.' };
+      return;
+    }
     if (successor === rotation.issued) return;
     // A retry: the refresh token this request minted never leaves the server.
     await (ctx.oidc.entities.RefreshToken as RefreshTokenModel | undefined)?.destroy();
@@ -77,7 +92,8 @@ async function firstSuccessor(options: RefreshRetryOptions, presented: string, i
   const { store, keyring, graceSeconds } = options;
   const key = hashToken(presented);
   const record = { sealed: keyring.seal(issued, key) };
-  if (await createRecord(store, refreshSuccessorRecord, key, record, { ttlSeconds: graceSeconds })) return issued;
+  // Kept as long as the rotation marker: its presence says the rotation finished (refresh-token-reuse.ts).
+  if (await createRecord(store, refreshSuccessorRecord, key, record, { ttlSeconds: rotationRecordSeconds(graceSeconds) })) return issued;
   // Invalid reads as absent: the retry is refused, as when the successor cannot be unsealed.
   const existing = await readRecord(store, refreshSuccessorRecord, key, { invalid: 'absent' });
   if (existing === undefined) return undefined;

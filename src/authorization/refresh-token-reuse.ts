@@ -1,8 +1,8 @@
 import type { Adapter, AdapterPayload } from 'oidc-provider';
 import { hashToken } from '../keys/hashing.ts';
-import { refreshRotatedRecord } from '../records/authorization.ts';
+import { refreshRotatedRecord, refreshSuccessorRecord } from '../records/authorization.ts';
 import type { Clock } from '../runtime/clock.ts';
-import { createRecord, readRecord } from '../store/record-access.ts';
+import { createRecord, readRecord, RecordInvalidError } from '../store/record-access.ts';
 import type { Store } from '../store/store.ts';
 
 /**
@@ -17,22 +17,39 @@ import type { Store } from '../store/store.ts';
  *    thief. Its retry is tolerated here, and refresh-retry.ts hands it the *same* successor the first refresh got, so
  *    a retry never forks a second live chain.
  */
+/**
+ * How long a rotation that never finished may still be retried, and so how long its two records are kept (the
+ * rotation marker and the successor; see rotationRecordSeconds). A refresh the store failed part-way through — the
+ * token consumed, its successor never recorded, the client answered 503 — left the client holding a consumed token
+ * and nothing else: its retry after the outage, past the grace window, was "reuse", which ended the grant as a theft
+ * and signed the user out. No successor was ever handed out, so there is no second chain to fear: the retry is the
+ * rotation finishing.
+ */
+export const UNFINISHED_ROTATION_SECONDS = 900;
+
+/** The TTL of the rotation marker and the successor record: the longer of the grace window and the outage window. */
+export const rotationRecordSeconds = (graceSeconds: number): number => Math.max(graceSeconds, UNFINISHED_ROTATION_SECONDS);
+
 export function toleratedRefreshRetries(
   inner: Adapter,
   options: { store: Store; clock: Clock; graceSeconds: number },
 ): Pick<Adapter, 'consume' | 'find'> {
   const { store, clock, graceSeconds } = options;
   const withinGrace = async (id: string): Promise<boolean> => {
+    const key = hashToken(id);
     // Invalid reads as absent: no tolerated retry, so the reuse is handled as a replay (fail closed).
-    const rotated = await readRecord(store, refreshRotatedRecord, hashToken(id), { invalid: 'absent' });
-    return rotated !== undefined && clock.now() - rotated.at <= graceSeconds * 1000;
+    const rotated = await readRecord(store, refreshRotatedRecord, key, { invalid: 'absent' });
+    if (rotated === undefined) return false;
+    const age = clock.now() - rotated.at;
+    if (age <= graceSeconds * 1000) return true;
+    return age <= UNFINISHED_ROTATION_SECONDS * 1000 && !(await rotationFinished(store, key));
   };
   return {
     async consume(id) {
       // The atomic step: of two parallel refreshes with the same token exactly one records the rotation and consumes
       // the token; the other finds the record and, inside the window, is a tolerated retry (consuming again would
       // count as a replay and revoke the grant).
-      const first = await createRecord(store, refreshRotatedRecord, hashToken(id), { at: clock.now() }, { ttlSeconds: graceSeconds });
+      const first = await createRecord(store, refreshRotatedRecord, hashToken(id), { at: clock.now() }, { ttlSeconds: rotationRecordSeconds(graceSeconds) });
       if (!first && (await withinGrace(id))) return;
       await inner.consume(id);
     },
@@ -43,4 +60,15 @@ export function toleratedRefreshRetries(
       return retried as AdapterPayload;
     },
   };
+}
+
+/** Whether the rotation recorded its successor (refresh-retry.ts): it finished, and a token was handed out. */
+async function rotationFinished(store: Store, key: string): Promise<boolean> {
+  try {
+    return (await readRecord(store, refreshSuccessorRecord, key)) !== undefined;
+  } catch (error) {
+    // A successor record that does not read is still a successor: finished (fail closed, the reuse is a replay).
+    if (error instanceof RecordInvalidError) return true;
+    throw error;
+  }
 }

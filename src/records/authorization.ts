@@ -11,11 +11,11 @@ export const refreshRotatedRecord = defineRecord({
   owner: 'src/authorization/adapter-hooks.ts',
   key: "SHA-256 of the rotated refresh token's id",
   schema: z.object({ at: z.number() }),
-  ttl: '`authorization.refreshReuseGraceSeconds` (default 10 s; not written when 0)',
+  ttl: '15 minutes, or `authorization.refreshReuseGraceSeconds` if longer (not written when that is 0): a rotation the store failed part-way through may be finished by a retry that long',
   singleUse: false,
   secrets: 'key hashed',
   description:
-    'When a refresh token was rotated (epoch ms), written with `setIfAbsent` when it is consumed: of two parallel refreshes with one token exactly one creates it, and a retry inside the grace window is tolerated instead of revoking the grant. An invalid record reads as absent: no tolerance, the reuse is treated as a replay.',
+    'When a refresh token was rotated (epoch ms), written with `setIfAbsent` when it is consumed: of two parallel refreshes with one token exactly one creates it, and a retry inside the grace window is tolerated instead of revoking the grant; past it, only a rotation that never recorded its successor (the store failed part-way, the client was answered 503) may still be retried. An invalid record reads as absent: no tolerance, the reuse is treated as a replay.',
 });
 
 export const refreshSuccessorRecord = defineRecord({
@@ -23,7 +23,7 @@ export const refreshSuccessorRecord = defineRecord({
   owner: 'src/authorization/refresh-retry.ts',
   key: "SHA-256 of the rotated refresh token's id",
   schema: z.object({ sealed: z.string() }),
-  ttl: '`authorization.refreshReuseGraceSeconds` (not written when 0)',
+  ttl: 'as `refresh-rotated`: its presence says the rotation finished',
   singleUse: false,
   secrets: 'key hashed; the successor refresh token **sealed** (AES-256-GCM, the key bound as additional data)',
   description:

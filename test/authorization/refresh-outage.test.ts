@@ -1,0 +1,87 @@
+import assert from 'node:assert/strict';
+import { after, afterEach, before, describe, it, mock } from 'node:test';
+import { systemClock } from '../../src/runtime/clock.ts';
+import { createSqliteStore } from '../../src/store/sqlite-store.ts';
+import { StoreUnavailableError, type Store } from '../../src/store/store.ts';
+import { grantIdOf, obtainTokens, registerPublicClient, startAuthorizationServer, tokenRequest, type RegisteredClient, type TestServer } from './harness.ts';
+
+/**
+ * A refresh the store fails part-way through: the presented token is already consumed when the write that follows
+ * fails, and the client is told 503. Its retry after the outage — past the reuse grace window — used to be "reuse":
+ * the grant ended as a theft and the user was signed out. No successor was ever handed out, so the retry finishes the
+ * rotation instead; a rotation that did finish still ends the grant on reuse.
+ */
+describe('a refresh interrupted by a store outage', () => {
+  let server: TestServer;
+  let client: RegisteredClient;
+  let sqlite: Store;
+  /** The namespace whose next write fails as in an outage (once). */
+  let failNext: string | undefined;
+
+  before(async () => {
+    sqlite = await createSqliteStore({ path: ':memory:', clock: systemClock, purgeIntervalMs: 0 });
+    const failing = (method: 'set' | 'setIfAbsent') => (namespace: string, ...rest: unknown[]) => {
+      if (namespace === failNext) {
+        failNext = undefined;
+        return Promise.reject(new StoreUnavailableError('the store is unavailable'));
+      }
+      return (sqlite[method] as (...args: unknown[]) => Promise<unknown>).call(sqlite, namespace, ...rest);
+    };
+    const store = new Proxy(sqlite, {
+      get(target, property, receiver) {
+        if (property === 'set' || property === 'setIfAbsent') return failing(property);
+        const value = Reflect.get(target, property, receiver) as unknown;
+        return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
+      },
+    });
+    server = await startAuthorizationServer({ store, authorization: { refreshReuseGraceSeconds: 10 } });
+    client = await registerPublicClient(server);
+  });
+  afterEach(() => {
+    mock.timers.reset();
+  });
+  after(async () => {
+    await server.close();
+    await sqlite.close();
+  });
+
+  const refresh = (refreshToken: string) => tokenRequest(server, { grant_type: 'refresh_token', refresh_token: refreshToken, client_id: client.client_id });
+  const isRevoked = async (gid: string) => (await sqlite.get('revoked-grant', gid)) !== undefined;
+
+  for (const [step, namespace] of [
+    ['saving the new refresh token', 'oidc:RefreshToken'],
+    ['recording the successor (after the provider answered)', 'refresh-successor'],
+  ] as const) {
+    it(`answers 503 in OAuth JSON when the store fails ${step}, and the retry after the outage finishes the rotation`, async () => {
+      mock.timers.enable({ apis: ['Date'], now: Date.now() });
+      const tokens = await obtainTokens(server, client);
+      const gid = grantIdOf(tokens.access_token);
+
+      failNext = namespace;
+      const failed = await refresh(tokens.refresh_token);
+      assert.equal(failed.status, 503);
+      assert.match(failed.headers.get('content-type') ?? '', /^application\/json/);
+      assert.ok(Number(failed.headers.get('retry-after')) >= 1);
+      assert.equal(((await failed.json()) as { error: string }).error, 'temporarily_unavailable');
+      assert.equal(failNext, undefined, 'the fault was met');
+
+      // The outage lasted a minute: well past the 10 s grace window.
+      mock.timers.tick(60_000);
+      const retried = await refresh(tokens.refresh_token);
+      assert.equal(retried.status, 200, await retried.clone().text());
+      const successor = (await retried.json()) as { refresh_token: string; access_token: string };
+      assert.equal(grantIdOf(successor.access_token), gid);
+      assert.equal(await isRevoked(gid), false, 'the grant was not ended as a theft');
+
+      // The chain goes on from the successor; the old token, its rotation now finished, is reuse again.
+      const next = await refresh(successor.refresh_token);
+      assert.equal(next.status, 200);
+      await next.body?.cancel();
+      mock.timers.tick(11_000);
+      const reuse = await refresh(tokens.refresh_token);
+      assert.equal(reuse.status, 400);
+      await reuse.body?.cancel();
+      assert.equal(await isRevoked(gid), true);
+    });
+  }
+});

@@ -39,6 +39,11 @@ export interface AdapterHookOptions {
  * the token endpoint only a replayed code or a reused refresh token ends a grant; elsewhere (the revocation
  * endpoint) the client revoked a token. RP-initiated logout is not enabled, so it cannot end one here.
  */
+/** The provider route being served (`Provider.ctx`, its async-local context), if any. */
+function providerRoute(): unknown {
+  return (Provider.ctx as { oidc?: { route?: unknown } } | undefined)?.oidc?.route;
+}
+
 export function providerGrantEndReason(): GrantEndReason {
   const oidc = (Provider.ctx as { oidc?: { route?: unknown; params?: { grant_type?: unknown } } } | undefined)?.oidc;
   if (oidc?.route === 'token') return oidc.params?.grant_type === 'refresh_token' ? 'refresh_reuse' : 'code_replay';
@@ -76,6 +81,20 @@ export function withAuthorizationHooks(base: AdapterFactory | AdapterConstructor
 
     if (name === 'RefreshToken' && refreshReuseGraceSeconds > 0) {
       Object.assign(adapter, toleratedRefreshRetries(inner, { store, clock, graceSeconds: refreshReuseGraceSeconds }));
+    }
+
+    // RFC 7009 revocation of a refresh token: oidc-provider deletes the token, then ends its grant. A store failing
+    // between the two (a full Redis still deletes) left the grant's access tokens working while the client, told to
+    // retry, got 200 on the retry — the token was gone, so nothing ended the grant. The grant ends first here; the
+    // provider's own end that follows is the same write again.
+    if (name === 'RefreshToken') {
+      adapter.destroy = async (id) => {
+        if (providerRoute() === 'revocation') {
+          const grantId = (await inner.find(id))?.grantId;
+          if (typeof grantId === 'string') await endGrant(grantId, 'token_revocation');
+        }
+        await inner.destroy(id);
+      };
     }
 
     // Refresh token reuse detection (RFC 9700 §4.14.2) is oidc-provider's sequential check (a consumed token presented

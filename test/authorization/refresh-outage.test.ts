@@ -84,4 +84,26 @@ describe('a refresh interrupted by a store outage', () => {
       assert.equal(await isRevoked(gid), true);
     });
   }
+
+  it('ends the grant of a revoked refresh token even when the store failed the first attempt part-way (RFC 7009)', async () => {
+    // oidc-provider deleted the token, then ended the grant: a store failing in between left the grant's access
+    // tokens working, and the client's retry found no token and got 200.
+    const tokens = await obtainTokens(server, client);
+    const gid = grantIdOf(tokens.access_token);
+    const revoke = () =>
+      fetch(`${server.publicUrl}/revoke`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams({ token: tokens.refresh_token, token_type_hint: 'refresh_token', client_id: client.client_id }).toString(),
+      });
+    failNext = 'revoked-grant';
+    const failed = await revoke();
+    assert.equal(failed.status, 503);
+    await failed.body?.cancel();
+    assert.equal(failNext, undefined, 'the fault was met');
+    const retried = await revoke();
+    assert.equal(retried.status, 200);
+    await retried.body?.cancel();
+    assert.equal(await isRevoked(gid), true, 'the retry ended the grant: its access tokens are refused');
+  });
 });

@@ -21,6 +21,7 @@ import { createAccessTokenVerifier, type VerifiedAccess, type VerifyAccessToken 
 import { createDpopNonces } from './dpop-nonce.ts';
 import { createDpopProofVerifier } from './dpop-proof.ts';
 import { createGrantStreams, type GrantStreams } from './grant-streams.ts';
+import { atMostEvery } from '../runtime/log-throttle.ts';
 
 /**
  * The gateway's shared machinery, built once per process from the context: the handlers of every route and
@@ -85,7 +86,10 @@ export function createGatewayRuntime(ctx: GatehouseContext, deps: GatewayDeps): 
     rateLimiter: createRateLimiter({
       store,
       clock,
-      onError: (error) => logger.warn({ err: error }, 'rate-limit counters could not be shared'),
+      // Every flush (ten a second) fails while the store is down: one line a minute, the reason without a stack.
+      onError: atMostEvery<unknown>(60_000, clock, (error, heldBack) =>
+        logger.warn({ reason: error instanceof Error ? error.message : String(error), ...(heldBack > 0 ? { failuresSinceLastLine: heldBack } : {}) }, 'rate-limit counters could not be shared'),
+      ),
       onRejected: (limit) => deps.metrics?.rateLimitRejected(limit),
     }),
     toolPins: createToolPins({ store, clock, logger }),

@@ -101,6 +101,7 @@ export async function assembleGatewayParts(baseCtx: GatehouseContext, options: A
     const revokedGrants = createRevokedGrantsCache({
       store: ctx.store,
       clock: ctx.clock,
+      maxStalenessMs: config.authorization.revocationMaxStalenessSeconds * 1000,
       onError: (error) => ctx.logger.warn({ err: error }, 'revoked-grants re-sync failed'),
     });
     await revokedGrants.start();

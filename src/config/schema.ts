@@ -443,6 +443,14 @@ export const configSchema = z
           .nonnegative()
           .default(10)
           .describe('A rotated refresh token may be retried this long without revoking the grant.'),
+        revocationMaxStalenessSeconds: z
+          .number()
+          .int()
+          .nonnegative()
+          .default(120)
+          .describe(
+            'A replica that has not re-read the revoked grants from the store this long (the store unreachable) answers bearer requests 503 instead of trusting a list that may miss a revocation; 0 keeps serving on the list it has.',
+          ),
         dynamicRegistration: z
           .object({
             enabled: z.boolean().default(true).describe('Accept RFC 7591 registration (deprecated by MCP 2026-07-28).'),
@@ -500,6 +508,7 @@ export const configSchema = z
         refreshTokenIdleSeconds: 14 * 24 * 3600,
         refreshTokenAbsoluteSeconds: 90 * 24 * 3600,
         refreshReuseGraceSeconds: 10,
+        revocationMaxStalenessSeconds: 120,
         dynamicRegistration: { enabled: true, perIpPerHour: 30 },
         clientMetadataDocuments: { enabled: true, allowDomains: [], denyDomains: [], maxBytes: 5_120, timeoutMs: 5_000, cacheSeconds: 3_600, allowLoopback: false },
         clients: [],

@@ -48,6 +48,12 @@ export async function revokeGrant(
 export interface RevokedGrantsCache {
   /** Answers from memory only: safe to call on every request. */
   isRevoked(grantId: string): boolean;
+  /**
+   * Whether the list is recent enough to answer `isRevoked` (re-read within `maxStalenessMs`). A replica cut off from
+   * the store misses every revocation made meanwhile — pub/sub and re-sync both go through the store — and kept
+   * accepting a revoked grant's tokens for as long as they lived.
+   */
+  isCurrent(): boolean;
   /** Subscribes and loads the current set; call before serving traffic. */
   start(): Promise<void>;
   /** Re-reads the namespace now (also run periodically). */
@@ -65,12 +71,15 @@ export interface RevokedGrantsCacheOptions {
   clock: Clock;
   /** Period of the full re-sync that covers lost pub/sub messages. */
   resyncIntervalMs?: number;
+  /** How old the last successful re-sync may be for the list to count as current; 0 (the default): always current. */
+  maxStalenessMs?: number;
   onError?: (error: unknown) => void;
 }
 
 export function createRevokedGrantsCache(options: RevokedGrantsCacheOptions): RevokedGrantsCache {
-  const { store, resyncIntervalMs = 5_000, onError = () => {} } = options;
+  const { store, clock, resyncIntervalMs = 5_000, maxStalenessMs = 0, onError = () => {} } = options;
   let revoked = new Set<string>();
+  let syncedAt = clock.now();
   let unsubscribe: Unsubscribe | undefined;
   let timer: NodeJS.Timeout | undefined;
 
@@ -89,6 +98,7 @@ export function createRevokedGrantsCache(options: RevokedGrantsCacheOptions): Re
     recentlyPublished.clear();
     const known = revoked;
     revoked = fresh;
+    syncedAt = clock.now();
     // A revocation whose message this replica missed (pub/sub is at most once) is learnt here.
     if (listeners.size > 0) for (const id of fresh) if (!known.has(id)) announce(id);
   }
@@ -106,6 +116,7 @@ export function createRevokedGrantsCache(options: RevokedGrantsCacheOptions): Re
 
   return {
     isRevoked: (grantId) => revoked.has(grantId),
+    isCurrent: () => maxStalenessMs <= 0 || clock.now() - syncedAt <= maxStalenessMs,
     resync,
     onRevoked(listener) {
       listeners.add(listener);

@@ -3,6 +3,7 @@ import type { Keyring } from '../keys/keyring.ts';
 import type { Clock } from '../runtime/clock.ts';
 import type { RevokedGrantsCache } from '../grants/revoked-grants.ts';
 import { insufficientScope, unauthorized, type AuthScheme, type ChallengeTarget } from '../errors/bearer-challenge.ts';
+import { ProtocolError } from '../errors/protocol-error.ts';
 import { APP_ONLY_CLAIM } from '../protocol/app-only.ts';
 import type { VerifyDpopProof } from './dpop-proof.ts';
 import { checkSenderConstraint } from './sender-constraint.ts';
@@ -175,6 +176,8 @@ export function createAccessTokenVerifier(options: AccessTokenVerifierOptions): 
       throw unauthorized(target, true, 'The access token has expired.', scheme);
     }
     if (revokedGrants.isRevoked(claims.grantId)) throw unauthorized(target, true, 'The access token has been revoked.', scheme);
+    // A list this replica could not re-read for too long may miss a revocation: refuse to vouch (revoked-grants.ts).
+    if (!revokedGrants.isCurrent()) throw revocationsUnknown();
     // Before the scope check: a thief holding a bound token without its key learns nothing about its scopes.
     const constraint = checkSenderConstraint(verifyDpopProof, { scheme, token }, claims, input, target);
     const { nextNonce } = constraint instanceof Promise ? await constraint : constraint;
@@ -250,4 +253,9 @@ function describeFailure(error: unknown): string {
     return 'The access token has invalid claims.';
   }
   return 'The access token is malformed or its signature does not verify.';
+}
+
+/** The revoked grants could not be re-read for too long (the store unreachable): retry once it is back. */
+function revocationsUnknown(): ProtocolError {
+  return new ProtocolError('temporarily_unavailable', 'Revocations cannot be checked right now; retry later.', { headers: { 'retry-after': '5' } });
 }

@@ -61,4 +61,34 @@ describe('revoked grants: announcements', () => {
     assert.equal(seen.includes('g3'), false);
     await second.stop();
   });
+
+  it('counts as current while re-syncs succeed, not once the last one is older than the bound, and again after one succeeds', async () => {
+    let failing = false;
+    const flaky: Store = new Proxy(store, {
+      get(target, property, receiver) {
+        if (property === 'list' && failing) return () => Promise.reject(new Error('store unreachable'));
+        const value = Reflect.get(target, property, receiver) as unknown;
+        return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
+      },
+    });
+    const bounded = createRevokedGrantsCache({ store: flaky, clock, resyncIntervalMs: 3_600_000, maxStalenessMs: 120_000 });
+    await bounded.start();
+    assert.equal(bounded.isCurrent(), true);
+    failing = true;
+    clock.advance(60_000);
+    await bounded.resync().catch(() => undefined);
+    assert.equal(bounded.isCurrent(), true, 'a minute without a re-sync is within the bound');
+    clock.advance(61_000);
+    await bounded.resync().catch(() => undefined);
+    assert.equal(bounded.isCurrent(), false);
+    failing = false;
+    await bounded.resync();
+    assert.equal(bounded.isCurrent(), true);
+    await bounded.stop();
+    const unbounded = createRevokedGrantsCache({ store: flaky, clock, resyncIntervalMs: 3_600_000 });
+    await unbounded.start();
+    clock.advance(3_600_000);
+    assert.equal(unbounded.isCurrent(), true, 'without a bound the list is always current');
+    await unbounded.stop();
+  });
 });

@@ -20,14 +20,15 @@ function setup(cacheSize = 10) {
   let verifications = 0;
   const keyring: Keyring = { ...real, publicJwks: () => (verifications++, real.publicJwks()) };
   const revoked = new Set<string>();
-  const revokedGrants: RevokedGrantsCache = { isRevoked: (gid) => revoked.has(gid), start: async () => {}, resync: async () => {}, onRevoked: () => () => {}, stop: async () => {} };
+  const list = { current: true };
+  const revokedGrants: RevokedGrantsCache = { isRevoked: (gid) => revoked.has(gid), isCurrent: () => list.current, start: async () => {}, resync: async () => {}, onRevoked: () => () => {}, stop: async () => {} };
   const verifyDpopProof = async () => assert.fail('no DPoP proof is checked for a Bearer token');
   const verify = createAccessTokenVerifier({ keyring, issuer, clock: systemClock, revokedGrants, verifyDpopProof, cacheSize });
   const check = (token: string, path = '/mcp') =>
     verify({ authorization: `Bearer ${token}`, rawQuery: '', method: 'POST', url: `${issuer}${path}` }, target(path));
   const checkHeader = (authorization: string, path = '/mcp') =>
     verify({ authorization, rawQuery: '', method: 'POST', url: `${issuer}${path}` }, target(path));
-  return { check, checkHeader, revoked, count: () => verifications };
+  return { check, checkHeader, revoked, list, count: () => verifications };
 }
 const mint = (gid = 'g1', path = '/mcp') => mintAccessToken(real, issuer, { aud: `${issuer}${path}`, gid });
 const refused = (status: number) => (error: unknown) => error instanceof ProtocolError && error.status === status;
@@ -57,6 +58,16 @@ describe('verified-token cache', () => {
     await check(token);
     revoked.add('g-revoked');
     await assert.rejects(check(token), refused(401));
+  });
+
+  it('answers 503 (not a verdict) while the revoked grants could not be re-read for too long, and serves again after', async () => {
+    const { check, list } = setup();
+    const token = await mint('g-stale');
+    await check(token);
+    list.current = false;
+    await assert.rejects(check(token), (error: unknown) => error instanceof ProtocolError && error.status === 503 && error.code === 'temporarily_unavailable' && error.headers['retry-after'] === '5');
+    list.current = true;
+    await check(token);
   });
 
   it('evicts the least recently used token when full', async () => {

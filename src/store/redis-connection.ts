@@ -5,7 +5,8 @@ import { StoreUnavailableError } from './store.ts';
 
 /**
  * Connection settings chosen so an unreachable Redis is a fast, clear error rather than a hang: a short connect
- * timeout, no offline queue (commands fail at once while disconnected instead of piling up), one retry per command,
+ * timeout, no offline queue (commands fail at once while disconnected instead of piling up), nothing resent after a
+ * reconnect, one retry per command,
  * and a bounded command timeout for a server that accepts connections but stops answering. The client keeps
  * reconnecting in the background, so the store recovers by itself when Redis comes back.
  */
@@ -14,6 +15,10 @@ const connectionOptions: RedisOptions = {
   connectTimeout: 2000,
   commandTimeout: 5000,
   enableOfflineQueue: false,
+  // A command sent before the connection broke has been answered 503 already (it timed out, or the connection
+  // closed under it): sent again on reconnect, it changed the store after the client was told it had not — a
+  // revocation landing late, a code consumed that the client's retry then found consumed.
+  autoResendUnfulfilledCommands: false,
   maxRetriesPerRequest: 1,
   retryStrategy: (attempt: number) => Math.min(attempt * 100, 1000),
 };

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { createServer, connect, type AddressInfo, type Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { Redis } from 'ioredis';
 import { systemClock } from '../../src/runtime/clock.ts';
@@ -109,6 +110,61 @@ describe('Redis store', () => {
       assert.deepEqual(JSON.parse((await admin.get('shape:r:code#k1')) ?? 'null').v, { a: 1 });
     } finally {
       await store.close();
+    }
+  });
+});
+
+describe('Redis store when the connection breaks under a write', () => {
+  let server: RedisServer;
+  before(async () => {
+    server = await startRedisServer();
+  });
+  after(async () => {
+    await server.stop();
+  });
+
+  it('does not send the write again after reconnecting: the caller was told it failed', async () => {
+    // A TCP hop that can hold what the store sends, as a frozen network does.
+    let holding = false;
+    const sockets = new Set<Socket>();
+    const hop = createServer((client) => {
+      const upstream = connect(server.port, '127.0.0.1');
+      sockets.add(client);
+      client.on('data', (chunk) => {
+        if (!holding) upstream.write(chunk);
+      });
+      upstream.on('data', (chunk) => client.write(chunk));
+      const end = () => {
+        client.destroy();
+        upstream.destroy();
+        sockets.delete(client);
+      };
+      client.on('close', end);
+      upstream.on('close', end);
+      client.on('error', end);
+      upstream.on('error', end);
+    });
+    await new Promise<void>((resolve) => hop.listen(0, '127.0.0.1', resolve));
+    const store = await createRedisStore({ url: `redis://127.0.0.1:${(hop.address() as AddressInfo).port}`, keyPrefix: 'resend:', clock: systemClock });
+    const direct = new Redis(server.url);
+    try {
+      await store.set('code', 'before', { ok: true });
+      holding = true;
+      const write = store.set('code', 'lost', { ok: true });
+      // The connection breaks with the write unanswered.
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      for (const socket of sockets) socket.destroy();
+      await assert.rejects(write, StoreUnavailableError);
+      holding = false;
+      // Once a new command goes through, anything resent on reconnect would already have run before it.
+      while (!(await store.ping().then(() => true, () => false))) await sleep(50);
+      await store.get('code', 'before');
+      assert.equal(await direct.exists('resend:r:code#lost'), 0, 'the failed write was not sent again');
+    } finally {
+      direct.disconnect();
+      await store.close();
+      for (const socket of sockets) socket.destroy();
+      await new Promise((resolve) => hop.close(resolve));
     }
   });
 });

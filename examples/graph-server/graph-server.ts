@@ -238,7 +238,8 @@ function respondWithError(res: ServerResponse, error: unknown, logger: Logger): 
       const description = 'Microsoft Graph needs the user to sign in again.';
       return sendJson(res, 401, { error: 'insufficient_claims', error_description: description }, { 'www-authenticate': `Bearer error="insufficient_claims", error_description="${description}"` });
     }
-    return sendJson(res, error.status, { error: 'downstream_error', error_description: error.message });
+    // A 503 says when to come back, as the gateway's own do.
+    return sendJson(res, error.status, { error: 'downstream_error', error_description: error.message }, error.status === 503 ? { 'retry-after': '5' } : {});
   }
   if (error instanceof BodyTooLargeError) return sendJson(res, 413, { error: 'payload_too_large', error_description: 'The request body is too large.' });
   logger.error({ reason: error instanceof Error ? error.name : typeof error }, 'unexpected error');

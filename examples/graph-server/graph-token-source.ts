@@ -111,7 +111,8 @@ export function createBrokerTokenSource(options: BrokerClientOptions & { logger:
         if (error === 'interaction_required') {
           throw new TokenSourceError('Microsoft Graph needs you to sign in again (or consent); re-authorize the MCP client with the gateway.', true);
         }
-        if (error === 'temporarily_unavailable') throw new TokenSourceError('The identity provider is unavailable; try again later.', false);
+        // The gateway says only that it cannot now: its store or the identity provider may be the one down.
+        if (error === 'temporarily_unavailable') throw new TokenSourceError('The gateway cannot get a Microsoft Graph token right now; try again later.', false);
         throw new TokenSourceError(`The gateway refused a Microsoft Graph token (${error}).`, false);
       }
       const expiresIn = typeof body.expires_in === 'number' ? body.expires_in : 300;

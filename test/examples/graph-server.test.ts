@@ -223,6 +223,19 @@ describe('sample Graph MCP server', () => {
     it('answers unknown endpoints with 404', async () => {
       assert.equal((await http(server.url, '/api/nope')).status, 404);
     });
+
+    it('GET /me answers a step-up as Graph does (401 insufficient_claims), and a gateway that cannot now with 503 and Retry-After', async () => {
+      // Fresh assertions miss the per-assertion token cache, so the gateway is asked each time.
+      gateway.nextTokenError = { status: 400, body: { error: 'interaction_required', error_description: 'MFA needed' } };
+      const stepUp = await http(server.url, '/api/me', { bearer: await gateway.signAssertion({}, { aud: httpAudience() }) });
+      assert.equal(stepUp.status, 401);
+      assert.match(stepUp.headers.get('www-authenticate') ?? '', /^Bearer error="insufficient_claims"/);
+      gateway.nextTokenError = { status: 503, body: { error: 'temporarily_unavailable' } };
+      const later = await http(server.url, '/api/me', { bearer: await gateway.signAssertion({}, { aud: httpAudience() }) });
+      assert.equal(later.status, 503);
+      assert.equal(later.headers.get('retry-after'), '5');
+      assert.match(later.json().error_description, /gateway cannot get a Microsoft Graph token right now/);
+    });
   });
 
   describe('MCP', () => {

@@ -17,6 +17,8 @@
 export const jsonRpcCodes = {
   parseError: -32700,
   invalidRequest: -32600,
+  /** JSON-RPC §5.1: the method's parameters are not what it takes (a `tools/call` without a string `name`). */
+  invalidParams: -32602,
   internalError: -32603,
   /** JSON-RPC §5.1 implementation-defined server error. */
   serverError: -32000,

@@ -13,9 +13,12 @@ import { JSONRPC, McpGatewayError } from './gateway-error.ts';
  *   z.union([
  *     z.object({ jsonrpc: z.literal('2.0'), id: requestId, method: z.string().min(1), params: z.record(z.string(), z.unknown()).optional() }),
  *     z.object({ jsonrpc: z.literal('2.0'), method: z.string().min(1), params: z.record(z.string(), z.unknown()).optional() }),
- *     z.object({ jsonrpc: z.literal('2.0'), id: requestId.nullable(), result: z.unknown() }),
- *     z.object({ jsonrpc: z.literal('2.0'), id: requestId.nullable(), error: z.object({ code: z.number(), message: z.string() }).loose() }),
+ *     z.object({ jsonrpc: z.literal('2.0'), id: requestId.nullable(), result: z.unknown(), method: z.never().optional() }),
+ *     z.object({ jsonrpc: z.literal('2.0'), id: requestId.nullable(), error: z.object({ code: z.number(), message: z.string() }).loose(), method: z.never().optional() }),
  *   ])
+ *
+ * A message with a `method` is a request or nothing. A `tools/call` with array `params` and a `result` read as a
+ * response: no policy looked at it, and it was forwarded as it came, which a backend reads as the request it is.
  */
 type RequestId = string | number;
 export type JsonRpcMessage =
@@ -31,6 +34,7 @@ export function checkJsonRpcMessage(item: unknown): JsonRpcMessage | undefined {
   if (!isObject(item) || item.jsonrpc !== '2.0') return undefined;
   const { id, method, params } = item;
   if (typeof method === 'string' && method.length > 0 && (params === undefined || isObject(params))) return item as JsonRpcMessage;
+  if ('method' in item) return undefined;
   if (id !== null && !isRequestId(id)) return undefined;
   // A response is read as one even if it also carries a (malformed) method: only its id and outcome are kept.
   if ('result' in item) return { jsonrpc: '2.0', id, result: item.result };
@@ -74,6 +78,11 @@ export function parseMcpPost(raw: Buffer): McpPost {
   for (const item of list) {
     const message = checkJsonRpcMessage(item);
     if (!message) throw new McpGatewayError('invalid_request', JSONRPC.invalidRequest, 'The body is not a valid JSON-RPC 2.0 message.');
+    // Per-tool policy and pinning judge the tool by its name: one that is not a string was passed by both unjudged,
+    // and a backend that looks handlers up by `params.name` turns `["delete_all"]` into "delete_all".
+    if ('method' in message && message.method === 'tools/call' && (typeof message.params?.name !== 'string' || message.params.name === '')) {
+      throw new McpGatewayError('invalid_request', JSONRPC.invalidParams, 'A tools/call needs the tool\'s name as a string in params.name.');
+    }
     messages.push(message);
   }
   const post: McpPost = { messages, raw };

@@ -11,8 +11,8 @@ const requestId = z.union([z.string(), z.number().int()]);
 const reference = z.union([
   z.object({ jsonrpc: z.literal('2.0'), id: requestId, method: z.string().min(1), params: z.record(z.string(), z.unknown()).optional() }),
   z.object({ jsonrpc: z.literal('2.0'), method: z.string().min(1), params: z.record(z.string(), z.unknown()).optional() }),
-  z.object({ jsonrpc: z.literal('2.0'), id: requestId.nullable(), result: z.unknown() }),
-  z.object({ jsonrpc: z.literal('2.0'), id: requestId.nullable(), error: z.object({ code: z.number(), message: z.string() }).loose() }),
+  z.object({ jsonrpc: z.literal('2.0'), id: requestId.nullable(), result: z.unknown(), method: z.never().optional() }),
+  z.object({ jsonrpc: z.literal('2.0'), id: requestId.nullable(), error: z.object({ code: z.number(), message: z.string() }).loose(), method: z.never().optional() }),
 ]);
 
 const ABSENT = Symbol('absent');
@@ -52,8 +52,13 @@ describe('checkJsonRpcMessage', () => {
       accepted++;
       // What the gateway reads from a message (policy, audit, error ids) is the same.
       assert.equal('method' in actual!, 'method' in expected.data, `method presence differs on ${JSON.stringify(message)}`);
-      const single = parseMcpPost(Buffer.from(JSON.stringify(message)));
       const data = expected.data as { method?: string; id?: unknown; params?: { name?: unknown } };
+      if (data.method === 'tools/call' && (typeof data.params?.name !== 'string' || data.params.name === '')) {
+        // A tools/call without a tool name to judge is refused whole (-32602), never forwarded.
+        assert.throws(() => parseMcpPost(Buffer.from(JSON.stringify(message))), (error: unknown) => (error as { jsonRpcCode?: number }).jsonRpcCode === -32602);
+        continue;
+      }
+      const single = parseMcpPost(Buffer.from(JSON.stringify(message)));
       assert.equal(single.method, data.method);
       assert.equal(single.name, data.method === 'tools/call' && typeof data.params?.name === 'string' ? data.params.name : undefined);
       const id = 'method' in data ? data.id : (data as { id?: unknown }).id;

@@ -186,6 +186,25 @@ describe('per-tool policy', () => {
     await response.body?.cancel();
   });
 
+  it('refuses a tools/call whose tool name is not a string, or that passes for a response, before any backend sees it', async () => {
+    // A backend that looks its handlers up by params.name reads ["secret_tool"] as "secret_tool"; the policy, which
+    // judges names, passed it unjudged. So did array params next to a `result`, read as a response and forwarded.
+    const token = await tokenFor('/json');
+    const bodies = [
+      '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":["secret_tool"],"arguments":{}}}',
+      '{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"arguments":{}}}',
+      '{"jsonrpc":"2.0","id":3,"method":"tools/call"}',
+      '[{"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"name":"echo","arguments":{"text":"x"}}},{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":{"toString":"secret_tool"}}}]',
+      '{"jsonrpc":"2.0","id":6,"method":"tools/call","params":["secret_tool"],"result":{}}',
+    ];
+    for (const body of bodies) {
+      const response = await mcpPost(gateway.url + '/json', token, body);
+      assert.equal(response.status, 400, body);
+      const code = ((await response.json()) as { error: { code: number } }).error.code;
+      assert.ok(code === -32602 || code === -32600, `${body}: ${code}`);
+    }
+  });
+
   it('refuses an MCP POST in a content coding or without a JSON type, naming what it accepts', async () => {
     const token = await tokenFor('/json');
     const call = toolsCall('echo', { text: 'x' });

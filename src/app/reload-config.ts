@@ -72,14 +72,21 @@ export function applyReload(target: ReloadTarget, nextFile: GatehouseConfig): Re
   for (const route of live.routes) {
     const incoming = nextByPath.get(route.path);
     if (incoming === undefined) continue;
-    if (!same(without(route, RELOADABLE_ROUTE_FIELDS), without(incoming, RELOADABLE_ROUTE_FIELDS))) needsRestart.push(`routes[${route.path}] (backend, type, transports, identity)`);
+    const changed = changedFields(route, incoming);
+    if (changed.length === 0) continue;
     const newScopes = Object.keys(incoming.scopes).filter((scope) => !target.knownScopes.has(scope));
-    for (const field of RELOADABLE_ROUTE_FIELDS) {
-      if (same(route[field], incoming[field])) continue;
-      if ((field === 'scopes' || field === 'requiredScopes') && newScopes.length > 0) {
-        needsRestart.push(`routes[${route.path}].${field} (new scope ${newScopes.join(', ')})`);
-        continue;
-      }
+    const waits = changed.filter(
+      (field) => !(RELOADABLE_ROUTE_FIELDS as readonly string[]).includes(field) || ((field === 'scopes' || field === 'requiredScopes') && newScopes.length > 0),
+    );
+    // A route's changes are one edit: applied together or not at all. Applying the reloadable part alone could leave
+    // the route more open than both files — a rule moved from `tools` to `defaultToolPolicy` (not reloadable) was
+    // dropped from `tools` at once and added nowhere until a restart.
+    if (waits.length > 0) {
+      const why = newScopes.length > 0 && changed.some((field) => field === 'scopes' || field === 'requiredScopes') ? ` (new scope ${newScopes.join(', ')})` : '';
+      needsRestart.push(`routes[${route.path}]: ${changed.join(', ')}${why} — none of this route's changes applied`);
+      continue;
+    }
+    for (const field of RELOADABLE_ROUTE_FIELDS.filter((name) => changed.includes(name))) {
       applied.push(`routes[${route.path}].${field}`);
       changes.push(() => assignRouteField(route, incoming, field));
     }
@@ -94,6 +101,12 @@ export function applyReload(target: ReloadTarget, nextFile: GatehouseConfig): Re
   // Every check is done before the first change: a reload applies entirely or, on an error above, not at all.
   for (const change of changes) change();
   return { applied, needsRestart };
+}
+
+/** The fields whose values differ between two versions of a route (present in either). */
+function changedFields(route: RouteConfig, incoming: RouteConfig): string[] {
+  const fields = new Set([...Object.keys(route), ...Object.keys(incoming)]);
+  return [...fields].filter((field) => !same(route[field as keyof RouteConfig], incoming[field as keyof RouteConfig])).sort();
 }
 
 function assignRouteField<K extends (typeof RELOADABLE_ROUTE_FIELDS)[number]>(route: RouteConfig, incoming: RouteConfig, field: K): void {

@@ -77,7 +77,7 @@ describe('applyReload: what a reload changes on the running gateway, and what wa
     const report = applyReload(targetFor(live), next);
 
     assert.deepEqual(report.applied, []);
-    assert.deepEqual(report.needsRestart, ['server', 'store', 'routes added: /files', 'routes[/mcp] (backend, type, transports, identity)']);
+    assert.deepEqual(report.needsRestart, ['server', 'store', 'routes added: /files', "routes[/mcp]: backend — none of this route's changes applied"]);
     assert.deepEqual(live, before, 'nothing of it was applied');
   });
 
@@ -88,8 +88,36 @@ describe('applyReload: what a reload changes on the running gateway, and what wa
     assert.ok(nextRoute);
     nextRoute.scopes = { ...nextRoute.scopes, 'files:write': 'Write files' };
     const report = applyReload(targetFor(live), next);
-    assert.deepEqual(report, { applied: [], needsRestart: ['routes[/mcp].scopes (new scope files:write)'] });
+    assert.deepEqual(report, { applied: [], needsRestart: ["routes[/mcp]: scopes (new scope files:write) — none of this route's changes applied"] });
     assert.ok(!Object.hasOwn(live.routes[0]?.scopes ?? {}, 'files:write'));
+  });
+
+  it('applies none of a route\'s changes when one of them waits for a restart: half of an edit could open the route', () => {
+    // A rule moved from `tools` to `defaultToolPolicy` (not reloadable): applied alone, the `tools` part dropped the
+    // rule at once and the policy that replaced it waited for a restart — the tool open to everyone meanwhile.
+    const live = demoConfig();
+    const route = live.routes[0];
+    assert.ok(route);
+    route.tools = { echo: { scopes: [], groups: ['admins'] } };
+    const next = copy(live);
+    const nextRoute = next.routes[0];
+    assert.ok(nextRoute);
+    nextRoute.tools = {};
+    nextRoute.backend = 'http://127.0.0.1:2/mcp';
+    const report = applyReload(targetFor(live), next);
+    assert.deepEqual(report.applied, []);
+    assert.deepEqual(report.needsRestart, ["routes[/mcp]: backend, tools — none of this route's changes applied"]);
+    assert.equal(decideTool(route, 'echo', { scopes: ['mcp:tools', 'graph:read'], groups: [] }).allowed, false, 'the running rule still holds');
+
+    // The same with a scope new to the gateway next to a tool rule dropped as redundant.
+    const scoped = copy(live);
+    const scopedRoute = scoped.routes[0];
+    assert.ok(scopedRoute);
+    scopedRoute.scopes = { ...scopedRoute.scopes, 'mcp:ops': 'Operations' };
+    scopedRoute.requiredScopes = [...scopedRoute.requiredScopes, 'mcp:ops'];
+    scopedRoute.tools = {};
+    assert.deepEqual(applyReload(targetFor(live), scoped).applied, []);
+    assert.equal(decideTool(route, 'echo', { scopes: ['mcp:tools', 'graph:read'], groups: [] }).allowed, false);
   });
 });
 

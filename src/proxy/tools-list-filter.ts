@@ -56,11 +56,18 @@ export function filterToolsListJson(body: Buffer, denied: ReadonlySet<string>): 
   return Buffer.from(JSON.stringify(filtered));
 }
 
-/** A `tools/list` result carried by one SSE event, filtered; any other event is returned as it is. */
+/**
+ * A `tools/list` result carried by one SSE event, filtered; any other event is returned as it is. An event may carry a
+ * batch of answers (a JSON array, 2025-03-26): each is filtered, as in a JSON body.
+ */
 export function filterToolsListEvent(event: SseEvent, denied: ReadonlySet<string>): SseEvent | null {
   const parsed = parseEventData(event.data);
   if (parsed === unreadable) return null;
   if (parsed === undefined) return event;
+  if (Array.isArray(parsed)) {
+    const filtered = parsed.map((message) => filterToolsResult(message, denied));
+    return filtered.every((message, index) => message === parsed[index]) ? event : { ...event, data: JSON.stringify(filtered) };
+  }
   const filtered = filterToolsResult(parsed, denied);
   return filtered === parsed ? event : { ...event, data: JSON.stringify(filtered) };
 }
@@ -102,6 +109,14 @@ export async function screenToolsListJson(body: Buffer, denied: ReadonlySet<stri
 export function screenToolsListEvent(event: SseEvent, denied: ReadonlySet<string>, review: ReviewTools | undefined): SseEvent | null | Promise<SseEvent | null> {
   const parsed = parseEventData(event.data);
   if (parsed === unreadable) return null;
+  // A batch of answers in one event (a JSON array, 2025-03-26): each screened, as in a JSON body. Read only as single
+  // messages, an array passed unscreened — denied tools listed, nothing pinned, a changed description let through.
+  if (Array.isArray(parsed)) {
+    if (!parsed.some((message) => toolsOf(message) !== undefined)) return event;
+    return Promise.all(parsed.map((message) => screenToolsResult(message, denied, review))).then((screened) =>
+      screened.every((message, index) => message === parsed[index]) ? event : { ...event, data: JSON.stringify(screened) },
+    );
+  }
   if (toolsOf(parsed) === undefined) return event;
   return screenToolsResult(parsed, denied, review).then((screened) => (screened === parsed ? event : { ...event, data: JSON.stringify(screened) }));
 }

@@ -36,6 +36,10 @@ before(async () => {
       if (path === '/bom') {
         res.writeHead(200, { 'content-type': 'application/json' });
         res.end(Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(answer(id))]));
+      } else if (path === '/batched') {
+        // A batch of answers in one SSE event (a JSON array, 2025-03-26).
+        res.writeHead(200, { 'content-type': 'text/event-stream' });
+        res.end(`data: [${answer(id)}]\n\n`);
       } else if (path === '/gzip') {
         res.writeHead(200, { 'content-type': 'application/json', 'content-encoding': 'gzip' });
         res.end(gzipSync(answer(id)));
@@ -52,7 +56,7 @@ before(async () => {
   gateway = await startTestGateway({
     keyring,
     config: {
-      routes: ['bom', 'gzip', 'created'].map((name) => ({ path: `/${name}`, backend: `${origin}/${name}`, tools: denied })),
+      routes: ['bom', 'gzip', 'created', 'batched'].map((name) => ({ path: `/${name}`, backend: `${origin}/${name}`, tools: denied })),
     },
   });
 });
@@ -66,6 +70,14 @@ after(async () => {
 const tokenFor = (path: string) => mintAccessToken(keyring, gateway.url, { aud: gateway.url + path, scope: 'mcp:tools', sub: 'tenant/alice' });
 
 describe('a tools/list answer the gateway cannot read as sent', () => {
+  it('inside an SSE event that carries a batch (a JSON array) is screened element by element', async () => {
+    const response = await mcpPost(gateway.url + '/batched', await tokenFor('/batched'), toolsList(4));
+    assert.equal(response.status, 200);
+    const data = (await response.text()).split('\n').find((line) => line.startsWith('data: '))?.slice(6) ?? '';
+    const batch = JSON.parse(data) as Array<{ result: typeof tools }>;
+    assert.deepEqual(batch.map((message) => message.result.tools.map((tool) => tool.name)), [['echo']]);
+  });
+
   const screened: Array<[string, string, number]> = [
     ['with a byte order mark before the JSON is read as a client reads it, and screened', '/bom', 200],
     ['on a 201 is screened like a 200', '/created', 201],

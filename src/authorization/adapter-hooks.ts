@@ -32,6 +32,8 @@ export interface AdapterHookOptions {
   onReplayDetected?: (model: 'AuthorizationCode' | 'RefreshToken') => void;
   /** The grant-ending function (the app passes the one that logs); by default one built from the options above. */
   endGrant?: EndGrant;
+  /** The algorithms the keyring signs with, current first (provider-configuration.ts, keyringAlgorithms). */
+  signingAlgorithms?: () => readonly string[];
 }
 
 /**
@@ -124,6 +126,18 @@ export function withAuthorizationHooks(base: AdapterFactory | AdapterConstructor
             : payload;
         await inner.upsert(id, stored, expiresIn);
       };
+      const { signingAlgorithms } = options;
+      if (signingAlgorithms !== undefined) {
+        // A client stored with an ID-token algorithm no key signs any more (its keys pruned after a rotation to
+        // another algorithm) failed oidc-provider's metadata check on every request: read with the current one.
+        adapter.find = async (id) => {
+          const payload = await inner.find(id);
+          const alg = payload?.id_token_signed_response_alg;
+          const algorithms = signingAlgorithms();
+          if (payload === undefined || typeof alg !== 'string' || algorithms.includes(alg)) return payload;
+          return { ...payload, id_token_signed_response_alg: algorithms[0] };
+        };
+      }
     }
 
     return adapter;

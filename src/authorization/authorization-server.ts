@@ -21,7 +21,7 @@ import { registerSignInRoutes } from './finish-sign-in.ts';
 import type { ConsoleSignIn, InteractionDeps } from './interaction-deps.ts';
 import { confidentialClientIds, preRegisteredClientMetadata } from './pre-registered-clients.ts';
 import { protectedResources } from './protected-resources.ts';
-import { providerConfiguration } from './provider-configuration.ts';
+import { keyringAlgorithms, providerConfiguration } from './provider-configuration.ts';
 import { installDefaultScopes, installRetryAfter, renderProviderError } from './provider-middleware.ts';
 import { mountProvider } from './provider-mount.ts';
 import { installJwtBearerGrant, type JwtBearerGrantDeps } from './grants/jwt-bearer-grant.ts';
@@ -80,6 +80,7 @@ export async function createAuthorizationServer(ctx: GatehouseContext, deps: Aut
     clock: ctx.clock,
     accessTokenTtlSeconds: authorization.accessTokenTtlSeconds,
     refreshReuseGraceSeconds: authorization.refreshReuseGraceSeconds,
+    signingAlgorithms: () => keyringAlgorithms(ctx.keyring),
     onReplayDetected: deps.metrics === undefined ? undefined : replayRecorder(deps.metrics),
     ...(deps.endGrant === undefined ? {} : { endGrant: deps.endGrant }),
   }));

@@ -1,6 +1,7 @@
 import type { Account, AdapterFactory, Client, ClientMetadata, Configuration, KoaContextWithOIDC } from 'oidc-provider';
 import { errors } from 'oidc-provider';
 import type { GatehouseContext } from '../context/gatehouse-context.ts';
+import type { Keyring } from '../keys/keyring.ts';
 import { seconds } from '../runtime/clock.ts';
 import { policyWithRedirectConsent } from './approved-redirects.ts';
 import type { GuardedFetch } from './client-metadata-fetch.ts';
@@ -41,6 +42,9 @@ export function providerConfiguration(input: ProviderConfigurationInput): Config
   const cimd = authorization.clientMetadataDocuments;
   const dcr = authorization.dynamicRegistration;
   const signingAlg = ctx.keyring.currentSigningKey().alg;
+  // Every algorithm a key of the keyring signs with, current first: a client registered before a rotation to another
+  // algorithm keeps the one stored with it (`id_token_signed_response_alg`), and its metadata stays valid.
+  const signingAlgs = keyringAlgorithms(ctx.keyring);
   const resourceScopes = [...new Set(resources.all.flatMap((entry) => Object.keys(entry.scopes)))];
   const configuredClientIds = new Set(input.clients.map((client) => client.client_id));
 
@@ -78,7 +82,7 @@ export function providerConfiguration(input: ProviderConfigurationInput): Config
       id_token_signed_response_alg: signingAlg,
     },
     enabledJWA: {
-      idTokenSigningAlgValues: [signingAlg],
+      idTokenSigningAlgValues: signingAlgs,
       // The gateway's list (protocol/dpop.ts): a proof the token endpoint accepts is one every route accepts too.
       dPoPSigningAlgValues: [...DPOP_SIGNING_ALGS],
     },
@@ -184,4 +188,11 @@ export function providerConfiguration(input: ProviderConfigurationInput): Config
       },
     },
   };
+}
+
+/** The algorithms of the keyring's signing keys, the current key's first. */
+export function keyringAlgorithms(keyring: Keyring): string[] {
+  const current = keyring.currentSigningKey().alg;
+  const others = keyring.privateJwks().keys.map((key) => key.alg).filter((alg): alg is string => typeof alg === 'string' && alg !== current);
+  return [current, ...new Set(others)];
 }

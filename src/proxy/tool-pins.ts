@@ -103,9 +103,21 @@ export function createToolPins({ store, clock, logger }: { store: Store; clock: 
     const trusted = !pins.baselined && (await claimBaseline(route));
     let wrote = !pins.baselined;
     const unpinned = new Set<string>();
+    // One answer naming one tool twice — the same name with two definitions, or names that fold alike (`send_mail`,
+    // `Send_Mail`): only the first entry could be pinned (`pins` is read once, before this answer's writes), and the
+    // others reached the client unpinned, the first answer's included. The first name stands; a later look-alike is
+    // hidden, and a name listed with two definitions is hidden whole (which one is the tool is not for us to guess).
+    const inThisAnswer = new Map<string, { name: string; hash: string }>();
     for (const tool of entries.map(toolDefinition)) {
       if (tool === undefined) continue;
-      const pin = pins.byName.get(foldToolName(tool.name));
+      const folded = foldToolName(tool.name);
+      const earlier = inThisAnswer.get(folded);
+      if (earlier !== undefined) {
+        if (earlier.name !== tool.name || earlier.hash !== tool.hash) unpinned.add(tool.name);
+        continue;
+      }
+      inThisAnswer.set(folded, { name: tool.name, hash: tool.hash });
+      const pin = pins.byName.get(folded);
       const current = pin?.approved?.hash === tool.hash && pin.name === tool.name && pin.pending === undefined && !pin.rejected;
       if (current) continue;
       const known = pin !== undefined && pin.pending?.hash === tool.hash;

@@ -102,7 +102,7 @@ export const routeSchema = z
     tools: z
       .record(z.string(), toolPolicySchema)
       .default({})
-      .describe('Per-tool policies by tool name; tools not listed need only the route scopes.'),
+      .describe('Per-tool policies by tool name (a called name that folds alike — case, NFKC, outer spaces — falls under the same policy); tools not listed need only the route scopes.'),
     defaultToolPolicy: defaultToolPolicySchema.optional().describe('The argument-level policy of every tool without its own `allow`.'),
     deniedToolResponse: z
       .enum(['insufficient_scope', 'jsonrpc_error'])

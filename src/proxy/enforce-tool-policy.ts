@@ -6,7 +6,7 @@ import type { AuthorizedCall } from './gateway-runtime.ts';
 import type { McpPost } from './mcp-message.ts';
 import type { AuditDraft } from './request-audit.ts';
 import { toolChallenge, type RouteState } from './route-state.ts';
-import { decideTool } from './tool-policy.ts';
+import { decideTool, policyNameFor } from './tool-policy.ts';
 
 /**
  * Applies the route's per-tool policies to every `tools/call` of a POST (each call of a batch too, so a batch
@@ -27,8 +27,10 @@ export function enforceToolPolicy(
 ): void | Promise<void> {
   const messages = post.messages;
   for (let index = 0; index < messages.length; index++) {
-    const tool = calledTool(messages[index]!);
-    if (tool === undefined) continue;
+    const called = calledTool(messages[index]!);
+    if (called === undefined) continue;
+    draft.tool ??= called;
+    const tool = policyNameFor(state.route, called);
     enforceToolDecision(state, tool, call, draft);
     // Only an argument policy waits (for the approved annotations): a call without one is decided here, with no
     // promise, which is every call on a route that sets none.
@@ -47,8 +49,9 @@ async function enforceFrom(
 ): Promise<void> {
   for (let index = start; index < post.messages.length; index++) {
     const message = post.messages[index]!;
-    const tool = calledTool(message);
-    if (tool === undefined) continue;
+    const called = calledTool(message);
+    if (called === undefined) continue;
+    const tool = policyNameFor(state.route, called);
     if (index > start) enforceToolDecision(state, tool, call, draft);
     await enforceArgumentPolicy(state, tool, 'params' in message ? message.params?.arguments : undefined, call, draft, annotationsOf);
   }

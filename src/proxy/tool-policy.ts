@@ -1,4 +1,5 @@
 import type { RouteConfig } from '../config/schema.ts';
+import { foldToolName } from '../records/tool-pins.ts';
 
 /**
  * Per-tool authorization. A tool listed in the route's `tools` needs all its scopes and, if it lists groups, at
@@ -26,6 +27,25 @@ export interface ToolDecision {
 }
 
 type PolicyCaller = Pick<Caller, 'scopes' | 'groups' | 'appOnly'>;
+
+/**
+ * The route's policy entry a called name falls under: its own, else one whose name folds alike (NFKC, case, outer
+ * spaces — what tool pinning folds). A policy for `delete_all` judged only that spelling: `DELETE_ALL` or
+ * `delete_all ` passed unjudged to a backend that matches names loosely. The folded index is built once per `tools`
+ * object (a reload replaces it).
+ */
+export function policyNameFor(route: RouteConfig, tool: string): string {
+  if (Object.hasOwn(route.tools, tool)) return tool;
+  let folded = foldedPolicyNames.get(route.tools);
+  if (folded === undefined) {
+    folded = new Map(Object.keys(route.tools).map((name) => [foldPolicyName(name), name]));
+    foldedPolicyNames.set(route.tools, folded);
+  }
+  return folded.size === 0 ? tool : (folded.get(foldPolicyName(tool)) ?? tool);
+}
+
+const foldedPolicyNames = new WeakMap<RouteConfig['tools'], Map<string, string>>();
+const foldPolicyName = (name: string): string => foldToolName(name.trim());
 
 export function decideTool(route: RouteConfig, tool: string, caller: PolicyCaller): ToolDecision {
   const policy = Object.hasOwn(route.tools, tool) ? route.tools[tool] : undefined;

@@ -186,6 +186,18 @@ describe('per-tool policy', () => {
     await response.body?.cancel();
   });
 
+  it('judges a call by the policy of a name that folds alike (case, NFKC, outer spaces), for a backend that matches loosely', async () => {
+    const token = await tokenFor('/json');
+    for (const name of ['SECRET_TOOL', 'secret_tool ', 'ｓｅｃｒｅｔ＿ｔｏｏｌ']) {
+      const response = await mcpPost(gateway.url + '/json', token, toolsCall(name, {}));
+      assert.equal(response.status, 403, name);
+      await response.body?.cancel();
+    }
+    const allowed = await mcpPost(gateway.url + '/json', token, toolsCall('ECHO', { text: 'x' }));
+    assert.notEqual(allowed.status, 403, 'a name without a policy of its own or a look-alike is not refused');
+    await allowed.body?.cancel();
+  });
+
   it('refuses a tools/call whose tool name is not a string, or that passes for a response, before any backend sees it', async () => {
     // A backend that looks its handlers up by params.name reads ["secret_tool"] as "secret_tool"; the policy, which
     // judges names, passed it unjudged. So did array params next to a `result`, read as a response and forwarded.

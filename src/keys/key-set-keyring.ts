@@ -45,6 +45,7 @@ export function keyringFromKeySet(keySet: KeySetFile): Keyring {
 
   return {
     currentSigningKey: () => currentSigning,
+    signingKeys: () => signingKeys,
     // Copies, so a caller that edits the set it was given cannot change what everyone else publishes.
     publicJwks: () => structuredClone(publicJwks),
     privateJwks: () => structuredClone(privateJwks),

@@ -19,6 +19,8 @@ export interface SigningKey {
 export interface Keyring {
   /** The key new signatures use. */
   currentSigningKey(): SigningKey;
+  /** Every signing key still valid for verification, current first. */
+  signingKeys(): readonly SigningKey[];
   /** Public keys of every signing key still valid for verification. */
   publicJwks(): JSONWebKeySet;
   /** Private JWKs of every signing key, current first (what oidc-provider's `jwks` option takes). */

@@ -126,6 +126,7 @@ export async function loadKeyring(options: LoadKeyringOptions): Promise<Reloadin
 
   return {
     currentSigningKey: () => keyring.currentSigningKey(),
+    signingKeys: () => keyring.signingKeys(),
     publicJwks: () => keyring.publicJwks(),
     privateJwks: () => keyring.privateJwks(),
     seal: (plaintext, context) => keyring.seal(plaintext, context),

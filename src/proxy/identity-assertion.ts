@@ -1,5 +1,5 @@
 import { SignJWT } from 'jose';
-import type { Keyring } from '../keys/keyring.ts';
+import type { Keyring, SigningKey } from '../keys/keyring.ts';
 import type { Clock } from '../runtime/clock.ts';
 import type { Random } from '../runtime/random.ts';
 import type { AccountRecord } from './account-cache.ts';
@@ -21,6 +21,25 @@ export const IDENTITY_ASSERTION_TYP = 'gatehouse-id+jwt';
  * 401 that makes it refresh. This covers the skew window plus the time the backend takes to verify the assertion.
  */
 export const MIN_ASSERTION_LIFETIME_SECONDS = 15;
+
+/**
+ * How long a new signing key is published before assertions use it. A backend's JWKS client does not see a key the
+ * moment it appears: `/jwks` is cached for 60 s (`max-age`), and jose's `createRemoteJWKSet` fetches again on an
+ * unknown `kid` only 30 s after its last fetch. Signed with the new key at once, assertions were refused for up to
+ * that long after every rotation (502 to the client). Access tokens need no lead: the gateway verifies them itself.
+ */
+export const ASSERTION_KEY_LEAD_MS = 60_000;
+
+/** The key an assertion is signed with: the current one once published long enough, else the one it replaced. */
+export function assertionSigningKey(keyring: Keyring, now: number): SigningKey {
+  const current = keyring.currentSigningKey();
+  if (now - current.createdAt >= ASSERTION_KEY_LEAD_MS) return current;
+  let previous: SigningKey | undefined;
+  for (const key of keyring.signingKeys()) {
+    if (key.createdAt < current.createdAt && (previous === undefined || key.createdAt > previous.createdAt)) previous = key;
+  }
+  return previous ?? current;
+}
 
 export interface AssertionInput {
   claims: AccessTokenClaims;
@@ -70,7 +89,7 @@ export function createIdentityAssertionSigner(options: {
     // expired. The route's TTL bounds both.
     const lifetime = Math.min(ttlSeconds, Math.max(claims.exp - iat, MIN_ASSERTION_LIFETIME_SECONDS));
     const exp = iat + lifetime;
-    const key = keyring.currentSigningKey();
+    const key = assertionSigningKey(keyring, now);
     const jwt = await new SignJWT({
       name: account?.name,
       email: account?.email,

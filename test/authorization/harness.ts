@@ -375,6 +375,7 @@ export function swappableKeyring(initial: KeySetFile) {
   const listeners = new Set<() => void>();
   const keyring: Keyring & { onChange(listener: () => void): () => void; swap(next: KeySetFile): void } = {
     currentSigningKey: () => inner.currentSigningKey(),
+    signingKeys: () => inner.signingKeys(),
     publicJwks: () => inner.publicJwks(),
     privateJwks: () => inner.privateJwks(),
     seal: (plaintext, context) => inner.seal(plaintext, context),

@@ -83,6 +83,7 @@ export function testContext(parts: TestContextParts): GatehouseContext {
 
 const unusedKeyring: Keyring = {
   currentSigningKey: notInFake('keyring.currentSigningKey'),
+  signingKeys: notInFake('keyring.signingKeys'),
   publicJwks: notInFake('keyring.publicJwks'),
   privateJwks: notInFake('keyring.privateJwks'),
   seal: notInFake('keyring.seal'),

@@ -1,6 +1,7 @@
 import type { Transform } from 'node:stream';
 import { ProtocolError } from '../errors/protocol-error.ts';
 import { sseEventTransform, type SseEvent } from './sse-events.ts';
+import { foldPolicyName } from './tool-policy.ts';
 
 /**
  * Removes tools the caller may not call from `tools/list` results, so clients do not offer the model tools that
@@ -18,7 +19,10 @@ export function filterToolsResult(message: unknown, denied: ReadonlySet<string>)
   if (!result || typeof result !== 'object') return message;
   const tools = (result as { tools?: unknown }).tools;
   if (!Array.isArray(tools)) return message;
-  const kept = tools.filter((tool) => !(tool && typeof tool === 'object' && denied.has(String((tool as { name?: unknown }).name))));
+  // Compared as the call check compares them (tool-policy.ts, policyNameFor): a listed `SECRET_TOOL` is the denied
+  // `secret_tool`'s look-alike, refused when called, so it is not offered either.
+  const deniedFolded = new Set([...denied].map(foldPolicyName));
+  const kept = tools.filter((tool) => !(tool && typeof tool === 'object' && deniedFolded.has(foldPolicyName(String((tool as { name?: unknown }).name)))));
   return { ...message, result: { ...result, tools: kept } };
 }
 

@@ -20,6 +20,12 @@ describe('tools/list filtering', () => {
     assert.equal(filtered.result.nextCursor, 'c');
   });
 
+  it('removes a listed look-alike of a denied tool (case, NFKC, outer spaces), as the call check refuses it', () => {
+    const lookAlikes = { ...result, result: { tools: [{ name: 'echo' }, { name: 'SECRET_TOOL' }, { name: ' secret_tool' }, { name: 'ｓｅｃｒｅｔ＿ｔｏｏｌ' }, { name: 'secret_tools' }] } };
+    const filtered = JSON.parse(filterToolsListJson(Buffer.from(JSON.stringify(lookAlikes)), denied).toString()) as typeof result;
+    assert.deepEqual(filtered.result.tools.map((tool) => tool.name), ['echo', 'secret_tools']);
+  });
+
   it('reads a JSON body as a client does (a leading BOM skipped), and refuses one it cannot read with a 502', () => {
     // Passed on unread, such a body reached the client with every tool in it: fetch's .json() skips the BOM.
     const withBom = Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(JSON.stringify(result))]);

@@ -107,25 +107,33 @@ export function createToolPins({ store, clock, logger }: { store: Store; clock: 
     // `Send_Mail`): only the first entry could be pinned (`pins` is read once, before this answer's writes), and the
     // others reached the client unpinned, the first answer's included. The first name stands; a later look-alike is
     // hidden, and a name listed with two definitions is hidden whole (which one is the tool is not for us to guess).
-    const inThisAnswer = new Map<string, { name: string; hash: string }>();
+    // A name listed with two definitions is also held as a change of that tool (pending review), so it is refused
+    // when called too, not only hidden: which definition the backend runs is unknown.
+    const inThisAnswer = new Map<string, { name: string; hash: string; pin: ToolPin | undefined }>();
     for (const tool of entries.map(toolDefinition)) {
       if (tool === undefined) continue;
       const folded = foldToolName(tool.name);
       const earlier = inThisAnswer.get(folded);
       if (earlier !== undefined) {
         if (earlier.name !== tool.name || earlier.hash !== tool.hash) unpinned.add(tool.name);
+        if (earlier.name === tool.name && earlier.hash !== tool.hash && earlier.pin?.approved !== undefined && earlier.pin.approved.hash !== tool.hash) {
+          await recordDefinition(route, earlier.pin, tool, false);
+          wrote = true;
+        }
         continue;
       }
-      inThisAnswer.set(folded, { name: tool.name, hash: tool.hash });
       const pin = pins.byName.get(folded);
+      const trustedNow = trusted && pin === undefined;
+      const seen = { hash: tool.hash, canonical: tool.canonical, seenAt: clock.now() };
+      // The pin as it stands once this entry is reviewed (what a twin later in the answer is compared with).
+      inThisAnswer.set(folded, { name: tool.name, hash: tool.hash, pin: pin ?? (trustedNow ? { route, name: tool.name, approved: seen } : undefined) });
       const current = pin?.approved?.hash === tool.hash && pin.name === tool.name && pin.pending === undefined && !pin.rejected;
       if (current) continue;
       const known = pin !== undefined && pin.pending?.hash === tool.hash;
       if (!known) {
-        await recordDefinition(route, pin, tool, trusted && pin === undefined);
+        await recordDefinition(route, pin, tool, trustedNow);
         wrote = true;
       }
-      const trustedNow = trusted && pin === undefined;
       if (!trustedNow && pin?.approved?.hash !== tool.hash) unpinned.add(tool.name);
     }
     if (wrote) await changed(route);

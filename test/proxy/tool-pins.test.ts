@@ -82,6 +82,7 @@ describe('createToolPins', () => {
     const pins = createToolPins({ store, clock, logger });
     const hidden = await pins.review('/twins', [tool('echo', 'benign'), tool('echo', 'EVIL echo'), tool('send_mail'), tool('Send_Mail', 'EVIL: bcc attacker'), tool('same'), tool('same')]);
     assert.deepEqual(hidden, new Set(['echo', 'Send_Mail']));
+    assert.equal(await pins.standing('/twins', 'echo'), 'changed', 'a name with two definitions is held for review: refused when called');
     assert.equal(await pins.standing('/twins', 'send_mail'), 'pinned');
     assert.equal(await pins.standing('/twins', 'same'), 'pinned', 'an exact repeat is harmless');
     assert.equal(await pins.standing('/twins', 'Send_Mail'), 'unlisted');

@@ -1,3 +1,5 @@
+import { HIDDEN_FORMATTING } from '../web/html.ts';
+
 /**
  * Human output of the admin CLI: fixed-width tables and UTC times to the second. `--json` prints the same data as
  * JSON for scripts; tables are for reading.
@@ -14,9 +16,8 @@ export function formatTime(ms: number | undefined): string {
  * the operator's terminal, and a right-to-left override (U+202E) would make a line read other than it is.
  */
 function printable(cell: string): string {
-  // Matching control characters is the point here: they would move the cursor or recolour the terminal.
-  // oxlint-disable-next-line no-control-regex
-  return cell.replace(/[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g, escapedCharacter);
+  // The characters the pages strip from names chosen by others (web/html.ts), shown escaped instead.
+  return cell.replace(HIDDEN_FORMATTING, escapedCharacter);
 }
 
 function escapedCharacter(char: string): string {

@@ -192,7 +192,6 @@ export function providerConfiguration(input: ProviderConfigurationInput): Config
 
 /** The algorithms of the keyring's signing keys, the current key's first. */
 export function keyringAlgorithms(keyring: Keyring): string[] {
-  const current = keyring.currentSigningKey().alg;
-  const others = keyring.privateJwks().keys.map((key) => key.alg).filter((alg): alg is string => typeof alg === 'string' && alg !== current);
-  return [current, ...new Set(others)];
+  // signingKeys(), not privateJwks(): this runs on every client load, and privateJwks() copies every private key.
+  return [...new Set(keyring.signingKeys().map((key) => key.alg))];
 }

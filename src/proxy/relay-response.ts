@@ -4,6 +4,7 @@ import type { RouteConfig } from '../config/schema.ts';
 import { backendFailure, type BackendResponse } from './backend-client.ts';
 import { clientResponseHeaders, namesContentCoding } from './forward-headers.ts';
 import type { AuditDraft } from './request-audit.ts';
+import { mediaTypeOf } from '../protocol/media-type.ts';
 
 /**
  * Sends a backend response to the client as it arrives. `X-Accel-Buffering: no` tells nginx-style proxies in front
@@ -186,11 +187,7 @@ async function* prepend(head: Buffer[], rest: Readable): AsyncGenerator<Buffer> 
 
 /** The media type of a response, lowercased and without parameters (`text/event-stream`, `application/json`). */
 export function mediaType(headers: BackendResponse['headers']): string {
-  const value = headers['content-type'];
-  const text = typeof value === 'string' ? value : String(value ?? '');
-  // Called a few times per answer: slicing the one string costs less than splitting it into an array.
-  const end = text.indexOf(';');
-  return (end === -1 ? text : text.slice(0, end)).trim().toLowerCase();
+  return mediaTypeOf(headers['content-type']);
 }
 
 /**

@@ -1,5 +1,6 @@
 import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify';
 import { ProtocolError } from '../errors/protocol-error.ts';
+import { mediaTypeOf } from '../protocol/media-type.ts';
 
 /** The body type an HTML form sends (the pages' forms have no `enctype`); WHATWG HTML §4.10.21.7. */
 const FORM_MEDIA_TYPE = 'application/x-www-form-urlencoded';
@@ -12,10 +13,7 @@ const FORM_MEDIA_TYPE = 'application/x-www-form-urlencoded';
  */
 export function requireFormBody(request: FastifyRequest, _reply: FastifyReply, done: HookHandlerDoneFunction): void {
   const type = request.headers['content-type'];
-  if (type === undefined) return done();
-  const semicolon = type.indexOf(';');
-  const mediaType = (semicolon === -1 ? type : type.slice(0, semicolon)).trim().toLowerCase();
-  if (mediaType === FORM_MEDIA_TYPE) return done();
+  if (type === undefined || mediaTypeOf(type) === FORM_MEDIA_TYPE) return done();
   done(new ProtocolError('invalid_request', `This form is sent as ${FORM_MEDIA_TYPE}.`, { status: 415 }));
 }
 

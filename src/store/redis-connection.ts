@@ -98,7 +98,7 @@ export async function connectRedis(options: RedisConnectOptions): Promise<RedisC
  */
 const UNAVAILABLE_REPLY = /^(NOAUTH|WRONGPASS|LOADING|READONLY|MASTERDOWN|BUSY|OOM|MISCONF|TRYAGAIN|CLUSTERDOWN|NOREPLICAS|ERR max number of clients reached)/;
 
-export function isConnectionFailure(error: unknown): boolean {
+function isConnectionFailure(error: unknown): boolean {
   if (!(error instanceof Error)) return false;
   if (error instanceof TypeError || error instanceof SyntaxError || error instanceof RangeError) return false;
   if (error.name !== 'ReplyError') return true;

@@ -16,7 +16,7 @@ export function escapeHtml(value: string): string {
  * characters. In a client's self-chosen name, a right-to-left override (U+202E) would reverse the words after the
  * name on the consent page ("… wants to access your account") into whatever the registrant wrote backwards.
  */
-const HIDDEN_FORMATTING = /[\p{Cc}\u061C\u200E\u200F\u202A-\u202E\u2066-\u2069]/gu;
+export const HIDDEN_FORMATTING = /[\p{Cc}\u061C\u200E\u200F\u202A-\u202E\u2066-\u2069]/gu;
 
 /** Text chosen by someone else (a client's name), without the characters that could rearrange the page around it. */
 export function displayText(value: string): string {

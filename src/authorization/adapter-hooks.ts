@@ -6,6 +6,7 @@ import type { Clock } from '../runtime/clock.ts';
 import { GrantAlreadyConsumedError } from '../store/oidc-adapter.ts';
 import type { Store } from '../store/store.ts';
 import { toleratedRefreshRetries } from './refresh-token-reuse.ts';
+import { toleratedCodeRetries } from './code-exchange-retry.ts';
 
 /**
  * Wraps the store's oidc-provider adapter with the behaviour the authorization server adds around persistence:
@@ -21,6 +22,8 @@ import { toleratedRefreshRetries } from './refresh-token-reuse.ts';
  *    generates, scrypt for anything shorter (see client-overrides.ts and hashing.ts).
  * 4. A code or refresh token redeemed twice at the same moment (caught by the store adapter's atomic consume, which
  *    revokes the grant) is reported through `onReplayDetected`, for metrics.
+ * 5. A code whose exchange the store interrupted (consumed, no token handed out) may be exchanged again instead of
+ *    counting as a replay (code-exchange-retry.ts).
  */
 export interface AdapterHookOptions {
   store: Store;
@@ -84,6 +87,8 @@ export function withAuthorizationHooks(base: AdapterFactory | AdapterConstructor
     if (name === 'RefreshToken' && refreshReuseGraceSeconds > 0) {
       Object.assign(adapter, toleratedRefreshRetries(inner, { store, clock, graceSeconds: refreshReuseGraceSeconds }));
     }
+    // A code the store failed part-way through exchanging may be exchanged again (code-exchange-retry.ts).
+    if (name === 'AuthorizationCode') Object.assign(adapter, toleratedCodeRetries(inner, { store }));
 
     // RFC 7009 revocation of a refresh token: oidc-provider deletes the token, then ends its grant. A store failing
     // between the two (a full Redis still deletes) left the grant's access tokens working while the client, told to

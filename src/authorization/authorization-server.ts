@@ -29,6 +29,8 @@ import { cookieSecurity } from './cookie-security.ts';
 import { followKeyring } from './current-provider.ts';
 import { recordProviderMetrics, replayRecorder } from './provider-metrics.ts';
 import { installIdempotentRefreshRetry } from './refresh-retry.ts';
+import { installCodeExchangeFinish } from './code-exchange-retry.ts';
+import { createEndGrant } from '../grants/end-grant.ts';
 
 /**
  * The OAuth 2.1 authorization server MCP clients talk to: oidc-provider (metadata, CIMD, DCR, authorize, token,
@@ -74,6 +76,8 @@ export async function createAuthorizationServer(ctx: GatehouseContext, deps: Aut
     ...deps.clientMetadataFetch,
   });
 
+  // One grant-ending function for the adapter hooks and the code exchange's finish (code-exchange-retry.ts).
+  const endGrant = deps.endGrant ?? createEndGrant({ store: ctx.store, clock: ctx.clock, accessTokenTtlSeconds: authorization.accessTokenTtlSeconds });
   // Outermost, so the hooks' own store calls are covered too: an outage is a 503 the provider renders, not a 500.
   const adapter = exposeStoreOutages(withAuthorizationHooks(createOidcAdapter(ctx.store, ctx.clock), {
     store: ctx.store,
@@ -82,7 +86,7 @@ export async function createAuthorizationServer(ctx: GatehouseContext, deps: Aut
     refreshReuseGraceSeconds: authorization.refreshReuseGraceSeconds,
     signingAlgorithms: () => keyringAlgorithms(ctx.keyring),
     onReplayDetected: deps.metrics === undefined ? undefined : replayRecorder(deps.metrics),
-    ...(deps.endGrant === undefined ? {} : { endGrant: deps.endGrant }),
+    endGrant,
   }));
 
   const findAccount = accountFinder(ctx.store);
@@ -116,6 +120,12 @@ export async function createAuthorizationServer(ctx: GatehouseContext, deps: Aut
       keyring: ctx.keyring,
       graceSeconds: authorization.refreshReuseGraceSeconds,
       logger: ctx.logger,
+    });
+    installCodeExchangeFinish(provider, {
+      store: ctx.store,
+      clock: ctx.clock,
+      endGrant,
+      ...(deps.metrics === undefined ? {} : { onReplayDetected: replayRecorder(deps.metrics) }),
     });
     installJwtBearerGrant(provider, { ctx, resources, ...(deps.trustedIssuerKeys === undefined ? {} : { keysOf: deps.trustedIssuerKeys }) });
     for (const register of deps.grantTypes ?? []) register(provider);

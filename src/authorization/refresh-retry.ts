@@ -7,6 +7,7 @@ import { StoreUnavailableError, type Store } from '../store/store.ts';
 import { refreshSuccessorRecord } from '../records/authorization.ts';
 import { createRecord, readRecord } from '../store/record-access.ts';
 import { rotationRecordSeconds } from './refresh-token-reuse.ts';
+import { answerInvalidGrant, answerTemporarilyUnavailable } from './token-endpoint-answers.ts';
 
 /**
  * A refresh retried inside the grace window (adapter-hooks.ts) gets the SAME successor refresh token the first
@@ -42,14 +43,10 @@ export function installIdempotentRefreshRetry(provider: Provider, options: Refre
       successor = await firstSuccessor(options, rotation.presented, rotation.issued);
     } catch (error) {
       if (!(error instanceof StoreUnavailableError)) throw error;
-      // Thrown here, after the provider's own error handling, it became Koa's plain-text 500. The client is told to
-      // retry; the token this request minted never leaves the server (best effort: the store is failing), and the
+      // The client is told to retry; the token this request minted never leaves the server (best effort: the store is failing), and the
       // retry finishes the rotation (refresh-token-reuse.ts, UNFINISHED_ROTATION_SECONDS).
       await (ctx.oidc.entities.RefreshToken as RefreshTokenModel | undefined)?.destroy().catch(() => undefined);
-      ctx.status = 503;
-      ctx.set('retry-after', String(error.retryAfterSeconds));
-      ctx.set('cache-control', 'no-store');
-      ctx.body = { error: 'temporarily_unavailable', error_description: 'The service is temporarily unavailable; retry later.' };
+      answerTemporarilyUnavailable(ctx, error);
       return;
     }
     if (successor === rotation.issued) return;
@@ -62,9 +59,7 @@ export function installIdempotentRefreshRetry(provider: Provider, options: Refre
     // The first successor cannot be recovered (its record expired in between, or the key that sealed it is gone):
     // refuse rather than hand out a second chain; the client signs in again.
     options.logger.warn('refresh retry refused: the successor of the rotated token is no longer available');
-    ctx.remove('content-type');
-    ctx.status = 400;
-    ctx.body = { error: 'invalid_grant', error_description: 'grant request is invalid' };
+    answerInvalidGrant(ctx);
   });
 }
 

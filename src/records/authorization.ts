@@ -3,7 +3,7 @@ import { defineCounter, defineRecord } from '../store/define-record.ts';
 
 /**
  * The authorization server's own records beside oidc-provider's (src/store/oidc-records.ts): refresh-token rotation
- * and its retry window, the redirect URIs a grant was approved for, and the dynamic-registration rate limit.
+ * and its retry window, the code exchanges that finished, the redirect URIs a grant was approved for, and the dynamic-registration rate limit.
  */
 
 export const refreshRotatedRecord = defineRecord({
@@ -28,6 +28,18 @@ export const refreshSuccessorRecord = defineRecord({
   secrets: 'key hashed; the successor refresh token **sealed** (AES-256-GCM, the key bound as additional data)',
   description:
     'The refresh token the first rotation issued, written with `setIfAbsent`: a retry (or the loser of a parallel refresh) gets this one instead of the token it minted, so there is only ever one chain. An invalid record reads as absent (the retry is refused).',
+});
+
+export const codeExchangedRecord = defineRecord({
+  namespace: 'code-exchanged',
+  owner: 'src/authorization/code-exchange-retry.ts',
+  key: "SHA-256 of the authorization code's id",
+  schema: z.object({ at: z.number() }),
+  ttl: "the code's whole lifetime (`authorization.authorizationCodeTtlSeconds`) plus a second, from the exchange: as long as the code's `oidc:consumed` marker",
+  singleUse: false,
+  secrets: 'key hashed',
+  description:
+    'When a code exchange finished (epoch ms), written with `setIfAbsent` once the token response is ready and before it is sent: a consumed code without it was never answered with tokens (the store failed part-way, the client was told 503), so its retry finishes the exchange instead of ending the grant as a replay. Of two exchanges racing, the one that does not create it ends the grant. An invalid record reads as present (fail closed: the retry is a replay).',
 });
 
 export const grantRedirectUrisRecord = defineRecord({

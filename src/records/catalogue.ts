@@ -5,7 +5,7 @@ import { accountRecord } from './account.ts';
 import { assertionJtiRecord } from './assertions.ts';
 import { consoleSessionRecord, consoleSignInRecord } from './admin.ts';
 import { auditRecord } from './audit.ts';
-import { grantRedirectUrisRecord, refreshRotatedRecord, refreshSuccessorRecord, registrationRateCounter } from './authorization.ts';
+import { codeExchangedRecord, grantRedirectUrisRecord, refreshRotatedRecord, refreshSuccessorRecord, registrationRateCounter } from './authorization.ts';
 import {
   downstreamFailureRecord,
   downstreamTokenLock,
@@ -41,7 +41,7 @@ export const catalogue: readonly CatalogueSection[] = [
   {
     title: 'Authorization server: refresh rotation, redirect approvals, registration limit',
     intro: 'Written beside oidc-provider\'s records by the adapter hooks and routes of src/authorization/.',
-    entries: [refreshRotatedRecord, refreshSuccessorRecord, grantRedirectUrisRecord, registrationRateCounter],
+    entries: [refreshRotatedRecord, refreshSuccessorRecord, codeExchangedRecord, grantRedirectUrisRecord, registrationRateCounter],
   },
   {
     title: 'Authorization server: JWT authorization grants',

@@ -5,6 +5,8 @@ import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import Provider, { type Adapter } from 'oidc-provider';
 import { withAuthorizationHooks } from '../../src/authorization/adapter-hooks.ts';
+import { installCodeExchangeFinish } from '../../src/authorization/code-exchange-retry.ts';
+import { createEndGrant } from '../../src/grants/end-grant.ts';
 import { REVOKED_GRANT_NAMESPACE } from '../../src/grants/revoked-grants.ts';
 import { systemClock } from '../../src/runtime/clock.ts';
 import { createOidcAdapter, type OidcPayload } from '../../src/store/oidc-adapter.ts';
@@ -22,7 +24,9 @@ const redirectUri = 'http://127.0.0.1/callback';
 /**
  * The adapter inside a real oidc-provider: two token requests race with the same authorization code. Both read the
  * code before either consumes it (a barrier in `find` makes sure), so the provider's own "already consumed" check
- * cannot catch the second one; the adapter's atomic consume must, and the provider must render it as invalid_grant.
+ * cannot catch the second one. The adapter's atomic consume lets the second through only as the retry of an exchange
+ * that has not finished (code-exchange-retry.ts); the finish, installed as in production, lets exactly one of the two
+ * answer with tokens, and the other is rendered as invalid_grant.
  */
 describe('oidc adapter in a real oidc-provider', () => {
   let store: Store;
@@ -83,6 +87,7 @@ describe('oidc adapter in a real oidc-provider', () => {
       features: { devInteractions: { enabled: false } },
       ttl: { Grant: 3600, AccessToken: 600, AuthorizationCode: 60 },
     });
+    installCodeExchangeFinish(provider, { store, clock: systemClock, endGrant: createEndGrant({ store, clock: systemClock, accessTokenTtlSeconds: 600 }) });
     server = createServer(provider.callback());
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     tokenUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}/token`;

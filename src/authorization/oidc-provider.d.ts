@@ -190,6 +190,8 @@ declare module 'oidc-provider' {
   export const errors: {
     OIDCProviderError: typeof OIDCProviderError;
     InvalidClient: new (description?: string, detail?: string) => OIDCProviderError;
+    /** 401 `invalid_client`, "client authentication failed"; the argument is the private detail (logged, never sent). */
+    InvalidClientAuth: new (detail?: string) => OIDCProviderError;
     InvalidClientMetadata: new (description?: string, detail?: string) => OIDCProviderError;
     InvalidRedirectUri: new (description?: string, detail?: string) => OIDCProviderError;
     InvalidRequest: new (description?: string, status?: number, detail?: string) => OIDCProviderError;
@@ -219,4 +221,34 @@ declare module 'oidc-provider' {
     /** `Check.REQUEST_PROMPT` (true) asks the user; `Check.NO_NEED_TO_PROMPT` (false) does not. */
     Check: new (reason: string, description: string, check: (ctx: KoaContextWithOIDC) => boolean | Promise<boolean>) => InteractionCheck;
   };
+}
+
+/**
+ * oidc-provider's own sender-constraint steps of its built-in grants (the package has no `exports` map, so its
+ * modules are importable by path). The grants Gatehouse registers (grants/dpop-binding.ts) run the same steps, so a
+ * DPoP proof is checked and bound at /token exactly as for client_credentials. The version is pinned; the tests of
+ * those grants fail if a release moves them.
+ */
+declare module 'oidc-provider/lib/helpers/validate_dpop.js' {
+  import type Provider from 'oidc-provider';
+  import type { KoaContextWithOIDC } from 'oidc-provider';
+
+  /** The verified proof of the request's `DPoP` header, undefined without one; throws the provider's DPoP errors. */
+  export default function validateDpop(provider: Provider, ctx: KoaContextWithOIDC): Promise<{ thumbprint: string; jti: string; iat: number } | undefined>;
+}
+
+declare module 'oidc-provider/lib/helpers/grant_common.js' {
+  import type Provider from 'oidc-provider';
+  import type { KoaContextWithOIDC } from 'oidc-provider';
+
+  /** The proof's replay check (`ReplayDetection.unique`), then the token's `cnf.jkt`. */
+  export function applyDpopBinding(provider: Provider, ctx: KoaContextWithOIDC, dPoP: { thumbprint: string } | undefined, token: unknown): Promise<void>;
+}
+
+declare module 'oidc-provider/lib/helpers/sender_constraints.js' {
+  import type Provider from 'oidc-provider';
+  import type { KoaContextWithOIDC } from 'oidc-provider';
+
+  /** Throws `invalid_grant` when the client is registered with `dpop_bound_access_tokens` and sent no proof. */
+  export function checkDpopRequired(provider: Provider, ctx: KoaContextWithOIDC, dPoP: unknown): void;
 }

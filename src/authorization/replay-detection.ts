@@ -1,5 +1,8 @@
 import { createHash } from 'node:crypto';
-import type Provider from 'oidc-provider';
+import Provider from 'oidc-provider';
+import type { KoaContextWithOIDC } from 'oidc-provider';
+import { TokenEndpointError } from '../errors/token-endpoint-error.ts';
+import { ASSERTION_CLOCK_SKEW_SECONDS, MAX_ASSERTION_LIFETIME_SECONDS } from './grants/assertion-replay.ts';
 import { seconds, type Clock } from '../runtime/clock.ts';
 import { providerFacing } from '../store/oidc-adapter.ts';
 import { oidcRecord } from '../store/oidc-records.ts';
@@ -21,10 +24,32 @@ export function installAtomicReplayDetection(provider: Provider, deps: { store: 
   const { store, clock } = deps;
   const record = oidcRecord('ReplayDetection');
   const model = provider.ReplayDetection as ReplayDetectionModel;
-  model.unique = (iss, jti, exp) => {
+  model.unique = async (iss, jti, exp) => {
     // A separator, so `iss` + `jti` cannot be split two ways (oidc-provider concatenates them as they are).
     const id = createHash('sha256').update(`${iss}\n${jti}`).digest('base64url');
-    const ttlSeconds = Math.max(1, Math.ceil(exp - seconds(clock.now())));
-    return providerFacing(createRecord(store, record, id, { iss, jti: id, exp }, { ttlSeconds }));
+    // Client assertions are refused past this bound (assertJwtClientAuthClaimsAndHeader), so the cap never cuts a live
+    // one short; it keeps any `exp` from reaching the store as a TTL out of its range (Redis refuses those).
+    const ttlSeconds = Math.min(Math.max(1, Math.ceil(exp - seconds(clock.now()))), MAX_REPLAY_RECORD_SECONDS);
+    const first = await providerFacing(createRecord(store, record, id, { iss, jti: id, exp }, { ttlSeconds }));
+    // oidc-provider answers a replayed DPoP proof at /token as `invalid_grant`; RFC 9449 §5 says `invalid_dpop_proof`,
+    // as the gateway says at every route.
+    if (!first && jti === dpopProofJti(Provider.ctx as KoaContextWithOIDC | undefined)) {
+      throw new TokenEndpointError('invalid_dpop_proof', 'The DPoP proof was already used; sign a new one.', { status: 400, detail: 'DPoP proof replayed' });
+    }
+    return first;
   };
+}
+
+/** The longest a replay record lives: the longest assertion accepted, with clock skew on either side. */
+const MAX_REPLAY_RECORD_SECONDS = MAX_ASSERTION_LIFETIME_SECONDS + 2 * ASSERTION_CLOCK_SKEW_SECONDS;
+
+/** The `jti` of the request's DPoP proof (already verified when the replay check runs), if it has one. */
+function dpopProofJti(ctx: KoaContextWithOIDC | undefined): unknown {
+  const proof = ctx?.get('DPoP');
+  if (typeof proof !== 'string' || proof === '') return undefined;
+  try {
+    return (JSON.parse(Buffer.from(proof.split('.')[1] ?? '', 'base64url').toString('utf8')) as { jti?: unknown }).jti;
+  } catch {
+    return undefined;
+  }
 }

@@ -2,7 +2,9 @@ import assert from 'node:assert/strict';
 import { JWT_BEARER_GRANT } from '../../src/protocol/oauth-urns.ts';
 import { after, before, describe, it } from 'node:test';
 import { auth, Client, ClientCredentialsProvider, PrivateKeyJwtProvider, StreamableHTTPClientTransport, type OAuthClientProvider } from '@modelcontextprotocol/client';
-import { exportJWK, generateKeyPair, type JWK } from 'jose';
+import { exportJWK, generateKeyPair, importJWK, SignJWT, type JWK } from 'jose';
+import { randomUUID } from 'node:crypto';
+import { createDpopKey, dpopProof } from '../support/dpop.ts';
 import type { TokenBroker } from '../../src/broker/types.ts';
 import { mcpPost, toolsCall, toolsList } from '../proxy/harness.ts';
 import { startTestStack, type TestStack } from '../proxy/stack-harness.ts';
@@ -114,6 +116,47 @@ describe('client credentials: agents without a browser', () => {
     const wrongSecret = await token({ grant_type: 'client_credentials', resource: `${stack.server.publicUrl}/mcp` }, basic('report-bot', 'not-the-secret-at-all-no'));
     assert.equal(wrongSecret.status, 401);
     assert.equal(((await wrongSecret.json()) as { error: string }).error, 'invalid_client');
+  });
+
+  it('refuses a client assertion that expires more than a day ahead or was issued in the future (invalid_client)', async () => {
+    // Its replay record lives until `exp`: one years ahead held a record for ever on SQLite and was a 500 on Redis.
+    const key = await importJWK(privateJwk, 'ES256');
+    const now = Math.floor(Date.now() / 1000);
+    const assertion = (claims: Record<string, unknown>) =>
+      new SignJWT({ jti: randomUUID(), ...claims })
+        .setProtectedHeader({ alg: 'ES256', kid: 'agent-key' })
+        .setIssuer('nightly-agent')
+        .setSubject('nightly-agent')
+        .setAudience(`${stack.server.publicUrl}/token`)
+        .sign(key);
+    const present = async (claims: Record<string, unknown>) =>
+      token({
+        grant_type: 'client_credentials',
+        resource: `${stack.server.publicUrl}/mcp`,
+        client_id: 'nightly-agent',
+        client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer',
+        client_assertion: await assertion(claims),
+      });
+    for (const claims of [{ exp: 1e15, iat: now }, { exp: now + 2 * 86_400, iat: now }, { exp: now + 300, iat: now + 600 }]) {
+      const refused = await present(claims);
+      assert.equal(refused.status, 401, JSON.stringify(claims));
+      assert.equal(((await refused.json()) as { error: string }).error, 'invalid_client');
+    }
+    const accepted = await present({ exp: now + 300, iat: now });
+    assert.equal(accepted.status, 200, await accepted.clone().text());
+    await accepted.body?.cancel();
+  });
+
+  it('answers a replayed DPoP proof invalid_dpop_proof (RFC 9449 §5), not invalid_grant', async () => {
+    const key = await createDpopKey();
+    const proof = await dpopProof(key, { htm: 'POST', htu: `${stack.server.publicUrl}/token` });
+    const request = () => token({ grant_type: 'client_credentials', resource: `${stack.server.publicUrl}/mcp` }, { ...basic('report-bot', SECRET), dpop: proof });
+    const first = await request();
+    assert.equal(first.status, 200, await first.clone().text());
+    assert.equal(((await first.json()) as { token_type: string }).token_type, 'DPoP');
+    const replay = await request();
+    assert.equal(replay.status, 400);
+    assert.equal(((await replay.json()) as { error: string }).error, 'invalid_dpop_proof');
   });
 
   it('answers a flood of wrong secrets for a configured client 401 or 503 (never 500), and still serves the client that knows its secret', async () => {

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { createDpopKey, dpopProof } from '../support/dpop.ts';
 import { after, before, describe, it } from 'node:test';
 import { exportJWK, generateKeyPair } from 'jose';
 import { listGrants, revokeGrantById } from '../../src/admin/grants.ts';
@@ -54,10 +55,14 @@ const claims = (overrides: Record<string, unknown> = {}) => ({
   ...overrides,
 });
 
-async function present(assertion: string, options: { client?: string; scope?: string; resource?: string; url?: string } = {}) {
+async function present(assertion: string, options: { client?: string; scope?: string; resource?: string; url?: string; dpop?: string } = {}) {
   const response = await fetch(`${options.url ?? stack.server.publicUrl}/token`, {
     method: 'POST',
-    headers: { 'content-type': 'application/x-www-form-urlencoded', ...basic(options.client ?? 'chat-client') },
+    headers: {
+      'content-type': 'application/x-www-form-urlencoded',
+      ...basic(options.client ?? 'chat-client'),
+      ...(options.dpop === undefined ? {} : { dpop: options.dpop }),
+    },
     body: new URLSearchParams({
       grant_type: JWT_BEARER_GRANT,
       assertion,
@@ -116,6 +121,17 @@ describe('ID-JAG: enterprise-managed authorization', () => {
     const beyondAssertion = await present(await idp.sign(claims({ scope: 'mcp:tools' })), { scope: 'mcp:tools mcp:read' });
     assert.equal(beyondAssertion.body.scope, 'mcp:tools');
     await refused(await idp.sign(claims({ scope: 'mcp:tools' })), 'invalid_scope', { scope: 'mcp:admin' });
+  });
+
+  it('binds the token to the key of a DPoP proof sent with the ID-JAG (RFC 9449 §5)', async () => {
+    const key = await createDpopKey();
+    const bound = await present(await idp.sign(claims()), { dpop: await dpopProof(key, { htm: 'POST', htu: `${stack.server.publicUrl}/token` }) });
+    assert.equal(bound.status, 200, JSON.stringify(bound.body));
+    assert.equal(bound.body.token_type, 'DPoP');
+    const payload = JSON.parse(Buffer.from(bound.body.access_token!.split('.')[1]!, 'base64url').toString('utf8')) as { cnf?: unknown };
+    assert.deepEqual(payload.cnf, { jkt: key.jkt });
+    const garbage = await present(await idp.sign(claims()), { dpop: 'not-a-proof' });
+    assert.deepEqual([garbage.status, garbage.body.error], [400, 'invalid_dpop_proof']);
   });
 
   it('refuses a replayed jti', async () => {

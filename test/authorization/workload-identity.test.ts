@@ -5,6 +5,7 @@ import { JWT_BEARER_GRANT } from '../../src/protocol/oauth-urns.ts';
 import { mcpPost, rpcBody, toolsCall } from '../proxy/harness.ts';
 import { startTestStack, type TestStack } from '../proxy/stack-harness.ts';
 import { startTestTokenIssuer, type TestTokenIssuer } from '../support/test-token-issuer.ts';
+import { createDpopKey, dpopProof } from '../support/dpop.ts';
 
 /**
  * Workload identity federation (MCP extension, SEP-1933): a workload presents its platform's JWT with the jwt-bearer
@@ -53,10 +54,10 @@ after(async () => {
   await untrusted?.close();
 });
 
-async function present(assertion: string, extra: Record<string, string> = {}) {
+async function present(assertion: string, extra: Record<string, string> = {}, headers: Record<string, string> = {}) {
   const response = await fetch(tokenEndpoint, {
     method: 'POST',
-    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers },
     body: new URLSearchParams({ grant_type: JWT_BEARER_GRANT, assertion, resource: mcp, ...extra }).toString(),
   });
   return { status: response.status, body: (await response.json()) as Record<string, string> };
@@ -85,6 +86,38 @@ describe('workload identity federation', () => {
     assert.equal(who.app_only, true);
     assert.match(stack.server.logs.text(), /workload token accepted/);
     assert.match(stack.server.logs.text(), /system:serviceaccount:gatehouse:nightly/);
+  });
+
+  it('binds the token to the key of a DPoP proof (RFC 9449 §5); a bad or replayed proof is refused', async () => {
+    const key = await createDpopKey();
+    const proof = await dpopProof(key, { htm: 'POST', htu: tokenEndpoint });
+    const { status, body } = await present(await githubToken(), {}, { dpop: proof });
+    assert.equal(status, 200, JSON.stringify(body));
+    assert.equal(body.token_type, 'DPoP');
+    const claims = JSON.parse(Buffer.from(body.access_token!.split('.')[1]!, 'base64url').toString('utf8')) as { cnf?: unknown };
+    assert.deepEqual(claims.cnf, { jkt: key.jkt });
+
+    // At the gateway the token needs a proof of that key; as a plain bearer token it is refused.
+    const gatewayMcp = `${stack.gateway.url}/mcp`;
+    const asBearer = await mcpPost(gatewayMcp, body.access_token, toolsCall('whoami'));
+    assert.equal(asBearer.status, 401);
+    await asBearer.body?.cancel();
+    const withProof = await mcpPost(gatewayMcp, undefined, toolsCall('whoami'), {
+      authorization: `DPoP ${body.access_token}`,
+      dpop: await dpopProof(key, { htm: 'POST', htu: mcp, accessToken: body.access_token }),
+    });
+    assert.equal(withProof.status, 200, await withProof.clone().text());
+    await withProof.body?.cancel();
+
+    // The same proof again (with a fresh assertion), a proof for another URL, and no proof at all but garbage.
+    for (const [name, header] of [
+      ['a replayed proof', proof],
+      ['a proof for another URL', await dpopProof(key, { htm: 'POST', htu: mcp })],
+      ['a malformed proof', 'not-a-jwt'],
+    ] as const) {
+      const refusal = await present(await githubToken(), {}, { dpop: header });
+      assert.deepEqual([refusal.status, refusal.body.error], [400, 'invalid_dpop_proof'], `${name}: ${JSON.stringify(refusal.body)}`);
+    }
   });
 
   it('a GitHub Actions token maps by repository and ref; requested scopes are cut to the rule', async () => {

@@ -15,6 +15,19 @@ export const ASSERTION_CLOCK_SKEW_SECONDS = 60;
 export const MAX_ASSERTION_LIFETIME_SECONDS = 24 * 60 * 60;
 
 /**
+ * What is wrong with the times of an assertion that authenticates a client (`private_key_jwt`), or undefined: `exp`
+ * beyond the same bound as a JWT grant's, or `iat` ahead of the clock by more than the skew. Expiry itself is the
+ * JWT library's check.
+ */
+export function clientAssertionTimeProblem(claims: { exp?: unknown; iat?: unknown }, nowSeconds: number): string | undefined {
+  if (typeof claims.exp === 'number' && claims.exp - nowSeconds > MAX_ASSERTION_LIFETIME_SECONDS + ASSERTION_CLOCK_SKEW_SECONDS) {
+    return 'client assertion expires more than a day ahead';
+  }
+  if (typeof claims.iat === 'number' && claims.iat - nowSeconds > ASSERTION_CLOCK_SKEW_SECONDS) return 'client assertion issued in the future (iat)';
+  return undefined;
+}
+
+/**
  * Records a JWT grant's `jti` until the assertion expires; false when it was already used, on any replica sharing the
  * store (one atomic set-if-absent, so two concurrent requests cannot both win).
  * @see RFC 7523 §3 item 7, draft-ietf-oauth-identity-assertion-authz-grant §4.4.1

@@ -6,6 +6,7 @@ import { createRecord } from '../../store/record-access.ts';
 import type { Store } from '../../store/store.ts';
 import type { ProtectedResource } from '../protected-resources.ts';
 import { resourceServerInfo } from '../resource-server-info.ts';
+import { bindToProof, type DpopProof } from './dpop-binding.ts';
 
 /**
  * The answer to an accepted JWT grant for a user (ID-JAG): a grant record like the one consent creates — so it shows
@@ -23,6 +24,8 @@ export interface AssertionGrant {
   scopes: string[];
   /** oidc-provider's `gty` of the token (shows in its events). */
   grantType: string;
+  /** The request's verified DPoP proof: the token is bound to its key. */
+  dpop: DpopProof | undefined;
 }
 
 export interface IssueDeps {
@@ -36,6 +39,8 @@ interface AccessTokenModel {
   scope?: string;
   resourceServer?: unknown;
   readonly expiration: number;
+  /** `DPoP` once bound to a proof's key, else `Bearer`. */
+  readonly tokenType: string;
   save(): Promise<string>;
 }
 type AccessTokenConstructor = new (properties: { accountId: string; client: Client; grantId: string; gty: string }) => AccessTokenModel;
@@ -61,7 +66,7 @@ export async function issueAppOnlyToken(
   provider: Provider,
   ctx: KoaContextWithOIDC,
   deps: IssueDeps,
-  issued: Pick<AssertionGrant, 'client' | 'resource' | 'scopes'>,
+  issued: Pick<AssertionGrant, 'client' | 'resource' | 'scopes' | 'dpop'>,
 ): Promise<void> {
   const ClientCredentials = provider.ClientCredentials as new (properties: { client: Client }) => AccessTokenModel;
   await answerWithToken(provider, ctx, deps, new ClientCredentials({ client: issued.client }), issued);
@@ -72,14 +77,15 @@ async function answerWithToken(
   ctx: KoaContextWithOIDC,
   deps: IssueDeps,
   token: AccessTokenModel,
-  issued: Pick<AssertionGrant, 'resource' | 'scopes'>,
+  issued: Pick<AssertionGrant, 'resource' | 'scopes' | 'dpop'>,
 ): Promise<void> {
   const ResourceServer = provider.ResourceServer as ResourceServerConstructor;
   token.scope = issued.scopes.join(' ');
   token.resourceServer = new ResourceServer(issued.resource.resource, resourceServerInfo(issued.resource, deps));
+  await bindToProof(provider, ctx, issued.dpop, token);
   const value = await token.save();
   ctx.set('Cache-Control', 'no-store');
-  ctx.body = { access_token: value, token_type: 'Bearer', expires_in: token.expiration, scope: token.scope };
+  ctx.body = { access_token: value, token_type: token.tokenType, expires_in: token.expiration, scope: token.scope };
 }
 
 /**

@@ -10,6 +10,7 @@ import { oidcSubject } from '../../upstream/identity-claims.ts';
 import type { ProtectedResources } from '../protected-resources.ts';
 import { idJagSteps, isIdJag, type IdJagRequest } from './id-jag.ts';
 import { issueAppOnlyToken, issueAssertionGrant } from './issue-assertion-grant.ts';
+import { requestDpopProof, type DpopProof } from './dpop-binding.ts';
 import { installWorkloadClientNaming } from './workload-client.ts';
 import { workloadSteps, type WorkloadRequest } from './workload-identity.ts';
 import { trustedIssuerKeys, type TrustedIssuer } from './trusted-issuer-keys.ts';
@@ -76,7 +77,7 @@ export function installJwtBearerGrant(provider: Provider, deps: JwtBearerGrantDe
   const issueDeps = { store: ctx.store, clock: ctx.clock, accessTokenTtlSeconds: authorization.accessTokenTtlSeconds, signingAlg: ctx.keyring.currentSigningKey().alg };
   const shared = { resources, store: ctx.store, clock: ctx.clock, keysOf };
 
-  async function grantIdJag(koaCtx: KoaContextWithOIDC, client: Client, request: Omit<IdJagRequest, 'deps'>): Promise<void> {
+  async function grantIdJag(koaCtx: KoaContextWithOIDC, client: Client, request: Omit<IdJagRequest, 'deps'>, dpop: DpopProof | undefined): Promise<void> {
     const full: IdJagRequest = { ...request, deps: { ...shared, issuer: ctx.publicUrl, idps: authorization.enterpriseIdps } };
     await runSteps(idJagSteps, full);
     const claims = full.claims as NonNullable<IdJagRequest['claims']>;
@@ -90,15 +91,16 @@ export function installJwtBearerGrant(provider: Provider, deps: JwtBearerGrantDe
       resource: full.resource!,
       scopes: full.scopes!,
       grantType: JWT_BEARER_GRANT,
+      dpop,
     });
   }
 
-  async function grantWorkload(koaCtx: KoaContextWithOIDC, client: Client, request: Omit<WorkloadRequest, 'deps'>): Promise<void> {
+  async function grantWorkload(koaCtx: KoaContextWithOIDC, client: Client, request: Omit<WorkloadRequest, 'deps'>, dpop: DpopProof | undefined): Promise<void> {
     const full: WorkloadRequest = { ...request, deps: { ...shared, tokenEndpoint: `${ctx.publicUrl}/token`, issuers: authorization.workloadIdentities } };
     await runSteps(workloadSteps, full);
     // Who the workload is, for the audit trail (the token names only the client it acts as); never the token.
     ctx.logger.info({ client: client.clientId, issuer: full.claims?.iss, workload: full.claims?.sub }, 'workload token accepted');
-    await issueAppOnlyToken(provider, koaCtx, issueDeps, { client, resource: full.resource!, scopes: full.scopes! });
+    await issueAppOnlyToken(provider, koaCtx, issueDeps, { client, resource: full.resource!, scopes: full.scopes!, dpop });
   }
 
   async function handleJwtBearer(koaCtx: KoaContextWithOIDC): Promise<void> {
@@ -109,6 +111,8 @@ export function installJwtBearerGrant(provider: Provider, deps: JwtBearerGrantDe
     if (typeof assertion !== 'string' || assertion === '' || assertion.length > MAX_ASSERTION_LENGTH) {
       throw new TokenEndpointError('invalid_request', '`assertion` must be given once, as a JWT.');
     }
+    // The proof first, as oidc-provider's own grants check it: a bad one is refused before the assertion is used up.
+    const dpop = await requestDpopProof(provider, koaCtx);
     const request = {
       assertion,
       clientId: client.clientId,
@@ -116,8 +120,8 @@ export function installJwtBearerGrant(provider: Provider, deps: JwtBearerGrantDe
       requestedResource: typeof params.resource === 'string' ? params.resource : undefined,
     };
     // An ID-JAG says what it is (`typ`, draft §3.1); anything else can only be a workload token, if any issuer is trusted.
-    if (isIdJag(assertion) || authorization.workloadIdentities.length === 0) await grantIdJag(koaCtx, client, request);
-    else await grantWorkload(koaCtx, client, request);
+    if (isIdJag(assertion) || authorization.workloadIdentities.length === 0) await grantIdJag(koaCtx, client, request, dpop);
+    else await grantWorkload(koaCtx, client, request, dpop);
   }
 
   if (authorization.workloadIdentities.length > 0) installWorkloadClientNaming(provider, authorization.workloadIdentities);

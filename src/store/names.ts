@@ -17,8 +17,13 @@ export function ttlMilliseconds(ttlSeconds: number | undefined): number | undefi
   if (!Number.isFinite(ttlSeconds) || ttlSeconds < 0) {
     throw new RangeError(`invalid ttlSeconds ${ttlSeconds}: must be a positive number of seconds`);
   }
-  return Math.ceil(ttlSeconds * 1000);
+  // A lifetime computed from outside input (a JWT's `exp`) may be absurd; beyond a century it is "for ever" to every
+  // record here, and Redis refuses an expiry past its integer range (a 500 where a record was wanted).
+  return Math.min(Math.ceil(ttlSeconds * 1000), LONGEST_TTL_MS);
 }
+
+/** The longest expiry a store sets: a hundred years. */
+const LONGEST_TTL_MS = 100 * 365 * 24 * 3600 * 1000;
 
 /** A page size for `list`: a non-negative integer, or undefined for "all". */
 export function assertListLimit(limit: number | undefined): void {

@@ -274,6 +274,15 @@ export function runStoreContract(name: string, factory: () => Promise<StoreUnder
       assert.deepEqual((await store.findByIndex('state', 'user', 'u')).map((e) => e.key), ['c']);
     });
 
+    it('keeps a record whose TTL is absurdly long (from outside input) as a very long one, not an error', async () => {
+      for (const ttlSeconds of [1e15, 1e16, 1e300]) {
+        await store.set('long-lived', String(ttlSeconds), 'kept', { ttlSeconds });
+        assert.equal(await store.get('long-lived', String(ttlSeconds)), 'kept');
+        assert.equal(await store.setIfAbsent('long-lived-once', String(ttlSeconds), 'kept', { ttlSeconds }), true);
+      }
+      assert.equal(await store.increment('long-lived-count', 'k', 1e300), 1);
+    });
+
     it('answers ping while it is up', async () => {
       await store.ping();
       assert.ok(store.kind === 'sqlite' || store.kind === 'redis');

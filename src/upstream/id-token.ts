@@ -13,6 +13,18 @@ export function upstreamJwks(jwksUri: string, fetch: typeof globalThis.fetch, ti
   });
 }
 
+/**
+ * Whether a failed verification means the key set could not be had — not answered, timed out, a non-200 or non-JSON
+ * answer (jose's plain JOSEError), or no key set in it — rather than a bad token. The first is the issuer's outage, a
+ * 503 to retry; answering it as an invalid token told the client to give up.
+ */
+export function isKeySetUnavailable(error: unknown): boolean {
+  if (error instanceof errors.JWKSTimeout || error instanceof errors.JWKSInvalid) return true;
+  if (error instanceof errors.JOSEError) return error.constructor === errors.JOSEError;
+  // Not jose's own: the fetch itself failed (network, abort).
+  return true;
+}
+
 /** Seconds of clock difference tolerated between us and the IdP on `exp`/`iat`/`nbf`. */
 const CLOCK_TOLERANCE_SECONDS = 60;
 
@@ -49,7 +61,7 @@ export async function verifyIdToken(options: {
     }));
   } catch (cause) {
     // The keys could not be fetched: the IdP is unreachable, not the token bad.
-    if (cause instanceof errors.JWKSTimeout || cause instanceof TypeError) {
+    if (isKeySetUnavailable(cause)) {
       throw new UpstreamError('temporarily_unavailable', 'The identity provider\'s signing keys could not be fetched.', {}, { cause });
     }
     throw new UpstreamError('access_denied', 'The identity provider\'s ID token failed validation.', {}, { cause });

@@ -1,7 +1,11 @@
 import assert from 'node:assert/strict';
-import { describe, it } from 'node:test';
-import { exportJWK, generateKeyPair, type CompactJWSHeaderParameters, type FlattenedJWSInput } from 'jose';
+import { before, describe, it } from 'node:test';
+import { exportJWK, generateKeyPair, SignJWT, type CompactJWSHeaderParameters, type FlattenedJWSInput } from 'jose';
 import { trustedIssuerKeys } from '../../src/authorization/grants/trusted-issuer-keys.ts';
+import { verifyJwtAssertion } from '../../src/authorization/grants/verify-assertion.ts';
+import { TokenEndpointError } from '../../src/errors/token-endpoint-error.ts';
+import { UpstreamError } from '../../src/upstream/errors.ts';
+import { upstreamJwks, verifyIdToken } from '../../src/upstream/id-token.ts';
 import { ManualClock } from '../../src/runtime/clock.ts';
 
 /**
@@ -43,5 +47,60 @@ describe('trusted issuer keys by discovery', () => {
     await keys({ alg: 'ES256', kid: 'real' }, token);
     for (const kid of ['forged-1', 'forged-2', 'forged-3', 'forged-4']) await assert.rejects(async () => keys({ alg: 'ES256', kid }, token));
     assert.ok(urls.length <= 2, `${urls.length} JWKS fetches`);
+  });
+});
+
+describe("an issuer's key set out of reach is its outage, not a bad assertion", () => {
+  // jose answers a non-200 or non-JSON key set with its plain JOSEError, which was read as "the signature does not
+  // verify": 400 invalid_grant, which tells the client its assertion is bad and not worth retrying.
+  const clock = new ManualClock();
+  const expected = { issuer: ISSUER, audience: 'https://gatehouse.example/token', requiredClaims: ['sub'] };
+  let assertion: string;
+  let jwks: { keys: unknown[] };
+
+  before(async () => {
+    const { publicKey, privateKey } = await generateKeyPair('ES256', { extractable: true });
+    jwks = { keys: [{ ...(await exportJWK(publicKey)), alg: 'ES256', kid: 'k1' }] };
+    assertion = await new SignJWT({ sub: 'workload' })
+      .setProtectedHeader({ alg: 'ES256', kid: 'k1' })
+      .setIssuer(ISSUER)
+      .setAudience(expected.audience)
+      .setIssuedAt(Math.floor(clock.now() / 1000))
+      .setExpirationTime(Math.floor(clock.now() / 1000) + 300)
+      .sign(privateKey);
+  });
+
+  for (const [name, answer] of [
+    ['answers HTTP 500', async () => new Response('down', { status: 500 })],
+    ['answers something that is not JSON', async () => new Response('{not json', { status: 200, headers: { 'content-type': 'application/json' } })],
+    ['answers JSON that is no key set', async () => Response.json({ keys: 'none' })],
+    ['cannot be reached', async () => Promise.reject(new TypeError('fetch failed'))],
+  ] as const) {
+    it(`answers 503 temporarily_unavailable when the key set ${name}`, async () => {
+      const { fetch } = countingFetch(answer);
+      const keys = trustedIssuerKeys({ fetch, clock })({ issuer: ISSUER, jwksUri: `${ISSUER}/jwks` });
+      const error = await verifyJwtAssertion(assertion, keys, clock, expected).then(
+        () => assert.fail('verified'),
+        (failure: unknown) => failure,
+      );
+      assert.ok(error instanceof TokenEndpointError);
+      assert.deepEqual([error.status, error.error], [503, 'temporarily_unavailable']);
+    });
+  }
+
+  it('still answers invalid_grant for a signature the key set does not verify', async () => {
+    const { fetch } = countingFetch(async () => Response.json(jwks));
+    const keys = trustedIssuerKeys({ fetch, clock })({ issuer: ISSUER, jwksUri: `${ISSUER}/jwks` });
+    const forged = `${assertion.slice(0, assertion.lastIndexOf('.'))}.${Buffer.alloc(64, 1).toString('base64url')}`;
+    await assert.rejects(verifyJwtAssertion(forged, keys, clock, expected), (error: unknown) => error instanceof TokenEndpointError && error.error === 'invalid_grant');
+    assert.equal(await verifyJwtAssertion(assertion, keys, clock, expected).then((payload) => payload.sub), 'workload');
+  });
+
+  it('the upstream sign-in reads the same failure as the identity provider being unavailable', async () => {
+    const { fetch } = countingFetch(async () => new Response('down', { status: 502 }));
+    await assert.rejects(
+      verifyIdToken({ idToken: assertion, jwks: upstreamJwks(`${ISSUER}/jwks`, fetch, 1000), clientId: 'gatehouse', expectedNonce: 'n', expectedIssuer: () => ISSUER, clock }),
+      (error: unknown) => error instanceof UpstreamError && error.code === 'temporarily_unavailable',
+    );
   });
 });

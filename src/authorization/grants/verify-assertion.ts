@@ -3,6 +3,7 @@ import { TokenEndpointError } from '../../errors/token-endpoint-error.ts';
 import type { Clock } from '../../runtime/clock.ts';
 import type { StepContext } from '../../server/handler-steps.ts';
 import type { ProtectedResource } from '../protected-resources.ts';
+import { isKeySetUnavailable } from '../../upstream/id-token.ts';
 import { ASSERTION_CLOCK_SKEW_SECONDS, MAX_ASSERTION_LIFETIME_SECONDS } from './assertion-replay.ts';
 
 /**
@@ -86,11 +87,11 @@ export function describeVerificationFailure(error: unknown): TokenEndpointError 
   }
   if (error instanceof joseErrors.JOSEAlgNotAllowed) return refuse('The assertion must be signed with an asymmetric algorithm.', 'alg');
   // Not the client's fault: the IdP's keys (or its discovery document) could not be fetched or read.
-  if (error instanceof joseErrors.JWKSTimeout || error instanceof joseErrors.JWKSInvalid || !(error instanceof joseErrors.JOSEError)) {
+  if (isKeySetUnavailable(error)) {
     return new TokenEndpointError('temporarily_unavailable', "The identity provider's keys could not be read; try again later.", {
       status: 503,
       detail: error instanceof joseErrors.JOSEError ? error.code : String(error instanceof Error ? error.message : error),
     });
   }
-  return refuse('The assertion signature does not verify.', error.code);
+  return refuse('The assertion signature does not verify.', error instanceof joseErrors.JOSEError ? error.code : 'signature');
 }

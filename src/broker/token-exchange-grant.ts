@@ -38,7 +38,21 @@ export interface GrantRegistry {
   registerGrantType(name: string, handler: (ctx: GrantContext) => Promise<void>, params?: string[] | Set<string>): void;
 }
 
-const toEndpointError = (error: ProtocolError): TokenEndpointError => new TokenEndpointError(error.code, error.description, { status: error.status });
+/**
+ * The broker's refusal as the token endpoint answers it (RFC 6749 §5.2, RFC 8693 §2.2.2). The broker speaks to MCP
+ * clients, where 401 `interaction_required` asks the user to sign in again; at /token a 401 means the *client's*
+ * credentials failed (oidc-provider adds a Basic challenge), so a backend would look for a fault in its own secret.
+ * A user who must sign in again is `400 interaction_required`, as Entra's own token endpoint answers an on-behalf-of
+ * exchange that needs the user; any other refusal for the user is the subject token's grant being unusable,
+ * `invalid_grant`. Outages stay 503 and the rest keep their code.
+ */
+function toEndpointError(error: ProtocolError): TokenEndpointError {
+  if (error.status === 401 || error.status === 403) {
+    const code = error.code === 'interaction_required' ? 'interaction_required' : 'invalid_grant';
+    return new TokenEndpointError(code, error.description, { status: 400, detail: `broker: ${error.code}` });
+  }
+  return new TokenEndpointError(error.code, error.description, { status: error.status, detail: `broker: ${error.code}` });
+}
 
 function single(params: Record<string, unknown>, name: string): string | undefined {
   const value = params[name];

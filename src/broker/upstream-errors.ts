@@ -151,7 +151,9 @@ export function upstreamFailure(error: unknown, retryAfterSeconds: number): Prot
     });
   }
   // invalid_client, unauthorized_client, invalid_scope…: the gateway's registration is wrong, not the user's session.
+  // 502: the failure is the identity provider's answer to the gateway, not the gateway's own.
   return new ProtocolError('server_error', 'The identity provider refused the token request; see the gateway log.', {
+    status: 502,
     cause: error,
   });
 }

@@ -182,11 +182,18 @@ describe('RFC 8693 token exchange grant for backends', () => {
     assert.equal(badClient.body.error, 'invalid_client');
   });
 
-  it('passes the broker\'s re-consent and outage errors through as OAuth errors', async () => {
+  it('passes the broker\'s re-consent and outage errors through as OAuth errors of the token endpoint', async () => {
+    // A user who must sign in again is 400 interaction_required, as Entra answers an on-behalf-of exchange; never a
+    // 401, which at /token says the client's own credentials failed (and carries a Basic challenge).
     brokerFailure = new ProtocolError('interaction_required', 'The user has not consented; sign in again.');
     const consent = await exchange({ subject_token: await assertion(), subject_token_type: JWT_TOKEN_TYPE, resource: 'https://graph.microsoft.com' });
-    assert.equal(consent.status, 401);
+    assert.equal(consent.status, 400);
     assert.equal(consent.body.error, 'interaction_required');
+    assert.equal(consent.body.error_description, 'The user has not consented; sign in again.');
+    assert.equal(consent.headers.get('www-authenticate'), null);
+    brokerFailure = new ProtocolError('access_denied', 'This downstream API is called on behalf of a signed-in user.');
+    const denied = await exchange({ subject_token: await assertion(), subject_token_type: JWT_TOKEN_TYPE, resource: 'https://graph.microsoft.com' });
+    assert.deepEqual([denied.status, denied.body.error], [400, 'invalid_grant']);
     brokerFailure = new ProtocolError('temporarily_unavailable', 'The identity provider is unavailable; retry later.');
     const down = await exchange({ subject_token: await assertion(), subject_token_type: JWT_TOKEN_TYPE, resource: 'https://graph.microsoft.com' });
     assert.equal(down.status, 503);

@@ -150,6 +150,13 @@ describe('ID-JAG: enterprise-managed authorization', () => {
     await refused(await idp.sign(claims(), { header: { typ: 'JWT' } }), 'invalid_grant');
   });
 
+  it('reads `typ` as a media type: `application/oauth-id-jag+jwt` in any case is an ID-JAG too (RFC 7515 §4.1.9)', async () => {
+    for (const typ of ['application/oauth-id-jag+jwt', 'Application/OAUTH-ID-JAG+JWT']) {
+      const { status, body } = await present(await idp.sign(claims(), { header: { typ } }));
+      assert.equal(status, 200, `${typ}: ${JSON.stringify(body)}`);
+    }
+  });
+
   it('refuses HS256 and alg none', async () => {
     await refused(await idp.sign(claims(), { alg: 'HS256', key: new TextEncoder().encode('a-shared-secret-of-32-bytes-long!') }), 'invalid_grant');
     await refused(unsignedJwt({ typ: ID_JAG_TYP }, { ...claims(), iss: idp.issuer, jti: 'unsigned', iat: Math.floor(Date.now() / 1000), exp: Math.floor(Date.now() / 1000) + 300 }), 'invalid_grant');

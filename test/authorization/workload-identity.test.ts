@@ -120,6 +120,13 @@ describe('workload identity federation', () => {
     }
   });
 
+  it('reads the Content-Type of a request without client credentials as a media type, in any case', async () => {
+    for (const contentType of ['Application/X-WWW-Form-Urlencoded', 'application/x-www-form-urlencoded; charset=UTF-8']) {
+      const { status, body } = await present(await githubToken(), {}, { 'content-type': contentType });
+      assert.equal(status, 200, `${contentType}: ${JSON.stringify(body)}`);
+    }
+  });
+
   it('a GitHub Actions token maps by repository and ref; requested scopes are cut to the rule', async () => {
     const { status, body } = await present(await githubToken(), { scope: 'mcp:read mcp:admin' });
     assert.equal(status, 200, JSON.stringify(body));

@@ -33,17 +33,27 @@ export interface IdJagRequest extends AssertionGrantRequest<IdJagDeps> {
 /** An ID-JAG says what it is in its header (`typ`, draft §3.1); anything else is some other JWT. */
 export function isIdJag(assertion: string): boolean {
   try {
-    return decodeProtectedHeader(assertion).typ?.toLowerCase() === ID_JAG_TYP;
+    return hasIdJagTyp(decodeProtectedHeader(assertion).typ);
   } catch {
     return false;
   }
+}
+
+/**
+ * `typ` names a media type, compared without case and with `application/` optional (RFC 7515 §4.1.9), as the
+ * signature check (jose) compares it: `application/oauth-id-jag+jwt` is an ID-JAG too.
+ */
+function hasIdJagTyp(typ: unknown): boolean {
+  if (typeof typ !== 'string') return false;
+  const lower = typ.toLowerCase();
+  return (lower.startsWith('application/') ? lower.slice('application/'.length) : lower) === ID_JAG_TYP;
 }
 
 
 /** §3.1: the header says what this JWT is; anything unsigned or symmetric is refused before any key is fetched. */
 export const checkAssertionHeader: HandlerStep<IdJagRequest> = (request) => {
   const header = asymmetricHeaderOf(request.assertion);
-  if (header.typ?.toLowerCase() !== ID_JAG_TYP) throw refuse(`The assertion is not an ID-JAG (typ ${ID_JAG_TYP}).`, `typ ${String(header.typ)}`);
+  if (!hasIdJagTyp(header.typ)) throw refuse(`The assertion is not an ID-JAG (typ ${ID_JAG_TYP}).`, `typ ${String(header.typ)}`);
 };
 
 /** Only the issuers the operator configured are trusted; the unverified `iss` only picks which keys to check with. */

@@ -3,6 +3,7 @@ import type Provider from 'oidc-provider';
 import type { IncomingMessage } from 'node:http';
 import type { WorkloadIdentityConfig } from '../../config/schema.ts';
 import { JWT_BEARER_GRANT } from '../../protocol/oauth-urns.ts';
+import { mediaTypeOf } from '../../protocol/media-type.ts';
 import { isIdJag } from './id-jag.ts';
 import { withReadBody } from '../provider-body.ts';
 import { workloadIssuerOf } from './workload-identity.ts';
@@ -18,7 +19,7 @@ import { matchWorkloadRule } from './workload-rules.ts';
  */
 export function installWorkloadClientNaming(provider: Provider, issuers: readonly WorkloadIdentityConfig[]): void {
   provider.use(async (ctx, next) => {
-    if (ctx.method === 'POST' && ctx.path === '/token' && ctx.get('authorization') === '' && ctx.req.headers['content-type']?.startsWith('application/x-www-form-urlencoded')) {
+    if (ctx.method === 'POST' && ctx.path === '/token' && ctx.get('authorization') === '' && mediaTypeOf(ctx.req.headers['content-type']) === 'application/x-www-form-urlencoded') {
       const body = await readAll(ctx.req);
       const params = new URLSearchParams(body.toString());
       const named = clientFor(issuers, params);

@@ -1,3 +1,4 @@
+import { mediaTypeOf } from '../protocol/media-type.ts';
 import type { FastifyInstance } from 'fastify';
 
 /**
@@ -64,10 +65,11 @@ export function installSecurityHeaders(app: FastifyInstance, options: SecurityHe
     };
     for (const [name, value] of defaults) setDefault(name, value);
 
-    const contentType = String(reply.getHeader('content-type') ?? '');
-    if (contentType.startsWith('text/html')) setDefault('content-security-policy', htmlCsp);
+    // Read as a media type: a relayed backend answer may spell it `Text/HTML`, and a browser still renders it.
+    const contentType = mediaTypeOf(reply.getHeader('content-type'));
+    if (contentType === 'text/html') setDefault('content-security-policy', htmlCsp);
     // API answers carry tokens and per-user data: no shared or browser cache unless a route opts in.
-    if (contentType.startsWith('application/json')) setDefault('cache-control', 'no-store');
+    if (contentType === 'application/json') setDefault('cache-control', 'no-store');
     done(null, payload);
   });
 }

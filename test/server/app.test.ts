@@ -16,6 +16,8 @@ const samplePart: FastifyPluginAsync = async (app) => {
     async () => ({ ok: true }),
   );
   app.get('/page', async (_request, reply) => reply.type('text/html; charset=utf-8').send('<p>hello</p>'));
+  // As a relayed backend answer may spell its type: a browser renders it as HTML all the same.
+  app.get('/page-spelt-otherwise', async (_request, reply) => reply.header('content-type', 'Text/HTML').send('<p>hello</p>'));
   app.get('/own-csp', async (_request, reply) =>
     reply.type('text/html').header('content-security-policy', "default-src 'self'").send('<p>own</p>'),
   );
@@ -69,6 +71,7 @@ describe('buildServer', () => {
 
   it('gives HTML a strict CSP unless the route set its own', async () => {
     assert.equal((await app.inject({ url: '/page' })).headers['content-security-policy'], defaultHtmlCsp);
+    assert.equal((await app.inject({ url: '/page-spelt-otherwise' })).headers['content-security-policy'], defaultHtmlCsp);
     assert.match(defaultHtmlCsp, /frame-ancestors 'none'/);
     assert.equal((await app.inject({ url: '/own-csp' })).headers['content-security-policy'], "default-src 'self'");
     assert.equal((await app.inject({ url: '/healthz' })).headers['content-security-policy'], undefined);

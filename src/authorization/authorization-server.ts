@@ -21,7 +21,7 @@ import { registerSignInRoutes } from './finish-sign-in.ts';
 import type { ConsoleSignIn, InteractionDeps } from './interaction-deps.ts';
 import { confidentialClientIds, preRegisteredClientMetadata } from './pre-registered-clients.ts';
 import { protectedResources } from './protected-resources.ts';
-import { keyringAlgorithms, providerConfiguration } from './provider-configuration.ts';
+import { keyringAlgorithms, OTHER_FETCH_LIMIT_BYTES, providerConfiguration } from './provider-configuration.ts';
 import { installDefaultScopes, installRetryAfter, renderProviderError } from './provider-middleware.ts';
 import { mountProvider } from './provider-mount.ts';
 import { installJwtBearerGrant, type JwtBearerGrantDeps } from './grants/jwt-bearer-grant.ts';
@@ -69,7 +69,9 @@ export async function createAuthorizationServer(ctx: GatehouseContext, deps: Aut
   const secure = cookieSecurity(ctx);
 
   const guardedFetch = createGuardedFetch({
-    maxBytes: cimd.maxBytes,
+    // The provider holds each kind of document to its own limit (fetchResponseBodyLimits); a jwks_uri is not a CIMD
+    // document, and capping it at the document limit refused ordinary key sets.
+    maxBytes: Math.max(cimd.maxBytes, OTHER_FETCH_LIMIT_BYTES),
     timeoutMs: cimd.timeoutMs,
     allowLoopback: cimd.allowLoopback,
     ...(cimd.trustedCaFile === undefined ? {} : { extraCa: readFileSync(cimd.trustedCaFile, 'utf8') }),

@@ -5,6 +5,7 @@ import type { Keyring } from '../keys/keyring.ts';
 import { seconds } from '../runtime/clock.ts';
 import { policyWithRedirectConsent } from './approved-redirects.ts';
 import type { GuardedFetch } from './client-metadata-fetch.ts';
+import { providerFetch } from './provider-fetch.ts';
 import { decideClientIdUrl } from './client-metadata-policy.ts';
 import type { ProtectedResources } from './protected-resources.ts';
 import { DPOP_SIGNING_ALGS } from '../protocol/dpop.ts';
@@ -34,8 +35,11 @@ export interface ProviderConfigurationInput {
   secureCookies: boolean;
 }
 
-/** CIMD documents are small; anything the provider fetches for a client (jwks_uri) is capped too. */
-const OTHER_FETCH_LIMIT_BYTES = 64 * 1024;
+/**
+ * CIMD documents are small; anything else the provider fetches for a client (jwks_uri) is capped too. The guarded
+ * fetch caps every fetch at the largest of these (authorization-server.ts); the provider holds each to its own.
+ */
+export const OTHER_FETCH_LIMIT_BYTES = 64 * 1024;
 
 export function providerConfiguration(input: ProviderConfigurationInput): Configuration {
   const { ctx, resources } = input;
@@ -130,8 +134,7 @@ export function providerConfiguration(input: ProviderConfigurationInput): Config
     // Tokens outlive the browser session on purpose: an MCP client keeps working after the browser is closed.
     expiresWithSession: () => false,
     extraTokenClaims,
-    fetch: (url: string | URL, options: Parameters<GuardedFetch>[1]) =>
-      input.guardedFetch(url, options),
+    fetch: providerFetch(input.guardedFetch, ctx.logger),
     fetchResponseBodyLimits: {
       'client_id metadata document': cimd.maxBytes,
       jwks_uri: OTHER_FETCH_LIMIT_BYTES,

@@ -61,6 +61,17 @@ export async function startCimdServer(): Promise<CimdServer> {
       pump();
       return;
     }
+    if (path.startsWith('/slow/')) {
+      // `/slow/<ms>/<document path>`: the document, after a wait (a time limit longer than the provider's own 2.5 s).
+      const [, , ms = '0', ...rest] = path.split('/');
+      const slow = documents.get(`/${rest.join('/')}`);
+      const timer = setTimeout(() => {
+        if (slow === undefined) response.writeHead(404).end();
+        else response.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(slow(`https://${CIMD_HOST}:${port}${path}`)));
+      }, Number(ms));
+      response.on('close', () => clearTimeout(timer));
+      return;
+    }
     const document = documents.get(path);
     if (document === undefined) {
       response.writeHead(404).end();

@@ -3,7 +3,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { exportJWK, generateKeyPair } from 'jose';
+import { randomUUID } from 'node:crypto';
+import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { allowTestHost, startCimdServer, testResolve, type CimdServer } from './cimd-server.ts';
 import {
   authorize,
@@ -11,6 +12,8 @@ import {
   CLIENT_REDIRECT,
   exchangeCode,
   pkcePair,
+  registerClient,
+  tokenRequest,
   startAuthorizationServer,
   TestBrowser,
   type TestServer,
@@ -131,6 +134,65 @@ describe('client id metadata documents', () => {
       );
       assert.equal(response.headers.get('location'), null);
       assert.match(await response.text(), /invalid_redirect_uri/);
+    });
+
+    it('fetches a failing document once per request (the provider looks the client up again), and logs why it failed', async () => {
+      for (const [path, reason] of [
+        ['/missing.json', /"status":404/],
+        ['/redirect', /"reason":"redirect"/],
+        ['/huge', /"host":"cimd\.test:\d+"/],
+      ] as const) {
+        const before = cimd.requests;
+        const logged = server.logs.text().length;
+        await expectRefusedPage(cimd.url(path));
+        assert.equal(cimd.requests - before, 1, `${path}: one fetch`);
+        const log = server.logs.text().slice(logged);
+        assert.match(log, /client metadata fetch/, path);
+        assert.match(log, reason, path);
+      }
+    });
+
+    it("honours clientMetadataDocuments.timeoutMs beyond the provider's own 2.5 s", async () => {
+      const response = await fetch(authorizeUrl(server, params(server, cimd.url('/slow/3000/client.json'))), { redirect: 'manual' });
+      // The slow document's client_id is its own URL, so it is a valid client: the consent page follows.
+      assert.notEqual(response.status, 400, await response.clone().text());
+      await response.body?.cancel();
+    });
+
+    it("reads a registered client's jwks_uri up to the key-set limit, not the metadata document's", async () => {
+      // One real key among padding keys: an ordinary key set with a few RSA keys or certificate chains is over 5 KB.
+      const { publicKey, privateKey } = await generateKeyPair('ES256', { extractable: true });
+      const retired = await exportJWK((await generateKeyPair('RS256', { extractable: true })).publicKey);
+      const padding = Array.from({ length: 20 }, (_, index) => ({ ...retired, kid: `retired-${index}` }));
+      const current = { ...(await exportJWK(publicKey)), alg: 'ES256', kid: 'current' };
+      cimd.documents.set('/keys.json', () => ({ keys: [current, ...padding] }));
+      assert.ok(JSON.stringify({ keys: padding }).length > 5120, 'the key set is larger than a metadata document may be');
+      const registered = await registerClient(server, {
+        redirect_uris: [CLIENT_REDIRECT],
+        token_endpoint_auth_method: 'private_key_jwt',
+        token_endpoint_auth_signing_alg: 'ES256',
+        jwks_uri: cimd.url('/keys.json'),
+      });
+      assert.equal(registered.status, 201, await registered.clone().text());
+      const { client_id: clientId } = (await registered.json()) as { client_id: string };
+      const assertion = await new SignJWT({ jti: randomUUID() })
+        .setProtectedHeader({ alg: 'ES256', kid: 'current' })
+        .setIssuer(clientId)
+        .setSubject(clientId)
+        .setAudience(`${server.publicUrl}/token`)
+        .setIssuedAt()
+        .setExpirationTime('2m')
+        .sign(privateKey);
+      // Client authentication passes (the key set was read); the made-up code is what is refused.
+      const response = await tokenRequest(server, {
+        grant_type: 'authorization_code',
+        code: 'no-such-code',
+        code_verifier: pkcePair().verifier,
+        redirect_uri: CLIENT_REDIRECT,
+        client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer',
+        client_assertion: assertion,
+      });
+      assert.equal(((await response.json()) as { error: string }).error, 'invalid_grant');
     });
 
     it('never logs the fetched document or a stack trace to the client', async () => {

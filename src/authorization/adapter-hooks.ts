@@ -124,6 +124,11 @@ export function withAuthorizationHooks(base: AdapterFactory | AdapterConstructor
 
     if (name === 'Client') {
       adapter.upsert = async (id, payload, expiresIn) => {
+        // A public client keeps no secret (client-overrides.ts: oidc-provider generates one before defaulting to `none`).
+        if (payload.token_endpoint_auth_method === 'none' && payload.client_secret !== undefined) {
+          const { client_secret: _secret, client_secret_expires_at: _expires, ...publicClient } = payload;
+          payload = publicClient;
+        }
         const secret = payload.client_secret;
         const stored =
           typeof secret === 'string' && !isHashedClientSecret(secret)

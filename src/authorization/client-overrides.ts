@@ -30,11 +30,21 @@ export function installClientOverrides(provider: Provider): void {
   // RFC 7592 §3: a client reading its registration gets its current metadata — and the stored client_secret is a
   // hash, useless to the client and not for anyone to see. The secret was shown once, in the registration response
   // (which carries the secret as generated); a read leaves it out.
+  // A client registering without `token_endpoint_auth_method` is public here (the default is `none`: MCP clients
+  // hold no secret), but oidc-provider decides whether to generate a secret before applying that default, so its
+  // answer said `none` and carried a 512-bit secret no endpoint would ever accept. Such a client gets none.
   provider.use(async (ctx, next) => {
     await next();
-    if ((ctx.oidc as { route?: string } | undefined)?.route !== 'client') return;
-    const body = ctx.body as { client_secret?: unknown } | undefined;
-    if (typeof body?.client_secret === 'string' && isHashedClientSecret(body.client_secret)) delete body.client_secret;
+    const route = (ctx.oidc as { route?: string } | undefined)?.route;
+    if (route !== 'client' && route !== 'registration') return;
+    const body = ctx.body as { client_secret?: unknown; client_secret_expires_at?: unknown; token_endpoint_auth_method?: unknown } | undefined;
+    if (body === undefined || typeof body.client_secret !== 'string') return;
+    if (body.token_endpoint_auth_method === 'none') {
+      delete body.client_secret;
+      delete body.client_secret_expires_at;
+    } else if (route === 'client' && isHashedClientSecret(body.client_secret)) {
+      delete body.client_secret;
+    }
   });
 
   prototype.redirectUriAllowed = function redirectUriAllowed(value: string): boolean {

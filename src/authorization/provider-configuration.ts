@@ -103,8 +103,10 @@ export function providerConfiguration(input: ProviderConfigurationInput): Config
     // checks; `software_id` (RFC 7591 §2) is the hook, the check is on `redirect_uris`.
     extraClientMetadata: {
       properties: ['software_id'],
-      validator(_ctx: unknown, key: string, _value: unknown, metadata: Record<string, unknown>) {
+      validator(_ctx: unknown, key: string, value: unknown, metadata: Record<string, unknown>) {
         if (key !== 'software_id') return;
+        // RFC 7591 §2: a string; anything else was stored and echoed back as sent.
+        if (value !== undefined && typeof value !== 'string') throw new errors.InvalidClientMetadata('software_id must be a string');
         const problem = redirectUrisProblem(metadata.redirect_uris);
         if (problem !== undefined) throw new errors.InvalidRedirectUri(problem);
         const grantsProblem = selfRegisteredGrantsProblem(metadata, configuredClientIds);

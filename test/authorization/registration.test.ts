@@ -54,6 +54,26 @@ describe('dynamic client registration (RFC 7591)', () => {
     assert.equal(body.client_secret, undefined);
   });
 
+  it('gives no secret to a client that names no token_endpoint_auth_method (public by default), nor keeps one', async () => {
+    // oidc-provider decided on a secret before applying the `none` default: the answer said `none` and held a secret.
+    const { token_endpoint_auth_method: _method, ...unnamed } = valid as Record<string, unknown>;
+    const response = await registerClient(server, unnamed);
+    assert.equal(response.status, 201);
+    const body = (await response.json()) as Record<string, unknown>;
+    assert.equal(body.token_endpoint_auth_method, 'none');
+    assert.equal(body.client_secret, undefined);
+    assert.equal(body.client_secret_expires_at, undefined);
+    const stored = await server.store.get<Record<string, unknown>>('oidc:Client', String(body.client_id));
+    assert.equal(stored?.client_secret, undefined);
+  });
+
+  it('refuses a software_id that is not a string (RFC 7591 §2)', async () => {
+    await expectRefused({ ...valid, software_id: { a: 1 } }, /invalid_client_metadata/);
+    const named = await registerClient(server, { ...valid, software_id: 'acme-agent' });
+    assert.equal(named.status, 201);
+    assert.equal(((await named.json()) as { software_id?: string }).software_id, 'acme-agent');
+  });
+
   it('registers a confidential client and keeps only a hash of its secret', async () => {
     const response = await registerClient(server, { ...valid, token_endpoint_auth_method: 'client_secret_basic' });
     assert.equal(response.status, 201);

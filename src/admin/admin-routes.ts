@@ -25,6 +25,8 @@ const page = { config: { errorFormat: 'html' as const } };
 
 const grantParams = z.object({ grantId: z.string().min(1).max(128) });
 const clientBody = z.object({ client_id: z.string().min(1).max(2048) });
+/** `/admin/clients?q=`: a search over ids and names; anything else in the query (a notice) is left to its reader. */
+const clientsQuery = z.object({ q: z.string().max(200).optional() });
 
 export function registerAdminRoutes(app: FastifyInstance, state: ConsoleState): void {
   const { admin, ctx } = state;
@@ -35,7 +37,9 @@ export function registerAdminRoutes(app: FastifyInstance, state: ConsoleState): 
     const session = await adminForPage(state, request, reply, '/admin/clients');
     if (session === undefined) return reply;
     const recent = await recentUseSince(ctx.store, ctx.clock.now() - ACTIVITY_WINDOW_MS, ctx.clock.now() + 1);
-    return html(reply, renderClientsPage(await view('Clients', 'clients', session, noticeFrom(request)), await listClients(admin, recent)));
+    const query = clientsQuery.safeParse(request.query);
+    const search = query.success ? query.data.q : undefined;
+    return html(reply, renderClientsPage(await view('Clients', 'clients', session, noticeFrom(request)), await listClients(admin, recent), search));
   });
 
   app.get('/admin/grants', page, async (request, reply) => {

@@ -35,8 +35,8 @@ export interface ClientSummary {
 
 const hostsOf = (uris: string[]): string[] => [...new Set(uris.flatMap((uri) => URL.parse(uri)?.host ?? []))].sort();
 
-function withGrantActivity(client: Omit<ClientSummary, 'activeGrants' | 'lastUsedAt'>, grants: GrantSummary[]): ClientSummary {
-  const mine = grants.filter((grant) => grant.clientId === client.clientId);
+function withGrantActivity(client: Omit<ClientSummary, 'activeGrants' | 'lastUsedAt'>, grantsByClient: ReadonlyMap<string, GrantSummary[]>): ClientSummary {
+  const mine = grantsByClient.get(client.clientId) ?? [];
   const used = mine.flatMap((grant) => (grant.lastUsedAt === undefined ? [] : [grant.lastUsedAt]));
   const created = mine.flatMap((grant) => (grant.createdAt === undefined ? [] : [grant.createdAt]));
   const createdAt = client.createdAt ?? (client.type === 'cimd' && created.length > 0 ? Math.min(...created) : undefined);
@@ -83,8 +83,15 @@ export async function listClients(deps: AdminDeps, recentUse?: RecentUse): Promi
     // The document's own name is in the provider's memory only; its host is what the consent page showed as the id.
     clients.push({ clientId: grant.clientId, type: 'cimd', redirectUris: [], redirectHosts: hostsOf([grant.clientId]) });
   }
+  // Grouped once: every client scanning every grant grew with their product, and anyone may register clients.
+  const grantsByClient = new Map<string, GrantSummary[]>();
+  for (const grant of grants) {
+    const list = grantsByClient.get(grant.clientId);
+    if (list === undefined) grantsByClient.set(grant.clientId, [grant]);
+    else list.push(grant);
+  }
   return clients
-    .map((client) => withGrantActivity(client, grants))
+    .map((client) => withGrantActivity(client, grantsByClient))
     .sort((a, b) => (b.lastUsedAt ?? b.createdAt ?? 0) - (a.lastUsedAt ?? a.createdAt ?? 0) || a.clientId.localeCompare(b.clientId));
 }
 

@@ -41,6 +41,23 @@ export interface ProviderConfigurationInput {
  */
 export const OTHER_FETCH_LIMIT_BYTES = 64 * 1024;
 
+/**
+ * Bounds on what one registration stores (RFC 7591 sets none): every registration is kept and listed in the admin
+ * console, and anyone may register. No MCP client needs more; a 16 KB body could otherwise hold a name of thousands of
+ * characters or a hundred and fifty redirect URIs.
+ */
+export const REGISTRATION_LIMITS = { clientNameLength: 200, redirectUris: 20 } as const;
+
+function registrationSizeProblem(metadata: Record<string, unknown>): string | undefined {
+  const name = metadata.client_name;
+  if (typeof name === 'string' && Array.from(name).length > REGISTRATION_LIMITS.clientNameLength) {
+    return `client_name must be at most ${REGISTRATION_LIMITS.clientNameLength} characters`;
+  }
+  const uris = metadata.redirect_uris;
+  if (Array.isArray(uris) && uris.length > REGISTRATION_LIMITS.redirectUris) return `at most ${REGISTRATION_LIMITS.redirectUris} redirect_uris`;
+  return undefined;
+}
+
 export function providerConfiguration(input: ProviderConfigurationInput): Configuration {
   const { ctx, resources } = input;
   const authorization = ctx.config.authorization;
@@ -103,10 +120,15 @@ export function providerConfiguration(input: ProviderConfigurationInput): Config
     // checks; `software_id` (RFC 7591 §2) is the hook, the check is on `redirect_uris`.
     extraClientMetadata: {
       properties: ['software_id'],
-      validator(_ctx: unknown, key: string, value: unknown, metadata: Record<string, unknown>) {
+      validator(koaCtx: unknown, key: string, value: unknown, metadata: Record<string, unknown>) {
         if (key !== 'software_id') return;
         // RFC 7591 §2: a string; anything else was stored and echoed back as sent.
         if (value !== undefined && typeof value !== 'string') throw new errors.InvalidClientMetadata('software_id must be a string');
+        // New registrations only: a client stored before these bounds must still load.
+        if ((koaCtx as KoaContextWithOIDC | undefined)?.oidc?.route === 'registration') {
+          const problem = registrationSizeProblem(metadata);
+          if (problem !== undefined) throw new errors.InvalidClientMetadata(problem);
+        }
         const problem = redirectUrisProblem(metadata.redirect_uris);
         if (problem !== undefined) throw new errors.InvalidRedirectUri(problem);
         const grantsProblem = selfRegisteredGrantsProblem(metadata, configuredClientIds);

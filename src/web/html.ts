@@ -28,7 +28,25 @@ export function displayText(value: string): string {
  * legitimately right-to-left name (Arabic, Hebrew) is laid out on its own and does not reorder the sentence it sits in.
  */
 export function nameHtml(value: string): string {
-  return `<bdi>${escapeHtml(displayText(value))}</bdi>`;
+  return `<bdi>${escapeHtml(displayName(value))}</bdi>`;
+}
+
+/** A name chosen by someone else as plain text to show (an attribute, a label): without hidden formatting, shortened. */
+export function displayName(value: string): string {
+  return shortened(displayText(value));
+}
+
+/**
+ * The longest name shown whole, in characters. Client names come from anyone who registers or serves a metadata
+ * document (RFC 7591 sets no limit): one of thousands of characters filled the consent page and every console row.
+ */
+export const NAME_DISPLAY_LIMIT = 100;
+
+/** `value` cut to NAME_DISPLAY_LIMIT characters (code points, never half a surrogate pair), with an ellipsis. */
+function shortened(value: string): string {
+  if (value.length <= NAME_DISPLAY_LIMIT) return value;
+  const characters = Array.from(value);
+  return characters.length <= NAME_DISPLAY_LIMIT ? value : `${characters.slice(0, NAME_DISPLAY_LIMIT - 1).join('')}…`;
 }
 
 /** Path of the one stylesheet our pages use (served by interaction-routes.ts; CSP `style-src 'self'`). */

@@ -11,6 +11,9 @@ import type { UpstreamIdentity } from '../../src/upstream/types.ts';
 import { consolePost, signInTo, startConsoleHarness, type ConsoleBrowser as Browser } from './console-harness.ts';
 import { ALICE, BOB, CIMD_CLIENT, DCR_CLIENT, GRANTS } from './seed.ts';
 import { startedForSuite } from '../support/suite-server.ts';
+import { CLIENTS_PAGE_LIMIT } from '../../src/admin/pages/clients-page.ts';
+import { createOidcAdapter } from '../../src/store/oidc-adapter.ts';
+import { NAME_DISPLAY_LIMIT } from '../../src/web/html.ts';
 
 const ORIGIN = 'http://127.0.0.1:8080';
 
@@ -222,6 +225,48 @@ describe('admin console and connected apps (in-process)', () => {
     h.clock.advance(8 * 3_600_000 + 1);
     const response = await h.app.inject({ url: '/account', headers: { cookie: bob.cookie } });
     assert.equal(response.statusCode, 303);
+  });
+});
+
+describe('the clients page when anyone has registered many clients', () => {
+  // RFC 7591 registrations are open and never expire: 300 of them with 7,000-character names made a 5.7 MB page.
+  it('shows the most recently used clients up to a limit, searchable by id or name, with long names shortened', async () => {
+    const h = await startConsoleHarness();
+    try {
+      const Adapter = createOidcAdapter(h.store, h.clock);
+      const now = Math.floor(h.clock.now() / 1000);
+      for (let index = 0; index < CLIENTS_PAGE_LIMIT + 20; index++) {
+        await new Adapter('Client').upsert(`flood-${index}`, {
+          client_id: `flood-${index}`,
+          client_name: `Flood ${index} ${'n'.repeat(3000)}`,
+          client_id_issued_at: now - index,
+          redirect_uris: ['http://127.0.0.1:1/cb'],
+          token_endpoint_auth_method: 'none',
+        });
+      }
+      const alice = await signInTo(h, ALICE, '/admin');
+      const page = await h.app.inject({ url: '/admin/clients', headers: { cookie: alice.cookie } });
+      assert.equal(page.statusCode, 200);
+      const rows = page.body.match(/\/admin\/clients\/revoke/g)?.length ?? 0;
+      assert.equal(rows, CLIENTS_PAGE_LIMIT, 'one revoke form per row shown');
+      assert.match(page.body, new RegExp(`Showing the ${CLIENTS_PAGE_LIMIT} most recently used of \\d+ clients`));
+      assert.ok(!page.body.includes('n'.repeat(NAME_DISPLAY_LIMIT)), 'no name is shown whole past the limit');
+      assert.ok(page.body.length < 400_000, `${page.body.length} bytes`);
+
+      const found = await h.app.inject({ url: '/admin/clients?q=FLOOD-21', headers: { cookie: alice.cookie } });
+      assert.equal(found.statusCode, 200);
+      assert.match(found.body, /title="flood-21"/);
+      assert.match(found.body, /title="flood-210"/);
+      assert.doesNotMatch(found.body, /title="flood-3"/);
+      const none = await h.app.inject({ url: '/admin/clients?q=nothing-like-it', headers: { cookie: alice.cookie } });
+      assert.match(none.body, /No client matches the search/);
+
+      const audit = await h.app.inject({ url: '/admin/audit', headers: { cookie: alice.cookie } });
+      assert.equal(audit.statusCode, 200);
+      assert.ok(audit.body.length < 200_000, `the audit filter's suggestions are bounded: ${audit.body.length} bytes`);
+    } finally {
+      await h.close();
+    }
   });
 });
 

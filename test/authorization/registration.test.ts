@@ -67,6 +67,16 @@ describe('dynamic client registration (RFC 7591)', () => {
     assert.equal(stored?.client_secret, undefined);
   });
 
+  it('bounds what one registration stores: a client_name of at most 200 characters, at most 20 redirect URIs', async () => {
+    await expectRefused({ ...valid, client_name: 'x'.repeat(201) }, /invalid_client_metadata/);
+    const loopbacks = (count: number) => Array.from({ length: count }, (_, index) => `http://127.0.0.1:${40_000 + index}/cb`);
+    await expectRefused({ ...valid, redirect_uris: loopbacks(21) }, /invalid_client_metadata/);
+    // 200 characters of a script written with surrogate pairs is still 200 characters.
+    const atTheBounds = await registerClient(server, { ...valid, client_name: '𝒜'.repeat(200), redirect_uris: loopbacks(20) });
+    assert.equal(atTheBounds.status, 201, await atTheBounds.clone().text());
+    await atTheBounds.body?.cancel();
+  });
+
   it('refuses a software_id that is not a string (RFC 7591 §2)', async () => {
     await expectRefused({ ...valid, software_id: { a: 1 } }, /invalid_client_metadata/);
     const named = await registerClient(server, { ...valid, software_id: 'acme-agent' });

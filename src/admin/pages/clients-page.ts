@@ -4,7 +4,28 @@ import { code, html, postButton, renderConsolePage, table, timeCell, type Consol
 
 const typeLabel: Record<ClientSummary['type'], string> = { 'pre-registered': 'pre-registered', dcr: 'DCR', cimd: 'CIMD' };
 
-export function renderClientsPage(view: ConsoleView, clients: ClientSummary[]): string {
+/**
+ * The most rows the page shows, most recently used first. Anyone may register a client (RFC 7591), so the list has no
+ * natural bound; past this the search narrows it, by client id or name.
+ */
+export const CLIENTS_PAGE_LIMIT = 200;
+
+/** The clients whose id or name contains `query` (any case); all of them without one. */
+export function clientsMatching(clients: ClientSummary[], query: string | undefined): ClientSummary[] {
+  const needle = query?.trim().toLowerCase();
+  if (needle === undefined || needle === '') return clients;
+  return clients.filter((client) => client.clientId.toLowerCase().includes(needle) || (client.name?.toLowerCase().includes(needle) ?? false));
+}
+
+export function renderClientsPage(view: ConsoleView, all: ClientSummary[], query?: string): string {
+  const matching = clientsMatching(all, query);
+  const clients = matching.slice(0, CLIENTS_PAGE_LIMIT);
+  const searched = query !== undefined && query.trim() !== '';
+  const count =
+    matching.length > clients.length
+      ? `<p class="hint">Showing the ${clients.length} most recently used of ${matching.length} clients${searched ? ' matching the search' : ''}; search to narrow the list.</p>`
+      : '';
+  const search = `<form method="get" action="/admin/clients" class="filters"><label>Client id or name <input type="search" name="q" maxlength="200" value="${html(query ?? '')}"></label> <button type="submit">Search</button></form>`;
   const rows = clients.map((client) => [
     namedId(client.name, client.clientId),
     `<span class="badge">${html(typeLabel[client.type])}</span>`,
@@ -17,6 +38,7 @@ export function renderClientsPage(view: ConsoleView, clients: ClientSummary[]): 
   return renderConsolePage(
     view,
     `<p class="hint">Revoking a client ends all its grants and tokens on every replica; a dynamically registered client is also deleted.</p>
-${table(['Client', 'Type', 'Redirect hosts', 'Created', 'Last used', 'Grants', ''], rows, 'No clients yet.')}`,
+${search}${count}
+${table(['Client', 'Type', 'Redirect hosts', 'Created', 'Last used', 'Grants', ''], rows, searched ? 'No client matches the search.' : 'No clients yet.')}`,
   );
 }

@@ -1,4 +1,4 @@
-import { displayText, escapeHtml } from '../../web/html.ts';
+import { displayName, escapeHtml } from '../../web/html.ts';
 import type { ConsoleSession } from '../console-session.ts';
 
 /**
@@ -96,7 +96,8 @@ export function postButton(action: string, session: ConsoleSession, fields: Reco
   const hidden = Object.entries(fields)
     .map(([name, value]) => `<input type="hidden" name="${html(name)}" value="${html(value)}">`)
     .join('');
-  const name = options.target === undefined ? '' : ` aria-label="${html(displayText(`${label} ${options.target}`))}"`;
+  // The target names a client or person: shortened like every name shown (web/html.ts).
+  const name = options.target === undefined ? '' : ` aria-label="${html(`${label} ${displayName(options.target)}`)}"`;
   return `<form method="post" action="${html(action)}" class="inline">${hidden}${csrfField(session)}<button type="submit" class="${options.kind ?? 'danger'}"${name}>${html(label)}</button></form>`;
 }
 

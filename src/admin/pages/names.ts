@@ -1,5 +1,5 @@
 import type { AccountRecord } from '../../records/account.ts';
-import { nameHtml } from '../../web/html.ts';
+import { NAME_DISPLAY_LIMIT, nameHtml } from '../../web/html.ts';
 import { code, html } from './layout.ts';
 
 /**
@@ -26,8 +26,16 @@ export function namedId(name: string | undefined, id: string): string {
   return name === undefined ? code(id) : `<span class="named" title="${html(id)}">${nameHtml(name)}</span>`;
 }
 
+/**
+ * The most suggestions a filter field offers, and the longest one: the values include every registered client's
+ * name, and anyone may register (the field still filters on anything typed).
+ */
+const SUGGESTION_LIMIT = 200;
+const SUGGESTION_LENGTH_LIMIT = NAME_DISPLAY_LIMIT;
+
 /** A <datalist> of suggestions for a filter field (values are what the filter resolves: names, e-mails, ids). */
 export function suggestions(id: string, values: Iterable<string>): string {
-  const options = [...new Set(values)].sort().map((value) => `<option value="${html(value)}"></option>`).join('');
+  const offered = [...new Set(values)].filter((value) => value.length <= SUGGESTION_LENGTH_LIMIT).sort().slice(0, SUGGESTION_LIMIT);
+  const options = offered.map((value) => `<option value="${html(value)}"></option>`).join('');
   return `<datalist id="${html(id)}">${options}</datalist>`;
 }

@@ -125,9 +125,13 @@ export function handleFrameworkError(error: FastifyError, request: FastifyReques
 /** Endpoints programs call: their 404 stays the JSON they parse, whatever the caller's `Accept` says. */
 const API_PREFIXES = ['/.well-known', '/token', '/register', '/revoke', '/introspect', '/jwks', '/metrics', '/healthz', '/readyz'];
 
-/** A browser navigating to an unknown page (GET asking for HTML, outside the API endpoints) gets the styled page. */
+/**
+ * A browser navigating to an unknown page, or submitting a form to one (a GET or a POST asking for HTML, outside the
+ * API endpoints), gets the styled page: a stale console form (a grant id that cannot be routed) answered JSON to a
+ * person. Programs never ask for HTML: MCP clients send `Accept: application/json, text/event-stream`.
+ */
 export function notFoundFormat(request: FastifyRequest): ErrorFormat {
-  if (request.method !== 'GET' && request.method !== 'HEAD') return 'oauth-json';
+  if (request.method !== 'GET' && request.method !== 'HEAD' && request.method !== 'POST') return 'oauth-json';
   if (!/\btext\/html\b/.test(String(request.headers.accept ?? ''))) return 'oauth-json';
   const path = request.url.split('?')[0] ?? '';
   return API_PREFIXES.some((prefix) => path === prefix || path.startsWith(`${prefix}/`)) ? 'oauth-json' : 'html';

@@ -55,13 +55,18 @@ describe('landing page', () => {
     assert.equal(page.statusCode, 404);
     assert.match(page.headers['content-type'] ?? '', /^text\/html/);
     assert.ok(page.body.includes('start page'));
+    // A form submitted to a page that does not exist (a stale console form) is a person too.
+    const form = await app.inject({ url: '/admin/nonexistent', method: 'POST', headers: { accept: 'text/html', 'content-type': 'application/x-www-form-urlencoded' }, payload: 'a=b' });
+    assert.equal(form.statusCode, 404);
+    assert.match(form.headers['content-type'] ?? '', /^text\/html/);
 
     for (const request of [
       { url: '/no-such-page', headers: { accept: 'application/json' } },
       { url: '/no-such-page', headers: {} },
       { url: '/.well-known/unknown', headers: { accept: 'text/html' } },
       { url: '/token/x', headers: { accept: 'text/html' } },
-      { url: '/no-such-page', method: 'POST' as const, headers: { accept: 'text/html' } },
+      { url: '/no-such-page', method: 'POST' as const, headers: { accept: 'application/json, text/event-stream' } },
+      { url: '/no-such-page', method: 'DELETE' as const, headers: { accept: 'text/html' } },
     ]) {
       const response = await app.inject(request);
       assert.equal(response.statusCode, 404, request.url);

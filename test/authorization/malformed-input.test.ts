@@ -111,6 +111,13 @@ describe('malformed input', () => {
     assert.equal(browser.status, 400);
     assert.match(browser.headers.get('content-type') ?? '', /^text\/html/);
     assert.ok(browser.headers.get('x-request-id'));
+    const form = await fetch(`${server.publicUrl}${path}`, {
+      method: 'POST',
+      headers: { accept: 'text/html', 'content-type': 'application/x-www-form-urlencoded' },
+      body: 'consent_state=x',
+    });
+    assert.equal(form.status, 400);
+    assert.match(form.headers.get('content-type') ?? '', /^text\/html/, 'a form submitted to such a link is a person too');
     const program = await fetch(`${server.publicUrl}${path}`);
     assert.equal(program.status, 400);
     assert.equal(((await program.json()) as { error: string }).error, 'invalid_request');

@@ -10,7 +10,7 @@ import { decideClientIdUrl } from './client-metadata-policy.ts';
 import type { ProtectedResources } from './protected-resources.ts';
 import { DPOP_SIGNING_ALGS } from '../protocol/dpop.ts';
 import { hasPrivateUseRedirectUri, redirectUrisProblem } from './redirect-uri-policy.ts';
-import { requireNamedResource } from './grants/client-credentials.ts';
+import { clientCredentialsScopeProblem, requireNamedResource } from './grants/client-credentials.ts';
 import { jwtBearerGrantMetadata } from './grants/jwt-bearer-grant.ts';
 import { clientAssertionTimeProblem } from './grants/assertion-replay.ts';
 import { resourceServerInfo } from './resource-server-info.ts';
@@ -208,9 +208,11 @@ export function providerConfiguration(input: ProviderConfigurationInput): Config
           return oneOf ?? resources.defaultResource?.resource;
         },
         useGrantedResource: () => true,
-        getResourceServerInfo(_ctx: unknown, resourceIndicator: string) {
+        getResourceServerInfo(koaCtx: KoaContextWithOIDC, resourceIndicator: string) {
           const entry = resources.find(resourceIndicator);
           if (entry === undefined) throw new errors.InvalidTarget('resource is not a protected resource of this gateway');
+          const scopeProblem = clientCredentialsScopeProblem(koaCtx, entry);
+          if (scopeProblem !== undefined) throw new errors.InvalidScope(scopeProblem);
           return resourceServerInfo(entry, { accessTokenTtlSeconds: authorization.accessTokenTtlSeconds, signingAlg });
         },
       },

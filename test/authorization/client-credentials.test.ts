@@ -147,6 +147,24 @@ describe('client credentials: agents without a browser', () => {
     await accepted.body?.cancel();
   });
 
+  it('answers a scope the MCP server does not offer with invalid_scope, and gives a request naming none the required scopes', async () => {
+    // oidc-provider dropped unknown scopes and issued a token with none, which every call then refused.
+    const resource = `${stack.server.publicUrl}/mcp`;
+    const unnamed = await token({ grant_type: 'client_credentials', resource }, basic('report-bot', SECRET));
+    assert.equal(unnamed.status, 200);
+    assert.equal(((await unnamed.json()) as { scope: string }).scope, 'mcp:tools');
+    for (const scope of ['admin', 'mcp:tools admin']) {
+      const response = await token({ grant_type: 'client_credentials', resource, ...(scope === undefined ? {} : { scope }) }, basic('report-bot', SECRET));
+      assert.equal(response.status, 400, String(scope));
+      const body = (await response.json()) as { error: string; error_description: string };
+      assert.equal(body.error, 'invalid_scope', String(scope));
+      assert.match(body.error_description, /admin: not a scope of this MCP server \(it offers mcp:tools\)/);
+    }
+    const granted = await token({ grant_type: 'client_credentials', resource, scope: 'mcp:tools' }, basic('report-bot', SECRET));
+    assert.equal(granted.status, 200);
+    assert.equal(((await granted.json()) as { scope: string }).scope, 'mcp:tools');
+  });
+
   it('answers a replayed DPoP proof invalid_dpop_proof (RFC 9449 §5), not invalid_grant', async () => {
     const key = await createDpopKey();
     const proof = await dpopProof(key, { htm: 'POST', htu: `${stack.server.publicUrl}/token` });

@@ -1,6 +1,7 @@
 import type { KoaContextWithOIDC } from 'oidc-provider';
 import { errors } from 'oidc-provider';
 import { APP_ONLY_CLAIM, appOnlyGrantId } from '../../protocol/app-only.ts';
+import type { ProtectedResource } from '../protected-resources.ts';
 
 /**
  * The OAuth client credentials grant for agents without a browser (MCP client-credentials extension, OAuth 2.1 §4.2).
@@ -17,6 +18,26 @@ export function requireNamedResource(ctx: KoaContextWithOIDC): void {
   if (ctx.oidc.params?.grant_type === CLIENT_CREDENTIALS_GRANT) {
     throw new errors.InvalidTarget('the client credentials grant needs `resource`: the URL of the MCP server the token is for');
   }
+}
+
+/**
+ * The scopes of a client-credentials request, against the MCP server it names. oidc-provider drops scopes it does not
+ * know, and with none asked issues a token with none: either way a token every call then refused, and the agent's
+ * developer learned nothing from /token. Now a scope the server does not offer is RFC 6749 §5.2 `invalid_scope` (the
+ * description lists what it offers), and a request naming none gets the server's required scopes, as an interactive
+ * authorization without a scope does (provider-middleware.ts, installDefaultScopes). Other grants are untouched.
+ *
+ * Runs from `getResourceServerInfo`, which the grant calls before it reads `scope`: the default is written into the
+ * request's parameters there.
+ */
+export function clientCredentialsScopeProblem(ctx: KoaContextWithOIDC, resource: ProtectedResource): string | undefined {
+  const params = ctx.oidc?.params;
+  if (params?.grant_type !== CLIENT_CREDENTIALS_GRANT) return undefined;
+  const requested = typeof params.scope === 'string' ? params.scope.split(' ').filter(Boolean) : [];
+  const unknown = requested.filter((scope) => !Object.hasOwn(resource.scopes, scope));
+  if (unknown.length > 0) return `${unknown.join(' ')}: not a scope of this MCP server (it offers ${Object.keys(resource.scopes).join(' ') || 'none'})`;
+  if (requested.length === 0 && resource.route.requiredScopes.length > 0) params.scope = resource.route.requiredScopes.join(' ');
+  return undefined;
 }
 
 interface IssuedToken {

@@ -1,3 +1,4 @@
+import { cappedFetch, PROVIDER_RESPONSE_LIMIT_BYTES } from '../runtime/capped-fetch.ts';
 import { createServer } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import type { DestinationStream, LevelWithSilent, Logger } from 'pino';
@@ -125,7 +126,9 @@ export async function startGateway(options: StartGatewayOptions): Promise<Runnin
     const keyring = await loadKeyring({ store, keysConfig: config.keys, clock, logger, random: cryptoRandom });
     cleanups.push(() => keyring.close());
 
-    const ctx: GatehouseContext = { config, publicUrl, store, keyring, clock, random: cryptoRandom, logger, fetch: globalThis.fetch };
+    // Outbound answers (the identity provider's, the backends' health probes) are read whole: bounded here.
+    const fetch = cappedFetch(globalThis.fetch, PROVIDER_RESPONSE_LIMIT_BYTES);
+    const ctx: GatehouseContext = { config, publicUrl, store, keyring, clock, random: cryptoRandom, logger, fetch };
     const tracing = await loadTracing(io.env, logger);
     // Closed last of all: the spans of the final requests are exported after the server stopped.
     cleanups.unshift(() => tracing.shutdown());

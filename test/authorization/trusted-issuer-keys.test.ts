@@ -6,6 +6,7 @@ import { verifyJwtAssertion } from '../../src/authorization/grants/verify-assert
 import { TokenEndpointError } from '../../src/errors/token-endpoint-error.ts';
 import { UpstreamError } from '../../src/upstream/errors.ts';
 import { upstreamJwks, verifyIdToken } from '../../src/upstream/id-token.ts';
+import { cappedFetch, PROVIDER_RESPONSE_LIMIT_BYTES } from '../../src/runtime/capped-fetch.ts';
 import { ManualClock } from '../../src/runtime/clock.ts';
 
 /**
@@ -87,6 +88,18 @@ describe("an issuer's key set out of reach is its outage, not a bad assertion", 
       assert.deepEqual([error.status, error.error], [503, 'temporarily_unavailable']);
     });
   }
+
+  it('answers 503 when the key set is larger than a provider answer may be (read through the capped fetch)', async () => {
+    const huge = () => new Response(new ReadableStream({ pull: (controller) => controller.enqueue(new Uint8Array(64 * 1024).fill(0x20)) }));
+    const { fetch } = countingFetch(async () => huge());
+    const keys = trustedIssuerKeys({ fetch: cappedFetch(fetch, PROVIDER_RESPONSE_LIMIT_BYTES), clock })({ issuer: ISSUER, jwksUri: `${ISSUER}/jwks` });
+    const error = await verifyJwtAssertion(assertion, keys, clock, expected).then(
+      () => assert.fail('verified'),
+      (failure: unknown) => failure,
+    );
+    assert.ok(error instanceof TokenEndpointError);
+    assert.deepEqual([error.status, error.error], [503, 'temporarily_unavailable']);
+  });
 
   it('still answers invalid_grant for a signature the key set does not verify', async () => {
     const { fetch } = countingFetch(async () => Response.json(jwks));

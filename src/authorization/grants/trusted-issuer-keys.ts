@@ -1,6 +1,7 @@
 import type { JWTVerifyGetKey } from 'jose';
 import { z } from 'zod';
 import { systemClock, type Clock } from '../../runtime/clock.ts';
+import { cappedFetch, PROVIDER_RESPONSE_LIMIT_BYTES } from '../../runtime/capped-fetch.ts';
 import { isLoopbackHttp } from '../../upstream/discovery.ts';
 import { upstreamJwks } from '../../upstream/id-token.ts';
 
@@ -27,7 +28,7 @@ const DISCOVERY_RETRY_MS = 30_000;
 const discoveryDocument = z.object({ issuer: z.string(), jwks_uri: z.string().url() });
 
 export function trustedIssuerKeys(options: TrustedIssuerKeysOptions = {}): (issuer: TrustedIssuer) => JWTVerifyGetKey {
-  const fetch = options.fetch ?? globalThis.fetch;
+  const fetch = options.fetch ?? cappedFetch(globalThis.fetch, PROVIDER_RESPONSE_LIMIT_BYTES);
   const timeoutMs = options.timeoutMs ?? 5_000;
   const clock = options.clock ?? systemClock;
   const byIssuer = new Map<string, JWTVerifyGetKey>();

@@ -18,6 +18,8 @@ export const PROVIDER_RESPONSE_LIMIT_BYTES = 1024 * 1024;
 export function cappedFetch(fetch: typeof globalThis.fetch, maxBytes: number): typeof globalThis.fetch {
   return async (input, init) => {
     const response = await fetch(input, init);
+    // A HEAD answer has no body; its Content-Length is the GET's (a health probe must not read it as too large).
+    if ((init?.method ?? (input instanceof Request ? input.method : 'GET')).toUpperCase() === 'HEAD') return response;
     const url = input instanceof Request ? input.url : String(input);
     const declared = Number(response.headers.get('content-length') ?? '0');
     if (declared > maxBytes) {

@@ -30,6 +30,11 @@ describe('cappedFetch', () => {
     await assert.rejects(fetch('https://idp.example/jwks'), ResponseTooLargeError);
   });
 
+  it("leaves a HEAD answer alone: its Content-Length is the GET's", async () => {
+    const fetch = cappedFetch(answering(() => new Response(null, { status: 200, headers: { 'content-length': '50000000' } })), 1024);
+    assert.equal((await fetch('https://backend.example/mcp', { method: 'HEAD' })).status, 200);
+  });
+
   it('fails the read of a body that grows past the limit (no length declared)', async () => {
     const fetch = cappedFetch(answering(() => new Response(streamOf(4 * 1024 * 1024))), 1024 * 1024);
     const response = await fetch('https://idp.example/jwks');

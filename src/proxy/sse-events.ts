@@ -16,7 +16,23 @@ import { createParser, type EventSourceMessage } from 'eventsource-parser';
  */
 export type SseEvent = EventSourceMessage;
 
+/**
+ * The longest event the gateway holds while it waits for the event's end: a stream it reads is parsed event by event,
+ * and the parser would otherwise keep any number of bytes of an event that never ends (one backend, one stream, all
+ * the gateway's memory). A `tools/list` with large schemas, or a tool result with an image, is far below it.
+ */
+export const SSE_EVENT_LIMIT_BYTES = 16 * 1024 * 1024;
+
+export class SseEventTooLargeError extends Error {
+  constructor(limit: number) {
+    super(`an event of the stream is larger than ${limit} bytes`);
+    this.name = 'SseEventTooLargeError';
+  }
+}
+
 export interface SseEventTransformOptions {
+  /** The longest event held (SSE_EVENT_LIMIT_BYTES by default); a longer one fails the stream. */
+  maxEventBytes?: number;
   /** Called with the size of everything emitted (audit byte counts), so no extra counting stage is needed. */
   onBytes?: (bytes: number) => void;
   /**
@@ -33,13 +49,17 @@ export function sseEventTransform(
   rewrite: (event: SseEvent) => SseEvent | null | Promise<SseEvent | null>,
   options: SseEventTransformOptions = {},
 ): Transform {
-  const { onBytes, passThroughAfter } = options;
+  const { onBytes, passThroughAfter, maxEventBytes = SSE_EVENT_LIMIT_BYTES } = options;
   const decoder = new TextDecoder('utf-8');
   let passingThrough = false;
   let out: Array<string | Promise<string>> = [];
   let failure: unknown;
+  /** Text fed since the parser last completed something: what it may be holding (at most a chunk over). */
+  let held = 0;
+  let completed = false;
   const parser = createParser({
     onEvent(event) {
+      completed = true;
       try {
         const rewritten = rewrite(event);
         out.push(rewritten instanceof Promise ? rewritten.then(formatOrDrop) : formatOrDrop(rewritten));
@@ -47,13 +67,22 @@ export function sseEventTransform(
         failure ??= error;
       }
     },
-    onComment: (comment) => out.push(`:${comment === '' ? '' : ` ${comment}`}\n\n`),
-    onRetry: (retry) => out.push(`retry: ${retry}\n\n`),
+    onComment: (comment) => {
+      completed = true;
+      out.push(`:${comment === '' ? '' : ` ${comment}`}\n\n`);
+    },
+    onRetry: (retry) => {
+      completed = true;
+      out.push(`retry: ${retry}\n\n`);
+    },
   });
 
   /** Feeds decoded text; pushes what it completed, in order, once every asynchronous rewrite has settled. */
   const feed = (stream: Transform, text: string, done: (error?: Error | null) => void) => {
+    completed = false;
     parser.feed(text);
+    held = completed ? 0 : held + text.length;
+    if (held > maxEventBytes) failure ??= new SseEventTooLargeError(maxEventBytes);
     const parts = out;
     out = [];
     if (failure) {

@@ -12,7 +12,7 @@ import type { RouteState } from './route-state.ts';
 import { trackOpenStream } from './stream-metrics.ts';
 import { deniedTools } from './tool-policy.ts';
 import { screenToolsListJson, screenToolsListSseEvent, type ReviewTools } from './tools-list-filter.ts';
-import { sseEventTransform } from './sse-events.ts';
+import { SSE_EVENT_LIMIT_BYTES, sseEventTransform } from './sse-events.ts';
 
 /**
  * The Streamable HTTP transport, every revision: 2026-07-28 (stateless POSTs with mirrored `Mcp-Method`/`Mcp-Name`
@@ -78,18 +78,32 @@ async function updateSessionBinding(exchange: McpExchange, response: BackendResp
 }
 
 /**
- * A backend that refuses the gateway's identity, or answers a POST with something that is not MCP, is a 502 — except
- * a 401 `insufficient_claims` that is a step-up the user can complete (backend-step-up.ts): the client gets the
- * gateway's own 401 challenge and re-authorizes.
+ * A backend that refuses the gateway's identity, or answers with something that is not MCP, is a 502 — except a 401
+ * `insufficient_claims` that is a step-up the user can complete (backend-step-up.ts): the client gets the gateway's
+ * own 401 challenge and re-authorizes. Not MCP:
+ * - a redirect: the client would follow it wherever the backend points (a cloud metadata address, an internal host);
+ * - a success answering a POST with a body that is neither JSON nor SSE (202 and 204 carry none), whatever the 2xx:
+ *   a client reads a 201 as a 200, so an unscreened `tools/list` could ride on it;
+ * - a success answering the GET stream that is not SSE: a client may read it as SSE without looking at the type
+ *   (the TypeScript SDK does), so it was a stream the `tools/list` screen and grant revocation never saw.
  */
 export function refuseNonMcpAnswer(exchange: McpExchange): void | Promise<void> {
   const response = backendResponse(exchange);
+  const status = response.statusCode;
   // Only a refusal may need the store (a step-up challenge); an answer that passes returns no promise.
-  if (response.statusCode === 401 || response.statusCode === 403) return shared.refuseBackendRefusal(exchange, response);
-  if (exchange.post && response.statusCode === 200 && !MCP_RESPONSE_TYPES.has(mediaType(response.headers))) {
-    response.body.resume();
-    throw new ProtocolError('bad_gateway', `The backend of ${exchange.state.route.path} answered with something that is not MCP.`);
+  if (status === 401 || status === 403) return shared.refuseBackendRefusal(exchange, response);
+  if (status >= 300 && status < 400) throw notMcp(exchange, response, 'a redirect');
+  if (status < 200 || status >= 300) return;
+  const method = exchange.request.method;
+  if (method === 'POST' && status !== 202 && status !== 204 && !MCP_RESPONSE_TYPES.has(mediaType(response.headers))) {
+    throw notMcp(exchange, response, 'something that is not MCP');
   }
+  if (method === 'GET' && mediaType(response.headers) !== 'text/event-stream') throw notMcp(exchange, response, 'a stream that is not SSE');
+}
+
+function notMcp(exchange: McpExchange, response: BackendResponse, what: string): ProtocolError {
+  response.body.resume();
+  return new ProtocolError('bad_gateway', `The backend of ${exchange.state.route.path} answered with ${what}.`, { detail: `backend status ${response.statusCode}` });
 }
 
 /** In order; the README table of src/proxy is checked against these names. */
@@ -120,7 +134,7 @@ async function relayToClient(exchange: McpExchange): Promise<void> {
   const { runtime, state, reply, draft } = exchange;
   const response = backendResponse(exchange);
   const body = await toolsListBody(state, response, exchange.denied, exchange.reviewTools);
-  if (response.statusCode === 200 && mediaType(response.headers) === 'text/event-stream') {
+  if (response.statusCode >= 200 && response.statusCode < 300 && mediaType(response.headers) === 'text/event-stream') {
     trackOpenStream(reply, runtime.metrics, { route: state.route.path, transport: 'streamable-http' });
     runtime.grantStreams.track(authorized(exchange).claims.grantId, reply.raw, draft);
   }
@@ -149,9 +163,21 @@ async function toolsListBody(
   let body: Buffer;
   try {
     const chunks: Buffer[] = [];
-    for await (const chunk of response.body) chunks.push(chunk as Buffer);
+    let received = 0;
+    for await (const chunk of response.body) {
+      received += (chunk as Buffer).length;
+      // Read whole to be screened: bounded like one event of a stream (sse-events.ts).
+      if (received > SSE_EVENT_LIMIT_BYTES) {
+        response.body.destroy();
+        throw new ProtocolError('bad_gateway', `The backend of ${state.route.path} answered a tools/list larger than the gateway screens.`, {
+          detail: `tools/list answer over ${SSE_EVENT_LIMIT_BYTES} bytes`,
+        });
+      }
+      chunks.push(chunk as Buffer);
+    }
     body = Buffer.concat(chunks);
   } catch (error) {
+    if (error instanceof ProtocolError) throw error;
     throw backendFailure(state.route, error);
   }
   return Readable.from([await screenToolsListJson(body, denied, review)]);

@@ -41,6 +41,19 @@ before(async () => {
   const reset = await tcp((socket) => socket.resetAndDestroy());
   const garbage = await tcp((socket) => socket.end('this is not HTTP at all\r\n\r\n'));
   const html = await http((_req, res) => res.writeHead(200, { 'content-type': 'text/html' }).end('<h1>hi</h1>'));
+  // Not MCP either: a redirect the client would follow anywhere; a 2xx other than 200 in another type (a client reads
+  // a 201 as a 200); a GET stream that is not SSE (the TypeScript SDK reads it as SSE without looking).
+  const redirect = await http((_req, res) => res.writeHead(302, { location: 'http://169.254.169.254/latest/meta-data/' }).end());
+  const created = await http((_req, res) => res.writeHead(201, { 'content-type': 'application/x-ndjson' }).end('{"jsonrpc":"2.0","id":4,"result":{}}\n'));
+  // A tools/list answer screened on a route with a denied tool is read whole: 17 MB of it is over what is screened.
+  const hugeList = await http((_req, res) => {
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.end(`{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"echo","description":"${'d'.repeat(17 * 1024 * 1024)}"}]}}`);
+  });
+  const plainStream = await http((req, res) => {
+    if (req.method === 'GET') res.writeHead(200, { 'content-type': 'text/plain' }).write('event: message\ndata: {"jsonrpc":"2.0","id":1,"result":{"tools":[]}}\n\n');
+    else res.writeHead(200, { 'content-type': 'application/json' }).end('{"jsonrpc":"2.0","id":4,"result":{}}');
+  });
   // A JSON answer cut after its head and part of its body (the gateway collects a JSON answer before sending it).
   const cut = await http((_req, res) => {
     res.writeHead(200, { 'content-type': 'application/json' });
@@ -107,6 +120,10 @@ before(async () => {
         route('/reset', reset),
         route('/garbage', garbage),
         route('/html', html),
+        route('/redirect', redirect),
+        route('/created', created),
+        route('/plain-stream', plainStream),
+        { ...route('/huge-list', hugeList), tools: { secret_tool: { scopes: ['admin'] } } },
         route('/cut', cut),
         route('/stream', stream),
         route('/idle', idle, { idleStreamMs: 200 }),
@@ -135,6 +152,8 @@ describe('backend failures', () => {
     ['/garbage', 502],
     ['/html', 502],
     ['/cut', 502],
+    ['/redirect', 502],
+    ['/created', 502],
   ];
   for (const [path, status] of cases) {
     it(`answers ${status} with a JSON-RPC error naming the route when the backend at ${path} fails`, async () => {
@@ -147,6 +166,23 @@ describe('backend failures', () => {
       assert.ok(!body.error.message.includes('127.0.0.1'), 'no backend address leaks');
     });
   }
+});
+
+describe('a tools/list answer larger than the gateway screens', () => {
+  it('is a 502, not held in memory whole however large', async () => {
+    const response = await mcpPost(`${gateway.url}/huge-list`, await token('/huge-list'), { jsonrpc: '2.0', id: 1, method: 'tools/list' });
+    assert.equal(response.status, 502);
+    assert.match(((await response.json()) as { error: { message: string } }).error.message, /tools\/list larger than the gateway screens/);
+  });
+});
+
+describe('a GET stream that is not SSE', () => {
+  it('is a 502: neither relayed unscreened nor left open outside grant revocation', async () => {
+    const response = await fetch(`${gateway.url}/plain-stream`, { headers: { authorization: `Bearer ${await token('/plain-stream')}`, accept: 'text/event-stream' } });
+    assert.equal(response.status, 502);
+    const body = (await response.json()) as { error: { message: string } };
+    assert.match(body.error.message, /\/plain-stream answered with a stream that is not SSE/);
+  });
 });
 
 describe('a backend answering 5xx', () => {

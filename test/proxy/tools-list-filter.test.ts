@@ -3,6 +3,7 @@ import { Readable } from 'node:stream';
 import { describe, it } from 'node:test';
 import { ProtocolError } from '../../src/errors/protocol-error.ts';
 import { filterToolsListJson, toolsListSseFilter } from '../../src/proxy/tools-list-filter.ts';
+import { SseEventTooLargeError, sseEventTransform } from '../../src/proxy/sse-events.ts';
 
 const denied = new Set(['secret_tool']);
 const result = { jsonrpc: '2.0', id: 1, result: { tools: [{ name: 'echo' }, { name: 'secret_tool' }], nextCursor: 'c' } };
@@ -76,5 +77,35 @@ describe('tools/list filtering', () => {
   it('handles CRLF line endings', async () => {
     const out = await throughSse([`event: message\r\ndata: ${JSON.stringify(result)}\r\n\r\n`]);
     assert.ok(!out.includes('secret_tool'));
+  });
+});
+
+describe('an event that never ends', () => {
+  // eventsource-parser keeps every byte of an unfinished event: one backend sending `data: ` and then hundreds of MB
+  // without a line end grew the gateway's heap by as much.
+  it('fails the stream once the event it holds is larger than the limit, instead of holding it', async () => {
+    const transform = sseEventTransform((event) => event, { maxEventBytes: 64 * 1024 });
+    const chunk = 'x'.repeat(16 * 1024);
+    const source = Readable.from(
+      (function* () {
+        yield 'event: message\ndata: {"ok":true}\n\n';
+        yield 'data: ';
+        for (let index = 0; index < 1000; index++) yield chunk;
+      })(),
+    );
+    let out = '';
+    transform.on('data', (piece: Buffer) => (out += String(piece)));
+    const failed = new Promise((resolve) => transform.once('error', resolve));
+    source.pipe(transform);
+    assert.ok((await failed) instanceof SseEventTooLargeError);
+    assert.equal(out, 'event: message\ndata: {"ok":true}\n\n', 'the complete event before it was relayed');
+  });
+
+  it('passes events under the limit however many there are', async () => {
+    const transform = sseEventTransform((event) => event, { maxEventBytes: 1024 });
+    const events = Array.from({ length: 200 }, (_, index) => `data: ${'y'.repeat(500)}${index}\n\n`);
+    let count = 0;
+    for await (const piece of Readable.from(events).pipe(transform)) count += String(piece).split('\n\n').length - 1;
+    assert.equal(count, 200);
   });
 });

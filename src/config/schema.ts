@@ -272,7 +272,12 @@ export const upstreamSchema = z
           .optional()
           .describe('Claim that identifies the user (default `oid` for entra, `sub` for generic); the subject is `<tid>/<value>` or `<issuer>#<value>`.'),
         name: z.string().optional().describe('Claim with the display name (default `name`).'),
-        email: z.string().optional().describe('Claim with the email address (default `email`; entra falls back to `preferred_username`/`upn`).'),
+        email: z
+          .string()
+          .optional()
+          .describe(
+            'Claim with the email address (default `email`, used only when the provider vouches for it: `email_verified`, or `xms_edov` for entra, which otherwise uses `preferred_username`/`upn`; a claim named here is trusted as it is).',
+          ),
         groups: z
           .array(z.string())
           .optional()

@@ -15,6 +15,21 @@ export function oidcSubject(issuer: string, sub: string): string {
 const emailLike = (value: string | undefined): string | undefined => (value && value.includes('@') ? value : undefined);
 
 /**
+ * The `email` claim only when the provider vouches for it. An address is what `admin.users` and tool policies
+ * (`user.email`) match, and many providers let a user type any address into their profile: with an unverified
+ * `email` of an admin's address, anyone signing in at the same provider was an admin. OpenID Connect says so with
+ * `email_verified` (Core §5.1); Entra's `email` is an optional, user-editable claim whose domain only `xms_edov`
+ * vouches for (the "nOAuth" attack), and its sign-in name (`preferred_username`/`upn`, in a domain the tenant
+ * verified) is used instead. A claim the operator mapped by another name (`upstream.claims.email`) is theirs to vouch for.
+ */
+function verifiedEmail(claims: JWTPayload, mapping: ClaimMapping): string | undefined {
+  const email = stringClaim(claims, mapping.email);
+  if (email === undefined || mapping.email !== 'email') return email;
+  const vouched = mapping.preset === 'entra' ? claims.xms_edov : claims.email_verified;
+  return vouched === true || vouched === 'true' || vouched === 1 || vouched === '1' ? email : undefined;
+}
+
+/**
  * The identity a validated ID token (merged with userinfo where the mapping asked for it) describes, per the claim
  * mapping (src/upstream/claim-mapping.ts documents both subject formats).
  */
@@ -37,7 +52,7 @@ export function identityFromClaims(claims: JWTPayload, mapping: ClaimMapping): U
   const name = stringClaim(claims, mapping.name);
   // Entra has `email` only as an optional claim; its sign-in name is usually the address.
   const email =
-    stringClaim(claims, mapping.email) ??
+    verifiedEmail(claims, mapping) ??
     (mapping.preset === 'entra' ? emailLike(stringClaim(claims, 'preferred_username') ?? stringClaim(claims, 'upn')) : undefined);
   if (name) identity.name = name;
   if (email) identity.email = email;

@@ -11,7 +11,7 @@ describe('upstream claim mapping', () => {
   it('generic preset: <issuer>#<sub>, groups from the groups claim, userinfo when a claim is missing', () => {
     const mapping = claimMappingFor(upstream({ issuer: 'https://idp.example.com' }));
     assert.deepEqual(mapping, { preset: 'generic', subject: 'sub', name: 'name', email: 'email', groups: ['groups'], userinfo: 'auto' });
-    const identity = identityFromClaims({ iss: 'https://idp.example.com', sub: 'u1', name: 'U', email: 'u@x', groups: ['a', 'a', 'b'] }, mapping);
+    const identity = identityFromClaims({ iss: 'https://idp.example.com', sub: 'u1', name: 'U', email: 'u@x', email_verified: true, groups: ['a', 'a', 'b'] }, mapping);
     assert.deepEqual(identity, { subject: 'https://idp.example.com#u1', issuer: 'https://idp.example.com', groups: ['a', 'b'], name: 'U', email: 'u@x' });
     assert.equal(wantsUserinfo({ iss: 'i', sub: 'u1' }, mapping), true, 'a conformant ID token without scope claims');
     assert.equal(wantsUserinfo({ iss: 'i', sub: 'u1', name: 'U', email: 'u@x', groups: [] }, mapping), false);
@@ -25,6 +25,22 @@ describe('upstream claim mapping', () => {
     assert.equal(identity.subject, 't1/o1');
     assert.equal(identity.email, 'a@contoso.example');
     assert.deepEqual(identity.groups, ['Admin']);
+  });
+
+  it('uses an `email` only when the provider vouches for it: email_verified (OIDC), xms_edov (Entra)', () => {
+    // Many providers let a user type any address into their profile; admin.users and tool policies match addresses.
+    const generic = claimMappingFor(upstream({ issuer: 'https://idp.example.com' }));
+    const claims = { iss: 'https://idp.example.com', sub: 'mallory', email: 'admin@corp.example' };
+    assert.equal(identityFromClaims(claims, generic).email, undefined);
+    assert.equal(identityFromClaims({ ...claims, email_verified: false }, generic).email, undefined);
+    assert.equal(identityFromClaims({ ...claims, email_verified: 'true' }, generic).email, 'admin@corp.example');
+    const entra = claimMappingFor(upstream({ type: 'entra', entra: { tenantId: 'contoso.example' } }));
+    const entraClaims = { iss: 'x', tid: 'T1', oid: 'o1', email: 'admin@corp.example', preferred_username: 'mallory@contoso.example' };
+    assert.equal(identityFromClaims(entraClaims, entra).email, 'mallory@contoso.example', 'the sign-in name, not the editable email');
+    assert.equal(identityFromClaims({ ...entraClaims, xms_edov: true }, entra).email, 'admin@corp.example');
+    // A claim the operator mapped by another name is theirs to vouch for.
+    const custom = claimMappingFor(upstream({ issuer: 'https://idp.example.com', claims: { email: 'mail' } }));
+    assert.equal(identityFromClaims({ ...claims, mail: 'kim@corp.example' }, custom).email, 'kim@corp.example');
   });
 
   it('maps custom claims (Keycloak-style roles, a username as name)', () => {

@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { readOperatorFileSync } from '../config/operator-file.ts';
 import { ConfigError } from '../config/config-error.ts';
 import { loadConfig, type LoadConfigOptions, type LoadedConfig } from '../config/load.ts';
 import type { GatehouseConfig } from '../config/schema.ts';
@@ -33,7 +33,7 @@ function checkKeySetFile(config: GatehouseConfig): string[] {
   if (config.keys.source !== 'file' || !file) return [];
   let text: string;
   try {
-    text = readFileSync(file, 'utf8');
+    text = readOperatorFileSync(file);
   } catch {
     return []; // an unreadable file is already a problem from the config rules
   }

@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { readOperatorFileSync } from '../config/operator-file.ts';
 import cookie from '@fastify/cookie';
 import formbody from '@fastify/formbody';
 import type { FastifyPluginAsync } from 'fastify';
@@ -74,7 +74,7 @@ export async function createAuthorizationServer(ctx: GatehouseContext, deps: Aut
     maxBytes: Math.max(cimd.maxBytes, OTHER_FETCH_LIMIT_BYTES),
     timeoutMs: cimd.timeoutMs,
     allowLoopback: cimd.allowLoopback,
-    ...(cimd.trustedCaFile === undefined ? {} : { extraCa: readFileSync(cimd.trustedCaFile, 'utf8') }),
+    ...(cimd.trustedCaFile === undefined ? {} : { extraCa: readOperatorFileSync(cimd.trustedCaFile) }),
     ...deps.clientMetadataFetch,
   });
 

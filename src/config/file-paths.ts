@@ -1,5 +1,6 @@
 import { isAbsolute, resolve } from 'node:path';
 import { isRecord } from './schema-introspection.ts';
+import { OPERATOR_FILE_LIMIT_BYTES } from './operator-file.ts';
 
 /**
  * Settings that name files. A relative path written in the config file is relative to that file (so
@@ -42,5 +43,8 @@ export function unreadableFileReason(error: unknown): string {
   if (code === 'ENOENT') return 'does not exist';
   if (code === 'EACCES') return 'is not readable (permission denied)';
   if (code === 'EISDIR') return 'is a directory';
+  if (code === 'GH_NOT_REGULAR_FILE') return 'is not a regular file (a FIFO, a device, a socket)';
+  if (code === 'GH_FILE_TOO_LARGE') return `is larger than ${OPERATOR_FILE_LIMIT_BYTES / 1024 / 1024} MB`;
+  if (code === 'GH_FILE_NOT_UTF8') return 'is not UTF-8 text';
   return `cannot be read (${code ?? 'error'})`;
 }

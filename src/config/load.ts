@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { readOperatorFileSync } from './operator-file.ts';
 import { dirname, resolve } from 'node:path';
 import { checkConfigRules } from './config-rules.ts';
 import { ConfigError } from './config-error.ts';
@@ -84,7 +84,7 @@ export function loadConfig(options: LoadConfigOptions): LoadedConfig {
 function readConfigFile(file: string, shownAs: string): Record<string, unknown> {
   let text: string;
   try {
-    text = readFileSync(file, 'utf8');
+    text = readOperatorFileSync(file);
   } catch (error) {
     throw new ConfigError([`config file ${unreadableFileReason(error)} — check the path, or run \`gatehouse init\` to write one`], shownAs);
   }

@@ -1,4 +1,5 @@
-import { readFile, rename, writeFile } from 'node:fs/promises';
+import { rename, writeFile } from 'node:fs/promises';
+import { readOperatorFile } from '../config/operator-file.ts';
 import type { GatehouseConfig } from '../config/schema.ts';
 import type { Clock } from '../runtime/clock.ts';
 import type { Random } from '../runtime/random.ts';
@@ -53,7 +54,7 @@ export interface FileAccess {
 }
 
 export const nodeFileAccess: FileAccess = {
-  readFile: (path) => readFile(path, 'utf8'),
+  readFile: (path) => readOperatorFile(path),
   async writeFile(path, text) {
     // Write beside, then rename: a reader (another replica, a crash mid-write) sees the old set or the new, never half.
     const temporary = `${path}.${process.pid}.tmp`;

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -115,6 +116,28 @@ describe('loadConfig: malformed input', () => {
       () => loadConfig({ file: join(dir, 'nope.yaml'), env: {}, cwd: dir }),
       (error: unknown) => error instanceof ConfigError && /config file does not exist/.test(error.problems[0] ?? ''),
     );
+  });
+
+  it('reads only a regular UTF-8 file of sane size: a FIFO, /dev/zero, a huge or a Latin-1 file is one clear line', () => {
+    // A FIFO blocked the event loop until someone wrote to it (a reload froze the gateway); /dev/zero grew memory.
+    const fifo = join(dir, 'fifo.yaml');
+    execFileSync('mkfifo', [fifo]);
+    const huge = join(dir, 'huge.yaml');
+    writeFileSync(huge, `# ${'x'.repeat(2 * 1024 * 1024)}\n${VALID}`);
+    const latin1 = join(dir, 'latin1.yaml');
+    writeFileSync(latin1, Buffer.concat([Buffer.from(VALID), Buffer.from('admin:\n  users: ["caf'), Buffer.from([0xe9]), Buffer.from('@corp.test"]\n')]));
+    for (const [file, reason] of [
+      [fifo, /config file is not a regular file/],
+      ['/dev/zero', /config file is not a regular file/],
+      [huge, /config file is larger than 1 MB/],
+      [latin1, /config file is not UTF-8 text/],
+    ] as const) {
+      assert.throws(
+        () => loadConfig({ file, env: {}, cwd: dir }),
+        (error: unknown) => error instanceof ConfigError && reason.test(error.problems[0] ?? ''),
+        file,
+      );
+    }
   });
 
   it('suggests the nearest key for an unknown key, at any depth', () => {

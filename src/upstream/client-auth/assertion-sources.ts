@@ -1,4 +1,4 @@
-import { readFile } from 'node:fs/promises';
+import { readOperatorFile } from '../../config/operator-file.ts';
 import { z } from 'zod';
 import { UpstreamError } from '../errors.ts';
 import type { AssertionSource } from './federated-assertion.ts';
@@ -17,7 +17,7 @@ export interface SourceDeps {
  * Kubernetes workload identity: the kubelet projects a service-account token into a file and rotates it in place
  * (AKS sets `AZURE_FEDERATED_TOKEN_FILE`). Read on every use, so rotation needs no restart.
  */
-export function tokenFileSource(path: string, read: (path: string) => Promise<string> = (p) => readFile(p, 'utf8')): AssertionSource {
+export function tokenFileSource(path: string, read: (path: string) => Promise<string> = (p) => readOperatorFile(p)): AssertionSource {
   return {
     kind: 'token-file',
     async fetchAssertion() {

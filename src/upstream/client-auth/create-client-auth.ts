@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { readOperatorFileSync } from '../../config/operator-file.ts';
 import { ClientSecretBasic, ClientSecretPost, type ClientAuth } from 'openid-client';
 import { ConfigError } from '../../config/config-error.ts';
 import { unreadableFileReason } from '../../config/file-paths.ts';
@@ -75,7 +75,7 @@ export function federatedAssertionSource(config: Extract<ClientAuthConfig, { met
 export function createUpstreamClientAuth(config: ClientAuthConfig, deps: ClientAuthDeps): UpstreamClientAuth & {
   federated?: FederatedAssertionProvider;
 } {
-  const read = deps.readTextFile ?? ((path: string) => readFileSync(path, 'utf8'));
+  const read = deps.readTextFile ?? ((path: string) => readOperatorFileSync(path));
   const readText = (field: string, path: string): string => {
     try {
       return read(path);

@@ -44,6 +44,8 @@ export const CONSOLE_SESSION_SECONDS = 8 * 3600;
 export const ADMIN_RECHECK_SECONDS = 5 * 60;
 
 const ID_TOKEN_CONTEXT = 'console-session:id-token';
+/** The longest display name kept in the cookie, in characters (pages show 100: web/html.ts). */
+const SEALED_NAME_LIMIT = 200;
 
 export interface ConsoleSessions {
   readonly cookieName: string;
@@ -57,12 +59,17 @@ export interface ConsoleSessions {
   end(reply: FastifyReply, session: ConsoleSession): Promise<{ idToken?: string }>;
 }
 
+/**
+ * What the sealed cookie holds: the session without its groups, which live in the server-side record (a user in many
+ * groups made a cookie over the 4 KB browsers keep, and every sign-in looped back to the IdP). `groups` is still read
+ * from a cookie sealed before that, until it expires.
+ */
 const sessionShape = z.object({
   id: z.string().min(1),
   subject: z.string(),
   name: z.string().optional(),
   email: z.string().optional(),
-  groups: z.array(z.string()),
+  groups: z.array(z.string()).optional(),
   csrf: z.string().min(1),
   expiresAt: z.number(),
   verifiedAt: z.number(),
@@ -74,12 +81,12 @@ export function createConsoleSessions(options: { keyring: Keyring; clock: Clock;
   const context = `cookie:${cookieName}`;
   const attributes = { path: '/', httpOnly: true, sameSite: 'lax' as const, secure };
 
-  function unsealed(request: FastifyRequest): ConsoleSession | undefined {
+  function unsealed(request: FastifyRequest): z.infer<typeof sessionShape> | undefined {
     const sealed = fastifyCookie.parse(request.headers.cookie ?? '')[cookieName];
     if (typeof sealed !== 'string' || sealed === '') return undefined;
     try {
       const parsed = sessionShape.safeParse(JSON.parse(keyring.unseal(sealed, context)));
-      return parsed.success && parsed.data.expiresAt > clock.now() ? (parsed.data as ConsoleSession) : undefined;
+      return parsed.success && parsed.data.expiresAt > clock.now() ? parsed.data : undefined;
     } catch {
       // Tampered, from another cookie, or sealed with a pruned key: signed out.
       return undefined;
@@ -93,15 +100,20 @@ export function createConsoleSessions(options: { keyring: Keyring; clock: Clock;
       if (session === undefined) return undefined;
       // The server-side half of the session (src/records/admin.ts); its presence is what keeps the cookie valid.
       const record = await readRecord(store, consoleSessionRecord, session.id);
-      return record !== undefined && record.subject === session.subject ? session : undefined;
+      if (record === undefined || record.subject !== session.subject) return undefined;
+      const { groups: sealedGroups, ...rest } = session;
+      return { ...rest, groups: record.groups ?? sealedGroups ?? [] } as ConsoleSession;
     },
     async start(reply, identity, idToken) {
       const now = clock.now();
+      // Name and address ride in the cookie: bounded, so an IdP's 10 KB name cannot push it past what browsers keep
+      // (an address longer than RFC 5321 allows is none).
+      const name = identity.name === undefined ? undefined : Array.from(identity.name).slice(0, SEALED_NAME_LIMIT).join('');
       const session: ConsoleSession = {
         id: random.token(),
         subject: identity.subject,
-        ...(identity.name === undefined ? {} : { name: identity.name }),
-        ...(identity.email === undefined ? {} : { email: identity.email }),
+        ...(name === undefined ? {} : { name }),
+        ...(identity.email === undefined || identity.email.length > 254 ? {} : { email: identity.email }),
         groups: identity.groups,
         csrf: random.token(),
         expiresAt: now + CONSOLE_SESSION_SECONDS * 1000,
@@ -110,10 +122,12 @@ export function createConsoleSessions(options: { keyring: Keyring; clock: Clock;
       const record = {
         subject: session.subject,
         createdAt: now,
+        groups: session.groups,
         ...(idToken === undefined ? {} : { idToken: keyring.seal(idToken, ID_TOKEN_CONTEXT) }),
       };
       await writeRecord(store, consoleSessionRecord, session.id, record, { ttlSeconds: CONSOLE_SESSION_SECONDS });
-      const value = keyring.seal(JSON.stringify(session), context);
+      const { groups: _groups, ...sealedPart } = session;
+      const value = keyring.seal(JSON.stringify(sealedPart), context);
       reply.header('set-cookie', fastifyCookie.serialize(cookieName, value, { ...attributes, maxAge: CONSOLE_SESSION_SECONDS }));
       return session;
     },

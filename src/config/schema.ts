@@ -10,8 +10,18 @@ import { cspOrigin } from './csp-source.ts';
  * Objects are strict so a typo is an error with the nearest valid key suggested, not a silently ignored setting.
  */
 
-const duration = (what: string, def: number) =>
-  z.number().int().positive().default(def).describe(what);
+/**
+ * Durations, each bounded where the value is used: a timer (Node's `setTimeout` and `AbortSignal.timeout` take at
+ * most 2³¹−1 ms; beyond, a timeout threw on every upstream call and a shutdown grace became 1 ms) or a lifetime (ten
+ * years is longer than any token, cookie or record should live, and keeps every TTL in the store's range).
+ */
+const TIMER_MAX_MS = 2_147_483_647;
+const TEN_YEARS_SECONDS = 10 * 365 * 24 * 3600;
+const milliseconds = (what: string, def: number) =>
+  z.number().int().positive().max(TIMER_MAX_MS).default(def).describe(what);
+const seconds = (what: string, def: number) =>
+  z.number().int().positive().max(TEN_YEARS_SECONDS).default(def).describe(what);
+const days = (what: string, def: number) => z.number().int().positive().max(3650).default(def).describe(what);
 
 const port = (what: string, def: number) => z.number().int().min(0).max(65_535).default(def).describe(what);
 
@@ -130,7 +140,7 @@ export const routeSchema = z
           .enum(['assertion', 'obo'])
           .default('assertion')
           .describe('`assertion`: a gateway-signed identity JWT; `obo`: a downstream token from the broker.'),
-        assertionTtlSeconds: duration('Lifetime of the identity assertion sent to the backend.', 120),
+        assertionTtlSeconds: seconds('Lifetime of the identity assertion sent to the backend.', 120),
         downstream: z
           .string()
           .optional()
@@ -152,10 +162,10 @@ export const routeSchema = z
       ),
     timeouts: z
       .object({
-        connectMs: duration('Time to connect to the backend.', 5_000),
-        responseHeadersMs: duration('Time for the backend to send response headers.', 30_000),
-        idleStreamMs: duration('An SSE stream with no bytes for this long is closed.', 15 * 60_000),
-        requestBodyMs: duration('Time a client has to send a whole request body, MCP POST or plain HTTP route (slow-loris defence).', 30_000),
+        connectMs: milliseconds('Time to connect to the backend.', 5_000),
+        responseHeadersMs: milliseconds('Time for the backend to send response headers.', 30_000),
+        idleStreamMs: milliseconds('An SSE stream with no bytes for this long is closed.', 15 * 60_000),
+        requestBodyMs: milliseconds('Time a client has to send a whole request body, MCP POST or plain HTTP route (slow-loris defence).', 30_000),
       })
       .strict()
       .default({ connectMs: 5_000, responseHeadersMs: 30_000, idleStreamMs: 15 * 60_000, requestBodyMs: 30_000 }),
@@ -292,7 +302,7 @@ export const upstreamSchema = z
       .strict()
       .default({})
       .describe('Which upstream claims make the Gatehouse identity (subject, name, email, groups) that admin.users, admin.groups and tool policies match.'),
-    timeoutMs: duration('Timeout for calls to the upstream IdP.', 10_000),
+    timeoutMs: milliseconds('Timeout for calls to the upstream IdP.', 10_000),
   })
   .strict();
 
@@ -394,7 +404,7 @@ export const configSchema = z
           .default(false)
           .describe('Trust `X-Forwarded-*` from: `true` (any), a hop count, or a list of proxy addresses/CIDRs.'),
         bodyLimitBytes: z.number().int().positive().default(4 * 1024 * 1024).describe('Largest request body accepted.'),
-        shutdownGraceMs: duration('On SIGTERM, how long in-flight requests and streams may finish.', 10_000),
+        shutdownGraceMs: milliseconds('On SIGTERM, how long in-flight requests and streams may finish.', 10_000),
         allowedOrigins: z
           .array(z.string())
           .default([])
@@ -419,7 +429,7 @@ export const configSchema = z
           .optional()
           .describe('`redis://` or `rediss://` (TLS) URL, with password if needed; use `${REDIS_URL}`.'),
         keyPrefix: z.string().default('gatehouse:').describe('Prefix for every Redis key.'),
-        purgeIntervalMs: duration('How often expired SQLite rows are purged.', 60_000),
+        purgeIntervalMs: milliseconds('How often expired SQLite rows are purged.', 60_000),
       })
       .strict()
       .default({ type: 'sqlite', sqlitePath: './.gatehouse/gatehouse.db', keyPrefix: 'gatehouse:', purgeIntervalMs: 60_000 })
@@ -438,10 +448,10 @@ export const configSchema = z
       .describe('Signing keys (published as a JWKS) and sealing keys for upstream tokens at rest.'),
     authorization: z
       .object({
-        accessTokenTtlSeconds: duration('Lifetime of access tokens.', 600),
-        authorizationCodeTtlSeconds: duration('Lifetime of authorization codes.', 60),
-        refreshTokenIdleSeconds: duration('A refresh token unused this long expires.', 14 * 24 * 3600),
-        refreshTokenAbsoluteSeconds: duration('No refresh token lives longer than this after sign-in.', 90 * 24 * 3600),
+        accessTokenTtlSeconds: seconds('Lifetime of access tokens.', 600),
+        authorizationCodeTtlSeconds: seconds('Lifetime of authorization codes.', 60),
+        refreshTokenIdleSeconds: seconds('A refresh token unused this long expires.', 14 * 24 * 3600),
+        refreshTokenAbsoluteSeconds: seconds('No refresh token lives longer than this after sign-in.', 90 * 24 * 3600),
         refreshReuseGraceSeconds: z
           .number()
           .int()
@@ -482,8 +492,8 @@ export const configSchema = z
               .describe('If non-empty, only these hosts (or `*.suffix`) may be CIMD clients; they show as verified.'),
             denyDomains: z.array(z.string()).default([]).describe('Hosts never accepted as CIMD clients.'),
             maxBytes: z.number().int().positive().default(5_120).describe('Largest metadata document accepted.'),
-            timeoutMs: duration('Time limit for fetching a metadata document.', 5_000),
-            cacheSeconds: duration('Longest a fetched document is cached (HTTP caching may shorten it).', 3_600),
+            timeoutMs: milliseconds('Time limit for fetching a metadata document.', 5_000),
+            cacheSeconds: seconds('Longest a fetched document is cached (HTTP caching may shorten it).', 3_600),
             allowLoopback: z
               .boolean()
               .default(false)
@@ -504,7 +514,7 @@ export const configSchema = z
           .array(workloadIdentitySchema)
           .default([])
           .describe('Workload identity federation: issuers whose workload tokens (Kubernetes service accounts, GitHub Actions OIDC, Entra managed identities) the token endpoint accepts with the jwt-bearer grant, for app-only tokens.'),
-        consentRememberDays: duration('How long a browser remembers an approval.', 30),
+        consentRememberDays: days('How long a browser remembers an approval.', 30),
       })
       .strict()
       .default({
@@ -527,7 +537,7 @@ export const configSchema = z
     broker: z
       .object({
         downstream: z.array(downstreamSchema).default([]).describe('Downstream APIs tokens can be obtained for.'),
-        refreshSkewSeconds: duration('Cached tokens are renewed this long before they expire.', 120),
+        refreshSkewSeconds: seconds('Cached tokens are renewed this long before they expire.', 120),
       })
       .strict()
       .default({ downstream: [], refreshSkewSeconds: 120 })
@@ -557,7 +567,7 @@ export const configSchema = z
           .string()
           .default('store')
           .describe('`store` only, `stdout`, or a file path for JSON lines (records always go to the store too).'),
-        retentionDays: duration('How long audit records stay in the store.', 30),
+        retentionDays: days('How long audit records stay in the store.', 30),
       })
       .strict()
       .default({ output: 'store', retentionDays: 30 })

@@ -140,6 +140,15 @@ describe('loadConfig: malformed input', () => {
     }
   });
 
+  it('bounds durations where they are used: a timer at 2³¹−1 ms, a lifetime at ten years', () => {
+    // upstream.timeoutMs 99999999999 passed the check, then every upstream call threw RangeError; a shutdown grace that
+    // long became 1 ms.
+    const timer = problemsOf(VALID.replace('server:', 'server:\n  shutdownGraceMs: 99999999999'));
+    assert.ok(timer.some((p) => /^server\.shutdownGraceMs: must be at most 2147483647 \(got 99999999999\)/.test(p)), timer.join('\n'));
+    const lifetime = problemsOf(`${VALID}authorization:\n  accessTokenTtlSeconds: 1000000000000\n`);
+    assert.ok(lifetime.some((p) => /^authorization\.accessTokenTtlSeconds: must be at most 315360000 /.test(p)), lifetime.join('\n'));
+  });
+
   it('suggests the nearest key for an unknown key, at any depth', () => {
     const problems = problemsOf(`${VALID}servr:\n  port: 1\n`);
     assert.ok(problems.includes('servr: unknown key — did you mean "server"?'), problems.join('\n'));

@@ -144,9 +144,9 @@ describe('loadConfig: malformed input', () => {
     // upstream.timeoutMs 99999999999 passed the check, then every upstream call threw RangeError; a shutdown grace that
     // long became 1 ms.
     const timer = problemsOf(VALID.replace('server:', 'server:\n  shutdownGraceMs: 99999999999'));
-    assert.ok(timer.some((p) => /^server\.shutdownGraceMs: must be at most 2147483647 \(got 99999999999\)/.test(p)), timer.join('\n'));
+    assert.ok(timer.some((p) => p.startsWith('server.shutdownGraceMs: must be at most 2147483647 (got 99999999999)')), timer.join('\n'));
     const lifetime = problemsOf(`${VALID}authorization:\n  accessTokenTtlSeconds: 1000000000000\n`);
-    assert.ok(lifetime.some((p) => /^authorization\.accessTokenTtlSeconds: must be at most 315360000 /.test(p)), lifetime.join('\n'));
+    assert.ok(lifetime.some((p) => p.startsWith('authorization.accessTokenTtlSeconds: must be at most 315360000 ')), lifetime.join('\n'));
   });
 
   it('suggests the nearest key for an unknown key, at any depth', () => {

@@ -66,7 +66,17 @@ export const sensitiveQueryParameters: ReadonlySet<string> = new Set([
   'subject_token',
   'session_state',
   'password',
+  // OpenID Connect request parameters that carry a JWT or who the user is (Core §3.1.2.1, §6).
+  'request',
+  'id_token_hint',
+  'login_hint',
+  'login_hint_token',
+  'logout_hint',
+  'actor_token',
 ]);
+
+/** A JWS or JWE in compact form, under any parameter name: a credential or a signed statement, never logged. */
+const COMPACT_JWT = /^eyJ[\w-]*\.[\w-]*\.[\w-]*(?:\.[\w-]*\.[\w-]*)?$/;
 
 export const REDACTED = '[REDACTED]';
 
@@ -76,7 +86,7 @@ export function scrubUrl(url: string): string {
   if (queryStart === -1) return url;
   const params = new URLSearchParams(url.slice(queryStart + 1));
   const scrubbed = [...params].map(([name, value]) =>
-    `${encodeURIComponent(name)}=${sensitiveQueryParameters.has(name.toLowerCase()) ? REDACTED : encodeURIComponent(value)}`,
+    `${encodeURIComponent(name)}=${sensitiveQueryParameters.has(name.toLowerCase()) || COMPACT_JWT.test(value) ? REDACTED : encodeURIComponent(value)}`,
   );
   return `${url.slice(0, queryStart)}?${scrubbed.join('&')}`;
 }

@@ -107,11 +107,17 @@ describe('scrubUrl', () => {
     assert.equal(scrubUrl('/authorize?client_id=abc&scope=mcp%3Atools'), '/authorize?client_id=abc&scope=mcp%3Atools');
     assert.equal(scrubUrl('/mcp'), '/mcp');
   });
-  for (const name of ['code', 'state', 'token', 'access_token', 'ACCESS_TOKEN', 'id_token', 'subject_token']) {
+  for (const name of ['code', 'state', 'token', 'access_token', 'ACCESS_TOKEN', 'id_token', 'subject_token', 'request', 'id_token_hint', 'login_hint']) {
     it(`scrubs ${name}`, () => {
       assert.equal(scrubUrl(`/x?${name}=SECRET&a=1`), `/x?${name}=[REDACTED]&a=1`);
     });
   }
+  it('scrubs a JWT under any parameter name (a request object, an ID token hint, whatever a client invents)', () => {
+    const jwt = 'eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJl';
+    assert.equal(scrubUrl(`/authorize?client_id=x&whatever=${jwt}`), '/authorize?client_id=x&whatever=[REDACTED]');
+    const jwe = 'eyJhbGciOiJSU0EtT0FFUCJ9.a2V5.aXY.Y2lwaGVy.dGFn';
+    assert.equal(scrubUrl(`/authorize?x=${jwe}`), '/authorize?x=[REDACTED]');
+  });
 });
 
 describe('compiled redaction (log-redaction.ts)', () => {

@@ -150,3 +150,32 @@ export function authorizationResponseError(error: string, interactionId: string)
       return new UpstreamError('access_denied', 'The identity provider refused the sign-in.', details);
   }
 }
+
+/**
+ * Why a call to the identity provider failed, as far as an operator needs and a log may hold: the names and codes
+ * along the error's cause chain, the claim a JWT check named, and the fixed message of a check of the JWT or
+ * OAuth libraries (those name the check, never the token). Not response bodies, which may echo an assertion. An ID
+ * token refused for its audience, its signature or its issuer used to log one line for all of them.
+ */
+export function failureDetail(error: unknown): Record<string, unknown> {
+  const chain: string[] = [];
+  let claim: unknown;
+  let check: string | undefined;
+  let current: unknown = error;
+  // Errors only: a library may hang other objects on `cause` (jose: the claims checked), which are not logged.
+  for (let depth = 0; depth < 4 && (current instanceof Error || isErrorLike(current)); depth += 1) {
+    const record = current as { name?: unknown; code?: unknown; claim?: unknown; message?: unknown; cause?: unknown };
+    const name = typeof record.name === 'string' ? record.name : 'Error';
+    chain.push(typeof record.code === 'string' ? `${name}(${record.code})` : name);
+    if (typeof record.claim === 'string') claim ??= record.claim;
+    // jose's JOSEError codes start ERR_J; openid-client's (oauth4webapi) OAUTH_: their messages describe the check.
+    if (check === undefined && typeof record.code === 'string' && /^(ERR_J|OAUTH_)/.test(record.code) && typeof record.message === 'string') {
+      check = record.message.slice(0, 200);
+    }
+    current = record.cause;
+  }
+  return { failure: chain.join(' ← '), ...(claim === undefined ? {} : { claim }), ...(check === undefined ? {} : { check }) };
+}
+
+const isErrorLike = (value: unknown): boolean =>
+  typeof value === 'object' && value !== null && typeof (value as { name?: unknown }).name === 'string' && typeof (value as { message?: unknown }).message === 'string';

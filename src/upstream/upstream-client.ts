@@ -15,7 +15,8 @@ import { createUpstreamClientAuth } from './client-auth/create-client-auth.ts';
 import { createDiscoveryCache, DIVERTED_ID_TOKEN } from './discovery.ts';
 import { qualifyScopes } from './entra.ts';
 import { upstreamErrorLabel } from './error-label.ts';
-import { UpstreamError, authorizationResponseError, forInteraction, upstreamTokenError } from './errors.ts';
+import { UpstreamError, authorizationResponseError, failureDetail, forInteraction, upstreamTokenError } from './errors.ts';
+import { atMostEvery } from '../runtime/log-throttle.ts';
 import { upstreamJwks, verifyIdToken, type JwksResolver } from './id-token.ts';
 import { createProfile } from './profile.ts';
 import { consumeSignInState, createSignInState } from './sign-in-state.ts';
@@ -67,8 +68,14 @@ export function createUpstreamClient(deps: UpstreamClientDeps): UpstreamClient &
   const discoveryDeps = { clientId: config.clientId, clientAuth: auth.clientAuth, fetch, timeoutMs: config.timeoutMs, clock };
   const profile = createProfile(config, discoveryDeps);
   // Every failed attempt counts (the cache retries within one call): each is a request the IdP did not answer well.
+  // Why discovery failed, for the operator (an issuer that does not match, a document that is not one); at most a
+  // line a minute, since every sign-in retries it while the IdP is down.
+  const logDiscoveryFailure = atMostEvery<unknown>(60_000, clock, (error, heldBack) =>
+    logger.warn({ ...failureDetail(error), ...(heldBack > 0 ? { heldBack } : {}) }, 'upstream discovery failed'),
+  );
   const discover = () =>
     profile.discover().catch((error: unknown) => {
+      logDiscoveryFailure(error);
       throw failed('discovery', error);
     });
   const discovery = createDiscoveryCache({ load: discover, clock, ...(deps.sleep ? { sleep: deps.sleep } : {}) });
@@ -139,7 +146,7 @@ export function createUpstreamClient(deps: UpstreamClientDeps): UpstreamClient &
         });
       } catch (error) {
         const mapped = upstreamTokenError(error, 'authorization code', interactionId);
-        logger.warn({ upstreamError: mapped.upstreamError, codes: mapped.upstreamErrorCodes }, 'upstream code exchange failed');
+        logger.warn({ upstreamError: mapped.upstreamError, codes: mapped.upstreamErrorCodes, ...failureDetail(error) }, 'upstream code exchange failed');
         if (mapped.code === 'server_error' && mapped.upstreamError === undefined) {
           // Not an answer from the IdP but a response that failed openid-client's checks (no code, an `iss` naming
           // another issuer — RFC 9207 mix-up defence): bad input, not our failure (nor the IdP's: not counted).
@@ -173,7 +180,7 @@ export function createUpstreamClient(deps: UpstreamClientDeps): UpstreamClient &
         identity = profile.identityFrom(mapped);
       } catch (error) {
         const mapped = failed('sign-in', forInteraction(error, interactionId));
-        logger.warn({ reason: mapped.message }, 'upstream identity rejected (ID token or userinfo)');
+        logger.warn({ reason: mapped.message, ...failureDetail(error) }, 'upstream identity rejected (ID token or userinfo)');
         throw mapped;
       }
       const tokens = tokensFrom(response);

@@ -148,6 +148,9 @@ describe('Entra sign-in and on-behalf-of through the upstream client (local disc
         gateway.client.completeSignIn({ callbackUrl: new URL(`http://127.0.0.1:8080/callback?code=c&state=${state}`), stateCookie: started.stateCookie }),
         (error: unknown) => error instanceof UpstreamError && error.code === 'access_denied' && error.interactionId === 'forged',
       );
+      // The operator is told which check failed (every refusal used to log the same line).
+      const line = gateway.logs.lines().find((entry) => entry.msg === 'upstream identity rejected (ID token or userinfo)');
+      assert.match(String(line?.failure), /JWSSignatureVerificationFailed/, JSON.stringify(line));
     } finally {
       await gateway.store.close();
     }

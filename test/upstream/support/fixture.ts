@@ -10,6 +10,7 @@ import type { Store } from '../../../src/store/store.ts';
 import { createUpstreamClient } from '../../../src/upstream/upstream-client.ts';
 import type { Keyring } from '../../../src/keys/keyring.ts';
 import { testKeyring } from '../../support/keyring.ts';
+import { captureLogs, type LogCapture } from '../../support/server-context.ts';
 
 export const silentLogger = pino({ level: 'silent' });
 
@@ -20,6 +21,8 @@ export interface GatewaySide {
   /** Every request the gateway's upstream client made (URL, body), for asserting what was (not) sent. */
   requests: Array<{ url: string; body: string; headers: Headers }>;
   client: ReturnType<typeof createUpstreamClient>;
+  /** What the upstream client logged. */
+  logs: LogCapture;
 }
 
 /** The gateway's upstream client over a private in-memory store and a fresh keyring, with a recording fetch. */
@@ -43,6 +46,7 @@ export async function createGatewaySide(options: {
     return inner(input, init);
   };
   const config = upstreamSchema.parse(options.upstream);
+  const { logger, logs } = captureLogs();
   const client = createUpstreamClient({
     config,
     publicUrl: options.publicUrl ?? 'http://127.0.0.1:8080',
@@ -50,11 +54,11 @@ export async function createGatewaySide(options: {
     keyring,
     clock,
     random: cryptoRandom,
-    logger: silentLogger,
+    logger,
     fetch: recordingFetch,
     env: options.env ?? {},
     sleep: async () => {},
     ...(options.metrics ? { metrics: options.metrics } : {}),
   });
-  return { store, keyring, clock, requests, client };
+  return { store, keyring, clock, requests, client, logs };
 }

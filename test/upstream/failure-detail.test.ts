@@ -1,0 +1,22 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { errors as joseErrors } from 'jose';
+import { failureDetail, UpstreamError } from '../../src/upstream/errors.ts';
+
+describe('failureDetail: why an identity provider call failed, as a log may hold it', () => {
+  it('names the chain, the claim a JWT check named, and the check, never a response body', () => {
+    const jose = new joseErrors.JWTClaimValidationFailed('unexpected "aud" claim value', { aud: 'someone-else' }, 'aud', 'check_failed');
+    const wrapped = new UpstreamError('access_denied', "The identity provider's ID token failed validation.", {}, { cause: jose });
+    const detail = failureDetail(wrapped);
+    assert.match(String(detail.failure), /^UpstreamError\(access_denied\) ← JWTClaimValidationFailed\(ERR_JWT_CLAIM_VALIDATION_FAILED\)$/);
+    assert.equal(detail.claim, 'aud');
+    assert.equal(detail.check, 'unexpected "aud" claim value');
+    assert.ok(!JSON.stringify(detail).includes('someone-else'), 'the claim values are not logged');
+  });
+
+  it('leaves out the message of anything that is not a library check (it may quote a body)', () => {
+    const detail = failureDetail(new Error('server said: {"id_token":"eyJ..."}', { cause: { name: 'ResponseBodyError', code: 'OAUTH_RESPONSE_BODY_ERROR', message: 'server responded with an error in the response body' } }));
+    assert.equal(detail.check, 'server responded with an error in the response body');
+    assert.ok(!JSON.stringify(detail).includes('eyJ'));
+  });
+});

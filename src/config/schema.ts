@@ -179,9 +179,15 @@ export const routeSchema = z
       .object({
         perUserPerMinute: z.number().int().positive().default(600).describe('Requests per user per minute.'),
         perClientPerMinute: z.number().int().positive().default(3_000).describe('Requests per client per minute.'),
+        streamsPerUser: z
+          .number()
+          .int()
+          .positive()
+          .default(100)
+          .describe('SSE streams (Streamable HTTP GET, legacy `/sse`, answers streamed as SSE) one user may hold open on one replica; a GET beyond is 429.'),
       })
       .strict()
-      .default({ perUserPerMinute: 600, perClientPerMinute: 3_000 }),
+      .default({ perUserPerMinute: 600, perClientPerMinute: 3_000, streamsPerUser: 100 }),
   })
   .strict();
 

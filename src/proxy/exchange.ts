@@ -133,9 +133,23 @@ export function authorized(exchange: McpExchange): AuthorizedCall {
   return exchange.call;
 }
 
-/** Origin allow-list, bearer token (signature, `aud` = this route, scope, expiry, grant not revoked), rate limit. */
+function refuseOverStreamBudget(exchange: McpExchange): void {
+  const { runtime, state } = exchange;
+  const subject = authorized(exchange).claims.sub;
+  const budget = state.route.rateLimit.streamsPerUser;
+  if (runtime.grantStreams.openFor(subject) < budget) return;
+  exchange.draft.reason = 'stream budget';
+  throw new ProtocolError('rate_limited', `You have ${budget} streams open on this gateway; close one before opening another.`, {
+    headers: { 'retry-after': '30' },
+  });
+}
+
+/** Origin allow-list, bearer token (signature, `aud` = this route, scope, expiry, grant not revoked), rate limit, stream budget. */
 export async function authenticateCaller(exchange: McpExchange): Promise<void> {
   exchange.call = await authorizeRequest(exchange.runtime, exchange.state, exchange.request, exchange.draft, { rateLimit: true });
+  // A GET opens a stream (Streamable HTTP's, legacy `/sse`): two sockets held for up to the idle timeout, which the
+  // per-minute budget does not bound (one user held thousands).
+  if (exchange.request.method === 'GET') refuseOverStreamBudget(exchange);
   // RFC 9449 §8.2/§9: a new DPoP nonce rides on any response, before the client's current one goes stale.
   if (exchange.call.claims.dpopNonce !== undefined) exchange.reply.header('dpop-nonce', exchange.call.claims.dpopNonce);
 }

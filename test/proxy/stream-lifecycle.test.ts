@@ -71,6 +71,7 @@ before(async () => {
         { path: '/ends', backend: `${origin}/ends` },
         { path: '/hang', backend: `${origin}/hang` },
         { path: '/quick', backend: `${origin}/quick` },
+        { path: '/few', backend: `${origin}/few`, transports: ['streamable-http', 'sse'], rateLimit: { streamsPerUser: 2 } },
       ],
     },
   });
@@ -233,6 +234,45 @@ describe('a grant ended while its streams are open', () => {
     assert.equal(otherEnded, false, "another grant's stream stays open");
     other.controller.abort();
     await untilOpenStreams('/mcp', 'streamable-http', 0);
+  });
+});
+
+describe("a user's stream budget", () => {
+  // Each stream holds two sockets for up to the idle timeout; the per-minute budget let one user hold thousands.
+  it('refuses a GET beyond rateLimit.streamsPerUser open streams with 429, before reaching the backend, and counts one closed', async () => {
+    const sub = 'tenant/hoarder';
+    const open = async (path: string) => {
+      const controller = new AbortController();
+      const response = await fetch(gateway.url + path, {
+        headers: { authorization: `Bearer ${await mintAccessToken(keyring, gateway.url, { aud: `${gateway.url}/few`, sub })}`, accept: 'text/event-stream' },
+        signal: controller.signal,
+      });
+      return { response, controller };
+    };
+    const first = await open('/few');
+    const second = await open('/few/sse');
+    assert.deepEqual([first.response.status, second.response.status], [200, 200]);
+    await untilOpenStreams('/few', 'streamable-http', 1);
+    await untilOpenStreams('/few', 'sse', 1);
+    const before = seen.length;
+    const third = await open('/few');
+    assert.equal(third.response.status, 429);
+    assert.ok(Number(third.response.headers.get('retry-after')) > 0);
+    assert.match(((await third.response.json()) as { error: { message: string } }).error.message, /2 streams open/);
+    assert.deepEqual(seen.slice(before), [], 'the backend was not asked');
+    // Another user is not held to this one's streams.
+    const other = await fetch(`${gateway.url}/few`, {
+      headers: { authorization: `Bearer ${await mintAccessToken(keyring, gateway.url, { aud: `${gateway.url}/few`, sub: 'tenant/other' })}`, accept: 'text/event-stream' },
+    });
+    assert.equal(other.status, 200);
+    await other.body?.cancel();
+
+    first.controller.abort();
+    await untilOpenStreams('/few', 'streamable-http', 0);
+    const again = await open('/few');
+    assert.equal(again.response.status, 200, 'a closed stream gives its place back');
+    again.controller.abort();
+    second.controller.abort();
   });
 });
 

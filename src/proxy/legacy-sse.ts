@@ -1,5 +1,6 @@
 import { ProtocolError } from '../errors/protocol-error.ts';
-import { authorized, backendResponse, exchangeHandler, runSteps, type ExchangeStep, type McpExchange } from './exchange.ts';
+import { authorized, backendResponse, exchangeHandler, headerValue, runSteps, type ExchangeStep, type McpExchange } from './exchange.ts';
+import { checkMirroredHeaders } from './mcp-message.ts';
 // The steps every transport shares, named `shared.…` in the step lists below beside this transport's own.
 import * as shared from './exchange.ts';
 import type { GatewayRuntime } from './gateway-runtime.ts';
@@ -107,9 +108,16 @@ export async function requireLegacySessionOwner(exchange: McpExchange): Promise<
   exchange.backendMessageUrl = binding.backendMessageUrl;
 }
 
-/** The capped JSON-RPC body of the message. */
+/**
+ * The capped JSON-RPC body of the message. The legacy transport has no `Mcp-Method`/`Mcp-Name`, but they are
+ * forwarded like any header, so when sent they must agree with the body, as on Streamable HTTP: a backend (or a proxy
+ * behind the gateway) routing or authorizing on the header must not see another call than the one judged.
+ */
 export async function readLegacyMessage(exchange: McpExchange): Promise<void> {
-  exchange.post = await readMcpPost(exchange.runtime, exchange.state, exchange.request, exchange.draft);
+  const { request } = exchange;
+  const post = await readMcpPost(exchange.runtime, exchange.state, request, exchange.draft);
+  checkMirroredHeaders(post, { method: headerValue(request.headers['mcp-method']), name: headerValue(request.headers['mcp-name']) });
+  exchange.post = post;
 }
 
 /** In order, for `POST <route>/messages?sessionId=`; the README table of src/proxy is checked against these names. */

@@ -103,12 +103,19 @@ const BASE64_PREFIX = '=?base64?';
 const BASE64_SUFFIX = '?=';
 
 /** `Mcp-Name` values outside visible ASCII travel as `=?base64?…?=` (MCP 2026-07-28). */
-export function decodeMcpHeaderValue(value: string): string {
+export function decodeMcpHeaderValue(value: string): string | undefined {
   if (value.startsWith(BASE64_PREFIX) && value.endsWith(BASE64_SUFFIX)) {
-    return Buffer.from(value.slice(BASE64_PREFIX.length, -BASE64_SUFFIX.length), 'base64').toString('utf8');
+    const encoded = value.slice(BASE64_PREFIX.length, -BASE64_SUFFIX.length);
+    // Strictly: Node's decoder skips characters outside the alphabet, so `ZW!!Nob*w==` read as `echo` here while a
+    // stricter reader behind the gateway might read it otherwise, or refuse it. Undefined: not a value at all.
+    if (!STRICT_BASE64.test(encoded)) return undefined;
+    return Buffer.from(encoded, 'base64').toString('utf8');
   }
   return value;
 }
+
+/** RFC 4648 §4 base64, padded, nothing else. */
+const STRICT_BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
 
 /**
  * The 2026-07-28 transport mirrors the method and name into headers so intermediaries can route and authorize
@@ -121,5 +128,7 @@ export function checkMirroredHeaders(post: McpPost, headers: { method?: string; 
   const mismatch = (which: string) =>
     new McpGatewayError('invalid_request', JSONRPC.headerMismatch, `The ${which} header does not match the request body.`);
   if (headers.method !== undefined && headers.method !== post.method) throw mismatch('Mcp-Method');
-  if (headers.name !== undefined && decodeMcpHeaderValue(headers.name) !== post.name) throw mismatch('Mcp-Name');
+  if (headers.name === undefined) return;
+  const name = decodeMcpHeaderValue(headers.name);
+  if (name === undefined || name !== post.name) throw mismatch('Mcp-Name');
 }

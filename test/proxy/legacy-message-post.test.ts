@@ -51,6 +51,28 @@ describe('legacy HTTP+SSE message POSTs', () => {
     }
   });
 
+  it('refuses Mcp-Method/Mcp-Name headers that disagree with the message, as Streamable HTTP does (-32020)', async () => {
+    // They are forwarded like any header: a backend routing on them would see another call than the one judged.
+    const token = await mintAccessToken(keyring, gateway.url, { aud: `${gateway.url}/legacy` });
+    const headers = { authorization: `Bearer ${token}` };
+    const stream = new AbortController();
+    try {
+      const sse = await fetch(`${gateway.url}/legacy/sse`, { headers, signal: stream.signal });
+      const reader = sse.body!.getReader();
+      let text = '';
+      while (!/data: (\S+)\n\n/.test(text)) text += new TextDecoder().decode((await reader.read()).value);
+      const posted = await fetch(/data: (\S+)\n\n/.exec(text)![1]!, {
+        method: 'POST',
+        headers: { ...headers, 'content-type': 'application/json', 'mcp-method': 'tools/call', 'mcp-name': 'secret_tool' },
+        body: JSON.stringify({ jsonrpc: '2.0', id: 7, method: 'ping' }),
+      });
+      assert.equal(posted.status, 400);
+      assert.equal(((await posted.json()) as { error: { code: number } }).error.code, -32020);
+    } finally {
+      stream.abort();
+    }
+  });
+
   it('ends the drain once the last response has, though the client keeps its connection after a message POST', async () => {
     const token = await mintAccessToken(keyring, gateway.url, { aud: `${gateway.url}/legacy` });
     const headers = { authorization: `Bearer ${token}` };

@@ -285,6 +285,21 @@ describe('2026-07-28 mirrored headers', () => {
     assert.equal(((await response.json()) as { error: { code: number } }).error.code, -32020);
   });
 
+  it('refuses a base64-sentinel Mcp-Name that is not strict base64 (a lenient decoder skipped what a strict one refuses)', async () => {
+    for (const [name, value] of [
+      ['echo', '=?base64?ZW!!Nob*w==?='],
+      [undefined, '=?base64?not*base64?='],
+    ] as const) {
+      const message = name === undefined ? toolsList() : toolsCall(name, { text: 'x' });
+      const response = await mcpPost(gateway.url + '/json', await tokenFor('/json'), message, {
+        'mcp-method': name === undefined ? 'tools/list' : 'tools/call',
+        'mcp-name': value,
+      });
+      assert.equal(response.status, 400, value);
+      assert.equal(((await response.json()) as { error: { code: number } }).error.code, -32020);
+    }
+  });
+
   it('decodes base64-sentinel Mcp-Name values', async () => {
     const response = await mcpPost(gateway.url + '/json', await tokenFor('/json'), toolsCall('echo', { text: 'x' }), {
       'mcp-method': 'tools/call',

@@ -29,11 +29,20 @@ export type JsonRpcMessage =
 const isObject = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value);
 const isRequestId = (value: unknown): value is RequestId => typeof value === 'string' || Number.isSafeInteger(value);
 
+/**
+ * A method name with white space or an invisible character in it: `tools/call ` or `tools/call\u0000` is no method
+ * a server defines, and policy keyed on `tools/call` would not see it, while a backend that trims or stops at a NUL
+ * would run it as one.
+ */
+const UNREADABLE_METHOD = /[\s\p{Default_Ignorable_Code_Point}\p{Cc}]/u;
+
 /** The message if it is valid JSON-RPC 2.0 (a request, notification, result or error), else undefined. */
 export function checkJsonRpcMessage(item: unknown): JsonRpcMessage | undefined {
   if (!isObject(item) || item.jsonrpc !== '2.0') return undefined;
   const { id, method, params } = item;
-  if (typeof method === 'string' && method.length > 0 && (params === undefined || isObject(params))) return item as JsonRpcMessage;
+  if (typeof method === 'string' && method.length > 0 && !UNREADABLE_METHOD.test(method) && (params === undefined || isObject(params))) {
+    return item as JsonRpcMessage;
+  }
   if ('method' in item) return undefined;
   if (id !== null && !isRequestId(id)) return undefined;
   // A response is read as one even if it also carries a (malformed) method: only its id and outcome are kept.

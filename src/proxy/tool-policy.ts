@@ -46,7 +46,7 @@ export function policyNameFor(route: RouteConfig, tool: string): string {
 
 const foldedPolicyNames = new WeakMap<RouteConfig['tools'], Map<string, string>>();
 /** The form policy names are compared in: NFKC, case-folded, without outer spaces. */
-export const foldPolicyName = (name: string): string => foldToolName(name.trim());
+export const foldPolicyName = (name: string): string => foldToolName(name).trim();
 
 export function decideTool(route: RouteConfig, tool: string, caller: PolicyCaller): ToolDecision {
   const policy = Object.hasOwn(route.tools, tool) ? route.tools[tool] : undefined;

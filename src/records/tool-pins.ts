@@ -67,8 +67,13 @@ export type ToolPin = z.infer<typeof toolPinRecord.schema>;
  * lands on the pinned record and, not being its exact name, is refused.
  */
 export function foldToolName(name: string): string {
-  // Lower, upper, lower: the upper step expands what full case folding expands (ß, ẞ → SS).
-  return name.normalize('NFKC').toLowerCase().toUpperCase().toLowerCase().normalize('NFKC');
+  // Invisible characters first (zero-width, soft hyphen, joiners, controls: `secret\u00ad_tool`, `secret_tool\u200b`
+  // would otherwise be other names), as NFKC_Casefold drops them; then lower, upper, lower: the upper step expands
+  // what full case folding expands (ß, ẞ → SS).
+  return name.replace(INVISIBLE, '').normalize('NFKC').toLowerCase().toUpperCase().toLowerCase().normalize('NFKC');
 }
+
+/** Default-ignorable code points (Unicode's own list of what renders as nothing) and control characters. */
+export const INVISIBLE = /[\p{Default_Ignorable_Code_Point}\p{Cc}]/gu;
 
 export const toolPinKey = (route: string, name: string): string => `${route}|${foldToolName(name)}`;

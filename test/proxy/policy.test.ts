@@ -188,9 +188,10 @@ describe('per-tool policy', () => {
 
   it('judges a call by the policy of a name that folds alike (case, NFKC, outer spaces), for a backend that matches loosely', async () => {
     const token = await tokenFor('/json');
-    for (const name of ['SECRET_TOOL', 'secret_tool ', 'ｓｅｃｒｅｔ＿ｔｏｏｌ']) {
+    // Invisible characters too: zero-width space and joiner, soft hyphen, NUL.
+    for (const name of ['SECRET_TOOL', 'secret_tool ', 'ｓｅｃｒｅｔ＿ｔｏｏｌ', 'secret_tool\u200b', 'secret_\u00adtool', 'SeCrEt_ToOl\u200d', 'secret_tool\u0000', 'secret_tool \u200b']) {
       const response = await mcpPost(gateway.url + '/json', token, toolsCall(name, {}));
-      assert.equal(response.status, 403, name);
+      assert.equal(response.status, 403, JSON.stringify(name));
       await response.body?.cancel();
     }
     const allowed = await mcpPost(gateway.url + '/json', token, toolsCall('ECHO', { text: 'x' }));
@@ -313,6 +314,9 @@ describe('2026-07-28 mirrored headers', () => {
 describe('malformed requests', () => {
   const cases: Array<[string, string, number]> = [
     ['invalid JSON', '{"jsonrpc":', -32700],
+    // No server defines such a method; a backend that trims or stops at a NUL would run it as tools/call unjudged.
+    ['a method with white space', '{"jsonrpc":"2.0","id":1,"method":"tools/call ","params":{"name":"secret_tool"}}', -32600],
+    ['a method with a NUL', '{"jsonrpc":"2.0","id":1,"method":"tools/call\\u0000","params":{"name":"secret_tool"}}', -32600],
     ['a JSON value that is not JSON-RPC', '{"hello":"world"}', -32600],
     ['a wrong jsonrpc version', '{"jsonrpc":"1.0","id":1,"method":"tools/list"}', -32600],
     ['an empty batch', '[]', -32600],

@@ -57,6 +57,11 @@ const CLIENT_ADDRESS_AND_TARGET = [
   'x-original-host',
   'x-original-url',
   'x-rewrite-url',
+  // Method overrides: a backend honouring one would run another method (a DELETE) than the request the gateway judged.
+  'x-http-method-override',
+  'x-http-method',
+  'x-method-override',
+  'x-original-method',
 ];
 const FORWARDED_PREFIX = 'x-forwarded-';
 
@@ -72,6 +77,9 @@ const NEVER_FORWARDED = new Set([
   'content-length',
   // Compressed bodies could not be inspected (tools/list filtering); the loopback hop gains nothing from them.
   'accept-encoding',
+  // W3C Baggage is whatever the client chose to write (`user=admin`): a backend reading it as context from the
+  // gateway would trust the client. Trace ids (`traceparent`, `tracestate`) carry no claims and pass.
+  'baggage',
 ]);
 
 const NONE: ReadonlySet<string> = new Set();
@@ -139,7 +147,24 @@ const forwardedNode = (address: string) => (address.includes(':') ? `"[${address
 // A host rarely holds a quote or a backslash: the replace (and its pattern) runs only when one does.
 const forwardedQuoted = (value: string) => (value.includes('"') || value.includes('\\') ? `"${value.replace(/["\\]/g, '\\$&')}"` : `"${value}"`);
 
-const RESPONSE_DROPPED = new Set([...HOP_BY_HOP, 'content-length', 'set-cookie']);
+/**
+ * What a backend's answer may not say for the gateway's origin: its cookies, and the policies that hold for every
+ * page and endpoint of the origin — the consent page and the console too — which are the gateway's to set: HSTS (a
+ * backend's `max-age=0` switched it off), CORS (a backend's `Access-Control-Allow-Origin: *` beside the gateway's
+ * own), `Alt-Svc` (another host to reach this origin at), `Clear-Site-Data` (the gateway's sign-in cookies). And what
+ * names the backend's software for nobody's benefit (`Server`, `X-Powered-By`).
+ */
+const RESPONSE_DROPPED = new Set([
+  ...HOP_BY_HOP,
+  'content-length',
+  'set-cookie',
+  'strict-transport-security',
+  'alt-svc',
+  'clear-site-data',
+  'server',
+  'x-powered-by',
+]);
+const CORS_PREFIX = 'access-control-';
 
 /** Response headers passed back to the client; `content-length` is dropped because bodies may be rewritten. */
 export function clientResponseHeaders(backend: Record<string, string | string[] | undefined>): Record<string, string | string[]> {
@@ -147,7 +172,7 @@ export function clientResponseHeaders(backend: Record<string, string | string[] 
   const out: Record<string, string | string[]> = {};
   for (const name of Object.keys(backend)) {
     const value = backend[name];
-    if (value === undefined || RESPONSE_DROPPED.has(name) || listed.has(name)) continue;
+    if (value === undefined || RESPONSE_DROPPED.has(name) || listed.has(name) || name.startsWith(CORS_PREFIX)) continue;
     out[name] = value;
   }
   return out;

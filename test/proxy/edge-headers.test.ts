@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
-import { backendRequestHeaders } from '../../src/proxy/forward-headers.ts';
+import { backendRequestHeaders, clientResponseHeaders } from '../../src/proxy/forward-headers.ts';
 import { forwardedFor } from '../../src/proxy/gateway-runtime.ts';
 import { rawRequest } from '../support/raw-http.ts';
 import { createTestKeyring, mintAccessToken, startTestGateway, toolsCall, type TestGateway } from './harness.ts';
@@ -163,6 +163,22 @@ describe('forwarding headers through trusted proxies', () => {
     assert.equal(headers.authorization, 'Bearer assertion');
   });
 
+  it('drops method overrides and the client\'s baggage; trace ids pass', () => {
+    const incoming = {
+      'x-http-method-override': 'DELETE',
+      'x-http-method': 'DELETE',
+      'x-method-override': 'DELETE',
+      'x-original-method': 'DELETE',
+      baggage: 'user=admin',
+      traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01',
+      tracestate: 'vendor=1',
+    };
+    const headers = backendRequestHeaders(incoming, { addresses: ['10.0.0.2'], protocol: 'http', host: 'gw.example' }, 'Bearer a');
+    for (const name of ['x-http-method-override', 'x-http-method', 'x-method-override', 'x-original-method', 'baggage']) assert.equal(headers[name], undefined, name);
+    assert.equal(headers.traceparent, incoming.traceparent);
+    assert.equal(headers.tracestate, 'vendor=1');
+  });
+
   it('escapes a quote or a backslash in the host inside its quoted string (RFC 7239 §4, RFC 9110 §5.6.4)', () => {
     const forwarded = (host: string) => backendRequestHeaders({}, { addresses: ['10.0.0.2'], protocol: 'http', host }, 'Bearer a').forwarded;
     assert.equal(forwarded('a"b\\c'), 'for=10.0.0.2;host="a\\"b\\\\c";proto=http');
@@ -183,6 +199,24 @@ describe('forwarding headers through trusted proxies', () => {
     // Behind a trusted proxy, the lost peer is the chain's first entry: the hops Fastify read from the header stay.
     const chain = forwardedFor({ ...gone, ips: [undefined as unknown as string, '10.0.0.2', '203.0.113.7'] });
     assert.deepEqual(chain.addresses, ['203.0.113.7', '10.0.0.2']);
+  });
+});
+
+describe("a backend's answer headers", () => {
+  it("never set the gateway origin's policies (HSTS, CORS, Alt-Svc, Clear-Site-Data) or name the backend's software", () => {
+    const backend = {
+      'content-type': 'application/json',
+      'strict-transport-security': 'max-age=0',
+      'access-control-allow-origin': '*',
+      'access-control-allow-credentials': 'true',
+      'alt-svc': 'h2="evil.example:443"',
+      'clear-site-data': '"cookies"',
+      server: 'Werkzeug/2.0',
+      'x-powered-by': 'Express',
+      'set-cookie': 'session=1',
+      'mcp-session-id': 's1',
+    };
+    assert.deepEqual(clientResponseHeaders(backend), { 'content-type': 'application/json', 'mcp-session-id': 's1' });
   });
 });
 

@@ -1,3 +1,4 @@
+import { terminalSafe } from '../admin/text-table.ts';
 import { createInterface } from 'node:readline/promises';
 import { parseArgs } from 'node:util';
 import { ConfigError } from '../config/config-error.ts';
@@ -151,12 +152,13 @@ function reportError(error: unknown, io: CliIo): number {
   const debug = io.env.GATEHOUSE_DEBUG === '1';
   if (error instanceof ConfigError) {
     const count = error.problems.length;
-    io.stderr(`gatehouse: ${error.source ? `${error.source}: ` : ''}invalid configuration (${count} problem${count === 1 ? '' : 's'}):\n`);
-    for (const problem of error.problems) io.stderr(`  ${problem}\n`);
+    // Problems quote the file (an unknown key as written): a control character in it must not drive the terminal.
+    io.stderr(terminalSafe(`gatehouse: ${error.source ? `${error.source}: ` : ''}invalid configuration (${count} problem${count === 1 ? '' : 's'}):\n`));
+    for (const problem of error.problems) io.stderr(`  ${terminalSafe(problem)}\n`);
     return 2;
   }
   const message = error instanceof Error ? error.message : String(error);
-  io.stderr(`gatehouse: ${message.split('\n')[0]}\n`);
+  io.stderr(`gatehouse: ${terminalSafe(message.split('\n')[0] ?? '')}\n`);
   if (debug && error instanceof Error && error.stack) io.stderr(`${error.stack}\n`);
   if (error instanceof CliUsageError) return 2;
   // Other parts may throw their own errors with an exit code (e.g. "port 8080 is in use" is a usage error: 2).

@@ -23,6 +23,16 @@ const seconds = (what: string, def: number) =>
   z.number().int().positive().max(TEN_YEARS_SECONDS).default(def).describe(what);
 const days = (what: string, def: number) => z.number().int().positive().max(3650).default(def).describe(what);
 
+/**
+ * An issuer or public URL names a server, never credentials: `https://user:password@idp` was accepted, and the
+ * password printed in the start-up warning and the logs that quote the URL.
+ */
+function hasNoUserinfo(value: string): boolean {
+  const url = URL.parse(value);
+  return url === null || (url.username === '' && url.password === '');
+}
+const USERINFO_MESSAGE = 'a URL here names no user or password (`user:password@`)';
+
 const port = (what: string, def: number) => z.number().int().min(0).max(65_535).default(def).describe(what);
 
 const httpUrl = z
@@ -249,6 +259,7 @@ export const upstreamSchema = z
     issuer: z
       .string()
       .refine((value) => !/[?#]/.test(value), { message: 'an issuer has no query or fragment (`?`, `#`): subjects are `<issuer>#<sub>`' })
+      .refine(hasNoUserinfo, { message: USERINFO_MESSAGE })
       .optional()
       .describe('OIDC issuer URL (generic profile). For Entra this is derived from `entra.tenantId`.'),
     entra: z
@@ -349,7 +360,9 @@ const trustedKeySourceUrl = httpUrl.refine(
  * An issuer identifier (RFC 8414 §2, OpenID Connect Discovery §3): https, no query, no fragment. Subjects of
  * federated users are `<issuer>#<sub>`, so an issuer with a `#` could make one IdP's user collide with another's.
  */
-const issuerUrl = trustedKeySourceUrl.refine((value) => !/[?#]/.test(value), { message: 'an issuer has no query or fragment (`?`, `#`)' });
+const issuerUrl = trustedKeySourceUrl
+  .refine((value) => !/[?#]/.test(value), { message: 'an issuer has no query or fragment (`?`, `#`)' })
+  .refine(hasNoUserinfo, { message: USERINFO_MESSAGE });
 
 export const enterpriseIdpSchema = z
   .object({
@@ -403,6 +416,7 @@ export const configSchema = z
         host: z.string().default('127.0.0.1').describe('Interface to listen on.'),
         port: z.number().int().min(0).max(65_535).default(8080).describe('Port to listen on.'),
         publicUrl: httpUrl
+          .refine(hasNoUserinfo, { message: USERINFO_MESSAGE })
           .optional()
           .describe('URL clients use to reach Gatehouse (the OAuth issuer). Required in production; must be https.'),
         trustProxy: z

@@ -114,6 +114,22 @@ describe('gatehouse config check', () => {
     assertNoStackTrace(stderr);
   });
 
+  it('escapes control characters of the file in what it prints, and refuses credentials in an issuer or public URL', () => {
+    // An unknown key is quoted as written: an escape sequence in it drove the terminal; a password in the issuer URL
+    // was printed in the start-up warning.
+    const hostile = join(dir, 'hostile.yaml');
+    writeFileSync(
+      hostile,
+      'server:\n  publicUrl: https://admin:pa55w0rd@gw.example.com\n"\\e[31mred\\e[0m": 1\nupstream:\n  issuer: https://user:s3cr3t@idp.example.com\n  clientId: gw\n  clientAuth: { method: federated }\nroutes:\n  - { path: /mcp, backend: "http://127.0.0.1:3000/mcp" }\n',
+    );
+    const { code, stderr } = gatehouse(['config', 'check', hostile]);
+    assert.equal(code, 2);
+    assert.ok(!stderr.includes('\u001b'), 'no raw escape character reaches the terminal');
+    assert.match(stderr, /\\x1b\[31mred/);
+    assert.match(stderr, /server\.publicUrl: a URL here names no user or password/);
+    assert.match(stderr, /upstream\.issuer: a URL here names no user or password/);
+  });
+
   it('reports malformed YAML with its position, exit 2', () => {
     const broken = join(dir, 'broken.yaml');
     writeFileSync(broken, 'server:\n  port: [8080\n');

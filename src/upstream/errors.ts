@@ -130,6 +130,9 @@ export function upstreamTokenError(error: unknown, context: string, interactionI
   if (isNetworkFailure(error) || (upstreamStatus(error) ?? 0) >= 500) {
     return new UpstreamError('temporarily_unavailable', `The identity provider did not answer (${context}).`, { interactionId }, { cause: error });
   }
+  if (isUnreadableProviderAnswer(error)) {
+    return new UpstreamError('temporarily_unavailable', `The identity provider answered with something that is not an OAuth response (${context}).`, { interactionId }, { cause: error });
+  }
   return new UpstreamError('server_error', `The ${context} request to the identity provider failed.`, { interactionId }, { cause: error });
 }
 
@@ -179,3 +182,21 @@ export function failureDetail(error: unknown): Record<string, unknown> {
 
 const isErrorLike = (value: unknown): boolean =>
   typeof value === 'object' && value !== null && typeof (value as { name?: unknown }).name === 'string' && typeof (value as { message?: unknown }).message === 'string';
+
+/**
+ * Whether a failed token request failed on the identity provider's answer itself — not JSON, a status with no OAuth
+ * error in it (an HTML error page, a WAF's 401), a body missing what every token response has — rather than on the
+ * callback the browser brought (an `iss` naming another issuer, no code: bad input). The first is the provider
+ * failing, to retry and to alert on; it was shown to the user as a refused sign-in and never counted.
+ */
+export function isUnreadableProviderAnswer(error: unknown): boolean {
+  // openid-client wraps what went wrong (a JSON parse error in "something went wrong"): look along the causes.
+  for (let current = error, depth = 0; depth < 4 && typeof current === 'object' && current !== null; depth += 1) {
+    if (current instanceof SyntaxError) return true;
+    const { code, message, cause } = current as { code?: unknown; message?: unknown; cause?: unknown };
+    if (code === 'OAUTH_RESPONSE_IS_NOT_JSON' || code === 'OAUTH_RESPONSE_IS_NOT_CONFORM' || code === 'OAUTH_PARSE_ERROR') return true;
+    if (code === 'OAUTH_INVALID_RESPONSE' && typeof message === 'string' && message.startsWith('"response" body')) return true;
+    current = cause;
+  }
+  return false;
+}

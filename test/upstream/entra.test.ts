@@ -136,6 +136,43 @@ describe('Entra sign-in and on-behalf-of through the upstream client (local disc
     }
   });
 
+  it("reads a token endpoint that answers no OAuth response (HTML, non-JSON, no access token) as the IdP's failure: retry, counted", async () => {
+    // It was shown to the user as a refused sign-in (403 access_denied) and never reached the metric operators alert on.
+    const errors: Array<{ operation: string; error: string }> = [];
+    const fake = await createFakeEntra({ authority: GLOBAL, tenant: TENANT, discoveryIssuer: `${GLOBAL}/${TENANT}/v2.0`, clientId: 'app-id' });
+    const gateway = await createGatewaySide({
+      fetch: fake.fetch,
+      metrics: { upstreamError: (labels) => errors.push(labels) },
+      upstream: {
+        type: 'entra',
+        entra: { tenantId: TENANT, authority: GLOBAL, allowedTenants: [] },
+        clientId: 'app-id',
+        clientAuth: { method: 'client_secret_post', clientSecret: 'fallback-secret' },
+        scopes: ['openid', 'profile', 'offline_access', 'api://app-id/.default'],
+      },
+    });
+    try {
+      fake.idTokenClaims = () => ({ iss: `${GLOBAL}/${TENANT}/v2.0`, tid: TENANT, oid: OID, sub: 's' });
+      for (const answer of [
+        () => new Response('<html><body>Request blocked</body></html>', { status: 400, headers: { 'content-type': 'text/html' } }),
+        () => new Response('not json at all', { status: 200, headers: { 'content-type': 'application/json' } }),
+        () => Response.json({ token_type: 'Bearer' }),
+      ]) {
+        const started = await gateway.client.beginSignIn({ interactionId: 'waf' });
+        fake.rememberNonce(started.authorizationUrl);
+        const state = new URL(started.authorizationUrl).searchParams.get('state') ?? '';
+        fake.nextResponse = answer;
+        await assert.rejects(
+          gateway.client.completeSignIn({ callbackUrl: new URL(`http://127.0.0.1:8080/callback?code=c&state=${state}`), stateCookie: started.stateCookie }),
+          (error: unknown) => error instanceof UpstreamError && error.code === 'temporarily_unavailable' && error.interactionId === 'waf',
+        );
+      }
+      assert.equal(errors.filter((labels) => labels.operation === 'sign-in').length, 3, JSON.stringify(errors));
+    } finally {
+      await gateway.store.close();
+    }
+  });
+
   it('refuses an ID token not signed by the published keys', async () => {
     const { fake, gateway } = await setUp(TENANT, `${GLOBAL}/${TENANT}/v2.0`);
     try {

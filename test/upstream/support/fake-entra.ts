@@ -12,6 +12,8 @@ export interface FakeEntra {
   idTokenClaims: (nonce: string) => JWTPayload;
   /** Set to answer the next token request with this error body. */
   nextError?: Record<string, unknown>;
+  /** Set to answer the next token request with this response as it is (an HTML error page, a non-JSON 200). */
+  nextResponse?: () => Response;
   /** Sign the next ID tokens with a key that is not in the published JWKS (a forged token). */
   forgeSignature?: boolean;
   /** Remember the nonce of an authorization URL, as Entra would put it in the ID token. */
@@ -46,6 +48,11 @@ export async function createFakeEntra(options: { authority: string; tenant: stri
       if (url.href === `${base}/oauth2/v2.0/token` && init?.method === 'POST') {
         const body = new URLSearchParams(String(init.body));
         fake.tokenRequests.push(body);
+        if (fake.nextResponse) {
+          const respond = fake.nextResponse;
+          delete fake.nextResponse;
+          return respond();
+        }
         if (fake.nextError) {
           const error = fake.nextError;
           delete fake.nextError;

@@ -1,4 +1,4 @@
-import { createRemoteJWKSet, customFetch, decodeJwt, errors, jwtVerify, type JWTPayload } from 'jose';
+import { createRemoteJWKSet, customFetch, decodeJwt, errors, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
 import type { Clock } from '../runtime/clock.ts';
 import { constantTimeEqual } from '../keys/hashing.ts';
 import { UpstreamError } from './errors.ts';
@@ -36,7 +36,7 @@ const CLOCK_TOLERANCE_SECONDS = 60;
  */
 export async function verifyIdToken(options: {
   idToken: string;
-  jwks: JwksResolver;
+  jwks: JWTVerifyGetKey;
   clientId: string;
   expectedNonce: string;
   expectedIssuer: (claims: JWTPayload) => string;
@@ -66,8 +66,13 @@ export async function verifyIdToken(options: {
     }
     throw new UpstreamError('access_denied', 'The identity provider\'s ID token failed validation.', {}, { cause });
   }
-  if (Array.isArray(payload.aud) && payload.aud.length > 1 && payload.azp !== clientId) {
+  // OIDC Core §3.1.3.7 items 4–5: with several audiences `azp` must be ours; present at all, it must be ours too.
+  if ((Array.isArray(payload.aud) && payload.aud.length > 1 && payload.azp !== clientId) || (payload.azp !== undefined && payload.azp !== clientId)) {
     throw new UpstreamError('access_denied', 'The ID token was issued to another party (azp).');
+  }
+  // jose checks `iat` only for its type: an ID token issued in 2096 is no clock skew (§3.1.3.7 item 10).
+  if (typeof payload.iat === 'number' && payload.iat > clock.now() / 1000 + CLOCK_TOLERANCE_SECONDS) {
+    throw new UpstreamError('access_denied', "The identity provider's ID token was issued in the future.");
   }
   if (typeof payload.nonce !== 'string' || !constantTimeEqual(payload.nonce, expectedNonce)) {
     throw new UpstreamError('access_denied', 'The ID token nonce does not match this sign-in.');

@@ -1,3 +1,4 @@
+import { hasDuplicateMember } from '../protocol/duplicate-members.ts';
 import { JSONRPC, McpGatewayError } from './gateway-error.ts';
 
 /**
@@ -76,10 +77,15 @@ const NAME_SOURCE: Record<string, string> = {
 
 export function parseMcpPost(raw: Buffer): McpPost {
   let json: unknown;
+  const text = raw.toString('utf8');
   try {
-    json = JSON.parse(raw.toString('utf8'));
+    json = JSON.parse(text);
   } catch {
     throw new McpGatewayError('invalid_request', JSONRPC.parseError, 'The request body is not valid JSON.');
+  }
+  // The body is forwarded as received: what the gateway judged must be what any parser behind it reads.
+  if (hasDuplicateMember(text)) {
+    throw new McpGatewayError('invalid_request', JSONRPC.invalidRequest, 'An object of the message names one member twice (RFC 8259 §4).');
   }
   const list = Array.isArray(json) ? json : [json];
   if (list.length === 0) throw new McpGatewayError('invalid_request', JSONRPC.invalidRequest, 'An empty JSON-RPC batch is not allowed.');

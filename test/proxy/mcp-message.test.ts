@@ -2,6 +2,8 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { z } from 'zod';
 import { checkJsonRpcMessage, parseMcpPost } from '../../src/proxy/mcp-message.ts';
+import { hasDuplicateMember } from '../../src/protocol/duplicate-members.ts';
+import { McpGatewayError } from '../../src/proxy/gateway-error.ts';
 
 /**
  * The hand-written JSON-RPC check replaced a zod union on the hot path; it must accept exactly what that schema
@@ -69,5 +71,35 @@ describe('checkJsonRpcMessage', () => {
 
   it('refuses what is not an object', () => {
     for (const item of [null, 1, 'x', [], true]) assert.equal(checkJsonRpcMessage(item), undefined);
+  });
+});
+
+describe('a member named twice in one object', () => {
+  // JSON.parse keeps the last; a backend parser keeping the first (or refusing) would read another message.
+  it('is found at any depth, with escaped names decoded, and not across objects, arrays or inside strings', () => {
+    const duplicated = [
+      '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"secret_tool","name":"echo"}}',
+      '{"jsonrpc":"2.0","id":1,"method":"tools/list","method":"tools/call","params":{"name":"x"}}',
+      '{"a":{"b":[{"c":1,"c":2}]}}',
+      '{"name":1,"n\\u0061me":2}',
+      '[{"id":1},{"x":1,"x":2}]',
+    ];
+    for (const text of duplicated) assert.equal(hasDuplicateMember(text), true, text);
+    const unique = [
+      '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"name":"x","text":"\\"name\\":1,"}}}',
+      '[{"id":1,"method":"a"},{"id":2,"method":"b"}]',
+      '{"a":[1,"a",{"a":2}],"b":{"a":3}}',
+      '{"s":"a \\\\\\" , { \\"k\\":1, \\"k\\":2 }"}',
+      '{}',
+      '[]',
+    ];
+    for (const text of unique) assert.equal(hasDuplicateMember(text), false, text);
+  });
+
+  it('makes a POST invalid (-32600), so no backend reads another call than the one judged', () => {
+    assert.throws(
+      () => parseMcpPost(Buffer.from('{"jsonrpc":"2.0","id":6,"method":"tools/call","params":{"name":"secret_tool","name":"echo"}}')),
+      (error: unknown) => error instanceof McpGatewayError && error.jsonRpcCode === -32600,
+    );
   });
 });

@@ -178,12 +178,16 @@ describe('per-tool policy', () => {
     }
   });
 
-  it('judges a tool name given twice by the one JSON.parse keeps, as the backend does (the last)', async () => {
+  it('refuses a tool name given twice, either way round: a backend parser may keep the one JSON.parse does not', async () => {
     const token = await tokenFor('/json');
-    const twice = '{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"echo","name":"secret_tool","arguments":{}}}';
-    const response = await mcpPost(gateway.url + '/json', token, twice);
-    assert.equal(response.status, 403);
-    await response.body?.cancel();
+    for (const twice of [
+      '{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"echo","name":"secret_tool","arguments":{}}}',
+      '{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"secret_tool","name":"echo","arguments":{}}}',
+    ]) {
+      const response = await mcpPost(gateway.url + '/json', token, twice);
+      assert.equal(response.status, 400, twice);
+      assert.equal(((await response.json()) as { error: { code: number } }).error.code, -32600);
+    }
   });
 
   it('judges a call by the policy of a name that folds alike (case, NFKC, outer spaces), for a backend that matches loosely', async () => {

@@ -54,12 +54,14 @@ export function sseEventTransform(
   let passingThrough = false;
   let out: Array<string | Promise<string>> = [];
   let failure: unknown;
-  /** Text fed since the parser last completed something: what it may be holding (at most a chunk over). */
-  let held = 0;
-  let completed = false;
   const parser = createParser({
+    // The parser's own bound on what it holds: the unfinished line and the event's data so far, however the backend
+    // interleaves them with comments or `retry` lines (which it reports as they come, mid-event).
+    maxBufferSize: maxEventBytes,
+    onError(error) {
+      if (error.type === 'max-buffer-size-exceeded') failure ??= new SseEventTooLargeError(maxEventBytes);
+    },
     onEvent(event) {
-      completed = true;
       try {
         const rewritten = rewrite(event);
         out.push(rewritten instanceof Promise ? rewritten.then(formatOrDrop) : formatOrDrop(rewritten));
@@ -67,22 +69,14 @@ export function sseEventTransform(
         failure ??= error;
       }
     },
-    onComment: (comment) => {
-      completed = true;
-      out.push(`:${comment === '' ? '' : ` ${comment}`}\n\n`);
-    },
-    onRetry: (retry) => {
-      completed = true;
-      out.push(`retry: ${retry}\n\n`);
-    },
+    onComment: (comment) => out.push(`:${comment === '' ? '' : ` ${comment}`}\n\n`),
+    onRetry: (retry) => out.push(`retry: ${retry}\n\n`),
   });
 
   /** Feeds decoded text; pushes what it completed, in order, once every asynchronous rewrite has settled. */
   const feed = (stream: Transform, text: string, done: (error?: Error | null) => void) => {
-    completed = false;
-    parser.feed(text);
-    held = completed ? 0 : held + text.length;
-    if (held > maxEventBytes) failure ??= new SseEventTooLargeError(maxEventBytes);
+    // Once over its bound the parser refuses to be fed: the stream has already failed.
+    if (failure === undefined) parser.feed(text);
     const parts = out;
     out = [];
     if (failure) {

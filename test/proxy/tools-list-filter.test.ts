@@ -101,6 +101,20 @@ describe('an event that never ends', () => {
     assert.equal(out, 'event: message\ndata: {"ok":true}\n\n', 'the complete event before it was relayed');
   });
 
+  it('counts the event, not the lines: comments or retry lines interleaved with its data do not reset the bound', async () => {
+    // eventsource-parser reports a comment as soon as it reads it, mid-event; counting from the last thing it
+    // reported let `data: <1 MB>\n:k\n` repeated grow one event without end.
+    const transform = sseEventTransform((event) => event, { maxEventBytes: 64 * 1024 });
+    const line = `data: ${'x'.repeat(8 * 1024)}\n:k\nretry: 10\n`;
+    const source = Readable.from((function* () {
+      for (let index = 0; index < 1000; index++) yield line;
+    })());
+    const failed = new Promise((resolve) => transform.once('error', resolve));
+    transform.resume();
+    source.pipe(transform);
+    assert.ok((await failed) instanceof SseEventTooLargeError);
+  });
+
   it('passes events under the limit however many there are', async () => {
     const transform = sseEventTransform((event) => event, { maxEventBytes: 1024 });
     const events = Array.from({ length: 200 }, (_, index) => `data: ${'y'.repeat(500)}${index}\n\n`);

@@ -194,7 +194,7 @@ export const routeSchema = z
           .int()
           .positive()
           .default(100)
-          .describe('SSE streams (Streamable HTTP GET, legacy `/sse`, answers streamed as SSE) one user may hold open on one replica; a GET beyond is 429.'),
+          .describe('Streams (Streamable HTTP GET, legacy `/sse`) one user may hold open on this route on one replica; a GET beyond is 429.'),
       })
       .strict()
       .default({ perUserPerMinute: 600, perClientPerMinute: 3_000, streamsPerUser: 100 }),

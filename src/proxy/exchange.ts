@@ -134,10 +134,9 @@ export function authorized(exchange: McpExchange): AuthorizedCall {
 }
 
 function refuseOverStreamBudget(exchange: McpExchange): void {
-  const { runtime, state } = exchange;
-  const subject = authorized(exchange).claims.sub;
+  const { runtime, state, reply } = exchange;
   const budget = state.route.rateLimit.streamsPerUser;
-  if (runtime.grantStreams.openFor(subject) < budget) return;
+  if (runtime.streamBudget.admit(state.route.path, authorized(exchange).claims.sub, budget, reply.raw)) return;
   exchange.draft.reason = 'stream budget';
   throw new ProtocolError('rate_limited', `You have ${budget} streams open on this gateway; close one before opening another.`, {
     headers: { 'retry-after': '30' },

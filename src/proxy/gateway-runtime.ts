@@ -1,3 +1,4 @@
+import { createStreamBudget, type StreamBudget } from './stream-budget.ts';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { tracingOff, type Tracing } from '../observability/tracing.ts';
 import type { ProxyMetrics } from './proxy-metrics.ts';
@@ -37,6 +38,8 @@ export interface GatewayRuntime {
   sessions: SessionBindings;
   /** Open streams by grant, cut when the grant ends (grant-streams.ts). */
   grantStreams: GrantStreams;
+  /** Open streams per user and route (stream-budget.ts). */
+  streamBudget: StreamBudget;
   rateLimiter: RateLimiter;
   toolPins: ToolPins;
   audit: AuditLog;
@@ -83,6 +86,7 @@ export function createGatewayRuntime(ctx: GatehouseContext, deps: GatewayDeps): 
     backendStepUp: createBackendStepUp({ store, clock, endGrant }),
     sessions: createSessionBindings(store),
     grantStreams: createGrantStreams(),
+    streamBudget: createStreamBudget(),
     rateLimiter: createRateLimiter({
       store,
       clock,

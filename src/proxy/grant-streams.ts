@@ -10,15 +10,10 @@ import type { AuditDraft } from './request-audit.ts';
  * the client's reconnect meets the refusal every new request meets.
  */
 export interface GrantStreams {
-  /** Registers a stream of `subject`'s grant carried by `response`; it is forgotten when the response closes. */
-  track(grantId: string, subject: string, response: ServerResponse, draft: AuditDraft): void;
+  /** Registers a stream carried by `response`; it is forgotten when the response closes. */
+  track(grantId: string, response: ServerResponse, draft: AuditDraft): void;
   /** Cuts every open stream of the grant (audited `server_closed`, reason `grant ended`); returns how many. */
   closeGrant(grantId: string): number;
-  /**
-   * How many streams `subject` holds open on this replica: each holds two sockets (client and backend) for up to
-   * the idle timeout, and a user's stream budget is checked against it (exchange.ts, authenticateCaller).
-   */
-  openFor(subject: string): number;
 }
 
 interface OpenStream {
@@ -28,26 +23,18 @@ interface OpenStream {
 
 export function createGrantStreams(): GrantStreams {
   const open = new Map<string, Set<OpenStream>>();
-  const bySubject = new Map<string, number>();
   return {
-    track(grantId, subject, response, draft) {
+    track(grantId, response, draft) {
       if (response.closed || response.destroyed) return;
       const stream: OpenStream = { response, draft };
       let streams = open.get(grantId);
       if (streams === undefined) open.set(grantId, (streams = new Set()));
       streams.add(stream);
-      bySubject.set(subject, (bySubject.get(subject) ?? 0) + 1);
       const held = streams;
       response.on('close', () => {
         held.delete(stream);
         if (held.size === 0 && open.get(grantId) === held) open.delete(grantId);
-        const left = (bySubject.get(subject) ?? 1) - 1;
-        if (left > 0) bySubject.set(subject, left);
-        else bySubject.delete(subject);
       });
-    },
-    openFor(subject) {
-      return bySubject.get(subject) ?? 0;
     },
     closeGrant(grantId) {
       const streams = open.get(grantId);

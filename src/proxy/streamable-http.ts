@@ -136,8 +136,7 @@ async function relayToClient(exchange: McpExchange): Promise<void> {
   const body = await toolsListBody(state, response, exchange.denied, exchange.reviewTools);
   if (response.statusCode >= 200 && response.statusCode < 300 && mediaType(response.headers) === 'text/event-stream') {
     trackOpenStream(reply, runtime.metrics, { route: state.route.path, transport: 'streamable-http' });
-    const { claims } = authorized(exchange);
-    runtime.grantStreams.track(claims.grantId, claims.sub, reply.raw, draft);
+    runtime.grantStreams.track(authorized(exchange).claims.grantId, reply.raw, draft);
   }
   await relayResponse(reply, response, draft, state.route, body, { oneMessageUnlessSse: exchange.post !== undefined });
 }

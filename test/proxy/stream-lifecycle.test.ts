@@ -267,12 +267,29 @@ describe("a user's stream budget", () => {
     assert.equal(other.status, 200);
     await other.body?.cancel();
 
+    // Streams on another route are that route's.
+    const elsewhere = await fetch(`${gateway.url}/mcp`, {
+      headers: { authorization: `Bearer ${await mintAccessToken(keyring, gateway.url, { aud: `${gateway.url}/mcp`, sub })}`, accept: 'text/event-stream' },
+    });
+    assert.equal(elsewhere.status, 200);
+    await elsewhere.body?.cancel();
+
     first.controller.abort();
     await untilOpenStreams('/few', 'streamable-http', 0);
     const again = await open('/few');
     assert.equal(again.response.status, 200, 'a closed stream gives its place back');
     again.controller.abort();
     second.controller.abort();
+    await untilOpenStreams('/few', 'sse', 0);
+    await untilOpenStreams('/few', 'streamable-http', 0);
+
+    // Requests arriving together cannot all pass before any is counted: a place is taken on admission.
+    const burst = await Promise.all(Array.from({ length: 6 }, () => open('/few')));
+    assert.deepEqual(burst.map(({ response }) => response.status).sort(), [200, 200, 429, 429, 429, 429]);
+    for (const { response, controller } of burst) {
+      if (response.status === 200) controller.abort();
+      else await response.body?.cancel();
+    }
   });
 });
 

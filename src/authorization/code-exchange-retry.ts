@@ -1,5 +1,5 @@
 import type { Adapter, AdapterPayload, KoaContextWithOIDC } from 'oidc-provider';
-import type Provider from 'oidc-provider';
+import Provider from 'oidc-provider';
 import { hashToken } from '../keys/hashing.ts';
 import { codeExchangedRecord } from '../records/authorization.ts';
 import type { Clock } from '../runtime/clock.ts';
@@ -39,12 +39,23 @@ export function toleratedCodeRetries(inner: Adapter, options: { store: Store }):
         await inner.consume(id);
       } catch (error) {
         // Consumed by an exchange that never finished: this is its retry, or a party racing it; the finish decides.
-        if (error instanceof GrantAlreadyConsumedError && !(await exchangeFinished(store, id))) return;
+        if (error instanceof GrantAlreadyConsumedError && !(await exchangeFinished(store, id))) {
+          const ctx = Provider.ctx as object | undefined;
+          if (ctx !== undefined && error.grantId !== undefined) toleratedGrants.set(ctx, error.grantId);
+          return;
+        }
         throw error;
       }
     },
   };
 }
+
+/**
+ * The requests whose consume of a code was tolerated (by request context), with the code's grant: such a request
+ * that then fails for any reason but the store (a reused DPoP proof, a wrong resource) was a second redemption that
+ * got no tokens, and ends the grant as the atomic consume used to; only its success, or another outage, does not.
+ */
+const toleratedGrants = new WeakMap<object, string>();
 
 /** Whether an exchange of this code answered with tokens. */
 async function exchangeFinished(store: Store, codeId: string): Promise<boolean> {
@@ -81,6 +92,12 @@ export function installCodeExchangeFinish(provider: Provider, options: CodeExcha
   const { store, clock, endGrant, onReplayDetected } = options;
   provider.use(async (ctx, next) => {
     await next();
+    const tolerated = toleratedGrants.get(ctx);
+    if (tolerated !== undefined && ctx.status !== 200 && ctx.status !== 503) {
+      await endGrantAnswering(ctx, () => endGrant(tolerated, 'code_replay'));
+      onReplayDetected?.('AuthorizationCode');
+      return;
+    }
     const code = exchangedCode(ctx);
     if (code === undefined) return;
     // As long as the code's consumed marker: past the code's lifetime it is refused as expired anyway.
@@ -99,10 +116,23 @@ export function installCodeExchangeFinish(provider: Provider, options: CodeExcha
     if (first) return;
     // Another exchange of this code finished first: two parties redeemed it at once. The grant ends everywhere, this
     // attempt's tokens with it.
-    await endGrant(code.grantId, 'code_replay');
-    onReplayDetected?.('AuthorizationCode');
     answerInvalidGrant(ctx);
+    await endGrantAnswering(ctx, () => endGrant(code.grantId, 'code_replay'));
+    onReplayDetected?.('AuthorizationCode');
   });
+}
+
+/**
+ * Ends a grant from after the provider's error handling, where a throw became Koa's plain-text 500: the store
+ * failing here is a 503 to retry (the retry meets the same replay and ends the grant then).
+ */
+async function endGrantAnswering(ctx: KoaContextWithOIDC, end: () => Promise<void>): Promise<void> {
+  try {
+    await end();
+  } catch (error) {
+    if (!(error instanceof StoreUnavailableError)) throw error;
+    answerTemporarilyUnavailable(ctx, error);
+  }
 }
 
 /** The code of a successful authorization_code grant; undefined for every other request. */

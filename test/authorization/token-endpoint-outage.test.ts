@@ -141,6 +141,32 @@ describe('the token endpoint interrupted by a store outage', () => {
     });
   }
 
+  it('ends the grant when a tolerated second redemption fails for any reason but the store, as the atomic consume did', async () => {
+    // The tolerance is for finishing an exchange the store interrupted; a second redemption that then fails (here a
+    // resource that is not the one authorized) got no tokens but proved someone else holds the code and verifier.
+    const { code, verifier } = await obtainCode(server, client);
+    failNext = 'oidc:RefreshToken';
+    const failed = await exchangeCode(server, client, code, verifier);
+    assert.equal(failed.status, 503);
+    await failed.body?.cancel();
+    const replays = async () => (await sqlite.list<{ reason?: string }>('revoked-grant')).filter((entry) => entry.value.reason === 'code_replay').length;
+    const before = await replays();
+    const wrong = await tokenRequest(server, {
+      grant_type: 'authorization_code',
+      code,
+      code_verifier: verifier,
+      redirect_uri: client.redirect_uris[0] ?? '',
+      client_id: client.client_id,
+      resource: 'https://elsewhere.example.test/mcp',
+    });
+    assert.equal(wrong.status, 400);
+    await wrong.body?.cancel();
+    assert.equal(await replays(), before + 1, 'the grant ended as a code replay');
+    const retried = await exchangeCode(server, client, code, verifier);
+    assert.equal(retried.status, 400, 'the code is dead: its grant ended');
+    assert.equal(((await retried.json()) as { error: string }).error, 'invalid_grant');
+  });
+
   it('ends the grant when two exchanges of one code both get as far as their tokens: only one may finish', async () => {
     // The tolerance lets a consumed code be exchanged again while no exchange finished; two parties at once both
     // get that far, and the one that does not record the finish ends the grant, as a replay.

@@ -235,14 +235,8 @@ declare module 'oidc-provider/lib/helpers/validate_dpop.js' {
 
   /** The verified proof of the request's `DPoP` header, undefined without one; throws the provider's DPoP errors. */
   export default function validateDpop(provider: Provider, ctx: KoaContextWithOIDC): Promise<{ thumbprint: string; jti: string; iat: number } | undefined>;
-}
-
-declare module 'oidc-provider/lib/helpers/grant_common.js' {
-  import type Provider from 'oidc-provider';
-  import type { KoaContextWithOIDC } from 'oidc-provider';
-
-  /** The proof's replay check (`ReplayDetection.unique`), then the token's `cnf.jkt`. */
-  export function applyDpopBinding(provider: Provider, ctx: KoaContextWithOIDC, dPoP: { thumbprint: string } | undefined, token: unknown): Promise<void>;
+  /** Records the proof's `jti` for the client (`ReplayDetection.unique`); throws when it was used before. */
+  export function checkDpopReplay(provider: Provider, ctx: KoaContextWithOIDC, dPoP: { jti: string } | undefined, clientId: string): Promise<void>;
 }
 
 declare module 'oidc-provider/lib/helpers/sender_constraints.js' {

@@ -115,8 +115,12 @@ describe('workload identity federation', () => {
       ['a proof for another URL', await dpopProof(key, { htm: 'POST', htu: mcp })],
       ['a malformed proof', 'not-a-jwt'],
     ] as const) {
-      const refusal = await present(await githubToken(), {}, { dpop: header });
+      const assertion = await githubToken();
+      const refusal = await present(assertion, {}, { dpop: header });
       assert.deepEqual([refusal.status, refusal.body.error], [400, 'invalid_dpop_proof'], `${name}: ${JSON.stringify(refusal.body)}`);
+      // The proof is judged before the assertion: a refused proof leaves the assertion unspent.
+      const retried = await present(assertion, {}, { dpop: await dpopProof(key, { htm: 'POST', htu: tokenEndpoint }) });
+      assert.equal(retried.status, 200, `${name}, retried with a good proof: ${JSON.stringify(retried.body)}`);
     }
   });
 

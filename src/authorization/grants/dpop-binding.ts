@@ -1,7 +1,6 @@
 import type Provider from 'oidc-provider';
 import type { KoaContextWithOIDC } from 'oidc-provider';
-import validateDpop from 'oidc-provider/lib/helpers/validate_dpop.js';
-import { applyDpopBinding } from 'oidc-provider/lib/helpers/grant_common.js';
+import validateDpop, { checkDpopReplay } from 'oidc-provider/lib/helpers/validate_dpop.js';
 import { checkDpopRequired } from 'oidc-provider/lib/helpers/sender_constraints.js';
 
 /**
@@ -16,16 +15,27 @@ import { checkDpopRequired } from 'oidc-provider/lib/helpers/sender_constraints.
  */
 export interface DpopProof {
   thumbprint: string;
+  jti: string;
 }
 
-/** Checks the request's proof (before the assertion, as the built-in grants do); undefined without a `DPoP` header. */
+/**
+ * Checks the request's proof and uses it up (its replay record), before the assertion is looked at: a replayed
+ * proof found only at issuance had already spent the assertion's `jti` and saved a grant with no token behind it.
+ * Undefined without a `DPoP` header.
+ */
 export async function requestDpopProof(provider: Provider, ctx: KoaContextWithOIDC): Promise<DpopProof | undefined> {
   const proof = await validateDpop(provider, ctx);
   checkDpopRequired(provider, ctx, proof);
+  const clientId = ctx.oidc.client?.clientId;
+  if (proof !== undefined && clientId !== undefined) await checkDpopReplay(provider, ctx, proof, clientId);
   return proof;
 }
 
-/** Uses up the proof (its replay record) and binds `token` to its key; nothing without a proof. */
-export async function bindToProof(provider: Provider, ctx: KoaContextWithOIDC, proof: DpopProof | undefined, token: unknown): Promise<void> {
-  await applyDpopBinding(provider, ctx, proof, token);
+interface ThumbprintBound {
+  setThumbprint(kind: 'jkt', thumbprint: string): void;
+}
+
+/** Binds `token` to the proof's key (`cnf.jkt`, `token_type: DPoP`); nothing without a proof. */
+export function bindToProof(proof: DpopProof | undefined, token: unknown): void {
+  if (proof !== undefined) (token as ThumbprintBound).setThumbprint('jkt', proof.thumbprint);
 }

@@ -82,7 +82,7 @@ async function answerWithToken(
   const ResourceServer = provider.ResourceServer as ResourceServerConstructor;
   token.scope = issued.scopes.join(' ');
   token.resourceServer = new ResourceServer(issued.resource.resource, resourceServerInfo(issued.resource, deps));
-  await bindToProof(provider, ctx, issued.dpop, token);
+  bindToProof(issued.dpop, token);
   const value = await token.save();
   ctx.set('Cache-Control', 'no-store');
   ctx.body = { access_token: value, token_type: token.tokenType, expires_in: token.expiration, scope: token.scope };

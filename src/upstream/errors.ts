@@ -1,3 +1,4 @@
+import { ResponseTooLargeError } from '../runtime/capped-fetch.ts';
 import { ProtocolError, type ErrorCode, type ProtocolErrorOptions } from '../errors/protocol-error.ts';
 
 /**
@@ -190,9 +191,10 @@ const isErrorLike = (value: unknown): boolean =>
  * failing, to retry and to alert on; it was shown to the user as a refused sign-in and never counted.
  */
 export function isUnreadableProviderAnswer(error: unknown): boolean {
+  // An answer over the size any provider answer has (runtime/capped-fetch.ts) is unreadable too.
   // openid-client wraps what went wrong (a JSON parse error in "something went wrong"): look along the causes.
   for (let current = error, depth = 0; depth < 4 && typeof current === 'object' && current !== null; depth += 1) {
-    if (current instanceof SyntaxError) return true;
+    if (current instanceof SyntaxError || current instanceof ResponseTooLargeError) return true;
     const { code, message, cause } = current as { code?: unknown; message?: unknown; cause?: unknown };
     if (code === 'OAUTH_RESPONSE_IS_NOT_JSON' || code === 'OAUTH_RESPONSE_IS_NOT_CONFORM' || code === 'OAUTH_PARSE_ERROR') return true;
     if (code === 'OAUTH_INVALID_RESPONSE' && typeof message === 'string' && message.startsWith('"response" body')) return true;

@@ -1,6 +1,7 @@
 import { claimMappingFor } from '../../src/upstream/claim-mapping.ts';
 import { identityFromClaims } from '../../src/upstream/identity-claims.ts';
 import assert from 'node:assert/strict';
+import { cappedFetch, PROVIDER_RESPONSE_LIMIT_BYTES } from '../../src/runtime/capped-fetch.ts';
 import { describe, it } from 'node:test';
 import { createEntraProfile, normalizeAuthority, qualifyScopes } from '../../src/upstream/entra.ts';
 import { UpstreamError } from '../../src/upstream/errors.ts';
@@ -141,7 +142,7 @@ describe('Entra sign-in and on-behalf-of through the upstream client (local disc
     const errors: Array<{ operation: string; error: string }> = [];
     const fake = await createFakeEntra({ authority: GLOBAL, tenant: TENANT, discoveryIssuer: `${GLOBAL}/${TENANT}/v2.0`, clientId: 'app-id' });
     const gateway = await createGatewaySide({
-      fetch: fake.fetch,
+      fetch: cappedFetch(fake.fetch, PROVIDER_RESPONSE_LIMIT_BYTES),
       metrics: { upstreamError: (labels) => errors.push(labels) },
       upstream: {
         type: 'entra',
@@ -157,6 +158,8 @@ describe('Entra sign-in and on-behalf-of through the upstream client (local disc
         () => new Response('<html><body>Request blocked</body></html>', { status: 400, headers: { 'content-type': 'text/html' } }),
         () => new Response('not json at all', { status: 200, headers: { 'content-type': 'application/json' } }),
         () => Response.json({ token_type: 'Bearer' }),
+        // Over the size any provider answer has (the capped fetch the gateway's context carries).
+        () => new Response(new ReadableStream({ pull: (controller) => controller.enqueue(new Uint8Array(64 * 1024).fill(0x20)) }), { headers: { 'content-type': 'application/json' } }),
       ]) {
         const started = await gateway.client.beginSignIn({ interactionId: 'waf' });
         fake.rememberNonce(started.authorizationUrl);
@@ -167,7 +170,7 @@ describe('Entra sign-in and on-behalf-of through the upstream client (local disc
           (error: unknown) => error instanceof UpstreamError && error.code === 'temporarily_unavailable' && error.interactionId === 'waf',
         );
       }
-      assert.equal(errors.filter((labels) => labels.operation === 'sign-in').length, 3, JSON.stringify(errors));
+      assert.equal(errors.filter((labels) => labels.operation === 'sign-in').length, 4, JSON.stringify(errors));
     } finally {
       await gateway.store.close();
     }

@@ -303,7 +303,7 @@ export const upstreamSchema = z
           .string()
           .optional()
           .describe(
-            'Claim with the email address (default `email`, used only when the provider vouches for it: `email_verified`, or `xms_edov` for entra, which otherwise uses `preferred_username`/`upn`; a claim named here is trusted as it is).',
+            'Claim with the email address (default `email`, used only when the provider vouches for it: `email_verified`, or `xms_edov` for entra, which otherwise uses `upn`/`preferred_username`; a claim named here is trusted as it is).',
           ),
         groups: z
           .array(z.string())

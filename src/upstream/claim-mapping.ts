@@ -38,6 +38,8 @@ export function claimMappingFor(config: Pick<UpstreamConfig, 'type' | 'groupsCla
 /** Whether the userinfo endpoint has something to add: `auto` asks only when a mapped claim is missing. */
 export function wantsUserinfo(claims: JWTPayload, mapping: ClaimMapping): boolean {
   if (mapping.userinfo !== 'auto') return mapping.userinfo === 'always';
+  // An `email` without `email_verified` is not used (identity-claims.ts): some providers say so only at userinfo.
+  if (mapping.email === 'email' && claims.email !== undefined && claims.email_verified === undefined) return true;
   return [mapping.subject, mapping.name, mapping.email, ...mapping.groups].some((claim) => claims[claim] === undefined);
 }
 

@@ -53,7 +53,8 @@ export function identityFromClaims(claims: JWTPayload, mapping: ClaimMapping): U
   // Entra has `email` only as an optional claim; its sign-in name is usually the address.
   const email =
     verifiedEmail(claims, mapping) ??
-    (mapping.preset === 'entra' ? emailLike(stringClaim(claims, 'preferred_username') ?? stringClaim(claims, 'upn')) : undefined);
+    // `upn` first: Microsoft documents `preferred_username` as mutable, not for authorization.
+    (mapping.preset === 'entra' ? emailLike(stringClaim(claims, 'upn') ?? stringClaim(claims, 'preferred_username')) : undefined);
   if (name) identity.name = name;
   if (email) identity.email = email;
   if (tenantId) identity.tenantId = tenantId;

@@ -178,6 +178,11 @@ export function createUpstreamClient(deps: UpstreamClientDeps): UpstreamClient &
         });
         const mapped = await withUserinfoClaims({ configuration, idTokenClaims: claims, accessToken: response.access_token, mapping: profile.claims });
         identity = profile.identityFrom(mapped);
+        // An address the provider does not vouch for is not used (identity-claims.ts): say so, or an admin matched by
+        // address finds the console closed with no clue why.
+        if (typeof mapped.email === 'string' && identity.email !== mapped.email) {
+          logger.info({ subject: identity.subject }, 'upstream email not used: the identity provider does not vouch for it (email_verified, or xms_edov for Entra)');
+        }
       } catch (error) {
         const mapped = failed('sign-in', forInteraction(error, interactionId));
         logger.warn({ reason: mapped.message, ...failureDetail(error) }, 'upstream identity rejected (ID token or userinfo)');

@@ -14,7 +14,8 @@ describe('upstream claim mapping', () => {
     const identity = identityFromClaims({ iss: 'https://idp.example.com', sub: 'u1', name: 'U', email: 'u@x', email_verified: true, groups: ['a', 'a', 'b'] }, mapping);
     assert.deepEqual(identity, { subject: 'https://idp.example.com#u1', issuer: 'https://idp.example.com', groups: ['a', 'b'], name: 'U', email: 'u@x' });
     assert.equal(wantsUserinfo({ iss: 'i', sub: 'u1' }, mapping), true, 'a conformant ID token without scope claims');
-    assert.equal(wantsUserinfo({ iss: 'i', sub: 'u1', name: 'U', email: 'u@x', groups: [] }, mapping), false);
+    assert.equal(wantsUserinfo({ iss: 'i', sub: 'u1', name: 'U', email: 'u@x', email_verified: true, groups: [] }, mapping), false);
+    assert.equal(wantsUserinfo({ iss: 'i', sub: 'u1', name: 'U', email: 'u@x', groups: [] }, mapping), true, 'email_verified may be said only at userinfo');
   });
 
   it('entra preset: <tid>/<oid>, groups and app roles, never userinfo', () => {
@@ -37,6 +38,7 @@ describe('upstream claim mapping', () => {
     const entra = claimMappingFor(upstream({ type: 'entra', entra: { tenantId: 'contoso.example' } }));
     const entraClaims = { iss: 'x', tid: 'T1', oid: 'o1', email: 'admin@corp.example', preferred_username: 'mallory@contoso.example' };
     assert.equal(identityFromClaims(entraClaims, entra).email, 'mallory@contoso.example', 'the sign-in name, not the editable email');
+    assert.equal(identityFromClaims({ ...entraClaims, upn: 'mallory.upn@contoso.example' }, entra).email, 'mallory.upn@contoso.example', 'upn before preferred_username');
     assert.equal(identityFromClaims({ ...entraClaims, xms_edov: true }, entra).email, 'admin@corp.example');
     // A claim the operator mapped by another name is theirs to vouch for.
     const custom = claimMappingFor(upstream({ issuer: 'https://idp.example.com', claims: { email: 'mail' } }));

@@ -55,6 +55,9 @@ export function providerResponseHeaders(options: Pick<SecurityHeadersOptions, 'h
   return Object.fromEntries([...everyResponseDefaults(options.hsts), ['content-security-policy', csp]]);
 }
 
+/** Types a browser renders as a document that can run script (SVG and XML documents too, not only HTML). */
+const SCRIPTABLE_TYPES = new Set(['text/html', 'application/xhtml+xml', 'image/svg+xml', 'text/xml', 'application/xml']);
+
 export function installSecurityHeaders(app: FastifyInstance, options: SecurityHeadersOptions): void {
   const htmlCsp = htmlCspWithImages(options.imageOrigins ?? []);
   const defaults = everyResponseDefaults(options.hsts);
@@ -67,9 +70,9 @@ export function installSecurityHeaders(app: FastifyInstance, options: SecurityHe
 
     // Read as a media type: a relayed backend answer may spell it `Text/HTML`, and a browser still renders it.
     const contentType = mediaTypeOf(reply.getHeader('content-type'));
-    if (contentType === 'text/html') setDefault('content-security-policy', htmlCsp);
+    if (SCRIPTABLE_TYPES.has(contentType)) setDefault('content-security-policy', htmlCsp);
     // API answers carry tokens and per-user data: no shared or browser cache unless a route opts in.
-    if (contentType === 'application/json') setDefault('cache-control', 'no-store');
+    if (contentType === 'application/json' || contentType.endsWith('+json')) setDefault('cache-control', 'no-store');
     done(null, payload);
   });
 }

@@ -160,6 +160,9 @@ describe('client credentials: agents without a browser', () => {
       assert.equal(body.error, 'invalid_scope', String(scope));
       assert.match(body.error_description, /admin: not a scope of this MCP server \(it offers mcp:tools\)/);
     }
+    const habit = await token({ grant_type: 'client_credentials', resource, scope: 'openid mcp:tools' }, basic('report-bot', SECRET));
+    assert.equal(habit.status, 200, 'an OpenID Connect scope sent by habit is not refused');
+    await habit.body?.cancel();
     const granted = await token({ grant_type: 'client_credentials', resource, scope: 'mcp:tools' }, basic('report-bot', SECRET));
     assert.equal(granted.status, 200);
     assert.equal(((await granted.json()) as { scope: string }).scope, 'mcp:tools');

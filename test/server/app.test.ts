@@ -18,6 +18,8 @@ const samplePart: FastifyPluginAsync = async (app) => {
   app.get('/page', async (_request, reply) => reply.type('text/html; charset=utf-8').send('<p>hello</p>'));
   // As a relayed backend answer may spell its type: a browser renders it as HTML all the same.
   app.get('/page-spelt-otherwise', async (_request, reply) => reply.header('content-type', 'Text/HTML').send('<p>hello</p>'));
+  app.get('/svg', async (_request, reply) => reply.header('content-type', 'image/svg+xml').send('<svg xmlns="http://www.w3.org/2000/svg"><script>1</script></svg>'));
+  app.get('/problem', async (_request, reply) => reply.header('content-type', 'application/problem+json').send('{"title":"x"}'));
   app.get('/own-csp', async (_request, reply) =>
     reply.type('text/html').header('content-security-policy', "default-src 'self'").send('<p>own</p>'),
   );
@@ -72,6 +74,8 @@ describe('buildServer', () => {
   it('gives HTML a strict CSP unless the route set its own', async () => {
     assert.equal((await app.inject({ url: '/page' })).headers['content-security-policy'], defaultHtmlCsp);
     assert.equal((await app.inject({ url: '/page-spelt-otherwise' })).headers['content-security-policy'], defaultHtmlCsp);
+    assert.equal((await app.inject({ url: '/svg' })).headers['content-security-policy'], defaultHtmlCsp, 'an SVG document runs script too');
+    assert.equal((await app.inject({ url: '/problem' })).headers['cache-control'], 'no-store');
     assert.match(defaultHtmlCsp, /frame-ancestors 'none'/);
     assert.equal((await app.inject({ url: '/own-csp' })).headers['content-security-policy'], "default-src 'self'");
     assert.equal((await app.inject({ url: '/healthz' })).headers['content-security-policy'], undefined);

@@ -30,11 +30,14 @@ export function requireNamedResource(ctx: KoaContextWithOIDC): void {
  * Runs from `getResourceServerInfo`, which the grant calls before it reads `scope`: the default is written into the
  * request's parameters there.
  */
+const OIDC_SCOPES = new Set(['openid', 'offline_access', 'profile', 'email']);
+
 export function clientCredentialsScopeProblem(ctx: KoaContextWithOIDC, resource: ProtectedResource): string | undefined {
   const params = ctx.oidc?.params;
   if (params?.grant_type !== CLIENT_CREDENTIALS_GRANT) return undefined;
   const requested = typeof params.scope === 'string' ? params.scope.split(' ').filter(Boolean) : [];
-  const unknown = requested.filter((scope) => !Object.hasOwn(resource.scopes, scope));
+  // OpenID Connect's own scopes, which generic OAuth libraries send by habit, mean nothing for an app-only token.
+  const unknown = requested.filter((scope) => !Object.hasOwn(resource.scopes, scope) && !OIDC_SCOPES.has(scope));
   if (unknown.length > 0) return `${unknown.join(' ')}: not a scope of this MCP server (it offers ${Object.keys(resource.scopes).join(' ') || 'none'})`;
   if (requested.length === 0 && resource.route.requiredScopes.length > 0) params.scope = resource.route.requiredScopes.join(' ');
   return undefined;

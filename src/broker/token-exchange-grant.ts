@@ -43,12 +43,12 @@ export interface GrantRegistry {
  * clients, where 401 `interaction_required` asks the user to sign in again; at /token a 401 means the *client's*
  * credentials failed (oidc-provider adds a Basic challenge), so a backend would look for a fault in its own secret.
  * A user who must sign in again is `400 interaction_required`, as Entra's own token endpoint answers an on-behalf-of
- * exchange that needs the user; any other refusal for the user is the subject token's grant being unusable,
- * `invalid_grant`. Outages stay 503 and the rest keep their code.
+ * exchange that needs the user; any other refusal for the user is a subject token unacceptable by policy, which
+ * RFC 8693 §2.2.2 answers `invalid_request` (as an invalid subject token). Outages stay 503, the rest keep their code.
  */
 function toEndpointError(error: ProtocolError): TokenEndpointError {
   if (error.status === 401 || error.status === 403) {
-    const code = error.code === 'interaction_required' ? 'interaction_required' : 'invalid_grant';
+    const code = error.code === 'interaction_required' ? 'interaction_required' : 'invalid_request';
     return new TokenEndpointError(code, error.description, { status: 400, detail: `broker: ${error.code}` });
   }
   return new TokenEndpointError(error.code, error.description, { status: error.status, detail: `broker: ${error.code}` });
@@ -81,14 +81,14 @@ export function registerTokenExchangeGrant(provider: GrantRegistry, deps: TokenE
       });
       const audiences = Array.isArray(payload.aud) ? payload.aud : [payload.aud];
       const route = audiences.find((aud): aud is string => aud !== undefined && routeDownstream.has(aud));
-      if (!route) throw new TokenEndpointError('invalid_grant', 'The subject token was not issued for a route of this gateway.');
+      if (!route) throw new TokenEndpointError('invalid_request', 'The subject token was not issued for a route of this gateway.');
       // The broker acts for a signed-in user; an assertion forwarded for an app-only caller names a client, not one.
-      if (payload[APP_ONLY_CLAIM] === true) throw new TokenEndpointError('invalid_grant', 'The subject token stands for an app-only caller; there is no user to act for.');
+      if (payload[APP_ONLY_CLAIM] === true) throw new TokenEndpointError('invalid_request', 'The subject token stands for an app-only caller; there is no user to act for.');
       return { subject: payload.sub as string, route };
     } catch (error) {
       if (error instanceof TokenEndpointError) throw error;
       const expired = error instanceof joseErrors.JWTExpired;
-      throw new TokenEndpointError('invalid_grant', expired ? 'The subject token has expired.' : 'The subject token is not a valid identity assertion of this gateway.');
+      throw new TokenEndpointError('invalid_request', expired ? 'The subject token has expired.' : 'The subject token is not a valid identity assertion of this gateway.');
     }
   }
 

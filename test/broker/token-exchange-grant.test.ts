@@ -165,7 +165,7 @@ describe('RFC 8693 token exchange grant for backends', () => {
     for (const token of bad) {
       const result = await exchange({ subject_token: token, subject_token_type: JWT_TOKEN_TYPE, resource: 'https://graph.microsoft.com' });
       assert.equal(result.status, 400);
-      assert.equal(result.body.error, 'invalid_grant');
+      assert.equal(result.body.error, 'invalid_request');
       assert.ok(!JSON.stringify(result.body).includes(token));
     }
     assert.equal(brokerCalls.length, 0);
@@ -193,7 +193,7 @@ describe('RFC 8693 token exchange grant for backends', () => {
     assert.equal(consent.headers.get('www-authenticate'), null);
     brokerFailure = new ProtocolError('access_denied', 'This downstream API is called on behalf of a signed-in user.');
     const denied = await exchange({ subject_token: await assertion(), subject_token_type: JWT_TOKEN_TYPE, resource: 'https://graph.microsoft.com' });
-    assert.deepEqual([denied.status, denied.body.error], [400, 'invalid_grant']);
+    assert.deepEqual([denied.status, denied.body.error], [400, 'invalid_request']);
     brokerFailure = new ProtocolError('temporarily_unavailable', 'The identity provider is unavailable; retry later.');
     const down = await exchange({ subject_token: await assertion(), subject_token_type: JWT_TOKEN_TYPE, resource: 'https://graph.microsoft.com' });
     assert.equal(down.status, 503);

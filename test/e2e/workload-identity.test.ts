@@ -53,7 +53,7 @@ describe('workload identity federation with the demo workload-identity issuer', 
       const graph = (await client.callTool({ name: 'get_graph_user_details', arguments: {} })) as { content: Array<{ text: string }>; isError?: boolean };
       // The sample server's RFC 8693 exchange of the app-only assertion is refused at /token (no user to act for).
       assert.equal(graph.isError, true, JSON.stringify(graph));
-      assert.match(graph.content[0]!.text, /invalid_grant/);
+      assert.match(graph.content[0]!.text, /invalid_request/);
     } finally {
       await client.close();
     }

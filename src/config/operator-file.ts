@@ -28,9 +28,10 @@ export function readOperatorFileSync(path: string, maxBytes = OPERATOR_FILE_LIMI
   try {
     const stat = fstatSync(fd);
     checkRegular(stat.isFile(), stat.size, maxBytes);
-    const buffer = Buffer.alloc(maxBytes + 1);
+    let buffer: Buffer = Buffer.allocUnsafe(initialSize(stat.size, maxBytes));
     let length = 0;
     for (;;) {
+      if (length === buffer.length) buffer = grown(buffer, maxBytes);
       const read = readSync(fd, buffer, length, buffer.length - length, null);
       if (read === 0) break;
       length += read;
@@ -47,9 +48,10 @@ export async function readOperatorFile(path: string, maxBytes = OPERATOR_FILE_LI
   try {
     const stat = await handle.stat();
     checkRegular(stat.isFile(), stat.size, maxBytes);
-    const buffer = Buffer.alloc(maxBytes + 1);
+    let buffer: Buffer = Buffer.allocUnsafe(initialSize(stat.size, maxBytes));
     let length = 0;
     for (;;) {
+      if (length === buffer.length) buffer = grown(buffer, maxBytes);
       const { bytesRead } = await handle.read(buffer, length, buffer.length - length, null);
       if (bytesRead === 0) break;
       length += bytesRead;
@@ -65,6 +67,19 @@ function checkRegular(isFile: boolean, size: number, maxBytes: number): void {
   if (!isFile) throw new OperatorFileError('GH_NOT_REGULAR_FILE', 'not a regular file');
   // The size a regular file says it has; the read below still stops at the bound if it grows meanwhile.
   if (size > maxBytes) throw tooLarge(maxBytes);
+}
+
+/**
+ * Room for the file as its size says, plus a byte to notice it grew (a token file rewritten while read), not the
+ * whole bound: a workload token file is read on every new assertion.
+ */
+const initialSize = (size: number, maxBytes: number) => Math.min(size, maxBytes) + 1;
+
+/** A larger buffer holding what was read, up to one byte over the bound (which the reader then refuses). */
+function grown(buffer: Buffer, maxBytes: number): Buffer {
+  const larger = Buffer.allocUnsafe(Math.min(buffer.length * 2, maxBytes + 1));
+  buffer.copy(larger);
+  return larger;
 }
 
 const tooLarge = (maxBytes: number) => new OperatorFileError('GH_FILE_TOO_LARGE', `larger than ${maxBytes} bytes`);

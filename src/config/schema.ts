@@ -512,7 +512,8 @@ export const configSchema = z
               .describe('If non-empty, only these hosts (or `*.suffix`) may be CIMD clients; they show as verified.'),
             denyDomains: z.array(z.string()).default([]).describe('Hosts never accepted as CIMD clients.'),
             maxBytes: z.number().int().positive().default(5_120).describe('Largest metadata document accepted.'),
-            timeoutMs: milliseconds('Time limit for fetching a metadata document.', 5_000),
+            // A fetch an anonymous /authorize request makes: it holds the request, so a few seconds, not minutes.
+            timeoutMs: z.number().int().positive().max(30_000).default(5_000).describe('Time limit for fetching a metadata document (at most 30 s).'),
             cacheSeconds: seconds('Longest a fetched document is cached (HTTP caching may shorten it).', 3_600),
             allowLoopback: z
               .boolean()

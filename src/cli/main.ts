@@ -94,6 +94,10 @@ function parseCommandLine(command: CliCommand, args: readonly string[]): { value
     if (option.type === 'string' && token.value === undefined) {
       throw new CliUsageError(`option "${token.rawName}" needs a value, e.g. ${token.rawName} VALUE`);
     }
+    // `--user --config f` took "--config" as the user: a separate value that is itself an option is a forgotten value.
+    if (option.type === 'string' && token.inlineValue === false && token.value?.startsWith('--') === true) {
+      throw new CliUsageError(`option "${token.rawName}" needs a value, not the option "${token.value}" (write ${token.rawName}=${token.value} if that is the value)`);
+    }
     if (option.type === 'boolean' && token.inlineValue) {
       throw new CliUsageError(`option "${token.rawName}" takes no value`);
     }

@@ -76,6 +76,13 @@ describe('gatehouse usage errors', () => {
     assert.equal(stderr, 'gatehouse: unknown option "--frce" for "gatehouse init" — did you mean "--force"?\n');
   });
 
+  it('refuses an option as the value of another (a forgotten value), exit 2', () => {
+    // `--user --config f` took "--config" as the user and then read the demo store.
+    const { code, stderr } = gatehouse(['grants', 'list', '--user', '--config', 'gatehouse.yaml']);
+    assert.equal(code, 2);
+    assert.equal(stderr, 'gatehouse: option "--user" needs a value, not the option "--config" (write --user=--config if that is the value)\n');
+  });
+
   it('reports a missing argument, exit 2', () => {
     const { code, stderr } = gatehouse(['config', 'check']);
     assert.equal(code, 2);

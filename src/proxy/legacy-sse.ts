@@ -72,7 +72,7 @@ function relayLegacyStream(exchange: McpExchange): Promise<void> {
     runtime.sessions.bind(
       'legacy-sse-session',
       sessionId,
-      { subject: call.claims.sub, route: state.route.path, createdAt: runtime.ctx.clock.now(), backendMessageUrl },
+      { subject: call.claims.sub, clientId: call.claims.clientId, route: state.route.path, createdAt: runtime.ctx.clock.now(), backendMessageUrl },
       SESSION_TTL_SECONDS,
     );
   reply.raw.on('close', () => {
@@ -103,7 +103,8 @@ function relayLegacyStream(exchange: McpExchange): Promise<void> {
 export async function requireLegacySessionOwner(exchange: McpExchange): Promise<void> {
   const sessionId = (exchange.request.query as { sessionId?: unknown }).sessionId;
   if (typeof sessionId !== 'string' || sessionId === '') throw sessionNotFound();
-  const binding = await exchange.runtime.sessions.require('legacy-sse-session', sessionId, authorized(exchange).claims.sub, exchange.state.route.path);
+  const { claims } = authorized(exchange);
+  const binding = await exchange.runtime.sessions.require('legacy-sse-session', sessionId, { subject: claims.sub, clientId: claims.clientId }, exchange.state.route.path);
   exchange.sessionId = sessionId;
   exchange.backendMessageUrl = binding.backendMessageUrl;
 }

@@ -21,6 +21,8 @@ import { jsonRpcCodes, ProtocolError } from '../errors/protocol-error.ts';
 export interface SessionBinding {
   subject: string;
   route: string;
+  /** The OAuth client that opened the session; absent in a binding written before it was kept (any client). */
+  clientId?: string;
   createdAt: number;
   /** Legacy SSE only: the backend's message endpoint for this session. */
   backendMessageUrl?: string;
@@ -34,7 +36,7 @@ const bindingRecords = { 'mcp-session': mcpSessionRecord, 'legacy-sse-session': 
 export interface SessionBindings {
   bind(kind: SessionKind, sessionId: string, binding: SessionBinding, ttlSeconds: number): Promise<void>;
   /** The binding, if this subject owns the session on this route; otherwise 404 (never revealing it exists). */
-  require(kind: SessionKind, sessionId: string, subject: string, route: string): Promise<SessionBinding>;
+  require(kind: SessionKind, sessionId: string, owner: { subject: string; clientId: string }, route: string): Promise<SessionBinding>;
   forget(kind: SessionKind, sessionId: string): Promise<void>;
 }
 
@@ -59,7 +61,7 @@ export function createSessionBindings(store: Store, maxCached = 50_000): Session
       const stored = await readRecord(store, record, sessionId);
       if (stored) remember(`${kind}\u0000${sessionId}`, stored);
     },
-    async require(kind, sessionId, subject, route) {
+    async require(kind, sessionId, owner, route) {
       const key = `${kind}\u0000${sessionId}`;
       let binding = cache.get(key);
       if (binding) {
@@ -71,7 +73,9 @@ export function createSessionBindings(store: Store, maxCached = 50_000): Session
         if (!binding) throw sessionNotFound();
         remember(key, binding);
       }
-      if (binding.subject !== subject || binding.route !== route) throw sessionNotFound();
+      // The user's other clients too are strangers to the session: each MCP client opens its own.
+      if (binding.subject !== owner.subject || binding.route !== route) throw sessionNotFound();
+      if (binding.clientId !== undefined && binding.clientId !== owner.clientId) throw sessionNotFound();
       return binding;
     },
     async forget(kind, sessionId) {

@@ -41,7 +41,8 @@ export function requireSessionOwner(exchange: McpExchange): void | Promise<void>
 }
 
 async function checkSessionOwner(exchange: McpExchange, sessionId: string): Promise<void> {
-  await exchange.runtime.sessions.require('mcp-session', sessionId, authorized(exchange).claims.sub, exchange.state.route.path);
+  const { claims } = authorized(exchange);
+  await exchange.runtime.sessions.require('mcp-session', sessionId, { subject: claims.sub, clientId: claims.clientId }, exchange.state.route.path);
   exchange.sessionId = sessionId;
 }
 
@@ -65,7 +66,8 @@ async function updateSessionBinding(exchange: McpExchange, response: BackendResp
   const { runtime, state, sessionId } = exchange;
   try {
     if (issued !== undefined) {
-      const binding = { subject: authorized(exchange).claims.sub, route: state.route.path, createdAt: runtime.ctx.clock.now() };
+      const { claims } = authorized(exchange);
+      const binding = { subject: claims.sub, clientId: claims.clientId, route: state.route.path, createdAt: runtime.ctx.clock.now() };
       await runtime.sessions.bind('mcp-session', issued, binding, SESSION_TTL_SECONDS);
     }
     if (closed && sessionId !== undefined) await runtime.sessions.forget('mcp-session', sessionId);

@@ -10,6 +10,8 @@ import { defineCounter, defineRecord } from '../store/define-record.ts';
 const binding = z.object({
   subject: z.string(),
   route: z.string(),
+  /** The OAuth client that opened it (absent in bindings written before it was kept: those match any client). */
+  clientId: z.string().optional(),
   createdAt: z.number(),
   /** Legacy SSE only: the backend's message endpoint for this session. */
   backendMessageUrl: z.string().optional(),
@@ -24,7 +26,7 @@ export const mcpSessionRecord = defineRecord({
   indexes: ['subject'],
   singleUse: false,
   secrets: 'the session id is plain (a routing handle bound to its user, not a credential)',
-  description: 'A Streamable HTTP session issued by the backend, bound to the user and route that created it.',
+  description: 'A Streamable HTTP session issued by the backend, bound to the user, client and route that created it.',
 });
 
 export const legacySseSessionRecord = defineRecord({

@@ -31,7 +31,7 @@ after(async () => {
   await store?.close();
 });
 
-const binding = (subject: string): SessionBinding => ({ subject, route: '/mcp', createdAt: 1, backendMessageUrl: 'http://backend/messages?s=1' });
+const binding = (subject: string): SessionBinding => ({ subject, clientId: 'client-1', route: '/mcp', createdAt: 1, backendMessageUrl: 'http://backend/messages?s=1' });
 const isNotFound = (error: unknown) => error instanceof ProtocolError && error.status === 404;
 
 describe('session bindings cache', () => {
@@ -40,12 +40,22 @@ describe('session bindings cache', () => {
     await sessions.bind('legacy-sse-session', 's1', binding('tenant/alice'), 60);
     reads = [];
     for (let i = 0; i < 3; i++) {
-      const found = await sessions.require('legacy-sse-session', 's1', 'tenant/alice', '/mcp');
+      const found = await sessions.require('legacy-sse-session', 's1', { subject: 'tenant/alice', clientId: 'client-1' }, '/mcp');
       assert.equal(found.backendMessageUrl, 'http://backend/messages?s=1');
     }
     assert.deepEqual(reads, []);
-    await assert.rejects(sessions.require('legacy-sse-session', 's1', 'tenant/mallory', '/mcp'), isNotFound);
-    await assert.rejects(sessions.require('legacy-sse-session', 's1', 'tenant/alice', '/other'), isNotFound);
+    await assert.rejects(sessions.require('legacy-sse-session', 's1', { subject: 'tenant/mallory', clientId: 'client-1' }, '/mcp'), isNotFound);
+    await assert.rejects(sessions.require('legacy-sse-session', 's1', { subject: 'tenant/alice', clientId: 'client-1' }, '/other'), isNotFound);
+    // The same user through another MCP client is a stranger to the session.
+    await assert.rejects(sessions.require('legacy-sse-session', 's1', { subject: 'tenant/alice', clientId: 'other-client' }, '/mcp'), isNotFound);
+  });
+
+  it('lets any client of the user use a binding written before clients were kept', async () => {
+    const sessions = createSessionBindings(counted);
+    const { clientId: _clientId, ...older } = binding('tenant/alice');
+    await sessions.bind('legacy-sse-session', 'old', older, 60);
+    const found = await sessions.require('legacy-sse-session', 'old', { subject: 'tenant/alice', clientId: 'any' }, '/mcp');
+    assert.equal(found.subject, 'tenant/alice');
   });
 
   it('reads the store on another replica once, then caches; forgetting a session ends it everywhere it is asked', async () => {
@@ -53,23 +63,23 @@ describe('session bindings cache', () => {
     const second = createSessionBindings(counted);
     await first.bind('legacy-sse-session', 's2', binding('tenant/alice'), 60);
     reads = [];
-    await second.require('legacy-sse-session', 's2', 'tenant/alice', '/mcp');
-    await second.require('legacy-sse-session', 's2', 'tenant/alice', '/mcp');
+    await second.require('legacy-sse-session', 's2', { subject: 'tenant/alice', clientId: 'client-1' }, '/mcp');
+    await second.require('legacy-sse-session', 's2', { subject: 'tenant/alice', clientId: 'client-1' }, '/mcp');
     assert.deepEqual(reads, ['s2']);
     await first.forget('legacy-sse-session', 's2');
-    await assert.rejects(first.require('legacy-sse-session', 's2', 'tenant/alice', '/mcp'), isNotFound);
+    await assert.rejects(first.require('legacy-sse-session', 's2', { subject: 'tenant/alice', clientId: 'client-1' }, '/mcp'), isNotFound);
   });
 
   it('evicts the least recently used binding when full', async () => {
     const sessions = createSessionBindings(counted, 2);
     await sessions.bind('legacy-sse-session', 'a', binding('tenant/alice'), 60);
     await sessions.bind('legacy-sse-session', 'b', binding('tenant/alice'), 60);
-    await sessions.require('legacy-sse-session', 'a', 'tenant/alice', '/mcp');
+    await sessions.require('legacy-sse-session', 'a', { subject: 'tenant/alice', clientId: 'client-1' }, '/mcp');
     await sessions.bind('legacy-sse-session', 'c', binding('tenant/alice'), 60);
     reads = [];
-    await sessions.require('legacy-sse-session', 'a', 'tenant/alice', '/mcp');
+    await sessions.require('legacy-sse-session', 'a', { subject: 'tenant/alice', clientId: 'client-1' }, '/mcp');
     assert.deepEqual(reads, [], 'the recently used binding stayed cached');
-    await sessions.require('legacy-sse-session', 'b', 'tenant/alice', '/mcp');
+    await sessions.require('legacy-sse-session', 'b', { subject: 'tenant/alice', clientId: 'client-1' }, '/mcp');
     assert.deepEqual(reads, ['b'], 'the least recently used binding was evicted');
   });
 });

@@ -26,7 +26,7 @@ const page = { config: { errorFormat: 'html' as const } };
 const grantParams = z.object({ grantId: z.string().min(1).max(128) });
 const clientBody = z.object({ client_id: z.string().min(1).max(2048) });
 /** `/admin/clients?q=`: a search over ids and names; anything else in the query (a notice) is left to its reader. */
-const clientsQuery = z.object({ q: z.string().max(200).optional() });
+const clientsQuery = z.object({ q: z.string().max(200).optional() }).loose();
 
 export function registerAdminRoutes(app: FastifyInstance, state: ConsoleState): void {
   const { admin, ctx } = state;
@@ -36,10 +36,10 @@ export function registerAdminRoutes(app: FastifyInstance, state: ConsoleState): 
   app.get('/admin/clients', page, async (request, reply) => {
     const session = await adminForPage(state, request, reply, '/admin/clients');
     if (session === undefined) return reply;
-    const recent = await recentUseSince(ctx.store, ctx.clock.now() - ACTIVITY_WINDOW_MS, ctx.clock.now() + 1);
     const query = clientsQuery.safeParse(request.query);
-    const search = query.success ? query.data.q : undefined;
-    return html(reply, renderClientsPage(await view('Clients', 'clients', session, noticeFrom(request)), await listClients(admin, recent), search));
+    if (!query.success) throw new ProtocolError('invalid_request', 'The client search is not valid: one `q` of at most 200 characters. Change it and try again.');
+    const recent = await recentUseSince(ctx.store, ctx.clock.now() - ACTIVITY_WINDOW_MS, ctx.clock.now() + 1);
+    return html(reply, renderClientsPage(await view('Clients', 'clients', session, noticeFrom(request)), await listClients(admin, recent), query.data.q));
   });
 
   app.get('/admin/grants', page, async (request, reply) => {

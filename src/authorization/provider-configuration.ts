@@ -12,7 +12,7 @@ import { DPOP_SIGNING_ALGS } from '../protocol/dpop.ts';
 import { hasPrivateUseRedirectUri, redirectUrisProblem } from './redirect-uri-policy.ts';
 import { clientCredentialsScopeProblem, requireNamedResource } from './grants/client-credentials.ts';
 import { jwtBearerGrantMetadata } from './grants/jwt-bearer-grant.ts';
-import { clientAssertionTimeProblem } from './grants/assertion-replay.ts';
+import { assertionTimeProblem } from './grants/assertion-replay.ts';
 import { resourceServerInfo } from './resource-server-info.ts';
 import { selfRegisteredGrantsProblem } from './self-registered-grants.ts';
 import { extraTokenClaims, issueRefreshToken, rotateRefreshToken, tokenLifetimes } from './token-policy.ts';
@@ -112,8 +112,9 @@ export function providerConfiguration(input: ProviderConfigurationInput): Config
     // passed. Its replay record lives until `exp`, so one far ahead held a record for ever (or, beyond the store's TTL
     // range, failed the request), and an `iat` minutes ahead is a clock no client has.
     assertJwtClientAuthClaimsAndHeader: async (_ctx: unknown, claims: Record<string, unknown>) => {
-      const problem = clientAssertionTimeProblem(claims, seconds(ctx.clock.now()));
-      if (problem !== undefined) throw new errors.InvalidClientAuth(problem);
+      const problem = assertionTimeProblem(claims, seconds(ctx.clock.now()));
+      if (problem === 'iat') throw new errors.InvalidClientAuth('client assertion issued in the future (iat)');
+      if (problem === 'exp') throw new errors.InvalidClientAuth('client assertion expires more than a day ahead');
     },
     // The redirect URI policy applies to every client, however it registered (DCR, CIMD, configuration, reloaded
     // from the store); a client not in the configuration gets only the interactive grants (self-registered-grants.ts). oidc-provider runs this validator for each listed extra property, before its own schema

@@ -1,3 +1,4 @@
+import { causeChain } from '../errors/cause-chain.ts';
 import { ProtocolError } from '../errors/protocol-error.ts';
 import type { StepUpReason } from '../records/step-up.ts';
 
@@ -62,11 +63,7 @@ const stringField = (record: Record<string, unknown>, key: string): string | und
 /** Reads an error from openid-client (ResponseBodyError), a plain OAuth body, fetch or our own timeout. */
 export function describeUpstreamError(error: unknown): UpstreamErrorDetails {
   const details: UpstreamErrorDetails = { claims: false, network: false };
-  const layers: Record<string, unknown>[] = [];
-  for (let layer: unknown = error, depth = 0; isRecord(layer) && depth < 4; layer = layer.cause, depth += 1) {
-    layers.push(layer);
-  }
-  for (const layer of layers) {
+  for (const layer of causeChain(error, 4)) {
     const code = stringField(layer, 'code');
     // src/upstream's UpstreamError keeps the IdP's answer in these fields.
     details.error ??= stringField(layer, 'upstreamError');
@@ -118,10 +115,8 @@ export function stepUpOf(failure: ProtocolError): { reason: StepUpReason; claims
   const cause: unknown = failure.cause;
   if (!isRecord(cause) || typeof cause.reason !== 'string' || !stepUpReasons.has(cause.reason as ReauthorizationReason)) return undefined;
   const reason = cause.reason as StepUpReason;
-  for (let layer: unknown = cause.cause, depth = 0; isRecord(layer) && depth < 5; layer = layer.cause, depth += 1) {
-    if (typeof layer.claims === 'string' && layer.claims.length > 0) return { reason, claims: layer.claims };
-  }
-  return { reason };
+  const claims = causeChain(cause.cause).find((layer) => typeof layer.claims === 'string' && layer.claims.length > 0)?.claims as string | undefined;
+  return claims === undefined ? { reason } : { reason, claims };
 }
 
 export function reauthorizationError(reason: ReauthorizationReason, cause?: unknown): ProtocolError {

@@ -27,17 +27,9 @@ export function readOperatorFileSync(path: string, maxBytes = OPERATOR_FILE_LIMI
   const fd = openSync(path, OPEN_FLAGS);
   try {
     const stat = fstatSync(fd);
-    checkRegular(stat.isFile(), stat.size, maxBytes);
-    let buffer: Buffer = Buffer.allocUnsafe(initialSize(stat.size, maxBytes));
-    let length = 0;
-    for (;;) {
-      if (length === buffer.length) buffer = grown(buffer, maxBytes);
-      const read = readSync(fd, buffer, length, buffer.length - length, null);
-      if (read === 0) break;
-      length += read;
-      if (length > maxBytes) throw tooLarge(maxBytes);
-    }
-    return utf8(buffer.subarray(0, length));
+    const text = new BoundedRead(stat.isFile(), stat.size, maxBytes);
+    while (text.took(readSync(fd, ...text.room(), null)));
+    return text.decoded();
   } finally {
     closeSync(fd);
   }
@@ -47,47 +39,55 @@ export async function readOperatorFile(path: string, maxBytes = OPERATOR_FILE_LI
   const handle = await open(path, OPEN_FLAGS);
   try {
     const stat = await handle.stat();
-    checkRegular(stat.isFile(), stat.size, maxBytes);
-    let buffer: Buffer = Buffer.allocUnsafe(initialSize(stat.size, maxBytes));
-    let length = 0;
-    for (;;) {
-      if (length === buffer.length) buffer = grown(buffer, maxBytes);
-      const { bytesRead } = await handle.read(buffer, length, buffer.length - length, null);
-      if (bytesRead === 0) break;
-      length += bytesRead;
-      if (length > maxBytes) throw tooLarge(maxBytes);
-    }
-    return utf8(buffer.subarray(0, length));
+    const text = new BoundedRead(stat.isFile(), stat.size, maxBytes);
+    while (text.took((await handle.read(...text.room(), null)).bytesRead));
+    return text.decoded();
   } finally {
     await handle.close();
   }
 }
 
-function checkRegular(isFile: boolean, size: number, maxBytes: number): void {
-  if (!isFile) throw new OperatorFileError('GH_NOT_REGULAR_FILE', 'not a regular file');
-  // The size a regular file says it has; the read below still stops at the bound if it grows meanwhile.
-  if (size > maxBytes) throw tooLarge(maxBytes);
-}
-
 /**
- * Room for the file as its size says, plus a byte to notice it grew (a token file rewritten while read), not the
- * whole bound: a workload token file is read on every new assertion.
+ * What both readers share: the checks before reading, and the bytes read so far. The buffer starts at the size the
+ * file says it has, plus a byte to notice it grew (a token file rewritten while read), not at the whole bound — a
+ * workload token file is read on every new assertion — and grows up to one byte over the bound, which is refused.
  */
-const initialSize = (size: number, maxBytes: number) => Math.min(size, maxBytes) + 1;
+class BoundedRead {
+  private buffer: Buffer;
+  private length = 0;
+  private readonly maxBytes: number;
 
-/** A larger buffer holding what was read, up to one byte over the bound (which the reader then refuses). */
-function grown(buffer: Buffer, maxBytes: number): Buffer {
-  const larger = Buffer.allocUnsafe(Math.min(buffer.length * 2, maxBytes + 1));
-  buffer.copy(larger);
-  return larger;
+  constructor(isFile: boolean, size: number, maxBytes: number) {
+    if (!isFile) throw new OperatorFileError('GH_NOT_REGULAR_FILE', 'not a regular file');
+    if (size > maxBytes) throw tooLarge(maxBytes);
+    this.maxBytes = maxBytes;
+    this.buffer = Buffer.allocUnsafe(Math.min(size, maxBytes) + 1);
+  }
+
+  /** Where the next read goes (buffer, offset, length), the buffer grown first when it is full. */
+  room(): [Buffer, number, number] {
+    if (this.length === this.buffer.length) {
+      const larger = Buffer.allocUnsafe(Math.min(this.buffer.length * 2, this.maxBytes + 1));
+      this.buffer.copy(larger);
+      this.buffer = larger;
+    }
+    return [this.buffer, this.length, this.buffer.length - this.length];
+  }
+
+  /** Counts `bytes` just read; false at the end of the file. */
+  took(bytes: number): boolean {
+    this.length += bytes;
+    if (this.length > this.maxBytes) throw tooLarge(this.maxBytes);
+    return bytes > 0;
+  }
+
+  decoded(): string {
+    try {
+      return new TextDecoder('utf-8', { fatal: true }).decode(this.buffer.subarray(0, this.length));
+    } catch {
+      throw new OperatorFileError('GH_FILE_NOT_UTF8', 'not UTF-8 text');
+    }
+  }
 }
 
 const tooLarge = (maxBytes: number) => new OperatorFileError('GH_FILE_TOO_LARGE', `larger than ${maxBytes} bytes`);
-
-function utf8(bytes: Buffer): string {
-  try {
-    return new TextDecoder('utf-8', { fatal: true }).decode(bytes);
-  } catch {
-    throw new OperatorFileError('GH_FILE_NOT_UTF8', 'not UTF-8 text');
-  }
-}

@@ -16,7 +16,7 @@ export interface StreamBudget {
 
 export function createStreamBudget(): StreamBudget {
   const taken = new Map<string, number>();
-  // A separator no route path or subject can hold unescaped ambiguity in: the route is a path, always `/…`.
+  // A route path holds no space (config schema), so the first space ends it whatever the subject holds.
   const keyOf = (route: string, subject: string) => `${route} ${subject}`;
   return {
     admit(route, subject, limit, response) {

@@ -1,3 +1,4 @@
+import { causeChain } from '../errors/cause-chain.ts';
 import { ProtocolError } from '../errors/protocol-error.ts';
 import { isNetworkFailure, UpstreamError } from './errors.ts';
 
@@ -30,11 +31,9 @@ const oauthErrors = new Set([
 
 /** The OAuth `error` the IdP answered with, from our UpstreamError or openid-client's ResponseBodyError. */
 function answeredError(error: unknown): string | undefined {
-  for (let layer: unknown = error, depth = 0; typeof layer === 'object' && layer !== null && depth < 5; depth += 1) {
+  for (const layer of causeChain(error)) {
     if (layer instanceof UpstreamError && layer.upstreamError !== undefined) return layer.upstreamError;
-    const { code, error: oauthError, cause } = layer as { code?: unknown; error?: unknown; cause?: unknown };
-    if (code === 'OAUTH_RESPONSE_BODY_ERROR' && typeof oauthError === 'string') return oauthError;
-    layer = cause;
+    if (layer.code === 'OAUTH_RESPONSE_BODY_ERROR' && typeof layer.error === 'string') return layer.error;
   }
   return undefined;
 }

@@ -1,3 +1,4 @@
+import { causeChain } from '../errors/cause-chain.ts';
 import { ResponseTooLargeError } from '../runtime/capped-fetch.ts';
 import { ProtocolError, type ErrorCode, type ProtocolErrorOptions } from '../errors/protocol-error.ts';
 
@@ -82,16 +83,13 @@ function oauthErrorBody(error: unknown): OAuthErrorBody | undefined {
 }
 
 /** No answer at all: a timeout, an abort, a refused or reset connection, DNS (anywhere in the cause chain). */
-export const isNetworkFailure = (error: unknown): boolean => {
-  for (let layer: unknown = error, depth = 0; typeof layer === 'object' && layer !== null && depth < 5; depth += 1) {
-    const { name, code } = layer as { name?: unknown; code?: unknown };
+export const isNetworkFailure = (error: unknown): boolean =>
+  causeChain(error).some((layer) => {
+    const { name, code } = layer;
     if (name === 'TimeoutError' || name === 'AbortError' || code === 'OAUTH_TIMEOUT' || code === 'OAUTH_ABORT') return true;
     if (typeof code === 'string' && /^(ECONN|ETIMEDOUT|ENOTFOUND|EAI_AGAIN|UND_ERR)/.test(code)) return true;
-    if (layer instanceof TypeError && /fetch failed/i.test(layer.message)) return true;
-    layer = (layer as { cause?: unknown }).cause;
-  }
-  return false;
-};
+    return layer instanceof TypeError && /fetch failed/i.test(layer.message);
+  });
 
 /** HTTP status of a non-OAuth error answer (openid-client keeps the Response as the error's cause). */
 export function upstreamStatus(error: unknown): number | undefined {
@@ -165,24 +163,16 @@ export function failureDetail(error: unknown): Record<string, unknown> {
   const chain: string[] = [];
   let claim: unknown;
   let check: string | undefined;
-  let current: unknown = error;
-  // Errors only: a library may hang other objects on `cause` (jose: the claims checked), which are not logged.
-  for (let depth = 0; depth < 4 && (current instanceof Error || isErrorLike(current)); depth += 1) {
-    const record = current as { name?: unknown; code?: unknown; claim?: unknown; message?: unknown; cause?: unknown };
-    const name = typeof record.name === 'string' ? record.name : 'Error';
-    chain.push(typeof record.code === 'string' ? `${name}(${record.code})` : name);
-    if (typeof record.claim === 'string') claim ??= record.claim;
+  for (const layer of causeChain(error, 4)) {
+    // Errors only: a library may hang other objects on `cause` (jose: the claims checked), which are not logged.
+    if (typeof layer.name !== 'string' || typeof layer.message !== 'string') break;
+    chain.push(typeof layer.code === 'string' ? `${layer.name}(${layer.code})` : layer.name);
+    if (typeof layer.claim === 'string') claim ??= layer.claim;
     // jose's JOSEError codes start ERR_J; openid-client's (oauth4webapi) OAUTH_: their messages describe the check.
-    if (check === undefined && typeof record.code === 'string' && /^(ERR_J|OAUTH_)/.test(record.code) && typeof record.message === 'string') {
-      check = record.message.slice(0, 200);
-    }
-    current = record.cause;
+    if (check === undefined && typeof layer.code === 'string' && /^(ERR_J|OAUTH_)/.test(layer.code)) check = layer.message.slice(0, 200);
   }
   return { failure: chain.join(' ← '), ...(claim === undefined ? {} : { claim }), ...(check === undefined ? {} : { check }) };
 }
-
-const isErrorLike = (value: unknown): boolean =>
-  typeof value === 'object' && value !== null && typeof (value as { name?: unknown }).name === 'string' && typeof (value as { message?: unknown }).message === 'string';
 
 /**
  * Whether a failed token request failed on the identity provider's answer itself — not JSON, a status with no OAuth
@@ -193,12 +183,10 @@ const isErrorLike = (value: unknown): boolean =>
 export function isUnreadableProviderAnswer(error: unknown): boolean {
   // An answer over the size any provider answer has (runtime/capped-fetch.ts) is unreadable too.
   // openid-client wraps what went wrong (a JSON parse error in "something went wrong"): look along the causes.
-  for (let current = error, depth = 0; depth < 4 && typeof current === 'object' && current !== null; depth += 1) {
-    if (current instanceof SyntaxError || current instanceof ResponseTooLargeError) return true;
-    const { code, message, cause } = current as { code?: unknown; message?: unknown; cause?: unknown };
+  return causeChain(error).some((layer) => {
+    if (layer instanceof SyntaxError || layer instanceof ResponseTooLargeError) return true;
+    const { code, message } = layer;
     if (code === 'OAUTH_RESPONSE_IS_NOT_JSON' || code === 'OAUTH_RESPONSE_IS_NOT_CONFORM' || code === 'OAUTH_PARSE_ERROR') return true;
-    if (code === 'OAUTH_INVALID_RESPONSE' && typeof message === 'string' && message.startsWith('"response" body')) return true;
-    current = cause;
-  }
-  return false;
+    return code === 'OAUTH_INVALID_RESPONSE' && typeof message === 'string' && message.startsWith('"response" body');
+  });
 }

@@ -261,6 +261,13 @@ describe('the clients page when anyone has registered many clients', () => {
       assert.doesNotMatch(found.body, /title="flood-3"/);
       const none = await h.app.inject({ url: '/admin/clients?q=nothing-like-it', headers: { cookie: alice.cookie } });
       assert.match(none.body, /No client matches the search/);
+      // A search that is not one (given twice, too long) is said so on the console's error page, not ignored.
+      for (const query of ['q=a&q=b', `q=${'x'.repeat(201)}`]) {
+        const refused = await h.app.inject({ url: `/admin/clients?${query}`, headers: { cookie: alice.cookie, accept: 'text/html' } });
+        assert.equal(refused.statusCode, 400, query);
+        assert.match(refused.headers['content-type'] ?? '', /^text\/html/);
+        assert.match(refused.body, /client search is not valid/);
+      }
 
       const audit = await h.app.inject({ url: '/admin/audit', headers: { cookie: alice.cookie } });
       assert.equal(audit.statusCode, 200);

@@ -29,7 +29,8 @@ after(async () => {
 });
 
 describe('legacy HTTP+SSE message POSTs', () => {
-  it('relays the backend ack (sent chunked) as one message with its length, not as a stream', async () => {
+  /** Opens a legacy stream; `post` sends a message to the session's messages URL from its `endpoint` event. */
+  async function withLegacySession(run: (post: (init: { headers?: Record<string, string>; body: string }) => ReturnType<typeof fetch>) => Promise<void>) {
     const token = await mintAccessToken(keyring, gateway.url, { aud: `${gateway.url}/legacy` });
     const headers = { authorization: `Bearer ${token}` };
     const stream = new AbortController();
@@ -38,39 +39,34 @@ describe('legacy HTTP+SSE message POSTs', () => {
       const reader = sse.body!.getReader();
       let text = '';
       while (!/data: (\S+)\n\n/.test(text)) text += new TextDecoder().decode((await reader.read()).value);
-      const posted = await fetch(/data: (\S+)\n\n/.exec(text)![1]!, {
-        method: 'POST',
-        headers: { ...headers, 'content-type': 'application/json' },
+      const messagesUrl = /data: (\S+)\n\n/.exec(text)![1]!;
+      await run((init) => fetch(messagesUrl, { method: 'POST', headers: { ...headers, 'content-type': 'application/json', ...init.headers }, body: init.body }));
+    } finally {
+      stream.abort();
+    }
+  }
+
+  it('relays the backend ack (sent chunked) as one message with its length, not as a stream', async () => {
+    await withLegacySession(async (post) => {
+      const posted = await post({
         body: JSON.stringify({ jsonrpc: '2.0', id: 0, method: 'initialize', params: { protocolVersion: '2024-11-05', capabilities: {}, clientInfo: { name: 'test', version: '1' } } }),
       });
       assert.equal(posted.status, 202);
       assert.equal(posted.headers.get('transfer-encoding'), null);
       assert.equal(posted.headers.get('content-length'), String(Buffer.byteLength(await posted.text())));
-    } finally {
-      stream.abort();
-    }
+    });
   });
 
   it('refuses Mcp-Method/Mcp-Name headers that disagree with the message, as Streamable HTTP does (-32020)', async () => {
     // They are forwarded like any header: a backend routing on them would see another call than the one judged.
-    const token = await mintAccessToken(keyring, gateway.url, { aud: `${gateway.url}/legacy` });
-    const headers = { authorization: `Bearer ${token}` };
-    const stream = new AbortController();
-    try {
-      const sse = await fetch(`${gateway.url}/legacy/sse`, { headers, signal: stream.signal });
-      const reader = sse.body!.getReader();
-      let text = '';
-      while (!/data: (\S+)\n\n/.test(text)) text += new TextDecoder().decode((await reader.read()).value);
-      const posted = await fetch(/data: (\S+)\n\n/.exec(text)![1]!, {
-        method: 'POST',
-        headers: { ...headers, 'content-type': 'application/json', 'mcp-method': 'tools/call', 'mcp-name': 'secret_tool' },
+    await withLegacySession(async (post) => {
+      const posted = await post({
+        headers: { 'mcp-method': 'tools/call', 'mcp-name': 'secret_tool' },
         body: JSON.stringify({ jsonrpc: '2.0', id: 7, method: 'ping' }),
       });
       assert.equal(posted.status, 400);
       assert.equal(((await posted.json()) as { error: { code: number } }).error.code, -32020);
-    } finally {
-      stream.abort();
-    }
+    });
   });
 
   it('ends the drain once the last response has, though the client keeps its connection after a message POST', async () => {

@@ -15,15 +15,13 @@ export const ASSERTION_CLOCK_SKEW_SECONDS = 60;
 export const MAX_ASSERTION_LIFETIME_SECONDS = 24 * 60 * 60;
 
 /**
- * What is wrong with the times of an assertion that authenticates a client (`private_key_jwt`), or undefined: `exp`
- * beyond the same bound as a JWT grant's, or `iat` ahead of the clock by more than the skew. Expiry itself is the
+ * Which time of an assertion is out of bounds, if any — JWT grants and client assertions (`private_key_jwt`) alike:
+ * `iat` ahead of the clock by more than the skew, or `exp` beyond the longest lifetime accepted. Expiry itself is the
  * JWT library's check.
  */
-export function clientAssertionTimeProblem(claims: { exp?: unknown; iat?: unknown }, nowSeconds: number): string | undefined {
-  if (typeof claims.exp === 'number' && claims.exp - nowSeconds > MAX_ASSERTION_LIFETIME_SECONDS + ASSERTION_CLOCK_SKEW_SECONDS) {
-    return 'client assertion expires more than a day ahead';
-  }
-  if (typeof claims.iat === 'number' && claims.iat - nowSeconds > ASSERTION_CLOCK_SKEW_SECONDS) return 'client assertion issued in the future (iat)';
+export function assertionTimeProblem(claims: { exp?: unknown; iat?: unknown }, nowSeconds: number): 'iat' | 'exp' | undefined {
+  if (typeof claims.iat === 'number' && claims.iat - nowSeconds > ASSERTION_CLOCK_SKEW_SECONDS) return 'iat';
+  if (typeof claims.exp === 'number' && claims.exp - nowSeconds > MAX_ASSERTION_LIFETIME_SECONDS + ASSERTION_CLOCK_SKEW_SECONDS) return 'exp';
   return undefined;
 }
 

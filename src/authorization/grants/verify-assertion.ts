@@ -4,7 +4,7 @@ import type { Clock } from '../../runtime/clock.ts';
 import type { StepContext } from '../../server/handler-steps.ts';
 import type { ProtectedResource } from '../protected-resources.ts';
 import { isKeySetUnavailable } from '../../upstream/id-token.ts';
-import { ASSERTION_CLOCK_SKEW_SECONDS, MAX_ASSERTION_LIFETIME_SECONDS } from './assertion-replay.ts';
+import { ASSERTION_CLOCK_SKEW_SECONDS, assertionTimeProblem } from './assertion-replay.ts';
 
 /**
  * The verification every JWT grant shares (RFC 7523 §3): an asymmetric signature with the issuer's keys, the
@@ -65,12 +65,9 @@ export async function verifyJwtAssertion(
       clockTolerance: ASSERTION_CLOCK_SKEW_SECONDS,
       currentDate: new Date(clock.now()),
     });
-    if (typeof payload.iat === 'number' && payload.iat > clock.now() / 1000 + ASSERTION_CLOCK_SKEW_SECONDS) {
-      throw refuse('The assertion was issued in the future.', 'iat in the future');
-    }
-    if (typeof payload.exp === 'number' && payload.exp > clock.now() / 1000 + MAX_ASSERTION_LIFETIME_SECONDS + ASSERTION_CLOCK_SKEW_SECONDS) {
-      throw refuse('The assertion expires too far ahead (lifetime over a day).', 'exp too far ahead');
-    }
+    const problem = assertionTimeProblem(payload, clock.now() / 1000);
+    if (problem === 'iat') throw refuse('The assertion was issued in the future.', 'iat in the future');
+    if (problem === 'exp') throw refuse('The assertion expires too far ahead (lifetime over a day).', 'exp too far ahead');
     return payload;
   } catch (error) {
     if (error instanceof TokenEndpointError) throw error;

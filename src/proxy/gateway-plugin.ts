@@ -70,10 +70,15 @@ export function createGatewayPlugin(ctx: GatehouseContext, deps: GatewayDeps): F
     app.setErrorHandler((error: FastifyError, request, reply) => {
       sendGatewayError(request, reply, error);
     });
-    // A revoked grant's open streams end with it (grant-streams.ts); every other request is refused by the check.
-    const stopClosingStreams = deps.revokedGrants.onRevoked((grantId) => void runtime.grantStreams.closeGrant(grantId));
+    // A revoked grant's open streams end with it (open-streams.ts); every other request is refused by the check. So do
+    // a Streamable HTTP session's, on whichever replica (a legacy session's one stream is what ended it).
+    const stopClosingStreams = deps.revokedGrants.onRevoked((grantId) => void runtime.openStreams.closeGrant(grantId));
+    await runtime.sessions.start((kind, sessionId) => {
+      if (kind === 'mcp-session') runtime.openStreams.closeSession(sessionId);
+    });
     app.addHook('onClose', async () => {
       stopClosingStreams();
+      await runtime.sessions.stop();
       await runtime.rateLimiter.stop();
       await Promise.all(states.map((state) => state.backend.close()));
       await runtime.audit.close();

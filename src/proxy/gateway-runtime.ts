@@ -21,7 +21,7 @@ import { createToolPins, type ToolPins } from './tool-pins.ts';
 import { createAccessTokenVerifier, type VerifiedAccess, type VerifyAccessToken } from './verify-access-token.ts';
 import { createDpopNonces } from './dpop-nonce.ts';
 import { createDpopProofVerifier } from './dpop-proof.ts';
-import { createGrantStreams, type GrantStreams } from './grant-streams.ts';
+import { createOpenStreams, type OpenStreams } from './open-streams.ts';
 import { atMostEvery } from '../runtime/log-throttle.ts';
 
 /**
@@ -36,8 +36,8 @@ export interface GatewayRuntime {
   /** A backend's `insufficient_claims` 401, turned into the gateway's own step-up challenge (backend-step-up.ts). */
   backendStepUp: BackendStepUp;
   sessions: SessionBindings;
-  /** Open streams by grant, cut when the grant ends (grant-streams.ts). */
-  grantStreams: GrantStreams;
+  /** Open streams by grant and by session, cut when either ends (open-streams.ts). */
+  openStreams: OpenStreams;
   /** Open streams per user and route (stream-budget.ts). */
   streamBudget: StreamBudget;
   rateLimiter: RateLimiter;
@@ -85,7 +85,7 @@ export function createGatewayRuntime(ctx: GatehouseContext, deps: GatewayDeps): 
     }),
     backendStepUp: createBackendStepUp({ store, clock, endGrant }),
     sessions: createSessionBindings(store),
-    grantStreams: createGrantStreams(),
+    openStreams: createOpenStreams(),
     streamBudget: createStreamBudget(),
     rateLimiter: createRateLimiter({
       store,

@@ -1,6 +1,7 @@
 import type { Store } from '../store/store.ts';
-import { legacySseSessionRecord, mcpSessionRecord } from '../records/proxy.ts';
-import { createRecord, deleteRecord, readRecord } from '../store/record-access.ts';
+import type { Unsubscribe } from '../store/store.ts';
+import { legacySseSessionRecord, mcpSessionRecord, sessionEndedChannel } from '../records/proxy.ts';
+import { createRecord, deleteRecord, publishMessage, readRecord, subscribeChannel } from '../store/record-access.ts';
 import { jsonRpcCodes, ProtocolError } from '../errors/protocol-error.ts';
 
 /**
@@ -17,6 +18,11 @@ import { jsonRpcCodes, ProtocolError } from '../errors/protocol-error.ts';
  * time): least recently used, bounded, and dropped when the session ends. Caching the binding never caches the
  * decision: owner and route are compared on every request, and the token itself (expiry, revocation) is checked
  * before the session is looked up.
+ *
+ * A session's end is told to every replica (`session-ended`): each drops its cached binding, so a request naming the
+ * ended session is refused at the gateway whichever replica it reaches, and cuts the session's streams it carries
+ * (open-streams.ts). Pub/sub is at most once: a replica that misses the message keeps its copy until evicted, which
+ * lets a request through only to a backend that has ended the session itself.
  */
 export interface SessionBinding {
   subject: string;
@@ -37,7 +43,14 @@ export interface SessionBindings {
   bind(kind: SessionKind, sessionId: string, binding: SessionBinding, ttlSeconds: number): Promise<void>;
   /** The binding, if this subject owns the session on this route; otherwise 404 (never revealing it exists). */
   require(kind: SessionKind, sessionId: string, owner: { subject: string; clientId: string }, route: string): Promise<SessionBinding>;
+  /** Deletes the binding and tells every replica, this one included, that the session ended. */
   forget(kind: SessionKind, sessionId: string): Promise<void>;
+  /**
+   * Subscribes to the ends of sessions (`session-ended`); `onEnded` is called for each end this replica learns of,
+   * its own included (at once, and again when its message comes back). Call before serving traffic.
+   */
+  start(onEnded: (kind: SessionKind, sessionId: string) => void): Promise<void>;
+  stop(): Promise<void>;
 }
 
 /**
@@ -49,6 +62,13 @@ export const sessionNotFound = () => new ProtocolError('not_found', 'Session not
 
 export function createSessionBindings(store: Store, maxCached = 50_000): SessionBindings {
   const cache = new Map<string, SessionBinding>();
+  let onEnded: ((kind: SessionKind, sessionId: string) => void) | undefined;
+  let unsubscribe: Unsubscribe | undefined;
+  // Also run when this replica's own message comes back: by then there is nothing left to drop or cut.
+  const ended = (kind: SessionKind, sessionId: string) => {
+    cache.delete(`${kind}\u0000${sessionId}`);
+    onEnded?.(kind, sessionId);
+  };
   const remember = (key: string, binding: SessionBinding) => {
     if (cache.size >= maxCached) cache.delete(cache.keys().next().value as string);
     cache.set(key, binding);
@@ -79,8 +99,24 @@ export function createSessionBindings(store: Store, maxCached = 50_000): Session
       return binding;
     },
     async forget(kind, sessionId) {
-      cache.delete(`${kind}\u0000${sessionId}`);
       await deleteRecord(store, bindingRecords[kind], sessionId);
+      ended(kind, sessionId);
+      // The record is gone, which is what every replica's next cache miss reads; a message lost here leaves only
+      // other replicas' cached copies and open streams, as a message lost in transit would.
+      await publishMessage(store, sessionEndedChannel, `${kind} ${sessionId}`).catch(() => {});
+    },
+    async start(listener) {
+      onEnded = listener;
+      unsubscribe = await subscribeChannel(store, sessionEndedChannel, (message) => {
+        const space = message.indexOf(' ');
+        const kind = message.slice(0, space);
+        if (space > 0 && (kind === 'mcp-session' || kind === 'legacy-sse-session')) ended(kind, message.slice(space + 1));
+      });
+    },
+    async stop() {
+      onEnded = undefined;
+      await unsubscribe?.();
+      unsubscribe = undefined;
     },
   };
 }

@@ -138,7 +138,7 @@ async function relayToClient(exchange: McpExchange): Promise<void> {
   const body = await toolsListBody(state, response, exchange.denied, exchange.reviewTools);
   if (response.statusCode >= 200 && response.statusCode < 300 && mediaType(response.headers) === 'text/event-stream') {
     trackOpenStream(reply, runtime.metrics, { route: state.route.path, transport: 'streamable-http' });
-    runtime.grantStreams.track(authorized(exchange).claims.grantId, reply.raw, draft);
+    runtime.openStreams.track(reply.raw, draft, authorized(exchange).claims.grantId, exchange.sessionId);
   }
   await relayResponse(reply, response, draft, state.route, body, { oneMessageUnlessSse: exchange.post !== undefined });
 }

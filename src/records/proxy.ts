@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { defineCounter, defineRecord } from '../store/define-record.ts';
+import { defineChannel, defineCounter, defineRecord } from '../store/define-record.ts';
 
 /**
  * The gateway's records (src/proxy/) besides the audit log (audit.ts): MCP session bindings and the shared rate-limit
@@ -40,6 +40,14 @@ export const legacySseSessionRecord = defineRecord({
   secrets: 'as `mcp-session`',
   description:
     'A legacy HTTP+SSE session issued by the gateway, bound to its user and route, with the backend message URL so whichever replica receives the POST can route it.',
+});
+
+export const sessionEndedChannel = defineChannel({
+  name: 'session-ended',
+  owner: 'src/proxy/session-bindings.ts',
+  message: 'the namespace of the ended session and its id, separated by a space (`mcp-session <id>`)',
+  description:
+    "Published after an `mcp-session` or `legacy-sse-session` record is deleted: every replica drops its cached binding and cuts the session's streams it carries.",
 });
 
 export const dpopProofRecord = defineRecord({

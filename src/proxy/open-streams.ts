@@ -1,0 +1,79 @@
+import type { ServerResponse } from 'node:http';
+import type { AuditDraft } from './request-audit.ts';
+
+/**
+ * The streams open on this replica, by grant and by MCP session, so that ending either ends its streams too. Every
+ * request is checked, but a stream is one request: an SSE stream opened before the end (a Streamable HTTP `GET`, a
+ * legacy `/sse` stream, a long tool call answered over SSE) kept carrying server messages to the client — for the
+ * idle timeout, or for ever with a backend that sends keep-alives.
+ * - A grant's end reaches every replica within a second (src/grants/revoked-grants.ts); each replica then cuts its
+ *   own streams of that grant here, as a network cut would, and the client's reconnect meets the refusal every new
+ *   request meets.
+ * - A session's end (a successful `DELETE`) reaches every replica through session-bindings.ts; a backend that keeps
+ *   the session's streams open after its `DELETE` no longer keeps them open through the gateway, whichever replica
+ *   carries them.
+ */
+export interface OpenStreams {
+  /**
+   * Registers a stream carried by `response`, of `grantId` and, when it belongs to one, of the Streamable HTTP
+   * session `sessionId`; it is forgotten when the response closes.
+   */
+  track(response: ServerResponse, draft: AuditDraft, grantId: string, sessionId?: string): void;
+  /** Cuts every open stream of the grant (audited `server_closed`, reason `grant ended`); returns how many. */
+  closeGrant(grantId: string): number;
+  /** Cuts every open stream of the session (audited `server_closed`, reason `session ended`); returns how many. */
+  closeSession(sessionId: string): number;
+}
+
+interface OpenStream {
+  response: ServerResponse;
+  draft: AuditDraft;
+}
+
+/** Streams grouped under one key; a group is dropped with its last stream. */
+class StreamGroups {
+  readonly #groups = new Map<string, Set<OpenStream>>();
+
+  add(key: string, stream: OpenStream): () => void {
+    let streams = this.#groups.get(key);
+    if (streams === undefined) this.#groups.set(key, (streams = new Set()));
+    streams.add(stream);
+    const held = streams;
+    return () => {
+      held.delete(stream);
+      if (held.size === 0 && this.#groups.get(key) === held) this.#groups.delete(key);
+    };
+  }
+
+  close(key: string, reason: string): number {
+    const streams = this.#groups.get(key);
+    if (streams === undefined) return 0;
+    this.#groups.delete(key);
+    for (const { response, draft } of streams) {
+      draft.outcome ??= 'server_closed';
+      draft.reason ??= reason;
+      // As a network cut: the backend request is aborted with it (relay-response.ts), and the client reconnects.
+      response.destroy();
+    }
+    return streams.size;
+  }
+}
+
+export function createOpenStreams(): OpenStreams {
+  const byGrant = new StreamGroups();
+  const bySession = new StreamGroups();
+  return {
+    track(response, draft, grantId, sessionId) {
+      if (response.closed || response.destroyed) return;
+      const stream: OpenStream = { response, draft };
+      const forgetGrant = byGrant.add(grantId, stream);
+      const forgetSession = sessionId === undefined ? undefined : bySession.add(sessionId, stream);
+      response.on('close', () => {
+        forgetGrant();
+        forgetSession?.();
+      });
+    },
+    closeGrant: (grantId) => byGrant.close(grantId, 'grant ended'),
+    closeSession: (sessionId) => bySession.close(sessionId, 'session ended'),
+  };
+}

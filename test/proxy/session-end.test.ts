@@ -1,0 +1,214 @@
+import assert from 'node:assert/strict';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { after, before, describe, it } from 'node:test';
+import { systemClock } from '../../src/runtime/clock.ts';
+import { createRedisStore } from '../../src/store/redis-store.ts';
+import type { Store } from '../../src/store/store.ts';
+import { startRedisServer, type RedisServer } from '../support/redis-server.ts';
+import { createTestKeyring, mcpPost, mintAccessToken, startTestGateway, type TestGateway } from './harness.ts';
+
+/**
+ * A session ended on one replica ends on every replica. Two gateways share a real Redis in front of a backend that,
+ * like some hand-written servers, keeps a session's GET streams open after answering its `DELETE`. Before, the other
+ * replica kept relaying those streams and kept its cached binding of the ended session, so it went on forwarding
+ * requests naming it; a legacy session's binding outlived its stream on the replicas that had cached it the same way.
+ */
+const keyring = createTestKeyring();
+const publicUrl = 'http://gateway.test';
+let redis: RedisServer;
+const stores: Store[] = [];
+let replicaA: TestGateway;
+let replicaB: TestGateway;
+let backend: Server;
+let backendUrl: string;
+/** Requests the backend received, as `METHOD path session`. */
+const seen: string[] = [];
+let nextSession = 0;
+
+function backendHandler(request: IncomingMessage, response: ServerResponse): void {
+  const path = new URL(request.url ?? '/', 'http://backend').pathname;
+  const session = request.headers['mcp-session-id'];
+  seen.push(`${request.method} ${path} ${typeof session === 'string' ? session : '-'}`);
+  if (path === '/sse') {
+    response.writeHead(200, { 'content-type': 'text/event-stream' });
+    response.write('event: endpoint\ndata: /messages?session=b1\n\n');
+    return;
+  }
+  if (request.method === 'GET') {
+    // Held open whatever happens to the session: only the gateway can end it.
+    response.writeHead(200, { 'content-type': 'text/event-stream' });
+    response.write(': open\n\n');
+    return;
+  }
+  request.resume();
+  request.once('end', () => {
+    if (request.method === 'DELETE') return void response.writeHead(200).end();
+    if (path === '/messages') return void response.writeHead(202).end();
+    const headers: Record<string, string> = { 'content-type': 'application/json' };
+    if (session === undefined) headers['mcp-session-id'] = `session-${++nextSession}`;
+    response.writeHead(200, headers).end(JSON.stringify({ jsonrpc: '2.0', id: 1, result: {} }));
+  });
+}
+
+before(async () => {
+  redis = await startRedisServer();
+  backend = createServer(backendHandler);
+  await new Promise<void>((resolve) => backend.listen(0, '127.0.0.1', resolve));
+  backendUrl = `http://127.0.0.1:${(backend.address() as AddressInfo).port}`;
+  const config = {
+    routes: [
+      { path: '/mcp', backend: `${backendUrl}/mcp` },
+      { path: '/legacy', backend: backendUrl, transports: ['sse'] },
+    ],
+  };
+  const start = async () => {
+    const store = await createRedisStore({ url: redis.url, keyPrefix: 'gh-session-end:', clock: systemClock, purgeIntervalMs: 0 });
+    stores.push(store);
+    return startTestGateway({ keyring, publicUrl, store, config, resyncIntervalMs: 60_000 });
+  };
+  replicaA = await start();
+  replicaB = await start();
+});
+
+after(async () => {
+  await replicaA?.close();
+  await replicaB?.close();
+  for (const store of stores) await store.close();
+  backend?.closeAllConnections();
+  await new Promise((resolve) => backend?.close(resolve));
+  await redis?.stop();
+});
+
+const bearer = (path: string) => mintAccessToken(keyring, publicUrl, { aud: publicUrl + path, sub: 'tenant/alice', gid: 'grant-sessions' });
+const initialize = { jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'raw', version: '1' } } };
+const ping = { jsonrpc: '2.0', id: 2, method: 'ping' };
+
+async function openSession(replica: TestGateway): Promise<string> {
+  const response = await mcpPost(replica.url + '/mcp', await bearer('/mcp'), initialize);
+  assert.equal(response.status, 200);
+  await response.text();
+  const session = response.headers.get('mcp-session-id');
+  assert.ok(session);
+  return session;
+}
+
+/** A GET stream of the session on `replica`; `ended` resolves however it ends (a cut is an error for fetch). */
+async function openStream(replica: TestGateway, session: string) {
+  const controller = new AbortController();
+  const response = await fetch(replica.url + '/mcp', {
+    headers: { authorization: `Bearer ${await bearer('/mcp')}`, accept: 'text/event-stream', 'mcp-session-id': session, 'mcp-protocol-version': '2025-11-25' },
+    signal: controller.signal,
+  });
+  assert.equal(response.status, 200);
+  const reader = response.body!.getReader();
+  await reader.read();
+  let isEnded = false;
+  const ended = (async () => {
+    try {
+      while (!(await reader.read()).done);
+    } catch {
+      // cut
+    }
+    isEnded = true;
+  })();
+  return { controller, ended, isEnded: () => isEnded };
+}
+
+async function post(replica: TestGateway, session: string, message: unknown = ping): Promise<number> {
+  const response = await mcpPost(replica.url + '/mcp', await bearer('/mcp'), message, { 'mcp-session-id': session, 'mcp-protocol-version': '2025-11-25' });
+  await response.text();
+  return response.status;
+}
+
+async function withDeadline<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what}: not within ${ms} ms`)), ms)));
+  try {
+    return await Promise.race([promise, deadline]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+describe('a session ended on one replica', () => {
+  it('cuts its streams on the other replica, audited server_closed, and is refused there without reaching the backend', { timeout: 15_000 }, async () => {
+    const ended = await openSession(replicaA);
+    const kept = await openSession(replicaA);
+    // Replica B serves both sessions first, so it holds their bindings in its cache.
+    assert.equal(await post(replicaB, ended), 200);
+    assert.equal(await post(replicaB, kept), 200);
+    const onB = await openStream(replicaB, ended);
+    const otherOnB = await openStream(replicaB, kept);
+    const onA = await openStream(replicaA, ended);
+
+    const response = await fetch(replicaA.url + '/mcp', {
+      method: 'DELETE',
+      headers: { authorization: `Bearer ${await bearer('/mcp')}`, 'mcp-session-id': ended, 'mcp-protocol-version': '2025-11-25' },
+    });
+    assert.equal(response.status, 200);
+    await response.text();
+
+    // The backend holds both streams open; the gateway ends them, on the replica that saw the DELETE and the other.
+    await withDeadline(Promise.all([onA.ended, onB.ended]), 5_000, "the ended session's streams closing");
+    const cut = await withDeadline(
+      (async () => {
+        for (;;) {
+          const record = replicaB.auditLines.map((line) => JSON.parse(line) as Record<string, unknown>).find((entry) => entry.reason === 'session ended');
+          if (record) return record;
+          await new Promise((resolve) => setTimeout(resolve, 20));
+        }
+      })(),
+      5_000,
+      'the audit record of the cut stream',
+    );
+    assert.equal(cut.outcome, 'server_closed');
+    assert.equal(cut.route, '/mcp');
+
+    const before = seen.length;
+    assert.equal(await post(replicaB, ended), 404, 'replica B refuses the ended session');
+    assert.deepEqual(seen.slice(before), [], 'without asking the backend');
+
+    assert.equal(otherOnB.isEnded(), false, "another session's stream stays open");
+    assert.equal(await post(replicaB, kept), 200);
+    otherOnB.controller.abort();
+  });
+
+  it('a legacy session whose stream closed on one replica is refused on the other, which had cached it', { timeout: 15_000 }, async () => {
+    const token = await bearer('/legacy');
+    const controller = new AbortController();
+    const stream = await fetch(replicaA.url + '/legacy/sse', { headers: { authorization: `Bearer ${token}` }, signal: controller.signal });
+    assert.equal(stream.status, 200);
+    const reader = stream.body!.getReader();
+    let received = '';
+    while (!received.includes('\n\n')) received += Buffer.from((await reader.read()).value ?? []).toString();
+    const endpoint = /event: endpoint\ndata: (\S+)/.exec(received)?.[1];
+    assert.ok(endpoint?.startsWith(`${publicUrl}/legacy/messages?sessionId=`), received);
+    const onB = endpoint!.replace(publicUrl, replicaB.url);
+    const message = async () => {
+      const response = await mcpPost(onB, token, ping);
+      await response.text();
+      return response.status;
+    };
+    assert.equal(await message(), 202, 'replica B routes the message (and caches the binding)');
+
+    controller.abort();
+    const before = seen.length;
+    const refused = await withDeadline(
+      (async () => {
+        for (;;) {
+          const status = await message();
+          if (status !== 202) return status;
+          await new Promise((resolve) => setTimeout(resolve, 20));
+        }
+      })(),
+      5_000,
+      'replica B refusing the closed legacy session',
+    );
+    assert.equal(refused, 404);
+    // Until the end reached it, replica B may have routed a message or two; none after the refusal.
+    const routed = seen.slice(before).length;
+    assert.equal(await message(), 404);
+    assert.equal(seen.slice(before).length, routed);
+  });
+});

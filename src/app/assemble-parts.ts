@@ -120,7 +120,7 @@ export async function assembleGatewayParts(baseCtx: GatehouseContext, options: A
       consoleSignIn: completeConsoleSignIn,
       metrics,
       endGrant,
-      grantTypes: [(provider) => registerTokenExchangeGrant(provider, { config, publicUrl: ctx.publicUrl, keyring: ctx.keyring, clock: ctx.clock, broker })],
+      grantTypes: [(provider) => registerTokenExchangeGrant(provider, { config, publicUrl: ctx.publicUrl, keyring: ctx.keyring, clock: ctx.clock, broker, revokedGrants })],
       ...(options.clientMetadataFetch ? { clientMetadataFetch: options.clientMetadataFetch } : {}),
     });
     const plugins: FastifyPluginAsync[] = [

@@ -5,6 +5,7 @@ import type { Clock } from '../runtime/clock.ts';
 import { ProtocolError } from '../errors/protocol-error.ts';
 import { TokenEndpointError } from '../errors/token-endpoint-error.ts';
 import type { TokenBroker } from './types.ts';
+import type { RevokedGrantsCache } from '../grants/revoked-grants.ts';
 import { APP_ONLY_CLAIM } from '../protocol/app-only.ts';
 import { TOKEN_EXCHANGE_GRANT, JWT_TOKEN_TYPE, ACCESS_TOKEN_TYPE } from '../protocol/oauth-urns.ts';
 export { TOKEN_EXCHANGE_GRANT, JWT_TOKEN_TYPE, ACCESS_TOKEN_TYPE };
@@ -25,6 +26,12 @@ export interface TokenExchangeGrantDeps {
   keyring: Keyring;
   clock: Clock;
   broker: TokenBroker;
+  /**
+   * The replica's revoked grants (src/grants/revoked-grants.ts). An identity assertion lives for minutes after the
+   * request it was forwarded with; once its grant has ended, the backend holding it must not turn it into the
+   * user's downstream tokens, as the client's own access token no longer passes the gateway.
+   */
+  revokedGrants: Pick<RevokedGrantsCache, 'isRevoked' | 'isCurrent'>;
 }
 
 /** The slice of oidc-provider's Koa context a grant handler touches (oidc-provider ships no types). */
@@ -62,7 +69,7 @@ function single(params: Record<string, unknown>, name: string): string | undefin
 }
 
 export function registerTokenExchangeGrant(provider: GrantRegistry, deps: TokenExchangeGrantDeps): void {
-  const { config, publicUrl, keyring, clock, broker } = deps;
+  const { config, publicUrl, keyring, clock, broker, revokedGrants } = deps;
   // Resource URL of each route → the downstream APIs its backend may obtain (`routes[].downstream`).
   const routeDownstream = new Map(config.routes.map((route) => [publicUrl + route.path, new Set(route.downstream)]));
   const clients = new Map(config.authorization.clients.map((client) => [client.clientId, client]));
@@ -77,13 +84,20 @@ export function registerTokenExchangeGrant(provider: GrantRegistry, deps: TokenE
         issuer: publicUrl,
         typ: IDENTITY_ASSERTION_TYP,
         currentDate: new Date(clock.now()),
-        requiredClaims: ['sub', 'exp', 'aud'],
+        requiredClaims: ['sub', 'exp', 'aud', 'gid'],
       });
       const audiences = Array.isArray(payload.aud) ? payload.aud : [payload.aud];
       const route = audiences.find((aud): aud is string => aud !== undefined && routeDownstream.has(aud));
       if (!route) throw new TokenEndpointError('invalid_request', 'The subject token was not issued for a route of this gateway.');
       // The broker acts for a signed-in user; an assertion forwarded for an app-only caller names a client, not one.
       if (payload[APP_ONLY_CLAIM] === true) throw new TokenEndpointError('invalid_request', 'The subject token stands for an app-only caller; there is no user to act for.');
+      if (typeof payload.gid !== 'string' || revokedGrants.isRevoked(payload.gid)) {
+        throw new TokenEndpointError('invalid_request', 'The grant the subject token was issued under has ended.');
+      }
+      // As the gateway's bearer check: a list this replica could not re-read for too long may miss that end.
+      if (!revokedGrants.isCurrent()) {
+        throw new TokenEndpointError('temporarily_unavailable', 'Revocations cannot be checked right now; retry later.', { status: 503 });
+      }
       return { subject: payload.sub as string, route };
     } catch (error) {
       if (error instanceof TokenEndpointError) throw error;
@@ -136,11 +150,17 @@ export function registerTokenExchangeGrant(provider: GrantRegistry, deps: TokenE
     if (params.actor_token !== undefined) {
       throw new TokenEndpointError('invalid_request', 'Delegation (`actor_token`) is not supported.');
     }
-    const resource = single(params, 'resource') ?? single(params, 'audience');
+    const resource = single(params, 'resource');
+    const audience = single(params, 'audience');
+    // Both name the target (§2.1); two different targets in one request is no request the backend could mean.
+    if (resource !== undefined && audience !== undefined && resource !== audience) {
+      throw new TokenEndpointError('invalid_request', '`resource` and `audience` name different targets.');
+    }
+    const target = resource ?? audience;
     const scopes = (single(params, 'scope') ?? '').split(' ').filter(Boolean);
 
     const { subject, route } = await verifySubjectToken(subjectToken);
-    const downstream = resolveDownstream(clientId, route, resource, scopes);
+    const downstream = resolveDownstream(clientId, route, target, scopes);
     let token;
     try {
       token = await broker.getDownstreamToken({ user: { subject }, downstream: downstream.name });

@@ -127,6 +127,11 @@ export function reauthorizationError(reason: ReauthorizationReason, cause?: unkn
 export function upstreamFailure(error: unknown, retryAfterSeconds: number): ProtocolError {
   if (error instanceof ProtocolError) {
     // The upstream client already classified it; for re-sign-in cases, say which one in the broker's own words.
+    // An outage tells the caller when to come back, as the same failure remembered for the next callers does
+    // (token-broker.ts): the upstream client's error carries no Retry-After of its own.
+    if (error.code === 'temporarily_unavailable' && Object.keys(error.headers).length === 0) {
+      return new ProtocolError('temporarily_unavailable', error.description, { headers: { 'Retry-After': String(retryAfterSeconds) }, cause: error });
+    }
     if (error.code !== 'interaction_required') return error;
     return reauthorizationError(reauthorizationReason(describeUpstreamError(error)) ?? 'interaction_required', error);
   }

@@ -126,8 +126,12 @@ export function upstreamTokenError(error: unknown, context: string, interactionI
       cause: sanitizedCause,
     });
   }
-  if (isNetworkFailure(error) || (upstreamStatus(error) ?? 0) >= 500) {
+  if (isNetworkFailure(error)) {
     return new UpstreamError('temporarily_unavailable', `The identity provider did not answer (${context}).`, { interactionId }, { cause: error });
+  }
+  const status = upstreamStatus(error);
+  if (status !== undefined && status >= 500) {
+    return new UpstreamError('temporarily_unavailable', `The identity provider answered with a server error, HTTP ${status} (${context}).`, { interactionId }, { cause: error });
   }
   if (isUnreadableProviderAnswer(error)) {
     return new UpstreamError('temporarily_unavailable', `The identity provider answered with something that is not an OAuth response (${context}).`, { interactionId }, { cause: error });

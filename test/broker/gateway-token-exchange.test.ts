@@ -4,6 +4,7 @@ import { after, before, describe, it } from 'node:test';
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
 import { createLocalJWKSet, exportJWK, generateKeyPair, SignJWT, type CryptoKey } from 'jose';
 import { createMetrics } from '../../src/observability/metrics.ts';
+import { createRevokedGrantsCache, type RevokedGrantsCache } from '../../src/grants/revoked-grants.ts';
 import { registerTokenExchangeGrant, TOKEN_EXCHANGE_GRANT } from '../../src/broker/token-exchange-grant.ts';
 import { createTokenBroker } from '../../src/broker/token-broker.ts';
 import type { TokenBroker } from '../../src/broker/types.ts';
@@ -36,6 +37,7 @@ describe('backend token exchange through the gateway', () => {
   let directory: RunningDirectoryApi;
   let backend: RunningGraphServer;
   let broker: TokenBroker | undefined;
+  let revokedGrants: RevokedGrantsCache | undefined;
   let publicUrl: string;
   const graphTokens: string[] = [];
   const upstream = scriptedUpstream({
@@ -82,6 +84,10 @@ describe('backend token exchange through the gateway', () => {
       authorization: settings.authorization,
       ...settings.extraConfig,
     });
+    const lazyRevokedGrants = {
+      isRevoked: (grantId: string) => revokedGrants!.isRevoked(grantId),
+      isCurrent: () => revokedGrants!.isCurrent(),
+    };
     const lazyBroker: TokenBroker = {
       getDownstreamToken: (input) => {
         if (!broker) throw new Error('broker not ready');
@@ -93,8 +99,10 @@ describe('backend token exchange through the gateway', () => {
       keyring,
       ...settings,
       routes,
-      deps: { metrics, grantTypes: [(provider) => registerTokenExchangeGrant(provider, { config, publicUrl, keyring, clock: systemClock, broker: lazyBroker })] },
+      deps: { metrics, grantTypes: [(provider) => registerTokenExchangeGrant(provider, { config, publicUrl, keyring, clock: systemClock, broker: lazyBroker, revokedGrants: lazyRevokedGrants })] },
     });
+    revokedGrants = createRevokedGrantsCache({ store: gateway.store, clock: systemClock });
+    await revokedGrants.start();
     broker = createTokenBroker({ config, store: gateway.store, keyring, clock: systemClock, logger: log.logger, upstream });
     await saveUpstreamTokens({ store: gateway.store, keyring, clock: systemClock }, subject, {
       accessToken: `upstream-at-${randomUUID()}`,
@@ -114,6 +122,7 @@ describe('backend token exchange through the gateway', () => {
     });
   });
   after(async () => {
+    await revokedGrants?.stop();
     await backend.close();
     await gateway.close();
     await directory.close();

@@ -263,6 +263,23 @@ describe('token broker', () => {
       await rejectsWith(broker(down).getDownstreamToken({ user: { subject }, downstream: 'graph' }), 'temporarily_unavailable');
     });
 
+    it("tells the first caller when to retry too, when the upstream client already called it an outage", async () => {
+      // What src/upstream's client throws for an IdP answering 503 (with or without an OAuth body): classified, no
+      // Retry-After of its own. The callers after the first read the remembered failure, which had one; the first did not.
+      for (const thrown of [upstreamTokenError(oauthError(503, { error: 'temporarily_unavailable' }), 'on-behalf-of'), upstreamTokenError(Object.assign(new Error('unexpected HTTP response status code'), { cause: new Response('busy', { status: 503 }) }), 'on-behalf-of')]) {
+        clock.advance(10_000);
+        await vault.save(subject, freshUpstream());
+        const upstream = scriptedUpstream({ exchange: async () => { throw thrown; } });
+        const tokens = broker(upstream);
+        const first = await rejectsWith(tokens.getDownstreamToken({ user: { subject }, downstream: 'graph' }), 'temporarily_unavailable');
+        const next = await rejectsWith(tokens.getDownstreamToken({ user: { subject }, downstream: 'graph' }), 'temporarily_unavailable');
+        assert.equal(upstream.calls.exchange.length, 1);
+        assert.equal(first.headers['Retry-After'], next.headers['Retry-After']);
+        assert.ok(Number(first.headers['Retry-After']) > 0);
+        assert.doesNotMatch(first.message, /did not answer/, 'the IdP answered, with an error');
+      }
+    });
+
     it('reports a rejected gateway registration as a server error, not a re-consent', async () => {
       await vault.save(subject, freshUpstream());
       const upstream = scriptedUpstream({ exchange: async () => { throw oauthError(401, { error: 'invalid_client', error_description: 'AADSTS7000215' }); } });

@@ -15,6 +15,9 @@ import type { TokenBroker } from '../../src/broker/types.ts';
 import { configSchema } from '../../src/config/schema.ts';
 import { ManualClock } from '../../src/runtime/clock.ts';
 import { ProtocolError } from '../../src/errors/protocol-error.ts';
+import { createRevokedGrantsCache, revokeGrant, type RevokedGrantsCache } from '../../src/grants/revoked-grants.ts';
+import { createSqliteStore } from '../../src/store/sqlite-store.ts';
+import type { Store } from '../../src/store/store.ts';
 import { testKeyring } from './support/fixtures.ts';
 
 const backendSecret = 'backend-secret-0123456789abcdef';
@@ -27,6 +30,8 @@ describe('RFC 8693 token exchange grant for backends', () => {
   let brokerFailure: ProtocolError | undefined;
   let server: Server;
   let issuer: string;
+  let store: Store;
+  let revokedGrants: RevokedGrantsCache;
 
   const broker: TokenBroker = {
     async getDownstreamToken({ user, downstream }) {
@@ -37,6 +42,10 @@ describe('RFC 8693 token exchange grant for backends', () => {
   };
 
   before(async () => {
+    store = await createSqliteStore({ path: ':memory:', clock, purgeIntervalMs: 0 });
+    // Re-read only when a test asks (resync), so the staleness test controls the clock alone.
+    revokedGrants = createRevokedGrantsCache({ store, clock, resyncIntervalMs: 3_600_000, maxStalenessMs: 120_000 });
+    await revokedGrants.start();
     server = createServer();
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     issuer = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
@@ -69,22 +78,25 @@ describe('RFC 8693 token exchange grant for backends', () => {
       })),
       features: { devInteractions: { enabled: false } },
     });
-    registerTokenExchangeGrant(provider, { config, publicUrl: issuer, keyring, clock, broker });
+    registerTokenExchangeGrant(provider, { config, publicUrl: issuer, keyring, clock, broker, revokedGrants });
     server.on('request', provider.callback());
   });
   after(async () => {
     server.closeAllConnections();
     await new Promise((resolve) => server.close(resolve));
+    await revokedGrants.stop();
+    await store.close();
   });
   beforeEach(() => {
     brokerCalls.length = 0;
     brokerFailure = undefined;
   });
 
-  async function assertion(options: { sub?: string; aud?: string; typ?: string; exp?: number; iss?: string } = {}): Promise<string> {
+  async function assertion(options: { sub?: string; aud?: string; typ?: string; exp?: number; iss?: string; gid?: string | null } = {}): Promise<string> {
     const key = keyring.currentSigningKey();
     const now = Math.floor(clock.now() / 1000);
-    return new SignJWT({ scope: 'mcp:tools', client_id: 'vscode' })
+    const gid = options.gid === undefined ? randomUUID() : options.gid;
+    return new SignJWT({ scope: 'mcp:tools', client_id: 'vscode', ...(gid === null ? {} : { gid }) })
       .setProtectedHeader({ alg: key.alg, kid: key.kid, typ: options.typ ?? 'gatehouse-id+jwt' })
       .setIssuer(options.iss ?? issuer)
       .setAudience(options.aud ?? `${issuer}/mcp`)
@@ -160,6 +172,8 @@ describe('RFC 8693 token exchange grant for backends', () => {
       await assertion({ typ: 'at+jwt' }),
       await assertion({ aud: 'https://elsewhere.example/mcp' }),
       await assertion({ iss: 'https://other-gateway.example' }),
+      // Every assertion the proxy forwards for a user names the grant it was forwarded under.
+      await assertion({ gid: null }),
       'not-a-jwt',
     ];
     for (const token of bad) {
@@ -198,5 +212,45 @@ describe('RFC 8693 token exchange grant for backends', () => {
     const down = await exchange({ subject_token: await assertion(), subject_token_type: JWT_TOKEN_TYPE, resource: 'https://graph.microsoft.com' });
     assert.equal(down.status, 503);
     assert.equal(down.body.error, 'temporarily_unavailable');
+  });
+
+  it("refuses an assertion whose grant has ended, while the assertion itself is still valid", async () => {
+    const fields = { subject_token_type: JWT_TOKEN_TYPE, resource: 'https://graph.microsoft.com' };
+    const token = await assertion({ gid: 'grant-ended-later' });
+    assert.equal((await exchange({ subject_token: token, ...fields })).status, 200);
+    // The user revoked the client (or an admin the grant): the client's token no longer passes the gateway, and the
+    // assertion the backend still holds for minutes must not keep yielding the user's downstream tokens.
+    await revokeGrant(store, 'grant-ended-later', { ttlSeconds: 600, clock });
+    await revokedGrants.resync();
+    brokerCalls.length = 0;
+    const refused = await exchange({ subject_token: token, ...fields });
+    assert.deepEqual([refused.status, refused.body.error], [400, 'invalid_request']);
+    assert.match(String(refused.body.error_description), /grant .* has ended/);
+    assert.deepEqual(brokerCalls, []);
+    // Another grant of the same user is unaffected.
+    assert.equal((await exchange({ subject_token: await assertion(), ...fields })).status, 200);
+  });
+
+  it('answers 503 while the revoked grants cannot be re-read, as the gateway refuses to vouch for a bearer token', async () => {
+    const fields = { subject_token_type: JWT_TOKEN_TYPE, resource: 'https://graph.microsoft.com' };
+    clock.advance(121_000);
+    const token = await assertion();
+    try {
+      const unknown = await exchange({ subject_token: token, ...fields });
+      assert.deepEqual([unknown.status, unknown.body.error], [503, 'temporarily_unavailable']);
+    } finally {
+      await revokedGrants.resync();
+    }
+    assert.equal((await exchange({ subject_token: token, ...fields })).status, 200);
+  });
+
+  it('refuses `resource` and `audience` naming different targets, and takes either alone', async () => {
+    const token = await assertion();
+    const both = await exchange({ subject_token: token, subject_token_type: JWT_TOKEN_TYPE, resource: 'https://graph.microsoft.com', audience: 'api://payroll' });
+    assert.deepEqual([both.status, both.body.error], [400, 'invalid_request']);
+    const same = await exchange({ subject_token: token, subject_token_type: JWT_TOKEN_TYPE, resource: 'https://graph.microsoft.com', audience: 'https://graph.microsoft.com' });
+    assert.equal(same.status, 200);
+    const audienceOnly = await exchange({ subject_token: token, subject_token_type: JWT_TOKEN_TYPE, audience: 'https://graph.microsoft.com' });
+    assert.equal(audienceOnly.status, 200);
   });
 });

@@ -1,6 +1,7 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { AuditLog, AuditRecord } from './audit.ts';
 import { gatewayState } from './request-state.ts';
+import { boundedOptional } from './client-value.ts';
 
 /**
  * The audit record of one request, filled in as the request moves through the gateway (user once the token
@@ -26,9 +27,10 @@ export function startAudit(request: FastifyRequest, reply: FastifyReply, log: Au
       user: draft.user,
       client: draft.client,
       route,
-      method: draft.method,
-      tool: draft.tool,
-      reason: draft.reason,
+      // The client chose the method and the tool name (and a reason may quote them): bounded (client-value.ts).
+      method: boundedOptional(draft.method),
+      tool: boundedOptional(draft.tool),
+      reason: boundedOptional(draft.reason, 1_024),
       ...(draft.traceId === undefined ? {} : { traceId: draft.traceId }),
       outcome,
       status,

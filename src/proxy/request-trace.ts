@@ -3,6 +3,7 @@ import type { RequestTrace, ServerSpanStart, SpanAttributes, StepSpan, TraceCarr
 import type { McpPost } from './mcp-message.ts';
 import { auditDraft } from './request-audit.ts';
 import { gatewayState } from './request-state.ts';
+import { boundedValue } from './client-value.ts';
 
 /**
  * What a gateway request looks like as a trace, named and attributed per the OpenTelemetry semantic conventions for
@@ -14,13 +15,11 @@ import { gatewayState } from './request-state.ts';
  * @see OpenTelemetry semantic conventions, docs/gen-ai/mcp.md (Development status)
  */
 /**
- * The most of a client's value (a tool name, a session id, a header) a span keeps. The body may be megabytes and the
- * exporter queues up to 2048 spans while a collector is slow: one caller's huge tool name in every span would hold
- * gigabytes, and a collector refusing the oversized batch would drop everyone's spans. MCP tool names are at most 128.
+ * A span keeps at most MAX_RECORDED_VALUE_LENGTH characters of a client's value (client-value.ts): the exporter
+ * queues up to 2048 spans while a collector is slow, so one caller's huge tool name in every span would hold
+ * gigabytes, and a collector refusing the oversized batch would drop everyone's spans.
  */
-export const MAX_TRACED_VALUE_LENGTH = 256;
-
-const bounded = (value: string): string => (value.length <= MAX_TRACED_VALUE_LENGTH ? value : `${value.slice(0, MAX_TRACED_VALUE_LENGTH - 1)}…`);
+const bounded = boundedValue;
 
 /** Starts a request's trace (before its audit record, so the record can carry the trace id when the response closes). */
 export function startRequestTrace(tracing: Tracing, request: FastifyRequest, reply: FastifyReply, route: string): void {

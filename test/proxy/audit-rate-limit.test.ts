@@ -83,6 +83,33 @@ describe('audit', () => {
     assert.ok(byTool.some((entry) => entry.value.user === 'tenant/audited'));
   });
 
+  it("keeps at most 256 characters of the client's tool name and method, in the record, its index and the file", async () => {
+    // One caller's 3-million-character tool name was 9 MB of Redis per request (record, index set, audit line).
+    const bearer = await token('/mcp', 'tenant/long-names');
+    const longTool = `t${'x'.repeat(300_000)}`;
+    // A surrogate pair straddling the cut: the bound never leaves half of one.
+    const longMethod = `${'m'.repeat(254)}😀${'m'.repeat(100_000)}`;
+    for (const message of [toolsCall(longTool), { jsonrpc: '2.0', id: 2, method: longMethod, params: {} }]) {
+      const response = await mcpPost(gateway.url + '/mcp', bearer, message);
+      await response.text();
+    }
+    let stored: Array<{ value: AuditRecord }> = [];
+    while (stored.length < 2) {
+      stored = await gateway.store.findByIndex<AuditRecord>(AUDIT_NAMESPACE, 'user', 'tenant/long-names');
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    const lines = gateway.auditLines.filter((line) => line.includes('tenant/long-names'));
+    assert.equal(lines.length, 2);
+    assert.ok(lines.every((line) => line.length < 1_000), 'the audit lines stay small');
+    const tool = stored.find((entry) => entry.value.method === 'tools/call')?.value.tool;
+    assert.equal(tool, `${longTool.slice(0, 255)}…`);
+    const method = stored.find((entry) => entry.value.method !== 'tools/call')?.value.method;
+    assert.equal(method, `${'m'.repeat(254)}…`);
+    // The index is named after the bounded name, never the full one.
+    assert.equal((await gateway.store.findByIndex<AuditRecord>(AUDIT_NAMESPACE, 'tool', tool!)).length, 1);
+    assert.equal((await gateway.store.findByIndex<AuditRecord>(AUDIT_NAMESPACE, 'tool', longTool)).length, 0);
+  });
+
   it('records why a request was refused (its error code), so the console can count denials by reason', async () => {
     const before = gateway.auditLines.length;
     const noToken = await fetch(gateway.url + '/mcp', { method: 'POST', headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream' }, body: JSON.stringify(toolsCall('echo')) });

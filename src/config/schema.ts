@@ -173,12 +173,15 @@ export const routeSchema = z
     timeouts: z
       .object({
         connectMs: milliseconds('Time to connect to the backend.', 5_000),
-        responseHeadersMs: milliseconds('Time for the backend to send response headers.', 30_000),
+        responseHeadersMs: milliseconds(
+          "Time for the backend to send response headers (then 504). A backend answering `tools/call` with JSON sends them only when the tool has finished, so this is the longest tool call such a backend can serve; the default lies beyond what MCP clients wait themselves (60 s in the TypeScript SDK, 300 s in the Python SDK), and a client that gives up first aborts the backend request with its own.",
+          300_000,
+        ),
         idleStreamMs: milliseconds('An SSE stream with no bytes for this long is closed.', 15 * 60_000),
         requestBodyMs: milliseconds('Time a client has to send a whole request body, MCP POST or plain HTTP route (slow-loris defence).', 30_000),
       })
       .strict()
-      .default({ connectMs: 5_000, responseHeadersMs: 30_000, idleStreamMs: 15 * 60_000, requestBodyMs: 30_000 }),
+      .default({ connectMs: 5_000, responseHeadersMs: 300_000, idleStreamMs: 15 * 60_000, requestBodyMs: 30_000 }),
     allowMcpBackendOverlap: z
       .boolean()
       .default(false)

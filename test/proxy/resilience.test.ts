@@ -3,6 +3,8 @@ import { createServer, request, type IncomingMessage, type Server, type ServerRe
 import { connect, createServer as createTcpServer, type Server as TcpServer, type Socket } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
+import { DEFAULT_REQUEST_TIMEOUT_MSEC } from '@modelcontextprotocol/sdk/shared/protocol.js';
+import { configSchema } from '../../src/config/schema.ts';
 import { confinedMessageUrl } from '../../src/proxy/legacy-sse.ts';
 import { createTestKeyring, mcpPost, mintAccessToken, startTestGateway, toolsCall, type TestGateway } from './harness.ts';
 
@@ -166,6 +168,17 @@ describe('backend failures', () => {
       assert.ok(!body.error.message.includes('127.0.0.1'), 'no backend address leaks');
     });
   }
+});
+
+describe('the default wait for a backend\'s response headers', () => {
+  it('outlasts what MCP clients wait for a tool call themselves, so a long tool answered in JSON is not cut at the gateway', () => {
+    // A backend answering tools/call with JSON sends its headers only when the tool has finished: 30 s cut every
+    // longer tool with a 504 that a direct connection never gave. The client's own give-up aborts the backend request.
+    const route = configSchema.parse({ routes: [{ path: '/mcp', backend: 'http://127.0.0.1:9/mcp' }] }).routes[0]!;
+    const pythonSdkReadTimeoutMs = 300_000; // mcp.shared._httpx_utils.MCP_DEFAULT_SSE_READ_TIMEOUT
+    assert.ok(route.timeouts.responseHeadersMs >= DEFAULT_REQUEST_TIMEOUT_MSEC);
+    assert.ok(route.timeouts.responseHeadersMs >= pythonSdkReadTimeoutMs);
+  });
 });
 
 describe('a tools/list answer larger than the gateway screens', () => {

@@ -57,7 +57,10 @@ export async function relayResponse(
     }
     if ('whole' in collected) {
       draft.bytesOut += collected.whole.length;
-      reply.send(collected.whole);
+      // No body (a 202 to a notification): sent as none, or Fastify would give a Buffer its default
+      // `application/octet-stream`, a type the backend never sent.
+      if (collected.whole.length === 0) reply.send();
+      else reply.send(collected.whole);
       return;
     }
     body = Readable.from(prepend(collected.head, response.body));

@@ -278,6 +278,9 @@ describe('server-to-client requests (sampling, elicitation form and URL mode, ro
         posted.add(request.id);
         const answer = await mcpPost(`${gateway.url}/mcp`, token, answerFor(request), headers);
         assert.equal(answer.status, 202, `the answer to ${String(request.method)} was accepted`);
+        // As the backend sent it: no body, and so no type (a Buffer's default `application/octet-stream` was added).
+        assert.equal(answer.headers.get('content-type'), null);
+        assert.equal(await answer.text(), '');
       }
     }
     const requests = sseMessages(text).filter((message) => 'method' in message);

@@ -15,6 +15,11 @@ export interface RenderErrorOptions {
   format?: ErrorFormat;
   /** JSON-RPC request id, when the failing request's id is known; `null` otherwise (JSON-RPC 2.0 §5). */
   id?: string | number | null;
+  /**
+   * The request ids of a JSON-RPC batch the error refuses as a whole: the body is then an array of one error per
+   * request (JSON-RPC 2.0 §6), so each caller matches its answer instead of waiting for its timeout.
+   */
+  batchIds?: ReadonlyArray<string | number> | undefined;
   /** Shown on the HTML page, so a user can quote it to an operator. */
   requestId?: string;
   /** The operator's branding on the HTML page. */
@@ -23,11 +28,14 @@ export interface RenderErrorOptions {
 
 export function renderErrorBody(error: ProtocolError, options: RenderErrorOptions = {}): { contentType: string; body: string } {
   switch (options.format ?? 'oauth-json') {
-    case 'jsonrpc':
+    case 'jsonrpc': {
+      const answer = (id: string | number | null) => ({ jsonrpc: '2.0', id, error: { code: error.jsonRpcCode, message: error.description } });
+      const batch = options.batchIds;
       return {
         contentType: 'application/json; charset=utf-8',
-        body: JSON.stringify({ jsonrpc: '2.0', id: options.id ?? null, error: { code: error.jsonRpcCode, message: error.description } }),
+        body: JSON.stringify(batch !== undefined && batch.length > 0 ? batch.map(answer) : answer(options.id ?? null)),
       };
+    }
     case 'html':
       return {
         contentType: 'text/html; charset=utf-8',

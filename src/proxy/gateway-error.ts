@@ -15,9 +15,15 @@ export class McpGatewayError extends ProtocolError {
 
 export { jsonRpcCodes as JSONRPC };
 
-/** Remembers the id of the JSON-RPC request being handled, so an error can answer it (JSON-RPC 2.0 §5). */
-export function rememberJsonRpcId(request: FastifyRequest, id: string | number | undefined): void {
+/**
+ * Remembers the id of the JSON-RPC request being handled, or the request ids of the batch, so an error can answer
+ * them (JSON-RPC 2.0 §5, §6).
+ */
+export function rememberJsonRpcId(request: FastifyRequest, id: string | number | undefined, batchIds?: Array<string | number>): void {
   if (id !== undefined) gatewayState(request).jsonRpcId = id;
+  if (batchIds !== undefined && batchIds.length > 0) gatewayState(request).jsonRpcBatchIds = batchIds;
 }
 
 export const requestJsonRpcId = (request: FastifyRequest): string | number | undefined => request.gatewayState?.jsonRpcId;
+
+export const requestJsonRpcBatchIds = (request: FastifyRequest): Array<string | number> | undefined => request.gatewayState?.jsonRpcBatchIds;

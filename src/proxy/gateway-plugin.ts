@@ -4,7 +4,7 @@ import type { GatehouseContext } from '../context/gatehouse-context.ts';
 import type { ErrorFormat } from '../errors/render-error.ts';
 import { sendProtocolError, toProtocolError } from '../server/error-handler.ts';
 import { ProtocolError } from '../errors/protocol-error.ts';
-import { McpGatewayError, requestJsonRpcId } from './gateway-error.ts';
+import { McpGatewayError, requestJsonRpcBatchIds, requestJsonRpcId } from './gateway-error.ts';
 import { HTTP_ROUTE_CORS, installCors, MCP_CORS } from './cors.ts';
 import { createGatewayRuntime, type GatewayDeps, type GatewayRuntime } from './gateway-runtime.ts';
 
@@ -182,7 +182,7 @@ function sendGatewayError(request: FastifyRequest, reply: FastifyReply, error: u
     return reply;
   }
   const id = requestJsonRpcId(request) ?? null;
-  return sendProtocolError(reply, rendered, { format, id });
+  return sendProtocolError(reply, rendered, { format, id, batchIds: requestJsonRpcBatchIds(request) });
 }
 
 /**

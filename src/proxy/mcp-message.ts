@@ -63,6 +63,8 @@ export interface McpPost {
   method?: string;
   name?: string;
   requestId?: string | number;
+  /** A batch's request ids, in order (notifications and responses have none to answer). */
+  batchRequestIds?: Array<string | number>;
 }
 
 /** Which `params` field `Mcp-Name` mirrors, per method (MCP 2026-07-28, Streamable HTTP standard headers). */
@@ -101,6 +103,10 @@ export function parseMcpPost(raw: Buffer): McpPost {
     messages.push(message);
   }
   const post: McpPost = { messages, raw };
+  if (Array.isArray(json)) {
+    // A refusal of the batch answers each of its requests by id (JSON-RPC 2.0 §6), so none waits for its timeout.
+    post.batchRequestIds = messages.flatMap((message) => ('method' in message && 'id' in message && isRequestId(message.id) ? [message.id] : []));
+  }
   const only = !Array.isArray(json) ? messages[0] : undefined;
   if (only && 'method' in only) {
     post.method = only.method;

@@ -25,7 +25,7 @@ export async function readMcpPost(runtime: GatewayRuntime, state: RouteState, re
   });
   draft.bytesIn = raw.length;
   const post = parseMcpPost(raw);
-  rememberJsonRpcId(request, post.requestId);
+  rememberJsonRpcId(request, post.requestId, post.batchRequestIds);
   draft.method = post.method;
   if (post.method === 'tools/call') draft.tool = post.name;
   return post;

@@ -12,6 +12,8 @@ export interface GatewayRequestState {
   audit?: AuditDraft;
   /** The id of the JSON-RPC request being handled, so an error can answer it (JSON-RPC 2.0 §5). */
   jsonRpcId?: string | number;
+  /** The request ids of a JSON-RPC batch being handled, so an error can answer each of them (JSON-RPC 2.0 §6). */
+  jsonRpcBatchIds?: Array<string | number>;
   trace?: RequestTrace;
 }
 

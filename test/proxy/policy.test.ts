@@ -256,7 +256,16 @@ describe('per-tool policy', () => {
     const batch = [toolsCall('echo', { text: 'a' }, 1), toolsCall('secret_tool', {}, 2)];
     const response = await mcpPost(gateway.url + '/json', await tokenFor('/json'), batch, { 'mcp-protocol-version': '2025-03-26' });
     assert.equal(response.status, 403);
-    await response.body?.cancel();
+    // Refused whole, and answered per request (JSON-RPC 2.0 §6): with one error and `id: null` neither call could
+    // match an answer, so both waited for their timeout. The notification gets none.
+    const answers = (await response.json()) as Array<{ id: unknown; error: { code: number; message: string } }>;
+    assert.deepEqual(answers.map((answer) => answer.id), [1, 2]);
+    for (const answer of answers) assert.match(answer.error.message, /secret_tool/);
+
+    const withNotification = [{ jsonrpc: '2.0', method: 'notifications/progress', params: { progressToken: 1, progress: 1 } }, toolsCall('secret_tool', {}, 'call-7')];
+    const jsonError = await mcpPost(gateway.url + '/groups', await tokenFor('/groups'), withNotification, { 'mcp-protocol-version': '2025-03-26' });
+    assert.equal(jsonError.status, 200);
+    assert.deepEqual(((await jsonError.json()) as Array<{ id: unknown }>).map((answer) => answer.id), ['call-7']);
   });
 
   it('enforces group policies from the account record, as a JSON-RPC error when configured', async () => {

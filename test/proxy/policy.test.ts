@@ -262,10 +262,10 @@ describe('per-tool policy', () => {
     assert.deepEqual(answers.map((answer) => answer.id), [1, 2]);
     for (const answer of answers) assert.match(answer.error.message, /secret_tool/);
 
-    const withNotification = [{ jsonrpc: '2.0', method: 'notifications/progress', params: { progressToken: 1, progress: 1 } }, toolsCall('secret_tool', {}, 'call-7')];
+    const withNotification = [{ jsonrpc: '2.0', method: 'notifications/progress', params: { progressToken: 1, progress: 1 } }, toolsCall('secret_tool', {}, 7)];
     const jsonError = await mcpPost(gateway.url + '/groups', await tokenFor('/groups'), withNotification, { 'mcp-protocol-version': '2025-03-26' });
     assert.equal(jsonError.status, 200);
-    assert.deepEqual(((await jsonError.json()) as Array<{ id: unknown }>).map((answer) => answer.id), ['call-7']);
+    assert.deepEqual(((await jsonError.json()) as Array<{ id: unknown }>).map((answer) => answer.id), [7]);
   });
 
   it('enforces group policies from the account record, as a JSON-RPC error when configured', async () => {

@@ -138,6 +138,11 @@ export function providerConfiguration(input: ProviderConfigurationInput): Config
         // `application_type`; oidc-provider accepts those schemes only for native clients, which such a client is.
         // The validator may set metadata, and the schema then checks the URIs with the native rules.
         if (hasPrivateUseRedirectUri(metadata.redirect_uris)) metadata.application_type = 'native';
+        // A registered `scope` is what the client asked for at its first 401 (the MCP SDKs register exactly that),
+        // not a limit anyone chose: oidc-provider refused every later request beyond it with `invalid_scope`, so such
+        // a client could never complete a step-up (MCP "Step-Up Authorization Flow"). The routes' scopes and the
+        // user's consent are the limits. Clients stored with one lose it when they are next loaded.
+        delete metadata.scope;
       },
     },
     cookies: {

@@ -55,16 +55,31 @@ export function decideTool(route: RouteConfig, tool: string, caller: PolicyCalle
     return { allowed: false, missingScopes: [], reason: 'it acts for a signed-in user and this caller is app-only (client credentials or a workload)' };
   }
   const missingScopes = policy.scopes.filter((scope) => !caller.scopes.includes(scope));
-  const groupOk = policy.groups.length === 0 || policy.groups.some((group) => caller.groups.includes(group));
-  return { allowed: missingScopes.length === 0 && groupOk, missingScopes };
+  return { allowed: missingScopes.length === 0 && groupAllows(policy, caller), missingScopes };
 }
 
-/** Names of the route's listed tools this caller may not call (used to filter `tools/list`). */
+/**
+ * Names of the route's listed tools this caller may not call, and no step-up would let them (used to filter
+ * `tools/list`). A tool the caller lacks only a scope for stays listed while the route answers a denied call with
+ * the step-up challenge (`deniedToolResponse: insufficient_scope`): the MCP step-up flow starts when the client calls
+ * it, and a client choosing from the list never would — the tool was unreachable, the challenge dead code. The scope
+ * is one the route offers to anyone who consents; a missing group, an app-only refusal or a JSON-RPC refusal hides it.
+ */
 export function deniedTools(route: RouteConfig, caller: PolicyCaller): Set<string> {
   const denied = new Set<string>();
-  for (const tool of Object.keys(route.tools)) if (!decideTool(route, tool, caller).allowed) denied.add(tool);
+  const stepUp = route.deniedToolResponse === 'insufficient_scope';
+  for (const tool of Object.keys(route.tools)) {
+    const decision = decideTool(route, tool, caller);
+    if (decision.allowed) continue;
+    const stepUpCannotHelp = decision.reason !== undefined || !groupAllows(route.tools[tool]!, caller);
+    if (stepUp && decision.missingScopes.length > 0 && !stepUpCannotHelp) continue;
+    denied.add(tool);
+  }
   return denied;
 }
+
+const groupAllows = (policy: RouteConfig['tools'][string], caller: PolicyCaller): boolean =>
+  policy.groups.length === 0 || policy.groups.some((group) => caller.groups.includes(group));
 
 export const routeNeedsGroups = (route: RouteConfig): boolean =>
   Object.values(route.tools).some((policy) => policy.groups.length > 0);

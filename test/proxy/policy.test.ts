@@ -12,7 +12,9 @@ let sseBackend: McpBackend;
 let legacyBackend: McpBackend;
 let gateway: TestGateway;
 const keyring = createTestKeyring();
-const policy = { secret_tool: { scopes: ['mcp:secret'] } };
+// A scope and a group: a step-up cannot give the group, so the tool is hidden from those without both (a scope alone
+// keeps it listed for the step-up: "a tool that needs only a scope" below).
+const policy = { secret_tool: { scopes: ['mcp:secret'], groups: ['admins'] } };
 
 before(async () => {
   jsonBackend = await startMcpBackend({ kind: 'v2-stateless', responseMode: 'json' });
@@ -33,6 +35,15 @@ before(async () => {
           backend: legacyBackend.url,
           transports: ['sse'],
           tools: { secret_tool: { groups: ['admins'] } },
+          deniedToolResponse: 'jsonrpc_error',
+        },
+        // A tool that needs only a scope, answered with the step-up challenge (the default) or a JSON-RPC error.
+        { path: '/step-up', backend: jsonBackend.url, scopes: { 'mcp:tools': 'Tools', 'mcp:secret': 'Secret' }, tools: { secret_tool: { scopes: ['mcp:secret'] } } },
+        {
+          path: '/no-step-up',
+          backend: jsonBackend.url,
+          scopes: { 'mcp:tools': 'Tools', 'mcp:secret': 'Secret' },
+          tools: { secret_tool: { scopes: ['mcp:secret'] } },
           deniedToolResponse: 'jsonrpc_error',
         },
         {
@@ -70,8 +81,22 @@ describe('per-tool policy', () => {
     const response = await mcpPost(gateway.url + '/json', await tokenFor('/json'), toolsList());
     assert.equal(response.status, 200);
     assert.deepEqual(await listedTools(response), ['echo', 'whoami']);
-    const full = await mcpPost(gateway.url + '/json', await tokenFor('/json', 'mcp:tools mcp:secret'), toolsList());
+    const full = await mcpPost(gateway.url + '/json', await tokenFor('/json', 'mcp:tools mcp:secret', 'tenant/admin'), toolsList());
     assert.deepEqual(await listedTools(full), ['echo', 'secret_tool', 'whoami']);
+  });
+
+  it('lists a tool that needs only a scope, so a client can call it and meet the step-up challenge (MCP step-up flow)', async () => {
+    // Hidden, it was never called: the 403 insufficient_scope that starts a step-up could not be reached.
+    const bearer = await tokenFor('/step-up');
+    assert.deepEqual(await listedTools(await mcpPost(gateway.url + '/step-up', bearer, toolsList())), ['echo', 'secret_tool', 'whoami']);
+    const call = await mcpPost(gateway.url + '/step-up', bearer, toolsCall('secret_tool'));
+    assert.equal(call.status, 403);
+    const challenge = call.headers.get('www-authenticate') ?? '';
+    assert.match(challenge, /error="insufficient_scope"/);
+    assert.match(challenge, /scope="[^"]*mcp:secret/);
+    await call.body?.cancel();
+    // Refused with a JSON-RPC error instead, there is no step-up to start: hidden.
+    assert.deepEqual(await listedTools(await mcpPost(gateway.url + '/no-step-up', await tokenFor('/no-step-up'), toolsList())), ['echo', 'whoami']);
   });
 
   it('filters tools/list inside a batch too', async () => {
@@ -247,7 +272,7 @@ describe('per-tool policy', () => {
     assert.ok(challenge.includes('scope="mcp:tools mcp:secret"'), challenge);
     const body = (await response.json()) as { id: number };
     assert.equal(body.id, 5);
-    const allowed = await mcpPost(gateway.url + '/json', await tokenFor('/json', 'mcp:tools mcp:secret'), toolsCall('secret_tool'));
+    const allowed = await mcpPost(gateway.url + '/json', await tokenFor('/json', 'mcp:tools mcp:secret', 'tenant/admin'), toolsCall('secret_tool'));
     assert.equal(allowed.status, 200);
     assert.match(await allowed.text(), /the secret/);
   });

@@ -125,7 +125,8 @@ before(async () => {
         route('/redirect', redirect),
         route('/created', created),
         route('/plain-stream', plainStream),
-        { ...route('/huge-list', hugeList), tools: { secret_tool: { scopes: ['admin'] } } },
+        // A group no caller has: the tool is hidden, so every tools/list answer is screened.
+        { ...route('/huge-list', hugeList), tools: { secret_tool: { groups: ['admins'] } } },
         route('/cut', cut),
         route('/stream', stream),
         route('/idle', idle, { idleStreamMs: 200 }),

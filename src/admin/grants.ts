@@ -11,6 +11,7 @@ import {
 import { findRecords, readRecord } from '../store/record-access.ts';
 import type { z } from 'zod';
 import { ProtocolError } from '../errors/protocol-error.ts';
+import { withdrawConsent } from '../authorization/remembered-decisions.ts';
 
 /**
  * Grants: what a user approved for a client (oidc-provider's Grant model, namespace `oidc:Grant`, key = grant id).
@@ -125,6 +126,9 @@ export async function revokeGrantById(
   const grant = await findGrant(deps, grantId, options);
   if (grant === undefined) throw new AdminNotFoundError(`no grant ${JSON.stringify(grantId)}`);
   await endGrant(deps, grantId, options.reason ?? (options.subject === undefined ? 'admin' : 'account'));
+  // A person decided: the approvals browsers remember for this user and client stop answering for them, or the
+  // client would re-authorize at once without anyone seeing a page (remembered-decisions.ts).
+  await withdrawConsent(deps.store, grant.subject, grant.clientId, deps.clock.now(), deps.config.authorization.consentRememberDays);
   return grant;
 }
 

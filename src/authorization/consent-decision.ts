@@ -140,7 +140,7 @@ export function rememberDecision(decision: ConsentDecision): void {
   request.log.info({ clientId: subject.clientId, resource: subject.resource.resource, decision: choice }, 'consent decision');
   const kind = choice === 'deny' ? 'denials' : 'approvals';
   const seconds = choice === 'deny' ? DENIAL_MEMORY_SECONDS : deps.ctx.config.authorization.consentRememberDays * 24 * 3600;
-  const remembered = remember(parseDecisions(deps.cookies.read(request, kind)), decisionFor(subject, now + seconds * 1000), now);
+  const remembered = remember(parseDecisions(deps.cookies.read(request, kind)), decisionFor(subject, now, now + seconds * 1000), now);
   deps.cookies.write(reply, kind, remembered, seconds);
 }
 
@@ -190,8 +190,8 @@ export function approvedRecord(subject: ConsentSubject): ApprovedConsentRecord {
   };
 }
 
-function decisionFor(subject: ConsentSubject, expiresAt: number): RememberedDecision {
-  return { clientId: subject.clientId, redirectUri: subject.redirectUri, resource: subject.resource.resource, scopes: subject.scopes, expiresAt };
+function decisionFor(subject: ConsentSubject, decidedAt: number, expiresAt: number): RememberedDecision {
+  return { clientId: subject.clientId, redirectUri: subject.redirectUri, resource: subject.resource.resource, scopes: subject.scopes, expiresAt, decidedAt };
 }
 
 /**

@@ -9,7 +9,7 @@ import { CONSENT_STATE_TTL_SECONDS, type ConsentStateRecord, type CsrfCookie } f
 import { consentStateRecord } from '../records/interaction.ts';
 import { readRecord, writeRecord } from '../store/record-access.ts';
 import { accountRecord } from '../records/account.ts';
-import { findCovering, findForTarget, parseDecisions } from './remembered-decisions.ts';
+import { findCovering, findForTarget, isWithdrawn, parseDecisions } from './remembered-decisions.ts';
 import { isPrivateUseRedirectUri } from './redirect-uri-policy.ts';
 import { describeScopes } from './protected-resources.ts';
 import { upstreamBrowserOrigin } from '../upstream/profile.ts';
@@ -74,7 +74,10 @@ export function registerConsentRoutes(app: FastifyInstance, deps: InteractionDep
     if (findForTarget(parseDecisions(cookies.read(request, 'denials')), targetOf(subject), now)) {
       return deniedByUser(deps, request, reply);
     }
-    if (findCovering(parseDecisions(cookies.read(request, 'approvals')), targetOf(subject), now)) {
+    const approval = findCovering(parseDecisions(cookies.read(request, 'approvals')), targetOf(subject), now);
+    // A browser signed in as a user whose grant for this client a person ended since sees the page again.
+    const signedIn = details.session?.accountId;
+    if (approval !== undefined && (signedIn === undefined || !(await isWithdrawn(ctx.store, signedIn, approval)))) {
       return proceedAfterApproval(deps, request, reply, details, subject);
     }
 

@@ -1,4 +1,7 @@
 import { z } from 'zod';
+import { consentWithdrawnRecord } from '../records/consent.ts';
+import { readRecord, writeRecord } from '../store/record-access.ts';
+import type { Store } from '../store/store.ts';
 
 /**
  * Consent decisions a browser remembers (in a sealed cookie), each bound to the exact client id, redirect URI and
@@ -14,6 +17,8 @@ export interface RememberedDecision {
   scopes: string[];
   /** Epoch ms. */
   expiresAt: number;
+  /** Epoch ms; absent in a cookie written before it was kept (then older than any withdrawal). */
+  decidedAt?: number;
 }
 
 export type DecisionKind = 'approvals' | 'denials';
@@ -34,7 +39,7 @@ export interface ConsentRequest {
 export type DecisionTarget = Pick<RememberedDecision, 'clientId' | 'redirectUri' | 'resource'>;
 
 const decisionList = z.array(
-  z.object({ clientId: z.string(), redirectUri: z.string(), resource: z.string(), scopes: z.array(z.string()), expiresAt: z.number() }),
+  z.object({ clientId: z.string(), redirectUri: z.string(), resource: z.string(), scopes: z.array(z.string()), expiresAt: z.number(), decidedAt: z.number().optional() }),
 );
 
 /** The cookie's value (already unsealed) as decisions; anything else — an older shape, garbage — is no decision. */
@@ -75,4 +80,20 @@ export function forget(decisions: RememberedDecision[] | undefined, target: Deci
 /** How long the cookie must live to hold `decisions` (the latest expiry), in whole seconds. */
 export function cookieLifetimeSeconds(decisions: RememberedDecision[], now: number): number {
   return Math.max(0, Math.ceil((Math.max(now, ...decisions.map((decision) => decision.expiresAt)) - now) / 1000));
+}
+
+/**
+ * A person ended one of `subject`'s grants for `clientId` (the user on /account, an operator): the approvals browsers
+ * remembered until now no longer answer for that user. Without this, the client — still running, its token just
+ * refused — re-authorized at once, the remembered approval skipped the page, and the revocation was undone without
+ * anyone seeing it.
+ */
+export async function withdrawConsent(store: Store, subject: string, clientId: string, now: number, rememberDays: number): Promise<void> {
+  await writeRecord(store, consentWithdrawnRecord, `${subject} ${clientId}`, { withdrawnAt: now }, { ttlSeconds: rememberDays * 24 * 3600 });
+}
+
+/** Whether `approval`, remembered by a browser signed in as `subject`, was made before consent was last withdrawn. */
+export async function isWithdrawn(store: Store, subject: string, approval: RememberedDecision): Promise<boolean> {
+  const withdrawn = await readRecord(store, consentWithdrawnRecord, `${subject} ${approval.clientId}`, { invalid: 'absent' });
+  return withdrawn !== undefined && withdrawn.withdrawnAt >= (approval.decidedAt ?? 0);
 }

@@ -15,6 +15,7 @@ import {
 } from './broker.ts';
 import { grantRevokedChannel, revokedGrantRecord } from './grants.ts';
 import { consentApprovedRecord, consentStateRecord, interactionSignedInRecord, interactionSignInFailedRecord } from './interaction.ts';
+import { consentWithdrawnRecord } from './consent.ts';
 import { dpopProofRecord, legacySseSessionRecord, mcpSessionRecord, rateLimitCounter, sessionEndedChannel } from './proxy.ts';
 import { upstreamStepUpRecord } from './step-up.ts';
 import { toolPinBaselineRecord, toolPinRecord, toolPinsChangedChannel } from './tool-pins.ts';
@@ -52,6 +53,11 @@ export const catalogue: readonly CatalogueSection[] = [
     title: 'Authorization server: consent and sign-in state',
     intro: 'Short-lived, single-use records that carry one authorization request through consent and the upstream sign-in; a replayed form post or callback finds nothing.',
     entries: [consentStateRecord, consentApprovedRecord, interactionSignedInRecord, interactionSignInFailedRecord],
+  },
+  {
+    title: 'Authorization server: consent withdrawn',
+    intro: 'Approvals live in the browser (a sealed cookie); the store keeps only when a person withdrew them for a user.',
+    entries: [consentWithdrawnRecord],
   },
   { title: 'Accounts', intro: 'Who signed in through Gatehouse.', entries: [accountRecord] },
   { title: 'Upstream sign-in', intro: 'The sign-in at the upstream identity provider (src/upstream/).', entries: [upstreamStateRecord, upstreamTokensRecord] },

@@ -13,7 +13,11 @@ import {
   type RegisteredClient,
   type TestServer,
   authorizationParams,
+  grantIdOf,
+  TEST_IDENTITY,
+  tokenRequest,
 } from './harness.ts';
+import { revokeGrantById } from '../../src/admin/grants.ts';
 import { DENIAL_MEMORY_SECONDS } from '../../src/authorization/remembered-decisions.ts';
 import { ManualClock } from '../../src/runtime/clock.ts';
 import { startedForSuite } from '../support/suite-server.ts';
@@ -22,7 +26,7 @@ import { startedForSuite } from '../support/suite-server.ts';
 describe('consent page', () => {
   let server: TestServer;
   let client: RegisteredClient;
-  const { challenge } = pkcePair();
+  const { verifier, challenge } = pkcePair();
   const params = () => authorizationParams(server, client.client_id, challenge, { state: 'st' });
 
   before(async () => {
@@ -245,6 +249,28 @@ describe('consent page', () => {
     } finally {
       await multi.close();
     }
+  });
+
+  it('asks again once a person ended the grant: a client still running cannot undo a revocation by re-authorizing', async () => {
+    const browser = new TestBrowser();
+    const first = await authorize(server, browser, params());
+    const code = first.url.searchParams.get('code');
+    assert.ok(code);
+    const tokens = (await (await tokenRequest(server, { grant_type: 'authorization_code', code, code_verifier: verifier, redirect_uri: CLIENT_REDIRECT, client_id: client.client_id, resource: server.resource })).json()) as { access_token: string };
+    const again = await browser.follow(authorizeUrl(server, params()), server.publicUrl);
+    assert.match(again.url, /code=/, 'remembered: no page');
+
+    // The user disconnects the app on /account (the same call the page makes).
+    const grantId = grantIdOf(tokens.access_token);
+    const subject = (await revokeGrantById({ store: server.store, clock: server.ctx.clock, config: server.ctx.config }, grantId, { subject: TEST_IDENTITY.subject })).subject;
+    assert.equal(subject, TEST_IDENTITY.subject);
+    const afterRevoke = await browser.follow(authorizeUrl(server, params()), server.publicUrl);
+    assert.equal(afterRevoke.response.status, 200, 'the consent page, not a silent code');
+    assert.match(await afterRevoke.response.text(), /name="consent_state"/);
+
+    // Approving again is remembered again (the new approval is younger than the withdrawal).
+    assert.ok((await authorize(server, browser, params())).url.searchParams.get('code'));
+    assert.match((await browser.follow(authorizeUrl(server, params()), server.publicUrl)).url, /code=/);
   });
 
   it('asks a signed-in user about a new client without another upstream sign-in, and remembers the grant per user', async () => {

@@ -155,7 +155,7 @@ export async function createAuthorizationServer(ctx: GatehouseContext, deps: Aut
       configuredClients,
       consoleSignIn: deps.consoleSignIn,
     };
-    mountProvider(app, { ctx, provider: current });
+    mountProvider(app, { ctx, provider: current, resources });
     registerConsentRoutes(app, interactionDeps);
     registerSignInRoutes(app, interactionDeps);
   };

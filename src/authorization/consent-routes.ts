@@ -4,7 +4,7 @@ import { decideClientIdUrl, isClientIdUrl } from './client-metadata-policy.ts';
 import { approvedRecord, consentDecisionHandler, DECISION_FORM_MAX_BYTES, deniedByUser, loadClient, proceedAfterApproval } from './consent-decision.ts';
 import { consentSubjectFrom, type ConsentSubject } from './consent-request.ts';
 import { renderConsentPage, type ConsentView } from './consent-page.ts';
-import { loadInteraction, parseInteractionUid, type InteractionDeps } from './interaction-deps.ts';
+import { finishInteraction, loadInteraction, parseInteractionUid, type InteractionDeps } from './interaction-deps.ts';
 import { CONSENT_STATE_TTL_SECONDS, type ConsentStateRecord, type CsrfCookie } from './interaction-state.ts';
 import { consentStateRecord } from '../records/interaction.ts';
 import { readRecord, writeRecord } from '../store/record-access.ts';
@@ -15,6 +15,7 @@ import { describeScopes } from './protected-resources.ts';
 import { upstreamBrowserOrigin } from '../upstream/profile.ts';
 import { cspOrigin } from '../config/csp-source.ts';
 import { formPostRoute } from '../server/form-routes.ts';
+import { ProtocolError } from '../errors/protocol-error.ts';
 
 /**
  * The consent step, BEFORE the user is sent to the upstream IdP:
@@ -68,7 +69,18 @@ export function registerConsentRoutes(app: FastifyInstance, deps: InteractionDep
     const uid = parseInteractionUid(request);
     const details = await loadInteraction(deps, request, reply, uid);
     const client = await loadClient(deps, details);
-    const subject = consentSubjectFrom(details, client, deps.resources);
+    let subject: ConsentSubject;
+    try {
+      subject = consentSubjectFrom(details, client, deps.resources);
+    } catch (error) {
+      // The provider has validated the client and its redirect URI: a request Gatehouse cannot serve (two `resource`
+      // values, one that is no route) goes back to the client as an error response (RFC 6749 §4.1.2.1, RFC 8707
+      // §2), not to a page in the browser while a loopback client waits for ever.
+      if (error instanceof ProtocolError && (error.code === 'invalid_target' || error.code === 'invalid_request')) {
+        return finishInteraction(deps, request, reply, { error: error.code, error_description: error.description });
+      }
+      throw error;
+    }
     const now = ctx.clock.now();
 
     if (findForTarget(parseDecisions(cookies.read(request, 'denials')), targetOf(subject), now)) {

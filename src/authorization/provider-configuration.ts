@@ -131,7 +131,9 @@ export function providerConfiguration(input: ProviderConfigurationInput): Config
           if (problem !== undefined) throw new errors.InvalidClientMetadata(problem);
         }
         const problem = redirectUrisProblem(metadata.redirect_uris);
-        if (problem !== undefined) throw new errors.InvalidRedirectUri(problem);
+        // The provider's class has one fixed description, written for /authorize ("did not match any of the client's
+        // registered redirect_uris"), which told a registering client nothing: the reason is set on it.
+        if (problem !== undefined) throw Object.assign(new errors.InvalidRedirectUri(), { error_description: problem });
         const grantsProblem = selfRegisteredGrantsProblem(metadata, configuredClientIds);
         if (grantsProblem !== undefined) throw new errors.InvalidClientMetadata(grantsProblem);
         // Native MCP clients (Cursor, …) register private-use scheme redirect URIs (RFC 8252 §7.1) without

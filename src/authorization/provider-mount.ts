@@ -5,6 +5,8 @@ import { providerResponseHeaders } from '../server/security-headers.ts';
 import type { CurrentProvider } from './current-provider.ts';
 import { OAUTH_BODY_MAX_BYTES, readProviderBody, REGISTRATION_MAX_BYTES, withReadBody } from './provider-body.ts';
 import { guardRegistration } from './registration-limit.ts';
+import type { ProtectedResources } from './protected-resources.ts';
+import { hasDuplicateMember } from '../protocol/duplicate-members.ts';
 
 /**
  * oidc-provider is a Koa application; it is given the raw Node request for its own paths before Fastify reads the
@@ -46,6 +48,38 @@ function refuseMethod(allow: string) {
 export interface ProviderMountOptions {
   ctx: GatehouseContext;
   provider: CurrentProvider;
+  /** The routes as resources: a `resource` naming one in another spelling is handed over in its canonical one. */
+  resources: Pick<ProtectedResources, 'find'>;
+}
+
+/**
+ * Every `resource` parameter that names a route in another spelling (upper-case scheme or host, a trailing slash:
+ * MCP 2026-07-28 "Canonical Server URI") in the route's canonical one; returns whether any changed. oidc-provider
+ * compares resource indicators as strings: a grant approved for `…/mcp/` refused the canonical `…/mcp` at `/token`,
+ * and the other way round, so a client that normalised at only one of the two steps could not get its tokens.
+ */
+export function canonicalizeResourceParams(params: URLSearchParams, resources: Pick<ProtectedResources, 'find'>): boolean {
+  const given = params.getAll('resource');
+  if (given.length === 0) return false;
+  const canonical = given.map((resource) => resources.find(resource)?.resource ?? resource);
+  if (canonical.every((resource, index) => resource === given[index])) return false;
+  params.delete('resource');
+  for (const resource of canonical) params.append('resource', resource);
+  return true;
+}
+
+/** The request's query with its `resource` parameters canonical (the query unchanged when none needed it). */
+function canonicalQuery(query: string, resources: Pick<ProtectedResources, 'find'>): string {
+  if (!query.includes('resource=')) return query;
+  const params = new URLSearchParams(query.slice(1));
+  return canonicalizeResourceParams(params, resources) ? `?${params.toString()}` : query;
+}
+
+/** A form body with its `resource` parameters canonical (the same bytes when none needed it). */
+function canonicalForm(request: FastifyRequest, body: Buffer | undefined, resources: Pick<ProtectedResources, 'find'>): Buffer | undefined {
+  if (body === undefined || !body.includes('resource=') || !/^application\/x-www-form-urlencoded\b/i.test(request.headers['content-type'] ?? '')) return body;
+  const params = new URLSearchParams(body.toString('utf8'));
+  return canonicalizeResourceParams(params, resources) ? Buffer.from(params.toString(), 'utf8') : body;
 }
 
 /**
@@ -82,7 +116,7 @@ function registrationCors(request: FastifyRequest, reply: FastifyReply): boolean
 }
 
 export function mountProvider(app: FastifyInstance, options: ProviderMountOptions): void {
-  const { ctx, provider } = options;
+  const { ctx, provider, resources } = options;
   const publicUrl = new URL(ctx.publicUrl);
   const basePath = publicUrl.pathname === '/' ? '' : publicUrl.pathname.replace(/\/$/, '');
 
@@ -97,17 +131,28 @@ export function mountProvider(app: FastifyInstance, options: ProviderMountOption
       reply.hijack();
       return;
     }
-    const body = await readProviderBody(request, registration ? REGISTRATION_MAX_BYTES : OAUTH_BODY_MAX_BYTES);
-    if (registration) await guardRegistration(ctx, request);
+    let body = await readProviderBody(request, registration ? REGISTRATION_MAX_BYTES : OAUTH_BODY_MAX_BYTES);
+    if (registration) {
+      await guardRegistration(ctx, request);
+      // As on MCP POSTs (protocol/duplicate-members.ts): the provider's JSON.parse keeps the last of two
+      // `redirect_uris`, while anything in front that read the first judged another registration.
+      if (body !== undefined && hasDuplicateMember(body.toString('utf8'))) {
+        throw new ProtocolError('invalid_client_metadata', 'An object of the registration names one member twice (RFC 8259 §4).');
+      }
+    } else {
+      body = canonicalForm(request, body, resources);
+    }
     presentAsPublicRequest(request, publicUrl);
     const raw = request.raw as typeof request.raw & { originalUrl?: string };
+    const query = canonicalQuery(request.url.slice(path.length), resources);
     if (basePath !== '') {
       // The provider routes without the issuer's path; `originalUrl` tells it the mount path for the URLs it builds.
       // RFC 8414 §3.1: a path issuer's metadata lives at /.well-known/oauth-authorization-server{path}.
-      const query = request.url.slice(path.length);
       const inner = wellKnown ? path.slice(0, path.length - basePath.length) : path.slice(basePath.length);
       raw.originalUrl = basePath + inner + query;
       raw.url = inner + query;
+    } else if (query !== request.url.slice(path.length)) {
+      raw.url = path + query;
     }
     reply.hijack();
     // A hijacked reply skips Fastify's header handling: the request id goes on the raw response, where the provider's

@@ -142,6 +142,43 @@ describe('authorization endpoint: bad input', () => {
     }
   });
 
+  it('redirects two resource indicators to the client as invalid_target, not to a page where the client waits for ever', async () => {
+    // RFC 8707 §2, RFC 6749 §4.1.2.1: the client and redirect URI are valid, so the error goes back to the client.
+    // Two routes of this gateway: the provider accepts both; one grant per resource is what Gatehouse serves.
+    const scopes = { 'mcp:tools': 'Use the tools' };
+    const two = await startAuthorizationServer({ routes: [{ path: '/mcp', backend: 'http://127.0.0.1:9/', scopes }, { path: '/other', backend: 'http://127.0.0.1:9/other', scopes }] });
+    try {
+      const twoClient = await registerPublicClient(two);
+      const url = `${authorizeUrl(two, authorizationParams(two, twoClient.client_id, challenge, { state: 's1' }))}&resource=${encodeURIComponent(`${two.publicUrl}/other`)}`;
+      const { url: final } = await new TestBrowser().follow(url, two.publicUrl);
+      const location = new URL(final);
+      assert.equal(location.origin + location.pathname, CLIENT_REDIRECT);
+      assert.equal(location.searchParams.get('error'), 'invalid_target');
+      assert.equal(location.searchParams.get('state'), 's1');
+      assert.equal(location.searchParams.get('iss'), two.publicUrl);
+    } finally {
+      await two.close();
+    }
+  });
+
+  it('takes the resource in any spelling of its route at each step: authorized as `…/mcp/`, exchanged and refreshed as others', async () => {
+    // oidc-provider compares indicators as strings: a grant approved for `…/mcp/` refused the canonical `…/mcp` at
+    // /token, so a client normalising at only one step got no tokens.
+    const url = new URL(server.resource);
+    const upperHost = `${url.protocol}//${url.host.toUpperCase()}${url.pathname}`;
+    const { verifier, challenge: pkce } = pkcePair();
+    const outcome = await authorize(server, new TestBrowser(), { ...base(), resource: `${server.resource}/`, code_challenge: pkce });
+    const code = outcome.url.searchParams.get('code');
+    assert.ok(code, outcome.url.href);
+    const exchanged = await tokenRequest(server, { grant_type: 'authorization_code', code, code_verifier: verifier, redirect_uri: CLIENT_REDIRECT, client_id: client.client_id, resource: server.resource });
+    assert.equal(exchanged.status, 200, await exchanged.clone().text());
+    const { refresh_token: refreshToken } = (await exchanged.json()) as { refresh_token: string };
+    const refreshed = await tokenRequest(server, { grant_type: 'refresh_token', refresh_token: refreshToken, client_id: client.client_id, resource: upperHost });
+    assert.equal(refreshed.status, 200, await refreshed.clone().text());
+    const { access_token: token } = (await refreshed.json()) as { access_token: string };
+    assert.equal((JSON.parse(Buffer.from(token.split('.')[1] ?? '', 'base64url').toString('utf8')) as { aud: string }).aud, server.resource);
+  });
+
   it('refuses response types other than code', async () => {
     const response = await fetch(authorizeUrl(server, { ...base(), response_type: 'token' }), { redirect: 'manual' });
     const location = response.headers.get('location') ?? '';

@@ -36,12 +36,15 @@ const valid = {
 describe('dynamic client registration (RFC 7591)', () => {
   const server = startedForSuite(() => startAuthorizationServer({ authorization: { dynamicRegistration: { perIpPerHour: 25 } } }));
 
-  async function expectRefused(metadata: Record<string, unknown>, error: RegExp): Promise<void> {
+  async function expectRefused(metadata: Record<string, unknown>, error: RegExp): Promise<string> {
     const response = await registerClient(server, metadata);
     assert.equal(response.status, 400);
-    const body = (await response.json()) as { error: string; client_id?: string };
+    const body = (await response.json()) as { error: string; error_description?: string; client_id?: string };
     assert.match(body.error, error);
     assert.equal(body.client_id, undefined);
+    // Never the authorize-time wording, which tells a registering client nothing.
+    assert.doesNotMatch(body.error_description ?? '', /did not match any of the client's registered/);
+    return body.error_description ?? '';
   }
 
   it('registers a public client with 201 and its metadata', async () => {
@@ -130,6 +133,22 @@ describe('dynamic client registration (RFC 7591)', () => {
       await expectRefused({ ...valid, redirect_uris: [uri] }, /invalid_redirect_uri|invalid_client_metadata/);
     });
   }
+
+  it('says why a redirect URI is refused', async () => {
+    assert.match(await expectRefused({ ...valid, redirect_uris: ['http://app.example.test/cb'] }, /invalid_redirect_uri/), /https|loopback/i);
+    assert.match(await expectRefused({ ...valid, redirect_uris: ['https://app.example.test/cb#frag'] }, /invalid_redirect_uri/), /fragment/i);
+    assert.match(await expectRefused({ ...valid, redirect_uris: 'https://app.example.test/cb' }, /invalid_redirect_uri/), /array/);
+  });
+
+  it('refuses a member named twice: the provider kept the last `redirect_uris`, a reader in front the first', async () => {
+    const response = await fetch(`${server.publicUrl}/register`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: `{"redirect_uris":["${valid.redirect_uris[0]}"],"token_endpoint_auth_method":"none","redirect_uris":["https://evil.example/cb"]}`,
+    });
+    assert.equal(response.status, 400);
+    assert.equal(((await response.json()) as { error: string }).error, 'invalid_client_metadata');
+  });
 
   it('refuses malformed bodies', async () => {
     const malformed = await fetch(`${server.publicUrl}/register`, {

@@ -3,6 +3,7 @@ import { interactionPolicy } from 'oidc-provider';
 import type { Store } from '../store/store.ts';
 import { grantRedirectUrisRecord } from '../records/authorization.ts';
 import { readRecord, writeRecord } from '../store/record-access.ts';
+import { sameRedirectTarget } from './redirect-uri-policy.ts';
 
 /**
  * The redirect URIs a user approved a grant for. oidc-provider's grant records scopes and resources, not where the
@@ -22,7 +23,7 @@ export async function approvedRedirectUris(store: Store, grantId: string): Promi
 
 /** Adds `redirectUri` to what the grant was approved for; lives as long as the grant may (`ttlSeconds`). */
 export async function approveRedirectUri(store: Store, grantId: string, redirectUri: string, ttlSeconds: number): Promise<void> {
-  const existing = (await approvedRedirectUris(store, grantId)).filter((uri) => uri !== redirectUri);
+  const existing = (await approvedRedirectUris(store, grantId)).filter((uri) => !sameRedirectTarget(uri, redirectUri));
   const record = { redirectUris: [...existing, redirectUri].slice(-MAX_REDIRECT_URIS) };
   await writeRecord(store, grantRedirectUrisRecord, grantId, record, { ttlSeconds });
 }
@@ -46,7 +47,8 @@ export function policyWithRedirectConsent(store: Store): InteractionPolicy {
       const redirectUri = params?.redirect_uri;
       // No grant yet: the provider's own checks already ask for consent.
       if (grant?.jti === undefined || typeof redirectUri !== 'string') return false;
-      return !(await approvedRedirectUris(store, grant.jti)).includes(redirectUri);
+      // A loopback redirect URI on another port is the same place (RFC 8252 §7.3).
+      return !(await approvedRedirectUris(store, grant.jti)).some((uri) => sameRedirectTarget(uri, redirectUri));
     },
   );
   policy.get('consent')?.checks.add(check);

@@ -60,6 +60,17 @@ export function loopbackWithoutPort(uri: string): string | undefined {
 }
 
 /**
+ * Whether two redirect URIs are one place for consent: the same string, or loopback URIs that differ only in the port
+ * (RFC 8252 §7.3: a native app listens on whatever port is free, and the authorization server matches any). An
+ * approval bound to the port asked again at every start of a client that picks a new one each time.
+ */
+export function sameRedirectTarget(a: string, b: string): boolean {
+  if (a === b) return true;
+  const loopback = loopbackWithoutPort(a);
+  return loopback !== undefined && loopback === loopbackWithoutPort(b);
+}
+
+/**
  * True for a redirect URI with a private-use scheme an app may claim (RFC 8252 §7.1). Windows `ms-*` handlers are all
  * refused: several of them run code from a URL (CVE-2022-30190, `ms-msdt:`).
  */

@@ -2,10 +2,11 @@ import { z } from 'zod';
 import { consentWithdrawnRecord } from '../records/consent.ts';
 import { readRecord, writeRecord } from '../store/record-access.ts';
 import type { Store } from '../store/store.ts';
+import { sameRedirectTarget } from './redirect-uri-policy.ts';
 
 /**
- * Consent decisions a browser remembers (in a sealed cookie), each bound to the exact client id, redirect URI and
- * resource. An approval covers a request when it approved at least the requested scopes; a later request for more
+ * Consent decisions a browser remembers (in a sealed cookie), each bound to the exact client id, redirect URI (any
+ * port of a loopback one) and resource. An approval covers a request when it approved at least the requested scopes; a later request for more
  * scopes is asked again. A denial is remembered only briefly (DENIAL_MEMORY_SECONDS): long enough that a client
  * cannot re-prompt the user in a loop, short enough that a slip of the finger is not a day-long lockout. `/account`
  * lists both kinds for the browser it is opened in, and forgets any one of them.
@@ -49,7 +50,7 @@ export function parseDecisions(value: unknown): RememberedDecision[] {
 }
 
 const sameTarget = (decision: DecisionTarget, request: DecisionTarget) =>
-  decision.clientId === request.clientId && decision.redirectUri === request.redirectUri && decision.resource === request.resource;
+  decision.clientId === request.clientId && sameRedirectTarget(decision.redirectUri, request.redirectUri) && decision.resource === request.resource;
 
 export function findCovering(decisions: RememberedDecision[] | undefined, request: ConsentRequest, now: number): RememberedDecision | undefined {
   return (decisions ?? []).find(

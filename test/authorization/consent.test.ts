@@ -292,6 +292,25 @@ describe('consent page', () => {
     assert.match(again.url, /code=/, "the user's server-side grant covers it even without the browser's approval cookie");
   });
 
+  it('takes a loopback redirect URI on another port as the same place: a native client on a new port is not asked again', async () => {
+    // RFC 8252 §7.3: the app listens on whatever port is free; bound to the port, every start of such a client (one
+    // that picks a new port each time) showed the consent page again.
+    const native = await registerPublicClient(server, { client_name: 'Native App', redirect_uris: ['http://127.0.0.1:61001/callback', 'http://localhost:61001/callback'] });
+    const browser = new TestBrowser();
+    const on = (port: number) => ({ ...params(), client_id: native.client_id, redirect_uri: `http://127.0.0.1:${port}/callback` });
+    assert.ok((await authorize(server, browser, on(61001))).url.searchParams.get('code'));
+    const otherPort = await browser.follow(authorizeUrl(server, on(61002)), server.publicUrl);
+    assert.match(otherPort.url, /^http:\/\/127\.0\.0\.1:61002\/callback\?code=/, 'the remembered approval covers it');
+    // And the grant's own record of approved redirect URIs, without the browser's cookie.
+    for (const key of browser.cookies.keys()) if (key.endsWith(' gatehouse-approvals')) browser.cookies.delete(key);
+    const noCookie = await browser.follow(authorizeUrl(server, on(61003)), server.publicUrl);
+    assert.match(noCookie.url, /^http:\/\/127\.0\.0\.1:61003\/callback\?code=/, "the grant's approved redirect URIs cover it");
+    // Another loopback host is another place.
+    const localhost = await browser.follow(authorizeUrl(server, { ...on(61001), redirect_uri: 'http://localhost:61001/callback' }), server.publicUrl);
+    assert.equal(localhost.response.status, 200);
+    assert.match(await localhost.response.text(), /name="consent_state"/, 'the consent page');
+  });
+
   it('binds an approval to the redirect URI shown: another redirect URI of the same client asks again (RFC 9700 §4.1)', async () => {
     const second = 'https://second.example.test/oauth/callback';
     const twoHosts = await registerPublicClient(server, { client_name: 'Two Hosts', redirect_uris: [CLIENT_REDIRECT, second] });

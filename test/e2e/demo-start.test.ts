@@ -103,6 +103,38 @@ describe('npm start (gatehouse start without a config file)', () => {
     for (const component of [String(port), ...Object.values(env)]) assert.ok(await refusesConnections(Number(component)), `port ${component} was released`);
   });
 
+  it('stops on a SIGTERM to `npm start` itself, as a service manager or a terminal tab sends it', async () => {
+    // npm runs the script through `sh -c`, which does not pass signals on: npm forwarded the SIGTERM to the shell,
+    // both exited, and the gateway went on serving on every port, re-parented to init. The script `exec`s node.
+    const port = await freePort();
+    const env = { ...(await demoPorts()), GATEHOUSE_SQLITE_PATH: join(cwd, 'npm-start.db') };
+    const inherited = Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith('GATEHOUSE_') && !name.startsWith('npm_')));
+    const npm = spawn('npm', ['start', '--silent', '--', '--port', String(port), '--log-level', 'warn'], {
+      cwd: resolve(import.meta.dirname, '..', '..'),
+      env: { ...inherited, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    running.push(npm);
+    const stdout: string[] = [];
+    const stderr: string[] = [];
+    npm.stdout?.on('data', (chunk: Buffer) => stdout.push(chunk.toString()));
+    npm.stderr?.on('data', (chunk: Buffer) => stderr.push(chunk.toString()));
+    const exited = new Promise<number | null>((done) => npm.once('exit', (code) => done(code)));
+    await bannerOf({ child: npm, stdout, stderr, exited });
+    assert.equal((await fetch(`http://127.0.0.1:${port}/readyz`)).status, 200);
+    npm.kill('SIGTERM');
+    await exited;
+    // The gateway and every stand-in let go of their ports (polled: npm may exit a moment before its child).
+    for (const component of [port, ...Object.values(env).filter((value) => /^\d+$/.test(value)).map(Number)]) {
+      let released = await refusesConnections(component);
+      for (let tries = 0; !released && tries < 200; tries++) {
+        await new Promise((done) => setTimeout(done, 50));
+        released = await refusesConnections(component);
+      }
+      assert.ok(released, `port ${component} was released`);
+    }
+  });
+
   it('GATEHOUSE_PORT moves the gateway and its public URL', async () => {
     const port = await freePort();
     const started = startCli(['start', '--log-level', 'warn'], { cwd, env: { ...(await demoPorts()), GATEHOUSE_PORT: String(port) } });

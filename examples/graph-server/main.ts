@@ -31,12 +31,25 @@ const envSchema = z
     GRAPH_SCOPE: z.string().default('https://graph.microsoft.com/User.Read'),
   });
 
-const parsed = envSchema.safeParse(process.env);
+const parsed = envSchema
+  // The broker source authenticates at the gateway's /token: one way or the other, decided here, not by a stack trace.
+  .refine((value) => value.TOKEN_SOURCE !== 'broker' || value.BROKER_CLIENT_SECRET !== undefined || value.BROKER_PRIVATE_KEY_FILE !== undefined, {
+    path: ['BROKER_CLIENT_SECRET'],
+    message: 'TOKEN_SOURCE=broker needs BROKER_CLIENT_SECRET or BROKER_PRIVATE_KEY_FILE',
+  })
+  .safeParse(process.env);
 if (!parsed.success) {
   for (const issue of parsed.error.issues) process.stderr.write(`graph-server: ${issue.path.join('.')}: ${issue.message}\n`);
   process.exit(2);
 }
 const env = parsed.data;
+let brokerKey: string | undefined;
+try {
+  brokerKey = env.BROKER_PRIVATE_KEY_FILE === undefined ? undefined : readFileSync(env.BROKER_PRIVATE_KEY_FILE, 'utf8');
+} catch (error) {
+  process.stderr.write(`graph-server: BROKER_PRIVATE_KEY_FILE: ${(error as NodeJS.ErrnoException).code ?? 'unreadable'}\n`);
+  process.exit(2);
+}
 
 const issuer = env.GATEWAY_ISSUER.replace(/\/+$/, '');
 const running = await startGraphServer({
@@ -54,7 +67,7 @@ const running = await startGraphServer({
           tokenUrl: env.BROKER_TOKEN_URL ?? `${issuer}/token`,
           clientId: env.BROKER_CLIENT_ID ?? 'graph-server',
           ...(env.BROKER_CLIENT_SECRET ? { clientSecret: env.BROKER_CLIENT_SECRET } : {}),
-          ...(env.BROKER_PRIVATE_KEY_FILE ? { privateKey: readFileSync(env.BROKER_PRIVATE_KEY_FILE, 'utf8') } : {}),
+          ...(brokerKey !== undefined ? { privateKey: brokerKey } : {}),
           resource: env.GRAPH_RESOURCE,
           scope: env.GRAPH_SCOPE,
         },

@@ -46,7 +46,10 @@ export function parseRedactPath(path: string): string[] {
   return parts;
 }
 
-export function compileRedaction(paths: readonly string[], censor: string): Redactor {
+/** A value at a censored path that is kept all the same (see the logger's error codes). */
+export type KeepValue = (key: string, value: unknown) => boolean;
+
+export function compileRedaction(paths: readonly string[], censor: string, keep: KeepValue = () => false): Redactor {
   const tree = newNode();
   for (const path of paths) {
     let node = tree;
@@ -79,7 +82,7 @@ export function compileRedaction(paths: readonly string[], censor: string): Reda
     const current = (out ?? (value as Record<string, unknown>))[key];
     let next: unknown;
     if (child.censor) {
-      if (current === undefined) return out;
+      if (current === undefined || keep(key, current)) return out;
       next = censor;
     } else {
       next = apply(current, child);
@@ -96,5 +99,9 @@ export function compileRedaction(paths: readonly string[], censor: string): Reda
 /** A copy with the same prototype and every own property (an Error keeps its message and stack). */
 function shallowCopy(value: object): Record<string, unknown> {
   if (Array.isArray(value)) return value.slice() as unknown as Record<string, unknown>;
-  return Object.defineProperties(Object.create(Object.getPrototypeOf(value) as object | null), Object.getOwnPropertyDescriptors(value)) as Record<string, unknown>;
+  const copy = Object.defineProperties(Object.create(Object.getPrototypeOf(value) as object | null), Object.getOwnPropertyDescriptors(value)) as Record<string, unknown>;
+  // V8's `stack` is an accessor that reads the error it was captured on: copied, it read as "" on the copy, so an
+  // error with anything censored (a system error's `code`) was logged without its stack. Read once, kept as data.
+  if (value instanceof Error) Object.defineProperty(copy, 'stack', { value: value.stack, writable: true, configurable: true, enumerable: false });
+  return copy;
 }

@@ -120,7 +120,17 @@ function serializeResponse(res: { statusCode?: number }) {
  * Compiled once (log-redaction.ts), applied to each line's object and to child bindings before serializers run.
  * Not pino's `redact` option: that one re-parses every path for every key of every line.
  */
-const redact = compileRedaction(redactPaths, REDACTED);
+/**
+ * `code` is an OAuth authorization code in a token request, and an error's code everywhere else (`ENOENT`,
+ * `ECONNREFUSED`, `UND_ERR_HEADERS_TIMEOUT`, `GH_…`): those are kept, or an operator read "[REDACTED]" where the
+ * reason a file or a connection failed should be. An authorization code is random base64url, mixed case: none is
+ * upper case, digits and underscores only (a chance of ≈ 10⁻¹⁰ for the provider's 43 characters, which are beyond the
+ * 40 an error code is kept at anyway).
+ */
+const ERROR_CODE = /^[A-Z][A-Z0-9_]{1,39}$/;
+const keepErrorCode = (key: string, value: unknown): boolean => key === 'code' && (typeof value === 'number' || (typeof value === 'string' && ERROR_CODE.test(value)));
+
+const redact = compileRedaction(redactPaths, REDACTED, keepErrorCode);
 
 /** pino's internal fields (its exported `symbols`) that the request line below reads. */
 const symbols = pino.symbols as unknown as Record<

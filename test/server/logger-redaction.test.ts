@@ -100,6 +100,22 @@ describe('createLogger redact paths', () => {
     assert.match(output, /"token_type":"Bearer"/, 'non-secret fields are kept');
     assert.match(output, /"accept":"json"/);
   });
+
+  it("keeps an error's code (ENOENT, ECONNREFUSED, GH_…) and its stack, and still blanks an authorization code", () => {
+    // An operator read `"code":"[REDACTED]"` and an empty stack where why a file or a connection failed should be.
+    const capture = new LogCapture();
+    const logger = createLogger({ level: 'info', destination: capture });
+    logger.error({ err: Object.assign(new Error('open /var/log/gatehouse/audit.jsonl'), { code: 'ENOENT' }) }, 'audit file cannot be written');
+    logger.warn({ err: Object.assign(new Error('headers timeout'), { code: 'UND_ERR_HEADERS_TIMEOUT' }) }, 'backend');
+    logger.info({ form: { code: 'SplxlOBeZQQYbYS6WxSbIA-SECRET' }, callback: { code: 'AXVD8F2KQ0P4LM6ZJ2HRT7YB9CWN3SEG5UQ1EXAV9KQ' } }, 'oauth');
+    const [audit, backend, oauth] = capture.text().trim().split('\n').map((line) => JSON.parse(line) as { err?: { code?: unknown; stack?: string }; form?: { code?: string }; callback?: { code?: string } });
+    assert.equal(audit?.err?.code, 'ENOENT');
+    assert.match(audit?.err?.stack ?? '', /audit\.jsonl\n\s+at /);
+    assert.equal(backend?.err?.code, 'UND_ERR_HEADERS_TIMEOUT');
+    assert.equal(oauth?.form?.code, '[REDACTED]');
+    // Upper case and digits only, but longer than any error code: a code of that alphabet is still blanked.
+    assert.equal(oauth?.callback?.code, '[REDACTED]');
+  });
 });
 
 describe('scrubUrl', () => {
@@ -159,6 +175,9 @@ describe('compiled redaction (log-redaction.ts)', () => {
     assert.equal(out.err.message, 'boom');
     assert.equal((out.err as Error & { token: string }).token, '[X]');
     assert.equal(error.token, 'leak');
+    // V8's `stack` reads the error it was captured on: the copy read "" until it was kept as data.
+    assert.equal(out.err.stack, error.stack);
+    assert.match(out.err.stack ?? '', /boom\n\s+at /);
   });
 
   it('parses bracketed and quoted path segments', () => {

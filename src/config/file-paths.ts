@@ -43,7 +43,7 @@ export function unreadableFileReason(error: unknown): string {
   if (code === 'ENOENT') return 'does not exist';
   if (code === 'EACCES') return 'is not readable (permission denied)';
   if (code === 'EISDIR') return 'is a directory';
-  if (code === 'GH_NOT_REGULAR_FILE') return 'is not a regular file (a FIFO, a device, a socket)';
+  if (code === 'GH_NOT_REGULAR_FILE') return 'is not a regular file (a directory, a FIFO, a device, a socket)';
   if (code === 'GH_FILE_TOO_LARGE') return `is larger than ${OPERATOR_FILE_LIMIT_BYTES / 1024 / 1024} MB`;
   if (code === 'GH_FILE_NOT_UTF8') return 'is not UTF-8 text';
   return `cannot be read (${code ?? 'error'})`;

@@ -1,4 +1,4 @@
-import { mkdirSync } from 'node:fs';
+import { makeDirectory } from '../runtime/make-directory.ts';
 import { dirname, resolve } from 'node:path';
 import { DatabaseSync, type SQLInputValue, type StatementSync } from 'node:sqlite';
 import { migrateSqliteSchema } from './sqlite-schema.ts';
@@ -72,7 +72,7 @@ export class SqliteDatabase {
     const inMemory = path === ':memory:';
     let db: DatabaseSync | undefined;
     try {
-      if (!inMemory) mkdirSync(dirname(path), { recursive: true });
+      if (!inMemory) makeDirectory(dirname(path));
       // The migration below takes the write lock: a batch another connection of this process holds on the file
       // would block it for the whole busy_timeout (see openBatches).
       if (!inMemory) openBatches.get(resolve(path))?.commitNow();

@@ -1,4 +1,5 @@
 import { accessSync, constants, statSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { checkHttpRoutesCoveringMcpBackends } from './http-route-overlap.ts';
 import { unreadableFileReason } from './file-paths.ts';
 import { cookieSecurityProblem, isLoopbackUrl, resolvePublicUrl } from './public-url.ts';
@@ -26,6 +27,7 @@ export function checkConfigRules(config: GatehouseConfig): RuleResult {
   checkDownstreamReferences(config, result);
   checkStore(config, result);
   checkKeyFile(config, result);
+  checkAuditFile(config, result);
   if (config.mode === 'production') checkProduction(config, result);
   checkCookies(config, result);
   return result;
@@ -169,6 +171,25 @@ function checkStore(config: GatehouseConfig, { problems }: RuleResult): void {
   } else if (!/^rediss?:\/\//.test(redisUrl)) {
     // The value may hold a password: say what is wrong without echoing it.
     problems.push('store.redisUrl: must start with redis:// or rediss:// (TLS)');
+  }
+}
+
+/**
+ * An audit file whose directory is missing or not writable was found only after start, as an error line per batch
+ * (`config check` and `doctor` passed). A warning, not a refusal: the records still go to the store, and an admin
+ * command run elsewhere with the same file must not fail for it.
+ */
+function checkAuditFile(config: GatehouseConfig, { warnings }: RuleResult): void {
+  const output = config.audit.output;
+  if (output === 'store' || output === 'stdout') return;
+  const directory = dirname(output);
+  try {
+    if (!statSync(directory).isDirectory()) throw Object.assign(new Error('not a directory'), { code: 'ENOTDIR' });
+    accessSync(directory, constants.W_OK);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    const why = code === 'ENOENT' ? 'does not exist' : code === 'EACCES' ? 'is not writable' : code === 'ENOTDIR' ? 'is not a directory' : `cannot be used (${code ?? 'error'})`;
+    warnings.push(`audit.output: the directory "${directory}" ${why}: no audit line will be written to the file (the records still go to the store)`);
   }
 }
 

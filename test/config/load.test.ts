@@ -55,6 +55,14 @@ describe('loadConfig: a valid production file', () => {
     assert.deepEqual(loaded.warnings, []);
   });
 
+  it('warns of an audit file whose directory is missing, relative to the file; none for one that exists', () => {
+    // Found only after start before, as an error line per batch: `config check` and `doctor` passed.
+    const missing = load(`${VALID}audit:\n  output: logs/audit.jsonl\n`);
+    assert.deepEqual(missing.warnings, [`audit.output: the directory "${join(dir, 'logs')}" does not exist: no audit line will be written to the file (the records still go to the store)`]);
+    assert.deepEqual(load(`${VALID}audit:\n  output: audit.jsonl\n`).warnings, []);
+    assert.deepEqual(load(`${VALID}audit:\n  output: stdout\n`).warnings, []);
+  });
+
   it('refuses a tool policy expression that does not compile or is not boolean, naming the field', () => {
     const withPolicies = VALID.replace(
       '    backend: http://127.0.0.1:3000/mcp',

@@ -128,7 +128,7 @@ function renderEnvOverrides(): string {
     '',
     'These `GATEHOUSE_*` variables replace one setting each, after the file is read (an empty variable counts as unset).',
     'A `GATEHOUSE_*` variable not in this table is reported as a warning with the nearest name.',
-    '`gatehouse start --port N` (and `--host`, `--public-url` where offered) win over both.',
+    '`gatehouse start --port N` wins over both (`--port` is the only setting `start` takes as an option).',
     '',
     '| Variable | Setting | Value |',
     '|---|---|---|',
@@ -187,7 +187,8 @@ is relative to the working directory.
 ## Production checks
 
 With \`mode: production\` (the default when a file is given) Gatehouse also requires: \`server.publicUrl\` as an https
-URL (plain http only for \`localhost\`/\`127.0.0.1\`, with a warning), \`upstream\` (with \`issuer\` for \`type: oidc\`,
+URL (plain http only for \`localhost\`/\`127.0.0.1\`, and then only with \`dev.insecureCookies: true\`: a browser drops
+\`Secure\` cookies on http), \`upstream\` (with \`issuer\` for \`type: oidc\`,
 \`entra.tenantId\` for \`type: entra\`), at least one route, and no \`dev.insecureCookies\` unless the public URL is
 local. In every mode: route paths are unique and do not shadow Gatehouse's own endpoints, \`requiredScopes\` are among
 the route's \`scopes\`, every \`downstream\`/\`identity.downstream\`/\`allowedDownstream\` name exists in

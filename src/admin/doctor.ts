@@ -115,7 +115,7 @@ export async function checkUpstream(config: GatehouseConfig, fetch: typeof globa
       name: 'upstream',
       status: 'fail',
       detail: `discovery at ${shown} failed: ${reason}`,
-      fix: 'check the issuer URL, DNS, outbound firewall/proxy, and that the IdP is up (in the demo: start it with "gatehouse start")',
+      fix: 'check the issuer URL, DNS, outbound firewall/proxy, and that the IdP is up (in the demo: start it with "gatehouse start"; a demo on moved ports is checked with the same GATEHOUSE_PORT and GATEHOUSE_DEMO_*_PORT variables it was started with)',
     };
   }
 }

@@ -74,7 +74,10 @@ describe(`${page} configuration snippets`, () => {
       assert.match(loaded.publicUrl, /^https:\/\//);
       assert.ok(loaded.config.upstream, 'an upstream identity provider');
       assert.ok(loaded.config.routes.length > 0, 'at least one route');
-      assert.deepEqual(loaded.warnings, [], `${page}:${block.line}: a production example should start without warnings`);
+      // An absolute audit file path names a directory on the deployment host (`/var/log/gatehouse`, made by the unit's
+      // LogsDirectory=), which this machine has not: that one warning is about here, not about the example.
+      const hostPathWarning = (warning: string) => warning.startsWith('audit.output: the directory "/') && warning.includes('" does not exist');
+      assert.deepEqual(loaded.warnings.filter((warning) => !hostPathWarning(warning)), [], `${page}:${block.line}: a production example should start without warnings`);
     });
   });
 });

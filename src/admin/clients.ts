@@ -9,6 +9,7 @@ import {
 } from './admin-deps.ts';
 import { deleteRecord, readRecord } from '../store/record-access.ts';
 import { endGrant, listGrants, type GrantSummary, type RecentUse } from './grants.ts';
+import { withdrawConsent } from '../authorization/remembered-decisions.ts';
 
 /**
  * MCP clients, from the three places they come from:
@@ -117,6 +118,9 @@ export async function revokeClient(deps: AdminDeps, clientId: string): Promise<C
   const revokedGrants: string[] = [];
   const endGrants = async () => {
     for (const grant of await listGrants(deps, { client: clientId })) {
+      // A configured or CIMD client keeps its registration: without this, a browser's remembered approval let it
+      // re-authorize at once, undoing the operator's decision without a page (remembered-decisions.ts).
+      await withdrawConsent(deps.store, grant.subject, clientId, deps.clock.now(), deps.config.authorization.consentRememberDays);
       await endGrant(deps, grant.grantId, 'client_revoked');
       revokedGrants.push(grant.grantId);
     }

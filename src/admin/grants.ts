@@ -125,10 +125,11 @@ export async function revokeGrantById(
 ): Promise<GrantSummary> {
   const grant = await findGrant(deps, grantId, options);
   if (grant === undefined) throw new AdminNotFoundError(`no grant ${JSON.stringify(grantId)}`);
-  await endGrant(deps, grantId, options.reason ?? (options.subject === undefined ? 'admin' : 'account'));
   // A person decided: the approvals browsers remember for this user and client stop answering for them, or the
-  // client would re-authorize at once without anyone seeing a page (remembered-decisions.ts).
+  // client would re-authorize at once without anyone seeing a page (remembered-decisions.ts). Before the end, so a
+  // store failure leaves the grant there for the retry, which could not find an ended one.
   await withdrawConsent(deps.store, grant.subject, grant.clientId, deps.clock.now(), deps.config.authorization.consentRememberDays);
+  await endGrant(deps, grantId, options.reason ?? (options.subject === undefined ? 'admin' : 'account'));
   return grant;
 }
 

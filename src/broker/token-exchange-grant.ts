@@ -152,15 +152,16 @@ export function registerTokenExchangeGrant(provider: GrantRegistry, deps: TokenE
     }
     const resource = single(params, 'resource');
     const audience = single(params, 'audience');
-    // Both name the target (§2.1); two different targets in one request is no request the backend could mean.
-    if (resource !== undefined && audience !== undefined && resource !== audience) {
-      throw new TokenEndpointError('invalid_request', '`resource` and `audience` name different targets.');
-    }
     const target = resource ?? audience;
     const scopes = (single(params, 'scope') ?? '').split(' ').filter(Boolean);
 
     const { subject, route } = await verifySubjectToken(subjectToken);
     const downstream = resolveDownstream(clientId, route, target, scopes);
+    // Both name the target (§2.1): `audience` as its URI or its logical name (the downstream's `name`). One naming
+    // another target than `resource` is no request the backend could mean; it was ignored.
+    if (resource !== undefined && audience !== undefined && audience !== downstream.audience && audience !== downstream.name) {
+      throw new TokenEndpointError('invalid_request', '`resource` and `audience` name different targets.');
+    }
     let token;
     try {
       token = await broker.getDownstreamToken({ user: { subject }, downstream: downstream.name });

@@ -99,8 +99,9 @@ export function createSessionBindings(store: Store, maxCached = 50_000): Session
       return binding;
     },
     async forget(kind, sessionId) {
-      await deleteRecord(store, bindingRecords[kind], sessionId);
+      // This replica first, whatever the store does: its cached copy and the streams it carries end with the session.
       ended(kind, sessionId);
+      await deleteRecord(store, bindingRecords[kind], sessionId);
       // The record is gone, which is what every replica's next cache miss reads; a message lost here leaves only
       // other replicas' cached copies and open streams, as a message lost in transit would.
       await publishMessage(store, sessionEndedChannel, `${kind} ${sessionId}`).catch(() => {});

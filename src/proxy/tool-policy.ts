@@ -62,8 +62,9 @@ export function decideTool(route: RouteConfig, tool: string, caller: PolicyCalle
  * Names of the route's listed tools this caller may not call, and no step-up would let them (used to filter
  * `tools/list`). A tool the caller lacks only a scope for stays listed while the route answers a denied call with
  * the step-up challenge (`deniedToolResponse: insufficient_scope`): the MCP step-up flow starts when the client calls
- * it, and a client choosing from the list never would — the tool was unreachable, the challenge dead code. The scope
- * is one the route offers to anyone who consents; a missing group, an app-only refusal or a JSON-RPC refusal hides it.
+ * it, and a client choosing from the list never would — the tool was unreachable, the challenge dead code. Only a
+ * scope the route offers (its `scopes`, what consent can grant) opens it, and only for a user: an app-only caller
+ * (client credentials, a workload) has no one to consent. A missing group or a JSON-RPC refusal hides it too.
  */
 export function deniedTools(route: RouteConfig, caller: PolicyCaller): Set<string> {
   const denied = new Set<string>();
@@ -71,7 +72,11 @@ export function deniedTools(route: RouteConfig, caller: PolicyCaller): Set<strin
   for (const tool of Object.keys(route.tools)) {
     const decision = decideTool(route, tool, caller);
     if (decision.allowed) continue;
-    const stepUpCannotHelp = decision.reason !== undefined || !groupAllows(route.tools[tool]!, caller);
+    const stepUpCannotHelp =
+      decision.reason !== undefined ||
+      caller.appOnly === true ||
+      !groupAllows(route.tools[tool]!, caller) ||
+      !decision.missingScopes.every((scope) => Object.hasOwn(route.scopes, scope));
     if (stepUp && decision.missingScopes.length > 0 && !stepUpCannotHelp) continue;
     denied.add(tool);
   }

@@ -46,8 +46,8 @@ export function parseRedactPath(path: string): string[] {
   return parts;
 }
 
-/** A value at a censored path that is kept all the same (see the logger's error codes). */
-export type KeepValue = (key: string, value: unknown) => boolean;
+/** A value at a censored path that is kept all the same, given its key and the object holding it (see the logger's error codes). */
+export type KeepValue = (key: string, value: unknown, holder: object) => boolean;
 
 export function compileRedaction(paths: readonly string[], censor: string, keep: KeepValue = () => false): Redactor {
   const tree = newNode();
@@ -82,7 +82,7 @@ export function compileRedaction(paths: readonly string[], censor: string, keep:
     const current = (out ?? (value as Record<string, unknown>))[key];
     let next: unknown;
     if (child.censor) {
-      if (current === undefined || keep(key, current)) return out;
+      if (current === undefined || keep(key, current, value)) return out;
       next = censor;
     } else {
       next = apply(current, child);

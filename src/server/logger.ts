@@ -121,14 +121,14 @@ function serializeResponse(res: { statusCode?: number }) {
  * Not pino's `redact` option: that one re-parses every path for every key of every line.
  */
 /**
- * `code` is an OAuth authorization code in a token request, and an error's code everywhere else (`ENOENT`,
+ * `code` is an OAuth authorization code in a token request, and an error's code on an Error (`ENOENT`,
  * `ECONNREFUSED`, `UND_ERR_HEADERS_TIMEOUT`, `GH_…`): those are kept, or an operator read "[REDACTED]" where the
- * reason a file or a connection failed should be. An authorization code is random base64url, mixed case: none is
- * upper case, digits and underscores only (a chance of ≈ 10⁻¹⁰ for the provider's 43 characters, which are beyond the
- * 40 an error code is kept at anyway).
+ * reason a file or a connection failed should be. Only on an Error, and only in the shape of such a code: an
+ * upstream IdP's authorization code may be upper-case hex or base32, but it is never an Error's `code`.
  */
 const ERROR_CODE = /^[A-Z][A-Z0-9_]{1,39}$/;
-const keepErrorCode = (key: string, value: unknown): boolean => key === 'code' && (typeof value === 'number' || (typeof value === 'string' && ERROR_CODE.test(value)));
+const keepErrorCode = (key: string, value: unknown, holder: object): boolean =>
+  key === 'code' && holder instanceof Error && (typeof value === 'number' || (typeof value === 'string' && ERROR_CODE.test(value)));
 
 const redact = compileRedaction(redactPaths, REDACTED, keepErrorCode);
 

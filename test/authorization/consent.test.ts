@@ -18,6 +18,8 @@ import {
   tokenRequest,
 } from './harness.ts';
 import { revokeGrantById } from '../../src/admin/grants.ts';
+import { revokeClient } from '../../src/admin/clients.ts';
+import { isWithdrawn } from '../../src/authorization/remembered-decisions.ts';
 import { DENIAL_MEMORY_SECONDS } from '../../src/authorization/remembered-decisions.ts';
 import { ManualClock } from '../../src/runtime/clock.ts';
 import { startedForSuite } from '../support/suite-server.ts';
@@ -271,6 +273,13 @@ describe('consent page', () => {
     // Approving again is remembered again (the new approval is younger than the withdrawal).
     assert.ok((await authorize(server, browser, params())).url.searchParams.get('code'));
     assert.match((await browser.follow(authorizeUrl(server, params()), server.publicUrl)).url, /code=/);
+
+    // An operator revoking the whole client withdraws it too (a configured or CIMD client keeps its registration).
+    const before = server.ctx.clock.now() - 1;
+    await revokeClient({ store: server.store, clock: server.ctx.clock, config: server.ctx.config }, client.client_id);
+    const remembered = { clientId: client.client_id, redirectUri: CLIENT_REDIRECT, resource: server.resource, scopes: ['mcp:tools'], expiresAt: before + 60_000, decidedAt: before };
+    assert.equal(await isWithdrawn(server.store, TEST_IDENTITY.subject, remembered), true);
+    client = await registerPublicClient(server);
   });
 
   it('asks a signed-in user about a new client without another upstream sign-in, and remembers the grant per user', async () => {

@@ -252,5 +252,8 @@ describe('RFC 8693 token exchange grant for backends', () => {
     assert.equal(same.status, 200);
     const audienceOnly = await exchange({ subject_token: token, subject_token_type: JWT_TOKEN_TYPE, audience: 'https://graph.microsoft.com' });
     assert.equal(audienceOnly.status, 200);
+    // `audience` as a logical name (RFC 8693 §2.1): the downstream's configured name.
+    const logical = await exchange({ subject_token: token, subject_token_type: JWT_TOKEN_TYPE, resource: 'https://graph.microsoft.com', audience: 'graph' });
+    assert.equal(logical.status, 200);
   });
 });

@@ -39,6 +39,8 @@ before(async () => {
         },
         // A tool that needs only a scope, answered with the step-up challenge (the default) or a JSON-RPC error.
         { path: '/step-up', backend: jsonBackend.url, scopes: { 'mcp:tools': 'Tools', 'mcp:secret': 'Secret' }, tools: { secret_tool: { scopes: ['mcp:secret'] } } },
+        // The tool's scope is not among the route's: consent cannot grant it, so no step-up opens the tool.
+        { path: '/step-up-unoffered', backend: jsonBackend.url, tools: { secret_tool: { scopes: ['admin'] } } },
         {
           path: '/no-step-up',
           backend: jsonBackend.url,
@@ -95,6 +97,8 @@ describe('per-tool policy', () => {
     assert.match(challenge, /error="insufficient_scope"/);
     assert.match(challenge, /scope="[^"]*mcp:secret/);
     await call.body?.cancel();
+    // A scope the route does not offer: hidden (listed, its challenge would send the client round in circles).
+    assert.deepEqual(await listedTools(await mcpPost(gateway.url + '/step-up-unoffered', await tokenFor('/step-up-unoffered'), toolsList())), ['echo', 'whoami']);
     // Refused with a JSON-RPC error instead, there is no step-up to start: hidden.
     assert.deepEqual(await listedTools(await mcpPost(gateway.url + '/no-step-up', await tokenFor('/no-step-up'), toolsList())), ['echo', 'whoami']);
   });

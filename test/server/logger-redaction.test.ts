@@ -107,13 +107,13 @@ describe('createLogger redact paths', () => {
     const logger = createLogger({ level: 'info', destination: capture });
     logger.error({ err: Object.assign(new Error('open /var/log/gatehouse/audit.jsonl'), { code: 'ENOENT' }) }, 'audit file cannot be written');
     logger.warn({ err: Object.assign(new Error('headers timeout'), { code: 'UND_ERR_HEADERS_TIMEOUT' }) }, 'backend');
-    logger.info({ form: { code: 'SplxlOBeZQQYbYS6WxSbIA-SECRET' }, callback: { code: 'AXVD8F2KQ0P4LM6ZJ2HRT7YB9CWN3SEG5UQ1EXAV9KQ' } }, 'oauth');
+    logger.info({ form: { code: 'SplxlOBeZQQYbYS6WxSbIA-SECRET' }, callback: { code: 'A1B2C3D4E5F60718293A4B5C6D7E8F90' } }, 'oauth');
     const [audit, backend, oauth] = capture.text().trim().split('\n').map((line) => JSON.parse(line) as { err?: { code?: unknown; stack?: string }; form?: { code?: string }; callback?: { code?: string } });
     assert.equal(audit?.err?.code, 'ENOENT');
     assert.match(audit?.err?.stack ?? '', /audit\.jsonl\n\s+at /);
     assert.equal(backend?.err?.code, 'UND_ERR_HEADERS_TIMEOUT');
     assert.equal(oauth?.form?.code, '[REDACTED]');
-    // Upper case and digits only, but longer than any error code: a code of that alphabet is still blanked.
+    // An upstream IdP's code may be upper-case hex: in the shape of an error code, but not on an Error, so blanked.
     assert.equal(oauth?.callback?.code, '[REDACTED]');
   });
 });

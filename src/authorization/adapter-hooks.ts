@@ -37,7 +37,39 @@ export interface AdapterHookOptions {
   endGrant?: EndGrant;
   /** The algorithms the keyring signs with, current first (provider-configuration.ts, keyringAlgorithms). */
   signingAlgorithms?: () => readonly string[];
+  /** A route's resource in its canonical spelling, or undefined for anything that names no route (protected-resources.ts). */
+  canonicalRoute?: (resource: string) => string | undefined;
 }
+
+/**
+ * A code, refresh token or grant stored under another spelling of a route's resource (`…/mcp/`, an upper-case host)
+ * read with the canonical one. Such records were written before requests were canonicalized (provider-mount.ts);
+ * oidc-provider compares indicators as strings, so the canonical `resource` the request now carries refused them
+ * with `invalid_target`, and a client's refresh tokens from before stopped working.
+ */
+function withCanonicalResources(payload: OidcPayloadLike | undefined, canonicalRoute: (resource: string) => string | undefined): OidcPayloadLike | undefined {
+  if (payload === undefined) return undefined;
+  const canonical = (resource: string) => canonicalRoute(resource) ?? resource;
+  let out: OidcPayloadLike | undefined;
+  const resource = payload.resource;
+  if (typeof resource === 'string' && canonical(resource) !== resource) out = { ...payload, resource: canonical(resource) };
+  else if (Array.isArray(resource) && resource.some((entry) => typeof entry === 'string' && canonical(entry) !== entry)) {
+    out = { ...payload, resource: [...new Set(resource.map((entry) => (typeof entry === 'string' ? canonical(entry) : entry)))] };
+  }
+  const resources = payload.resources;
+  if (typeof resources === 'object' && resources !== null && Object.keys(resources).some((key) => canonical(key) !== key)) {
+    const merged: Record<string, string> = {};
+    for (const [key, scopes] of Object.entries(resources as Record<string, unknown>)) {
+      if (typeof scopes !== 'string') continue;
+      const target = canonical(key);
+      merged[target] = [...new Set([...(merged[target] ?? '').split(' '), ...scopes.split(' ')].filter(Boolean))].join(' ');
+    }
+    out = { ...(out ?? payload), resources: merged };
+  }
+  return out ?? payload;
+}
+
+type OidcPayloadLike = Awaited<ReturnType<Adapter['find']>> & Record<string, unknown>;
 
 /**
  * Why oidc-provider is ending a grant, from the request it is serving (`Provider.ctx`, its async-local context): on
@@ -148,6 +180,12 @@ export function withAuthorizationHooks(base: AdapterFactory | AdapterConstructor
           return { ...payload, id_token_signed_response_alg: algorithms[0] };
         };
       }
+    }
+
+    const { canonicalRoute } = options;
+    if (canonicalRoute !== undefined && (name === 'AuthorizationCode' || name === 'RefreshToken' || name === 'Grant')) {
+      const find = adapter.find;
+      adapter.find = async (id) => withCanonicalResources((await find(id)) as OidcPayloadLike | undefined, canonicalRoute);
     }
 
     return adapter;

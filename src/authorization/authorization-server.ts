@@ -87,6 +87,7 @@ export async function createAuthorizationServer(ctx: GatehouseContext, deps: Aut
     accessTokenTtlSeconds: authorization.accessTokenTtlSeconds,
     refreshReuseGraceSeconds: authorization.refreshReuseGraceSeconds,
     signingAlgorithms: () => keyringAlgorithms(ctx.keyring),
+    canonicalRoute: (resource) => resources.find(resource)?.resource,
     onReplayDetected: deps.metrics === undefined ? undefined : replayRecorder(deps.metrics),
     endGrant,
   }));

@@ -179,6 +179,31 @@ describe('authorization endpoint: bad input', () => {
     assert.equal((JSON.parse(Buffer.from(token.split('.')[1] ?? '', 'base64url').toString('utf8')) as { aud: string }).aud, server.resource);
   });
 
+  it('keeps refreshing a token stored under another spelling of the resource (written before requests were canonicalized)', async () => {
+    // Such a grant and refresh token hold `…/mcp/`; the request now reaches oidc-provider as `…/mcp`, and its string
+    // comparison refused the client's next refresh with invalid_target.
+    const { verifier, challenge: pkce } = pkcePair();
+    const outcome = await authorize(server, new TestBrowser(), { ...base(), code_challenge: pkce });
+    const exchanged = await tokenRequest(server, { grant_type: 'authorization_code', code: outcome.url.searchParams.get('code') ?? '', code_verifier: verifier, redirect_uri: CLIENT_REDIRECT, client_id: client.client_id, resource: server.resource });
+    assert.equal(exchanged.status, 200);
+    const { refresh_token: refreshToken, access_token: accessToken } = (await exchanged.json()) as { refresh_token: string; access_token: string };
+    const grantId = (JSON.parse(Buffer.from(accessToken.split('.')[1] ?? '', 'base64url').toString('utf8')) as { gid: string }).gid;
+    const old = `${server.resource}/`;
+    for (const entry of await server.store.list<Record<string, unknown>>('oidc:RefreshToken')) {
+      if (entry.value.grantId === grantId) await server.store.set('oidc:RefreshToken', entry.key, { ...entry.value, resource: old }, { ttlSeconds: 3_600 });
+    }
+    const grant = await server.store.get<Record<string, unknown>>('oidc:Grant', grantId);
+    const resources = (grant?.resources ?? {}) as Record<string, string>;
+    await server.store.set('oidc:Grant', grantId, { ...grant, resources: { [old]: resources[server.resource] } }, { ttlSeconds: 3_600 });
+
+    // The client sends the spelling it always sent; then the rotated token, with the canonical one.
+    const refreshed = await tokenRequest(server, { grant_type: 'refresh_token', refresh_token: refreshToken, client_id: client.client_id, resource: old });
+    assert.equal(refreshed.status, 200, await refreshed.clone().text());
+    const rotated = ((await refreshed.json()) as { refresh_token: string }).refresh_token;
+    const again = await tokenRequest(server, { grant_type: 'refresh_token', refresh_token: rotated, client_id: client.client_id, resource: server.resource });
+    assert.equal(again.status, 200, await again.clone().text());
+  });
+
   it('refuses response types other than code', async () => {
     const response = await fetch(authorizeUrl(server, { ...base(), response_type: 'token' }), { redirect: 'manual' });
     const location = response.headers.get('location') ?? '';

@@ -204,8 +204,9 @@ export async function proceedAfterApproval(
   reply: FastifyReply,
   details: InteractionDetails,
   subject: ConsentSubject,
+  remembered?: RememberedDecision,
 ): Promise<void> {
-  const approved = approvedRecord(subject);
+  const approved = { ...approvedRecord(subject), ...(remembered === undefined ? {} : { rememberedAt: remembered.decidedAt ?? 0 }) };
   const accountId = details.prompt.name === 'consent' ? details.session?.accountId : undefined;
   const stepUp = accountId === undefined ? undefined : await pendingStepUp(deps.ctx.store, accountId);
   if (accountId !== undefined && stepUp === undefined) {

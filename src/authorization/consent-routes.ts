@@ -90,7 +90,8 @@ export function registerConsentRoutes(app: FastifyInstance, deps: InteractionDep
     // A browser signed in as a user whose grant for this client a person ended since sees the page again.
     const signedIn = details.session?.accountId;
     if (approval !== undefined && (signedIn === undefined || !(await isWithdrawn(ctx.store, signedIn, approval)))) {
-      return proceedAfterApproval(deps, request, reply, details, subject);
+      // Without a session the user is known only after the upstream sign-in, which checks again (finish-sign-in.ts).
+      return proceedAfterApproval(deps, request, reply, details, subject, approval);
     }
 
     const consentState = ctx.random.token();

@@ -7,6 +7,7 @@ import { finishInteraction, loadInteraction, parseInteractionUid, type Interacti
 import type { ApprovedConsentRecord } from './interaction-state.ts';
 import { consentApprovedRecord, interactionSignedInRecord } from '../records/interaction.ts';
 import { consumeRecord } from '../store/record-access.ts';
+import { cookieLifetimeSeconds, forgetClient, isWithdrawn, parseDecisions } from './remembered-decisions.ts';
 import { registerSignInFailureRoute } from './sign-in-failure.ts';
 import { upstreamCallbackHandler } from './upstream-callback.ts';
 
@@ -93,6 +94,28 @@ export async function consumeSignIn(continuation: SignedInContinuation): Promise
   continuation.signedIn = { subject: signedIn.subject, approved };
 }
 
+/**
+ * A browser's remembered approval stood in for the consent page while nobody was signed in; now the user is known.
+ * If a person ended one of their grants for this client since that approval (remembered-decisions.ts), the approval
+ * no longer answers for them: the browser forgets its approvals of the client and goes back to the consent page of
+ * this same request. Without this, a browser with no Gatehouse session (expired, or a `prompt=login`) re-authorized a
+ * revoked client at once through a silent IdP sign-in.
+ */
+export async function recheckRememberedApproval(continuation: SignedInContinuation): Promise<void> {
+  const { deps, request, reply } = continuation;
+  const { subject, approved } = filled(continuation.signedIn, 'sign-in');
+  if (approved.rememberedAt === undefined) return;
+  const remembered = { clientId: approved.clientId, redirectUri: approved.redirectUri, resource: approved.resource, scopes: approved.scopes, expiresAt: 0, decidedAt: approved.rememberedAt };
+  if (!(await isWithdrawn(deps.ctx.store, subject, remembered))) return;
+  const now = deps.ctx.clock.now();
+  const kept = forgetClient(parseDecisions(deps.cookies.read(request, 'approvals')), approved.clientId, now);
+  if (kept.length === 0) deps.cookies.clear(reply, 'approvals');
+  else deps.cookies.write(reply, 'approvals', kept, cookieLifetimeSeconds(kept, now));
+  request.log.info({ clientId: approved.clientId }, 'remembered approval withdrawn since; asking again');
+  await reply.redirect(`/interaction/${filled(continuation.uid, 'uid')}`, 303);
+  continuation.answered = true;
+}
+
 /** The grant holds exactly what the user approved; the provider redirects to the client with the code and `iss`. */
 export async function issueGrant(continuation: SignedInContinuation): Promise<void> {
   const { deps, request, reply } = continuation;
@@ -102,7 +125,7 @@ export async function issueGrant(continuation: SignedInContinuation): Promise<vo
 }
 
 /** In order; the README table of src/authorization is checked against these names. */
-export const signedInSteps: readonly HandlerStep<SignedInContinuation>[] = [readSignedInUid, checkSignInBrowser, consumeSignIn, issueGrant];
+export const signedInSteps: readonly HandlerStep<SignedInContinuation>[] = [readSignedInUid, checkSignInBrowser, consumeSignIn, recheckRememberedApproval, issueGrant];
 
 export function registerSignInRoutes(app: FastifyInstance, deps: InteractionDeps): void {
   const htmlErrors = { errorFormat: 'html' as const };

@@ -78,6 +78,11 @@ export function forget(decisions: RememberedDecision[] | undefined, target: Deci
   return liveDecisions(decisions, now).filter((decision) => !sameTarget(decision, target));
 }
 
+/** Undoes every remembered decision for a client (any redirect URI, any resource). */
+export function forgetClient(decisions: RememberedDecision[] | undefined, clientId: string, now: number): RememberedDecision[] {
+  return liveDecisions(decisions, now).filter((decision) => decision.clientId !== clientId);
+}
+
 /** How long the cookie must live to hold `decisions` (the latest expiry), in whole seconds. */
 export function cookieLifetimeSeconds(decisions: RememberedDecision[], now: number): number {
   return Math.max(0, Math.ceil((Math.max(now, ...decisions.map((decision) => decision.expiresAt)) - now) / 1000));

@@ -17,6 +17,11 @@ const approvedConsent = z.object({
   resource: z.string(),
   scopes: z.array(z.string()),
   oidcScopes: z.array(z.string()),
+  /**
+   * When the browser's remembered approval that stood in for the page was made (epoch ms; 0 for one made before
+   * this was kept); absent when the user approved the page itself. Rechecked once the sign-in names the user.
+   */
+  rememberedAt: z.number().optional(),
 });
 
 export const consentStateRecord = defineRecord({

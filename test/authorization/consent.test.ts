@@ -274,6 +274,18 @@ describe('consent page', () => {
     assert.ok((await authorize(server, browser, params())).url.searchParams.get('code'));
     assert.match((await browser.follow(authorizeUrl(server, params()), server.publicUrl)).url, /code=/);
 
+    // A browser with no Gatehouse session (expired, lost): the user is known only after the IdP sign-in, which the
+    // IdP may complete silently. The withdrawal is checked there, and the browser lands on the consent page.
+    const revokedAgain = grantIdOf(((await (await tokenRequest(server, { grant_type: 'authorization_code', code: (await authorize(server, browser, params())).url.searchParams.get('code') ?? '', code_verifier: verifier, redirect_uri: CLIENT_REDIRECT, client_id: client.client_id, resource: server.resource })).json()) as { access_token: string }).access_token);
+    await revokeGrantById({ store: server.store, clock: server.ctx.clock, config: server.ctx.config }, revokedAgain, { subject: TEST_IDENTITY.subject });
+    for (const key of browser.cookies.keys()) if (key.includes('gatehouse-session')) browser.cookies.delete(key);
+    const signInsBefore = server.upstream.signIns;
+    const noSession = await browser.follow(authorizeUrl(server, params()), server.publicUrl);
+    assert.equal(server.upstream.signIns, signInsBefore + 1, 'one (silent) sign-in at the IdP');
+    assert.equal(noSession.response.status, 200, `the consent page, not ${noSession.url}`);
+    assert.match(await noSession.response.text(), /name="consent_state"/);
+    assert.ok((await authorize(server, browser, params())).url.searchParams.get('code'), 'approving the page again completes it');
+
     // An operator revoking the whole client withdraws it too (a configured or CIMD client keeps its registration).
     const before = server.ctx.clock.now() - 1;
     await revokeClient({ store: server.store, clock: server.ctx.clock, config: server.ctx.config }, client.client_id);

@@ -173,15 +173,20 @@ export const routeSchema = z
     timeouts: z
       .object({
         connectMs: milliseconds('Time to connect to the backend.', 5_000),
-        responseHeadersMs: milliseconds(
-          "Time for the backend to send response headers (then 504). A backend answering `tools/call` with JSON sends them only when the tool has finished, so this is the longest tool call such a backend can serve; the default lies beyond what MCP clients wait themselves (60 s in the TypeScript SDK, 300 s in the Python SDK), and a client that gives up first aborts the backend request with its own.",
-          300_000,
-        ),
+        responseHeadersMs: z
+          .number()
+          .int()
+          .positive()
+          .max(TIMER_MAX_MS)
+          .optional()
+          .describe(
+            "Time for the backend to send response headers (then 504). Default 300000 on `mcp` routes: a backend answering `tools/call` with JSON sends them only when the tool has finished, so this is the longest tool call such a backend can serve, and the default lies beyond what MCP clients wait themselves (60 s in the TypeScript SDK, 300 s in the Python SDK); a client that gives up first aborts the backend request with its own. Default 60000 on `http` routes, as a plain reverse proxy waits.",
+          ),
         idleStreamMs: milliseconds('An SSE stream with no bytes for this long is closed.', 15 * 60_000),
         requestBodyMs: milliseconds('Time a client has to send a whole request body, MCP POST or plain HTTP route (slow-loris defence).', 30_000),
       })
       .strict()
-      .default({ connectMs: 5_000, responseHeadersMs: 300_000, idleStreamMs: 15 * 60_000, requestBodyMs: 30_000 }),
+      .default({ connectMs: 5_000, idleStreamMs: 15 * 60_000, requestBodyMs: 30_000 }),
     allowMcpBackendOverlap: z
       .boolean()
       .default(false)
@@ -646,3 +651,8 @@ export type PreRegisteredClient = z.infer<typeof preRegisteredClientSchema>;
 export type EnterpriseIdpConfig = z.infer<typeof enterpriseIdpSchema>;
 export type WorkloadIdentityConfig = z.infer<typeof workloadIdentitySchema>;
 export type DemoSettings = GatehouseConfig['demo'];
+
+/** How long a route waits for its backend's response headers: its own setting, else its type's default (above). */
+export function responseHeadersTimeoutMs(route: Pick<RouteConfig, 'type' | 'timeouts'>): number {
+  return route.timeouts.responseHeadersMs ?? (route.type === 'http' ? 60_000 : 300_000);
+}

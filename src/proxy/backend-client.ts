@@ -1,6 +1,6 @@
 import type { Readable } from 'node:stream';
 import { buildConnector, Client, Pool, errors as undiciErrors, type Dispatcher } from 'undici';
-import type { RouteConfig } from '../config/schema.ts';
+import { responseHeadersTimeoutMs, type RouteConfig } from '../config/schema.ts';
 import { ProtocolError } from '../errors/protocol-error.ts';
 
 /**
@@ -45,7 +45,7 @@ export function createBackendClient(route: RouteConfig): BackendClient {
     // handshake per stream) and a registry, a map and closures held for the stream's life. Connection options (TLS,
     // cached sessions, HTTP/2) belong in this call: a client or pool given a connector ignores its own.
     connect: buildConnector({ timeout: route.timeouts.connectMs }),
-    headersTimeout: route.timeouts.responseHeadersMs,
+    headersTimeout: responseHeadersTimeoutMs(route),
     // Between body chunks: SSE streams carry keep-alive comments, so an idle stream this long is dead.
     bodyTimeout: route.timeouts.idleStreamMs,
     keepAliveTimeout: 30_000,

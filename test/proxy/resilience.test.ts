@@ -4,7 +4,7 @@ import { connect, createServer as createTcpServer, type Server as TcpServer, typ
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { DEFAULT_REQUEST_TIMEOUT_MSEC } from '@modelcontextprotocol/sdk/shared/protocol.js';
-import { configSchema } from '../../src/config/schema.ts';
+import { configSchema, responseHeadersTimeoutMs } from '../../src/config/schema.ts';
 import { confinedMessageUrl } from '../../src/proxy/legacy-sse.ts';
 import { createTestKeyring, mcpPost, mintAccessToken, startTestGateway, toolsCall, type TestGateway } from './harness.ts';
 
@@ -175,10 +175,19 @@ describe('the default wait for a backend\'s response headers', () => {
   it('outlasts what MCP clients wait for a tool call themselves, so a long tool answered in JSON is not cut at the gateway', () => {
     // A backend answering tools/call with JSON sends its headers only when the tool has finished: 30 s cut every
     // longer tool with a 504 that a direct connection never gave. The client's own give-up aborts the backend request.
-    const route = configSchema.parse({ routes: [{ path: '/mcp', backend: 'http://127.0.0.1:9/mcp' }] }).routes[0]!;
+    const [mcp, http, set] = configSchema.parse({
+      routes: [
+        { path: '/mcp', backend: 'http://127.0.0.1:9/mcp' },
+        { path: '/rest', type: 'http', backend: 'http://127.0.0.1:9/rest' },
+        { path: '/set', backend: 'http://127.0.0.1:9/set', timeouts: { responseHeadersMs: 1_234 } },
+      ],
+    }).routes;
     const pythonSdkReadTimeoutMs = 300_000; // mcp.shared._httpx_utils.MCP_DEFAULT_SSE_READ_TIMEOUT
-    assert.ok(route.timeouts.responseHeadersMs >= DEFAULT_REQUEST_TIMEOUT_MSEC);
-    assert.ok(route.timeouts.responseHeadersMs >= pythonSdkReadTimeoutMs);
+    assert.ok(responseHeadersTimeoutMs(mcp!) >= DEFAULT_REQUEST_TIMEOUT_MSEC);
+    assert.ok(responseHeadersTimeoutMs(mcp!) >= pythonSdkReadTimeoutMs);
+    // A REST API behind a plain HTTP route waits as a reverse proxy does; a route's own setting wins.
+    assert.equal(responseHeadersTimeoutMs(http!), 60_000);
+    assert.equal(responseHeadersTimeoutMs(set!), 1_234);
   });
 });
 

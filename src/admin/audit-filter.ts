@@ -15,7 +15,8 @@ export type AuditWindow = keyof typeof AUDIT_WINDOWS;
 export const DEFAULT_AUDIT_WINDOW: AuditWindow = '24h';
 const WINDOW_NAMES = Object.keys(AUDIT_WINDOWS) as [AuditWindow, ...AuditWindow[]];
 
-const text = (max: number) => z.string().trim().max(max, `at most ${max} characters`).optional();
+// A field given twice (`?user=a&user=b`) arrives as an array: said in the form's words, not the validator's.
+const text = (max: number) => z.string({ error: 'given once, as text' }).trim().max(max, `at most ${max} characters`).optional();
 const filterSchema = z.strictObject({
   user: text(512),
   client: text(2048),

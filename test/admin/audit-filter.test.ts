@@ -105,6 +105,9 @@ describe('audit, grants and clients pages (in-process): names, filters, bad filt
       assert.match(page.body, /The tool-call filter is not valid/, query);
       assert.match(page.body, /request id/);
       assert.ok(!page.body.includes('<script>'), query);
+      // In the form's words, not the validator's ("expected string, received array").
+      assert.doesNotMatch(page.body, /expected string|received array/, query);
+      if (query === 'user=a&user=b') assert.match(page.body, /user: given once, as text/);
     }
   });
 

@@ -21,6 +21,7 @@ import { createLandingPlugin } from '../admin/landing-page.ts';
 import type { ConsoleReload } from '../admin/console-state.ts';
 import type { ReloadTarget } from './reload-config.ts';
 import { displayUrl } from '../config/display-url.ts';
+import { createAuditLog } from '../proxy/audit.ts';
 
 /**
  * THE place where Gatehouse is assembled from its configuration: the CLI's `start`, the tests and the benchmark all
@@ -106,6 +107,15 @@ export async function assembleGatewayParts(baseCtx: GatehouseContext, options: A
     });
     await revokedGrants.start();
     cleanups.push(() => revokedGrants.stop());
+    // One audit log for the gateway's requests and the backends' token exchanges at /token (the gateway closes it).
+    const audit = createAuditLog({
+      store: ctx.store,
+      random: ctx.random,
+      logger: ctx.logger,
+      output: config.audit.output,
+      retentionDays: config.audit.retentionDays,
+      onDropped: (count) => metrics.auditRecordsDropped(count),
+    });
     // The one grant-ending function every part uses (src/grants/end-grant.ts), logging each end with its reason.
     const endGrant = createEndGrant({
       store: ctx.store,
@@ -120,14 +130,17 @@ export async function assembleGatewayParts(baseCtx: GatehouseContext, options: A
       consoleSignIn: completeConsoleSignIn,
       metrics,
       endGrant,
-      grantTypes: [(provider) => registerTokenExchangeGrant(provider, { config, publicUrl: ctx.publicUrl, keyring: ctx.keyring, clock: ctx.clock, broker, revokedGrants })],
+      grantTypes: [
+        (provider) =>
+          registerTokenExchangeGrant(provider, { config, publicUrl: ctx.publicUrl, keyring: ctx.keyring, clock: ctx.clock, broker, revokedGrants, recordAudit: (entry) => audit.record(entry) }),
+      ],
       ...(options.clientMetadataFetch ? { clientMetadataFetch: options.clientMetadataFetch } : {}),
     });
     const plugins: FastifyPluginAsync[] = [
       requestMetrics(metrics),
       createAdminPlugin(ctx, { upstream, metrics, endGrant, ...(options.reloadConfig ? { reloadConfig: options.reloadConfig } : {}) }),
       authorization.plugin,
-      createGatewayPlugin(ctx, { broker, revokedGrants, endGrant, metrics, tracing: options.tracing }),
+      createGatewayPlugin(ctx, { broker, revokedGrants, endGrant, metrics, tracing: options.tracing, audit }),
       createMetricsPlugin(ctx, metrics),
       createLandingPlugin(ctx),
     ];

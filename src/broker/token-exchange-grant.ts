@@ -6,6 +6,7 @@ import { ProtocolError } from '../errors/protocol-error.ts';
 import { TokenEndpointError } from '../errors/token-endpoint-error.ts';
 import type { TokenBroker } from './types.ts';
 import type { RevokedGrantsCache } from '../grants/revoked-grants.ts';
+import type { AuditRecord } from '../records/audit.ts';
 import { APP_ONLY_CLAIM } from '../protocol/app-only.ts';
 import { TOKEN_EXCHANGE_GRANT, JWT_TOKEN_TYPE, ACCESS_TOKEN_TYPE } from '../protocol/oauth-urns.ts';
 export { TOKEN_EXCHANGE_GRANT, JWT_TOKEN_TYPE, ACCESS_TOKEN_TYPE };
@@ -32,7 +33,11 @@ export interface TokenExchangeGrantDeps {
    * user's downstream tokens, as the client's own access token no longer passes the gateway.
    */
   revokedGrants: Pick<RevokedGrantsCache, 'isRevoked' | 'isCurrent'>;
+  /** The gateway's audit log (src/proxy/audit.ts), which every exchange is recorded in. */
+  recordAudit?: (entry: AuditRecord) => void;
 }
+
+type ExchangeAudit = Pick<AuditRecord, 'route' | 'method'> & Partial<Pick<AuditRecord, 'user' | 'client'>>;
 
 /** The slice of oidc-provider's Koa context a grant handler touches (oidc-provider ships no types). */
 export interface GrantContext {
@@ -69,7 +74,7 @@ function single(params: Record<string, unknown>, name: string): string | undefin
 }
 
 export function registerTokenExchangeGrant(provider: GrantRegistry, deps: TokenExchangeGrantDeps): void {
-  const { config, publicUrl, keyring, clock, broker, revokedGrants } = deps;
+  const { config, publicUrl, keyring, clock, broker, revokedGrants, recordAudit } = deps;
   // Resource URL of each route → the downstream APIs its backend may obtain (`routes[].downstream`).
   const routeDownstream = new Map(config.routes.map((route) => [publicUrl + route.path, new Set(route.downstream)]));
   const clients = new Map(config.authorization.clients.map((client) => [client.clientId, client]));
@@ -128,7 +133,28 @@ export function registerTokenExchangeGrant(provider: GrantRegistry, deps: TokenE
     return permitted;
   }
 
+  /**
+   * Every exchange is an audit record, as every MCP request is: which backend obtained which downstream API's token
+   * for whom, or why it was refused. Route: the one the subject token was forwarded on, `/token` before that is known.
+   * Method `token-exchange <downstream>`. Never a token.
+   */
   async function handleTokenExchange(ctx: GrantContext): Promise<void> {
+    const started = clock.now();
+    const entry: ExchangeAudit = { route: '/token', method: 'token-exchange' };
+    const clientId = ctx.oidc.client?.clientId;
+    if (clientId !== undefined) entry.client = clientId;
+    try {
+      await exchange(ctx, entry);
+      recordAudit?.({ ...entry, time: started, outcome: 'allowed', status: 200, durationMs: clock.now() - started, bytesIn: 0, bytesOut: 0 });
+    } catch (error) {
+      const status = error instanceof TokenEndpointError ? error.status : 500;
+      const reason = error instanceof TokenEndpointError ? error.error : 'server_error';
+      recordAudit?.({ ...entry, time: started, outcome: status >= 500 ? 'error' : 'denied', status, reason, durationMs: clock.now() - started, bytesIn: 0, bytesOut: 0 });
+      throw error;
+    }
+  }
+
+  async function exchange(ctx: GrantContext, entry: ExchangeAudit): Promise<void> {
     const params = ctx.oidc.params ?? {};
     const clientId = ctx.oidc.client?.clientId;
     if (!clientId || !clients.has(clientId)) {
@@ -156,7 +182,10 @@ export function registerTokenExchangeGrant(provider: GrantRegistry, deps: TokenE
     const scopes = (single(params, 'scope') ?? '').split(' ').filter(Boolean);
 
     const { subject, route } = await verifySubjectToken(subjectToken);
+    entry.user = subject;
+    entry.route = route.slice(publicUrl.length);
     const downstream = resolveDownstream(clientId, route, target, scopes);
+    entry.method = `token-exchange ${downstream.name}`;
     // Both name the target (§2.1): `audience` as its URI or its logical name (the downstream's `name`). One naming
     // another target than `resource` is no request the backend could mean; it was ignored.
     if (resource !== undefined && audience !== undefined && audience !== downstream.audience && audience !== downstream.name) {

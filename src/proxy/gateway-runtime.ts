@@ -58,6 +58,8 @@ export interface GatewayDeps {
   endGrant?: EndGrant;
   /** Overrides `audit.output` as the JSON-lines sink (embedders, tests). */
   auditSink?: AuditLogOptions['sink'];
+  /** The audit log to write to, when the app shares one with other parts (the token exchange at /token); else one of its own. */
+  audit?: AuditLog;
   /** Open SSE streams and 429s are counted here (request counts come from the server-wide request hook). */
   metrics?: ProxyMetrics;
   /** Spans for every gateway request (src/observability/tracing.ts); off when absent. */
@@ -98,7 +100,7 @@ export function createGatewayRuntime(ctx: GatehouseContext, deps: GatewayDeps): 
     }),
     toolPins: createToolPins({ store, clock, logger }),
     tracing: deps.tracing ?? tracingOff,
-    audit: createAuditLog({
+    audit: deps.audit ?? createAuditLog({
       store,
       random,
       logger,

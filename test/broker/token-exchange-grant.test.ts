@@ -18,6 +18,7 @@ import { ProtocolError } from '../../src/errors/protocol-error.ts';
 import { createRevokedGrantsCache, revokeGrant, type RevokedGrantsCache } from '../../src/grants/revoked-grants.ts';
 import { createSqliteStore } from '../../src/store/sqlite-store.ts';
 import type { Store } from '../../src/store/store.ts';
+import type { AuditRecord } from '../../src/records/audit.ts';
 import { testKeyring } from './support/fixtures.ts';
 
 const backendSecret = 'backend-secret-0123456789abcdef';
@@ -32,6 +33,7 @@ describe('RFC 8693 token exchange grant for backends', () => {
   let issuer: string;
   let store: Store;
   let revokedGrants: RevokedGrantsCache;
+  const audited: AuditRecord[] = [];
 
   const broker: TokenBroker = {
     async getDownstreamToken({ user, downstream }) {
@@ -78,7 +80,7 @@ describe('RFC 8693 token exchange grant for backends', () => {
       })),
       features: { devInteractions: { enabled: false } },
     });
-    registerTokenExchangeGrant(provider, { config, publicUrl: issuer, keyring, clock, broker, revokedGrants });
+    registerTokenExchangeGrant(provider, { config, publicUrl: issuer, keyring, clock, broker, revokedGrants, recordAudit: (entry) => audited.push(entry) });
     server.on('request', provider.callback());
   });
   after(async () => {
@@ -255,5 +257,27 @@ describe('RFC 8693 token exchange grant for backends', () => {
     // `audience` as a logical name (RFC 8693 §2.1): the downstream's configured name.
     const logical = await exchange({ subject_token: token, subject_token_type: JWT_TOKEN_TYPE, resource: 'https://graph.microsoft.com', audience: 'graph' });
     assert.equal(logical.status, 200);
+  });
+
+  it('records every exchange in the audit log: who obtained which downstream token for whom, or why not; never a token', async () => {
+    audited.length = 0;
+    const token = await assertion({ sub: 'tenant/audited' });
+    const allowed = await exchange({ subject_token: token, subject_token_type: JWT_TOKEN_TYPE, resource: 'https://graph.microsoft.com' });
+    assert.equal(allowed.status, 200);
+    const refused = await exchange({ subject_token: 'not-a-jwt', subject_token_type: JWT_TOKEN_TYPE, resource: 'https://graph.microsoft.com' });
+    assert.equal(refused.status, 400);
+    const target = await exchange({ subject_token: token, subject_token_type: JWT_TOKEN_TYPE, resource: 'api://payroll' });
+    assert.equal(target.status, 400);
+    assert.deepEqual(
+      audited.map(({ user, client, route, method, outcome, status, reason }) => ({ user, client, route, method, outcome, status, reason })),
+      [
+        { user: 'tenant/audited', client: 'graph-backend', route: '/mcp', method: 'token-exchange graph', outcome: 'allowed', status: 200, reason: undefined },
+        // Refused before the subject token named anyone: the endpoint, no user.
+        { user: undefined, client: 'graph-backend', route: '/token', method: 'token-exchange', outcome: 'denied', status: 400, reason: 'invalid_request' },
+        { user: 'tenant/audited', client: 'graph-backend', route: '/mcp', method: 'token-exchange', outcome: 'denied', status: 400, reason: 'invalid_target' },
+      ],
+    );
+    const text = JSON.stringify(audited);
+    assert.ok(!text.includes(token) && !text.includes(String(allowed.body.access_token)), 'no token in the audit records');
   });
 });

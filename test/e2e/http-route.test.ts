@@ -4,6 +4,10 @@ import { auth } from '@modelcontextprotocol/client';
 import { launchBrowser, startDemo, startRedirectListener, type DemoUser, authorizationCodeFor } from '../support/demo-harness.ts';
 import { createMemoryOAuthProvider } from './support/memory-oauth-provider.ts';
 import { startedForSuite } from '../support/suite-server.ts';
+import { createSqliteStore } from '../../src/store/sqlite-store.ts';
+import { systemClock } from '../../src/runtime/clock.ts';
+import { AUDIT_NAMESPACE } from '../../src/proxy/audit.ts';
+import type { AuditRecord } from '../../src/records/audit.ts';
 
 /**
  * The demo's plain HTTP route (`/graph`, `type: http`): the sample server's REST endpoints behind the same sign-in.
@@ -54,6 +58,23 @@ describe('plain HTTP route in front of the sample server', () => {
     assert.equal(profile.displayName, user.name);
     assert.equal(profile.mail, user.email);
     assert.doesNotMatch(JSON.stringify(profile), new RegExp(token.slice(-24).replace(/[.*+?^${}()|[\]\\-]/g, '\\$&')), 'no token in the body');
+
+    // The sample server obtained the user's Graph token at /token (RFC 8693): that exchange is in the audit trail.
+    const store = await createSqliteStore({ path: demo.sqlitePath!, clock: systemClock, purgeIntervalMs: 0 });
+    try {
+      let exchanges: AuditRecord[] = [];
+      for (let tries = 0; exchanges.length === 0 && tries < 100; tries++) {
+        exchanges = (await store.list<AuditRecord>(AUDIT_NAMESPACE)).map((entry) => entry.value).filter((record) => record.method?.startsWith('token-exchange') === true);
+        if (exchanges.length === 0) await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      const mine = exchanges.find((record) => record.outcome === 'allowed' && record.route === '/graph');
+      assert.ok(mine, JSON.stringify(exchanges));
+      assert.equal(mine.method, 'token-exchange graph');
+      assert.equal(mine.status, 200);
+      assert.ok(mine.user && mine.client, 'who, for whom');
+    } finally {
+      await store.close();
+    }
 
     const hello = await fetch(`${graphUrl}/hello`, { headers: { authorization: `Bearer ${token}` } });
     assert.equal(hello.status, 200);

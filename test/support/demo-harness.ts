@@ -56,6 +56,8 @@ export interface RunningDemo {
   /** Everything `gatehouse start` printed (the banner). */
   output: string[];
   gateway: RunningGateway;
+  /** The SQLite store's file, when the demo runs on SQLite (another connection may read it). */
+  sqlitePath?: string;
   close(): Promise<void>;
 }
 
@@ -146,6 +148,7 @@ async function startDemoOnce(options: DemoOptions): Promise<RunningDemo> {
     users: DEMO_USERS,
     output,
     gateway,
+    ...(options.redisUrl ? {} : { sqlitePath: join(dir, '.gatehouse', 'gatehouse.db') }),
     async close() {
       gateway.lifecycle.dispose();
       await gateway.lifecycle.shutdown('test finished');

@@ -8,7 +8,7 @@ import {
   type AdminDeps,
 } from './admin-deps.ts';
 import { deleteRecord, readRecord } from '../store/record-access.ts';
-import { endGrant, listGrants, type GrantSummary, type RecentUse } from './grants.ts';
+import { endGrant, forgetSessionIfLastGrant, listGrants, type GrantSummary, type RecentUse } from './grants.ts';
 import { withdrawConsent } from '../authorization/remembered-decisions.ts';
 
 /**
@@ -123,6 +123,7 @@ export async function revokeClient(deps: AdminDeps, clientId: string): Promise<C
       await withdrawConsent(deps.store, grant.subject, clientId, deps.clock.now(), deps.config.authorization.consentRememberDays);
       await endGrant(deps, grant.grantId, 'client_revoked');
       revokedGrants.push(grant.grantId);
+      await forgetSessionIfLastGrant(deps, grant.subject);
     }
   };
   await endGrants();

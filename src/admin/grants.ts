@@ -12,6 +12,8 @@ import { findRecords, readRecord } from '../store/record-access.ts';
 import type { z } from 'zod';
 import { ProtocolError } from '../errors/protocol-error.ts';
 import { withdrawConsent } from '../authorization/remembered-decisions.ts';
+import { deleteUpstreamTokens } from '../upstream/token-vault.ts';
+import { forgetDownstreamTokens } from '../records/downstream-tokens.ts';
 
 /**
  * Grants: what a user approved for a client (oidc-provider's Grant model, namespace `oidc:Grant`, key = grant id).
@@ -130,7 +132,20 @@ export async function revokeGrantById(
   // store failure leaves the grant there for the retry, which could not find an ended one.
   await withdrawConsent(deps.store, grant.subject, grant.clientId, deps.clock.now(), deps.config.authorization.consentRememberDays);
   await endGrant(deps, grantId, options.reason ?? (options.subject === undefined ? 'admin' : 'account'));
+  await forgetSessionIfLastGrant(deps, grant.subject);
   return grant;
+}
+
+/**
+ * A user with no grant left has no client Gatehouse acts for: their sealed upstream tokens (the IdP refresh token the
+ * broker uses) and cached downstream tokens go too, rather than waiting out their TTL (90 days for a refresh token).
+ * Run when a person ends grants (this page, the console, the CLI, a client revoked), where a scan of the grants is
+ * affordable; a new sign-in stores fresh ones.
+ */
+export async function forgetSessionIfLastGrant(deps: AdminDeps, subject: string): Promise<void> {
+  if (subject === '' || (await listAll(deps.store, grantView)).some(({ value }) => value.accountId === subject)) return;
+  await deleteUpstreamTokens(deps, subject);
+  await forgetDownstreamTokens(deps.store, subject);
 }
 
 /** Ends a grant known to exist, through the one grant-ending function (the app's, when it passed one). */

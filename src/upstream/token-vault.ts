@@ -81,7 +81,7 @@ export async function loadUpstreamTokens(deps: TokenVaultDeps, subject: string):
   }
 }
 
-/** Forgets the user's upstream session (sign-out, admin revocation, a refresh token the IdP no longer accepts). */
+/** Forgets the user's upstream session: when a person ended the last of their grants (src/admin/grants.ts). */
 export async function deleteUpstreamTokens(deps: Pick<TokenVaultDeps, 'store'>, subject: string): Promise<boolean> {
   return deleteRecord(deps.store, upstreamTokensRecord, subject);
 }

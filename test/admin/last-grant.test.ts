@@ -1,0 +1,39 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { revokeGrantById } from '../../src/admin/grants.ts';
+import { upstreamTokensRecord } from '../../src/records/upstream.ts';
+import { downstreamTokenRecord } from '../../src/records/broker.ts';
+import { readRecord, writeRecord } from '../../src/store/record-access.ts';
+import { grantIdOf, obtainTokens, registerPublicClient, startAuthorizationServer, TEST_IDENTITY, type TestServer } from '../authorization/harness.ts';
+
+/**
+ * When a person ends the last grant a user has, nothing Gatehouse holds for that user is left to act with: the sealed
+ * upstream tokens (the IdP refresh token the broker uses) and the cached downstream tokens go at once. They stayed
+ * for their TTL — 90 days for a refresh token — with no client left to use them.
+ */
+describe('the last grant of a user ended by a person', () => {
+  let server: TestServer;
+  before(async () => {
+    server = await startAuthorizationServer();
+  });
+  after(async () => {
+    await server?.close();
+  });
+
+  it("drops the user's upstream and downstream tokens, and not before the last one", async () => {
+    const subject = TEST_IDENTITY.subject;
+    const deps = { store: server.store, clock: server.ctx.clock, config: server.ctx.config };
+    const first = grantIdOf((await obtainTokens(server, await registerPublicClient(server))).access_token);
+    const second = grantIdOf((await obtainTokens(server, await registerPublicClient(server, { client_name: 'Second' }))).access_token);
+    assert.ok(await readRecord(server.store, upstreamTokensRecord, subject), 'the sign-in stored the upstream tokens');
+    const cached = { sealed: 'x', expiresAt: Date.now() + 60_000, scopes: ['User.Read'] };
+    await writeRecord(server.store, downstreamTokenRecord, 'graph-key', cached, { ttlSeconds: 60, indexes: { subject } });
+
+    await revokeGrantById(deps, first, { subject });
+    assert.ok(await readRecord(server.store, upstreamTokensRecord, subject), 'another grant still uses them');
+
+    await revokeGrantById(deps, second, { subject });
+    assert.equal(await readRecord(server.store, upstreamTokensRecord, subject), undefined);
+    assert.equal(await readRecord(server.store, downstreamTokenRecord, 'graph-key', { invalid: 'absent' }), undefined);
+  });
+});

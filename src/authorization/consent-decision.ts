@@ -5,7 +5,8 @@ import { ProtocolError } from '../errors/protocol-error.ts';
 import { constantTimeEqual } from '../keys/hashing.ts';
 import { consentApprovedRecord, consentStateRecord } from '../records/interaction.ts';
 import { runSteps, type HandlerStep, type StepContext } from '../server/handler-steps.ts';
-import { consumeRecord, writeRecord } from '../store/record-access.ts';
+import { consumeRecord, readRecord, writeRecord } from '../store/record-access.ts';
+import { upstreamTokensRecord } from '../records/upstream.ts';
 import { consentSubjectFrom, type ConsentSubject } from './consent-request.ts';
 import { finishWithGrant } from './finish-sign-in.ts';
 import { redirectToUpstreamSignIn } from './step-up-sign-in.ts';
@@ -209,7 +210,11 @@ export async function proceedAfterApproval(
   const approved = { ...approvedRecord(subject), ...(remembered === undefined ? {} : { rememberedAt: remembered.decidedAt ?? 0 }) };
   const accountId = details.prompt.name === 'consent' ? details.session?.accountId : undefined;
   const stepUp = accountId === undefined ? undefined : await pendingStepUp(deps.ctx.store, accountId);
-  if (accountId !== undefined && stepUp === undefined) {
+  // The broker acts with the user's upstream tokens: without them (their last grant ended, or they expired) the
+  // session alone would issue a grant the broker can never serve, and the client's re-authorization after the
+  // broker's 401 would go round the same way. The IdP sign-in stores fresh ones.
+  const upstreamKept = accountId === undefined || (await readRecord(deps.ctx.store, upstreamTokensRecord, accountId, { invalid: 'absent' })) !== undefined;
+  if (accountId !== undefined && stepUp === undefined && upstreamKept) {
     await finishWithGrant(deps, request, reply, details, accountId, approved);
     return;
   }

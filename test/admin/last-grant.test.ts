@@ -4,7 +4,19 @@ import { revokeGrantById } from '../../src/admin/grants.ts';
 import { upstreamTokensRecord } from '../../src/records/upstream.ts';
 import { downstreamTokenRecord } from '../../src/records/broker.ts';
 import { readRecord, writeRecord } from '../../src/store/record-access.ts';
-import { grantIdOf, obtainTokens, registerPublicClient, startAuthorizationServer, TEST_IDENTITY, type TestServer } from '../authorization/harness.ts';
+import {
+  authorizationParams,
+  authorize,
+  grantIdOf,
+  obtainTokens,
+  pkcePair,
+  registerPublicClient,
+  startAuthorizationServer,
+  TEST_IDENTITY,
+  TestBrowser,
+  type TestServer,
+} from '../authorization/harness.ts';
+import { deleteUpstreamTokens } from '../../src/upstream/token-vault.ts';
 
 /**
  * When a person ends the last grant a user has, nothing Gatehouse holds for that user is left to act with: the sealed
@@ -35,5 +47,23 @@ describe('the last grant of a user ended by a person', () => {
     await revokeGrantById(deps, second, { subject });
     assert.equal(await readRecord(server.store, upstreamTokensRecord, subject), undefined);
     assert.equal(await readRecord(server.store, downstreamTokenRecord, 'graph-key', { invalid: 'absent' }), undefined);
+  });
+
+  it('sends a signed-in user back through the IdP when their upstream tokens are gone, so the broker can serve the new grant', async () => {
+    // With only the Gatehouse session, the grant was issued without them: the broker's 401 sent the client to
+    // re-authorize, which the session answered the same way again.
+    const subject = TEST_IDENTITY.subject;
+    const browser = new TestBrowser();
+    const client = await registerPublicClient(server, { client_name: 'Third' });
+    const { challenge } = pkcePair();
+    const params = authorizationParams(server, client.client_id, challenge);
+    assert.ok((await authorize(server, browser, params)).url.searchParams.get('code'));
+    await deleteUpstreamTokens({ store: server.store }, subject);
+    const signIns = server.upstream.signIns;
+    const other = await registerPublicClient(server, { client_name: 'Fourth' });
+    const outcome = await authorize(server, browser, { ...params, client_id: other.client_id });
+    assert.ok(outcome.url.searchParams.get('code'), outcome.url.href);
+    assert.equal(server.upstream.signIns, signIns + 1, 'through the IdP, not on the session alone');
+    assert.ok(await readRecord(server.store, upstreamTokensRecord, subject), 'fresh upstream tokens stored');
   });
 });

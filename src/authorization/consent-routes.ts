@@ -89,7 +89,7 @@ export function registerConsentRoutes(app: FastifyInstance, deps: InteractionDep
     const approval = findCovering(parseDecisions(cookies.read(request, 'approvals')), targetOf(subject), now);
     // A browser signed in as a user whose grant for this client a person ended since sees the page again.
     const signedIn = details.session?.accountId;
-    if (approval !== undefined && (signedIn === undefined || !(await isWithdrawn(ctx.store, signedIn, approval)))) {
+    if (approval !== undefined && (signedIn === undefined || !(await isWithdrawn(ctx.store, signedIn, approval.clientId, approval.decidedAt ?? 0)))) {
       // Without a session the user is known only after the upstream sign-in, which checks again (finish-sign-in.ts).
       return proceedAfterApproval(deps, request, reply, details, subject, approval);
     }

@@ -105,8 +105,7 @@ export async function recheckRememberedApproval(continuation: SignedInContinuati
   const { deps, request, reply } = continuation;
   const { subject, approved } = filled(continuation.signedIn, 'sign-in');
   if (approved.rememberedAt === undefined) return;
-  const remembered = { clientId: approved.clientId, redirectUri: approved.redirectUri, resource: approved.resource, scopes: approved.scopes, expiresAt: 0, decidedAt: approved.rememberedAt };
-  if (!(await isWithdrawn(deps.ctx.store, subject, remembered))) return;
+  if (!(await isWithdrawn(deps.ctx.store, subject, approved.clientId, approved.rememberedAt))) return;
   const now = deps.ctx.clock.now();
   const kept = forgetClient(parseDecisions(deps.cookies.read(request, 'approvals')), approved.clientId, now);
   if (kept.length === 0) deps.cookies.clear(reply, 'approvals');

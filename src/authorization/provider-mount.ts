@@ -58,7 +58,7 @@ export interface ProviderMountOptions {
  * compares resource indicators as strings: a grant approved for `…/mcp/` refused the canonical `…/mcp` at `/token`,
  * and the other way round, so a client that normalised at only one of the two steps could not get its tokens.
  */
-export function canonicalizeResourceParams(params: URLSearchParams, resources: Pick<ProtectedResources, 'find'>): boolean {
+function canonicalizeResourceParams(params: URLSearchParams, resources: Pick<ProtectedResources, 'find'>): boolean {
   const given = params.getAll('resource');
   if (given.length === 0) return false;
   const canonical = given.map((resource) => resources.find(resource)?.resource ?? resource);

@@ -98,8 +98,11 @@ export async function withdrawConsent(store: Store, subject: string, clientId: s
   await writeRecord(store, consentWithdrawnRecord, `${subject} ${clientId}`, { withdrawnAt: now }, { ttlSeconds: rememberDays * 24 * 3600 });
 }
 
-/** Whether `approval`, remembered by a browser signed in as `subject`, was made before consent was last withdrawn. */
-export async function isWithdrawn(store: Store, subject: string, approval: RememberedDecision): Promise<boolean> {
-  const withdrawn = await readRecord(store, consentWithdrawnRecord, `${subject} ${approval.clientId}`, { invalid: 'absent' });
-  return withdrawn !== undefined && withdrawn.withdrawnAt >= (approval.decidedAt ?? 0);
+/**
+ * Whether an approval of `clientId` made at `decidedAt` (0 for a cookie from before it was kept), remembered by a
+ * browser signed in as `subject`, predates the last withdrawal of consent.
+ */
+export async function isWithdrawn(store: Store, subject: string, clientId: string, decidedAt: number): Promise<boolean> {
+  const withdrawn = await readRecord(store, consentWithdrawnRecord, `${subject} ${clientId}`, { invalid: 'absent' });
+  return withdrawn !== undefined && withdrawn.withdrawnAt >= decidedAt;
 }

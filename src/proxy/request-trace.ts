@@ -14,12 +14,9 @@ import { boundedValue } from './client-value.ts';
  *
  * @see OpenTelemetry semantic conventions, docs/gen-ai/mcp.md (Development status)
  */
-/**
- * A span keeps at most MAX_RECORDED_VALUE_LENGTH characters of a client's value (client-value.ts): the exporter
- * queues up to 2048 spans while a collector is slow, so one caller's huge tool name in every span would hold
- * gigabytes, and a collector refusing the oversized batch would drop everyone's spans.
- */
-const bounded = boundedValue;
+// A span keeps at most MAX_RECORDED_VALUE_LENGTH characters of a client's value (client-value.ts): the exporter
+// queues up to 2048 spans while a collector is slow, so one caller's huge tool name in every span would hold
+// gigabytes, and a collector refusing the oversized batch would drop everyone's spans.
 
 /** Starts a request's trace (before its audit record, so the record can carry the trace id when the response closes). */
 export function startRequestTrace(tracing: Tracing, request: FastifyRequest, reply: FastifyReply, route: string): void {
@@ -40,9 +37,9 @@ export const requestTrace = (request: FastifyRequest): RequestTrace | undefined 
 function transportAttributes(request: FastifyRequest, route: string): SpanAttributes {
   const attributes: SpanAttributes = { 'http.request.method': request.method, 'http.route': route, 'network.protocol.name': 'http', 'network.transport': 'tcp' };
   const version = request.headers['mcp-protocol-version'];
-  if (typeof version === 'string') attributes['mcp.protocol.version'] = bounded(version);
+  if (typeof version === 'string') attributes['mcp.protocol.version'] = boundedValue(version);
   const session = request.headers['mcp-session-id'];
-  if (typeof session === 'string') attributes['mcp.session.id'] = bounded(session);
+  if (typeof session === 'string') attributes['mcp.session.id'] = boundedValue(session);
   return attributes;
 }
 
@@ -51,15 +48,15 @@ export function mcpSpanStart(request: FastifyRequest, route: string, post: McpPo
   const attributes = transportAttributes(request, route);
   const first = post?.messages[0];
   if (first === undefined || !('method' in first)) return { name: `${request.method} ${route}`, attributes };
-  const method = bounded(first.method);
+  const method = boundedValue(first.method);
   attributes['mcp.method.name'] = method;
-  if (first.id !== undefined) attributes['jsonrpc.request.id'] = bounded(String(first.id));
-  const tool = first.method === 'tools/call' && typeof first.params?.name === 'string' ? bounded(first.params.name) : undefined;
+  if (first.id !== undefined) attributes['jsonrpc.request.id'] = boundedValue(String(first.id));
+  const tool = first.method === 'tools/call' && typeof first.params?.name === 'string' ? boundedValue(first.params.name) : undefined;
   if (tool !== undefined) {
     attributes['gen_ai.tool.name'] = tool;
     attributes['gen_ai.operation.name'] = 'execute_tool';
   }
-  const prompt = first.method === 'prompts/get' && typeof first.params?.name === 'string' ? bounded(first.params.name) : undefined;
+  const prompt = first.method === 'prompts/get' && typeof first.params?.name === 'string' ? boundedValue(first.params.name) : undefined;
   if (prompt !== undefined) attributes['gen_ai.prompt.name'] = prompt;
   const target = tool ?? prompt;
   return { name: target === undefined ? method : `${method} ${target}`, attributes, ...messageContext(first.params) };

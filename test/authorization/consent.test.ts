@@ -289,8 +289,7 @@ describe('consent page', () => {
     // An operator revoking the whole client withdraws it too (a configured or CIMD client keeps its registration).
     const before = server.ctx.clock.now() - 1;
     await revokeClient({ store: server.store, clock: server.ctx.clock, config: server.ctx.config }, client.client_id);
-    const remembered = { clientId: client.client_id, redirectUri: CLIENT_REDIRECT, resource: server.resource, scopes: ['mcp:tools'], expiresAt: before + 60_000, decidedAt: before };
-    assert.equal(await isWithdrawn(server.store, TEST_IDENTITY.subject, remembered), true);
+    assert.equal(await isWithdrawn(server.store, TEST_IDENTITY.subject, client.client_id, before), true);
     client = await registerPublicClient(server);
   });
 

@@ -3,6 +3,7 @@ import { after, before, describe, it } from 'node:test';
 import {
   authorize,
   authorizationParams,
+  exchangeCode,
   pkcePair,
   registerClient,
   startAuthorizationServer,
@@ -47,14 +48,7 @@ describe('a client registered with the scope of its first challenge', () => {
     const outcome = await authorize(server, browser, authorizationParams(server, client.client_id, challenge, { scope }));
     const code = outcome.url.searchParams.get('code');
     assert.ok(code, `a code, not ${outcome.url.search}`);
-    const response = await tokenRequest(server, {
-      grant_type: 'authorization_code',
-      code,
-      code_verifier: verifier,
-      redirect_uri: CLIENT_REDIRECT,
-      client_id: client.client_id,
-      resource: server.resource,
-    });
+    const response = await exchangeCode(server, client, code, verifier);
     assert.equal(response.status, 200);
     return (await response.json()) as { scope: string; refresh_token: string };
   }

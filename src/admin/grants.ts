@@ -86,7 +86,13 @@ export type RecentUse = ReadonlyMap<string, number>;
 export const recentUseKey = (subject: string, clientId: string): string => `${subject}\u0000${clientId}`;
 
 export async function listGrants(deps: AdminDeps, filter: GrantFilter = {}, recentUse?: RecentUse): Promise<GrantSummary[]> {
-  const entries = await listAll(deps.store, grantView);
+  // A user's or a client's grants by index (a user's page must not read every user's grants); all of them otherwise.
+  const entries =
+    filter.user !== undefined
+      ? await findRecords(deps.store, grantView, 'accountId', filter.user)
+      : filter.client !== undefined
+        ? await findRecords(deps.store, grantView, 'clientId', filter.client)
+        : await listAll(deps.store, grantView);
   const matching = entries.filter(
     ({ value }) =>
       (filter.user === undefined || value.accountId === filter.user) && (filter.client === undefined || value.clientId === filter.client),
@@ -139,11 +145,10 @@ export async function revokeGrantById(
 /**
  * A user with no grant left has no client Gatehouse acts for: their sealed upstream tokens (the IdP refresh token the
  * broker uses) and cached downstream tokens go too, rather than waiting out their TTL (90 days for a refresh token).
- * Run when a person ends grants (this page, the console, the CLI, a client revoked), where a scan of the grants is
- * affordable; a new sign-in stores fresh ones.
+ * Run when a person ends grants (this page, the console, the CLI, a client revoked); a new sign-in stores fresh ones.
  */
 export async function forgetSessionIfLastGrant(deps: AdminDeps, subject: string): Promise<void> {
-  if (subject === '' || (await listAll(deps.store, grantView)).some(({ value }) => value.accountId === subject)) return;
+  if (subject === '' || (await findRecords(deps.store, grantView, 'accountId', subject)).length > 0) return;
   await deleteUpstreamTokens(deps, subject);
   await forgetDownstreamTokens(deps.store, subject);
 }

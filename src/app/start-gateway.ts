@@ -13,6 +13,7 @@ import { buildServer } from '../server/app.ts';
 import { installGracefulShutdown, type GracefulShutdown, type SignalSource } from '../server/graceful-shutdown.ts';
 import { createLogger } from '../server/logger.ts';
 import { loadTracing } from './load-tracing.ts';
+import { indexGrantsWrittenBefore } from '../store/oidc-index-backfill.ts';
 import { openStore } from '../store/open-store.ts';
 import { StoreUnavailableError } from '../store/store.ts';
 import { GatehouseError } from '../errors/internal-errors.ts';
@@ -123,6 +124,8 @@ export async function startGateway(options: StartGatewayOptions): Promise<Runnin
       throw error;
     });
     cleanups.push(() => store.close());
+    // Before anything reads a user's or a client's grants by index (an upgrade from a version without them).
+    await indexGrantsWrittenBefore(store, logger);
     const keyring = await loadKeyring({ store, keysConfig: config.keys, clock, logger, random: cryptoRandom });
     cleanups.push(() => keyring.close());
 

@@ -4,6 +4,7 @@ import { loadConfig } from '../config/load.ts';
 import type { GatehouseConfig } from '../config/schema.ts';
 import { systemClock, type Clock } from '../runtime/clock.ts';
 import { openStore } from '../store/open-store.ts';
+import { indexGrantsWrittenBefore } from '../store/oidc-index-backfill.ts';
 import { StoreUnavailableError, type Store } from '../store/store.ts';
 import type { AdminDeps } from '../admin/admin-deps.ts';
 import { formatTable, terminalSafe, toJsonOutput } from '../admin/text-table.ts';
@@ -58,6 +59,8 @@ export async function withAdminStore<T>(
     throw error;
   }
   try {
+    // The CLI may be the first of an upgrade's code to open this store: the grant listings read their indexes.
+    await indexGrantsWrittenBefore(store);
     return await action({ store, clock: dependencies.clock, config });
   } catch (error) {
     if (error instanceof StoreUnavailableError) throw storeProblem(error);

@@ -221,12 +221,19 @@ export function createOidcAdapter(store: Store, clock: Clock): OidcAdapterClass 
   };
 }
 
+/** The indexes `upsert` writes for a payload of `model`: for a backfill of indexes declared later (oidc-index-backfill.ts). */
+export function oidcIndexesOf(model: string, payload: OidcPayload): Partial<Record<OidcIndex, string>> {
+  return indexesOf(oidcRecord(model), payload);
+}
+
 /** The indexes the model declares (oidc-records.ts), from the payload's fields. */
 function indexesOf(record: RecordDefinition<OidcPayload, OidcIndex>, payload: OidcPayload): Partial<Record<OidcIndex, string>> {
   const indexes: Partial<Record<OidcIndex, string>> = {};
   const declared = (index: OidcIndex) => record.indexes.includes(index);
   if (declared('grantId') && typeof payload.grantId === 'string') indexes.grantId = payload.grantId;
   if (declared('uid') && typeof payload.uid === 'string') indexes.uid = payload.uid;
+  if (declared('accountId') && typeof payload.accountId === 'string') indexes.accountId = payload.accountId;
+  if (declared('clientId') && typeof payload.clientId === 'string') indexes.clientId = payload.clientId;
   // The user code is typed by a person on another device: index its hash, not the code.
   if (declared('userCode') && typeof payload.userCode === 'string') indexes.userCode = sha256(payload.userCode);
   return indexes;

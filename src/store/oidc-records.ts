@@ -20,7 +20,7 @@ export interface OidcPayload {
   exp?: number;
 }
 
-export type OidcIndex = 'grantId' | 'uid' | 'userCode';
+export type OidcIndex = 'grantId' | 'uid' | 'userCode' | 'accountId' | 'clientId';
 
 /**
  * Models whose id is a bearer credential. They are stored under SHA-256 of the id with `jti` left out of the record,
@@ -61,6 +61,9 @@ const modelIndexes: Partial<Record<OidcModel, readonly OidcIndex[]>> = {
   PreAuthorizedCode: ['grantId'],
   Session: ['uid'],
   Interaction: ['grantId'],
+  // A user's grants (their connected-apps page, the last-grant check) and a client's (revoking the client), found
+  // without reading every grant. Grants written before these indexes existed get them at start (oidc-index-backfill.ts).
+  Grant: ['accountId', 'clientId'],
 };
 
 const OWNER = 'src/store/oidc-adapter.ts';

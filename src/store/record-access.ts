@@ -67,6 +67,28 @@ export async function listRecords<T, I extends string>(
   return validEntries(definition, await store.list<unknown>(definition.namespace, page), invalid);
 }
 
+/**
+ * Visits every live record of a namespace a page at a time, skipping invalid ones; pages follow the keys as stored,
+ * so a skipped record does not end the walk early. Returns how many valid records were visited.
+ */
+export async function forEachRecordPage<T, I extends string>(
+  store: Store,
+  definition: RecordDefinition<T, I>,
+  pageSize: number,
+  visit: (page: StoreEntry<T>[]) => Promise<void>,
+): Promise<number> {
+  let visited = 0;
+  let after: string | undefined;
+  for (;;) {
+    const raw = await store.list<unknown>(definition.namespace, { limit: pageSize, ...(after === undefined ? {} : { after }) });
+    const page = validEntries(definition, raw, 'skip');
+    if (page.length > 0) await visit(page);
+    visited += page.length;
+    after = raw.at(-1)?.key;
+    if (raw.length < pageSize) return visited;
+  }
+}
+
 /** Keys only, values unread: for a reader to whom a record's existence is the fact (a revoked grant). */
 export async function listRecordKeys(store: Store, definition: RecordDefinition<unknown, string>, options: ListOptions = {}): Promise<string[]> {
   return (await store.list<unknown>(definition.namespace, options)).map((entry) => entry.key);
@@ -91,6 +113,12 @@ export function recordWrite<T, I extends string>(definition: RecordDefinition<T,
 
 export function deleteRecord(store: Store, definition: RecordDefinition<unknown, string>, key: string): Promise<boolean> {
   return store.delete(definition.namespace, key);
+}
+
+/** Adds index values to a live record, keeping its value and TTL (store.addIndexes); false when there is none. */
+export function addRecordIndexes<I extends string>(store: Store, definition: RecordDefinition<unknown, I>, key: string, indexes: Partial<Record<I, string>>): Promise<boolean> {
+  assertDeclaredIndexes(definition, Object.keys(indexes));
+  return store.addIndexes(definition.namespace, key, indexes as Record<string, string>);
 }
 
 export function deleteRecords<I extends string>(store: Store, definition: RecordDefinition<unknown, I>, index: I, value: string): Promise<number> {

@@ -39,6 +39,21 @@ end
 return 1
 `;
 
+/**
+ * KEYS: record. ARGV: index prefix, key, the envelope as read, the envelope with the new indexes, then the new index
+ * name/value pairs. Replaces the envelope only if it is still the one read (keeping its TTL) and adds the index
+ * memberships; returns 1, or 0 when the record changed or went in between. The new envelope is built by the caller:
+ * re-encoding it here with cjson would turn an empty array in the value into an object.
+ */
+export const addIndexesScript = `
+if redis.call('GET', KEYS[1]) ~= ARGV[3] then return 0 end
+redis.call('SET', KEYS[1], ARGV[4], 'KEEPTTL')
+for i = 5, #ARGV, 2 do
+  redis.call('SADD', ARGV[1] .. ARGV[i] .. '=' .. ARGV[i + 1], ARGV[2])
+end
+return 1
+`;
+
 /** KEYS: record, list set. ARGV: index prefix, key. GETDEL makes the read and the removal one step. */
 export const takeRecordScript = `${dropIndexes}
 local old = redis.call('GETDEL', KEYS[1])

@@ -10,6 +10,7 @@ import { startPurgeTimer, type PurgeTimer } from './purge-timer.ts';
 import { RedisSubscriptions } from './redis-subscriptions.ts';
 import { guardStoreHealth } from './store-health.ts';
 import {
+  addIndexesScript,
   deleteByIndexScript,
   dropStaleMembersScript,
   incrementScript,
@@ -19,7 +20,7 @@ import {
   setRecordScript,
   takeRecordScript,
 } from './redis-scripts.ts';
-import type { ListOptions, ReleaseLock, SetOptions, Store, StoreEntry, StoreWrite, Unsubscribe } from './store.ts';
+import { StoreUnavailableError, type ListOptions, type ReleaseLock, type SetOptions, type Store, type StoreEntry, type StoreWrite, type Unsubscribe } from './store.ts';
 
 export interface RedisStoreOptions {
   /** `redis://` or `rediss://` (TLS), with the password if the server needs one. Never logged. */
@@ -111,6 +112,25 @@ class RedisStore implements Store {
     const keys = (await this.#call(() => this.#redis.smembers(indexKey))).sort();
     const entries = await this.#entries<T>(namespace, keys, indexKey, 'set');
     return entries;
+  }
+
+  async addIndexes(namespace: string, key: string, indexes: Record<string, string>): Promise<boolean> {
+    assertStoreName('namespace', namespace);
+    for (const name of Object.keys(indexes)) assertStoreName('index', name);
+    const recordKey = this.#recordKey(namespace, key);
+    // Compare-and-set: a record rewritten between the read and the script is read again. A few rounds are plenty;
+    // a record rewritten that often is being written by code that sets its indexes itself.
+    for (let attempt = 0; attempt < 5; attempt += 1) {
+      const raw = await this.#call(() => this.#redis.get(recordKey));
+      if (raw === null) return false;
+      const envelope = JSON.parse(raw) as Envelope<unknown>;
+      const added = Object.entries(indexes).filter(([name]) => envelope.i?.[name] === undefined);
+      if (added.length === 0) return true;
+      const updated = JSON.stringify({ ...envelope, i: { ...envelope.i, ...Object.fromEntries(added) } });
+      const args = [this.#indexPrefix(namespace), key, raw, updated, ...added.flat()];
+      if (Number(await this.#call(() => runScript(this.#redis, addIndexesScript, [recordKey], args))) === 1) return true;
+    }
+    throw new StoreUnavailableError(`record ${namespace}/… kept changing while its indexes were added`);
   }
 
   async deleteByIndex(namespace: string, index: string, value: string): Promise<number> {

@@ -127,6 +127,31 @@ class SqliteStore implements Store {
     });
   }
 
+  async addIndexes(namespace: string, key: string, indexes: Record<string, string>): Promise<boolean> {
+    assertStoreName('namespace', namespace);
+    for (const name of Object.keys(indexes)) assertStoreName('index', name);
+    const now = this.#clock.now();
+    if (!this.#db.row(`SELECT 1 AS found FROM records WHERE namespace = ? AND key = ? AND ${live}`, namespace, key, now)) return false;
+    const present = new Set(
+      this.#db.rows<{ index_name: string }>('SELECT index_name FROM record_indexes WHERE namespace = ? AND key = ?', namespace, key).map((row) => row.index_name),
+    );
+    const added = Object.entries(indexes).filter(([name]) => !present.has(name));
+    // Nothing to add is the common case (an upgrade's backfill at every start): a read, no write transaction.
+    if (added.length === 0) return true;
+    return this.#db.write(() => {
+      if (!this.#db.row(`SELECT 1 AS found FROM records WHERE namespace = ? AND key = ? AND ${live}`, namespace, key, now)) return false;
+      for (const [name, value] of added) {
+        // An index the record has keeps its value: one value per index name, as `set` writes them.
+        this.#db.run(
+          `INSERT OR IGNORE INTO record_indexes (namespace, index_name, index_value, key)
+           SELECT ?, ?, ?, ? WHERE NOT EXISTS (SELECT 1 FROM record_indexes WHERE namespace = ? AND key = ? AND index_name = ?)`,
+          namespace, name, value, key, namespace, key, name,
+        );
+      }
+      return true;
+    });
+  }
+
   async findByIndex<T>(namespace: string, index: string, value: string): Promise<StoreEntry<T>[]> {
     assertStoreName('namespace', namespace);
     assertStoreName('index', index);

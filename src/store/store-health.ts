@@ -70,6 +70,7 @@ export function guardStoreHealth(store: Store, options: StoreHealthOptions = {})
     delete: (namespace, key) => guarded(() => store.delete(namespace, key)),
     consume: (namespace, key) => guarded(() => store.consume(namespace, key)),
     findByIndex: (namespace, index, value) => guarded(() => store.findByIndex(namespace, index, value)),
+    addIndexes: (namespace, key, indexes) => guarded(() => store.addIndexes(namespace, key, indexes)),
     deleteByIndex: (namespace, index, value) => guarded(() => store.deleteByIndex(namespace, index, value)),
     list: (namespace, listOptions) => guarded(() => store.list(namespace, listOptions)),
     increment: (namespace, key, ttlSeconds, by) => guarded(() => store.increment(namespace, key, ttlSeconds, by)),

@@ -60,6 +60,12 @@ export interface Store {
   consume<T>(namespace: string, key: string): Promise<T | undefined>;
 
   findByIndex<T>(namespace: string, index: string, value: string): Promise<StoreEntry<T>[]>;
+  /**
+   * Adds index values to a live record without touching its value or TTL; an index the record already has keeps its
+   * value. False when there is no live record. For indexes declared after records were written (an upgrade), where
+   * rewriting the value could undo a concurrent write.
+   */
+  addIndexes(namespace: string, key: string, indexes: Record<string, string>): Promise<boolean>;
   deleteByIndex(namespace: string, index: string, value: string): Promise<number>;
   list<T>(namespace: string, options?: ListOptions): Promise<StoreEntry<T>[]>;
 

@@ -153,6 +153,15 @@ describe('admin CLI against a SQLite store seeded through the oidc adapter', () 
     assert.deepEqual(byClient.map((grant) => grant.grantId), [GRANTS.bobDcr]);
   });
 
+  it('finds a grant written before the grant indexes existed, as the first command run after an upgrade', async () => {
+    const now = Math.floor(clock.now() / 1000);
+    const old = { kind: 'Grant', accountId: 'tenant-1/dana', clientId: 'old-client', iat: now - 60, exp: now + 3600, openid: { scope: 'openid' } };
+    await inspect.set(GRANT_NAMESPACE, 'grant-before-indexes', old, { ttlSeconds: 3600 });
+    const { grants: dana } = await json<{ grants: { grantId: string }[] }>('grants', 'list', '--user', 'tenant-1/dana');
+    assert.deepEqual(dana.map((grant) => grant.grantId), ['grant-before-indexes']);
+    await inspect.delete(GRANT_NAMESPACE, 'grant-before-indexes');
+  });
+
   it('lists users with last seen and grant counts', async () => {
     const { users: listed } = await json<{ users: { subject: string; activeGrants: number; email: string }[] }>('users', 'list');
     assert.deepEqual(listed.map((user) => [user.subject, user.activeGrants]).sort(), [[ALICE.subject, 2], [BOB.subject, 2]]);

@@ -10,6 +10,9 @@ import type { CliIo } from '../../src/cli/command.ts';
 import { startGateway } from '../../src/app/start-gateway.ts';
 import { startCommand } from '../../src/cli/commands/start.ts';
 import { runCli } from '../../src/cli/main.ts';
+import { GRANT_NAMESPACE } from '../../src/admin/admin-deps.ts';
+import { systemClock } from '../../src/runtime/clock.ts';
+import { createSqliteStore } from '../../src/store/sqlite-store.ts';
 
 function captureIo(cwd: string): CliIo & { out: string[]; err: string[] } {
   const out: string[] = [];
@@ -62,6 +65,29 @@ describe('gatehouse start', () => {
     assert.equal(await running.lifecycle.stopped, 0);
     assert.equal(closedParts, true);
     await assert.rejects(fetch(`${running.url}/healthz`));
+  });
+
+  it('gives grants written before the grant indexes existed their indexes before anything is served', async () => {
+    const file = join(dir, 'gatehouse.db');
+    const before = await createSqliteStore({ path: file, clock: systemClock, purgeIntervalMs: 0 });
+    await before.set(GRANT_NAMESPACE, 'grant-from-before', { kind: 'Grant', accountId: 'someone', clientId: 'some-client' }, { ttlSeconds: 600 });
+    await before.close();
+    const signals = new EventEmitter();
+    let found: string[] | undefined;
+    const running = await startGateway({
+      file: configFile,
+      port: '0',
+      logLevel: 'silent',
+      io: captureIo(dir),
+      signals,
+      assembleParts: async (ctx) => {
+        found = (await ctx.store.findByIndex(GRANT_NAMESPACE, 'accountId', 'someone')).map((entry) => entry.key);
+        return { plugins: [] };
+      },
+    });
+    signals.emit('SIGTERM');
+    assert.equal(await running.lifecycle.stopped, 0);
+    assert.deepEqual(found, ['grant-from-before']);
   });
 
   describe('when the port is taken', () => {

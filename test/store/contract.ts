@@ -121,6 +121,27 @@ export function runStoreContract(name: string, factory: () => Promise<StoreUnder
       assert.deepEqual(await store.get('jti', 'race'), { caller: winner });
     });
 
+    it('addIndexes adds index values to a live record, keeping its value, TTL and the indexes it has', async () => {
+      const value = { accountId: 'u1', empty: [], nested: { list: [] } };
+      await store.set('grant', 'g1', value, { ttlSeconds: 1, indexes: { clientId: 'c-old' } });
+      assert.equal(await store.addIndexes('grant', 'g1', { accountId: 'u1', clientId: 'c-new' }), true);
+      assert.deepEqual(await store.get('grant', 'g1'), value, 'the value comes back as it was written');
+      assert.deepEqual((await store.findByIndex('grant', 'accountId', 'u1')).map((e) => e.key), ['g1']);
+      assert.deepEqual((await store.findByIndex('grant', 'clientId', 'c-old')).map((e) => e.key), ['g1']);
+      assert.deepEqual(await store.findByIndex('grant', 'clientId', 'c-new'), [], 'an index the record had keeps its value');
+      assert.equal(await store.addIndexes('grant', 'g1', { accountId: 'u1' }), true, 'adding again is a no-op');
+      assert.equal(await store.addIndexes('grant', 'missing', { accountId: 'u1' }), false);
+      assert.deepEqual((await store.findByIndex('grant', 'accountId', 'u1')).map((e) => e.key), ['g1']);
+
+      // A later set replaces the added index like any other; deleting the record drops it.
+      await store.set('grant', 'g1', value, { ttlSeconds: 1, indexes: { accountId: 'u2' } });
+      assert.deepEqual(await store.findByIndex('grant', 'accountId', 'u1'), []);
+      await subject.advance(1100);
+      assert.equal(await store.get('grant', 'g1'), undefined, 'the TTL was kept');
+      assert.equal(await store.addIndexes('grant', 'g1', { accountId: 'u3' }), false, 'an expired record is not there');
+      await assert.rejects(store.addIndexes('grant', 'g2', { 'bad name!': 'x' }));
+    });
+
     it('finds and deletes records by index, and a re-set replaces the indexes', async () => {
       await store.set('token', 't1', { n: 1 }, { indexes: { grantId: 'g1', userId: 'u1' } });
       await store.set('token', 't2', { n: 2 }, { indexes: { grantId: 'g1', userId: 'u2' } });

@@ -40,6 +40,7 @@ export function createFakeStore(): FakeStore {
     delete: notInFake('delete'),
     consume: notInFake('consume'),
     findByIndex: notInFake('findByIndex'),
+    addIndexes: notInFake('addIndexes'),
     deleteByIndex: notInFake('deleteByIndex'),
     list: notInFake('list'),
     increment: notInFake('increment'),

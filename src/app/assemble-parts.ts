@@ -11,6 +11,8 @@ import { createMetrics, type GatehouseMetrics } from '../observability/metrics.t
 import { createAuthorizationServer, type AuthorizationServerDeps } from '../authorization/authorization-server.ts';
 import { createTokenBroker } from '../broker/token-broker.ts';
 import { registerTokenExchangeGrant } from '../broker/token-exchange-grant.ts';
+import { requestDpopProof } from '../authorization/grants/dpop-binding.ts';
+import type { KoaContextWithOIDC } from 'oidc-provider';
 import type { DemoComponents } from '../demo/run-demo.ts';
 import { createGatewayPlugin } from '../proxy/gateway-plugin.ts';
 import { createRevokedGrantsCache } from '../grants/revoked-grants.ts';
@@ -132,7 +134,16 @@ export async function assembleGatewayParts(baseCtx: GatehouseContext, options: A
       endGrant,
       grantTypes: [
         (provider) =>
-          registerTokenExchangeGrant(provider, { config, publicUrl: ctx.publicUrl, keyring: ctx.keyring, clock: ctx.clock, broker, revokedGrants, recordAudit: (entry) => audit.record(entry) }),
+          registerTokenExchangeGrant(provider, {
+            config,
+            publicUrl: ctx.publicUrl,
+            keyring: ctx.keyring,
+            clock: ctx.clock,
+            broker,
+            revokedGrants,
+            recordAudit: (entry) => audit.record(entry),
+            checkDpopProof: (grantCtx) => requestDpopProof(provider, grantCtx as unknown as KoaContextWithOIDC),
+          }),
       ],
       ...(options.clientMetadataFetch ? { clientMetadataFetch: options.clientMetadataFetch } : {}),
     });

@@ -239,6 +239,11 @@ declare module 'oidc-provider/lib/helpers/validate_dpop.js' {
   export function checkDpopReplay(provider: Provider, ctx: KoaContextWithOIDC, dPoP: { jti: string } | undefined, clientId: string): Promise<void>;
 }
 
+declare module 'oidc-provider/lib/helpers/challenge.js' {
+  /** Seconds a DPoP proof's `iat` may be from now, either way, when it carries no nonce. */
+  export const CHALLENGE_OK_WINDOW: number;
+}
+
 declare module 'oidc-provider/lib/helpers/sender_constraints.js' {
   import type Provider from 'oidc-provider';
   import type { KoaContextWithOIDC } from 'oidc-provider';

@@ -35,6 +35,13 @@ export interface TokenExchangeGrantDeps {
   revokedGrants: Pick<RevokedGrantsCache, 'isRevoked' | 'isCurrent'>;
   /** The gateway's audit log (src/proxy/audit.ts), which every exchange is recorded in. */
   recordAudit?: (entry: AuditRecord) => void;
+  /**
+   * Checks the request's DPoP proof and uses it up, as every grant at /token must (RFC 9449 §5): a bad proof is
+   * refused (`invalid_dpop_proof`) whatever the grant. The downstream token is the IdP's, so it is never bound to the
+   * proof's key: the answer's `token_type: Bearer` says so (§5). The authorization server's own check
+   * (src/authorization/grants/dpop-binding.ts), passed in so the broker does not reach into the provider.
+   */
+  checkDpopProof: (ctx: GrantContext) => Promise<unknown>;
 }
 
 type ExchangeAudit = Pick<AuditRecord, 'route' | 'method'> & Partial<Pick<AuditRecord, 'user' | 'client'>>;
@@ -46,8 +53,24 @@ export interface GrantContext {
   set(field: string, value: string): void;
 }
 
+/** What a middleware of the provider sees of a token request once it has been answered. */
+interface AnsweredRequest {
+  oidc?: { route?: string; body?: Record<string, unknown>; client?: { clientId: string } };
+  status: number;
+  body: unknown;
+}
+
 export interface GrantRegistry {
   registerGrantType(name: string, handler: (ctx: GrantContext) => Promise<void>, params?: string[] | Set<string>): void;
+  use(middleware: (ctx: AnsweredRequest, next: () => Promise<void>) => Promise<void>): void;
+}
+
+/** Status and code of a refusal: ours (TokenEndpointError) or oidc-provider's (its errors carry both); else a 500. */
+function refusalOf(error: unknown): { status: number; reason: string } {
+  if (error instanceof TokenEndpointError) return { status: error.status, reason: error.error };
+  const { status, error: code } = (typeof error === 'object' && error !== null ? error : {}) as { status?: unknown; error?: unknown };
+  if (typeof status === 'number' && status >= 400 && status < 600 && typeof code === 'string') return { status, reason: code };
+  return { status: 500, reason: 'server_error' };
 }
 
 /**
@@ -74,7 +97,7 @@ function single(params: Record<string, unknown>, name: string): string | undefin
 }
 
 export function registerTokenExchangeGrant(provider: GrantRegistry, deps: TokenExchangeGrantDeps): void {
-  const { config, publicUrl, keyring, clock, broker, revokedGrants, recordAudit } = deps;
+  const { config, publicUrl, keyring, clock, broker, revokedGrants, recordAudit, checkDpopProof } = deps;
   // Resource URL of each route → the downstream APIs its backend may obtain (`routes[].downstream`).
   const routeDownstream = new Map(config.routes.map((route) => [publicUrl + route.path, new Set(route.downstream)]));
   const clients = new Map(config.authorization.clients.map((client) => [client.clientId, client]));
@@ -116,15 +139,16 @@ export function registerTokenExchangeGrant(provider: GrantRegistry, deps: TokenE
    * assertion was forwarded to (`routes[].downstream`) allow it: an assertion a backend received for one route cannot
    * be turned into tokens another route's backend may have.
    */
-  function resolveDownstream(clientId: string, route: string, resource: string | undefined, scopes: string[]): DownstreamConfig {
+  function resolveDownstream(clientId: string, route: string, target: { resource?: string; audience?: string }, scopes: string[]): DownstreamConfig {
     const byClient = new Set(clients.get(clientId)?.allowedDownstream ?? []);
     const byRoute = routeDownstream.get(route) ?? new Set<string>();
     const allowed = new Set([...byClient].filter((name) => byRoute.has(name)));
+    const { resource, audience } = target;
+    // `resource` is the API's URI; `audience` its URI or its logical name (the downstream's `name`, §2.1).
+    const named = (entry: DownstreamConfig) =>
+      resource !== undefined ? entry.audience === resource : audience === undefined || entry.audience === audience || entry.name === audience;
     const matches = config.broker.downstream.filter(
-      (entry) =>
-        (resource === undefined || entry.audience === resource) &&
-        scopes.every((scope) => entry.scopes.includes(scope)) &&
-        (resource !== undefined || scopes.length > 0),
+      (entry) => named(entry) && scopes.every((scope) => entry.scopes.includes(scope)) && (resource !== undefined || audience !== undefined || scopes.length > 0),
     );
     const permitted = matches.find((entry) => allowed.has(entry.name));
     if (!permitted) {
@@ -138,7 +162,11 @@ export function registerTokenExchangeGrant(provider: GrantRegistry, deps: TokenE
    * for whom, or why it was refused. Route: the one the subject token was forwarded on, `/token` before that is known.
    * Method `token-exchange <downstream>`. Never a token.
    */
+  /** The requests whose exchange the handler recorded; the middleware below records the ones refused before it. */
+  const recorded = new WeakSet<object>();
+
   async function handleTokenExchange(ctx: GrantContext): Promise<void> {
+    recorded.add(ctx);
     const started = clock.now();
     const entry: ExchangeAudit = { route: '/token', method: 'token-exchange' };
     const clientId = ctx.oidc.client?.clientId;
@@ -147,8 +175,7 @@ export function registerTokenExchangeGrant(provider: GrantRegistry, deps: TokenE
       await exchange(ctx, entry);
       recordAudit?.({ ...entry, time: started, outcome: 'allowed', status: 200, durationMs: clock.now() - started, bytesIn: 0, bytesOut: 0 });
     } catch (error) {
-      const status = error instanceof TokenEndpointError ? error.status : 500;
-      const reason = error instanceof TokenEndpointError ? error.error : 'server_error';
+      const { status, reason } = refusalOf(error);
       recordAudit?.({ ...entry, time: started, outcome: status >= 500 ? 'error' : 'denied', status, reason, durationMs: clock.now() - started, bytesIn: 0, bytesOut: 0 });
       throw error;
     }
@@ -161,6 +188,8 @@ export function registerTokenExchangeGrant(provider: GrantRegistry, deps: TokenE
       // Token exchange is for pre-registered backends only, never for dynamically registered MCP clients.
       throw new TokenEndpointError('unauthorized_client', 'Only pre-registered backend clients may use token exchange.');
     }
+    // The proof first, as every grant checks it: a bad one is refused before the subject token is looked at.
+    await checkDpopProof(ctx);
     const subjectToken = single(params, 'subject_token');
     const subjectTokenType = single(params, 'subject_token_type');
     if (!subjectToken || !subjectTokenType) {
@@ -176,15 +205,18 @@ export function registerTokenExchangeGrant(provider: GrantRegistry, deps: TokenE
     if (params.actor_token !== undefined) {
       throw new TokenEndpointError('invalid_request', 'Delegation (`actor_token`) is not supported.');
     }
+    // §2.1: `actor_token_type` is required with `actor_token` and must not be sent without it.
+    if (params.actor_token_type !== undefined) {
+      throw new TokenEndpointError('invalid_request', '`actor_token_type` was given without `actor_token`.');
+    }
     const resource = single(params, 'resource');
     const audience = single(params, 'audience');
-    const target = resource ?? audience;
     const scopes = (single(params, 'scope') ?? '').split(' ').filter(Boolean);
 
     const { subject, route } = await verifySubjectToken(subjectToken);
     entry.user = subject;
     entry.route = route.slice(publicUrl.length);
-    const downstream = resolveDownstream(clientId, route, target, scopes);
+    const downstream = resolveDownstream(clientId, route, { ...(resource === undefined ? {} : { resource }), ...(audience === undefined ? {} : { audience }) }, scopes);
     entry.method = `token-exchange ${downstream.name}`;
     // Both name the target (§2.1): `audience` as its URI or its logical name (the downstream's `name`). One naming
     // another target than `resource` is no request the backend could mean; it was ignored.
@@ -208,6 +240,31 @@ export function registerTokenExchangeGrant(provider: GrantRegistry, deps: TokenE
       scope: token.scopes.join(' '),
     };
   }
+
+  // Refusals the provider makes before the handler runs (no or failed client authentication, a client not
+  // registered for the grant, a parameter given twice) are exchanges refused too: recorded with what is known.
+  provider.use(async (ctx, next) => {
+    await next();
+    if (recordAudit === undefined || recorded.has(ctx) || ctx.oidc?.route !== 'token' || ctx.status < 400) return;
+    const grantType = ctx.oidc.body?.grant_type;
+    if (grantType !== TOKEN_EXCHANGE_GRANT && !(Array.isArray(grantType) && grantType.includes(TOKEN_EXCHANGE_GRANT))) return;
+    const code = (ctx.body as { error?: unknown } | undefined)?.error;
+    // The provider found the client the request named even when its authentication failed: only a client that
+    // proved who it is is recorded as one.
+    const clientId = code === 'invalid_client' ? undefined : ctx.oidc.client?.clientId;
+    recordAudit({
+      time: clock.now(),
+      route: '/token',
+      method: 'token-exchange',
+      ...(clientId === undefined ? {} : { client: clientId }),
+      outcome: ctx.status >= 500 ? 'error' : 'denied',
+      status: ctx.status,
+      reason: typeof code === 'string' ? code : 'invalid_request',
+      durationMs: 0,
+      bytesIn: 0,
+      bytesOut: 0,
+    });
+  });
 
   provider.registerGrantType(TOKEN_EXCHANGE_GRANT, handleTokenExchange, [
     'subject_token',

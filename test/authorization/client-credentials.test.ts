@@ -180,6 +180,19 @@ describe('client credentials: agents without a browser', () => {
     assert.equal(((await replay.json()) as { error: string }).error, 'invalid_dpop_proof');
   });
 
+  it("keeps a DPoP proof's replay record for as long as the proof is accepted, also for one dated ahead of the clock", async () => {
+    // oidc-provider accepts a proof until its `iat` + 300 s but gave the record `now` + 300 s: a proof dated 295 s
+    // ahead could be used once more in the ≈ 5 minutes between.
+    const key = await createDpopKey();
+    const iat = Math.floor(Date.now() / 1000) + 295;
+    const proof = await dpopProof(key, { htm: 'POST', htu: `${stack.server.publicUrl}/token`, iat });
+    const issued = await token({ grant_type: 'client_credentials', resource: `${stack.server.publicUrl}/mcp` }, { ...basic('report-bot', SECRET), dpop: proof });
+    assert.equal(issued.status, 200, await issued.clone().text());
+    const records = await stack.server.store.list('oidc:ReplayDetection');
+    const longest = Math.max(...records.map((record) => record.expiresAt ?? 0));
+    assert.ok(longest >= (iat + 300) * 1000, `the record lives until ${new Date(longest).toISOString()}, the proof is accepted until ${new Date((iat + 300) * 1000).toISOString()}`);
+  });
+
   it('answers a flood of wrong secrets for a configured client 401 or 503 (never 500), and still serves the client that knows its secret', async () => {
     // A client id is no secret, and each wrong secret for a configured client cost a scrypt derivation: the checks now
     // run one at a time with a few waiting, the rest answered 503, and a secret already proved skips the queue.

@@ -5,6 +5,9 @@ import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/cli
 import { createLocalJWKSet, exportJWK, generateKeyPair, SignJWT, type CryptoKey } from 'jose';
 import { createMetrics } from '../../src/observability/metrics.ts';
 import { createRevokedGrantsCache, type RevokedGrantsCache } from '../../src/grants/revoked-grants.ts';
+import { requestDpopProof } from '../../src/authorization/grants/dpop-binding.ts';
+import type { KoaContextWithOIDC } from 'oidc-provider';
+import { createDpopKey, dpopProof } from '../support/dpop.ts';
 import { registerTokenExchangeGrant, TOKEN_EXCHANGE_GRANT } from '../../src/broker/token-exchange-grant.ts';
 import { createTokenBroker } from '../../src/broker/token-broker.ts';
 import type { TokenBroker } from '../../src/broker/types.ts';
@@ -99,7 +102,7 @@ describe('backend token exchange through the gateway', () => {
       keyring,
       ...settings,
       routes,
-      deps: { metrics, grantTypes: [(provider) => registerTokenExchangeGrant(provider, { config, publicUrl, keyring, clock: systemClock, broker: lazyBroker, revokedGrants: lazyRevokedGrants })] },
+      deps: { metrics, grantTypes: [(provider) => registerTokenExchangeGrant(provider, { config, publicUrl, keyring, clock: systemClock, broker: lazyBroker, revokedGrants: lazyRevokedGrants, checkDpopProof: (grantCtx) => requestDpopProof(provider, grantCtx as unknown as KoaContextWithOIDC) })] },
     });
     revokedGrants = createRevokedGrantsCache({ store: gateway.store, clock: systemClock });
     await revokedGrants.start();
@@ -160,6 +163,33 @@ describe('backend token exchange through the gateway', () => {
     }
     // The second assertion hit the broker's cache: still one exchange at the IdP.
     assert.equal(upstream.calls.exchange.length, 1);
+  });
+
+  it('checks a DPoP proof sent with an exchange (RFC 9449 §5) and answers Bearer, as the IdP token cannot be bound', async () => {
+    const exchange = async (dpop: string) =>
+      fetch(`${publicUrl}/token`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded', dpop },
+        body: new URLSearchParams({
+          grant_type: TOKEN_EXCHANGE_GRANT,
+          client_id: 'graph-server',
+          client_secret: backendSecret,
+          subject_token: await assertion(),
+          subject_token_type: 'urn:ietf:params:oauth:token-type:jwt',
+          audience: 'graph',
+        }),
+      });
+    const garbage = await exchange('garbage');
+    assert.deepEqual([garbage.status, ((await garbage.json()) as { error: string }).error], [400, 'invalid_dpop_proof']);
+    const key = await createDpopKey();
+    const proof = await dpopProof(key, { htm: 'POST', htu: `${publicUrl}/token` });
+    const valid = await exchange(proof);
+    const body = (await valid.json()) as { token_type?: string; access_token?: string };
+    assert.equal(valid.status, 200, JSON.stringify(body));
+    assert.equal(body.token_type, 'Bearer');
+    if (body.access_token) graphTokens.push(body.access_token);
+    const replayed = await exchange(proof);
+    assert.deepEqual([replayed.status, ((await replayed.json()) as { error: string }).error], [400, 'invalid_dpop_proof']);
   });
 
   it('keeps the downstream token out of the gateway\'s and the backend\'s logs', async () => {

@@ -4,7 +4,8 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, beforeEach, describe, it } from 'node:test';
 import { SignJWT } from 'jose';
-import Provider from 'oidc-provider';
+import Provider, { type KoaContextWithOIDC } from 'oidc-provider';
+import { requestDpopProof } from '../../src/authorization/grants/dpop-binding.ts';
 import {
   ACCESS_TOKEN_TYPE,
   JWT_TOKEN_TYPE,
@@ -80,7 +81,7 @@ describe('RFC 8693 token exchange grant for backends', () => {
       })),
       features: { devInteractions: { enabled: false } },
     });
-    registerTokenExchangeGrant(provider, { config, publicUrl: issuer, keyring, clock, broker, revokedGrants, recordAudit: (entry) => audited.push(entry) });
+    registerTokenExchangeGrant(provider, { config, publicUrl: issuer, keyring, clock, broker, revokedGrants, recordAudit: (entry) => audited.push(entry), checkDpopProof: (grantCtx) => requestDpopProof(provider, grantCtx as unknown as KoaContextWithOIDC) });
     server.on('request', provider.callback());
   });
   after(async () => {
@@ -254,9 +255,52 @@ describe('RFC 8693 token exchange grant for backends', () => {
     assert.equal(same.status, 200);
     const audienceOnly = await exchange({ subject_token: token, subject_token_type: JWT_TOKEN_TYPE, audience: 'https://graph.microsoft.com' });
     assert.equal(audienceOnly.status, 200);
-    // `audience` as a logical name (RFC 8693 §2.1): the downstream's configured name.
+    // `audience` as a logical name (RFC 8693 §2.1): the downstream's configured name, with `resource` or alone.
     const logical = await exchange({ subject_token: token, subject_token_type: JWT_TOKEN_TYPE, resource: 'https://graph.microsoft.com', audience: 'graph' });
     assert.equal(logical.status, 200);
+    const nameOnly = await exchange({ subject_token: token, subject_token_type: JWT_TOKEN_TYPE, audience: 'graph' });
+    assert.equal(nameOnly.status, 200, JSON.stringify(nameOnly.body));
+    const otherName = await exchange({ subject_token: token, subject_token_type: JWT_TOKEN_TYPE, audience: 'payroll' });
+    assert.deepEqual([otherName.status, otherName.body.error], [400, 'invalid_target']);
+  });
+
+  it('refuses `actor_token_type` without `actor_token` (RFC 8693 §2.1), as it refuses `actor_token`', async () => {
+    const token = await assertion();
+    const fields = { subject_token: token, subject_token_type: JWT_TOKEN_TYPE, resource: 'https://graph.microsoft.com' };
+    const typeOnly = await exchange({ ...fields, actor_token_type: JWT_TOKEN_TYPE });
+    assert.deepEqual([typeOnly.status, typeOnly.body.error], [400, 'invalid_request']);
+    const actor = await exchange({ ...fields, actor_token: token, actor_token_type: JWT_TOKEN_TYPE });
+    assert.deepEqual([actor.status, actor.body.error], [400, 'invalid_request']);
+    assert.deepEqual(brokerCalls, []);
+  });
+
+  it('records the exchanges the provider refuses before the grant runs: bad client credentials, a client without the grant, a parameter twice', async () => {
+    audited.length = 0;
+    const token = await assertion();
+    const fields = { subject_token: token, subject_token_type: JWT_TOKEN_TYPE, resource: 'https://graph.microsoft.com' };
+    const badSecret = await exchange(fields, { id: 'graph-backend', secret: 'wrong-secret-0123456789abcdef' });
+    assert.equal(badSecret.status, 401);
+    const twice = await fetch(`${issuer}/token`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: `${new URLSearchParams({ grant_type: TOKEN_EXCHANGE_GRANT, client_id: 'graph-backend', client_secret: backendSecret, ...fields })}&resource=api%3A%2F%2Fpayroll`,
+    });
+    assert.equal(twice.status, 400);
+    const other = await fetch(`${issuer}/token`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ grant_type: 'refresh_token', refresh_token: 'nope', client_id: 'graph-backend', client_secret: backendSecret }),
+    });
+    assert.equal(other.status, 400);
+    assert.deepEqual(
+      audited.map(({ client, route, method, outcome, status, reason }) => ({ client, route, method, outcome, status, reason })),
+      [
+        { client: undefined, route: '/token', method: 'token-exchange', outcome: 'denied', status: 401, reason: 'invalid_client' },
+        { client: 'graph-backend', route: '/token', method: 'token-exchange', outcome: 'denied', status: 400, reason: 'invalid_request' },
+      ],
+      'the refresh request is no exchange and is not recorded',
+    );
+    assert.ok(!JSON.stringify(audited).includes(token));
   });
 
   it('records every exchange in the audit log: who obtained which downstream token for whom, or why not; never a token', async () => {

@@ -15,13 +15,15 @@ export interface ExpandedReferences {
   /** Paths whose whole value was one reference: these may be converted to numbers or booleans. */
   wholeValue: PropertyKey[][];
   problems: string[];
+  /** Path labels of the values with a problem: the schema's complaints about them would say the same again. */
+  problemLabels: Set<string>;
 }
 
 const REFERENCE = /\$\$\{|\$\{([^}]*)\}?/g;
 const VARIABLE_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
 export function expandEnvReferences(data: unknown, env: NodeJS.ProcessEnv): ExpandedReferences {
-  const result: ExpandedReferences = { value: undefined, expanded: new Set(), wholeValue: [], problems: [] };
+  const result: ExpandedReferences = { value: undefined, expanded: new Set(), wholeValue: [], problems: [], problemLabels: new Set() };
   result.value = walk(data, [], env, result);
   return result;
 }
@@ -38,6 +40,7 @@ function walk(value: unknown, path: PropertyKey[], env: NodeJS.ProcessEnv, resul
 function expandString(text: string, path: PropertyKey[], env: NodeJS.ProcessEnv, result: ExpandedReferences): string {
   if (!text.includes('${')) return text;
   const label = pathLabel(path);
+  const problemsBefore = result.problems.length;
   let references = 0;
   const expanded = text.replace(REFERENCE, (match: string, name: string | undefined) => {
     if (match === '$${') return '${';
@@ -57,6 +60,7 @@ function expandString(text: string, path: PropertyKey[], env: NodeJS.ProcessEnv,
     }
     return replacement;
   });
+  if (result.problems.length > problemsBefore) result.problemLabels.add(label);
   if (references > 0) {
     result.expanded.add(label);
     if (/^\$\{[A-Za-z_][A-Za-z0-9_]*\}$/.test(text)) result.wholeValue.push(path);

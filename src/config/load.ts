@@ -51,12 +51,17 @@ export function loadConfig(options: LoadConfigOptions): LoadedConfig {
   const source = fileOption;
   const sensitive = new Set<string>();
   let raw: Record<string, unknown>;
+  // Every problem at once: an unset variable is reported with the file's other mistakes, not before them, so an
+  // operator fixing a config does not run the check once per kind of mistake.
+  let referenceProblems: string[] = [];
+  let referenceLabels = new Set<string>();
 
   if (file === undefined) {
     raw = { mode: 'demo' };
   } else {
     const expanded = expandEnvReferences(readConfigFile(file, source ?? file), options.env);
-    if (expanded.problems.length > 0) throw new ConfigError(expanded.problems, source);
+    referenceProblems = expanded.problems;
+    referenceLabels = expanded.problemLabels;
     raw = expanded.value as Record<string, unknown>;
     for (const label of expanded.expanded) sensitive.add(label);
     for (const path of expanded.wholeValue) convertWholeReference(raw, path);
@@ -71,8 +76,13 @@ export function loadConfig(options: LoadConfigOptions): LoadedConfig {
   for (const override of applied) if (override.secret) sensitive.add(override.path);
   const parsed = configSchema.safeParse(raw);
   if (!parsed.success) {
-    throw new ConfigError(formatIssues(parsed.error.issues, { root: configSchema, data: raw, origins, sensitive }), source);
+    const schemaProblems = formatIssues(parsed.error.issues, { root: configSchema, data: raw, origins, sensitive });
+    // A value whose reference could not be expanded still holds the reference text: what the schema says about it
+    // (not a URL, not a number) is the same problem seen again.
+    const others = schemaProblems.filter((problem) => ![...referenceLabels].some((label) => problem.startsWith(`${label}:`)));
+    throw new ConfigError([...referenceProblems, ...others], source);
   }
+  if (referenceProblems.length > 0) throw new ConfigError(referenceProblems, source);
 
   const config = parsed.data;
   resolveFilePaths(config, options.cwd);

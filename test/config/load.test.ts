@@ -230,6 +230,19 @@ describe('loadConfig: ${ENV} references', () => {
     assert.deepEqual(problems, ['upstream.clientAuth.clientSecret: environment variable GH_TEST_SECRET is not set — set it in the environment Gatehouse runs in']);
   });
 
+  it("reports a missing variable together with the file's other problems, and not again as the schema sees it", () => {
+    const text = withSecret.replace('https://gatehouse.example.com', '${GH_TEST_URL}').replace('server:', 'server:\n  port: 80.5');
+    const problems = problemsOf(text);
+    assert.deepEqual(
+      [...problems].sort(),
+      [
+        'server.port: expected a whole number, got 80.5',
+        'server.publicUrl: environment variable GH_TEST_URL is not set — set it in the environment Gatehouse runs in',
+        'upstream.clientAuth.clientSecret: environment variable GH_TEST_SECRET is not set — set it in the environment Gatehouse runs in',
+      ],
+    );
+  });
+
   it('keeps $${ as a literal ${ and expands several references in one value', () => {
     const loaded = load(VALID.replace('clientId: gatehouse', () => 'clientId: "$${literal}-${GH_A}-${GH_B}"'), { GH_A: 'a', GH_B: 'b' });
     assert.equal(loaded.config.upstream?.clientId, '${literal}-a-b');

@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type Provider from 'oidc-provider';
 import type { Logger } from 'pino';
-import type { Keyring } from '../keys/keyring.ts';
+import { onKeyringChange, type Keyring } from '../keys/keyring.ts';
 
 /**
  * The provider instance in use. oidc-provider copies its signing keys (and cookie keys) when it is constructed, so
@@ -18,30 +18,20 @@ export interface CurrentProvider {
   close(): void;
 }
 
-interface ChangeNotifyingKeyring extends Keyring {
-  onChange(listener: () => void): () => void;
-}
-
-function notifiesChanges(keyring: Keyring): keyring is ChangeNotifyingKeyring {
-  return typeof (keyring as Partial<ChangeNotifyingKeyring>).onChange === 'function';
-}
-
 export function followKeyring(build: () => Provider, keyring: Keyring, logger: Logger): CurrentProvider {
   let provider = build();
   let handler = provider.callback();
-  const stop = notifiesChanges(keyring)
-    ? keyring.onChange(() => {
-        try {
-          const next = build();
-          provider = next;
-          handler = next.callback();
-          logger.info('authorization server rebuilt with the reloaded signing keys');
-        } catch (error) {
-          // Keep serving with the previous keys: they are still in the key set until pruned.
-          logger.error({ err: error }, 'could not rebuild the authorization server after a key change');
-        }
-      })
-    : () => {};
+  const stop = onKeyringChange(keyring, () => {
+    try {
+      const next = build();
+      provider = next;
+      handler = next.callback();
+      logger.info('authorization server rebuilt with the reloaded signing keys');
+    } catch (error) {
+      // Keep serving with the previous keys: they are still in the key set until pruned.
+      logger.error({ err: error }, 'could not rebuild the authorization server after a key change');
+    }
+  });
   return {
     get: () => provider,
     handle: (req, res) => handler(req, res),

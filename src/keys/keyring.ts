@@ -30,3 +30,18 @@ export interface Keyring {
   /** Opens a sealed value with whichever key sealed it; throws SealError if tampered or the key is gone. */
   unseal(sealed: string, context: string): string;
 }
+
+/** A keyring that reloads (load-keyring.ts) and says when its keys changed. */
+export interface ChangeNotifyingKeyring extends Keyring {
+  onChange(listener: () => void): () => void;
+}
+
+/**
+ * Calls `listener` after every change of the keyring's keys; returns how to stop. A keyring that never changes (a
+ * test's fixed one) never calls it. For what is kept per key outside the keyring — imported keys, verified tokens,
+ * signed assertions — which must go when a key leaves the set.
+ */
+export function onKeyringChange(keyring: Keyring, listener: () => void): () => void {
+  const notifying = keyring as Partial<ChangeNotifyingKeyring>;
+  return typeof notifying.onChange === 'function' ? notifying.onChange.call(keyring, listener) : () => {};
+}

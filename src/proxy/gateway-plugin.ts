@@ -78,6 +78,7 @@ export function createGatewayPlugin(ctx: GatehouseContext, deps: GatewayDeps): F
     });
     app.addHook('onClose', async () => {
       stopClosingStreams();
+      runtime.stopFollowingKeys();
       await runtime.sessions.stop();
       await runtime.rateLimiter.stop();
       await Promise.all(states.map((state) => state.backend.close()));

@@ -31,6 +31,8 @@ import { atMostEvery } from '../runtime/log-throttle.ts';
 export interface GatewayRuntime {
   ctx: GatehouseContext;
   verifyAccessToken: VerifyAccessToken;
+  /** The verifier and the assertion signer drop what they keep per key when the keyring changes; this stops that. */
+  stopFollowingKeys(): void;
   accounts: AccountCache;
   forwarder: IdentityForwarder;
   /** A backend's `insufficient_claims` 401, turned into the gateway's own step-up challenge (backend-step-up.ts). */
@@ -70,21 +72,23 @@ export function createGatewayRuntime(ctx: GatehouseContext, deps: GatewayDeps): 
   const { store, clock, keyring, random, logger, publicUrl, config } = ctx;
   const origins = createOriginPolicy(publicUrl, config.server.allowedOrigins);
   const endGrant = deps.endGrant ?? createEndGrant({ store, clock, accessTokenTtlSeconds: config.authorization.accessTokenTtlSeconds });
+  const verifyAccessToken = createAccessTokenVerifier({
+    keyring,
+    issuer: publicUrl,
+    clock,
+    revokedGrants: deps.revokedGrants,
+    verifyDpopProof: createDpopProofVerifier({ store, clock, nonces: createDpopNonces({ keyring, clock }) }),
+  });
+  const signer = createIdentityAssertionSigner({ keyring, issuer: publicUrl, clock, random });
   return {
     ctx,
-    verifyAccessToken: createAccessTokenVerifier({
-      keyring,
-      issuer: publicUrl,
-      clock,
-      revokedGrants: deps.revokedGrants,
-      verifyDpopProof: createDpopProofVerifier({ store, clock, nonces: createDpopNonces({ keyring, clock }) }),
-    }),
+    verifyAccessToken,
+    stopFollowingKeys: () => {
+      verifyAccessToken.close();
+      signer.close();
+    },
     accounts: createAccountCache({ store, clock }),
-    forwarder: createIdentityForwarder({
-      signer: createIdentityAssertionSigner({ keyring, issuer: publicUrl, clock, random }),
-      broker: deps.broker,
-      endGrant,
-    }),
+    forwarder: createIdentityForwarder({ signer, broker: deps.broker, endGrant }),
     backendStepUp: createBackendStepUp({ store, clock, endGrant }),
     sessions: createSessionBindings(store),
     openStreams: createOpenStreams(),

@@ -1,5 +1,5 @@
 import { SignJWT } from 'jose';
-import type { Keyring, SigningKey } from '../keys/keyring.ts';
+import { onKeyringChange, type Keyring, type SigningKey } from '../keys/keyring.ts';
 import type { Clock } from '../runtime/clock.ts';
 import type { Random } from '../runtime/random.ts';
 import type { AccountRecord } from './account-cache.ts';
@@ -60,6 +60,8 @@ export interface SignedAssertion {
 
 export interface IdentityAssertionSigner {
   assertionFor(input: AssertionInput): Promise<SignedAssertion>;
+  /** Stops following the keyring's changes. */
+  close(): void;
 }
 
 export function createIdentityAssertionSigner(options: {
@@ -74,6 +76,13 @@ export function createIdentityAssertionSigner(options: {
   // jti) never reuses the narrower assertion; and the lookup uses the strings the verified claims already hold,
   // building no key per request.
   const cache = new Map<string, Map<string, CachedAssertion>>();
+  // A key that left the set (a prune, a removal after a compromise) must not keep signing what backends receive: they
+  // would refuse those assertions once their JWKS no longer has it. Every assertion is signed again after a change.
+  let keyGeneration = 0;
+  const stopFollowingKeys = onKeyringChange(keyring, () => {
+    keyGeneration += 1;
+    cache.clear();
+  });
 
   /** The assertion still good for this token and audience, if one was signed. */
   function cached({ claims, audience }: AssertionInput): CachedAssertion | undefined {
@@ -90,6 +99,7 @@ export function createIdentityAssertionSigner(options: {
     const lifetime = Math.min(ttlSeconds, Math.max(claims.exp - iat, MIN_ASSERTION_LIFETIME_SECONDS));
     const exp = iat + lifetime;
     const key = assertionSigningKey(keyring, now);
+    const generation = keyGeneration;
     const jwt = await new SignJWT({
       name: account?.name,
       email: account?.email,
@@ -116,7 +126,8 @@ export function createIdentityAssertionSigner(options: {
     }
     // Renew once three quarters of the lifetime are gone, so a backend never receives an almost-expired assertion.
     const signed = { jwt, authorization: `Bearer ${jwt}`, renewAt: now + ((exp - iat) * 1000 * 3) / 4 };
-    byAudience.set(audience, signed);
+    // Signed with a key chosen before a change: used for this request, not kept for the next ones.
+    if (generation === keyGeneration) byAudience.set(audience, signed);
     return signed;
   }
 
@@ -125,6 +136,7 @@ export function createIdentityAssertionSigner(options: {
     async assertionFor(input) {
       return cached(input) ?? (await sign(input));
     },
+    close: stopFollowingKeys,
   };
 }
 

@@ -25,7 +25,7 @@ export interface IdentityForwarder {
   }): Promise<string>;
 }
 
-export function createIdentityForwarder(options: { signer: IdentityAssertionSigner; broker?: TokenBroker; endGrant?: EndGrant }): IdentityForwarder {
+export function createIdentityForwarder(options: { signer: Pick<IdentityAssertionSigner, 'assertionFor'>; broker?: TokenBroker; endGrant?: EndGrant }): IdentityForwarder {
   const { signer, broker, endGrant } = options;
   return {
     async authorizationFor({ route, resource, challenge, claims, account }) {

@@ -1,5 +1,5 @@
 import { importJWK, jwtVerify, errors as joseErrors, type JWTPayload, type CryptoKey } from 'jose';
-import type { Keyring } from '../keys/keyring.ts';
+import { onKeyringChange, type Keyring } from '../keys/keyring.ts';
 import type { Clock } from '../runtime/clock.ts';
 import type { RevokedGrantsCache } from '../grants/revoked-grants.ts';
 import { insufficientScope, unauthorized, type AuthScheme, type ChallengeTarget } from '../errors/bearer-challenge.ts';
@@ -56,8 +56,9 @@ export interface AccessTokenVerifierOptions {
   /**
    * Verified tokens remembered, least recently used evicted first (signature work skipped on repeat); exp, the
    * audience (the route) and revocation are still checked on every request, so revocation stays immediate.
-   * A token verified before its signing key was pruned stays accepted until it expires (≤ the access-token
-   * lifetime); revoke the grants to cut those off at once.
+   * When the keyring's keys change (a rotation, a prune, a key removed after a compromise) the whole cache is
+   * dropped, so a token signed with a key that left the set is refused at its next request: one forged with a
+   * leaked key could otherwise have stayed accepted until the `exp` its forger chose.
    */
   cacheSize?: number;
 }
@@ -79,6 +80,9 @@ const QUERY_TOKEN = /(?:^|&)access_token=/;
 
 export type VerifyAccessToken = (input: VerifyInput, target: VerifyTarget) => Promise<VerifiedAccess>;
 
+/** The verifier, and how to stop it following the keyring's changes. */
+export type AccessTokenVerifier = VerifyAccessToken & { close(): void };
+
 /**
  * Clock difference tolerated on `exp`/`nbf`. Gateway replicas and the authorization server sign and verify with
  * NTP-synchronised clocks (usually the same process), so a few seconds suffice. It must stay small: a token accepted
@@ -87,7 +91,7 @@ export type VerifyAccessToken = (input: VerifyInput, target: VerifyTarget) => Pr
  */
 export const ACCESS_TOKEN_CLOCK_SKEW_SECONDS = 5;
 
-export function createAccessTokenVerifier(options: AccessTokenVerifierOptions): VerifyAccessToken {
+export function createAccessTokenVerifier(options: AccessTokenVerifierOptions): AccessTokenVerifier {
   const { keyring, issuer, clock, revokedGrants, verifyDpopProof, clockSkewSeconds = ACCESS_TOKEN_CLOCK_SKEW_SECONDS, cacheSize = 10_000 } = options;
   const keys = new Map<string, CryptoKey | Uint8Array>();
   // Keyed by the whole Authorization header: a header seen before was checked against CREDENTIAL then, so a hit
@@ -95,6 +99,14 @@ export function createAccessTokenVerifier(options: AccessTokenVerifierOptions): 
   const verified = new Map<string, VerifiedEntry>();
   // Counts insertions into `verified`, for its approximate LRU order (see cachedClaims).
   let insertions = 0;
+  // Rotations are rare: everything is verified once more after one, against the keys that are left.
+  // A verification that was under way during the change is not remembered (`keyGeneration` moved on).
+  let keyGeneration = 0;
+  const stopFollowingKeys = onKeyringChange(keyring, () => {
+    keyGeneration += 1;
+    keys.clear();
+    verified.clear();
+  });
 
   async function keyFor(kid: string | undefined): Promise<CryptoKey | Uint8Array> {
     // A key id names one key for its whole life (rotation adds new ids), so imported keys are cached by id; a kid
@@ -145,7 +157,7 @@ export function createAccessTokenVerifier(options: AccessTokenVerifierOptions): 
     return toClaims(payload);
   }
 
-  return async function verifyAccessToken(input, target) {
+  const verifyAccessToken: VerifyAccessToken = async (input, target) => {
     if (QUERY_TOKEN.test(input.rawQuery)) {
       throw unauthorized(target, true, 'Access tokens are accepted only in the Authorization header.');
     }
@@ -158,6 +170,7 @@ export function createAccessTokenVerifier(options: AccessTokenVerifierOptions): 
       const token = match[2];
       const scheme: AuthScheme = match[1].toLowerCase() === 'dpop' ? 'dpop' : 'bearer';
       let claims: AccessTokenClaims;
+      const generation = keyGeneration;
       try {
         claims = await verifySignature(token, target);
       } catch (error) {
@@ -167,7 +180,7 @@ export function createAccessTokenVerifier(options: AccessTokenVerifierOptions): 
       // Only the canonical spelling is remembered (`Bearer <token>`, `DPoP <token>`): the pattern accepts any case
       // and any run of spaces, and one token under thousands of spellings would fill the cache and evict every
       // other caller's. Another spelling is verified in full each time.
-      if (header === `${scheme === 'dpop' ? 'DPoP' : 'Bearer'} ${token}`) remember(header, entry);
+      if (header === `${scheme === 'dpop' ? 'DPoP' : 'Bearer'} ${token}` && generation === keyGeneration) remember(header, entry);
     }
     const { claims, token, scheme } = entry;
     // Expiry is re-checked for cached tokens; the cache never extends a token's life.
@@ -188,6 +201,7 @@ export function createAccessTokenVerifier(options: AccessTokenVerifierOptions): 
     }
     return nextNonce === undefined ? claims : { ...claims, dpopNonce: nextNonce };
   };
+  return Object.assign(verifyAccessToken, { close: stopFollowingKeys });
 }
 
 /** A verified token, remembered under the Authorization header that carried it. */

@@ -1,0 +1,91 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { decodeProtectedHeader } from 'jose';
+import { generateKeySet } from '../../src/keys/key-set.ts';
+import { keyringFromKeySet } from '../../src/keys/key-set-keyring.ts';
+import type { ChangeNotifyingKeyring, Keyring } from '../../src/keys/keyring.ts';
+import type { RevokedGrantsCache } from '../../src/grants/revoked-grants.ts';
+import { ProtocolError } from '../../src/errors/protocol-error.ts';
+import { createIdentityAssertionSigner } from '../../src/proxy/identity-assertion.ts';
+import { createAccessTokenVerifier, type AccessTokenClaims, type VerifyTarget } from '../../src/proxy/verify-access-token.ts';
+import { systemClock } from '../../src/runtime/clock.ts';
+import { cryptoRandom } from '../../src/runtime/random.ts';
+import { mintAccessToken } from './harness.ts';
+
+/**
+ * A signing key removed from the key set (after a compromise, or pruned) stops counting at once on a running
+ * replica. The verified-token cache skipped the signature check for a token seen before, so a token forged with the
+ * leaked key and used once before the removal stayed accepted until the `exp` its forger chose; the assertion cache
+ * kept forwarding assertions signed with the removed key, which backends refuse once their JWKS lost it.
+ */
+
+/** A keyring whose keys are replaced as a reload replaces them, telling its listeners. */
+function reloadingKeyring(initial: Keyring): ChangeNotifyingKeyring & { replaceWith(next: Keyring): void } {
+  let current = initial;
+  const listeners = new Set<() => void>();
+  return {
+    currentSigningKey: () => current.currentSigningKey(),
+    signingKeys: () => current.signingKeys(),
+    publicJwks: () => current.publicJwks(),
+    privateJwks: () => current.privateJwks(),
+    seal: (plaintext, context) => current.seal(plaintext, context),
+    unseal: (sealed, context) => current.unseal(sealed, context),
+    onChange(listener) {
+      listeners.add(listener);
+      return () => listeners.delete(listener);
+    },
+    replaceWith(next) {
+      current = next;
+      for (const listener of listeners) listener();
+    },
+  };
+}
+
+const issuer = 'https://gw.example';
+const target: VerifyTarget = {
+  resource: `${issuer}/mcp`,
+  requiredScopes: ['mcp:tools'],
+  resourceMetadataUrl: `${issuer}/.well-known/oauth-protected-resource/mcp`,
+  scope: 'mcp:tools',
+  dpop: 'optional',
+  dpopNonce: false,
+};
+const revokedGrants: RevokedGrantsCache = { isRevoked: () => false, isCurrent: () => true, start: async () => {}, resync: async () => {}, onRevoked: () => () => {}, stop: async () => {} };
+const anHourAgo = Date.now() - 3_600_000;
+
+describe('a signing key removed from the key set', () => {
+  it('no longer verifies a token it signed, even one this replica verified and remembered before', async () => {
+    const leaked = keyringFromKeySet(generateKeySet({ now: anHourAgo, signingAlgorithm: 'ES256' }));
+    const replacement = keyringFromKeySet(generateKeySet({ now: anHourAgo, signingAlgorithm: 'ES256' }));
+    const keyring = reloadingKeyring(leaked);
+    const verify = createAccessTokenVerifier({ keyring, issuer, clock: systemClock, revokedGrants, verifyDpopProof: async () => assert.fail('no proof expected') });
+    const forged = await mintAccessToken(leaked, issuer, { aud: target.resource, expiresIn: 10 * 365 * 86_400 });
+    const check = () => verify({ authorization: `Bearer ${forged}`, rawQuery: '', method: 'POST', url: target.resource }, target);
+    await check();
+    await check();
+
+    keyring.replaceWith(replacement);
+    await assert.rejects(check(), (error: unknown) => error instanceof ProtocolError && error.status === 401);
+    const issuedNow = await mintAccessToken(replacement, issuer, { aud: target.resource });
+    await verify({ authorization: `Bearer ${issuedNow}`, rawQuery: '', method: 'POST', url: target.resource }, target);
+
+    verify.close();
+  });
+
+  it('signs no more identity assertions with the removed key: the cached ones are signed again', async () => {
+    const removed = keyringFromKeySet(generateKeySet({ now: anHourAgo, signingAlgorithm: 'ES256' }));
+    const remaining = keyringFromKeySet(generateKeySet({ now: anHourAgo, signingAlgorithm: 'ES256' }));
+    const keyring = reloadingKeyring(removed);
+    const signer = createIdentityAssertionSigner({ keyring, issuer, clock: systemClock, random: cryptoRandom });
+    const claims: AccessTokenClaims = { sub: 'tenant/alice', clientId: 'c', grantId: 'g', jti: 'token-1', exp: Math.floor(Date.now() / 1000) + 600, scopes: ['mcp:tools'] };
+    const input = { claims, account: undefined, audience: target.resource, ttlSeconds: 300 };
+    const before = await signer.assertionFor(input);
+    assert.equal((await signer.assertionFor(input)).jwt, before.jwt, 'reused while the key stays');
+    assert.equal(decodeProtectedHeader(before.jwt).kid, removed.currentSigningKey().kid);
+
+    keyring.replaceWith(remaining);
+    const after = await signer.assertionFor(input);
+    assert.equal(decodeProtectedHeader(after.jwt).kid, remaining.currentSigningKey().kid);
+    signer.close();
+  });
+});

@@ -1,7 +1,7 @@
 import type { ServerResponse } from 'node:http';
 import { fastify, LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyPluginAsync, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { GatehouseContext } from '../context/gatehouse-context.ts';
-import { handleFrameworkError, installErrorHandler } from './error-handler.ts';
+import { createFrameworkErrorHandler, installErrorHandler } from './error-handler.ts';
 import { handleClientError } from './client-errors.ts';
 import { ProtocolError } from '../errors/protocol-error.ts';
 import { registerHealthRoutes, type ReadinessCheck } from './health.ts';
@@ -9,7 +9,7 @@ import { refuseRepeatedHeaders } from './repeated-headers.ts';
 import { logRequestCompleted } from './logger.ts';
 import type { Logger } from 'pino';
 import { createRequestIdGenerator, requestIdHeader } from './request-id.ts';
-import { installSecurityHeaders } from './security-headers.ts';
+import { installSecurityHeaders, unhookedResponseHeaders, type SecurityHeadersOptions } from './security-headers.ts';
 import { readFileSync } from 'node:fs';
 import { STYLESHEET_PATH } from '../web/html.ts';
 import { BRANDING_STYLESHEET_PATH } from '../web/branding.ts';
@@ -116,6 +116,7 @@ function trustProxySetting(setting: boolean | number | string[]): boolean | stri
 
 export async function buildServer(ctx: GatehouseContext, options: BuildServerOptions = {}): Promise<FastifyInstance> {
   const { server } = ctx.config;
+  const securityHeaders: SecurityHeadersOptions = { hsts: ctx.publicUrl.startsWith('https://'), imageOrigins: brandingImageOrigins(ctx.config.branding) };
   const app = fastify({
     // Fastify's types pin its own pino major; the instance is the same pino API, so the nominal mismatch is cast away.
     loggerInstance: ctx.logger as FastifyBaseLogger,
@@ -131,7 +132,7 @@ export async function buildServer(ctx: GatehouseContext, options: BuildServerOpt
     return503OnClosing: false,
     // Idle keep-alive sockets are closed at once on shutdown; busy ones finish their request or stream.
     forceCloseConnections: 'idle',
-    frameworkErrors: handleFrameworkError,
+    frameworkErrors: createFrameworkErrorHandler(unhookedResponseHeaders(securityHeaders)),
     clientErrorHandler: handleClientError,
   });
 
@@ -156,7 +157,7 @@ export async function buildServer(ctx: GatehouseContext, options: BuildServerOpt
   });
 
   refuseRepeatedHeaders(app);
-  installSecurityHeaders(app, { hsts: ctx.publicUrl.startsWith('https://'), imageOrigins: brandingImageOrigins(ctx.config.branding) });
+  installSecurityHeaders(app, securityHeaders);
   // The error page (rendered wherever an error is sent) carries the operator's branding like the other pages.
   app.decorate('pageBranding', ctx.config.branding);
   installErrorHandler(app);

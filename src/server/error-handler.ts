@@ -3,6 +3,7 @@ import { ZodError } from 'zod';
 import { StoreUnavailableError } from '../store/store.ts';
 import { ProtocolError, type ErrorCode } from '../errors/protocol-error.ts';
 import type { PageBranding } from '../web/branding.ts';
+import type { unhookedResponseHeaders } from './security-headers.ts';
 import { renderErrorBody, type ErrorFormat, type RenderErrorOptions } from '../errors/render-error.ts';
 
 /**
@@ -115,11 +116,18 @@ function formatFor(request: FastifyRequest): ErrorFormat {
  * For Fastify's `frameworkErrors` option: errors raised before routing (a URL with broken percent-encoding, an
  * over-long path parameter) would otherwise get Fastify's own body, which quotes the URL.
  */
-export function handleFrameworkError(error: FastifyError, request: FastifyRequest, reply: FastifyReply): FastifyReply {
-  const description = error.code === 'FST_ERR_BAD_URL' ? 'The request URL is malformed.' : 'The request cannot be routed.';
-  request.log.info({ errorCode: 'invalid_request', fastifyCode: error.code }, 'request rejected');
-  // A browser following a mangled link to a page gets the error page, as for an unknown page (notFoundFormat).
-  return sendProtocolError(reply.header('x-request-id', request.id), new ProtocolError('invalid_request', description), { format: notFoundFormat(request) });
+export function createFrameworkErrorHandler(
+  headers: ReturnType<typeof unhookedResponseHeaders>,
+): (error: FastifyError, request: FastifyRequest, reply: FastifyReply) => FastifyReply {
+  return (error, request, reply) => {
+    const description = error.code === 'FST_ERR_BAD_URL' ? 'The request URL is malformed.' : 'The request cannot be routed.';
+    request.log.info({ errorCode: 'invalid_request', fastifyCode: error.code }, 'request rejected');
+    // A browser following a mangled link to a page gets the error page, as for an unknown page (notFoundFormat).
+    const format = notFoundFormat(request);
+    // Sent before routing, so without the hooks: the security headers every other answer gets are set here.
+    reply.headers(format === 'html' ? headers.html : headers.other).header('x-request-id', request.id);
+    return sendProtocolError(reply, new ProtocolError('invalid_request', description), { format });
+  };
 }
 
 /** Endpoints programs call: their 404 stays the JSON they parse, whatever the caller's `Accept` says. */

@@ -58,6 +58,19 @@ export function providerResponseHeaders(options: Pick<SecurityHeadersOptions, 'h
 /** Types a browser renders as a document that can run script (SVG and XML documents too, not only HTML). */
 const SCRIPTABLE_TYPES = new Set(['text/html', 'application/xhtml+xml', 'image/svg+xml', 'text/xml', 'application/xml']);
 
+/**
+ * The defaults for an answer sent where the hook below does not run: Fastify answers errors raised before routing
+ * (`frameworkErrors`: a URL with broken percent-encoding, an over-long path parameter) without its hooks, and a
+ * browser may be shown that page. `html`: the headers of a page; `other`: of anything else.
+ */
+export function unhookedResponseHeaders(options: SecurityHeadersOptions): { html: Readonly<Record<string, string>>; other: Readonly<Record<string, string>> } {
+  const every = Object.fromEntries(everyResponseDefaults(options.hsts));
+  return {
+    html: { ...every, 'content-security-policy': htmlCspWithImages(options.imageOrigins ?? []), 'cache-control': 'no-store' },
+    other: { ...every, 'cache-control': 'no-store' },
+  };
+}
+
 export function installSecurityHeaders(app: FastifyInstance, options: SecurityHeadersOptions): void {
   const htmlCsp = htmlCspWithImages(options.imageOrigins ?? []);
   const defaults = everyResponseDefaults(options.hsts);

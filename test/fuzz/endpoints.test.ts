@@ -19,7 +19,7 @@ import { CONTENT_TYPES, formBody, jsonBody, METHODS, pathSuffix, pick, queryStri
  * Requests are written as raw bytes on fresh connections, so the run can send what an HTTP client library would
  * refuse to: duplicated headers, chunked bodies, a declared length that lies, no body at all.
  *
- * Asserted for every response: no 5xx, no stack trace, no token echoed. Asserted after the run: the process is alive
+ * Asserted for every response: no 5xx, no stack trace, no token echoed, no HTML page that can be framed. Asserted after the run: the process is alive
  * (an uncaught exception would end this test process), no SSE stream is left counted open, and the number of open
  * file descriptors is back near where it started (a leaked backend stream holds two).
  *
@@ -147,6 +147,9 @@ describe(`fuzz: every endpoint, ${REQUESTS} requests, seed ${SEED}`, () => {
       ['Transfer-Encoding: gzip, chunked'],
       ['Expect: 100-continue'],
       ['Sec-Fetch-Site: cross-site'],
+      // A browser navigating: errors answer it with a page, which must carry the pages' headers however it was sent.
+      ['Accept: text/html,application/xhtml+xml'],
+      ['Accept: text/html', 'Sec-Fetch-Mode: navigate'],
     ]);
   }
 
@@ -251,6 +254,11 @@ describe(`fuzz: every endpoint, ${REQUESTS} requests, seed ${SEED}`, () => {
         }
         if (result.status >= 500) failures.push(`${where}: ${result.status} ${result.body.slice(0, 200)}`);
         if (/\bat [^\s]+ \(?[^\s]*\.(?:ts|js):\d+/.test(result.body)) failures.push(`${where}: stack trace in the body`);
+        // Every page the gateway itself renders cannot be framed, whichever path answered it (a backend's relayed page
+        // on a plain HTTP route keeps its own headers plus the defaults, so it is held to the same).
+        if (/^content-type: *text\/html/im.test(result.head) && !(/^content-security-policy:.*frame-ancestors 'none'/im.test(result.head) && /^x-frame-options: *DENY/im.test(result.head))) {
+          failures.push(`${where}: an HTML page without the framing protection`);
+        }
         for (const token of Object.values(tokens)) {
           if (result.body.includes(token) || result.head.includes(token)) failures.push(`${where}: a token echoed back`);
         }

@@ -106,7 +106,7 @@ export function queryString(rng: Rng): string {
 /** Path suffixes appended to a known endpoint: traversal in every encoding, odd characters, nothing at all. */
 export function pathSuffix(rng: Rng): string {
   if (rng() < 0.6) return '';
-  return pick(rng, ['/', '//', '/x', '/%2e%2e/%2e%2e/etc/passwd', '/../../secret', '/.%2e/x', '/%2E%2E/x', '/..%5cx', '/%00', '/%', '/%c0%ae%c0%ae/', '/;x=y', '/__proto__', '/' + 'a'.repeat(3000)]);
+  return pick(rng, ['/', '//', '/x', '/%2e%2e/%2e%2e/etc/passwd', '/../../secret', '/.%2e/x', '/%2E%2E/x', '/..%5cx', '/%00', '/%', '/%c0%ae%c0%ae/', '/;x=y', '/__proto__', '/' + 'a'.repeat(3000), '/%E0%A4%A']);
 }
 
 export const METHODS = ['GET', 'GET', 'POST', 'POST', 'POST', 'HEAD', 'PUT', 'DELETE', 'OPTIONS', 'PATCH'] as const;

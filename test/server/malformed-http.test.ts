@@ -24,6 +24,23 @@ describe('malformed HTTP gets our JSON errors, never Fastify or Node defaults', 
     assert.ok(res.headers['x-request-id']);
   });
 
+  it("a browser shown the page for a URL that cannot be routed gets every page's security headers (it is answered before the hooks)", async () => {
+    for (const method of ['GET', 'POST']) {
+      const url = '/account/grants/%E0%A4%A/revoke';
+      const res = await app.inject({ method, url, headers: { accept: 'text/html' } });
+      assert.equal(res.statusCode, 400, url);
+      assert.match(String(res.headers['content-type']), /^text\/html/);
+      assert.match(String(res.headers['content-security-policy']), /frame-ancestors 'none'/, method);
+      assert.equal(res.headers['x-frame-options'], 'DENY');
+      assert.equal(res.headers['x-content-type-options'], 'nosniff');
+      assert.equal(res.headers['referrer-policy'], 'no-referrer');
+      assert.equal(res.headers['cache-control'], 'no-store');
+    }
+    const json = await app.inject({ url: '/authorize/%E0%A4%A' });
+    assert.equal(json.headers['x-content-type-options'], 'nosniff');
+    assert.equal(json.headers['content-security-policy'], undefined, 'JSON gets no page CSP, as everywhere else');
+  });
+
   it('a malformed request line is 400 invalid_request', async () => {
     const { status, headers, body } = parseRawResponse(await rawExchange(port, 'GARBAGE\r\n\r\n'));
     assert.equal(status, 400);

@@ -14,6 +14,7 @@ import { ProtocolError } from '../errors/protocol-error.ts';
 import { withdrawConsent } from '../authorization/remembered-decisions.ts';
 import { deleteUpstreamTokens } from '../upstream/token-vault.ts';
 import { forgetDownstreamTokens } from '../records/downstream-tokens.ts';
+import { userHasGrant } from '../grants/user-grants.ts';
 
 /**
  * Grants: what a user approved for a client (oidc-provider's Grant model, namespace `oidc:Grant`, key = grant id).
@@ -148,7 +149,7 @@ export async function revokeGrantById(
  * Run when a person ends grants (this page, the console, the CLI, a client revoked); a new sign-in stores fresh ones.
  */
 export async function forgetSessionIfLastGrant(deps: AdminDeps, subject: string): Promise<void> {
-  if (subject === '' || (await findRecords(deps.store, grantView, 'accountId', subject)).length > 0) return;
+  if (subject === '' || (await userHasGrant(deps.store, subject))) return;
   await deleteUpstreamTokens(deps, subject);
   await forgetDownstreamTokens(deps.store, subject);
 }

@@ -11,6 +11,7 @@ import { createMetrics, type GatehouseMetrics } from '../observability/metrics.t
 import { createAuthorizationServer, type AuthorizationServerDeps } from '../authorization/authorization-server.ts';
 import { createTokenBroker } from '../broker/token-broker.ts';
 import { registerTokenExchangeGrant } from '../broker/token-exchange-grant.ts';
+import { userHasGrant } from '../grants/user-grants.ts';
 import { requestDpopProof } from '../authorization/grants/dpop-binding.ts';
 import type { KoaContextWithOIDC } from 'oidc-provider';
 import type { DemoComponents } from '../demo/run-demo.ts';
@@ -100,6 +101,7 @@ export async function assembleGatewayParts(baseCtx: GatehouseContext, options: A
       logger: ctx.logger,
       upstream,
       metrics,
+      userHasGrant: (subject) => userHasGrant(ctx.store, subject),
     });
     const revokedGrants = createRevokedGrantsCache({
       store: ctx.store,

@@ -36,7 +36,7 @@ export async function readCachedToken(deps: DownstreamCacheDeps, cacheKey: strin
   if (!record) return undefined;
   try {
     const accessToken = deps.keyring.unseal(record.sealed, sealContext(cacheKey));
-    return { accessToken, expiresAt: record.expiresAt, scopes: record.scopes };
+    return { accessToken, expiresAt: record.expiresAt, scopes: record.scopes, ...(record.obtainedAt === undefined ? {} : { obtainedAt: record.obtainedAt }) };
   } catch {
     // Sealed by a key that has since been pruned, or tampered with: treat as a miss and exchange again.
     return undefined;
@@ -54,6 +54,7 @@ export async function writeCachedToken(
   const record = {
     sealed: deps.keyring.seal(token.accessToken, sealContext(cacheKey)),
     expiresAt: token.expiresAt,
+    ...(token.obtainedAt === undefined ? {} : { obtainedAt: token.obtainedAt }),
     scopes: token.scopes,
   };
   // Indexed by subject so signing a user out (or an admin revoking them) can drop all their downstream tokens.

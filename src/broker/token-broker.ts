@@ -18,12 +18,13 @@ import {
 import type { BrokerMetrics } from './broker-metrics.ts';
 import { singleFlight } from './single-flight.ts';
 import type { DownstreamToken, TokenBroker } from './types.ts';
-import { stepUpOf, upstreamFailure } from './upstream-errors.ts';
+import { downstreamTokensUnavailable, reauthorizationError, stepUpOf, upstreamFailure } from './upstream-errors.ts';
 import { rememberStepUp } from '../records/step-up.ts';
 import { createUpstreamSession, type UpstreamTokenVault } from './upstream-session.ts';
 import { withTimeout } from './with-timeout.ts';
 import { upstreamErrorLabel } from '../upstream/error-label.ts';
-import { loadUpstreamTokens, saveUpstreamTokens, type TokenVaultDeps } from '../upstream/token-vault.ts';
+import { deleteUpstreamTokens, loadUpstreamTokens, saveUpstreamTokens, type TokenVaultDeps } from '../upstream/token-vault.ts';
+import { forgetDownstreamTokens } from '../records/downstream-tokens.ts';
 
 
 export interface TokenBrokerOptions {
@@ -41,6 +42,13 @@ export interface TokenBrokerOptions {
   sleep?: (ms: number) => Promise<void>;
   /** How long a failed exchange is remembered so queued calls and other replicas do not retry it at once. */
   failureCacheSeconds?: number;
+  /**
+   * Whether the user still has a grant (src/grants/user-grants.ts), asked after each write of their tokens. When a
+   * person ends a user's last grant, their tokens are deleted (src/admin/grants.ts); a call already under way for
+   * them wrote them back — a fresh refresh token for 90 days, for a user with no client. Checked after the write, the
+   * question cannot miss that end: the grant is gone before the tokens are deleted. Omitted: no check (unit tests).
+   */
+  userHasGrant?: (subject: string) => Promise<boolean>;
 }
 
 const defaultUpstreamTimeoutMs = 10_000;
@@ -63,9 +71,36 @@ export function createTokenBroker(options: TokenBrokerOptions): TokenBroker {
   const waitBudgetMs = lockTtlMs;
   const retryAfterSeconds = failureCacheSeconds;
   const downstreams = new Map(config.broker.downstream.map((entry) => [entry.name, entry]));
-  const session = createUpstreamSession({ store, clock, logger, upstream, vault, sleep, skewMs, upstreamTimeoutMs, lockTtlMs, waitBudgetMs, retryAfterSeconds, metrics });
+  const { userHasGrant } = options;
+  /** Undoes a write of the user's tokens when they have no grant left (see `userHasGrant`). */
+  async function forgetUnlessGranted(subject: string): Promise<void> {
+    if (userHasGrant === undefined || (await userHasGrant(subject))) return;
+    await vault.delete(subject);
+    await forgetDownstreamTokens(store, subject);
+    throw reauthorizationError('no_upstream_session');
+  }
+  const session = createUpstreamSession({
+    store,
+    clock,
+    logger,
+    upstream,
+    vault,
+    sleep,
+    skewMs,
+    upstreamTimeoutMs,
+    lockTtlMs,
+    waitBudgetMs,
+    retryAfterSeconds,
+    metrics,
+    afterSave: forgetUnlessGranted,
+  });
 
-  const isFresh = (token: DownstreamToken): boolean => token.expiresAt - skewMs > clock.now();
+  // Renewed `refreshSkewSeconds` before it expires — or at half its life when it lives less than twice that, else a
+  // token shorter-lived than the skew was never fresh and every call went to the IdP.
+  const isFresh = (token: DownstreamToken): boolean => {
+    const skew = token.obtainedAt === undefined ? skewMs : Math.min(skewMs, (token.expiresAt - token.obtainedAt) / 2);
+    return token.expiresAt - skew > clock.now();
+  };
 
   async function cachedResult(cacheKey: string): Promise<DownstreamToken | undefined> {
     const token = await readCachedToken({ store, keyring }, cacheKey);
@@ -100,38 +135,52 @@ export function createTokenBroker(options: TokenBrokerOptions): TokenBroker {
   }
 
   async function exchange(subject: string, entry: DownstreamConfig, cacheKey: string): Promise<DownstreamToken> {
+    let token: DownstreamToken;
     try {
       const upstreamTokens = await session.currentTokens(subject);
       const result = await exchangeAtUpstream(entry, upstreamTokens.accessToken);
-      const token: DownstreamToken = {
+      token = {
         accessToken: result.accessToken,
         expiresAt: result.expiresAt,
+        obtainedAt: clock.now(),
         scopes: result.scope ? result.scope.split(' ').filter(Boolean) : entry.scopes,
       };
+    } catch (error) {
+      throw await exchangeFailed(subject, entry, cacheKey, error);
+    }
+    metrics?.downstreamToken('exchanged', entry.name);
+    logger.info({ downstream: entry.name, grant: entry.grant, expiresAt: token.expiresAt }, 'downstream token obtained');
+    try {
       await writeCachedToken({ store, keyring, now: clock.now() }, cacheKey, subject, token);
       await clearCachedFailure(store, cacheKey);
-      metrics?.downstreamToken('exchanged', entry.name);
-      logger.info({ downstream: entry.name, grant: entry.grant, expiresAt: token.expiresAt }, 'downstream token obtained');
-      return token;
     } catch (error) {
-      const failure = upstreamFailure(error, retryAfterSeconds);
-      metrics?.downstreamToken('failed', entry.name);
-      const reason = reasonOf(failure);
-      logger.warn({ downstream: entry.name, errorCode: failure.code, reason, upstreamError: safeCause(error) }, 'downstream token exchange failed');
-      // Remembered briefly: the callers queued behind this one (on every replica) get the same answer instead of
-      // each retrying a down IdP; a user who re-consents is back well after it expires.
-      const remembered = { code: failure.code, description: failure.message, retryAfterSeconds, ...(reason === undefined ? {} : { reason }) };
-      await writeCachedFailure(store, cacheKey, subject, remembered, failureCacheSeconds).catch(() => undefined);
-      // The user's next sign-in must go to the IdP with what it asked for (Entra's `claims` challenge), or it would
-      // mint the same upstream token and this exchange would fail again.
-      const stepUp = stepUpOf(failure);
-      if (stepUp) {
-        await rememberStepUp(store, subject, { ...stepUp, createdAt: clock.now() }).catch((storeError: unknown) => {
-          logger.warn({ reason: storeError instanceof Error ? storeError.name : typeof storeError }, 'step-up not remembered; the next sign-in goes without claims');
-        });
-      }
-      throw failure;
+      // The cache is what failed, not the exchange: this call has its token; the next one exchanges again.
+      logger.warn({ downstream: entry.name, reason: error instanceof Error ? error.name : typeof error }, 'downstream token not cached');
+      return token;
     }
+    await forgetUnlessGranted(subject);
+    return token;
+  }
+
+  /** The broker's answer to a failed exchange (or refresh before it), remembered for the callers queued behind. */
+  async function exchangeFailed(subject: string, entry: DownstreamConfig, cacheKey: string, error: unknown): Promise<ProtocolError> {
+    const failure = upstreamFailure(error, retryAfterSeconds);
+    metrics?.downstreamToken('failed', entry.name);
+    const reason = reasonOf(failure);
+    logger.warn({ downstream: entry.name, errorCode: failure.code, reason, upstreamError: safeCause(error) }, 'downstream token exchange failed');
+    // Remembered briefly: the callers queued behind this one (on every replica) get the same answer instead of
+    // each retrying a down IdP; a user who re-consents is back well after it expires.
+    const remembered = { code: failure.code, description: failure.message, retryAfterSeconds, ...(reason === undefined ? {} : { reason }) };
+    await writeCachedFailure(store, cacheKey, subject, remembered, failureCacheSeconds).catch(() => undefined);
+    // The user's next sign-in must go to the IdP with what it asked for (Entra's `claims` challenge), or it would
+    // mint the same upstream token and this exchange would fail again.
+    const stepUp = stepUpOf(failure);
+    if (stepUp) {
+      await rememberStepUp(store, subject, { ...stepUp, createdAt: clock.now() }).catch((storeError: unknown) => {
+        logger.warn({ reason: storeError instanceof Error ? storeError.name : typeof storeError }, 'step-up not remembered; the next sign-in goes without claims');
+      });
+    }
+    return failure;
   }
 
   async function getDownstreamToken({ user, downstream }: Parameters<TokenBroker['getDownstreamToken']>[0]): Promise<DownstreamToken> {
@@ -171,10 +220,7 @@ export function createTokenBroker(options: TokenBrokerOptions): TokenBroker {
         if (error instanceof ProtocolError) throw error;
         // The store (or anything else) failed: the caller can only retry; the detail stays in the log.
         logger.error({ reason: error instanceof Error ? error.name : typeof error, downstream: input.downstream }, 'downstream token unavailable');
-        throw new ProtocolError('temporarily_unavailable', 'Downstream tokens are unavailable right now; retry later.', {
-          headers: { 'Retry-After': String(retryAfterSeconds) },
-          cause: error,
-        });
+        throw downstreamTokensUnavailable(error, retryAfterSeconds);
       }
     },
   };
@@ -185,6 +231,9 @@ export function storeVault(deps: TokenVaultDeps): UpstreamTokenVault {
   return {
     load: (subject) => loadUpstreamTokens(deps, subject),
     save: (subject, tokens) => saveUpstreamTokens(deps, subject, tokens),
+    delete: async (subject) => {
+      await deleteUpstreamTokens(deps, subject);
+    },
   };
 }
 

@@ -9,6 +9,8 @@ export interface DownstreamToken {
   accessToken: string;
   /** Epoch ms. */
   expiresAt: number;
+  /** Epoch ms: when it was obtained, if known (a token's lifetime, for how early it is renewed). */
+  obtainedAt?: number;
   scopes: string[];
 }
 

@@ -1,5 +1,6 @@
 import { causeChain } from '../errors/cause-chain.ts';
 import { ProtocolError } from '../errors/protocol-error.ts';
+import { StoreUnavailableError } from '../store/store.ts';
 import type { StepUpReason } from '../records/step-up.ts';
 
 /**
@@ -125,6 +126,9 @@ export function reauthorizationError(reason: ReauthorizationReason, cause?: unkn
 
 /** The error the broker throws for an upstream failure, already safe to show. */
 export function upstreamFailure(error: unknown, retryAfterSeconds: number): ProtocolError {
+  // The store failed around an exchange the identity provider may well have answered: not the IdP's outage, which
+  // the client was told and the log blamed (the error carries no HTTP status, so it read as a network failure).
+  if (error instanceof StoreUnavailableError) return downstreamTokensUnavailable(error, error.retryAfterSeconds);
   if (error instanceof ProtocolError) {
     // The upstream client already classified it; for re-sign-in cases, say which one in the broker's own words.
     // An outage tells the caller when to come back, as the same failure remembered for the next callers does
@@ -155,5 +159,13 @@ export function upstreamFailure(error: unknown, retryAfterSeconds: number): Prot
   return new ProtocolError('server_error', 'The identity provider refused the token request; see the gateway log.', {
     status: 502,
     cause: error,
+  });
+}
+
+/** 503 for a failure of the gateway's own store (or anything but the IdP): the caller can only retry. */
+export function downstreamTokensUnavailable(cause: unknown, retryAfterSeconds: number): ProtocolError {
+  return new ProtocolError('temporarily_unavailable', 'Downstream tokens are unavailable right now; retry later.', {
+    headers: { 'Retry-After': String(retryAfterSeconds) },
+    cause,
   });
 }

@@ -15,6 +15,7 @@ import { withTimeout } from './with-timeout.ts';
 export interface UpstreamTokenVault {
   load(subject: string): Promise<UpstreamTokens | undefined>;
   save(subject: string, tokens: UpstreamTokens): Promise<void>;
+  delete(subject: string): Promise<void>;
 }
 
 export interface UpstreamSessionOptions {
@@ -30,7 +31,15 @@ export interface UpstreamSessionOptions {
   waitBudgetMs: number;
   retryAfterSeconds: number;
   metrics?: BrokerMetrics | undefined;
+  /**
+   * Run after the user's tokens were written: throws (and undoes the write) when the user has no grant left, whose
+   * tokens a person deleted while this call was under way (token-broker.ts).
+   */
+  afterSave?: (subject: string) => Promise<void>;
 }
+
+/** How long tokens the store refused are offered to it again: a store outage longer than this signs the user out. */
+const RESAVE_FOR_MS = 15 * 60_000;
 
 
 /**
@@ -40,10 +49,54 @@ export interface UpstreamSessionOptions {
  * @see RFC 6749 §6, RFC 9700 §4.14.2 (refresh token rotation)
  */
 export function createUpstreamSession(options: UpstreamSessionOptions) {
-  const { store, clock, logger, upstream, vault, skewMs, upstreamTimeoutMs, retryAfterSeconds, metrics } = options;
+  const { store, clock, logger, upstream, vault, skewMs, upstreamTimeoutMs, retryAfterSeconds, metrics, afterSave } = options;
   const isFresh = (tokens: UpstreamTokens): boolean => tokens.expiresAt - skewMs > clock.now();
 
+  /**
+   * Tokens the IdP issued by rotation that the store then refused (an outage right after the refresh). The refresh
+   * token in the store is spent: presented again, the IdP sees a reuse and ends the session. So these are kept here
+   * and offered to the store again at this replica's next call for the user and on a timer, until it takes them.
+   */
+  const unsaved = new Map<string, UpstreamTokens>();
+
+  async function save(subject: string, tokens: UpstreamTokens): Promise<void> {
+    await vault.save(subject, tokens);
+    if (unsaved.get(subject) === tokens) unsaved.delete(subject);
+    await afterSave?.(subject);
+  }
+
+  function keepUnsaved(subject: string, tokens: UpstreamTokens): void {
+    const first = !unsaved.has(subject);
+    unsaved.set(subject, tokens);
+    if (!first) return;
+    logger.warn('rotated upstream tokens not saved: the store failed; kept in memory and saved again when it is back');
+    const giveUpAt = clock.now() + RESAVE_FOR_MS;
+    const retry = (delayMs: number): void => {
+      const timer = setTimeout(() => {
+        const pending = unsaved.get(subject);
+        if (pending === undefined) return;
+        save(subject, pending).then(
+          () => logger.info('rotated upstream tokens saved after the store failure'),
+          () => {
+            if (clock.now() < giveUpAt) return retry(Math.min(delayMs * 2, 10_000));
+            unsaved.delete(subject);
+            logger.error('rotated upstream tokens could not be saved for 15 minutes; the user must sign in again');
+          },
+        );
+      }, delayMs);
+      // A retry must not keep a process (a test, a stopping gateway) alive on its own.
+      timer.unref();
+    };
+    retry(500);
+  }
+
   async function load(subject: string): Promise<UpstreamTokens> {
+    const pending = unsaved.get(subject);
+    if (pending !== undefined) {
+      // Only this replica knows the user's current refresh token: into the store before anything else uses it.
+      await save(subject, pending);
+      return pending;
+    }
     const tokens = await vault.load(subject);
     if (!tokens) throw reauthorizationError('no_upstream_session');
     return tokens;
@@ -51,23 +104,13 @@ export function createUpstreamSession(options: UpstreamSessionOptions) {
 
   async function refresh(subject: string, key: string, stale: UpstreamTokens): Promise<UpstreamTokens> {
     if (!stale.refreshToken) throw reauthorizationError('refresh_token_invalid');
+    let fresh: UpstreamTokens;
     try {
-      const fresh = await countingUpstreamFailure(
+      fresh = await countingUpstreamFailure(
         metrics,
         'refresh',
         withTimeout(upstream.refresh(stale.refreshToken), upstreamTimeoutMs, 'upstream token refresh'),
       );
-      // Providers that do not rotate omit the refresh token (and often the ID token) from the refresh response.
-      const merged: UpstreamTokens = {
-        ...fresh,
-        refreshToken: fresh.refreshToken ?? stale.refreshToken,
-        idToken: fresh.idToken ?? stale.idToken,
-      };
-      await vault.save(subject, merged);
-      await deleteRecord(store, upstreamRefreshFailureRecord, key);
-      metrics?.upstreamRefresh('refreshed');
-      logger.info({ expiresAt: merged.expiresAt }, 'upstream tokens refreshed');
-      return merged;
     } catch (error) {
       const failure = upstreamFailure(error, retryAfterSeconds);
       metrics?.upstreamRefresh('failed');
@@ -75,6 +118,24 @@ export function createUpstreamSession(options: UpstreamSessionOptions) {
       await writeRecord(store, upstreamRefreshFailureRecord, key, record, { ttlSeconds: retryAfterSeconds }).catch(() => undefined);
       throw failure;
     }
+    // Providers that do not rotate omit the refresh token (and often the ID token) from the refresh response.
+    const merged: UpstreamTokens = {
+      ...fresh,
+      refreshToken: fresh.refreshToken ?? stale.refreshToken,
+      idToken: fresh.idToken ?? stale.idToken,
+    };
+    metrics?.upstreamRefresh('refreshed');
+    try {
+      await vault.save(subject, merged);
+    } catch (error) {
+      // The IdP has rotated: failing this call is right (the store is down), losing the new tokens is not.
+      if (merged.refreshToken !== stale.refreshToken) keepUnsaved(subject, merged);
+      throw error;
+    }
+    await afterSave?.(subject);
+    await deleteRecord(store, upstreamRefreshFailureRecord, key).catch(() => undefined);
+    logger.info({ expiresAt: merged.expiresAt }, 'upstream tokens refreshed');
+    return merged;
   }
 
   return {

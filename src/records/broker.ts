@@ -15,7 +15,9 @@ export const downstreamTokenRecord = defineRecord({
   namespace: 'downstream-token',
   owner: 'src/broker/downstream-cache.ts',
   key: CACHE_KEY,
-  schema: z.object({ sealed: z.string(), expiresAt: z.number(), scopes: z.array(z.string()) }),
+  // `obtainedAt`: when the exchange answered (absent in records written before it was kept), so a token shorter-lived
+  // than the broker's refresh skew is still served from the cache for half its life.
+  schema: z.object({ sealed: z.string(), expiresAt: z.number(), obtainedAt: z.number().optional(), scopes: z.array(z.string()) }),
   ttl: 'until the downstream token expires',
   indexes: ['subject'],
   singleUse: false,

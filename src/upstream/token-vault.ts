@@ -17,6 +17,8 @@ import { deleteRecord, readRecord, writeRecord } from '../store/record-access.ts
 
 /** Kept when the upstream says nothing about refresh-token lifetime: Entra's default inactivity window is 90 days. */
 export const DEFAULT_REFRESH_TOKEN_LIFETIME_SECONDS = 90 * 24 * 3600;
+/** What an IdP's `refresh_token_expires_in` is believed up to: a value of centuries is a broken answer, not a session. */
+const MAX_REFRESH_TOKEN_LIFETIME_SECONDS = 365 * 24 * 3600;
 
 export interface TokenVaultDeps {
   store: Store;
@@ -53,7 +55,7 @@ export async function saveUpstreamTokens(
   const now = clock.now();
   const plain = upstreamTokensSchema.parse(tokens);
   const ttlSeconds = plain.refreshToken
-    ? (options.refreshTokenLifetimeSeconds ?? DEFAULT_REFRESH_TOKEN_LIFETIME_SECONDS)
+    ? Math.min(options.refreshTokenLifetimeSeconds ?? DEFAULT_REFRESH_TOKEN_LIFETIME_SECONDS, MAX_REFRESH_TOKEN_LIFETIME_SECONDS)
     : Math.max(1, Math.ceil((plain.expiresAt - now) / 1000));
   const record = { v: 1, sealed: keyring.seal(JSON.stringify(plain), sealingContext(subject)), savedAt: now } as const;
   await writeRecord(store, upstreamTokensRecord, subject, record, { ttlSeconds });

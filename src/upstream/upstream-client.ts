@@ -30,6 +30,33 @@ export { JWT_BEARER_GRANT, TOKEN_EXCHANGE_GRANT, ACCESS_TOKEN_TYPE };
 /** When the IdP omits `expires_in`, assume Entra's shortest default rather than trusting a token forever. */
 const DEFAULT_EXPIRES_IN_SECONDS = 3600;
 
+/**
+ * The longest an access token from the IdP is believed to live, whatever its `expires_in` says. Entra's live at most
+ * 28 hours (with continuous access evaluation); an `expires_in` of years would keep a token in the broker's cache
+ * (and its Redis TTL) long after it stopped working, every call forwarding a dead token.
+ */
+const MAX_EXPIRES_IN_SECONDS = 28 * 3600;
+
+/**
+ * When an access token stops working: `expires_in` (RFC 6749 §5.1; an hour when absent), bounded by
+ * MAX_EXPIRES_IN_SECONDS, and by the token's own `exp` when it is a JWT whose payload says one (Entra's are):
+ * the token's word is what its audience checks.
+ */
+export function tokenExpiresAt(now: number, accessToken: string, expiresIn: number | undefined): number {
+  const stated = Math.min(expiresIn ?? DEFAULT_EXPIRES_IN_SECONDS, MAX_EXPIRES_IN_SECONDS);
+  let expiresAt = now + stated * 1000;
+  const parts = accessToken.split('.');
+  if (parts.length === 3) {
+    try {
+      const exp: unknown = (JSON.parse(Buffer.from(parts[1] ?? '', 'base64url').toString('utf8')) as { exp?: unknown }).exp;
+      if (typeof exp === 'number' && Number.isFinite(exp)) expiresAt = Math.min(expiresAt, exp * 1000);
+    } catch {
+      // Not a JWT after all (an opaque token with two dots): `expires_in` alone.
+    }
+  }
+  return expiresAt;
+}
+
 /** The context's side effects (its `publicUrl` is the issuer: the upstream redirect URI is `${publicUrl}/callback`). */
 export interface UpstreamClientDeps extends Omit<GatehouseContext, 'config'> {
   config: UpstreamConfig;
@@ -91,7 +118,7 @@ export function createUpstreamClient(deps: UpstreamClientDeps): UpstreamClient &
   const tokensFrom = (response: TokenEndpointResponse, fallback: { refreshToken?: string; scope?: string } = {}): UpstreamTokens => {
     const tokens: UpstreamTokens = {
       accessToken: response.access_token,
-      expiresAt: clock.now() + (response.expires_in ?? DEFAULT_EXPIRES_IN_SECONDS) * 1000,
+      expiresAt: tokenExpiresAt(clock.now(), response.access_token, response.expires_in),
     };
     const refreshToken = response.refresh_token ?? fallback.refreshToken;
     const scope = response.scope ?? fallback.scope;

@@ -10,7 +10,7 @@ import { ProtocolError } from '../../src/errors/protocol-error.ts';
 import { createSqliteStore } from '../../src/store/sqlite-store.ts';
 import { UpstreamError, upstreamTokenError } from '../../src/upstream/errors.ts';
 import { pendingStepUp } from '../../src/records/step-up.ts';
-import type { Store } from '../../src/store/store.ts';
+import { StoreUnavailableError, type Store } from '../../src/store/store.ts';
 import type { DownstreamTokenRequest, UpstreamTokens } from '../../src/upstream/types.ts';
 import { brokerConfig, capturingLogger, memoryVault, oauthError, scriptedUpstream, testKeyring } from './support/fixtures.ts';
 
@@ -94,6 +94,19 @@ describe('token broker', () => {
     assert.equal(upstream.calls.exchange.length, 2);
   });
 
+  it('serves a token that lives less than the refresh skew from the cache for half its life, not from the IdP on every call', async () => {
+    await vault.save(subject, freshUpstream());
+    const upstream = scriptedUpstream({ exchange: downstreamFor(100_000) });
+    const b = broker(upstream);
+    const first = await b.getDownstreamToken({ user: { subject }, downstream: 'graph' });
+    clock.advance(40_000);
+    assert.equal((await b.getDownstreamToken({ user: { subject }, downstream: 'graph' })).accessToken, first.accessToken);
+    assert.equal(upstream.calls.exchange.length, 1);
+    clock.advance(15_000); // past half its life: renewed
+    assert.notEqual((await b.getDownstreamToken({ user: { subject }, downstream: 'graph' })).accessToken, first.accessToken);
+    assert.equal(upstream.calls.exchange.length, 2);
+  });
+
   it('keeps the cached token sealed at rest', async () => {
     await vault.save(subject, freshUpstream());
     const upstream = scriptedUpstream({ exchange: downstreamFor() });
@@ -127,6 +140,81 @@ describe('token broker', () => {
     assert.deepEqual(upstream.calls.refresh, [stale.refreshToken]);
     assert.equal(upstream.calls.exchange[0]?.subjectToken, rotated.accessToken);
     assert.equal(vault.records.get(subject)?.refreshToken, rotated.refreshToken);
+  });
+
+  it('keeps the rotated tokens when the store refuses them right after the refresh, and never presents the spent refresh token again', async () => {
+    const stale = freshUpstream(0);
+    await vault.save(subject, stale);
+    const save = vault.save;
+    let storeDown = true;
+    vault.save = async (who, tokens) => {
+      if (storeDown) throw new StoreUnavailableError('store down for the test');
+      return save(who, tokens);
+    };
+    let rotations = 0;
+    const upstream = scriptedUpstream({
+      refresh: async (presented) => {
+        // The IdP rotates and revokes on reuse, as Entra does.
+        if (presented !== stale.refreshToken && !presented.startsWith('rotated-')) throw oauthError(400, { error: 'invalid_grant' });
+        rotations += 1;
+        return { accessToken: `upstream-at-${rotations}`, refreshToken: `rotated-${rotations}`, expiresAt: clock.now() + hour };
+      },
+      exchange: downstreamFor(),
+    });
+    const b = broker(upstream);
+    const failed = await rejectsWith(b.getDownstreamToken({ user: { subject }, downstream: 'graph' }), 'temporarily_unavailable');
+    assert.match(failed.description, /Downstream tokens are unavailable/, 'the store failed, not the identity provider');
+    assert.equal(vault.records.get(subject)?.refreshToken, stale.refreshToken, 'the store still holds the spent one');
+
+    storeDown = false;
+    clock.advance(6_000); // past the failure remembered for the callers queued behind the first
+    await b.getDownstreamToken({ user: { subject }, downstream: 'graph' });
+    assert.deepEqual(upstream.calls.refresh, [stale.refreshToken], 'one refresh: the spent token was never presented again');
+    assert.equal(vault.records.get(subject)?.refreshToken, 'rotated-1');
+    assert.equal(upstream.calls.exchange[0]?.subjectToken, 'upstream-at-1');
+  });
+
+  it('serves the token it obtained when only caching it fails, and blames the store, not the IdP, when the store fails before', async () => {
+    await vault.save(subject, freshUpstream());
+    const upstream = scriptedUpstream({ exchange: downstreamFor() });
+    const flaky = Object.create(store) as Store;
+    flaky.set = async () => {
+      throw new StoreUnavailableError('store down for the test');
+    };
+    const b = createTokenBroker({ config: brokerConfig(), store: flaky, keyring: testKeyring(clock.now()), clock, logger: log.logger, upstream, vault, sleep: async () => undefined });
+    const token = await b.getDownstreamToken({ user: { subject }, downstream: 'graph' });
+    assert.match(token.accessToken, /^downstream-/);
+    assert.ok(log.lines.some((line) => line.includes('downstream token not cached')));
+    assert.ok(!log.lines.some((line) => line.includes('identity provider is unavailable')));
+  });
+
+  it("does not write a user's tokens back when a person ended their last grant while the call was under way", async () => {
+    const stale = freshUpstream(0);
+    await vault.save(subject, stale);
+    let granted = true;
+    const upstream = scriptedUpstream({
+      refresh: async () => {
+        // The grant ends (and its tokens are deleted) while the IdP answers.
+        granted = false;
+        vault.records.delete(subject);
+        return { accessToken: 'upstream-at-new', refreshToken: 'upstream-rt-new', expiresAt: clock.now() + hour };
+      },
+      exchange: downstreamFor(),
+    });
+    const b = createTokenBroker({
+      config: brokerConfig(),
+      store,
+      keyring: testKeyring(clock.now()),
+      clock,
+      logger: log.logger,
+      upstream,
+      vault,
+      sleep: async () => undefined,
+      userHasGrant: async () => granted,
+    });
+    await rejectsWith(b.getDownstreamToken({ user: { subject }, downstream: 'graph' }), 'interaction_required');
+    assert.deepEqual(upstream.calls.exchange, [], 'no exchange for a user with no grant');
+    assert.equal(vault.records.has(subject), false, 'the refreshed tokens were not left behind');
   });
 
   it('keeps the old refresh token when the provider does not rotate it', async () => {

@@ -43,6 +43,12 @@ describe('upstream token vault', () => {
     assert.equal(await loadUpstreamTokens(deps(), 'with-refresh'), undefined);
   });
 
+  it("believes an IdP's refresh-token lifetime up to a year, not the centuries a broken answer may state", async () => {
+    await saveUpstreamTokens(deps(), 'long-lived', tokens, { refreshTokenLifetimeSeconds: 1e12 });
+    const [entry] = (await store.list(upstreamTokensRecord.namespace)).filter((record) => record.key === 'long-lived');
+    assert.ok(entry?.expiresAt !== undefined && entry.expiresAt <= clock.now() + 365 * 86_400_000, `kept until ${entry?.expiresAt}`);
+  });
+
   it('deletes on request', async () => {
     await saveUpstreamTokens(deps(), 'gone', tokens);
     assert.equal(await deleteUpstreamTokens(deps(), 'gone'), true);

@@ -50,6 +50,9 @@ export function memoryVault(): UpstreamTokenVault & { records: Map<string, Upstr
     save: async (subject, tokens) => {
       records.set(subject, structuredClone(tokens));
     },
+    delete: async (subject) => {
+      records.delete(subject);
+    },
   };
 }
 

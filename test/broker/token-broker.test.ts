@@ -47,7 +47,10 @@ describe('token broker', () => {
   });
 
   /** Waiting is instant unless a test needs real waiters (then the broker's own setTimeout backoff is used). */
-  function broker(upstream: ReturnType<typeof scriptedUpstream>, options: { timeoutMs?: number; realSleep?: boolean } = {}): TokenBroker {
+  function broker(
+    upstream: ReturnType<typeof scriptedUpstream>,
+    options: { timeoutMs?: number; realSleep?: boolean; userHasGrant?: (subject: string) => Promise<boolean> } = {},
+  ): TokenBroker {
     return createTokenBroker({
       config: brokerConfig(options),
       store,
@@ -57,6 +60,7 @@ describe('token broker', () => {
       upstream,
       vault,
       ...(options.realSleep ? {} : { sleep: async () => undefined }),
+      ...(options.userHasGrant ? { userHasGrant: options.userHasGrant } : {}),
     });
   }
 
@@ -201,17 +205,7 @@ describe('token broker', () => {
       },
       exchange: downstreamFor(),
     });
-    const b = createTokenBroker({
-      config: brokerConfig(),
-      store,
-      keyring: testKeyring(clock.now()),
-      clock,
-      logger: log.logger,
-      upstream,
-      vault,
-      sleep: async () => undefined,
-      userHasGrant: async () => granted,
-    });
+    const b = broker(upstream, { userHasGrant: async () => granted });
     await rejectsWith(b.getDownstreamToken({ user: { subject }, downstream: 'graph' }), 'interaction_required');
     assert.deepEqual(upstream.calls.exchange, [], 'no exchange for a user with no grant');
     assert.equal(vault.records.has(subject), false, 'the refreshed tokens were not left behind');

@@ -17,5 +17,12 @@ export function requireFormBody(request: FastifyRequest, _reply: FastifyReply, d
   done(new ProtocolError('invalid_request', `This form is sent as ${FORM_MEDIA_TYPE}.`, { status: 415 }));
 }
 
-/** Route options of a page's form POST: errors as the error page, and only a form's body type. */
-export const formPostRoute = { config: { errorFormat: 'html' as const }, onRequest: requireFormBody };
+/**
+ * What a page's form may send. The largest (the consent form, a console filter) is a few hundred bytes; the server's
+ * limit (`server.bodyLimitBytes`, 4 MB by default) is for the token endpoint's and the proxy's bodies, and a form
+ * body is read before the handler checks who sent it.
+ */
+export const FORM_BODY_LIMIT_BYTES = 64 * 1024;
+
+/** Route options of a page's form POST: errors as the error page, only a form's body type, and a form's size. */
+export const formPostRoute = { config: { errorFormat: 'html' as const }, onRequest: requireFormBody, bodyLimit: FORM_BODY_LIMIT_BYTES };

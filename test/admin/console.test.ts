@@ -158,6 +158,17 @@ describe('admin console and connected apps (in-process)', () => {
     assert.ok(await h.store.get(GRANT_NAMESPACE, GRANTS.bobConfigured), 'grant untouched');
   });
 
+  it('answers a console form larger than any form sends with 413 on the error page, changing nothing', async () => {
+    const alice = await signIn(ALICE, '/admin');
+    for (const url of [`/admin/grants/${GRANTS.bobConfigured}/revoke`, '/admin/clients/revoke', '/admin/sign-out', `/account/grants/${GRANTS.bobConfigured}/revoke`]) {
+      const payload = `csrf=${alice.csrf}&pad=${'x'.repeat(100 * 1024)}`;
+      const response = await h.app.inject({ method: 'POST', url, headers: { cookie: alice.cookie, origin: ORIGIN, 'content-type': 'application/x-www-form-urlencoded' }, payload });
+      assert.equal(response.statusCode, 413, url);
+      assert.match(response.headers['content-type'] ?? '', /^text\/html/);
+    }
+    assert.ok(await h.store.get(GRANT_NAMESPACE, GRANTS.bobConfigured), 'grant untouched');
+  });
+
   it('answers 404 for revoking a grant or client that does not exist', async () => {
     const alice = await signIn(ALICE, '/admin');
     const grant = await post(alice, '/admin/grants/no-such-grant/revoke', { csrf: alice.csrf });

@@ -117,7 +117,7 @@ export async function revokeClient(deps: AdminDeps, clientId: string): Promise<C
   if (client === undefined) throw new AdminNotFoundError(`no client ${JSON.stringify(clientId)}`);
   const revokedGrants: string[] = [];
   const endGrants = async () => {
-    for (const grant of await listGrants(deps, { client: clientId })) {
+    for (const grant of await listGrants(deps, { client: clientId }, undefined, { everyGrant: true })) {
       // A configured or CIMD client keeps its registration: without this, a browser's remembered approval let it
       // re-authorize at once, undoing the operator's decision without a page (remembered-decisions.ts).
       await withdrawConsent(deps.store, grant.subject, clientId, deps.clock.now(), deps.config.authorization.consentRememberDays);

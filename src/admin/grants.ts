@@ -86,12 +86,19 @@ async function lastTokenIssuedAt(deps: AdminDeps, grantId: string): Promise<numb
 export type RecentUse = ReadonlyMap<string, number>;
 export const recentUseKey = (subject: string, clientId: string): string => `${subject}\u0000${clientId}`;
 
-export async function listGrants(deps: AdminDeps, filter: GrantFilter = {}, recentUse?: RecentUse): Promise<GrantSummary[]> {
-  // A user's or a client's grants by index (a user's page must not read every user's grants); all of them otherwise.
+export async function listGrants(
+  deps: AdminDeps,
+  filter: GrantFilter = {},
+  recentUse?: RecentUse,
+  options: { everyGrant?: boolean } = {},
+): Promise<GrantSummary[]> {
+  // A user's or a client's grants by index (a user's page must not read every user's grants); all of them otherwise,
+  // and for `everyGrant`: where a grant missed would be a grant left standing (a client's revocation), the index is
+  // not enough during a rolling upgrade, when a replica of the previous version writes grants without it.
   const entries =
-    filter.user !== undefined
+    options.everyGrant !== true && filter.user !== undefined
       ? await findRecords(deps.store, grantView, 'accountId', filter.user)
-      : filter.client !== undefined
+      : options.everyGrant !== true && filter.client !== undefined
         ? await findRecords(deps.store, grantView, 'clientId', filter.client)
         : await listAll(deps.store, grantView);
   const matching = entries.filter(

@@ -21,6 +21,9 @@ import { assembleGatewayParts, type AssembleOptions, type GatewayParts } from '.
 import { createConfigReloader, type ReloadTarget } from './reload-config.ts';
 import { preflight } from './preflight.ts';
 
+/** How often a running gateway indexes grants written without their indexes (see indexGrantsWrittenBefore). */
+const GRANT_REINDEX_INTERVAL_MS = 3_600_000;
+
 /** Where `start` prints and what environment it reads (the CLI passes its own; tests capture them). */
 export interface AppIo {
   stdout: (text: string) => void;
@@ -124,8 +127,17 @@ export async function startGateway(options: StartGatewayOptions): Promise<Runnin
       throw error;
     });
     cleanups.push(() => store.close());
-    // Before anything reads a user's or a client's grants by index (an upgrade from a version without them).
+    // Before anything reads a user's or a client's grants by index (an upgrade from a version without them), and
+    // again every hour: during a rolling upgrade a replica of the previous version writes grants without the indexes
+    // (or rewrites one, dropping them), after this replica's pass at start.
     await indexGrantsWrittenBefore(store, logger);
+    const reindex = setInterval(() => {
+      indexGrantsWrittenBefore(store, logger).catch((error: unknown) => {
+        logger.warn({ reason: error instanceof Error ? error.message : 'unknown error' }, 'grant indexes not checked; next pass in an hour');
+      });
+    }, GRANT_REINDEX_INTERVAL_MS);
+    reindex.unref();
+    cleanups.push(async () => clearInterval(reindex));
     const keyring = await loadKeyring({ store, keysConfig: config.keys, clock, logger, random: cryptoRandom });
     cleanups.push(() => keyring.close());
 

@@ -22,6 +22,7 @@ import { downstreamTokensUnavailable, reauthorizationError, stepUpOf, upstreamFa
 import { rememberStepUp } from '../records/step-up.ts';
 import { createUpstreamSession, type UpstreamTokenVault } from './upstream-session.ts';
 import { withTimeout } from './with-timeout.ts';
+import { isFreshToken } from './token-freshness.ts';
 import { upstreamErrorLabel } from '../upstream/error-label.ts';
 import { deleteUpstreamTokens, loadUpstreamTokens, saveUpstreamTokens, type TokenVaultDeps } from '../upstream/token-vault.ts';
 import { forgetDownstreamTokens } from '../records/downstream-tokens.ts';
@@ -95,12 +96,7 @@ export function createTokenBroker(options: TokenBrokerOptions): TokenBroker {
     afterSave: forgetUnlessGranted,
   });
 
-  // Renewed `refreshSkewSeconds` before it expires — or at half its life when it lives less than twice that, else a
-  // token shorter-lived than the skew was never fresh and every call went to the IdP.
-  const isFresh = (token: DownstreamToken): boolean => {
-    const skew = token.obtainedAt === undefined ? skewMs : Math.min(skewMs, (token.expiresAt - token.obtainedAt) / 2);
-    return token.expiresAt - skew > clock.now();
-  };
+  const isFresh = (token: DownstreamToken): boolean => isFreshToken(token, skewMs, clock.now());
 
   async function cachedResult(cacheKey: string): Promise<DownstreamToken | undefined> {
     const token = await readCachedToken({ store, keyring }, cacheKey);

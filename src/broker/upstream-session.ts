@@ -10,6 +10,7 @@ import { countingUpstreamFailure, type BrokerMetrics } from './broker-metrics.ts
 import { singleFlight } from './single-flight.ts';
 import { reauthorizationError, upstreamFailure } from './upstream-errors.ts';
 import { withTimeout } from './with-timeout.ts';
+import { isFreshToken } from './token-freshness.ts';
 
 /** The user's sealed upstream tokens (src/upstream/token-vault.ts), as the broker needs them. */
 export interface UpstreamTokenVault {
@@ -50,7 +51,7 @@ const RESAVE_FOR_MS = 15 * 60_000;
  */
 export function createUpstreamSession(options: UpstreamSessionOptions) {
   const { store, clock, logger, upstream, vault, skewMs, upstreamTimeoutMs, retryAfterSeconds, metrics, afterSave } = options;
-  const isFresh = (tokens: UpstreamTokens): boolean => tokens.expiresAt - skewMs > clock.now();
+  const isFresh = (tokens: UpstreamTokens): boolean => isFreshToken(tokens, skewMs, clock.now());
 
   /**
    * Tokens the IdP issued by rotation that the store then refused (an outage right after the refresh). The refresh

@@ -566,7 +566,7 @@ export const configSchema = z
     broker: z
       .object({
         downstream: z.array(downstreamSchema).default([]).describe('Downstream APIs tokens can be obtained for.'),
-        refreshSkewSeconds: seconds('Cached tokens are renewed this long before they expire (a downstream token living less than twice this, at half its life).', 120),
+        refreshSkewSeconds: seconds('Cached tokens are renewed this long before they expire (a token living less than twice this, at half its life).', 120),
       })
       .strict()
       .default({ downstream: [], refreshSkewSeconds: 120 })

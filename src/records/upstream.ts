@@ -32,7 +32,7 @@ export const upstreamTokensRecord = defineRecord({
   owner: 'src/upstream/token-vault.ts',
   key: "the user's Gatehouse subject",
   schema: z.object({ v: z.literal(1), sealed: z.string(), savedAt: z.number() }),
-  ttl: "the IdP's `refresh_token_expires_in`, else 90 days; without a refresh token, until the access token expires; deleted when a person ends the user's last grant",
+  ttl: "the IdP's `refresh_token_expires_in` (at most a year), else 90 days; without a refresh token, until the access token expires; deleted when a person ends the user's last grant",
   singleUse: false,
   secrets: '**sealed** (`{ accessToken, refreshToken?, idToken?, expiresAt, scope? }`), context `upstream-tokens:<subject>`',
   description:

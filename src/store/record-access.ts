@@ -68,24 +68,27 @@ export async function listRecords<T, I extends string>(
 }
 
 /**
- * Visits every live record of a namespace a page at a time, skipping invalid ones; pages follow the keys as stored,
- * so a skipped record does not end the walk early. Returns how many valid records were visited.
+ * Visits every live record of a namespace a page at a time, skipping invalid ones, until `visit` answers `'stop'`;
+ * pages follow the keys as stored, so a skipped record does not end the walk early. Between pages the event loop
+ * runs (a SQLite page is read synchronously: a walk of tens of thousands of records would otherwise hold every
+ * request for its whole length). Returns how many valid records were visited.
  */
 export async function forEachRecordPage<T, I extends string>(
   store: Store,
   definition: RecordDefinition<T, I>,
   pageSize: number,
-  visit: (page: StoreEntry<T>[]) => Promise<void>,
+  visit: (page: StoreEntry<T>[]) => Promise<void | 'stop'>,
 ): Promise<number> {
   let visited = 0;
   let after: string | undefined;
   for (;;) {
     const raw = await store.list<unknown>(definition.namespace, { limit: pageSize, ...(after === undefined ? {} : { after }) });
     const page = validEntries(definition, raw, 'skip');
-    if (page.length > 0) await visit(page);
     visited += page.length;
+    if (page.length > 0 && (await visit(page)) === 'stop') return visited;
     after = raw.at(-1)?.key;
     if (raw.length < pageSize) return visited;
+    await new Promise<void>((resolve) => setImmediate(resolve));
   }
 }
 

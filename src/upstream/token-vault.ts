@@ -36,6 +36,7 @@ const upstreamTokensSchema = z.object({
   refreshToken: z.string().min(1).optional(),
   idToken: z.string().min(1).optional(),
   expiresAt: z.number(),
+  obtainedAt: z.number().optional(),
   scope: z.string().optional(),
 });
 

@@ -23,6 +23,8 @@ export interface UpstreamTokens {
   idToken?: string;
   /** Epoch ms. */
   expiresAt: number;
+  /** Epoch ms: when the IdP answered (a token's lifetime, for how early it is renewed). */
+  obtainedAt?: number;
   scope?: string;
 }
 

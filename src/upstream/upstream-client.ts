@@ -119,6 +119,7 @@ export function createUpstreamClient(deps: UpstreamClientDeps): UpstreamClient &
     const tokens: UpstreamTokens = {
       accessToken: response.access_token,
       expiresAt: tokenExpiresAt(clock.now(), response.access_token, response.expires_in),
+      obtainedAt: clock.now(),
     };
     const refreshToken = response.refresh_token ?? fallback.refreshToken;
     const scope = response.scope ?? fallback.scope;

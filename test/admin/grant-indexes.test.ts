@@ -9,6 +9,7 @@ import { revokeClient } from '../../src/admin/clients.ts';
 import { loadConfig } from '../../src/config/load.ts';
 import { systemClock } from '../../src/runtime/clock.ts';
 import { indexGrantsWrittenBefore } from '../../src/store/oidc-index-backfill.ts';
+import { userHasGrant } from '../../src/grants/user-grants.ts';
 import { createRedisStore } from '../../src/store/redis-store.ts';
 import { createSqliteStore } from '../../src/store/sqlite-store.ts';
 import type { Store } from '../../src/store/store.ts';
@@ -83,6 +84,18 @@ function describeBackend(name: string, open: () => Promise<{ store: Store; close
       assert.equal(await indexGrantsWrittenBefore(store), 6, 'a second run finds nothing more to do, and fails on nothing');
       const revocation = await revokeClient({ ...deps, config: { ...deps.config, authorization: { ...deps.config.authorization, clients: [] } } }, CIMD_CLIENT);
       assert.deepEqual(revocation.revokedGrants, [GRANTS.aliceCimd]);
+    });
+
+    it('does not take a grant missing from the index for no grant, where that would delete or leave standing', async () => {
+      // As a replica of the previous version writes it during a rolling upgrade, after this one's backfill.
+      await writeUnindexedGrant(store, 'written-by-old-replica', 'tenant-1/erin', 'https://erin.example/client.json');
+      assert.deepEqual(await listGrants(deps, { user: 'tenant-1/erin' }), [], 'the index does not know it yet');
+      assert.equal(await userHasGrant(store, 'tenant-1/erin'), true, 'so the broker keeps her tokens');
+      assert.equal(await userHasGrant(store, 'tenant-1/nobody'), false);
+      const config = { ...deps.config, authorization: { ...deps.config.authorization, clients: [] } };
+      const revocation = await revokeClient({ ...deps, config }, 'https://erin.example/client.json');
+      assert.deepEqual(revocation.revokedGrants, ['written-by-old-replica'], "revoking the client ends it");
+      assert.equal(await userHasGrant(store, 'tenant-1/erin'), false);
     });
   });
 }

@@ -111,6 +111,19 @@ describe('token broker', () => {
     assert.equal(upstream.calls.exchange.length, 2);
   });
 
+  it('uses an upstream access token that lives less than the refresh skew for half its life before refreshing it', async () => {
+    await vault.save(subject, { ...freshUpstream(100_000), obtainedAt: clock.now() });
+    const upstream = scriptedUpstream({
+      refresh: async () => ({ accessToken: `upstream-at-${randomUUID()}`, refreshToken: `upstream-rt-${randomUUID()}`, expiresAt: clock.now() + 100_000, obtainedAt: clock.now() }),
+      exchange: downstreamFor(),
+    });
+    await broker(upstream).getDownstreamToken({ user: { subject }, downstream: 'graph' });
+    assert.deepEqual(upstream.calls.refresh, [], 'fresh for its first 50 s');
+    clock.advance(55_000);
+    await broker(upstream).getDownstreamToken({ user: { subject }, downstream: 'other' });
+    assert.equal(upstream.calls.refresh.length, 1, 'renewed past half its life');
+  });
+
   it('keeps the cached token sealed at rest', async () => {
     await vault.save(subject, freshUpstream());
     const upstream = scriptedUpstream({ exchange: downstreamFor() });

@@ -133,13 +133,17 @@ export function runStoreContract(name: string, factory: () => Promise<StoreUnder
       assert.equal(await store.addIndexes('grant', 'missing', { accountId: 'u1' }), false);
       assert.deepEqual((await store.findByIndex('grant', 'accountId', 'u1')).map((e) => e.key), ['g1']);
 
-      // A later set replaces the added index like any other; deleting the record drops it.
-      await store.set('grant', 'g1', value, { ttlSeconds: 1, indexes: { accountId: 'u2' } });
-      assert.deepEqual(await store.findByIndex('grant', 'accountId', 'u1'), []);
+      // A later set replaces the added index like any other.
+      await store.set('grant', 'g2', value, { indexes: { accountId: 'u1' } });
+      assert.equal(await store.addIndexes('grant', 'g2', { clientId: 'c2' }), true);
+      await store.set('grant', 'g2', value, { indexes: { accountId: 'u2' } });
+      assert.deepEqual((await store.findByIndex('grant', 'clientId', 'c2')).map((e) => e.key), []);
+
       await subject.advance(1100);
-      assert.equal(await store.get('grant', 'g1'), undefined, 'the TTL was kept');
+      assert.equal(await store.get('grant', 'g1'), undefined, 'the TTL the record had was kept');
+      assert.deepEqual((await store.findByIndex('grant', 'accountId', 'u1')).map((e) => e.key), [], 'an expired record is found by no index');
       assert.equal(await store.addIndexes('grant', 'g1', { accountId: 'u3' }), false, 'an expired record is not there');
-      await assert.rejects(store.addIndexes('grant', 'g2', { 'bad name!': 'x' }));
+      await assert.rejects(store.addIndexes('grant', 'g3', { 'bad name!': 'x' }));
     });
 
     it('finds and deletes records by index, and a re-set replaces the indexes', async () => {

@@ -8,7 +8,7 @@ import {
   type AdminDeps,
 } from './admin-deps.ts';
 import { deleteRecord, readRecord } from '../store/record-access.ts';
-import { endGrant, forgetSessionIfLastGrant, listGrants, type GrantSummary, type RecentUse } from './grants.ts';
+import { endGrant, forgetSessionsWithoutGrant, listGrants, type GrantSummary, type RecentUse } from './grants.ts';
 import { withdrawConsent } from '../authorization/remembered-decisions.ts';
 
 /**
@@ -116,6 +116,7 @@ export async function revokeClient(deps: AdminDeps, clientId: string): Promise<C
   const client = await findClient(deps, clientId);
   if (client === undefined) throw new AdminNotFoundError(`no client ${JSON.stringify(clientId)}`);
   const revokedGrants: string[] = [];
+  const subjects = new Set<string>();
   const endGrants = async () => {
     for (const grant of await listGrants(deps, { client: clientId }, undefined, { everyGrant: true })) {
       // A configured or CIMD client keeps its registration: without this, a browser's remembered approval let it
@@ -123,7 +124,7 @@ export async function revokeClient(deps: AdminDeps, clientId: string): Promise<C
       await withdrawConsent(deps.store, grant.subject, clientId, deps.clock.now(), deps.config.authorization.consentRememberDays);
       await endGrant(deps, grant.grantId, 'client_revoked');
       revokedGrants.push(grant.grantId);
-      await forgetSessionIfLastGrant(deps, grant.subject);
+      subjects.add(grant.subject);
     }
   };
   await endGrants();
@@ -139,6 +140,8 @@ export async function revokeClient(deps: AdminDeps, clientId: string): Promise<C
     // the registration gone no further one can be made, so a second pass ends them all.
     await endGrants();
   }
+  // Once for all the users whose grants ended: one read of the grants, not one per user.
+  await forgetSessionsWithoutGrant(deps, subjects);
   return { client, revokedGrants, registrationDeleted };
 }
 

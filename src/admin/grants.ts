@@ -14,7 +14,7 @@ import { ProtocolError } from '../errors/protocol-error.ts';
 import { withdrawConsent } from '../authorization/remembered-decisions.ts';
 import { deleteUpstreamTokens } from '../upstream/token-vault.ts';
 import { forgetDownstreamTokens } from '../records/downstream-tokens.ts';
-import { userHasGrant } from '../grants/user-grants.ts';
+import { usersWithoutGrant } from '../grants/user-grants.ts';
 
 /**
  * Grants: what a user approved for a client (oidc-provider's Grant model, namespace `oidc:Grant`, key = grant id).
@@ -156,9 +156,15 @@ export async function revokeGrantById(
  * Run when a person ends grants (this page, the console, the CLI, a client revoked); a new sign-in stores fresh ones.
  */
 export async function forgetSessionIfLastGrant(deps: AdminDeps, subject: string): Promise<void> {
-  if (subject === '' || (await userHasGrant(deps.store, subject))) return;
-  await deleteUpstreamTokens(deps, subject);
-  await forgetDownstreamTokens(deps.store, subject);
+  await forgetSessionsWithoutGrant(deps, [subject]);
+}
+
+/** forgetSessionIfLastGrant for the users of many ended grants (a client revoked), reading the grants at most once. */
+export async function forgetSessionsWithoutGrant(deps: AdminDeps, subjects: Iterable<string>): Promise<void> {
+  for (const subject of await usersWithoutGrant(deps.store, [...subjects].filter((subject) => subject !== ''))) {
+    await deleteUpstreamTokens(deps, subject);
+    await forgetDownstreamTokens(deps.store, subject);
+  }
 }
 
 /** Ends a grant known to exist, through the one grant-ending function (the app's, when it passed one). */

@@ -10,6 +10,8 @@ import { loadConfig } from '../../src/config/load.ts';
 import { systemClock } from '../../src/runtime/clock.ts';
 import { indexGrantsWrittenBefore } from '../../src/store/oidc-index-backfill.ts';
 import { userHasGrant } from '../../src/grants/user-grants.ts';
+import { loadUpstreamTokens, saveUpstreamTokens } from '../../src/upstream/token-vault.ts';
+import { testKeyring } from '../support/keyring.ts';
 import { createRedisStore } from '../../src/store/redis-store.ts';
 import { createSqliteStore } from '../../src/store/sqlite-store.ts';
 import type { Store } from '../../src/store/store.ts';
@@ -92,10 +94,13 @@ function describeBackend(name: string, open: () => Promise<{ store: Store; close
       assert.deepEqual(await listGrants(deps, { user: 'tenant-1/erin' }), [], 'the index does not know it yet');
       assert.equal(await userHasGrant(store, 'tenant-1/erin'), true, 'so the broker keeps her tokens');
       assert.equal(await userHasGrant(store, 'tenant-1/nobody'), false);
+      const vault = { store, keyring: testKeyring(Date.now()), clock: systemClock };
+      await saveUpstreamTokens(vault, 'tenant-1/erin', { accessToken: 'at', refreshToken: 'rt', expiresAt: Date.now() + 3_600_000 });
       const config = { ...deps.config, authorization: { ...deps.config.authorization, clients: [] } };
       const revocation = await revokeClient({ ...deps, config }, 'https://erin.example/client.json');
-      assert.deepEqual(revocation.revokedGrants, ['written-by-old-replica'], "revoking the client ends it");
+      assert.deepEqual(revocation.revokedGrants, ['written-by-old-replica'], 'revoking the client ends it');
       assert.equal(await userHasGrant(store, 'tenant-1/erin'), false);
+      assert.equal(await loadUpstreamTokens(vault, 'tenant-1/erin'), undefined, 'and her last grant gone, her upstream tokens go');
     });
   });
 }

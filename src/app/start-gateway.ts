@@ -43,6 +43,8 @@ export interface StartGatewayOptions {
   signals?: SignalSource;
   /** Replaces assembleGatewayParts (tests). */
   assembleParts?: (ctx: GatehouseContext, options: AssembleOptions) => Promise<GatewayParts>;
+  /** How often grants written without their indexes are indexed after start; an hour by default (tests shorten it). */
+  grantReindexIntervalMs?: number;
   /**
    * The process is the gateway's own (src/runtime/process-heap.ts): a full collection before listening, the heap
    * kept as the load sized it across idle gaps, and returned after minutes without traffic. `gatehouse start` asks
@@ -135,7 +137,7 @@ export async function startGateway(options: StartGatewayOptions): Promise<Runnin
       indexGrantsWrittenBefore(store, logger).catch((error: unknown) => {
         logger.warn({ reason: error instanceof Error ? error.message : 'unknown error' }, 'grant indexes not checked; next pass in an hour');
       });
-    }, GRANT_REINDEX_INTERVAL_MS);
+    }, options.grantReindexIntervalMs ?? GRANT_REINDEX_INTERVAL_MS);
     reindex.unref();
     cleanups.push(async () => clearInterval(reindex));
     const keyring = await loadKeyring({ store, keysConfig: config.keys, clock, logger, random: cryptoRandom });

@@ -13,6 +13,7 @@ import { runCli } from '../../src/cli/main.ts';
 import { GRANT_NAMESPACE } from '../../src/admin/admin-deps.ts';
 import { systemClock } from '../../src/runtime/clock.ts';
 import { createSqliteStore } from '../../src/store/sqlite-store.ts';
+import type { Store } from '../../src/store/store.ts';
 
 function captureIo(cwd: string): CliIo & { out: string[]; err: string[] } {
   const out: string[] = [];
@@ -88,6 +89,36 @@ describe('gatehouse start', () => {
     signals.emit('SIGTERM');
     assert.equal(await running.lifecycle.stopped, 0);
     assert.deepEqual(found, ['grant-from-before']);
+  });
+
+  it('indexes, while it runs, a grant written without the indexes after its start (a replica of the previous version)', async () => {
+    const signals = new EventEmitter();
+    let store: Store | undefined;
+    const running = await startGateway({
+      file: configFile,
+      port: '0',
+      logLevel: 'silent',
+      io: captureIo(dir),
+      signals,
+      grantReindexIntervalMs: 50,
+      assembleParts: async (ctx) => {
+        store = ctx.store;
+        return { plugins: [] };
+      },
+    });
+    try {
+      await store!.set(GRANT_NAMESPACE, 'grant-from-old-replica', { kind: 'Grant', accountId: 'someone-else', clientId: 'c' }, { ttlSeconds: 600 });
+      const deadline = Date.now() + 5_000;
+      let found: string[] = [];
+      while (found.length === 0 && Date.now() < deadline) {
+        await new Promise((resolve) => setTimeout(resolve, 25));
+        found = (await store!.findByIndex(GRANT_NAMESPACE, 'accountId', 'someone-else')).map((entry) => entry.key);
+      }
+      assert.deepEqual(found, ['grant-from-old-replica']);
+    } finally {
+      signals.emit('SIGTERM');
+      assert.equal(await running.lifecycle.stopped, 0);
+    }
   });
 
   describe('when the port is taken', () => {

@@ -209,3 +209,32 @@ describe('ID-JAG: enterprise-managed authorization', () => {
     assert.match(stack.server.logs.text(), /jwt-bearer grant refused/);
   });
 });
+
+describe('ID-JAG beside workload identities', () => {
+  let both: TestStack;
+  before(async () => {
+    both = await startTestStack({
+      authorization: {
+        clients: [
+          { clientId: 'chat-client', clientSecret: SECRET, grantTypes: [JWT_BEARER_GRANT] },
+          { clientId: 'k8s-agent', grantTypes: [JWT_BEARER_GRANT] },
+        ],
+        enterpriseIdps: [{ issuer: idp.issuer, clients: ['chat-client'], scopes: ['mcp:tools'] }],
+        workloadIdentities: [{ issuer: 'https://workload.example', rules: [{ subject: 'system:serviceaccount:*', clientId: 'k8s-agent', scopes: ['mcp:tools'] }] }],
+      },
+      routes: [{ path: '/mcp', scopes: { 'mcp:tools': 'Use the tools' } }],
+    });
+  });
+  after(async () => {
+    await both?.close();
+  });
+
+  it("refuses an enterprise IdP's assertion with the wrong typ in the ID-JAG's words, not as an untrusted workload issuer", async () => {
+    const publicUrl = both.server.publicUrl;
+    const assertion = await idp.sign({ sub: 'alice', aud: publicUrl, client_id: 'chat-client', resource: `${publicUrl}/mcp`, scope: 'mcp:tools' }, { header: { typ: 'JWT' } });
+    const { status, body } = await present(assertion, { url: publicUrl });
+    assert.equal(status, 400);
+    assert.equal(body.error, 'invalid_grant');
+    assert.match(body.error_description ?? '', /not an ID-JAG \(typ/);
+  });
+});

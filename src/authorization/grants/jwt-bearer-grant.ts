@@ -12,7 +12,7 @@ import { idJagSteps, isIdJag, type IdJagRequest } from './id-jag.ts';
 import { issueAppOnlyToken, issueAssertionGrant } from './issue-assertion-grant.ts';
 import { requestDpopProof, type DpopProof } from './dpop-binding.ts';
 import { installWorkloadClientNaming } from './workload-client.ts';
-import { workloadSteps, type WorkloadRequest } from './workload-identity.ts';
+import { assertionIssuer, workloadIssuerOf, workloadSteps, type WorkloadRequest } from './workload-identity.ts';
 import { trustedIssuerKeys, type TrustedIssuer } from './trusted-issuer-keys.ts';
 
 /**
@@ -120,7 +120,12 @@ export function installJwtBearerGrant(provider: Provider, deps: JwtBearerGrantDe
       requestedResource: typeof params.resource === 'string' ? params.resource : undefined,
     };
     // An ID-JAG says what it is (`typ`, draft §3.1); anything else can only be a workload token, if any issuer is trusted.
-    if (isIdJag(assertion) || authorization.workloadIdentities.length === 0) await grantIdJag(koaCtx, client, request, dpop);
+    // One from a configured enterprise IdP and no workload issuer is an ID-JAG with its `typ` wrong: refused in the
+    // ID-JAG's words (which name the `typ`), not as a workload token from an untrusted issuer.
+    const fromEnterpriseIdp = () =>
+      workloadIssuerOf(authorization.workloadIdentities, assertion) === undefined &&
+      authorization.enterpriseIdps.some((idp) => idp.issuer === assertionIssuer(assertion));
+    if (isIdJag(assertion) || authorization.workloadIdentities.length === 0 || fromEnterpriseIdp()) await grantIdJag(koaCtx, client, request, dpop);
     else await grantWorkload(koaCtx, client, request, dpop);
   }
 

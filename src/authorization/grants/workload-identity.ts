@@ -33,9 +33,15 @@ export interface WorkloadRequest extends AssertionGrantRequest<WorkloadDeps> {
 
 /** The issuer entry a token names (unverified: only to pick the keys and rules to check it with). */
 export function workloadIssuerOf(issuers: readonly WorkloadIdentityConfig[], assertion: string): WorkloadIdentityConfig | undefined {
+  const iss = assertionIssuer(assertion);
+  return iss === undefined ? undefined : issuers.find((candidate) => candidate.issuer === iss);
+}
+
+/** The `iss` an assertion claims (unverified: for choosing how to verify it), if it is a JWT that has one. */
+export function assertionIssuer(assertion: string): string | undefined {
   try {
     const { iss } = decodeJwt(assertion);
-    return issuers.find((candidate) => candidate.issuer === iss);
+    return typeof iss === 'string' ? iss : undefined;
   } catch {
     return undefined;
   }

@@ -13,22 +13,37 @@ import type { Keyring } from '../keys/keyring.ts';
  */
 export type CookieKind = 'csrf' | 'approvals' | 'denials' | 'upstream';
 
+/**
+ * A cookie of a kind, optionally one of several of that kind told apart by a key (the consent form's CSRF cookie,
+ * one per interaction: a browser may have several consent pages open at once, an editor connecting two servers).
+ * Keys are url-safe ids (`[A-Za-z0-9_-]`, at most 64), which are valid in a cookie name.
+ */
+export type CookieName = CookieKind | { kind: CookieKind; key: string };
+
 export interface BrowserCookies {
-  name(kind: CookieKind): string;
-  read<T>(request: FastifyRequest, kind: CookieKind): T | undefined;
-  write(reply: FastifyReply, kind: CookieKind, value: unknown, maxAgeSeconds: number): void;
+  name(cookie: CookieName): string;
+  read<T>(request: FastifyRequest, cookie: CookieName): T | undefined;
+  write(reply: FastifyReply, cookie: CookieName, value: unknown, maxAgeSeconds: number): void;
   /** A raw (unsealed) value, for the upstream client's own opaque state cookie. */
-  readRaw(request: FastifyRequest, kind: CookieKind): string | undefined;
-  writeRaw(reply: FastifyReply, kind: CookieKind, value: string, maxAgeSeconds: number): void;
-  clear(reply: FastifyReply, kind: CookieKind): void;
+  readRaw(request: FastifyRequest, cookie: CookieName): string | undefined;
+  writeRaw(reply: FastifyReply, cookie: CookieName, value: string, maxAgeSeconds: number): void;
+  clear(reply: FastifyReply, cookie: CookieName): void;
 }
+
+const COOKIE_KEY = /^[A-Za-z0-9_-]{1,64}$/;
 
 /** `app` must have @fastify/cookie registered: its parser and serializer are used (nothing hand-rolled). */
 export function createBrowserCookies(options: { keyring: Keyring; secure: boolean; app: FastifyInstance }): BrowserCookies {
   const { keyring, secure, app } = options;
-  const name = (kind: CookieKind) => (secure ? `__Host-gatehouse-${kind}` : `gatehouse-${kind}`);
+  const name = (cookie: CookieName) => {
+    const base = secure ? `__Host-gatehouse-${typeof cookie === 'string' ? cookie : cookie.kind}` : `gatehouse-${typeof cookie === 'string' ? cookie : cookie.kind}`;
+    if (typeof cookie === 'string') return base;
+    if (!COOKIE_KEY.test(cookie.key)) throw new TypeError('a cookie key is a url-safe id');
+    return `${base}-${cookie.key}`;
+  };
   const attributes = (maxAge: number) => ({ path: '/', httpOnly: true, sameSite: 'lax' as const, secure, maxAge });
-  const context = (kind: CookieKind) => `cookie:${name(kind)}`;
+  // The name is bound as additional data: one interaction's cookie cannot be replayed as another's.
+  const context = (cookie: CookieName) => `cookie:${name(cookie)}`;
 
   // Written as plain `Set-Cookie` headers (not via a reply decorator) so they survive when the reply is hijacked and
   // handed to oidc-provider, which appends its own cookies to the same header.
@@ -36,15 +51,15 @@ export function createBrowserCookies(options: { keyring: Keyring; secure: boolea
     reply.header('set-cookie', header);
   };
 
-  const readRaw = (request: FastifyRequest, kind: CookieKind): string | undefined => {
-    const value = app.parseCookie(request.headers.cookie ?? '')[name(kind)];
+  const readRaw = (request: FastifyRequest, cookie: CookieName): string | undefined => {
+    const value = app.parseCookie(request.headers.cookie ?? '')[name(cookie)];
     return typeof value === 'string' && value !== '' ? value : undefined;
   };
 
   return {
     name,
     readRaw,
-    read<T>(request: FastifyRequest, kind: CookieKind): T | undefined {
+    read<T>(request: FastifyRequest, kind: CookieName): T | undefined {
       const sealed = readRaw(request, kind);
       if (sealed === undefined) return undefined;
       try {

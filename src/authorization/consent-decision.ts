@@ -87,14 +87,16 @@ export function parseDecisionForm(decision: ConsentDecision): void {
 /** Double-submit CSRF: this browser's sealed cookie must carry the form's token, consent state and interaction (403). */
 export function checkConsentCsrf(decision: ConsentDecision): void {
   const form = filled(decision.form, 'form');
-  const cookie = decision.deps.cookies.read<CsrfCookie>(decision.request, 'csrf');
-  if (
-    cookie === undefined ||
-    !constantTimeEqual(cookie.csrf, form.csrf_token) ||
-    cookie.consentState !== form.consent_state ||
-    cookie.uid !== filled(decision.uid, 'uid')
-  ) {
+  const uid = filled(decision.uid, 'uid');
+  const cookie = decision.deps.cookies.read<CsrfCookie>(decision.request, { kind: 'csrf', key: uid });
+  if (cookie === undefined) {
     throw new ProtocolError('access_denied', 'The consent form does not belong to this browser; start again from the application.');
+  }
+  if (!constantTimeEqual(cookie.csrf, form.csrf_token) || cookie.consentState !== form.consent_state || cookie.uid !== uid) {
+    // This browser loaded the same request's page again (a reload, a second tab): only the newest page's form counts.
+    throw new ProtocolError('access_denied', 'This consent page was replaced by a newer one for the same request (a reload or another tab); use the newest page.', {
+      detail: 'consent form superseded',
+    });
   }
   decision.csrfCookie = cookie;
 }
@@ -136,7 +138,7 @@ export function rememberDecision(decision: ConsentDecision): void {
   const { deps, request, reply } = decision;
   const subject = filled(decision.subject, 'subject');
   const choice = filled(decision.form, 'form').decision;
-  deps.cookies.clear(reply, 'csrf');
+  deps.cookies.clear(reply, { kind: 'csrf', key: filled(decision.uid, 'uid') });
   const now = deps.ctx.clock.now();
   request.log.info({ clientId: subject.clientId, resource: subject.resource.resource, decision: choice }, 'consent decision');
   const kind = choice === 'deny' ? 'denials' : 'approvals';

@@ -99,7 +99,8 @@ export function registerConsentRoutes(app: FastifyInstance, deps: InteractionDep
     const record: ConsentStateRecord = { uid, ...approvedRecord(subject) };
     await writeRecord(ctx.store, consentStateRecord, consentState, record, { ttlSeconds: CONSENT_STATE_TTL_SECONDS });
     const csrfCookie: CsrfCookie = { csrf, consentState, uid, clientId: subject.clientId, redirectUri: subject.redirectUri };
-    cookies.write(reply, 'csrf', csrfCookie, CONSENT_STATE_TTL_SECONDS);
+    // One per interaction: the cookie of another consent page open in this browser is left alone.
+    cookies.write(reply, { kind: 'csrf', key: uid }, csrfCookie, CONSENT_STATE_TTL_SECONDS);
 
     const signedInAs = await signedInUser(deps, details);
     const html = renderConsentPage({

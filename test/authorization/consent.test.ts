@@ -143,6 +143,32 @@ describe('consent page', () => {
     assert.equal(server.upstream.signIns, 0);
   });
 
+  it('lets a browser approve any of several consent pages open at once (an editor connecting two servers)', async () => {
+    const browser = new TestBrowser();
+    const second = await registerPublicClient(server, { client_name: 'Second editor window' });
+    const first = await openConsent(browser);
+    const other = await openConsent(browser, second);
+    // Approved in the order a person might: the first page opened, then the other.
+    for (const { form } of [first, other]) {
+      const approved = await post(browser, form.action, { consent_state: form.consentState, csrf_token: form.csrf, decision: 'approve' });
+      assert.equal(approved.status, 303, `${form.action}: ${await approved.clone().text()}`);
+    }
+  });
+
+  it('says a consent page was replaced when the same request was opened again, and takes the newest page', async () => {
+    const browser = new TestBrowser();
+    const { html } = await openConsent(browser);
+    const older = consentForm(html);
+    const uid = /\/interaction\/([^/]+)\//.exec(older.action)?.[1] ?? '';
+    const reloaded = await browser.request(new URL(`/interaction/${uid}`, server.publicUrl).href);
+    const newer = consentForm(await reloaded.text());
+    const stale = await post(browser, older.action, { consent_state: older.consentState, csrf_token: older.csrf, decision: 'approve' });
+    assert.equal(stale.status, 403);
+    assert.match(await stale.text(), /replaced by a newer one/);
+    const fresh = await post(browser, newer.action, { consent_state: newer.consentState, csrf_token: newer.csrf, decision: 'approve' });
+    assert.equal(fresh.status, 303);
+  });
+
   it('refuses a cross-site POST even with a valid token', async () => {
     const browser = new TestBrowser();
     const { form } = await openConsent(browser);
@@ -393,7 +419,7 @@ describe('consent cookies on an https public URL', () => {
     assert.equal(metadata.token_endpoint, `${server.publicUrl}/token`);
     const page = await browser.request(local(interaction));
     assert.equal(page.status, 200);
-    const csrf = page.headers.getSetCookie().find((line) => line.startsWith('__Host-gatehouse-csrf='));
+    const csrf = page.headers.getSetCookie().find((line) => line.startsWith('__Host-gatehouse-csrf-'));
     assert.ok(csrf, 'the CSRF cookie is __Host-');
     assert.match(csrf, /; Secure/i);
     assert.match(csrf, /; HttpOnly/i);

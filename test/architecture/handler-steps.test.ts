@@ -207,7 +207,8 @@ describe('consent decision steps', () => {
   const deps = (cookies: Record<string, unknown> = {}, store?: unknown) =>
     ({
       ctx: { publicUrl, store },
-      cookies: { read: (_request: unknown, kind: string) => cookies[kind] },
+      // One cookie per kind, or per kind and key (the consent form's CSRF cookie is one per interaction).
+      cookies: { read: (_request: unknown, name: string | { kind: string; key: string }) => cookies[typeof name === 'string' ? name : `${name.kind}:${name.key}`] },
     }) as unknown as InteractionDeps;
   const decision = (headers: Record<string, string>, body: unknown, cookies?: Record<string, unknown>, store?: unknown): ConsentDecision => ({
     deps: deps(cookies, store),
@@ -238,9 +239,10 @@ describe('consent decision steps', () => {
       return step;
     };
     assertRefused(await refusal(() => checkConsentCsrf(parsed({}))), 'access_denied', 403);
-    assertRefused(await refusal(() => checkConsentCsrf(parsed({ csrf: { ...csrf, csrf: 'token-2' } }))), 'access_denied', 403);
-    assertRefused(await refusal(() => checkConsentCsrf(parsed({ csrf }, 'uid-2'))), 'access_denied', 403);
-    const passed = parsed({ csrf });
+    assertRefused(await refusal(() => checkConsentCsrf(parsed({ 'csrf:uid-1': { ...csrf, csrf: 'token-2' } }))), 'access_denied', 403);
+    assertRefused(await refusal(() => checkConsentCsrf(parsed({ 'csrf:uid-1': csrf }, 'uid-2'))), 'access_denied', 403);
+    assertRefused(await refusal(() => checkConsentCsrf(parsed({ 'csrf:uid-2': csrf }, 'uid-2'))), 'access_denied', 403);
+    const passed = parsed({ 'csrf:uid-1': csrf });
     checkConsentCsrf(passed);
     assert.deepEqual(passed.csrfCookie, csrf);
   });

@@ -213,10 +213,12 @@ export async function forwardIdentity(exchange: McpExchange): Promise<void> {
  * what a failing server writes about itself (a stack trace, an internal path, a connection string), and a gateway in
  * front of it must not publish it. The status says what kind of failure it was — a 503 stays a 503 with its
  * `Retry-After`, a 504 a 504, anything else is a 502 — and the log has the backend's status, not its body (which may
- * hold a secret). 4xx answers pass: they are about the client's request (a session ended, a bad argument).
+ * hold a secret). 4xx answers pass: they are about the client's request (a session ended, a bad argument) — except
+ * a 431, which is about the gateway's (refuseHeadersTooLarge).
  */
 export function concealBackendFailure(exchange: McpExchange): void {
   const response = backendResponse(exchange);
+  if (response.statusCode === 431) refuseHeadersTooLarge(exchange, response);
   if (response.statusCode < 500) return;
   response.body.resume();
   const path = exchange.state.route.path;
@@ -228,6 +230,18 @@ export function concealBackendFailure(exchange: McpExchange): void {
   }
   if (response.statusCode === 504) throw new ProtocolError('gateway_timeout', `The backend of ${path} did not answer in time.`, { detail });
   throw new ProtocolError('bad_gateway', `The backend of ${path} failed.`, { detail });
+}
+
+/**
+ * A backend's 431: the headers it refused are the gateway's request — the identity assertion it added, with what it
+ * forwarded — not the client's, which the gateway read itself. A 502 (an `error` in the audit), not the client's
+ * mistake (a `denied`); the log names the status.
+ */
+function refuseHeadersTooLarge(exchange: McpExchange, response: BackendResponse): never {
+  response.body.resume();
+  throw new ProtocolError('bad_gateway', `The backend of ${exchange.state.route.path} refused the gateway's request headers as too large.`, {
+    detail: 'backend status 431',
+  });
 }
 
 /**

@@ -30,6 +30,24 @@ export const MIN_ASSERTION_LIFETIME_SECONDS = 15;
  */
 export const ASSERTION_KEY_LEAD_MS = 60_000;
 
+/**
+ * The most group text an assertion carries (the JSON of the `groups` array). The assertion travels in a request
+ * header, and servers refuse headers past 16 KB in all (Node's default; nginx's default buffers are 8 KB): a user in
+ * 300 groups got a backend's 431 on every call. Entra itself stops listing groups in a token at 200 ("groups
+ * overage"). Beyond this, the assertion says `groups_overage: true` with no groups, so a backend knows the list is
+ * missing rather than empty; the gateway's own policy still sees every group.
+ */
+export const ASSERTION_GROUPS_BUDGET_BYTES = 8 * 1024;
+
+function groupsClaim(groups: readonly string[]): { groups: readonly string[]; groups_overage?: true } {
+  let bytes = 2;
+  for (const group of groups) {
+    bytes += group.length + 3;
+    if (bytes > ASSERTION_GROUPS_BUDGET_BYTES) return { groups: [], groups_overage: true };
+  }
+  return { groups };
+}
+
 /** The key an assertion is signed with: the current one once published long enough, else the one it replaced. */
 export function assertionSigningKey(keyring: Keyring, now: number): SigningKey {
   const current = keyring.currentSigningKey();
@@ -104,7 +122,7 @@ export function createIdentityAssertionSigner(options: {
       name: account?.name,
       email: account?.email,
       tid: account?.tenantId,
-      groups: account?.groups ?? [],
+      ...groupsClaim(account?.groups ?? []),
       scope: claims.scopes.join(' '),
       client_id: claims.clientId,
       gid: claims.grantId,

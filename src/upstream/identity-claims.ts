@@ -3,6 +3,11 @@ import { mappedGroups, stringClaim, type ClaimMapping } from './claim-mapping.ts
 import { UpstreamError } from './errors.ts';
 import type { UpstreamIdentity } from './types.ts';
 
+/** What an identity provider's claims may hold: OIDC Core §2 for `sub`, RFC 5321 for an address, a page line for a name. */
+const MAX_SUBJECT_LENGTH = 255;
+const MAX_NAME_LENGTH = 256;
+const MAX_EMAIL_LENGTH = 254;
+
 /**
  * The Gatehouse subject for any OpenID Connect provider: `sub` is only unique per issuer (OIDC Core §2), so the
  * subject carries both. `#` cannot occur in an issuer (OIDC Discovery §3: no fragment), so the split back is
@@ -39,6 +44,12 @@ export function identityFromClaims(claims: JWTPayload, mapping: ClaimMapping): U
   if (!issuer || !id) {
     throw new UpstreamError('access_denied', `The identity provider named no ${issuer ? `"${mapping.subject}" claim` : 'issuer'} for this user.`);
   }
+  // OIDC Core §2: a `sub` is at most 255 ASCII characters. A longer one becomes the subject of every token issued to
+  // the user, and their access token outgrew the headers a server reads (431 on every call) after a sign-in that
+  // looked fine.
+  if (id.length > MAX_SUBJECT_LENGTH) {
+    throw new UpstreamError('access_denied', `The identity provider's user id ("${mapping.subject}") is longer than ${MAX_SUBJECT_LENGTH} characters.`);
+  }
   const tenantId = stringClaim(claims, 'tid')?.toLowerCase();
   let subject: string;
   if (mapping.preset === 'entra') {
@@ -55,8 +66,10 @@ export function identityFromClaims(claims: JWTPayload, mapping: ClaimMapping): U
     verifiedEmail(claims, mapping) ??
     // `upn` first: Microsoft documents `preferred_username` as mutable, not for authorization.
     (mapping.preset === 'entra' ? emailLike(stringClaim(claims, 'upn') ?? stringClaim(claims, 'preferred_username')) : undefined);
-  if (name) identity.name = name;
-  if (email) identity.email = email;
+  // Shown on pages and carried in every identity assertion: a name of kilobytes is cut, an "address" longer than
+  // any address can be (RFC 5321 §4.5.3.1.3) is none.
+  if (name) identity.name = name.length > MAX_NAME_LENGTH ? `${name.slice(0, MAX_NAME_LENGTH - 1)}…` : name;
+  if (email && email.length <= MAX_EMAIL_LENGTH) identity.email = email;
   if (tenantId) identity.tenantId = tenantId;
   return identity;
 }

@@ -132,7 +132,7 @@ before(async () => {
         route('/idle', idle, { idleStreamMs: 200 }),
         route('/legacy-html', html, {}, ['sse']),
         route('/legacy-evil', evilLegacy, {}, ['sse']),
-        ...[500, 503, 504].map((status) => route(`/failing-${status}`, `${failing}/mcp?status=${status}`)),
+        ...[500, 503, 504, 431].map((status) => route(`/failing-${status}`, `${failing}/mcp?status=${status}`)),
         ...['a', 'b', 'c', 'd', 'e', 'f', 'g'].map((tenant) => ({ ...route(`/tenant-${tenant}`, `${tenants}/${tenant}/mcp`, {}, ['sse']), legacySsePath: `/${tenant}/sse` })),
       ],
     },
@@ -228,6 +228,14 @@ describe('a backend answering 5xx', () => {
       assert.ok(!gateway.logs.text().includes('hunter2'), 'the backend body is not logged either');
     });
   }
+
+  it("431 (headers too large): a 502, the gateway's request being what the backend refused, not the client's", async () => {
+    const path = '/failing-431';
+    const response = await mcpPost(gateway.url + path, await token(path), toolsCall('echo', { text: 'x' }, 12));
+    assert.equal(response.status, 502);
+    const body = (await response.json()) as { error: { message: string } };
+    assert.match(body.error.message, /refused the gateway's request headers as too large/);
+  });
 
   it('on a legacy message POST too', async () => {
     const response = await fetch(gateway.url + '/tenant-g/sse', { headers: { authorization: `Bearer ${await token('/tenant-g')}` } });

@@ -59,4 +59,14 @@ describe('upstream claim mapping', () => {
     const mapping = claimMappingFor(upstream({ issuer: 'https://idp.example.com', claims: { subject: 'employee_id' } }));
     assert.throws(() => identityFromClaims({ iss: 'https://idp.example.com', sub: 'u1' }, mapping), /"employee_id" claim/);
   });
+
+  it("refuses a user id longer than OpenID Connect allows, cuts a name of kilobytes, and drops an address no address can be", () => {
+    const mapping = claimMappingFor(upstream({ issuer: 'https://idp.example.com' }));
+    assert.throws(() => identityFromClaims({ iss: 'https://idp.example.com', sub: 'x'.repeat(256) }, mapping), /longer than 255/);
+    assert.equal(identityFromClaims({ iss: 'https://idp.example.com', sub: 'x'.repeat(255) }, mapping).subject, `https://idp.example.com#${'x'.repeat(255)}`);
+    const identity = identityFromClaims({ iss: 'https://idp.example.com', sub: 'u1', name: 'n'.repeat(10_000), email: `${'e'.repeat(300)}@example.com`, email_verified: true }, mapping);
+    assert.equal(identity.name?.length, 256);
+    assert.ok(identity.name?.endsWith('…'));
+    assert.equal(identity.email, undefined);
+  });
 });

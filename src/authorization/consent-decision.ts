@@ -223,7 +223,20 @@ export async function proceedAfterApproval(
   await writeRecord(deps.ctx.store, consentApprovedRecord, details.uid, approved, { ttlSeconds: CONSENT_STATE_TTL_SECONDS });
   // A client's `login_hint` (OIDC Core §3.1.2.1) is passed on so the IdP can preselect the account.
   const loginHint = typeof details.params.login_hint === 'string' ? details.params.login_hint : undefined;
-  await redirectToUpstreamSignIn(deps, reply, { interactionId: details.uid, loginHint, claims: stepUp?.claims });
+  await redirectToUpstreamSignIn(deps, reply, { interactionId: details.uid, loginHint, claims: stepUp?.claims, reauthenticate: reauthenticationAsked(details.params) });
+}
+
+/**
+ * A client's demand for a fresh login (OIDC Core §3.1.2.1): `prompt=login`, or `max_age`. Gatehouse signs no one in
+ * itself, so it asks the IdP the same; otherwise the IdP's own session signs the user in without a prompt and the
+ * login the client demanded never happens. `max_age` is passed as given, the IdP counting from its own last login.
+ */
+function reauthenticationAsked(params: Record<string, unknown>): { prompt?: 'login'; maxAge?: number } | undefined {
+  const prompt = typeof params.prompt === 'string' && params.prompt.split(' ').includes('login');
+  const raw = typeof params.max_age === 'number' ? String(params.max_age) : params.max_age;
+  const maxAge = typeof raw === 'string' && /^\d{1,9}$/.test(raw) ? Number(raw) : undefined;
+  if (!prompt && maxAge === undefined) return undefined;
+  return { ...(prompt ? { prompt: 'login' as const } : {}), ...(maxAge === undefined ? {} : { maxAge }) };
 }
 
 export async function deniedByUser(deps: InteractionDeps, request: FastifyRequest, reply: FastifyReply): Promise<void> {

@@ -16,12 +16,18 @@ import { CONSENT_STATE_TTL_SECONDS } from './interaction-state.ts';
 export async function redirectToUpstreamSignIn(
   deps: InteractionDeps,
   reply: FastifyReply,
-  input: { interactionId: string; loginHint?: string | undefined; claims?: string | undefined },
+  input: {
+    interactionId: string;
+    loginHint?: string | undefined;
+    claims?: string | undefined;
+    reauthenticate?: { prompt?: 'login'; maxAge?: number } | undefined;
+  },
 ): Promise<void> {
   const { authorizationUrl, stateCookie } = await deps.upstream.beginSignIn({
     interactionId: input.interactionId,
     ...(input.loginHint === undefined ? {} : { loginHint: input.loginHint }),
     ...(input.claims === undefined ? {} : { claims: input.claims }),
+    ...(input.reauthenticate === undefined ? {} : { reauthenticate: input.reauthenticate }),
     browserBinding: deps.cookies.readRaw(reply.request, 'upstream'),
   });
   deps.cookies.writeRaw(reply, 'upstream', stateCookie, CONSENT_STATE_TTL_SECONDS);

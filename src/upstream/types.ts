@@ -62,7 +62,17 @@ export interface UpstreamClient {
    * `browserBinding`: the upstream-state cookie this browser already holds, if any: reused, so a second sign-in
    * started before the first one returns (an editor connecting two servers) does not orphan the first.
    */
-  beginSignIn(input: { interactionId: string; loginHint?: string; claims?: string; browserBinding?: string | undefined }): Promise<BeginSignInResult>;
+  /**
+   * `reauthenticate`: the client asked for a fresh login (`prompt=login`, or `max_age` in seconds, OIDC Core §3.1.2.1),
+   * which the IdP must then do itself rather than sign the user in silently from its own session.
+   */
+  beginSignIn(input: {
+    interactionId: string;
+    loginHint?: string;
+    claims?: string;
+    browserBinding?: string | undefined;
+    reauthenticate?: { prompt?: 'login'; maxAge?: number };
+  }): Promise<BeginSignInResult>;
   /** Validates state (single use), the cookie binding, nonce and ID token; errors are ProtocolErrors. */
   completeSignIn(input: { callbackUrl: URL; stateCookie: string | undefined }): Promise<CompletedSignIn>;
   /** @see RFC 6749 §6 */

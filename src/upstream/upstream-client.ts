@@ -131,7 +131,7 @@ export function createUpstreamClient(deps: UpstreamClientDeps): UpstreamClient &
   return {
     clientAuthMethod: auth.method,
 
-    async beginSignIn({ interactionId, loginHint, claims, browserBinding }) {
+    async beginSignIn({ interactionId, loginHint, claims, browserBinding, reauthenticate }) {
       const configuration = await discovery.get();
       const { state, stateCookie, record } = await createSignInState({ store, random, now: clock.now() }, interactionId, claims, browserBinding);
       const parameters: Record<string, string> = {
@@ -146,6 +146,8 @@ export function createUpstreamClient(deps: UpstreamClientDeps): UpstreamClient &
       if (loginHint) parameters.login_hint = loginHint;
       // OIDC Core §5.5: Entra takes its claims challenge back verbatim here and asks the user for what it names (MFA).
       if (claims) parameters.claims = claims;
+      if (reauthenticate?.prompt === 'login') parameters.prompt = 'login';
+      if (reauthenticate?.maxAge !== undefined) parameters.max_age = String(reauthenticate.maxAge);
       return { authorizationUrl: buildAuthorizationUrl(configuration, parameters).href, stateCookie };
     },
 

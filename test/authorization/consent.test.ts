@@ -132,6 +132,34 @@ describe('consent page', () => {
     }
   });
 
+  it('asks the IdP for the fresh login a client demands (prompt=login, max_age), which it would otherwise skip on its own session', async () => {
+    const seen: Array<Record<string, unknown>> = [];
+    const original = server.upstream.beginSignIn;
+    server.upstream.beginSignIn = async (input) => {
+      seen.push({ ...input });
+      return original(input);
+    };
+    try {
+      // max_age comes with `openid` (oidc-provider refuses it without: there is no ID token to carry auth_time); 0 is
+      // prompt=login to oidc-provider.
+      const openid = `openid ${params().scope ?? ''}`.trim();
+      for (const extra of [{ prompt: 'login consent' }, { max_age: '300', scope: openid }, { max_age: '0', scope: openid }, {}]) {
+        const browser = new TestBrowser();
+        const { response, url } = await browser.follow(authorizeUrl(server, { ...params(), ...extra }), server.publicUrl);
+        assert.equal(response.status, 200, `${JSON.stringify(extra)}: ${url} ${response.headers.get('location')}`);
+        const form = consentForm(await response.text());
+        const approved = await post(browser, form.action, { consent_state: form.consentState, csrf_token: form.csrf, decision: 'approve' });
+        assert.equal(approved.status, 303);
+      }
+      assert.deepEqual(
+        seen.map((input) => input.reauthenticate),
+        [{ prompt: 'login' }, { maxAge: 300 }, { prompt: 'login' }, undefined],
+      );
+    } finally {
+      server.upstream.beginSignIn = original;
+    }
+  });
+
   it('refuses a POST without the CSRF cookie/token', async () => {
     const browser = new TestBrowser();
     const { form } = await openConsent(browser);

@@ -87,6 +87,20 @@ describe('Entra sign-in and on-behalf-of through the upstream client (local disc
     return { fake, gateway };
   }
 
+  it('asks the IdP for a fresh login when told to (prompt=login, max_age), and for nothing of the kind otherwise', async () => {
+    const { gateway } = await setUp('organizations', `${GLOBAL}/{tenantid}/v2.0`, [TENANT]);
+    try {
+      const asked = new URL((await gateway.client.beginSignIn({ interactionId: 'r1', reauthenticate: { prompt: 'login', maxAge: 60 } })).authorizationUrl).searchParams;
+      assert.equal(asked.get('prompt'), 'login');
+      assert.equal(asked.get('max_age'), '60');
+      const plain = new URL((await gateway.client.beginSignIn({ interactionId: 'r2' })).authorizationUrl).searchParams;
+      assert.equal(plain.has('prompt'), false);
+      assert.equal(plain.has('max_age'), false);
+    } finally {
+      await gateway.store.close();
+    }
+  });
+
   it('multi-tenant sign-in validates the per-tenant issuer, and never sends `resource`', async () => {
     const { fake, gateway } = await setUp('organizations', `${GLOBAL}/{tenantid}/v2.0`, [TENANT]);
     try {

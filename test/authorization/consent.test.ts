@@ -46,6 +46,17 @@ describe('consent page', () => {
     return { html, response, form: consentForm(html) };
   }
 
+  /** What the consent flow asks the upstream client to start (a sign-in at the IdP), until `restore`. */
+  function recordSignInsStarted(): { seen: Array<Record<string, unknown>>; restore: () => void } {
+    const seen: Array<Record<string, unknown>> = [];
+    const original = server.upstream.beginSignIn;
+    server.upstream.beginSignIn = async (input) => {
+      seen.push({ ...input });
+      return original(input);
+    };
+    return { seen, restore: () => void (server.upstream.beginSignIn = original) };
+  }
+
   function post(browser: TestBrowser, action: string, body: Record<string, string>, headers: Record<string, string> = { origin: server.publicUrl }) {
     return browser.request(new URL(action, server.publicUrl).href, {
       method: 'POST',
@@ -110,12 +121,7 @@ describe('consent page', () => {
   });
 
   it('never passes a client\'s own `claims` request on to the upstream IdP (only a step-up the IdP asked for goes there)', async () => {
-    const seen: Array<Record<string, unknown>> = [];
-    const original = server.upstream.beginSignIn;
-    server.upstream.beginSignIn = async (input) => {
-      seen.push({ ...input });
-      return original(input);
-    };
+    const { seen, restore } = recordSignInsStarted();
     try {
       const claims = JSON.stringify({ id_token: { sub: { value: 'https://idp.test|bob' } }, access_token: { acrs: { essential: true, value: 'c9' } } });
       const browser = new TestBrowser();
@@ -128,17 +134,12 @@ describe('consent page', () => {
       assert.equal(seen[0]?.claims, undefined, JSON.stringify(seen[0]));
       assert.doesNotMatch(approved.headers.get('location') ?? '', /claims|acrs/);
     } finally {
-      server.upstream.beginSignIn = original;
+      restore();
     }
   });
 
   it('asks the IdP for the fresh login a client demands (prompt=login, max_age), which it would otherwise skip on its own session', async () => {
-    const seen: Array<Record<string, unknown>> = [];
-    const original = server.upstream.beginSignIn;
-    server.upstream.beginSignIn = async (input) => {
-      seen.push({ ...input });
-      return original(input);
-    };
+    const { seen, restore } = recordSignInsStarted();
     try {
       // max_age comes with `openid` (oidc-provider refuses it without: there is no ID token to carry auth_time); 0 is
       // prompt=login to oidc-provider.
@@ -156,7 +157,7 @@ describe('consent page', () => {
         [{ prompt: 'login' }, { maxAge: 300 }, { prompt: 'login' }, undefined],
       );
     } finally {
-      server.upstream.beginSignIn = original;
+      restore();
     }
   });
 

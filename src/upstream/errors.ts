@@ -173,7 +173,9 @@ export function failureDetail(error: unknown): Record<string, unknown> {
     chain.push(typeof layer.code === 'string' ? `${layer.name}(${layer.code})` : layer.name);
     if (typeof layer.claim === 'string') claim ??= layer.claim;
     // jose's JOSEError codes start ERR_J; openid-client's (oauth4webapi) OAUTH_: their messages describe the check.
-    if (check === undefined && typeof layer.code === 'string' && /^(ERR_J|OAUTH_)/.test(layer.code)) check = layer.message.slice(0, 200);
+    // The deepest says most: openid-client wraps a specific check (an `iss` naming another issuer) in its generic
+    // "invalid response encountered", which alone cannot tell a mix-up attack from a missing code.
+    if (typeof layer.code === 'string' && /^(ERR_J|OAUTH_)/.test(layer.code)) check = layer.message.slice(0, 200);
   }
   return { failure: chain.join(' ← '), ...(claim === undefined ? {} : { claim }), ...(check === undefined ? {} : { check }) };
 }

@@ -51,8 +51,9 @@ export async function createSignInState(
   return { state, stateCookie, record };
 }
 
+// The reason is the log's too (`detail`): a login-CSRF attempt (another browser) and an expired link are told apart.
 const badState = (why: string) =>
-  new ProtocolError('invalid_request', `The sign-in could not be completed: ${why}. Start again from the application.`);
+  new ProtocolError('invalid_request', `The sign-in could not be completed: ${why}. Start again from the application.`, { detail: `upstream callback: ${why}` });
 
 /** Takes the record (whoever else presents the same state later gets nothing) and checks the browser binding. */
 export async function consumeSignInState(

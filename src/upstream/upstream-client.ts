@@ -194,6 +194,8 @@ export function createUpstreamClient(deps: UpstreamClientDeps): UpstreamClient &
       }
       const idToken = (response as Record<string, unknown>)[DIVERTED_ID_TOKEN];
       if (typeof idToken !== 'string') {
+        // The IdP's answer is what is wrong (no `openid` in what it granted?): the log says so, as for a failed check.
+        logger.warn('upstream sign-in refused: the token response has no ID token');
         throw new UpstreamError('access_denied', 'The identity provider returned no ID token.', { interactionId });
       }
       let identity: UpstreamIdentity;

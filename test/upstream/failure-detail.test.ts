@@ -19,4 +19,10 @@ describe('failureDetail: why an identity provider call failed, as a log may hold
     assert.equal(detail.check, 'server responded with an error in the response body');
     assert.ok(!JSON.stringify(detail).includes('eyJ'));
   });
+
+  it("names the specific check openid-client wrapped in its generic one (an `iss` of another issuer: a mix-up)", () => {
+    const inner = Object.assign(new Error('unexpected "iss" (issuer) response parameter value'), { name: 'OperationProcessingError', code: 'OAUTH_JSON_ATTRIBUTE_COMPARISON_FAILED' });
+    const outer = Object.assign(new Error('invalid response encountered', { cause: inner }), { name: 'ClientError', code: 'OAUTH_INVALID_RESPONSE' });
+    assert.equal(failureDetail(new UpstreamError('access_denied', 'The sign-in response was refused.', {}, { cause: outer })).check, 'unexpected "iss" (issuer) response parameter value');
+  });
 });

@@ -74,7 +74,8 @@ describe('upstream sign-in in a real browser (headless Chromium)', { skip: skipW
 
       await assert.rejects(
         gateway.client.completeSignIn({ callbackUrl: attackerCallback, stateCookie: victimStart.stateCookie }),
-        /another browser/,
+        // The log says it too (`detail`): a login-CSRF attempt is told apart from an expired link.
+        (error: unknown) => error instanceof Error && /another browser/.test(error.message) && /another browser/.test(String((error as { detail?: unknown }).detail)),
       );
       const completed = await gateway.client.completeSignIn({ callbackUrl: victimCallback, stateCookie: victimStart.stateCookie });
       assert.equal(completed.interactionId, 'victim');

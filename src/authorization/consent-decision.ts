@@ -90,7 +90,9 @@ export function checkConsentCsrf(decision: ConsentDecision): void {
   const uid = filled(decision.uid, 'uid');
   const cookie = decision.deps.cookies.read<CsrfCookie>(decision.request, { kind: 'csrf', key: uid });
   if (cookie === undefined) {
-    throw new ProtocolError('access_denied', 'The consent form does not belong to this browser; start again from the application.');
+    throw new ProtocolError('access_denied', 'The consent form does not belong to this browser; start again from the application.', {
+      detail: 'no consent cookie for the interaction in this browser',
+    });
   }
   if (!constantTimeEqual(cookie.csrf, form.csrf_token) || cookie.consentState !== form.consent_state || cookie.uid !== uid) {
     // This browser loaded the same request's page again (a reload, a second tab): only the newest page's form counts.

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import type { Adapter, AdapterPayload, KoaContextWithOIDC } from 'oidc-provider';
 import Provider from 'oidc-provider';
 import { hashToken } from '../keys/hashing.ts';
@@ -5,7 +6,7 @@ import { codeExchangedRecord } from '../records/authorization.ts';
 import type { Clock } from '../runtime/clock.ts';
 import type { EndGrant } from '../grants/end-grant.ts';
 import { GrantAlreadyConsumedError } from '../store/oidc-adapter.ts';
-import { createRecord, readRecord, RecordInvalidError } from '../store/record-access.ts';
+import { createRecord, deleteRecord, readRecord, RecordInvalidError } from '../store/record-access.ts';
 import { StoreUnavailableError, type Store } from '../store/store.ts';
 import { answerInvalidGrant, answerTemporarilyUnavailable } from './token-endpoint-answers.ts';
 
@@ -103,12 +104,16 @@ export function installCodeExchangeFinish(provider: Provider, options: CodeExcha
     // As long as the code's consumed marker: past the code's lifetime it is refused as expired anyway.
     const lifetime = typeof code.exp === 'number' && typeof code.iat === 'number' ? code.exp - code.iat : 60;
     let first: boolean;
+    const finish = { at: clock.now(), by: randomBytes(12).toString('base64url') };
     try {
-      first = await createRecord(store, codeExchangedRecord, hashToken(code.jti), { at: clock.now() }, { ttlSeconds: Math.max(lifetime, 1) + 1 });
+      first = await createRecord(store, codeExchangedRecord, hashToken(code.jti), finish, { ttlSeconds: Math.max(lifetime, 1) + 1 });
     } catch (error) {
       if (!(error instanceof StoreUnavailableError)) throw error;
       // Unfinished: the client is told to retry, and the refresh token this attempt saved never leaves the server
-      // (best effort: the store is failing). Its access token is a JWT nobody received.
+      // (best effort: the store is failing). Its access token is a JWT nobody received. Whether the finish was
+      // recorded is unknown (a command whose reply was lost did run): recorded, the retry would be a replay that ends
+      // the grant the user just approved, so this attempt's record is taken back.
+      await takeBackFinish(store, code.jti, finish.by);
       await (ctx.oidc.entities.RefreshToken as DestroyableEntity | undefined)?.destroy().catch(() => undefined);
       answerTemporarilyUnavailable(ctx, error);
       return;
@@ -120,6 +125,24 @@ export function installCodeExchangeFinish(provider: Provider, options: CodeExcha
     await endGrantAnswering(ctx, () => endGrant(code.grantId, 'code_replay'));
     onReplayDetected?.('AuthorizationCode');
   });
+}
+
+/**
+ * Deletes the finish record of a code exchange if `by` wrote it (another exchange's stays), with a few tries: a store
+ * that lost one reply usually answers the next command. Failing that, the retry meets the record and is a replay.
+ */
+async function takeBackFinish(store: Store, codeId: string, by: string): Promise<void> {
+  const key = hashToken(codeId);
+  for (let attempt = 0; attempt < 3; attempt += 1) {
+    if (attempt > 0) await new Promise((resolve) => setTimeout(resolve, 200));
+    try {
+      const recorded = await readRecord(store, codeExchangedRecord, key, { invalid: 'absent' });
+      if (recorded?.by === by) await deleteRecord(store, codeExchangedRecord, key);
+      return;
+    } catch (error) {
+      if (!(error instanceof StoreUnavailableError)) throw error;
+    }
+  }
 }
 
 /**

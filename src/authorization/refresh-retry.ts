@@ -5,7 +5,7 @@ import { hashToken } from '../keys/hashing.ts';
 import type { Keyring } from '../keys/keyring.ts';
 import { StoreUnavailableError, type Store } from '../store/store.ts';
 import { refreshSuccessorRecord } from '../records/authorization.ts';
-import { createRecord, readRecord } from '../store/record-access.ts';
+import { createRecord, deleteRecord, readRecord } from '../store/record-access.ts';
 import { rotationRecordSeconds } from './refresh-token-reuse.ts';
 import { answerInvalidGrant, answerTemporarilyUnavailable } from './token-endpoint-answers.ts';
 
@@ -43,9 +43,14 @@ export function installIdempotentRefreshRetry(provider: Provider, options: Refre
       successor = await firstSuccessor(options, rotation.presented, rotation.issued);
     } catch (error) {
       if (!(error instanceof StoreUnavailableError)) throw error;
-      // The client is told to retry; the token this request minted never leaves the server (best effort: the store is failing), and the
-      // retry finishes the rotation (refresh-token-reuse.ts, UNFINISHED_ROTATION_SECONDS).
-      await (ctx.oidc.entities.RefreshToken as RefreshTokenModel | undefined)?.destroy().catch(() => undefined);
+      // The client is told to retry, and the retry finishes the rotation (refresh-token-reuse.ts,
+      // UNFINISHED_ROTATION_SECONDS). Whether the successor was recorded is unknown: a command whose reply was lost
+      // (a connection reset) did run. Recorded, it would mark the rotation finished — a token handed out — and the
+      // client's retry after the grace window would be judged a theft and end the grant. So the record is taken back
+      // if it is this request's; and if that fails too, the minted token is kept, since it may be the recorded
+      // successor a retry is handed.
+      const minted = ctx.oidc.entities.RefreshToken as RefreshTokenModel | undefined;
+      if (await forgetUnansweredSuccessor(options, rotation.presented, rotation.issued)) await minted?.destroy().catch(() => undefined);
       answerTemporarilyUnavailable(ctx, error);
       return;
     }
@@ -77,6 +82,36 @@ function rotationOf(ctx: KoaContextWithOIDC): Rotation | undefined {
   const body = ctx.body as { refresh_token?: unknown } | undefined;
   if (typeof presented !== 'string' || typeof body?.refresh_token !== 'string' || body.refresh_token === presented) return undefined;
   return { presented, issued: body.refresh_token, body: body as { refresh_token: string } };
+}
+
+/**
+ * Takes back the successor record of a rotation whose answer was a 503, if it holds `issued` (another request's
+ * successor, already answered, stays). A few tries: the store that lost one reply usually answers the next command.
+ * True when no record of `issued` is left.
+ */
+async function forgetUnansweredSuccessor(options: RefreshRetryOptions, presented: string, issued: string): Promise<boolean> {
+  const { store, keyring } = options;
+  const key = hashToken(presented);
+  for (let attempt = 0; attempt < 3; attempt += 1) {
+    if (attempt > 0) await new Promise((resolve) => setTimeout(resolve, 200));
+    try {
+      const existing = await readRecord(store, refreshSuccessorRecord, key, { invalid: 'absent' });
+      if (existing === undefined) return true;
+      let recorded: string | undefined;
+      try {
+        recorded = keyring.unseal(existing.sealed, key);
+      } catch {
+        recorded = undefined;
+      }
+      if (recorded !== issued) return true;
+      await deleteRecord(store, refreshSuccessorRecord, key);
+      return true;
+    } catch (error) {
+      if (!(error instanceof StoreUnavailableError)) throw error;
+    }
+  }
+  options.logger.warn('refresh answered 503 with its successor possibly recorded: a retry after the grace window may end the grant');
+  return false;
 }
 
 /**

@@ -4,6 +4,7 @@ import { refreshRotatedRecord, refreshSuccessorRecord } from '../records/authori
 import type { Clock } from '../runtime/clock.ts';
 import { createRecord, readRecord, RecordInvalidError } from '../store/record-access.ts';
 import type { Store } from '../store/store.ts';
+import { GrantAlreadyConsumedError } from '../store/oidc-adapter.ts';
 
 /**
  * Refresh token reuse detection, RFC 9700 §4.14.2. Every refresh rotates the token (token-policy.ts); presenting a
@@ -46,12 +47,18 @@ export function toleratedRefreshRetries(
   };
   return {
     async consume(id) {
-      // The atomic step: of two parallel refreshes with the same token exactly one records the rotation and consumes
-      // the token; the other finds the record and, inside the window, is a tolerated retry (consuming again would
-      // count as a replay and revoke the grant).
+      // The atomic step: of two parallel refreshes with the same token exactly one records the rotation; the other
+      // finds the record and, inside the window, is a tolerated retry. Outside it, the token is consumed again, which
+      // the adapter hooks take for a replay that ends the grant (adapter-hooks.ts).
       const first = await createRecord(store, refreshRotatedRecord, hashToken(id), { at: clock.now() }, { ttlSeconds: rotationRecordSeconds(graceSeconds) });
-      if (!first && (await withinGrace(id))) return;
-      await inner.consume(id);
+      if (!first && !(await withinGrace(id))) return inner.consume(id);
+      // This rotation, or a retry of it: the token ends up consumed whichever request gets there, and one already
+      // consumed by the other is no theft. A retry used to skip the consume, so when the store failed between the
+      // rotation record and the consume, the rotated token was never consumed and kept refreshing — a second chain
+      // for whoever held a copy.
+      await inner.consume(id).catch((error: unknown) => {
+        if (!(error instanceof GrantAlreadyConsumedError)) throw error;
+      });
     },
     async find(id) {
       const payload = await inner.find(id);

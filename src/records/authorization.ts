@@ -34,7 +34,9 @@ export const codeExchangedRecord = defineRecord({
   namespace: 'code-exchanged',
   owner: 'src/authorization/code-exchange-retry.ts',
   key: "SHA-256 of the authorization code's id",
-  schema: z.object({ at: z.number() }),
+  // `by`: a random id of the exchange that wrote it (absent in records written before it was kept), so an exchange
+  // whose write had an unknown outcome can take back its own record and no other.
+  schema: z.object({ at: z.number(), by: z.string().optional() }),
   ttl: "the code's whole lifetime (`authorization.authorizationCodeTtlSeconds`) plus a second, from the exchange: as long as the code's `oidc:consumed` marker",
   singleUse: false,
   secrets: 'key hashed',

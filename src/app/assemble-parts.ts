@@ -12,6 +12,7 @@ import { createAuthorizationServer, type AuthorizationServerDeps } from '../auth
 import { createTokenBroker } from '../broker/token-broker.ts';
 import { registerTokenExchangeGrant } from '../broker/token-exchange-grant.ts';
 import { userHasGrant } from '../grants/user-grants.ts';
+import { storeFailureLogFields } from '../store/store.ts';
 import { requestDpopProof } from '../authorization/grants/dpop-binding.ts';
 import type { KoaContextWithOIDC } from 'oidc-provider';
 import type { DemoComponents } from '../demo/run-demo.ts';
@@ -107,7 +108,7 @@ export async function assembleGatewayParts(baseCtx: GatehouseContext, options: A
       store: ctx.store,
       clock: ctx.clock,
       maxStalenessMs: config.authorization.revocationMaxStalenessSeconds * 1000,
-      onError: (error) => ctx.logger.warn({ err: error }, 'revoked-grants re-sync failed'),
+      onError: (error) => ctx.logger.warn(storeFailureLogFields(error), 'revoked-grants re-sync failed'),
     });
     await revokedGrants.start();
     cleanups.push(() => revokedGrants.stop());

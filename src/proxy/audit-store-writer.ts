@@ -39,21 +39,22 @@ export function createAuditStoreWriter(options: AuditStoreWriterOptions): AuditS
   let retryTimer: NodeJS.Timeout | undefined;
   let delay = retryMs;
   let closed = false;
-  let unreportedLoss = 0;
+  // Records lost since the last report, by why: the report names the cause it is about, not always an outage.
+  let unreportedLoss = new Map<string, number>();
   let lossTimer: NodeJS.Timeout | undefined;
 
   function logLoss(): void {
     lossTimer = undefined;
-    if (unreportedLoss === 0) return;
-    logger.error({ dropped: unreportedLoss, buffered: buffer.length }, 'audit records dropped: the store was unavailable longer than the audit buffer covers');
-    unreportedLoss = 0;
+    if (unreportedLoss.size === 0) return;
+    for (const [why, dropped] of unreportedLoss) logger.error({ dropped, buffered: buffer.length }, `audit records dropped: ${why}`);
+    unreportedLoss = new Map();
     lossTimer = setTimeout(logLoss, lossLogIntervalMs).unref();
   }
 
-  function drop(count: number): void {
+  function drop(count: number, why: string): void {
     if (count <= 0) return;
     options.onDropped?.(count);
-    unreportedLoss += count;
+    unreportedLoss.set(why, (unreportedLoss.get(why) ?? 0) + count);
     if (lossTimer === undefined) logLoss();
   }
 
@@ -62,7 +63,7 @@ export function createAuditStoreWriter(options: AuditStoreWriterOptions): AuditS
       // After close nothing retries: a record that arrived late and found the store down is lost, and counted.
       const left = buffer.length;
       buffer = [];
-      return drop(left);
+      return drop(left, 'the log closed while the store was unavailable');
     }
     if (retryTimer !== undefined) return;
     if (delay === retryMs) logger.warn({ reason: error.detail, buffered: buffer.length }, 'audit records buffered while the store is unavailable');
@@ -82,9 +83,9 @@ export function createAuditStoreWriter(options: AuditStoreWriterOptions): AuditS
       } catch (error) {
         if (error instanceof StoreUnavailableError) return scheduleRetry(error);
         // Not an outage (a record the store refuses): retrying cannot help, and must not block the records behind it.
-        logger.error({ err: error }, 'audit records could not be stored');
+        logger.error({ reason: error instanceof Error ? error.message.slice(0, 200) : typeof error }, 'audit records could not be stored');
         buffer.splice(0, batch.length);
-        drop(batch.length);
+        drop(batch.length, 'the store refused them');
         continue;
       }
       buffer.splice(0, batch.length);
@@ -103,7 +104,7 @@ export function createAuditStoreWriter(options: AuditStoreWriterOptions): AuditS
   return {
     add(writes) {
       const room = Math.max(maxBuffered - buffer.length, 0);
-      drop(writes.length - room);
+      drop(writes.length - room, 'the store was unavailable longer than the audit buffer covers');
       buffer.push(...writes.slice(0, room));
       if (retryTimer === undefined) void drain();
     },

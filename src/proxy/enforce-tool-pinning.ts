@@ -5,6 +5,7 @@ import type { McpPost } from './mcp-message.ts';
 import type { AuditDraft } from './request-audit.ts';
 import type { ToolStanding } from './tool-pins.ts';
 import type { ReviewTools } from './tools-list-filter.ts';
+import { storeFailureLogFields } from '../store/store.ts';
 
 /**
  * The route's `toolPinning` applied to a request (tool-pins.ts keeps the pins). Under `block` a tool is called only
@@ -49,7 +50,7 @@ async function standingOf(runtime: GatewayRuntime, route: RouteConfig, tool: str
     return await runtime.toolPins.standing(route.path, tool);
   } catch (error) {
     if (route.toolPinning === 'block') throw error;
-    runtime.ctx.logger.warn({ err: error, route: route.path, tool }, 'tool pins could not be checked; served (toolPinning: warn)');
+    runtime.ctx.logger.warn({ ...storeFailureLogFields(error), route: route.path, tool }, 'tool pins could not be checked; served (toolPinning: warn)');
     return 'pinned';
   }
 }
@@ -67,7 +68,7 @@ export function toolListReviewer(runtime: GatewayRuntime, route: RouteConfig, dr
     try {
       unpinned = await runtime.toolPins.review(route.path, tools);
     } catch (error) {
-      runtime.ctx.logger.warn({ err: error, route: route.path }, 'tool pins could not be checked');
+      runtime.ctx.logger.warn({ ...storeFailureLogFields(error), route: route.path }, 'tool pins could not be checked');
       return route.toolPinning === 'block' ? everyTool(tools) : new Set();
     }
     if (unpinned.size === 0) return unpinned;

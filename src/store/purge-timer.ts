@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import type { Store } from './store.ts';
+import { storeFailureLogFields, type Store } from './store.ts';
 
 export interface PurgeTimer {
   stop(): void;
@@ -12,7 +12,7 @@ export interface PurgeTimer {
 export function startPurgeTimer(store: Pick<Store, 'purgeExpired'>, intervalMs: number, logger: Logger | undefined): PurgeTimer {
   if (intervalMs <= 0) return { stop: () => {} };
   const timer = setInterval(() => {
-    store.purgeExpired().catch((error: unknown) => logger?.warn({ err: error }, 'store purge failed'));
+    store.purgeExpired().catch((error: unknown) => logger?.warn(storeFailureLogFields(error), 'store purge failed'));
   }, intervalMs);
   timer.unref();
   return { stop: () => clearInterval(timer) };

@@ -75,7 +75,18 @@ export async function connectRedis(options: RedisConnectOptions): Promise<RedisC
     if (error instanceof StoreUnavailableError) return error;
     withoutCommandArguments(error);
     if (!isConnectionFailure(error)) return error;
-    const reason = error instanceof Error ? error.message : String(error);
+    // A command that timed out stays in the client's queue of commands awaiting a reply: when a reply does arrive
+    // (bytes a middlebox held, a server that was frozen) it goes to that command, and every later command gets the
+    // reply of the one before it. The connection is dropped and made again, which empties the queue; ioredis
+    // reconnects on its own. Only when connected: a dozen commands timing out together drop it once.
+    if (error instanceof Error && error.message === COMMAND_TIMED_OUT && redis.status === 'ready') {
+      logger?.warn({ endpoint, role }, 'Redis command timed out; reconnecting so later replies are not taken for earlier commands');
+      redis.disconnect(true);
+    }
+    // A discarded MULTI says only that it was discarded; why (OOM) is in the errors of the commands queued in it.
+    const queued = (error as { previousErrors?: unknown }).previousErrors;
+    const cause = Array.isArray(queued) && queued[0] instanceof Error ? queued[0] : error;
+    const reason = cause instanceof Error ? cause.message : String(cause);
     return new StoreUnavailableError(`Redis at ${endpoint} is unavailable: ${reason}`, { cause: error });
   };
 
@@ -98,10 +109,20 @@ export async function connectRedis(options: RedisConnectOptions): Promise<RedisC
  */
 const UNAVAILABLE_REPLY = /^(NOAUTH|WRONGPASS|LOADING|READONLY|MASTERDOWN|BUSY|OOM|MISCONF|TRYAGAIN|CLUSTERDOWN|NOREPLICAS|ERR max number of clients reached)/;
 
+/** ioredis's message for a command that got no reply within `commandTimeout`. */
+const COMMAND_TIMED_OUT = 'Command timed out';
+
 function isConnectionFailure(error: unknown): boolean {
   if (!(error instanceof Error)) return false;
   if (error instanceof TypeError || error instanceof SyntaxError || error instanceof RangeError) return false;
   if (error.name !== 'ReplyError') return true;
+  // A MULTI (a batch of audit records, src/store/redis-scripts.ts runScriptBatch) is discarded whole when a command
+  // in it was refused as it was queued: under OOM every one is. That is the store being unable to write, to retry —
+  // not a refusal of the batch, which was dropped, audit records and all.
+  if (error.message.startsWith('EXECABORT')) {
+    const previous = (error as { previousErrors?: unknown }).previousErrors;
+    return Array.isArray(previous) && previous.length > 0 && previous.every((entry) => entry instanceof Error && UNAVAILABLE_REPLY.test(entry.message));
+  }
   return UNAVAILABLE_REPLY.test(error.message);
 }
 
@@ -114,4 +135,7 @@ function withoutCommandArguments(error: unknown): void {
   if (typeof command === 'object' && command !== null && 'args' in command) {
     (error as { command: unknown }).command = { name: command.name };
   }
+  // A discarded MULTI carries the errors of the commands queued in it, each with its own arguments (whole records).
+  const previous = (error as { previousErrors?: unknown } | null)?.previousErrors;
+  if (Array.isArray(previous)) for (const entry of previous) if (entry !== error) withoutCommandArguments(entry);
 }

@@ -108,3 +108,11 @@ export class StoreUnavailableError extends GatehouseError {
     return this.message;
   }
 }
+
+/**
+ * Log fields for a failed store call in a background task (a re-sync, a purge): an outage is an expected event,
+ * logged as its one-line reason every time the task retries; anything else is a bug, logged with its stack.
+ */
+export function storeFailureLogFields(error: unknown): { reason: string } | { err: unknown } {
+  return error instanceof StoreUnavailableError ? { reason: error.detail } : { err: error };
+}

@@ -105,9 +105,24 @@ describe('audit records during a store outage', () => {
     assert.equal(dropped, 150);
     const lossLines = logs.lines().filter((line) => /audit records dropped/.test(String(line.msg)));
     assert.equal(lossLines.length, 1, 'one log line per interval, not one per record or per batch');
+    assert.match(String(lossLines[0]?.msg), /unavailable longer than the audit buffer covers/);
     await redis.restart();
     await until(async () => (await stored().catch(() => 0)) === 100);
     assert.equal(await stored(), 100, 'the buffered records were kept');
+    await log.close();
+  });
+
+  it('says the store refused records it drops for that reason, not that an outage outlasted the buffer', async () => {
+    const { logger, logs } = captureLogs();
+    const refusing = Object.create(store) as Store;
+    refusing.setMany = async () => {
+      throw new TypeError('a record the store cannot take');
+    };
+    const log = createAuditLog({ store: refusing, random: cryptoRandom, logger, output: 'store', retentionDays: 1 });
+    log.record(entry(1));
+    await log.flush();
+    const lossLines = logs.lines().filter((line) => /audit records dropped/.test(String(line.msg)));
+    assert.deepEqual(lossLines.map((line) => line.msg), ['audit records dropped: the store refused them']);
     await log.close();
   });
 });

@@ -10,6 +10,42 @@ import { runStoreContract } from './contract.ts';
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
+/** A TCP hop in front of Redis that, while `dropping`, discards what the client sends, the connection left open. */
+async function startDroppingHop(redisPort: number) {
+  const sockets = new Set<Socket>();
+  const hop = {
+    dropping: false,
+    url: '',
+    breakConnections: () => {
+      for (const socket of sockets) socket.destroy();
+    },
+    close: async () => {
+      hop.breakConnections();
+      await new Promise((resolve) => server.close(resolve));
+    },
+  };
+  const server = createServer((client) => {
+    const upstream = connect(redisPort, '127.0.0.1');
+    sockets.add(client);
+    client.on('data', (chunk) => {
+      if (!hop.dropping) upstream.write(chunk);
+    });
+    upstream.on('data', (chunk) => client.write(chunk));
+    const end = () => {
+      client.destroy();
+      upstream.destroy();
+      sockets.delete(client);
+    };
+    client.on('close', end);
+    upstream.on('close', end);
+    client.on('error', end);
+    upstream.on('error', end);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  hop.url = `redis://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  return hop;
+}
+
 describe('Redis store', () => {
   let server: RedisServer;
   let admin: Redis;
@@ -125,37 +161,18 @@ describe('Redis store when the connection breaks under a write', () => {
 
   it('does not send the write again after reconnecting: the caller was told it failed', async () => {
     // A TCP hop that can hold what the store sends, as a frozen network does.
-    let holding = false;
-    const sockets = new Set<Socket>();
-    const hop = createServer((client) => {
-      const upstream = connect(server.port, '127.0.0.1');
-      sockets.add(client);
-      client.on('data', (chunk) => {
-        if (!holding) upstream.write(chunk);
-      });
-      upstream.on('data', (chunk) => client.write(chunk));
-      const end = () => {
-        client.destroy();
-        upstream.destroy();
-        sockets.delete(client);
-      };
-      client.on('close', end);
-      upstream.on('close', end);
-      client.on('error', end);
-      upstream.on('error', end);
-    });
-    await new Promise<void>((resolve) => hop.listen(0, '127.0.0.1', resolve));
-    const store = await createRedisStore({ url: `redis://127.0.0.1:${(hop.address() as AddressInfo).port}`, keyPrefix: 'resend:', clock: systemClock });
+    const hop = await startDroppingHop(server.port);
+    const store = await createRedisStore({ url: hop.url, keyPrefix: 'resend:', clock: systemClock });
     const direct = new Redis(server.url);
     try {
       await store.set('code', 'before', { ok: true });
-      holding = true;
+      hop.dropping = true;
       const write = store.set('code', 'lost', { ok: true });
       // The connection breaks with the write unanswered.
       await new Promise((resolve) => setTimeout(resolve, 50));
-      for (const socket of sockets) socket.destroy();
+      hop.breakConnections();
       await assert.rejects(write, StoreUnavailableError);
-      holding = false;
+      hop.dropping = false;
       // Once a new command goes through, anything resent on reconnect would already have run before it.
       while (!(await store.ping().then(() => true, () => false))) await sleep(50);
       await store.get('code', 'before');
@@ -163,8 +180,43 @@ describe('Redis store when the connection breaks under a write', () => {
     } finally {
       direct.disconnect();
       await store.close();
-      for (const socket of sockets) socket.destroy();
-      await new Promise((resolve) => hop.close(resolve));
+      await hop.close();
+    }
+  });
+});
+
+describe('Redis store behind a hop that loses bytes', () => {
+  let server: RedisServer;
+  before(async () => {
+    server = await startRedisServer();
+  });
+  after(async () => {
+    await server.stop();
+  });
+
+  it('answers each command with its own reply after a command timed out: the connection is made again', async () => {
+    // A middlebox that drops what it is sent, the connection left open: the command times out (commandTimeout), and
+    // stayed in the client's queue of commands awaiting a reply. Every later reply went to the command before it:
+    // timeouts, or another command's answer, until the process restarted.
+    const hop = await startDroppingHop(server.port);
+    const store = await createRedisStore({ url: hop.url, keyPrefix: 'desync:', clock: systemClock, purgeIntervalMs: 0 });
+    try {
+      await store.set('client', 'a', { name: 'a' });
+      await store.set('client', 'b', { name: 'b' });
+      hop.dropping = true;
+      await assert.rejects(store.get('client', 'a'), StoreUnavailableError);
+      hop.dropping = false;
+      let answered: unknown;
+      for (let attempt = 0; attempt < 100 && answered === undefined; attempt++) {
+        answered = await store.get('client', 'b').catch(() => undefined);
+        if (answered === undefined) await sleep(100);
+      }
+      assert.deepEqual(answered, { name: 'b' });
+      assert.deepEqual(await store.get('client', 'a'), { name: 'a' });
+      assert.deepEqual(await store.get('client', 'b'), { name: 'b' });
+    } finally {
+      await store.close();
+      await hop.close();
     }
   });
 });
@@ -223,7 +275,16 @@ describe('Redis store when Redis goes away', () => {
       await store.set('client', 'before', { ok: true });
       await admin.config('SET', 'maxmemory-policy', 'noeviction');
       await admin.config('SET', 'maxmemory', '1');
-      for (const write of [() => store.set('client', 'c-oom', { big: 'x'.repeat(1000) }), () => store.setIfAbsent('client', 'c-oom2', { ok: true }), () => store.setMany([{ namespace: 'client', key: 'c-oom3', value: { ok: true } }])]) {
+      const batch = Array.from({ length: 3 }, (_, i) => ({ namespace: 'audit', key: `a-oom${i}`, value: { user: 'someone@example.com', big: 'x'.repeat(1000) } }));
+      // First, before the store's health gate has seen a failure and answers without asking Redis: a batch of several
+      // (the audit log's), whose MULTI Redis discards whole (EXECABORT). That was taken for a refusal of the records,
+      // which were dropped instead of kept for the retry.
+      for (const write of [
+        () => store.setMany(batch),
+        () => store.set('client', 'c-oom', { big: 'x'.repeat(1000) }),
+        () => store.setIfAbsent('client', 'c-oom2', { ok: true }),
+        () => store.setMany([{ namespace: 'client', key: 'c-oom3', value: { ok: true } }]),
+      ]) {
         const failure = await write().then(
           () => assert.fail('expected the write to be refused'),
           (error: unknown) => error,
@@ -233,6 +294,10 @@ describe('Redis store when Redis goes away', () => {
         assert.doesNotMatch(failure.message, /x{20}/, 'the value written is not in the message');
         // ioredis hangs the command on its error, arguments (the record written) included: a logged error held them.
         assert.deepEqual(Object.keys((failure.cause as { command?: object }).command ?? {}), ['name']);
+        for (const queued of (failure.cause as { previousErrors?: Array<{ command?: object }> }).previousErrors ?? []) {
+          assert.deepEqual(Object.keys(queued.command ?? {}), ['name'], 'nor the commands of a discarded MULTI');
+        }
+        assert.doesNotMatch(JSON.stringify(failure.cause, Object.getOwnPropertyNames(failure.cause)), /someone@example\.com/);
       }
       // Reads run as scripts, which Redis refuses too while over its limit: unavailable as well, never a bug.
       await assert.rejects(store.get('client', 'before'), StoreUnavailableError);

@@ -5,7 +5,7 @@ import { hashToken } from '../keys/hashing.ts';
 import type { Keyring } from '../keys/keyring.ts';
 import { StoreUnavailableError, type Store } from '../store/store.ts';
 import { refreshSuccessorRecord } from '../records/authorization.ts';
-import { createRecord, deleteRecord, readRecord } from '../store/record-access.ts';
+import { createRecord, readRecord } from '../store/record-access.ts';
 import { rotationRecordSeconds } from './refresh-token-reuse.ts';
 import { answerInvalidGrant, answerTemporarilyUnavailable } from './token-endpoint-answers.ts';
 
@@ -43,14 +43,25 @@ export function installIdempotentRefreshRetry(provider: Provider, options: Refre
       successor = await firstSuccessor(options, rotation.presented, rotation.issued);
     } catch (error) {
       if (!(error instanceof StoreUnavailableError)) throw error;
-      // The client is told to retry, and the retry finishes the rotation (refresh-token-reuse.ts,
-      // UNFINISHED_ROTATION_SECONDS). Whether the successor was recorded is unknown: a command whose reply was lost
-      // (a connection reset) did run. Recorded, it would mark the rotation finished — a token handed out — and the
-      // client's retry after the grace window would be judged a theft and end the grant. So the record is taken back
-      // if it is this request's; and if that fails too, the minted token is kept, since it may be the recorded
-      // successor a retry is handed.
+      // Whether the successor was recorded is unknown: a command whose reply was lost (a connection reset) did run.
+      // Recorded, it marks the rotation finished — a token handed out — so the client must get it, or its retry after
+      // the grace window is judged a theft and ends the grant. So the record is read back, and decides. (Taking it
+      // back instead undid a successor a concurrent retry had already been answered with, and left the rotated token
+      // open to a thief past the grace window.) Without it, the client is told to retry, which finishes the rotation
+      // (refresh-token-reuse.ts, UNFINISHED_ROTATION_SECONDS).
       const minted = ctx.oidc.entities.RefreshToken as RefreshTokenModel | undefined;
-      if (await forgetUnansweredSuccessor(options, rotation.presented, rotation.issued)) await minted?.destroy().catch(() => undefined);
+      const recorded = await recordedSuccessor(options, rotation.presented);
+      // Ours: the write did run (its reply was lost); the answer goes out as it is.
+      if (recorded.kind === 'token' && recorded.token === rotation.issued) return;
+      if (recorded.kind === 'token') {
+        // Another request's (a retry on another replica got there first, and was answered with it): the same one.
+        await minted?.destroy().catch(() => undefined);
+        rotation.body.refresh_token = recorded.token;
+        return;
+      }
+      // None: the rotation is unfinished and the retry finishes it. Unknown (the store kept failing): the minted token
+      // is kept, since it may be the recorded successor a retry is handed.
+      if (recorded.kind === 'none') await minted?.destroy().catch(() => undefined);
       answerTemporarilyUnavailable(ctx, error);
       return;
     }
@@ -85,33 +96,31 @@ function rotationOf(ctx: KoaContextWithOIDC): Rotation | undefined {
 }
 
 /**
- * Takes back the successor record of a rotation whose answer was a 503, if it holds `issued` (another request's
- * successor, already answered, stays). A few tries: the store that lost one reply usually answers the next command.
- * True when no record of `issued` is left.
+ * The successor recorded for `presented`, read after a write of it whose outcome is unknown: the token, none, or
+ * unknown when the store keeps failing. A few tries: a store that lost one reply usually answers the next command.
+ * A record that does not open (sealed with a pruned key) is `'unknown'`: no token to hand out, yet a finished rotation.
  */
-async function forgetUnansweredSuccessor(options: RefreshRetryOptions, presented: string, issued: string): Promise<boolean> {
+type RecordedSuccessor = { kind: 'token'; token: string } | { kind: 'none' } | { kind: 'unknown' };
+
+async function recordedSuccessor(options: RefreshRetryOptions, presented: string): Promise<RecordedSuccessor> {
   const { store, keyring } = options;
   const key = hashToken(presented);
   for (let attempt = 0; attempt < 3; attempt += 1) {
     if (attempt > 0) await new Promise((resolve) => setTimeout(resolve, 200));
     try {
       const existing = await readRecord(store, refreshSuccessorRecord, key, { invalid: 'absent' });
-      if (existing === undefined) return true;
-      let recorded: string | undefined;
+      if (existing === undefined) return { kind: 'none' };
       try {
-        recorded = keyring.unseal(existing.sealed, key);
+        return { kind: 'token', token: keyring.unseal(existing.sealed, key) };
       } catch {
-        recorded = undefined;
+        return { kind: 'unknown' };
       }
-      if (recorded !== issued) return true;
-      await deleteRecord(store, refreshSuccessorRecord, key);
-      return true;
     } catch (error) {
       if (!(error instanceof StoreUnavailableError)) throw error;
     }
   }
   options.logger.warn('refresh answered 503 with its successor possibly recorded: a retry after the grace window may end the grant');
-  return false;
+  return { kind: 'unknown' };
 }
 
 /**

@@ -133,4 +133,36 @@ describe('a refresh or code exchange interrupted by the store at any write, then
       assert.deepEqual(problems, []);
     });
   }
+
+  it("hands out the successor a concurrent retry was answered with, and the rotated token stays spent, when its own write's reply was lost", async () => {
+    // Request A records the successor, its reply is lost; before A reads the record back, a retry B (the client on
+    // another replica) is answered with it. A undoing the record (the first fix) left B's token dead and the rotated
+    // one open to a thief past the grace window.
+    faults.arm(undefined);
+    const tokens = await obtainTokens(server, client);
+    let answeredToB: { status: number; body: { refresh_token?: string } } | undefined;
+    let interrupted = false;
+    const setIfAbsent = faults.store.setIfAbsent;
+    faults.store.setIfAbsent = async (namespace, key, value, options) => {
+      const created = await base.setIfAbsent(namespace, key, value, options);
+      // Only A's write is interrupted: B's (and anything after) goes through.
+      if (namespace !== 'refresh-successor' || interrupted) return created;
+      interrupted = true;
+      const b = await refresh(tokens.refresh_token);
+      answeredToB = { status: b.status, body: (await b.json()) as { refresh_token?: string } };
+      throw new StoreUnavailableError('injected: the reply was lost');
+    };
+    try {
+      const a = await refresh(tokens.refresh_token);
+      const aBody = (await a.json()) as { refresh_token?: string };
+      assert.equal(answeredToB?.status, 200);
+      assert.equal(a.status, 200, 'A read its write back: the rotation finished');
+      assert.equal(aBody.refresh_token, answeredToB?.body.refresh_token, 'one chain: both were answered with the same successor');
+      assert.equal((await refresh(aBody.refresh_token ?? '')).status, 200, 'and it works');
+      clock.advance(30_000);
+      assert.notEqual((await refresh(tokens.refresh_token)).status, 200, 'the rotated token is spent past the grace window');
+    } finally {
+      faults.store.setIfAbsent = setIfAbsent;
+    }
+  });
 });

@@ -6,7 +6,7 @@ import { codeExchangedRecord } from '../records/authorization.ts';
 import type { Clock } from '../runtime/clock.ts';
 import type { EndGrant } from '../grants/end-grant.ts';
 import { GrantAlreadyConsumedError } from '../store/oidc-adapter.ts';
-import { createRecord, deleteRecord, readRecord, RecordInvalidError } from '../store/record-access.ts';
+import { createRecord, readRecord, RecordInvalidError } from '../store/record-access.ts';
 import { StoreUnavailableError, type Store } from '../store/store.ts';
 import { answerInvalidGrant, answerTemporarilyUnavailable } from './token-endpoint-answers.ts';
 
@@ -109,14 +109,19 @@ export function installCodeExchangeFinish(provider: Provider, options: CodeExcha
       first = await createRecord(store, codeExchangedRecord, hashToken(code.jti), finish, { ttlSeconds: Math.max(lifetime, 1) + 1 });
     } catch (error) {
       if (!(error instanceof StoreUnavailableError)) throw error;
-      // Unfinished: the client is told to retry, and the refresh token this attempt saved never leaves the server
-      // (best effort: the store is failing). Its access token is a JWT nobody received. Whether the finish was
-      // recorded is unknown (a command whose reply was lost did run): recorded, the retry would be a replay that ends
-      // the grant the user just approved, so this attempt's record is taken back.
-      await takeBackFinish(store, code.jti, finish.by);
-      await (ctx.oidc.entities.RefreshToken as DestroyableEntity | undefined)?.destroy().catch(() => undefined);
-      answerTemporarilyUnavailable(ctx, error);
-      return;
+      // Whether the finish was recorded is unknown: a command whose reply was lost (a connection reset) did run.
+      // Recorded, the exchange finished — the retry would be a replay that ends the grant the user just approved —
+      // so the record is read back and decides: ours, the tokens go out; another exchange's, this one lost a race.
+      const recorded = await recordedFinish(store, code.jti);
+      if (recorded === finish.by) return;
+      if (recorded === undefined) {
+        // Unfinished: the client is told to retry, and the refresh token this attempt saved never leaves the server
+        // (best effort: the store is failing). Its access token is a JWT nobody received.
+        await (ctx.oidc.entities.RefreshToken as DestroyableEntity | undefined)?.destroy().catch(() => undefined);
+        answerTemporarilyUnavailable(ctx, error);
+        return;
+      }
+      first = false;
     }
     if (first) return;
     // Another exchange of this code finished first: two parties redeemed it at once. The grant ends everywhere, this
@@ -128,21 +133,23 @@ export function installCodeExchangeFinish(provider: Provider, options: CodeExcha
 }
 
 /**
- * Deletes the finish record of a code exchange if `by` wrote it (another exchange's stays), with a few tries: a store
- * that lost one reply usually answers the next command. Failing that, the retry meets the record and is a replay.
+ * Who recorded the finish of a code exchange (`by`), read after a write of it whose outcome is unknown; undefined
+ * when none is recorded, or the store kept failing (a few tries: a store that lost one reply usually answers the
+ * next command; failing that, the retry meets what was recorded, if anything). A record without `by` (written before
+ * it was kept) is another exchange's.
  */
-async function takeBackFinish(store: Store, codeId: string, by: string): Promise<void> {
+async function recordedFinish(store: Store, codeId: string): Promise<string | undefined> {
   const key = hashToken(codeId);
   for (let attempt = 0; attempt < 3; attempt += 1) {
     if (attempt > 0) await new Promise((resolve) => setTimeout(resolve, 200));
     try {
       const recorded = await readRecord(store, codeExchangedRecord, key, { invalid: 'absent' });
-      if (recorded?.by === by) await deleteRecord(store, codeExchangedRecord, key);
-      return;
+      return recorded === undefined ? undefined : (recorded.by ?? '');
     } catch (error) {
       if (!(error instanceof StoreUnavailableError)) throw error;
     }
   }
+  return undefined;
 }
 
 /**

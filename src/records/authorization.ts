@@ -35,7 +35,7 @@ export const codeExchangedRecord = defineRecord({
   owner: 'src/authorization/code-exchange-retry.ts',
   key: "SHA-256 of the authorization code's id",
   // `by`: a random id of the exchange that wrote it (absent in records written before it was kept), so an exchange
-  // whose write had an unknown outcome can take back its own record and no other.
+  // whose write had an unknown outcome (a lost reply) can tell its own record from another's.
   schema: z.object({ at: z.number(), by: z.string().optional() }),
   ttl: "the code's whole lifetime (`authorization.authorizationCodeTtlSeconds`) plus a second, from the exchange: as long as the code's `oidc:consumed` marker",
   singleUse: false,

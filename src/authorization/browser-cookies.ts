@@ -28,6 +28,8 @@ export interface BrowserCookies {
   readRaw(request: FastifyRequest, cookie: CookieName): string | undefined;
   writeRaw(reply: FastifyReply, cookie: CookieName, value: string, maxAgeSeconds: number): void;
   clear(reply: FastifyReply, cookie: CookieName): void;
+  /** The keys of the request's cookies of `kind` that carry one (`{ kind, key }` names). */
+  keysOf(request: FastifyRequest, kind: CookieKind): string[];
 }
 
 const COOKIE_KEY = /^[A-Za-z0-9_-]{1,64}$/;
@@ -77,6 +79,13 @@ export function createBrowserCookies(options: { keyring: Keyring; secure: boolea
     },
     clear(reply, kind) {
       setCookie(reply, app.serializeCookie(name(kind), '', { ...attributes(0), expires: new Date(0) }));
+    },
+    keysOf(request, kind) {
+      const prefix = `${name(kind)}-`;
+      return Object.keys(app.parseCookie(request.headers.cookie ?? ''))
+        .filter((cookieName) => cookieName.startsWith(prefix))
+        .map((cookieName) => cookieName.slice(prefix.length))
+        .filter((key) => COOKIE_KEY.test(key));
     },
   };
 }

@@ -1,11 +1,12 @@
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { BrowserCookies } from './browser-cookies.ts';
 import type { Client, InteractionDetails } from 'oidc-provider';
 import { decideClientIdUrl, isClientIdUrl } from './client-metadata-policy.ts';
 import { approvedRecord, consentDecisionHandler, DECISION_FORM_MAX_BYTES, deniedByUser, loadClient, proceedAfterApproval } from './consent-decision.ts';
 import { consentSubjectFrom, type ConsentSubject } from './consent-request.ts';
 import { renderConsentPage, type ConsentView } from './consent-page.ts';
 import { finishInteraction, loadInteraction, parseInteractionUid, type InteractionDeps } from './interaction-deps.ts';
-import { CONSENT_STATE_TTL_SECONDS, type ConsentStateRecord, type CsrfCookie } from './interaction-state.ts';
+import { CONSENT_STATE_TTL_SECONDS, MAX_OPEN_CONSENT_PAGES, type ConsentStateRecord, type CsrfCookie } from './interaction-state.ts';
 import { consentStateRecord } from '../records/interaction.ts';
 import { readRecord, writeRecord } from '../store/record-access.ts';
 import { accountRecord } from '../records/account.ts';
@@ -61,6 +62,19 @@ function targetOf(subject: ConsentSubject) {
   return { clientId: subject.clientId, redirectUri: subject.redirectUri, resource: subject.resource.resource, scopes: subject.scopes };
 }
 
+/**
+ * Clears the CSRF cookies of the oldest consent pages this browser has open beyond MAX_OPEN_CONSENT_PAGES − 1, making
+ * room for the one being shown (`uid`): Approve on a page that old asks the user to start again.
+ */
+function forgetOldestConsentPages(cookies: BrowserCookies, request: FastifyRequest, reply: FastifyReply, uid: string): void {
+  const open = cookies
+    .keysOf(request, 'csrf')
+    .filter((key) => key !== uid)
+    .map((key) => ({ key, shownAt: cookies.read<CsrfCookie>(request, { kind: 'csrf', key })?.shownAt ?? 0 }))
+    .sort((a, b) => b.shownAt - a.shownAt);
+  for (const stale of open.slice(MAX_OPEN_CONSENT_PAGES - 1)) cookies.clear(reply, { kind: 'csrf', key: stale.key });
+}
+
 export function registerConsentRoutes(app: FastifyInstance, deps: InteractionDeps): void {
   const { ctx, cookies } = deps;
   const htmlErrors = { errorFormat: 'html' as const };
@@ -98,8 +112,9 @@ export function registerConsentRoutes(app: FastifyInstance, deps: InteractionDep
     const csrf = ctx.random.token();
     const record: ConsentStateRecord = { uid, ...approvedRecord(subject) };
     await writeRecord(ctx.store, consentStateRecord, consentState, record, { ttlSeconds: CONSENT_STATE_TTL_SECONDS });
-    const csrfCookie: CsrfCookie = { csrf, consentState, uid, clientId: subject.clientId, redirectUri: subject.redirectUri };
-    // One per interaction: the cookie of another consent page open in this browser is left alone.
+    const csrfCookie: CsrfCookie = { csrf, consentState, uid, clientId: subject.clientId, redirectUri: subject.redirectUri, shownAt: now };
+    // One per interaction: the cookie of another consent page open in this browser is left alone, up to a few.
+    forgetOldestConsentPages(cookies, request, reply, uid);
     cookies.write(reply, { kind: 'csrf', key: uid }, csrfCookie, CONSENT_STATE_TTL_SECONDS);
 
     const signedInAs = await signedInUser(deps, details);

@@ -39,4 +39,13 @@ export interface CsrfCookie {
   uid: string;
   clientId: string;
   redirectUri: string;
+  /** Epoch ms the page was shown: the oldest of too many open consent pages' cookies goes first. */
+  shownAt?: number;
 }
+
+/**
+ * How many consent pages a browser keeps open at once, each with its own CSRF cookie (sent on every request, `Path=/`
+ * as `__Host-` requires). A page that reloads itself, or a client restarting authorization, added one each time until
+ * the browser's Cookie header outgrew what the server reads (431 on every request for ten minutes).
+ */
+export const MAX_OPEN_CONSENT_PAGES = 5;

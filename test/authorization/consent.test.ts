@@ -184,6 +184,24 @@ describe('consent page', () => {
     }
   });
 
+  it('keeps the CSRF cookies of a few open consent pages, not one per page ever opened (the Cookie header outgrew 16 KB)', async () => {
+    const browser = new TestBrowser();
+    const pages: Array<ReturnType<typeof consentForm>> = [];
+    for (let i = 0; i < 8; i++) {
+      pages.push((await openConsent(browser)).form);
+      // Each page's time is its own: the oldest is the one to go.
+      await new Promise((resolve) => setTimeout(resolve, 2));
+    }
+    const csrfCookies = [...browser.cookies.keys()].filter((key) => /gatehouse-csrf-/.test(key));
+    assert.equal(csrfCookies.length, 5);
+    const oldest = pages[0]!;
+    const refused = await post(browser, oldest.action, { consent_state: oldest.consentState, csrf_token: oldest.csrf, decision: 'approve' });
+    assert.equal(refused.status, 403);
+    const newest = pages.at(-1)!;
+    const approved = await post(browser, newest.action, { consent_state: newest.consentState, csrf_token: newest.csrf, decision: 'approve' });
+    assert.equal(approved.status, 303);
+  });
+
   it('says a consent page was replaced when the same request was opened again, and takes the newest page', async () => {
     const browser = new TestBrowser();
     const { html } = await openConsent(browser);

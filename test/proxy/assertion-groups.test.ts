@@ -4,7 +4,7 @@ import { describe, it } from 'node:test';
 import { decodeJwt } from 'jose';
 import { generateKeySet } from '../../src/keys/key-set.ts';
 import { keyringFromKeySet } from '../../src/keys/key-set-keyring.ts';
-import { createIdentityAssertionSigner } from '../../src/proxy/identity-assertion.ts';
+import { ASSERTION_GROUPS_BUDGET_BYTES, createIdentityAssertionSigner } from '../../src/proxy/identity-assertion.ts';
 import type { AccessTokenClaims } from '../../src/proxy/verify-access-token.ts';
 import { systemClock } from '../../src/runtime/clock.ts';
 import { cryptoRandom } from '../../src/runtime/random.ts';
@@ -19,7 +19,8 @@ describe('the groups in an identity assertion', () => {
   const signer = createIdentityAssertionSigner({ keyring, issuer: 'https://gw.example', clock: systemClock, random: cryptoRandom });
   const assertionFor = async (groups: string[]) => {
     const claims: AccessTokenClaims = { sub: 'tenant/alice', clientId: 'c', grantId: 'g', jti: randomUUID(), exp: Math.floor(Date.now() / 1000) + 600, scopes: ['mcp:tools'] };
-    const account = { subject: 'tenant/alice', issuer: 'https://idp.example', groups, firstSeenAt: 0, lastSeenAt: 0 };
+    // The longest name and address sign-in keeps (identity-claims.ts): the other claims at their largest.
+    const account = { subject: 'tenant/alice', issuer: 'https://idp.example', name: 'n'.repeat(256), email: `${'e'.repeat(242)}@example.com`, groups, firstSeenAt: 0, lastSeenAt: 0 };
     return (await signer.assertionFor({ claims, account, audience: 'https://gw.example/mcp', ttlSeconds: 120 })).jwt;
   };
 
@@ -28,6 +29,19 @@ describe('the groups in an identity assertion', () => {
     const payload = decodeJwt(await assertionFor(groups));
     assert.deepEqual(payload.groups, groups);
     assert.equal(payload.groups_overage, undefined);
+  });
+
+  it('stays within one 8 KB header line (nginx) with groups just under the budget, counted in UTF-8 bytes', async () => {
+    // Group names with characters of three UTF-8 bytes each: counted as characters, they passed at three times the size.
+    const name = 'é'.repeat(20);
+    const budget = ASSERTION_GROUPS_BUDGET_BYTES;
+    const perGroup = Buffer.byteLength(JSON.stringify(name)) + 1;
+    const under = Array.from({ length: Math.floor((budget - 2) / perGroup) }, (_, i) => `${name}${i % 10}`.slice(0, 20));
+    const jwt = await assertionFor(under);
+    assert.ok(Buffer.byteLength(`Authorization: Bearer ${jwt}`) < 8 * 1024, `${jwt.length} bytes`);
+    assert.equal(decodeJwt(jwt).groups_overage, undefined, 'under the budget: every group');
+    const over = [...under, ...under.slice(0, 10)];
+    assert.equal(decodeJwt(await assertionFor(over)).groups_overage, true);
   });
 
   it('says groups_overage, with no groups, for a user in 300, and stays a header a server reads', async () => {

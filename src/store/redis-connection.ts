@@ -75,10 +75,13 @@ export async function connectRedis(options: RedisConnectOptions): Promise<RedisC
     if (error instanceof StoreUnavailableError) return error;
     withoutCommandArguments(error);
     if (!isConnectionFailure(error)) return error;
-    // A command that timed out stays in the client's queue of commands awaiting a reply: when a reply does arrive
-    // (bytes a middlebox held, a server that was frozen) it goes to that command, and every later command gets the
-    // reply of the one before it. The connection is dropped and made again, which empties the queue; ioredis
-    // reconnects on its own. Only when connected: a dozen commands timing out together drop it once.
+    // A command that timed out stays at the head of the client's queue of commands awaiting a reply. A late reply
+    // still pairs with it; a reply that never comes (a middlebox that dropped the bytes, the connection left open)
+    // makes every later reply pair with the command before it — timeouts, or another command's answer — until the
+    // process restarts. No reply for `commandTimeout` is taken for that: the connection is dropped and made again,
+    // which empties the queue (ioredis reconnects on its own). A Redis merely that slow pays a reconnect, and the
+    // commands in flight with it fail as unavailable, as they would have timed out. Only when connected: a dozen
+    // commands timing out together drop it once.
     if (error instanceof Error && error.message === COMMAND_TIMED_OUT && redis.status === 'ready') {
       logger?.warn({ endpoint, role }, 'Redis command timed out; reconnecting so later replies are not taken for earlier commands');
       redis.disconnect(true);

@@ -71,24 +71,32 @@ describe('the npm package (npm pack, install in an empty directory, run)', { ski
   });
 
   it('npx gatehouse start serves the demo and stops on SIGTERM', { timeout: 180_000 }, async () => {
-    const port = await freePort();
-    const ports = { GATEHOUSE_DEMO_IDP_PORT: await freePort(), GATEHOUSE_DEMO_GRAPH_PORT: await freePort(), GATEHOUSE_DEMO_DIRECTORY_PORT: await freePort() };
-    // Its own process group, so SIGTERM reaches gatehouse whether or not npx forwards it.
-    const child = spawn('npx', ['gatehouse', 'start', '--port', String(port), '--log-level', 'warn'], {
-      cwd: project,
-      env: { ...env, ...Object.fromEntries(Object.entries(ports).map(([name, value]) => [name, String(value)])) },
-      stdio: ['ignore', 'pipe', 'pipe'],
-      detached: true,
-    });
-    const exited = new Promise<void>((done) => child.once('exit', () => done()));
-    let output = '';
-    child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    /** Starts the demo on free ports; undefined when one was taken in the seconds npx needs to start (tried again). */
+    const start = async () => {
+      const port = await freePort();
+      const ports = { GATEHOUSE_DEMO_IDP_PORT: await freePort(), GATEHOUSE_DEMO_GRAPH_PORT: await freePort(), GATEHOUSE_DEMO_DIRECTORY_PORT: await freePort() };
+      // Its own process group, so SIGTERM reaches gatehouse whether or not npx forwards it.
+      const child = spawn('npx', ['gatehouse', 'start', '--port', String(port), '--log-level', 'warn'], {
+        cwd: project,
+        env: { ...env, ...Object.fromEntries(Object.entries(ports).map(([name, value]) => [name, String(value)])) },
+        stdio: ['ignore', 'pipe', 'pipe'],
+        detached: true,
+      });
+      const exited = new Promise<void>((done) => child.once('exit', () => done()));
+      const started = { child, exited, port, output: '' };
+      child.stdout.on('data', (chunk: Buffer) => (started.output += chunk.toString()));
+      child.stderr.on('data', (chunk: Buffer) => (started.output += chunk.toString()));
+      while (!started.output.includes('Stop with Ctrl-C.') && child.exitCode === null) await new Promise((done) => setTimeout(done, 100));
+      if (child.exitCode !== null && / is in use /.test(started.output)) return undefined;
+      return started;
+    };
+    let started: Awaited<ReturnType<typeof start>>;
+    for (let attempt = 0; attempt < 3 && started === undefined; attempt++) started = await start();
+    assert.ok(started, 'the demo started on free ports in three tries');
+    const { child, exited, port } = started;
+    const output = started.output;
     try {
-      while (!output.includes('Stop with Ctrl-C.')) {
-        assert.equal(child.exitCode, null, `npx gatehouse start exited early:\n${output}`);
-        await new Promise((done) => setTimeout(done, 100));
-      }
+      assert.equal(child.exitCode, null, `npx gatehouse start exited early:\n${output}`);
       assert.match(output, new RegExp(`MCP server URL.*http://localhost:${port}/mcp`));
       const ready = await fetch(`http://127.0.0.1:${port}/readyz`);
       assert.equal(ready.status, 200);

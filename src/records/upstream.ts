@@ -18,6 +18,8 @@ export const upstreamStateRecord = defineRecord({
     createdAt: z.number(),
     /** The `claims` request sent with this sign-in (a step-up the IdP asked for), if any. */
     claims: z.string().optional(),
+    /** The fresh login the client demanded (`prompt=login`, `max_age` seconds): checked against the ID token's `auth_time`. */
+    reauthenticate: z.object({ prompt: z.literal('login').optional(), maxAge: z.number().optional() }).optional(),
   }),
   ttl: '600 s',
   singleUse: true,

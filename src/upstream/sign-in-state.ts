@@ -35,6 +35,7 @@ export async function createSignInState(
   interactionId: string,
   claims?: string,
   browserBinding?: string,
+  reauthenticate?: SignInStateRecord['reauthenticate'],
 ): Promise<NewSignInState> {
   const { store, random, now } = deps;
   const state = random.token(32);
@@ -46,6 +47,7 @@ export async function createSignInState(
     browserBindingHash: hashToken(stateCookie),
     createdAt: now,
     ...(claims === undefined ? {} : { claims }),
+    ...(reauthenticate === undefined ? {} : { reauthenticate }),
   };
   await writeRecord(store, upstreamStateRecord, state, record, { ttlSeconds: SIGN_IN_STATE_TTL_SECONDS });
   return { state, stateCookie, record };

@@ -27,6 +27,30 @@ import { JWT_BEARER_GRANT, TOKEN_EXCHANGE_GRANT, ACCESS_TOKEN_TYPE } from '../pr
 export { JWT_BEARER_GRANT, TOKEN_EXCHANGE_GRANT, ACCESS_TOKEN_TYPE };
 
 
+/** Clock difference tolerated between the IdP's `auth_time` and this gateway's clock. */
+const AUTH_TIME_SKEW_SECONDS = 60;
+
+/**
+ * The fresh login a client demanded (`prompt=login`, `max_age`; OIDC Core §3.1.2.1), passed on to the IdP, must have
+ * happened: when the ID token says when the user last signed in (`auth_time`), that is after this sign-in began, or
+ * within `max_age`. An IdP that ignored the demand and signed the user in from its own session is refused, not
+ * believed. One that says nothing is believed: Entra's ID tokens carry no `auth_time` unless it is configured as an
+ * optional claim, and refusing them would refuse every such sign-in.
+ */
+function checkFreshLogin(record: { createdAt: number; reauthenticate?: { prompt?: 'login'; maxAge?: number } | undefined }, claims: Record<string, unknown>, now: number): void {
+  const asked = record.reauthenticate;
+  if (asked === undefined || typeof claims.auth_time !== 'number' || !Number.isFinite(claims.auth_time)) return;
+  const authTime = claims.auth_time;
+  const fresh =
+    (asked.prompt !== 'login' || authTime >= record.createdAt / 1000 - AUTH_TIME_SKEW_SECONDS) &&
+    (asked.maxAge === undefined || authTime >= now / 1000 - asked.maxAge - AUTH_TIME_SKEW_SECONDS);
+  if (!fresh) {
+    throw new UpstreamError('access_denied', 'The identity provider did not sign the user in again, as the application asked.', {
+      upstreamError: 'auth_time older than the fresh login asked for',
+    });
+  }
+}
+
 /** When the IdP omits `expires_in`, assume Entra's shortest default rather than trusting a token forever. */
 const DEFAULT_EXPIRES_IN_SECONDS = 3600;
 
@@ -133,7 +157,7 @@ export function createUpstreamClient(deps: UpstreamClientDeps): UpstreamClient &
 
     async beginSignIn({ interactionId, loginHint, claims, browserBinding, reauthenticate }) {
       const configuration = await discovery.get();
-      const { state, stateCookie, record } = await createSignInState({ store, random, now: clock.now() }, interactionId, claims, browserBinding);
+      const { state, stateCookie, record } = await createSignInState({ store, random, now: clock.now() }, interactionId, claims, browserBinding, reauthenticate);
       const parameters: Record<string, string> = {
         redirect_uri: redirectUri,
         response_type: 'code',
@@ -208,6 +232,7 @@ export function createUpstreamClient(deps: UpstreamClientDeps): UpstreamClient &
           expectedIssuer: (unverified) => profile.expectedIssuer(unverified, configuration),
           clock,
         });
+        checkFreshLogin(record, claims, clock.now());
         const mapped = await withUserinfoClaims({ configuration, idTokenClaims: claims, accessToken: response.access_token, mapping: profile.claims });
         identity = profile.identityFrom(mapped);
         // An address the provider does not vouch for is not used (identity-claims.ts): say so, or an admin matched by

@@ -101,6 +101,29 @@ describe('Entra sign-in and on-behalf-of through the upstream client (local disc
     }
   });
 
+  it('refuses a sign-in the IdP answered from its own session when a fresh login was asked for (auth_time)', async () => {
+    const { fake, gateway } = await setUp('organizations', `${GLOBAL}/{tenantid}/v2.0`, [TENANT]);
+    try {
+      const now = Math.floor(Date.now() / 1000);
+      const attempt = async (reauthenticate: { prompt?: 'login'; maxAge?: number }, authTime: number | undefined) => {
+        fake.idTokenClaims = () => ({ iss: `${GLOBAL}/${TENANT}/v2.0`, tid: TENANT, oid: OID, ver: '2.0', name: 'Adele', sub: 'pairwise', ...(authTime === undefined ? {} : { auth_time: authTime }) });
+        const started = await gateway.client.beginSignIn({ interactionId: `fresh-${Math.random()}`, reauthenticate });
+        fake.rememberNonce(started.authorizationUrl);
+        const state = new URL(started.authorizationUrl).searchParams.get('state') ?? '';
+        return gateway.client.completeSignIn({ callbackUrl: new URL(`http://127.0.0.1:8080/callback?code=c1&state=${state}`), stateCookie: started.stateCookie });
+      };
+      await assert.rejects(attempt({ prompt: 'login' }, now - 3600), { code: 'access_denied' });
+      // Entra's ID tokens carry no auth_time unless configured: nothing to check, believed.
+      assert.equal((await attempt({ prompt: 'login' }, undefined)).identity.subject, `${TENANT}/${OID}`);
+      await assert.rejects(attempt({ maxAge: 60 }, now - 600), { code: 'access_denied' });
+      assert.equal((await attempt({ prompt: 'login' }, now)).identity.subject, `${TENANT}/${OID}`);
+      assert.equal((await attempt({ maxAge: 600 }, now - 300)).identity.subject, `${TENANT}/${OID}`);
+      assert.equal((await attempt({}, now - 86_400)).identity.subject, `${TENANT}/${OID}`, 'nothing asked, nothing checked');
+    } finally {
+      await gateway.store.close();
+    }
+  });
+
   it('multi-tenant sign-in validates the per-tenant issuer, and never sends `resource`', async () => {
     const { fake, gateway } = await setUp('organizations', `${GLOBAL}/{tenantid}/v2.0`, [TENANT]);
     try {

@@ -36,7 +36,7 @@ export const upstreamTokensRecord = defineRecord({
   schema: z.object({ v: z.literal(1), sealed: z.string(), savedAt: z.number() }),
   ttl: "the IdP's `refresh_token_expires_in` (at most a year), else 90 days; without a refresh token, until the access token expires; deleted when a person ends the user's last grant",
   singleUse: false,
-  secrets: '**sealed** (`{ accessToken, refreshToken?, idToken?, expiresAt, scope? }`), context `upstream-tokens:<subject>`',
+  secrets: '**sealed** (`{ accessToken, refreshToken?, idToken?, expiresAt, obtainedAt?, scope? }`), context `upstream-tokens:<subject>`',
   description:
     'The user\'s upstream tokens, read by the broker for on-behalf-of and refresh. A record that does not open (its key was pruned, tampered) is deleted; one that does not match its schema reads as absent: either way the remedy is a new sign-in.',
 });

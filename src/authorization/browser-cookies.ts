@@ -38,7 +38,7 @@ const COOKIE_KEY = /^[A-Za-z0-9_-]{1,64}$/;
 export function createBrowserCookies(options: { keyring: Keyring; secure: boolean; app: FastifyInstance }): BrowserCookies {
   const { keyring, secure, app } = options;
   const name = (cookie: CookieName) => {
-    const base = secure ? `__Host-gatehouse-${typeof cookie === 'string' ? cookie : cookie.kind}` : `gatehouse-${typeof cookie === 'string' ? cookie : cookie.kind}`;
+    const base = `${secure ? '__Host-' : ''}gatehouse-${typeof cookie === 'string' ? cookie : cookie.kind}`;
     if (typeof cookie === 'string') return base;
     if (!COOKIE_KEY.test(cookie.key)) throw new TypeError('a cookie key is a url-safe id');
     return `${base}-${cookie.key}`;

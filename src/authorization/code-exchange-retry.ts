@@ -7,7 +7,7 @@ import type { Clock } from '../runtime/clock.ts';
 import type { EndGrant } from '../grants/end-grant.ts';
 import { GrantAlreadyConsumedError } from '../store/oidc-adapter.ts';
 import { createRecord, readRecord, RecordInvalidError } from '../store/record-access.ts';
-import { StoreUnavailableError, type Store } from '../store/store.ts';
+import { StoreUnavailableError, whenStoreAnswers, type Store } from '../store/store.ts';
 import { answerInvalidGrant, answerTemporarilyUnavailable } from './token-endpoint-answers.ts';
 
 /**
@@ -139,17 +139,9 @@ export function installCodeExchangeFinish(provider: Provider, options: CodeExcha
  * it was kept) is another exchange's.
  */
 async function recordedFinish(store: Store, codeId: string): Promise<string | undefined> {
-  const key = hashToken(codeId);
-  for (let attempt = 0; attempt < 3; attempt += 1) {
-    if (attempt > 0) await new Promise((resolve) => setTimeout(resolve, 200));
-    try {
-      const recorded = await readRecord(store, codeExchangedRecord, key, { invalid: 'absent' });
-      return recorded === undefined ? undefined : (recorded.by ?? '');
-    } catch (error) {
-      if (!(error instanceof StoreUnavailableError)) throw error;
-    }
-  }
-  return undefined;
+  const read = await whenStoreAnswers(() => readRecord(store, codeExchangedRecord, hashToken(codeId), { invalid: 'absent' }));
+  if (read?.value === undefined) return undefined;
+  return read.value.by ?? '';
 }
 
 /**

@@ -3,7 +3,7 @@ import type { KoaContextWithOIDC, OIDCContext } from 'oidc-provider';
 import type { Logger } from 'pino';
 import { hashToken } from '../keys/hashing.ts';
 import type { Keyring } from '../keys/keyring.ts';
-import { StoreUnavailableError, type Store } from '../store/store.ts';
+import { StoreUnavailableError, whenStoreAnswers, type Store } from '../store/store.ts';
 import { refreshSuccessorRecord } from '../records/authorization.ts';
 import { createRecord, readRecord } from '../store/record-access.ts';
 import { rotationRecordSeconds } from './refresh-token-reuse.ts';
@@ -105,22 +105,17 @@ type RecordedSuccessor = { kind: 'token'; token: string } | { kind: 'none' } | {
 async function recordedSuccessor(options: RefreshRetryOptions, presented: string): Promise<RecordedSuccessor> {
   const { store, keyring } = options;
   const key = hashToken(presented);
-  for (let attempt = 0; attempt < 3; attempt += 1) {
-    if (attempt > 0) await new Promise((resolve) => setTimeout(resolve, 200));
-    try {
-      const existing = await readRecord(store, refreshSuccessorRecord, key, { invalid: 'absent' });
-      if (existing === undefined) return { kind: 'none' };
-      try {
-        return { kind: 'token', token: keyring.unseal(existing.sealed, key) };
-      } catch {
-        return { kind: 'unknown' };
-      }
-    } catch (error) {
-      if (!(error instanceof StoreUnavailableError)) throw error;
-    }
+  const read = await whenStoreAnswers(() => readRecord(store, refreshSuccessorRecord, key, { invalid: 'absent' }));
+  if (read === undefined) {
+    options.logger.warn('refresh answered 503 with its successor possibly recorded: a retry after the grace window may end the grant');
+    return { kind: 'unknown' };
   }
-  options.logger.warn('refresh answered 503 with its successor possibly recorded: a retry after the grace window may end the grant');
-  return { kind: 'unknown' };
+  if (read.value === undefined) return { kind: 'none' };
+  try {
+    return { kind: 'token', token: keyring.unseal(read.value.sealed, key) };
+  } catch {
+    return { kind: 'unknown' };
+  }
 }
 
 /**

@@ -116,3 +116,21 @@ export class StoreUnavailableError extends GatehouseError {
 export function storeFailureLogFields(error: unknown): { reason: string } | { err: unknown } {
   return error instanceof StoreUnavailableError ? { reason: error.detail } : { err: error };
 }
+
+/**
+ * Runs `operation` up to `tries` times while the store is unavailable, `delayMs` apart; undefined when it never
+ * answered. For reading back a write whose outcome is unknown (its reply was lost): a store that lost one reply
+ * usually answers the next command. Any other error is thrown at once.
+ */
+export async function whenStoreAnswers<T>(operation: () => Promise<T>, options: { tries?: number; delayMs?: number } = {}): Promise<{ value: T } | undefined> {
+  const { tries = 3, delayMs = 200 } = options;
+  for (let attempt = 0; attempt < tries; attempt += 1) {
+    if (attempt > 0) await new Promise((resolve) => setTimeout(resolve, delayMs));
+    try {
+      return { value: await operation() };
+    } catch (error) {
+      if (!(error instanceof StoreUnavailableError)) throw error;
+    }
+  }
+  return undefined;
+}

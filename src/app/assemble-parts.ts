@@ -135,6 +135,7 @@ export async function assembleGatewayParts(baseCtx: GatehouseContext, options: A
       consoleSignIn: completeConsoleSignIn,
       metrics,
       endGrant,
+      recordAudit: (entry) => audit.record(entry),
       grantTypes: [
         (provider) =>
           registerTokenExchangeGrant(provider, {

@@ -25,6 +25,8 @@ import { keyringAlgorithms, OTHER_FETCH_LIMIT_BYTES, providerConfiguration } fro
 import { installDefaultScopes, installRetryAfter, renderProviderError } from './provider-middleware.ts';
 import { mountProvider } from './provider-mount.ts';
 import { installJwtBearerGrant, type JwtBearerGrantDeps } from './grants/jwt-bearer-grant.ts';
+import { installIssuanceAudit } from './grants/issuance-audit.ts';
+import type { AuditRecord } from '../records/audit.ts';
 import { cookieSecurity } from './cookie-security.ts';
 import { followKeyring } from './current-provider.ts';
 import { recordProviderMetrics, replayRecorder } from './provider-metrics.ts';
@@ -52,6 +54,11 @@ export interface AuthorizationServerDeps {
   metrics?: AuthorizationMetrics;
   /** The app's grant-ending function; by default one built from the store (adapter-hooks.ts). */
   endGrant?: EndGrant;
+  /**
+   * Where tokens issued on standing credentials (client credentials, JWT bearer) are recorded: the gateway's audit
+   * log, beside its MCP requests and token exchanges (grants/issuance-audit.ts). Without it they are not recorded.
+   */
+  recordAudit?: (entry: AuditRecord) => void;
   /** Keys of the issuers trusted for JWT grants (grants/trusted-issuer-keys.ts); tests inject a fetch through it. */
   trustedIssuerKeys?: JwtBearerGrantDeps['keysOf'];
 }
@@ -130,6 +137,8 @@ export async function createAuthorizationServer(ctx: GatehouseContext, deps: Aut
       endGrant,
       ...(deps.metrics === undefined ? {} : { onReplayDetected: replayRecorder(deps.metrics) }),
     });
+    // Before the JWT bearer grant's middleware, so what that answers on its own is recorded too.
+    if (deps.recordAudit !== undefined) installIssuanceAudit(provider, { recordAudit: deps.recordAudit, clock: ctx.clock, resources });
     installJwtBearerGrant(provider, { ctx, resources, ...(deps.trustedIssuerKeys === undefined ? {} : { keysOf: deps.trustedIssuerKeys }) });
     for (const register of deps.grantTypes ?? []) register(provider);
     // Every instance (the provider is rebuilt after a key rotation) reports to the same metrics.

@@ -8,6 +8,7 @@ import { createDpopKey, dpopProof } from '../support/dpop.ts';
 import type { TokenBroker } from '../../src/broker/types.ts';
 import { mcpPost, toolsCall, toolsList } from '../proxy/harness.ts';
 import { startTestStack, type TestStack } from '../proxy/stack-harness.ts';
+import type { AuditRecord } from '../../src/records/audit.ts';
 
 /**
  * Agents without a browser (MCP client-credentials extension): pre-registered confidential clients authenticate with
@@ -19,6 +20,8 @@ const SECRET = 'a-long-enough-client-secret-for-tests';
 let stack: TestStack;
 let privateJwk: JWK;
 let otherPrivateJwk: JWK;
+/** The audit records the authorization server wrote (the gateway's audit log in production). */
+const audited: AuditRecord[] = [];
 
 /** The obo route must never reach the broker for an app-only caller. */
 const unreachableBroker: TokenBroker = {
@@ -44,6 +47,7 @@ before(async () => {
     ],
     extraConfig: { broker: { downstream: [{ name: 'graph', audience: 'https://graph.example.test', scopes: ['User.Read'] }] } },
     broker: unreachableBroker,
+    deps: { recordAudit: (entry) => audited.push(entry) },
   });
 });
 after(async () => {
@@ -116,6 +120,31 @@ describe('client credentials: agents without a browser', () => {
     const wrongSecret = await token({ grant_type: 'client_credentials', resource: `${stack.server.publicUrl}/mcp` }, basic('report-bot', 'not-the-secret-at-all-no'));
     assert.equal(wrongSecret.status, 401);
     assert.equal(((await wrongSecret.json()) as { error: string }).error, 'invalid_client');
+  });
+
+  it('records every client-credentials request in the audit log: issued (client, route), refused (why), failed authentication (no client)', async () => {
+    // No person approved these tokens at a consent page: the audit trail is where an operator sees which agent got one.
+    audited.length = 0;
+    const resource = `${stack.server.publicUrl}/graph`;
+    const issued = await token({ grant_type: 'client_credentials', resource, scope: 'mcp:tools' }, basic('report-bot', SECRET));
+    assert.equal(issued.status, 200);
+    const { access_token: accessToken } = (await issued.json()) as { access_token: string };
+    assert.equal((await token({ grant_type: 'client_credentials', resource, scope: 'admin' }, basic('report-bot', SECRET))).status, 400);
+    assert.equal((await token({ grant_type: 'client_credentials', resource }, basic('report-bot', 'not-the-secret-at-all-no'))).status, 401);
+    assert.equal((await token({ grant_type: 'client_credentials' }, basic('report-bot', SECRET))).status, 400);
+    // Another grant at the same endpoint is not this record's business.
+    assert.equal((await token({ grant_type: 'refresh_token', refresh_token: 'nope' }, basic('report-bot', SECRET))).status, 400);
+    assert.deepEqual(
+      audited.map(({ user, client, route, method, outcome, status, reason }) => ({ user, client, route, method, outcome, status, reason })),
+      [
+        { user: undefined, client: 'report-bot', route: '/graph', method: 'client_credentials', outcome: 'allowed', status: 200, reason: undefined },
+        { user: undefined, client: 'report-bot', route: '/graph', method: 'client_credentials', outcome: 'denied', status: 400, reason: 'invalid_scope' },
+        { user: undefined, client: undefined, route: '/graph', method: 'client_credentials', outcome: 'denied', status: 401, reason: 'invalid_client' },
+        { user: undefined, client: 'report-bot', route: '/token', method: 'client_credentials', outcome: 'denied', status: 400, reason: 'invalid_target' },
+      ],
+    );
+    assert.ok(!JSON.stringify(audited).includes(accessToken), 'never the token');
+    assert.ok(!JSON.stringify(audited).includes(SECRET), 'never the secret');
   });
 
   it('refuses a client assertion that expires more than a day ahead or was issued in the future (invalid_client)', async () => {

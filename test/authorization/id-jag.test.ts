@@ -6,6 +6,7 @@ import { listGrants, revokeGrantById } from '../../src/admin/grants.ts';
 import { ID_JAG_GRANT_PROFILE, ID_JAG_TYP, JWT_BEARER_GRANT } from '../../src/protocol/oauth-urns.ts';
 import { mcpPost, rpcBody, toolsCall, toolsList } from '../proxy/harness.ts';
 import { startTestStack, type TestStack } from '../proxy/stack-harness.ts';
+import type { AuditRecord } from '../../src/records/audit.ts';
 import { startTestTokenIssuer, unsignedJwt, type TestTokenIssuer } from '../support/test-token-issuer.ts';
 
 /**
@@ -19,6 +20,7 @@ let idp: TestTokenIssuer;
 let stranger: TestTokenIssuer;
 let stack: TestStack;
 let mcp: string;
+const audited: AuditRecord[] = [];
 
 before(async () => {
   idp = await startTestTokenIssuer({ typ: ID_JAG_TYP });
@@ -33,6 +35,7 @@ before(async () => {
       enterpriseIdps: [{ issuer: idp.issuer, clients: ['chat-client', 'other-client'], scopes: ['mcp:tools', 'mcp:read'] }],
     },
     routes: [{ path: '/mcp', scopes: { 'mcp:tools': 'Use the tools', 'mcp:read': 'Read', 'mcp:admin': 'Administer' } }],
+    deps: { recordAudit: (entry) => audited.push(entry) },
   });
   mcp = `${stack.server.publicUrl}/mcp`;
 });
@@ -106,6 +109,23 @@ describe('ID-JAG: enterprise-managed authorization', () => {
     await revokeGrantById(deps, grants[0]!.grantId, { subject: `${idp.issuer}#alice` });
     await stack.gateway.revokedGrants.resync();
     assert.equal((await mcpPost(`${stack.gateway.url}/mcp`, token, toolsList())).status, 401);
+  });
+
+  it('records each ID-JAG presented in the audit log: for whom, which client, which MCP server, or why it was refused', async () => {
+    audited.length = 0;
+    const accepted = await idp.sign(claims({ sub: 'audited' }));
+    assert.equal((await present(accepted)).status, 200);
+    await refused(await idp.sign(claims({ sub: 'audited', client_id: 'other-client' })), 'invalid_grant');
+    await refused(await stranger.sign(claims()), 'invalid_grant');
+    const summary = audited.map(({ user, client, route, method, outcome, status, reason }) => ({ user, client, route, method, outcome, status, reason }));
+    assert.deepEqual(summary, [
+      { user: `${idp.issuer}#audited`, client: 'chat-client', route: '/mcp', method: 'jwt-bearer id-jag', outcome: 'allowed', status: 200, reason: undefined },
+      // Signed by the IdP for another client: whom it named is known, the server it was for is not checked yet.
+      { user: `${idp.issuer}#audited`, client: 'chat-client', route: '/token', method: 'jwt-bearer id-jag', outcome: 'denied', status: 400, reason: 'invalid_grant' },
+      // Not signed by a trusted IdP: nothing it claims is believed.
+      { user: undefined, client: 'chat-client', route: '/token', method: 'jwt-bearer id-jag', outcome: 'denied', status: 400, reason: 'invalid_grant' },
+    ]);
+    assert.ok(!JSON.stringify(audited).includes(accepted.split('.')[1]!), 'never the assertion');
   });
 
   it('advertises the grant type and the ID-JAG grant profile', async () => {

@@ -4,6 +4,7 @@ import { startWorkloadIdentityIssuer, type WorkloadIdentityIssuer } from '../../
 import { JWT_BEARER_GRANT } from '../../src/protocol/oauth-urns.ts';
 import { mcpPost, rpcBody, toolsCall } from '../proxy/harness.ts';
 import { startTestStack, type TestStack } from '../proxy/stack-harness.ts';
+import type { AuditRecord } from '../../src/records/audit.ts';
 import { startTestTokenIssuer, type TestTokenIssuer } from '../support/test-token-issuer.ts';
 import { createDpopKey, dpopProof } from '../support/dpop.ts';
 
@@ -20,6 +21,7 @@ let untrusted: TestTokenIssuer;
 let stack: TestStack;
 let tokenEndpoint: string;
 let mcp: string;
+const audited: AuditRecord[] = [];
 
 before(async () => {
   cluster = await startWorkloadIdentityIssuer({ subject: 'system:serviceaccount:gatehouse:nightly' });
@@ -43,6 +45,7 @@ before(async () => {
       ],
     },
     routes: [{ path: '/mcp', scopes: { 'mcp:tools': 'Use the tools', 'mcp:read': 'Read', 'mcp:admin': 'Administer' } }],
+    deps: { recordAudit: (entry) => audited.push(entry) },
   });
   tokenEndpoint = `${stack.server.publicUrl}/token`;
   mcp = `${stack.server.publicUrl}/mcp`;
@@ -86,6 +89,17 @@ describe('workload identity federation', () => {
     assert.equal(who.app_only, true);
     assert.match(stack.server.logs.text(), /workload token accepted/);
     assert.match(stack.server.logs.text(), /system:serviceaccount:gatehouse:nightly/);
+  });
+
+  it('records each workload token presented in the audit log: the client it acts as, the MCP server, or why it was refused', async () => {
+    audited.length = 0;
+    assert.equal((await present(await cluster.mint({ audience: tokenEndpoint }))).status, 200);
+    await refused(await githubToken({ repository: 'acme-evil/deploy' }), 'invalid_grant');
+    const summary = audited.map(({ user, client, route, method, outcome, status, reason }) => ({ user, client, route, method, outcome, status, reason }));
+    assert.deepEqual(summary, [
+      { user: undefined, client: 'k8s-agent', route: '/mcp', method: 'jwt-bearer workload', outcome: 'allowed', status: 200, reason: undefined },
+      { user: undefined, client: undefined, route: '/token', method: 'jwt-bearer workload', outcome: 'denied', status: 400, reason: 'invalid_grant' },
+    ]);
   });
 
   it('binds the token to the key of a DPoP proof (RFC 9449 §5); a bad or replayed proof is refused', async () => {

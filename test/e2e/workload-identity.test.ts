@@ -3,6 +3,10 @@ import { after, before, describe, it } from 'node:test';
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
 import { JWT_BEARER_GRANT } from '../../src/protocol/oauth-urns.ts';
 import { startDemo, type RunningDemo } from '../support/demo-harness.ts';
+import { createSqliteStore } from '../../src/store/sqlite-store.ts';
+import { systemClock } from '../../src/runtime/clock.ts';
+import { AUDIT_NAMESPACE } from '../../src/proxy/audit.ts';
+import type { AuditRecord } from '../../src/records/audit.ts';
 
 /**
  * Workload identity federation end to end on the demo: a workload asks the demo's workload-identity issuer (a
@@ -56,6 +60,21 @@ describe('workload identity federation with the demo workload-identity issuer', 
       assert.match(graph.content[0]!.text, /invalid_request/);
     } finally {
       await client.close();
+    }
+    // The issuance is in the gateway's audit trail (no person approved it anywhere else), beside the tool calls.
+    const store = await createSqliteStore({ path: demo.sqlitePath!, clock: systemClock, purgeIntervalMs: 0 });
+    try {
+      let issued: AuditRecord[] = [];
+      for (let tries = 0; issued.length === 0 && tries < 100; tries++) {
+        issued = (await store.list<AuditRecord>(AUDIT_NAMESPACE)).map((entry) => entry.value).filter((record) => record.method === 'jwt-bearer workload');
+        if (issued.length === 0) await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      assert.deepEqual(
+        issued.map(({ client, route, outcome, status }) => ({ client, route, outcome, status })),
+        [{ client: 'demo-workload', route: new URL(demo.mcpUrl).pathname, outcome: 'allowed', status: 200 }],
+      );
+    } finally {
+      await store.close();
     }
   });
 });

@@ -9,6 +9,7 @@ import { runSteps } from '../../server/handler-steps.ts';
 import { oidcSubject } from '../../upstream/identity-claims.ts';
 import type { ProtectedResources } from '../protected-resources.ts';
 import { idJagSteps, isIdJag, type IdJagRequest } from './id-jag.ts';
+import { noteIssuance } from './issuance-audit.ts';
 import { issueAppOnlyToken, issueAssertionGrant } from './issue-assertion-grant.ts';
 import { requestDpopProof, type DpopProof } from './dpop-binding.ts';
 import { installWorkloadClientNaming } from './workload-client.ts';
@@ -79,7 +80,16 @@ export function installJwtBearerGrant(provider: Provider, deps: JwtBearerGrantDe
 
   async function grantIdJag(koaCtx: KoaContextWithOIDC, client: Client, request: Omit<IdJagRequest, 'deps'>, dpop: DpopProof | undefined): Promise<void> {
     const full: IdJagRequest = { ...request, deps: { ...shared, issuer: ctx.publicUrl, idps: authorization.enterpriseIdps } };
-    await runSteps(idJagSteps, full);
+    try {
+      await runSteps(idJagSteps, full);
+    } finally {
+      // For the audit record (issuance-audit.ts): whom the IdP vouched for, once its signature held, and for which server.
+      noteIssuance(koaCtx, {
+        kind: 'id-jag',
+        ...(full.claims === undefined ? {} : { user: oidcSubject(full.claims.iss, full.claims.sub) }),
+        ...(full.resource === undefined ? {} : { resource: full.resource.resource }),
+      });
+    }
     const claims = full.claims as NonNullable<IdJagRequest['claims']>;
     await issueAssertionGrant(provider, koaCtx, issueDeps, {
       // The subject a generic OpenID Connect sign-in at the same IdP gets, so both meet on one account.
@@ -97,7 +107,11 @@ export function installJwtBearerGrant(provider: Provider, deps: JwtBearerGrantDe
 
   async function grantWorkload(koaCtx: KoaContextWithOIDC, client: Client, request: Omit<WorkloadRequest, 'deps'>, dpop: DpopProof | undefined): Promise<void> {
     const full: WorkloadRequest = { ...request, deps: { ...shared, tokenEndpoint: `${ctx.publicUrl}/token`, issuers: authorization.workloadIdentities } };
-    await runSteps(workloadSteps, full);
+    try {
+      await runSteps(workloadSteps, full);
+    } finally {
+      noteIssuance(koaCtx, { kind: 'workload', ...(full.resource === undefined ? {} : { resource: full.resource.resource }) });
+    }
     // Who the workload is, for the audit trail (the token names only the client it acts as); never the token.
     ctx.logger.info({ client: client.clientId, issuer: full.claims?.iss, workload: full.claims?.sub }, 'workload token accepted');
     await issueAppOnlyToken(provider, koaCtx, issueDeps, { client, resource: full.resource!, scopes: full.scopes!, dpop });

@@ -5,6 +5,7 @@ import type { WorkloadIdentityConfig } from '../../config/schema.ts';
 import { JWT_BEARER_GRANT } from '../../protocol/oauth-urns.ts';
 import { mediaTypeOf } from '../../protocol/media-type.ts';
 import { isIdJag } from './id-jag.ts';
+import { noteIssuance } from './issuance-audit.ts';
 import { withReadBody } from '../provider-body.ts';
 import { workloadIssuerOf } from './workload-identity.ts';
 import { matchWorkloadRule } from './workload-rules.ts';
@@ -24,6 +25,7 @@ export function installWorkloadClientNaming(provider: Provider, issuers: readonl
       const params = new URLSearchParams(body.toString());
       const named = clientFor(issuers, params);
       if (named === null) {
+        noteIssuance(ctx, { kind: 'workload' });
         // RFC 7523 §3.1: an assertion that is not acceptable is `invalid_grant` — not the provider's `invalid_client`
         // for a request that names no client, which would send the workload looking for credentials it does not need.
         ctx.status = 400;

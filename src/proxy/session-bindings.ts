@@ -1,4 +1,4 @@
-import type { Store } from '../store/store.ts';
+import { StoreUnavailableError, type Store } from '../store/store.ts';
 import type { Unsubscribe } from '../store/store.ts';
 import { legacySseSessionRecord, mcpSessionRecord, sessionEndedChannel } from '../records/proxy.ts';
 import { createRecord, deleteRecord, publishMessage, readRecord, subscribeChannel } from '../store/record-access.ts';
@@ -43,7 +43,11 @@ export interface SessionBindings {
   bind(kind: SessionKind, sessionId: string, binding: SessionBinding, ttlSeconds: number): Promise<void>;
   /** The binding, if this subject owns the session on this route; otherwise 404 (never revealing it exists). */
   require(kind: SessionKind, sessionId: string, owner: { subject: string; clientId: string }, route: string): Promise<SessionBinding>;
-  /** Deletes the binding and tells every replica, this one included, that the session ended. */
+  /**
+   * Deletes the binding and tells every replica, this one included, that the session ended. While the store is
+   * unavailable the session still ends on this replica at once, and the deletion is retried in the background (see
+   * `deferDelete`): the backend has ended the session by then, and its client must hear so, not a 503.
+   */
   forget(kind: SessionKind, sessionId: string): Promise<void>;
   /**
    * Subscribes to the ends of sessions (`session-ended`); `onEnded` is called for each end this replica learns of,
@@ -60,8 +64,18 @@ export interface SessionBindings {
  */
 export const sessionNotFound = () => new ProtocolError('not_found', 'Session not found', { jsonRpcCode: jsonRpcCodes.sessionNotFound });
 
-export function createSessionBindings(store: Store, maxCached = 50_000): SessionBindings {
+/** Deletions retried after a store outage: a few, spaced out, and only so many waiting at once. */
+export interface DeferredDeleteOptions {
+  /** The first retry's delay; each next one waits twice as long. */
+  firstDelayMs?: number;
+  tries?: number;
+  maxWaiting?: number;
+}
+
+export function createSessionBindings(store: Store, maxCached = 50_000, deferred: DeferredDeleteOptions = {}): SessionBindings {
+  const { firstDelayMs = 1_000, tries = 5, maxWaiting = 10_000 } = deferred;
   const cache = new Map<string, SessionBinding>();
+  const waiting = new Map<string, NodeJS.Timeout>();
   let onEnded: ((kind: SessionKind, sessionId: string) => void) | undefined;
   let unsubscribe: Unsubscribe | undefined;
   // Also run when this replica's own message comes back: by then there is nothing left to drop or cut.
@@ -73,6 +87,35 @@ export function createSessionBindings(store: Store, maxCached = 50_000): Session
     if (cache.size >= maxCached) cache.delete(cache.keys().next().value as string);
     cache.set(key, binding);
   };
+  async function deleteAndTell(kind: SessionKind, sessionId: string): Promise<void> {
+    await deleteRecord(store, bindingRecords[kind], sessionId);
+    // The record is gone, which is what every replica's next cache miss reads; a message lost here leaves only
+    // other replicas' cached copies and open streams, as a message lost in transit would.
+    await publishMessage(store, sessionEndedChannel, `${kind} ${sessionId}`).catch(() => {});
+  }
+  /**
+   * The binding of an ended session the store could not delete. Left alone it would outlive the session by up to its
+   * TTL (a day): harmless to the session's owner, whom the backend answers 404, but other replicas would keep their
+   * cached copies and the streams of it they carry. Retried a few times, doubling the wait; after the last try (or
+   * beyond `maxWaiting`) the TTL removes it.
+   */
+  function deferDelete(kind: SessionKind, sessionId: string, attempt: number): void {
+    const key = `${kind}\u0000${sessionId}`;
+    if (attempt >= tries || (!waiting.has(key) && waiting.size >= maxWaiting)) {
+      waiting.delete(key);
+      return;
+    }
+    clearTimeout(waiting.get(key));
+    const timer = setTimeout(() => {
+      deleteAndTell(kind, sessionId).then(
+        () => waiting.delete(key),
+        (error: unknown) => (error instanceof StoreUnavailableError ? deferDelete(kind, sessionId, attempt + 1) : waiting.delete(key)),
+      );
+    }, firstDelayMs * 2 ** attempt);
+    timer.unref();
+    waiting.set(key, timer);
+  }
+
   return {
     async bind(kind, sessionId, binding, ttlSeconds) {
       // setIfAbsent: the first user to present a session id owns it; a later writer cannot take it over.
@@ -101,10 +144,12 @@ export function createSessionBindings(store: Store, maxCached = 50_000): Session
     async forget(kind, sessionId) {
       // This replica first, whatever the store does: its cached copy and the streams it carries end with the session.
       ended(kind, sessionId);
-      await deleteRecord(store, bindingRecords[kind], sessionId);
-      // The record is gone, which is what every replica's next cache miss reads; a message lost here leaves only
-      // other replicas' cached copies and open streams, as a message lost in transit would.
-      await publishMessage(store, sessionEndedChannel, `${kind} ${sessionId}`).catch(() => {});
+      try {
+        await deleteAndTell(kind, sessionId);
+      } catch (error) {
+        if (!(error instanceof StoreUnavailableError)) throw error;
+        deferDelete(kind, sessionId, 0);
+      }
     },
     async start(listener) {
       onEnded = listener;
@@ -115,6 +160,8 @@ export function createSessionBindings(store: Store, maxCached = 50_000): Session
       });
     },
     async stop() {
+      for (const timer of waiting.values()) clearTimeout(timer);
+      waiting.clear();
       onEnded = undefined;
       await unsubscribe?.();
       unsubscribe = undefined;

@@ -4,7 +4,7 @@ import { ProtocolError } from '../../src/errors/protocol-error.ts';
 import { systemClock } from '../../src/runtime/clock.ts';
 import { createSessionBindings, type SessionBinding } from '../../src/proxy/session-bindings.ts';
 import { createSqliteStore } from '../../src/store/sqlite-store.ts';
-import type { Store } from '../../src/store/store.ts';
+import { StoreUnavailableError, type Store } from '../../src/store/store.ts';
 
 /** Session bindings are cached (LRU) so the per-message path skips the store, without caching the ownership check. */
 let store: Store;
@@ -81,5 +81,35 @@ describe('session bindings cache', () => {
     assert.deepEqual(reads, [], 'the recently used binding stayed cached');
     await sessions.require('legacy-sse-session', 'b', { subject: 'tenant/alice', clientId: 'client-1' }, '/mcp');
     assert.deepEqual(reads, ['b'], 'the least recently used binding was evicted');
+  });
+
+  it('retries the deletion of an ended session the store could not delete a bounded number of times, and stops at stop()', async () => {
+    let deletes = 0;
+    const down = new Proxy(store, {
+      get(target, property, receiver) {
+        if (property === 'delete') {
+          return () => {
+            deletes += 1;
+            return Promise.reject(new StoreUnavailableError('the store is unavailable'));
+          };
+        }
+        const value = Reflect.get(target, property, receiver) as unknown;
+        return typeof value === 'function' ? value.bind(target) : value;
+      },
+    });
+    const sessions = createSessionBindings(down, 10, { firstDelayMs: 5, tries: 3 });
+    await sessions.bind('mcp-session', 'gone', binding('tenant/alice'), 60);
+    await sessions.forget('mcp-session', 'gone');
+    for (let wait = 0; wait < 100 && deletes < 4; wait++) await new Promise((resolve) => setTimeout(resolve, 10));
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    assert.equal(deletes, 4, 'the first attempt and three retries, then the TTL');
+
+    deletes = 0;
+    const stopped = createSessionBindings(down, 10, { firstDelayMs: 50, tries: 3 });
+    await stopped.start(() => undefined);
+    await stopped.forget('mcp-session', 'other');
+    await stopped.stop();
+    await new Promise((resolve) => setTimeout(resolve, 150));
+    assert.equal(deletes, 1, 'no retry after stop()');
   });
 });

@@ -67,7 +67,11 @@ export class SqliteDatabase {
   /** Opens (creating the directory and migrating the schema), or throws a one-line StoreUnavailableError. */
   static open(
     path: string,
-    options: { onCheckpointFailure?: WalCheckpointerOptions['onFailure']; checkpoints?: Pick<WalCheckpointerOptions, 'intervalMs' | 'quietRoundFrames' | 'quietHoldLimitMs'> } = {},
+    options: {
+      onCheckpointFailure?: WalCheckpointerOptions['onFailure'];
+      onDiskFull?: WalCheckpointerOptions['onDiskFull'];
+      checkpoints?: Pick<WalCheckpointerOptions, 'intervalMs' | 'quietRoundFrames' | 'quietHoldLimitMs' | 'diskFullPauseMs'>;
+    } = {},
   ): SqliteDatabase {
     const inMemory = path === ':memory:';
     let db: DatabaseSync | undefined;
@@ -105,6 +109,7 @@ export class SqliteDatabase {
         holdWrites: () => opened!.holdWrites(),
         commits: () => opened!.commits,
         onFailure: options.onCheckpointFailure,
+        onDiskFull: options.onDiskFull,
         ...options.checkpoints,
       });
       opened = new SqliteDatabase(db, resolve(path), checkpointer);

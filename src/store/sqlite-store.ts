@@ -39,6 +39,8 @@ export async function createSqliteStore(options: SqliteStoreOptions): Promise<St
       walKeptForRecovery
         ? logger?.error({ err: error }, 'SQLite: syncing the store to disk failed; its WAL is kept until Gatehouse restarts (restart it, and check the disk)')
         : logger?.error({ err: error }, 'SQLite checkpoints beside the event loop failed; SQLite checkpoints inside its commits again'),
+    onDiskFull: (error) =>
+      logger?.error({ reason: error instanceof Error ? error.message : String(error) }, 'SQLite: the disk is full; checkpoints pause and resume when it has room (free some space)'),
   });
   return guardStoreHealth(new SqliteStore(db, clock, logger, purgeIntervalMs), { logger });
 }

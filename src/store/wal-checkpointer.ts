@@ -67,7 +67,8 @@ import { DatabaseSync } from 'node:sqlite';
  * open recovers from the WAL), and so is a single process. Closing those windows needs the copy, the restart and
  * their syncs in one thread that is not the event loop: a worker, ≈ 18 MB.
  *
- * Failures: one that syncs nothing (the files cannot be opened) hands checkpoints back to SQLite and stops. A failed
+ * Failures: a full disk pauses the rounds for a few seconds (see DISK_FULL_PAUSE_MS). One that syncs nothing (the
+ * files cannot be opened) hands checkpoints back to SQLite and stops. A failed
  * fsync is different: the copied pages may never reach the disk, so the WAL must outlive this process for SQLite to
  * recover from it. The pin is then kept for good (no writer can start the WAL over, and the gateway's connection,
  * not being the last one, cannot remove it on close), and the failure is reported: the store keeps working, its WAL
@@ -79,6 +80,9 @@ export interface WalCheckpointerOptions {
   onFailure?: (error: unknown, outcome: { walKeptForRecovery: boolean }) => void;
   /** Turns SQLite's own checkpoints back on (the gateway's connection). */
   restoreAutoCheckpoint: () => void;
+  /** A round found the disk full; rounds pause (DISK_FULL_PAUSE_MS) and resume. Called once per such stretch. */
+  onDiskFull?: (error: unknown) => void;
+  diskFullPauseMs?: number;
   /** Makes the gateway's new writes wait (after committing the open batch); the function returned lets them go. */
   holdWrites: () => () => void;
   /** How many commits the gateway's connection has made: one after a round's copy means the WAL was not all copied. */
@@ -102,6 +106,15 @@ export const WAL_SIZE_LIMIT_BYTES = 64 * 1024 * 1024;
 /** SQLITE_BUSY, SQLITE_LOCKED: another process holds the file for a moment; the next round tries again. */
 const TRANSIENT_CODES = new Set([5, 6]);
 
+/**
+ * SQLITE_FULL: the disk filled up under a copy (or under step 6's frame). A checkpoint that fails part-way is one
+ * SQLite can run again — the WAL stays the authority for every page until it starts over, which only a copy that
+ * finished allows — so rounds pause this long and resume, rather than handing checkpoints back to SQLite (inside
+ * commits, on the event loop) for the rest of the process's life after one full disk.
+ */
+const SQLITE_FULL = 13;
+export const DISK_FULL_PAUSE_MS = 5_000;
+
 class SyncFailedError extends Error {}
 
 export class WalCheckpointer {
@@ -115,6 +128,8 @@ export class WalCheckpointer {
   #quiet = false;
   #stopped = false;
   #walKept = false;
+  /** While the disk is full: no round before this (performance.now()); 0 when rounds run. */
+  #pausedUntil = 0;
 
   constructor(options: WalCheckpointerOptions) {
     this.#options = options;
@@ -134,7 +149,7 @@ export class WalCheckpointer {
 
   /** Checkpoints now if anything was committed since the last time; resolves when done (or failed and stopped). */
   checkpoint(): Promise<void> {
-    if (this.#stopped || this.#running || !this.#dirty) return this.#running ?? Promise.resolve();
+    if (this.#stopped || this.#running || !this.#dirty || performance.now() < this.#pausedUntil) return this.#running ?? Promise.resolve();
     this.#dirty = false;
     this.#running = this.#round().finally(() => (this.#running = undefined));
     return this.#running;
@@ -170,6 +185,7 @@ export class WalCheckpointer {
         await this.#sync(files.wal);
         if (this.#stopped) return;
         const result = this.#copier.prepare('PRAGMA wal_checkpoint(PASSIVE)').get() as { log: number; checkpointed: number };
+        this.#pausedUntil = 0;
         commitsAtCopy = this.#options.commits();
         await this.#sync(files.db);
         // Frames left behind (written during this round, or held by another reader) need another round even if
@@ -204,7 +220,14 @@ export class WalCheckpointer {
       }
     } catch (error) {
       if (this.#stopped) return;
-      if (TRANSIENT_CODES.has(((error as { errcode?: number }).errcode ?? 0) & 0xff)) {
+      const code = ((error as { errcode?: number }).errcode ?? 0) & 0xff;
+      if (TRANSIENT_CODES.has(code)) {
+        this.#dirty = true;
+        return;
+      }
+      if (code === SQLITE_FULL) {
+        if (this.#pausedUntil === 0) this.#options.onDiskFull?.(error);
+        this.#pausedUntil = performance.now() + (this.#options.diskFullPauseMs ?? DISK_FULL_PAUSE_MS);
         this.#dirty = true;
         return;
       }

@@ -166,6 +166,53 @@ describe('SQLite WAL checkpoints beside the event loop', () => {
     assert.match(String(failures[0]!.error), /EIO/);
   });
 
+  it('pauses on a full disk and resumes when it has room, instead of handing checkpoints back to SQLite for good', async () => {
+    const file = join(dir, 'disk-full.db');
+    const failures: unknown[] = [];
+    const diskFull: unknown[] = [];
+    const db = SqliteDatabase.open(file, {
+      checkpoints: { intervalMs: 20, diskFullPauseMs: 100 },
+      onCheckpointFailure: (error) => failures.push(error),
+      onDiskFull: (error) => diskFull.push(error),
+    });
+    // The copy fails as SQLite's does when the disk fills up under it (SQLITE_FULL), while `full`.
+    let full = true;
+    let refusedCopies = 0;
+    const prototype = DatabaseSync.prototype as { prepare: DatabaseSync['prepare'] };
+    const realPrepare = prototype.prepare;
+    prototype.prepare = function (this: DatabaseSync, sql: string) {
+      if (full && sql === 'PRAGMA wal_checkpoint(PASSIVE)') {
+        refusedCopies++;
+        return { get: () => { throw Object.assign(new Error('database or disk is full'), { errcode: 13 }); } } as unknown as ReturnType<DatabaseSync['prepare']>;
+      }
+      return realPrepare.call(this, sql);
+    };
+    const row = 'f'.repeat(4000);
+    const writeRows = async (prefix: string) => {
+      for (let i = 0; i < 500; i += 50) {
+        await Promise.all(Array.from({ length: 50 }, (_, j) => db.write(() => db.run('INSERT OR REPLACE INTO records (namespace, key, value) VALUES (?, ?, ?)', 'full', `${prefix}-${i + j}`, row))));
+      }
+    };
+    try {
+      const empty = size(file);
+      await writeRows('during');
+      await until(() => refusedCopies >= 2, 'rounds tried to copy on the full disk');
+      await new Promise((resolve) => setTimeout(resolve, 150));
+      assert.ok(refusedCopies <= 4, `rounds paused between tries (${refusedCopies} copies tried in ≈ 0.2 s at a 20 ms interval)`);
+      assert.equal(diskFull.length, 1, 'reported once for the stretch');
+      assert.deepEqual(failures, [], 'not handed back to SQLite');
+      assert.ok(size(file) < empty + 1_000_000, 'nothing was copied while the disk was full');
+      full = false;
+      // Below SQLite's own threshold (1,000 pages), so only the resumed checkpointer can have copied these.
+      await until(() => size(file) > empty + 1_500_000, 'the resumed checkpointer copied the WAL into the database file');
+      assert.deepEqual(failures, []);
+    } finally {
+      prototype.prepare = realPrepare;
+      db.close();
+    }
+    assert.equal(rowsAfterReopening(file, 'full'), 500);
+  });
+
   it('hands checkpoints back to SQLite when it cannot do them', async () => {
     // A database file without a WAL (rollback journal): the checkpointer cannot open what it syncs.
     const file = join(dir, 'no-wal.db');

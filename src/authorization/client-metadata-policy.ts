@@ -8,8 +8,9 @@ import type { GatehouseConfig } from '../config/schema.ts';
 export type ClientMetadataDocumentsConfig = GatehouseConfig['authorization']['clientMetadataDocuments'];
 
 export function hostMatches(host: string, pattern: string): boolean {
-  const wanted = pattern.toLowerCase();
-  const actual = host.toLowerCase();
+  // `example.com.` (a fully qualified spelling, which resolvers and TLS accept) is `example.com`.
+  const wanted = withoutTrailingDot(pattern.toLowerCase());
+  const actual = withoutTrailingDot(host.toLowerCase());
   if (wanted.startsWith('*.')) return actual.endsWith(wanted.slice(1)) && actual.length > wanted.length - 1;
   return actual === wanted;
 }
@@ -32,10 +33,17 @@ export function decideClientIdUrl(clientId: string, config: ClientMetadataDocume
   const url = URL.parse(clientId);
   if (url === null) return { allowed: false, verified: false, reason: 'not a URL' };
   const host = url.hostname;
+  // One host, two client ids: `https://app.example.` would be a second identity of `https://app.example`, shown
+  // under another name, which a deny entry for the host must not miss either (hostMatches reads it as the host).
+  if (host.endsWith('.')) return { allowed: false, verified: false, reason: `${host} ends with a dot: write the host without it` };
   if (config.denyDomains.some((pattern) => hostMatches(host, pattern))) {
     return { allowed: false, verified: false, reason: `${host} is denied` };
   }
   if (config.allowDomains.length === 0) return { allowed: true, verified: false };
   const listed = config.allowDomains.some((pattern) => hostMatches(host, pattern));
   return listed ? { allowed: true, verified: true } : { allowed: false, verified: false, reason: `${host} is not allowed` };
+}
+
+function withoutTrailingDot(host: string): string {
+  return host.endsWith('.') ? host.slice(0, -1) : host;
 }

@@ -100,7 +100,8 @@ export async function startCimdServer(): Promise<CimdServer> {
 
 /** Test name resolution: `cimd.test` is the local server; the other names exercise the SSRF guard. */
 export async function testResolve(hostname: string): Promise<string[]> {
-  switch (hostname) {
+  // As a real resolver: `cimd.test.` is `cimd.test` written fully qualified.
+  switch (hostname.replace(/\.$/, '')) {
     case CIMD_HOST:
       return ['127.0.0.1'];
     case 'metadata.test':
@@ -115,4 +116,4 @@ export async function testResolve(hostname: string): Promise<string[]> {
 }
 
 /** The narrow loopback exception: only the test host, only on 127.0.0.1. */
-export const allowTestHost = (address: string, hostname: string): boolean => hostname === CIMD_HOST && address === '127.0.0.1';
+export const allowTestHost = (address: string, hostname: string): boolean => hostname.replace(/\.$/, '') === CIMD_HOST && address === '127.0.0.1';

@@ -215,11 +215,20 @@ describe('client id metadata documents', () => {
     });
 
     it('refuses domains outside the allow-list and on the deny-list without fetching', async () => {
-      for (const extra of [{ allowDomains: ['*.example.test'] }, { denyDomains: ['cimd.test'] }]) {
+      const dotted = cimd.url('/client.json').replace('://cimd.test:', '://cimd.test.:');
+      const cases = [
+        { extra: { allowDomains: ['*.example.test'] }, clientId: cimd.url('/client.json') },
+        { extra: { denyDomains: ['cimd.test'] }, clientId: cimd.url('/client.json') },
+        // The same host spelled fully qualified (which resolvers and TLS accept) is the same host, denied too.
+        { extra: { denyDomains: ['cimd.test'] }, clientId: dotted },
+        { extra: { denyDomains: ['*.test'] }, clientId: dotted },
+        { extra: {}, clientId: dotted },
+      ];
+      for (const { extra, clientId } of cases) {
         const server = await start(extra);
         try {
           const before = cimd.requests;
-          const response = await fetch(authorizeUrl(server, params(server, cimd.url('/client.json'))), { redirect: 'manual' });
+          const response = await fetch(authorizeUrl(server, params(server, clientId)), { redirect: 'manual' });
           assert.equal(response.status, 400);
           assert.equal(response.headers.get('location'), null);
           assert.equal(cimd.requests, before);

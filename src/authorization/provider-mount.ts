@@ -68,16 +68,21 @@ function canonicalizeResourceParams(params: URLSearchParams, resources: Pick<Pro
   return true;
 }
 
-/** The request's query with its `resource` parameters canonical (the query unchanged when none needed it). */
+/**
+ * The request's query with its `resource` parameters canonical (the query unchanged when none needed it). Parsed
+ * whenever there is a query: a parameter's name may be percent-encoded (`%72esource=`), which the provider decodes,
+ * and a look for `resource=` in the raw text missed it — the grant then held the canonical spelling, the provider's
+ * request the other, and every approval sent the browser round again without end.
+ */
 function canonicalQuery(query: string, resources: Pick<ProtectedResources, 'find'>): string {
-  if (!query.includes('resource=')) return query;
+  if (query.length <= 1) return query;
   const params = new URLSearchParams(query.slice(1));
   return canonicalizeResourceParams(params, resources) ? `?${params.toString()}` : query;
 }
 
 /** A form body with its `resource` parameters canonical (the same bytes when none needed it). */
 function canonicalForm(request: FastifyRequest, body: Buffer | undefined, resources: Pick<ProtectedResources, 'find'>): Buffer | undefined {
-  if (body === undefined || !body.includes('resource=') || !/^application\/x-www-form-urlencoded\b/i.test(request.headers['content-type'] ?? '')) return body;
+  if (body === undefined || body.length === 0 || !/^application\/x-www-form-urlencoded\b/i.test(request.headers['content-type'] ?? '')) return body;
   const params = new URLSearchParams(body.toString('utf8'));
   return canonicalizeResourceParams(params, resources) ? Buffer.from(params.toString(), 'utf8') : body;
 }

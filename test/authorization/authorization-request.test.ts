@@ -142,6 +142,22 @@ describe('authorization endpoint: bad input', () => {
     }
   });
 
+  it('reads a percent-encoded parameter name as the name: `%72esource=` in a non-canonical spelling ends the flow too', async () => {
+    // The provider decodes names; the canonicalisation looked for `resource=` in the raw text and missed this one, so
+    // the grant held the canonical resource, the request the other, and each approval sent the browser round again.
+    const { verifier, challenge: pkce } = pkcePair();
+    const { resource: _none, ...withoutResource } = base();
+    const spelled = `&%72esource=${encodeURIComponent(`${server.resource}/`)}`;
+    const outcome = await authorize(server, new TestBrowser(), { ...withoutResource, code_challenge: pkce }, 'approve', spelled);
+    const code = outcome.url.searchParams.get('code');
+    assert.ok(code, `expected a code, got ${outcome.url.href}`);
+    const body = `${new URLSearchParams({ grant_type: 'authorization_code', code, code_verifier: verifier, redirect_uri: CLIENT_REDIRECT, client_id: client.client_id })}${spelled}`;
+    const response = await fetch(`${server.publicUrl}/token`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body });
+    assert.equal(response.status, 200, await response.clone().text());
+    const { access_token: token } = (await response.json()) as { access_token: string };
+    assert.equal((JSON.parse(Buffer.from(token.split('.')[1] ?? '', 'base64url').toString('utf8')) as { aud: string }).aud, server.resource);
+  });
+
   it('redirects two resource indicators to the client as invalid_target, not to a page where the client waits for ever', async () => {
     // RFC 8707 §2, RFC 6749 §4.1.2.1: the client and redirect URI are valid, so the error goes back to the client.
     // Two routes of this gateway: the provider accepts both; one grant per resource is what Gatehouse serves.

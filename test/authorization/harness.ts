@@ -291,8 +291,10 @@ export async function authorize(
   browser: TestBrowser,
   params: Record<string, string | undefined>,
   decision: 'approve' | 'deny' = 'approve',
+  /** Appended to the query as written (a parameter spelled the way no URLSearchParams would spell it). */
+  rawQuery = '',
 ): Promise<AuthorizationOutcome> {
-  const first = await browser.follow(authorizeUrl(server, params), server.publicUrl);
+  const first = await browser.follow(authorizeUrl(server, params) + rawQuery, server.publicUrl);
   if (first.url.startsWith(server.publicUrl) && first.response.status === 200) {
     const html = await first.response.text();
     const form = consentForm(html);

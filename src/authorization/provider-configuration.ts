@@ -129,6 +129,11 @@ export function providerConfiguration(input: ProviderConfigurationInput): Config
         if ((koaCtx as KoaContextWithOIDC | undefined)?.oidc?.route === 'registration') {
           const problem = registrationSizeProblem(metadata);
           if (problem !== undefined) throw new errors.InvalidClientMetadata(problem);
+          // Only for pairwise subjects, which Gatehouse does not issue; the provider fetched it during registration,
+          // so anyone could make the gateway request a URL of their choosing and hold the registration for seconds.
+          if (metadata.sector_identifier_uri !== undefined) {
+            throw new errors.InvalidClientMetadata('sector_identifier_uri is not supported: subject identifiers are public (subject_types_supported)');
+          }
         }
         const problem = redirectUrisProblem(metadata.redirect_uris);
         // The provider's class has one fixed description, written for /authorize ("did not match any of the client's
@@ -167,6 +172,8 @@ export function providerConfiguration(input: ProviderConfigurationInput): Config
     expiresWithSession: () => false,
     extraTokenClaims,
     fetch: providerFetch(input.guardedFetch, ctx.logger),
+    // Never fetched: a client loaded with one (stored before registration refused it, or a CIMD document) keeps it unread.
+    sectorIdentifierUriValidate: () => false,
     fetchResponseBodyLimits: {
       'client_id metadata document': cimd.maxBytes,
       jwks_uri: OTHER_FETCH_LIMIT_BYTES,

@@ -10,6 +10,8 @@ describe('address policy', () => {
     '100.64.0.1', '100.127.255.254', '0.0.0.0', '224.0.0.1', '239.255.255.250', '255.255.255.255', '198.18.0.1',
     '::1', '::', 'fd00:ec2::254', 'fc00::1', 'fe80::1', 'ff02::1', '::ffff:127.0.0.1', '::ffff:169.254.169.254', '::ffff:7f00:1', '::ffff:a9fe:a9fe', '::7f00:1',
     '64:ff9b::a9fe:a9fe', '2002:7f00:1::', 'not-an-ip',
+    // IPv4-translated (SIIT): where the network translates the prefix, these are 127.0.0.1 and the metadata service.
+    '::ffff:0:7f00:1', '::ffff:0:a9fe:a9fe', '::ffff:0:808:808', '3fff::1', '5f00::1',
   ];
   const allowed = ['93.184.216.34', '8.8.8.8', '172.32.0.1', '100.128.0.1', '2606:4700:4700::1111', '::ffff:8.8.8.8'];
   for (const address of refused) {

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { testKeyring } from '../support/keyring.ts';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { request as httpRequest } from 'node:http';
-import { createServer as createNetServer } from 'node:net';
+import { createServer as createHttpServer, request as httpRequest } from 'node:http';
+import { createServer as createNetServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -85,6 +85,23 @@ describe('dynamic client registration (RFC 7591)', () => {
     const named = await registerClient(server, { ...valid, software_id: 'acme-agent' });
     assert.equal(named.status, 201);
     assert.equal(((await named.json()) as { software_id?: string }).software_id, 'acme-agent');
+  });
+
+  it('refuses sector_identifier_uri without fetching it: subjects are public, and the fetch was anyone\'s request from the gateway', async () => {
+    let fetched = 0;
+    const sector = createHttpServer((_request, response) => {
+      fetched++;
+      response.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(valid.redirect_uris));
+    });
+    await new Promise<void>((resolve) => sector.listen(0, '127.0.0.1', resolve));
+    try {
+      const uri = `https://127.0.0.1:${(sector.address() as AddressInfo).port}/sector.json`;
+      const description = await expectRefused({ ...valid, sector_identifier_uri: uri }, /invalid_client_metadata/);
+      assert.match(description, /sector_identifier_uri is not supported/);
+      assert.equal(fetched, 0);
+    } finally {
+      sector.close();
+    }
   });
 
   it('registers a confidential client and keeps only a hash of its secret', async () => {

@@ -78,17 +78,31 @@ export const sensitiveQueryParameters: ReadonlySet<string> = new Set([
 /** A JWS or JWE in compact form, under any parameter name: a credential or a signed statement, never logged. */
 const COMPACT_JWT = /^eyJ[\w-]*\.[\w-]*\.[\w-]*(?:\.[\w-]*\.[\w-]*)?$/;
 
+/** The same anywhere inside a value or the path (`?x=Bearer eyJ…`, `/files/eyJ…`): cut out, the rest kept. */
+const JWT_INSIDE = /eyJ[\w-]*\.[\w-]*\.[\w-]*(?:\.[\w-]*\.[\w-]*)?/g;
+
+/**
+ * A value that carries a sensitive parameter of its own (`?x=1;access_token=…`: some servers split on `;`, and a
+ * client that wrapped a token so is still sending it): the whole value is withheld.
+ */
+const SENSITIVE_INSIDE = new RegExp(`(?:^|[^a-z0-9_])(?:${[...sensitiveQueryParameters].join('|')})=`, 'i');
+
 export const REDACTED = '[REDACTED]';
+
+function scrubValue(value: string): string {
+  if (SENSITIVE_INSIDE.test(value) || COMPACT_JWT.test(value)) return REDACTED;
+  return encodeURIComponent(value.includes('eyJ') ? value.replace(JWT_INSIDE, REDACTED) : value);
+}
 
 /** `/callback?code=abc&state=xyz` → `/callback?code=[REDACTED]&state=[REDACTED]`; other parameters are kept. */
 export function scrubUrl(url: string): string {
   const queryStart = url.indexOf('?');
-  if (queryStart === -1) return url;
+  const path = queryStart === -1 ? url : url.slice(0, queryStart);
+  const scrubbedPath = path.includes('eyJ') ? path.replace(JWT_INSIDE, REDACTED) : path;
+  if (queryStart === -1) return scrubbedPath;
   const params = new URLSearchParams(url.slice(queryStart + 1));
-  const scrubbed = [...params].map(([name, value]) =>
-    `${encodeURIComponent(name)}=${sensitiveQueryParameters.has(name.toLowerCase()) || COMPACT_JWT.test(value) ? REDACTED : encodeURIComponent(value)}`,
-  );
-  return `${url.slice(0, queryStart)}?${scrubbed.join('&')}`;
+  const scrubbed = [...params].map(([name, value]) => `${encodeURIComponent(name)}=${sensitiveQueryParameters.has(name.toLowerCase()) ? REDACTED : scrubValue(value)}`);
+  return `${scrubbedPath}?${scrubbed.join('&')}`;
 }
 
 interface LoggableRequest {

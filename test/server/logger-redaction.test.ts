@@ -134,6 +134,17 @@ describe('scrubUrl', () => {
     const jwe = 'eyJhbGciOiJSU0EtT0FFUCJ9.a2V5.aXY.Y2lwaGVy.dGFn';
     assert.equal(scrubUrl(`/authorize?x=${jwe}`), '/authorize?x=[REDACTED]');
   });
+  it('scrubs a token wrapped inside a value or written in the path, and a value carrying a sensitive parameter of its own', () => {
+    const jwt = 'eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJl';
+    // `;` is a parameter separator to some servers: the value of `x` is, to them, a second parameter.
+    assert.equal(scrubUrl(`/mcp?x=1;access_token=${jwt}`), '/mcp?x=[REDACTED]');
+    assert.equal(scrubUrl('/mcp?x=1;refresh_token=opaque-SECRET'), '/mcp?x=[REDACTED]');
+    assert.equal(scrubUrl(`/mcp?x=Bearer%20${jwt}&a=1`), '/mcp?x=Bearer%20%5BREDACTED%5D&a=1');
+    assert.equal(scrubUrl(`/rest/files/${jwt}/raw?a=1`), '/rest/files/[REDACTED]/raw?a=1');
+    assert.equal(scrubUrl(`/rest/${jwt}`), '/rest/[REDACTED]');
+    // A parameter that only ends like one is not one.
+    assert.equal(scrubUrl('/x?q=mycode=1'), '/x?q=mycode%3D1');
+  });
 });
 
 describe('compiled redaction (log-redaction.ts)', () => {

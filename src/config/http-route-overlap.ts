@@ -39,6 +39,17 @@ function mcpBackendUrls(route: RouteConfig): URL[] {
   return urls;
 }
 
+/**
+ * The `type: http` route (one that did not opt in with `allowMcpBackendOverlap`) whose backend reaches `url`, if any.
+ * For the legacy message endpoint a backend announces on each SSE stream: the check above cannot know it at start-up
+ * (a backend may put it anywhere below its SSE endpoint's directory, src/proxy/legacy-sse.ts), and one an HTTP route
+ * also reaches takes that session's messages around the MCP route's policy.
+ */
+export function httpRouteReaching(routes: readonly RouteConfig[], url: string): RouteConfig | undefined {
+  const target = new URL(url);
+  return routes.find((route) => route.type === 'http' && !route.allowMcpBackendOverlap && covers(new URL(route.backend), target));
+}
+
 /** True when `target` is on the same server as `base` and at or below its path (segment-wise: `/api` ≠ `/apix`). */
 function covers(base: URL, target: URL): boolean {
   if (!sameServer(base, target)) return false;

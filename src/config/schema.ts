@@ -191,7 +191,7 @@ export const routeSchema = z
       .boolean()
       .default(false)
       .describe(
-        'Only for `type: http`: accept (with a warning at start) a backend URL that also reaches the backend of an `mcp` route — same origin, and this base path a prefix of that backend path. Refused otherwise: the MCP endpoints would be callable through this route without the MCP route\'s scopes, tool policies and `tools/list` filter.',
+        'Only for `type: http`: accept (with a warning at start) a backend URL that also reaches the backend of an `mcp` route — same origin, and this base path a prefix of that backend path. Refused otherwise: the MCP endpoints would be callable through this route without the MCP route\'s scopes, tool policies and `tools/list` filter. A legacy SSE message endpoint a backend announces below this route\'s backend URL is refused at run time (502 on that stream) unless this is set.',
       ),
     rateLimit: z
       .object({

@@ -1,4 +1,6 @@
 import { ProtocolError } from '../errors/protocol-error.ts';
+import type { RouteConfig } from '../config/schema.ts';
+import { httpRouteReaching } from '../config/http-route-overlap.ts';
 import { authorized, backendResponse, exchangeHandler, headerValue, runSteps, type ExchangeStep, type McpExchange } from './exchange.ts';
 import { checkMirroredHeaders } from './mcp-message.ts';
 // The steps every transport shares, named `shared.…` in the step lists below beside this transport's own.
@@ -82,7 +84,7 @@ function relayLegacyStream(exchange: McpExchange): Promise<void> {
   const denied = deniedTools(state.route, call.caller);
   const review = toolListReviewer(runtime, state.route, draft);
   const screen = screenToolsListSseEvent(denied, review);
-  const endpoint = endpointRewriter(state.legacySseUrl, publicMessagesUrl, bind);
+  const endpoint = endpointRewriter(state.legacySseUrl, publicMessagesUrl, bind, runtime.ctx.config.routes);
   const unfiltered = denied.size === 0 && review === undefined;
   const rewrite = unfiltered ? endpoint.rewrite : (event: SseEvent) => {
     const passed = endpoint.rewrite(event);
@@ -175,6 +177,7 @@ function endpointRewriter(
   backendSseUrl: string,
   publicMessagesUrl: string,
   bind: (backendMessageUrl: string) => Promise<void>,
+  routes: readonly RouteConfig[],
 ): { rewrite: (event: SseEvent) => SseEvent | Promise<SseEvent>; rewritten: () => boolean } {
   let rewritten = false;
   const rewrite = (event: SseEvent): SseEvent | Promise<SseEvent> => {
@@ -185,6 +188,13 @@ function endpointRewriter(
     // A backend may only route messages to itself, never make the gateway POST elsewhere (SSRF).
     const target = confinedMessageUrl(backendSseUrl, event.data.trim());
     if (!target) throw new ProtocolError('bad_gateway', 'The backend named a message endpoint outside its own base path.');
+    // Nor to where a plain HTTP route also reaches: there the session's messages would skip this route's policy.
+    const around = httpRouteReaching(routes, target);
+    if (around !== undefined) {
+      throw new ProtocolError('bad_gateway', 'The backend named a message endpoint that another route also reaches.', {
+        detail: `message endpoint ${new URL(target).pathname} is below the backend of the http route ${around.path}; point that route elsewhere or set its allowMcpBackendOverlap`,
+      });
+    }
     rewritten = true;
     return bind(target).then(() => ({ ...event, data: publicMessagesUrl }));
   };

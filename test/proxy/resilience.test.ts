@@ -94,6 +94,8 @@ before(async () => {
       '/e/sse': '/e/..%2fadmin/messages?sessionId=1',
       '/f/sse': 'messages?sessionId=1',
       '/g/sse': 'messages?sessionId=1',
+      // Below its own directory, but where the plain HTTP route /h-files also reaches: around /tenant-h's policy.
+      '/h/sse': '/h/messages?sessionId=1',
     };
     const endpoint = announced[req.url ?? ''];
     if (req.method === 'POST' && req.url?.startsWith('/g/')) {
@@ -133,7 +135,8 @@ before(async () => {
         route('/legacy-html', html, {}, ['sse']),
         route('/legacy-evil', evilLegacy, {}, ['sse']),
         ...[500, 503, 504, 431].map((status) => route(`/failing-${status}`, `${failing}/mcp?status=${status}`)),
-        ...['a', 'b', 'c', 'd', 'e', 'f', 'g'].map((tenant) => ({ ...route(`/tenant-${tenant}`, `${tenants}/${tenant}/mcp`, {}, ['sse']), legacySsePath: `/${tenant}/sse` })),
+        ...['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h'].map((tenant) => ({ ...route(`/tenant-${tenant}`, `${tenants}/${tenant}/mcp`, {}, ['sse']), legacySsePath: `/${tenant}/sse` })),
+        { path: '/h-files', type: 'http', backend: `${tenants}/h/messages` },
       ],
     },
   });
@@ -319,7 +322,7 @@ describe('legacy SSE message endpoints stay under the SSE endpoint\'s directory 
     });
   }
 
-  for (const tenant of ['a', 'b', 'c', 'd', 'e']) {
+  for (const tenant of ['a', 'b', 'c', 'd', 'e', 'h']) {
     it(`refuses the endpoint the backend at /${tenant}/sse names`, async () => {
       const { status, text, close } = await firstEvent(`/tenant-${tenant}/sse`, await token(`/tenant-${tenant}`));
       close();

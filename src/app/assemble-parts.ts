@@ -173,7 +173,7 @@ export async function assembleGatewayParts(baseCtx: GatehouseContext, options: A
           users: demo.users,
           adminGroups: ctx.config.admin.groups,
         })
-      : config.routes.map((entry) => `MCP route: ${ctx.publicUrl}${entry.path} → ${displayUrl(entry.backend)}`);
+      : config.routes.map((entry) => `${entry.type === 'http' ? 'HTTP route' : 'MCP route'}: ${ctx.publicUrl}${entry.path} → ${displayUrl(entry.backend)}`);
     const reloadTarget: ReloadTarget = {
       live: config,
       prepare: demoModule ? (next) => (demo ? demoModule.withDemoSettings(next, demo) : demoModule.withoutLocalIdentityProvider(next)) : (next) => next,

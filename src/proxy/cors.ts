@@ -50,7 +50,9 @@ export function installCors(app: FastifyInstance, policies: readonly CorsPolicy[
   });
   const preflight = (policy: CorsPolicy) => async (request: FastifyRequest, reply: FastifyReply) => {
     const origin = request.headers.origin;
-    if (!origin || !isAllowed(origin)) throw new ProtocolError('forbidden_origin', 'This origin may not call this route.');
+    // No Origin: not a browser's preflight but a plain OPTIONS (RFC 9110 §9.3.7), which asks what the route allows.
+    if (!origin) return reply.code(204).header('allow', policy.methods).send();
+    if (!isAllowed(origin)) throw new ProtocolError('forbidden_origin', 'This origin may not call this route.');
     const requested = String(request.headers['access-control-request-headers'] ?? '')
       .split(',')
       .map((name) => name.trim().toLowerCase())

@@ -151,3 +151,25 @@ describe('backendUrlFor', () => {
     assert.throws(() => backendUrlFor(nested, '/rest', 'http://evil.example/x'), /must be absolute/);
   });
 });
+
+describe('plain HTTP route: methods', () => {
+  it('refuses TRACE (it would echo the request, token and all) with 405 naming the methods forwarded, before the backend', async () => {
+    const before = received.length;
+    for (const target of ['/api', '/api/x']) {
+      const answer = await new Promise<{ status: number; allow: string; body: string }>((resolve, reject) => {
+        const url = new URL(gateway.url);
+        const req = request({ method: 'TRACE', host: url.hostname, port: url.port, path: target, headers: { authorization: 'Bearer x' } }, (res) => {
+          let body = '';
+          res.setEncoding('utf8');
+          res.on('data', (chunk: string) => (body += chunk));
+          res.once('end', () => resolve({ status: res.statusCode ?? 0, allow: String(res.headers.allow), body }));
+        });
+        req.once('error', reject);
+        req.end();
+      });
+      assert.equal(answer.status, 405, answer.body);
+      assert.equal(answer.allow, 'GET, HEAD, POST, PUT, PATCH, DELETE');
+    }
+    assert.equal(received.length, before);
+  });
+});

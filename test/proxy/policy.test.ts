@@ -451,5 +451,13 @@ describe('CORS for browser clients', () => {
     const mcp = await fetch(gateway.url + '/json', { method: 'OPTIONS', headers: { origin: 'https://app.example', 'access-control-request-method': 'POST', 'access-control-request-headers': 'x-request-tag' } });
     assert.equal(mcp.status, 403);
     await mcp.body?.cancel();
+    // Without an Origin it is no preflight but a plain OPTIONS (RFC 9110 §9.3.7): what the route allows, no CORS grant.
+    for (const [path, allow] of [['/json', 'GET, POST, DELETE, OPTIONS'], ['/rest', 'GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS']]) {
+      const plain = await fetch(gateway.url + path, { method: 'OPTIONS' });
+      assert.equal(plain.status, 204, path);
+      assert.equal(plain.headers.get('allow'), allow);
+      assert.equal(plain.headers.get('access-control-allow-origin'), null);
+      assert.equal(plain.headers.get('access-control-allow-methods'), null);
+    }
   });
 });

@@ -191,6 +191,25 @@ describe('methods an MCP endpoint does not serve', () => {
       assert.deepEqual(seen.slice(before), []);
     });
   }
+  // TRACE is a method Fastify routes (fetch refuses to send TRACE: written by hand); PROPFIND and SEARCH are
+  // not, and were a 404 on every MCP endpoint, as if nothing were there: 501, a method this server does not implement.
+  for (const [method, path, status] of [
+    ['TRACE', '/mcp', 405],
+    ['TRACE', '/mcp/sse', 405],
+    ['TRACE', '/mcp/messages', 405],
+    ['PROPFIND', '/mcp', 501],
+    ['SEARCH', '/mcp/sse', 501],
+    ['PROPFIND', '/nowhere', 501],
+  ] as const) {
+    it(`answers ${method} ${path} with ${status}, and reaches no backend`, async () => {
+      const before = seen.length;
+      const answer = await rawRequest(`${method} ${path} HTTP/1.1\r\nAuthorization: Bearer ${await token('/mcp')}\r\n`);
+      assert.match(answer, new RegExp(`^HTTP/1\\.1 ${status} `), answer);
+      if (status === 405) assert.match(answer, /\r\nallow: /i);
+      assert.doesNotMatch(answer, /eyJ/, 'TRACE never echoes the request back');
+      assert.deepEqual(seen.slice(before), []);
+    });
+  }
 });
 
 describe('a grant ended while its streams are open', () => {

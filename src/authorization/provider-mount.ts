@@ -1,3 +1,4 @@
+import { methodsToRefuse } from '../server/http-methods.ts';
 import type { FastifyInstance, FastifyReply, FastifyRequest, HTTPMethods } from 'fastify';
 import type { GatehouseContext } from '../context/gatehouse-context.ts';
 import { ProtocolError } from '../errors/protocol-error.ts';
@@ -32,12 +33,6 @@ const PROVIDER_ROUTES: ReadonlyArray<readonly [string, readonly HTTPMethods[]]> 
 /** What the metadata documents serve (Fastify answers HEAD with the GET route). */
 const WELL_KNOWN_METHODS = 'GET, HEAD, OPTIONS';
 
-const REFUSED_METHODS: readonly HTTPMethods[] = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'];
-
-/** The methods a route refuses: HEAD only where GET is not served (Fastify answers HEAD with the GET route). */
-function refusedMethods(served: readonly HTTPMethods[]): HTTPMethods[] {
-  return REFUSED_METHODS.filter((method) => !served.includes(method) && !(method === 'HEAD' && served.includes('GET')));
-}
 
 function refuseMethod(allow: string) {
   return async function refuseProviderMethod(): Promise<never> {
@@ -171,7 +166,7 @@ export function mountProvider(app: FastifyInstance, options: ProviderMountOption
     // Without dynamic registration the provider has no registration endpoint: a 404 like any unknown path.
     if (route.startsWith('/register') && !ctx.config.authorization.dynamicRegistration.enabled) continue;
     app.route({ method: [...served], url: basePath + route, onRequest: handToProvider(false, served.join(', ')), handler: async () => undefined });
-    app.route({ method: refusedMethods(served), url: basePath + route, exposeHeadRoute: false, handler: refuseMethod(served.join(', ')) });
+    app.route({ method: methodsToRefuse(app, served, served.includes('GET') ? ['HEAD'] : []), url: basePath + route, exposeHeadRoute: false, handler: refuseMethod(served.join(', ')) });
   }
   // The JWKS comes from the keyring itself, not the provider's copy: backends verify identity assertions the proxy
   // signs with whatever key is current, so the published set must follow every reload at once.

@@ -1,3 +1,4 @@
+import { methodsToRefuse } from '../server/http-methods.ts';
 import type { FastifyError, FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import type { RouteConfig } from '../config/schema.ts';
 import type { GatehouseContext } from '../context/gatehouse-context.ts';
@@ -123,8 +124,9 @@ function registerRoute(app: FastifyInstance, runtime: GatewayRuntime, state: Rou
     const urls = [route.path, `${route.path.replace(/\/$/, '')}/*`];
     for (const url of urls) {
       app.route({ method: [...methods], url, config, handler });
-      // TRACE echoes the request (its headers, the token among them) back: never forwarded (cross-site tracing).
-      app.route({ config, method: ['TRACE', 'QUERY'], url, handler: refuseMethod(methods.join(', '), 'route') });
+      // Never forwarded: TRACE echoes the request (its headers, the token among them) back (cross-site tracing), and
+      // the others (WebDAV's, QUERY) are no part of a REST API a gateway fronts.
+      app.route({ config, method: methodsToRefuse(app, methods, PREFLIGHT), url, handler: refuseMethod(methods.join(', '), 'route') });
     }
     return urls;
   }
@@ -132,23 +134,26 @@ function registerRoute(app: FastifyInstance, runtime: GatewayRuntime, state: Rou
   // Fastify answers HEAD with a route's GET handler (`exposeHeadRoutes`): on a stream route that opened a backend
   // stream nobody would read or close, uncounted, until the idle timeout. MCP defines no HEAD: 405.
   const noHead = { config, exposeHeadRoute: false };
-  // Any other method on an MCP endpoint is 405 naming the ones it serves (it was a 404, as if nothing were there);
-  // one Fastify does not route at all (PROPFIND, …) is 501 from the not-found handler (../server/error-handler.ts).
+  // Any other method on an MCP endpoint is 405 naming the ones it serves (it was a 404, as if nothing were there),
+  // whichever method Node's parser accepts (../server/app.ts makes them all routable).
   if (route.transports.includes('streamable-http')) {
     app.route({ ...noHead, method: ['POST', 'GET', 'DELETE'], url: route.path, handler: streamableHttpHandler(runtime, state) });
-    app.route({ config, method: ['HEAD', 'PUT', 'PATCH', 'TRACE', 'QUERY'], url: route.path, handler: refuseMethod('GET, POST, DELETE') });
+    app.route({ config, method: methodsToRefuse(app, ['GET', 'POST', 'DELETE'], PREFLIGHT), url: route.path, handler: refuseMethod('GET, POST, DELETE') });
     urls.push(route.path);
   }
   if (route.transports.includes('sse')) {
     const base = route.path.replace(/\/$/, '');
     app.get(base + LEGACY_SSE_SUFFIX, noHead, legacySseStreamHandler(runtime, state));
-    app.route({ config, method: ['HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'TRACE', 'QUERY'], url: base + LEGACY_SSE_SUFFIX, handler: refuseMethod('GET') });
+    app.route({ config, method: methodsToRefuse(app, ['GET'], PREFLIGHT), url: base + LEGACY_SSE_SUFFIX, handler: refuseMethod('GET') });
     app.post(base + LEGACY_MESSAGES_SUFFIX, { config: { ...config, legacyMessages: true } }, legacySseMessageHandler(runtime, state));
-    app.route({ ...noHead, method: ['GET', 'HEAD', 'PUT', 'PATCH', 'DELETE', 'TRACE', 'QUERY'], url: base + LEGACY_MESSAGES_SUFFIX, handler: refuseMethod('POST') });
+    app.route({ ...noHead, method: methodsToRefuse(app, ['POST'], PREFLIGHT), url: base + LEGACY_MESSAGES_SUFFIX, handler: refuseMethod('POST') });
     urls.push(base + LEGACY_SSE_SUFFIX, base + LEGACY_MESSAGES_SUFFIX);
   }
   return urls;
 }
+
+/** OPTIONS on a gateway URL is the CORS preflight's (cors.ts). */
+const PREFLIGHT = ['OPTIONS'];
 
 /** RFC 9110 §15.5.6: 405 names the methods the resource does support. */
 function refuseMethod(allow: string, what = 'MCP endpoint') {

@@ -1,4 +1,4 @@
-import type { ServerResponse } from 'node:http';
+import { METHODS, type ServerResponse } from 'node:http';
 import { fastify, LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyPluginAsync, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { GatehouseContext } from '../context/gatehouse-context.ts';
 import { createFrameworkErrorHandler, installErrorHandler } from './error-handler.ts';
@@ -14,6 +14,9 @@ import { readFileSync } from 'node:fs';
 import { STYLESHEET_PATH } from '../web/html.ts';
 import { BRANDING_STYLESHEET_PATH } from '../web/branding.ts';
 import { brandingImageOrigins, brandingStylesheet } from './branding-assets.ts';
+
+/** The methods routes may be registered for beyond Fastify's own (see buildServer). */
+const EXTRA_METHODS = METHODS.filter((method) => method !== 'CONNECT');
 
 const pageStylesheet = readFileSync(new URL('../web/gatehouse.css', import.meta.url), 'utf8');
 
@@ -135,6 +138,12 @@ export async function buildServer(ctx: GatehouseContext, options: BuildServerOpt
     frameworkErrors: createFrameworkErrorHandler(unhookedResponseHeaders(securityHeaders)),
     clientErrorHandler: handleClientError,
   });
+
+  // Every method Node's parser accepts is routable, so a route refuses one it does not serve with 405 naming those it
+  // does (src/proxy/gateway-plugin.ts), and an unknown path is a 404 whatever the method. Fastify knows only a few
+  // by itself, and sent PROPFIND or SEARCH on an MCP endpoint to the not-found handler, as if nothing were there.
+  // CONNECT never reaches a route (Node hands it to the server's `connect` event).
+  for (const method of EXTRA_METHODS) if (!app.supportedMethods.includes(method)) app.addHttpMethod(method);
 
   const lifecycle = createLifecycle();
   app.decorate('lifecycle', lifecycle);

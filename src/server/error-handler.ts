@@ -175,16 +175,8 @@ function isBodyParsingError(error: unknown): boolean {
   return typeof code === 'string' && code.startsWith('FST_ERR_CTP_');
 }
 
-/** The methods Fastify routes; any other reaches the not-found handler whatever the path. */
-const ROUTED_METHODS = new Set(['GET', 'HEAD', 'TRACE', 'DELETE', 'OPTIONS', 'PATCH', 'PUT', 'POST', 'QUERY']);
-
 function sendNotFound(request: FastifyRequest, reply: FastifyReply): FastifyReply {
   const format = notFoundFormat(request);
-  // RFC 9110 §15.6.2: a method the server does not implement (PROPFIND, SEARCH, …) is 501 on every path, not a 404
-  // that says an MCP endpoint is not there.
-  if (!ROUTED_METHODS.has(request.method)) {
-    return sendProtocolError(reply, new ProtocolError('invalid_request', `${request.method} is not a method this server implements.`, { status: 501 }), { format });
-  }
   const description = format === 'html' ? 'There is no page at this address. The start page lists what this gateway serves.' : 'No such endpoint.';
   return sendProtocolError(reply, new ProtocolError('not_found', description), { format });
 }

@@ -109,7 +109,7 @@ export function pathSuffix(rng: Rng): string {
   return pick(rng, ['/', '//', '/x', '/%2e%2e/%2e%2e/etc/passwd', '/../../secret', '/.%2e/x', '/%2E%2E/x', '/..%5cx', '/%00', '/%', '/%c0%ae%c0%ae/', '/;x=y', '/__proto__', '/' + 'a'.repeat(3000), '/%E0%A4%A']);
 }
 
-export const METHODS = ['GET', 'GET', 'POST', 'POST', 'POST', 'HEAD', 'PUT', 'DELETE', 'OPTIONS', 'PATCH'] as const;
+export const METHODS = ['GET', 'GET', 'POST', 'POST', 'POST', 'HEAD', 'PUT', 'DELETE', 'OPTIONS', 'PATCH', 'TRACE', 'QUERY', 'PROPFIND'] as const;
 
 export const CONTENT_TYPES = [
   'application/json',

@@ -191,15 +191,16 @@ describe('methods an MCP endpoint does not serve', () => {
       assert.deepEqual(seen.slice(before), []);
     });
   }
-  // TRACE is a method Fastify routes (fetch refuses to send TRACE: written by hand); PROPFIND and SEARCH are
-  // not, and were a 404 on every MCP endpoint, as if nothing were there: 501, a method this server does not implement.
+  // Written by hand: fetch refuses to send TRACE. PROPFIND and SEARCH, which Fastify does not route by itself, were a
+  // 404 on every MCP endpoint, as if nothing were there; on a path that does not exist they still are.
   for (const [method, path, status] of [
     ['TRACE', '/mcp', 405],
     ['TRACE', '/mcp/sse', 405],
     ['TRACE', '/mcp/messages', 405],
-    ['PROPFIND', '/mcp', 501],
-    ['SEARCH', '/mcp/sse', 501],
-    ['PROPFIND', '/nowhere', 501],
+    ['PROPFIND', '/mcp', 405],
+    ['SEARCH', '/mcp/sse', 405],
+    ['M-SEARCH', '/mcp/messages', 405],
+    ['PROPFIND', '/nowhere', 404],
   ] as const) {
     it(`answers ${method} ${path} with ${status}, and reaches no backend`, async () => {
       const before = seen.length;

@@ -1,5 +1,6 @@
 import { accessSync, constants, statSync } from 'node:fs';
 import { dirname } from 'node:path';
+import { entraTenantProblems } from './entra-tenants.ts';
 import { checkHttpRoutesCoveringMcpBackends } from './http-route-overlap.ts';
 import { unreadableFileReason } from './file-paths.ts';
 import { cookieSecurityProblem, isLoopbackUrl, resolvePublicUrl } from './public-url.ts';
@@ -25,6 +26,7 @@ export function checkConfigRules(config: GatehouseConfig): RuleResult {
   checkRoutes(config, result);
   checkHttpRoutesCoveringMcpBackends(config.routes, result);
   checkDownstreamReferences(config, result);
+  entraTenantProblems(config, result);
   checkStore(config, result);
   checkKeyFile(config, result);
   checkAuditFile(config, result);

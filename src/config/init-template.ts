@@ -50,7 +50,7 @@ upstream:
   type: entra
   entra:
     tenantId: \${ENTRA_TENANT_ID}
-    # allowedTenants: []      # multi-tenant apps (tenantId: organizations): tenant ids allowed to sign in
+    # allowedTenants: [<tenant id>, …]   # required with tenantId: organizations/common: tenant ids allowed to sign in ('*': any)
   clientId: \${ENTRA_CLIENT_ID}
   clientAuth:
     # Secretless: a federated credential (AKS workload identity, or managed identity with managedIdentityClientId).

@@ -280,7 +280,9 @@ export const upstreamSchema = z
         allowedTenants: z
           .array(z.string())
           .default([])
-          .describe('Multi-tenant apps: tenant ids whose users may sign in (empty: only `tenantId`).'),
+          .describe(
+            "Multi-tenant apps (`tenantId: organizations` or `common`, required there): the tenant ids (GUIDs) whose users may sign in; `['*']` admits users of every Entra tenant. Ignored with a single `tenantId`.",
+          ),
       })
       .strict()
       .optional(),

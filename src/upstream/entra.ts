@@ -1,5 +1,6 @@
 import type { JWTPayload } from 'jose';
 import { ConfigError } from '../config/config-error.ts';
+import { ANY_TENANT, isMultiTenantAuthority, TENANT_ID } from '../config/entra-tenants.ts';
 import type { UpstreamConfig } from '../config/schema.ts';
 import { UpstreamError } from './errors.ts';
 
@@ -11,8 +12,6 @@ import { UpstreamError } from './errors.ts';
  */
 export type EntraConfig = NonNullable<UpstreamConfig['entra']>;
 
-const MULTI_TENANT = new Set(['organizations', 'common', 'consumers']);
-const TENANT_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 /** The personal Microsoft account tenant: never an organisation, whatever the authority says. */
 const MSA_TENANT_ID = '9188040d-6c67-4c5b-b112-36a304b66dad';
 const TENANT_PLACEHOLDER = '{tenantid}';
@@ -53,10 +52,15 @@ function v1Issuer(v2Template: URL, tid: string): string {
 export function createEntraProfile(entra: EntraConfig): EntraProfile {
   const authority = normalizeAuthority(entra.authority);
   const tenant = entra.tenantId;
-  const multiTenant = MULTI_TENANT.has(tenant.toLowerCase());
+  const multiTenant = isMultiTenantAuthority(tenant);
   const allowedTenants = new Set(entra.allowedTenants.map((t) => t.toLowerCase()));
   if (!multiTenant && !TENANT_ID.test(tenant) && !/^[a-z0-9.-]+$/i.test(tenant)) {
     throw new ConfigError([`upstream.entra.tenantId: must be a tenant id, a verified domain, organizations or common (got "${tenant}")`]);
+  }
+  // Checked with the other configuration rules (config/entra-tenants.ts); again here, where it is enforced, so no
+  // path around the rules (a test, an embedding) builds a profile that admits every tenant by default.
+  if (multiTenant && allowedTenants.size === 0) {
+    throw new ConfigError([`upstream.entra.allowedTenants: required with tenantId: ${tenant} — the tenant ids whose users may sign in, or ['${ANY_TENANT}']`]);
   }
   // Set from discovery: a single-tenant authority may be configured by domain name, but tokens carry the GUID.
   let issuerTemplate: string | undefined;
@@ -65,7 +69,7 @@ export function createEntraProfile(entra: EntraConfig): EntraProfile {
   const tenantAllowed = (tid: string): boolean => {
     if (!multiTenant) return tid === homeTenantId;
     if (tenant.toLowerCase() === 'organizations' && tid === MSA_TENANT_ID) return false;
-    return allowedTenants.size === 0 || allowedTenants.has(tid);
+    return allowedTenants.has(ANY_TENANT) || allowedTenants.has(tid);
   };
 
   return {

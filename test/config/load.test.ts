@@ -434,3 +434,33 @@ describe('loadConfig: a mode: demo file', () => {
     assert.equal(clientAuth?.method === 'private_key_jwt' ? clientAuth.privateKeyFile : undefined, join(dir, 'k.pem'));
   });
 });
+
+describe('Entra tenants allowed to sign in', () => {
+  const entra = (block: string) => VALID.replace('  type: oidc\n  issuer: https://idp.example.com\n', `  type: entra\n  entra:\n${block}`);
+  const entraProblems = (problems: readonly string[]) => problems.filter((problem) => problem.startsWith('upstream.entra'));
+
+  it('requires the list with a multi-tenant authority: empty admitted every tenant, the reverse of how it reads', () => {
+    for (const tenant of ['organizations', 'common']) {
+      assert.deepEqual(entraProblems(problemsOf(entra(`    tenantId: ${tenant}\n`))), [
+        `upstream.entra.allowedTenants: required with tenantId: ${tenant} — the tenant ids whose users may sign in, or ['*'] for users of every Entra tenant`,
+      ]);
+    }
+  });
+
+  it("takes tenant ids, or '*' alone; a domain name (never in a token's tid) is refused", () => {
+    const guid = '11111111-2222-3333-4444-555555555555';
+    assert.deepEqual(load(entra(`    tenantId: organizations\n    allowedTenants: [${guid}]\n`)).warnings, []);
+    assert.deepEqual(load(entra("    tenantId: organizations\n    allowedTenants: ['*']\n")).warnings, []);
+    assert.deepEqual(entraProblems(problemsOf(entra(`    tenantId: organizations\n    allowedTenants: [contoso.com, '*', ${guid}]\n`))), [
+      `upstream.entra.allowedTenants[0]: "contoso.com" — a tenant id (GUID), or '*' alone`,
+      `upstream.entra.allowedTenants[1]: "*" — a tenant id (GUID), or '*' alone`,
+    ]);
+  });
+
+  it('warns that the list means nothing with a single tenant', () => {
+    const guid = '11111111-2222-3333-4444-555555555555';
+    const loaded = load(entra(`    tenantId: ${guid}\n    allowedTenants: [${guid}]\n`));
+    assert.ok(loaded.warnings.some((warning) => warning.startsWith('upstream.entra.allowedTenants: ignored with a single tenant')), loaded.warnings.join('\n'));
+  });
+});
+

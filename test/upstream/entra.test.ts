@@ -41,7 +41,10 @@ describe('Entra issuer validation', () => {
     assert.equal(entra.expectedIssuer({ tid: TENANT }), `${GLOBAL}/${TENANT}/v2.0`);
     assert.throws(() => entra.expectedIssuer({ tid: OTHER_TENANT }), /may not sign in/);
 
-    const open = profile({ tenantId: 'organizations' });
+    // Every tenant only when the list says so: an empty one admitted every tenant's users, the reverse of how it reads.
+    assert.throws(() => profile({ tenantId: 'organizations' }), /allowedTenants: required with tenantId: organizations/);
+    assert.throws(() => profile({ tenantId: 'common', allowedTenants: [] }), /allowedTenants: required with tenantId: common/);
+    const open = profile({ tenantId: 'organizations', allowedTenants: ['*'] });
     open.checkDiscoveredIssuer(`${GLOBAL}/{tenantid}/v2.0`);
     assert.equal(open.expectedIssuer({ tid: OTHER_TENANT }), `${GLOBAL}/${OTHER_TENANT}/v2.0`);
     assert.throws(() => open.expectedIssuer({ tid: '9188040d-6c67-4c5b-b112-36a304b66dad' }), /may not sign in/, 'personal accounts are not an organization');

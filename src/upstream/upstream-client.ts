@@ -181,6 +181,15 @@ export function createUpstreamClient(deps: UpstreamClientDeps): UpstreamClient &
       const { interactionId } = record;
       const upstreamError = params.get('error');
       if (upstreamError) {
+        // RFC 9207 §2.4 holds for error responses too: an error naming another issuer (or none, where this one says it
+        // always names itself) may come from another IdP the browser was sent to (mix-up), and is not believed.
+        // openid-client checks `iss` only on the code path below. Without discovery the error is taken as it is.
+        const configuration = await discovery.get().catch(() => undefined);
+        const mismatch = configuration === undefined ? undefined : responseIssuerProblem(configuration.serverMetadata(), params);
+        if (mismatch !== undefined) {
+          logger.warn({ problem: mismatch }, 'upstream error response refused: its issuer is not this identity provider');
+          throw new UpstreamError('access_denied', 'The identity provider\'s response failed validation; start again.', { interactionId });
+        }
         const error = authorizationResponseError(upstreamError, interactionId);
         // `access_denied` is the user saying no (or cancelling) at the IdP: an answer, not an IdP failure to alert on.
         throw upstreamError === 'access_denied' ? error : failed('sign-in', error);
@@ -309,4 +318,12 @@ export function createUpstreamClient(deps: UpstreamClientDeps): UpstreamClient &
       await discovery.get();
     },
   };
+}
+
+/** Why an authorization response's `iss` (RFC 9207) is not the IdP's own, if it is not. */
+function responseIssuerProblem(metadata: { issuer: string; authorization_response_iss_parameter_supported?: boolean }, params: URLSearchParams): string | undefined {
+  const given = params.getAll('iss');
+  if (given.length > 1) return 'iss given more than once';
+  if (given.length === 0) return metadata.authorization_response_iss_parameter_supported === true ? 'no iss, though the IdP says it always sends one' : undefined;
+  return given[0] === metadata.issuer ? undefined : 'iss names another issuer';
 }

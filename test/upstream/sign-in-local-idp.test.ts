@@ -168,6 +168,32 @@ describe('upstream sign-in against the local identity provider (real HTTP, feder
     });
   });
 
+  it('refuses an error response whose iss names another issuer, or none from an IdP that always sends one (RFC 9207 §2.4)', async () => {
+    // A mix-up attacker's IdP answering `temporarily_unavailable` would otherwise be believed, and shown as this IdP's.
+    const tampers = [
+      (url: URL) => url.searchParams.set('iss', 'https://evil.example'),
+      (url: URL) => url.searchParams.delete('iss'),
+      (url: URL) => url.searchParams.append('iss', 'https://evil.example'),
+      (url: URL) => {
+        url.searchParams.set('error', 'temporarily_unavailable');
+        url.searchParams.set('iss', 'https://evil.example');
+      },
+    ];
+    for (const [index, tamper] of tampers.entries()) {
+      const started = await gateway.client.beginSignIn({ interactionId: `mixed-up-${index}` });
+      const callbackUrl = await signInAtLocalIdp(new CookieBrowser(), started.authorizationUrl, { ...adele(), action: 'cancel' }, PUBLIC_URL);
+      assert.ok(callbackUrl.searchParams.has('iss'), 'the local IdP names itself (authorization_response_iss_parameter_supported)');
+      tamper(callbackUrl);
+      await assert.rejects(gateway.client.completeSignIn({ callbackUrl, stateCookie: started.stateCookie }), (error: unknown) => {
+        assert.ok(error instanceof UpstreamError);
+        assert.equal(error.code, 'access_denied', String(index));
+        assert.match(error.message, /failed validation/, String(index));
+        assert.equal(error.interactionId, `mixed-up-${index}`);
+        return true;
+      });
+    }
+  });
+
   it('refreshes, and exchanges the upstream token on-behalf-of and by RFC 8693 for the directory audience', async () => {
     const { started, callbackUrl } = await signIn();
     const { tokens } = await gateway.client.completeSignIn({ callbackUrl, stateCookie: started.stateCookie });

@@ -44,7 +44,13 @@ export async function continueWithStepUp(deps: InteractionDeps, reply: FastifyRe
   const pending = await pendingStepUp(store, completed.identity.subject);
   if (pending === undefined) return false;
   if (pending.claims !== undefined && completed.requestedClaims !== pending.claims) {
-    await redirectToUpstreamSignIn(deps, reply, { interactionId: completed.interactionId, loginHint: completed.identity.email, claims: pending.claims });
+    // The client's fresh-login demand holds for this second leg too: the grant is made from its ID token.
+    await redirectToUpstreamSignIn(deps, reply, {
+      interactionId: completed.interactionId,
+      loginHint: completed.identity.email,
+      claims: pending.claims,
+      reauthenticate: completed.reauthenticate,
+    });
     return true;
   }
   await clearStepUp(store, completed.identity.subject);

@@ -18,6 +18,11 @@ export interface Profile {
   identityFrom(claims: JWTPayload): UpstreamIdentity;
   /** Entra wants the scopes again on refresh (it may otherwise return a token for one resource only). */
   refreshParameters: Record<string, string>;
+  /**
+   * Whether an ID token answering `max_age` must say when the user signed in (`auth_time`, REQUIRED then: OIDC Core
+   * §2). Any OpenID provider: yes. Entra: no, its tokens carry it only when configured as an optional claim.
+   */
+  authTimeRequiredWithMaxAge: boolean;
 }
 
 /** Picks the profile for `upstream.type`; configuration mistakes fail here, at start. */
@@ -33,6 +38,7 @@ export function createProfile(config: UpstreamConfig, discoveryDeps: DiscoveryDe
       claims,
       identityFrom,
       refreshParameters: { scope: config.scopes.join(' ') },
+      authTimeRequiredWithMaxAge: false,
     };
   }
   const issuer = config.issuer;
@@ -43,6 +49,7 @@ export function createProfile(config: UpstreamConfig, discoveryDeps: DiscoveryDe
     claims,
     identityFrom,
     refreshParameters: {},
+    authTimeRequiredWithMaxAge: true,
   };
 }
 

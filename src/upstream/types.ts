@@ -45,6 +45,8 @@ export interface CompletedSignIn {
   tokens: UpstreamTokens;
   /** The `claims` request this sign-in carried (a step-up), so the caller can tell whether it asked for one. */
   requestedClaims?: string;
+  /** The fresh login this sign-in asked for (and the ID token showed), for a step-up round trip to ask for again. */
+  reauthenticate?: { prompt?: 'login'; maxAge?: number };
 }
 
 export interface DownstreamTokenRequest {

@@ -34,12 +34,25 @@ const AUTH_TIME_SKEW_SECONDS = 60;
  * The fresh login a client demanded (`prompt=login`, `max_age`; OIDC Core §3.1.2.1), passed on to the IdP, must have
  * happened: when the ID token says when the user last signed in (`auth_time`), that is after this sign-in began, or
  * within `max_age`. An IdP that ignored the demand and signed the user in from its own session is refused, not
- * believed. One that says nothing is believed: Entra's ID tokens carry no `auth_time` unless it is configured as an
- * optional claim, and refusing them would refuse every such sign-in.
+ * believed. One that says nothing is believed for `prompt=login` (the spec asks no `auth_time` there) and, from
+ * Entra, for `max_age` too: its ID tokens carry no `auth_time` unless it is configured as an optional claim, and
+ * refusing them would refuse every such sign-in. Any other OpenID provider must say it when `max_age` was asked
+ * (`authTimeRequired`, OIDC Core §2): one that does not has not shown the login is fresh.
  */
-function checkFreshLogin(record: { createdAt: number; reauthenticate?: { prompt?: 'login'; maxAge?: number } | undefined }, claims: Record<string, unknown>, now: number): void {
+function checkFreshLogin(
+  record: { createdAt: number; reauthenticate?: { prompt?: 'login'; maxAge?: number } | undefined },
+  claims: Record<string, unknown>,
+  now: number,
+  authTimeRequired: boolean,
+): void {
   const asked = record.reauthenticate;
-  if (asked === undefined || typeof claims.auth_time !== 'number' || !Number.isFinite(claims.auth_time)) return;
+  if (asked === undefined) return;
+  if (typeof claims.auth_time !== 'number' || !Number.isFinite(claims.auth_time)) {
+    if (asked.maxAge === undefined || !authTimeRequired) return;
+    throw new UpstreamError('access_denied', 'The identity provider did not say when the user signed in, as the application asked (max_age).', {
+      upstreamError: 'no auth_time in an ID token answering max_age',
+    });
+  }
   const authTime = claims.auth_time;
   const fresh =
     (asked.prompt !== 'login' || authTime >= record.createdAt / 1000 - AUTH_TIME_SKEW_SECONDS) &&
@@ -241,7 +254,7 @@ export function createUpstreamClient(deps: UpstreamClientDeps): UpstreamClient &
           expectedIssuer: (unverified) => profile.expectedIssuer(unverified, configuration),
           clock,
         });
-        checkFreshLogin(record, claims, clock.now());
+        checkFreshLogin(record, claims, clock.now(), profile.authTimeRequiredWithMaxAge);
         const mapped = await withUserinfoClaims({ configuration, idTokenClaims: claims, accessToken: response.access_token, mapping: profile.claims });
         identity = profile.identityFrom(mapped);
         // An address the provider does not vouch for is not used (identity-claims.ts): say so, or an admin matched by
@@ -264,7 +277,13 @@ export function createUpstreamClient(deps: UpstreamClientDeps): UpstreamClient &
         Number.isFinite(refreshLifetime) && refreshLifetime > 0 ? { refreshTokenLifetimeSeconds: refreshLifetime } : {},
       );
       logger.info({ subject: identity.subject, tenantId: identity.tenantId }, 'upstream sign-in completed');
-      return { interactionId, identity, tokens, ...(record.claims === undefined ? {} : { requestedClaims: record.claims }) };
+      return {
+        interactionId,
+        identity,
+        tokens,
+        ...(record.claims === undefined ? {} : { requestedClaims: record.claims }),
+        ...(record.reauthenticate === undefined ? {} : { reauthenticate: record.reauthenticate }),
+      };
     },
 
     async refresh(refreshToken) {

@@ -23,6 +23,7 @@ import { isWithdrawn } from '../../src/authorization/remembered-decisions.ts';
 import { DENIAL_MEMORY_SECONDS } from '../../src/authorization/remembered-decisions.ts';
 import { ManualClock } from '../../src/runtime/clock.ts';
 import { startedForSuite } from '../support/suite-server.ts';
+import { clearStepUp, rememberStepUp } from '../../src/records/step-up.ts';
 
 /** The consent page and its form: the confused-deputy defence and its CSRF/state protections. */
 describe('consent page', () => {
@@ -158,6 +159,30 @@ describe('consent page', () => {
       );
     } finally {
       restore();
+    }
+  });
+
+  it('asks for the same fresh login again on the step-up round trip that follows it (a Conditional Access challenge owed)', async () => {
+    // The grant is made from the second leg's ID token: without prompt=login there, the IdP's session answered it.
+    const { seen, restore } = recordSignInsStarted();
+    // The tests below count the sign-ins they cause from here.
+    const signInsBefore = server.upstream.signIns;
+    const claims = JSON.stringify({ access_token: { acrs: { essential: true, value: 'c1' } } });
+    await rememberStepUp(server.store, TEST_IDENTITY.subject, { reason: 'claims_challenge', claims, createdAt: Date.now() });
+    try {
+      const outcome = await authorize(server, new TestBrowser(), { ...params(), prompt: 'login consent' });
+      assert.ok(outcome.url.searchParams.get('code'), outcome.url.href);
+      assert.deepEqual(
+        seen.map((input) => ({ claims: input.claims, reauthenticate: input.reauthenticate })),
+        [
+          { claims: undefined, reauthenticate: { prompt: 'login' } },
+          { claims, reauthenticate: { prompt: 'login' } },
+        ],
+      );
+    } finally {
+      restore();
+      server.upstream.signIns = signInsBefore;
+      await clearStepUp(server.store, TEST_IDENTITY.subject);
     }
   });
 

@@ -47,15 +47,15 @@ export interface FakeUpstream extends UpstreamClient {
 export const FAKE_REFRESH_TOKEN_LIFETIME_SECONDS = 7 * 24 * 3600;
 
 export function createFakeUpstream(publicUrl: () => string, vault?: TokenVaultDeps): FakeUpstream {
-  const pending = new Map<string, { interactionId: string; cookie: string }>();
+  const pending = new Map<string, { interactionId: string; cookie: string; claims?: string; reauthenticate?: { prompt?: 'login'; maxAge?: number } }>();
   const upstream: FakeUpstream = {
     nextError: undefined,
     signIns: 0,
-    async beginSignIn({ interactionId, browserBinding }) {
+    async beginSignIn({ interactionId, browserBinding, claims, reauthenticate }) {
       const state = randomBytes(16).toString('base64url');
       // As the real client: the browser's binding is reused (src/upstream/sign-in-state.ts).
       const cookie = browserBinding ?? randomBytes(16).toString('base64url');
-      pending.set(state, { interactionId, cookie });
+      pending.set(state, { interactionId, cookie, ...(claims === undefined ? {} : { claims }), ...(reauthenticate === undefined ? {} : { reauthenticate }) });
       return { authorizationUrl: `${publicUrl()}/fake-idp/authorize?state=${state}`, stateCookie: cookie };
     },
     async completeSignIn({ callbackUrl, stateCookie }) {
@@ -71,7 +71,14 @@ export function createFakeUpstream(publicUrl: () => string, vault?: TokenVaultDe
       if (vault !== undefined) {
         await saveUpstreamTokens(vault, TEST_IDENTITY.subject, tokens, { refreshTokenLifetimeSeconds: FAKE_REFRESH_TOKEN_LIFETIME_SECONDS });
       }
-      return { interactionId: entry.interactionId, identity: TEST_IDENTITY, tokens };
+      // As the real client: what the sign-in asked for comes back with it (a step-up round trip asks it again).
+      return {
+        interactionId: entry.interactionId,
+        identity: TEST_IDENTITY,
+        tokens,
+        ...(entry.claims === undefined ? {} : { requestedClaims: entry.claims }),
+        ...(entry.reauthenticate === undefined ? {} : { reauthenticate: entry.reauthenticate }),
+      };
     },
     refresh: () => Promise.reject(new Error('not used')),
     exchangeForDownstream: () => Promise.reject(new Error('not used')),

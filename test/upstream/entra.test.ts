@@ -127,6 +127,33 @@ describe('Entra sign-in and on-behalf-of through the upstream client (local disc
     }
   });
 
+  it('holds any other OpenID provider to auth_time when max_age was asked (OIDC Core §2); Entra is believed without it', async () => {
+    const fake = await createFakeEntra({ authority: GLOBAL, tenant: TENANT, discoveryIssuer: `${GLOBAL}/${TENANT}/v2.0`, clientId: 'app-id' });
+    const upstream = { clientId: 'app-id', clientAuth: { method: 'client_secret_post' as const, clientSecret: 'fallback-secret' }, scopes: ['openid', 'profile', 'offline_access'] };
+    const generic = await createGatewaySide({ fetch: fake.fetch, upstream: { ...upstream, type: 'oidc' as const, issuer: `${GLOBAL}/${TENANT}/v2.0` } });
+    const entra = await createGatewaySide({ fetch: fake.fetch, upstream: { ...upstream, type: 'entra' as const, entra: { tenantId: TENANT, authority: GLOBAL, allowedTenants: [] } } });
+    try {
+      fake.idTokenClaims = () => ({ iss: `${GLOBAL}/${TENANT}/v2.0`, tid: TENANT, oid: OID, ver: '2.0', name: 'Adele', sub: 'pairwise' });
+      const attempt = async (side: typeof generic, reauthenticate: { prompt?: 'login'; maxAge?: number }) => {
+        const started = await side.client.beginSignIn({ interactionId: `auth-time-${Math.random()}`, reauthenticate });
+        fake.rememberNonce(started.authorizationUrl);
+        const state = new URL(started.authorizationUrl).searchParams.get('state') ?? '';
+        return side.client.completeSignIn({ callbackUrl: new URL(`http://127.0.0.1:8080/callback?code=c1&state=${state}`), stateCookie: started.stateCookie });
+      };
+      await assert.rejects(attempt(generic, { maxAge: 600 }), (error: unknown) => {
+        assert.ok(error instanceof UpstreamError);
+        assert.equal(error.code, 'access_denied');
+        assert.match(error.message, /did not say when the user signed in/);
+        return true;
+      });
+      assert.equal((await attempt(generic, { prompt: 'login' })).identity.subject.endsWith('#pairwise'), true, 'prompt=login asks for no auth_time');
+      assert.equal((await attempt(entra, { maxAge: 600 })).identity.subject, `${TENANT}/${OID}`);
+    } finally {
+      await generic.store.close();
+      await entra.store.close();
+    }
+  });
+
   it('multi-tenant sign-in validates the per-tenant issuer, and never sends `resource`', async () => {
     const { fake, gateway } = await setUp('organizations', `${GLOBAL}/{tenantid}/v2.0`, [TENANT]);
     try {

@@ -67,11 +67,11 @@ describe('upstream client metrics', () => {
     const metrics = createMetrics({ clock: systemClock });
     const side = await gateway(metrics);
     const unavailable = await startSignIn(side);
-    await assert.rejects(side.client.completeSignIn({ callbackUrl: unavailable.callback({ error: 'temporarily_unavailable' }), stateCookie: unavailable.stateCookie }));
+    await assert.rejects(side.client.completeSignIn({ callbackUrl: unavailable.callback({ error: 'temporarily_unavailable', iss: idp.issuer }), stateCookie: unavailable.stateCookie }));
     assert.equal(await upstreamErrors(metrics, 'sign-in', 'temporarily_unavailable'), 1);
 
     const odd = await startSignIn(side);
-    await assert.rejects(side.client.completeSignIn({ callbackUrl: odd.callback({ error: 'made_up_error_<script>' }), stateCookie: odd.stateCookie }));
+    await assert.rejects(side.client.completeSignIn({ callbackUrl: odd.callback({ error: 'made_up_error_<script>', iss: idp.issuer }), stateCookie: odd.stateCookie }));
     assert.equal(await upstreamErrors(metrics, 'sign-in', 'other_oauth_error'), 1, 'label values stay bounded');
     assert.equal(await upstreamErrors(metrics, 'discovery'), 0, 'discovery succeeded');
   });
@@ -93,12 +93,18 @@ describe('upstream client metrics', () => {
     const side = await gateway(metrics);
     const cancelled = await startSignIn(side);
     await assert.rejects(
-      side.client.completeSignIn({ callbackUrl: cancelled.callback({ error: 'access_denied' }), stateCookie: cancelled.stateCookie }),
+      side.client.completeSignIn({ callbackUrl: cancelled.callback({ error: 'access_denied', iss: idp.issuer }), stateCookie: cancelled.stateCookie }),
       (error: unknown) => error instanceof UpstreamError && error.code === 'access_denied',
     );
     const mixedUp = await startSignIn(side);
     await assert.rejects(
       side.client.completeSignIn({ callbackUrl: mixedUp.callback({ code: 'x', iss: 'https://attacker.example' }), stateCookie: mixedUp.stateCookie }),
+      (error: unknown) => error instanceof UpstreamError && error.code === 'access_denied',
+    );
+    // An IdP error from another issuer (RFC 9207 mix-up) fails validation: not this IdP's failure either.
+    const foreignError = await startSignIn(side);
+    await assert.rejects(
+      side.client.completeSignIn({ callbackUrl: foreignError.callback({ error: 'temporarily_unavailable', iss: 'https://attacker.example' }), stateCookie: foreignError.stateCookie }),
       (error: unknown) => error instanceof UpstreamError && error.code === 'access_denied',
     );
     await assert.rejects(side.client.completeSignIn({ callbackUrl: new URL(`${PUBLIC_URL}/callback?code=x`), stateCookie: undefined }));

@@ -3,7 +3,8 @@ import { forgetDownstreamTokens } from '../records/downstream-tokens.ts';
 import { interactionSignedInRecord } from '../records/interaction.ts';
 import { ProtocolError } from '../errors/protocol-error.ts';
 import { runSteps, type HandlerStep, type StepContext } from '../server/handler-steps.ts';
-import { writeRecord } from '../store/record-access.ts';
+import { upstreamStateRecord } from '../records/upstream.ts';
+import { readRecord, writeRecord } from '../store/record-access.ts';
 import type { CompletedSignIn } from '../upstream/types.ts';
 import { recordSignIn } from './account-record.ts';
 import type { InteractionDeps } from './interaction-deps.ts';
@@ -39,6 +40,25 @@ function completedSignIn(callback: UpstreamCallback): CompletedSignIn {
  */
 export function takeStateCookie(callback: UpstreamCallback): void {
   callback.stateCookie = callback.deps.cookies.readRaw(callback.request, 'upstream');
+}
+
+/**
+ * The interaction the sign-in is for must still be there (oidc-provider keeps it for an hour), before the code is
+ * exchanged: a sign-in finished after it expired could only end on the expired page, yet it stored the user's upstream
+ * tokens and account first. Read without using the state up; a state that is missing or not this browser's is left
+ * to the next step, which says so. Console sign-ins (`console:`) have no provider interaction.
+ */
+export async function requireLiveInteraction(callback: UpstreamCallback): Promise<void> {
+  const { deps, request } = callback;
+  const state = new URL(request.url, deps.ctx.publicUrl).searchParams.get('state');
+  if (!state) return;
+  const pending = await readRecord(deps.ctx.store, upstreamStateRecord, state);
+  if (pending === undefined || pending.interactionId.startsWith(CONSOLE_INTERACTION_PREFIX)) return;
+  if ((await deps.provider.Interaction.find(pending.interactionId)) === undefined) {
+    throw new ProtocolError('invalid_request', 'This sign-in request has expired. Start again from the application.', {
+      detail: 'upstream callback for an interaction that no longer exists',
+    });
+  }
 }
 
 /**
@@ -100,6 +120,7 @@ export async function continueUnderInteraction(callback: UpstreamCallback): Prom
 /** In order; the README table of src/authorization is checked against these names. */
 export const upstreamCallbackSteps: readonly HandlerStep<UpstreamCallback>[] = [
   takeStateCookie,
+  requireLiveInteraction,
   completeUpstreamSignIn,
   handOverConsoleSignIn,
   requireStepUpClaims,

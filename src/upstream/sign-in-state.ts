@@ -3,7 +3,7 @@ import type { Random } from '../runtime/random.ts';
 import { ProtocolError } from '../errors/protocol-error.ts';
 import type { Store } from '../store/store.ts';
 import { upstreamStateRecord } from '../records/upstream.ts';
-import { consumeRecord, writeRecord } from '../store/record-access.ts';
+import { consumeRecord, readRecord, writeRecord } from '../store/record-access.ts';
 import type { z } from 'zod';
 
 /**
@@ -57,17 +57,25 @@ export async function createSignInState(
 const badState = (why: string) =>
   new ProtocolError('invalid_request', `The sign-in could not be completed: ${why}. Start again from the application.`, { detail: `upstream callback: ${why}` });
 
-/** Takes the record (whoever else presents the same state later gets nothing) and checks the browser binding. */
+/**
+ * Checks the browser binding, then takes the record (whoever else presents the same state later gets nothing). In
+ * that order: a `state` seen elsewhere (the IdP's logs, a Referer) opened in another browser is refused without
+ * using the record up, which cancelled the real browser's sign-in.
+ */
 export async function consumeSignInState(
   store: Store,
   state: string | null,
   stateCookie: string | undefined,
 ): Promise<SignInStateRecord> {
   if (!state) throw badState('the response has no state');
-  const record = await consumeRecord(store, upstreamStateRecord, state);
-  if (!record) throw badState('the sign-in state is unknown, expired or already used');
-  if (!stateCookie || !constantTimeEqual(hashToken(stateCookie), record.browserBindingHash)) {
+  const unknown = () => badState('the sign-in state is unknown, expired or already used');
+  const found = await readRecord(store, upstreamStateRecord, state);
+  if (!found) throw unknown();
+  if (!stateCookie || !constantTimeEqual(hashToken(stateCookie), found.browserBindingHash)) {
     throw badState('the sign-in was started in another browser');
   }
+  // Atomic: of two callbacks for this state (a double submit, a replay racing the browser), one gets the record.
+  const record = await consumeRecord(store, upstreamStateRecord, state);
+  if (!record) throw unknown();
   return record;
 }

@@ -143,4 +143,28 @@ describe('consent and upstream sign-in end to end (real upstream client, local I
     assert.equal(clientRedirect.searchParams.get('code'), null);
     assert.doesNotMatch(clientRedirect.searchParams.get('error_description') ?? '', /AADSTS/, 'the IdP\'s own codes stay in our log');
   });
+
+  it('shows the expired page, storing nothing, when the interaction expired while the user was at the IdP', async () => {
+    const client = await registerPublicClient(server, { client_name: 'Slow Client' });
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    await page.goto(authorizeUrl(server, authorizationParams(server, client.client_id, pkcePair().challenge, { state: 'slow' })));
+    const uid = /\/interaction\/([^/?#]+)/.exec(page.url())?.[1];
+    assert.ok(uid, page.url());
+    await page.getByRole('button', { name: 'Approve' }).click();
+    await page.getByLabel('Username').waitFor();
+    // The provider's interaction ends (its hour is up) while the user types a password at the IdP.
+    await server.store.delete('oidc:Interaction', uid);
+    const accountsBefore = (await server.store.list('account')).length;
+    const sealedBefore = (await server.store.list('upstream-tokens')).length;
+    const user = idp.users[1] ?? idp.users[0]!;
+    await page.getByLabel('Username').fill(user.username);
+    await page.getByLabel('Password').fill(user.password);
+    const [answer] = await Promise.all([page.waitForResponse((response) => new URL(response.url()).pathname === '/callback'), page.getByRole('button', { name: 'Sign in' }).click()]);
+    assert.equal(answer.status(), 400);
+    assert.match(await page.content(), /has expired/);
+    await context.close();
+    assert.equal((await server.store.list('account')).length, accountsBefore, 'no account recorded');
+    assert.equal((await server.store.list('upstream-tokens')).length, sealedBefore, 'no upstream tokens sealed');
+  });
 });

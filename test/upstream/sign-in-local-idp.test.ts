@@ -126,6 +126,9 @@ describe('upstream sign-in against the local identity provider (real HTTP, feder
       /another browser/,
     );
     await assert.rejects(gateway.client.completeSignIn({ callbackUrl: victim.callbackUrl, stateCookie: undefined }), /another browser/);
+    // Refused in another browser without using the state up: the browser that started the sign-in still completes it.
+    const completed = await gateway.client.completeSignIn({ callbackUrl: victim.callbackUrl, stateCookie: victim.started.stateCookie });
+    assert.equal(completed.identity.email, adele().email);
   });
 
   it('refuses an ID token whose nonce is not the one bound to this sign-in', async () => {

@@ -28,6 +28,14 @@ export class AdminNotFoundError extends GatehouseError {
   }
 }
 
+/** A decision about a version that is no longer the current one (a tool definition that changed after it was shown). */
+export class AdminChangedError extends GatehouseError {
+  constructor(message: string) {
+    super('GH_CHANGED', message);
+    this.name = 'AdminChangedError';
+  }
+}
+
 /**
  * The fields of oidc-provider's records the admin surfaces read (src/store/oidc-records.ts): views, not
  * declarations, since oidc-provider owns the shapes. Unknown fields pass; a named field of the wrong type makes the

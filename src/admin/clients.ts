@@ -34,7 +34,12 @@ export interface ClientSummary {
   activeGrants: number;
 }
 
-const hostsOf = (uris: string[]): string[] => [...new Set(uris.flatMap((uri) => URL.parse(uri)?.host ?? []))].sort();
+/** Where a client's redirects go: the host, or for a native app's private-use scheme (RFC 8252 §7.1) the scheme. */
+const hostsOf = (uris: string[]): string[] =>
+  [...new Set(uris.flatMap((uri) => {
+    const url = URL.parse(uri);
+    return url === null ? [] : url.host !== '' ? [url.host] : [url.protocol];
+  }))].sort();
 
 function withGrantActivity(client: Omit<ClientSummary, 'activeGrants' | 'lastUsedAt'>, grantsByClient: ReadonlyMap<string, GrantSummary[]>): ClientSummary {
   const mine = grantsByClient.get(client.clientId) ?? [];

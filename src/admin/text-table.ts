@@ -1,4 +1,4 @@
-import { HIDDEN_FORMATTING } from '../web/html.ts';
+import { codePointEscape, INVISIBLE_CHARACTERS } from '../web/html.ts';
 
 /**
  * Human output of the admin CLI: fixed-width tables and UTC times to the second. `--json` prints the same data as
@@ -16,13 +16,9 @@ export function formatTime(ms: number | undefined): string {
  * the operator's terminal, and a right-to-left override (U+202E) would make a line read other than it is.
  */
 function printable(cell: string): string {
-  // The characters the pages strip from names chosen by others (web/html.ts), shown escaped instead.
-  return cell.replace(HIDDEN_FORMATTING, escapedCharacter);
-}
-
-function escapedCharacter(char: string): string {
-  const code = char.charCodeAt(0);
-  return code <= 0xff ? `\\x${code.toString(16).padStart(2, '0')}` : `\\u${code.toString(16).padStart(4, '0')}`;
+  // Every character that would not show itself (web/html.ts: zero-width and tag characters too, which a terminal
+  // prints as nothing), written as its code point, as the console marks them.
+  return cell.replace(INVISIBLE_CHARACTERS, codePointEscape);
 }
 
 /**

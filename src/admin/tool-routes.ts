@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { ProtocolError } from '../errors/protocol-error.ts';
-import { AdminNotFoundError } from './admin-deps.ts';
+import { AdminChangedError, AdminNotFoundError } from './admin-deps.ts';
 import { adminView, sendConsolePage } from './admin-view.ts';
 import { adminForPage, noticeFrom, sessionForPost } from './console-guard.ts';
 import type { ConsoleState } from './console-state.ts';
@@ -15,7 +15,9 @@ import { formPostRoute } from '../server/form-routes.ts';
  * and announced on `tool-pins-changed`, so every replica serves (or keeps refusing) the tool at once.
  */
 const page = { config: { errorFormat: 'html' as const } };
-const decisionBody = z.object({ route: z.string().min(1).max(2048), tool: z.string().min(1).max(512), csrf: z.string() });
+// A tool name is as long as the backend listed it (the form body's own limit bounds it): a cap here left a long-named
+// tool with buttons that could only answer 400. `hash`: the definition shown, which an approval must still match.
+const decisionBody = z.object({ route: z.string().min(1).max(2048), tool: z.string().min(1), hash: z.string().min(1).max(256).optional(), csrf: z.string() });
 
 export function registerToolRoutes(app: FastifyInstance, state: ConsoleState): void {
   const { admin } = state;
@@ -34,11 +36,16 @@ export function registerToolRoutes(app: FastifyInstance, state: ConsoleState): v
   const decide = (verb: 'approve' | 'reject', action: typeof approveToolPin) =>
     app.post(`/admin/tools/${verb}`, formPostRoute, async (request, reply) => {
       const session = await sessionForPost(state, request, { admin: true });
-      const { route, tool } = decisionBody.parse(request.body);
+      const { route, tool, hash } = decisionBody.parse(request.body);
+      // An approval names the definition the page showed; a rejection refuses whatever is pending (the safe side).
+      if (verb === 'approve' && hash === undefined) throw new ProtocolError('invalid_request', 'The approval does not say which definition was reviewed; reload the page.');
       try {
-        await action(admin, route, tool, session.subject);
+        await action(admin, route, tool, session.subject, verb === 'approve' ? hash : undefined);
       } catch (error) {
         if (error instanceof AdminNotFoundError) throw new ProtocolError('not_found', 'There is no such tool change; another admin may have decided it already.');
+        if (error instanceof AdminChangedError) {
+          throw new ProtocolError('invalid_request', 'This tool definition changed after the page showed it, or was decided already: nothing was approved. Review it again.', { status: 409 });
+        }
         throw error;
       }
       request.log.info({ route, tool, decision: verb, subject: session.subject }, 'tool definition decided from the admin console');

@@ -1,6 +1,6 @@
 import { findRecords, publishMessage, readRecord, writeRecord } from '../store/record-access.ts';
 import { toolPinKey, toolPinRecord, toolPinsChangedChannel, type ToolPin } from '../records/tool-pins.ts';
-import { AdminNotFoundError, listAll, type AdminDeps } from './admin-deps.ts';
+import { AdminChangedError, AdminNotFoundError, listAll, type AdminDeps } from './admin-deps.ts';
 
 /**
  * Reviewing pinned tool definitions (src/proxy/tool-pins.ts): what each route's tools are pinned to, what changed,
@@ -82,9 +82,17 @@ async function save(deps: AdminDeps, pin: ToolPin): Promise<void> {
 /** Who decided: the console passes the admin's subject; the CLI runs as whoever can open the store. */
 export type DecidedBy = string;
 
-/** The pending definition becomes the approved one (under the name it was listed with). */
-export async function approveToolPin(deps: AdminDeps, route: string, name: string, by: DecidedBy = 'cli'): Promise<ToolPinSummary> {
+/**
+ * The pending definition becomes the approved one (under the name it was listed with). `reviewed`: the hash of the
+ * definition the admin was shown (the console's form carries it; the CLI's `--hash`). A backend can change the pending
+ * definition between the review and the click — the next `tools/list` is enough — and an approval without it approved
+ * whatever was pending by then, text nobody read. A mismatch is refused (AdminChangedError).
+ */
+export async function approveToolPin(deps: AdminDeps, route: string, name: string, by: DecidedBy = 'cli', reviewed?: string): Promise<ToolPinSummary> {
   const pin = await requirePin(deps, route, name);
+  if (reviewed !== undefined && pin.pending?.hash !== reviewed) {
+    throw new AdminChangedError(`Tool "${pin.name}" on route ${route} changed after it was shown (or was decided already): review it again.`);
+  }
   if (pin.pending === undefined) return summarize(pin);
   const listedName = parse(pin.pending.canonical)?.name;
   const approved: ToolPin = {

@@ -9,6 +9,7 @@ export const internalErrors = {
   GH_CONFIG_INVALID: { exitCode: 2, meaning: 'The configuration cannot be used; every problem is printed on its own line, naming the field.' },
   GH_USAGE: { exitCode: 2, meaning: 'A command-line mistake (unknown command or option, missing argument) or a refusal to start (port in use).' },
   GH_NOT_FOUND: { exitCode: 1, meaning: 'An admin command named a client, grant or user that does not exist.' },
+  GH_CHANGED: { exitCode: 1, meaning: 'An admin decision named a version that is no longer the current one (a tool definition changed after it was shown); look again and decide on what is there now.' },
   GH_STORE_UNAVAILABLE: { exitCode: 1, meaning: 'The store (SQLite file or Redis) cannot be reached; requests get 503 while it lasts (at start it is a refusal to start: exit 2, like GH_USAGE).' },
   GH_STORE_UNREACHABLE: { exitCode: 1, meaning: 'An admin command could not reach the store.' },
   GH_KEY_SET_INVALID: { exitCode: 2, meaning: 'The key set (file or store record) is malformed or has no usable key.' },

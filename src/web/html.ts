@@ -18,6 +18,41 @@ export function escapeHtml(value: string): string {
  */
 export const HIDDEN_FORMATTING = /[\p{Cc}\u061C\u200E\u200F\u202A-\u202E\u2066-\u2069]/gu;
 
+/**
+ * Everything that shows as nothing or rearranges text: control characters and Unicode's default-ignorable code points
+ * (zero-width characters, the U+E0000 tag characters that can spell out a whole hidden sentence, variation selectors,
+ * the bidirectional formatting characters).
+ */
+export const INVISIBLE_CHARACTERS = /[\p{Cc}\p{Default_Ignorable_Code_Point}\u061C]/gu;
+
+/** A character that would not show itself, written as its code point: `\x1b`, `\u200b`, `\u{e0041}`. */
+export function codePointEscape(char: string): string {
+  const code = char.codePointAt(0) ?? 0;
+  if (code <= 0xff) return `\\x${code.toString(16).padStart(2, '0')}`;
+  return code <= 0xffff ? `\\u${code.toString(16).padStart(4, '0')}` : `\\u{${code.toString(16)}}`;
+}
+
+/**
+ * Text published by someone else that an operator must see exactly — a tool definition before approving it, a tool's
+ * or client's name in the console — as page markup: escaped, with every invisible character shown as its code point
+ * and marked, instead of vanishing (a hidden instruction in tag characters read as nothing) or reordering the line (a
+ * right-to-left override made "…to evil@attacker" read as something else).
+ */
+export function exactHtml(value: string): string {
+  let markup = '';
+  let last = 0;
+  for (const match of value.matchAll(INVISIBLE_CHARACTERS)) {
+    markup += `${escapeHtml(value.slice(last, match.index))}<mark class="hidden-char" title="an invisible character">${codePointEscape(match[0])}</mark>`;
+    last = match.index + match[0].length;
+  }
+  return markup + escapeHtml(value.slice(last));
+}
+
+/** The same as plain text (an attribute, a label read aloud): each invisible character as its code point. */
+export function visibleText(value: string): string {
+  return value.replace(INVISIBLE_CHARACTERS, codePointEscape);
+}
+
 /** Text chosen by someone else (a client's name), without the characters that could rearrange the page around it. */
 export function displayText(value: string): string {
   return value.replace(HIDDEN_FORMATTING, '');
@@ -43,7 +78,7 @@ export function displayName(value: string): string {
 export const NAME_DISPLAY_LIMIT = 100;
 
 /** `value` cut to NAME_DISPLAY_LIMIT characters (code points, never half a surrogate pair), with an ellipsis. */
-function shortened(value: string): string {
+export function shortened(value: string): string {
   if (value.length <= NAME_DISPLAY_LIMIT) return value;
   const characters = Array.from(value);
   return characters.length <= NAME_DISPLAY_LIMIT ? value : `${characters.slice(0, NAME_DISPLAY_LIMIT - 1).join('')}…`;

@@ -49,6 +49,12 @@ const tokenFor = (path: string) => mintAccessToken(keyring, gateway.url, { aud: 
 
 /** The CLI commands over the gateway's own store (the CLI closes what it opens; the gateway keeps using it). */
 async function cli(...argv: string[]): Promise<string> {
+  const { code, out } = await cliWith({}, ...argv);
+  assert.equal(code, 0);
+  return out;
+}
+
+async function cliWith(options: Record<string, string>, ...argv: string[]): Promise<{ code: number; out: string }> {
   const store = gateway.store;
   const unclosable = new Proxy(store, {
     get: (target, property) => (property === 'close' ? async () => {} : (Reflect.get(target, property) as unknown)),
@@ -58,9 +64,8 @@ async function cli(...argv: string[]): Promise<string> {
   assert.ok(command, argv[0]);
   let out = '';
   const io: CliIo = { stdout: (text) => void (out += text), stderr: () => {}, env: {}, cwd: process.cwd() };
-  const code = await command.run({ values: { json: true }, positionals: argv.slice(1), io });
-  assert.equal(code, 0);
-  return out;
+  const code = await command.run({ values: { json: true, ...options }, positionals: argv.slice(1), io });
+  return { code, out };
 }
 
 const listed = async (path: string): Promise<ListedTool[]> => listedTools(gateway.url + path, await tokenFor(path));
@@ -94,6 +99,9 @@ describe('pinned tool definitions: block', () => {
     assert.deepEqual(diff.tool.changedFields, ['description']);
     assert.equal(diff.tool.pending.description, POISONED);
 
+    // Approving a definition other than the one reviewed is refused (the backend may have changed it since).
+    await assert.rejects(cliWith({ hash: 'not-the-reviewed-one' }, 'approve', '/json', 'echo'), /changed after it was shown/);
+    assert.deepEqual(names(await listed('/json')), ['secret_tool', 'whoami'], 'still blocked');
     await cli('approve', '/json', 'echo');
     const after = await listed('/json');
     assert.equal(after.find((tool) => tool.name === 'echo')?.description, POISONED);

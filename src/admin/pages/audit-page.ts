@@ -1,6 +1,6 @@
 import { AUDIT_OUTCOMES, type AuditResult } from '../audit-query.ts';
 import type { AuditDirectory, AuditFilter, AuditWindow } from '../audit-filter.ts';
-import { code, html, renderConsolePage, table, timeCell, type ConsoleView } from './layout.ts';
+import { code, exactCode, html, renderConsolePage, table, timeCell, type ConsoleView } from './layout.ts';
 import { clientCell, personCell, suggestions } from './names.ts';
 
 // `client_closed` (the client left first) and `server_closed` (cut at shutdown) are normal ends: admin.css colours only `denied` and `error` as failures.
@@ -29,7 +29,7 @@ export function renderAuditPage(view: ConsoleView, result: AuditResult, filter: 
     personCell(record.user, directory.accounts),
     clientCell(record.client, directory.clientNames),
     code(record.route),
-    record.tool === undefined ? html(record.method ?? '–') : code(record.tool),
+    record.tool === undefined ? html(record.method ?? '–') : exactCode(record.tool),
     `<span class="outcome ${record.outcome}">${html(record.outcome.replace('_', ' '))}</span>${record.reason === undefined ? '' : `<br><span class="muted">${html(record.reason)}</span>`}`,
     String(record.status),
     `${record.durationMs} ms`,

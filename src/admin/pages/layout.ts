@@ -1,4 +1,4 @@
-import { displayName, escapeHtml } from '../../web/html.ts';
+import { displayName, escapeHtml, exactHtml } from '../../web/html.ts';
 import type { ConsoleSession } from '../console-session.ts';
 
 /**
@@ -129,3 +129,6 @@ export function timeCell(ms: number | undefined): string {
 }
 
 export const code = (value: string): string => `<code>${html(value)}</code>`;
+
+/** A value published by someone else (a tool's name), as code with its invisible characters shown (web/html.ts). */
+export const exactCode = (value: string): string => `<code>${exactHtml(value)}</code>`;

@@ -1,5 +1,5 @@
 import type { AccountRecord } from '../../records/account.ts';
-import { NAME_DISPLAY_LIMIT, nameHtml } from '../../web/html.ts';
+import { exactHtml, INVISIBLE_CHARACTERS, NAME_DISPLAY_LIMIT, shortened } from '../../web/html.ts';
 import { code, html } from './layout.ts';
 
 /**
@@ -10,10 +10,10 @@ import { code, html } from './layout.ts';
 export function personCell(subject: string | undefined, accounts: ReadonlyMap<string, AccountRecord>): string {
   if (subject === undefined) return '<span class="muted">–</span>';
   const account = accounts.get(subject);
-  const label = account?.name ?? account?.email;
+  const label = shown(account?.name) ?? shown(account?.email);
   if (label === undefined) return code(subject);
-  const email = account?.name !== undefined && account.email !== undefined ? `<br><span class="muted">${nameHtml(account.email)}</span>` : '';
-  return `<span class="named" title="${html(subject)}">${nameHtml(label)}</span>${email}`;
+  const email = label !== account?.email && shown(account?.email) !== undefined ? `<br><span class="muted">${consoleNameHtml(account!.email!)}</span>` : '';
+  return `<span class="named" title="${html(subject)}">${consoleNameHtml(label)}</span>${email}`;
 }
 
 export function clientCell(clientId: string | undefined, names: ReadonlyMap<string, string>): string {
@@ -21,9 +21,23 @@ export function clientCell(clientId: string | undefined, names: ReadonlyMap<stri
   return namedId(names.get(clientId), clientId);
 }
 
-/** A name with its id on hover, or the id alone when there is no name. */
+/** A name with its id on hover, or the id alone when there is no name (or one that shows as nothing). */
 export function namedId(name: string | undefined, id: string): string {
-  return name === undefined ? code(id) : `<span class="named" title="${html(id)}">${nameHtml(name)}</span>`;
+  const label = shown(name);
+  return label === undefined ? code(id) : `<span class="named" title="${html(id)}">${consoleNameHtml(label)}</span>`;
+}
+
+/** A name that shows as something: one of only blanks and invisible characters is no name (the id is shown). */
+function shown(name: string | undefined): string | undefined {
+  return name === undefined || name.replace(INVISIBLE_CHARACTERS, '').trim() === '' ? undefined : name;
+}
+
+/**
+ * A name chosen by someone else, for an operator: shortened, each invisible character shown as its code point (a
+ * registrant's "Sample Graph MCP server\u200b" must not look like the real one), in a `<bdi>`.
+ */
+function consoleNameHtml(name: string): string {
+  return `<bdi>${exactHtml(shortened(name))}</bdi>`;
 }
 
 /**

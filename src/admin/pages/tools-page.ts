@@ -1,5 +1,6 @@
 import type { ToolPinDiff, ToolPinSummary } from '../tools.ts';
-import { code, html, postButton, renderConsolePage, table, timeCell, type ConsoleView } from './layout.ts';
+import { exactHtml, visibleText } from '../../web/html.ts';
+import { code, exactCode, html, postButton, renderConsolePage, table, timeCell, type ConsoleView } from './layout.ts';
 
 /**
  * Pinned tool definitions waiting for a decision (src/proxy/tool-pins.ts), each shown as a side-by-side diff of the
@@ -8,7 +9,7 @@ import { code, html, postButton, renderConsolePage, table, timeCell, type Consol
  */
 export function renderToolsPage(view: ConsoleView, pending: ToolPinDiff[], all: ToolPinSummary[]): string {
   const changes = pending.length === 0 ? '<p class="empty">No tool definition is waiting for review.</p>' : pending.map((tool) => toolChange(view, tool)).join('\n');
-  const rows = all.map((tool) => [code(tool.route), code(tool.name), `<span class="badge tool-${tool.status}">${html(tool.status)}</span>`, decisionCell(tool)]);
+  const rows = all.map((tool) => [code(tool.route), exactCode(tool.name), `<span class="badge tool-${tool.status}">${html(tool.status)}</span>`, decisionCell(tool)]);
   return renderConsolePage(
     view,
     `<p class="hint">A backend's tool descriptions and schemas are read by the model as instructions. Each tool is pinned to the definition first seen (or approved); a changed or new definition waits here. Until it is approved, a route with <code>toolPinning: block</code> hides the tool and refuses its calls on every replica.</p>
@@ -25,14 +26,14 @@ function decisionCell(tool: ToolPinSummary): string {
 }
 
 function toolChange(view: ConsoleView, tool: ToolPinDiff): string {
-  const target = `${tool.name} on ${tool.route}`;
+  const target = `${visibleText(tool.name)} on ${tool.route}`;
   const fields = tool.approved === undefined ? Object.keys(tool.pending ?? {}).sort() : tool.changedFields;
   const heading = `${tool.approved === undefined ? 'a new tool, not in the first listing of the route' : `changed: ${fields.join(', ')}`}${tool.status === 'rejected' ? '; rejected, and refused until approved' : ''}`;
   return `<section class="tool-change" aria-labelledby="${html(anchor(tool))}">
-<h3 id="${html(anchor(tool))}">${code(tool.name)} on ${code(tool.route)} <span class="badge tool-${tool.status}">${html(tool.status)}</span></h3>
+<h3 id="${html(anchor(tool))}">${exactCode(tool.name)} on ${code(tool.route)} <span class="badge tool-${tool.status}">${html(tool.status)}</span></h3>
 <p class="hint">${html(heading)}; seen ${timeCell(tool.changedAt)}.</p>
 ${fields.map((field) => fieldDiff(field, tool.approved?.[field], tool.pending?.[field], tool.approved !== undefined)).join('\n')}
-<div class="actions">${postButton('/admin/tools/approve', view.session, { route: tool.route, tool: tool.name }, 'Approve', { kind: 'secondary', target })}${postButton('/admin/tools/reject', view.session, { route: tool.route, tool: tool.name }, 'Reject', { target })}</div>
+<div class="actions">${postButton('/admin/tools/approve', view.session, { route: tool.route, tool: tool.name, hash: tool.pendingHash ?? '' }, 'Approve', { kind: 'secondary', target })}${postButton('/admin/tools/reject', view.session, { route: tool.route, tool: tool.name }, 'Reject', { target })}</div>
 </section>`;
 }
 
@@ -52,7 +53,9 @@ function fieldDiff(field: string, before: unknown, after: unknown, hasBefore: bo
   const column = (title: string, lines: string[], other: string[], tag: 'del' | 'ins') => {
     const others = new Set(other);
     const sign = tag === 'del' ? '−' : '+';
-    const body = lines.length === 0 ? '<span class="muted">(absent)</span>' : lines.map((line) => (others.has(line) ? html(line) : `<${tag}><span aria-hidden="true">${sign} </span>${html(line)}</${tag}>`)).join('\n');
+    // exactHtml: what the model reads, character for character — an invisible instruction or a reordering override
+    // shows as its code points, not as nothing.
+    const body = lines.length === 0 ? '<span class="muted">(absent)</span>' : lines.map((line) => (others.has(line) ? exactHtml(line) : `<${tag}><span aria-hidden="true">${sign} </span>${exactHtml(line)}</${tag}>`)).join('\n');
     return `<figure><figcaption>${html(title)}</figcaption><pre>${body}</pre></figure>`;
   };
   return `<div class="diff"><h4>${code(field)}</h4>${hasBefore ? column('Approved', old, now, 'del') : ''}${column('Served now', now, old, 'ins')}</div>`;

@@ -29,6 +29,8 @@ export function createToolsCommands(dependencies: AdminCommandDependencies = def
       if (json) return void io.stdout(toJsonOutput({ tool: result }));
       io.stdout(`${result.route} ${result.name}: ${result.status}\n`);
       if (result.changedFields.length > 0) io.stdout(`changed: ${result.changedFields.join(', ')}\n`);
+      // The approval of exactly this definition: refused if the backend changes it before the command runs.
+      if (result.pendingHash !== undefined) io.stdout(`approve exactly this: gatehouse tools approve ${result.route} ${result.name} --hash ${result.pendingHash}\n`);
       io.stdout(`--- approved\n${JSON.stringify(result.approved ?? null, null, 2)}\n+++ seen\n${JSON.stringify(result.pending ?? null, null, 2)}\n`);
     },
   });
@@ -38,9 +40,12 @@ export function createToolsCommands(dependencies: AdminCommandDependencies = def
       path: ['tools', verb],
       summary,
       positionals: ['ROUTE', 'TOOL'],
-      action: async ({ deps, positionals, io, json }) => {
+      ...(verb === 'approve'
+        ? { options: { hash: { type: 'string' as const, description: 'Approve only this definition (the hash `tools diff` prints): refused if it changed since.' } } }
+        : {}),
+      action: async ({ deps, positionals, values, io, json }) => {
         const [route, tool] = routeAndTool(positionals);
-        report(io, json, verb, await decision(deps, route, tool));
+        report(io, json, verb, await decision(deps, route, tool, 'cli', verb === 'approve' ? stringOption(values, 'hash') : undefined));
       },
     });
 

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -8,6 +8,10 @@ import { fileURLToPath } from 'node:url';
 import { CliUsageError, type CliCommand, type CliIo } from '../../src/cli/command.ts';
 import { commands } from '../../src/cli/commands/index.ts';
 import { runCli } from '../../src/cli/main.ts';
+import { accountRecord } from '../../src/records/account.ts';
+import { systemClock } from '../../src/runtime/clock.ts';
+import { writeRecord } from '../../src/store/record-access.ts';
+import { createSqliteStore } from '../../src/store/sqlite-store.ts';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), 'gatehouse-cli-'));
@@ -243,3 +247,33 @@ describe('runCli error mapping', () => {
     assert.deepEqual(seen, { values: { flag: true, name: 'v' }, positionals: ['f.yaml'] });
   });
 });
+
+describe('a reader that stops reading', () => {
+  it('ends the command quietly (no EPIPE stack trace, exit 0), as `gatehouse users list | head` expects', async () => {
+    // ≈ 3,000 users: a listing far larger than a pipe's buffer, so writes go on after the reader has gone.
+    const database = join(dir, 'epipe.db');
+    const store = await createSqliteStore({ path: database, clock: systemClock, purgeIntervalMs: 0 });
+    const now = Date.now();
+    for (let i = 0; i < 3000; i++) {
+      await writeRecord(store, accountRecord, `tenant/user-${i}`, { subject: `tenant/user-${i}`, issuer: 'https://idp.test', name: `User ${i}`, email: `user-${i}@example.test`, groups: [], firstSeenAt: now, lastSeenAt: now });
+    }
+    await store.close();
+    const config = join(dir, 'epipe.yaml');
+    writeFileSync(config, `mode: demo\nstore:\n  sqlitePath: ${JSON.stringify(database)}\n`);
+    const child = spawn(process.execPath, [join(root, 'src/cli/main.ts'), 'users', 'list', '--config', config], {
+      cwd: dir,
+      env: { PATH: process.env.PATH, HOME: dir },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stderr = '';
+    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+    // Read one chunk, then close the pipe, as `head -c` does.
+    await new Promise<void>((resolve) => child.stdout.once('data', () => resolve()));
+    child.stdout.destroy();
+    const code = await new Promise<number | null>((resolve) => child.once('close', (exitCode) => resolve(exitCode)));
+    assertNoStackTrace(stderr);
+    assert.doesNotMatch(stderr, /EPIPE/);
+    assert.equal(code, 0, stderr);
+  });
+});
+

@@ -67,8 +67,8 @@ export async function queryAuditBounded(store: Store, query: AuditQuery): Promis
     entries: entries.filter(({ value }) => matches(value)).sort(newestFirst).slice(0, limit).map(({ key, value }) => ({ id: key, ...value })),
     truncated,
   });
-  if (user !== undefined) return done(await findRecords(store, auditRecord, 'user', user));
-  if (tool !== undefined) return done(await findRecords(store, auditRecord, 'tool', tool));
+  if (user !== undefined) return done(...(await readIndexed(store, 'user', user, query, matches)));
+  if (tool !== undefined) return done(...(await readIndexed(store, 'tool', tool, query, matches)));
   if (since === undefined || until === undefined) return done(await listAll(store, auditRecord, since === undefined ? {} : { after: auditKeyPrefix(since - 1) }));
   const found: { key: string; value: AuditRecord }[] = [];
   let truncated = false;
@@ -79,6 +79,35 @@ export async function queryAuditBounded(store: Store, query: AuditQuery): Promis
     if (found.length >= limit) break;
   }
   return done(found, truncated);
+}
+
+/**
+ * A user's or a tool's records in the window, through the index, newest first in pages, until `limit` match or
+ * SLICES × SLICE_CAP records were read (then `truncated`): the bound the unfiltered read has. It read every record of
+ * the user or tool at once — half a million for a busy agent over a month: seconds of a stalled event loop and
+ * gigabytes of memory, for a page of fifty.
+ */
+async function readIndexed(
+  store: Store,
+  index: 'user' | 'tool',
+  value: string,
+  query: AuditQuery,
+  matches: (record: AuditRecord) => boolean,
+): Promise<[{ key: string; value: AuditRecord }[], boolean]> {
+  const limit = query.limit ?? 50;
+  const after = query.since === undefined ? undefined : auditKeyPrefix(query.since);
+  let before = query.until === undefined ? undefined : auditKeyPrefix(query.until);
+  const found: { key: string; value: AuditRecord }[] = [];
+  let read = 0;
+  for (;;) {
+    const range = { descending: true, limit: SLICE_CAP, ...(after === undefined ? {} : { after }), ...(before === undefined ? {} : { before }) };
+    const page = await findRecords(store, auditRecord, index, value, { invalid: 'skip', range });
+    read += page.length;
+    found.push(...page.filter(({ value: record }) => matches(record)));
+    if (page.length < SLICE_CAP || found.length >= limit) return [found, false];
+    if (read >= SLICES * SLICE_CAP) return [found, true];
+    before = page[page.length - 1]!.key;
+  }
 }
 
 /**

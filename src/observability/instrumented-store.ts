@@ -36,7 +36,7 @@ export function instrumentStore(
     setIfAbsent: (namespace, key, value, options) => timed('setIfAbsent', clock.now(), store.setIfAbsent(namespace, key, value, options)),
     delete: (namespace, key) => timed('delete', clock.now(), store.delete(namespace, key)),
     consume: (namespace, key) => timed('consume', clock.now(), store.consume(namespace, key)),
-    findByIndex: (namespace, index, value) => timed('findByIndex', clock.now(), store.findByIndex(namespace, index, value)),
+    findByIndex: (namespace, index, value, range) => timed('findByIndex', clock.now(), store.findByIndex(namespace, index, value, range)),
     addIndexes: (namespace, key, indexes) => timed('addIndexes', clock.now(), store.addIndexes(namespace, key, indexes)),
     deleteByIndex: (namespace, index, value) => timed('deleteByIndex', clock.now(), store.deleteByIndex(namespace, index, value)),
     list: (namespace, options) => timed('list', clock.now(), store.list(namespace, options)),

@@ -1,6 +1,6 @@
 import { GatehouseError } from '../errors/internal-errors.ts';
 import type { ChannelDefinition, CounterDefinition, LockDefinition, RecordDefinition } from './define-record.ts';
-import type { ListOptions, ReleaseLock, Store, StoreEntry, StoreWrite, Unsubscribe } from './store.ts';
+import type { IndexRangeOptions, ListOptions, ReleaseLock, Store, StoreEntry, StoreWrite, Unsubscribe } from './store.ts';
 
 /**
  * Typed access to the records declared with defineRecord (define-record.ts). Every read validates the stored value
@@ -52,10 +52,10 @@ export async function findRecords<T, I extends string>(
   definition: RecordDefinition<T, I>,
   index: I,
   value: string,
-  options: { invalid?: OnInvalidEntry } = {},
+  options: { invalid?: OnInvalidEntry; range?: IndexRangeOptions } = {},
 ): Promise<StoreEntry<T>[]> {
   assertDeclaredIndexes(definition, [index]);
-  return validEntries(definition, await store.findByIndex<unknown>(definition.namespace, index, value), options.invalid ?? 'throw');
+  return validEntries(definition, await store.findByIndex<unknown>(definition.namespace, index, value, options.range), options.invalid ?? 'throw');
 }
 
 export async function listRecords<T, I extends string>(

@@ -20,7 +20,7 @@ import {
   setRecordScript,
   takeRecordScript,
 } from './redis-scripts.ts';
-import { StoreUnavailableError, type ListOptions, type ReleaseLock, type SetOptions, type Store, type StoreEntry, type StoreWrite, type Unsubscribe } from './store.ts';
+import { StoreUnavailableError, type IndexRangeOptions, type ListOptions, type ReleaseLock, type SetOptions, type Store, type StoreEntry, type StoreWrite, type Unsubscribe } from './store.ts';
 
 export interface RedisStoreOptions {
   /** `redis://` or `rediss://` (TLS), with the password if the server needs one. Never logged. */
@@ -106,12 +106,16 @@ class RedisStore implements Store {
     return raw === null ? undefined : (JSON.parse(raw) as Envelope<T>).v;
   }
 
-  async findByIndex<T>(namespace: string, index: string, value: string): Promise<StoreEntry<T>[]> {
+  async findByIndex<T>(namespace: string, index: string, value: string, range: IndexRangeOptions = {}): Promise<StoreEntry<T>[]> {
     assertStoreName('namespace', namespace);
     const indexKey = this.#indexKey(namespace, index, value);
-    const keys = (await this.#call(() => this.#redis.smembers(indexKey))).sort();
-    const entries = await this.#entries<T>(namespace, keys, indexKey, 'set');
-    return entries;
+    // The index is a set: the range is cut from its members (keys only, small), and only the records in it are read.
+    let keys = (await this.#call(() => this.#redis.smembers(indexKey))).sort();
+    const { after, before, limit, descending } = range;
+    if (after !== undefined || before !== undefined) keys = keys.filter((key) => (after === undefined || key > after) && (before === undefined || key < before));
+    if (descending === true) keys.reverse();
+    if (limit !== undefined) keys = keys.slice(0, limit);
+    return this.#entries<T>(namespace, keys, indexKey, 'set');
   }
 
   async addIndexes(namespace: string, key: string, indexes: Record<string, string>): Promise<boolean> {

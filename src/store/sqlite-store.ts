@@ -6,7 +6,7 @@ import { startPurgeTimer, type PurgeTimer } from './purge-timer.ts';
 import { assertListLimit, assertLockTtl, assertStoreName, serializeValue, ttlMilliseconds } from './names.ts';
 import { SqliteDatabase } from './sqlite-database.ts';
 import { guardStoreHealth } from './store-health.ts';
-import type { ListOptions, ReleaseLock, SetOptions, Store, StoreEntry, StoreWrite, Unsubscribe } from './store.ts';
+import type { IndexRangeOptions, ListOptions, ReleaseLock, SetOptions, Store, StoreEntry, StoreWrite, Unsubscribe } from './store.ts';
 
 export interface SqliteStoreOptions {
   /** Database file; its directory is created if missing. `:memory:` gives a private in-memory store for tests. */
@@ -154,16 +154,20 @@ class SqliteStore implements Store {
     });
   }
 
-  async findByIndex<T>(namespace: string, index: string, value: string): Promise<StoreEntry<T>[]> {
+  async findByIndex<T>(namespace: string, index: string, value: string, range: IndexRangeOptions = {}): Promise<StoreEntry<T>[]> {
     assertStoreName('namespace', namespace);
     assertStoreName('index', index);
+    // One statement per shape of range (prepared once each): the bounds are parameters, absent ones left out.
     const rows = this.#db.rows<RecordRow>(
       `SELECT r.key, r.value, r.expires_at FROM record_indexes i
        JOIN records r ON r.namespace = i.namespace AND r.key = i.key
        WHERE i.namespace = ? AND i.index_name = ? AND i.index_value = ?
-         AND (r.expires_at IS NULL OR r.expires_at > ?)
-       ORDER BY r.key`,
+         AND (r.expires_at IS NULL OR r.expires_at > ?)${range.after === undefined ? '' : ' AND i.key > ?'}${range.before === undefined ? '' : ' AND i.key < ?'}
+       ORDER BY i.key${range.descending === true ? ' DESC' : ''}${range.limit === undefined ? '' : ' LIMIT ?'}`,
       namespace, index, value, this.#clock.now(),
+      ...(range.after === undefined ? [] : [range.after]),
+      ...(range.before === undefined ? [] : [range.before]),
+      ...(range.limit === undefined ? [] : [range.limit]),
     );
     return rows.map(toEntry<T>);
   }

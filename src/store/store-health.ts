@@ -69,7 +69,7 @@ export function guardStoreHealth(store: Store, options: StoreHealthOptions = {})
     setIfAbsent: (namespace, key, value, setOptions) => guarded(() => store.setIfAbsent(namespace, key, value, setOptions)),
     delete: (namespace, key) => guarded(() => store.delete(namespace, key)),
     consume: (namespace, key) => guarded(() => store.consume(namespace, key)),
-    findByIndex: (namespace, index, value) => guarded(() => store.findByIndex(namespace, index, value)),
+    findByIndex: (namespace, index, value, range) => guarded(() => store.findByIndex(namespace, index, value, range)),
     addIndexes: (namespace, key, indexes) => guarded(() => store.addIndexes(namespace, key, indexes)),
     deleteByIndex: (namespace, index, value) => guarded(() => store.deleteByIndex(namespace, index, value)),
     list: (namespace, listOptions) => guarded(() => store.list(namespace, listOptions)),

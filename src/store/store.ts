@@ -35,6 +35,18 @@ export interface ListOptions {
   after?: string;
 }
 
+/**
+ * A bounded index read: only keys strictly between `after` and `before`, at most `limit` of them, in key order or
+ * (`descending`) the reverse — where keys sort by time (the audit log's), the newest first. Without it a read returns
+ * every record of the value, which for a busy user's audit trail was hundreds of thousands of records at once.
+ */
+export interface IndexRangeOptions {
+  after?: string;
+  before?: string;
+  limit?: number;
+  descending?: boolean;
+}
+
 /** Releases a lock; a no-op if the lock already expired and someone else holds it. */
 export type ReleaseLock = () => Promise<void>;
 
@@ -59,7 +71,7 @@ export interface Store {
    */
   consume<T>(namespace: string, key: string): Promise<T | undefined>;
 
-  findByIndex<T>(namespace: string, index: string, value: string): Promise<StoreEntry<T>[]>;
+  findByIndex<T>(namespace: string, index: string, value: string, range?: IndexRangeOptions): Promise<StoreEntry<T>[]>;
   /**
    * Adds index values to a live record without touching its value or TTL; an index the record already has keeps its
    * value. False when there is no live record. For indexes declared after records were written (an upgrade), where

@@ -39,6 +39,47 @@ describe('audit range reads', () => {
     }
   });
 
+  it("reads a user's or a tool's records through the index newest first, bounded to the window and the page", async () => {
+    // It read every record of the user at once: half a million for a busy agent, for a page of fifty.
+    const clock = new ManualClock(1_000_000);
+    const sqlite = await createSqliteStore({ path: ':memory:', clock, purgeIntervalMs: 0 });
+    let read = 0;
+    const store = new Proxy(sqlite, {
+      get(target, property, receiver) {
+        if (property === 'findByIndex') {
+          return async (...args: Parameters<typeof sqlite.findByIndex>) => {
+            const found = await target.findByIndex(...args);
+            read += found.length;
+            return found;
+          };
+        }
+        const value = Reflect.get(target, property, receiver) as unknown;
+        return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+      },
+    });
+    try {
+      const writes = Array.from({ length: 5_000 }, (_, i) => {
+        const record = auditRecord({ time: i + 1, ...(i % 10 === 0 ? { user: BOB.subject, tool: 'other' } : {}) });
+        return { namespace: 'audit', key: `${String(record.time).padStart(15, '0')}-r${i}`, value: record, options: { indexes: { user: record.user!, tool: record.tool! }, ttlSeconds: 86_400 } };
+      });
+      await sqlite.setMany(writes);
+      const byUser = await queryAuditBounded(store, { user: ALICE.subject, since: 1_000, until: 4_000, limit: 3 });
+      assert.deepEqual(byUser.entries.map((entry) => entry.time), [4_000 - 1, 4_000 - 2, 4_000 - 3]);
+      assert.equal(byUser.truncated, false);
+      assert.ok(read <= 2_000, `one page read, not the user's ${4_500} records (${read})`);
+      read = 0;
+      const byTool = await queryAuditBounded(store, { tool: 'other', since: 0, until: 10_000, limit: 2 });
+      assert.deepEqual(byTool.entries.map((entry) => entry.time), [4_991, 4_981]);
+      read = 0;
+      // Nothing matches the other filters: the pages go on through the window, and stop at its start.
+      const none = await queryAuditBounded(store, { user: ALICE.subject, outcome: 'denied', since: 2_000, until: 4_000, limit: 3 });
+      assert.deepEqual(none.entries, []);
+      assert.ok(read <= 2_000, `only the window's records (${read})`);
+    } finally {
+      await sqlite.close();
+    }
+  });
+
   it('cuts a window into equal slices that cover it exactly', () => {
     assert.deepEqual(sliceWindow(0, 90, 3), [{ from: 0, to: 30 }, { from: 30, to: 60 }, { from: 60, to: 90 }]);
   });

@@ -92,6 +92,20 @@ export function runStoreContract(name: string, factory: () => Promise<StoreUnder
       assert.deepEqual((await store.findByIndex('audit', 'user', 'u1')).map((e) => e.key), ['a1']);
     });
 
+    it('findByIndex reads a key range of an index, in either order, at most `limit`', async () => {
+      await store.setMany(
+        ['k1', 'k2', 'k3', 'k4', 'k5'].map((key) => ({ namespace: 'ranged', key, value: key, options: { indexes: { user: 'u1' } } })),
+      );
+      await store.set('ranged', 'k0', 'k0', { indexes: { user: 'u2' } });
+      const keys = async (range: Parameters<Store['findByIndex']>[3]) => (await store.findByIndex('ranged', 'user', 'u1', range)).map((e) => e.key);
+      assert.deepEqual(await keys({}), ['k1', 'k2', 'k3', 'k4', 'k5']);
+      assert.deepEqual(await keys({ after: 'k1', before: 'k5' }), ['k2', 'k3', 'k4'], 'both bounds exclusive');
+      assert.deepEqual(await keys({ descending: true, limit: 2 }), ['k5', 'k4']);
+      assert.deepEqual(await keys({ descending: true, before: 'k4', limit: 2 }), ['k3', 'k2']);
+      assert.deepEqual(await keys({ after: 'k3', limit: 1 }), ['k4']);
+      assert.deepEqual(await keys({ after: 'k5' }), []);
+    });
+
     it('setMany rejects a bad name before writing anything', async () => {
       await assert.rejects(
         store.setMany([

@@ -37,8 +37,10 @@ export interface AuditFilter {
 export function parseAuditFilter(query: unknown): AuditFilter {
   const parsed = filterSchema.safeParse(query);
   if (!parsed.success) {
+    // An unknown parameter is not named back: its name is the requester's text, and the page would show any
+    // sentence put there under Gatehouse's name.
     const problems = parsed.error.issues.map((issue) =>
-      issue.code === 'unrecognized_keys' ? `unknown filter ${issue.keys.join(', ')}` : `${issue.path.join('.') || 'filter'}: ${issue.message}`,
+      issue.code === 'unrecognized_keys' ? `unknown parameter; the filter takes ${Object.keys(filterSchema.shape).join(', ')}` : `${issue.path.join('.') || 'filter'}: ${issue.message}`,
     );
     throw new ProtocolError('invalid_request', `The tool-call filter is not valid (${problems.join('; ')}). Change the filter and try again.`);
   }
@@ -61,18 +63,27 @@ export interface AuditDirectory {
 
 const same = (a: string | undefined, b: string): boolean => a !== undefined && a.toLowerCase() === b.toLowerCase();
 
-/** The subject a typed user means: an exact subject, else the one account whose e-mail or name it is. */
+/**
+ * The subject a typed user means: an exact subject, else the one account whose e-mail or name it is. Two people of
+ * one name (they exist) are not guessed between: the page says so, where an empty result would say "no calls".
+ */
 export function resolveUser(typed: string, accounts: AuditDirectory['accounts']): string {
   if (accounts.has(typed)) return typed;
   const matches = [...accounts.values()].filter((account) => same(account.email, typed) || same(account.name, typed));
-  return matches.length === 1 && matches[0] !== undefined ? matches[0].subject : typed;
+  if (matches.length > 1) {
+    throw new ProtocolError('invalid_request', `${matches.length} people match that user; type an e-mail address or pick one from the list.`);
+  }
+  return matches[0]?.subject ?? typed;
 }
 
-/** The client id a typed client means: an exact id, else the one client of that name. */
-export function resolveClient(typed: string, clientNames: AuditDirectory['clientNames']): string {
+/**
+ * The clients a typed client means: an exact id, else every client of that name. Anyone may register a client under
+ * a name already taken: choosing none made a filter by an app's name silently empty the moment someone did.
+ */
+export function resolveClient(typed: string, clientNames: AuditDirectory['clientNames']): string | string[] {
   if (clientNames.has(typed)) return typed;
-  const matches = [...clientNames].filter(([, name]) => same(name, typed));
-  return matches.length === 1 && matches[0] !== undefined ? matches[0][0] : typed;
+  const matches = [...clientNames].filter(([, name]) => same(name, typed)).map(([id]) => id);
+  return matches.length === 0 ? typed : matches.length === 1 ? matches[0]! : matches;
 }
 
 export function auditQueryFor(filter: AuditFilter, directory: AuditDirectory, now: number, limit: number): AuditQuery {

@@ -13,7 +13,8 @@ import { recentUseKey } from './grants.ts';
  */
 export interface AuditQuery {
   user?: string;
-  client?: string;
+  /** A client id, or several (every client of a name the console was given: anyone may register a name again). */
+  client?: string | readonly string[];
   tool?: string;
   outcome?: AuditRecord['outcome'];
   /** Epoch ms; records before it are left out. */
@@ -45,9 +46,10 @@ const newestFirst = (a: { key: string }, b: { key: string }): number => (a.key <
 
 function matcher(query: AuditQuery): (record: AuditRecord) => boolean {
   const { user, client, tool, outcome, since, until } = query;
+  const clients = client === undefined || typeof client === 'string' ? undefined : new Set(client);
   return (value) =>
     (user === undefined || value.user === user) &&
-    (client === undefined || value.client === client) &&
+    (client === undefined || (clients === undefined ? value.client === client : value.client !== undefined && clients.has(value.client))) &&
     (tool === undefined || value.tool === tool) &&
     (outcome === undefined || value.outcome === outcome) &&
     (since === undefined || value.time >= since) &&

@@ -98,7 +98,18 @@ export async function listClients(deps: AdminDeps, recentUse?: RecentUse): Promi
   }
   return clients
     .map((client) => withGrantActivity(client, grantsByClient))
-    .sort((a, b) => (b.lastUsedAt ?? b.createdAt ?? 0) - (a.lastUsedAt ?? a.createdAt ?? 0) || a.clientId.localeCompare(b.clientId));
+    .sort((a, b) => usageRank(a) - usageRank(b) || (b.lastUsedAt ?? b.createdAt ?? 0) - (a.lastUsedAt ?? a.createdAt ?? 0) || a.clientId.localeCompare(b.clientId));
+}
+
+/**
+ * Used clients first, then ones with a grant, the configured ones, and last registrations nobody used. Sorted by
+ * "used or else created" alone, a stream of registrations (anyone may register) pushed every client in use off the
+ * console's first 200 rows, where an admin looks for them.
+ */
+function usageRank(client: ClientSummary): number {
+  if (client.lastUsedAt !== undefined) return 0;
+  if (client.activeGrants > 0) return 1;
+  return client.type === 'pre-registered' ? 2 : 3;
 }
 
 export async function findClient(deps: AdminDeps, clientId: string): Promise<ClientSummary | undefined> {

@@ -26,7 +26,8 @@ const PROBE_TIMEOUT_MS = 2_000;
 function parseOverviewQuery(query: unknown): OverviewWindow {
   const parsed = overviewQuery.safeParse(query);
   if (parsed.success) return parsed.data.window ?? '24h';
-  const problems = parsed.error.issues.map((issue) => (issue.code === 'unrecognized_keys' ? `unknown parameter ${issue.keys.join(', ')}` : `${issue.path.join('.')}: ${issue.message}`));
+  // An unknown parameter is not named back (its name is the requester's text, shown under Gatehouse's name).
+  const problems = parsed.error.issues.map((issue) => (issue.code === 'unrecognized_keys' ? 'unknown parameter' : `${issue.path.join('.')}: ${issue.message}`));
   throw new ProtocolError('invalid_request', `The overview cannot show that (${problems.join('; ')}). Pick one of the time windows on the page.`);
 }
 

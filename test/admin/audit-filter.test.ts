@@ -24,7 +24,8 @@ describe('audit filter: parsing and resolving', () => {
     ['an unknown outcome', { outcome: 'maybe' }, /outcome: choose one of allowed/],
     ['a repeated field', { user: ['a', 'b'] }, /user:/],
     ['an over-long user', { user: 'x'.repeat(513) }, /user: at most 512 characters/],
-    ['an unknown field', { colour: 'red' }, /unknown filter colour/],
+    // Named as what the filter takes, not echoed: the name is the requester's text ("Call the helpdesk at …").
+    ['an unknown field', { 'colour Call the helpdesk': 'red' }, /^(?!.*helpdesk).*unknown parameter; the filter takes user, client, tool, outcome, window/],
   ] as const) {
     it(`refuses ${name} with invalid_request naming it`, () => {
       assert.throws(
@@ -42,6 +43,14 @@ describe('audit filter: parsing and resolving', () => {
     const names = new Map([[DCR_CLIENT, 'Inspector'], ['other', 'Inspector 2']]);
     assert.equal(resolveClient('inspector', names), DCR_CLIENT);
     assert.equal(resolveClient(CIMD_CLIENT, names), CIMD_CLIENT);
+  });
+
+  it('finds every client of a name someone registered again, and refuses to guess between two people of one name', () => {
+    // Anyone may register "Inspector" too: the filter by that name then found nothing at all.
+    assert.deepEqual(resolveClient('Inspector', new Map([[DCR_CLIENT, 'Inspector'], ['copycat', 'inspector']])), [DCR_CLIENT, 'copycat']);
+    const twins = new Map([...accounts, ['tenant/alice-2', { ...ALICE, subject: 'tenant/alice-2', email: 'alice2@example.com', firstSeenAt: 0, lastSeenAt: 0 }]]);
+    assert.throws(() => resolveUser(ALICE.name!, twins), (error: unknown) => error instanceof ProtocolError && error.status === 400 && /2 people match/.test(error.description));
+    assert.equal(resolveUser('alice2@example.com', twins), 'tenant/alice-2', 'an e-mail still picks one');
   });
 
   it('turns the window into a time range ending now', () => {

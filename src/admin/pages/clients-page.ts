@@ -5,7 +5,8 @@ import { code, html, postButton, renderConsolePage, table, timeCell, type Consol
 const typeLabel: Record<ClientSummary['type'], string> = { 'pre-registered': 'pre-registered', dcr: 'DCR', cimd: 'CIMD' };
 
 /**
- * The most rows the page shows, most recently used first. Anyone may register a client (RFC 7591), so the list has no
+ * The most rows the page shows, the clients in use first (most recently used first), then those with a grant, the
+ * configured ones, and registrations nobody used, newest first. Anyone may register a client (RFC 7591), so the list has no
  * natural bound; past this the search narrows it, by client id or name.
  */
 export const CLIENTS_PAGE_LIMIT = 200;
@@ -23,7 +24,7 @@ export function renderClientsPage(view: ConsoleView, all: ClientSummary[], query
   const searched = query !== undefined && query.trim() !== '';
   const count =
     matching.length > clients.length
-      ? `<p class="hint">Showing the ${clients.length} most recently used of ${matching.length} clients${searched ? ' matching the search' : ''}; search to narrow the list.</p>`
+      ? `<p class="hint">Showing ${clients.length} of ${matching.length} clients${searched ? ' matching the search' : ''}, the ones in use first; search to narrow the list.</p>`
       : '';
   const search = `<form method="get" action="/admin/clients" class="filters"><label>Client id or name <input type="search" name="q" maxlength="200" value="${html(query ?? '')}"></label> <button type="submit">Search</button></form>`;
   const rows = clients.map((client) => [

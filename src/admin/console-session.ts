@@ -160,12 +160,17 @@ export function isConsoleAdmin(session: ConsoleSession, admin: { users: string[]
  * another format than the one Gatehouse uses (`<issuer>#<sub>`, or `<tid>/<oid>` for Entra) or groups the IdP did not
  * send (see upstream.claims), and this line shows both.
  */
+const LOGGED_GROUPS = 20;
+
 export function consoleAdminRefusal(session: ConsoleSession, admin: { users: string[]; groups: string[] }): string | undefined {
   const email = session.email?.toLowerCase();
   if (admin.users.some((user) => user === session.subject || (email !== undefined && user.toLowerCase() === email))) return undefined;
   if (session.groups.some((group) => admin.groups.includes(group))) return undefined;
   if (admin.users.length === 0 && admin.groups.length === 0) return 'admin.users and admin.groups are both empty';
   const who = `subject "${session.subject}"${email === undefined ? ' (no email claim)' : ` and email "${email}"`}`;
-  const groups = session.groups.length === 0 ? 'the sign-in carried no groups' : `groups [${session.groups.join(', ')}]`;
+  // The first few: a user in thousands of groups (a generic IdP sends them all) made one refusal a line of megabytes.
+  const shown = session.groups.slice(0, LOGGED_GROUPS).join(', ');
+  const more = session.groups.length > LOGGED_GROUPS ? `, and ${session.groups.length - LOGGED_GROUPS} more` : '';
+  const groups = session.groups.length === 0 ? 'the sign-in carried no groups' : `groups [${shown}${more}]`;
   return `${who} not in admin.users; ${groups}, none in admin.groups`;
 }

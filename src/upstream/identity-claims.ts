@@ -44,11 +44,17 @@ export function identityFromClaims(claims: JWTPayload, mapping: ClaimMapping): U
   if (!issuer || !id) {
     throw new UpstreamError('access_denied', `The identity provider named no ${issuer ? `"${mapping.subject}" claim` : 'issuer'} for this user.`);
   }
-  // OIDC Core §2: a `sub` is at most 255 ASCII characters. A longer one becomes the subject of every token issued to
+  // OIDC Core §2: a `sub` is at most 255 ASCII characters (counted here as UTF-8 bytes, what ASCII characters would
+  // be: 127 emoji were 508 bytes). A longer one becomes the subject of every token issued to
   // the user, and their access token outgrew the headers a server reads (431 on every call) after a sign-in that
   // looked fine.
-  if (id.length > MAX_SUBJECT_LENGTH) {
+  if (Buffer.byteLength(id, 'utf8') > MAX_SUBJECT_LENGTH) {
     throw new UpstreamError('access_denied', `The identity provider's user id ("${mapping.subject}") is longer than ${MAX_SUBJECT_LENGTH} characters.`);
+  }
+  // Nor a control character: the id is the key of the user's records, the `sub` of their tokens and of every identity
+  // assertion, and a line in the admin CLI; no IdP issues one, and one that does sends something else as a user id.
+  if (/\p{Cc}/u.test(id)) {
+    throw new UpstreamError('access_denied', `The identity provider's user id ("${mapping.subject}") contains control characters.`);
   }
   const tenantId = stringClaim(claims, 'tid')?.toLowerCase();
   let subject: string;

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { consoleAdminRefusal } from '../../src/admin/console-session.ts';
 import { randomUUID } from 'node:crypto';
 import { describe, it } from 'node:test';
 import { GRANT_NAMESPACE } from '../../src/admin/admin-deps.ts';
@@ -108,6 +109,13 @@ describe('admin console and connected apps (in-process)', () => {
     assert.equal(refused.level, 30);
     assert.equal(refused.subject, BOB.subject);
     assert.match(String(refused.reason), new RegExp(`subject "${BOB.subject}".* not in admin\\.users; .*none in admin\\.groups`));
+  });
+
+  it('names at most 20 of the groups of a refused user (one in thousands of groups made a line of megabytes)', () => {
+    const groups = Array.from({ length: 5_000 }, (_, i) => `group-${i}`);
+    const reason = consoleAdminRefusal({ subject: 's', groups } as unknown as Parameters<typeof consoleAdminRefusal>[0], { users: ['admin@example.test'], groups: ['admins'] });
+    assert.match(reason ?? '', /groups \[group-0, .*group-19, and 4980 more\], none in admin\.groups/);
+    assert.ok((reason ?? '').length < 600, `${reason?.length} characters`);
   });
 
   it('shows an admin clients, grants and tool calls with escaped client names', async () => {

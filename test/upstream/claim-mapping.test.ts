@@ -64,6 +64,10 @@ describe('upstream claim mapping', () => {
     const mapping = claimMappingFor(upstream({ issuer: 'https://idp.example.com' }));
     assert.throws(() => identityFromClaims({ iss: 'https://idp.example.com', sub: 'x'.repeat(256) }, mapping), /longer than 255/);
     assert.equal(identityFromClaims({ iss: 'https://idp.example.com', sub: 'x'.repeat(255) }, mapping).subject, `https://idp.example.com#${'x'.repeat(255)}`);
+    // 255 ASCII characters' worth: 127 emoji are 254 UTF-16 units but 508 bytes.
+    assert.throws(() => identityFromClaims({ iss: 'https://idp.example.com', sub: '😀'.repeat(127) }, mapping), /longer than 255/);
+    assert.throws(() => identityFromClaims({ iss: 'https://idp.example.com', sub: 'bob\r\nX-Injected: 1' }, mapping), /control characters/);
+    assert.throws(() => identityFromClaims({ iss: 'https://idp.example.com', sub: 'bob\u0000' }, mapping), /control characters/);
     const identity = identityFromClaims({ iss: 'https://idp.example.com', sub: 'u1', name: 'n'.repeat(10_000), email: `${'e'.repeat(300)}@example.com`, email_verified: true }, mapping);
     assert.equal(identity.name?.length, 256);
     assert.ok(identity.name?.endsWith('…'));

@@ -200,15 +200,17 @@ export async function main(argv: readonly string[] = process.argv.slice(2)): Pro
 /**
  * A reader that stops reading (`gatehouse clients list | head -3`) closes the pipe, and the next write fails with
  * EPIPE, which nothing handled: a stack trace after the lines the user asked for. A command's output then has nowhere
- * to go, so it ends there, quietly, as Unix tools do. The gateway (`start`) keeps serving: its log reader going away
- * must not take the MCP traffic down with it (the audit trail is in the store too); stderr says so once.
+ * to go, so it ends there, quietly, as Unix tools do. The gateway (`start`) keeps serving: its stdout reader going
+ * away must not take the MCP traffic down with it. Its log has a stream of its own (pino's, which drops what it cannot
+ * write); what `process.stdout` carries there — audit lines with `audit.output: stdout`; the audit trail is in the
+ * store too — is lost from then on, which stderr says once.
  */
 function quietOnClosedPipe(longRunning: boolean): void {
   let told = false;
   process.stdout.on('error', (error: NodeJS.ErrnoException) => {
     if (error.code !== 'EPIPE') throw error;
     if (!longRunning) process.exit(process.exitCode ?? 0);
-    if (!told) process.stderr.write('gatehouse: standard output was closed; log lines written there are lost until restart\n');
+    if (!told) process.stderr.write('gatehouse: standard output was closed; audit lines written there are lost until restart\n');
     told = true;
   });
 }

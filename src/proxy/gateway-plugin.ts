@@ -87,10 +87,13 @@ export function createGatewayPlugin(ctx: GatehouseContext, deps: GatewayDeps): F
     });
 
     const metadataPaths = registerResourceMetadata(app, ctx.publicUrl, routes);
-    const mcpPaths = states.filter((state) => state.route.type !== 'http').flatMap((state) => registerRoute(app, runtime, state));
-    const httpPaths = states.filter((state) => state.route.type === 'http').flatMap((state) => registerRoute(app, runtime, state));
-    // MCP SDK clients send `MCP-Protocol-Version` even on metadata requests, which makes browsers preflight them.
-    installCors(app, [{ paths: [...metadataPaths, ...mcpPaths], ...MCP_CORS }, { paths: httpPaths, ...HTTP_ROUTE_CORS }], runtime.isAllowedOrigin);
+    const mcpEndpoints = states.filter((state) => state.route.type !== 'http').flatMap((state) => registerRoute(app, runtime, state));
+    const httpPaths = states.filter((state) => state.route.type === 'http').flatMap((state) => registerRoute(app, runtime, state).map((endpoint) => endpoint.url));
+    // MCP SDK clients send `MCP-Protocol-Version` even on metadata requests, which makes browsers preflight them. Each
+    // URL's preflight (and plain OPTIONS) names the methods that URL serves: `/sse` is GET only, `/messages` POST.
+    const bySet = Map.groupBy(mcpEndpoints, (endpoint) => endpoint.serves.join(', '));
+    const mcpPolicies = [...bySet].map(([serves, endpoints]) => ({ ...MCP_CORS, paths: endpoints.map((endpoint) => endpoint.url), methods: `${serves}, OPTIONS` }));
+    installCors(app, [{ ...MCP_CORS, paths: metadataPaths, methods: 'GET, HEAD, OPTIONS' }, ...mcpPolicies, { paths: httpPaths, ...HTTP_ROUTE_CORS }], runtime.isAllowedOrigin);
   };
 }
 
@@ -113,8 +116,8 @@ function registerResourceMetadata(app: FastifyInstance, publicUrl: string, route
   return paths;
 }
 
-/** Registers a route's handlers; returns the URLs registered (for CORS preflight). */
-function registerRoute(app: FastifyInstance, runtime: GatewayRuntime, state: RouteState): string[] {
+/** Registers a route's handlers; returns the URLs registered and the methods each serves (for CORS and OPTIONS). */
+function registerRoute(app: FastifyInstance, runtime: GatewayRuntime, state: RouteState): Array<{ url: string; serves: readonly string[] }> {
   const { route } = state;
   const config = { gatewayRoute: route.path, errorFormat: (route.type === 'mcp' ? 'jsonrpc' : 'oauth-json') as ErrorFormat };
   if (route.type === 'http') {
@@ -128,9 +131,9 @@ function registerRoute(app: FastifyInstance, runtime: GatewayRuntime, state: Rou
       // the others (WebDAV's, QUERY) are no part of a REST API a gateway fronts.
       app.route({ config, method: methodsToRefuse(app, methods, PREFLIGHT), url, handler: refuseMethod(methods.join(', '), 'route') });
     }
-    return urls;
+    return urls.map((url) => ({ url, serves: methods }));
   }
-  const urls: string[] = [];
+  const urls: Array<{ url: string; serves: readonly string[] }> = [];
   // Fastify answers HEAD with a route's GET handler (`exposeHeadRoutes`): on a stream route that opened a backend
   // stream nobody would read or close, uncounted, until the idle timeout. MCP defines no HEAD: 405.
   const noHead = { config, exposeHeadRoute: false };
@@ -139,7 +142,7 @@ function registerRoute(app: FastifyInstance, runtime: GatewayRuntime, state: Rou
   if (route.transports.includes('streamable-http')) {
     app.route({ ...noHead, method: ['POST', 'GET', 'DELETE'], url: route.path, handler: streamableHttpHandler(runtime, state) });
     app.route({ config, method: methodsToRefuse(app, ['GET', 'POST', 'DELETE'], PREFLIGHT), url: route.path, handler: refuseMethod('GET, POST, DELETE') });
-    urls.push(route.path);
+    urls.push({ url: route.path, serves: ['GET', 'POST', 'DELETE'] });
   }
   if (route.transports.includes('sse')) {
     const base = route.path.replace(/\/$/, '');
@@ -147,7 +150,7 @@ function registerRoute(app: FastifyInstance, runtime: GatewayRuntime, state: Rou
     app.route({ config, method: methodsToRefuse(app, ['GET'], PREFLIGHT), url: base + LEGACY_SSE_SUFFIX, handler: refuseMethod('GET') });
     app.post(base + LEGACY_MESSAGES_SUFFIX, { config: { ...config, legacyMessages: true } }, legacySseMessageHandler(runtime, state));
     app.route({ ...noHead, method: methodsToRefuse(app, ['POST'], PREFLIGHT), url: base + LEGACY_MESSAGES_SUFFIX, handler: refuseMethod('POST') });
-    urls.push(base + LEGACY_SSE_SUFFIX, base + LEGACY_MESSAGES_SUFFIX);
+    urls.push({ url: base + LEGACY_SSE_SUFFIX, serves: ['GET'] }, { url: base + LEGACY_MESSAGES_SUFFIX, serves: ['POST'] });
   }
   return urls;
 }

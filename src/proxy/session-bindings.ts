@@ -76,6 +76,8 @@ export function createSessionBindings(store: Store, maxCached = 50_000, deferred
   const { firstDelayMs = 1_000, tries = 5, maxWaiting = 10_000 } = deferred;
   const cache = new Map<string, SessionBinding>();
   const waiting = new Map<string, NodeJS.Timeout>();
+  // Set by stop(): a retry already running then schedules no other (its store is closing).
+  let stopped = false;
   let onEnded: ((kind: SessionKind, sessionId: string) => void) | undefined;
   let unsubscribe: Unsubscribe | undefined;
   // Also run when this replica's own message comes back: by then there is nothing left to drop or cut.
@@ -101,7 +103,7 @@ export function createSessionBindings(store: Store, maxCached = 50_000, deferred
    */
   function deferDelete(kind: SessionKind, sessionId: string, attempt: number): void {
     const key = `${kind}\u0000${sessionId}`;
-    if (attempt >= tries || (!waiting.has(key) && waiting.size >= maxWaiting)) {
+    if (stopped || attempt >= tries || (!waiting.has(key) && waiting.size >= maxWaiting)) {
       waiting.delete(key);
       return;
     }
@@ -152,6 +154,7 @@ export function createSessionBindings(store: Store, maxCached = 50_000, deferred
       }
     },
     async start(listener) {
+      stopped = false;
       onEnded = listener;
       unsubscribe = await subscribeChannel(store, sessionEndedChannel, (message) => {
         const space = message.indexOf(' ');
@@ -160,6 +163,7 @@ export function createSessionBindings(store: Store, maxCached = 50_000, deferred
       });
     },
     async stop() {
+      stopped = true;
       for (const timer of waiting.values()) clearTimeout(timer);
       waiting.clear();
       onEnded = undefined;

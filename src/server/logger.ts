@@ -78,8 +78,12 @@ export const sensitiveQueryParameters: ReadonlySet<string> = new Set([
 /** A JWS or JWE in compact form, under any parameter name: a credential or a signed statement, never logged. */
 const COMPACT_JWT = /^eyJ[\w-]*\.[\w-]*\.[\w-]*(?:\.[\w-]*\.[\w-]*)?$/;
 
-/** The same anywhere inside a value or the path (`?x=Bearer eyJ…`, `/files/eyJ…`): cut out, the rest kept. */
-const JWT_INSIDE = /eyJ[\w-]*\.[\w-]*\.[\w-]*(?:\.[\w-]*\.[\w-]*)?/g;
+/**
+ * The same anywhere inside a value or the path (`?x=Bearer eyJ…`, `/files/eyJ…`): cut out, the rest kept. Only where a
+ * token can start (no letter, digit, `_` or `-` before it): without that a path of `eyJeyJeyJ…` was scanned from every
+ * position to its end, milliseconds per request before any authentication, and `/surveyJS.min.js` lost its tail.
+ */
+const JWT_INSIDE = /(?<![\w-])eyJ[\w-]*\.[\w-]*\.[\w-]*(?:\.[\w-]*\.[\w-]*)?/g;
 
 /**
  * A value that carries a sensitive parameter of its own (`?x=1;access_token=…`: some servers split on `;`, and a
@@ -88,6 +92,12 @@ const JWT_INSIDE = /eyJ[\w-]*\.[\w-]*\.[\w-]*(?:\.[\w-]*\.[\w-]*)?/g;
 const SENSITIVE_INSIDE = new RegExp(`(?:^|[^a-z0-9_])(?:${[...sensitiveQueryParameters].join('|')})=`, 'i');
 
 export const REDACTED = '[REDACTED]';
+
+/** A sensitive name, also as the last of `;`-separated names (`?x;access_token=…`, read so by some servers). */
+function sensitiveName(name: string): boolean {
+  const lower = name.toLowerCase();
+  return sensitiveQueryParameters.has(lower) || (lower.includes(';') && lower.split(';').some((part) => sensitiveQueryParameters.has(part.trim())));
+}
 
 function scrubValue(value: string): string {
   if (SENSITIVE_INSIDE.test(value) || COMPACT_JWT.test(value)) return REDACTED;
@@ -101,7 +111,7 @@ export function scrubUrl(url: string): string {
   const scrubbedPath = path.includes('eyJ') ? path.replace(JWT_INSIDE, REDACTED) : path;
   if (queryStart === -1) return scrubbedPath;
   const params = new URLSearchParams(url.slice(queryStart + 1));
-  const scrubbed = [...params].map(([name, value]) => `${encodeURIComponent(name)}=${sensitiveQueryParameters.has(name.toLowerCase()) ? REDACTED : scrubValue(value)}`);
+  const scrubbed = [...params].map(([name, value]) => `${encodeURIComponent(name)}=${sensitiveName(name) ? REDACTED : scrubValue(value)}`);
   return `${scrubbedPath}?${scrubbed.join('&')}`;
 }
 

@@ -118,6 +118,24 @@ export function deleteRecord(store: Store, definition: RecordDefinition<unknown,
   return store.delete(definition.namespace, key);
 }
 
+/**
+ * One page of a bounded index read: the valid records (invalid ones skipped), how many the store returned, and the
+ * last key it returned — where the next page starts. Paging on the valid count alone stopped early at a page that
+ * held one invalid record, as if the range were exhausted.
+ */
+export async function findRecordPage<T, I extends string>(
+  store: Store,
+  definition: RecordDefinition<T, I>,
+  index: I,
+  value: string,
+  range: IndexRangeOptions & { limit: number },
+): Promise<{ entries: StoreEntry<T>[]; read: number; lastKey?: string }> {
+  assertDeclaredIndexes(definition, [index]);
+  const raw = await store.findByIndex<unknown>(definition.namespace, index, value, range);
+  const last = raw[raw.length - 1];
+  return { entries: validEntries(definition, raw, 'skip'), read: raw.length, ...(last === undefined ? {} : { lastKey: last.key }) };
+}
+
 /** Adds index values to a live record, keeping its value and TTL (store.addIndexes); false when there is none. */
 export function addRecordIndexes<I extends string>(store: Store, definition: RecordDefinition<unknown, I>, key: string, indexes: Partial<Record<I, string>>): Promise<boolean> {
   assertDeclaredIndexes(definition, Object.keys(indexes));

@@ -128,8 +128,10 @@ export class WalCheckpointer {
   #quiet = false;
   #stopped = false;
   #walKept = false;
-  /** While the disk is full: no round before this (performance.now()); 0 when rounds run. */
+  /** While the disk is full: no round before this (performance.now()); rounds run again once it has passed. */
   #pausedUntil = 0;
+  /** The disk-full stretch was reported; cleared by a round that finished whole. */
+  #diskFullReported = false;
 
   constructor(options: WalCheckpointerOptions) {
     this.#options = options;
@@ -185,7 +187,6 @@ export class WalCheckpointer {
         await this.#sync(files.wal);
         if (this.#stopped) return;
         const result = this.#copier.prepare('PRAGMA wal_checkpoint(PASSIVE)').get() as { log: number; checkpointed: number };
-        this.#pausedUntil = 0;
         commitsAtCopy = this.#options.commits();
         await this.#sync(files.db);
         // Frames left behind (written during this round, or held by another reader) need another round even if
@@ -208,7 +209,10 @@ export class WalCheckpointer {
         if (!keepPin && this.#pin.isOpen && this.#pin.isTransaction) this.#pin.exec('COMMIT');
       }
       // A write of ours committed after the copy: not everything is copied, and the next round tries again.
-      if (!copiedAll || this.#stopped || this.#options.commits() !== commitsAtCopy) return;
+      if (!copiedAll || this.#stopped || this.#options.commits() !== commitsAtCopy) {
+        this.#diskFullReported = false;
+        return;
+      }
       this.#startWalOver();
       this.#quiet = false;
       try {
@@ -218,6 +222,8 @@ export class WalCheckpointer {
         if (this.#pin.isOpen) this.#pinWal();
         throw error;
       }
+      // A round done whole: a full disk met later is a new stretch, reported again.
+      this.#diskFullReported = false;
     } catch (error) {
       if (this.#stopped) return;
       const code = ((error as { errcode?: number }).errcode ?? 0) & 0xff;
@@ -226,7 +232,8 @@ export class WalCheckpointer {
         return;
       }
       if (code === SQLITE_FULL) {
-        if (this.#pausedUntil === 0) this.#options.onDiskFull?.(error);
+        if (!this.#diskFullReported) this.#options.onDiskFull?.(error);
+        this.#diskFullReported = true;
         this.#pausedUntil = performance.now() + (this.#options.diskFullPauseMs ?? DISK_FULL_PAUSE_MS);
         this.#dirty = true;
         return;

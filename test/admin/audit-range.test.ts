@@ -75,6 +75,12 @@ describe('audit range reads', () => {
       const none = await queryAuditBounded(store, { user: ALICE.subject, outcome: 'denied', since: 2_000, until: 4_000, limit: 3 });
       assert.deepEqual(none.entries, []);
       assert.ok(read <= 2_000, `only the window's records (${read})`);
+      // A record that does not parse in the newest page does not end the paging early: an old match is still found.
+      await sqlite.set('audit', `${String(4_999).padStart(15, '0')}-broken`, { not: 'an audit record' }, { indexes: { user: ALICE.subject } });
+      await sqlite.set('audit', `${String(5).padStart(15, '0')}-old`, auditRecord({ time: 5, outcome: 'denied' }), { indexes: { user: ALICE.subject } });
+      const old = await queryAuditBounded(store, { user: ALICE.subject, outcome: 'denied', since: 0, until: 10_000, limit: 3 });
+      assert.deepEqual(old.entries.map((entry) => entry.time), [5]);
+      assert.equal(old.truncated, false);
     } finally {
       await sqlite.close();
     }

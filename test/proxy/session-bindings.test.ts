@@ -111,5 +111,31 @@ describe('session bindings cache', () => {
     await stopped.stop();
     await new Promise((resolve) => setTimeout(resolve, 150));
     assert.equal(deletes, 1, 'no retry after stop()');
+
+    // A retry already waiting on the store when stop() comes schedules no other when it fails.
+    let calls = 0;
+    let failRunning: (() => void) | undefined;
+    const slow = new Proxy(store, {
+      get(target, property, receiver) {
+        if (property === 'delete') {
+          return () => {
+            calls += 1;
+            if (calls === 1) return Promise.reject(new StoreUnavailableError('the store is unavailable'));
+            return new Promise((_resolve, reject) => (failRunning = () => reject(new StoreUnavailableError('the store is unavailable'))));
+          };
+        }
+        const value = Reflect.get(target, property, receiver) as unknown;
+        return typeof value === 'function' ? value.bind(target) : value;
+      },
+    });
+    const running = createSessionBindings(slow, 10, { firstDelayMs: 5, tries: 5 });
+    await running.start(() => undefined);
+    await running.forget('mcp-session', 'in-flight');
+    for (let wait = 0; wait < 100 && failRunning === undefined; wait++) await new Promise((resolve) => setTimeout(resolve, 5));
+    assert.ok(failRunning, 'the retry is waiting on the store');
+    await running.stop();
+    failRunning();
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    assert.equal(calls, 2, 'nothing scheduled after stop()');
   });
 });

@@ -144,6 +144,18 @@ describe('scrubUrl', () => {
     assert.equal(scrubUrl(`/rest/${jwt}`), '/rest/[REDACTED]');
     // A parameter that only ends like one is not one.
     assert.equal(scrubUrl('/x?q=mycode=1'), '/x?q=mycode%3D1');
+    // The `;` in the name instead: `;access_token` is `access_token` to a server that splits on it.
+    assert.equal(scrubUrl('/mcp?%3Baccess_token=SECRET1&b=2'), '/mcp?%3Baccess_token=[REDACTED]&b=2');
+    assert.equal(scrubUrl('/mcp?x;access_token=SECRET2'), '/mcp?x%3Baccess_token=[REDACTED]');
+    // Not inside a word: an ordinary path keeps its tail.
+    assert.equal(scrubUrl('/static/surveyJS.min.js'), '/static/surveyJS.min.js');
+  });
+
+  it('scrubs a long hostile URL in linear time (no backtracking over every start position)', () => {
+    // Timed assertions do not belong in tests: this counts nothing but must finish; 200,000 characters took minutes
+    // with the unanchored pattern (quadratic), and take milliseconds now.
+    const hostile = `/x/${'eyJ'.repeat(70_000)}?v=${'eyJ'.repeat(70_000)}`;
+    assert.ok(scrubUrl(hostile).startsWith('/x/'));
   });
 });
 

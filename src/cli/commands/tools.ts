@@ -1,6 +1,6 @@
 import { adminCommand, defaultAdminCommandDependencies, printListing, stringOption, type AdminCommandDependencies } from '../admin-command.ts';
 import { approveToolPin, diffToolPin, listToolPins, rejectToolPin, type ToolPinSummary } from '../../admin/tools.ts';
-import { formatTime, toJsonOutput } from '../../admin/text-table.ts';
+import { formatTime, terminalSafe, toJsonOutput } from '../../admin/text-table.ts';
 import { CliUsageError, type CliCommand, type CliIo } from '../command.ts';
 
 /** `gatehouse tools list|diff|approve|reject`: reviewing pinned tool definitions (a route's `toolPinning`). */
@@ -27,11 +27,14 @@ export function createToolsCommands(dependencies: AdminCommandDependencies = def
       const [route, tool] = routeAndTool(positionals);
       const result = await diffToolPin(deps, route, tool);
       if (json) return void io.stdout(toJsonOutput({ tool: result }));
-      io.stdout(`${result.route} ${result.name}: ${result.status}\n`);
-      if (result.changedFields.length > 0) io.stdout(`changed: ${result.changedFields.join(', ')}\n`);
-      // The approval of exactly this definition: refused if the backend changes it before the command runs.
-      if (result.pendingHash !== undefined) io.stdout(`approve exactly this: gatehouse tools approve ${result.route} ${result.name} --hash ${result.pendingHash}\n`);
-      io.stdout(`--- approved\n${JSON.stringify(result.approved ?? null, null, 2)}\n+++ seen\n${JSON.stringify(result.pending ?? null, null, 2)}\n`);
+      // Everything here is what a backend published: each invisible character (zero-width, tag characters, bidi
+      // overrides, which JSON leaves as they are) is printed as its code point, as the console marks it.
+      const lines = [`${result.route} ${result.name}: ${result.status}`];
+      if (result.changedFields.length > 0) lines.push(`changed: ${result.changedFields.join(', ')}`);
+      // The approval of exactly this definition, quoted for a shell: refused if the backend changes it before it runs.
+      if (result.pendingHash !== undefined) lines.push(`approve exactly this: gatehouse tools approve ${shellQuoted(result.route)} ${shellQuoted(result.name)} --hash ${result.pendingHash}`);
+      lines.push('--- approved', JSON.stringify(result.approved ?? null, null, 2), '+++ seen', JSON.stringify(result.pending ?? null, null, 2));
+      io.stdout(`${terminalSafe(lines.join('\n'))}\n`);
     },
   });
 
@@ -65,7 +68,12 @@ function routeAndTool(positionals: string[]): [string, string] {
 
 function report(io: CliIo, json: boolean, verb: string, tool: ToolPinSummary): void {
   if (json) io.stdout(toJsonOutput({ tool }));
-  else io.stdout(`${verb === 'approve' ? 'Approved' : 'Rejected'}: ${tool.route} ${tool.name} (${tool.status}).\n`);
+  else io.stdout(`${terminalSafe(`${verb === 'approve' ? 'Approved' : 'Rejected'}: ${tool.route} ${tool.name} (${tool.status}).`)}\n`);
+}
+
+/** A word for a POSIX shell: single-quoted (a backend names its tools; `x;curl …|sh` is a name too). */
+function shellQuoted(word: string): string {
+  return /^[\w@%+=:,./-]+$/.test(word) ? word : `'${word.replaceAll("'", `'\\''`)}'`;
 }
 
 const commands = createToolsCommands();

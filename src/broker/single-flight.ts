@@ -17,7 +17,12 @@ export interface SingleFlightOptions<T> {
   sleep: (ms: number) => Promise<void>;
   /** The holder's result if it is there; throws if the holder recorded a failure. */
   poll: () => Promise<T | undefined>;
-  work: () => Promise<T>;
+  /**
+   * The holder's work. `holdLock(until)`: keep the lock after the work returned or threw, until `until` settles (the
+   * lock's TTL still bounds it) — for a result the holder has but the store does not yet (a rotated refresh token it
+   * could not save), which a waiter taking the lock would otherwise redo with what the store still holds.
+   */
+  work: (holdLock: (until: Promise<unknown>) => void) => Promise<T>;
   /** Told when this caller waited for another holder (metrics). */
   onWait?: () => void;
 }
@@ -33,11 +38,13 @@ export async function singleFlight<T>(options: SingleFlightOptions<T>): Promise<
   for (;;) {
     const release = await store.acquireLock(lockName, lockTtlMs);
     if (release) {
+      let held: Promise<unknown> | undefined;
       try {
         // The previous holder may have finished between our cache miss and getting the lock.
-        return (await poll()) ?? (await work());
+        return (await poll()) ?? (await work((until) => void (held = until)));
       } finally {
-        await release().catch(() => undefined);
+        if (held === undefined) await release().catch(() => undefined);
+        else void held.then(release, release).catch(() => undefined);
       }
     }
     if (!waited) {

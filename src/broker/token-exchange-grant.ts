@@ -150,7 +150,9 @@ export function registerTokenExchangeGrant(provider: GrantRegistry, deps: TokenE
     const matches = config.broker.downstream.filter(
       (entry) => named(entry) && scopes.every((scope) => entry.scopes.includes(scope)) && (resource !== undefined || audience !== undefined || scopes.length > 0),
     );
-    const permitted = matches.find((entry) => allowed.has(entry.name));
+    // Of several the request fits, the one granting the least (fewest scopes): the first in configuration order handed
+    // a backend asking for User.Read the entry with Mail.ReadWrite too.
+    const permitted = matches.filter((entry) => allowed.has(entry.name)).sort((a, b) => a.scopes.length - b.scopes.length)[0];
     if (!permitted) {
       throw new TokenEndpointError('invalid_target', 'The requested resource or scope is not a downstream API this client may obtain.');
     }
@@ -227,7 +229,12 @@ export function registerTokenExchangeGrant(provider: GrantRegistry, deps: TokenE
     try {
       token = await broker.getDownstreamToken({ user: { subject }, downstream: downstream.name });
     } catch (error) {
-      if (error instanceof ProtocolError) throw toEndpointError(error);
+      if (error instanceof ProtocolError) {
+        // When to come back, as the broker remembered the failure for (five seconds, not the provider's default one).
+        const retryAfter = error.headers['Retry-After'];
+        if (retryAfter !== undefined) ctx.set('Retry-After', String(retryAfter));
+        throw toEndpointError(error);
+      }
       throw error;
     }
     ctx.set('Cache-Control', 'no-store');

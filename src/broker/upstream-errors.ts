@@ -137,6 +137,9 @@ export function upstreamFailure(error: unknown, retryAfterSeconds: number): Prot
       return new ProtocolError('temporarily_unavailable', error.description, { headers: { 'Retry-After': String(retryAfterSeconds) }, cause: error });
     }
     if (error.code !== 'interaction_required') return error;
+    // Already the broker's own (no upstream session, no refresh token): its reason stands. Re-derived from an IdP
+    // answer it never had, it read as a step-up — remembered as one, worded as one, and the grant ended as one.
+    if (isRecord(error.cause) && typeof error.cause.reason === 'string' && Object.hasOwn(reauthorizationMessages, error.cause.reason)) return error;
     return reauthorizationError(reauthorizationReason(describeUpstreamError(error)) ?? 'interaction_required', error);
   }
   const details = describeUpstreamError(error);

@@ -50,7 +50,7 @@ const RESAVE_FOR_MS = 15 * 60_000;
  * @see RFC 6749 §6, RFC 9700 §4.14.2 (refresh token rotation)
  */
 export function createUpstreamSession(options: UpstreamSessionOptions) {
-  const { store, clock, logger, upstream, vault, skewMs, upstreamTimeoutMs, retryAfterSeconds, metrics, afterSave } = options;
+  const { store, clock, logger, upstream, vault, skewMs, upstreamTimeoutMs, lockTtlMs, retryAfterSeconds, metrics, afterSave } = options;
   const isFresh = (tokens: UpstreamTokens): boolean => isFreshToken(tokens, skewMs, clock.now());
 
   /**
@@ -59,6 +59,8 @@ export function createUpstreamSession(options: UpstreamSessionOptions) {
    * and offered to the store again at this replica's next call for the user and on a timer, until it takes them.
    */
   const unsaved = new Map<string, UpstreamTokens>();
+  /** Settles when the user's unsaved tokens were saved (or given up): the refresh lock is held until then. */
+  const resaving = new Map<string, Promise<void>>();
 
   async function save(subject: string, tokens: UpstreamTokens): Promise<void> {
     await vault.save(subject, tokens);
@@ -66,29 +68,44 @@ export function createUpstreamSession(options: UpstreamSessionOptions) {
     await afterSave?.(subject);
   }
 
-  function keepUnsaved(subject: string, tokens: UpstreamTokens): void {
-    const first = !unsaved.has(subject);
+  /**
+   * Keeps rotated tokens the store refused and offers them to it again: every half second while this replica holds
+   * the refresh lock for them (its TTL, `lockTtlMs`), then less often. Returns what settles when they are saved or
+   * given up, for which the refresh lock is kept: another replica taking it as soon as the store is back would refresh
+   * with the spent refresh token still in the store, and the IdP, seeing it reused, would end the user's session.
+   */
+  function keepUnsaved(subject: string, tokens: UpstreamTokens): Promise<void> {
     unsaved.set(subject, tokens);
-    if (!first) return;
+    const running = resaving.get(subject);
+    if (running !== undefined) return running;
     logger.warn('rotated upstream tokens not saved: the store failed; kept in memory and saved again when it is back');
-    const giveUpAt = clock.now() + RESAVE_FOR_MS;
-    const retry = (delayMs: number): void => {
-      const timer = setTimeout(() => {
-        const pending = unsaved.get(subject);
-        if (pending === undefined) return;
-        save(subject, pending).then(
-          () => logger.info('rotated upstream tokens saved after the store failure'),
-          () => {
-            if (clock.now() < giveUpAt) return retry(Math.min(delayMs * 2, 10_000));
-            unsaved.delete(subject);
-            logger.error('rotated upstream tokens could not be saved for 15 minutes; the user must sign in again');
-          },
-        );
-      }, delayMs);
-      // A retry must not keep a process (a test, a stopping gateway) alive on its own.
-      timer.unref();
-    };
-    retry(500);
+    const started = clock.now();
+    const giveUpAt = started + RESAVE_FOR_MS;
+    const settled = new Promise<void>((resolve) => {
+      const retry = (delayMs: number): void => {
+        const timer = setTimeout(() => {
+          const pending = unsaved.get(subject);
+          if (pending === undefined) return resolve();
+          save(subject, pending).then(
+            () => {
+              logger.info('rotated upstream tokens saved after the store failure');
+              resolve();
+            },
+            () => {
+              if (clock.now() < giveUpAt) return retry(clock.now() - started < lockTtlMs ? 500 : Math.min(delayMs * 2, 10_000));
+              unsaved.delete(subject);
+              logger.error('rotated upstream tokens could not be saved for 15 minutes; the user must sign in again');
+              resolve();
+            },
+          );
+        }, delayMs);
+        // A retry must not keep a process (a test, a stopping gateway) alive on its own.
+        timer.unref();
+      };
+      retry(500);
+    }).finally(() => resaving.delete(subject));
+    resaving.set(subject, settled);
+    return settled;
   }
 
   async function load(subject: string): Promise<UpstreamTokens> {
@@ -103,7 +120,7 @@ export function createUpstreamSession(options: UpstreamSessionOptions) {
     return tokens;
   }
 
-  async function refresh(subject: string, key: string, stale: UpstreamTokens): Promise<UpstreamTokens> {
+  async function refresh(subject: string, key: string, stale: UpstreamTokens, holdLock: (until: Promise<unknown>) => void = () => {}): Promise<UpstreamTokens> {
     if (!stale.refreshToken) throw reauthorizationError('refresh_token_invalid');
     let fresh: UpstreamTokens;
     try {
@@ -130,7 +147,7 @@ export function createUpstreamSession(options: UpstreamSessionOptions) {
       await vault.save(subject, merged);
     } catch (error) {
       // The IdP has rotated: failing this call is right (the store is down), losing the new tokens is not.
-      if (merged.refreshToken !== stale.refreshToken) keepUnsaved(subject, merged);
+      if (merged.refreshToken !== stale.refreshToken) holdLock(keepUnsaved(subject, merged));
       throw error;
     }
     await afterSave?.(subject);
@@ -155,7 +172,7 @@ export function createUpstreamSession(options: UpstreamSessionOptions) {
           if (failed) throw new ProtocolError(failed.code, failed.description);
           return undefined;
         },
-        work: async () => refresh(subject, key, await load(subject)),
+        work: async (holdLock) => refresh(subject, key, await load(subject), holdLock),
       });
     },
   };

@@ -25,7 +25,9 @@ export class UpstreamError extends ProtocolError {
   readonly interactionId: string | undefined;
 
   constructor(code: ErrorCode, description: string, details: Partial<UpstreamErrorDetails> = {}, options: ProtocolErrorOptions = {}) {
-    super(code, description, options);
+    // `server_error` here is always the identity provider's answer refused or failed (a registration it does not
+    // accept, a response that is not OAuth): 502, a bad gateway, not the gateway's own 500 (docs/entra.md).
+    super(code, description, code === 'server_error' && options.status === undefined ? { ...options, status: 502 } : options);
     this.name = 'UpstreamError';
     this.upstreamError = details.upstreamError;
     this.upstreamErrorCodes = details.upstreamErrorCodes ?? [];
@@ -94,7 +96,10 @@ export const isNetworkFailure = (error: unknown): boolean =>
 /** HTTP status of a non-OAuth error answer (openid-client keeps the Response as the error's cause). */
 export function upstreamStatus(error: unknown): number | undefined {
   const cause = (error as { cause?: unknown } | undefined)?.cause;
-  return cause instanceof Response ? cause.status : undefined;
+  if (cause instanceof Response) return cause.status;
+  // openid-client's error for an OAuth error body (ResponseBodyError) carries the HTTP status itself.
+  const status = (error as { status?: unknown } | undefined)?.status;
+  return typeof status === 'number' && Number.isInteger(status) ? status : undefined;
 }
 
 /**
@@ -119,7 +124,8 @@ export function upstreamTokenError(error: unknown, context: string, interactionI
         { cause: sanitizedCause },
       );
     }
-    if (upstreamError === 'temporarily_unavailable' || upstreamError === 'server_error') {
+    // An IdP throttling the gateway (HTTP 429, whatever its `error` says) is unavailable for now, not a refusal.
+    if (upstreamError === 'temporarily_unavailable' || upstreamError === 'server_error' || upstreamStatus(error) === 429) {
       return new UpstreamError('temporarily_unavailable', `The identity provider is unavailable (${context}).`, details, { cause: sanitizedCause });
     }
     return new UpstreamError('server_error', `The identity provider refused the ${context} request (${upstreamError ?? 'error'}).`, details, {
@@ -130,7 +136,7 @@ export function upstreamTokenError(error: unknown, context: string, interactionI
     return new UpstreamError('temporarily_unavailable', `The identity provider did not answer (${context}).`, { interactionId }, { cause: error });
   }
   const status = upstreamStatus(error);
-  if (status !== undefined && status >= 500) {
+  if (status !== undefined && (status >= 500 || status === 429)) {
     return new UpstreamError('temporarily_unavailable', `The identity provider answered with a server error, HTTP ${status} (${context}).`, { interactionId }, { cause: error });
   }
   if (isUnreadableProviderAnswer(error)) {

@@ -77,6 +77,9 @@ export async function loadUpstreamTokens(deps: TokenVaultDeps, subject: string):
     if (parsed.refreshToken !== undefined) tokens.refreshToken = parsed.refreshToken;
     if (parsed.idToken !== undefined) tokens.idToken = parsed.idToken;
     if (parsed.scope !== undefined) tokens.scope = parsed.scope;
+    // When it was obtained: a token living less than the refresh skew is used for half its life (token-freshness.ts);
+    // dropped here, every call refreshed such a token (and rotated its refresh token).
+    if (parsed.obtainedAt !== undefined) tokens.obtainedAt = parsed.obtainedAt;
     return tokens;
   } catch {
     await deleteRecord(store, upstreamTokensRecord, subject);

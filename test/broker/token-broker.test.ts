@@ -159,7 +159,11 @@ describe('token broker', () => {
     assert.equal(vault.records.get(subject)?.refreshToken, rotated.refreshToken);
   });
 
-  it('keeps the rotated tokens when the store refuses them right after the refresh, and never presents the spent refresh token again', async () => {
+  /**
+   * A user whose upstream access token is stale, a store that refuses the vault's writes until `storeBack()`, and an
+   * IdP that rotates refresh tokens (the tests assert which ones were presented: the spent one only once).
+   */
+  async function rotationWithStoreDown() {
     const stale = freshUpstream(0);
     await vault.save(subject, stale);
     const save = vault.save;
@@ -171,24 +175,44 @@ describe('token broker', () => {
     let rotations = 0;
     const upstream = scriptedUpstream({
       refresh: async (presented) => {
-        // The IdP rotates and revokes on reuse, as Entra does.
         if (presented !== stale.refreshToken && !presented.startsWith('rotated-')) throw oauthError(400, { error: 'invalid_grant' });
         rotations += 1;
         return { accessToken: `upstream-at-${rotations}`, refreshToken: `rotated-${rotations}`, expiresAt: clock.now() + hour };
       },
       exchange: downstreamFor(),
     });
+    return { stale, upstream, storeBack: () => void (storeDown = false) };
+  }
+
+  it('keeps the rotated tokens when the store refuses them right after the refresh, and never presents the spent refresh token again', async () => {
+    const { stale, upstream, storeBack } = await rotationWithStoreDown();
     const b = broker(upstream);
     const failed = await rejectsWith(b.getDownstreamToken({ user: { subject }, downstream: 'graph' }), 'temporarily_unavailable');
     assert.match(failed.description, /Downstream tokens are unavailable/, 'the store failed, not the identity provider');
     assert.equal(vault.records.get(subject)?.refreshToken, stale.refreshToken, 'the store still holds the spent one');
 
-    storeDown = false;
+    storeBack();
     clock.advance(6_000); // past the failure remembered for the callers queued behind the first
     await b.getDownstreamToken({ user: { subject }, downstream: 'graph' });
     assert.deepEqual(upstream.calls.refresh, [stale.refreshToken], 'one refresh: the spent token was never presented again');
     assert.equal(vault.records.get(subject)?.refreshToken, 'rotated-1');
     assert.equal(upstream.calls.exchange[0]?.subjectToken, 'upstream-at-1');
+  });
+
+  it('keeps the refresh lock while rotated tokens wait to be saved: another replica waits for them, not refreshing with the spent token', async () => {
+    // Replica A refreshes and the store refuses the rotated tokens. As soon as the store is back, replica B needs a
+    // token for the user: with the lock released, B refreshed with the spent token still in the store, the IdP saw
+    // it reused and ended the session.
+    const { stale, upstream, storeBack } = await rotationWithStoreDown();
+    const replicaA = broker(upstream);
+    const replicaB = broker(upstream, { realSleep: true });
+    await rejectsWith(replicaA.getDownstreamToken({ user: { subject }, downstream: 'graph' }), 'temporarily_unavailable');
+    storeBack();
+    const served = await replicaB.getDownstreamToken({ user: { subject }, downstream: 'other' });
+    assert.deepEqual(upstream.calls.refresh, [stale.refreshToken], 'the spent refresh token was presented once, by A');
+    assert.equal(upstream.calls.exchange.at(-1)?.subjectToken, 'upstream-at-1', 'B used the tokens A obtained');
+    assert.ok(served.accessToken.startsWith('downstream-api://other'));
+    assert.equal(vault.records.get(subject)?.refreshToken, 'rotated-1');
   });
 
   it('serves the token it obtained when only caching it fails, and blames the store, not the IdP, when the store fails before', async () => {
@@ -308,10 +332,16 @@ describe('token broker', () => {
     it('asks for a new sign-in when there is no refresh token or no upstream session', async () => {
       await vault.save(subject, { accessToken: 'x', expiresAt: clock.now() });
       const upstream = scriptedUpstream({ exchange: downstreamFor() });
-      await rejectsWith(broker(upstream).getDownstreamToken({ user: { subject }, downstream: 'graph' }), 'interaction_required');
-      await rejectsWith(broker(upstream).getDownstreamToken({ user: { subject: 'nobody' }, downstream: 'graph' }), 'interaction_required');
+      const noRefresh = await rejectsWith(broker(upstream).getDownstreamToken({ user: { subject }, downstream: 'graph' }), 'interaction_required');
+      const noSession = await rejectsWith(broker(upstream).getDownstreamToken({ user: { subject: 'nobody' }, downstream: 'graph' }), 'interaction_required');
       assert.equal(upstream.calls.refresh.length, 0);
       assert.equal(upstream.calls.exchange.length, 0);
+      // Said as what they are, not as a step-up the IdP never asked for — and not remembered as one.
+      assert.equal((noRefresh.cause as { reason?: string }).reason, 'refresh_token_invalid');
+      assert.equal((noSession.cause as { reason?: string }).reason, 'no_upstream_session');
+      assert.match(noSession.message, /no upstream session/);
+      assert.equal(await pendingStepUp(store, 'nobody'), undefined);
+      assert.equal(await pendingStepUp(store, subject), undefined);
     });
 
     it('refuses an app-only caller and an unknown downstream', async () => {
@@ -356,6 +386,25 @@ describe('token broker', () => {
       await vault.save(subject, freshUpstream());
       const down = scriptedUpstream({ exchange: async () => { throw oauthError(503, { error: 'temporarily_unavailable' }); } });
       await rejectsWith(broker(down).getDownstreamToken({ user: { subject }, downstream: 'graph' }), 'temporarily_unavailable');
+    });
+
+    it('answers an IdP refusal classified by the upstream client 502 (its answer, not our failure), and an IdP throttling 503 with Retry-After', async () => {
+      // The broker passed the upstream client's classification on with the catalogue's 500; a 429 with an OAuth body
+      // was a refusal too.
+      const cases: Array<[Error, string, number]> = [
+        [oauthError(401, { error: 'invalid_client', error_codes: [7000215] }), 'server_error', 502],
+        [oauthError(400, { error: 'unauthorized_client' }), 'server_error', 502],
+        [oauthError(429, { error: 'throttled' }), 'temporarily_unavailable', 503],
+        [oauthError(429, { error: 'too_many_requests' }), 'temporarily_unavailable', 503],
+      ];
+      for (const [thrown, code, status] of cases) {
+        clock.advance(10_000);
+        await vault.save(subject, freshUpstream());
+        const upstream = scriptedUpstream({ exchange: async () => { throw upstreamTokenError(thrown, 'on-behalf-of'); } });
+        const failure = await rejectsWith(broker(upstream).getDownstreamToken({ user: { subject }, downstream: 'graph' }), code);
+        assert.equal(failure.status, status, thrown.message);
+        if (status === 503) assert.ok(Number(failure.headers['Retry-After']) > 0, 'when to come back');
+      }
     });
 
     it("tells the first caller when to retry too, when the upstream client already called it an outage", async () => {

@@ -54,18 +54,20 @@ describe('RFC 8693 token exchange grant for backends', () => {
     issuer = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
     const config = configSchema.parse({
       routes: [
-        { path: '/mcp', backend: 'http://127.0.0.1:9/mcp', downstream: ['graph'] },
+        { path: '/mcp', backend: 'http://127.0.0.1:9/mcp', downstream: ['graph-full', 'graph'] },
         { path: '/mcp/other', backend: 'http://127.0.0.1:9/other' },
       ],
       broker: {
         downstream: [
+          // Listed first, and a superset of `graph`: a request `graph` fits must still get `graph` (least privilege).
+          { name: 'graph-full', audience: 'https://graph.microsoft.com', scopes: ['https://graph.microsoft.com/User.Read', 'https://graph.microsoft.com/Mail.ReadWrite'] },
           { name: 'graph', audience: 'https://graph.microsoft.com', scopes: ['https://graph.microsoft.com/User.Read'] },
           { name: 'payroll', audience: 'api://payroll', scopes: ['api://payroll/read'] },
         ],
       },
       authorization: {
         clients: [
-          { clientId: 'graph-backend', clientSecret: backendSecret, grantTypes: [TOKEN_EXCHANGE_GRANT], allowedDownstream: ['graph'] },
+          { clientId: 'graph-backend', clientSecret: backendSecret, grantTypes: [TOKEN_EXCHANGE_GRANT], allowedDownstream: ['graph-full', 'graph'] },
           { clientId: 'other-backend', clientSecret: otherSecret, grantTypes: [TOKEN_EXCHANGE_GRANT], allowedDownstream: [] },
         ],
       },
@@ -141,6 +143,22 @@ describe('RFC 8693 token exchange grant for backends', () => {
     assert.equal(brokerCalls[0]?.downstream, 'graph');
   });
 
+  it('picks, of the downstream APIs a request fits, the one granting the least; a wider one only when asked for', async () => {
+    // The first in configuration order (graph-full: Mail.ReadWrite too) answered a request for User.Read.
+    const token = await assertion();
+    const narrow: Array<Record<string, string>> = [
+      { resource: 'https://graph.microsoft.com', scope: 'https://graph.microsoft.com/User.Read' },
+      { resource: 'https://graph.microsoft.com' },
+      { audience: 'https://graph.microsoft.com' },
+    ];
+    for (const fields of narrow) assert.equal((await exchange({ subject_token: token, subject_token_type: JWT_TOKEN_TYPE, ...fields })).status, 200);
+    assert.deepEqual(brokerCalls.map((call) => call.downstream), ['graph', 'graph', 'graph']);
+    brokerCalls.length = 0;
+    assert.equal((await exchange({ subject_token: token, subject_token_type: JWT_TOKEN_TYPE, scope: 'https://graph.microsoft.com/Mail.ReadWrite' })).status, 200);
+    assert.equal((await exchange({ subject_token: token, subject_token_type: JWT_TOKEN_TYPE, audience: 'graph-full' })).status, 200);
+    assert.deepEqual(brokerCalls.map((call) => call.downstream), ['graph-full', 'graph-full']);
+  });
+
   it('refuses an audience the client is not allowed (invalid_target)', async () => {
     for (const fields of [{ resource: 'api://payroll' }, { resource: 'https://evil.example' }, {}] as Array<Record<string, string>>) {
       const result = await exchange({ subject_token: await assertion(), subject_token_type: JWT_TOKEN_TYPE, ...fields });
@@ -211,10 +229,11 @@ describe('RFC 8693 token exchange grant for backends', () => {
     brokerFailure = new ProtocolError('access_denied', 'This downstream API is called on behalf of a signed-in user.');
     const denied = await exchange({ subject_token: await assertion(), subject_token_type: JWT_TOKEN_TYPE, resource: 'https://graph.microsoft.com' });
     assert.deepEqual([denied.status, denied.body.error], [400, 'invalid_request']);
-    brokerFailure = new ProtocolError('temporarily_unavailable', 'The identity provider is unavailable; retry later.');
+    brokerFailure = new ProtocolError('temporarily_unavailable', 'The identity provider is unavailable; retry later.', { headers: { 'Retry-After': '5' } });
     const down = await exchange({ subject_token: await assertion(), subject_token_type: JWT_TOKEN_TYPE, resource: 'https://graph.microsoft.com' });
     assert.equal(down.status, 503);
     assert.equal(down.body.error, 'temporarily_unavailable');
+    assert.equal(down.headers.get('retry-after'), '5', "the broker's Retry-After, not a default");
   });
 
   it("refuses an assertion whose grant has ended, while the assertion itself is still valid", async () => {

@@ -16,7 +16,8 @@ describe('upstream token vault', () => {
   const keyring = testKeyring(clock.now());
   const store = startedForSuite(() => createSqliteStore({ path: ':memory:', clock, purgeIntervalMs: 0 }));
   const deps = () => ({ store, keyring, clock });
-  const tokens = { accessToken: 'at-secret-value', refreshToken: 'rt-secret-value', expiresAt: clock.now() + 3_600_000, scope: 'openid' };
+  // Every field the vault keeps comes back: `obtainedAt` was dropped on load, and a short-lived token refreshed on every call.
+  const tokens = { accessToken: 'at-secret-value', refreshToken: 'rt-secret-value', expiresAt: clock.now() + 3_600_000, scope: 'openid', obtainedAt: clock.now() - 1_000 };
 
   it('stores the tokens sealed, never in clear, and opens them for the same subject', async () => {
     await saveUpstreamTokens(deps(), 'tenant/user-1', tokens);

@@ -132,7 +132,15 @@ export function createUpstreamSession(options: UpstreamSessionOptions) {
     } catch (error) {
       const failure = upstreamFailure(error, retryAfterSeconds);
       metrics?.upstreamRefresh('failed');
-      const record = { code: failure.code, description: failure.message };
+      // What the holder's caller was told, for the waiters on every replica: its reason and when to come back too.
+      const reason = (failure.cause as { reason?: unknown } | undefined)?.reason;
+      const retryAfter = Number(failure.headers['Retry-After']);
+      const record = {
+        code: failure.code,
+        description: failure.message,
+        ...(typeof reason === 'string' ? { reason } : {}),
+        ...(Number.isInteger(retryAfter) && retryAfter > 0 ? { retryAfterSeconds: retryAfter } : {}),
+      };
       await writeRecord(store, upstreamRefreshFailureRecord, key, record, { ttlSeconds: retryAfterSeconds }).catch(() => undefined);
       throw failure;
     }
@@ -169,7 +177,12 @@ export function createUpstreamSession(options: UpstreamSessionOptions) {
           if (isFresh(current)) return current;
           // A hint for waiters: an invalid record reads as none, and the wait goes on to its own attempt.
           const failed = await readRecord(store, upstreamRefreshFailureRecord, key, { invalid: 'absent' });
-          if (failed) throw new ProtocolError(failed.code, failed.description);
+          if (failed) {
+            throw new ProtocolError(failed.code, failed.description, {
+              ...(failed.retryAfterSeconds === undefined ? {} : { headers: { 'Retry-After': String(failed.retryAfterSeconds) } }),
+              ...(failed.reason === undefined ? {} : { cause: { reason: failed.reason } }),
+            });
+          }
           return undefined;
         },
         work: async (holdLock) => refresh(subject, key, await load(subject), holdLock),

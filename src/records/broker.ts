@@ -48,7 +48,14 @@ export const upstreamRefreshFailureRecord = defineRecord({
   namespace: 'upstream-refresh-failure',
   owner: 'src/broker/upstream-session.ts',
   key: 'SHA-256 (base64url) of the subject',
-  schema: z.object({ code: errorCode, description: z.string() }),
+  schema: z.object({
+    code: errorCode,
+    description: z.string(),
+    /** Why a new sign-in is needed (`refresh_token_invalid`, `interaction_required`, …): the waiters say the same. */
+    reason: z.string().max(64).optional(),
+    /** When to come back, for a waiter told the IdP is unavailable. */
+    retryAfterSeconds: z.number().int().positive().optional(),
+  }),
   ttl: "5 s (the broker's `retryAfterSeconds`)",
   singleUse: false,
   secrets: 'none',

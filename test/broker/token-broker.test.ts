@@ -215,6 +215,36 @@ describe('token broker', () => {
     assert.equal(vault.records.get(subject)?.refreshToken, 'rotated-1');
   });
 
+  it("tells a caller that waited on another's refresh the same as that caller: its reason, and when to come back", async () => {
+    // The waiters read the holder's failure from the store: without its reason a refused refresh read as a step-up
+    // there, and an outage came without a Retry-After.
+    for (const [thrown, code, reason] of [
+      [oauthError(400, { error: 'invalid_grant' }), 'interaction_required', 'refresh_token_invalid'],
+      [oauthError(503, { error: 'temporarily_unavailable' }), 'temporarily_unavailable', undefined],
+    ] as const) {
+      clock.advance(10_000);
+      await vault.save(subject, freshUpstream(0));
+      let release: (() => void) | undefined;
+      const upstream = scriptedUpstream({
+        refresh: async () => {
+          await new Promise<void>((resolve) => (release = resolve));
+          throw upstreamTokenError(thrown, 'refresh');
+        },
+        exchange: downstreamFor(),
+      });
+      const holder = rejectsWith(broker(upstream).getDownstreamToken({ user: { subject }, downstream: 'graph' }), code);
+      while (release === undefined) await new Promise((resolve) => setTimeout(resolve, 5));
+      const waiter = rejectsWith(broker(upstream, { realSleep: true }).getDownstreamToken({ user: { subject }, downstream: 'other' }), code);
+      await new Promise((resolve) => setTimeout(resolve, 30));
+      release();
+      const [first, second] = await Promise.all([holder, waiter]);
+      assert.equal(upstream.calls.refresh.length, 1, 'one refresh');
+      assert.equal((second.cause as { reason?: string } | undefined)?.reason, reason);
+      assert.equal((first.cause as { reason?: string } | undefined)?.reason, reason);
+      assert.equal(second.headers['Retry-After'], first.headers['Retry-After']);
+    }
+  });
+
   it('serves the token it obtained when only caching it fails, and blames the store, not the IdP, when the store fails before', async () => {
     await vault.save(subject, freshUpstream());
     const upstream = scriptedUpstream({ exchange: downstreamFor() });

@@ -1,4 +1,4 @@
-import { codePointEscape, INVISIBLE_CHARACTERS } from '../web/html.ts';
+import { visibleText } from '../web/html.ts';
 
 /**
  * Human output of the admin CLI: fixed-width tables and UTC times to the second. `--json` prints the same data as
@@ -11,15 +11,13 @@ export function formatTime(ms: number | undefined): string {
 }
 
 /**
- * Terminal control characters and bidirectional formatting characters in stored values, shown escaped. Client names
- * are chosen by whoever registered, tool names by a backend: an ESC sequence would move the cursor, recolour or retitle
- * the operator's terminal, and a right-to-left override (U+202E) would make a line read other than it is.
+ * Terminal control characters, bidirectional formatting and every other invisible character in stored values, shown
+ * as their code points (web/html.ts `visibleText`, as the console marks them). Client names are chosen by whoever
+ * registered, tool names by a backend: an ESC sequence would move the cursor, recolour or retitle the operator's
+ * terminal, a right-to-left override (U+202E) would make a line read other than it is, and tag characters print as
+ * nothing.
  */
-function printable(cell: string): string {
-  // Every character that would not show itself (web/html.ts: zero-width and tag characters too, which a terminal
-  // prints as nothing), written as its code point, as the console marks them.
-  return cell.replace(INVISIBLE_CHARACTERS, codePointEscape);
-}
+const printable = visibleText;
 
 /**
  * Human output as a whole (lines of text, line breaks kept): what `printable` does for a table's cells, for the

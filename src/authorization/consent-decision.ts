@@ -1,3 +1,4 @@
+import type { Reauthentication } from '../upstream/types.ts';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Client, InteractionDetails } from 'oidc-provider';
 import { z } from 'zod';
@@ -233,7 +234,7 @@ export async function proceedAfterApproval(
  * itself, so it asks the IdP the same; otherwise the IdP's own session signs the user in without a prompt and the
  * login the client demanded never happens. `max_age` is passed as given, the IdP counting from its own last login.
  */
-function reauthenticationAsked(params: Record<string, unknown>): { prompt?: 'login'; maxAge?: number } | undefined {
+function reauthenticationAsked(params: Record<string, unknown>): Reauthentication | undefined {
   const prompt = typeof params.prompt === 'string' && params.prompt.split(' ').includes('login');
   const raw = typeof params.max_age === 'number' ? String(params.max_age) : params.max_age;
   const maxAge = typeof raw === 'string' && /^\d{1,9}$/.test(raw) ? Number(raw) : undefined;

@@ -1,6 +1,6 @@
 import type { FastifyReply } from 'fastify';
 import { clearStepUp, pendingStepUp } from '../records/step-up.ts';
-import type { CompletedSignIn } from '../upstream/types.ts';
+import type { CompletedSignIn, Reauthentication } from '../upstream/types.ts';
 import type { InteractionDeps } from './interaction-deps.ts';
 import { CONSENT_STATE_TTL_SECONDS } from './interaction-state.ts';
 
@@ -20,7 +20,7 @@ export async function redirectToUpstreamSignIn(
     interactionId: string;
     loginHint?: string | undefined;
     claims?: string | undefined;
-    reauthenticate?: { prompt?: 'login'; maxAge?: number } | undefined;
+    reauthenticate?: Reauthentication | undefined;
   },
 ): Promise<void> {
   const { authorizationUrl, stateCookie } = await deps.upstream.beginSignIn({

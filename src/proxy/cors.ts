@@ -22,9 +22,9 @@ export interface CorsPolicy {
   allowsHeader: (name: string) => boolean;
 }
 
-/** MCP endpoints and metadata: the methods and headers MCP uses. */
+/** MCP endpoints and metadata: the headers MCP uses. */
 export const MCP_CORS = {
-  methods: 'GET, POST, DELETE, OPTIONS',
+  // The methods are each URL's own (gateway-plugin.ts): `/sse` serves GET only, `/messages` POST, metadata GET.
   allowsHeader: (name: string) => /^(authorization|dpop|content-type|accept|last-event-id|mcp-[a-z0-9-]+)$/.test(name),
 };
 

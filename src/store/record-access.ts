@@ -52,10 +52,10 @@ export async function findRecords<T, I extends string>(
   definition: RecordDefinition<T, I>,
   index: I,
   value: string,
-  options: { invalid?: OnInvalidEntry; range?: IndexRangeOptions } = {},
+  options: { invalid?: OnInvalidEntry } = {},
 ): Promise<StoreEntry<T>[]> {
   assertDeclaredIndexes(definition, [index]);
-  return validEntries(definition, await store.findByIndex<unknown>(definition.namespace, index, value, options.range), options.invalid ?? 'throw');
+  return validEntries(definition, await store.findByIndex<unknown>(definition.namespace, index, value), options.invalid ?? 'throw');
 }
 
 export async function listRecords<T, I extends string>(

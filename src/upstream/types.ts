@@ -38,6 +38,12 @@ export interface BeginSignInResult {
   stateCookie: string;
 }
 
+/** A client's demand for a fresh login (`prompt=login`, or `max_age` in seconds, OIDC Core §3.1.2.1). */
+export interface Reauthentication {
+  prompt?: 'login';
+  maxAge?: number;
+}
+
 export interface CompletedSignIn {
   /** The Gatehouse interaction (oidc-provider uid) this sign-in belongs to. */
   interactionId: string;
@@ -46,7 +52,7 @@ export interface CompletedSignIn {
   /** The `claims` request this sign-in carried (a step-up), so the caller can tell whether it asked for one. */
   requestedClaims?: string;
   /** The fresh login this sign-in asked for (and the ID token showed), for a step-up round trip to ask for again. */
-  reauthenticate?: { prompt?: 'login'; maxAge?: number };
+  reauthenticate?: Reauthentication;
 }
 
 export interface DownstreamTokenRequest {
@@ -73,7 +79,7 @@ export interface UpstreamClient {
     loginHint?: string;
     claims?: string;
     browserBinding?: string | undefined;
-    reauthenticate?: { prompt?: 'login'; maxAge?: number };
+    reauthenticate?: Reauthentication;
   }): Promise<BeginSignInResult>;
   /** Validates state (single use), the cookie binding, nonce and ID token; errors are ProtocolErrors. */
   completeSignIn(input: { callbackUrl: URL; stateCookie: string | undefined }): Promise<CompletedSignIn>;

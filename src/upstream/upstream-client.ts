@@ -22,7 +22,7 @@ import { createProfile } from './profile.ts';
 import { consumeSignInState, createSignInState } from './sign-in-state.ts';
 import { saveUpstreamTokens } from './token-vault.ts';
 import { withUserinfoClaims } from './userinfo.ts';
-import type { CompletedSignIn, DownstreamTokenRequest, UpstreamClient, UpstreamIdentity, UpstreamTokens } from './types.ts';
+import type { CompletedSignIn, Reauthentication, DownstreamTokenRequest, UpstreamClient, UpstreamIdentity, UpstreamTokens } from './types.ts';
 import { JWT_BEARER_GRANT, TOKEN_EXCHANGE_GRANT, ACCESS_TOKEN_TYPE } from '../protocol/oauth-urns.ts';
 export { JWT_BEARER_GRANT, TOKEN_EXCHANGE_GRANT, ACCESS_TOKEN_TYPE };
 
@@ -40,7 +40,7 @@ const AUTH_TIME_SKEW_SECONDS = 60;
  * (`authTimeRequired`, OIDC Core §2): one that does not has not shown the login is fresh.
  */
 function checkFreshLogin(
-  record: { createdAt: number; reauthenticate?: { prompt?: 'login'; maxAge?: number } | undefined },
+  record: { createdAt: number; reauthenticate?: Reauthentication | undefined },
   claims: Record<string, unknown>,
   now: number,
   authTimeRequired: boolean,

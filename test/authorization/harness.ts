@@ -15,7 +15,7 @@ import { createRedisStore } from '../../src/store/redis-store.ts';
 import type { Store } from '../../src/store/store.ts';
 import { authorizationResponseError } from '../../src/upstream/errors.ts';
 import { saveUpstreamTokens, type TokenVaultDeps } from '../../src/upstream/token-vault.ts';
-import type { UpstreamClient, UpstreamIdentity } from '../../src/upstream/types.ts';
+import type { Reauthentication, UpstreamClient, UpstreamIdentity } from '../../src/upstream/types.ts';
 import { captureLogs, testContext, type LogCapture } from '../support/server-context.ts';
 export { freePort } from '../support/ports.ts';
 import { freePort } from '../support/ports.ts';
@@ -47,7 +47,7 @@ export interface FakeUpstream extends UpstreamClient {
 export const FAKE_REFRESH_TOKEN_LIFETIME_SECONDS = 7 * 24 * 3600;
 
 export function createFakeUpstream(publicUrl: () => string, vault?: TokenVaultDeps): FakeUpstream {
-  const pending = new Map<string, { interactionId: string; cookie: string; claims?: string; reauthenticate?: { prompt?: 'login'; maxAge?: number } }>();
+  const pending = new Map<string, { interactionId: string; cookie: string; claims?: string; reauthenticate?: Reauthentication }>();
   const upstream: FakeUpstream = {
     nextError: undefined,
     signIns: 0,

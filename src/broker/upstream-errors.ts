@@ -104,18 +104,29 @@ export function reauthorizationReason(details: UpstreamErrorDetails): Reauthoriz
   return undefined;
 }
 
-/** The reasons a new sign-in with the IdP (not a refresh, not the gateway session) fixes; remembered per user. */
-const stepUpReasons: ReadonlySet<ReauthorizationReason> = new Set<StepUpReason>(['claims_challenge', 'interaction_required', 'consent_required']);
+/**
+ * What each reason that only a new sign-in with the IdP (not a refresh, not the gateway session) fixes is remembered
+ * as, per user: a step-up the IdP asked for, or an upstream session that ended. An ended one is remembered too: the
+ * gateway session would otherwise issue the next grant on the same dead upstream session (its refresh token refused,
+ * or no tokens at all), and a backend that exchanges for its own tokens could not have its refusal honoured.
+ */
+const rememberedAs: Readonly<Record<ReauthorizationReason, StepUpReason>> = {
+  claims_challenge: 'claims_challenge',
+  interaction_required: 'interaction_required',
+  consent_required: 'consent_required',
+  refresh_token_invalid: 'upstream_session_ended',
+  no_upstream_session: 'upstream_session_ended',
+};
 
 /**
- * What the next upstream sign-in must carry, when `failure` (from upstreamFailure) is a step-up: the reason and
+ * What the next upstream sign-in must carry, when `failure` (from upstreamFailure) calls for one: the reason and
  * Entra's `claims` challenge, taken from the first layer of the cause chain that holds one as a string.
  * @see OIDC Core §5.5 (the `claims` request parameter); Entra "claims challenges" for Conditional Access and CAE
  */
 export function stepUpOf(failure: ProtocolError): { reason: StepUpReason; claims?: string } | undefined {
   const cause: unknown = failure.cause;
-  if (!isRecord(cause) || typeof cause.reason !== 'string' || !stepUpReasons.has(cause.reason as ReauthorizationReason)) return undefined;
-  const reason = cause.reason as StepUpReason;
+  if (!isRecord(cause) || typeof cause.reason !== 'string' || !Object.hasOwn(rememberedAs, cause.reason)) return undefined;
+  const reason = rememberedAs[cause.reason as ReauthorizationReason];
   const claims = causeChain(cause.cause).find((layer) => typeof layer.claims === 'string' && layer.claims.length > 0)?.claims as string | undefined;
   return claims === undefined ? { reason } : { reason, claims };
 }

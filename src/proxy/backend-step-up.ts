@@ -1,6 +1,7 @@
 import { unauthorized, type AuthScheme, type ChallengeTarget } from '../errors/bearer-challenge.ts';
 import type { ProtocolError } from '../errors/protocol-error.ts';
 import type { EndGrant } from '../grants/end-grant.ts';
+import type { GrantEndReason } from '../grants/grant-end-reason.ts';
 import { forgetDownstreamTokens } from '../records/downstream-tokens.ts';
 import { pendingStepUp, rememberStepUp } from '../records/step-up.ts';
 import type { Clock } from '../runtime/clock.ts';
@@ -15,7 +16,7 @@ import type { Store } from '../store/store.ts';
  * exactly as for a step-up it met itself (identity-forwarding.ts says why the grant ends).
  *
  * The backend cannot end a user's grant on a bare 401: it must bring the challenge, or the broker must have met
- * the step-up for this user (src/records/step-up.ts). Otherwise the 401 stays what it was: a backend refusing the
+ * the step-up, or found the user's upstream session ended, for this user (src/records/step-up.ts). Otherwise the 401 stays what it was: a backend refusing the
  * gateway's identity (502). What a backend can reach is the calling user's own grant and step-up only (it could as
  * well refuse to serve them), never another user's.
  * @see RFC 6750 §3; Entra continuous access evaluation (`insufficient_claims`, `claims` in `WWW-Authenticate`)
@@ -73,14 +74,18 @@ export function createBackendStepUp(deps: { store: Store; clock: Clock; endGrant
     async answer({ subject, grantId, challenge, scheme, wwwAuthenticate }) {
       const parsed = parseClaimsChallenge(wwwAuthenticate);
       if (parsed === undefined) return undefined;
+      let ending: GrantEndReason = 'upstream_step_up';
       if (parsed.claims !== undefined) {
         await rememberStepUp(store, subject, { reason: 'claims_challenge', claims: parsed.claims, createdAt: clock.now() });
         // The downstream token the backend was refused with must not be served again from the cache.
         await forgetDownstreamTokens(store, subject);
-      } else if ((await pendingStepUp(store, subject)) === undefined) {
-        return undefined;
+      } else {
+        // What the broker met for this user when the backend asked it for a token (token-broker.ts).
+        const pending = await pendingStepUp(store, subject);
+        if (pending === undefined) return undefined;
+        if (pending.reason === 'upstream_session_ended') ending = 'upstream_invalid_grant';
       }
-      await endGrant(grantId, 'upstream_step_up');
+      await endGrant(grantId, ending);
       return unauthorized(challenge, true, 'The identity provider needs you to sign in again; re-authorize this client.', scheme);
     },
   };

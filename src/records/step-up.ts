@@ -5,10 +5,13 @@ import { deleteRecord, readRecord, writeRecord } from '../store/record-access.ts
 import type { Store } from '../store/store.ts';
 
 /**
- * A step-up the upstream IdP asked of a user (Conditional Access, MFA, consent), remembered between the tool call that
- * met it and the user's next sign-in. The broker writes it when an on-behalf-of exchange answers "the user must do
- * more"; the authorization server reads it to send the user to the IdP (with Entra's `claims` request when there is
- * one) instead of reusing the gateway session, and clears it once a sign-in has carried it.
+ * A step-up the upstream IdP asked of a user (Conditional Access, MFA, consent), or a sign-in the user owes it because
+ * their upstream session ended (the IdP refused their refresh token, or the gateway holds no upstream tokens for them),
+ * remembered between the tool call that met it and the user's next sign-in. The broker writes it when an on-behalf-of
+ * exchange answers "the user must do more"; the authorization server reads it to send the user to the IdP (with
+ * Entra's `claims` request when there is one) instead of reusing the gateway session, which would issue a grant on
+ * the same dead upstream session; a backend's `insufficient_claims` answer ends the grant because of it
+ * (src/proxy/backend-step-up.ts); a sign-in that carried it clears it.
  * Here, below both parts, because the broker writes and the authorization server reads it.
  */
 
@@ -17,7 +20,7 @@ export const STEP_UP_TTL_SECONDS = 900;
 /** Entra's claims challenges are a few hundred bytes; anything far larger is not one and is not replayed. */
 const MAX_CLAIMS_LENGTH = 4096;
 
-export const STEP_UP_REASONS = ['claims_challenge', 'interaction_required', 'consent_required'] as const;
+export const STEP_UP_REASONS = ['claims_challenge', 'interaction_required', 'consent_required', 'upstream_session_ended'] as const;
 export type StepUpReason = (typeof STEP_UP_REASONS)[number];
 
 export const upstreamStepUpRecord = defineRecord({
@@ -34,7 +37,7 @@ export const upstreamStepUpRecord = defineRecord({
   singleUse: false,
   secrets: 'none: a claims challenge names policies or authentication contexts, not a credential',
   description:
-    'A step-up the IdP demanded during an on-behalf-of exchange: the next sign-in of this user goes to the IdP (not the gateway session) with the `claims` request, and clears it.',
+    'A step-up the IdP demanded during an on-behalf-of exchange, or an upstream session found ended there: the next sign-in of this user goes to the IdP (not the gateway session), with the `claims` request if any, and clears it.',
 });
 
 export type StepUp = z.infer<typeof upstreamStepUpRecord.schema>;

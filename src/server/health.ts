@@ -45,6 +45,9 @@ export function registerHealthRoutes(app: FastifyInstance, options: HealthOption
     const checks = Object.fromEntries(names.map((name, i) => [name, results[i]]));
     const ready = !options.isDraining() && results.every((result) => result === 'ok');
     if (!ready) request.log.warn({ checks, draining: options.isDraining() }, 'not ready');
+    // Like every 503 of the gateway, it says when to ask again (RFC 9110 §10.2.3): a probe or a load balancer that
+    // reads it comes back then, not in a tight loop.
+    if (!ready) reply.header('retry-after', '5');
     return reply.code(ready ? 200 : 503).send({ status: ready ? 'ok' : 'unavailable', checks });
   });
 }

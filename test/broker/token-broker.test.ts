@@ -366,12 +366,14 @@ describe('token broker', () => {
       const noSession = await rejectsWith(broker(upstream).getDownstreamToken({ user: { subject: 'nobody' }, downstream: 'graph' }), 'interaction_required');
       assert.equal(upstream.calls.refresh.length, 0);
       assert.equal(upstream.calls.exchange.length, 0);
-      // Said as what they are, not as a step-up the IdP never asked for — and not remembered as one.
+      // Said as what they are, not as a step-up the IdP never asked for — and remembered as an ended session, so the
+      // next authorization goes to the IdP (the gateway session alone would issue a grant on the same dead session)
+      // and a backend's refusal of the same call ends the grant (src/proxy/backend-step-up.ts).
       assert.equal((noRefresh.cause as { reason?: string }).reason, 'refresh_token_invalid');
       assert.equal((noSession.cause as { reason?: string }).reason, 'no_upstream_session');
       assert.match(noSession.message, /no upstream session/);
-      assert.equal(await pendingStepUp(store, 'nobody'), undefined);
-      assert.equal(await pendingStepUp(store, subject), undefined);
+      assert.deepEqual(await pendingStepUp(store, 'nobody'), { reason: 'upstream_session_ended', createdAt: clock.now() });
+      assert.deepEqual(await pendingStepUp(store, subject), { reason: 'upstream_session_ended', createdAt: clock.now() });
     });
 
     it('refuses an app-only caller and an unknown downstream', async () => {

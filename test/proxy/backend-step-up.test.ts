@@ -75,6 +75,12 @@ describe('a backend step-up', () => {
     assert.deepEqual(ended, ['g1:upstream_step_up']);
   });
 
+  it('without a challenge, when the broker found the upstream session ended: a 401, the grant ended as such', async () => {
+    await rememberStepUp(store, 'tenant/user', { reason: 'upstream_session_ended', createdAt: clock.now() });
+    assert.equal((await stepUp().answer(input('Bearer error="insufficient_claims"')))?.status, 401);
+    assert.deepEqual(ended, ['g1:upstream_invalid_grant']);
+  });
+
   it('puts the error on the DPoP challenge for a DPoP-bound caller (RFC 9449 §7.1)', async () => {
     const header = `Bearer error="insufficient_claims", claims="${Buffer.from(challengeJson).toString('base64')}"`;
     const answer = await stepUp().answer({ ...input(header), challenge: { ...target, dpop: 'optional' }, scheme: 'dpop' });

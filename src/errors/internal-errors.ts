@@ -15,7 +15,7 @@ export const internalErrors = {
   GH_KEY_SET_INVALID: { exitCode: 2, meaning: 'The key set (file or store record) is malformed or has no usable key.' },
   GH_KEY_UPDATE_BUSY: { exitCode: 1, meaning: 'Another key rotation or prune is running; retry shortly.' },
   GH_RECORD_INVALID: { exitCode: 1, meaning: 'A stored record does not match its declared schema (corrupt, or written by something else); the namespace and the failing fields are named, never the value.' },
-  GH_SECRET_CHECK_BUSY: { exitCode: 1, meaning: 'Too many slow (scrypt) client-secret checks are running or waiting; the token request is answered 503 with Retry-After.' },
+  GH_SECRET_CHECK_BUSY: { exitCode: 1, meaning: 'Too many slow (scrypt) client-secret checks of the same client are waiting; the token request is answered 503 with Retry-After.' },
   GH_UNSEAL_FAILED: { exitCode: 1, meaning: 'A sealed value could not be opened (tampered, or its key was pruned).' },
   GH_UPSTREAM_TIMEOUT: { exitCode: 1, meaning: 'The identity provider did not answer in time.' },
   GH_CLIENT_METADATA_FETCH: { exitCode: 1, meaning: 'A client ID metadata document could not be fetched safely (scheme, address, size, status).' },

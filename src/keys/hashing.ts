@@ -49,16 +49,23 @@ const MAX_P = 4;
  * How many scrypt derivations run at once, and how many may wait for one. A check costs ≈ 90–170 ms of a core (on
  * libuv's pool, off the event loop but not off the machine), and a client id is no secret: anyone could send a
  * configured confidential client's id with wrong secrets, each token request buying a derivation, until every core
- * was busy with them. One at a time leaves the other cores to everyone else; a wait past the few allowed is refused
- * (SecretCheckBusyError, which the token endpoint answers 503 with Retry-After) rather than queued without bound.
- * A client that already proved its secret in this process does not queue at all (verifiedSecrets).
+ * was busy with them. One at a time leaves the other cores to everyone else.
+ *
+ * Waiting is per stored hash, that is per client (scrypt hashes are the configured clients' secrets; the server's
+ * own are `$sha256$`), and the next derivation goes to each waiting client in turn. One client's flood of wrong
+ * secrets fills that client's few places only (a wait past them is refused: SecretCheckBusyError, which the token
+ * endpoint answers 503 with Retry-After), and another client's check waits for at most one derivation per client
+ * ahead of it: with one shared queue, twelve requests with wrong secrets for one client id kept every other
+ * confidential client at 503 until it had once proved its secret in this process. A client that did so does not
+ * queue at all (verifiedSecrets).
  */
 const DERIVATIONS_AT_ONCE = 1;
-const DERIVATIONS_WAITING = 8;
+const DERIVATIONS_WAITING_PER_CLIENT = 2;
 let derivationsRunning = 0;
-const derivationsWaiting: Array<() => void> = [];
+/** The waiting derivations by queue (a stored hash, or `hashing` for new hashes), served round-robin. */
+const derivationsWaiting = new Map<string, Array<() => void>>();
 
-/** A secret check that would have had to wait behind too many others. */
+/** A secret check that would have had to wait behind too many others of the same client. */
 export class SecretCheckBusyError extends GatehouseError {
   constructor() {
     super('GH_SECRET_CHECK_BUSY', 'too many client-secret checks are running; retry shortly');
@@ -66,11 +73,26 @@ export class SecretCheckBusyError extends GatehouseError {
   }
 }
 
-async function deriveKey(secret: string, salt: Buffer, params: ScryptParameters, wait: 'bounded' | 'unbounded'): Promise<Buffer> {
+/** The next waiting derivation, taking queues in turn: a queue served goes to the back of the Map's order. */
+function nextWaiting(): (() => void) | undefined {
+  for (const [queue, waiting] of derivationsWaiting) {
+    derivationsWaiting.delete(queue);
+    const next = waiting.shift();
+    if (waiting.length > 0) derivationsWaiting.set(queue, waiting);
+    if (next !== undefined) return next;
+  }
+  return undefined;
+}
+
+async function deriveKey(secret: string, salt: Buffer, params: ScryptParameters, queue: { name: string; bounded: boolean }): Promise<Buffer> {
   if (derivationsRunning < DERIVATIONS_AT_ONCE) derivationsRunning++;
-  else if (wait === 'bounded' && derivationsWaiting.length >= DERIVATIONS_WAITING) throw new SecretCheckBusyError();
-  // The finishing derivation hands its place to this one (derivationsRunning stays as it is).
-  else await new Promise<void>((resolve) => derivationsWaiting.push(resolve));
+  else {
+    const waiting = derivationsWaiting.get(queue.name) ?? [];
+    if (queue.bounded && waiting.length >= DERIVATIONS_WAITING_PER_CLIENT) throw new SecretCheckBusyError();
+    derivationsWaiting.set(queue.name, waiting);
+    // The finishing derivation hands its place to this one (derivationsRunning stays as it is).
+    await new Promise<void>((resolve) => waiting.push(resolve));
+  }
   try {
     const N = 2 ** params.ln;
     const options: ScryptOptions = { N, r: params.r, p: params.p, maxmem: 256 * N * params.r + 1024 * 1024 };
@@ -78,7 +100,7 @@ async function deriveKey(secret: string, salt: Buffer, params: ScryptParameters,
       scrypt(secret, salt, HASH_BYTES, options, (error, key) => (error ? reject(error) : resolve(key)));
     });
   } finally {
-    const next = derivationsWaiting.shift();
+    const next = nextWaiting();
     if (next === undefined) derivationsRunning--;
     else next();
   }
@@ -103,7 +125,7 @@ function rememberVerified(key: string): void {
 /** `$scrypt$ln=15,r=8,p=1$<salt>$<hash>` (base64url): the parameters travel with the hash so they can be raised later. */
 export async function hashClientSecret(secret: string, params: ScryptParameters = defaultScryptParameters): Promise<string> {
   const salt = randomBytes(SALT_BYTES);
-  const hash = await deriveKey(secret, salt, params, 'unbounded');
+  const hash = await deriveKey(secret, salt, params, { name: 'hashing', bounded: false });
   return `$scrypt$ln=${params.ln},r=${params.r},p=${params.p}$${salt.toString('base64url')}$${hash.toString('base64url')}`;
 }
 
@@ -148,7 +170,7 @@ export async function verifyClientSecret(secret: string, hash: string): Promise<
   const known = verifiedKey(secret, hash);
   if (verifiedSecrets.has(known)) return true;
   const expected = Buffer.from(match[5] ?? '', 'base64url');
-  const actual = await deriveKey(secret, Buffer.from(match[4] ?? '', 'base64url'), params, 'bounded');
+  const actual = await deriveKey(secret, Buffer.from(match[4] ?? '', 'base64url'), params, { name: hash, bounded: true });
   const verified = expected.length === actual.length && timingSafeEqual(expected, actual);
   if (verified) rememberVerified(known);
   return verified;

@@ -27,7 +27,20 @@ const LEVELS: Record<number, { label: string; style: Style }> = {
 /** Fields every record has, or that the line shows in its own place. */
 const SHOWN_ELSEWHERE = new Set(['level', 'time', 'pid', 'hostname', 'msg', 'req', 'res', 'responseTime', 'reqId', 'err']);
 
-const fieldValue = (value: unknown): string => (typeof value === 'string' && !/\s/.test(value) && value !== '' ? value : JSON.stringify(value));
+/**
+ * What a terminal would act on rather than show: C0 and C1 controls (escape sequences move the cursor, erase lines,
+ * set the window title), DEL, and the bidirectional overrides that reorder what follows them. A logged value may come
+ * from a request (a header, a query parameter an IdP error echoes); JSON output escapes the C0 ones only.
+ */
+// oxlint-disable-next-line no-control-regex -- control characters are exactly what is escaped here
+const TERMINAL_CONTROLS = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;
+
+/** Each such character written as `\u…`, so the line shows it instead of the terminal obeying it. */
+export const terminalSafe = (text: string): string =>
+  text.replace(TERMINAL_CONTROLS, (character) => `\\u${(character.codePointAt(0) ?? 0).toString(16).padStart(4, '0')}`);
+
+const fieldValue = (value: unknown): string =>
+  terminalSafe(typeof value === 'string' && !/\s/.test(value) && value !== '' ? value : (JSON.stringify(value) ?? String(value)));
 
 /** One pino JSON record as one terminal line (plus the stack, indented, for an error). Not JSON → passed through. */
 export function formatPrettyLine(line: string, colors: boolean): string {
@@ -46,17 +59,20 @@ export function formatPrettyLine(line: string, colors: boolean): string {
   if (req?.method && res?.statusCode !== undefined) {
     const status = res.statusCode;
     const ms = typeof record.responseTime === 'number' ? ` (${Math.round(record.responseTime)} ms)` : '';
-    parts.push(`${req.method} ${req.url ?? ''} → ${paint(status >= 500 ? 'red' : status >= 400 ? 'yellow' : 'green', String(status))}${ms}`);
+    parts.push(`${terminalSafe(`${req.method} ${req.url ?? ''}`)} → ${paint(status >= 500 ? 'red' : status >= 400 ? 'yellow' : 'green', String(status))}${ms}`);
   } else {
-    parts.push(String(record.msg ?? ''));
-    if (req?.method) parts.push(`${req.method} ${req.url ?? ''}`);
+    parts.push(terminalSafe(String(record.msg ?? '')));
+    if (req?.method) parts.push(terminalSafe(`${req.method} ${req.url ?? ''}`));
   }
   const fields = Object.entries(record)
     .filter(([key]) => !SHOWN_ELSEWHERE.has(key))
-    .map(([key, value]) => paint('gray', `${key}=`) + fieldValue(value));
+    .map(([key, value]) => paint('gray', `${terminalSafe(key)}=`) + fieldValue(value));
   let text = [...parts, ...fields].join(' ');
   const err = record.err as { type?: string; message?: string; stack?: string } | undefined;
-  if (err) text += ` ${paint('red', `${err.type ?? 'Error'}: ${err.message ?? ''}`)}${err.stack ? `\n${err.stack.split('\n').slice(1).join('\n')}` : ''}`;
+  if (err) {
+    const stack = err.stack ? `\n${err.stack.split('\n').slice(1).map(terminalSafe).join('\n')}` : '';
+    text += ` ${paint('red', terminalSafe(`${err.type ?? 'Error'}: ${err.message ?? ''}`))}${stack}`;
+  }
   return `${text}\n`;
 }
 

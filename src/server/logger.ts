@@ -104,15 +104,33 @@ function scrubValue(value: string): string {
   return encodeURIComponent(value.includes('eyJ') ? value.replace(JWT_INSIDE, REDACTED) : value);
 }
 
-/** `/callback?code=abc&state=xyz` → `/callback?code=[REDACTED]&state=[REDACTED]`; other parameters are kept. */
+/**
+ * The longest URL a log line carries. A request line may be as long as the header limit allows (16 KB); past this,
+ * the line says how much more there was instead of copying it, so a client cannot make each of its requests a
+ * line that log shippers split or drop.
+ */
+export const MAX_LOGGED_URL_LENGTH = 2048;
+
+/**
+ * `/callback?code=abc&state=xyz` → `/callback?code=[REDACTED]&state=[REDACTED]`; other parameters are kept as they
+ * were sent (re-encoded, a query of `+` grew threefold in the log), and the whole is cut at MAX_LOGGED_URL_LENGTH.
+ */
 export function scrubUrl(url: string): string {
   const queryStart = url.indexOf('?');
   const path = queryStart === -1 ? url : url.slice(0, queryStart);
   const scrubbedPath = path.includes('eyJ') ? path.replace(JWT_INSIDE, REDACTED) : path;
-  if (queryStart === -1) return scrubbedPath;
-  const params = new URLSearchParams(url.slice(queryStart + 1));
-  const scrubbed = [...params].map(([name, value]) => `${encodeURIComponent(name)}=${sensitiveName(name) ? REDACTED : scrubValue(value)}`);
-  return `${scrubbedPath}?${scrubbed.join('&')}`;
+  const scrubbed = queryStart === -1 ? scrubbedPath : `${scrubbedPath}?${url.slice(queryStart + 1).split('&').map(scrubParameter).join('&')}`;
+  return scrubbed.length <= MAX_LOGGED_URL_LENGTH ? scrubbed : `${scrubbed.slice(0, MAX_LOGGED_URL_LENGTH)}…[${scrubbed.length - MAX_LOGGED_URL_LENGTH} more characters]`;
+}
+
+/** One `name=value` of a query: judged decoded (as the server reads it), kept as sent unless something is withheld. */
+function scrubParameter(pair: string): string {
+  if (pair === '') return pair;
+  const [name = '', value = ''] = new URLSearchParams(pair).entries().next().value ?? [];
+  const rawName = pair.split('=', 1)[0] ?? '';
+  if (sensitiveName(name)) return `${rawName}=${REDACTED}`;
+  const kept = scrubValue(value);
+  return kept === REDACTED || value.includes('eyJ') ? `${rawName}=${kept}` : pair;
 }
 
 interface LoggableRequest {

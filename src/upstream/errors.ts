@@ -147,7 +147,9 @@ export function upstreamTokenError(error: unknown, context: string, interactionI
 
 /** @see RFC 6749 §4.1.2.1 — the upstream's own error, shown as ours with the interaction it belongs to. */
 export function authorizationResponseError(error: string, interactionId: string): UpstreamError {
-  const details = { upstreamError: error, interactionId };
+  // Kept for the log only as an error code can be (RFC 6749 §4.1.2.1: printable ASCII, no `"` or `\`): the value
+  // comes from a URL anyone can send, and was logged whole — up to the URL's length, terminal escapes included.
+  const details = { upstreamError: /^[\x20\x21\x23-\x5b\x5d-\x7e]{1,64}$/.test(error) ? error : 'unreadable_error_code', interactionId };
   switch (error) {
     case 'access_denied':
       return new UpstreamError('access_denied', 'The sign-in was cancelled or refused at the identity provider.', details);

@@ -77,16 +77,36 @@ describe('client secret hashing', () => {
 
   it('runs one scrypt check at a time with a few waiting, and refuses the rest as busy instead of queueing them all', async () => {
     const hash = await hashClientSecret('the-configured-secret', fast);
-    // Wrong secrets, all asked at once: one derives, eight wait, the rest are refused at once.
+    // Wrong secrets for one client, all asked at once: one derives, two wait, the rest are refused at once.
     const outcomes = await Promise.allSettled(Array.from({ length: 14 }, (_, index) => verifyClientSecret(`wrong-${index}`, hash)));
     const judged = outcomes.filter((outcome) => outcome.status === 'fulfilled');
     const refused = outcomes.filter((outcome) => outcome.status === 'rejected');
-    assert.equal(judged.length, 9);
+    assert.equal(judged.length, 3);
     assert.ok(judged.every((outcome) => outcome.value === false));
-    assert.equal(refused.length, 5);
+    assert.equal(refused.length, 11);
     assert.ok(refused.every((outcome) => outcome.reason instanceof SecretCheckBusyError));
     // Every place was given back: a check after the flood is judged.
     assert.equal(await verifyClientSecret('the-configured-secret', hash), true);
+  });
+
+  it("keeps one client's flood of wrong secrets from refusing another client: each client waits in its own places, served in turn", async () => {
+    const flooded = await hashClientSecret('the-flooded-client-secret', fast);
+    const other = await hashClientSecret('the-other-client-secret', fast);
+    const order: string[] = [];
+    const flood = Array.from({ length: 12 }, (_, index) =>
+      verifyClientSecret(`guess-${index}`, flooded).then(
+        () => void order.push('flood'),
+        (error: unknown) => assert.ok(error instanceof SecretCheckBusyError),
+      ),
+    );
+    // Asked while the flood holds every place of its own client: judged, and before the flood's last waiting check.
+    const otherCheck = verifyClientSecret('the-other-client-secret', other).then((verified) => {
+      order.push('other');
+      return verified;
+    });
+    assert.equal(await otherCheck, true);
+    await Promise.all(flood);
+    assert.deepEqual(order, ['flood', 'flood', 'other', 'flood'], 'the running check, then each client in turn');
   });
 
   it('lets a client that proved its secret through a flood of wrong ones: the secret is not derived again', async () => {

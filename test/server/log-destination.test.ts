@@ -30,6 +30,18 @@ describe('log destination', () => {
     assert.equal(plain, '00:00:00 WARN  grant ended grantId=g1 reason="user revoked"\n');
   });
 
+  it('shows what a terminal would obey as escapes: a request cannot move the cursor, erase lines or retitle the window', () => {
+    const payload = '\u001b[1A\u001b[2K\u001b[32mINFO all good\u001b[0m\u001b]0;pwned\u0007\u009b2J\u202e';
+    const record = { level: 40, time: 0, msg: `sign-in failed ${payload}`, upstreamError: payload, plain: `x${payload}`, req: { method: 'GET', url: `/callback?error=${payload}` }, err: { type: 'Error', message: payload, stack: `Error\n    at ${payload}` } };
+    for (const colors of [false, true]) {
+      const line = formatPrettyLine(JSON.stringify(record), colors);
+      const withoutColours = line.replace(/\u001b\[\d+m/g, '');
+      assert.doesNotMatch(withoutColours, /[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u202e]/, JSON.stringify(line));
+      assert.ok(withoutColours.includes('\\u001b]0;pwned\\u0007'), 'shown, not obeyed');
+      assert.equal(withoutColours.split('\n').length, 3, 'one line, then the stack line');
+    }
+  });
+
   it('writes one line per request and keeps redaction (secrets are blanked before formatting)', () => {
     const written: string[] = [];
     const logger = createLogger({ level: 'info', destination: prettyDestination({ colors: false, target: { write: (text: string) => written.push(text) } }) });

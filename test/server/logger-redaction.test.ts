@@ -4,7 +4,7 @@ import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
 import { buildServer } from '../../src/server/app.ts';
 import { ProtocolError } from '../../src/errors/protocol-error.ts';
 import { compileRedaction, parseRedactPath } from '../../src/server/log-redaction.ts';
-import { createLogger, scrubUrl } from '../../src/server/logger.ts';
+import { createLogger, MAX_LOGGED_URL_LENGTH, scrubUrl } from '../../src/server/logger.ts';
 import { createServerTestContext, LogCapture } from '../support/server-context.ts';
 
 /** Distinct secret strings; none of them may appear anywhere in the log output. */
@@ -134,6 +134,16 @@ describe('scrubUrl', () => {
     const jwe = 'eyJhbGciOiJSU0EtT0FFUCJ9.a2V5.aXY.Y2lwaGVy.dGFn';
     assert.equal(scrubUrl(`/authorize?x=${jwe}`), '/authorize?x=[REDACTED]');
   });
+  it('keeps what it does not withhold as it was sent, and cuts a long URL with a count of the rest', () => {
+    // Decoded and encoded again, a query of `+` grew threefold (`%20`); a client could triple what it wrote to the log.
+    const plus = '+'.repeat(1_000);
+    assert.equal(scrubUrl(`/authorize?a=${plus}&code=x&b=%7e`), `/authorize?a=${plus}&code=[REDACTED]&b=%7e`);
+    const long = scrubUrl(`/authorize?a=${'+'.repeat(15_000)}&state=s`);
+    assert.equal(long.length < MAX_LOGGED_URL_LENGTH + 40, true, `${long.length} characters logged`);
+    assert.match(long, /…\[12982 more characters\]$/);
+    assert.equal(scrubUrl(`/x?${'a'.repeat(MAX_LOGGED_URL_LENGTH - 3)}`), `/x?${'a'.repeat(MAX_LOGGED_URL_LENGTH - 3)}`);
+  });
+
   it('scrubs a token wrapped inside a value or written in the path, and a value carrying a sensitive parameter of its own', () => {
     const jwt = 'eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJl';
     // `;` is a parameter separator to some servers: the value of `x` is, to them, a second parameter.
@@ -143,10 +153,10 @@ describe('scrubUrl', () => {
     assert.equal(scrubUrl(`/rest/files/${jwt}/raw?a=1`), '/rest/files/[REDACTED]/raw?a=1');
     assert.equal(scrubUrl(`/rest/${jwt}`), '/rest/[REDACTED]');
     // A parameter that only ends like one is not one.
-    assert.equal(scrubUrl('/x?q=mycode=1'), '/x?q=mycode%3D1');
+    assert.equal(scrubUrl('/x?q=mycode=1'), '/x?q=mycode=1');
     // The `;` in the name instead: `;access_token` is `access_token` to a server that splits on it.
     assert.equal(scrubUrl('/mcp?%3Baccess_token=SECRET1&b=2'), '/mcp?%3Baccess_token=[REDACTED]&b=2');
-    assert.equal(scrubUrl('/mcp?x;access_token=SECRET2'), '/mcp?x%3Baccess_token=[REDACTED]');
+    assert.equal(scrubUrl('/mcp?x;access_token=SECRET2'), '/mcp?x;access_token=[REDACTED]');
     // Not inside a word: an ordinary path keeps its tail.
     assert.equal(scrubUrl('/static/surveyJS.min.js'), '/static/surveyJS.min.js');
   });

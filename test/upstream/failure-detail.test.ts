@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { errors as joseErrors } from 'jose';
-import { failureDetail, UpstreamError } from '../../src/upstream/errors.ts';
+import { authorizationResponseError, failureDetail, UpstreamError } from '../../src/upstream/errors.ts';
 
 describe('failureDetail: why an identity provider call failed, as a log may hold it', () => {
   it('names the chain, the claim a JWT check named, and the check, never a response body', () => {
@@ -24,5 +24,13 @@ describe('failureDetail: why an identity provider call failed, as a log may hold
     const inner = Object.assign(new Error('unexpected "iss" (issuer) response parameter value'), { name: 'OperationProcessingError', code: 'OAUTH_JSON_ATTRIBUTE_COMPARISON_FAILED' });
     const outer = Object.assign(new Error('invalid response encountered', { cause: inner }), { name: 'ClientError', code: 'OAUTH_INVALID_RESPONSE' });
     assert.equal(failureDetail(new UpstreamError('access_denied', 'The sign-in response was refused.', {}, { cause: outer })).check, 'unexpected "iss" (issuer) response parameter value');
+  });
+
+  it("keeps an IdP's error code from the callback URL only as a code can be: no escapes, no quotes, no unbounded length", () => {
+    assert.equal(authorizationResponseError('access_denied', 'i1').upstreamError, 'access_denied');
+    assert.equal(authorizationResponseError('invalid_request_uri', 'i1').upstreamError, 'invalid_request_uri');
+    for (const sent of ['\u001b]0;pwned\u0007', 'a"b', 'x'.repeat(65), 'tab\there', 'é']) {
+      assert.equal(authorizationResponseError(sent, 'i1').upstreamError, 'unreadable_error_code', JSON.stringify(sent));
+    }
   });
 });

@@ -3,7 +3,7 @@ import { calculateJwkThumbprint, exportJWK, generateKeyPair, SignJWT } from 'jos
 import type { RevokedGrantsCache } from '../src/grants/revoked-grants.ts';
 import { keyringFromKeySet } from '../src/keys/key-set-keyring.ts';
 import { generateKeySet } from '../src/keys/key-set.ts';
-import { createDpopNonces } from '../src/proxy/dpop-nonce.ts';
+import { createDpopNonces } from '../src/keys/dpop-nonces.ts';
 import { accessTokenHash, createDpopProofVerifier } from '../src/proxy/dpop-proof.ts';
 import { createAccessTokenVerifier, type VerifyTarget } from '../src/proxy/verify-access-token.ts';
 import { systemClock } from '../src/runtime/clock.ts';

@@ -1,3 +1,4 @@
+import { dpopNonceSecret } from '../keys/dpop-nonces.ts';
 import type { Account, AdapterFactory, Client, ClientMetadata, Configuration, KoaContextWithOIDC } from 'oidc-provider';
 import { errors } from 'oidc-provider';
 import type { GatehouseContext } from '../context/gatehouse-context.ts';
@@ -194,9 +195,10 @@ export function providerConfiguration(input: ProviderConfigurationInput): Config
       // DPoP (RFC 9449): a token request with a proof gets `cnf.jkt`-bound tokens (`token_type: DPoP`); a public
       // client's refresh token is bound to the same key (oidc-provider's setRefreshTokenBindings), so a stolen one is
       // useless without it. Proof `jti`s are kept in the shared store (ReplayDetection) across replicas. The gateway
-      // checks the proof on every request (src/proxy/dpop-proof.ts). No nonce at the token endpoint: the code and
-      // PKCE verifier are single-use already; routes that want nonces set `dpopNonce`.
-      dPoP: { enabled: true, allowReplay: false },
+      // checks the proof on every request (src/proxy/dpop-proof.ts). No nonce is required here (the code and PKCE
+      // verifier are single-use already; routes that want nonces set `dpopNonce`), but one is taken: the origin's,
+      // the routes' too (src/keys/dpop-nonces.ts), since a client keeps one nonce per origin and sends it to both.
+      dPoP: { enabled: true, allowReplay: false, nonceSecret: dpopNonceSecret(ctx.keyring), requireNonce: () => false },
       // PAR (RFC 9126) is on by default too, but its endpoint is not mounted (provider-mount.ts): advertising
       // `pushed_authorization_request_endpoint` would send clients to a 404.
       pushedAuthorizationRequests: { enabled: false },

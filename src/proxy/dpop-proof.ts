@@ -6,7 +6,7 @@ import { dpopProofRecord } from '../records/proxy.ts';
 import type { Clock } from '../runtime/clock.ts';
 import { createRecord } from '../store/record-access.ts';
 import type { Store } from '../store/store.ts';
-import type { DpopNonces } from './dpop-nonce.ts';
+import type { DpopNonces } from '../keys/dpop-nonces.ts';
 
 /**
  * The resource server's check of a DPoP proof (RFC 9449 §4.3, §7.1), run on every request that presents a
@@ -22,8 +22,8 @@ export interface DpopProofRequest {
   accessToken: string;
   /** The token's `cnf.jkt`. */
   jkt: string;
-  /** Set when the route requires nonces: what the nonce is bound to (the route's resource). */
-  nonceScope?: string;
+  /** The route requires nonces (`dpopNonce`): the origin's (src/keys/dpop-nonces.ts), which the token endpoint shares. */
+  requireNonce?: boolean;
 }
 
 export type VerifyDpopProof = (request: DpopProofRequest, target: ChallengeTarget) => Promise<{ nextNonce?: string }>;
@@ -94,7 +94,7 @@ export function createDpopProofVerifier(options: { store: Store; clock: Clock; n
     const now = clock.now() / 1000;
     if (typeof iat !== 'number' || Math.abs(now - iat) > windowSeconds) throw refuse('The DPoP proof is too old or from the future (`iat`).');
     if (ath !== accessTokenHash(request.accessToken)) throw refuse('The DPoP proof was made for another access token (`ath`).');
-    const nextNonce = checkNonce(nonces, request.nonceScope, payload.nonce, target);
+    const nextNonce = request.requireNonce === true ? checkNonce(nonces, payload.nonce, target) : undefined;
     // Last, once the proof is otherwise good: only a proof that would have been accepted takes a place in the cache.
     const first = await createRecord(store, dpopProofRecord, replayKey(request.jkt, jti), { seenAt: clock.now() }, {
       ttlSeconds: Math.max(1, Math.ceil(iat + windowSeconds - now) + 1),
@@ -124,13 +124,12 @@ function checkProofHeader(proof: string, refuse: (description: string) => Error)
 }
 
 /** RFC 9449 §9: with nonces required, a proof without the current nonce is answered with a fresh one to retry with. */
-function checkNonce(nonces: DpopNonces, scope: string | undefined, nonce: unknown, target: ChallengeTarget): string | undefined {
-  if (scope === undefined) return undefined;
-  if (typeof nonce !== 'string' || !nonces.isValid(scope, nonce)) {
+function checkNonce(nonces: DpopNonces, nonce: unknown, target: ChallengeTarget): string | undefined {
+  if (typeof nonce !== 'string' || !nonces.isValid(nonce)) {
     const description = nonce === undefined ? 'This route requires a DPoP nonce.' : 'The DPoP nonce is stale or unknown.';
-    throw dpopProofRefused(target, 'use_dpop_nonce', description, nonces.current(scope));
+    throw dpopProofRefused(target, 'use_dpop_nonce', description, nonces.current());
   }
-  const current = nonces.current(scope);
+  const current = nonces.current();
   // §8.2: a new nonce may come with any response; the client switches before the one it used goes stale.
   return nonce === current ? undefined : current;
 }

@@ -19,7 +19,7 @@ import { createSessionBindings, type SessionBindings } from './session-bindings.
 import type { Caller } from './tool-policy.ts';
 import { createToolPins, type ToolPins } from './tool-pins.ts';
 import { createAccessTokenVerifier, type VerifiedAccess, type VerifyAccessToken } from './verify-access-token.ts';
-import { createDpopNonces } from './dpop-nonce.ts';
+import { createDpopNonces } from '../keys/dpop-nonces.ts';
 import { createDpopProofVerifier } from './dpop-proof.ts';
 import { createOpenStreams, type OpenStreams } from './open-streams.ts';
 import { atMostEvery } from '../runtime/log-throttle.ts';

@@ -40,7 +40,7 @@ export function checkSenderConstraint(
       url: input.url,
       accessToken: token,
       jkt: claims.jkt,
-      nonceScope: target.dpopNonce ? target.resource : undefined,
+      requireNonce: target.dpopNonce === true,
     },
     target,
   );

@@ -10,7 +10,7 @@ import { loadKeyring, type ReloadingKeyring } from '../../src/keys/load-keyring.
 import { keyRetention, listKeys, pruneKeys, rotateKeys } from '../../src/keys/rotation.ts';
 import { SealError, sealedKeyId } from '../../src/keys/sealing.ts';
 import { deriveKeys } from '../../src/keys/derived-keys.ts';
-import { createDpopNonces } from '../../src/proxy/dpop-nonce.ts';
+import { createDpopNonces } from '../../src/keys/dpop-nonces.ts';
 import { ManualClock } from '../../src/runtime/clock.ts';
 import { createSqliteStore } from '../../src/store/sqlite-store.ts';
 import type { Store } from '../../src/store/store.ts';
@@ -67,7 +67,7 @@ describe('rotation without downtime (store)', () => {
     // Derived keys are cached per loaded key set: they must follow the rotation below on the replica.
     const derivedBefore = deriveKeys(replica, 'gatehouse test purpose');
     const nonces = createDpopNonces({ keyring: replica, clock });
-    const nonceBefore = nonces.current('/mcp');
+    const nonceBefore = nonces.current();
     assert.deepEqual(deriveKeys(replica, 'gatehouse test purpose'), derivedBefore, 'the same key set derives the same keys');
 
     const reloaded = signal.next();
@@ -90,8 +90,8 @@ describe('rotation without downtime (store)', () => {
     assert.equal(derivedAfter.length, 2);
     assert.notDeepEqual(derivedAfter[0], derivedBefore[0], 'new values use a key derived from the new signing key');
     assert.deepEqual(derivedAfter[1], derivedBefore[0], 'the old derived key is still there to verify');
-    assert.notEqual(nonces.current('/mcp'), nonceBefore);
-    assert.equal(nonces.isValid('/mcp', nonceBefore), true, 'a nonce issued before the rotation still checks');
+    assert.notEqual(nonces.current(), nonceBefore);
+    assert.equal(nonces.isValid(nonceBefore), true, 'a nonce issued before the rotation still checks');
   });
 
   it('lists both keys with their status, retirement time and when they may be pruned', async () => {

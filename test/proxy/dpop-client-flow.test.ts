@@ -92,6 +92,39 @@ describe('openid-client with DPoP: token endpoint → gateway → refresh', () =
     const response = await callTool(tokens.access_token, dpop, '/mcp/nonce');
     assert.equal(response.status, 200, await response.clone().text());
     await response.body?.cancel();
+
+    // The client keeps one nonce per origin (RFC 9449 §8: per server), and the token endpoint shares the route's
+    // origin: its refresh proof carries the route's nonce, which the token endpoint must take (it refused every
+    // nonce, so such a client could never refresh), and the route the nonce the token endpoint answered with.
+    const refreshed = await oidc.refreshTokenGrant(config, tokens.refresh_token!, { resource: `${server.publicUrl}/mcp/nonce` }, { DPoP: dpop });
+    assert.equal(refreshed.token_type.toLowerCase(), 'dpop');
+    const afterRefresh = await callTool(refreshed.access_token, dpop, '/mcp/nonce');
+    assert.equal(afterRefresh.status, 200, await afterRefresh.clone().text());
+    await afterRefresh.body?.cancel();
+    const again = await oidc.refreshTokenGrant(config, refreshed.refresh_token!, { resource: `${server.publicUrl}/mcp/nonce` }, { DPoP: dpop });
+    assert.equal(again.token_type.toLowerCase(), 'dpop');
+  });
+
+  it('sends no request twice for a nonce: the token endpoint and the routes take the same nonces', async () => {
+    const dpop = oidc.getDPoPHandle(config, await oidc.randomDPoPKeyPair('ES256'));
+    const tokens = await signIn(dpop, '/mcp/nonce');
+    const sent: string[] = [];
+    const routed = config[oidc.customFetch]!;
+    config[oidc.customFetch] = (url, options) => {
+      sent.push(new URL(url).pathname);
+      return routed(url, options);
+    };
+    try {
+      const first = await callTool(tokens.access_token, dpop, '/mcp/nonce');
+      await first.body?.cancel();
+      const refreshed = await oidc.refreshTokenGrant(config, tokens.refresh_token!, { resource: `${server.publicUrl}/mcp/nonce` }, { DPoP: dpop });
+      const second = await callTool(refreshed.access_token, dpop, '/mcp/nonce');
+      await second.body?.cancel();
+    } finally {
+      config[oidc.customFetch] = routed;
+    }
+    // The token endpoint handed out the nonce with the tokens, so not even the first call is retried.
+    assert.deepEqual(sent, ['/mcp/nonce', '/token', '/mcp/nonce']);
   });
 
   it('refuses the bound token without its key: another client key, or as a Bearer token', async () => {

@@ -35,7 +35,9 @@ describe('log destination', () => {
     const record = { level: 40, time: 0, msg: `sign-in failed ${payload}`, upstreamError: payload, plain: `x${payload}`, req: { method: 'GET', url: `/callback?error=${payload}` }, err: { type: 'Error', message: payload, stack: `Error\n    at ${payload}` } };
     for (const colors of [false, true]) {
       const line = formatPrettyLine(JSON.stringify(record), colors);
+      // oxlint-disable-next-line no-control-regex -- the colour codes the line is allowed
       const withoutColours = line.replace(/\u001b\[\d+m/g, '');
+      // oxlint-disable-next-line no-control-regex -- what must not be left in it
       assert.doesNotMatch(withoutColours, /[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u202e]/, JSON.stringify(line));
       assert.ok(withoutColours.includes('\\u001b]0;pwned\\u0007'), 'shown, not obeyed');
       assert.equal(withoutColours.split('\n').length, 3, 'one line, then the stack line');

@@ -28,7 +28,7 @@ const HOP_BY_HOP = new Set([
  * Who the client is, and which host and scheme it asked for, is said only by the gateway: a client that sends its own
  * `X-Real-IP` or `True-Client-IP` would otherwise pick the address a backend logs, rate-limits or allow-lists
  * (IP spoofing through the proxy). Every such header a proxy or CDN is known to set is dropped, and so is every
- * `X-Forwarded-*` by prefix; the gateway then writes its own from what it saw (and what `server.trustProxy` trusts).
+ * family in PROXY_ONLY; the gateway then writes its own from what it saw (and what `server.trustProxy` trusts).
  * URL and host overrides (`X-Original-URL`, `X-Host`) are dropped for the same reason: a backend honouring them would
  * serve another path or host than the one the gateway authorized.
  */
@@ -57,13 +57,29 @@ const CLIENT_ADDRESS_AND_TARGET = [
   'x-original-host',
   'x-original-url',
   'x-rewrite-url',
+  'x-override-url',
   // Method overrides: a backend honouring one would run another method (a DELETE) than the request the gateway judged.
   'x-http-method-override',
   'x-http-method',
   'x-method-override',
   'x-original-method',
 ];
-const FORWARDED_PREFIX = 'x-forwarded-';
+
+/**
+ * Families of headers only a proxy in front of a backend sets, matched by name, so a client cannot send its own:
+ * - every `X-Forwarded*` (`X-Forwarded-For`, `-Host`, `-User`, `-Email`, and a bare `X-Forwarded`) and `Forwarded-For`;
+ * - who an authenticating proxy says the user is: oauth2-proxy (`X-Auth-Request-*`), Apache and nginx (`Remote-User`,
+ *   `X-Remote-*`, `X-WebAuth-*`), Azure App Service Easy Auth (`X-MS-Client-Principal*`, `X-MS-Token-*`), Google IAP
+ *   (`X-Goog-Authenticated-*`, `X-Goog-IAP-*`), AWS ALB (`X-Amzn-OIDC-*`), Cloudflare Access (`Cf-Access-*`),
+ *   Pomerium, Vouch, and the generic `X-Authenticated-*`, `X-Auth-User`, `X-Auth-Email`, `X-User`, `X-Email`: a REST API
+ *   moved behind the gateway from such a proxy still trusts them, and any token holder could name themselves `admin`;
+ * - a client certificate a TLS-terminating proxy checked (`X-SSL-Client-*`, `SSL-Client-*`, `X-Client-Cert*`,
+ *   `X-Client-Verify`, `X-ARR-ClientCert`);
+ * - Envoy's internal headers (`X-Envoy-*`: `X-Envoy-Original-Path`, `X-Envoy-Internal`) and `X-Original-*` overrides.
+ * The gateway's own word on who is calling is its identity assertion, in `Authorization`.
+ */
+const PROXY_ONLY =
+  /^(?:x-forwarded|forwarded-|x-auth-request-|remote-user|x-remote-|x-webauth-|x-ms-client-principal|x-ms-token-|x-goog-authenticated-|x-goog-iap-|x-amzn-oidc-|cf-access-|x-pomerium-|x-vouch-|x-authenticated-|x-auth-user|x-auth-email|x-user$|x-email$|x-ssl-client|ssl-client|x-client-cert|x-client-verify|x-arr-clientcert|x-envoy-|x-original-)/;
 
 const NEVER_FORWARDED = new Set([
   ...HOP_BY_HOP,
@@ -114,7 +130,7 @@ export function backendRequestHeaders(
   // Object.keys, not Object.entries: per request, one array instead of one more per header.
   for (const name of Object.keys(incoming)) {
     const value = incoming[name];
-    if (value === undefined || NEVER_FORWARDED.has(name) || listed.has(name) || name.startsWith(FORWARDED_PREFIX)) continue;
+    if (value === undefined || NEVER_FORWARDED.has(name) || listed.has(name) || PROXY_ONLY.test(name)) continue;
     out[name] = Array.isArray(value) ? value.join(', ') : value;
   }
   const { addresses, protocol, host } = forwarded;
@@ -151,7 +167,8 @@ const forwardedQuoted = (value: string) => (value.includes('"') || value.include
  * What a backend's answer may not say for the gateway's origin: its cookies, and the policies that hold for every
  * page and endpoint of the origin — the consent page and the console too — which are the gateway's to set: HSTS (a
  * backend's `max-age=0` switched it off), CORS (a backend's `Access-Control-Allow-Origin: *` beside the gateway's
- * own), `Alt-Svc` (another host to reach this origin at), `Clear-Site-Data` (the gateway's sign-in cookies). And what
+ * own), `Alt-Svc` (another host to reach this origin at), `Clear-Site-Data` (the gateway's sign-in cookies),
+ * `Service-Worker-Allowed` (a worker whose scope is the whole origin, the consent page's path included). And what
  * names the backend's software for nobody's benefit (`Server`, `X-Powered-By`).
  */
 const RESPONSE_DROPPED = new Set([
@@ -161,6 +178,7 @@ const RESPONSE_DROPPED = new Set([
   'strict-transport-security',
   'alt-svc',
   'clear-site-data',
+  'service-worker-allowed',
   'server',
   'x-powered-by',
 ]);

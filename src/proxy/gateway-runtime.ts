@@ -170,15 +170,28 @@ export async function backendHeaders(runtime: GatewayRuntime, state: RouteState,
     claims: call.claims,
     account: call.account,
   });
-  return backendRequestHeaders(request.headers, forwardedFor(request), authorization);
+  return backendRequestHeaders(request.headers, forwardedFor(request, runtime.ctx.publicUrl), authorization);
 }
 
-/** What the forwarding headers tell the backend about the client, from what Fastify derived of the connection. */
-export function forwardedFor(request: Pick<FastifyRequest, 'ips' | 'ip' | 'protocol' | 'host'>): ForwardedFor {
+/** The last public URL parsed, with its host and scheme (one per gateway: parsed once, not per request). */
+let publicOrigin: { url: string; host: string; protocol: string } | undefined;
+
+/**
+ * What the forwarding headers tell the backend about the client, from what Fastify derived of the connection. The
+ * host and scheme are the public URL's, the ones the client's token and proofs were checked against: the request's
+ * `Host` is whatever the client wrote (`Host: evil.example", for=1.2.3.4` reached the backend as its forwarded host,
+ * for its redirects, links and caches to trust), and a trusted proxy's `X-Forwarded-Host` names no other origin
+ * the gateway serves.
+ */
+export function forwardedFor(request: Pick<FastifyRequest, 'ips' | 'ip'>, publicUrl: string): ForwardedFor {
   // `ips` is a getter that walks the X-Forwarded-For chain when a proxy is trusted: read once.
   const ips = request.ips as Array<string | undefined> | undefined;
   const addresses = ips && ips.length > 1 ? knownAddresses(ips.reverse()) : request.ip === undefined ? [] : [request.ip];
-  return { addresses, protocol: request.protocol, host: request.host };
+  if (publicOrigin?.url !== publicUrl) {
+    const parsed = new URL(publicUrl);
+    publicOrigin = { url: publicUrl, host: parsed.host, protocol: parsed.protocol.slice(0, -1) };
+  }
+  return { addresses, protocol: publicOrigin.protocol, host: publicOrigin.host };
 }
 
 /**

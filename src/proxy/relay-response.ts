@@ -37,11 +37,14 @@ export async function relayResponse(
   const headers = clientResponseHeaders(response.headers);
   // The backend's own challenge would point the client at the wrong authorization server.
   delete headers['www-authenticate'];
-  reply
-    .code(response.statusCode)
-    .headers(headers)
-    .header('x-accel-buffering', 'no')
-    .header('cache-control', headers['cache-control'] ?? 'no-store');
+  // Set only once the answer goes out: a body that fails while it is collected becomes the gateway's 502, which must
+  // carry nothing of the backend's (its `X-Debug`, its `Location`).
+  const answer = () =>
+    reply
+      .code(response.statusCode)
+      .headers(headers)
+      .header('x-accel-buffering', 'no')
+      .header('cache-control', headers['cache-control'] ?? 'no-store');
 
   const declared = Number(response.headers['content-length'] ?? Number.NaN);
   const type = mediaType(response.headers);
@@ -55,6 +58,7 @@ export async function relayResponse(
     } catch (error) {
       throw backendFailure(route, error);
     }
+    answer();
     if ('whole' in collected) {
       draft.bytesOut += collected.whole.length;
       // No body (a 202 to a notification): sent as none, or Fastify would give a Buffer its default
@@ -64,6 +68,8 @@ export async function relayResponse(
       return;
     }
     body = Readable.from(prepend(collected.head, response.body));
+  } else {
+    answer();
   }
 
   // A transforming stage of the caller's that already counts `bytesOut` is sent as it is: one pass-through stage

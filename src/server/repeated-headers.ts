@@ -38,7 +38,10 @@ export function repeatedSingletonHeader(rawHeaders: readonly string[]): string |
   return undefined;
 }
 
-/** One edge check for every route (gateway, OAuth endpoints, pages): errors render in the route's own format. */
+/**
+ * One edge check for every route (gateway, OAuth endpoints, pages): errors render in the route's own format. Also
+ * the request's transfer coding, which no route can read either.
+ */
 export function refuseRepeatedHeaders(app: FastifyInstance): void {
   // A callback hook, not an async one: it runs on every request and never waits.
   app.addHook('onRequest', (request, _reply, done) => {
@@ -46,6 +49,13 @@ export function refuseRepeatedHeaders(app: FastifyInstance): void {
     // Node folds every repeated name into one key of `headers`: as many keys as raw pairs means nothing repeats,
     // which spares the common request the scan (a lowercased copy and a lookup per header).
     const repeated = Object.keys(headers).length * 2 === rawHeaders.length ? undefined : repeatedSingletonHeader(rawHeaders);
-    done(repeated === undefined ? undefined : new ProtocolError('invalid_request', `The ${repeated} header must not be sent more than once.`));
+    if (repeated !== undefined) return done(new ProtocolError('invalid_request', `The ${repeated} header must not be sent more than once.`));
+    // Node's parser takes `Transfer-Encoding: gzip, chunked` (chunked last) and hands on the body still gzip-coded,
+    // as if it were not: a coding no part here decodes is refused (RFC 9112 §6.1: 501), not passed on unmarked.
+    const coding = headers['transfer-encoding'];
+    if (coding !== undefined && coding.trim().toLowerCase() !== 'chunked') {
+      return done(new ProtocolError('invalid_request', 'Only the chunked transfer coding is supported.', { status: 501 }));
+    }
+    done();
   });
 }

@@ -109,12 +109,47 @@ describe('client address headers never reach a backend', () => {
     ['X-Forwarded-Port', '6666'],
     ['X-Forwarded-Server', 'evil.example'],
     ['X-Original-URL', '/admin'],
+    // Bare, and misspelt families of the same.
+    ['X-Forwarded', 'for=6.6.6.6'],
+    ['Forwarded-For', '6.6.6.6'],
+    ['X-Envoy-Original-Path', '/admin'],
+    ['X-Envoy-Internal', 'true'],
+    ['X-Override-URL', '/admin'],
+    // The client's Host is what it wrote: the backend hears the public URL's.
+    ['Host', 'evil.example", for=6.6.6.6;host=x'],
+  ];
+
+  /** Who an authenticating proxy in front of an API says the user is, or what client certificate it checked. */
+  const identity: Array<[string, string]> = [
+    ['X-Auth-Request-User', 'admin'],
+    ['X-Auth-Request-Email', 'admin@corp.example'],
+    ['Remote-User', 'admin'],
+    ['X-Remote-User', 'admin'],
+    ['X-WEBAUTH-USER', 'admin'],
+    ['X-MS-CLIENT-PRINCIPAL-NAME', 'admin@corp.example'],
+    ['X-MS-CLIENT-PRINCIPAL-ID', 'admin'],
+    ['X-MS-TOKEN-AAD-ACCESS-TOKEN', 'forged'],
+    ['X-Goog-Authenticated-User-Email', 'accounts.google.com:admin@corp.example'],
+    ['X-Goog-IAP-JWT-Assertion', 'forged'],
+    ['X-Amzn-Oidc-Identity', 'admin'],
+    ['X-Amzn-Oidc-Data', 'forged'],
+    ['Cf-Access-Authenticated-User-Email', 'admin@corp.example'],
+    ['Cf-Access-Jwt-Assertion', 'forged'],
+    ['X-Pomerium-Jwt-Assertion', 'forged'],
+    ['X-Forwarded-User', 'admin'],
+    ['X-Forwarded-Email', 'admin@corp.example'],
+    ['X-Authenticated-User', 'admin'],
+    ['X-User', 'admin'],
+    ['X-SSL-Client-Cert', 'forged'],
+    ['SSL-Client-Cert', 'forged'],
+    ['X-Client-Cert', 'forged'],
+    ['X-ARR-ClientCert', 'forged'],
   ];
 
   for (const [path, method, body] of [['/mcp', 'POST', JSON.stringify(toolsCall('echo'))], ['/api/items', 'GET', undefined]] as const) {
     it(`${path}: stripped, and the forwarding headers say what the gateway saw`, async () => {
       const token = await tokenFor(path.startsWith('/api') ? '/api' : '/mcp');
-      const headers = [...postHeaders(token), ...spoofed];
+      const headers = [...postHeaders(token), ...spoofed, ...identity];
       const before = seen.length;
       const response = await rawRequest(`${gateway.url}${path}`, { method, headers, body });
       assert.equal(response.status, 200, response.body);
@@ -122,8 +157,9 @@ describe('client address headers never reach a backend', () => {
       const received = seen.at(-1)!;
       assert.ok(!JSON.stringify(received).includes('6.6.6.6'), JSON.stringify(received));
       assert.ok(!JSON.stringify(received).includes('evil.example'), JSON.stringify(received));
-      for (const [name] of spoofed) {
-        if (!['x-real-ip', 'forwarded', 'x-forwarded-for', 'x-forwarded-host'].includes(name.toLowerCase())) {
+      assert.ok(!/admin|forged/.test(JSON.stringify(received)), JSON.stringify(received));
+      for (const [name] of [...spoofed, ...identity]) {
+        if (!['x-real-ip', 'forwarded', 'x-forwarded-for', 'x-forwarded-host', 'host'].includes(name.toLowerCase())) {
           assert.equal(received[name.toLowerCase()], undefined, name);
         }
       }
@@ -189,21 +225,21 @@ describe('forwarding headers through trusted proxies', () => {
   // being verified) leaves Node without its address: `request.ip` is then undefined, and building the backend's
   // headers threw a TypeError — an "unexpected gateway error" with a stack in the log.
   it('a client whose address Node no longer knows is `for=unknown`, with no empty X-Forwarded-For (RFC 7239 §6.3)', () => {
-    const gone = { ip: undefined as unknown as string, ips: undefined, protocol: 'http' as const, host: 'gw.example' };
-    const forwarded = forwardedFor(gone);
+    const gone = { ip: undefined as unknown as string, ips: undefined };
+    const forwarded = forwardedFor(gone, 'http://gw.example');
     assert.deepEqual(forwarded.addresses, []);
     const headers = backendRequestHeaders({ 'x-forwarded-for': '6.6.6.6' }, forwarded, 'Bearer a');
     assert.equal(headers.forwarded, 'for=unknown;host="gw.example";proto=http');
     assert.equal(headers['x-forwarded-for'], undefined);
     assert.equal(headers['x-real-ip'], undefined);
     // Behind a trusted proxy, the lost peer is the chain's first entry: the hops Fastify read from the header stay.
-    const chain = forwardedFor({ ...gone, ips: [undefined as unknown as string, '10.0.0.2', '203.0.113.7'] });
+    const chain = forwardedFor({ ...gone, ips: [undefined as unknown as string, '10.0.0.2', '203.0.113.7'] }, 'http://gw.example');
     assert.deepEqual(chain.addresses, ['203.0.113.7', '10.0.0.2']);
   });
 });
 
 describe("a backend's answer headers", () => {
-  it("never set the gateway origin's policies (HSTS, CORS, Alt-Svc, Clear-Site-Data) or name the backend's software", () => {
+  it("never set the gateway origin's policies (HSTS, CORS, Alt-Svc, Clear-Site-Data, a service worker's scope) or name the backend's software", () => {
     const backend = {
       'content-type': 'application/json',
       'strict-transport-security': 'max-age=0',
@@ -211,6 +247,7 @@ describe("a backend's answer headers", () => {
       'access-control-allow-credentials': 'true',
       'alt-svc': 'h2="evil.example:443"',
       'clear-site-data': '"cookies"',
+      'service-worker-allowed': '/',
       server: 'Werkzeug/2.0',
       'x-powered-by': 'Express',
       'set-cookie': 'session=1',

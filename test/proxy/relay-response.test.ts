@@ -22,6 +22,11 @@ before(async () => {
         res.writeHead(200, { 'content-type': 'application/json' });
         res.write('{"jsonrpc":"2.0","id":1,');
         res.end('"result":{"content":[]}}');
+      } else if (req.url === '/cut') {
+        // Declares more than it sends, with headers of its own, then goes away.
+        res.writeHead(200, { 'content-type': 'application/json', 'content-length': '100', 'x-debug': 'internal-db=10.0.0.5', location: 'http://internal.example/', etag: '"v1"' });
+        res.write('{"json');
+        setTimeout(() => res.socket?.destroy(), 20);
       } else if (req.url === '/large') {
         res.writeHead(200, { 'content-type': 'application/json' });
         for (let i = 0; i < large.length; i += 16_384) res.write(large.slice(i, i + 16_384));
@@ -41,6 +46,7 @@ before(async () => {
       routes: [
         { path: '/small', backend: `${origin}/small` },
         { path: '/large', backend: `${origin}/large` },
+        { path: '/cut', backend: `${origin}/cut` },
         { path: '/sse', backend: `${origin}/sse` },
       ],
     },
@@ -85,5 +91,12 @@ describe('relaying backend bodies', () => {
     while (!gateway.auditLines.some((line) => line.includes('"/sse"'))) await new Promise((resolve) => setImmediate(resolve));
     const record = gateway.auditLines.map((line) => JSON.parse(line) as { route: string; bytesOut: number }).find((entry) => entry.route === '/sse');
     assert.equal(record?.bytesOut, Buffer.byteLength(text), 'the streamed bytes are counted without a pass-through stage');
+  });
+
+  it("answers a body cut short with the gateway's 502 alone: none of the backend's headers", async () => {
+    const { response, text } = await call('/cut');
+    assert.equal(response.status, 502);
+    assert.match(text, /"error"/);
+    for (const name of ['x-debug', 'location', 'etag']) assert.equal(response.headers.get(name), null, name);
   });
 });

@@ -56,6 +56,17 @@ describe('malformed HTTP gets our JSON errors, never Fastify or Node defaults', 
     }
   });
 
+  it('a transfer coding other than chunked is 501, not a body passed on still coded (RFC 9112 §6.1)', async () => {
+    for (const coding of ['gzip, chunked', 'deflate,chunked', 'identity, chunked']) {
+      const request = `POST /token HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: ${coding}\r\nContent-Type: application/x-www-form-urlencoded\r\nConnection: close\r\n\r\n5\r\na=b&c\r\n0\r\n\r\n`;
+      const { status, body } = parseRawResponse(await rawExchange(port, request));
+      assert.equal(status, 501, coding);
+      assert.equal(JSON.parse(body).error, 'invalid_request');
+    }
+    const chunked = `POST /token HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: Chunked\r\nContent-Type: application/x-www-form-urlencoded\r\nConnection: close\r\n\r\n5\r\na=b&c\r\n0\r\n\r\n`;
+    assert.notEqual(parseRawResponse(await rawExchange(port, chunked)).status, 501);
+  });
+
   it('oversized headers are 431 invalid_request', async () => {
     const huge = `GET /healthz HTTP/1.1\r\nHost: x\r\nX-Pad: ${'a'.repeat(20_000)}\r\n\r\n`;
     const { status, body } = parseRawResponse(await rawExchange(port, huge));

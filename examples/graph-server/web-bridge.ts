@@ -49,6 +49,9 @@ export async function sendWebResponse(res: ServerResponse, response: Response): 
     res.end();
     return;
   }
+  // An SSE stream may stay silent for minutes (a standalone GET waits for server messages): its status and headers
+  // go now, or the client (and the gateway in front) would wait for them until the first event.
+  if (response.headers.get('content-type')?.startsWith('text/event-stream')) res.flushHeaders();
   const reader = response.body.getReader();
   res.on('close', () => void reader.cancel().catch(() => undefined));
   try {

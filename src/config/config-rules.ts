@@ -19,7 +19,7 @@ export interface RuleResult {
 }
 
 /** Paths the gateway serves itself; a route there would shadow the OAuth endpoints or health checks. */
-const RESERVED_PATHS = ['/authorize', '/token', '/register', '/revoke', '/introspect', '/jwks', '/.well-known', '/admin', '/healthz', '/readyz', '/metrics', '/interaction', '/callback', '/assets', '/account'];
+const RESERVED_PATHS = ['/authorize', '/token', '/register', '/revoke', '/introspect', '/jwks', '/.well-known', '/admin', '/healthz', '/readyz', '/metrics', '/interaction', '/callback', '/assets', '/account', '/favicon.ico'];
 
 export function checkConfigRules(config: GatehouseConfig): RuleResult {
   const result: RuleResult = { problems: [], warnings: [] };
@@ -116,6 +116,8 @@ function checkRoutes(config: GatehouseConfig, { problems }: RuleResult): void {
       problems.push(`routes[${index}].path: "${route.path}" is already used by routes[${earlier}] — each route needs its own path`);
     }
     seen.set(path, index);
+    // `/` is the start page's (and would take every path above: Fastify refused it at start, a raw error, exit 1).
+    if (path === '/') problems.push(`routes[${index}].path: "/" is Gatehouse's start page — give the route a path of its own, e.g. /mcp`);
     const reserved = RESERVED_PATHS.find((prefix) => path === prefix || path.startsWith(`${prefix}/`));
     if (reserved) problems.push(`routes[${index}].path: "${route.path}" is reserved for Gatehouse's own ${reserved} endpoint — choose another path`);
     if (route.identity.mode === 'obo' && !route.identity.downstream) {

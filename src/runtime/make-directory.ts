@@ -5,8 +5,9 @@ import { dirname } from 'node:path';
  * `mkdir -p`, one level at a time. Node's own `mkdirSync(path, { recursive: true })` never returns where a directory
  * refuses new entries with ENOENT although its parent exists (`/proc/nope`): it spun at 100 % CPU, so a store path
  * under such a directory hung `gatehouse start` and `doctor` with no output. Here that is the error it is.
+ * `mode`: of the directories it creates (the umask still applies).
  */
-export function makeDirectory(path: string): void {
+export function makeDirectory(path: string, mode?: number): void {
   const missing: string[] = [];
   let current = path;
   while (!exists(current)) {
@@ -17,7 +18,7 @@ export function makeDirectory(path: string): void {
   }
   for (const directory of missing.reverse()) {
     try {
-      mkdirSync(directory);
+      mkdirSync(directory, mode);
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
     }

@@ -1,4 +1,5 @@
 import { makeDirectory } from '../runtime/make-directory.ts';
+import { chmodSync, closeSync, constants, openSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { DatabaseSync, type SQLInputValue, type StatementSync } from 'node:sqlite';
 import { migrateSqliteSchema } from './sqlite-schema.ts';
@@ -76,7 +77,10 @@ export class SqliteDatabase {
     const inMemory = path === ':memory:';
     let db: DatabaseSync | undefined;
     try {
-      if (!inMemory) makeDirectory(dirname(path));
+      if (!inMemory) {
+        makeDirectory(dirname(path), 0o700);
+        keepPrivate(path);
+      }
       // The migration below takes the write lock: a batch another connection of this process holds on the file
       // would block it for the whole busy_timeout (see openBatches).
       if (!inMemory) openBatches.get(resolve(path))?.commitNow();
@@ -341,4 +345,26 @@ export class SqliteDatabase {
 
 function messageOf(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
+}
+
+/**
+ * The store holds the keyring's private keys (`keys.source: store`), sealed tokens and client records: it is the
+ * gateway's alone. A new file is created readable by its owner only (SQLite gives its `-wal` and `-shm` the same
+ * mode), and one found readable by every local user (a store made before this, or under a lax umask) loses that:
+ * no deployment needs other users to read it, and any of them could copy the signing key and mint tokens.
+ */
+function keepPrivate(path: string): void {
+  try {
+    closeSync(openSync(path, constants.O_CREAT | constants.O_WRONLY, 0o600));
+  } catch {
+    return; // Not ours to create (read-only, a directory): opening it says why.
+  }
+  for (const file of [path, `${path}-wal`, `${path}-shm`]) {
+    try {
+      const { mode } = statSync(file);
+      if ((mode & 0o007) !== 0) chmodSync(file, mode & 0o770);
+    } catch {
+      // Absent (no WAL yet) or not ours to change: nothing to tighten.
+    }
+  }
 }

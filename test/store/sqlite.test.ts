@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { statSync } from 'node:fs';
+import { chmodSync, statSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -40,6 +40,27 @@ describe('SQLite store on a file', () => {
   });
   after(async () => {
     await rm(dir, { recursive: true, force: true });
+  });
+
+  it('is readable by its owner only: a new file and its directory, and an old file other users could read', async () => {
+    const path = join(dir, 'private', 'gatehouse.db');
+    const store = await createSqliteStore({ path, clock: new ManualClock(), purgeIntervalMs: 0 });
+    await store.set('grant', 'g1', { user: 'u1' });
+    for (const file of [path, `${path}-wal`, `${path}-shm`]) assert.equal(statSync(file).mode & 0o077, 0, `${file}: ${(statSync(file).mode & 0o777).toString(8)}`);
+    assert.equal(statSync(join(dir, 'private')).mode & 0o077, 0);
+    await store.close();
+    // A store made before (or under a lax umask): world-readable, tightened on the next open.
+    for (const file of [path, `${path}-wal`, `${path}-shm`]) {
+      try {
+        chmodSync(file, 0o644);
+      } catch {
+        // The WAL and shm files may be gone after a clean close.
+      }
+    }
+    const reopened = await createSqliteStore({ path, clock: new ManualClock(), purgeIntervalMs: 0 });
+    assert.deepEqual(await reopened.get('grant', 'g1'), { user: 'u1' });
+    assert.equal(statSync(path).mode & 0o007, 0, (statSync(path).mode & 0o777).toString(8));
+    await reopened.close();
   });
 
   it('keeps data, indexes and TTLs across closing and reopening the file (a restart)', async () => {

@@ -1,3 +1,4 @@
+import { scrubUrl } from '../server/logger.ts';
 import type { Readable, Transform } from 'node:stream';
 import { checkDeclaredLength, limitRequestBody, type BodyLimits } from '../server/request-body.ts';
 import { ProtocolError } from '../errors/protocol-error.ts';
@@ -105,7 +106,11 @@ export const httpRouteSteps: readonly ExchangeStep[] = [
 
 export function httpRouteHandler(runtime: GatewayRuntime, state: RouteState) {
   return exchangeHandler(runtime, state, async function handleHttpRoute(exchange) {
-    exchange.draft.method = `${exchange.request.method} ${state.route.path}`;
+    // The resource a REST call touched is what its audit is for: the path (`DELETE /api/users/42`), not the query
+    // (which may carry anything), with a token written into the path cut out as the log does, and bounded.
+    const { url } = exchange.request;
+    const query = url.indexOf('?');
+    exchange.draft.method = `${exchange.request.method} ${scrubUrl(query === -1 ? url : url.slice(0, query))}`;
     await runSteps(httpRouteSteps, exchange);
     await relayResponse(exchange.reply, backendResponse(exchange), exchange.draft, state.route);
   });

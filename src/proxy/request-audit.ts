@@ -32,6 +32,7 @@ export function startAudit(request: FastifyRequest, reply: FastifyReply, log: Au
       tool: boundedOptional(draft.tool),
       reason: boundedOptional(draft.reason, 1_024),
       ...(draft.traceId === undefined ? {} : { traceId: draft.traceId }),
+      requestId: request.id,
       outcome,
       status,
       durationMs: now() - started,

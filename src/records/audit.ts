@@ -33,6 +33,8 @@ export const auditRecord = defineRecord({
     reason: z.string().optional(),
     /** The OpenTelemetry trace id (32 hex digits) of the request's span, when tracing is on: audit → trace in one step. */
     traceId: z.string().optional(),
+    /** The request id (`X-Request-Id` of the response, `reqId` of the log line): audit → log in one step. */
+    requestId: z.string().optional(),
     outcome: z.enum(AUDIT_OUTCOMES),
     status: z.number(),
     durationMs: z.number(),

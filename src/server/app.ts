@@ -124,7 +124,7 @@ export async function buildServer(ctx: GatehouseContext, options: BuildServerOpt
     // Fastify's types pin its own pino major; the instance is the same pino API, so the nominal mismatch is cast away.
     loggerInstance: ctx.logger as FastifyBaseLogger,
     logController: new OneLinePerRequest(),
-    genReqId: createRequestIdGenerator(ctx.random),
+    genReqId: createRequestIdGenerator(ctx.random, { fromProxy: server.trustProxy === true || (typeof server.trustProxy === 'number' ? server.trustProxy > 0 : Array.isArray(server.trustProxy) && server.trustProxy.length > 0) }),
     trustProxy: trustProxySetting(server.trustProxy),
     bodyLimit: server.bodyLimitBytes,
     // Fastify's default (0) lifts Node's bound on receiving a whole request, so a client trickling a body to an OAuth

@@ -72,6 +72,15 @@ describe('plain HTTP route in front of the sample server', () => {
       assert.equal(mine.method, 'token-exchange graph');
       assert.equal(mine.status, 200);
       assert.ok(mine.user && mine.client, 'who, for whom');
+      // The REST call's own record names the resource it touched, and the request id its log line and answer carry.
+      let call: AuditRecord | undefined;
+      for (let tries = 0; call === undefined && tries < 100; tries++) {
+        call = (await store.list<AuditRecord>(AUDIT_NAMESPACE)).map((entry) => entry.value).find((record) => record.requestId === me.headers.get('x-request-id'));
+        if (call === undefined) await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      assert.ok(call, 'the request id is in the audit record');
+      assert.equal(call.method, 'GET /graph/me');
+      assert.equal(call.outcome, 'allowed');
     } finally {
       await store.close();
     }

@@ -108,9 +108,20 @@ describe('buildServer', () => {
   });
 
   describe('request ids', () => {
-    it('echoes a sane X-Request-Id', async () => {
-      const res = await app.inject({ url: '/healthz', headers: { 'x-request-id': 'lb-4f2a.9:1' } });
-      assert.equal(res.headers['x-request-id'], 'lb-4f2a.9:1');
+    const behindProxy = createServerTestContext({ server: { trustProxy: true } });
+    let proxied: FastifyInstance;
+    before(async () => {
+      proxied = await buildServer(behindProxy.ctx);
+    });
+    after(() => proxied.close());
+
+    it("echoes a sane X-Request-Id from a declared proxy (server.trustProxy), and never a client's own", async () => {
+      const fromProxy = await proxied.inject({ url: '/healthz', headers: { 'x-request-id': 'lb-4f2a.9:1' } });
+      assert.equal(fromProxy.headers['x-request-id'], 'lb-4f2a.9:1');
+      // No proxy declared: the header is what the client wrote, and could be another request's id.
+      const fromClient = await app.inject({ url: '/healthz', headers: { 'x-request-id': 'lb-4f2a.9:1' } });
+      assert.notEqual(fromClient.headers['x-request-id'], 'lb-4f2a.9:1');
+      assert.match(String(fromClient.headers['x-request-id']), /^[A-Za-z0-9_-]{8,}$/);
     });
 
     for (const [name, offered] of [
@@ -118,8 +129,8 @@ describe('buildServer', () => {
       ['spaces and quotes', 'x" injected=1'],
       ['empty', ''],
     ] as const) {
-      it(`replaces an X-Request-Id that is ${name}`, async () => {
-        const res = await app.inject({ url: '/healthz', headers: { 'x-request-id': offered } });
+      it(`replaces an X-Request-Id that is ${name}, even from a proxy`, async () => {
+        const res = await proxied.inject({ url: '/healthz', headers: { 'x-request-id': offered } });
         const id = String(res.headers['x-request-id']);
         assert.notEqual(id, offered);
         assert.match(id, /^[A-Za-z0-9_-]{8,}$/);
@@ -225,12 +236,12 @@ describe('buildServer', () => {
     });
 
     it('turns an unexpected error into a generic 500 and logs it with the request id', async () => {
-      const res = await app.inject({ url: '/bug', headers: { 'x-request-id': 'trace-500' } });
+      const res = await app.inject({ url: '/bug' });
       assert.equal(res.statusCode, 500);
       assert.equal(res.json().error, 'server_error');
       assert.doesNotMatch(res.body, /hunter2|internal detail/);
       assertNoStackOrInternals(res.body);
-      const logged = logs.lines().find((line) => line.reqId === 'trace-500' && line.msg === 'unexpected error');
+      const logged = logs.lines().find((line) => line.reqId === res.headers['x-request-id'] && line.msg === 'unexpected error');
       assert.ok(logged, 'the error is logged server-side with the request id');
       assert.match(JSON.stringify(logged.err), /internal detail/);
     });

@@ -67,7 +67,10 @@ export async function checkStore(open: () => Promise<Store>, config: GatehouseCo
     store = opened;
     const started = performance.now();
     await withTimeout('the store', timeoutMs, () => opened.ping());
-    return { check: { name: 'store', status: 'ok', detail: `${where} answered in ${Math.round(performance.now() - started)} ms` }, store };
+    const detail = `${where} answered in ${Math.round(performance.now() - started)} ms`;
+    const risks = opened.configurationRisks === undefined ? [] : await withTimeout('the store', timeoutMs, () => opened.configurationRisks!());
+    if (risks.length > 0) return { check: { name: 'store', status: 'warn', detail: `${detail}; ${risks.join('; ')}`, fix: 'see "Redis requirements" in docs/operations.md: maxmemory-policy noeviction' }, store };
+    return { check: { name: 'store', status: 'ok', detail }, store };
   } catch (error) {
     await store?.close().catch(() => {});
     return { check: { name: 'store', status: 'fail', detail: `${where}: ${firstLine(error)}`, fix } };

@@ -129,6 +129,8 @@ export async function startGateway(options: StartGatewayOptions): Promise<Runnin
       throw error;
     });
     cleanups.push(() => store.close());
+    // Said once at start, where an operator looks: a setting of the store's own that can lose what Gatehouse keeps.
+    for (const risk of (await store.configurationRisks?.().catch(() => [])) ?? []) logger.warn({ risk }, 'store configuration risk');
     // Before anything reads a user's or a client's grants by index (an upgrade from a version without them), and
     // again every hour: during a rolling upgrade a replica of the previous version writes grants without the indexes
     // (or rewrites one, dropping them), after this replica's pass at start.

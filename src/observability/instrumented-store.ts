@@ -50,6 +50,7 @@ export function instrumentStore(
     subscribe: (channel, onMessage) => timed('subscribe', clock.now(), store.subscribe(channel, onMessage)),
     purgeExpired: () => timed('purgeExpired', clock.now(), store.purgeExpired()),
     ping: () => timed('ping', clock.now(), store.ping()),
+    ...(store.configurationRisks === undefined ? {} : { configurationRisks: () => store.configurationRisks!() }),
     close: () => timed('close', clock.now(), store.close()),
   };
 }

@@ -200,6 +200,18 @@ class RedisStore implements Store {
     await this.#call(() => this.#redis.ping());
   }
 
+  /**
+   * An evicting `maxmemory-policy` drops keys when Redis is full: a grant, a revocation record (a revoked token is
+   * accepted again), a lock, sealed upstream tokens. Read from `INFO memory`, which managed Redis services allow where
+   * they refuse `CONFIG GET`; a server that says nothing is not judged.
+   */
+  async configurationRisks(): Promise<string[]> {
+    const info = await this.#call(() => this.#redis.info('memory'));
+    const policy = /^maxmemory_policy:(\S+)/m.exec(info)?.[1];
+    if (policy === undefined || policy === 'noeviction') return [];
+    return [`Redis evicts keys when full (maxmemory-policy ${policy}): a revoked token could be accepted again — set maxmemory-policy noeviction`];
+  }
+
   async close(): Promise<void> {
     this.#purgeTimer.stop();
     await this.#subscriptions.close();

@@ -82,6 +82,7 @@ export function guardStoreHealth(store: Store, options: StoreHealthOptions = {})
     subscribe: (channel, onMessage) => store.subscribe(channel, onMessage),
     purgeExpired: () => guarded(() => store.purgeExpired()),
     ping: () => guarded(() => store.ping()),
+    ...(store.configurationRisks === undefined ? {} : { configurationRisks: () => guarded(() => store.configurationRisks!()) }),
     async close() {
       closed = true;
       clearTimeout(probeTimer);

@@ -98,6 +98,11 @@ export interface Store {
   purgeExpired(): Promise<number>;
   /** Throws a StoreUnavailableError when the backend cannot be reached. */
   ping(): Promise<void>;
+  /**
+   * What in the backend's own settings can lose records Gatehouse relies on (a Redis that evicts keys under memory
+   * pressure), one line each, for `gatehouse doctor` and the start-up log; empty when nothing is known to be wrong.
+   */
+  configurationRisks?(): Promise<string[]>;
   close(): Promise<void>;
 }
 

@@ -1,3 +1,5 @@
+import { checkStore } from '../../src/admin/doctor.ts';
+import { configSchema } from '../../src/config/schema.ts';
 import assert from 'node:assert/strict';
 import { createServer, connect, type AddressInfo, type Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
@@ -69,6 +71,26 @@ describe('Redis store', () => {
       purgeIntervalMs: 0,
     });
     return { store, advance: sleep, dispose: () => store.close() };
+  });
+
+  it('names an evicting memory policy as a risk (doctor warns, start logs it), and none under noeviction', async () => {
+    const store = await createRedisStore({ url: server.url, keyPrefix: 'policy:', clock: systemClock, purgeIntervalMs: 0 });
+    const doctorConfig = configSchema.parse({ store: { type: 'redis', redisUrl: server.url } });
+    try {
+      await admin.config('SET', 'maxmemory-policy', 'allkeys-lru');
+      const risks = (await store.configurationRisks?.()) ?? [];
+      assert.equal(risks.length, 1);
+      assert.match(risks[0] ?? '', /maxmemory-policy allkeys-lru/);
+      const warned = await checkStore(async () => store, doctorConfig);
+      assert.equal(warned.check.status, 'warn');
+      assert.match(warned.check.detail, /allkeys-lru/);
+      await admin.config('SET', 'maxmemory-policy', 'noeviction');
+      assert.deepEqual(await store.configurationRisks?.(), []);
+      assert.equal((await checkStore(async () => store, doctorConfig)).check.status, 'ok');
+    } finally {
+      await admin.config('SET', 'maxmemory-policy', 'noeviction');
+      await store.close();
+    }
   });
 
   it('keeps data across a client reconnect', async () => {

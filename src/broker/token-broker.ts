@@ -19,7 +19,7 @@ import type { BrokerMetrics } from './broker-metrics.ts';
 import { singleFlight } from './single-flight.ts';
 import type { DownstreamToken, TokenBroker } from './types.ts';
 import { downstreamTokensUnavailable, reauthorizationError, stepUpOf, upstreamFailure } from './upstream-errors.ts';
-import { rememberStepUp } from '../records/step-up.ts';
+import { forgetEndedSession, rememberStepUp } from '../records/step-up.ts';
 import { createUpstreamSession, type UpstreamTokenVault } from './upstream-session.ts';
 import { withTimeout } from './with-timeout.ts';
 import { isFreshToken } from './token-freshness.ts';
@@ -132,8 +132,10 @@ export function createTokenBroker(options: TokenBrokerOptions): TokenBroker {
 
   async function exchange(subject: string, entry: DownstreamConfig, cacheKey: string): Promise<DownstreamToken> {
     let token: DownstreamToken;
+    let atExchange = false;
     try {
       const upstreamTokens = await session.currentTokens(subject);
+      atExchange = true;
       const result = await exchangeAtUpstream(entry, upstreamTokens.accessToken);
       token = {
         accessToken: result.accessToken,
@@ -142,9 +144,12 @@ export function createTokenBroker(options: TokenBrokerOptions): TokenBroker {
         scopes: result.scope ? result.scope.split(' ').filter(Boolean) : entry.scopes,
       };
     } catch (error) {
-      throw await exchangeFailed(subject, entry, cacheKey, error);
+      throw await exchangeFailed(subject, entry, cacheKey, error, atExchange ? 'exchange' : 'session');
     }
     metrics?.downstreamToken('exchanged', entry.name);
+    // The user's upstream session works: an ended one remembered by a call that failed before their last sign-in (or
+    // raced it) must not send their next authorization to the IdP, nor let a backend end their grant.
+    await forgetEndedSession(store, subject).catch(() => undefined);
     logger.info({ downstream: entry.name, grant: entry.grant, expiresAt: token.expiresAt }, 'downstream token obtained');
     try {
       await writeCachedToken({ store, keyring, now: clock.now() }, cacheKey, subject, token);
@@ -159,7 +164,7 @@ export function createTokenBroker(options: TokenBrokerOptions): TokenBroker {
   }
 
   /** The broker's answer to a failed exchange (or refresh before it), remembered for the callers queued behind. */
-  async function exchangeFailed(subject: string, entry: DownstreamConfig, cacheKey: string, error: unknown): Promise<ProtocolError> {
+  async function exchangeFailed(subject: string, entry: DownstreamConfig, cacheKey: string, error: unknown, phase: 'session' | 'exchange'): Promise<ProtocolError> {
     const failure = upstreamFailure(error, retryAfterSeconds);
     metrics?.downstreamToken('failed', entry.name);
     const reason = reasonOf(failure);
@@ -170,8 +175,11 @@ export function createTokenBroker(options: TokenBrokerOptions): TokenBroker {
     await writeCachedFailure(store, cacheKey, subject, remembered, failureCacheSeconds).catch(() => undefined);
     // The user's next sign-in must go to the IdP with what it asked for (Entra's `claims` challenge), or it would
     // mint the same upstream token and this exchange would fail again.
+    // An ended session is the user's upstream session: its refresh refused, or no tokens at all. An `invalid_grant`
+    // of the exchange itself is not one (Entra answers AADSTS50013 for an assertion of the wrong audience): a new
+    // sign-in would mint the same token, and remembered, every user would be sent round the IdP for nothing.
     const stepUp = stepUpOf(failure);
-    if (stepUp) {
+    if (stepUp && !(stepUp.reason === 'upstream_session_ended' && phase === 'exchange')) {
       await rememberStepUp(store, subject, { ...stepUp, createdAt: clock.now() }).catch((storeError: unknown) => {
         logger.warn({ reason: storeError instanceof Error ? storeError.name : typeof storeError }, 'step-up not remembered; the next sign-in goes without claims');
       });

@@ -45,27 +45,32 @@ function nonceAt(secret: Buffer, step: number): string {
 export function createDpopNonces(options: { keyring: Keyring; clock: Clock; stepSeconds?: number }): DpopNonces {
   const { keyring, clock, stepSeconds = DPOP_NONCE_STEP_SECONDS } = options;
   const step = (): number => Math.floor(clock.now() / 1000 / stepSeconds);
-  /** Per secret, the accepted nonces of the current step (the next one last but one, as issued): computed once a step. */
-  const windows = new WeakMap<Buffer, { step: number; nonces: Buffer[] }>();
-  const windowOf = (secret: Buffer, now: number): Buffer[] => {
-    const known = windows.get(secret);
-    if (known?.step === now) return known.nonces;
-    const nonces: Buffer[] = [];
-    for (let at = now - ACCEPTED_STEPS_EITHER_SIDE; at <= now + ACCEPTED_STEPS_EITHER_SIDE; at++) nonces.push(Buffer.from(nonceAt(secret, at), 'base64url'));
-    windows.set(secret, { step: now, nonces });
-    return nonces;
+  /**
+   * The nonces of the current step, computed once a step and key set (ten HKDFs per key otherwise, on every request of
+   * a nonce route): the one to hand out, and every key's accepted ones. A reload builds a new key set, whose current
+   * signing key is a new object, so a rotation is followed at once.
+   */
+  let window: { keySet: object; step: number; current: string; accepted: Buffer[] } | undefined;
+  const windowNow = () => {
+    const keySet = keyring.currentSigningKey();
+    const now = step();
+    if (window?.keySet === keySet && window.step === now) return window;
+    const secrets = deriveKeys(keyring, PURPOSE);
+    const accepted: Buffer[] = [];
+    for (const secret of secrets) {
+      for (let at = now - ACCEPTED_STEPS_EITHER_SIDE; at <= now + ACCEPTED_STEPS_EITHER_SIDE; at++) accepted.push(Buffer.from(nonceAt(secret, at), 'base64url'));
+    }
+    const [first] = secrets;
+    if (first === undefined) throw new Error('the keyring has no signing key to derive DPoP nonces from');
+    window = { keySet, step: now, current: nonceAt(first, now + 1), accepted };
+    return window;
   };
   return {
-    current() {
-      const nonces = windowOf(dpopNonceSecret(keyring), step());
-      return (nonces[ACCEPTED_STEPS_EITHER_SIDE + 1] as Buffer).toString('base64url');
-    },
+    current: () => windowNow().current,
     isValid(nonce) {
       const presented = Buffer.from(nonce, 'base64url');
       if (presented.length !== 32 || presented.toString('base64url') !== nonce) return false;
-      const now = step();
-      // Asked on each call, so a key rotation (keyring reload) takes effect at once; derived once per key set.
-      return deriveKeys(keyring, PURPOSE).some((secret) => windowOf(secret, now).some((accepted) => timingSafeEqual(accepted, presented)));
+      return windowNow().accepted.some((accepted) => timingSafeEqual(accepted, presented));
     },
   };
 }

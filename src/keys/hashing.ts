@@ -60,7 +60,7 @@ const MAX_P = 4;
  * queue at all (verifiedSecrets).
  */
 const DERIVATIONS_AT_ONCE = 1;
-const DERIVATIONS_WAITING_PER_CLIENT = 2;
+const DERIVATIONS_WAITING_PER_CLIENT = 8;
 let derivationsRunning = 0;
 /** The waiting derivations by queue (a stored hash, or `hashing` for new hashes), served round-robin. */
 const derivationsWaiting = new Map<string, Array<() => void>>();

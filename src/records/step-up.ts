@@ -45,6 +45,9 @@ export type StepUp = z.infer<typeof upstreamStepUpRecord.schema>;
 const keyOf = (subject: string): string => createHash('sha256').update(subject).digest('base64url');
 
 export async function rememberStepUp(store: Store, subject: string, stepUp: StepUp): Promise<void> {
+  // An ended session says less than a pending claims challenge (which the next sign-in must carry to the IdP, and
+  // which signs the user in afresh as well): it does not replace one.
+  if (stepUp.reason === 'upstream_session_ended' && (await pendingStepUp(store, subject))?.claims !== undefined) return;
   const claims = stepUp.claims !== undefined && stepUp.claims.length <= MAX_CLAIMS_LENGTH ? stepUp.claims : undefined;
   const value: StepUp = { reason: stepUp.reason, createdAt: stepUp.createdAt, ...(claims === undefined ? {} : { claims }) };
   await writeRecord(store, upstreamStepUpRecord, keyOf(subject), value, { ttlSeconds: STEP_UP_TTL_SECONDS });
@@ -57,4 +60,9 @@ export function pendingStepUp(store: Store, subject: string): Promise<StepUp | u
 
 export async function clearStepUp(store: Store, subject: string): Promise<void> {
   await deleteRecord(store, upstreamStepUpRecord, keyOf(subject));
+}
+
+/** Forgets an ended upstream session remembered for the user, once their upstream session is seen to work again. */
+export async function forgetEndedSession(store: Store, subject: string): Promise<void> {
+  if ((await pendingStepUp(store, subject))?.reason === 'upstream_session_ended') await clearStepUp(store, subject);
 }

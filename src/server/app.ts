@@ -166,6 +166,16 @@ export async function buildServer(ctx: GatehouseContext, options: BuildServerOpt
   });
 
   refuseRepeatedHeaders(app);
+  // An answer sent before its request's body has arrived (a 401 to an upload, a 404, a refused form) ends the
+  // connection after it. Kept open, Node reads the rest of the body to reuse the connection, and discards it: an
+  // unauthenticated client declaring gigabytes kept a connection reading junk at full speed for the request timeout.
+  app.addHook('onSend', (request, reply, payload, done) => {
+    const { headers, complete } = request.raw;
+    if (!complete && (headers['transfer-encoding'] !== undefined || (headers['content-length'] !== undefined && headers['content-length'] !== '0'))) {
+      reply.header('connection', 'close');
+    }
+    done(null, payload);
+  });
   installSecurityHeaders(app, securityHeaders);
   // The error page (rendered wherever an error is sent) carries the operator's branding like the other pages.
   app.decorate('pageBranding', ctx.config.branding);

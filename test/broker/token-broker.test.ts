@@ -9,7 +9,7 @@ import { ManualClock } from '../../src/runtime/clock.ts';
 import { ProtocolError } from '../../src/errors/protocol-error.ts';
 import { createSqliteStore } from '../../src/store/sqlite-store.ts';
 import { UpstreamError, upstreamTokenError } from '../../src/upstream/errors.ts';
-import { pendingStepUp } from '../../src/records/step-up.ts';
+import { pendingStepUp, rememberStepUp } from '../../src/records/step-up.ts';
 import { StoreUnavailableError, type Store } from '../../src/store/store.ts';
 import type { DownstreamTokenRequest, UpstreamTokens } from '../../src/upstream/types.ts';
 import { brokerConfig, capturingLogger, memoryVault, oauthError, scriptedUpstream, testKeyring } from './support/fixtures.ts';
@@ -374,6 +374,31 @@ describe('token broker', () => {
       assert.match(noSession.message, /no upstream session/);
       assert.deepEqual(await pendingStepUp(store, 'nobody'), { reason: 'upstream_session_ended', createdAt: clock.now() });
       assert.deepEqual(await pendingStepUp(store, subject), { reason: 'upstream_session_ended', createdAt: clock.now() });
+    });
+
+    it('remembers an ended session only from the session: an invalid_grant of the exchange itself (AADSTS50013) is not one', async () => {
+      await vault.save(subject, freshUpstream());
+      const upstream = scriptedUpstream({ exchange: async () => { throw oauthError(400, { error: 'invalid_grant', error_description: 'AADSTS50013: Assertion audience does not match.', error_codes: [50013] }); } });
+      await rejectsWith(broker(upstream).getDownstreamToken({ user: { subject }, downstream: 'graph' }), 'interaction_required');
+      assert.equal(upstream.calls.exchange.length, 1);
+      assert.equal(await pendingStepUp(store, subject), undefined, 'a new sign-in would not fix it: no user is sent round the IdP for it');
+    });
+
+    it('forgets an ended session once the upstream session works, and never lets one replace a pending claims challenge', async () => {
+      await rememberStepUp(store, subject, { reason: 'upstream_session_ended', createdAt: clock.now() });
+      await vault.save(subject, freshUpstream());
+      await broker(scriptedUpstream({ exchange: downstreamFor() })).getDownstreamToken({ user: { subject }, downstream: 'graph' });
+      assert.equal(await pendingStepUp(store, subject), undefined);
+
+      const claims = '{"access_token":{"acrs":{"essential":true,"value":"c1"}}}';
+      await rememberStepUp(store, subject, { reason: 'claims_challenge', claims, createdAt: clock.now() });
+      await rememberStepUp(store, subject, { reason: 'upstream_session_ended', createdAt: clock.now() });
+      assert.equal((await pendingStepUp(store, subject))?.claims, claims, 'the next sign-in still carries the challenge');
+      await forgetDownstreamTokens(store, subject);
+      const exchanging = scriptedUpstream({ exchange: downstreamFor() });
+      await broker(exchanging).getDownstreamToken({ user: { subject }, downstream: 'graph' });
+      assert.equal(exchanging.calls.exchange.length, 1, 'exchanged, not served from the cache');
+      assert.equal((await pendingStepUp(store, subject))?.reason, 'claims_challenge', 'only an ended session is forgotten on success');
     });
 
     it('refuses an app-only caller and an unknown downstream', async () => {

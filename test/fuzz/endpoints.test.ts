@@ -40,6 +40,18 @@ interface Target {
   methods: readonly string[];
 }
 
+interface Built {
+  raw: Buffer;
+  /** The request declared more body than it sent: no answer is a correct outcome. */
+  truncated: boolean;
+  summary: string;
+  /** It sent a transfer coding other than chunked, which is refused 501 (RFC 9112 §6.1). */
+  unknownCoding: boolean;
+  /** The tokens it carries, which no answer may echo. */
+  tokens: string[];
+  wellFormed: boolean;
+}
+
 interface Exchange {
   n: number;
   request: string;
@@ -98,7 +110,9 @@ function fuzzEveryEndpoint(mode: 'store up' | 'store down'): void {
     let host: string;
     let port: number;
     const tokens: Record<string, string> = {};
-    const known = { clientId: '', registrationToken: '', sessionId: '', revocable: '' };
+    const known = { clientId: '', registrationToken: '', sessionId: '', deletable: '', legacyMessages: '', revocable: '' };
+    /** The legacy HTTP+SSE session's stream, open for the run (its message endpoint is fuzzed), closed before the leak count. */
+    let legacyStream: AbortController | undefined;
     let targets: Target[] = [];
     let keyring: Keyring;
     // The demo runs in this process: an exception thrown outside any handler (which would end a real process) lands
@@ -158,15 +172,31 @@ function fuzzEveryEndpoint(mode: 'store up' | 'store down'): void {
       await initialized.arrayBuffer();
       known.sessionId = initialized.headers.get('mcp-session-id') ?? 'no-session';
       assert.notEqual(known.sessionId, 'no-session', `initialize answered ${initialized.status} without a session`);
+      // A second session for the well-formed DELETE, so the one above lives all run.
+      const second = await fetch(`${issuer}/mcp`, { method: 'POST', headers: { authorization: `Bearer ${tokens.mcp}`, 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-protocol-version': '2025-11-25' }, body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'fuzz', version: '1' } } }) });
+      await second.arrayBuffer();
+      known.deletable = second.headers.get('mcp-session-id') ?? 'no-session';
+      // A legacy HTTP+SSE session: its stream names the message endpoint (with its session id) in its first event.
+      legacyStream = new AbortController();
+      const legacy = await fetch(`${issuer}/mcp/sse`, { headers: { authorization: `Bearer ${tokens.mcp}`, accept: 'text/event-stream' }, signal: legacyStream.signal });
+      assert.equal(legacy.status, 200);
+      const reader = legacy.body!.getReader();
+      let events = '';
+      while (!/event: endpoint\ndata: (\S+)/.test(events)) events += new TextDecoder().decode((await reader.read()).value ?? new Uint8Array());
+      known.legacyMessages = new URL(/event: endpoint\ndata: (\S+)/.exec(events)?.[1] ?? '', issuer).pathname + new URL(/event: endpoint\ndata: (\S+)/.exec(events)?.[1] ?? '', issuer).search;
+      assert.match(known.legacyMessages, /^\/mcp\/messages\?sessionId=/);
     });
     after(async () => {
+      legacyStream?.abort();
       await demo?.close();
       await redis?.stop();
       process.off('uncaughtException', onUncaught);
     });
 
-    function credentialHeader(rng: Rng): string[] {
-      const valid = pick(rng, [tokens.mcp, tokens.graph]) ?? '';
+    function credentialHeader(rng: Rng, fresh: { mcp: string; graph: string }): string[] {
+      // Minted for this request: a malformed call that ends its grant (a broker call for a user without an upstream
+      // session does) must not leave the rest of the run with a revoked token.
+      const valid = pick(rng, [fresh.mcp, fresh.graph]);
       return pick(rng, [
         [],
         [],
@@ -214,12 +244,17 @@ function fuzzEveryEndpoint(mode: 'store up' | 'store down'): void {
     }
 
     /** One request as raw bytes. Body framing: none, Content-Length (true, zero, or a lie), or chunked. */
-    function buildRequest(rng: Rng, target: Target): { raw: Buffer; truncated: boolean; summary: string } {
+    const freshTokens = async () => ({
+      mcp: await mintAccessToken(keyring, demo.publicUrl, { aud: `${demo.publicUrl}/mcp`, scope: 'mcp:tools graph:read', sub: 'fuzz-user' }),
+      graph: await mintAccessToken(keyring, demo.publicUrl, { aud: `${demo.publicUrl}/graph`, scope: 'graph:read', sub: 'fuzz-user' }),
+    });
+
+    function buildRequest(rng: Rng, target: Target, fresh: { mcp: string; graph: string }): Built {
       const method = rng() < 0.7 ? pick(rng, target.methods) : pick(rng, METHODS);
       const path = target.path + pathSuffix(rng) + queryString(rng);
       const contentType = pick(rng, CONTENT_TYPES);
       const body = contentType.includes('form') ? formBody(rng) : jsonBody(rng);
-      const headers = [`Host: ${host}:${port}`, 'Connection: close', ...credentialHeader(rng), ...mcpHeaders(rng)];
+      const headers = [`Host: ${host}:${port}`, 'Connection: close', ...credentialHeader(rng, fresh), ...mcpHeaders(rng)];
       if (contentType !== '') headers.push(`Content-Type: ${contentType}`);
       const bytes = Buffer.from(body, 'utf8');
       const framing = pick(rng, ['length', 'length', 'length', 'chunked', 'none', 'zero', 'lie', 'huge']);
@@ -246,7 +281,14 @@ function fuzzEveryEndpoint(mode: 'store up' | 'store down'): void {
         payload = Buffer.concat([...Array.from({ length: 5 }, () => [Buffer.from(`${block.length.toString(16)}\r\n`), block, Buffer.from('\r\n')]).flat(), Buffer.from('0\r\n\r\n')]);
       }
       const head = `${method} ${path} HTTP/1.1\r\n${headers.join('\r\n')}\r\n\r\n`;
-      return { raw: Buffer.concat([Buffer.from(head, 'latin1'), payload]), truncated, summary: `${method} ${path.slice(0, 120)} [${framing}]` };
+      return {
+        raw: Buffer.concat([Buffer.from(head, 'latin1'), payload]),
+        truncated,
+        summary: `${method} ${path.slice(0, 120)} [${framing}]`,
+        unknownCoding: headers.some((header) => /^Transfer-Encoding: (?!chunked$)/i.test(header)),
+        tokens: [fresh.mcp, fresh.graph],
+        wellFormed: false,
+      };
     }
 
     /**
@@ -255,7 +297,7 @@ function fuzzEveryEndpoint(mode: 'store up' | 'store down'): void {
      * introspection, the broker behind the plain HTTP route, sign-ins started. Malformed input stops at the first
      * check; these go as deep as a request goes.
      */
-    async function wellFormedRequest(rng: Rng): Promise<{ raw: Buffer; truncated: boolean; summary: string }> {
+    async function wellFormedRequest(rng: Rng): Promise<Built> {
       // A call that reaches the broker may end its grant (the fuzz user has no upstream session: the IdP must see them
       // again), so each gets a token of its own; the shared tokens stay usable all run.
       const ownGrant = await mintAccessToken(keyring, demo.publicUrl, { aud: `${demo.publicUrl}/graph`, scope: 'graph:read', sub: 'fuzz-user' });
@@ -271,9 +313,9 @@ function fuzzEveryEndpoint(mode: 'store up' | 'store down'): void {
         ['POST', '/mcp', [bearer, 'Content-Type: application/json', 'Accept: application/json, text/event-stream', 'MCP-Protocol-Version: 2025-11-25'], rpc('initialize', { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'fuzz', version: '1' } })],
         ['POST', '/mcp', [bearer, 'Content-Type: application/json', 'Accept: application/json, text/event-stream', 'MCP-Protocol-Version: 2026-07-28', 'Mcp-Method: tools/call', 'Mcp-Name: hello'], rpc('tools/call', { name: 'hello', arguments: {}, _meta: { 'io.modelcontextprotocol/protocolVersion': '2026-07-28' } })],
         ['GET', '/mcp', [bearer, ...session], ''],
-        ['DELETE', '/mcp', [bearer, ...session], ''],
+        ['DELETE', '/mcp', [bearer, 'MCP-Protocol-Version: 2025-11-25', `Mcp-Session-Id: ${known.deletable}`], ''],
         ['GET', '/mcp/sse', [bearer, 'Accept: text/event-stream'], ''],
-        ['POST', `/mcp/messages?sessionId=${known.sessionId}`, [bearer, 'Content-Type: application/json'], rpc('tools/list', {})],
+        ['POST', known.legacyMessages, [bearer, 'Content-Type: application/json'], rpc('tools/list', {})],
         ['GET', '/graph/me', [`Authorization: Bearer ${ownGrant}`], ''],
         ['POST', '/graph/echo', [`Authorization: Bearer ${tokens.graph ?? ''}`, 'Content-Type: application/json'], '{"text":"x"}'],
         ['POST', '/register', ['Content-Type: application/json'], JSON.stringify({ client_name: 'fuzz', redirect_uris: ['http://127.0.0.1:9/callback'], token_endpoint_auth_method: 'none' })],
@@ -292,10 +334,10 @@ function fuzzEveryEndpoint(mode: 'store up' | 'store down'): void {
       ] as Array<[string, string, string[], string]>);
       const bytes = Buffer.from(body, 'utf8');
       const head = [`${method} ${path} HTTP/1.1`, `Host: ${host}:${port}`, 'Connection: close', ...headers, ...(bytes.length > 0 || method === 'POST' ? [`Content-Length: ${bytes.length}`] : [])];
-      return { raw: Buffer.concat([Buffer.from(`${head.join('\r\n')}\r\n\r\n`, 'latin1'), bytes]), truncated: false, summary: `${method} ${path.slice(0, 120)} [well-formed]` };
+      return { raw: Buffer.concat([Buffer.from(`${head.join('\r\n')}\r\n\r\n`, 'latin1'), bytes]), truncated: false, summary: `${method} ${path.slice(0, 120)} [well-formed]`, unknownCoding: false, tokens: [ownGrant, ownMcpGrant], wellFormed: true };
     }
 
-    function exchange(n: number, built: { raw: Buffer; truncated: boolean; summary: string }): Promise<Exchange> {
+    function exchange(n: number, built: Built): Promise<Exchange> {
       return new Promise((resolve) => {
         const socket = connect({ host: '127.0.0.1', port });
         const received: Buffer[] = [];
@@ -343,7 +385,8 @@ function fuzzEveryEndpoint(mode: 'store up' | 'store down'): void {
       }
       const rng = seededRng(SEED);
       // Warm up so lazily opened pools and caches do not count as leaks.
-      await Promise.all(targets.map((target, i) => exchange(-i, buildRequest(seededRng(i), target))));
+      const warmUpTokens = await freshTokens();
+      await Promise.all(targets.map((target, i) => exchange(-i, buildRequest(seededRng(i), target, warmUpTokens))));
       await new Promise((resolve) => setTimeout(resolve, 500));
       await redis?.stop();
       const fdsBefore = openFds();
@@ -352,11 +395,18 @@ function fuzzEveryEndpoint(mode: 'store up' | 'store down'): void {
       const statuses = new Map<number, number>();
       let next = 0;
       let unanswered = 0;
+      let wellFormed = 0;
+      let wellFormedServed = 0;
       const worker = async () => {
         while (next < requests) {
           const n = next++;
           const target = pick(rng, targets);
-          const result = await exchange(n, rng() < 0.3 ? await wellFormedRequest(rng) : buildRequest(rng, target));
+          const built = rng() < 0.3 ? await wellFormedRequest(rng) : buildRequest(rng, target, await freshTokens());
+          const result = await exchange(n, built);
+          if (built.wellFormed) {
+            wellFormed += 1;
+            if (result.status !== undefined && result.status < 300) wellFormedServed += 1;
+          }
           if (result.status !== undefined) statuses.set(result.status, (statuses.get(result.status) ?? 0) + 1);
           const where = `#${n} ${result.request}`;
           if (result.status === undefined) {
@@ -366,7 +416,7 @@ function fuzzEveryEndpoint(mode: 'store up' | 'store down'): void {
             continue;
           }
           // 501: a transfer coding no one here decodes (RFC 9112 §6.1), refused at the edge.
-          if (result.status !== 501 && (mode === 'store up' ? result.status >= 500 : result.status >= 500 && ![502, 503, 504].includes(result.status))) {
+          if (!(result.status === 501 && built.unknownCoding) && (mode === 'store up' ? result.status >= 500 : result.status >= 500 && ![502, 503, 504].includes(result.status))) {
             failures.push(`${where}: ${result.status} ${result.body.slice(0, 200)}`);
           }
           if (result.status === 503 && !/^retry-after: *\d+\s*$/im.test(result.head)) failures.push(`${where}: 503 without Retry-After`);
@@ -376,7 +426,7 @@ function fuzzEveryEndpoint(mode: 'store up' | 'store down'): void {
           if (/^content-type: *text\/html/im.test(result.head) && !(/^content-security-policy:.*frame-ancestors 'none'/im.test(result.head) && /^x-frame-options: *DENY/im.test(result.head))) {
             failures.push(`${where}: an HTML page without the framing protection`);
           }
-          for (const token of Object.values(tokens)) {
+          for (const token of [...Object.values(tokens), ...built.tokens]) {
             if (result.body.includes(token) || result.head.includes(token)) failures.push(`${where}: a token echoed back`);
           }
         }
@@ -385,7 +435,11 @@ function fuzzEveryEndpoint(mode: 'store up' | 'store down'): void {
       assert.deepEqual(failures.slice(0, 20), [], `${failures.length} failures (seed ${SEED}); statuses ${JSON.stringify([...statuses])}`);
       assert.deepEqual(uncaught, [], 'no exception escaped a handler');
       assert.ok(unanswered < requests / 4, `${unanswered} of ${requests} requests unanswered`);
+      // The well-formed requests went as deep as they claim: most are served while the store is up (a session that
+      // ended early, or a revoked shared token, would turn them into 404s and 401s).
+      if (mode === 'store up') assert.ok(wellFormedServed > wellFormed * 0.3, `${wellFormedServed} of ${wellFormed} well-formed requests served`);
 
+      legacyStream?.abort();
       // Leaks: give closed connections a moment to be reaped on both sides, then count.
       await new Promise((resolve) => setTimeout(resolve, 1_000));
       const metrics = await (await fetch(`${demo.publicUrl}/metrics`)).text();

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { connect } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import type { FastifyInstance } from 'fastify';
 import { buildServer } from '../../src/server/app.ts';
@@ -65,6 +66,34 @@ describe('malformed HTTP gets our JSON errors, never Fastify or Node defaults', 
     }
     const chunked = `POST /token HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: Chunked\r\nContent-Type: application/x-www-form-urlencoded\r\nConnection: close\r\n\r\n5\r\na=b&c\r\n0\r\n\r\n`;
     assert.notEqual(parseRawResponse(await rawExchange(port, chunked)).status, 501);
+  });
+
+  it('an answer sent before its body arrived ends the connection: no draining of a body nobody reads', async () => {
+    // Unauthenticated and unrouted, declaring 10 GB: answered at once, and the connection closed after the answer
+    // (kept open, Node read and discarded the body for as long as the client sent it).
+    const outcome = await new Promise<{ head: string; closed: boolean }>((resolve) => {
+      const socket = connect(port, '127.0.0.1');
+      let received = '';
+      const giveUp = setTimeout(() => {
+        socket.destroy();
+        resolve({ head: received, closed: false });
+      }, 5_000);
+      socket.setEncoding('utf8');
+      socket.on('data', (chunk: string) => {
+        received += chunk;
+        // Keep sending body while the server lets us.
+        if (!socket.destroyed) socket.write('x'.repeat(16_384));
+      });
+      socket.on('close', () => {
+        clearTimeout(giveUp);
+        resolve({ head: received, closed: true });
+      });
+      socket.on('error', () => undefined);
+      socket.write(`POST /no-such-path HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\nContent-Length: 10000000000\r\n\r\n${'x'.repeat(1024)}`);
+    });
+    assert.match(outcome.head, /^HTTP\/1\.1 404 /);
+    assert.match(outcome.head.toLowerCase(), /\r\nconnection: close\r\n/);
+    assert.equal(outcome.closed, true, 'the server closed the connection instead of reading the rest');
   });
 
   it('oversized headers are 431 invalid_request', async () => {

@@ -102,9 +102,11 @@ function registerResourceMetadata(app: FastifyInstance, publicUrl: string, route
   const send = (route: RouteConfig) => async (_request: FastifyRequest, reply: FastifyReply) =>
     // Public metadata: browser-based MCP clients fetch it cross-origin.
     reply.header('access-control-allow-origin', '*').header('cache-control', 'public, max-age=300').send(buildProtectedResourceMetadata(publicUrl, route));
-  const paths = routes.map((route) => {
-    app.get(resourceMetadataPath(route), send(route));
-    return resourceMetadataPath(route);
+  const paths = routes.flatMap((route) => {
+    // An MCP URL with a trailing slash has its document under the same spelling (RFC 9728 §3.1 inserts the path as given).
+    const documents = route.type === 'mcp' ? withTrailingSlash(resourceMetadataPath(route)) : [resourceMetadataPath(route)];
+    for (const path of documents) app.get(path, send(route));
+    return documents;
   });
   // The root document serves clients that only try the root well-known URL: it describes the first route (unless a
   // route at `/` already owns it).
@@ -140,9 +142,14 @@ function registerRoute(app: FastifyInstance, runtime: GatewayRuntime, state: Rou
   // Any other method on an MCP endpoint is 405 naming the ones it serves (it was a 404, as if nothing were there),
   // whichever method Node's parser accepts (../server/app.ts makes them all routable).
   if (route.transports.includes('streamable-http')) {
-    app.route({ ...noHead, method: ['POST', 'GET', 'DELETE'], url: route.path, handler: streamableHttpHandler(runtime, state) });
-    app.route({ config, method: methodsToRefuse(app, ['GET', 'POST', 'DELETE'], PREFLIGHT), url: route.path, handler: refuseMethod('GET, POST, DELETE') });
-    urls.push({ url: route.path, serves: ['GET', 'POST', 'DELETE'] });
+    // The MCP URL with a trailing slash is the same endpoint (a URL pasted so was a 404 before any OAuth began, and
+    // `resource` already takes both spellings): same handler, same resource, same tokens.
+    const handler = streamableHttpHandler(runtime, state);
+    for (const url of withTrailingSlash(route.path)) {
+      app.route({ ...noHead, method: ['POST', 'GET', 'DELETE'], url, handler });
+      app.route({ config, method: methodsToRefuse(app, ['GET', 'POST', 'DELETE'], PREFLIGHT), url, handler: refuseMethod('GET, POST, DELETE') });
+      urls.push({ url, serves: ['GET', 'POST', 'DELETE'] });
+    }
   }
   if (route.transports.includes('sse')) {
     const base = route.path.replace(/\/$/, '');
@@ -154,6 +161,9 @@ function registerRoute(app: FastifyInstance, runtime: GatewayRuntime, state: Rou
   }
   return urls;
 }
+
+/** A path and, unless it is one already, its spelling with a trailing slash. */
+const withTrailingSlash = (path: string): string[] => (path.endsWith('/') ? [path] : [path, `${path}/`]);
 
 /** OPTIONS on a gateway URL is the CORS preflight's (cors.ts). */
 const PREFLIGHT = ['OPTIONS'];

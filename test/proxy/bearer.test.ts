@@ -51,6 +51,22 @@ async function expectChallenge(response: Response, error: string | undefined): P
   return body.error.message;
 }
 
+describe('the MCP URL spelt with a trailing slash', () => {
+  it('is the same endpoint: the same challenge, metadata and tokens (it was a 404 before any OAuth began)', async () => {
+    const unauthenticated = await mcpPost(`${route}/`, undefined, toolsCall('echo'));
+    assert.match(await expectChallenge(unauthenticated, undefined), /./);
+    const metadata = await fetch(`${gateway.url}/.well-known/oauth-protected-resource/mcp/`);
+    assert.equal(metadata.status, 200);
+    assert.equal(((await metadata.json()) as { resource: string }).resource, route);
+    const called = await mcpPost(`${route}/`, await token(), toolsCall('echo', { text: 'slash' }));
+    assert.equal(called.status, 200);
+    assert.match(await called.text(), /slash/);
+    // Another route's token is refused there as at /mcp.
+    const other = await mcpPost(`${route}/`, await token({ aud: `${gateway.url}/mcp/other` }), toolsCall('echo'));
+    await expectChallenge(other, 'invalid_token');
+  });
+});
+
 describe('protected resource metadata', () => {
   it('serves RFC 9728 documents at the path-inserted and the root well-known URL', async () => {
     for (const path of ['/.well-known/oauth-protected-resource/mcp', '/.well-known/oauth-protected-resource']) {

@@ -44,9 +44,13 @@ function routeSection(route: Route, publicUrl: string): string {
   const snippets = clientSnippets(route, url)
     .map((snippet) => `<h3>${escapeHtml(snippet.client)} <span class="hint">${escapeHtml(snippet.where)}</span></h3><pre tabindex="0"><code>${escapeHtml(snippet.text)}</code></pre>`)
     .join('\n');
+  // Served where the route has the older transport; named here too, or its clients had only the docs to find it by.
+  const legacy = route.transports.includes('sse')
+    ? `\n<p class="hint">Clients of the older HTTP+SSE transport (protocol 2024-11-05): ${code(`${url.replace(/\/$/, '')}/sse`)}</p>`
+    : '';
   return `<section class="route"><h2>${escapeHtml(route.path)} <span class="badge">MCP server</span></h2>
 <p class="url">${code(url)}</p><ul class="scopes">${scopes}</ul>
-${snippets}</section>`;
+${snippets}${legacy}</section>`;
 }
 
 export function renderLandingPage(config: GatehouseConfig, publicUrl: string): string {

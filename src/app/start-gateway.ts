@@ -188,7 +188,8 @@ export async function startGateway(options: StartGatewayOptions): Promise<Runnin
       [
         `Gatehouse (${config.mode}) listening on ${url} — issuer ${publicUrl}, store ${config.store.type}`,
         `  health: ${url}/healthz  readiness: ${url}/readyz`,
-        ...(parts.banner ?? []).map((line) => `  ${line}`),
+        // Blank lines stay blank (an indented empty line is trailing spaces in a terminal or a copied log).
+        ...(parts.banner ?? []).map((line) => (line === '' ? '' : `  ${line}`)),
       ].join('\n') + '\n',
     );
     return { url, app, lifecycle };

@@ -24,6 +24,10 @@ export function demoBanner(input: DemoBannerInput): string[] {
   return [
     '',
     `MCP server URL (paste it into your MCP client):  ${mcpUrl}`,
+    ...(mcpUrl.includes('//localhost:')
+      ? [`  exactly so: tokens are for this address (a client given ${mcpUrl.replace('//localhost:', '//127.0.0.1:')} refuses its metadata)`]
+      : []),
+    `  clients of the older HTTP+SSE transport (2024-11-05): ${mcpUrl.replace(/\/$/, '')}/sse`,
     '',
     'Test users (sign in on the local identity provider; passwords are new on every start):',
     ...input.users.map((user) => `  ${user.username.padEnd(width)}  password ${user.password}   ${user.name} <${user.email}>`),

@@ -37,6 +37,8 @@ describe('landing page', () => {
     assert.ok(body.includes('Use &lt;the&gt; tools &amp; more'));
     for (const client of ['VS Code', 'Claude Code', 'Cursor', 'MCP Inspector']) assert.ok(body.includes(client), client);
     assert.ok(body.includes('claude mcp add --transport http gatehouse-mcp https://gw.example.com/mcp'));
+    assert.ok(body.includes('<code>https://gw.example.com/mcp/sse</code>'), 'the older transport\'s URL, where the route serves it');
+    assert.ok(!body.includes('/graph/sse'), 'not for a REST route');
     assert.ok(body.includes('&quot;url&quot;: &quot;https://gw.example.com/mcp&quot;'), 'the JSON snippets are escaped');
     assert.ok(!body.includes('<script>'), 'a hostile description is escaped');
     assert.ok(!/10\.0\.0\./.test(body), 'backend addresses stay private');

@@ -89,6 +89,12 @@ describe('npm start (gatehouse start without a config file)', () => {
     assert.deepEqual(JSON.parse(snippet ?? '{}'), { servers: { gatehouse: { type: 'http', url: mcpUrl } } });
     assert.match(banner, /npx @modelcontextprotocol\/inspector/);
     assert.match(banner, /DEVELOPMENT ONLY/);
+    // The older transport's URL, served: a client of HTTP+SSE finds it on the banner, not only in the docs.
+    assert.ok(banner.includes(`${mcpUrl}/sse`), 'the HTTP+SSE URL is printed');
+    const legacy = await fetch(`${mcpUrl}/sse`);
+    assert.equal(legacy.status, 401, 'and served (it asks for a token)');
+    await legacy.body?.cancel();
+    assert.doesNotMatch(banner, / +$/m, 'no line ends in spaces');
 
     const ready = await fetch(`http://127.0.0.1:${port}/readyz`);
     assert.equal(ready.status, 200);

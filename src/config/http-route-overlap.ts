@@ -50,17 +50,34 @@ export function httpRouteReaching(routes: readonly RouteConfig[], url: string): 
   return routes.find((route) => route.type === 'http' && !route.allowMcpBackendOverlap && covers(new URL(route.backend), target));
 }
 
-/** True when `target` is on the same server as `base` and at or below its path (segment-wise: `/api` ≠ `/apix`). */
+/**
+ * True when `target` is on the same server as `base` and at or below its path (segment-wise: `/api` ≠ `/apix`).
+ * Paths compare without case: a server that routes so (ASP.NET does by default) serves `/MCP` as `/mcp`, and a
+ * refusal too many is an operator's rename, a miss the policy bypass this check exists for.
+ */
 function covers(base: URL, target: URL): boolean {
   if (!sameServer(base, target)) return false;
-  const basePath = base.pathname.replace(/\/+$/, '');
-  return basePath === '' || target.pathname === basePath || target.pathname.startsWith(`${basePath}/`);
+  const basePath = base.pathname.replace(/\/+$/, '').toLowerCase();
+  const targetPath = target.pathname.toLowerCase();
+  return basePath === '' || targetPath === basePath || targetPath.startsWith(`${basePath}/`);
 }
 
-/** Same origin, counting `localhost`, `127.0.0.1` and `[::1]` as one host: they are the same server. */
+/**
+ * Same origin, counting every name of this machine's loopback as one host: `localhost`, all of 127.0.0.0/8, `[::1]`,
+ * their IPv4-mapped IPv6 spellings (`[::ffff:127.0.0.1]`) and the unspecified addresses (`0.0.0.0`, `[::]`), which
+ * connect to the machine itself; a backend listening on all interfaces answers on each of them.
+ */
 function sameServer(a: URL, b: URL): boolean {
   if (a.origin === b.origin) return true;
-  return a.protocol === b.protocol && effectivePort(a) === effectivePort(b) && isLoopbackUrl(a.href) && isLoopbackUrl(b.href);
+  return a.protocol === b.protocol && effectivePort(a) === effectivePort(b) && thisMachine(a) && thisMachine(b);
+}
+
+function thisMachine(url: URL): boolean {
+  if (isLoopbackUrl(url.href)) return true;
+  const host = url.hostname.replace(/^\[|\]$/g, '').toLowerCase();
+  if (host === '0.0.0.0' || host === '::' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host)) return true;
+  // The WHATWG parser writes an IPv4-mapped address in hex: [::ffff:127.0.0.1] is [::ffff:7f00:1].
+  return /^::ffff:7f[0-9a-f]{2}:[0-9a-f]{1,4}$/.test(host) || /^::ffff:0:0$/.test(host);
 }
 
 function effectivePort(url: URL): string {

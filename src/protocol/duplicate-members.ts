@@ -1,12 +1,24 @@
 /**
- * Whether a JSON text that parsed has an object naming one member twice. `JSON.parse` keeps the last of them and says
- * nothing, so a message judged by its parse — `{"name":"secret_tool","name":"echo"}` read as `echo`, a `method`
- * given twice read as the second — reached a backend whose parser keeps the first (or refuses duplicates) as another
- * message than the one judged. RFC 8259 §4: names SHOULD be unique; I-JSON (RFC 7493 §2.3) requires it.
+ * A member name as a case-insensitive parser matches it: Go's `encoding/json` (which mcp-go, and many Go backends,
+ * decode MCP messages with) binds `"Name"`, `"NAME"` and `"ſame"`-like spellings to a field `name`, by Unicode simple
+ * case folding (`ſ` is `s`, the Kelvin sign `K` is `k`). Upper then lower case folds those too; it folds a few
+ * more (`ß` to `ss`), which only makes the checks below refuse a little more.
+ */
+export function foldedName(name: string): string {
+  return name.toUpperCase().toLowerCase();
+}
+
+/**
+ * Whether a JSON text that parsed has an object naming one member twice, in any case. `JSON.parse` keeps the last of
+ * them and says nothing, so a message judged by its parse — `{"name":"secret_tool","name":"echo"}` read as `echo`, a
+ * `method` given twice read as the second — reached a backend whose parser keeps the first (or refuses duplicates) as
+ * another message than the one judged; and `{"name":"echo","Name":"delete_everything"}`, two members to JSON.parse,
+ * is one to a case-insensitive parser, which keeps the last. RFC 8259 §4: names SHOULD be unique; I-JSON (RFC 7493
+ * §2.3) requires it.
  *
  * One pass over the text, which is valid JSON (it parsed): strings are skipped escape-aware, and only an object's
  * member names are collected, one set per open object. A name written with escapes is decoded before it is compared
- * (`"n\u0061me"` is `name`).
+ * (`"n\u0061me"` is `name`), and compared folded (foldedName).
  */
 export function hasDuplicateMember(text: string): boolean {
   const open: Array<Set<string> | undefined> = [];
@@ -29,7 +41,7 @@ export function hasDuplicateMember(text: string): boolean {
       }
       const names = open[open.length - 1];
       if (expectName && names !== undefined) {
-        const name = escaped ? (JSON.parse(text.slice(index, end + 1)) as string) : text.slice(index + 1, end);
+        const name = foldedName(escaped ? (JSON.parse(text.slice(index, end + 1)) as string) : text.slice(index + 1, end));
         if (names.has(name)) return true;
         names.add(name);
         expectName = false;
@@ -56,3 +68,22 @@ const CLOSE_BRACE = 0x7d;
 const OPEN_BRACKET = 0x5b;
 const CLOSE_BRACKET = 0x5d;
 const COMMA = 0x2c;
+
+/** Members by their folded name, for misspeltMember. */
+export function memberSpellings(members: readonly string[]): ReadonlyMap<string, string> {
+  return new Map(members.map((member) => [foldedName(member), member]));
+}
+
+/**
+ * The first own member of `object` that a case-insensitive parser reads as one of `members` but that is not spelt as
+ * it: `{"method":"ping","Method":"tools/call"}` folds to a duplicate, but without a `method` there is none, and
+ * `{"result":{},"Method":"tools/call","params":…}` is a response to JSON.parse and a tools/call to Go.
+ */
+export function misspeltMember(object: unknown, members: ReadonlyMap<string, string>): string | undefined {
+  if (typeof object !== 'object' || object === null || Array.isArray(object)) return undefined;
+  for (const key of Object.keys(object)) {
+    const member = members.get(foldedName(key));
+    if (member !== undefined && member !== key) return key;
+  }
+  return undefined;
+}

@@ -31,7 +31,7 @@ export function enforceToolPolicy(
     if (called === undefined) continue;
     draft.tool ??= called;
     const tool = policyNameFor(state.route, called);
-    enforceToolDecision(state, tool, call, draft);
+    enforceToolDecision(state, tool, call, draft, messages.length > 1);
     // Only an argument policy waits (for the approved annotations): a call without one is decided here, with no
     // promise, which is every call on a route that sets none.
     if (state.argumentPolicies.forTool(tool) !== undefined) return enforceFrom(index, state, post, call, draft, annotationsOf);
@@ -52,8 +52,9 @@ async function enforceFrom(
     const called = calledTool(message);
     if (called === undefined) continue;
     const tool = policyNameFor(state.route, called);
-    if (index > start) enforceToolDecision(state, tool, call, draft);
-    await enforceArgumentPolicy(state, tool, 'params' in message ? message.params?.arguments : undefined, call, draft, annotationsOf);
+    const inBatch = post.messages.length > 1;
+    if (index > start) enforceToolDecision(state, tool, call, draft, inBatch);
+    await enforceArgumentPolicy(state, tool, 'params' in message ? message.params?.arguments : undefined, call, draft, annotationsOf, inBatch);
   }
 }
 
@@ -64,22 +65,28 @@ function calledTool(message: McpPost['messages'][number]): string | undefined {
   return typeof tool === 'string' ? tool : undefined;
 }
 
+/**
+ * A refusal of a batch answers each of its requests by id with the same error: said so, or the answer to an allowed
+ * call of the batch (`hello`) read "Calling me needs the scope(s)…", about another call.
+ */
+const toldOf = (text: string, inBatch: boolean): string => (inBatch ? `The batch was refused, none of its requests ran: ${text}` : text);
+
 /** Scopes and groups: throws the route's refusal when the caller may not call `tool`. */
-function enforceToolDecision(state: RouteState, tool: string, call: AuthorizedCall, draft: AuditDraft): void {
+function enforceToolDecision(state: RouteState, tool: string, call: AuthorizedCall, draft: AuditDraft, inBatch: boolean): void {
   draft.tool ??= tool;
   const decision = decideTool(state.route, tool, call.caller);
   if (decision.allowed) return;
   draft.outcome = 'denied';
   draft.tool = tool;
   if (decision.reason !== undefined) draft.reason = `policy: ${decision.reason}`;
-  const refusal = decision.reason === undefined ? `You are not allowed to call ${tool}.` : `You are not allowed to call ${tool}: ${decision.reason}.`;
+  const refusal = toldOf(decision.reason === undefined ? `You are not allowed to call ${tool}.` : `You are not allowed to call ${tool}: ${decision.reason}.`, inBatch);
   if (state.route.deniedToolResponse === 'jsonrpc_error') {
     throw new McpGatewayError('access_denied', JSONRPC.serverError, refusal, { status: 200 });
   }
   if (decision.missingScopes.length === 0) throw new ProtocolError('access_denied', refusal);
   const needed = state.route.tools[tool]?.scopes ?? [];
   const scheme = call.claims.jkt === undefined ? 'bearer' : 'dpop';
-  throw insufficientScope(toolChallenge(state, needed), `Calling ${tool} needs the scope(s): ${decision.missingScopes.join(' ')}.`, scheme);
+  throw insufficientScope(toolChallenge(state, needed), toldOf(`Calling ${tool} needs the scope(s): ${decision.missingScopes.join(' ')}.`, inBatch), scheme);
 }
 
 async function enforceArgumentPolicy(
@@ -89,6 +96,7 @@ async function enforceArgumentPolicy(
   call: AuthorizedCall,
   draft: AuditDraft,
   annotationsOf: (tool: string) => Promise<Record<string, unknown>>,
+  inBatch: boolean,
 ): Promise<void> {
   if (state.argumentPolicies.forTool(tool) === undefined) return;
   const decision = decideArguments(state.argumentPolicies, { tool, args, annotations: await annotationsOf(tool), caller: call.caller });
@@ -96,7 +104,7 @@ async function enforceArgumentPolicy(
   draft.outcome = 'denied';
   draft.tool = tool;
   draft.reason = `policy: ${decision.reason}`;
-  const description = `You are not allowed to call ${tool}: ${decision.reason}.`;
+  const description = toldOf(`You are not allowed to call ${tool}: ${decision.reason}.`, inBatch);
   const status = state.route.deniedToolResponse === 'jsonrpc_error' ? 200 : 403;
   throw new McpGatewayError('access_denied', JSONRPC.serverError, description, { status, detail: decision.detail });
 }

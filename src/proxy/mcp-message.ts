@@ -1,4 +1,4 @@
-import { hasDuplicateMember } from '../protocol/duplicate-members.ts';
+import { hasDuplicateMember, memberSpellings, misspeltMember } from '../protocol/duplicate-members.ts';
 import { JSONRPC, McpGatewayError } from './gateway-error.ts';
 
 /**
@@ -77,6 +77,14 @@ const NAME_SOURCE: Record<string, string> = {
   'tasks/cancel': 'taskId',
 };
 
+/**
+ * The members the gateway reads (JSON-RPC's, and the `params` members policy, pinning and `Mcp-Name` judge by): a
+ * member spelt otherwise in case is refused, as a case-insensitive parser behind the gateway would read it as one of
+ * them (duplicate-members.ts).
+ */
+const ENVELOPE_MEMBERS = memberSpellings(['jsonrpc', 'id', 'method', 'params', 'result', 'error']);
+const PARAMS_MEMBERS = memberSpellings(['name', 'arguments', 'uri', 'cursor', '_meta', 'taskId']);
+
 export function parseMcpPost(raw: Buffer): McpPost {
   let json: unknown;
   const text = raw.toString('utf8');
@@ -87,9 +95,15 @@ export function parseMcpPost(raw: Buffer): McpPost {
   }
   // The body is forwarded as received: what the gateway judged must be what any parser behind it reads.
   if (hasDuplicateMember(text)) {
-    throw new McpGatewayError('invalid_request', JSONRPC.invalidRequest, 'An object of the message names one member twice (RFC 8259 §4).');
+    throw new McpGatewayError('invalid_request', JSONRPC.invalidRequest, 'An object of the message names one member twice, in some case (RFC 8259 §4).');
   }
   const list = Array.isArray(json) ? json : [json];
+  for (const item of list) {
+    const misspelt = misspeltMember(item, ENVELOPE_MEMBERS) ?? misspeltMember(isObject(item) ? item.params : undefined, PARAMS_MEMBERS);
+    if (misspelt !== undefined) {
+      throw new McpGatewayError('invalid_request', JSONRPC.invalidRequest, 'A member of the message is spelt in another case than JSON-RPC and MCP name it.');
+    }
+  }
   if (list.length === 0) throw new McpGatewayError('invalid_request', JSONRPC.invalidRequest, 'An empty JSON-RPC batch is not allowed.');
   const messages: JsonRpcMessage[] = [];
   for (const item of list) {

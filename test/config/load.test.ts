@@ -386,7 +386,8 @@ broker:
     const overlap = (problems: readonly string[]) => problems.filter((p) => p.startsWith('routes[1].backend:'));
 
     it('is refused when its base path is the MCP backend\'s origin root, the MCP path itself, or holds the legacy SSE endpoint', () => {
-      for (const backend of ['http://127.0.0.1:3000', 'http://127.0.0.1:3000/', 'http://127.0.0.1:3000/mcp', 'http://localhost:3000/', 'http://[::1]:3000/mcp/']) {
+      // Every spelling of this machine, and of the path in another case (a server may route without case).
+      for (const backend of ['http://127.0.0.1:3000', 'http://127.0.0.1:3000/', 'http://127.0.0.1:3000/mcp', 'http://localhost:3000/', 'http://[::1]:3000/mcp/', 'http://[::ffff:127.0.0.1]:3000/', 'http://127.0.0.2:3000/', 'http://0.0.0.0:3000/', 'http://[::]:3000/', 'http://127.0.0.1:3000/MCP']) {
         const problems = overlap(problemsOf(httpRoute(backend)));
         assert.equal(problems.length, 1, backend);
         assert.match(problems[0] ?? '', /also reaches http:\/\/127\.0\.0\.1:3000\/(mcp|sse), the MCP backend of routes\[0\] \(\/mcp\).*set routes\[1\]\.allowMcpBackendOverlap: true$/);

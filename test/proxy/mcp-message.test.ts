@@ -103,3 +103,29 @@ describe('a member named twice in one object', () => {
     );
   });
 });
+
+describe('a member a case-insensitive parser reads otherwise (Go encoding/json, as mcp-go decodes messages)', () => {
+  // Each was judged as one message by the gateway and run as another by a Go backend: Go binds keys to fields
+  // case-insensitively, by Unicode folding (ſ is s, the Kelvin sign is k), keeping the last that matches.
+  const ambiguous = [
+    ['a method only Go sees', '{"jsonrpc":"2.0","id":1,"method":"ping","Method":"tools/call","params":{"name":"delete_everything","arguments":{}}}'],
+    ['a second tool name', '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"ok_tool","Name":"delete_everything"}}'],
+    ['arguments spelt with a long s', '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"read_file","arguments":{"path":"/public/x"},"argument\u017f":{"path":"/etc/passwd"}}}'],
+    ['params spelt with a long s', '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"ok_tool"},"param\u017f":{"name":"admin_panel"}}'],
+    ['a response that is a call to Go', '{"jsonrpc":"2.0","id":7,"result":{},"Method":"tools/call","params":{"name":"delete_everything"}}'],
+    ['an argument twice in two cases', '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"read_file","arguments":{"path":"/public/x","PATH":"/etc/shadow"}}}'],
+    ['a Kelvin sign', '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"a","arguments":{"k":1,"\u212a":2}}}'],
+    ['a misspelt method in a batch', '[{"jsonrpc":"2.0","id":1,"method":"ping"},{"jsonrpc":"2.0","id":2,"METHOD":"tools/call","params":{"name":"x"}}]'],
+  ] as const;
+  for (const [what, text] of ambiguous) {
+    it(`is refused (-32600): ${what}`, () => {
+      assert.throws(() => parseMcpPost(Buffer.from(text)), (error: unknown) => error instanceof McpGatewayError && error.jsonRpcCode === -32600);
+    });
+  }
+
+  it('leaves argument names of any case alone when they do not collide, and the members spelt as named', () => {
+    const post = parseMcpPost(Buffer.from('{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"Text":"x","Name":"y"},"_meta":{"progressToken":1}}}'));
+    assert.equal(post.name, 'echo');
+    assert.equal(parseMcpPost(Buffer.from('{"jsonrpc":"2.0","id":1,"method":"tasks/get","params":{"taskId":"t1"}}')).name, 't1');
+  });
+});

@@ -1,3 +1,4 @@
+import { connect } from 'node:net';
 import type { GatehouseConfig } from '../config/schema.ts';
 import { listKeys } from '../keys/rotation.ts';
 import type { Clock } from '../runtime/clock.ts';
@@ -12,7 +13,7 @@ import { createEntraProfile } from '../upstream/entra.ts';
 export type CheckStatus = 'ok' | 'warn' | 'fail';
 
 export interface DoctorCheck {
-  name: 'config' | 'store' | 'upstream' | 'keys';
+  name: 'config' | 'store' | 'upstream' | 'keys' | 'backends';
   status: CheckStatus;
   detail: string;
   /** What to do, for `warn` and `fail`. */
@@ -146,4 +147,38 @@ export async function checkKeys(store: Store, config: GatehouseConfig, clock: Cl
   if (ageDays >= KEY_ROTATION_AGE_DAYS) fixes.push(`keys are older than ${KEY_ROTATION_AGE_DAYS} days: run "gatehouse keys rotate"`);
   if (prunable.length > 0) fixes.push(`${prunable.length} retired key(s) can go: run "gatehouse keys prune"`);
   return fixes.length > 0 ? { name: 'keys', status: 'warn', detail, fix: fixes.join('; ') } : { name: 'keys', status: 'ok', detail };
+}
+
+/** Why a TCP connection to `url`'s host and port failed (refused, no such host, no answer in time), or undefined. */
+export type ReachBackend = (url: URL, timeoutMs: number) => Promise<string | undefined>;
+
+export const reachByTcp: ReachBackend = (url, timeoutMs) =>
+  new Promise((resolve) => {
+    const port = Number(url.port || (url.protocol === 'https:' ? 443 : 80));
+    const socket = connect({ host: url.hostname.replace(/^\[|\]$/g, ''), port });
+    const done = (problem: string | undefined) => {
+      socket.destroy();
+      resolve(problem);
+    };
+    socket.setTimeout(timeoutMs, () => done(`no answer within ${timeoutMs} ms`));
+    socket.once('connect', () => done(undefined));
+    socket.once('error', (error: NodeJS.ErrnoException) => done(error.code === 'ECONNREFUSED' ? 'connection refused' : error.code === 'ENOTFOUND' ? 'no such host' : (error.code ?? error.message)));
+  });
+
+/**
+ * Whether each route's backend accepts a connection (a TCP connect, nothing sent: a backend takes only the gateway's
+ * signed identity). Not a readiness check — a route whose backend is down answers 502 while every other route
+ * serves — so a warning, with the routes it costs; `gatehouse start` logs the same once it listens.
+ */
+export async function checkBackends(config: GatehouseConfig, reach: ReachBackend = reachByTcp, timeoutMs = 2_000): Promise<DoctorCheck> {
+  const results = await Promise.all(config.routes.map(async (route) => ({ route, problem: await reach(new URL(route.backend), timeoutMs) })));
+  const failing = results.filter((result) => result.problem !== undefined);
+  if (config.routes.length === 0) return { name: 'backends', status: 'warn', detail: 'no routes configured', fix: 'add routes (see docs/configuration.md)' };
+  if (failing.length === 0) return { name: 'backends', status: 'ok', detail: `${results.length} backend(s) accept connections` };
+  return {
+    name: 'backends',
+    status: 'warn',
+    detail: failing.map(({ route, problem }) => `${route.path} → ${new URL(route.backend).host}: ${problem}`).join('; '),
+    fix: 'start the backend, or check routes[].backend (host, port, DNS, firewall); these routes answer 502 until it accepts connections',
+  };
 }

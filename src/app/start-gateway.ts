@@ -15,6 +15,7 @@ import { createLogger } from '../server/logger.ts';
 import { loadTracing } from './load-tracing.ts';
 import { indexGrantsWrittenBefore } from '../store/oidc-index-backfill.ts';
 import { openStore } from '../store/open-store.ts';
+import { checkBackends } from '../admin/doctor.ts';
 import { StoreUnavailableError } from '../store/store.ts';
 import { GatehouseError } from '../errors/internal-errors.ts';
 import { assembleGatewayParts, type AssembleOptions, type GatewayParts } from './assemble-parts.ts';
@@ -182,6 +183,11 @@ export async function startGateway(options: StartGatewayOptions): Promise<Runnin
     // Always handled: SIGHUP's default action would end the process.
     const onHangup = reloadConfig ? () => void reloadConfig('SIGHUP') : () => logger.warn('SIGHUP ignored: started without a configuration file, there is nothing to reload');
     watchReloadSignal(options.signals ?? process, onHangup, lifecycle, logger);
+    // A route whose backend is down answers 502 while the rest serve: said once now, where the operator looks, not
+    // learnt from the first client's error (readiness leaves backends out for that reason: see doctor.ts).
+    void checkBackends(config).then((check) => {
+      if (check.status !== 'ok' && config.routes.length > 0) logger.warn({ backends: check.detail }, 'a route backend does not accept connections; its route answers 502 until it does');
+    });
     // After every start-up log line, in one write: a log line from a timer or a stand-in cannot land inside it.
     logger.flush();
     io.stdout(

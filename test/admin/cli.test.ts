@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
+import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -10,6 +10,9 @@ import type { CliCommand, CliIo } from '../../src/cli/command.ts';
 import { createAuditCommands } from '../../src/cli/commands/audit.ts';
 import { createClientsCommands } from '../../src/cli/commands/clients.ts';
 import { createDoctorCommand } from '../../src/cli/commands/doctor.ts';
+import { checkBackends } from '../../src/admin/doctor.ts';
+import { configSchema } from '../../src/config/schema.ts';
+import { freePort } from '../support/ports.ts';
 import { createGrantsCommands } from '../../src/cli/commands/grants.ts';
 import { createStoreCommands } from '../../src/cli/commands/store.ts';
 import { createUsersCommands } from '../../src/cli/commands/users.ts';
@@ -396,6 +399,34 @@ describe('gatehouse clients list with an empty store', () => {
   });
 });
 
+describe('gatehouse doctor: backends', () => {
+  it('warns, naming the route and why, about a backend that refuses connections or has no such host; ok when each accepts', async () => {
+    const listening = createServer();
+    await new Promise<void>((resolve) => listening.listen(0, '127.0.0.1', resolve));
+    const open = (listening.address() as AddressInfo).port;
+    const closed = await freePort();
+    const config = configSchema.parse({
+      routes: [
+        { path: '/up', backend: `http://127.0.0.1:${open}/mcp` },
+        { path: '/down', backend: `http://127.0.0.1:${closed}/mcp` },
+        { path: '/nowhere', backend: 'http://no-such-host.invalid/mcp' },
+      ],
+    });
+    try {
+      const check = await checkBackends(config);
+      assert.equal(check.status, 'warn');
+      assert.match(check.detail, new RegExp(`/down → 127\\.0\\.0\\.1:${closed}: connection refused`));
+      assert.match(check.detail, /\/nowhere → no-such-host\.invalid: (no such host|EAI_AGAIN)/);
+      assert.doesNotMatch(check.detail, /\/up/);
+      assert.match(check.fix ?? '', /502/);
+      const healthy = await checkBackends(configSchema.parse({ routes: [{ path: '/up', backend: `http://127.0.0.1:${open}/mcp` }] }));
+      assert.equal(healthy.status, 'ok');
+    } finally {
+      await new Promise((resolve) => listening.close(resolve));
+    }
+  });
+});
+
 describe('gatehouse doctor', () => {
   const clock = new ManualClock(Date.UTC(2026, 4, 1, 12));
   let directory: string;
@@ -413,7 +444,8 @@ describe('gatehouse doctor', () => {
   const doctor = async (fetch: typeof globalThis.fetch) => {
     let stdout = '';
     const io: CliIo = { stdout: (text) => (stdout += text), stderr: () => {}, env: {}, cwd: directory };
-    const command = createDoctorCommand({ clock, fetch, openStore: (config) => openStore(config.store, { clock }) });
+    // The demo's backends are not running here: each route's is taken as reachable (checkBackends has its own test).
+    const command = createDoctorCommand({ clock, fetch, openStore: (config) => openStore(config.store, { clock }), reachBackend: async () => undefined });
     const code = await command.run({ values: { config: configFile, json: true }, positionals: [], io });
     return { code, checks: (JSON.parse(stdout) as { checks: { name: string; status: string; fix?: string; detail: string }[] }).checks };
   };
@@ -442,7 +474,7 @@ describe('gatehouse doctor', () => {
     await store.close();
     const healthy = await doctor(discovery('http://localhost:8081'));
     assert.equal(healthy.code, 0);
-    assert.deepEqual(healthy.checks.map((check) => check.status), ['ok', 'ok', 'ok', 'ok']);
+    assert.deepEqual(healthy.checks.map((check) => check.status), ['ok', 'ok', 'ok', 'ok', 'ok']);
 
     const wrongIssuer = await doctor(discovery('http://evil.test'));
     assert.equal(wrongIssuer.code, 1);

@@ -1,16 +1,17 @@
 import { defaultAdminCommandDependencies, stringOption, type AdminCommandDependencies, type CliValues } from '../admin-command.ts';
-import { checkKeys, checkStore, checkUpstream, configWarnings, type DoctorCheck } from '../../admin/doctor.ts';
+import { checkBackends, checkKeys, checkStore, checkUpstream, configWarnings, reachByTcp, type DoctorCheck, type ReachBackend } from '../../admin/doctor.ts';
 import { toJsonOutput } from '../../admin/text-table.ts';
 import { ConfigError } from '../../config/config-error.ts';
 import { preflight } from '../../app/preflight.ts';
 import type { CliCommand, CliIo } from '../command.ts';
 
 /**
- * `gatehouse doctor`: config, store, upstream discovery and key health, one line each with the fix for what is
- * wrong. Exit code 1 when a check fails (warnings alone exit 0), so it can gate a deployment.
+ * `gatehouse doctor`: config, store, upstream discovery, backends and key health, one line each with the fix for
+ * what is wrong. Exit code 1 when a check fails (warnings alone exit 0), so it can gate a deployment.
  */
 export interface DoctorDependencies extends AdminCommandDependencies {
   fetch: typeof globalThis.fetch;
+  reachBackend?: ReachBackend;
 }
 
 const marks: Record<DoctorCheck['status'], string> = { ok: 'ok  ', warn: 'WARN', fail: 'FAIL' };
@@ -33,11 +34,12 @@ async function runChecks(values: CliValues, io: CliIo, dependencies: DoctorDepen
   }
   const { config, publicUrl } = loaded;
   const checks: DoctorCheck[] = [configWarnings(config, publicUrl)];
-  const [{ check: storeCheck, store }, upstreamCheck] = await Promise.all([
+  const [{ check: storeCheck, store }, upstreamCheck, backendsCheck] = await Promise.all([
     checkStore(() => dependencies.openStore(config, io), config),
     checkUpstream(config, dependencies.fetch),
+    checkBackends(config, dependencies.reachBackend ?? reachByTcp),
   ]);
-  checks.push(storeCheck, upstreamCheck);
+  checks.push(storeCheck, upstreamCheck, backendsCheck);
   if (store === undefined) {
     checks.push({ name: 'keys', status: 'fail', detail: 'not checked: the store is unavailable', fix: 'fix the store first' });
     return checks;
@@ -53,7 +55,7 @@ async function runChecks(values: CliValues, io: CliIo, dependencies: DoctorDepen
 export function createDoctorCommand(dependencies: DoctorDependencies = { ...defaultAdminCommandDependencies, fetch: globalThis.fetch }): CliCommand {
   return {
     path: ['doctor'],
-    summary: 'Check the configuration, store, upstream discovery and keys, and say how to fix what is wrong.',
+    summary: 'Check the configuration, store, upstream discovery, backends and keys, and say how to fix what is wrong.',
     options: {
       config: { type: 'string', short: 'c', description: 'Configuration file (default: the local demo configuration).' },
       json: { type: 'boolean', description: 'Print JSON instead of text.' },

@@ -184,7 +184,7 @@ const RESPONSE_DROPPED = new Set([
 ]);
 const CORS_PREFIX = 'access-control-';
 
-/** Response headers passed back to the client; `content-length` is dropped because bodies may be rewritten. */
+/** Response headers passed back to the client; `content-length` is dropped because bodies may be rewritten (a plain HTTP route, which rewrites none, keeps it: relay-response.ts). */
 export function clientResponseHeaders(backend: Record<string, string | string[] | undefined>): Record<string, string | string[]> {
   const listed = connectionListed(backend);
   const out: Record<string, string | string[]> = {};

@@ -112,6 +112,6 @@ export function httpRouteHandler(runtime: GatewayRuntime, state: RouteState) {
     const query = url.indexOf('?');
     exchange.draft.method = `${exchange.request.method} ${scrubUrl(query === -1 ? url : url.slice(0, query))}`;
     await runSteps(httpRouteSteps, exchange);
-    await relayResponse(exchange.reply, backendResponse(exchange), exchange.draft, state.route);
+    await relayResponse(exchange.reply, backendResponse(exchange), exchange.draft, state.route, undefined, { keepLength: true });
   });
 }

@@ -32,9 +32,14 @@ export async function relayResponse(
   draft: AuditDraft,
   route: Pick<RouteConfig, 'path'>,
   body: Readable = response.body,
-  options: { bytesCounted?: boolean; oneMessageUnlessSse?: boolean } = {},
+  options: { bytesCounted?: boolean; oneMessageUnlessSse?: boolean; keepLength?: boolean } = {},
 ): Promise<void> {
   const headers = clientResponseHeaders(response.headers);
+  // A body relayed as it is keeps its declared length (a plain HTTP route: nothing there rewrites a body): without
+  // it, a HEAD answered `Content-Length: 0` for a resource of any size, and a large download came chunked, with no
+  // size for progress or for a client's check that it arrived whole.
+  const declaredLength = response.headers['content-length'];
+  if (options.keepLength === true && typeof declaredLength === 'string' && /^\d{1,15}$/.test(declaredLength)) headers['content-length'] = declaredLength;
   // The backend's own challenge would point the client at the wrong authorization server.
   delete headers['www-authenticate'];
   // Set only once the answer goes out: a body that fails while it is collected becomes the gateway's 502, which must

@@ -224,12 +224,24 @@ export function concealBackendFailure(exchange: McpExchange): void {
   const path = exchange.state.route.path;
   const detail = `the backend answered ${response.statusCode}`;
   if (response.statusCode === 503) {
-    const retryAfter = headerValue(response.headers['retry-after']);
-    const headers = retryAfter !== undefined && /^\d{1,9}$/.test(retryAfter.trim()) ? { 'retry-after': retryAfter.trim() } : undefined;
+    const retryAfter = retryAfterSeconds(headerValue(response.headers['retry-after']), exchange.runtime.ctx.clock.now());
+    const headers = retryAfter === undefined ? undefined : { 'retry-after': retryAfter };
     throw new ProtocolError('temporarily_unavailable', `The backend of ${path} is temporarily unavailable; retry later.`, { detail, headers });
   }
   if (response.statusCode === 504) throw new ProtocolError('gateway_timeout', `The backend of ${path} did not answer in time.`, { detail });
   throw new ProtocolError('bad_gateway', `The backend of ${path} failed.`, { detail });
+}
+
+/**
+ * A backend's `Retry-After` as delta-seconds: given so, or as an HTTP-date (RFC 9110 §10.2.3 allows both), which is
+ * turned into the seconds left (at least 1), so the client reads one form whatever the backend wrote.
+ */
+function retryAfterSeconds(value: string | undefined, now: number): string | undefined {
+  const text = value?.trim();
+  if (text === undefined || text === '') return undefined;
+  if (/^\d{1,9}$/.test(text)) return text;
+  const at = /^[A-Za-z]{3}, \d{2} [A-Za-z]{3} \d{4} \d{2}:\d{2}:\d{2} GMT$/.test(text) ? Date.parse(text) : Number.NaN;
+  return Number.isNaN(at) ? undefined : String(Math.min(999_999_999, Math.max(1, Math.ceil((at - now) / 1000))));
 }
 
 /**

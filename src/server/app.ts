@@ -157,6 +157,9 @@ export async function buildServer(ctx: GatehouseContext, options: BuildServerOpt
     if (request.raw.url === '*' && request.method !== 'OPTIONS') {
       return done(new ProtocolError('invalid_request', 'The request target `*` is for OPTIONS only.'));
     }
+    // RFC 9112 §3.2: a request target has no fragment. Node's parser passes `#` on, and what follows it is read by
+    // some as part of the path (`/api/x#/../../y`) and by others not at all.
+    if (request.raw.url?.includes('#') === true) return done(new ProtocolError('invalid_request', 'A request target has no fragment (`#`).'));
     if (!lifecycle.draining) return done();
     done(
       new ProtocolError('temporarily_unavailable', 'The server is shutting down; retry on another instance.', {

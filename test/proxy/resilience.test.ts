@@ -64,8 +64,11 @@ before(async () => {
   });
   // A failing server writes about itself: a stack trace, an internal path, a secret.
   const failing = await http((req, res) => {
-    const status = Number(new URL(req.url ?? '/', 'http://backend').searchParams.get('status') ?? 500);
-    res.writeHead(status, { 'content-type': 'text/plain', 'retry-after': '7' }).end('Error: at /srv/app/db.js:42 password=hunter2');
+    const query = new URL(req.url ?? '/', 'http://backend').searchParams;
+    const status = Number(query.get('status') ?? 500);
+    // `Retry-After` as delta-seconds, or (`?date`) as an HTTP-date 30 s ahead.
+    const retryAfter = query.has('date') ? new Date(Date.now() + 30_000).toUTCString() : '7';
+    res.writeHead(status, { 'content-type': 'text/plain', 'retry-after': retryAfter }).end('Error: at /srv/app/db.js:42 password=hunter2');
   });
   const stream = await http((req, res) => {
     res.writeHead(200, { 'content-type': 'text/event-stream' });
@@ -135,6 +138,7 @@ before(async () => {
         route('/legacy-html', html, {}, ['sse']),
         route('/legacy-evil', evilLegacy, {}, ['sse']),
         ...[500, 503, 504, 431].map((status) => route(`/failing-${status}`, `${failing}/mcp?status=${status}`)),
+        route('/failing-503-date', `${failing}/mcp?status=503&date`),
         ...['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h'].map((tenant) => ({ ...route(`/tenant-${tenant}`, `${tenants}/${tenant}/mcp`, {}, ['sse']), legacySsePath: `/${tenant}/sse` })),
         { path: '/h-files', type: 'http', backend: `${tenants}/h/messages` },
       ],
@@ -212,6 +216,15 @@ describe('a GET stream that is not SSE', () => {
 });
 
 describe('a backend answering 5xx', () => {
+  it("503 with Retry-After as an HTTP-date: the client gets the seconds left (RFC 9110 §10.2.3 allows both forms)", async () => {
+    const path = '/failing-503-date';
+    const response = await mcpPost(gateway.url + path, await token(path), toolsCall('echo', { text: 'x' }, 9));
+    assert.equal(response.status, 503);
+    const seconds = Number(response.headers.get('retry-after'));
+    assert.ok(seconds >= 25 && seconds <= 31, `retry-after ${response.headers.get('retry-after')}`);
+    await response.body?.cancel();
+  });
+
   const cases: Array<[number, number]> = [
     [500, 502],
     [503, 503],

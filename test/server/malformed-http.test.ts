@@ -96,6 +96,14 @@ describe('malformed HTTP gets our JSON errors, never Fastify or Node defaults', 
     assert.equal(outcome.closed, true, 'the server closed the connection instead of reading the rest');
   });
 
+  it('a request target with a fragment is 400 invalid_request (RFC 9112 §3.2)', async () => {
+    for (const target of ['/healthz#x', '/api/echo/x#/../../y', '/#']) {
+      const { status, body } = parseRawResponse(await rawExchange(port, `GET ${target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`));
+      assert.equal(status, 400, target);
+      assert.equal(JSON.parse(body).error, 'invalid_request');
+    }
+  });
+
   it('oversized headers are 431 invalid_request', async () => {
     const huge = `GET /healthz HTTP/1.1\r\nHost: x\r\nX-Pad: ${'a'.repeat(20_000)}\r\n\r\n`;
     const { status, body } = parseRawResponse(await rawExchange(port, huge));

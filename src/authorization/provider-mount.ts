@@ -115,6 +115,20 @@ function registrationCors(request: FastifyRequest, reply: FastifyReply): boolean
   return true;
 }
 
+/**
+ * A token request without a DPoP proof for a route that takes only DPoP-bound tokens (`dpop: required`) is refused
+ * here, before the provider issues a Bearer token that every use of would be refused (401 `invalid_token`): the
+ * client learnt that only after the whole browser flow. Refused before the code or refresh token is spent, so the
+ * client can ask again with a proof. (RFC 9449 §5; the route's metadata says `dpop_bound_access_tokens_required`.)
+ */
+function refuseBearerForDpopResource(request: FastifyRequest, body: Buffer | undefined, resources: Pick<ProtectedResources, 'find'>): void {
+  if (request.method !== 'POST' || body === undefined || request.headers.dpop !== undefined) return;
+  const params = new URLSearchParams(body.toString('utf8'));
+  const requiring = params.getAll('resource').find((resource) => resources.find(resource)?.route.dpop === 'required');
+  if (requiring === undefined) return;
+  throw new ProtocolError('invalid_request', `${requiring} accepts only DPoP-bound access tokens (RFC 9449): send the token request with a DPoP proof.`);
+}
+
 export function mountProvider(app: FastifyInstance, options: ProviderMountOptions): void {
   const { ctx, provider, resources } = options;
   const publicUrl = new URL(ctx.publicUrl);
@@ -141,6 +155,7 @@ export function mountProvider(app: FastifyInstance, options: ProviderMountOption
       }
     } else {
       body = canonicalForm(request, body, resources);
+      if (path === `${basePath}/token`) refuseBearerForDpopResource(request, body, resources);
     }
     presentAsPublicRequest(request, publicUrl);
     const raw = request.raw as typeof request.raw & { originalUrl?: string };

@@ -127,6 +127,32 @@ describe('openid-client with DPoP: token endpoint → gateway → refresh', () =
     assert.deepEqual(sent, ['/mcp/nonce', '/token', '/mcp/nonce']);
   });
 
+  it('refuses a token request without a proof for a DPoP-only route, before the code is spent: the retry with a proof works', async () => {
+    const resource = `${server.publicUrl}/mcp`;
+    const verifier = oidc.randomPKCECodeVerifier();
+    const authorizationUrl = oidc.buildAuthorizationUrl(config, {
+      redirect_uri: CLIENT_REDIRECT,
+      scope: 'mcp:tools',
+      code_challenge: await oidc.calculatePKCECodeChallenge(verifier),
+      code_challenge_method: 'S256',
+      resource,
+    });
+    const outcome = await authorize(server, new TestBrowser(), Object.fromEntries(authorizationUrl.searchParams));
+    const code = outcome.url.searchParams.get('code') ?? '';
+    const bearer = await fetch(`${server.publicUrl}/token`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ grant_type: 'authorization_code', code, code_verifier: verifier, redirect_uri: CLIENT_REDIRECT, client_id: config.clientMetadata().client_id, resource }),
+    });
+    assert.equal(bearer.status, 400);
+    const refusal = (await bearer.json()) as { error: string; error_description: string };
+    assert.equal(refusal.error, 'invalid_request');
+    assert.match(refusal.error_description, /only DPoP-bound access tokens/);
+    const dpop = oidc.getDPoPHandle(config, await oidc.randomDPoPKeyPair('ES256'));
+    const tokens = await oidc.authorizationCodeGrant(config, outcome.url, { pkceCodeVerifier: verifier }, { resource }, { DPoP: dpop });
+    assert.equal(tokens.token_type.toLowerCase(), 'dpop');
+  });
+
   it('refuses the bound token without its key: another client key, or as a Bearer token', async () => {
     const dpop = oidc.getDPoPHandle(config, await oidc.randomDPoPKeyPair('ES256'));
     const tokens = await signIn(dpop);

@@ -39,7 +39,8 @@ after(async () => {
   await backend?.close();
 });
 
-async function signIn(dpop: oidc.DPoPHandle, path = '/mcp') {
+/** Authorization with PKCE for the route at `path`, up to the redirect carrying the code. */
+async function authorizeFor(path: string) {
   const resource = server.publicUrl + path;
   const verifier = oidc.randomPKCECodeVerifier();
   const authorizationUrl = oidc.buildAuthorizationUrl(config, {
@@ -50,7 +51,12 @@ async function signIn(dpop: oidc.DPoPHandle, path = '/mcp') {
     resource,
   });
   const outcome = await authorize(server, new TestBrowser(), Object.fromEntries(authorizationUrl.searchParams));
-  return oidc.authorizationCodeGrant(config, outcome.url, { pkceCodeVerifier: verifier }, { resource }, { DPoP: dpop });
+  return { resource, verifier, redirect: outcome.url };
+}
+
+async function signIn(dpop: oidc.DPoPHandle, path = '/mcp') {
+  const { resource, verifier, redirect } = await authorizeFor(path);
+  return oidc.authorizationCodeGrant(config, redirect, { pkceCodeVerifier: verifier }, { resource }, { DPoP: dpop });
 }
 
 const callTool = (accessToken: string, dpop: oidc.DPoPHandle, path = '/mcp') =>
@@ -128,17 +134,8 @@ describe('openid-client with DPoP: token endpoint → gateway → refresh', () =
   });
 
   it('refuses a token request without a proof for a DPoP-only route, before the code is spent: the retry with a proof works', async () => {
-    const resource = `${server.publicUrl}/mcp`;
-    const verifier = oidc.randomPKCECodeVerifier();
-    const authorizationUrl = oidc.buildAuthorizationUrl(config, {
-      redirect_uri: CLIENT_REDIRECT,
-      scope: 'mcp:tools',
-      code_challenge: await oidc.calculatePKCECodeChallenge(verifier),
-      code_challenge_method: 'S256',
-      resource,
-    });
-    const outcome = await authorize(server, new TestBrowser(), Object.fromEntries(authorizationUrl.searchParams));
-    const code = outcome.url.searchParams.get('code') ?? '';
+    const { resource, verifier, redirect } = await authorizeFor('/mcp');
+    const code = redirect.searchParams.get('code') ?? '';
     const bearer = await fetch(`${server.publicUrl}/token`, {
       method: 'POST',
       headers: { 'content-type': 'application/x-www-form-urlencoded' },
@@ -149,7 +146,7 @@ describe('openid-client with DPoP: token endpoint → gateway → refresh', () =
     assert.equal(refusal.error, 'invalid_request');
     assert.match(refusal.error_description, /only DPoP-bound access tokens/);
     const dpop = oidc.getDPoPHandle(config, await oidc.randomDPoPKeyPair('ES256'));
-    const tokens = await oidc.authorizationCodeGrant(config, outcome.url, { pkceCodeVerifier: verifier }, { resource }, { DPoP: dpop });
+    const tokens = await oidc.authorizationCodeGrant(config, redirect, { pkceCodeVerifier: verifier }, { resource }, { DPoP: dpop });
     assert.equal(tokens.token_type.toLowerCase(), 'dpop');
   });
 

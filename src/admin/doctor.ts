@@ -156,6 +156,8 @@ export const reachByTcp: ReachBackend = (url, timeoutMs) =>
   new Promise((resolve) => {
     const port = Number(url.port || (url.protocol === 'https:' ? 443 : 80));
     const socket = connect({ host: url.hostname.replace(/^\[|\]$/g, ''), port });
+    // A probe must not keep a stopping process alive (gatehouse start runs one as it starts).
+    socket.unref();
     const done = (problem: string | undefined) => {
       socket.destroy();
       resolve(problem);

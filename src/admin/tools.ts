@@ -49,15 +49,26 @@ export async function pendingToolChanges(deps: AdminDeps): Promise<ToolPinSummar
   return (await listToolPins(deps)).filter((tool) => tool.status === 'changed' || tool.status === 'new');
 }
 
+/**
+ * Nothing found on a route path the configuration does not have: said as a route unknown (not as "no tools pinned"
+ * or an unknown tool), naming the routes there are. A route that was removed keeps its pins: those are still shown.
+ */
+function requireRoute(deps: AdminDeps, route: string): void {
+  if (deps.config.routes.some((configured) => configured.path === route)) return;
+  throw new AdminNotFoundError(`No route ${route} in the configuration (routes: ${deps.config.routes.map((configured) => configured.path).join(', ') || 'none'}).`);
+}
+
 export async function listToolPins(deps: AdminDeps, filter: { route?: string } = {}): Promise<ToolPinSummary[]> {
   const entries = filter.route
     ? await findRecords(deps.store, toolPinRecord, 'route', filter.route)
     : await listAll(deps.store, toolPinRecord);
+  if (filter.route !== undefined && entries.length === 0) requireRoute(deps, filter.route);
   return entries.map((entry) => summarize(entry.value)).sort((a, b) => a.route.localeCompare(b.route) || a.name.localeCompare(b.name));
 }
 
 async function requirePin(deps: AdminDeps, route: string, name: string): Promise<ToolPin> {
   const pin = await readRecord(deps.store, toolPinRecord, toolPinKey(route, name));
+  if (pin === undefined) requireRoute(deps, route);
   if (pin === undefined) throw new AdminNotFoundError(`No tool "${name}" is pinned on route ${route} (see "gatehouse tools list").`);
   return pin;
 }

@@ -167,6 +167,7 @@ export async function assembleGatewayParts(baseCtx: GatehouseContext, options: A
       ? (await import('../demo/demo-banner.ts')).demoBanner({
           publicUrl: ctx.publicUrl,
           mcpPath: demo.graphRoute?.path ?? config.routes[0]?.path ?? '/mcp',
+          legacySse: (demo.graphRoute ?? config.routes[0])?.transports.includes('sse') === true,
           identityProviderUrl: demo.identityProvider.issuer,
           directoryApiUrl: demo.directoryApi.url,
           graphServerUrl: demo.graphServer?.url,

@@ -185,9 +185,13 @@ export async function startGateway(options: StartGatewayOptions): Promise<Runnin
     watchReloadSignal(options.signals ?? process, onHangup, lifecycle, logger);
     // A route whose backend is down answers 502 while the rest serve: said once now, where the operator looks, not
     // learnt from the first client's error (readiness leaves backends out for that reason: see doctor.ts).
-    void checkBackends(config).then((check) => {
-      if (check.status !== 'ok' && config.routes.length > 0) logger.warn({ backends: check.detail }, 'a route backend does not accept connections; its route answers 502 until it does');
-    });
+    void checkBackends(config)
+      .then((check) => {
+        if (check.status !== 'ok' && config.routes.length > 0 && !app.lifecycle.draining) {
+          logger.warn({ backends: check.detail }, 'a route backend does not accept connections; its route answers 502 until it does');
+        }
+      })
+      .catch(() => undefined);
     // After every start-up log line, in one write: a log line from a timer or a stand-in cannot land inside it.
     logger.flush();
     io.stdout(

@@ -63,21 +63,29 @@ function covers(base: URL, target: URL): boolean {
 }
 
 /**
- * Same origin, counting every name of this machine's loopback as one host: `localhost`, all of 127.0.0.0/8, `[::1]`,
- * their IPv4-mapped IPv6 spellings (`[::ffff:127.0.0.1]`) and the unspecified addresses (`0.0.0.0`, `[::]`), which
- * connect to the machine itself; a backend listening on all interfaces answers on each of them.
+ * Same origin, counting every spelling of one address as that address: `localhost`, `127.0.0.1` and `[::1]` (the
+ * loopback, the same server), an IPv4-mapped IPv6 address as its IPv4 one (`[::ffff:127.0.0.1]` is `127.0.0.1`),
+ * and the unspecified addresses (`0.0.0.0`, `[::]`), which connect to this machine, as the loopback. Other loopback
+ * addresses (`127.0.0.2`) may be other servers, and are taken as such.
  */
 function sameServer(a: URL, b: URL): boolean {
   if (a.origin === b.origin) return true;
-  return a.protocol === b.protocol && effectivePort(a) === effectivePort(b) && thisMachine(a) && thisMachine(b);
+  return a.protocol === b.protocol && effectivePort(a) === effectivePort(b) && addressOf(a) === addressOf(b);
 }
 
-function thisMachine(url: URL): boolean {
-  if (isLoopbackUrl(url.href)) return true;
+function addressOf(url: URL): string {
+  if (isLoopbackUrl(url.href)) return 'loopback';
   const host = url.hostname.replace(/^\[|\]$/g, '').toLowerCase();
-  if (host === '0.0.0.0' || host === '::' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host)) return true;
+  if (host === '0.0.0.0' || host === '::') return 'loopback';
   // The WHATWG parser writes an IPv4-mapped address in hex: [::ffff:127.0.0.1] is [::ffff:7f00:1].
-  return /^::ffff:7f[0-9a-f]{2}:[0-9a-f]{1,4}$/.test(host) || /^::ffff:0:0$/.test(host);
+  const mapped = /^::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/.exec(host);
+  if (mapped) {
+    const high = Number.parseInt(mapped[1]!, 16);
+    const low = Number.parseInt(mapped[2]!, 16);
+    const ipv4 = `${high >> 8}.${high & 255}.${low >> 8}.${low & 255}`;
+    return ipv4 === '127.0.0.1' ? 'loopback' : ipv4;
+  }
+  return host;
 }
 
 function effectivePort(url: URL): string {

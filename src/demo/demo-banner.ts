@@ -8,6 +8,8 @@ export interface DemoBannerInput {
   publicUrl: string;
   /** Path of the route to connect clients to, e.g. `/mcp`. */
   mcpPath: string;
+  /** That route serves the older HTTP+SSE transport too (its `transports`). */
+  legacySse: boolean;
   identityProviderUrl: string;
   directoryApiUrl: string;
   graphServerUrl: string | undefined;
@@ -27,7 +29,7 @@ export function demoBanner(input: DemoBannerInput): string[] {
     ...(mcpUrl.includes('//localhost:')
       ? [`  exactly so: tokens are for this address (a client given ${mcpUrl.replace('//localhost:', '//127.0.0.1:')} refuses its metadata)`]
       : []),
-    `  clients of the older HTTP+SSE transport (2024-11-05): ${mcpUrl.replace(/\/$/, '')}/sse`,
+    ...(input.legacySse ? [`  clients of the older HTTP+SSE transport (2024-11-05): ${mcpUrl.replace(/\/$/, '')}/sse`] : []),
     '',
     'Test users (sign in on the local identity provider; passwords are new on every start):',
     ...input.users.map((user) => `  ${user.username.padEnd(width)}  password ${user.password}   ${user.name} <${user.email}>`),

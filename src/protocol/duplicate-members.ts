@@ -9,16 +9,15 @@ export function foldedName(name: string): string {
 }
 
 /**
- * Whether a JSON text that parsed has an object naming one member twice, in any case. `JSON.parse` keeps the last of
- * them and says nothing, so a message judged by its parse — `{"name":"secret_tool","name":"echo"}` read as `echo`, a
- * `method` given twice read as the second — reached a backend whose parser keeps the first (or refuses duplicates) as
- * another message than the one judged; and `{"name":"echo","Name":"delete_everything"}`, two members to JSON.parse,
- * is one to a case-insensitive parser, which keeps the last. RFC 8259 §4: names SHOULD be unique; I-JSON (RFC 7493
- * §2.3) requires it.
+ * Whether a JSON text that parsed has an object naming one member twice. `JSON.parse` keeps the last of them and says
+ * nothing, so a message judged by its parse — `{"name":"secret_tool","name":"echo"}` read as `echo`, a `method`
+ * given twice read as the second — reached a backend whose parser keeps the first (or refuses duplicates) as another
+ * message than the one judged. RFC 8259 §4: names SHOULD be unique; I-JSON (RFC 7493 §2.3) requires it.
  *
  * One pass over the text, which is valid JSON (it parsed): strings are skipped escape-aware, and only an object's
  * member names are collected, one set per open object. A name written with escapes is decoded before it is compared
- * (`"n\u0061me"` is `name`), and compared folded (foldedName).
+ * (`"n\u0061me"` is `name`). Names in other cases are another matter (foldedCollision): a case-insensitive parser
+ * matches them only against the fields of a struct, so they are checked only where a backend binds one.
  */
 export function hasDuplicateMember(text: string): boolean {
   const open: Array<Set<string> | undefined> = [];
@@ -41,7 +40,7 @@ export function hasDuplicateMember(text: string): boolean {
       }
       const names = open[open.length - 1];
       if (expectName && names !== undefined) {
-        const name = foldedName(escaped ? (JSON.parse(text.slice(index, end + 1)) as string) : text.slice(index + 1, end));
+        const name = escaped ? (JSON.parse(text.slice(index, end + 1)) as string) : text.slice(index + 1, end);
         if (names.has(name)) return true;
         names.add(name);
         expectName = false;
@@ -68,6 +67,23 @@ const CLOSE_BRACE = 0x7d;
 const OPEN_BRACKET = 0x5b;
 const CLOSE_BRACKET = 0x5d;
 const COMMA = 0x2c;
+
+/**
+ * The first member of `object` that shares its folded name with another (`{"name":…,"Name":…}`): two members to
+ * JSON.parse, one field to a case-insensitive parser binding a struct (which keeps the last). For the objects a
+ * backend binds to structs (a message, its `params`, its top-level `arguments`, its `_meta`), not for maps nested in
+ * arguments, where `PATH` and `path` are two environment variables.
+ */
+export function foldedCollision(object: unknown): string | undefined {
+  if (typeof object !== 'object' || object === null || Array.isArray(object)) return undefined;
+  const seen = new Set<string>();
+  for (const key of Object.keys(object)) {
+    const folded = foldedName(key);
+    if (seen.has(folded)) return key;
+    seen.add(folded);
+  }
+  return undefined;
+}
 
 /** Members by their folded name, for misspeltMember. */
 export function memberSpellings(members: readonly string[]): ReadonlyMap<string, string> {

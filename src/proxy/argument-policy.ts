@@ -1,6 +1,7 @@
 import type { RouteConfig } from '../config/schema.ts';
 import { compileToolExpression, type CompiledToolExpression, type ToolPolicyInput } from '../config/tool-expressions.ts';
 import type { Caller } from './tool-policy.ts';
+import { memberSpellings, misspeltMember } from '../protocol/duplicate-members.ts';
 
 /**
  * The argument-level part of a tool policy: the route's CEL expressions (config/tool-expressions.ts), compiled once
@@ -8,10 +9,32 @@ import type { Caller } from './tool-policy.ts';
  * expression that errors at run time (a missing argument, a type the check could not foresee with `dyn` arguments)
  * or arguments too large or deep to hand to it deny the call with a reason — never a 500, never an allow.
  */
+interface ArgumentPolicy {
+  expression: CompiledToolExpression;
+  denyReason: string | undefined;
+  /** The argument names the expression reads (`args.path`, `args["path"]`, `"path" in args`), by folded name. */
+  reads: ReadonlyMap<string, string>;
+}
+
 export interface ArgumentPolicies {
   /** The expression that decides `tool`, if any: its own, else the route's default. */
-  forTool(tool: string): { expression: CompiledToolExpression; denyReason: string | undefined } | undefined;
+  forTool(tool: string): ArgumentPolicy | undefined;
 }
+
+/** The top-level argument names a CEL source reads. */
+function argumentNamesIn(source: string): string[] {
+  const names = new Set<string>();
+  for (const match of source.matchAll(/\bargs\s*\.\s*([A-Za-z_][A-Za-z0-9_]*)/g)) names.add(match[1]!);
+  for (const match of source.matchAll(/\bargs\s*\[\s*(?:"([^"]*)"|'([^']*)')\s*\]/g)) names.add(match[1] ?? match[2]!);
+  for (const match of source.matchAll(/(?:"([^"]*)"|'([^']*)')\s+in\s+args\b/g)) names.add(match[1] ?? match[2]!);
+  return [...names];
+}
+
+const compiled = (source: string, denyReason: string | undefined): ArgumentPolicy => ({
+  expression: compileToolExpression(source),
+  denyReason,
+  reads: memberSpellings(argumentNamesIn(source)),
+});
 
 export interface ArgumentDecision {
   allowed: boolean;
@@ -25,13 +48,11 @@ export interface ArgumentDecision {
 export const ARGUMENT_LIMITS = { maxDepth: 32, maxNodes: 10_000 } as const;
 
 export function compileArgumentPolicies(route: RouteConfig): ArgumentPolicies {
-  const byTool = new Map<string, { expression: CompiledToolExpression; denyReason: string | undefined }>();
+  const byTool = new Map<string, ArgumentPolicy>();
   for (const [tool, policy] of Object.entries(route.tools)) {
-    if (policy.allow !== undefined) byTool.set(tool, { expression: compileToolExpression(policy.allow), denyReason: policy.denyReason });
+    if (policy.allow !== undefined) byTool.set(tool, compiled(policy.allow, policy.denyReason));
   }
-  const fallback = route.defaultToolPolicy
-    ? { expression: compileToolExpression(route.defaultToolPolicy.allow), denyReason: route.defaultToolPolicy.denyReason }
-    : undefined;
+  const fallback = route.defaultToolPolicy ? compiled(route.defaultToolPolicy.allow, route.defaultToolPolicy.denyReason) : undefined;
   return { forTool: (tool) => (Object.hasOwn(route.tools, tool) ? byTool.get(tool) : undefined) ?? fallback };
 }
 
@@ -44,6 +65,10 @@ export function decideArguments(
   const args = call.args === undefined ? {} : call.args;
   if (!isPlainObject(args)) return { allowed: false, reason: 'the arguments must be an object' };
   if (!withinLimits(args)) return { allowed: false, reason: 'the arguments are too large or too deeply nested for the policy to check' };
+  // An argument the policy reads, spelt in another case (`Path` where it reads `args.path`): absent to the policy,
+  // which may allow an absent one, and that very argument to a backend binding it case-insensitively (Go).
+  const misspelt = misspeltMember(args, policy.reads);
+  if (misspelt !== undefined) return { allowed: false, reason: 'an argument the policy checks is spelt in another case' };
   const input: ToolPolicyInput = {
     // An app-only caller's subject is a client id: never let it pass for a user's in `user.sub == …`.
     user: { sub: call.caller.appOnly === true ? '' : call.caller.subject, email: call.caller.email ?? '', groups: call.caller.groups, tenant: call.caller.tenant ?? '' },

@@ -17,7 +17,7 @@ import { buildProtectedResourceMetadata, PRM_PATH, resourceMetadataPath } from '
 import { auditDraft, startAudit } from './request-audit.ts';
 import { decorateGatewayRequests } from './request-state.ts';
 import { startRequestTrace } from './request-trace.ts';
-import { createRouteState, type RouteState } from './route-state.ts';
+import { createRouteState, withSlashMetadata, type RouteState } from './route-state.ts';
 import { streamableHttpHandler } from './streamable-http.ts';
 import { ConfigError } from '../config/config-error.ts';
 
@@ -99,14 +99,17 @@ export function createGatewayPlugin(ctx: GatehouseContext, deps: GatewayDeps): F
 
 /** Registers the PRM documents; returns their paths. */
 function registerResourceMetadata(app: FastifyInstance, publicUrl: string, routes: readonly RouteConfig[]): string[] {
-  const send = (route: RouteConfig) => async (_request: FastifyRequest, reply: FastifyReply) =>
+  const send = (route: RouteConfig, slash = false) => async (_request: FastifyRequest, reply: FastifyReply) =>
     // Public metadata: browser-based MCP clients fetch it cross-origin.
-    reply.header('access-control-allow-origin', '*').header('cache-control', 'public, max-age=300').send(buildProtectedResourceMetadata(publicUrl, route));
+    reply.header('access-control-allow-origin', '*').header('cache-control', 'public, max-age=300').send(buildProtectedResourceMetadata(publicUrl, route, slash));
   const paths = routes.flatMap((route) => {
-    // An MCP URL with a trailing slash has its document under the same spelling (RFC 9728 §3.1 inserts the path as given).
-    const documents = route.type === 'mcp' ? withTrailingSlash(resourceMetadataPath(route)) : [resourceMetadataPath(route)];
-    for (const path of documents) app.get(path, send(route));
-    return documents;
+    const path = resourceMetadataPath(route);
+    app.get(path, send(route));
+    if (route.type !== 'mcp' || path.endsWith('/')) return [path];
+    // The MCP URL with a trailing slash has its document under the same spelling (RFC 9728 §3.1 inserts the path as
+    // given), naming that spelling as its `resource` (§3.3: identical to the URL the client derived it from).
+    app.get(`${path}/`, send(route, true));
+    return [path, `${path}/`];
   });
   // The root document serves clients that only try the root well-known URL: it describes the first route (unless a
   // route at `/` already owns it).
@@ -144,8 +147,9 @@ function registerRoute(app: FastifyInstance, runtime: GatewayRuntime, state: Rou
   if (route.transports.includes('streamable-http')) {
     // The MCP URL with a trailing slash is the same endpoint (a URL pasted so was a 404 before any OAuth began, and
     // `resource` already takes both spellings): same handler, same resource, same tokens.
-    const handler = streamableHttpHandler(runtime, state);
     for (const url of withTrailingSlash(route.path)) {
+      // Its challenges name the document of the spelling the client called (whose `resource` is that spelling).
+      const handler = streamableHttpHandler(runtime, url === route.path ? state : withSlashMetadata(state));
       app.route({ ...noHead, method: ['POST', 'GET', 'DELETE'], url, handler });
       app.route({ config, method: methodsToRefuse(app, ['GET', 'POST', 'DELETE'], PREFLIGHT), url, handler: refuseMethod('GET, POST, DELETE') });
       urls.push({ url, serves: ['GET', 'POST', 'DELETE'] });

@@ -1,4 +1,4 @@
-import { hasDuplicateMember, memberSpellings, misspeltMember } from '../protocol/duplicate-members.ts';
+import { foldedCollision, hasDuplicateMember, memberSpellings, misspeltMember } from '../protocol/duplicate-members.ts';
 import { JSONRPC, McpGatewayError } from './gateway-error.ts';
 
 /**
@@ -85,6 +85,27 @@ const NAME_SOURCE: Record<string, string> = {
 const ENVELOPE_MEMBERS = memberSpellings(['jsonrpc', 'id', 'method', 'params', 'result', 'error']);
 const PARAMS_MEMBERS = memberSpellings(['name', 'arguments', 'uri', 'cursor', '_meta', 'taskId']);
 
+/**
+ * A message a case-insensitive parser behind the gateway (Go's `encoding/json`, as mcp-go decodes messages) would
+ * read as another: two members of one name in different cases where a backend binds a struct (the message, its
+ * `params`, their `arguments` and `_meta`), or one of JSON-RPC's or MCP's members spelt in another case (`Method`
+ * beside a `result` is a response to the gateway and a `tools/call` to Go). Maps nested deeper are left alone.
+ */
+function refuseCaseAmbiguity(message: unknown): void {
+  if (!isObject(message)) return;
+  const params = isObject(message.params) ? message.params : undefined;
+  const ambiguous =
+    foldedCollision(message) ??
+    misspeltMember(message, ENVELOPE_MEMBERS) ??
+    foldedCollision(params) ??
+    misspeltMember(params, PARAMS_MEMBERS) ??
+    foldedCollision(params?.arguments) ??
+    foldedCollision(params?._meta);
+  if (ambiguous !== undefined) {
+    throw new McpGatewayError('invalid_request', JSONRPC.invalidRequest, 'A member of the message is named twice in different cases, or spelt in another case than JSON-RPC and MCP name it.');
+  }
+}
+
 export function parseMcpPost(raw: Buffer): McpPost {
   let json: unknown;
   const text = raw.toString('utf8');
@@ -95,15 +116,10 @@ export function parseMcpPost(raw: Buffer): McpPost {
   }
   // The body is forwarded as received: what the gateway judged must be what any parser behind it reads.
   if (hasDuplicateMember(text)) {
-    throw new McpGatewayError('invalid_request', JSONRPC.invalidRequest, 'An object of the message names one member twice, in some case (RFC 8259 §4).');
+    throw new McpGatewayError('invalid_request', JSONRPC.invalidRequest, 'An object of the message names one member twice (RFC 8259 §4).');
   }
   const list = Array.isArray(json) ? json : [json];
-  for (const item of list) {
-    const misspelt = misspeltMember(item, ENVELOPE_MEMBERS) ?? misspeltMember(isObject(item) ? item.params : undefined, PARAMS_MEMBERS);
-    if (misspelt !== undefined) {
-      throw new McpGatewayError('invalid_request', JSONRPC.invalidRequest, 'A member of the message is spelt in another case than JSON-RPC and MCP name it.');
-    }
-  }
+  for (const item of list) refuseCaseAmbiguity(item);
   if (list.length === 0) throw new McpGatewayError('invalid_request', JSONRPC.invalidRequest, 'An empty JSON-RPC batch is not allowed.');
   const messages: JsonRpcMessage[] = [];
   for (const item of list) {

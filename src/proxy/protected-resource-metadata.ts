@@ -32,9 +32,9 @@ export const resourceMetadataPath = (route: Pick<RouteConfig, 'path'>): string =
 export const resourceMetadataUrl = (publicUrl: string, route: Pick<RouteConfig, 'path'>): string =>
   publicUrl + resourceMetadataPath(route);
 
-export function buildProtectedResourceMetadata(publicUrl: string, route: RouteConfig): ProtectedResourceMetadata {
+export function buildProtectedResourceMetadata(publicUrl: string, route: RouteConfig, trailingSlash = false): ProtectedResourceMetadata {
   return {
-    resource: resourceUrl(publicUrl, route),
+    resource: trailingSlash ? `${resourceUrl(publicUrl, route)}/` : resourceUrl(publicUrl, route),
     authorization_servers: [publicUrl],
     // offline_access is an authorization-server scope (refresh tokens), not something this resource offers.
     scopes_supported: Object.keys(route.scopes).filter((scope) => scope !== 'offline_access'),

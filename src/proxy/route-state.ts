@@ -65,3 +65,18 @@ export function toolChallenge(state: RouteState, toolScopes: readonly string[]):
 export function routeBodyLimit(state: RouteState, serverLimit: number): number {
   return Math.min(state.route.bodyLimitBytes ?? serverLimit, serverLimit);
 }
+
+/**
+ * The route as its URL with a trailing slash answers: the same state (tokens, policies, backend, sessions), its 401s
+ * naming the metadata document of that spelling, whose `resource` is that spelling (RFC 9728 §3.3).
+ */
+export function withSlashMetadata(state: RouteState): RouteState {
+  const slashed: RouteState = Object.create(state) as RouteState;
+  Object.defineProperty(slashed, 'target', {
+    get: (): VerifyTarget => {
+      const target = state.target;
+      return { ...target, resourceMetadataUrl: `${target.resourceMetadataUrl}/` };
+    },
+  });
+  return slashed;
+}

@@ -2,6 +2,7 @@ import type { Transform } from 'node:stream';
 import { ProtocolError } from '../errors/protocol-error.ts';
 import { sseEventTransform, type SseEvent } from './sse-events.ts';
 import { foldPolicyName } from './tool-policy.ts';
+import { foldedCollision, memberSpellings, misspeltMember } from '../protocol/duplicate-members.ts';
 
 /**
  * Removes tools the caller may not call from `tools/list` results, so clients do not offer the model tools that
@@ -89,11 +90,26 @@ const toolsOf = (message: unknown): unknown[] | undefined => {
   return Array.isArray(tools) ? tools : undefined;
 };
 
-/** filterToolsResult, with the tools `review` names removed as well. */
+/**
+ * Under pinning, a tool whose definition a case-insensitive client would read otherwise than the gateway pinned it:
+ * a definition field in another case (`Description` beside or instead of `description`: Go's `encoding/json` reads
+ * the last of the two), or two members of one name in different cases. Pinning compares canonical JSON, which sorts
+ * members: the backend could swap two such members' order and change what a Go client reads without a new hash.
+ */
+function ambiguousTools(tools: readonly unknown[]): string[] {
+  return tools.flatMap((tool) => {
+    if (!tool || typeof tool !== 'object' || typeof (tool as { name?: unknown }).name !== 'string') return [];
+    return misspeltMember(tool, TOOL_FIELDS) !== undefined || foldedCollision(tool) !== undefined ? [(tool as { name: string }).name] : [];
+  });
+}
+
+const TOOL_FIELDS = memberSpellings(['name', 'title', 'description', 'inputSchema', 'outputSchema', 'annotations', '_meta', 'icons']);
+
+/** filterToolsResult, with the tools `review` names removed as well (and, under pinning, ambiguous ones). */
 export async function screenToolsResult(message: unknown, denied: ReadonlySet<string>, review: ReviewTools | undefined): Promise<unknown> {
   const tools = toolsOf(message);
   if (tools === undefined) return message;
-  const blocked = review ? await review(tools) : new Set<string>();
+  const blocked = review ? new Set([...(await review(tools)), ...ambiguousTools(tools)]) : new Set<string>();
   if (blocked.size === 0) return denied.size === 0 ? message : filterToolsResult(message, denied);
   return filterToolsResult(message, new Set([...denied, ...blocked]));
 }

@@ -387,7 +387,7 @@ broker:
 
     it('is refused when its base path is the MCP backend\'s origin root, the MCP path itself, or holds the legacy SSE endpoint', () => {
       // Every spelling of this machine, and of the path in another case (a server may route without case).
-      for (const backend of ['http://127.0.0.1:3000', 'http://127.0.0.1:3000/', 'http://127.0.0.1:3000/mcp', 'http://localhost:3000/', 'http://[::1]:3000/mcp/', 'http://[::ffff:127.0.0.1]:3000/', 'http://127.0.0.2:3000/', 'http://0.0.0.0:3000/', 'http://[::]:3000/', 'http://127.0.0.1:3000/MCP']) {
+      for (const backend of ['http://127.0.0.1:3000', 'http://127.0.0.1:3000/', 'http://127.0.0.1:3000/mcp', 'http://localhost:3000/', 'http://[::1]:3000/mcp/', 'http://[::ffff:127.0.0.1]:3000/', 'http://0.0.0.0:3000/', 'http://[::]:3000/', 'http://127.0.0.1:3000/MCP']) {
         const problems = overlap(problemsOf(httpRoute(backend)));
         assert.equal(problems.length, 1, backend);
         assert.match(problems[0] ?? '', /also reaches http:\/\/127\.0\.0\.1:3000\/(mcp|sse), the MCP backend of routes\[0\] \(\/mcp\).*set routes\[1\]\.allowMcpBackendOverlap: true$/);
@@ -398,7 +398,7 @@ broker:
     });
 
     it('is accepted when it covers no MCP endpoint: another base path, port or host', () => {
-      for (const backend of ['http://127.0.0.1:3000/api', 'http://127.0.0.1:3000/mc', 'http://127.0.0.1:3000/mcpx', 'http://127.0.0.1:3001/', 'http://10.0.0.5:3000/']) {
+      for (const backend of ['http://127.0.0.1:3000/api', 'http://127.0.0.1:3000/mc', 'http://127.0.0.1:3000/mcpx', 'http://127.0.0.1:3001/', 'http://10.0.0.5:3000/', 'http://127.0.0.2:3000/']) {
         const loaded = load(httpRoute(backend));
         assert.deepEqual(loaded.warnings, [], backend);
       }

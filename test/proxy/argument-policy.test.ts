@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { accountRecord, type AccountRecord } from '../../src/records/account.ts';
+import { configSchema } from '../../src/config/schema.ts';
+import { compileArgumentPolicies, decideArguments } from '../../src/proxy/argument-policy.ts';
 import { startMcpBackend, type McpBackend } from '../support/mcp-backends.ts';
 import { createTestKeyring, mcpPost, mintAccessToken, rpcBody, startTestGateway, toolsCall, type TestGateway } from './harness.ts';
 
@@ -139,5 +141,23 @@ describe('argument policies and app-only callers', () => {
     assert.equal(decide('echo', user), true);
     assert.equal(decide('whoami', app), true);
     assert.equal(decide('whoami', { ...app, clientId: 'other', subject: 'other' }), false);
+  });
+
+  it('denies an argument the policy reads spelt in another case (absent to the policy, that argument to a Go backend)', () => {
+    const [route] = configSchema.parse({
+      routes: [{ path: '/files', backend: 'http://127.0.0.1:1/mcp', tools: { read_file: { allow: '!has(args.path) || args.path.startsWith("/public/")' } } }],
+    }).routes;
+    const policies = compileArgumentPolicies(route!);
+    const caller = { subject: 'tenant/ada', clientId: 'client-1', groups: [], scopes: ['mcp:tools'] } as unknown as Parameters<typeof decideArguments>[1]['caller'];
+    const decide = (args: unknown) => decideArguments(policies, { tool: 'read_file', args, annotations: {}, caller });
+    assert.equal(decide({ path: '/public/a' }).allowed, true);
+    assert.equal(decide({}).allowed, true);
+    assert.equal(decide({ path: '/etc/shadow' }).allowed, false);
+    const misspelt = decide({ Path: '/etc/shadow' });
+    assert.equal(misspelt.allowed, false);
+    assert.match(misspelt.reason ?? '', /spelt in another case/);
+    assert.equal(decide({ PATH: '/etc/shadow' }).allowed, false);
+    // Names the policy does not read keep any case.
+    assert.equal(decide({ path: '/public/a', Encoding: 'utf8' }).allowed, true);
   });
 });

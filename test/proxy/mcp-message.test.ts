@@ -123,6 +123,11 @@ describe('a member a case-insensitive parser reads otherwise (Go encoding/json, 
     });
   }
 
+  it('leaves maps nested in arguments alone: PATH and path are two environment variables there', () => {
+    const post = parseMcpPost(Buffer.from('{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"run","arguments":{"env":{"PATH":"/usr/bin","path":"x"},"headers":{"Content-Type":"a","content-type":"b"}}}}'));
+    assert.equal(post.name, 'run');
+  });
+
   it('leaves argument names of any case alone when they do not collide, and the members spelt as named', () => {
     const post = parseMcpPost(Buffer.from('{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"Text":"x","Name":"y"},"_meta":{"progressToken":1}}}'));
     assert.equal(post.name, 'echo');

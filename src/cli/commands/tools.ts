@@ -33,7 +33,8 @@ export function createToolsCommands(dependencies: AdminCommandDependencies = def
       if (result.changedFields.length > 0) lines.push(`changed: ${result.changedFields.join(', ')}`);
       // The approval of exactly this definition, quoted for a shell: refused if the backend changes it before it runs.
       if (result.pendingHash !== undefined) lines.push(`approve exactly this: gatehouse tools approve ${shellQuoted(result.route)} ${shellQuoted(result.name)} --hash ${result.pendingHash}`);
-      lines.push('--- approved', JSON.stringify(result.approved ?? null, null, 2), '+++ seen', JSON.stringify(result.pending ?? null, null, 2));
+      lines.push('--- approved', result.approved === undefined ? '(nothing approved yet)' : JSON.stringify(result.approved, null, 2));
+      lines.push('+++ seen', result.pending === undefined ? '(the approved definition: nothing awaits review)' : JSON.stringify(result.pending, null, 2));
       io.stdout(`${terminalSafe(lines.join('\n'))}\n`);
     },
   });

@@ -81,7 +81,7 @@ export const toolPolicySchema = z
       .string()
       .optional()
       .describe(
-        'A CEL expression that must be `true` for the call to go through, over `user` (sub, email, groups, tenant; all empty for an app-only caller), `client` (id, appOnly), `tool` (name, annotations — the approved ones, with `toolPinning`) and `args` (the call\'s arguments). Checked when the config loads. Replaces the route\'s `defaultToolPolicy.allow` for this tool.',
+        'A CEL expression that must be `true` for the call to go through, over `user` (sub, email, groups, tenant; all empty for an app-only caller), `client` (id, appOnly), `tool` (name, annotations — the approved ones, with `toolPinning`) and `args` (the call\'s arguments). Checked when the config loads. Replaces the route\'s `defaultToolPolicy.allow` for this tool. One that reads neither `args` nor `tool.annotations` and refuses a caller also keeps the tool out of that caller\'s `tools/list`.',
       ),
     denyReason: z.string().optional().describe('Shown to the client (and audited) when `allow` is false.'),
     appOnly: z

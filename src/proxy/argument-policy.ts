@@ -14,6 +14,8 @@ interface ArgumentPolicy {
   denyReason: string | undefined;
   /** The argument names the expression reads (`args.path`, `args["path"]`, `"path" in args`), by folded name. */
   reads: ReadonlyMap<string, string>;
+  /** The expression reads neither the arguments nor the tool's annotations: it decides by caller alone. */
+  callerOnly: boolean;
 }
 
 export interface ArgumentPolicies {
@@ -34,7 +36,20 @@ const compiled = (source: string, denyReason: string | undefined): ArgumentPolic
   expression: compileToolExpression(source),
   denyReason,
   reads: memberSpellings(argumentNamesIn(source)),
+  callerOnly: !/\bargs\b|\bannotations\b/.test(source),
 });
+
+/**
+ * The route's tools (those its `tools` names) whose own expression decides by caller alone and refuses this caller
+ * (`false`, `"support" in user.groups`): every call would be refused whatever its arguments, so `tools/list` does not
+ * offer them either, as it does not offer a tool the caller's groups or scopes may not call (tool-policy.ts).
+ */
+export function toolsDeniedByCaller(route: RouteConfig, policies: ArgumentPolicies, caller: Caller): string[] {
+  return Object.keys(route.tools).filter((tool) => {
+    const policy = policies.forTool(tool);
+    return policy !== undefined && policy.callerOnly && !decideArguments(policies, { tool, args: {}, annotations: {}, caller }).allowed;
+  });
+}
 
 export interface ArgumentDecision {
   allowed: boolean;

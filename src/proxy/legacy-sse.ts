@@ -1,3 +1,4 @@
+import { toolsDeniedByCaller } from './argument-policy.ts';
 import { ProtocolError } from '../errors/protocol-error.ts';
 import type { RouteConfig } from '../config/schema.ts';
 import { httpRouteReaching } from '../config/http-route-overlap.ts';
@@ -81,7 +82,7 @@ function relayLegacyStream(exchange: McpExchange): Promise<void> {
     runtime.sessions.forget('legacy-sse-session', sessionId).catch(() => {});
   });
 
-  const denied = deniedTools(state.route, call.caller);
+  const denied = new Set([...deniedTools(state.route, call.caller), ...toolsDeniedByCaller(state.route, state.argumentPolicies, call.caller)]);
   const review = toolListReviewer(runtime, state.route, draft);
   const screen = screenToolsListSseEvent(denied, review);
   const endpoint = endpointRewriter(state.legacySseUrl, publicMessagesUrl, bind, runtime.ctx.config.routes);

@@ -1,3 +1,4 @@
+import { toolsDeniedByCaller } from './argument-policy.ts';
 import { Readable } from 'node:stream';
 import { backendFailure, type BackendResponse } from './backend-client.ts';
 import { ProtocolError } from '../errors/protocol-error.ts';
@@ -48,7 +49,10 @@ async function checkSessionOwner(exchange: McpExchange, sessionId: string): Prom
 
 /** A `tools/list` answer loses the tools this caller may not call. */
 export function hideDeniedTools(exchange: McpExchange): void {
-  if (shared.mayCarryToolsList(exchange)) exchange.denied = deniedTools(exchange.state.route, authorized(exchange).caller);
+  if (!shared.mayCarryToolsList(exchange)) return;
+  const { caller } = authorized(exchange);
+  const { route, argumentPolicies } = exchange.state;
+  exchange.denied = new Set([...deniedTools(route, caller), ...toolsDeniedByCaller(route, argumentPolicies, caller)]);
 }
 
 /** A session the backend issues is bound to the user who opened it; a DELETEd one is forgotten. */

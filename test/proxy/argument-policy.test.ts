@@ -4,7 +4,7 @@ import { accountRecord, type AccountRecord } from '../../src/records/account.ts'
 import { configSchema } from '../../src/config/schema.ts';
 import { compileArgumentPolicies, decideArguments } from '../../src/proxy/argument-policy.ts';
 import { startMcpBackend, type McpBackend } from '../support/mcp-backends.ts';
-import { createTestKeyring, mcpPost, mintAccessToken, rpcBody, startTestGateway, toolsCall, type TestGateway } from './harness.ts';
+import { createTestKeyring, listedTools, mcpPost, mintAccessToken, rpcBody, startTestGateway, toolsCall, type TestGateway } from './harness.ts';
 
 /**
  * Argument-level tool policies (CEL) through the real gateway: a denial is a JSON-RPC error with its reason, audited;
@@ -141,6 +141,14 @@ describe('argument policies and app-only callers', () => {
     assert.equal(decide('echo', user), true);
     assert.equal(decide('whoami', app), true);
     assert.equal(decide('whoami', { ...app, clientId: 'other', subject: 'other' }), false);
+  });
+
+  it('does not list a tool whose expression refuses this caller whatever the arguments (`false`), and lists one that reads them', async () => {
+    const forbidden = (await listedTools(`${gateway.url}/forbidden`, await token('/forbidden'))).map((tool) => tool.name);
+    assert.ok(forbidden.length > 0, 'the backend lists tools');
+    assert.ok(!forbidden.includes('echo'), forbidden.join(', '));
+    const readsArguments = (await listedTools(`${gateway.url}/mcp`, await token('/mcp'))).map((tool) => tool.name);
+    assert.ok(readsArguments.includes('echo'), 'its call may be allowed: it depends on the arguments');
   });
 
   it('denies an argument the policy reads spelt in another case (absent to the policy, that argument to a Go backend)', () => {

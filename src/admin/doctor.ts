@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { connect } from 'node:net';
 import type { GatehouseConfig } from '../config/schema.ts';
 import { listKeys } from '../keys/rotation.ts';
@@ -58,6 +59,12 @@ const firstLine = (error: unknown): string => (error instanceof Error ? error.me
 
 export async function checkStore(open: () => Promise<Store>, config: GatehouseConfig, timeoutMs = 5_000): Promise<{ check: DoctorCheck; store?: Store }> {
   const where = config.store.type === 'sqlite' ? `SQLite ${config.store.sqlitePath}` : 'Redis';
+  // Opening a SQLite store creates it: a doctor that did so left an empty store where a typo pointed, and said ok.
+  if (config.store.type === 'sqlite' && config.store.sqlitePath !== ':memory:' && !existsSync(config.store.sqlitePath)) {
+    return {
+      check: { name: 'store', status: 'warn', detail: `${where} does not exist yet (not created by this check)`, fix: 'gatehouse start creates it there; if a store should already be there, check store.sqlitePath' },
+    };
+  }
   const fix =
     config.store.type === 'sqlite'
       ? 'check that store.sqlitePath is on a writable disk and not locked by another program'

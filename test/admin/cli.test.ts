@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -461,7 +462,10 @@ describe('gatehouse doctor', () => {
     assert.equal(code, 1);
     const byName = Object.fromEntries(checks.map((check) => [check.name, check]));
     assert.equal(byName.config?.status, 'ok');
-    assert.equal(byName.store?.status, 'ok');
+    // No store yet: said, and not created by the check (an empty store where a typo pointed, reported ok, was).
+    assert.equal(byName.store?.status, 'warn');
+    assert.match(byName.store?.detail ?? '', /does not exist yet/);
+    assert.equal(existsSync(join(directory, 'g.db')), false);
     assert.equal(byName.upstream?.status, 'fail');
     assert.match(byName.upstream?.fix ?? '', /issuer URL/);
     assert.equal(byName.keys?.status, 'warn');

@@ -41,7 +41,12 @@ async function runChecks(values: CliValues, io: CliIo, dependencies: DoctorDepen
   ]);
   checks.push(storeCheck, upstreamCheck, backendsCheck);
   if (store === undefined) {
-    checks.push({ name: 'keys', status: 'fail', detail: 'not checked: the store is unavailable', fix: 'fix the store first' });
+    // A store not created yet holds no keys yet either: that is what a first start does, not a failure.
+    checks.push(
+      storeCheck.status === 'warn'
+        ? { name: 'keys', status: 'warn', detail: 'not checked: there is no store yet', fix: 'they are created with the store when Gatehouse first starts' }
+        : { name: 'keys', status: 'fail', detail: 'not checked: the store is unavailable', fix: 'fix the store first' },
+    );
     return checks;
   }
   try {

@@ -1,11 +1,20 @@
 /**
  * A member name as a case-insensitive parser matches it: Go's `encoding/json` (which mcp-go, and many Go backends,
  * decode MCP messages with) binds `"Name"`, `"NAME"` and `"ſame"`-like spellings to a field `name`, by Unicode simple
- * case folding (`ſ` is `s`, the Kelvin sign `K` is `k`). Upper then lower case folds those too; it folds a few
- * more (`ß` to `ss`), which only makes the checks below refuse a little more.
+ * case folding (`ſ` is `s`, the Kelvin sign `K` is `k`, `ẞ` is `ß`). Per character: upper then lower case, where
+ * that is one character (`ß` upper-cases to `SS`, which simple folding does not do, so it stays `ß`), except the
+ * Turkish dotless and dotted i, which simple folding keeps apart from `i`.
  */
 export function foldedName(name: string): string {
-  return name.toUpperCase().toLowerCase();
+  // Every name of JSON-RPC and MCP, and nearly every other: ASCII, where folding is lower-casing.
+  if (ASCII.test(name)) return name.toLowerCase();
+  let folded = '';
+  for (const character of name) {
+    const upper = character.toUpperCase();
+    const lower = upper.length === 1 ? upper.toLowerCase() : character.toLowerCase();
+    folded += character === '\u0131' || character === '\u0130' || lower.length !== 1 ? character : lower;
+  }
+  return folded;
 }
 
 /**
@@ -59,6 +68,9 @@ export function hasDuplicateMember(text: string): boolean {
   }
   return false;
 }
+
+// oxlint-disable-next-line no-control-regex -- the whole ASCII range, controls included
+const ASCII = /^[\u0000-\u007f]*$/;
 
 const QUOTE = 0x22;
 const BACKSLASH = 0x5c;

@@ -1,7 +1,7 @@
 import type { RouteConfig } from '../config/schema.ts';
 import { compileToolExpression, type CompiledToolExpression, type ToolPolicyInput } from '../config/tool-expressions.ts';
 import type { Caller } from './tool-policy.ts';
-import { memberSpellings, misspeltMember } from '../protocol/duplicate-members.ts';
+import { foldedCollision, memberSpellings, misspeltMember } from '../protocol/duplicate-members.ts';
 
 /**
  * The argument-level part of a tool policy: the route's CEL expressions (config/tool-expressions.ts), compiled once
@@ -82,8 +82,10 @@ export function decideArguments(
   if (!withinLimits(args)) return { allowed: false, reason: 'the arguments are too large or too deeply nested for the policy to check' };
   // An argument the policy reads, spelt in another case (`Path` where it reads `args.path`): absent to the policy,
   // which may allow an absent one, and that very argument to a backend binding it case-insensitively (Go).
-  const misspelt = misspeltMember(args, policy.reads);
-  if (misspelt !== undefined) return { allowed: false, reason: 'an argument the policy checks is spelt in another case' };
+  // Two arguments of one name in different cases: one field to a backend binding them case-insensitively (Go keeps
+  // the last), while the policy read the one of the exact spelling.
+  const misspelt = misspeltMember(args, policy.reads) ?? foldedCollision(args);
+  if (misspelt !== undefined) return { allowed: false, reason: 'an argument the policy checks is spelt in another case, or named twice in different cases' };
   const input: ToolPolicyInput = {
     // An app-only caller's subject is a client id: never let it pass for a user's in `user.sub == …`.
     user: { sub: call.caller.appOnly === true ? '' : call.caller.subject, email: call.caller.email ?? '', groups: call.caller.groups, tenant: call.caller.tenant ?? '' },

@@ -88,8 +88,10 @@ const PARAMS_MEMBERS = memberSpellings(['name', 'arguments', 'uri', 'cursor', '_
 /**
  * A message a case-insensitive parser behind the gateway (Go's `encoding/json`, as mcp-go decodes messages) would
  * read as another: two members of one name in different cases where a backend binds a struct (the message, its
- * `params`, their `arguments` and `_meta`), or one of JSON-RPC's or MCP's members spelt in another case (`Method`
- * beside a `result` is a response to the gateway and a `tools/call` to Go). Maps nested deeper are left alone.
+ * `params` and their `_meta`), or one of JSON-RPC's or MCP's members spelt in another case (`Method` beside a
+ * `result` is a response to the gateway and a `tools/call` to Go). A tool's arguments are the gateway's to judge only
+ * where an argument policy reads them, and are checked there (argument-policy.ts): a tool taking a map
+ * (`{"PATH":…,"path":…}`, headers) is served as before.
  */
 function refuseCaseAmbiguity(message: unknown): void {
   if (!isObject(message)) return;
@@ -99,7 +101,6 @@ function refuseCaseAmbiguity(message: unknown): void {
     misspeltMember(message, ENVELOPE_MEMBERS) ??
     foldedCollision(params) ??
     misspeltMember(params, PARAMS_MEMBERS) ??
-    foldedCollision(params?.arguments) ??
     foldedCollision(params?._meta);
   if (ambiguous !== undefined) {
     throw new McpGatewayError('invalid_request', JSONRPC.invalidRequest, 'A member of the message is named twice in different cases, or spelt in another case than JSON-RPC and MCP name it.');

@@ -1,4 +1,4 @@
-import { METHODS, type ServerResponse } from 'node:http';
+import { METHODS, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { fastify, LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyPluginAsync, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { GatehouseContext } from '../context/gatehouse-context.ts';
 import { createFrameworkErrorHandler, installErrorHandler } from './error-handler.ts';
@@ -117,6 +117,30 @@ function trustProxySetting(setting: boolean | number | string[]): boolean | stri
   return (_address, hop) => hop < setting;
 }
 
+/**
+ * `Expect: 100-continue` is answered when the request's body is first read, not on arrival: Node sent `100 Continue`
+ * before any route ran, inviting an unauthenticated client to upload what the gateway then refused unread (RFC 9110
+ * §10.1.1: a server that will not read the body should send the final answer instead). A request refused before its
+ * body is read gets its 401, 404 or 413 and no invitation; one whose body is read gets `100` at that moment.
+ */
+function sendContinueOnlyWhenRead(server: Server): void {
+  server.on('checkContinue', (request: IncomingMessage, response: ServerResponse) => {
+    let invited = false;
+    const invite = () => {
+      if (invited) return;
+      invited = true;
+      request.off('newListener', onListener);
+      if (!response.headersSent && !response.writableEnded) response.writeContinue();
+    };
+    const onListener = (event: string | symbol) => {
+      if (event === 'data' || event === 'readable') invite();
+    };
+    request.on('newListener', onListener);
+    request.once('resume', invite);
+    server.emit('request', request, response);
+  });
+}
+
 export async function buildServer(ctx: GatehouseContext, options: BuildServerOptions = {}): Promise<FastifyInstance> {
   const { server } = ctx.config;
   const securityHeaders: SecurityHeadersOptions = { hsts: ctx.publicUrl.startsWith('https://'), imageOrigins: brandingImageOrigins(ctx.config.branding) };
@@ -144,6 +168,8 @@ export async function buildServer(ctx: GatehouseContext, options: BuildServerOpt
   // by itself, and sent PROPFIND or SEARCH on an MCP endpoint to the not-found handler, as if nothing were there.
   // CONNECT never reaches a route (Node hands it to the server's `connect` event).
   for (const method of EXTRA_METHODS) if (!app.supportedMethods.includes(method)) app.addHttpMethod(method);
+
+  sendContinueOnlyWhenRead(app.server);
 
   const lifecycle = createLifecycle();
   app.decorate('lifecycle', lifecycle);

@@ -165,6 +165,8 @@ describe('argument policies and app-only callers', () => {
     assert.equal(misspelt.allowed, false);
     assert.match(misspelt.reason ?? '', /spelt in another case/);
     assert.equal(decide({ PATH: '/etc/shadow' }).allowed, false);
+    // Both spellings: the policy reads `path`, a Go backend binding a struct the last of the two.
+    assert.equal(decide({ path: '/public/a', PATH: '/etc/shadow' }).allowed, false);
     // Names the policy does not read keep any case.
     assert.equal(decide({ path: '/public/a', Encoding: 'utf8' }).allowed, true);
   });

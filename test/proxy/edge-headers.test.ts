@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { connect, type AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { backendRequestHeaders, clientResponseHeaders } from '../../src/proxy/forward-headers.ts';
 import { forwardedFor } from '../../src/proxy/gateway-runtime.ts';
@@ -185,6 +185,43 @@ describe('Expect: 100-continue', () => {
       assert.equal(seen.at(-1)!.expect, undefined);
     });
   }
+});
+
+describe('Expect: 100-continue, answered when the body is read', () => {
+  /** Sends the head only, with `Expect`, and reports what the gateway answers before any body is sent. */
+  function headOnly(path: string, headers: Array<[string, string]>): Promise<string> {
+    return new Promise((resolve) => {
+      const socket = connect(Number(new URL(gateway.url).port), '127.0.0.1');
+      let received = '';
+      const done = () => {
+        socket.destroy();
+        resolve(received);
+      };
+      socket.setEncoding('latin1');
+      socket.on('data', (chunk: string) => {
+        received += chunk;
+        // The interim answer, or the final one's head: either settles what was sent before the body.
+        if (received.includes('\r\n\r\n')) setTimeout(done, 50);
+      });
+      socket.on('error', done);
+      const body = JSON.stringify(toolsCall('echo'));
+      const lines = [`POST ${path} HTTP/1.1`, `Host: ${new URL(gateway.url).host}`, ...headers.map(([name, value]) => `${name}: ${value}`), 'Expect: 100-continue', `Content-Length: ${body.length}`];
+      socket.write(`${lines.join('\r\n')}\r\n\r\n`);
+      setTimeout(done, 3_000);
+    });
+  }
+
+  it('an unauthenticated upload gets its 401 and no invitation to send the body (RFC 9110 §10.1.1)', async () => {
+    const answer = await headOnly('/mcp', [['Content-Type', 'application/json'], ['Accept', 'application/json, text/event-stream']]);
+    assert.match(answer, /^HTTP\/1\.1 401 /);
+    assert.doesNotMatch(answer, /100 Continue/);
+  });
+
+  it('an authenticated one is invited once the gateway reads its body', async () => {
+    const token = await tokenFor('/mcp');
+    const answer = await headOnly('/mcp', postHeaders(token).filter(([name]) => name.toLowerCase() !== 'content-length'));
+    assert.match(answer, /^HTTP\/1\.1 100 Continue\r\n/);
+  });
 });
 
 describe('forwarding headers through trusted proxies', () => {

@@ -113,8 +113,8 @@ describe('a member a case-insensitive parser reads otherwise (Go encoding/json, 
     ['arguments spelt with a long s', '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"read_file","arguments":{"path":"/public/x"},"argument\u017f":{"path":"/etc/passwd"}}}'],
     ['params spelt with a long s', '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"ok_tool"},"param\u017f":{"name":"admin_panel"}}'],
     ['a response that is a call to Go', '{"jsonrpc":"2.0","id":7,"result":{},"Method":"tools/call","params":{"name":"delete_everything"}}'],
-    ['an argument twice in two cases', '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"read_file","arguments":{"path":"/public/x","PATH":"/etc/shadow"}}}'],
-    ['a Kelvin sign', '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"a","arguments":{"k":1,"\u212a":2}}}'],
+    ['a Kelvin sign', '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"a","\u212aey":1,"key":2}}'],
+    ['two _meta members in two cases', '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"a","_meta":{"progressToken":1,"ProgressToken":2}}}'],
     ['a misspelt method in a batch', '[{"jsonrpc":"2.0","id":1,"method":"ping"},{"jsonrpc":"2.0","id":2,"METHOD":"tools/call","params":{"name":"x"}}]'],
   ] as const;
   for (const [what, text] of ambiguous) {
@@ -123,9 +123,11 @@ describe('a member a case-insensitive parser reads otherwise (Go encoding/json, 
     });
   }
 
-  it('leaves maps nested in arguments alone: PATH and path are two environment variables there', () => {
-    const post = parseMcpPost(Buffer.from('{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"run","arguments":{"env":{"PATH":"/usr/bin","path":"x"},"headers":{"Content-Type":"a","content-type":"b"}}}}'));
-    assert.equal(post.name, 'run');
+  it('leaves the arguments to the argument policy, which alone reads them: a map of PATH and path is served', () => {
+    for (const args of ['{"env":{"PATH":"/usr/bin","path":"x"},"headers":{"Content-Type":"a","content-type":"b"}}', '{"PATH":"/usr/bin","path":"x"}', '{"strasse":1,"straße":2,"\u0131d":3,"id":4}']) {
+      const post = parseMcpPost(Buffer.from(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"run","arguments":${args}}}`));
+      assert.equal(post.name, 'run', args);
+    }
   });
 
   it('leaves argument names of any case alone when they do not collide, and the members spelt as named', () => {

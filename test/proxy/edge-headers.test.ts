@@ -217,10 +217,12 @@ describe('Expect: 100-continue, answered when the body is read', () => {
     assert.doesNotMatch(answer, /100 Continue/);
   });
 
-  it('an authenticated one is invited once the gateway reads its body', async () => {
+  it('an authenticated one is invited once the gateway reads its body: an MCP POST, and an upload streamed to a plain HTTP route', async () => {
     const token = await tokenFor('/mcp');
     const answer = await headOnly('/mcp', postHeaders(token).filter(([name]) => name.toLowerCase() !== 'content-length'));
     assert.match(answer, /^HTTP\/1\.1 100 Continue\r\n/);
+    const streamed = await headOnly('/api/items', [['Authorization', `Bearer ${await tokenFor('/api')}`], ['Content-Type', 'application/json']]);
+    assert.match(streamed, /^HTTP\/1\.1 100 Continue\r\n/);
   });
 });
 

@@ -134,10 +134,16 @@ function checkRoutes(config: GatehouseConfig, { problems }: RuleResult): void {
     if (route.bodyLimitBytes !== undefined && route.bodyLimitBytes > config.server.bodyLimitBytes) {
       problems.push(`routes[${index}].bodyLimitBytes: ${route.bodyLimitBytes} is more than server.bodyLimitBytes (${config.server.bodyLimitBytes}), which bounds every request — lower it or raise that`);
     }
+    const defaulted = route.requiredScopes.length === 1 && route.requiredScopes[0] === 'mcp:tools';
     for (const scope of route.requiredScopes) {
-      if (!Object.hasOwn(route.scopes, scope)) {
-        problems.push(`routes[${index}].requiredScopes: "${scope}" is not one of this route's scopes (${Object.keys(route.scopes).join(', ')})`);
-      }
+      if (Object.hasOwn(route.scopes, scope)) continue;
+      // Said so when it is the default: a route that names its own scopes and no requiredScopes met an error about a
+      // setting it never wrote.
+      problems.push(
+        defaulted
+          ? `routes[${index}].requiredScopes: "mcp:tools" (the default, when requiredScopes is not set) is not one of this route's scopes (${Object.keys(route.scopes).join(', ')}) — set requiredScopes to the scopes every request must carry`
+          : `routes[${index}].requiredScopes: "${scope}" is not one of this route's scopes (${Object.keys(route.scopes).join(', ')})`,
+      );
     }
   });
 }

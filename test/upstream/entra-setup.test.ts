@@ -167,6 +167,9 @@ describe('gatehouse entra setup', () => {
     const noIssuer = await setup(graph, configFile, ['--federation', 'aks']);
     assert.equal(noIssuer.code, 2);
     assert.match(noIssuer.err, /--federation aks needs --aks-issuer/);
+    const noFile = await setup(graph, join(dir, 'nothere.yaml'), aks);
+    assert.equal(noFile.code, 2);
+    assert.match(noFile.err, /the configuration file ".*nothere\.yaml" does not exist/);
     const unknownMi = await setup(graph, configFile, ['--federation', 'managed-identity', '--managed-identity-client-id', '00000000-1111-2222-3333-444444444444']);
     assert.equal(unknownMi.code, 1);
     assert.match(unknownMi.err, /no managed identity with client id/);

@@ -1,3 +1,4 @@
+import { unreadableFileReason } from '../../config/file-paths.ts';
 import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { parseDocument } from 'yaml';
 import { z } from 'zod';
@@ -39,7 +40,8 @@ export function readSetupInputs(file: string, env: NodeJS.ProcessEnv): SetupInpu
   try {
     text = readFileSync(file, 'utf8');
   } catch (error) {
-    throw new ConfigError([`cannot read ${file}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`]);
+    // As every other command says it (config/file-paths.ts), not the bare error code (`ENOENT`).
+    throw new ConfigError([`the configuration file "${file}" ${unreadableFileReason(error)}`]);
   }
   const { value, problems } = parseYamlConfig(text);
   if (problems.length > 0) throw new ConfigError(problems, file);

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import canonicalize from 'canonicalize';
-import { memberSpellings, misspeltMember } from '../protocol/duplicate-members.ts';
+import { foldedName, memberSpellings } from '../protocol/duplicate-members.ts';
 
 /**
  * What a tool is, for pinning: the fields a model reads or that decide what a call may carry. RFC 8785 canonical
@@ -26,7 +26,10 @@ export function toolDefinition(entry: unknown): ToolDefinition | undefined {
   for (const field of PINNED_FIELDS) if (tool[field] !== undefined) pinned[field] = tool[field];
   // A pinned field in another case (`Description`) is that field to a case-insensitive client (Go's encoding/json
   // reads it, the last of the two, as the description): it is part of the definition, so adding one is a change.
-  for (const key of Object.keys(tool)) if (misspeltMember({ [key]: true }, PINNED_SPELLINGS) !== undefined) pinned[key] = tool[key];
+  for (const key of Object.keys(tool)) {
+    const field = PINNED_SPELLINGS.get(foldedName(key));
+    if (field !== undefined && field !== key) pinned[key] = tool[key];
+  }
   const canonical = canonicalize(pinned) ?? '{}';
   return { name: tool.name, canonical, hash: createHash('sha256').update(canonical).digest('base64url') };
 }

@@ -1,11 +1,10 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { Client as ClientV2, StreamableHTTPClientTransport as TransportV2, UnauthorizedError as UnauthorizedV2 } from '@modelcontextprotocol/client';
+import { UnauthorizedError as UnauthorizedV2 } from '@modelcontextprotocol/client';
 import { UnauthorizedError as UnauthorizedV1 } from '@modelcontextprotocol/sdk/client/auth.js';
-import { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import type { Browser, BrowserContext } from 'playwright-core';
 import { launchBrowser, signInWithBrowser, startDemo, startRedirectListener, type DemoUser, type RedirectListener, type RunningDemo } from '../support/demo-harness.ts';
+import { callGraphToolWithSdk, type OAuthProvider } from './support/graph-tool-call.ts';
 import { createMemoryOAuthProvider } from './support/memory-oauth-provider.ts';
 
 /**
@@ -22,33 +21,6 @@ const variants = [
   { sdk: 'v1', route: 'gateway on-behalf-of (identity.mode: obo)', mcpIdentity: { mode: 'obo', downstream: 'graph' } },
   { sdk: 'v2', route: 'backend token exchange (identity assertion)', mcpIdentity: undefined },
 ] as const;
-
-type OAuthProvider = ReturnType<typeof createMemoryOAuthProvider>['provider'];
-
-/** Either SDK generation's client, with its own OAuth handling: connect (initialize), then `tools/call`. */
-async function callWithSdk(sdk: 'v1' | 'v2', mcpUrl: string, provider: OAuthProvider, callback?: URL) {
-  const code = callback?.searchParams.get('code') ?? undefined;
-  if (sdk === 'v1') {
-    const transport = new StreamableHTTPClientTransport(new URL(mcpUrl), { authProvider: provider });
-    if (code !== undefined) await transport.finishAuth(code);
-    const client = new Client({ name: 'e2e-step-up', version: '1.0.0' });
-    try {
-      await client.connect(transport);
-      return await client.callTool({ name: 'get_graph_user_details', arguments: {} });
-    } finally {
-      await client.close();
-    }
-  }
-  const transport = new TransportV2(new URL(mcpUrl), { authProvider: provider });
-  if (callback !== undefined) await transport.finishAuth(callback.searchParams);
-  const client = new ClientV2({ name: 'e2e-step-up-v2', version: '1.0.0' });
-  try {
-    await client.connect(transport);
-    return await client.callTool({ name: 'get_graph_user_details', arguments: {} });
-  } finally {
-    await client.close();
-  }
-}
 
 /** What both SDKs throw when they had to send the user to the browser (the `UnauthorizedError` of each generation). */
 const sentToBrowser = (error: unknown): boolean => error instanceof UnauthorizedV1 || error instanceof UnauthorizedV2;
@@ -75,7 +47,7 @@ for (const { sdk, route: routeMode, mcpIdentity } of variants) describe(`Conditi
     return user;
   };
 
-  const callGraphTool = (provider: OAuthProvider, callback?: URL) => callWithSdk(sdk, demo.mcpUrl, provider, callback);
+  const callGraphTool = (provider: OAuthProvider, callback?: URL) => callGraphToolWithSdk(sdk, demo.mcpUrl, provider, callback);
 
   async function codeFrom(context: BrowserContext, authorizationUrl: URL, user: DemoUser) {
     const signIn = await signInWithBrowser({ context, authorizationUrl: authorizationUrl.href, user, redirectUri: listener.url });

@@ -4,8 +4,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { UnauthorizedError } from '@modelcontextprotocol/sdk/client/auth.js';
-import { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { decodeJwt } from 'jose';
 import type { Browser } from 'playwright-core';
 import { generateKeySet, serializeKeySet } from '../../src/keys/key-set.ts';
@@ -15,6 +13,7 @@ import { systemClock } from '../../src/runtime/clock.ts';
 import { createSqliteStore } from '../../src/store/sqlite-store.ts';
 import { deleteUpstreamTokens, loadUpstreamTokens, saveUpstreamTokens } from '../../src/upstream/token-vault.ts';
 import { launchBrowser, signInWithBrowser, startDemo, startRedirectListener, type RedirectListener, type RunningDemo } from '../support/demo-harness.ts';
+import { callGraphToolWithSdk, type OAuthProvider } from './support/graph-tool-call.ts';
 import { createMemoryOAuthProvider } from './support/memory-oauth-provider.ts';
 
 /**
@@ -53,18 +52,7 @@ for (const { route, mcpIdentity } of routes) describe(`upstream session ended â€
     await listener?.close();
   });
 
-  async function callGraphTool(provider: ReturnType<typeof createMemoryOAuthProvider>['provider'], callback?: URL) {
-    const transport = new StreamableHTTPClientTransport(new URL(demo.mcpUrl), { authProvider: provider });
-    const code = callback?.searchParams.get('code');
-    if (code) await transport.finishAuth(code);
-    const client = new Client({ name: 'e2e-upstream-ended', version: '1.0.0' });
-    try {
-      await client.connect(transport);
-      return await client.callTool({ name: 'get_graph_user_details', arguments: {} });
-    } finally {
-      await client.close();
-    }
-  }
+  const callGraphTool = (provider: OAuthProvider, callback?: URL) => callGraphToolWithSdk('v1', demo.mcpUrl, provider, callback);
 
   for (const ending of endings) {
     it(`${ending}: the client is sent to sign in at the IdP, then the call succeeds`, async () => {

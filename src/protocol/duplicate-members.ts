@@ -6,6 +6,8 @@
  * Turkish dotless and dotted i, which simple folding keeps apart from `i`.
  */
 export function foldedName(name: string): string {
+  // Most names are lower-case ASCII already: nothing to fold, no copy.
+  if (!FOLDABLE.test(name)) return name;
   // Every name of JSON-RPC and MCP, and nearly every other: ASCII, where folding is lower-casing.
   if (ASCII.test(name)) return name.toLowerCase();
   let folded = '';
@@ -18,67 +20,89 @@ export function foldedName(name: string): string {
 }
 
 /**
- * Whether a JSON text that parsed has an object naming one member twice. `JSON.parse` keeps the last of them and says
- * nothing, so a message judged by its parse — `{"name":"secret_tool","name":"echo"}` read as `echo`, a `method`
- * given twice read as the second — reached a backend whose parser keeps the first (or refuses duplicates) as another
- * message than the one judged. RFC 8259 §4: names SHOULD be unique; I-JSON (RFC 7493 §2.3) requires it.
+ * Whether a JSON text has an object naming one member twice. `JSON.parse` keeps the last of them and says nothing,
+ * so a message judged by its parse — `{"name":"secret_tool","name":"echo"}` read as `echo`, a `method` given twice
+ * read as the second — reached a backend whose parser keeps the first (or refuses duplicates) as another message
+ * than the one judged. RFC 8259 §4: names SHOULD be unique; I-JSON (RFC 7493 §2.3) requires it.
  *
- * One pass over the text, which is valid JSON (it parsed): strings are skipped escape-aware, and only an object's
- * member names are collected, one set per open object. A name written with escapes is decoded before it is compared
- * (`"n\u0061me"` is `name`). Names in other cases are another matter (foldedCollision): a case-insensitive parser
- * matches them only against the fields of a struct, so they are checked only where a backend binds one.
+ * Counted, not compared: in valid JSON every member has exactly one `:` outside strings, so the text names as many
+ * members as it has such colons, while its parse (`parsed`, or the text parsed here) holds one member per distinct
+ * name of each object it kept. The two counts agree exactly when no object names a member twice: a duplicate drops a
+ * member, and the value it replaced, with every member nested in it. This allocates nothing per member, where
+ * collecting names did (a set per object, a string per name), on every MCP POST. A text that does not parse has no
+ * duplicate to report (its parser refuses it). Names in other cases are another matter (foldedCollision): a
+ * case-insensitive parser matches them only against the fields of a struct, so they are checked only where a
+ * backend binds one.
  */
-export function hasDuplicateMember(text: string): boolean {
-  const open: Array<Set<string> | undefined> = [];
-  let expectName = false;
+export function hasDuplicateMember(text: string, parsed: unknown = UNPARSED): boolean {
+  let value = parsed;
+  if (value === UNPARSED) {
+    try {
+      value = JSON.parse(text);
+    } catch {
+      return false;
+    }
+  }
+  return membersInText(text) !== membersParsed(value);
+}
+
+const UNPARSED = Symbol('unparsed');
+
+/** The colons outside strings of a valid JSON text: one per member of every object in it. */
+function membersInText(text: string): number {
+  let members = 0;
   const length = text.length;
   for (let index = 0; index < length; index++) {
     const code = text.charCodeAt(index);
     if (code === QUOTE) {
-      let end = index + 1;
-      let escaped = false;
-      while (end < length) {
-        const inner = text.charCodeAt(end);
-        if (inner === BACKSLASH) {
-          escaped = true;
-          end += 2;
-          continue;
-        }
-        if (inner === QUOTE) break;
-        end++;
+      index++;
+      while (index < length) {
+        const inner = text.charCodeAt(index);
+        if (inner === BACKSLASH) index += 2;
+        else if (inner === QUOTE) break;
+        else index++;
       }
-      const names = open[open.length - 1];
-      if (expectName && names !== undefined) {
-        const name = escaped ? (JSON.parse(text.slice(index, end + 1)) as string) : text.slice(index + 1, end);
-        if (names.has(name)) return true;
-        names.add(name);
-        expectName = false;
-      }
-      index = end;
-    } else if (code === OPEN_BRACE) {
-      open.push(new Set());
-      expectName = true;
-    } else if (code === OPEN_BRACKET) {
-      open.push(undefined);
-    } else if (code === CLOSE_BRACE || code === CLOSE_BRACKET) {
-      open.pop();
-    } else if (code === COMMA) {
-      expectName = open[open.length - 1] !== undefined;
+    } else if (code === COLON) {
+      members++;
     }
   }
-  return false;
+  return members;
 }
+
+/**
+ * The own members of every object in a parsed JSON value. A loop over a list of values still to count, not a
+ * recursion: a body nested a hundred thousand deep parses, and would overflow the stack here.
+ */
+function membersParsed(value: unknown): number {
+  if (typeof value !== 'object' || value === null) return 0;
+  let members = 0;
+  const pending: object[] = [value];
+  while (pending.length > 0) {
+    const next = pending.pop() as Record<string, unknown> | unknown[];
+    if (Array.isArray(next)) {
+      for (const item of next) if (typeof item === 'object' && item !== null) pending.push(item);
+      continue;
+    }
+    for (const key in next) {
+      // Own members only: an enumerable member someone added to Object.prototype is in no parsed object.
+      if (!Object.hasOwn(next, key)) continue;
+      members++;
+      const item = next[key];
+      if (typeof item === 'object' && item !== null) pending.push(item);
+    }
+  }
+  return members;
+}
+
+/** A character simple case folding may change: an ASCII capital, or anything beyond ASCII. */
+const FOLDABLE = /[A-Z\u0080-\uffff]/;
 
 // oxlint-disable-next-line no-control-regex -- the whole ASCII range, controls included
 const ASCII = /^[\u0000-\u007f]*$/;
 
 const QUOTE = 0x22;
 const BACKSLASH = 0x5c;
-const OPEN_BRACE = 0x7b;
-const CLOSE_BRACE = 0x7d;
-const OPEN_BRACKET = 0x5b;
-const CLOSE_BRACKET = 0x5d;
-const COMMA = 0x2c;
+const COLON = 0x3a;
 
 /**
  * The first member of `object` that shares its folded name with another (`{"name":…,"Name":…}`): two members to
@@ -88,6 +112,16 @@ const COMMA = 0x2c;
  */
 export function foldedCollision(object: unknown): string | undefined {
   if (typeof object !== 'object' || object === null || Array.isArray(object)) return undefined;
+  // Names with nothing to fold are their own folded names, and an object's names are distinct: no set unless a name
+  // folds (nearly every message).
+  let folds = false;
+  for (const key in object) {
+    if (Object.hasOwn(object, key) && FOLDABLE.test(key)) {
+      folds = true;
+      break;
+    }
+  }
+  if (!folds) return undefined;
   const seen = new Set<string>();
   for (const key of Object.keys(object)) {
     const folded = foldedName(key);

@@ -116,7 +116,7 @@ export function parseMcpPost(raw: Buffer): McpPost {
     throw new McpGatewayError('invalid_request', JSONRPC.parseError, 'The request body is not valid JSON.');
   }
   // The body is forwarded as received: what the gateway judged must be what any parser behind it reads.
-  if (hasDuplicateMember(text)) {
+  if (hasDuplicateMember(text, json)) {
     throw new McpGatewayError('invalid_request', JSONRPC.invalidRequest, 'An object of the message names one member twice (RFC 8259 §4).');
   }
   const list = Array.isArray(json) ? json : [json];

@@ -139,7 +139,9 @@ export function streamableHttpHandler(runtime: GatewayRuntime, state: RouteState
 async function relayToClient(exchange: McpExchange): Promise<void> {
   const { runtime, state, reply, draft } = exchange;
   const response = backendResponse(exchange);
-  const body = await toolsListBody(state, response, exchange.denied, exchange.reviewTools);
+  // Most answers are not screened: no promise for them.
+  const screened = exchange.denied.size > 0 || exchange.reviewTools !== undefined;
+  const body = screened ? await toolsListBody(state, response, exchange.denied, exchange.reviewTools) : response.body;
   if (response.statusCode >= 200 && response.statusCode < 300 && mediaType(response.headers) === 'text/event-stream') {
     trackOpenStream(reply, runtime.metrics, { route: state.route.path, transport: 'streamable-http' });
     runtime.openStreams.track(reply.raw, draft, authorized(exchange).claims.grantId, exchange.sessionId);

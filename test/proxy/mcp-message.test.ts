@@ -94,6 +94,36 @@ describe('a member named twice in one object', () => {
       '[]',
     ];
     for (const text of unique) assert.equal(hasDuplicateMember(text), false, text);
+    // The parse given, as the MCP POST passes its own: the same answers.
+    for (const text of [...duplicated, ...unique]) assert.equal(hasDuplicateMember(text, JSON.parse(text)), duplicated.includes(text), text);
+  });
+
+  it('is found where the dropped value held objects of its own, or where colons sit in names and strings', () => {
+    const duplicated = [
+      '{"a":{"b":{"c":1},"d":[{"e":2}]},"a":{"b":{"c":1},"d":[{"e":2}]}}',
+      '{"a:b":1,"a:b":{"x:":":"}}',
+      '{"x":[[[{"k":{"k":1,"k":{}}}]]]}',
+    ];
+    for (const text of duplicated) assert.equal(hasDuplicateMember(text), true, text);
+    for (const text of ['{"a:b":"c:d","e":{"f:":":"}}', '{"\\":":","\\\\":1}']) assert.equal(hasDuplicateMember(text), false, text);
+  });
+
+  it('counts a body nested far deeper than any stack without overflowing it', () => {
+    const depth = 200_000;
+    const nested = `${'{"a":['.repeat(depth)}1${']}'.repeat(depth)}`;
+    assert.equal(hasDuplicateMember(nested), false);
+    const withDuplicate = `${'{"a":['.repeat(depth)}{"k":1,"k":2}${']}'.repeat(depth)}`;
+    assert.equal(hasDuplicateMember(withDuplicate), true);
+  });
+
+  it('counts only own members: an enumerable member added to Object.prototype hides no duplicate', () => {
+    Object.defineProperty(Object.prototype, 'polluted', { value: 1, enumerable: true, configurable: true });
+    try {
+      assert.equal(hasDuplicateMember('{"name":1,"name":2}'), true);
+      assert.equal(hasDuplicateMember('{"name":1}'), false);
+    } finally {
+      delete (Object.prototype as Record<string, unknown>).polluted;
+    }
   });
 
   it('makes a POST invalid (-32600), so no backend reads another call than the one judged', () => {

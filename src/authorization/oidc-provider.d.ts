@@ -142,6 +142,12 @@ declare module 'oidc-provider' {
     [key: string]: unknown;
   }
 
+  export interface GrantSourceStatic {
+    new (properties: Record<string, unknown>): { save(): Promise<string>; [key: string]: unknown };
+    /** Undefined for an unknown, malformed or expired value. */
+    find(value: string): Promise<{ resource?: string | string[] } | undefined>;
+  }
+
   export default class Provider {
     constructor(issuer: string, configuration?: Configuration);
     readonly issuer: string;
@@ -149,6 +155,9 @@ declare module 'oidc-provider' {
     readonly Client: ClientStatic;
     readonly Grant: GrantStatic;
     readonly Interaction: InteractionStatic;
+    /** The stored codes and refresh tokens, found by their value (what a token request carries). */
+    readonly AuthorizationCode: GrantSourceStatic;
+    readonly RefreshToken: GrantSourceStatic;
     callback(): (req: IncomingMessage, res: ServerResponse) => void;
     interactionDetails(req: IncomingMessage, res: ServerResponse): Promise<InteractionDetails>;
     interactionFinished(

@@ -8,6 +8,7 @@ import { OAUTH_BODY_MAX_BYTES, readProviderBody, REGISTRATION_MAX_BYTES, withRea
 import { guardRegistration } from './registration-limit.ts';
 import type { ProtectedResources } from './protected-resources.ts';
 import { hasDuplicateMember } from '../protocol/duplicate-members.ts';
+import { mediaTypeOf } from '../protocol/media-type.ts';
 
 /**
  * oidc-provider is a Koa application; it is given the raw Node request for its own paths before Fastify reads the
@@ -75,6 +76,28 @@ function canonicalQuery(query: string, resources: Pick<ProtectedResources, 'find
   return canonicalizeResourceParams(params, resources) ? `?${params.toString()}` : query;
 }
 
+/**
+ * The token, revocation and introspection endpoints take a UTF-8 form (RFC 6749 §3.2, RFC 7009 §2.1, RFC 7662 §2.1).
+ * Anything else was handed to the provider, which read no parameters from it and answered a request with a JSON
+ * body, no `Content-Type` or a UTF-16 charset "no client authentication mechanism provided": true of what it read,
+ * no help to whoever sent it. A coded body (`Content-Encoding: gzip`) is not read at all: 415, naming what is (RFC
+ * 9110 §15.5.16).
+ */
+function refuseUnreadableForm(request: FastifyRequest): void {
+  const coding = request.headers['content-encoding'];
+  if (coding !== undefined && coding.trim().toLowerCase() !== 'identity') {
+    throw new ProtocolError('invalid_request', 'The request body must not be content-coded.', { status: 415, headers: { 'accept-encoding': 'identity' } });
+  }
+  const type = request.headers['content-type'];
+  if (mediaTypeOf(type) !== 'application/x-www-form-urlencoded') {
+    throw new ProtocolError('invalid_request', 'The request body must be a form, `Content-Type: application/x-www-form-urlencoded`.');
+  }
+  const charset = /;\s*charset\s*=\s*"?([^";\s]*)/i.exec(type ?? '')?.[1]?.toLowerCase();
+  if (charset !== undefined && charset !== 'utf-8' && charset !== 'utf8' && charset !== 'us-ascii') {
+    throw new ProtocolError('invalid_request', 'The form must be UTF-8: a charset other than utf-8 is not read.');
+  }
+}
+
 /** A form body with its `resource` parameters canonical (the same bytes when none needed it). */
 function canonicalForm(request: FastifyRequest, body: Buffer | undefined, resources: Pick<ProtectedResources, 'find'>): Buffer | undefined {
   if (body === undefined || body.length === 0 || !/^application\/x-www-form-urlencoded\b/i.test(request.headers['content-type'] ?? '')) return body;
@@ -120,13 +143,37 @@ function registrationCors(request: FastifyRequest, reply: FastifyReply): boolean
  * here, before the provider issues a Bearer token that every use of would be refused (401 `invalid_token`): the
  * client learnt that only after the whole browser flow. Refused before the code or refresh token is spent, so the
  * client can ask again with a proof. (RFC 9449 §5; the route's metadata says `dpop_bound_access_tokens_required`.)
+ *
+ * The resource is the request's `resource`, or, where it names none, the one the code or refresh token was granted
+ * for (the provider issues for the granted resource then): a client that named the resource only at `/authorize`
+ * got its Bearer token. Client credentials always name theirs (provider-configuration.ts, requireNamedResource); the
+ * assertion grants check theirs once the assertion names it (grants/verify-assertion.ts).
  */
-function refuseBearerForDpopResource(request: FastifyRequest, body: Buffer | undefined, resources: Pick<ProtectedResources, 'find'>): void {
+async function refuseBearerForDpopResource(
+  request: FastifyRequest,
+  body: Buffer | undefined,
+  resources: Pick<ProtectedResources, 'find'>,
+  provider: CurrentProvider,
+): Promise<void> {
   if (request.method !== 'POST' || body === undefined || request.headers.dpop !== undefined) return;
   const params = new URLSearchParams(body.toString('utf8'));
-  const requiring = params.getAll('resource').find((resource) => resources.find(resource)?.route.dpop === 'required');
+  let named = params.getAll('resource');
+  if (named.length === 0) named = await grantedResources(params, provider);
+  const requiring = named.find((resource) => resources.find(resource)?.route.dpop === 'required');
   if (requiring === undefined) return;
   throw new ProtocolError('invalid_request', `${requiring} accepts only DPoP-bound access tokens (RFC 9449): send the token request with a DPoP proof.`);
+}
+
+/** The resources the code or refresh token of a token request was granted for; none when it names neither or is unknown. */
+async function grantedResources(params: URLSearchParams, provider: CurrentProvider): Promise<string[]> {
+  const grantType = params.get('grant_type');
+  const value = params.get(grantType === 'authorization_code' ? 'code' : grantType === 'refresh_token' ? 'refresh_token' : '');
+  if (value === null || value === '') return [];
+  // The provider's own lookup (what its grant will read next); an unknown or malformed value is the grant's to refuse.
+  const model = grantType === 'authorization_code' ? provider.get().AuthorizationCode : provider.get().RefreshToken;
+  const found = await model.find(value).catch(() => undefined);
+  const resource = found?.resource;
+  return resource === undefined ? [] : Array.isArray(resource) ? resource : [resource];
 }
 
 export function mountProvider(app: FastifyInstance, options: ProviderMountOptions): void {
@@ -154,8 +201,9 @@ export function mountProvider(app: FastifyInstance, options: ProviderMountOption
         throw new ProtocolError('invalid_client_metadata', 'An object of the registration names one member twice (RFC 8259 §4).');
       }
     } else {
+      if (request.method === 'POST') refuseUnreadableForm(request);
       body = canonicalForm(request, body, resources);
-      if (path === `${basePath}/token`) refuseBearerForDpopResource(request, body, resources);
+      if (path === `${basePath}/token`) await refuseBearerForDpopResource(request, body, resources, provider);
     }
     presentAsPublicRequest(request, publicUrl);
     const raw = request.raw as typeof request.raw & { originalUrl?: string };

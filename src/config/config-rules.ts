@@ -141,7 +141,7 @@ function checkRoutes(config: GatehouseConfig, { problems }: RuleResult): void {
       // setting it never wrote.
       problems.push(
         defaulted
-          ? `routes[${index}].requiredScopes: "mcp:tools" (the default, when requiredScopes is not set) is not one of this route's scopes (${Object.keys(route.scopes).join(', ')}) — set requiredScopes to the scopes every request must carry`
+          ? `routes[${index}].requiredScopes: "mcp:tools" (what requiredScopes is by default) is not one of this route's scopes (${Object.keys(route.scopes).join(', ')}) — set requiredScopes to the scopes every request must carry`
           : `routes[${index}].requiredScopes: "${scope}" is not one of this route's scopes (${Object.keys(route.scopes).join(', ')})`,
       );
     }

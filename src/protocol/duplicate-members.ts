@@ -13,11 +13,14 @@ export function foldedName(name: string): string {
   let folded = '';
   for (const character of name) {
     const upper = character.toUpperCase();
-    const lower = upper.length === 1 ? upper.toLowerCase() : character.toLowerCase();
-    folded += character === '\u0131' || character === '\u0130' || lower.length !== 1 ? character : lower;
+    const lower = isOneCharacter(upper) ? upper.toLowerCase() : character.toLowerCase();
+    folded += character === '\u0131' || character === '\u0130' || !isOneCharacter(lower) ? character : lower;
   }
   return folded;
 }
+
+/** One code point: a letter beyond the Basic Multilingual Plane (Deseret `𐐀`) is two UTF-16 units, and one character. */
+const isOneCharacter = (text: string): boolean => text.length === 1 || (text.length === 2 && text.codePointAt(0)! > 0xffff);
 
 /**
  * Whether a JSON text has an object naming one member twice. `JSON.parse` keeps the last of them and says nothing,

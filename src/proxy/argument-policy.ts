@@ -1,7 +1,7 @@
 import type { RouteConfig } from '../config/schema.ts';
 import { compileToolExpression, type CompiledToolExpression, type ToolPolicyInput } from '../config/tool-expressions.ts';
 import type { Caller } from './tool-policy.ts';
-import { foldedCollision, memberSpellings, misspeltMember } from '../protocol/duplicate-members.ts';
+import { foldedCollision, foldedName, memberSpellings, misspeltMember } from '../protocol/duplicate-members.ts';
 
 /**
  * The argument-level part of a tool policy: the route's CEL expressions (config/tool-expressions.ts), compiled once
@@ -12,8 +12,11 @@ import { foldedCollision, memberSpellings, misspeltMember } from '../protocol/du
 interface ArgumentPolicy {
   expression: CompiledToolExpression;
   denyReason: string | undefined;
-  /** The argument names the expression reads (`args.path`, `args["path"]`, `"path" in args`), by folded name. */
-  reads: ReadonlyMap<string, string>;
+  /**
+   * The names the expression may read of the arguments, by folded name, when it reads them at all: see
+   * namesReadIn. Undefined for an expression that never mentions `args`.
+   */
+  reads: ReadonlyMap<string, string> | undefined;
   /** The expression reads neither the arguments nor the tool's annotations: it decides by caller alone. */
   callerOnly: boolean;
 }
@@ -23,26 +26,53 @@ export interface ArgumentPolicies {
   forTool(tool: string): ArgumentPolicy | undefined;
 }
 
-/** The top-level argument names a CEL source reads. */
-function argumentNamesIn(source: string): string[] {
+/**
+ * Every name a CEL source may read of the arguments, at any depth: each field it selects (`args.opts.recursive`,
+ * `a.path` where `cel.bind(a, args, …)` renamed them) and each string it holds (`args["path"]`, `"path" in args`,
+ * `args.exists(k, k == "path")`). A superset on purpose: what the expression reads of the arguments through another
+ * name, a macro's variable or a map's key cannot be told from its text, and a name kept here that it never reads
+ * costs only a refusal of that name spelt in another case. Fields of the caller and the tool (`user.groups`,
+ * `tool.annotations.readOnlyHint`) are left out, as those objects are the gateway's, not the client's — unless the
+ * expression binds one of those names to something else (`args.items.exists(user, user.path == …)`).
+ */
+function namesReadIn(source: string): string[] {
   const names = new Set<string>();
-  for (const match of source.matchAll(/\bargs\s*\.\s*([A-Za-z_][A-Za-z0-9_]*)/g)) names.add(match[1]!);
-  for (const match of source.matchAll(/\bargs\s*\[\s*(?:"([^"]*)"|'([^']*)')\s*\]/g)) names.add(match[1] ?? match[2]!);
-  for (const match of source.matchAll(/(?:"([^"]*)"|'([^']*)')\s+in\s+args\b/g)) names.add(match[1] ?? match[2]!);
+  const rebindsInputs = /[(,]\s*(?:user|client|tool)\s*,/.test(source);
+  for (const match of source.matchAll(/(\b[A-Za-z_][A-Za-z0-9_]*\s*)?\.\s*\??\s*([A-Za-z_][A-Za-z0-9_]*)/g)) {
+    const root = match[1]?.trim();
+    if (!rebindsInputs && (root === 'user' || root === 'client' || root === 'tool' || root === 'annotations')) continue;
+    names.add(match[2]!);
+  }
+  for (const match of source.matchAll(/"((?:[^"\\]|\\.)*)"|'((?:[^'\\]|\\.)*)'/g)) {
+    const written = match[1] ?? match[2]!;
+    names.add(written);
+    // A name written with escapes (`"pa\u0074h"`) is read as the name it spells.
+    if (written.includes('\\')) names.add(decodedLiteral(written));
+  }
   return [...names];
+}
+
+function decodedLiteral(written: string): string {
+  try {
+    return JSON.parse(`"${written.replace(/\\?"/g, '\\"')}"`) as string;
+  } catch {
+    return written;
+  }
 }
 
 const compiled = (source: string, denyReason: string | undefined): ArgumentPolicy => ({
   expression: compileToolExpression(source),
   denyReason,
-  reads: memberSpellings(argumentNamesIn(source)),
+  reads: /\bargs\b/.test(source) ? memberSpellings(namesReadIn(source)) : undefined,
   callerOnly: !/\bargs\b|\bannotations\b/.test(source),
 });
 
 /**
- * The route's tools (those its `tools` names) whose own expression decides by caller alone and refuses this caller
- * (`false`, `"support" in user.groups`): every call would be refused whatever its arguments, so `tools/list` does not
- * offer them either, as it does not offer a tool the caller's groups or scopes may not call (tool-policy.ts).
+ * The route's tools (those its `tools` names) whose expression — their own, or the route's default where they have
+ * none — decides by caller alone and refuses this caller (`false`, `"support" in user.groups`): every call would be
+ * refused whatever its arguments, so `tools/list` does not offer them either, as it does not offer a tool the caller's
+ * groups or scopes may not call (tool-policy.ts). A tool the route does not name is not known before the backend's
+ * answer, so one that only a refusing default decides stays listed, and its calls are refused.
  */
 export function toolsDeniedByCaller(route: RouteConfig, policies: ArgumentPolicies, caller: Caller): string[] {
   return Object.keys(route.tools).filter((tool) => {
@@ -80,12 +110,14 @@ export function decideArguments(
   const args = call.args === undefined ? {} : call.args;
   if (!isPlainObject(args)) return { allowed: false, reason: 'the arguments must be an object' };
   if (!withinLimits(args)) return { allowed: false, reason: 'the arguments are too large or too deeply nested for the policy to check' };
-  // An argument the policy reads, spelt in another case (`Path` where it reads `args.path`): absent to the policy,
-  // which may allow an absent one, and that very argument to a backend binding it case-insensitively (Go).
-  // Two arguments of one name in different cases: one field to a backend binding them case-insensitively (Go keeps
-  // the last), while the policy read the one of the exact spelling.
-  const misspelt = misspeltMember(args, policy.reads) ?? foldedCollision(args);
-  if (misspelt !== undefined) return { allowed: false, reason: 'an argument the policy checks is spelt in another case, or named twice in different cases' };
+  // An argument the policy reads, spelt in another case (`Path` where it reads `args.path`, `Recursive` where it
+  // reads `args.opts.recursive`): absent to the policy, which may allow an absent one, and that very argument to a
+  // backend binding it case-insensitively (Go). Two arguments of such a name in different cases: one field to that
+  // backend (Go keeps the last), while the policy read the one of the exact spelling. Names the policy cannot read
+  // keep any case: a tool taking a map of `PATH` and `path` is served.
+  if (policy.reads !== undefined && misspeltAtAnyDepth(args, policy.reads)) {
+    return { allowed: false, reason: 'an argument the policy checks is spelt in another case, or named twice in different cases' };
+  }
   const input: ToolPolicyInput = {
     // An app-only caller's subject is a client id: never let it pass for a user's in `user.sub == …`.
     user: { sub: call.caller.appOnly === true ? '' : call.caller.subject, email: call.caller.email ?? '', groups: call.caller.groups, tenant: call.caller.tenant ?? '' },
@@ -100,6 +132,37 @@ export function decideArguments(
     const detail = (error instanceof Error ? error.message : String(error)).split('\n')[0];
     return { allowed: false, reason: 'the policy of this tool could not be evaluated for these arguments', detail };
   }
+}
+
+/** Whether an object of `args`, at any depth, names a member `reads` holds in another spelling, or twice in two. */
+function misspeltAtAnyDepth(args: Record<string, unknown>, reads: ReadonlyMap<string, string>): boolean {
+  // Bounded: the arguments passed withinLimits.
+  const pending: unknown[] = [args];
+  while (pending.length > 0) {
+    const value = pending.pop();
+    if (value === null || typeof value !== 'object') continue;
+    if (Array.isArray(value)) {
+      pending.push(...value);
+      continue;
+    }
+    if (misspeltMember(value, reads) !== undefined || foldedCollisionAmong(value, reads)) return true;
+    pending.push(...Object.values(value));
+  }
+  return false;
+}
+
+/** Two members of `object` sharing a folded name that `reads` holds (`path` and `PATH` where the policy reads `path`). */
+function foldedCollisionAmong(object: object, reads: ReadonlyMap<string, string>): boolean {
+  const collision = foldedCollision(object);
+  if (collision === undefined) return false;
+  const folded = new Set<string>();
+  for (const key of Object.keys(object)) {
+    const name = foldedName(key);
+    if (!reads.has(name)) continue;
+    if (folded.has(name)) return true;
+    folded.add(name);
+  }
+  return false;
 }
 
 const isPlainObject = (value: unknown): value is Record<string, unknown> =>

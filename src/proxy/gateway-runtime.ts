@@ -50,6 +50,18 @@ export interface GatewayRuntime {
   tracing: Tracing;
   checkOrigin: (origin: string | undefined) => void;
   isAllowedOrigin: (origin: string) => boolean;
+  /** The public URL's host and scheme, told to backends as the client's (parsed once; forwardedFor). */
+  publicOrigin: PublicOrigin;
+}
+
+export interface PublicOrigin {
+  host: string;
+  protocol: string;
+}
+
+export function publicOriginOf(publicUrl: string): PublicOrigin {
+  const parsed = new URL(publicUrl);
+  return { host: parsed.host, protocol: parsed.protocol.slice(0, -1) };
 }
 
 /** What the gateway is built from besides the context: the parts of the app it calls into. */
@@ -83,6 +95,7 @@ export function createGatewayRuntime(ctx: GatehouseContext, deps: GatewayDeps): 
   return {
     ctx,
     verifyAccessToken,
+    publicOrigin: publicOriginOf(publicUrl),
     stopFollowingKeys: () => {
       verifyAccessToken.close();
       signer.close();
@@ -170,11 +183,8 @@ export async function backendHeaders(runtime: GatewayRuntime, state: RouteState,
     claims: call.claims,
     account: call.account,
   });
-  return backendRequestHeaders(request.headers, forwardedFor(request, runtime.ctx.publicUrl), authorization);
+  return backendRequestHeaders(request.headers, forwardedFor(request, runtime.publicOrigin), authorization);
 }
-
-/** The last public URL parsed, with its host and scheme (one per gateway: parsed once, not per request). */
-let publicOrigin: { url: string; host: string; protocol: string } | undefined;
 
 /**
  * What the forwarding headers tell the backend about the client, from what Fastify derived of the connection. The
@@ -183,14 +193,10 @@ let publicOrigin: { url: string; host: string; protocol: string } | undefined;
  * for its redirects, links and caches to trust), and a trusted proxy's `X-Forwarded-Host` names no other origin
  * the gateway serves.
  */
-export function forwardedFor(request: Pick<FastifyRequest, 'ips' | 'ip'>, publicUrl: string): ForwardedFor {
+export function forwardedFor(request: Pick<FastifyRequest, 'ips' | 'ip'>, publicOrigin: PublicOrigin): ForwardedFor {
   // `ips` is a getter that walks the X-Forwarded-For chain when a proxy is trusted: read once.
   const ips = request.ips as Array<string | undefined> | undefined;
   const addresses = ips && ips.length > 1 ? knownAddresses(ips.reverse()) : request.ip === undefined ? [] : [request.ip];
-  if (publicOrigin?.url !== publicUrl) {
-    const parsed = new URL(publicUrl);
-    publicOrigin = { url: publicUrl, host: parsed.host, protocol: parsed.protocol.slice(0, -1) };
-  }
   return { addresses, protocol: publicOrigin.protocol, host: publicOrigin.host };
 }
 

@@ -26,7 +26,7 @@ export type StepUpReason = (typeof STEP_UP_REASONS)[number];
 export const upstreamStepUpRecord = defineRecord({
   namespace: 'upstream-step-up',
   owner: 'src/broker/token-broker.ts',
-  key: 'SHA-256 (base64url) of the subject',
+  key: 'SHA-256 (base64url) of the subject; an ended upstream session under that of the subject followed by `#ended`',
   schema: z.object({
     reason: z.enum(STEP_UP_REASONS),
     /** OIDC Core §5.5 `claims` request value the IdP asked for (Entra: `{"access_token":{"acrs":…}}`). */
@@ -43,26 +43,39 @@ export const upstreamStepUpRecord = defineRecord({
 export type StepUp = z.infer<typeof upstreamStepUpRecord.schema>;
 
 const keyOf = (subject: string): string => createHash('sha256').update(subject).digest('base64url');
+/**
+ * An ended session is kept under a key of its own, beside what the IdP demanded: forgetting it (an exchange that
+ * worked again) then deletes only it. Under one key, a read-then-delete on one replica removed a claims challenge
+ * another replica wrote between the two, and the next sign-in went to the IdP without it.
+ */
+const endedKeyOf = (subject: string): string => keyOf(`${subject}#ended`);
 
 export async function rememberStepUp(store: Store, subject: string, stepUp: StepUp): Promise<void> {
-  // An ended session says less than a pending claims challenge (which the next sign-in must carry to the IdP, and
-  // which signs the user in afresh as well): it does not replace one.
-  if (stepUp.reason === 'upstream_session_ended' && (await pendingStepUp(store, subject))?.claims !== undefined) return;
   const claims = stepUp.claims !== undefined && stepUp.claims.length <= MAX_CLAIMS_LENGTH ? stepUp.claims : undefined;
   const value: StepUp = { reason: stepUp.reason, createdAt: stepUp.createdAt, ...(claims === undefined ? {} : { claims }) };
-  await writeRecord(store, upstreamStepUpRecord, keyOf(subject), value, { ttlSeconds: STEP_UP_TTL_SECONDS });
+  const key = stepUp.reason === 'upstream_session_ended' ? endedKeyOf(subject) : keyOf(subject);
+  await writeRecord(store, upstreamStepUpRecord, key, value, { ttlSeconds: STEP_UP_TTL_SECONDS });
 }
 
-/** An invalid record reads as none: the sign-in then simply goes on without a step-up. */
-export function pendingStepUp(store: Store, subject: string): Promise<StepUp | undefined> {
-  return readRecord(store, upstreamStepUpRecord, keyOf(subject), { invalid: 'absent' });
+/**
+ * What the user's next sign-in owes the IdP: a demand of the IdP's (a claims challenge, an interaction) before an
+ * ended session, which says less (a demand signs the user in afresh as well). An invalid record reads as none: the
+ * sign-in then simply goes on without a step-up.
+ */
+export async function pendingStepUp(store: Store, subject: string): Promise<StepUp | undefined> {
+  return (
+    (await readRecord(store, upstreamStepUpRecord, keyOf(subject), { invalid: 'absent' })) ??
+    (await readRecord(store, upstreamStepUpRecord, endedKeyOf(subject), { invalid: 'absent' }))
+  );
 }
 
+/** A sign-in that went to the IdP settles both. */
 export async function clearStepUp(store: Store, subject: string): Promise<void> {
   await deleteRecord(store, upstreamStepUpRecord, keyOf(subject));
+  await deleteRecord(store, upstreamStepUpRecord, endedKeyOf(subject));
 }
 
 /** Forgets an ended upstream session remembered for the user, once their upstream session is seen to work again. */
 export async function forgetEndedSession(store: Store, subject: string): Promise<void> {
-  if ((await pendingStepUp(store, subject))?.reason === 'upstream_session_ended') await clearStepUp(store, subject);
+  await deleteRecord(store, upstreamStepUpRecord, endedKeyOf(subject));
 }

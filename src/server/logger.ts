@@ -128,8 +128,12 @@ function scrubParameter(pair: string): string {
   if (pair === '') return pair;
   const [name = '', value = ''] = new URLSearchParams(pair).entries().next().value ?? [];
   const rawName = pair.split('=', 1)[0] ?? '';
-  if (sensitiveName(name)) return `${rawName}=${REDACTED}`;
+  // A token sent as the name (`?eyJ…`, `?eyJ…=`) or a name carrying a parameter of its own (`?a%3Baccess_token%3D…`):
+  // the name is judged as a value is.
+  const keptName = name.includes('eyJ') || SENSITIVE_INSIDE.test(name) ? scrubValue(name) : rawName;
+  if (sensitiveName(name)) return `${keptName}=${REDACTED}`;
   const kept = scrubValue(value);
+  if (keptName !== rawName) return pair.includes('=') ? `${keptName}=${kept}` : keptName;
   return kept === REDACTED || value.includes('eyJ') ? `${rawName}=${kept}` : pair;
 }
 

@@ -34,7 +34,10 @@ before(async () => {
       ],
       enterpriseIdps: [{ issuer: idp.issuer, clients: ['chat-client', 'other-client'], scopes: ['mcp:tools', 'mcp:read'] }],
     },
-    routes: [{ path: '/mcp', scopes: { 'mcp:tools': 'Use the tools', 'mcp:read': 'Read', 'mcp:admin': 'Administer' } }],
+    routes: [
+      { path: '/mcp', scopes: { 'mcp:tools': 'Use the tools', 'mcp:read': 'Read', 'mcp:admin': 'Administer' } },
+      { path: '/bound', scopes: { 'mcp:tools': 'Use the tools', 'mcp:read': 'Read' }, dpop: 'required' },
+    ],
     deps: { recordAudit: (entry) => audited.push(entry) },
   });
   mcp = `${stack.server.publicUrl}/mcp`;
@@ -152,6 +155,16 @@ describe('ID-JAG: enterprise-managed authorization', () => {
     assert.deepEqual(payload.cnf, { jkt: key.jkt });
     const garbage = await present(await idp.sign(claims()), { dpop: 'not-a-proof' });
     assert.deepEqual([garbage.status, garbage.body.error], [400, 'invalid_dpop_proof']);
+  });
+
+  it('refuses one without a proof for a route that takes only DPoP-bound tokens, rather than issue a Bearer token it refuses', async () => {
+    const assertion = await idp.sign(claims({ resource: `${stack.server.publicUrl}/bound` }));
+    const body = await refused(assertion, 'invalid_request');
+    assert.match(body.error_description ?? '', /only DPoP-bound access tokens/);
+    // Refused before its jti was spent: the same assertion with a proof gets the token.
+    const key = await createDpopKey();
+    const issued = await present(assertion, { dpop: await dpopProof(key, { htm: 'POST', htu: `${stack.server.publicUrl}/token` }) });
+    assert.deepEqual([issued.status, issued.body.token_type], [200, 'DPoP'], JSON.stringify(issued.body));
   });
 
   it('refuses a replayed jti', async () => {

@@ -40,6 +40,34 @@ describe('malformed input', () => {
     });
   }
 
+  // The provider read no parameters from these and answered "no client authentication mechanism provided".
+  const unreadableForms: Array<[string, string, Record<string, string>, number, RegExp]> = [
+    ['token without a Content-Type', '/token', {}, 400, /must be a form/],
+    ['token with JSON', '/token', { 'content-type': 'application/json' }, 400, /must be a form/],
+    ['revoke as text', '/revoke', { 'content-type': 'text/plain' }, 400, /must be a form/],
+    ['introspect in UTF-16', '/introspect', { 'content-type': 'application/x-www-form-urlencoded; charset=utf-16' }, 400, /must be UTF-8/],
+    ['token gzip-coded', '/token', { 'content-type': 'application/x-www-form-urlencoded', 'content-encoding': 'gzip' }, 415, /must not be content-coded/],
+  ];
+  for (const [label, path, headers, status, description] of unreadableForms) {
+    it(`says what is wrong with a ${label}`, async () => {
+      const response = await fetch(`${server.publicUrl}${path}`, { method: 'POST', headers, body: 'grant_type=client_credentials&client_id=x' });
+      assert.equal(response.status, status);
+      const body = (await response.json()) as { error: string; error_description: string };
+      assert.equal(body.error, 'invalid_request');
+      assert.match(body.error_description, description);
+      if (status === 415) assert.equal(response.headers.get('accept-encoding'), 'identity');
+    });
+  }
+  it('reads a form that says its charset is UTF-8, in any spelling', async () => {
+    const response = await fetch(`${server.publicUrl}/token`, {
+      method: 'POST',
+      headers: { 'content-type': 'Application/X-WWW-Form-Urlencoded; Charset="UTF-8"' },
+      body: 'grant_type=password',
+    });
+    assert.equal(response.status, 400);
+    assert.doesNotMatch(((await response.json()) as { error_description: string }).error_description, /form|UTF-8/);
+  });
+
   // Handed to the provider, a method it does not serve got Koa's plain-text 404 — the one error body on the server
   // that was neither JSON nor the error page.
   const wrongMethods: Array<[string, string, string]> = [

@@ -9,7 +9,7 @@ import { ManualClock } from '../../src/runtime/clock.ts';
 import { ProtocolError } from '../../src/errors/protocol-error.ts';
 import { createSqliteStore } from '../../src/store/sqlite-store.ts';
 import { UpstreamError, upstreamTokenError } from '../../src/upstream/errors.ts';
-import { pendingStepUp, rememberStepUp } from '../../src/records/step-up.ts';
+import { forgetEndedSession, pendingStepUp, rememberStepUp } from '../../src/records/step-up.ts';
 import { StoreUnavailableError, type Store } from '../../src/store/store.ts';
 import type { DownstreamTokenRequest, UpstreamTokens } from '../../src/upstream/types.ts';
 import { brokerConfig, capturingLogger, memoryVault, oauthError, scriptedUpstream, testKeyring } from './support/fixtures.ts';
@@ -399,6 +399,29 @@ describe('token broker', () => {
       await broker(exchanging).getDownstreamToken({ user: { subject }, downstream: 'graph' });
       assert.equal(exchanging.calls.exchange.length, 1, 'exchanged, not served from the cache');
       assert.equal((await pendingStepUp(store, subject))?.reason, 'claims_challenge', 'only an ended session is forgotten on success');
+    });
+
+    it('keeps a claims challenge another replica writes while an exchange forgets an ended session', async () => {
+      const claims = '{"access_token":{"acrs":{"essential":true,"value":"c2"}}}';
+      await rememberStepUp(store, subject, { reason: 'upstream_session_ended', createdAt: clock.now() });
+      // Whatever this replica reads of the step-up records, the other replica's challenge lands right after the read.
+      let raced = false;
+      const racing: Store = Object.create(store, {
+        get: {
+          value: async (namespace: string, key: string) => {
+            const value = await store.get(namespace, key);
+            if (namespace === 'upstream-step-up' && !raced) {
+              raced = true;
+              await rememberStepUp(store, subject, { reason: 'claims_challenge', claims, createdAt: clock.now() });
+            }
+            return value;
+          },
+        },
+      }) as Store;
+      await forgetEndedSession(racing, subject);
+      // No read at all now; before, the read saw the ended session and the delete took the challenge with it.
+      if (!raced) await rememberStepUp(store, subject, { reason: 'claims_challenge', claims, createdAt: clock.now() });
+      assert.equal((await pendingStepUp(store, subject))?.claims, claims);
     });
 
     it('refuses an app-only caller and an unknown downstream', async () => {

@@ -94,7 +94,7 @@ describe('loadConfig: a valid production file', () => {
     assert.ok(problems.some((p) => p.startsWith('routes[0].requiredScopes: "toString" is not one of this route\'s scopes')), problems.join('\n'));
     // A route with scopes of its own and no requiredScopes: the problem says the default is what does not fit.
     const ownScopes = problemsOf(VALID.replace('    backend: http://127.0.0.1:3000/mcp', '    backend: http://127.0.0.1:3000/mcp\n    scopes: { "api:read": "Read" }'));
-    assert.ok(ownScopes.some((p) => p.includes('"mcp:tools" (the default, when requiredScopes is not set)') && p.endsWith('set requiredScopes to the scopes every request must carry')), ownScopes.join('\n'));
+    assert.ok(ownScopes.some((p) => p.includes('"mcp:tools" (what requiredScopes is by default)') && p.endsWith('set requiredScopes to the scopes every request must carry')), ownScopes.join('\n'));
   });
 
   it('treats an empty file as all defaults (and so reports the missing production settings)', () => {

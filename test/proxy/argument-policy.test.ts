@@ -170,4 +170,43 @@ describe('argument policies and app-only callers', () => {
     // Names the policy does not read keep any case.
     assert.equal(decide({ path: '/public/a', Encoding: 'utf8' }).allowed, true);
   });
+
+  describe('names read at any depth, or through another name', () => {
+    const caller = { subject: 'tenant/ada', clientId: 'client-1', email: 'ada@example.com', groups: ['staff'], scopes: ['mcp:tools'] } as unknown as Parameters<typeof decideArguments>[1]['caller'];
+    const decider = (tools: Record<string, unknown>, defaultToolPolicy?: unknown) => {
+      const [route] = configSchema.parse({ routes: [{ path: '/files', backend: 'http://127.0.0.1:1/mcp', tools, ...(defaultToolPolicy ? { defaultToolPolicy } : {}) }] }).routes;
+      const policies = compileArgumentPolicies(route!);
+      return (tool: string, args: unknown) => decideArguments(policies, { tool, args, annotations: {}, caller });
+    };
+
+    it('denies a nested field the policy reads spelt in another case (`Recursive` where it reads args.opts.recursive)', () => {
+      const decide = decider({ remove: { allow: '!has(args.opts.recursive) || args.opts.recursive == false' } });
+      assert.equal(decide('remove', { opts: { recursive: false } }).allowed, true);
+      assert.equal(decide('remove', { opts: { recursive: true } }).allowed, false);
+      assert.equal(decide('remove', { opts: { Recursive: true } }).allowed, false);
+      assert.equal(decide('remove', { opts: { recursive: false, RECURSIVE: true } }).allowed, false);
+    });
+
+    it('denies a field read through a macro variable, in an array, spelt in another case', () => {
+      const decide = decider({ read_many: { allow: 'args.files.all(f, !has(f.path) || f.path.startsWith("/public/"))' } });
+      assert.equal(decide('read_many', { files: [{ path: '/public/a' }] }).allowed, true);
+      assert.equal(decide('read_many', { files: [{ path: '/public/a' }, { Path: '/etc/shadow' }] }).allowed, false);
+    });
+
+    it('denies a name the policy reads as a string, with or without escapes (`args["path"]`, `"pa\\u0074h" in args`)', () => {
+      const decide = decider({ a: { allow: '!("pa\\u0074h" in args) || args["path"].startsWith("/public/")' } });
+      assert.equal(decide('a', { path: '/public/x' }).allowed, true);
+      assert.equal(decide('a', { pAth: '/etc/shadow' }).allowed, false);
+    });
+
+    it('serves a map of PATH and path under a policy that does not read such a name, and names the caller has', () => {
+      const env = { env: { PATH: '/usr/bin', path: 'x' }, Email: 'someone@example.com' };
+      // A default that decides by the caller alone never reads the arguments.
+      assert.equal(decider({}, { allow: '"staff" in user.groups' })('run', env).allowed, true);
+      // One that reads other arguments, and the caller's email: `Email` is no argument it reads.
+      assert.equal(decider({ run: { allow: 'args.mailbox == user.email' } })('run', { ...env, mailbox: 'ada@example.com' }).allowed, true);
+      // One that reads `path`: the map's PATH is refused with it, a refusal, never an allow.
+      assert.equal(decider({ run: { allow: '!has(args.path)' } })('run', env).allowed, false);
+    });
+  });
 });

@@ -150,6 +150,30 @@ describe('openid-client with DPoP: token endpoint → gateway → refresh', () =
     assert.equal(tokens.token_type.toLowerCase(), 'dpop');
   });
 
+  it('refuses it too when the token request names no resource (the one granted at /authorize), and a refresh without a proof', async () => {
+    const { verifier, redirect } = await authorizeFor('/mcp');
+    const code = redirect.searchParams.get('code') ?? '';
+    const client_id = config.clientMetadata().client_id;
+    const bearer = await fetch(`${server.publicUrl}/token`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ grant_type: 'authorization_code', code, code_verifier: verifier, redirect_uri: CLIENT_REDIRECT, client_id }),
+    });
+    assert.equal(bearer.status, 400);
+    assert.match(((await bearer.json()) as { error_description: string }).error_description, /only DPoP-bound access tokens/);
+    // The code was not spent: the same request with a proof gets the tokens.
+    const dpop = oidc.getDPoPHandle(config, await oidc.randomDPoPKeyPair('ES256'));
+    const tokens = await oidc.authorizationCodeGrant(config, redirect, { pkceCodeVerifier: verifier }, {}, { DPoP: dpop });
+    assert.equal(tokens.token_type.toLowerCase(), 'dpop');
+    const refresh = await fetch(`${server.publicUrl}/token`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ grant_type: 'refresh_token', refresh_token: tokens.refresh_token ?? '', client_id }),
+    });
+    assert.equal(refresh.status, 400);
+    assert.match(((await refresh.json()) as { error_description: string }).error_description, /only DPoP-bound access tokens/);
+  });
+
   it('refuses the bound token without its key: another client key, or as a Bearer token', async () => {
     const dpop = oidc.getDPoPHandle(config, await oidc.randomDPoPKeyPair('ES256'));
     const tokens = await signIn(dpop);

@@ -3,7 +3,7 @@ import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import { connect, type AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { backendRequestHeaders, clientResponseHeaders } from '../../src/proxy/forward-headers.ts';
-import { forwardedFor } from '../../src/proxy/gateway-runtime.ts';
+import { forwardedFor, publicOriginOf } from '../../src/proxy/gateway-runtime.ts';
 import { rawRequest } from '../support/raw-http.ts';
 import { createTestKeyring, mintAccessToken, startTestGateway, toolsCall, type TestGateway } from './harness.ts';
 
@@ -265,14 +265,14 @@ describe('forwarding headers through trusted proxies', () => {
   // headers threw a TypeError — an "unexpected gateway error" with a stack in the log.
   it('a client whose address Node no longer knows is `for=unknown`, with no empty X-Forwarded-For (RFC 7239 §6.3)', () => {
     const gone = { ip: undefined as unknown as string, ips: undefined };
-    const forwarded = forwardedFor(gone, 'http://gw.example');
+    const forwarded = forwardedFor(gone, publicOriginOf('http://gw.example'));
     assert.deepEqual(forwarded.addresses, []);
     const headers = backendRequestHeaders({ 'x-forwarded-for': '6.6.6.6' }, forwarded, 'Bearer a');
     assert.equal(headers.forwarded, 'for=unknown;host="gw.example";proto=http');
     assert.equal(headers['x-forwarded-for'], undefined);
     assert.equal(headers['x-real-ip'], undefined);
     // Behind a trusted proxy, the lost peer is the chain's first entry: the hops Fastify read from the header stay.
-    const chain = forwardedFor({ ...gone, ips: [undefined as unknown as string, '10.0.0.2', '203.0.113.7'] }, 'http://gw.example');
+    const chain = forwardedFor({ ...gone, ips: [undefined as unknown as string, '10.0.0.2', '203.0.113.7'] }, publicOriginOf('http://gw.example'));
     assert.deepEqual(chain.addresses, ['203.0.113.7', '10.0.0.2']);
   });
 });

@@ -133,6 +133,11 @@ describe('scrubUrl', () => {
     assert.equal(scrubUrl(`/authorize?client_id=x&whatever=${jwt}`), '/authorize?client_id=x&whatever=[REDACTED]');
     const jwe = 'eyJhbGciOiJSU0EtT0FFUCJ9.a2V5.aXY.Y2lwaGVy.dGFn';
     assert.equal(scrubUrl(`/authorize?x=${jwe}`), '/authorize?x=[REDACTED]');
+    // Or as the name itself: a client that put its token where a name goes still sent it.
+    assert.equal(scrubUrl(`/mcp?${jwt}`), '/mcp?[REDACTED]');
+    assert.equal(scrubUrl(`/mcp?a=1&${jwt}=&b=2`), '/mcp?a=1&[REDACTED]=&b=2');
+    assert.equal(scrubUrl(`/mcp?Bearer%20${jwt}=1`), '/mcp?Bearer%20%5BREDACTED%5D=1');
+    assert.equal(scrubUrl(`/mcp?a%3Baccess_token%3Dopaque-SECRET`), '/mcp?[REDACTED]');
   });
   it('keeps what it does not withhold as it was sent, and cuts a long URL with a count of the rest', () => {
     // Decoded and encoded again, a query of `+` grew threefold (`%20`); a client could triple what it wrote to the log.

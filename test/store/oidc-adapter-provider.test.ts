@@ -104,7 +104,7 @@ describe('oidc adapter in a real oidc-provider', () => {
     const grant = new provider.Grant({ accountId: 'user-1', clientId: 'app' });
     grant.addOIDCScope('api');
     const grantId = await grant.save();
-    const AuthorizationCode = provider.AuthorizationCode as ModelConstructor;
+    const AuthorizationCode = provider.AuthorizationCode as unknown as ModelConstructor;
     const code = await new AuthorizationCode({
       accountId: 'user-1',
       client,

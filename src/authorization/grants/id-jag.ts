@@ -7,7 +7,7 @@ import type { HandlerStep } from '../../server/handler-steps.ts';
 import type { Store } from '../../store/store.ts';
 import type { ProtectedResources } from '../protected-resources.ts';
 import { firstUseOfAssertion } from './assertion-replay.ts';
-import { asymmetricHeaderOf, refuse, verifyJwtAssertion, type AssertionGrantRequest } from './verify-assertion.ts';
+import { asymmetricHeaderOf, refuse, requireProofForDpopResource, verifyJwtAssertion, type AssertionGrantRequest } from './verify-assertion.ts';
 
 /**
  * Validation of an Identity Assertion JWT Authorization Grant presented at `/token` with the RFC 7523 `jwt-bearer`
@@ -141,6 +141,7 @@ export const idJagSteps: readonly HandlerStep<IdJagRequest>[] = [
   verifyAssertionSignature,
   checkAssertionClient,
   resolveAssertionResource,
+  requireProofForDpopResource,
   intersectScopes,
   consumeAssertionJti,
 ];

@@ -132,6 +132,7 @@ export function installJwtBearerGrant(provider: Provider, deps: JwtBearerGrantDe
       clientId: client.clientId,
       requestedScopes: typeof params.scope === 'string' ? params.scope.split(' ').filter(Boolean) : undefined,
       requestedResource: typeof params.resource === 'string' ? params.resource : undefined,
+      proofSent: dpop !== undefined,
     };
     // An ID-JAG says what it is (`typ`, draft §3.1); anything else can only be a workload token, if any issuer is trusted.
     // One from a configured enterprise IdP and no workload issuer is an ID-JAG with its `typ` wrong: refused in the

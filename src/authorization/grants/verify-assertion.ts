@@ -22,9 +22,20 @@ export interface AssertionGrantRequest<Deps> extends StepContext {
   requestedScopes: string[] | undefined;
   /** `resource` of the token request, if any. */
   requestedResource: string | undefined;
+  /** Whether the request carried a DPoP proof (checked before the grant's steps run). */
+  proofSent: boolean;
   claims?: JWTPayload & { iss: string; sub: string; jti: string; exp: number };
   resource?: ProtectedResource;
   scopes?: string[];
+}
+
+/**
+ * A route that takes only DPoP-bound tokens (`dpop: required`) gets no Bearer token, which every use of would be
+ * refused (RFC 9449 §5): refused once the resource is known, before the assertion's `jti` is spent.
+ */
+export function requireProofForDpopResource<Deps>(request: AssertionGrantRequest<Deps>): void {
+  if (request.proofSent || request.resource?.route.dpop !== 'required') return;
+  throw new TokenEndpointError('invalid_request', `${request.resource.resource} accepts only DPoP-bound access tokens (RFC 9449): send the token request with a DPoP proof.`);
 }
 
 /** Asymmetric JWS algorithms only: an HMAC key would be a secret shared with the IdP, `none` no signature at all. */

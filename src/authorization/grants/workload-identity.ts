@@ -6,7 +6,7 @@ import type { HandlerStep } from '../../server/handler-steps.ts';
 import type { Store } from '../../store/store.ts';
 import type { ProtectedResources } from '../protected-resources.ts';
 import { firstUseOfAssertion } from './assertion-replay.ts';
-import { asymmetricHeaderOf, refuse, verifyJwtAssertion, type AssertionGrantRequest } from './verify-assertion.ts';
+import { asymmetricHeaderOf, refuse, requireProofForDpopResource, verifyJwtAssertion, type AssertionGrantRequest } from './verify-assertion.ts';
 import { matchWorkloadRule, type WorkloadRuleMatch } from './workload-rules.ts';
 
 /**
@@ -111,6 +111,7 @@ export const workloadSteps: readonly HandlerStep<WorkloadRequest>[] = [
   verifyWorkloadToken,
   applyWorkloadRules,
   resolveWorkloadResource,
+  requireProofForDpopResource,
   intersectWorkloadScopes,
   consumeWorkloadJti,
 ];

@@ -12,6 +12,7 @@ import { isContentCoded, mediaType, relayResponse } from './relay-response.ts';
 import type { RouteState } from './route-state.ts';
 import { deniedTools } from './tool-policy.ts';
 import { sessionNotFound } from './session-bindings.ts';
+import { confinedMessageUrl } from './message-url.ts';
 import { trackOpenStream } from './stream-metrics.ts';
 import { sseEventTransform, type SseEvent } from './sse-events.ts';
 import { screenToolsListSseEvent } from './tools-list-filter.ts';
@@ -138,7 +139,7 @@ export const legacySseMessageSteps: readonly ExchangeStep[] = [
 
 /** Checked again on use: the binding comes from the shared store, which another replica or version may have written. */
 function messageUrlOf(exchange: McpExchange): string {
-  const url = confinedMessageUrl(exchange.state.legacySseUrl, exchange.backendMessageUrl ?? exchange.state.legacySseUrl);
+  const url = exchange.state.messageUrl(exchange.backendMessageUrl ?? exchange.state.legacySseUrl);
   if (!url) throw new ProtocolError('bad_gateway', 'The backend named a message endpoint outside its own base path.');
   return url;
 }
@@ -148,25 +149,6 @@ export function legacySseMessageHandler(runtime: GatewayRuntime, state: RouteSta
     await runSteps(legacySseMessageSteps, exchange);
     await relayResponse(exchange.reply, backendResponse(exchange), exchange.draft, state.route, undefined, { oneMessageUnlessSse: true });
   });
-}
-
-/**
- * The URL the gateway may POST a session's messages to, from the backend's `endpoint` event (relative to the SSE
- * URL); undefined when it is not the backend's own: another origin (SSRF — e.g. a cloud metadata address), embedded
- * credentials, or a path outside the directory of the SSE endpoint (another application on the same origin, such as
- * a neighbouring MCP server or an admin API, reached with this route's identity). WHATWG URL parsing has already
- * resolved dot segments, encoded ones included, and turned `\` into `/` when the path is compared.
- */
-export function confinedMessageUrl(backendSseUrl: string, announced: string): string | undefined {
-  const sse = new URL(backendSseUrl);
-  const target = URL.parse(announced, backendSseUrl);
-  if (target === null) return undefined;
-  const directory = sse.pathname.slice(0, sse.pathname.lastIndexOf('/') + 1);
-  if (target.origin !== sse.origin || target.username || target.password || !target.pathname.startsWith(directory)) return undefined;
-  // Separators URL parsing leaves encoded, which a backend may decode into `/` (or cut at): ambiguous, so refused.
-  if (/%(2f|5c|00)/i.test(target.pathname)) return undefined;
-  target.hash = '';
-  return target.href;
 }
 
 /**

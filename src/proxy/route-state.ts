@@ -3,6 +3,7 @@ import type { ChallengeTarget } from '../errors/bearer-challenge.ts';
 import { compileArgumentPolicies, type ArgumentPolicies } from './argument-policy.ts';
 import { createBackendClient, type BackendClient } from './backend-client.ts';
 import { backendBase, type BackendBase } from './backend-path.ts';
+import { confinedMessageUrl } from './message-url.ts';
 import { resourceMetadataUrl, resourceUrl } from './protected-resource-metadata.ts';
 import type { VerifyTarget } from './verify-access-token.ts';
 
@@ -19,29 +20,49 @@ export interface RouteState {
   backendBase: BackendBase;
   /** The route's CEL tool policies, compiled once. */
   argumentPolicies: ArgumentPolicies;
+  /** confinedMessageUrl of this route's legacy SSE URL, remembered per message URL a backend announced. */
+  messageUrl(announced: string): string | undefined;
 }
+
+/** Message URLs remembered per route: one per open legacy session, forgotten all at once past this. */
+const REMEMBERED_MESSAGE_URLS = 1024;
 
 export function createRouteState(publicUrl: string, route: RouteConfig): RouteState {
   const resource = resourceUrl(publicUrl, route);
   const metadataUrl = resourceMetadataUrl(publicUrl, route);
   let compiledFor = route.tools;
   let compiled = compileArgumentPolicies(route);
+  let target: VerifyTarget | undefined;
+  const legacySseUrl = new URL(route.legacySsePath, route.backend).href;
+  // Judged on every message POST of a session (the binding comes from the shared store): two URL parses each time.
+  const messageUrls = new Map<string, string | undefined>();
   return {
     route,
     resource,
-    // Read from the route on each request: a configuration reload (src/app/reload-config.ts) replaces its scopes.
+    // Read from the route on each request: a configuration reload (src/app/reload-config.ts) replaces its scopes (a
+    // new array) or its DPoP settings. Built again only then, not on each of the two or three reads per request.
     get target(): VerifyTarget {
-      return {
-        resourceMetadataUrl: metadataUrl,
-        scope: route.requiredScopes.join(' '),
-        resource,
-        requiredScopes: route.requiredScopes,
-        dpop: route.dpop,
-        dpopNonce: route.dpopNonce,
-      };
+      if (target === undefined || target.requiredScopes !== route.requiredScopes || target.dpop !== route.dpop || target.dpopNonce !== route.dpopNonce) {
+        target = {
+          resourceMetadataUrl: metadataUrl,
+          scope: route.requiredScopes.join(' '),
+          resource,
+          requiredScopes: route.requiredScopes,
+          dpop: route.dpop,
+          dpopNonce: route.dpopNonce,
+        };
+      }
+      return target;
     },
     backend: createBackendClient(route),
-    legacySseUrl: new URL(route.legacySsePath, route.backend).href,
+    legacySseUrl,
+    messageUrl(announced) {
+      if (messageUrls.has(announced)) return messageUrls.get(announced);
+      if (messageUrls.size >= REMEMBERED_MESSAGE_URLS) messageUrls.clear();
+      const url = confinedMessageUrl(legacySseUrl, announced);
+      messageUrls.set(announced, url);
+      return url;
+    },
     backendBase: backendBase(route.backend),
     // Recompiled when a configuration reload replaces the route's `tools` (src/app/reload-config.ts assigns a new
     // object): a reloaded CEL rule must be the one enforced, not the one compiled at start.

@@ -5,7 +5,8 @@ import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { DEFAULT_REQUEST_TIMEOUT_MSEC } from '@modelcontextprotocol/sdk/shared/protocol.js';
 import { configSchema, responseHeadersTimeoutMs } from '../../src/config/schema.ts';
-import { confinedMessageUrl } from '../../src/proxy/legacy-sse.ts';
+import { confinedMessageUrl } from '../../src/proxy/message-url.ts';
+import { createRouteState } from '../../src/proxy/route-state.ts';
 import { createTestKeyring, mcpPost, mintAccessToken, startTestGateway, toolsCall, type TestGateway } from './harness.ts';
 
 /**
@@ -366,6 +367,18 @@ describe('legacy SSE message endpoints stay under the SSE endpoint\'s directory 
     for (const announced of ['/apps/two/messages', '../two/messages', '/apps/one/..\\two/messages', '/apps/one/%2e%2e/two', 'http://other:3001/apps/one/m', 'https://backend.internal:3001/apps/one/m', '//evil.example/apps/one/m', '/apps/one/x%2f..%2f..%2ftwo', '/apps/one/m%00']) {
       assert.equal(confinedMessageUrl(sse, announced), undefined, announced);
     }
+  });
+
+  it("a route's remembered message URLs judge as confinedMessageUrl does, the second time and after the memory is full", () => {
+    const [route] = configSchema.parse({ routes: [{ path: '/one', backend: 'http://backend.internal:3001/apps/one/mcp', legacySsePath: '/apps/one/sse' }] }).routes;
+    const state = createRouteState('https://gw.example', route!);
+    const outside = '//evil.example/apps/one/m';
+    for (let round = 0; round < 2; round++) {
+      assert.equal(state.messageUrl(outside), undefined);
+      assert.equal(state.messageUrl('/apps/one/messages?sessionId=x'), 'http://backend.internal:3001/apps/one/messages?sessionId=x');
+    }
+    for (let session = 0; session < 1500; session++) assert.equal(state.messageUrl(`/apps/one/messages?sessionId=${session}`), `http://backend.internal:3001/apps/one/messages?sessionId=${session}`);
+    assert.equal(state.messageUrl(outside), undefined);
   });
 });
 

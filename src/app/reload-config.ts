@@ -138,7 +138,10 @@ export function createConfigReloader(options: ConfigReloaderOptions): (trigger: 
       return { ok: false, problems: error.problems };
     }
     const report = applyReload(target, next);
-    options.logger.info({ trigger, ...report }, reloadSummary(report));
+    // A change held back (a tightened tool policy edited together with a backend, say) is not in force: a warning,
+    // not the info line of a reload that did all it was asked.
+    if (report.needsRestart.length > 0) options.logger.warn({ trigger, ...report }, reloadSummary(report));
+    else options.logger.info({ trigger, ...report }, reloadSummary(report));
     return { ok: true, report };
   };
 }

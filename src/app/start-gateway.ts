@@ -90,7 +90,7 @@ function logDestination(config: GatehouseConfig, io: AppIo): { destination?: Des
 }
 
 /** SIGHUP reloads the file (what systemd's `ExecReload=kill -HUP $MAINPID` and `kubectl exec … kill -HUP 1` send). */
-function watchReloadSignal(signals: SignalSource, reload: () => void, lifecycle: GracefulShutdown, logger: Logger): void {
+function watchReloadSignal(signals: SignalSource, reload: () => void, lifecycle: GracefulShutdown, logger: Logger): () => void {
   const onHangup = () => {
     // A signal handler that throws would end the process: a reload that fails unexpectedly only logs.
     try {
@@ -101,10 +101,32 @@ function watchReloadSignal(signals: SignalSource, reload: () => void, lifecycle:
   };
   signals.on('SIGHUP', onHangup);
   void lifecycle.stopped.then(() => signals.off('SIGHUP', onHangup));
+  return onHangup;
 }
 
-/** Starts everything and returns once the server listens; `lifecycle.stopped` resolves when it has shut down. */
+/**
+ * Starts everything and returns once the server listens; `lifecycle.stopped` resolves when it has shut down.
+ *
+ * SIGHUP is handled from the first moment: its default action ends the process, and an operator who edits a shared
+ * file and signals every replica (`systemctl reload`, `kubectl exec … kill -HUP 1`) killed, without a word, one that
+ * was starting. One that arrives while starting is remembered, and the file read again once the gateway listens:
+ * the edit it announced may have come after this start read the file.
+ */
 export async function startGateway(options: StartGatewayOptions): Promise<RunningGateway> {
+  const signals = options.signals ?? process;
+  let hungUpWhileStarting = false;
+  const whileStarting = () => {
+    hungUpWhileStarting = true;
+  };
+  signals.on('SIGHUP', whileStarting);
+  try {
+    return await startListening(options, () => hungUpWhileStarting);
+  } finally {
+    signals.off('SIGHUP', whileStarting);
+  }
+}
+
+async function startListening(options: StartGatewayOptions, hungUpWhileStarting: () => boolean): Promise<RunningGateway> {
   const { io } = options;
   const clock = options.clock ?? systemClock;
   // The same checks as `config check` and `doctor`: a configuration refused here is refused there too (exit 2).
@@ -182,7 +204,7 @@ export async function startGateway(options: StartGatewayOptions): Promise<Runnin
     });
     // Always handled: SIGHUP's default action would end the process.
     const onHangup = reloadConfig ? () => void reloadConfig('SIGHUP') : () => logger.warn('SIGHUP ignored: started without a configuration file, there is nothing to reload');
-    watchReloadSignal(options.signals ?? process, onHangup, lifecycle, logger);
+    const hangUp = watchReloadSignal(options.signals ?? process, onHangup, lifecycle, logger);
     // A route whose backend is down answers 502 while the rest serve: said once now, where the operator looks, not
     // learnt from the first client's error (readiness leaves backends out for that reason: see doctor.ts).
     void checkBackends(config)
@@ -202,6 +224,10 @@ export async function startGateway(options: StartGatewayOptions): Promise<Runnin
         ...(parts.banner ?? []).map((line) => (line === '' ? '' : `  ${line}`)),
       ].join('\n') + '\n',
     );
+    if (hungUpWhileStarting()) {
+      logger.info('SIGHUP received while starting: reading the configuration file again');
+      hangUp();
+    }
     return { url, app, lifecycle };
   } catch (error) {
     await closeAll().catch(() => {});

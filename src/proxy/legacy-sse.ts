@@ -83,21 +83,34 @@ function relayLegacyStream(exchange: McpExchange): Promise<void> {
     runtime.sessions.forget('legacy-sse-session', sessionId).catch(() => {});
   });
 
-  const denied = new Set([...deniedTools(state.route, call.caller), ...toolsDeniedByCaller(state.route, state.argumentPolicies, call.caller)]);
   const review = toolListReviewer(runtime, state.route, draft);
-  const screen = screenToolsListSseEvent(denied, review);
   const endpoint = endpointRewriter(state.legacySseUrl, publicMessagesUrl, bind, runtime.ctx.config.routes);
-  const unfiltered = denied.size === 0 && review === undefined;
-  const rewrite = unfiltered ? endpoint.rewrite : (event: SseEvent) => {
+  // What this caller is denied, judged again when a configuration reload replaces the route's tool policies
+  // (src/app/reload-config.ts assigns a new `tools`): the stream outlives the policy it opened under, as a
+  // Streamable HTTP session does, whose tools/list answers are screened by the policy of their own request.
+  let screenedFor: RouteConfig['tools'] | undefined;
+  let screen: ((event: SseEvent) => SseEvent | null | Promise<SseEvent | null>) | undefined;
+  const currentScreen = () => {
+    if (screenedFor !== state.route.tools) {
+      screenedFor = state.route.tools;
+      const denied = new Set([...deniedTools(state.route, call.caller), ...toolsDeniedByCaller(state.route, state.argumentPolicies, call.caller)]);
+      screen = denied.size === 0 && review === undefined ? undefined : screenToolsListSseEvent(denied, review);
+    }
+    return screen;
+  };
+  const rewrite = (event: SseEvent) => {
     const passed = endpoint.rewrite(event);
-    return passed instanceof Promise ? passed : screen(passed);
+    if (passed instanceof Promise) return passed;
+    const current = currentScreen();
+    return current === undefined ? passed : current(passed);
   };
   // Every message's response travels on this stream: the one parsing stage counts the bytes itself, and steps aside
-  // once the endpoint is rewritten when there is nothing to filter.
+  // once the endpoint is rewritten while there is nothing to screen (asked again at each event's end, so a reload
+  // that gives the route a policy brings it back).
   const body = response.body.pipe(
     sseEventTransform(rewrite, {
       onBytes: (bytes) => void (draft.bytesOut += bytes),
-      passThroughAfter: unfiltered ? endpoint.rewritten : undefined,
+      passThroughAfter: () => endpoint.rewritten() && currentScreen() === undefined,
     }),
   );
   return relayResponse(reply, response, draft, state.route, body, { bytesCounted: true });

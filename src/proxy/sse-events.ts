@@ -36,10 +36,12 @@ export interface SseEventTransformOptions {
   /** Called with the size of everything emitted (audit byte counts), so no extra counting stage is needed. */
   onBytes?: (bytes: number) => void;
   /**
-   * Asked after each chunk that ended at an event boundary: once it says true, the rest of the stream is passed on
-   * byte for byte, unparsed (the legacy stream once its `endpoint` event is rewritten and nothing is to be filtered:
-   * every later message's answer travels on it, and parsing it only to write it out again costs each one a decode,
-   * a parse and a re-encode). The rest is then relayed as the backend sent it, unknown fields included.
+   * Asked after each chunk that ended at an event boundary: while it says true, what follows is passed on byte for
+   * byte, unparsed (the legacy stream once its `endpoint` event is rewritten and nothing is to be filtered: every
+   * later message's answer travels on it, and parsing it only to write it out again costs each one a decode, a parse
+   * and a re-encode), relayed as the backend sent it, unknown fields included. Asked again before each chunk that
+   * follows one ending an event, so a stream goes back to being read when it says false (a reload gave the route a
+   * policy).
    */
   passThroughAfter?: () => boolean;
 }
@@ -52,6 +54,8 @@ export function sseEventTransform(
   const { onBytes, passThroughAfter, maxEventBytes = SSE_EVENT_LIMIT_BYTES } = options;
   const decoder = new TextDecoder('utf-8');
   let passingThrough = false;
+  /** Whether the last chunk passed on unparsed ended an event (the parser would hold nothing there). */
+  let atEventEnd = false;
   let out: Array<string | Promise<string>> = [];
   let failure: unknown;
   const parser = createParser({
@@ -98,15 +102,19 @@ export function sseEventTransform(
 
   return new Transform({
     transform(chunk: Buffer, _encoding, callback) {
-      if (passingThrough) {
+      // Asked again before a chunk that follows an event's end: what stepped aside may have to read the stream again.
+      if (passingThrough && (!atEventEnd || passThroughAfter!())) {
         onBytes?.(chunk.length);
+        atEventEnd = endsAnEvent(chunk);
         return callback(null, chunk);
       }
+      passingThrough = false;
       const text = decoder.decode(chunk, { stream: true });
       feed(this, text, (error) => {
         // At a blank line the parser holds nothing and the decoder no partial character: switching is seamless.
         if (!error && passThroughAfter !== undefined && (text.endsWith('\n\n') || text.endsWith('\r\n\r\n'))) {
           passingThrough = passThroughAfter();
+          atEventEnd = true;
         }
         callback(error);
       });
@@ -116,6 +124,12 @@ export function sseEventTransform(
       feed(this, decoder.decode(), callback);
     },
   });
+}
+
+/** Whether a chunk ends with a blank line (`\n\n` or `\r\n\r\n`): where the parser holds nothing. */
+function endsAnEvent(chunk: Buffer): boolean {
+  const length = chunk.length;
+  return length >= 2 && chunk[length - 1] === 0x0a && (chunk[length - 2] === 0x0a || (length >= 4 && chunk[length - 2] === 0x0d && chunk[length - 3] === 0x0a && chunk[length - 4] === 0x0d));
 }
 
 const formatOrDrop = (event: SseEvent | null): string => (event === null ? '' : formatSseEvent(event));

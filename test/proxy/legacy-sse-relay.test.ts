@@ -3,6 +3,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { setTimeout as delay } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
+import { configSchema } from '../../src/config/schema.ts';
 import { createTestKeyring, mintAccessToken, startTestGateway, type TestGateway } from './harness.ts';
 
 /**
@@ -13,6 +14,9 @@ const keyring = createTestKeyring();
 let gateway: TestGateway;
 let backend: Server;
 let verbatimBackend: Server;
+let liveBackend: Server;
+/** The open response of the live backend's stream, written to by the test. */
+let liveStream: ((text: string) => void) | undefined;
 
 const message = (text: string) => JSON.stringify({ jsonrpc: '2.0', method: 'notifications/message', params: { level: 'info', data: text } });
 const toolsResult = JSON.stringify({ jsonrpc: '2.0', id: 1, result: { tools: [{ name: 'echo', description: 'café' }, { name: 'secret_tool' }] } });
@@ -46,6 +50,13 @@ before(async () => {
   });
   await new Promise<void>((resolve) => verbatimBackend.listen(0, '127.0.0.1', resolve));
   const verbatimUrl = `http://127.0.0.1:${(verbatimBackend.address() as AddressInfo).port}`;
+  liveBackend = createServer((_req, res) => {
+    res.writeHead(200, { 'content-type': 'text/event-stream' });
+    res.write('event: endpoint\ndata: /messages?session=3\n\n');
+    liveStream = (text) => res.write(text);
+  });
+  await new Promise<void>((resolve) => liveBackend.listen(0, '127.0.0.1', resolve));
+  const liveUrl = `http://127.0.0.1:${(liveBackend.address() as AddressInfo).port}`;
   gateway = await startTestGateway({
     keyring,
     config: {
@@ -54,6 +65,7 @@ before(async () => {
         { path: '/filtered', backend: url, transports: ['sse'], tools: { secret_tool: { groups: ['admins'] } } },
         { path: '/verbatim', backend: verbatimUrl, transports: ['sse'] },
         { path: '/verbatim-filtered', backend: verbatimUrl, transports: ['sse'], tools: { secret_tool: { groups: ['admins'] } } },
+        { path: '/live', backend: liveUrl, transports: ['sse'] },
       ],
     },
   });
@@ -61,7 +73,7 @@ before(async () => {
 
 after(async () => {
   await gateway?.close();
-  for (const server of [backend, verbatimBackend]) {
+  for (const server of [backend, verbatimBackend, liveBackend]) {
     server?.closeAllConnections();
     await new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()));
   }
@@ -110,3 +122,37 @@ describe('legacy SSE relay once the endpoint is rewritten', () => {
     assert.equal(text.includes('secret_tool'), false);
   });
 });
+
+describe('legacy SSE relay across a configuration reload', () => {
+  it('screens the tools/list answers of a stream opened before the route had a policy, once a reload gives it one', async () => {
+    const token = await mintAccessToken(keyring, gateway.url, { aud: `${gateway.url}/live` });
+    const controller = new AbortController();
+    const response = await fetch(`${gateway.url}/live/sse`, { headers: { authorization: `Bearer ${token}` }, signal: controller.signal });
+    assert.equal(response.status, 200);
+    const reader = response.body!.getReader();
+    const decoder = new TextDecoder();
+    let text = '';
+    const readUntil = async (marker: string) => {
+      while (!text.includes(marker)) {
+        const { value, done } = await reader.read();
+        if (done) throw new Error(`the stream ended before ${marker}: ${text}`);
+        text += decoder.decode(value, { stream: true });
+      }
+    };
+    const toolsList = (id: number) => `event: message\ndata: ${JSON.stringify({ jsonrpc: '2.0', id, result: { tools: [{ name: 'echo' }, { name: 'secret_tool' }] } })}\n\n`;
+    await readUntil('/live/messages?sessionId=');
+    liveStream!(toolsList(1));
+    await readUntil('"id":1');
+    assert.ok(text.includes('secret_tool'), 'no policy yet: listed');
+    // What src/app/reload-config.ts does to a running route: a new `tools`.
+    const route = gateway.ctx.config.routes.find((candidate) => candidate.path === '/live')!;
+    route.tools = configSchema.parse({ routes: [{ path: '/live', backend: 'http://127.0.0.1:9', tools: { secret_tool: { groups: ['admins'] } } }] }).routes[0]!.tools;
+    text = '';
+    liveStream!(toolsList(2));
+    await readUntil('"id":2');
+    assert.equal(text.includes('secret_tool'), false, text);
+    assert.ok(text.includes('"echo"'), text);
+    controller.abort();
+  });
+});
+

@@ -14,6 +14,7 @@ import { GRANT_NAMESPACE } from '../../src/admin/admin-deps.ts';
 import { systemClock } from '../../src/runtime/clock.ts';
 import { createSqliteStore } from '../../src/store/sqlite-store.ts';
 import type { Store } from '../../src/store/store.ts';
+import type { GatehouseConfig } from '../../src/config/schema.ts';
 
 function captureIo(cwd: string): CliIo & { out: string[]; err: string[] } {
   const out: string[] = [];
@@ -138,6 +139,39 @@ describe('gatehouse start', () => {
       assert.equal(code, 2);
       assert.equal(io.err.join(''), `gatehouse: port ${port} is in use — stop the other process or pass --port\n`);
     });
+  });
+
+  it('takes a SIGHUP that arrives while it starts (which would end the process unhandled) and reads the file again once it listens', async () => {
+    const file = join(dir, 'hangup.yaml');
+    const written = (users: string[]) => `mode: demo\nstore:\n  sqlitePath: ${JSON.stringify(join(dir, 'hangup.db'))}\nadmin:\n  users: ${JSON.stringify(users)}\n`;
+    await writeFile(file, written(['ada']));
+    const signals = new EventEmitter();
+    let listenersWhileStarting = 0;
+    let live: GatehouseConfig | undefined;
+    const running = await startGateway({
+      file,
+      port: '0',
+      logLevel: 'silent',
+      io: captureIo(dir),
+      signals,
+      assembleParts: async (ctx) => {
+        // The operator edits the file and signals every replica; this one is still starting.
+        listenersWhileStarting = signals.listenerCount('SIGHUP');
+        await writeFile(file, written(['ada', 'grace']));
+        signals.emit('SIGHUP');
+        live = ctx.config;
+        return { plugins: [], reloadTarget: { live: ctx.config, prepare: (config) => config, knownScopes: new Set() } };
+      },
+    });
+    try {
+      assert.ok(listenersWhileStarting >= 1, 'handled while starting');
+      // Read again once listening: the edit made after this start read the file applies.
+      assert.deepEqual(live?.admin.users, ['ada', 'grace']);
+      assert.equal((await fetch(`${running.url}/healthz`)).status, 200);
+    } finally {
+      signals.emit('SIGTERM');
+      await running.lifecycle.stopped;
+    }
   });
 
   it('rejects an unknown log level with exit code 2', async () => {

@@ -1,3 +1,4 @@
+import * as querystring from 'node:querystring';
 import { methodsToRefuse } from '../server/http-methods.ts';
 import type { FastifyInstance, FastifyReply, FastifyRequest, HTTPMethods } from 'fastify';
 import type { GatehouseContext } from '../context/gatehouse-context.ts';
@@ -7,7 +8,7 @@ import type { CurrentProvider } from './current-provider.ts';
 import { OAUTH_BODY_MAX_BYTES, readProviderBody, REGISTRATION_MAX_BYTES, withReadBody } from './provider-body.ts';
 import { guardRegistration } from './registration-limit.ts';
 import type { ProtectedResources } from './protected-resources.ts';
-import { hasDuplicateMember } from '../protocol/duplicate-members.ts';
+import { memberNamesProblem } from '../protocol/duplicate-members.ts';
 import { mediaTypeOf } from '../protocol/media-type.ts';
 
 /**
@@ -83,7 +84,7 @@ function canonicalQuery(query: string, resources: Pick<ProtectedResources, 'find
  * no help to whoever sent it. A coded body (`Content-Encoding: gzip`) is not read at all: 415, naming what is (RFC
  * 9110 §15.5.16).
  */
-function refuseUnreadableForm(request: FastifyRequest): void {
+function refuseUnreadableForm(request: FastifyRequest, body: Buffer | undefined): void {
   const coding = request.headers['content-encoding'];
   if (coding !== undefined && coding.trim().toLowerCase() !== 'identity') {
     throw new ProtocolError('invalid_request', 'The request body must not be content-coded.', { status: 415, headers: { 'accept-encoding': 'identity' } });
@@ -92,10 +93,25 @@ function refuseUnreadableForm(request: FastifyRequest): void {
   if (mediaTypeOf(type) !== 'application/x-www-form-urlencoded') {
     throw new ProtocolError('invalid_request', 'The request body must be a form, `Content-Type: application/x-www-form-urlencoded`.');
   }
+  // A form is percent-encoded ASCII, read the same under any charset that extends ASCII (Java's form entities say
+  // ISO-8859-1 by default); one whose bytes are not ASCII at all (UTF-16, UTF-32) is not read.
   const charset = /;\s*charset\s*=\s*"?([^";\s]*)/i.exec(type ?? '')?.[1]?.toLowerCase();
-  if (charset !== undefined && charset !== 'utf-8' && charset !== 'utf8' && charset !== 'us-ascii') {
-    throw new ProtocolError('invalid_request', 'The form must be UTF-8: a charset other than utf-8 is not read.');
+  if (charset !== undefined && /^(?:utf-?(?:16|32)|ucs-?[24])/.test(charset)) {
+    throw new ProtocolError('invalid_request', 'The form must be UTF-8: a UTF-16 or UTF-32 body is not read.');
   }
+  // The provider reads the first 1,000 parameters and drops the rest without a word, while a check here reading all
+  // of them would judge another request; no OAuth request has more than a few dozen.
+  if (body !== undefined && countByte(body, 0x26) >= MAX_FORM_PARAMETERS) {
+    throw new ProtocolError('invalid_request', `The form has more than ${MAX_FORM_PARAMETERS} parameters.`);
+  }
+}
+
+const MAX_FORM_PARAMETERS = 256;
+
+function countByte(buffer: Buffer, byte: number): number {
+  let count = 0;
+  for (let index = buffer.indexOf(byte); index !== -1; index = buffer.indexOf(byte, index + 1)) count++;
+  return count;
 }
 
 /** A form body with its `resource` parameters canonical (the same bytes when none needed it). */
@@ -155,9 +171,12 @@ async function refuseBearerForDpopResource(
   resources: Pick<ProtectedResources, 'find'>,
   provider: CurrentProvider,
 ): Promise<void> {
-  if (request.method !== 'POST' || body === undefined || request.headers.dpop !== undefined) return;
-  const params = new URLSearchParams(body.toString('utf8'));
-  let named = params.getAll('resource');
+  // An empty `DPoP:` is no proof to the provider either (it issues a Bearer token for it).
+  if (request.method !== 'POST' || body === undefined || request.headers.dpop) return;
+  // Read as the provider reads the form (its `querystring.parse`, which stops at 1,000 parameters): a `resource`
+  // after those is one the provider never sees, and it issues for the granted resource instead.
+  const params = querystring.parse(body.toString('utf8'));
+  let named = [params.resource ?? []].flat();
   if (named.length === 0) named = await grantedResources(params, provider);
   const requiring = named.find((resource) => resources.find(resource)?.route.dpop === 'required');
   if (requiring === undefined) return;
@@ -165,10 +184,11 @@ async function refuseBearerForDpopResource(
 }
 
 /** The resources the code or refresh token of a token request was granted for; none when it names neither or is unknown. */
-async function grantedResources(params: URLSearchParams, provider: CurrentProvider): Promise<string[]> {
-  const grantType = params.get('grant_type');
-  const value = params.get(grantType === 'authorization_code' ? 'code' : grantType === 'refresh_token' ? 'refresh_token' : '');
-  if (value === null || value === '') return [];
+async function grantedResources(params: querystring.ParsedUrlQuery, provider: CurrentProvider): Promise<string[]> {
+  const grantType = params.grant_type;
+  const value = params[grantType === 'authorization_code' ? 'code' : grantType === 'refresh_token' ? 'refresh_token' : ''];
+  // Not one value (absent, or given twice): the provider refuses the request itself.
+  if (typeof value !== 'string' || value === '') return [];
   // The provider's own lookup (what its grant will read next); an unknown or malformed value is the grant's to refuse.
   const model = grantType === 'authorization_code' ? provider.get().AuthorizationCode : provider.get().RefreshToken;
   const found = await model.find(value).catch(() => undefined);
@@ -197,11 +217,11 @@ export function mountProvider(app: FastifyInstance, options: ProviderMountOption
       await guardRegistration(ctx, request);
       // As on MCP POSTs (protocol/duplicate-members.ts): the provider's JSON.parse keeps the last of two
       // `redirect_uris`, while anything in front that read the first judged another registration.
-      if (body !== undefined && hasDuplicateMember(body.toString('utf8'))) {
-        throw new ProtocolError('invalid_client_metadata', 'An object of the registration names one member twice (RFC 8259 §4).');
-      }
+      const names = body === undefined ? undefined : memberNamesProblem(body.toString('utf8'));
+      if (names === 'duplicate') throw new ProtocolError('invalid_client_metadata', 'An object of the registration names one member twice (RFC 8259 §4).');
+      if (names === 'misread') throw new ProtocolError('invalid_client_metadata', 'A member name written with escapes could not be read as written: send member names unescaped.');
     } else {
-      if (request.method === 'POST') refuseUnreadableForm(request);
+      if (request.method === 'POST') refuseUnreadableForm(request, body);
       body = canonicalForm(request, body, resources);
       if (path === `${basePath}/token`) await refuseBearerForDpopResource(request, body, resources, provider);
     }

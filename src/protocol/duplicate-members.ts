@@ -23,53 +23,172 @@ export function foldedName(name: string): string {
 const isOneCharacter = (text: string): boolean => text.length === 1 || (text.length === 2 && text.codePointAt(0)! > 0xffff);
 
 /**
- * Whether a JSON text has an object naming one member twice. `JSON.parse` keeps the last of them and says nothing,
- * so a message judged by its parse — `{"name":"secret_tool","name":"echo"}` read as `echo`, a `method` given twice
- * read as the second — reached a backend whose parser keeps the first (or refuses duplicates) as another message
- * than the one judged. RFC 8259 §4: names SHOULD be unique; I-JSON (RFC 7493 §2.3) requires it.
+ * What keeps a JSON text from being read, by the gateway's parse and by any parser behind it, as one message:
  *
- * Counted, not compared: in valid JSON every member has exactly one `:` outside strings, so the text names as many
- * members as it has such colons, while its parse (`parsed`, or the text parsed here) holds one member per distinct
- * name of each object it kept. The two counts agree exactly when no object names a member twice: a duplicate drops a
- * member, and the value it replaced, with every member nested in it. This allocates nothing per member, where
- * collecting names did (a set per object, a string per name), on every MCP POST. A text that does not parse has no
- * duplicate to report (its parser refuses it). Names in other cases are another matter (foldedCollision): a
- * case-insensitive parser matches them only against the fields of a struct, so they are checked only where a
- * backend binds one.
+ * - `duplicate`: an object names one member twice. `JSON.parse` keeps the last of them and says nothing, so a
+ *   message judged by its parse — `{"name":"secret_tool","name":"echo"}` read as `echo`, a `method` given twice read
+ *   as the second — reached a backend whose parser keeps the first (or refuses duplicates) as another message than
+ *   the one judged. RFC 8259 §4: names SHOULD be unique; I-JSON (RFC 7493 §2.3) requires it.
+ * - `misread`: the parse holds another member name than the text wrote. V8's `JSON.parse` (as shipped in Node 24)
+ *   can return a name written with escapes as its raw characters cut to the decoded length (`"nam\u0065"` as
+ *   `nam\`) once an earlier text in the process named a member `nam\`: `{"name":"echo","nam\u0065":"secret_tool"}`
+ *   then parsed as two distinct members, and the backend read `secret_tool`. Names written without escapes are read
+ *   as written.
+ *
+ * Without an escaped name, counted, not compared: in valid JSON every member has exactly one `:` outside strings, so
+ * the text names as many members as it has such colons, while its parse holds one member per distinct name of each
+ * object it kept; the two agree exactly when no object names a member twice (a duplicate drops a member, and the
+ * value it replaced with every member nested in it). That allocates nothing per member, on every MCP POST. With an
+ * escaped name, each name is decoded on its own (a string's parse, not an object's) and looked for in the object the
+ * parse made of that place in the text. A text that does not parse has nothing to report (its parser refuses it).
+ * Names in other cases are another matter (foldedCollision): a case-insensitive parser matches them only against
+ * the fields of a struct, so they are checked only where a backend binds one.
  */
-export function hasDuplicateMember(text: string, parsed: unknown = UNPARSED): boolean {
+export function memberNamesProblem(text: string, parsed: unknown = UNPARSED): 'duplicate' | 'misread' | undefined {
   let value = parsed;
   if (value === UNPARSED) {
     try {
       value = JSON.parse(text);
     } catch {
-      return false;
+      return undefined;
     }
   }
-  return membersInText(text) !== membersParsed(value);
+  const counted = membersInText(text);
+  if (counted === ESCAPED_NAME) return namesAsWritten(text, value);
+  return counted === membersParsed(value) ? undefined : 'duplicate';
 }
 
 const UNPARSED = Symbol('unparsed');
+/** membersInText's answer for a text with a member name written with escapes. */
+const ESCAPED_NAME = -1;
 
-/** The colons outside strings of a valid JSON text: one per member of every object in it. */
+/** The colons outside strings of a valid JSON text (one per member of every object in it), or ESCAPED_NAME. */
 function membersInText(text: string): number {
   let members = 0;
+  // Whether the last string had an escape: a colon after it makes that string a member name.
+  let escaped = false;
   const length = text.length;
   for (let index = 0; index < length; index++) {
     const code = text.charCodeAt(index);
     if (code === QUOTE) {
-      index++;
-      while (index < length) {
-        const inner = text.charCodeAt(index);
-        if (inner === BACKSLASH) index += 2;
-        else if (inner === QUOTE) break;
-        else index++;
-      }
+      const end = closingQuote(text, index);
+      escaped = text.lastIndexOf('\\', end) > index;
+      index = end;
     } else if (code === COLON) {
+      if (escaped) return ESCAPED_NAME;
       members++;
     }
   }
   return members;
+}
+
+type OpenValue = { object: Record<string, unknown>; names: Set<string>; name: string | undefined } | { array: unknown[]; index: number };
+
+/**
+ * The text walked beside its parse: each name decoded on its own and found in the object the parse made of that
+ * place, each object or array opened where the parse has one. A loop with a list of what is open, not a recursion
+ * (a text nested a hundred thousand deep parses).
+ */
+function namesAsWritten(text: string, parsed: unknown): 'duplicate' | 'misread' | undefined {
+  const open: OpenValue[] = [];
+  let expectName = false;
+  const valueHere = (): unknown => {
+    const inside = open[open.length - 1];
+    if (inside === undefined) return parsed;
+    if ('array' in inside) return inside.array[inside.index];
+    return inside.name === undefined ? undefined : inside.object[inside.name];
+  };
+  const length = text.length;
+  for (let index = 0; index < length; index++) {
+    const code = text.charCodeAt(index);
+    if (code === QUOTE) {
+      const end = closingQuote(text, index);
+      const inside = open[open.length - 1];
+      if (expectName && inside !== undefined && 'object' in inside) {
+        const name = decodedName(text, index, end);
+        if (inside.names.has(name)) return 'duplicate';
+        inside.names.add(name);
+        if (!Object.hasOwn(inside.object, name)) return misreadOrDuplicate(text);
+        inside.name = name;
+        expectName = false;
+      }
+      index = end;
+    } else if (code === OPEN_BRACE) {
+      const value = valueHere();
+      if (typeof value !== 'object' || value === null || Array.isArray(value)) return misreadOrDuplicate(text);
+      open.push({ object: value as Record<string, unknown>, names: new Set(), name: undefined });
+      expectName = true;
+    } else if (code === OPEN_BRACKET) {
+      const value = valueHere();
+      if (!Array.isArray(value)) return misreadOrDuplicate(text);
+      open.push({ array: value, index: 0 });
+    } else if (code === CLOSE_BRACE || code === CLOSE_BRACKET) {
+      open.pop();
+    } else if (code === COMMA) {
+      const inside = open[open.length - 1];
+      if (inside !== undefined && 'array' in inside) inside.index++;
+      else expectName = true;
+    }
+  }
+  return undefined;
+}
+
+/**
+ * Where the text and its parse part ways: a duplicate further on (an object nested in a member's first value meets,
+ * in the parse, the last value) or a misread name. Both refuse the text; the reason says which.
+ */
+function misreadOrDuplicate(text: string): 'duplicate' | 'misread' {
+  return hasDuplicateNameDecoded(text) ? 'duplicate' : 'misread';
+}
+
+/** The index of the quote that closes the string opened at `open` (escape-aware). */
+function closingQuote(text: string, open: number): number {
+  const length = text.length;
+  let index = open + 1;
+  while (index < length) {
+    const code = text.charCodeAt(index);
+    if (code === BACKSLASH) index += 2;
+    else if (code === QUOTE) return index;
+    else index++;
+  }
+  return index;
+}
+
+/** The string from `open` to `close` (its quotes), decoded on its own: a string's parse, which reads escapes right. */
+function decodedName(text: string, open: number, close: number): string {
+  const raw = text.slice(open + 1, close);
+  return raw.includes('\\') ? (JSON.parse(text.slice(open, close + 1)) as string) : raw;
+}
+
+/** Whether an object of the text names a member twice, every name decoded on its own. */
+function hasDuplicateNameDecoded(text: string): boolean {
+  const open: Array<Set<string> | undefined> = [];
+  let expectName = false;
+  const length = text.length;
+  for (let index = 0; index < length; index++) {
+    const code = text.charCodeAt(index);
+    if (code === QUOTE) {
+      const end = closingQuote(text, index);
+      const names = open[open.length - 1];
+      if (expectName && names !== undefined) {
+        const name = decodedName(text, index, end);
+        if (names.has(name)) return true;
+        names.add(name);
+        expectName = false;
+      }
+      index = end;
+    } else if (code === OPEN_BRACE) {
+      open.push(new Set());
+      expectName = true;
+    } else if (code === OPEN_BRACKET) {
+      open.push(undefined);
+    } else if (code === CLOSE_BRACE || code === CLOSE_BRACKET) {
+      open.pop();
+    } else if (code === COMMA) {
+      expectName = open[open.length - 1] !== undefined;
+    }
+  }
+  return false;
 }
 
 /**
@@ -106,6 +225,11 @@ const ASCII = /^[\u0000-\u007f]*$/;
 const QUOTE = 0x22;
 const BACKSLASH = 0x5c;
 const COLON = 0x3a;
+const OPEN_BRACE = 0x7b;
+const CLOSE_BRACE = 0x7d;
+const OPEN_BRACKET = 0x5b;
+const CLOSE_BRACKET = 0x5d;
+const COMMA = 0x2c;
 
 /**
  * The first member of `object` that shares its folded name with another (`{"name":…,"Name":…}`): two members to

@@ -1,4 +1,4 @@
-import { foldedCollision, hasDuplicateMember, memberSpellings, misspeltMember } from '../protocol/duplicate-members.ts';
+import { foldedCollision, memberNamesProblem, memberSpellings, misspeltMember } from '../protocol/duplicate-members.ts';
 import { JSONRPC, McpGatewayError } from './gateway-error.ts';
 
 /**
@@ -116,8 +116,12 @@ export function parseMcpPost(raw: Buffer): McpPost {
     throw new McpGatewayError('invalid_request', JSONRPC.parseError, 'The request body is not valid JSON.');
   }
   // The body is forwarded as received: what the gateway judged must be what any parser behind it reads.
-  if (hasDuplicateMember(text, json)) {
+  const names = memberNamesProblem(text, json);
+  if (names === 'duplicate') {
     throw new McpGatewayError('invalid_request', JSONRPC.invalidRequest, 'An object of the message names one member twice (RFC 8259 §4).');
+  }
+  if (names === 'misread') {
+    throw new McpGatewayError('invalid_request', JSONRPC.invalidRequest, 'A member name written with escapes could not be read as written: send member names unescaped.');
   }
   const list = Array.isArray(json) ? json : [json];
   for (const item of list) refuseCaseAmbiguity(item);

@@ -26,7 +26,7 @@ export type StepUpReason = (typeof STEP_UP_REASONS)[number];
 export const upstreamStepUpRecord = defineRecord({
   namespace: 'upstream-step-up',
   owner: 'src/broker/token-broker.ts',
-  key: 'SHA-256 (base64url) of the subject; an ended upstream session under that of the subject followed by `#ended`',
+  key: 'SHA-256 (base64url) of the subject; an ended upstream session under that of NUL, `ended`, NUL and the subject',
   schema: z.object({
     reason: z.enum(STEP_UP_REASONS),
     /** OIDC Core §5.5 `claims` request value the IdP asked for (Entra: `{"access_token":{"acrs":…}}`). */
@@ -46,9 +46,10 @@ const keyOf = (subject: string): string => createHash('sha256').update(subject).
 /**
  * An ended session is kept under a key of its own, beside what the IdP demanded: forgetting it (an exchange that
  * worked again) then deletes only it. Under one key, a read-then-delete on one replica removed a claims challenge
- * another replica wrote between the two, and the next sign-in went to the IdP without it.
+ * another replica wrote between the two, and the next sign-in went to the IdP without it. Its hash input starts with
+ * a NUL, which no subject does (an upstream subject starts with its issuer's URL): no user's key is another's.
  */
-const endedKeyOf = (subject: string): string => keyOf(`${subject}#ended`);
+const endedKeyOf = (subject: string): string => keyOf(`\u0000ended\u0000${subject}`);
 
 export async function rememberStepUp(store: Store, subject: string, stepUp: StepUp): Promise<void> {
   const claims = stepUp.claims !== undefined && stepUp.claims.length <= MAX_CLAIMS_LENGTH ? stepUp.claims : undefined;

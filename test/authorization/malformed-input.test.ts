@@ -48,6 +48,24 @@ describe('malformed input', () => {
     ['introspect in UTF-16', '/introspect', { 'content-type': 'application/x-www-form-urlencoded; charset=utf-16' }, 400, /must be UTF-8/],
     ['token gzip-coded', '/token', { 'content-type': 'application/x-www-form-urlencoded', 'content-encoding': 'gzip' }, 415, /must not be content-coded/],
   ];
+  it('says so of a form of more parameters than the provider reads (it drops those after its first thousand)', async () => {
+    const response = await fetch(`${server.publicUrl}/token`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: `${'a=1&'.repeat(1000)}grant_type=client_credentials&resource=x`,
+    });
+    assert.equal(response.status, 400);
+    assert.match(((await response.json()) as { error_description: string }).error_description, /more than 256 parameters/);
+  });
+  it('reads a form that names a charset extending ASCII (Java sends ISO-8859-1)', async () => {
+    const response = await fetch(`${server.publicUrl}/token`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded; charset=ISO-8859-1' },
+      body: 'grant_type=password',
+    });
+    assert.equal(response.status, 400);
+    assert.doesNotMatch(((await response.json()) as { error_description: string }).error_description, /form|UTF-8/);
+  });
   for (const [label, path, headers, status, description] of unreadableForms) {
     it(`says what is wrong with a ${label}`, async () => {
       const response = await fetch(`${server.publicUrl}${path}`, { method: 'POST', headers, body: 'grant_type=client_credentials&client_id=x' });

@@ -136,9 +136,10 @@ describe('openid-client with DPoP: token endpoint → gateway → refresh', () =
   it('refuses a token request without a proof for a DPoP-only route, before the code is spent: the retry with a proof works', async () => {
     const { resource, verifier, redirect } = await authorizeFor('/mcp');
     const code = redirect.searchParams.get('code') ?? '';
+    // An empty `DPoP:` header is no proof either.
     const bearer = await fetch(`${server.publicUrl}/token`, {
       method: 'POST',
-      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      headers: { 'content-type': 'application/x-www-form-urlencoded', dpop: '' },
       body: new URLSearchParams({ grant_type: 'authorization_code', code, code_verifier: verifier, redirect_uri: CLIENT_REDIRECT, client_id: config.clientMetadata().client_id, resource }),
     });
     assert.equal(bearer.status, 400);

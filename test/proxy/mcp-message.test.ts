@@ -2,7 +2,9 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { z } from 'zod';
 import { checkJsonRpcMessage, parseMcpPost } from '../../src/proxy/mcp-message.ts';
-import { hasDuplicateMember } from '../../src/protocol/duplicate-members.ts';
+import { memberNamesProblem } from '../../src/protocol/duplicate-members.ts';
+
+const hasDuplicateMember = (text: string, parsed?: unknown) => (parsed === undefined ? memberNamesProblem(text) : memberNamesProblem(text, parsed)) === 'duplicate';
 import { McpGatewayError } from '../../src/proxy/gateway-error.ts';
 
 /**
@@ -106,6 +108,33 @@ describe('a member named twice in one object', () => {
     ];
     for (const text of duplicated) assert.equal(hasDuplicateMember(text), true, text);
     for (const text of ['{"a:b":"c:d","e":{"f:":":"}}', '{"\\":":","\\\\":1}']) assert.equal(hasDuplicateMember(text), false, text);
+  });
+
+  it('reads names written with escapes on their own: a duplicate among them is found, a name the parse holds otherwise is refused', () => {
+    // Escaped names, read right: nothing to refuse, at any depth and in arrays.
+    for (const text of ['{"caf\\u00e9":1,"b":[{"\\u0061":2},{"a":3}]}', '{"a":{"x\\"y":{"z":[1,{"\\/":2}]}}}', '[{"n\\u0061me":1},{"name":2}]']) {
+      assert.equal(memberNamesProblem(text), undefined, text);
+    }
+    assert.equal(memberNamesProblem('{"name":"echo","nam\\u0065":"secret_tool"}'), 'duplicate');
+    assert.equal(memberNamesProblem('{"a":{"b":{"k":1},"b":2},"c":[{"\\u006b":1}]}'), 'duplicate');
+    // A parse that holds another name than the text wrote (what V8's JSON.parse in Node 24 returns once it has seen
+    // a member named `nam\`): given here, so the check is tested whatever the engine does today.
+    const text = '{"params":{"nam\\u0065":"secret_tool","arguments":{}}}';
+    assert.equal(memberNamesProblem(text, { params: { 'nam\\': 'secret_tool', arguments: {} } }), 'misread');
+    assert.equal(memberNamesProblem(text, JSON.parse('{"params":{"name":"secret_tool","arguments":{}}}')), undefined);
+    // An object where the parse has none at that place.
+    assert.equal(memberNamesProblem('{"a\\u0062":{"c":1}}', { 'a\\': { c: 1 }, ab: 1 }), 'misread');
+  });
+
+  it("refuses the engine's own misreading after the warm-up that causes it: a POST judged as one tool and run as another", () => {
+    for (let round = 0; round < 3; round++) JSON.parse('{"name":1,"nam\\\\":2}');
+    const attack = '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","nam\\u0065":"secret_tool","arguments":{}}}';
+    assert.throws(() => parseMcpPost(Buffer.from(attack)), (error: unknown) => error instanceof McpGatewayError && error.jsonRpcCode === -32600);
+    for (let round = 0; round < 3; round++) JSON.parse('{"pat\\\\":1}');
+    const hidden = '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"read","arguments":{"pat\\u0068":"/etc/shadow"}}}';
+    const misread = !Object.hasOwn((JSON.parse(hidden) as { params: { arguments: object } }).params.arguments, 'path');
+    if (misread) assert.throws(() => parseMcpPost(Buffer.from(hidden)), /could not be read as written/);
+    else assert.equal(parseMcpPost(Buffer.from(hidden)).name, 'read');
   });
 
   it('counts a body nested far deeper than any stack without overflowing it', () => {

@@ -82,22 +82,26 @@ function membersInText(text: string): number {
   return members;
 }
 
-type OpenValue = { object: Record<string, unknown>; names: Set<string>; name: string | undefined } | { array: unknown[]; index: number };
+type OpenValue = { object: Record<string, unknown> | undefined; names: Set<string>; name: string | undefined } | { array: unknown[] | undefined; index: number };
 
 /**
  * The text walked beside its parse: each name decoded on its own and found in the object the parse made of that
- * place, each object or array opened where the parse has one. A loop with a list of what is open, not a recursion
- * (a text nested a hundred thousand deep parses).
+ * place, each object or array opened where the parse has one. With UNPARSED, only the duplicates among the decoded
+ * names. A loop with a list of what is open, not a recursion (a text nested a hundred thousand deep parses).
  */
 function namesAsWritten(text: string, parsed: unknown): 'duplicate' | 'misread' | undefined {
+  const checked = parsed !== UNPARSED;
   const open: OpenValue[] = [];
   let expectName = false;
   const valueHere = (): unknown => {
     const inside = open[open.length - 1];
     if (inside === undefined) return parsed;
-    if ('array' in inside) return inside.array[inside.index];
-    return inside.name === undefined ? undefined : inside.object[inside.name];
+    if ('array' in inside) return inside.array?.[inside.index];
+    return inside.name === undefined ? undefined : inside.object?.[inside.name];
   };
+  // Where the text and its parse part ways: a duplicate further on (an object nested in a member's first value
+  // meets, in the parse, the last value) or a misread name. Both refuse the text; the reason says which.
+  const parted = () => (namesAsWritten(text, UNPARSED) === 'duplicate' ? 'duplicate' : 'misread');
   const length = text.length;
   for (let index = 0; index < length; index++) {
     const code = text.charCodeAt(index);
@@ -108,20 +112,20 @@ function namesAsWritten(text: string, parsed: unknown): 'duplicate' | 'misread' 
         const name = decodedName(text, index, end);
         if (inside.names.has(name)) return 'duplicate';
         inside.names.add(name);
-        if (!Object.hasOwn(inside.object, name)) return misreadOrDuplicate(text);
+        if (checked && !Object.hasOwn(inside.object!, name)) return parted();
         inside.name = name;
         expectName = false;
       }
       index = end;
     } else if (code === OPEN_BRACE) {
-      const value = valueHere();
-      if (typeof value !== 'object' || value === null || Array.isArray(value)) return misreadOrDuplicate(text);
-      open.push({ object: value as Record<string, unknown>, names: new Set(), name: undefined });
+      const value = checked ? valueHere() : undefined;
+      if (checked && (typeof value !== 'object' || value === null || Array.isArray(value))) return parted();
+      open.push({ object: value as Record<string, unknown> | undefined, names: new Set(), name: undefined });
       expectName = true;
     } else if (code === OPEN_BRACKET) {
-      const value = valueHere();
-      if (!Array.isArray(value)) return misreadOrDuplicate(text);
-      open.push({ array: value, index: 0 });
+      const value = checked ? valueHere() : undefined;
+      if (checked && !Array.isArray(value)) return parted();
+      open.push({ array: value as unknown[] | undefined, index: 0 });
     } else if (code === CLOSE_BRACE || code === CLOSE_BRACKET) {
       open.pop();
     } else if (code === COMMA) {
@@ -131,14 +135,6 @@ function namesAsWritten(text: string, parsed: unknown): 'duplicate' | 'misread' 
     }
   }
   return undefined;
-}
-
-/**
- * Where the text and its parse part ways: a duplicate further on (an object nested in a member's first value meets,
- * in the parse, the last value) or a misread name. Both refuse the text; the reason says which.
- */
-function misreadOrDuplicate(text: string): 'duplicate' | 'misread' {
-  return hasDuplicateNameDecoded(text) ? 'duplicate' : 'misread';
 }
 
 /** The index of the quote that closes the string opened at `open` (escape-aware). */
@@ -158,37 +154,6 @@ function closingQuote(text: string, open: number): number {
 function decodedName(text: string, open: number, close: number): string {
   const raw = text.slice(open + 1, close);
   return raw.includes('\\') ? (JSON.parse(text.slice(open, close + 1)) as string) : raw;
-}
-
-/** Whether an object of the text names a member twice, every name decoded on its own. */
-function hasDuplicateNameDecoded(text: string): boolean {
-  const open: Array<Set<string> | undefined> = [];
-  let expectName = false;
-  const length = text.length;
-  for (let index = 0; index < length; index++) {
-    const code = text.charCodeAt(index);
-    if (code === QUOTE) {
-      const end = closingQuote(text, index);
-      const names = open[open.length - 1];
-      if (expectName && names !== undefined) {
-        const name = decodedName(text, index, end);
-        if (names.has(name)) return true;
-        names.add(name);
-        expectName = false;
-      }
-      index = end;
-    } else if (code === OPEN_BRACE) {
-      open.push(new Set());
-      expectName = true;
-    } else if (code === OPEN_BRACKET) {
-      open.push(undefined);
-    } else if (code === CLOSE_BRACE || code === CLOSE_BRACKET) {
-      open.pop();
-    } else if (code === COMMA) {
-      expectName = open[open.length - 1] !== undefined;
-    }
-  }
-  return false;
 }
 
 /**

@@ -6,6 +6,7 @@ import { unreadableFileReason } from './file-paths.ts';
 import { cookieSecurityProblem, isLoopbackUrl, resolvePublicUrl } from './public-url.ts';
 import type { GatehouseConfig } from './schema.ts';
 import { toolExpressionProblem } from './tool-expressions.ts';
+import { argumentReadsOf } from './argument-reads.ts';
 
 /**
  * Rules that involve more than one field, or the file system, checked after the schema accepted each field on its
@@ -107,7 +108,7 @@ function checkHttpsUrl(field: string, value: string, { problems, warnings }: Rul
   problems.push(`${field}: must be an https URL (got "${value}")`);
 }
 
-function checkRoutes(config: GatehouseConfig, { problems }: RuleResult): void {
+function checkRoutes(config: GatehouseConfig, { problems, warnings }: RuleResult): void {
   const seen = new Map<string, number>();
   config.routes.forEach((route, index) => {
     const path = route.path.length > 1 ? route.path.replace(/\/+$/, '') : route.path;
@@ -130,6 +131,11 @@ function checkRoutes(config: GatehouseConfig, { problems }: RuleResult): void {
     for (const [field, source] of expressions) {
       const problem = source === undefined ? undefined : toolExpressionProblem(source);
       if (problem) problems.push(`${field}: ${problem} (a CEL expression over user, client, tool and args that is true to allow)`);
+      else if (source !== undefined && argumentReadsOf(source)?.computed === true) {
+        warnings.push(
+          `${field}: reads argument names it computes (an index or \`in\` that is no constant string, a key tested with startsWith or matches): another spelling of such a name (\`Path\` for \`path\`) cannot be refused, and a backend that matches names without regard to case reads it — write the names out (args.path, args["path"], "path" in args)`,
+        );
+      }
     }
     if (route.bodyLimitBytes !== undefined && route.bodyLimitBytes > config.server.bodyLimitBytes) {
       problems.push(`routes[${index}].bodyLimitBytes: ${route.bodyLimitBytes} is more than server.bodyLimitBytes (${config.server.bodyLimitBytes}), which bounds every request — lower it or raise that`);

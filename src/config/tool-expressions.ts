@@ -54,5 +54,10 @@ export function compileToolExpression(source: string): CompiledToolExpression {
   return { source, allows: (input) => evaluate(input as unknown as Record<string, unknown>) === true };
 }
 
+/** The syntax tree cel-js makes of a valid expression (its `ast`), for what the expression reads (argument-reads.ts). */
+export function parseToolExpression(source: string): unknown {
+  return (policyEnvironment().parse(source) as unknown as { ast: unknown }).ast;
+}
+
 /** cel-js messages carry a source excerpt with a caret on later lines; a config error is one line. */
 const firstLine = (error: unknown): string => (error instanceof Error ? error.message : String(error)).split('\n')[0]!.trim();

@@ -1,6 +1,7 @@
 import type { RouteConfig } from '../config/schema.ts';
 import { compileToolExpression, type CompiledToolExpression, type ToolPolicyInput } from '../config/tool-expressions.ts';
 import type { Caller } from './tool-policy.ts';
+import { argumentReadsOf } from '../config/argument-reads.ts';
 import { foldedCollision, foldedName, memberSpellings, misspeltMember } from '../protocol/duplicate-members.ts';
 
 /**
@@ -13,10 +14,12 @@ interface ArgumentPolicy {
   expression: CompiledToolExpression;
   denyReason: string | undefined;
   /**
-   * The names the expression may read of the arguments, by folded name, when it reads them at all: see
-   * namesReadIn. Undefined for an expression that never mentions `args`.
+   * The names the expression reads of the arguments, by folded name (config/argument-reads.ts). Undefined for an
+   * expression that never reads them.
    */
   reads: ReadonlyMap<string, string> | undefined;
+  /** It also reads names it computes at run time: two spellings of one name side by side are refused anywhere. */
+  computedNames: boolean;
   /** The expression reads neither the arguments nor the tool's annotations: it decides by caller alone. */
   callerOnly: boolean;
 }
@@ -26,46 +29,16 @@ export interface ArgumentPolicies {
   forTool(tool: string): ArgumentPolicy | undefined;
 }
 
-/**
- * Every name a CEL source may read of the arguments, at any depth: each field it selects (`args.opts.recursive`,
- * `a.path` where `cel.bind(a, args, …)` renamed them) and each string it holds (`args["path"]`, `"path" in args`,
- * `args.exists(k, k == "path")`). A superset on purpose: what the expression reads of the arguments through another
- * name, a macro's variable or a map's key cannot be told from its text, and a name kept here that it never reads
- * costs only a refusal of that name spelt in another case. Fields of the caller and the tool (`user.groups`,
- * `tool.annotations.readOnlyHint`) are left out, as those objects are the gateway's, not the client's — unless the
- * expression binds one of those names to something else (`args.items.exists(user, user.path == …)`).
- */
-function namesReadIn(source: string): string[] {
-  const names = new Set<string>();
-  const rebindsInputs = /[(,]\s*(?:user|client|tool)\s*,/.test(source);
-  for (const match of source.matchAll(/(\b[A-Za-z_][A-Za-z0-9_]*\s*)?\.\s*\??\s*([A-Za-z_][A-Za-z0-9_]*)/g)) {
-    const root = match[1]?.trim();
-    if (!rebindsInputs && (root === 'user' || root === 'client' || root === 'tool' || root === 'annotations')) continue;
-    names.add(match[2]!);
-  }
-  for (const match of source.matchAll(/"((?:[^"\\]|\\.)*)"|'((?:[^'\\]|\\.)*)'/g)) {
-    const written = match[1] ?? match[2]!;
-    names.add(written);
-    // A name written with escapes (`"pa\u0074h"`) is read as the name it spells.
-    if (written.includes('\\')) names.add(decodedLiteral(written));
-  }
-  return [...names];
+function compiled(source: string, denyReason: string | undefined): ArgumentPolicy {
+  const reads = argumentReadsOf(source);
+  return {
+    expression: compileToolExpression(source),
+    denyReason,
+    reads: reads === undefined ? undefined : memberSpellings(reads.names),
+    computedNames: reads?.computed === true,
+    callerOnly: reads === undefined && !/\bannotations\b/.test(source),
+  };
 }
-
-function decodedLiteral(written: string): string {
-  try {
-    return JSON.parse(`"${written.replace(/\\?"/g, '\\"')}"`) as string;
-  } catch {
-    return written;
-  }
-}
-
-const compiled = (source: string, denyReason: string | undefined): ArgumentPolicy => ({
-  expression: compileToolExpression(source),
-  denyReason,
-  reads: /\bargs\b/.test(source) ? memberSpellings(namesReadIn(source)) : undefined,
-  callerOnly: !/\bargs\b|\bannotations\b/.test(source),
-});
 
 /**
  * The route's tools (those its `tools` names) whose expression — their own, or the route's default where they have
@@ -115,7 +88,7 @@ export function decideArguments(
   // backend binding it case-insensitively (Go). Two arguments of such a name in different cases: one field to that
   // backend (Go keeps the last), while the policy read the one of the exact spelling. Names the policy cannot read
   // keep any case: a tool taking a map of `PATH` and `path` is served.
-  if (policy.reads !== undefined && misspeltAtAnyDepth(args, policy.reads)) {
+  if (policy.reads !== undefined && misspeltAtAnyDepth(args, policy.reads, policy.computedNames)) {
     return { allowed: false, reason: 'an argument the policy checks is spelt in another case, or named twice in different cases' };
   }
   const input: ToolPolicyInput = {
@@ -134,8 +107,11 @@ export function decideArguments(
   }
 }
 
-/** Whether an object of `args`, at any depth, names a member `reads` holds in another spelling, or twice in two. */
-function misspeltAtAnyDepth(args: Record<string, unknown>, reads: ReadonlyMap<string, string>): boolean {
+/**
+ * Whether an object of `args`, at any depth, names a member `reads` holds in another spelling, or twice in two; with
+ * `computed`, any name twice in two spellings.
+ */
+function misspeltAtAnyDepth(args: Record<string, unknown>, reads: ReadonlyMap<string, string>, computed: boolean): boolean {
   // Bounded: the arguments passed withinLimits.
   const pending: unknown[] = [args];
   while (pending.length > 0) {
@@ -145,7 +121,8 @@ function misspeltAtAnyDepth(args: Record<string, unknown>, reads: ReadonlyMap<st
       pending.push(...value);
       continue;
     }
-    if (misspeltMember(value, reads) !== undefined || foldedCollisionAmong(value, reads)) return true;
+    if (misspeltMember(value, reads) !== undefined) return true;
+    if (computed ? foldedCollision(value) !== undefined : foldedCollisionAmong(value, reads)) return true;
     pending.push(...Object.values(value));
   }
   return false;

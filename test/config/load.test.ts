@@ -55,6 +55,14 @@ describe('loadConfig: a valid production file', () => {
     assert.deepEqual(loaded.warnings, []);
   });
 
+  it('warns of a tool policy that computes the argument names it reads (their other spellings cannot be refused)', () => {
+    const withPolicy = (allow: string) => `${VALID}    tools:\n      read_file:\n        allow: ${JSON.stringify(allow)}\n`;
+    const computed = load(withPolicy('args.exists(k, k.startsWith("pa") && args[k].startsWith("/public/"))'));
+    assert.equal(computed.warnings.length, 1, computed.warnings.join('\n'));
+    assert.match(computed.warnings[0]!, /^routes\[0\]\.tools\.read_file\.allow: reads argument names it computes .* write the names out/);
+    assert.deepEqual(load(withPolicy('!has(args.path) || args.path.startsWith("/public/")')).warnings, []);
+  });
+
   it('warns of an audit file whose directory is missing, relative to the file; none for one that exists', () => {
     // Found only after start before, as an error line per batch: `config check` and `doctor` passed.
     const missing = load(`${VALID}audit:\n  output: logs/audit.jsonl\n`);

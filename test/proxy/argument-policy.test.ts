@@ -199,6 +199,25 @@ describe('argument policies and app-only callers', () => {
       assert.equal(decide('a', { pAth: '/etc/shadow' }).allowed, false);
     });
 
+    it('denies a name the policy reads behind a comment, an escape or a concatenation; serves the values it compares', () => {
+      const commented = decider({ a: { allow: '// don\'t allow /etc\n!("path" in args) || !args["path"].startsWith("/etc") // it\'s fine' } });
+      assert.equal(commented('a', { path: '/srv/x' }).allowed, true);
+      assert.equal(commented('a', { Path: '/etc/passwd' }).allowed, false);
+      assert.equal(decider({ a: { allow: '!("pa\\x74h" in args)' } })('a', { Path: '/etc/passwd' }).allowed, false);
+      assert.equal(decider({ a: { allow: '!("pa" + "th" in args)' } })('a', { PATH: '/etc/passwd' }).allowed, false);
+      // A string compared with an argument's value names no argument: an argument spelt like it is served.
+      assert.equal(decider({ a: { allow: 'args.action != "Delete"' } })('a', { action: 'archive', delete: false }).allowed, true);
+      assert.equal(decider({ a: { allow: 'args.format == "JSON"' } })('a', { format: 'JSON', json: {} }).allowed, true);
+      assert.equal(decider({ a: { allow: 'args.sql.startsWith("SELECT")' } })('a', { sql: 'SELECT 1', select: [] }).allowed, true);
+      assert.equal(decider({ a: { allow: '"Admins" in user.groups || args.owner == user.email' } })('a', { owner: 'ada@example.com', admins: [] }).allowed, true);
+    });
+
+    it('refuses two spellings of one name anywhere under a policy that computes the names it reads', () => {
+      const decide = decider({ a: { allow: 'args.exists(k, k.startsWith("pa") && args[k].startsWith("/public/"))' } });
+      assert.equal(decide('a', { path: '/public/x' }).allowed, true);
+      assert.equal(decide('a', { path: '/public/x', PATH: '/etc/passwd' }).allowed, false);
+    });
+
     it('serves a map of PATH and path under a policy that does not read such a name, and names the caller has', () => {
       const env = { env: { PATH: '/usr/bin', path: 'x' }, Email: 'someone@example.com' };
       // A default that decides by the caller alone never reads the arguments.

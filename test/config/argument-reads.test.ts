@@ -1,0 +1,51 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { argumentReadsOf } from '../../src/config/argument-reads.ts';
+
+/** What a tool policy reads of the arguments, from its syntax tree (the names whose other spellings are refused). */
+describe('argument names a CEL tool policy reads', () => {
+  const names = (source: string) => argumentReadsOf(source)?.names.sort();
+
+  it('reads fields selected at any depth, and through a macro variable or cel.bind', () => {
+    assert.deepEqual(names('!has(args.opts.recursive) || args.opts.recursive == false'), ['opts', 'recursive']);
+    assert.deepEqual(names('args.files.all(f, !has(f.path) || f.path.startsWith("/public/"))'), ['files', 'path']);
+    assert.deepEqual(names('cel.bind(a, args, !has(a.path) || a.path.startsWith("/public/"))'), ['path']);
+  });
+
+  it('reads constant keys however written: escapes as CEL decodes them, concatenations, a bound constant, a key compared', () => {
+    for (const source of [
+      '"pa\\x74h" in args',
+      '"\\160ath" in args',
+      '"\\U00000070ath" in args',
+      '"p\\u0061th" in args',
+      'r"path" in args',
+      'args["pa" + "th"] == "x"',
+      'cel.bind(p, "pa" + "th", args[p] == "x")',
+      'args.exists(k, k == "path")',
+      '"path" in args',
+    ]) {
+      assert.deepEqual(names(source), ['path'], source);
+    }
+  });
+
+  it('reads nothing from comments, and not the values compared or searched', () => {
+    assert.deepEqual(names('// don\'t allow /etc\n!("path" in args) || !args["path"].startsWith("/etc") // it\'s fine'), ['path']);
+    assert.deepEqual(names('args.action != "Delete"'), ['action']);
+    assert.deepEqual(names('args.format == "JSON"'), ['format']);
+    assert.deepEqual(names('args.sql.startsWith("SELECT")'), ['sql']);
+    assert.deepEqual(names('"Admins" in user.groups || args.owner == user.email'), ['owner']);
+  });
+
+  it("leaves out the caller's and the tool's fields, unless a macro binds their names to the arguments", () => {
+    assert.deepEqual(names('args.mailbox == user.email && tool.annotations.readOnlyHint == true'), ['mailbox']);
+    assert.deepEqual(names('args.items.exists(user, user.path == "x")'), ['items', 'path']);
+  });
+
+  it('says when names are computed, and is undefined for an expression that never reads the arguments', () => {
+    assert.equal(argumentReadsOf('args.exists(k, k.startsWith("pa") && args[k].startsWith("/etc"))')?.computed, true);
+    assert.equal(argumentReadsOf('args[user.email] == "x"')?.computed, true);
+    assert.equal(argumentReadsOf('args.path == "x"')?.computed, false);
+    assert.equal(argumentReadsOf('"staff" in user.groups'), undefined);
+    assert.equal(argumentReadsOf('[1, 2].exists(args, args == 1)'), undefined, 'a macro variable named args is no argument');
+  });
+});

@@ -72,8 +72,8 @@ function membersInText(text: string): number {
     const code = text.charCodeAt(index);
     if (code === QUOTE) {
       const end = closingQuote(text, index);
-      escaped = text.lastIndexOf('\\', end) > index;
-      index = end;
+      escaped = end < 0;
+      index = end < 0 ? ~end : end;
     } else if (code === COLON) {
       if (escaped) return ESCAPED_NAME;
       members++;
@@ -106,10 +106,11 @@ function namesAsWritten(text: string, parsed: unknown): 'duplicate' | 'misread' 
   for (let index = 0; index < length; index++) {
     const code = text.charCodeAt(index);
     if (code === QUOTE) {
-      const end = closingQuote(text, index);
+      const scanned = closingQuote(text, index);
+      const end = scanned < 0 ? ~scanned : scanned;
       const inside = open[open.length - 1];
       if (expectName && inside !== undefined && 'object' in inside) {
-        const name = decodedName(text, index, end);
+        const name = scanned < 0 ? (JSON.parse(text.slice(index, end + 1)) as string) : text.slice(index + 1, end);
         if (inside.names.has(name)) return 'duplicate';
         inside.names.add(name);
         if (checked && !Object.hasOwn(inside.object!, name)) return parted();
@@ -137,23 +138,23 @@ function namesAsWritten(text: string, parsed: unknown): 'duplicate' | 'misread' 
   return undefined;
 }
 
-/** The index of the quote that closes the string opened at `open` (escape-aware). */
+/**
+ * The index of the quote that closes the string opened at `open` (escape-aware), as its bitwise complement (`~`, a
+ * negative number) when the string has an escape: one pass tells both, with no allocation.
+ */
 function closingQuote(text: string, open: number): number {
   const length = text.length;
+  let escaped = false;
   let index = open + 1;
   while (index < length) {
     const code = text.charCodeAt(index);
-    if (code === BACKSLASH) index += 2;
-    else if (code === QUOTE) return index;
+    if (code === BACKSLASH) {
+      escaped = true;
+      index += 2;
+    } else if (code === QUOTE) break;
     else index++;
   }
-  return index;
-}
-
-/** The string from `open` to `close` (its quotes), decoded on its own: a string's parse, which reads escapes right. */
-function decodedName(text: string, open: number, close: number): string {
-  const raw = text.slice(open + 1, close);
-  return raw.includes('\\') ? (JSON.parse(text.slice(open, close + 1)) as string) : raw;
+  return escaped ? ~index : index;
 }
 
 /**

@@ -137,6 +137,13 @@ describe('a member named twice in one object', () => {
     else assert.equal(parseMcpPost(Buffer.from(hidden)).name, 'read');
   });
 
+  it('reads a body of many strings in one pass (no search back through the text from each string)', () => {
+    // Must finish, and counts nothing: 400,000 strings took minutes when each string looked back for a backslash.
+    const many = `[${Array.from({ length: 200_000 }, (_, index) => `{"k":"v${index}"}`).join(',')}]`;
+    assert.equal(memberNamesProblem(many), undefined);
+    assert.equal(memberNamesProblem(`${many.slice(0, -1)},{"k\\u0031":1,"k1":2}]`), 'duplicate');
+  });
+
   it('counts a body nested far deeper than any stack without overflowing it', () => {
     const depth = 200_000;
     const nested = `${'{"a":['.repeat(depth)}1${']}'.repeat(depth)}`;

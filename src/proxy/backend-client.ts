@@ -136,6 +136,34 @@ function mayBeLeftUnread(input: BackendRequest): boolean {
   return !(declared <= POOLED_BODY_MAX_BYTES);
 }
 
+/** What of a refused answer's body is read to keep its connection for the next request; past either, it is cut. */
+export const DISCARDED_BODY_LIMIT = { bytes: 64 * 1024, ms: 1_000 } as const;
+
+/**
+ * A backend answer the gateway refused (a 5xx concealed, a 401 to its identity, something that is not MCP): its body
+ * is read off so the connection can serve the next request — but only so much, for so long. Resumed without a bound,
+ * a backend streaming an endless body kept its connection and a core of the gateway busy after the client had its
+ * 502, and one trickling a byte a second held the connection until the idle timeout (15 minutes by default).
+ */
+export function discardBody(body: Readable, limit: { bytes: number; ms: number } = DISCARDED_BODY_LIMIT): void {
+  if (body.destroyed || body.readableEnded) return;
+  let read = 0;
+  const cut = () => {
+    clearTimeout(timer);
+    body.destroy();
+  };
+  const timer = setTimeout(cut, limit.ms);
+  timer.unref();
+  body.on('data', (chunk: Buffer) => {
+    read += chunk.length;
+    if (read > limit.bytes) cut();
+  });
+  body.on('close', () => clearTimeout(timer));
+  // A late error of the cut or failed body is expected here: nobody else listens.
+  body.on('error', () => {});
+  body.resume();
+}
+
 export function backendFailure(route: Pick<RouteConfig, 'path'>, error: unknown): ProtocolError {
   if (error instanceof undiciErrors.HeadersTimeoutError || error instanceof undiciErrors.ConnectTimeoutError) {
     return new ProtocolError('gateway_timeout', `The backend of ${route.path} did not answer in time.`, { cause: error });

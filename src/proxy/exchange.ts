@@ -4,7 +4,7 @@ import type { Dispatcher } from 'undici';
 import { ProtocolError } from '../errors/protocol-error.ts';
 import { runSteps as runHandlerSteps, type HandlerStep, type StepContext } from '../server/handler-steps.ts';
 import type { RequestTrace, ServerSpanStart } from '../observability/tracing.ts';
-import type { BackendResponse } from './backend-client.ts';
+import { discardBody, type BackendResponse } from './backend-client.ts';
 import { enforceToolPinning, toolListReviewer } from './enforce-tool-pinning.ts';
 import { enforceToolPolicy } from './enforce-tool-policy.ts';
 import { abortOnClientClose, authorizeRequest, backendHeaders, type AuthorizedCall, type GatewayRuntime } from './gateway-runtime.ts';
@@ -220,7 +220,7 @@ export function concealBackendFailure(exchange: McpExchange): void {
   const response = backendResponse(exchange);
   if (response.statusCode === 431) refuseHeadersTooLarge(exchange, response);
   if (response.statusCode < 500) return;
-  response.body.resume();
+  discardBody(response.body);
   const path = exchange.state.route.path;
   const detail = `the backend answered ${response.statusCode}`;
   if (response.statusCode === 503) {
@@ -255,7 +255,7 @@ function retryAfterSeconds(value: string | undefined, now: number): string | und
  * mistake (a `denied`); the log names the status.
  */
 function refuseHeadersTooLarge(exchange: McpExchange, response: BackendResponse): never {
-  response.body.resume();
+  discardBody(response.body);
   throw new ProtocolError('bad_gateway', `The backend of ${exchange.state.route.path} refused the gateway's request headers as too large.`, {
     detail: 'backend status 431',
   });
@@ -267,7 +267,7 @@ function refuseHeadersTooLarge(exchange: McpExchange, response: BackendResponse)
  * own 401 challenge and ends the grant.
  */
 export async function refuseBackendRefusal(exchange: McpExchange, response: BackendResponse): Promise<void> {
-  response.body.resume();
+  discardBody(response.body);
   const { claims } = authorized(exchange);
   const stepUp =
     response.statusCode === 401

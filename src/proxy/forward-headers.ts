@@ -168,8 +168,13 @@ const forwardedQuoted = (value: string) => (value.includes('"') || value.include
  * page and endpoint of the origin — the consent page and the console too — which are the gateway's to set: HSTS (a
  * backend's `max-age=0` switched it off), CORS (a backend's `Access-Control-Allow-Origin: *` beside the gateway's
  * own), `Alt-Svc` (another host to reach this origin at), `Clear-Site-Data` (the gateway's sign-in cookies),
- * `Service-Worker-Allowed` (a worker whose scope is the whole origin, the consent page's path included). And what
- * names the backend's software for nobody's benefit (`Server`, `X-Powered-By`).
+ * `Service-Worker-Allowed` (a worker whose scope is the whole origin, the consent page's path included), network
+ * error and report collection for the origin (`NEL`, `Report-To`, `Reporting-Endpoints`: a third party told of every
+ * failed sign-in for up to a year), the origin's login status (`Set-Login`), its client hints (`Accept-CH`,
+ * `Critical-CH`), its agent cluster (`Origin-Agent-Cluster`) and prefetch rules (`Speculation-Rules`). The
+ * authentication answers are the gateway's (`WWW-Authenticate`, dropped in relay-response.ts; `Authentication-Info`;
+ * `DPoP-Nonce`, whose backend value replaced the gateway's nonce and failed the client's next proof). And what names
+ * the backend's software or its network for nobody's benefit (`Server`, `X-Powered-By`, `Via`).
  */
 const RESPONSE_DROPPED = new Set([
   ...HOP_BY_HOP,
@@ -179,8 +184,19 @@ const RESPONSE_DROPPED = new Set([
   'alt-svc',
   'clear-site-data',
   'service-worker-allowed',
+  'nel',
+  'report-to',
+  'reporting-endpoints',
+  'set-login',
+  'accept-ch',
+  'critical-ch',
+  'origin-agent-cluster',
+  'speculation-rules',
+  'authentication-info',
+  'dpop-nonce',
   'server',
   'x-powered-by',
+  'via',
 ]);
 const CORS_PREFIX = 'access-control-';
 

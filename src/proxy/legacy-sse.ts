@@ -12,6 +12,7 @@ import { isContentCoded, mediaType, relayResponse } from './relay-response.ts';
 import type { RouteState } from './route-state.ts';
 import { deniedTools } from './tool-policy.ts';
 import { sessionNotFound } from './session-bindings.ts';
+import { discardBody } from './backend-client.ts';
 import { confinedMessageUrl } from './message-url.ts';
 import { trackOpenStream } from './stream-metrics.ts';
 import { sseEventTransform, type SseEvent } from './sse-events.ts';
@@ -29,6 +30,8 @@ import { toolListReviewer } from './enforce-tool-pinning.ts';
  * @see MCP 2024-11-05 basic/transports §HTTP with SSE
  */
 export const LEGACY_SSE_SUFFIX = '/sse';
+/** The bytes of an `endpoint` event's name: a chunk holding them is read even once the stream is passed through. */
+const ENDPOINT_EVENT_NAME = Buffer.from('endpoint');
 export const LEGACY_MESSAGES_SUFFIX = '/messages';
 const SESSION_TTL_SECONDS = 24 * 3600;
 
@@ -37,7 +40,7 @@ export function requireBackendStream(exchange: McpExchange): void {
   const response = backendResponse(exchange);
   // Its events are read on the way (the `endpoint` rewrite, the tools/list screen): a compressed stream cannot be.
   if (response.statusCode !== 200 || mediaType(response.headers) !== 'text/event-stream' || isContentCoded(response.headers)) {
-    response.body.resume();
+    discardBody(response.body);
     throw new ProtocolError('bad_gateway', `The backend of ${exchange.state.route.path} did not open an SSE stream.`);
   }
 }
@@ -100,7 +103,7 @@ function relayLegacyStream(exchange: McpExchange): Promise<void> {
   };
   const rewrite = (event: SseEvent) => {
     const passed = endpoint.rewrite(event);
-    if (passed instanceof Promise) return passed;
+    if (passed === null || passed instanceof Promise) return passed;
     const current = currentScreen();
     return current === undefined ? passed : current(passed);
   };
@@ -111,6 +114,7 @@ function relayLegacyStream(exchange: McpExchange): Promise<void> {
     sseEventTransform(rewrite, {
       onBytes: (bytes) => void (draft.bytesOut += bytes),
       passThroughAfter: () => endpoint.rewritten() && currentScreen() === undefined,
+      readAgainOn: ENDPOINT_EVENT_NAME,
     }),
   );
   return relayResponse(reply, response, draft, state.route, body, { bytesCounted: true });
@@ -174,10 +178,12 @@ function endpointRewriter(
   publicMessagesUrl: string,
   bind: (backendMessageUrl: string) => Promise<void>,
   routes: readonly RouteConfig[],
-): { rewrite: (event: SseEvent) => SseEvent | Promise<SseEvent>; rewritten: () => boolean } {
+): { rewrite: (event: SseEvent) => SseEvent | null | Promise<SseEvent>; rewritten: () => boolean } {
   let rewritten = false;
-  const rewrite = (event: SseEvent): SseEvent | Promise<SseEvent> => {
-    if (rewritten) return event;
+  const rewrite = (event: SseEvent): SseEvent | null | Promise<SseEvent> => {
+    // A second `endpoint` event would show the client the backend's own message URL (its host, its session id),
+    // which the gateway never shows; the session's URL is the one bound.
+    if (rewritten) return event.event === 'endpoint' ? null : event;
     if (event.event !== 'endpoint' || event.data.trim() === '') {
       throw new ProtocolError('bad_gateway', 'The backend SSE stream did not start with an endpoint event.');
     }

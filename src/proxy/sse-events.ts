@@ -44,6 +44,11 @@ export interface SseEventTransformOptions {
    * policy).
    */
   passThroughAfter?: () => boolean;
+  /**
+   * Bytes that make a chunk be read even while passing through, when it starts an event (the legacy stream's later
+   * `endpoint` events, which are dropped): `Buffer.indexOf`, no decode or parse for the chunks without them.
+   */
+  readAgainOn?: Buffer;
 }
 
 export function sseEventTransform(
@@ -51,7 +56,7 @@ export function sseEventTransform(
   rewrite: (event: SseEvent) => SseEvent | null | Promise<SseEvent | null>,
   options: SseEventTransformOptions = {},
 ): Transform {
-  const { onBytes, passThroughAfter, maxEventBytes = SSE_EVENT_LIMIT_BYTES } = options;
+  const { onBytes, passThroughAfter, readAgainOn, maxEventBytes = SSE_EVENT_LIMIT_BYTES } = options;
   const decoder = new TextDecoder('utf-8');
   let passingThrough = false;
   /** Whether the last chunk passed on unparsed ended an event (the parser would hold nothing there). */
@@ -103,7 +108,7 @@ export function sseEventTransform(
   return new Transform({
     transform(chunk: Buffer, _encoding, callback) {
       // Asked again before a chunk that follows an event's end: what stepped aside may have to read the stream again.
-      if (passingThrough && (!atEventEnd || passThroughAfter!())) {
+      if (passingThrough && (!atEventEnd || (passThroughAfter!() && (readAgainOn === undefined || !chunk.includes(readAgainOn))))) {
         onBytes?.(chunk.length);
         atEventEnd = endsAnEvent(chunk);
         return callback(null, chunk);

@@ -1,6 +1,6 @@
 import { toolsDeniedByCaller } from './argument-policy.ts';
 import { Readable } from 'node:stream';
-import { backendFailure, type BackendResponse } from './backend-client.ts';
+import { backendFailure, discardBody, type BackendResponse } from './backend-client.ts';
 import { ProtocolError } from '../errors/protocol-error.ts';
 import { authorized, backendResponse, headerValue, exchangeHandler, runSteps, type ExchangeStep, type McpExchange } from './exchange.ts';
 // The steps every transport shares, named `shared.…` in the step lists below beside this transport's own.
@@ -108,7 +108,7 @@ export function refuseNonMcpAnswer(exchange: McpExchange): void | Promise<void> 
 }
 
 function notMcp(exchange: McpExchange, response: BackendResponse, what: string): ProtocolError {
-  response.body.resume();
+  discardBody(response.body);
   return new ProtocolError('bad_gateway', `The backend of ${exchange.state.route.path} answered with ${what}.`, { detail: `backend status ${response.statusCode}` });
 }
 
@@ -163,7 +163,7 @@ async function toolsListBody(
   if ((denied.size === 0 && review === undefined) || response.statusCode < 200 || response.statusCode >= 300) return response.body;
   const type = mediaType(response.headers);
   if ((type === 'text/event-stream' || type === 'application/json') && isContentCoded(response.headers)) {
-    response.body.resume();
+    discardBody(response.body);
     throw new ProtocolError('bad_gateway', `The backend of ${state.route.path} answered tools/list compressed, which the gateway cannot screen.`);
   }
   if (type === 'text/event-stream') return response.body.pipe(sseEventTransform(screenToolsListSseEvent(denied, review)));

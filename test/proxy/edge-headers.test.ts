@@ -294,6 +294,24 @@ describe("a backend's answer headers", () => {
     };
     assert.deepEqual(clientResponseHeaders(backend), { 'content-type': 'application/json', 'mcp-session-id': 's1' });
   });
+
+  it("never set the origin's reporting, login status, client hints or agent cluster, its authentication answers, or name a proxy", () => {
+    const backend = {
+      'content-type': 'text/event-stream',
+      nel: '{"report_to":"x","max_age":31536000}',
+      'report-to': '{"group":"x","max_age":31536000,"endpoints":[{"url":"https://collector.example"}]}',
+      'reporting-endpoints': 'x="https://collector.example"',
+      'set-login': 'logged-out',
+      'accept-ch': 'Sec-CH-UA-Model',
+      'critical-ch': 'Sec-CH-UA-Model',
+      'origin-agent-cluster': '?0',
+      'speculation-rules': '"/rules.json"',
+      'authentication-info': 'nextnonce="x"',
+      'dpop-nonce': 'nonce-chosen-by-backend',
+      via: '1.1 internal-proxy',
+    };
+    assert.deepEqual(clientResponseHeaders(backend), { 'content-type': 'text/event-stream' });
+  });
 });
 
 describe('JSON-RPC codes match what went wrong', () => {

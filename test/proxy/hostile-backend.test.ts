@@ -1,0 +1,109 @@
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { createServer, type Server, type Socket } from 'node:net';
+import type { AddressInfo } from 'node:net';
+import { after, before, describe, it } from 'node:test';
+import { createTestKeyring, mcpPost, mintAccessToken, startTestGateway, toolsCall, type TestGateway } from './harness.ts';
+
+/**
+ * Backends that answer and then misbehave, raw over TCP: a body without end behind a refused status, a stream that
+ * fails between its headers and its first byte, a legacy stream that names a second message endpoint. The gateway's
+ * client gets a 502, never a 500; a refused answer's connection does not outlive its bound; the backend's own URLs
+ * never reach the client.
+ */
+const keyring = createTestKeyring();
+let gateway: TestGateway;
+const servers: Server[] = [];
+/** Resolved when a connection to the endless backend closes (the gateway cut it). */
+let endlessClosed: Promise<void>;
+
+const chunk = (text: string) => `${Buffer.byteLength(text).toString(16)}\r\n${text}\r\n`;
+
+async function rawBackend(onRequest: (socket: Socket) => void): Promise<string> {
+  const server = createServer((socket) => {
+    socket.on('error', () => {});
+    socket.once('data', () => onRequest(socket));
+  });
+  servers.push(server);
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+}
+
+before(async () => {
+  let closedEndless: () => void;
+  endlessClosed = new Promise<void>((resolve) => (closedEndless = resolve));
+  const endless = await rawBackend((socket) => {
+    socket.write('HTTP/1.1 500 Internal Server Error\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n');
+    const filler = chunk('x'.repeat(16 * 1024));
+    const timer = setInterval(() => socket.write(filler), 1);
+    socket.once('close', () => {
+      clearInterval(timer);
+      closedEndless();
+    });
+  });
+  const resetAfterHeaders = await rawBackend((socket) => {
+    socket.write('HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n');
+    setTimeout(() => socket.resetAndDestroy(), 5);
+  });
+  const twoEndpoints = await rawBackend((socket) => {
+    socket.write('HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n');
+    socket.write(chunk('event: endpoint\ndata: /messages?sessionId=first\n\n'));
+    setTimeout(() => socket.write(chunk('event: endpoint\ndata: http://internal.corp:9000/admin/messages?sessionId=backend-secret\n\nevent: message\ndata: {"jsonrpc":"2.0","method":"notifications/message","params":{"level":"info","data":"after"}}\n\n')), 50);
+  });
+  gateway = await startTestGateway({
+    keyring,
+    config: {
+      routes: [
+        { path: '/endless', backend: `${endless}/mcp` },
+        { path: '/reset', backend: `${resetAfterHeaders}/mcp` },
+        { path: '/reset-http', type: 'http', backend: `${resetAfterHeaders}/api` },
+        { path: '/legacy', backend: `${twoEndpoints}/mcp`, transports: ['sse'] },
+      ],
+    },
+  });
+});
+
+after(async () => {
+  await gateway?.close();
+  for (const server of servers) {
+    server.close();
+  }
+});
+
+const token = (path: string) => mintAccessToken(keyring, gateway.url, { aud: gateway.url + path });
+
+describe('a backend that misbehaves after it answered', () => {
+  it('a refused answer with a body without end: the client has its 502, and the backend connection is cut', { timeout: 30_000 }, async () => {
+    const response = await mcpPost(`${gateway.url}/endless`, await token('/endless'), toolsCall('echo'));
+    assert.equal(response.status, 502);
+    await response.text();
+    // Read without a bound, this connection stayed open, and a core busy, for as long as the backend wrote.
+    await endlessClosed;
+  });
+
+  it('a stream that fails between its headers and its first byte: 502 on an MCP route and on a plain HTTP route, not 500', async () => {
+    const mcp = await mcpPost(`${gateway.url}/reset`, await token('/reset'), toolsCall('echo'));
+    assert.equal(mcp.status, 502);
+    assert.match(((await mcp.json()) as { error: { message: string } }).error.message, /backend of \/reset failed/);
+    const http = await fetch(`${gateway.url}/reset-http/x`, { headers: { authorization: `Bearer ${await token('/reset-http')}` } });
+    assert.equal(http.status, 502);
+    await http.text();
+    assert.ok(!gateway.logs.text().includes('unexpected gateway error'), 'a backend failure, not an unexpected one');
+  });
+
+  it("drops a legacy stream's second endpoint event: the backend's own message URL never reaches the client", async () => {
+    const controller = new AbortController();
+    const response = await fetch(`${gateway.url}/legacy/sse`, { headers: { authorization: `Bearer ${await token('/legacy')}` }, signal: controller.signal });
+    assert.equal(response.status, 200);
+    const decoder = new TextDecoder();
+    let text = '';
+    for await (const part of response.body!) {
+      text += decoder.decode(part as Uint8Array, { stream: true });
+      if (text.includes('"after"')) break;
+    }
+    controller.abort();
+    assert.match(text, new RegExp(`data: ${gateway.url}/legacy/messages\\?sessionId=`));
+    assert.ok(!text.includes('internal.corp') && !text.includes('backend-secret'), text);
+  });
+});

@@ -8,7 +8,7 @@ import type { CurrentProvider } from './current-provider.ts';
 import { OAUTH_BODY_MAX_BYTES, readProviderBody, REGISTRATION_MAX_BYTES, withReadBody } from './provider-body.ts';
 import { guardRegistration } from './registration-limit.ts';
 import type { ProtectedResources } from './protected-resources.ts';
-import { memberNamesProblem } from '../protocol/duplicate-members.ts';
+import { hasEscapedMemberName, memberNamesProblem } from '../protocol/duplicate-members.ts';
 import { mediaTypeOf } from '../protocol/media-type.ts';
 
 /**
@@ -217,7 +217,13 @@ export function mountProvider(app: FastifyInstance, options: ProviderMountOption
       await guardRegistration(ctx, request);
       // As on MCP POSTs (protocol/duplicate-members.ts): the provider's JSON.parse keeps the last of two
       // `redirect_uris`, while anything in front that read the first judged another registration.
-      const names = body === undefined ? undefined : memberNamesProblem(body.toString('utf8'));
+      const text = body?.toString('utf8');
+      // Client metadata names are ASCII words; one written with escapes is read by the provider's own parse, which
+      // may misread it where the check's parse did not (see protocol/duplicate-members.ts).
+      if (text !== undefined && hasEscapedMemberName(text)) {
+        throw new ProtocolError('invalid_client_metadata', 'Member names of a registration are written without escapes.');
+      }
+      const names = text === undefined ? undefined : memberNamesProblem(text);
       if (names === 'duplicate') throw new ProtocolError('invalid_client_metadata', 'An object of the registration names one member twice (RFC 8259 §4).');
       if (names === 'misread') throw new ProtocolError('invalid_client_metadata', 'A member name written with escapes could not be read as written: send member names unescaped.');
     } else {

@@ -18,11 +18,24 @@ export interface ArgumentReads {
   computed: boolean;
 }
 
+/** What an expression reads of the call: its arguments, and of the tool more than its name (its annotations). */
+export interface ExpressionReads {
+  /** Undefined for an expression that never reads the arguments. */
+  args: ArgumentReads | undefined;
+  /** It reads the tool's annotations (anything of `tool` but `tool.name`): it decides by more than the caller. */
+  toolBeyondName: boolean;
+}
+
+export function expressionReadsOf(source: string): ExpressionReads {
+  const reads: Reads = { names: new Set<string>(), computed: false, readsArgs: false, toolBeyondName: false };
+  const scope: Scope = { derived: new Set(['args']), keys: new Set(), constants: new Map(), inputs: new Set(['tool']) };
+  walk(parseToolExpression(source) as CelNode, scope, reads);
+  return { args: reads.readsArgs ? { names: [...reads.names], computed: reads.computed } : undefined, toolBeyondName: reads.toolBeyondName };
+}
+
 /** Undefined for an expression that never reads the arguments. */
 export function argumentReadsOf(source: string): ArgumentReads | undefined {
-  const reads = { names: new Set<string>(), computed: false, readsArgs: false };
-  walk(parseToolExpression(source) as CelNode, { derived: new Set(['args']), keys: new Set(), constants: new Map() }, reads);
-  return reads.readsArgs ? { names: [...reads.names], computed: reads.computed } : undefined;
+  return expressionReadsOf(source).args;
 }
 
 interface CelNode {
@@ -37,18 +50,19 @@ interface Scope {
   keys: ReadonlySet<string>;
   /** Variables `cel.bind` binds to a constant string. */
   constants: ReadonlyMap<string, string>;
+  /** The policy inputs not shadowed by a macro or `cel.bind` variable of the same name (`tool`). */
+  inputs: ReadonlySet<string>;
 }
 
 interface Reads {
   names: Set<string>;
   computed: boolean;
   readsArgs: boolean;
+  toolBeyondName: boolean;
 }
 
 /** The comprehension macros: `receiver.all(v, …)`, each binding its first argument to the receiver's members. */
 const MACROS = new Set(['all', 'exists', 'exists_one', 'map', 'filter']);
-/** String functions that, called on a key, test its spelling in ways no list of names captures. */
-const STRING_TESTS = new Set(['startsWith', 'endsWith', 'contains', 'matches', 'lowerAscii', 'upperAscii', 'size']);
 
 const isNode = (value: unknown): value is CelNode => typeof value === 'object' && value !== null && !Array.isArray(value) && typeof (value as CelNode).op === 'string';
 
@@ -84,28 +98,43 @@ function constantOf(node: CelNode, scope: Scope): string | undefined {
 
 const isKey = (node: CelNode | undefined, scope: Scope): boolean => node?.op === 'id' && scope.keys.has(node.args as string);
 
+/**
+ * Notes what `node` reads. A member of the arguments bound by a macro (`k` in `args.exists(k, …)`: a key when they
+ * are a map, an element when a list) is read on an allow-list: a field selected or a constant index from it (an
+ * element), its value looked up (`args[k]`), or it compared with a constant or a list or map of them (a key named);
+ * any other use (`k.startsWith("pa")`, `string(k) == …`, `k + ""`) computes names the tree cannot list.
+ */
 function walk(node: CelNode, scope: Scope, reads: Reads): void {
   const args = node.args;
   switch (node.op) {
     case 'id':
       if (args === 'args' && scope.derived.has('args')) reads.readsArgs = true;
+      if (args === 'tool' && scope.inputs.has('tool')) reads.toolBeyondName = true;
+      if (scope.keys.has(args as string)) reads.computed = true;
       return;
     case '.': {
       const [operand, field] = args as [CelNode, string];
+      if (operand.op === 'id' && operand.args === 'tool' && scope.inputs.has('tool') && field === 'name') return;
       if (isDerived(operand, scope)) reads.names.add(field);
-      walk(operand, scope, reads);
+      // A field of a member: an element, whatever a key would be.
+      if (!isKey(operand, scope)) walk(operand, scope, reads);
       return;
     }
     case '[]': {
       const [operand, index] = args as [CelNode, CelNode];
-      if (isDerived(operand, scope)) noteKey(index, scope, reads);
-      walk(operand, scope, reads);
-      walk(index, scope, reads);
+      if (isDerived(operand, scope) && !isKey(index, scope)) noteKey(index, scope, reads);
+      if (!isKey(operand, scope)) walk(operand, scope, reads);
+      // `args[k]` reads the value under a key that is there, however it is spelt.
+      if (!(isKey(index, scope) && isDerived(operand, scope))) walk(index, scope, reads);
       return;
     }
     case 'in': {
       const [member, container] = args as [CelNode, CelNode];
       if (isDerived(container, scope)) noteKey(member, scope, reads);
+      if (isKey(member, scope) && constantsOf(container, scope) !== undefined) {
+        for (const constant of constantsOf(container, scope)!) reads.names.add(constant);
+        return;
+      }
       walk(member, scope, reads);
       walk(container, scope, reads);
       return;
@@ -114,8 +143,16 @@ function walk(node: CelNode, scope: Scope, reads: Reads): void {
     case '!=': {
       const [left, right] = args as [CelNode, CelNode];
       // A key compared with a string names that key (`args.exists(k, k == "path")`).
-      if (isKey(left, scope)) noteKey(right, scope, reads);
-      if (isKey(right, scope)) noteKey(left, scope, reads);
+      for (const [key, other] of [
+        [left, right],
+        [right, left],
+      ] as const) {
+        const constant = isKey(key, scope) ? constantOf(other, scope) : undefined;
+        if (constant !== undefined) {
+          reads.names.add(constant);
+          return;
+        }
+      }
       walk(left, scope, reads);
       walk(right, scope, reads);
       return;
@@ -125,22 +162,33 @@ function walk(node: CelNode, scope: Scope, reads: Reads): void {
       walk(receiver, scope, reads);
       const [variable, ...body] = calledWith;
       if (MACROS.has(method) && variable?.op === 'id') {
-        walkBound(variable.args as string, isDerived(receiver, scope), undefined, body, scope, reads);
+        const derived = isDerived(receiver, scope);
+        walkBound(variable.args as string, { derived, key: derived, constant: undefined }, body, scope, reads);
         return;
       }
       if (method === 'bind' && receiver.op === 'id' && receiver.args === 'cel' && variable?.op === 'id') {
         const [value, ...rest] = body;
-        if (value) walk(value, scope, reads);
-        walkBound(variable.args as string, value !== undefined && isDerived(value, scope), value && constantOf(value, scope), rest, scope, reads, false);
+        // `cel.bind(n, k, …)` of a key keeps it a key under the new name.
+        const aliasesKey = value !== undefined && isKey(value, scope);
+        if (value && !aliasesKey) walk(value, scope, reads);
+        const derived = value !== undefined && isDerived(value, scope);
+        walkBound(variable.args as string, { derived, key: aliasesKey, constant: value && constantOf(value, scope) }, rest, scope, reads);
         return;
       }
-      if (STRING_TESTS.has(method) && isKey(receiver, scope)) reads.computed = true;
       for (const argument of calledWith) walk(argument, scope, reads);
       return;
     }
     default:
       for (const child of children(node)) walk(child, scope, reads);
   }
+}
+
+/** The constant strings of a list or map literal (a map's keys), or undefined when it is no such literal. */
+function constantsOf(node: CelNode, scope: Scope): string[] | undefined {
+  if (node.op !== 'list' && node.op !== 'map') return undefined;
+  const items = node.op === 'list' ? children(node) : (node.args as CelNode[][]).map((entry) => entry[0]!);
+  const constants = items.map((item) => constantOf(item, scope));
+  return constants.every((constant) => constant !== undefined) ? (constants as string[]) : undefined;
 }
 
 /** A string naming a member of the arguments: noted when constant, else the names are computed. */
@@ -155,17 +203,23 @@ function noteKey(node: CelNode, scope: Scope, reads: Reads): void {
 }
 
 /** The body of a macro or `cel.bind` with `variable` bound (shadowing any outer one of that name). */
-function walkBound(variable: string, derived: boolean, constant: string | undefined, body: CelNode[], scope: Scope, reads: Reads, members = true): void {
-  const inner: Scope = { derived: new Set(scope.derived), keys: new Set(scope.keys), constants: new Map(scope.constants) };
-  const derivedSet = inner.derived as Set<string>;
-  const keySet = inner.keys as Set<string>;
-  const constantMap = inner.constants as Map<string, string>;
-  if (derived) derivedSet.add(variable);
-  else derivedSet.delete(variable);
-  // A macro's variable over the arguments is a member of them: a key when they are a map.
-  if (derived && members) keySet.add(variable);
-  else keySet.delete(variable);
-  if (constant !== undefined) constantMap.set(variable, constant);
-  else constantMap.delete(variable);
-  for (const node of body) walk(node, inner, reads);
+function walkBound(
+  variable: string,
+  bound: { derived: boolean; key: boolean; constant: string | undefined },
+  body: CelNode[],
+  scope: Scope,
+  reads: Reads,
+): void {
+  const derived = new Set(scope.derived);
+  const keys = new Set(scope.keys);
+  const constants = new Map(scope.constants);
+  const inputs = new Set(scope.inputs);
+  if (bound.derived) derived.add(variable);
+  else derived.delete(variable);
+  if (bound.key) keys.add(variable);
+  else keys.delete(variable);
+  if (bound.constant !== undefined) constants.set(variable, bound.constant);
+  else constants.delete(variable);
+  inputs.delete(variable);
+  for (const node of body) walk(node, { derived, keys, constants, inputs }, reads);
 }

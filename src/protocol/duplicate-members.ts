@@ -59,6 +59,15 @@ export function memberNamesProblem(text: string, parsed: unknown = UNPARSED): 'd
 }
 
 const UNPARSED = Symbol('unparsed');
+
+/**
+ * Whether a member name of a valid JSON text is written with an escape (`"us\u0065"`). For a text another parser
+ * reads after this process's own check (a registration, which oidc-provider parses again): V8's misreading depends on
+ * what the process parsed before, so a second parse may misread what the checked one read right.
+ */
+export function hasEscapedMemberName(text: string): boolean {
+  return membersInText(text) === ESCAPED_NAME;
+}
 /** membersInText's answer for a text with a member name written with escapes. */
 const ESCAPED_NAME = -1;
 

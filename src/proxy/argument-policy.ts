@@ -1,7 +1,7 @@
 import type { RouteConfig } from '../config/schema.ts';
 import { compileToolExpression, type CompiledToolExpression, type ToolPolicyInput } from '../config/tool-expressions.ts';
 import type { Caller } from './tool-policy.ts';
-import { argumentReadsOf } from '../config/argument-reads.ts';
+import { expressionReadsOf } from '../config/argument-reads.ts';
 import { foldedCollision, foldedName, memberSpellings, misspeltMember } from '../protocol/duplicate-members.ts';
 
 /**
@@ -30,13 +30,14 @@ export interface ArgumentPolicies {
 }
 
 function compiled(source: string, denyReason: string | undefined): ArgumentPolicy {
-  const reads = argumentReadsOf(source);
+  const { args, toolBeyondName } = expressionReadsOf(source);
   return {
     expression: compileToolExpression(source),
     denyReason,
-    reads: reads === undefined ? undefined : memberSpellings(reads.names),
-    computedNames: reads?.computed === true,
-    callerOnly: reads === undefined && !/\bannotations\b/.test(source),
+    reads: args === undefined ? undefined : memberSpellings(args.names),
+    computedNames: args?.computed === true,
+    // From the tree too: `tool["annot\x61tions"]` reads the annotations, which no pattern over the text saw.
+    callerOnly: args === undefined && !toolBeyondName,
   };
 }
 

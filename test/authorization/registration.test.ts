@@ -167,6 +167,16 @@ describe('dynamic client registration (RFC 7591)', () => {
     assert.equal(((await response.json()) as { error: string }).error, 'invalid_client_metadata');
   });
 
+  it('refuses a member name written with escapes (read again by the provider, which may misread it), and keeps escaped values', async () => {
+    const post = (body: string) => fetch(`${server.publicUrl}/register`, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
+    const escapedName = await post(`{"redirect_uris":["${valid.redirect_uris[0]}"],"token_endpoint_auth_method":"none","client_nam\\u0065":"x"}`);
+    assert.equal(escapedName.status, 400);
+    assert.match(((await escapedName.json()) as { error_description: string }).error_description, /without escapes/);
+    const escapedValue = await post(`{"redirect_uris":["${valid.redirect_uris[0]}"],"token_endpoint_auth_method":"none","client_name":"Caf\\u00e9 \\"app\\""}`);
+    assert.equal(escapedValue.status, 201, await escapedValue.clone().text());
+    assert.equal(((await escapedValue.json()) as { client_name: string }).client_name, 'Café "app"');
+  });
+
   it('refuses malformed bodies', async () => {
     const malformed = await fetch(`${server.publicUrl}/register`, {
       method: 'POST',

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { argumentReadsOf } from '../../src/config/argument-reads.ts';
+import { argumentReadsOf, expressionReadsOf } from '../../src/config/argument-reads.ts';
 
 /** What a tool policy reads of the arguments, from its syntax tree (the names whose other spellings are refused). */
 describe('argument names a CEL tool policy reads', () => {
@@ -47,5 +47,30 @@ describe('argument names a CEL tool policy reads', () => {
     assert.equal(argumentReadsOf('args.path == "x"')?.computed, false);
     assert.equal(argumentReadsOf('"staff" in user.groups'), undefined);
     assert.equal(argumentReadsOf('[1, 2].exists(args, args == 1)'), undefined, 'a macro variable named args is no argument');
+  });
+
+  it('reads a key tested against a list or map of names, or through cel.bind; any other use of a key is computed', () => {
+    assert.deepEqual(names('!args.exists(k, k in ["path", "dir"])'), ['dir', 'path']);
+    assert.deepEqual(names('!args.exists(k, k in {"path": 1})'), ['path']);
+    assert.deepEqual(names('!args.exists(k, cel.bind(n, k, n == "path"))'), ['path']);
+    assert.equal(argumentReadsOf('args.all(k, !args[k].startsWith("/etc"))')?.computed, false, 'every value read, whatever its name');
+    for (const source of [
+      '!args.exists(k, string(k) == "path")',
+      '!args.exists(k, dyn(k) == "path")',
+      '!args.exists(k, k + "" == "path")',
+      '!args.map(k, {"n": k}).exists(m, m.n == "path")',
+      'args.map(k, k) != ["path"]',
+      'args.filter(k, k.startsWith("pa")).size() == 0',
+    ]) {
+      assert.equal(argumentReadsOf(source)?.computed, true, source);
+    }
+  });
+
+  it('tells a policy that reads the tool beyond its name (its annotations, however spelt) from one that decides by caller', () => {
+    assert.equal(expressionReadsOf('tool["annot\\x61tions"]["readOnlyHint"] == true').toolBeyondName, true);
+    assert.equal(expressionReadsOf('dyn(tool)["annotations"]["readOnlyHint"] == true').toolBeyondName, true);
+    assert.equal(expressionReadsOf('has(tool.annotations.readOnlyHint)').toolBeyondName, true);
+    assert.equal(expressionReadsOf('tool.name == "x" && "staff" in user.groups // tool.annotations').toolBeyondName, false);
+    assert.equal(expressionReadsOf('[{"annotations": 1}].exists(tool, tool.annotations == 1)').toolBeyondName, false);
   });
 });

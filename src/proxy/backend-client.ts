@@ -48,7 +48,10 @@ export function createBackendClient(route: RouteConfig): BackendClient {
     headersTimeout: responseHeadersTimeoutMs(route),
     // Between body chunks: SSE streams carry keep-alive comments, so an idle stream this long is dead.
     bodyTimeout: route.timeouts.idleStreamMs,
-    keepAliveTimeout: 30_000,
+    // Idle keep-alive connections are closed before most servers close theirs (Node's and uvicorn's 5 s, which send no
+    // hint): a request written to a connection its server was closing failed with a reset and became the client's
+    // 502. A server that says how long it keeps them (`Keep-Alive: timeout=`) is believed, less a margin.
+    keepAliveTimeout: 4_000,
     pipelining: 1,
   };
   // No cap on connections per backend: a POST answered with a long SSE stream holds one for the stream's life, so a
@@ -72,13 +75,17 @@ export function createBackendClient(route: RouteConfig): BackendClient {
       try {
         const target = targets.split(input.url);
         if (target.origin !== origin) throw new Error(`${route.path} forwards only to ${origin}`);
-        const response = await (own ?? pool).request({
+        const request = {
           path: target.path,
           method: input.method,
           headers: input.headers,
           body: input.body ?? null,
           signal: input.signal,
           reset: mayBeLeftUnread(input),
+        };
+        const response = await (own ?? pool).request(request).catch((error: unknown) => {
+          if (own || !mayRetry(input, error)) throw error;
+          return pool.request(request);
         });
         // Ended, failed or cancelled (the client went away): a stream's connection goes with it.
         if (own) response.body.on('close', discard);
@@ -135,6 +142,20 @@ function mayBeLeftUnread(input: BackendRequest): boolean {
   const declared = Number(input.headers['content-length'] ?? Number.NaN);
   return !(declared <= POOLED_BODY_MAX_BYTES);
 }
+
+/**
+ * Whether a request that failed on its connection may be sent again: an idempotent method (RFC 9110 §9.2.2) with a
+ * body that can be sent twice, lost with its connection — a keep-alive connection its server closed as the request
+ * was written (RFC 9112 §9.3.1 lets a client retry such a request). Never a POST: a tool call may have run.
+ */
+function mayRetry(input: BackendRequest, error: unknown): boolean {
+  if (!IDEMPOTENT.has(input.method) || input.signal.aborted) return false;
+  if (input.body !== undefined && input.body !== null && !Buffer.isBuffer(input.body)) return false;
+  const code = (error as { code?: unknown } | null)?.code;
+  return error instanceof undiciErrors.SocketError || code === 'ECONNRESET' || code === 'EPIPE';
+}
+
+const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE']);
 
 /** What of a refused answer's body is read to keep its connection for the next request; past either, it is cut. */
 export const DISCARDED_BODY_LIMIT = { bytes: 64 * 1024, ms: 1_000 } as const;

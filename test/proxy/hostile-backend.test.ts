@@ -51,6 +51,12 @@ before(async () => {
     socket.write(chunk('event: endpoint\ndata: /messages?sessionId=first\n\n'));
     setTimeout(() => socket.write(chunk('event: endpoint\ndata: http://internal.corp:9000/admin/messages?sessionId=backend-secret\n\nevent: message\ndata: {"jsonrpc":"2.0","method":"notifications/message","params":{"level":"info","data":"after"}}\n\n')), 50);
   });
+  // Answers the first request of each connection and keeps it open, then drops it when the next request comes: what
+  // a server closing an idle connection as the gateway reuses it looks like.
+  const closesIdle = await rawBackend((socket) => {
+    socket.write('HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nok');
+    socket.once('data', () => socket.destroy());
+  });
   gateway = await startTestGateway({
     keyring,
     config: {
@@ -59,6 +65,7 @@ before(async () => {
         { path: '/reset', backend: `${resetAfterHeaders}/mcp` },
         { path: '/reset-http', type: 'http', backend: `${resetAfterHeaders}/api` },
         { path: '/legacy', backend: `${twoEndpoints}/mcp`, transports: ['sse'] },
+        { path: '/idle', type: 'http', backend: `${closesIdle}/api` },
       ],
     },
   });
@@ -106,4 +113,18 @@ describe('a backend that misbehaves after it answered', () => {
     assert.match(text, new RegExp(`data: ${gateway.url}/legacy/messages\\?sessionId=`));
     assert.ok(!text.includes('internal.corp') && !text.includes('backend-secret'), text);
   });
+
+  it('sends an idempotent request again when its keep-alive connection was closed under it; never a POST', async () => {
+    const bearer = `Bearer ${await token('/idle')}`;
+    for (let round = 0; round < 3; round++) {
+      const response = await fetch(`${gateway.url}/idle/x`, { headers: { authorization: bearer } });
+      assert.equal(response.status, 200, `round ${round}`);
+      assert.equal(await response.text(), 'ok');
+    }
+    // A POST on the reused connection is not sent twice (a tool call may have run): the client has its 502.
+    const posted = await fetch(`${gateway.url}/idle/x`, { method: 'POST', headers: { authorization: bearer }, body: 'x' });
+    assert.equal(posted.status, 502);
+    await posted.text();
+  });
 });
+

@@ -79,7 +79,11 @@ export function sseEventTransform(
       }
     },
     onComment: (comment) => out.push(`:${comment === '' ? '' : ` ${comment}`}\n\n`),
-    onRetry: (retry) => out.push(`retry: ${retry}\n\n`),
+    // Passed on as the integer it must be (a client ignores any other `retry`); one too large to write as such
+    // (`1e+26`) is dropped.
+    onRetry: (retry) => {
+      if (Number.isSafeInteger(retry) && retry >= 0) out.push(`retry: ${retry}\n\n`);
+    },
   });
 
   /** Feeds decoded text; pushes what it completed, in order, once every asynchronous rewrite has settled. */

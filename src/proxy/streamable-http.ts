@@ -98,7 +98,7 @@ export function refuseNonMcpAnswer(exchange: McpExchange): void | Promise<void> 
   const status = response.statusCode;
   // Only a refusal may need the store (a step-up challenge); an answer that passes returns no promise.
   if (status === 401 || status === 403) return shared.refuseBackendRefusal(exchange, response);
-  if (status >= 300 && status < 400) throw notMcp(exchange, response, 'a redirect');
+  if (status >= 300 && status < 400) throw notMcp(exchange, response, status === 304 ? '304 Not Modified, which answers no MCP request' : 'a redirect');
   if (status < 200 || status >= 300) return;
   const method = exchange.request.method;
   if (method === 'POST' && status !== 202 && status !== 204 && !MCP_RESPONSE_TYPES.has(mediaType(response.headers))) {

@@ -95,6 +95,10 @@ describe('tools/list filtering', () => {
     assert.equal(out, 'retry: 500\n\nid: 3\ndata: {"jsonrpc":"2.0",\ndata: "method":"x"}\n\n');
   });
 
+  it('drops a retry too large to write as an integer (it went out as `retry: 1e+26`, which no client reads)', async () => {
+    assert.equal(await throughSse(['retry: 99999999999999999999999999\n\nretry: 2000\n\n']), 'retry: 2000\n\n');
+  });
+
   it('handles CRLF line endings', async () => {
     const out = await throughSse([`event: message\r\ndata: ${JSON.stringify(result)}\r\n\r\n`]);
     assert.ok(!out.includes('secret_tool'));

@@ -24,13 +24,19 @@ export interface ExpressionReads {
   args: ArgumentReads | undefined;
   /** It reads the tool's annotations (anything of `tool` but `tool.name`): it decides by more than the caller. */
   toolBeyondName: boolean;
+  /** It reads anything of the tool, its name included. */
+  readsTool: boolean;
 }
 
 export function expressionReadsOf(source: string): ExpressionReads {
-  const reads: Reads = { names: new Set<string>(), computed: false, readsArgs: false, toolBeyondName: false };
+  const reads: Reads = { names: new Set<string>(), computed: false, readsArgs: false, toolBeyondName: false, readsTool: false };
   const scope: Scope = { derived: new Set(['args']), keys: new Set(), constants: new Map(), inputs: new Set(['tool']) };
   walk(parseToolExpression(source) as CelNode, scope, reads);
-  return { args: reads.readsArgs ? { names: [...reads.names], computed: reads.computed } : undefined, toolBeyondName: reads.toolBeyondName };
+  return {
+    args: reads.readsArgs ? { names: [...reads.names], computed: reads.computed } : undefined,
+    toolBeyondName: reads.toolBeyondName,
+    readsTool: reads.readsTool,
+  };
 }
 
 /** Undefined for an expression that never reads the arguments. */
@@ -59,6 +65,7 @@ interface Reads {
   computed: boolean;
   readsArgs: boolean;
   toolBeyondName: boolean;
+  readsTool: boolean;
 }
 
 /** The comprehension macros: `receiver.all(v, …)`, each binding its first argument to the receiver's members. */
@@ -109,12 +116,18 @@ function walk(node: CelNode, scope: Scope, reads: Reads): void {
   switch (node.op) {
     case 'id':
       if (args === 'args' && scope.derived.has('args')) reads.readsArgs = true;
-      if (args === 'tool' && scope.inputs.has('tool')) reads.toolBeyondName = true;
+      if (args === 'tool' && scope.inputs.has('tool')) {
+        reads.toolBeyondName = true;
+        reads.readsTool = true;
+      }
       if (scope.keys.has(args as string)) reads.computed = true;
       return;
     case '.': {
       const [operand, field] = args as [CelNode, string];
-      if (operand.op === 'id' && operand.args === 'tool' && scope.inputs.has('tool') && field === 'name') return;
+      if (operand.op === 'id' && operand.args === 'tool' && scope.inputs.has('tool') && field === 'name') {
+        reads.readsTool = true;
+        return;
+      }
       if (isDerived(operand, scope)) reads.names.add(field);
       // A field of a member: an element, whatever a key would be.
       if (!isKey(operand, scope)) walk(operand, scope, reads);

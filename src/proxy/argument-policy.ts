@@ -1,6 +1,7 @@
 import type { RouteConfig } from '../config/schema.ts';
 import { compileToolExpression, type CompiledToolExpression, type ToolPolicyInput } from '../config/tool-expressions.ts';
-import type { Caller } from './tool-policy.ts';
+import { deniedTools, type Caller } from './tool-policy.ts';
+import type { DeniedTools } from './tools-list-filter.ts';
 import { expressionReadsOf } from '../config/argument-reads.ts';
 import { foldedCollision, foldedName, memberSpellings, misspeltMember } from '../protocol/duplicate-members.ts';
 
@@ -22,15 +23,19 @@ interface ArgumentPolicy {
   computedNames: boolean;
   /** The expression reads neither the arguments nor the tool's annotations: it decides by caller alone. */
   callerOnly: boolean;
+  /** Nor the tool's name: it decides every tool alike. */
+  sameForEveryTool: boolean;
 }
 
 export interface ArgumentPolicies {
   /** The expression that decides `tool`, if any: its own, else the route's default. */
   forTool(tool: string): ArgumentPolicy | undefined;
+  /** The route's default (`defaultToolPolicy`), which decides every tool the route does not name. */
+  routeDefault: ArgumentPolicy | undefined;
 }
 
 function compiled(source: string, denyReason: string | undefined): ArgumentPolicy {
-  const { args, toolBeyondName } = expressionReadsOf(source);
+  const { args, toolBeyondName, readsTool } = expressionReadsOf(source);
   return {
     expression: compileToolExpression(source),
     denyReason,
@@ -38,21 +43,26 @@ function compiled(source: string, denyReason: string | undefined): ArgumentPolic
     computedNames: args?.computed === true,
     // From the tree too: `tool["annot\x61tions"]` reads the annotations, which no pattern over the text saw.
     callerOnly: args === undefined && !toolBeyondName,
+    sameForEveryTool: args === undefined && !readsTool,
   };
 }
 
 /**
- * The route's tools (those its `tools` names) whose expression — their own, or the route's default where they have
- * none — decides by caller alone and refuses this caller (`false`, `"support" in user.groups`): every call would be
- * refused whatever its arguments, so `tools/list` does not offer them either, as it does not offer a tool the caller's
- * groups or scopes may not call (tool-policy.ts). A tool the route does not name is not known before the backend's
- * answer, so one that only a refusing default decides stays listed, and its calls are refused.
+ * What `tools/list` does not offer this caller: the route's tools its groups, scopes or app-only rule refuse
+ * (tool-policy.ts), those whose expression — their own, or the route's default where they have none — decides by
+ * caller alone and refuses this caller (`false`, `"support" in user.groups`: every call refused whatever its
+ * arguments), and, when the route's default decides every tool alike by caller and refuses this one, every tool the
+ * route does not name (the default decides those).
  */
-export function toolsDeniedByCaller(route: RouteConfig, policies: ArgumentPolicies, caller: Caller): string[] {
-  return Object.keys(route.tools).filter((tool) => {
+export function toolsDeniedTo(route: RouteConfig, policies: ArgumentPolicies, caller: Caller): DeniedTools {
+  const names = new Set(deniedTools(route, caller));
+  for (const tool of Object.keys(route.tools)) {
     const policy = policies.forTool(tool);
-    return policy !== undefined && policy.callerOnly && !decideArguments(policies, { tool, args: {}, annotations: {}, caller }).allowed;
-  });
+    if (policy !== undefined && policy.callerOnly && !decideArguments(policies, { tool, args: {}, annotations: {}, caller }).allowed) names.add(tool);
+  }
+  const fallback = policies.routeDefault;
+  const unnamedDenied = fallback !== undefined && fallback.sameForEveryTool && !decideWith(fallback, { tool: '', args: {}, annotations: {}, caller }).allowed;
+  return unnamedDenied ? { names, allButNamed: new Set(Object.keys(route.tools)) } : { names };
 }
 
 export interface ArgumentDecision {
@@ -72,14 +82,17 @@ export function compileArgumentPolicies(route: RouteConfig): ArgumentPolicies {
     if (policy.allow !== undefined) byTool.set(tool, compiled(policy.allow, policy.denyReason));
   }
   const fallback = route.defaultToolPolicy ? compiled(route.defaultToolPolicy.allow, route.defaultToolPolicy.denyReason) : undefined;
-  return { forTool: (tool) => (Object.hasOwn(route.tools, tool) ? byTool.get(tool) : undefined) ?? fallback };
+  return { forTool: (tool) => (Object.hasOwn(route.tools, tool) ? byTool.get(tool) : undefined) ?? fallback, routeDefault: fallback };
 }
 
 export function decideArguments(
   policies: ArgumentPolicies,
   call: { tool: string; args: unknown; annotations: Record<string, unknown>; caller: Caller },
 ): ArgumentDecision {
-  const policy = policies.forTool(call.tool);
+  return decideWith(policies.forTool(call.tool), call);
+}
+
+function decideWith(policy: ArgumentPolicy | undefined, call: { tool: string; args: unknown; annotations: Record<string, unknown>; caller: Caller }): ArgumentDecision {
   if (policy === undefined) return { allowed: true };
   const args = call.args === undefined ? {} : call.args;
   if (!isPlainObject(args)) return { allowed: false, reason: 'the arguments must be an object' };

@@ -11,7 +11,7 @@ import { abortOnClientClose, authorizeRequest, backendHeaders, type AuthorizedCa
 import type { McpPost } from './mcp-message.ts';
 import { auditDraft, type AuditDraft } from './request-audit.ts';
 import type { RouteState } from './route-state.ts';
-import type { ReviewTools } from './tools-list-filter.ts';
+import { NO_TOOLS_DENIED, type DeniedTools, type ReviewTools } from './tools-list-filter.ts';
 import { backendSpan, mcpSpanStart, requestTrace } from './request-trace.ts';
 
 /**
@@ -37,7 +37,7 @@ export interface McpExchange extends StepContext {
   /** Legacy SSE: the backend's message URL bound to the session. */
   backendMessageUrl?: string;
   /** Tools this caller may not see: removed from `tools/list` answers. */
-  denied: ReadonlySet<string>;
+  denied: DeniedTools;
   /** Plain HTTP route: the backend URL, confined under the backend's base path. */
   backendUrl?: string;
   /** Set by forwardIdentity: the backend request's headers, with the gateway's identity instead of the client's token. */
@@ -63,7 +63,7 @@ export type ExchangeStep = HandlerStep<McpExchange>;
 
 export function startExchange(runtime: GatewayRuntime, state: RouteState, request: FastifyRequest, reply: FastifyReply): McpExchange {
   const trace = requestTrace(request);
-  return { runtime, state, request, reply, draft: auditDraft(request), denied: NO_TOOLS, ...(trace === undefined ? {} : { trace }) };
+  return { runtime, state, request, reply, draft: auditDraft(request), denied: NO_TOOLS_DENIED, ...(trace === undefined ? {} : { trace }) };
 }
 
 /**
@@ -125,7 +125,6 @@ async function tracedStep(step: ExchangeStep, exchange: McpExchange): Promise<vo
   await trace.step(span, () => step(exchange));
 }
 
-const NO_TOOLS: ReadonlySet<string> = new Set();
 
 /** Steps after this one may rely on `exchange.call`. */
 export function authorized(exchange: McpExchange): AuthorizedCall {

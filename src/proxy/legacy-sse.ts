@@ -1,4 +1,4 @@
-import { toolsDeniedByCaller } from './argument-policy.ts';
+import { toolsDeniedTo } from './argument-policy.ts';
 import { ProtocolError } from '../errors/protocol-error.ts';
 import type { RouteConfig } from '../config/schema.ts';
 import { httpRouteReaching } from '../config/http-route-overlap.ts';
@@ -10,13 +10,12 @@ import type { GatewayRuntime } from './gateway-runtime.ts';
 import { readMcpPost } from './read-mcp-post.ts';
 import { isContentCoded, mediaType, relayResponse } from './relay-response.ts';
 import type { RouteState } from './route-state.ts';
-import { deniedTools } from './tool-policy.ts';
 import { sessionNotFound } from './session-bindings.ts';
 import { discardBody } from './backend-client.ts';
 import { confinedMessageUrl } from './message-url.ts';
 import { trackOpenStream } from './stream-metrics.ts';
 import { sseEventTransform, type SseEvent } from './sse-events.ts';
-import { screenToolsListSseEvent } from './tools-list-filter.ts';
+import { deniesNone, screenToolsListSseEvent } from './tools-list-filter.ts';
 import { toolListReviewer } from './enforce-tool-pinning.ts';
 
 /**
@@ -96,8 +95,8 @@ function relayLegacyStream(exchange: McpExchange): Promise<void> {
   const currentScreen = () => {
     if (screenedFor !== state.route.tools) {
       screenedFor = state.route.tools;
-      const denied = new Set([...deniedTools(state.route, call.caller), ...toolsDeniedByCaller(state.route, state.argumentPolicies, call.caller)]);
-      screen = denied.size === 0 && review === undefined ? undefined : screenToolsListSseEvent(denied, review);
+      const denied = toolsDeniedTo(state.route, state.argumentPolicies, call.caller);
+      screen = deniesNone(denied) && review === undefined ? undefined : screenToolsListSseEvent(denied, review);
     }
     return screen;
   };

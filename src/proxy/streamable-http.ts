@@ -1,4 +1,4 @@
-import { toolsDeniedByCaller } from './argument-policy.ts';
+import { toolsDeniedTo } from './argument-policy.ts';
 import { Readable } from 'node:stream';
 import { backendFailure, discardBody, type BackendResponse } from './backend-client.ts';
 import { ProtocolError } from '../errors/protocol-error.ts';
@@ -11,8 +11,7 @@ import { readMcpPost } from './read-mcp-post.ts';
 import { isContentCoded, mediaType, relayResponse } from './relay-response.ts';
 import type { RouteState } from './route-state.ts';
 import { trackOpenStream } from './stream-metrics.ts';
-import { deniedTools } from './tool-policy.ts';
-import { screenToolsListJson, screenToolsListSseEvent, type ReviewTools } from './tools-list-filter.ts';
+import { deniesNone, screenToolsListJson, screenToolsListSseEvent, type DeniedTools, type ReviewTools } from './tools-list-filter.ts';
 import { SSE_EVENT_LIMIT_BYTES, sseEventTransform } from './sse-events.ts';
 
 /**
@@ -52,7 +51,7 @@ export function hideDeniedTools(exchange: McpExchange): void {
   if (!shared.mayCarryToolsList(exchange)) return;
   const { caller } = authorized(exchange);
   const { route, argumentPolicies } = exchange.state;
-  exchange.denied = new Set([...deniedTools(route, caller), ...toolsDeniedByCaller(route, argumentPolicies, caller)]);
+  exchange.denied = toolsDeniedTo(route, argumentPolicies, caller);
 }
 
 /** A session the backend issues is bound to the user who opened it; a DELETEd one is forgotten. */
@@ -140,7 +139,7 @@ async function relayToClient(exchange: McpExchange): Promise<void> {
   const { runtime, state, reply, draft } = exchange;
   const response = backendResponse(exchange);
   // Most answers are not screened: no promise for them.
-  const screened = exchange.denied.size > 0 || exchange.reviewTools !== undefined;
+  const screened = !deniesNone(exchange.denied) || exchange.reviewTools !== undefined;
   const body = screened ? await toolsListBody(state, response, exchange.denied, exchange.reviewTools) : response.body;
   if (response.statusCode >= 200 && response.statusCode < 300 && mediaType(response.headers) === 'text/event-stream') {
     trackOpenStream(reply, runtime.metrics, { route: state.route.path, transport: 'streamable-http' });
@@ -156,11 +155,11 @@ async function relayToClient(exchange: McpExchange): Promise<void> {
 async function toolsListBody(
   state: RouteState,
   response: Awaited<ReturnType<RouteState['backend']['send']>>,
-  denied: ReadonlySet<string>,
+  denied: DeniedTools,
   review: ReviewTools | undefined,
 ): Promise<Readable> {
   // Any 2xx: a client reads a tools/list result from a 201 as from a 200.
-  if ((denied.size === 0 && review === undefined) || response.statusCode < 200 || response.statusCode >= 300) return response.body;
+  if ((deniesNone(denied) && review === undefined) || response.statusCode < 200 || response.statusCode >= 300) return response.body;
   const type = mediaType(response.headers);
   if ((type === 'text/event-stream' || type === 'application/json') && isContentCoded(response.headers)) {
     discardBody(response.body);

@@ -5,6 +5,20 @@ import { foldPolicyName } from './tool-policy.ts';
 import { foldedCollision, memberSpellings, misspeltMember } from '../protocol/duplicate-members.ts';
 
 /**
+ * The tools a `tools/list` answer leaves out for one caller: those named, and, where the route's default policy
+ * refuses this caller whatever the arguments, every tool the route does not name (the default decides those).
+ */
+export interface DeniedTools {
+  names: ReadonlySet<string>;
+  /** The route's tool names: every other tool is denied. Absent unless the route's default refuses this caller. */
+  allButNamed?: ReadonlySet<string>;
+}
+
+export const NO_TOOLS_DENIED: DeniedTools = { names: new Set() };
+
+export const deniesNone = (denied: DeniedTools): boolean => denied.names.size === 0 && denied.allButNamed === undefined;
+
+/**
  * Removes tools the caller may not call from `tools/list` results, so clients do not offer the model tools that
  * would be refused. Applied only when some tool is denied to this caller; otherwise responses stream untouched.
  * Works on a JSON body and on an SSE stream (event by event; comments and other events pass through at once).
@@ -14,7 +28,7 @@ import { foldedCollision, memberSpellings, misspeltMember } from '../protocol/du
  * reach the client and its model unfiltered and unreviewed. A JSON body is read as a client reads it (a leading BOM
  * skipped) and is a 502 if it still does not parse; an SSE event that does not parse is left out of the stream.
  */
-export function filterToolsResult(message: unknown, denied: ReadonlySet<string>): unknown {
+export function filterToolsResult(message: unknown, denied: DeniedTools): unknown {
   if (!message || typeof message !== 'object') return message;
   const result = (message as { result?: unknown }).result;
   if (!result || typeof result !== 'object') return message;
@@ -22,8 +36,13 @@ export function filterToolsResult(message: unknown, denied: ReadonlySet<string>)
   if (!Array.isArray(tools)) return message;
   // Compared as the call check compares them (tool-policy.ts, policyNameFor): a listed `SECRET_TOOL` is the denied
   // `secret_tool`'s look-alike, refused when called, so it is not offered either.
-  const deniedFolded = new Set([...denied].map(foldPolicyName));
-  const kept = tools.filter((tool) => !(tool && typeof tool === 'object' && deniedFolded.has(foldPolicyName(String((tool as { name?: unknown }).name)))));
+  const deniedFolded = new Set([...denied.names].map(foldPolicyName));
+  const namedFolded = denied.allButNamed === undefined ? undefined : new Set([...denied.allButNamed].map(foldPolicyName));
+  const isDenied = (name: string) => {
+    const folded = foldPolicyName(name);
+    return deniedFolded.has(folded) || (namedFolded !== undefined && !namedFolded.has(folded));
+  };
+  const kept = tools.filter((tool) => !(tool && typeof tool === 'object' && isDenied(String((tool as { name?: unknown }).name))));
   return { ...message, result: { ...result, tools: kept } };
 }
 
@@ -55,7 +74,7 @@ function parseEventData(data: string): unknown {
 
 const unreadable = Symbol('unreadable');
 
-export function filterToolsListJson(body: Buffer, denied: ReadonlySet<string>): Buffer {
+export function filterToolsListJson(body: Buffer, denied: DeniedTools): Buffer {
   const parsed = parseAnswer(body);
   const filtered = Array.isArray(parsed) ? parsed.map((m) => filterToolsResult(m, denied)) : filterToolsResult(parsed, denied);
   return Buffer.from(JSON.stringify(filtered));
@@ -65,7 +84,7 @@ export function filterToolsListJson(body: Buffer, denied: ReadonlySet<string>): 
  * A `tools/list` result carried by one SSE event, filtered; any other event is returned as it is. An event may carry a
  * batch of answers (a JSON array, 2025-03-26): each is filtered, as in a JSON body.
  */
-export function filterToolsListEvent(event: SseEvent, denied: ReadonlySet<string>): SseEvent | null {
+export function filterToolsListEvent(event: SseEvent, denied: DeniedTools): SseEvent | null {
   const parsed = parseEventData(event.data);
   if (parsed === unreadable) return null;
   if (parsed === undefined) return event;
@@ -77,7 +96,7 @@ export function filterToolsListEvent(event: SseEvent, denied: ReadonlySet<string
   return filtered === parsed ? event : { ...event, data: JSON.stringify(filtered) };
 }
 
-export function toolsListSseFilter(denied: ReadonlySet<string>): Transform {
+export function toolsListSseFilter(denied: DeniedTools): Transform {
   return sseEventTransform((event) => filterToolsListEvent(event, denied));
 }
 
@@ -106,15 +125,15 @@ function ambiguousTools(tools: readonly unknown[]): string[] {
 const TOOL_FIELDS = memberSpellings(['name', 'title', 'description', 'inputSchema', 'outputSchema', 'annotations', '_meta', 'icons']);
 
 /** filterToolsResult, with the tools `review` names removed as well (and, under pinning, ambiguous ones). */
-export async function screenToolsResult(message: unknown, denied: ReadonlySet<string>, review: ReviewTools | undefined): Promise<unknown> {
+export async function screenToolsResult(message: unknown, denied: DeniedTools, review: ReviewTools | undefined): Promise<unknown> {
   const tools = toolsOf(message);
   if (tools === undefined) return message;
   const blocked = review ? new Set([...(await review(tools)), ...ambiguousTools(tools)]) : new Set<string>();
-  if (blocked.size === 0) return denied.size === 0 ? message : filterToolsResult(message, denied);
-  return filterToolsResult(message, new Set([...denied, ...blocked]));
+  if (blocked.size === 0) return deniesNone(denied) ? message : filterToolsResult(message, denied);
+  return filterToolsResult(message, { ...denied, names: new Set([...denied.names, ...blocked]) });
 }
 
-export async function screenToolsListJson(body: Buffer, denied: ReadonlySet<string>, review: ReviewTools | undefined): Promise<Buffer> {
+export async function screenToolsListJson(body: Buffer, denied: DeniedTools, review: ReviewTools | undefined): Promise<Buffer> {
   const parsed = parseAnswer(body);
   const screened = Array.isArray(parsed)
     ? await Promise.all(parsed.map((message) => screenToolsResult(message, denied, review)))
@@ -126,7 +145,7 @@ export async function screenToolsListJson(body: Buffer, denied: ReadonlySet<stri
  * A `tools/list` result carried by one SSE event, screened; any other event is returned at once (no wait). Every
  * event is parsed: a key spelled with JSON escapes (`"\u0074ools"`) is still `tools`.
  */
-export function screenToolsListEvent(event: SseEvent, denied: ReadonlySet<string>, review: ReviewTools | undefined): SseEvent | null | Promise<SseEvent | null> {
+export function screenToolsListEvent(event: SseEvent, denied: DeniedTools, review: ReviewTools | undefined): SseEvent | null | Promise<SseEvent | null> {
   const parsed = parseEventData(event.data);
   if (parsed === unreadable) return null;
   // A batch of answers in one event (a JSON array, 2025-03-26): each screened, as in a JSON body. Read only as single
@@ -142,6 +161,6 @@ export function screenToolsListEvent(event: SseEvent, denied: ReadonlySet<string
 }
 
 export const screenToolsListSseEvent =
-  (denied: ReadonlySet<string>, review: ReviewTools | undefined) =>
+  (denied: DeniedTools, review: ReviewTools | undefined) =>
   (event: SseEvent): SseEvent | null | Promise<SseEvent | null> =>
     screenToolsListEvent(event, denied, review);

@@ -28,6 +28,11 @@ before(async () => {
           tools: { echo: { allow: 'args.text == user.email', denyReason: 'echo only your own address' } },
         },
         { path: '/forbidden', backend: backend.url, tools: { echo: { allow: 'false' } } },
+        // A default that refuses by caller alone (ada is no admin): every tool it decides is refused, so none is listed
+        // but echo, which its own expression decides.
+        { path: '/admins', backend: backend.url, defaultToolPolicy: { allow: '"admins" in user.groups' }, tools: { echo: { allow: 'true' } } },
+        // One that reads the tool's name decides tool by tool: nothing can be hidden before the call.
+        { path: '/by-name', backend: backend.url, defaultToolPolicy: { allow: 'tool.name == "echo" || "admins" in user.groups' } },
       ],
     },
   });
@@ -149,6 +154,15 @@ describe('argument policies and app-only callers', () => {
     assert.ok(!forbidden.includes('echo'), forbidden.join(', '));
     const readsArguments = (await listedTools(`${gateway.url}/mcp`, await token('/mcp'))).map((tool) => tool.name);
     assert.ok(readsArguments.includes('echo'), 'its call may be allowed: it depends on the arguments');
+  });
+
+  it("does not list the tools a route's default refuses this caller whatever the tool and arguments; lists them where it reads the name", async () => {
+    const admins = (await listedTools(`${gateway.url}/admins`, await token('/admins'))).map((tool) => tool.name);
+    assert.deepEqual(admins, ['echo']);
+    const refused = await call({}, { path: '/admins', tool: 'whoami' });
+    assert.ok(refused.body.error !== undefined, `and calling one is refused: ${JSON.stringify(refused.body)}`);
+    const byName = (await listedTools(`${gateway.url}/by-name`, await token('/by-name'))).map((tool) => tool.name);
+    assert.ok(byName.length > 1 && byName.includes('echo'), byName.join(', '));
   });
 
   it('denies an argument the policy reads spelt in another case (absent to the policy, that argument to a Go backend)', () => {

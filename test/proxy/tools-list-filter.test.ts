@@ -2,10 +2,10 @@ import assert from 'node:assert/strict';
 import { Readable } from 'node:stream';
 import { describe, it } from 'node:test';
 import { ProtocolError } from '../../src/errors/protocol-error.ts';
-import { filterToolsListJson, screenToolsListJson, toolsListSseFilter } from '../../src/proxy/tools-list-filter.ts';
+import { filterToolsListJson, NO_TOOLS_DENIED, screenToolsListJson, toolsListSseFilter } from '../../src/proxy/tools-list-filter.ts';
 import { SseEventTooLargeError, sseEventTransform } from '../../src/proxy/sse-events.ts';
 
-const denied = new Set(['secret_tool']);
+const denied = { names: new Set(['secret_tool']) };
 const result = { jsonrpc: '2.0', id: 1, result: { tools: [{ name: 'echo' }, { name: 'secret_tool' }], nextCursor: 'c' } };
 
 async function throughSse(chunks: Array<string | Buffer>): Promise<string> {
@@ -41,10 +41,10 @@ describe('tools/list filtering', () => {
         },
       }),
     );
-    const screened = JSON.parse((await screenToolsListJson(body, new Set(), async () => new Set())).toString()) as { result: { tools: Array<{ name: string }> } };
+    const screened = JSON.parse((await screenToolsListJson(body, NO_TOOLS_DENIED, async () => new Set())).toString()) as { result: { tools: Array<{ name: string }> } };
     assert.deepEqual(screened.result.tools.map((tool) => tool.name), ['echo']);
     // Without pinning nothing is held back for it (no definition is promised then).
-    const unscreened = JSON.parse((await screenToolsListJson(body, new Set(), undefined)).toString()) as { result: { tools: unknown[] } };
+    const unscreened = JSON.parse((await screenToolsListJson(body, NO_TOOLS_DENIED, undefined)).toString()) as { result: { tools: unknown[] } };
     assert.equal(unscreened.result.tools.length, 3);
   });
 

@@ -17,6 +17,13 @@ const packageRoot = join(here, '..');
 const major = Number(process.versions.node.split('.')[0]);
 
 if (major >= REQUIRED_MAJOR) {
+  // SIGHUP (a reload) would end `gatehouse start` while its modules load: taken here, and handed to the gateway
+  // (src/runtime/starting-hangup.ts), which reads the configuration file again once it listens.
+  if (process.argv[2] === 'start') {
+    const note = { received: false, listener: () => (note.received = true) };
+    process.on('SIGHUP', note.listener);
+    globalThis[Symbol.for('gatehouse.startingHangup')] = note;
+  }
   const { main } = await import(pathToFileURL(cliEntry()).href);
   await main(process.argv.slice(2));
 } else {

@@ -10,6 +10,7 @@ import { systemClock, type Clock } from '../runtime/clock.ts';
 import type { GatehouseContext } from '../context/gatehouse-context.ts';
 import { cryptoRandom } from '../runtime/random.ts';
 import { buildServer } from '../server/app.ts';
+import { takeStartingHangup } from '../runtime/starting-hangup.ts';
 import { installGracefulShutdown, type GracefulShutdown, type SignalSource } from '../server/graceful-shutdown.ts';
 import { createLogger } from '../server/logger.ts';
 import { loadTracing } from './load-tracing.ts';
@@ -119,6 +120,8 @@ export async function startGateway(options: StartGatewayOptions): Promise<Runnin
     hungUpWhileStarting = true;
   };
   signals.on('SIGHUP', whileStarting);
+  // One the command line took while this process loaded (bin/gatehouse.js).
+  if (takeStartingHangup()) hungUpWhileStarting = true;
   try {
     return await startListening(options, () => hungUpWhileStarting);
   } finally {

@@ -30,7 +30,7 @@ export interface ExpressionReads {
 
 export function expressionReadsOf(source: string): ExpressionReads {
   const reads: Reads = { names: new Set<string>(), computed: false, readsArgs: false, toolBeyondName: false, readsTool: false };
-  const scope: Scope = { derived: new Set(['args']), keys: new Set(), constants: new Map(), inputs: new Set(['tool']) };
+  const scope: Scope = { derived: new Set(['args']), keys: new Map(), constants: new Map(), inputs: new Set(['tool']) };
   walk(parseToolExpression(source) as CelNode, scope, reads);
   return {
     args: reads.readsArgs ? { names: [...reads.names], computed: reads.computed } : undefined,
@@ -52,8 +52,8 @@ interface CelNode {
 interface Scope {
   /** Variables whose values may come from the arguments (`args`, and what a macro or `cel.bind` binds to them). */
   derived: ReadonlySet<string>;
-  /** Variables a macro binds to the members of such a value: the keys, when it is a map. */
-  keys: ReadonlySet<string>;
+  /** Variables a macro binds to the members of such a value (the keys, when it is a map), with that value. */
+  keys: ReadonlyMap<string, CelNode>;
   /** Variables `cel.bind` binds to a constant string. */
   constants: ReadonlyMap<string, string>;
   /** The policy inputs not shadowed by a macro or `cel.bind` variable of the same name (`tool`). */
@@ -105,6 +105,42 @@ function constantOf(node: CelNode, scope: Scope): string | undefined {
 
 const isKey = (node: CelNode | undefined, scope: Scope): boolean => node?.op === 'id' && scope.keys.has(node.args as string);
 
+/** Two expressions written alike (positions aside): `args[k]` reads under `k` the value `k` iterates only then. */
+function sameExpression(a: CelNode | undefined, b: CelNode | undefined): boolean {
+  const written = (node: CelNode | undefined) =>
+    JSON.stringify(node, (key, value: unknown) => (key === 'pos' || key === 'start' || key === 'end' ? undefined : typeof value === 'bigint' ? `${value}n` : value));
+  return a !== undefined && b !== undefined && written(a) === written(b);
+}
+
+/** A number, as an index into a list: an element, no name. */
+const isNumber = (node: CelNode): boolean => node.op === 'value' && (typeof node.args === 'bigint' || typeof node.args === 'number');
+
+/** The constant keys of every map literal in a literal (`{"recursive": true}`, `[{"path": 1}]`); undefined when one is not constant. */
+function literalKeys(node: CelNode, scope: Scope): string[] | undefined {
+  if (node.op === 'map') {
+    const keys: string[] = [];
+    for (const [key, value] of node.args as CelNode[][]) {
+      const constant = key && constantOf(key, scope);
+      if (constant === undefined) return undefined;
+      keys.push(constant);
+      const inner = value && literalKeys(value, scope);
+      if (inner === undefined) return undefined;
+      keys.push(...inner);
+    }
+    return keys;
+  }
+  if (node.op === 'list') {
+    const keys: string[] = [];
+    for (const item of children(node)) {
+      const inner = literalKeys(item, scope);
+      if (inner === undefined) return undefined;
+      keys.push(...inner);
+    }
+    return keys;
+  }
+  return node.op === 'value' || node.op === 'id' ? [] : undefined;
+}
+
 /**
  * Notes what `node` reads. A member of the arguments bound by a macro (`k` in `args.exists(k, …)`: a key when they
  * are a map, an element when a list) is read on an allow-list: a field selected or a constant index from it (an
@@ -135,10 +171,12 @@ function walk(node: CelNode, scope: Scope, reads: Reads): void {
     }
     case '[]': {
       const [operand, index] = args as [CelNode, CelNode];
-      if (isDerived(operand, scope) && !isKey(index, scope)) noteKey(index, scope, reads);
+      // `args[k]` for a `k` iterating `args` reads the value under a key that is there, however it is spelt; under a
+      // member of another value (`args.fields.all(f, args[f] …)`) it reads a name computed at run time.
+      const ownKey = isKey(index, scope) && sameExpression(operand, scope.keys.get(index.args as string));
+      if (isDerived(operand, scope) && !ownKey && !isNumber(index)) noteKey(index, scope, reads);
       if (!isKey(operand, scope)) walk(operand, scope, reads);
-      // `args[k]` reads the value under a key that is there, however it is spelt.
-      if (!(isKey(index, scope) && isDerived(operand, scope))) walk(index, scope, reads);
+      if (!ownKey && !isKey(index, scope)) walk(index, scope, reads);
       return;
     }
     case 'in': {
@@ -165,6 +203,12 @@ function walk(node: CelNode, scope: Scope, reads: Reads): void {
           reads.names.add(constant);
           return;
         }
+        // A value of the arguments compared with a literal map (`args.opts != {"recursive": true}`) reads its keys.
+        if (isDerived(key, scope) && (other.op === 'map' || other.op === 'list')) {
+          const keys = literalKeys(other, scope);
+          if (keys === undefined) reads.computed = true;
+          else for (const name of keys) reads.names.add(name);
+        }
       }
       walk(left, scope, reads);
       walk(right, scope, reads);
@@ -176,7 +220,7 @@ function walk(node: CelNode, scope: Scope, reads: Reads): void {
       const [variable, ...body] = calledWith;
       if (MACROS.has(method) && variable?.op === 'id') {
         const derived = isDerived(receiver, scope);
-        walkBound(variable.args as string, { derived, key: derived, constant: undefined }, body, scope, reads);
+        walkBound(variable.args as string, { derived, key: derived ? receiver : undefined, constant: undefined }, body, scope, reads);
         return;
       }
       if (method === 'bind' && receiver.op === 'id' && receiver.args === 'cel' && variable?.op === 'id') {
@@ -185,7 +229,8 @@ function walk(node: CelNode, scope: Scope, reads: Reads): void {
         const aliasesKey = value !== undefined && isKey(value, scope);
         if (value && !aliasesKey) walk(value, scope, reads);
         const derived = value !== undefined && isDerived(value, scope);
-        walkBound(variable.args as string, { derived, key: aliasesKey, constant: value && constantOf(value, scope) }, rest, scope, reads);
+        const iterated = aliasesKey ? scope.keys.get(value.args as string) : undefined;
+        walkBound(variable.args as string, { derived, key: iterated, constant: value && constantOf(value, scope) }, rest, scope, reads);
         return;
       }
       for (const argument of calledWith) walk(argument, scope, reads);
@@ -218,18 +263,18 @@ function noteKey(node: CelNode, scope: Scope, reads: Reads): void {
 /** The body of a macro or `cel.bind` with `variable` bound (shadowing any outer one of that name). */
 function walkBound(
   variable: string,
-  bound: { derived: boolean; key: boolean; constant: string | undefined },
+  bound: { derived: boolean; key: CelNode | undefined; constant: string | undefined },
   body: CelNode[],
   scope: Scope,
   reads: Reads,
 ): void {
   const derived = new Set(scope.derived);
-  const keys = new Set(scope.keys);
+  const keys = new Map(scope.keys);
   const constants = new Map(scope.constants);
   const inputs = new Set(scope.inputs);
   if (bound.derived) derived.add(variable);
   else derived.delete(variable);
-  if (bound.key) keys.add(variable);
+  if (bound.key !== undefined) keys.set(variable, bound.key);
   else keys.delete(variable);
   if (bound.constant !== undefined) constants.set(variable, bound.constant);
   else constants.delete(variable);

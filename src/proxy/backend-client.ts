@@ -48,9 +48,9 @@ export function createBackendClient(route: RouteConfig): BackendClient {
     headersTimeout: responseHeadersTimeoutMs(route),
     // Between body chunks: SSE streams carry keep-alive comments, so an idle stream this long is dead.
     bodyTimeout: route.timeouts.idleStreamMs,
-    // Idle keep-alive connections are closed before most servers close theirs (Node's and uvicorn's 5 s, which send no
-    // hint): a request written to a connection its server was closing failed with a reset and became the client's
-    // 502. A server that says how long it keeps them (`Keep-Alive: timeout=`) is believed, less a margin.
+    // Idle keep-alive connections are closed before most servers close theirs (uvicorn's 5 s, said by no header): a
+    // request written to a connection its server was closing failed with a reset and became the client's 502. A
+    // server that says how long it keeps them (Node's `Keep-Alive: timeout=5`) is believed, less undici's margin.
     keepAliveTimeout: 4_000,
     pipelining: 1,
   };
@@ -144,18 +144,20 @@ function mayBeLeftUnread(input: BackendRequest): boolean {
 }
 
 /**
- * Whether a request that failed on its connection may be sent again: an idempotent method (RFC 9110 §9.2.2) with a
- * body that can be sent twice, lost with its connection — a keep-alive connection its server closed as the request
- * was written (RFC 9112 §9.3.1 lets a client retry such a request). Never a POST: a tool call may have run.
+ * Whether a request that failed on its connection may be sent again: a safe method (RFC 9110 §9.2.1: GET, HEAD,
+ * OPTIONS), lost with its connection — typically a keep-alive connection its server closed as the request was written
+ * (RFC 9112 §9.3.1 lets a client retry it). A safe request changes nothing, so one the backend did serve before the
+ * connection died costs only the second answer. Not PUT or DELETE, though idempotent: sent again after it was served,
+ * a DELETE answers 404 (an MCP session's binding then outlived the session). Never a POST: a tool call may have run.
  */
 function mayRetry(input: BackendRequest, error: unknown): boolean {
-  if (!IDEMPOTENT.has(input.method) || input.signal.aborted) return false;
+  if (!SAFE_METHODS.has(input.method) || input.signal.aborted) return false;
   if (input.body !== undefined && input.body !== null && !Buffer.isBuffer(input.body)) return false;
   const code = (error as { code?: unknown } | null)?.code;
   return error instanceof undiciErrors.SocketError || code === 'ECONNRESET' || code === 'EPIPE';
 }
 
-const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE']);
+const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 
 /** What of a refused answer's body is read to keep its connection for the next request; past either, it is cut. */
 export const DISCARDED_BODY_LIMIT = { bytes: 64 * 1024, ms: 1_000 } as const;

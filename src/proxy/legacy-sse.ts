@@ -90,11 +90,14 @@ function relayLegacyStream(exchange: McpExchange): Promise<void> {
   // What this caller is denied, judged again when a configuration reload replaces the route's tool policies
   // (src/app/reload-config.ts assigns a new `tools`): the stream outlives the policy it opened under, as a
   // Streamable HTTP session does, whose tools/list answers are screened by the policy of their own request.
-  let screenedFor: RouteConfig['tools'] | undefined;
+  // Every reloadable field the screen reads (tool-policy.ts deniedTools, argument-policy.ts): a reload assigns each
+  // one anew, so a change is a new value here.
+  let screenedFor: readonly unknown[] = [];
   let screen: ((event: SseEvent) => SseEvent | null | Promise<SseEvent | null>) | undefined;
   const currentScreen = () => {
-    if (screenedFor !== state.route.tools) {
-      screenedFor = state.route.tools;
+    const { tools, scopes, requiredScopes, deniedToolResponse } = state.route;
+    if (screenedFor[0] !== tools || screenedFor[1] !== scopes || screenedFor[2] !== requiredScopes || screenedFor[3] !== deniedToolResponse) {
+      screenedFor = [tools, scopes, requiredScopes, deniedToolResponse];
       const denied = toolsDeniedTo(state.route, state.argumentPolicies, call.caller);
       screen = deniesNone(denied) && review === undefined ? undefined : screenToolsListSseEvent(denied, review);
     }

@@ -39,14 +39,13 @@ export interface SseEventTransformOptions {
    * Asked after each chunk that ended at an event boundary: while it says true, what follows is passed on byte for
    * byte, unparsed (the legacy stream once its `endpoint` event is rewritten and nothing is to be filtered: every
    * later message's answer travels on it, and parsing it only to write it out again costs each one a decode, a parse
-   * and a re-encode), relayed as the backend sent it, unknown fields included. Asked again before each chunk that
-   * follows one ending an event, so a stream goes back to being read when it says false (a reload gave the route a
-   * policy).
+   * and a re-encode), relayed as the backend sent it, unknown fields included. Asked again before each run of whole
+   * events passed on, so a stream goes back to being read when it says false (a reload gave the route a policy).
    */
   passThroughAfter?: () => boolean;
   /**
-   * Bytes that make a chunk be read even while passing through, when it starts an event (the legacy stream's later
-   * `endpoint` events, which are dropped): `Buffer.indexOf`, no decode or parse for the chunks without them.
+   * Bytes that make events be read even while passing through (the legacy stream's later `endpoint` events, which
+   * are dropped): looked for with `Buffer.includes` in each run of whole events, none decoded or parsed without them.
    */
   readAgainOn?: Buffer;
 }
@@ -59,8 +58,8 @@ export function sseEventTransform(
   const { onBytes, passThroughAfter, readAgainOn, maxEventBytes = SSE_EVENT_LIMIT_BYTES } = options;
   const decoder = new TextDecoder('utf-8');
   let passingThrough = false;
-  /** Whether the last chunk passed on unparsed ended an event (the parser would hold nothing there). */
-  let atEventEnd = false;
+  /** While passing through: the bytes after the last event end, held until their event ends (bounded as one event). */
+  let held: Buffer | undefined;
   let out: Array<string | Promise<string>> = [];
   let failure: unknown;
   const parser = createParser({
@@ -109,36 +108,61 @@ export function sseEventTransform(
     Promise.all(parts).then(release, (error: unknown) => done(error as Error));
   };
 
+  /** Parses a chunk (from an event's start when it follows passing through); may switch to passing through after it. */
+  const parse = (stream: Transform, chunk: Buffer, callback: (error?: Error | null) => void) => {
+    const text = decoder.decode(chunk, { stream: true });
+    feed(stream, text, (error) => {
+      // At a blank line the parser holds nothing and the decoder no partial character: switching is seamless.
+      if (!error && passThroughAfter !== undefined && (text.endsWith('\n\n') || text.endsWith('\r\n\r\n'))) passingThrough = passThroughAfter();
+      callback(error);
+    });
+  };
+
   return new Transform({
     transform(chunk: Buffer, _encoding, callback) {
-      // Asked again before a chunk that follows an event's end: what stepped aside may have to read the stream again.
-      if (passingThrough && (!atEventEnd || (passThroughAfter!() && (readAgainOn === undefined || !chunk.includes(readAgainOn))))) {
-        onBytes?.(chunk.length);
-        atEventEnd = endsAnEvent(chunk);
-        return callback(null, chunk);
+      if (!passingThrough) return parse(this, chunk, callback);
+      // Passed on a whole event at a time, whatever the backend's writes cut: the bytes after the last event end wait
+      // for their own, so reading again (asked before each, below) always starts at an event's start, and the bytes
+      // looked for (`readAgainOn`) are never split between two chunks.
+      const data = held === undefined ? chunk : Buffer.concat([held, chunk]);
+      held = undefined;
+      const end = lastEventEnd(data);
+      if (end === 0) {
+        if (data.length > maxEventBytes) return callback(new SseEventTooLargeError(maxEventBytes));
+        held = data;
+        return callback();
+      }
+      const whole = end === data.length ? data : data.subarray(0, end);
+      if (passThroughAfter!() && (readAgainOn === undefined || !whole.includes(readAgainOn))) {
+        if (end < data.length) held = data.subarray(end);
+        onBytes?.(whole.length);
+        return callback(null, whole);
       }
       passingThrough = false;
-      const text = decoder.decode(chunk, { stream: true });
-      feed(this, text, (error) => {
-        // At a blank line the parser holds nothing and the decoder no partial character: switching is seamless.
-        if (!error && passThroughAfter !== undefined && (text.endsWith('\n\n') || text.endsWith('\r\n\r\n'))) {
-          passingThrough = passThroughAfter();
-          atEventEnd = true;
-        }
-        callback(error);
-      });
+      parse(this, data, callback);
     },
     flush(callback) {
       // An event not closed by a blank line when the stream ends is discarded, as a browser discards it.
+      held = undefined;
       feed(this, decoder.decode(), callback);
     },
   });
 }
 
-/** Whether a chunk ends with a blank line (`\n\n` or `\r\n\r\n`): where the parser holds nothing. */
-function endsAnEvent(chunk: Buffer): boolean {
-  const length = chunk.length;
-  return length >= 2 && chunk[length - 1] === 0x0a && (chunk[length - 2] === 0x0a || (length >= 4 && chunk[length - 2] === 0x0d && chunk[length - 3] === 0x0a && chunk[length - 4] === 0x0d));
+const LF = 0x0a;
+const CR = 0x0d;
+
+/** The index just past the last blank line of `data` (two line ends in a row, each LF, CR or CRLF), or 0 if none. */
+function lastEventEnd(data: Buffer): number {
+  for (let index = data.length - 1; index > 0; index--) {
+    const code = data[index];
+    if (code !== LF && code !== CR) continue;
+    // The line end this byte closes: a CRLF is one.
+    const start = code === LF && data[index - 1] === CR ? index - 1 : index;
+    const before = start > 0 ? data[start - 1] : undefined;
+    if (before === LF || before === CR) return index + 1;
+  }
+  return 0;
 }
 
 const formatOrDrop = (event: SseEvent | null): string => (event === null ? '' : formatSseEvent(event));

@@ -73,4 +73,16 @@ describe('argument names a CEL tool policy reads', () => {
     assert.equal(expressionReadsOf('tool.name == "x" && "staff" in user.groups // tool.annotations').toolBeyondName, false);
     assert.equal(expressionReadsOf('[{"annotations": 1}].exists(tool, tool.annotations == 1)').toolBeyondName, false);
   });
+
+  it("reads args[f] as computed when f iterates another value's members, the keys of a literal map compared, and a numeric index as no name", () => {
+    assert.equal(argumentReadsOf('args.fields.all(f, args[f] != "admin")')?.computed, true);
+    assert.equal(argumentReadsOf('args.items.exists(e, args[e] == "x")')?.computed, true);
+    assert.equal(argumentReadsOf('args.exists(k, args.nested[k] == 1)')?.computed, true);
+    assert.equal(argumentReadsOf('args.all(k, args[k] != "admin")')?.computed, false, 'the value under each key of args itself');
+    assert.deepEqual(names('args.opts != {"recursive": true}'), ['opts', 'recursive']);
+    assert.deepEqual(names('args.items == [{"path": "/x", "mode": {"deep": 1}}]'), ['deep', 'items', 'mode', 'path']);
+    const indexed = argumentReadsOf('args.items[0].path == "/x"');
+    assert.deepEqual([indexed?.names.sort(), indexed?.computed], [['items', 'path'], false]);
+  });
 });
+

@@ -51,6 +51,13 @@ before(async () => {
     socket.write(chunk('event: endpoint\ndata: /messages?sessionId=first\n\n'));
     setTimeout(() => socket.write(chunk('event: endpoint\ndata: http://internal.corp:9000/admin/messages?sessionId=backend-secret\n\nevent: message\ndata: {"jsonrpc":"2.0","method":"notifications/message","params":{"level":"info","data":"after"}}\n\n')), 50);
   });
+  // The same, with the second endpoint event in a write that also ends an event begun in the write before.
+  const splitEndpoints = await rawBackend((socket) => {
+    socket.write('HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n');
+    socket.write(chunk('event: endpoint\ndata: /messages?sessionId=first\n\n'));
+    setTimeout(() => socket.write(chunk('event: message\ndata: {"jsonrpc":"2.0","method":"notifications/message","params":{"par')), 30);
+    setTimeout(() => socket.write(chunk('t":1}}\n\nevent: endpoint\ndata: http://internal.corp:9000/admin/messages?sessionId=backend-secret\n\nevent: message\ndata: {"jsonrpc":"2.0","method":"notifications/message","params":{"level":"info","data":"after"}}\n\n')), 60);
+  });
   // Answers the first request of each connection and keeps it open, then drops it when the next request comes: what
   // a server closing an idle connection as the gateway reuses it looks like.
   const closesIdle = await rawBackend((socket) => {
@@ -65,6 +72,7 @@ before(async () => {
         { path: '/reset', backend: `${resetAfterHeaders}/mcp` },
         { path: '/reset-http', type: 'http', backend: `${resetAfterHeaders}/api` },
         { path: '/legacy', backend: `${twoEndpoints}/mcp`, transports: ['sse'] },
+        { path: '/legacy-split', backend: `${splitEndpoints}/mcp`, transports: ['sse'] },
         { path: '/idle', type: 'http', backend: `${closesIdle}/api` },
       ],
     },
@@ -99,20 +107,22 @@ describe('a backend that misbehaves after it answered', () => {
     assert.ok(!gateway.logs.text().includes('unexpected gateway error'), 'a backend failure, not an unexpected one');
   });
 
-  it("drops a legacy stream's second endpoint event: the backend's own message URL never reaches the client", async () => {
-    const controller = new AbortController();
-    const response = await fetch(`${gateway.url}/legacy/sse`, { headers: { authorization: `Bearer ${await token('/legacy')}` }, signal: controller.signal });
-    assert.equal(response.status, 200);
-    const decoder = new TextDecoder();
-    let text = '';
-    for await (const part of response.body!) {
-      text += decoder.decode(part as Uint8Array, { stream: true });
-      if (text.includes('"after"')) break;
-    }
-    controller.abort();
-    assert.match(text, new RegExp(`data: ${gateway.url}/legacy/messages\\?sessionId=`));
-    assert.ok(!text.includes('internal.corp') && !text.includes('backend-secret'), text);
-  });
+  for (const path of ['/legacy', '/legacy-split']) {
+    it(`drops a legacy stream's second endpoint event: the backend's own message URL never reaches the client (${path})`, async () => {
+      const controller = new AbortController();
+      const response = await fetch(`${gateway.url}${path}/sse`, { headers: { authorization: `Bearer ${await token(path)}` }, signal: controller.signal });
+      assert.equal(response.status, 200);
+      const decoder = new TextDecoder();
+      let text = '';
+      for await (const part of response.body!) {
+        text += decoder.decode(part as Uint8Array, { stream: true });
+        if (text.includes('"after"')) break;
+      }
+      controller.abort();
+      assert.match(text, new RegExp(`data: ${gateway.url}${path}/messages\\?sessionId=`));
+      assert.ok(!text.includes('internal.corp') && !text.includes('backend-secret'), text);
+    });
+  }
 
   it('sends an idempotent request again when its keep-alive connection was closed under it; never a POST', async () => {
     const bearer = `Bearer ${await token('/idle')}`;

@@ -148,3 +148,58 @@ describe('an event that never ends', () => {
     assert.equal(count, 200);
   });
 });
+
+describe('passing a stream through once nothing is to be read, and reading it again', () => {
+  /** A transform that drops `endpoint` events (as the legacy relay does once it rewrote the first). */
+  async function relay(chunks: string[], readAgain: { now: boolean } = { now: false }, switchAfter = -1): Promise<string> {
+    let passed = 0;
+    const transform = sseEventTransform((event) => (event.event === 'endpoint' ? null : event), {
+      passThroughAfter: () => !readAgain.now,
+      readAgainOn: Buffer.from('endpoint'),
+    });
+    let out = '';
+    transform.on('data', (chunk: Buffer | string) => (out += String(chunk)));
+    for (const chunk of chunks) {
+      if (passed++ === switchAfter) readAgain.now = true;
+      await new Promise<void>((resolve, reject) => transform.write(Buffer.from(chunk), (error) => (error ? reject(error) : resolve())));
+    }
+    transform.end();
+    await new Promise((resolve) => transform.on('end', resolve));
+    return out;
+  }
+
+  it('passes whole events on as written, and never lets out an endpoint event split across writes', async () => {
+    const out = await relay(['data: 1\n\n', 'data: {"par', 'tial":1}\n\nevent: endp', 'oint\ndata: http://internal.corp/x\n\ndata: 2\n\n']);
+    assert.equal(out, 'data: 1\n\ndata: {"partial":1}\n\ndata: 2\n\n');
+  });
+
+  it('reads lines ended by a bare CR, and a CRLF pair split between writes', async () => {
+    // The first write is read (nothing is passed through before an event ended in LF LF); the rest passed as written
+    // unless it holds an endpoint event, which is read and dropped.
+    assert.equal(
+      await relay(['data: 0\n\n', 'data: 1\r\r', 'event: endpoint\rdata: http://internal.corp/x\r\rdata: 2\r\r', 'data: 3\n\n']),
+      'data: 0\n\ndata: 1\r\rdata: 2\n\ndata: 3\n\n',
+    );
+    assert.equal(
+      await relay(['data: 0\n\n', 'data: 1\r\n\r', '\nevent: endpoint\r\ndata: x\r\n\r\n', 'data: 2\r\n\r\n']),
+      // The LF that completed the split CRLF is read with the endpoint event; `data: 1` still ends in a blank line (CR).
+      'data: 0\n\ndata: 1\r\n\rdata: 2\r\n\r\n',
+    );
+  });
+
+  it('reads again from the start of the next event when asked to, whatever the writes cut', async () => {
+    // Asked to read again before the third write, which finishes an event begun in the second: the screen sees it whole.
+    const out = await relay(['data: 1\n\n', 'event: message\ndata: {"a', '":1}\n\nid: 9\nx-unknown: dropped when read\ndata: 3\n\n'], { now: false }, 2);
+    assert.equal(out, 'data: 1\n\nevent: message\ndata: {"a":1}\n\nid: 9\ndata: 3\n\n');
+  });
+
+  it('holds no more of an unfinished event than it would read', async () => {
+    const transform = sseEventTransform((event) => event, { passThroughAfter: () => true, maxEventBytes: 1024 });
+    transform.on('data', () => {});
+    await new Promise<void>((resolve) => transform.write(Buffer.from('data: 1\n\n'), () => resolve()));
+    const failed = new Promise<unknown>((resolve) => transform.on('error', resolve));
+    transform.write(Buffer.from(`data: ${'x'.repeat(2048)}`));
+    assert.ok((await failed) instanceof SseEventTooLargeError);
+  });
+});
+

@@ -8,6 +8,7 @@ import { after, before, describe, it } from 'node:test';
 import type { FastifyPluginAsync } from 'fastify';
 import type { CliIo } from '../../src/cli/command.ts';
 import { startGateway } from '../../src/app/start-gateway.ts';
+import { STARTING_HANGUP_KEY } from '../../src/runtime/starting-hangup.ts';
 import { startCommand } from '../../src/cli/commands/start.ts';
 import { runCli } from '../../src/cli/main.ts';
 import { GRANT_NAMESPACE } from '../../src/admin/admin-deps.ts';
@@ -169,6 +170,40 @@ describe('gatehouse start', () => {
       assert.deepEqual(live?.admin.users, ['ada', 'grace']);
       assert.equal((await fetch(`${running.url}/healthz`)).status, 200);
     } finally {
+      signals.emit('SIGTERM');
+      await running.lifecycle.stopped;
+    }
+  });
+
+  it('takes over a SIGHUP the command line took while its modules loaded (bin/gatehouse.js), and its listener', async () => {
+    const file = join(dir, 'early-hangup.yaml');
+    const written = (users: string[]) => `mode: demo\nstore:\n  sqlitePath: ${JSON.stringify(join(dir, 'early.db'))}\nadmin:\n  users: ${JSON.stringify(users)}\n`;
+    await writeFile(file, written(['ada']));
+    const note = { received: false, listener: () => void (note.received = true) };
+    process.on('SIGHUP', note.listener);
+    (globalThis as Record<symbol, unknown>)[STARTING_HANGUP_KEY] = note;
+    // The signal came while the modules loaded, after the file was edited.
+    process.emit('SIGHUP');
+    let live: GatehouseConfig | undefined;
+    const signals = new EventEmitter();
+    const running = await startGateway({
+      file,
+      port: '0',
+      logLevel: 'silent',
+      io: captureIo(dir),
+      signals,
+      assembleParts: async (ctx) => {
+        await writeFile(file, written(['ada', 'grace']));
+        live = ctx.config;
+        return { plugins: [], reloadTarget: { live: ctx.config, prepare: (config) => config, knownScopes: new Set() } };
+      },
+    });
+    try {
+      assert.deepEqual(live?.admin.users, ['ada', 'grace']);
+      assert.equal(process.listeners('SIGHUP').includes(note.listener), false, 'the early listener is gone');
+      assert.equal((globalThis as Record<symbol, unknown>)[STARTING_HANGUP_KEY], undefined);
+    } finally {
+      process.off('SIGHUP', note.listener);
       signals.emit('SIGTERM');
       await running.lifecycle.stopped;
     }

@@ -142,12 +142,14 @@ describe('gatehouse start', () => {
     });
   });
 
-  it('takes a SIGHUP that arrives while it starts (which would end the process unhandled) and reads the file again once it listens', async () => {
-    const file = join(dir, 'hangup.yaml');
-    const written = (users: string[]) => `mode: demo\nstore:\n  sqlitePath: ${JSON.stringify(join(dir, 'hangup.db'))}\nadmin:\n  users: ${JSON.stringify(users)}\n`;
+  /**
+   * A gateway started from a file naming admin `ada`, whose file gains `grace` while it starts (as an operator edits
+   * it and signals every replica): `duringStart` runs then. Resolves with the live configuration once it listens.
+   */
+  async function startWhileEdited(name: string, signals: EventEmitter, duringStart: () => void) {
+    const file = join(dir, `${name}.yaml`);
+    const written = (users: string[]) => `mode: demo\nstore:\n  sqlitePath: ${JSON.stringify(join(dir, `${name}.db`))}\nadmin:\n  users: ${JSON.stringify(users)}\n`;
     await writeFile(file, written(['ada']));
-    const signals = new EventEmitter();
-    let listenersWhileStarting = 0;
     let live: GatehouseConfig | undefined;
     const running = await startGateway({
       file,
@@ -156,18 +158,26 @@ describe('gatehouse start', () => {
       io: captureIo(dir),
       signals,
       assembleParts: async (ctx) => {
-        // The operator edits the file and signals every replica; this one is still starting.
-        listenersWhileStarting = signals.listenerCount('SIGHUP');
         await writeFile(file, written(['ada', 'grace']));
-        signals.emit('SIGHUP');
+        duringStart();
         live = ctx.config;
         return { plugins: [], reloadTarget: { live: ctx.config, prepare: (config) => config, knownScopes: new Set() } };
       },
     });
+    return { running, live: () => live };
+  }
+
+  it('takes a SIGHUP that arrives while it starts (which would end the process unhandled) and reads the file again once it listens', async () => {
+    const signals = new EventEmitter();
+    let listenersWhileStarting = 0;
+    const { running, live } = await startWhileEdited('hangup', signals, () => {
+      listenersWhileStarting = signals.listenerCount('SIGHUP');
+      signals.emit('SIGHUP');
+    });
     try {
       assert.ok(listenersWhileStarting >= 1, 'handled while starting');
       // Read again once listening: the edit made after this start read the file applies.
-      assert.deepEqual(live?.admin.users, ['ada', 'grace']);
+      assert.deepEqual(live()?.admin.users, ['ada', 'grace']);
       assert.equal((await fetch(`${running.url}/healthz`)).status, 200);
     } finally {
       signals.emit('SIGTERM');
@@ -176,30 +186,15 @@ describe('gatehouse start', () => {
   });
 
   it('takes over a SIGHUP the command line took while its modules loaded (bin/gatehouse.js), and its listener', async () => {
-    const file = join(dir, 'early-hangup.yaml');
-    const written = (users: string[]) => `mode: demo\nstore:\n  sqlitePath: ${JSON.stringify(join(dir, 'early.db'))}\nadmin:\n  users: ${JSON.stringify(users)}\n`;
-    await writeFile(file, written(['ada']));
     const note = { received: false, listener: () => void (note.received = true) };
     process.on('SIGHUP', note.listener);
     (globalThis as Record<symbol, unknown>)[STARTING_HANGUP_KEY] = note;
-    // The signal came while the modules loaded, after the file was edited.
+    // The signal came while the modules loaded, before the gateway could take one.
     process.emit('SIGHUP');
-    let live: GatehouseConfig | undefined;
     const signals = new EventEmitter();
-    const running = await startGateway({
-      file,
-      port: '0',
-      logLevel: 'silent',
-      io: captureIo(dir),
-      signals,
-      assembleParts: async (ctx) => {
-        await writeFile(file, written(['ada', 'grace']));
-        live = ctx.config;
-        return { plugins: [], reloadTarget: { live: ctx.config, prepare: (config) => config, knownScopes: new Set() } };
-      },
-    });
+    const { running, live } = await startWhileEdited('early-hangup', signals, () => {});
     try {
-      assert.deepEqual(live?.admin.users, ['ada', 'grace']);
+      assert.deepEqual(live()?.admin.users, ['ada', 'grace']);
       assert.equal(process.listeners('SIGHUP').includes(note.listener), false, 'the early listener is gone');
       assert.equal((globalThis as Record<symbol, unknown>)[STARTING_HANGUP_KEY], undefined);
     } finally {

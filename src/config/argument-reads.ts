@@ -112,6 +112,12 @@ function sameExpression(a: CelNode | undefined, b: CelNode | undefined): boolean
   return a !== undefined && b !== undefined && written(a) === written(b);
 }
 
+/** Whether `node` names the variable `name` anywhere in it. */
+function mentions(node: CelNode, name: string): boolean {
+  if (node.op === 'id') return node.args === name;
+  return children(node).some((child) => mentions(child, name));
+}
+
 /** A number, as an index into a list: an element, no name. */
 const isNumber = (node: CelNode): boolean => node.op === 'value' && (typeof node.args === 'bigint' || typeof node.args === 'number');
 
@@ -236,6 +242,15 @@ function walk(node: CelNode, scope: Scope, reads: Reads): void {
       for (const argument of calledWith) walk(argument, scope, reads);
       return;
     }
+    case 'map': {
+      // A literal map read against the arguments however it gets there (`args.opts in [{"recursive": true}]`, bound
+      // by `cel.bind`, wrapped in `dyn`): its keys are names of theirs. A superset; a key computed is computed.
+      const keys = literalKeys(node, scope);
+      if (keys === undefined) reads.computed = true;
+      else for (const name of keys) reads.names.add(name);
+      for (const child of children(node)) walk(child, scope, reads);
+      return;
+    }
     default:
       for (const child of children(node)) walk(child, scope, reads);
   }
@@ -274,7 +289,10 @@ function walkBound(
   const inputs = new Set(scope.inputs);
   if (bound.derived) derived.add(variable);
   else derived.delete(variable);
-  if (bound.key !== undefined) keys.set(variable, bound.key);
+  // A key iterating an expression that names the variable now bound no longer iterates what `args[k]` there reads:
+  // `cel.bind(v, args.a, v.all(k, cel.bind(v, args.b, v[k] == 1)))`.
+  for (const [key, iterated] of keys) if (mentions(iterated, variable)) keys.delete(key);
+  if (bound.key !== undefined && !mentions(bound.key, variable)) keys.set(variable, bound.key);
   else keys.delete(variable);
   if (bound.constant !== undefined) constants.set(variable, bound.constant);
   else constants.delete(variable);

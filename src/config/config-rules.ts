@@ -7,6 +7,7 @@ import { cookieSecurityProblem, isLoopbackUrl, resolvePublicUrl } from './public
 import type { GatehouseConfig } from './schema.ts';
 import { toolExpressionProblem } from './tool-expressions.ts';
 import { argumentReadsOf } from './argument-reads.ts';
+import { foldPolicyName } from '../protocol/tool-names.ts';
 
 /**
  * Rules that involve more than one field, or the file system, checked after the schema accepted each field on its
@@ -139,6 +140,14 @@ function checkRoutes(config: GatehouseConfig, { problems, warnings }: RuleResult
     }
     if (route.bodyLimitBytes !== undefined && route.bodyLimitBytes > config.server.bodyLimitBytes) {
       problems.push(`routes[${index}].bodyLimitBytes: ${route.bodyLimitBytes} is more than server.bodyLimitBytes (${config.server.bodyLimitBytes}), which bounds every request — lower it or raise that`);
+    }
+    // A called name is judged by the policy entry it folds to (case, NFKC, invisible characters, outer spaces): two
+    // entries folding alike would be one tool to the call check and two to tools/list, each hiding what the other allows.
+    const byFolded = new Map<string, string>();
+    for (const tool of Object.keys(route.tools)) {
+      const same = byFolded.get(foldPolicyName(tool));
+      if (same !== undefined) problems.push(`routes[${index}].tools: "${same}" and "${tool}" name one tool (names are compared without case, width or invisible characters) — keep one`);
+      else byFolded.set(foldPolicyName(tool), tool);
     }
     const defaulted = route.requiredScopes.length === 1 && route.requiredScopes[0] === 'mcp:tools';
     for (const scope of route.requiredScopes) {

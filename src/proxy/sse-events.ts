@@ -58,8 +58,14 @@ export function sseEventTransform(
   const { onBytes, passThroughAfter, readAgainOn, maxEventBytes = SSE_EVENT_LIMIT_BYTES } = options;
   const decoder = new TextDecoder('utf-8');
   let passingThrough = false;
-  /** While passing through: the bytes after the last event end, held until their event ends (bounded as one event). */
-  let held: Buffer | undefined;
+  /**
+   * While passing through: the bytes after the last event end, held until their event ends (bounded as one event),
+   * as they came: joined once, when they go out, so an event arriving in many small writes costs no more than one.
+   */
+  let held: Buffer[] = [];
+  let heldLength = 0;
+  /** Whether the text last read ended with a CR, which the parser holds until it knows whether an LF follows. */
+  let endsInCr = false;
   let out: Array<string | Promise<string>> = [];
   let failure: unknown;
   const parser = createParser({
@@ -111,6 +117,7 @@ export function sseEventTransform(
   /** Parses a chunk (from an event's start when it follows passing through); may switch to passing through after it. */
   const parse = (stream: Transform, chunk: Buffer, callback: (error?: Error | null) => void) => {
     const text = decoder.decode(chunk, { stream: true });
+    if (text.length > 0) endsInCr = text.endsWith('\r');
     feed(stream, text, (error) => {
       // At a blank line the parser holds nothing and the decoder no partial character: switching is seamless.
       if (!error && passThroughAfter !== undefined && (text.endsWith('\n\n') || text.endsWith('\r\n\r\n'))) passingThrough = passThroughAfter();
@@ -123,46 +130,84 @@ export function sseEventTransform(
       if (!passingThrough) return parse(this, chunk, callback);
       // Passed on a whole event at a time, whatever the backend's writes cut: the bytes after the last event end wait
       // for their own, so reading again (asked before each, below) always starts at an event's start, and the bytes
-      // looked for (`readAgainOn`) are never split between two chunks.
-      const data = held === undefined ? chunk : Buffer.concat([held, chunk]);
-      held = undefined;
-      const end = lastEventEnd(data);
-      if (end === 0) {
-        if (data.length > maxEventBytes) return callback(new SseEventTooLargeError(maxEventBytes));
-        held = data;
+      // looked for (`readAgainOn`) are never split between two chunks. Only the new bytes are searched for an end.
+      let end = lastEventEnd(chunk, lastBytes(held, 3));
+      // Comments right after an event end (keep-alives) go out at once: no event is under way there to be read again.
+      if (end !== -1 || heldLength === 0) end = afterComments(chunk, Math.max(end, 0));
+      if (end <= 0) {
+        held.push(chunk);
+        heldLength += chunk.length;
+        if (heldLength > maxEventBytes) return callback(new SseEventTooLargeError(maxEventBytes));
         return callback();
       }
-      const whole = end === data.length ? data : data.subarray(0, end);
+      const parts = held;
+      parts.push(end === chunk.length ? chunk : chunk.subarray(0, end));
+      const whole = parts.length === 1 ? parts[0]! : Buffer.concat(parts);
+      held = end < chunk.length ? [chunk.subarray(end)] : [];
+      heldLength = chunk.length - end;
       if (passThroughAfter!() && (readAgainOn === undefined || !whole.includes(readAgainOn))) {
-        if (end < data.length) held = data.subarray(end);
         onBytes?.(whole.length);
         return callback(null, whole);
       }
       passingThrough = false;
-      parse(this, data, callback);
+      const rest = held;
+      held = [];
+      heldLength = 0;
+      parse(this, rest.length === 0 ? whole : Buffer.concat([whole, ...rest]), callback);
     },
     flush(callback) {
-      // An event not closed by a blank line when the stream ends is discarded, as a browser discards it.
-      held = undefined;
-      feed(this, decoder.decode(), callback);
+      // An event not closed by a blank line when the stream ends is discarded, as a browser discards it; a line the
+      // parser holds for want of the LF that may follow its CR is ended.
+      held = [];
+      heldLength = 0;
+      feed(this, decoder.decode() + (endsInCr ? '\n' : ''), callback);
     },
   });
 }
 
+/** The last `count` bytes of what is held (fewer when less is held), however the writes cut them. */
+function lastBytes(parts: readonly Buffer[], count: number): Buffer {
+  const tail: Buffer[] = [];
+  let length = 0;
+  for (let index = parts.length - 1; index >= 0 && length < count; index--) {
+    const part = parts[index]!;
+    const taken = part.subarray(Math.max(0, part.length - (count - length)));
+    tail.unshift(taken);
+    length += taken.length;
+  }
+  return tail.length === 1 ? tail[0]! : Buffer.concat(tail);
+}
 const LF = 0x0a;
 const CR = 0x0d;
+const COLON = 0x3a;
 
-/** The index just past the last blank line of `data` (two line ends in a row, each LF, CR or CRLF), or 0 if none. */
-function lastEventEnd(data: Buffer): number {
-  for (let index = data.length - 1; index > 0; index--) {
-    const code = data[index];
+/**
+ * The index in `chunk` just past its last blank line (two line ends in a row, each LF, CR or CRLF), or -1 if none;
+ * `before` is the end of what came before it, for a blank line split between the two.
+ */
+function lastEventEnd(chunk: Buffer, before: Buffer): number {
+  const at = (index: number) => (index >= 0 ? chunk[index] : before[before.length + index]);
+  for (let index = chunk.length - 1; index >= 0; index--) {
+    const code = chunk[index];
     if (code !== LF && code !== CR) continue;
     // The line end this byte closes: a CRLF is one.
-    const start = code === LF && data[index - 1] === CR ? index - 1 : index;
-    const before = start > 0 ? data[start - 1] : undefined;
-    if (before === LF || before === CR) return index + 1;
+    const start = code === LF && at(index - 1) === CR ? index - 1 : index;
+    const previous = at(start - 1);
+    if (previous === LF || previous === CR) return index + 1;
   }
-  return 0;
+  return -1;
+}
+
+/** Past the whole comment lines (`:…` and their line end) that start at `from` in `chunk`. */
+function afterComments(chunk: Buffer, from: number): number {
+  let index = from;
+  while (index < chunk.length && chunk[index] === COLON) {
+    let end = index;
+    while (end < chunk.length && chunk[end] !== LF && chunk[end] !== CR) end++;
+    if (end === chunk.length) break;
+    index = chunk[end] === CR && chunk[end + 1] === LF ? end + 2 : end + 1;
+  }
+  return index;
 }
 
 const formatOrDrop = (event: SseEvent | null): string => (event === null ? '' : formatSseEvent(event));

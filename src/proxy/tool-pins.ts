@@ -2,7 +2,8 @@ import type { Logger } from 'pino';
 import type { Clock } from '../runtime/clock.ts';
 import { createRecord, findRecords, publishMessage, readRecord, subscribeChannel, writeRecord } from '../store/record-access.ts';
 import type { Store } from '../store/store.ts';
-import { foldToolName, toolPinBaselineRecord, toolPinKey, toolPinRecord, toolPinsChangedChannel, type ToolPin } from '../records/tool-pins.ts';
+import { toolPinBaselineRecord, toolPinKey, toolPinRecord, toolPinsChangedChannel, type ToolPin } from '../records/tool-pins.ts';
+import { foldToolName } from '../protocol/tool-names.ts';
 import { toolDefinition, type ToolDefinition } from './tool-definition.ts';
 
 /**

@@ -1,5 +1,5 @@
 import type { RouteConfig } from '../config/schema.ts';
-import { foldToolName } from '../records/tool-pins.ts';
+import { foldPolicyName } from '../protocol/tool-names.ts';
 
 /**
  * Per-tool authorization. A tool listed in the route's `tools` needs all its scopes and, if it lists groups, at
@@ -46,7 +46,6 @@ export function policyNameFor(route: RouteConfig, tool: string): string {
 
 const foldedPolicyNames = new WeakMap<RouteConfig['tools'], Map<string, string>>();
 /** The form policy names are compared in: NFKC, case-folded, without outer spaces. */
-export const foldPolicyName = (name: string): string => foldToolName(name).trim();
 
 export function decideTool(route: RouteConfig, tool: string, caller: PolicyCaller): ToolDecision {
   const policy = Object.hasOwn(route.tools, tool) ? route.tools[tool] : undefined;

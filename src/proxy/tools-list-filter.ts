@@ -1,7 +1,7 @@
 import type { Transform } from 'node:stream';
 import { ProtocolError } from '../errors/protocol-error.ts';
 import { sseEventTransform, type SseEvent } from './sse-events.ts';
-import { foldPolicyName } from './tool-policy.ts';
+import { foldPolicyName } from '../protocol/tool-names.ts';
 import { foldedCollision, memberSpellings, misspeltMember } from '../protocol/duplicate-members.ts';
 
 /**

@@ -20,13 +20,13 @@ const allowed: Record<string, readonly string[]> = {
   web: [],
   protocol: [],
   errors: ['web', 'protocol'],
-  config: ['runtime', 'errors'],
+  config: ['runtime', 'errors', 'protocol'],
   store: ['runtime', 'config', 'errors'],
   keys: ['runtime', 'config', 'store', 'errors'],
   observability: ['runtime', 'store'],
   context: ['runtime', 'config', 'store', 'keys'],
   // Shared contracts and the HTTP skeleton every part mounts on.
-  records: ['runtime', 'store', 'keys', 'errors'],
+  records: ['runtime', 'store', 'keys', 'errors', 'protocol'],
   grants: ['runtime', 'store', 'errors', 'records'],
   server: [...FOUNDATION],
   // The parts, in order.

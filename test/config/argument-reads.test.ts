@@ -84,5 +84,14 @@ describe('argument names a CEL tool policy reads', () => {
     const indexed = argumentReadsOf('args.items[0].path == "/x"');
     assert.deepEqual([indexed?.names.sort(), indexed?.computed], [['items', 'path'], false]);
   });
+
+  it('reads the keys of a literal map wherever it meets the arguments, and a key no longer its own once a name is bound again', () => {
+    for (const source of ['args.opts in [{"recursive": true}]', 'args.opts == dyn({"recursive": true})', 'cel.bind(m, {"recursive": true}, args.opts == m)', '[{"recursive": true}].exists(m, m == args.opts)']) {
+      assert.ok(argumentReadsOf(source)?.names.includes('recursive'), source);
+    }
+    for (const source of ['cel.bind(v, args.a, v.all(k, cel.bind(v, args.b, v[k] == 1)))', 'args.exists(k, cel.bind(args, args.sub, args[k] == 1))']) {
+      assert.equal(argumentReadsOf(source)?.computed, true, source);
+    }
+  });
 });
 

@@ -55,6 +55,11 @@ describe('loadConfig: a valid production file', () => {
     assert.deepEqual(loaded.warnings, []);
   });
 
+  it('refuses two tool entries of one route that name one tool (the call check folds names; tools/list hid both)', () => {
+    const problems = problemsOf(`${VALID}    tools:\n      Search:\n        groups: [admins]\n      search: {}\n`);
+    assert.ok(problems.some((problem) => problem.startsWith('routes[0].tools: "Search" and "search" name one tool')), problems.join('\n'));
+  });
+
   it('warns of a tool policy that computes the argument names it reads (their other spellings cannot be refused)', () => {
     const withPolicy = (allow: string) => `${VALID}    tools:\n      read_file:\n        allow: ${JSON.stringify(allow)}\n`;
     const computed = load(withPolicy('args.exists(k, k.startsWith("pa") && args[k].startsWith("/public/"))'));

@@ -3,7 +3,7 @@ import { after, before, describe, it } from 'node:test';
 import { pino } from 'pino';
 import { approveToolPin, listToolPins } from '../../src/admin/tools.ts';
 import { configSchema } from '../../src/config/schema.ts';
-import { foldToolName } from '../../src/records/tool-pins.ts';
+import { foldToolName } from '../../src/protocol/tool-names.ts';
 import { toolDefinition } from '../../src/proxy/tool-definition.ts';
 import { createToolPins } from '../../src/proxy/tool-pins.ts';
 import { ManualClock } from '../../src/runtime/clock.ts';

@@ -180,6 +180,8 @@ describe('passing a stream through once nothing is to be read, and reading it ag
       await relay(['data: 0\n\n', 'data: 1\r\r', 'event: endpoint\rdata: http://internal.corp/x\r\rdata: 2\r\r', 'data: 3\n\n']),
       'data: 0\n\ndata: 1\r\rdata: 2\n\ndata: 3\n\n',
     );
+    // Read (it holds an endpoint event), the last event's final CR is ended at the stream's end, not lost.
+    assert.equal(await relay(['data: 0\n\n', 'event: endpoint\rdata: x\r\rdata: 2\r\r']), 'data: 0\n\ndata: 2\n\n');
     assert.equal(
       await relay(['data: 0\n\n', 'data: 1\r\n\r', '\nevent: endpoint\r\ndata: x\r\n\r\n', 'data: 2\r\n\r\n']),
       // The LF that completed the split CRLF is read with the endpoint event; `data: 1` still ends in a blank line (CR).
@@ -200,6 +202,32 @@ describe('passing a stream through once nothing is to be read, and reading it ag
     const failed = new Promise<unknown>((resolve) => transform.on('error', resolve));
     transform.write(Buffer.from(`data: ${'x'.repeat(2048)}`));
     assert.ok((await failed) instanceof SseEventTooLargeError);
+  });
+
+  it('passes an event written in many small pieces in one pass (the held bytes are joined once, not per write)', async () => {
+    // Must finish, and counts nothing: a 4 MiB event in 64-byte writes copied and scanned all it held at every write.
+    const big = `data: ${'x'.repeat(4 * 1024 * 1024)}\n\n`;
+    const pieces = ['data: 0\n\n'];
+    for (let index = 0; index < big.length; index += 64) pieces.push(big.slice(index, index + 64));
+    const out = await relay(pieces);
+    assert.equal(out.length, 'data: 0\n\n'.length + big.length);
+    assert.ok(out.endsWith('x\n\n'));
+  });
+
+  it('passes a keep-alive comment on at once, not with the next event', async () => {
+    const transform = sseEventTransform((event) => event, { passThroughAfter: () => true, readAgainOn: Buffer.from('endpoint') });
+    let out = '';
+    transform.on('data', (chunk: Buffer | string) => (out += String(chunk)));
+    const write = (text: string) => new Promise<void>((resolve) => transform.write(Buffer.from(text), () => resolve()));
+    await write('data: 1\n\n');
+    await write(':ping\n');
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(out, 'data: 1\n\n:ping\n');
+    // A comment after an event's first line waits with the event.
+    await write('event: message\n:ping\n');
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(out, 'data: 1\n\n:ping\n');
+    transform.end();
   });
 });
 

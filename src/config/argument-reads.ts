@@ -112,6 +112,9 @@ function sameExpression(a: CelNode | undefined, b: CelNode | undefined): boolean
   return a !== undefined && b !== undefined && written(a) === written(b);
 }
 
+/** What a key iterates once a name in what it iterated is bound to something else: equal to nothing written. */
+const STALE: CelNode = { op: 'stale', args: [] };
+
 /** Whether `node` names the variable `name` anywhere in it. */
 function mentions(node: CelNode, name: string): boolean {
   if (node.op === 'id') return node.args === name;
@@ -291,8 +294,9 @@ function walkBound(
   else derived.delete(variable);
   // A key iterating an expression that names the variable now bound no longer iterates what `args[k]` there reads:
   // `cel.bind(v, args.a, v.all(k, cel.bind(v, args.b, v[k] == 1)))`.
-  for (const [key, iterated] of keys) if (mentions(iterated, variable)) keys.delete(key);
-  if (bound.key !== undefined && !mentions(bound.key, variable)) keys.set(variable, bound.key);
+  // It stays a key (its uses are still read), iterating nothing any expression written there is.
+  for (const [key, iterated] of keys) if (mentions(iterated, variable)) keys.set(key, STALE);
+  if (bound.key !== undefined) keys.set(variable, mentions(bound.key, variable) ? STALE : bound.key);
   else keys.delete(variable);
   if (bound.constant !== undefined) constants.set(variable, bound.constant);
   else constants.delete(variable);

@@ -59,13 +59,34 @@ export function sseEventTransform(
   const decoder = new TextDecoder('utf-8');
   let passingThrough = false;
   /**
-   * While passing through: the bytes after the last event end, held until their event ends (bounded as one event),
-   * as they came: joined once, when they go out, so an event arriving in many small writes costs no more than one.
+   * While passing through: the bytes after the last event end, held until their event ends (bounded as one event), in
+   * one buffer grown by doubling: an event arriving in many small writes costs a copy or two of itself, in time and in
+   * memory, however the backend cuts it (a list of its writes cost a Buffer object per byte written one at a time).
    */
-  let held: Buffer[] = [];
+  let held = NOTHING;
   let heldLength = 0;
+  /** Whether what is held has a line end: without one, held bytes that open with `:` are a comment line still coming. */
+  let heldHasLineEnd = false;
+  /** Whether the last byte passed on was a CR: an LF opening the next write ends that same line. */
+  let passedCr = false;
   /** Whether the text last read ended with a CR, which the parser holds until it knows whether an LF follows. */
   let endsInCr = false;
+  const hold = (bytes: Buffer) => {
+    if (heldLength + bytes.length > held.length) {
+      const grown = Buffer.allocUnsafe(Math.max(held.length * 2, heldLength + bytes.length, 1024));
+      held.copy(grown, 0, 0, heldLength);
+      held = grown;
+    }
+    bytes.copy(held, heldLength);
+    heldLength += bytes.length;
+    heldHasLineEnd ||= bytes.includes(LF) || bytes.includes(CR);
+  };
+  const release = () => {
+    heldLength = 0;
+    heldHasLineEnd = false;
+    // A buffer grown for a large event is not kept for the small ones after it.
+    if (held.length > 64 * 1024) held = NOTHING;
+  };
   let out: Array<string | Promise<string>> = [];
   let failure: unknown;
   const parser = createParser({
@@ -117,7 +138,9 @@ export function sseEventTransform(
   /** Parses a chunk (from an event's start when it follows passing through); may switch to passing through after it. */
   const parse = (stream: Transform, chunk: Buffer, callback: (error?: Error | null) => void) => {
     const text = decoder.decode(chunk, { stream: true });
-    if (text.length > 0) endsInCr = text.endsWith('\r');
+    // The parser holds a final CR however much follows it without a line end (`data: a\r\r` then `data: b`).
+    const lineEnd = Math.max(text.lastIndexOf('\r'), text.lastIndexOf('\n'));
+    if (lineEnd !== -1) endsInCr = text[lineEnd] === '\r' && lineEnd === text.length - 1;
     feed(stream, text, (error) => {
       // At a blank line the parser holds nothing and the decoder no partial character: switching is seamless.
       if (!error && passThroughAfter !== undefined && (text.endsWith('\n\n') || text.endsWith('\r\n\r\n'))) passingThrough = passThroughAfter();
@@ -131,52 +154,41 @@ export function sseEventTransform(
       // Passed on a whole event at a time, whatever the backend's writes cut: the bytes after the last event end wait
       // for their own, so reading again (asked before each, below) always starts at an event's start, and the bytes
       // looked for (`readAgainOn`) are never split between two chunks. Only the new bytes are searched for an end.
-      let end = lastEventEnd(chunk, lastBytes(held, 3));
+      let end = lastEventEnd(chunk, held.subarray(Math.max(0, heldLength - 3), heldLength));
+      // A comment line cut between writes (a keep-alive) that this write ends: it, and whole comments after it, go.
+      if (end === -1 && heldLength > 0 && held[0] === COLON && !heldHasLineEnd) end = firstLineEnd(chunk);
       // Comments right after an event end (keep-alives) go out at once: no event is under way there to be read again.
-      if (end !== -1 || heldLength === 0) end = afterComments(chunk, Math.max(end, 0));
+      if (end !== -1 || heldLength === 0) end = afterComments(chunk, end === -1 ? (passedCr && chunk[0] === LF ? 1 : 0) : end);
       if (end <= 0) {
-        held.push(chunk);
-        heldLength += chunk.length;
+        hold(chunk);
         if (heldLength > maxEventBytes) return callback(new SseEventTooLargeError(maxEventBytes));
         return callback();
       }
-      const parts = held;
-      parts.push(end === chunk.length ? chunk : chunk.subarray(0, end));
-      const whole = parts.length === 1 ? parts[0]! : Buffer.concat(parts);
-      held = end < chunk.length ? [chunk.subarray(end)] : [];
-      heldLength = chunk.length - end;
+      const head = end === chunk.length ? chunk : chunk.subarray(0, end);
+      const whole = heldLength === 0 ? head : Buffer.concat([held.subarray(0, heldLength), head]);
+      release();
+      // Copied: a view would keep the whole write alive for as long as its tail waits.
+      if (end < chunk.length) hold(chunk.subarray(end));
+      passedCr = whole[whole.length - 1] === CR;
       if (passThroughAfter!() && (readAgainOn === undefined || !whole.includes(readAgainOn))) {
         onBytes?.(whole.length);
         return callback(null, whole);
       }
       passingThrough = false;
-      const rest = held;
-      held = [];
-      heldLength = 0;
-      parse(this, rest.length === 0 ? whole : Buffer.concat([whole, ...rest]), callback);
+      const data = heldLength === 0 ? whole : Buffer.concat([whole, held.subarray(0, heldLength)]);
+      release();
+      parse(this, data, callback);
     },
     flush(callback) {
       // An event not closed by a blank line when the stream ends is discarded, as a browser discards it; a line the
       // parser holds for want of the LF that may follow its CR is ended.
-      held = [];
-      heldLength = 0;
+      release();
       feed(this, decoder.decode() + (endsInCr ? '\n' : ''), callback);
     },
   });
 }
 
-/** The last `count` bytes of what is held (fewer when less is held), however the writes cut them. */
-function lastBytes(parts: readonly Buffer[], count: number): Buffer {
-  const tail: Buffer[] = [];
-  let length = 0;
-  for (let index = parts.length - 1; index >= 0 && length < count; index--) {
-    const part = parts[index]!;
-    const taken = part.subarray(Math.max(0, part.length - (count - length)));
-    tail.unshift(taken);
-    length += taken.length;
-  }
-  return tail.length === 1 ? tail[0]! : Buffer.concat(tail);
-}
+const NOTHING = Buffer.alloc(0);
 const LF = 0x0a;
 const CR = 0x0d;
 const COLON = 0x3a;
@@ -196,6 +208,15 @@ function lastEventEnd(chunk: Buffer, before: Buffer): number {
     if (previous === LF || previous === CR) return index + 1;
   }
   return -1;
+}
+
+/** Just past the first line end of `chunk` (a CRLF counted whole), or -1 if it has none. */
+function firstLineEnd(chunk: Buffer): number {
+  const lf = chunk.indexOf(LF);
+  const cr = chunk.indexOf(CR);
+  const at = cr === -1 ? lf : lf === -1 ? cr : Math.min(lf, cr);
+  if (at === -1) return -1;
+  return chunk[at] === CR && chunk[at + 1] === LF ? at + 2 : at + 1;
 }
 
 /** Past the whole comment lines (`:…` and their line end) that start at `from` in `chunk`. */

@@ -92,6 +92,11 @@ describe('argument names a CEL tool policy reads', () => {
     for (const source of ['cel.bind(v, args.a, v.all(k, cel.bind(v, args.b, v[k] == 1)))', 'args.exists(k, cel.bind(args, args.sub, args[k] == 1))']) {
       assert.equal(argumentReadsOf(source)?.computed, true, source);
     }
+    // A key whose iterated name is bound again is still a key: its uses are read.
+    assert.deepEqual(names('cel.bind(x, args, x.all(k, cel.bind(x, 1, k != "path")))'), ['path']);
+    assert.deepEqual(names('cel.bind(x, args, x.all(k, cel.bind(x, 1, !(k in ["path"]))))'), ['path']);
+    assert.equal(argumentReadsOf('args.all(k, cel.bind(args, 1, !k.startsWith("pa")))')?.computed, true);
+    assert.equal(argumentReadsOf('cel.bind(x, args, x.all(k, cel.bind(x, k, !x.startsWith("pa"))))')?.computed, true);
   });
 });
 

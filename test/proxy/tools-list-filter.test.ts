@@ -223,11 +223,25 @@ describe('passing a stream through once nothing is to be read, and reading it ag
     await write(':ping\n');
     await new Promise((resolve) => setImmediate(resolve));
     assert.equal(out, 'data: 1\n\n:ping\n');
+    // Cut between writes, or its CRLF cut: it goes when its line ends.
+    for (const piece of [': pi', 'ng\n', ': ping\r', '\n', ': ping\r\n']) await write(piece);
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(out, 'data: 1\n\n:ping\n: ping\n: ping\r\n: ping\r\n');
     // A comment after an event's first line waits with the event.
     await write('event: message\n:ping\n');
     await new Promise((resolve) => setImmediate(resolve));
-    assert.equal(out, 'data: 1\n\n:ping\n');
+    assert.equal(out, 'data: 1\n\n:ping\n: ping\n: ping\r\n: ping\r\n');
     transform.end();
+  });
+
+  it('dispatches at the end an event the parser held for its final CR, whatever followed it without a line end', async () => {
+    const transform = sseEventTransform((event) => event);
+    let out = '';
+    transform.on('data', (chunk: Buffer | string) => (out += String(chunk)));
+    transform.write(Buffer.from('data: a\r\r'));
+    transform.end(Buffer.from('data: b'));
+    await new Promise((resolve) => transform.on('end', resolve));
+    assert.equal(out, 'data: a\n\n');
   });
 });
 

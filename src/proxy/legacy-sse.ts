@@ -153,8 +153,25 @@ export const legacySseMessageSteps: readonly ExchangeStep[] = [
   shared.enforcePerToolPolicy,
   shared.forwardIdentity,
   shared.forwardToBackend({ url: messageUrlOf }),
+  refuseBackendRedirectOrRefusal,
   shared.concealBackendFailure,
 ];
+
+/**
+ * The backend's answer to a message POST is relayed (a `202 Accepted`, of any type: the SDKs send `text/plain`),
+ * except what the client must not act on as the backend's: a redirect (the client would follow it wherever the
+ * backend points), and a 401 or 403 to the gateway's identity, which reached the client without the gateway's
+ * challenge and read as its own token refused — a 502, or the gateway's step-up challenge (refuseBackendRefusal).
+ */
+export function refuseBackendRedirectOrRefusal(exchange: McpExchange): void | Promise<void> {
+  const response = backendResponse(exchange);
+  const status = response.statusCode;
+  if (status === 401 || status === 403) return shared.refuseBackendRefusal(exchange, response);
+  if (status >= 300 && status < 400) {
+    discardBody(response.body);
+    throw new ProtocolError('bad_gateway', `The backend of ${exchange.state.route.path} answered a message with a redirect.`, { detail: `backend status ${status}` });
+  }
+}
 
 /** Checked again on use: the binding comes from the shared store, which another replica or version may have written. */
 function messageUrlOf(exchange: McpExchange): string {

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
+import { createServer as createHttpServer } from 'node:http';
 import { createServer, type Server, type Socket } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
@@ -58,6 +59,24 @@ before(async () => {
     setTimeout(() => socket.write(chunk('event: message\ndata: {"jsonrpc":"2.0","method":"notifications/message","params":{"par')), 30);
     setTimeout(() => socket.write(chunk('t":1}}\n\nevent: endpoint\ndata: http://internal.corp:9000/admin/messages?sessionId=backend-secret\n\nevent: message\ndata: {"jsonrpc":"2.0","method":"notifications/message","params":{"level":"info","data":"after"}}\n\n')), 60);
   });
+  // Legacy backends whose message endpoint refuses the gateway's identity (401) or redirects (302).
+  const legacyAnswering = async (status: number, headers: Record<string, string> = {}) => {
+    const server = createHttpServer((request, response) => {
+      if (request.method === 'GET') {
+        response.writeHead(200, { 'content-type': 'text/event-stream' });
+        response.write('event: endpoint\ndata: /messages?sessionId=s1\n\n');
+        return;
+      }
+      request.resume();
+      response.writeHead(status, headers).end();
+    });
+    servers.push(server as unknown as Server);
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  };
+  const refusing = await legacyAnswering(401);
+  const redirecting = await legacyAnswering(302, { location: 'http://169.254.169.254/latest/meta-data/' });
   // Answers the first request of each connection and keeps it open, then drops it when the next request comes: what
   // a server closing an idle connection as the gateway reuses it looks like.
   const closesIdle = await rawBackend((socket) => {
@@ -74,6 +93,8 @@ before(async () => {
         { path: '/legacy', backend: `${twoEndpoints}/mcp`, transports: ['sse'] },
         { path: '/legacy-split', backend: `${splitEndpoints}/mcp`, transports: ['sse'] },
         { path: '/idle', type: 'http', backend: `${closesIdle}/api` },
+        { path: '/refusing', backend: `${refusing}/mcp`, transports: ['sse'] },
+        { path: '/redirecting', backend: `${redirecting}/mcp`, transports: ['sse'] },
       ],
     },
   });
@@ -136,5 +157,24 @@ describe('a backend that misbehaves after it answered', () => {
     assert.equal(posted.status, 502);
     await posted.text();
   });
+
+  for (const [path, status] of [['/refusing', 401], ['/redirecting', 302]] as const) {
+    it(`answers a legacy message the backend answers ${status} with the gateway's 502, not the backend's ${status}`, async () => {
+      const bearer = await token(path);
+      const controller = new AbortController();
+      const stream = await fetch(`${gateway.url}${path}/sse`, { headers: { authorization: `Bearer ${bearer}` }, signal: controller.signal });
+      // Read without letting go of the stream: the session ends with it.
+      const reader = stream.body!.getReader();
+      const decoder = new TextDecoder();
+      let text = '';
+      while (!/data: (\S+)\n\n/.test(text)) text += decoder.decode((await reader.read()).value, { stream: true });
+      const messages = /data: (\S+)\n\n/.exec(text)![1]!;
+      const posted = await mcpPost(messages, bearer, toolsCall('echo'));
+      controller.abort();
+      assert.equal(posted.status, 502);
+      assert.equal(posted.headers.get('location'), null);
+      await posted.text();
+    });
+  }
 });
 

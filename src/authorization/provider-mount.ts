@@ -223,9 +223,10 @@ export function mountProvider(app: FastifyInstance, options: ProviderMountOption
       if (text !== undefined && hasEscapedMemberName(text)) {
         throw new ProtocolError('invalid_client_metadata', 'Member names of a registration are written without escapes.');
       }
-      const names = text === undefined ? undefined : memberNamesProblem(text);
-      if (names === 'duplicate') throw new ProtocolError('invalid_client_metadata', 'An object of the registration names one member twice (RFC 8259 §4).');
-      if (names === 'misread') throw new ProtocolError('invalid_client_metadata', 'A member name written with escapes could not be read as written: send member names unescaped.');
+      // No escaped name left, so nothing misread: only a duplicate to find.
+      if (text !== undefined && memberNamesProblem(text) === 'duplicate') {
+        throw new ProtocolError('invalid_client_metadata', 'An object of the registration names one member twice (RFC 8259 §4).');
+      }
     } else {
       if (request.method === 'POST') refuseUnreadableForm(request, body);
       body = canonicalForm(request, body, resources);

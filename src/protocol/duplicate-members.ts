@@ -68,6 +68,7 @@ const UNPARSED = Symbol('unparsed');
 export function hasEscapedMemberName(text: string): boolean {
   return membersInText(text) === ESCAPED_NAME;
 }
+
 /** membersInText's answer for a text with a member name written with escapes. */
 const ESCAPED_NAME = -1;
 
@@ -209,8 +210,8 @@ const COMMA = 0x2c;
 /**
  * The first member of `object` that shares its folded name with another (`{"name":…,"Name":…}`): two members to
  * JSON.parse, one field to a case-insensitive parser binding a struct (which keeps the last). For the objects a
- * backend binds to structs (a message, its `params`, its top-level `arguments`, its `_meta`), not for maps nested in
- * arguments, where `PATH` and `path` are two environment variables.
+ * backend binds to structs (a message, its `params`, their `_meta`) and the arguments a tool policy reads
+ * (argument-policy.ts), not for maps elsewhere in arguments, where `PATH` and `path` are two environment variables.
  */
 export function foldedCollision(object: unknown): string | undefined {
   if (typeof object !== 'object' || object === null || Array.isArray(object)) return undefined;

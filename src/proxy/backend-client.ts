@@ -187,6 +187,20 @@ export function discardBody(body: Readable, limit: { bytes: number; ms: number }
   body.resume();
 }
 
+/** Socket errors a backend connection fails with, raw (a stage that is not undici's passing them on). */
+const BACKEND_SOCKET_ERRORS = new Set(['ECONNRESET', 'EPIPE', 'ECONNABORTED', 'ETIMEDOUT', 'ECONNREFUSED']);
+
+/**
+ * A backend's answer failing as it streams (undici's `SocketError: other side closed`, a reset), reaching the error
+ * handler before any byte of it went out: the backend failed, a 502 like any other backend failure (backendFailure),
+ * not the gateway's own 500 with an "unexpected" line in its log. Undefined for an error that is no backend's.
+ */
+export function backendStreamFailure(route: Pick<RouteConfig, 'path'>, error: unknown): ProtocolError | undefined {
+  const code = (error as { code?: unknown } | null)?.code;
+  if (!(error instanceof undiciErrors.UndiciError) && !(typeof code === 'string' && BACKEND_SOCKET_ERRORS.has(code))) return undefined;
+  return backendFailure(route, error);
+}
+
 export function backendFailure(route: Pick<RouteConfig, 'path'>, error: unknown): ProtocolError {
   if (error instanceof undiciErrors.HeadersTimeoutError || error instanceof undiciErrors.ConnectTimeoutError) {
     return new ProtocolError('gateway_timeout', `The backend of ${route.path} did not answer in time.`, { cause: error });

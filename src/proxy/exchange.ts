@@ -125,7 +125,6 @@ async function tracedStep(step: ExchangeStep, exchange: McpExchange): Promise<vo
   await trace.step(span, () => step(exchange));
 }
 
-
 /** Steps after this one may rely on `exchange.call`. */
 export function authorized(exchange: McpExchange): AuthorizedCall {
   if (exchange.call === undefined) throw new Error(`step order: ${exchange.request.url} has no authorized caller yet`);
@@ -258,6 +257,22 @@ function refuseHeadersTooLarge(exchange: McpExchange, response: BackendResponse)
   throw new ProtocolError('bad_gateway', `The backend of ${exchange.state.route.path} refused the gateway's request headers as too large.`, {
     detail: 'backend status 431',
   });
+}
+
+/**
+ * What no client may be handed as the backend's answer, on any MCP transport: a redirect (the client would follow it
+ * wherever the backend points: a cloud metadata address, an internal host) and a 401 or 403 to the gateway's identity,
+ * which reached the client without the gateway's challenge and read as its own token refused (refuseBackendRefusal).
+ * Returns nothing for any other answer (no promise: only a refusal may need the store).
+ */
+export function refuseRedirectOrRefusal(exchange: McpExchange, response: BackendResponse): void | Promise<void> {
+  const status = response.statusCode;
+  if (status === 401 || status === 403) return refuseBackendRefusal(exchange, response);
+  if (status >= 300 && status < 400) {
+    discardBody(response.body);
+    const what = status === 304 ? '304 Not Modified, which answers no MCP request' : 'a redirect';
+    throw new ProtocolError('bad_gateway', `The backend of ${exchange.state.route.path} answered with ${what}.`, { detail: `backend status ${status}` });
+  }
 }
 
 /**

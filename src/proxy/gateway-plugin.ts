@@ -20,8 +20,7 @@ import { startRequestTrace } from './request-trace.ts';
 import { createRouteState, withSlashMetadata, type RouteState } from './route-state.ts';
 import { streamableHttpHandler } from './streamable-http.ts';
 import { ConfigError } from '../config/config-error.ts';
-import { errors as undiciErrors } from 'undici';
-import { backendFailure } from './backend-client.ts';
+import { backendStreamFailure } from './backend-client.ts';
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -187,7 +186,9 @@ function refuseMethod(allow: string, what = 'MCP endpoint') {
  */
 function sendGatewayError(request: FastifyRequest, reply: FastifyReply, error: unknown): FastifyReply {
   const format = request.routeOptions.config.errorFormat ?? 'oauth-json';
-  const protocolError = toProtocolError(error) ?? backendStreamFailure(request.routeOptions.config.gatewayRoute, error);
+  // A backend's answer failing as it streams, before any byte of it went out, is the backend's failure (a 502).
+  const route = request.routeOptions.config.gatewayRoute;
+  const protocolError = toProtocolError(error) ?? (route === undefined ? undefined : backendStreamFailure({ path: route }, error));
   if (reply.raw.destroyed && !reply.raw.writableFinished) {
     // The client went away first, and the backend call failed because it was cancelled with it: a normal end
     // (audited `client_closed`), not a backend failure worth a warning.
@@ -213,21 +214,6 @@ function sendGatewayError(request: FastifyRequest, reply: FastifyReply, error: u
   }
   const id = requestJsonRpcId(request) ?? null;
   return sendProtocolError(reply, rendered, { format, id, batchIds: requestJsonRpcBatchIds(request) });
-}
-
-/** Socket errors a backend connection fails with, raw (a stage that is not undici's passing them on). */
-const BACKEND_SOCKET_ERRORS = new Set(['ECONNRESET', 'EPIPE', 'ECONNABORTED', 'ETIMEDOUT', 'ECONNREFUSED']);
-
-/**
- * The backend's answer failing as it streams (undici's `SocketError: other side closed`, a reset) before any byte of
- * it went out: the backend failed, a 502 like any other backend failure, not the gateway's own 500 with an
- * "unexpected" line in its log. After the first byte the response is cut instead (below).
- */
-function backendStreamFailure(route: string | undefined, error: unknown): ProtocolError | undefined {
-  if (route === undefined) return undefined;
-  const code = (error as { code?: unknown } | null)?.code;
-  if (!(error instanceof undiciErrors.UndiciError) && !(typeof code === 'string' && BACKEND_SOCKET_ERRORS.has(code))) return undefined;
-  return backendFailure({ path: route }, error);
 }
 
 /**

@@ -29,10 +29,10 @@ import { toolListReviewer } from './enforce-tool-pinning.ts';
  * @see MCP 2024-11-05 basic/transports §HTTP with SSE
  */
 export const LEGACY_SSE_SUFFIX = '/sse';
-/** The bytes of an `endpoint` event's name: a chunk holding them is read even once the stream is passed through. */
-const ENDPOINT_EVENT_NAME = Buffer.from('endpoint');
 export const LEGACY_MESSAGES_SUFFIX = '/messages';
 const SESSION_TTL_SECONDS = 24 * 3600;
+/** The bytes of an `endpoint` event's name: events holding them are read even once the stream is passed through. */
+const ENDPOINT_EVENT_NAME = Buffer.from('endpoint');
 
 /** The backend must answer the stream request with an SSE stream. */
 export function requireBackendStream(exchange: McpExchange): void {
@@ -87,11 +87,9 @@ function relayLegacyStream(exchange: McpExchange): Promise<void> {
 
   const review = toolListReviewer(runtime, state.route, draft);
   const endpoint = endpointRewriter(state.legacySseUrl, publicMessagesUrl, bind, runtime.ctx.config.routes);
-  // What this caller is denied, judged again when a configuration reload replaces the route's tool policies
-  // (src/app/reload-config.ts assigns a new `tools`): the stream outlives the policy it opened under, as a
-  // Streamable HTTP session does, whose tools/list answers are screened by the policy of their own request.
-  // Every reloadable field the screen reads (tool-policy.ts deniedTools, argument-policy.ts): a reload assigns each
-  // one anew, so a change is a new value here.
+  // What this caller is denied, judged again when a configuration reload replaces a field the screen reads (tools,
+  // scopes, requiredScopes, deniedToolResponse: src/app/reload-config.ts assigns each anew): the stream outlives the
+  // policy it opened under, as a Streamable HTTP session does, whose answers are screened by their request's policy.
   let screenedFor: readonly unknown[] = [];
   let screen: ((event: SseEvent) => SseEvent | null | Promise<SseEvent | null>) | undefined;
   const currentScreen = () => {
@@ -159,18 +157,10 @@ export const legacySseMessageSteps: readonly ExchangeStep[] = [
 
 /**
  * The backend's answer to a message POST is relayed (a `202 Accepted`, of any type: the SDKs send `text/plain`),
- * except what the client must not act on as the backend's: a redirect (the client would follow it wherever the
- * backend points), and a 401 or 403 to the gateway's identity, which reached the client without the gateway's
- * challenge and read as its own token refused — a 502, or the gateway's step-up challenge (refuseBackendRefusal).
+ * except a redirect or a refusal of the gateway's identity (exchange.ts refuseRedirectOrRefusal).
  */
 export function refuseBackendRedirectOrRefusal(exchange: McpExchange): void | Promise<void> {
-  const response = backendResponse(exchange);
-  const status = response.statusCode;
-  if (status === 401 || status === 403) return shared.refuseBackendRefusal(exchange, response);
-  if (status >= 300 && status < 400) {
-    discardBody(response.body);
-    throw new ProtocolError('bad_gateway', `The backend of ${exchange.state.route.path} answered a message with a redirect.`, { detail: `backend status ${status}` });
-  }
+  return shared.refuseRedirectOrRefusal(exchange, backendResponse(exchange));
 }
 
 /** Checked again on use: the binding comes from the shared store, which another replica or version may have written. */

@@ -36,8 +36,7 @@ export interface SseEventTransformOptions {
   /** Called with the size of everything emitted (audit byte counts), so no extra counting stage is needed. */
   onBytes?: (bytes: number) => void;
   /**
-   * Asked after each chunk that ended at an event boundary: while it says true, what follows is passed on byte for
-   * byte, unparsed (the legacy stream once its `endpoint` event is rewritten and nothing is to be filtered: every
+   * Asked after a chunk read to an event's end: while it says true, what follows is passed on byte for byte, unparsed (the legacy stream once its `endpoint` event is rewritten and nothing is to be filtered: every
    * later message's answer travels on it, and parsing it only to write it out again costs each one a decode, a parse
    * and a re-encode), relayed as the backend sent it, unknown fields included. Asked again before each run of whole
    * events passed on, so a stream goes back to being read when it says false (a reload gave the route a policy).
@@ -81,7 +80,7 @@ export function sseEventTransform(
     heldLength += bytes.length;
     heldHasLineEnd ||= bytes.includes(LF) || bytes.includes(CR);
   };
-  const release = () => {
+  const releaseHeld = () => {
     heldLength = 0;
     heldHasLineEnd = false;
     // A buffer grown for a large event is not kept for the small ones after it.
@@ -166,7 +165,7 @@ export function sseEventTransform(
       }
       const head = end === chunk.length ? chunk : chunk.subarray(0, end);
       const whole = heldLength === 0 ? head : Buffer.concat([held.subarray(0, heldLength), head]);
-      release();
+      releaseHeld();
       // Copied: a view would keep the whole write alive for as long as its tail waits.
       if (end < chunk.length) hold(chunk.subarray(end));
       passedCr = whole[whole.length - 1] === CR;
@@ -176,13 +175,13 @@ export function sseEventTransform(
       }
       passingThrough = false;
       const data = heldLength === 0 ? whole : Buffer.concat([whole, held.subarray(0, heldLength)]);
-      release();
+      releaseHeld();
       parse(this, data, callback);
     },
     flush(callback) {
       // An event not closed by a blank line when the stream ends is discarded, as a browser discards it; a line the
       // parser holds for want of the LF that may follow its CR is ended.
-      release();
+      releaseHeld();
       feed(this, decoder.decode() + (endsInCr ? '\n' : ''), callback);
     },
   });

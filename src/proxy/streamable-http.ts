@@ -95,9 +95,7 @@ async function updateSessionBinding(exchange: McpExchange, response: BackendResp
 export function refuseNonMcpAnswer(exchange: McpExchange): void | Promise<void> {
   const response = backendResponse(exchange);
   const status = response.statusCode;
-  // Only a refusal may need the store (a step-up challenge); an answer that passes returns no promise.
-  if (status === 401 || status === 403) return shared.refuseBackendRefusal(exchange, response);
-  if (status >= 300 && status < 400) throw notMcp(exchange, response, status === 304 ? '304 Not Modified, which answers no MCP request' : 'a redirect');
+  if ((status >= 300 && status < 400) || status === 401 || status === 403) return shared.refuseRedirectOrRefusal(exchange, response);
   if (status < 200 || status >= 300) return;
   const method = exchange.request.method;
   if (method === 'POST' && status !== 202 && status !== 204 && !MCP_RESPONSE_TYPES.has(mediaType(response.headers))) {
@@ -148,10 +146,7 @@ async function relayToClient(exchange: McpExchange): Promise<void> {
   await relayResponse(reply, response, draft, state.route, body, { oneMessageUnlessSse: exchange.post !== undefined });
 }
 
-/**
- * Screens a `tools/list` answer when the caller is denied some tools or the route pins tool definitions; otherwise
- * the body streams untouched.
- */
+/** Screens a `tools/list` answer (relayToClient calls it only when the caller is denied tools or the route pins them). */
 async function toolsListBody(
   state: RouteState,
   response: Awaited<ReturnType<RouteState['backend']['send']>>,
@@ -159,7 +154,7 @@ async function toolsListBody(
   review: ReviewTools | undefined,
 ): Promise<Readable> {
   // Any 2xx: a client reads a tools/list result from a 201 as from a 200.
-  if ((deniesNone(denied) && review === undefined) || response.statusCode < 200 || response.statusCode >= 300) return response.body;
+  if (response.statusCode < 200 || response.statusCode >= 300) return response.body;
   const type = mediaType(response.headers);
   if ((type === 'text/event-stream' || type === 'application/json') && isContentCoded(response.headers)) {
     discardBody(response.body);

@@ -44,6 +44,8 @@ export interface McpExchange extends StepContext {
   backendHeaders?: Record<string, string>;
   /** Plain HTTP route: the client's body as it streams on, held to the body cap and deadline. */
   upload?: Readable;
+  /** Plain HTTP route: a form body, read whole to be screened for a token before it is forwarded (http-route.ts). */
+  heldBody?: Buffer;
   /**
    * Plain HTTP route: after the backend request failed mid-upload, reads the rest of the body through the cap and
    * says whether the body was over it (then the client gets that 413, not a 502; see http-route.ts).
@@ -315,7 +317,7 @@ export function forwardToBackend(options: { url: (exchange: McpExchange) => stri
         url,
         method: request.method as Dispatcher.HttpMethod,
         headers,
-        body: upload ?? post?.raw ?? null,
+        body: upload ?? exchange.heldBody ?? post?.raw ?? null,
         signal: abortOnClientClose(reply),
         // On an MCP route a GET opens a stream (listen or legacy event stream): a backend connection of its own.
         ownConnection: options.getOpensStream === true && request.method === 'GET',

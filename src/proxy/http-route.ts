@@ -1,6 +1,7 @@
 import { scrubUrl } from '../server/logger.ts';
 import type { Readable, Transform } from 'node:stream';
-import { checkDeclaredLength, limitRequestBody, type BodyLimits } from '../server/request-body.ts';
+import { checkDeclaredLength, limitRequestBody, readRequestBody, type BodyLimits } from '../server/request-body.ts';
+import { mediaTypeOf } from '../protocol/media-type.ts';
 import { ProtocolError } from '../errors/protocol-error.ts';
 import { backendUrlFor } from './backend-path.ts';
 import { backendResponse, exchangeHandler, runSteps, type ExchangeStep, type McpExchange } from './exchange.ts';
@@ -74,6 +75,53 @@ async function restOfUploadOverLimit(incoming: Readable, upload: Transform, limi
   }
 }
 
+/**
+ * RFC 6750 §2.2 lets a client send its access token as a form body's `access_token` instead of (or as well as) the
+ * `Authorization` header. Gatehouse takes tokens from the header only, and a body goes to the backend as it came: a
+ * form naming `access_token` would hand the backend the client's token, which it must never see (it gets the
+ * gateway's identity assertion instead; a token in the query is refused by the token check for the same reason).
+ * So a form body is read whole before it is forwarded, through the same cap and deadline, and one that names
+ * `access_token` is refused (400 `invalid_request`, RFC 6750 §3.1: a token sent by more than one method). Other
+ * bodies still stream; forms to REST APIs are small.
+ */
+export async function refuseTokenInFormBody(exchange: McpExchange): Promise<void> {
+  const { upload, request } = exchange;
+  if (upload === undefined || mediaTypeOf(request.headers['content-type']) !== 'application/x-www-form-urlencoded') return;
+  let body: Buffer;
+  try {
+    // The upload holds the body to the cap and the deadline (capRequestBody) and fails first; its refusal is the answer.
+    body = await readRequestBody(upload, bodyLimits(exchange));
+  } catch (error) {
+    throw upload.errored instanceof ProtocolError ? upload.errored : error;
+  }
+  if (formNamesAccessToken(body)) {
+    throw new ProtocolError('invalid_request', 'Access tokens are accepted only in the Authorization header: this form body names `access_token`, which would reach the backend.');
+  }
+  exchange.upload = undefined;
+  exchange.uploadOverLimit = undefined;
+  exchange.heldBody = body;
+}
+
+/** Whether a form body has a field named `access_token`, its name decoded as a form parser would (`+`, `%XX`). */
+export function formNamesAccessToken(body: Buffer): boolean {
+  const text = body.toString('latin1');
+  // The name cannot be there without these letters, encoded or not (`%74` for `t` aside, which the decode finds):
+  // almost every form is passed on after one search.
+  if (!/access|%/i.test(text)) return false;
+  for (const field of text.split('&')) {
+    const end = field.indexOf('=');
+    const raw = (end === -1 ? field : field.slice(0, end)).replaceAll('+', ' ');
+    let name = raw;
+    try {
+      name = decodeURIComponent(raw);
+    } catch {
+      // A malformed escape leaves the name as sent, as form parsers do.
+    }
+    if (name === 'access_token') return true;
+  }
+  return false;
+}
+
 function confinedBackendUrl(exchange: McpExchange): string {
   if (exchange.backendUrl === undefined) throw new Error(`step order: ${exchange.request.url} has no backend URL yet`);
   return exchange.backendUrl;
@@ -99,6 +147,7 @@ export const httpRouteSteps: readonly ExchangeStep[] = [
   checkContentLength,
   shared.forwardIdentity,
   capRequestBody,
+  refuseTokenInFormBody,
   shared.forwardToBackend({ url: confinedBackendUrl }),
   refuseBackendUnauthorized,
   shared.concealBackendFailure,

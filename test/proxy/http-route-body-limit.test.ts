@@ -14,6 +14,8 @@ let gateway: TestGateway;
 let backend: Server;
 /** Bytes each backend request delivered, whether it completed or was aborted. */
 const received: number[] = [];
+/** What each completed backend request's body said. */
+const bodies: string[] = [];
 let earlyAnswered = Promise.withResolvers<void>();
 
 before(async () => {
@@ -26,9 +28,16 @@ before(async () => {
       return;
     }
     const index = received.push(0) - 1;
-    req.on('data', (chunk: Buffer) => (received[index]! += chunk.length));
+    const chunks: Buffer[] = [];
+    req.on('data', (chunk: Buffer) => {
+      received[index]! += chunk.length;
+      chunks.push(chunk);
+    });
     req.on('error', () => {});
-    req.on('end', () => res.writeHead(200, { 'content-type': 'text/plain' }).end(`got ${received[index]}`));
+    req.on('end', () => {
+      bodies.push(Buffer.concat(chunks).toString());
+      res.writeHead(200, { 'content-type': 'text/plain' }).end(`got ${received[index]}`);
+    });
   });
   await new Promise<void>((resolve) => backend.listen(0, '127.0.0.1', resolve));
   const origin = `http://127.0.0.1:${(backend.address() as AddressInfo).port}`;
@@ -179,5 +188,54 @@ describe('plain HTTP route body limit', () => {
       '/slow/upload',
     );
     assert.equal(answer.status, 408);
+  });
+
+  describe('a form body', () => {
+    const form = { 'content-type': 'application/x-www-form-urlencoded; charset=utf-8' };
+
+    // RFC 6750 §2.2's form-encoded token: passed on, the body would hand the backend the client's own token.
+    for (const [name, body] of [
+      ['access_token', (token: string) => `note=hi&access_token=${token}`],
+      ['the name percent-encoded', (token: string) => `acc%65ss_token=${token}&note=hi`],
+      ['sent in two chunks', (token: string) => `access_tok|en=${token}`],
+    ] as const) {
+      it(`naming access_token (${name}) is refused (400) and never reaches the backend`, async () => {
+        const token = await bearer();
+        const before = received.length;
+        const [head, tail = ''] = body(token).split('|');
+        const answer = await post({ authorization: `Bearer ${token}`, ...form }, (req) => {
+          req.write(head!);
+          setTimeout(() => req.end(tail), 20);
+        });
+        assert.equal(answer.status, 400);
+        assert.equal((JSON.parse(answer.body) as { error: string }).error, 'invalid_request');
+        assert.equal(answer.body.includes(token), false, 'the refusal does not echo the token');
+        assert.equal(received.length, before, 'the backend was never called');
+        assert.equal(gateway.logs.text().includes(token), false);
+      });
+    }
+
+    it('without a token field is forwarded whole, with its length, and one over the limit is still refused', async () => {
+      const before = bodies.length;
+      const text = 'note=access+granted&token_hint=x&%zz=1';
+      const answer = await post({ authorization: `Bearer ${await bearer()}`, ...form }, (req) => {
+        req.write(text.slice(0, 10));
+        req.end(text.slice(10));
+      });
+      assert.equal(answer.status, 200);
+      assert.equal(answer.body, `got ${text.length}`);
+      assert.deepEqual(bodies.slice(before), [text]);
+      const over = await post({ authorization: `Bearer ${await bearer()}`, ...form }, (req) => {
+        req.write(`a=${'x'.repeat(LIMIT)}`);
+        req.end();
+      });
+      assert.equal(over.status, 413);
+      const slow = await post(
+        { authorization: `Bearer ${await mintAccessToken(keyring, gateway.url, { aud: `${gateway.url}/slow` })}`, ...form },
+        (req) => req.write('a=1'),
+        '/slow/upload',
+      );
+      assert.equal(slow.status, 408);
+    });
   });
 });

@@ -104,7 +104,7 @@ export const routeSchema = z
       .string()
       .regex(/^\/[A-Za-z0-9._~\-/]*$/, 'must be an absolute path such as /mcp or /mcp/graph')
       .describe('Path on the gateway that clients use, e.g. `/mcp`. Its public URL is the OAuth resource identifier.'),
-    type: z.enum(['mcp', 'http']).default('mcp').describe('`mcp` for an MCP server, `http` for a plain REST API.'),
+    type: z.enum(['mcp', 'http']).default('mcp').describe('`mcp` for an MCP server, `http` for a plain REST API: bodies stream both ways (a form body naming `access_token` is refused), and a `Location` or `Content-Location` under the backend URL is given back under the route.'),
     backend: httpUrl.describe('URL of the backend this route forwards to.'),
     transports: z
       .array(z.enum(['streamable-http', 'sse']))

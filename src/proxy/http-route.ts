@@ -140,6 +140,38 @@ export function refuseBackendUnauthorized(exchange: McpExchange): void | Promise
   if (response.statusCode === 401) return shared.refuseBackendRefusal(exchange, response);
 }
 
+/**
+ * A backend names its own resources by its own URLs: `Location: http://api:3001/v1/users/7` after a create, or a
+ * redirect to `/v1/login`. Passed on as they are, the client would be sent to an address it cannot reach (or
+ * reach around the gateway), and the path-absolute form would resolve against the gateway to a path no route
+ * serves. A `Location` or `Content-Location` under the backend's base URL is given back as the same resource under
+ * the route (`https://gateway/api/users/7`), as a reverse proxy's default redirect rewriting does; one elsewhere (an
+ * identity provider's sign-in, another site) is the backend's to choose and goes as it is.
+ */
+export function routeLocations(exchange: McpExchange): void {
+  const headers = backendResponse(exchange).headers;
+  for (const name of ['location', 'content-location'] as const) {
+    const value = headers[name];
+    if (typeof value === 'string') headers[name] = routeLocation(value, confinedBackendUrl(exchange), exchange.state);
+  }
+}
+
+function routeLocation(value: string, requested: string, state: Pick<RouteState, 'backendBase' | 'resource'>): string {
+  let url: URL;
+  try {
+    url = new URL(value, requested);
+  } catch {
+    return value;
+  }
+  const { origin, basePath } = state.backendBase;
+  if (url.origin !== origin) return value;
+  const path = url.pathname;
+  if (path !== basePath && !path.startsWith(`${basePath}/`)) return value;
+  // A route at `/` has the resource `https://gateway/`, whose slash the rest of the path brings.
+  const routeUrl = state.resource.endsWith('/') ? state.resource.slice(0, -1) : state.resource;
+  return routeUrl + path.slice(basePath.length) + url.search + url.hash;
+}
+
 /** In order; the README table of src/proxy is checked against these names. */
 export const httpRouteSteps: readonly ExchangeStep[] = [
   confineBackendPath,
@@ -161,6 +193,7 @@ export function httpRouteHandler(runtime: GatewayRuntime, state: RouteState) {
     const query = url.indexOf('?');
     exchange.draft.method = `${exchange.request.method} ${scrubUrl(query === -1 ? url : url.slice(0, query))}`;
     await runSteps(httpRouteSteps, exchange);
+    routeLocations(exchange);
     await relayResponse(exchange.reply, backendResponse(exchange), exchange.draft, state.route, undefined, { keepLength: true });
   });
 }

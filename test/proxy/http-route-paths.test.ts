@@ -14,16 +14,26 @@ import { createTestKeyring, mintAccessToken, startTestGateway, type TestGateway 
 const keyring = createTestKeyring();
 let gateway: TestGateway;
 let backend: Server;
+let backendOrigin = '';
 /** The raw request target of every request the backend received. */
 const received: string[] = [];
 
 before(async () => {
   backend = createServer((req, res) => {
     received.push(req.url ?? '');
+    const asked = new URL(req.url ?? '/', 'http://backend');
+    if (asked.pathname === '/base/redirect') {
+      // Answers with the Location (and, on a 201, the Content-Location) the test asks for.
+      const to = asked.searchParams.get('to')!.replace('{origin}', backendOrigin);
+      const created = asked.searchParams.has('created');
+      res.writeHead(created ? 201 : 302, created ? { location: to, 'content-location': to } : { location: to }).end();
+      return;
+    }
     res.writeHead(200, { 'content-type': 'text/plain' }).end(req.url);
   });
   await new Promise<void>((resolve) => backend.listen(0, '127.0.0.1', resolve));
   const origin = `http://127.0.0.1:${(backend.address() as AddressInfo).port}`;
+  backendOrigin = origin;
   gateway = await startTestGateway({
     keyring,
     config: {
@@ -171,5 +181,36 @@ describe('plain HTTP route: methods', () => {
       assert.equal(answer.allow, 'GET, HEAD, POST, PUT, PATCH, DELETE');
     }
     assert.equal(received.length, before);
+  });
+});
+
+describe("plain HTTP route: the backend's own URLs in Location", () => {
+  const redirected = async (to: string, created = false) => {
+    const response = await fetch(`${gateway.url}/api/redirect?to=${encodeURIComponent(to)}${created ? '&created' : ''}`, {
+      headers: { authorization: `Bearer ${await bearer()}` },
+      redirect: 'manual',
+    });
+    await response.arrayBuffer();
+    return { status: response.status, location: response.headers.get('location'), contentLocation: response.headers.get('content-location') };
+  };
+
+  it('gives a URL under the backend base back under the route, however the backend wrote it', async () => {
+    const api = `${gateway.url}/api`;
+    for (const [to, expected] of [
+      ['{origin}/base/users/7?fields=name#top', `${api}/users/7?fields=name#top`],
+      ['/base/login', `${api}/login`],
+      ['users/8', `${api}/users/8`],
+      ['{origin}/base', api],
+    ]) {
+      assert.deepEqual(await redirected(to!), { status: 302, location: expected, contentLocation: null }, to);
+    }
+    assert.deepEqual(await redirected('{origin}/base/users/9', true), { status: 201, location: `${api}/users/9`, contentLocation: `${api}/users/9` });
+  });
+
+  it('leaves a URL elsewhere as the backend chose it (another site; its origin outside the base path)', async () => {
+    for (const to of ['https://login.example/authorize?x=1', '{origin}/admin', '{origin}/basement', '../elsewhere']) {
+      const expected = to.replace('{origin}', backendOrigin);
+      assert.equal((await redirected(to)).location, expected, to);
+    }
   });
 });

@@ -2,7 +2,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { createBrowserCookies } from '../authorization/browser-cookies.ts';
 import { describeScopes, protectedResources } from '../authorization/protected-resources.ts';
-import { cookieLifetimeSeconds, forget, liveDecisions, parseDecisions, type DecisionKind } from '../authorization/remembered-decisions.ts';
+import { cookieLifetimeSeconds, forget, isWithdrawn, liveDecisions, parseDecisions, type DecisionKind } from '../authorization/remembered-decisions.ts';
 import { ProtocolError } from '../errors/protocol-error.ts';
 import { describeClient } from './clients.ts';
 import { isConsoleAdmin } from './console-session.ts';
@@ -47,14 +47,18 @@ export function registerAccountRoutes(app: FastifyInstance, state: ConsoleState)
         return { grant, hosts: client.hosts, access, ...(client.name === undefined ? {} : { name: client.name }) };
       }),
     );
-    const decisions: RememberedRow[] = await Promise.all(
+    // An approval this user withdrew since (a grant revoked here or by an operator) no longer answers for them
+    // (remembered-decisions.ts): listed as in force, the page said the opposite of what the next consent does.
+    const rows = await Promise.all(
       (['approvals', 'denials'] as const).flatMap((kind) =>
-        remembered(request, kind).map(async (decision) => {
+        remembered(request, kind).map(async (decision): Promise<RememberedRow | undefined> => {
+          if (kind === 'approvals' && (await isWithdrawn(ctx.store, session.subject, decision.clientId, decision.decidedAt ?? 0))) return undefined;
           const client = await describeClient(admin, decision.clientId);
           return { kind, decision, ...(client.name === undefined ? {} : { name: client.name }) };
         }),
       ),
     );
+    const decisions = rows.filter((row) => row !== undefined);
     const notice = noticeFrom(request);
     const view = {
       title: 'Connected apps',
@@ -69,9 +73,10 @@ export function registerAccountRoutes(app: FastifyInstance, state: ConsoleState)
   app.post('/account/grants/:grantId/revoke', formPostRoute, async (request, reply) => {
     const session = await sessionForPost(state, request, { admin: false });
     const { grantId } = grantParams.parse(request.params);
-    await revokeGrantForPage(admin, grantId, { subject: session.subject, notFound: 'You have no such connected app.' });
-    state.metrics.grantRevoked('user');
-    request.log.info({ grantId }, 'grant revoked by its user');
+    if (await revokeGrantForPage(admin, grantId, { subject: session.subject, notFound: 'You have no such connected app.' })) {
+      state.metrics.grantRevoked('user');
+      request.log.info({ grantId }, 'grant revoked by its user');
+    }
     return reply.redirect('/account?done=grant-revoked', 303);
   });
 

@@ -62,9 +62,10 @@ export function registerAdminRoutes(app: FastifyInstance, state: ConsoleState): 
   app.post('/admin/grants/:grantId/revoke', formPostRoute, async (request, reply) => {
     await sessionForPost(state, request, { admin: true });
     const { grantId } = grantParams.parse(request.params);
-    await revokeGrantForPage(admin, grantId, { notFound: 'There is no such grant; it may have been revoked already.' });
-    state.metrics.grantRevoked('admin');
-    request.log.info({ grantId }, 'grant revoked from the admin console');
+    if (await revokeGrantForPage(admin, grantId, { notFound: 'There is no such grant; it may have been revoked already.' })) {
+      state.metrics.grantRevoked('admin');
+      request.log.info({ grantId }, 'grant revoked from the admin console');
+    }
     return reply.redirect('/admin/grants?done=grant-revoked', 303);
   });
 

@@ -119,6 +119,7 @@ export async function findClient(deps: AdminDeps, clientId: string): Promise<Cli
 
 export interface ClientRevocation {
   client: ClientSummary;
+  /** The grants this revocation ended (not those that something else ended while it ran). */
   revokedGrants: string[];
   /** True when a DCR registration was deleted; configured and CIMD clients keep theirs (see the note above). */
   registrationDeleted: boolean;
@@ -138,8 +139,8 @@ export async function revokeClient(deps: AdminDeps, clientId: string): Promise<C
       // A configured or CIMD client keeps its registration: without this, a browser's remembered approval let it
       // re-authorize at once, undoing the operator's decision without a page (remembered-decisions.ts).
       await withdrawConsent(deps.store, grant.subject, clientId, deps.clock.now(), deps.config.authorization.consentRememberDays);
-      await endGrant(deps, grant.grantId, 'client_revoked');
-      revokedGrants.push(grant.grantId);
+      // One ended meanwhile by someone else (its user, a second revocation of the client) is theirs to count.
+      if (await endGrant(deps, grant.grantId, 'client_revoked')) revokedGrants.push(grant.grantId);
       subjects.add(grant.subject);
     }
   };

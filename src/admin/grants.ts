@@ -138,16 +138,18 @@ export async function revokeGrantById(
   deps: AdminDeps,
   grantId: string,
   options: { subject?: string; reason?: Extract<GrantEndReason, 'admin' | 'account'> } = {},
-): Promise<GrantSummary> {
+): Promise<GrantSummary & { ended: boolean }> {
   const grant = await findGrant(deps, grantId, options);
   if (grant === undefined) throw new AdminNotFoundError(`no grant ${JSON.stringify(grantId)}`);
   // A person decided: the approvals browsers remember for this user and client stop answering for them, or the
   // client would re-authorize at once without anyone seeing a page (remembered-decisions.ts). Before the end, so a
   // store failure leaves the grant there for the retry, which could not find an ended one.
   await withdrawConsent(deps.store, grant.subject, grant.clientId, deps.clock.now(), deps.config.authorization.consentRememberDays);
-  await endGrant(deps, grantId, options.reason ?? (options.subject === undefined ? 'admin' : 'account'));
+  // Two revocations of one grant at once (a double-clicked button, two operators) both found it: the store's delete
+  // says which one ended it, the one that is logged and counted.
+  const ended = await endGrant(deps, grantId, options.reason ?? (options.subject === undefined ? 'admin' : 'account'));
   await forgetSessionIfLastGrant(deps, grant.subject);
-  return grant;
+  return { ...grant, ended };
 }
 
 /**
@@ -168,15 +170,19 @@ export async function forgetSessionsWithoutGrant(deps: AdminDeps, subjects: Iter
 }
 
 /** Ends a grant known to exist, through the one grant-ending function (the app's, when it passed one). */
-export function endGrant(deps: AdminDeps, grantId: string, reason: GrantEndReason): Promise<void> {
+export function endGrant(deps: AdminDeps, grantId: string, reason: GrantEndReason): Promise<boolean> {
   const end = deps.endGrant ?? createEndGrant({ store: deps.store, clock: deps.clock, accessTokenTtlSeconds: deps.config.authorization.accessTokenTtlSeconds });
   return end(grantId, reason);
 }
 
-/** Ends a grant from a console page: a missing grant (or, with `subject`, another user's) is a 404 in `notFound`'s words. */
-export async function revokeGrantForPage(deps: AdminDeps, grantId: string, options: { subject?: string; notFound: string }): Promise<void> {
+/**
+ * Ends a grant from a console page: a missing grant (or, with `subject`, another user's) is a 404 in `notFound`'s
+ * words. Resolves to whether this request ended it (false: a concurrent one did, and is the one counted); either way
+ * the page says the grant is revoked, which it is.
+ */
+export async function revokeGrantForPage(deps: AdminDeps, grantId: string, options: { subject?: string; notFound: string }): Promise<boolean> {
   try {
-    await revokeGrantById(deps, grantId, options.subject === undefined ? {} : { subject: options.subject });
+    return (await revokeGrantById(deps, grantId, options.subject === undefined ? {} : { subject: options.subject })).ended;
   } catch (error) {
     if (error instanceof AdminNotFoundError) throw new ProtocolError('not_found', options.notFound);
     throw error;

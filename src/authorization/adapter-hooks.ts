@@ -113,8 +113,8 @@ export function withAuthorizationHooks(base: AdapterFactory | AdapterConstructor
       revokeByGrantId: (grantId) => inner.revokeByGrantId(grantId),
     };
 
-    if (name === 'AccessToken') adapter.revokeByGrantId = (grantId) => endGrant(grantId, providerGrantEndReason());
-    if (name === 'Grant') adapter.destroy = (id) => endGrant(id, providerGrantEndReason());
+    if (name === 'AccessToken') adapter.revokeByGrantId = async (grantId) => void (await endGrant(grantId, providerGrantEndReason()));
+    if (name === 'Grant') adapter.destroy = async (id) => void (await endGrant(id, providerGrantEndReason()));
 
     if (name === 'RefreshToken' && refreshReuseGraceSeconds > 0) {
       Object.assign(adapter, toleratedRefreshRetries(inner, { store, clock, graceSeconds: refreshReuseGraceSeconds }));

@@ -32,6 +32,11 @@ export function decideClientIdUrl(clientId: string, config: ClientMetadataDocume
   if (!config.enabled) return { allowed: false, verified: false, reason: 'URL client ids are disabled' };
   const url = URL.parse(clientId);
   if (url === null) return { allowed: false, verified: false, reason: 'not a URL' };
+  // One document, one client id, shown as it is: a spelling other than the URL's standard form
+  // (`HTTPS://App.example/c`, `https://app.example:443/c`, a raw right-to-left override in the path that reversed
+  // the rest of the consent page's "Client metadata" line) would be a second identity of the same client, or a
+  // disguised one. Clients publish their URL as written by a URL library, which is that form.
+  if (url.href !== clientId) return { allowed: false, verified: false, reason: `not written in its standard form (${url.href})` };
   const host = url.hostname;
   // One host, two client ids: `https://app.example.` would be a second identity of `https://app.example`, shown
   // under another name, which a deny entry for the host must not miss either (hostMatches reads it as the host).

@@ -148,7 +148,7 @@ async function recordedFinish(store: Store, codeId: string): Promise<string | un
  * Ends a grant from after the provider's error handling, where a throw became Koa's plain-text 500: the store
  * failing here is a 503 to retry (the retry meets the same replay and ends the grant then).
  */
-async function endGrantAnswering(ctx: KoaContextWithOIDC, end: () => Promise<void>): Promise<void> {
+async function endGrantAnswering(ctx: KoaContextWithOIDC, end: () => Promise<unknown>): Promise<void> {
   try {
     await end();
   } catch (error) {

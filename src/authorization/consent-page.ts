@@ -1,5 +1,5 @@
 import type { PageBranding } from '../web/branding.ts';
-import { displayText, escapeHtml, nameHtml, renderPage } from '../web/html.ts';
+import { displayText, escapeHtml, nameHtml, renderPage, visibleName, visibleUri } from '../web/html.ts';
 import { imitatedProduct } from './product-names.ts';
 import { isLoopbackRedirectHost, isPrivateUseRedirectUri } from './redirect-uri-policy.ts';
 
@@ -104,7 +104,8 @@ export function redirectTarget(redirectUri: string): string {
 }
 
 export function renderConsentPage(view: ConsentView): string {
-  const name = displayText(view.clientName ?? '').trim() || (view.isClientIdUrl ? new URL(view.clientId).host : 'An application');
+  const shown = visibleName(view.clientName);
+  const name = shown === undefined ? (view.isClientIdUrl ? new URL(view.clientId).host : 'An application') : displayText(shown).trim();
   const logo = safeLogo(view.logoUri);
   const redirectHost = redirectTarget(view.redirectUri);
   const warningItems = warnings(view, name);
@@ -126,7 +127,7 @@ ${trustNotice(view)}${warningBox(warningItems)}
 <div class="redirect">
 <span>After you approve, you will be sent back to</span>
 <strong class="redirect-host">${escapeHtml(redirectHost)}</strong>
-<span>${escapeHtml(URL.parse(view.redirectUri)?.href ?? displayText(view.redirectUri))}</span>
+<span>${escapeHtml(visibleUri(view.redirectUri))}</span>
 </div>
 <h2 class="hint">It will be able to:</h2>
 <ul class="scopes">

@@ -16,16 +16,19 @@ import { revokeGrant } from './revoked-grants.ts';
  * then the grant itself. Every step is idempotent, so ending an ended grant (or two paths racing to end the same
  * grant) is harmless; concurrent calls for one grant in this process share one run.
  *
+ * Resolves to whether this call removed the grant's record: of two people (or replicas) ending one grant at once,
+ * exactly one is told it ended it — the store's delete decides — so it is logged, counted and reported once.
+ *
  * @see RFC 7009 §2.2, RFC 6749 §4.1.2, RFC 9700 §4.14.2
  */
-export type EndGrant = (grantId: string, reason: GrantEndReason) => Promise<void>;
+export type EndGrant = (grantId: string, reason: GrantEndReason) => Promise<boolean>;
 
 export interface EndGrantOptions {
   store: Store;
   clock: Clock;
   /** Longest access-token lifetime, seconds: the revocation record must outlive every token of the grant. */
   accessTokenTtlSeconds: number;
-  /** Told once per ended grant (logs, metrics). Must not throw. */
+  /** Told once per ended grant, by the call that removed its record (logs). Must not throw. */
   onEnded?: (grantId: string, reason: GrantEndReason) => void;
 }
 
@@ -38,18 +41,20 @@ export function revocationTtlSeconds(accessTokenTtlSeconds: number): number {
 
 export function createEndGrant(options: EndGrantOptions): EndGrant {
   const { store, clock, accessTokenTtlSeconds, onEnded } = options;
-  const inFlight = new Map<string, Promise<void>>();
+  const inFlight = new Map<string, Promise<boolean>>();
 
-  async function run(grantId: string, reason: GrantEndReason): Promise<void> {
+  async function run(grantId: string, reason: GrantEndReason): Promise<boolean> {
     await revokeGrant(store, grantId, { ttlSeconds: revocationTtlSeconds(accessTokenTtlSeconds), clock, reason });
     for (const model of GRANT_BOUND_MODELS) await deleteRecords(store, oidcRecords[model], 'grantId', grantId);
-    await deleteRecord(store, oidcRecords.Grant, grantId);
-    onEnded?.(grantId, reason);
+    const removed = await deleteRecord(store, oidcRecords.Grant, grantId);
+    if (removed) onEnded?.(grantId, reason);
+    return removed;
   }
 
   return (grantId, reason) => {
     const running = inFlight.get(grantId);
-    if (running !== undefined) return running;
+    // A call that joins a run under way did not end the grant itself: the run's caller is told it did.
+    if (running !== undefined) return running.then(() => false);
     const ending = run(grantId, reason).finally(() => inFlight.delete(grantId));
     inFlight.set(grantId, ending);
     return ending;

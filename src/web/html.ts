@@ -53,6 +53,24 @@ export function visibleText(value: string): string {
   return value.replace(INVISIBLE_CHARACTERS, codePointEscape);
 }
 
+/**
+ * A name chosen by someone else, or undefined when it would show as nothing: one of only blanks and invisible
+ * characters (`"\u200b\u2060"`) left the consent page's heading reading " wants to access your account", as if the
+ * gateway itself asked. Callers show their fallback (the client's host or id, "An application") instead.
+ */
+export function visibleName(value: string | undefined): string | undefined {
+  return value === undefined || value.replace(INVISIBLE_CHARACTERS, '').trim() === '' ? undefined : value;
+}
+
+/**
+ * A URI someone else chose (a redirect URI), as text to show: in its parsed form, where what would not show itself
+ * (a right-to-left override in the query, which made `…/cb?x=\u202emoc.elgoog//:sptth` read as a google.com URL) is
+ * percent-encoded; one that does not parse is shown with each invisible character as its code point.
+ */
+export function visibleUri(value: string): string {
+  return URL.parse(value)?.href ?? visibleText(value);
+}
+
 /** Text chosen by someone else (a client's name), without the characters that could rearrange the page around it. */
 export function displayText(value: string): string {
   return value.replace(HIDDEN_FORMATTING, '');

@@ -11,7 +11,8 @@ import { cryptoRandom } from '../../src/runtime/random.ts';
 import { REVOKED_GRANT_NAMESPACE } from '../../src/grants/revoked-grants.ts';
 import type { UpstreamIdentity } from '../../src/upstream/types.ts';
 import { consolePost, signInTo, startConsoleHarness, type ConsoleBrowser as Browser } from './console-harness.ts';
-import { ALICE, BOB, CIMD_CLIENT, DCR_CLIENT, GRANTS } from './seed.ts';
+import { ALICE, BOB, CIMD_CLIENT, CONFIGURED_CLIENT, DCR_CLIENT, GRANTS, RESOURCE } from './seed.ts';
+import { withdrawConsent } from '../../src/authorization/remembered-decisions.ts';
 import { startedForSuite } from '../support/suite-server.ts';
 import { CLIENTS_PAGE_LIMIT } from '../../src/admin/pages/clients-page.ts';
 import { createOidcAdapter } from '../../src/store/oidc-adapter.ts';
@@ -217,6 +218,44 @@ describe('admin console and connected apps (in-process)', () => {
     assert.ok(!page.body.includes(GRANTS.bobDcr));
     const notice = await h.app.inject({ url: '/account?done=<b>hi</b>', headers: { cookie: bob.cookie } });
     assert.ok(!notice.body.includes('<b>hi</b>'));
+  });
+
+  it('answers two revocations of one grant at once as done, and counts and logs only the one that ended it', async () => {
+    const bob = await signIn(BOB);
+    const Adapter = createOidcAdapter(h.store, h.clock);
+    const now = Math.floor(h.clock.now() / 1000);
+    const revocations = async () => Number(/gatehouse_grant_revocations_total\{source="user"\} (\d+)/.exec((await h.app.inject({ url: '/metrics', remoteAddress: '127.0.0.1' })).body)?.[1] ?? 0);
+    for (let round = 0; round < 3; round++) {
+      const grantId = `grant-bob-twice-${randomUUID()}`;
+      await new Adapter('Grant').upsert(grantId, { jti: grantId, kind: 'Grant', accountId: BOB.subject, clientId: CONFIGURED_CLIENT, iat: now, exp: now + 86_400, openid: { scope: 'openid' }, resources: { [RESOURCE]: 'mcp:tools' } }, 86_400);
+      const counted = await revocations();
+      const answers = await Promise.all([0, 1].map(() => post(bob, `/account/grants/${grantId}/revoke`, { csrf: bob.csrf })));
+      // Both found it (the common case here) and both say it is revoked; one that came after the other's end is a 404.
+      assert.ok(answers.some((answer) => answer.statusCode === 303));
+      assert.ok(answers.every((answer) => answer.statusCode === 303 || answer.statusCode === 404), answers.map((answer) => answer.statusCode).join());
+      assert.equal(await h.store.get(GRANT_NAMESPACE, grantId), undefined);
+      assert.equal((await revocations()) - counted, 1);
+      assert.equal(h.logs.lines().filter((line) => line.msg === 'grant revoked by its user' && line.grantId === grantId).length, 1);
+    }
+  });
+
+  it("lists no approval on /account that this user withdrew since, and shows names and redirect URIs that cannot hide or reverse", async () => {
+    const bob = await signIn(BOB);
+    const until = h.clock.now() + 3600_000;
+    const Adapter = createOidcAdapter(h.store, h.clock);
+    await new Adapter('Client').upsert('invisible-name', { client_id: 'invisible-name', client_name: '\u200b\u2060 ', redirect_uris: ['http://127.0.0.1:5000/cb'], token_endpoint_auth_method: 'none' });
+    const approval = (clientId: string, decidedAt: number, redirectUri = 'http://127.0.0.1:5000/cb') => ({ clientId, redirectUri, resource: RESOURCE, scopes: ['mcp:tools'], expiresAt: until, decidedAt });
+    const approvals = [approval('withdrawn-app', h.clock.now() - 60_000), approval('invisible-name', h.clock.now() - 1000, 'http://127.0.0.1:5000/cb?x=\u202emoc.elgoog//:sptth')];
+    await withdrawConsent(h.store, BOB.subject, 'withdrawn-app', h.clock.now() - 30_000, 30);
+    const sealed = h.ctx.keyring.seal(JSON.stringify(approvals), 'cookie:gatehouse-approvals');
+    const page = await h.app.inject({ url: '/account', headers: { cookie: `${bob.cookie}; gatehouse-approvals=${sealed}` } });
+    assert.equal(page.statusCode, 200);
+    assert.ok(!page.body.includes('withdrawn-app'), 'a withdrawn approval no longer answers, so it is not listed as one');
+    assert.ok(page.body.includes('invisible-name'));
+    assert.doesNotMatch(page.body, /<strong><bdi>[\s\u200b\u2060]*<\/bdi><\/strong>/, 'no empty name in place of the id');
+    // The form sends the URI back as it is (a hidden value, to match the cookie's entry); nothing shown holds it raw.
+    assert.doesNotMatch(page.body.replaceAll(/ value="[^"]*"/g, ''), /[\u202e\u200b\u2060]/);
+    assert.ok(page.body.includes('cb?x=%E2%80%AEmoc.elgoog//:sptth'));
   });
 
   it('shows no notice for a `done` that names an Object.prototype member, on every page that reads it', async () => {

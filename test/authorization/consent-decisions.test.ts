@@ -48,6 +48,15 @@ describe('CIMD domain policy', () => {
     assert.equal(decideClientIdUrl('https://other.test/c.json', { ...config, allowDomains: ['app.test'] }).allowed, false);
     assert.equal(decideClientIdUrl('https://app.test/c.json', { ...config, enabled: false }).allowed, false);
   });
+
+  it('refuses a client id URL written otherwise than its standard form: a second identity of one document, or a disguised one', () => {
+    for (const spelling of ['HTTPS://app.test/c.json', 'https://APP.test/c.json', 'https://app.test:443/c.json', 'https://app.test', 'https://app.test/a/\u202enosj.c', 'https://app.test/c json', 'https://app.test/./c.json']) {
+      const decision = decideClientIdUrl(spelling, config);
+      assert.equal(decision.allowed, false, spelling);
+      assert.match(decision.reason ?? '', /standard form/, spelling);
+    }
+    assert.equal(decideClientIdUrl('https://app.test/a/%E2%80%AEnosj.c?x=1', config).allowed, true);
+  });
 });
 
 describe('cookie security', () => {

@@ -53,7 +53,7 @@ describe('a backend step-up', () => {
   after(async () => {
     await Promise.all(stores.map((s) => s.close()));
   });
-  const stepUp = () => createBackendStepUp({ store, clock, endGrant: async (grantId, reason) => void ended.push(`${grantId}:${reason}`) });
+  const stepUp = () => createBackendStepUp({ store, clock, endGrant: async (grantId, reason) => ended.push(`${grantId}:${reason}`) > 0 });
   const input = (wwwAuthenticate: string) => ({ subject: 'tenant/user', grantId: 'g1', challenge: target, wwwAuthenticate });
 
   it('with the claims challenge: remembered for the next sign-in, the grant ended, a 401 naming the gateway resource', async () => {

@@ -1,7 +1,7 @@
 import type { DecisionKind, RememberedDecision } from '../../authorization/remembered-decisions.ts';
 import type { ScopeDescription } from '../../authorization/protected-resources.ts';
 import type { GrantSummary } from '../grants.ts';
-import { nameHtml } from '../../web/html.ts';
+import { nameHtml, visibleName, visibleUri } from '../../web/html.ts';
 import { code, html, postButton, renderConsolePage, scopeCode, table, timeCell, type ConsoleView } from './layout.ts';
 
 export interface ConnectedApp {
@@ -38,11 +38,11 @@ export interface RememberedRow {
  */
 export function renderAccountPage(view: ConsoleView, apps: ConnectedApp[], remembered: RememberedRow[] = []): string {
   const rows = apps.map((app) => [
-    `${app.name === undefined ? '' : `<strong>${nameHtml(app.name)}</strong><br>`}${code(app.grant.clientId)}${app.hosts.length > 0 ? `<br><span class="muted">${app.hosts.map(html).join(', ')}</span>` : ''}`,
+    `${visibleName(app.name) === undefined ? '' : `<strong>${nameHtml(app.name!)}</strong><br>`}${code(app.grant.clientId)}${app.hosts.length > 0 ? `<br><span class="muted">${app.hosts.map(html).join(', ')}</span>` : ''}`,
     app.access.length === 0 ? app.grant.scopes.map(scopeCode).join(' ') : accessCell(app),
     timeCell(app.grant.createdAt),
     timeCell(app.grant.lastUsedAt),
-    postButton(`/account/grants/${encodeURIComponent(app.grant.grantId)}/revoke`, view.session, {}, 'Revoke access', { target: `of ${app.name ?? app.grant.clientId}` }),
+    postButton(`/account/grants/${encodeURIComponent(app.grant.grantId)}/revoke`, view.session, {}, 'Revoke access', { target: `of ${visibleName(app.name) ?? app.grant.clientId}` }),
   ]);
   return renderConsolePage(
     view,
@@ -65,12 +65,12 @@ function identitySection(view: ConsoleView): string {
 
 function rememberedSection(view: ConsoleView, remembered: RememberedRow[]): string {
   const rows = remembered.map(({ kind, decision, name }) => [
-    `${name === undefined ? '' : `<strong>${nameHtml(name)}</strong><br>`}${code(decision.clientId)}<br><span class="muted">${html(decision.redirectUri)}</span>`,
+    `${visibleName(name) === undefined ? '' : `<strong>${nameHtml(name!)}</strong><br>`}${code(decision.clientId)}<br><span class="muted">${html(visibleUri(decision.redirectUri))}</span>`,
     kind === 'approvals' ? `Approved ${decision.scopes.map(scopeCode).join(' ')}` : 'Denied',
     code(decision.resource),
     timeCell(decision.expiresAt),
     postButton('/account/decisions/forget', view.session, { kind, clientId: decision.clientId, redirectUri: decision.redirectUri, resource: decision.resource }, 'Forget', {
-      target: `the decision for ${name ?? decision.clientId}`,
+      target: `the decision for ${visibleName(name) ?? decision.clientId}`,
     }),
   ]);
   return `<h2>Remembered on this browser</h2>

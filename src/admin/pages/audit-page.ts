@@ -1,3 +1,4 @@
+import { exactHtml } from '../../web/html.ts';
 import { AUDIT_OUTCOMES, type AuditResult } from '../audit-query.ts';
 import type { AuditDirectory, AuditFilter, AuditWindow } from '../audit-filter.ts';
 import { code, exactCode, html, renderConsolePage, table, timeCell, type ConsoleView } from './layout.ts';
@@ -29,7 +30,7 @@ export function renderAuditPage(view: ConsoleView, result: AuditResult, filter: 
     personCell(record.user, directory.accounts),
     clientCell(record.client, directory.clientNames),
     code(record.route),
-    record.tool === undefined ? html(record.method ?? '–') : exactCode(record.tool),
+    record.tool === undefined ? (record.method === undefined ? '–' : exactHtml(record.method)) : exactCode(record.tool),
     `<span class="outcome ${record.outcome}">${html(record.outcome.replace('_', ' '))}</span>${record.reason === undefined ? '' : `<br><span class="muted">${html(record.reason)}</span>`}`,
     String(record.status),
     `${record.durationMs} ms`,

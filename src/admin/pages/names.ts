@@ -1,5 +1,5 @@
 import type { AccountRecord } from '../../records/account.ts';
-import { exactHtml, INVISIBLE_CHARACTERS, NAME_DISPLAY_LIMIT, shortened } from '../../web/html.ts';
+import { exactHtml, NAME_DISPLAY_LIMIT, shortened, visibleName } from '../../web/html.ts';
 import { code, html } from './layout.ts';
 
 /**
@@ -10,9 +10,9 @@ import { code, html } from './layout.ts';
 export function personCell(subject: string | undefined, accounts: ReadonlyMap<string, AccountRecord>): string {
   if (subject === undefined) return '<span class="muted">–</span>';
   const account = accounts.get(subject);
-  const label = shown(account?.name) ?? shown(account?.email);
+  const label = visibleName(account?.name) ?? visibleName(account?.email);
   if (label === undefined) return code(subject);
-  const email = label !== account?.email && shown(account?.email) !== undefined ? `<br><span class="muted">${consoleNameHtml(account!.email!)}</span>` : '';
+  const email = label !== account?.email && visibleName(account?.email) !== undefined ? `<br><span class="muted">${consoleNameHtml(account!.email!)}</span>` : '';
   return `<span class="named" title="${html(subject)}">${consoleNameHtml(label)}</span>${email}`;
 }
 
@@ -23,13 +23,8 @@ export function clientCell(clientId: string | undefined, names: ReadonlyMap<stri
 
 /** A name with its id on hover, or the id alone when there is no name (or one that shows as nothing). */
 export function namedId(name: string | undefined, id: string): string {
-  const label = shown(name);
+  const label = visibleName(name);
   return label === undefined ? code(id) : `<span class="named" title="${html(id)}">${consoleNameHtml(label)}</span>`;
-}
-
-/** A name that shows as something: one of only blanks and invisible characters is no name (the id is shown). */
-function shown(name: string | undefined): string | undefined {
-  return name === undefined || name.replace(INVISIBLE_CHARACTERS, '').trim() === '' ? undefined : name;
 }
 
 /**

@@ -3,7 +3,7 @@ import type { RequestSample } from '../../observability/metrics.ts';
 import type { BackendHealth } from '../backend-health.ts';
 import { OVERVIEW_WINDOWS, type AuditSummary, type OverviewWindow } from '../audit-summary.ts';
 import { renderTrafficChart } from './chart.ts';
-import { code, html, postButton, renderConsolePage, table, type ConsoleView } from './layout.ts';
+import { code, exactCode, html, postButton, renderConsolePage, table, type ConsoleView } from './layout.ts';
 import { personCell } from './names.ts';
 
 export interface OverviewData {
@@ -86,7 +86,7 @@ export function renderOverviewPage(view: ConsoleView, data: OverviewData): strin
     traffic.denials.map((denial) => [String(denial.status), html(denial.reason), String(denial.count)]),
     'No request was denied.',
   );
-  const topTools = table(['Tool', 'Calls'], traffic.topTools.map((tool) => [code(tool.name), String(tool.count)]), 'No tool calls.');
+  const topTools = table(['Tool', 'Calls'], traffic.topTools.map((tool) => [exactCode(tool.name), String(tool.count)]), 'No tool calls.');
   const topUsers = table(['User', 'Requests'], traffic.topUsers.map((user) => [personCell(user.subject, data.accounts), String(user.count)]), 'No requests.');
   const broker =
     data.broker.length === 0

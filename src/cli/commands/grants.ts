@@ -35,7 +35,7 @@ export function createGrantsCommands(dependencies: AdminCommandDependencies = de
       const target = await findGrant(deps, grantId);
       if (target === undefined) throw new AdminNotFoundError(`no grant ${JSON.stringify(grantId)}`);
       if (!(await confirm(`Revoke grant ${grantId} (user ${target.subject}, client ${target.clientId}) on every replica?`))) return cancelled(io);
-      const grant = await revokeGrantById(deps, grantId);
+      const { ended: _ended, ...grant } = await revokeGrantById(deps, grantId);
       if (json) io.stdout(toJsonOutput({ revoked: grant }));
       else io.stdout(`Revoked grant ${grant.grantId} (user ${grant.subject}, client ${grant.clientId}).\n`);
     },

@@ -18,7 +18,7 @@ import {
 import type { BrokerMetrics } from './broker-metrics.ts';
 import { singleFlight } from './single-flight.ts';
 import type { DownstreamToken, TokenBroker } from './types.ts';
-import { downstreamTokensUnavailable, reauthorizationError, stepUpOf, upstreamFailure } from './upstream-errors.ts';
+import { downstreamTokensUnavailable, reauthorizationError, rememberedFailureError, rememberFailure, stepUpOf, upstreamFailure } from './upstream-errors.ts';
 import { forgetEndedSession, rememberStepUp } from '../records/step-up.ts';
 import { createUpstreamSession, type UpstreamTokenVault } from './upstream-session.ts';
 import { withTimeout } from './with-timeout.ts';
@@ -102,10 +102,7 @@ export function createTokenBroker(options: TokenBrokerOptions): TokenBroker {
     const token = await readCachedToken({ store, keyring }, cacheKey);
     if (token && isFresh(token)) return token;
     const failure = await readCachedFailure(store, cacheKey);
-    if (failure) {
-      const headers: Record<string, string> = failure.retryAfterSeconds ? { 'Retry-After': String(failure.retryAfterSeconds) } : {};
-      throw new ProtocolError(failure.code, failure.description, { headers, ...(failure.reason === undefined ? {} : { cause: { reason: failure.reason } }) });
-    }
+    if (failure) throw rememberedFailureError(failure);
     return undefined;
   }
 
@@ -171,8 +168,7 @@ export function createTokenBroker(options: TokenBrokerOptions): TokenBroker {
     logger.warn({ downstream: entry.name, errorCode: failure.code, reason, upstreamError: safeCause(error) }, 'downstream token exchange failed');
     // Remembered briefly: the callers queued behind this one (on every replica) get the same answer instead of
     // each retrying a down IdP; a user who re-consents is back well after it expires.
-    const remembered = { code: failure.code, description: failure.message, retryAfterSeconds, ...(reason === undefined ? {} : { reason }) };
-    await writeCachedFailure(store, cacheKey, subject, remembered, failureCacheSeconds).catch(() => undefined);
+    await writeCachedFailure(store, cacheKey, subject, rememberFailure(failure), failureCacheSeconds).catch(() => undefined);
     // The user's next sign-in must go to the IdP with what it asked for (Entra's `claims` challenge), or it would
     // mint the same upstream token and this exchange would fail again.
     // An ended session is the user's upstream session: its refresh refused, or no tokens at all. An `invalid_grant`

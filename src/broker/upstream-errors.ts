@@ -1,5 +1,5 @@
 import { causeChain } from '../errors/cause-chain.ts';
-import { ProtocolError } from '../errors/protocol-error.ts';
+import { ProtocolError, type ErrorCode } from '../errors/protocol-error.ts';
 import { StoreUnavailableError } from '../store/store.ts';
 import type { StepUpReason } from '../records/step-up.ts';
 
@@ -181,5 +181,40 @@ export function downstreamTokensUnavailable(cause: unknown, retryAfterSeconds: n
   return new ProtocolError('temporarily_unavailable', 'Downstream tokens are unavailable right now; retry later.', {
     headers: { 'Retry-After': String(retryAfterSeconds) },
     cause,
+  });
+}
+
+/**
+ * A broker failure as its records keep it (src/records/broker.ts) for the callers waiting on the same exchange or
+ * refresh on every replica: what the first caller was told — code, words, status, `Retry-After`, the reason a new
+ * sign-in is needed. Rebuilt from the code and words alone, the identity provider's refusal (a 502) reached every
+ * caller after the first as the catalogue's 500 for `server_error`.
+ */
+export interface RememberedFailure {
+  code: ErrorCode;
+  description: string;
+  status?: number | undefined;
+  retryAfterSeconds?: number | undefined;
+  reason?: string | undefined;
+}
+
+export function rememberFailure(failure: ProtocolError): RememberedFailure {
+  const retryAfter = Number(failure.headers['Retry-After']);
+  const reason = isRecord(failure.cause) && typeof failure.cause.reason === 'string' ? failure.cause.reason : undefined;
+  return {
+    code: failure.code,
+    description: failure.message,
+    status: failure.status,
+    ...(Number.isInteger(retryAfter) && retryAfter > 0 ? { retryAfterSeconds: retryAfter } : {}),
+    ...(reason === undefined ? {} : { reason }),
+  };
+}
+
+/** The error a waiter throws for a failure another caller met: the same answer, and the same reason to end the grant. */
+export function rememberedFailureError(failure: RememberedFailure): ProtocolError {
+  return new ProtocolError(failure.code, failure.description, {
+    ...(failure.status === undefined ? {} : { status: failure.status }),
+    ...(failure.retryAfterSeconds === undefined ? {} : { headers: { 'Retry-After': String(failure.retryAfterSeconds) } }),
+    ...(failure.reason === undefined ? {} : { cause: { reason: failure.reason } }),
   });
 }

@@ -1,14 +1,13 @@
 import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Clock } from '../runtime/clock.ts';
-import { ProtocolError } from '../errors/protocol-error.ts';
 import { upstreamRefreshFailureRecord, upstreamRefreshLock } from '../records/broker.ts';
 import { deleteRecord, lockName, readRecord, writeRecord } from '../store/record-access.ts';
 import type { Store } from '../store/store.ts';
 import type { UpstreamClient, UpstreamTokens } from '../upstream/types.ts';
 import { countingUpstreamFailure, type BrokerMetrics } from './broker-metrics.ts';
 import { singleFlight } from './single-flight.ts';
-import { reauthorizationError, upstreamFailure } from './upstream-errors.ts';
+import { reauthorizationError, rememberedFailureError, rememberFailure, upstreamFailure } from './upstream-errors.ts';
 import { withTimeout } from './with-timeout.ts';
 import { isFreshToken } from './token-freshness.ts';
 
@@ -132,16 +131,8 @@ export function createUpstreamSession(options: UpstreamSessionOptions) {
     } catch (error) {
       const failure = upstreamFailure(error, retryAfterSeconds);
       metrics?.upstreamRefresh('failed');
-      // What the holder's caller was told, for the waiters on every replica: its reason and when to come back too.
-      const reason = (failure.cause as { reason?: unknown } | undefined)?.reason;
-      const retryAfter = Number(failure.headers['Retry-After']);
-      const record = {
-        code: failure.code,
-        description: failure.message,
-        ...(typeof reason === 'string' ? { reason } : {}),
-        ...(Number.isInteger(retryAfter) && retryAfter > 0 ? { retryAfterSeconds: retryAfter } : {}),
-      };
-      await writeRecord(store, upstreamRefreshFailureRecord, key, record, { ttlSeconds: retryAfterSeconds }).catch(() => undefined);
+      // What the holder's caller was told, for the waiters on every replica: its status, reason and when to come back too.
+      await writeRecord(store, upstreamRefreshFailureRecord, key, rememberFailure(failure), { ttlSeconds: retryAfterSeconds }).catch(() => undefined);
       throw failure;
     }
     // Providers that do not rotate omit the refresh token (and often the ID token) from the refresh response.
@@ -177,12 +168,7 @@ export function createUpstreamSession(options: UpstreamSessionOptions) {
           if (isFresh(current)) return current;
           // A hint for waiters: an invalid record reads as none, and the wait goes on to its own attempt.
           const failed = await readRecord(store, upstreamRefreshFailureRecord, key, { invalid: 'absent' });
-          if (failed) {
-            throw new ProtocolError(failed.code, failed.description, {
-              ...(failed.retryAfterSeconds === undefined ? {} : { headers: { 'Retry-After': String(failed.retryAfterSeconds) } }),
-              ...(failed.reason === undefined ? {} : { cause: { reason: failed.reason } }),
-            });
-          }
+          if (failed) throw rememberedFailureError(failed);
           return undefined;
         },
         work: async (holdLock) => refresh(subject, key, await load(subject), holdLock),

@@ -33,6 +33,8 @@ export const downstreamFailureRecord = defineRecord({
   schema: z.object({
     code: errorCode,
     description: z.string(),
+    /** The status the first caller was given (a 502 for the IdP's refusal); absent, the code's own. */
+    status: z.number().int().min(400).max(599).optional(),
     retryAfterSeconds: z.number().optional(),
     /** Why the user must sign in again (src/broker/upstream-errors.ts), so a waiter ends its grant like the first caller. */
     reason: z.string().max(64).optional(),
@@ -51,6 +53,8 @@ export const upstreamRefreshFailureRecord = defineRecord({
   schema: z.object({
     code: errorCode,
     description: z.string(),
+    /** The status the holder's caller was given; absent, the code's own. */
+    status: z.number().int().min(400).max(599).optional(),
     /** Why a new sign-in is needed (`refresh_token_invalid`, `interaction_required`, …): the waiters say the same. */
     reason: z.string().max(64).optional(),
     /** When to come back, for a waiter told the IdP is unavailable. */

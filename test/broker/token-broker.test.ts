@@ -481,9 +481,15 @@ describe('token broker', () => {
         clock.advance(10_000);
         await vault.save(subject, freshUpstream());
         const upstream = scriptedUpstream({ exchange: async () => { throw upstreamTokenError(thrown, 'on-behalf-of'); } });
-        const failure = await rejectsWith(broker(upstream).getDownstreamToken({ user: { subject }, downstream: 'graph' }), code);
+        const tokens = broker(upstream);
+        const failure = await rejectsWith(tokens.getDownstreamToken({ user: { subject }, downstream: 'graph' }), code);
         assert.equal(failure.status, status, thrown.message);
         if (status === 503) assert.ok(Number(failure.headers['Retry-After']) > 0, 'when to come back');
+        // The next caller (on any replica) reads the remembered failure: the same answer, not the catalogue's 500.
+        const remembered = await rejectsWith(tokens.getDownstreamToken({ user: { subject }, downstream: 'graph' }), code);
+        assert.equal(upstream.calls.exchange.length, 1);
+        assert.equal(remembered.status, status, `remembered: ${thrown.message}`);
+        assert.equal(remembered.headers['Retry-After'], failure.headers['Retry-After']);
       }
     });
 

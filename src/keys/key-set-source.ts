@@ -39,8 +39,13 @@ export class KeyUpdateInProgressError extends GatehouseError {
 
 export interface KeySetSource {
   readonly description: string;
-  /** The key set; from the store it is created on first use. */
-  load(): Promise<KeySetFile>;
+  /**
+   * The key set; from the store it is created on first use — from `held`, the set this process already holds, when
+   * it has one: a store that lost its record (restarted empty, flushed) gets the keys every replica is using back,
+   * not a new set that each replica would adopt at its next reload, up to a minute apart, refusing every token signed
+   * and opening nothing sealed since the restart.
+   */
+  load(held?: KeySetFile): Promise<KeySetFile>;
   /** The key set if there is one yet, creating nothing (for `keys list`). */
   peek(): Promise<KeySetFile | undefined>;
   /** Applies `change` to the latest key set and saves the result. */
@@ -71,11 +76,11 @@ export function storeKeySetSource(options: { store: Store; keysConfig: KeysConfi
     const value = await store.get<unknown>(KEYS_NAMESPACE, KEY_SET_RECORD);
     return value === undefined ? undefined : parseKeySet(value, description);
   };
-  const load = async (): Promise<KeySetFile> => {
+  const load = async (held?: KeySetFile): Promise<KeySetFile> => {
     const existing = await read();
     if (existing) return existing;
-    const fresh = generateKeySet({ signingAlgorithm: keysConfig.signingAlgorithm, now: clock.now(), random });
-    // Replicas starting together each generate a set; only the first write wins and everyone reads that one.
+    const fresh = held ?? generateKeySet({ signingAlgorithm: keysConfig.signingAlgorithm, now: clock.now(), random });
+    // Replicas starting together each generate a set (or put back theirs); only the first write wins and everyone reads that one.
     if (await createRecord(store, keySetRecord, KEY_SET_RECORD, fresh)) return fresh;
     const winner = await read();
     if (!winner) throw new KeySetError(`${description}: vanished while being created`);

@@ -89,7 +89,11 @@ export async function loadKeyring(options: LoadKeyringOptions): Promise<Reloadin
   const reload = (): Promise<void> => {
     inFlight ??= (async () => {
       try {
-        const next = await source.load();
+        // Read first: a store that lost the record (restarted empty, flushed) is given back the keys held here, and
+        // the operator is told, rather than a new set being made that signs out everyone who signed in since.
+        const stored = await source.peek();
+        if (stored === undefined) logger.warn({ source: source.description }, 'the key set is missing from the store (restarted empty or flushed?); putting back the keys this replica holds');
+        const next = stored ?? (await source.load(keySet));
         if (JSON.stringify(next) !== JSON.stringify(keySet)) {
           keyring = keyringFromKeySet(next);
           keySet = next;

@@ -83,6 +83,30 @@ describe('keyring from the store', () => {
     assert.throws(() => keyring.unseal(sealed, 'grant:bob'), SealError);
   });
 
+  it('puts back the keys it holds when the store lost the key set (restarted empty), and says so', async () => {
+    const { logger, output } = capturingLogger();
+    const [first, second] = await Promise.all([
+      loadKeyring({ store, keysConfig: storeKeys, clock, logger, reloadIntervalMs: 0 }),
+      loadKeyring({ store, keysConfig: storeKeys, clock, logger, reloadIntervalMs: 0 }),
+    ]);
+    keyrings.push(first, second);
+    const token = await signWith(first, 'signed-before');
+    const sealed = first.seal('upstream token', 'grant:alice');
+    await store.delete(KEYS_NAMESPACE, KEY_SET_RECORD);
+    // A replica's periodic reload finds no record: a new set there signed out everyone at the next reload of each
+    // replica, a minute apart, and until then the replicas disagreed on which keys sign.
+    await first.reload();
+    await second.reload();
+    assert.deepEqual(second.publicJwks(), first.publicJwks());
+    const { payload } = await jwtVerify(token, createLocalJWKSet(second.publicJwks()));
+    assert.equal(payload.sub, 'signed-before');
+    assert.equal(second.unseal(sealed, 'grant:alice'), 'upstream token');
+    const stored = await store.get<KeySetFile>(KEYS_NAMESPACE, KEY_SET_RECORD);
+    assert.equal(stored?.signingKeys[0]?.kid, first.currentSigningKey().kid);
+    assert.match(output(), /the key set is missing from the store/);
+    assert.doesNotMatch(output(), /keys reloaded/);
+  });
+
   it('never logs key material while loading', async () => {
     const { logger, output } = capturingLogger();
     const keyring = await loadKeyring({ store, keysConfig: storeKeys, clock, logger, reloadIntervalMs: 0 });

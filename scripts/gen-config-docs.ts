@@ -204,7 +204,8 @@ with a warning (docs/security.md, "HTTP routes and MCP backends").
 The OAuth issuer and every URL Gatehouse advertises (authorization server metadata, protected resource metadata,
 \`WWW-Authenticate\` \`resource_metadata\`) are built from \`server.publicUrl\`, never from the request's \`Host\` header,
 so a TLS-terminating load balancer or ingress in front of Gatehouse does not change them. Set \`server.publicUrl\` to
-the https address clients use (without a trailing slash; any path prefix is kept), and set \`server.trustProxy\` to the
+the https address clients use: the root of a host name of its own, without a path (Gatehouse serves its routes,
+their metadata and the sign-in callback at the root, so a public URL with a path prefix is refused), and set \`server.trustProxy\` to the
 load balancer's addresses or CIDRs (or the number of proxy hops) so client IPs in logs, rate limits and audit records
 come from \`X-Forwarded-For\` — only from those proxies, since anyone else could forge the header. Leave it \`false\`
 when clients connect to Gatehouse directly.

@@ -34,7 +34,24 @@ export function checkConfigRules(config: GatehouseConfig): RuleResult {
   checkAuditFile(config, result);
   if (config.mode === 'production') checkProduction(config, result);
   checkCookies(config, result);
+  checkPublicUrlPath(config, result);
   return result;
+}
+
+/**
+ * Gatehouse serves its MCP routes, their metadata, the sign-in callback and its pages at the root of its host: with
+ * a path in `server.publicUrl` (`https://api.example.com/gatehouse`) every URL it advertised named a path it did not
+ * serve — the routes' resource URLs and metadata, the upstream sign-in's `redirect_uri` — so no client could connect
+ * and no one could sign in, although the authorization server's own endpoints answered. Refused until a path prefix
+ * is served throughout: a host name of its own (or a proxy that strips the prefix and a public URL without it) works.
+ */
+function checkPublicUrlPath(config: GatehouseConfig, { problems }: RuleResult): void {
+  const configured = config.server.publicUrl;
+  if (!configured || !URL.canParse(configured)) return;
+  const path = new URL(configured).pathname.replace(/\/+$/, '');
+  if (path !== '') {
+    problems.push(`server.publicUrl: must be the root of its host, without a path (got "${path}") — Gatehouse serves its routes, metadata and sign-in at the root; give it a host name of its own`);
+  }
 }
 
 function checkProduction(config: GatehouseConfig, { problems, warnings }: RuleResult): void {

@@ -78,6 +78,11 @@ const cases: RefusalCase[] = [
     problem: /upstream\.entra\.authority: /,
   },
   {
+    name: 'a public URL with a path prefix (routes, metadata and the sign-in callback are served at the root)',
+    change: (config) => Object.assign(config, { server: { ...(config.server as object), publicUrl: 'https://gw.example.com/gatehouse' } }),
+    problem: /server\.publicUrl: must be the root of its host/,
+  },
+  {
     name: 'a keys.file that is not a key set',
     change: (config) => Object.assign(config, { keys: { source: 'file', file: notAKeySet } }),
     problem: /keys\.file: /,

@@ -8,6 +8,7 @@ import type { GatehouseContext } from '../context/gatehouse-context.ts';
 import { createOidcAdapter, exposeStoreOutages, providerFacing } from '../store/oidc-adapter.ts';
 import { installAtomicReplayDetection } from './replay-detection.ts';
 import type { UpstreamClient } from '../upstream/types.ts';
+import { installAccessTokenIntrospection } from './access-token-introspection.ts';
 import { installAccessTokenRevocation } from './access-token-revocation.ts';
 import { accountFinder } from './account-record.ts';
 import { withAuthorizationHooks } from './adapter-hooks.ts';
@@ -21,7 +22,7 @@ import { registerSignInRoutes } from './finish-sign-in.ts';
 import type { ConsoleSignIn, InteractionDeps } from './interaction-deps.ts';
 import { confidentialClientIds, preRegisteredClientMetadata } from './pre-registered-clients.ts';
 import { protectedResources } from './protected-resources.ts';
-import { keyringAlgorithms, OTHER_FETCH_LIMIT_BYTES, providerConfiguration } from './provider-configuration.ts';
+import { keyringAlgorithms, mayIntrospect, OTHER_FETCH_LIMIT_BYTES, providerConfiguration } from './provider-configuration.ts';
 import { installDefaultScopes, installRetryAfter, renderProviderError } from './provider-middleware.ts';
 import { mountProvider } from './provider-mount.ts';
 import { installJwtBearerGrant, type JwtBearerGrantDeps } from './grants/jwt-bearer-grant.ts';
@@ -125,6 +126,14 @@ export async function createAuthorizationServer(ctx: GatehouseContext, deps: Aut
     installAtomicReplayDetection(provider, { store: ctx.store, clock: ctx.clock });
     installDefaultScopes(provider, resources);
     installAccessTokenRevocation(provider, { keyring: ctx.keyring, issuer: ctx.publicUrl, logger: ctx.logger });
+    installAccessTokenIntrospection(provider, {
+      keyring: ctx.keyring,
+      issuer: ctx.publicUrl,
+      store: ctx.store,
+      clock: ctx.clock,
+      logger: ctx.logger,
+      mayIntrospect: (client) => mayIntrospect(client, introspectionClients),
+    });
     installIdempotentRefreshRetry(provider, {
       store: ctx.store,
       keyring: ctx.keyring,

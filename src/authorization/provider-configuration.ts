@@ -215,8 +215,7 @@ export function providerConfiguration(input: ProviderConfigurationInput): Config
       introspection: {
         enabled: true,
         // RFC 7662 §4: introspection reveals token metadata, so only operator-configured confidential clients.
-        allowedPolicy: (_ctx: unknown, client: Client) =>
-          input.introspectionClients.has(client.clientId) && client.clientAuthMethod !== 'none',
+        allowedPolicy: (_ctx: unknown, client: Client) => mayIntrospect(client, input.introspectionClients),
       },
       resourceIndicators: {
         enabled: true,
@@ -248,4 +247,9 @@ export function providerConfiguration(input: ProviderConfigurationInput): Config
 export function keyringAlgorithms(keyring: Keyring): string[] {
   // signingKeys(), not privateJwks(): this runs on every client load, and privateJwks() copies every private key.
   return [...new Set(keyring.signingKeys().map((key) => key.alg))];
+}
+
+/** RFC 7662 §4: introspection tells who a token is for, so only the operator's confidential clients may use it. */
+export function mayIntrospect(client: Client, introspectionClients: ReadonlySet<string>): boolean {
+  return introspectionClients.has(client.clientId) && client.clientAuthMethod !== 'none';
 }

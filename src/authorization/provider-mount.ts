@@ -267,17 +267,16 @@ export function mountProvider(app: FastifyInstance, options: ProviderMountOption
       .type('application/jwk-set+json; charset=utf-8')
       .send(JSON.stringify(ctx.keyring.publicJwks())),
   );
+  app.route({ method: methodsToRefuse(app, ['GET'], ['HEAD']), url: `${basePath}/jwks`, exposeHeadRoute: false, handler: refuseMethod('GET, HEAD') });
   for (const document of ['oauth-authorization-server', 'openid-configuration']) {
     const url = basePath === '' ? `/.well-known/${document}` : `/.well-known/${document}${basePath}`;
     app.route({ method: ['GET', 'OPTIONS'], url, onRequest: handToProvider(true, WELL_KNOWN_METHODS), handler: async () => undefined });
+    app.route({ method: methodsToRefuse(app, ['GET', 'OPTIONS'], ['HEAD']), url, exposeHeadRoute: false, handler: refuseMethod(WELL_KNOWN_METHODS) });
     if (basePath !== '') {
       // OpenID Connect Discovery 1.0 §4 appends instead of inserting; serve both forms.
-      app.route({
-        method: ['GET', 'OPTIONS'],
-        url: `${basePath}/.well-known/${document}`,
-        onRequest: handToProvider(false, WELL_KNOWN_METHODS),
-        handler: async () => undefined,
-      });
+      const appended = `${basePath}/.well-known/${document}`;
+      app.route({ method: ['GET', 'OPTIONS'], url: appended, onRequest: handToProvider(false, WELL_KNOWN_METHODS), handler: async () => undefined });
+      app.route({ method: methodsToRefuse(app, ['GET', 'OPTIONS'], ['HEAD']), url: appended, exposeHeadRoute: false, handler: refuseMethod(WELL_KNOWN_METHODS) });
     }
   }
 }

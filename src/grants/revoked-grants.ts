@@ -2,7 +2,7 @@ import { systemClock, type Clock } from '../runtime/clock.ts';
 import type { Store, Unsubscribe } from '../store/store.ts';
 import type { GrantEndReason } from './grant-end-reason.ts';
 import { grantRevokedChannel, revokedGrantRecord } from '../records/grants.ts';
-import { listRecordKeys, publishMessage, subscribeChannel, writeRecord } from '../store/record-access.ts';
+import { listRecordKeys, publishMessage, readRecord, RecordInvalidError, subscribeChannel, writeRecord } from '../store/record-access.ts';
 
 /**
  * Grant revocation on the hot path. Every bearer check asks "is this grant revoked?" and must not touch the store to
@@ -43,6 +43,20 @@ export async function revokeGrant(
   };
   await writeRecord(store, revokedGrantRecord, grantId, record, { ttlSeconds: options.ttlSeconds });
   await publishMessage(store, grantRevokedChannel, grantId);
+}
+
+/**
+ * Whether the store holds `grantId` as revoked: the durable truth, read when a single answer must be exact (token
+ * introspection) rather than from a replica's in-memory set, which learns of a revocation within a second.
+ */
+export async function isGrantRevoked(store: Store, grantId: string): Promise<boolean> {
+  try {
+    return (await readRecord(store, revokedGrantRecord, grantId)) !== undefined;
+  } catch (error) {
+    // The key is the fact (as for the replicas' set): a record whose value does not parse still says revoked.
+    if (error instanceof RecordInvalidError) return true;
+    throw error;
+  }
 }
 
 export interface RevokedGrantsCache {

@@ -103,20 +103,25 @@ function registerResourceMetadata(app: FastifyInstance, publicUrl: string, route
   const send = (route: RouteConfig, slash = false) => async (_request: FastifyRequest, reply: FastifyReply) =>
     // Public metadata: browser-based MCP clients fetch it cross-origin.
     reply.header('access-control-allow-origin', '*').header('cache-control', 'public, max-age=300').send(buildProtectedResourceMetadata(publicUrl, route, slash));
+  const serve = (path: string, route: RouteConfig, slash = false) => {
+    app.get(path, send(route, slash));
+    // Any other method is a 405 naming the ones served (it was a 404, as if no document were there).
+    app.route({ method: methodsToRefuse(app, ['GET'], ['HEAD', ...PREFLIGHT]), url: path, exposeHeadRoute: false, handler: refuseMethod('GET, HEAD, OPTIONS', 'metadata document') });
+  };
   const paths = routes.flatMap((route) => {
     const path = resourceMetadataPath(route);
-    app.get(path, send(route));
+    serve(path, route);
     if (route.type !== 'mcp' || path.endsWith('/')) return [path];
     // The MCP URL with a trailing slash has its document under the same spelling (RFC 9728 §3.1 inserts the path as
     // given), naming that spelling as its `resource` (§3.3: identical to the URL the client derived it from).
-    app.get(`${path}/`, send(route, true));
+    serve(`${path}/`, route, true);
     return [path, `${path}/`];
   });
   // The root document serves clients that only try the root well-known URL: it describes the first route (unless a
   // route at `/` already owns it).
   const first = routes[0];
   if (first && !paths.includes(PRM_PATH)) {
-    app.get(PRM_PATH, send(first));
+    serve(PRM_PATH, first);
     paths.push(PRM_PATH);
   }
   return paths;

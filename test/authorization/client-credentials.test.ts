@@ -248,6 +248,15 @@ describe('client credentials: agents without a browser', () => {
     }
   });
 
+  it('answers two resources invalid_target (a token is for one server), with a scope or without', async () => {
+    for (const scope of ['', '&scope=mcp:tools', '&scope=other']) {
+      const body = `grant_type=client_credentials&resource=${encodeURIComponent(`${stack.server.publicUrl}/mcp`)}&resource=${encodeURIComponent(`${stack.server.publicUrl}/graph`)}${scope}`;
+      const response = await fetch(`${stack.server.publicUrl}/token`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', ...basic('report-bot', SECRET) }, body });
+      assert.equal(response.status, 400, scope);
+      assert.equal(((await response.json()) as { error: string }).error, 'invalid_target', scope);
+    }
+  });
+
   it('a token for one route is refused at another; an app-only caller on an on-behalf-of route gets a clear 403', async () => {
     const issued = await token({ grant_type: 'client_credentials', resource: `${stack.server.publicUrl}/mcp`, scope: 'mcp:tools' }, basic('report-bot', SECRET));
     const { access_token: forMcp } = (await issued.json()) as { access_token: string };

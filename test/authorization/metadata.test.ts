@@ -27,6 +27,22 @@ describe('authorization server metadata (RFC 8414)', () => {
     assert.equal(metadata.userinfo_endpoint, undefined);
   });
 
+  it('answers another method than it serves on the metadata and the JWKS with 405 naming them, not a 404', async () => {
+    for (const [path, allow] of [
+      ['/.well-known/oauth-authorization-server', 'GET, HEAD, OPTIONS'],
+      ['/.well-known/openid-configuration', 'GET, HEAD, OPTIONS'],
+      ['/jwks', 'GET, HEAD'],
+    ] as const) {
+      for (const method of ['POST', 'PUT', 'DELETE', 'PATCH']) {
+        const response = await fetch(`${server.publicUrl}${path}`, { method });
+        assert.equal(response.status, 405, `${method} ${path}`);
+        assert.equal(response.headers.get('allow'), allow);
+        await response.arrayBuffer();
+      }
+      assert.equal((await fetch(`${server.publicUrl}${path}`, { method: 'HEAD' })).status, 200, `HEAD ${path}`);
+    }
+  });
+
   it('advertises exactly what it serves end to end: the DPoP algorithms the gateway accepts, no PAR endpoint', async () => {
     const metadata = (await (await fetch(`${server.publicUrl}/.well-known/oauth-authorization-server`)).json()) as Record<string, unknown>;
     assert.deepEqual(Object.keys(metadata).filter((key) => key.startsWith('dpop')), ['dpop_signing_alg_values_supported']);

@@ -311,6 +311,45 @@ describe('token endpoint: codes, refresh rotation, revocation, introspection', (
     assert.equal(refused.status, 401);
   });
 
+  it('introspects its own JWT access tokens (RFC 7662 §2.2): active with their claims, then inactive once revoked; never unsupported_token_type', async () => {
+    const tokens = await obtainTokens(server, client);
+    const introspect = async (token: string, authorization?: string, extra: Record<string, string> = {}) => {
+      const response = await fetch(`${server.publicUrl}/introspect`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded', ...(authorization === undefined ? {} : { authorization }) },
+        body: new URLSearchParams({ token, ...extra }).toString(),
+      });
+      assert.equal(response.status, 200, await response.clone().text());
+      assert.match(response.headers.get('cache-control') ?? '', /no-store/);
+      return (await response.json()) as Record<string, unknown>;
+    };
+    const basic = basicAuthorization(CONFIDENTIAL_CLIENT.clientId, CONFIDENTIAL_CLIENT.clientSecret);
+    const claims = JSON.parse(Buffer.from(tokens.access_token.split('.')[1]!, 'base64url').toString()) as Record<string, unknown>;
+    for (const hint of [{}, { token_type_hint: 'access_token' }, { token_type_hint: 'refresh_token' }]) {
+      const active = await introspect(tokens.access_token, basic, hint);
+      assert.equal(active.active, true);
+      assert.equal(active.client_id, client.client_id);
+      assert.equal(active.sub, claims.sub);
+      assert.deepEqual(active.aud, claims.aud);
+      assert.equal(active.scope, claims.scope);
+      assert.equal(active.exp, claims.exp);
+      assert.equal(active.iss, server.publicUrl);
+      assert.equal(active.token_type, 'Bearer');
+    }
+    // A public client (no introspection right), a forged token and an unsigned one learn nothing.
+    assert.deepEqual(await introspect(tokens.access_token, undefined, { client_id: client.client_id }), { active: false });
+    const [header, payload] = tokens.access_token.split('.');
+    assert.deepEqual(await introspect(`${header}.${payload}.${'A'.repeat(86)}`, basic), { active: false });
+    const none = `${Buffer.from(JSON.stringify({ alg: 'none', typ: 'at+jwt' })).toString('base64url')}.${payload}.`;
+    assert.deepEqual(await introspect(none, basic), { active: false });
+    await fetch(`${server.publicUrl}/revoke`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ token: tokens.refresh_token, client_id: client.client_id }).toString(),
+    });
+    assert.deepEqual(await introspect(tokens.access_token, basic), { active: false });
+  });
+
   it('never logs tokens or codes', async () => {
     const tokens = await obtainTokens(server, client);
     const logs = server.logs.text();

@@ -89,6 +89,18 @@ describe('protected resource metadata', () => {
     const other = (await (await fetch(gateway.url + '/.well-known/oauth-protected-resource/mcp/other')).json()) as { resource: string };
     assert.equal(other.resource, gateway.url + '/mcp/other');
   });
+
+  it('answers another method than GET, HEAD or OPTIONS with 405 naming them, not a 404 as if no document were there', async () => {
+    for (const path of ['/.well-known/oauth-protected-resource/mcp', '/.well-known/oauth-protected-resource/mcp/', '/.well-known/oauth-protected-resource']) {
+      for (const method of ['POST', 'PUT', 'DELETE', 'PATCH']) {
+        const response = await fetch(gateway.url + path, { method });
+        assert.equal(response.status, 405, `${method} ${path}`);
+        assert.equal(response.headers.get('allow'), 'GET, HEAD, OPTIONS');
+        assert.equal(((await response.json()) as { error: string }).error, 'invalid_request');
+      }
+      assert.equal((await fetch(gateway.url + path, { method: 'HEAD' })).status, 200);
+    }
+  });
 });
 
 describe('bearer check', () => {

@@ -35,6 +35,9 @@ const OIDC_SCOPES = new Set(['openid', 'offline_access', 'profile', 'email']);
 export function clientCredentialsScopeProblem(ctx: KoaContextWithOIDC, resource: ProtectedResource): string | undefined {
   const params = ctx.oidc?.params;
   if (params?.grant_type !== CLIENT_CREDENTIALS_GRANT) return undefined;
+  // Two servers named: the answer is that a token is for one (RFC 8707 `invalid_target`, as the provider says once it
+  // gets there), not that the first server's default scopes are unknown to the second (`invalid_scope`).
+  if (Array.isArray(params.resource) && params.resource.length > 1) throw new errors.InvalidTarget('only a single resource indicator value is supported');
   const requested = typeof params.scope === 'string' ? params.scope.split(' ').filter(Boolean) : [];
   // OpenID Connect's own scopes, which generic OAuth libraries send by habit, mean nothing for an app-only token.
   const unknown = requested.filter((scope) => !Object.hasOwn(resource.scopes, scope) && !OIDC_SCOPES.has(scope));

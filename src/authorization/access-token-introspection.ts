@@ -1,15 +1,13 @@
 import { createLocalJWKSet, jwtVerify, type JWTPayload } from 'jose';
 import type Provider from 'oidc-provider';
-import type { Client, KoaContextWithOIDC } from 'oidc-provider';
-import { errors } from 'oidc-provider';
+import type { Client } from 'oidc-provider';
 import type { Logger } from 'pino';
 import { z } from 'zod';
+import { takeOverStructuredTokens } from './structured-token-takeover.ts';
 import { isGrantRevoked } from '../grants/revoked-grants.ts';
 import type { Keyring } from '../keys/keyring.ts';
 import type { Clock } from '../runtime/clock.ts';
 import type { Store } from '../store/store.ts';
-import { ProtocolError } from '../errors/protocol-error.ts';
-import { renderErrorBody } from '../errors/render-error.ts';
 
 /**
  * RFC 7662 introspection of our JWT access tokens. oidc-provider cannot look up a structured token, so its
@@ -49,31 +47,12 @@ const activeClaims = z.object({
 
 export function installAccessTokenIntrospection(provider: Provider, options: AccessTokenIntrospectionOptions): void {
   const { keyring, issuer, store, clock, logger, mayIntrospect } = options;
-  // Requests whose token the provider refused as structured: the only ones we take over (see the revocation twin).
-  const structured = new WeakSet<object>();
-  provider.on('introspection.error', (ctx: unknown, error: unknown) => {
-    if (typeof ctx === 'object' && ctx !== null && error instanceof errors.UnsupportedTokenType) structured.add(ctx);
-  });
-
-  provider.use(async (ctx, next) => {
-    await next();
-    if (!structured.has(ctx)) return;
-    const client = ctx.oidc.client;
-    const token = ctx.oidc.params?.token;
-    // The client was authenticated before the token was looked at (no client: the refusal stands).
-    if (client === undefined || typeof token !== 'string') return;
-    let body: Record<string, unknown>;
-    try {
-      body = mayIntrospect(client) ? await describe(token) : { active: false };
-    } catch (error) {
-      logger.error({ err: error }, 'access token introspection failed');
-      const unavailable = new ProtocolError('temporarily_unavailable', 'The token could not be introspected now; try again later.');
-      answer(ctx, unavailable.status, renderErrorBody(unavailable).body);
-      ctx.set('retry-after', '5');
-      return;
-    }
-    answer(ctx, 200, JSON.stringify(body));
-  });
+  takeOverStructuredTokens(
+    provider,
+    'introspection',
+    async (_ctx, client, token) => ({ status: 200, body: JSON.stringify(mayIntrospect(client) ? await describe(token) : { active: false }) }),
+    { logger, description: 'The token could not be introspected now; try again later.' },
+  );
 
   async function describe(token: string): Promise<Record<string, unknown>> {
     const jwks = keyring.publicJwks();
@@ -105,14 +84,4 @@ export function installAccessTokenIntrospection(provider: Provider, options: Acc
       ...(claims.cnf === undefined ? {} : { cnf: { jkt: claims.cnf.jkt } }),
     };
   }
-}
-
-function answer(ctx: KoaContextWithOIDC, status: number, body: string): void {
-  // The provider already rendered its error; replace it entirely.
-  ctx.remove('content-type');
-  ctx.body = body;
-  ctx.status = status;
-  ctx.type = 'application/json; charset=utf-8';
-  // RFC 7662 §2.2 (via RFC 6749 §5.1): token metadata is not cached.
-  ctx.set('cache-control', 'no-store');
 }

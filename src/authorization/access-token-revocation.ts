@@ -1,12 +1,10 @@
 import { createLocalJWKSet, errors as joseErrors, jwtVerify, type JWTPayload } from 'jose';
 import type Provider from 'oidc-provider';
 import type { Client, KoaContextWithOIDC } from 'oidc-provider';
-import { errors } from 'oidc-provider';
 import type { Logger } from 'pino';
 import { z } from 'zod';
+import { takeOverStructuredTokens } from './structured-token-takeover.ts';
 import type { Keyring } from '../keys/keyring.ts';
-import { ProtocolError } from '../errors/protocol-error.ts';
-import { renderErrorBody } from '../errors/render-error.ts';
 
 /**
  * RFC 7009 revocation of our JWT access tokens. oidc-provider cannot look up a structured token, so its revocation
@@ -38,33 +36,17 @@ type RevocableClaims = z.infer<typeof revocableClaims>;
 
 export function installAccessTokenRevocation(provider: Provider, options: AccessTokenRevocationOptions): void {
   const { keyring, issuer, logger } = options;
-  // Requests whose token the provider refused as structured: the only ones we take over. Its error event fires while
-  // the request is still in the route, before our middleware resumes.
-  const structured = new WeakSet<object>();
-  provider.on('revocation.error', (ctx: unknown, error: unknown) => {
-    if (typeof ctx === 'object' && ctx !== null && error instanceof errors.UnsupportedTokenType) structured.add(ctx);
-  });
-
-  provider.use(async (ctx, next) => {
-    await next();
-    if (!structured.has(ctx)) return;
-    const client = ctx.oidc.client;
-    const token = ctx.oidc.params?.token;
-    // The client was authenticated before the token was looked at (no client: the refusal stands).
-    if (client === undefined || typeof token !== 'string') return;
-    try {
+  takeOverStructuredTokens(
+    provider,
+    'revocation',
+    async (ctx, client, token) => {
       const claims = await verifyOwnAccessToken(token, keyring, issuer);
       if (claims !== undefined && claims.client_id === client.clientId) await revokeGrantOfToken(provider, ctx, client, claims.gid);
-    } catch (error) {
-      // RFC 7009 §2.2.1: the revocation could not happen now; the client may retry.
-      logger.error({ err: error }, 'access token revocation failed');
-      const unavailable = new ProtocolError('temporarily_unavailable', 'The token could not be revoked now; try again later.');
-      answer(ctx, unavailable.status, renderErrorBody(unavailable).body, 'application/json; charset=utf-8');
-      ctx.set('retry-after', '5');
-      return;
-    }
-    answer(ctx, 200, '');
-  });
+      return { status: 200, body: '' };
+    },
+    // RFC 7009 §2.2.1: the revocation could not happen now; the client may retry.
+    { logger, description: 'The token could not be revoked now; try again later.' },
+  );
 }
 
 /**
@@ -104,12 +86,4 @@ async function revokeGrantOfToken(provider: Provider, ctx: KoaContextWithOIDC, c
   if (grant === undefined) return;
   // The same event a refresh-token revocation emits (counted as a client revocation in provider-metrics.ts).
   provider.emit('grant.revoked', ctx, grantId);
-}
-
-function answer(ctx: KoaContextWithOIDC, status: number, body: string, contentType?: string): void {
-  // The provider already rendered its error (JSON or an HTML page); replace it entirely.
-  ctx.remove('content-type');
-  ctx.body = body;
-  ctx.status = status;
-  if (contentType !== undefined) ctx.type = contentType;
 }

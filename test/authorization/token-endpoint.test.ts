@@ -325,7 +325,7 @@ describe('token endpoint: codes, refresh rotation, revocation, introspection', (
     };
     const basic = basicAuthorization(CONFIDENTIAL_CLIENT.clientId, CONFIDENTIAL_CLIENT.clientSecret);
     const claims = JSON.parse(Buffer.from(tokens.access_token.split('.')[1]!, 'base64url').toString()) as Record<string, unknown>;
-    for (const hint of [{}, { token_type_hint: 'access_token' }, { token_type_hint: 'refresh_token' }]) {
+    for (const hint of [{}, { token_type_hint: 'access_token' }, { token_type_hint: 'refresh_token' }] as Array<Record<string, string>>) {
       const active = await introspect(tokens.access_token, basic, hint);
       assert.equal(active.active, true);
       assert.equal(active.client_id, client.client_id);

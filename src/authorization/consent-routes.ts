@@ -21,6 +21,8 @@ import { ProtocolError } from '../errors/protocol-error.ts';
 /**
  * The consent step, BEFORE the user is sent to the upstream IdP:
  * GET  /interaction/:uid           the page (or straight on, when this browser already decided for this client)
+ *                                  (or `server_error` to the client, when the provider asks again for what it was
+ *                                  just given: `askedAgain`)
  * POST /interaction/:uid/decision  Approve → upstream sign-in; Deny → `access_denied` to the client
  *                                  (consent-decision.ts: a list of named steps)
  */
@@ -75,6 +77,16 @@ function forgetOldestConsentPages(cookies: BrowserCookies, request: FastifyReque
   for (const stale of open.slice(MAX_OPEN_CONSENT_PAGES - 1)) cookies.clear(reply, { kind: 'csrf', key: stale.key });
 }
 
+/**
+ * The provider opened this interaction right after one Gatehouse finished (`lastSubmission`), to ask again for what
+ * that finish answered: the grant falls short of what the provider checks the request against. Answering again — a
+ * remembered approval does so without a page — only goes round once more, `/authorize/:uid` → `/interaction/<new
+ * uid>` for ever while the client waits, so the request ends with an error to the client instead.
+ */
+function askedAgain(details: InteractionDetails): boolean {
+  return details.lastSubmission !== undefined && Object.hasOwn(details.lastSubmission, details.prompt.name);
+}
+
 export function registerConsentRoutes(app: FastifyInstance, deps: InteractionDeps): void {
   const { ctx, cookies } = deps;
   const htmlErrors = { errorFormat: 'html' as const };
@@ -82,6 +94,11 @@ export function registerConsentRoutes(app: FastifyInstance, deps: InteractionDep
   app.get('/interaction/:uid', { config: htmlErrors }, async (request, reply) => {
     const uid = parseInteractionUid(request);
     const details = await loadInteraction(deps, request, reply, uid);
+    if (askedAgain(details)) {
+      const { name, reasons, details: missing } = details.prompt;
+      request.log.warn({ clientId: details.params.client_id, prompt: name, reasons, missing }, 'the provider asked again for what it was just given; ending the request');
+      return finishInteraction(deps, request, reply, { error: 'server_error', error_description: 'The authorization could not be completed; start again from the application.' });
+    }
     const client = await loadClient(deps, details);
     let subject: ConsentSubject;
     try {

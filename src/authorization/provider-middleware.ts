@@ -7,21 +7,34 @@ import type { PageBranding } from '../web/branding.ts';
 import { errorCatalogue, type ErrorCode } from '../errors/protocol-error.ts';
 
 /**
+ * An authorization request's scopes as its resource sees them, before the provider reads them.
+ *
+ * A scope of another route is dropped. Every route's scopes are provider-level scopes (provider-configuration.ts),
+ * so the provider held the grant to it while the consent page — and so the grant — had only the resource's own:
+ * after every approval the provider asked for consent again, and a remembered approval answered it for ever. Dropped,
+ * it is treated as an unknown scope is (RFC 6749 §3.3 lets the server issue fewer scopes than requested); the token
+ * response names what was granted.
+ *
  * MCP clients that found no `scope` in the resource's challenge or metadata send none (MCP 2025-06-18 §Scope
  * Selection allows omitting it). A token without the route's required scopes would be refused by the proxy at
  * once, so an authorization request naming no scope of the target resource asks for the resource's required
  * scopes — which the consent page then shows to the user like any other request.
  */
-export function installDefaultScopes(provider: Provider, resources: ProtectedResources): void {
+export function installResourceScopes(provider: Provider, resources: ProtectedResources): void {
+  const routeScopes = new Set(resources.all.flatMap((entry) => Object.keys(entry.scopes)));
   provider.use(async (ctx, next) => {
     if (ctx.path === '/authorize' && ctx.method === 'GET') {
       const query = ctx.query as Record<string, string | string[] | undefined>;
-      const resourceParam = typeof query.resource === 'string' ? query.resource : undefined;
-      const target = resourceParam === undefined ? resources.defaultResource : resources.find(resourceParam);
-      const requested = typeof query.scope === 'string' ? query.scope.split(' ').filter(Boolean) : [];
-      const knownScope = (scope: string) => target !== undefined && Object.hasOwn(target.scopes, scope);
-      if (target !== undefined && !requested.some(knownScope) && !Array.isArray(query.scope)) {
-        ctx.query = { ...query, scope: [...requested, ...target.route.requiredScopes].join(' ') };
+      // Two `resource` values (or `scope` values) are refused later, by the consent route (or the provider).
+      const named = typeof query.resource === 'string' ? resources.find(query.resource) : undefined;
+      const target = query.resource === undefined ? resources.defaultResource : named;
+      if (target !== undefined && !Array.isArray(query.scope)) {
+        const knownScope = (scope: string) => Object.hasOwn(target.scopes, scope);
+        // Split on single spaces and rejoined as is: a malformed value stays malformed for the provider's syntax check.
+        let scope = query.scope?.split(' ').filter((entry) => knownScope(entry) || !routeScopes.has(entry)).join(' ');
+        const requested = scope?.split(' ').filter(Boolean) ?? [];
+        if (!requested.some(knownScope)) scope = [...requested, ...target.route.requiredScopes].join(' ');
+        if (scope !== query.scope) ctx.query = { ...query, scope };
       }
     }
     await next();

@@ -25,7 +25,7 @@ export function requireNamedResource(ctx: KoaContextWithOIDC): void {
  * know, and with none asked issues a token with none: either way a token every call then refused, and the agent's
  * developer learned nothing from /token. Now a scope the server does not offer is RFC 6749 §5.2 `invalid_scope` (the
  * description lists what it offers), and a request naming none gets the server's required scopes, as an interactive
- * authorization without a scope does (provider-middleware.ts, installDefaultScopes). Other grants are untouched.
+ * authorization without a scope does (provider-middleware.ts, installResourceScopes). Other grants are untouched.
  *
  * Runs from `getResourceServerInfo`, which the grant calls before it reads `scope`: the default is written into the
  * request's parameters there.

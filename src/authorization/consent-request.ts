@@ -1,3 +1,4 @@
+import { OIDC_SCOPES } from '../protocol/oidc-scopes.ts';
 import type { Client, InteractionDetails } from 'oidc-provider';
 import { ProtocolError } from '../errors/protocol-error.ts';
 import type { ProtectedResource, ProtectedResources } from './protected-resources.ts';
@@ -23,7 +24,6 @@ export interface ConsentSubject {
   oidcScopes: string[];
 }
 
-const OIDC_SCOPES = new Set(['openid', 'profile', 'email', 'offline_access']);
 
 function single(value: unknown, name: string): string | undefined {
   if (value === undefined) return undefined;

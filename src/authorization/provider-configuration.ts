@@ -1,3 +1,4 @@
+import { OIDC_SCOPES } from '../protocol/oidc-scopes.ts';
 import { dpopNonceSecret } from '../keys/dpop-nonces.ts';
 import type { Account, AdapterFactory, Client, ClientMetadata, Configuration, KoaContextWithOIDC } from 'oidc-provider';
 import { errors } from 'oidc-provider';
@@ -91,7 +92,7 @@ export function providerConfiguration(input: ProviderConfigurationInput): Config
     // Resource scopes are listed too: clients register them in their `scope` metadata (RFC 7591 §2; the MCP SDK
     // does), which oidc-provider checks against this list. The grant records them both as resource scopes (what
     // the access token carries, via getResourceServerInfo) and as approved request scopes (finish-sign-in.ts).
-    scopes: ['openid', 'offline_access', 'profile', 'email', ...resourceScopes],
+    scopes: [...OIDC_SCOPES, ...resourceScopes],
     // OAuth 2.1: the authorization code flow only (no implicit, no hybrid).
     responseTypes: ['code'],
     // MCP 2025-06-18+ / OAuth 2.1 §4.1.1: PKCE for every client, S256 only (oidc-provider 9 implements only S256).

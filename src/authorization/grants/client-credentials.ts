@@ -1,3 +1,4 @@
+import { OIDC_SCOPES } from '../../protocol/oidc-scopes.ts';
 import type { KoaContextWithOIDC } from 'oidc-provider';
 import { errors } from 'oidc-provider';
 import { APP_ONLY_CLAIM, appOnlyGrantId } from '../../protocol/app-only.ts';
@@ -30,7 +31,6 @@ export function requireNamedResource(ctx: KoaContextWithOIDC): void {
  * Runs from `getResourceServerInfo`, which the grant calls before it reads `scope`: the default is written into the
  * request's parameters there.
  */
-const OIDC_SCOPES = new Set(['openid', 'offline_access', 'profile', 'email']);
 
 export function clientCredentialsScopeProblem(ctx: KoaContextWithOIDC, resource: ProtectedResource): string | undefined {
   const params = ctx.oidc?.params;

@@ -1,3 +1,4 @@
+import { isAppOnlyGrantId } from '../protocol/app-only.ts';
 import type { Clock } from '../runtime/clock.ts';
 import { GRANT_BOUND_MODELS, oidcRecords } from '../store/oidc-records.ts';
 import { deleteRecord, deleteRecords } from '../store/record-access.ts';
@@ -46,9 +47,10 @@ export function createEndGrant(options: EndGrantOptions): EndGrant {
   async function run(grantId: string, reason: GrantEndReason): Promise<boolean> {
     await revokeGrant(store, grantId, { ttlSeconds: revocationTtlSeconds(accessTokenTtlSeconds), clock, reason });
     for (const model of GRANT_BOUND_MODELS) await deleteRecords(store, oidcRecords[model], 'grantId', grantId);
-    const removed = await deleteRecord(store, oidcRecords.Grant, grantId);
-    if (removed) onEnded?.(grantId, reason);
-    return removed;
+    // An app-only token's grant id names no record (src/protocol/app-only.ts): its revocation record is its end.
+    const ended = (await deleteRecord(store, oidcRecords.Grant, grantId)) || isAppOnlyGrantId(grantId);
+    if (ended) onEnded?.(grantId, reason);
+    return ended;
   }
 
   return (grantId, reason) => {

@@ -2,7 +2,7 @@ import { systemClock, type Clock } from '../runtime/clock.ts';
 import type { Store, Unsubscribe } from '../store/store.ts';
 import type { GrantEndReason } from './grant-end-reason.ts';
 import { grantRevokedChannel, revokedGrantRecord } from '../records/grants.ts';
-import { listRecordKeys, publishMessage, readRecord, RecordInvalidError, subscribeChannel, writeRecord } from '../store/record-access.ts';
+import { createRecord, listRecordKeys, publishMessage, readRecord, RecordInvalidError, subscribeChannel } from '../store/record-access.ts';
 
 /**
  * Grant revocation on the hot path. Every bearer check asks "is this grant revoked?" and must not touch the store to
@@ -41,7 +41,9 @@ export async function revokeGrant(
     revokedAt: (options.clock ?? systemClock).now(),
     ...(options.reason === undefined ? {} : { reason: options.reason }),
   };
-  await writeRecord(store, revokedGrantRecord, grantId, record, { ttlSeconds: options.ttlSeconds });
+  // The first ending's record stands: a second (a replay detected after an admin's revocation, two replicas) must not
+  // rewrite why the grant ended. It is still announced: a replica may have missed the first message.
+  await createRecord(store, revokedGrantRecord, grantId, record, { ttlSeconds: options.ttlSeconds });
   await publishMessage(store, grantRevokedChannel, grantId);
 }
 

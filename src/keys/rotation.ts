@@ -149,7 +149,11 @@ export async function rotateKeys(options: KeyAdminOptions): Promise<{ signingKid
 export async function pruneKeys(options: KeyAdminOptions): Promise<{ removed: KeyListing[]; kept: KeyListing[] }> {
   const retention = keyRetention(options.config);
   const source = sourceFor(options);
-  const before = listKeySet(await source.load(), retention);
+  // A store without a key set has nothing to prune, and a set made here (prune runs from cron) would be one no
+  // running replica holds: after the store lost its data, they put back theirs at their next reload instead.
+  const held = await source.peek();
+  if (held === undefined) return { removed: [], kept: [] };
+  const before = listKeySet(held, retention);
   const now = options.clock.now();
   const due = before.filter((key) => key.prunableAt !== undefined && now >= key.prunableAt);
   if (due.length === 0) return { removed: [], kept: before };

@@ -11,3 +11,6 @@ export const APP_ONLY_CLAIM = 'app_only';
  * token), so RFC 7009 revocation and the admin's `endGrant` still cut it off at every replica.
  */
 export const appOnlyGrantId = (tokenId: string): string => `app-${tokenId}`;
+
+/** Whether a grant id is an app-only token's own (appOnlyGrantId): one without a grant record. */
+export const isAppOnlyGrantId = (grantId: string): boolean => grantId.startsWith('app-');

@@ -59,8 +59,17 @@ export function visibleText(value: string): string {
  * gateway itself asked. Callers show their fallback (the client's host or id, "An application") instead.
  */
 export function visibleName(value: string | undefined): string | undefined {
-  return value === undefined || value.replace(INVISIBLE_CHARACTERS, '').trim() === '' ? undefined : value;
+  if (value === undefined) return undefined;
+  return SHOWS_SOMETHING.test(value.replace(INVISIBLE_CHARACTERS, '').replaceAll(BLANK_SYMBOL, '')) ? value : undefined;
 }
+
+/**
+ * A name shows something when a letter, digit, punctuation mark or symbol is left: not only blanks (spaces of any
+ * width) or a combining mark with nothing to sit on. The blank Braille pattern (U+2800) is a symbol that shows as
+ * nothing, the usual filler of names meant to look empty.
+ */
+const SHOWS_SOMETHING = /[\p{L}\p{N}\p{P}\p{S}]/u;
+const BLANK_SYMBOL = '\u2800';
 
 /**
  * A URI someone else chose (a redirect URI), as text to show: in its parsed form, where what would not show itself

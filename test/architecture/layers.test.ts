@@ -27,7 +27,7 @@ const allowed: Record<string, readonly string[]> = {
   context: ['runtime', 'config', 'store', 'keys'],
   // Shared contracts and the HTTP skeleton every part mounts on.
   records: ['runtime', 'store', 'keys', 'errors', 'protocol'],
-  grants: ['runtime', 'store', 'errors', 'records'],
+  grants: ['runtime', 'store', 'errors', 'records', 'protocol'],
   server: [...FOUNDATION],
   // The parts, in order.
   upstream: [...SHARED],

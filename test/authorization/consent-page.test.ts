@@ -65,6 +65,15 @@ describe('consent page rendering', () => {
     assert.match(heading(renderConsentPage(view({ clientName: 'مفكرة الفريق' }))), /<bdi>مفكرة الفريق<\/bdi>/);
   });
 
+  it('shows a name that would show as nothing as no name: the client id URL\'s host, or "An application"', () => {
+    for (const clientName of ['\u200b\u2060 ', '\u2800', '\u0300', '\u3164', ' \u00a0\u3000', '\u{e0041}\u{e0042}']) {
+      assert.equal(heading(renderConsentPage(view({ clientName }))), '<span class="client-name"><bdi>An application</bdi></span> wants to access your account', JSON.stringify(clientName));
+      const byUrl = renderConsentPage(view({ clientName, clientId: 'https://notes.example/client.json', isClientIdUrl: true }));
+      assert.equal(heading(byUrl), '<span class="client-name"><bdi>notes.example</bdi></span> wants to access your account', JSON.stringify(clientName));
+    }
+    assert.match(heading(renderConsentPage(view({ clientName: '\u2800Notes' }))), /Notes/);
+  });
+
   it('shows the redirect URI as the URL it is (controls percent-encoded), never as raw text', () => {
     const html = renderConsentPage(view({ redirectUri: 'https://notes.example/\u202ecb' }));
     assert.match(html, /https:\/\/notes\.example\/%E2%80%AEcb/);

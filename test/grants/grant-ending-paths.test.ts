@@ -185,9 +185,10 @@ describe('endGrant', () => {
       const ended: string[] = [];
       const endGrant = createEndGrant({ store, clock, accessTokenTtlSeconds: 300, onEnded: (id, reason) => ended.push(`${id}:${reason}`) });
 
-      await Promise.all([endGrant('g1', 'admin'), endGrant('g1', 'admin')]);
+      const results = await Promise.all([endGrant('g1', 'admin'), endGrant('g1', 'admin')]);
 
       assert.deepEqual(ended, ['g1:admin'], 'one run for concurrent callers');
+      assert.deepEqual(results.toSorted(), [false, true], 'one caller is told it ended the grant');
       assert.deepEqual(await store.get(REVOKED_GRANT_NAMESPACE, 'g1'), { grantId: 'g1', revokedAt: clock.now(), reason: 'admin' });
       // Local pub/sub delivers on a later tick, as Redis would.
       await new Promise((resolve) => setImmediate(resolve));
@@ -196,6 +197,15 @@ describe('endGrant', () => {
       assert.equal(await store.get('oidc:RefreshToken', 'rt-hash'), undefined);
       assert.equal(await store.get('oidc:AuthorizationCode', 'code-hash'), undefined);
       assert.ok(await store.get('oidc:RefreshToken', 'other'), 'another grant is untouched');
+
+      // Another replica ending it after: the record is gone, so it did not end it (not logged, not counted twice),
+      // and why the grant ended stays what ended it.
+      const otherReplica = createEndGrant({ store, clock, accessTokenTtlSeconds: 300, onEnded: (id, reason) => ended.push(`${id}:${reason}:again`) });
+      assert.equal(await otherReplica('g1', 'account'), false);
+      assert.equal((await store.get<RevokedGrantRecord>(REVOKED_GRANT_NAMESPACE, 'g1'))?.reason, 'admin');
+      // An app-only token's grant id has no record: its revocation is its end, logged like any other.
+      assert.equal(await otherReplica('app-token-1', 'token_revocation'), true);
+      assert.deepEqual(ended, ['g1:admin', 'app-token-1:token_revocation:again']);
 
       // The revocation record outlives the longest access token, plus skew.
       clock.advance((300 + 59) * 1000);

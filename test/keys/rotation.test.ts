@@ -136,6 +136,16 @@ describe('rotation without downtime (store)', () => {
     assert.equal(pruned.kept.length, 2);
   });
 
+  it('prunes nothing, and makes no key set, on a store that lost its key set (prune runs from cron)', async () => {
+    const empty = await createSqliteStore({ path: ':memory:', clock, purgeIntervalMs: 0 });
+    try {
+      assert.deepEqual(await pruneKeys({ store: empty, config, clock }), { removed: [], kept: [] });
+      assert.equal(await empty.get(KEYS_NAMESPACE, KEY_SET_RECORD), undefined, 'no set a running replica does not hold');
+    } finally {
+      await empty.close();
+    }
+  });
+
   it('never logged key material through load, rotate, reload and prune', async () => {
     const stored = (await store.get<KeySetFile>(KEYS_NAMESPACE, KEY_SET_RECORD)) as KeySetFile;
     const text = log.output();

@@ -159,9 +159,13 @@ export async function assembleGatewayParts(baseCtx: GatehouseContext, options: A
       createMetricsPlugin(ctx, metrics),
       createLandingPlugin(ctx),
     ];
+    let metricsUrl = `${ctx.publicUrl}/metrics`;
     if (config.admin.metricsPort !== undefined) {
       const listener = await startMetricsListener(ctx, metrics);
       cleanups.push(() => listener.close());
+      // Its own port (one chosen by the system for 0), on the main listener's interface.
+      const address = listener.server.address();
+      if (address !== null && typeof address === 'object') metricsUrl = `http://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}/metrics`;
     }
     const banner = demo
       ? (await import('../demo/demo-banner.ts')).demoBanner({
@@ -173,6 +177,7 @@ export async function assembleGatewayParts(baseCtx: GatehouseContext, options: A
           graphServerUrl: demo.graphServer?.url,
           users: demo.users,
           adminGroups: ctx.config.admin.groups,
+          metrics: { url: metricsUrl, access: config.admin.metricsToken === undefined ? 'loopback only in the demo' : 'Authorization: Bearer admin.metricsToken' },
         })
       : config.routes.map((entry) => `${entry.type === 'http' ? 'HTTP route' : 'MCP route'}: ${ctx.publicUrl}${entry.path} → ${displayUrl(entry.backend)}`);
     const reloadTarget: ReloadTarget = {

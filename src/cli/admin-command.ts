@@ -26,6 +26,7 @@ export const defaultAdminCommandDependencies: AdminCommandDependencies = {
   openStore: (config, io) =>
     openStore(config.store, {
       clock: systemClock,
+      mustExist: true,
       // Warnings (a Redis reconnect) go to stderr; stdout stays the command's output.
       logger: pino({ level: 'warn' }, { write: (line: string) => io.stderr(line) }),
     }),

@@ -49,6 +49,15 @@ async function dispatch(argv: readonly string[], io: CliIo, commands: readonly C
       }
       throw new CliUsageError(`"${words.join(' ')}" needs a subcommand: ${group.map((c) => c.path.at(-1)).join(', ')}`);
     }
+    // `gatehouse keys frob`: the group is known, its subcommand is not (this said `unknown command "keys"`).
+    const family = commands.filter((candidate) => candidate.path.length > 1 && candidate.path[0] === words[0]);
+    if (family.length > 0 && words.length > 1) {
+      const subcommands = family.map((c) => c.path[1] ?? '');
+      const near = nearest(words[1] ?? '', subcommands);
+      throw new CliUsageError(
+        `unknown subcommand "${words[1]}" of "gatehouse ${words[0]}" (it has ${subcommands.join(', ')})${near ? ` — did you mean "gatehouse ${words[0]} ${near}"?` : ''}`,
+      );
+    }
     const typed = words.slice(0, 2).join(' ');
     const names = [...new Set(commands.flatMap((c) => [c.path.join(' '), c.path[0] ?? '']))];
     const suggestion = nearest(typed, names) ?? nearest(words[0] ?? '', names);

@@ -213,6 +213,9 @@ function checkStore(config: GatehouseConfig, { problems }: RuleResult): void {
   } else if (!/^rediss?:\/\//.test(redisUrl)) {
     // The value may hold a password: say what is wrong without echoing it.
     problems.push('store.redisUrl: must start with redis:// or rediss:// (TLS)');
+  } else if (!URL.canParse(redisUrl)) {
+    // What the store parses it with (redis-connection.ts): passed here, it failed only when the store opened.
+    problems.push('store.redisUrl: is not a valid URL — check the host, the port (1–65535) and that a password is percent-encoded');
   }
 }
 

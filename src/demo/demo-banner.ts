@@ -16,6 +16,8 @@ export interface DemoBannerInput {
   users: readonly Pick<LocalUser, 'username' | 'password' | 'name' | 'email' | 'groups'>[];
   /** Groups whose members may use the admin console. */
   adminGroups: readonly string[];
+  /** Where `/metrics` is served (the main port, or `admin.metricsPort`'s listener) and who may read it. */
+  metrics: { url: string; access: string };
 }
 
 export function demoBanner(input: DemoBannerInput): string[] {
@@ -36,7 +38,7 @@ export function demoBanner(input: DemoBannerInput): string[] {
     '',
     `Connected apps (every user):  ${input.publicUrl}/account`,
     `Admin console:                ${input.publicUrl}/admin${admins.length > 0 ? `   (admins: ${admins.join(', ')})` : ''}`,
-    `Metrics:                      ${input.publicUrl}/metrics (loopback only in the demo)`,
+    `Metrics:                      ${input.metrics.url} (${input.metrics.access})`,
     '',
     'VS Code — .vscode/mcp.json:',
     `  ${vscode}`,

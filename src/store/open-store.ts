@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import type { Logger } from 'pino';
 import type { GatehouseConfig } from '../config/schema.ts';
 import type { Clock } from '../runtime/clock.ts';
@@ -10,9 +11,15 @@ import { StoreUnavailableError, type Store } from './store.ts';
  */
 export async function openStore(
   config: GatehouseConfig['store'],
-  dependencies: { clock: Clock; logger?: Logger },
+  dependencies: { clock: Clock; logger?: Logger; mustExist?: boolean },
 ): Promise<Store> {
   const { clock, logger } = dependencies;
+  // The admin commands read and change a store the gateway made. Opening a SQLite path creates it (directories
+  // and all): a mistyped path, or a command run before the first start, was an empty store that listed "No grants."
+  // and passed `doctor`, in a directory owned by whoever ran it.
+  if (dependencies.mustExist === true && config.type !== 'redis' && config.sqlitePath !== ':memory:' && !existsSync(config.sqlitePath)) {
+    throw new StoreUnavailableError(`store.sqlitePath: there is no database at ${config.sqlitePath} — the gateway creates it when it first starts; check the path`);
+  }
   if (config.type === 'redis') {
     if (!config.redisUrl) {
       throw new StoreUnavailableError('store.redisUrl is required when store.type is redis');

@@ -21,7 +21,7 @@ import { runCli } from '../../src/cli/main.ts';
 import { rotateKeys } from '../../src/keys/rotation.ts';
 import { createRevokedGrantsCache, REVOKED_GRANT_NAMESPACE } from '../../src/grants/revoked-grants.ts';
 import { loadConfig } from '../../src/config/load.ts';
-import { ManualClock } from '../../src/runtime/clock.ts';
+import { ManualClock, systemClock } from '../../src/runtime/clock.ts';
 import { oidcRecords } from '../../src/store/oidc-records.ts';
 import { openStore } from '../../src/store/open-store.ts';
 import { createOidcAdapter } from '../../src/store/oidc-adapter.ts';
@@ -389,7 +389,13 @@ describe('gatehouse clients list with an empty store', () => {
         `mode: demo\nstore:\n  sqlitePath: ${JSON.stringify(join(directory, 'g.db'))}\nauthorization:\n  clients:\n    - clientId: team-app\n      name: Team App\n      redirectUris: ["https://team.example/cb", "http://127.0.0.1/cb"]\n`,
       );
       let stdout = '';
-      const io: CliIo = { stdout: (text) => (stdout += text), stderr: () => {}, env: {}, cwd: directory };
+      let stderr = '';
+      const io: CliIo = { stdout: (text) => (stdout += text), stderr: (text) => (stderr += text), env: {}, cwd: directory };
+      // Before the gateway made its store, an admin command says so instead of making an empty one at that path.
+      assert.equal(await runCli(['clients', 'list', '--config', configFile], io, [createClientsCommands().list]), 1);
+      assert.match(stderr, /there is no database at .*g\.db — the gateway creates it when it first starts/);
+      assert.equal(existsSync(join(directory, 'g.db')), false);
+      await (await openStore(configSchema.parse({ store: { sqlitePath: join(directory, 'g.db') } }).store, { clock: systemClock })).close();
       assert.equal(await runCli(['clients', 'list', '--config', configFile], io, [createClientsCommands().list]), 0);
       const lines = stdout.trim().split('\n');
       assert.equal(lines.length, 2, stdout);

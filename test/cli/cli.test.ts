@@ -74,6 +74,13 @@ describe('gatehouse usage errors', () => {
     assert.match(stderr, /^gatehouse: unknown command "conifg" — did you mean "gatehouse config( check)?"\?/);
   });
 
+  it('names the group and its subcommands for an unknown subcommand of a known one, exit 2', () => {
+    const typo = gatehouse(['keys', 'rotat']);
+    assert.equal(typo.code, 2);
+    assert.equal(typo.stderr, 'gatehouse: unknown subcommand "rotat" of "gatehouse keys" (it has list, rotate, prune) — did you mean "gatehouse keys rotate"?\n');
+    assert.equal(gatehouse(['keys', 'frob']).stderr, 'gatehouse: unknown subcommand "frob" of "gatehouse keys" (it has list, rotate, prune)\n');
+  });
+
   it('suggests the nearest option for an unknown one, exit 2', () => {
     const { code, stderr } = gatehouse(['init', '--frce']);
     assert.equal(code, 2);

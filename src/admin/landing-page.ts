@@ -12,7 +12,7 @@ import { escapeHtml, renderPage } from '../web/html.ts';
 type Route = GatehouseConfig['routes'][number];
 
 /** A name for the client configs: the route path as an identifier (`/mcp/graph` → `gatehouse-mcp-graph`). */
-export function serverName(route: Route): string {
+export function serverName(route: Pick<Route, 'path'>): string {
   const slug = route.path.replace(/[^A-Za-z0-9]+/g, '-').replace(/^-+|-+$/g, '');
   return slug === '' ? 'gatehouse' : `gatehouse-${slug}`;
 }

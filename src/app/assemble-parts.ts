@@ -21,7 +21,7 @@ import { createRevokedGrantsCache } from '../grants/revoked-grants.ts';
 import { createEndGrant } from '../grants/end-grant.ts';
 import { createUpstreamClient } from '../upstream/upstream-client.ts';
 import { GatehouseError } from '../errors/internal-errors.ts';
-import { createLandingPlugin } from '../admin/landing-page.ts';
+import { createLandingPlugin, serverName } from '../admin/landing-page.ts';
 import type { ConsoleReload } from '../admin/console-state.ts';
 import type { ReloadTarget } from './reload-config.ts';
 import { displayUrl } from '../config/display-url.ts';
@@ -171,6 +171,7 @@ export async function assembleGatewayParts(baseCtx: GatehouseContext, options: A
       ? (await import('../demo/demo-banner.ts')).demoBanner({
           publicUrl: ctx.publicUrl,
           mcpPath: demo.graphRoute?.path ?? config.routes[0]?.path ?? '/mcp',
+          serverName: serverName(demo.graphRoute ?? config.routes[0] ?? { path: '/mcp' }),
           legacySse: (demo.graphRoute ?? config.routes[0])?.transports.includes('sse') === true,
           identityProviderUrl: demo.identityProvider.issuer,
           directoryApiUrl: demo.directoryApi.url,

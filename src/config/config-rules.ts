@@ -35,7 +35,27 @@ export function checkConfigRules(config: GatehouseConfig): RuleResult {
   if (config.mode === 'production') checkProduction(config, result);
   checkCookies(config, result);
   checkPublicUrlPath(config, result);
+  if (config.mode === 'demo') checkDemoPorts(config, result);
   return result;
+}
+
+/**
+ * The demo runs four listeners in one process: two given the same port failed at start as "port N is in use — stop
+ * the other process", when the other process was the demo's own stand-in.
+ */
+function checkDemoPorts(config: GatehouseConfig, { problems }: RuleResult): void {
+  // The stand-ins start with the local identity provider only (src/demo/run-demo.ts, usesLocalIdentityProvider).
+  if (config.upstream?.type !== 'oidc' || config.upstream.issuer !== `http://localhost:${config.demo.identityProviderPort}`) return;
+  const listeners = [
+    { port: config.server.port, name: 'the gateway (server.port, --port, GATEHOUSE_PORT)' },
+    { port: config.demo.identityProviderPort, name: 'the local identity provider (GATEHOUSE_DEMO_IDP_PORT)' },
+    { port: config.demo.graphServerPort, name: 'the sample Graph MCP server (GATEHOUSE_DEMO_GRAPH_PORT)' },
+    { port: config.demo.directoryApiPort, name: 'the demo directory API (GATEHOUSE_DEMO_DIRECTORY_PORT)' },
+  ].filter((listener) => listener.port !== 0);
+  for (const [index, listener] of listeners.entries()) {
+    const first = listeners.findIndex((other) => other.port === listener.port);
+    if (first !== index) problems.push(`demo: ${listeners[first]!.name} and ${listener.name} are both given port ${listener.port} — give each its own`);
+  }
 }
 
 /**

@@ -8,6 +8,8 @@ export interface DemoBannerInput {
   publicUrl: string;
   /** Path of the route to connect clients to, e.g. `/mcp`. */
   mcpPath: string;
+  /** The server's name in client settings: the start page's for the same route (`gatehouse-mcp`). */
+  serverName: string;
   /** That route serves the older HTTP+SSE transport too (its `transports`). */
   legacySse: boolean;
   identityProviderUrl: string;
@@ -22,7 +24,7 @@ export interface DemoBannerInput {
 
 export function demoBanner(input: DemoBannerInput): string[] {
   const mcpUrl = input.publicUrl + input.mcpPath;
-  const vscode = JSON.stringify({ servers: { gatehouse: { type: 'http', url: mcpUrl } } });
+  const vscode = JSON.stringify({ servers: { [input.serverName]: { type: 'http', url: mcpUrl } } });
   const width = Math.max(...input.users.map((user) => user.username.length));
   const admins = input.users.filter((user) => user.groups.some((group) => input.adminGroups.includes(group))).map((user) => user.username);
   return [

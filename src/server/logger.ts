@@ -93,10 +93,22 @@ const SENSITIVE_INSIDE = new RegExp(`(?:^|[^a-z0-9_])(?:${[...sensitiveQueryPara
 
 export const REDACTED = '[REDACTED]';
 
+/**
+ * Names that say their value is a secret, beyond the OAuth ones: a REST API behind a plain HTTP route takes its own
+ * (`api_key`, `sig`, `X-Amz-Signature`, `sessionid`, `password`), whose values were logged as sent. Words anywhere in
+ * the name, and short ones only as a whole part of it (`key`, `x-key`, `auth_user`, not `keyword` or `author`).
+ */
+const SECRET_WORDS = /token|secret|passw|pwd|apikey|api[-_]key|credential|signature|session|assertion/;
+const SECRET_PARTS = /(?:^|[-_.])(?:key|sig|auth|jwt|otp|pin|pass)(?:$|[-_.])/;
+
+function secretName(lower: string): boolean {
+  return sensitiveQueryParameters.has(lower) || SECRET_WORDS.test(lower) || SECRET_PARTS.test(lower);
+}
+
 /** A sensitive name, also as the last of `;`-separated names (`?x;access_token=…`, read so by some servers). */
 function sensitiveName(name: string): boolean {
   const lower = name.toLowerCase();
-  return sensitiveQueryParameters.has(lower) || (lower.includes(';') && lower.split(';').some((part) => sensitiveQueryParameters.has(part.trim())));
+  return secretName(lower) || (lower.includes(';') && lower.split(';').some((part) => secretName(part.trim())));
 }
 
 function scrubValue(value: string): string {
@@ -131,7 +143,8 @@ function scrubParameter(pair: string): string {
   // A token sent as the name (`?eyJ…`, `?eyJ…=`) or a name carrying a parameter of its own (`?a%3Baccess_token%3D…`):
   // the name is judged as a value is.
   const keptName = name.includes('eyJ') || SENSITIVE_INSIDE.test(name) ? scrubValue(name) : rawName;
-  if (sensitiveName(name)) return `${keptName}=${REDACTED}`;
+  // A name alone (`?a%3Baccess_token%3D…`, no `=`) has no value to withhold beyond what the name itself gave up.
+  if (sensitiveName(name)) return pair.includes('=') ? `${keptName}=${REDACTED}` : keptName;
   const kept = scrubValue(value);
   if (keptName !== rawName) return pair.includes('=') ? `${keptName}=${kept}` : keptName;
   return kept === REDACTED || value.includes('eyJ') ? `${rawName}=${kept}` : pair;

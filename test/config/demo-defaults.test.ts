@@ -36,6 +36,15 @@ describe('demo defaults', () => {
     assert.equal(config.broker.downstream[0]?.audience, 'http://localhost:9003');
   });
 
+  it('refuse two stand-ins (or the gateway and one) given the same port, naming both and their settings', () => {
+    const { problems } = checkConfigRules(demoConfig({ port: 9001, demo: { identityProviderPort: 9001, graphServerPort: 9002, directoryApiPort: 9002 } }));
+    assert.deepEqual(problems, [
+      'demo: the gateway (server.port, --port, GATEHOUSE_PORT) and the local identity provider (GATEHOUSE_DEMO_IDP_PORT) are both given port 9001 — give each its own',
+      'demo: the sample Graph MCP server (GATEHOUSE_DEMO_GRAPH_PORT) and the demo directory API (GATEHOUSE_DEMO_DIRECTORY_PORT) are both given port 9002 — give each its own',
+    ]);
+    assert.deepEqual(checkConfigRules(demoConfig({ port: 0, demo: { identityProviderPort: 9001, graphServerPort: 0, directoryApiPort: 0 } })).problems, []);
+  });
+
   it('are what loadConfig returns without a file, with the public URL following GATEHOUSE_PORT or --port', () => {
     const plain = loadConfig({ env: {}, cwd: '/srv/gatehouse' });
     assert.equal(plain.file, undefined);

@@ -5,6 +5,7 @@ import { demoBanner, type DemoBannerInput } from '../../src/demo/demo-banner.ts'
 const input: DemoBannerInput = {
   publicUrl: 'http://localhost:8080',
   mcpPath: '/mcp',
+  serverName: 'gatehouse-mcp',
   legacySse: false,
   identityProviderUrl: 'http://localhost:8081',
   directoryApiUrl: 'http://127.0.0.1:8083',
@@ -23,7 +24,7 @@ describe('the demo banner', () => {
     assert.ok(lines.includes('MCP server URL (paste it into your MCP client):  http://localhost:8080/mcp'));
     assert.ok(lines.some((line) => /^ {2}alex {3}password pw-2 {3}Alex Wilber <alex@gatehouse\.test>$/.test(line)));
     assert.ok(lines.includes('Admin console:                http://localhost:8080/admin   (admins: alex)'));
-    assert.ok(lines.includes('  {"servers":{"gatehouse":{"type":"http","url":"http://localhost:8080/mcp"}}}'));
+    assert.ok(lines.includes('  {"servers":{"gatehouse-mcp":{"type":"http","url":"http://localhost:8080/mcp"}}}'));
   });
 
   it('names where /metrics is really served and who may read it (its own port, a token)', () => {

@@ -128,6 +128,15 @@ describe('scrubUrl', () => {
       assert.equal(scrubUrl(`/x?${name}=SECRET&a=1`), `/x?${name}=[REDACTED]&a=1`);
     });
   }
+  it("scrubs a REST API's own secret-named parameters, and keeps ones that only look alike", () => {
+    for (const name of ['api_key', 'apiKey', 'key', 'x-key', 'sig', 'X-Amz-Signature', 'sessionid', 'JSESSIONID', 'password', 'passwd', 'client-secret', 'auth', 'auth_user', 'otp', 'refreshToken']) {
+      assert.equal(scrubUrl(`/api?${name}=QUERYSECRET&page=2`), `/api?${name}=[REDACTED]&page=2`, name);
+    }
+    for (const name of ['keyword', 'author', 'monkey', 'footprint', 'design', 'page', 'client_id', 'scope', 'code_challenge', 'redirect_uri']) {
+      assert.equal(scrubUrl(`/api?${name}=visible`), `/api?${name}=visible`, name);
+    }
+  });
+
   it('scrubs a JWT under any parameter name (a request object, an ID token hint, whatever a client invents)', () => {
     const jwt = 'eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJl';
     assert.equal(scrubUrl(`/authorize?client_id=x&whatever=${jwt}`), '/authorize?client_id=x&whatever=[REDACTED]');

@@ -30,7 +30,8 @@ export function registerToolRoutes(app: FastifyInstance, state: ConsoleState): v
     const undecided = all.filter((tool) => tool.status !== 'approved');
     const diffs = await Promise.all(undecided.map((tool) => diffToolPin(admin, tool.route, tool.name)));
     const view = await adminView(admin, 'Tools', 'tools', session, noticeFrom(request));
-    return sendConsolePage(reply, renderToolsPage(view, diffs, all));
+    const pinnedRoutes = admin.config.routes.filter((route) => route.type === 'mcp' && route.toolPinning !== 'off').map((route) => route.path);
+    return sendConsolePage(reply, renderToolsPage(view, diffs, all, pinnedRoutes));
   });
 
   const decide = (verb: 'approve' | 'reject', action: typeof approveToolPin) =>

@@ -37,6 +37,25 @@ describe('tool changes in the admin console (in-process)', () => {
     await h.close();
   });
 
+  it('says why no tool is listed: no route pins (the default), or none listed through the pinning routes yet', async () => {
+    const fresh = await startConsoleHarness();
+    const pinning = await startConsoleHarness({ config: (config) => ({ ...config, routes: config.routes.map((route) => ({ ...route, toolPinning: 'warn' as const })) }) });
+    try {
+      for (const [harness, expected] of [
+        [fresh, /No route pins its tools \(every route has toolPinning: off\), so none is recorded here\./],
+        [pinning, /No tool has been listed through \/mcp yet \(the routes with toolPinning on\)\./],
+      ] as const) {
+        const admin = await signInTo(harness, ALICE, '/admin/tools');
+        const page = await harness.app.inject({ url: '/admin/tools', headers: { cookie: admin.cookie } });
+        assert.equal(page.statusCode, 200);
+        assert.match(page.body, expected);
+      }
+    } finally {
+      await fresh.close();
+      await pinning.close();
+    }
+  });
+
   it('shows a changed definition as an escaped diff, and counts it beside Tools on every admin page', async () => {
     await seedPin({ route: '/mcp', name: 'echo', approved: definition('Echoes its input', 'a'), pending: definition(POISONED, 'b') });
     const page = await h.app.inject({ url: '/admin/tools', headers: { cookie: alice.cookie } });

@@ -7,7 +7,7 @@ import { code, exactCode, html, postButton, renderConsolePage, table, timeCell, 
  * fields that changed, with Approve and Reject. Everything shown is what a backend published — possibly a poisoned
  * description written to instruct a model — so every value is escaped and shown as inert text, never as markup.
  */
-export function renderToolsPage(view: ConsoleView, pending: ToolPinDiff[], all: ToolPinSummary[]): string {
+export function renderToolsPage(view: ConsoleView, pending: ToolPinDiff[], all: ToolPinSummary[], pinnedRoutes: readonly string[] = []): string {
   const changes = pending.length === 0 ? '<p class="empty">No tool definition is waiting for review.</p>' : pending.map((tool) => toolChange(view, tool)).join('\n');
   const rows = all.map((tool) => [code(tool.route), exactCode(tool.name), `<span class="badge tool-${tool.status}">${html(tool.status)}</span>`, decisionCell(tool)]);
   return renderConsolePage(
@@ -16,7 +16,7 @@ export function renderToolsPage(view: ConsoleView, pending: ToolPinDiff[], all: 
 <h2>Changed definitions</h2>
 ${changes}
 <h2>All pinned tools</h2>
-${table(['Route', 'Tool', 'Status', 'Last decision'], rows, 'No tool has been listed through the gateway yet.')}`,
+${table(['Route', 'Tool', 'Status', 'Last decision'], rows, noPinnedTool(pinnedRoutes))}`,
   );
 }
 
@@ -59,4 +59,10 @@ function fieldDiff(field: string, before: unknown, after: unknown, hasBefore: bo
     return `<figure><figcaption>${html(title)}</figcaption><pre>${body}</pre></figure>`;
   };
   return `<div class="diff"><h4>${code(field)}</h4>${hasBefore ? column('Approved', old, now, 'del') : ''}${column('Served now', now, old, 'ins')}</div>`;
+}
+
+/** Why the list is empty: no route pins (the default, `toolPinning: off`), or none has been listed through yet. */
+function noPinnedTool(pinnedRoutes: readonly string[]): string {
+  if (pinnedRoutes.length === 0) return 'No route pins its tools (every route has toolPinning: off), so none is recorded here.';
+  return `No tool has been listed through ${pinnedRoutes.join(', ')} yet (the routes with toolPinning on).`;
 }

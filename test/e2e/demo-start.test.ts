@@ -86,7 +86,7 @@ describe('npm start (gatehouse start without a config file)', () => {
     assert.ok(banner.includes(`http://localhost:${port}/account`));
     assert.ok(banner.includes(`http://localhost:${port}/admin`));
     const snippet = banner.split('\n').find((line) => line.includes('"servers"'));
-    assert.deepEqual(JSON.parse(snippet ?? '{}'), { servers: { gatehouse: { type: 'http', url: mcpUrl } } });
+    assert.deepEqual(JSON.parse(snippet ?? '{}'), { servers: { 'gatehouse-mcp': { type: 'http', url: mcpUrl } } });
     assert.match(banner, /npx @modelcontextprotocol\/inspector/);
     assert.match(banner, /DEVELOPMENT ONLY/);
     // The older transport's URL, served: a client of HTTP+SSE finds it on the banner, not only in the docs.

@@ -155,7 +155,8 @@ export async function startGraphServer(options: GraphServerOptions): Promise<Run
     if (endpoint === '/tools' && method === 'GET') return sendJson(res, 200, { tools: toolList() });
     if (endpoint === '/me' && method === 'GET') return sendJson(res, 200, await graphUserDetails(deps, caller));
     if (endpoint === '/status' && method === 'GET') return sendJson(res, 200, status(deps, caller));
-    return sendJson(res, 404, { error: 'not_found', error_description: `No endpoint ${method} ${path}.` });
+    // Named below the REST base, as a caller through a gateway route sees it (`/graph/nope`, not this server's `/api/nope`).
+    return sendJson(res, 404, { error: 'not_found', error_description: `No endpoint ${method} ${endpoint}: the REST endpoints are GET /me, GET|POST /hello, POST /echo, GET /tools and GET /status.` });
   }
 
   const server = createServer((req, res) => {

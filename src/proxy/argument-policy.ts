@@ -2,7 +2,7 @@ import type { RouteConfig } from '../config/schema.ts';
 import { compileToolExpression, type CompiledToolExpression, type ToolPolicyInput } from '../config/tool-expressions.ts';
 import { deniedTools, type Caller } from './tool-policy.ts';
 import type { DeniedTools } from './tools-list-filter.ts';
-import { expressionReadsOf } from '../config/argument-reads.ts';
+import { comparedArgumentsOf, expressionReadsOf, type ComparedArgument } from '../config/argument-reads.ts';
 import { foldedCollision, foldedName, memberSpellings, misspeltMember } from '../protocol/duplicate-members.ts';
 
 /**
@@ -21,6 +21,8 @@ interface ArgumentPolicy {
   reads: ReadonlyMap<string, string> | undefined;
   /** It also reads names it computes at run time: two spellings of one name side by side are refused anywhere. */
   computedNames: boolean;
+  /** The arguments it compares with literals, and the literals' types: one of another type is refused. */
+  compared: readonly ComparedArgument[];
   /** The expression reads neither the arguments nor the tool's annotations: it decides by caller alone. */
   callerOnly: boolean;
   /** Nor the tool's name: it decides every tool alike. */
@@ -41,6 +43,7 @@ function compiled(source: string, denyReason: string | undefined): ArgumentPolic
     denyReason,
     reads: args === undefined ? undefined : memberSpellings(args.names),
     computedNames: args?.computed === true,
+    compared: args === undefined ? [] : comparedArgumentsOf(source),
     // From the tree too: `tool["annot\x61tions"]` reads the annotations, which no pattern over the text saw.
     callerOnly: args === undefined && !toolBeyondName,
     sameForEveryTool: args === undefined && !readsTool,
@@ -105,6 +108,8 @@ function decideWith(policy: ArgumentPolicy | undefined, call: { tool: string; ar
   if (policy.reads !== undefined && misspeltAtAnyDepth(args, policy.reads, policy.computedNames)) {
     return { allowed: false, reason: 'an argument the policy checks is spelt in another case, or named twice in different cases' };
   }
+  const mistyped = comparedTypeProblem(args, policy.compared);
+  if (mistyped !== undefined) return { allowed: false, reason: mistyped };
   const input: ToolPolicyInput = {
     // An app-only caller's subject is a client id: never let it pass for a user's in `user.sub == …`.
     user: { sub: call.caller.appOnly === true ? '' : call.caller.subject, email: call.caller.email ?? '', groups: call.caller.groups, tenant: call.caller.tenant ?? '' },
@@ -154,6 +159,33 @@ function foldedCollisionAmong(object: object, reads: ReadonlyMap<string, string>
     folded.add(name);
   }
   return false;
+}
+
+/**
+ * Why an argument the policy compares with literals cannot be judged, or undefined. CEL's equality across types is
+ * `false`, not an error: `args.recursive != true` held for the string `"true"`, the number 1 or `"yes"`, which a
+ * lenient backend (Pydantic's validation, as FastMCP's tools have it) then read as the `true` the policy refused; so
+ * an argument of another type than every literal it is compared with is refused (a `null` too). And an integer past
+ * ±2^53 reached the policy rounded (`JSON.parse`) while a backend reading JSON exactly got the number sent:
+ * `args.channel != 1234567890123456789` allowed that very channel. Such an integer is refused where it is compared.
+ */
+function comparedTypeProblem(args: Record<string, unknown>, compared: readonly ComparedArgument[]): string | undefined {
+  for (const { path, types } of compared) {
+    let value: unknown = args;
+    for (const name of path) {
+      value = isPlainObject(value) && Object.hasOwn(value, name) ? value[name] : undefined;
+      if (value === undefined) break;
+    }
+    // Absent: the expression says what that means (an error, refused, unless it asks `has(…)` first).
+    if (value === undefined) continue;
+    const name = path.join('.');
+    if (typeof value === 'number' && Number.isInteger(value) && !Number.isSafeInteger(value)) {
+      return `the argument ${name} is an integer too large for the policy to judge exactly; send it as a string`;
+    }
+    const type = value === null ? 'null' : Array.isArray(value) ? 'array' : typeof value;
+    if (!types.has(type as 'boolean')) return `the argument ${name} is ${type === 'array' || type === 'object' ? 'an' : 'a'} ${type}, which the policy compares only with ${[...types].join(' or ')} values`;
+  }
+  return undefined;
 }
 
 const isPlainObject = (value: unknown): value is Record<string, unknown> =>

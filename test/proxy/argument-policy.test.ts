@@ -242,4 +242,47 @@ describe('argument policies and app-only callers', () => {
       assert.equal(decider({ run: { allow: '!has(args.path)' } })('run', env).allowed, false);
     });
   });
+
+  describe('arguments of another type than the literals the policy compares them with', () => {
+    const caller = { subject: 'tenant/ada', clientId: 'client-1', email: 'ada@example.com', groups: ['staff'], scopes: ['mcp:tools'] } as unknown as Parameters<typeof decideArguments>[1]['caller'];
+    const decide = (allow: string, args: unknown) => {
+      const [route] = configSchema.parse({ routes: [{ path: '/files', backend: 'http://127.0.0.1:1/mcp', tools: { t: { allow } } }] }).routes;
+      return decideArguments(compileArgumentPolicies(route!), { tool: 't', args, annotations: {}, caller });
+    };
+
+    it('refuses them: CEL finds "true" != true, and a lenient backend reads "true" as the true the policy refused', () => {
+      const deleteFile = 'args.recursive != true && !args.path.startsWith("/etc")';
+      assert.equal(decide(deleteFile, { path: '/tmp/x', recursive: false }).allowed, true);
+      // Absent: the expression decides (CEL has no such field: an error, refused as one).
+      assert.match(decide(deleteFile, { path: '/tmp/x' }).reason ?? '', /could not be evaluated/);
+      assert.equal(decide('!has(args.recursive) || args.recursive != true', {}).allowed, true);
+      assert.equal(decide(deleteFile, { path: '/tmp/x', recursive: true }).allowed, false);
+      for (const recursive of ['true', 1, 'yes', 'True', null, [true], { value: true }]) {
+        const decision = decide(deleteFile, { path: '/tmp/x', recursive });
+        assert.equal(decision.allowed, false, JSON.stringify(recursive));
+        assert.match(decision.reason ?? '', /^the argument recursive is an? (string|number|null|array|object), which the policy compares only with boolean values$/);
+      }
+      const channel = 'args.channel != 1234567 && args["opts"].mode in ["fast", "safe"]';
+      assert.equal(decide(channel, { channel: 7, opts: { mode: 'fast' } }).allowed, true);
+      assert.equal(decide(channel, { channel: '1234567', opts: { mode: 'fast' } }).allowed, false);
+      assert.equal(decide(channel, { channel: 7, opts: { mode: 1 } }).allowed, false);
+      // A literal of either type: either is judged. A comparison with null asks for presence, of any type.
+      assert.equal(decide('args.level == "high" || args.level == 3', { level: 3 }).allowed, true);
+      assert.equal(decide('args.note != null', { note: 5 }).allowed, true);
+      // Compared with another argument or the caller, not a literal: nothing to infer.
+      assert.equal(decide('args.owner == user.email', { owner: 'ada@example.com' }).allowed, true);
+    });
+
+    it('refuses an integer past ±2^53 where the policy compares it: JSON.parse rounded it, a backend reading JSON exactly did not', () => {
+      const rule = 'args.channel != 1234567890123456789';
+      // The body's 1234567890123456789 is 1234567890123456800 once parsed: unequal to the literal, so it was allowed.
+      const parsed = JSON.parse('{"channel":1234567890123456789}') as Record<string, unknown>;
+      const decision = decide(rule, parsed);
+      assert.equal(decision.allowed, false);
+      assert.equal(decision.reason, 'the argument channel is an integer too large for the policy to judge exactly; send it as a string');
+      assert.equal(decide('args.channel in [1234567890123456768]', parsed).allowed, false);
+      assert.equal(decide(rule, { channel: 42 }).allowed, true);
+      assert.equal(decide(rule, { channel: 2 ** 53 - 1 }).allowed, true);
+    });
+  });
 });

@@ -159,13 +159,20 @@ export async function assembleGatewayParts(baseCtx: GatehouseContext, options: A
       createMetricsPlugin(ctx, metrics),
       createLandingPlugin(ctx),
     ];
-    let metricsUrl = `${ctx.publicUrl}/metrics`;
+    // Where /metrics is, and who may read it: on the main port loopback callers (in the demo) or the token's holders;
+    // on admin.metricsPort's own listener anyone who reaches `server.host` there, unless a token is set.
+    const metricsAccess = { url: `${ctx.publicUrl}/metrics`, access: config.admin.metricsToken === undefined ? 'loopback only in the demo' : 'Authorization: Bearer admin.metricsToken' };
     if (config.admin.metricsPort !== undefined) {
       const listener = await startMetricsListener(ctx, metrics);
       cleanups.push(() => listener.close());
-      // Its own port (one chosen by the system for 0), on the main listener's interface.
       const address = listener.server.address();
-      if (address !== null && typeof address === 'object') metricsUrl = `http://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}/metrics`;
+      if (address !== null && typeof address === 'object') {
+        // A wildcard address is reached on loopback too; the port is the one bound (the system's pick for 0).
+        const wildcard = address.address === '0.0.0.0' || address.address === '::';
+        const host = wildcard ? '127.0.0.1' : address.family === 'IPv6' ? `[${address.address}]` : address.address;
+        metricsAccess.url = `http://${host}:${address.port}/metrics`;
+        if (config.admin.metricsToken === undefined) metricsAccess.access = `anyone who reaches ${config.server.host} on port ${address.port}`;
+      }
     }
     const banner = demo
       ? (await import('../demo/demo-banner.ts')).demoBanner({
@@ -178,7 +185,7 @@ export async function assembleGatewayParts(baseCtx: GatehouseContext, options: A
           graphServerUrl: demo.graphServer?.url,
           users: demo.users,
           adminGroups: ctx.config.admin.groups,
-          metrics: { url: metricsUrl, access: config.admin.metricsToken === undefined ? 'loopback only in the demo' : 'Authorization: Bearer admin.metricsToken' },
+          metrics: metricsAccess,
         })
       : config.routes.map((entry) => `${entry.type === 'http' ? 'HTTP route' : 'MCP route'}: ${ctx.publicUrl}${entry.path} → ${displayUrl(entry.backend)}`);
     const reloadTarget: ReloadTarget = {

@@ -49,7 +49,10 @@ function checkDemoPorts(config: GatehouseConfig, { problems }: RuleResult): void
   const listeners = [
     { port: config.server.port, name: 'the gateway (server.port, --port, GATEHOUSE_PORT)' },
     { port: config.demo.identityProviderPort, name: 'the local identity provider (GATEHOUSE_DEMO_IDP_PORT)' },
-    { port: config.demo.graphServerPort, name: 'the sample Graph MCP server (GATEHOUSE_DEMO_GRAPH_PORT)' },
+    // The sample server starts only when a route's backend is on its port.
+    ...(config.routes.some((route) => URL.parse(route.backend)?.port === String(config.demo.graphServerPort))
+      ? [{ port: config.demo.graphServerPort, name: 'the sample Graph MCP server (GATEHOUSE_DEMO_GRAPH_PORT)' }]
+      : []),
     { port: config.demo.directoryApiPort, name: 'the demo directory API (GATEHOUSE_DEMO_DIRECTORY_PORT)' },
   ].filter((listener) => listener.port !== 0);
   for (const [index, listener] of listeners.entries()) {
@@ -233,9 +236,20 @@ function checkStore(config: GatehouseConfig, { problems }: RuleResult): void {
   } else if (!/^rediss?:\/\//.test(redisUrl)) {
     // The value may hold a password: say what is wrong without echoing it.
     problems.push('store.redisUrl: must start with redis:// or rediss:// (TLS)');
-  } else if (!URL.canParse(redisUrl)) {
-    // What the store parses it with (redis-connection.ts): passed here, it failed only when the store opened.
-    problems.push('store.redisUrl: is not a valid URL — check the host, the port (1–65535) and that a password is percent-encoded');
+  } else if (!URL.canParse(redisUrl) || !decodable(new URL(redisUrl))) {
+    // What the store parses it with (redis-connection.ts, ioredis decoding the credentials): passed here, it failed
+    // only when the store opened.
+    problems.push('store.redisUrl: is not a valid URL — check the host, the port (1–65535) and that a password is percent-encoded (% as %25)');
+  }
+}
+
+function decodable(url: URL): boolean {
+  try {
+    decodeURIComponent(url.username);
+    decodeURIComponent(url.password);
+    return true;
+  } catch {
+    return false;
   }
 }
 

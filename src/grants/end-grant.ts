@@ -45,10 +45,10 @@ export function createEndGrant(options: EndGrantOptions): EndGrant {
   const inFlight = new Map<string, Promise<boolean>>();
 
   async function run(grantId: string, reason: GrantEndReason): Promise<boolean> {
-    await revokeGrant(store, grantId, { ttlSeconds: revocationTtlSeconds(accessTokenTtlSeconds), clock, reason });
+    const firstRevocation = await revokeGrant(store, grantId, { ttlSeconds: revocationTtlSeconds(accessTokenTtlSeconds), clock, reason });
     for (const model of GRANT_BOUND_MODELS) await deleteRecords(store, oidcRecords[model], 'grantId', grantId);
-    // An app-only token's grant id names no record (src/protocol/app-only.ts): its revocation record is its end.
-    const ended = (await deleteRecord(store, oidcRecords.Grant, grantId)) || isAppOnlyGrantId(grantId);
+    // An app-only token's grant id names no record (src/protocol/app-only.ts): the first revocation record is its end.
+    const ended = (await deleteRecord(store, oidcRecords.Grant, grantId)) || (isAppOnlyGrantId(grantId) && firstRevocation);
     if (ended) onEnded?.(grantId, reason);
     return ended;
   }

@@ -2,7 +2,7 @@ import { systemClock, type Clock } from '../runtime/clock.ts';
 import type { Store, Unsubscribe } from '../store/store.ts';
 import type { GrantEndReason } from './grant-end-reason.ts';
 import { grantRevokedChannel, revokedGrantRecord } from '../records/grants.ts';
-import { createRecord, listRecordKeys, publishMessage, readRecord, RecordInvalidError, subscribeChannel } from '../store/record-access.ts';
+import { createRecord, listRecordKeys, publishMessage, readRecord, RecordInvalidError, subscribeChannel, writeRecord } from '../store/record-access.ts';
 
 /**
  * Grant revocation on the hot path. Every bearer check asks "is this grant revoked?" and must not touch the store to
@@ -30,21 +30,29 @@ export interface RevokedGrantRecord {
  * that, no token of the grant can still pass the expiry check, so the record is no longer needed.
  *
  * This is one step of ending a grant; everything that ends a grant calls `endGrant` (end-grant.ts), which calls this.
+ * Resolves to whether this call made the record (the grant was not already revoked).
  */
 export async function revokeGrant(
   store: Store,
   grantId: string,
   options: { ttlSeconds: number; clock?: Clock; reason?: GrantEndReason },
-): Promise<void> {
+): Promise<boolean> {
   const record: RevokedGrantRecord = {
     grantId,
     revokedAt: (options.clock ?? systemClock).now(),
     ...(options.reason === undefined ? {} : { reason: options.reason }),
   };
   // The first ending's record stands: a second (a replay detected after an admin's revocation, two replicas) must not
-  // rewrite why the grant ended. It is still announced: a replica may have missed the first message.
-  await createRecord(store, revokedGrantRecord, grantId, record, { ttlSeconds: options.ttlSeconds });
+  // rewrite why the grant ended. But it lives on from now: a second ending may follow a first that failed part-way
+  // (the grant and its refresh tokens left in the store), and a token refreshed in between must be refused for its
+  // whole life, past the first record's expiry. It is announced again too: a replica may have missed the first message.
+  const created = await createRecord(store, revokedGrantRecord, grantId, record, { ttlSeconds: options.ttlSeconds });
+  if (!created) {
+    const first = await readRecord(store, revokedGrantRecord, grantId, { invalid: 'absent' });
+    await writeRecord(store, revokedGrantRecord, grantId, first ?? record, { ttlSeconds: options.ttlSeconds });
+  }
   await publishMessage(store, grantRevokedChannel, grantId);
+  return created;
 }
 
 /**

@@ -89,30 +89,40 @@ const JWT_INSIDE = /(?<![\w-])eyJ[\w-]*\.[\w-]*\.[\w-]*(?:\.[\w-]*\.[\w-]*)?/g;
  * A value that carries a sensitive parameter of its own (`?x=1;access_token=…`: some servers split on `;`, and a
  * client that wrapped a token so is still sending it): the whole value is withheld.
  */
-const SENSITIVE_INSIDE = new RegExp(`(?:^|[^a-z0-9_])(?:${[...sensitiveQueryParameters].join('|')})=`, 'i');
+const EMBEDDED_NAME = /(?:^|[^A-Za-z0-9_.-])([A-Za-z0-9_.-]+)=/g;
+
+function carriesSecret(text: string): boolean {
+  if (!text.includes('=')) return false;
+  for (const match of text.matchAll(EMBEDDED_NAME)) if (secretName(match[1]!)) return true;
+  return false;
+}
 
 export const REDACTED = '[REDACTED]';
 
 /**
  * Names that say their value is a secret, beyond the OAuth ones: a REST API behind a plain HTTP route takes its own
- * (`api_key`, `sig`, `X-Amz-Signature`, `sessionid`, `password`), whose values were logged as sent. Words anywhere in
- * the name, and short ones only as a whole part of it (`key`, `x-key`, `auth_user`, not `keyword` or `author`).
+ * (`api_key`, `sig`, `X-Amz-Signature`, `sessionid`, `password`, `privateKey`), whose values were logged as sent.
+ * Read with camelCase split into parts (`privateKey` is `private_key`): words anywhere in the name, short ones only as
+ * a whole part of it (`key`, `x-key`, `auth_user`, not `keyword` or `author`). Names that only describe a secret or
+ * count something (`token_type_hint`, `client_assertion_type`, `max_tokens`, `page_token`) keep their values.
  */
-const SECRET_WORDS = /token|secret|passw|pwd|apikey|api[-_]key|credential|signature|session|assertion/;
-const SECRET_PARTS = /(?:^|[-_.])(?:key|sig|auth|jwt|otp|pin|pass)(?:$|[-_.])/;
+const SECRET_WORDS = /token|secret|passw|passphrase|passcode|pwd|apikey|api_key|credential|signature|session|sessid|assertion|authorization/;
+const SECRET_PARTS = /(?:^|[-_.])(?:key|sig|auth|jwt|otp|totp|pin|pass)(?:$|[-_.])/;
+const DESCRIBES_A_SECRET = /(?:[-_.](?:type|hint|method|count|size|length|expires|expiry|ttl)|^(?:max|min)[-_.]tokens?|(?:^|[-_.])page[-_.]token|^(?:public|sort|idempotency)[-_.]key)$/;
 
-function secretName(lower: string): boolean {
-  return sensitiveQueryParameters.has(lower) || SECRET_WORDS.test(lower) || SECRET_PARTS.test(lower);
+function secretName(name: string): boolean {
+  const lower = name.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toLowerCase();
+  if (sensitiveQueryParameters.has(lower)) return true;
+  return (SECRET_WORDS.test(lower) || SECRET_PARTS.test(lower)) && !DESCRIBES_A_SECRET.test(lower);
 }
 
 /** A sensitive name, also as the last of `;`-separated names (`?x;access_token=…`, read so by some servers). */
 function sensitiveName(name: string): boolean {
-  const lower = name.toLowerCase();
-  return secretName(lower) || (lower.includes(';') && lower.split(';').some((part) => secretName(part.trim())));
+  return secretName(name) || (name.includes(';') && name.split(';').some((part) => secretName(part.trim())));
 }
 
 function scrubValue(value: string): string {
-  if (SENSITIVE_INSIDE.test(value) || COMPACT_JWT.test(value)) return REDACTED;
+  if (carriesSecret(value) || COMPACT_JWT.test(value)) return REDACTED;
   return encodeURIComponent(value.includes('eyJ') ? value.replace(JWT_INSIDE, REDACTED) : value);
 }
 
@@ -142,7 +152,7 @@ function scrubParameter(pair: string): string {
   const rawName = pair.split('=', 1)[0] ?? '';
   // A token sent as the name (`?eyJ…`, `?eyJ…=`) or a name carrying a parameter of its own (`?a%3Baccess_token%3D…`):
   // the name is judged as a value is.
-  const keptName = name.includes('eyJ') || SENSITIVE_INSIDE.test(name) ? scrubValue(name) : rawName;
+  const keptName = name.includes('eyJ') || carriesSecret(name) ? scrubValue(name) : rawName;
   // A name alone (`?a%3Baccess_token%3D…`, no `=`) has no value to withhold beyond what the name itself gave up.
   if (sensitiveName(name)) return pair.includes('=') ? `${keptName}=${REDACTED}` : keptName;
   const kept = scrubValue(value);

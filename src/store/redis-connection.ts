@@ -57,8 +57,14 @@ export async function connectRedis(options: RedisConnectOptions): Promise<RedisC
   if (protocol !== 'redis:' && protocol !== 'rediss:') {
     throw new StoreUnavailableError(`store.redisUrl must start with redis:// or rediss:// (got ${protocol}//…)`);
   }
-  // ioredis turns `rediss://` into TLS by itself; extra settings only make sense there.
-  const redis = new Redis(url, protocol === 'rediss:' && tls ? { ...connectionOptions, tls } : connectionOptions);
+  // ioredis turns `rediss://` into TLS by itself; extra settings only make sense there. It decodes the URL's
+  // credentials itself, and a stray `%` in a password threw a URIError that start-up reported as an internal error.
+  let redis: Redis;
+  try {
+    redis = new Redis(url, protocol === 'rediss:' && tls ? { ...connectionOptions, tls } : connectionOptions);
+  } catch {
+    throw new StoreUnavailableError('store.redisUrl cannot be used: percent-encode any % in its user name or password (as %25)');
+  }
   let lastError = '';
   let up = false;
   redis.on('error', (error: Error) => {

@@ -43,6 +43,10 @@ describe('demo defaults', () => {
       'demo: the sample Graph MCP server (GATEHOUSE_DEMO_GRAPH_PORT) and the demo directory API (GATEHOUSE_DEMO_DIRECTORY_PORT) are both given port 9002 — give each its own',
     ]);
     assert.deepEqual(checkConfigRules(demoConfig({ port: 0, demo: { identityProviderPort: 9001, graphServerPort: 0, directoryApiPort: 0 } })).problems, []);
+    // The sample server starts only for a route on its port: a gateway on that port with routes elsewhere is fine.
+    const elsewhere = demoConfig({ port: 8082, demo: { identityProviderPort: 8081, graphServerPort: 8082, directoryApiPort: 8083 } });
+    const routes = elsewhere.routes.map((route, index) => ({ ...route, backend: `http://127.0.0.1:${9990 + index}/mcp` }));
+    assert.deepEqual(checkConfigRules({ ...elsewhere, routes }).problems, []);
   });
 
   it('are what loadConfig returns without a file, with the public URL following GATEHOUSE_PORT or --port', () => {

@@ -305,7 +305,7 @@ describe('loadConfig: GATEHOUSE_* overrides', () => {
     assert.ok(redis.includes('store.redisUrl: must start with redis:// or rediss:// (TLS)'), redis.join('\n'));
     assert.ok(redis.every((p) => !p.includes('pa55word')));
     // A URL the store could not parse is the configuration's problem (exit 2 from config check), not a store outage.
-    for (const url of ['redis://u:pa55word@127.0.0.1:99999', 'rediss://u:pa55word@[::1', 'redis://h:1:2']) {
+    for (const url of ['redis://u:pa55word@127.0.0.1:99999', 'rediss://u:pa55word@[::1', 'redis://h:1:2', 'redis://:pa55word%zz@127.0.0.1:6379']) {
       const unparsable = problemsOf(VALID, { GATEHOUSE_STORE: 'redis', GATEHOUSE_REDIS_URL: url });
       assert.ok(unparsable.some((p) => p.startsWith('store.redisUrl: is not a valid URL')), unparsable.join('\n'));
       assert.ok(unparsable.every((p) => !p.includes('pa55word')));

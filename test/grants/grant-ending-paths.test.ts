@@ -203,13 +203,22 @@ describe('endGrant', () => {
       const otherReplica = createEndGrant({ store, clock, accessTokenTtlSeconds: 300, onEnded: (id, reason) => ended.push(`${id}:${reason}:again`) });
       assert.equal(await otherReplica('g1', 'account'), false);
       assert.equal((await store.get<RevokedGrantRecord>(REVOKED_GRANT_NAMESPACE, 'g1'))?.reason, 'admin');
-      // An app-only token's grant id has no record: its revocation is its end, logged like any other.
+      // An app-only token's grant id has no record: its first revocation is its end, logged like any other, once.
       assert.equal(await otherReplica('app-token-1', 'token_revocation'), true);
+      assert.equal(await endGrant('app-token-1', 'token_revocation'), false);
       assert.deepEqual(ended, ['g1:admin', 'app-token-1:token_revocation:again']);
+
 
       // The revocation record outlives the longest access token, plus skew.
       clock.advance((300 + 59) * 1000);
       assert.ok(await store.get(REVOKED_GRANT_NAMESPACE, 'g1'));
+
+      // Ending it again renews the record's life (a first ending that failed part-way left a grant that could still
+      // refresh; the token minted then must be refused for its whole life), keeping the first reason.
+      const revokedAt = clock.now() - 359_000;
+      await createEndGrant({ store, clock, accessTokenTtlSeconds: 300 })('g1', 'refresh_reuse');
+      clock.advance(300_000);
+      assert.deepEqual(await store.get(REVOKED_GRANT_NAMESPACE, 'g1'), { grantId: 'g1', revokedAt, reason: 'admin' });
     } finally {
       await store.close();
     }

@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -38,6 +37,7 @@ const python = resolve(import.meta.dirname, '..', '..', '.venv-clients', 'bin', 
 const prepared = preparePythonClients();
 const keyring = createTestKeyring();
 let backend: ChildProcess | undefined;
+let directory: string | undefined;
 let gateway: TestGateway | undefined;
 /** Every call the backend ran, as it printed it. */
 const ran: Array<Record<string, unknown>> = [];
@@ -45,7 +45,8 @@ const ran: Array<Record<string, unknown>> = [];
 before(async () => {
   if (!prepared.ready) return;
   const port = await freePort();
-  const script = join(mkdtempSync(join(tmpdir(), 'gatehouse-fastmcp-')), 'server.py');
+  directory = mkdtempSync(join(tmpdir(), 'gatehouse-fastmcp-'));
+  const script = join(directory, 'server.py');
   writeFileSync(script, SERVER);
   backend = spawn(python, [script, String(port)], { stdio: ['ignore', 'pipe', 'pipe'] });
   const started = Promise.withResolvers<void>();
@@ -78,6 +79,7 @@ before(async () => {
 after(async () => {
   await gateway?.close();
   backend?.kill();
+  if (directory !== undefined) rmSync(directory, { recursive: true, force: true });
 });
 
 async function connected(): Promise<Client> {

@@ -129,12 +129,16 @@ describe('scrubUrl', () => {
     });
   }
   it("scrubs a REST API's own secret-named parameters, and keeps ones that only look alike", () => {
-    for (const name of ['api_key', 'apiKey', 'key', 'x-key', 'sig', 'X-Amz-Signature', 'sessionid', 'JSESSIONID', 'password', 'passwd', 'client-secret', 'auth', 'auth_user', 'otp', 'refreshToken']) {
+    for (const name of ['api_key', 'apiKey', 'key', 'x-key', 'sig', 'X-Amz-Signature', 'X-Amz-Credential', 'sessionid', 'JSESSIONID', 'PHPSESSID', 'password', 'passwd', 'passphrase', 'passcode', 'client-secret', 'auth', 'auth_user', 'otp', 'totp', 'refreshToken', 'privateKey', 'accessKey', 'subscriptionKey', 'authorization', 'access-token']) {
       assert.equal(scrubUrl(`/api?${name}=QUERYSECRET&page=2`), `/api?${name}=[REDACTED]&page=2`, name);
     }
-    for (const name of ['keyword', 'author', 'monkey', 'footprint', 'design', 'page', 'client_id', 'scope', 'code_challenge', 'redirect_uri']) {
+    for (const name of ['keyword', 'author', 'monkey', 'footprint', 'design', 'page', 'client_id', 'scope', 'code_challenge', 'redirect_uri', 'token_type_hint', 'client_assertion_type', 'subject_token_type', 'max_tokens', 'pageToken', 'next_page_token', 'public_key', 'sort_key', 'idempotency_key']) {
       assert.equal(scrubUrl(`/api?${name}=visible`), `/api?${name}=visible`, name);
     }
+    // Carried inside another parameter's value or name, as some servers split them (`;`): withheld the same.
+    assert.equal(scrubUrl('/x?x=1;api_key=QUERYSECRET'), '/x?x=[REDACTED]');
+    assert.equal(scrubUrl('/x?a%3Bapi_key%3DQUERYSECRET'), '/x?[REDACTED]');
+    assert.equal(scrubUrl('/x?note=a=b;c=d'), '/x?note=a=b;c=d');
   });
 
   it('scrubs a JWT under any parameter name (a request object, an ID token hint, whatever a client invents)', () => {

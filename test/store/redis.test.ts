@@ -73,6 +73,16 @@ describe('Redis store', () => {
     return { store, advance: sleep, dispose: () => store.close() };
   });
 
+  it('refuses a URL whose password has a stray % with a one-line store error, not the client library\'s URIError', async () => {
+    const port = new URL(server.url).port;
+    await assert.rejects(createRedisStore({ url: `redis://:50%off@127.0.0.1:${port}`, keyPrefix: 'bad:', clock: systemClock }), (error: unknown) => {
+      assert.ok(error instanceof StoreUnavailableError, String(error));
+      assert.match(error.message, /percent-encode any % in its user name or password/);
+      assert.doesNotMatch(error.message, /50%off/);
+      return true;
+    });
+  });
+
   it('names an evicting memory policy as a risk (doctor warns, start logs it), and none under noeviction', async () => {
     const store = await createRedisStore({ url: server.url, keyPrefix: 'policy:', clock: systemClock, purgeIntervalMs: 0 });
     const doctorConfig = configSchema.parse({ store: { type: 'redis', redisUrl: server.url } });

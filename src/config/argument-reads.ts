@@ -304,50 +304,40 @@ function walkBound(
   for (const node of body) walk(node, { derived, keys, constants, inputs }, reads);
 }
 
-/** The JSON type of a literal a policy compares an argument with. */
-export type ComparedType = 'boolean' | 'number' | 'string';
+/** The JSON type of a literal a policy looks an argument up among (`null` included). */
+export type LiteralType = 'boolean' | 'number' | 'string' | 'null';
 
-/** An argument (its path below `args`) that the policy compares with literals, and their types. */
-export interface ComparedArgument {
+/** An argument (its path below `args`) the policy looks up in a list of literals, and the literals' types. */
+export interface ListedArgument {
   path: readonly string[];
-  types: ReadonlySet<ComparedType>;
+  types: ReadonlySet<LiteralType>;
 }
 
-const COMPARISONS = new Set(['==', '!=', '<', '<=', '>', '>=']);
-
 /**
- * The arguments a policy compares with literals (`args.recursive != true`, `args.channel == 42`,
- * `args.mode in ["fast", "safe"]`), by path from `args`, with the literals' types. CEL's equality between values of
- * different types is not an error but `false`: `"true" != true` holds, so a deny-list written with `!=` let the string
- * `"true"` through, which a lenient backend (Pydantic, as FastMCP validates) then read as the boolean the policy
- * refused. The gateway refuses such an argument of another type instead (argument-policy.ts). Paths are read from
- * `args` itself (fields and constant keys); what a macro or `cel.bind` binds is not followed. Comparing with `null`
- * asks whether a value is there, of any type: no constraint.
+ * The arguments a policy looks up in a list of literals (`args.mode in ["fast", "safe"]`), by path from `args`, with
+ * the literals' types. `==` and `!=` between values of different types are evaluation errors
+ * (tool-expressions.ts), but list membership compares inside the library, where CEL's cross-type `false` holds:
+ * `!(args.recursive in [true])` let the string `"true"` through to a backend that reads it as `true`. The gateway
+ * refuses an argument of none of the literals' types before evaluating instead (argument-policy.ts). Paths are read
+ * from `args` itself (fields and constant keys); a list of anything but literals is not judged so.
  */
-export function comparedArgumentsOf(source: string): ComparedArgument[] {
-  const found = new Map<string, { path: string[]; types: Set<ComparedType> }>();
-  const note = (path: string[] | undefined, literals: CelNode[]) => {
-    if (path === undefined || path.length === 0) return;
-    const types = literals.map(literalType);
-    if (types.length === 0 || types.some((type) => type === undefined)) return;
-    const key = JSON.stringify(path);
-    const entry = found.get(key) ?? { path, types: new Set<ComparedType>() };
-    for (const type of types) entry.types.add(type!);
-    found.set(key, entry);
-  };
+export function listedArgumentsOf(source: string): ListedArgument[] {
+  const found = new Map<string, { path: string[]; types: Set<LiteralType> }>();
   const pending: CelNode[] = [parseToolExpression(source) as CelNode];
   while (pending.length > 0) {
     const node = pending.pop()!;
     pending.push(...children(node));
-    const [left, right] = Array.isArray(node.args) ? (node.args as unknown[]) : [];
-    if (!isNode(left) || !isNode(right)) continue;
-    if (COMPARISONS.has(node.op)) {
-      if (right.op === 'value') note(argumentPath(left), [right]);
-      else if (left.op === 'value') note(argumentPath(right), [left]);
-    } else if (node.op === 'in' && right.op === 'list') {
-      const items = children(right);
-      if (items.every((item) => item.op === 'value')) note(argumentPath(left), items);
-    }
+    if (node.op !== 'in' || !Array.isArray(node.args)) continue;
+    const [left, right] = node.args as unknown[];
+    if (!isNode(left) || !isNode(right) || right.op !== 'list') continue;
+    const path = argumentPath(left);
+    const items = children(right);
+    const types = items.map(literalType);
+    if (path === undefined || path.length === 0 || types.length === 0 || types.some((type) => type === undefined)) continue;
+    const key = JSON.stringify(path);
+    const entry = found.get(key) ?? { path, types: new Set<LiteralType>() };
+    for (const type of types) entry.types.add(type!);
+    found.set(key, entry);
   }
   return [...found.values()];
 }
@@ -355,17 +345,21 @@ export function comparedArgumentsOf(source: string): ComparedArgument[] {
 /** `args.a.b`, `args["a"].b` → `["a", "b"]`; undefined for anything else. */
 function argumentPath(node: CelNode): string[] | undefined {
   if (node.op === 'id') return node.args === 'args' ? [] : undefined;
-  const [operand, member] = node.args as [CelNode, unknown];
-  if (node.op === '.' && isNode(operand) && typeof member === 'string') return argumentPath(operand)?.concat(member);
-  if (node.op === '[]' && isNode(operand) && isNode(member) && member.op === 'value' && typeof member.args === 'string') {
-    return argumentPath(operand)?.concat(member.args);
-  }
+  if ((node.op !== '.' && node.op !== '[]') || !Array.isArray(node.args)) return undefined;
+  const [operand, member] = node.args as unknown[];
+  if (!isNode(operand)) return undefined;
+  if (node.op === '.' && typeof member === 'string') return argumentPath(operand)?.concat(member);
+  if (node.op === '[]' && isNode(member) && member.op === 'value' && typeof member.args === 'string') return argumentPath(operand)?.concat(member.args);
   return undefined;
 }
 
-/** The JSON type of a literal; undefined for `null` and bytes (no constraint) and anything not a literal. */
-function literalType(node: CelNode): ComparedType | undefined | null {
+/** The JSON type of a literal list item; undefined for bytes, `1u` and anything but a literal. */
+function literalType(node: CelNode): LiteralType | undefined {
+  // `-1` is the negation of the literal 1.
+  if (node.op === '-_' && isNode(node.args)) return literalType(node.args) === 'number' ? 'number' : undefined;
+  if (node.op !== 'value') return undefined;
   const value = node.args;
+  if (value === null) return 'null';
   if (typeof value === 'boolean') return 'boolean';
   if (typeof value === 'string') return 'string';
   if (typeof value === 'number' || typeof value === 'bigint') return 'number';

@@ -7,6 +7,7 @@ import { cookieSecurityProblem, isLoopbackUrl, resolvePublicUrl } from './public
 import type { GatehouseConfig } from './schema.ts';
 import { toolExpressionProblem } from './tool-expressions.ts';
 import { argumentReadsOf } from './argument-reads.ts';
+import { sampleServerRoutes } from './demo-defaults.ts';
 import { foldPolicyName } from '../protocol/tool-names.ts';
 
 /**
@@ -50,7 +51,7 @@ function checkDemoPorts(config: GatehouseConfig, { problems }: RuleResult): void
     { port: config.server.port, name: 'the gateway (server.port, --port, GATEHOUSE_PORT)' },
     { port: config.demo.identityProviderPort, name: 'the local identity provider (GATEHOUSE_DEMO_IDP_PORT)' },
     // The sample server starts only when a route's backend is on its port.
-    ...(config.routes.some((route) => URL.parse(route.backend)?.port === String(config.demo.graphServerPort))
+    ...(sampleServerRoutes(config).length > 0
       ? [{ port: config.demo.graphServerPort, name: 'the sample Graph MCP server (GATEHOUSE_DEMO_GRAPH_PORT)' }]
       : []),
     { port: config.demo.directoryApiPort, name: 'the demo directory API (GATEHOUSE_DEMO_DIRECTORY_PORT)' },

@@ -122,3 +122,15 @@ export function demoConfigInput(options: DemoConfigOptions = {}): Record<string,
 export function demoConfig(options: DemoConfigOptions = {}): GatehouseConfig {
   return configSchema.parse(demoConfigInput(options));
 }
+
+/**
+ * The routes whose backend is on the demo's sample-server port: the sample server starts only for them (run-demo.ts),
+ * and only then is that port one of the demo's listeners (config-rules.ts). A URL naming no port connects to its
+ * scheme's.
+ */
+export function sampleServerRoutes(config: Pick<GatehouseConfig, 'routes' | 'demo'>): GatehouseConfig['routes'] {
+  return config.routes.filter((route) => {
+    const url = URL.parse(route.backend);
+    return url !== null && Number(url.port || (url.protocol === 'https:' ? 443 : 80)) === config.demo.graphServerPort;
+  });
+}

@@ -47,10 +47,42 @@ export function toolExpressionProblem(source: string): string | undefined {
   return undefined;
 }
 
+/**
+ * The scalar types a call's arguments bring (JSON's boolean, string and number, which CEL reads as `double`), with
+ * the literal types an expression may compare them with.
+ */
+const SCALARS = ['bool', 'string', 'double', 'int', 'uint', 'list', 'map'] as const;
+const NUMERIC: ReadonlySet<string> = new Set(['double', 'int', 'uint']);
+
+/**
+ * The environment expressions are evaluated in: the checked one, where comparing two values of different scalar
+ * types (`"true" == true`, `1 != "1"`) is an evaluation error — refused, as every error is — instead of CEL's `false`.
+ * An argument is `dyn`, so nothing can be checked before the call: `args.recursive != true` held for the string
+ * `"true"`, the number 1 or `"yes"`, which a lenient backend (FastMCP validates with Pydantic's lax mode) then ran as
+ * the `true` the policy refused. Numbers of any kind still compare with each other, `null` with anything (asking
+ * whether a value is there), and `||`/`&&` absorb the error where the other side decides (`type(args.x) == string &&
+ * args.x == "a" || args.x == 1`). Checking uses the plain environment, so `user.email == 1` stays a config error.
+ */
+function evaluationEnvironment(): Environment {
+  let environment = policyEnvironment();
+  for (const [index, left] of SCALARS.entries()) {
+    for (const right of SCALARS.slice(index + 1)) {
+      if (NUMERIC.has(left) && NUMERIC.has(right)) continue;
+      // One registration covers `==` and `!=`, both ways round.
+      environment = environment.registerOperator(`${left} == ${right}`, () => {
+        throw new TypeError(`compares ${named(left)} with ${named(right)}`);
+      });
+    }
+  }
+  return environment;
+}
+
+const named = (type: string): string => `${/^[aeiou]/.test(type) ? 'an' : 'a'} ${type}`;
+
 export function compileToolExpression(source: string): CompiledToolExpression {
   const problem = toolExpressionProblem(source);
   if (problem !== undefined) throw new TypeError(`invalid tool policy expression: ${problem}`);
-  const evaluate = policyEnvironment().parse(source);
+  const evaluate = evaluationEnvironment().parse(source);
   return { source, allows: (input) => evaluate(input as unknown as Record<string, unknown>) === true };
 }
 

@@ -2,7 +2,7 @@ import { SIGNED_OUT_PATH } from '../web/paths.ts';
 import type { Logger } from 'pino';
 import { startGraphServer, type RunningGraphServer } from '../../examples/graph-server/graph-server.ts';
 import { JWT_BEARER_GRANT, TOKEN_EXCHANGE_GRANT } from '../protocol/oauth-urns.ts';
-import { DEMO_ENTERPRISE_CLIENT_ID, DEMO_WORKLOAD_CLIENT_ID, DEMO_WORKLOAD_IDENTITY_PATH } from '../config/demo-defaults.ts';
+import { DEMO_ENTERPRISE_CLIENT_ID, DEMO_WORKLOAD_CLIENT_ID, DEMO_WORKLOAD_IDENTITY_PATH, sampleServerRoutes } from '../config/demo-defaults.ts';
 import type { GatehouseConfig, RouteConfig } from '../config/schema.ts';
 import type { Random } from '../runtime/random.ts';
 import { startDirectoryApi, type RunningDirectoryApi } from './directory-api/directory-api.ts';
@@ -72,11 +72,6 @@ export function withoutLocalIdentityProvider(config: GatehouseConfig): Gatehouse
   return { ...config, authorization: { ...config.authorization, enterpriseIdps } };
 }
 
-const portOf = (url: string): number => {
-  const parsed = new URL(url);
-  return Number(parsed.port || (parsed.protocol === 'https:' ? 443 : 80));
-};
-
 /** Starts the stand-ins in dependency order (IdP → directory API → sample server); stops what started on failure. */
 export async function startDemoComponents(options: DemoComponentsOptions): Promise<DemoComponents> {
   const { config, publicUrl, random, logger } = options;
@@ -104,7 +99,7 @@ export async function startDemoComponents(options: DemoComponentsOptions): Promi
     started.push(identityProvider);
 
     // The directory API answers for the downstream the demo route's backend may use (the first one, `graph`).
-    const graphRoutes = config.routes.filter((route) => portOf(route.backend) === demo.graphServerPort);
+    const graphRoutes = sampleServerRoutes(config);
     const graphRoute = graphRoutes.find((route) => route.type === 'mcp') ?? graphRoutes[0];
     const downstream = config.broker.downstream.find((entry) => graphRoute?.downstream.includes(entry.name)) ?? config.broker.downstream[0];
     if (!downstream) throw new ConfigError(['broker.downstream: mode: demo needs an entry for the directory API']);

@@ -2,7 +2,7 @@ import type { RouteConfig } from '../config/schema.ts';
 import { compileToolExpression, type CompiledToolExpression, type ToolPolicyInput } from '../config/tool-expressions.ts';
 import { deniedTools, type Caller } from './tool-policy.ts';
 import type { DeniedTools } from './tools-list-filter.ts';
-import { comparedArgumentsOf, expressionReadsOf, type ComparedArgument } from '../config/argument-reads.ts';
+import { expressionReadsOf, listedArgumentsOf, type ListedArgument, type LiteralType } from '../config/argument-reads.ts';
 import { foldedCollision, foldedName, memberSpellings, misspeltMember } from '../protocol/duplicate-members.ts';
 
 /**
@@ -21,8 +21,8 @@ interface ArgumentPolicy {
   reads: ReadonlyMap<string, string> | undefined;
   /** It also reads names it computes at run time: two spellings of one name side by side are refused anywhere. */
   computedNames: boolean;
-  /** The arguments it compares with literals, and the literals' types: one of another type is refused. */
-  compared: readonly ComparedArgument[];
+  /** The arguments it looks up in lists of literals, and the literals' types: one of another type is refused. */
+  listed: readonly ListedArgument[];
   /** The expression reads neither the arguments nor the tool's annotations: it decides by caller alone. */
   callerOnly: boolean;
   /** Nor the tool's name: it decides every tool alike. */
@@ -43,7 +43,7 @@ function compiled(source: string, denyReason: string | undefined): ArgumentPolic
     denyReason,
     reads: args === undefined ? undefined : memberSpellings(args.names),
     computedNames: args?.computed === true,
-    compared: args === undefined ? [] : comparedArgumentsOf(source),
+    listed: args === undefined ? [] : listedArgumentsOf(source),
     // From the tree too: `tool["annot\x61tions"]` reads the annotations, which no pattern over the text saw.
     callerOnly: args === undefined && !toolBeyondName,
     sameForEveryTool: args === undefined && !readsTool,
@@ -108,8 +108,8 @@ function decideWith(policy: ArgumentPolicy | undefined, call: { tool: string; ar
   if (policy.reads !== undefined && misspeltAtAnyDepth(args, policy.reads, policy.computedNames)) {
     return { allowed: false, reason: 'an argument the policy checks is spelt in another case, or named twice in different cases' };
   }
-  const mistyped = comparedTypeProblem(args, policy.compared);
-  if (mistyped !== undefined) return { allowed: false, reason: mistyped };
+  const unjudgeable = listedTypeProblem(args, policy.listed) ?? inexactNumberProblem(args, policy.reads, policy.computedNames);
+  if (unjudgeable !== undefined) return { allowed: false, reason: unjudgeable };
   const input: ToolPolicyInput = {
     // An app-only caller's subject is a client id: never let it pass for a user's in `user.sub == …`.
     user: { sub: call.caller.appOnly === true ? '' : call.caller.subject, email: call.caller.email ?? '', groups: call.caller.groups, tenant: call.caller.tenant ?? '' },
@@ -162,28 +162,50 @@ function foldedCollisionAmong(object: object, reads: ReadonlyMap<string, string>
 }
 
 /**
- * Why an argument the policy compares with literals cannot be judged, or undefined. CEL's equality across types is
- * `false`, not an error: `args.recursive != true` held for the string `"true"`, the number 1 or `"yes"`, which a
- * lenient backend (Pydantic's validation, as FastMCP's tools have it) then read as the `true` the policy refused; so
- * an argument of another type than every literal it is compared with is refused (a `null` too). And an integer past
- * ±2^53 reached the policy rounded (`JSON.parse`) while a backend reading JSON exactly got the number sent:
- * `args.channel != 1234567890123456789` allowed that very channel. Such an integer is refused where it is compared.
+ * Why an argument the policy looks up in a list of literals cannot be judged, or undefined. `==` and `!=` across types
+ * are evaluation errors (config/tool-expressions.ts), but list membership compares inside the library with CEL's
+ * cross-type `false`: `!(args.recursive in [true])` held for the string `"true"`, which a lenient backend (Pydantic's
+ * validation, as FastMCP's tools have it) then ran as `true`. An argument of none of the literals' types is refused,
+ * before the expression runs: one that also reads it otherwise (`args.x in [1] || args.x.startsWith("a")`) is
+ * refused for a string then, a mix of types for one argument this check does not serve.
  */
-function comparedTypeProblem(args: Record<string, unknown>, compared: readonly ComparedArgument[]): string | undefined {
-  for (const { path, types } of compared) {
+function listedTypeProblem(args: Record<string, unknown>, listed: readonly ListedArgument[]): string | undefined {
+  for (const { path, types } of listed) {
     let value: unknown = args;
     for (const name of path) {
       value = isPlainObject(value) && Object.hasOwn(value, name) ? value[name] : undefined;
       if (value === undefined) break;
     }
-    // Absent: the expression says what that means (an error, refused, unless it asks `has(…)` first).
-    if (value === undefined) continue;
-    const name = path.join('.');
-    if (typeof value === 'number' && Number.isInteger(value) && !Number.isSafeInteger(value)) {
-      return `the argument ${name} is an integer too large for the policy to judge exactly; send it as a string`;
+    // Absent: the expression says what that means (an error, refused, unless it asks `has(…)` first). A null is no
+    // member of any list and no lenient backend reads it as one (`args.x == null || args.x in […]` passes it).
+    if (value === undefined || value === null) continue;
+    const type = Array.isArray(value) ? 'array' : typeof value;
+    if (!types.has(type as LiteralType)) {
+      return `the argument ${path.join('.')} is ${type === 'array' || type === 'object' ? 'an' : 'a'} ${type}, which the policy looks up only among ${[...types].join(' or ')} values`;
     }
-    const type = value === null ? 'null' : Array.isArray(value) ? 'array' : typeof value;
-    if (!types.has(type as 'boolean')) return `the argument ${name} is ${type === 'array' || type === 'object' ? 'an' : 'a'} ${type}, which the policy compares only with ${[...types].join(' or ')} values`;
+  }
+  return undefined;
+}
+
+/**
+ * Why a number among the arguments the policy reads cannot be judged exactly, or undefined: past ±2^53 `JSON.parse`
+ * gave the expression a rounded number while a backend reading JSON exactly (Python) got the one sent —
+ * `args.channel != 1234567890123456789` allowed that very channel. Checked under every name the policy reads (at any
+ * depth; everywhere, when it computes names); the client can send such an id as a string.
+ */
+function inexactNumberProblem(args: Record<string, unknown>, reads: ReadonlyMap<string, string> | undefined, computed: boolean): string | undefined {
+  if (reads === undefined) return undefined;
+  // Bounded: the arguments passed withinLimits. Each entry: a value, and whether the policy reads it.
+  const pending: Array<[unknown, boolean]> = [[args, computed]];
+  while (pending.length > 0) {
+    const [value, read] = pending.pop()!;
+    if (typeof value === 'number') {
+      if (read && Math.abs(value) > Number.MAX_SAFE_INTEGER) return 'an argument the policy checks is a number too large to judge exactly (past 2^53); send it as a string';
+    } else if (Array.isArray(value)) {
+      for (const item of value) pending.push([item, read]);
+    } else if (isPlainObject(value)) {
+      for (const [name, member] of Object.entries(value)) pending.push([member, read || reads.has(foldedName(name))]);
+    }
   }
   return undefined;
 }

@@ -104,14 +104,16 @@ export const REDACTED = '[REDACTED]';
  * (`api_key`, `sig`, `X-Amz-Signature`, `sessionid`, `password`, `privateKey`), whose values were logged as sent.
  * Read with camelCase split into parts (`privateKey` is `private_key`): words anywhere in the name, short ones only as
  * a whole part of it (`key`, `x-key`, `auth_user`, not `keyword` or `author`). Names that only describe a secret or
- * count something (`token_type_hint`, `client_assertion_type`, `max_tokens`, `page_token`) keep their values.
+ * count something (`token_type_hint`, `client_assertion_type`, `max_tokens`, `page_token`) keep their values; a hint
+ * other than the token type's is withheld (a password hint often holds the password).
  */
 const SECRET_WORDS = /token|secret|passw|passphrase|passcode|pwd|apikey|api_key|credential|signature|session|sessid|assertion|authorization/;
 const SECRET_PARTS = /(?:^|[-_.])(?:key|sig|auth|jwt|otp|totp|pin|pass)(?:$|[-_.])/;
-const DESCRIBES_A_SECRET = /(?:[-_.](?:type|hint|method|count|size|length|expires|expiry|ttl)|^(?:max|min)[-_.]tokens?|(?:^|[-_.])page[-_.]token|^(?:public|sort|idempotency)[-_.]key)$/;
+const DESCRIBES_A_SECRET = /(?:[-_.](?:type|method|count|size|length|expires|expiry|ttl)|^token[-_.]type[-_.]hint|^(?:max|min)[-_.]tokens?|(?:^|[-_.])page[-_.]token|^(?:public|sort|idempotency)[-_.]key)$/;
 
 function secretName(name: string): boolean {
-  const lower = name.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toLowerCase();
+  // `privateKey` → private_key, `OTPCode` → otp_code, `userPINCode` → user_pin_code.
+  const lower = name.replace(/([A-Z]+)([A-Z][a-z])/g, '$1_$2').replace(/([a-z0-9])([A-Z])/g, '$1_$2').toLowerCase();
   if (sensitiveQueryParameters.has(lower)) return true;
   return (SECRET_WORDS.test(lower) || SECRET_PARTS.test(lower)) && !DESCRIBES_A_SECRET.test(lower);
 }

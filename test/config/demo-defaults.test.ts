@@ -47,6 +47,10 @@ describe('demo defaults', () => {
     const elsewhere = demoConfig({ port: 8082, demo: { identityProviderPort: 8081, graphServerPort: 8082, directoryApiPort: 8083 } });
     const routes = elsewhere.routes.map((route, index) => ({ ...route, backend: `http://127.0.0.1:${9990 + index}/mcp` }));
     assert.deepEqual(checkConfigRules({ ...elsewhere, routes }).problems, []);
+    // A backend URL naming its scheme's port (or none) is on that port, as the demo starts the sample server.
+    const onDefault = demoConfig({ port: 8080, demo: { identityProviderPort: 8081, graphServerPort: 80, directoryApiPort: 80 } });
+    const defaultRoutes = onDefault.routes.map((route, index) => ({ ...route, backend: index === 0 ? 'http://127.0.0.1:80/mcp' : `http://127.0.0.1:${9990 + index}/api` }));
+    assert.match(checkConfigRules({ ...onDefault, routes: defaultRoutes }).problems.join('\n'), /sample Graph MCP server .* and the demo directory API .* are both given port 80/);
   });
 
   it('are what loadConfig returns without a file, with the public URL following GATEHOUSE_PORT or --port', () => {

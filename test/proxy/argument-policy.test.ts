@@ -243,46 +243,67 @@ describe('argument policies and app-only callers', () => {
     });
   });
 
-  describe('arguments of another type than the literals the policy compares them with', () => {
+  describe('arguments of another type than the values the policy compares them with', () => {
     const caller = { subject: 'tenant/ada', clientId: 'client-1', email: 'ada@example.com', groups: ['staff'], scopes: ['mcp:tools'] } as unknown as Parameters<typeof decideArguments>[1]['caller'];
     const decide = (allow: string, args: unknown) => {
       const [route] = configSchema.parse({ routes: [{ path: '/files', backend: 'http://127.0.0.1:1/mcp', tools: { t: { allow } } }] }).routes;
       return decideArguments(compileArgumentPolicies(route!), { tool: 't', args, annotations: {}, caller });
     };
+    const refusedAsUnjudgeable = (allow: string, args: unknown) => {
+      const decision = decide(allow, args);
+      assert.equal(decision.allowed, false, `${allow} with ${JSON.stringify(args)}`);
+      return decision;
+    };
 
-    it('refuses them: CEL finds "true" != true, and a lenient backend reads "true" as the true the policy refused', () => {
+    it('refuses them however the comparison is written: CEL found "true" != true, and a lenient backend reads "true" as true', () => {
       const deleteFile = 'args.recursive != true && !args.path.startsWith("/etc")';
       assert.equal(decide(deleteFile, { path: '/tmp/x', recursive: false }).allowed, true);
-      // Absent: the expression decides (CEL has no such field: an error, refused as one).
-      assert.match(decide(deleteFile, { path: '/tmp/x' }).reason ?? '', /could not be evaluated/);
-      assert.equal(decide('!has(args.recursive) || args.recursive != true', {}).allowed, true);
       assert.equal(decide(deleteFile, { path: '/tmp/x', recursive: true }).allowed, false);
-      for (const recursive of ['true', 1, 'yes', 'True', null, [true], { value: true }]) {
-        const decision = decide(deleteFile, { path: '/tmp/x', recursive });
-        assert.equal(decision.allowed, false, JSON.stringify(recursive));
-        assert.match(decision.reason ?? '', /^the argument recursive is an? (string|number|null|array|object), which the policy compares only with boolean values$/);
+      for (const recursive of ['true', 1, 'yes', 'True', [true], { value: true }]) {
+        const decision = refusedAsUnjudgeable(deleteFile, { path: '/tmp/x', recursive });
+        assert.equal(decision.reason, 'the policy of this tool could not be evaluated for these arguments');
+        assert.match(decision.detail ?? '', /compares|no such overload/);
       }
-      const channel = 'args.channel != 1234567 && args["opts"].mode in ["fast", "safe"]';
-      assert.equal(decide(channel, { channel: 7, opts: { mode: 'fast' } }).allowed, true);
-      assert.equal(decide(channel, { channel: '1234567', opts: { mode: 'fast' } }).allowed, false);
-      assert.equal(decide(channel, { channel: 7, opts: { mode: 1 } }).allowed, false);
-      // A literal of either type: either is judged. A comparison with null asks for presence, of any type.
+      // The same through negation, a macro, cel.bind, a negative number, an unsigned literal, a list lookup.
+      refusedAsUnjudgeable('!(args.recursive == true)', { recursive: 'true' });
+      refusedAsUnjudgeable('args.recursive == false', { recursive: 'false' });
+      refusedAsUnjudgeable('![true].exists(v, v == args.recursive)', { recursive: 'true' });
+      refusedAsUnjudgeable('cel.bind(t, true, args.recursive != t)', { recursive: 'true' });
+      refusedAsUnjudgeable('args.n != -1', { n: '-1' });
+      refusedAsUnjudgeable('args.n != 1u', { n: '1' });
+      refusedAsUnjudgeable('args.opts[0] != true', { opts: ['true'] });
+      const listed = refusedAsUnjudgeable('!(args.recursive in [true])', { recursive: 'true' });
+      assert.equal(listed.reason, 'the argument recursive is a string, which the policy looks up only among boolean values');
+      refusedAsUnjudgeable('!(args["n"] in [-1, -2])', { n: '-1' });
+      // What the policy's own types allow still passes: numbers of any kind with each other, a null where null is
+      // compared or listed, another type where the other side of || decides.
+      assert.equal(decide('args.x == 1', { x: 1.0 }).allowed, true);
+      assert.equal(decide('args.count > 0', { count: 0.5 }).allowed, true);
+      assert.equal(decide('args.note == null || args.note != true', { note: null }).allowed, true);
+      assert.equal(decide('args.mode == null || args.mode in ["fast"]', { mode: null }).allowed, true);
+      assert.equal(decide('args.x == 1 || args.x.startsWith("safe")', { x: 'safe-1' }).allowed, true);
       assert.equal(decide('args.level == "high" || args.level == 3', { level: 3 }).allowed, true);
-      assert.equal(decide('args.note != null', { note: 5 }).allowed, true);
-      // Compared with another argument or the caller, not a literal: nothing to infer.
       assert.equal(decide('args.owner == user.email', { owner: 'ada@example.com' }).allowed, true);
     });
 
-    it('refuses an integer past ±2^53 where the policy compares it: JSON.parse rounded it, a backend reading JSON exactly did not', () => {
-      const rule = 'args.channel != 1234567890123456789';
+    it('compiles every comparison shape at start (one of a negation or of two literals threw there)', () => {
+      for (const allow of ['!args.dryRun == false', '-args.n < 0', 'args.x > 0 || 1 == 1', 'args.x > 0 || null == null', 'args.x in [1] || true == true']) {
+        assert.doesNotThrow(() => compileArgumentPolicies(configSchema.parse({ routes: [{ path: '/f', backend: 'http://127.0.0.1:1/mcp', tools: { t: { allow } } }] }).routes[0]!), allow);
+      }
+      assert.equal(decide('!args.dryRun == false', { dryRun: true }).allowed, true);
+    });
+
+    it('refuses a number past 2^53 under a name the policy reads: JSON.parse rounded it, a backend reading JSON exactly did not', () => {
       // The body's 1234567890123456789 is 1234567890123456800 once parsed: unequal to the literal, so it was allowed.
-      const parsed = JSON.parse('{"channel":1234567890123456789}') as Record<string, unknown>;
-      const decision = decide(rule, parsed);
-      assert.equal(decision.allowed, false);
-      assert.equal(decision.reason, 'the argument channel is an integer too large for the policy to judge exactly; send it as a string');
-      assert.equal(decide('args.channel in [1234567890123456768]', parsed).allowed, false);
-      assert.equal(decide(rule, { channel: 42 }).allowed, true);
-      assert.equal(decide(rule, { channel: 2 ** 53 - 1 }).allowed, true);
+      const parsed = JSON.parse('{"channel":1234567890123456789,"size":1e300}') as Record<string, unknown>;
+      const unjudgeable = 'an argument the policy checks is a number too large to judge exactly (past 2^53); send it as a string';
+      for (const rule of ['args.channel != 1234567890123456789', 'args.channel != -1', 'args.channel in [1234567890123456768]', 'int(args.channel) != 1']) {
+        assert.equal(decide(rule, parsed).reason, unjudgeable, rule);
+      }
+      assert.equal(decide('args.opts.id != 5', { opts: { id: -(2 ** 60) } }).reason, unjudgeable);
+      // A large number the policy does not read is the backend's business.
+      assert.equal(decide('args.channel != 7', { channel: 42, size: 1e300 }).allowed, true);
+      assert.equal(decide('args.channel != 7', { channel: 2 ** 53 - 1 }).allowed, true);
     });
   });
 });

@@ -96,7 +96,7 @@ describe('argument policies in front of a FastMCP (Pydantic) backend', { skip: p
       const allowed = (await client.callTool({ name: 'delete_file', arguments: { path: '/tmp/x', recursive: false } })) as { content: Array<{ text: string }> };
       assert.equal(allowed.content[0]?.text, 'deleted /tmp/x recursive=False');
       for (const recursive of [true, 'true', 1, 'yes', 'True']) {
-        await assert.rejects(client.callTool({ name: 'delete_file', arguments: { path: '/tmp/y', recursive } }), /no recursive deletes|compares only with boolean/, JSON.stringify(recursive));
+        await assert.rejects(client.callTool({ name: 'delete_file', arguments: { path: '/tmp/y', recursive } }), /no recursive deletes|could not be evaluated/, JSON.stringify(recursive));
       }
       assert.deepEqual(ran.filter((call) => call.ran === 'delete_file'), [{ ran: 'delete_file', path: '/tmp/x', recursive: false }]);
     } finally {
@@ -122,7 +122,7 @@ describe('argument policies in front of a FastMCP (Pydantic) backend', { skip: p
         body: '{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"post_to_channel","arguments":{"channel":1234567890123456789,"text":"hi"}}}',
       });
       const text = await response.text();
-      assert.match(text, /too large for the policy to judge exactly/, text);
+      assert.match(text, /too large to judge exactly/, text);
       const allowed = (await client.callTool({ name: 'post_to_channel', arguments: { channel: 42, text: 'hi' } })) as { content: Array<{ text: string }> };
       assert.equal(allowed.content[0]?.text, 'posted to 42');
       assert.deepEqual(ran.filter((call) => call.ran === 'post_to_channel'), [{ ran: 'post_to_channel', channel: '42' }]);

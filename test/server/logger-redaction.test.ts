@@ -129,7 +129,7 @@ describe('scrubUrl', () => {
     });
   }
   it("scrubs a REST API's own secret-named parameters, and keeps ones that only look alike", () => {
-    for (const name of ['api_key', 'apiKey', 'key', 'x-key', 'sig', 'X-Amz-Signature', 'X-Amz-Credential', 'sessionid', 'JSESSIONID', 'PHPSESSID', 'password', 'passwd', 'passphrase', 'passcode', 'client-secret', 'auth', 'auth_user', 'otp', 'totp', 'refreshToken', 'privateKey', 'accessKey', 'subscriptionKey', 'authorization', 'access-token']) {
+    for (const name of ['api_key', 'apiKey', 'key', 'x-key', 'sig', 'X-Amz-Signature', 'X-Amz-Credential', 'sessionid', 'JSESSIONID', 'PHPSESSID', 'password', 'passwd', 'passphrase', 'passcode', 'client-secret', 'auth', 'auth_user', 'otp', 'totp', 'refreshToken', 'privateKey', 'accessKey', 'subscriptionKey', 'authorization', 'access-token', 'OTPCode', 'userPINCode', 'password_hint', 'passwordHint']) {
       assert.equal(scrubUrl(`/api?${name}=QUERYSECRET&page=2`), `/api?${name}=[REDACTED]&page=2`, name);
     }
     for (const name of ['keyword', 'author', 'monkey', 'footprint', 'design', 'page', 'client_id', 'scope', 'code_challenge', 'redirect_uri', 'token_type_hint', 'client_assertion_type', 'subject_token_type', 'max_tokens', 'pageToken', 'next_page_token', 'public_key', 'sort_key', 'idempotency_key']) {

@@ -1,5 +1,6 @@
 import type { RouteConfig } from '../config/schema.ts';
 import { compileToolExpression, type CompiledToolExpression, type ToolPolicyInput } from '../config/tool-expressions.ts';
+import { lenientReadings } from './lenient-readings.ts';
 import { deniedTools, type Caller } from './tool-policy.ts';
 import type { DeniedTools } from './tools-list-filter.ts';
 import { expressionReadsOf, listedArgumentsOf, type ListedArgument, type LiteralType } from '../config/argument-reads.ts';
@@ -118,12 +119,30 @@ function decideWith(policy: ArgumentPolicy | undefined, call: { tool: string; ar
     args,
   };
   try {
-    if (policy.expression.allows(input)) return { allowed: true };
-    return { allowed: false, reason: policy.denyReason ?? 'the policy of this tool does not allow this call' };
+    if (!policy.expression.allows(input)) return { allowed: false, reason: policy.denyReason ?? 'the policy of this tool does not allow this call' };
   } catch (error) {
     const detail = (error instanceof Error ? error.message : String(error)).split('\n')[0];
     return { allowed: false, reason: 'the policy of this tool could not be evaluated for these arguments', detail };
   }
+  // Allowed as sent; the backend may read other values from it (lenient-readings.ts). A reading the policy refuses
+  // refuses the call; one it cannot evaluate is no reading a backend of this tool takes.
+  if (policy.reads === undefined) return { allowed: true };
+  for (const reading of lenientReadings(args)) {
+    let allowed: boolean;
+    try {
+      allowed = policy.expression.allows({ ...input, args: reading.args });
+    } catch {
+      continue;
+    }
+    if (!allowed) {
+      return {
+        allowed: false,
+        reason: policy.denyReason ?? 'the policy of this tool does not allow this call as a lenient server reads its arguments ("true" as true, "5" as 5)',
+        detail: `refused with the arguments read ${reading.name}`,
+      };
+    }
+  }
+  return { allowed: true };
 }
 
 /**

@@ -286,6 +286,32 @@ describe('argument policies and app-only callers', () => {
       assert.equal(decide('args.owner == user.email', { owner: 'ada@example.com' }).allowed, true);
     });
 
+    it('refuses a call the policy refuses as a lenient server reads its arguments, in lists and maps and whatever the shape', () => {
+      const cases: Array<[string, Record<string, unknown>, Record<string, unknown>]> = [
+        // [policy, arguments as typed (refused), the same as a lenient server reads them from other JSON]
+        ['!args.channels.exists(c, c in [1, 2]) && !(1 in args.channels)', { channels: [1] }, { channels: ['1'] }],
+        ['cel.bind(blocked, [1, 2], !(args.channel in blocked))', { channel: 1 }, { channel: '1' }],
+        ['!(args.ids[0] in [1, 2])', { ids: [1] }, { ids: ['1'] }],
+        ['args.flags != [true]', { flags: [true] }, { flags: ['true'] }],
+        ['args.flags != [true]', { flags: [true] }, { flags: ['yes'] }],
+        ['args.opts != {"recursive": true}', { opts: { recursive: true } }, { opts: { recursive: 'true' } }],
+        ['!has(args.opts.recursive) || args.opts.recursive != true', { opts: { recursive: true } }, { opts: '{"recursive": true}' }],
+        ['!(type(args.recursive) == bool && args.recursive)', { recursive: true }, { recursive: 'on' }],
+        ['!(args.n == 1)', { n: 1 }, { n: true }],
+        ['args.mode != [1, 2]', { mode: [1, 2] }, { mode: ['1', '2.0'] }],
+      ];
+      for (const [allow, typed, lenient] of cases) {
+        assert.equal(decide(allow, typed).allowed, false, `${allow} refuses ${JSON.stringify(typed)}`);
+        const decision = decide(allow, lenient);
+        assert.equal(decision.allowed, false, `${allow} must refuse ${JSON.stringify(lenient)} too`);
+      }
+      // A reading the policy cannot evaluate refuses nothing: strings that only look like booleans or numbers, where
+      // the policy reads strings, pass.
+      assert.equal(decide('args.query != "drop" && args.path.startsWith("/public/")', { query: 'true', path: '/public/1' }).allowed, true);
+      assert.equal(decide('args.page >= 1 && args.title.size() < 100', { page: 1, title: '0' }).allowed, true);
+      assert.equal(decide('args.tags.all(t, t != "secret")', { tags: ['1', 'yes', '{"a":1}'] }).allowed, true);
+    });
+
     it('compiles every comparison shape at start (one of a negation or of two literals threw there)', () => {
       for (const allow of ['!args.dryRun == false', '-args.n < 0', 'args.x > 0 || 1 == 1', 'args.x > 0 || null == null', 'args.x in [1] || true == true']) {
         assert.doesNotThrow(() => compileArgumentPolicies(configSchema.parse({ routes: [{ path: '/f', backend: 'http://127.0.0.1:1/mcp', tools: { t: { allow } } }] }).routes[0]!), allow);

@@ -30,6 +30,11 @@ def post_to_channel(channel: int, text: str) -> str:
     print("RAN " + json.dumps({"ran": "post_to_channel", "channel": str(channel)}), flush=True)
     return f"posted to {channel}"
 
+@mcp.tool
+def notify(channels: list[int], flags: list[bool]) -> str:
+    print("RAN " + json.dumps({"ran": "notify", "channels": channels, "flags": flags}), flush=True)
+    return f"notified {channels}"
+
 mcp.run(transport="http", host="127.0.0.1", port=int(sys.argv[1]), path="/mcp", show_banner=False)
 `;
 
@@ -70,6 +75,7 @@ before(async () => {
           tools: {
             delete_file: { allow: '(!has(args.recursive) || args.recursive != true) && !args.path.startsWith("/etc")', denyReason: 'no recursive deletes' },
             post_to_channel: { allow: 'args.channel != 1234567890123456789', denyReason: 'not that channel' },
+            notify: { allow: '!(1 in args.channels) && args.flags != [true]', denyReason: 'not channel 1, not flagged' },
           },
         },
       ],
@@ -126,6 +132,20 @@ describe('argument policies in front of a FastMCP (Pydantic) backend', { skip: p
       const allowed = (await client.callTool({ name: 'post_to_channel', arguments: { channel: 42, text: 'hi' } })) as { content: Array<{ text: string }> };
       assert.equal(allowed.content[0]?.text, 'posted to 42');
       assert.deepEqual(ran.filter((call) => call.ran === 'post_to_channel'), [{ ran: 'post_to_channel', channel: '42' }]);
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('refuses lists the backend reads as the values the policy refuses (["1"] as [1], ["true"] as [true])', async () => {
+    const client = await connected();
+    try {
+      const allowed = (await client.callTool({ name: 'notify', arguments: { channels: [2], flags: [false] } })) as { content: Array<{ text: string }> };
+      assert.equal(allowed.content[0]?.text, 'notified [2]');
+      for (const args of [{ channels: [1], flags: [false] }, { channels: ['1'], flags: [false] }, { channels: [2], flags: ['true'] }, { channels: [2], flags: ['yes'] }]) {
+        await assert.rejects(client.callTool({ name: 'notify', arguments: args }), /not channel 1, not flagged/, JSON.stringify(args));
+      }
+      assert.deepEqual(ran.filter((call) => call.ran === 'notify'), [{ ran: 'notify', channels: [2], flags: [false] }]);
     } finally {
       await client.close();
     }

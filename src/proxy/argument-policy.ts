@@ -1,6 +1,6 @@
 import type { RouteConfig } from '../config/schema.ts';
 import { compileToolExpression, type CompiledToolExpression, type ToolPolicyInput } from '../config/tool-expressions.ts';
-import { lenientReadings } from './lenient-readings.ts';
+import { MAX_SINGLE_READINGS, refusedAsLenientlyRead } from './lenient-readings.ts';
 import { deniedTools, type Caller } from './tool-policy.ts';
 import type { DeniedTools } from './tools-list-filter.ts';
 import { expressionReadsOf, listedArgumentsOf, type ListedArgument, type LiteralType } from '../config/argument-reads.ts';
@@ -126,23 +126,25 @@ function decideWith(policy: ArgumentPolicy | undefined, call: { tool: string; ar
   }
   // Allowed as sent; the backend may read other values from it (lenient-readings.ts). A reading the policy refuses
   // refuses the call; one it cannot evaluate is no reading a backend of this tool takes.
-  if (policy.reads === undefined) return { allowed: true };
-  for (const reading of lenientReadings(args)) {
-    let allowed: boolean;
+  const reads = policy.reads;
+  if (reads === undefined) return { allowed: true };
+  const isRead = policy.computedNames ? () => true : (name: string) => reads.has(foldedName(name));
+  const verdict = refusedAsLenientlyRead(args, isRead, (reading) => {
     try {
-      allowed = policy.expression.allows({ ...input, args: reading.args });
+      return policy.expression.allows({ ...input, args: reading });
     } catch {
-      continue;
+      return undefined;
     }
-    if (!allowed) {
-      return {
-        allowed: false,
-        reason: policy.denyReason ?? 'the policy of this tool does not allow this call as a lenient server reads its arguments ("true" as true, "5" as 5)',
-        detail: `refused with the arguments read ${reading.name}`,
-      };
-    }
+  });
+  if (verdict.refused === false) return { allowed: true };
+  if (verdict.refused === 'unjudged') {
+    return { allowed: false, reason: `too many values the policy checks could be read otherwise by a lenient server (more than ${MAX_SINGLE_READINGS}) for the gateway to judge them` };
   }
-  return { allowed: true };
+  return {
+    allowed: false,
+    reason: policy.denyReason ?? 'the policy of this tool does not allow this call as a lenient server reads its arguments ("true" as true, "5" as 5)',
+    detail: `refused with the arguments read ${verdict.reading}`,
+  };
 }
 
 /**

@@ -305,6 +305,20 @@ describe('argument policies and app-only callers', () => {
         const decision = decide(allow, lenient);
         assert.equal(decision.allowed, false, `${allow} must refuse ${JSON.stringify(lenient)} too`);
       }
+      // One value read otherwise can break a whole reading (a path "1" read as a number fails startsWith): the
+      // boolean read beside it is still found, one value at a time.
+      const poisoned = 'args.path.startsWith("/tmp") || args.path == "1" ? args.flags != [true] : false';
+      assert.equal(decide(poisoned, { path: '1', flags: [false] }).allowed, true);
+      assert.equal(decide(poisoned, { path: '1', flags: [true] }).allowed, false);
+      const singled = decide(poisoned, { path: '1', flags: ['true'] });
+      assert.equal(singled.allowed, false);
+      assert.equal(singled.detail, 'refused with the arguments read as booleans, one value at a time');
+      // Past MAX_SINGLE_READINGS such values, the call cannot be judged so: refused, saying why.
+      const many = decide(poisoned, { path: '1', flags: Array.from({ length: 70 }, () => 'no') });
+      assert.equal(many.allowed, false);
+      assert.match(many.reason ?? '', /more than 64/);
+      // Values under names the policy does not read are not read otherwise (nor counted).
+      assert.equal(decide('args.recursive != true', { recursive: false, other: Array.from({ length: 70 }, () => 'yes') }).allowed, true);
       // A reading the policy cannot evaluate refuses nothing: strings that only look like booleans or numbers, where
       // the policy reads strings, pass.
       assert.equal(decide('args.query != "drop" && args.path.startsWith("/public/")', { query: 'true', path: '/public/1' }).allowed, true);

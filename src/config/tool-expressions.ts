@@ -68,9 +68,11 @@ function evaluationEnvironment(): Environment {
   for (const [index, left] of SCALARS.entries()) {
     for (const right of SCALARS.slice(index + 1)) {
       if (NUMERIC.has(left) && NUMERIC.has(right)) continue;
-      // One registration covers `==` and `!=`, both ways round.
+      // One registration covers `==` and `!=`, both ways round. One error per pair, made once: thrown per element of
+      // a long mistyped list, a new one (and its message) each time cost a client-chosen amount of CPU.
+      const mismatch = new TypeError(`compares ${named(left)} with ${named(right)}`);
       environment = environment.registerOperator(`${left} == ${right}`, () => {
-        throw new TypeError(`compares ${named(left)} with ${named(right)}`);
+        throw mismatch;
       });
     }
   }
@@ -83,7 +85,20 @@ export function compileToolExpression(source: string): CompiledToolExpression {
   const problem = toolExpressionProblem(source);
   if (problem !== undefined) throw new TypeError(`invalid tool policy expression: ${problem}`);
   const evaluate = evaluationEnvironment().parse(source);
-  return { source, allows: (input) => evaluate(input as unknown as Record<string, unknown>) === true };
+  return {
+    source,
+    allows: (input) => {
+      // Errors are answers here (a refusal), thrown per comparison of a long list when the types differ: without a
+      // stack each costs a fraction, and a client cannot buy milliseconds of CPU with a list of mistyped values.
+      const limit = Error.stackTraceLimit;
+      Error.stackTraceLimit = 0;
+      try {
+        return evaluate(input as unknown as Record<string, unknown>) === true;
+      } finally {
+        Error.stackTraceLimit = limit;
+      }
+    },
+  };
 }
 
 /** The syntax tree cel-js makes of a valid expression (its `ast`), for what the expression reads (argument-reads.ts). */

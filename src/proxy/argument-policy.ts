@@ -24,6 +24,8 @@ interface ArgumentPolicy {
   computedNames: boolean;
   /** The arguments it looks up in lists of literals, and the literals' types: one of another type is refused. */
   listed: readonly ListedArgument[];
+  /** Of those, the paths (JSON of their names) looked up only among strings: a string there is read as nothing else. */
+  keepsStrings: ReadonlySet<string>;
   /** The expression reads neither the arguments nor the tool's annotations: it decides by caller alone. */
   callerOnly: boolean;
   /** Nor the tool's name: it decides every tool alike. */
@@ -39,12 +41,14 @@ export interface ArgumentPolicies {
 
 function compiled(source: string, denyReason: string | undefined): ArgumentPolicy {
   const { args, toolBeyondName, readsTool } = expressionReadsOf(source);
+  const listed = args === undefined ? [] : listedArgumentsOf(source);
   return {
     expression: compileToolExpression(source),
     denyReason,
     reads: args === undefined ? undefined : memberSpellings(args.names),
     computedNames: args?.computed === true,
-    listed: args === undefined ? [] : listedArgumentsOf(source),
+    listed,
+    keepsStrings: new Set(listed.filter((entry) => entry.types.size === 1 && entry.types.has('string')).map((entry) => JSON.stringify(entry.path))),
     // From the tree too: `tool["annot\x61tions"]` reads the annotations, which no pattern over the text saw.
     callerOnly: args === undefined && !toolBeyondName,
     sameForEveryTool: args === undefined && !readsTool,
@@ -129,16 +133,21 @@ function decideWith(policy: ArgumentPolicy | undefined, call: { tool: string; ar
   const reads = policy.reads;
   if (reads === undefined) return { allowed: true };
   const isRead = policy.computedNames ? () => true : (name: string) => reads.has(foldedName(name));
-  const verdict = refusedAsLenientlyRead(args, isRead, (reading) => {
-    try {
-      return policy.expression.allows({ ...input, args: reading });
-    } catch {
-      return undefined;
-    }
-  });
+  const verdict = refusedAsLenientlyRead(
+    args,
+    isRead,
+    (reading) => {
+      try {
+        return policy.expression.allows({ ...input, args: reading });
+      } catch {
+        return undefined;
+      }
+    },
+    policy.keepsStrings,
+  );
   if (verdict.refused === false) return { allowed: true };
   if (verdict.refused === 'unjudged') {
-    return { allowed: false, reason: `too many values the policy checks could be read otherwise by a lenient server (more than ${MAX_SINGLE_READINGS}) for the gateway to judge them` };
+    return { allowed: false, reason: `the values the policy checks could be read otherwise by a lenient server in more ways than the gateway judges (more than ${MAX_SINGLE_READINGS} values, or a JSON string too large, too deep or with a number past 2^53)` };
   }
   return {
     allowed: false,

@@ -10,19 +10,25 @@
  * reads taken as a boolean where it can be, as a number where it can be, both (strings that name a boolean as
  * booleans, numeric ones as numbers), and strings holding a JSON object or array parsed. A reading the policy refuses
  * refuses the call; one it cannot evaluate (a boolean where it compares strings: no backend reads that field so)
- * refuses nothing. Since one value read otherwise can make a whole reading fail to evaluate (a path `"1"` read as a
- * number breaks `args.path.startsWith(…)`, hiding the boolean read beside it), a reading that fails is tried again one
- * value at a time. The gateway has no schema to know which reading a backend takes, so it takes them all; only values
- * with another reading cost an evaluation, and one-at-a-time tries stop at MAX_SINGLE_READINGS.
+ * refuses nothing. Since one argument read otherwise can make a whole reading fail to evaluate (a path `"1"` read as
+ * a number breaks `args.path.startsWith(…)`, hiding the boolean read beside it), a reading that fails is tried again
+ * one argument at a time (a backend reads each parameter as its one type). The gateway has no schema to know which
+ * reading a backend takes, so it takes them all; only values with another reading cost an evaluation, and the tries
+ * are bounded by the arguments the policy reads (MAX_SINGLE_READINGS of them at most).
  */
 
 /** Pydantic's strings for booleans (lax mode), compared case-insensitively after trimming. */
 const TRUE_WORDS = new Set(['true', 'yes', 'on', 't', 'y', '1']);
 const FALSE_WORDS = new Set(['false', 'no', 'off', 'f', 'n', '0']);
 /** A number as Pydantic reads one from a string: optional sign, digits, optional fraction and exponent; `_` between digits. */
-const NUMERIC = /^[+-]?(?:\d(?:_?\d)*)?(?:\.\d(?:_?\d)*)?(?:[eE][+-]?\d+)?$/;
+const NUMERIC = /^[+-]?(?:\d(?:_?\d)*)?(?:\.(?:\d(?:_?\d)*)?)?(?:[eE][+-]?\d+)?$/;
 
-/** The most values tried one at a time after a whole reading failed to evaluate: a bound on a call's evaluations. */
+/** The longest JSON string parsed for its reading, and the most values it may hold (the arguments' own bound). */
+const MAX_JSON_STRING = 64 * 1024;
+const MAX_JSON_NODES = 10_000;
+const MAX_JSON_DEPTH = 32;
+
+/** The most arguments read one at a time after a whole reading failed to evaluate: a bound on a call's evaluations. */
 export const MAX_SINGLE_READINGS = 64;
 
 type Leaf = (value: unknown) => unknown;
@@ -52,28 +58,61 @@ function asEither(value: unknown): unknown {
   return asNumber(value);
 }
 
-function asParsedJson(value: unknown): unknown {
-  if (typeof value !== 'string') return value;
-  const text = value.trim();
-  if (!text.startsWith('{') && !text.startsWith('[')) return value;
-  try {
-    return JSON.parse(text) as unknown;
-  } catch {
-    return value;
-  }
+/** Thrown while reading a JSON string the gateway cannot judge: too long, too large, too deep, or an inexact number. */
+class UnjudgeableJson extends Error {}
+
+/**
+ * A string holding a JSON object or array, parsed (the Python SDK does so for parameters that are not strings), and
+ * its values read by `then` too: `"{\"recursive\": \"true\"}"` is `{recursive: true}` to that backend.
+ */
+function asParsedJson(then: Leaf): Leaf {
+  return (value) => {
+    if (typeof value !== 'string') return value;
+    const text = value.trim();
+    if (!text.startsWith('{') && !text.startsWith('[')) return value;
+    if (text.length > MAX_JSON_STRING) throw new UnjudgeableJson();
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(text) as unknown;
+    } catch {
+      return value;
+    }
+    let nodes = 0;
+    const read = (item: unknown, depth: number): unknown => {
+      if (++nodes > MAX_JSON_NODES || depth > MAX_JSON_DEPTH) throw new UnjudgeableJson();
+      if (typeof item === 'number' && Math.abs(item) > Number.MAX_SAFE_INTEGER) throw new UnjudgeableJson();
+      if (Array.isArray(item)) return item.map((member) => read(member, depth + 1));
+      if (item !== null && typeof item === 'object') {
+        const copy: Record<string, unknown> = {};
+        for (const [key, member] of Object.entries(item)) {
+          Object.defineProperty(copy, key, { value: read(member, depth + 1), enumerable: true, writable: true, configurable: true });
+        }
+        return copy;
+      }
+      return then(item);
+    };
+    return read(parsed, 0);
+  };
 }
+
+const unchanged: Leaf = (value) => value;
 
 const READINGS: ReadonlyArray<[string, Leaf]> = [
   ['as booleans', asBoolean],
   ['as numbers', asNumber],
   ['as booleans and numbers', asEither],
-  ['with JSON strings parsed', asParsedJson],
+  ['with JSON strings parsed', asParsedJson(unchanged)],
+  ['with JSON strings parsed, as booleans', asParsedJson(asBoolean)],
+  ['with JSON strings parsed, as numbers', asParsedJson(asNumber)],
+  ['with JSON strings parsed, as booleans and numbers', asParsedJson(asEither)],
 ];
 
 /** A value under a name the policy reads that has other readings: its container, its key there, and those readings. */
 interface ReadableLeaf {
   container: object;
   key: string | number;
+  /** The argument (top-level name) it belongs to. */
+  parameter: string;
   /** By reading name: the value that reading gives (only readings that change it). */
   readings: Map<string, unknown>;
 }
@@ -82,22 +121,22 @@ interface ReadableLeaf {
  * The values of `args` under names `isRead` accepts (a name read at any depth: everything below it is read) that
  * some reading changes. `args` passed the policy's size and depth limits, so the walk is bounded.
  */
-function readableLeaves(args: Record<string, unknown>, isRead: (name: string) => boolean): ReadableLeaf[] {
+function readableLeaves(args: Record<string, unknown>, isRead: (name: string) => boolean, keepsStrings: ReadonlySet<string>): ReadableLeaf[] {
   const leaves: ReadableLeaf[] = [];
-  const pending: Array<[object, string | number, unknown, boolean]> = Object.entries(args).map(([key, value]) => [args, key, value, isRead(key)]);
+  const pending: Array<[object, string | number, unknown, boolean, string[] | undefined, string]> = Object.entries(args).map(([key, value]) => [args, key, value, isRead(key), [key], key]);
   while (pending.length > 0) {
-    const [container, key, value, read] = pending.pop()!;
+    const [container, key, value, read, path, parameter] = pending.pop()!;
     if (Array.isArray(value)) {
-      value.forEach((item, index) => pending.push([value, index, item, read]));
+      value.forEach((item, index) => pending.push([value, index, item, read, undefined, parameter]));
     } else if (value !== null && typeof value === 'object') {
-      for (const [name, member] of Object.entries(value)) pending.push([value, name, member, read || isRead(name)]);
-    } else if (read) {
+      for (const [name, member] of Object.entries(value)) pending.push([value, name, member, read || isRead(name), path?.concat(name), parameter]);
+    } else if (read && !(typeof value === 'string' && path !== undefined && keepsStrings.has(JSON.stringify(path)))) {
       const readings = new Map<string, unknown>();
       for (const [name, leaf] of READINGS) {
         const next = leaf(value);
         if (next !== value) readings.set(name, next);
       }
-      if (readings.size > 0) leaves.push({ container, key, readings });
+      if (readings.size > 0) leaves.push({ container, key, parameter, readings });
     }
   }
   return leaves;
@@ -139,24 +178,46 @@ export type LenientVerdict = { refused: false } | { refused: true; reading: stri
  * Whether some lenient reading of `args` is one `judge` refuses. Whole readings first; each that cannot be evaluated
  * is tried again one value at a time, up to MAX_SINGLE_READINGS values (past that, the call cannot be judged).
  */
-export function refusedAsLenientlyRead(args: Record<string, unknown>, isRead: (name: string) => boolean, judge: ReadingJudge): LenientVerdict {
-  const leaves = readableLeaves(args, isRead);
+export function refusedAsLenientlyRead(
+  args: Record<string, unknown>,
+  isRead: (name: string) => boolean,
+  judge: ReadingJudge,
+  /** Paths (JSON of the names from `args`) the policy only looks up among strings (`args.confirm in ["yes", "no"]`). */
+  keepsStrings: ReadonlySet<string> = new Set(),
+): LenientVerdict {
+  let leaves: ReadableLeaf[];
+  try {
+    leaves = readableLeaves(args, isRead, keepsStrings);
+  } catch (error) {
+    if (error instanceof UnjudgeableJson) return { refused: 'unjudged' };
+    throw error;
+  }
   if (leaves.length === 0) return { refused: false };
   const failed: string[] = [];
+  const judged = new Set<string>();
   for (const [name] of READINGS) {
     if (!leaves.some((leaf) => leaf.readings.has(name))) continue;
+    // Readings that give every value the same (numerals read as numbers, and as "booleans and numbers") are one.
+    const signature = JSON.stringify(leaves.map((leaf) => (leaf.readings.has(name) ? leaf.readings.get(name) : null)));
+    if (judged.has(signature)) continue;
+    judged.add(signature);
     const verdict = judge(readingOf(args, leaves, name));
     if (verdict === false) return { refused: true, reading: name };
     if (verdict === undefined) failed.push(name);
   }
   if (failed.length === 0) return { refused: false };
-  const singles = leaves.filter((leaf) => failed.some((name) => leaf.readings.has(name)));
-  if (singles.length > MAX_SINGLE_READINGS) return { refused: 'unjudged' };
-  for (const leaf of singles) {
+  // A reading that cannot be evaluated may owe that to another argument read otherwise (a `path` of "1" read as a
+  // number breaks `args.path.startsWith(…)`): each argument is read so on its own. A backend reads each parameter
+  // as its one declared type, so an argument's values are read together.
+  const parameters = [...new Set(leaves.map((leaf) => leaf.parameter))];
+  if (parameters.length < 2) return { refused: false };
+  if (parameters.length > MAX_SINGLE_READINGS) return { refused: 'unjudged' };
+  for (const parameter of parameters) {
+    const own = leaves.filter((leaf) => leaf.parameter === parameter);
     for (const name of failed) {
-      if (!leaf.readings.has(name)) continue;
-      const verdict = judge(readingOf(args, [leaf], name));
-      if (verdict === false) return { refused: true, reading: `${name}, one value at a time` };
+      if (!own.some((leaf) => leaf.readings.has(name))) continue;
+      const verdict = judge(readingOf(args, own, name));
+      if (verdict === false) return { refused: true, reading: `${name}, one argument at a time` };
     }
   }
   return { refused: false };

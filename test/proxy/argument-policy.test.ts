@@ -299,24 +299,33 @@ describe('argument policies and app-only callers', () => {
         ['!(type(args.recursive) == bool && args.recursive)', { recursive: true }, { recursive: 'on' }],
         ['!(args.n == 1)', { n: 1 }, { n: true }],
         ['args.mode != [1, 2]', { mode: [1, 2] }, { mode: ['1', '2.0'] }],
+        ['args.amounts != [1.0]', { amounts: [1.0] }, { amounts: ['1.'] }],
+        // A JSON string parsed by the backend, and its values read leniently in turn.
+        ['!has(args.opts.recursive) || args.opts.recursive != true', { opts: { recursive: true } }, { opts: '{"recursive": "true"}' }],
+        ['!(1 in args.ids)', { ids: [1] }, { ids: '["1"]' }],
       ];
       for (const [allow, typed, lenient] of cases) {
         assert.equal(decide(allow, typed).allowed, false, `${allow} refuses ${JSON.stringify(typed)}`);
         const decision = decide(allow, lenient);
         assert.equal(decision.allowed, false, `${allow} must refuse ${JSON.stringify(lenient)} too`);
       }
-      // One value read otherwise can break a whole reading (a path "1" read as a number fails startsWith): the
-      // boolean read beside it is still found, one value at a time.
+      // One argument read otherwise can break a whole reading (a path "1" read as a number fails startsWith): the
+      // boolean read beside it is still found, one argument at a time.
       const poisoned = 'args.path.startsWith("/tmp") || args.path == "1" ? args.flags != [true] : false';
       assert.equal(decide(poisoned, { path: '1', flags: [false] }).allowed, true);
       assert.equal(decide(poisoned, { path: '1', flags: [true] }).allowed, false);
       const singled = decide(poisoned, { path: '1', flags: ['true'] });
       assert.equal(singled.allowed, false);
-      assert.equal(singled.detail, 'refused with the arguments read as booleans, one value at a time');
-      // Past MAX_SINGLE_READINGS such values, the call cannot be judged so: refused, saying why.
-      const many = decide(poisoned, { path: '1', flags: Array.from({ length: 70 }, () => 'no') });
-      assert.equal(many.allowed, false);
-      assert.match(many.reason ?? '', /more than 64/);
+      assert.equal(singled.detail, 'refused with the arguments read as booleans, one argument at a time');
+      // Many values of one argument are read together, as the backend reads them: no one-at-a-time explosion.
+      assert.equal(decide('!args.tags.exists(t, t == "secret")', { tags: Array.from({ length: 5_000 }, () => '1') }).allowed, true);
+      assert.equal(decide(poisoned, { path: '1', flags: Array.from({ length: 70 }, () => 'no') }).allowed, true);
+      // A JSON string the gateway cannot judge so (a number past 2^53 in it, or too large) refuses the call.
+      assert.match(decide('!has(args.opts.channel) || args.opts.channel != 5', { opts: '{"channel": 1234567890123456789}' }).reason ?? '', /more ways than the gateway judges/);
+      assert.match(decide('!has(args.opts.a) || args.opts.a != 5', { opts: `[${'1,'.repeat(40_000)}1]` }).reason ?? '', /more ways than the gateway judges/);
+      // A string the policy looks up only among strings is read as nothing else.
+      assert.equal(decide('args.confirm in ["yes", "no"]', { confirm: 'yes' }).allowed, true);
+      assert.equal(decide('args.mode in ["on", "off"] && args.account in ["1001", "1002"]', { mode: 'on', account: '1001' }).allowed, true);
       // Values under names the policy does not read are not read otherwise (nor counted).
       assert.equal(decide('args.recursive != true', { recursive: false, other: Array.from({ length: 70 }, () => 'yes') }).allowed, true);
       // A reading the policy cannot evaluate refuses nothing: strings that only look like booleans or numbers, where

@@ -95,12 +95,12 @@ export function compileArgumentPolicies(route: RouteConfig): ArgumentPolicies {
 
 export function decideArguments(
   policies: ArgumentPolicies,
-  call: { tool: string; args: unknown; annotations: Record<string, unknown>; caller: Caller },
+  call: { tool: string; args: unknown; annotations: Record<string, unknown>; inputSchema?: unknown; caller: Caller },
 ): ArgumentDecision {
   return decideWith(policies.forTool(call.tool), call);
 }
 
-function decideWith(policy: ArgumentPolicy | undefined, call: { tool: string; args: unknown; annotations: Record<string, unknown>; caller: Caller }): ArgumentDecision {
+function decideWith(policy: ArgumentPolicy | undefined, call: { tool: string; args: unknown; annotations: Record<string, unknown>; inputSchema?: unknown; caller: Caller }): ArgumentDecision {
   if (policy === undefined) return { allowed: true };
   const args = call.args === undefined ? {} : call.args;
   if (!isPlainObject(args)) return { allowed: false, reason: 'the arguments must be an object' };
@@ -113,6 +113,13 @@ function decideWith(policy: ArgumentPolicy | undefined, call: { tool: string; ar
   if (policy.reads !== undefined && misspeltAtAnyDepth(args, policy.reads, policy.computedNames)) {
     return { allowed: false, reason: 'an argument the policy checks is spelt in another case, or named twice in different cases' };
   }
+  const reads = policy.reads;
+  const isRead = reads === undefined ? () => false : policy.computedNames ? () => true : (name: string) => reads.has(foldedName(name));
+  // The tool's approved input schema, where the route pins definitions: an argument the policy reads must be of the
+  // type it declares, so no backend reads it as another value than the one judged (the sound check; the lenient
+  // readings below stand in where no schema is known).
+  const schema = call.inputSchema === undefined ? undefined : declaredTypesProblem(args, call.inputSchema, isRead);
+  if (schema !== undefined && schema.problem !== undefined) return { allowed: false, reason: schema.problem };
   const unjudgeable = listedTypeProblem(args, policy.listed) ?? inexactNumberProblem(args, policy.reads, policy.computedNames);
   if (unjudgeable !== undefined) return { allowed: false, reason: unjudgeable };
   const input: ToolPolicyInput = {
@@ -130,9 +137,8 @@ function decideWith(policy: ArgumentPolicy | undefined, call: { tool: string; ar
   }
   // Allowed as sent; the backend may read other values from it (lenient-readings.ts). A reading the policy refuses
   // refuses the call; one it cannot evaluate is no reading a backend of this tool takes.
-  const reads = policy.reads;
-  if (reads === undefined) return { allowed: true };
-  const isRead = policy.computedNames ? () => true : (name: string) => reads.has(foldedName(name));
+  // Every argument it reads is of a declared type: a lenient backend reads each as the value it is.
+  if (reads === undefined || schema?.allDeclared === true) return { allowed: true };
   const verdict = refusedAsLenientlyRead(
     args,
     isRead,
@@ -238,6 +244,63 @@ function inexactNumberProblem(args: Record<string, unknown>, reads: ReadonlyMap<
     }
   }
   return undefined;
+}
+
+/** JSON Schema's name for a JSON value's type (`integer` is a number that is one). */
+function jsonTypesOf(value: unknown): string[] {
+  if (value === null) return ['null'];
+  if (Array.isArray(value)) return ['array'];
+  if (typeof value === 'number') return Number.isInteger(value) ? ['integer', 'number'] : ['number'];
+  return [typeof value];
+}
+
+/**
+ * Whether the arguments the policy reads are of the types the tool's approved input schema declares: the first
+ * that is not (`the argument recursive is a string; the tool declares it boolean`), and whether every argument read
+ * had a declared type. Reads `type` (one or a list), `properties`, `additionalProperties`, `items` and
+ * `anyOf`/`oneOf` (a value of any branch's types passes); a schema without a type (or a `$ref`) declares nothing.
+ */
+function declaredTypesProblem(args: Record<string, unknown>, schema: unknown, isRead: (name: string) => boolean): { problem?: string; allDeclared: boolean } {
+  let allDeclared = true;
+  // Bounded: the arguments passed withinLimits, and a schema is walked only as deep as the arguments go.
+  const check = (value: unknown, node: unknown, path: string): string | undefined => {
+    if (!isPlainObject(node)) {
+      allDeclared = false;
+      return undefined;
+    }
+    const branches = Array.isArray(node.anyOf) ? node.anyOf : Array.isArray(node.oneOf) ? node.oneOf : undefined;
+    if (branches !== undefined) {
+      const problems = branches.map((branch) => check(value, branch, path));
+      return problems.includes(undefined) ? undefined : problems[0];
+    }
+    const declared = typeof node.type === 'string' ? [node.type] : Array.isArray(node.type) ? node.type.filter((type): type is string => typeof type === 'string') : [];
+    if (declared.length === 0) allDeclared = false;
+    else if (!jsonTypesOf(value).some((type) => declared.includes(type))) {
+      const actual = jsonTypesOf(value)[0]!;
+      return `the argument ${path} is ${/^[aeiou]/.test(actual) ? 'an' : 'a'} ${actual}; the tool's approved schema declares ${declared.join(' or ')}`;
+    }
+    if (Array.isArray(value)) {
+      for (const [index, item] of value.entries()) {
+        const problem = check(item, node.items, `${path}[${index}]`);
+        if (problem !== undefined) return problem;
+      }
+    } else if (isPlainObject(value)) {
+      const properties = isPlainObject(node.properties) ? node.properties : {};
+      for (const [name, member] of Object.entries(value)) {
+        const memberSchema = Object.hasOwn(properties, name) ? properties[name] : node.additionalProperties;
+        const problem = check(member, memberSchema, `${path}.${name}`);
+        if (problem !== undefined) return problem;
+      }
+    }
+    return undefined;
+  };
+  const properties = isPlainObject(schema) && isPlainObject(schema.properties) ? schema.properties : {};
+  for (const [name, value] of Object.entries(args)) {
+    if (!isRead(name)) continue;
+    const problem = check(value, Object.hasOwn(properties, name) ? properties[name] : isPlainObject(schema) ? schema.additionalProperties : undefined, name);
+    if (problem !== undefined) return { problem, allDeclared };
+  }
+  return { allDeclared };
 }
 
 const isPlainObject = (value: unknown): value is Record<string, unknown> =>

@@ -6,6 +6,7 @@ import type { AuthorizedCall } from './gateway-runtime.ts';
 import type { McpPost } from './mcp-message.ts';
 import type { AuditDraft } from './request-audit.ts';
 import { toolChallenge, type RouteState } from './route-state.ts';
+import type { ApprovedTool } from './tool-pins.ts';
 import { decideTool, policyNameFor } from './tool-policy.ts';
 
 /**
@@ -23,7 +24,7 @@ export function enforceToolPolicy(
   post: McpPost,
   call: AuthorizedCall,
   draft: AuditDraft,
-  annotationsOf: (tool: string) => Promise<Record<string, unknown>>,
+  approvedToolOf: (tool: string) => Promise<ApprovedTool>,
 ): void | Promise<void> {
   const messages = post.messages;
   for (let index = 0; index < messages.length; index++) {
@@ -32,9 +33,9 @@ export function enforceToolPolicy(
     draft.tool ??= called;
     const tool = policyNameFor(state.route, called);
     enforceToolDecision(state, tool, call, draft, messages.length > 1);
-    // Only an argument policy waits (for the approved annotations): a call without one is decided here, with no
+    // Only an argument policy waits (for the approved definition): a call without one is decided here, with no
     // promise, which is every call on a route that sets none.
-    if (state.argumentPolicies.forTool(tool) !== undefined) return enforceFrom(index, state, post, call, draft, annotationsOf);
+    if (state.argumentPolicies.forTool(tool) !== undefined) return enforceFrom(index, state, post, call, draft, approvedToolOf);
   }
 }
 
@@ -45,7 +46,7 @@ async function enforceFrom(
   post: McpPost,
   call: AuthorizedCall,
   draft: AuditDraft,
-  annotationsOf: (tool: string) => Promise<Record<string, unknown>>,
+  approvedToolOf: (tool: string) => Promise<ApprovedTool>,
 ): Promise<void> {
   for (let index = start; index < post.messages.length; index++) {
     const message = post.messages[index]!;
@@ -54,7 +55,7 @@ async function enforceFrom(
     const tool = policyNameFor(state.route, called);
     const inBatch = post.messages.length > 1;
     if (index > start) enforceToolDecision(state, tool, call, draft, inBatch);
-    await enforceArgumentPolicy(state, tool, 'params' in message ? message.params?.arguments : undefined, call, draft, annotationsOf, inBatch);
+    await enforceArgumentPolicy(state, tool, 'params' in message ? message.params?.arguments : undefined, call, draft, approvedToolOf, inBatch);
   }
 }
 
@@ -95,11 +96,12 @@ async function enforceArgumentPolicy(
   args: unknown,
   call: AuthorizedCall,
   draft: AuditDraft,
-  annotationsOf: (tool: string) => Promise<Record<string, unknown>>,
+  approvedToolOf: (tool: string) => Promise<ApprovedTool>,
   inBatch: boolean,
 ): Promise<void> {
   if (state.argumentPolicies.forTool(tool) === undefined) return;
-  const decision = decideArguments(state.argumentPolicies, { tool, args, annotations: await annotationsOf(tool), caller: call.caller });
+  const approved = await approvedToolOf(tool);
+  const decision = decideArguments(state.argumentPolicies, { tool, args, annotations: approved.annotations, inputSchema: approved.inputSchema, caller: call.caller });
   if (decision.allowed) return;
   draft.outcome = 'denied';
   draft.tool = tool;

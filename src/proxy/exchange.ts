@@ -11,6 +11,7 @@ import { abortOnClientClose, authorizeRequest, backendHeaders, type AuthorizedCa
 import type { McpPost } from './mcp-message.ts';
 import { auditDraft, type AuditDraft } from './request-audit.ts';
 import type { RouteState } from './route-state.ts';
+import type { ApprovedTool } from './tool-pins.ts';
 import { NO_TOOLS_DENIED, type DeniedTools, type ReviewTools } from './tools-list-filter.ts';
 import { backendSpan, mcpSpanStart, requestTrace } from './request-trace.ts';
 
@@ -160,10 +161,10 @@ export async function authenticateCaller(exchange: McpExchange): Promise<void> {
 export function enforcePerToolPolicy(exchange: McpExchange): void | Promise<void> {
   const { runtime, state, post } = exchange;
   if (post === undefined) return;
-  const annotationsOf = async (tool: string) =>
-    state.route.toolPinning === 'off' ? {} : runtime.toolPins.approvedAnnotations(state.route.path, tool);
+  const approvedToolOf = async (tool: string): Promise<ApprovedTool> =>
+    state.route.toolPinning === 'off' ? { annotations: {} } : runtime.toolPins.approvedTool(state.route.path, tool);
   // A promise only when an argument policy has to read annotations (steps that finish at once are not awaited).
-  return enforceToolPolicy(state, post, authorized(exchange), exchange.draft, annotationsOf);
+  return enforceToolPolicy(state, post, authorized(exchange), exchange.draft, approvedToolOf);
 }
 
 /** Pinned tool definitions: a `tools/call` of a tool whose definition is not the approved one (see enforce-tool-pinning.ts). */

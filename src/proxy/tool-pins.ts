@@ -26,8 +26,17 @@ export interface ToolPins {
   /** Records what a `tools/list` answer of `route` says; returns the listed names that are not `pinned`. */
   review(route: string, tools: readonly unknown[]): Promise<Set<string>>;
   standing(route: string, name: string): Promise<ToolStanding>;
-  /** The annotations of the tool's approved definition (a policy may trust these; a backend's current ones it may not). */
-  approvedAnnotations(route: string, name: string): Promise<Record<string, unknown>>;
+  /**
+   * What a policy may trust of the tool's approved definition (a backend's current one it may not): its annotations,
+   * and the input schema arguments are type-checked against (argument-policy.ts).
+   */
+  approvedTool(route: string, name: string): Promise<ApprovedTool>;
+}
+
+export interface ApprovedTool {
+  annotations: Record<string, unknown>;
+  /** Undefined when no definition is approved, or it has none. */
+  inputSchema?: unknown;
 }
 
 interface RoutePins {
@@ -149,12 +158,15 @@ export function createToolPins({ store, clock, logger }: { store: Store; clock: 
     return pin.pending === undefined ? 'pinned' : 'changed';
   }
 
-  async function approvedAnnotations(route: string, name: string): Promise<Record<string, unknown>> {
+  async function approvedTool(route: string, name: string): Promise<ApprovedTool> {
     const pin = (await load(route)).byName.get(foldToolName(name));
-    if (pin?.approved === undefined || pin.name !== name) return {};
-    const annotations = (JSON.parse(pin.approved.canonical) as { annotations?: unknown }).annotations;
-    return annotations && typeof annotations === 'object' && !Array.isArray(annotations) ? (annotations as Record<string, unknown>) : {};
+    if (pin?.approved === undefined || pin.name !== name) return { annotations: {} };
+    const { annotations, inputSchema } = JSON.parse(pin.approved.canonical) as { annotations?: unknown; inputSchema?: unknown };
+    return {
+      annotations: annotations && typeof annotations === 'object' && !Array.isArray(annotations) ? (annotations as Record<string, unknown>) : {},
+      ...(inputSchema === undefined ? {} : { inputSchema }),
+    };
   }
 
-  return { review, standing, approvedAnnotations };
+  return { review, standing, approvedTool };
 }

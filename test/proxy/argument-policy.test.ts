@@ -335,6 +335,33 @@ describe('argument policies and app-only callers', () => {
       assert.equal(decide('args.tags.all(t, t != "secret")', { tags: ['1', 'yes', '{"a":1}'] }).allowed, true);
     });
 
+    it("type-checks the arguments the policy reads against the tool's approved input schema, where the route pins one", () => {
+      const [route] = configSchema.parse({ routes: [{ path: '/files', backend: 'http://127.0.0.1:1/mcp', tools: { t: { allow: 'args.recursive != true && args.label == "ok"' } } }] }).routes;
+      const policies = compileArgumentPolicies(route!);
+      const inputSchema = {
+        type: 'object',
+        properties: { recursive: { type: 'boolean' }, label: { type: 'string' }, ids: { type: 'array', items: { type: 'integer' } }, note: { anyOf: [{ type: 'string' }, { type: 'null' }] } },
+      };
+      const judge = (args: Record<string, unknown>) => decideArguments(policies, { tool: 't', args, annotations: {}, inputSchema, caller });
+      assert.equal(judge({ recursive: false, label: 'ok' }).allowed, true);
+      // A label of "1" would make every lenient reading fail: the schema says it is a string, so none is needed.
+      assert.equal(judge({ recursive: false, label: 'ok', ids: ['x'] }).allowed, true, 'an argument the policy does not read is the backend\'s business');
+      const refused = judge({ recursive: 'false', label: 'ok' });
+      assert.equal(refused.allowed, false);
+      assert.equal(refused.reason, "the argument recursive is a string; the tool's approved schema declares boolean");
+      assert.equal(judge({ recursive: false, label: 7 }).reason, "the argument label is an integer; the tool's approved schema declares string");
+      // Without a schema, the lenient readings judge (here: "false" errors against true, refused as unjudgeable).
+      assert.equal(decideArguments(policies, { tool: 't', args: { recursive: 'false', label: 'ok' }, annotations: {}, caller }).allowed, false);
+      // Nested types, unions and integers.
+      const [nested] = configSchema.parse({ routes: [{ path: '/n', backend: 'http://127.0.0.1:1/mcp', tools: { t: { allow: '!(1 in args.ids) && (args.note == null || args.note != "x")' } } }] }).routes;
+      const nestedPolicies = compileArgumentPolicies(nested!);
+      const judgeNested = (args: Record<string, unknown>) => decideArguments(nestedPolicies, { tool: 't', args, annotations: {}, inputSchema, caller });
+      assert.equal(judgeNested({ ids: [2, 3], note: null }).allowed, true);
+      assert.equal(judgeNested({ ids: [2, 3], note: 'y' }).allowed, true);
+      assert.equal(judgeNested({ ids: [2, '1'], note: 'y' }).reason, "the argument ids[1] is a string; the tool's approved schema declares integer");
+      assert.equal(judgeNested({ ids: [2.5], note: 'y' }).reason, "the argument ids[0] is a number; the tool's approved schema declares integer");
+    });
+
     it('compiles every comparison shape at start (one of a negation or of two literals threw there)', () => {
       for (const allow of ['!args.dryRun == false', '-args.n < 0', 'args.x > 0 || 1 == 1', 'args.x > 0 || null == null', 'args.x in [1] || true == true']) {
         assert.doesNotThrow(() => compileArgumentPolicies(configSchema.parse({ routes: [{ path: '/f', backend: 'http://127.0.0.1:1/mcp', tools: { t: { allow } } }] }).routes[0]!), allow);

@@ -78,6 +78,14 @@ before(async () => {
             notify: { allow: '!(1 in args.channels) && args.flags != [true]', denyReason: 'not channel 1, not flagged' },
           },
         },
+        {
+          // The same backend with its definitions pinned: the approved input schema types the arguments.
+          path: '/pinned',
+          backend: `http://127.0.0.1:${port}/mcp`,
+          deniedToolResponse: 'jsonrpc_error',
+          toolPinning: 'warn',
+          tools: { delete_file: { allow: '(!has(args.recursive) || args.recursive != true) && !args.path.startsWith("/etc")', denyReason: 'no recursive deletes' } },
+        },
       ],
     },
   });
@@ -88,10 +96,10 @@ after(async () => {
   if (directory !== undefined) rmSync(directory, { recursive: true, force: true });
 });
 
-async function connected(): Promise<Client> {
-  const token = await mintAccessToken(keyring, gateway!.url, { aud: `${gateway!.url}/files` });
+async function connected(path = '/files'): Promise<Client> {
+  const token = await mintAccessToken(keyring, gateway!.url, { aud: `${gateway!.url}${path}` });
   const client = new Client({ name: 'policy-test', version: '1.0.0' });
-  await client.connect(new StreamableHTTPClientTransport(new URL(`${gateway!.url}/files`), { requestInit: { headers: { authorization: `Bearer ${token}` } } }));
+  await client.connect(new StreamableHTTPClientTransport(new URL(`${gateway!.url}${path}`), { requestInit: { headers: { authorization: `Bearer ${token}` } } }));
   return client;
 }
 
@@ -146,6 +154,24 @@ describe('argument policies in front of a FastMCP (Pydantic) backend', { skip: p
         await assert.rejects(client.callTool({ name: 'notify', arguments: args }), /not channel 1, not flagged/, JSON.stringify(args));
       }
       assert.deepEqual(ran.filter((call) => call.ran === 'notify'), [{ ran: 'notify', channels: [2], flags: [false] }]);
+    } finally {
+      await client.close();
+    }
+  });
+
+  it("refuses, on a route that pins definitions, an argument of another type than the approved schema declares", async () => {
+    const client = await connected('/pinned');
+    try {
+      // The first tools/list pins the backend's definitions (trust on first use), input schemas included.
+      const { tools } = await client.listTools();
+      assert.ok(tools.some((tool) => tool.name === 'delete_file'));
+      const before = ran.length;
+      for (const recursive of ['1', 'no', 0]) {
+        await assert.rejects(client.callTool({ name: 'delete_file', arguments: { path: '/tmp/p', recursive } }), /approved schema declares boolean/, JSON.stringify(recursive));
+      }
+      const allowed = (await client.callTool({ name: 'delete_file', arguments: { path: '/tmp/p', recursive: false } })) as { content: Array<{ text: string }> };
+      assert.equal(allowed.content[0]?.text, 'deleted /tmp/p recursive=False');
+      assert.deepEqual(ran.slice(before), [{ ran: 'delete_file', path: '/tmp/p', recursive: false }]);
     } finally {
       await client.close();
     }

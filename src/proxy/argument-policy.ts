@@ -95,12 +95,12 @@ export function compileArgumentPolicies(route: RouteConfig): ArgumentPolicies {
 
 export function decideArguments(
   policies: ArgumentPolicies,
-  call: { tool: string; args: unknown; annotations: Record<string, unknown>; inputSchema?: unknown; caller: Caller },
+  call: { tool: string; args: unknown; annotations: Record<string, unknown>; inputSchema?: unknown; schemaChanged?: boolean; caller: Caller },
 ): ArgumentDecision {
   return decideWith(policies.forTool(call.tool), call);
 }
 
-function decideWith(policy: ArgumentPolicy | undefined, call: { tool: string; args: unknown; annotations: Record<string, unknown>; inputSchema?: unknown; caller: Caller }): ArgumentDecision {
+function decideWith(policy: ArgumentPolicy | undefined, call: { tool: string; args: unknown; annotations: Record<string, unknown>; inputSchema?: unknown; schemaChanged?: boolean; caller: Caller }): ArgumentDecision {
   if (policy === undefined) return { allowed: true };
   const args = call.args === undefined ? {} : call.args;
   if (!isPlainObject(args)) return { allowed: false, reason: 'the arguments must be an object' };
@@ -137,8 +137,9 @@ function decideWith(policy: ArgumentPolicy | undefined, call: { tool: string; ar
   }
   // Allowed as sent; the backend may read other values from it (lenient-readings.ts). A reading the policy refuses
   // refuses the call; one it cannot evaluate is no reading a backend of this tool takes.
-  // Every argument it reads is of a declared type: a lenient backend reads each as the value it is.
-  if (reads === undefined || schema?.allDeclared === true) return { allowed: true };
+  // Every argument it reads is of a declared type: a lenient backend reads each as the value it is — unless the
+  // backend now lists another definition than the approved one (it reads by that one).
+  if (reads === undefined || (schema?.allDeclared === true && call.schemaChanged !== true)) return { allowed: true };
   const verdict = refusedAsLenientlyRead(
     args,
     isRead,
@@ -153,7 +154,7 @@ function decideWith(policy: ArgumentPolicy | undefined, call: { tool: string; ar
   );
   if (verdict.refused === false) return { allowed: true };
   if (verdict.refused === 'unjudged') {
-    return { allowed: false, reason: `the values the policy checks could be read otherwise by a lenient server in more ways than the gateway judges (more than ${MAX_SINGLE_READINGS} values, or a JSON string too large, too deep or with a number past 2^53)` };
+    return { allowed: false, reason: `the values the policy checks could be read otherwise by a lenient server in more ways than the gateway judges (more than ${MAX_SINGLE_READINGS} fields to try one at a time, or a JSON string too large, too deep or with a number past 2^53)` };
   }
   return {
     allowed: false,
@@ -254,54 +255,79 @@ function jsonTypesOf(value: unknown): string[] {
   return [typeof value];
 }
 
+/** The most schema nodes one call's arguments are checked against (arguments × union branches). */
+const MAX_SCHEMA_VISITS = 100_000;
+
 /**
  * Whether the arguments the policy reads are of the types the tool's approved input schema declares: the first
- * that is not (`the argument recursive is a string; the tool declares it boolean`), and whether every argument read
- * had a declared type. Reads `type` (one or a list), `properties`, `additionalProperties`, `items` and
- * `anyOf`/`oneOf` (a value of any branch's types passes); a schema without a type (or a `$ref`) declares nothing.
+ * that is not (`the argument recursive is a string; the tool's approved schema declares boolean`), and whether every
+ * argument read had a declared type no backend reads otherwise. Reads `type` (one or a list; `nullable: true` adds
+ * null), `properties`, `additionalProperties`, `items` and `anyOf`/`oneOf` (a value of some branch's types passes).
+ * A schema without a type (`$ref`, `enum` alone) declares nothing, and a string is taken as a string only where the
+ * schema says exactly that: a string allowed beside other types, or with `contentMediaType`/`contentSchema`, may be
+ * parsed by the backend (the Python SDK parses JSON strings for any parameter not typed plain `str`; FastMCP's
+ * `Json[…]`), so the lenient readings still judge it.
  */
 function declaredTypesProblem(args: Record<string, unknown>, schema: unknown, isRead: (name: string) => boolean): { problem?: string; allDeclared: boolean } {
   let allDeclared = true;
-  // Bounded: the arguments passed withinLimits, and a schema is walked only as deep as the arguments go.
-  const check = (value: unknown, node: unknown, path: string): string | undefined => {
+  let visits = 0;
+  const check = (value: unknown, node: unknown, path: string, inUnion: boolean): string | undefined => {
+    if (++visits > MAX_SCHEMA_VISITS) throw new SchemaTooCostly();
     if (!isPlainObject(node)) {
       allDeclared = false;
       return undefined;
     }
     const branches = Array.isArray(node.anyOf) ? node.anyOf : Array.isArray(node.oneOf) ? node.oneOf : undefined;
     if (branches !== undefined) {
-      const problems = branches.map((branch) => check(value, branch, path));
-      return problems.includes(undefined) ? undefined : problems[0];
+      if (branches.some((branch) => !isPlainObject(branch) || branch.type === undefined)) allDeclared = false;
+      let first: string | undefined;
+      for (const branch of branches) {
+        const problem = check(value, branch, path, true);
+        if (problem === undefined) return undefined;
+        first ??= problem;
+      }
+      return first;
     }
-    const declared = typeof node.type === 'string' ? [node.type] : Array.isArray(node.type) ? node.type.filter((type): type is string => typeof type === 'string') : [];
+    const listed = typeof node.type === 'string' ? [node.type] : Array.isArray(node.type) ? node.type.filter((type): type is string => typeof type === 'string') : [];
+    const declared = node.nullable === true && listed.length > 0 ? [...listed, 'null'] : listed;
     if (declared.length === 0) allDeclared = false;
     else if (!jsonTypesOf(value).some((type) => declared.includes(type))) {
       const actual = jsonTypesOf(value)[0]!;
       return `the argument ${path} is ${/^[aeiou]/.test(actual) ? 'an' : 'a'} ${actual}; the tool's approved schema declares ${declared.join(' or ')}`;
     }
+    if (typeof value === 'string' && (inUnion || declared.some((type) => type !== 'string') || node.contentMediaType !== undefined || node.contentSchema !== undefined)) {
+      allDeclared = false;
+    }
     if (Array.isArray(value)) {
       for (const [index, item] of value.entries()) {
-        const problem = check(item, node.items, `${path}[${index}]`);
+        const problem = check(item, node.items, `${path}[${index}]`, false);
         if (problem !== undefined) return problem;
       }
     } else if (isPlainObject(value)) {
       const properties = isPlainObject(node.properties) ? node.properties : {};
       for (const [name, member] of Object.entries(value)) {
         const memberSchema = Object.hasOwn(properties, name) ? properties[name] : node.additionalProperties;
-        const problem = check(member, memberSchema, `${path}.${name}`);
+        const problem = check(member, memberSchema, `${path}.${name}`, false);
         if (problem !== undefined) return problem;
       }
     }
     return undefined;
   };
   const properties = isPlainObject(schema) && isPlainObject(schema.properties) ? schema.properties : {};
-  for (const [name, value] of Object.entries(args)) {
-    if (!isRead(name)) continue;
-    const problem = check(value, Object.hasOwn(properties, name) ? properties[name] : isPlainObject(schema) ? schema.additionalProperties : undefined, name);
-    if (problem !== undefined) return { problem, allDeclared };
+  try {
+    for (const [name, value] of Object.entries(args)) {
+      if (!isRead(name)) continue;
+      const problem = check(value, Object.hasOwn(properties, name) ? properties[name] : isPlainObject(schema) ? schema.additionalProperties : undefined, name, false);
+      if (problem !== undefined) return { problem, allDeclared };
+    }
+  } catch (error) {
+    if (error instanceof SchemaTooCostly) return { problem: "the arguments are too large to check against the tool's approved schema", allDeclared: false };
+    throw error;
   }
   return { allDeclared };
 }
+
+class SchemaTooCostly extends Error {}
 
 const isPlainObject = (value: unknown): value is Record<string, unknown> =>
   value !== null && typeof value === 'object' && !Array.isArray(value);

@@ -101,7 +101,14 @@ async function enforceArgumentPolicy(
 ): Promise<void> {
   if (state.argumentPolicies.forTool(tool) === undefined) return;
   const approved = await approvedToolOf(tool);
-  const decision = decideArguments(state.argumentPolicies, { tool, args, annotations: approved.annotations, inputSchema: approved.inputSchema, caller: call.caller });
+  const decision = decideArguments(state.argumentPolicies, {
+    tool,
+    args,
+    annotations: approved.annotations,
+    inputSchema: approved.inputSchema,
+    schemaChanged: approved.changed === true,
+    caller: call.caller,
+  });
   if (decision.allowed) return;
   draft.outcome = 'denied';
   draft.tool = tool;

@@ -10,11 +10,11 @@
  * reads taken as a boolean where it can be, as a number where it can be, both (strings that name a boolean as
  * booleans, numeric ones as numbers), and strings holding a JSON object or array parsed. A reading the policy refuses
  * refuses the call; one it cannot evaluate (a boolean where it compares strings: no backend reads that field so)
- * refuses nothing. Since one argument read otherwise can make a whole reading fail to evaluate (a path `"1"` read as
- * a number breaks `args.path.startsWith(…)`, hiding the boolean read beside it), a reading that fails is tried again
- * one argument at a time (a backend reads each parameter as its one type). The gateway has no schema to know which
- * reading a backend takes, so it takes them all; only values with another reading cost an evaluation, and the tries
- * are bounded by the arguments the policy reads (MAX_SINGLE_READINGS of them at most).
+ * refuses nothing. Since one field read otherwise can make a whole reading fail to evaluate (a path `"1"` read as a
+ * number breaks `args.path.startsWith(…)`, hiding the boolean read beside it), a reading that fails is tried again one
+ * field at a time (a backend reads each field as its one type; a list's items share one). The gateway has no schema
+ * to know which reading a backend takes, so it takes them all; only values with another reading cost an evaluation,
+ * and the one-field tries stop at MAX_SINGLE_READINGS (past that, the call is refused as one it cannot judge).
  */
 
 /** Pydantic's strings for booleans (lax mode), compared case-insensitively after trimming. */
@@ -28,8 +28,8 @@ const MAX_JSON_STRING = 64 * 1024;
 const MAX_JSON_NODES = 10_000;
 const MAX_JSON_DEPTH = 32;
 
-/** The most arguments read one at a time after a whole reading failed to evaluate: a bound on a call's evaluations. */
-export const MAX_SINGLE_READINGS = 64;
+/** The most evaluations of one field read otherwise after a whole reading failed: a bound on a call's evaluations. */
+export const MAX_SINGLE_READINGS = 32;
 
 type Leaf = (value: unknown) => unknown;
 
@@ -111,8 +111,8 @@ const READINGS: ReadonlyArray<[string, Leaf]> = [
 interface ReadableLeaf {
   container: object;
   key: string | number;
-  /** The argument (top-level name) it belongs to. */
-  parameter: string;
+  /** The field it is a value of, array positions dropped (`msg.channels[]`): one declared type to a backend. */
+  field: string;
   /** By reading name: the value that reading gives (only readings that change it). */
   readings: Map<string, unknown>;
 }
@@ -123,20 +123,20 @@ interface ReadableLeaf {
  */
 function readableLeaves(args: Record<string, unknown>, isRead: (name: string) => boolean, keepsStrings: ReadonlySet<string>): ReadableLeaf[] {
   const leaves: ReadableLeaf[] = [];
-  const pending: Array<[object, string | number, unknown, boolean, string[] | undefined, string]> = Object.entries(args).map(([key, value]) => [args, key, value, isRead(key), [key], key]);
+  const pending: Array<[object, string | number, unknown, boolean, string[] | undefined, string]> = Object.entries(args).map(([key, value]) => [args, key, value, isRead(key), [key], JSON.stringify(key)]);
   while (pending.length > 0) {
-    const [container, key, value, read, path, parameter] = pending.pop()!;
+    const [container, key, value, read, path, field] = pending.pop()!;
     if (Array.isArray(value)) {
-      value.forEach((item, index) => pending.push([value, index, item, read, undefined, parameter]));
+      value.forEach((item, index) => pending.push([value, index, item, read, undefined, `${field}[]`]));
     } else if (value !== null && typeof value === 'object') {
-      for (const [name, member] of Object.entries(value)) pending.push([value, name, member, read || isRead(name), path?.concat(name), parameter]);
+      for (const [name, member] of Object.entries(value)) pending.push([value, name, member, read || isRead(name), path?.concat(name), `${field}.${JSON.stringify(name)}`]);
     } else if (read && !(typeof value === 'string' && path !== undefined && keepsStrings.has(JSON.stringify(path)))) {
       const readings = new Map<string, unknown>();
       for (const [name, leaf] of READINGS) {
         const next = leaf(value);
         if (next !== value) readings.set(name, next);
       }
-      if (readings.size > 0) leaves.push({ container, key, parameter, readings });
+      if (readings.size > 0) leaves.push({ container, key, field, readings });
     }
   }
   return leaves;
@@ -206,19 +206,20 @@ export function refusedAsLenientlyRead(
     if (verdict === undefined) failed.push(name);
   }
   if (failed.length === 0) return { refused: false };
-  // A reading that cannot be evaluated may owe that to another argument read otherwise (a `path` of "1" read as a
-  // number breaks `args.path.startsWith(…)`): each argument is read so on its own. A backend reads each parameter
-  // as its one declared type, so an argument's values are read together.
-  const parameters = [...new Set(leaves.map((leaf) => leaf.parameter))];
-  if (parameters.length < 2) return { refused: false };
-  if (parameters.length > MAX_SINGLE_READINGS) return { refused: 'unjudged' };
-  for (const parameter of parameters) {
-    const own = leaves.filter((leaf) => leaf.parameter === parameter);
-    for (const name of failed) {
-      if (!own.some((leaf) => leaf.readings.has(name))) continue;
-      const verdict = judge(readingOf(args, own, name));
-      if (verdict === false) return { refused: true, reading: `${name}, one argument at a time` };
-    }
+  // A reading that cannot be evaluated may owe that to another field read otherwise (a `path` of "1" read as a number
+  // breaks `args.path.startsWith(…)`): each field is read so on its own — a field of a nested object too (a Pydantic
+  // model's fields each have their type), the items of one list together (they share one).
+  const fields = [...new Set(leaves.map((leaf) => leaf.field))];
+  if (fields.length < 2) return { refused: false };
+  const tries = fields.flatMap((field) => {
+    const own = leaves.filter((leaf) => leaf.field === field);
+    return failed.filter((name) => own.some((leaf) => leaf.readings.has(name))).map((name) => ({ own, name }));
+  });
+  // Each try evaluates the whole expression over all the arguments: bounded, or a client could buy CPU with fields.
+  if (tries.length > MAX_SINGLE_READINGS) return { refused: 'unjudged' };
+  for (const { own, name } of tries) {
+    const verdict = judge(readingOf(args, own, name));
+    if (verdict === false) return { refused: true, reading: `${name}, one field at a time` };
   }
   return { refused: false };
 }

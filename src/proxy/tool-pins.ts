@@ -37,6 +37,8 @@ export interface ApprovedTool {
   annotations: Record<string, unknown>;
   /** Undefined when no definition is approved, or it has none. */
   inputSchema?: unknown;
+  /** The backend now lists another definition (served under `toolPinning: warn`): it may read by another schema. */
+  changed?: true;
 }
 
 interface RoutePins {
@@ -165,6 +167,7 @@ export function createToolPins({ store, clock, logger }: { store: Store; clock: 
     return {
       annotations: annotations && typeof annotations === 'object' && !Array.isArray(annotations) ? (annotations as Record<string, unknown>) : {},
       ...(inputSchema === undefined ? {} : { inputSchema }),
+      ...(pin.pending === undefined ? {} : { changed: true as const }),
     };
   }
 

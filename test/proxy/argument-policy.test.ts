@@ -316,7 +316,12 @@ describe('argument policies and app-only callers', () => {
       assert.equal(decide(poisoned, { path: '1', flags: [true] }).allowed, false);
       const singled = decide(poisoned, { path: '1', flags: ['true'] });
       assert.equal(singled.allowed, false);
-      assert.equal(singled.detail, 'refused with the arguments read as booleans, one argument at a time');
+      assert.equal(singled.detail, 'refused with the arguments read as booleans, one field at a time');
+      // The decoy and the value read otherwise in one argument (a Pydantic model's two fields): still found.
+      const nested = '!(1 in args.msg.channels) || args.msg.title.startsWith("[approved]")';
+      assert.equal(decide(nested, { msg: { title: 'hi', channels: [1] } }).allowed, false);
+      assert.equal(decide(nested, { msg: { title: '1', channels: ['1'] } }).allowed, false);
+      assert.equal(decide(nested, { msg: { title: '1', channels: ['2'] } }).allowed, true);
       // Many values of one argument are read together, as the backend reads them: no one-at-a-time explosion.
       assert.equal(decide('!args.tags.exists(t, t == "secret")', { tags: Array.from({ length: 5_000 }, () => '1') }).allowed, true);
       assert.equal(decide(poisoned, { path: '1', flags: Array.from({ length: 70 }, () => 'no') }).allowed, true);
@@ -335,6 +340,8 @@ describe('argument policies and app-only callers', () => {
       assert.equal(decide('args.tags.all(t, t != "secret")', { tags: ['1', 'yes', '{"a":1}'] }).allowed, true);
     });
 
+    const nestedPoliciesOf = (allow: string) => compileArgumentPolicies(configSchema.parse({ routes: [{ path: '/x', backend: 'http://127.0.0.1:1/mcp', tools: { t: { allow } } }] }).routes[0]!);
+
     it("type-checks the arguments the policy reads against the tool's approved input schema, where the route pins one", () => {
       const [route] = configSchema.parse({ routes: [{ path: '/files', backend: 'http://127.0.0.1:1/mcp', tools: { t: { allow: 'args.recursive != true && args.label == "ok"' } } }] }).routes;
       const policies = compileArgumentPolicies(route!);
@@ -350,6 +357,19 @@ describe('argument policies and app-only callers', () => {
       assert.equal(refused.allowed, false);
       assert.equal(refused.reason, "the argument recursive is a string; the tool's approved schema declares boolean");
       assert.equal(judge({ recursive: false, label: 7 }).reason, "the argument label is an integer; the tool's approved schema declares string");
+      // A string the schema allows beside other types (or as JSON content) may be parsed by the backend: still read so.
+      const [paths] = configSchema.parse({ routes: [{ path: '/p', backend: 'http://127.0.0.1:1/mcp', tools: { t: { allow: 'type(args.paths) == string ? !args.paths.startsWith("/etc") : args.paths.all(p, !p.startsWith("/etc"))' } } }] }).routes;
+      const pathsPolicies = compileArgumentPolicies(paths!);
+      const union = { type: 'object', properties: { paths: { anyOf: [{ type: 'string' }, { type: 'array', items: { type: 'string' } }] } } };
+      const json = { type: 'object', properties: { paths: { type: 'string', contentMediaType: 'application/json' } } };
+      for (const schema of [union, json]) {
+        assert.equal(decideArguments(pathsPolicies, { tool: 't', args: { paths: '["/etc/passwd"]' }, annotations: {}, inputSchema: schema, caller }).allowed, false);
+        assert.equal(decideArguments(pathsPolicies, { tool: 't', args: { paths: '/tmp/a' }, annotations: {}, inputSchema: schema, caller }).allowed, true);
+      }
+      // A definition the backend changed since its approval (served under `warn`): its current schema may differ.
+      assert.equal(decideArguments(policies, { tool: 't', args: { recursive: false, label: 'ok', ids: ['x'] }, annotations: {}, inputSchema, schemaChanged: true, caller }).allowed, true);
+      // `nullable: true` (OpenAPI's spelling) admits null.
+      assert.equal(decideArguments(nestedPoliciesOf('args.note == null || args.note != "x"'), { tool: 't', args: { note: null }, annotations: {}, inputSchema: { type: 'object', properties: { note: { type: 'string', nullable: true } } }, caller }).allowed, true);
       // Without a schema, the lenient readings judge (here: "false" errors against true, refused as unjudgeable).
       assert.equal(decideArguments(policies, { tool: 't', args: { recursive: 'false', label: 'ok' }, annotations: {}, caller }).allowed, false);
       // Nested types, unions and integers.

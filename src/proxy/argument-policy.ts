@@ -1,6 +1,6 @@
 import type { RouteConfig } from '../config/schema.ts';
 import { compileToolExpression, type CompiledToolExpression, type ToolPolicyInput } from '../config/tool-expressions.ts';
-import { MAX_SINGLE_READINGS, refusedAsLenientlyRead } from './lenient-readings.ts';
+import { refusedAsLenientlyRead } from './lenient-readings.ts';
 import { deniedTools, type Caller } from './tool-policy.ts';
 import type { DeniedTools } from './tools-list-filter.ts';
 import { expressionReadsOf, listedArgumentsOf, type ListedArgument, type LiteralType } from '../config/argument-reads.ts';
@@ -154,7 +154,7 @@ function decideWith(policy: ArgumentPolicy | undefined, call: { tool: string; ar
   );
   if (verdict.refused === false) return { allowed: true };
   if (verdict.refused === 'unjudged') {
-    return { allowed: false, reason: `the values the policy checks could be read otherwise by a lenient server in more ways than the gateway judges (more than ${MAX_SINGLE_READINGS} fields to try one at a time, or a JSON string too large, too deep or with a number past 2^53)` };
+    return { allowed: false, reason: `the values the policy checks could be read otherwise by a lenient server in more ways than the gateway judges (too many fields to try one at a time for the size of the arguments, or a JSON string too large, too deep or with a number past 2^53)` };
   }
   return {
     allowed: false,
@@ -255,8 +255,9 @@ function jsonTypesOf(value: unknown): string[] {
   return [typeof value];
 }
 
-/** The most schema nodes one call's arguments are checked against (arguments × union branches). */
+/** The most schema nodes one call's arguments are checked against (arguments × union branches), and how deep. */
 const MAX_SCHEMA_VISITS = 100_000;
+const MAX_SCHEMA_DEPTH = 64;
 
 /**
  * Whether the arguments the policy reads are of the types the tool's approved input schema declares: the first
@@ -271,8 +272,9 @@ const MAX_SCHEMA_VISITS = 100_000;
 function declaredTypesProblem(args: Record<string, unknown>, schema: unknown, isRead: (name: string) => boolean): { problem?: string; allDeclared: boolean } {
   let allDeclared = true;
   let visits = 0;
-  const check = (value: unknown, node: unknown, path: string, inUnion: boolean): string | undefined => {
-    if (++visits > MAX_SCHEMA_VISITS) throw new SchemaTooCostly();
+  const check = (value: unknown, node: unknown, path: string, inUnion: boolean, depth = 0): string | undefined => {
+    // Bounded in work and in depth (unions nest without the arguments nesting: a schema thousands deep overflowed).
+    if (++visits > MAX_SCHEMA_VISITS || depth > MAX_SCHEMA_DEPTH) throw new SchemaTooCostly();
     if (!isPlainObject(node)) {
       allDeclared = false;
       return undefined;
@@ -282,7 +284,7 @@ function declaredTypesProblem(args: Record<string, unknown>, schema: unknown, is
       if (branches.some((branch) => !isPlainObject(branch) || branch.type === undefined)) allDeclared = false;
       let first: string | undefined;
       for (const branch of branches) {
-        const problem = check(value, branch, path, true);
+        const problem = check(value, branch, path, true, depth + 1);
         if (problem === undefined) return undefined;
         first ??= problem;
       }
@@ -300,14 +302,15 @@ function declaredTypesProblem(args: Record<string, unknown>, schema: unknown, is
     }
     if (Array.isArray(value)) {
       for (const [index, item] of value.entries()) {
-        const problem = check(item, node.items, `${path}[${index}]`, false);
+        // Inside a union, a member may be read by another branch's schema: not taken as declared.
+        const problem = check(item, node.items, `${path}[${index}]`, inUnion, depth + 1);
         if (problem !== undefined) return problem;
       }
     } else if (isPlainObject(value)) {
       const properties = isPlainObject(node.properties) ? node.properties : {};
       for (const [name, member] of Object.entries(value)) {
         const memberSchema = Object.hasOwn(properties, name) ? properties[name] : node.additionalProperties;
-        const problem = check(member, memberSchema, `${path}.${name}`, false);
+        const problem = check(member, memberSchema, `${path}.${name}`, inUnion, depth + 1);
         if (problem !== undefined) return problem;
       }
     }

@@ -14,7 +14,7 @@
  * number breaks `args.path.startsWith(…)`, hiding the boolean read beside it), a reading that fails is tried again one
  * field at a time (a backend reads each field as its one type; a list's items share one). The gateway has no schema
  * to know which reading a backend takes, so it takes them all; only values with another reading cost an evaluation,
- * and the one-field tries stop at MAX_SINGLE_READINGS (past that, the call is refused as one it cannot judge).
+ * and the tries stop at MAX_TRIED_VALUES (past that, the call is refused as one it cannot judge).
  */
 
 /** Pydantic's strings for booleans (lax mode), compared case-insensitively after trimming. */
@@ -28,8 +28,12 @@ const MAX_JSON_STRING = 64 * 1024;
 const MAX_JSON_NODES = 10_000;
 const MAX_JSON_DEPTH = 32;
 
-/** The most evaluations of one field read otherwise after a whole reading failed: a bound on a call's evaluations. */
-export const MAX_SINGLE_READINGS = 32;
+/**
+ * What the field-by-field tries after a whole reading failed may cost: tries × the values of the arguments (each try
+ * evaluates the expression over all of them). A call of a few dozen values may be tried a thousand ways; one of
+ * 10,000 values twenty.
+ */
+export const MAX_TRIED_VALUES = 200_000;
 
 type Leaf = (value: unknown) => unknown;
 
@@ -121,11 +125,13 @@ interface ReadableLeaf {
  * The values of `args` under names `isRead` accepts (a name read at any depth: everything below it is read) that
  * some reading changes. `args` passed the policy's size and depth limits, so the walk is bounded.
  */
-function readableLeaves(args: Record<string, unknown>, isRead: (name: string) => boolean, keepsStrings: ReadonlySet<string>): ReadableLeaf[] {
+function readableLeaves(args: Record<string, unknown>, isRead: (name: string) => boolean, keepsStrings: ReadonlySet<string>): { leaves: ReadableLeaf[]; values: number } {
   const leaves: ReadableLeaf[] = [];
+  let values = 0;
   const pending: Array<[object, string | number, unknown, boolean, string[] | undefined, string]> = Object.entries(args).map(([key, value]) => [args, key, value, isRead(key), [key], JSON.stringify(key)]);
   while (pending.length > 0) {
     const [container, key, value, read, path, field] = pending.pop()!;
+    values += 1;
     if (Array.isArray(value)) {
       value.forEach((item, index) => pending.push([value, index, item, read, undefined, `${field}[]`]));
     } else if (value !== null && typeof value === 'object') {
@@ -139,7 +145,7 @@ function readableLeaves(args: Record<string, unknown>, isRead: (name: string) =>
       if (readings.size > 0) leaves.push({ container, key, field, readings });
     }
   }
-  return leaves;
+  return { leaves, values };
 }
 
 /** A copy of `value` with the leaves in `replaced` (container → key → value) replaced; keys kept as they are. */
@@ -186,8 +192,9 @@ export function refusedAsLenientlyRead(
   keepsStrings: ReadonlySet<string> = new Set(),
 ): LenientVerdict {
   let leaves: ReadableLeaf[];
+  let values: number;
   try {
-    leaves = readableLeaves(args, isRead, keepsStrings);
+    ({ leaves, values } = readableLeaves(args, isRead, keepsStrings));
   } catch (error) {
     if (error instanceof UnjudgeableJson) return { refused: 'unjudged' };
     throw error;
@@ -211,15 +218,22 @@ export function refusedAsLenientlyRead(
   // model's fields each have their type), the items of one list together (they share one).
   const fields = [...new Set(leaves.map((leaf) => leaf.field))];
   if (fields.length < 2) return { refused: false };
+  // Each field on its own, then every field but one (two fields that refuse only together, beside the one that broke
+  // the whole reading).
   const tries = fields.flatMap((field) => {
     const own = leaves.filter((leaf) => leaf.field === field);
-    return failed.filter((name) => own.some((leaf) => leaf.readings.has(name))).map((name) => ({ own, name }));
+    const others = leaves.filter((leaf) => leaf.field !== field);
+    return failed.flatMap((name) => [
+      ...(own.some((leaf) => leaf.readings.has(name)) ? [{ leaves: own, name, how: 'one field at a time' }] : []),
+      ...(fields.length > 2 && others.some((leaf) => leaf.readings.has(name)) ? [{ leaves: others, name, how: 'all fields but one' }] : []),
+    ]);
   });
-  // Each try evaluates the whole expression over all the arguments: bounded, or a client could buy CPU with fields.
-  if (tries.length > MAX_SINGLE_READINGS) return { refused: 'unjudged' };
-  for (const { own, name } of tries) {
-    const verdict = judge(readingOf(args, own, name));
-    if (verdict === false) return { refused: true, reading: `${name}, one field at a time` };
+  // Each try evaluates the whole expression over all the arguments: bounded by what it costs, or a client could buy
+  // CPU with fields (a small call may be tried many ways, a large one a few).
+  if (tries.length * Math.max(values, 1) > MAX_TRIED_VALUES) return { refused: 'unjudged' };
+  for (const attempt of tries) {
+    const verdict = judge(readingOf(args, attempt.leaves, attempt.name));
+    if (verdict === false) return { refused: true, reading: `${attempt.name}, ${attempt.how}` };
   }
   return { refused: false };
 }

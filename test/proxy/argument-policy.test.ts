@@ -322,6 +322,13 @@ describe('argument policies and app-only callers', () => {
       assert.equal(decide(nested, { msg: { title: 'hi', channels: [1] } }).allowed, false);
       assert.equal(decide(nested, { msg: { title: '1', channels: ['1'] } }).allowed, false);
       assert.equal(decide(nested, { msg: { title: '1', channels: ['2'] } }).allowed, true);
+      // An ordinary model argument with many numeral fields is tried field by field, not refused for their number.
+      const manyFields = Object.fromEntries(Array.from({ length: 40 }, (_, index) => [`f${index}`, String(100 + index)]));
+      assert.equal(decide('args.msg.title != "forbidden" && !(1 in args.msg.channels)', { msg: { title: '2024', channels: [2], ...manyFields } }).allowed, true);
+      // Two fields that refuse only read otherwise together, beside the one that broke the whole reading.
+      const together = '!(1 in args.a && 1 in args.b) || args.label.startsWith("[approved]")';
+      assert.equal(decide(together, { a: [1], b: [1], label: 'x' }).allowed, false);
+      assert.equal(decide(together, { a: ['1'], b: ['1'], label: '1' }).allowed, false);
       // Many values of one argument are read together, as the backend reads them: no one-at-a-time explosion.
       assert.equal(decide('!args.tags.exists(t, t == "secret")', { tags: Array.from({ length: 5_000 }, () => '1') }).allowed, true);
       assert.equal(decide(poisoned, { path: '1', flags: Array.from({ length: 70 }, () => 'no') }).allowed, true);
@@ -368,6 +375,17 @@ describe('argument policies and app-only callers', () => {
       }
       // A definition the backend changed since its approval (served under `warn`): its current schema may differ.
       assert.equal(decideArguments(policies, { tool: 't', args: { recursive: false, label: 'ok', ids: ['x'] }, annotations: {}, inputSchema, schemaChanged: true, caller }).allowed, true);
+      // Inside a union's object branch, a member may be read by another branch: not taken as declared.
+      const branches = { type: 'object', properties: { opts: { oneOf: [
+        { type: 'object', properties: { kind: { type: 'string', const: 'a' }, channels: { type: 'array', items: { type: 'string' } } } },
+        { type: 'object', properties: { kind: { type: 'string', const: 'b' }, channels: { type: 'array', items: { type: 'integer' } } } },
+      ] } } };
+      assert.equal(decideArguments(nestedPoliciesOf('!(args.opts.kind == "b" && 1 in args.opts.channels)'), { tool: 't', args: { opts: { kind: 'b', channels: ['1'] } }, annotations: {}, inputSchema: branches, caller }).allowed, false);
+      // A schema nested past any reason (a union thousands deep) is refused as too costly, never a thrown error.
+      let deep: Record<string, unknown> = { type: 'boolean' };
+      for (let level = 0; level < 3_000; level++) deep = { anyOf: [deep] };
+      const tooDeep = decideArguments(policies, { tool: 't', args: { recursive: false, label: 'ok' }, annotations: {}, inputSchema: { type: 'object', properties: { recursive: deep } }, caller });
+      assert.equal(tooDeep.reason, "the arguments are too large to check against the tool's approved schema");
       // `nullable: true` (OpenAPI's spelling) admits null.
       assert.equal(decideArguments(nestedPoliciesOf('args.note == null || args.note != "x"'), { tool: 't', args: { note: null }, annotations: {}, inputSchema: { type: 'object', properties: { note: { type: 'string', nullable: true } } }, caller }).allowed, true);
       // Without a schema, the lenient readings judge (here: "false" errors against true, refused as unjudgeable).

@@ -216,24 +216,31 @@ export function refusedAsLenientlyRead(
   // A reading that cannot be evaluated may owe that to another field read otherwise (a `path` of "1" read as a number
   // breaks `args.path.startsWith(…)`): each field is read so on its own — a field of a nested object too (a Pydantic
   // model's fields each have their type), the items of one list together (they share one).
-  const fields = [...new Set(leaves.map((leaf) => leaf.field))];
-  if (fields.length < 2) return { refused: false };
+  const byField = new Map<string, ReadableLeaf[]>();
+  for (const leaf of leaves) {
+    const own = byField.get(leaf.field);
+    if (own === undefined) byField.set(leaf.field, [leaf]);
+    else own.push(leaf);
+  }
+  if (byField.size < 2) return { refused: false };
   // Each field on its own, then every field but one (two fields that refuse only together, beside the one that broke
-  // the whole reading).
-  const tries = fields.flatMap((field) => {
-    const own = leaves.filter((leaf) => leaf.field === field);
-    const others = leaves.filter((leaf) => leaf.field !== field);
-    return failed.flatMap((name) => [
-      ...(own.some((leaf) => leaf.readings.has(name)) ? [{ leaves: own, name, how: 'one field at a time' }] : []),
-      ...(fields.length > 2 && others.some((leaf) => leaf.readings.has(name)) ? [{ leaves: others, name, how: 'all fields but one' }] : []),
-    ]);
-  });
-  // Each try evaluates the whole expression over all the arguments: bounded by what it costs, or a client could buy
-  // CPU with fields (a small call may be tried many ways, a large one a few).
-  if (tries.length * Math.max(values, 1) > MAX_TRIED_VALUES) return { refused: 'unjudged' };
+  // the whole reading). Counted before any is built: each try evaluates the whole expression over all the arguments,
+  // so they are bounded by what they cost (a small call may be tried many ways, a large one a few), or a client could
+  // buy CPU with fields.
+  const withReading = new Map(failed.map((name) => [name, leaves.filter((leaf) => leaf.readings.has(name)).length]));
+  const tries: Array<{ field: string; name: string; allBut: boolean }> = [];
+  for (const [field, own] of byField) {
+    for (const name of failed) {
+      const mine = own.filter((leaf) => leaf.readings.has(name)).length;
+      if (mine > 0) tries.push({ field, name, allBut: false });
+      if (byField.size > 2 && withReading.get(name)! > mine) tries.push({ field, name, allBut: true });
+    }
+    if (tries.length * Math.max(values, 1) > MAX_TRIED_VALUES) return { refused: 'unjudged' };
+  }
   for (const attempt of tries) {
-    const verdict = judge(readingOf(args, attempt.leaves, attempt.name));
-    if (verdict === false) return { refused: true, reading: `${attempt.name}, ${attempt.how}` };
+    const chosen = attempt.allBut ? leaves.filter((leaf) => leaf.field !== attempt.field) : byField.get(attempt.field)!;
+    const verdict = judge(readingOf(args, chosen, attempt.name));
+    if (verdict === false) return { refused: true, reading: `${attempt.name}, ${attempt.allBut ? 'all fields but one' : 'one field at a time'}` };
   }
   return { refused: false };
 }

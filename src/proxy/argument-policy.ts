@@ -151,6 +151,8 @@ function decideWith(policy: ArgumentPolicy | undefined, call: { tool: string; ar
       }
     },
     policy.keepsStrings,
+    // The names it spells are its own fields even where it also computes names (which reads everything).
+    (name) => reads.has(foldedName(name)),
   );
   if (verdict.refused === false) return { allowed: true };
   if (verdict.refused === 'unjudged') {

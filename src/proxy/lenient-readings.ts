@@ -14,7 +14,7 @@
  * number breaks `args.path.startsWith(…)`, hiding the boolean read beside it), a reading that fails is tried again one
  * field at a time (a backend reads each field as its one type; a list's items share one). The gateway has no schema
  * to know which reading a backend takes, so it takes them all; only values with another reading cost an evaluation,
- * and the tries stop at MAX_TRIED_VALUES (past that, the call is refused as one it cannot judge).
+ * and the tries stop at MAX_TRIES and at MAX_TRIED_VALUES (past either, the call is refused as one it cannot judge).
  */
 
 /** Pydantic's strings for booleans (lax mode), compared case-insensitively after trimming. */
@@ -30,10 +30,18 @@ const MAX_JSON_DEPTH = 32;
 
 /**
  * What the field-by-field tries after a whole reading failed may cost: tries × the values of the arguments (each try
- * evaluates the expression over all of them). A call of a few dozen values may be tried a thousand ways; one of
- * 10,000 values twenty.
+ * evaluates the expression over all of them): a call of 10,000 values is tried twenty ways.
  */
 export const MAX_TRIED_VALUES = 200_000;
+
+/**
+ * And at most this many tries, whatever the arguments' size: one evaluation of an expression with nested macros costs
+ * far more than its arguments' values (every pair of them), so a count bounds what a client can multiply.
+ */
+export const MAX_TRIES = 32;
+
+/** Every-field-but-one tries are made for calls of up to this many fields read otherwise. */
+const MAX_ALL_BUT_ONE_FIELDS = 8;
 
 type Leaf = (value: unknown) => unknown;
 
@@ -115,7 +123,10 @@ const READINGS: ReadonlyArray<[string, Leaf]> = [
 interface ReadableLeaf {
   container: object;
   key: string | number;
-  /** The field it is a value of, array positions dropped (`msg.channels[]`): one declared type to a backend. */
+  /**
+   * The field it is a value of, array positions dropped (`msg.channels[]`): one declared type to a backend. Members
+   * the expression does not name share their object's `*` field.
+   */
   field: string;
   /** By reading name: the value that reading gives (only readings that change it). */
   readings: Map<string, unknown>;
@@ -125,7 +136,12 @@ interface ReadableLeaf {
  * The values of `args` under names `isRead` accepts (a name read at any depth: everything below it is read) that
  * some reading changes. `args` passed the policy's size and depth limits, so the walk is bounded.
  */
-function readableLeaves(args: Record<string, unknown>, isRead: (name: string) => boolean, keepsStrings: ReadonlySet<string>): { leaves: ReadableLeaf[]; values: number } {
+function readableLeaves(
+  args: Record<string, unknown>,
+  isRead: (name: string) => boolean,
+  keepsStrings: ReadonlySet<string>,
+  isNamed: (name: string) => boolean,
+): { leaves: ReadableLeaf[]; values: number } {
   const leaves: ReadableLeaf[] = [];
   let values = 0;
   const pending: Array<[object, string | number, unknown, boolean, string[] | undefined, string]> = Object.entries(args).map(([key, value]) => [args, key, value, isRead(key), [key], JSON.stringify(key)]);
@@ -135,7 +151,11 @@ function readableLeaves(args: Record<string, unknown>, isRead: (name: string) =>
     if (Array.isArray(value)) {
       value.forEach((item, index) => pending.push([value, index, item, read, undefined, `${field}[]`]));
     } else if (value !== null && typeof value === 'object') {
-      for (const [name, member] of Object.entries(value)) pending.push([value, name, member, read || isRead(name), path?.concat(name), `${field}.${JSON.stringify(name)}`]);
+      // A member the expression names is a field of its own; the ones it does not name are one field together (read
+      // only as part of their object: a whole-object comparison, a macro over it), so their number buys no tries.
+      for (const [name, member] of Object.entries(value)) {
+        pending.push([value, name, member, read || isRead(name), path?.concat(name), isNamed(name) ? `${field}.${JSON.stringify(name)}` : `${field}.*`]);
+      }
     } else if (read && !(typeof value === 'string' && path !== undefined && keepsStrings.has(JSON.stringify(path)))) {
       const readings = new Map<string, unknown>();
       for (const [name, leaf] of READINGS) {
@@ -182,7 +202,7 @@ export type LenientVerdict = { refused: false } | { refused: true; reading: stri
 
 /**
  * Whether some lenient reading of `args` is one `judge` refuses. Whole readings first; each that cannot be evaluated
- * is tried again one value at a time, up to MAX_SINGLE_READINGS values (past that, the call cannot be judged).
+ * is tried again one field at a time, within MAX_TRIES and MAX_TRIED_VALUES (past those, the call cannot be judged).
  */
 export function refusedAsLenientlyRead(
   args: Record<string, unknown>,
@@ -190,11 +210,13 @@ export function refusedAsLenientlyRead(
   judge: ReadingJudge,
   /** Paths (JSON of the names from `args`) the policy only looks up among strings (`args.confirm in ["yes", "no"]`). */
   keepsStrings: ReadonlySet<string> = new Set(),
+  /** The names the expression itself spells (each a field of its own); by default, those it reads. */
+  isNamed: (name: string) => boolean = isRead,
 ): LenientVerdict {
   let leaves: ReadableLeaf[];
   let values: number;
   try {
-    ({ leaves, values } = readableLeaves(args, isRead, keepsStrings));
+    ({ leaves, values } = readableLeaves(args, isRead, keepsStrings, isNamed));
   } catch (error) {
     if (error instanceof UnjudgeableJson) return { refused: 'unjudged' };
     throw error;
@@ -228,15 +250,20 @@ export function refusedAsLenientlyRead(
   // so they are bounded by what they cost (a small call may be tried many ways, a large one a few), or a client could
   // buy CPU with fields.
   const withReading = new Map(failed.map((name) => [name, leaves.filter((leaf) => leaf.readings.has(name)).length]));
-  const tries: Array<{ field: string; name: string; allBut: boolean }> = [];
+  const singles: Array<{ field: string; name: string; allBut: boolean }> = [];
+  const allButOne: Array<{ field: string; name: string; allBut: boolean }> = [];
+  const overBudget = (count: number) => count > MAX_TRIES || count * Math.max(values, 1) > MAX_TRIED_VALUES;
   for (const [field, own] of byField) {
     for (const name of failed) {
       const mine = own.filter((leaf) => leaf.readings.has(name)).length;
-      if (mine > 0) tries.push({ field, name, allBut: false });
-      if (byField.size > 2 && withReading.get(name)! > mine) tries.push({ field, name, allBut: true });
+      if (mine > 0) singles.push({ field, name, allBut: false });
+      if (byField.size > 2 && byField.size <= MAX_ALL_BUT_ONE_FIELDS && withReading.get(name)! > mine) allButOne.push({ field, name, allBut: true });
     }
-    if (tries.length * Math.max(values, 1) > MAX_TRIED_VALUES) return { refused: 'unjudged' };
+    // The one-field tries are the judgement; past their budget the call cannot be judged.
+    if (overBudget(singles.length)) return { refused: 'unjudged' };
   }
+  // Every-field-but-one tries only for a few fields, within what the budget leaves.
+  const tries = overBudget(singles.length + allButOne.length) ? singles : [...singles, ...allButOne];
   for (const attempt of tries) {
     const chosen = attempt.allBut ? leaves.filter((leaf) => leaf.field !== attempt.field) : byField.get(attempt.field)!;
     const verdict = judge(readingOf(args, chosen, attempt.name));

@@ -325,6 +325,9 @@ describe('argument policies and app-only callers', () => {
       // An ordinary model argument with many numeral fields is tried field by field, not refused for their number.
       const manyFields = Object.fromEntries(Array.from({ length: 40 }, (_, index) => [`f${index}`, String(100 + index)]));
       assert.equal(decide('args.msg.title != "forbidden" && !(1 in args.msg.channels)', { msg: { title: '2024', channels: [2], ...manyFields } }).allowed, true);
+      // A handful of unnamed fields beside a long list, and a policy that also computes names: judged, not refused.
+      const beside = { path: '1', opts: { ...Object.fromEntries(Array.from({ length: 12 }, (_, index) => [`n${index}`, String(index + 2)])), tags: Array.from({ length: 5_000 }, (_, index) => String(index)) } };
+      assert.equal(decide('!args.path.startsWith("/secret") && !args.opts.tags.exists(t, t == "secret")', beside).allowed, true);
       // Two fields that refuse only read otherwise together, beside the one that broke the whole reading.
       const together = '!(1 in args.a && 1 in args.b) || args.label.startsWith("[approved]")';
       assert.equal(decide(together, { a: [1], b: [1], label: 'x' }).allowed, false);

@@ -48,14 +48,14 @@ export function toolExpressionProblem(source: string): string | undefined {
 }
 
 /**
- * The scalar types a call's arguments bring (JSON's boolean, string and number, which CEL reads as `double`), with
- * the literal types an expression may compare them with.
+ * The types a call's arguments bring (JSON's boolean, string, number — which CEL reads as `double` —, array and
+ * object), with the literal types an expression may compare them with.
  */
-const SCALARS = ['bool', 'string', 'double', 'int', 'uint', 'list', 'map'] as const;
+const COMPARED_TYPES = ['bool', 'string', 'double', 'int', 'uint', 'list', 'map'] as const;
 const NUMERIC: ReadonlySet<string> = new Set(['double', 'int', 'uint']);
 
 /**
- * The environment expressions are evaluated in: the checked one, where comparing two values of different scalar
+ * The environment expressions are evaluated in: the checked one, where comparing two values of different
  * types (`"true" == true`, `1 != "1"`) is an evaluation error — refused, as every error is — instead of CEL's `false`.
  * An argument is `dyn`, so nothing can be checked before the call: `args.recursive != true` held for the string
  * `"true"`, the number 1 or `"yes"`, which a lenient backend (FastMCP validates with Pydantic's lax mode) then ran as
@@ -65,8 +65,8 @@ const NUMERIC: ReadonlySet<string> = new Set(['double', 'int', 'uint']);
  */
 function evaluationEnvironment(): Environment {
   let environment = policyEnvironment();
-  for (const [index, left] of SCALARS.entries()) {
-    for (const right of SCALARS.slice(index + 1)) {
+  for (const [index, left] of COMPARED_TYPES.entries()) {
+    for (const right of COMPARED_TYPES.slice(index + 1)) {
       if (NUMERIC.has(left) && NUMERIC.has(right)) continue;
       // One registration covers `==` and `!=`, both ways round. One error per pair, made once: thrown per element of
       // a long mistyped list, a new one (and its message) each time cost a client-chosen amount of CPU.

@@ -103,7 +103,7 @@ export async function refuseTokenInFormBody(exchange: McpExchange): Promise<void
 }
 
 /** Whether a form body has a field named `access_token`, its name decoded as a form parser would (`+`, `%XX`). */
-export function formNamesAccessToken(body: Buffer): boolean {
+function formNamesAccessToken(body: Buffer): boolean {
   const text = body.toString('latin1');
   // The name cannot be there without these letters, encoded or not (`%74` for `t` aside, which the decode finds):
   // almost every form is passed on after one search.
@@ -148,7 +148,7 @@ export function refuseBackendUnauthorized(exchange: McpExchange): void | Promise
  * the route (`https://gateway/api/users/7`), as a reverse proxy's default redirect rewriting does; one elsewhere (an
  * identity provider's sign-in, another site) is the backend's to choose and goes as it is.
  */
-export function routeLocations(exchange: McpExchange): void {
+function routeLocations(exchange: McpExchange): void {
   const headers = backendResponse(exchange).headers;
   for (const name of ['location', 'content-location'] as const) {
     const value = headers[name];

@@ -32,13 +32,13 @@ const MAX_JSON_DEPTH = 32;
  * What the field-by-field tries after a whole reading failed may cost: tries × the values of the arguments (each try
  * evaluates the expression over all of them): a call of 10,000 values is tried twenty ways.
  */
-export const MAX_TRIED_VALUES = 200_000;
+const MAX_TRIED_VALUES = 200_000;
 
 /**
  * And at most this many tries, whatever the arguments' size: one evaluation of an expression with nested macros costs
  * far more than its arguments' values (every pair of them), so a count bounds what a client can multiply.
  */
-export const MAX_TRIES = 32;
+const MAX_TRIES = 32;
 
 /** Every-field-but-one tries are made for calls of up to this many fields read otherwise. */
 const MAX_ALL_BUT_ONE_FIELDS = 8;

@@ -181,7 +181,12 @@ async function startListening(options: StartGatewayOptions, hungUpWhileStarting:
     const configFile = options.file ?? (io.env.GATEHOUSE_CONFIG || undefined);
     let reloadTarget: ReloadTarget | undefined;
     const reloadConfig = configFile === undefined ? undefined : createConfigReloader({ load: loadOptions, target: () => reloadTarget, logger });
-    const parts = await (options.assembleParts ?? assembleGatewayParts)(ctx, { tracing, ...(reloadConfig ? { reloadConfig: () => reloadConfig('admin console') } : {}) });
+    // A reload also reads the key set again: after `gatehouse keys revoke` on a SQLite store or a key file, whose
+    // change no message announces across processes, SIGHUP is how the operator makes a running gateway drop the
+    // revoked key now rather than at its next timed reload (within a minute).
+    const reloadKeys = (): void => void keyring.reload();
+    const consoleReload = reloadConfig && (() => (reloadKeys(), reloadConfig('admin console')));
+    const parts = await (options.assembleParts ?? assembleGatewayParts)(ctx, { tracing, ...(consoleReload ? { reloadConfig: consoleReload } : {}) });
     reloadTarget = parts.reloadTarget;
     if (parts.close) cleanups.push(parts.close);
 
@@ -206,7 +211,9 @@ async function startListening(options: StartGatewayOptions, hungUpWhileStarting:
       signals: options.signals,
     });
     // Always handled: SIGHUP's default action would end the process.
-    const onHangup = reloadConfig ? () => void reloadConfig('SIGHUP') : () => logger.warn('SIGHUP ignored: started without a configuration file, there is nothing to reload');
+    const onHangup = reloadConfig
+      ? () => (reloadKeys(), void reloadConfig('SIGHUP'))
+      : () => (reloadKeys(), logger.warn('SIGHUP: the key set is read again; started without a configuration file, there is no file to reload'));
     const hangUp = watchReloadSignal(options.signals ?? process, onHangup, lifecycle, logger);
     // A route whose backend is down answers 502 while the rest serve: said once now, where the operator looks, not
     // learnt from the first client's error (readiness leaves backends out for that reason: see doctor.ts).

@@ -22,12 +22,12 @@ export const keysUpdateLock = defineLock({
   name: 'keys:update',
   owner: 'src/keys/key-set-source.ts',
   ttl: '30 s',
-  description: '`gatehouse keys rotate`/`prune` change the key set under it, so two rotations cannot each retire the other\'s new key.',
+  description: '`gatehouse keys rotate`/`prune`/`revoke` change the key set under it, so two rotations cannot each retire the other\'s new key.',
 });
 
 export const keysChangedChannel = defineChannel({
   name: 'keys-changed',
   owner: 'src/keys/rotation.ts',
   message: '`rotate` or `prune`',
-  description: 'Published after a rotation or prune; every keyring reloads (src/keys/load-keyring.ts).',
+  description: 'Published after a rotation, prune or revocation; every keyring reloads (src/keys/load-keyring.ts).',
 });

@@ -24,15 +24,15 @@ import { acquireNamedLock, createRecord, writeRecord } from '../store/record-acc
 /** The namespace, for tests that read the store directly. */
 export const KEYS_NAMESPACE = keySetRecord.namespace;
 export const KEY_SET_RECORD = 'key-set';
-/** Serialises rotate/prune across replicas and CLI runs, so two rotations cannot each retire the other's new key. */
+/** Serialises rotate/prune/revoke across replicas and CLI runs, so two rotations cannot each retire the other's new key. */
 const UPDATE_LOCK_TTL_MS = 30_000;
 
 export type KeysConfig = GatehouseConfig['keys'];
 
-/** Another rotate/prune holds the update lock. Retrying shortly is the fix; nothing was changed. */
+/** Another rotate/prune/revoke holds the update lock. Retrying shortly is the fix; nothing was changed. */
 export class KeyUpdateInProgressError extends GatehouseError {
   constructor() {
-    super('GH_KEY_UPDATE_BUSY', 'another key rotation or prune is in progress; try again shortly');
+    super('GH_KEY_UPDATE_BUSY', 'another key rotation, prune or revocation is in progress; try again shortly');
     this.name = 'KeyUpdateInProgressError';
   }
 }

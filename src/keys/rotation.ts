@@ -7,6 +7,7 @@ import { keySetSourceFor, type FileAccess } from './key-set-source.ts';
 import { publishMessage } from '../store/record-access.ts';
 import { keysChangedChannel } from './key-set-record.ts';
 import type { SigningAlgorithm } from './keyring.ts';
+import { GatehouseError } from '../errors/internal-errors.ts';
 
 /**
  * Key rotation without downtime. `rotate` retires the current signing and sealing keys (they stay, for verifying and
@@ -15,8 +16,9 @@ import type { SigningAlgorithm } from './keyring.ts';
  *
  * There is deliberately no `prune --force`: removing a sealing key early destroys every upstream token sealed with it
  * (users must sign in again, with no way back), and removing a signing key early breaks live sessions. A suspected key
- * compromise needs a deliberate incident procedure (rotate, revoke grants, then edit the key set knowingly), not a
- * flag that is one habit away from a routine command.
+ * compromise has its own verb instead, `revoke`, which names one key by id: whoever holds a signing key can mint
+ * access tokens every route accepts (any subject, any grant id) until the key leaves the set, and a rotation alone
+ * leaves it there for the whole retention window.
  */
 
 /**
@@ -113,6 +115,39 @@ export function pruneKeySet(keySet: KeySetFile, options: { now: number; retentio
   };
 }
 
+/** The key id names no key in the set. Nothing was changed. */
+export class UnknownKeyError extends GatehouseError {
+  constructor(kid: string) {
+    super('GH_NOT_FOUND', `no key has the id "${kid}" (\`gatehouse keys list\` shows the ids)`);
+    this.name = 'UnknownKeyError';
+  }
+}
+
+/**
+ * Takes the key `kid` out of the set at once, whatever its window. A current key is replaced in the same write by a new
+ * current key of its kind (the other kind is left alone: a leaked signing key says nothing of the sealing key), so
+ * the set is never without one and no replica ever loads a set in between.
+ */
+export function revokeKeyFromSet(
+  keySet: KeySetFile,
+  options: { kid: string; now: number; signingAlgorithm: SigningAlgorithm; random?: Random },
+): KeySetFile {
+  const { kid } = options;
+  const named = (key: { kid: string }) => key.kid === kid;
+  if (!keySet.signingKeys.some(named) && !keySet.sealingKeys.some(named)) throw new UnknownKeyError(kid);
+  const replaced = <T extends { kid: string; retiredAt?: number }>(keys: T[], fresh: () => T): T[] => {
+    const revoked = keys.find(named);
+    if (revoked === undefined) return keys;
+    const kept = keys.filter((key) => !named(key));
+    return revoked.retiredAt === undefined ? [fresh(), ...kept] : kept;
+  };
+  return {
+    version: 1,
+    signingKeys: replaced(keySet.signingKeys, () => generateSigningKey(options)),
+    sealingKeys: replaced(keySet.sealingKeys, () => generateSealingKey(options)),
+  };
+}
+
 export interface KeyAdminOptions {
   store: Store;
   config: GatehouseConfig;
@@ -142,6 +177,36 @@ export async function rotateKeys(options: KeyAdminOptions): Promise<{ signingKid
     signingKid: currentKey(next.signingKeys).kid,
     sealingKid: currentKey(next.sealingKeys).kid,
     keys: listKeySet(next, keyRetention(options.config)),
+  };
+}
+
+/**
+ * Revokes the key `kid` (revokeKeyFromSet) and tells every replica to reload: with Redis they drop it at once; with
+ * SQLite or a key file at their next reload (SIGHUP, or within a minute). Returns the revoked key's listing, the keys
+ * made to replace it (when it was current), and the new listing.
+ */
+export async function revokeKey(
+  options: KeyAdminOptions,
+  kid: string,
+): Promise<{ revoked: KeyListing[]; replacements: KeyListing[]; keys: KeyListing[] }> {
+  const retention = keyRetention(options.config);
+  const source = sourceFor(options);
+  // Read first: an unknown id on a store without a key set must not create one (as prune, list).
+  const held = await source.peek();
+  if (held === undefined) throw new UnknownKeyError(kid);
+  const next = await source.update((keySet) =>
+    revokeKeyFromSet(keySet, { kid, now: options.clock.now(), signingAlgorithm: options.config.keys.signingAlgorithm, random: options.random }),
+  );
+  await publishMessage(options.store, keysChangedChannel, 'revoke');
+  const before = listKeySet(held, retention);
+  const keys = listKeySet(next, retention);
+  const id = (key: KeyListing) => `${key.use}:${key.kid}`;
+  const beforeIds = new Set(before.map(id));
+  const afterIds = new Set(keys.map(id));
+  return {
+    revoked: before.filter((key) => key.kid === kid && !afterIds.has(id(key))),
+    replacements: keys.filter((key) => !beforeIds.has(id(key))),
+    keys,
   };
 }
 

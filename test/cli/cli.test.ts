@@ -77,8 +77,8 @@ describe('gatehouse usage errors', () => {
   it('names the group and its subcommands for an unknown subcommand of a known one, exit 2', () => {
     const typo = gatehouse(['keys', 'rotat']);
     assert.equal(typo.code, 2);
-    assert.equal(typo.stderr, 'gatehouse: unknown subcommand "rotat" of "gatehouse keys" (it has list, rotate, prune) — did you mean "gatehouse keys rotate"?\n');
-    assert.equal(gatehouse(['keys', 'frob']).stderr, 'gatehouse: unknown subcommand "frob" of "gatehouse keys" (it has list, rotate, prune)\n');
+    assert.equal(typo.stderr, 'gatehouse: unknown subcommand "rotat" of "gatehouse keys" (it has list, rotate, prune, revoke) — did you mean "gatehouse keys rotate"?\n');
+    assert.equal(gatehouse(['keys', 'frob']).stderr, 'gatehouse: unknown subcommand "frob" of "gatehouse keys" (it has list, rotate, prune, revoke)\n');
   });
 
   it('suggests the nearest option for an unknown one, exit 2', () => {

@@ -20,18 +20,18 @@ interface Run {
   stderr: string;
 }
 
-describe('gatehouse keys list|rotate|prune', () => {
+describe('gatehouse keys list|rotate|prune|revoke', () => {
   const clock = new ManualClock();
   const commands = createKeysCommands({ clock, openStore: (config) => openStore(config.store, { clock }) });
   let directory: string;
   let configFile: string;
   let database: string;
 
-  const run = async (command: CliCommand, values: Record<string, string | boolean>): Promise<Run> => {
+  const run = async (command: CliCommand, values: Record<string, string | boolean>, positionals: string[] = []): Promise<Run> => {
     let stdout = '';
     let stderr = '';
     const io: CliIo = { stdout: (text) => (stdout += text), stderr: (text) => (stderr += text), env: {}, cwd: directory };
-    const code = await command.run({ values, positionals: [], io });
+    const code = await command.run({ values, positionals, io });
     return { code, stdout, stderr };
   };
 
@@ -111,10 +111,10 @@ describe('gatehouse keys list|rotate|prune', () => {
     assert.equal(result.stdout.trim().split('\n').length, 1 + 4);
   });
 
-  it('declares --config and --json on every command, and --yes on prune (it cannot be undone)', () => {
+  it('declares --config and --json on every command, and --yes on prune and revoke (they cannot be undone)', () => {
     for (const command of Object.values(commands)) {
       assert.equal(command.path[0], 'keys');
-      const expected = command === commands.prune ? ['config', 'json', 'yes'] : ['config', 'json'];
+      const expected = command === commands.prune || command === commands.revoke ? ['config', 'json', 'yes'] : ['config', 'json'];
       assert.deepEqual(Object.keys(command.options ?? {}).toSorted(), expected);
     }
   });
@@ -135,5 +135,50 @@ describe('gatehouse keys list|rotate|prune', () => {
     assert.match(stderr, /Cancelled/);
     const listed = JSON.parse((await run(commands.list, { config: configFile, json: true })).stdout) as { keys: unknown[] };
     assert.equal(listed.keys.length, 6, 'nothing pruned after "no"');
+  });
+
+  it('revoke asks on a terminal naming what ends, and changes nothing on "no"', async () => {
+    const keys = JSON.parse((await run(commands.list, { config: configFile, json: true })).stdout) as { keys: { kid: string; use: string; status: string }[] };
+    const current = keys.keys.find((key) => key.use === 'sig' && key.status === 'current');
+    assert.ok(current);
+    const asked: string[] = [];
+    let stderr = '';
+    const io: CliIo = { stdout: () => {}, stderr: (text) => (stderr += text), env: {}, cwd: directory, stdinIsTTY: true, ask: async (question) => (asked.push(question), 'n') };
+    const code = await commands.revoke.run({ values: { config: configFile }, positionals: [current.kid], io });
+    assert.equal(code, 1);
+    assert.equal(
+      asked[0],
+      `Revoke signing key ${current.kid} now? Every token it signed stops working at once (clients refresh or sign in again); a new current signing key replaces it. [y/N] `,
+    );
+    assert.match(stderr, /Cancelled/);
+    const after = JSON.parse((await run(commands.list, { config: configFile, json: true })).stdout) as typeof keys;
+    assert.deepEqual(after, keys);
+  });
+
+  it('revoke refuses without --yes off a terminal, and an unknown key id with exit code 1, before changing anything', async () => {
+    await assert.rejects(
+      run(commands.revoke, { config: configFile }, ['whatever']),
+      (error: unknown) => error instanceof CliUsageError && error.exitCode === 2 && /keys revoke.*pass --yes/.test(error.message),
+    );
+    await assert.rejects(
+      run(commands.revoke, { config: configFile, yes: true }, ['no-such-kid']),
+      (error: unknown) => error instanceof Error && (error as { exitCode?: number }).exitCode === 1 && /no key has the id "no-such-kid"/.test(error.message),
+    );
+  });
+
+  it('revokes a current key, printing the replacement and how a running gateway on SQLite drops it, without key material', async () => {
+    const before = JSON.parse((await run(commands.list, { config: configFile, json: true })).stdout) as { keys: { kid: string; use: string; status: string }[] };
+    const current = before.keys.find((key) => key.use === 'sig' && key.status === 'current');
+    assert.ok(current);
+    const result = await run(commands.revoke, { config: configFile, yes: true }, [current.kid]);
+    assert.equal(result.code, 0);
+    const [revoked, replaced, drop] = result.stdout.split('\n');
+    assert.equal(revoked, `Revoked signing key ${current.kid}.`);
+    assert.match(replaced ?? '', /^New current signing key: \S+\.$/);
+    assert.match(drop ?? '', /SQLite file drops the key at its next reload: send it SIGHUP now/);
+    const after = JSON.parse((await run(commands.list, { config: configFile, json: true })).stdout) as typeof before;
+    assert.equal(after.keys.length, before.keys.length);
+    assert.ok(!after.keys.some((key) => key.kid === current.kid));
+    for (const secret of await storedMaterial()) assert.ok(!result.stdout.includes(secret), 'output contains key material');
   });
 });

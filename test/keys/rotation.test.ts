@@ -7,7 +7,7 @@ import { createLocalJWKSet, decodeProtectedHeader, jwtVerify, SignJWT } from 'jo
 import { generateKeySet, parseKeySet, serializeKeySet, type KeySetFile } from '../../src/keys/key-set.ts';
 import { KEY_SET_RECORD, KEYS_NAMESPACE } from '../../src/keys/key-set-source.ts';
 import { loadKeyring, type ReloadingKeyring } from '../../src/keys/load-keyring.ts';
-import { keyRetention, listKeys, pruneKeys, rotateKeys } from '../../src/keys/rotation.ts';
+import { keyRetention, listKeys, pruneKeys, revokeKey, revokeKeyFromSet, rotateKeys, rotateKeySet, UnknownKeyError, type KeyListing } from '../../src/keys/rotation.ts';
 import { SealError, sealedKeyId } from '../../src/keys/sealing.ts';
 import { deriveKeys } from '../../src/keys/derived-keys.ts';
 import { createDpopNonces } from '../../src/keys/dpop-nonces.ts';
@@ -224,5 +224,100 @@ describe('key retention', () => {
     const longAccess = testConfig({ authorization: { accessTokenTtlSeconds: 86_400 } });
     assert.ok(keyRetention(longAccess).signingSeconds >= 86_400);
     assert.ok(keyRetention(longAccess).signingSeconds > keyRetention(testConfig()).signingSeconds);
+  });
+});
+
+describe('revoking a compromised key', () => {
+  const clock = new ManualClock();
+  const config = testConfig();
+  const signal = reloadSignal();
+  let store: Store;
+  let gateway: ReloadingKeyring;
+  let replica: ReloadingKeyring;
+
+  before(async () => {
+    store = await createSqliteStore({ path: ':memory:', clock, purgeIntervalMs: 0 });
+    const options = { store, keysConfig: config.keys, clock, logger: capturingLogger().logger, reloadIntervalMs: 0 };
+    gateway = await loadKeyring(options);
+    replica = await loadKeyring({ ...options, onReload: signal.onReload });
+  });
+  after(async () => {
+    await gateway.close();
+    await replica.close();
+    await store.close();
+  });
+
+  it('takes a retired signing key out at once, long before prune would, and leaves every other key', async () => {
+    const leakedKid = replica.currentSigningKey().kid;
+    const forged = await sign(replica, 'anyone-the-thief-likes');
+    const nonces = createDpopNonces({ keyring: replica, clock });
+    const nonceUnderLeakedKey = nonces.current();
+    let reloaded = signal.next();
+    await rotateKeys({ store, config, clock });
+    await reloaded;
+    // Rotation alone: the leaked key still verifies for the whole retention window.
+    assert.equal((await verify(replica, forged)).payload.sub, 'anyone-the-thief-likes');
+    const sealingBefore = (await listKeys({ store, config, clock })).filter((key) => key.use === 'enc');
+
+    reloaded = signal.next();
+    const result = await revokeKey({ store, config, clock }, leakedKid);
+    assert.equal(await reloaded, undefined, 'replicas reload on keys-changed');
+    assert.deepEqual(result.revoked.map((key) => [key.use, key.kid, key.status]), [['sig', leakedKid, 'retired']]);
+    assert.deepEqual(result.replacements, [], 'a retired key needs no replacement');
+    await assert.rejects(verify(replica, forged), 'a token signed with the revoked key no longer verifies');
+    assert.ok(!replica.publicJwks().keys.some((key) => key.kid === leakedKid), 'nor is the key published');
+    assert.equal(nonces.isValid(nonceUnderLeakedKey), false, 'what was derived from it (DPoP nonces) goes with it');
+    assert.deepEqual((await listKeys({ store, config, clock })).filter((key) => key.use === 'enc'), sealingBefore, 'sealing keys untouched');
+  });
+
+  it('replaces a current signing key in the same write, leaving the current sealing key', async () => {
+    const leaked = replica.currentSigningKey().kid;
+    const sealingKid = (await listKeys({ store, config, clock })).find((key) => key.use === 'enc' && key.status === 'current')?.kid;
+    const sealed = replica.seal('upstream refresh token', 'grant:alice');
+    const reloaded = signal.next();
+    const result = await revokeKey({ store, config, clock }, leaked);
+    await reloaded;
+    assert.equal(result.replacements.length, 1);
+    const replacement = result.replacements[0] as KeyListing;
+    assert.equal(replacement.use, 'sig');
+    assert.equal(replacement.status, 'current');
+    assert.equal(replica.currentSigningKey().kid, replacement.kid);
+    assert.equal(gateway.currentSigningKey().kid, replacement.kid, 'the other keyring reloads too');
+    assert.equal(result.keys.filter((key) => key.status === 'current' && key.use === 'enc')[0]?.kid, sealingKid);
+    assert.equal(replica.unseal(sealed, 'grant:alice'), 'upstream refresh token');
+  });
+
+  it('revokes a sealing key: what it sealed no longer opens, and new values use the replacement', async () => {
+    const sealed = replica.seal('upstream refresh token', 'grant:bob');
+    const leaked = sealedKeyId(sealed) as string;
+    const reloaded = signal.next();
+    const result = await revokeKey({ store, config, clock }, leaked);
+    await reloaded;
+    assert.deepEqual(result.revoked.map((key) => [key.use, key.kid]), [['enc', leaked]]);
+    assert.throws(() => replica.unseal(sealed, 'grant:bob'), SealError);
+    assert.equal(sealedKeyId(replica.seal('new', 'grant:bob')), result.replacements[0]?.kid);
+  });
+
+  it('refuses an unknown key id (GH_NOT_FOUND), changing nothing, and creates no key set on an empty store', async () => {
+    const before = await store.get(KEYS_NAMESPACE, KEY_SET_RECORD);
+    await assert.rejects(revokeKey({ store, config, clock }, 'no-such-kid'), (error: unknown) => error instanceof UnknownKeyError && error.code === 'GH_NOT_FOUND');
+    assert.deepEqual(await store.get(KEYS_NAMESPACE, KEY_SET_RECORD), before);
+    const empty = await createSqliteStore({ path: ':memory:', clock, purgeIntervalMs: 0 });
+    try {
+      await assert.rejects(revokeKey({ store: empty, config, clock }, 'no-such-kid'), UnknownKeyError);
+      assert.equal(await empty.get(KEYS_NAMESPACE, KEY_SET_RECORD), undefined);
+    } finally {
+      await empty.close();
+    }
+  });
+
+  it('revokes from a key set alone: a current key of each kind always remains', () => {
+    const set = rotateKeySet(generateKeySet({ signingAlgorithm: 'ES256', now: 1 }), { now: 2, signingAlgorithm: 'ES256' });
+    for (const key of [...set.signingKeys, ...set.sealingKeys]) {
+      const next = parseKeySet(revokeKeyFromSet(set, { kid: key.kid, now: 3, signingAlgorithm: 'ES256' }));
+      const all = [...next.signingKeys, ...next.sealingKeys];
+      assert.ok(!all.some((kept) => kept.kid === key.kid));
+      assert.equal(all.length, key.retiredAt === undefined ? 4 : 3);
+    }
   });
 });

@@ -46,6 +46,8 @@ export interface DemoOptions {
   mcpIdentity?: Record<string, unknown>;
   /** The environment `gatehouse start` sees (e.g. `OTEL_*`); empty by default. */
   env?: Record<string, string>;
+  /** Where the gateway listens for SIGHUP (a test's emitter); by default it hears none. */
+  signals?: SignalSource;
 }
 
 export interface RunningDemo {
@@ -58,6 +60,8 @@ export interface RunningDemo {
   gateway: RunningGateway;
   /** The SQLite store's file, when the demo runs on SQLite (another connection may read it). */
   sqlitePath?: string;
+  /** The configuration file it was started with (what an admin command beside it is given). */
+  configFile: string;
   close(): Promise<void>;
 }
 
@@ -132,7 +136,7 @@ async function startDemoOnce(options: DemoOptions): Promise<RunningDemo> {
       file,
       io,
       logLevel: process.env.GATEHOUSE_E2E_LOG === '1' ? 'info' : 'error',
-      signals: noSignals,
+      signals: options.signals ?? noSignals,
       // What the start loaded from the environment (tracing) reaches the parts, as in production.
       assembleParts: (ctx, given) => assembleGatewayParts(ctx, { ...options.assemble, ...(given.tracing ? { tracing: given.tracing } : {}) }),
     });
@@ -148,6 +152,7 @@ async function startDemoOnce(options: DemoOptions): Promise<RunningDemo> {
     users: DEMO_USERS,
     output,
     gateway,
+    configFile: file,
     ...(options.redisUrl ? {} : { sqlitePath: join(dir, '.gatehouse', 'gatehouse.db') }),
     async close() {
       gateway.lifecycle.dispose();

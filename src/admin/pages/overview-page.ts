@@ -123,6 +123,6 @@ function pendingToolsNotice(count: number | undefined): string {
 
 function reloadSection(view: ConsoleView): string {
   return `<section><h2>Configuration</h2>
-<p class="hint">Reload the configuration file on this replica (as SIGHUP does): route scopes, tool policies and the admin lists apply at once; a file with problems is refused and the running configuration stays.</p>
+<p class="hint">Reload the configuration file and the key set on this replica (as SIGHUP does): route scopes, tool policies and the admin lists apply at once, and a key revoked with <code>gatehouse keys revoke</code> is dropped; a file with problems is refused and the running configuration stays.</p>
 ${postButton('/admin/reload', view.session, {}, 'Reload configuration', { kind: 'secondary' })}</section>`;
 }

@@ -6,7 +6,7 @@ import { doctorCommand } from './doctor.ts';
 import { entraSetupCommand } from './entra.ts';
 import { grantsListCommand, grantsRevokeCommand } from './grants.ts';
 import { initCommand } from './init.ts';
-import { keysListCommand, keysPruneCommand, keysRotateCommand } from './keys.ts';
+import { keysListCommand, keysPruneCommand, keysRevokeCommand, keysRotateCommand } from './keys.ts';
 import { startCommand } from './start.ts';
 import { storePurgeExpiredCommand } from './store.ts';
 import { toolsApproveCommand, toolsDiffCommand, toolsListCommand, toolsRejectCommand } from './tools.ts';
@@ -33,5 +33,6 @@ export const commands: readonly CliCommand[] = [
   keysListCommand,
   keysRotateCommand,
   keysPruneCommand,
+  keysRevokeCommand,
   storePurgeExpiredCommand,
 ];

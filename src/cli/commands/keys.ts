@@ -2,12 +2,13 @@ import { adminCommand, defaultAdminCommandDependencies, type AdminCommandDepende
 import { toJsonOutput } from '../../admin/text-table.ts';
 import { KeySetError } from '../../keys/key-set.ts';
 import { formatKeyTable, formatKeyTime, keyListingJson, nextPrunableAt } from '../../keys/key-report.ts';
-import { listKeys, pruneKeys, rotateKeys } from '../../keys/rotation.ts';
+import { listKeys, pruneKeys, revokeKey, rotateKeys, UnknownKeyError, type KeyListing } from '../../keys/rotation.ts';
+import type { GatehouseConfig } from '../../config/schema.ts';
 import { CliUsageError, type CliCommand } from '../command.ts';
 import { cancelled, confirmation, yesOption, type Confirm } from '../confirm.ts';
 
 /**
- * `gatehouse keys list|rotate|prune`: key administration against the configured key source (store or key file).
+ * `gatehouse keys list|rotate|prune|revoke`: key administration against the configured key source (store or key file).
  * Output carries key ids, algorithms and times only, never key material.
  */
 export type KeysCommandDependencies = AdminCommandDependencies;
@@ -24,7 +25,28 @@ function keyFileMistakesAreUsageErrors<I>(action: (input: I) => Promise<void | n
   };
 }
 
-export function createKeysCommands(dependencies: KeysCommandDependencies = defaultAdminCommandDependencies): Record<'list' | 'rotate' | 'prune', CliCommand> {
+/** What revoking `key` ends, said before it is done. */
+function revocationQuestion(key: KeyListing): string {
+  const current = key.status === 'current';
+  return key.use === 'sig'
+    ? `Revoke signing key ${key.kid} now? Every token it signed stops working at once (clients refresh or sign in again)` +
+        `${current ? '; a new current signing key replaces it' : ''}.`
+    : `Revoke sealing key ${key.kid} now? Nothing it sealed can be opened again (users sign in upstream again, cached downstream tokens are fetched again)` +
+        `${current ? '; a new current sealing key replaces it' : ''}.`;
+}
+
+/** When running gateways stop trusting a revoked key, which depends on where the keys live and how replicas hear of it. */
+function whenRunningGatewaysDropIt(config: GatehouseConfig): string {
+  if (config.keys.source === 'file') {
+    return 'Every Gatehouse reading this key file drops the key at its next reload: copy the file to every host, then send each process SIGHUP (otherwise within a minute).';
+  }
+  if (config.store.type === 'redis') return 'Every Gatehouse on this Redis drops the key now (the keys-changed message; at the latest within a minute).';
+  return 'A running Gatehouse on this SQLite file drops the key at its next reload: send it SIGHUP now (`systemctl reload gatehouse`), otherwise within a minute.';
+}
+
+export function createKeysCommands(
+  dependencies: KeysCommandDependencies = defaultAdminCommandDependencies,
+): Record<'list' | 'rotate' | 'prune' | 'revoke', CliCommand> {
   const list = adminCommand(dependencies, {
     path: ['keys', 'list'],
     summary: 'List signing and sealing keys: id, use, algorithm, status and age (never key material).',
@@ -69,10 +91,37 @@ export function createKeysCommands(dependencies: KeysCommandDependencies = defau
     }),
   });
 
-  return { list, rotate, prune };
+  const revoke = adminCommand(dependencies, {
+    path: ['keys', 'revoke'],
+    summary: 'Take a compromised key out now, whatever its window; a current key is replaced by a new one in the same write.',
+    positionals: ['KID'],
+    options: { yes: yesOption },
+    prepare: (values, io) => confirmation(values, io, 'keys revoke'),
+    action: keyFileMistakesAreUsageErrors(async ({ deps: { store, config, clock }, positionals, io, json, prepared: confirm }: AdminCommandInput & { prepared: Confirm }) => {
+      const kid = positionals[0] ?? '';
+      const named = (await listKeys({ store, config, clock })).filter((key) => key.kid === kid);
+      if (named.length === 0) throw new UnknownKeyError(kid);
+      for (const key of named) if (!(await confirm(revocationQuestion(key)))) return cancelled(io);
+      const result = await revokeKey({ store, config, clock }, kid);
+      if (json) {
+        return void io.stdout(
+          toJsonOutput({ revoked: keyListingJson(result.revoked), replacements: keyListingJson(result.replacements), keys: keyListingJson(result.keys) }),
+        );
+      }
+      const kind = (key: KeyListing) => (key.use === 'sig' ? 'signing' : 'sealing');
+      io.stdout(
+        result.revoked.map((key) => `Revoked ${kind(key)} key ${key.kid}.\n`).join('') +
+          result.replacements.map((key) => `New current ${kind(key)} key: ${key.kid}.\n`).join('') +
+          `${whenRunningGatewaysDropIt(config)}\n\n${formatKeyTable(result.keys, clock.now())}\n`,
+      );
+    }),
+  });
+
+  return { list, rotate, prune, revoke };
 }
 
 const commands = createKeysCommands();
 export const keysListCommand: CliCommand = commands.list;
 export const keysRotateCommand: CliCommand = commands.rotate;
 export const keysPruneCommand: CliCommand = commands.prune;
+export const keysRevokeCommand: CliCommand = commands.revoke;

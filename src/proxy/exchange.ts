@@ -175,23 +175,18 @@ export function enforcePinnedTools(exchange: McpExchange): void | Promise<void> 
 }
 
 /**
- * Whether the body asks for `tools/list`, alone or inside a batch (2025-03-26): a batch must not be a way around the
- * `tools/list` filter and review.
+ * Any answer may carry a `tools/list` result, whatever its request asked: a client hands each response to the
+ * pending request with its id, on whichever POST's answer or stream it arrives. Screening only the answer to a POST
+ * that asked `tools/list` let a backend put the list (denied tools, definitions changed since they were pinned) in its
+ * answer to a `ping`, and let a client read it there through an honest backend: a `tools/call` sent with the id of a
+ * slow `tools/list` still in flight, which an SDK server answers on the stream of the newest request with that id. A
+ * GET stream carries what the server sends of itself and replays earlier streams on `Last-Event-ID`
+ * (MCP basic/transports §Resumability and Redelivery). So answers are screened by their content, on every request.
  */
-export const listsTools = (post: McpPost | undefined): boolean =>
-  post !== undefined && post.messages.some((message) => 'method' in message && message.method === 'tools/list');
 
-/**
- * Whether the answer may carry a `tools/list` result: the answer to a POST that asks for one, or a GET stream. A GET
- * stream carries what the server sends of itself and, when a client resumes with `Last-Event-ID`, replays the events
- * of an earlier POST's stream — a `tools/list` result among them, which passed unscreened that way
- * (MCP basic/transports §Resumability and Redelivery).
- */
-export const mayCarryToolsList = (exchange: McpExchange): boolean => exchange.request.method === 'GET' || listsTools(exchange.post);
-
-/** A `tools/list` answer has its definitions checked against the pins on the way back. */
+/** A `tools/list` result, in whatever answer it comes, has its definitions checked against the pins on the way back. */
 export function reviewToolDefinitions(exchange: McpExchange): void {
-  if (mayCarryToolsList(exchange)) exchange.reviewTools = toolListReviewer(exchange.runtime, exchange.state.route, exchange.draft);
+  exchange.reviewTools = toolListReviewer(exchange.runtime, exchange.state.route, exchange.draft);
 }
 
 /**

@@ -46,9 +46,8 @@ async function checkSessionOwner(exchange: McpExchange, sessionId: string): Prom
   exchange.sessionId = sessionId;
 }
 
-/** A `tools/list` answer loses the tools this caller may not call. */
+/** A `tools/list` result, in whatever answer it comes (exchange.ts, reviewToolDefinitions), loses the tools this caller may not call. */
 export function hideDeniedTools(exchange: McpExchange): void {
-  if (!shared.mayCarryToolsList(exchange)) return;
   const { caller } = authorized(exchange);
   const { route, argumentPolicies } = exchange.state;
   exchange.denied = toolsDeniedTo(route, argumentPolicies, caller);
@@ -146,7 +145,11 @@ async function relayToClient(exchange: McpExchange): Promise<void> {
   await relayResponse(reply, response, draft, state.route, body, { oneMessageUnlessSse: exchange.post !== undefined });
 }
 
-/** Screens a `tools/list` answer (relayToClient calls it only when the caller is denied tools or the route pins them). */
+/**
+ * Screens an answer for `tools/list` results (relayToClient calls it only when the caller is denied tools or the route
+ * pins them): any answer, since a client takes a response by its id wherever it comes (exchange.ts). A JSON answer is
+ * read whole, bounded like one event of a stream, and passed on as it came unless it carried a list.
+ */
 async function toolsListBody(
   state: RouteState,
   response: Awaited<ReturnType<RouteState['backend']['send']>>,
@@ -158,7 +161,7 @@ async function toolsListBody(
   const type = mediaType(response.headers);
   if ((type === 'text/event-stream' || type === 'application/json') && isContentCoded(response.headers)) {
     discardBody(response.body);
-    throw new ProtocolError('bad_gateway', `The backend of ${state.route.path} answered tools/list compressed, which the gateway cannot screen.`);
+    throw new ProtocolError('bad_gateway', `The backend of ${state.route.path} answered compressed, which the gateway cannot screen.`);
   }
   if (type === 'text/event-stream') return response.body.pipe(sseEventTransform(screenToolsListSseEvent(denied, review)));
   if (type !== 'application/json') return response.body;
@@ -171,8 +174,8 @@ async function toolsListBody(
       // Read whole to be screened: bounded like one event of a stream (sse-events.ts).
       if (received > SSE_EVENT_LIMIT_BYTES) {
         response.body.destroy();
-        throw new ProtocolError('bad_gateway', `The backend of ${state.route.path} answered a tools/list larger than the gateway screens.`, {
-          detail: `tools/list answer over ${SSE_EVENT_LIMIT_BYTES} bytes`,
+        throw new ProtocolError('bad_gateway', `The backend of ${state.route.path} answered with a message larger than the gateway screens.`, {
+          detail: `JSON answer over ${SSE_EVENT_LIMIT_BYTES} bytes`,
         });
       }
       chunks.push(chunk as Buffer);
@@ -182,5 +185,7 @@ async function toolsListBody(
     if (error instanceof ProtocolError) throw error;
     throw backendFailure(state.route, error);
   }
+  // An empty 2xx (a 202 to a notification sent as JSON) carries nothing to screen.
+  if (body.length === 0) return Readable.from([]);
   return Readable.from([await screenToolsListJson(body, denied, review)]);
 }

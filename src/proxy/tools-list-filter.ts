@@ -42,7 +42,11 @@ export function filterToolsResult(message: unknown, denied: DeniedTools): unknow
     const folded = foldPolicyName(name);
     return deniedFolded.has(folded) || (namedFolded !== undefined && !namedFolded.has(folded));
   };
-  const kept = tools.filter((tool) => !(tool && typeof tool === 'object' && isDenied(String((tool as { name?: unknown }).name))));
+  // A tool whose name a case-insensitive client reads from another member (`"Name"`) is not offered: the screen
+  // cannot tell which tool it is.
+  const kept = tools.filter(
+    (tool) => !(tool && typeof tool === 'object' && (isDenied(String((tool as { name?: unknown }).name)) || misspeltMember(tool, NAME_SPELLING) !== undefined)),
+  );
   return { ...message, result: { ...result, tools: kept } };
 }
 
@@ -51,7 +55,7 @@ function parseAnswer(body: Buffer): unknown {
   try {
     return parseJsonText(body.toString('utf8'));
   } catch {
-    throw new ProtocolError('bad_gateway', 'The backend answered tools/list with a body that is not JSON.');
+    throw new ProtocolError('bad_gateway', 'The backend answered with a body that is not JSON.');
   }
 }
 
@@ -103,6 +107,21 @@ export function toolsListSseFilter(denied: DeniedTools): Transform {
 /** Looks at the tools of a `tools/list` result (pinned definitions) and names more tools to remove. */
 export type ReviewTools = (tools: readonly unknown[]) => Promise<ReadonlySet<string>>;
 
+const RESULT_SPELLING = memberSpellings(['result']);
+const TOOLS_SPELLING = memberSpellings(['tools']);
+const NAME_SPELLING = memberSpellings(['name']);
+
+/**
+ * A message a case-insensitive client (Go's `encoding/json`, as mcp-go decodes answers) may read as a `tools/list`
+ * result where the screen, reading `result.tools` exactly, sees none: `"Result"`, `"TOOLS"`. Honest servers never
+ * write them; such a message is not passed on (an SSE event is left out, a JSON answer is a 502).
+ */
+function misspeltListing(message: unknown): boolean {
+  if (misspeltMember(message, RESULT_SPELLING) !== undefined) return true;
+  const result = message && typeof message === 'object' ? (message as { result?: unknown }).result : undefined;
+  return misspeltMember(result, TOOLS_SPELLING) !== undefined;
+}
+
 const toolsOf = (message: unknown): unknown[] | undefined => {
   const result = message && typeof message === 'object' ? (message as { result?: unknown }).result : undefined;
   const tools = result && typeof result === 'object' ? (result as { tools?: unknown }).tools : undefined;
@@ -133,8 +152,16 @@ export async function screenToolsResult(message: unknown, denied: DeniedTools, r
   return filterToolsResult(message, { ...denied, names: new Set([...denied.names, ...blocked]) });
 }
 
+/**
+ * A JSON answer, screened: the same bytes when no message in it carries a `tools/list` result (a tool's result is not
+ * parsed and written again, which would round its numbers past 2^53 and respell its text), else the screened messages.
+ */
 export async function screenToolsListJson(body: Buffer, denied: DeniedTools, review: ReviewTools | undefined): Promise<Buffer> {
   const parsed = parseAnswer(body);
+  if (Array.isArray(parsed) ? parsed.some(misspeltListing) : misspeltListing(parsed)) {
+    throw new ProtocolError('bad_gateway', 'The backend answered with a result spelt otherwise than MCP spells it, which the gateway cannot screen.');
+  }
+  if (Array.isArray(parsed) ? !parsed.some((message) => toolsOf(message) !== undefined) : toolsOf(parsed) === undefined) return body;
   const screened = Array.isArray(parsed)
     ? await Promise.all(parsed.map((message) => screenToolsResult(message, denied, review)))
     : await screenToolsResult(parsed, denied, review);
@@ -147,7 +174,7 @@ export async function screenToolsListJson(body: Buffer, denied: DeniedTools, rev
  */
 export function screenToolsListEvent(event: SseEvent, denied: DeniedTools, review: ReviewTools | undefined): SseEvent | null | Promise<SseEvent | null> {
   const parsed = parseEventData(event.data);
-  if (parsed === unreadable) return null;
+  if (parsed === unreadable || (Array.isArray(parsed) ? parsed.some(misspeltListing) : misspeltListing(parsed))) return null;
   // A batch of answers in one event (a JSON array, 2025-03-26): each screened, as in a JSON body. Read only as single
   // messages, an array passed unscreened — denied tools listed, nothing pinned, a changed description let through.
   if (Array.isArray(parsed)) {

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { Readable } from 'node:stream';
 import { describe, it } from 'node:test';
 import { ProtocolError } from '../../src/errors/protocol-error.ts';
-import { filterToolsListJson, NO_TOOLS_DENIED, screenToolsListJson, toolsListSseFilter } from '../../src/proxy/tools-list-filter.ts';
+import { filterToolsListJson, NO_TOOLS_DENIED, screenToolsListJson, screenToolsListSseEvent, toolsListSseFilter } from '../../src/proxy/tools-list-filter.ts';
 import { SseEventTooLargeError, sseEventTransform } from '../../src/proxy/sse-events.ts';
 
 const denied = { names: new Set(['secret_tool']) };
@@ -245,3 +245,27 @@ describe('passing a stream through once nothing is to be read, and reading it ag
   });
 });
 
+
+describe('answers a case-insensitive client reads as a tools/list the screen would not see', () => {
+  const denied = { names: new Set(['secret_tool']) };
+  const listing = { tools: [{ name: 'echo' }, { name: 'secret_tool' }] };
+
+  it('refuses a JSON answer whose result or tools are spelt in another case (a Go client binds them), with a 502', async () => {
+    for (const message of [{ jsonrpc: '2.0', id: 1, Result: listing }, { jsonrpc: '2.0', id: 1, result: { TOOLS: listing.tools } }, [{ jsonrpc: '2.0', id: 2, result: {} }, { jsonrpc: '2.0', id: 1, RESULT: listing }]]) {
+      await assert.rejects(screenToolsListJson(Buffer.from(JSON.stringify(message)), denied, undefined), (error: unknown) => error instanceof ProtocolError && error.code === 'bad_gateway', JSON.stringify(message));
+    }
+  });
+
+  it('leaves such an SSE event out of the stream, and passes the others', async () => {
+    const events = [{ jsonrpc: '2.0', id: 1, Result: listing }, { jsonrpc: '2.0', id: 2, result: {} }].map((message) => `data: ${JSON.stringify(message)}\n\n`);
+    let out = '';
+    for await (const chunk of Readable.from(events).pipe(sseEventTransform(screenToolsListSseEvent(denied, undefined)))) out += String(chunk);
+    assert.equal(out, `data: ${JSON.stringify({ jsonrpc: '2.0', id: 2, result: {} })}\n\n`);
+  });
+
+  it('does not offer a tool whose name is spelt in another case (which tool it is, the screen cannot tell)', async () => {
+    const message = { jsonrpc: '2.0', id: 1, result: { tools: [{ name: 'echo' }, { Name: 'secret_tool' }] } };
+    const screened = JSON.parse((await screenToolsListJson(Buffer.from(JSON.stringify(message)), denied, undefined)).toString()) as typeof message;
+    assert.deepEqual(screened.result.tools, [{ name: 'echo' }]);
+  });
+});

@@ -1,4 +1,4 @@
-import type { AuditRecord } from '../records/audit.ts';
+import { NO_TOKEN_REASON, type AuditRecord } from '../records/audit.ts';
 import type { Store } from '../store/store.ts';
 import { readAuditSlice, sliceWindow } from './audit-range.ts';
 
@@ -87,7 +87,9 @@ export async function summarizeAudit(store: Store, window: OverviewWindow, now: 
       const route = routes.get(value.route) ?? { requests: 0, errors: 0 };
       route.requests += 1;
       if (value.outcome === 'denied') {
-        bucket.denied += 1;
+        // A request without a token is a client's discovery step (it learns where to sign in): listed, not counted
+        // as a denial.
+        if (value.reason !== NO_TOKEN_REASON) bucket.denied += 1;
         const reason = denialReason(value);
         const key = `${value.status} ${reason}`;
         const denial = denials.get(key) ?? { status: value.status, reason, count: 0 };

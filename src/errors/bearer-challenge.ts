@@ -50,8 +50,12 @@ export function bearerChallenge(target: ChallengeTarget, error?: ChallengeError,
 export function unauthorized(target: ChallengeTarget, tokenSent: boolean, description?: string, scheme: AuthScheme = 'bearer'): ProtocolError {
   return new ProtocolError('invalid_token', description ?? (tokenSent ? undefined : 'An access token is required.'), {
     headers: { 'www-authenticate': bearerChallenge(target, tokenSent ? 'invalid_token' : undefined, scheme) },
+    ...(tokenSent ? {} : { detail: NO_TOKEN_DETAIL }),
   });
 }
+
+/** The logged detail of a 401 to a request that sent no token at all (a client's discovery step, not a refused token). */
+export const NO_TOKEN_DETAIL = 'no access token sent';
 
 /** 403: a valid token lacking scopes; `scope` lists all scopes needed so the client can step up in one go. */
 export function insufficientScope(target: ChallengeTarget, description?: string, scheme: AuthScheme = 'bearer'): ProtocolError {

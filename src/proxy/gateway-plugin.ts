@@ -5,6 +5,8 @@ import type { GatehouseContext } from '../context/gatehouse-context.ts';
 import type { ErrorFormat } from '../errors/render-error.ts';
 import { sendProtocolError, toProtocolError } from '../server/error-handler.ts';
 import { ProtocolError } from '../errors/protocol-error.ts';
+import { NO_TOKEN_DETAIL } from '../errors/bearer-challenge.ts';
+import { NO_TOKEN_REASON } from '../records/audit.ts';
 import { McpGatewayError, requestJsonRpcBatchIds, requestJsonRpcId } from './gateway-error.ts';
 import { HTTP_ROUTE_CORS, installCors, MCP_CORS } from './cors.ts';
 import { createGatewayRuntime, type GatewayDeps, type GatewayRuntime } from './gateway-runtime.ts';
@@ -189,6 +191,9 @@ function refuseMethod(allow: string, what = 'MCP endpoint') {
  * Errors on gateway routes go through the server's renderer; MCP routes answer with a JSON-RPC error carrying the
  * failing request's id, and the code the error names (the catalogue's, or a more precise one such as -32020).
  */
+/** Why a refusal is audited: the error's code, or `no token` for a request that sent none (records/audit.ts). */
+const auditReasonOf = (error: ProtocolError): string => (error.code === 'invalid_token' && error.detail === NO_TOKEN_DETAIL ? NO_TOKEN_REASON : error.code);
+
 function sendGatewayError(request: FastifyRequest, reply: FastifyReply, error: unknown): FastifyReply {
   const format = request.routeOptions.config.errorFormat ?? 'oauth-json';
   // A backend's answer failing as it streams, before any byte of it went out, is the backend's failure (a 502).
@@ -210,7 +215,7 @@ function sendGatewayError(request: FastifyRequest, reply: FastifyReply, error: u
   }
   // The audit record says why (the overview groups denials by it): the error's code — `invalid_token`,
   // `insufficient_scope`, `forbidden_origin`, `rate_limited`, … — unless a step recorded a finer reason first.
-  if (protocolError !== undefined) auditDraft(request).reason ??= protocolError.code;
+  if (protocolError !== undefined) auditDraft(request).reason ??= auditReasonOf(protocolError);
   const rendered = onLegacyMessages(request, protocolError ?? new ProtocolError('server_error'));
   if (reply.sent || reply.raw.headersSent) {
     auditDraft(request).outcome = 'error';

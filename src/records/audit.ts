@@ -17,6 +17,14 @@ export type AuditRecord = z.infer<typeof auditRecord.schema>;
 export const AUDIT_OUTCOMES = ['allowed', 'denied', 'error', 'client_closed', 'server_closed'] as const;
 export type AuditOutcome = (typeof AUDIT_OUTCOMES)[number];
 
+/**
+ * The `reason` of a request refused because it carried no access token at all: every MCP client's first request,
+ * which learns from the 401's challenge where to sign in (MCP authorization, "Authorization Server Discovery"). Told
+ * apart from `invalid_token` (a token sent and refused), and left out of the console's denied figures, which it filled
+ * with one "denial" per client connection.
+ */
+export const NO_TOKEN_REASON = 'no token';
+
 export const auditRecord = defineRecord({
   namespace: 'audit',
   owner: 'src/proxy/audit.ts',

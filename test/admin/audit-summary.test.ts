@@ -21,6 +21,7 @@ describe('audit summary', () => {
       auditRecord({ time: now - 30 * 60_000, tool: 'me', outcome: 'denied', status: 200, reason: 'policy: weekdays only' }),
       auditRecord({ time: now - 20 * 60_000, method: 'initialize', tool: undefined, outcome: 'denied', status: 401, reason: 'invalid_token', user: undefined }),
       auditRecord({ time: now - 10 * 60_000, method: 'initialize', tool: undefined, outcome: 'denied', status: 401, user: undefined }),
+      auditRecord({ time: now - 15 * 60_000, method: 'initialize', tool: undefined, outcome: 'denied', status: 401, reason: 'no token', user: undefined }),
       auditRecord({ time: now - 5 * 60_000, tool: 'echo', outcome: 'error', status: 502, route: '/other' }),
       auditRecord({ time: now - 1_000, tool: 'hello', outcome: 'client_closed' }),
     ]);
@@ -32,18 +33,21 @@ describe('audit summary', () => {
   it('counts requests, denials by status and reason, errors, routes and the top tools and users of the window', async () => {
     const summary = await summarizeAudit(store, '1h', clock.now());
     assert.equal(summary.buckets.length, 12);
-    assert.deepEqual([summary.requests, summary.denied, summary.errors, summary.truncated], [7, 3, 1, false]);
+    // A request without a token (a client's discovery step) is listed by its reason but not counted as denied.
+    assert.deepEqual([summary.requests, summary.denied, summary.errors, summary.truncated], [8, 3, 1, false]);
+    assert.equal(summary.buckets.reduce((total, bucket) => total + bucket.denied, 0), 3);
     assert.deepEqual(summary.denials, [
       { status: 401, reason: 'invalid_token', count: 1 },
+      { status: 401, reason: 'no token', count: 1 },
       { status: 401, reason: 'no valid token', count: 1 },
       { status: 200, reason: 'policy', count: 1 },
     ].sort((a, b) => b.count - a.count || a.status - b.status));
     assert.deepEqual(summary.topTools, [{ name: 'hello', count: 3 }, { name: 'echo', count: 1 }, { name: 'me', count: 1 }]);
     assert.equal(summary.topUsers[0]?.count, 4);
     assert.deepEqual(summary.routes.get('/other'), { requests: 1, errors: 1 });
-    assert.equal(summary.routes.get('/mcp')?.requests, 6);
+    assert.equal(summary.routes.get('/mcp')?.requests, 7);
     const day = await summarizeAudit(store, '24h', clock.now());
-    assert.equal(day.requests, 8, 'the 24-hour window includes the older call');
+    assert.equal(day.requests, 9, 'the 24-hour window includes the older call');
   });
 
   it('marks a window whose buckets held more than the cap, so its figures read as lower bounds', async () => {

@@ -117,9 +117,16 @@ describe('audit', () => {
     const bearer = await token('/mcp', 'tenant/reasons');
     const missingScope = await mcpPost(gateway.url + '/mcp', bearer, toolsCall('secret_tool'));
     await missingScope.text();
-    const records = (await waitForAudit(before + 2)).slice(before);
+    const refusedToken = await mcpPost(gateway.url + '/mcp', `${bearer.slice(0, -4)}AAAA`, toolsCall('echo'));
+    await refusedToken.text();
+    const tokenInQuery = await mcpPost(`${gateway.url}/mcp?access_token=${bearer}`, undefined, toolsCall('echo'));
+    await tokenInQuery.text();
+    const records = (await waitForAudit(before + 4)).slice(before);
+    // No token at all is a client's discovery step, told apart from a token sent and refused (in the header or not).
     assert.deepEqual(records.map((record) => [record.status, record.outcome, record.reason]).sort(), [
       [401, 'denied', 'invalid_token'],
+      [401, 'denied', 'invalid_token'],
+      [401, 'denied', 'no token'],
       [403, 'denied', 'insufficient_scope'],
     ]);
   });

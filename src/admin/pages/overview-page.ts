@@ -1,3 +1,4 @@
+import { NO_TOKEN_REASON } from '../../records/audit.ts';
 import type { AccountRecord } from '../../records/account.ts';
 import type { RequestSample } from '../../observability/metrics.ts';
 import type { BackendHealth } from '../backend-health.ts';
@@ -83,7 +84,13 @@ export function renderOverviewPage(view: ConsoleView, data: OverviewData): strin
   const replica = lastMinute(data.samples);
   const denials = table(
     ['Status', 'Reason', 'Requests'],
-    traffic.denials.map((denial) => [String(denial.status), html(denial.reason), String(denial.count)]),
+    traffic.denials.map((denial) => [
+      String(denial.status),
+      denial.reason === NO_TOKEN_REASON
+        ? `${html(denial.reason)} <span class="muted">(a client's first request, whose 401 tells it where to sign in; not counted as denied)</span>`
+        : html(denial.reason),
+      String(denial.count),
+    ]),
     'No request was denied.',
   );
   const topTools = table(['Tool', 'Calls'], traffic.topTools.map((tool) => [exactCode(tool.name), String(tool.count)]), 'No tool calls.');

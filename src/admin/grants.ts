@@ -171,7 +171,7 @@ export async function forgetSessionsWithoutGrant(deps: AdminDeps, subjects: Iter
 
 /** Ends a grant known to exist, through the one grant-ending function (the app's, when it passed one). */
 export function endGrant(deps: AdminDeps, grantId: string, reason: GrantEndReason): Promise<boolean> {
-  const end = deps.endGrant ?? createEndGrant({ store: deps.store, clock: deps.clock, accessTokenTtlSeconds: deps.config.authorization.accessTokenTtlSeconds });
+  const end = deps.endGrant ?? createEndGrant({ store: deps.store, clock: deps.clock, accessTokenTtlSeconds: deps.config.authorization.accessTokenTtlSeconds, grantLifetimeSeconds: deps.config.authorization.refreshTokenAbsoluteSeconds });
   return end(grantId, reason);
 }
 

@@ -126,6 +126,7 @@ export async function assembleGatewayParts(baseCtx: GatehouseContext, options: A
       store: ctx.store,
       clock: ctx.clock,
       accessTokenTtlSeconds: config.authorization.accessTokenTtlSeconds,
+      grantLifetimeSeconds: config.authorization.refreshTokenAbsoluteSeconds,
       onEnded: (grantId, reason) => ctx.logger.info({ grantId, reason }, 'grant ended'),
     });
 

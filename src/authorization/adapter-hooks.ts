@@ -1,5 +1,6 @@
 import Provider, { type Adapter, type AdapterConstructor, type AdapterFactory } from 'oidc-provider';
 import { createEndGrant, type EndGrant } from '../grants/end-grant.ts';
+import { grantRevocation } from '../grants/revoked-grants.ts';
 import type { GrantEndReason } from '../grants/grant-end-reason.ts';
 import { hashClientSecret, hashGeneratedSecret, isHashedClientSecret, looksGenerated } from '../keys/hashing.ts';
 import type { Clock } from '../runtime/clock.ts';
@@ -24,12 +25,15 @@ import { toleratedCodeRetries } from './code-exchange-retry.ts';
  *    revokes the grant) is reported through `onReplayDetected`, for metrics.
  * 5. A code whose exchange the store interrupted (consumed, no token handed out) may be exchanged again instead of
  *    counting as a replay (code-exchange-retry.ts).
+ * 6. A revoked grant is not found, whatever of it is still in the store (an ending the store interrupted part-way).
  */
 export interface AdapterHookOptions {
   store: Store;
   clock: Clock;
   /** Longest access-token lifetime, seconds: how long a revoked-grant record must live. */
   accessTokenTtlSeconds: number;
+  /** The longest a grant lives (`refreshTokenAbsoluteSeconds`), for the default `endGrant` (end-grant.ts). */
+  grantLifetimeSeconds: number;
   refreshReuseGraceSeconds: number;
   /** Told when a concurrent second redemption of a code or refresh token was refused (see provider-metrics.ts). */
   onReplayDetected?: (model: 'AuthorizationCode' | 'RefreshToken') => void;
@@ -98,8 +102,8 @@ function instantiate(base: AdapterFactory | AdapterConstructor, name: string): A
 }
 
 export function withAuthorizationHooks(base: AdapterFactory | AdapterConstructor, options: AdapterHookOptions): AdapterFactory {
-  const { store, clock, accessTokenTtlSeconds, refreshReuseGraceSeconds, onReplayDetected } = options;
-  const endGrant = options.endGrant ?? createEndGrant({ store, clock, accessTokenTtlSeconds });
+  const { store, clock, accessTokenTtlSeconds, grantLifetimeSeconds, refreshReuseGraceSeconds, onReplayDetected } = options;
+  const endGrant = options.endGrant ?? createEndGrant({ store, clock, accessTokenTtlSeconds, grantLifetimeSeconds });
 
   return (name: string): Adapter => {
     const inner = instantiate(base, name);
@@ -114,7 +118,17 @@ export function withAuthorizationHooks(base: AdapterFactory | AdapterConstructor
     };
 
     if (name === 'AccessToken') adapter.revokeByGrantId = async (grantId) => void (await endGrant(grantId, providerGrantEndReason()));
-    if (name === 'Grant') adapter.destroy = async (id) => void (await endGrant(id, providerGrantEndReason()));
+    if (name === 'Grant') {
+      adapter.destroy = async (id) => void (await endGrant(id, providerGrantEndReason()));
+      // A revoked grant whose records a failed ending left behind (end-grant.ts) is not found: its refresh tokens and
+      // codes are refused (`invalid_grant`), a consent does not build on it, and the ending is finished now.
+      adapter.find = async (id) => {
+        const revoked = await grantRevocation(store, id);
+        if (revoked === undefined) return inner.find(id);
+        await endGrant(id, revoked.reason ?? providerGrantEndReason());
+        return undefined;
+      };
+    }
 
     if (name === 'RefreshToken' && refreshReuseGraceSeconds > 0) {
       Object.assign(adapter, toleratedRefreshRetries(inner, { store, clock, graceSeconds: refreshReuseGraceSeconds }));

@@ -87,12 +87,13 @@ export async function createAuthorizationServer(ctx: GatehouseContext, deps: Aut
   });
 
   // One grant-ending function for the adapter hooks and the code exchange's finish (code-exchange-retry.ts).
-  const endGrant = deps.endGrant ?? createEndGrant({ store: ctx.store, clock: ctx.clock, accessTokenTtlSeconds: authorization.accessTokenTtlSeconds });
+  const endGrant = deps.endGrant ?? createEndGrant({ store: ctx.store, clock: ctx.clock, accessTokenTtlSeconds: authorization.accessTokenTtlSeconds, grantLifetimeSeconds: authorization.refreshTokenAbsoluteSeconds });
   // Outermost, so the hooks' own store calls are covered too: an outage is a 503 the provider renders, not a 500.
   const adapter = exposeStoreOutages(withAuthorizationHooks(createOidcAdapter(ctx.store, ctx.clock), {
     store: ctx.store,
     clock: ctx.clock,
     accessTokenTtlSeconds: authorization.accessTokenTtlSeconds,
+    grantLifetimeSeconds: authorization.refreshTokenAbsoluteSeconds,
     refreshReuseGraceSeconds: authorization.refreshReuseGraceSeconds,
     signingAlgorithms: () => keyringAlgorithms(ctx.keyring),
     canonicalRoute: (resource) => resources.find(resource)?.resource,

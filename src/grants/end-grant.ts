@@ -4,7 +4,7 @@ import { GRANT_BOUND_MODELS, oidcRecords } from '../store/oidc-records.ts';
 import { deleteRecord, deleteRecords } from '../store/record-access.ts';
 import type { Store } from '../store/store.ts';
 import type { GrantEndReason } from './grant-end-reason.ts';
-import { revokeGrant } from './revoked-grants.ts';
+import { revokeGrant, settleRevocation } from './revoked-grants.ts';
 
 /**
  * The one way to end a grant. Code replay, refresh-token reuse, RFC 7009 revocation, logout, the admin console and
@@ -29,6 +29,11 @@ export interface EndGrantOptions {
   clock: Clock;
   /** Longest access-token lifetime, seconds: the revocation record must outlive every token of the grant. */
   accessTokenTtlSeconds: number;
+  /**
+   * The longest a grant lives (`authorization.refreshTokenAbsoluteSeconds`): how long the revocation record lives
+   * while the grant's records may still be in the store (an ending the store interrupted part-way).
+   */
+  grantLifetimeSeconds: number;
   /** Told once per ended grant, by the call that removed its record (logs). Must not throw. */
   onEnded?: (grantId: string, reason: GrantEndReason) => void;
 }
@@ -41,14 +46,23 @@ export function revocationTtlSeconds(accessTokenTtlSeconds: number): number {
 }
 
 export function createEndGrant(options: EndGrantOptions): EndGrant {
-  const { store, clock, accessTokenTtlSeconds, onEnded } = options;
+  const { store, clock, accessTokenTtlSeconds, grantLifetimeSeconds, onEnded } = options;
   const inFlight = new Map<string, Promise<boolean>>();
+  const settledTtl = revocationTtlSeconds(accessTokenTtlSeconds);
 
   async function run(grantId: string, reason: GrantEndReason): Promise<boolean> {
-    const firstRevocation = await revokeGrant(store, grantId, { ttlSeconds: revocationTtlSeconds(accessTokenTtlSeconds), clock, reason });
+    // The record first lives as long as the grant could: a store failing after it (a lost reply, an outage) left the
+    // grant and its refresh tokens behind, and once a record living only as long as the access tokens had expired,
+    // those refresh tokens minted working tokens again — a reused refresh token's theft signal undone, unlogged,
+    // when the client did not retry. The grant's records are refused while it exists (adapter-hooks.ts), and any
+    // later ending finishes the deletes; only then is its life cut to the access tokens'.
+    const firstRevocation = await revokeGrant(store, grantId, { ttlSeconds: Math.max(settledTtl, grantLifetimeSeconds), clock, reason });
     for (const model of GRANT_BOUND_MODELS) await deleteRecords(store, oidcRecords[model], 'grantId', grantId);
     // An app-only token's grant id names no record (src/protocol/app-only.ts): the first revocation record is its end.
     const ended = (await deleteRecord(store, oidcRecords.Grant, grantId)) || (isAppOnlyGrantId(grantId) && firstRevocation);
+    // Not needed for the grant to stay ended (a longer record only refuses longer): a store failing now does not
+    // make the ending fail, which the caller would report as not done.
+    await settleRevocation(store, grantId, settledTtl).catch(() => undefined);
     if (ended) onEnded?.(grantId, reason);
     return ended;
   }

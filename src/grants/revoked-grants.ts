@@ -1,6 +1,6 @@
 import { systemClock, type Clock } from '../runtime/clock.ts';
 import type { Store, Unsubscribe } from '../store/store.ts';
-import type { GrantEndReason } from './grant-end-reason.ts';
+import { GRANT_END_REASONS, type GrantEndReason } from './grant-end-reason.ts';
 import { grantRevokedChannel, revokedGrantRecord } from '../records/grants.ts';
 import { createRecord, listRecordKeys, publishMessage, readRecord, RecordInvalidError, subscribeChannel, writeRecord } from '../store/record-access.ts';
 
@@ -60,13 +60,30 @@ export async function revokeGrant(
  * introspection) rather than from a replica's in-memory set, which learns of a revocation within a second.
  */
 export async function isGrantRevoked(store: Store, grantId: string): Promise<boolean> {
+  return (await grantRevocation(store, grantId)) !== undefined;
+}
+
+/** The store's revocation of `grantId` (its first reason, when the record has one), or undefined if it has none. */
+export async function grantRevocation(store: Store, grantId: string): Promise<{ reason?: GrantEndReason } | undefined> {
   try {
-    return (await readRecord(store, revokedGrantRecord, grantId)) !== undefined;
+    const record = await readRecord(store, revokedGrantRecord, grantId);
+    if (record === undefined) return undefined;
+    const reason = GRANT_END_REASONS.find((known) => known === record.reason);
+    return reason === undefined ? {} : { reason };
   } catch (error) {
     // The key is the fact (as for the replicas' set): a record whose value does not parse still says revoked.
-    if (error instanceof RecordInvalidError) return true;
+    if (error instanceof RecordInvalidError) return {};
     throw error;
   }
+}
+
+/**
+ * Cuts a revocation record's life to `ttlSeconds` once the grant's records are gone (end-grant.ts): until then it
+ * lives as long as the grant could, so a grant whose ending failed part-way stays refused.
+ */
+export async function settleRevocation(store: Store, grantId: string, ttlSeconds: number): Promise<void> {
+  const record = await readRecord(store, revokedGrantRecord, grantId, { invalid: 'absent' });
+  if (record !== undefined) await writeRecord(store, revokedGrantRecord, grantId, record, { ttlSeconds });
 }
 
 export interface RevokedGrantsCache {

@@ -83,7 +83,7 @@ export interface GatewayDeps {
 export function createGatewayRuntime(ctx: GatehouseContext, deps: GatewayDeps): GatewayRuntime {
   const { store, clock, keyring, random, logger, publicUrl, config } = ctx;
   const origins = createOriginPolicy(publicUrl, config.server.allowedOrigins);
-  const endGrant = deps.endGrant ?? createEndGrant({ store, clock, accessTokenTtlSeconds: config.authorization.accessTokenTtlSeconds });
+  const endGrant = deps.endGrant ?? createEndGrant({ store, clock, accessTokenTtlSeconds: config.authorization.accessTokenTtlSeconds, grantLifetimeSeconds: config.authorization.refreshTokenAbsoluteSeconds });
   const verifyAccessToken = createAccessTokenVerifier({
     keyring,
     issuer: publicUrl,

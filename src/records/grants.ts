@@ -17,7 +17,7 @@ export const revokedGrantRecord = defineRecord({
     /** Why the grant ended (a GrantEndReason, src/grants/grant-end-reason.ts); absent on older records. */
     reason: z.string().optional(),
   }),
-  ttl: '`authorization.accessTokenTtlSeconds` + 60 s',
+  ttl: '`authorization.accessTokenTtlSeconds` + 60 s once the grant\'s records are deleted; `authorization.refreshTokenAbsoluteSeconds` until then (an ending the store interrupted part-way: the grant stays refused)',
   singleUse: false,
   secrets: 'none',
   description:

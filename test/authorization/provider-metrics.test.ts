@@ -175,6 +175,7 @@ describe('replay caught by the store adapter (two redemptions at once)', () => {
         store,
         clock,
         accessTokenTtlSeconds: 300,
+        grantLifetimeSeconds: 86_400,
         refreshReuseGraceSeconds: 0,
         onReplayDetected: replayRecorder(metrics),
       });

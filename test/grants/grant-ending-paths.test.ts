@@ -141,7 +141,7 @@ describe('grant-ending paths', () => {
     it(`${reason}: ${what}`, async () => {
       const tokens = await obtainTokens(server, client);
       const grantId = grantIdOf(tokens.access_token);
-      const endGrant = createEndGrant({ store: server.store, clock: server.ctx.clock, accessTokenTtlSeconds: 300 });
+      const endGrant = createEndGrant({ store: server.store, clock: server.ctx.clock, accessTokenTtlSeconds: 300, grantLifetimeSeconds: 86_400 });
       const forwarder = createIdentityForwarder({
         signer: { assertionFor: async () => ({ jwt: 'unused', authorization: 'Bearer unused' }) },
         broker: {
@@ -183,7 +183,7 @@ describe('endGrant', () => {
       await store.set('oidc:AuthorizationCode', 'code-hash', { grantId: 'g1' }, { ttlSeconds: 60, indexes: { grantId: 'g1' } });
       await store.set('oidc:RefreshToken', 'other', { grantId: 'g2' }, { ttlSeconds: 600, indexes: { grantId: 'g2' } });
       const ended: string[] = [];
-      const endGrant = createEndGrant({ store, clock, accessTokenTtlSeconds: 300, onEnded: (id, reason) => ended.push(`${id}:${reason}`) });
+      const endGrant = createEndGrant({ store, clock, accessTokenTtlSeconds: 300, grantLifetimeSeconds: 86_400, onEnded: (id, reason) => ended.push(`${id}:${reason}`) });
 
       const results = await Promise.all([endGrant('g1', 'admin'), endGrant('g1', 'admin')]);
 
@@ -200,7 +200,7 @@ describe('endGrant', () => {
 
       // Another replica ending it after: the record is gone, so it did not end it (not logged, not counted twice),
       // and why the grant ended stays what ended it.
-      const otherReplica = createEndGrant({ store, clock, accessTokenTtlSeconds: 300, onEnded: (id, reason) => ended.push(`${id}:${reason}:again`) });
+      const otherReplica = createEndGrant({ store, clock, accessTokenTtlSeconds: 300, grantLifetimeSeconds: 86_400, onEnded: (id, reason) => ended.push(`${id}:${reason}:again`) });
       assert.equal(await otherReplica('g1', 'account'), false);
       assert.equal((await store.get<RevokedGrantRecord>(REVOKED_GRANT_NAMESPACE, 'g1'))?.reason, 'admin');
       // An app-only token's grant id has no record: its first revocation is its end, logged like any other, once.
@@ -216,7 +216,7 @@ describe('endGrant', () => {
       // Ending it again renews the record's life (a first ending that failed part-way left a grant that could still
       // refresh; the token minted then must be refused for its whole life), keeping the first reason.
       const revokedAt = clock.now() - 359_000;
-      await createEndGrant({ store, clock, accessTokenTtlSeconds: 300 })('g1', 'refresh_reuse');
+      await createEndGrant({ store, clock, accessTokenTtlSeconds: 300, grantLifetimeSeconds: 86_400 })('g1', 'refresh_reuse');
       clock.advance(300_000);
       assert.deepEqual(await store.get(REVOKED_GRANT_NAMESPACE, 'g1'), { grantId: 'g1', revokedAt, reason: 'admin' });
     } finally {

@@ -42,7 +42,7 @@ describe('oidc adapter in a real oidc-provider', () => {
     const StoreAdapter = withAuthorizationHooks(createOidcAdapter(store, systemClock), {
       store,
       clock: systemClock,
-      accessTokenTtlSeconds: 600,
+      accessTokenTtlSeconds: 600, grantLifetimeSeconds: 86_400,
       refreshReuseGraceSeconds: 0,
     });
     const held = new Promise<void>((resolve) => {
@@ -87,7 +87,7 @@ describe('oidc adapter in a real oidc-provider', () => {
       features: { devInteractions: { enabled: false } },
       ttl: { Grant: 3600, AccessToken: 600, AuthorizationCode: 60 },
     });
-    installCodeExchangeFinish(provider, { store, clock: systemClock, endGrant: createEndGrant({ store, clock: systemClock, accessTokenTtlSeconds: 600 }) });
+    installCodeExchangeFinish(provider, { store, clock: systemClock, endGrant: createEndGrant({ store, clock: systemClock, accessTokenTtlSeconds: 600, grantLifetimeSeconds: 86_400 }) });
     server = createServer(provider.callback());
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     tokenUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}/token`;

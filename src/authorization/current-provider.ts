@@ -28,7 +28,9 @@ export function followKeyring(build: () => Provider, keyring: Keyring, logger: L
       handler = next.callback();
       logger.info('authorization server rebuilt with the reloaded signing keys');
     } catch (error) {
-      // Keep serving with the previous keys: they are still in the key set until pruned.
+      // Keep serving with the previous keys: after a rotation they are still in the key set until pruned; after a
+      // revocation what this instance signs with the revoked key is refused wherever it is verified, and this error
+      // is the operator's cue to restart.
       logger.error({ err: error }, 'could not rebuild the authorization server after a key change');
     }
   });

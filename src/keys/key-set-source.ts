@@ -1,4 +1,4 @@
-import { rename, writeFile } from 'node:fs/promises';
+import { rename, stat, unlink, writeFile } from 'node:fs/promises';
 import { readOperatorFile } from '../config/operator-file.ts';
 import type { GatehouseConfig } from '../config/schema.ts';
 import type { Clock } from '../runtime/clock.ts';
@@ -56,6 +56,11 @@ export interface FileAccess {
   readFile(path: string): Promise<string>;
   /** Replaces the file atomically, readable by the owner only. */
   writeFile(path: string, text: string): Promise<void>;
+  /**
+   * Holds the file's update lock until the returned function is called; undefined while another command holds it.
+   * Absent in a test's in-memory files.
+   */
+  lock?(path: string): Promise<(() => Promise<void>) | undefined>;
 }
 
 export const nodeFileAccess: FileAccess = {
@@ -66,7 +71,29 @@ export const nodeFileAccess: FileAccess = {
     await writeFile(temporary, text, { mode: 0o600 });
     await rename(temporary, path);
   },
+  lock: lockFile,
 };
+
+/**
+ * A lock file beside the key file (`<file>.lock`, made with O_EXCL), the file source's counterpart of the store's
+ * `keys:update` lock: a `keys rotate` from cron read the file, a `keys revoke` wrote it, and the rotation's write put
+ * the revoked key back. One left by a command that died is taken over once older than the store lock's TTL.
+ */
+async function lockFile(path: string): Promise<(() => Promise<void>) | undefined> {
+  const lockPath = `${path}.lock`;
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      await writeFile(lockPath, `${process.pid}\n`, { flag: 'wx', mode: 0o600 });
+      return () => unlink(lockPath).catch(() => undefined);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw new KeySetError(`${lockPath}: cannot be created (${(error as NodeJS.ErrnoException).code ?? 'error'})`, { cause: error });
+      const held = await stat(lockPath).catch(() => undefined);
+      if (held !== undefined && Date.now() - held.mtimeMs < UPDATE_LOCK_TTL_MS) return undefined;
+      await unlink(lockPath).catch(() => undefined);
+    }
+  }
+  return undefined;
+}
 
 export function storeKeySetSource(options: { store: Store; keysConfig: KeysConfig; clock: Clock; random?: Random }): KeySetSource {
   const { store, keysConfig, clock, random } = options;
@@ -123,9 +150,15 @@ export function fileKeySetSource(options: { path: string; files?: FileAccess }):
     load,
     peek: load,
     async update(change) {
-      const next = parseKeySet(change(await load()), description);
-      await files.writeFile(path, serializeKeySet(next));
-      return next;
+      const release = files.lock === undefined ? async () => {} : await files.lock(path);
+      if (!release) throw new KeyUpdateInProgressError();
+      try {
+        const next = parseKeySet(change(await load()), description);
+        await files.writeFile(path, serializeKeySet(next));
+        return next;
+      } finally {
+        await release();
+      }
     },
   };
 }

@@ -192,13 +192,15 @@ export async function revokeKey(
   const retention = keyRetention(options.config);
   const source = sourceFor(options);
   // Read first: an unknown id on a store without a key set must not create one (as prune, list).
-  const held = await source.peek();
-  if (held === undefined) throw new UnknownKeyError(kid);
-  const next = await source.update((keySet) =>
-    revokeKeyFromSet(keySet, { kid, now: options.clock.now(), signingAlgorithm: options.config.keys.signingAlgorithm, random: options.random }),
-  );
+  if ((await source.peek()) === undefined) throw new UnknownKeyError(kid);
+  // The set the change was made to, read under the update's lock: a rotation just before must not count as replacements.
+  let changed: KeySetFile | undefined;
+  const next = await source.update((keySet) => {
+    changed = keySet;
+    return revokeKeyFromSet(keySet, { kid, now: options.clock.now(), signingAlgorithm: options.config.keys.signingAlgorithm, random: options.random });
+  });
   await publishMessage(options.store, keysChangedChannel, 'revoke');
-  const before = listKeySet(held, retention);
+  const before = listKeySet(changed ?? next, retention);
   const keys = listKeySet(next, retention);
   const id = (key: KeyListing) => `${key.use}:${key.kid}`;
   const beforeIds = new Set(before.map(id));

@@ -2,7 +2,7 @@ import type { Transform } from 'node:stream';
 import { ProtocolError } from '../errors/protocol-error.ts';
 import { sseEventTransform, type SseEvent } from './sse-events.ts';
 import { foldPolicyName } from '../protocol/tool-names.ts';
-import { foldedCollision, memberSpellings, misspeltMember } from '../protocol/duplicate-members.ts';
+import { foldedCollision, memberNamesProblem, memberSpellings, misspeltMember } from '../protocol/duplicate-members.ts';
 
 /**
  * The tools a `tools/list` answer leaves out for one caller: those named, and, where the route's default policy
@@ -60,8 +60,18 @@ function parseAnswer(body: Buffer): unknown {
 }
 
 function parseJsonText(text: string): unknown {
-  return JSON.parse(text.charCodeAt(0) === 0xfeff ? text.slice(1) : text);
+  return JSON.parse(withoutBom(text));
 }
+
+const withoutBom = (text: string): string => (text.charCodeAt(0) === 0xfeff ? text.slice(1) : text);
+
+/**
+ * Whether another client may read `text` otherwise than this parse (`parsed`) did: a member named twice (which one a
+ * parser keeps varies) or a name written with escapes that V8 misread (duplicate-members.ts). The screen decides by
+ * the parse and passes the backend's bytes on when they carry no list: `{"x":{"a":0,"tool\\":0},"result":
+ * {"a":0,"tool\u0073":[…]}}` was no list to V8 and `result.tools` to Python's `json`.
+ */
+const readOtherwise = (text: string, parsed: unknown): boolean => memberNamesProblem(withoutBom(text), parsed) !== undefined;
 
 /**
  * An event's data parsed, `undefined` for one that carries no message (an empty `data`, as a priming event for
@@ -158,8 +168,8 @@ export async function screenToolsResult(message: unknown, denied: DeniedTools, r
  */
 export async function screenToolsListJson(body: Buffer, denied: DeniedTools, review: ReviewTools | undefined): Promise<Buffer> {
   const parsed = parseAnswer(body);
-  if (Array.isArray(parsed) ? parsed.some(misspeltListing) : misspeltListing(parsed)) {
-    throw new ProtocolError('bad_gateway', 'The backend answered with a result spelt otherwise than MCP spells it, which the gateway cannot screen.');
+  if ((Array.isArray(parsed) ? parsed.some(misspeltListing) : misspeltListing(parsed)) || readOtherwise(body.toString('utf8'), parsed)) {
+    throw new ProtocolError('bad_gateway', 'The backend answered with member names a client may read otherwise than the gateway, which it cannot screen.');
   }
   if (Array.isArray(parsed) ? !parsed.some((message) => toolsOf(message) !== undefined) : toolsOf(parsed) === undefined) return body;
   const screened = Array.isArray(parsed)
@@ -174,7 +184,8 @@ export async function screenToolsListJson(body: Buffer, denied: DeniedTools, rev
  */
 export function screenToolsListEvent(event: SseEvent, denied: DeniedTools, review: ReviewTools | undefined): SseEvent | null | Promise<SseEvent | null> {
   const parsed = parseEventData(event.data);
-  if (parsed === unreadable || (Array.isArray(parsed) ? parsed.some(misspeltListing) : misspeltListing(parsed))) return null;
+  if (parsed === unreadable) return null;
+  if (parsed !== undefined && ((Array.isArray(parsed) ? parsed.some(misspeltListing) : misspeltListing(parsed)) || readOtherwise(event.data, parsed))) return null;
   // A batch of answers in one event (a JSON array, 2025-03-26): each screened, as in a JSON body. Read only as single
   // messages, an array passed unscreened — denied tools listed, nothing pinned, a changed description let through.
   if (Array.isArray(parsed)) {

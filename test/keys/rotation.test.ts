@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -189,6 +189,34 @@ describe('rotation with a key file', () => {
       assert.equal(await store.get(KEYS_NAMESPACE, KEY_SET_RECORD), undefined, 'file keys never enter the store');
     } finally {
       await keyring.close();
+    }
+  });
+});
+
+describe('concurrent changes of a key file', () => {
+  it('refuses a change while another command holds the file, and takes over a lock left by one that died', async () => {
+    const clock = new ManualClock();
+    const directory = await mkdtemp(join(tmpdir(), 'gatehouse-keys-lock-'));
+    const file = join(directory, 'keys.json');
+    const store = await createSqliteStore({ path: ':memory:', clock, purgeIntervalMs: 0 });
+    try {
+      const initial = serializeKeySet(generateKeySet({ signingAlgorithm: 'ES256', now: clock.now() }));
+      await writeFile(file, initial, { mode: 0o600 });
+      const config = testConfig({ keys: { source: 'file', file } });
+      // A `keys rotate` from cron between its read and its write: a revocation now would be undone by its write.
+      await writeFile(`${file}.lock`, '4242\n');
+      const leaked = parseKeySet(initial).signingKeys[0]?.kid as string;
+      await assert.rejects(revokeKey({ store, config, clock }, leaked), /in progress/);
+      assert.equal(await readFile(file, 'utf8'), initial, 'nothing changed');
+      // The same lock an hour later: its command died; the next one takes it over, and leaves no lock behind.
+      const anHourAgo = new Date(Date.now() - 3_600_000);
+      await utimes(`${file}.lock`, anHourAgo, anHourAgo);
+      await revokeKey({ store, config, clock }, leaked);
+      assert.ok(!parseKeySet(await readFile(file, 'utf8')).signingKeys.some((key) => key.kid === leaked));
+      await assert.rejects(stat(`${file}.lock`), { code: 'ENOENT' });
+    } finally {
+      await store.close();
+      await rm(directory, { recursive: true, force: true });
     }
   });
 });

@@ -269,3 +269,31 @@ describe('answers a case-insensitive client reads as a tools/list the screen wou
     assert.deepEqual(screened.result.tools, [{ name: 'echo' }]);
   });
 });
+
+describe('answers another parser may read otherwise than the screen', () => {
+  const denied = { names: new Set(['secret_tool']) };
+  const list = '[{"name":"echo","inputSchema":{"type":"object"}},{"name":"secret_tool","inputSchema":{"type":"object"}}]';
+  // V8 can read `tool\u0073` as `tool\` after a member named `tool\` (duplicate-members.ts): no list to the screen,
+  // `result.tools` to Python's json. And a member named twice: which one a parser keeps varies.
+  const answers = [
+    String.raw`{"jsonrpc":"2.0","id":7,"x":{"zq9":0,"tool\\":0},"result":{"zq9":0,"tool\u0073":${list}}}`.replace('${list}', list),
+    `{"jsonrpc":"2.0","id":7,"result":{"tools":${list}},"result":{"content":[]}}`,
+  ];
+
+  it('refuses such a JSON answer, or passes it with the denied tool gone, never the bytes that list it', async () => {
+    for (const text of answers) {
+      const screened = await screenToolsListJson(Buffer.from(text), denied, undefined).catch((error: unknown) => error);
+      if (screened instanceof ProtocolError) assert.equal(screened.code, 'bad_gateway');
+      else assert.doesNotMatch(String(screened), /secret_tool/, text);
+    }
+    await assert.rejects(screenToolsListJson(Buffer.from(answers[1] as string), denied, undefined), ProtocolError, 'a member named twice is refused');
+  });
+
+  it('leaves such an SSE event out of the stream', async () => {
+    for (const text of answers) {
+      let out = '';
+      for await (const chunk of Readable.from([`data: ${text}\n\n`]).pipe(sseEventTransform(screenToolsListSseEvent(denied, undefined)))) out += String(chunk);
+      assert.doesNotMatch(out, /secret_tool/, text);
+    }
+  });
+});

@@ -20,6 +20,8 @@ const unavailableCodes = new Set([
 ]);
 
 /** How long a write waits for another process's write lock, on the event loop (see `open`). */
+/** How often the database file is looked at (#watchFile). */
+const FILE_CHECK_INTERVAL_MS = 1_000;
 const BUSY_TIMEOUT_MS = 1_000;
 
 /** The writes of one event-loop turn: one transaction, settled together when it commits. */
@@ -62,6 +64,9 @@ export class SqliteDatabase {
   /** Writes waiting for a quiet checkpoint round (wal-checkpointer.ts), in order; undefined when writes run. */
   #held: Array<() => void> | undefined;
   #closed = false;
+  /** Why the store is down for good (its file deleted or replaced under it), once noticed. */
+  #lost: string | undefined;
+  #fileCheck: NodeJS.Timeout | undefined;
   #commits = 0;
   #totalChanges = 0;
 
@@ -72,6 +77,10 @@ export class SqliteDatabase {
       onCheckpointFailure?: WalCheckpointerOptions['onFailure'];
       onDiskFull?: WalCheckpointerOptions['onDiskFull'];
       checkpoints?: Pick<WalCheckpointerOptions, 'intervalMs' | 'quietRoundFrames' | 'quietHoldLimitMs' | 'diskFullPauseMs'>;
+      /** Told once when the file was deleted or replaced under the open connection (see #watchFile). */
+      onFileLost?: (problem: string) => void;
+      /** How often the file is looked at for that; default 1 s. */
+      fileCheckIntervalMs?: number;
     } = {},
   ): SqliteDatabase {
     const inMemory = path === ':memory:';
@@ -117,6 +126,7 @@ export class SqliteDatabase {
         ...options.checkpoints,
       });
       opened = new SqliteDatabase(db, resolve(path), checkpointer);
+      opened.#watchFile(options.fileCheckIntervalMs ?? FILE_CHECK_INTERVAL_MS, options.onFileLost);
       return opened;
     } catch (error) {
       if (db?.isOpen) db.close();
@@ -309,6 +319,7 @@ export class SqliteDatabase {
     const held = this.#held;
     this.#held = undefined;
     this.#closed = true;
+    clearInterval(this.#fileCheck);
     for (const write of held ?? []) write();
     // The helpers first: the last connection to close checkpoints and removes the WAL, and it must be this one.
     this.#checkpointer?.stop();
@@ -340,6 +351,31 @@ export class SqliteDatabase {
   /** Throws StoreUnavailableError after close(), so a late caller learns the store is gone. */
   assertOpen(): void {
     if (this.#closed) throw new StoreUnavailableError('the SQLite store is closed');
+    if (this.#lost !== undefined) throw new StoreUnavailableError(this.#lost);
+  }
+
+  /**
+   * Watches that the path still names the file this connection has open. A database file deleted (or replaced) under
+   * a running gateway went on taking writes — into a file no longer on disk, lost at the next restart, which the
+   * checkpointer's error line advised — while readiness said ok. From the moment it is noticed, every store call is
+   * an outage (503, readiness down) and one line says why; only a restart opens the file again.
+   */
+  #watchFile(intervalMs: number, onLost: ((problem: string) => void) | undefined): void {
+    const file = this.#file;
+    if (file === undefined) return;
+    const opened = statSync(file);
+    const check = (): void => {
+      if (this.#closed || this.#lost !== undefined) return;
+      const now = statSync(file, { throwIfNoEntry: false });
+      if (now !== undefined && now.ino === opened.ino && now.dev === opened.dev) return;
+      this.#lost =
+        `the SQLite store's file ${file} was ${now === undefined ? 'deleted' : 'replaced'} while Gatehouse had it open: ` +
+        'what it wrote since is not in any file on disk; put the file back (or a backup) and restart Gatehouse';
+      clearInterval(this.#fileCheck);
+      onLost?.(this.#lost);
+    };
+    this.#fileCheck = setInterval(check, intervalMs);
+    this.#fileCheck.unref();
   }
 }
 

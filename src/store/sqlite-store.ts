@@ -15,6 +15,8 @@ export interface SqliteStoreOptions {
   /** How often expired rows are deleted in the background; 0 turns the timer off (purgeExpired() still works). */
   purgeIntervalMs?: number;
   logger?: Logger;
+  /** How often the database file is checked to be still the one open (deleted or replaced: the store is down); default 1 s. */
+  fileCheckIntervalMs?: number;
 }
 
 interface RecordRow {
@@ -33,8 +35,10 @@ const live = '(expires_at IS NULL OR expires_at > ?)';
  * inside this process (see docs/storage.md).
  */
 export async function createSqliteStore(options: SqliteStoreOptions): Promise<Store> {
-  const { path, clock, purgeIntervalMs = 60_000, logger } = options;
+  const { path, clock, purgeIntervalMs = 60_000, logger, fileCheckIntervalMs } = options;
   const db = SqliteDatabase.open(path, {
+    onFileLost: (problem) => logger?.error({ problem }, 'SQLite: the store is down: its file was deleted or replaced under it'),
+    ...(fileCheckIntervalMs === undefined ? {} : { fileCheckIntervalMs }),
     onCheckpointFailure: (error, { walKeptForRecovery }) =>
       walKeptForRecovery
         ? logger?.error({ err: error }, 'SQLite: syncing the store to disk failed; its WAL is kept until Gatehouse restarts (restart it, and check the disk)')

@@ -6,6 +6,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import type { Logger } from 'pino';
 import { ManualClock } from '../../src/runtime/clock.ts';
 import { SqliteDatabase } from '../../src/store/sqlite-database.ts';
 import { createSqliteStore } from '../../src/store/sqlite-store.ts';
@@ -335,6 +336,31 @@ describe('SQLite store on a file', () => {
       (error: unknown) => error instanceof StoreUnavailableError && /newer Gatehouse/.test(error.message),
     );
   });
+
+  for (const how of ['deleted', 'replaced'] as const) {
+    it(`is down, saying why, once its file is ${how} under it: writes then would land in no file on disk`, async () => {
+      const path = join(dir, `lost-${how}.db`);
+      const problems: string[] = [];
+      const logger = { error: (fields: { problem: string }) => void problems.push(fields.problem), warn: () => undefined, info: () => undefined } as unknown as Logger;
+      const store = await createSqliteStore({ path, clock: new ManualClock(), purgeIntervalMs: 0, logger, fileCheckIntervalMs: 10 });
+      try {
+        await store.set('client', 'before', { ok: true });
+        await rm(path);
+        if (how === 'replaced') {
+          const other = await createSqliteStore({ path, clock: new ManualClock(), purgeIntervalMs: 0 });
+          await other.close();
+        }
+        await waitFor(() => problems.length > 0);
+        assert.match(problems[0] ?? '', new RegExp(`file .*lost-${how}\\.db was ${how} while Gatehouse had it open`));
+        await assert.rejects(store.set('client', 'after', { ok: true }), StoreUnavailableError);
+        await assert.rejects(store.get('client', 'before'), StoreUnavailableError);
+        await assert.rejects(store.ping(), StoreUnavailableError);
+        assert.equal(problems.length, 1, 'said once');
+      } finally {
+        await store.close();
+      }
+    });
+  }
 
   it('fails with StoreUnavailableError once closed', async () => {
     const store = await createSqliteStore({ path: ':memory:', clock: new ManualClock(), purgeIntervalMs: 0 });

@@ -4,6 +4,7 @@ import { errors } from 'oidc-provider';
 import type { Logger } from 'pino';
 import { ProtocolError } from '../errors/protocol-error.ts';
 import { renderErrorBody } from '../errors/render-error.ts';
+import { StoreUnavailableError, storeFailureLogFields } from '../store/store.ts';
 
 /**
  * oidc-provider cannot look up a structured (JWT) token: its revocation and introspection endpoints refuse one with
@@ -43,7 +44,10 @@ export function takeOverStructuredTokens(
     try {
       result = await answer(ctx, client, token);
     } catch (error) {
-      failure.logger.error({ err: error }, `access token ${endpoint} failed`);
+      // An outage is one warning line naming it, as on every other path (no stack trace per request); anything
+      // else is a fault of ours, logged whole.
+      if (error instanceof StoreUnavailableError) failure.logger.warn(storeFailureLogFields(error), `access token ${endpoint} failed: store unavailable`);
+      else failure.logger.error({ err: error }, `access token ${endpoint} failed`);
       const unavailable = new ProtocolError('temporarily_unavailable', failure.description);
       result = { status: unavailable.status, body: renderErrorBody(unavailable).body };
       ctx.set('retry-after', '5');

@@ -72,9 +72,12 @@ export async function connectRedis(options: RedisConnectOptions): Promise<RedisC
     if (up) logger?.warn({ endpoint, role, reason: error.message }, 'Redis connection lost; reconnecting');
     up = false;
   });
+  /** The connection this failure's reconnect dropped, until a new one is ready: one drop for all its commands. */
+  let dropping = false;
   redis.on('ready', () => {
     if (lastError) logger?.info({ endpoint, role }, 'Redis connection ready');
     up = true;
+    dropping = false;
   });
 
   const describeFailure = (error: unknown): unknown => {
@@ -86,9 +89,12 @@ export async function connectRedis(options: RedisConnectOptions): Promise<RedisC
     // makes every later reply pair with the command before it — timeouts, or another command's answer — until the
     // process restarts. No reply for `commandTimeout` is taken for that: the connection is dropped and made again,
     // which empties the queue (ioredis reconnects on its own). A Redis merely that slow pays a reconnect, and the
-    // commands in flight with it fail as unavailable, as they would have timed out. Only when connected: a dozen
-    // commands timing out together drop it once.
-    if (error instanceof Error && error.message === COMMAND_TIMED_OUT && redis.status === 'ready') {
+    // commands in flight with it fail as unavailable, as they would have timed out. Once per connection: a dozen
+    // commands timing out together drop it once. (Its status stays `ready` until the socket has closed, which against
+    // a frozen peer takes a while: each of 60 commands timing out then dropped it again, 60 warnings and a listener
+    // per drop on the socket, past Node's MaxListeners warning.)
+    if (error instanceof Error && error.message === COMMAND_TIMED_OUT && redis.status === 'ready' && !dropping) {
+      dropping = true;
       logger?.warn({ endpoint, role }, 'Redis command timed out; reconnecting so later replies are not taken for earlier commands');
       redis.disconnect(true);
     }

@@ -9,6 +9,7 @@ import { createRedisStore } from '../../src/store/redis-store.ts';
 import { StoreUnavailableError, type Store } from '../../src/store/store.ts';
 import { startRedisServer, type RedisServer } from '../support/redis-server.ts';
 import { runStoreContract } from './contract.ts';
+import { captureLogs } from '../support/server-context.ts';
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -249,6 +250,29 @@ describe('Redis store behind a hop that loses bytes', () => {
     } finally {
       await store.close();
       await hop.close();
+    }
+  });
+});
+
+describe('Redis store whose commands all time out at once', () => {
+  it('drops the connection once for all of them, not once per command', async () => {
+    const server = await startRedisServer();
+    const hop = await startDroppingHop(server.port);
+    const { logger, logs } = captureLogs();
+    const store = await createRedisStore({ url: hop.url, keyPrefix: 'frozen:', clock: systemClock, purgeIntervalMs: 0, logger });
+    try {
+      await store.set('client', 'a', { name: 'a' });
+      hop.dropping = true;
+      // Distinct keys: a read of a key already in flight may be shared.
+      const reads = Array.from({ length: 20 }, (_, index) => store.get('client', `k${index}`));
+      for (const read of reads) await assert.rejects(read, StoreUnavailableError);
+      const drops = logs.lines().filter((line) => String(line['msg']).startsWith('Redis command timed out; reconnecting')).length;
+      assert.equal(drops, 1, logs.text());
+    } finally {
+      hop.dropping = false;
+      await store.close();
+      await hop.close();
+      await server.stop();
     }
   });
 });

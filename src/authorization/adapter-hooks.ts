@@ -125,7 +125,9 @@ export function withAuthorizationHooks(base: AdapterFactory | AdapterConstructor
       adapter.find = async (id) => {
         const revoked = await grantRevocation(store, id);
         if (revoked === undefined) return inner.find(id);
-        await endGrant(id, revoked.reason ?? providerGrantEndReason());
+        // Finished only where something is left: a browser session still naming an ended grant costs a read, not a
+        // whole ending (writes, a message) on each of its /authorize.
+        if ((await inner.find(id)) !== undefined) await endGrant(id, revoked.reason ?? providerGrantEndReason());
         return undefined;
       };
     }

@@ -366,11 +366,19 @@ export class SqliteDatabase {
     const opened = statSync(file);
     const check = (): void => {
       if (this.#closed || this.#lost !== undefined) return;
-      const now = statSync(file, { throwIfNoEntry: false });
+      let now: ReturnType<typeof statSync>;
+      try {
+        now = statSync(file, { throwIfNoEntry: false });
+      } catch {
+        // Cannot tell (a directory made unreadable, NFS's ESTALE, an I/O error): the open connection may well still
+        // work, so nothing is concluded; a throw here, in a timer, ended the process.
+        return;
+      }
       if (now !== undefined && now.ino === opened.ino && now.dev === opened.dev) return;
       this.#lost =
         `the SQLite store's file ${file} was ${now === undefined ? 'deleted' : 'replaced'} while Gatehouse had it open: ` +
-        'what it wrote since is not in any file on disk; put the file back (or a backup) and restart Gatehouse';
+        `what it holds is in no file on disk (until this process exits it can still be copied out of /proc/${process.pid}/fd); ` +
+        'put the file (or a backup) back and restart Gatehouse';
       clearInterval(this.#fileCheck);
       onLost?.(this.#lost);
     };

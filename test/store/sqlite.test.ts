@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { chmodSync, statSync } from 'node:fs';
+import { chmodSync, mkdirSync, renameSync, statSync, symlinkSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -361,6 +361,24 @@ describe('SQLite store on a file', () => {
       }
     });
   }
+
+  it('stays up when its file cannot be looked at (ELOOP here; EACCES, ESTALE, EIO in the field): the connection still works', async () => {
+    const data = join(dir, 'unreadable-data');
+    mkdirSync(data);
+    const path = join(data, 'gatehouse.db');
+    const store = await createSqliteStore({ path, clock: new ManualClock(), purgeIntervalMs: 0, fileCheckIntervalMs: 5 });
+    try {
+      await store.set('client', 'a', { v: 1 });
+      // The data directory's path becomes a symlink loop: a stat of the file throws ELOOP (this used to end the process).
+      renameSync(data, `${data}.moved`);
+      symlinkSync('unreadable-data', data);
+      await new Promise((resolve) => setTimeout(resolve, 60));
+      await store.ping();
+      assert.deepEqual(await store.get('client', 'a'), { v: 1 });
+    } finally {
+      await store.close();
+    }
+  });
 
   it('fails with StoreUnavailableError once closed', async () => {
     const store = await createSqliteStore({ path: ':memory:', clock: new ManualClock(), purgeIntervalMs: 0 });

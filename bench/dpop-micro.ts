@@ -21,7 +21,7 @@ export async function measureDpopVerification(scale = 1): Promise<Array<{ name: 
   const url = `${issuer}/mcp`;
   const keyring = keyringFromKeySet(generateKeySet({ now: Date.now(), signingAlgorithm: 'ES256' }));
   const store = await createSqliteStore({ path: ':memory:', clock: systemClock, purgeIntervalMs: 0 });
-  const revokedGrants: RevokedGrantsCache = { isRevoked: () => false, isCurrent: () => true, start: async () => {}, resync: async () => {}, onRevoked: () => () => {}, stop: async () => {} };
+  const revokedGrants: RevokedGrantsCache = { isRevoked: () => false, isCurrent: () => true, start: async () => {}, resync: async () => {}, onRevoked: () => () => {}, onStale: () => () => {}, stop: async () => {} };
   const verify = createAccessTokenVerifier({
     keyring,
     issuer,

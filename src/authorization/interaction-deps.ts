@@ -4,6 +4,7 @@ import type { InteractionDetails, InteractionResult } from 'oidc-provider';
 import { z } from 'zod';
 import type { GatehouseContext } from '../context/gatehouse-context.ts';
 import { ProtocolError } from '../errors/protocol-error.ts';
+import { StoreUnavailableError } from '../store/store.ts';
 import type { CompletedSignIn, UpstreamClient } from '../upstream/types.ts';
 import type { BrowserCookies } from './browser-cookies.ts';
 import type { ProtectedResources } from './protected-resources.ts';
@@ -44,6 +45,9 @@ export async function loadInteraction(deps: InteractionDeps, request: FastifyReq
   try {
     details = await deps.provider.interactionDetails(request.raw, reply.raw);
   } catch (cause) {
+    // A store outage is a 503 (the request is still good once the store is back), not "expired": told to start
+    // again, the user abandoned a sign-in that would have completed on a reload.
+    if (cause instanceof StoreUnavailableError) throw cause;
     throw new ProtocolError('invalid_request', 'This sign-in request has expired or belongs to another browser.', { cause });
   }
   if (details.uid !== uid) throw new ProtocolError('invalid_request', 'This sign-in request belongs to another browser.');
@@ -51,19 +55,18 @@ export async function loadInteraction(deps: InteractionDeps, request: FastifyReq
 }
 
 /**
- * Hands the result to the provider, which redirects the browser back through the authorization endpoint to the
- * client (with `iss`, RFC 9207) — including for `access_denied`.
+ * Hands the result to the provider, then redirects the browser back through the authorization endpoint to the client
+ * (with `iss`, RFC 9207) — including for `access_denied`. The provider saves the result first and this reply
+ * redirects: a store failing on the save reaches the error handler (a 503 page with Retry-After). With the reply
+ * hijacked for the provider to write, the failure came after the hijack and the browser got no answer at all.
  */
 export async function finishInteraction(
   deps: InteractionDeps,
   request: FastifyRequest,
   reply: FastifyReply,
   result: InteractionResult,
-): Promise<void> {
+): Promise<FastifyReply> {
   presentAsPublicRequest(request, new URL(deps.ctx.publicUrl));
-  reply.hijack();
-  // Our cookies set on this reply (approvals, denials) must survive the hijack: copy them onto the raw response.
-  const pending = reply.getHeader('set-cookie');
-  if (pending !== undefined) reply.raw.setHeader('set-cookie', pending as string | string[]);
-  await deps.provider.interactionFinished(request.raw, reply.raw, result, { mergeWithLastSubmission: false });
+  const returnTo = await deps.provider.interactionResult(request.raw, reply.raw, result, { mergeWithLastSubmission: false });
+  return reply.redirect(returnTo, 303);
 }

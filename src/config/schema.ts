@@ -494,7 +494,7 @@ export const configSchema = z
           .nonnegative()
           .default(120)
           .describe(
-            'A replica that has not re-read the revoked grants from the store this long (the store unreachable) answers bearer requests 503 instead of trusting a list that may miss a revocation; 0 keeps serving on the list it has.',
+            'A replica that has not re-read the revoked grants from the store this long (the store unreachable) answers bearer requests 503 instead of trusting a list that may miss a revocation, and cuts the SSE streams it holds open; 0 keeps serving on the list it has.',
           ),
         dynamicRegistration: z
           .object({

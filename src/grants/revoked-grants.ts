@@ -104,6 +104,12 @@ export interface RevokedGrantsCache {
    * message lost), so what outlives a request check — an open stream — can end with the grant. Returns the unsubscribe.
    */
   onRevoked(listener: (grantId: string) => void): () => void;
+  /**
+   * Calls `listener` when the list stops being current (a re-sync failed past `maxStalenessMs`), once until a re-sync
+   * succeeds again: what outlives the request check — an open stream — must not go on carrying a grant whose end this
+   * replica cannot learn. Returns the unsubscribe.
+   */
+  onStale(listener: () => void): () => void;
   stop(): Promise<void>;
 }
 
@@ -124,7 +130,30 @@ export function createRevokedGrantsCache(options: RevokedGrantsCacheOptions): Re
   let unsubscribe: Unsubscribe | undefined;
   let timer: NodeJS.Timeout | undefined;
 
+  let staleAnnounced = false;
+  const staleListeners = new Set<() => void>();
+  /** A re-sync, and what its outcome says of the list: current again, or stale (said once). */
   async function resync(): Promise<void> {
+    try {
+      await readAll();
+      staleAnnounced = false;
+    } catch (error) {
+      if (!isCurrent() && !staleAnnounced) {
+        staleAnnounced = true;
+        for (const listener of staleListeners) {
+          try {
+            listener();
+          } catch (failure) {
+            onError(failure);
+          }
+        }
+      }
+      throw error;
+    }
+  }
+  const isCurrent = (): boolean => maxStalenessMs <= 0 || clock.now() - syncedAt <= maxStalenessMs;
+
+  async function readAll(): Promise<void> {
     const fresh = new Set<string>();
     let after: string | undefined;
     for (;;) {
@@ -157,8 +186,12 @@ export function createRevokedGrantsCache(options: RevokedGrantsCacheOptions): Re
 
   return {
     isRevoked: (grantId) => revoked.has(grantId),
-    isCurrent: () => maxStalenessMs <= 0 || clock.now() - syncedAt <= maxStalenessMs,
+    isCurrent,
     resync,
+    onStale(listener) {
+      staleListeners.add(listener);
+      return () => void staleListeners.delete(listener);
+    },
     onRevoked(listener) {
       listeners.add(listener);
       return () => void listeners.delete(listener);

@@ -77,11 +77,18 @@ export function createGatewayPlugin(ctx: GatehouseContext, deps: GatewayDeps): F
     // A revoked grant's open streams end with it (open-streams.ts); every other request is refused by the check. So do
     // a Streamable HTTP session's, on whichever replica (a legacy session's one stream is what ended it).
     const stopClosingStreams = deps.revokedGrants.onRevoked((grantId) => void runtime.openStreams.closeGrant(grantId));
+    // A replica that can no longer learn of grant ends refuses new requests (verify-access-token.ts) and cuts its open
+    // streams: a grant ended during the outage went on streaming until the store came back.
+    const stopCuttingWhenStale = deps.revokedGrants.onStale(() => {
+      const cut = runtime.openStreams.closeAll('revocations cannot be checked');
+      if (cut > 0) ctx.logger.warn({ streams: cut }, 'open streams cut: grant revocations cannot be checked (the store is out of reach)');
+    });
     await runtime.sessions.start((kind, sessionId) => {
       if (kind === 'mcp-session') runtime.openStreams.closeSession(sessionId);
     });
     app.addHook('onClose', async () => {
       stopClosingStreams();
+      stopCuttingWhenStale();
       runtime.stopFollowingKeys();
       await runtime.sessions.stop();
       await runtime.rateLimiter.stop();

@@ -12,6 +12,9 @@ import type { AuditDraft } from './request-audit.ts';
  * - A session's end (a successful `DELETE`) reaches every replica through session-bindings.ts; a backend that keeps
  *   the session's streams open after its `DELETE` no longer keeps them open through the gateway, whichever replica
  *   carries them.
+ * - A replica that can no longer learn of grant ends (its revocation list stale past
+ *   `authorization.revocationMaxStalenessSeconds`, the store out of reach) cuts them all, as it refuses new requests
+ *   then: a stream of a grant ended meanwhile kept flowing for the whole outage.
  */
 export interface OpenStreams {
   /**
@@ -23,6 +26,8 @@ export interface OpenStreams {
   closeGrant(grantId: string): number;
   /** Cuts every open stream of the session (audited `server_closed`, reason `session ended`); returns how many. */
   closeSession(sessionId: string): number;
+  /** Cuts every open stream (audited `server_closed` with `reason`); returns how many. */
+  closeAll(reason: string): number;
 }
 
 interface OpenStream {
@@ -43,6 +48,13 @@ class StreamGroups {
       held.delete(stream);
       if (held.size === 0 && this.#groups.get(key) === held) this.#groups.delete(key);
     };
+  }
+
+  closeAll(reason: string): number {
+    let closed = 0;
+    // Deleting the entry being visited does not disturb a Map's iteration.
+    for (const key of this.#groups.keys()) closed += this.close(key, reason);
+    return closed;
   }
 
   close(key: string, reason: string): number {
@@ -75,5 +87,7 @@ export function createOpenStreams(): OpenStreams {
     },
     closeGrant: (grantId) => byGrant.close(grantId, 'grant ended'),
     closeSession: (sessionId) => bySession.close(sessionId, 'session ended'),
+    // Every stream has a grant: the grant groups hold them all.
+    closeAll: (reason) => byGrant.closeAll(reason),
   };
 }

@@ -185,7 +185,7 @@ export async function startAuthorizationServer(options: StartOptions = {}): Prom
 export class TestBrowser {
   readonly cookies = new Map<string, string>();
 
-  async request(url: string, init: { method?: string; body?: string; headers?: Record<string, string> } = {}): Promise<Response> {
+  async request(url: string, init: { method?: string; body?: string; headers?: Record<string, string>; signal?: AbortSignal } = {}): Promise<Response> {
     const headers: Record<string, string> = { ...init.headers };
     const { origin, pathname } = new URL(url);
     const jar = [...this.cookies]
@@ -193,7 +193,7 @@ export class TestBrowser {
       .filter(({ parts: [keyOrigin, , path = '/'] }) => keyOrigin === origin && pathMatches(pathname, path))
       .map(({ parts, value }) => `${parts[1]}=${value}`);
     if (jar.length > 0) headers.cookie = jar.join('; ');
-    const response = await fetch(url, { method: init.method ?? 'GET', body: init.body, headers, redirect: 'manual' });
+    const response = await fetch(url, { method: init.method ?? 'GET', body: init.body, headers, redirect: 'manual', ...(init.signal ? { signal: init.signal } : {}) });
     for (const line of response.headers.getSetCookie()) {
       const [pair = ''] = line.split(';');
       const index = pair.indexOf('=');

@@ -72,18 +72,28 @@ describe('revoked grants: announcements', () => {
       },
     });
     const bounded = createRevokedGrantsCache({ store: flaky, clock, resyncIntervalMs: 3_600_000, maxStalenessMs: 120_000 });
+    let staleTold = 0;
+    bounded.onStale(() => void (staleTold += 1));
     await bounded.start();
     assert.equal(bounded.isCurrent(), true);
     failing = true;
     clock.advance(60_000);
     await bounded.resync().catch(() => undefined);
     assert.equal(bounded.isCurrent(), true, 'a minute without a re-sync is within the bound');
+    assert.equal(staleTold, 0);
     clock.advance(61_000);
     await bounded.resync().catch(() => undefined);
     assert.equal(bounded.isCurrent(), false);
+    await bounded.resync().catch(() => undefined);
+    assert.equal(staleTold, 1, 'told once that the list went stale (open streams are cut then)');
     failing = false;
     await bounded.resync();
     assert.equal(bounded.isCurrent(), true);
+    failing = true;
+    clock.advance(121_000);
+    await bounded.resync().catch(() => undefined);
+    assert.equal(staleTold, 2, 'and again after it was current once more');
+    failing = false;
     await bounded.stop();
     const unbounded = createRevokedGrantsCache({ store: flaky, clock, resyncIntervalMs: 3_600_000 });
     await unbounded.start();

@@ -48,6 +48,8 @@ export interface TestGatewayOptions {
   clock?: Clock;
   /** Period of the revoked-grants re-sync (default 500 ms). */
   resyncIntervalMs?: number;
+  /** `authorization.revocationMaxStalenessSeconds` as the app passes it (ms); unbounded by default. */
+  revocationMaxStalenessMs?: number;
   /** Replicas behind one load balancer share a public URL (the token audience); defaults to this listener's URL. */
   publicUrl?: string;
   /** Port to listen on (0 = any); the public URL is derived from it. */
@@ -74,7 +76,12 @@ export async function startTestGateway(options: TestGatewayOptions): Promise<Tes
   const publicUrl = options.publicUrl ?? url;
   const config: GatehouseConfig = configSchema.parse({ ...options.config, server: { ...(options.config.server as object), port } });
   const ctx = testContext({ config, publicUrl, store, keyring, clock, logger });
-  const revokedGrants = createRevokedGrantsCache({ store, clock, resyncIntervalMs: options.resyncIntervalMs ?? 500 });
+  const revokedGrants = createRevokedGrantsCache({
+    store,
+    clock,
+    resyncIntervalMs: options.resyncIntervalMs ?? 500,
+    ...(options.revocationMaxStalenessMs === undefined ? {} : { maxStalenessMs: options.revocationMaxStalenessMs }),
+  });
   await revokedGrants.start();
   const plugin = createGatewayPlugin(ctx, { revokedGrants, broker: options.broker, metrics: options.metrics, tracing: options.tracing, auditSink: { write: (chunk: string) => auditLines.push(...chunk.split('\n').filter(Boolean)) } });
   const app = await buildServer(ctx, { plugins: [plugin] });

@@ -44,8 +44,9 @@ before(async () => {
     });
   });
   const resetAfterHeaders = await rawBackend((socket) => {
-    socket.write('HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n');
-    setTimeout(() => socket.resetAndDestroy(), 5);
+    // Reset as soon as the headers are written: a timer here raced the gateway's own (relay-response.ts sends the
+    // headers alone after HEADERS_ALONE_AFTER_MS), and on a loaded machine fired after it.
+    socket.write('HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n', () => socket.resetAndDestroy());
   });
   const twoEndpoints = await rawBackend((socket) => {
     socket.write('HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n');

@@ -50,7 +50,7 @@ const target: VerifyTarget = {
   dpop: 'optional',
   dpopNonce: false,
 };
-const revokedGrants: RevokedGrantsCache = { isRevoked: () => false, isCurrent: () => true, start: async () => {}, resync: async () => {}, onRevoked: () => () => {}, stop: async () => {} };
+const revokedGrants: RevokedGrantsCache = { isRevoked: () => false, isCurrent: () => true, start: async () => {}, resync: async () => {}, onRevoked: () => () => {}, onStale: () => () => {}, stop: async () => {} };
 const anHourAgo = Date.now() - 3_600_000;
 
 describe('a signing key removed from the key set', () => {

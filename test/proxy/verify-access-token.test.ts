@@ -21,7 +21,7 @@ function setup(cacheSize = 10) {
   const keyring: Keyring = { ...real, publicJwks: () => (verifications++, real.publicJwks()) };
   const revoked = new Set<string>();
   const list = { current: true };
-  const revokedGrants: RevokedGrantsCache = { isRevoked: (gid) => revoked.has(gid), isCurrent: () => list.current, start: async () => {}, resync: async () => {}, onRevoked: () => () => {}, stop: async () => {} };
+  const revokedGrants: RevokedGrantsCache = { isRevoked: (gid) => revoked.has(gid), isCurrent: () => list.current, start: async () => {}, resync: async () => {}, onRevoked: () => () => {}, onStale: () => () => {}, stop: async () => {} };
   const verifyDpopProof = async () => assert.fail('no DPoP proof is checked for a Bearer token');
   const verify = createAccessTokenVerifier({ keyring, issuer, clock: systemClock, revokedGrants, verifyDpopProof, cacheSize });
   const check = (token: string, path = '/mcp') =>

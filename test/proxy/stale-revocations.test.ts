@@ -1,0 +1,89 @@
+import assert from 'node:assert/strict';
+import { createServer, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { after, before, describe, it } from 'node:test';
+import { ManualClock } from '../../src/runtime/clock.ts';
+import { createSqliteStore } from '../../src/store/sqlite-store.ts';
+import { StoreUnavailableError, type Store } from '../../src/store/store.ts';
+import { createTestKeyring, mintAccessToken, startTestGateway, type TestGateway } from './harness.ts';
+
+/**
+ * A replica cut off from the store cannot learn of grant ends; past `revocationMaxStalenessSeconds` it refuses new
+ * requests rather than vouch for them. Its open streams went on: a grant ended during the outage (by another replica,
+ * an admin) kept streaming until the store came back, hours in a long outage. Now they are cut too.
+ */
+describe('open streams when revocations cannot be checked', () => {
+  const keyring = createTestKeyring();
+  const clock = new ManualClock(Date.now());
+  let sqlite: Store;
+  let backend: Server;
+  let gateway: TestGateway;
+  let storeDown = false;
+  const held = new Set<ServerResponse>();
+
+  before(async () => {
+    backend = createServer((request, response) => {
+      held.add(response);
+      response.once('close', () => held.delete(response));
+      request.resume();
+      response.writeHead(200, { 'content-type': 'text/event-stream' });
+      response.write(': open\n\n');
+    });
+    await new Promise<void>((resolve) => backend.listen(0, '127.0.0.1', resolve));
+    sqlite = await createSqliteStore({ path: ':memory:', clock, purgeIntervalMs: 0 });
+    const store = new Proxy(sqlite, {
+      get(target, property, receiver) {
+        const value = Reflect.get(target, property, receiver) as unknown;
+        if (property === 'list') return (...args: unknown[]) => (storeDown ? Promise.reject(new StoreUnavailableError('test outage')) : (value as (...a: unknown[]) => unknown).apply(target, args));
+        return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
+      },
+    });
+    gateway = await startTestGateway({
+      keyring,
+      clock,
+      store,
+      resyncIntervalMs: 20,
+      revocationMaxStalenessMs: 60_000,
+      config: { routes: [{ path: '/mcp', backend: `http://127.0.0.1:${(backend.address() as AddressInfo).port}/mcp` }] },
+    });
+  });
+  after(async () => {
+    await gateway.close();
+    for (const response of held) response.destroy();
+    backend.closeAllConnections();
+    await new Promise<void>((resolve) => backend.close(() => resolve()));
+    await sqlite.close();
+  });
+
+  it('cuts them, audited server_closed, once the list is stale, and not while the outage is within the bound', { timeout: 10_000 }, async () => {
+    const token = await mintAccessToken(keyring, gateway.url, { aud: `${gateway.url}/mcp` });
+    const response = await fetch(`${gateway.url}/mcp`, { headers: { authorization: `Bearer ${token}`, accept: 'text/event-stream' } });
+    assert.equal(response.status, 200);
+    const reader = response.body!.getReader();
+    await reader.read();
+    let ended = false;
+    const end = (async () => {
+      try {
+        while (!(await reader.read()).done);
+      } catch {
+        // cut
+      }
+      ended = true;
+    })();
+
+    storeDown = true;
+    clock.advance(30_000);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    assert.equal(ended, false, 'an outage within the bound keeps the stream');
+    clock.advance(31_000);
+    await end;
+    const deadline = Date.now() + 5_000;
+    let cut: Record<string, unknown> | undefined;
+    while (cut === undefined && Date.now() < deadline) {
+      cut = gateway.auditLines.map((line) => JSON.parse(line) as Record<string, unknown>).find((record) => record['reason'] === 'revocations cannot be checked');
+      if (cut === undefined) await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    assert.equal(cut?.['outcome'], 'server_closed');
+    storeDown = false;
+  });
+});

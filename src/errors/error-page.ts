@@ -23,7 +23,8 @@ const pageText: Record<ErrorCode, { title: string; next: string }> = {
   use_dpop_nonce: { title: 'The request needs a fresh proof', next: 'Retry from the application.' },
   insufficient_scope: { title: 'More permissions are needed', next: 'Go back to the application and approve the requested permissions.' },
   interaction_required: { title: 'Your identity provider needs you to sign in again', next: 'Go back to the application and sign in again.' },
-  temporarily_unavailable: { title: 'The service is temporarily unavailable', next: 'Wait a moment, then try again.' },
+  // A page reloaded after an outage can find its one-use step already spent (a sign-in's state): then only a new start helps.
+  temporarily_unavailable: { title: 'The service is temporarily unavailable', next: 'Wait a moment, then try again; if the page then says the sign-in expired, start again from the application.' },
   rate_limited: { title: 'Too many requests', next: 'Wait a moment, then try again.' },
   forbidden_origin: { title: 'This page may not be used from that site', next: 'Open Gatehouse directly rather than through another site.' },
   not_found: { title: 'Page not found', next: 'Check the address, or go back and start again.' },

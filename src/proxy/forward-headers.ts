@@ -63,6 +63,11 @@ const CLIENT_ADDRESS_AND_TARGET = [
   'x-http-method',
   'x-method-override',
   'x-original-method',
+  // Which scheme the client used (Tornado's `xheaders`, Werkzeug, IIS): a client claiming https to a backend that
+  // trusts it; the gateway says it in `X-Forwarded-Proto` and `Forwarded`.
+  'x-scheme',
+  'x-url-scheme',
+  'front-end-https',
 ];
 
 /**
@@ -105,7 +110,7 @@ function connectionListed(headers: IncomingHttpHeaders | Record<string, string |
   // Per request, on the hot path: the common `keep-alive` (or no header) names nothing to drop beyond hop-by-hop.
   if (value === undefined || value === 'keep-alive' || value === 'close') return NONE;
   const text = Array.isArray(value) ? value.join(',') : (value ?? '');
-  return new Set(text.split(',').map((name) => name.trim().toLowerCase()).filter(Boolean));
+  return new Set(text.split(',').map((name) => name.trim().toLowerCase().replaceAll('_', '-')).filter(Boolean));
 }
 
 export interface ForwardedFor {
@@ -130,7 +135,12 @@ export function backendRequestHeaders(
   // Object.keys, not Object.entries: per request, one array instead of one more per header.
   for (const name of Object.keys(incoming)) {
     const value = incoming[name];
-    if (value === undefined || NEVER_FORWARDED.has(name) || listed.has(name) || PROXY_ONLY.test(name)) continue;
+    if (value === undefined) continue;
+    // Judged as a CGI or WSGI server reads the name (`HTTP_X_FORWARDED_USER` from `X-Forwarded-User` and from
+    // `X_Forwarded_User` alike: Python's wsgiref, Werkzeug, PHP, older gunicorn and Puma): with `_` for `-`, every
+    // header dropped here reached such a backend spelt with underscores, `X_Forwarded_User: admin` included.
+    const read = name.includes('_') ? name.replaceAll('_', '-') : name;
+    if (NEVER_FORWARDED.has(read) || listed.has(read) || PROXY_ONLY.test(read)) continue;
     out[name] = Array.isArray(value) ? value.join(', ') : value;
   }
   const { addresses, protocol, host } = forwarded;

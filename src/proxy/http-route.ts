@@ -10,6 +10,8 @@ import * as shared from './exchange.ts';
 import type { GatewayRuntime } from './gateway-runtime.ts';
 import { relayResponse } from './relay-response.ts';
 import { routeBodyLimit, type RouteState } from './route-state.ts';
+import { namesContentCoding } from './forward-headers.ts';
+import { namesAccessToken } from './token-parameter.ts';
 
 /**
  * Plain HTTP routes (`type: http`): a REST API behind the same tokens and identity forwarding as the MCP routes.
@@ -87,6 +89,15 @@ async function restOfUploadOverLimit(incoming: Readable, upload: Transform, limi
 export async function refuseTokenInFormBody(exchange: McpExchange): Promise<void> {
   const { upload, request } = exchange;
   if (upload === undefined || mediaTypeOf(request.headers['content-type']) !== 'application/x-www-form-urlencoded') return;
+  // A compressed form cannot be read for a token here, and backends inflate one (Express's body parser does).
+  const coding = request.headers['content-encoding'];
+  if (namesContentCoding(coding)) {
+    throw new ProtocolError('invalid_request', 'A form body must be sent without a content coding: the gateway reads it for access tokens.', {
+      status: 415,
+      headers: { 'accept-encoding': 'identity' },
+      detail: `content-encoding ${JSON.stringify(coding ?? null).slice(0, 120)}`,
+    });
+  }
   let body: Buffer;
   try {
     // The upload holds the body to the cap and the deadline (capRequestBody) and fails first; its refusal is the answer.
@@ -94,32 +105,12 @@ export async function refuseTokenInFormBody(exchange: McpExchange): Promise<void
   } catch (error) {
     throw upload.errored instanceof ProtocolError ? upload.errored : error;
   }
-  if (formNamesAccessToken(body)) {
+  if (namesAccessToken(body.toString('latin1'))) {
     throw new ProtocolError('invalid_request', 'Access tokens are accepted only in the Authorization header: this form body names `access_token`, which would reach the backend.');
   }
   exchange.upload = undefined;
   exchange.uploadOverLimit = undefined;
   exchange.heldBody = body;
-}
-
-/** Whether a form body has a field named `access_token`, its name decoded as a form parser would (`+`, `%XX`). */
-function formNamesAccessToken(body: Buffer): boolean {
-  const text = body.toString('latin1');
-  // The name cannot be there without these letters, encoded or not (`%74` for `t` aside, which the decode finds):
-  // almost every form is passed on after one search.
-  if (!/access|%/i.test(text)) return false;
-  for (const field of text.split('&')) {
-    const end = field.indexOf('=');
-    const raw = (end === -1 ? field : field.slice(0, end)).replaceAll('+', ' ');
-    let name = raw;
-    try {
-      name = decodeURIComponent(raw);
-    } catch {
-      // A malformed escape leaves the name as sent, as form parsers do.
-    }
-    if (name === 'access_token') return true;
-  }
-  return false;
 }
 
 function confinedBackendUrl(exchange: McpExchange): string {

@@ -7,6 +7,7 @@ import { ProtocolError } from '../errors/protocol-error.ts';
 import { APP_ONLY_CLAIM } from '../protocol/app-only.ts';
 import type { VerifyDpopProof } from './dpop-proof.ts';
 import { checkSenderConstraint } from './sender-constraint.ts';
+import { namesAccessToken } from './token-parameter.ts';
 
 /**
  * Bearer check for protected routes. Runs on every proxied request, so it is local: signature against the keyring's
@@ -76,7 +77,6 @@ export interface VerifyInput {
 
 /** RFC 6750 §2.1 / RFC 9449 §7.1: `Bearer` or `DPoP` (any case), one or more spaces, a token68. */
 const CREDENTIAL = /^(Bearer|DPoP) +([A-Za-z0-9\-._~+/]+=*)$/i;
-const QUERY_TOKEN = /(?:^|&)access_token=/;
 
 export type VerifyAccessToken = (input: VerifyInput, target: VerifyTarget) => Promise<VerifiedAccess>;
 
@@ -158,7 +158,7 @@ export function createAccessTokenVerifier(options: AccessTokenVerifierOptions): 
   }
 
   const verifyAccessToken: VerifyAccessToken = async (input, target) => {
-    if (QUERY_TOKEN.test(input.rawQuery)) {
+    if (namesAccessToken(input.rawQuery)) {
       throw unauthorized(target, true, 'Access tokens are accepted only in the Authorization header.');
     }
     const header = input.authorization;

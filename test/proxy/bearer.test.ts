@@ -123,10 +123,14 @@ describe('bearer check', () => {
     });
   }
 
-  it('refuses a token in the query string, even with a valid header', async () => {
+  it('refuses a token in the query string, even with a valid header, however its name is spelt for a query parser', async () => {
     const valid = await token();
-    const message = await expectChallenge(await mcpPost(`${route}?access_token=${valid}`, valid, toolsCall('echo')), 'invalid_token');
-    assert.ok(!message.includes(valid));
+    for (const name of ['access_token', 'access%5Ftoken', '%61ccess_token', 'access+token', 'access.token']) {
+      for (const query of [`${name}=${valid}`, `a=1;${name}=${valid}`, `a=1&${name}=${valid}`]) {
+        const message = await expectChallenge(await mcpPost(`${route}?${query}`, valid, toolsCall('echo')), 'invalid_token');
+        assert.ok(!message.includes(valid));
+      }
+    }
   });
 
   const bad: Array<[string, () => Promise<string>]> = [

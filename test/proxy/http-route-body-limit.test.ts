@@ -198,6 +198,8 @@ describe('plain HTTP route body limit', () => {
       ['access_token', (token: string) => `note=hi&access_token=${token}`],
       ['the name percent-encoded', (token: string) => `acc%65ss_token=${token}&note=hi`],
       ['sent in two chunks', (token: string) => `access_tok|en=${token}`],
+      ['after a `;` (frameworks that split on it)', (token: string) => `note=hi;access_token=${token}`],
+      ['as PHP reads `access.token`', (token: string) => `access.token=${token}`],
     ] as const) {
       it(`naming access_token (${name}) is refused (400) and never reaches the backend`, async () => {
         const token = await bearer();
@@ -214,6 +216,13 @@ describe('plain HTTP route body limit', () => {
         assert.equal(gateway.logs.text().includes(token), false);
       });
     }
+
+    it('compressed is refused (415): it cannot be read for a token, and backends inflate it', async () => {
+      const before = received.length;
+      const answer = await post({ authorization: `Bearer ${await bearer()}`, ...form, 'content-encoding': 'gzip' }, (req) => req.end('x'));
+      assert.equal(answer.status, 415);
+      assert.equal(received.length, before, 'the backend was never called');
+    });
 
     it('without a token field is forwarded whole, with its length, and one over the limit is still refused', async () => {
       const before = bodies.length;

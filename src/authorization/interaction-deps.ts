@@ -67,6 +67,13 @@ export async function finishInteraction(
   result: InteractionResult,
 ): Promise<FastifyReply> {
   presentAsPublicRequest(request, new URL(deps.ctx.publicUrl));
-  const returnTo = await deps.provider.interactionResult(request.raw, reply.raw, result, { mergeWithLastSubmission: false });
+  let returnTo: string;
+  try {
+    returnTo = await deps.provider.interactionResult(request.raw, reply.raw, result, { mergeWithLastSubmission: false });
+  } catch (cause) {
+    // Gone since it was loaded (expired, finished in another tab): the page loadInteraction shows for it.
+    if (cause instanceof Error && cause.name === 'SessionNotFound') throw new ProtocolError('invalid_request', 'This sign-in request has expired or belongs to another browser.', { cause });
+    throw cause;
+  }
   return reply.redirect(returnTo, 303);
 }

@@ -492,9 +492,12 @@ export const configSchema = z
           .number()
           .int()
           .nonnegative()
+          // The list is re-read every 5 s (src/grants/revoked-grants.ts): a bound under two periods counts a healthy
+          // replica stale before each re-read, and one failed re-read refuses every request and cuts every stream.
+          .refine((seconds) => seconds === 0 || seconds >= 10, { message: 'must be 0 (no bound) or at least 10 (two re-reads of the list, 5 s apart)' })
           .default(120)
           .describe(
-            'A replica that has not re-read the revoked grants from the store this long (the store unreachable) answers bearer requests 503 instead of trusting a list that may miss a revocation, and cuts the SSE streams it holds open; 0 keeps serving on the list it has.',
+            'A replica that has not re-read the revoked grants from the store this long (the store unreachable) answers bearer requests 503 instead of trusting a list that may miss a revocation, and cuts the SSE streams it holds open; 0 keeps serving on the list it has. At least 10 otherwise (the list is re-read every 5 s).',
           ),
         dynamicRegistration: z
           .object({

@@ -132,8 +132,16 @@ export function createRevokedGrantsCache(options: RevokedGrantsCacheOptions): Re
 
   let staleAnnounced = false;
   const staleListeners = new Set<() => void>();
-  /** A re-sync, and what its outcome says of the list: current again, or stale (said once). */
-  async function resync(): Promise<void> {
+  let inFlight: Promise<void> | undefined;
+  /**
+   * A re-sync, and what its outcome says of the list: current again, or stale (said once). One at a time: a store
+   * that hangs (no answer, no error) otherwise gathered a new listing every period.
+   */
+  function resync(): Promise<void> {
+    inFlight ??= resyncOnce().finally(() => (inFlight = undefined));
+    return inFlight;
+  }
+  async function resyncOnce(): Promise<void> {
     try {
       await readAll();
       staleAnnounced = false;

@@ -104,7 +104,9 @@ export function createGatewayRuntime(ctx: GatehouseContext, deps: GatewayDeps): 
     forwarder: createIdentityForwarder({ signer, broker: deps.broker, endGrant }),
     backendStepUp: createBackendStepUp({ store, clock, endGrant }),
     sessions: createSessionBindings(store),
-    openStreams: createOpenStreams(),
+    openStreams: createOpenStreams((grantId) =>
+      deps.revokedGrants.isRevoked(grantId) ? 'grant ended' : deps.revokedGrants.isCurrent() ? undefined : 'revocations cannot be checked',
+    ),
     streamBudget: createStreamBudget(),
     rateLimiter: createRateLimiter({
       store,

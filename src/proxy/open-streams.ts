@@ -71,12 +71,24 @@ class StreamGroups {
   }
 }
 
-export function createOpenStreams(): OpenStreams {
+/**
+ * `cutNow` says why a stream of `grantId` must not start (its grant ended, the revocation list stale), or nothing. A
+ * stream is tracked once its backend answered, after the request's own check: an end or a stale list in between
+ * (a backend slow to send its headers) found nothing to cut, and the stream then flowed on.
+ */
+export function createOpenStreams(cutNow: (grantId: string) => string | undefined = () => undefined): OpenStreams {
   const byGrant = new StreamGroups();
   const bySession = new StreamGroups();
   return {
     track(response, draft, grantId, sessionId) {
       if (response.closed || response.destroyed) return;
+      const reason = cutNow(grantId);
+      if (reason !== undefined) {
+        draft.outcome ??= 'server_closed';
+        draft.reason ??= reason;
+        response.destroy();
+        return;
+      }
       const stream: OpenStream = { response, draft };
       const forgetGrant = byGrant.add(grantId, stream);
       const forgetSession = sessionId === undefined ? undefined : bySession.add(sessionId, stream);

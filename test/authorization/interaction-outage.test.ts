@@ -15,7 +15,7 @@ describe('interaction pages during a store outage', () => {
   let sqlite: Store;
   let server: TestServer;
   let client: RegisteredClient;
-  const failing = { reads: false, writes: false };
+  const failing = { reads: false, writes: false, vanishAfterReads: -1 };
   const outage = () => Promise.reject(new StoreUnavailableError('the store is unavailable: test outage'));
 
   before(async () => {
@@ -27,6 +27,8 @@ describe('interaction pages during a store outage', () => {
         return (namespace: unknown, ...rest: unknown[]) => {
           const interaction = namespace === 'oidc:Interaction';
           if (interaction && failing.reads && property === 'get') return outage();
+          // Found so many times more, then gone (expired, or finished in another tab).
+          if (interaction && property === 'get' && failing.vanishAfterReads >= 0 && failing.vanishAfterReads-- === 0) return Promise.resolve(undefined);
           if (interaction && failing.writes && (property === 'set' || property === 'setIfAbsent')) return outage();
           return (value as (...args: unknown[]) => unknown).call(target, namespace, ...rest);
         };
@@ -69,6 +71,25 @@ describe('interaction pages during a store outage', () => {
     assert.ok(denied.headers.get('retry-after'));
     assert.match(denied.headers.get('content-type') ?? '', /text\/html/);
     await denied.text();
+  });
+
+  it('shows the expired page for a sign-in that vanished between its check and its finish', async () => {
+    const browser = new TestBrowser();
+    const { form } = await consentPage(browser);
+    failing.vanishAfterReads = 1;
+    let denied: Response;
+    try {
+      denied = await browser.request(new URL(form.action, server.publicUrl).href, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded', origin: server.publicUrl },
+        body: new URLSearchParams({ consent_state: form.consentState, csrf_token: form.csrf, decision: 'deny' }).toString(),
+        signal: AbortSignal.timeout(10_000),
+      });
+    } finally {
+      failing.vanishAfterReads = -1;
+    }
+    assert.equal(denied.status, 400);
+    assert.match(await denied.text(), /has expired or belongs to another browser/);
   });
 
   it('answers an interaction it cannot read during an outage with 503, and serves it once the store is back', async () => {

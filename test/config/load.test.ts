@@ -102,6 +102,14 @@ describe('loadConfig: a valid production file', () => {
     assert.equal(load(withLimit(1024 * 1024), {}).config.routes[0]?.bodyLimitBytes, 1024 * 1024);
   });
 
+  it('refuses a revocation staleness bound under two re-reads of the list, and takes 0 (no bound) or 10', () => {
+    const withBound = (seconds: number) => `${VALID}authorization:\n  revocationMaxStalenessSeconds: ${seconds}\n`;
+    const problems = problemsOf(withBound(3));
+    assert.ok(problems.some((p) => p.startsWith('authorization.revocationMaxStalenessSeconds: must be 0 (no bound) or at least 10')), problems.join('\n'));
+    assert.equal(load(withBound(0)).config.authorization.revocationMaxStalenessSeconds, 0);
+    assert.equal(load(withBound(10)).config.authorization.revocationMaxStalenessSeconds, 10);
+  });
+
   it('refuses a required scope that only Object.prototype has (toString), naming it', () => {
     const problems = problemsOf(VALID.replace('    backend: http://127.0.0.1:3000/mcp', '    backend: http://127.0.0.1:3000/mcp\n    requiredScopes: [toString]'));
     assert.ok(problems.some((p) => p.startsWith('routes[0].requiredScopes: "toString" is not one of this route\'s scopes')), problems.join('\n'));

@@ -20,14 +20,25 @@ describe('open streams when revocations cannot be checked', () => {
   let gateway: TestGateway;
   let storeDown = false;
   const held = new Set<ServerResponse>();
+  let slowArrived: (() => void) | undefined;
+  const slowHere = new Promise<void>((resolve) => (slowArrived = resolve));
+  let releaseSlow: () => void = () => undefined;
+  const slowRelease = new Promise<void>((resolve) => (releaseSlow = resolve));
 
   before(async () => {
     backend = createServer((request, response) => {
       held.add(response);
       response.once('close', () => held.delete(response));
       request.resume();
-      response.writeHead(200, { 'content-type': 'text/event-stream' });
-      response.write(': open\n\n');
+      const open = () => {
+        response.writeHead(200, { 'content-type': 'text/event-stream' });
+        response.write(': open\n\n');
+      };
+      // `/slow` answers only when the test says: its stream is admitted before the list goes stale, tracked after.
+      if (request.url?.startsWith('/slow')) {
+        slowArrived?.();
+        void slowRelease.then(open);
+      } else open();
     });
     await new Promise<void>((resolve) => backend.listen(0, '127.0.0.1', resolve));
     sqlite = await createSqliteStore({ path: ':memory:', clock, purgeIntervalMs: 0 });
@@ -44,7 +55,12 @@ describe('open streams when revocations cannot be checked', () => {
       store,
       resyncIntervalMs: 20,
       revocationMaxStalenessMs: 60_000,
-      config: { routes: [{ path: '/mcp', backend: `http://127.0.0.1:${(backend.address() as AddressInfo).port}/mcp` }] },
+      config: {
+        routes: [
+          { path: '/mcp', backend: `http://127.0.0.1:${(backend.address() as AddressInfo).port}/mcp` },
+          { path: '/slow', backend: `http://127.0.0.1:${(backend.address() as AddressInfo).port}/slow` },
+        ],
+      },
     });
   });
   after(async () => {
@@ -81,6 +97,42 @@ describe('open streams when revocations cannot be checked', () => {
     let cut: Record<string, unknown> | undefined;
     while (cut === undefined && Date.now() < deadline) {
       cut = gateway.auditLines.map((line) => JSON.parse(line) as Record<string, unknown>).find((record) => record['reason'] === 'revocations cannot be checked');
+      if (cut === undefined) await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    assert.equal(cut?.['outcome'], 'server_closed');
+    storeDown = false;
+    clock.advance(1_000);
+    await gateway.revokedGrants.resync();
+  });
+
+  it('cuts a stream admitted before the list went stale whose backend answered after', { timeout: 10_000 }, async () => {
+    const token = await mintAccessToken(keyring, gateway.url, { aud: `${gateway.url}/slow` });
+    const pending = fetch(`${gateway.url}/slow`, { headers: { authorization: `Bearer ${token}`, accept: 'text/event-stream' } });
+    await slowHere;
+    storeDown = true;
+    clock.advance(61_000);
+    await gateway.revokedGrants.resync().catch(() => undefined);
+    assert.equal(gateway.revokedGrants.isCurrent(), false);
+    const before = gateway.auditLines.length;
+    releaseSlow();
+    // Cut before its headers went out, or right after: either way the stream does not flow.
+    const flowed = await pending.then(
+      async (response) => {
+        try {
+          const reader = response.body!.getReader();
+          while (!(await reader.read()).done);
+        } catch {
+          // cut
+        }
+        return false;
+      },
+      () => false,
+    );
+    assert.equal(flowed, false);
+    const deadline = Date.now() + 5_000;
+    let cut: Record<string, unknown> | undefined;
+    while (cut === undefined && Date.now() < deadline) {
+      cut = gateway.auditLines.slice(before).map((line) => JSON.parse(line) as Record<string, unknown>).find((record) => record['reason'] === 'revocations cannot be checked');
       if (cut === undefined) await new Promise((resolve) => setTimeout(resolve, 20));
     }
     assert.equal(cut?.['outcome'], 'server_closed');

@@ -52,21 +52,25 @@ describe('interaction pages during a store outage', () => {
     return { url: first.url, form: consentForm(await first.response.text()) };
   };
 
-  it('answers a decision whose save fails with the 503 page, not with silence', async () => {
+  /** Denies on a fresh consent page with the store failing as `fault` sets it, until the answer (bounded: it hung). */
+  const denyDuring = async (fault: () => () => void): Promise<Response> => {
     const browser = new TestBrowser();
     const { form } = await consentPage(browser);
-    failing.writes = true;
-    let denied: Response;
+    const restore = fault();
     try {
-      denied = await browser.request(new URL(form.action, server.publicUrl).href, {
+      return await browser.request(new URL(form.action, server.publicUrl).href, {
         method: 'POST',
         headers: { 'content-type': 'application/x-www-form-urlencoded', origin: server.publicUrl },
         body: new URLSearchParams({ consent_state: form.consentState, csrf_token: form.csrf, decision: 'deny' }).toString(),
         signal: AbortSignal.timeout(10_000),
       });
     } finally {
-      failing.writes = false;
+      restore();
     }
+  };
+
+  it('answers a decision whose save fails with the 503 page, not with silence', async () => {
+    const denied = await denyDuring(() => ((failing.writes = true), () => (failing.writes = false)));
     assert.equal(denied.status, 503);
     assert.ok(denied.headers.get('retry-after'));
     assert.match(denied.headers.get('content-type') ?? '', /text\/html/);
@@ -74,20 +78,7 @@ describe('interaction pages during a store outage', () => {
   });
 
   it('shows the expired page for a sign-in that vanished between its check and its finish', async () => {
-    const browser = new TestBrowser();
-    const { form } = await consentPage(browser);
-    failing.vanishAfterReads = 1;
-    let denied: Response;
-    try {
-      denied = await browser.request(new URL(form.action, server.publicUrl).href, {
-        method: 'POST',
-        headers: { 'content-type': 'application/x-www-form-urlencoded', origin: server.publicUrl },
-        body: new URLSearchParams({ consent_state: form.consentState, csrf_token: form.csrf, decision: 'deny' }).toString(),
-        signal: AbortSignal.timeout(10_000),
-      });
-    } finally {
-      failing.vanishAfterReads = -1;
-    }
+    const denied = await denyDuring(() => ((failing.vanishAfterReads = 1), () => (failing.vanishAfterReads = -1)));
     assert.equal(denied.status, 400);
     assert.match(await denied.text(), /has expired or belongs to another browser/);
   });

@@ -146,17 +146,20 @@ export function createRevokedGrantsCache(options: RevokedGrantsCacheOptions): Re
       await readAll();
       staleAnnounced = false;
     } catch (error) {
-      if (!isCurrent() && !staleAnnounced) {
-        staleAnnounced = true;
-        for (const listener of staleListeners) {
-          try {
-            listener();
-          } catch (failure) {
-            onError(failure);
-          }
-        }
-      }
+      announceIfStale();
       throw error;
+    }
+  }
+  /** Says once that the list went stale; also from the timer while a re-sync hangs (no error to catch then). */
+  function announceIfStale(): void {
+    if (isCurrent() || staleAnnounced) return;
+    staleAnnounced = true;
+    for (const listener of staleListeners) {
+      try {
+        listener();
+      } catch (failure) {
+        onError(failure);
+      }
     }
   }
   const isCurrent = (): boolean => maxStalenessMs <= 0 || clock.now() - syncedAt <= maxStalenessMs;
@@ -213,6 +216,9 @@ export function createRevokedGrantsCache(options: RevokedGrantsCacheOptions): Re
       });
       await resync();
       timer = setInterval(() => {
+        // A re-sync still running (a store that hangs) is not joined, which would report its one failure again at
+        // every tick: the list is looked at, and may be stale meanwhile.
+        if (inFlight !== undefined) return announceIfStale();
         resync().catch(onError);
       }, resyncIntervalMs);
       timer.unref();

@@ -105,6 +105,9 @@ const NEVER_FORWARDED = new Set([
 
 const NONE: ReadonlySet<string> = new Set();
 
+/** A header name as CGI and WSGI servers read it: `_` and `-` alike (both become `_` in `HTTP_…`). */
+const cgiName = (name: string): string => (name.includes('_') ? name.replaceAll('_', '-') : name);
+
 function connectionListed(headers: IncomingHttpHeaders | Record<string, string | string[] | undefined>): ReadonlySet<string> {
   const value = headers.connection;
   // Per request, on the hot path: the common `keep-alive` (or no header) names nothing to drop beyond hop-by-hop.
@@ -138,9 +141,12 @@ export function backendRequestHeaders(
     if (value === undefined) continue;
     // Judged as a CGI or WSGI server reads the name (`HTTP_X_FORWARDED_USER` from `X-Forwarded-User` and from
     // `X_Forwarded_User` alike: Python's wsgiref, Werkzeug, PHP, older gunicorn and Puma): with `_` for `-`, every
-    // header dropped here reached such a backend spelt with underscores, `X_Forwarded_User: admin` included.
-    const read = name.includes('_') ? name.replaceAll('_', '-') : name;
+    // header dropped here reached such a backend spelt with underscores, `X_Forwarded_User: admin` included. So did
+    // `Content_Encoding` and its kin, read there as the body's own (`HTTP_CONTENT_ENCODING`) while the gateway,
+    // reading `Content-Encoding`, judged the body by another.
+    const read = cgiName(name);
     if (NEVER_FORWARDED.has(read) || listed.has(read) || PROXY_ONLY.test(read)) continue;
+    if (read !== name && read.startsWith('content-')) continue;
     out[name] = Array.isArray(value) ? value.join(', ') : value;
   }
   const { addresses, protocol, host } = forwarded;
@@ -216,7 +222,7 @@ export function clientResponseHeaders(backend: Record<string, string | string[] 
   const out: Record<string, string | string[]> = {};
   for (const name of Object.keys(backend)) {
     const value = backend[name];
-    if (value === undefined || RESPONSE_DROPPED.has(name) || listed.has(name) || name.startsWith(CORS_PREFIX)) continue;
+    if (value === undefined || RESPONSE_DROPPED.has(name) || listed.has(cgiName(name)) || name.startsWith(CORS_PREFIX)) continue;
     out[name] = value;
   }
   return out;

@@ -101,4 +101,39 @@ describe('revoked grants: announcements', () => {
     assert.equal(unbounded.isCurrent(), true, 'without a bound the list is always current');
     await unbounded.stop();
   });
+
+  it('says the list went stale while a re-sync hangs (no error to catch), and starts no second one meanwhile', async () => {
+    const clock = new ManualClock();
+    const store = await createSqliteStore({ path: ':memory:', clock, purgeIntervalMs: 0 });
+    let hang = false;
+    let listings = 0;
+    const hanging = new Proxy(store, {
+      get(target, property, receiver) {
+        if (property === 'list') {
+          return (...args: Parameters<Store['list']>) => {
+            listings += 1;
+            return hang ? new Promise(() => undefined) : target.list(...args);
+          };
+        }
+        const value = Reflect.get(target, property, receiver) as unknown;
+        return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
+      },
+    });
+    const cache = createRevokedGrantsCache({ store: hanging, clock, resyncIntervalMs: 10, maxStalenessMs: 60_000 });
+    let stale = 0;
+    cache.onStale(() => void (stale += 1));
+    try {
+      await cache.start();
+      hang = true;
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      const during = listings;
+      clock.advance(61_000);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      assert.equal(stale, 1, 'told once, though the hanging re-sync never failed');
+      assert.equal(listings, during, 'no listing piled up behind the hanging one');
+    } finally {
+      await cache.stop();
+      await store.close();
+    }
+  });
 });

@@ -125,7 +125,7 @@ describe('bearer check', () => {
 
   it('refuses a token in the query string, even with a valid header, however its name is spelt for a query parser', async () => {
     const valid = await token();
-    for (const name of ['access_token', 'access%5Ftoken', '%61ccess_token', 'access+token', 'access.token']) {
+    for (const name of ['access_token', 'access%5Ftoken', '%61ccess_token', 'access+token', 'access.token', 'ACCESS_TOKEN', 'access_token[]', 'access_token%5B0%5D', 'access_token%00']) {
       for (const query of [`${name}=${valid}`, `a=1;${name}=${valid}`, `a=1&${name}=${valid}`]) {
         const message = await expectChallenge(await mcpPost(`${route}?${query}`, valid, toolsCall('echo')), 'invalid_token');
         assert.ok(!message.includes(valid));

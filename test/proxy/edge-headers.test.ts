@@ -269,6 +269,16 @@ describe('forwarding headers through trusted proxies', () => {
     assert.equal(headers.tracestate, 'vendor=1');
   });
 
+  it('reads names as CGI and WSGI servers do (`_` as `-`): the body\'s own headers and Connection-listed ones spelt with underscores do not pass; other underscored names do', () => {
+    const incoming = { content_encoding: 'gzip', content_type: 'text/plain', content_length: '5', x_custom_id: '7', connection: 'keep-alive, X_Trace', 'x-trace': 'a', x_trace: 'b' };
+    const headers = backendRequestHeaders(incoming, { addresses: ['10.0.0.2'], protocol: 'http', host: 'gw.example' }, 'Bearer a');
+    for (const name of ['content_encoding', 'content_type', 'content_length', 'x-trace', 'x_trace']) assert.equal(headers[name], undefined, name);
+    assert.equal(headers.x_custom_id, '7');
+    // And a backend's answer: a header its Connection names, in either spelling, stays between it and the gateway.
+    const answer = clientResponseHeaders({ connection: 'X_Internal', x_internal: 'secret-hop', 'x-internal': 'secret-hop', 'x-kept': 'yes' });
+    assert.deepEqual([answer['x_internal'], answer['x-internal'], answer['x-kept']], [undefined, undefined, 'yes']);
+  });
+
   it('escapes a quote or a backslash in the host inside its quoted string (RFC 7239 §4, RFC 9110 §5.6.4)', () => {
     const forwarded = (host: string) => backendRequestHeaders({}, { addresses: ['10.0.0.2'], protocol: 'http', host }, 'Bearer a').forwarded;
     assert.equal(forwarded('a"b\\c'), 'for=10.0.0.2;host="a\\"b\\\\c";proto=http');

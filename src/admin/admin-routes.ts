@@ -75,7 +75,7 @@ export function registerAdminRoutes(app: FastifyInstance, state: ConsoleState): 
     if (state.reloadConfig === undefined) {
       throw new ProtocolError('invalid_request', 'This gateway was started without a configuration file: there is nothing to reload.');
     }
-    const outcome = state.reloadConfig();
+    const outcome = await state.reloadConfig();
     request.log.info({ ok: outcome.ok }, 'configuration reload requested from the admin console');
     return html(reply.code(outcome.ok ? 200 : 422), renderReloadPage(await view('Configuration reload', 'overview', session), outcome));
   });

@@ -9,9 +9,9 @@ import type { GatehouseMetrics } from '../observability/metrics.ts';
 
 
 /** The app's configuration reload, as the console's Reload button uses it (defined in src/app/reload-config.ts). */
-export type ConsoleReload = () =>
-  | { ok: true; report: { applied: string[]; needsRestart: string[] } }
-  | { ok: false; problems: readonly string[] };
+type ConsoleReloadOutcome = { ok: true; report: { applied: string[]; needsRestart: string[] } } | { ok: false; problems: readonly string[] };
+/** The console's Reload: the key set read again (awaited, so the page answers once a revoked key is gone), then the file. */
+export type ConsoleReload = () => ConsoleReloadOutcome | Promise<ConsoleReloadOutcome>;
 
 /** What the console's routes and `completeConsoleSignIn` share; built once per server by createAdminPlugin. */
 export interface ConsoleState {

@@ -185,7 +185,7 @@ async function startListening(options: StartGatewayOptions, hungUpWhileStarting:
     // change no message announces across processes, SIGHUP is how the operator makes a running gateway drop the
     // revoked key now rather than at its next timed reload (within a minute).
     const reloadKeys = (): void => void keyring.reload();
-    const consoleReload = reloadConfig && (() => (reloadKeys(), reloadConfig('admin console')));
+    const consoleReload = reloadConfig && (async () => (await keyring.reload(), reloadConfig('admin console')));
     const parts = await (options.assembleParts ?? assembleGatewayParts)(ctx, { tracing, ...(consoleReload ? { reloadConfig: consoleReload } : {}) });
     reloadTarget = parts.reloadTarget;
     if (parts.close) cleanups.push(parts.close);

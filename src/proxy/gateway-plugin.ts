@@ -5,6 +5,7 @@ import type { GatehouseContext } from '../context/gatehouse-context.ts';
 import type { ErrorFormat } from '../errors/render-error.ts';
 import { sendProtocolError, toProtocolError } from '../server/error-handler.ts';
 import { ProtocolError } from '../errors/protocol-error.ts';
+import { onKeyringChange } from '../keys/keyring.ts';
 import { NO_TOKEN_DETAIL } from '../errors/bearer-challenge.ts';
 import { NO_TOKEN_REASON } from '../records/audit.ts';
 import { McpGatewayError, requestJsonRpcBatchIds, requestJsonRpcId } from './gateway-error.ts';
@@ -79,6 +80,11 @@ export function createGatewayPlugin(ctx: GatehouseContext, deps: GatewayDeps): F
     const stopClosingStreams = deps.revokedGrants.onRevoked((grantId) => void runtime.openStreams.closeGrant(grantId));
     // A replica that can no longer learn of grant ends refuses new requests (verify-access-token.ts) and cuts its open
     // streams: a grant ended during the outage went on streaming until the store came back.
+    // A token of a key taken out of the set (`gatehouse keys revoke`) is refused from then on; its streams end too.
+    const stopCuttingRevokedKeys = onKeyringChange(ctx.keyring, () => {
+      const cut = runtime.openStreams.closeSignedByOtherKeys(new Set(ctx.keyring.signingKeys().map((key) => key.kid)));
+      if (cut > 0) ctx.logger.warn({ streams: cut }, 'open streams cut: the key that signed their tokens left the key set');
+    });
     const stopCuttingWhenStale = deps.revokedGrants.onStale(() => {
       const cut = runtime.openStreams.closeAll('revocations cannot be checked');
       if (cut > 0) ctx.logger.warn({ streams: cut }, 'open streams cut: grant revocations cannot be checked (the store is out of reach)');
@@ -89,6 +95,7 @@ export function createGatewayPlugin(ctx: GatehouseContext, deps: GatewayDeps): F
     app.addHook('onClose', async () => {
       stopClosingStreams();
       stopCuttingWhenStale();
+      stopCuttingRevokedKeys();
       runtime.stopFollowingKeys();
       await runtime.sessions.stop();
       await runtime.rateLimiter.stop();

@@ -104,9 +104,12 @@ export function createGatewayRuntime(ctx: GatehouseContext, deps: GatewayDeps): 
     forwarder: createIdentityForwarder({ signer, broker: deps.broker, endGrant }),
     backendStepUp: createBackendStepUp({ store, clock, endGrant }),
     sessions: createSessionBindings(store),
-    openStreams: createOpenStreams((grantId) =>
-      deps.revokedGrants.isRevoked(grantId) ? 'grant ended' : deps.revokedGrants.isCurrent() ? undefined : 'revocations cannot be checked',
-    ),
+    openStreams: createOpenStreams((grantId, kid) => {
+      if (deps.revokedGrants.isRevoked(grantId)) return 'grant ended';
+      if (!deps.revokedGrants.isCurrent()) return 'revocations cannot be checked';
+      if (kid !== undefined && !keyring.signingKeys().some((key) => key.kid === kid)) return 'signing key revoked';
+      return undefined;
+    }),
     streamBudget: createStreamBudget(),
     rateLimiter: createRateLimiter({
       store,

@@ -70,7 +70,7 @@ function relayLegacyStream(exchange: McpExchange): Promise<void> {
   const response = backendResponse(exchange);
   const call = authorized(exchange);
   trackOpenStream(reply, runtime.metrics, { route: state.route.path, transport: 'sse' });
-  runtime.openStreams.track(reply.raw, draft, call.claims.grantId);
+  runtime.openStreams.track(reply.raw, draft, call.claims.grantId, undefined, call.claims.kid);
 
   const sessionId = runtime.ctx.random.token(24);
   const publicMessagesUrl = `${runtime.ctx.publicUrl}${state.route.path}${LEGACY_MESSAGES_SUFFIX}?sessionId=${sessionId}`;

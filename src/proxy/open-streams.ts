@@ -21,13 +21,19 @@ export interface OpenStreams {
    * Registers a stream carried by `response`, of `grantId` and, when it belongs to one, of the Streamable HTTP
    * session `sessionId`; it is forgotten when the response closes.
    */
-  track(response: ServerResponse, draft: AuditDraft, grantId: string, sessionId?: string): void;
+  track(response: ServerResponse, draft: AuditDraft, grantId: string, sessionId?: string, kid?: string): void;
   /** Cuts every open stream of the grant (audited `server_closed`, reason `grant ended`); returns how many. */
   closeGrant(grantId: string): number;
   /** Cuts every open stream of the session (audited `server_closed`, reason `session ended`); returns how many. */
   closeSession(sessionId: string): number;
   /** Cuts every open stream (audited `server_closed` with `reason`); returns how many. */
   closeAll(reason: string): number;
+  /**
+   * Cuts every open stream whose token was signed by a key not in `liveKids` (audited `server_closed`, reason
+   * `signing key revoked`): a token of a revoked key is refused from then on, and a grant id a forger made up can
+   * never be revoked to end its streams. Returns how many.
+   */
+  closeSignedByOtherKeys(liveKids: ReadonlySet<string>): number;
 }
 
 interface OpenStream {
@@ -48,6 +54,12 @@ class StreamGroups {
       held.delete(stream);
       if (held.size === 0 && this.#groups.get(key) === held) this.#groups.delete(key);
     };
+  }
+
+  closeWhere(select: (key: string) => boolean, reason: string): number {
+    let closed = 0;
+    for (const key of this.#groups.keys()) if (select(key)) closed += this.close(key, reason);
+    return closed;
   }
 
   closeAll(reason: string): number {
@@ -76,13 +88,14 @@ class StreamGroups {
  * stream is tracked once its backend answered, after the request's own check: an end or a stale list in between
  * (a backend slow to send its headers) found nothing to cut, and the stream then flowed on.
  */
-export function createOpenStreams(cutNow: (grantId: string) => string | undefined = () => undefined): OpenStreams {
+export function createOpenStreams(cutNow: (grantId: string, kid: string | undefined) => string | undefined = () => undefined): OpenStreams {
   const byGrant = new StreamGroups();
   const bySession = new StreamGroups();
+  const byKey = new StreamGroups();
   return {
-    track(response, draft, grantId, sessionId) {
+    track(response, draft, grantId, sessionId, kid) {
       if (response.closed || response.destroyed) return;
-      const reason = cutNow(grantId);
+      const reason = cutNow(grantId, kid);
       if (reason !== undefined) {
         draft.outcome ??= 'server_closed';
         draft.reason ??= reason;
@@ -92,14 +105,17 @@ export function createOpenStreams(cutNow: (grantId: string) => string | undefine
       const stream: OpenStream = { response, draft };
       const forgetGrant = byGrant.add(grantId, stream);
       const forgetSession = sessionId === undefined ? undefined : bySession.add(sessionId, stream);
+      const forgetKey = kid === undefined ? undefined : byKey.add(kid, stream);
       response.on('close', () => {
         forgetGrant();
         forgetSession?.();
+        forgetKey?.();
       });
     },
     closeGrant: (grantId) => byGrant.close(grantId, 'grant ended'),
     closeSession: (sessionId) => bySession.close(sessionId, 'session ended'),
     // Every stream has a grant: the grant groups hold them all.
     closeAll: (reason) => byGrant.closeAll(reason),
+    closeSignedByOtherKeys: (liveKids) => byKey.closeWhere((kid) => !liveKids.has(kid), 'signing key revoked'),
   };
 }

@@ -140,7 +140,8 @@ async function relayToClient(exchange: McpExchange): Promise<void> {
   const body = screened ? await toolsListBody(state, response, exchange.denied, exchange.reviewTools) : response.body;
   if (response.statusCode >= 200 && response.statusCode < 300 && mediaType(response.headers) === 'text/event-stream') {
     trackOpenStream(reply, runtime.metrics, { route: state.route.path, transport: 'streamable-http' });
-    runtime.openStreams.track(reply.raw, draft, authorized(exchange).claims.grantId, exchange.sessionId);
+    const { claims } = authorized(exchange);
+    runtime.openStreams.track(reply.raw, draft, claims.grantId, exchange.sessionId, claims.kid);
   }
   await relayResponse(reply, response, draft, state.route, body, { oneMessageUnlessSse: exchange.post !== undefined });
 }

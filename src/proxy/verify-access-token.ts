@@ -31,6 +31,8 @@ export interface AccessTokenClaims {
   jkt?: string;
   /** No user behind the token (client credentials, a workload): `sub` is the client (../protocol/app-only.ts). */
   appOnly?: boolean;
+  /** The `kid` of the key that signed it: a stream the token opened ends when that key leaves the set (a revocation). */
+  kid?: string;
 }
 
 /** What a successful check yields: the claims, and a fresh DPoP nonce to hand the client when its own is aging. */
@@ -145,7 +147,7 @@ export function createAccessTokenVerifier(options: AccessTokenVerifierOptions): 
   async function verifySignature(token: string, target: VerifyTarget): Promise<AccessTokenClaims> {
     // Pinning the algorithms to the keyring's own is what defeats `alg: none` and HS256-with-the-public-key forgeries.
     const algorithms = [...new Set(keyring.publicJwks().keys.map((k) => k.alg).filter((a): a is string => !!a))];
-    const { payload } = await jwtVerify(token, (header) => keyFor(header.kid), {
+    const { payload, protectedHeader } = await jwtVerify(token, (header) => keyFor(header.kid), {
       algorithms,
       typ: 'at+jwt',
       issuer,
@@ -154,7 +156,10 @@ export function createAccessTokenVerifier(options: AccessTokenVerifierOptions): 
       currentDate: new Date(clock.now()),
       requiredClaims: ['sub', 'exp', 'iat', 'jti', 'client_id', 'gid'],
     });
-    return toClaims(payload);
+    const claims = toClaims(payload);
+    // Always set: keyFor found the key by it.
+    if (protectedHeader.kid !== undefined) claims.kid = protectedHeader.kid;
+    return claims;
   }
 
   const verifyAccessToken: VerifyAccessToken = async (input, target) => {

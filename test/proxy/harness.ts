@@ -181,3 +181,32 @@ export async function listedTools(url: string, token: string): Promise<ListedToo
     : text;
   return (JSON.parse(json) as { result: { tools: ListedTool[] } }).result.tools;
 }
+
+/**
+ * Follows an open SSE answer from its first bytes to its end (a cut is an error for fetch): `ended()` says whether it
+ * has, `end` resolves when it does.
+ */
+export async function followStream(response: Response): Promise<{ ended(): boolean; end: Promise<void> }> {
+  const reader = response.body!.getReader();
+  await reader.read();
+  let ended = false;
+  const end = (async () => {
+    try {
+      while (!(await reader.read()).done);
+    } catch {
+      // cut
+    }
+    ended = true;
+  })();
+  return { ended: () => ended, end };
+}
+
+/** The first audit record from `from` on with this `reason`, waited for (records are written in batches); bounded. */
+export async function auditRecordWithReason(gateway: TestGateway, reason: string, from = 0): Promise<Record<string, unknown> | undefined> {
+  const deadline = Date.now() + 5_000;
+  for (;;) {
+    const found = gateway.auditLines.slice(from).map((line) => JSON.parse(line) as Record<string, unknown>).find((record) => record['reason'] === reason);
+    if (found !== undefined || Date.now() > deadline) return found;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}

@@ -10,7 +10,10 @@ import { createIdentityAssertionSigner } from '../../src/proxy/identity-assertio
 import { createAccessTokenVerifier, type AccessTokenClaims, type VerifyTarget } from '../../src/proxy/verify-access-token.ts';
 import { systemClock } from '../../src/runtime/clock.ts';
 import { cryptoRandom } from '../../src/runtime/random.ts';
-import { mintAccessToken } from './harness.ts';
+import { auditRecordWithReason, followStream, mintAccessToken, startTestGateway } from './harness.ts';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { revokeKeyFromSet, rotateKeySet } from '../../src/keys/rotation.ts';
 
 /**
  * A signing key removed from the key set (after a compromise, or pruned) stops counting at once on a running
@@ -87,5 +90,43 @@ describe('a signing key removed from the key set', () => {
     const after = await signer.assertionFor(input);
     assert.equal(decodeProtectedHeader(after.jwt).kid, remaining.currentSigningKey().kid);
     signer.close();
+  });
+});
+
+describe('a stream opened with a token of a key removed from the set', () => {
+  it('is cut when the key leaves (audited "signing key revoked"), and kept when a rotation only retires it', { timeout: 10_000 }, async () => {
+    const backend = createServer((request, response) => {
+      request.resume();
+      response.writeHead(200, { 'content-type': 'text/event-stream' });
+      response.write(': open\n\n');
+    });
+    await new Promise<void>((resolve) => backend.listen(0, '127.0.0.1', resolve));
+    const first = generateKeySet({ now: anHourAgo, signingAlgorithm: 'ES256' });
+    const keyring = reloadingKeyring(keyringFromKeySet(first));
+    const gateway = await startTestGateway({ keyring, config: { routes: [{ path: '/mcp', backend: `http://127.0.0.1:${(backend.address() as AddressInfo).port}/mcp` }] } });
+    try {
+      // A forger's token: any subject, a grant id no one can revoke.
+      const forged = await mintAccessToken(keyring, gateway.url, { aud: `${gateway.url}/mcp`, sub: 'intruder', gid: 'made-up' });
+      const response = await fetch(`${gateway.url}/mcp`, { headers: { authorization: `Bearer ${forged}`, accept: 'text/event-stream' } });
+      assert.equal(response.status, 200);
+      const stream = await followStream(response);
+
+      // A rotation: the key is retired but still in the set, and the stream goes on.
+      const rotated = rotateKeySet(first, { now: Date.now(), signingAlgorithm: 'ES256' });
+      keyring.replaceWith(keyringFromKeySet(rotated));
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      assert.equal(stream.ended(), false);
+
+      // A revocation: the key leaves the set.
+      const leakedKid = first.signingKeys[0]!.kid;
+      keyring.replaceWith(keyringFromKeySet(revokeKeyFromSet(rotated, { kid: leakedKid, now: Date.now(), signingAlgorithm: 'ES256' })));
+      await stream.end;
+      const cut = await auditRecordWithReason(gateway, 'signing key revoked');
+      assert.equal(cut?.['outcome'], 'server_closed');
+    } finally {
+      await gateway.close();
+      backend.closeAllConnections();
+      await new Promise<void>((resolve) => backend.close(() => resolve()));
+    }
   });
 });

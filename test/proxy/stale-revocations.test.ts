@@ -5,7 +5,7 @@ import { after, before, describe, it } from 'node:test';
 import { ManualClock } from '../../src/runtime/clock.ts';
 import { createSqliteStore } from '../../src/store/sqlite-store.ts';
 import { StoreUnavailableError, type Store } from '../../src/store/store.ts';
-import { createTestKeyring, mintAccessToken, startTestGateway, type TestGateway } from './harness.ts';
+import { auditRecordWithReason, createTestKeyring, followStream, mintAccessToken, startTestGateway, type TestGateway } from './harness.ts';
 
 /**
  * A replica cut off from the store cannot learn of grant ends; past `revocationMaxStalenessSeconds` it refuses new
@@ -75,30 +75,15 @@ describe('open streams when revocations cannot be checked', () => {
     const token = await mintAccessToken(keyring, gateway.url, { aud: `${gateway.url}/mcp` });
     const response = await fetch(`${gateway.url}/mcp`, { headers: { authorization: `Bearer ${token}`, accept: 'text/event-stream' } });
     assert.equal(response.status, 200);
-    const reader = response.body!.getReader();
-    await reader.read();
-    let ended = false;
-    const end = (async () => {
-      try {
-        while (!(await reader.read()).done);
-      } catch {
-        // cut
-      }
-      ended = true;
-    })();
+    const stream = await followStream(response);
 
     storeDown = true;
     clock.advance(30_000);
     await new Promise((resolve) => setTimeout(resolve, 200));
-    assert.equal(ended, false, 'an outage within the bound keeps the stream');
+    assert.equal(stream.ended(), false, 'an outage within the bound keeps the stream');
     clock.advance(31_000);
-    await end;
-    const deadline = Date.now() + 5_000;
-    let cut: Record<string, unknown> | undefined;
-    while (cut === undefined && Date.now() < deadline) {
-      cut = gateway.auditLines.map((line) => JSON.parse(line) as Record<string, unknown>).find((record) => record['reason'] === 'revocations cannot be checked');
-      if (cut === undefined) await new Promise((resolve) => setTimeout(resolve, 20));
-    }
+    await stream.end;
+    const cut = await auditRecordWithReason(gateway, 'revocations cannot be checked');
     assert.equal(cut?.['outcome'], 'server_closed');
     storeDown = false;
     clock.advance(1_000);
@@ -129,12 +114,7 @@ describe('open streams when revocations cannot be checked', () => {
       () => false,
     );
     assert.equal(flowed, false);
-    const deadline = Date.now() + 5_000;
-    let cut: Record<string, unknown> | undefined;
-    while (cut === undefined && Date.now() < deadline) {
-      cut = gateway.auditLines.slice(before).map((line) => JSON.parse(line) as Record<string, unknown>).find((record) => record['reason'] === 'revocations cannot be checked');
-      if (cut === undefined) await new Promise((resolve) => setTimeout(resolve, 20));
-    }
+    const cut = await auditRecordWithReason(gateway, 'revocations cannot be checked', before);
     assert.equal(cut?.['outcome'], 'server_closed');
     storeDown = false;
   });

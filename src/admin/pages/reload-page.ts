@@ -2,7 +2,7 @@ import type { ConsoleReload } from '../console-state.ts';
 import { code, html, renderConsolePage, type ConsoleView } from './layout.ts';
 
 /** The outcome of the console's Reload button: what applied, what waits for a restart, or why the file was refused. */
-export function renderReloadPage(view: ConsoleView, outcome: ReturnType<ConsoleReload>): string {
+export function renderReloadPage(view: ConsoleView, outcome: Awaited<ReturnType<ConsoleReload>>): string {
   const list = (items: readonly string[]) => `<ul>${items.map((item) => `<li>${code(item)}</li>`).join('')}</ul>`;
   if (!outcome.ok) {
     return renderConsolePage(

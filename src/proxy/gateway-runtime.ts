@@ -107,7 +107,7 @@ export function createGatewayRuntime(ctx: GatehouseContext, deps: GatewayDeps): 
     openStreams: createOpenStreams((grantId, kid) => {
       if (deps.revokedGrants.isRevoked(grantId)) return 'grant ended';
       if (!deps.revokedGrants.isCurrent()) return 'revocations cannot be checked';
-      if (kid !== undefined && !keyring.signingKeys().some((key) => key.kid === kid)) return 'signing key revoked';
+      if (kid !== undefined && !keyring.signingKeys().some((key) => key.kid === kid)) return 'signing key removed';
       return undefined;
     }),
     streamBudget: createStreamBudget(),

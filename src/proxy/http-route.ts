@@ -11,7 +11,7 @@ import type { GatewayRuntime } from './gateway-runtime.ts';
 import { relayResponse } from './relay-response.ts';
 import { routeBodyLimit, type RouteState } from './route-state.ts';
 import { namesContentCoding } from './forward-headers.ts';
-import { multipartNamesAccessToken, namesAccessToken } from './token-parameter.ts';
+import { namesAccessToken } from './token-parameter.ts';
 
 /**
  * Plain HTTP routes (`type: http`): a REST API behind the same tokens and identity forwarding as the MCP routes.
@@ -89,11 +89,7 @@ async function restOfUploadOverLimit(incoming: Readable, upload: Transform, limi
 export async function refuseTokenInFormBody(exchange: McpExchange): Promise<void> {
   const { upload, request } = exchange;
   if (upload === undefined) return;
-  const type = mediaTypeOf(request.headers['content-type']);
-  // A body without a type is a form to Rack (and Rails reads `access_token` from it); multipart fields are parameters
-  // to Rack, PHP and multer alike.
-  const multipart = type === 'multipart/form-data';
-  if (type !== 'application/x-www-form-urlencoded' && type !== '' && !multipart) return;
+  if (mediaTypeOf(request.headers['content-type']) !== 'application/x-www-form-urlencoded') return;
   // A compressed form cannot be read for a token here, and backends inflate one (Express's body parser does).
   const coding = request.headers['content-encoding'];
   if (namesContentCoding(coding)) {
@@ -110,8 +106,7 @@ export async function refuseTokenInFormBody(exchange: McpExchange): Promise<void
   } catch (error) {
     throw upload.errored instanceof ProtocolError ? upload.errored : error;
   }
-  const text = body.toString('latin1');
-  if (multipart ? multipartNamesAccessToken(text) : namesAccessToken(text)) {
+  if (namesAccessToken(body.toString('latin1'))) {
     throw new ProtocolError('invalid_request', 'Access tokens are accepted only in the Authorization header: this form body names `access_token`, which would reach the backend.');
   }
   exchange.upload = undefined;

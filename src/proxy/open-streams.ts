@@ -30,7 +30,7 @@ export interface OpenStreams {
   closeAll(reason: string): number;
   /**
    * Cuts every open stream whose token was signed by a key not in `liveKids` (audited `server_closed`, reason
-   * `signing key revoked`): a token of a revoked key is refused from then on, and a grant id a forger made up can
+   * `signing key removed`): a token of a revoked key is refused from then on, and a grant id a forger made up can
    * never be revoked to end its streams. Returns how many.
    */
   closeSignedByOtherKeys(liveKids: ReadonlySet<string>): number;
@@ -116,6 +116,6 @@ export function createOpenStreams(cutNow: (grantId: string, kid: string | undefi
     closeSession: (sessionId) => bySession.close(sessionId, 'session ended'),
     // Every stream has a grant: the grant groups hold them all.
     closeAll: (reason) => byGrant.closeAll(reason),
-    closeSignedByOtherKeys: (liveKids) => byKey.closeWhere((kid) => !liveKids.has(kid), 'signing key revoked'),
+    closeSignedByOtherKeys: (liveKids) => byKey.closeWhere((kid) => !liveKids.has(kid), 'signing key removed'),
   };
 }

@@ -5,8 +5,9 @@
  * `?ACCESS_TOKEN=…` (ASP.NET reads names in any case) and `?access_token[]=…` (qs, Rack and PHP read an array of one)
  * through. A name is read:
  * - between `&` or `;` separators (some frameworks split on both), `+` as a space, `%XX` decoded;
- * - up to a NUL, and up to a `[` that a `]` closes (an array or map of that name);
- * - with `.`, a space and an unclosed `[` as `_` (PHP), in any case.
+ * - each valid `%XX` decoded on its own, up to a NUL;
+ * - with brackets as PHP, Rack 2, Rack 3 and qs read them (an array or map of that name), `.`, a space and an unclosed
+ *   `[` as `_` (PHP), in any case.
  * One pass over the text with `indexOf`, no array of fields: a body of a million separators costs a loop, not a
  * split and a million decodes.
  */
@@ -37,30 +38,33 @@ export function namesAccessToken(text: string): boolean {
 
 const NAME_LENGTH = 'access_token'.length;
 
-/**
- * Whether a `multipart/form-data` body has a part named `access_token` (its `Content-Disposition` `name`), read as
- * namesAccessToken reads a name. Part headers are found by their field name wherever they are, which may also match
- * text inside a part: that can only refuse more.
- */
-export function multipartNamesAccessToken(text: string): boolean {
-  if (!/access|%/i.test(text)) return false;
-  for (const match of text.matchAll(/content-disposition:[^\r\n]*?;\s*name\s*=\s*(?:"([^"\r\n]*)"|([^;\s]*))/gi)) {
-    if (readsAsAccessToken(match[1] ?? match[2] ?? '')) return true;
-  }
-  return false;
-}
-
 function readsAsAccessToken(raw: string): boolean {
-  let name = raw.replaceAll('+', ' ');
-  try {
-    name = decodeURIComponent(name);
-  } catch {
-    // A malformed escape leaves the name as sent, as form parsers do.
-  }
+  // Each valid `%XX` decoded on its own, an invalid one left as written (PHP, Python): decodeURIComponent gave up on
+  // the whole name at one stray `%`, and `access%5Ftoken[%]` stayed undecoded.
+  let name = raw.replaceAll('+', ' ').replace(/%([0-9a-fA-F]{2})/g, (_, hex: string) => String.fromCharCode(Number.parseInt(hex, 16)));
   const nul = name.indexOf('\0');
   if (nul !== -1) name = name.slice(0, nul);
   name = name.trim();
-  const open = name.indexOf('[');
-  if (open !== -1 && name.indexOf(']', open) !== -1) name = name.slice(0, open);
-  return name.replace(/[. []/g, '_').toLowerCase() === 'access_token';
+  return READINGS.some((read) => read(name).toLowerCase() === 'access_token');
 }
+
+/** How backends' parsers read a parameter name with brackets, each a way `access_token` can be spelt. */
+const READINGS: ReadonlyArray<(name: string) => string> = [
+  // PHP: up to a `[` a `]` closes (an array), `.`, a space and an unclosed `[` read as `_`.
+  (name) => {
+    const open = name.indexOf('[');
+    const base = open !== -1 && name.indexOf(']', open) !== -1 ? name.slice(0, open) : name;
+    return base.replace(/[. []/g, '_');
+  },
+  // Rack 3 and qs: up to the first `[` after the first character, closed or not.
+  (name) => {
+    const open = name.indexOf('[', 1);
+    return open === -1 ? name : name.slice(0, open);
+  },
+  // Rack 2: leading brackets and a trailing `]` dropped, then up to a `[`.
+  (name) => {
+    const stripped = name.replace(/^[[\]]+/, '').replace(/\]$/, '');
+    const open = stripped.indexOf('[');
+    return open === -1 ? stripped : stripped.slice(0, open);
+  },
+];

@@ -202,6 +202,9 @@ describe('plain HTTP route body limit', () => {
       ['as PHP reads `access.token`', (token: string) => `access.token=${token}`],
       ['in capitals (ASP.NET reads names in any case)', (token: string) => `ACCESS_TOKEN=${token}`],
       ['as an array of one (qs, Rack, PHP)', (token: string) => `access_token[]=${token}`],
+      ['with a stray `%` beside an escape (PHP decodes each escape on its own)', (token: string) => `access%5Ftoken[%]=${token}`],
+      ['with an unclosed bracket (Rack 3 reads a map of access_token)', (token: string) => `access_token[x=${token}`],
+      ['in brackets (Rack 2 strips them)', (token: string) => `[access_token]=${token}`],
     ] as const) {
       it(`naming access_token (${name}) is refused (400) and never reaches the backend`, async () => {
         const token = await bearer();
@@ -218,23 +221,6 @@ describe('plain HTTP route body limit', () => {
         assert.equal(gateway.logs.text().includes(token), false);
       });
     }
-
-    it('without a Content-Type, or multipart with a part named access_token, is refused too (Rack and multer read both)', async () => {
-      const token = await bearer();
-      const before = received.length;
-      const untyped = await post({ authorization: `Bearer ${token}` }, (req) => req.end(`access_token=${token}`));
-      assert.equal(untyped.status, 400);
-      const boundary = 'xyzBOUNDARYzyx';
-      const multipart = await post({ authorization: `Bearer ${token}`, 'content-type': `multipart/form-data; boundary=${boundary}` }, (req) =>
-        req.end(`--${boundary}\r\nContent-Disposition: form-data; name="note"\r\n\r\nhi\r\n--${boundary}\r\nContent-Disposition: form-data; name="access_token"\r\n\r\n${token}\r\n--${boundary}--\r\n`),
-      );
-      assert.equal(multipart.status, 400);
-      assert.equal(received.length, before, 'the backend was never called');
-      const upload = await post({ authorization: `Bearer ${token}`, 'content-type': `multipart/form-data; boundary=${boundary}` }, (req) =>
-        req.end(`--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="a.txt"\r\n\r\naccess granted\r\n--${boundary}--\r\n`),
-      );
-      assert.equal(upload.status, 200, 'a multipart upload without such a part is forwarded');
-    });
 
     it('compressed is refused (415): it cannot be read for a token, and backends inflate it', async () => {
       const before = received.length;

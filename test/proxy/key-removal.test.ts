@@ -94,7 +94,7 @@ describe('a signing key removed from the key set', () => {
 });
 
 describe('a stream opened with a token of a key removed from the set', () => {
-  it('is cut when the key leaves (audited "signing key revoked"), and kept when a rotation only retires it', { timeout: 10_000 }, async () => {
+  it('is cut when the key leaves (audited "signing key removed"), and kept when a rotation only retires it', { timeout: 10_000 }, async () => {
     const backend = createServer((request, response) => {
       request.resume();
       response.writeHead(200, { 'content-type': 'text/event-stream' });
@@ -121,7 +121,7 @@ describe('a stream opened with a token of a key removed from the set', () => {
       const leakedKid = first.signingKeys[0]!.kid;
       keyring.replaceWith(keyringFromKeySet(revokeKeyFromSet(rotated, { kid: leakedKid, now: Date.now(), signingAlgorithm: 'ES256' })));
       await stream.end;
-      const cut = await auditRecordWithReason(gateway, 'signing key revoked');
+      const cut = await auditRecordWithReason(gateway, 'signing key removed');
       assert.equal(cut?.['outcome'], 'server_closed');
     } finally {
       await gateway.close();

@@ -41,7 +41,9 @@ const NAME_LENGTH = 'access_token'.length;
 function readsAsAccessToken(raw: string): boolean {
   // Each valid `%XX` decoded on its own, an invalid one left as written (PHP, Python): decodeURIComponent gave up on
   // the whole name at one stray `%`, and `access%5Ftoken[%]` stayed undecoded.
-  let name = raw.replaceAll('+', ' ').replace(/%([0-9a-fA-F]{2})/g, (_, hex: string) => String.fromCharCode(Number.parseInt(hex, 16)));
+  // `unescape` does exactly that, natively (a callback per escape cost a second on a 4 MB form of `%41`), and also
+  // reads `%uXXXX`, which classic ASP.NET's UrlDecode accepts.
+  let name = unescape(raw.replaceAll('+', ' '));
   const nul = name.indexOf('\0');
   if (nul !== -1) name = name.slice(0, nul);
   name = name.trim();
@@ -61,10 +63,6 @@ const READINGS: ReadonlyArray<(name: string) => string> = [
     const open = name.indexOf('[', 1);
     return open === -1 ? name : name.slice(0, open);
   },
-  // Rack 2: leading brackets and a trailing `]` dropped, then up to a `[`.
-  (name) => {
-    const stripped = name.replace(/^[[\]]+/, '').replace(/\]$/, '');
-    const open = stripped.indexOf('[');
-    return open === -1 ? stripped : stripped.slice(0, open);
-  },
+  // Rack 2: leading brackets skipped, then up to the first `[` or `]` (its own reading, `\A[\[\]]*([^\[\]]+)\]*`).
+  (name) => /^[[\]]*([^[\]]*)/.exec(name)?.[1] ?? name,
 ];

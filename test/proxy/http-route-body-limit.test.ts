@@ -204,7 +204,9 @@ describe('plain HTTP route body limit', () => {
       ['as an array of one (qs, Rack, PHP)', (token: string) => `access_token[]=${token}`],
       ['with a stray `%` beside an escape (PHP decodes each escape on its own)', (token: string) => `access%5Ftoken[%]=${token}`],
       ['with an unclosed bracket (Rack 3 reads a map of access_token)', (token: string) => `access_token[x=${token}`],
-      ['in brackets (Rack 2 strips them)', (token: string) => `[access_token]=${token}`],
+      ['in brackets (Rack 2 strips them)', (token: string) => `[access_token][]=${token}`],
+      ['with `]` after it (Rack 2 reads up to the first bracket)', (token: string) => `access_token]]=${token}`],
+      ['with %uXXXX (classic ASP.NET decodes it)', (token: string) => `access%u005Ftoken=${token}`],
     ] as const) {
       it(`naming access_token (${name}) is refused (400) and never reaches the backend`, async () => {
         const token = await bearer();

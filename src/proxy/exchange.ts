@@ -175,16 +175,15 @@ export function enforcePinnedTools(exchange: McpExchange): void | Promise<void> 
 }
 
 /**
- * Any answer may carry a `tools/list` result, whatever its request asked: a client hands each response to the
- * pending request with its id, on whichever POST's answer or stream it arrives. Screening only the answer to a POST
- * that asked `tools/list` let a backend put the list (denied tools, definitions changed since they were pinned) in its
- * answer to a `ping`, and let a client read it there through an honest backend: a `tools/call` sent with the id of a
- * slow `tools/list` still in flight, which an SDK server answers on the stream of the newest request with that id. A
- * GET stream carries what the server sends of itself and replays earlier streams on `Last-Event-ID`
- * (MCP basic/transports §Resumability and Redelivery). So answers are screened by their content, on every request.
+ * A `tools/list` result, in whatever answer it comes, has its definitions checked against the pins on the way back.
+ * Any answer may carry one, whatever its request asked: a client hands each response to the pending request with its
+ * id, on whichever POST's answer or stream it arrives. Screening only the answer to a POST that asked `tools/list` let
+ * a backend put the list (denied tools, definitions changed since they were pinned) in its answer to a `ping`, and let
+ * a client read it there through an honest backend: a `tools/call` sent with the id of a slow `tools/list` still in
+ * flight, which an SDK server answers on the stream of the newest request with that id. A GET stream carries what the
+ * server sends of itself and replays earlier streams on `Last-Event-ID` (MCP basic/transports §Resumability and
+ * Redelivery). So answers are screened by their content, on every request.
  */
-
-/** A `tools/list` result, in whatever answer it comes, has its definitions checked against the pins on the way back. */
 export function reviewToolDefinitions(exchange: McpExchange): void {
   exchange.reviewTools = toolListReviewer(exchange.runtime, exchange.state.route, exchange.draft);
 }

@@ -78,13 +78,13 @@ export function createGatewayPlugin(ctx: GatehouseContext, deps: GatewayDeps): F
     // A revoked grant's open streams end with it (open-streams.ts); every other request is refused by the check. So do
     // a Streamable HTTP session's, on whichever replica (a legacy session's one stream is what ended it).
     const stopClosingStreams = deps.revokedGrants.onRevoked((grantId) => void runtime.openStreams.closeGrant(grantId));
-    // A replica that can no longer learn of grant ends refuses new requests (verify-access-token.ts) and cuts its open
-    // streams: a grant ended during the outage went on streaming until the store came back.
     // A token of a key taken out of the set (`gatehouse keys revoke`) is refused from then on; its streams end too.
     const stopCuttingRevokedKeys = onKeyringChange(ctx.keyring, () => {
       const cut = runtime.openStreams.closeSignedByOtherKeys(new Set(ctx.keyring.signingKeys().map((key) => key.kid)));
       if (cut > 0) ctx.logger.warn({ streams: cut }, 'open streams cut: the key that signed their tokens left the key set');
     });
+    // A replica that can no longer learn of grant ends refuses new requests (verify-access-token.ts) and cuts its open
+    // streams: a grant ended during the outage went on streaming until the store came back.
     const stopCuttingWhenStale = deps.revokedGrants.onStale(() => {
       const cut = runtime.openStreams.closeAll('revocations cannot be checked');
       if (cut > 0) ctx.logger.warn({ streams: cut }, 'open streams cut: grant revocations cannot be checked (the store is out of reach)');
@@ -201,13 +201,13 @@ function refuseMethod(allow: string, what = 'MCP endpoint') {
   };
 }
 
+/** Why a refusal is audited: the error's code, or `no token` for a request that sent none (records/audit.ts). */
+const auditReasonOf = (error: ProtocolError): string => (error.code === 'invalid_token' && error.detail === NO_TOKEN_DETAIL ? NO_TOKEN_REASON : error.code);
+
 /**
  * Errors on gateway routes go through the server's renderer; MCP routes answer with a JSON-RPC error carrying the
  * failing request's id, and the code the error names (the catalogue's, or a more precise one such as -32020).
  */
-/** Why a refusal is audited: the error's code, or `no token` for a request that sent none (records/audit.ts). */
-const auditReasonOf = (error: ProtocolError): string => (error.code === 'invalid_token' && error.detail === NO_TOKEN_DETAIL ? NO_TOKEN_REASON : error.code);
-
 function sendGatewayError(request: FastifyRequest, reply: FastifyReply, error: unknown): FastifyReply {
   const format = request.routeOptions.config.errorFormat ?? 'oauth-json';
   // A backend's answer failing as it streams, before any byte of it went out, is the backend's failure (a 502).

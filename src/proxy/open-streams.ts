@@ -58,14 +58,8 @@ class StreamGroups {
 
   closeWhere(select: (key: string) => boolean, reason: string): number {
     let closed = 0;
-    for (const key of this.#groups.keys()) if (select(key)) closed += this.close(key, reason);
-    return closed;
-  }
-
-  closeAll(reason: string): number {
-    let closed = 0;
     // Deleting the entry being visited does not disturb a Map's iteration.
-    for (const key of this.#groups.keys()) closed += this.close(key, reason);
+    for (const key of this.#groups.keys()) if (select(key)) closed += this.close(key, reason);
     return closed;
   }
 
@@ -115,7 +109,7 @@ export function createOpenStreams(cutNow: (grantId: string, kid: string | undefi
     closeGrant: (grantId) => byGrant.close(grantId, 'grant ended'),
     closeSession: (sessionId) => bySession.close(sessionId, 'session ended'),
     // Every stream has a grant: the grant groups hold them all.
-    closeAll: (reason) => byGrant.closeAll(reason),
+    closeAll: (reason) => byGrant.closeWhere(() => true, reason),
     closeSignedByOtherKeys: (liveKids) => byKey.closeWhere((kid) => !liveKids.has(kid), 'signing key removed'),
   };
 }

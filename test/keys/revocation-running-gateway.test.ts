@@ -9,9 +9,9 @@ import { currentKey, parseKeySet, type KeySetFile } from '../../src/keys/key-set
 import { KEY_SET_RECORD, KEYS_NAMESPACE } from '../../src/keys/key-set-source.ts';
 import { systemClock } from '../../src/runtime/clock.ts';
 import { createSqliteStore } from '../../src/store/sqlite-store.ts';
-import { CLIENT_REDIRECT, consentForm, pkcePair } from '../authorization/harness.ts';
+import { CLIENT_REDIRECT } from '../authorization/harness.ts';
+import { authorizeWithoutBrowser } from '../support/authorize-without-browser.ts';
 import { startDemo, type RunningDemo } from '../support/demo-harness.ts';
-import { CookieBrowser, signInAtLocalIdp } from '../upstream/support/cookie-browser.ts';
 
 /**
  * A leaked signing key, end to end: the running demo gateway (SQLite, started as `gatehouse start` starts it) accepts
@@ -37,20 +37,19 @@ describe('revoking a leaked signing key on a running gateway', () => {
     }
   };
 
-  const initialize = (accessToken: string) =>
+  /** An `initialize` through the gateway with `accessToken`, its body left unread. */
+  const initializeWith = (accessToken: string) =>
     fetch(demo.mcpUrl, {
       method: 'POST',
       headers: { authorization: `Bearer ${accessToken}`, 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-protocol-version': '2025-11-25' },
       body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'revocation-test', version: '1' } } }),
-    }).then(async (response) => (await response.body?.cancel(), response.status));
-
+    }).then(async (response) => (await response.body?.cancel(), response));
+  const initialize = async (accessToken: string) => (await initializeWith(accessToken)).status;
   /** The gateway's own verdict on a token: whether it answered the bearer challenge (401 with WWW-Authenticate). */
-  const refusedByGateway = (accessToken: string) =>
-    fetch(demo.mcpUrl, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${accessToken}`, 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-protocol-version': '2025-11-25' },
-      body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'revocation-test', version: '1' } } }),
-    }).then(async (response) => (await response.body?.cancel(), response.status === 401 && response.headers.has('www-authenticate')));
+  const refusedByGateway = async (accessToken: string) => {
+    const response = await initializeWith(accessToken);
+    return response.status === 401 && response.headers.has('www-authenticate');
+  };
 
   const publishedKids = async (): Promise<string[]> =>
     ((await (await fetch(`${demo.publicUrl}/jwks`)).json()) as { keys: { kid: string }[] }).keys.map((key) => key.kid);
@@ -65,39 +64,7 @@ describe('revoking a leaked signing key on a running gateway', () => {
     clientId = ((await registered.json()) as { client_id: string }).client_id;
 
     // A real authorization, browser-less: consent approved, the local IdP's form, the code exchanged.
-    const browser = new CookieBrowser();
-    const origin = demo.publicUrl;
-    const { verifier, challenge } = pkcePair();
-    const authorize = new URL('/authorize', origin);
-    authorize.search = new URLSearchParams({
-      client_id: clientId, redirect_uri: CLIENT_REDIRECT, response_type: 'code', code_challenge: challenge, code_challenge_method: 'S256',
-      resource: demo.mcpUrl, scope: 'mcp:tools graph:read offline_access',
-    }).toString();
-    const leaves = (url: URL) => url.origin !== origin;
-    let step = await browser.follow(authorize, leaves);
-    if (step.response?.status === 200) {
-      const form = consentForm(await step.response.text());
-      const approved = await browser.request(new URL(form.action, origin), {
-        method: 'POST',
-        headers: { 'content-type': 'application/x-www-form-urlencoded', origin },
-        body: new URLSearchParams({ consent_state: form.consentState, csrf_token: form.csrf, decision: 'approve' }).toString(),
-      });
-      step = await browser.follow(new URL(approved.headers.get('location') ?? '', origin), leaves);
-    }
-    let redirect = step.stoppedAt;
-    if (redirect && !redirect.href.startsWith(CLIENT_REDIRECT)) {
-      const callback = await signInAtLocalIdp(browser, redirect.href, demo.users[0]!, origin);
-      redirect = (await browser.follow(callback, leaves)).stoppedAt;
-    }
-    const code = redirect?.searchParams.get('code');
-    assert.ok(code, `the authorization ended without a code (${redirect?.href})`);
-    const exchanged = await fetch(`${origin}/token`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/x-www-form-urlencoded' },
-      body: new URLSearchParams({ grant_type: 'authorization_code', code, code_verifier: verifier, redirect_uri: CLIENT_REDIRECT, client_id: clientId, resource: demo.mcpUrl }),
-    });
-    assert.equal(exchanged.status, 200);
-    tokens = (await exchanged.json()) as typeof tokens;
+    tokens = await authorizeWithoutBrowser({ origin: demo.publicUrl, clientId, resource: demo.mcpUrl, user: demo.users[0]!, scope: 'mcp:tools graph:read offline_access' });
   });
   after(async () => {
     await demo?.close();

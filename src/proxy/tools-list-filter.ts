@@ -51,9 +51,9 @@ export function filterToolsResult(message: unknown, denied: DeniedTools): unknow
 }
 
 /** A JSON body as a client reads it: UTF-8 with a leading byte order mark skipped (WHATWG "UTF-8 decode"). */
-function parseAnswer(body: Buffer): unknown {
+function parseAnswer(text: string): unknown {
   try {
-    return parseJsonText(body.toString('utf8'));
+    return parseJsonText(text);
   } catch {
     throw new ProtocolError('bad_gateway', 'The backend answered with a body that is not JSON.');
   }
@@ -66,12 +66,18 @@ function parseJsonText(text: string): unknown {
 const withoutBom = (text: string): string => (text.charCodeAt(0) === 0xfeff ? text.slice(1) : text);
 
 /**
- * Whether another client may read `text` otherwise than this parse (`parsed`) did: a member named twice (which one a
- * parser keeps varies) or a name written with escapes that V8 misread (duplicate-members.ts). The screen decides by
- * the parse and passes the backend's bytes on when they carry no list: `{"x":{"a":0,"tool\\":0},"result":
- * {"a":0,"tool\u0073":[…]}}` was no list to V8 and `result.tools` to Python's `json`.
+ * Whether another client may read `text` otherwise than this parse (`parsed`) did, so the screen cannot vouch for it:
+ * a message spelling its list otherwise (misspeltListing), a member named twice (which one a parser keeps varies) or
+ * a name written with escapes that V8 misread (duplicate-members.ts). The screen decides by the parse and passes the
+ * backend's bytes on when they carry no list: `{"x":{"a":0,"tool\\":0},"result":{"a":0,"tool\u0073":[…]}}` was no
+ * list to V8 and `result.tools` to Python's `json`.
  */
-const readOtherwise = (text: string, parsed: unknown): boolean => memberNamesProblem(withoutBom(text), parsed) !== undefined;
+const readOtherwise = (text: string, parsed: unknown): boolean =>
+  someMessage(parsed, misspeltListing) || memberNamesProblem(withoutBom(text), parsed) !== undefined;
+
+/** `test` over a parsed answer's messages: a batch (a JSON array, 2025-03-26) or one message. */
+const someMessage = (parsed: unknown, test: (message: unknown) => boolean): boolean => (Array.isArray(parsed) ? parsed.some(test) : test(parsed));
+const carriesList = (message: unknown): boolean => toolsOf(message) !== undefined;
 
 /**
  * An event's data parsed, `undefined` for one that carries no message (an empty `data`, as a priming event for
@@ -89,7 +95,7 @@ function parseEventData(data: string): unknown {
 const unreadable = Symbol('unreadable');
 
 export function filterToolsListJson(body: Buffer, denied: DeniedTools): Buffer {
-  const parsed = parseAnswer(body);
+  const parsed = parseAnswer(body.toString('utf8'));
   const filtered = Array.isArray(parsed) ? parsed.map((m) => filterToolsResult(m, denied)) : filterToolsResult(parsed, denied);
   return Buffer.from(JSON.stringify(filtered));
 }
@@ -167,11 +173,12 @@ export async function screenToolsResult(message: unknown, denied: DeniedTools, r
  * parsed and written again, which would round its numbers past 2^53 and respell its text), else the screened messages.
  */
 export async function screenToolsListJson(body: Buffer, denied: DeniedTools, review: ReviewTools | undefined): Promise<Buffer> {
-  const parsed = parseAnswer(body);
-  if ((Array.isArray(parsed) ? parsed.some(misspeltListing) : misspeltListing(parsed)) || readOtherwise(body.toString('utf8'), parsed)) {
+  const text = body.toString('utf8');
+  const parsed = parseAnswer(text);
+  if (readOtherwise(text, parsed)) {
     throw new ProtocolError('bad_gateway', 'The backend answered with member names a client may read otherwise than the gateway, which it cannot screen.');
   }
-  if (Array.isArray(parsed) ? !parsed.some((message) => toolsOf(message) !== undefined) : toolsOf(parsed) === undefined) return body;
+  if (!someMessage(parsed, carriesList)) return body;
   const screened = Array.isArray(parsed)
     ? await Promise.all(parsed.map((message) => screenToolsResult(message, denied, review)))
     : await screenToolsResult(parsed, denied, review);
@@ -185,11 +192,11 @@ export async function screenToolsListJson(body: Buffer, denied: DeniedTools, rev
 export function screenToolsListEvent(event: SseEvent, denied: DeniedTools, review: ReviewTools | undefined): SseEvent | null | Promise<SseEvent | null> {
   const parsed = parseEventData(event.data);
   if (parsed === unreadable) return null;
-  if (parsed !== undefined && ((Array.isArray(parsed) ? parsed.some(misspeltListing) : misspeltListing(parsed)) || readOtherwise(event.data, parsed))) return null;
+  if (parsed !== undefined && readOtherwise(event.data, parsed)) return null;
   // A batch of answers in one event (a JSON array, 2025-03-26): each screened, as in a JSON body. Read only as single
   // messages, an array passed unscreened — denied tools listed, nothing pinned, a changed description let through.
   if (Array.isArray(parsed)) {
-    if (!parsed.some((message) => toolsOf(message) !== undefined)) return event;
+    if (!parsed.some(carriesList)) return event;
     return Promise.all(parsed.map((message) => screenToolsResult(message, denied, review))).then((screened) =>
       screened.every((message, index) => message === parsed[index]) ? event : { ...event, data: JSON.stringify(screened) },
     );

@@ -2,6 +2,7 @@ import type { Readable } from 'node:stream';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Dispatcher } from 'undici';
 import { ProtocolError } from '../errors/protocol-error.ts';
+import { unauthorized } from '../errors/bearer-challenge.ts';
 import { runSteps as runHandlerSteps, type HandlerStep, type StepContext } from '../server/handler-steps.ts';
 import type { RequestTrace, ServerSpanStart } from '../observability/tracing.ts';
 import { discardBody, type BackendResponse } from './backend-client.ts';
@@ -12,6 +13,7 @@ import type { McpPost } from './mcp-message.ts';
 import { auditDraft, type AuditDraft } from './request-audit.ts';
 import type { RouteState } from './route-state.ts';
 import type { ApprovedTool } from './tool-pins.ts';
+import { revocationsUnknown } from './verify-access-token.ts';
 import { NO_TOOLS_DENIED, type DeniedTools, type ReviewTools } from './tools-list-filter.ts';
 import { backendSpan, mcpSpanStart, requestTrace } from './request-trace.ts';
 
@@ -201,6 +203,24 @@ export async function forwardIdentity(exchange: McpExchange): Promise<void> {
     if (headers['content-encoding'] !== undefined) delete headers['content-encoding'];
   }
   exchange.backendHeaders = headers;
+}
+
+/**
+ * A stream is admitted by its request's check and tracked once its backend answered (open-streams.ts): a grant ended,
+ * its signing key revoked or the revocation list gone stale in between (a backend slow to send its headers) is
+ * answered as the check answers a new request — 401 to end the grant's use, 503 to retry — rather than with a
+ * connection cut, which a client takes for a network fault and reconnects after. The backend's stream never ends by
+ * itself: it is cut, not drained.
+ */
+export function refuseStreamNoLongerAdmitted(exchange: McpExchange): void {
+  const { claims } = authorized(exchange);
+  const reason = exchange.runtime.openStreams.refusal(claims.grantId, claims.kid);
+  if (reason === undefined) return;
+  backendResponse(exchange).body.destroy();
+  exchange.draft.reason = reason;
+  if (reason === 'revocations cannot be checked') throw revocationsUnknown();
+  const scheme = claims.jkt === undefined ? 'bearer' : 'dpop';
+  throw unauthorized(exchange.state.target, true, reason === 'grant ended' ? 'The access token has been revoked.' : 'The access token is malformed or its signature does not verify.', scheme);
 }
 
 /**

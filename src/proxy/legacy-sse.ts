@@ -69,6 +69,7 @@ function relayLegacyStream(exchange: McpExchange): Promise<void> {
   const { runtime, state, reply, draft } = exchange;
   const response = backendResponse(exchange);
   const call = authorized(exchange);
+  shared.refuseStreamNoLongerAdmitted(exchange);
   trackOpenStream(reply, runtime.metrics, { route: state.route.path, transport: 'sse' });
   runtime.openStreams.track(reply.raw, draft, call.claims.grantId, undefined, call.claims.kid);
 

@@ -16,7 +16,15 @@ import type { AuditDraft } from './request-audit.ts';
  *   `authorization.revocationMaxStalenessSeconds`, the store out of reach) cuts them all, as it refuses new requests
  *   then: a stream of a grant ended meanwhile kept flowing for the whole outage.
  */
+/** Why a stream is cut or not started: the `reason` of its audit record. */
+export type StreamCutReason = 'grant ended' | 'revocations cannot be checked' | 'signing key removed';
+
 export interface OpenStreams {
+  /**
+   * Why a stream of `grantId`, its token signed by `kid`, may not start now, or nothing: asked before its headers go
+   * out, so the client is answered as a new request would be (exchange.ts refuseStreamNoLongerAdmitted).
+   */
+  refusal(grantId: string, kid: string | undefined): StreamCutReason | undefined;
   /**
    * Registers a stream carried by `response`, of `grantId` and, when it belongs to one, of the Streamable HTTP
    * session `sessionId`; it is forgotten when the response closes.
@@ -80,13 +88,16 @@ class StreamGroups {
 /**
  * `cutNow` says why a stream of `grantId` must not start (its grant ended, the revocation list stale), or nothing. A
  * stream is tracked once its backend answered, after the request's own check: an end or a stale list in between
- * (a backend slow to send its headers) found nothing to cut, and the stream then flowed on.
+ * (a backend slow to send its headers) found nothing to cut, and the stream then flowed on. The transports ask
+ * `refusal` just before tracking and answer the request as its own check would have; `track` asks again, so a stream
+ * no transport asked about is still cut rather than carried.
  */
-export function createOpenStreams(cutNow: (grantId: string, kid: string | undefined) => string | undefined = () => undefined): OpenStreams {
+export function createOpenStreams(cutNow: (grantId: string, kid: string | undefined) => StreamCutReason | undefined = () => undefined): OpenStreams {
   const byGrant = new StreamGroups();
   const bySession = new StreamGroups();
   const byKey = new StreamGroups();
   return {
+    refusal: cutNow,
     track(response, draft, grantId, sessionId, kid) {
       if (response.closed || response.destroyed) return;
       const reason = cutNow(grantId, kid);

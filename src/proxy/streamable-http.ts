@@ -139,6 +139,7 @@ async function relayToClient(exchange: McpExchange): Promise<void> {
   const screened = !deniesNone(exchange.denied) || exchange.reviewTools !== undefined;
   const body = screened ? await toolsListBody(state, response, exchange.denied, exchange.reviewTools) : response.body;
   if (response.statusCode >= 200 && response.statusCode < 300 && mediaType(response.headers) === 'text/event-stream') {
+    shared.refuseStreamNoLongerAdmitted(exchange);
     trackOpenStream(reply, runtime.metrics, { route: state.route.path, transport: 'streamable-http' });
     const { claims } = authorized(exchange);
     runtime.openStreams.track(reply.raw, draft, claims.grantId, exchange.sessionId, claims.kid);

@@ -275,6 +275,6 @@ function describeFailure(error: unknown): string {
 }
 
 /** The revoked grants could not be re-read for too long (the store unreachable): retry once it is back. */
-function revocationsUnknown(): ProtocolError {
+export function revocationsUnknown(): ProtocolError {
   return new ProtocolError('temporarily_unavailable', 'Revocations cannot be checked right now; retry later.', { headers: { 'retry-after': '5' } });
 }

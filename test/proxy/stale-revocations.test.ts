@@ -5,6 +5,7 @@ import { after, before, describe, it } from 'node:test';
 import { ManualClock } from '../../src/runtime/clock.ts';
 import { createSqliteStore } from '../../src/store/sqlite-store.ts';
 import { StoreUnavailableError, type Store } from '../../src/store/store.ts';
+import { revokeGrant } from '../../src/grants/revoked-grants.ts';
 import { auditRecordWithReason, createTestKeyring, followStream, mintAccessToken, startTestGateway, type TestGateway } from './harness.ts';
 
 /**
@@ -20,10 +21,9 @@ describe('open streams when revocations cannot be checked', () => {
   let gateway: TestGateway;
   let storeDown = false;
   const held = new Set<ServerResponse>();
-  let slowArrived: (() => void) | undefined;
-  const slowHere = new Promise<void>((resolve) => (slowArrived = resolve));
-  let releaseSlow: () => void = () => undefined;
-  const slowRelease = new Promise<void>((resolve) => (releaseSlow = resolve));
+  // Each request to `/slow` (either transport) waits here until the test answers it.
+  const slowWaiting: Array<(answer: () => void) => void> = [];
+  const nextSlow = () => new Promise<() => void>((resolve) => slowWaiting.push(resolve));
 
   before(async () => {
     backend = createServer((request, response) => {
@@ -35,10 +35,8 @@ describe('open streams when revocations cannot be checked', () => {
         response.write(': open\n\n');
       };
       // `/slow` answers only when the test says: its stream is admitted before the list goes stale, tracked after.
-      if (request.url?.startsWith('/slow')) {
-        slowArrived?.();
-        void slowRelease.then(open);
-      } else open();
+      if (request.url?.startsWith('/slow')) slowWaiting.shift()?.(open);
+      else open();
     });
     await new Promise<void>((resolve) => backend.listen(0, '127.0.0.1', resolve));
     sqlite = await createSqliteStore({ path: ':memory:', clock, purgeIntervalMs: 0 });
@@ -58,7 +56,7 @@ describe('open streams when revocations cannot be checked', () => {
       config: {
         routes: [
           { path: '/mcp', backend: `http://127.0.0.1:${(backend.address() as AddressInfo).port}/mcp` },
-          { path: '/slow', backend: `http://127.0.0.1:${(backend.address() as AddressInfo).port}/slow` },
+          { path: '/slow', backend: `http://127.0.0.1:${(backend.address() as AddressInfo).port}/slow`, legacySsePath: '/slow/sse' },
         ],
       },
     });
@@ -90,32 +88,48 @@ describe('open streams when revocations cannot be checked', () => {
     await gateway.revokedGrants.resync();
   });
 
-  it('cuts a stream admitted before the list went stale whose backend answered after', { timeout: 10_000 }, async () => {
-    const token = await mintAccessToken(keyring, gateway.url, { aud: `${gateway.url}/slow` });
-    const pending = fetch(`${gateway.url}/slow`, { headers: { authorization: `Bearer ${token}`, accept: 'text/event-stream' } });
-    await slowHere;
+  const streamRequest = async (path: string, gid: string) => {
+    const token = await mintAccessToken(keyring, gateway.url, { aud: `${gateway.url}/slow`, gid });
+    const answered = nextSlow();
+    const response = fetch(`${gateway.url}${path}`, { headers: { authorization: `Bearer ${token}`, accept: 'text/event-stream' } });
+    return { response, answer: await answered };
+  };
+
+  it('answers a stream admitted before the list went stale, whose backend answered after, 503 with Retry-After, not a cut', { timeout: 10_000 }, async () => {
+    const { response, answer } = await streamRequest('/slow', 'grant-slow-stale');
     storeDown = true;
     clock.advance(61_000);
     await gateway.revokedGrants.resync().catch(() => undefined);
     assert.equal(gateway.revokedGrants.isCurrent(), false);
     const before = gateway.auditLines.length;
-    releaseSlow();
-    // Cut before its headers went out, or right after: either way the stream does not flow.
-    const flowed = await pending.then(
-      async (response) => {
-        try {
-          const reader = response.body!.getReader();
-          while (!(await reader.read()).done);
-        } catch {
-          // cut
-        }
-        return false;
-      },
-      () => false,
-    );
-    assert.equal(flowed, false);
-    const cut = await auditRecordWithReason(gateway, 'revocations cannot be checked', before);
-    assert.equal(cut?.['outcome'], 'server_closed');
+    answer();
+    const answered = await response;
+    assert.equal(answered.status, 503);
+    assert.ok(Number(answered.headers.get('retry-after')) > 0);
+    await answered.body?.cancel();
+    const record = await auditRecordWithReason(gateway, 'revocations cannot be checked', before);
+    assert.equal(record?.['status'], 503);
     storeDown = false;
+    clock.advance(1_000);
+    await gateway.revokedGrants.resync();
   });
+
+  for (const path of ['/slow', '/slow/sse']) {
+    it(`answers a stream (${path}) whose grant ended while its backend was slow to answer 401, the grant's use over`, { timeout: 10_000 }, async () => {
+      const gid = `grant-slow-ended${path.replaceAll('/', '-')}`;
+      const { response, answer } = await streamRequest(path, gid);
+      await revokeGrant(sqlite, gid, { ttlSeconds: 600 });
+      await gateway.revokedGrants.resync();
+      assert.equal(gateway.revokedGrants.isRevoked(gid), true);
+      const before = gateway.auditLines.length;
+      answer();
+      const answered = await response;
+      assert.equal(answered.status, 401);
+      assert.match(answered.headers.get('www-authenticate') ?? '', /error="invalid_token"/);
+      await answered.body?.cancel();
+      const record = await auditRecordWithReason(gateway, 'grant ended', before);
+      assert.equal(record?.['status'], 401);
+      assert.equal(record?.['outcome'], 'denied');
+    });
+  }
 });

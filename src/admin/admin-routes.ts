@@ -86,7 +86,7 @@ export function registerAdminRoutes(app: FastifyInstance, state: ConsoleState): 
     try {
       const result = await revokeClient(admin, clientId);
       for (const _ of result.revokedGrants) state.metrics.grantRevoked('admin');
-      request.log.info({ clientId, grants: result.revokedGrants.length }, 'client revoked from the admin console');
+      request.log.info({ clientId, grants: result.revokedGrants.length, appOnlyTokens: result.revokedAppOnlyTokens.length }, 'client revoked from the admin console');
     } catch (error) {
       if (error instanceof AdminNotFoundError) throw new ProtocolError('not_found', 'There is no such client.');
       throw error;

@@ -7,7 +7,8 @@ import {
   registrationTokenView,
   type AdminDeps,
 } from './admin-deps.ts';
-import { deleteRecord, readRecord } from '../store/record-access.ts';
+import { deleteRecord, findRecords, readRecord } from '../store/record-access.ts';
+import { appOnlyTokenRecord } from '../records/authorization.ts';
 import { endGrant, forgetSessionsWithoutGrant, listGrants, type GrantSummary, type RecentUse } from './grants.ts';
 import { withdrawConsent } from '../authorization/remembered-decisions.ts';
 
@@ -121,6 +122,8 @@ export interface ClientRevocation {
   client: ClientSummary;
   /** The grants this revocation ended (not those that something else ended while it ran). */
   revokedGrants: string[];
+  /** The app-only tokens (client credentials, workload tokens) it ended, by their grant ids: they have no grant. */
+  revokedAppOnlyTokens: string[];
   /** True when a DCR registration was deleted; configured and CIMD clients keep theirs (see the note above). */
   registrationDeleted: boolean;
 }
@@ -133,6 +136,7 @@ export async function revokeClient(deps: AdminDeps, clientId: string): Promise<C
   const client = await findClient(deps, clientId);
   if (client === undefined) throw new AdminNotFoundError(`no client ${JSON.stringify(clientId)}`);
   const revokedGrants: string[] = [];
+  const revokedAppOnlyTokens: string[] = [];
   const subjects = new Set<string>();
   const endGrants = async () => {
     for (const grant of await listGrants(deps, { client: clientId }, undefined, { everyGrant: true })) {
@@ -142,6 +146,10 @@ export async function revokeClient(deps: AdminDeps, clientId: string): Promise<C
       // One ended meanwhile by someone else (its user, a second revocation of the client) is theirs to count.
       if (await endGrant(deps, grant.grantId, 'client_revoked')) revokedGrants.push(grant.grantId);
       subjects.add(grant.subject);
+    }
+    // No grant record lists these: each was recorded under its client as it was minted (grants/client-credentials.ts).
+    for (const { key } of await findRecords(deps.store, appOnlyTokenRecord, 'client', clientId, { invalid: 'skip' })) {
+      if (await endGrant(deps, key, 'client_revoked')) revokedAppOnlyTokens.push(key);
     }
   };
   await endGrants();
@@ -159,7 +167,7 @@ export async function revokeClient(deps: AdminDeps, clientId: string): Promise<C
   }
   // Once for all the users whose grants ended: one read of the grants, not one per user.
   await forgetSessionsWithoutGrant(deps, subjects);
-  return { client, revokedGrants, registrationDeleted };
+  return { client, revokedGrants, revokedAppOnlyTokens, registrationDeleted };
 }
 
 export interface ClientDescription {

@@ -17,6 +17,7 @@ import { jwtBearerGrantMetadata } from './grants/jwt-bearer-grant.ts';
 import { assertionTimeProblem } from './grants/assertion-replay.ts';
 import { resourceServerInfo } from './resource-server-info.ts';
 import { selfRegisteredGrantsProblem } from './self-registered-grants.ts';
+import { appOnlyTokenIndex } from './grants/client-credentials.ts';
 import { extraTokenClaims, issueRefreshToken, rotateRefreshToken, tokenLifetimes } from './token-policy.ts';
 
 /**
@@ -172,7 +173,7 @@ export function providerConfiguration(input: ProviderConfigurationInput): Config
     rotateRefreshToken,
     // Tokens outlive the browser session on purpose: an MCP client keeps working after the browser is closed.
     expiresWithSession: () => false,
-    extraTokenClaims,
+    extraTokenClaims: extraTokenClaims(appOnlyTokenIndex(ctx.store, authorization.accessTokenTtlSeconds)),
     fetch: providerFetch(input.guardedFetch, ctx.logger),
     // Never fetched: a client loaded with one (stored before registration refused it, or a CIMD document) keeps it unread.
     sectorIdentifierUriValidate: () => false,

@@ -1,6 +1,6 @@
 import type { Client, KoaContextWithOIDC } from 'oidc-provider';
 import type { GatehouseConfig } from '../config/schema.ts';
-import { appOnlyClaims } from './grants/client-credentials.ts';
+import { appOnlyClaims, type IndexAppOnlyToken } from './grants/client-credentials.ts';
 
 /**
  * Token lifetimes and refresh-token behaviour, as oidc-provider configuration functions.
@@ -55,8 +55,14 @@ export function rotateRefreshToken(): boolean {
 
 /**
  * The shared access-token contract: `gid` lets the proxy check grant revocation without a store lookup; a
- * client-credentials token has no grant and is marked app-only instead (grants/client-credentials.ts).
+ * client-credentials token has no grant and is marked app-only instead, and recorded under its client so that
+ * revoking the client ends it (grants/client-credentials.ts).
  */
-export function extraTokenClaims(_ctx: KoaContextWithOIDC, token: { grantId?: string; kind?: string; jti?: string }): Record<string, unknown> | undefined {
-  return token.grantId === undefined ? appOnlyClaims(token) : { gid: token.grantId };
+export function extraTokenClaims(indexAppOnlyToken: IndexAppOnlyToken) {
+  return async (_ctx: KoaContextWithOIDC, token: { grantId?: string; kind?: string; jti?: string; clientId?: string }): Promise<Record<string, unknown> | undefined> => {
+    if (token.grantId !== undefined) return { gid: token.grantId };
+    const claims = appOnlyClaims(token);
+    if (claims !== undefined && token.clientId !== undefined) await indexAppOnlyToken(claims.gid, token.clientId);
+    return claims;
+  };
 }

@@ -64,3 +64,16 @@ export const registrationRateCounter = defineCounter({
   description:
     'Dynamic registrations per address and hour. One beyond `authorization.dynamicRegistration.perIpPerHour` (`perLoopbackIpPerHour` for a loopback peer, when set) gets `429` with `Retry-After`. The IP address is plain.',
 });
+
+export const appOnlyTokenRecord = defineRecord({
+  namespace: 'app-only-token',
+  owner: 'src/authorization/grants/client-credentials.ts',
+  key: "the token's grant id (`app-<jti>`, src/protocol/app-only.ts)",
+  schema: z.object({ clientId: z.string() }),
+  ttl: '`authorization.accessTokenTtlSeconds`: the token\'s own life',
+  indexes: ['client'],
+  singleUse: false,
+  secrets: 'none: the id is revocable, not a credential',
+  description:
+    'A live app-only access token (client credentials, a workload token), under its client. Such a token has no grant record to list: revoking its client (console, CLI) finds it here and ends it by its grant id.',
+});

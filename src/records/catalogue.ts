@@ -5,7 +5,7 @@ import { accountRecord } from './account.ts';
 import { assertionJtiRecord } from './assertions.ts';
 import { consoleSessionRecord, consoleSignInRecord } from './admin.ts';
 import { auditRecord } from './audit.ts';
-import { codeExchangedRecord, grantRedirectUrisRecord, refreshRotatedRecord, refreshSuccessorRecord, registrationRateCounter } from './authorization.ts';
+import { appOnlyTokenRecord, codeExchangedRecord, grantRedirectUrisRecord, refreshRotatedRecord, refreshSuccessorRecord, registrationRateCounter } from './authorization.ts';
 import {
   downstreamFailureRecord,
   downstreamTokenLock,
@@ -48,6 +48,11 @@ export const catalogue: readonly CatalogueSection[] = [
     title: 'Authorization server: JWT authorization grants',
     intro: 'Replay detection for the `jwt-bearer` grant (ID-JAG, workload identity federation), across replicas.',
     entries: [assertionJtiRecord],
+  },
+  {
+    title: 'Authorization server: app-only tokens',
+    intro: 'Tokens with no user and no grant record (client credentials, workload tokens), found by client when the client is revoked.',
+    entries: [appOnlyTokenRecord],
   },
   {
     title: 'Authorization server: consent and sign-in state',

@@ -9,6 +9,7 @@ import type { TokenBroker } from '../../src/broker/types.ts';
 import { mcpPost, toolsCall, toolsList } from '../proxy/harness.ts';
 import { startTestStack, type TestStack } from '../proxy/stack-harness.ts';
 import type { AuditRecord } from '../../src/records/audit.ts';
+import { revokeClient } from '../../src/admin/clients.ts';
 
 /**
  * Agents without a browser (MCP client-credentials extension): pre-registered confidential clients authenticate with
@@ -295,6 +296,23 @@ describe('client credentials: agents without a browser', () => {
     assert.equal(revoked.status, 200);
     await stack.gateway.revokedGrants.resync();
     assert.equal((await mcpPost(`${stack.gateway.url}/mcp`, accessToken, toolsList())).status, 401);
+  });
+
+  it('revoking the client (console, CLI) ends its app-only tokens on every replica, which have no grant to find them by', async () => {
+    const mint = async () => {
+      const issued = await token({ grant_type: 'client_credentials', resource: `${stack.server.publicUrl}/mcp`, scope: 'mcp:tools' }, basic('report-bot', SECRET));
+      return ((await issued.json()) as { access_token: string }).access_token;
+    };
+    const tokens = [await mint(), await mint()];
+    for (const accessToken of tokens) assert.equal((await mcpPost(`${stack.gateway.url}/mcp`, accessToken, toolsList())).status, 200);
+    const deps = { store: stack.server.store, clock: stack.server.ctx.clock, config: stack.server.ctx.config };
+    const result = await revokeClient(deps, 'report-bot');
+    assert.equal(result.revokedAppOnlyTokens.length >= 2, true, `ended ${result.revokedAppOnlyTokens.length} app-only tokens`);
+    await stack.gateway.revokedGrants.resync();
+    for (const accessToken of tokens) assert.equal((await mcpPost(`${stack.gateway.url}/mcp`, accessToken, toolsList())).status, 401);
+    // A configured client may ask again (the operator removes it from the configuration to stop that); what it gets works.
+    assert.equal((await mcpPost(`${stack.gateway.url}/mcp`, await mint(), toolsList())).status, 200);
+    assert.deepEqual((await revokeClient(deps, 'report-bot')).revokedAppOnlyTokens.length, 1, 'a second revocation ends only the new token');
   });
 
   it('a client registering itself (DCR) cannot give itself the grant: anyone could then mint app-only tokens', async () => {

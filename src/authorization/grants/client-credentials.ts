@@ -2,6 +2,10 @@ import { OIDC_SCOPES } from '../../protocol/oidc-scopes.ts';
 import type { KoaContextWithOIDC } from 'oidc-provider';
 import { errors } from 'oidc-provider';
 import { APP_ONLY_CLAIM, appOnlyGrantId } from '../../protocol/app-only.ts';
+import { appOnlyTokenRecord } from '../../records/authorization.ts';
+import { providerFacing } from '../../store/oidc-adapter.ts';
+import { writeRecord } from '../../store/record-access.ts';
+import type { Store } from '../../store/store.ts';
 import type { ProtectedResource } from '../protected-resources.ts';
 
 /**
@@ -52,7 +56,20 @@ interface IssuedToken {
 }
 
 /** The claims that make a client-credentials access token app-only (see ../../protocol/app-only.ts). */
-export function appOnlyClaims(token: IssuedToken): Record<string, unknown> | undefined {
+export function appOnlyClaims(token: IssuedToken): { gid: string; [APP_ONLY_CLAIM]: true } | undefined {
   if (token.kind !== 'ClientCredentials' || token.jti === undefined) return undefined;
   return { gid: appOnlyGrantId(token.jti), [APP_ONLY_CLAIM]: true };
+}
+
+/** Records an app-only token under its client: `(grantId, clientId)`, awaited before the token is handed out. */
+export type IndexAppOnlyToken = (grantId: string, clientId: string) => Promise<void>;
+
+/**
+ * An app-only token has no grant record, so revoking its client (src/admin/clients.ts), which ends the client's
+ * grants, found none of them: they stayed valid for their whole life while the console and the CLI said every token
+ * of the client was refused. Each is recorded under its client as it is minted, for as long as it lives; a token
+ * that could not be recorded is not handed out (a store outage: 503, the client retries).
+ */
+export function appOnlyTokenIndex(store: Store, ttlSeconds: number): IndexAppOnlyToken {
+  return (grantId, clientId) => providerFacing(writeRecord(store, appOnlyTokenRecord, grantId, { clientId }, { ttlSeconds, indexes: { client: clientId } }));
 }

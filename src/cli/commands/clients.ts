@@ -69,8 +69,9 @@ export function createClientsCommands(dependencies: AdminCommandDependencies = d
       if (!(await confirm(`Revoke client ${named} and its ${target.activeGrants} grant(s) on every replica?`))) return cancelled(io);
       const result = await revokeClient(deps, target.clientId);
       if (json) return void io.stdout(toJsonOutput(result));
-      const { client, revokedGrants, registrationDeleted } = result;
-      const lines = [`Revoked ${revokedGrants.length} grant(s) of ${client.clientId}; its tokens are refused on every replica.`];
+      const { client, revokedGrants, revokedAppOnlyTokens, registrationDeleted } = result;
+      const appOnly = revokedAppOnlyTokens.length === 0 ? '' : ` and ${revokedAppOnlyTokens.length} app-only token(s)`;
+      const lines = [`Revoked ${revokedGrants.length} grant(s)${appOnly} of ${client.clientId}; its tokens are refused on every replica.`];
       if (registrationDeleted) lines.push('Its dynamic registration is deleted: the client id no longer works.');
       else if (client.type === 'pre-registered') lines.push('It is configured in authorization.clients: remove it there to stop new sign-ins.');
       else if (client.type === 'cimd') lines.push('It can sign in again; add its host to authorization.clientMetadataDocuments.denyDomains to block it.');

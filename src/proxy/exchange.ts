@@ -14,6 +14,7 @@ import { auditDraft, type AuditDraft } from './request-audit.ts';
 import type { RouteState } from './route-state.ts';
 import type { ApprovedTool } from './tool-pins.ts';
 import { revocationsUnknown } from './verify-access-token.ts';
+import type { TaskScreen } from './task-bindings.ts';
 import { NO_TOOLS_DENIED, type DeniedTools, type ReviewTools } from './tools-list-filter.ts';
 import { backendSpan, mcpSpanStart, requestTrace } from './request-trace.ts';
 
@@ -39,6 +40,8 @@ export interface McpExchange extends StepContext {
   sessionId?: string;
   /** Legacy SSE: the backend's message URL bound to the session. */
   backendMessageUrl?: string;
+  /** The answer's requests that may create a task or list tasks (task-bindings.ts); most POSTs have none. */
+  taskScreen?: TaskScreen;
   /** Tools this caller may not see: removed from `tools/list` answers. */
   denied: DeniedTools;
   /** Plain HTTP route: the backend URL, confined under the backend's base path. */

@@ -21,6 +21,7 @@ import { createToolPins, type ToolPins } from './tool-pins.ts';
 import { createAccessTokenVerifier, type VerifiedAccess, type VerifyAccessToken } from './verify-access-token.ts';
 import { createDpopNonces } from '../keys/dpop-nonces.ts';
 import { createDpopProofVerifier } from './dpop-proof.ts';
+import { createTaskBindings, type TaskBindings } from './task-bindings.ts';
 import { createOpenStreams, type OpenStreams } from './open-streams.ts';
 import { atMostEvery } from '../runtime/log-throttle.ts';
 
@@ -38,6 +39,8 @@ export interface GatewayRuntime {
   /** A backend's `insufficient_claims` 401, turned into the gateway's own step-up challenge (backend-step-up.ts). */
   backendStepUp: BackendStepUp;
   sessions: SessionBindings;
+  /** Tasks bound to the caller that created them (task-bindings.ts). */
+  tasks: TaskBindings;
   /** Open streams by grant and by session, cut when either ends (open-streams.ts). */
   openStreams: OpenStreams;
   /** Open streams per user and route (stream-budget.ts). */
@@ -104,6 +107,7 @@ export function createGatewayRuntime(ctx: GatehouseContext, deps: GatewayDeps): 
     forwarder: createIdentityForwarder({ signer, broker: deps.broker, endGrant }),
     backendStepUp: createBackendStepUp({ store, clock, endGrant }),
     sessions: createSessionBindings(store),
+    tasks: createTaskBindings(store, () => clock.now()),
     openStreams: createOpenStreams((grantId, kid) => {
       if (deps.revokedGrants.isRevoked(grantId)) return 'grant ended';
       if (!deps.revokedGrants.isCurrent()) return 'revocations cannot be checked';

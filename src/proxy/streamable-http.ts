@@ -11,8 +11,10 @@ import { readMcpPost } from './read-mcp-post.ts';
 import { isContentCoded, mediaType, relayResponse } from './relay-response.ts';
 import type { RouteState } from './route-state.ts';
 import { trackOpenStream } from './stream-metrics.ts';
-import { deniesNone, screenToolsListJson, screenToolsListSseEvent, type DeniedTools, type ReviewTools } from './tools-list-filter.ts';
-import { SSE_EVENT_LIMIT_BYTES, sseEventTransform } from './sse-events.ts';
+import { deniesNone, screenToolsListJson, screenToolsListSseEvent } from './tools-list-filter.ts';
+import { SSE_EVENT_LIMIT_BYTES, sseEventTransform, type SseEvent } from './sse-events.ts';
+import { McpGatewayError } from './gateway-error.ts';
+import { namedTasks, taskAnswerScreen, taskScreenOf, type TaskAnswerScreen } from './task-bindings.ts';
 
 /**
  * The Streamable HTTP transport, every revision: 2026-07-28 (stateless POSTs with mirrored `Mcp-Method`/`Mcp-Name`
@@ -44,6 +46,34 @@ async function checkSessionOwner(exchange: McpExchange, sessionId: string): Prom
   const { claims } = authorized(exchange);
   await exchange.runtime.sessions.require('mcp-session', sessionId, { subject: claims.sub, clientId: claims.clientId }, exchange.state.route.path);
   exchange.sessionId = sessionId;
+}
+
+/**
+ * A task a request names (`tasks/get`, `tasks/result`, `tasks/update`, `tasks/cancel`) must be one this user's client
+ * created on this route, or it is answered as an unknown task (HTTP 200, -32602); a batch runs only if every one is.
+ * A POST that may create a task, or lists tasks, has its answer read (relayToClient, task-bindings.ts).
+ */
+export function requireTaskOwner(exchange: McpExchange): void | Promise<void> {
+  const post = exchange.post;
+  if (post === undefined) return;
+  exchange.taskScreen = taskScreenOf(post);
+  const named = namedTasks(post);
+  // Most POSTs name no task: nothing to look up, and no promise for the step list to wait on.
+  if (named.length > 0) return checkTaskOwner(exchange, named);
+}
+
+async function checkTaskOwner(exchange: McpExchange, named: readonly string[]): Promise<void> {
+  const { claims } = authorized(exchange);
+  const owner = { subject: claims.sub, clientId: claims.clientId };
+  try {
+    for (const taskId of named) await exchange.runtime.tasks.require(exchange.state.route.path, taskId, owner);
+  } catch (error) {
+    if (error instanceof McpGatewayError) {
+      exchange.draft.outcome = 'denied';
+      exchange.draft.reason = 'task not found for this caller';
+    }
+    throw error;
+  }
 }
 
 /** A `tools/list` result, in whatever answer it comes (exchange.ts, reviewToolDefinitions), loses the tools this caller may not call. */
@@ -113,6 +143,7 @@ export const streamableHttpSteps: readonly ExchangeStep[] = [
   shared.authenticateCaller,
   readJsonRpcBody,
   requireSessionOwner,
+  requireTaskOwner,
   shared.enforcePinnedTools,
   shared.enforcePerToolPolicy,
   hideDeniedTools,
@@ -131,13 +162,16 @@ export function streamableHttpHandler(runtime: GatewayRuntime, state: RouteState
   });
 }
 
-/** The answer streamed to the client (SSE counted as an open stream), a `tools/list` filtered on the way. */
+/**
+ * The answer streamed to the client (SSE counted as an open stream), a `tools/list` filtered and tasks bound or
+ * listed (task-bindings.ts) on the way.
+ */
 async function relayToClient(exchange: McpExchange): Promise<void> {
   const { runtime, state, reply, draft } = exchange;
   const response = backendResponse(exchange);
   // Most answers are not screened: no promise for them.
-  const screened = !deniesNone(exchange.denied) || exchange.reviewTools !== undefined;
-  const body = screened ? await toolsListBody(state, response, exchange.denied, exchange.reviewTools) : response.body;
+  const screens = answerScreens(exchange);
+  const body = screens === undefined ? response.body : await screenedBody(state, response, screens);
   if (response.statusCode >= 200 && response.statusCode < 300 && mediaType(response.headers) === 'text/event-stream') {
     shared.refuseStreamNoLongerAdmitted(exchange);
     trackOpenStream(reply, runtime.metrics, { route: state.route.path, transport: 'streamable-http' });
@@ -147,25 +181,52 @@ async function relayToClient(exchange: McpExchange): Promise<void> {
   await relayResponse(reply, response, draft, state.route, body, { oneMessageUnlessSse: exchange.post !== undefined });
 }
 
+/** One reading of an answer: a JSON body whole, or an SSE stream event by event (null leaves an event out). */
+interface AnswerScreen {
+  json(body: Buffer): Promise<Buffer>;
+  event(event: SseEvent): SseEvent | null | Promise<SseEvent | null>;
+}
+
+/** The screens this answer passes: the tools/list screen (a caller denied tools, or pinning) and the task screen. */
+function answerScreens(exchange: McpExchange): AnswerScreen[] | undefined {
+  const { denied, reviewTools: review, taskScreen } = exchange;
+  const screens: AnswerScreen[] = [];
+  if (!deniesNone(denied) || review !== undefined) {
+    screens.push({ json: (body) => screenToolsListJson(body, denied, review), event: screenToolsListSseEvent(denied, review) });
+  }
+  if (taskScreen !== undefined) {
+    const { claims } = authorized(exchange);
+    const tasks: TaskAnswerScreen = taskAnswerScreen(exchange.runtime.tasks, exchange.state.route.path, { subject: claims.sub, clientId: claims.clientId }, taskScreen);
+    screens.push(tasks);
+  }
+  return screens.length === 0 ? undefined : screens;
+}
+
+/** Each screen in turn over one event; the first to leave it out ends the turn. */
+function screenEvent(screens: readonly AnswerScreen[], event: SseEvent, from = 0): SseEvent | null | Promise<SseEvent | null> {
+  let current: SseEvent | null = event;
+  for (let index = from; index < screens.length && current !== null; index += 1) {
+    const next = screens[index]!.event(current);
+    if (next instanceof Promise) return next.then((screened) => (screened === null ? null : screenEvent(screens, screened, index + 1)));
+    current = next;
+  }
+  return current;
+}
+
 /**
- * Screens an answer for `tools/list` results (relayToClient calls it only when the caller is denied tools or the route
- * pins them): any answer, since a client takes a response by its id wherever it comes (exchange.ts). A JSON answer is
- * read whole, bounded like one event of a stream, and passed on as it came unless it carried a list.
+ * Screens an answer (relayToClient calls it only when some screen applies): any answer, since a client takes a
+ * response by its id wherever it comes (exchange.ts). A JSON answer is read whole, bounded like one event of a
+ * stream, and passed on as it came unless a screen changed it.
  */
-async function toolsListBody(
-  state: RouteState,
-  response: Awaited<ReturnType<RouteState['backend']['send']>>,
-  denied: DeniedTools,
-  review: ReviewTools | undefined,
-): Promise<Readable> {
-  // Any 2xx: a client reads a tools/list result from a 201 as from a 200.
+async function screenedBody(state: RouteState, response: Awaited<ReturnType<RouteState['backend']['send']>>, screens: readonly AnswerScreen[]): Promise<Readable> {
+  // Any 2xx: a client reads a result from a 201 as from a 200.
   if (response.statusCode < 200 || response.statusCode >= 300) return response.body;
   const type = mediaType(response.headers);
   if ((type === 'text/event-stream' || type === 'application/json') && isContentCoded(response.headers)) {
     discardBody(response.body);
     throw new ProtocolError('bad_gateway', `The backend of ${state.route.path} answered compressed, which the gateway cannot screen.`);
   }
-  if (type === 'text/event-stream') return response.body.pipe(sseEventTransform(screenToolsListSseEvent(denied, review)));
+  if (type === 'text/event-stream') return response.body.pipe(sseEventTransform((event) => screenEvent(screens, event)));
   if (type !== 'application/json') return response.body;
   let body: Buffer;
   try {
@@ -189,5 +250,6 @@ async function toolsListBody(
   }
   // An empty 2xx (a 202 to a notification sent as JSON) carries nothing to screen.
   if (body.length === 0) return Readable.from([]);
-  return Readable.from([await screenToolsListJson(body, denied, review)]);
+  for (const screen of screens) body = await screen.json(body);
+  return Readable.from([body]);
 }

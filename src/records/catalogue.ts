@@ -16,7 +16,7 @@ import {
 import { grantRevokedChannel, revokedGrantRecord } from './grants.ts';
 import { consentApprovedRecord, consentStateRecord, interactionSignedInRecord, interactionSignInFailedRecord } from './interaction.ts';
 import { consentWithdrawnRecord } from './consent.ts';
-import { dpopProofRecord, legacySseSessionRecord, mcpSessionRecord, rateLimitCounter, sessionEndedChannel } from './proxy.ts';
+import { dpopProofRecord, legacySseSessionRecord, mcpSessionRecord, mcpTaskRecord, rateLimitCounter, sessionEndedChannel } from './proxy.ts';
 import { upstreamStepUpRecord } from './step-up.ts';
 import { toolPinBaselineRecord, toolPinRecord, toolPinsChangedChannel } from './tool-pins.ts';
 import { upstreamStateRecord, upstreamTokensRecord } from './upstream.ts';
@@ -74,7 +74,7 @@ export const catalogue: readonly CatalogueSection[] = [
   },
   { title: 'Keys', intro: 'Only with `keys.source: store` (the default).', entries: [keySetRecord, keysUpdateLock, keysChangedChannel] },
   { title: 'Grant revocation', intro: 'What the gateway checks on every request, kept in memory on each replica.', entries: [revokedGrantRecord, grantRevokedChannel] },
-  { title: 'Proxy', intro: 'The gateway (src/proxy/).', entries: [auditRecord, rateLimitCounter, mcpSessionRecord, legacySseSessionRecord, sessionEndedChannel, dpopProofRecord] },
+  { title: 'Proxy', intro: 'The gateway (src/proxy/).', entries: [auditRecord, rateLimitCounter, mcpSessionRecord, legacySseSessionRecord, sessionEndedChannel, mcpTaskRecord, dpopProofRecord] },
   {
     title: 'Pinned tool definitions',
     intro: 'With a route\'s `toolPinning` on (src/proxy/tool-pins.ts); reviewed with `gatehouse tools list|diff|approve|reject`.',

@@ -42,6 +42,19 @@ export const legacySseSessionRecord = defineRecord({
     'A legacy HTTP+SSE session issued by the gateway, bound to its user and route, with the backend message URL so whichever replica receives the POST can route it.',
 });
 
+export const mcpTaskRecord = defineRecord({
+  namespace: 'mcp-task',
+  owner: 'src/proxy/task-bindings.ts',
+  key: "the route and the backend's task id, separated by a space",
+  schema: z.object({ subject: z.string(), clientId: z.string(), route: z.string(), createdAt: z.number() }),
+  ttl: "the task's own (`ttl` in 2025-11-25, `ttlMs` in the 2026-07-28 extension) plus 60 s, at most 7 days; 7 days for a task kept without a limit",
+  indexes: ['subject'],
+  singleUse: false,
+  secrets: 'the task id is plain (a handle bound to its user, not a credential)',
+  description:
+    'An MCP task a backend created for a task-augmented request, bound to the user, client and route that asked: a `tasks/get`, `tasks/result`, `tasks/update` or `tasks/cancel` naming it from anyone else is answered "Task not found", and a `tasks/list` answer keeps only the caller\'s own.',
+});
+
 export const sessionEndedChannel = defineChannel({
   name: 'session-ended',
   owner: 'src/proxy/session-bindings.ts',

@@ -1,0 +1,223 @@
+import assert from 'node:assert/strict';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { after, before, describe, it } from 'node:test';
+import * as z from 'zod/v4';
+import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
+import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
+import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
+import { InMemoryTaskMessageQueue, InMemoryTaskStore } from '@modelcontextprotocol/sdk/experimental/tasks/stores/in-memory.js';
+import { mcpTaskRecord } from '../../src/records/proxy.ts';
+import { parseMcpPost } from '../../src/proxy/mcp-message.ts';
+import { bindingTtlSeconds, createTaskBindings, TASK_BINDING_MAX_SECONDS, taskAnswerScreen, taskScreenOf } from '../../src/proxy/task-bindings.ts';
+import { createSqliteStore } from '../../src/store/sqlite-store.ts';
+import { systemClock } from '../../src/runtime/clock.ts';
+import { StoreUnavailableError, type Store } from '../../src/store/store.ts';
+import { auditRecordWithReason, createTestKeyring, mcpPost, mintAccessToken, startTestGateway, type TestGateway } from './harness.ts';
+
+/**
+ * MCP tasks through the gateway, against the MCP SDK's own stateless server with its in-memory task store, as its
+ * examples build it: one store for every request. The SDK keys tasks by session, and a stateless server has none, so
+ * the backend itself answered any caller for any task id. The gateway binds each task to the user, client and route
+ * that created it (src/proxy/task-bindings.ts).
+ */
+describe('MCP tasks bound to the caller that created them', () => {
+  const keyring = createTestKeyring();
+  let backend: Server;
+  let gateway: TestGateway;
+  const taskStore = new InMemoryTaskStore();
+
+  function taskServer(): McpServer {
+    const server = new McpServer(
+      { name: 'tasks', version: '1.0.0' },
+      { capabilities: { tasks: { list: {}, cancel: {}, requests: { tools: { call: {} } } } }, taskStore, taskMessageQueue: new InMemoryTaskMessageQueue() },
+    );
+    server.experimental.tasks.registerToolTask(
+      'report',
+      { inputSchema: { tag: z.string().default(''), ms: z.number().default(0) } },
+      {
+        async createTask({ tag, ms }, extra) {
+          const task = await extra.taskStore.createTask({ ttl: extra.taskRequestedTtl ?? 60_000 });
+          const finish = () => extra.taskStore.storeTaskResult(task.taskId, 'completed', { content: [{ type: 'text', text: `report for ${tag}` }] });
+          if (ms === 0) await finish();
+          else setTimeout(() => void finish().catch(() => undefined), ms);
+          return { task };
+        },
+        getTask: (_args, extra) => extra.taskStore.getTask(extra.taskId),
+        getTaskResult: async (_args, extra) => (await extra.taskStore.getTaskResult(extra.taskId)) as CallToolResult,
+      },
+    );
+    return server;
+  }
+
+  before(async () => {
+    backend = createServer((request, response) => {
+      const chunks: Buffer[] = [];
+      request.on('data', (chunk: Buffer) => chunks.push(chunk));
+      request.on('end', () => {
+        const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: !request.url?.startsWith('/sse') });
+        const server = taskServer();
+        response.on('close', () => {
+          void transport.close();
+          void server.close();
+        });
+        void server
+          .connect(transport)
+          .then(() => transport.handleRequest(request, response, JSON.parse(Buffer.concat(chunks).toString('utf8')) as unknown));
+      });
+    });
+    await new Promise<void>((resolve) => backend.listen(0, '127.0.0.1', resolve));
+    const origin = `http://127.0.0.1:${(backend.address() as AddressInfo).port}`;
+    gateway = await startTestGateway({
+      keyring,
+      config: {
+        routes: [
+          { path: '/tasks', backend: `${origin}/json` },
+          { path: '/tasks-sse', backend: `${origin}/sse` },
+        ],
+      },
+    });
+  });
+  after(async () => {
+    await gateway.close();
+    backend.closeAllConnections();
+    await new Promise<void>((resolve) => backend.close(() => resolve()));
+  });
+
+  const tokenOf = (path: string, sub: string, clientId = 'client-a') => mintAccessToken(keyring, gateway.url, { aud: `${gateway.url}${path}`, sub, clientId });
+  const rpc = (method: string, params: Record<string, unknown>, id: number | string = 1) => ({ jsonrpc: '2.0', id, method, params });
+
+  /** The JSON-RPC message an answer carries (a JSON body, or the one event of an SSE answer). */
+  async function messageOf(response: Response): Promise<{ result?: Record<string, unknown>; error?: { code: number; message: string } }> {
+    const text = await response.text();
+    if (!(response.headers.get('content-type') ?? '').includes('text/event-stream')) return JSON.parse(text) as never;
+    const data = text.split('\n').find((line) => line.startsWith('data: {'));
+    assert.ok(data, text);
+    return JSON.parse(data.slice('data: '.length)) as never;
+  }
+
+  async function createTask(path: string, token: string, tag: string, ms = 0): Promise<string> {
+    const created = await messageOf(await mcpPost(`${gateway.url}${path}`, token, rpc('tools/call', { name: 'report', arguments: { tag, ms }, task: { ttl: 60_000 } })));
+    const taskId = (created.result?.task as { taskId?: string } | undefined)?.taskId;
+    assert.equal(typeof taskId, 'string', JSON.stringify(created));
+    return taskId!;
+  }
+
+  for (const path of ['/tasks', '/tasks-sse']) {
+    it(`another user, or the same user's other client, cannot get, read, cancel or list a task (${path}); its creator can`, async () => {
+      const alice = await tokenOf(path, 'tenant/alice');
+      const bob = await tokenOf(path, 'tenant/bob');
+      const aliceElsewhere = await tokenOf(path, 'tenant/alice', 'client-b');
+      const done = await createTask(path, alice, 'alice-private');
+      const running = await createTask(path, alice, 'alice-long', 60_000);
+
+      for (const stranger of [bob, aliceElsewhere]) {
+        for (const [method, taskId] of [['tasks/get', done], ['tasks/result', done], ['tasks/cancel', running]] as const) {
+          const answer = await mcpPost(`${gateway.url}${path}`, stranger, rpc(method, { taskId }));
+          assert.equal(answer.status, 200, method);
+          const message = await messageOf(answer);
+          assert.deepEqual(message.error, { code: -32602, message: 'Task not found' }, `${method}: ${JSON.stringify(message)}`);
+        }
+        const listed = await messageOf(await mcpPost(`${gateway.url}${path}`, stranger, rpc('tasks/list', {})));
+        const ids = ((listed.result?.tasks ?? []) as Array<{ taskId: string }>).map((task) => task.taskId);
+        assert.equal(ids.includes(done) || ids.includes(running), false, `a stranger's tasks/list: ${JSON.stringify(ids)}`);
+      }
+      const cut = await auditRecordWithReason(gateway, 'task not found for this caller');
+      assert.equal(cut?.['outcome'], 'denied');
+
+      // The running task was not cancelled by them; its creator reads both and lists both.
+      const status = await messageOf(await mcpPost(`${gateway.url}${path}`, alice, rpc('tasks/get', { taskId: running })));
+      assert.equal(status.result?.status, 'working', JSON.stringify(status));
+      const result = await messageOf(await mcpPost(`${gateway.url}${path}`, alice, rpc('tasks/result', { taskId: done })));
+      assert.match(JSON.stringify(result.result), /report for alice-private/);
+      const listed = await messageOf(await mcpPost(`${gateway.url}${path}`, alice, rpc('tasks/list', {})));
+      const ids = ((listed.result?.tasks ?? []) as Array<{ taskId: string }>).map((task) => task.taskId);
+      assert.ok(ids.includes(done) && ids.includes(running), JSON.stringify(ids));
+      const cancelled = await messageOf(await mcpPost(`${gateway.url}${path}`, alice, rpc('tasks/cancel', { taskId: running })));
+      assert.equal(cancelled.result?.status, 'cancelled', JSON.stringify(cancelled));
+    });
+  }
+
+  it('a task of one route is unknown on another, and a batch naming a foreign task runs none of its requests', async () => {
+    const alice = await tokenOf('/tasks', 'tenant/alice');
+    const taskId = await createTask('/tasks', alice, 'route-one');
+    const elsewhere = await tokenOf('/tasks-sse', 'tenant/alice');
+    assert.deepEqual((await messageOf(await mcpPost(`${gateway.url}/tasks-sse`, elsewhere, rpc('tasks/get', { taskId })))).error?.code, -32602);
+
+    const bob = await tokenOf('/tasks', 'tenant/bob');
+    const own = await createTask('/tasks', bob, 'bobs');
+    const batch = await mcpPost(`${gateway.url}/tasks`, bob, [rpc('tasks/get', { taskId: own }, 1), rpc('tasks/cancel', { taskId }, 2)]);
+    const answers = (await batch.json()) as Array<{ id: number; error?: { code: number } }>;
+    assert.deepEqual(answers.map((answer) => [answer.id, answer.error?.code]), [[1, -32602], [2, -32602]]);
+    assert.equal((await messageOf(await mcpPost(`${gateway.url}/tasks`, alice, rpc('tasks/get', { taskId })))).result?.status, 'completed');
+  });
+
+  it('a task id that is not a string, or names no bound task, is unknown (the backend is not asked)', async () => {
+    const bob = await tokenOf('/tasks', 'tenant/bob');
+    for (const taskId of [42, null, '', 'made-up']) {
+      const message = await messageOf(await mcpPost(`${gateway.url}/tasks`, bob, rpc('tasks/get', { taskId })));
+      assert.equal(message.error?.code, -32602, JSON.stringify(taskId));
+    }
+  });
+
+  it('binds the task in the store, for its own TTL', async () => {
+    const alice = await tokenOf('/tasks', 'tenant/alice');
+    const taskId = await createTask('/tasks', alice, 'stored');
+    const binding = await gateway.store.get<Record<string, unknown>>(mcpTaskRecord.namespace, `/tasks ${taskId}`);
+    assert.equal(binding?.['subject'], 'tenant/alice');
+    assert.equal(binding?.['clientId'], 'client-a');
+  });
+});
+
+describe('the task screen, on the shapes of both generations', () => {
+  const owner = { subject: 'tenant/alice', clientId: 'client-a' };
+  const postOf = (message: unknown) => parseMcpPost(Buffer.from(JSON.stringify(message)));
+  let store: Store;
+  before(async () => {
+    store = await createSqliteStore({ path: ':memory:', clock: systemClock, purgeIntervalMs: 0 });
+  });
+  after(async () => {
+    await store.close();
+  });
+
+  it('reads a 2026-07-28 task result (the extension declared in _meta) and binds it for its ttlMs', async () => {
+    const bindings = createTaskBindings(store, Date.now);
+    const meta = { 'io.modelcontextprotocol/clientCapabilities': { extensions: { 'io.modelcontextprotocol/tasks': {} } } };
+    const screen = taskScreenOf(postOf({ jsonrpc: '2.0', id: 'c1', method: 'tools/call', params: { name: 'report', arguments: {}, _meta: meta } }));
+    assert.ok(screen);
+    const answer = Buffer.from(JSON.stringify({ jsonrpc: '2.0', id: 'c1', result: { resultType: 'task', taskId: 'v2-task', status: 'working', ttlMs: 90_000, createdAt: '', lastUpdatedAt: '' } }));
+    assert.equal(await taskAnswerScreen(bindings, '/mcp', owner, screen).json(answer), answer, 'passed on as it came');
+    await bindings.require('/mcp', 'v2-task', owner);
+    await assert.rejects(bindings.require('/mcp', 'v2-task', { ...owner, subject: 'tenant/bob' }), /Task not found/);
+    assert.equal(bindingTtlSeconds(90_000), 150);
+    assert.equal(bindingTtlSeconds(null), TASK_BINDING_MAX_SECONDS);
+    assert.equal(bindingTtlSeconds(1e15), TASK_BINDING_MAX_SECONDS);
+    // A request that asks for no task, and is no tasks/list, has nothing read.
+    assert.equal(taskScreenOf(postOf({ jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name: 'report', arguments: {} } })), undefined);
+  });
+
+  it('refuses a tasks/list answer a client may read otherwise (a list named twice, or in another case), and cuts one it reads', async () => {
+    const bindings = createTaskBindings(store, Date.now);
+    await bindings.bind('/mcp', 'mine', owner, 60);
+    const screen = taskScreenOf(postOf({ jsonrpc: '2.0', id: 7, method: 'tasks/list', params: {} }))!;
+    const tasks = taskAnswerScreen(bindings, '/mcp', owner, screen);
+    const listed = (list: string) => Buffer.from(`{"jsonrpc":"2.0","id":7,"result":${list}}`);
+    await assert.rejects(tasks.json(listed('{"tasks":[{"taskId":"mine"}],"tasks":[{"taskId":"theirs"}]}')), /otherwise than the gateway/);
+    await assert.rejects(tasks.json(listed('{"Tasks":[{"taskId":"theirs"}]}')), /otherwise than the gateway/);
+    const cut = JSON.parse((await tasks.json(listed('{"tasks":[{"taskId":"mine"},{"taskId":"theirs"}],"nextCursor":"c"}'))).toString()) as { result: unknown };
+    assert.deepEqual(cut.result, { tasks: [{ taskId: 'mine' }], nextCursor: 'c' });
+    const event = await tasks.event({ id: '', event: '', data: '{"jsonrpc":"2.0","id":7,"\\u0072esult":{"tasks":[{"taskId":"theirs"}]}}' });
+    assert.deepEqual(JSON.parse(event.data), { jsonrpc: '2.0', id: 7, result: { tasks: [] } }, 'a member spelt with escapes is read too');
+  });
+
+  it('fails the answer when the binding cannot be written (the store down): no task handed out that its owner could not reach', async () => {
+    const down = new Proxy(store, {
+      get: (target, property, receiver) =>
+        property === 'setIfAbsent' ? () => Promise.reject(new StoreUnavailableError('test outage')) : (Reflect.get(target, property, receiver) as unknown),
+    });
+    const bindings = createTaskBindings(down, Date.now);
+    const screen = taskScreenOf(postOf({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'report', task: {} } }))!;
+    const answer = Buffer.from(JSON.stringify({ jsonrpc: '2.0', id: 1, result: { task: { taskId: 'lost', status: 'working', ttl: 1000 } } }));
+    await assert.rejects(taskAnswerScreen(bindings, '/mcp', owner, screen).json(answer), StoreUnavailableError);
+  });
+});

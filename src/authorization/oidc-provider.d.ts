@@ -98,12 +98,14 @@ declare module 'oidc-provider' {
     addResourceScope(resource: string, scope: string): void;
     getOIDCScope(): string;
     getResourceScopeFiltered(resource: string, scopes: string[]): string;
-    save(ttl?: number): Promise<string>;
+    /** Stores the grant for its lifetime: the constructor's `expiresIn`, else `ttl.Grant` (an argument is ignored). */
+    save(): Promise<string>;
     destroy(): Promise<void>;
   }
 
   export interface GrantStatic {
-    new (properties: { accountId: string; clientId: string }): Grant;
+    /** `expiresIn` (seconds) overrides `ttl.Grant` for this grant. */
+    new (properties: { accountId: string; clientId: string; expiresIn?: number }): Grant;
     find(id: string): Promise<Grant | undefined>;
   }
 

@@ -7,6 +7,8 @@ import { ID_JAG_GRANT_PROFILE, ID_JAG_TYP, JWT_BEARER_GRANT } from '../../src/pr
 import { mcpPost, rpcBody, toolsCall, toolsList } from '../proxy/harness.ts';
 import { startTestStack, type TestStack } from '../proxy/stack-harness.ts';
 import type { AuditRecord } from '../../src/records/audit.ts';
+import { oidcRecords } from '../../src/store/oidc-records.ts';
+import { findRecords } from '../../src/store/record-access.ts';
 import { startTestTokenIssuer, unsignedJwt, type TestTokenIssuer } from '../support/test-token-issuer.ts';
 
 /**
@@ -112,6 +114,21 @@ describe('ID-JAG: enterprise-managed authorization', () => {
     await revokeGrantById(deps, grants[0]!.grantId, { subject: `${idp.issuer}#alice` });
     await stack.gateway.revokedGrants.resync();
     assert.equal((await mcpPost(`${stack.gateway.url}/mcp`, token, toolsList())).status, 401);
+  });
+
+  it('leaves a grant that ends with its token, not one living as long as a refresh-token chain', async () => {
+    const { status, body } = await present(await idp.sign(claims({ sub: 'short-lived' })));
+    assert.equal(status, 200, JSON.stringify(body));
+    const tokenExp = (JSON.parse(Buffer.from(body.access_token!.split('.')[1]!, 'base64url').toString('utf8')) as { exp: number }).exp;
+    const deps = { store: stack.server.store, clock: stack.server.ctx.clock, config: stack.server.ctx.config };
+    const [listed] = await listGrants(deps, { user: `${idp.issuer}#short-lived` });
+    assert.ok(listed?.expiresAt !== undefined && listed.createdAt !== undefined);
+    assert.equal(listed.expiresAt - listed.createdAt, stack.server.ctx.config.authorization.accessTokenTtlSeconds * 1000);
+    // Saved just before the token is signed: the same second, or the one before.
+    assert.ok(tokenExp * 1000 - listed.expiresAt <= 1000, `grant ends ${listed.expiresAt}, its token ${tokenExp * 1000}`);
+    // The store forgets the record (and its index rows) then too, not 90 days later.
+    const [stored] = await findRecords(stack.server.store, oidcRecords.Grant, 'accountId', `${idp.issuer}#short-lived`);
+    assert.ok(stored?.expiresAt !== undefined && stored.expiresAt <= tokenExp * 1000 + 1000, `stored until ${stored?.expiresAt}`);
   });
 
   it('records each ID-JAG presented in the audit log: for whom, which client, which MCP server, or why it was refused', async () => {

@@ -48,9 +48,12 @@ type ResourceServerConstructor = new (identifier: string, info: unknown) => unkn
 
 export async function issueAssertionGrant(provider: Provider, ctx: KoaContextWithOIDC, deps: IssueDeps, issued: AssertionGrant): Promise<void> {
   await rememberAccount(deps, issued);
-  const grant = new provider.Grant({ accountId: issued.subject, clientId: issued.client.clientId });
+  // The grant's own lifetime, not `ttl.Grant`: that one is a refresh-token chain's (90 days by default), and this grant
+  // has no refresh token, so each ID-JAG left a grant listed as live on /account and in the console long after its
+  // only token had expired. (oidc-provider's `save` takes no lifetime; `expiresIn` is the model's.)
+  const grant = new provider.Grant({ accountId: issued.subject, clientId: issued.client.clientId, expiresIn: deps.accessTokenTtlSeconds });
   grant.addResourceScope(issued.resource.resource, issued.scopes.join(' '));
-  const grantId = await grant.save(deps.accessTokenTtlSeconds);
+  const grantId = await grant.save();
 
   // oidc-provider's models are untyped in oidc-provider.d.ts beyond what other parts call.
   const AccessToken = provider.AccessToken as AccessTokenConstructor;

@@ -193,6 +193,10 @@ describe('client credentials: agents without a browser', () => {
     const habit = await token({ grant_type: 'client_credentials', resource, scope: 'openid mcp:tools' }, basic('report-bot', SECRET));
     assert.equal(habit.status, 200, 'an OpenID Connect scope sent by habit is not refused');
     await habit.body?.cancel();
+    // Only OpenID Connect's scopes name none of the server's: the required ones, not a token with no scope at all.
+    const onlyOidc = await token({ grant_type: 'client_credentials', resource, scope: 'openid offline_access' }, basic('report-bot', SECRET));
+    assert.equal(onlyOidc.status, 200);
+    assert.equal(((await onlyOidc.json()) as { scope?: string }).scope, 'mcp:tools');
     const granted = await token({ grant_type: 'client_credentials', resource, scope: 'mcp:tools' }, basic('report-bot', SECRET));
     assert.equal(granted.status, 200);
     assert.equal(((await granted.json()) as { scope: string }).scope, 'mcp:tools');

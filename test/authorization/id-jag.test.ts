@@ -161,6 +161,9 @@ describe('ID-JAG: enterprise-managed authorization', () => {
     const beyondAssertion = await present(await idp.sign(claims({ scope: 'mcp:tools' })), { scope: 'mcp:tools mcp:read' });
     assert.equal(beyondAssertion.body.scope, 'mcp:tools');
     await refused(await idp.sign(claims({ scope: 'mcp:tools' })), 'invalid_scope', { scope: 'mcp:admin' });
+    // OpenID Connect's scopes alone name none: the assertion's, as with no `scope`, not invalid_scope.
+    const habit = await present(await idp.sign(claims()), { scope: 'openid offline_access' });
+    assert.deepEqual([habit.status, habit.body.scope], [200, 'mcp:tools mcp:read'], JSON.stringify(habit.body));
   });
 
   it('binds the token to the key of a DPoP proof sent with the ID-JAG (RFC 9449 §5)', async () => {

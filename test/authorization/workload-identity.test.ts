@@ -149,6 +149,9 @@ describe('workload identity federation', () => {
     const { status, body } = await present(await githubToken(), { scope: 'mcp:read mcp:admin' });
     assert.equal(status, 200, JSON.stringify(body));
     assert.equal(body.scope, 'mcp:read');
+    // OpenID Connect's scopes alone name none: all the rule allows, as with no `scope`, not invalid_scope.
+    const habit = await present(await githubToken(), { scope: 'openid offline_access' });
+    assert.deepEqual([habit.status, habit.body.scope], [200, 'mcp:tools mcp:read'], JSON.stringify(habit.body));
   });
 
   it('refuses a token from an untrusted issuer, and claims outside the rules', async () => {

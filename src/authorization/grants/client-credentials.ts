@@ -1,4 +1,4 @@
-import { OIDC_SCOPES } from '../../protocol/oidc-scopes.ts';
+import { routeScopesNamed } from '../../protocol/oidc-scopes.ts';
 import type { KoaContextWithOIDC } from 'oidc-provider';
 import { errors } from 'oidc-provider';
 import { APP_ONLY_CLAIM, appOnlyGrantId } from '../../protocol/app-only.ts';
@@ -42,11 +42,11 @@ export function clientCredentialsScopeProblem(ctx: KoaContextWithOIDC, resource:
   // Two servers named: the answer is that a token is for one (RFC 8707 `invalid_target`, as the provider says once it
   // gets there), not that the first server's default scopes are unknown to the second (`invalid_scope`).
   if (Array.isArray(params.resource) && params.resource.length > 1) throw new errors.InvalidTarget('only a single resource indicator value is supported');
-  const requested = typeof params.scope === 'string' ? params.scope.split(' ').filter(Boolean) : [];
-  // OpenID Connect's own scopes, which generic OAuth libraries send by habit, mean nothing for an app-only token.
-  const unknown = requested.filter((scope) => !Object.hasOwn(resource.scopes, scope) && !OIDC_SCOPES.has(scope));
+  // OpenID Connect's own scopes are ignored: `openid offline_access` alone names no scope, and gets the default too.
+  const named = routeScopesNamed(params.scope);
+  const unknown = named.filter((scope) => !Object.hasOwn(resource.scopes, scope));
   if (unknown.length > 0) return `${unknown.join(' ')}: not a scope of this MCP server (it offers ${Object.keys(resource.scopes).join(' ') || 'none'})`;
-  if (requested.length === 0 && resource.route.requiredScopes.length > 0) params.scope = resource.route.requiredScopes.join(' ');
+  if (named.length === 0 && resource.route.requiredScopes.length > 0) params.scope = resource.route.requiredScopes.join(' ');
   return undefined;
 }
 

@@ -5,6 +5,7 @@ import { ConfigError } from '../../config/config-error.ts';
 import type { GatehouseContext } from '../../context/gatehouse-context.ts';
 import { TokenEndpointError } from '../../errors/token-endpoint-error.ts';
 import { ID_JAG_GRANT_PROFILE, JWT_BEARER_GRANT } from '../../protocol/oauth-urns.ts';
+import { routeScopesNamed } from '../../protocol/oidc-scopes.ts';
 import { runSteps } from '../../server/handler-steps.ts';
 import { oidcSubject } from '../../upstream/identity-claims.ts';
 import type { ProtectedResources } from '../protected-resources.ts';
@@ -127,10 +128,12 @@ export function installJwtBearerGrant(provider: Provider, deps: JwtBearerGrantDe
     }
     // The proof first, as oidc-provider's own grants check it: a bad one is refused before the assertion is used up.
     const dpop = await requestDpopProof(provider, koaCtx);
+    // OpenID Connect's scopes alone name none: they get the default (the assertion's, the rule's), not invalid_scope.
+    const named = routeScopesNamed(params.scope);
     const request = {
       assertion,
       clientId: client.clientId,
-      requestedScopes: typeof params.scope === 'string' ? params.scope.split(' ').filter(Boolean) : undefined,
+      requestedScopes: named.length === 0 ? undefined : named,
       requestedResource: typeof params.resource === 'string' ? params.resource : undefined,
       proofSent: dpop !== undefined,
     };

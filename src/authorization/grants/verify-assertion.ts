@@ -18,7 +18,7 @@ export interface AssertionGrantRequest<Deps> extends StepContext {
   assertion: string;
   /** The client oidc-provider authenticated at the token endpoint. */
   clientId: string;
-  /** `scope` of the token request, if any. */
+  /** The scopes the token request names (`scope` less OpenID Connect's), if any: undefined when it names none. */
   requestedScopes: string[] | undefined;
   /** `resource` of the token request, if any. */
   requestedResource: string | undefined;

@@ -246,6 +246,8 @@ declare module 'oidc-provider/lib/helpers/validate_dpop.js' {
 
   /** The verified proof of the request's `DPoP` header, undefined without one; throws the provider's DPoP errors. */
   export default function validateDpop(provider: Provider, ctx: KoaContextWithOIDC): Promise<{ thumbprint: string; jti: string; iat: number } | undefined>;
+  /** The request's proof once `validateDpop` has verified it (its JWT), else undefined. */
+  export function getDpopJwt(provider: Provider, ctx: KoaContextWithOIDC): unknown;
   /** Records the proof's `jti` for the client (`ReplayDetection.unique`); throws when it was used before. */
   export function checkDpopReplay(provider: Provider, ctx: KoaContextWithOIDC, dPoP: { jti: string } | undefined, clientId: string): Promise<void>;
 }

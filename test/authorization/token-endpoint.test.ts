@@ -156,6 +156,27 @@ describe('token endpoint: codes, refresh rotation, revocation, introspection', (
       assert.equal(await replay.unique('https://other.example', jti, exp), true, 'a jti is unique per issuer');
     });
 
+    it('refuses a proof another client already used: a proof is used once, whoever presents it (RFC 9449 §11.1)', async () => {
+      // oidc-provider keys its replay record on the client: a proof spent by one client was new to every other.
+      const key = await createDpopKey();
+      const tokens = await boundTokens(key);
+      const proof = await proofFor(key);
+      assert.equal((await refreshWith(tokens.refresh_token, proof)).status, 200);
+      const other = await registerPublicClient(server);
+      const { code, verifier } = await obtainCode(server, other);
+      const exchange = (dpop: string) =>
+        tokenRequest(
+          server,
+          { grant_type: 'authorization_code', code, code_verifier: verifier, redirect_uri: other.redirect_uris[0] ?? '', client_id: other.client_id, resource: server.resource },
+          { dpop },
+        );
+      const replayed = await exchange(proof);
+      assert.equal(replayed.status, 400, await replayed.clone().text());
+      assert.equal(((await replayed.json()) as { error: string }).error, 'invalid_dpop_proof');
+      // Refused for its proof: the code is not spent, and the other client's own proof of the same key still works.
+      assert.equal((await exchange(await proofFor(key))).status, 200);
+    });
+
     it('refuses a replayed proof, an HS256 proof and a proof with a private key', async () => {
       const key = await createDpopKey();
       const tokens = await boundTokens(key);

@@ -138,6 +138,19 @@ describe('workload identity federation', () => {
     }
   });
 
+  it("refuses a proof another client already used, though its jti is new to this one (RFC 9449 §11.1)", async () => {
+    const key = await createDpopKey();
+    const proof = await dpopProof(key, { htm: 'POST', htu: tokenEndpoint });
+    const first = await present(await githubToken(), {}, { dpop: proof });
+    assert.equal(first.status, 200, JSON.stringify(first.body));
+    // The same proof with a Kubernetes token: no client credentials, so the request acts as another client (k8s-agent).
+    const assertion = await cluster.mint({ audience: tokenEndpoint });
+    const replayed = await present(assertion, {}, { dpop: proof });
+    assert.deepEqual([replayed.status, replayed.body.error], [400, 'invalid_dpop_proof'], JSON.stringify(replayed.body));
+    const fresh = await present(assertion, {}, { dpop: await dpopProof(key, { htm: 'POST', htu: tokenEndpoint }) });
+    assert.equal(fresh.status, 200, JSON.stringify(fresh.body));
+  });
+
   it('reads the Content-Type of a request without client credentials as a media type, in any case', async () => {
     for (const contentType of ['Application/X-WWW-Form-Urlencoded', 'application/x-www-form-urlencoded; charset=UTF-8']) {
       const { status, body } = await present(await githubToken(), {}, { 'content-type': contentType });

@@ -37,10 +37,22 @@ export function startAudit(request: FastifyRequest, reply: FastifyReply, log: Au
       status,
       durationMs: now() - started,
       bytesIn: draft.bytesIn,
-      bytesOut: draft.bytesOut,
+      bytesOut: draft.bytesOut > 0 ? draft.bytesOut : bodyWritten(reply),
     });
   });
   return draft;
+}
+
+/**
+ * The body of an answer the gateway wrote itself (a refusal, an error): counted from its `Content-Length` once it
+ * was sent whole. Only a relayed answer's bytes are counted as they flow (relay-response.ts): a refusal was audited
+ * as having sent nothing.
+ */
+function bodyWritten(reply: FastifyReply): number {
+  if (!reply.raw.writableFinished) return 0;
+  // Fastify keeps the headers it writes itself, not on the raw response (written with writeHead).
+  const length = Number(reply.getHeader('content-length'));
+  return Number.isSafeInteger(length) && length > 0 ? length : 0;
 }
 
 export function auditDraft(request: FastifyRequest): AuditDraft {

@@ -124,6 +124,7 @@ describe('MCP tasks bound to the caller that created them', () => {
       }
       const cut = await auditRecordWithReason(gateway, 'task not found for this caller');
       assert.equal(cut?.['outcome'], 'denied');
+      assert.ok(Number(cut?.['bytesOut']) > 0, 'the refusal the gateway wrote is counted');
 
       // The running task was not cancelled by them; its creator reads both and lists both.
       const status = await messageOf(await mcpPost(`${gateway.url}${path}`, alice, rpc('tasks/get', { taskId: running })));

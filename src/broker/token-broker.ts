@@ -18,12 +18,23 @@ import {
 import type { BrokerMetrics } from './broker-metrics.ts';
 import { singleFlight } from './single-flight.ts';
 import type { DownstreamToken, TokenBroker } from './types.ts';
-import { downstreamTokensUnavailable, reauthorizationError, rememberedFailureError, rememberFailure, stepUpOf, upstreamFailure } from './upstream-errors.ts';
+import {
+  describeUpstreamError,
+  downstreamTokensUnavailable,
+  exchangeGrantRefusal,
+  misconfiguredExchange,
+  reauthorizationError,
+  rememberedFailureError,
+  rememberFailure,
+  stepUpOf,
+  upstreamFailure,
+} from './upstream-errors.ts';
 import { forgetEndedSession, rememberStepUp } from '../records/step-up.ts';
 import { createUpstreamSession, type UpstreamTokenVault } from './upstream-session.ts';
 import { withTimeout } from './with-timeout.ts';
 import { isFreshToken } from './token-freshness.ts';
 import { upstreamErrorLabel } from '../upstream/error-label.ts';
+import { atMostEvery } from '../runtime/log-throttle.ts';
 import { deleteUpstreamTokens, loadUpstreamTokens, saveUpstreamTokens, type TokenVaultDeps } from '../upstream/token-vault.ts';
 import { forgetDownstreamTokens } from '../records/downstream-tokens.ts';
 
@@ -50,6 +61,13 @@ export interface TokenBrokerOptions {
    * question cannot miss that end: the grant is gone before the tokens are deleted. Omitted: no check (unit tests).
    */
   userHasGrant?: (subject: string) => Promise<boolean>;
+}
+
+/** How far an exchange got, for what its failure means: the session's refresh, or the exchange itself. */
+interface ExchangeProgress {
+  phase: 'session' | 'exchange';
+  /** The IdP renewed the user's session after refusing the exchange without saying why: it lives. */
+  renewed: boolean;
 }
 
 const defaultUpstreamTimeoutMs = 10_000;
@@ -119,7 +137,7 @@ export function createTokenBroker(options: TokenBrokerOptions): TokenBroker {
       return result;
     } catch (error) {
       if (metrics !== undefined) {
-        const reauthorize = upstreamFailure(error, retryAfterSeconds).code === 'interaction_required';
+        const reauthorize = exchangeGrantRefusal(error) === undefined && upstreamFailure(error, retryAfterSeconds).code === 'interaction_required';
         metrics.downstreamExchange({ downstream, grant, outcome: reauthorize ? 'interaction_required' : 'error' });
         metrics.upstreamError({ operation: 'exchange', error: upstreamErrorLabel(error) });
       }
@@ -127,13 +145,33 @@ export function createTokenBroker(options: TokenBrokerOptions): TokenBroker {
     }
   }
 
+  /**
+   * The exchange, with the user's current upstream token. Refused with a bare `invalid_grant` (exchangeGrantRefusal:
+   * `unconfirmed`), the IdP is asked whether the session lives by renewing it, and the exchange tried once more with
+   * the new token: a session that ended fails the renewal (and the user signs in again); one that lives makes a
+   * second refusal the exchange's own, never a reason to end the grant — the same token would come back from a new
+   * sign-in through the gateway session, round and round. Without a refresh token there is nothing to ask with.
+   */
+  async function exchangeForUser(subject: string, entry: DownstreamConfig, progress: ExchangeProgress) {
+    const upstreamTokens = await session.currentTokens(subject);
+    progress.phase = 'exchange';
+    try {
+      return await exchangeAtUpstream(entry, upstreamTokens.accessToken);
+    } catch (error) {
+      if (exchangeGrantRefusal(error) !== 'unconfirmed' || upstreamTokens.refreshToken === undefined) throw error;
+      progress.phase = 'session';
+      const renewed = await session.renewedTokens(subject, upstreamTokens.accessToken);
+      progress.phase = 'exchange';
+      progress.renewed = true;
+      return await exchangeAtUpstream(entry, renewed.accessToken);
+    }
+  }
+
   async function exchange(subject: string, entry: DownstreamConfig, cacheKey: string): Promise<DownstreamToken> {
     let token: DownstreamToken;
-    let atExchange = false;
+    const progress: ExchangeProgress = { phase: 'session', renewed: false };
     try {
-      const upstreamTokens = await session.currentTokens(subject);
-      atExchange = true;
-      const result = await exchangeAtUpstream(entry, upstreamTokens.accessToken);
+      const result = await exchangeForUser(subject, entry, progress);
       token = {
         accessToken: result.accessToken,
         expiresAt: result.expiresAt,
@@ -141,7 +179,7 @@ export function createTokenBroker(options: TokenBrokerOptions): TokenBroker {
         scopes: result.scope ? result.scope.split(' ').filter(Boolean) : entry.scopes,
       };
     } catch (error) {
-      throw await exchangeFailed(subject, entry, cacheKey, error, atExchange ? 'exchange' : 'session');
+      throw await exchangeFailed(subject, entry, cacheKey, error, progress);
     }
     metrics?.downstreamToken('exchanged', entry.name);
     // The user's upstream session works: an ended one remembered by a call that failed before their last sign-in (or
@@ -160,22 +198,46 @@ export function createTokenBroker(options: TokenBrokerOptions): TokenBroker {
     return token;
   }
 
+  /**
+   * A configuration error, said once a minute per downstream API (every user of the route meets it): the IdP's codes
+   * and why it is not the users' sessions, never a token or the IdP's description.
+   */
+  const logMisconfigured = new Map<string, (detail: Record<string, unknown>) => void>();
+  function logMisconfiguredExchange(entry: DownstreamConfig, error: unknown, progress: ExchangeProgress): void {
+    let log = logMisconfigured.get(entry.name);
+    if (log === undefined) {
+      log = atMostEvery<Record<string, unknown>>(60_000, clock, (detail, heldBack) =>
+        logger.error({ ...detail, ...(heldBack > 0 ? { heldBack } : {}) }, 'downstream token exchange refused: gateway configuration error'),
+      );
+      logMisconfigured.set(entry.name, log);
+    }
+    const { error: oauthError, aadsts } = describeUpstreamError(error);
+    const why =
+      exchangeGrantRefusal(error) === 'configuration'
+        ? 'the error code names the configuration'
+        : progress.renewed
+          ? 'refused again after the upstream session was renewed'
+          : 'refused, and the user has no refresh token to check the upstream session with';
+    log({ downstream: entry.name, grant: entry.grant, oauthError, aadsts, why });
+  }
+
   /** The broker's answer to a failed exchange (or refresh before it), remembered for the callers queued behind. */
-  async function exchangeFailed(subject: string, entry: DownstreamConfig, cacheKey: string, error: unknown, phase: 'session' | 'exchange'): Promise<ProtocolError> {
-    const failure = upstreamFailure(error, retryAfterSeconds);
+  async function exchangeFailed(subject: string, entry: DownstreamConfig, cacheKey: string, error: unknown, progress: ExchangeProgress): Promise<ProtocolError> {
+    // An `invalid_grant` of the exchange itself that is not the user's session (exchangeForUser asked the IdP when no
+    // code said): a 502 that ends no grant, remembered without a reason so the callers queued behind end none either.
+    const misconfigured = progress.phase === 'exchange' && exchangeGrantRefusal(error) !== undefined;
+    const failure = misconfigured ? misconfiguredExchange(error) : upstreamFailure(error, retryAfterSeconds);
     metrics?.downstreamToken('failed', entry.name);
-    const reason = reasonOf(failure);
-    logger.warn({ downstream: entry.name, errorCode: failure.code, reason, upstreamError: safeCause(error) }, 'downstream token exchange failed');
+    if (misconfigured) logMisconfiguredExchange(entry, error, progress);
+    else logger.warn({ downstream: entry.name, errorCode: failure.code, reason: reasonOf(failure), upstreamError: safeCause(error) }, 'downstream token exchange failed');
     // Remembered briefly: the callers queued behind this one (on every replica) get the same answer instead of
     // each retrying a down IdP; a user who re-consents is back well after it expires.
     await writeCachedFailure(store, cacheKey, subject, rememberFailure(failure), failureCacheSeconds).catch(() => undefined);
     // The user's next sign-in must go to the IdP with what it asked for (Entra's `claims` challenge), or it would
-    // mint the same upstream token and this exchange would fail again.
-    // An ended session is the user's upstream session: its refresh refused, or no tokens at all. An `invalid_grant`
-    // of the exchange itself is not one (Entra answers AADSTS50013 for an assertion of the wrong audience): a new
-    // sign-in would mint the same token, and remembered, every user would be sent round the IdP for nothing.
+    // mint the same upstream token and this exchange would fail again. An ended session is only ever the session's
+    // (its refresh refused, or no tokens at all): the exchange's own `invalid_grant` is a 502 above.
     const stepUp = stepUpOf(failure);
-    if (stepUp && !(stepUp.reason === 'upstream_session_ended' && phase === 'exchange')) {
+    if (stepUp) {
       await rememberStepUp(store, subject, { ...stepUp, createdAt: clock.now() }).catch((storeError: unknown) => {
         logger.warn({ reason: storeError instanceof Error ? storeError.name : typeof storeError }, 'step-up not remembered; the next sign-in goes without claims');
       });

@@ -105,6 +105,36 @@ export function reauthorizationReason(details: UpstreamErrorDetails): Reauthoriz
 }
 
 /**
+ * Entra codes of an `invalid_grant` to an on-behalf-of exchange that mean the gateway's configuration is wrong, not the
+ * user's session: the assertion is not for this app — its audience or signature (AADSTS50013, AADSTS500131), not a
+ * token the app may present (AADSTS50027) — or the app asked a token for itself (AADSTS90009). A new sign-in mints the
+ * same kind of token: read as an ended session, every user of the route was signed in again and refused again.
+ */
+const configurationCodes = new Set(['AADSTS50013', 'AADSTS500131', 'AADSTS50027', 'AADSTS90009']);
+
+/**
+ * What an `invalid_grant` of the exchange itself (on-behalf-of, RFC 8693 — not the refresh before it) says of the
+ * user's upstream session, when no code of it asks the user for anything (consent, MFA, a claims challenge, a session
+ * Entra says it ended: those stand, and send the user to sign in): `configuration` — the gateway's setup is wrong;
+ * `unconfirmed` — the IdP did not say why (a generic provider's bare `invalid_grant`, an Entra code not known here),
+ * which the broker asks the IdP about by renewing the session. `undefined` for any other failure.
+ * @see RFC 8693 §2.2.2, RFC 6749 §5.2
+ */
+export function exchangeGrantRefusal(error: unknown): 'configuration' | 'unconfirmed' | undefined {
+  const details = describeUpstreamError(error);
+  if (reauthorizationReason(details) !== 'refresh_token_invalid') return undefined;
+  return details.aadsts !== undefined && configurationCodes.has(details.aadsts) ? 'configuration' : 'unconfirmed';
+}
+
+/**
+ * 502 for an exchange the IdP refused for the gateway's configuration (`invalid_client` is answered the same way by
+ * upstreamFailure): no reason to sign in again, so the grant stands and waiters remembering it end nothing.
+ */
+export function misconfiguredExchange(cause: unknown): ProtocolError {
+  return new ProtocolError('server_error', 'The identity provider refused the downstream token exchange; see the gateway log.', { status: 502, cause });
+}
+
+/**
  * What each reason that only a new sign-in with the IdP (not a refresh, not the gateway session) fixes is remembered
  * as, per user: a step-up the IdP asked for, or an upstream session that ended. An ended one is remembered too: the
  * gateway session would otherwise issue the next grant on the same dead upstream session (its refresh token refused,

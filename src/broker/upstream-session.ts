@@ -155,24 +155,34 @@ export function createUpstreamSession(options: UpstreamSessionOptions) {
     return merged;
   }
 
+  /** The stored tokens when `usable` takes them, otherwise refreshed once across replicas. */
+  async function tokensWhere(subject: string, usable: (tokens: UpstreamTokens) => boolean): Promise<UpstreamTokens> {
+    const tokens = await load(subject);
+    if (usable(tokens)) return tokens;
+    const key = createHash('sha256').update(subject).digest('base64url');
+    return singleFlight({
+      ...options,
+      lockName: lockName(upstreamRefreshLock, key),
+      poll: async () => {
+        const current = await load(subject);
+        if (usable(current)) return current;
+        // A hint for waiters: an invalid record reads as none, and the wait goes on to its own attempt.
+        const failed = await readRecord(store, upstreamRefreshFailureRecord, key, { invalid: 'absent' });
+        if (failed) throw rememberedFailureError(failed);
+        return undefined;
+      },
+      work: async (holdLock) => refresh(subject, key, await load(subject), holdLock),
+    });
+  }
+
   return {
-    async currentTokens(subject: string): Promise<UpstreamTokens> {
-      const tokens = await load(subject);
-      if (isFresh(tokens)) return tokens;
-      const key = createHash('sha256').update(subject).digest('base64url');
-      return singleFlight({
-        ...options,
-        lockName: lockName(upstreamRefreshLock, key),
-        poll: async () => {
-          const current = await load(subject);
-          if (isFresh(current)) return current;
-          // A hint for waiters: an invalid record reads as none, and the wait goes on to its own attempt.
-          const failed = await readRecord(store, upstreamRefreshFailureRecord, key, { invalid: 'absent' });
-          if (failed) throw rememberedFailureError(failed);
-          return undefined;
-        },
-        work: async (holdLock) => refresh(subject, key, await load(subject), holdLock),
-      });
-    },
+    currentTokens: (subject: string): Promise<UpstreamTokens> => tokensWhere(subject, isFresh),
+    /**
+     * Tokens other than `refused`, an access token the IdP refused in an exchange without saying why: refreshed
+     * unless another caller did so already. The refresh is the IdP's word on the user's session — refused, it has
+     * ended (and the refusal is the session's); answered, it lives, and the exchange's refusal is not about it.
+     */
+    renewedTokens: (subject: string, refused: string): Promise<UpstreamTokens> =>
+      tokensWhere(subject, (tokens) => tokens.accessToken !== refused && isFresh(tokens)),
   };
 }

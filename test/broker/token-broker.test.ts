@@ -376,12 +376,102 @@ describe('token broker', () => {
       assert.deepEqual(await pendingStepUp(store, subject), { reason: 'upstream_session_ended', createdAt: clock.now() });
     });
 
-    it('remembers an ended session only from the session: an invalid_grant of the exchange itself (AADSTS50013) is not one', async () => {
-      await vault.save(subject, freshUpstream());
-      const upstream = scriptedUpstream({ exchange: async () => { throw oauthError(400, { error: 'invalid_grant', error_description: 'AADSTS50013: Assertion audience does not match.', error_codes: [50013] }); } });
-      await rejectsWith(broker(upstream).getDownstreamToken({ user: { subject }, downstream: 'graph' }), 'interaction_required');
-      assert.equal(upstream.calls.exchange.length, 1);
-      assert.equal(await pendingStepUp(store, subject), undefined, 'a new sign-in would not fix it: no user is sent round the IdP for it');
+    describe('an invalid_grant of the exchange itself', () => {
+      const entraRefusal = (code: number) => () =>
+        upstreamTokenError(
+          Object.assign(new Error('server responded with an error in the response body'), {
+            code: 'OAUTH_RESPONSE_BODY_ERROR',
+            error: 'invalid_grant',
+            status: 400,
+            cause: { error: 'invalid_grant', error_description: `AADSTS${code}: text. Trace ID: t`, error_codes: [code] },
+          }),
+          'on-behalf-of',
+        );
+
+      for (const code of [50013, 500131, 50027, 90009]) {
+        it(`AADSTS${code} (the gateway's configuration): a 502 that asks no sign-in, remembers none, and is logged once naming the code`, async () => {
+          const upstreamTokens = freshUpstream();
+          await vault.save(subject, upstreamTokens);
+          const upstream = scriptedUpstream({ exchange: async () => { throw entraRefusal(code)(); } });
+          const b = broker(upstream);
+          for (let call = 0; call < 3; call++) {
+            // The first asks the IdP; the next two meet the failure it remembered for 5 s: none of them says "sign in".
+            const failure = await rejectsWith(b.getDownstreamToken({ user: { subject }, downstream: 'graph' }), 'server_error');
+            assert.equal(failure.status, 502);
+            assert.equal((failure.cause as { reason?: unknown } | undefined)?.reason, undefined, 'no reason to end the grant');
+            assert.doesNotMatch(failure.message, /AADSTS|sign in/);
+            clock.advance(1_000);
+          }
+          assert.equal(upstream.calls.exchange.length, 1);
+          assert.equal(upstream.calls.refresh.length, 0, 'the code says what it is: the session is not asked');
+          assert.equal(await pendingStepUp(store, subject), undefined, 'a new sign-in would not fix it: no user is sent round the IdP for it');
+          const logged = log.lines.filter((line) => line.includes('gateway configuration error'));
+          assert.equal(logged.length, 1, log.lines.join('\n'));
+          assert.match(logged[0] ?? '', new RegExp(`"aadsts":"AADSTS${code}"`));
+          assert.ok(!log.lines.join('\n').includes(upstreamTokens.accessToken));
+        });
+      }
+
+      for (const code of [50173, 50132, 700082, 50078, 50076]) {
+        it(`AADSTS${code} (the user's session ended, or MFA): still a sign-in`, async () => {
+          await vault.save(subject, freshUpstream());
+          const upstream = scriptedUpstream({ exchange: async () => { throw entraRefusal(code)(); } });
+          const failure = await rejectsWith(broker(upstream).getDownstreamToken({ user: { subject }, downstream: 'graph' }), 'interaction_required');
+          assert.equal((failure.cause as { reason?: string }).reason, 'interaction_required');
+          assert.equal((await pendingStepUp(store, subject))?.reason, 'interaction_required', 'the next sign-in goes to the IdP');
+        });
+      }
+
+      it('a bare invalid_grant (RFC 8693, no code) asks the IdP by renewing the session: alive, a second refusal is a 502 that ends no grant', async () => {
+        const stale = freshUpstream();
+        await vault.save(subject, stale);
+        const renewed = freshUpstream();
+        const upstream = scriptedUpstream({
+          refresh: async () => renewed,
+          exchange: async () => { throw oauthError(400, { error: 'invalid_grant' }); },
+        });
+        const failure = await rejectsWith(broker(upstream).getDownstreamToken({ user: { subject }, downstream: 'other' }), 'server_error');
+        assert.equal(failure.status, 502);
+        assert.deepEqual(upstream.calls.refresh, [stale.refreshToken]);
+        assert.deepEqual(upstream.calls.exchange.map((call) => call.subjectToken), [stale.accessToken, renewed.accessToken]);
+        assert.equal(await pendingStepUp(store, subject), undefined);
+        assert.ok(log.lines.some((line) => line.includes('gateway configuration error') && line.includes('renewed')));
+      });
+
+      it('a bare invalid_grant the renewed token fixes: the token, no failure', async () => {
+        await vault.save(subject, freshUpstream());
+        const renewed = freshUpstream();
+        const upstream = scriptedUpstream({
+          refresh: async () => renewed,
+          exchange: async (request) => {
+            if (request.subjectToken !== renewed.accessToken) throw oauthError(400, { error: 'invalid_grant' });
+            return downstreamFor()(request);
+          },
+        });
+        const token = await broker(upstream).getDownstreamToken({ user: { subject }, downstream: 'other' });
+        assert.match(token.accessToken, /^downstream-api:\/\/other-/);
+      });
+
+      it('a bare invalid_grant whose session the IdP then refuses to renew: the session ended, a sign-in through the IdP', async () => {
+        await vault.save(subject, freshUpstream());
+        const upstream = scriptedUpstream({
+          refresh: async () => { throw oauthError(400, { error: 'invalid_grant' }); },
+          exchange: async () => { throw oauthError(400, { error: 'invalid_grant' }); },
+        });
+        const failure = await rejectsWith(broker(upstream).getDownstreamToken({ user: { subject }, downstream: 'other' }), 'interaction_required');
+        assert.equal((failure.cause as { reason?: string }).reason, 'refresh_token_invalid');
+        assert.equal(upstream.calls.exchange.length, 1);
+        assert.equal((await pendingStepUp(store, subject))?.reason, 'upstream_session_ended');
+      });
+
+      it('a bare invalid_grant with no refresh token to ask with: a 502, not a sign-in that would bring the same token back', async () => {
+        await vault.save(subject, { accessToken: `upstream-at-${randomUUID()}`, expiresAt: clock.now() + hour });
+        const upstream = scriptedUpstream({ exchange: async () => { throw oauthError(400, { error: 'invalid_grant' }); } });
+        const failure = await rejectsWith(broker(upstream).getDownstreamToken({ user: { subject }, downstream: 'other' }), 'server_error');
+        assert.equal(failure.status, 502);
+        assert.equal(upstream.calls.refresh.length, 0);
+        assert.equal(await pendingStepUp(store, subject), undefined);
+      });
     });
 
     it('forgets an ended session once the upstream session works, and never lets one replace a pending claims challenge', async () => {

@@ -1,3 +1,5 @@
+import { UnreadableValue } from './store.ts';
+
 /**
  * Namespaces and channel names are chosen by code, never by a request, and they become part of Redis keys and
  * channel names. Keeping them to a small alphabet (no `#`, spaces or glob characters) means a key can never be read
@@ -37,6 +39,15 @@ export function serializeValue(value: unknown): string {
   const text = JSON.stringify(value);
   if (text === undefined) throw new TypeError('a store value must be JSON-serializable (got undefined or a function)');
   return text;
+}
+
+/** A value from its stored JSON text, or an UnreadableValue when the text is not JSON. */
+export function parseStoredValue(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return new UnreadableValue();
+  }
 }
 
 /** A lock TTL: a positive number of milliseconds (a lock that never expires could block every replica forever). */

@@ -1,6 +1,6 @@
 import { GatehouseError } from '../errors/internal-errors.ts';
 import type { ChannelDefinition, CounterDefinition, LockDefinition, RecordDefinition } from './define-record.ts';
-import type { IndexRangeOptions, ListOptions, ReleaseLock, Store, StoreEntry, StoreWrite, Unsubscribe } from './store.ts';
+import { UnreadableValue, type IndexRangeOptions, type ListOptions, type ReleaseLock, type Store, type StoreEntry, type StoreWrite, type Unsubscribe } from './store.ts';
 
 /**
  * Typed access to the records declared with defineRecord (define-record.ts). Every read validates the stored value
@@ -173,20 +173,27 @@ export function subscribeChannel(store: Store, definition: ChannelDefinition, on
 
 function validated<T>(definition: RecordDefinition<T, string>, key: string, value: unknown, invalid: OnInvalidRead): T | undefined {
   if (value === undefined) return undefined;
-  const result = definition.schema.safeParse(value);
-  if (result.success) return result.data;
+  const result = checked(definition, value);
+  if (result.valid) return result.record;
   if (invalid === 'absent') return undefined;
-  throw new RecordInvalidError(definition, key, describeIssues(result.error.issues));
+  throw new RecordInvalidError(definition, key, result.problems);
 }
 
 function validEntries<T>(definition: RecordDefinition<T, string>, entries: StoreEntry<unknown>[], invalid: OnInvalidEntry): StoreEntry<T>[] {
   const valid: StoreEntry<T>[] = [];
   for (const entry of entries) {
-    const result = definition.schema.safeParse(entry.value);
-    if (result.success) valid.push({ ...entry, value: result.data });
-    else if (invalid === 'throw') throw new RecordInvalidError(definition, entry.key, describeIssues(result.error.issues));
+    const result = checked(definition, entry.value);
+    if (result.valid) valid.push({ ...entry, value: result.record });
+    else if (invalid === 'throw') throw new RecordInvalidError(definition, entry.key, result.problems);
   }
   return valid;
+}
+
+/** A stored value as a record of `definition`, or why it is not one: not JSON at all (UnreadableValue), or not its shape. */
+function checked<T>(definition: RecordDefinition<T, string>, value: unknown): { valid: true; record: T } | { valid: false; problems: string } {
+  if (value instanceof UnreadableValue) return { valid: false, problems: `value: ${value.problem}` };
+  const result = definition.schema.safeParse(value);
+  return result.success ? { valid: true, record: result.data } : { valid: false, problems: describeIssues(result.error.issues) };
 }
 
 /** Paths and zod's messages, which state what was expected, not the value found. */

@@ -3,7 +3,7 @@ import type { ConnectionOptions } from 'node:tls';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { Clock } from '../runtime/clock.ts';
-import { assertListLimit, assertLockTtl, assertStoreName, serializeValue, ttlMilliseconds } from './names.ts';
+import { assertListLimit, assertLockTtl, assertStoreName, parseStoredValue, serializeValue, ttlMilliseconds } from './names.ts';
 import { connectRedis, type RedisConnection } from './redis-connection.ts';
 import { purgeStaleMembers } from './redis-purge.ts';
 import { startPurgeTimer, type PurgeTimer } from './purge-timer.ts';
@@ -20,7 +20,8 @@ import {
   setRecordScript,
   takeRecordScript,
 } from './redis-scripts.ts';
-import { StoreUnavailableError, type IndexRangeOptions, type ListOptions, type ReleaseLock, type SetOptions, type Store, type StoreEntry, type StoreWrite, type Unsubscribe } from './store.ts';
+import { GatehouseError } from '../errors/internal-errors.ts';
+import { StoreUnavailableError, UnreadableValue, type IndexRangeOptions, type ListOptions, type ReleaseLock, type SetOptions, type Store, type StoreEntry, type StoreWrite, type Unsubscribe } from './store.ts';
 
 export interface RedisStoreOptions {
   /** `redis://` or `rediss://` (TLS), with the password if the server needs one. Never logged. */
@@ -39,6 +40,13 @@ interface Envelope<T> {
   v: T;
   i?: Record<string, string>;
   e?: number;
+}
+
+/** A record's envelope from its stored text; one that is not JSON, or not an envelope, holds an UnreadableValue. */
+function readEnvelope<T>(raw: string): Envelope<T> | { v: UnreadableValue; i?: undefined; e?: undefined } {
+  const envelope = parseStoredValue(raw);
+  if (typeof envelope !== 'object' || envelope === null || envelope instanceof UnreadableValue || !('v' in envelope)) return { v: new UnreadableValue() };
+  return envelope as Envelope<T>;
 }
 
 /**
@@ -80,7 +88,7 @@ class RedisStore implements Store {
   async get<T>(namespace: string, key: string): Promise<T | undefined> {
     assertStoreName('namespace', namespace);
     const raw = await this.#call(() => this.#redis.get(this.#recordKey(namespace, key)));
-    return raw === null ? undefined : (JSON.parse(raw) as Envelope<T>).v;
+    return raw === null ? undefined : (readEnvelope<T>(raw).v as T);
   }
 
   async set<T>(namespace: string, key: string, value: T, options: SetOptions = {}): Promise<void> {
@@ -103,7 +111,7 @@ class RedisStore implements Store {
 
   async consume<T>(namespace: string, key: string): Promise<T | undefined> {
     const raw = await this.#take(namespace, key);
-    return raw === null ? undefined : (JSON.parse(raw) as Envelope<T>).v;
+    return raw === null ? undefined : (readEnvelope<T>(raw).v as T);
   }
 
   async findByIndex<T>(namespace: string, index: string, value: string, range: IndexRangeOptions = {}): Promise<StoreEntry<T>[]> {
@@ -127,7 +135,9 @@ class RedisStore implements Store {
     for (let attempt = 0; attempt < 5; attempt += 1) {
       const raw = await this.#call(() => this.#redis.get(recordKey));
       if (raw === null) return false;
-      const envelope = JSON.parse(raw) as Envelope<unknown>;
+      const envelope = readEnvelope<unknown>(raw);
+      // Indexes pointing at a value nobody can read would find it for ever; a reader of the record is told instead.
+      if (envelope.v instanceof UnreadableValue) throw new GatehouseError('GH_RECORD_INVALID', `a record of ${namespace} is ${envelope.v.problem}; its indexes were not added`);
       const added = Object.entries(indexes).filter(([name]) => envelope.i?.[name] === undefined);
       if (added.length === 0) return true;
       const updated = JSON.stringify({ ...envelope, i: { ...envelope.i, ...Object.fromEntries(added) } });
@@ -259,8 +269,8 @@ class RedisStore implements Store {
         stale.push(key);
         return;
       }
-      const envelope = JSON.parse(raw) as Envelope<T>;
-      const entry: StoreEntry<T> = { key, value: envelope.v };
+      const envelope = readEnvelope<T>(raw);
+      const entry: StoreEntry<T> = { key, value: envelope.v as T };
       if (envelope.e !== undefined) entry.expiresAt = envelope.e;
       entries.push(entry);
     });

@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import type { Clock } from '../runtime/clock.ts';
 import { LocalPubSub } from './local-pubsub.ts';
 import { startPurgeTimer, type PurgeTimer } from './purge-timer.ts';
-import { assertListLimit, assertLockTtl, assertStoreName, serializeValue, ttlMilliseconds } from './names.ts';
+import { assertListLimit, assertLockTtl, assertStoreName, parseStoredValue, serializeValue, ttlMilliseconds } from './names.ts';
 import { SqliteDatabase } from './sqlite-database.ts';
 import { guardStoreHealth } from './store-health.ts';
 import type { IndexRangeOptions, ListOptions, ReleaseLock, SetOptions, Store, StoreEntry, StoreWrite, Unsubscribe } from './store.ts';
@@ -71,7 +71,7 @@ class SqliteStore implements Store {
       `SELECT value FROM records WHERE namespace = ? AND key = ? AND ${live}`,
       namespace, key, this.#clock.now(),
     );
-    return row ? (JSON.parse(row.value) as T) : undefined;
+    return row ? (parseStoredValue(row.value) as T) : undefined;
   }
 
   async set<T>(namespace: string, key: string, value: T, options: SetOptions = {}): Promise<void> {
@@ -129,7 +129,7 @@ class SqliteStore implements Store {
       );
       if (!row) return undefined;
       this.#db.run('DELETE FROM record_indexes WHERE namespace = ? AND key = ?', namespace, key);
-      return JSON.parse(row.value) as T;
+      return parseStoredValue(row.value) as T;
     });
   }
 
@@ -326,7 +326,7 @@ function isLive(expiresAt: number | null, now: number): boolean {
 }
 
 function toEntry<T>(row: RecordRow): StoreEntry<T> {
-  const entry: StoreEntry<T> = { key: row.key, value: JSON.parse(row.value) as T };
+  const entry: StoreEntry<T> = { key: row.key, value: parseStoredValue(row.value) as T };
   if (row.expires_at !== null) entry.expiresAt = row.expires_at;
   return entry;
 }

@@ -4,7 +4,7 @@ import { GatehouseError } from '../errors/internal-errors.ts';
  * Redis for replicas) and one contract suite (test/store/contract.ts) runs unchanged against both.
  *
  * Records live in a namespace (`grant`, `client`, `oidc:AccessToken`, …; see docs/storage.md) under a key. Values are
- * JSON. A TTL makes a record invisible once it passes and lets the backend purge it; secondary indexes let a record be
+ * JSON; one stored that is not (cut off, hand-edited, another program's) reads as an UnreadableValue. A TTL makes a record invisible once it passes and lets the backend purge it; secondary indexes let a record be
  * found by grant id, user or client without a scan.
  */
 export interface StoreEntry<T> {
@@ -104,6 +104,18 @@ export interface Store {
    */
   configurationRisks?(): Promise<string[]>;
   close(): Promise<void>;
+}
+
+/**
+ * What a read returns for a stored value that is not JSON (`{"v":{"sealed":1}` cut off, a hand edit, another program
+ * sharing the Redis prefix), in place of the value. A read that threw on it failed the whole call as if the store were
+ * down — a lasting 503 for the user whose cached token it was, until the record expired. In its place, every
+ * validating reader (src/store/record-access.ts) refuses it as it refuses any record that does not match its
+ * declaration: as absent for a cache, as GH_RECORD_INVALID for a record that must not be guessed at, skipped in a
+ * listing that skips.
+ */
+export class UnreadableValue {
+  readonly problem = 'not JSON (cut off or corrupt)';
 }
 
 /**

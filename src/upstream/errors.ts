@@ -108,6 +108,38 @@ export function upstreamStatus(error: unknown): number | undefined {
  * (`invalid_client`, `unauthorized_client`, …: our registration is wrong, not the user's session) `server_error`.
  */
 export function upstreamTokenError(error: unknown, context: string, interactionId?: string): UpstreamError {
+  return tokenRequestError(error, context, interactionId, 'outage');
+}
+
+/**
+ * As upstreamTokenError, for the token requests the broker makes (refresh, on-behalf-of, RFC 8693): an answer that is
+ * no usable token response — a 200 of HTML, no `access_token` or `token_type`, an `expires_in` of -5, null or "abc", a
+ * `token_type` openid-client does not know (RFC 8693's `N_A`) — is the identity provider answering wrongly: a 502, as
+ * its refusals are, not an outage for callers to retry in a few seconds (503). At sign-in the same answer stays
+ * `temporarily_unavailable`: a refusal there reads as the browser's callback being bad.
+ */
+export function brokerTokenError(error: unknown, context: string): UpstreamError {
+  return tokenRequestError(error, context, undefined, 'unusable answer');
+}
+
+/**
+ * A token answer that is not a usable access token (brokerTokenError, or the upstream client's own checks): a 502
+ * whose description is generic. It keeps no cause: openid-client's errors hold the answer's body, access token and all.
+ */
+export class UnusableTokenAnswer extends UpstreamError {
+  /** The request answered: `refresh`, `on-behalf-of`, `token-exchange`, `authorization code`. */
+  readonly operation: string;
+  /** What was wrong, for the log: the property and the check, never a value from the answer. */
+  readonly problem: string;
+  constructor(operation: string, problem: string) {
+    super('server_error', `The identity provider's answer to the ${operation} request is not a usable access token.`);
+    this.name = 'UnusableTokenAnswer';
+    this.operation = operation;
+    this.problem = problem;
+  }
+}
+
+function tokenRequestError(error: unknown, context: string, interactionId: string | undefined, unreadable: 'outage' | 'unusable answer'): UpstreamError {
   if (error instanceof UpstreamError) return error;
   const body = oauthErrorBody(error);
   if (body) {
@@ -138,6 +170,10 @@ export function upstreamTokenError(error: unknown, context: string, interactionI
   const status = upstreamStatus(error);
   if (status !== undefined && (status >= 500 || status === 429)) {
     return new UpstreamError('temporarily_unavailable', `The identity provider answered with a server error, HTTP ${status} (${context}).`, { interactionId }, { cause: error });
+  }
+  if (unreadable === 'unusable answer' && (isUnreadableProviderAnswer(error) || causeChain(error).some((layer) => layer.code === 'OAUTH_UNSUPPORTED_OPERATION'))) {
+    const { check } = failureDetail(error);
+    return new UnusableTokenAnswer(context, typeof check === 'string' ? check : 'not a token response');
   }
   if (isUnreadableProviderAnswer(error)) {
     return new UpstreamError('temporarily_unavailable', `The identity provider answered with something that is not an OAuth response (${context}).`, { interactionId }, { cause: error });

@@ -15,7 +15,7 @@ import { createUpstreamClientAuth } from './client-auth/create-client-auth.ts';
 import { createDiscoveryCache, DIVERTED_ID_TOKEN } from './discovery.ts';
 import { qualifyScopes } from './entra.ts';
 import { upstreamErrorLabel } from './error-label.ts';
-import { UpstreamError, authorizationResponseError, failureDetail, forInteraction, upstreamTokenError } from './errors.ts';
+import { UnusableTokenAnswer, UpstreamError, authorizationResponseError, brokerTokenError, failureDetail, forInteraction, upstreamTokenError } from './errors.ts';
 import { atMostEvery } from '../runtime/log-throttle.ts';
 import { upstreamJwks, verifyIdToken, type JwksResolver } from './id-token.ts';
 import { createProfile } from './profile.ts';
@@ -94,6 +94,46 @@ export function tokenExpiresAt(now: number, accessToken: string, expiresIn: numb
   return expiresAt;
 }
 
+/**
+ * The largest access token accepted. It travels in an `Authorization` header, and Node's default limit for a request's
+ * whole header section is 16 KiB (as is http.sys's for Microsoft's APIs): a larger token reaches no backend (431)
+ * and would be sealed into the cache for nothing. Entra's tokens are a few KB (groups past 200 become an overage claim).
+ */
+const MAX_ACCESS_TOKEN_BYTES = 16 * 1024;
+
+/**
+ * The shortest lifetime a token is accepted with. The broker uses one that lives less than twice its refresh skew
+ * for half its life (src/broker/token-freshness.ts): at 60 s, 30 s — for the request it is forwarded with and the
+ * callers queued behind the exchange. `expires_in: 0` or `1` (or a JWT already past its `exp`) forwarded a dead
+ * token, was never cached, and sent every queued caller to the IdP again.
+ */
+const MIN_ACCESS_TOKEN_LIFETIME_SECONDS = 60;
+
+/**
+ * What makes an IdP's token answer unusable, if anything: a `token_type` other than Bearer (case-insensitive, RFC 6750;
+ * a DPoP-bound token cannot be forwarded as Bearer, and RFC 8693's `N_A` is no access token), an access token past
+ * the size cap or not of VSCHARs (RFC 6749 §A.12), an `expires_in` that is not a positive integer, or a lifetime
+ * (`expires_in`, bounded by the JWT's `exp`) under the minimum. Names the property, never its value.
+ * @see RFC 6749 §5.1
+ */
+function checkTokenAnswer(response: TokenEndpointResponse, now: number): { problem: string } | { expiresAt: number } {
+  const problem = tokenShapeProblem(response);
+  if (problem !== undefined) return { problem };
+  // After the size check: tokenExpiresAt decodes a JWT's payload.
+  const expiresAt = tokenExpiresAt(now, response.access_token, response.expires_in);
+  if (expiresAt - now < MIN_ACCESS_TOKEN_LIFETIME_SECONDS * 1000) return { problem: `the token lives less than ${MIN_ACCESS_TOKEN_LIFETIME_SECONDS} s (expires_in, or the JWT's exp)` };
+  return { expiresAt };
+}
+
+function tokenShapeProblem(response: TokenEndpointResponse): string | undefined {
+  if (response.token_type.toLowerCase() !== 'bearer') return 'token_type is not Bearer';
+  if (Buffer.byteLength(response.access_token) > MAX_ACCESS_TOKEN_BYTES) return `access_token is larger than ${MAX_ACCESS_TOKEN_BYTES} bytes`;
+  if (!/^[\x20-\x7e]+$/.test(response.access_token)) return 'access_token is empty or holds characters outside RFC 6749 VSCHAR';
+  const expiresIn = response.expires_in;
+  if (expiresIn !== undefined && !(Number.isInteger(expiresIn) && expiresIn > 0)) return 'expires_in is not a positive integer';
+  return undefined;
+}
+
 /** The context's side effects (its `publicUrl` is the issuer: the upstream redirect URI is `${publicUrl}/callback`). */
 export interface UpstreamClientDeps extends Omit<GatehouseContext, 'config'> {
   config: UpstreamConfig;
@@ -152,12 +192,24 @@ export function createUpstreamClient(deps: UpstreamClientDeps): UpstreamClient &
     return jwks;
   };
 
-  const tokensFrom = (response: TokenEndpointResponse, fallback: { refreshToken?: string; scope?: string } = {}): UpstreamTokens => {
-    const tokens: UpstreamTokens = {
-      accessToken: response.access_token,
-      expiresAt: tokenExpiresAt(clock.now(), response.access_token, response.expires_in),
-      obtainedAt: clock.now(),
-    };
+  /** An unusable token answer is the IdP's to fix: the log says what was wrong with it; the client, only that it was. */
+  const logRefusedAnswer = (error: UnusableTokenAnswer): UnusableTokenAnswer => {
+    logger.warn({ operation: error.operation, problem: error.problem }, 'upstream token answer refused: not a usable access token');
+    return error;
+  };
+  /** A failed refresh or exchange as the broker takes it (brokerTokenError); an answer openid-client refused, logged. */
+  const refusedAnswer = (error: unknown, operation: string): UpstreamError => {
+    const mapped = brokerTokenError(error, operation);
+    if (mapped instanceof UnusableTokenAnswer && mapped !== error) logRefusedAnswer(mapped);
+    return mapped;
+  };
+
+  /** The answer's tokens, once checked (checkTokenAnswer): sign-in, refresh and exchange alike. */
+  const tokensFrom = (response: TokenEndpointResponse, context: string, fallback: { refreshToken?: string; scope?: string } = {}): UpstreamTokens => {
+    const now = clock.now();
+    const checked = checkTokenAnswer(response, now);
+    if ('problem' in checked) throw logRefusedAnswer(new UnusableTokenAnswer(context, checked.problem));
+    const tokens: UpstreamTokens = { accessToken: response.access_token, expiresAt: checked.expiresAt, obtainedAt: now };
     const refreshToken = response.refresh_token ?? fallback.refreshToken;
     const scope = response.scope ?? fallback.scope;
     if (refreshToken) tokens.refreshToken = refreshToken;
@@ -267,7 +319,12 @@ export function createUpstreamClient(deps: UpstreamClientDeps): UpstreamClient &
         logger.warn({ reason: mapped.message, ...failureDetail(error) }, 'upstream identity rejected (ID token or userinfo)');
         throw mapped;
       }
-      const tokens = tokensFrom(response);
+      let tokens: UpstreamTokens;
+      try {
+        tokens = tokensFrom(response, 'authorization code');
+      } catch (error) {
+        throw failed('sign-in', forInteraction(error, interactionId));
+      }
       tokens.idToken = idToken;
       const refreshLifetime = Number((response as Record<string, unknown>).refresh_token_expires_in);
       await saveUpstreamTokens(
@@ -290,9 +347,9 @@ export function createUpstreamClient(deps: UpstreamClientDeps): UpstreamClient &
       const configuration = await discovery.get();
       try {
         const response = await refreshTokenGrant(configuration, refreshToken, profile.refreshParameters);
-        return tokensFrom(response, { refreshToken });
+        return tokensFrom(response, 'refresh', { refreshToken });
       } catch (error) {
-        throw upstreamTokenError(error, 'refresh');
+        throw refusedAnswer(error, 'refresh');
       }
     },
 
@@ -317,9 +374,9 @@ export function createUpstreamClient(deps: UpstreamClientDeps): UpstreamClient &
                 audience: request.audience,
                 scope: scopes.join(' '),
               });
-        return tokensFrom(response, { scope: scopes.join(' ') });
+        return tokensFrom(response, request.grant, { scope: scopes.join(' ') });
       } catch (error) {
-        throw upstreamTokenError(error, request.grant);
+        throw refusedAnswer(error, request.grant);
       }
     },
 

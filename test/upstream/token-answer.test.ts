@@ -1,0 +1,99 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { UpstreamError } from '../../src/upstream/errors.ts';
+import { createFakeEntra } from './support/fake-entra.ts';
+import { createGatewaySide } from './support/fixture.ts';
+
+const TENANT = '72f988bf-86f1-41af-91ab-2d7cd011db47';
+const GLOBAL = 'https://login.microsoftonline.com';
+const SECRET_TOKEN = 'eyJ0eXAiOiJKV1QifQ.c2VjcmV0LXBheWxvYWQ.c2ln-the-token-itself';
+
+/**
+ * The identity provider's token answer, checked once for the broker's refresh and exchange (and sign-in): an answer
+ * that is not a usable Bearer access token is the IdP answering wrongly — a 502 with a generic description and a log
+ * line naming what was wrong — not an outage remembered for 5 s (503), and never a token forwarded as it came: an
+ * already-expired one (expires_in 0 or 1), a DPoP-bound one as Bearer, one of megabytes the backend answers 431 to.
+ */
+describe("the identity provider's token answer", () => {
+  async function setUp() {
+    const fake = await createFakeEntra({ authority: GLOBAL, tenant: TENANT, discoveryIssuer: `${GLOBAL}/${TENANT}/v2.0`, clientId: 'app-id' });
+    const gateway = await createGatewaySide({
+      fetch: fake.fetch,
+      upstream: {
+        type: 'entra',
+        entra: { tenantId: TENANT, authority: GLOBAL, allowedTenants: [] },
+        clientId: 'app-id',
+        clientAuth: { method: 'client_secret_post', clientSecret: 'fallback-secret' },
+        scopes: ['openid', 'profile', 'offline_access', 'api://app-id/.default'],
+      },
+    });
+    return { fake, gateway };
+  }
+  const obo = { subjectToken: 'user-at', audience: 'https://graph.microsoft.com', scopes: ['User.Read'], grant: 'on-behalf-of' as const };
+  const answer = (body: Record<string, unknown>) => () => Response.json({ token_type: 'Bearer', access_token: SECRET_TOKEN, expires_in: 3600, ...body });
+  const withoutKey = (key: string) => () => {
+    const body: Record<string, unknown> = { token_type: 'Bearer', access_token: SECRET_TOKEN, expires_in: 3600 };
+    delete body[key];
+    return Response.json(body);
+  };
+  const expiredJwt = `eyJhbGciOiJub25lIn0.${Buffer.from(JSON.stringify({ exp: Math.floor(Date.now() / 1000) - 10 })).toString('base64url')}.sig`;
+
+  const unusable: Array<{ name: string; respond: () => Response; problem: RegExp }> = [
+    { name: 'expires_in 0', respond: answer({ expires_in: 0 }), problem: /expires_in is not a positive integer/ },
+    { name: 'expires_in 1', respond: answer({ expires_in: 1 }), problem: /lives less than 60 s/ },
+    { name: 'expires_in 1.5', respond: answer({ expires_in: 1.5 }), problem: /expires_in is not a positive integer/ },
+    { name: 'a JWT already past its exp', respond: answer({ access_token: expiredJwt }), problem: /lives less than 60 s/ },
+    { name: 'expires_in -5', respond: answer({ expires_in: -5 }), problem: /expires_in/ },
+    { name: 'expires_in null', respond: answer({ expires_in: null }), problem: /expires_in/ },
+    { name: 'expires_in "abc"', respond: answer({ expires_in: 'abc' }), problem: /expires_in/ },
+    { name: 'a 200 of HTML', respond: () => new Response('<html><body>Sign in to the proxy</body></html>', { status: 200, headers: { 'content-type': 'text/html' } }), problem: /./ },
+    { name: 'no access_token', respond: withoutKey('access_token'), problem: /access_token/ },
+    { name: 'no token_type', respond: withoutKey('token_type'), problem: /token_type/ },
+    { name: 'token_type DPoP', respond: answer({ token_type: 'DPoP' }), problem: /token_type is not Bearer/ },
+    { name: 'token_type N_A (RFC 8693: not an access token)', respond: answer({ token_type: 'N_A', issued_token_type: 'urn:ietf:params:oauth:token-type:id_token' }), problem: /token_type/ },
+    { name: 'an access token of 5 MB', respond: answer({ access_token: 'a'.repeat(5 * 1024 * 1024) }), problem: /./ },
+    { name: 'an access token of 17 KiB', respond: answer({ access_token: 'a'.repeat(17 * 1024) }), problem: /larger than 16384 bytes/ },
+    { name: 'an access token with a line break', respond: answer({ access_token: 'abc\r\nX-Injected: 1' }), problem: /VSCHAR/ },
+  ];
+
+  for (const { name, respond, problem } of unusable) {
+    it(`${name}: a 502 with a generic description, the log naming what was wrong (exchange and refresh)`, async () => {
+      const { fake, gateway } = await setUp();
+      try {
+        for (const call of [() => gateway.client.exchangeForDownstream(obo), () => gateway.client.refresh('rt')]) {
+          fake.nextResponse = respond;
+          await assert.rejects(call(), (error: unknown) => {
+            assert.ok(error instanceof UpstreamError, String(error));
+            assert.equal(error.code, 'server_error');
+            assert.equal(error.status, 502);
+            assert.match(error.message, /is not a usable access token/);
+            assert.doesNotMatch(error.message, /html|proxy|the-token-itself/i);
+            return true;
+          });
+        }
+        const refusals = gateway.logs.lines().filter((line) => line.msg === 'upstream token answer refused: not a usable access token');
+        assert.deepEqual(refusals.map((line) => line.operation), ['on-behalf-of', 'refresh']);
+        for (const line of refusals) assert.match(String(line.problem), problem);
+        assert.ok(!gateway.logs.text().includes('the-token-itself'), 'never the token');
+      } finally {
+        await gateway.store.close();
+      }
+    });
+  }
+
+  it('takes a Bearer answer in any case, with expires_in as a string (Entra v1) or absent (an hour)', async () => {
+    const { fake, gateway } = await setUp();
+    try {
+      fake.nextResponse = answer({ token_type: 'bearer', expires_in: '3599' });
+      const lowercase = await gateway.client.exchangeForDownstream(obo);
+      assert.equal(lowercase.accessToken, SECRET_TOKEN);
+      assert.ok(lowercase.expiresAt > Date.now() + 3_500_000);
+      fake.nextResponse = withoutKey('expires_in');
+      assert.ok((await gateway.client.refresh('rt')).expiresAt > Date.now() + 3_500_000);
+      fake.nextResponse = answer({ expires_in: 60 });
+      await gateway.client.exchangeForDownstream(obo);
+    } finally {
+      await gateway.store.close();
+    }
+  });
+});

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import type { DownstreamConfig } from '../config/schema.ts';
 import type { Keyring } from '../keys/keyring.ts';
 import type { Store } from '../store/store.ts';
 import type { DownstreamToken } from './types.ts';
@@ -8,7 +9,7 @@ import { deleteRecord, readRecord, writeRecord } from '../store/record-access.ts
 import type { z } from 'zod';
 
 /**
- * Downstream tokens cached per user + audience + scopes (store namespace `downstream-token`). The token is sealed with
+ * Downstream tokens cached per user + grant + audience + scopes (store namespace `downstream-token`). The token is sealed with
  * the keyring and the seal is bound to the cache key, so a record copied under another user's key does not open.
  * A short-lived failure record (namespace `downstream-failure`) lets every replica waiting on the same exchange learn
  * that it failed, and keeps a down IdP from being hammered by each queued tool call.
@@ -17,9 +18,15 @@ export { forgetDownstreamTokens };
 
 export type CachedFailure = z.infer<typeof downstreamFailureRecord.schema>;
 
-/** Hashed so the store key reveals neither the user nor the scope set; stable across replicas. */
-export function downstreamCacheKey(subject: string, audience: string, scopes: string[]): string {
-  const canonical = JSON.stringify([subject, audience, [...new Set(scopes)].sort()]);
+/**
+ * The cache key of a user's token for a `broker.downstream` entry: everything the identity provider is asked — the
+ * grant too, as an on-behalf-of and an RFC 8693 token for one audience and scope set are different tokens (without
+ * it, an entry of either grant was served the other's token). Entries asking the same share one (the name is not
+ * asked). Hashed so the store key reveals neither the user nor the scope set; stable across replicas.
+ */
+export function downstreamCacheKey(subject: string, target: Pick<DownstreamConfig, 'grant' | 'audience' | 'scopes'>): string {
+  const { grant, audience, scopes } = target;
+  const canonical = JSON.stringify([subject, grant, audience, [...new Set(scopes)].sort()]);
   return createHash('sha256').update(canonical).digest('base64url');
 }
 

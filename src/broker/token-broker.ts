@@ -253,7 +253,7 @@ export function createTokenBroker(options: TokenBrokerOptions): TokenBroker {
     }
     const entry = downstreams.get(downstream);
     if (!entry) throw new ProtocolError('invalid_target', `No downstream API named "${downstream}" is configured.`);
-    const cacheKey = downstreamCacheKey(subject, entry.audience, entry.scopes);
+    const cacheKey = downstreamCacheKey(subject, entry);
 
     const hit = await cachedResult(cacheKey);
     if (hit) {

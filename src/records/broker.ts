@@ -9,7 +9,7 @@ import { defineLock, defineRecord } from '../store/define-record.ts';
  */
 
 const errorCode = z.enum(Object.keys(errorCatalogue) as [ErrorCode, ...ErrorCode[]]).describe('ErrorCode');
-const CACHE_KEY = 'cache key = SHA-256 (base64url) of the JSON `[subject, audience, sorted unique scopes]`';
+const CACHE_KEY = 'cache key = SHA-256 (base64url) of the JSON `[subject, grant, audience, sorted unique scopes]`';
 
 export const downstreamTokenRecord = defineRecord({
   namespace: 'downstream-token',
@@ -23,7 +23,7 @@ export const downstreamTokenRecord = defineRecord({
   singleUse: false,
   secrets: 'token **sealed**, context `downstream-token:<cache key>`; the `subject` index value is plain',
   description:
-    'A downstream token obtained by on-behalf-of or token exchange, per user + audience + scopes. A new sign-in drops the user\'s records through the `subject` index (`forgetDownstreamTokens`, src/records/downstream-tokens.ts).',
+    'A downstream token obtained by on-behalf-of or token exchange, per user + grant + audience + scopes. A new sign-in drops the user\'s records through the `subject` index (`forgetDownstreamTokens`, src/records/downstream-tokens.ts).',
 });
 
 export const downstreamFailureRecord = defineRecord({
@@ -71,7 +71,7 @@ export const downstreamTokenLock = defineLock({
   key: 'cache key',
   owner: 'src/broker/token-broker.ts',
   ttl: '2 × `upstream.timeoutMs` + 5 s (25 s by default)',
-  description: 'One token exchange per user + audience + scopes across replicas; waiters poll the cache and failure records.',
+  description: 'One token exchange per user + grant + audience + scopes across replicas; waiters poll the cache and failure records.',
 });
 
 export const upstreamRefreshLock = defineLock({

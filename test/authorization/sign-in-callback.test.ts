@@ -91,9 +91,9 @@ describe('upstream sign-in callback', () => {
 
   it("forgets the user's remembered downstream failures and tokens after a sign-in, and nobody else's", async () => {
     const deps = { store: server.store, keyring: server.ctx.keyring };
-    const failureKey = downstreamCacheKey(TEST_IDENTITY.subject, 'https://graph.example.test', ['User.Read']);
-    const tokenKey = downstreamCacheKey(TEST_IDENTITY.subject, 'https://api.example.test', ['read']);
-    const otherKey = downstreamCacheKey('https://idp.test|bob', 'https://graph.example.test', ['User.Read']);
+    const failureKey = downstreamCacheKey(TEST_IDENTITY.subject, { grant: 'on-behalf-of', audience: 'https://graph.example.test', scopes: ['User.Read'] });
+    const tokenKey = downstreamCacheKey(TEST_IDENTITY.subject, { grant: 'token-exchange', audience: 'https://api.example.test', scopes: ['read'] });
+    const otherKey = downstreamCacheKey('https://idp.test|bob', { grant: 'on-behalf-of', audience: 'https://graph.example.test', scopes: ['User.Read'] });
     const failure = { code: 'interaction_required' as const, description: 'consent is needed' };
     await writeCachedFailure(server.store, failureKey, TEST_IDENTITY.subject, failure, 600);
     await writeCachedFailure(server.store, otherKey, 'https://idp.test|bob', failure, 600);

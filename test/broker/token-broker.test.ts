@@ -49,7 +49,7 @@ describe('token broker', () => {
   /** Waiting is instant unless a test needs real waiters (then the broker's own setTimeout backoff is used). */
   function broker(
     upstream: ReturnType<typeof scriptedUpstream>,
-    options: { timeoutMs?: number; realSleep?: boolean; userHasGrant?: (subject: string) => Promise<boolean> } = {},
+    options: { timeoutMs?: number; realSleep?: boolean; userHasGrant?: (subject: string) => Promise<boolean>; downstream?: Array<Record<string, unknown>> } = {},
   ): TokenBroker {
     return createTokenBroker({
       config: brokerConfig(options),
@@ -95,6 +95,29 @@ describe('token broker', () => {
     clock.advance(2_000);
     const third = await tokens.getDownstreamToken({ user: { subject }, downstream: 'graph' });
     assert.notEqual(third.accessToken, first.accessToken);
+    assert.equal(upstream.calls.exchange.length, 2);
+  });
+
+  it('caches per grant: an on-behalf-of and an RFC 8693 entry for the same audience and scopes each get their own token', async () => {
+    await vault.save(subject, freshUpstream());
+    const upstream = scriptedUpstream({
+      exchange: async (request) => ({ accessToken: `${request.grant}-${randomUUID()}`, expiresAt: clock.now() + hour, scope: request.scopes.join(' ') }),
+    });
+    const same = { audience: 'https://graph.microsoft.com', scopes: ['https://graph.microsoft.com/User.Read'] };
+    const b = broker(upstream, {
+      downstream: [
+        { name: 'graph-obo', grant: 'on-behalf-of', ...same },
+        { name: 'graph-exchange', grant: 'token-exchange', ...same },
+        { name: 'graph-obo-again', grant: 'on-behalf-of', ...same },
+      ],
+    });
+    const obo = await b.getDownstreamToken({ user: { subject }, downstream: 'graph-obo' });
+    const exchanged = await b.getDownstreamToken({ user: { subject }, downstream: 'graph-exchange' });
+    assert.match(obo.accessToken, /^on-behalf-of-/);
+    assert.match(exchanged.accessToken, /^token-exchange-/, 'not the on-behalf-of token from the cache');
+    assert.deepEqual(upstream.calls.exchange.map((call) => call.grant), ['on-behalf-of', 'token-exchange']);
+    // An entry asking exactly what another asks shares its token: the name is not part of the request.
+    assert.equal((await b.getDownstreamToken({ user: { subject }, downstream: 'graph-obo-again' })).accessToken, obo.accessToken);
     assert.equal(upstream.calls.exchange.length, 2);
   });
 

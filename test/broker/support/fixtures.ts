@@ -10,7 +10,7 @@ import { testKeyring } from '../../support/keyring.ts';
 
 /** Shared fixtures for the broker tests: config, keyring, a capturing logger, a vault and a scriptable upstream. */
 
-export function brokerConfig(overrides: { timeoutMs?: number; refreshSkewSeconds?: number } = {}): GatehouseConfig {
+export function brokerConfig(overrides: { timeoutMs?: number; refreshSkewSeconds?: number; downstream?: Array<Record<string, unknown>> } = {}): GatehouseConfig {
   return configSchema.parse({
     upstream: {
       type: 'entra',
@@ -21,7 +21,7 @@ export function brokerConfig(overrides: { timeoutMs?: number; refreshSkewSeconds
     },
     broker: {
       refreshSkewSeconds: overrides.refreshSkewSeconds ?? 120,
-      downstream: [
+      downstream: overrides.downstream ?? [
         { name: 'graph', audience: 'https://graph.microsoft.com', scopes: ['https://graph.microsoft.com/User.Read'] },
         { name: 'other', audience: 'api://other', scopes: ['api://other/read'], grant: 'token-exchange' },
       ],

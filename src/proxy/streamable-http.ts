@@ -14,7 +14,7 @@ import { trackOpenStream } from './stream-metrics.ts';
 import { deniesNone, screenToolsListJson, screenToolsListSseEvent } from './tools-list-filter.ts';
 import { SSE_EVENT_LIMIT_BYTES, sseEventTransform, type SseEvent } from './sse-events.ts';
 import { McpGatewayError } from './gateway-error.ts';
-import { namedTasks, taskAnswerScreen, taskScreenOf, type TaskAnswerScreen } from './task-bindings.ts';
+import { taskAnswerScreen, taskUseOf, type TaskAnswerScreen } from './task-bindings.ts';
 
 /**
  * The Streamable HTTP transport, every revision: 2026-07-28 (stateless POSTs with mirrored `Mcp-Method`/`Mcp-Name`
@@ -54,12 +54,12 @@ async function checkSessionOwner(exchange: McpExchange, sessionId: string): Prom
  * A POST that may create a task, or lists tasks, has its answer read (relayToClient, task-bindings.ts).
  */
 export function requireTaskOwner(exchange: McpExchange): void | Promise<void> {
-  const post = exchange.post;
-  if (post === undefined) return;
-  exchange.taskScreen = taskScreenOf(post);
-  const named = namedTasks(post);
-  // Most POSTs name no task: nothing to look up, and no promise for the step list to wait on.
-  if (named.length > 0) return checkTaskOwner(exchange, named);
+  if (exchange.post === undefined) return;
+  const use = taskUseOf(exchange.post);
+  // Most POSTs name no task and ask for none: nothing to look up or read, and no promise for the step list to wait on.
+  if (use === undefined) return;
+  exchange.taskScreen = use.screen;
+  if (use.named.length > 0) return checkTaskOwner(exchange, use.named);
 }
 
 async function checkTaskOwner(exchange: McpExchange, named: readonly string[]): Promise<void> {

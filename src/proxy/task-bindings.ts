@@ -47,25 +47,7 @@ export interface TaskScreen {
   listing: ReadonlySet<RequestId>;
 }
 
-interface Request {
-  id: RequestId;
-  method: string;
-  params?: Record<string, unknown>;
-}
-
 const isObject = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value);
-
-function requestsOf(post: McpPost): Request[] {
-  const requests: Request[] = [];
-  for (const message of post.messages) {
-    if (!('method' in message) || !('id' in message)) continue;
-    const { id, method } = message as { id: unknown; method: unknown };
-    if ((typeof id !== 'string' && typeof id !== 'number') || typeof method !== 'string') continue;
-    const params = (message as { params?: unknown }).params;
-    requests.push({ id, method, ...(isObject(params) ? { params } : {}) });
-  }
-  return requests;
-}
 
 /** Whether a request asks for a task: 2025-11-25's `params.task`, or the 2026-07-28 extension declared in `_meta`. */
 function mayCreateTask(params: Record<string, unknown> | undefined): boolean {
@@ -77,28 +59,40 @@ function mayCreateTask(params: Record<string, unknown> | undefined): boolean {
   return isObject(capabilities) && isObject(capabilities.extensions) && Object.hasOwn(capabilities.extensions, TASKS_EXTENSION);
 }
 
-/** The task ids a POST names (`tasks/get` and the like), each to be the caller's own. */
-export function namedTasks(post: McpPost): string[] {
-  const named: string[] = [];
-  for (const { method, params } of requestsOf(post)) {
-    if (!NAMING_METHODS.has(method)) continue;
-    // A task id that is not a string names no task the gateway bound: refused as unknown (the backend would refuse
-    // it as invalid; an id a lenient backend reads as one of its tasks must not pass unchecked).
-    named.push(typeof params?.taskId === 'string' ? params.taskId : '');
-  }
-  return named;
+/** What a POST does with tasks: the ids it names, and what of its answer is read. */
+export interface TaskUse {
+  /** Task ids of `tasks/get` and the like, each to be the caller's own ('' for one that is not a string). */
+  named: string[];
+  screen?: TaskScreen;
 }
 
-/** The screen a POST's answer needs, or undefined (most POSTs: nothing read). */
-export function taskScreenOf(post: McpPost): TaskScreen | undefined {
+/**
+ * One pass over a POST's messages; undefined for most (no task named, none asked for, no list). A naming method is
+ * checked with or without an id: a backend that runs a `tasks/cancel` sent as a notification must not be reached
+ * with another's task either.
+ */
+export function taskUseOf(post: McpPost): TaskUse | undefined {
+  let use: TaskUse | undefined;
   let creating: Set<RequestId> | undefined;
   let listing: Set<RequestId> | undefined;
-  for (const { id, method, params } of requestsOf(post)) {
+  for (const message of post.messages) {
+    if (!('method' in message)) continue;
+    const { method } = message;
+    const params = isObject(message.params) ? message.params : undefined;
+    if (NAMING_METHODS.has(method)) {
+      // A task id that is not a string names no task the gateway bound: refused as unknown (the backend would refuse
+      // it as invalid; an id a lenient backend reads as one of its tasks must not pass unchecked).
+      (use ??= { named: [] }).named.push(typeof params?.taskId === 'string' ? params.taskId : '');
+      continue;
+    }
+    const id = message.id;
+    if (typeof id !== 'string' && typeof id !== 'number') continue;
     if (method === 'tasks/list') (listing ??= new Set()).add(id);
     else if (mayCreateTask(params)) (creating ??= new Set()).add(id);
   }
-  if (creating === undefined && listing === undefined) return undefined;
-  return { creating: creating ?? new Set(), listing: listing ?? new Set() };
+  if (creating === undefined && listing === undefined) return use;
+  (use ??= { named: [] }).screen = { creating: creating ?? new Set(), listing: listing ?? new Set() };
+  return use;
 }
 
 /** As a backend answers an id it does not know (JSON-RPC invalid params, HTTP 200): never saying whose it is. */

@@ -9,7 +9,7 @@ import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { InMemoryTaskMessageQueue, InMemoryTaskStore } from '@modelcontextprotocol/sdk/experimental/tasks/stores/in-memory.js';
 import { mcpTaskRecord } from '../../src/records/proxy.ts';
 import { parseMcpPost } from '../../src/proxy/mcp-message.ts';
-import { bindingTtlSeconds, createTaskBindings, TASK_BINDING_MAX_SECONDS, taskAnswerScreen, taskScreenOf } from '../../src/proxy/task-bindings.ts';
+import { bindingTtlSeconds, createTaskBindings, TASK_BINDING_MAX_SECONDS, taskAnswerScreen, taskUseOf } from '../../src/proxy/task-bindings.ts';
 import { createSqliteStore } from '../../src/store/sqlite-store.ts';
 import { systemClock } from '../../src/runtime/clock.ts';
 import { StoreUnavailableError, type Store } from '../../src/store/store.ts';
@@ -159,6 +159,13 @@ describe('MCP tasks bound to the caller that created them', () => {
       const message = await messageOf(await mcpPost(`${gateway.url}/tasks`, bob, rpc('tasks/get', { taskId })));
       assert.equal(message.error?.code, -32602, JSON.stringify(taskId));
     }
+    // Sent as a notification (no id), for a backend that would run it anyway: refused all the same.
+    const alice = await tokenOf('/tasks', 'tenant/alice');
+    const running = await createTask('/tasks', alice, 'notified', 60_000);
+    const notified = await mcpPost(`${gateway.url}/tasks`, bob, { jsonrpc: '2.0', method: 'tasks/cancel', params: { taskId: running } });
+    assert.equal(notified.status, 200, 'the gateway answers it (a backend answers a notification 202)');
+    assert.equal((await messageOf(notified)).error?.code, -32602);
+    assert.equal((await messageOf(await mcpPost(`${gateway.url}/tasks`, alice, rpc('tasks/get', { taskId: running })))).result?.status, 'working');
   });
 
   it('binds the task in the store, for its own TTL', async () => {
@@ -184,7 +191,7 @@ describe('the task screen, on the shapes of both generations', () => {
   it('reads a 2026-07-28 task result (the extension declared in _meta) and binds it for its ttlMs', async () => {
     const bindings = createTaskBindings(store, Date.now);
     const meta = { 'io.modelcontextprotocol/clientCapabilities': { extensions: { 'io.modelcontextprotocol/tasks': {} } } };
-    const screen = taskScreenOf(postOf({ jsonrpc: '2.0', id: 'c1', method: 'tools/call', params: { name: 'report', arguments: {}, _meta: meta } }));
+    const screen = taskUseOf(postOf({ jsonrpc: '2.0', id: 'c1', method: 'tools/call', params: { name: 'report', arguments: {}, _meta: meta } }))?.screen;
     assert.ok(screen);
     const answer = Buffer.from(JSON.stringify({ jsonrpc: '2.0', id: 'c1', result: { resultType: 'task', taskId: 'v2-task', status: 'working', ttlMs: 90_000, createdAt: '', lastUpdatedAt: '' } }));
     assert.equal(await taskAnswerScreen(bindings, '/mcp', owner, screen).json(answer), answer, 'passed on as it came');
@@ -194,13 +201,13 @@ describe('the task screen, on the shapes of both generations', () => {
     assert.equal(bindingTtlSeconds(null), TASK_BINDING_MAX_SECONDS);
     assert.equal(bindingTtlSeconds(1e15), TASK_BINDING_MAX_SECONDS);
     // A request that asks for no task, and is no tasks/list, has nothing read.
-    assert.equal(taskScreenOf(postOf({ jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name: 'report', arguments: {} } })), undefined);
+    assert.equal(taskUseOf(postOf({ jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name: 'report', arguments: {} } })), undefined);
   });
 
   it('refuses a tasks/list answer a client may read otherwise (a list named twice, or in another case), and cuts one it reads', async () => {
     const bindings = createTaskBindings(store, Date.now);
     await bindings.bind('/mcp', 'mine', owner, 60);
-    const screen = taskScreenOf(postOf({ jsonrpc: '2.0', id: 7, method: 'tasks/list', params: {} }))!;
+    const screen = taskUseOf(postOf({ jsonrpc: '2.0', id: 7, method: 'tasks/list', params: {} }))!.screen!;
     const tasks = taskAnswerScreen(bindings, '/mcp', owner, screen);
     const listed = (list: string) => Buffer.from(`{"jsonrpc":"2.0","id":7,"result":${list}}`);
     await assert.rejects(tasks.json(listed('{"tasks":[{"taskId":"mine"}],"tasks":[{"taskId":"theirs"}]}')), /otherwise than the gateway/);
@@ -217,7 +224,7 @@ describe('the task screen, on the shapes of both generations', () => {
         property === 'setIfAbsent' ? () => Promise.reject(new StoreUnavailableError('test outage')) : (Reflect.get(target, property, receiver) as unknown),
     });
     const bindings = createTaskBindings(down, Date.now);
-    const screen = taskScreenOf(postOf({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'report', task: {} } }))!;
+    const screen = taskUseOf(postOf({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'report', task: {} } }))!.screen!;
     const answer = Buffer.from(JSON.stringify({ jsonrpc: '2.0', id: 1, result: { task: { taskId: 'lost', status: 'working', ttl: 1000 } } }));
     await assert.rejects(taskAnswerScreen(bindings, '/mcp', owner, screen).json(answer), StoreUnavailableError);
   });

@@ -72,6 +72,15 @@ function calledTool(message: McpPost['messages'][number]): string | undefined {
  */
 const toldOf = (text: string, inBatch: boolean): string => (inBatch ? `The batch was refused, none of its requests ran: ${text}` : text);
 
+/**
+ * A later request naming a task a `tools/call` created (`tasks/result`, `tasks/get`…) is judged by that tool's
+ * policy as it is now: a tool denied to the caller since (a configuration reload, a group left) does not hand over
+ * its result through the task. Arguments are not seen again; their policy judged the call that made the task.
+ */
+export function enforceToolOfTask(state: RouteState, tool: string, call: AuthorizedCall, draft: AuditDraft, inBatch: boolean): void {
+  enforceToolDecision(state, tool, call, draft, inBatch);
+}
+
 /** Scopes and groups: throws the route's refusal when the caller may not call `tool`. */
 function enforceToolDecision(state: RouteState, tool: string, call: AuthorizedCall, draft: AuditDraft, inBatch: boolean): void {
   draft.tool ??= tool;

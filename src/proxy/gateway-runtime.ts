@@ -107,7 +107,7 @@ export function createGatewayRuntime(ctx: GatehouseContext, deps: GatewayDeps): 
     forwarder: createIdentityForwarder({ signer, broker: deps.broker, endGrant }),
     backendStepUp: createBackendStepUp({ store, clock, endGrant }),
     sessions: createSessionBindings(store),
-    tasks: createTaskBindings(store, () => clock.now()),
+    tasks: createTaskBindings(store, () => clock.now(), keyring),
     openStreams: createOpenStreams((grantId, kid) => {
       if (deps.revokedGrants.isRevoked(grantId)) return 'grant ended';
       if (!deps.revokedGrants.isCurrent()) return 'revocations cannot be checked';

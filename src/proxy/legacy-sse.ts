@@ -17,6 +17,8 @@ import { trackOpenStream } from './stream-metrics.ts';
 import { sseEventTransform, type SseEvent } from './sse-events.ts';
 import { deniesNone, screenToolsListSseEvent } from './tools-list-filter.ts';
 import { toolListReviewer } from './enforce-tool-pinning.ts';
+import { JSONRPC, McpGatewayError } from './gateway-error.ts';
+import { taskUseOf } from './task-bindings.ts';
 
 /**
  * The legacy HTTP+SSE transport (MCP 2024-11-05): the client GETs an SSE stream whose first event, `endpoint`, names
@@ -148,6 +150,7 @@ export const legacySseMessageSteps: readonly ExchangeStep[] = [
   shared.authenticateCaller,
   requireLegacySessionOwner,
   readLegacyMessage,
+  refuseTasks,
   shared.enforcePinnedTools,
   shared.enforcePerToolPolicy,
   shared.forwardIdentity,
@@ -155,6 +158,19 @@ export const legacySseMessageSteps: readonly ExchangeStep[] = [
   refuseBackendRedirectOrRefusal,
   shared.concealBackendFailure,
 ];
+
+/**
+ * MCP tasks (2025-11-25 and later) are served on a route's Streamable HTTP endpoint, where the gateway binds each
+ * task to its caller (task-bindings.ts). Here a task's answers come on the session's stream, perhaps through another
+ * replica, out of sight of the request that asked: a task made here could not be bound, and one made there could be
+ * named from here (the MCP SDK's task store shows tasks made without a session to every session). Clients of this
+ * transport (2024-11-05) do not know tasks.
+ */
+export function refuseTasks(exchange: McpExchange): void {
+  if (exchange.post === undefined || taskUseOf(exchange.post) === undefined) return;
+  exchange.draft.reason = 'tasks on the legacy transport';
+  throw new McpGatewayError('invalid_request', JSONRPC.invalidRequest, `MCP tasks are served on ${exchange.state.route.path} over Streamable HTTP only, where each task is bound to its caller.`);
+}
 
 /**
  * The backend's answer to a message POST is relayed (a `202 Accepted`, of any type: the SDKs send `text/plain`),

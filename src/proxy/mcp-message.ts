@@ -141,6 +141,11 @@ export function parseMcpPost(raw: Buffer): McpPost {
   if (Array.isArray(json)) {
     // A refusal of the batch answers each of its requests by id (JSON-RPC 2.0 §6), so none waits for its timeout.
     post.batchRequestIds = messages.flatMap((message) => ('method' in message && 'id' in message && isRequestId(message.id) ? [message.id] : []));
+    // Answers are matched to requests by id, by the client and by the gateway's screens (a tools/list or tasks/list
+    // filtered, a task bound): two requests of one id made one answer pass as the other's, unscreened.
+    if (new Set(post.batchRequestIds).size !== post.batchRequestIds.length) {
+      throw new McpGatewayError('invalid_request', JSONRPC.invalidRequest, 'Two requests of the batch share an id; each request needs its own.');
+    }
   }
   const only = !Array.isArray(json) ? messages[0] : undefined;
   if (only && 'method' in only) {

@@ -14,7 +14,8 @@ import { trackOpenStream } from './stream-metrics.ts';
 import { deniesNone, screenToolsListJson, screenToolsListSseEvent } from './tools-list-filter.ts';
 import { SSE_EVENT_LIMIT_BYTES, sseEventTransform, type SseEvent } from './sse-events.ts';
 import { McpGatewayError } from './gateway-error.ts';
-import { taskAnswerScreen, taskUseOf, type TaskAnswerScreen } from './task-bindings.ts';
+import { enforceToolOfTask } from './enforce-tool-policy.ts';
+import { REPLAYED_ANSWERS, taskAnswerScreen, taskUseOf, withOpenedCursors, type TaskAnswerScreen } from './task-bindings.ts';
 
 /**
  * The Streamable HTTP transport, every revision: 2026-07-28 (stateless POSTs with mirrored `Mcp-Method`/`Mcp-Name`
@@ -54,25 +55,42 @@ async function checkSessionOwner(exchange: McpExchange, sessionId: string): Prom
  * A POST that may create a task, or lists tasks, has its answer read (relayToClient, task-bindings.ts).
  */
 export function requireTaskOwner(exchange: McpExchange): void | Promise<void> {
-  if (exchange.post === undefined) return;
-  const use = taskUseOf(exchange.post);
+  const { post, request } = exchange;
+  if (post === undefined) {
+    // A resumed stream replays answers to requests made before (MCP 2025-11-25 transports, §Resumability): a task
+    // created there is bound, a task list cut, as on the request's own stream.
+    if (request.method === 'GET' && request.headers['last-event-id'] !== undefined) exchange.taskScreen = REPLAYED_ANSWERS;
+    return;
+  }
+  const use = taskUseOf(post);
   // Most POSTs name no task and ask for none: nothing to look up or read, and no promise for the step list to wait on.
   if (use === undefined) return;
   exchange.taskScreen = use.screen;
+  if (use.paging.length > 0) {
+    const { claims } = authorized(exchange);
+    const owner = { subject: claims.sub, clientId: claims.clientId };
+    exchange.post = withOpenedCursors(post, use.paging, (sealed) => exchange.runtime.tasks.openCursor(exchange.state.route.path, owner, sealed));
+  }
   if (use.named.length > 0) return checkTaskOwner(exchange, use.named);
 }
 
 async function checkTaskOwner(exchange: McpExchange, named: readonly string[]): Promise<void> {
-  const { claims } = authorized(exchange);
-  const owner = { subject: claims.sub, clientId: claims.clientId };
-  try {
-    for (const taskId of named) await exchange.runtime.tasks.require(exchange.state.route.path, taskId, owner);
-  } catch (error) {
-    if (error instanceof McpGatewayError) {
-      exchange.draft.outcome = 'denied';
-      exchange.draft.reason = 'task not found for this caller';
+  const call = authorized(exchange);
+  const owner = { subject: call.claims.sub, clientId: call.claims.clientId };
+  const inBatch = exchange.post?.batchRequestIds !== undefined;
+  for (const taskId of named) {
+    let tool: string | undefined;
+    try {
+      tool = await exchange.runtime.tasks.require(exchange.state.route.path, taskId, owner);
+    } catch (error) {
+      if (error instanceof McpGatewayError) {
+        exchange.draft.outcome = 'denied';
+        exchange.draft.reason = 'task not found for this caller';
+      }
+      throw error;
     }
-    throw error;
+    // The tool's policy as it is now: one denied since the task was made does not hand over its result.
+    if (tool !== undefined) enforceToolOfTask(exchange.state, tool, call, exchange.draft, inBatch);
   }
 }
 

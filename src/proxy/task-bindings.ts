@@ -20,8 +20,10 @@ import type { SseEvent } from './sse-events.ts';
  *
  * Both generations are read: 2025-11-25 (`params.task` on the request, `result.task.taskId` in the answer, `ttl`) and
  * the 2026-07-28 tasks extension (the request declares the extension in `_meta`, the answer is `resultType: "task"`
- * with `taskId` and `ttlMs`). Only the answers of requests that may create a task, and of `tasks/list`, are read:
- * every other answer passes as before, unread.
+ * with `taskId` and `ttlMs`). Only the answers of requests that may create a task, and of `tasks/list`, are read,
+ * and a resumed stream (a GET with `Last-Event-ID`, which replays answers): every other answer passes as before,
+ * unread. A `tasks/list` page's `nextCursor` is sealed to its caller: the MCP SDK's cursor is the last task id of the
+ * page, another user's as often as not, and a cursor the gateway did not hand this caller is refused.
  */
 
 /** Methods that name one task in `params.taskId`. */
@@ -43,37 +45,52 @@ type RequestId = string | number;
 
 /** What of one POST's answer is read for tasks: the requests that may create one, and the `tasks/list` requests. */
 export interface TaskScreen {
-  creating: ReadonlySet<RequestId>;
+  /** The requests that may create a task, with the tool each calls (none for another method). */
+  creating: ReadonlyMap<RequestId, string | undefined>;
   listing: ReadonlySet<RequestId>;
+  /** A resumed stream's replayed answers: any created task is bound, any task list cut, whatever its id. */
+  byShape?: boolean;
 }
+
+/** The screen of a resumed stream (a GET with `Last-Event-ID`): its answers are to requests the gateway did not see here. */
+export const REPLAYED_ANSWERS: TaskScreen = { creating: new Map(), listing: new Set(), byShape: true };
 
 const isObject = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value);
 
-/** Whether a request asks for a task: 2025-11-25's `params.task`, or the 2026-07-28 extension declared in `_meta`. */
-function mayCreateTask(params: Record<string, unknown> | undefined): boolean {
+/**
+ * Whether a request asks for a task: 2025-11-25's `params.task` (any method), or a `tools/call` with the 2026-07-28
+ * extension declared in `_meta` — a client declares it on every request, and only a tool call becomes a task there.
+ */
+function mayCreateTask(method: string, params: Record<string, unknown> | undefined): boolean {
   if (params === undefined) return false;
   if (params.task !== undefined) return true;
+  if (method !== 'tools/call') return false;
   const meta = params._meta;
   if (!isObject(meta)) return false;
   const capabilities = meta[CLIENT_CAPABILITIES_META];
   return isObject(capabilities) && isObject(capabilities.extensions) && Object.hasOwn(capabilities.extensions, TASKS_EXTENSION);
 }
 
-/** What a POST does with tasks: the ids it names, and what of its answer is read. */
+/** What a POST does with tasks: the ids it names, the cursors it pages with, and what of its answer is read. */
 export interface TaskUse {
   /** Task ids of `tasks/get` and the like, each to be the caller's own ('' for one that is not a string). */
   named: string[];
+  /** The `tasks/list` requests that carry a cursor: each a cursor this gateway sealed for the caller. */
+  paging: Array<{ params: Record<string, unknown>; cursor: unknown }>;
   screen?: TaskScreen;
 }
+
+const invalidId = () => new McpGatewayError('invalid_request', jsonRpcCodes.invalidRequest, "A request's id must be a string or a number.");
 
 /**
  * One pass over a POST's messages; undefined for most (no task named, none asked for, no list). A naming method is
  * checked with or without an id: a backend that runs a `tasks/cancel` sent as a notification must not be reached
- * with another's task either.
+ * with another's task either. A listing or task-creating request whose id is no id is refused: its answer could not
+ * be matched to it, and would pass unscreened.
  */
 export function taskUseOf(post: McpPost): TaskUse | undefined {
   let use: TaskUse | undefined;
-  let creating: Set<RequestId> | undefined;
+  let creating: Map<RequestId, string | undefined> | undefined;
   let listing: Set<RequestId> | undefined;
   for (const message of post.messages) {
     if (!('method' in message)) continue;
@@ -82,16 +99,23 @@ export function taskUseOf(post: McpPost): TaskUse | undefined {
     if (NAMING_METHODS.has(method)) {
       // A task id that is not a string names no task the gateway bound: refused as unknown (the backend would refuse
       // it as invalid; an id a lenient backend reads as one of its tasks must not pass unchecked).
-      (use ??= { named: [] }).named.push(typeof params?.taskId === 'string' ? params.taskId : '');
+      (use ??= { named: [], paging: [] }).named.push(typeof params?.taskId === 'string' ? params.taskId : '');
       continue;
     }
+    const listed = method === 'tasks/list';
+    if (!listed && !mayCreateTask(method, params)) continue;
+    if (!('id' in message)) continue;
     const id = message.id;
-    if (typeof id !== 'string' && typeof id !== 'number') continue;
-    if (method === 'tasks/list') (listing ??= new Set()).add(id);
-    else if (mayCreateTask(params)) (creating ??= new Set()).add(id);
+    if (typeof id !== 'string' && typeof id !== 'number') throw invalidId();
+    if (!listed) {
+      (creating ??= new Map()).set(id, method === 'tools/call' && typeof params?.name === 'string' ? params.name : undefined);
+      continue;
+    }
+    (listing ??= new Set()).add(id);
+    if (params !== undefined && params.cursor !== undefined) (use ??= { named: [], paging: [] }).paging.push({ params, cursor: params.cursor });
   }
   if (creating === undefined && listing === undefined) return use;
-  (use ??= { named: [] }).screen = { creating: creating ?? new Set(), listing: listing ?? new Set() };
+  (use ??= { named: [], paging: [] }).screen = { creating: creating ?? new Map(), listing: listing ?? new Set() };
   return use;
 }
 
@@ -99,26 +123,54 @@ export function taskUseOf(post: McpPost): TaskUse | undefined {
 export const taskNotFound = (): McpGatewayError => new McpGatewayError('invalid_request', jsonRpcCodes.invalidParams, 'Task not found', { status: 200 });
 
 export interface TaskBindings {
-  /** Binds a task to its creator on `route`; the first binding stands (a replayed answer cannot move a task). */
-  bind(route: string, taskId: string, owner: TaskOwner, ttlSeconds: number): Promise<void>;
-  /** Throws taskNotFound unless `owner` created the task on `route`. */
-  require(route: string, taskId: string, owner: TaskOwner): Promise<void>;
+  /**
+   * Binds a task to its creator on `route`, with the tool whose call made it; the first binding stands (a replayed
+   * answer cannot move a task).
+   */
+  bind(route: string, taskId: string, owner: TaskOwner, tool: string | undefined, ttlSeconds: number): Promise<void>;
+  /** The tool that made the task (undefined for none); throws taskNotFound unless `owner` created it on `route`. */
+  require(route: string, taskId: string, owner: TaskOwner): Promise<string | undefined>;
   /** The ids of the tasks `owner` created on `route` that are still bound. */
   owned(route: string, owner: TaskOwner): Promise<ReadonlySet<string>>;
+  /** A backend's `nextCursor`, sealed to `owner` on `route`. */
+  sealCursor(route: string, owner: TaskOwner, cursor: string): string;
+  /** The backend's cursor a sealed one stands for; throws invalidCursor unless it was sealed to `owner` on `route`. */
+  openCursor(route: string, owner: TaskOwner, sealed: unknown): string;
 }
+
+/** As a backend answers a cursor it did not hand out (JSON-RPC invalid params, HTTP 200). */
+export const invalidCursor = (): McpGatewayError => new McpGatewayError('invalid_request', jsonRpcCodes.invalidParams, 'Invalid cursor', { status: 200 });
+
+/** Sealing: the keyring's (AES-256-GCM, the current sealing key; any key of the set opens). */
+export interface CursorSealing {
+  seal(plaintext: string, context: string): string;
+  unseal(sealed: string, context: string): string;
+}
+
+const cursorContext = (route: string, owner: TaskOwner): string => `mcp-task-cursor\n${route}\n${owner.subject}\n${owner.clientId}`;
 
 const bindingKey = (route: string, taskId: string): string => `${route} ${taskId}`;
 
-export function createTaskBindings(store: Store, now: () => number): TaskBindings {
+export function createTaskBindings(store: Store, now: () => number, sealing: CursorSealing): TaskBindings {
   return {
-    async bind(route, taskId, owner, ttlSeconds) {
-      const binding = { subject: owner.subject, clientId: owner.clientId, route, createdAt: now() };
+    sealCursor: (route, owner, cursor) => sealing.seal(cursor, cursorContext(route, owner)),
+    openCursor(route, owner, sealed) {
+      if (typeof sealed !== 'string') throw invalidCursor();
+      try {
+        return sealing.unseal(sealed, cursorContext(route, owner));
+      } catch {
+        throw invalidCursor();
+      }
+    },
+    async bind(route, taskId, owner, tool, ttlSeconds) {
+      const binding = { subject: owner.subject, clientId: owner.clientId, route, ...(tool === undefined ? {} : { tool }), createdAt: now() };
       await createRecord(store, mcpTaskRecord, bindingKey(route, taskId), binding, { ttlSeconds, indexes: { subject: owner.subject } });
     },
     async require(route, taskId, owner) {
       if (taskId === '') throw taskNotFound();
       const binding = await readRecord(store, mcpTaskRecord, bindingKey(route, taskId), { invalid: 'absent' });
       if (binding === undefined || binding.subject !== owner.subject || binding.clientId !== owner.clientId || binding.route !== route) throw taskNotFound();
+      return binding.tool;
     },
     async owned(route, owner) {
       const prefix = `${route} `;
@@ -148,29 +200,44 @@ function createdTask(result: unknown): { taskId: string; ttlMs: unknown } | unde
 
 const TASKS_SPELLING = memberSpellings(['tasks']);
 
+/** A task list's entries: objects with a string `taskId` (a resumed stream's answer is judged by its shape). */
+const listsTasks = (result: unknown): result is { tasks: unknown[] } =>
+  isObject(result) && Array.isArray(result.tasks) && result.tasks.length > 0 && result.tasks.every((task) => isObject(task) && typeof task.taskId === 'string');
+
+interface MessageScreen {
+  screen: TaskScreen;
+  bind(taskId: string, tool: string | undefined, ttlMs: unknown): Promise<void>;
+  owned(): Promise<ReadonlySet<string>>;
+  sealCursor(cursor: string): string;
+}
+
 /**
  * One answer message, screened: a created task bound first (then the message goes on unchanged), a `tasks/list`
- * result cut to the caller's own. A result member a case-insensitive client reads as the list (`Tasks`) is refused:
- * the screen would not have cut it. Returns the message to send: the same object when nothing changed.
+ * result cut to the caller's own, its `nextCursor` sealed to the caller. A result member a case-insensitive client
+ * reads as the list (`Tasks`) is refused: the screen would not have cut it. Returns the message to send: the same
+ * object when nothing changed.
  */
-async function screenMessage(message: unknown, screen: TaskScreen, bind: (taskId: string, ttlMs: unknown) => Promise<void>, owned: () => Promise<ReadonlySet<string>>): Promise<unknown> {
+async function screenMessage(message: unknown, screening: MessageScreen): Promise<unknown> {
   if (!isObject(message) || !('result' in message)) return message;
+  const { screen } = screening;
   const id = message.id;
-  if (typeof id !== 'string' && typeof id !== 'number') return message;
-  if (screen.creating.has(id)) {
-    const created = createdTask(message.result);
-    if (created !== undefined) await bind(created.taskId, created.ttlMs);
-    return message;
-  }
-  if (!screen.listing.has(id)) return message;
+  if (!screen.byShape && typeof id !== 'string' && typeof id !== 'number') return message;
   const result = message.result;
+  if (screen.byShape || screen.creating.has(id as RequestId)) {
+    const created = createdTask(result);
+    if (created !== undefined) await screening.bind(created.taskId, screen.creating.get(id as RequestId), created.ttlMs);
+  }
+  const listing = screen.byShape ? listsTasks(result) || misspeltMember(result, TASKS_SPELLING) !== undefined : screen.listing.has(id as RequestId);
+  if (!listing) return message;
   if (misspeltMember(result, TASKS_SPELLING) !== undefined) {
     throw new ProtocolError('bad_gateway', 'The backend answered tasks/list with member names a client may read otherwise than the gateway, which it cannot screen.');
   }
   if (!isObject(result) || !Array.isArray(result.tasks)) return message;
-  const mine = await owned();
+  const mine = await screening.owned();
   const tasks = result.tasks.filter((task) => isObject(task) && typeof task.taskId === 'string' && mine.has(task.taskId));
-  return tasks.length === result.tasks.length ? message : { ...message, result: { ...result, tasks } };
+  const cursor = typeof result.nextCursor === 'string' ? { nextCursor: screening.sealCursor(result.nextCursor) } : {};
+  if (tasks.length === result.tasks.length && !('nextCursor' in cursor)) return message;
+  return { ...message, result: { ...result, tasks, ...cursor } };
 }
 
 export interface TaskAnswerScreen {
@@ -186,15 +253,19 @@ export interface TaskAnswerScreen {
  * owner could not reach.
  */
 export function taskAnswerScreen(bindings: TaskBindings, route: string, owner: TaskOwner, screen: TaskScreen): TaskAnswerScreen {
-  const bind = (taskId: string, ttlMs: unknown) => bindings.bind(route, taskId, owner, bindingTtlSeconds(ttlMs));
   let ownedOnce: Promise<ReadonlySet<string>> | undefined;
-  const owned = () => (ownedOnce ??= bindings.owned(route, owner));
+  const screening: MessageScreen = {
+    screen,
+    bind: (taskId, tool, ttlMs) => bindings.bind(route, taskId, owner, tool, bindingTtlSeconds(ttlMs)),
+    owned: () => (ownedOnce ??= bindings.owned(route, owner)),
+    sealCursor: (cursor) => bindings.sealCursor(route, owner, cursor),
+  };
   const screenParsed = async (parsed: unknown): Promise<unknown> =>
     Array.isArray(parsed)
-      ? Promise.all(parsed.map((message) => screenMessage(message, screen, bind, owned))).then((screened) =>
+      ? Promise.all(parsed.map((message) => screenMessage(message, screening))).then((screened) =>
           screened.every((message, index) => message === parsed[index]) ? parsed : screened,
         )
-      : screenMessage(parsed, screen, bind, owned);
+      : screenMessage(parsed, screening);
   // An answer that does not parse is passed as it came: no client reads a task or a list out of it either.
   const parse = (text: string): unknown => {
     const json = text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
@@ -205,7 +276,7 @@ export function taskAnswerScreen(bindings: TaskBindings, route: string, owner: T
       return undefined;
     }
     // A list named twice (`"tasks":[mine],"tasks":[all]`): a parser that keeps the first would read the uncut one.
-    if (screen.listing.size > 0 && memberNamesProblem(json, parsed) !== undefined) {
+    if ((screen.byShape || screen.listing.size > 0) && memberNamesProblem(json, parsed) !== undefined) {
       throw new ProtocolError('bad_gateway', 'The backend answered with member names a client may read otherwise than the gateway, which it cannot screen.');
     }
     return parsed;
@@ -223,4 +294,16 @@ export function taskAnswerScreen(bindings: TaskBindings, route: string, owner: T
       return screened === parsed ? event : { ...event, data: JSON.stringify(screened) };
     },
   };
+}
+
+/**
+ * A POST whose `tasks/list` requests page with cursors, with each cursor the gateway sealed to this caller opened to
+ * the backend's own (throws invalidCursor for any other: a raw backend cursor is another caller's task id as often as
+ * not). Only such a POST is written again; every other is forwarded as it came.
+ */
+export function withOpenedCursors(post: McpPost, paging: TaskUse['paging'], open: (sealed: unknown) => string): McpPost {
+  if (paging.length === 0) return post;
+  for (const page of paging) page.params.cursor = open(page.cursor);
+  const body = post.batchRequestIds === undefined ? post.messages[0] : post.messages;
+  return { ...post, raw: Buffer.from(JSON.stringify(body)) };
 }

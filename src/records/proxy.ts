@@ -46,7 +46,14 @@ export const mcpTaskRecord = defineRecord({
   namespace: 'mcp-task',
   owner: 'src/proxy/task-bindings.ts',
   key: "the route and the backend's task id, separated by a space",
-  schema: z.object({ subject: z.string(), clientId: z.string(), route: z.string(), createdAt: z.number() }),
+  schema: z.object({
+    subject: z.string(),
+    clientId: z.string(),
+    route: z.string(),
+    /** The tool whose call made the task: its policy judges every later request naming the task. */
+    tool: z.string().optional(),
+    createdAt: z.number(),
+  }),
   ttl: "the task's own (`ttl` in 2025-11-25, `ttlMs` in the 2026-07-28 extension) plus 60 s, at most 7 days; 7 days for a task kept without a limit",
   indexes: ['subject'],
   singleUse: false,

@@ -69,6 +69,20 @@ describe('legacy HTTP+SSE message POSTs', () => {
     });
   });
 
+  it('refuses MCP tasks (a task-augmented call, tasks/*): served over Streamable HTTP only, where each is bound to its caller', async () => {
+    await withLegacySession(async (post) => {
+      for (const message of [
+        { jsonrpc: '2.0', id: 8, method: 'tools/call', params: { name: 'echo', arguments: {}, task: { ttl: 1000 } } },
+        { jsonrpc: '2.0', id: 9, method: 'tasks/get', params: { taskId: 'someone-elses' } },
+        { jsonrpc: '2.0', id: 10, method: 'tasks/list', params: {} },
+      ]) {
+        const posted = await post({ body: JSON.stringify(message) });
+        assert.equal(posted.status, 400, message.method);
+        assert.match(((await posted.json()) as { error: { message: string } }).error.message, /Streamable HTTP only/);
+      }
+    });
+  });
+
   it('ends the drain once the last response has, though the client keeps its connection after a message POST', async () => {
     const token = await mintAccessToken(keyring, gateway.url, { aud: `${gateway.url}/legacy` });
     const headers = { authorization: `Bearer ${token}` };

@@ -9,7 +9,7 @@ import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { InMemoryTaskMessageQueue, InMemoryTaskStore } from '@modelcontextprotocol/sdk/experimental/tasks/stores/in-memory.js';
 import { mcpTaskRecord } from '../../src/records/proxy.ts';
 import { parseMcpPost } from '../../src/proxy/mcp-message.ts';
-import { bindingTtlSeconds, createTaskBindings, TASK_BINDING_MAX_SECONDS, taskAnswerScreen, taskUseOf } from '../../src/proxy/task-bindings.ts';
+import { bindingTtlSeconds, createTaskBindings, REPLAYED_ANSWERS, TASK_BINDING_MAX_SECONDS, taskAnswerScreen, taskUseOf } from '../../src/proxy/task-bindings.ts';
 import { createSqliteStore } from '../../src/store/sqlite-store.ts';
 import { systemClock } from '../../src/runtime/clock.ts';
 import { StoreUnavailableError, type Store } from '../../src/store/store.ts';
@@ -72,7 +72,12 @@ describe('MCP tasks bound to the caller that created them', () => {
       keyring,
       config: {
         routes: [
-          { path: '/tasks', backend: `${origin}/json` },
+          {
+            path: '/tasks',
+            backend: `${origin}/json`,
+            scopes: { 'mcp:tools': 'Use the tools', 'reports:run': 'Run reports' },
+            tools: { report: { scopes: ['reports:run'] } },
+          },
           { path: '/tasks-sse', backend: `${origin}/sse` },
         ],
       },
@@ -84,7 +89,8 @@ describe('MCP tasks bound to the caller that created them', () => {
     await new Promise<void>((resolve) => backend.close(() => resolve()));
   });
 
-  const tokenOf = (path: string, sub: string, clientId = 'client-a') => mintAccessToken(keyring, gateway.url, { aud: `${gateway.url}${path}`, sub, clientId });
+  const tokenOf = (path: string, sub: string, clientId = 'client-a', scope = 'mcp:tools reports:run') =>
+    mintAccessToken(keyring, gateway.url, { aud: `${gateway.url}${path}`, sub, clientId, scope });
   const rpc = (method: string, params: Record<string, unknown>, id: number | string = 1) => ({ jsonrpc: '2.0', id, method, params });
 
   /** The JSON-RPC message an answer carries (a JSON body, or the one event of an SSE answer). */
@@ -156,8 +162,11 @@ describe('MCP tasks bound to the caller that created them', () => {
   it('a task id that is not a string, or names no bound task, is unknown (the backend is not asked)', async () => {
     const bob = await tokenOf('/tasks', 'tenant/bob');
     for (const taskId of [42, null, '', 'made-up']) {
+      const before = gateway.auditLines.length;
       const message = await messageOf(await mcpPost(`${gateway.url}/tasks`, bob, rpc('tasks/get', { taskId })));
       assert.equal(message.error?.code, -32602, JSON.stringify(taskId));
+      // The gateway's answer, not the backend's (which says the same of an id it does not know).
+      assert.ok(await auditRecordWithReason(gateway, 'task not found for this caller', before), JSON.stringify(taskId));
     }
     // Sent as a notification (no id), for a backend that would run it anyway: refused all the same.
     const alice = await tokenOf('/tasks', 'tenant/alice');
@@ -166,6 +175,59 @@ describe('MCP tasks bound to the caller that created them', () => {
     assert.equal(notified.status, 200, 'the gateway answers it (a backend answers a notification 202)');
     assert.equal((await messageOf(notified)).error?.code, -32602);
     assert.equal((await messageOf(await mcpPost(`${gateway.url}/tasks`, alice, rpc('tasks/get', { taskId: running })))).result?.status, 'working');
+  });
+
+  it("judges a later request naming a task by the policy of the tool that made it, as it is now", async () => {
+    const taskId = await createTask('/tasks', await tokenOf('/tasks', 'tenant/carol'), 'before');
+    // The same user and client, now without the tool's scope (a narrower token, a policy tightened by a reload).
+    const narrower = await tokenOf('/tasks', 'tenant/carol', 'client-a', 'mcp:tools');
+    const refused = await mcpPost(`${gateway.url}/tasks`, narrower, rpc('tasks/result', { taskId }));
+    assert.equal(refused.status, 403);
+    assert.match(refused.headers.get('www-authenticate') ?? '', /insufficient_scope/);
+  });
+
+  it("seals a tasks/list page's cursor to its caller: the MCP SDK's cursor is the page's last task id, often another's", async () => {
+    const dave = await tokenOf('/tasks', 'tenant/dave');
+    const erin = await tokenOf('/tasks', 'tenant/erin');
+    const own = await createTask('/tasks', dave, 'daves');
+    const theirs = await Promise.all(Array.from({ length: 11 }, (_, index) => createTask('/tasks', erin, `erin-${index}`)));
+    const seen: string[] = [];
+    let cursor: string | undefined;
+    let pages = 0;
+    do {
+      const page = await messageOf(await mcpPost(`${gateway.url}/tasks`, dave, rpc('tasks/list', cursor === undefined ? {} : { cursor })));
+      assert.equal(page.error, undefined, JSON.stringify(page));
+      seen.push(...((page.result?.tasks ?? []) as Array<{ taskId: string }>).map((task) => task.taskId));
+      cursor = page.result?.nextCursor as string | undefined;
+      assert.equal(cursor !== undefined && theirs.includes(cursor), false, 'no task id of another in the cursor');
+      pages += 1;
+    } while (cursor !== undefined && pages < 10);
+    assert.ok(seen.includes(own), 'dave pages to his own task');
+    assert.deepEqual(seen.filter((id) => theirs.includes(id)), []);
+
+    // A cursor the gateway did not hand this caller: the backend's own (another's task id), or one sealed to another.
+    const firstPage = await messageOf(await mcpPost(`${gateway.url}/tasks`, erin, rpc('tasks/list', {})));
+    const erinsCursor = firstPage.result?.nextCursor as string;
+    assert.equal(typeof erinsCursor, 'string');
+    for (const foreign of [theirs[0]!, erinsCursor, 42]) {
+      const answer = await messageOf(await mcpPost(`${gateway.url}/tasks`, dave, rpc('tasks/list', { cursor: foreign })));
+      assert.deepEqual(answer.error, { code: -32602, message: 'Invalid cursor' }, JSON.stringify(foreign));
+    }
+  });
+
+  it('refuses a batch whose requests share an id: its answers could not be told apart, and one passed unscreened', async () => {
+    const bob = await tokenOf('/tasks', 'tenant/bob');
+    const answer = await mcpPost(`${gateway.url}/tasks`, bob, [rpc('ping', { task: {} }, 1), rpc('tasks/list', {}, 1)]);
+    assert.equal(answer.status, 400);
+    assert.match(JSON.stringify(await answer.json()), /share an id/);
+  });
+
+  it('refuses a listing or task-making request whose id is no id (its answer could not be matched and screened)', async () => {
+    const bob = await tokenOf('/tasks', 'tenant/bob');
+    for (const id of [null, true, { x: 1 }]) {
+      const answer = await mcpPost(`${gateway.url}/tasks`, bob, { jsonrpc: '2.0', id, method: 'tasks/list', params: {} });
+      assert.equal(answer.status, 400, JSON.stringify(id));
+    }
   });
 
   it('binds the task in the store, for its own TTL', async () => {
@@ -179,6 +241,7 @@ describe('MCP tasks bound to the caller that created them', () => {
 
 describe('the task screen, on the shapes of both generations', () => {
   const owner = { subject: 'tenant/alice', clientId: 'client-a' };
+  const sealing = createTestKeyring();
   const postOf = (message: unknown) => parseMcpPost(Buffer.from(JSON.stringify(message)));
   let store: Store;
   before(async () => {
@@ -189,7 +252,7 @@ describe('the task screen, on the shapes of both generations', () => {
   });
 
   it('reads a 2026-07-28 task result (the extension declared in _meta) and binds it for its ttlMs', async () => {
-    const bindings = createTaskBindings(store, Date.now);
+    const bindings = createTaskBindings(store, Date.now, sealing);
     const meta = { 'io.modelcontextprotocol/clientCapabilities': { extensions: { 'io.modelcontextprotocol/tasks': {} } } };
     const screen = taskUseOf(postOf({ jsonrpc: '2.0', id: 'c1', method: 'tools/call', params: { name: 'report', arguments: {}, _meta: meta } }))?.screen;
     assert.ok(screen);
@@ -205,17 +268,36 @@ describe('the task screen, on the shapes of both generations', () => {
   });
 
   it('refuses a tasks/list answer a client may read otherwise (a list named twice, or in another case), and cuts one it reads', async () => {
-    const bindings = createTaskBindings(store, Date.now);
-    await bindings.bind('/mcp', 'mine', owner, 60);
+    const bindings = createTaskBindings(store, Date.now, sealing);
+    await bindings.bind('/mcp', 'mine', owner, undefined, 60);
     const screen = taskUseOf(postOf({ jsonrpc: '2.0', id: 7, method: 'tasks/list', params: {} }))!.screen!;
     const tasks = taskAnswerScreen(bindings, '/mcp', owner, screen);
     const listed = (list: string) => Buffer.from(`{"jsonrpc":"2.0","id":7,"result":${list}}`);
     await assert.rejects(tasks.json(listed('{"tasks":[{"taskId":"mine"}],"tasks":[{"taskId":"theirs"}]}')), /otherwise than the gateway/);
     await assert.rejects(tasks.json(listed('{"Tasks":[{"taskId":"theirs"}]}')), /otherwise than the gateway/);
     const cut = JSON.parse((await tasks.json(listed('{"tasks":[{"taskId":"mine"},{"taskId":"theirs"}],"nextCursor":"c"}'))).toString()) as { result: unknown };
-    assert.deepEqual(cut.result, { tasks: [{ taskId: 'mine' }], nextCursor: 'c' });
+    const { nextCursor, ...rest } = cut.result as { nextCursor: string };
+    assert.deepEqual(rest, { tasks: [{ taskId: 'mine' }] });
+    assert.equal(bindings.openCursor('/mcp', owner, nextCursor), 'c', 'the cursor is sealed to its caller');
     const event = await tasks.event({ id: '', event: '', data: '{"jsonrpc":"2.0","id":7,"\\u0072esult":{"tasks":[{"taskId":"theirs"}]}}' });
     assert.deepEqual(JSON.parse(event.data), { jsonrpc: '2.0', id: 7, result: { tasks: [] } }, 'a member spelt with escapes is read too');
+  });
+
+  it("screens a resumed stream's replayed answers by their shape: a task list cut, a created task bound to the caller", async () => {
+    const bindings = createTaskBindings(store, Date.now, sealing);
+    await bindings.bind('/mcp', 'alices', owner, 'report', 60);
+    const tasks = taskAnswerScreen(bindings, '/mcp', owner, REPLAYED_ANSWERS);
+    const listed = await tasks.event({ id: '9', event: 'message', data: JSON.stringify({ jsonrpc: '2.0', id: 3, result: { tasks: [{ taskId: 'alices' }, { taskId: 'bobs' }], nextCursor: 'bobs' } }) });
+    const { result } = JSON.parse(listed.data) as { result: { tasks: unknown[]; nextCursor: string } };
+    assert.deepEqual(result.tasks, [{ taskId: 'alices' }]);
+    assert.notEqual(result.nextCursor, 'bobs');
+    assert.equal(bindings.openCursor('/mcp', owner, result.nextCursor), 'bobs');
+    assert.throws(() => bindings.openCursor('/mcp', { ...owner, subject: 'tenant/bob' }, result.nextCursor), /Invalid cursor/);
+    await tasks.event({ id: '10', event: 'message', data: JSON.stringify({ jsonrpc: '2.0', id: 4, result: { task: { taskId: 'replayed', status: 'working', ttl: 1000 } } }) });
+    await bindings.require('/mcp', 'replayed', owner);
+    // Anything else passes as it came.
+    const other = { id: '11', event: 'message', data: '{"jsonrpc":"2.0","id":5,"result":{"content":[]}}' };
+    assert.equal(await tasks.event(other), other);
   });
 
   it('fails the answer when the binding cannot be written (the store down): no task handed out that its owner could not reach', async () => {
@@ -223,7 +305,7 @@ describe('the task screen, on the shapes of both generations', () => {
       get: (target, property, receiver) =>
         property === 'setIfAbsent' ? () => Promise.reject(new StoreUnavailableError('test outage')) : (Reflect.get(target, property, receiver) as unknown),
     });
-    const bindings = createTaskBindings(down, Date.now);
+    const bindings = createTaskBindings(down, Date.now, sealing);
     const screen = taskUseOf(postOf({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'report', task: {} } }))!.screen!;
     const answer = Buffer.from(JSON.stringify({ jsonrpc: '2.0', id: 1, result: { task: { taskId: 'lost', status: 'working', ttl: 1000 } } }));
     await assert.rejects(taskAnswerScreen(bindings, '/mcp', owner, screen).json(answer), StoreUnavailableError);

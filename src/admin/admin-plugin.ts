@@ -11,7 +11,7 @@ import { registerOverviewRoutes } from './overview-routes.ts';
 import { registerToolRoutes } from './tool-routes.ts';
 import { beginConsoleSignIn } from './console-sign-in.ts';
 import { SIGNED_OUT_PATH, signedOutPage, signOut } from './console-sign-out.ts';
-import { createConsoleState, type ConsoleReload, type ConsoleState } from './console-state.ts';
+import { createConsoleState, type ConsoleReload, type ConsoleState, type LastReload } from './console-state.ts';
 import type { GatehouseMetrics } from '../observability/metrics.ts';
 import { ADMIN_STYLESHEET_PATH } from './pages/layout.ts';
 import { htmlCspWithFormTargets } from '../server/security-headers.ts';
@@ -31,6 +31,8 @@ export interface AdminPluginDeps {
   endGrant?: EndGrant;
   /** Reloads the configuration file (src/app/reload-config.ts); absent when the gateway runs without a file. */
   reloadConfig?: ConsoleReload;
+  /** The last reload this replica ran (shown on the overview). */
+  lastReload?: LastReload;
 }
 
 const stylesheet = readFileSync(new URL('./admin.css', import.meta.url), 'utf8');

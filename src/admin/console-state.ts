@@ -12,6 +12,11 @@ import type { GatehouseMetrics } from '../observability/metrics.ts';
 type ConsoleReloadOutcome = { ok: true; report: { applied: string[]; needsRestart: string[] } } | { ok: false; problems: readonly string[] };
 /** The console's Reload: the key set read again (awaited, so the page answers once a revoked key is gone), then the file. */
 export type ConsoleReload = () => ConsoleReloadOutcome | Promise<ConsoleReloadOutcome>;
+/**
+ * The last reload this replica ran, by SIGHUP or the console (src/app/reload-config.ts): a refused SIGHUP was told
+ * only in the log, and the overview said nothing of a file the running configuration no longer matched.
+ */
+export type LastReload = () => { trigger: string; at: number; outcome: ConsoleReloadOutcome } | undefined;
 
 /** What the console's routes and `completeConsoleSignIn` share; built once per server by createAdminPlugin. */
 export interface ConsoleState {
@@ -21,6 +26,7 @@ export interface ConsoleState {
   sessions: ConsoleSessions;
   admin: AdminDeps;
   reloadConfig: ConsoleReload | undefined;
+  lastReload: LastReload | undefined;
   /** Writes the upstream-state cookie the shared `/callback` reads (same name as the authorization server's). */
   upstreamCookie(reply: FastifyReply, value: string, maxAgeSeconds: number): void;
   /** The upstream-state cookie this browser holds, reused by its next sign-in (src/upstream/sign-in-state.ts). */
@@ -35,7 +41,7 @@ export function consoleCookiesSecure(ctx: GatehouseContext): boolean {
   return new URL(ctx.publicUrl).protocol === 'https:' || !ctx.config.dev.insecureCookies;
 }
 
-export function createConsoleState(ctx: GatehouseContext, deps: { upstream: UpstreamClient; metrics: GatehouseMetrics; endGrant?: EndGrant; reloadConfig?: ConsoleReload }): ConsoleState {
+export function createConsoleState(ctx: GatehouseContext, deps: { upstream: UpstreamClient; metrics: GatehouseMetrics; endGrant?: EndGrant; reloadConfig?: ConsoleReload; lastReload?: LastReload }): ConsoleState {
   const secure = consoleCookiesSecure(ctx);
   const upstreamCookieName = secure ? '__Host-gatehouse-upstream' : 'gatehouse-upstream';
   return {
@@ -43,6 +49,7 @@ export function createConsoleState(ctx: GatehouseContext, deps: { upstream: Upst
     upstream: deps.upstream,
     metrics: deps.metrics,
     reloadConfig: deps.reloadConfig,
+    lastReload: deps.lastReload,
     sessions: createConsoleSessions({ keyring: ctx.keyring, clock: ctx.clock, random: ctx.random, secure, store: ctx.store }),
     admin: { store: ctx.store, clock: ctx.clock, config: ctx.config, ...(deps.endGrant === undefined ? {} : { endGrant: deps.endGrant }) },
     upstreamBinding(request) {

@@ -77,6 +77,7 @@ export function registerOverviewRoutes(app: FastifyInstance, state: ConsoleState
       backends,
       accounts: new Map(accounts.map(({ value }) => [value.subject, value])),
       canReload: state.reloadConfig !== undefined,
+      lastReload: state.lastReload?.(),
     };
     return sendConsolePage(reply, renderOverviewPage(await adminView(state.admin, 'Overview', 'overview', session), data));
   });

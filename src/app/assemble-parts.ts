@@ -22,7 +22,7 @@ import { createEndGrant } from '../grants/end-grant.ts';
 import { createUpstreamClient } from '../upstream/upstream-client.ts';
 import { GatehouseError } from '../errors/internal-errors.ts';
 import { createLandingPlugin, serverName } from '../admin/landing-page.ts';
-import type { ConsoleReload } from '../admin/console-state.ts';
+import type { ConsoleReload, LastReload } from '../admin/console-state.ts';
 import type { ReloadTarget } from './reload-config.ts';
 import { displayUrl } from '../config/display-url.ts';
 import { createAuditLog } from '../proxy/audit.ts';
@@ -51,6 +51,8 @@ export interface AssembleOptions {
   clientMetadataFetch?: AuthorizationServerDeps['clientMetadataFetch'];
   /** The console's Reload button calls this (startGateway passes it when it runs from a config file). */
   reloadConfig?: ConsoleReload;
+  /** The last reload this replica ran, by SIGHUP or the console (shown on the console's overview). */
+  lastReload?: LastReload;
   /** OpenTelemetry tracing, when the `OTEL_*` environment configures it (startGateway loads it); off otherwise. */
   tracing?: Tracing;
 }
@@ -154,7 +156,7 @@ export async function assembleGatewayParts(baseCtx: GatehouseContext, options: A
     });
     const plugins: FastifyPluginAsync[] = [
       requestMetrics(metrics),
-      createAdminPlugin(ctx, { upstream, metrics, endGrant, ...(options.reloadConfig ? { reloadConfig: options.reloadConfig } : {}) }),
+      createAdminPlugin(ctx, { upstream, metrics, endGrant, ...(options.reloadConfig ? { reloadConfig: options.reloadConfig } : {}), ...(options.lastReload ? { lastReload: options.lastReload } : {}) }),
       authorization.plugin,
       createGatewayPlugin(ctx, { broker, revokedGrants, endGrant, metrics, tracing: options.tracing, audit }),
       createMetricsPlugin(ctx, metrics),

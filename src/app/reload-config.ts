@@ -117,33 +117,52 @@ export interface ConfigReloaderOptions {
   load: LoadConfigOptions;
   target: () => ReloadTarget | undefined;
   logger: Logger;
+  now: () => number;
 }
 
 export type ReloadTrigger = 'SIGHUP' | 'admin console';
 
+/** The last reload this replica ran: the console's overview shows it (a refused SIGHUP was seen only in the log). */
+export interface ReloadRecord {
+  trigger: ReloadTrigger;
+  /** Epoch ms. */
+  at: number;
+  outcome: ReloadOutcome;
+}
+
+export type ConfigReloader = ((trigger: ReloadTrigger) => ReloadOutcome) & { last(): ReloadRecord | undefined };
+
 /** Loads the file again through the same preflight as `start` and `config check`, then applies it, logging one line. */
-export function createConfigReloader(options: ConfigReloaderOptions): (trigger: ReloadTrigger) => ReloadOutcome {
-  return (trigger) => {
-    const target = options.target();
-    if (target === undefined) return { ok: false, problems: ['the gateway is still starting'] };
-    let next: GatehouseConfig;
-    try {
-      next = preflight(options.load).config;
-    } catch (error) {
-      if (!(error instanceof ConfigError)) throw error;
-      options.logger.error(
-        { trigger, problems: error.problems },
-        `configuration reload refused (${error.problems.length} problem${error.problems.length === 1 ? '' : 's'}): ${error.problems.join('; ')} — the running configuration is unchanged`,
-      );
-      return { ok: false, problems: error.problems };
-    }
-    const report = applyReload(target, next);
-    // A change held back (a tightened tool policy edited together with a backend, say) is not in force: a warning,
-    // not the info line of a reload that did all it was asked.
-    if (report.needsRestart.length > 0) options.logger.warn({ trigger, ...report }, reloadSummary(report));
-    else options.logger.info({ trigger, ...report }, reloadSummary(report));
-    return { ok: true, report };
+export function createConfigReloader(options: ConfigReloaderOptions): ConfigReloader {
+  let last: ReloadRecord | undefined;
+  const reload = (trigger: ReloadTrigger): ReloadOutcome => {
+    const outcome = reloadOnce(options, trigger);
+    last = { trigger, at: options.now(), outcome };
+    return outcome;
   };
+  return Object.assign(reload, { last: () => last });
+}
+
+function reloadOnce(options: ConfigReloaderOptions, trigger: ReloadTrigger): ReloadOutcome {
+  const target = options.target();
+  if (target === undefined) return { ok: false, problems: ['the gateway is still starting'] };
+  let next: GatehouseConfig;
+  try {
+    next = preflight(options.load).config;
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    options.logger.error(
+      { trigger, problems: error.problems },
+      `configuration reload refused (${error.problems.length} problem${error.problems.length === 1 ? '' : 's'}): ${error.problems.join('; ')} — the running configuration is unchanged`,
+    );
+    return { ok: false, problems: error.problems };
+  }
+  const report = applyReload(target, next);
+  // A change held back (a tightened tool policy edited together with a backend, say) is not in force: a warning,
+  // not the info line of a reload that did all it was asked.
+  if (report.needsRestart.length > 0) options.logger.warn({ trigger, ...report }, reloadSummary(report));
+  else options.logger.info({ trigger, ...report }, reloadSummary(report));
+  return { ok: true, report };
 }
 
 export function reloadSummary(report: ReloadReport): string {

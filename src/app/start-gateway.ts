@@ -180,13 +180,13 @@ async function startListening(options: StartGatewayOptions, hungUpWhileStarting:
     // Only a gateway started from a file can reload one (the demo without a file has nothing to read again).
     const configFile = options.file ?? (io.env.GATEHOUSE_CONFIG || undefined);
     let reloadTarget: ReloadTarget | undefined;
-    const reloadConfig = configFile === undefined ? undefined : createConfigReloader({ load: loadOptions, target: () => reloadTarget, logger });
+    const reloadConfig = configFile === undefined ? undefined : createConfigReloader({ load: loadOptions, target: () => reloadTarget, logger, now: () => clock.now() });
     // A reload also reads the key set again: after `gatehouse keys revoke` on a SQLite store or a key file, whose
     // change no message announces across processes, SIGHUP is how the operator makes a running gateway drop the
     // revoked key now rather than at its next timed reload (within a minute).
     const reloadKeys = (): void => void keyring.reload();
     const consoleReload = reloadConfig && (async () => (await keyring.reload(), reloadConfig('admin console')));
-    const parts = await (options.assembleParts ?? assembleGatewayParts)(ctx, { tracing, ...(consoleReload ? { reloadConfig: consoleReload } : {}) });
+    const parts = await (options.assembleParts ?? assembleGatewayParts)(ctx, { tracing, ...(consoleReload && reloadConfig ? { reloadConfig: consoleReload, lastReload: reloadConfig.last } : {}) });
     reloadTarget = parts.reloadTarget;
     if (parts.close) cleanups.push(parts.close);
 

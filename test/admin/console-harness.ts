@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
 import { createAdminPlugin } from '../../src/admin/admin-plugin.ts';
 import { completeConsoleSignIn } from '../../src/admin/console-sign-in.ts';
-import type { ConsoleReload } from '../../src/admin/console-state.ts';
+import type { ConsoleReload, LastReload } from '../../src/admin/console-state.ts';
 import { createMetrics, type GatehouseMetrics } from '../../src/observability/metrics.ts';
 import { createMetricsPlugin, installRequestMetrics } from '../../src/admin/metrics-plugin.ts';
 import { demoConfig } from '../../src/config/demo-defaults.ts';
@@ -41,6 +41,7 @@ export interface ConsoleHarnessOptions {
   store?: Store;
   /** The console's Reload button (the app passes one when it runs from a config file). */
   reloadConfig?: ConsoleReload;
+  lastReload?: LastReload;
   /** The console's clock (default: stopped at 2026-05-01 12:00 UTC); beside a live gateway, one stopped at now. */
   clock?: ManualClock;
 }
@@ -88,7 +89,7 @@ export async function startConsoleHarness(options: ConsoleHarnessOptions = {}): 
   const metricsHook: FastifyPluginAsync = async (app) => installRequestMetrics(app, metrics);
   Object.assign(metricsHook, { [Symbol.for('skip-override')]: true });
   const app = await buildServer(ctx, {
-    plugins: [metricsHook, createAdminPlugin(ctx, { upstream, metrics, ...(options.reloadConfig ? { reloadConfig: options.reloadConfig } : {}) }), createMetricsPlugin(ctx, metrics), fakeCallback],
+    plugins: [metricsHook, createAdminPlugin(ctx, { upstream, metrics, ...(options.reloadConfig ? { reloadConfig: options.reloadConfig } : {}), ...(options.lastReload ? { lastReload: options.lastReload } : {}) }), createMetricsPlugin(ctx, metrics), fakeCallback],
   });
   return {
     app,

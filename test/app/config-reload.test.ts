@@ -1,9 +1,11 @@
+import type { LastReload } from '../../src/admin/console-state.ts';
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import Fastify from 'fastify';
 import { createLandingPlugin } from '../../src/admin/landing-page.ts';
 import type { GatehouseContext } from '../../src/context/gatehouse-context.ts';
-import { applyReload, type ReloadOutcome, type ReloadTarget } from '../../src/app/reload-config.ts';
+import { applyReload, createConfigReloader, type ReloadOutcome, type ReloadTarget } from '../../src/app/reload-config.ts';
+import { captureLogs } from '../support/server-context.ts';
 import { protectedResources } from '../../src/authorization/protected-resources.ts';
 import { demoConfig } from '../../src/config/demo-defaults.ts';
 import type { GatehouseConfig } from '../../src/config/schema.ts';
@@ -121,16 +123,33 @@ describe('applyReload: what a reload changes on the running gateway, and what wa
   });
 });
 
+describe('createConfigReloader', () => {
+  it('remembers the last reload, refused or not, with its trigger and time, for the console', () => {
+    const { logger } = captureLogs();
+    let now = 1_000;
+    const reload = createConfigReloader({ load: { file: '/nonexistent/gatehouse.yaml', env: {}, cwd: '/' }, target: () => undefined, logger, now: () => now });
+    assert.equal(reload.last(), undefined);
+    reload('SIGHUP');
+    assert.deepEqual(reload.last(), { trigger: 'SIGHUP', at: 1_000, outcome: { ok: false, problems: ['the gateway is still starting'] } });
+    now = 2_000;
+    reload('admin console');
+    assert.equal(reload.last()?.trigger, 'admin console');
+    assert.equal(reload.last()?.at, 2_000);
+  });
+});
+
 describe('the console Reload button (POST /admin/reload)', () => {
   let h: ConsoleHarness;
   let outcome: ReloadOutcome = { ok: true, report: { applied: ['routes[/mcp].tools'], needsRestart: ['server'] } };
   let calls = 0;
+  let last: ReturnType<LastReload>;
   before(async () => {
     h = await startConsoleHarness({
       reloadConfig: () => {
         calls += 1;
         return outcome;
       },
+      lastReload: () => last,
     });
   });
   after(() => h.close());
@@ -167,6 +186,21 @@ describe('the console Reload button (POST /admin/reload)', () => {
     assert.equal(refused.statusCode, 422);
     assert.match(refused.body, /running configuration keeps serving/);
     assert.match(refused.body, /servr: unknown key — did you mean &quot;server&quot;\?/);
+  });
+
+  it('says on the overview what the last reload did: a refused SIGHUP was told only in the log', async () => {
+    const alice = await signInTo(h, ALICE, '/admin');
+    const overview = async () => (await h.app.inject({ url: '/admin', headers: { cookie: alice.cookie } })).body;
+    last = undefined;
+    assert.doesNotMatch(await overview(), /The last reload/);
+    last = { trigger: 'SIGHUP', at: Date.UTC(2026, 11, 7, 16, 20), outcome: { ok: false, problems: ['routes[0].path: must be an absolute path'] } };
+    const refused = await overview();
+    assert.match(refused, /The last reload, 2026-12-07 16:20:00 UTC \(SIGHUP\), was refused/);
+    assert.match(refused, /<code>routes\[0\]\.path: must be an absolute path<\/code>/);
+    last = { trigger: 'SIGHUP', at: Date.UTC(2026, 11, 7, 16, 21), outcome: { ok: true, report: { applied: [], needsRestart: ['routes removed: /old'] } } };
+    assert.match(await overview(), /left changes for a restart[^]*<code>routes removed: \/old<\/code>/);
+    last = { trigger: 'admin console', at: Date.UTC(2026, 11, 7, 16, 22), outcome: { ok: true, report: { applied: ['routes[/mcp].tools'], needsRestart: [] } } };
+    assert.match(await overview(), /The last reload, 2026-12-07 16:22:00 UTC \(admin console\), applied <code>routes\[\/mcp\]\.tools<\/code>/);
   });
 
   it('is not for a signed-in user who is not an admin', async () => {

@@ -6,6 +6,7 @@ import { OVERVIEW_WINDOWS, type AuditSummary, type OverviewWindow } from '../aud
 import { renderTrafficChart } from './chart.ts';
 import { code, exactCode, html, postButton, renderConsolePage, table, type ConsoleView } from './layout.ts';
 import { personCell } from './names.ts';
+import type { LastReload } from '../console-state.ts';
 
 export interface OverviewData {
   window: OverviewWindow;
@@ -25,6 +26,8 @@ export interface OverviewData {
   accounts: ReadonlyMap<string, AccountRecord>;
   /** Whether the gateway runs from a configuration file it can read again. */
   canReload?: boolean;
+  /** The last reload this replica ran (SIGHUP or the console), if any since it started. */
+  lastReload?: ReturnType<LastReload>;
 }
 
 /** The last minute of `samples`: requests per second and the share that failed (status ≥ 500). */
@@ -118,7 +121,7 @@ export function renderOverviewPage(view: ConsoleView, data: OverviewData): strin
 <li>Upstream identity provider: ${health(data.upstream)}</li>
 <li>Store: ${health(data.store)}</li>
 <li>Token broker<ul>${broker}</ul></li>
-</ul></section>${data.canReload ? reloadSection(view) : ''}`,
+</ul></section>${data.canReload ? reloadSection(view, data.lastReload) : ''}`,
   );
 }
 
@@ -128,8 +131,26 @@ function pendingToolsNotice(count: number | undefined): string {
   return `<p class="notice bad" role="status">${what} for review. <a href="/admin/tools">Review tool changes</a></p>\n`;
 }
 
-function reloadSection(view: ConsoleView): string {
-  return `<section><h2>Configuration</h2>
+function reloadSection(view: ConsoleView, last: ReturnType<LastReload>): string {
+  return `<section><h2>Configuration</h2>${lastReloadNotice(last)}
 <p class="hint">Reload the configuration file and the key set on this replica (as SIGHUP does): route scopes, tool policies and the admin lists apply at once, and a key revoked with <code>gatehouse keys revoke</code> is dropped; a file with problems is refused and the running configuration stays.</p>
 ${postButton('/admin/reload', view.session, {}, 'Reload configuration', { kind: 'secondary' })}</section>`;
+}
+
+/**
+ * What the last reload on this replica did: a refused file or a change held back until a restart means the file and
+ * the running configuration differ, which the log alone told (a SIGHUP has no page to answer on).
+ */
+function lastReloadNotice(last: ReturnType<LastReload>): string {
+  if (last === undefined) return '';
+  const when = `${html(new Date(last.at).toISOString().replace('T', ' ').slice(0, 19))} UTC (${html(last.trigger)})`;
+  const list = (items: readonly string[]) => `<ul>${items.map((item) => `<li>${code(item)}</li>`).join('')}</ul>`;
+  if (!last.outcome.ok) {
+    return `\n<div class="notice bad" role="status"><p>The last reload, ${when}, was refused: the file has problems, and the running configuration differs from it.</p>${list(last.outcome.problems)}</div>`;
+  }
+  const { applied, needsRestart } = last.outcome.report;
+  if (needsRestart.length > 0) {
+    return `\n<div class="notice bad" role="status"><p>The last reload, ${when}, left changes for a restart: until then the running configuration differs from the file.</p>${list(needsRestart)}</div>`;
+  }
+  return `\n<p class="hint">The last reload, ${when}, ${applied.length === 0 ? 'found nothing to change' : `applied ${applied.map((item) => code(item)).join(', ')}`}.</p>`;
 }

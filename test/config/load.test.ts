@@ -134,6 +134,14 @@ describe('loadConfig: malformed input', () => {
     assert.ok(problems.every((p) => !p.includes('hunter2-value')));
   });
 
+  it('refuses brackets nested past any configuration in one short problem, before the YAML parser recurses into them', () => {
+    // Half a million levels parsed recursively held a reload's event loop for seconds and logged one line per level.
+    const problems = problemsOf(`routes: ${'['.repeat(200_000)}${']'.repeat(200_000)}\n`);
+    assert.deepEqual(problems, ['line 1: brackets nested more than 64 deep (YAML syntax)']);
+    // Brackets in quotes and comments are text; nesting a configuration really uses is fine.
+    assert.ok(!problemsOf(`# ${'['.repeat(100)}\nmode: demo\nroutes: [{ path: '/x${'['.repeat(100)}', backend: "http://127.0.0.1:9/[[[[" }]\n`).some((p) => p.includes('nested')));
+  });
+
   it('reports duplicate keys as a YAML error', () => {
     const problems = problemsOf('mode: production\nmode: demo\n');
     assert.match(problems[0] ?? '', /^line 2, column 1: /);

@@ -83,7 +83,7 @@ const NAME_SOURCE: Record<string, string> = {
  * them (duplicate-members.ts).
  */
 const ENVELOPE_MEMBERS = memberSpellings(['jsonrpc', 'id', 'method', 'params', 'result', 'error']);
-const PARAMS_MEMBERS = memberSpellings(['name', 'arguments', 'uri', 'cursor', '_meta', 'taskId']);
+const PARAMS_MEMBERS = memberSpellings(['name', 'arguments', 'uri', 'cursor', '_meta', 'taskId', 'task', 'notifications']);
 
 /**
  * A message a case-insensitive parser behind the gateway (Go's `encoding/json`, as mcp-go decodes messages) would

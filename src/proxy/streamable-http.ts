@@ -15,7 +15,7 @@ import { deniesNone, screenToolsListJson, screenToolsListSseEvent } from './tool
 import { SSE_EVENT_LIMIT_BYTES, sseEventTransform, type SseEvent } from './sse-events.ts';
 import { McpGatewayError } from './gateway-error.ts';
 import { enforceToolOfTask } from './enforce-tool-policy.ts';
-import { REPLAYED_ANSWERS, taskAnswerScreen, taskUseOf, withOpenedCursors, type TaskAnswerScreen } from './task-bindings.ts';
+import { REPLAYED_ANSWERS, taskAnswerScreen, taskUseOf, withOpenedCursors, type TaskAnswerScreen, type TaskUse } from './task-bindings.ts';
 
 /**
  * The Streamable HTTP transport, every revision: 2026-07-28 (stateless POSTs with mirrored `Mcp-Method`/`Mcp-Name`
@@ -69,16 +69,22 @@ export function requireTaskOwner(exchange: McpExchange): void | Promise<void> {
   if (use.paging.length > 0) {
     const { claims } = authorized(exchange);
     const owner = { subject: claims.sub, clientId: claims.clientId };
-    exchange.post = withOpenedCursors(post, use.paging, (sealed) => exchange.runtime.tasks.openCursor(exchange.state.route.path, owner, sealed));
+    try {
+      exchange.post = withOpenedCursors(post, use.paging, (sealed) => exchange.runtime.tasks.openCursor(exchange.state.route.path, owner, sealed));
+    } catch (error) {
+      exchange.draft.outcome = 'denied';
+      exchange.draft.reason = 'task list cursor not handed to this caller';
+      throw error;
+    }
   }
   if (use.named.length > 0) return checkTaskOwner(exchange, use.named);
 }
 
-async function checkTaskOwner(exchange: McpExchange, named: readonly string[]): Promise<void> {
+async function checkTaskOwner(exchange: McpExchange, named: TaskUse['named']): Promise<void> {
   const call = authorized(exchange);
   const owner = { subject: call.claims.sub, clientId: call.claims.clientId };
   const inBatch = exchange.post?.batchRequestIds !== undefined;
-  for (const taskId of named) {
+  for (const { taskId, cancels } of named) {
     let tool: string | undefined;
     try {
       tool = await exchange.runtime.tasks.require(exchange.state.route.path, taskId, owner);
@@ -89,8 +95,9 @@ async function checkTaskOwner(exchange: McpExchange, named: readonly string[]): 
       }
       throw error;
     }
-    // The tool's policy as it is now: one denied since the task was made does not hand over its result.
-    if (tool !== undefined) enforceToolOfTask(exchange.state, tool, call, exchange.draft, inBatch);
+    // The tool's policy as it is now: one denied since the task was made does not hand over its result. Cancelling
+    // one's own task stops the work, and stays open.
+    if (tool !== undefined && !cancels) enforceToolOfTask(exchange.state, tool, call, exchange.draft, inBatch);
   }
 }
 

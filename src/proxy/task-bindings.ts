@@ -1,7 +1,7 @@
 import { jsonRpcCodes, ProtocolError } from '../errors/protocol-error.ts';
 import { memberNamesProblem, misspeltMember, memberSpellings } from '../protocol/duplicate-members.ts';
 import { mcpTaskRecord } from '../records/proxy.ts';
-import { createRecord, findRecords, readRecord } from '../store/record-access.ts';
+import { createRecord, readRecord } from '../store/record-access.ts';
 import type { Store } from '../store/store.ts';
 import { McpGatewayError } from './gateway-error.ts';
 import type { McpPost } from './mcp-message.ts';
@@ -71,10 +71,26 @@ function mayCreateTask(method: string, params: Record<string, unknown> | undefin
   return isObject(capabilities) && isObject(capabilities.extensions) && Object.hasOwn(capabilities.extensions, TASKS_EXTENSION);
 }
 
+/**
+ * The tasks a 2026-07-28 `subscriptions/listen` names (`params.notifications.taskIds`): their notifications carry the
+ * task's status, its input requests and its result. Undefined for anything else; an entry that is not a string is ''
+ * (refused as unknown).
+ */
+function subscribedTasks(method: string, params: Record<string, unknown> | undefined): string[] | undefined {
+  if (method !== 'subscriptions/listen' || params === undefined || !isObject(params.notifications)) return undefined;
+  const { taskIds } = params.notifications;
+  if (taskIds === undefined) return undefined;
+  if (!Array.isArray(taskIds)) return [''];
+  return taskIds.map((taskId) => (typeof taskId === 'string' ? taskId : ''));
+}
+
 /** What a POST does with tasks: the ids it names, the cursors it pages with, and what of its answer is read. */
 export interface TaskUse {
-  /** Task ids of `tasks/get` and the like, each to be the caller's own ('' for one that is not a string). */
-  named: string[];
+  /**
+   * Tasks of `tasks/get` and the like, each to be the caller's own (`taskId` '' for one that is not a string);
+   * `cancels` for a `tasks/cancel`, which stops the caller's own work and is not judged by the tool's policy again.
+   */
+  named: Array<{ taskId: string; cancels: boolean }>;
   /** The `tasks/list` requests that carry a cursor: each a cursor this gateway sealed for the caller. */
   paging: Array<{ params: Record<string, unknown>; cursor: unknown }>;
   screen?: TaskScreen;
@@ -99,9 +115,11 @@ export function taskUseOf(post: McpPost): TaskUse | undefined {
     if (NAMING_METHODS.has(method)) {
       // A task id that is not a string names no task the gateway bound: refused as unknown (the backend would refuse
       // it as invalid; an id a lenient backend reads as one of its tasks must not pass unchecked).
-      (use ??= { named: [], paging: [] }).named.push(typeof params?.taskId === 'string' ? params.taskId : '');
+      (use ??= { named: [], paging: [] }).named.push({ taskId: typeof params?.taskId === 'string' ? params.taskId : '', cancels: method === 'tasks/cancel' });
       continue;
     }
+    const subscribed = subscribedTasks(method, params);
+    if (subscribed !== undefined) (use ??= { named: [], paging: [] }).named.push(...subscribed.map((taskId) => ({ taskId, cancels: false })));
     const listed = method === 'tasks/list';
     if (!listed && !mayCreateTask(method, params)) continue;
     if (!('id' in message)) continue;
@@ -112,7 +130,12 @@ export function taskUseOf(post: McpPost): TaskUse | undefined {
       continue;
     }
     (listing ??= new Set()).add(id);
-    if (params !== undefined && params.cursor !== undefined) (use ??= { named: [], paging: [] }).paging.push({ params, cursor: params.cursor });
+    if (params !== undefined && params.cursor !== undefined) {
+      // The cursor is opened by writing the request again: alone, not a batch whose other messages would be written
+      // again with it (a number's spelling, a large integer's digits).
+      if (post.batchRequestIds !== undefined) throw new McpGatewayError('invalid_request', jsonRpcCodes.invalidRequest, 'Send a tasks/list with a cursor on its own, not in a batch.');
+      (use ??= { named: [], paging: [] }).paging.push({ params, cursor: params.cursor });
+    }
   }
   if (creating === undefined && listing === undefined) return use;
   (use ??= { named: [], paging: [] }).screen = { creating: creating ?? new Map(), listing: listing ?? new Set() };
@@ -130,8 +153,11 @@ export interface TaskBindings {
   bind(route: string, taskId: string, owner: TaskOwner, tool: string | undefined, ttlSeconds: number): Promise<void>;
   /** The tool that made the task (undefined for none); throws taskNotFound unless `owner` created it on `route`. */
   require(route: string, taskId: string, owner: TaskOwner): Promise<string | undefined>;
-  /** The ids of the tasks `owner` created on `route` that are still bound. */
-  owned(route: string, owner: TaskOwner): Promise<ReadonlySet<string>>;
+  /**
+   * Which of `taskIds` (one page of a list) `owner` created on `route`: one read per id, so a list costs its page,
+   * never every task the user ever made.
+   */
+  ownedAmong(route: string, owner: TaskOwner, taskIds: readonly string[]): Promise<ReadonlySet<string>>;
   /** A backend's `nextCursor`, sealed to `owner` on `route`. */
   sealCursor(route: string, owner: TaskOwner, cursor: string): string;
   /** The backend's cursor a sealed one stands for; throws invalidCursor unless it was sealed to `owner` on `route`. */
@@ -172,13 +198,15 @@ export function createTaskBindings(store: Store, now: () => number, sealing: Cur
       if (binding === undefined || binding.subject !== owner.subject || binding.clientId !== owner.clientId || binding.route !== route) throw taskNotFound();
       return binding.tool;
     },
-    async owned(route, owner) {
-      const prefix = `${route} `;
-      const ids = new Set<string>();
-      for (const { key, value } of await findRecords(store, mcpTaskRecord, 'subject', owner.subject, { invalid: 'skip' })) {
-        if (value.route === route && value.clientId === owner.clientId && key.startsWith(prefix)) ids.add(key.slice(prefix.length));
-      }
-      return ids;
+    async ownedAmong(route, owner, taskIds) {
+      const mine = new Set<string>();
+      await Promise.all(
+        taskIds.map(async (taskId) => {
+          const binding = await readRecord(store, mcpTaskRecord, bindingKey(route, taskId), { invalid: 'absent' });
+          if (binding !== undefined && binding.subject === owner.subject && binding.clientId === owner.clientId && binding.route === route) mine.add(taskId);
+        }),
+      );
+      return mine;
     },
   };
 }
@@ -200,6 +228,9 @@ function createdTask(result: unknown): { taskId: string; ttlMs: unknown } | unde
 
 const TASKS_SPELLING = memberSpellings(['tasks']);
 
+/** The entries of one task list page that are looked up; more are left out. */
+const MAX_LISTED_TASKS = 1_000;
+
 /** A task list's entries: objects with a string `taskId` (a resumed stream's answer is judged by its shape). */
 const listsTasks = (result: unknown): result is { tasks: unknown[] } =>
   isObject(result) && Array.isArray(result.tasks) && result.tasks.length > 0 && result.tasks.every((task) => isObject(task) && typeof task.taskId === 'string');
@@ -207,7 +238,7 @@ const listsTasks = (result: unknown): result is { tasks: unknown[] } =>
 interface MessageScreen {
   screen: TaskScreen;
   bind(taskId: string, tool: string | undefined, ttlMs: unknown): Promise<void>;
-  owned(): Promise<ReadonlySet<string>>;
+  ownedAmong(taskIds: readonly string[]): Promise<ReadonlySet<string>>;
   sealCursor(cursor: string): string;
 }
 
@@ -233,8 +264,11 @@ async function screenMessage(message: unknown, screening: MessageScreen): Promis
     throw new ProtocolError('bad_gateway', 'The backend answered tasks/list with member names a client may read otherwise than the gateway, which it cannot screen.');
   }
   if (!isObject(result) || !Array.isArray(result.tasks)) return message;
-  const mine = await screening.owned();
-  const tasks = result.tasks.filter((task) => isObject(task) && typeof task.taskId === 'string' && mine.has(task.taskId));
+  // A page longer than any backend pages (the MCP SDK's holds 10) is not read entry by entry: its tail is left out.
+  const page = result.tasks.slice(0, MAX_LISTED_TASKS);
+  const ids = page.flatMap((task) => (isObject(task) && typeof task.taskId === 'string' ? [task.taskId] : []));
+  const mine = await screening.ownedAmong(ids);
+  const tasks = page.filter((task) => isObject(task) && typeof task.taskId === 'string' && mine.has(task.taskId));
   const cursor = typeof result.nextCursor === 'string' ? { nextCursor: screening.sealCursor(result.nextCursor) } : {};
   if (tasks.length === result.tasks.length && !('nextCursor' in cursor)) return message;
   return { ...message, result: { ...result, tasks, ...cursor } };
@@ -253,11 +287,10 @@ export interface TaskAnswerScreen {
  * owner could not reach.
  */
 export function taskAnswerScreen(bindings: TaskBindings, route: string, owner: TaskOwner, screen: TaskScreen): TaskAnswerScreen {
-  let ownedOnce: Promise<ReadonlySet<string>> | undefined;
   const screening: MessageScreen = {
     screen,
     bind: (taskId, tool, ttlMs) => bindings.bind(route, taskId, owner, tool, bindingTtlSeconds(ttlMs)),
-    owned: () => (ownedOnce ??= bindings.owned(route, owner)),
+    ownedAmong: (taskIds) => bindings.ownedAmong(route, owner, taskIds),
     sealCursor: (cursor) => bindings.sealCursor(route, owner, cursor),
   };
   const screenParsed = async (parsed: unknown): Promise<unknown> =>

@@ -184,6 +184,21 @@ describe('MCP tasks bound to the caller that created them', () => {
     const refused = await mcpPost(`${gateway.url}/tasks`, narrower, rpc('tasks/result', { taskId }));
     assert.equal(refused.status, 403);
     assert.match(refused.headers.get('www-authenticate') ?? '', /insufficient_scope/);
+    // Stopping one's own work stays open.
+    const running = await createTask('/tasks', await tokenOf('/tasks', 'tenant/carol'), 'running', 60_000);
+    const cancelled = await messageOf(await mcpPost(`${gateway.url}/tasks`, narrower, rpc('tasks/cancel', { taskId: running })));
+    assert.equal(cancelled.result?.status, 'cancelled', JSON.stringify(cancelled));
+  });
+
+  it('checks the tasks a 2026-07-28 subscriptions/listen names, as any request naming a task', async () => {
+    const taskId = await createTask('/tasks', await tokenOf('/tasks', 'tenant/alice'), 'watched', 60_000);
+    const bob = await tokenOf('/tasks', 'tenant/bob');
+    for (const taskIds of [[taskId], 'not-a-list', [7]]) {
+      const before = gateway.auditLines.length;
+      const answer = await messageOf(await mcpPost(`${gateway.url}/tasks`, bob, rpc('subscriptions/listen', { notifications: { taskIds } })));
+      assert.deepEqual(answer.error, { code: -32602, message: 'Task not found' }, JSON.stringify(taskIds));
+      assert.ok(await auditRecordWithReason(gateway, 'task not found for this caller', before));
+    }
   });
 
   it("seals a tasks/list page's cursor to its caller: the MCP SDK's cursor is the page's last task id, often another's", async () => {
@@ -210,9 +225,15 @@ describe('MCP tasks bound to the caller that created them', () => {
     const erinsCursor = firstPage.result?.nextCursor as string;
     assert.equal(typeof erinsCursor, 'string');
     for (const foreign of [theirs[0]!, erinsCursor, 42]) {
+      const before = gateway.auditLines.length;
       const answer = await messageOf(await mcpPost(`${gateway.url}/tasks`, dave, rpc('tasks/list', { cursor: foreign })));
       assert.deepEqual(answer.error, { code: -32602, message: 'Invalid cursor' }, JSON.stringify(foreign));
+      const audited = await auditRecordWithReason(gateway, 'task list cursor not handed to this caller', before);
+      assert.equal(audited?.['outcome'], 'denied');
     }
+    // Opened by writing the request again: alone, never a batch whose other messages would be written again with it.
+    const batched = await mcpPost(`${gateway.url}/tasks`, dave, [rpc('tasks/list', { cursor: erinsCursor }, 1), rpc('ping', {}, 2)]);
+    assert.equal(batched.status, 400);
   });
 
   it('refuses a batch whose requests share an id: its answers could not be told apart, and one passed unscreened', async () => {

@@ -190,7 +190,7 @@ export function createTaskBindings(store: Store, now: () => number, sealing: Cur
     },
     async bind(route, taskId, owner, tool, ttlSeconds) {
       const binding = { subject: owner.subject, clientId: owner.clientId, route, ...(tool === undefined ? {} : { tool }), createdAt: now() };
-      await createRecord(store, mcpTaskRecord, bindingKey(route, taskId), binding, { ttlSeconds, indexes: { subject: owner.subject } });
+      await createRecord(store, mcpTaskRecord, bindingKey(route, taskId), binding, { ttlSeconds });
     },
     async require(route, taskId, owner) {
       if (taskId === '') throw taskNotFound();

@@ -55,7 +55,7 @@ export const mcpTaskRecord = defineRecord({
     createdAt: z.number(),
   }),
   ttl: "the task's own (`ttl` in 2025-11-25, `ttlMs` in the 2026-07-28 extension) plus 60 s, at most 7 days; 7 days for a task kept without a limit",
-  indexes: ['subject'],
+  indexes: [],
   singleUse: false,
   secrets: 'the task id is plain (a handle bound to its user, not a credential)',
   description:

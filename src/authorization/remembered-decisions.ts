@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { consentWithdrawnRecord } from '../records/consent.ts';
-import { readRecord, writeRecord } from '../store/record-access.ts';
+import { readRecord, RecordInvalidError, writeRecord } from '../store/record-access.ts';
 import type { Store } from '../store/store.ts';
 import { sameRedirectTarget } from './redirect-uri-policy.ts';
 
@@ -100,9 +100,17 @@ export async function withdrawConsent(store: Store, subject: string, clientId: s
 
 /**
  * Whether an approval of `clientId` made at `decidedAt` (0 for a cookie from before it was kept), remembered by a
- * browser signed in as `subject`, predates the last withdrawal of consent.
+ * browser signed in as `subject`, predates the last withdrawal of consent. A record that does not parse still says
+ * a withdrawal happened (as an invalid revocation record still says revoked): read as none, the remembered approval
+ * authorized the withdrawn client silently. Until it expires, the user is asked each time (a page too many, not a
+ * revocation undone).
  */
 export async function isWithdrawn(store: Store, subject: string, clientId: string, decidedAt: number): Promise<boolean> {
-  const withdrawn = await readRecord(store, consentWithdrawnRecord, `${subject} ${clientId}`, { invalid: 'absent' });
-  return withdrawn !== undefined && withdrawn.withdrawnAt >= decidedAt;
+  try {
+    const withdrawn = await readRecord(store, consentWithdrawnRecord, `${subject} ${clientId}`);
+    return withdrawn !== undefined && withdrawn.withdrawnAt >= decidedAt;
+  } catch (error) {
+    if (error instanceof RecordInvalidError) return true;
+    throw error;
+  }
 }

@@ -3,7 +3,10 @@ import { describe, it } from 'node:test';
 import { configSchema } from '../../src/config/schema.ts';
 import { decideClientIdUrl, hostMatches } from '../../src/authorization/client-metadata-policy.ts';
 import { cookieSecurity } from '../../src/authorization/cookie-security.ts';
-import { findCovering, findForTarget, remember, type RememberedDecision } from '../../src/authorization/remembered-decisions.ts';
+import { findCovering, findForTarget, isWithdrawn, remember, withdrawConsent, type RememberedDecision } from '../../src/authorization/remembered-decisions.ts';
+import { consentWithdrawnRecord } from '../../src/records/consent.ts';
+import { ManualClock } from '../../src/runtime/clock.ts';
+import { createSqliteStore } from '../../src/store/sqlite-store.ts';
 import type { GatehouseContext } from '../../src/context/gatehouse-context.ts';
 import { tokenLifetimes } from '../../src/authorization/token-policy.ts';
 
@@ -91,5 +94,24 @@ describe('refresh token lifetimes', () => {
     const nearEnd = now - authorization.refreshTokenAbsoluteSeconds + 3_600;
     assert.equal(ttl({} as never, { iiat: nearEnd }), 3_600);
     assert.equal(ttl({} as never, { iiat: now - authorization.refreshTokenAbsoluteSeconds - 10 }), 1);
+  });
+});
+
+describe('consent withdrawal record', () => {
+  it('reads an invalid withdrawal as a withdrawal: a remembered approval does not authorize the client silently', async () => {
+    const clock = new ManualClock();
+    const store = await createSqliteStore({ path: ':memory:', clock, purgeIntervalMs: 0 });
+    try {
+      assert.equal(await isWithdrawn(store, 'user-1', 'c1', 1_000), false, 'no record: not withdrawn');
+      await withdrawConsent(store, 'user-1', 'c1', 2_000, 30);
+      assert.equal(await isWithdrawn(store, 'user-1', 'c1', 1_000), true);
+      assert.equal(await isWithdrawn(store, 'user-1', 'c1', 3_000), false, 'approved again after the withdrawal');
+      // A cut-off write, a hand edit, another program on the Redis prefix: the record is there, its value is not.
+      await store.set(consentWithdrawnRecord.namespace, 'user-1 c1', { withdrawnAt: 'yesterday' });
+      assert.equal(await isWithdrawn(store, 'user-1', 'c1', 3_000), true);
+      assert.equal(await isWithdrawn(store, 'user-1', 'c2', 3_000), false, 'another client is not touched');
+    } finally {
+      await store.close();
+    }
   });
 });

@@ -95,39 +95,51 @@ export function tokenExpiresAt(now: number, accessToken: string, expiresIn: numb
 }
 
 /**
- * The largest access token accepted. It travels in an `Authorization` header, and Node's default limit for a request's
- * whole header section is 16 KiB (as is http.sys's for Microsoft's APIs): a larger token reaches no backend (431)
- * and would be sealed into the cache for nothing. Entra's tokens are a few KB (groups past 200 become an overage claim).
+ * The largest downstream access token accepted. It travels in an `Authorization` header, and Node's default limit for a
+ * request's whole header section is 16 KiB (as is http.sys's for Microsoft's APIs): a larger token reaches no backend
+ * (431) and would be sealed into the cache for nothing. Entra's tokens are a few KB (groups past 200 become an overage
+ * claim). The user's own upstream token is not held to it: it travels only in a form body, as the exchange's assertion
+ * (Keycloak and Okta put every group in it), bounded by the 1 MiB cap on any provider answer (capped-fetch.ts).
  */
 const MAX_ACCESS_TOKEN_BYTES = 16 * 1024;
 
 /**
- * The shortest lifetime a token is accepted with. The broker uses one that lives less than twice its refresh skew
- * for half its life (src/broker/token-freshness.ts): at 60 s, 30 s — for the request it is forwarded with and the
- * callers queued behind the exchange. `expires_in: 0` or `1` (or a JWT already past its `exp`) forwarded a dead
- * token, was never cached, and sent every queued caller to the IdP again.
+ * The shortest lifetime a downstream token is accepted with. The broker uses one that lives less than twice its
+ * refresh skew for half its life (src/broker/token-freshness.ts): at 60 s, 30 s — for the request it is forwarded with
+ * and the callers queued behind the exchange. `expires_in: 0` or `1` (or a JWT already past its `exp`) forwarded a dead
+ * token, was never cached, and sent every queued caller to the IdP again. The user's upstream token is not held to it:
+ * an IdP whose access tokens live a minute would refuse every sign-in; a short one is refreshed when it is due.
  */
 const MIN_ACCESS_TOKEN_LIFETIME_SECONDS = 60;
 
 /**
+ * What the token answered is for: `upstream`, the user's own token (sign-in, refresh), presented only as an assertion
+ * in a form body; `downstream`, a token forwarded in a backend request's `Authorization` header and cached.
+ */
+type TokenUse = 'upstream' | 'downstream';
+
+/**
  * What makes an IdP's token answer unusable, if anything: a `token_type` other than Bearer (case-insensitive, RFC 6750;
- * a DPoP-bound token cannot be forwarded as Bearer, and RFC 8693's `N_A` is no access token), an access token past
- * the size cap or not of VSCHARs (RFC 6749 §A.12), an `expires_in` that is not a positive integer, or a lifetime
- * (`expires_in`, bounded by the JWT's `exp`) under the minimum. Names the property, never its value.
+ * a DPoP-bound token cannot be forwarded as Bearer, and RFC 8693's `N_A` is no access token), an access token empty or
+ * not of VSCHARs (RFC 6749 §A.12), an `expires_in` that is not a positive integer; for a downstream token also one past
+ * the header-size cap, or a lifetime (`expires_in`, bounded by the JWT's `exp`) under the minimum. Names the property,
+ * never its value.
  * @see RFC 6749 §5.1
  */
-function checkTokenAnswer(response: TokenEndpointResponse, now: number): { problem: string } | { expiresAt: number } {
-  const problem = tokenShapeProblem(response);
+function checkTokenAnswer(response: TokenEndpointResponse, now: number, use: TokenUse): { problem: string } | { expiresAt: number } {
+  const problem = tokenShapeProblem(response, use);
   if (problem !== undefined) return { problem };
   // After the size check: tokenExpiresAt decodes a JWT's payload.
   const expiresAt = tokenExpiresAt(now, response.access_token, response.expires_in);
-  if (expiresAt - now < MIN_ACCESS_TOKEN_LIFETIME_SECONDS * 1000) return { problem: `the token lives less than ${MIN_ACCESS_TOKEN_LIFETIME_SECONDS} s (expires_in, or the JWT's exp)` };
+  if (use === 'downstream' && expiresAt - now < MIN_ACCESS_TOKEN_LIFETIME_SECONDS * 1000) {
+    return { problem: `the token lives less than ${MIN_ACCESS_TOKEN_LIFETIME_SECONDS} s (expires_in, or the JWT's exp)` };
+  }
   return { expiresAt };
 }
 
-function tokenShapeProblem(response: TokenEndpointResponse): string | undefined {
+function tokenShapeProblem(response: TokenEndpointResponse, use: TokenUse): string | undefined {
   if (response.token_type.toLowerCase() !== 'bearer') return 'token_type is not Bearer';
-  if (Buffer.byteLength(response.access_token) > MAX_ACCESS_TOKEN_BYTES) return `access_token is larger than ${MAX_ACCESS_TOKEN_BYTES} bytes`;
+  if (use === 'downstream' && Buffer.byteLength(response.access_token) > MAX_ACCESS_TOKEN_BYTES) return `access_token is larger than ${MAX_ACCESS_TOKEN_BYTES} bytes`;
   if (!/^[\x20-\x7e]+$/.test(response.access_token)) return 'access_token is empty or holds characters outside RFC 6749 VSCHAR';
   const expiresIn = response.expires_in;
   if (expiresIn !== undefined && !(Number.isInteger(expiresIn) && expiresIn > 0)) return 'expires_in is not a positive integer';
@@ -204,10 +216,10 @@ export function createUpstreamClient(deps: UpstreamClientDeps): UpstreamClient &
     return mapped;
   };
 
-  /** The answer's tokens, once checked (checkTokenAnswer): sign-in, refresh and exchange alike. */
-  const tokensFrom = (response: TokenEndpointResponse, context: string, fallback: { refreshToken?: string; scope?: string } = {}): UpstreamTokens => {
+  /** The answer's tokens, once checked (checkTokenAnswer) for what they are used for. */
+  const tokensFrom = (response: TokenEndpointResponse, context: string, use: TokenUse, fallback: { refreshToken?: string; scope?: string } = {}): UpstreamTokens => {
     const now = clock.now();
-    const checked = checkTokenAnswer(response, now);
+    const checked = checkTokenAnswer(response, now, use);
     if ('problem' in checked) throw logRefusedAnswer(new UnusableTokenAnswer(context, checked.problem));
     const tokens: UpstreamTokens = { accessToken: response.access_token, expiresAt: checked.expiresAt, obtainedAt: now };
     const refreshToken = response.refresh_token ?? fallback.refreshToken;
@@ -321,7 +333,7 @@ export function createUpstreamClient(deps: UpstreamClientDeps): UpstreamClient &
       }
       let tokens: UpstreamTokens;
       try {
-        tokens = tokensFrom(response, 'authorization code');
+        tokens = tokensFrom(response, 'authorization code', 'upstream');
       } catch (error) {
         throw failed('sign-in', forInteraction(error, interactionId));
       }
@@ -347,7 +359,7 @@ export function createUpstreamClient(deps: UpstreamClientDeps): UpstreamClient &
       const configuration = await discovery.get();
       try {
         const response = await refreshTokenGrant(configuration, refreshToken, profile.refreshParameters);
-        return tokensFrom(response, 'refresh', { refreshToken });
+        return tokensFrom(response, 'refresh', 'upstream', { refreshToken });
       } catch (error) {
         throw refusedAnswer(error, 'refresh');
       }
@@ -374,7 +386,7 @@ export function createUpstreamClient(deps: UpstreamClientDeps): UpstreamClient &
                 audience: request.audience,
                 scope: scopes.join(' '),
               });
-        return tokensFrom(response, request.grant, { scope: scopes.join(' ') });
+        return tokensFrom(response, request.grant, 'downstream', { scope: scopes.join(' ') });
       } catch (error) {
         throw refusedAnswer(error, request.grant);
       }

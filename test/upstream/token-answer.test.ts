@@ -38,11 +38,11 @@ describe("the identity provider's token answer", () => {
   };
   const expiredJwt = `eyJhbGciOiJub25lIn0.${Buffer.from(JSON.stringify({ exp: Math.floor(Date.now() / 1000) - 10 })).toString('base64url')}.sig`;
 
-  const unusable: Array<{ name: string; respond: () => Response; problem: RegExp }> = [
+  const unusable: Array<{ name: string; respond: () => Response; problem: RegExp; downstreamOnly?: true }> = [
     { name: 'expires_in 0', respond: answer({ expires_in: 0 }), problem: /expires_in is not a positive integer/ },
-    { name: 'expires_in 1', respond: answer({ expires_in: 1 }), problem: /lives less than 60 s/ },
+    { name: 'expires_in 1', respond: answer({ expires_in: 1 }), problem: /lives less than 60 s/, downstreamOnly: true },
     { name: 'expires_in 1.5', respond: answer({ expires_in: 1.5 }), problem: /expires_in is not a positive integer/ },
-    { name: 'a JWT already past its exp', respond: answer({ access_token: expiredJwt }), problem: /lives less than 60 s/ },
+    { name: 'a JWT already past its exp', respond: answer({ access_token: expiredJwt }), problem: /lives less than 60 s/, downstreamOnly: true },
     { name: 'expires_in -5', respond: answer({ expires_in: -5 }), problem: /expires_in/ },
     { name: 'expires_in null', respond: answer({ expires_in: null }), problem: /expires_in/ },
     { name: 'expires_in "abc"', respond: answer({ expires_in: 'abc' }), problem: /expires_in/ },
@@ -51,16 +51,17 @@ describe("the identity provider's token answer", () => {
     { name: 'no token_type', respond: withoutKey('token_type'), problem: /token_type/ },
     { name: 'token_type DPoP', respond: answer({ token_type: 'DPoP' }), problem: /token_type is not Bearer/ },
     { name: 'token_type N_A (RFC 8693: not an access token)', respond: answer({ token_type: 'N_A', issued_token_type: 'urn:ietf:params:oauth:token-type:id_token' }), problem: /token_type/ },
-    { name: 'an access token of 5 MB', respond: answer({ access_token: 'a'.repeat(5 * 1024 * 1024) }), problem: /./ },
-    { name: 'an access token of 17 KiB', respond: answer({ access_token: 'a'.repeat(17 * 1024) }), problem: /larger than 16384 bytes/ },
+    { name: 'an access token of 5 MB', respond: answer({ access_token: 'a'.repeat(5 * 1024 * 1024) }), problem: /./, downstreamOnly: true },
+    { name: 'an access token of 17 KiB', respond: answer({ access_token: 'a'.repeat(17 * 1024) }), problem: /larger than 16384 bytes/, downstreamOnly: true },
     { name: 'an access token with a line break', respond: answer({ access_token: 'abc\r\nX-Injected: 1' }), problem: /VSCHAR/ },
   ];
 
-  for (const { name, respond, problem } of unusable) {
-    it(`${name}: a 502 with a generic description, the log naming what was wrong (exchange and refresh)`, async () => {
+  for (const { name, respond, problem, downstreamOnly } of unusable) {
+    it(`${name}: a 502 with a generic description, the log naming what was wrong (exchange${downstreamOnly ? '' : ' and refresh'})`, async () => {
       const { fake, gateway } = await setUp();
       try {
-        for (const call of [() => gateway.client.exchangeForDownstream(obo), () => gateway.client.refresh('rt')]) {
+        const calls = [() => gateway.client.exchangeForDownstream(obo), ...(downstreamOnly ? [] : [() => gateway.client.refresh('rt')])];
+        for (const call of calls) {
           fake.nextResponse = respond;
           await assert.rejects(call(), (error: unknown) => {
             assert.ok(error instanceof UpstreamError, String(error));
@@ -72,7 +73,7 @@ describe("the identity provider's token answer", () => {
           });
         }
         const refusals = gateway.logs.lines().filter((line) => line.msg === 'upstream token answer refused: not a usable access token');
-        assert.deepEqual(refusals.map((line) => line.operation), ['on-behalf-of', 'refresh']);
+        assert.deepEqual(refusals.map((line) => line.operation), downstreamOnly ? ['on-behalf-of'] : ['on-behalf-of', 'refresh']);
         for (const line of refusals) assert.match(String(line.problem), problem);
         assert.ok(!gateway.logs.text().includes('the-token-itself'), 'never the token');
       } finally {
@@ -92,6 +93,37 @@ describe("the identity provider's token answer", () => {
       assert.ok((await gateway.client.refresh('rt')).expiresAt > Date.now() + 3_500_000);
       fake.nextResponse = answer({ expires_in: 60 });
       await gateway.client.exchangeForDownstream(obo);
+    } finally {
+      await gateway.store.close();
+    }
+  });
+
+  it("holds the user's own upstream token to neither the 16 KiB header cap nor the 60 s floor: it travels only as an assertion in a form body", async () => {
+    const { fake, gateway } = await setUp();
+    try {
+      // Keycloak and Okta put every group in the access token; an IdP may issue tokens that live a minute or less.
+      const large = `${'g'.repeat(40 * 1024)}`;
+      fake.nextResponse = answer({ access_token: large, expires_in: 30, refresh_token: 'rt-2' });
+      const refreshed = await gateway.client.refresh('rt');
+      assert.equal(refreshed.accessToken, large);
+      assert.equal(refreshed.refreshToken, 'rt-2');
+      assert.ok(refreshed.expiresAt > Date.now() + 20_000 && refreshed.expiresAt <= Date.now() + 30_000);
+      fake.nextResponse = answer({ expires_in: 1 });
+      assert.equal((await gateway.client.refresh('rt')).accessToken, SECRET_TOKEN);
+      // What must hold still holds: a Bearer token, present, of VSCHARs.
+      // And at sign-in: the user could not sign in at all.
+      fake.answerWith = { access_token: large, expires_in: 30 };
+      fake.idTokenClaims = () => ({ iss: `${GLOBAL}/${TENANT}/v2.0`, tid: TENANT, oid: 'user-oid', ver: '2.0', name: 'Adele', sub: 'pairwise' });
+      const started = await gateway.client.beginSignIn({ interactionId: 'large-groups' });
+      fake.rememberNonce(started.authorizationUrl);
+      const state = new URL(started.authorizationUrl).searchParams.get('state') ?? '';
+      const signedIn = await gateway.client.completeSignIn({ callbackUrl: new URL(`http://127.0.0.1:8080/callback?code=c1&state=${state}`), stateCookie: started.stateCookie });
+      assert.equal(signedIn.tokens.accessToken, large);
+      delete fake.answerWith;
+      for (const body of [{ token_type: 'DPoP' }, { access_token: 'abc\r\nX-Injected: 1' }]) {
+        fake.nextResponse = answer(body);
+        await assert.rejects(gateway.client.refresh('rt'), (error: unknown) => error instanceof UpstreamError && error.status === 502);
+      }
     } finally {
       await gateway.store.close();
     }

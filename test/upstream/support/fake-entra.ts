@@ -14,6 +14,8 @@ export interface FakeEntra {
   nextError?: Record<string, unknown>;
   /** Set to answer the next token request with this response as it is (an HTML error page, a non-JSON 200). */
   nextResponse?: () => Response;
+  /** Fields set over the usual token answer (ID token and all), until unset: an access token of the IdP's own shape. */
+  answerWith?: Record<string, unknown>;
   /** Sign the next ID tokens with a key that is not in the published JWKS (a forged token). */
   forgeSignature?: boolean;
   /** Remember the nonce of an authorization URL, as Entra would put it in the ID token. */
@@ -75,7 +77,7 @@ export async function createFakeEntra(options: { authority: string; tenant: stri
             .setExpirationTime(now + 3600)
             .sign(fake.forgeSignature ? rogue.privateKey : privateKey);
         }
-        return Response.json(response);
+        return Response.json({ ...response, ...fake.answerWith });
       }
       return new Response('not found', { status: 404 });
     },

@@ -5,6 +5,7 @@ import { upstreamRefreshFailureRecord, upstreamRefreshLock } from '../records/br
 import { deleteRecord, lockName, readRecord, writeRecord } from '../store/record-access.ts';
 import type { Store } from '../store/store.ts';
 import type { UpstreamClient, UpstreamTokens } from '../upstream/types.ts';
+import { UnusableTokenAnswer } from '../upstream/errors.ts';
 import { countingUpstreamFailure, type BrokerMetrics } from './broker-metrics.ts';
 import { singleFlight } from './single-flight.ts';
 import { reauthorizationError, rememberedFailureError, rememberFailure, upstreamFailure } from './upstream-errors.ts';
@@ -131,6 +132,7 @@ export function createUpstreamSession(options: UpstreamSessionOptions) {
     } catch (error) {
       const failure = upstreamFailure(error, retryAfterSeconds);
       metrics?.upstreamRefresh('failed');
+      await keepRotatedRefreshToken(subject, stale, error, holdLock);
       // What the holder's caller was told, for the waiters on every replica: its status, reason and when to come back too.
       await writeRecord(store, upstreamRefreshFailureRecord, key, rememberFailure(failure), { ttlSeconds: retryAfterSeconds }).catch(() => undefined);
       throw failure;
@@ -153,6 +155,24 @@ export function createUpstreamSession(options: UpstreamSessionOptions) {
     await deleteRecord(store, upstreamRefreshFailureRecord, key).catch(() => undefined);
     logger.info({ expiresAt: merged.expiresAt }, 'upstream tokens refreshed');
     return merged;
+  }
+
+  /**
+   * A refresh whose answer was refused (an access token not usable: UnusableTokenAnswer) may still have rotated the
+   * refresh token: the stored one is spent. The new one replaces it beside the old access token (not fresh, or refused:
+   * the next call refreshes with the new one); the IdP, seeing the spent one again, would end the user's session.
+   */
+  async function keepRotatedRefreshToken(subject: string, stale: UpstreamTokens, error: unknown, holdLock: (until: Promise<unknown>) => void): Promise<void> {
+    const rotated = error instanceof UnusableTokenAnswer ? error.rotatedRefreshToken() : undefined;
+    if (rotated === undefined || rotated === stale.refreshToken) return;
+    const kept: UpstreamTokens = { ...stale, refreshToken: rotated };
+    try {
+      await vault.save(subject, kept);
+    } catch {
+      holdLock(keepUnsaved(subject, kept));
+      return;
+    }
+    await afterSave?.(subject);
   }
 
   /** The stored tokens when `usable` takes them, otherwise refreshed once across replicas. */

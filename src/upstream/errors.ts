@@ -131,11 +131,23 @@ export class UnusableTokenAnswer extends UpstreamError {
   readonly operation: string;
   /** What was wrong, for the log: the property and the check, never a value from the answer. */
   readonly problem: string;
-  constructor(operation: string, problem: string) {
+  /**
+   * The refresh token the refused answer carried. A refresh answered 200 has rotated even when its access token is
+   * refused: the one presented is spent, and presented again the IdP sees it reused and ends the session (RFC 9700
+   * §4.14.2). Private, so no log line or serializer that takes the error's fields can see it.
+   */
+  readonly #refreshToken: string | undefined;
+  constructor(operation: string, problem: string, refreshToken?: string) {
     super('server_error', `The identity provider's answer to the ${operation} request is not a usable access token.`);
     this.name = 'UnusableTokenAnswer';
     this.operation = operation;
     this.problem = problem;
+    this.#refreshToken = refreshToken;
+  }
+
+  /** The refresh token the refused answer carried, if any (see `#refreshToken`). */
+  rotatedRefreshToken(): string | undefined {
+    return this.#refreshToken;
   }
 }
 

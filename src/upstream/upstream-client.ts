@@ -220,7 +220,8 @@ export function createUpstreamClient(deps: UpstreamClientDeps): UpstreamClient &
   const tokensFrom = (response: TokenEndpointResponse, context: string, use: TokenUse, fallback: { refreshToken?: string; scope?: string } = {}): UpstreamTokens => {
     const now = clock.now();
     const checked = checkTokenAnswer(response, now, use);
-    if ('problem' in checked) throw logRefusedAnswer(new UnusableTokenAnswer(context, checked.problem));
+    // The answer's refresh token goes with the refusal: a refresh that answered has rotated (UnusableTokenAnswer).
+    if ('problem' in checked) throw logRefusedAnswer(new UnusableTokenAnswer(context, checked.problem, response.refresh_token));
     const tokens: UpstreamTokens = { accessToken: response.access_token, expiresAt: checked.expiresAt, obtainedAt: now };
     const refreshToken = response.refresh_token ?? fallback.refreshToken;
     const scope = response.scope ?? fallback.scope;

@@ -8,7 +8,7 @@ import type { TokenBroker } from '../../src/broker/types.ts';
 import { ManualClock } from '../../src/runtime/clock.ts';
 import { ProtocolError } from '../../src/errors/protocol-error.ts';
 import { createSqliteStore } from '../../src/store/sqlite-store.ts';
-import { UpstreamError, upstreamTokenError } from '../../src/upstream/errors.ts';
+import { UnusableTokenAnswer, UpstreamError, upstreamTokenError } from '../../src/upstream/errors.ts';
 import { forgetEndedSession, pendingStepUp, rememberStepUp } from '../../src/records/step-up.ts';
 import { StoreUnavailableError, type Store } from '../../src/store/store.ts';
 import type { DownstreamTokenRequest, UpstreamTokens } from '../../src/upstream/types.ts';
@@ -236,6 +236,32 @@ describe('token broker', () => {
     assert.equal(upstream.calls.exchange.at(-1)?.subjectToken, 'upstream-at-1', 'B used the tokens A obtained');
     assert.ok(served.accessToken.startsWith('downstream-api://other'));
     assert.equal(vault.records.get(subject)?.refreshToken, 'rotated-1');
+  });
+
+  it('keeps the refresh token a refused refresh answer rotated to, and presents it (not the spent one) next time', async () => {
+    // The IdP answered 200 and rotated, but its access token is not usable (a DPoP token, say): the refresh fails,
+    // and the store must not keep the spent refresh token, or the next call presents it and the IdP ends the session.
+    const stale = freshUpstream(0);
+    await vault.save(subject, stale);
+    const rotated = `upstream-rt-${randomUUID()}`;
+    let answers = 0;
+    const upstream = scriptedUpstream({
+      refresh: async (presented) => {
+        answers += 1;
+        if (answers === 1) throw new UnusableTokenAnswer('refresh', 'token_type is not Bearer', rotated);
+        if (presented !== rotated) throw oauthError(400, { error: 'invalid_grant' });
+        return { accessToken: `upstream-at-${randomUUID()}`, refreshToken: `upstream-rt-${randomUUID()}`, expiresAt: clock.now() + hour };
+      },
+      exchange: downstreamFor(),
+    });
+    const b = broker(upstream);
+    const failure = await rejectsWith(b.getDownstreamToken({ user: { subject }, downstream: 'graph' }), 'server_error');
+    assert.equal(failure.status, 502);
+    assert.equal(vault.records.get(subject)?.refreshToken, rotated);
+    assert.ok(!log.lines.join('\n').includes(rotated), 'never the token in the log');
+    clock.advance(6_000); // past the failure remembered for the callers queued behind
+    await b.getDownstreamToken({ user: { subject }, downstream: 'graph' });
+    assert.deepEqual(upstream.calls.refresh, [stale.refreshToken, rotated]);
   });
 
   it("tells a caller that waited on another's refresh the same as that caller: its reason, and when to come back", async () => {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { UpstreamError } from '../../src/upstream/errors.ts';
+import { UnusableTokenAnswer, UpstreamError } from '../../src/upstream/errors.ts';
 import { createFakeEntra } from './support/fake-entra.ts';
 import { createGatewaySide } from './support/fixture.ts';
 
@@ -124,6 +124,23 @@ describe("the identity provider's token answer", () => {
         fake.nextResponse = answer(body);
         await assert.rejects(gateway.client.refresh('rt'), (error: unknown) => error instanceof UpstreamError && error.status === 502);
       }
+    } finally {
+      await gateway.store.close();
+    }
+  });
+
+  it('hands back the refresh token of a refresh answer it refuses (the IdP has rotated), never logging or serializing it', async () => {
+    const { fake, gateway } = await setUp();
+    try {
+      fake.nextResponse = answer({ token_type: 'DPoP', refresh_token: 'rotated-refresh-token-value' });
+      await assert.rejects(gateway.client.refresh('rt'), (error: unknown) => {
+        assert.ok(error instanceof UnusableTokenAnswer, String(error));
+        assert.equal(error.rotatedRefreshToken(), 'rotated-refresh-token-value');
+        assert.ok(!JSON.stringify(error).includes('rotated-refresh-token-value'));
+        assert.ok(!Object.values(error).some((value) => String(value).includes('rotated-refresh-token-value')));
+        return true;
+      });
+      assert.ok(!gateway.logs.text().includes('rotated-refresh-token-value'));
     } finally {
       await gateway.store.close();
     }

@@ -68,7 +68,23 @@ interface ExchangeProgress {
   phase: 'session' | 'exchange';
   /** The IdP renewed the user's session after refusing the exchange without saying why: it lives. */
   renewed: boolean;
+  /** The refused upstream token was obtained moments ago (RENEWAL_MIN_AGE_MS): renewing would bring the same back. */
+  tooRecentToRenew: boolean;
 }
+
+/**
+ * An upstream token this young is not renewed when an exchange refuses it without saying why: it was just signed in
+ * for or refreshed (by this call, or another moments before), so a renewal would bring the same kind of token back —
+ * and a stale stored token refreshed by this call was renewed a second time, presenting two rotations for one call.
+ */
+const RENEWAL_MIN_AGE_MS = 60_000;
+
+/**
+ * How long an exchange refused for the gateway's configuration (or refused again after a renewal) is remembered per
+ * user and downstream API, as long as the log line says it once (logMisconfiguredExchange): remembered for the
+ * 5 s of an outage, every call after it renewed the session again — a refresh, a rotation and two exchanges each.
+ */
+const REFUSED_EXCHANGE_MEMORY_SECONDS = 60;
 
 const defaultUpstreamTimeoutMs = 10_000;
 const realSleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
@@ -150,7 +166,8 @@ export function createTokenBroker(options: TokenBrokerOptions): TokenBroker {
    * `unconfirmed`), the IdP is asked whether the session lives by renewing it, and the exchange tried once more with
    * the new token: a session that ended fails the renewal (and the user signs in again); one that lives makes a
    * second refusal the exchange's own, never a reason to end the grant — the same token would come back from a new
-   * sign-in through the gateway session, round and round. Without a refresh token there is nothing to ask with.
+   * sign-in through the gateway session, round and round. Without a refresh token there is nothing to ask with; a
+   * token obtained moments ago is not renewed (RENEWAL_MIN_AGE_MS).
    */
   async function exchangeForUser(subject: string, entry: DownstreamConfig, progress: ExchangeProgress) {
     const upstreamTokens = await session.currentTokens(subject);
@@ -159,6 +176,9 @@ export function createTokenBroker(options: TokenBrokerOptions): TokenBroker {
       return await exchangeAtUpstream(entry, upstreamTokens.accessToken);
     } catch (error) {
       if (exchangeGrantRefusal(error) !== 'unconfirmed' || upstreamTokens.refreshToken === undefined) throw error;
+      const { obtainedAt } = upstreamTokens;
+      progress.tooRecentToRenew = obtainedAt !== undefined && clock.now() - obtainedAt < RENEWAL_MIN_AGE_MS;
+      if (progress.tooRecentToRenew) throw error;
       progress.phase = 'session';
       const renewed = await session.renewedTokens(subject, upstreamTokens.accessToken);
       progress.phase = 'exchange';
@@ -169,7 +189,7 @@ export function createTokenBroker(options: TokenBrokerOptions): TokenBroker {
 
   async function exchange(subject: string, entry: DownstreamConfig, cacheKey: string): Promise<DownstreamToken> {
     let token: DownstreamToken;
-    const progress: ExchangeProgress = { phase: 'session', renewed: false };
+    const progress: ExchangeProgress = { phase: 'session', renewed: false, tooRecentToRenew: false };
     try {
       const result = await exchangeForUser(subject, entry, progress);
       token = {
@@ -217,7 +237,9 @@ export function createTokenBroker(options: TokenBrokerOptions): TokenBroker {
         ? 'the error code names the configuration'
         : progress.renewed
           ? 'refused again after the upstream session was renewed'
-          : 'refused, and the user has no refresh token to check the upstream session with';
+          : progress.tooRecentToRenew
+            ? 'refused an upstream token obtained moments ago'
+            : 'refused, and the user has no refresh token to check the upstream session with';
     log({ downstream: entry.name, grant: entry.grant, oauthError, aadsts, why });
   }
 
@@ -231,8 +253,10 @@ export function createTokenBroker(options: TokenBrokerOptions): TokenBroker {
     if (misconfigured) logMisconfiguredExchange(entry, error, progress);
     else logger.warn({ downstream: entry.name, errorCode: failure.code, reason: reasonOf(failure), upstreamError: safeCause(error) }, 'downstream token exchange failed');
     // Remembered briefly: the callers queued behind this one (on every replica) get the same answer instead of
-    // each retrying a down IdP; a user who re-consents is back well after it expires.
-    await writeCachedFailure(store, cacheKey, subject, rememberFailure(failure), failureCacheSeconds).catch(() => undefined);
+    // each retrying a down IdP; a user who re-consents is back well after it expires. A refusal that is not the
+    // user's session is remembered for longer, or each call renews the session again (a new sign-in clears it).
+    const rememberSeconds = misconfigured ? REFUSED_EXCHANGE_MEMORY_SECONDS : failureCacheSeconds;
+    await writeCachedFailure(store, cacheKey, subject, rememberFailure(failure), rememberSeconds).catch(() => undefined);
     // The user's next sign-in must go to the IdP with what it asked for (Entra's `claims` challenge), or it would
     // mint the same upstream token and this exchange would fail again. An ended session is only ever the session's
     // (its refresh refused, or no tokens at all): the exchange's own `invalid_grant` is a 502 above.

@@ -140,6 +140,8 @@ export function createUpstreamSession(options: UpstreamSessionOptions) {
     // Providers that do not rotate omit the refresh token (and often the ID token) from the refresh response.
     const merged: UpstreamTokens = {
       ...fresh,
+      // When it was obtained says whether an exchange refusing it may renew it (token-broker.ts).
+      obtainedAt: fresh.obtainedAt ?? clock.now(),
       refreshToken: fresh.refreshToken ?? stale.refreshToken,
       idToken: fresh.idToken ?? stale.idToken,
     };

@@ -39,7 +39,7 @@ export const downstreamFailureRecord = defineRecord({
     /** Why the user must sign in again (src/broker/upstream-errors.ts), so a waiter ends its grant like the first caller. */
     reason: z.string().max(64).optional(),
   }),
-  ttl: '5 s (`failureCacheSeconds`)',
+  ttl: '5 s (`failureCacheSeconds`); 60 s for an exchange the IdP refused for the gateway\'s configuration, or again after a renewal (token-broker.ts)',
   indexes: ['subject'],
   singleUse: false,
   secrets: 'none',

@@ -487,6 +487,38 @@ describe('token broker', () => {
         assert.ok(log.lines.some((line) => line.includes('gateway configuration error') && line.includes('renewed')));
       });
 
+      it('a bare invalid_grant met call after call: one renewal a minute, not one per call once the 5 s failure record expires', async () => {
+        await vault.save(subject, freshUpstream(10 * hour));
+        let rotations = 0;
+        const upstream = scriptedUpstream({
+          refresh: async () => ({ ...freshUpstream(10 * hour), refreshToken: `rotated-${++rotations}` }),
+          exchange: async () => { throw oauthError(400, { error: 'invalid_grant' }); },
+        });
+        const b = broker(upstream);
+        for (let call = 0; call < 10; call++) {
+          const failure = await rejectsWith(b.getDownstreamToken({ user: { subject }, downstream: 'other' }), 'server_error');
+          assert.equal(failure.status, 502);
+          clock.advance(6_000);
+        }
+        assert.equal(upstream.calls.refresh.length, 1, 'renewed once: the refusal after it is remembered for a minute');
+        assert.equal(upstream.calls.exchange.length, 2);
+        assert.equal(await pendingStepUp(store, subject), undefined);
+      });
+
+      it('a bare invalid_grant of a token just refreshed for this call: no second refresh', async () => {
+        const stale = freshUpstream(0);
+        await vault.save(subject, stale);
+        const upstream = scriptedUpstream({
+          refresh: async () => freshUpstream(),
+          exchange: async () => { throw oauthError(400, { error: 'invalid_grant' }); },
+        });
+        const failure = await rejectsWith(broker(upstream).getDownstreamToken({ user: { subject }, downstream: 'other' }), 'server_error');
+        assert.equal(failure.status, 502);
+        assert.deepEqual(upstream.calls.refresh, [stale.refreshToken], 'one refresh: the token it brought is what was refused');
+        assert.equal(upstream.calls.exchange.length, 1);
+        assert.ok(log.lines.some((line) => line.includes('gateway configuration error') && line.includes('moments ago')));
+      });
+
       it('a bare invalid_grant the renewed token fixes: the token, no failure', async () => {
         await vault.save(subject, freshUpstream());
         const renewed = freshUpstream();

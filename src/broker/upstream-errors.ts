@@ -106,18 +106,22 @@ export function reauthorizationReason(details: UpstreamErrorDetails): Reauthoriz
 
 /**
  * Entra codes of an `invalid_grant` to an on-behalf-of exchange that mean the gateway's configuration is wrong, not the
- * user's session: the assertion is not for this app — its audience or signature (AADSTS50013, AADSTS500131), not a
- * token the app may present (AADSTS50027) — or the app asked a token for itself (AADSTS90009). A new sign-in mints the
- * same kind of token: read as an ended session, every user of the route was signed in again and refused again.
+ * user's session: the assertion is not a token the app may present (AADSTS50027), or the app asked a token for itself
+ * (AADSTS90009). A new sign-in mints the same kind of token: read as an ended session, every user of the route was
+ * signed in again and refused again. Not AADSTS50013 / AADSTS500131 (the assertion's audience or signature): 50013 is
+ * also Entra's catch-all for an assertion expired, malformed or signed with a key it no longer knows, and a user who
+ * signed in before the operator added `access_as_user` to `upstream.scopes` holds a token of the wrong audience that
+ * one refresh (which asks the configured scopes) fixes. Those are `unconfirmed`: renewed once, and a configuration
+ * error when the renewed token is refused too.
  */
-const configurationCodes = new Set(['AADSTS50013', 'AADSTS500131', 'AADSTS50027', 'AADSTS90009']);
+const configurationCodes = new Set(['AADSTS50027', 'AADSTS90009']);
 
 /**
  * What an `invalid_grant` of the exchange itself (on-behalf-of, RFC 8693 — not the refresh before it) says of the
  * user's upstream session, when no code of it asks the user for anything (consent, MFA, a claims challenge, a session
  * Entra says it ended: those stand, and send the user to sign in): `configuration` — the gateway's setup is wrong;
- * `unconfirmed` — the IdP did not say why (a generic provider's bare `invalid_grant`, an Entra code not known here),
- * which the broker asks the IdP about by renewing the session. `undefined` for any other failure.
+ * `unconfirmed` — the IdP did not say why (a generic provider's bare `invalid_grant`, AADSTS50013 / 500131, an Entra
+ * code not known here), which the broker asks the IdP about by renewing the session. `undefined` for any other failure.
  * @see RFC 8693 §2.2.2, RFC 6749 §5.2
  */
 export function exchangeGrantRefusal(error: unknown): 'configuration' | 'unconfirmed' | undefined {

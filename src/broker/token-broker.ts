@@ -101,8 +101,10 @@ export function createTokenBroker(options: TokenBrokerOptions): TokenBroker {
   const failureCacheSeconds = options.failureCacheSeconds ?? 5;
   const skewMs = config.broker.refreshSkewSeconds * 1000;
   const upstreamTimeoutMs = config.upstream?.timeoutMs ?? defaultUpstreamTimeoutMs;
-  // A holder does at most one refresh and one exchange, each bounded by the upstream timeout; the lock outlives both.
-  const lockTtlMs = 2 * upstreamTimeoutMs + 5_000;
+  // A holder makes at most three calls to the IdP, each bounded by the upstream timeout: a refresh and an exchange, or
+  // an exchange, the renewal's refresh and a second exchange (exchangeForUser: a token just refreshed is not renewed).
+  // The lock outlives all three: expired under the holder, a second holder renewed with the same refresh token.
+  const lockTtlMs = 3 * upstreamTimeoutMs + 5_000;
   const waitBudgetMs = lockTtlMs;
   const retryAfterSeconds = failureCacheSeconds;
   const downstreams = new Map(config.broker.downstream.map((entry) => [entry.name, entry]));

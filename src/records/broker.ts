@@ -70,7 +70,7 @@ export const downstreamTokenLock = defineLock({
   name: 'downstream-token',
   key: 'cache key',
   owner: 'src/broker/token-broker.ts',
-  ttl: '2 × `upstream.timeoutMs` + 5 s (25 s by default)',
+  ttl: '3 × `upstream.timeoutMs` + 5 s (35 s by default): a refresh and an exchange, or an exchange, a renewal and a second exchange',
   description: 'One token exchange per user + grant + audience + scopes across replicas; waiters poll the cache and failure records.',
 });
 

@@ -2,7 +2,9 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, beforeEach, describe, it } from 'node:test';
 import { createMetrics } from '../../src/observability/metrics.ts';
-import { forgetDownstreamTokens } from '../../src/broker/downstream-cache.ts';
+import { downstreamCacheKey, forgetDownstreamTokens } from '../../src/broker/downstream-cache.ts';
+import { downstreamTokenLock } from '../../src/records/broker.ts';
+import { lockName } from '../../src/store/record-access.ts';
 import { createTokenBroker } from '../../src/broker/token-broker.ts';
 import type { TokenBroker } from '../../src/broker/types.ts';
 import { ManualClock } from '../../src/runtime/clock.ts';
@@ -553,6 +555,32 @@ describe('token broker', () => {
         assert.deepEqual(upstream.calls.refresh, [stale.refreshToken], 'one refresh: the token it brought is what was refused');
         assert.equal(upstream.calls.exchange.length, 1);
         assert.ok(log.lines.some((line) => line.includes('gateway configuration error') && line.includes('moments ago')));
+      });
+
+      it('holds the exchange lock through the longest holder: an exchange, the renewal and a second exchange, each near the timeout', async () => {
+        await vault.save(subject, freshUpstream());
+        const nearTimeout = 9_900; // upstream.timeoutMs 10 s: three calls of 9.9 s outlived a lock of 2 × 10 s + 5 s
+        const lock = lockName(downstreamTokenLock, downstreamCacheKey(subject, { grant: 'token-exchange', audience: 'api://other', scopes: ['api://other/read'] }));
+        let lockTakenMeanwhile: boolean | undefined;
+        const upstream = scriptedUpstream({
+          refresh: async () => {
+            clock.advance(nearTimeout);
+            return freshUpstream();
+          },
+          exchange: async () => {
+            clock.advance(nearTimeout);
+            if (upstream.calls.exchange.length === 2) {
+              // Another replica asking for the same token now must find the lock held, not expired under the holder.
+              const release = await store.acquireLock(lock, 1_000);
+              lockTakenMeanwhile = release !== undefined;
+              await release?.();
+            }
+            throw oauthError(400, { error: 'invalid_grant' });
+          },
+        });
+        await rejectsWith(broker(upstream, { timeoutMs: 10_000 }).getDownstreamToken({ user: { subject }, downstream: 'other' }), 'server_error');
+        assert.equal(upstream.calls.exchange.length, 2);
+        assert.equal(lockTakenMeanwhile, false);
       });
 
       it('a bare invalid_grant the renewed token fixes: the token, no failure', async () => {

@@ -145,4 +145,28 @@ describe("the identity provider's token answer", () => {
       await gateway.store.close();
     }
   });
+
+  it('answers as docs/entra.md says: a WAF page on refresh is the 502 of an unusable answer; at sign-in, its own checks a 502, an unreadable answer an outage', async () => {
+    const { fake, gateway } = await setUp();
+    try {
+      fake.nextResponse = () => new Response('<html>Blocked by policy</html>', { status: 403, headers: { 'content-type': 'text/html' } });
+      await assert.rejects(gateway.client.refresh('rt'), (error: unknown) => error instanceof UnusableTokenAnswer && error.status === 502);
+      assert.ok(gateway.logs.lines().some((line) => line.msg === 'upstream token answer refused: not a usable access token' && line.operation === 'refresh'));
+
+      fake.idTokenClaims = () => ({ iss: `${GLOBAL}/${TENANT}/v2.0`, tid: TENANT, oid: 'user-oid', ver: '2.0', name: 'Adele', sub: 'pairwise' });
+      const signIn = async () => {
+        const started = await gateway.client.beginSignIn({ interactionId: `i-${Math.random()}` });
+        fake.rememberNonce(started.authorizationUrl);
+        const state = new URL(started.authorizationUrl).searchParams.get('state') ?? '';
+        return gateway.client.completeSignIn({ callbackUrl: new URL(`http://127.0.0.1:8080/callback?code=c1&state=${state}`), stateCookie: started.stateCookie });
+      };
+      fake.answerWith = { token_type: 'DPoP' };
+      await assert.rejects(signIn(), (error: unknown) => error instanceof UpstreamError && error.code === 'server_error' && error.status === 502);
+      delete fake.answerWith;
+      fake.nextResponse = () => new Response('<html>Sign in to the proxy</html>', { status: 200, headers: { 'content-type': 'text/html' } });
+      await assert.rejects(signIn(), (error: unknown) => error instanceof UpstreamError && error.code === 'temporarily_unavailable' && error.status === 503);
+    } finally {
+      await gateway.store.close();
+    }
+  });
 });

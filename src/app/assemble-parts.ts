@@ -87,6 +87,8 @@ export async function assembleGatewayParts(baseCtx: GatehouseContext, options: A
       ctx = { ...ctx, config: demoModule.withoutLocalIdentityProvider(ctx.config) };
     }
     const { config } = ctx;
+    // Told after a reload changed what the parts read (the gateway re-judges its open streams).
+    const reloaded = new Set<() => void>();
     if (!config.upstream) throw new GatehouseError('GH_USAGE', 'upstream: required — the identity provider users sign in with');
 
     const metrics = createMetrics({ clock: ctx.clock });
@@ -158,7 +160,7 @@ export async function assembleGatewayParts(baseCtx: GatehouseContext, options: A
       requestMetrics(metrics),
       createAdminPlugin(ctx, { upstream, metrics, endGrant, ...(options.reloadConfig ? { reloadConfig: options.reloadConfig } : {}), ...(options.lastReload ? { lastReload: options.lastReload } : {}) }),
       authorization.plugin,
-      createGatewayPlugin(ctx, { broker, revokedGrants, endGrant, metrics, tracing: options.tracing, audit }),
+      createGatewayPlugin(ctx, { broker, revokedGrants, endGrant, metrics, tracing: options.tracing, audit, onReloaded: (listener) => reloaded.add(listener) }),
       createMetricsPlugin(ctx, metrics),
       createLandingPlugin(ctx),
     ];
@@ -193,6 +195,9 @@ export async function assembleGatewayParts(baseCtx: GatehouseContext, options: A
       : config.routes.map((entry) => `${entry.type === 'http' ? 'HTTP route' : 'MCP route'}: ${ctx.publicUrl}${entry.path} → ${displayUrl(entry.backend)}`);
     const reloadTarget: ReloadTarget = {
       live: config,
+      applied: () => {
+        for (const listener of reloaded) listener();
+      },
       prepare: demoModule ? (next) => (demo ? demoModule.withDemoSettings(next, demo) : demoModule.withoutLocalIdentityProvider(next)) : (next) => next,
       knownScopes: new Set(config.routes.flatMap((route) => Object.keys(route.scopes))),
     };

@@ -40,6 +40,8 @@ export interface ReloadTarget {
    * is created, so a scope name new to the whole gateway needs a restart before tokens can carry it.
    */
   knownScopes: ReadonlySet<string>;
+  /** Told once a reload changed something in `live`, after every change is made. */
+  applied?: () => void;
 }
 
 const same = (a: unknown, b: unknown): boolean => JSON.stringify(a) === JSON.stringify(b);
@@ -100,6 +102,7 @@ export function applyReload(target: ReloadTarget, nextFile: GatehouseConfig): Re
   }
   // Every check is done before the first change: a reload applies entirely or, on an error above, not at all.
   for (const change of changes) change();
+  if (changes.length > 0) target.applied?.();
   return { applied, needsRestart };
 }
 

@@ -89,6 +89,12 @@ export function createGatewayPlugin(ctx: GatehouseContext, deps: GatewayDeps): F
       const cut = runtime.openStreams.closeAll('revocations cannot be checked');
       if (cut > 0) ctx.logger.warn({ streams: cut }, 'open streams cut: grant revocations cannot be checked (the store is out of reach)');
     });
+    // A stream is one request, admitted under the route's required scopes of its time: a reload that raises them ends
+    // the streams whose tokens lack one, as the next request of that token is refused.
+    deps.onReloaded?.(() => {
+      const cut = runtime.openStreams.closeOutOfScope(new Map(routes.map((route) => [route.path, route.requiredScopes])));
+      if (cut > 0) ctx.logger.info({ streams: cut }, 'open streams cut: a reload made their route require a scope their token lacks');
+    });
     await runtime.sessions.start((kind, sessionId) => {
       if (kind === 'mcp-session') runtime.openStreams.closeSession(sessionId);
     });

@@ -81,6 +81,8 @@ export interface GatewayDeps {
   metrics?: ProxyMetrics;
   /** Spans for every gateway request (src/observability/tracing.ts); off when absent. */
   tracing?: Tracing;
+  /** Registers a listener told after a configuration reload changed the routes in place (src/app/reload-config.ts). */
+  onReloaded?: (listener: () => void) => void;
 }
 
 export function createGatewayRuntime(ctx: GatehouseContext, deps: GatewayDeps): GatewayRuntime {

@@ -73,7 +73,7 @@ function relayLegacyStream(exchange: McpExchange): Promise<void> {
   const call = authorized(exchange);
   shared.refuseStreamNoLongerAdmitted(exchange);
   trackOpenStream(reply, runtime.metrics, { route: state.route.path, transport: 'sse' });
-  runtime.openStreams.track(reply.raw, draft, call.claims.grantId, undefined, call.claims.kid);
+  runtime.openStreams.track(reply.raw, draft, { grantId: call.claims.grantId, kid: call.claims.kid, route: state.route.path, scopes: call.claims.scopes });
 
   const sessionId = runtime.ctx.random.token(24);
   const publicMessagesUrl = `${runtime.ctx.publicUrl}${state.route.path}${LEGACY_MESSAGES_SUFFIX}?sessionId=${sessionId}`;

@@ -17,7 +17,19 @@ import type { AuditDraft } from './request-audit.ts';
  *   then: a stream of a grant ended meanwhile kept flowing for the whole outage.
  */
 /** Why a stream is cut or not started: the `reason` of its audit record. */
-export type StreamCutReason = 'grant ended' | 'revocations cannot be checked' | 'signing key removed';
+export type StreamCutReason = 'grant ended' | 'revocations cannot be checked' | 'signing key removed' | 'scopes no longer enough';
+
+/** What a stream was admitted with. */
+export interface StreamCaller {
+  grantId: string;
+  /** The Streamable HTTP session it belongs to, if any. */
+  sessionId?: string | undefined;
+  /** The key that signed its token. */
+  kid?: string | undefined;
+  /** The route it runs on, and its token's scopes: a reload that raises the route's required scopes ends it. */
+  route: string;
+  scopes: readonly string[];
+}
 
 export interface OpenStreams {
   /**
@@ -25,11 +37,8 @@ export interface OpenStreams {
    * out, so the client is answered as a new request would be (exchange.ts refuseStreamNoLongerAdmitted).
    */
   refusal(grantId: string, kid: string | undefined): StreamCutReason | undefined;
-  /**
-   * Registers a stream carried by `response`, of `grantId` and, when it belongs to one, of the Streamable HTTP
-   * session `sessionId`; it is forgotten when the response closes.
-   */
-  track(response: ServerResponse, draft: AuditDraft, grantId: string, sessionId?: string, kid?: string): void;
+  /** Registers a stream carried by `response`, admitted for `caller`; it is forgotten when the response closes. */
+  track(response: ServerResponse, draft: AuditDraft, caller: StreamCaller): void;
   /** Cuts every open stream of the grant (audited `server_closed`, reason `grant ended`); returns how many. */
   closeGrant(grantId: string): number;
   /** Cuts every open stream of the session (audited `server_closed`, reason `session ended`); returns how many. */
@@ -42,11 +51,26 @@ export interface OpenStreams {
    * never be revoked to end its streams. Returns how many.
    */
   closeSignedByOtherKeys(liveKids: ReadonlySet<string>): number;
+  /**
+   * Cuts every open stream on a route of `required` whose token lacks one of the scopes the route now requires
+   * (audited `server_closed`, reason `scopes no longer enough`): a reload raised them, and the stream is one request,
+   * admitted under the old ones. Returns how many.
+   */
+  closeOutOfScope(required: ReadonlyMap<string, readonly string[]>): number;
 }
 
 interface OpenStream {
   response: ServerResponse;
   draft: AuditDraft;
+  route: string;
+  scopes: readonly string[];
+}
+
+function cut({ response, draft }: OpenStream, reason: string): void {
+  draft.outcome ??= 'server_closed';
+  draft.reason ??= reason;
+  // As a network cut: the backend request is aborted with it (relay-response.ts), and the client reconnects.
+  response.destroy();
 }
 
 /** Streams grouped under one key; a group is dropped with its last stream. */
@@ -75,13 +99,21 @@ class StreamGroups {
     const streams = this.#groups.get(key);
     if (streams === undefined) return 0;
     this.#groups.delete(key);
-    for (const { response, draft } of streams) {
-      draft.outcome ??= 'server_closed';
-      draft.reason ??= reason;
-      // As a network cut: the backend request is aborted with it (relay-response.ts), and the client reconnects.
-      response.destroy();
-    }
+    for (const stream of streams) cut(stream, reason);
     return streams.size;
+  }
+
+  /** Cuts the streams `select` picks, in whatever group; each leaves its groups as its response closes. */
+  closeStreams(select: (stream: OpenStream) => boolean, reason: string): number {
+    let closed = 0;
+    for (const streams of this.#groups.values()) {
+      for (const stream of streams) {
+        if (!select(stream)) continue;
+        cut(stream, reason);
+        closed += 1;
+      }
+    }
+    return closed;
   }
 }
 
@@ -98,7 +130,7 @@ export function createOpenStreams(cutNow: (grantId: string, kid: string | undefi
   const byKey = new StreamGroups();
   return {
     refusal: cutNow,
-    track(response, draft, grantId, sessionId, kid) {
+    track(response, draft, { grantId, sessionId, kid, route, scopes }) {
       if (response.closed || response.destroyed) return;
       const reason = cutNow(grantId, kid);
       if (reason !== undefined) {
@@ -107,7 +139,7 @@ export function createOpenStreams(cutNow: (grantId: string, kid: string | undefi
         response.destroy();
         return;
       }
-      const stream: OpenStream = { response, draft };
+      const stream: OpenStream = { response, draft, route, scopes };
       const forgetGrant = byGrant.add(grantId, stream);
       const forgetSession = sessionId === undefined ? undefined : bySession.add(sessionId, stream);
       const forgetKey = kid === undefined ? undefined : byKey.add(kid, stream);
@@ -122,5 +154,8 @@ export function createOpenStreams(cutNow: (grantId: string, kid: string | undefi
     // Every stream has a grant: the grant groups hold them all.
     closeAll: (reason) => byGrant.closeWhere(() => true, reason),
     closeSignedByOtherKeys: (liveKids) => byKey.closeWhere((kid) => !liveKids.has(kid), 'signing key removed'),
+    // Every stream has a grant: the grant groups hold them all.
+    closeOutOfScope: (required) =>
+      byGrant.closeStreams((stream) => required.get(stream.route)?.some((scope) => !stream.scopes.includes(scope)) === true, 'scopes no longer enough'),
   };
 }

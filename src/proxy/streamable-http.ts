@@ -201,7 +201,7 @@ async function relayToClient(exchange: McpExchange): Promise<void> {
     shared.refuseStreamNoLongerAdmitted(exchange);
     trackOpenStream(reply, runtime.metrics, { route: state.route.path, transport: 'streamable-http' });
     const { claims } = authorized(exchange);
-    runtime.openStreams.track(reply.raw, draft, claims.grantId, exchange.sessionId, claims.kid);
+    runtime.openStreams.track(reply.raw, draft, { grantId: claims.grantId, sessionId: exchange.sessionId, kid: claims.kid, route: state.route.path, scopes: claims.scopes });
   }
   await relayResponse(reply, response, draft, state.route, body, { oneMessageUnlessSse: exchange.post !== undefined });
 }

@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
 import { generateKeySet, serializeKeySet } from '../../src/keys/key-set.ts';
 import { keyringFromKeySet } from '../../src/keys/key-set-keyring.ts';
-import { mcpPost, mintAccessToken, toolsCall } from '../proxy/harness.ts';
+import { followStream, mcpPost, mintAccessToken, toolsCall } from '../proxy/harness.ts';
 import { freePort } from '../support/ports.ts';
 
 /**
@@ -59,6 +59,11 @@ describe('SIGHUP reloads the configuration file of a running gateway', () => {
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'gatehouse-reload-'));
     backend = createServer((request, response) => {
+      if (request.method === 'GET') {
+        // A Streamable HTTP GET stream, held open until the gateway (or the test's end) closes it.
+        response.writeHead(200, { 'content-type': 'text/event-stream' }).write(': open\n\n');
+        return;
+      }
       let body = '';
       request.on('data', (chunk: Buffer) => (body += chunk.toString('utf8')));
       request.on('end', () => {
@@ -96,6 +101,7 @@ describe('SIGHUP reloads the configuration file of a running gateway', () => {
       child.kill('SIGTERM');
       await new Promise((resolve) => child.once('exit', resolve));
     }
+    backend.closeAllConnections();
     await new Promise<void>((resolve) => backend.close(() => resolve()));
     await rm(dir, { recursive: true, force: true });
   });
@@ -111,6 +117,30 @@ describe('SIGHUP reloads the configuration file of a running gateway', () => {
     assert.match(line.msg, /applied routes\[\/mcp\]\.tools; changed but not applied until a restart: server$/);
     assert.equal(await callEcho(), 403, 'the tool now needs mcp:admin');
     assert.equal(child.exitCode, null);
+  });
+
+  it('ends the open streams of tokens that lack a scope the reload made their route require, and no others', async () => {
+    const open = async (scope: string) => {
+      const streamToken = await mintAccessToken(keyringFromKeySet(keySet), gatewayUrl, { aud: `${gatewayUrl}/mcp`, scope });
+      const response = await fetch(`${gatewayUrl}/mcp`, { headers: { authorization: `Bearer ${streamToken}`, accept: 'text/event-stream' } });
+      assert.equal(response.status, 200);
+      return followStream(response);
+    };
+    const narrow = await open('mcp:tools');
+    const wide = await open('mcp:tools mcp:admin');
+    const tools = { echo: { scopes: ['mcp:admin'] } };
+    await writeFile(configFile, stringify({ ...config, routes: [{ ...route(tools), requiredScopes: ['mcp:tools', 'mcp:admin'] }] }));
+    const from = output.length;
+    child.kill('SIGHUP');
+    await waitForOutput(/open streams cut: a reload made their route require a scope their token lacks/, from);
+    await narrow.end;
+    assert.equal(wide.ended(), false, 'a token with every scope the route now requires keeps its stream');
+    // Back to the previous scopes for the next case.
+    await writeFile(configFile, stringify({ ...config, routes: [route(tools)] }));
+    const again = output.length;
+    child.kill('SIGHUP');
+    await waitForOutput(/configuration reloaded/, again);
+    assert.equal(wide.ended(), false);
   });
 
   it('refuses a broken file with the messages of config check; the running configuration keeps serving', async () => {

@@ -19,6 +19,8 @@ export const jsonRpcCodes = {
   invalidRequest: -32600,
   /** JSON-RPC §5.1: the method's parameters are not what it takes (a `tools/call` without a string `name`). */
   invalidParams: -32602,
+  /** JSON-RPC §5.1: no such method (a method the protocol revision removed, MCP 2026-07-28 `tasks/result`). */
+  methodNotFound: -32601,
   internalError: -32603,
   /** JSON-RPC §5.1 implementation-defined server error. */
   serverError: -32000,

@@ -15,7 +15,7 @@ import { deniesNone, screenToolsListJson, screenToolsListSseEvent } from './tool
 import { SSE_EVENT_LIMIT_BYTES, sseEventTransform, type SseEvent } from './sse-events.ts';
 import { McpGatewayError } from './gateway-error.ts';
 import { enforceToolOfTask } from './enforce-tool-policy.ts';
-import { REPLAYED_ANSWERS, taskAnswerScreen, taskUseOf, withOpenedCursors, type TaskAnswerScreen, type TaskUse } from './task-bindings.ts';
+import { REPLAYED_ANSWERS, taskAnswerScreen, taskUseOf, unknownTaskRefusal, withOpenedCursors, type TaskAnswerScreen, type TaskUse } from './task-bindings.ts';
 
 /**
  * The Streamable HTTP transport, every revision: 2026-07-28 (stateless POSTs with mirrored `Mcp-Method`/`Mcp-Name`
@@ -84,20 +84,19 @@ async function checkTaskOwner(exchange: McpExchange, named: TaskUse['named']): P
   const call = authorized(exchange);
   const owner = { subject: call.claims.sub, clientId: call.claims.clientId };
   const inBatch = exchange.post?.batchRequestIds !== undefined;
-  for (const { taskId, cancels } of named) {
+  for (const { taskId, method } of named) {
     let tool: string | undefined;
     try {
       tool = await exchange.runtime.tasks.require(exchange.state.route.path, taskId, owner);
     } catch (error) {
-      if (error instanceof McpGatewayError) {
-        exchange.draft.outcome = 'denied';
-        exchange.draft.reason = 'task not found for this caller';
-      }
-      throw error;
+      if (!(error instanceof McpGatewayError)) throw error;
+      exchange.draft.outcome = 'denied';
+      exchange.draft.reason = 'task not found for this caller';
+      throw unknownTaskRefusal(method, headerValue(exchange.request.headers['mcp-protocol-version']));
     }
     // The tool's policy as it is now: one denied since the task was made does not hand over its result. Cancelling
     // one's own task stops the work, and stays open.
-    if (tool !== undefined && !cancels) enforceToolOfTask(exchange.state, tool, call, exchange.draft, inBatch);
+    if (tool !== undefined && method !== 'tasks/cancel') enforceToolOfTask(exchange.state, tool, call, exchange.draft, inBatch);
   }
 }
 

@@ -87,10 +87,10 @@ function subscribedTasks(method: string, params: Record<string, unknown> | undef
 /** What a POST does with tasks: the ids it names, the cursors it pages with, and what of its answer is read. */
 export interface TaskUse {
   /**
-   * Tasks of `tasks/get` and the like, each to be the caller's own (`taskId` '' for one that is not a string);
-   * `cancels` for a `tasks/cancel`, which stops the caller's own work and is not judged by the tool's policy again.
+   * Tasks of `tasks/get` and the like, each to be the caller's own (`taskId` '' for one that is not a string), with
+   * the method naming it (`subscriptions/listen` for a subscription).
    */
-  named: Array<{ taskId: string; cancels: boolean }>;
+  named: Array<{ taskId: string; method: string }>;
   /** The `tasks/list` requests that carry a cursor: each a cursor this gateway sealed for the caller. */
   paging: Array<{ params: Record<string, unknown>; cursor: unknown }>;
   screen?: TaskScreen;
@@ -115,11 +115,11 @@ export function taskUseOf(post: McpPost): TaskUse | undefined {
     if (NAMING_METHODS.has(method)) {
       // A task id that is not a string names no task the gateway bound: refused as unknown (the backend would refuse
       // it as invalid; an id a lenient backend reads as one of its tasks must not pass unchecked).
-      (use ??= { named: [], paging: [] }).named.push({ taskId: typeof params?.taskId === 'string' ? params.taskId : '', cancels: method === 'tasks/cancel' });
+      (use ??= { named: [], paging: [] }).named.push({ taskId: typeof params?.taskId === 'string' ? params.taskId : '', method });
       continue;
     }
     const subscribed = subscribedTasks(method, params);
-    if (subscribed !== undefined) (use ??= { named: [], paging: [] }).named.push(...subscribed.map((taskId) => ({ taskId, cancels: false })));
+    if (subscribed !== undefined) (use ??= { named: [], paging: [] }).named.push(...subscribed.map((taskId) => ({ taskId, method })));
     const listed = method === 'tasks/list';
     if (!listed && !mayCreateTask(method, params)) continue;
     if (!('id' in message)) continue;
@@ -144,6 +144,22 @@ export function taskUseOf(post: McpPost): TaskUse | undefined {
 
 /** As a backend answers an id it does not know (JSON-RPC invalid params, HTTP 200): never saying whose it is. */
 export const taskNotFound = (): McpGatewayError => new McpGatewayError('invalid_request', jsonRpcCodes.invalidParams, 'Task not found', { status: 200 });
+
+/** The first protocol revision of the tasks extension (SEP-2663), which removed `tasks/result` and `tasks/list`. */
+const TASKS_EXTENSION_REVISION = '2026-07-28';
+
+/**
+ * The refusal of a request naming a task that is not the caller's: `Task not found`, as a backend answers an unknown
+ * id; but a `tasks/result` of the 2026-07-28 revision or later is a method that revision removed, which a conformant
+ * backend answers `Method not found` (-32601) whatever the id: so does the gateway, so as to change no answer a
+ * client of that revision relies on.
+ */
+export function unknownTaskRefusal(method: string, protocolVersion: string | undefined): McpGatewayError {
+  if (method === 'tasks/result' && protocolVersion !== undefined && protocolVersion >= TASKS_EXTENSION_REVISION) {
+    return new McpGatewayError('invalid_request', jsonRpcCodes.methodNotFound, 'Method not found', { status: 200 });
+  }
+  return taskNotFound();
+}
 
 export interface TaskBindings {
   /**

@@ -128,6 +128,10 @@ describe('MCP tasks bound to the caller that created them', () => {
         const ids = ((listed.result?.tasks ?? []) as Array<{ taskId: string }>).map((task) => task.taskId);
         assert.equal(ids.includes(done) || ids.includes(running), false, `a stranger's tasks/list: ${JSON.stringify(ids)}`);
       }
+      // The 2026-07-28 revision removed tasks/result: a conformant backend answers it -32601 whatever the id, and so
+      // does the gateway for a task not the caller's.
+      const removed = await mcpPost(`${gateway.url}${path}`, bob, rpc('tasks/result', { taskId: done }), { 'mcp-protocol-version': '2026-07-28' });
+      assert.deepEqual((await messageOf(removed)).error, { code: -32601, message: 'Method not found' });
       const cut = await auditRecordWithReason(gateway, 'task not found for this caller');
       assert.equal(cut?.['outcome'], 'denied');
       assert.ok(Number(cut?.['bytesOut']) > 0, 'the refusal the gateway wrote is counted');

@@ -60,12 +60,21 @@ function unscoredScenarios(output: string): Set<string> {
   return new Set([...section.matchAll(/^\s+[✓✗] (\S+) \(/gm)].map((match) => match[1] ?? ''));
 }
 
-/** Scenario by scenario, where the two runs' verdicts differ. */
-export function compareRuns(direct: ConformanceRun, gateway: ConformanceRun): string[] {
+/**
+ * Scenario by scenario, where the two runs' verdicts differ. A check in `answeredByGateway` is one the gateway answers
+ * itself, whatever the backend would: it must pass through the gateway (its direct verdict is the fixture's own).
+ */
+export function compareRuns(direct: ConformanceRun, gateway: ConformanceRun, answeredByGateway: ReadonlySet<string> = new Set()): string[] {
   const differences: string[] = [];
+  const judged = (verdicts: readonly string[]) => verdicts.filter((verdict) => !answeredByGateway.has(verdict.slice(0, verdict.indexOf(': '))));
   for (const name of new Set([...direct.scenarios.keys(), ...gateway.scenarios.keys()])) {
-    const left = direct.scenarios.get(name)?.verdicts ?? ['(not run)'];
-    const right = gateway.scenarios.get(name)?.verdicts ?? ['(not run)'];
+    const gatewayVerdicts = gateway.scenarios.get(name)?.verdicts ?? [];
+    for (const verdict of gatewayVerdicts) {
+      const check = verdict.slice(0, verdict.indexOf(': '));
+      if (answeredByGateway.has(check) && !verdict.endsWith(': SUCCESS')) differences.push(`${name}: the gateway's own answer failed [${verdict}]`);
+    }
+    const left = judged(direct.scenarios.get(name)?.verdicts ?? ['(not run)']);
+    const right = judged(gateway.scenarios.get(name)?.verdicts ?? ['(not run)']);
     if (JSON.stringify(left) === JSON.stringify(right)) continue;
     const onlyDirect = left.filter((verdict) => !right.includes(verdict));
     const onlyGateway = right.filter((verdict) => !left.includes(verdict));

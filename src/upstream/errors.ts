@@ -116,7 +116,8 @@ export function upstreamTokenError(error: unknown, context: string, interactionI
  * no usable token response — a 200 of HTML, no `access_token` or `token_type`, an `expires_in` of -5, null or "abc", a
  * `token_type` openid-client does not know (RFC 8693's `N_A`) — is the identity provider answering wrongly: a 502, as
  * its refusals are, not an outage for callers to retry in a few seconds (503). At sign-in the same answer stays
- * `temporarily_unavailable`: a refusal there reads as the browser's callback being bad.
+ * `temporarily_unavailable`: a refusal there reads as the browser's callback being bad. A refused refresh answer
+ * carries the refresh token it rotated to (refusedAnswerRefreshToken).
  */
 export function brokerTokenError(error: unknown, context: string): UpstreamError {
   return tokenRequestError(error, context, undefined, 'unusable answer');
@@ -185,12 +186,27 @@ function tokenRequestError(error: unknown, context: string, interactionId: strin
   }
   if (unreadable === 'unusable answer' && (isUnreadableProviderAnswer(error) || causeChain(error).some((layer) => layer.code === 'OAUTH_UNSUPPORTED_OPERATION'))) {
     const { check } = failureDetail(error);
-    return new UnusableTokenAnswer(context, typeof check === 'string' ? check : 'not a token response');
+    const rotated = context === 'refresh' ? refusedAnswerRefreshToken(error) : undefined;
+    return new UnusableTokenAnswer(context, typeof check === 'string' ? check : 'not a token response', rotated);
   }
   if (isUnreadableProviderAnswer(error)) {
     return new UpstreamError('temporarily_unavailable', `The identity provider answered with something that is not an OAuth response (${context}).`, { interactionId }, { cause: error });
   }
   return new UpstreamError('server_error', `The ${context} request to the identity provider failed.`, { interactionId }, { cause: error });
+}
+
+/**
+ * The refresh token of an answer openid-client refused before Gatehouse's own checks (no `access_token`, an
+ * `expires_in` of -5, `token_type` `N_A`): the IdP answered, so it has rotated, and the one presented is spent
+ * (UnusableTokenAnswer). oauth4webapi hangs the parsed answer on the cause chain as `{ body }`; only a non-empty
+ * string is taken from it, and the body itself is neither kept nor logged.
+ */
+function refusedAnswerRefreshToken(error: unknown): string | undefined {
+  for (const layer of causeChain(error)) {
+    const refreshToken = typeof layer.body === 'object' && layer.body !== null ? (layer.body as { refresh_token?: unknown }).refresh_token : undefined;
+    if (typeof refreshToken === 'string' && refreshToken.length > 0) return refreshToken;
+  }
+  return undefined;
 }
 
 /** @see RFC 6749 §4.1.2.1 — the upstream's own error, shown as ours with the interaction it belongs to. */

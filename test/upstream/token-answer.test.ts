@@ -129,18 +129,46 @@ describe("the identity provider's token answer", () => {
     }
   });
 
-  it('hands back the refresh token of a refresh answer it refuses (the IdP has rotated), never logging or serializing it', async () => {
+  // Refused by Gatehouse's own checks (DPoP), and by openid-client's before them (the rest): rotated either way.
+  const rotating: Array<{ name: string; body: Record<string, unknown>; without?: string }> = [
+    { name: 'token_type DPoP', body: { token_type: 'DPoP' } },
+    { name: 'token_type N_A', body: { token_type: 'N_A' } },
+    { name: 'no token_type', body: {}, without: 'token_type' },
+    { name: 'no access_token', body: {}, without: 'access_token' },
+    { name: 'expires_in -5', body: { expires_in: -5 } },
+    { name: 'expires_in null', body: { expires_in: null } },
+    { name: 'expires_in "abc"', body: { expires_in: 'abc' } },
+  ];
+  for (const { name, body, without } of rotating) {
+    it(`${name}: hands back the refresh token of the refresh answer it refuses (the IdP has rotated), never logging or serializing it`, async () => {
+      const { fake, gateway } = await setUp();
+      try {
+        fake.nextResponse = () => {
+          const refused: Record<string, unknown> = { token_type: 'Bearer', access_token: SECRET_TOKEN, expires_in: 3600, ...body, refresh_token: 'rotated-refresh-token-value' };
+          if (without) delete refused[without];
+          return Response.json(refused);
+        };
+        await assert.rejects(gateway.client.refresh('rt'), (error: unknown) => {
+          assert.ok(error instanceof UnusableTokenAnswer, String(error));
+          assert.equal(error.rotatedRefreshToken(), 'rotated-refresh-token-value');
+          assert.ok(!JSON.stringify(error).includes('rotated-refresh-token-value'));
+          assert.ok(!Object.values(error).some((value) => String(value).includes('rotated-refresh-token-value')));
+          return true;
+        });
+        assert.ok(!gateway.logs.text().includes('rotated-refresh-token-value'));
+      } finally {
+        await gateway.store.close();
+      }
+    });
+  }
+
+  it('takes no refresh token from a refused answer whose refresh_token is not a non-empty string', async () => {
     const { fake, gateway } = await setUp();
     try {
-      fake.nextResponse = answer({ token_type: 'DPoP', refresh_token: 'rotated-refresh-token-value' });
-      await assert.rejects(gateway.client.refresh('rt'), (error: unknown) => {
-        assert.ok(error instanceof UnusableTokenAnswer, String(error));
-        assert.equal(error.rotatedRefreshToken(), 'rotated-refresh-token-value');
-        assert.ok(!JSON.stringify(error).includes('rotated-refresh-token-value'));
-        assert.ok(!Object.values(error).some((value) => String(value).includes('rotated-refresh-token-value')));
-        return true;
-      });
-      assert.ok(!gateway.logs.text().includes('rotated-refresh-token-value'));
+      for (const refreshToken of ['', 42, { value: 'x' }]) {
+        fake.nextResponse = answer({ token_type: 'N_A', refresh_token: refreshToken });
+        await assert.rejects(gateway.client.refresh('rt'), (error: unknown) => error instanceof UnusableTokenAnswer && error.rotatedRefreshToken() === undefined);
+      }
     } finally {
       await gateway.store.close();
     }

@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import type { DownstreamConfig, GatehouseConfig } from '../config/schema.ts';
 import type { Keyring } from '../keys/keyring.ts';
+import { hashToken } from '../keys/hashing.ts';
 import type { Clock } from '../runtime/clock.ts';
 import { ProtocolError } from '../errors/protocol-error.ts';
 import type { Store } from '../store/store.ts';
@@ -11,6 +12,7 @@ import {
   clearCachedFailure,
   downstreamCacheKey,
   readCachedFailure,
+  type CachedFailure,
   readCachedToken,
   writeCachedFailure,
   writeCachedToken,
@@ -70,6 +72,8 @@ interface ExchangeProgress {
   renewed: boolean;
   /** The refused upstream token was obtained moments ago (RENEWAL_MIN_AGE_MS): renewing would bring the same back. */
   tooRecentToRenew: boolean;
+  /** The upstream access token the last exchange presented: a refusal of it is remembered for it alone. */
+  presented?: string;
 }
 
 /**
@@ -134,12 +138,23 @@ export function createTokenBroker(options: TokenBrokerOptions): TokenBroker {
 
   const isFresh = (token: DownstreamToken): boolean => isFreshToken(token, skewMs, clock.now());
 
-  async function cachedResult(cacheKey: string): Promise<DownstreamToken | undefined> {
+  async function cachedResult(subject: string, cacheKey: string): Promise<DownstreamToken | undefined> {
     const token = await readCachedToken({ store, keyring }, cacheKey);
     if (token && isFresh(token)) return token;
     const failure = await readCachedFailure(store, cacheKey);
-    if (failure) throw rememberedFailureError(failure);
+    if (failure && (await stillRefused(subject, failure))) throw rememberedFailureError(failure);
     return undefined;
+  }
+
+  /**
+   * A refusal remembered for the upstream token it refused answers only while that token is the user's. A new sign-in
+   * clears the user's failures, but an exchange still in flight with the old token writes its refusal after the clear:
+   * the user who just signed in was answered that refusal for a minute.
+   */
+  async function stillRefused(subject: string, failure: CachedFailure): Promise<boolean> {
+    if (failure.upstreamTokenHash === undefined) return true;
+    const current = await vault.load(subject);
+    return current !== undefined && hashToken(current.accessToken) === failure.upstreamTokenHash;
   }
 
   /** The OBO / RFC 8693 call itself, counted by outcome; a refresh failing before it is not an exchange. */
@@ -174,6 +189,7 @@ export function createTokenBroker(options: TokenBrokerOptions): TokenBroker {
   async function exchangeForUser(subject: string, entry: DownstreamConfig, progress: ExchangeProgress) {
     const upstreamTokens = await session.currentTokens(subject);
     progress.phase = 'exchange';
+    progress.presented = upstreamTokens.accessToken;
     try {
       return await exchangeAtUpstream(entry, upstreamTokens.accessToken);
     } catch (error) {
@@ -185,6 +201,7 @@ export function createTokenBroker(options: TokenBrokerOptions): TokenBroker {
       const renewed = await session.renewedTokens(subject, upstreamTokens.accessToken);
       progress.phase = 'exchange';
       progress.renewed = true;
+      progress.presented = renewed.accessToken;
       return await exchangeAtUpstream(entry, renewed.accessToken);
     }
   }
@@ -257,8 +274,10 @@ export function createTokenBroker(options: TokenBrokerOptions): TokenBroker {
     // Remembered briefly: the callers queued behind this one (on every replica) get the same answer instead of
     // each retrying a down IdP; a user who re-consents is back well after it expires. A refusal that is not the
     // user's session is remembered for longer, or each call renews the session again (a new sign-in clears it).
+    // That longer memory is of the token refused (stillRefused): a new sign-in during the exchange is not answered it.
     const rememberSeconds = misconfigured ? REFUSED_EXCHANGE_MEMORY_SECONDS : failureCacheSeconds;
-    await writeCachedFailure(store, cacheKey, subject, rememberFailure(failure), rememberSeconds).catch(() => undefined);
+    const refused = misconfigured && progress.presented !== undefined ? { upstreamTokenHash: hashToken(progress.presented) } : {};
+    await writeCachedFailure(store, cacheKey, subject, { ...rememberFailure(failure), ...refused }, rememberSeconds).catch(() => undefined);
     // The user's next sign-in must go to the IdP with what it asked for (Entra's `claims` challenge), or it would
     // mint the same upstream token and this exchange would fail again. An ended session is only ever the session's
     // (its refresh refused, or no tokens at all): the exchange's own `invalid_grant` is a 502 above.
@@ -281,7 +300,7 @@ export function createTokenBroker(options: TokenBrokerOptions): TokenBroker {
     if (!entry) throw new ProtocolError('invalid_target', `No downstream API named "${downstream}" is configured.`);
     const cacheKey = downstreamCacheKey(subject, entry);
 
-    const hit = await cachedResult(cacheKey);
+    const hit = await cachedResult(subject, cacheKey);
     if (hit) {
       metrics?.downstreamToken('cache_hit', entry.name);
       return hit;
@@ -292,7 +311,7 @@ export function createTokenBroker(options: TokenBrokerOptions): TokenBroker {
       lockTtlMs,
       waitBudgetMs,
       sleep,
-      poll: () => cachedResult(cacheKey),
+      poll: () => cachedResult(subject, cacheKey),
       work: () => exchange(subject, entry, cacheKey),
       onWait: () => {
         metrics?.downstreamToken('waited', entry.name);

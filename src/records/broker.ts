@@ -38,6 +38,12 @@ export const downstreamFailureRecord = defineRecord({
     retryAfterSeconds: z.number().optional(),
     /** Why the user must sign in again (src/broker/upstream-errors.ts), so a waiter ends its grant like the first caller. */
     reason: z.string().max(64).optional(),
+    /**
+     * SHA-256 (base64url) of the upstream access token the exchange presented and the IdP refused (60 s records): the
+     * record answers only while the user's stored token is that one, so one written by an exchange still in flight
+     * when the user signed in again does not answer the new session.
+     */
+    upstreamTokenHash: z.string().optional(),
   }),
   ttl: '5 s (`failureCacheSeconds`); 60 s for an exchange the IdP refused for the gateway\'s configuration, or again after a renewal (token-broker.ts)',
   indexes: ['subject'],

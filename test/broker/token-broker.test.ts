@@ -609,6 +609,40 @@ describe('token broker', () => {
         assert.equal((await pendingStepUp(store, subject))?.reason, 'upstream_session_ended');
       });
 
+      it('a refusal written by an exchange still in flight when the user signed in again does not answer the new session', async () => {
+        // No refresh token: the bare invalid_grant is remembered for a minute at once. The holder's exchange with the
+        // old token answers after the new sign-in cleared the user's failures, and writes its refusal behind the clear.
+        const old = { accessToken: `upstream-at-${randomUUID()}`, expiresAt: clock.now() + hour };
+        await vault.save(subject, old);
+        let answerOld: () => void = () => undefined;
+        const upstream = scriptedUpstream({
+          exchange: async (request) => {
+            if (request.subjectToken !== old.accessToken) return downstreamFor()(request);
+            if (upstream.calls.exchange.length === 1) await new Promise<void>((resolve) => { answerOld = resolve; });
+            throw oauthError(400, { error: 'invalid_grant' });
+          },
+        });
+        const b = broker(upstream);
+        const inFlight = rejectsWith(b.getDownstreamToken({ user: { subject }, downstream: 'other' }), 'server_error');
+        while (upstream.calls.exchange.length === 0) await new Promise((resolve) => setImmediate(resolve));
+        const signedIn = freshUpstream();
+        await vault.save(subject, signedIn);
+        await forgetDownstreamTokens(store, subject);
+        answerOld();
+        assert.equal((await inFlight).status, 502);
+        const token = await b.getDownstreamToken({ user: { subject }, downstream: 'other' });
+        assert.match(token.accessToken, /^downstream-api:\/\/other-/);
+        assert.equal(upstream.calls.exchange.at(-1)?.subjectToken, signedIn.accessToken);
+        // While the refused token is the user's, the refusal answers for its minute.
+        await vault.save(subject, old);
+        await forgetDownstreamTokens(store, subject);
+        await rejectsWith(b.getDownstreamToken({ user: { subject }, downstream: 'other' }), 'server_error');
+        const exchanges = upstream.calls.exchange.length;
+        clock.advance(6_000);
+        await rejectsWith(b.getDownstreamToken({ user: { subject }, downstream: 'other' }), 'server_error');
+        assert.equal(upstream.calls.exchange.length, exchanges);
+      });
+
       it('a bare invalid_grant with no refresh token to ask with: a 502, not a sign-in that would bring the same token back', async () => {
         await vault.save(subject, { accessToken: `upstream-at-${randomUUID()}`, expiresAt: clock.now() + hour });
         const upstream = scriptedUpstream({ exchange: async () => { throw oauthError(400, { error: 'invalid_grant' }); } });

@@ -84,9 +84,11 @@ interface ExchangeProgress {
 const RENEWAL_MIN_AGE_MS = 60_000;
 
 /**
- * How long an exchange refused for the gateway's configuration (or refused again after a renewal) is remembered per
- * user and downstream API, as long as the log line says it once (logMisconfiguredExchange): remembered for the
- * 5 s of an outage, every call after it renewed the session again — a refresh, a rotation and two exchanges each.
+ * How long an exchange refusal that is a configuration error (exchangeFailed's `misconfigured`: refused for the
+ * gateway's configuration, again after a renewal, for a user with no refresh token, or of an upstream token obtained
+ * moments ago) is remembered per user and downstream API, as long as the log line says it once
+ * (logMisconfiguredExchange): remembered for the 5 s of an outage, every call after it renewed the session again — a
+ * refresh, a rotation and two exchanges each.
  */
 const REFUSED_EXCHANGE_MEMORY_SECONDS = 60;
 
@@ -107,7 +109,8 @@ export function createTokenBroker(options: TokenBrokerOptions): TokenBroker {
   const upstreamTimeoutMs = config.upstream?.timeoutMs ?? defaultUpstreamTimeoutMs;
   // A holder makes at most three calls to the IdP, each bounded by the upstream timeout: a refresh and an exchange, or
   // an exchange, the renewal's refresh and a second exchange (exchangeForUser: a token just refreshed is not renewed).
-  // The lock outlives all three: expired under the holder, a second holder renewed with the same refresh token.
+  // The lock outlives all three: expired under the holder, a second holder took it and exchanged again, a duplicate call
+  // to the IdP (the refresh lock keeps the two from refreshing with the same refresh token).
   const lockTtlMs = 3 * upstreamTimeoutMs + 5_000;
   const waitBudgetMs = lockTtlMs;
   const retryAfterSeconds = failureCacheSeconds;

@@ -45,7 +45,7 @@ export const downstreamFailureRecord = defineRecord({
      */
     upstreamTokenHash: z.string().optional(),
   }),
-  ttl: '5 s (`failureCacheSeconds`); 60 s for an exchange the IdP refused for the gateway\'s configuration, or again after a renewal (token-broker.ts)',
+  ttl: '5 s (`failureCacheSeconds`); 60 s whenever the exchange\'s refusal is a configuration error (token-broker.ts `misconfigured`): refused for the gateway\'s configuration, again after a renewal, for a user with no refresh token, or of an upstream token obtained moments ago',
   indexes: ['subject'],
   singleUse: false,
   secrets: 'none',

@@ -188,8 +188,20 @@ describe("the identity provider's token answer", () => {
         const state = new URL(started.authorizationUrl).searchParams.get('state') ?? '';
         return gateway.client.completeSignIn({ callbackUrl: new URL(`http://127.0.0.1:8080/callback?code=c1&state=${state}`), stateCookie: started.stateCookie });
       };
-      fake.answerWith = { token_type: 'DPoP' };
-      await assert.rejects(signIn(), (error: unknown) => error instanceof UpstreamError && error.code === 'server_error' && error.status === 502);
+      // docs/entra.md's table, answer by answer (`undefined`: the property left out of the JSON).
+      const atSignIn: Array<[Record<string, unknown>, string, number]> = [
+        [{ token_type: 'DPoP' }, 'server_error', 502],
+        [{ expires_in: 0 }, 'server_error', 502],
+        [{ access_token: 'abc\r\nX-Injected: 1' }, 'server_error', 502],
+        [{ token_type: 'N_A' }, 'access_denied', 403],
+        [{ token_type: undefined }, 'temporarily_unavailable', 503],
+        [{ expires_in: -5 }, 'temporarily_unavailable', 503],
+        [{ expires_in: 'abc' }, 'temporarily_unavailable', 503],
+      ];
+      for (const [answerWith, code, status] of atSignIn) {
+        fake.answerWith = answerWith;
+        await assert.rejects(signIn(), (error: unknown) => error instanceof UpstreamError && error.code === code && error.status === status, JSON.stringify(answerWith));
+      }
       delete fake.answerWith;
       fake.nextResponse = () => new Response('<html>Sign in to the proxy</html>', { status: 200, headers: { 'content-type': 'text/html' } });
       await assert.rejects(signIn(), (error: unknown) => error instanceof UpstreamError && error.code === 'temporarily_unavailable' && error.status === 503);

@@ -227,10 +227,15 @@ export function createTaskBindings(store: Store, now: () => number, sealing: Cur
   };
 }
 
-/** How long a binding lives for a task whose answer says `ttlMs` (null or absent: kept without a limit). */
+/**
+ * How long a binding lives for a task whose answer says `ttlMs` (null or absent: kept without a limit): twice the
+ * task's TTL and a minute, as a backend may keep a task that long — the MCP SDK's task store starts the TTL again
+ * when the result is stored, so a task finishing late in its TTL stays up to twice it from creation, and a binding of
+ * one TTL left its owner "Task not found" for a result the backend still held.
+ */
 export function bindingTtlSeconds(ttlMs: unknown): number {
   if (typeof ttlMs !== 'number' || !Number.isFinite(ttlMs) || ttlMs < 0) return TASK_BINDING_MAX_SECONDS;
-  return Math.min(TASK_BINDING_MAX_SECONDS, Math.ceil(ttlMs / 1000) + TTL_MARGIN_SECONDS);
+  return Math.min(TASK_BINDING_MAX_SECONDS, 2 * Math.ceil(ttlMs / 1000) + TTL_MARGIN_SECONDS);
 }
 
 /** The task an answer's result creates: 2025-11-25 `{ task: { taskId, ttl } }`, or 2026-07-28 `{ resultType: "task", taskId, ttlMs }`. */
@@ -244,7 +249,7 @@ function createdTask(result: unknown): { taskId: string; ttlMs: unknown } | unde
 
 const TASKS_SPELLING = memberSpellings(['tasks']);
 
-/** The entries of one task list page that are looked up; more are left out. */
+/** The most entries of one task list page that are looked up; a longer page is refused. */
 const MAX_LISTED_TASKS = 1_000;
 
 /** A task list's entries: objects with a string `taskId` (a resumed stream's answer is judged by its shape). */
@@ -280,8 +285,12 @@ async function screenMessage(message: unknown, screening: MessageScreen): Promis
     throw new ProtocolError('bad_gateway', 'The backend answered tasks/list with member names a client may read otherwise than the gateway, which it cannot screen.');
   }
   if (!isObject(result) || !Array.isArray(result.tasks)) return message;
-  // A page longer than any backend pages (the MCP SDK's holds 10) is not read entry by entry: its tail is left out.
-  const page = result.tasks.slice(0, MAX_LISTED_TASKS);
+  // A page longer than any backend pages (the MCP SDK's holds 10) is not read entry by entry; cutting its tail would
+  // lose those tasks for good (the cursor goes past them), so it is not passed on.
+  if (result.tasks.length > MAX_LISTED_TASKS) {
+    throw new ProtocolError('bad_gateway', `The backend answered tasks/list with a page of more than ${MAX_LISTED_TASKS} tasks, more than the gateway screens.`);
+  }
+  const page = result.tasks;
   const ids = page.flatMap((task) => (isObject(task) && typeof task.taskId === 'string' ? [task.taskId] : []));
   const mine = await screening.ownedAmong(ids);
   const tasks = page.filter((task) => isObject(task) && typeof task.taskId === 'string' && mine.has(task.taskId));

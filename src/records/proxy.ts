@@ -54,7 +54,7 @@ export const mcpTaskRecord = defineRecord({
     tool: z.string().optional(),
     createdAt: z.number(),
   }),
-  ttl: "the task's own (`ttl` in 2025-11-25, `ttlMs` in the 2026-07-28 extension) plus 60 s, at most 7 days; 7 days for a task kept without a limit",
+  ttl: "twice the task's own (`ttl` in 2025-11-25, `ttlMs` in the 2026-07-28 extension: a backend may start it again when the result is stored) plus 60 s, at most 7 days; 7 days for a task kept without a limit",
   indexes: [],
   singleUse: false,
   secrets: 'the task id is plain (a handle bound to its user, not a credential)',

@@ -160,7 +160,7 @@ export async function assembleGatewayParts(baseCtx: GatehouseContext, options: A
       requestMetrics(metrics),
       createAdminPlugin(ctx, { upstream, metrics, endGrant, ...(options.reloadConfig ? { reloadConfig: options.reloadConfig } : {}), ...(options.lastReload ? { lastReload: options.lastReload } : {}) }),
       authorization.plugin,
-      createGatewayPlugin(ctx, { broker, revokedGrants, endGrant, metrics, tracing: options.tracing, audit, onReloaded: (listener) => reloaded.add(listener) }),
+      createGatewayPlugin(ctx, { broker, revokedGrants, endGrant, metrics, tracing: options.tracing, audit, onReloaded: (listener) => (reloaded.add(listener), () => void reloaded.delete(listener)) }),
       createMetricsPlugin(ctx, metrics),
       createLandingPlugin(ctx),
     ];

@@ -1,4 +1,4 @@
-import { parseDocument } from 'yaml';
+import { Lexer, parseDocument } from 'yaml';
 
 /**
  * Parses the config file's YAML. Syntax errors become one-line problems with line and column; the source excerpt
@@ -7,7 +7,7 @@ import { parseDocument } from 'yaml';
  */
 export function parseYamlConfig(text: string): { value: unknown; problems: string[] } {
   const depth = flowDepthBeyond(text, MAX_FLOW_DEPTH);
-  if (depth !== undefined) return { value: undefined, problems: [`line ${depth.line}: brackets nested more than ${MAX_FLOW_DEPTH} deep (YAML syntax)`] };
+  if (depth !== undefined) return { value: undefined, problems: [`line ${depth.line}: collections nested more than ${MAX_FLOW_DEPTH} deep (YAML syntax)`] };
   // A YAML alias bomb would expand exponentially; the yaml package caps alias expansion (maxAliasCount) by default.
   const document = parseDocument(text, { prettyErrors: true, uniqueKeys: true });
   if (document.errors.length > 0) {
@@ -29,43 +29,33 @@ function describeYamlError(error: { message: string; linePos?: [{ line: number; 
 
 const firstLine = (text: string): string => text.split('\n')[0] ?? text;
 
-/** No configuration nests flow collections (`[…]`, `{…}`) anywhere near this deep. */
+/** No configuration nests collections on one line or in flow (`[…]`, `{…}`) anywhere near this deep. */
 const MAX_FLOW_DEPTH = 64;
 const MAX_PROBLEMS = 20;
 
 /**
- * Where flow collections first nest deeper than `limit`, outside quoted scalars and comments; undefined if they never
- * do. The yaml package parses and converts nesting recursively: half a million `[` (under the 1 MB file limit) held
- * the event loop for seconds on a reload, grew the heap by ~280 MB and logged the stack overflow once per level.
+ * Where collections first nest deeper than `limit`, or undefined if they never do: flow collections (`[`, `{`), and
+ * block sequences or explicit keys written compactly on one line (`- - - x`, `? ? x`), which need no indentation per
+ * level. Read with the yaml package's own lexer (linear, and it knows YAML's quoting, comments and block scalars, as
+ * a character scan does not: a quote in `the '90s` hid every later bracket from one). The parser and its conversion
+ * recurse per level: half a million `[` (under the 1 MB file limit) held a reload's event loop for seconds, grew the
+ * heap by ~280 MB and logged the stack overflow once per level. Nesting by indentation costs a line per level, which
+ * the file limit keeps to a depth the parser takes in its stride.
  */
 function flowDepthBeyond(text: string, limit: number): { line: number } | undefined {
-  let depth = 0;
+  let flow = 0;
+  let compact = 0;
   let line = 1;
-  let quote: '"' | "'" | undefined;
-  let comment = false;
-  for (let index = 0; index < text.length; index += 1) {
-    const char = text[index];
-    if (char === '\n') {
-      line += 1;
-      comment = false;
+  for (const token of new Lexer().lex(text)) {
+    if (token === '[' || token === '{') flow += 1;
+    else if ((token === ']' || token === '}') && flow > 0) flow -= 1;
+    else if (token === '-' || token === '?') compact += 1;
+    else if (token.includes('\n')) {
+      for (const char of token) if (char === '\n') line += 1;
+      compact = 0;
       continue;
-    }
-    if (comment) continue;
-    if (quote !== undefined) {
-      if (char === '\\' && quote === '"') index += 1;
-      else if (char === quote) quote = undefined;
-      continue;
-    }
-    if (char === '"' || char === "'") {
-      // A quote opens a scalar only where one can start (after space, a bracket, a comma or a colon); inside a plain
-      // scalar (`it's`) it is text.
-      const before = index === 0 ? ' ' : text[index - 1];
-      if (before === ' ' || before === '\t' || before === '[' || before === '{' || before === ',' || before === ':' || before === '\n' || before === '-') quote = char;
-    } else if (char === '#' && (index === 0 || text[index - 1] === ' ' || text[index - 1] === '\t')) comment = true;
-    else if (char === '[' || char === '{') {
-      depth += 1;
-      if (depth > limit) return { line };
-    } else if ((char === ']' || char === '}') && depth > 0) depth -= 1;
+    } else continue;
+    if (flow + compact > limit) return { line };
   }
   return undefined;
 }

@@ -2,7 +2,7 @@ import type { Readable } from 'node:stream';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Dispatcher } from 'undici';
 import { ProtocolError } from '../errors/protocol-error.ts';
-import { unauthorized } from '../errors/bearer-challenge.ts';
+import { insufficientScope, unauthorized } from '../errors/bearer-challenge.ts';
 import { runSteps as runHandlerSteps, type HandlerStep, type StepContext } from '../server/handler-steps.ts';
 import type { RequestTrace, ServerSpanStart } from '../observability/tracing.ts';
 import { discardBody, type BackendResponse } from './backend-client.ts';
@@ -210,19 +210,24 @@ export async function forwardIdentity(exchange: McpExchange): Promise<void> {
 
 /**
  * A stream is admitted by its request's check and tracked once its backend answered (open-streams.ts): a grant ended,
- * its signing key revoked or the revocation list gone stale in between (a backend slow to send its headers) is
- * answered as the check answers a new request — 401 to end the grant's use, 503 to retry — rather than with a
- * connection cut, which a client takes for a network fault and reconnects after. The backend's stream never ends by
- * itself: it is cut, not drained.
+ * its signing key revoked, the revocation list gone stale or the route's required scopes raised by a reload in between
+ * (a backend slow to send its headers) is answered as the check answers a new request — 401 to end the grant's use,
+ * 403 `insufficient_scope` to ask for more, 503 to retry — rather than with a connection cut, which a client takes
+ * for a network fault and reconnects after. The backend's stream never ends by itself: it is cut, not drained.
  */
 export function refuseStreamNoLongerAdmitted(exchange: McpExchange): void {
   const { claims } = authorized(exchange);
-  const reason = exchange.runtime.openStreams.refusal(claims.grantId, claims.kid);
+  const route = exchange.state.route.path;
+  const reason = exchange.runtime.openStreams.refusal({ grantId: claims.grantId, kid: claims.kid, route, scopes: claims.scopes });
   if (reason === undefined) return;
   backendResponse(exchange).body.destroy();
   exchange.draft.reason = reason;
   if (reason === 'revocations cannot be checked') throw revocationsUnknown();
   const scheme = claims.jkt === undefined ? 'bearer' : 'dpop';
+  if (reason === 'scopes no longer enough') {
+    const missing = exchange.state.route.requiredScopes.filter((scope) => !claims.scopes.includes(scope));
+    throw insufficientScope(exchange.state.target, `The access token lacks the scope(s): ${missing.join(' ')}.`, scheme);
+  }
   throw unauthorized(exchange.state.target, true, reason === 'grant ended' ? 'The access token has been revoked.' : 'The access token is malformed or its signature does not verify.', scheme);
 }
 

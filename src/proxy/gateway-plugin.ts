@@ -91,7 +91,7 @@ export function createGatewayPlugin(ctx: GatehouseContext, deps: GatewayDeps): F
     });
     // A stream is one request, admitted under the route's required scopes of its time: a reload that raises them ends
     // the streams whose tokens lack one, as the next request of that token is refused.
-    deps.onReloaded?.(() => {
+    const stopRejudgingOnReload = deps.onReloaded?.(() => {
       const cut = runtime.openStreams.closeOutOfScope(new Map(routes.map((route) => [route.path, route.requiredScopes])));
       if (cut > 0) ctx.logger.info({ streams: cut }, 'open streams cut: a reload made their route require a scope their token lacks');
     });
@@ -99,6 +99,7 @@ export function createGatewayPlugin(ctx: GatehouseContext, deps: GatewayDeps): F
       if (kind === 'mcp-session') runtime.openStreams.closeSession(sessionId);
     });
     app.addHook('onClose', async () => {
+      stopRejudgingOnReload?.();
       stopClosingStreams();
       stopCuttingWhenStale();
       stopCuttingRevokedKeys();

@@ -81,8 +81,11 @@ export interface GatewayDeps {
   metrics?: ProxyMetrics;
   /** Spans for every gateway request (src/observability/tracing.ts); off when absent. */
   tracing?: Tracing;
-  /** Registers a listener told after a configuration reload changed the routes in place (src/app/reload-config.ts). */
-  onReloaded?: (listener: () => void) => void;
+  /**
+   * Registers a listener told after a configuration reload changed the routes in place (src/app/reload-config.ts);
+   * returns its removal.
+   */
+  onReloaded?: (listener: () => void) => () => void;
 }
 
 export function createGatewayRuntime(ctx: GatehouseContext, deps: GatewayDeps): GatewayRuntime {
@@ -110,10 +113,13 @@ export function createGatewayRuntime(ctx: GatehouseContext, deps: GatewayDeps): 
     backendStepUp: createBackendStepUp({ store, clock, endGrant }),
     sessions: createSessionBindings(store),
     tasks: createTaskBindings(store, () => clock.now(), keyring),
-    openStreams: createOpenStreams((grantId, kid) => {
+    openStreams: createOpenStreams(({ grantId, kid, route, scopes }) => {
       if (deps.revokedGrants.isRevoked(grantId)) return 'grant ended';
       if (!deps.revokedGrants.isCurrent()) return 'revocations cannot be checked';
       if (kid !== undefined && !keyring.signingKeys().some((key) => key.kid === kid)) return 'signing key removed';
+      // A reload may have raised the route's required scopes since this stream's request was checked.
+      const required = config.routes.find((entry) => entry.path === route)?.requiredScopes ?? [];
+      if (required.some((scope) => !scopes.includes(scope))) return 'scopes no longer enough';
       return undefined;
     }),
     streamBudget: createStreamBudget(),

@@ -33,10 +33,10 @@ export interface StreamCaller {
 
 export interface OpenStreams {
   /**
-   * Why a stream of `grantId`, its token signed by `kid`, may not start now, or nothing: asked before its headers go
-   * out, so the client is answered as a new request would be (exchange.ts refuseStreamNoLongerAdmitted).
+   * Why a stream of `caller` may not start now, or nothing: asked before its headers go out, so the client is
+   * answered as a new request would be (exchange.ts refuseStreamNoLongerAdmitted).
    */
-  refusal(grantId: string, kid: string | undefined): StreamCutReason | undefined;
+  refusal(caller: StreamCaller): StreamCutReason | undefined;
   /** Registers a stream carried by `response`, admitted for `caller`; it is forgotten when the response closes. */
   track(response: ServerResponse, draft: AuditDraft, caller: StreamCaller): void;
   /** Cuts every open stream of the grant (audited `server_closed`, reason `grant ended`); returns how many. */
@@ -118,21 +118,23 @@ class StreamGroups {
 }
 
 /**
- * `cutNow` says why a stream of `grantId` must not start (its grant ended, the revocation list stale), or nothing. A
+ * `cutNow` says why a stream of `caller` must not start (its grant ended, the revocation list stale, its key revoked,
+ * its route's required scopes raised beyond its token's by a reload), or nothing. A
  * stream is tracked once its backend answered, after the request's own check: an end or a stale list in between
  * (a backend slow to send its headers) found nothing to cut, and the stream then flowed on. The transports ask
  * `refusal` just before tracking and answer the request as its own check would have; `track` asks again, so a stream
  * no transport asked about is still cut rather than carried.
  */
-export function createOpenStreams(cutNow: (grantId: string, kid: string | undefined) => StreamCutReason | undefined = () => undefined): OpenStreams {
+export function createOpenStreams(cutNow: (caller: StreamCaller) => StreamCutReason | undefined = () => undefined): OpenStreams {
   const byGrant = new StreamGroups();
   const bySession = new StreamGroups();
   const byKey = new StreamGroups();
   return {
     refusal: cutNow,
-    track(response, draft, { grantId, sessionId, kid, route, scopes }) {
+    track(response, draft, caller) {
+      const { grantId, sessionId, kid, route, scopes } = caller;
       if (response.closed || response.destroyed) return;
-      const reason = cutNow(grantId, kid);
+      const reason = cutNow(caller);
       if (reason !== undefined) {
         draft.outcome ??= 'server_closed';
         draft.reason ??= reason;

@@ -15,7 +15,7 @@ import { deniesNone, screenToolsListJson, screenToolsListSseEvent } from './tool
 import { SSE_EVENT_LIMIT_BYTES, sseEventTransform, type SseEvent } from './sse-events.ts';
 import { McpGatewayError } from './gateway-error.ts';
 import { enforceToolOfTask } from './enforce-tool-policy.ts';
-import { REPLAYED_ANSWERS, taskAnswerScreen, taskUseOf, unknownTaskRefusal, withOpenedCursors, type TaskAnswerScreen, type TaskUse } from './task-bindings.ts';
+import { cursorRefusal, REPLAYED_ANSWERS, taskAnswerScreen, taskUseOf, unknownTaskRefusal, withOpenedCursors, type TaskAnswerScreen, type TaskUse } from './task-bindings.ts';
 
 /**
  * The Streamable HTTP transport, every revision: 2026-07-28 (stateless POSTs with mirrored `Mcp-Method`/`Mcp-Name`
@@ -72,9 +72,10 @@ export function requireTaskOwner(exchange: McpExchange): void | Promise<void> {
     try {
       exchange.post = withOpenedCursors(post, use.paging, (sealed) => exchange.runtime.tasks.openCursor(exchange.state.route.path, owner, sealed));
     } catch (error) {
+      if (!(error instanceof McpGatewayError)) throw error;
       exchange.draft.outcome = 'denied';
       exchange.draft.reason = 'task list cursor not handed to this caller';
-      throw error;
+      throw cursorRefusal(headerValue(request.headers['mcp-protocol-version']));
     }
   }
   if (use.named.length > 0) return checkTaskOwner(exchange, use.named);

@@ -155,11 +155,19 @@ const TASKS_EXTENSION_REVISION = '2026-07-28';
  * client of that revision relies on.
  */
 export function unknownTaskRefusal(method: string, protocolVersion: string | undefined): McpGatewayError {
-  if (method === 'tasks/result' && protocolVersion !== undefined && protocolVersion >= TASKS_EXTENSION_REVISION) {
-    return new McpGatewayError('invalid_request', jsonRpcCodes.methodNotFound, 'Method not found', { status: 200 });
-  }
-  return taskNotFound();
+  return method === 'tasks/result' && removedByTasksExtension(protocolVersion) ? methodNotFound() : taskNotFound();
 }
+
+/** A `tasks/list` cursor the gateway did not hand this caller: `Invalid cursor`, or as the 2026-07-28 revision answers a method it removed. */
+export function cursorRefusal(protocolVersion: string | undefined): McpGatewayError {
+  return removedByTasksExtension(protocolVersion) ? methodNotFound() : invalidCursor();
+}
+
+/** Whether a request speaks a revision that removed `tasks/result` and `tasks/list` (a date, compared as one). */
+const removedByTasksExtension = (protocolVersion: string | undefined): boolean =>
+  protocolVersion !== undefined && /^\d{4}-\d{2}-\d{2}$/.test(protocolVersion) && protocolVersion >= TASKS_EXTENSION_REVISION;
+
+const methodNotFound = (): McpGatewayError => new McpGatewayError('invalid_request', jsonRpcCodes.methodNotFound, 'Method not found', { status: 200 });
 
 export interface TaskBindings {
   /**
@@ -181,7 +189,7 @@ export interface TaskBindings {
 }
 
 /** As a backend answers a cursor it did not hand out (JSON-RPC invalid params, HTTP 200). */
-export const invalidCursor = (): McpGatewayError => new McpGatewayError('invalid_request', jsonRpcCodes.invalidParams, 'Invalid cursor', { status: 200 });
+const invalidCursor = (): McpGatewayError => new McpGatewayError('invalid_request', jsonRpcCodes.invalidParams, 'Invalid cursor', { status: 200 });
 
 /** Sealing: the keyring's (AES-256-GCM, the current sealing key; any key of the set opens). */
 export interface CursorSealing {
@@ -249,8 +257,9 @@ function createdTask(result: unknown): { taskId: string; ttlMs: unknown } | unde
 
 const TASKS_SPELLING = memberSpellings(['tasks']);
 
-/** The most entries of one task list page that are looked up; a longer page is refused. */
-const MAX_LISTED_TASKS = 1_000;
+/** The most entries of one task list page that are looked up (in chunks); a longer page is refused. */
+const MAX_LISTED_TASKS = 10_000;
+const LOOKUP_CHUNK = 500;
 
 /** A task list's entries: objects with a string `taskId` (a resumed stream's answer is judged by its shape). */
 const listsTasks = (result: unknown): result is { tasks: unknown[] } =>
@@ -292,7 +301,11 @@ async function screenMessage(message: unknown, screening: MessageScreen): Promis
   }
   const page = result.tasks;
   const ids = page.flatMap((task) => (isObject(task) && typeof task.taskId === 'string' ? [task.taskId] : []));
-  const mine = await screening.ownedAmong(ids);
+  const mine = new Set<string>();
+  // In chunks: a long page is not thousands of store reads at once.
+  for (let start = 0; start < ids.length; start += LOOKUP_CHUNK) {
+    for (const id of await screening.ownedAmong(ids.slice(start, start + LOOKUP_CHUNK))) mine.add(id);
+  }
   const tasks = page.filter((task) => isObject(task) && typeof task.taskId === 'string' && mine.has(task.taskId));
   const cursor = typeof result.nextCursor === 'string' ? { nextCursor: screening.sealCursor(result.nextCursor) } : {};
   if (tasks.length === result.tasks.length && !('nextCursor' in cursor)) return message;

@@ -114,6 +114,25 @@ describe('open streams when revocations cannot be checked', () => {
     await gateway.revokedGrants.resync();
   });
 
+  it("answers 403 insufficient_scope a stream whose route a reload made require a scope its token lacks while its backend was slow", { timeout: 10_000 }, async () => {
+    const { response, answer } = await streamRequest('/slow', 'grant-slow-scopes');
+    const route = gateway.ctx.config.routes.find((entry) => entry.path === '/slow')!;
+    const before = route.requiredScopes;
+    // As a reload assigns it (src/app/reload-config.ts): the stream's request was checked under the old list.
+    route.requiredScopes = [...before, 'mcp:admin'];
+    try {
+      const audit = gateway.auditLines.length;
+      answer();
+      const answered = await response;
+      assert.equal(answered.status, 403);
+      assert.match(answered.headers.get('www-authenticate') ?? '', /error="insufficient_scope"/);
+      await answered.body?.cancel();
+      assert.ok(await auditRecordWithReason(gateway, 'scopes no longer enough', audit));
+    } finally {
+      route.requiredScopes = before;
+    }
+  });
+
   for (const path of ['/slow', '/slow/sse']) {
     it(`answers a stream (${path}) whose grant ended while its backend was slow to answer 401, the grant's use over`, { timeout: 10_000 }, async () => {
       const gid = `grant-slow-ended${path.replaceAll('/', '-')}`;

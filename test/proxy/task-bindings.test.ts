@@ -132,6 +132,8 @@ describe('MCP tasks bound to the caller that created them', () => {
       // does the gateway for a task not the caller's.
       const removed = await mcpPost(`${gateway.url}${path}`, bob, rpc('tasks/result', { taskId: done }), { 'mcp-protocol-version': '2026-07-28' });
       assert.deepEqual((await messageOf(removed)).error, { code: -32601, message: 'Method not found' });
+      const listedV2 = await mcpPost(`${gateway.url}${path}`, bob, rpc('tasks/list', { cursor: done }), { 'mcp-protocol-version': '2026-07-28' });
+      assert.deepEqual((await messageOf(listedV2)).error, { code: -32601, message: 'Method not found' });
       const cut = await auditRecordWithReason(gateway, 'task not found for this caller');
       assert.equal(cut?.['outcome'], 'denied');
       assert.ok(Number(cut?.['bytesOut']) > 0, 'the refusal the gateway wrote is counted');
@@ -323,6 +325,13 @@ describe('the task screen, on the shapes of both generations', () => {
     // Anything else passes as it came.
     const other = { id: '11', event: 'message', data: '{"jsonrpc":"2.0","id":5,"result":{"content":[]}}' };
     assert.equal(await tasks.event(other), other);
+  });
+
+  it('refuses a task list page longer than it screens rather than cut its tail (the cursor would go past it for good)', async () => {
+    const bindings = createTaskBindings(store, Date.now, sealing);
+    const screen = taskUseOf(postOf({ jsonrpc: '2.0', id: 8, method: 'tasks/list', params: {} }))!.screen!;
+    const tasks = Array.from({ length: 10_001 }, (_, index) => ({ taskId: `t${index}` }));
+    await assert.rejects(taskAnswerScreen(bindings, '/mcp', owner, screen).json(Buffer.from(JSON.stringify({ jsonrpc: '2.0', id: 8, result: { tasks } }))), /more than 10000 tasks/);
   });
 
   it('fails the answer when the binding cannot be written (the store down): no task handed out that its owner could not reach', async () => {

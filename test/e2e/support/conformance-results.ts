@@ -66,6 +66,8 @@ function unscoredScenarios(output: string): Set<string> {
  */
 export function compareRuns(direct: ConformanceRun, gateway: ConformanceRun, answeredByGateway: ReadonlySet<string> = new Set()): string[] {
   const differences: string[] = [];
+  const seen = new Set([...gateway.scenarios.values()].flatMap((result) => result.verdicts.map((verdict) => verdict.slice(0, verdict.indexOf(': ')))));
+  for (const check of answeredByGateway) if (!seen.has(check)) differences.push(`${check}: the gateway's own answer was not checked through the gateway`);
   const judged = (verdicts: readonly string[]) => verdicts.filter((verdict) => !answeredByGateway.has(verdict.slice(0, verdict.indexOf(': '))));
   for (const name of new Set([...direct.scenarios.keys(), ...gateway.scenarios.keys()])) {
     const gatewayVerdicts = gateway.scenarios.get(name)?.verdicts ?? [];

@@ -98,7 +98,11 @@ function parseCommandLine(command: CliCommand, args: readonly string[]): { value
     const option = options[token.name];
     if (!option) {
       const suggestion = nearest(token.name, Object.keys(options));
-      throw new CliUsageError(`unknown option "${token.rawName}" for "gatehouse ${name}"${suggestion ? ` — did you mean "--${suggestion}"?` : ''}`);
+      // A single-dash word where the command takes an argument may be a value that starts with "-" (a key id made
+      // before ids avoided it): `--` ends the options, as in every POSIX command line.
+      const value = !suggestion && token.rawName.length === 2 && (command.positionals ?? []).length > 0 ? args[token.index] : undefined;
+      const hint = suggestion ? ` — did you mean "--${suggestion}"?` : value !== undefined ? ` — for an argument that starts with "-", put "--" before it, after the options: gatehouse ${name} [options] -- ${value}` : '';
+      throw new CliUsageError(`unknown option "${token.rawName}" for "gatehouse ${name}"${hint}`);
     }
     if (option.type === 'string' && token.value === undefined) {
       throw new CliUsageError(`option "${token.rawName}" needs a value, e.g. ${token.rawName} VALUE`);

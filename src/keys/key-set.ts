@@ -132,6 +132,15 @@ export interface GenerateKeyOptions {
   random?: Random;
 }
 
+/**
+ * A new key id: 12 random bytes, base64url, never starting with `-`. One id in 64 did, and an operator typing it
+ * (`gatehouse keys revoke -Wb_nLmX…`) was told of an unknown option `-W`.
+ */
+export function newKeyId(random: Random): string {
+  const token = random.token(12);
+  return token.startsWith('-') ? `k${token.slice(1)}` : token;
+}
+
 /** A new private signing key. Key pairs come from node:crypto directly: they cannot be injected, and need not be. */
 export function generateSigningKey(options: GenerateKeyOptions & { signingAlgorithm: SigningAlgorithm }): SigningKeyRecord {
   const random = options.random ?? cryptoRandom;
@@ -140,7 +149,7 @@ export function generateSigningKey(options: GenerateKeyOptions & { signingAlgori
       ? generateKeyPairSync('ec', { namedCurve: 'P-256' })
       : generateKeyPairSync('ed25519');
   return {
-    kid: random.token(12),
+    kid: newKeyId(random),
     alg: options.signingAlgorithm,
     createdAt: options.now,
     jwk: privateKey.export({ format: 'jwk' }) as JWK,
@@ -150,7 +159,7 @@ export function generateSigningKey(options: GenerateKeyOptions & { signingAlgori
 /** A new AES-256-GCM sealing key. */
 export function generateSealingKey(options: GenerateKeyOptions): SealingKeyRecord {
   const random = options.random ?? cryptoRandom;
-  return { kid: random.token(12), alg: 'A256GCM', createdAt: options.now, k: random.token(32) };
+  return { kid: newKeyId(random), alg: 'A256GCM', createdAt: options.now, k: random.token(32) };
 }
 
 /** A fresh key set: one current signing key and one current sealing key. `gatehouse init` writes this to a file. */

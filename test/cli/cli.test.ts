@@ -12,6 +12,7 @@ import { accountRecord } from '../../src/records/account.ts';
 import { systemClock } from '../../src/runtime/clock.ts';
 import { writeRecord } from '../../src/store/record-access.ts';
 import { createSqliteStore } from '../../src/store/sqlite-store.ts';
+import { generateKeySet, newKeyId, serializeKeySet } from '../../src/keys/key-set.ts';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), 'gatehouse-cli-'));
@@ -85,6 +86,33 @@ describe('gatehouse usage errors', () => {
     const { code, stderr } = gatehouse(['init', '--frce']);
     assert.equal(code, 2);
     assert.equal(stderr, 'gatehouse: unknown option "--frce" for "gatehouse init" — did you mean "--force"?\n');
+  });
+
+  it('says how to pass an argument that starts with "-" (a key id made before ids avoided it), and "--" does so', async () => {
+    const { code, stderr } = gatehouse(['keys', 'revoke', '-Wb_nLmXUuyh50Df', '--yes']);
+    assert.equal(code, 2);
+    assert.equal(stderr, 'gatehouse: unknown option "-W" for "gatehouse keys revoke" — for an argument that starts with "-", put "--" before it, after the options: gatehouse keys revoke [options] -- -Wb_nLmXUuyh50Df\n');
+    const dir = mkdtempSync(join(tmpdir(), 'gatehouse-dash-'));
+    try {
+      const keysFile = join(dir, 'keys.json');
+      const configFile = join(dir, 'gatehouse.yaml');
+      writeFileSync(keysFile, serializeKeySet(generateKeySet({ now: Date.now(), signingAlgorithm: 'ES256' })), { mode: 0o600 });
+      writeFileSync(configFile, `mode: demo\nstore:\n  sqlitePath: ${join(dir, 'g.db')}\nkeys:\n  source: file\n  file: ${keysFile}\n`);
+      await (await createSqliteStore({ path: join(dir, 'g.db'), clock: systemClock, purgeIntervalMs: 0 })).close();
+      const passed = gatehouse(['keys', 'revoke', '--yes', '--config', configFile, '--', '-Wb_nLmXUuyh50Df']);
+      // Read as the key id: not in the set (exit 1), not an option (exit 2).
+      assert.equal(passed.code, 1, passed.stderr);
+      assert.match(passed.stderr, /-Wb_nLmXUuyh50Df/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('makes key ids that never start with "-" (one in 64 did, and read as an option on the command line)', () => {
+    const tokens = ['-Wb_nLmXUuyh50Df', 'Ab_nLmXUuyh50Df-'];
+    const random = { token: () => tokens.shift() ?? 'x', uuid: () => 'u', bytes: () => Buffer.alloc(0) };
+    assert.equal(newKeyId(random as never), 'kWb_nLmXUuyh50Df');
+    assert.equal(newKeyId(random as never), 'Ab_nLmXUuyh50Df-');
   });
 
   it('refuses an option as the value of another (a forgotten value), exit 2', () => {

@@ -15,7 +15,7 @@ import { deniesNone, screenToolsListJson, screenToolsListSseEvent } from './tool
 import { SSE_EVENT_LIMIT_BYTES, sseEventTransform, type SseEvent } from './sse-events.ts';
 import { McpGatewayError } from './gateway-error.ts';
 import { enforceToolOfTask } from './enforce-tool-policy.ts';
-import { cursorRefusal, REPLAYED_ANSWERS, taskAnswerScreen, taskUseOf, unknownTaskRefusal, withOpenedCursors, type TaskAnswerScreen, type TaskUse } from './task-bindings.ts';
+import { cursorRefusal, REPLAYED_ANSWERS, taskAnswerScreen, taskUseOf, unknownTaskRefusal, withOpenedCursors, type TaskUse } from './task-bindings.ts';
 
 /**
  * The Streamable HTTP transport, every revision: 2026-07-28 (stateless POSTs with mirrored `Mcp-Method`/`Mcp-Name`
@@ -215,16 +215,16 @@ interface AnswerScreen {
 /** The screens this answer passes: the tools/list screen (a caller denied tools, or pinning) and the task screen. */
 function answerScreens(exchange: McpExchange): AnswerScreen[] | undefined {
   const { denied, reviewTools: review, taskScreen } = exchange;
+  const toolsScreened = !deniesNone(denied) || review !== undefined;
+  // Most answers pass unscreened: nothing allocated for them.
+  if (!toolsScreened && taskScreen === undefined) return undefined;
   const screens: AnswerScreen[] = [];
-  if (!deniesNone(denied) || review !== undefined) {
-    screens.push({ json: (body) => screenToolsListJson(body, denied, review), event: screenToolsListSseEvent(denied, review) });
-  }
+  if (toolsScreened) screens.push({ json: (body) => screenToolsListJson(body, denied, review), event: screenToolsListSseEvent(denied, review) });
   if (taskScreen !== undefined) {
     const { claims } = authorized(exchange);
-    const tasks: TaskAnswerScreen = taskAnswerScreen(exchange.runtime.tasks, exchange.state.route.path, { subject: claims.sub, clientId: claims.clientId }, taskScreen);
-    screens.push(tasks);
+    screens.push(taskAnswerScreen(exchange.runtime.tasks, exchange.state.route.path, { subject: claims.sub, clientId: claims.clientId }, taskScreen));
   }
-  return screens.length === 0 ? undefined : screens;
+  return screens;
 }
 
 /** Each screen in turn over one event; the first to leave it out ends the turn. */

@@ -9,15 +9,27 @@ import { createServer } from 'node:net';
  * the server that wanted it listens, could meanwhile be the local port of any outgoing connection of the test files
  * running in parallel — and the server's listen failed with EADDRINUSE (seen in CI). Below the range the kernel never
  * hands a port out by itself; each candidate is still tried, so one in use is skipped.
+ *
+ * A port is handed out once per process: a test that asks for four ports before any of them listens (the demo's
+ * parts) was otherwise given the same one twice now and then (a CI run's demo refused to start: its identity provider
+ * and directory API on one port).
  */
 export async function freePort(): Promise<number> {
   const ceiling = ephemeralRangeStart();
   const floor = Math.max(1024, ceiling - 12_000);
   for (let attempt = 0; attempt < 50; attempt++) {
     const candidate = floor + Math.floor(Math.random() * (ceiling - floor));
-    if (await isFree(candidate)) return candidate;
+    if (handedOut.has(candidate)) continue;
+    if (await isFree(candidate)) return handOut(candidate);
   }
-  return listenedPort(0);
+  return handOut(await listenedPort(0));
+}
+
+const handedOut = new Set<number>();
+
+function handOut(port: number): number {
+  handedOut.add(port);
+  return port;
 }
 
 /** The first port of Linux's ephemeral range (`ip_local_port_range`); the IANA range's start elsewhere. */

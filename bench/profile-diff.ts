@@ -17,7 +17,7 @@ import type { Target } from './targets/target.ts';
 import { CookieBrowser } from '../test/upstream/support/cookie-browser.ts';
 
 /**
- * `node bench/profile-diff.ts [seconds] [workload] [top]`: where Gatehouse's CPU per request goes beyond its floor's,
+ * `node bench/profile-diff.ts [seconds] [workload] [top] [area]`: where Gatehouse's CPU per request goes beyond its floor's,
  * in µs per request rather than in shares. The workload is a proxy scenario (`canned`, `json`, `sse`), measured
  * against the Node floor in front of the same backend, or an OAuth endpoint (`registration`: RFC 7591 registrations
  * on 16 connections; `refresh`: rotating refresh-token grants on 8 chains), measured against the oidc-provider floor
@@ -26,12 +26,14 @@ import { CookieBrowser } from '../test/upstream/support/cookie-browser.ts';
  * each gets an 8 s warm-up and then `seconds` (default 8) of full load. Only the samples inside that measured window
  * count (the profile's clock is the monotonic clock `process.hrtime` reads), and each area's self time is divided by
  * the requests served in it. Prints the areas side by side, largest difference first, and Gatehouse's top functions
- * of its own code (`src/`). Sampled time is the main thread's only: the figures add up to a little less than the CPU
+ * of its own code (`src/`), and with `area`, that area's functions on both sides. Sampled time is the main thread's only: the figures add up to a little less than the CPU
  * time `/proc` counts (V8's helper threads, the kernel's share of a syscall outside its sample).
  */
 const seconds = Number(process.argv[2] ?? 8);
 const workload = process.argv[3] ?? 'canned';
 const top = Number(process.argv[4] ?? 20);
+/** An area (as the first table names it) whose functions to list side by side, e.g. 'node internals'. */
+const zoom = process.argv[5];
 const scenario = SCENARIOS.find((candidate) => candidate.key === workload && candidate.backend !== 'legacy');
 const oauth = workload === 'registration' || workload === 'refresh' ? workload : undefined;
 if (!scenario && !oauth) throw new Error('profile-diff.ts takes canned, json, sse, registration or refresh');
@@ -161,6 +163,19 @@ try {
   );
   out(`\n| Gatehouse's own functions (self time) | µs/request |\n|---|---:|\n`);
   for (const [name, micros] of [...ours].sort((a, b) => b[1] - a[1]).slice(0, top)) out(`| ${name} | ${micros.toFixed(2)} |\n`);
+
+  if (zoom !== undefined) {
+    // The functions of one area on both sides, largest difference first: where an area's difference sits.
+    const inZoom = (url: string, name: string, line: number) => (byArea(url, name) === zoom ? `${name || '(anonymous)'} ${location(url, line)}` : undefined);
+    const floorFunctions = perRequest(selfTime(await onlyProfile(floorProfiles), floorWindow, inZoom), floorWindow);
+    const gatehouseFunctions = perRequest(selfTime(gatehouseProfile, gatehouseWindow, inZoom), gatehouseWindow);
+    const names = [...new Set([...floorFunctions.keys(), ...gatehouseFunctions.keys()])];
+    const difference = (name: string) => (gatehouseFunctions.get(name) ?? 0) - (floorFunctions.get(name) ?? 0);
+    out(`\n| ${zoom}: function | ${floorName} µs/request | Gatehouse µs/request |\n|---|---:|---:|\n`);
+    for (const name of names.sort((a, b) => difference(b) - difference(a)).slice(0, top)) {
+      out(`| ${name} | ${(floorFunctions.get(name) ?? 0).toFixed(2)} | ${(gatehouseFunctions.get(name) ?? 0).toFixed(2)} |\n`);
+    }
+  }
 } finally {
   await stopChild(backends);
   await rm(dir, { recursive: true, force: true });

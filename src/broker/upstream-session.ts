@@ -3,13 +3,13 @@ import type { Logger } from 'pino';
 import type { Clock } from '../runtime/clock.ts';
 import { upstreamRefreshFailureRecord, upstreamRefreshLock } from '../records/broker.ts';
 import { deleteRecord, lockName, readRecord, writeRecord } from '../store/record-access.ts';
-import type { Store } from '../store/store.ts';
+import { StoreUnavailableError, type Store } from '../store/store.ts';
 import type { UpstreamClient, UpstreamTokens } from '../upstream/types.ts';
 import { UnusableTokenAnswer } from '../upstream/errors.ts';
 import { countingUpstreamFailure, type BrokerMetrics } from './broker-metrics.ts';
 import { singleFlight } from './single-flight.ts';
 import { reauthorizationError, rememberedFailureError, rememberFailure, upstreamFailure } from './upstream-errors.ts';
-import { withTimeout } from './with-timeout.ts';
+import { UpstreamTimeoutError, withTimeout } from './with-timeout.ts';
 import { isFreshToken } from './token-freshness.ts';
 
 /** The user's sealed upstream tokens (src/upstream/token-vault.ts), as the broker needs them. */
@@ -122,29 +122,21 @@ export function createUpstreamSession(options: UpstreamSessionOptions) {
 
   async function refresh(subject: string, key: string, stale: UpstreamTokens, holdLock: (until: Promise<unknown>) => void = () => {}): Promise<UpstreamTokens> {
     if (!stale.refreshToken) throw reauthorizationError('refresh_token_invalid');
+    const refreshing = upstream.refresh(stale.refreshToken);
     let fresh: UpstreamTokens;
     try {
-      fresh = await countingUpstreamFailure(
-        metrics,
-        'refresh',
-        withTimeout(upstream.refresh(stale.refreshToken), upstreamTimeoutMs, 'upstream token refresh'),
-      );
+      fresh = await countingUpstreamFailure(metrics, 'refresh', withTimeout(refreshing, upstreamTimeoutMs, 'upstream token refresh'));
     } catch (error) {
       const failure = upstreamFailure(error, retryAfterSeconds);
       metrics?.upstreamRefresh('failed');
+      if (error instanceof UpstreamTimeoutError) holdLock(keepLateAnswer(subject, stale, refreshing));
       await keepRotatedRefreshToken(subject, stale, error, holdLock);
       // What the holder's caller was told, for the waiters on every replica: its status, reason and when to come back too.
       await writeRecord(store, upstreamRefreshFailureRecord, key, rememberFailure(failure), { ttlSeconds: retryAfterSeconds }).catch(() => undefined);
       throw failure;
     }
     // Providers that do not rotate omit the refresh token (and often the ID token) from the refresh response.
-    const merged: UpstreamTokens = {
-      ...fresh,
-      // When it was obtained says whether an exchange refusing it may renew it (token-broker.ts).
-      obtainedAt: fresh.obtainedAt ?? clock.now(),
-      refreshToken: fresh.refreshToken ?? stale.refreshToken,
-      idToken: fresh.idToken ?? stale.idToken,
-    };
+    const merged = mergedTokens(fresh, stale);
     metrics?.upstreamRefresh('refreshed');
     try {
       await vault.save(subject, merged);
@@ -157,6 +149,44 @@ export function createUpstreamSession(options: UpstreamSessionOptions) {
     await deleteRecord(store, upstreamRefreshFailureRecord, key).catch(() => undefined);
     logger.info({ expiresAt: merged.expiresAt }, 'upstream tokens refreshed');
     return merged;
+  }
+
+  function mergedTokens(fresh: UpstreamTokens, stale: UpstreamTokens): UpstreamTokens {
+    return {
+      ...fresh,
+      // When it was obtained says whether an exchange refusing it may renew it (token-broker.ts).
+      obtainedAt: fresh.obtainedAt ?? clock.now(),
+      refreshToken: fresh.refreshToken ?? stale.refreshToken,
+      idToken: fresh.idToken ?? stale.idToken,
+    };
+  }
+
+  /**
+   * A refresh the broker stopped waiting for (`upstreamTimeoutMs`) goes on until the upstream client's own HTTP
+   * timeout ends it, and the IdP may still answer — having rotated: the stored refresh token is then spent, and the
+   * next refresh presenting it would end the user's session at an IdP that detects reuse. A late answer is saved like
+   * a timely one (kept in memory while the store refuses it), and the refresh lock is held until it settles, so no
+   * replica refreshes with the spent token meanwhile (the lock's TTL, three times the timeout, still bounds the wait).
+   */
+  function keepLateAnswer(subject: string, stale: UpstreamTokens, refreshing: Promise<UpstreamTokens>): Promise<void> {
+    return refreshing.then(
+      async (late) => {
+        const merged = mergedTokens(late, stale);
+        try {
+          await save(subject, merged);
+        } catch (error) {
+          // A user without a grant any more (afterSave) has nothing to keep; a store outage keeps the tokens.
+          if (error instanceof StoreUnavailableError && merged.refreshToken !== stale.refreshToken) return keepUnsaved(subject, merged);
+          return;
+        }
+        logger.info({ expiresAt: merged.expiresAt }, 'upstream tokens refreshed by an answer that came after the timeout');
+      },
+      async (error: unknown) => {
+        let saving: Promise<unknown> | undefined;
+        await keepRotatedRefreshToken(subject, stale, error, (until) => void (saving = until));
+        await saving;
+      },
+    );
   }
 
   /**

@@ -240,6 +240,49 @@ describe('token broker', () => {
     assert.equal(vault.records.get(subject)?.refreshToken, 'rotated-1');
   });
 
+  it('keeps what a refresh answered after the timeout: the rotated tokens are saved, and the lock held until then', async () => {
+    // The broker stopped waiting at upstream.timeoutMs, but the IdP still answered (before the client's own HTTP
+    // timeout) and rotated: the answer was dropped, the store kept the spent refresh token, and the next refresh
+    // presented it — at an IdP that detects reuse, the end of the user's session.
+    const stale = freshUpstream(0);
+    await vault.save(subject, stale);
+    let answer!: (tokens: UpstreamTokens) => void;
+    const upstream = scriptedUpstream({
+      refresh: (presented) => {
+        if (presented !== stale.refreshToken) throw oauthError(400, { error: 'invalid_grant' });
+        return new Promise<UpstreamTokens>((resolve) => (answer = resolve));
+      },
+      exchange: downstreamFor(),
+    });
+    // A timeout of 200 ms: the refresh lock lives 5.6 s (three timeouts and 5 s), the failure remembered for the
+    // callers queued behind the first 5 s.
+    await rejectsWith(broker(upstream, { timeoutMs: 200 }).getDownstreamToken({ user: { subject }, downstream: 'graph' }), 'temporarily_unavailable');
+    clock.advance(5_300);
+    // Another replica needs the user's token while the late answer may still come: it waits, and does not refresh
+    // with the stored (about to be spent) refresh token.
+    const waiting = broker(upstream, { timeoutMs: 200, realSleep: true }).getDownstreamToken({ user: { subject }, downstream: 'other' });
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    answer({ accessToken: 'upstream-at-late', refreshToken: 'rotated-late', expiresAt: clock.now() + hour });
+    const served = await waiting;
+    assert.deepEqual(upstream.calls.refresh, [stale.refreshToken], 'the spent refresh token was presented once');
+    assert.equal(vault.records.get(subject)?.refreshToken, 'rotated-late');
+    assert.equal(upstream.calls.exchange.at(-1)?.subjectToken, 'upstream-at-late', 'the waiting replica used the late answer');
+    assert.ok(served.accessToken.startsWith('downstream-api://other'));
+    assert.ok(!log.lines.join('\n').includes('rotated-late'), 'never the token in the log');
+  });
+
+  it('keeps the refresh token a refused late answer rotated to', async () => {
+    const stale = freshUpstream(0);
+    await vault.save(subject, stale);
+    let refuse!: (error: Error) => void;
+    const upstream = scriptedUpstream({ refresh: () => new Promise<UpstreamTokens>((_, reject) => (refuse = reject)), exchange: downstreamFor() });
+    await rejectsWith(broker(upstream, { timeoutMs: 20 }).getDownstreamToken({ user: { subject }, downstream: 'graph' }), 'temporarily_unavailable');
+    const rotated = `upstream-rt-${randomUUID()}`;
+    refuse(new UnusableTokenAnswer('refresh', 'token_type is not Bearer', rotated));
+    for (let turn = 0; turn < 50 && vault.records.get(subject)?.refreshToken !== rotated; turn++) await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(vault.records.get(subject)?.refreshToken, rotated);
+  });
+
   it('keeps the refresh token a refused refresh answer rotated to, and presents it (not the spent one) next time', async () => {
     // The IdP answered 200 and rotated, but its access token is not usable (a DPoP token, say): the refresh fails,
     // and the store must not keep the spent refresh token, or the next call presents it and the IdP ends the session.

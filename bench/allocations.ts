@@ -1,7 +1,8 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePort, startBackends, stopChild } from './child-process.ts';
+import { startBackends, stopChild } from './child-process.ts';
+import { freePort } from '../test/support/ports.ts';
 import { runLoad } from './load.ts';
 import { startBenchIdentityProvider } from './oauth/identity-provider.ts';
 import { SCENARIOS } from './scenarios.ts';

@@ -2,7 +2,8 @@ import { existsSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { BackendUrls } from '../backends/main.ts';
-import { freePort, spawnTracked, stopChild } from '../child-process.ts';
+import { spawnTracked, stopChild } from '../child-process.ts';
+import { freePort } from '../../test/support/ports.ts';
 import { childPids } from '../process-stats.ts';
 import { proxiedUrl, proxyRoutes, type ProxyRoute, type Target } from './target.ts';
 

@@ -1,6 +1,7 @@
 import type { ChildProcess } from 'node:child_process';
 import type { BackendUrls } from '../backends/main.ts';
-import { freePort, startBackends, stopChild } from '../child-process.ts';
+import { startBackends, stopChild } from '../child-process.ts';
+import { freePort } from '../../test/support/ports.ts';
 import { startBenchIdentityProvider } from '../oauth/identity-provider.ts';
 import { compileTargets, type CompiledTargets } from './compiled.ts';
 import { createCredentials } from './credentials.ts';

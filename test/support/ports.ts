@@ -3,7 +3,8 @@ import { createServer } from 'node:net';
 
 /**
  * A port nothing listens on right now, on 127.0.0.1: for servers whose URL must be known before they start (a
- * public URL, an audience, a redirect URI). Tests use only these, so `npm test` runs beside a running demo.
+ * public URL, an audience, a redirect URI). Tests and the bench use only these, so `npm test` runs beside a running
+ * demo.
  *
  * Picked below the kernel's ephemeral range, not by listening on port 0: a port from that range, closed again until
  * the server that wanted it listens, could meanwhile be the local port of any outgoing connection of the test files

@@ -13,11 +13,10 @@ import { createServer } from 'node:net';
  *
  * A port is handed out once per process: a test that asks for four ports before any of them listens (the demo's
  * parts) was otherwise given the same one twice now and then (a CI run's demo refused to start: its identity provider
- * and directory API on one port).
+ * and directory API on one port). And test files running side by side draw from ranges apart (see portRange).
  */
 export async function freePort(): Promise<number> {
-  const ceiling = ephemeralRangeStart();
-  const floor = Math.max(1024, ceiling - 12_000);
+  const { floor, ceiling } = portRange();
   for (let attempt = 0; attempt < 50; attempt++) {
     const candidate = floor + Math.floor(Math.random() * (ceiling - floor));
     if (handedOut.has(candidate)) continue;
@@ -27,6 +26,25 @@ export async function freePort(): Promise<number> {
 }
 
 const handedOut = new Set<number>();
+
+/**
+ * This process's ports: 12,000 below the ephemeral range, or the 1,000 of them that are its test runner slot's.
+ * Each test file is a process with a set of its own, so two files running side by side could both find a port free
+ * between the other's check and its listen, and one of them then failed with EADDRINUSE. The runner numbers the
+ * files running at once 1, 2, … (NODE_TEST_WORKER_ID), which gives each a slice no other running file draws from
+ * (past twelve files at once, slices are shared again).
+ */
+function portRange(): { floor: number; ceiling: number } {
+  const top = ephemeralRangeStart();
+  const bottom = Math.max(1024, top - 12_000);
+  const slot = Number(process.env.NODE_TEST_WORKER_ID);
+  const slices = Math.floor((top - bottom) / SLICE_PORTS);
+  if (!Number.isInteger(slot) || slot < 1 || slices < 1) return { floor: bottom, ceiling: top };
+  const floor = bottom + ((slot - 1) % slices) * SLICE_PORTS;
+  return { floor, ceiling: floor + SLICE_PORTS };
+}
+
+const SLICE_PORTS = 1_000;
 
 function handOut(port: number): number {
   handedOut.add(port);

@@ -107,8 +107,20 @@ function shown(value: unknown, path: readonly PropertyKey[], context: IssueConte
   if (Array.isArray(value)) return 'a list';
   if (isRecord(value)) return 'a mapping';
   if (isSensitive(path, context)) return typeof value === 'string' ? 'a string (value hidden)' : `a ${typeof value}`;
-  if (typeof value === 'string') return JSON.stringify(value.length > 80 ? `${value.slice(0, 77)}...` : value);
+  if (typeof value === 'string') {
+    const hidden = withoutUserinfo(value);
+    return JSON.stringify(hidden.length > 80 ? `${hidden.slice(0, 77)}...` : hidden);
+  }
   return String(value);
+}
+
+/**
+ * A URL's userinfo (`user:password@`), in any field: a backend or issuer URL with credentials in it, mistyped, was
+ * echoed whole into `config check`, the reload log and the console's last-reload box. A value with no scheme yet
+ * (`user:pw@host/…`) is read the same way.
+ */
+function withoutUserinfo(value: string): string {
+  return value.replace(/^((?:[a-z][a-z0-9+.-]*:)?\/\/|(?=[^\s/:@]+:))[^\s/?#@]*@/i, '$1(credentials hidden)@');
 }
 
 function gotSuffix(value: unknown, path: readonly PropertyKey[], context: IssueContext): string {

@@ -1,3 +1,4 @@
+import { displayUrl } from './display-url.ts';
 import { isLoopbackUrl } from './public-url.ts';
 import type { RuleResult } from './config-rules.ts';
 import type { RouteConfig } from './schema.ts';
@@ -19,7 +20,8 @@ export function checkHttpRoutesCoveringMcpBackends(routes: readonly RouteConfig[
     const base = new URL(route.backend);
     for (const endpoint of mcpEndpoints) {
       if (!covers(base, endpoint.url)) continue;
-      const what = `routes[${index}].backend: "${route.backend}" also reaches ${endpoint.url.href}, the MCP backend of routes[${endpoint.index}] (${endpoint.route.path})`;
+      // Shown without credentials or query values: a problem is printed by `config check` and logged on reload.
+      const what = `routes[${index}].backend: "${displayUrl(route.backend)}" also reaches ${displayUrl(endpoint.url.href)}, the MCP backend of routes[${endpoint.index}] (${endpoint.route.path})`;
       if (route.allowMcpBackendOverlap) {
         warnings.push(`${what} — its tools are callable through ${route.path} without that route's scopes, tool policies or tools/list filter (allowMcpBackendOverlap is set)`);
       } else {

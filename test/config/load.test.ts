@@ -339,6 +339,22 @@ describe('loadConfig: GATEHOUSE_* overrides', () => {
     }
   });
 
+  it("never echoes a URL's credentials, in whatever field a mistyped URL sits", () => {
+    for (const [backend, shown] of [
+      ['htp://user:pa55word@127.0.0.1:47112/api', 'htp://(credentials hidden)@127.0.0.1:47112/api'],
+      ['user:pa55word@127.0.0.1/api', '(credentials hidden)@127.0.0.1/api'],
+      ['//:pa55word@backend/api', '//(credentials hidden)@backend/api'],
+    ]) {
+      const problems = problemsOf(VALID.replace('http://127.0.0.1:3000/mcp', JSON.stringify(backend)));
+      assert.ok(problems.some((p) => p.startsWith('routes[0].backend: ') && p.includes(JSON.stringify(shown))), problems.join('\n'));
+      assert.ok(problems.every((p) => !p.includes('pa55word')), problems.join('\n'));
+    }
+    const issuer = problemsOf(VALID.replace('https://idp.example.com', 'ftp://admin:pa55word@idp.example.com'));
+    assert.ok(issuer.length > 0 && issuer.every((p) => !p.includes('pa55word')), issuer.join('\n'));
+    // A value without credentials is shown as it was given.
+    assert.ok(problemsOf(VALID.replace('http://127.0.0.1:3000/mcp', 'htp://backend/a@b')).some((p) => p.includes('"htp://backend/a@b"')));
+  });
+
   it('warns about an unknown GATEHOUSE_ variable with the nearest name', () => {
     const loaded = load(VALID, { GATEHOUSE_PROT: '1' });
     assert.deepEqual(loaded.warnings, ['GATEHOUSE_PROT: not a Gatehouse setting, ignored — did you mean GATEHOUSE_PORT?']);
@@ -444,6 +460,11 @@ broker:
       const legacy = VALID.replace('backend: http://127.0.0.1:3000/mcp', 'backend: http://127.0.0.1:3000/mcp\n    legacySsePath: /legacy/sse');
       const problems = problemsOf(`${legacy}  - path: /rest\n    type: http\n    backend: http://127.0.0.1:3000/legacy\n`);
       assert.ok(problems.some((p) => p.startsWith('routes[1].backend: "http://127.0.0.1:3000/legacy" also reaches http://127.0.0.1:3000/legacy/sse')), problems.join('\n'));
+      // Both URLs without their credentials: the problem is printed and logged.
+      const withCredentials = VALID.replace('backend: http://127.0.0.1:3000/mcp', 'backend: http://mcp:pa55word@127.0.0.1:3000/mcp');
+      const shown = overlap(problemsOf(`${withCredentials}  - path: /rest\n    type: http\n    backend: http://rest:pa55word@127.0.0.1:3000/\n`));
+      assert.equal(shown.length, 1);
+      assert.ok(shown[0]?.startsWith('routes[1].backend: "http://127.0.0.1:3000/" also reaches http://127.0.0.1:3000/mcp,') && !shown[0].includes('pa55word'), shown[0]);
     });
 
     it('is accepted when it covers no MCP endpoint: another base path, port or host', () => {

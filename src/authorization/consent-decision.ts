@@ -235,11 +235,16 @@ export async function proceedAfterApproval(
  * login the client demanded never happens. `max_age` is passed as given, the IdP counting from its own last login.
  */
 function reauthenticationAsked(params: Record<string, unknown>): Reauthentication | undefined {
-  const prompt = typeof params.prompt === 'string' && params.prompt.split(' ').includes('login');
+  const prompt = promptRequested(params, 'login');
   const raw = typeof params.max_age === 'number' ? String(params.max_age) : params.max_age;
   const maxAge = typeof raw === 'string' && /^\d{1,9}$/.test(raw) ? Number(raw) : undefined;
   if (!prompt && maxAge === undefined) return undefined;
   return { ...(prompt ? { prompt: 'login' as const } : {}), ...(maxAge === undefined ? {} : { maxAge }) };
+}
+
+/** Whether the request's `prompt` (OIDC Core §3.1.2.1, space-separated) asks for `value`. */
+export function promptRequested(params: Record<string, unknown>, value: 'login' | 'consent'): boolean {
+  return typeof params.prompt === 'string' && params.prompt.split(' ').includes(value);
 }
 
 export async function deniedByUser(deps: InteractionDeps, request: FastifyRequest, reply: FastifyReply): Promise<void> {

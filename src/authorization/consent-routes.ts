@@ -2,7 +2,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { BrowserCookies } from './browser-cookies.ts';
 import type { Client, InteractionDetails } from 'oidc-provider';
 import { decideClientIdUrl, isClientIdUrl } from './client-metadata-policy.ts';
-import { approvedRecord, consentDecisionHandler, DECISION_FORM_MAX_BYTES, deniedByUser, loadClient, proceedAfterApproval } from './consent-decision.ts';
+import { approvedRecord, consentDecisionHandler, DECISION_FORM_MAX_BYTES, deniedByUser, loadClient, proceedAfterApproval, promptRequested } from './consent-decision.ts';
 import { consentSubjectFrom, type ConsentSubject } from './consent-request.ts';
 import { renderConsentPage, type ConsentView } from './consent-page.ts';
 import { finishInteraction, loadInteraction, parseInteractionUid, type InteractionDeps } from './interaction-deps.ts';
@@ -113,11 +113,15 @@ export function registerConsentRoutes(app: FastifyInstance, deps: InteractionDep
       throw error;
     }
     const now = ctx.clock.now();
+    // A client sending `prompt=consent` (OIDC Core §3.1.2.1) wants the user asked now — to review or narrow what was
+    // approved before — so no decision this browser remembers answers for them (the provider, for its part, opens
+    // this interaction even when the user's grant covers the request).
+    const remembered = !promptRequested(details.params, 'consent');
 
-    if (findForTarget(parseDecisions(cookies.read(request, 'denials')), targetOf(subject), now)) {
+    if (remembered && findForTarget(parseDecisions(cookies.read(request, 'denials')), targetOf(subject), now)) {
       return deniedByUser(deps, request, reply);
     }
-    const approval = findCovering(parseDecisions(cookies.read(request, 'approvals')), targetOf(subject), now);
+    const approval = remembered ? findCovering(parseDecisions(cookies.read(request, 'approvals')), targetOf(subject), now) : undefined;
     // A browser signed in as a user whose grant for this client a person ended since sees the page again.
     const signedIn = details.session?.accountId;
     if (approval !== undefined && (signedIn === undefined || !(await isWithdrawn(ctx.store, signedIn, approval.clientId, approval.decidedAt ?? 0)))) {

@@ -351,6 +351,25 @@ describe('consent page', () => {
     }
   });
 
+  it('asks again when the client sends prompt=consent, whatever this browser or the grant remembers (OIDC Core §3.1.2.1)', async () => {
+    const browser = new TestBrowser();
+    assert.ok((await authorize(server, browser, params())).url.searchParams.get('code'));
+    assert.match((await browser.follow(authorizeUrl(server, params()), server.publicUrl)).url, /code=/, 'remembered: no page');
+    for (const prompt of ['consent', 'login consent']) {
+      const asked = await browser.follow(authorizeUrl(server, { ...params(), prompt }), server.publicUrl);
+      assert.equal(asked.response.status, 200, `prompt=${prompt}: the consent page, not ${asked.url}`);
+      assert.match(await asked.response.text(), /name="consent_state"/);
+    }
+    // Approved on the page, it completes (the provider takes the answer to the prompt the client asked for).
+    assert.ok((await authorize(server, browser, { ...params(), prompt: 'consent' })).url.searchParams.get('code'));
+    // Denied on the page, the denial is the client's answer; a remembered denial does not spare the page either.
+    const denied = await authorize(server, browser, { ...params(), prompt: 'consent' }, 'deny');
+    assert.equal(denied.url.searchParams.get('error'), 'access_denied');
+    const askedAfterDenial = await browser.follow(authorizeUrl(server, { ...params(), prompt: 'consent' }), server.publicUrl);
+    assert.equal(askedAfterDenial.response.status, 200);
+    assert.match(await askedAfterDenial.response.text(), /name="consent_state"/);
+  });
+
   it('asks again once a person ended the grant: a client still running cannot undo a revocation by re-authorizing', async () => {
     const browser = new TestBrowser();
     const first = await authorize(server, browser, params());

@@ -6,7 +6,7 @@ import { adminView, sendConsolePage } from './admin-view.ts';
 import { adminForPage, noticeFrom, sessionForPost } from './console-guard.ts';
 import type { ConsoleState } from './console-state.ts';
 import { renderToolsPage } from './pages/tools-page.ts';
-import { approveToolPin, diffToolPin, listToolPins, rejectToolPin } from './tools.ts';
+import { approveToolPin, diffToolPin, listToolPins, pinnedToolNamed, rejectToolPin } from './tools.ts';
 import { formPostRoute } from '../server/form-routes.ts';
 
 /**
@@ -15,9 +15,9 @@ import { formPostRoute } from '../server/form-routes.ts';
  * and announced on `tool-pins-changed`, so every replica serves (or keeps refusing) the tool at once.
  */
 const page = { config: { errorFormat: 'html' as const } };
-// A tool name is as long as the backend listed it (the form body's own limit bounds it): a cap here left a long-named
-// tool with buttons that could only answer 400. `hash`: the definition shown, which an approval must still match.
-const decisionBody = z.object({ route: z.string().min(1).max(2048), tool: z.string().min(1), hash: z.string().min(1).max(256).optional(), csrf: z.string() });
+// `tool`: the digest of the tool's name (toolNameDigest), which survives the page and its form whatever the name is
+// and however long. `hash`: the definition shown, which an approval must still match.
+const decisionBody = z.object({ route: z.string().min(1).max(2048), tool: z.string().min(1).max(256), hash: z.string().min(1).max(256).optional(), csrf: z.string() });
 
 export function registerToolRoutes(app: FastifyInstance, state: ConsoleState): void {
   const { admin } = state;
@@ -37,9 +37,12 @@ export function registerToolRoutes(app: FastifyInstance, state: ConsoleState): v
   const decide = (verb: 'approve' | 'reject', action: typeof approveToolPin) =>
     app.post(`/admin/tools/${verb}`, formPostRoute, async (request, reply) => {
       const session = await sessionForPost(state, request, { admin: true });
-      const { route, tool, hash } = decisionBody.parse(request.body);
+      const { route, tool: digest, hash } = decisionBody.parse(request.body);
       // An approval names the definition the page showed; a rejection refuses whatever is pending (the safe side).
       if (verb === 'approve' && hash === undefined) throw new ProtocolError('invalid_request', 'The approval does not say which definition was reviewed; reload the page.');
+      // No pin of that name any more (or a page from before this form named tools by digest): not "decided already".
+      const tool = await pinnedToolNamed(admin, route, digest);
+      if (tool === undefined) throw new ProtocolError('not_found', `No tool pinned on ${route} has the name this page showed: it is no longer pinned there, or the page is out of date. Reload it.`);
       try {
         await action(admin, route, tool, session.subject, verb === 'approve' ? hash : undefined);
       } catch (error) {

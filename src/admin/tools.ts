@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { findRecords, publishMessage, readRecord, writeRecord } from '../store/record-access.ts';
 import { toolPinKey, toolPinRecord, toolPinsChangedChannel, type ToolPin } from '../records/tool-pins.ts';
 import { AdminChangedError, AdminNotFoundError, listAll, type AdminDeps } from './admin-deps.ts';
@@ -71,6 +72,21 @@ async function requirePin(deps: AdminDeps, route: string, name: string): Promise
   if (pin === undefined) requireRoute(deps, route);
   if (pin === undefined) throw new AdminNotFoundError(`No tool "${name}" is pinned on route ${route} (see "gatehouse tools list").`);
   return pin;
+}
+
+/**
+ * A tool as a console form names it: a digest of its name's UTF-16 code units, not the name. A backend names its
+ * tools, and a name need not survive a page and its form: the HTML parser turns U+0000 into U+FFFD, a lone surrogate
+ * (valid in JSON) cannot be written in UTF-8 at all, and a form submission turns each CR or LF into CRLF — so a tool
+ * named `brand_new\u0000nul` could be neither approved nor rejected (404 forever). A digest is plain ASCII of a fixed
+ * size, whatever the name's characters or length; the server maps it back by the route's pins (`pinnedToolNamed`).
+ */
+export const toolNameDigest = (name: string): string => createHash('sha256').update(Buffer.from(name, 'utf16le')).digest('base64url');
+
+/** The exact name of the tool pinned on `route` whose name has this digest, or undefined when none has. */
+export async function pinnedToolNamed(deps: AdminDeps, route: string, digest: string): Promise<string | undefined> {
+  const pins = await findRecords(deps.store, toolPinRecord, 'route', route);
+  return pins.find((entry) => toolNameDigest(entry.value.name) === digest)?.value.name;
 }
 
 const parse = (canonical: string | undefined): Record<string, unknown> | undefined =>

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { mkdir } from 'node:fs/promises';
 import { after, before, describe, it } from 'node:test';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
-import { readRecord } from '../../src/store/record-access.ts';
+import { readRecord, writeRecord } from '../../src/store/record-access.ts';
 import { toolPinKey, toolPinRecord } from '../../src/records/tool-pins.ts';
 import { ManualClock, systemClock } from '../../src/runtime/clock.ts';
 import { createSqliteStore } from '../../src/store/sqlite-store.ts';
@@ -118,6 +118,34 @@ describe('tool changes reviewed in the console, in a real browser', { skip: skip
       await checkPageInEveryView(page, 'admin-tools');
       await page.goto(`${base}/admin`);
       await checkPageInEveryView(page, 'admin-overview-tools-pending');
+    } finally {
+      await context.close();
+    }
+  });
+
+  it('approves and rejects tools whose names no form carries back as they are: NUL, a lone surrogate, CR and LF', async () => {
+    // Chromium's HTML parser turns U+0000 into U+FFFD, UTF-8 has no lone surrogate, a form sends each line break as
+    // CRLF: a form carrying the name itself answered 404 for the first two, and the tool stayed blocked.
+    const names = ['brand_new\u0000nul', 'surrogate_\ud800', 'newline_\n', 'crlf_\r\n'];
+    for (const [index, name] of names.entries()) {
+      const pending = { hash: `hash-odd-${index}`, canonical: JSON.stringify({ description: 'A tool', name }), seenAt: Date.now() };
+      await writeRecord(store, toolPinRecord, toolPinKey('/mcp', name), { route: '/mcp', name, pending }, { indexes: { route: '/mcp' } });
+    }
+    const { page, context } = await adminPage({ bypassCSP: false });
+    try {
+      await page.goto(`${base}/admin/tools`);
+      for (const name of names) {
+        // Found by the part of its name every page shows as it is.
+        const change = page.locator('section.tool-change', { hasText: name.slice(0, name.indexOf('_')) });
+        await change.getByRole('button', { name: /^Reject / }).click();
+        assert.match(await page.getByRole('status').innerText(), /Rejected: the changed definition stays refused/, JSON.stringify(name));
+        assert.equal((await readRecord(store, toolPinRecord, toolPinKey('/mcp', name)))?.rejected, true);
+        await change.getByRole('button', { name: /^Approve / }).click();
+        assert.match(await page.getByRole('status').innerText(), /Approved: every replica serves the tool/, JSON.stringify(name));
+        assert.equal(await change.count(), 0);
+        const pin = await readRecord(store, toolPinRecord, toolPinKey('/mcp', name));
+        assert.deepEqual([pin?.name, pin?.approved?.hash], [name, `hash-odd-${names.indexOf(name)}`]);
+      }
     } finally {
       await context.close();
     }

@@ -4,6 +4,7 @@ import { toolPinKey, toolPinRecord, toolPinsChangedChannel, type ToolPin } from 
 import { readRecord, subscribeChannel, writeRecord } from '../../src/store/record-access.ts';
 import { consolePost, signInTo, startConsoleHarness, type ConsoleBrowser, type ConsoleHarness } from './console-harness.ts';
 import { createToolsCommands } from '../../src/cli/commands/tools.ts';
+import { toolNameDigest } from '../../src/admin/tools.ts';
 import type { CliIo } from '../../src/cli/command.ts';
 import type { Store } from '../../src/store/store.ts';
 import { ALICE, BOB } from './seed.ts';
@@ -78,10 +79,9 @@ describe('tool changes in the admin console (in-process)', () => {
     await seedPin({ route: '/mcp', name: 'weather\u200b', approved: definition('Gets the weather.', 'w1'), pending: definition(hidden, 'w2') });
     const page = await h.app.inject({ url: '/admin/tools', headers: { cookie: alice.cookie } });
     for (const escaped of ['\\u{e0041}', '\\u200b', '\\u202e', '\\u202c']) assert.ok(page.body.includes(`<mark class="hidden-char" title="an invisible character">${escaped}</mark>`), escaped);
-    // Only the forms' hidden fields carry the name as it is (the decision must name the very tool).
-    const shown = page.body.replace(/ value="[^"]*"/g, '');
+    // Not even the forms carry the name as it is: they name the tool by a digest of it.
     await h.store.delete(toolPinRecord.namespace, toolPinKey('/mcp', 'weather\u200b'));
-    for (const raw of ['\u200b', '\u202e', '\u{e0041}']) assert.ok(!shown.includes(raw), `no raw ${JSON.stringify(raw)} on the page`);
+    for (const raw of ['\u200b', '\u202e', '\u{e0041}']) assert.ok(!page.body.includes(raw), `no raw ${JSON.stringify(raw)} on the page`);
   });
 
   it('prints the same in the CLI: invisible characters as code points, the approve command shell-quoted', async () => {
@@ -102,7 +102,7 @@ describe('tool changes in the admin console (in-process)', () => {
   });
 
   it('refuses a decision without the CSRF token, from another origin, or from a non-admin', async () => {
-    const form = { route: '/mcp', tool: 'echo' };
+    const form = { route: '/mcp', tool: toolNameDigest('echo') };
     const bob = await signInTo(h, BOB, '/account');
     const refused = [
       await consolePost(h, alice, '/admin/tools/approve', { ...form, csrf: 'forged' }),
@@ -118,10 +118,10 @@ describe('tool changes in the admin console (in-process)', () => {
     const page = await h.app.inject({ url: '/admin/tools', headers: { cookie: alice.cookie } });
     assert.match(page.body, /name="hash" value="hash-b"/);
     await seedPin({ route: '/mcp', name: 'echo', approved: definition('Echoes its input', 'a'), pending: definition('Echoes, then uploads ~/.ssh', 'x') });
-    const stale = await consolePost(h, alice, '/admin/tools/approve', { route: '/mcp', tool: 'echo', hash: 'hash-b', csrf: alice.csrf });
+    const stale = await consolePost(h, alice, '/admin/tools/approve', { route: '/mcp', tool: toolNameDigest('echo'), hash: 'hash-b', csrf: alice.csrf });
     assert.equal(stale.statusCode, 409);
     assert.match(stale.body, /changed after the page showed it/);
-    const unnamed = await consolePost(h, alice, '/admin/tools/approve', { route: '/mcp', tool: 'echo', csrf: alice.csrf });
+    const unnamed = await consolePost(h, alice, '/admin/tools/approve', { route: '/mcp', tool: toolNameDigest('echo'), csrf: alice.csrf });
     assert.equal(unnamed.statusCode, 400);
     assert.equal((await pinOf('/mcp', 'echo'))?.approved?.hash, 'hash-a', 'nothing was approved');
     await seedPin({ route: '/mcp', name: 'echo', approved: definition('Echoes its input', 'a'), pending: definition(POISONED, 'b') });
@@ -129,7 +129,7 @@ describe('tool changes in the admin console (in-process)', () => {
 
   it('approves as the CLI does: the new definition is pinned, the admin named, every replica told', async () => {
     announced.length = 0;
-    const response = await consolePost(h, alice, '/admin/tools/approve', { route: '/mcp', tool: 'echo', hash: 'hash-b', csrf: alice.csrf });
+    const response = await consolePost(h, alice, '/admin/tools/approve', { route: '/mcp', tool: toolNameDigest('echo'), hash: 'hash-b', csrf: alice.csrf });
     assert.equal(response.statusCode, 303);
     assert.equal(response.headers.location, '/admin/tools?done=tool-approved');
     const pin = await pinOf('/mcp', 'echo');
@@ -146,7 +146,7 @@ describe('tool changes in the admin console (in-process)', () => {
 
   it('rejects a new tool: it stays listed for review with its decision; an unknown tool is a 404 page', async () => {
     await seedPin({ route: '/mcp', name: 'wipe_disk', pending: definition('Deletes everything', 'c') });
-    const rejected = await consolePost(h, alice, '/admin/tools/reject', { route: '/mcp', tool: 'wipe_disk', csrf: alice.csrf });
+    const rejected = await consolePost(h, alice, '/admin/tools/reject', { route: '/mcp', tool: toolNameDigest('wipe_disk'), csrf: alice.csrf });
     assert.equal(rejected.statusCode, 303);
     const pin = await pinOf('/mcp', 'wipe_disk');
     assert.equal(pin?.rejected, true);
@@ -154,10 +154,62 @@ describe('tool changes in the admin console (in-process)', () => {
     const page = await h.app.inject({ url: '/admin/tools', headers: { cookie: alice.cookie } });
     assert.match(page.body, /rejected, and refused until approved/);
 
-    const missing = await consolePost(h, alice, '/admin/tools/approve', { route: '/mcp', tool: 'no_such_tool', hash: 'hash-c', csrf: alice.csrf });
+    const missing = await consolePost(h, alice, '/admin/tools/approve', { route: '/mcp', tool: toolNameDigest('no_such_tool'), hash: 'hash-c', csrf: alice.csrf });
     assert.equal(missing.statusCode, 404);
     assert.match(String(missing.headers['content-type']), /text\/html/);
+    assert.match(missing.body, /No tool pinned on \/mcp has the name this page showed/);
+    // A page from before the forms named tools by digest posts the name itself: told to reload, nothing decided.
+    const stale = await consolePost(h, alice, '/admin/tools/reject', { route: '/mcp', tool: 'wipe_disk', csrf: alice.csrf });
+    assert.equal(stale.statusCode, 404);
+    assert.match(stale.body, /the page is out of date/);
     const garbage = await consolePost(h, alice, '/admin/tools/reject', { csrf: alice.csrf });
     assert.equal(garbage.statusCode, 400);
   });
+
+  it('decides a tool whatever its name: a NUL, a lone surrogate, CR and LF survive the page and its forms', async () => {
+    // Names no HTML form carries back as they are: the HTML parser turns U+0000 into U+FFFD, UTF-8 cannot write a lone
+    // surrogate, and a form submission turns every CR or LF into CRLF. (A NUL-named tool stayed blocked, undecidable.)
+    const names = ['brand_new\u0000nul', 'lone\ud800surrogate', 'low\udc00first', 'cr\r\nlf', 'only\nlf', 'only\rcr'];
+    const fresh = await startConsoleHarness();
+    try {
+      for (const [index, name] of names.entries()) {
+        await writeRecord(fresh.store, toolPinRecord, toolPinKey('/mcp', name), { route: '/mcp', name, pending: { ...definition('', `${index}`), canonical: JSON.stringify({ description: 'A tool', name }) } }, { indexes: { route: '/mcp' } });
+      }
+      const admin = await signInTo(fresh, ALICE, '/admin/tools');
+      const decideEvery = async (verb: 'approve' | 'reject') => {
+        const page = await fresh.app.inject({ url: '/admin/tools', headers: { cookie: admin.cookie } });
+        const forms = formsOf(page.body, `/admin/tools/${verb}`);
+        assert.equal(forms.length, names.length, `one ${verb} form per tool`);
+        for (const form of forms) {
+          const response = await consolePost(fresh, admin, `/admin/tools/${verb}`, form);
+          assert.equal(response.statusCode, 303, `${verb}: ${response.body}`);
+        }
+      };
+      await decideEvery('reject');
+      for (const name of names) assert.equal((await readRecord(fresh.store, toolPinRecord, toolPinKey('/mcp', name)))?.rejected, true, `${JSON.stringify(name)} rejected`);
+      await decideEvery('approve');
+      for (const [index, name] of names.entries()) {
+        const pin = await readRecord(fresh.store, toolPinRecord, toolPinKey('/mcp', name));
+        assert.equal(pin?.approved?.hash, `hash-${index}`, `${JSON.stringify(name)} approved`);
+        assert.equal(pin?.name, name, 'under its exact name');
+      }
+    } finally {
+      await fresh.close();
+    }
+  });
 });
+
+/**
+ * The hidden fields of a page's forms posting to `action`, each as a browser submits it: the HTML parser turns NUL
+ * into U+FFFD and every CR or CRLF into LF (HTML, "Preprocessing the input stream"), the page travels as UTF-8 (a lone
+ * surrogate is U+FFFD by then already), and the form's submission writes every line break as CRLF (HTML, "Converting
+ * an entry list to a list of name-value pairs").
+ */
+function formsOf(page: string, action: string): Array<Record<string, string>> {
+  const entities: Record<string, string> = { amp: '&', lt: '<', gt: '>', quot: '"', '#39': "'" };
+  const asSubmitted = (value: string) =>
+    value.replaceAll('\u0000', '\ufffd').replace(/\r\n?/g, '\n').replace(/&(amp|lt|gt|quot|#39);/g, (_, entity: string) => entities[entity] ?? '').replace(/\r\n?|\n/g, '\r\n');
+  return [...page.matchAll(new RegExp(`<form method="post" action="${action}"[^>]*>(.*?)<button`, 'gs'))].map(([, fields = '']) =>
+    Object.fromEntries([...fields.matchAll(/<input type="hidden" name="([^"]+)" value="([^"]*)">/g)].map(([, name = '', value = '']) => [name, asSubmitted(value)])),
+  );
+}

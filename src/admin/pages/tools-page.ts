@@ -1,4 +1,4 @@
-import type { ToolPinDiff, ToolPinSummary } from '../tools.ts';
+import { toolNameDigest, type ToolPinDiff, type ToolPinSummary } from '../tools.ts';
 import { exactHtml, visibleText } from '../../web/html.ts';
 import { code, exactCode, html, postButton, renderConsolePage, table, timeCell, type ConsoleView } from './layout.ts';
 
@@ -33,11 +33,12 @@ function toolChange(view: ConsoleView, tool: ToolPinDiff): string {
 <h3 id="${html(anchor(tool))}">${exactCode(tool.name)} on ${code(tool.route)} <span class="badge tool-${tool.status}">${html(tool.status)}</span></h3>
 <p class="hint">${html(heading)}; seen ${timeCell(tool.changedAt)}.</p>
 ${fields.map((field) => fieldDiff(field, tool.approved?.[field], tool.pending?.[field], tool.approved !== undefined)).join('\n')}
-<div class="actions">${postButton('/admin/tools/approve', view.session, { route: tool.route, tool: tool.name, hash: tool.pendingHash ?? '' }, 'Approve', { kind: 'secondary', target })}${postButton('/admin/tools/reject', view.session, { route: tool.route, tool: tool.name }, 'Reject', { target })}</div>
+<div class="actions">${postButton('/admin/tools/approve', view.session, { route: tool.route, tool: toolNameDigest(tool.name), hash: tool.pendingHash ?? '' }, 'Approve', { kind: 'secondary', target })}${postButton('/admin/tools/reject', view.session, { route: tool.route, tool: toolNameDigest(tool.name) }, 'Reject', { target })}</div>
 </section>`;
 }
 
-const anchor = (tool: ToolPinSummary): string => `tool-${Buffer.from(`${tool.route}|${tool.name}`).toString('base64url')}`;
+// UTF-16 code units, not UTF-8: every lone surrogate would be U+FFFD in UTF-8, and two such names one id.
+const anchor = (tool: ToolPinSummary): string => `tool-${Buffer.from(`${tool.route}|${tool.name}`, 'utf16le').toString('base64url')}`;
 
 /** A field as lines: a string as its own text (a description reads as prose), anything else as indented JSON. */
 const linesOf = (value: unknown): string[] =>

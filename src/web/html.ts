@@ -21,9 +21,11 @@ export const HIDDEN_FORMATTING = /[\p{Cc}\u061C\u200E\u200F\u202A-\u202E\u2066-\
 /**
  * Everything that shows as nothing or rearranges text: control characters and Unicode's default-ignorable code points
  * (zero-width characters, the U+E0000 tag characters that can spell out a whole hidden sentence, variation selectors,
- * the bidirectional formatting characters).
+ * the bidirectional formatting characters) — and a lone surrogate (a surrogate pair is one character, which the `u`
+ * flag keeps whole). JSON allows `"\ud800"` in a name; UTF-8 cannot write it, so every page and terminal showed
+ * U+FFFD, and `x\ud800`, `x\udc00` and `x\ufffd` read alike while naming different tools.
  */
-export const INVISIBLE_CHARACTERS = /[\p{Cc}\p{Default_Ignorable_Code_Point}\u061C]/gu;
+export const INVISIBLE_CHARACTERS = /[\p{Cc}\p{Default_Ignorable_Code_Point}\u061C\ud800-\udfff]/gu;
 
 /** A character that would not show itself, written as its code point: `\x1b`, `\u200b`, `\u{e0041}`. */
 export function codePointEscape(char: string): string {

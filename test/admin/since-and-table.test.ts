@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { InvalidSinceError, parseSince } from '../../src/admin/since.ts';
 import { formatTable, formatTime } from '../../src/admin/text-table.ts';
+import { exactHtml, visibleName } from '../../src/web/html.ts';
 import { lastMinute } from '../../src/admin/pages/overview-page.ts';
 import { createMetrics, SAMPLE_BUCKET_MS } from '../../src/observability/metrics.ts';
 import { ManualClock } from '../../src/runtime/clock.ts';
@@ -41,6 +42,13 @@ describe('CLI tables', () => {
     assert.equal(table, 'ID    NAME\na     evil\\x1b[31mred\nbbbb  ok');
     assert.equal(formatTime(undefined), '-');
     assert.equal(formatTime(now), '2026-05-01T12:00:00Z');
+  });
+
+  it('shows a lone surrogate as its code point (a terminal and a page would show U+FFFD), a pair as its character', () => {
+    // A backend's JSON may name a tool "x\ud800": printed as UTF-8 it read as "x�", like "x\udc00" and "x\ufffd".
+    assert.equal(formatTable(['NAME'], [['x\ud800'], ['y\udc00z'], ['\u{1f600}']]), 'NAME\nx\\ud800\ny\\udc00z\n\u{1f600}');
+    assert.equal(exactHtml('x\ud800'), 'x<mark class="hidden-char" title="an invisible character">\\ud800</mark>');
+    assert.equal(visibleName('\ud800'), undefined, 'a name of nothing else shows nothing');
   });
 });
 

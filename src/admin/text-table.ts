@@ -17,7 +17,7 @@ export function formatTime(ms: number | undefined): string {
  * terminal, a right-to-left override (U+202E) would make a line read other than it is, and tag characters print as
  * nothing.
  */
-const printable = visibleText;
+export const printable = visibleText;
 
 /**
  * Human output as a whole (lines of text, line breaks kept): what `printable` does for a table's cells, for the

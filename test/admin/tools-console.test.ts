@@ -197,6 +197,46 @@ describe('tool changes in the admin console (in-process)', () => {
       await fresh.close();
     }
   });
+  it('names a tool in the CLI as "tools list" prints it: a NUL, a lone surrogate, a line break, none of which argv carries', async () => {
+    const names = ['brand_new\u0000nul', 'lone\ud800', 'two\nlines'];
+    const fresh = await startConsoleHarness();
+    try {
+      const pin = (name: string) => readRecord(fresh.store, toolPinRecord, toolPinKey('/mcp', name));
+      const seed = (name: string, hash: string) =>
+        writeRecord(fresh.store, toolPinRecord, toolPinKey('/mcp', name), { route: '/mcp', name, pending: { ...definition('', hash), canonical: JSON.stringify({ name }) } }, { indexes: { route: '/mcp' } });
+      for (const [index, name] of names.entries()) await seed(name, `${index}`);
+      const unclosable = new Proxy(fresh.store, { get: (target, property) => (property === 'close' ? async () => {} : (Reflect.get(target, property) as unknown)) }) as Store;
+      const commands = Object.values(createToolsCommands({ clock: fresh.clock, openStore: async () => unclosable }));
+      const cli = async (values: Record<string, string>, verb: string, ...positionals: string[]) => {
+        let out = '';
+        const io: CliIo = { stdout: (text) => void (out += text), stderr: () => {}, env: {}, cwd: process.cwd() };
+        assert.equal(await commands.find((command) => command.path[1] === verb)!.run({ values, positionals, io }), 0);
+        return out;
+      };
+
+      const printed = (await cli({}, 'list')).trimEnd().split('\n').slice(1).map((row) => row.split(/ {2,}/)[1] ?? '');
+      assert.deepEqual(printed, ['brand_new\\x00nul', 'lone\\ud800', 'two\\x0alines']);
+      for (const [index, shown] of printed.entries()) {
+        await cli({}, 'reject', '/mcp', shown);
+        assert.equal((await pin(names[index]!))?.rejected, true, shown);
+        // The approval `tools diff` prints, as an operator would paste it.
+        const command = /approve exactly this: gatehouse tools approve \/mcp '([^']*)' --hash (\S+)/.exec(await cli({}, 'diff', '/mcp', shown));
+        assert.ok(command, shown);
+        await cli({ hash: command[2]! }, 'approve', '/mcp', command[1]!);
+        assert.equal((await pin(names[index]!))?.approved?.hash, `hash-${index}`, shown);
+      }
+
+      // `\x00` is also four characters a name may hold: the printed text names two tools, so only --hash picks one.
+      await seed('twin\u0000', 'nul');
+      await seed('twin\\x00', 'text');
+      await assert.rejects(cli({}, 'reject', '/mcp', 'twin\\x00'), /names 2 tools on \/mcp as "gatehouse tools list" prints them/);
+      assert.equal((await pin('twin\u0000'))?.rejected, undefined, 'nothing rejected');
+      await cli({ hash: 'hash-nul' }, 'approve', '/mcp', 'twin\\x00');
+      assert.deepEqual([(await pin('twin\u0000'))?.approved?.hash, (await pin('twin\\x00'))?.approved], ['hash-nul', undefined]);
+    } finally {
+      await fresh.close();
+    }
+  });
 });
 
 /**

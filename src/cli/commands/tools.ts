@@ -1,6 +1,8 @@
 import { adminCommand, defaultAdminCommandDependencies, printListing, stringOption, type AdminCommandDependencies } from '../admin-command.ts';
 import { approveToolPin, diffToolPin, listToolPins, rejectToolPin, type ToolPinSummary } from '../../admin/tools.ts';
-import { formatTime, terminalSafe, toJsonOutput } from '../../admin/text-table.ts';
+import { formatTime, printable, terminalSafe, toJsonOutput } from '../../admin/text-table.ts';
+import { foldToolName } from '../../protocol/tool-names.ts';
+import type { AdminDeps } from '../../admin/admin-deps.ts';
 import { CliUsageError, type CliCommand, type CliIo } from '../command.ts';
 
 /** `gatehouse tools list|diff|approve|reject`: reviewing pinned tool definitions (a route's `toolPinning`). */
@@ -24,8 +26,8 @@ export function createToolsCommands(dependencies: AdminCommandDependencies = def
     summary: "Show a tool's approved and changed definitions, and which fields differ.",
     positionals: ['ROUTE', 'TOOL'],
     action: async ({ deps, positionals, io, json }) => {
-      const [route, tool] = routeAndTool(positionals);
-      const result = await diffToolPin(deps, route, tool);
+      const [route, given] = routeAndTool(positionals);
+      const result = await diffToolPin(deps, route, await pinnedToolMeant(deps, route, given));
       if (json) return void io.stdout(toJsonOutput({ tool: result }));
       // Everything here is what a backend published: each invisible character (zero-width, tag characters, bidi
       // overrides, which JSON leaves as they are) is printed as its code point, as the console marks it.
@@ -48,8 +50,9 @@ export function createToolsCommands(dependencies: AdminCommandDependencies = def
         ? { options: { hash: { type: 'string' as const, description: 'Approve only this definition (the hash `tools diff` prints): refused if it changed since.' } } }
         : {}),
       action: async ({ deps, positionals, values, io, json }) => {
-        const [route, tool] = routeAndTool(positionals);
-        report(io, json, verb, await decision(deps, route, tool, 'cli', verb === 'approve' ? stringOption(values, 'hash') : undefined));
+        const [route, given] = routeAndTool(positionals);
+        const hash = verb === 'approve' ? stringOption(values, 'hash') : undefined;
+        report(io, json, verb, await decision(deps, route, await pinnedToolMeant(deps, route, given, hash), 'cli', hash));
       },
     });
 
@@ -65,6 +68,24 @@ function routeAndTool(positionals: string[]): [string, string] {
   const [route, tool] = positionals;
   if (!route || !tool) throw new CliUsageError('expected a route path and a tool name, e.g. "gatehouse tools approve /mcp send_mail"');
   return [route, tool];
+}
+
+/**
+ * The pinned tool an operator names: by its name, or by the text `tools list` prints for it. A backend's name may hold
+ * what argv cannot carry (U+0000) or a terminal does not show (controls, invisible characters, a lone surrogate);
+ * `tools list` prints each as its code point (`brand_new\x00nul`), and that text named no tool, so such a change
+ * could not be decided. Two tools that answer to the same text (`\x00` is also four characters a name may hold) are
+ * told apart by `--hash`, or refused: a decision must not fall on a tool the operator did not mean.
+ */
+async function pinnedToolMeant(deps: AdminDeps, route: string, given: string, hash?: string): Promise<string> {
+  const pins = await listToolPins(deps, { route });
+  const meant = pins.filter((tool) => foldToolName(tool.name) === foldToolName(given) || printable(tool.name) === given);
+  const chosen = meant.length > 1 && hash !== undefined ? meant.filter((tool) => tool.pendingHash === hash) : meant;
+  if (chosen.length > 1) {
+    throw new CliUsageError(`"${given}" names ${chosen.length} tools on ${route} as "gatehouse tools list" prints them: approve with --hash (each one's pendingHash in "gatehouse tools list --json"), or decide in the admin console.`);
+  }
+  // None: the name goes on as given, for the store's own "No tool … is pinned".
+  return chosen[0]?.name ?? given;
 }
 
 function report(io: CliIo, json: boolean, verb: string, tool: ToolPinSummary): void {

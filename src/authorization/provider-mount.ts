@@ -1,5 +1,6 @@
 import * as querystring from 'node:querystring';
 import { methodsToRefuse } from '../server/http-methods.ts';
+import { answerPublicPreflights } from '../server/public-document-cors.ts';
 import type { FastifyInstance, FastifyReply, FastifyRequest, HTTPMethods } from 'fastify';
 import type { GatehouseContext } from '../context/gatehouse-context.ts';
 import { ProtocolError } from '../errors/protocol-error.ts';
@@ -267,7 +268,9 @@ export function mountProvider(app: FastifyInstance, options: ProviderMountOption
       .type('application/jwk-set+json; charset=utf-8')
       .send(JSON.stringify(ctx.keyring.publicJwks())),
   );
-  app.route({ method: methodsToRefuse(app, ['GET'], ['HEAD']), url: `${basePath}/jwks`, exposeHeadRoute: false, handler: refuseMethod('GET, HEAD') });
+  // Readable from any origin, so preflighted from any: a browser client verifying tokens may send its own headers.
+  answerPublicPreflights(app, `${basePath}/jwks`, 'GET, HEAD, OPTIONS');
+  app.route({ method: methodsToRefuse(app, ['GET'], ['HEAD', 'OPTIONS']), url: `${basePath}/jwks`, exposeHeadRoute: false, handler: refuseMethod('GET, HEAD, OPTIONS') });
   for (const document of ['oauth-authorization-server', 'openid-configuration']) {
     const url = basePath === '' ? `/.well-known/${document}` : `/.well-known/${document}${basePath}`;
     app.route({ method: ['GET', 'OPTIONS'], url, onRequest: handToProvider(true, WELL_KNOWN_METHODS), handler: async () => undefined });

@@ -22,9 +22,9 @@ export interface CorsPolicy {
   allowsHeader: (name: string) => boolean;
 }
 
-/** MCP endpoints and metadata: the headers MCP uses. */
+/** MCP endpoints: the headers MCP uses. (The public metadata documents answer any origin: ../server/public-document-cors.ts.) */
 export const MCP_CORS = {
-  // The methods are each URL's own (gateway-plugin.ts): `/sse` serves GET only, `/messages` POST, metadata GET.
+  // The methods are each URL's own (gateway-plugin.ts): `/sse` serves GET only, `/messages` POST.
   allowsHeader: (name: string) => /^(authorization|dpop|content-type|accept|last-event-id|mcp-[a-z0-9-]+)$/.test(name),
 };
 

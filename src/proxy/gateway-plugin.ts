@@ -1,4 +1,5 @@
 import { methodsToRefuse } from '../server/http-methods.ts';
+import { answerPublicPreflights } from '../server/public-document-cors.ts';
 import type { FastifyError, FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import type { RouteConfig } from '../config/schema.ts';
 import type { GatehouseContext } from '../context/gatehouse-context.ts';
@@ -110,24 +111,26 @@ export function createGatewayPlugin(ctx: GatehouseContext, deps: GatewayDeps): F
       await runtime.audit.close();
     });
 
-    const metadataPaths = registerResourceMetadata(app, ctx.publicUrl, routes);
+    registerResourceMetadata(app, ctx.publicUrl, routes);
     const mcpEndpoints = states.filter((state) => state.route.type !== 'http').flatMap((state) => registerRoute(app, runtime, state));
     const httpPaths = states.filter((state) => state.route.type === 'http').flatMap((state) => registerRoute(app, runtime, state).map((endpoint) => endpoint.url));
-    // MCP SDK clients send `MCP-Protocol-Version` even on metadata requests, which makes browsers preflight them. Each
-    // URL's preflight (and plain OPTIONS) names the methods that URL serves: `/sse` is GET only, `/messages` POST.
+    // Each URL's preflight (and plain OPTIONS) names the methods that URL serves: `/sse` is GET only, `/messages` POST.
     const bySet = Map.groupBy(mcpEndpoints, (endpoint) => endpoint.serves.join(', '));
     const mcpPolicies = [...bySet].map(([serves, endpoints]) => ({ ...MCP_CORS, paths: endpoints.map((endpoint) => endpoint.url), methods: `${serves}, OPTIONS` }));
-    installCors(app, [{ ...MCP_CORS, paths: metadataPaths, methods: 'GET, HEAD, OPTIONS' }, ...mcpPolicies, { paths: httpPaths, ...HTTP_ROUTE_CORS }], runtime.isAllowedOrigin);
+    installCors(app, [...mcpPolicies, { paths: httpPaths, ...HTTP_ROUTE_CORS }], runtime.isAllowedOrigin);
   };
 }
 
-/** Registers the PRM documents; returns their paths. */
-function registerResourceMetadata(app: FastifyInstance, publicUrl: string, routes: readonly RouteConfig[]): string[] {
+/** Registers the PRM documents, readable (and preflighted) from any origin. */
+function registerResourceMetadata(app: FastifyInstance, publicUrl: string, routes: readonly RouteConfig[]): void {
   const send = (route: RouteConfig, slash = false) => async (_request: FastifyRequest, reply: FastifyReply) =>
     // Public metadata: browser-based MCP clients fetch it cross-origin.
     reply.header('access-control-allow-origin', '*').header('cache-control', 'public, max-age=300').send(buildProtectedResourceMetadata(publicUrl, route, slash));
   const serve = (path: string, route: RouteConfig, slash = false) => {
     app.get(path, send(route, slash));
+    // Not the MCP endpoints' Origin allow-list: the GET answers any origin, so must its preflight (an MCP client's
+    // `MCP-Protocol-Version` makes the browser send one), or a browser client cannot discover the server.
+    answerPublicPreflights(app, path, 'GET, HEAD, OPTIONS');
     // Any other method is a 405 naming the ones served (it was a 404, as if no document were there).
     app.route({ method: methodsToRefuse(app, ['GET'], ['HEAD', ...PREFLIGHT]), url: path, exposeHeadRoute: false, handler: refuseMethod('GET, HEAD, OPTIONS', 'metadata document') });
   };
@@ -143,11 +146,7 @@ function registerResourceMetadata(app: FastifyInstance, publicUrl: string, route
   // The root document serves clients that only try the root well-known URL: it describes the first route (unless a
   // route at `/` already owns it).
   const first = routes[0];
-  if (first && !paths.includes(PRM_PATH)) {
-    serve(PRM_PATH, first);
-    paths.push(PRM_PATH);
-  }
-  return paths;
+  if (first && !paths.includes(PRM_PATH)) serve(PRM_PATH, first);
 }
 
 /** Registers a route's handlers; returns the URLs registered and the methods each serves (for CORS and OPTIONS). */

@@ -31,7 +31,7 @@ describe('authorization server metadata (RFC 8414)', () => {
     for (const [path, allow] of [
       ['/.well-known/oauth-authorization-server', 'GET, HEAD, OPTIONS'],
       ['/.well-known/openid-configuration', 'GET, HEAD, OPTIONS'],
-      ['/jwks', 'GET, HEAD'],
+      ['/jwks', 'GET, HEAD, OPTIONS'],
     ] as const) {
       for (const method of ['POST', 'PUT', 'DELETE', 'PATCH']) {
         const response = await fetch(`${server.publicUrl}${path}`, { method });
@@ -61,6 +61,24 @@ describe('authorization server metadata (RFC 8414)', () => {
     const kid = server.ctx.keyring.currentSigningKey().kid;
     assert.ok(jwks.keys.some((key) => key.kid === kid));
     assert.ok(jwks.keys.every((key) => key.d === undefined), 'no private key material');
+  });
+
+  it('answers the preflight of every public document from any origin, with the headers MCP clients send', async () => {
+    // MCP SDK clients send MCP-Protocol-Version on discovery; the browser preflights it wherever the document is.
+    for (const path of ['/.well-known/oauth-authorization-server', '/.well-known/openid-configuration', '/jwks']) {
+      const preflight = await fetch(`${server.publicUrl}${path}`, {
+        method: 'OPTIONS',
+        headers: { origin: 'http://localhost:6274', 'access-control-request-method': 'GET', 'access-control-request-headers': 'mcp-protocol-version' },
+      });
+      assert.equal(preflight.status, 204, path);
+      assert.ok(['*', 'http://localhost:6274'].includes(preflight.headers.get('access-control-allow-origin') ?? ''), path);
+      assert.match(preflight.headers.get('access-control-allow-headers') ?? '', /mcp-protocol-version/i, path);
+      await preflight.body?.cancel();
+      // Without an Origin it asks what the URL allows (RFC 9110 §9.3.7).
+      const plain = await fetch(`${server.publicUrl}${path}`, { method: 'OPTIONS' });
+      assert.equal(plain.status, 204, path);
+      assert.equal(plain.headers.get('allow'), 'GET, HEAD, OPTIONS');
+    }
   });
 
   it('lets browser clients read metadata and call the token endpoint cross-origin', async () => {

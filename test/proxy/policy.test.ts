@@ -434,6 +434,33 @@ describe('CORS for browser clients', () => {
     await unauthenticated.body?.cancel();
   });
 
+  it('answers the preflight of every resource metadata document from any origin, as its GET is (the MCP endpoint keeps its allow-list)', async () => {
+    // An MCP SDK client sends MCP-Protocol-Version on the metadata fetch: the browser preflights it. Refused, a
+    // client that does not retry without the header could not discover the server (the document's GET answers `*`).
+    const documents = ['/.well-known/oauth-protected-resource/json', '/.well-known/oauth-protected-resource/json/', '/.well-known/oauth-protected-resource'];
+    for (const path of documents) {
+      for (const origin of ['https://app.example', 'http://localhost:6274']) {
+        const preflight = await fetch(gateway.url + path, {
+          method: 'OPTIONS',
+          headers: { origin, 'access-control-request-method': 'GET', 'access-control-request-headers': 'mcp-protocol-version, accept' },
+        });
+        assert.equal(preflight.status, 204, `${origin} ${path}`);
+        assert.ok([origin, '*'].includes(preflight.headers.get('access-control-allow-origin') ?? ''), `${origin} ${path}`);
+        assert.match(preflight.headers.get('access-control-allow-methods') ?? '', /\bGET\b/);
+        assert.equal(preflight.headers.get('access-control-allow-headers'), 'mcp-protocol-version, accept');
+        assert.equal(preflight.headers.get('access-control-allow-credentials'), null);
+        const document = await fetch(gateway.url + path, { headers: { origin, 'mcp-protocol-version': '2025-11-25' } });
+        assert.equal(document.status, 200, path);
+        assert.ok([origin, '*'].includes(document.headers.get('access-control-allow-origin') ?? ''));
+        await document.body?.cancel();
+      }
+    }
+    const mcp = await fetch(gateway.url + '/json', { method: 'OPTIONS', headers: { origin: 'http://localhost:6274', 'access-control-request-method': 'POST' } });
+    assert.equal(mcp.status, 403, 'the MCP endpoint itself answers only the allowed origins');
+    assert.equal(mcp.headers.get('access-control-allow-origin'), null);
+    await mcp.body?.cancel();
+  });
+
   it('answers a REST client\'s preflight on a plain HTTP route with every method it forwards and its own headers', async () => {
     for (const path of ['/rest', '/rest/items/7']) {
       const preflight = await fetch(gateway.url + path, {

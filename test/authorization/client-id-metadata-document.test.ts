@@ -46,6 +46,8 @@ describe('client id metadata documents', () => {
     cimd.documents.set('/mismatch.json', documentFor({ client_id: 'https://someone-else.example.test/client.json' }));
     cimd.documents.set('/secret.json', documentFor({ token_endpoint_auth_method: 'client_secret_post' }));
     cimd.documents.set('/evil-redirect.json', documentFor({ redirect_uris: ['javascript:alert(1)'] }));
+    cimd.documents.set('/no-response-types.json', documentFor({ response_types: [] }));
+    cimd.documents.set('/no-grant-types.json', documentFor({ grant_types: [] }));
     const { publicKey } = await generateKeyPair('ES256', { extractable: true });
     const machine = { token_endpoint_auth_method: 'private_key_jwt', jwks: { keys: [{ ...(await exportJWK(publicKey)), alg: 'ES256', kid: 'k' }] } };
     cimd.documents.set('/client-credentials.json', documentFor({ ...machine, grant_types: ['authorization_code', 'refresh_token', 'client_credentials'] }));
@@ -121,6 +123,16 @@ describe('client id metadata documents', () => {
     it('refuses shared-secret authentication and unsafe redirect URIs in a document', async () => {
       assert.match(await expectRefusedPage(cimd.url('/secret.json')), /invalid_client/);
       assert.match(await expectRefusedPage(cimd.url('/evil-redirect.json')), /invalid_client|invalid_redirect_uri/);
+    });
+
+    it('refuses a document that leaves its client without the code flow (empty response_types or grant_types)', async () => {
+      // The provider repaired both: [] response types dropped `authorization_code` (a client that could never
+      // authorize), [] grant types became `authorization_code` only (no refresh tokens, unlike leaving it out).
+      for (const [document, member] of [['/no-response-types.json', 'response_types'], ['/no-grant-types.json', 'grant_types']] as const) {
+        const page = await expectRefusedPage(cimd.url(document));
+        assert.match(page, /invalid_client_metadata/, document);
+        assert.ok(page.includes(`${member} must`), document);
+      }
     });
 
     it('refuses a document asking for a grant beyond sign-in (client credentials: app-only tokens with no consent)', async () => {

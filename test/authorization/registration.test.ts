@@ -245,6 +245,34 @@ describe('dynamic client registration (RFC 7591)', () => {
   });
 });
 
+describe('registration of a client without the code flow', () => {
+  // A server of its own: the suite above spends its registration budget to the last one.
+  const server = startedForSuite(() => startAuthorizationServer());
+
+  async function refusal(metadata: Record<string, unknown>): Promise<string> {
+    const response = await registerClient(server, metadata);
+    assert.equal(response.status, 400);
+    const body = (await response.json()) as { error: string; error_description?: string; client_id?: string };
+    assert.equal(body.error, 'invalid_client_metadata');
+    assert.equal(body.client_id, undefined);
+    return body.error_description ?? '';
+  }
+
+  it('refuses metadata that leaves the client without the code flow it registers redirect URIs for', async () => {
+    // The provider repaired these instead: `response_types: []` dropped `authorization_code` and registered a client
+    // with `["refresh_token"]` that could never authorize; `grant_types: []` registered `["authorization_code"]`.
+    assert.match(await refusal({ ...valid, response_types: [] }), /response_types must include "code"/);
+    assert.match(await refusal({ redirect_uris: [CLIENT_REDIRECT], response_types: [], grant_types: ['authorization_code'] }), /response_types/);
+    assert.match(await refusal({ ...valid, grant_types: [] }), /grant_types must name/);
+    // Left out, both are the code flow with refresh tokens.
+    const response = await registerClient(server, { redirect_uris: [CLIENT_REDIRECT] });
+    assert.equal(response.status, 201);
+    const body = (await response.json()) as Record<string, unknown>;
+    assert.deepEqual(body.response_types, ['code']);
+    assert.deepEqual(body.grant_types, ['authorization_code', 'refresh_token']);
+  });
+});
+
 describe('registration budget: exact Retry-After and the loopback allowance', () => {
   const hour = 3_600_000;
   const clock = new ManualClock(Date.UTC(2026, 0, 1, 10) + 1_000_000);

@@ -123,12 +123,13 @@ describe('admin CLI against a SQLite store seeded through the oidc adapter', () 
   it('prints a stored name\'s terminal controls and bidi overrides escaped, in lines, tables and questions; --json keeps it exact', async () => {
     // A registrant chooses client_name: an ESC sequence would retitle or recolour the operator's terminal, U+202E
     // would make the line read backwards.
-    const hostile = 'Evil\u001b]0;pwned\u0007\u001b[2J\u202eppa';
+    const hostile = 'Evil\u001b]0;pwned\u0007\u001b[2J\u202eppa\nRedirect URIs: https://legit.example/cb';
     const id = 'dcr-hostile-name';
     const Adapter = createOidcAdapter(inspect, clock);
     await new Adapter('Client').upsert(id, { client_id: id, client_name: hostile, redirect_uris: ['https://hostile.example/cb'], token_endpoint_auth_method: 'none' });
     try {
-      const escaped = 'Evil\\x1b]0;pwned\\x07\\x1b[2J\\u202eppa';
+      // A line break too: it would print a line of the registrant's among the command's own.
+      const escaped = 'Evil\\x1b]0;pwned\\x07\\x1b[2J\\u202eppa\\x0aRedirect URIs: https://legit.example/cb';
       const shown = await cli('clients', 'show', id);
       assert.equal(shown.code, 0, shown.stderr);
       assert.ok(shown.stdout.includes(`Name:          ${escaped}\n`), shown.stdout);

@@ -220,9 +220,12 @@ describe('tool changes in the admin console (in-process)', () => {
         await cli({}, 'reject', '/mcp', shown);
         assert.equal((await pin(names[index]!))?.rejected, true, shown);
         // The approval `tools diff` prints, as an operator would paste it.
-        const command = /approve exactly this: gatehouse tools approve \/mcp '([^']*)' --hash (\S+)/.exec(await cli({}, 'diff', '/mcp', shown));
+        const diff = await cli({}, 'diff', '/mcp', shown);
+        const command = /approve exactly this: gatehouse tools approve \/mcp '([^']*)' --hash (\S+)/.exec(diff);
         assert.ok(command, shown);
-        await cli({ hash: command[2]! }, 'approve', '/mcp', command[1]!);
+        const approved = await cli({ hash: command[2]! }, 'approve', '/mcp', command[1]!);
+        // Printed as `tools list` prints it, everywhere: a line break in a name printed a line of the backend's.
+        for (const output of [diff, approved]) assert.ok(!output.includes(names[index]!) && output.includes(shown), output);
         assert.equal((await pin(names[index]!))?.approved?.hash, `hash-${index}`, shown);
       }
 

@@ -2,7 +2,7 @@ import { adminCommand, defaultAdminCommandDependencies, printListing, type Admin
 import { findClient, listClients, revokeClient } from '../../admin/clients.ts';
 import { AdminNotFoundError } from '../../admin/admin-deps.ts';
 import { listGrants } from '../../admin/grants.ts';
-import { formatTable, formatTime, toJsonOutput } from '../../admin/text-table.ts';
+import { formatTable, formatTime, printable, toJsonOutput } from '../../admin/text-table.ts';
 import type { CliCommand } from '../command.ts';
 import { cancelled, confirmation, yesOption } from '../confirm.ts';
 import type { AdminDeps } from '../../admin/admin-deps.ts';
@@ -40,11 +40,12 @@ export function createClientsCommands(dependencies: AdminCommandDependencies = d
       if (json) return void io.stdout(toJsonOutput({ client, grants }));
       const lines = [
         `Client:        ${client.clientId}`,
-        `Name:          ${client.name ?? '-'}`,
+        // A name and redirect URIs are the registrant's: each on its own line, whatever line breaks they hold.
+        `Name:          ${client.name === undefined ? '-' : printable(client.name)}`,
         `Type:          ${client.type}`,
         `Created:       ${formatTime(client.createdAt)}`,
         `Last used:     ${formatTime(client.lastUsedAt)}`,
-        `Redirect URIs: ${client.redirectUris.join(' ') || '-'}`,
+        `Redirect URIs: ${client.redirectUris.map(printable).join(' ') || '-'}`,
         '',
         grants.length === 0
           ? 'No grants.'
@@ -65,7 +66,7 @@ export function createClientsCommands(dependencies: AdminCommandDependencies = d
     prepare: (values, io) => confirmation(values, io, 'clients revoke'),
     action: async ({ deps, positionals, io, json, prepared: confirm }) => {
       const target = await existingClient(deps, positionals[0] ?? '');
-      const named = target.name === undefined ? target.clientId : `${target.clientId} (${target.name})`;
+      const named = target.name === undefined ? target.clientId : `${target.clientId} (${printable(target.name)})`;
       if (!(await confirm(`Revoke client ${named} and its ${target.activeGrants} grant(s) on every replica?`))) return cancelled(io);
       const result = await revokeClient(deps, target.clientId);
       if (json) return void io.stdout(toJsonOutput(result));

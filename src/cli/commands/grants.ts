@@ -1,6 +1,6 @@
 import { adminCommand, defaultAdminCommandDependencies, printListing, stringOption, type AdminCommandDependencies } from '../admin-command.ts';
 import { findGrant, listGrants, revokeGrantById } from '../../admin/grants.ts';
-import { formatTime, toJsonOutput } from '../../admin/text-table.ts';
+import { formatTime, printable, toJsonOutput } from '../../admin/text-table.ts';
 import { AdminNotFoundError } from '../../admin/admin-deps.ts';
 import type { CliCommand } from '../command.ts';
 import { cancelled, confirmation, yesOption } from '../confirm.ts';
@@ -34,10 +34,10 @@ export function createGrantsCommands(dependencies: AdminCommandDependencies = de
       const grantId = positionals[0] ?? '';
       const target = await findGrant(deps, grantId);
       if (target === undefined) throw new AdminNotFoundError(`no grant ${JSON.stringify(grantId)}`);
-      if (!(await confirm(`Revoke grant ${grantId} (user ${target.subject}, client ${target.clientId}) on every replica?`))) return cancelled(io);
+      if (!(await confirm(`Revoke grant ${grantId} (user ${printable(target.subject)}, client ${printable(target.clientId)}) on every replica?`))) return cancelled(io);
       const { ended: _ended, ...grant } = await revokeGrantById(deps, grantId);
       if (json) io.stdout(toJsonOutput({ revoked: grant }));
-      else io.stdout(`Revoked grant ${grant.grantId} (user ${grant.subject}, client ${grant.clientId}).\n`);
+      else io.stdout(`Revoked grant ${grant.grantId} (user ${printable(grant.subject)}, client ${printable(grant.clientId)}).\n`);
     },
   });
 

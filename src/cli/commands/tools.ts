@@ -31,10 +31,11 @@ export function createToolsCommands(dependencies: AdminCommandDependencies = def
       if (json) return void io.stdout(toJsonOutput({ tool: result }));
       // Everything here is what a backend published: each invisible character (zero-width, tag characters, bidi
       // overrides, which JSON leaves as they are) is printed as its code point, as the console marks it.
-      const lines = [`${result.route} ${result.name}: ${result.status}`];
+      // The name by its printed form (which TOOL accepts): a line break in it would print a line of the backend's.
+      const lines = [`${result.route} ${printable(result.name)}: ${result.status}`];
       if (result.changedFields.length > 0) lines.push(`changed: ${result.changedFields.join(', ')}`);
       // The approval of exactly this definition, quoted for a shell: refused if the backend changes it before it runs.
-      if (result.pendingHash !== undefined) lines.push(`approve exactly this: gatehouse tools approve ${shellQuoted(result.route)} ${shellQuoted(result.name)} --hash ${result.pendingHash}`);
+      if (result.pendingHash !== undefined) lines.push(`approve exactly this: gatehouse tools approve ${shellQuoted(result.route)} ${shellQuoted(printable(result.name))} --hash ${result.pendingHash}`);
       lines.push('--- approved', result.approved === undefined ? '(nothing approved yet)' : JSON.stringify(result.approved, null, 2));
       lines.push('+++ seen', result.pending === undefined ? '(the approved definition: nothing awaits review)' : JSON.stringify(result.pending, null, 2));
       io.stdout(`${terminalSafe(lines.join('\n'))}\n`);
@@ -90,7 +91,7 @@ async function pinnedToolMeant(deps: AdminDeps, route: string, given: string, ha
 
 function report(io: CliIo, json: boolean, verb: string, tool: ToolPinSummary): void {
   if (json) io.stdout(toJsonOutput({ tool }));
-  else io.stdout(`${terminalSafe(`${verb === 'approve' ? 'Approved' : 'Rejected'}: ${tool.route} ${tool.name} (${tool.status}).`)}\n`);
+  else io.stdout(`${terminalSafe(`${verb === 'approve' ? 'Approved' : 'Rejected'}: ${tool.route} ${printable(tool.name)} (${tool.status}).`)}\n`);
 }
 
 /** A word for a POSIX shell: single-quoted (a backend names its tools; `x;curl …|sh` is a name too). */

@@ -41,7 +41,8 @@ export async function singleFlight<T>(options: SingleFlightOptions<T>): Promise<
       let held: Promise<unknown> | undefined;
       try {
         // The previous holder may have finished between our cache miss and getting the lock.
-        return (await poll()) ?? (await work((until) => void (held = until)));
+        // Every promise the work hands over keeps the lock, not only the last one.
+        return (await poll()) ?? (await work((until) => void (held = held === undefined ? until : Promise.allSettled([held, until]))));
       } finally {
         if (held === undefined) await release().catch(() => undefined);
         else void held.then(release, release).catch(() => undefined);

@@ -54,18 +54,36 @@ export function createUpstreamSession(options: UpstreamSessionOptions) {
   const isFresh = (tokens: UpstreamTokens): boolean => isFreshToken(tokens, skewMs, clock.now());
 
   /**
-   * Tokens the IdP issued by rotation that the store then refused (an outage right after the refresh). The refresh
-   * token in the store is spent: presented again, the IdP sees a reuse and ends the session. So these are kept here
-   * and offered to the store again at this replica's next call for the user and on a timer, until it takes them.
+   * Tokens the IdP issued by rotation that the store then refused (an outage right after the refresh), with the refresh
+   * token that obtained them (`spent`). The refresh token in the store is spent: presented again, the IdP sees a reuse
+   * and ends the session. So these are kept here and offered to the store again at this replica's next call for the
+   * user and on a timer, until it takes them — or holds others by then (`saveRotated`).
    */
-  const unsaved = new Map<string, UpstreamTokens>();
+  const unsaved = new Map<string, { tokens: UpstreamTokens; spent: string }>();
   /** Settles when the user's unsaved tokens were saved (or given up): the refresh lock is held until then. */
   const resaving = new Map<string, Promise<void>>();
 
   async function save(subject: string, tokens: UpstreamTokens): Promise<void> {
     await vault.save(subject, tokens);
-    if (unsaved.get(subject) === tokens) unsaved.delete(subject);
+    if (unsaved.get(subject)?.tokens === tokens) unsaved.delete(subject);
     await afterSave?.(subject);
+  }
+
+  /**
+   * Saves tokens a refresh with `spent` obtained, unless the store holds other tokens by now: a new sign-in's (which
+   * writes without the refresh lock), or another replica's refresh once the lock had expired. Those are newer, and the
+   * session they belong to is the user's current one. Resolves whether it saved. Only for tokens saved late (an answer
+   * after the timeout, a retry after an outage): a timely refresh holds the lock and has just read what it replaces.
+   */
+  async function saveRotated(subject: string, spent: string, tokens: UpstreamTokens): Promise<boolean> {
+    const current = await vault.load(subject);
+    if (current?.refreshToken !== spent) {
+      if (unsaved.get(subject)?.tokens === tokens) unsaved.delete(subject);
+      logger.info('late upstream tokens not saved: the store holds newer ones');
+      return false;
+    }
+    await save(subject, tokens);
+    return true;
   }
 
   /**
@@ -74,8 +92,8 @@ export function createUpstreamSession(options: UpstreamSessionOptions) {
    * given up, for which the refresh lock is kept: another replica taking it as soon as the store is back would refresh
    * with the spent refresh token still in the store, and the IdP, seeing it reused, would end the user's session.
    */
-  function keepUnsaved(subject: string, tokens: UpstreamTokens): Promise<void> {
-    unsaved.set(subject, tokens);
+  function keepUnsaved(subject: string, tokens: UpstreamTokens, spent: string): Promise<void> {
+    unsaved.set(subject, { tokens, spent });
     const running = resaving.get(subject);
     if (running !== undefined) return running;
     logger.warn('rotated upstream tokens not saved: the store failed; kept in memory and saved again when it is back');
@@ -86,9 +104,9 @@ export function createUpstreamSession(options: UpstreamSessionOptions) {
         const timer = setTimeout(() => {
           const pending = unsaved.get(subject);
           if (pending === undefined) return resolve();
-          save(subject, pending).then(
-            () => {
-              logger.info('rotated upstream tokens saved after the store failure');
+          saveRotated(subject, pending.spent, pending.tokens).then(
+            (saved) => {
+              if (saved) logger.info('rotated upstream tokens saved after the store failure');
               resolve();
             },
             () => {
@@ -110,11 +128,8 @@ export function createUpstreamSession(options: UpstreamSessionOptions) {
 
   async function load(subject: string): Promise<UpstreamTokens> {
     const pending = unsaved.get(subject);
-    if (pending !== undefined) {
-      // Only this replica knows the user's current refresh token: into the store before anything else uses it.
-      await save(subject, pending);
-      return pending;
-    }
+    // Only this replica knows the user's current refresh token: into the store before anything else uses it.
+    if (pending !== undefined && (await saveRotated(subject, pending.spent, pending.tokens))) return pending.tokens;
     const tokens = await vault.load(subject);
     if (!tokens) throw reauthorizationError('no_upstream_session');
     return tokens;
@@ -142,7 +157,7 @@ export function createUpstreamSession(options: UpstreamSessionOptions) {
       await vault.save(subject, merged);
     } catch (error) {
       // The IdP has rotated: failing this call is right (the store is down), losing the new tokens is not.
-      if (merged.refreshToken !== stale.refreshToken) holdLock(keepUnsaved(subject, merged));
+      if (merged.refreshToken !== stale.refreshToken) holdLock(keepUnsaved(subject, merged, stale.refreshToken));
       throw error;
     }
     await afterSave?.(subject);
@@ -169,22 +184,21 @@ export function createUpstreamSession(options: UpstreamSessionOptions) {
    * replica refreshes with the spent token meanwhile (the lock's TTL, three times the timeout, still bounds the wait).
    */
   function keepLateAnswer(subject: string, stale: UpstreamTokens, refreshing: Promise<UpstreamTokens>): Promise<void> {
+    // The refresh token was present: refresh() refuses a user without one.
+    const spent = stale.refreshToken ?? '';
+    const keep = async (tokens: UpstreamTokens): Promise<void> => {
+      try {
+        if (await saveRotated(subject, spent, tokens)) logger.info({ expiresAt: tokens.expiresAt }, 'upstream tokens saved from an answer that came after the timeout');
+      } catch (error) {
+        // A user without a grant any more (afterSave) has nothing to keep; a store outage keeps rotated tokens.
+        if (error instanceof StoreUnavailableError && tokens.refreshToken !== spent) await keepUnsaved(subject, tokens, spent);
+      }
+    };
     return refreshing.then(
-      async (late) => {
-        const merged = mergedTokens(late, stale);
-        try {
-          await save(subject, merged);
-        } catch (error) {
-          // A user without a grant any more (afterSave) has nothing to keep; a store outage keeps the tokens.
-          if (error instanceof StoreUnavailableError && merged.refreshToken !== stale.refreshToken) return keepUnsaved(subject, merged);
-          return;
-        }
-        logger.info({ expiresAt: merged.expiresAt }, 'upstream tokens refreshed by an answer that came after the timeout');
-      },
+      (late) => keep(mergedTokens(late, stale)),
       async (error: unknown) => {
-        let saving: Promise<unknown> | undefined;
-        await keepRotatedRefreshToken(subject, stale, error, (until) => void (saving = until));
-        await saving;
+        const rotated = rotatedRefreshToken(error, stale);
+        if (rotated !== undefined) await keep({ ...stale, refreshToken: rotated });
       },
     );
   }
@@ -195,16 +209,22 @@ export function createUpstreamSession(options: UpstreamSessionOptions) {
    * the next call refreshes with the new one); the IdP, seeing the spent one again, would end the user's session.
    */
   async function keepRotatedRefreshToken(subject: string, stale: UpstreamTokens, error: unknown, holdLock: (until: Promise<unknown>) => void): Promise<void> {
-    const rotated = error instanceof UnusableTokenAnswer ? error.rotatedRefreshToken() : undefined;
-    if (rotated === undefined || rotated === stale.refreshToken) return;
+    const rotated = rotatedRefreshToken(error, stale);
+    if (rotated === undefined) return;
     const kept: UpstreamTokens = { ...stale, refreshToken: rotated };
     try {
       await vault.save(subject, kept);
     } catch {
-      holdLock(keepUnsaved(subject, kept));
+      holdLock(keepUnsaved(subject, kept, stale.refreshToken ?? ''));
       return;
     }
     await afterSave?.(subject);
+  }
+
+  /** The refresh token a refused refresh answer rotated to (UnusableTokenAnswer), when it is a new one. */
+  function rotatedRefreshToken(error: unknown, stale: UpstreamTokens): string | undefined {
+    const rotated = error instanceof UnusableTokenAnswer ? error.rotatedRefreshToken() : undefined;
+    return rotated === stale.refreshToken ? undefined : rotated;
   }
 
   /** The stored tokens when `usable` takes them, otherwise refreshed once across replicas. */

@@ -271,6 +271,40 @@ describe('token broker', () => {
     assert.ok(!log.lines.join('\n').includes('rotated-late'), 'never the token in the log');
   });
 
+  /** Waits (real time, bounded) until the broker logged `message`. */
+  async function logged(message: string): Promise<void> {
+    for (let turn = 0; turn < 300 && !log.lines.some((line) => line.includes(message)); turn++) await new Promise((resolve) => setTimeout(resolve, 10));
+    assert.ok(log.lines.some((line) => line.includes(message)), `logged "${message}"`);
+  }
+
+  it('never lets a late answer, or tokens kept through an outage, replace the tokens of a sign-in made meanwhile', async () => {
+    // The user signed in again (the sign-in writes the vault without the refresh lock) while the late answer was on
+    // its way: saved as it came, it replaced the new session's tokens (their step-up, their scopes) with the old one's.
+    const stale = freshUpstream(0);
+    await vault.save(subject, stale);
+    let answer!: (tokens: UpstreamTokens) => void;
+    const upstream = scriptedUpstream({ refresh: () => new Promise<UpstreamTokens>((resolve) => (answer = resolve)), exchange: downstreamFor() });
+    await rejectsWith(broker(upstream, { timeoutMs: 20 }).getDownstreamToken({ user: { subject }, downstream: 'graph' }), 'temporarily_unavailable');
+    const signedIn = freshUpstream();
+    await vault.save(subject, signedIn);
+    answer({ accessToken: 'upstream-at-late', refreshToken: 'rotated-late', expiresAt: clock.now() + hour });
+    await logged('late upstream tokens not saved: the store holds newer ones');
+    assert.equal(vault.records.get(subject)?.refreshToken, signedIn.refreshToken);
+
+    // The same for rotated tokens the store refused, offered to it again once it is back.
+    clock.advance(6_000); // past the failure remembered for the callers queued behind the first
+    const { upstream: rotating, storeBack } = await rotationWithStoreDown();
+    await rejectsWith(broker(rotating).getDownstreamToken({ user: { subject }, downstream: 'graph' }), 'temporarily_unavailable');
+    storeBack();
+    const again = freshUpstream();
+    await vault.save(subject, again);
+    await logged('rotated upstream tokens not saved: the store failed');
+    log.lines.length = 0;
+    await logged('late upstream tokens not saved: the store holds newer ones');
+    assert.deepEqual(rotating.calls.refresh.length, 1);
+    assert.equal(vault.records.get(subject)?.refreshToken, again.refreshToken);
+  });
+
   it('keeps the refresh token a refused late answer rotated to', async () => {
     const stale = freshUpstream(0);
     await vault.save(subject, stale);

@@ -108,19 +108,25 @@ function shown(value: unknown, path: readonly PropertyKey[], context: IssueConte
   if (isRecord(value)) return 'a mapping';
   if (isSensitive(path, context)) return typeof value === 'string' ? 'a string (value hidden)' : `a ${typeof value}`;
   if (typeof value === 'string') {
-    const hidden = withoutUserinfo(value);
+    const hidden = withoutSecrets(value);
     return JSON.stringify(hidden.length > 80 ? `${hidden.slice(0, 77)}...` : hidden);
   }
   return String(value);
 }
 
 /**
- * A URL's userinfo (`user:password@`), in any field: a backend or issuer URL with credentials in it, mistyped, was
- * echoed whole into `config check`, the reload log and the console's last-reload box. A value with no scheme yet
- * (`user:pw@host/…`) is read the same way.
+ * A URL's secrets, in any field: a backend or issuer URL with credentials in it, mistyped, was echoed whole into
+ * `config check`, the reload log and the console's last-reload box. Its userinfo is hidden up to the last `@` (a
+ * password may hold `#`, `/`, `?` or `@` unencoded — which is what made the URL invalid), and its query values as the
+ * routes page hides them (an Azure Functions `?code=` is a key). A value with no scheme yet (`user:pw@host/…`) is
+ * read the same way; hiding too much of a value that only looked like one costs a clearer message, nothing else.
  */
-function withoutUserinfo(value: string): string {
-  return value.replace(/^((?:[a-z][a-z0-9+.-]*:)?\/\/|(?=[^\s/:@]+:))[^\s/?#@]*@/i, '$1(credentials hidden)@');
+function withoutSecrets(value: string): string {
+  const authority = /^\s*(?:[a-z][a-z0-9+.-]*:)?\/\//i.exec(value)?.[0].length ?? (/^[^\s/@]*:[^\s]*@/.test(value) ? 0 : undefined);
+  if (authority === undefined) return value;
+  const at = value.lastIndexOf('@');
+  const shown = at >= authority ? `${value.slice(0, authority)}(credentials hidden)${value.slice(at)}` : value;
+  return shown.replace(/([?&][^=&#]*=)[^&#]*/g, '$1…');
 }
 
 function gotSuffix(value: unknown, path: readonly PropertyKey[], context: IssueContext): string {

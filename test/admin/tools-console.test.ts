@@ -234,6 +234,11 @@ describe('tool changes in the admin console (in-process)', () => {
       await seed('twin\\x00', 'text');
       await assert.rejects(cli({}, 'reject', '/mcp', 'twin\\x00'), /names 2 tools on \/mcp as "gatehouse tools list" prints them/);
       assert.equal((await pin('twin\u0000'))?.rejected, undefined, 'nothing rejected');
+      await assert.rejects(cli({}, 'diff', '/mcp', 'twin\\x00'), /pick one with --hash/);
+      // --hash picks one for diff and reject too (a rejection still refuses whatever is pending of the tool it picks).
+      assert.match(await cli({ hash: 'hash-text' }, 'diff', '/mcp', 'twin\\x00'), /^\/mcp twin\\x00: new\n/);
+      await cli({ hash: 'hash-text' }, 'reject', '/mcp', 'twin\\x00');
+      assert.deepEqual([(await pin('twin\u0000'))?.rejected, (await pin('twin\\x00'))?.rejected], [undefined, true]);
       await cli({ hash: 'hash-nul' }, 'approve', '/mcp', 'twin\\x00');
       assert.deepEqual([(await pin('twin\u0000'))?.approved?.hash, (await pin('twin\\x00'))?.approved], ['hash-nul', undefined]);
     } finally {

@@ -25,9 +25,10 @@ export function createToolsCommands(dependencies: AdminCommandDependencies = def
     path: ['tools', 'diff'],
     summary: "Show a tool's approved and changed definitions, and which fields differ.",
     positionals: ['ROUTE', 'TOOL'],
-    action: async ({ deps, positionals, io, json }) => {
+    options: { hash: pickByHash },
+    action: async ({ deps, positionals, values, io, json }) => {
       const [route, given] = routeAndTool(positionals);
-      const result = await diffToolPin(deps, route, await pinnedToolMeant(deps, route, given));
+      const result = await diffToolPin(deps, route, await pinnedToolMeant(deps, route, given, stringOption(values, 'hash')));
       if (json) return void io.stdout(toJsonOutput({ tool: result }));
       // Everything here is what a backend published: each invisible character (zero-width, tag characters, bidi
       // overrides, which JSON leaves as they are) is printed as its code point, as the console marks it.
@@ -47,13 +48,17 @@ export function createToolsCommands(dependencies: AdminCommandDependencies = def
       path: ['tools', verb],
       summary,
       positionals: ['ROUTE', 'TOOL'],
-      ...(verb === 'approve'
-        ? { options: { hash: { type: 'string' as const, description: 'Approve only this definition (the hash `tools diff` prints): refused if it changed since.' } } }
-        : {}),
+      options: {
+        hash:
+          verb === 'approve'
+            ? { type: 'string' as const, description: 'Approve only this definition (the hash `tools diff` prints): refused if it changed since.' }
+            : pickByHash,
+      },
       action: async ({ deps, positionals, values, io, json }) => {
         const [route, given] = routeAndTool(positionals);
-        const hash = verb === 'approve' ? stringOption(values, 'hash') : undefined;
-        report(io, json, verb, await decision(deps, route, await pinnedToolMeant(deps, route, given, hash), 'cli', hash));
+        const hash = stringOption(values, 'hash');
+        // A rejection refuses whatever is pending (the safe side): its --hash only picks the tool.
+        report(io, json, verb, await decision(deps, route, await pinnedToolMeant(deps, route, given, hash), 'cli', verb === 'approve' ? hash : undefined));
       },
     });
 
@@ -64,6 +69,9 @@ export function createToolsCommands(dependencies: AdminCommandDependencies = def
     reject: decide('reject', "Reject a tool's changed definition: it stays refused, even with toolPinning: warn.", rejectToolPin),
   };
 }
+
+/** `--hash` of `tools diff` and `tools reject`: which tool, when TOOL as printed names two. */
+const pickByHash = { type: 'string' as const, description: 'The tool whose changed definition has this hash, when TOOL as printed names two.' };
 
 function routeAndTool(positionals: string[]): [string, string] {
   const [route, tool] = positionals;
@@ -83,7 +91,7 @@ async function pinnedToolMeant(deps: AdminDeps, route: string, given: string, ha
   const meant = pins.filter((tool) => foldToolName(tool.name) === foldToolName(given) || printable(tool.name) === given);
   const chosen = meant.length > 1 && hash !== undefined ? meant.filter((tool) => tool.pendingHash === hash) : meant;
   if (chosen.length > 1) {
-    throw new CliUsageError(`"${given}" names ${chosen.length} tools on ${route} as "gatehouse tools list" prints them: approve with --hash (each one's pendingHash in "gatehouse tools list --json"), or decide in the admin console.`);
+    throw new CliUsageError(`"${given}" names ${chosen.length} tools on ${route} as "gatehouse tools list" prints them: pick one with --hash (each one's pendingHash in "gatehouse tools list --json"), or decide in the admin console.`);
   }
   // None: the name goes on as given, for the store's own "No tool … is pinned".
   return chosen[0]?.name ?? given;

@@ -1,3 +1,4 @@
+import { dirname, join } from 'node:path';
 import { SIGNED_OUT_PATH } from '../web/paths.ts';
 import type { Logger } from 'pino';
 import { startGraphServer, type RunningGraphServer } from '../../examples/graph-server/graph-server.ts';
@@ -93,6 +94,9 @@ export async function startDemoComponents(options: DemoComponentsOptions): Promi
       workloadIdentityPath: DEMO_WORKLOAD_IDENTITY_PATH,
       enterprise: { clients: ssoClients, audiences: [publicUrl] },
       workloadAudiences: [`${publicUrl}/token`],
+      // Beside the SQLite store the gateway keeps across restarts: the IdP keeps its key and sessions too, or the
+      // gateway's upstream sessions and cached downstream tokens outlived the IdP that issued them.
+      ...(config.store.type === 'sqlite' && config.store.sqlitePath !== ':memory:' ? { stateFile: join(dirname(config.store.sqlitePath), 'demo-idp-state.json') } : {}),
       random,
       logger: logger.child({ component: 'local-idp' }),
     });

@@ -1,15 +1,16 @@
 import assert from 'node:assert/strict';
 import { generateKeyPairSync } from 'node:crypto';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { decodeJwt, exportJWK } from 'jose';
+import { decodeJwt, decodeProtectedHeader, exportJWK } from 'jose';
 import { startLocalIdentityProvider, type LocalIdentityProvider } from '../../src/demo/local-idp/local-identity-provider.ts';
 import { loadUsersFile } from '../../src/demo/local-idp/users.ts';
 import { ID_JAG_TOKEN_TYPE, ID_TOKEN_TYPE, TOKEN_EXCHANGE_GRANT } from '../../src/protocol/oauth-urns.ts';
 import { startWorkloadIdentityIssuer, type WorkloadIdentityIssuer } from '../../src/demo/workload-identity/workload-identity-issuer.ts';
 import { CookieBrowser, signInAtLocalIdp } from '../upstream/support/cookie-browser.ts';
+import { freePort } from '../support/ports.ts';
 import { createGatewaySide } from '../upstream/support/fixture.ts';
 
 const CALLBACK = 'http://127.0.0.1:8080/callback';
@@ -20,11 +21,13 @@ describe('local identity provider (development only)', () => {
   let idp: LocalIdentityProvider;
   let dir: string;
   const gatewayKey = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  let publicGatewayJwk: Awaited<ReturnType<typeof exportJWK>>;
 
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'gatehouse-idp-'));
     workload = await startWorkloadIdentityIssuer();
-    const publicJwk = { ...(await exportJWK(gatewayKey.publicKey)), kid: 'gateway-key', alg: 'ES256', use: 'sig' };
+    publicGatewayJwk = await exportJWK(gatewayKey.publicKey);
+    const publicJwk = { ...publicGatewayJwk, kid: 'gateway-key', alg: 'ES256', use: 'sig' };
     idp = await startLocalIdentityProvider({
       gateway: { clientId: 'gatehouse', redirectUris: [CALLBACK], workloadIssuerUrl: workload.issuer, jwks: [publicJwk] },
       downstreamAudiences: [DIRECTORY],
@@ -150,6 +153,48 @@ describe('local identity provider (development only)', () => {
     const accepted = await tokenRequest(await workload.mint());
     assert.equal(accepted.status, 400);
     assert.equal(((await accepted.json()) as { error: string }).error, 'invalid_grant');
+  });
+
+  it('keeps its signing key and the sessions behind refresh tokens across a restart, given a state file (the demo gives one)', async () => {
+    // Each start made a new key and forgot every session: after a demo restart, the directory API refused the
+    // downstream tokens the gateway had cached for up to an hour, and every upstream refresh token was unknown.
+    const stateFile = join(dir, 'demo-idp-state.json');
+    const port = await freePort();
+    const start = () =>
+      startLocalIdentityProvider({
+        port,
+        stateFile,
+        gateway: { clientId: 'gatehouse', redirectUris: [CALLBACK], workloadIssuerUrl: workload.issuer, jwks: [{ ...publicGatewayJwk, kid: 'gateway-key', alg: 'ES256', use: 'sig' }] },
+        downstreamAudiences: [DIRECTORY],
+      });
+    const keyFile = join(dir, 'gateway-restart.pem');
+    await writeFile(keyFile, gatewayKey.privateKey.export({ format: 'pem', type: 'pkcs8' }));
+    let first: LocalIdentityProvider | undefined = await start();
+    const gateway = await createGatewaySide({
+      upstream: { type: 'oidc', issuer: first.issuer, clientId: 'gatehouse', clientAuth: { method: 'private_key_jwt', privateKeyFile: keyFile, keyId: 'gateway-key' }, scopes: ['openid', 'profile', 'email', 'offline_access', first.gatewayScope] },
+    });
+    let second: LocalIdentityProvider | undefined;
+    try {
+      const started = await gateway.client.beginSignIn({ interactionId: 'restart' });
+      const callbackUrl = await signInAtLocalIdp(new CookieBrowser(), started.authorizationUrl, first.users[0]!, 'http://127.0.0.1:8080');
+      const { tokens } = await gateway.client.completeSignIn({ callbackUrl, stateCookie: started.stateCookie });
+      const downstream = await gateway.client.exchangeForDownstream({ subjectToken: tokens.accessToken, audience: DIRECTORY, scopes: ['User.Read'], grant: 'on-behalf-of' });
+      const keysBefore = (await (await fetch(`${first.issuer}/jwks`)).json()) as { keys: Array<{ kid: string }> };
+      await first.close();
+      first = undefined;
+      assert.match((await stat(stateFile)).mode.toString(8), /600$/, 'it holds a private key and refresh tokens');
+
+      second = await start();
+      const keysAfter = (await (await fetch(`${second.issuer}/jwks`)).json()) as { keys: Array<{ kid: string }> };
+      assert.deepEqual(keysAfter.keys.map((key) => key.kid), keysBefore.keys.map((key) => key.kid));
+      assert.ok(keysAfter.keys.some((key) => key.kid === decodeProtectedHeader(downstream.accessToken).kid), 'the cached downstream token still verifies');
+      const refreshed = await gateway.client.refresh(tokens.refreshToken!);
+      assert.ok(refreshed.accessToken);
+    } finally {
+      await first?.close();
+      await second?.close();
+      await gateway.store.close();
+    }
   });
 
   it('loads users from a JSON file, naming the bad field when one is wrong', async () => {

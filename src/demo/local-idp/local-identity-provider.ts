@@ -1,6 +1,6 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { calculateJwkThumbprint, exportJWK, generateKeyPair, type JWK } from 'jose';
+import { calculateJwkThumbprint, exportJWK, generateKeyPair, importJWK, type CryptoKey, type JWK } from 'jose';
 import Provider from 'oidc-provider';
 import type { Logger } from 'pino';
 import { systemClock, type Clock } from '../../runtime/clock.ts';
@@ -17,6 +17,7 @@ import { gateTokenRequest, type TokenRequestGateDeps } from './token-request-gat
 import { createFederatedCredentialBridge } from './federated-credential.ts';
 import { createInteractionHandler } from './interactions.ts';
 import { memoryAdapterFactory } from './memory-adapter.ts';
+import { openPersistedState } from './persisted-state.ts';
 import { providerConfiguration, type SsoClient } from './provider-configuration.ts';
 import { createIdJagIssuer } from './id-jag-issuer.ts';
 import { ID_JAG_TOKEN_TYPE } from '../../protocol/oauth-urns.ts';
@@ -64,6 +65,11 @@ export interface LocalIdentityProviderOptions {
   workloadIdentityPath?: string;
   /** More audiences the mounted workload-identity issuer mints for (Gatehouse's token endpoint, for federation). */
   workloadAudiences?: string[];
+  /**
+   * Where to keep the signing key and the sessions, grants and refresh tokens across restarts (persisted-state.ts);
+   * in memory only without it.
+   */
+  stateFile?: string;
   /** Must agree with oidc-provider's own clock (the system clock) for tokens it issues to verify. */
   clock?: Clock;
   random?: Random;
@@ -97,9 +103,18 @@ export async function startLocalIdentityProvider(options: LocalIdentityProviderO
   const gatewayAudience = options.gateway.audience ?? 'api://gatehouse';
   const gatewayScope = `${gatewayAudience}/access_as_user`;
 
-  const signing = await generateKeyPair('ES256', { extractable: true });
-  const privateJwk: JWK = { ...(await exportJWK(signing.privateKey)), alg: 'ES256', use: 'sig' };
+  const persisted =
+    options.stateFile === undefined
+      ? undefined
+      : openPersistedState(options.stateFile, (error) => logger?.warn({ err: error }, 'the local identity provider could not save its state; it goes on in memory'));
+  const privateJwk: JWK = persisted?.signingKey ?? { ...(await exportJWK((await generateKeyPair('ES256', { extractable: true })).privateKey)), alg: 'ES256', use: 'sig' };
   privateJwk.kid = await calculateJwkThumbprint(privateJwk);
+  if (persisted !== undefined && persisted.signingKey === undefined) {
+    persisted.signingKey = privateJwk;
+    persisted.changed();
+  }
+  // An EC private JWK imports as a CryptoKey (a Uint8Array only for a symmetric key).
+  const signingKey = (await importJWK(privateJwk, 'ES256')) as CryptoKey;
   const publicJwk: JWK = { kty: privateJwk.kty, crv: privateJwk.crv, x: privateJwk.x, y: privateJwk.y, kid: privateJwk.kid, alg: 'ES256', use: 'sig' };
   const bridge = await generateKeyPair('ES256', { extractable: true });
   const bridgeJwk: JWK = { ...(await exportJWK(bridge.publicKey)), alg: 'ES256', use: 'sig' };
@@ -127,7 +142,7 @@ export async function startLocalIdentityProvider(options: LocalIdentityProviderO
       ssoClients: options.enterprise?.clients ?? [],
       findUser,
       cookieKeys: [random.token(32)],
-      adapter: memoryAdapterFactory(clock),
+      adapter: memoryAdapterFactory(clock, persisted),
     }),
   );
   const grants = createDownstreamGrants({
@@ -137,7 +152,7 @@ export async function startLocalIdentityProvider(options: LocalIdentityProviderO
     downstreamAudiences: options.downstreamAudiences,
     findUser,
     publicJwks: { keys: [publicJwk] },
-    signingKey: signing.privateKey,
+    signingKey,
     signingKid: privateJwk.kid,
     clock,
     random,
@@ -147,7 +162,7 @@ export async function startLocalIdentityProvider(options: LocalIdentityProviderO
     issuer: () => issuer,
     audiences: options.enterprise?.audiences ?? [],
     publicJwks: { keys: [publicJwk] },
-    signingKey: signing.privateKey,
+    signingKey,
     signingKid: privateJwk.kid,
     findUser,
     clock,
@@ -232,6 +247,7 @@ export async function startLocalIdentityProvider(options: LocalIdentityProviderO
     },
     close() {
       workloadIdentity?.stop();
+      persisted?.flush();
       server.closeAllConnections();
       return new Promise((resolve, reject) => server.close((error) => (error ? reject(error) : resolve())));
     },

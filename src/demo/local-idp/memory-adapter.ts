@@ -1,12 +1,15 @@
-import type { Adapter, AdapterPayload } from 'oidc-provider';
+import type { Adapter } from 'oidc-provider';
 import type { Clock } from '../../runtime/clock.ts';
+import type { PersistedState, StoredRecord } from './persisted-state.ts';
 
 /**
- * DEVELOPMENT ONLY — the local identity provider's storage: one process, in memory, gone on restart (a demo IdP
- * needs no more). Records expire on the injected clock; user codes are not supported (no device flow here).
+ * DEVELOPMENT ONLY — the local identity provider's storage: one process, in memory, kept across restarts only when
+ * given a persisted state (persisted-state.ts; the demo gives one beside its SQLite store). Records expire on the
+ * injected clock; user codes are not supported (no device flow here).
  */
-export function memoryAdapterFactory(clock: Clock): (name: string) => Adapter {
-  const records = new Map<string, { payload: AdapterPayload; expiresAt?: number }>();
+export function memoryAdapterFactory(clock: Clock, persisted?: PersistedState): (name: string) => Adapter {
+  const records = persisted?.records ?? new Map<string, StoredRecord>();
+  const changed = () => persisted?.changed();
   const key = (model: string, id: string) => `${model}:${id}`;
 
   return (model) => {
@@ -21,6 +24,7 @@ export function memoryAdapterFactory(clock: Clock): (name: string) => Adapter {
     return {
       async upsert(id, payload, expiresIn) {
         records.set(key(model, id), { payload: structuredClone(payload), ...(expiresIn ? { expiresAt: clock.now() + expiresIn * 1000 } : {}) });
+        changed();
       },
       async find(id) {
         const record = live(id);
@@ -38,12 +42,15 @@ export function memoryAdapterFactory(clock: Clock): (name: string) => Adapter {
       async consume(id) {
         const record = live(id);
         if (record) record.payload.consumed = Math.floor(clock.now() / 1000);
+        changed();
       },
       async destroy(id) {
         records.delete(key(model, id));
+        changed();
       },
       async revokeByGrantId(grantId) {
         for (const [id, record] of records) if (record.payload.grantId === grantId) records.delete(id);
+        changed();
       },
     };
   };

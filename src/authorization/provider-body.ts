@@ -1,5 +1,3 @@
-import type { IncomingMessage } from 'node:http';
-import { Readable } from 'node:stream';
 import type { FastifyRequest } from 'fastify';
 import { readRequestBody } from '../server/request-body.ts';
 
@@ -31,20 +29,3 @@ export async function readProviderBody(request: FastifyRequest, limit: number): 
   return readRequestBody(raw, { limit, timeoutMs: OAUTH_BODY_TIMEOUT_MS, declaredLength: raw.headers['content-length'] });
 }
 
-/**
- * The request to hand to the provider once its body was read: a copy of the raw request (whose stream is consumed)
- * carrying those bytes, with everything Koa and the provider read from a request (method, URL, headers, socket) and
- * the real length in place of a chunked encoding. Without a body, the raw request itself.
- */
-export function withReadBody(raw: IncomingMessage, body: Buffer | undefined): IncomingMessage {
-  if (body === undefined) return raw;
-  const headers = { ...raw.headers, 'content-length': String(body.length) };
-  delete headers['transfer-encoding'];
-  const replay = new Readable({ read() {} });
-  replay.push(body);
-  replay.push(null);
-  const { method, url, httpVersion, httpVersionMajor, httpVersionMinor, socket, rawHeaders } = raw;
-  const { originalUrl } = raw as IncomingMessage & { originalUrl?: string };
-  const request = { method, url, originalUrl, httpVersion, httpVersionMajor, httpVersionMinor, socket, connection: socket, rawHeaders, headers, complete: true };
-  return Object.assign(replay, request) as unknown as IncomingMessage;
-}

@@ -6,7 +6,7 @@ import { JWT_BEARER_GRANT } from '../../protocol/oauth-urns.ts';
 import { mediaTypeOf } from '../../protocol/media-type.ts';
 import { isIdJag } from './id-jag.ts';
 import { noteIssuance } from './issuance-audit.ts';
-import { withReadBody } from '../provider-body.ts';
+import { withReadBody } from '../../server/replayed-request.ts';
 import { workloadIssuerOf } from './workload-identity.ts';
 import { matchWorkloadRule } from './workload-rules.ts';
 

@@ -2,6 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Clock } from '../../runtime/clock.ts';
 import { entraError, sendEntraError } from './entra-errors.ts';
 import type { createFederatedCredentialBridge } from './federated-credential.ts';
+import { withReadBody } from '../../server/replayed-request.ts';
 
 /**
  * DEVELOPMENT ONLY — what the local IdP does to a `POST /token` before oidc-provider sees it, for the two Entra
@@ -52,7 +53,7 @@ export async function gateTokenRequest(deps: TokenRequestGateDeps, req: Incoming
       return undefined;
     }
   }
-  // oidc-provider takes a body another layer already read from `req.body` (it warns once that it did).
-  (req as IncomingMessage & { body?: string }).body = params.toString();
-  return req;
+  // The body as the provider would have read it, replayed (given as `req.body` it reads it too, but prints a warning
+  // on the demo's terminal that looks like a misconfiguration).
+  return withReadBody(req, Buffer.from(params.toString(), 'utf8'));
 }

@@ -1,12 +1,15 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { CliUsageError, type CliCommand, type CliIo } from '../../src/cli/command.ts';
 import { createKeysCommands, keysListCommand } from '../../src/cli/commands/keys.ts';
 import { loadConfig } from '../../src/config/load.ts';
-import { parseKeySet } from '../../src/keys/key-set.ts';
+import { generateKeySet, parseKeySet, serializeKeySet } from '../../src/keys/key-set.ts';
+import { createDoctorCommand } from '../../src/cli/commands/doctor.ts';
+import type { GatehouseConfig } from '../../src/config/schema.ts';
 import { KEY_SET_RECORD, KEYS_NAMESPACE } from '../../src/keys/key-set-source.ts';
 import { keyRetention } from '../../src/keys/rotation.ts';
 import { ManualClock } from '../../src/runtime/clock.ts';
@@ -103,6 +106,34 @@ describe('gatehouse keys list|rotate|prune|revoke', () => {
       run(commands.rotate, { config: fileConfig }),
       (error: unknown) => error instanceof CliUsageError && error.exitCode === 2 && /broken\.keys\.json.*signingKeys/.test(error.message),
     );
+  });
+
+  it('reads and rotates a key file before the store exists (what `gatehouse init` writes), and doctor checks it', async () => {
+    // `keys list` answered "store unavailable: there is no database" for the keys the file held, and doctor said they
+    // were "created with the store": neither needs a store before the first start (there is no gateway to tell).
+    const firstStart = join(directory, 'first-start');
+    const keysFile = join(directory, 'init.keys.json');
+    await writeFile(keysFile, serializeKeySet(generateKeySet({ signingAlgorithm: 'ES256', now: clock.now() })), { mode: 0o600 });
+    const fileConfig = join(directory, 'init.yaml');
+    const missingDatabase = join(firstStart, 'gatehouse.db');
+    await writeFile(fileConfig, `mode: demo\nstore:\n  sqlitePath: ${JSON.stringify(missingDatabase)}\nkeys:\n  source: file\n  file: ${JSON.stringify(keysFile)}\n`);
+    const asTheCliOpensIt = { clock, openStore: (config: GatehouseConfig) => openStore(config.store, { clock, mustExist: true }) };
+    const cli = createKeysCommands(asTheCliOpensIt);
+    const listed = await run(cli.list, { config: fileConfig });
+    assert.equal(listed.code, 0, listed.stderr);
+    assert.equal(listed.stdout.trim().split('\n').length, 1 + 2, listed.stdout);
+    assert.equal(listed.stderr, '', 'nothing to tell: no gateway has started');
+    const rotated = await run(cli.rotate, { config: fileConfig });
+    assert.equal(rotated.code, 0, rotated.stderr);
+    assert.equal(parseKeySet(JSON.parse(await readFile(keysFile, 'utf8'))).signingKeys.length, 2);
+    assert.equal(existsSync(missingDatabase), false, 'no store was made');
+
+    let out = '';
+    const io: CliIo = { stdout: (text) => (out += text), stderr: () => {}, env: {}, cwd: directory };
+    const doctor = createDoctorCommand({ ...asTheCliOpensIt, fetch: async () => new Response('', { status: 503 }), reachBackend: async () => undefined });
+    await doctor.run({ values: { config: fileConfig, json: true }, positionals: [], io });
+    const keysCheck = (JSON.parse(out) as { checks: Array<{ name: string; status: string; detail: string }> }).checks.find((check) => check.name === 'keys');
+    assert.equal(keysCheck?.status, 'ok', JSON.stringify(keysCheck));
   });
 
   it('works with the real clock and store wiring', async () => {

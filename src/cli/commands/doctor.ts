@@ -3,6 +3,7 @@ import { checkBackends, checkKeys, checkStore, checkUpstream, configWarnings, re
 import { toJsonOutput } from '../../admin/text-table.ts';
 import { ConfigError } from '../../config/config-error.ts';
 import { preflight } from '../../app/preflight.ts';
+import { createSqliteStore } from '../../store/sqlite-store.ts';
 import type { CliCommand, CliIo } from '../command.ts';
 
 /**
@@ -40,6 +41,16 @@ async function runChecks(values: CliValues, io: CliIo, dependencies: DoctorDepen
     checkBackends(config, dependencies.reachBackend ?? reachByTcp),
   ]);
   checks.push(storeCheck, upstreamCheck, backendsCheck);
+  if (store === undefined && config.keys.source === 'file') {
+    // Keys in a file are there before any store (`gatehouse init` writes them): checked from the file.
+    const scratch = await createSqliteStore({ path: ':memory:', clock: dependencies.clock, purgeIntervalMs: 0 });
+    try {
+      checks.push(await checkKeys(scratch, config, dependencies.clock));
+    } finally {
+      await scratch.close().catch(() => {});
+    }
+    return checks;
+  }
   if (store === undefined) {
     // A store not created yet holds no keys yet either: that is what a first start does, not a failure.
     checks.push(

@@ -1,4 +1,7 @@
+import { existsSync } from 'node:fs';
 import { adminCommand, defaultAdminCommandDependencies, type AdminCommandDependencies, type AdminCommandInput } from '../admin-command.ts';
+import { createSqliteStore } from '../../store/sqlite-store.ts';
+import { StoreUnavailableError } from '../../store/store.ts';
 import { toJsonOutput } from '../../admin/text-table.ts';
 import { KeySetError } from '../../keys/key-set.ts';
 import { formatKeyTable, formatKeyTime, keyListingJson, nextPrunableAt } from '../../keys/key-report.ts';
@@ -44,9 +47,32 @@ function whenRunningGatewaysDropIt(config: GatehouseConfig): string {
   return 'A running Gatehouse on this SQLite file drops the key at its next reload: send it SIGHUP now (`systemctl reload gatehouse`), otherwise within a minute.';
 }
 
+/**
+ * With the keys in a file (what `gatehouse init` writes), the store only tells running gateways of a change. Before
+ * the first start there is no database yet — and no gateway to tell — yet `keys list` answered "store unavailable"
+ * for the keys the file holds. The commands then run on a scratch store in memory; a store that exists but cannot be
+ * reached (Redis down) is said in one line, since running gateways then learn of a change only at their next reload.
+ */
+export function keyFileCommandDependencies(dependencies: AdminCommandDependencies): AdminCommandDependencies {
+  return {
+    ...dependencies,
+    openStore: async (config, io) => {
+      try {
+        return await dependencies.openStore(config, io);
+      } catch (error) {
+        if (config.keys.source !== 'file' || !(error instanceof StoreUnavailableError)) throw error;
+        const firstStart = config.store.type !== 'redis' && !existsSync(config.store.sqlitePath);
+        if (!firstStart) io.stderr(`note: ${error.message.split('\n')[0]}: running Gatehouse processes learn of a key change only at their next reload (SIGHUP, or within a minute)\n`);
+        return createSqliteStore({ path: ':memory:', clock: dependencies.clock, purgeIntervalMs: 0 });
+      }
+    },
+  };
+}
+
 export function createKeysCommands(
-  dependencies: KeysCommandDependencies = defaultAdminCommandDependencies,
+  given: KeysCommandDependencies = defaultAdminCommandDependencies,
 ): Record<'list' | 'rotate' | 'prune' | 'revoke', CliCommand> {
+  const dependencies = keyFileCommandDependencies(given);
   const list = adminCommand(dependencies, {
     path: ['keys', 'list'],
     summary: 'List signing and sealing keys: id, use, algorithm, status and age (never key material).',

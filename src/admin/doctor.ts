@@ -126,7 +126,11 @@ export async function checkUpstream(config: GatehouseConfig, fetch: typeof globa
       name: 'upstream',
       status: 'fail',
       detail: `discovery at ${shown} failed: ${reason}`,
-      fix: 'check the issuer URL, DNS, outbound firewall/proxy, and that the IdP is up (in the demo: start it with "gatehouse start"; a demo on moved ports is checked with the same GATEHOUSE_PORT and GATEHOUSE_DEMO_*_PORT variables it was started with)',
+      // The demo's advice only for the demo: a production operator read about ports of a stand-in it does not run.
+      fix:
+        config.mode === 'demo' && upstream.issuer === `http://localhost:${config.demo.identityProviderPort}`
+          ? 'start the demo with "gatehouse start" (its local identity provider runs inside it); a demo on moved ports is checked with the same GATEHOUSE_PORT and GATEHOUSE_DEMO_*_PORT variables it was started with'
+          : 'check the issuer URL, DNS, outbound firewall/proxy, and that the IdP is up',
     };
   }
 }

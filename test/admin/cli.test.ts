@@ -11,7 +11,7 @@ import type { CliCommand, CliIo } from '../../src/cli/command.ts';
 import { createAuditCommands } from '../../src/cli/commands/audit.ts';
 import { createClientsCommands } from '../../src/cli/commands/clients.ts';
 import { createDoctorCommand } from '../../src/cli/commands/doctor.ts';
-import { checkBackends } from '../../src/admin/doctor.ts';
+import { checkBackends, checkUpstream } from '../../src/admin/doctor.ts';
 import { configSchema } from '../../src/config/schema.ts';
 import { freePort } from '../support/ports.ts';
 import { createGrantsCommands } from '../../src/cli/commands/grants.ts';
@@ -474,8 +474,15 @@ describe('gatehouse doctor', () => {
     assert.match(byName.store?.detail ?? '', /does not exist yet/);
     assert.equal(existsSync(join(directory, 'g.db')), false);
     assert.equal(byName.upstream?.status, 'fail');
-    assert.match(byName.upstream?.fix ?? '', /issuer URL/);
+    assert.match(byName.upstream?.fix ?? '', /start the demo with "gatehouse start"/);
     assert.equal(byName.keys?.status, 'warn');
+    // Outside the demo, no advice about the demo's stand-ins.
+    const { config } = loadConfig({ file: configFile, env: {}, cwd: directory });
+    const production = await checkUpstream({ ...config, mode: 'production' }, async () => {
+      throw new TypeError('fetch failed');
+    });
+    assert.match(production.fix ?? '', /issuer URL/);
+    assert.doesNotMatch(production.fix ?? '', /demo/i);
   });
 
   it('passes with a matching discovery document and fresh keys; flags old keys for rotation', async () => {

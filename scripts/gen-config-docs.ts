@@ -158,8 +158,10 @@ Settings are applied in this order, later ones winning:
 3. \`GATEHOUSE_*\` environment overrides;
 4. command-line flags such as \`--port\`.
 
-Every problem is reported at once, one line each, naming the setting and the fix; Gatehouse then exits with code 2
-and starts nothing:
+Every problem of the settings is reported at once, one line each, naming the setting and the fix; Gatehouse then
+exits with code 2 and starts nothing. The checks run in stages, each on what the one before accepted, so a second run
+may find more: \`\${NAME}\` references the environment lacks, then the settings themselves, then the files they name
+(a key file, a private key) and the rules between settings:
 
 \`\`\`
 gatehouse: gatehouse.yaml: invalid configuration (3 problems):

@@ -23,7 +23,7 @@ import type { ConsoleSignIn, InteractionDeps } from './interaction-deps.ts';
 import { confidentialClientIds, preRegisteredClientMetadata } from './pre-registered-clients.ts';
 import { protectedResources } from './protected-resources.ts';
 import { keyringAlgorithms, mayIntrospect, OTHER_FETCH_LIMIT_BYTES, providerConfiguration } from './provider-configuration.ts';
-import { installResourceScopes, installRetryAfter, renderProviderError } from './provider-middleware.ts';
+import { installResourceScopes, installRetryAfter, installScopesSupported, renderProviderError } from './provider-middleware.ts';
 import { mountProvider } from './provider-mount.ts';
 import { installJwtBearerGrant, type JwtBearerGrantDeps } from './grants/jwt-bearer-grant.ts';
 import { installIssuanceAudit } from './grants/issuance-audit.ts';
@@ -124,6 +124,7 @@ export async function createAuthorizationServer(ctx: GatehouseContext, deps: Aut
     provider.proxy = true;
     installClientOverrides(provider);
     installRetryAfter(provider);
+    installScopesSupported(provider);
     installAtomicReplayDetection(provider, { store: ctx.store, clock: ctx.clock });
     installResourceScopes(provider, resources);
     installAccessTokenRevocation(provider, { keyring: ctx.keyring, issuer: ctx.publicUrl, logger: ctx.logger });

@@ -67,3 +67,18 @@ export async function renderProviderError(ctx: KoaContextWithOIDC, out: Record<s
   const requestId = ctx.res.getHeader('x-request-id');
   ctx.body = renderErrorPage({ code, description, requestId: typeof requestId === 'string' ? requestId : undefined, branding });
 }
+
+/**
+ * The metadata's `scopes_supported` without `offline_access`. Every client that may refresh gets a refresh token
+ * without asking for it (token-policy.ts), and the MCP SDK's v2 client, finding it listed, adds it to every
+ * authorization request together with `prompt=consent` (OIDC Core §11) — which Gatehouse honours with the consent
+ * page (consent-routes.ts), so such a client was asked every time, whatever the user had approved. A client asking for
+ * `offline_access` anyway is served as before (the provider still knows the scope).
+ */
+export function installScopesSupported(provider: Provider): void {
+  provider.use(async (ctx, next) => {
+    await next();
+    const body = ctx.oidc?.route === 'discovery' ? (ctx.body as { scopes_supported?: unknown } | undefined) : undefined;
+    if (body !== undefined && Array.isArray(body.scopes_supported)) body.scopes_supported = body.scopes_supported.filter((scope) => scope !== 'offline_access');
+  });
+}

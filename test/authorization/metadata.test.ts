@@ -27,6 +27,18 @@ describe('authorization server metadata (RFC 8414)', () => {
     assert.equal(metadata.userinfo_endpoint, undefined);
   });
 
+  it('lists its scopes without offline_access, which no client needs for a refresh token and is still served when asked', async () => {
+    // The MCP SDK's v2 client adds a listed offline_access to every authorization request with prompt=consent, and
+    // was then shown the consent page every time, however often the user had approved it.
+    for (const document of ['oauth-authorization-server', 'openid-configuration']) {
+      const metadata = (await (await fetch(`${server.publicUrl}/.well-known/${document}`)).json()) as { scopes_supported: string[] };
+      assert.ok(metadata.scopes_supported.includes('openid') && metadata.scopes_supported.includes('mcp:tools'), document);
+      assert.ok(!metadata.scopes_supported.includes('offline_access'), document);
+    }
+    const client = await registerPublicClient(server, { scope: 'openid offline_access mcp:tools' });
+    assert.ok(client.client_id, 'a client registering it is still taken');
+  });
+
   it('answers another method than it serves on the metadata and the JWKS with 405 naming them, not a 404', async () => {
     for (const [path, allow] of [
       ['/.well-known/oauth-authorization-server', 'GET, HEAD, OPTIONS'],

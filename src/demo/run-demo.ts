@@ -1,4 +1,4 @@
-import { dirname, join } from 'node:path';
+import { basename, dirname, extname, join } from 'node:path';
 import { SIGNED_OUT_PATH } from '../web/paths.ts';
 import type { Logger } from 'pino';
 import { startGraphServer, type RunningGraphServer } from '../../examples/graph-server/graph-server.ts';
@@ -96,7 +96,8 @@ export async function startDemoComponents(options: DemoComponentsOptions): Promi
       workloadAudiences: [`${publicUrl}/token`],
       // Beside the SQLite store the gateway keeps across restarts: the IdP keeps its key and sessions too, or the
       // gateway's upstream sessions and cached downstream tokens outlived the IdP that issued them.
-      ...(config.store.type === 'sqlite' && config.store.sqlitePath !== ':memory:' ? { stateFile: join(dirname(config.store.sqlitePath), 'demo-idp-state.json') } : {}),
+      // Named after the database, so two demos on two databases in one directory keep theirs apart.
+      ...(config.store.type === 'sqlite' && config.store.sqlitePath !== ':memory:' ? { stateFile: demoIdpStateFile(config.store.sqlitePath) } : {}),
       random,
       logger: logger.child({ component: 'local-idp' }),
     });
@@ -226,4 +227,9 @@ export function demoStartError(error: unknown, demo: GatehouseConfig['demo']): u
 /** Exit code 2 like every usage mistake (src/cli/main.ts reads `exitCode`); one line, no stack trace. */
 export class DemoPortInUseError extends Error {
   readonly exitCode = 2;
+}
+
+/** `./.gatehouse/gatehouse.db` → `./.gatehouse/gatehouse-demo-idp.json`: the local IdP's key and records (0600). */
+export function demoIdpStateFile(sqlitePath: string): string {
+  return join(dirname(sqlitePath), `${basename(sqlitePath, extname(sqlitePath))}-demo-idp.json`);
 }

@@ -496,6 +496,14 @@ describe('gatehouse doctor', () => {
 
     const wrongIssuer = await doctor(discovery('http://evil.test'));
     assert.equal(wrongIssuer.code, 1);
+    // What a discovery document names is printed escaped: its line break cannot forge a check's line.
+    let text = '';
+    const io: CliIo = { stdout: (chunk) => void (text += chunk), stderr: () => {}, env: {}, cwd: directory };
+    const forging = createDoctorCommand({ clock, fetch: discovery('http://evil.test\n[ok  ] keys     all good \u001b[2J'), openStore: (config) => openStore(config.store, { clock }), reachBackend: async () => undefined });
+    await forging.run({ values: { config: configFile }, positionals: [], io });
+    assert.ok(!text.split('\n').some((line) => line.startsWith('[ok  ] keys     all good')), text);
+    // oxlint-disable-next-line no-control-regex
+    assert.doesNotMatch(text, /\u001b/);
     assert.match(wrongIssuer.checks.find((check) => check.name === 'upstream')?.detail ?? '', /names issuer http:\/\/evil\.test/);
 
     clock.advance(100 * 86_400_000);

@@ -1,6 +1,6 @@
 import { defaultAdminCommandDependencies, stringOption, type AdminCommandDependencies, type CliValues } from '../admin-command.ts';
 import { checkBackends, checkKeys, checkStore, checkUpstream, configWarnings, reachByTcp, type DoctorCheck, type ReachBackend } from '../../admin/doctor.ts';
-import { toJsonOutput } from '../../admin/text-table.ts';
+import { printable, toJsonOutput } from '../../admin/text-table.ts';
 import { ConfigError } from '../../config/config-error.ts';
 import { preflight } from '../../app/preflight.ts';
 import { createSqliteStore } from '../../store/sqlite-store.ts';
@@ -17,10 +17,14 @@ export interface DoctorDependencies extends AdminCommandDependencies {
 
 const marks: Record<DoctorCheck['status'], string> = { ok: 'ok  ', warn: 'WARN', fail: 'FAIL' };
 
+/**
+ * One line per check, and one per fix. A detail may hold what a remote party said (the issuer a discovery document
+ * names): printed escaped, a line break or an escape sequence in it cannot forge a check's line or drive the terminal.
+ */
 function print(io: CliIo, checks: DoctorCheck[]): void {
   for (const check of checks) {
-    io.stdout(`[${marks[check.status]}] ${check.name.padEnd(8)} ${check.detail}\n`);
-    if (check.fix !== undefined) io.stdout(`       ${' '.repeat(8)} → ${check.fix}\n`);
+    io.stdout(`[${marks[check.status]}] ${check.name.padEnd(8)} ${printable(check.detail)}\n`);
+    if (check.fix !== undefined) io.stdout(`       ${' '.repeat(8)} → ${printable(check.fix)}\n`);
   }
 }
 

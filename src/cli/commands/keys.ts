@@ -53,7 +53,7 @@ function whenRunningGatewaysDropIt(config: GatehouseConfig): string {
  * for the keys the file holds. The commands then run on a scratch store in memory; a store that exists but cannot be
  * reached (Redis down) is said in one line, since running gateways then learn of a change only at their next reload.
  */
-export function keyFileCommandDependencies(dependencies: AdminCommandDependencies): AdminCommandDependencies {
+export function keyFileCommandDependencies(dependencies: AdminCommandDependencies, changesKeys = true): AdminCommandDependencies {
   return {
     ...dependencies,
     openStore: async (config, io) => {
@@ -62,7 +62,8 @@ export function keyFileCommandDependencies(dependencies: AdminCommandDependencie
       } catch (error) {
         if (config.keys.source !== 'file' || !(error instanceof StoreUnavailableError)) throw error;
         const firstStart = config.store.type !== 'redis' && !existsSync(config.store.sqlitePath);
-        if (!firstStart) io.stderr(`note: ${error.message.split('\n')[0]}: running Gatehouse processes learn of a key change only at their next reload (SIGHUP, or within a minute)\n`);
+        // Only a command that changes the keys has something running gateways would not hear of.
+        if (!firstStart && changesKeys) io.stderr(`note: ${error.message.split('\n')[0]}: running Gatehouse processes learn of a key change only at their next reload (SIGHUP, or within a minute)\n`);
         return createSqliteStore({ path: ':memory:', clock: dependencies.clock, purgeIntervalMs: 0 });
       }
     },
@@ -73,7 +74,7 @@ export function createKeysCommands(
   given: KeysCommandDependencies = defaultAdminCommandDependencies,
 ): Record<'list' | 'rotate' | 'prune' | 'revoke', CliCommand> {
   const dependencies = keyFileCommandDependencies(given);
-  const list = adminCommand(dependencies, {
+  const list = adminCommand(keyFileCommandDependencies(given, false), {
     path: ['keys', 'list'],
     summary: 'List signing and sealing keys: id, use, algorithm, status and age (never key material).',
     action: keyFileMistakesAreUsageErrors(async ({ deps: { store, config, clock }, io, json }: AdminCommandInput) => {

@@ -106,11 +106,13 @@ export async function startLocalIdentityProvider(options: LocalIdentityProviderO
   const persisted =
     options.stateFile === undefined
       ? undefined
-      : openPersistedState(options.stateFile, (error) => logger?.warn({ err: error }, 'the local identity provider could not save its state; it goes on in memory'));
+      : openPersistedState(options.stateFile, () => clock.now(), (error) => logger?.warn({ err: error }, 'the local identity provider could not read or save its state; it goes on in memory'));
   const privateJwk: JWK = persisted?.signingKey ?? { ...(await exportJWK((await generateKeyPair('ES256', { extractable: true })).privateKey)), alg: 'ES256', use: 'sig' };
   privateJwk.kid = await calculateJwkThumbprint(privateJwk);
-  if (persisted !== undefined && persisted.signingKey === undefined) {
+  const cookieKeys = persisted?.cookieKeys ?? [random.token(32)];
+  if (persisted !== undefined && (persisted.signingKey === undefined || persisted.cookieKeys === undefined)) {
     persisted.signingKey = privateJwk;
+    persisted.cookieKeys = cookieKeys;
     persisted.changed();
   }
   // An EC private JWK imports as a CryptoKey (a Uint8Array only for a symmetric key).
@@ -141,7 +143,7 @@ export async function startLocalIdentityProvider(options: LocalIdentityProviderO
       extraGrantTypes: [JWT_BEARER_GRANT, TOKEN_EXCHANGE_GRANT],
       ssoClients: options.enterprise?.clients ?? [],
       findUser,
-      cookieKeys: [random.token(32)],
+      cookieKeys,
       adapter: memoryAdapterFactory(clock, persisted),
     }),
   );

@@ -32,6 +32,8 @@ import { BodyTooLargeError, readBody, sendJson, sendWebResponse, toWebRequest } 
  */
 /** Base path of the REST endpoints: a plain HTTP route forwards here (`backend: http://host:port/api`), never to `/`. */
 export const REST_BASE_PATH = '/api';
+/** Every path this server answers (the MCP transports and the REST endpoints): what its request log shows as it is. */
+const SERVED_PATHS = new Set(['/mcp', '/sse', '/messages', ...['/hello', '/echo', '/tools', '/me', '/status'].map((endpoint) => `${REST_BASE_PATH}${endpoint}`)]);
 const MCP_PATHS: ReadonlySet<string> = new Set(['/mcp', '/sse', '/messages']);
 
 export interface GraphServerOptions {
@@ -129,7 +131,8 @@ export async function startGraphServer(options: GraphServerOptions): Promise<Run
     if (path === '/messages' && method === 'POST') {
       return transports.postSseMessage(req, res, url, await readBody(req, maxBodyBytes), caller.subject, authInfo);
     }
-    if (!path.startsWith(`${REST_BASE_PATH}/`)) return sendJson(res, 404, { error: 'not_found', error_description: `No endpoint ${method} ${path}.` });
+    // The path is not echoed: a client may put anything there, a token included.
+    if (!path.startsWith(`${REST_BASE_PATH}/`)) return sendJson(res, 404, { error: 'not_found', error_description: `No such endpoint for ${method}.` });
     const endpoint = path.slice(REST_BASE_PATH.length);
     if (endpoint === '/hello' && (method === 'GET' || method === 'POST')) {
       let input: unknown = { name: url.searchParams.get('name') ?? undefined };
@@ -155,8 +158,9 @@ export async function startGraphServer(options: GraphServerOptions): Promise<Run
     if (endpoint === '/tools' && method === 'GET') return sendJson(res, 200, { tools: toolList() });
     if (endpoint === '/me' && method === 'GET') return sendJson(res, 200, await graphUserDetails(deps, caller));
     if (endpoint === '/status' && method === 'GET') return sendJson(res, 200, status(deps, caller));
-    // Named below the REST base, as a caller through a gateway route sees it (`/graph/nope`, not this server's `/api/nope`).
-    return sendJson(res, 404, { error: 'not_found', error_description: `No endpoint ${method} ${endpoint}: the REST endpoints are GET /me, GET|POST /hello, POST /echo, GET /tools and GET /status.` });
+    // The path is not echoed (a client may put a token in it); the endpoints are named below the REST base, as a
+    // caller through a gateway route sees them (`/graph/me`, not this server's `/api/me`).
+    return sendJson(res, 404, { error: 'not_found', error_description: `No such endpoint for ${method}: the REST endpoints are GET /me, GET|POST /hello, POST /echo, GET /tools and GET /status.` });
   }
 
   const server = createServer((req, res) => {
@@ -174,7 +178,8 @@ export async function startGraphServer(options: GraphServerOptions): Promise<Run
       } catch (error) {
         respondWithError(res, error, logger);
       } finally {
-        logger.info({ method: req.method, path: url.pathname, status: res.statusCode, subject: caller?.subject }, 'request');
+        // Only a path this server serves is logged as it is: a client may put anything in one, a token included.
+        logger.info({ method: req.method, path: SERVED_PATHS.has(url.pathname) ? url.pathname : '(another path)', status: res.statusCode, subject: caller?.subject }, 'request');
       }
     })();
   });

@@ -220,8 +220,17 @@ describe('sample Graph MCP server', () => {
       assert.equal(Buffer.from(basic.replace(/^Basic /, ''), 'base64').toString(), `graph-backend:${brokerSecret}`);
     });
 
-    it('answers unknown endpoints with 404', async () => {
+    it('answers unknown endpoints with 404, echoing the path neither in the answer nor in its log', async () => {
       assert.equal((await http(server.url, '/api/nope')).status, 404);
+      // A client may put anything in a path, a token included (the gateway redacts its own log, not this server's).
+      const secret = `eyJ${'x'.repeat(40)}.eyJ${'y'.repeat(40)}.${'z'.repeat(43)}`;
+      for (const path of [`/api/x/${secret}`, `/${secret}`]) {
+        const answer = await http(server.url, path);
+        // Outside the REST base a caller is judged first (401 for a REST route's assertion), then the path.
+        assert.ok([401, 404].includes(answer.status), `${path}: ${answer.status}`);
+        assert.ok(!answer.text.includes(secret), answer.text);
+      }
+      assert.ok(!log.text().includes(secret), 'not in the log');
     });
 
     it('GET /me answers a step-up as Graph does (401 insufficient_claims), and a gateway that cannot now with 503 and Retry-After', async () => {

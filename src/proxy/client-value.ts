@@ -1,3 +1,5 @@
+import { withoutJwts } from '../server/logger.ts';
+
 /**
  * The most of a client's value (a tool name, a JSON-RPC method, a session id, a header) that a record of the request
  * keeps: its audit record, its index in the store, its trace span. A POST body may be megabytes, and a record is
@@ -8,7 +10,13 @@
  */
 export const MAX_RECORDED_VALUE_LENGTH = 256;
 
-export function boundedValue(value: string, max = MAX_RECORDED_VALUE_LENGTH): string {
+/**
+ * A client's value as a record keeps it: a JWT inside it cut out first — a client that sent its token as a tool name,
+ * a method or a session id had it written into the audit trail and the trace (whole when under the bound), where the
+ * log line of the same request redacted it — then bounded.
+ */
+export function boundedValue(given: string, max = MAX_RECORDED_VALUE_LENGTH): string {
+  const value = withoutJwts(given);
   if (value.length <= max) return value;
   let end = max - 1;
   // Never half a surrogate pair: the cut value stays valid UTF-16 (and its JSON valid UTF-8).

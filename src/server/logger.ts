@@ -99,6 +99,11 @@ function carriesSecret(text: string): boolean {
 
 export const REDACTED = '[REDACTED]';
 
+/** `text` with every JWS or JWE in compact form inside it cut out (JWT_INSIDE): for values a client chooses. */
+export function withoutJwts(text: string): string {
+  return text.includes('eyJ') ? text.replace(JWT_INSIDE, REDACTED) : text;
+}
+
 /**
  * Names that say their value is a secret, beyond the OAuth ones: a REST API behind a plain HTTP route takes its own
  * (`api_key`, `sig`, `X-Amz-Signature`, `sessionid`, `password`, `privateKey`), whose values were logged as sent.

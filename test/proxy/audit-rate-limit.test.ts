@@ -110,6 +110,24 @@ describe('audit', () => {
     assert.equal((await gateway.store.findByIndex<AuditRecord>(AUDIT_NAMESPACE, 'tool', longTool)).length, 0);
   });
 
+  it('never records a token a client sent as its tool name or method (the log line of the request redacts it)', async () => {
+    const bearer = await token('/mcp', 'tenant/token-as-name');
+    const [header, payload] = bearer.split('.');
+    // Under the 256-character bound, a token was kept whole; the request's log line already said [REDACTED].
+    const short = `${header}.${payload!.slice(0, 40)}.${'s'.repeat(43)}`;
+    for (const message of [toolsCall(short), { jsonrpc: '2.0', id: 3, method: `x/${bearer}`, params: {} }]) {
+      await (await mcpPost(gateway.url + '/mcp', bearer, message)).text();
+    }
+    let stored: Array<{ value: AuditRecord }> = [];
+    while (stored.length < 2) {
+      stored = await gateway.store.findByIndex<AuditRecord>(AUDIT_NAMESPACE, 'user', 'tenant/token-as-name');
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    assert.deepEqual(stored.map((entry) => entry.value.tool ?? entry.value.method).sort(), ['[REDACTED]', 'x/[REDACTED]']);
+    const lines = gateway.auditLines.filter((line) => line.includes('tenant/token-as-name'));
+    assert.ok(lines.length === 2 && lines.every((line) => !line.includes(payload!.slice(0, 40))), lines.join('\n'));
+  });
+
   it('records why a request was refused (its error code), so the console can count denials by reason', async () => {
     const before = gateway.auditLines.length;
     const noToken = await fetch(gateway.url + '/mcp', { method: 'POST', headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream' }, body: JSON.stringify(toolsCall('echo')) });

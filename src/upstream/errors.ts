@@ -1,6 +1,7 @@
 import { causeChain } from '../errors/cause-chain.ts';
 import { ResponseTooLargeError } from '../runtime/capped-fetch.ts';
 import { ProtocolError, type ErrorCode, type ProtocolErrorOptions } from '../errors/protocol-error.ts';
+import { withoutJwts } from '../server/logger.ts';
 
 /**
  * Upstream failures as ProtocolErrors the rest of Gatehouse can act on. The upstream's own error code, Entra's
@@ -213,7 +214,8 @@ function refusedAnswerRefreshToken(error: unknown): string | undefined {
 export function authorizationResponseError(error: string, interactionId: string): UpstreamError {
   // Kept for the log only as an error code can be (RFC 6749 §4.1.2.1: printable ASCII, no `"` or `\`): the value
   // comes from a URL anyone can send, and was logged whole — up to the URL's length, terminal escapes included.
-  const details = { upstreamError: /^[\x20\x21\x23-\x5b\x5d-\x7e]{1,64}$/.test(error) ? error : 'unreadable_error_code', interactionId };
+  // A JWT short enough to pass for a code is cut out as the log cuts one out of a URL.
+  const details = { upstreamError: /^[\x20\x21\x23-\x5b\x5d-\x7e]{1,64}$/.test(error) ? withoutJwts(error) : 'unreadable_error_code', interactionId };
   switch (error) {
     case 'access_denied':
       return new UpstreamError('access_denied', 'The sign-in was cancelled or refused at the identity provider.', details);

@@ -32,5 +32,7 @@ describe('failureDetail: why an identity provider call failed, as a log may hold
     for (const sent of ['\u001b]0;pwned\u0007', 'a"b', 'x'.repeat(65), 'tab\there', 'é']) {
       assert.equal(authorizationResponseError(sent, 'i1').upstreamError, 'unreadable_error_code', JSON.stringify(sent));
     }
+    // A token short enough to pass for a code is still not logged.
+    assert.equal(authorizationResponseError('eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0.c2lnbmF0dXJl', 'i1').upstreamError, '[REDACTED]');
   });
 });

@@ -216,6 +216,12 @@ describe('local identity provider (development only)', () => {
       second = undefined;
       const rewritten = await readFile(stateFile, 'utf8');
       assert.ok(!rewritten.includes('ReplayDetection:old'), 'an expired record is dropped when read');
+      // A kept key that does not import (a hand-edited file) is replaced: the IdP still starts, with a new key.
+      const edited = JSON.parse(rewritten) as { signingKey: { d: string; kid?: string } };
+      await writeFile(stateFile, JSON.stringify({ ...edited, signingKey: { ...edited.signingKey, d: 'not-a-key' } }), { mode: 0o600 });
+      second = await start();
+      const replaced = (await (await fetch(`${second.issuer}/jwks`)).json()) as { keys: Array<{ kid: string }> };
+      assert.notDeepEqual(replaced.keys.map((key) => key.kid), keysBefore.keys.map((key) => key.kid));
     } finally {
       await first?.close();
       await second?.close();

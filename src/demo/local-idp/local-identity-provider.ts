@@ -107,16 +107,20 @@ export async function startLocalIdentityProvider(options: LocalIdentityProviderO
     options.stateFile === undefined
       ? undefined
       : openPersistedState(options.stateFile, () => clock.now(), (error) => logger?.warn({ err: error }, 'the local identity provider could not read or save its state; it goes on in memory'));
-  const privateJwk: JWK = persisted?.signingKey ?? { ...(await exportJWK((await generateKeyPair('ES256', { extractable: true })).privateKey)), alg: 'ES256', use: 'sig' };
+  // A kept key that does not import (a hand-edited file) is replaced, as an unreadable file is: the demo still starts.
+  const kept = persisted?.signingKey;
+  const keptKey = kept === undefined ? undefined : await importSigningKey(kept).catch(() => undefined);
+  if (kept !== undefined && keptKey === undefined) logger?.warn('the local identity provider could not use its kept signing key; it makes a new one');
+  const privateJwk: JWK =
+    kept !== undefined && keptKey !== undefined ? kept : { ...(await exportJWK((await generateKeyPair('ES256', { extractable: true })).privateKey)), alg: 'ES256', use: 'sig' };
   privateJwk.kid = await calculateJwkThumbprint(privateJwk);
   const cookieKeys = persisted?.cookieKeys ?? [random.token(32)];
-  if (persisted !== undefined && (persisted.signingKey === undefined || persisted.cookieKeys === undefined)) {
+  if (persisted !== undefined && (persisted.signingKey !== privateJwk || persisted.cookieKeys === undefined)) {
     persisted.signingKey = privateJwk;
     persisted.cookieKeys = cookieKeys;
     persisted.changed();
   }
-  // An EC private JWK imports as a CryptoKey (a Uint8Array only for a symmetric key).
-  const signingKey = (await importJWK(privateJwk, 'ES256')) as CryptoKey;
+  const signingKey = keptKey ?? (await importSigningKey(privateJwk));
   const publicJwk: JWK = { kty: privateJwk.kty, crv: privateJwk.crv, x: privateJwk.x, y: privateJwk.y, kid: privateJwk.kid, alg: 'ES256', use: 'sig' };
   const bridge = await generateKeyPair('ES256', { extractable: true });
   const bridgeJwk: JWK = { ...(await exportJWK(bridge.publicKey)), alg: 'ES256', use: 'sig' };
@@ -254,4 +258,9 @@ export async function startLocalIdentityProvider(options: LocalIdentityProviderO
       return new Promise((resolve, reject) => server.close((error) => (error ? reject(error) : resolve())));
     },
   };
+}
+
+/** An EC private JWK imports as a CryptoKey (a Uint8Array only for a symmetric key, which ES256 refuses). */
+async function importSigningKey(jwk: JWK): Promise<CryptoKey> {
+  return (await importJWK(jwk, 'ES256')) as CryptoKey;
 }

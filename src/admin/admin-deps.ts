@@ -16,7 +16,7 @@ export interface AdminDeps {
   store: Store;
   clock: Clock;
   config: GatehouseConfig;
-  /** The running gateway's grant-ending function (logs each end); the CLI builds one from the store. */
+  /** The grant-ending function that logs and audits each end (the gateway's, or the CLI's); tests may leave it out. */
   endGrant?: EndGrant;
 }
 

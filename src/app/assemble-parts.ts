@@ -19,6 +19,8 @@ import type { DemoComponents } from '../demo/run-demo.ts';
 import { createGatewayPlugin } from '../proxy/gateway-plugin.ts';
 import { createRevokedGrantsCache } from '../grants/revoked-grants.ts';
 import { createEndGrant } from '../grants/end-grant.ts';
+import { auditGrantEnds } from '../authorization/grant-end-audit.ts';
+import { protectedResources } from '../authorization/protected-resources.ts';
 import { createUpstreamClient } from '../upstream/upstream-client.ts';
 import { GatehouseError } from '../errors/internal-errors.ts';
 import { createLandingPlugin, serverName } from '../admin/landing-page.ts';
@@ -125,13 +127,18 @@ export async function assembleGatewayParts(baseCtx: GatehouseContext, options: A
       retentionDays: config.audit.retentionDays,
       onDropped: (count) => metrics.auditRecordsDropped(count),
     });
-    // The one grant-ending function every part uses (src/grants/end-grant.ts), logging each end with its reason.
+    // The one grant-ending function every part uses (src/grants/end-grant.ts): each end is logged with its reason and
+    // is an audit record (routes are not added or removed by a reload, so the resources are read once).
+    const auditGrantEnd = auditGrantEnds(protectedResources(ctx.publicUrl, config.routes), ctx.clock, (entry) => audit.record(entry));
     const endGrant = createEndGrant({
       store: ctx.store,
       clock: ctx.clock,
       accessTokenTtlSeconds: config.authorization.accessTokenTtlSeconds,
       grantLifetimeSeconds: config.authorization.refreshTokenAbsoluteSeconds,
-      onEnded: (grantId, reason) => ctx.logger.info({ grantId, reason }, 'grant ended'),
+      onEnded: (ended) => {
+        ctx.logger.info({ grantId: ended.grantId, reason: ended.reason }, 'grant ended');
+        auditGrantEnd(ended);
+      },
     });
 
     const authorization = await createAuthorizationServer(ctx, {

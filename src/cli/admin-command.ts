@@ -9,6 +9,12 @@ import { StoreUnavailableError, type Store } from '../store/store.ts';
 import type { AdminDeps } from '../admin/admin-deps.ts';
 import { formatTable, terminalSafe, toJsonOutput } from '../admin/text-table.ts';
 import { GatehouseError } from '../errors/internal-errors.ts';
+import { auditGrantEnds } from '../authorization/grant-end-audit.ts';
+import { protectedResources } from '../authorization/protected-resources.ts';
+import { resolvePublicUrl } from '../config/public-url.ts';
+import { createEndGrant } from '../grants/end-grant.ts';
+import { createAuditLog } from '../proxy/audit.ts';
+import { cryptoRandom } from '../runtime/random.ts';
 
 /**
  * The frame every admin CLI command runs in: load the config (`--config FILE`, else the demo defaults), open the
@@ -21,14 +27,16 @@ export interface AdminCommandDependencies {
   openStore: (config: GatehouseConfig, io: CliIo) => Promise<Store>;
 }
 
+/** Warnings (a Redis reconnect, audit records the store refused) go to stderr; stdout stays the command's output. */
+const warningsTo = (io: CliIo) => pino({ level: 'warn' }, { write: (line: string) => io.stderr(line) });
+
 export const defaultAdminCommandDependencies: AdminCommandDependencies = {
   clock: systemClock,
   openStore: (config, io) =>
     openStore(config.store, {
       clock: systemClock,
       mustExist: true,
-      // Warnings (a Redis reconnect) go to stderr; stdout stays the command's output.
-      logger: pino({ level: 'warn' }, { write: (line: string) => io.stderr(line) }),
+      logger: warningsTo(io),
     }),
 };
 
@@ -59,14 +67,26 @@ export async function withAdminStore<T>(
     if (error instanceof StoreUnavailableError) throw storeProblem(error);
     throw error;
   }
+  const { clock } = dependencies;
+  // Grants the command ends are audit records, as the running gateway's are (src/authorization/grant-end-audit.ts);
+  // written to the store only: the gateway owns its stdout or file output.
+  const audit = createAuditLog({ store, random: cryptoRandom, logger: warningsTo(io), output: 'store', retentionDays: config.audit.retentionDays });
+  const endGrant = createEndGrant({
+    store,
+    clock,
+    accessTokenTtlSeconds: config.authorization.accessTokenTtlSeconds,
+    grantLifetimeSeconds: config.authorization.refreshTokenAbsoluteSeconds,
+    onEnded: auditGrantEnds(protectedResources(resolvePublicUrl(config), config.routes), clock, (entry) => audit.record(entry)),
+  });
   try {
     // The CLI may be the first of an upgrade's code to open this store: the grant listings read their indexes.
     await indexGrantsWrittenBefore(store);
-    return await action({ store, clock: dependencies.clock, config });
+    return await action({ store, clock, config, endGrant });
   } catch (error) {
     if (error instanceof StoreUnavailableError) throw storeProblem(error);
     throw error;
   } finally {
+    await audit.close().catch(() => {});
     await store.close().catch(() => {});
   }
 }

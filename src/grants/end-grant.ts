@@ -1,7 +1,8 @@
 import { isAppOnlyGrantId } from '../protocol/app-only.ts';
 import type { Clock } from '../runtime/clock.ts';
+import { appOnlyTokenRecord } from '../records/authorization.ts';
 import { GRANT_BOUND_MODELS, oidcRecords } from '../store/oidc-records.ts';
-import { deleteRecord, deleteRecords } from '../store/record-access.ts';
+import { deleteRecord, deleteRecords, readRecord } from '../store/record-access.ts';
 import type { Store } from '../store/store.ts';
 import type { GrantEndReason } from './grant-end-reason.ts';
 import { revokeGrant, settleRevocation } from './revoked-grants.ts';
@@ -24,6 +25,19 @@ import { revokeGrant, settleRevocation } from './revoked-grants.ts';
  */
 export type EndGrant = (grantId: string, reason: GrantEndReason) => Promise<boolean>;
 
+/**
+ * A grant this replica ended, with whose it was, read from its record as it ended (the record is gone after): the
+ * audit record of the ending names the user, the client and the MCP servers it was for. Never a token.
+ */
+export interface EndedGrant {
+  grantId: string;
+  reason: GrantEndReason;
+  user?: string;
+  client?: string;
+  /** The resources (RFC 8707) the grant was for; none for an app-only token. */
+  resources: string[];
+}
+
 export interface EndGrantOptions {
   store: Store;
   clock: Clock;
@@ -34,8 +48,8 @@ export interface EndGrantOptions {
    * while the grant's records may still be in the store (an ending the store interrupted part-way).
    */
   grantLifetimeSeconds: number;
-  /** Told once per ended grant, by the call that removed its record (logs). Must not throw. */
-  onEnded?: (grantId: string, reason: GrantEndReason) => void;
+  /** Told once per ended grant, by the call that removed its record (the log line and the audit record). Must not throw. */
+  onEnded?: (ended: EndedGrant) => void;
 }
 
 /** Clock skew on top of the token lifetime: a token minted a moment before revocation must still be refused. */
@@ -58,12 +72,14 @@ export function createEndGrant(options: EndGrantOptions): EndGrant {
     // later ending finishes the deletes; only then is its life cut to the access tokens'.
     const firstRevocation = await revokeGrant(store, grantId, { ttlSeconds: Math.max(settledTtl, grantLifetimeSeconds), clock, reason });
     for (const model of GRANT_BOUND_MODELS) await deleteRecords(store, oidcRecords[model], 'grantId', grantId);
+    // Read before the record goes; a failed read costs the audit record its names, never the ending.
+    const whose = onEnded === undefined ? undefined : await grantOwner(store, grantId).catch(() => undefined);
     // An app-only token's grant id names no record (src/protocol/app-only.ts): the first revocation record is its end.
     const ended = (await deleteRecord(store, oidcRecords.Grant, grantId)) || (isAppOnlyGrantId(grantId) && firstRevocation);
     // Not needed for the grant to stay ended (a longer record only refuses longer): a store failing now does not
     // make the ending fail, which the caller would report as not done.
     await settleRevocation(store, grantId, settledTtl).catch(() => undefined);
-    if (ended) onEnded?.(grantId, reason);
+    if (ended) onEnded?.({ grantId, reason, resources: [], ...whose });
     return ended;
   }
 
@@ -75,4 +91,19 @@ export function createEndGrant(options: EndGrantOptions): EndGrant {
     inFlight.set(grantId, ending);
     return ending;
   };
+}
+
+/** Whose grant it is: the grant record's user, client and resources, or the app-only token's client. */
+async function grantOwner(store: Store, grantId: string): Promise<Omit<EndedGrant, 'grantId' | 'reason'> | undefined> {
+  if (isAppOnlyGrantId(grantId)) {
+    const token = await readRecord(store, appOnlyTokenRecord, grantId, { invalid: 'absent' });
+    return token === undefined ? undefined : { client: token.clientId, resources: [] };
+  }
+  const grant = await readRecord(store, oidcRecords.Grant, grantId, { invalid: 'absent' });
+  if (grant === undefined) return undefined;
+  const text = (value: unknown): string | undefined => (typeof value === 'string' && value !== '' ? value : undefined);
+  const user = text(grant.accountId);
+  const client = text(grant.clientId);
+  const resources = grant.resources !== null && typeof grant.resources === 'object' ? Object.keys(grant.resources) : [];
+  return { ...(user === undefined ? {} : { user }), ...(client === undefined ? {} : { client }), resources };
 }

@@ -1,0 +1,36 @@
+import type { EndedGrant } from '../grants/end-grant.ts';
+import type { AuditRecord } from '../records/audit.ts';
+import type { Clock } from '../runtime/clock.ts';
+import type { ProtectedResources } from './protected-resources.ts';
+
+/** The audit record's `method` for a grant's end; its `reason` is why (a GrantEndReason). */
+export const GRANT_ENDED_METHOD = 'grant ended';
+
+/**
+ * The audit record of a grant's end, whichever of its paths ended it (src/grants/grant-end-reason.ts): a reused
+ * refresh token (the theft signal), a code redeemed twice, a client's RFC 7009 revocation, an operator's or the user's
+ * decision, a revoked client, the upstream session ending. Requests are audited as they are answered; without this
+ * the trail showed a user's calls stop with nothing saying why, and an operator asked "who ended this, and when" had
+ * only the log. Route: the MCP server the grant was for (`/token` for an app-only token, which names none).
+ */
+export function grantEndAudit(ended: EndedGrant, resources: ProtectedResources, time: number): AuditRecord {
+  const route = ended.resources.map((resource) => resources.find(resource)?.route.path).find((path) => path !== undefined);
+  return {
+    time,
+    ...(ended.user === undefined ? {} : { user: ended.user }),
+    ...(ended.client === undefined ? {} : { client: ended.client }),
+    route: route ?? '/token',
+    method: GRANT_ENDED_METHOD,
+    reason: ended.reason,
+    outcome: 'allowed',
+    status: 200,
+    durationMs: 0,
+    bytesIn: 0,
+    bytesOut: 0,
+  };
+}
+
+/** The `onEnded` of a grant-ending function (src/grants/end-grant.ts) that audits each end: the gateway's and the CLI's. */
+export function auditGrantEnds(resources: ProtectedResources, clock: Clock, recordAudit: (entry: AuditRecord) => void): (ended: EndedGrant) => void {
+  return (ended) => recordAudit(grantEndAudit(ended, resources, clock.now()));
+}

@@ -17,6 +17,26 @@ export function oidcSubject(issuer: string, sub: string): string {
   return `${issuer}#${sub}`;
 }
 
+/**
+ * Why a provider's user id cannot be a Gatehouse subject, or undefined — at sign-in and for an enterprise IdP's
+ * ID-JAG alike. OIDC Core §2: a `sub` is at most 255 ASCII characters (counted here as UTF-8 bytes, what ASCII
+ * characters would be: 127 emoji were 508 bytes). A longer one becomes the subject of every token issued to the user,
+ * and their access token outgrew the headers a server reads (431 on every call) after a sign-in that looked fine. Nor
+ * a control character: the id is the key of the user's records, the `sub` of their tokens and of every identity
+ * assertion, and a line in the admin CLI; no IdP issues one, and one that does sends something else as a user id.
+ */
+export function userIdProblem(id: string): string | undefined {
+  if (Buffer.byteLength(id, 'utf8') > MAX_SUBJECT_LENGTH) return `is longer than ${MAX_SUBJECT_LENGTH} characters`;
+  if (/\p{Cc}/u.test(id)) return 'contains control characters';
+  return undefined;
+}
+
+/** A display name as pages and identity assertions carry it: one of kilobytes is cut. */
+export const boundedName = (name: string): string => (name.length > MAX_NAME_LENGTH ? `${name.slice(0, MAX_NAME_LENGTH - 1)}…` : name);
+
+/** An address, or none when it is longer than any address can be (RFC 5321 §4.5.3.1.3). */
+export const boundedEmail = (email: string): string | undefined => (email.length <= MAX_EMAIL_LENGTH ? email : undefined);
+
 const emailLike = (value: string | undefined): string | undefined => (value && value.includes('@') ? value : undefined);
 
 /**
@@ -44,18 +64,8 @@ export function identityFromClaims(claims: JWTPayload, mapping: ClaimMapping): U
   if (!issuer || !id) {
     throw new UpstreamError('access_denied', `The identity provider named no ${issuer ? `"${mapping.subject}" claim` : 'issuer'} for this user.`);
   }
-  // OIDC Core §2: a `sub` is at most 255 ASCII characters (counted here as UTF-8 bytes, what ASCII characters would
-  // be: 127 emoji were 508 bytes). A longer one becomes the subject of every token issued to
-  // the user, and their access token outgrew the headers a server reads (431 on every call) after a sign-in that
-  // looked fine.
-  if (Buffer.byteLength(id, 'utf8') > MAX_SUBJECT_LENGTH) {
-    throw new UpstreamError('access_denied', `The identity provider's user id ("${mapping.subject}") is longer than ${MAX_SUBJECT_LENGTH} characters.`);
-  }
-  // Nor a control character: the id is the key of the user's records, the `sub` of their tokens and of every identity
-  // assertion, and a line in the admin CLI; no IdP issues one, and one that does sends something else as a user id.
-  if (/\p{Cc}/u.test(id)) {
-    throw new UpstreamError('access_denied', `The identity provider's user id ("${mapping.subject}") contains control characters.`);
-  }
+  const problem = userIdProblem(id);
+  if (problem !== undefined) throw new UpstreamError('access_denied', `The identity provider's user id ("${mapping.subject}") ${problem}.`);
   const tenantId = stringClaim(claims, 'tid')?.toLowerCase();
   let subject: string;
   if (mapping.preset === 'entra') {
@@ -72,10 +82,9 @@ export function identityFromClaims(claims: JWTPayload, mapping: ClaimMapping): U
     verifiedEmail(claims, mapping) ??
     // `upn` first: Microsoft documents `preferred_username` as mutable, not for authorization.
     (mapping.preset === 'entra' ? emailLike(stringClaim(claims, 'upn') ?? stringClaim(claims, 'preferred_username')) : undefined);
-  // Shown on pages and carried in every identity assertion: a name of kilobytes is cut, an "address" longer than
-  // any address can be (RFC 5321 §4.5.3.1.3) is none.
-  if (name) identity.name = name.length > MAX_NAME_LENGTH ? `${name.slice(0, MAX_NAME_LENGTH - 1)}…` : name;
-  if (email && email.length <= MAX_EMAIL_LENGTH) identity.email = email;
+  // Shown on pages and carried in every identity assertion.
+  if (name) identity.name = boundedName(name);
+  if (email && boundedEmail(email) !== undefined) identity.email = email;
   if (tenantId) identity.tenantId = tenantId;
   return identity;
 }

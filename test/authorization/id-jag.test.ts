@@ -10,6 +10,7 @@ import type { AuditRecord } from '../../src/records/audit.ts';
 import { oidcRecords } from '../../src/store/oidc-records.ts';
 import { findRecords } from '../../src/store/record-access.ts';
 import { startTestTokenIssuer, unsignedJwt, type TestTokenIssuer } from '../support/test-token-issuer.ts';
+import { withNamespaceOutage } from '../support/namespace-outage.ts';
 
 /**
  * Enterprise-Managed Authorization (MCP extension; draft-ietf-oauth-identity-assertion-authz-grant): a client
@@ -191,6 +192,37 @@ describe('ID-JAG: enterprise-managed authorization', () => {
     const assertion = await idp.sign(claims());
     assert.equal((await present(assertion)).status, 200);
     await refused(assertion, 'invalid_grant');
+  });
+
+  it('answers a store outage 503 temporarily_unavailable with Retry-After (never 500), at each write; the assertion is not used up', async () => {
+    // The replay record (`assertion-jti`), the account record, and the grant oidc-provider saves (its access token is a
+    // JWT, not stored).
+    for (const namespace of ['assertion-jti', 'account', 'oidc:Grant']) {
+      const assertion = await idp.sign(claims({ sub: `outage-${namespace}` }));
+      const response = await withNamespaceOutage(stack.server.store, namespace, () =>
+        fetch(`${stack.server.publicUrl}/token`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/x-www-form-urlencoded', ...basic('chat-client') },
+          body: new URLSearchParams({ grant_type: JWT_BEARER_GRANT, assertion }).toString(),
+        }),
+      );
+      assert.equal(response.status, 503, namespace);
+      assert.equal(((await response.json()) as { error: string }).error, 'temporarily_unavailable');
+      assert.ok(Number(response.headers.get('retry-after')) >= 1, namespace);
+      assert.equal((await present(assertion)).status, 200, `${namespace}: the client retries the same assertion after the outage`);
+    }
+  });
+
+  it('holds the user id, name and address to the bounds of a sign-in: no 300-character or control-character sub, a name cut, no over-long address', async () => {
+    const body = await refused(await idp.sign(claims({ sub: 'u'.repeat(300) })), 'invalid_grant');
+    assert.ok(!JSON.stringify(body).includes('u'.repeat(100)), 'the answer does not quote the id');
+    await refused(await idp.sign(claims({ sub: 'alice\r\nmallory' })), 'invalid_grant');
+    const { status, body: issued } = await present(await idp.sign(claims({ sub: 'long-profile', name: 'N'.repeat(1_000), email: `${'e'.repeat(300)}@enterprise.example` })));
+    assert.equal(status, 200, JSON.stringify(issued));
+    const whoami = await mcpPost(`${stack.gateway.url}/mcp`, issued.access_token!, toolsCall('whoami'));
+    const who = JSON.parse((await rpcBody<{ result: { content: Array<{ text: string }> } }>(whoami)).result.content[0]!.text) as Record<string, unknown>;
+    assert.equal(String(who.name).length, 256, 'the name is cut as at sign-in');
+    assert.equal(who.email, undefined, 'longer than any address can be');
   });
 
   it('refuses a wrong aud, an unknown issuer, an expired or future assertion, a wrong typ', async () => {

@@ -7,6 +7,7 @@ import { startTestStack, type TestStack } from '../proxy/stack-harness.ts';
 import type { AuditRecord } from '../../src/records/audit.ts';
 import { startTestTokenIssuer, type TestTokenIssuer } from '../support/test-token-issuer.ts';
 import { createDpopKey, dpopProof } from '../support/dpop.ts';
+import { withNamespaceOutage } from '../support/namespace-outage.ts';
 
 /**
  * Workload identity federation (MCP extension, SEP-1933): a workload presents its platform's JWT with the jwt-bearer
@@ -89,6 +90,20 @@ describe('workload identity federation', () => {
     assert.equal(who.app_only, true);
     assert.match(stack.server.logs.text(), /workload token accepted/);
     assert.match(stack.server.logs.text(), /system:serviceaccount:gatehouse:nightly/);
+  });
+
+  it('answers a store outage 503 temporarily_unavailable with Retry-After (never 500); the token is not used up', async () => {
+    // The replay record, and the record of the app-only token under its client.
+    for (const namespace of ['assertion-jti', 'app-only-token']) {
+      const assertion = await cluster.mint({ audience: tokenEndpoint });
+      const response = await withNamespaceOutage(stack.server.store, namespace, () =>
+        fetch(tokenEndpoint, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ grant_type: JWT_BEARER_GRANT, assertion, resource: mcp }).toString() }),
+      );
+      assert.equal(response.status, 503, namespace);
+      assert.equal(((await response.json()) as { error: string }).error, 'temporarily_unavailable');
+      assert.ok(Number(response.headers.get('retry-after')) >= 1, namespace);
+      assert.equal((await present(assertion)).status, 200, `${namespace}: the workload retries the same token after the outage`);
+    }
   });
 
   it('records each workload token presented in the audit log: the client it acts as, the MCP server, or why it was refused', async () => {

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { assertionJtiRecord } from '../../records/assertions.ts';
 import type { Clock } from '../../runtime/clock.ts';
-import { createRecord } from '../../store/record-access.ts';
+import { createRecord, deleteRecord } from '../../store/record-access.ts';
 import type { Store } from '../../store/store.ts';
 
 /** Clock difference tolerated on an assertion's `exp`/`iat`; the replay record outlives `exp` by as much. */
@@ -34,8 +34,19 @@ export async function firstUseOfAssertion(
   deps: { store: Store; clock: Clock },
   assertion: { iss: string; jti: string; exp: number },
 ): Promise<boolean> {
-  const key = createHash('sha256').update(`${assertion.iss}\u0000${assertion.jti}`).digest('hex');
+  const key = assertionKey(assertion);
   const now = deps.clock.now();
   const ttlSeconds = Math.max(1, Math.ceil(assertion.exp - now / 1000) + ASSERTION_CLOCK_SKEW_SECONDS);
   return createRecord(deps.store, assertionJtiRecord, key, { at: now }, { ttlSeconds });
 }
+
+/**
+ * Forgets an assertion's use: the store failed after its `jti` was recorded and before a token was issued for it, so
+ * the client — told 503, retry — can present the same assertion again instead of being refused as a replay for an
+ * outage. Best effort: with the store still down the record stays, and the client asks its IdP for a new assertion.
+ */
+export async function forgetAssertionUse(deps: { store: Store }, assertion: { iss: string; jti: string }): Promise<void> {
+  await deleteRecord(deps.store, assertionJtiRecord, assertionKey(assertion)).catch(() => undefined);
+}
+
+const assertionKey = (assertion: { iss: string; jti: string }): string => createHash('sha256').update(`${assertion.iss}\u0000${assertion.jti}`).digest('hex');

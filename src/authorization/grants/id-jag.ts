@@ -5,6 +5,7 @@ import { ID_JAG_TYP } from '../../protocol/oauth-urns.ts';
 import type { Clock } from '../../runtime/clock.ts';
 import type { HandlerStep } from '../../server/handler-steps.ts';
 import type { Store } from '../../store/store.ts';
+import { userIdProblem } from '../../upstream/identity-claims.ts';
 import type { ProtectedResources } from '../protected-resources.ts';
 import { firstUseOfAssertion } from './assertion-replay.ts';
 import { asymmetricHeaderOf, refuse, requireProofForDpopResource, verifyJwtAssertion, type AssertionGrantRequest } from './verify-assertion.ts';
@@ -81,6 +82,10 @@ export const verifyAssertionSignature: HandlerStep<IdJagRequest> = async (reques
   if (typeof payload.sub !== 'string' || payload.sub === '' || typeof payload.jti !== 'string' || payload.jti === '') {
     throw refuse('The assertion has invalid claims.', 'sub or jti not a non-empty string');
   }
+  // The user id a sign-in at the IdP would be held to: it becomes the subject of the token, the account and grant
+  // records and every audit record (a 9,000-character `sub` made a 12 KB token and unreadable audit listings).
+  const problem = userIdProblem(payload.sub);
+  if (problem !== undefined) throw refuse('The assertion has invalid claims.', `sub ${problem}`);
   request.claims = payload as IdJagRequest['claims'];
 };
 

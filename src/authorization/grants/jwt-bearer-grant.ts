@@ -7,7 +7,9 @@ import { TokenEndpointError } from '../../errors/token-endpoint-error.ts';
 import { ID_JAG_GRANT_PROFILE, JWT_BEARER_GRANT } from '../../protocol/oauth-urns.ts';
 import { routeScopesNamed } from '../../protocol/oidc-scopes.ts';
 import { runSteps } from '../../server/handler-steps.ts';
-import { oidcSubject } from '../../upstream/identity-claims.ts';
+import { providerFacing } from '../../store/oidc-adapter.ts';
+import { StoreUnavailableError } from '../../store/store.ts';
+import { boundedEmail, boundedName, oidcSubject } from '../../upstream/identity-claims.ts';
 import type { ProtectedResources } from '../protected-resources.ts';
 import { idJagSteps, isIdJag, type IdJagRequest } from './id-jag.ts';
 import { noteIssuance } from './issuance-audit.ts';
@@ -16,6 +18,7 @@ import { requestDpopProof, type DpopProof } from './dpop-binding.ts';
 import { installWorkloadClientNaming } from './workload-client.ts';
 import { assertionIssuer, workloadIssuerOf, workloadSteps, type WorkloadRequest } from './workload-identity.ts';
 import { trustedIssuerKeys, type TrustedIssuer } from './trusted-issuer-keys.ts';
+import { forgetAssertionUse } from './assertion-replay.ts';
 
 /**
  * The RFC 7523 `jwt-bearer` grant at `/token` (§2.1), for two kinds of assertion: an Identity Assertion JWT
@@ -92,18 +95,19 @@ export function installJwtBearerGrant(provider: Provider, deps: JwtBearerGrantDe
       });
     }
     const claims = full.claims as NonNullable<IdJagRequest['claims']>;
-    await issueAssertionGrant(provider, koaCtx, issueDeps, {
+    await releasedOnOutage(claims, issueAssertionGrant(provider, koaCtx, issueDeps, {
       // The subject a generic OpenID Connect sign-in at the same IdP gets, so both meet on one account.
       subject: oidcSubject(claims.iss, claims.sub),
       issuer: claims.iss,
-      name: typeof claims.name === 'string' ? claims.name : undefined,
-      email: typeof claims.email === 'string' ? claims.email : undefined,
+      // Held to the bounds of a sign-in's (identity-claims.ts): shown on pages, carried in every identity assertion.
+      name: typeof claims.name === 'string' && claims.name !== '' ? boundedName(claims.name) : undefined,
+      email: typeof claims.email === 'string' ? boundedEmail(claims.email) : undefined,
       client,
       resource: full.resource!,
       scopes: full.scopes!,
       grantType: JWT_BEARER_GRANT,
       dpop,
-    });
+    }));
   }
 
   async function grantWorkload(koaCtx: KoaContextWithOIDC, client: Client, request: Omit<WorkloadRequest, 'deps'>, dpop: DpopProof | undefined): Promise<void> {
@@ -115,7 +119,17 @@ export function installJwtBearerGrant(provider: Provider, deps: JwtBearerGrantDe
     }
     // Who the workload is, for the audit trail (the token names only the client it acts as); never the token.
     ctx.logger.info({ client: client.clientId, issuer: full.claims?.iss, workload: full.claims?.sub }, 'workload token accepted');
-    await issueAppOnlyToken(provider, koaCtx, issueDeps, { client, resource: full.resource!, scopes: full.scopes!, dpop });
+    await releasedOnOutage(full.claims!, issueAppOnlyToken(provider, koaCtx, issueDeps, { client, resource: full.resource!, scopes: full.scopes!, dpop }));
+  }
+
+  /** The assertion's use is forgotten when the store fails while its token is issued (assertion-replay.ts). */
+  async function releasedOnOutage(assertion: { iss: string; jti: string }, issuing: Promise<void>): Promise<void> {
+    try {
+      await issuing;
+    } catch (error) {
+      if (error instanceof StoreUnavailableError) await forgetAssertionUse(shared, assertion);
+      throw error;
+    }
   }
 
   async function handleJwtBearer(koaCtx: KoaContextWithOIDC): Promise<void> {
@@ -148,7 +162,9 @@ export function installJwtBearerGrant(provider: Provider, deps: JwtBearerGrantDe
   }
 
   if (authorization.workloadIdentities.length > 0) installWorkloadClientNaming(provider, authorization.workloadIdentities);
-  provider.registerGrantType(JWT_BEARER_GRANT, handleJwtBearer, ['assertion', 'scope', 'resource']);
+  // A store outage anywhere in the grant (the replay record, the account, the grant and its token) is the provider's
+  // `503 temporarily_unavailable` with Retry-After, as at every other grant; unwrapped it was a 500 `server_error`.
+  provider.registerGrantType(JWT_BEARER_GRANT, (koaCtx) => providerFacing(handleJwtBearer(koaCtx)), ['assertion', 'scope', 'resource']);
   // Why a JWT grant was refused, for the operator: the private detail, never the assertion.
   provider.on('grant.error', (koaCtx: unknown, error: unknown) => {
     const grantType = (koaCtx as KoaContextWithOIDC).oidc?.params?.grant_type;

@@ -103,6 +103,14 @@ const NEVER_FORWARDED = new Set([
   'baggage',
 ]);
 
+/**
+ * Headers the gateway reads and judges under their own spelling, which spelt with underscores would reach a CGI or WSGI
+ * backend as the same header unjudged: the body's own (`Content_Encoding`: the gateway read the body by another), and
+ * MCP's — `Mcp_Session_Id` naming another user's session skipped the session-owner check (the gateway saw no session
+ * id at all), `Mcp_Name` another tool than the one the policy allowed, `Last_Event_ID` another stream's events.
+ */
+const JUDGED_BY_THE_GATEWAY = /^(?:content-|mcp-|last-event-id$)/;
+
 const NONE: ReadonlySet<string> = new Set();
 
 /** A header name as CGI and WSGI servers read it: `_` and `-` alike (both become `_` in `HTTP_…`). */
@@ -146,7 +154,7 @@ export function backendRequestHeaders(
     // reading `Content-Encoding`, judged the body by another.
     const read = cgiName(name);
     if (NEVER_FORWARDED.has(read) || listed.has(read) || PROXY_ONLY.test(read)) continue;
-    if (read !== name && read.startsWith('content-')) continue;
+    if (read !== name && JUDGED_BY_THE_GATEWAY.test(read)) continue;
     out[name] = Array.isArray(value) ? value.join(', ') : value;
   }
   const { addresses, protocol, host } = forwarded;

@@ -270,9 +270,12 @@ describe('forwarding headers through trusted proxies', () => {
   });
 
   it('reads names as CGI and WSGI servers do (`_` as `-`): the body\'s own headers and Connection-listed ones spelt with underscores do not pass; other underscored names do', () => {
-    const incoming = { content_encoding: 'gzip', content_type: 'text/plain', content_length: '5', x_custom_id: '7', connection: 'keep-alive, X_Trace', 'x-trace': 'a', x_trace: 'b' };
+    // MCP's headers too: `Mcp_Session_Id` naming another user's session reached such a backend as its session id while
+    // the gateway, seeing no `Mcp-Session-Id`, checked no owner; `Mcp_Name` named another tool than the policy judged.
+    const mcp = { mcp_session_id: 'victim-session', mcp_name: 'secret_tool', mcp_method: 'tools/call', mcp_protocol_version: '2025-06-18', last_event_id: 'e1' };
+    const incoming = { content_encoding: 'gzip', content_type: 'text/plain', content_length: '5', x_custom_id: '7', connection: 'keep-alive, X_Trace', 'x-trace': 'a', x_trace: 'b', ...mcp };
     const headers = backendRequestHeaders(incoming, { addresses: ['10.0.0.2'], protocol: 'http', host: 'gw.example' }, 'Bearer a');
-    for (const name of ['content_encoding', 'content_type', 'content_length', 'x-trace', 'x_trace']) assert.equal(headers[name], undefined, name);
+    for (const name of ['content_encoding', 'content_type', 'content_length', 'x-trace', 'x_trace', 'mcp_session_id', 'mcp_name', 'mcp_method', 'mcp_protocol_version', 'last_event_id']) assert.equal(headers[name], undefined, name);
     assert.equal(headers.x_custom_id, '7');
     // And a backend's answer: a header its Connection names, in either spelling, stays between it and the gateway.
     const answer = clientResponseHeaders({ connection: 'X_Internal', x_internal: 'secret-hop', 'x-internal': 'secret-hop', 'x-kept': 'yes' });

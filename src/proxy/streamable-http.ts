@@ -180,8 +180,17 @@ export const streamableHttpSteps: readonly ExchangeStep[] = [
   shared.concealBackendFailure,
 ];
 
+/**
+ * The audit record's `method` of a request that carries no JSON-RPC message: the stream a client listens on (GET) and
+ * the end of its session (DELETE), named as a legacy stream is (`sse/connect`); without one they could not be told
+ * apart from each other, or found, in the trail.
+ */
+const NO_MESSAGE_METHODS: Readonly<Record<string, string>> = { GET: 'stream/listen', DELETE: 'session/delete' };
+
 export function streamableHttpHandler(runtime: GatewayRuntime, state: RouteState) {
   return exchangeHandler(runtime, state, async function handleStreamableHttp(exchange) {
+    const label = NO_MESSAGE_METHODS[exchange.request.method];
+    if (label !== undefined) exchange.draft.method = label;
     await runSteps(streamableHttpSteps, exchange);
     await relayToClient(exchange);
   });

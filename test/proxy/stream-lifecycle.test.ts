@@ -251,6 +251,9 @@ describe('a grant ended while its streams are open', () => {
     await untilOpenStreams('/mcp', 'sse', 0);
     const cut = await auditRecord((record) => record.reason === 'grant ended' && record.method === 'sse/connect');
     assert.equal(cut.outcome, 'server_closed');
+    // A Streamable HTTP stream carries no JSON-RPC method: it is named for the trail, as the legacy one is.
+    const listened = await auditRecord((record) => record.reason === 'grant ended' && record.method === 'stream/listen');
+    assert.equal(listened.outcome, 'server_closed');
     assert.equal(otherEnded, false, "another grant's stream stays open");
     other.controller.abort();
     await untilOpenStreams('/mcp', 'streamable-http', 0);

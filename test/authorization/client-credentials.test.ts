@@ -148,7 +148,7 @@ describe('client credentials: agents without a browser', () => {
     assert.ok(!JSON.stringify(audited).includes(SECRET), 'never the secret');
   });
 
-  it('refuses a client assertion that expires more than a day ahead or was issued in the future (invalid_client)', async () => {
+  it('refuses a client assertion that expires more than a day ahead, was issued in the future, or names other audiences beside this server (invalid_client)', async () => {
     // Its replay record lives until `exp`: one years ahead held a record for ever on SQLite and was a 500 on Redis.
     const key = await importJWK(privateJwk, 'ES256');
     const now = Math.floor(Date.now() / 1000);
@@ -157,7 +157,7 @@ describe('client credentials: agents without a browser', () => {
         .setProtectedHeader({ alg: 'ES256', kid: 'agent-key' })
         .setIssuer('nightly-agent')
         .setSubject('nightly-agent')
-        .setAudience(`${stack.server.publicUrl}/token`)
+        .setAudience((claims.aud as string | string[] | undefined) ?? `${stack.server.publicUrl}/token`)
         .sign(key);
     const present = async (claims: Record<string, unknown>) =>
       token({
@@ -167,14 +167,18 @@ describe('client credentials: agents without a browser', () => {
         client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer',
         client_assertion: await assertion(claims),
       });
-    for (const claims of [{ exp: 1e15, iat: now }, { exp: now + 2 * 86_400, iat: now }, { exp: now + 300, iat: now + 600 }]) {
+    // Audience injection: an assertion signed for several servers at once is one any of them could present here.
+    const injected = { exp: now + 300, iat: now, aud: [`${stack.server.publicUrl}/token`, 'https://other-server.example/token'] };
+    for (const claims of [{ exp: 1e15, iat: now }, { exp: now + 2 * 86_400, iat: now }, { exp: now + 300, iat: now + 600 }, injected]) {
       const refused = await present(claims);
       assert.equal(refused.status, 401, JSON.stringify(claims));
       assert.equal(((await refused.json()) as { error: string }).error, 'invalid_client');
     }
-    const accepted = await present({ exp: now + 300, iat: now });
-    assert.equal(accepted.status, 200, await accepted.clone().text());
-    await accepted.body?.cancel();
+    for (const aud of [undefined, stack.server.publicUrl, [`${stack.server.publicUrl}/token`]]) {
+      const accepted = await present({ exp: now + 300, iat: now, ...(aud === undefined ? {} : { aud }) });
+      assert.equal(accepted.status, 200, await accepted.clone().text());
+      await accepted.body?.cancel();
+    }
   });
 
   it('answers a scope the MCP server does not offer with invalid_scope, and gives a request naming none the required scopes', async () => {

@@ -5,7 +5,7 @@ import type { McpPost } from './mcp-message.ts';
 import type { AuditDraft } from './request-audit.ts';
 import type { ToolStanding } from './tool-pins.ts';
 import type { ReviewTools } from './tools-list-filter.ts';
-import { storeFailureLogFields } from '../store/store.ts';
+import { StoreUnavailableError, storeFailureLogFields } from '../store/store.ts';
 
 /**
  * The route's `toolPinning` applied to a request (tool-pins.ts keeps the pins). Under `block` a tool is called only
@@ -68,7 +68,10 @@ export function toolListReviewer(runtime: GatewayRuntime, route: RouteConfig, dr
     try {
       unpinned = await runtime.toolPins.review(route.path, tools);
     } catch (error) {
-      runtime.ctx.logger.warn({ ...storeFailureLogFields(error), route: route.path }, 'tool pins could not be checked');
+      // An outage is expected and said in one line; anything else (a stored pin that does not validate, a bug) is
+      // not an outage and is logged as what it is, with its stack.
+      if (error instanceof StoreUnavailableError) runtime.ctx.logger.warn({ reason: error.detail, route: route.path }, 'tool pins could not be checked: the store is unavailable');
+      else runtime.ctx.logger.error({ err: error, route: route.path }, 'tool pin review failed');
       return route.toolPinning === 'block' ? everyTool(tools) : new Set();
     }
     if (unpinned.size === 0) return unpinned;

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
-import canonicalize from 'canonicalize';
 import { foldedName, memberSpellings } from '../protocol/duplicate-members.ts';
+import { canonicalJson } from './canonical-json.ts';
 
 /**
  * What a tool is, for pinning: the fields a model reads or that decide what a call may carry. RFC 8785 canonical
@@ -30,6 +30,6 @@ export function toolDefinition(entry: unknown): ToolDefinition | undefined {
     const field = PINNED_SPELLINGS.get(foldedName(key));
     if (field !== undefined && field !== key) pinned[key] = tool[key];
   }
-  const canonical = canonicalize(pinned) ?? '{}';
+  const canonical = canonicalJson(pinned);
   return { name: tool.name, canonical, hash: createHash('sha256').update(canonical).digest('base64url') };
 }

@@ -111,6 +111,9 @@ export function createToolPins({ store, clock, logger }: { store: Store; clock: 
   }
 
   async function reviewNow(route: string, entries: readonly unknown[]): Promise<Set<string>> {
+    // Read before the baseline is claimed: an answer whose review fails must not use up the route's first listing,
+    // or every tool of the next answer would be "new" (trust on first use with nothing trusted).
+    const definitions = entries.map(toolDefinition);
     const pins = await load(route);
     const trusted = !pins.baselined && (await claimBaseline(route));
     let wrote = !pins.baselined;
@@ -122,7 +125,7 @@ export function createToolPins({ store, clock, logger }: { store: Store; clock: 
     // A name listed with two definitions is also held as a change of that tool (pending review), so it is refused
     // when called too, not only hidden: which definition the backend runs is unknown.
     const inThisAnswer = new Map<string, { name: string; hash: string; pin: ToolPin | undefined }>();
-    for (const tool of entries.map(toolDefinition)) {
+    for (const tool of definitions) {
       if (tool === undefined) continue;
       const folded = foldToolName(tool.name);
       const earlier = inThisAnswer.get(folded);

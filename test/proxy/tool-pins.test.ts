@@ -33,6 +33,25 @@ describe('tool definitions', () => {
     assert.notEqual(a?.hash, toolDefinition({ name: 't', description: 'd', inputSchema: { type: 'object' } })?.hash);
   });
 
+  it('keep the hashes pinned before (the RFC 8785 text the canonicalize library wrote), numbers and member order included', () => {
+    const definition = toolDefinition({ name: 't', description: 'd ✓ 😀', inputSchema: { type: 'object', properties: { '10': { maximum: 1e21 }, '9': { minimum: -0 }, 'é': { const: 0.1 } }, required: ['9'] } });
+    assert.equal(definition?.canonical, '{"description":"d ✓ 😀","inputSchema":{"properties":{"10":{"maximum":1e+21},"9":{"minimum":0},"é":{"const":0.1}},"required":["9"],"type":"object"},"name":"t"}');
+    assert.equal(definition?.hash, 'sFYLk9ocETyOMikuDjIsNBc81FvfxsdKPP7iJLHLoXw');
+  });
+
+  it('take a lone surrogate as its JSON escape: read back exactly, and another definition than U+FFFD or the escape as text', () => {
+    const definition = toolDefinition(JSON.parse('{"name":"sur\\ud800name","inputSchema":{"\\udc00":{}}}'));
+    assert.equal(definition?.canonical, '{"inputSchema":{"\\udc00":{}},"name":"sur\\ud800name"}');
+    assert.deepEqual(JSON.parse(definition!.canonical), { name: 'sur\ud800name', inputSchema: { '\udc00': {} } });
+    const hashes = ['sur\ud800name', 'sur\ufffdname', 'sur\\ud800name'].map((name) => toolDefinition({ name })?.hash);
+    assert.equal(new Set(hashes).size, 3);
+  });
+
+  it('hash a schema nested thousands deep', () => {
+    const deep = JSON.parse(`${'['.repeat(100_000)}${']'.repeat(100_000)}`) as unknown;
+    assert.equal(toolDefinition({ name: 't', inputSchema: deep })?.canonical.length, 200_000 + '{"inputSchema":,"name":"t"}'.length);
+  });
+
   it('ignore fields outside the definition, and entries that are not tools', () => {
     assert.equal(toolDefinition({ ...tool('t'), _meta: { seen: 1 } })?.hash, toolDefinition(tool('t'))?.hash);
     assert.equal(toolDefinition({ description: 'no name' }), undefined);

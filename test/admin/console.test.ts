@@ -258,6 +258,22 @@ describe('admin console and connected apps (in-process)', () => {
     assert.ok(page.body.includes('cb?x=%E2%80%AEmoc.elgoog//:sptth'));
   });
 
+  it("shows the signed-in person's own name in the page header as every other name: invisible characters marked, isolated, shortened", async () => {
+    const whoOn = async (identity: UpstreamIdentity) => {
+      const browser = await signIn(identity);
+      const page = await h.app.inject({ url: '/account', headers: { cookie: browser.cookie } });
+      return /class="who">([\s\S]*?)<input/.exec(page.body)?.[1] ?? '';
+    };
+    const who = await whoOn({ ...BOB, subject: 'tenant-1/hostile', name: `Mallory\u001b[2J\u0007\r\n\u202eppa\u200b${'x'.repeat(200)}` });
+    // oxlint-disable-next-line no-control-regex -- the control characters are what must not reach the page
+    assert.doesNotMatch(who, /[\u001b\u0007\r\n\u202e\u200b]/);
+    assert.ok(who.startsWith('<span><bdi>Mallory<mark class="hidden-char" title="an invisible character">\\x1b</mark>[2J'), who);
+    assert.ok(who.includes('<mark class="hidden-char" title="an invisible character">\\u202e</mark>ppa'), who);
+    assert.ok(who.includes('x…</bdi>'), 'shortened like every name');
+    // A name of nothing visible is not shown as an empty space: the e-mail stands in, as for every person shown.
+    assert.match(await whoOn({ ...BOB, subject: 'tenant-1/blank', name: '\u200b\u2060 ', email: 'blank@example.com' }), /^<span><bdi>blank@example\.com<\/bdi><\/span>$/);
+  });
+
   it('shows no notice for a `done` that names an Object.prototype member, on every page that reads it', async () => {
     const alice = await signIn(ALICE, '/admin');
     for (const page of ['/account', '/admin/clients', '/admin/grants']) {

@@ -1,4 +1,4 @@
-import { displayName, escapeHtml, exactHtml } from '../../web/html.ts';
+import { displayName, escapeHtml, exactHtml, shortened, visibleName } from '../../web/html.ts';
 import type { ConsoleSession } from '../console-session.ts';
 
 /**
@@ -22,6 +22,14 @@ export interface ConsoleView {
 
 export const html = escapeHtml;
 
+/**
+ * A name chosen by someone else, for an operator: shortened, each invisible character shown as its code point (a
+ * registrant's "Sample Graph MCP server\u200b" must not look like the real one), in a `<bdi>`.
+ */
+export function consoleNameHtml(name: string): string {
+  return `<bdi>${exactHtml(shortened(name))}</bdi>`;
+}
+
 const adminLinks: [ConsoleSection, string, string][] = [
   ['overview', '/admin', 'Overview'],
   ['routes', '/admin/routes', 'Routes'],
@@ -40,9 +48,11 @@ function nav(view: ConsoleView): string {
   const items = links
     .map(([section, href, label]) => `<a href="${href}"${section === view.section ? ' aria-current="page"' : ''}>${html(label)}${section === 'tools' ? pendingBadge(view.pendingTools) : ''}</a>`)
     .join('');
-  const who = view.session.name ?? view.session.email ?? view.session.subject;
+  // The name comes from the IdP's ID token: shown as every other person's name is (names.ts `personCell`); one that
+  // shows as nothing gives way to the e-mail or subject.
+  const who = visibleName(view.session.name) ?? visibleName(view.session.email) ?? view.session.subject;
   return `<header class="top"><span class="brand">Gatehouse</span><nav>${items}</nav>
-<form method="post" action="/admin/sign-out" class="who"><span>${html(who)}</span>${csrfField(view.session)}<button type="submit" class="link">Sign out</button></form></header>`;
+<form method="post" action="/admin/sign-out" class="who"><span>${consoleNameHtml(who)}</span>${csrfField(view.session)}<button type="submit" class="link">Sign out</button></form></header>`;
 }
 
 export function renderConsolePage(view: ConsoleView, body: string): string {

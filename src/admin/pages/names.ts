@@ -1,6 +1,6 @@
 import type { AccountRecord } from '../../records/account.ts';
-import { exactHtml, NAME_DISPLAY_LIMIT, shortened, visibleName } from '../../web/html.ts';
-import { code, html } from './layout.ts';
+import { NAME_DISPLAY_LIMIT, visibleName } from '../../web/html.ts';
+import { code, consoleNameHtml, html } from './layout.ts';
 
 /**
  * People and apps by name on the console pages: the display name (and e-mail) a person recognises, with the subject
@@ -25,14 +25,6 @@ export function clientCell(clientId: string | undefined, names: ReadonlyMap<stri
 export function namedId(name: string | undefined, id: string): string {
   const label = visibleName(name);
   return label === undefined ? code(id) : `<span class="named" title="${html(id)}">${consoleNameHtml(label)}</span>`;
-}
-
-/**
- * A name chosen by someone else, for an operator: shortened, each invisible character shown as its code point (a
- * registrant's "Sample Graph MCP server\u200b" must not look like the real one), in a `<bdi>`.
- */
-function consoleNameHtml(name: string): string {
-  return `<bdi>${exactHtml(shortened(name))}</bdi>`;
 }
 
 /**

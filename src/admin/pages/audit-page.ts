@@ -2,7 +2,7 @@ import { exactHtml } from '../../web/html.ts';
 import { AUDIT_OUTCOMES, type AuditResult } from '../audit-query.ts';
 import type { AuditDirectory, AuditFilter, AuditWindow } from '../audit-filter.ts';
 import { code, exactCode, html, renderConsolePage, table, timeCell, type ConsoleView } from './layout.ts';
-import { clientCell, personCell, suggestions } from './names.ts';
+import { clientCell, personCell, suggestible, suggestions } from './names.ts';
 
 // `client_closed` (the client left first) and `server_closed` (cut at shutdown) are normal ends: admin.css colours only `denied` and `error` as failures.
 const outcomes = AUDIT_OUTCOMES;
@@ -14,6 +14,8 @@ function filterForm(filter: AuditFilter, directory: AuditDirectory): string {
   const outcomeOptions = ['', ...outcomes].map((outcome) => option(outcome, outcome === '' ? 'any outcome' : outcome.replace('_', ' '), (filter.outcome ?? '') === outcome)).join('');
   const windowOptions = Object.entries(windowLabels).map(([value, label]) => option(value, label, filter.window === value)).join('');
   const people = [...directory.accounts.values()].flatMap((account) => [account.email, account.name].filter((value): value is string => value !== undefined));
+  // A client whose name cannot be offered as it is (an impostor's "…server\u200b") is offered by its id.
+  const clients = [...directory.clientNames].map(([clientId, name]) => (suggestible(name) ? name : clientId));
   return `<form method="get" action="/admin/audit" class="filters">
 <label>User <input name="user" value="${html(filter.user ?? '')}" placeholder="name, e-mail or subject" list="audit-users"></label>
 <label>Client <input name="client" value="${html(filter.client ?? '')}" placeholder="app name or client id" list="audit-clients"></label>
@@ -21,7 +23,7 @@ function filterForm(filter: AuditFilter, directory: AuditDirectory): string {
 <label>Outcome <select name="outcome">${outcomeOptions}</select></label>
 <label>Time <select name="window">${windowOptions}</select></label>
 <button type="submit">Filter</button>
-${suggestions('audit-users', people)}${suggestions('audit-clients', directory.clientNames.values())}</form>`;
+${suggestions('audit-users', people)}${suggestions('audit-clients', clients)}</form>`;
 }
 
 export function renderAuditPage(view: ConsoleView, result: AuditResult, filter: AuditFilter, directory: AuditDirectory): string {

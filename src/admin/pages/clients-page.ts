@@ -1,4 +1,5 @@
 import type { ClientSummary } from '../clients.ts';
+import { visibleName } from '../../web/html.ts';
 import { namedId } from './names.ts';
 import { code, html, postButton, renderConsolePage, table, timeCell, type ConsoleView } from './layout.ts';
 
@@ -34,7 +35,7 @@ export function renderClientsPage(view: ConsoleView, all: ClientSummary[], query
     timeCell(client.createdAt),
     timeCell(client.lastUsedAt),
     String(client.activeGrants),
-    postButton('/admin/clients/revoke', view.session, { client_id: client.clientId }, 'Revoke all', { target: `grants of ${client.name ?? client.clientId}` }),
+    postButton('/admin/clients/revoke', view.session, { client_id: client.clientId }, 'Revoke all', { target: `grants of ${visibleName(client.name) ?? client.clientId}` }),
   ]);
   return renderConsolePage(
     view,

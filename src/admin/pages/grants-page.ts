@@ -1,5 +1,6 @@
 import type { AccountRecord } from '../../records/account.ts';
 import type { GrantSummary } from '../grants.ts';
+import { visibleName } from '../../web/html.ts';
 import { clientCell, personCell } from './names.ts';
 import { postButton, renderConsolePage, scopeCode, table, timeCell, type ConsoleView } from './layout.ts';
 
@@ -7,7 +8,7 @@ import { postButton, renderConsolePage, scopeCode, table, timeCell, type Console
 export function renderGrantsPage(view: ConsoleView, grants: GrantSummary[], accounts: Map<string, AccountRecord>, clientNames: ReadonlyMap<string, string> = new Map()): string {
   const rows = grants.map((grant) => {
     const account = accounts.get(grant.subject);
-    const user = account?.email ?? account?.name;
+    const user = visibleName(account?.email) ?? visibleName(account?.name);
     return [
       personCell(grant.subject, accounts),
       clientCell(grant.clientId, clientNames),
@@ -15,7 +16,7 @@ export function renderGrantsPage(view: ConsoleView, grants: GrantSummary[], acco
       timeCell(grant.createdAt),
       timeCell(grant.lastUsedAt),
       postButton(`/admin/grants/${encodeURIComponent(grant.grantId)}/revoke`, view.session, {}, 'Revoke', {
-        target: `access of ${clientNames.get(grant.clientId) ?? grant.clientId} for ${user ?? grant.subject}`,
+        target: `access of ${visibleName(clientNames.get(grant.clientId)) ?? grant.clientId} for ${user ?? grant.subject}`,
       }),
     ];
   });

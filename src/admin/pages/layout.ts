@@ -1,4 +1,4 @@
-import { displayName, escapeHtml, exactHtml, shortened, visibleName } from '../../web/html.ts';
+import { escapeHtml, exactHtml, shortened, visibleName, visibleText } from '../../web/html.ts';
 import type { ConsoleSession } from '../console-session.ts';
 
 /**
@@ -106,8 +106,9 @@ export function postButton(action: string, session: ConsoleSession, fields: Reco
   const hidden = Object.entries(fields)
     .map(([name, value]) => `<input type="hidden" name="${html(name)}" value="${html(value)}">`)
     .join('');
-  // The target names a client or person: shortened like every name shown (web/html.ts).
-  const name = options.target === undefined ? '' : ` aria-label="${html(`${label} ${displayName(options.target)}`)}"`;
+  // The target names a client or person: shortened like every name shown, each invisible character read as its code
+  // point as the page shows it (web/html.ts), so an impostor's "…server\u200b" is not heard as the real one.
+  const name = options.target === undefined ? '' : ` aria-label="${html(`${label} ${visibleText(shortened(options.target))}`)}"`;
   return `<form method="post" action="${html(action)}" class="inline">${hidden}${csrfField(session)}<button type="submit" class="${options.kind ?? 'danger'}"${name}>${html(label)}</button></form>`;
 }
 

@@ -1,5 +1,5 @@
 import type { AccountRecord } from '../../records/account.ts';
-import { NAME_DISPLAY_LIMIT, visibleName } from '../../web/html.ts';
+import { INVISIBLE_CHARACTERS, NAME_DISPLAY_LIMIT, visibleName } from '../../web/html.ts';
 import { code, consoleNameHtml, html } from './layout.ts';
 
 /**
@@ -34,9 +34,21 @@ export function namedId(name: string | undefined, id: string): string {
 const SUGGESTION_LIMIT = 200;
 const SUGGESTION_LENGTH_LIMIT = NAME_DISPLAY_LIMIT;
 
-/** A <datalist> of suggestions for a filter field (values are what the filter resolves: names, e-mails, ids). */
+/**
+ * Whether a value can be offered as a suggestion. An option's value is shown and sent back as it is, not as the page
+ * shows a name: an invisible character makes a second entry that looks like another ("Sample Graph MCP server\u200b"
+ * beside the real one), and some do not come back at all (the HTML parser reads U+0000 as U+FFFD, UTF-8 cannot write
+ * a lone surrogate, a text field drops CR and LF), so picking one filtered on another string.
+ */
+export const suggestible = (value: string): boolean =>
+  value.length <= SUGGESTION_LENGTH_LIMIT && value.search(INVISIBLE_CHARACTERS) === -1 && visibleName(value) !== undefined;
+
+/**
+ * A <datalist> of suggestions for a filter field (values are what the filter resolves: names, e-mails, ids); a value
+ * that is not `suggestible` is left out (the field still filters on it typed, and on the id it belongs to).
+ */
 export function suggestions(id: string, values: Iterable<string>): string {
-  const offered = [...new Set(values)].filter((value) => value.length <= SUGGESTION_LENGTH_LIMIT).sort().slice(0, SUGGESTION_LIMIT);
+  const offered = [...new Set(values)].filter(suggestible).sort().slice(0, SUGGESTION_LIMIT);
   const options = offered.map((value) => `<option value="${html(value)}"></option>`).join('');
   return `<datalist id="${html(id)}">${options}</datalist>`;
 }

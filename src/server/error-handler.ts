@@ -134,15 +134,25 @@ export function createFrameworkErrorHandler(
 const API_PREFIXES = ['/.well-known', '/token', '/register', '/revoke', '/introspect', '/jwks', '/metrics', '/healthz', '/readyz'];
 
 /**
- * A browser navigating to an unknown page, or submitting a form to one (a GET or a POST asking for HTML, outside the
- * API endpoints), gets the styled page: a stale console form (a grant id that cannot be routed) answered JSON to a
- * person. Programs never ask for HTML: MCP clients send `Accept: application/json, text/event-stream`.
+ * The console's addresses (src/admin): nothing under them is an API, and every route there answers its errors as a
+ * page (`errorFormat: 'html'`), so an unknown one, or one refused before routing, is answered as a page too.
+ */
+const CONSOLE_PREFIXES = ['/admin', '/account'];
+
+const under = (prefixes: readonly string[], path: string): boolean => prefixes.some((prefix) => path === prefix || path.startsWith(`${prefix}/`));
+
+/**
+ * A console address, whoever asks, and a browser navigating to an unknown page or submitting a form to one (a GET or
+ * a POST asking for HTML, outside the API endpoints), get the styled page: a stale console form (a grant id that
+ * cannot be routed) answered JSON to a person. Programs never ask for HTML: MCP clients send `Accept:
+ * application/json, text/event-stream`.
  */
 export function notFoundFormat(request: FastifyRequest): ErrorFormat {
+  const path = request.url.split('?')[0] ?? '';
+  if (under(CONSOLE_PREFIXES, path)) return 'html';
   if (request.method !== 'GET' && request.method !== 'HEAD' && request.method !== 'POST') return 'oauth-json';
   if (!/\btext\/html\b/.test(String(request.headers.accept ?? ''))) return 'oauth-json';
-  const path = request.url.split('?')[0] ?? '';
-  return API_PREFIXES.some((prefix) => path === prefix || path.startsWith(`${prefix}/`)) ? 'oauth-json' : 'html';
+  return under(API_PREFIXES, path) ? 'oauth-json' : 'html';
 }
 
 /** Installs the error handler and the 404 (JSON, or a page for browsers) on `app` (and so on every plugin registered inside it). */

@@ -189,6 +189,30 @@ describe('admin console and connected apps (in-process)', () => {
     assert.equal(garbage.statusCode, 400);
   });
 
+  it('answers an unknown console address, or one that cannot be routed, with the error page whoever asks, and an API address with JSON', async () => {
+    const alice = await signIn(ALICE, '/admin');
+    const long = 'a'.repeat(200);
+    const answers = [
+      [await h.app.inject({ url: '/admin/nonexistent', headers: { cookie: alice.cookie } }), 404],
+      [await post(alice, '/admin/nonexistent', { csrf: alice.csrf }), 404],
+      [await h.app.inject({ url: '/account/nonexistent', headers: { cookie: alice.cookie, accept: '*/*' } }), 404],
+      // Past Fastify's path-parameter limit: refused before routing, by the framework's error handler.
+      [await post(alice, `/admin/grants/${long}/revoke`, { csrf: alice.csrf }), 400],
+      [await post(alice, `/account/grants/${long}/revoke`, { csrf: alice.csrf }), 400],
+    ] as const;
+    for (const [answer, status] of answers) {
+      assert.equal(answer.statusCode, status);
+      assert.match(answer.headers['content-type'] ?? '', /^text\/html/);
+      assert.match(String(answer.headers['content-security-policy']), /default-src 'none'/);
+      assert.match(answer.body, /<!doctype html>/i);
+    }
+    for (const url of ['/no-such-page', '/administrator', '/accounts']) {
+      const api = await h.app.inject({ url });
+      assert.equal(api.statusCode, 404, url);
+      assert.match(api.headers['content-type'] ?? '', /^application\/json/, url);
+    }
+  });
+
   it('lets a user see only their own apps, and answers 404 when they try to revoke another user\'s grant', async () => {
     const bob = await signIn(BOB);
     const page = await h.app.inject({ url: '/account', headers: { cookie: bob.cookie } });

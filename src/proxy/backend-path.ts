@@ -25,9 +25,10 @@ export function backendBase(backendUrl: string): BackendBase {
 
 /**
  * @param requestTarget the raw request target as received (`request.url`: path and query, still percent-encoded)
+ * @param nestedRoutePaths the paths of the routes under this one, where a resolved path must not lead
  * @throws ProtocolError `invalid_request` (400) when the path leaves the route or is ambiguous
  */
-export function backendUrlFor(base: BackendBase, routePath: string, requestTarget: string): string {
+export function backendUrlFor(base: BackendBase, routePath: string, requestTarget: string, nestedRoutePaths: readonly string[] = []): string {
   const queryAt = requestTarget.indexOf('?');
   const rawPath = queryAt === -1 ? requestTarget : requestTarget.slice(0, queryAt);
   const query = queryAt === -1 ? '' : requestTarget.slice(queryAt);
@@ -36,6 +37,16 @@ export function backendUrlFor(base: BackendBase, routePath: string, requestTarge
   const routeSegments = routePath.split('/').filter(Boolean);
   if (!routeSegments.every((segment, index) => segments[index] === segment)) {
     throw refused('The request path leaves this route.');
+  }
+  // The router chose this route from the path as sent; resolved, it may lie under another route nested in this one
+  // (`/api/./admin/x`, `/api//admin/x`, `/api/x/../admin/x` for a route at `/api/admin`): its backend would be reached
+  // with a token for this route, never checked for that route's audience and scopes. Compared without case too, for
+  // a backend that reads paths so (`/api/Admin/x`).
+  for (const nested of nestedRoutePaths) {
+    const nestedSegments = nested.split('/').filter(Boolean);
+    if (nestedSegments.every((segment, index) => segments[index]?.toLowerCase() === segment.toLowerCase())) {
+      throw refused('The request path names another route.');
+    }
   }
   const below = segments.slice(routeSegments.length).map(encodeSegment);
   let path = base.basePath + below.map((segment) => `/${segment}`).join('');

@@ -49,7 +49,7 @@ export function createGatewayPlugin(ctx: GatehouseContext, deps: GatewayDeps): F
     paths.add(route.path);
   }
   const runtime = createGatewayRuntime(ctx, deps);
-  const states = routes.map((route) => createRouteState(ctx.publicUrl, route));
+  const states = routes.map((route) => createRouteState(ctx.publicUrl, route, routes));
 
   return async function gatewayPlugin(app: FastifyInstance) {
     // Bodies are left unread for the handlers: MCP POSTs are read with a cap and deadline, HTTP routes stream.

@@ -24,7 +24,7 @@ import { namesAccessToken } from './token-parameter.ts';
 /** Before the token check: a path that leaves the route (or is ambiguous) is refused whoever sends it (400). */
 export function confineBackendPath(exchange: McpExchange): void {
   const { state, request } = exchange;
-  exchange.backendUrl = backendUrlFor(state.backendBase, state.route.path, request.url);
+  exchange.backendUrl = backendUrlFor(state.backendBase, state.route.path, request.url, state.nestedRoutePaths);
 }
 
 function bodyLimits(exchange: McpExchange): BodyLimits {

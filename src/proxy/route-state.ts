@@ -18,6 +18,8 @@ export interface RouteState {
   legacySseUrl: string;
   /** Origin and base path of the backend (plain HTTP routes confine every request under it). */
   backendBase: BackendBase;
+  /** The paths of the other routes under this one (`/api/admin` under `/api`): a plain HTTP route's path must not resolve into one. */
+  nestedRoutePaths: readonly string[];
   /** The route's CEL tool policies, compiled once. */
   argumentPolicies: ArgumentPolicies;
   /** confinedMessageUrl of this route's legacy SSE URL, remembered per message URL a backend announced. */
@@ -27,7 +29,7 @@ export interface RouteState {
 /** Message URLs remembered per route: one per open legacy session, forgotten all at once past this. */
 const REMEMBERED_MESSAGE_URLS = 1024;
 
-export function createRouteState(publicUrl: string, route: RouteConfig): RouteState {
+export function createRouteState(publicUrl: string, route: RouteConfig, otherRoutes: readonly RouteConfig[] = []): RouteState {
   const resource = resourceUrl(publicUrl, route);
   const metadataUrl = resourceMetadataUrl(publicUrl, route);
   let compiledFor = route.tools;
@@ -64,6 +66,7 @@ export function createRouteState(publicUrl: string, route: RouteConfig): RouteSt
       return url;
     },
     backendBase: backendBase(route.backend),
+    nestedRoutePaths: otherRoutes.filter((other) => other !== route && other.path.startsWith(route.path.endsWith('/') ? route.path : `${route.path}/`)).map((other) => other.path),
     // Recompiled when a configuration reload replaces the route's `tools` (src/app/reload-config.ts assigns a new
     // object): a reloaded CEL rule must be the one enforced, not the one compiled at start.
     get argumentPolicies(): ArgumentPolicies {

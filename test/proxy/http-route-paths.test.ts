@@ -39,6 +39,8 @@ before(async () => {
     config: {
       routes: [
         { path: '/api', type: 'http', backend: `${origin}/base` },
+        // Nested under /api, on the backend path /api's base path leads to, with its own audience.
+        { path: '/api/admin', type: 'http', backend: `${origin}/base/admin` },
         { path: '/mcp', backend: `${origin}/mcp` },
       ],
     },
@@ -138,6 +140,26 @@ describe('plain HTTP route: the backend path stays under the base path', () => {
       assert.equal(answer.body, expected);
     });
   }
+
+  // The router picks /api from the path as sent; resolved, these lie under /api/admin, whose backend path /api's base
+  // leads to: a token for /api reached it, never checked for /api/admin's audience.
+  for (const target of ['/api/./admin/secret', '/api//admin/secret', '/api/x/../admin/secret', '/api/x/%2e%2e/admin/secret', '/api/Admin/secret', '/api/./admin']) {
+    it(`refuses ${target}, which resolves into the route /api/admin, with 400, and the backend never sees it`, async () => {
+      const before = received.length;
+      const answer = await rawGet(target, await bearer());
+      assert.equal(answer.status, 400, answer.body);
+      assert.equal((JSON.parse(answer.body) as { error: string }).error, 'invalid_request');
+      assert.equal(received.length, before, `the backend received ${received.slice(before).join(', ')}`);
+    });
+  }
+
+  it('a nested route is reached by its own path, with a token for it alone', async () => {
+    assert.equal((await rawGet('/api/admin/secret', await bearer())).status, 401, "a token for /api is not one for /api/admin");
+    const admin = await mintAccessToken(keyring, gateway.url, { aud: `${gateway.url}/api/admin` });
+    const answer = await rawGet('/api/admin/secret', admin);
+    assert.deepEqual([answer.status, answer.body], [200, '/base/admin/secret']);
+    assert.equal((await rawGet('/api/administrator', await bearer())).status, 200, 'a sibling path that only begins alike is /api\'s');
+  });
 
   it('the backend never received a path outside the base', () => {
     assert.ok(received.length >= allowed.length);

@@ -14,6 +14,7 @@ import { auditDraft, type AuditDraft } from './request-audit.ts';
 import type { RouteState } from './route-state.ts';
 import type { ApprovedTool } from './tool-pins.ts';
 import { revocationsUnknown } from './verify-access-token.ts';
+import type { StreamCutReason } from './open-streams.ts';
 import type { TaskScreen } from './task-bindings.ts';
 import { NO_TOOLS_DENIED, type DeniedTools, type ReviewTools } from './tools-list-filter.ts';
 import { backendSpan, mcpSpanStart, requestTrace } from './request-trace.ts';
@@ -210,15 +211,15 @@ export async function forwardIdentity(exchange: McpExchange): Promise<void> {
 
 /**
  * A stream is admitted by its request's check and tracked once its backend answered (open-streams.ts): a grant ended,
- * its signing key revoked, the revocation list gone stale or the route's required scopes raised by a reload in between
- * (a backend slow to send its headers) is answered as the check answers a new request — 401 to end the grant's use,
+ * its token expired, its signing key revoked, the revocation list gone stale or the route's required scopes raised by a
+ * reload in between (a backend slow to send its headers) is answered as the check answers a new request — 401 to end the grant's use,
  * 403 `insufficient_scope` to ask for more, 503 to retry — rather than with a connection cut, which a client takes
  * for a network fault and reconnects after. The backend's stream never ends by itself: it is cut, not drained.
  */
 export function refuseStreamNoLongerAdmitted(exchange: McpExchange): void {
   const { claims } = authorized(exchange);
   const route = exchange.state.route.path;
-  const reason = exchange.runtime.openStreams.refusal({ grantId: claims.grantId, kid: claims.kid, route, scopes: claims.scopes });
+  const reason = exchange.runtime.openStreams.refusal({ grantId: claims.grantId, exp: claims.exp, kid: claims.kid, route, scopes: claims.scopes });
   if (reason === undefined) return;
   backendResponse(exchange).body.destroy();
   exchange.draft.reason = reason;
@@ -228,8 +229,15 @@ export function refuseStreamNoLongerAdmitted(exchange: McpExchange): void {
     const missing = exchange.state.route.requiredScopes.filter((scope) => !claims.scopes.includes(scope));
     throw insufficientScope(exchange.state.target, `The access token lacks the scope(s): ${missing.join(' ')}.`, scheme);
   }
-  throw unauthorized(exchange.state.target, true, reason === 'grant ended' ? 'The access token has been revoked.' : 'The access token is malformed or its signature does not verify.', scheme);
+  throw unauthorized(exchange.state.target, true, REFUSED_TOKEN[reason], scheme);
 }
+
+/** What the bearer check says of a token refused for this reason (verify-access-token.ts). */
+const REFUSED_TOKEN: Record<Exclude<StreamCutReason, 'revocations cannot be checked' | 'scopes no longer enough'>, string> = {
+  'grant ended': 'The access token has been revoked.',
+  'signing key removed': 'The access token is malformed or its signature does not verify.',
+  'token expired': 'The access token has expired.',
+};
 
 /**
  * A backend's 5xx answer reaches the client as the gateway's own error, never with the backend's body: that body is

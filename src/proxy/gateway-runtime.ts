@@ -41,7 +41,7 @@ export interface GatewayRuntime {
   sessions: SessionBindings;
   /** Tasks bound to the caller that created them (task-bindings.ts). */
   tasks: TaskBindings;
-  /** Open streams by grant and by session, cut when either ends (open-streams.ts). */
+  /** Open streams by grant and by session, cut when either ends or their token expires (open-streams.ts). */
   openStreams: OpenStreams;
   /** Open streams per user and route (stream-budget.ts). */
   streamBudget: StreamBudget;
@@ -113,14 +113,17 @@ export function createGatewayRuntime(ctx: GatehouseContext, deps: GatewayDeps): 
     backendStepUp: createBackendStepUp({ store, clock, endGrant }),
     sessions: createSessionBindings(store),
     tasks: createTaskBindings(store, () => clock.now(), keyring),
-    openStreams: createOpenStreams(({ grantId, kid, route, scopes }) => {
-      if (deps.revokedGrants.isRevoked(grantId)) return 'grant ended';
-      if (!deps.revokedGrants.isCurrent()) return 'revocations cannot be checked';
-      if (kid !== undefined && !keyring.signingKeys().some((key) => key.kid === kid)) return 'signing key removed';
-      // A reload may have raised the route's required scopes since this stream's request was checked.
-      const required = config.routes.find((entry) => entry.path === route)?.requiredScopes ?? [];
-      if (required.some((scope) => !scopes.includes(scope))) return 'scopes no longer enough';
-      return undefined;
+    openStreams: createOpenStreams({
+      clock,
+      cutNow: ({ grantId, kid, route, scopes }) => {
+        if (deps.revokedGrants.isRevoked(grantId)) return 'grant ended';
+        if (!deps.revokedGrants.isCurrent()) return 'revocations cannot be checked';
+        if (kid !== undefined && !keyring.signingKeys().some((key) => key.kid === kid)) return 'signing key removed';
+        // A reload may have raised the route's required scopes since this stream's request was checked.
+        const required = config.routes.find((entry) => entry.path === route)?.requiredScopes ?? [];
+        if (required.some((scope) => !scopes.includes(scope))) return 'scopes no longer enough';
+        return undefined;
+      },
     }),
     streamBudget: createStreamBudget(),
     rateLimiter: createRateLimiter({

@@ -1,11 +1,13 @@
 import type { ServerResponse } from 'node:http';
+import type { Clock } from '../runtime/clock.ts';
 import type { AuditDraft } from './request-audit.ts';
+import { ACCESS_TOKEN_CLOCK_SKEW_SECONDS } from './verify-access-token.ts';
 
 /**
- * The streams open on this replica, by grant and by MCP session, so that ending either ends its streams too. Every
- * request is checked, but a stream is one request: an SSE stream opened before the end (a Streamable HTTP `GET`, a
- * legacy `/sse` stream, a long tool call answered over SSE) kept carrying server messages to the client — for the
- * idle timeout, or for ever with a backend that sends keep-alives.
+ * The streams open on this replica, by grant and by MCP session, so that ending either ends its streams too, each cut
+ * when its token expires. Every request is checked, but a stream is one request: an SSE stream opened before the end
+ * (a Streamable HTTP `GET`, a legacy `/sse` stream, a long tool call answered over SSE) kept carrying server messages
+ * to the client — for the idle timeout, or for ever with a backend that sends keep-alives.
  * - A grant's end reaches every replica within a second (src/grants/revoked-grants.ts); each replica then cuts its
  *   own streams of that grant here, as a network cut would, and the client's reconnect meets the refusal every new
  *   request meets.
@@ -15,14 +17,22 @@ import type { AuditDraft } from './request-audit.ts';
  * - A replica that can no longer learn of grant ends (its revocation list stale past
  *   `authorization.revocationMaxStalenessSeconds`, the store out of reach) cuts them all, as it refuses new requests
  *   then: a stream of a grant ended meanwhile kept flowing for the whole outage.
+ * - A stream ends when the access token that opened it does (its `exp`, with the bearer check's skew): a stolen token
+ *   is bounded by its lifetime, but a stream it opened kept relaying for the idle timeout, or for ever with a backend
+ *   that sends keep-alives. A later request of the same grant in the same session, with a fresh token, moves the end
+ *   of that session's streams to the new token's (extendSession), so a client that refreshes keeps its session.
+ *   Only on the replica that serves the request: one carrying the stream, reached by none of the session's requests
+ *   with a fresh token, cuts it at its first token's end, and the client reconnects as after any cut.
  */
 /** Why a stream is cut or not started: the `reason` of its audit record. */
-export type StreamCutReason = 'grant ended' | 'revocations cannot be checked' | 'signing key removed' | 'scopes no longer enough';
+export type StreamCutReason = 'grant ended' | 'revocations cannot be checked' | 'signing key removed' | 'scopes no longer enough' | 'token expired';
 
 /** What a stream was admitted with. */
 export interface StreamCaller {
   grantId: string;
-  /** The Streamable HTTP session it belongs to, if any. */
+  /** Its token's `exp` (epoch seconds): the stream is cut when the bearer check would refuse the token. */
+  exp: number;
+  /** The session it belongs to, if any: a Streamable HTTP `Mcp-Session-Id`, or the gateway's legacy SSE session id. */
   sessionId?: string | undefined;
   /** The key that signed its token. */
   kid?: string | undefined;
@@ -57,14 +67,30 @@ export interface OpenStreams {
    * admitted under the old ones. Returns how many.
    */
   closeOutOfScope(required: ReadonlyMap<string, readonly string[]>): number;
+  /**
+   * A request of the session authorized with a fresh token (`caller`): the session's open streams of the same grant
+   * live on to that token's end. Never another grant's (the session's owner may hold several: the stream would then
+   * outlive the grant it is cut with), never one with fewer scopes than the stream's (its `tools/list` screen was
+   * judged under them), never shortened.
+   */
+  extendSession(sessionId: string, caller: Pick<StreamCaller, 'grantId' | 'exp' | 'scopes'>): void;
 }
 
 interface OpenStream {
   response: ServerResponse;
   draft: AuditDraft;
   route: string;
+  grantId: string;
   scopes: readonly string[];
+  /** When it is cut, in ms on the runtime clock: its token's end, moved on by extendSession. */
+  endsAt: number;
 }
+
+/** How often open streams are checked for a token that expired: a stream outlives its token by at most this. */
+const EXPIRY_SWEEP_MS = 1_000;
+
+/** The moment (ms) the bearer check starts refusing a token of this `exp` (verify-access-token.ts). */
+const tokenEndsAt = (exp: number): number => (exp + ACCESS_TOKEN_CLOCK_SKEW_SECONDS) * 1000;
 
 function cut({ response, draft }: OpenStream, reason: string): void {
   draft.outcome ??= 'server_closed';
@@ -95,6 +121,11 @@ class StreamGroups {
     return closed;
   }
 
+  forEach(key: string, visit: (stream: OpenStream) => void): void {
+    const streams = this.#groups.get(key);
+    if (streams !== undefined) for (const stream of streams) visit(stream);
+  }
+
   close(key: string, reason: string): number {
     const streams = this.#groups.get(key);
     if (streams === undefined) return 0;
@@ -117,38 +148,83 @@ class StreamGroups {
   }
 }
 
+export interface OpenStreamsOptions {
+  /** The runtime's clock: token ends are read on it (a ManualClock in tests). */
+  clock: Clock;
+  /**
+   * Why a stream of `caller` must not start (its grant ended, the revocation list stale, its key revoked, its route's
+   * required scopes raised beyond its token's by a reload), or nothing; its token's expiry is checked here.
+   */
+  cutNow?: (caller: StreamCaller) => StreamCutReason | undefined;
+}
+
 /**
- * `cutNow` says why a stream of `caller` must not start (its grant ended, the revocation list stale, its key revoked,
- * its route's required scopes raised beyond its token's by a reload), or nothing. A
- * stream is tracked once its backend answered, after the request's own check: an end or a stale list in between
- * (a backend slow to send its headers) found nothing to cut, and the stream then flowed on. The transports ask
+ * A stream is tracked once its backend answered, after the request's own check: an end, an expiry or a stale list in
+ * between (a backend slow to send its headers) found nothing to cut, and the stream then flowed on. The transports ask
  * `refusal` just before tracking and answer the request as its own check would have; `track` asks again, so a stream
  * no transport asked about is still cut rather than carried.
  */
-export function createOpenStreams(cutNow: (caller: StreamCaller) => StreamCutReason | undefined = () => undefined): OpenStreams {
+export function createOpenStreams({ clock, cutNow = () => undefined }: OpenStreamsOptions): OpenStreams {
   const byGrant = new StreamGroups();
   const bySession = new StreamGroups();
   const byKey = new StreamGroups();
+  const refusal = (caller: StreamCaller): StreamCutReason | undefined =>
+    tokenEndsAt(caller.exp) <= clock.now() ? 'token expired' : cutNow(caller);
+
+  // One sweep timer for the replica, not a timer per stream: the bench holds 10,000 idle streams and counts the bytes
+  // each holds (docs/performance.md, "Memory per stream"), and a Timeout is an object with its list links per stream.
+  // It reads the injected clock (so a ManualClock drives it), runs only while a stream is open, never holds the
+  // process up, and walks the streams only once the earliest end may have come: extensions only push ends later, so
+  // `earliest` stays a lower bound until the walk that reaches it sets it anew.
+  let open = 0;
+  let earliest = Number.POSITIVE_INFINITY;
+  let sweep: ReturnType<typeof setInterval> | undefined;
+  const cutExpired = () => {
+    const now = clock.now();
+    if (now < earliest) return;
+    earliest = Number.POSITIVE_INFINITY;
+    byGrant.closeStreams((stream) => {
+      if (stream.endsAt <= now) return true;
+      earliest = Math.min(earliest, stream.endsAt);
+      return false;
+    }, 'token expired');
+  };
+
   return {
-    refusal: cutNow,
+    refusal,
     track(response, draft, caller) {
-      const { grantId, sessionId, kid, route, scopes } = caller;
+      const { grantId, sessionId, kid, route, scopes, exp } = caller;
       if (response.closed || response.destroyed) return;
-      const reason = cutNow(caller);
+      const reason = refusal(caller);
       if (reason !== undefined) {
         draft.outcome ??= 'server_closed';
         draft.reason ??= reason;
         response.destroy();
         return;
       }
-      const stream: OpenStream = { response, draft, route, scopes };
+      const stream: OpenStream = { response, draft, route, grantId, scopes, endsAt: tokenEndsAt(exp) };
       const forgetGrant = byGrant.add(grantId, stream);
       const forgetSession = sessionId === undefined ? undefined : bySession.add(sessionId, stream);
       const forgetKey = kid === undefined ? undefined : byKey.add(kid, stream);
+      earliest = Math.min(earliest, stream.endsAt);
+      open += 1;
+      if (sweep === undefined) (sweep = setInterval(cutExpired, EXPIRY_SWEEP_MS)).unref();
       response.on('close', () => {
         forgetGrant();
         forgetSession?.();
         forgetKey?.();
+        open -= 1;
+        if (open === 0) {
+          clearInterval(sweep);
+          sweep = undefined;
+          earliest = Number.POSITIVE_INFINITY;
+        }
+      });
+    },
+    extendSession(sessionId, { grantId, exp, scopes }) {
+      const endsAt = tokenEndsAt(exp);
+      bySession.forEach(sessionId, (stream) => {
+        if (stream.grantId === grantId && endsAt > stream.endsAt && stream.scopes.every((scope) => scopes.includes(scope))) stream.endsAt = endsAt;
       });
     },
     closeGrant: (grantId) => byGrant.close(grantId, 'grant ended'),

@@ -36,7 +36,11 @@ export async function readJsonRpcBody(exchange: McpExchange): Promise<void> {
   exchange.post = post;
 }
 
-/** A 2025-x `Mcp-Session-Id` must be one this user opened on this route (404 -32001 otherwise). */
+/**
+ * A 2025-x `Mcp-Session-Id` must be one this user opened on this route (404 -32001 otherwise). The session's open
+ * streams of this grant then live on to this token's end (open-streams.ts extendSession): a client that refreshed
+ * keeps them, as one that reconnects its GET would.
+ */
 export function requireSessionOwner(exchange: McpExchange): void | Promise<void> {
   const sessionId = headerValue(exchange.request.headers['mcp-session-id']);
   // No session (every 2026-07-28 request): nothing to look up, and no promise for the step list to wait on.
@@ -47,6 +51,7 @@ async function checkSessionOwner(exchange: McpExchange, sessionId: string): Prom
   const { claims } = authorized(exchange);
   await exchange.runtime.sessions.require('mcp-session', sessionId, { subject: claims.sub, clientId: claims.clientId }, exchange.state.route.path);
   exchange.sessionId = sessionId;
+  exchange.runtime.openStreams.extendSession(sessionId, claims);
 }
 
 /**
@@ -210,7 +215,7 @@ async function relayToClient(exchange: McpExchange): Promise<void> {
     shared.refuseStreamNoLongerAdmitted(exchange);
     trackOpenStream(reply, runtime.metrics, { route: state.route.path, transport: 'streamable-http' });
     const { claims } = authorized(exchange);
-    runtime.openStreams.track(reply.raw, draft, { grantId: claims.grantId, sessionId: exchange.sessionId, kid: claims.kid, route: state.route.path, scopes: claims.scopes });
+    runtime.openStreams.track(reply.raw, draft, { grantId: claims.grantId, exp: claims.exp, sessionId: exchange.sessionId, kid: claims.kid, route: state.route.path, scopes: claims.scopes });
   }
   await relayResponse(reply, response, draft, state.route, body, { oneMessageUnlessSse: exchange.post !== undefined });
 }

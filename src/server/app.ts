@@ -2,7 +2,7 @@ import { METHODS, type IncomingMessage, type Server, type ServerResponse } from 
 import { fastify, LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyPluginAsync, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { GatehouseContext } from '../context/gatehouse-context.ts';
 import { createFrameworkErrorHandler, installErrorHandler } from './error-handler.ts';
-import { handleClientError } from './client-errors.ts';
+import { handleClientError, refuseConnect } from './client-errors.ts';
 import { ProtocolError } from '../errors/protocol-error.ts';
 import { registerHealthRoutes, type ReadinessCheck } from './health.ts';
 import { refuseRepeatedHeaders } from './repeated-headers.ts';
@@ -166,8 +166,9 @@ export async function buildServer(ctx: GatehouseContext, options: BuildServerOpt
   // Every method Node's parser accepts is routable, so a route refuses one it does not serve with 405 naming those it
   // does (src/proxy/gateway-plugin.ts), and an unknown path is a 404 whatever the method. Fastify knows only a few
   // by itself, and sent PROPFIND or SEARCH on an MCP endpoint to the not-found handler, as if nothing were there.
-  // CONNECT never reaches a route (Node hands it to the server's `connect` event).
+  // CONNECT never reaches a route (Node hands it to the server's `connect` event, answered there with the same 405).
   for (const method of EXTRA_METHODS) if (!app.supportedMethods.includes(method)) app.addHttpMethod(method);
+  app.server.on('connect', refuseConnect);
 
   sendContinueOnlyWhenRead(app.server);
 

@@ -22,12 +22,25 @@ export function handleClientError(error: ConnectionError, socket: Socket): void 
   if (error.code === 'ECONNRESET' || socket.destroyed) return;
   const status = statusFor(error);
   const description = status === 431 ? 'The request headers are too large.' : status === 408 ? 'The request took too long to arrive.' : 'The HTTP request is malformed.';
-  const { body } = renderErrorBody(new ProtocolError('invalid_request', description, { status }));
-  if (socket.writable) {
-    socket.write(
-      `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` +
-        `Cache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\nConnection: close\r\n\r\n${body}`,
-    );
-  }
+  writeRefusal(socket, new ProtocolError('invalid_request', description, { status }));
   socket.destroy(error);
+}
+
+/**
+ * A CONNECT request (a tunnel through a forward proxy, which Gatehouse is not): Node hands it to the server's `connect`
+ * event instead of a route, and with no listener there closed the connection without a word. It gets the 405 every
+ * other method no route serves gets, and the connection ends.
+ */
+export function refuseConnect(_request: unknown, socket: Socket): void {
+  writeRefusal(socket, new ProtocolError('invalid_request', 'CONNECT is not served here: Gatehouse is no forward proxy.', { status: 405 }));
+  socket.destroy();
+}
+
+function writeRefusal(socket: Socket, error: ProtocolError): void {
+  if (!socket.writable) return;
+  const { body } = renderErrorBody(error);
+  socket.write(
+    `HTTP/1.1 ${error.status} ${STATUS_CODES[error.status]}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` +
+      `Cache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\nConnection: close\r\n\r\n${body}`,
+  );
 }

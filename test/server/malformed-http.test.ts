@@ -49,6 +49,15 @@ describe('malformed HTTP gets our JSON errors, never Fastify or Node defaults', 
     assert.equal(JSON.parse(body).error, 'invalid_request');
   });
 
+  it('CONNECT (a tunnel, through a forward proxy Gatehouse is not) is 405 in JSON, not a connection closed without a word', async () => {
+    for (const target of ['127.0.0.1:443', '/mcp']) {
+      const { status, headers, body } = parseRawResponse(await rawExchange(port, `CONNECT ${target} HTTP/1.1\r\nHost: ${target}\r\n\r\n`));
+      assert.equal(status, 405, target);
+      assert.match(headers, /content-type: application\/json/);
+      assert.equal(JSON.parse(body).error, 'invalid_request');
+    }
+  });
+
   it('the asterisk request target is 400 invalid_request on anything but OPTIONS (RFC 9110 §7.1)', async () => {
     for (const method of ['GET', 'POST', 'DELETE']) {
       const { status, body } = parseRawResponse(await rawExchange(port, `${method} * HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`));

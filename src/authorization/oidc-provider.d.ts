@@ -53,6 +53,8 @@ declare module 'oidc-provider' {
     client?: Client;
     params?: Record<string, unknown>;
     entities: Record<string, unknown>;
+    /** The names a client assertion's `aud` may give this server: the issuer, the token endpoint, the endpoint called. */
+    clientJwtAuthExpectedAudience(): Set<string>;
     [key: string]: unknown;
   }
 

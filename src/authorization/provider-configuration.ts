@@ -114,11 +114,15 @@ export function providerConfiguration(input: ProviderConfigurationInput): Config
     // RFC 7523 §3 lets the server bound a client assertion's lifetime; oidc-provider checks only that `exp` has not
     // passed. Its replay record lives until `exp`, so one far ahead held a record for ever (or, beyond the store's TTL
     // range, failed the request), and an `iat` minutes ahead is a clock no client has.
-    // An `aud` of several values is refused too: oidc-provider accepts one listing this server beside others, an
-    // assertion a client signed for several servers at once, which any of them can present here as the client
-    // (audience injection; RFC 7523bis asks for one value, the authorization server's).
-    assertJwtClientAuthClaimsAndHeader: async (_ctx: unknown, claims: Record<string, unknown>) => {
-      if (Array.isArray(claims.aud) && claims.aud.length !== 1) throw new errors.InvalidClientAuth('client assertion audience must be a single value');
+    // An `aud` listing another server beside this one is refused too: oidc-provider accepts it, an assertion a client
+    // signed for several servers at once, which any of them can present here as the client (audience injection;
+    // RFC 7523bis asks for the authorization server alone). Several names of this server (openid-client 5 sends the
+    // issuer and the token endpoint) still pass.
+    assertJwtClientAuthClaimsAndHeader: async (koaCtx: KoaContextWithOIDC, claims: Record<string, unknown>) => {
+      if (Array.isArray(claims.aud)) {
+        const ours = koaCtx.oidc.clientJwtAuthExpectedAudience();
+        if (!claims.aud.every((audience) => ours.has(audience as string))) throw new errors.InvalidClientAuth('client assertion audience names another server');
+      }
       const problem = assertionTimeProblem(claims, seconds(ctx.clock.now()));
       if (problem === 'iat') throw new errors.InvalidClientAuth('client assertion issued in the future (iat)');
       if (problem === 'exp') throw new errors.InvalidClientAuth('client assertion expires more than a day ahead');

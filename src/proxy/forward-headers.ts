@@ -107,9 +107,10 @@ const NEVER_FORWARDED = new Set([
  * Headers the gateway reads and judges under their own spelling, which spelt with underscores would reach a CGI or WSGI
  * backend as the same header unjudged: the body's own (`Content_Encoding`: the gateway read the body by another), and
  * MCP's — `Mcp_Session_Id` naming another user's session skipped the session-owner check (the gateway saw no session
- * id at all), `Mcp_Name` another tool than the one the policy allowed, `Last_Event_ID` another stream's events.
+ * id at all), `Mcp_Name` another tool than the one the policy allowed, `Last_Event_ID` another stream's events. Only
+ * these names: MCP's `Mcp-Param-*` headers may hold `_` in their own names (`Mcp-Param-tenant_id`), and pass.
  */
-const JUDGED_BY_THE_GATEWAY = /^(?:content-|mcp-|last-event-id$)/;
+const JUDGED_BY_THE_GATEWAY = /^(?:content-|(?:mcp-session-id|mcp-name|mcp-method|mcp-protocol-version|last-event-id)$)/;
 
 const NONE: ReadonlySet<string> = new Set();
 

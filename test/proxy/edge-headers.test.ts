@@ -277,6 +277,9 @@ describe('forwarding headers through trusted proxies', () => {
     const headers = backendRequestHeaders(incoming, { addresses: ['10.0.0.2'], protocol: 'http', host: 'gw.example' }, 'Bearer a');
     for (const name of ['content_encoding', 'content_type', 'content_length', 'x-trace', 'x_trace', 'mcp_session_id', 'mcp_name', 'mcp_method', 'mcp_protocol_version', 'last_event_id']) assert.equal(headers[name], undefined, name);
     assert.equal(headers.x_custom_id, '7');
+    // MCP 2026-07-28's `Mcp-Param-*` headers may carry `_` in their own names; the gateway judges none of them.
+    const params = backendRequestHeaders({ 'mcp-param-tenant_id': 't1', mcp_trace: 'x' }, { addresses: ['10.0.0.2'], protocol: 'http', host: 'gw.example' }, 'Bearer a');
+    assert.deepEqual([params['mcp-param-tenant_id'], params.mcp_trace], ['t1', 'x']);
     // And a backend's answer: a header its Connection names, in either spelling, stays between it and the gateway.
     const answer = clientResponseHeaders({ connection: 'X_Internal', x_internal: 'secret-hop', 'x-internal': 'secret-hop', 'x-kept': 'yes' });
     assert.deepEqual([answer['x_internal'], answer['x-internal'], answer['x-kept']], [undefined, undefined, 'yes']);

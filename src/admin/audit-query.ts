@@ -1,5 +1,4 @@
-import { GRANT_ENDED_METHOD } from '../authorization/grant-end-audit.ts';
-import { auditRecord, AUDIT_OUTCOMES, type AuditRecord } from '../records/audit.ts';
+import { auditRecord, AUDIT_OUTCOMES, GRANT_END_METHOD, type AuditRecord } from '../records/audit.ts';
 import { findRecordPage } from '../store/record-access.ts';
 
 export { AUDIT_OUTCOMES };
@@ -127,7 +126,7 @@ export async function recentUseSince(store: Store, since: number, until: number)
   for (const slice of sliceWindow(since, until, SLICES)) {
     for (const { value } of (await readAuditSlice(store, slice.from, slice.to, SLICE_CAP)).entries) {
       // A grant's end is no use of the client (an operator revoking a grant made its client "last used" then).
-      if (value.user === undefined || value.client === undefined || value.method === GRANT_ENDED_METHOD) continue;
+      if (value.user === undefined || value.client === undefined || value.method === GRANT_END_METHOD) continue;
       const key = recentUseKey(value.user, value.client);
       if ((latest.get(key) ?? 0) < value.time) latest.set(key, value.time);
     }

@@ -1,5 +1,4 @@
-import { GRANT_ENDED_METHOD } from '../authorization/grant-end-audit.ts';
-import { NO_TOKEN_REASON, type AuditRecord } from '../records/audit.ts';
+import { GRANT_END_METHOD, NO_TOKEN_REASON, type AuditRecord } from '../records/audit.ts';
 import type { Store } from '../store/store.ts';
 import { readAuditSlice, sliceWindow } from './audit-range.ts';
 
@@ -85,7 +84,7 @@ export async function summarizeAudit(store: Store, window: OverviewWindow, now: 
     const bucket: TrafficBucket = { from: slice.from, to: slice.to, requests: 0, denied: 0, errors: 0, truncated: read.truncated };
     for (const { value } of read.entries) {
       // A grant's end is in the trail, not in the traffic: no request of its route or user.
-      if (value.method === GRANT_ENDED_METHOD) continue;
+      if (value.method === GRANT_END_METHOD) continue;
       bucket.requests += 1;
       const route = routes.get(value.route) ?? { requests: 0, errors: 0 };
       route.requests += 1;

@@ -1,10 +1,7 @@
 import type { EndedGrant } from '../grants/end-grant.ts';
-import type { AuditRecord } from '../records/audit.ts';
+import { GRANT_END_METHOD, type AuditRecord } from '../records/audit.ts';
 import type { Clock } from '../runtime/clock.ts';
 import type { ProtectedResources } from './protected-resources.ts';
-
-/** The audit record's `method` for a grant's end; its `reason` is why (a GrantEndReason). */
-export const GRANT_ENDED_METHOD = 'grant ended';
 
 /**
  * The audit record of a grant's end, whichever of its paths ended it (src/grants/grant-end-reason.ts): a reused
@@ -20,7 +17,7 @@ export function grantEndAudit(ended: EndedGrant, resources: ProtectedResources, 
     ...(ended.user === undefined ? {} : { user: ended.user }),
     ...(ended.client === undefined ? {} : { client: ended.client }),
     route: route ?? '/token',
-    method: GRANT_ENDED_METHOD,
+    method: GRANT_END_METHOD,
     reason: ended.reason,
     outcome: 'allowed',
     status: 200,

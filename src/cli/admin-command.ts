@@ -1,3 +1,4 @@
+import { isAbsolute } from 'node:path';
 import { pino } from 'pino';
 import type { CliCommand, CliIo, CliOption } from './command.ts';
 import { loadConfig } from '../config/load.ts';
@@ -68,9 +69,18 @@ export async function withAdminStore<T>(
     throw error;
   }
   const { clock } = dependencies;
-  // Grants the command ends are audit records, as the running gateway's are (src/authorization/grant-end-audit.ts);
-  // written to the store only: the gateway owns its stdout or file output.
-  const audit = createAuditLog({ store, random: cryptoRandom, logger: warningsTo(io), output: 'store', retentionDays: config.audit.retentionDays });
+  // Grants the command ends are audit records, as the running gateway's are (src/authorization/grant-end-audit.ts):
+  // in the store, and appended to the audit file when `audit.output` names one by an absolute path (the gateway's
+  // stdout is not this process's, and a relative path is the gateway's working directory's, which is not known here).
+  // A record the store refused is said so on stderr, not left to a warning line.
+  const audit = createAuditLog({
+    store,
+    random: cryptoRandom,
+    logger: warningsTo(io),
+    output: isAbsolute(config.audit.output) ? config.audit.output : 'store',
+    retentionDays: config.audit.retentionDays,
+    onDropped: (count) => io.stderr(`audit: ${count} record(s) of what this command did could not be stored (the store is unavailable)\n`),
+  });
   const endGrant = createEndGrant({
     store,
     clock,

@@ -4,7 +4,7 @@ import { defineRecord } from '../store/define-record.ts';
 /**
  * One record per MCP request, one per RFC 8693 exchange a backend makes at `/token` (method `token-exchange …`), and one
  * per token asked for on standing credentials (method `client_credentials`, `jwt-bearer id-jag|workload`, see
- * src/authorization/grants/issuance-audit.ts), and one per grant ended (method `grant ended`), written by the gateway (src/proxy/audit.ts), read by the admin CLI and console (store namespace `audit`, indexed by user and tool) and for a SIEM
+ * src/authorization/grants/issuance-audit.ts), and one per grant ended (method `grant/end`), written by the gateway (src/proxy/audit.ts), read by the admin CLI and console (store namespace `audit`, indexed by user and tool) and for a SIEM
  * (JSON lines on stdout or a file). Records never contain tool arguments, results or tokens: an audit trail that
  * stores secrets becomes the thing an attacker wants to read.
  */
@@ -24,6 +24,9 @@ export type AuditOutcome = (typeof AUDIT_OUTCOMES)[number];
  * with one "denial" per client connection.
  */
 export const NO_TOKEN_REASON = 'no token';
+
+/** The `method` of the record of a grant's end (src/authorization/grant-end-audit.ts); its `reason` says why. */
+export const GRANT_END_METHOD = 'grant/end';
 
 export const auditRecord = defineRecord({
   namespace: 'audit',
@@ -54,7 +57,7 @@ export const auditRecord = defineRecord({
   singleUse: false,
   secrets: 'none: never tool arguments, results or tokens',
   description:
-    'One record per MCP request, one per RFC 8693 token exchange a backend makes at `/token` (method `token-exchange <downstream>`, route the one its subject token was forwarded on, `/token` when refused before that is known), and one per token asked for on standing credentials (method `client_credentials`, `jwt-bearer id-jag` or `jwt-bearer workload`, route the MCP server the token is for, `/token` when refused before that is known), and one per grant ended (method `grant ended`, `reason` the GrantEndReason, route the MCP server the grant was for; src/authorization/grant-end-audit.ts), written in batches (`setMany`) whatever `audit.output` says (it adds stdout or a file); queried by the admin CLI and console (src/admin/audit-query.ts) by time range, `user` or `tool`.',
+    'One record per MCP request, one per RFC 8693 token exchange a backend makes at `/token` (method `token-exchange <downstream>`, route the one its subject token was forwarded on, `/token` when refused before that is known), and one per token asked for on standing credentials (method `client_credentials`, `jwt-bearer id-jag` or `jwt-bearer workload`, route the MCP server the token is for, `/token` when refused before that is known), and one per grant ended (method `grant/end`, `reason` the GrantEndReason, route the MCP server the grant was for; src/authorization/grant-end-audit.ts), written in batches (`setMany`) whatever `audit.output` says (it adds stdout or a file); queried by the admin CLI and console (src/admin/audit-query.ts) by time range, `user` or `tool`.',
 });
 
 /** The namespace, for tests that read the store directly. */

@@ -32,7 +32,7 @@ describe('audit range reads', () => {
     const store = await createSqliteStore({ path: ':memory:', clock, purgeIntervalMs: 0 });
     try {
       // A grant's end (an operator revoking one) is no use of its client.
-      const grantEnded = auditRecord({ time: 8_000, user: BOB.subject, method: 'grant ended', tool: undefined, reason: 'admin' });
+      const grantEnded = auditRecord({ time: 8_000, user: BOB.subject, method: 'grant/end', tool: undefined, reason: 'admin' });
       await seedAudit(store, [auditRecord({ time: 100 }), auditRecord({ time: 5_000 }), auditRecord({ time: 7_000 }), auditRecord({ time: 6_000, user: BOB.subject }), grantEnded, auditRecord({ time: 20_000 })]);
       const recent = await recentUseSince(store, 1_000, 10_000);
       assert.deepEqual([...recent], [[recentUseKey(ALICE.subject, DCR_CLIENT), 7_000], [recentUseKey(BOB.subject, DCR_CLIENT), 6_000]]);

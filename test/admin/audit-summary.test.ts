@@ -25,7 +25,7 @@ describe('audit summary', () => {
       auditRecord({ time: now - 5 * 60_000, tool: 'echo', outcome: 'error', status: 502, route: '/other' }),
       auditRecord({ time: now - 1_000, tool: 'hello', outcome: 'client_closed' }),
       // A grant's end is in the trail, not in the traffic.
-      auditRecord({ time: now - 2_000, method: 'grant ended', tool: undefined, reason: 'refresh_reuse' }),
+      auditRecord({ time: now - 2_000, method: 'grant/end', tool: undefined, reason: 'refresh_reuse' }),
     ]);
   });
   after(async () => {

@@ -1,4 +1,7 @@
 import assert from 'node:assert/strict';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { decodeJwt } from 'jose';
 import type { CliIo } from '../../src/cli/command.ts';
@@ -13,13 +16,15 @@ import { startDemo, type RunningDemo } from '../support/demo-harness.ts';
 
 /**
  * Every end of a grant is an audit record, whichever path ended it, on the running gateway (started as `gatehouse
- * start` starts it) and from the CLI run beside it: method `grant ended`, the reason, whose grant it was and the MCP
+ * start` starts it) and from the CLI run beside it: method `grant/end`, the reason, whose grant it was and the MCP
  * server it was for — never a token. Before, the trail showed a user's calls stop with nothing saying why; a reused
  * refresh token (the theft signal) was in the log alone.
  */
 describe('grant ends in the audit trail', () => {
   let demo: RunningDemo;
   let clientId: string;
+  /** The audit file the gateway appends to (`audit.output`), and the CLI beside it too. */
+  let auditFile: string;
 
   const authorize = (): Promise<IssuedTokens> =>
     authorizeWithoutBrowser({ origin: demo.publicUrl, clientId, resource: demo.mcpUrl, user: demo.users[0]!, scope: 'mcp:tools offline_access' });
@@ -27,14 +32,14 @@ describe('grant ends in the audit trail', () => {
     fetch(`${demo.publicUrl}${path}`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ client_id: clientId, ...form }) });
   const refresh = (refreshToken: string) => tokenRequest('/token', { grant_type: 'refresh_token', refresh_token: refreshToken });
 
-  /** The `grant ended` record of `grantId`'s user and client with `reason`, once the gateway's batch reached the store. */
+  /** The `grant/end` record of `grantId`'s user and client with `reason`, once the gateway's batch reached the store. */
   const grantEndRecord = async (reason: string, tokens: IssuedTokens): Promise<AuditRecord> => {
     const { sub } = decodeJwt(tokens.access_token);
     const store = await createSqliteStore({ path: demo.sqlitePath as string, clock: systemClock, purgeIntervalMs: 0 });
     try {
       // Records are written in batches (at most 100 ms apart): wait for this one, bounded, never a fixed sleep.
       for (let attempt = 0; attempt < 200; attempt++) {
-        const found = (await store.list<AuditRecord>(AUDIT_NAMESPACE)).map((entry) => entry.value).filter((record) => record.method === 'grant ended' && record.reason === reason && record.user === sub);
+        const found = (await store.list<AuditRecord>(AUDIT_NAMESPACE)).map((entry) => entry.value).filter((record) => record.method === 'grant/end' && record.reason === reason && record.user === sub);
         if (found.length > 0) {
           assert.equal(found.length, 1, `one record per ended grant (${reason})`);
           return found[0] as AuditRecord;
@@ -57,7 +62,8 @@ describe('grant ends in the audit trail', () => {
 
   before(async () => {
     // No grace for a rotated refresh token: its first reuse is the theft signal.
-    demo = await startDemo({ config: { authorization: { refreshReuseGraceSeconds: 0 } } });
+    auditFile = join(await mkdtemp(join(tmpdir(), 'gatehouse-grant-end-')), 'audit.jsonl');
+    demo = await startDemo({ config: { authorization: { refreshReuseGraceSeconds: 0 }, audit: { output: auditFile } } });
     const registered = await fetch(`${demo.publicUrl}/register`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
@@ -67,6 +73,7 @@ describe('grant ends in the audit trail', () => {
   });
   after(async () => {
     await demo?.close();
+    if (auditFile) await rm(dirname(auditFile), { recursive: true, force: true });
   });
 
   it('a reused refresh token', async () => {
@@ -90,5 +97,8 @@ describe('grant ends in the audit trail', () => {
     const io: CliIo = { stdout: () => {}, stderr: (text) => (stderr += text), env: {}, cwd: process.cwd() };
     assert.equal(await runCli(['grants', 'revoke', grantId, '--yes', '--config', demo.configFile], io, Object.values(createGrantsCommands())), 0, stderr);
     assertRecord(await grantEndRecord('admin', tokens), tokens);
+    // Appended to the audit file the gateway writes, for the SIEM that reads it.
+    const lines = (await readFile(auditFile, 'utf8')).trim().split('\n').map((line) => JSON.parse(line) as AuditRecord);
+    assert.ok(lines.some((record) => record.method === 'grant/end' && record.reason === 'admin' && record.client === clientId), 'in the audit file');
   });
 });

@@ -132,6 +132,20 @@ async function withDeadline<T>(promise: Promise<T>, ms: number, what: string): P
 }
 
 describe('a session ended on one replica', () => {
+  /** The first audit record of `replica` that passes `test`, once its batch was written (bounded wait). */
+  const auditRecordOn = (replica: { auditLines: string[] }, test: (entry: Record<string, unknown>) => boolean, what: string) =>
+    withDeadline(
+      (async () => {
+        for (;;) {
+          const record = replica.auditLines.map((line) => JSON.parse(line) as Record<string, unknown>).find(test);
+          if (record) return record;
+          await new Promise((resolve) => setTimeout(resolve, 20));
+        }
+      })(),
+      5_000,
+      what,
+    );
+
   it('cuts its streams on the other replica, audited server_closed, and is refused there without reaching the backend', { timeout: 15_000 }, async () => {
     const ended = await openSession(replicaA);
     const kept = await openSession(replicaA);
@@ -151,19 +165,13 @@ describe('a session ended on one replica', () => {
 
     // The backend holds both streams open; the gateway ends them, on the replica that saw the DELETE and the other.
     await withDeadline(Promise.all([onA.ended, onB.ended]), 5_000, "the ended session's streams closing");
-    const cut = await withDeadline(
-      (async () => {
-        for (;;) {
-          const record = replicaB.auditLines.map((line) => JSON.parse(line) as Record<string, unknown>).find((entry) => entry.reason === 'session ended');
-          if (record) return record;
-          await new Promise((resolve) => setTimeout(resolve, 20));
-        }
-      })(),
-      5_000,
-      'the audit record of the cut stream',
-    );
+    const cut = await auditRecordOn(replicaB, (entry) => entry.reason === 'session ended', 'the audit record of the cut stream');
     assert.equal(cut.outcome, 'server_closed');
     assert.equal(cut.route, '/mcp');
+    // Neither carries a JSON-RPC message: each is named for the trail, the stream and the session's end.
+    assert.equal(cut.method, 'stream/listen');
+    const deleted = await auditRecordOn(replicaA, (entry) => entry.method === 'session/delete', 'the audit record of the DELETE');
+    assert.equal(deleted.outcome, 'allowed');
 
     const before = seen.length;
     assert.equal(await post(replicaB, ended), 404, 'replica B refuses the ended session');

@@ -101,7 +101,7 @@ export function installJwtBearerGrant(provider: Provider, deps: JwtBearerGrantDe
       issuer: claims.iss,
       // Held to the bounds of a sign-in's (identity-claims.ts): shown on pages, carried in every identity assertion.
       name: typeof claims.name === 'string' && claims.name !== '' ? boundedName(claims.name) : undefined,
-      email: typeof claims.email === 'string' ? boundedEmail(claims.email) : undefined,
+      email: typeof claims.email === 'string' && claims.email.includes('@') ? boundedEmail(claims.email) : undefined,
       client,
       resource: full.resource!,
       scopes: full.scopes!,
@@ -118,7 +118,7 @@ export function installJwtBearerGrant(provider: Provider, deps: JwtBearerGrantDe
       noteIssuance(koaCtx, { kind: 'workload', ...(full.resource === undefined ? {} : { resource: full.resource.resource }) });
     }
     // Who the workload is, for the audit trail (the token names only the client it acts as); never the token.
-    ctx.logger.info({ client: client.clientId, issuer: full.claims?.iss, workload: full.claims?.sub }, 'workload token accepted');
+    ctx.logger.info({ client: client.clientId, issuer: full.claims?.iss, workload: boundedName(String(full.claims?.sub)) }, 'workload token accepted');
     await releasedOnOutage(full.claims!, issueAppOnlyToken(provider, koaCtx, issueDeps, { client, resource: full.resource!, scopes: full.scopes!, dpop }));
   }
 

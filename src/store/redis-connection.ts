@@ -36,8 +36,13 @@ export function redisEndpoint(url: string): string {
 export interface RedisConnection {
   redis: Redis;
   endpoint: string;
-  /** Turns a connection-level failure into StoreUnavailableError naming the endpoint; other errors pass through. */
-  describeFailure(error: unknown): unknown;
+  /** Which connection commands go out on now: a number that grows each time a connection becomes ready. */
+  readonly generation: number;
+  /**
+   * Turns a connection-level failure into StoreUnavailableError naming the endpoint; other errors pass through.
+   * `sentOn`: the `generation` the failed command was sent on, when the caller knows it.
+   */
+  describeFailure(error: unknown, sentOn?: number): unknown;
 }
 
 export interface RedisConnectOptions {
@@ -74,13 +79,15 @@ export async function connectRedis(options: RedisConnectOptions): Promise<RedisC
   });
   /** The connection this failure's reconnect dropped, until a new one is ready: one drop for all its commands. */
   let dropping = false;
+  let generation = 0;
   redis.on('ready', () => {
     if (lastError) logger?.info({ endpoint, role }, 'Redis connection ready');
     up = true;
     dropping = false;
+    generation += 1;
   });
 
-  const describeFailure = (error: unknown): unknown => {
+  const describeFailure = (error: unknown, sentOn?: number): unknown => {
     if (error instanceof StoreUnavailableError) return error;
     withoutCommandArguments(error);
     if (!isConnectionFailure(error)) return error;
@@ -92,8 +99,12 @@ export async function connectRedis(options: RedisConnectOptions): Promise<RedisC
     // commands in flight with it fail as unavailable, as they would have timed out. Once per connection: a dozen
     // commands timing out together drop it once. (Its status stays `ready` until the socket has closed, which against
     // a frozen peer takes a while: each of 60 commands timing out then dropped it again, 60 warnings and a listener
-    // per drop on the socket, past Node's MaxListeners warning.)
-    if (error instanceof Error && error.message === COMMAND_TIMED_OUT && redis.status === 'ready' && !dropping) {
+    // per drop on the socket, past Node's MaxListeners warning.) Only for a command sent on the connection in use: one
+    // sent on a connection dropped before (ioredis keeps such commands unanswered, their timers running, when it does
+    // not send them again) times out after the next connection is ready, and dropped that healthy one — a second
+    // outage a second after a frozen Redis came back.
+    const current = sentOn === undefined || sentOn === generation;
+    if (error instanceof Error && error.message === COMMAND_TIMED_OUT && redis.status === 'ready' && !dropping && current) {
       dropping = true;
       logger?.warn({ endpoint, role }, 'Redis command timed out; reconnecting so later replies are not taken for earlier commands');
       redis.disconnect(true);
@@ -113,7 +124,14 @@ export async function connectRedis(options: RedisConnectOptions): Promise<RedisC
     const hint = /WRONGPASS|NOAUTH/.test(reason) ? ' (check the password in store.redisUrl)' : '';
     throw new StoreUnavailableError(`Redis at ${endpoint} is unreachable: ${reason}${hint}`, { cause: error });
   }
-  return { redis, endpoint, describeFailure };
+  return {
+    redis,
+    endpoint,
+    get generation() {
+      return generation;
+    },
+    describeFailure,
+  };
 }
 
 /**

@@ -303,10 +303,11 @@ class RedisStore implements Store {
   }
 
   async #call<R>(operation: () => Promise<R>): Promise<R> {
+    const sentOn = this.#connection.generation;
     try {
       return await operation();
     } catch (error) {
-      throw this.#connection.describeFailure(error);
+      throw this.#connection.describeFailure(error, sentOn);
     }
   }
 }

@@ -20,6 +20,8 @@ export function guardStoreHealth(store: Store, options: StoreHealthOptions = {})
   const { logger, probeIntervalMs = 1_000 } = options;
   const retryAfterSeconds = Math.max(1, Math.ceil(probeIntervalMs / 1000));
   let down: StoreUnavailableError | undefined;
+  /** Grows each time the store comes back: a call that began before then failed in the outage that has ended. */
+  let recoveries = 0;
   let probeTimer: NodeJS.Timeout | undefined;
   let closed = false;
 
@@ -34,15 +36,18 @@ export function guardStoreHealth(store: Store, options: StoreHealthOptions = {})
       () => {
         if (down === undefined) return;
         down = undefined;
+        recoveries += 1;
         logger?.info('store available again');
       },
       scheduleProbe,
     );
   }
 
-  function markDown(error: StoreUnavailableError): StoreUnavailableError {
+  function markDown(error: StoreUnavailableError, startedIn: number): StoreUnavailableError {
     const failure = new StoreUnavailableError(error.message, { cause: error.cause ?? error, retryAfterSeconds });
-    if (down === undefined && !closed) {
+    // A call sent into the outage that ended since (a command timing out late on a frozen Redis that was thawed
+    // meanwhile) says nothing of the store now: it marked a store down again a second after the probe found it back.
+    if (down === undefined && !closed && startedIn === recoveries) {
       down = failure;
       logger?.warn({ reason: error.message }, 'store unavailable; failing fast until a probe succeeds');
       scheduleProbe();
@@ -54,10 +59,11 @@ export function guardStoreHealth(store: Store, options: StoreHealthOptions = {})
     if (down !== undefined) {
       throw new StoreUnavailableError(down.message, { cause: down.cause, retryAfterSeconds });
     }
+    const startedIn = recoveries;
     try {
       return await operation();
     } catch (error) {
-      throw error instanceof StoreUnavailableError ? markDown(error) : error;
+      throw error instanceof StoreUnavailableError ? markDown(error, startedIn) : error;
     }
   }
 

@@ -58,6 +58,39 @@ describe('store health breaker', () => {
     }
   });
 
+  it('is not marked down again by a call that fails late, sent into the outage that has ended', async () => {
+    // A command sent to a frozen Redis can time out after the store came back (ioredis keeps a dropped connection's
+    // commands unanswered, their timers running): it marked the store down a second after the probe found it back.
+    const inner = await createSqliteStore({ path: ':memory:', clock: systemClock, purgeIntervalMs: 0 });
+    let reachable = true;
+    let failLate: (error: Error) => void = () => {};
+    const flaky: Store = new Proxy(inner, {
+      get(target, property, receiver) {
+        const value = Reflect.get(target, property, receiver) as unknown;
+        if (typeof value !== 'function' || property === 'close') return value;
+        return (...args: unknown[]) => {
+          if (property === 'get' && args[1] === 'late') return new Promise((_, reject) => (failLate = reject));
+          if (!reachable) return Promise.reject(new StoreUnavailableError('backend at 10.0.0.1:6379 is down'));
+          return (value as (...a: unknown[]) => unknown).apply(target, args);
+        };
+      },
+    });
+    const store = guardStoreHealth(flaky, { probeIntervalMs: 20 });
+    try {
+      await store.set('ns', 'k', 1);
+      const late = store.get('ns', 'late').then(() => undefined, (error: unknown) => error);
+      reachable = false;
+      await assert.rejects(store.get('ns', 'k'), StoreUnavailableError);
+      reachable = true;
+      await until(() => store.get('ns', 'k').then(() => true, () => false));
+      failLate(new StoreUnavailableError('Command timed out'));
+      assert.ok((await late) instanceof StoreUnavailableError, 'the late call itself still fails');
+      assert.equal(await store.get('ns', 'k'), 1, 'the store is not marked down by it');
+    } finally {
+      await store.close();
+    }
+  });
+
   describe('with a frozen Redis (SIGSTOP)', () => {
     let server: RedisServer;
     let admin: Redis;

@@ -4,7 +4,8 @@ import type { FastifyError, FastifyInstance, FastifyPluginAsync, FastifyReply, F
 import type { RouteConfig } from '../config/schema.ts';
 import type { GatehouseContext } from '../context/gatehouse-context.ts';
 import type { ErrorFormat } from '../errors/render-error.ts';
-import { sendProtocolError, toProtocolError } from '../server/error-handler.ts';
+import { sendProtocolError, storeOutageWarning, toProtocolError } from '../server/error-handler.ts';
+import { StoreUnavailableError } from '../store/store.ts';
 import { ProtocolError } from '../errors/protocol-error.ts';
 import { onKeyringChange } from '../keys/keyring.ts';
 import { NO_TOKEN_DETAIL } from '../errors/bearer-challenge.ts';
@@ -207,6 +208,9 @@ function refuseMethod(allow: string, what = 'MCP endpoint') {
   };
 }
 
+/** Gateway requests failing in a store outage: a warning at most every 10 s, as the server's error handler gives. */
+const warnStoreUnavailable = storeOutageWarning();
+
 /** Why a refusal is audited: the error's code, or `no token` for a request that sent none (records/audit.ts). */
 const auditReasonOf = (error: ProtocolError): string => (error.code === 'invalid_token' && error.detail === NO_TOKEN_DETAIL ? NO_TOKEN_REASON : error.code);
 
@@ -227,6 +231,8 @@ function sendGatewayError(request: FastifyRequest, reply: FastifyReply, error: u
   }
   if (!protocolError) {
     request.log.error({ err: error }, 'unexpected gateway error');
+  } else if (protocolError.cause instanceof StoreUnavailableError) {
+    warnStoreUnavailable({ request, code: protocolError.code, reason: protocolError.cause.detail });
   } else if (protocolError.status >= 500) {
     // Backend trouble is worth a warning with its cause (never shown to the client).
     request.log.warn({ errorCode: protocolError.code, detail: protocolError.detail, cause: (protocolError.cause as Error | undefined)?.message }, 'gateway error');

@@ -1,6 +1,8 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { ZodError } from 'zod';
 import { StoreUnavailableError } from '../store/store.ts';
+import { systemClock } from '../runtime/clock.ts';
+import { atMostEvery } from '../runtime/log-throttle.ts';
 import { ProtocolError, type ErrorCode } from '../errors/protocol-error.ts';
 import type { PageBranding } from '../web/branding.ts';
 import type { unhookedResponseHeaders } from './security-headers.ts';
@@ -155,15 +157,27 @@ export function notFoundFormat(request: FastifyRequest): ErrorFormat {
   return under(API_PREFIXES, path) ? 'oauth-json' : 'html';
 }
 
+/**
+ * The "store unavailable" warning of requests failing in a store outage: at most a line every 10 s, with how many were
+ * held back. Every request during an outage fails with one, each already has its own request line (status 503), and
+ * the breaker names the outage once (store-health.ts).
+ */
+export function storeOutageWarning(): (failed: { request: FastifyRequest; code: string; reason: string }) => void {
+  return atMostEvery<{ request: FastifyRequest; code: string; reason: string }>(10_000, systemClock, ({ request, code, reason }, heldBack) =>
+    request.log.warn({ errorCode: code, reason, ...(heldBack > 0 ? { heldBack } : {}) }, 'store unavailable'),
+  );
+}
+
 /** Installs the error handler and the 404 (JSON, or a page for browsers) on `app` (and so on every plugin registered inside it). */
 export function installErrorHandler(app: FastifyInstance): void {
+  const warnStoreUnavailable = storeOutageWarning();
   app.setErrorHandler((error: unknown, request, reply) => {
     // Fastify parses a body before its 404 handler runs: a POST with a body it cannot parse to a path that does not
     // exist was told its body was wrong (400, 415). The path is what is wrong.
     if (request.is404 && isBodyParsingError(error)) return sendNotFound(request, reply);
     const protocolError = toProtocolError(error);
     if (protocolError?.cause instanceof StoreUnavailableError) {
-      request.log.warn({ errorCode: protocolError.code, reason: protocolError.cause.detail }, 'store unavailable');
+      warnStoreUnavailable({ request, code: protocolError.code, reason: protocolError.cause.detail });
       return sendProtocolError(reply, protocolError, { format: formatFor(request) });
     }
     if (protocolError) {

@@ -1,4 +1,6 @@
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { systemClock } from '../runtime/clock.ts';
+import { atMostEvery } from '../runtime/log-throttle.ts';
 
 /**
  * `/healthz` answers "is the process up" (liveness: restart me if not); `/readyz` answers "can I serve traffic"
@@ -39,12 +41,16 @@ export function registerHealthRoutes(app: FastifyInstance, options: HealthOption
 
   app.get('/healthz', async () => ({ status: 'ok' }));
 
+  // A load balancer asks every few seconds: while not ready, a line every 30 s (with how many were held back) says so.
+  const warnNotReady = atMostEvery<{ request: FastifyRequest; checks: Record<string, unknown>; draining: boolean }>(30_000, systemClock, ({ request, checks, draining }, heldBack) =>
+    request.log.warn({ checks, draining, ...(heldBack > 0 ? { heldBack } : {}) }, 'not ready'),
+  );
   app.get('/readyz', async (request, reply) => {
     const names = Object.keys(options.checks);
     const results = await Promise.all(names.map((name) => runCheck(options.checks[name] as ReadinessCheck, timeoutMs)));
     const checks = Object.fromEntries(names.map((name, i) => [name, results[i]]));
     const ready = !options.isDraining() && results.every((result) => result === 'ok');
-    if (!ready) request.log.warn({ checks, draining: options.isDraining() }, 'not ready');
+    if (!ready) warnNotReady({ request, checks, draining: options.isDraining() });
     // Like every 503 of the gateway, it says when to ask again (RFC 9110 §10.2.3): a probe or a load balancer that
     // reads it comes back then, not in a tight loop.
     if (!ready) reply.header('retry-after', '5');

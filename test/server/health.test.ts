@@ -5,7 +5,7 @@ import { buildServer } from '../../src/server/app.ts';
 import { createServerTestContext } from '../support/server-context.ts';
 
 describe('health endpoints', () => {
-  const { ctx, store } = createServerTestContext();
+  const { ctx, store, logs } = createServerTestContext();
   let app: FastifyInstance;
   let discoveryUp = true;
   before(async () => {
@@ -15,6 +15,15 @@ describe('health endpoints', () => {
           if (!discoveryUp) throw new Error('discovery failed');
         },
       },
+      // A request that needs the store, as every OAuth and MCP endpoint has.
+      plugins: [
+        async (part) => {
+          part.get('/needs-the-store', async () => {
+            await store.ping();
+            return { ok: true };
+          });
+        },
+      ],
     });
   });
   after(() => app.close());
@@ -42,6 +51,19 @@ describe('health endpoints', () => {
     assert.doesNotMatch(res.body, /fake store is down/, 'internal error text is not exposed');
     // Liveness is independent of dependencies: restarting the process would not bring the store back.
     assert.equal((await app.inject({ url: '/healthz' })).statusCode, 200);
+  });
+
+  it('a store outage is a warning now and then, not one per request: each request keeps its own line', async () => {
+    store.reachable = false;
+    const count = (message: string) => logs.lines().filter((line) => line.msg === message).length;
+    const [readyBefore, storeBefore] = [count('not ready'), count('store unavailable')];
+    for (let i = 0; i < 5; i++) {
+      assert.equal((await app.inject({ url: '/readyz' })).statusCode, 503);
+      assert.equal((await app.inject({ url: '/needs-the-store' })).statusCode, 503);
+    }
+    assert.ok(count('not ready') - readyBefore <= 1, `${count('not ready') - readyBefore} "not ready" lines for 5 probes`);
+    assert.equal(count('store unavailable') - storeBefore, 1, 'one "store unavailable" line for 5 failed requests');
+    store.reachable = true;
   });
 
   it('/readyz reports an added check by name', async () => {

@@ -163,7 +163,7 @@ function registerRoute(app: FastifyInstance, runtime: GatewayRuntime, state: Rou
       app.route({ method: [...methods], url, config, handler });
       // Never forwarded: TRACE echoes the request (its headers, the token among them) back (cross-site tracing), and
       // the others (WebDAV's, QUERY) are no part of a REST API a gateway fronts.
-      app.route({ config, method: methodsToRefuse(app, methods, PREFLIGHT), url, handler: refuseMethod(methods.join(', '), 'route') });
+      app.route({ config, method: methodsToRefuse(app, methods, PREFLIGHT), url, handler: refuseMethod([...methods, ...PREFLIGHT].join(', '), 'route') });
     }
     return urls.map((url) => ({ url, serves: methods }));
   }
@@ -180,16 +180,16 @@ function registerRoute(app: FastifyInstance, runtime: GatewayRuntime, state: Rou
       // Its challenges name the document of the spelling the client called (whose `resource` is that spelling).
       const handler = streamableHttpHandler(runtime, url === route.path ? state : withSlashMetadata(state));
       app.route({ ...noHead, method: ['POST', 'GET', 'DELETE'], url, handler });
-      app.route({ config, method: methodsToRefuse(app, ['GET', 'POST', 'DELETE'], PREFLIGHT), url, handler: refuseMethod('GET, POST, DELETE') });
+      app.route({ config, method: methodsToRefuse(app, ['GET', 'POST', 'DELETE'], PREFLIGHT), url, handler: refuseMethod('GET, POST, DELETE, OPTIONS') });
       urls.push({ url, serves: ['GET', 'POST', 'DELETE'] });
     }
   }
   if (route.transports.includes('sse')) {
     const base = route.path.replace(/\/$/, '');
     app.get(base + LEGACY_SSE_SUFFIX, noHead, legacySseStreamHandler(runtime, state));
-    app.route({ config, method: methodsToRefuse(app, ['GET'], PREFLIGHT), url: base + LEGACY_SSE_SUFFIX, handler: refuseMethod('GET') });
+    app.route({ config, method: methodsToRefuse(app, ['GET'], PREFLIGHT), url: base + LEGACY_SSE_SUFFIX, handler: refuseMethod('GET, OPTIONS') });
     app.post(base + LEGACY_MESSAGES_SUFFIX, { config: { ...config, legacyMessages: true } }, legacySseMessageHandler(runtime, state));
-    app.route({ ...noHead, method: methodsToRefuse(app, ['POST'], PREFLIGHT), url: base + LEGACY_MESSAGES_SUFFIX, handler: refuseMethod('POST') });
+    app.route({ ...noHead, method: methodsToRefuse(app, ['POST'], PREFLIGHT), url: base + LEGACY_MESSAGES_SUFFIX, handler: refuseMethod('POST, OPTIONS') });
     urls.push({ url: base + LEGACY_SSE_SUFFIX, serves: ['GET'] }, { url: base + LEGACY_MESSAGES_SUFFIX, serves: ['POST'] });
   }
   return urls;
@@ -201,7 +201,7 @@ const withTrailingSlash = (path: string): string[] => (path.endsWith('/') ? [pat
 /** OPTIONS on a gateway URL is the CORS preflight's (cors.ts). */
 const PREFLIGHT = ['OPTIONS'];
 
-/** RFC 9110 §15.5.6: 405 names the methods the resource does support. */
+/** RFC 9110 §15.5.6: 405 names the methods the resource does support — OPTIONS among them, as OPTIONS's own `Allow` says. */
 function refuseMethod(allow: string, what = 'MCP endpoint') {
   return async function refuseMethodRequest(request: FastifyRequest): Promise<never> {
     throw new ProtocolError('invalid_request', `${request.method} is not supported on this ${what}.`, { status: 405, headers: { allow } });

@@ -200,7 +200,7 @@ describe('plain HTTP route: methods', () => {
         req.end();
       });
       assert.equal(answer.status, 405, answer.body);
-      assert.equal(answer.allow, 'GET, HEAD, POST, PUT, PATCH, DELETE');
+      assert.equal(answer.allow, 'GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS', 'as OPTIONS says');
     }
     assert.equal(received.length, before);
   });

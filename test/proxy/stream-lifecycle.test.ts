@@ -175,12 +175,12 @@ describe('HEAD', () => {
 describe('methods an MCP endpoint does not serve', () => {
   // They were 404, as if nothing were there; RFC 9110 §15.5.6 asks for 405 with the methods that are served.
   for (const [method, path, allow] of [
-    ['PUT', '/mcp', 'GET, POST, DELETE'],
-    ['PATCH', '/mcp', 'GET, POST, DELETE'],
-    ['POST', '/mcp/sse', 'GET'],
-    ['DELETE', '/mcp/sse', 'GET'],
-    ['GET', '/mcp/messages', 'POST'],
-    ['PUT', '/mcp/messages', 'POST'],
+    ['PUT', '/mcp', 'GET, POST, DELETE, OPTIONS'],
+    ['PATCH', '/mcp', 'GET, POST, DELETE, OPTIONS'],
+    ['POST', '/mcp/sse', 'GET, OPTIONS'],
+    ['DELETE', '/mcp/sse', 'GET, OPTIONS'],
+    ['GET', '/mcp/messages', 'POST, OPTIONS'],
+    ['PUT', '/mcp/messages', 'POST, OPTIONS'],
   ] as const) {
     it(`answers ${method} ${path} with 405, Allow: ${allow}, as a JSON-RPC error, and reaches no backend`, async () => {
       const before = seen.length;

@@ -216,10 +216,11 @@ export async function forwardIdentity(exchange: McpExchange): Promise<void> {
  * 403 `insufficient_scope` to ask for more, 503 to retry — rather than with a connection cut, which a client takes
  * for a network fault and reconnects after. The backend's stream never ends by itself: it is cut, not drained.
  */
-export function refuseStreamNoLongerAdmitted(exchange: McpExchange): void {
+export function refuseStreamNoLongerAdmitted(exchange: McpExchange, endsWithToken: boolean): void {
   const { claims } = authorized(exchange);
   const route = exchange.state.route.path;
-  const reason = exchange.runtime.openStreams.refusal({ grantId: claims.grantId, exp: claims.exp, kid: claims.kid, route, scopes: claims.scopes });
+  const exp = endsWithToken ? claims.exp : undefined;
+  const reason = exchange.runtime.openStreams.refusal({ grantId: claims.grantId, exp, kid: claims.kid, route, scopes: claims.scopes });
   if (reason === undefined) return;
   backendResponse(exchange).body.destroy();
   exchange.draft.reason = reason;

@@ -71,12 +71,12 @@ function relayLegacyStream(exchange: McpExchange): Promise<void> {
   const { runtime, state, reply, draft } = exchange;
   const response = backendResponse(exchange);
   const call = authorized(exchange);
-  shared.refuseStreamNoLongerAdmitted(exchange);
+  // Not ended with its token: the stream is the session, and each of its messages is checked as it is posted.
+  shared.refuseStreamNoLongerAdmitted(exchange, false);
   const sessionId = runtime.ctx.random.token(24);
   trackOpenStream(reply, runtime.metrics, { route: state.route.path, transport: 'sse' });
-  // Under its session id, so that the session's messages, sent with fresh tokens, keep it open past this token's end.
-  const { grantId, exp, kid, scopes } = call.claims;
-  runtime.openStreams.track(reply.raw, draft, { grantId, exp, sessionId, kid, route: state.route.path, scopes });
+  const { grantId, kid, scopes } = call.claims;
+  runtime.openStreams.track(reply.raw, draft, { grantId, sessionId, kid, route: state.route.path, scopes });
 
   const publicMessagesUrl = `${runtime.ctx.publicUrl}${state.route.path}${LEGACY_MESSAGES_SUFFIX}?sessionId=${sessionId}`;
   const bind = (backendMessageUrl: string) =>
@@ -125,11 +125,7 @@ function relayLegacyStream(exchange: McpExchange): Promise<void> {
   return relayResponse(reply, response, draft, state.route, body, { bytesCounted: true });
 }
 
-/**
- * `?sessionId=` must name a legacy session this user opened on this route (404 -32001 otherwise). The session's stream,
- * if this grant opened it, then lives on to this token's end (open-streams.ts extendSession): a client that refreshed
- * its token keeps the stream its answers come on.
- */
+/** `?sessionId=` must name a legacy session this user opened on this route (404 -32001 otherwise). */
 export async function requireLegacySessionOwner(exchange: McpExchange): Promise<void> {
   const sessionId = (exchange.request.query as { sessionId?: unknown }).sessionId;
   if (typeof sessionId !== 'string' || sessionId === '') throw sessionNotFound();
@@ -137,7 +133,6 @@ export async function requireLegacySessionOwner(exchange: McpExchange): Promise<
   const binding = await exchange.runtime.sessions.require('legacy-sse-session', sessionId, { subject: claims.sub, clientId: claims.clientId }, exchange.state.route.path);
   exchange.sessionId = sessionId;
   exchange.backendMessageUrl = binding.backendMessageUrl;
-  exchange.runtime.openStreams.extendSession(sessionId, claims);
 }
 
 /**

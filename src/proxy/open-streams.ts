@@ -17,12 +17,14 @@ import { ACCESS_TOKEN_CLOCK_SKEW_SECONDS } from './verify-access-token.ts';
  * - A replica that can no longer learn of grant ends (its revocation list stale past
  *   `authorization.revocationMaxStalenessSeconds`, the store out of reach) cuts them all, as it refuses new requests
  *   then: a stream of a grant ended meanwhile kept flowing for the whole outage.
- * - A stream ends when the access token that opened it does (its `exp`, with the bearer check's skew): a stolen token
- *   is bounded by its lifetime, but a stream it opened kept relaying for the idle timeout, or for ever with a backend
- *   that sends keep-alives. A later request of the same grant in the same session, with a fresh token, moves the end
- *   of that session's streams to the new token's (extendSession), so a client that refreshes keeps its session.
- *   Only on the replica that serves the request: one carrying the stream, reached by none of the session's requests
- *   with a fresh token, cuts it at its first token's end, and the client reconnects as after any cut.
+ * - A Streamable HTTP GET stream (the one a client listens on) ends when the access token that opened it does (its
+ *   `exp`, with the bearer check's skew): a stolen token is bounded by its lifetime, but a stream it opened kept
+ *   relaying for the idle timeout, or for ever with a backend that sends keep-alives. The client reconnects with a
+ *   fresh token (MCP clients reopen a closed GET stream, and resume it with `Last-Event-ID`), and a later request of
+ *   the same grant in the same session, with a fresh token, moves the end of that session's streams on
+ *   (extendSession). Not the other streams: a POST's answer is bounded by its request (cut, the tool's result was
+ *   lost after it ran, and a retry ran it twice), and a legacy `/sse` stream is its session (cut, the client lost it
+ *   every token lifetime, as MCP clients refresh only after a 401) whose every message is checked as it is posted.
  */
 /** Why a stream is cut or not started: the `reason` of its audit record. */
 export type StreamCutReason = 'grant ended' | 'revocations cannot be checked' | 'signing key removed' | 'scopes no longer enough' | 'token expired';
@@ -30,8 +32,8 @@ export type StreamCutReason = 'grant ended' | 'revocations cannot be checked' | 
 /** What a stream was admitted with. */
 export interface StreamCaller {
   grantId: string;
-  /** Its token's `exp` (epoch seconds): the stream is cut when the bearer check would refuse the token. */
-  exp: number;
+  /** Its token's `exp` (epoch seconds), for a stream that ends with its token (a GET stream): cut when the bearer check would refuse it. */
+  exp?: number | undefined;
   /** The session it belongs to, if any: a Streamable HTTP `Mcp-Session-Id`, or the gateway's legacy SSE session id. */
   sessionId?: string | undefined;
   /** The key that signed its token. */
@@ -73,7 +75,7 @@ export interface OpenStreams {
    * outlive the grant it is cut with), never one with fewer scopes than the stream's (its `tools/list` screen was
    * judged under them), never shortened.
    */
-  extendSession(sessionId: string, caller: Pick<StreamCaller, 'grantId' | 'exp' | 'scopes'>): void;
+  extendSession(sessionId: string, caller: Pick<StreamCaller, 'grantId' | 'kid' | 'scopes'> & { exp: number }): void;
 }
 
 interface OpenStream {
@@ -82,15 +84,18 @@ interface OpenStream {
   route: string;
   grantId: string;
   scopes: readonly string[];
-  /** When it is cut, in ms on the runtime clock: its token's end, moved on by extendSession. */
+  /** When it is cut, in ms on the runtime clock: its token's end, moved on by extendSession; never, for a stream that does not end with its token. */
   endsAt: number;
+  /** The key of the token it lives on now (it is cut with that key), and how to unfile it from that key's group. */
+  kid: string | undefined;
+  forgetKey: (() => void) | undefined;
 }
 
 /** How often open streams are checked for a token that expired: a stream outlives its token by at most this. */
 const EXPIRY_SWEEP_MS = 1_000;
 
 /** The moment (ms) the bearer check starts refusing a token of this `exp` (verify-access-token.ts). */
-const tokenEndsAt = (exp: number): number => (exp + ACCESS_TOKEN_CLOCK_SKEW_SECONDS) * 1000;
+const tokenEndsAt = (exp: number | undefined): number => (exp === undefined ? Number.POSITIVE_INFINITY : (exp + ACCESS_TOKEN_CLOCK_SKEW_SECONDS) * 1000);
 
 function cut({ response, draft }: OpenStream, reason: string): void {
   draft.outcome ??= 'server_closed';
@@ -202,17 +207,17 @@ export function createOpenStreams({ clock, cutNow = () => undefined }: OpenStrea
         response.destroy();
         return;
       }
-      const stream: OpenStream = { response, draft, route, grantId, scopes, endsAt: tokenEndsAt(exp) };
+      const stream: OpenStream = { response, draft, route, grantId, scopes, endsAt: tokenEndsAt(exp), kid, forgetKey: undefined };
       const forgetGrant = byGrant.add(grantId, stream);
       const forgetSession = sessionId === undefined ? undefined : bySession.add(sessionId, stream);
-      const forgetKey = kid === undefined ? undefined : byKey.add(kid, stream);
+      stream.forgetKey = kid === undefined ? undefined : byKey.add(kid, stream);
       earliest = Math.min(earliest, stream.endsAt);
       open += 1;
       if (sweep === undefined) (sweep = setInterval(cutExpired, EXPIRY_SWEEP_MS)).unref();
       response.on('close', () => {
         forgetGrant();
         forgetSession?.();
-        forgetKey?.();
+        stream.forgetKey?.();
         open -= 1;
         if (open === 0) {
           clearInterval(sweep);
@@ -221,10 +226,17 @@ export function createOpenStreams({ clock, cutNow = () => undefined }: OpenStrea
         }
       });
     },
-    extendSession(sessionId, { grantId, exp, scopes }) {
+    extendSession(sessionId, { grantId, exp, kid, scopes }) {
       const endsAt = tokenEndsAt(exp);
       bySession.forEach(sessionId, (stream) => {
-        if (stream.grantId === grantId && endsAt > stream.endsAt && stream.scopes.every((scope) => scopes.includes(scope))) stream.endsAt = endsAt;
+        if (stream.grantId !== grantId || endsAt <= stream.endsAt || !stream.scopes.every((scope) => scopes.includes(scope))) return;
+        stream.endsAt = endsAt;
+        // It lives on the new token now: filed under that token's key, it is cut when that key is removed, not when
+        // the first token's is (a key retired after a rotation, once its tokens expired, cut every stream kept since).
+        if (kid === stream.kid) return;
+        stream.forgetKey?.();
+        stream.kid = kid;
+        stream.forgetKey = kid === undefined ? undefined : byKey.add(kid, stream);
       });
     },
     closeGrant: (grantId) => byGrant.close(grantId, 'grant ended'),

@@ -212,10 +212,13 @@ async function relayToClient(exchange: McpExchange): Promise<void> {
   const screens = answerScreens(exchange);
   const body = screens === undefined ? response.body : await screenedBody(state, response, screens);
   if (response.statusCode >= 200 && response.statusCode < 300 && mediaType(response.headers) === 'text/event-stream') {
-    shared.refuseStreamNoLongerAdmitted(exchange);
+    // The stream a client listens on (GET) ends with its token; a POST's answer is bounded by its request (open-streams.ts).
+    const endsWithToken = exchange.request.method === 'GET';
+    shared.refuseStreamNoLongerAdmitted(exchange, endsWithToken);
     trackOpenStream(reply, runtime.metrics, { route: state.route.path, transport: 'streamable-http' });
     const { claims } = authorized(exchange);
-    runtime.openStreams.track(reply.raw, draft, { grantId: claims.grantId, exp: claims.exp, sessionId: exchange.sessionId, kid: claims.kid, route: state.route.path, scopes: claims.scopes });
+    const exp = endsWithToken ? claims.exp : undefined;
+    runtime.openStreams.track(reply.raw, draft, { grantId: claims.grantId, exp, sessionId: exchange.sessionId, kid: claims.kid, route: state.route.path, scopes: claims.scopes });
   }
   await relayResponse(reply, response, draft, state.route, body, { oneMessageUnlessSse: exchange.post !== undefined });
 }

@@ -41,10 +41,11 @@ export function backendUrlFor(base: BackendBase, routePath: string, requestTarge
   // The router chose this route from the path as sent; resolved, it may lie under another route nested in this one
   // (`/api/./admin/x`, `/api//admin/x`, `/api/x/../admin/x` for a route at `/api/admin`): its backend would be reached
   // with a token for this route, never checked for that route's audience and scopes. Compared without case too, for
-  // a backend that reads paths so (`/api/Admin/x`).
+  // a backend that reads paths so (`/api/Admin/x`), and as servers read a segment: without `;` parameters (Tomcat,
+  // Jetty, Spring: `/api/admin;x=1/x`) and trailing dots and spaces (IIS: `/api/admin./x`).
   for (const nested of nestedRoutePaths) {
     const nestedSegments = nested.split('/').filter(Boolean);
-    if (nestedSegments.every((segment, index) => segments[index]?.toLowerCase() === segment.toLowerCase())) {
+    if (nestedSegments.every((segment, index) => segments[index] !== undefined && asServersRead(segments[index]) === asServersRead(segment))) {
       throw refused('The request path names another route.');
     }
   }
@@ -53,6 +54,9 @@ export function backendUrlFor(base: BackendBase, routePath: string, requestTarge
   if (trailingSlash || path === '') path += '/';
   return `${base.origin}${path}${query}`;
 }
+
+/** A path segment as the most lenient server reads it, to compare with a route's: no `;` parameters, no trailing dots or spaces, any case. */
+const asServersRead = (segment: string): string => (segment.split(';', 1)[0] ?? '').replace(/[. ]+$/, '').toLowerCase();
 
 /** Decodes each segment once and resolves `.` and `..`; empty segments (`//`) are merged. */
 function resolveSegments(rawPath: string): { segments: string[]; trailingSlash: boolean } {

@@ -166,7 +166,7 @@ export async function buildServer(ctx: GatehouseContext, options: BuildServerOpt
   // Every method Node's parser accepts is routable, so a route refuses one it does not serve with 405 naming those it
   // does (src/proxy/gateway-plugin.ts), and an unknown path is a 404 whatever the method. Fastify knows only a few
   // by itself, and sent PROPFIND or SEARCH on an MCP endpoint to the not-found handler, as if nothing were there.
-  // CONNECT never reaches a route (Node hands it to the server's `connect` event, answered there with the same 405).
+  // CONNECT never reaches a route (Node hands it to the server's `connect` event, answered there with a 501).
   for (const method of EXTRA_METHODS) if (!app.supportedMethods.includes(method)) app.addHttpMethod(method);
   app.server.on('connect', refuseConnect);
 

@@ -28,12 +28,13 @@ export function handleClientError(error: ConnectionError, socket: Socket): void 
 
 /**
  * A CONNECT request (a tunnel through a forward proxy, which Gatehouse is not): Node hands it to the server's `connect`
- * event instead of a route, and with no listener there closed the connection without a word. It gets the 405 every
- * other method no route serves gets, and the connection ends.
+ * event instead of a route, and with no listener there closed the connection without a word. It is answered 501, the
+ * status for a method served for no resource at all (RFC 9110 §15.6.2; a 405 would have to name the methods its
+ * target serves, and an authority-form target names none), and the connection ends once the answer is written.
  */
 export function refuseConnect(_request: unknown, socket: Socket): void {
-  writeRefusal(socket, new ProtocolError('invalid_request', 'CONNECT is not served here: Gatehouse is no forward proxy.', { status: 405 }));
-  socket.destroy();
+  writeRefusal(socket, new ProtocolError('invalid_request', 'CONNECT is not served here: Gatehouse is no forward proxy.', { status: 501 }));
+  socket.end();
 }
 
 function writeRefusal(socket: Socket, error: ProtocolError): void {

@@ -49,10 +49,10 @@ describe('malformed HTTP gets our JSON errors, never Fastify or Node defaults', 
     assert.equal(JSON.parse(body).error, 'invalid_request');
   });
 
-  it('CONNECT (a tunnel, through a forward proxy Gatehouse is not) is 405 in JSON, not a connection closed without a word', async () => {
+  it('CONNECT (a tunnel, through a forward proxy Gatehouse is not) is 501 in JSON (served for no resource), not a connection closed without a word', async () => {
     for (const target of ['127.0.0.1:443', '/mcp']) {
       const { status, headers, body } = parseRawResponse(await rawExchange(port, `CONNECT ${target} HTTP/1.1\r\nHost: ${target}\r\n\r\n`));
-      assert.equal(status, 405, target);
+      assert.equal(status, 501, target);
       assert.match(headers, /content-type: application\/json/);
       assert.equal(JSON.parse(body).error, 'invalid_request');
     }

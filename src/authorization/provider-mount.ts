@@ -258,7 +258,9 @@ export function mountProvider(app: FastifyInstance, options: ProviderMountOption
     // Without dynamic registration the provider has no registration endpoint: a 404 like any unknown path.
     if (route.startsWith('/register') && !ctx.config.authorization.dynamicRegistration.enabled) continue;
     app.route({ method: [...served], url: basePath + route, onRequest: handToProvider(false, served.join(', ')), handler: async () => undefined });
-    app.route({ method: methodsToRefuse(app, served, served.includes('GET') ? ['HEAD'] : []), url: basePath + route, exposeHeadRoute: false, handler: refuseMethod(served.join(', ')) });
+    // A GET route answers HEAD too (Fastify's head route): its 405 names it, as the metadata documents' does.
+    const allowed = served.includes('GET') ? [...served, 'HEAD'] : served;
+    app.route({ method: methodsToRefuse(app, served, served.includes('GET') ? ['HEAD'] : []), url: basePath + route, exposeHeadRoute: false, handler: refuseMethod(allowed.join(', ')) });
   }
   // The JWKS comes from the keyring itself, not the provider's copy: backends verify identity assertions the proxy
   // signs with whatever key is current, so the published set must follow every reload at once.

@@ -74,8 +74,10 @@ export function createGatewayPlugin(ctx: GatehouseContext, deps: GatewayDeps): F
     });
     // Returns nothing: the error is answered (or the response cut) inside, and a returned reply would make Fastify
     // wait on it (`reply.then`, see exchangeHandler in exchange.ts).
+    // Gateway requests failing in a store outage: a warning at most every 10 s, as the server's error handler gives.
+    const warnStoreUnavailable = storeOutageWarning();
     app.setErrorHandler((error: FastifyError, request, reply) => {
-      sendGatewayError(request, reply, error);
+      sendGatewayError(request, reply, error, warnStoreUnavailable);
     });
     // A revoked grant's open streams end with it (open-streams.ts); every other request is refused by the check. So do
     // a Streamable HTTP session's, on whichever replica (a legacy session's one stream is what ended it).
@@ -208,8 +210,6 @@ function refuseMethod(allow: string, what = 'MCP endpoint') {
   };
 }
 
-/** Gateway requests failing in a store outage: a warning at most every 10 s, as the server's error handler gives. */
-const warnStoreUnavailable = storeOutageWarning();
 
 /** Why a refusal is audited: the error's code, or `no token` for a request that sent none (records/audit.ts). */
 const auditReasonOf = (error: ProtocolError): string => (error.code === 'invalid_token' && error.detail === NO_TOKEN_DETAIL ? NO_TOKEN_REASON : error.code);
@@ -218,7 +218,7 @@ const auditReasonOf = (error: ProtocolError): string => (error.code === 'invalid
  * Errors on gateway routes go through the server's renderer; MCP routes answer with a JSON-RPC error carrying the
  * failing request's id, and the code the error names (the catalogue's, or a more precise one such as -32020).
  */
-function sendGatewayError(request: FastifyRequest, reply: FastifyReply, error: unknown): FastifyReply {
+function sendGatewayError(request: FastifyRequest, reply: FastifyReply, error: unknown, warnStoreUnavailable: ReturnType<typeof storeOutageWarning>): FastifyReply {
   const format = request.routeOptions.config.errorFormat ?? 'oauth-json';
   // A backend's answer failing as it streams, before any byte of it went out, is the backend's failure (a 502).
   const route = request.routeOptions.config.gatewayRoute;

@@ -1,12 +1,14 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { systemClock } from '../runtime/clock.ts';
-import { atMostEvery } from '../runtime/log-throttle.ts';
 
 /**
  * `/healthz` answers "is the process up" (liveness: restart me if not); `/readyz` answers "can I serve traffic"
  * (readiness: route traffic to me only if so). Readiness runs named checks — the store now; more (upstream
  * discovery) can be added by name — and reports each, without internal error text.
  */
+
+/** The shortest time between two "not ready" warnings for the same cause. */
+const NOT_READY_WARNING_INTERVAL_MS = 30_000;
 
 /** Resolves when the dependency is usable; throws (or times out) when it is not. */
 export type ReadinessCheck = () => Promise<void>;
@@ -41,16 +43,28 @@ export function registerHealthRoutes(app: FastifyInstance, options: HealthOption
 
   app.get('/healthz', async () => ({ status: 'ok' }));
 
-  // A load balancer asks every few seconds: while not ready, a line every 30 s (with how many were held back) says so.
-  const warnNotReady = atMostEvery<{ request: FastifyRequest; checks: Record<string, unknown>; draining: boolean }>(30_000, systemClock, ({ request, checks, draining }, heldBack) =>
-    request.log.warn({ checks, draining, ...(heldBack > 0 ? { heldBack } : {}) }, 'not ready'),
-  );
+  // A load balancer asks every few seconds: while not ready for the same cause, a line every 30 s (with how many were
+  // held back) says so; a new cause (draining begun in an outage, another check failing) is said at once.
+  let lastWarning: { cause: string; at: number } | undefined;
+  let heldBack = 0;
+  const warnNotReady = (request: FastifyRequest, checks: Record<string, unknown>, draining: boolean): void => {
+    const cause = JSON.stringify([checks, draining]);
+    const now = systemClock.now();
+    if (lastWarning?.cause === cause && now - lastWarning.at < NOT_READY_WARNING_INTERVAL_MS) {
+      heldBack += 1;
+      return;
+    }
+    request.log.warn({ checks, draining, ...(heldBack > 0 ? { heldBack } : {}) }, 'not ready');
+    lastWarning = { cause, at: now };
+    heldBack = 0;
+  };
   app.get('/readyz', async (request, reply) => {
     const names = Object.keys(options.checks);
     const results = await Promise.all(names.map((name) => runCheck(options.checks[name] as ReadinessCheck, timeoutMs)));
     const checks = Object.fromEntries(names.map((name, i) => [name, results[i]]));
     const ready = !options.isDraining() && results.every((result) => result === 'ok');
-    if (!ready) warnNotReady({ request, checks, draining: options.isDraining() });
+    if (!ready) warnNotReady(request, checks, options.isDraining());
+    else lastWarning = undefined;
     // Like every 503 of the gateway, it says when to ask again (RFC 9110 §10.2.3): a probe or a load balancer that
     // reads it comes back then, not in a tight loop.
     if (!ready) reply.header('retry-after', '5');

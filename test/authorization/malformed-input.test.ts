@@ -95,8 +95,8 @@ describe('malformed input', () => {
     ['GET', '/register', 'POST, OPTIONS'],
     ['DELETE', '/revoke', 'POST, OPTIONS'],
     ['GET', '/introspect', 'POST, OPTIONS'],
-    ['POST', '/authorize', 'GET'],
-    ['PUT', '/register/some-client', 'GET'],
+    ['POST', '/authorize', 'GET, HEAD'],
+    ['PUT', '/register/some-client', 'GET, HEAD'],
   ];
   for (const [method, path, allow] of wrongMethods) {
     it(`answers ${method} ${path} with 405, Allow: ${allow}, in OAuth JSON`, async () => {

@@ -63,6 +63,12 @@ describe('health endpoints', () => {
     }
     assert.ok(count('not ready') - readyBefore <= 1, `${count('not ready') - readyBefore} "not ready" lines for 5 probes`);
     assert.equal(count('store unavailable') - storeBefore, 1, 'one "store unavailable" line for 5 failed requests');
+    // Another cause is said at once, held back or not.
+    discoveryUp = false;
+    const changed = count('not ready');
+    assert.equal((await app.inject({ url: '/readyz' })).statusCode, 503);
+    assert.equal(count('not ready'), changed + 1, 'a new cause of not being ready is a line of its own');
+    discoveryUp = true;
     store.reachable = true;
   });
 

@@ -8,3 +8,21 @@ export function mediaTypeOf(value: unknown): string {
   const end = text.indexOf(';');
   return (end === -1 ? text : text.slice(0, end)).trim().toLowerCase();
 }
+
+/**
+ * Whether a `Content-Type` value names no charset but UTF-8 (RFC 9110 §8.3.1: parameter names are case-insensitive,
+ * a value may be quoted). JSON and SSE are UTF-8 by definition, and the gateway reads both so; a party that decodes by
+ * a declared `charset=utf-7` reads other text from the same bytes (a second key, a line break inside a field).
+ */
+export function declaresOnlyUtf8(value: unknown): boolean {
+  const text = typeof value === 'string' ? value : String(value ?? '');
+  // What every answer carries: no parsing on the hot path.
+  if (!text.includes(';')) return true;
+  for (const parameter of text.split(';').slice(1)) {
+    const equals = parameter.indexOf('=');
+    if (equals === -1 || parameter.slice(0, equals).trim().toLowerCase() !== 'charset') continue;
+    const charset = parameter.slice(equals + 1).trim().replace(/^"(.*)"$/, '$1').toLowerCase();
+    if (charset !== 'utf-8' && charset !== 'utf8') return false;
+  }
+  return true;
+}

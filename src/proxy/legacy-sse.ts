@@ -1,3 +1,4 @@
+import { declaresOnlyUtf8 } from '../protocol/media-type.ts';
 import { toolsDeniedTo } from './argument-policy.ts';
 import { ProtocolError } from '../errors/protocol-error.ts';
 import type { RouteConfig } from '../config/schema.ts';
@@ -40,7 +41,8 @@ const ENDPOINT_EVENT_NAME = Buffer.from('endpoint');
 export function requireBackendStream(exchange: McpExchange): void {
   const response = backendResponse(exchange);
   // Its events are read on the way (the `endpoint` rewrite, the tools/list screen): a compressed stream cannot be.
-  if (response.statusCode !== 200 || mediaType(response.headers) !== 'text/event-stream' || isContentCoded(response.headers)) {
+  // Nor in another charset than UTF-8, which its events are read in (a client decoding by the label read others).
+  if (response.statusCode !== 200 || mediaType(response.headers) !== 'text/event-stream' || isContentCoded(response.headers) || !declaresOnlyUtf8(response.headers['content-type'])) {
     discardBody(response.body);
     throw new ProtocolError('bad_gateway', `The backend of ${exchange.state.route.path} did not open an SSE stream.`);
   }

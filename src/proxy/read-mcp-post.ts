@@ -2,6 +2,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import type { Readable } from 'node:stream';
 import type { FastifyRequest } from 'fastify';
 import { ProtocolError } from '../errors/protocol-error.ts';
+import { declaresOnlyUtf8, mediaTypeOf } from '../protocol/media-type.ts';
 import { readRequestBody } from '../server/request-body.ts';
 import { namesContentCoding } from './forward-headers.ts';
 import { rememberJsonRpcId } from './gateway-error.ts';
@@ -59,16 +60,7 @@ export function requireUtf8Json(headers: IncomingHttpHeaders): void {
   }
 }
 
-/** `application/json` with parameters, of which any `charset` names UTF-8 (RFC 9110 §8.3.1: names are case-insensitive). */
+/** `application/json` with parameters, of which any `charset` names UTF-8. */
 function isUtf8Json(type: string | undefined): boolean {
-  if (type === undefined) return false;
-  const [mediaType = '', ...parameters] = type.split(';');
-  if (mediaType.trim().toLowerCase() !== 'application/json') return false;
-  for (const parameter of parameters) {
-    const equals = parameter.indexOf('=');
-    if (equals === -1 || parameter.slice(0, equals).trim().toLowerCase() !== 'charset') continue;
-    const charset = parameter.slice(equals + 1).trim().replace(/^"(.*)"$/, '$1').toLowerCase();
-    if (charset !== 'utf-8' && charset !== 'utf8') return false;
-  }
-  return true;
+  return type !== undefined && mediaTypeOf(type) === 'application/json' && declaresOnlyUtf8(type);
 }

@@ -1,3 +1,4 @@
+import { declaresOnlyUtf8 } from '../protocol/media-type.ts';
 import { toolsDeniedTo } from './argument-policy.ts';
 import { Readable } from 'node:stream';
 import { backendFailure, discardBody, type BackendResponse } from './backend-client.ts';
@@ -161,6 +162,10 @@ export function refuseNonMcpAnswer(exchange: McpExchange): void | Promise<void> 
     throw notMcp(exchange, response, 'something that is not MCP');
   }
   if (method === 'GET' && mediaType(response.headers) !== 'text/event-stream') throw notMcp(exchange, response, 'a stream that is not SSE');
+  // Screened as UTF-8 (the tools/list filter, tool pinning): labelled in another charset, a client decoding by the label
+  // (the Python SDK's SSE reader) read other events from the same bytes — under `utf-7`, a line break inside an `id`
+  // field the gateway passed on whole, and after it an unscreened `tools/list`.
+  if (!declaresOnlyUtf8(response.headers['content-type'])) throw notMcp(exchange, response, 'a charset other than UTF-8');
 }
 
 function notMcp(exchange: McpExchange, response: BackendResponse, what: string): ProtocolError {

@@ -23,10 +23,12 @@ before(async () => {
   backend = createServer((req, res) => {
     seen.push(req.headers);
     const path = new URL(req.url ?? '/', 'http://backend').pathname;
+    // Labelled UTF-7, a client decoding by the label (the Python SDK's SSE reader) reads `+AA0ACg-` as a line break.
+    const sse = path.includes('utf7') ? 'text/event-stream; charset=utf-7' : path.includes('utf8') ? 'text/event-stream; Charset="UTF-8"' : 'text/event-stream';
     if (req.method === 'GET') {
       // A resumed stream (Last-Event-ID) replays the answer to an earlier tools/list POST.
-      res.writeHead(200, { 'content-type': 'text/event-stream' });
-      res.end(`id: 1\ndata: ${answer(5)}\n\n`);
+      res.writeHead(200, { 'content-type': sse });
+      res.end(path.includes('legacy') ? `event: endpoint\ndata: ${path.replace(/\/sse$/, '')}/messages?s=1\n\n` : `id: 1\ndata: ${answer(5)}\n\n`);
       return;
     }
     let body = '';
@@ -36,6 +38,9 @@ before(async () => {
       if (path === '/bom') {
         res.writeHead(200, { 'content-type': 'application/json' });
         res.end(Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(answer(id))]));
+      } else if (path === '/utf7' || path === '/utf8') {
+        res.writeHead(200, { 'content-type': sse });
+        res.end(`id: 1+AA0ACgANAAo-\ndata: ${answer(id)}\n\n`);
       } else if (path === '/batched') {
         // A batch of answers in one SSE event (a JSON array, 2025-03-26).
         res.writeHead(200, { 'content-type': 'text/event-stream' });
@@ -56,7 +61,10 @@ before(async () => {
   gateway = await startTestGateway({
     keyring,
     config: {
-      routes: ['bom', 'gzip', 'created', 'batched'].map((name) => ({ path: `/${name}`, backend: `${origin}/${name}`, tools: denied })),
+      routes: [
+        ...['bom', 'gzip', 'created', 'batched', 'utf7', 'utf8'].map((name) => ({ path: `/${name}`, backend: `${origin}/${name}`, tools: denied })),
+        ...['legacy-utf7', 'legacy-utf8'].map((name) => ({ path: `/${name}`, backend: `${origin}/${name}`, legacySsePath: `/${name}/sse`, tools: denied, transports: ['sse'] })),
+      ],
     },
   });
 });
@@ -98,6 +106,25 @@ describe('a tools/list answer the gateway cannot read as sent', () => {
     assert.ok(!text.includes('secret_tool'));
   });
 
+
+  it('labelled in a charset other than UTF-8 (which it was screened in) is a 502: a POST answer, a GET stream, a legacy stream', async () => {
+    const post = await mcpPost(gateway.url + '/utf7', await tokenFor('/utf7'), toolsList(4));
+    assert.equal(post.status, 502);
+    assert.ok(!(await post.text()).includes('secret_tool'));
+    const get = await fetch(gateway.url + '/utf7', { headers: { authorization: `Bearer ${await tokenFor('/utf7')}`, accept: 'text/event-stream' } });
+    assert.equal(get.status, 502);
+    await get.body?.cancel();
+    const legacy = await fetch(gateway.url + '/legacy-utf7/sse', { headers: { authorization: `Bearer ${await tokenFor('/legacy-utf7')}` } });
+    assert.equal(legacy.status, 502);
+    await legacy.body?.cancel();
+    // UTF-8, however it is spelt, is what the gateway read.
+    const utf8 = await mcpPost(gateway.url + '/utf8', await tokenFor('/utf8'), toolsList(5));
+    assert.equal(utf8.status, 200);
+    assert.ok(!(await utf8.text()).includes('secret_tool'));
+    const legacyUtf8 = await fetch(gateway.url + '/legacy-utf8/sse', { headers: { authorization: `Bearer ${await tokenFor('/legacy-utf8')}` } });
+    assert.equal(legacyUtf8.status, 200);
+    await legacyUtf8.body?.cancel();
+  });
 
   it('replayed on a resumed GET stream is screened too', async () => {
     const response = await fetch(gateway.url + '/created', {

@@ -132,7 +132,7 @@ export const routeSchema = z
       .enum(['block', 'warn', 'off'])
       .default('off')
       .describe(
-        'Pinned tool definitions, trust on first use: the first `tools/list` answer pins each tool (name, description, schemas, annotations); a changed or new tool then waits for `gatehouse tools approve`. `block` hides it and refuses its calls (and calls of tools never listed); `warn` serves it and logs and audits it; `off` does neither.',
+        'Pinned tool definitions, trust on first use: the first `tools/list` answer pins each tool (name, description, schemas, annotations); a changed or new tool then waits for `gatehouse tools approve`. Only that one answer: a backend that pages its list (`nextCursor`) has the tools of its later pages waiting as new. `block` hides it and refuses its calls (and calls of tools never listed); `warn` serves it and logs and audits it; `off` does neither.',
       ),
     dpop: z
       .enum(['optional', 'required'])

@@ -242,7 +242,7 @@ function sendGatewayError(request: FastifyRequest, reply: FastifyReply, error: u
   // The audit record says why (the overview groups denials by it): the error's code — `invalid_token`,
   // `insufficient_scope`, `forbidden_origin`, `rate_limited`, … — unless a step recorded a finer reason first.
   if (protocolError !== undefined) auditDraft(request).reason ??= auditReasonOf(protocolError);
-  const rendered = onLegacyMessages(request, protocolError ?? new ProtocolError('server_error'));
+  const rendered = whereNoAnswerIsRead(request, protocolError ?? new ProtocolError('server_error'));
   if (reply.sent || reply.raw.headersSent) {
     auditDraft(request).outcome = 'error';
     reply.raw.destroy();
@@ -256,11 +256,15 @@ function sendGatewayError(request: FastifyRequest, reply: FastifyReply, error: u
  * A refusal sent as a JSON-RPC error with HTTP 200 (a denied or blocked `tools/call`) is read by Streamable HTTP
  * clients, but a legacy HTTP+SSE client reads answers only from its stream and treats the POST's 200 as "accepted":
  * the refusal would be lost and the call hang until the client's timeout. There it keeps the catalogue's status,
- * which the client surfaces with the JSON-RPC body.
+ * which the client surfaces with the JSON-RPC body. So does a POST of notifications only (no id to answer): a server
+ * answers none with a JSON-RPC response, and one it does not accept with an HTTP error status (MCP transports,
+ * "Sending Messages to the Server"), where it was a 200 with an `id: null` error.
  *
  * @see MCP 2024-11-05 basic/transports §HTTP with SSE
  */
-function onLegacyMessages(request: FastifyRequest, error: ProtocolError): ProtocolError {
-  if (!request.routeOptions.config.legacyMessages || error.status !== 200) return error;
+function whereNoAnswerIsRead(request: FastifyRequest, error: ProtocolError): ProtocolError {
+  if (error.status !== 200) return error;
+  const answersARequest = requestJsonRpcId(request) !== undefined || requestJsonRpcBatchIds(request) !== undefined;
+  if (!request.routeOptions.config.legacyMessages && answersARequest) return error;
   return new McpGatewayError(error.code, error.jsonRpcCode, error.message, { headers: error.headers, detail: error.detail, cause: error.cause });
 }

@@ -137,6 +137,16 @@ describe('per-tool policy', () => {
     }
   });
 
+  it('refuses a denied call sent as a notification with an HTTP error status, not a 200 answering no request (jsonrpc_error)', async () => {
+    const response = await mcpPost(gateway.url + '/groups', await tokenFor('/groups'), { jsonrpc: '2.0', method: 'tools/call', params: { name: 'secret_tool', arguments: {} } });
+    assert.equal(response.status, 403);
+    assert.equal(((await response.json()) as { id: unknown }).id, null);
+    // A call with an id is still answered 200 with the JSON-RPC error, as the route asks.
+    const call = await mcpPost(gateway.url + '/groups', await tokenFor('/groups'), toolsCall('secret_tool'));
+    assert.equal(call.status, 200);
+    await call.body?.cancel();
+  });
+
   it('refuses a denied call on the legacy transport where the client reads it, with jsonrpc_error too', async () => {
     // A legacy client reads answers only from its stream: a JSON-RPC error in a 200 POST body was lost (the call hung).
     const token = await tokenFor('/legacy-groups');

@@ -37,11 +37,21 @@ const isRequestId = (value: unknown): value is RequestId => typeof value === 'st
  */
 const UNREADABLE_METHOD = /[\s\p{Default_Ignorable_Code_Point}\p{Cc}]/u;
 
+/**
+ * The methods the gateway judges (per-tool policy, the tools/list screen, task ownership), in lower case. One spelt
+ * otherwise in case (`Tools/Call`) is no method a server defines either, and it passed unjudged: a backend routing
+ * methods without case (a hand-written server's `EqualFold`) ran it as the call the policy refuses.
+ */
+const JUDGED_METHODS: ReadonlySet<string> = new Set(['tools/call', 'tools/list', 'prompts/get', 'resources/read', 'tasks/get', 'tasks/result', 'tasks/update', 'tasks/cancel', 'tasks/list']);
+
+/** A method spelt as one the gateway judges in another case. */
+const judgedInAnotherCase = (method: string): boolean => !JUDGED_METHODS.has(method) && JUDGED_METHODS.has(method.toLowerCase());
+
 /** The message if it is valid JSON-RPC 2.0 (a request, notification, result or error), else undefined. */
 export function checkJsonRpcMessage(item: unknown): JsonRpcMessage | undefined {
   if (!isObject(item) || item.jsonrpc !== '2.0') return undefined;
   const { id, method, params } = item;
-  if (typeof method === 'string' && method.length > 0 && !UNREADABLE_METHOD.test(method) && (params === undefined || isObject(params))) {
+  if (typeof method === 'string' && method.length > 0 && !UNREADABLE_METHOD.test(method) && !judgedInAnotherCase(method) && (params === undefined || isObject(params))) {
     return item as JsonRpcMessage;
   }
   if ('method' in item) return undefined;

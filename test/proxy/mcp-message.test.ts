@@ -74,6 +74,15 @@ describe('checkJsonRpcMessage', () => {
   it('refuses what is not an object', () => {
     for (const item of [null, 1, 'x', [], true]) assert.equal(checkJsonRpcMessage(item), undefined);
   });
+
+  it('refuses a method the gateway judges spelt in another case (a backend routing without case ran it unjudged), and no other', () => {
+    for (const method of ['Tools/Call', 'TOOLS/CALL', 'tools/List', 'Tasks/Get', 'resources/Read']) {
+      assert.equal(checkJsonRpcMessage({ jsonrpc: '2.0', id: 1, method, params: { name: 'x' } }), undefined, method);
+    }
+    for (const method of ['tools/call', 'tools/list', 'notifications/Custom', 'Custom/Method']) {
+      assert.ok(checkJsonRpcMessage({ jsonrpc: '2.0', id: 1, method, params: {} }), method);
+    }
+  });
 });
 
 describe('a member named twice in one object', () => {

@@ -165,7 +165,8 @@ export function refuseNonMcpAnswer(exchange: McpExchange): void | Promise<void> 
   // Screened as UTF-8 (the tools/list filter, tool pinning): labelled in another charset, a client decoding by the label
   // (the Python SDK's SSE reader) read other events from the same bytes — under `utf-7`, a line break inside an `id`
   // field the gateway passed on whole, and after it an unscreened `tools/list`.
-  if (!declaresOnlyUtf8(response.headers['content-type'])) throw notMcp(exchange, response, 'a charset other than UTF-8');
+  // (A 202 or 204 carries no message: whatever a server labels its empty body, e.g. Tomcat's ISO-8859-1, is no concern.)
+  if (status !== 202 && status !== 204 && !declaresOnlyUtf8(response.headers['content-type'])) throw notMcp(exchange, response, 'a charset other than UTF-8');
 }
 
 function notMcp(exchange: McpExchange, response: BackendResponse, what: string): ProtocolError {

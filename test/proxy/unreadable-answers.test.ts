@@ -38,6 +38,9 @@ before(async () => {
       if (path === '/bom') {
         res.writeHead(200, { 'content-type': 'application/json' });
         res.end(Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(answer(id))]));
+      } else if (path === '/latin1-accepted') {
+        // A notification accepted, its empty body labelled as a servlet container labels text by default.
+        res.writeHead(202, { 'content-type': 'text/plain; charset=ISO-8859-1' }).end();
       } else if (path === '/utf7' || path === '/utf8') {
         res.writeHead(200, { 'content-type': sse });
         res.end(`id: 1+AA0ACgANAAo-\ndata: ${answer(id)}\n\n`);
@@ -62,7 +65,7 @@ before(async () => {
     keyring,
     config: {
       routes: [
-        ...['bom', 'gzip', 'created', 'batched', 'utf7', 'utf8'].map((name) => ({ path: `/${name}`, backend: `${origin}/${name}`, tools: denied })),
+        ...['bom', 'gzip', 'created', 'batched', 'utf7', 'utf8', 'latin1-accepted'].map((name) => ({ path: `/${name}`, backend: `${origin}/${name}`, tools: denied })),
         ...['legacy-utf7', 'legacy-utf8'].map((name) => ({ path: `/${name}`, backend: `${origin}/${name}`, legacySsePath: `/${name}/sse`, tools: denied, transports: ['sse'] })),
       ],
     },
@@ -124,6 +127,9 @@ describe('a tools/list answer the gateway cannot read as sent', () => {
     const legacyUtf8 = await fetch(gateway.url + '/legacy-utf8/sse', { headers: { authorization: `Bearer ${await tokenFor('/legacy-utf8')}` } });
     assert.equal(legacyUtf8.status, 200);
     await legacyUtf8.body?.cancel();
+    // A 202 carries no message: however its empty body is labelled, the notification was accepted.
+    const accepted = await mcpPost(gateway.url + '/latin1-accepted', await tokenFor('/latin1-accepted'), { jsonrpc: '2.0', method: 'notifications/initialized' });
+    assert.equal(accepted.status, 202);
   });
 
   it('replayed on a resumed GET stream is screened too', async () => {

@@ -14,7 +14,7 @@ import { auditDraft, type AuditDraft } from './request-audit.ts';
 import type { RouteState } from './route-state.ts';
 import type { ApprovedTool } from './tool-pins.ts';
 import { revocationsUnknown } from './verify-access-token.ts';
-import type { StreamCutReason } from './open-streams.ts';
+import type { StreamCaller, StreamCutReason } from './open-streams.ts';
 import type { TaskScreen } from './task-bindings.ts';
 import { NO_TOOLS_DENIED, type DeniedTools, type ReviewTools } from './tools-list-filter.ts';
 import { backendSpan, mcpSpanStart, requestTrace } from './request-trace.ts';
@@ -216,11 +216,9 @@ export async function forwardIdentity(exchange: McpExchange): Promise<void> {
  * 403 `insufficient_scope` to ask for more, 503 to retry — rather than with a connection cut, which a client takes
  * for a network fault and reconnects after. The backend's stream never ends by itself: it is cut, not drained.
  */
-export function refuseStreamNoLongerAdmitted(exchange: McpExchange, endsWithToken: boolean): void {
+export function refuseStreamNoLongerAdmitted(exchange: McpExchange, caller: StreamCaller): void {
   const { claims } = authorized(exchange);
-  const route = exchange.state.route.path;
-  const exp = endsWithToken ? claims.exp : undefined;
-  const reason = exchange.runtime.openStreams.refusal({ grantId: claims.grantId, exp, kid: claims.kid, route, scopes: claims.scopes });
+  const reason = exchange.runtime.openStreams.refusal(caller);
   if (reason === undefined) return;
   backendResponse(exchange).body.destroy();
   exchange.draft.reason = reason;

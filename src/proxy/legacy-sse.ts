@@ -73,12 +73,14 @@ function relayLegacyStream(exchange: McpExchange): Promise<void> {
   const { runtime, state, reply, draft } = exchange;
   const response = backendResponse(exchange);
   const call = authorized(exchange);
-  // Not ended with its token: the stream is the session, and each of its messages is checked as it is posted.
-  shared.refuseStreamNoLongerAdmitted(exchange, false);
   const sessionId = runtime.ctx.random.token(24);
+  // The stream is the session: it ends a grace after its token (the route's idle timeout), unless its messages,
+  // posted with fresh tokens of the grant, move it on (requireLegacySessionOwner; open-streams.ts).
+  const { grantId, exp, kid, scopes } = call.claims;
+  const caller = { grantId, exp, graceMs: state.route.timeouts.idleStreamMs, sessionId, kid, route: state.route.path, scopes };
+  shared.refuseStreamNoLongerAdmitted(exchange, caller);
   trackOpenStream(reply, runtime.metrics, { route: state.route.path, transport: 'sse' });
-  const { grantId, kid, scopes } = call.claims;
-  runtime.openStreams.track(reply.raw, draft, { grantId, sessionId, kid, route: state.route.path, scopes });
+  runtime.openStreams.track(reply.raw, draft, caller);
 
   const publicMessagesUrl = `${runtime.ctx.publicUrl}${state.route.path}${LEGACY_MESSAGES_SUFFIX}?sessionId=${sessionId}`;
   const bind = (backendMessageUrl: string) =>
@@ -127,7 +129,10 @@ function relayLegacyStream(exchange: McpExchange): Promise<void> {
   return relayResponse(reply, response, draft, state.route, body, { bytesCounted: true });
 }
 
-/** `?sessionId=` must name a legacy session this user opened on this route (404 -32001 otherwise). */
+/**
+ * `?sessionId=` must name a legacy session this user opened on this route (404 -32001 otherwise). The session's stream,
+ * if this grant opened it, then lives on to this token's end and grace (open-streams.ts extendSession).
+ */
 export async function requireLegacySessionOwner(exchange: McpExchange): Promise<void> {
   const sessionId = (exchange.request.query as { sessionId?: unknown }).sessionId;
   if (typeof sessionId !== 'string' || sessionId === '') throw sessionNotFound();
@@ -135,6 +140,7 @@ export async function requireLegacySessionOwner(exchange: McpExchange): Promise<
   const binding = await exchange.runtime.sessions.require('legacy-sse-session', sessionId, { subject: claims.sub, clientId: claims.clientId }, exchange.state.route.path);
   exchange.sessionId = sessionId;
   exchange.backendMessageUrl = binding.backendMessageUrl;
+  exchange.runtime.openStreams.extendSession(sessionId, claims);
 }
 
 /**

@@ -17,14 +17,15 @@ import { ACCESS_TOKEN_CLOCK_SKEW_SECONDS } from './verify-access-token.ts';
  * - A replica that can no longer learn of grant ends (its revocation list stale past
  *   `authorization.revocationMaxStalenessSeconds`, the store out of reach) cuts them all, as it refuses new requests
  *   then: a stream of a grant ended meanwhile kept flowing for the whole outage.
- * - A Streamable HTTP GET stream (the one a client listens on) ends when the access token that opened it does (its
- *   `exp`, with the bearer check's skew): a stolen token is bounded by its lifetime, but a stream it opened kept
- *   relaying for the idle timeout, or for ever with a backend that sends keep-alives. The client reconnects with a
- *   fresh token (MCP clients reopen a closed GET stream, and resume it with `Last-Event-ID`), and a later request of
- *   the same grant in the same session, with a fresh token, moves the end of that session's streams on
- *   (extendSession). Not the other streams: a POST's answer is bounded by its request (cut, the tool's result was
- *   lost after it ran, and a retry ran it twice), and a legacy `/sse` stream is its session (cut, the client lost it
- *   every token lifetime, as MCP clients refresh only after a 401) whose every message is checked as it is posted.
+ * - A stream a client listens on ends when the access token that opened it does (its `exp`, with the bearer check's
+ *   skew): a stolen token is bounded by its lifetime, but a stream it opened kept relaying for the idle timeout, or for
+ *   ever with a backend that sends keep-alives. A Streamable HTTP GET stream and a 2026-07-28 `subscriptions/listen`
+ *   end then: the client opens them again with a fresh token (MCP clients reopen a closed listening stream). A legacy
+ *   `/sse` stream is its session, which MCP clients — refreshing only after a 401 — lost every token lifetime if it
+ *   ended then: it ends a grace (the route's `idleStreamMs`) after its token, unless the session's messages, posted
+ *   with fresh tokens, moved it on. A later request of the same grant in the same session, with a fresh token, moves
+ *   the end of that session's streams on (extendSession). A POST's answer is bounded by its request and never cut at
+ *   its token's end (a tool's result was lost after it ran, and a retry ran it twice).
  */
 /** Why a stream is cut or not started: the `reason` of its audit record. */
 export type StreamCutReason = 'grant ended' | 'revocations cannot be checked' | 'signing key removed' | 'scopes no longer enough' | 'token expired';
@@ -32,8 +33,10 @@ export type StreamCutReason = 'grant ended' | 'revocations cannot be checked' | 
 /** What a stream was admitted with. */
 export interface StreamCaller {
   grantId: string;
-  /** Its token's `exp` (epoch seconds), for a stream that ends with its token (a GET stream): cut when the bearer check would refuse it. */
+  /** Its token's `exp` (epoch seconds), for a stream that ends with its token (a listening stream): cut when the bearer check would refuse it. */
   exp?: number | undefined;
+  /** How long after its token's end it is cut (a legacy stream: the session's grace to post with a fresh token). */
+  graceMs?: number | undefined;
   /** The session it belongs to, if any: a Streamable HTTP `Mcp-Session-Id`, or the gateway's legacy SSE session id. */
   sessionId?: string | undefined;
   /** The key that signed its token. */
@@ -76,6 +79,8 @@ export interface OpenStreams {
    * judged under them), never shortened.
    */
   extendSession(sessionId: string, caller: Pick<StreamCaller, 'grantId' | 'kid' | 'scopes'> & { exp: number }): void;
+  // (It also files the session's streams of that grant under the fresh token's signing key: they are cut when that key
+  // is removed, not when the first token's is — a key retired after a rotation cut every session kept since.)
 }
 
 interface OpenStream {
@@ -84,8 +89,9 @@ interface OpenStream {
   route: string;
   grantId: string;
   scopes: readonly string[];
-  /** When it is cut, in ms on the runtime clock: its token's end, moved on by extendSession; never, for a stream that does not end with its token. */
+  /** When it is cut, in ms on the runtime clock: its token's end and grace, moved on by extendSession; never, for a stream that does not end with its token. */
   endsAt: number;
+  graceMs: number;
   /** The key of the token it lives on now (it is cut with that key), and how to unfile it from that key's group. */
   kid: string | undefined;
   forgetKey: (() => void) | undefined;
@@ -174,7 +180,7 @@ export function createOpenStreams({ clock, cutNow = () => undefined }: OpenStrea
   const bySession = new StreamGroups();
   const byKey = new StreamGroups();
   const refusal = (caller: StreamCaller): StreamCutReason | undefined =>
-    tokenEndsAt(caller.exp) <= clock.now() ? 'token expired' : cutNow(caller);
+    tokenEndsAt(caller.exp) + (caller.graceMs ?? 0) <= clock.now() ? 'token expired' : cutNow(caller);
 
   // One sweep timer for the replica, not a timer per stream: the bench holds 10,000 idle streams and counts the bytes
   // each holds (docs/performance.md, "Memory per stream"), and a Timeout is an object with its list links per stream.
@@ -198,7 +204,7 @@ export function createOpenStreams({ clock, cutNow = () => undefined }: OpenStrea
   return {
     refusal,
     track(response, draft, caller) {
-      const { grantId, sessionId, kid, route, scopes, exp } = caller;
+      const { grantId, sessionId, kid, route, scopes, exp, graceMs = 0 } = caller;
       if (response.closed || response.destroyed) return;
       const reason = refusal(caller);
       if (reason !== undefined) {
@@ -207,7 +213,7 @@ export function createOpenStreams({ clock, cutNow = () => undefined }: OpenStrea
         response.destroy();
         return;
       }
-      const stream: OpenStream = { response, draft, route, grantId, scopes, endsAt: tokenEndsAt(exp), kid, forgetKey: undefined };
+      const stream: OpenStream = { response, draft, route, grantId, scopes, endsAt: tokenEndsAt(exp) + graceMs, graceMs, kid, forgetKey: undefined };
       const forgetGrant = byGrant.add(grantId, stream);
       const forgetSession = sessionId === undefined ? undefined : bySession.add(sessionId, stream);
       stream.forgetKey = kid === undefined ? undefined : byKey.add(kid, stream);
@@ -227,10 +233,9 @@ export function createOpenStreams({ clock, cutNow = () => undefined }: OpenStrea
       });
     },
     extendSession(sessionId, { grantId, exp, kid, scopes }) {
-      const endsAt = tokenEndsAt(exp);
       bySession.forEach(sessionId, (stream) => {
-        if (stream.grantId !== grantId || endsAt <= stream.endsAt || !stream.scopes.every((scope) => scopes.includes(scope))) return;
-        stream.endsAt = endsAt;
+        if (stream.grantId !== grantId || !stream.scopes.every((scope) => scopes.includes(scope))) return;
+        stream.endsAt = Math.max(stream.endsAt, tokenEndsAt(exp) + stream.graceMs);
         // It lives on the new token now: filed under that token's key, it is cut when that key is removed, not when
         // the first token's is (a key retired after a rotation, once its tokens expired, cut every stream kept since).
         if (kid === stream.kid) return;

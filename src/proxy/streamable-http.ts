@@ -207,6 +207,13 @@ export function streamableHttpHandler(runtime: GatewayRuntime, state: RouteState
   });
 }
 
+/** Whether the request opens a stream to listen on: a GET, or a POST whose message is a `subscriptions/listen`. */
+function listensForNotifications(exchange: McpExchange): boolean {
+  if (exchange.request.method === 'GET') return true;
+  const only = exchange.post?.messages.length === 1 ? exchange.post.messages[0] : undefined;
+  return only !== undefined && 'method' in only && only.method === 'subscriptions/listen';
+}
+
 /**
  * The answer streamed to the client (SSE counted as an open stream), a `tools/list` filtered and tasks bound or
  * listed (task-bindings.ts) on the way.
@@ -218,13 +225,14 @@ async function relayToClient(exchange: McpExchange): Promise<void> {
   const screens = answerScreens(exchange);
   const body = screens === undefined ? response.body : await screenedBody(state, response, screens);
   if (response.statusCode >= 200 && response.statusCode < 300 && mediaType(response.headers) === 'text/event-stream') {
-    // The stream a client listens on (GET) ends with its token; a POST's answer is bounded by its request (open-streams.ts).
-    const endsWithToken = exchange.request.method === 'GET';
-    shared.refuseStreamNoLongerAdmitted(exchange, endsWithToken);
-    trackOpenStream(reply, runtime.metrics, { route: state.route.path, transport: 'streamable-http' });
+    // A stream a client listens on (a GET, a 2026-07-28 `subscriptions/listen`) ends with its token; a POST's answer is
+    // bounded by its request (open-streams.ts).
     const { claims } = authorized(exchange);
-    const exp = endsWithToken ? claims.exp : undefined;
-    runtime.openStreams.track(reply.raw, draft, { grantId: claims.grantId, exp, sessionId: exchange.sessionId, kid: claims.kid, route: state.route.path, scopes: claims.scopes });
+    const exp = listensForNotifications(exchange) ? claims.exp : undefined;
+    const caller = { grantId: claims.grantId, exp, sessionId: exchange.sessionId, kid: claims.kid, route: state.route.path, scopes: claims.scopes };
+    shared.refuseStreamNoLongerAdmitted(exchange, caller);
+    trackOpenStream(reply, runtime.metrics, { route: state.route.path, transport: 'streamable-http' });
+    runtime.openStreams.track(reply.raw, draft, caller);
   }
   await relayResponse(reply, response, draft, state.route, body, { oneMessageUnlessSse: exchange.post !== undefined });
 }

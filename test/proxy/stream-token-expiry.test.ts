@@ -8,12 +8,12 @@ import { ManualClock } from '../../src/runtime/clock.ts';
 import { createTestKeyring, followStream, mcpPost, mintAccessToken, startTestGateway, type MintOptions, type TestGateway } from './harness.ts';
 
 /**
- * A Streamable HTTP GET stream ends with the access token that opened it. A probe minted a 15 s token, opened one and
- * was relayed events for 35 s, until it gave up: a stolen token was bounded by its lifetime, the stream it opened only
- * by the idle timeout, or not at all behind a backend that sends keep-alives (this one does). A session whose owner
- * goes on with fresh tokens of the same grant keeps its streams: each of its authorized requests moves their end to its
- * token's. Not cut: a POST's answer (bounded by its request: a tool's result lost after it ran) and a legacy `/sse`
- * stream (the session itself, each of its messages checked as it is posted).
+ * A stream a client listens on ends with the access token that opened it. A probe minted a 15 s token, opened a GET
+ * stream and was relayed events for 35 s, until it gave up: a stolen token was bounded by its lifetime, the stream it
+ * opened only by the idle timeout, or not at all behind a backend that sends keep-alives (this one does). A session
+ * whose owner goes on with fresh tokens of the same grant keeps its streams: each of its authorized requests moves
+ * their end on. A legacy `/sse` stream (the session itself) ends a grace after its token; a POST's answer (bounded by
+ * its request: a tool's result lost after it ran) is not cut at its token's end.
  */
 const keyring = createTestKeyring();
 const clock = new ManualClock(Date.now());
@@ -55,7 +55,9 @@ function backendHandler(request: IncomingMessage, response: ServerResponse): voi
     const headers: Record<string, string> = { 'content-type': 'application/json' };
     if (request.headers['mcp-session-id'] === undefined) headers['mcp-session-id'] = `s${++nextSession}`;
     // A long tool call: its answer comes over SSE, after a while (keep-alives until then).
-    if ((message as { method?: string }).method === 'tools/call') return openBackendStream(response, ': working\n\n');
+    // A long tool call, and a 2026-07-28 listening stream: answered over SSE, kept open (keep-alives meanwhile).
+    const method = (message as { method?: string }).method;
+    if (method === 'tools/call' || method === 'subscriptions/listen') return openBackendStream(response, ': working\n\n');
     response.writeHead(200, headers).end(answer);
   });
 }
@@ -176,7 +178,20 @@ describe('a Streamable HTTP stream', () => {
   });
 });
 
-describe('streams that do not end with their token', () => {
+describe('a 2026-07-28 listening stream', () => {
+  it('(a subscriptions/listen POST) is cut when its token expires, as a GET stream is', { timeout: 10_000 }, async () => {
+    const from = gateway.auditLines.length;
+    const token = await tokenFor('/mcp', 60);
+    const listen = await mcpPost(`${gateway.url}/mcp`, token, { jsonrpc: '2.0', id: 9, method: 'subscriptions/listen', params: { notifications: {} } });
+    assert.equal(listen.status, 200);
+    const stream = await followStream(listen);
+    passEndOf(token);
+    await stream.end;
+    assert.equal((await expiryCut('/mcp', from)).outcome, 'server_closed');
+  });
+});
+
+describe('streams that end otherwise', () => {
   it("a POST's answer over SSE: bounded by its request, a tool's result is not lost because the token expired meanwhile", { timeout: 10_000 }, async () => {
     const token = await tokenFor('/mcp', 60);
     const call = await mcpPost(`${gateway.url}/mcp`, token, { jsonrpc: '2.0', id: 7, method: 'tools/call', params: { name: 'slow', arguments: {} } });
@@ -189,15 +204,26 @@ describe('streams that do not end with their token', () => {
     await call.body?.cancel().catch(() => undefined);
   });
 
-  it('a legacy /sse stream: it is the session, and each message is checked as it is posted (the expired token refused, a fresh one answered on it)', { timeout: 10_000 }, async () => {
+  it('a legacy /sse stream is the session: cut a grace after its token (the idle timeout), unless the same grant posts with a fresh token', { timeout: 10_000 }, async () => {
     const grant = { gid: 'grant-legacy', sub: 'tenant/alice', clientId: 'client-1' };
     const first = await tokenFor('/legacy', 60, grant);
-    const session = await openLegacySession(first);
+    const kept = await openLegacySession(first);
+    const idle = await openLegacySession(first);
     passEndOf(first);
-    await new Promise((resolve) => setTimeout(resolve, 2_200));
-    assert.equal(session.ended(), false, 'an MCP client refreshes only after a 401: cut, it lost its session every token lifetime');
-    assert.equal((await session.post(first, 1)).status, 401, 'the expired token posts nothing');
-    assert.equal((await session.post(await tokenFor('/legacy', 600, grant), 2)).status, 202);
-    await until(() => session.received().includes('"id":2'));
+    await new Promise((resolve) => setTimeout(resolve, 1_200));
+    assert.equal(kept.ended(), false, 'an MCP client refreshes only after a 401: cut at once, it lost its session every token lifetime');
+    assert.equal((await kept.post(first, 1)).status, 401, 'the expired token posts nothing');
+    const fresh = await tokenFor('/legacy', 600, grant);
+    assert.equal((await kept.post(fresh, 2)).status, 202);
+    await until(() => kept.received().includes('"id":2'));
+    // Past the grace (the route's idle timeout, 15 min by default): the session no fresh token reached is cut.
+    const from = gateway.auditLines.length;
+    clock.advance(15 * 60_000);
+    await idle.end;
+    assert.equal((await expiryCut('/legacy', from)).outcome, 'server_closed');
+    assert.equal(kept.ended(), false, 'the session its owner posted to with a fresh token lives on');
+    passEndOf(fresh);
+    clock.advance(15 * 60_000);
+    await kept.end;
   });
 });

@@ -20,7 +20,12 @@ export function declaresOnlyUtf8(value: unknown): boolean {
   if (!text.includes(';')) return true;
   for (const parameter of text.split(';').slice(1)) {
     const equals = parameter.indexOf('=');
-    if (equals === -1 || parameter.slice(0, equals).trim().toLowerCase() !== 'charset') continue;
+    if (equals === -1) continue;
+    const name = parameter.slice(0, equals).trim().toLowerCase();
+    // RFC 2231's spellings (`charset*=''utf-7`, `charset*0=utf-; charset*1=7`), which Python's e-mail parser — behind
+    // httpx, the Python SDK's HTTP client — decodes: refused whole rather than decoded here too.
+    if (name.startsWith('charset*')) return false;
+    if (name !== 'charset') continue;
     const charset = parameter.slice(equals + 1).trim().replace(/^"(.*)"$/, '$1').toLowerCase();
     if (charset !== 'utf-8' && charset !== 'utf8') return false;
   }

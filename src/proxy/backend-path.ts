@@ -1,4 +1,5 @@
 import { ProtocolError } from '../errors/protocol-error.ts';
+import { foldedName } from '../protocol/duplicate-members.ts';
 
 /**
  * Where a plain HTTP route sends a request: the part of the path below the route, appended to the backend's base
@@ -42,11 +43,13 @@ export function backendUrlFor(base: BackendBase, routePath: string, requestTarge
   // (`/api/./admin/x`, `/api//admin/x`, `/api/x/../admin/x` for a route at `/api/admin`): its backend would be reached
   // with a token for this route, never checked for that route's audience and scopes. Compared without case too, for
   // a backend that reads paths so (`/api/Admin/x`), and as servers read a segment: without `;` parameters (Tomcat,
-  // Jetty, Spring: `/api/admin;x=1/x`) and trailing dots and spaces (IIS: `/api/admin./x`).
-  for (const nested of nestedRoutePaths) {
-    const nestedSegments = nested.split('/').filter(Boolean);
-    if (nestedSegments.every((segment, index) => segments[index] !== undefined && asServersRead(segments[index]) === asServersRead(segment))) {
-      throw refused('The request path names another route.');
+  // Jetty, Spring: `/api/admin;x=1/x`), trailing dots and spaces (IIS: `/api/admin./x`), and a segment left empty by
+  // that dropped (`/api/;x/admin/x`, which Tomcat merges away as it does `//`).
+  if (nestedRoutePaths.length > 0) {
+    const read = segments.map(asServersRead).filter((segment) => segment !== '');
+    for (const nested of nestedRoutePaths) {
+      const nestedSegments = nested.split('/').filter(Boolean);
+      if (nestedSegments.every((segment, index) => read[index] === asServersRead(segment))) throw refused('The request path names another route.');
     }
   }
   const below = segments.slice(routeSegments.length).map(encodeSegment);
@@ -56,7 +59,7 @@ export function backendUrlFor(base: BackendBase, routePath: string, requestTarge
 }
 
 /** A path segment as the most lenient server reads it, to compare with a route's: no `;` parameters, no trailing dots or spaces, any case. */
-const asServersRead = (segment: string): string => (segment.split(';', 1)[0] ?? '').replace(/[. ]+$/, '').toLowerCase();
+const asServersRead = (segment: string): string => foldedName((segment.split(';', 1)[0] ?? '').replace(/[. ]+$/, ''));
 
 /** Decodes each segment once and resolves `.` and `..`; empty segments (`//`) are merged. */
 function resolveSegments(rawPath: string): { segments: string[]; trailingSlash: boolean } {

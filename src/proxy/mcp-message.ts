@@ -1,4 +1,4 @@
-import { foldedCollision, memberNamesProblem, memberSpellings, misspeltMember } from '../protocol/duplicate-members.ts';
+import { foldedCollision, foldedName, memberNamesProblem, memberSpellings, misspeltMember } from '../protocol/duplicate-members.ts';
 import { JSONRPC, McpGatewayError } from './gateway-error.ts';
 
 /**
@@ -42,10 +42,21 @@ const UNREADABLE_METHOD = /[\s\p{Default_Ignorable_Code_Point}\p{Cc}]/u;
  * otherwise in case (`Tools/Call`) is no method a server defines either, and it passed unjudged: a backend routing
  * methods without case (a hand-written server's `EqualFold`) ran it as the call the policy refuses.
  */
-const JUDGED_METHODS: ReadonlySet<string> = new Set(['tools/call', 'tools/list', 'prompts/get', 'resources/read', 'tasks/get', 'tasks/result', 'tasks/update', 'tasks/cancel', 'tasks/list']);
+const JUDGED_METHODS: ReadonlySet<string> = new Set([
+  'tools/call',
+  'tools/list',
+  'prompts/get',
+  'resources/read',
+  'tasks/get',
+  'tasks/result',
+  'tasks/update',
+  'tasks/cancel',
+  'tasks/list',
+  'subscriptions/listen',
+]);
 
-/** A method spelt as one the gateway judges in another case. */
-const judgedInAnotherCase = (method: string): boolean => !JUDGED_METHODS.has(method) && JUDGED_METHODS.has(method.toLowerCase());
+/** A method spelt as one the gateway judges in another case, as a case-insensitive match reads it (`toolſ/call` too). */
+const judgedInAnotherCase = (method: string): boolean => !JUDGED_METHODS.has(method) && JUDGED_METHODS.has(foldedName(method));
 
 /** The message if it is valid JSON-RPC 2.0 (a request, notification, result or error), else undefined. */
 export function checkJsonRpcMessage(item: unknown): JsonRpcMessage | undefined {

@@ -34,6 +34,10 @@ export function handleClientError(error: ConnectionError, socket: Socket): void 
  */
 export function refuseConnect(_request: unknown, socket: Socket): void {
   writeRefusal(socket, new ProtocolError('invalid_request', 'CONNECT is not served here: Gatehouse is no forward proxy.', { status: 501 }));
+  // The server's sockets are half-open capable and this one has no reader left: read and drop what the client still
+  // sends, and destroy it if the client never closes its side, so a CONNECT cannot hold a descriptor for ever.
+  socket.resume();
+  socket.setTimeout(5_000, () => socket.destroy());
   socket.end();
 }
 

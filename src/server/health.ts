@@ -54,7 +54,8 @@ export function registerHealthRoutes(app: FastifyInstance, options: HealthOption
       heldBack += 1;
       return;
     }
-    request.log.warn({ checks, draining, ...(heldBack > 0 ? { heldBack } : {}) }, 'not ready');
+    // The count held back is of the cause last said, which may not be this one.
+    request.log.warn({ checks, draining, ...(heldBack > 0 ? { heldBackSinceLastLine: heldBack } : {}) }, 'not ready');
     lastWarning = { cause, at: now };
     heldBack = 0;
   };
@@ -64,7 +65,7 @@ export function registerHealthRoutes(app: FastifyInstance, options: HealthOption
     const checks = Object.fromEntries(names.map((name, i) => [name, results[i]]));
     const ready = !options.isDraining() && results.every((result) => result === 'ok');
     if (!ready) warnNotReady(request, checks, options.isDraining());
-    else lastWarning = undefined;
+    else [lastWarning, heldBack] = [undefined, 0];
     // Like every 503 of the gateway, it says when to ask again (RFC 9110 §10.2.3): a probe or a load balancer that
     // reads it comes back then, not in a tight loop.
     if (!ready) reply.header('retry-after', '5');

@@ -143,7 +143,7 @@ describe('plain HTTP route: the backend path stays under the base path', () => {
 
   // The router picks /api from the path as sent; resolved, these lie under /api/admin, whose backend path /api's base
   // leads to: a token for /api reached it, never checked for /api/admin's audience.
-  for (const target of ['/api/./admin/secret', '/api//admin/secret', '/api/x/../admin/secret', '/api/x/%2e%2e/admin/secret', '/api/Admin/secret', '/api/./admin', '/api/admin;x=1/secret', '/api/admin%3b/secret', '/api/admin./secret', '/api/admin%20/secret']) {
+  for (const target of ['/api/./admin/secret', '/api//admin/secret', '/api/x/../admin/secret', '/api/x/%2e%2e/admin/secret', '/api/Admin/secret', '/api/./admin', '/api/admin;x=1/secret', '/api/admin%3b/secret', '/api/admin./secret', '/api/admin%20/secret', '/api/;x/admin/secret', '/api/;/admin/secret']) {
     it(`refuses ${target}, which resolves into the route /api/admin, with 400, and the backend never sees it`, async () => {
       const before = received.length;
       const answer = await rawGet(target, await bearer());

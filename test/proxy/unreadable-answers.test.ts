@@ -24,7 +24,13 @@ before(async () => {
     seen.push(req.headers);
     const path = new URL(req.url ?? '/', 'http://backend').pathname;
     // Labelled UTF-7, a client decoding by the label (the Python SDK's SSE reader) reads `+AA0ACg-` as a line break.
-    const sse = path.includes('utf7') ? 'text/event-stream; charset=utf-7' : path.includes('utf8') ? 'text/event-stream; Charset="UTF-8"' : 'text/event-stream';
+    const sse = path.includes('rfc2231')
+      ? "text/event-stream; charset*=''utf-7"
+      : path.includes('utf7')
+        ? 'text/event-stream; charset=utf-7'
+        : path.includes('utf8')
+          ? 'text/event-stream; Charset="UTF-8"'
+          : 'text/event-stream';
     if (req.method === 'GET') {
       // A resumed stream (Last-Event-ID) replays the answer to an earlier tools/list POST.
       res.writeHead(200, { 'content-type': sse });
@@ -41,7 +47,7 @@ before(async () => {
       } else if (path === '/latin1-accepted') {
         // A notification accepted, its empty body labelled as a servlet container labels text by default.
         res.writeHead(202, { 'content-type': 'text/plain; charset=ISO-8859-1' }).end();
-      } else if (path === '/utf7' || path === '/utf8') {
+      } else if (path === '/utf7' || path === '/utf8' || path === '/rfc2231') {
         res.writeHead(200, { 'content-type': sse });
         res.end(`id: 1+AA0ACgANAAo-\ndata: ${answer(id)}\n\n`);
       } else if (path === '/batched') {
@@ -65,7 +71,7 @@ before(async () => {
     keyring,
     config: {
       routes: [
-        ...['bom', 'gzip', 'created', 'batched', 'utf7', 'utf8', 'latin1-accepted'].map((name) => ({ path: `/${name}`, backend: `${origin}/${name}`, tools: denied })),
+        ...['bom', 'gzip', 'created', 'batched', 'utf7', 'utf8', 'rfc2231', 'latin1-accepted'].map((name) => ({ path: `/${name}`, backend: `${origin}/${name}`, tools: denied })),
         ...['legacy-utf7', 'legacy-utf8'].map((name) => ({ path: `/${name}`, backend: `${origin}/${name}`, legacySsePath: `/${name}/sse`, tools: denied, transports: ['sse'] })),
       ],
     },
@@ -111,9 +117,11 @@ describe('a tools/list answer the gateway cannot read as sent', () => {
 
 
   it('labelled in a charset other than UTF-8 (which it was screened in) is a 502: a POST answer, a GET stream, a legacy stream', async () => {
-    const post = await mcpPost(gateway.url + '/utf7', await tokenFor('/utf7'), toolsList(4));
-    assert.equal(post.status, 502);
-    assert.ok(!(await post.text()).includes('secret_tool'));
+    for (const path of ['/utf7', '/rfc2231']) {
+      const post = await mcpPost(gateway.url + path, await tokenFor(path), toolsList(4));
+      assert.equal(post.status, 502, path);
+      assert.ok(!(await post.text()).includes('secret_tool'));
+    }
     const get = await fetch(gateway.url + '/utf7', { headers: { authorization: `Bearer ${await tokenFor('/utf7')}`, accept: 'text/event-stream' } });
     assert.equal(get.status, 502);
     await get.body?.cancel();

@@ -74,7 +74,7 @@ export interface OpenStreams {
   closeOutOfScope(required: ReadonlyMap<string, readonly string[]>): number;
   /**
    * A request of the session authorized with a fresh token (`caller`): the session's open streams of the same grant
-   * live on to that token's end. Never another grant's (the session's owner may hold several: the stream would then
+   * live on to that token's end (and the stream's grace). Never another grant's (the session's owner may hold several: the stream would then
    * outlive the grant it is cut with), never one with fewer scopes than the stream's (its `tools/list` screen was
    * judged under them), never shortened.
    */
@@ -235,10 +235,14 @@ export function createOpenStreams({ clock, cutNow = () => undefined }: OpenStrea
     extendSession(sessionId, { grantId, exp, kid, scopes }) {
       bySession.forEach(sessionId, (stream) => {
         if (stream.grantId !== grantId || !stream.scopes.every((scope) => scopes.includes(scope))) return;
-        stream.endsAt = Math.max(stream.endsAt, tokenEndsAt(exp) + stream.graceMs);
+        // A stream not ended by its token (a POST's answer) stays its own request's; one a fresher token already
+        // moved on stays on that token.
+        const endsAt = tokenEndsAt(exp) + stream.graceMs;
+        if (stream.endsAt === Number.POSITIVE_INFINITY || endsAt < stream.endsAt) return;
+        stream.endsAt = endsAt;
         // It lives on the new token now: filed under that token's key, it is cut when that key is removed, not when
         // the first token's is (a key retired after a rotation, once its tokens expired, cut every stream kept since).
-        if (kid === stream.kid) return;
+        if (kid === undefined || kid === stream.kid) return;
         stream.forgetKey?.();
         stream.kid = kid;
         stream.forgetKey = kid === undefined ? undefined : byKey.add(kid, stream);

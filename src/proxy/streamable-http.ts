@@ -210,8 +210,8 @@ export function streamableHttpHandler(runtime: GatewayRuntime, state: RouteState
 /** Whether the request opens a stream to listen on: a GET, or a POST whose message is a `subscriptions/listen`. */
 function listensForNotifications(exchange: McpExchange): boolean {
   if (exchange.request.method === 'GET') return true;
-  const only = exchange.post?.messages.length === 1 ? exchange.post.messages[0] : undefined;
-  return only !== undefined && 'method' in only && only.method === 'subscriptions/listen';
+  // Anywhere in a batch: a lenient backend runs a batch whatever the revision.
+  return exchange.post?.messages.some((message) => 'method' in message && message.method === 'subscriptions/listen') === true;
 }
 
 /**

@@ -33,11 +33,16 @@ export function handleClientError(error: ConnectionError, socket: Socket): void 
  * target serves, and an authority-form target names none), and the connection ends once the answer is written.
  */
 export function refuseConnect(_request: unknown, socket: Socket): void {
+  // Node's server takes its own error listener off a socket it hands to `connect`: a reset from the client would be
+  // an unhandled error, and the process's end.
+  socket.on('error', () => socket.destroy());
   writeRefusal(socket, new ProtocolError('invalid_request', 'CONNECT is not served here: Gatehouse is no forward proxy.', { status: 501 }));
   // The server's sockets are half-open capable and this one has no reader left: read and drop what the client still
-  // sends, and destroy it if the client never closes its side, so a CONNECT cannot hold a descriptor for ever.
+  // sends, and destroy it at a fixed deadline (not an idle timeout, which each byte trickled in would reset), so a
+  // CONNECT cannot hold a descriptor for ever.
   socket.resume();
-  socket.setTimeout(5_000, () => socket.destroy());
+  const deadline = setTimeout(() => socket.destroy(), 5_000).unref();
+  socket.once('close', () => clearTimeout(deadline));
   socket.end();
 }
 

@@ -55,7 +55,7 @@ export function registerHealthRoutes(app: FastifyInstance, options: HealthOption
       return;
     }
     // The count held back is of the cause last said, which may not be this one.
-    request.log.warn({ checks, draining, ...(heldBack > 0 ? { heldBackSinceLastLine: heldBack } : {}) }, 'not ready');
+    request.log.warn({ checks, draining, ...(heldBack > 0 ? { heldBack } : {}) }, 'not ready');
     lastWarning = { cause, at: now };
     heldBack = 0;
   };

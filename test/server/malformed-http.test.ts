@@ -58,6 +58,26 @@ describe('malformed HTTP gets our JSON errors, never Fastify or Node defaults', 
     }
   });
 
+  it('a CONNECT whose client resets the connection, or trickles bytes after it, takes nothing down and holds nothing', async () => {
+    // Node takes its own error listener off a socket handed to `connect`: a reset was an unhandled error.
+    const reset = connect(port, '127.0.0.1');
+    await new Promise<void>((resolve) => reset.once('connect', () => resolve()));
+    reset.write('CONNECT 127.0.0.1:443 HTTP/1.1\r\nHost: x\r\n\r\n');
+    await new Promise<void>((resolve) => reset.once('data', () => resolve()));
+    reset.resetAndDestroy();
+    const trickle = connect(port, '127.0.0.1');
+    trickle.on('error', () => {});
+    trickle.write('CONNECT 127.0.0.1:443 HTTP/1.1\r\nHost: x\r\n\r\n');
+    const drip = setInterval(() => trickle.write('x'), 100);
+    const closed = new Promise<void>((resolve) => trickle.once('close', () => resolve()));
+    try {
+      await closed;
+    } finally {
+      clearInterval(drip);
+    }
+    assert.equal((await fetch(`http://127.0.0.1:${port}/healthz`)).status, 200, 'the server lives on');
+  });
+
   it('the asterisk request target is 400 invalid_request on anything but OPTIONS (RFC 9110 §7.1)', async () => {
     for (const method of ['GET', 'POST', 'DELETE']) {
       const { status, body } = parseRawResponse(await rawExchange(port, `${method} * HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`));

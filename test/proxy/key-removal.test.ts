@@ -93,17 +93,32 @@ describe('a signing key removed from the key set', () => {
   });
 });
 
+/**
+ * A gateway on a reloading keyring, in front of a backend that holds every GET stream open and answers a POST with a
+ * session id (`session-1`).
+ */
+async function startKeyedGateway() {
+  const backend = createServer((request, response) => {
+    request.resume();
+    if (request.method === 'POST') return void response.writeHead(200, { 'content-type': 'application/json', 'mcp-session-id': 'session-1' }).end('{"jsonrpc":"2.0","id":1,"result":{}}');
+    response.writeHead(200, { 'content-type': 'text/event-stream' });
+    response.write(': open\n\n');
+  });
+  await new Promise<void>((resolve) => backend.listen(0, '127.0.0.1', resolve));
+  const first = generateKeySet({ now: anHourAgo, signingAlgorithm: 'ES256' });
+  const keyring = reloadingKeyring(keyringFromKeySet(first));
+  const gateway = await startTestGateway({ keyring, config: { routes: [{ path: '/mcp', backend: `http://127.0.0.1:${(backend.address() as AddressInfo).port}/mcp` }] } });
+  const close = async () => {
+    await gateway.close();
+    backend.closeAllConnections();
+    await new Promise<void>((resolve) => backend.close(() => resolve()));
+  };
+  return { first, keyring, gateway, close };
+}
+
 describe('a stream opened with a token of a key removed from the set', () => {
   it('is cut when the key leaves (audited "signing key removed"), and kept when a rotation only retires it', { timeout: 10_000 }, async () => {
-    const backend = createServer((request, response) => {
-      request.resume();
-      response.writeHead(200, { 'content-type': 'text/event-stream' });
-      response.write(': open\n\n');
-    });
-    await new Promise<void>((resolve) => backend.listen(0, '127.0.0.1', resolve));
-    const first = generateKeySet({ now: anHourAgo, signingAlgorithm: 'ES256' });
-    const keyring = reloadingKeyring(keyringFromKeySet(first));
-    const gateway = await startTestGateway({ keyring, config: { routes: [{ path: '/mcp', backend: `http://127.0.0.1:${(backend.address() as AddressInfo).port}/mcp` }] } });
+    const { first, keyring, gateway, close } = await startKeyedGateway();
     try {
       // A forger's token: any subject, a grant id no one can revoke.
       const forged = await mintAccessToken(keyring, gateway.url, { aud: `${gateway.url}/mcp`, sub: 'intruder', gid: 'made-up' });
@@ -124,9 +139,40 @@ describe('a stream opened with a token of a key removed from the set', () => {
       const cut = await auditRecordWithReason(gateway, 'signing key removed');
       assert.equal(cut?.['outcome'], 'server_closed');
     } finally {
-      await gateway.close();
-      backend.closeAllConnections();
-      await new Promise<void>((resolve) => backend.close(() => resolve()));
+      await close();
+    }
+  });
+
+  it("leaves a session's stream that a fresh token of a newer key kept open, and cuts it with that newer key", { timeout: 10_000 }, async () => {
+    const { first, keyring, gateway, close } = await startKeyedGateway();
+    const post = async (token: string, headers: Record<string, string> = {}) => {
+      const response = await fetch(`${gateway.url}/mcp`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', accept: 'application/json, text/event-stream', ...headers }, body: '{"jsonrpc":"2.0","id":1,"method":"ping"}' });
+      await response.text();
+      return response;
+    };
+    try {
+      const grant = { aud: `${gateway.url}/mcp`, gid: 'grant-kept' };
+      const older = await mintAccessToken(keyring, gateway.url, { ...grant, expiresIn: 60 });
+      const session = (await post(older)).headers.get('mcp-session-id') ?? '';
+      const stream = await followStream(await fetch(`${gateway.url}/mcp`, { headers: { authorization: `Bearer ${older}`, accept: 'text/event-stream', 'mcp-session-id': session } }));
+
+      // A rotation, and the session's next request with a fresh token of the new key: the stream lives on that token.
+      const rotated = rotateKeySet(first, { now: Date.now(), signingAlgorithm: 'ES256' });
+      keyring.replaceWith(keyringFromKeySet(rotated));
+      const fresh = await mintAccessToken(keyring, gateway.url, { ...grant, expiresIn: 600 });
+      assert.equal((await post(fresh, { 'mcp-session-id': session })).status, 200);
+
+      // The old key retired and pruned, as a routine rotation does once its tokens expired: the stream goes on.
+      keyring.replaceWith(keyringFromKeySet(revokeKeyFromSet(rotated, { kid: first.signingKeys[0]!.kid, now: Date.now(), signingAlgorithm: 'ES256' })));
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      assert.equal(stream.ended(), false, 'cut with the key of a token it no longer lives on');
+
+      // The key of the token it lives on leaves: it is cut.
+      const again = rotateKeySet(rotated, { now: Date.now(), signingAlgorithm: 'ES256' });
+      keyring.replaceWith(keyringFromKeySet(revokeKeyFromSet(again, { kid: decodeProtectedHeader(fresh).kid!, now: Date.now(), signingAlgorithm: 'ES256' })));
+      await stream.end;
+    } finally {
+      await close();
     }
   });
 });

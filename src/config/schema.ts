@@ -202,7 +202,7 @@ export const routeSchema = z
           .int()
           .positive()
           .default(100)
-          .describe('Streams (Streamable HTTP GET, legacy `/sse`) one user may hold open on this route on one replica; a GET beyond is 429.'),
+          .describe('Streams (Streamable HTTP GET, a 2026-07-28 `subscriptions/listen`, legacy `/sse`) one user may hold open on this route on one replica; one beyond is 429.'),
       })
       .strict()
       .default({ perUserPerMinute: 600, perClientPerMinute: 3_000, streamsPerUser: 100 }),

@@ -140,7 +140,8 @@ export function authorized(exchange: McpExchange): AuthorizedCall {
   return exchange.call;
 }
 
-function refuseOverStreamBudget(exchange: McpExchange): void {
+/** A stream a request opens takes a place in its user's budget on the route (429 past it). */
+export function refuseOverStreamBudget(exchange: McpExchange): void {
   const { runtime, state, reply } = exchange;
   const budget = state.route.rateLimit.streamsPerUser;
   if (runtime.streamBudget.admit(state.route.path, authorized(exchange).claims.sub, budget, reply.raw)) return;

@@ -35,6 +35,8 @@ export async function readJsonRpcBody(exchange: McpExchange): Promise<void> {
   const post = await readMcpPost(runtime, state, request, draft);
   checkMirroredHeaders(post, { method: headerValue(request.headers['mcp-method']), name: headerValue(request.headers['mcp-name']) });
   exchange.post = post;
+  // A 2026-07-28 listening stream holds its sockets as a GET's does: it takes a place in the user's stream budget.
+  if (listensForNotifications(exchange)) shared.refuseOverStreamBudget(exchange);
 }
 
 /**

@@ -282,6 +282,14 @@ describe("a user's stream budget", () => {
     assert.equal(third.response.status, 429);
     assert.ok(Number(third.response.headers.get('retry-after')) > 0);
     assert.match(((await third.response.json()) as { error: { message: string } }).error.message, /2 streams open/);
+    // A 2026-07-28 listening stream (a POST) takes a place as a GET does.
+    const listen = await fetch(gateway.url + '/few', {
+      method: 'POST',
+      headers: { authorization: `Bearer ${await mintAccessToken(keyring, gateway.url, { aud: `${gateway.url}/few`, sub })}`, accept: 'application/json, text/event-stream', 'content-type': 'application/json' },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'subscriptions/listen', params: { notifications: {} } }),
+    });
+    assert.equal(listen.status, 429);
+    await listen.body?.cancel();
     assert.deepEqual(seen.slice(before), [], 'the backend was not asked');
     // Another user is not held to this one's streams.
     const other = await fetch(`${gateway.url}/few`, {

@@ -8,7 +8,7 @@ import type { ProtectedResources } from './protected-resources.ts';
  * refresh token (the theft signal), a code redeemed twice, a client's RFC 7009 revocation, an operator's or the user's
  * decision, a revoked client, the upstream session ending. Requests are audited as they are answered; without this
  * the trail showed a user's calls stop with nothing saying why, and an operator asked "who ended this, and when" had
- * only the log. Route: the MCP server the grant was for (`/token` for an app-only token, which names none).
+ * only the log. Route: the MCP server the grant was for (`/token` when it names none: an app-only token recorded before its resource was).
  */
 export function grantEndAudit(ended: EndedGrant, resources: ProtectedResources, time: number): AuditRecord {
   const route = ended.resources.map((resource) => resources.find(resource)?.route.path).find((path) => path !== undefined);

@@ -59,10 +59,13 @@ export function rotateRefreshToken(): boolean {
  * revoking the client ends it (grants/client-credentials.ts).
  */
 export function extraTokenClaims(indexAppOnlyToken: IndexAppOnlyToken) {
-  return async (_ctx: KoaContextWithOIDC, token: { grantId?: string; kind?: string; jti?: string; clientId?: string }): Promise<Record<string, unknown> | undefined> => {
+  return async (
+    _ctx: KoaContextWithOIDC,
+    token: { grantId?: string; kind?: string; jti?: string; clientId?: string; resourceServer?: { identifier?: () => string } },
+  ): Promise<Record<string, unknown> | undefined> => {
     if (token.grantId !== undefined) return { gid: token.grantId };
     const claims = appOnlyClaims(token);
-    if (claims !== undefined && token.clientId !== undefined) await indexAppOnlyToken(claims.gid, token.clientId);
+    if (claims !== undefined && token.clientId !== undefined) await indexAppOnlyToken(claims.gid, token.clientId, token.resourceServer?.identifier?.());
     return claims;
   };
 }

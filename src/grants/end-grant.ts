@@ -97,7 +97,7 @@ export function createEndGrant(options: EndGrantOptions): EndGrant {
 async function grantOwner(store: Store, grantId: string): Promise<Omit<EndedGrant, 'grantId' | 'reason'> | undefined> {
   if (isAppOnlyGrantId(grantId)) {
     const token = await readRecord(store, appOnlyTokenRecord, grantId, { invalid: 'absent' });
-    return token === undefined ? undefined : { client: token.clientId, resources: [] };
+    return token === undefined ? undefined : { client: token.clientId, resources: token.resource === undefined ? [] : [token.resource] };
   }
   const grant = await readRecord(store, oidcRecords.Grant, grantId, { invalid: 'absent' });
   if (grant === undefined) return undefined;

@@ -69,7 +69,11 @@ export const appOnlyTokenRecord = defineRecord({
   namespace: 'app-only-token',
   owner: 'src/authorization/grants/client-credentials.ts',
   key: "the token's grant id (`app-<jti>`, src/protocol/app-only.ts)",
-  schema: z.object({ clientId: z.string() }),
+  schema: z.object({
+    clientId: z.string(),
+    /** The MCP server (RFC 8707 resource) the token is for: the route its end is audited under. Absent on older records. */
+    resource: z.string().optional(),
+  }),
   ttl: '`authorization.accessTokenTtlSeconds`: the token\'s own life',
   indexes: ['client'],
   singleUse: false,

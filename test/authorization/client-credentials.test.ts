@@ -96,6 +96,8 @@ describe('client credentials: agents without a browser', () => {
     assert.equal(claims.aud, `${stack.server.publicUrl}/mcp`);
     assert.equal(claims.app_only, true);
     assert.equal(provider.tokens()?.refresh_token, undefined);
+    // Recorded under its client with the MCP server it is for: the route its end is audited under.
+    assert.deepEqual(await stack.server.store.get('app-only-token', String(claims.gid)), { clientId: 'nightly-agent', resource: `${stack.server.publicUrl}/mcp` });
   });
 
   it('the SDK client_secret_basic provider works too; an app-only caller does not see or call a tool denied to app-only callers', async () => {

@@ -179,7 +179,7 @@ describe('endGrant', () => {
       const published: string[] = [];
       await store.subscribe(GRANT_REVOKED_CHANNEL, (message) => published.push(message));
       await store.set('oidc:Grant', 'g1', { accountId: 'u', clientId: 'c1', resources: { 'https://gh.example/mcp': 'mcp:tools' } }, { ttlSeconds: 600 });
-      await store.set('app-only-token', 'app-token-1', { clientId: 'agent' }, { ttlSeconds: 600 });
+      await store.set('app-only-token', 'app-token-1', { clientId: 'agent', resource: 'https://gh.example/mcp' }, { ttlSeconds: 600 });
       await store.set('oidc:RefreshToken', 'rt-hash', { grantId: 'g1' }, { ttlSeconds: 600, indexes: { grantId: 'g1' } });
       await store.set('oidc:AuthorizationCode', 'code-hash', { grantId: 'g1' }, { ttlSeconds: 60, indexes: { grantId: 'g1' } });
       await store.set('oidc:RefreshToken', 'other', { grantId: 'g2' }, { ttlSeconds: 600, indexes: { grantId: 'g2' } });
@@ -201,13 +201,13 @@ describe('endGrant', () => {
 
       // Another replica ending it after: the record is gone, so it did not end it (not logged, not counted twice),
       // and why the grant ended stays what ended it.
-      const otherReplica = createEndGrant({ store, clock, accessTokenTtlSeconds: 300, grantLifetimeSeconds: 86_400, onEnded: (grant) => ended.push(`${grant.grantId}:${grant.reason}:${grant.client}:again`) });
+      const otherReplica = createEndGrant({ store, clock, accessTokenTtlSeconds: 300, grantLifetimeSeconds: 86_400, onEnded: (grant) => ended.push(`${grant.grantId}:${grant.reason}:${grant.client}:${grant.resources.join()}:again`) });
       assert.equal(await otherReplica('g1', 'account'), false);
       assert.equal((await store.get<RevokedGrantRecord>(REVOKED_GRANT_NAMESPACE, 'g1'))?.reason, 'admin');
       // An app-only token's grant id has no record: its first revocation is its end, logged like any other, once.
       assert.equal(await otherReplica('app-token-1', 'token_revocation'), true);
       assert.equal(await endGrant('app-token-1', 'token_revocation'), false);
-      assert.deepEqual(ended, ['g1:admin:u:c1:https://gh.example/mcp', 'app-token-1:token_revocation:agent:again']);
+      assert.deepEqual(ended, ['g1:admin:u:c1:https://gh.example/mcp', 'app-token-1:token_revocation:agent:https://gh.example/mcp:again']);
 
 
       // The revocation record outlives the longest access token, plus skew.

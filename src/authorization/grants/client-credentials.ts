@@ -61,8 +61,8 @@ export function appOnlyClaims(token: IssuedToken): { gid: string; [APP_ONLY_CLAI
   return { gid: appOnlyGrantId(token.jti), [APP_ONLY_CLAIM]: true };
 }
 
-/** Records an app-only token under its client: `(grantId, clientId)`, awaited before the token is handed out. */
-export type IndexAppOnlyToken = (grantId: string, clientId: string) => Promise<void>;
+/** Records an app-only token under its client, with the MCP server it is for: awaited before the token is handed out. */
+export type IndexAppOnlyToken = (grantId: string, clientId: string, resource: string | undefined) => Promise<void>;
 
 /**
  * An app-only token has no grant record, so revoking its client (src/admin/clients.ts), which ends the client's
@@ -71,5 +71,6 @@ export type IndexAppOnlyToken = (grantId: string, clientId: string) => Promise<v
  * that could not be recorded is not handed out (a store outage: 503, the client retries).
  */
 export function appOnlyTokenIndex(store: Store, ttlSeconds: number): IndexAppOnlyToken {
-  return (grantId, clientId) => providerFacing(writeRecord(store, appOnlyTokenRecord, grantId, { clientId }, { ttlSeconds, indexes: { client: clientId } }));
+  return (grantId, clientId, resource) =>
+    providerFacing(writeRecord(store, appOnlyTokenRecord, grantId, { clientId, ...(resource === undefined ? {} : { resource }) }, { ttlSeconds, indexes: { client: clientId } }));
 }

@@ -72,10 +72,10 @@ export function createGatewayPlugin(ctx: GatehouseContext, deps: GatewayDeps): F
       }
       done();
     });
-    // Returns nothing: the error is answered (or the response cut) inside, and a returned reply would make Fastify
-    // wait on it (`reply.then`, see exchangeHandler in exchange.ts).
     // Gateway requests failing in a store outage: a warning at most every 10 s, as the server's error handler gives.
     const warnStoreUnavailable = storeOutageWarning();
+    // Returns nothing: the error is answered (or the response cut) inside, and a returned reply would make Fastify
+    // wait on it (`reply.then`, see exchangeHandler in exchange.ts).
     app.setErrorHandler((error: FastifyError, request, reply) => {
       sendGatewayError(request, reply, error, warnStoreUnavailable);
     });
@@ -209,7 +209,6 @@ function refuseMethod(allow: string, what = 'MCP endpoint') {
     throw new ProtocolError('invalid_request', `${request.method} is not supported on this ${what}.`, { status: 405, headers: { allow } });
   };
 }
-
 
 /** Why a refusal is audited: the error's code, or `no token` for a request that sent none (records/audit.ts). */
 const auditReasonOf = (error: ProtocolError): string => (error.code === 'invalid_token' && error.detail === NO_TOKEN_DETAIL ? NO_TOKEN_REASON : error.code);

@@ -4,8 +4,8 @@ import type { AuditDraft } from './request-audit.ts';
 import { ACCESS_TOKEN_CLOCK_SKEW_SECONDS } from './verify-access-token.ts';
 
 /**
- * The streams open on this replica, by grant and by MCP session, so that ending either ends its streams too, each cut
- * when its token expires. Every request is checked, but a stream is one request: an SSE stream opened before the end
+ * The streams open on this replica, by grant and by MCP session, so that ending either ends its streams too, and a
+ * stream a client listens on ends with its token. Every request is checked, but a stream is one request: an SSE stream opened before the end
  * (a Streamable HTTP `GET`, a legacy `/sse` stream, a long tool call answered over SSE) kept carrying server messages
  * to the client — for the idle timeout, or for ever with a backend that sends keep-alives.
  * - A grant's end reaches every replica within a second (src/grants/revoked-grants.ts); each replica then cuts its
@@ -74,13 +74,12 @@ export interface OpenStreams {
   closeOutOfScope(required: ReadonlyMap<string, readonly string[]>): number;
   /**
    * A request of the session authorized with a fresh token (`caller`): the session's open streams of the same grant
-   * live on to that token's end (and the stream's grace). Never another grant's (the session's owner may hold several: the stream would then
-   * outlive the grant it is cut with), never one with fewer scopes than the stream's (its `tools/list` screen was
-   * judged under them), never shortened.
+   * live on to that token's end (and the stream's grace), filed under its signing key — cut when that key is removed,
+   * not the first token's (a key retired after a rotation cut every session kept since). Never another grant's (the
+   * session's owner may hold several: the stream would then outlive the grant it is cut with), never one with fewer
+   * scopes than the stream's (its `tools/list` screen was judged under them), never shortened.
    */
   extendSession(sessionId: string, caller: Pick<StreamCaller, 'grantId' | 'kid' | 'scopes'> & { exp: number }): void;
-  // (It also files the session's streams of that grant under the fresh token's signing key: they are cut when that key
-  // is removed, not when the first token's is — a key retired after a rotation cut every session kept since.)
 }
 
 interface OpenStream {
@@ -245,7 +244,7 @@ export function createOpenStreams({ clock, cutNow = () => undefined }: OpenStrea
         if (kid === undefined || kid === stream.kid) return;
         stream.forgetKey?.();
         stream.kid = kid;
-        stream.forgetKey = kid === undefined ? undefined : byKey.add(kid, stream);
+        stream.forgetKey = byKey.add(kid, stream);
       });
     },
     closeGrant: (grantId) => byGrant.close(grantId, 'grant ended'),

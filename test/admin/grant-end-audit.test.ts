@@ -92,10 +92,11 @@ describe('grant ends in the audit trail', () => {
 
   it('`gatehouse grants revoke`, run beside the gateway', async () => {
     const tokens = await authorize();
+    // A grant id is base64url, so one in 64 starts with `-`: after `--` it is read as the id, never as an option.
     const grantId = String(decodeJwt(tokens.access_token)['gid']);
     let stderr = '';
     const io: CliIo = { stdout: () => {}, stderr: (text) => (stderr += text), env: {}, cwd: process.cwd() };
-    assert.equal(await runCli(['grants', 'revoke', grantId, '--yes', '--config', demo.configFile], io, Object.values(createGrantsCommands())), 0, stderr);
+    assert.equal(await runCli(['grants', 'revoke', '--yes', '--config', demo.configFile, '--', grantId], io, Object.values(createGrantsCommands())), 0, stderr);
     assertRecord(await grantEndRecord('admin', tokens), tokens);
     // Appended to the audit file the gateway writes, for the SIEM that reads it.
     const lines = (await readFile(auditFile, 'utf8')).trim().split('\n').map((line) => JSON.parse(line) as AuditRecord);

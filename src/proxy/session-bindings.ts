@@ -1,7 +1,7 @@
 import { StoreUnavailableError, type Store } from '../store/store.ts';
 import type { Unsubscribe } from '../store/store.ts';
 import { legacySseSessionRecord, mcpSessionRecord, sessionEndedChannel } from '../records/proxy.ts';
-import { createRecord, deleteRecord, publishMessage, readRecord, subscribeChannel } from '../store/record-access.ts';
+import { createRecord, deleteRecord, publishMessage, readRecord, subscribeChannel, writeRecord } from '../store/record-access.ts';
 import { jsonRpcCodes, ProtocolError } from '../errors/protocol-error.ts';
 
 /**
@@ -35,6 +35,9 @@ export interface SessionBinding {
 }
 
 export type SessionKind = 'mcp-session' | 'legacy-sse-session';
+
+/** The same user, client and route: a binding written again for its own owner changes nothing and ends nothing. */
+const sameOwner = (a: SessionBinding, b: SessionBinding) => a.subject === b.subject && a.clientId === b.clientId && a.route === b.route;
 
 /** Declared in src/records/proxy.ts. An invalid binding is an error (GH_RECORD_INVALID), never a session to serve. */
 const bindingRecords = { 'mcp-session': mcpSessionRecord, 'legacy-sse-session': legacySseSessionRecord } as const;
@@ -120,9 +123,23 @@ export function createSessionBindings(store: Store, maxCached = 50_000, deferred
 
   return {
     async bind(kind, sessionId, binding, ttlSeconds) {
-      // setIfAbsent: the first user to present a session id owns it; a later writer cannot take it over.
       const record = bindingRecords[kind];
-      await createRecord(store, record, sessionId, binding, { ttlSeconds, indexes: { subject: binding.subject } });
+      const options = { ttlSeconds, indexes: { subject: binding.subject } };
+      if (!(await createRecord(store, record, sessionId, binding, options))) {
+        // The id is bound already. Only the backend issues an id (a client naming one it was not issued is refused
+        // before the backend is asked), so issuing it again means that session is over at the backend: one whose
+        // ids repeat — a counter restarted, another backend's counter — has given it to this user. Kept for the
+        // earlier owner, it refused the new owner every request and let the earlier one into the new owner's
+        // session. The earlier owner's session ends, here and on every replica (cached copies, streams).
+        const earlier = await readRecord(store, record, sessionId);
+        if (earlier === undefined || !sameOwner(earlier, binding)) {
+          await writeRecord(store, record, sessionId, binding, options);
+          if (earlier !== undefined) {
+            ended(kind, sessionId);
+            await publishMessage(store, sessionEndedChannel, `${kind} ${sessionId}`).catch(() => {});
+          }
+        }
+      }
       const stored = await readRecord(store, record, sessionId);
       if (stored) remember(`${kind}\u0000${sessionId}`, stored);
     },

@@ -4,7 +4,8 @@ import { defineChannel, defineCounter, defineRecord } from '../store/define-reco
 /**
  * The gateway's records (src/proxy/) besides the audit log (audit.ts): MCP session bindings and the shared rate-limit
  * counters. A session binding ties a session id to the user who created it (MCP security best practices, "session
- * hijacking"); it is written with `setIfAbsent`, so the first user to present a session id owns it.
+ * hijacking"). It belongs to whom the backend last issued the id: a backend whose ids repeat (a counter restarted)
+ * has ended the session its id named before, so that owner's binding is replaced, and the session ended for them.
  */
 
 const binding = z.object({

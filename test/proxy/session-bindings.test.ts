@@ -70,6 +70,37 @@ describe('session bindings cache', () => {
     await assert.rejects(first.require('legacy-sse-session', 's2', { subject: 'tenant/alice', clientId: 'client-1' }, '/mcp'), isNotFound);
   });
 
+  it('binds an id the backend issues again to its new owner, ending the earlier owner\'s session on every replica', async () => {
+    // A backend whose ids repeat (a counter after a restart) issues `1` to bob while alice's binding of `1` lives.
+    const endedOnFirst: string[] = [];
+    const endedOnSecond: string[] = [];
+    const first = createSessionBindings(counted);
+    const second = createSessionBindings(counted);
+    await first.start((kind, id) => endedOnFirst.push(`${kind} ${id}`));
+    await second.start((kind, id) => endedOnSecond.push(`${kind} ${id}`));
+    try {
+      const alice = { subject: 'tenant/alice', clientId: 'client-1' };
+      const bob = { subject: 'tenant/bob', clientId: 'client-1' };
+      await first.bind('mcp-session', '1', binding('tenant/alice'), 60);
+      await second.require('mcp-session', '1', alice, '/mcp');
+      await first.bind('mcp-session', '1', binding('tenant/bob'), 60);
+      assert.equal((await first.require('mcp-session', '1', bob, '/mcp')).subject, 'tenant/bob');
+      await assert.rejects(first.require('mcp-session', '1', alice, '/mcp'), isNotFound);
+      for (let wait = 0; wait < 100 && endedOnSecond.length === 0; wait++) await new Promise((resolve) => setTimeout(resolve, 5));
+      assert.deepEqual(endedOnSecond, ['mcp-session 1'], "the other replica hears the earlier owner's session ended");
+      await assert.rejects(second.require('mcp-session', '1', alice, '/mcp'), isNotFound, 'its cached copy of alice\'s binding is dropped');
+      assert.ok(endedOnFirst.includes('mcp-session 1'));
+      // Issued again to its own owner (a client that dropped the header): nothing ends.
+      endedOnFirst.length = 0;
+      await first.bind('mcp-session', '1', binding('tenant/bob'), 60);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      assert.deepEqual(endedOnFirst, []);
+    } finally {
+      await first.stop();
+      await second.stop();
+    }
+  });
+
   it('evicts the least recently used binding when full', async () => {
     const sessions = createSessionBindings(counted, 2);
     await sessions.bind('legacy-sse-session', 'a', binding('tenant/alice'), 60);

@@ -195,8 +195,8 @@ export const routeSchema = z
       ),
     rateLimit: z
       .object({
-        perUserPerMinute: z.number().int().positive().default(600).describe('Requests per user per minute.'),
-        perClientPerMinute: z.number().int().positive().default(3_000).describe('Requests per client per minute.'),
+        perUserPerMinute: z.number().int().positive().default(600).describe('Requests per user per minute, across all replicas.'),
+        perClientPerMinute: z.number().int().positive().default(3_000).describe('Requests per client per minute, across all replicas.'),
         streamsPerUser: z
           .number()
           .int()

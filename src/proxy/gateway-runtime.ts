@@ -129,7 +129,7 @@ export function createGatewayRuntime(ctx: GatehouseContext, deps: GatewayDeps): 
     rateLimiter: createRateLimiter({
       store,
       clock,
-      // Every flush (ten a second) fails while the store is down: one line a minute, the reason without a stack.
+      // While the store is down each counter's first claim of a window fails: one line a minute, the reason without a stack.
       onError: atMostEvery<unknown>(60_000, clock, (error, heldBack) =>
         logger.warn({ reason: error instanceof Error ? error.message : String(error), ...(heldBack > 0 ? { failuresSinceLastLine: heldBack } : {}) }, 'rate-limit counters could not be shared'),
       ),
@@ -179,7 +179,11 @@ export async function authorizeRequest(
   );
   audit.user = claims.sub;
   audit.client = claims.clientId;
-  if (options.rateLimit) runtime.rateLimiter.consume(state.route, claims.sub, claims.clientId);
+  if (options.rateLimit) {
+    // A promise only when this replica holds no lease of the budget (rate-limit.ts): most requests do not wait.
+    const admitting = runtime.rateLimiter.consume(state.route, claims.sub, claims.clientId);
+    if (admitting !== undefined) await admitting;
+  }
   // An app-only caller's `sub` is a client id: no account, so no groups, whatever record shares that name.
   const account = claims.appOnly === true ? undefined : await runtime.accounts.get(claims.sub);
   const caller = {

@@ -9,108 +9,133 @@ import { ProtocolError } from '../errors/protocol-error.ts';
  * Per-user and per-client request budgets on MCP routes, as fixed one-minute windows.
  *
  * The counters live in the store (atomic `increment`), so on Redis N replicas share one budget instead of each
- * granting the full limit. Touching the store on every request would put two round trips on the hot path, so each
- * replica counts locally and adds its count to the shared counter every `flushIntervalMs`, learning the other
- * replicas' total in the same call. A request is refused when the shared total plus the local unflushed count
- * reaches the limit. The cost of batching: the replicas together may overshoot by what they admit within one flush
- * interval before seeing each other's counts — a deliberate trade for a budget, not a security boundary.
+ * granting the full limit. Touching the store on every request would put a round trip on the hot path, so a replica
+ * claims the budget in leases: it adds a lease (a twentieth of the limit, 1 to 256 requests) to the shared counter
+ * and admits that many requests locally, claiming the next lease in the background once half of this one is used.
+ * The shared counter is what every replica has claimed, so together they never admit more than the limit: a replica
+ * that admitted what it had counted but not yet shared (the earlier design, a batched flush) let a burst spread over
+ * N replicas through N times, each new window (4 bursts of 40 over two replicas, limit 10: 16–20 admitted each). The
+ * cost is the other way: the leases replicas claimed and did not use, at most one and a half each, are not admitted
+ * elsewhere.
+ * A request waits for the store only when its replica holds no lease — its first in a window, or a lease used up
+ * before the next one came — and a store that cannot be reached leaves the replica counting on its own, against the
+ * whole limit, until the window ends (a budget, not a security boundary: an outage does not refuse every call).
  * (@fastify/rate-limit and rate-limiter-flexible were considered: neither stores counters in node:sqlite, and both
- * make a Redis round trip per request where this batches.)
+ * make a Redis round trip per request where this claims leases.)
  */
 export interface RateLimiter {
-  /** Throws `rate_limited` (429 + `Retry-After`) when either budget for the current minute is spent. */
-  consume(route: RouteConfig, subject: string, clientId: string): void;
-  /** Adds local counts to the shared counters now (also runs on a timer). */
-  flush(): Promise<void>;
+  /**
+   * Admits one request, or throws `rate_limited` (429 + `Retry-After`) when either budget for the current minute is
+   * spent. Synchronous while the replica holds a lease; otherwise a promise, settled once the store answered.
+   */
+  consume(route: RouteConfig, subject: string, clientId: string): void | Promise<void>;
   stop(): Promise<void>;
 }
 
 interface Counter {
-  /** The shared counter's key without its window: `u:<route>:<subject>` or `c:<route>:<client>`. */
+  /** The shared counter's key: `<minute>:u:<route>:<subject>` or `<minute>:c:<route>:<client>`. */
   key: string;
   window: number;
-  /** Total across replicas as of the last flush (including this replica's flushed counts). */
-  shared: number;
-  /** Counted here since the last flush. */
-  pending: number;
-  /** Counted here and being added to the shared counter now: still counted until the store's total includes it. */
-  flushing: number;
+  /** Admitted here in this window. */
+  used: number;
+  /** Claimed from the shared counter by this replica in this window: it admits up to this many. */
+  claimed: number;
+  /** A lease on its way from the store: a request past `claimed` waits for it. */
+  claiming: Promise<void> | undefined;
+  /** The shared counter reached the limit: nothing more to claim this window. */
+  spent: boolean;
+  /** The store could not be reached: counted here alone, against the whole limit, until the window ends. */
+  alone: boolean;
 }
 
 const WINDOW_MS = 60_000;
 
+/** A twentieth of the limit: few claims per window, and at most one and a half leases per replica left unused. */
+const leaseFor = (limit: number) => Math.max(1, Math.min(256, Math.floor(limit / 20)));
+
 export function createRateLimiter(options: {
   store: Store;
   clock: Clock;
-  flushIntervalMs?: number;
   onError?: (error: unknown) => void;
   /** Called once per refused request with the budget that was spent (for `gatehouse_rate_limit_rejections_total`). */
   onRejected?: (limit: 'user' | 'client') => void;
 }): RateLimiter {
-  const { store, clock, flushIntervalMs = 100, onError = () => {}, onRejected = () => {} } = options;
+  const { store, clock, onError = () => {}, onRejected = () => {} } = options;
   // By route, then by subject (the user budget) or client id (the client budget): a request looks its counters up
   // with strings it already holds (the route's path, the token's claims, cached with it), so none is built and
   // hashed per request. A counter's shared key is built once, when its window starts.
   const routes = new Map<string, { users: Map<string, Counter>; clients: Map<string, Counter> }>();
-  let flushing: Promise<void> | undefined;
 
-  function count(counters: Map<string, Counter>, budget: 'u' | 'c', path: string, who: string, window: number, limit: number): boolean {
+  function counterOf(counters: Map<string, Counter>, budget: 'u' | 'c', path: string, who: string, window: number): Counter {
     let counter = counters.get(who);
     if (!counter || counter.window !== window) {
-      counter = { key: `${budget}:${path}:${who}`, window, shared: 0, pending: 0, flushing: 0 };
+      counter = { key: `${window}:${budget}:${path}:${who}`, window, used: 0, claimed: 0, claiming: undefined, spent: false, alone: false };
       counters.set(who, counter);
     }
-    if (counter.shared + counter.flushing + counter.pending >= limit) return false;
-    counter.pending++;
-    return true;
+    return counter;
   }
 
-  async function flushNow(): Promise<void> {
-    const window = Math.floor(clock.now() / WINDOW_MS);
-    const work: Promise<void>[] = [];
-    for (const { users, clients } of routes.values()) {
-      for (const counters of [users, clients]) {
-        for (const [who, counter] of counters) {
-          if (counter.window < window - 1) {
-            counters.delete(who);
-            continue;
-          }
-          flushCounter(counter, work);
-        }
+  /** True (admitted), false (the budget is spent), or a promise of either once the store answered a claim. */
+  function admit(counter: Counter, limit: number): boolean | Promise<boolean> {
+    if (counter.used < counter.claimed || (counter.alone && counter.used < limit)) {
+      counter.used += 1;
+      // Half of the lease used: the next one is claimed now, so the requests after it need not wait. Not for leases
+      // of one (limits under 40 a minute): a lease claimed ahead would be a request's worth of budget each replica
+      // held unused, a quarter of a limit of 4 on two replicas, to spare a round trip a few times a minute.
+      const lease = leaseFor(limit);
+      if (lease > 1 && !counter.alone && !counter.spent && counter.claiming === undefined && counter.claimed - counter.used <= lease / 2) {
+        void claim(counter, limit);
       }
+      return true;
     }
-    await Promise.all(work);
+    if (counter.spent || counter.alone) return false;
+    // Each claim adds at least one request to `claimed`, or ends the claiming (spent, alone): this recursion ends.
+    return claim(counter, limit).then(() => admit(counter, limit));
   }
 
-  /** Adds the counter's local count to the shared one (its promise joins `work`). */
-  function flushCounter(counter: Counter, work: Promise<void>[]): void {
-    if (counter.pending === 0) return;
-    const by = counter.pending;
-    counter.pending = 0;
-    // Until the store answers, these requests are neither pending nor in `shared`: without `flushing` a request
-    // arriving meanwhile saw a budget short by them (a full event-loop turn on SQLite, a round trip on Redis).
-    counter.flushing += by;
+  /** Claims the next lease (one claim at a time per counter; every waiter shares it). Never rejects. */
+  function claim(counter: Counter, limit: number): Promise<void> {
+    const lease = leaseFor(limit);
     // The key carries the window, so the counter expires with it (two windows of TTL cover clock skew).
-    work.push(
-      incrementCounter(store, rateLimitCounter, `${counter.window}:${counter.key}`, 120, by).then(
+    counter.claiming ??= incrementCounter(store, rateLimitCounter, counter.key, 120, lease)
+      .then(
         (total) => {
-          counter.shared = Math.max(counter.shared, total);
-          counter.flushing -= by;
+          const before = total - lease;
+          if (before < limit) counter.claimed += Math.min(lease, limit - before);
+          if (total >= limit) counter.spent = true;
         },
         (error: unknown) => {
-          counter.flushing -= by;
-          counter.pending += by;
-          throw error;
+          counter.alone = true;
+          onError(error);
         },
-      ),
-    );
+      )
+      .finally(() => (counter.claiming = undefined));
+    return counter.claiming;
   }
 
-  const flush = (): Promise<void> => {
-    flushing ??= flushNow().finally(() => (flushing = undefined));
-    return flushing;
-  };
-  const timer = setInterval(() => flush().catch(onError), flushIntervalMs);
+  function refuse(limit: 'user' | 'client', window: number, now: number, route: RouteConfig): never {
+    onRejected(limit);
+    const retryAfter = Math.max(1, Math.ceil(((window + 1) * WINDOW_MS - now) / 1000));
+    throw new ProtocolError('rate_limited', `Too many requests to ${route.path}; retry in ${retryAfter} s.`, {
+      headers: { 'retry-after': String(retryAfter) },
+    });
+  }
+
+  /** The client budget, once the user budget admitted the request (no closure per request: this is the hot path). */
+  function admitClient(clients: Map<string, Counter>, route: RouteConfig, clientId: string, window: number, now: number): void | Promise<void> {
+    const admitted = admit(counterOf(clients, 'c', route.path, clientId, window), route.rateLimit.perClientPerMinute);
+    if (admitted === true) return;
+    if (admitted === false) refuse('client', window, now, route);
+    return admitted.then((ok) => (ok ? undefined : refuse('client', window, now, route)));
+  }
+
+  // Counters of past windows are dropped once a minute (a request only ever reads its own window's).
+  const timer = setInterval(() => {
+    const window = Math.floor(clock.now() / WINDOW_MS);
+    for (const { users, clients } of routes.values()) {
+      for (const counters of [users, clients]) for (const [who, counter] of counters) if (counter.window < window) counters.delete(who);
+    }
+  }, WINDOW_MS);
   timer.unref();
 
   return {
@@ -119,19 +144,18 @@ export function createRateLimiter(options: {
       const window = Math.floor(now / WINDOW_MS);
       let counters = routes.get(route.path);
       if (counters === undefined) routes.set(route.path, (counters = { users: new Map(), clients: new Map() }));
-      const userOk = count(counters.users, 'u', route.path, subject, window, route.rateLimit.perUserPerMinute);
-      const clientOk = userOk && count(counters.clients, 'c', route.path, clientId, window, route.rateLimit.perClientPerMinute);
-      if (userOk && clientOk) return;
-      onRejected(userOk ? 'client' : 'user');
-      const retryAfter = Math.max(1, Math.ceil(((window + 1) * WINDOW_MS - now) / 1000));
-      throw new ProtocolError('rate_limited', `Too many requests to ${route.path}; retry in ${retryAfter} s.`, {
-        headers: { 'retry-after': String(retryAfter) },
-      });
+      const { clients } = counters;
+      const user = admit(counterOf(counters.users, 'u', route.path, subject, window), route.rateLimit.perUserPerMinute);
+      if (user === true) return admitClient(clients, route, clientId, window, now);
+      if (user === false) refuse('user', window, now, route);
+      return user.then((ok) => (ok ? admitClient(clients, route, clientId, window, now) : refuse('user', window, now, route)));
     },
-    flush,
     async stop() {
       clearInterval(timer);
-      await flush().catch(onError);
+      // Claims in flight settle on their own (they never reject); nothing is held here that the store lacks.
+      const claims: Promise<void>[] = [];
+      for (const { users, clients } of routes.values()) for (const counters of [users, clients]) for (const counter of counters.values()) if (counter.claiming) claims.push(counter.claiming);
+      await Promise.all(claims);
     },
   };
 }

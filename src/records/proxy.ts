@@ -88,5 +88,5 @@ export const rateLimitCounter = defineCounter({
   owner: 'src/proxy/rate-limit.ts',
   key: '`<minute>:u:<route path>:<subject>` and `<minute>:c:<route path>:<client id>` (`<minute>` = epoch ms ÷ 60000)',
   ttl: '120 s',
-  description: 'Requests in that minute across replicas; each replica adds its count in batches (every 100 ms).',
+  description: 'Requests in that minute claimed by the replicas together: each claims a lease (a twentieth of the limit, 1 to 256) before admitting that many, so together they never admit more than the limit.',
 });

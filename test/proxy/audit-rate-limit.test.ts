@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { ManualClock } from '../../src/runtime/clock.ts';
+import { ManualClock, systemClock } from '../../src/runtime/clock.ts';
 import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,7 +9,8 @@ import { cryptoRandom } from '../../src/runtime/random.ts';
 import { createRateLimiter } from '../../src/proxy/rate-limit.ts';
 import { routeSchema } from '../../src/config/schema.ts';
 import { ProtocolError } from '../../src/errors/protocol-error.ts';
-import type { Store } from '../../src/store/store.ts';
+import { StoreUnavailableError, type Store } from '../../src/store/store.ts';
+import { createSqliteStore } from '../../src/store/sqlite-store.ts';
 import { startMcpBackend, type McpBackend } from '../support/mcp-backends.ts';
 import { createTestKeyring, mcpPost, mintAccessToken, startTestGateway, toolsCall, type TestGateway } from './harness.ts';
 
@@ -255,29 +256,83 @@ describe('rate limits', () => {
   });
 });
 
-describe('rate limiter counts', () => {
-  it('still counts the requests it is adding to the shared counter while the store has not answered yet', async () => {
-    const held: Array<() => void> = [];
-    // The store answers an increment only when the test lets it (a slow Redis, or SQLite's commit at the turn's end).
-    const slowStore = {
-      increment: async (_namespace: string, _key: string, _ttl: number, by = 1) => {
-        await new Promise<void>((resolve) => held.push(resolve));
-        return by;
-      },
-    } as unknown as Store;
-    const limiter = createRateLimiter({ store: slowStore, clock: new ManualClock(Date.now()), flushIntervalMs: 60_000 });
-    const route = routeSchema.parse({ path: '/one', backend: 'http://127.0.0.1:9/mcp', rateLimit: { perUserPerMinute: 1, perClientPerMinute: 100 } });
+describe('rate limiter leases', () => {
+  const route = (perUserPerMinute: number) =>
+    routeSchema.parse({ path: '/one', backend: 'http://127.0.0.1:9/mcp', rateLimit: { perUserPerMinute, perClientPerMinute: 1_000_000 } });
+  const isLimited = (error: unknown) => error instanceof ProtocolError && error.code === 'rate_limited';
+  /** Admitted (true) or refused (false), whether the limiter answered at once or once the store had. */
+  const admitted = async (attempt: () => void | Promise<void>) => {
     try {
-      limiter.consume(route, 'tenant/alice', 'client-1');
-      const flushed = limiter.flush();
-      assert.throws(() => limiter.consume(route, 'tenant/alice', 'client-1'), (error: unknown) => error instanceof ProtocolError && error.code === 'rate_limited');
-      for (const release of held.splice(0)) release();
-      await flushed;
-      assert.throws(() => limiter.consume(route, 'tenant/alice', 'client-1'), (error: unknown) => error instanceof ProtocolError && error.code === 'rate_limited');
+      await attempt();
+      return true;
+    } catch (error) {
+      if (!isLimited(error)) throw error;
+      return false;
+    }
+  };
+
+  it('never lets a burst spread over replicas through more than once: the replicas claim the budget before they admit', async () => {
+    // The same store behind two limiters, as two replicas behind one Redis. Batched counts let each replica admit
+    // the whole limit before hearing of the other's (20 of 10 here).
+    const store = await createSqliteStore({ path: ':memory:', clock: systemClock, purgeIntervalMs: 0 });
+    const clock = new ManualClock(Date.now());
+    const replicas = [createRateLimiter({ store, clock }), createRateLimiter({ store, clock })];
+    try {
+      for (const [limit, burst] of [[10, 40], [1_000, 3_000]] as const) {
+        const limited = route(limit);
+        const user = `tenant/burst-${limit}`;
+        const results = await Promise.all(Array.from({ length: burst }, (_, i) => admitted(() => replicas[i % 2]!.consume(limited, user, 'client-1'))));
+        const count = results.filter(Boolean).length;
+        assert.ok(count <= limit, `${count} admitted of a limit of ${limit}`);
+        // What it costs: the leases (a twentieth of the limit) each replica claimed and did not use.
+        assert.ok(count >= limit - 2 * 1.5 * Math.max(1, Math.floor(limit / 20)), `${count} admitted of a limit of ${limit}`);
+      }
     } finally {
-      const stopping = limiter.stop();
-      for (const release of held.splice(0)) release();
-      await stopping;
+      await Promise.all(replicas.map((replica) => replica.stop()));
+      await store.close();
+    }
+  });
+
+  it('admits at once while it holds a lease, claiming the next one ahead', async () => {
+    let increments = 0;
+    const store = await createSqliteStore({ path: ':memory:', clock: systemClock, purgeIntervalMs: 0 });
+    const counted = { increment: (...args: Parameters<Store['increment']>) => (increments++, store.increment(...args)) } as unknown as Store;
+    const limiter = createRateLimiter({ store: counted, clock: new ManualClock(Date.now()) });
+    try {
+      const limited = route(600);
+      const first = limiter.consume(limited, 'tenant/alice', 'client-1');
+      assert.ok(first instanceof Promise, "the window's first request waits for a lease");
+      await first;
+      let waited = 0;
+      for (let i = 0; i < 100; i++) {
+        const next = limiter.consume(limited, 'tenant/alice', 'client-1');
+        if (next !== undefined) {
+          waited++;
+          await next;
+        }
+        // Let a claim made ahead settle, as requests spaced on a real event loop would.
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+      assert.equal(waited, 0, 'no later request waited: each lease was claimed before the last one ran out');
+      // Leases of 30: one claim per 30 requests or so (user and client budgets), not one per request.
+      assert.ok(increments <= 12, `${increments} increments for 101 requests`);
+    } finally {
+      await limiter.stop();
+      await store.close();
+    }
+  });
+
+  it('counts alone, against the whole limit, when the store cannot be reached, and says so once', async () => {
+    const errors: unknown[] = [];
+    const down = { increment: () => Promise.reject(new StoreUnavailableError('the store is unavailable')) } as unknown as Store;
+    const limiter = createRateLimiter({ store: down, clock: new ManualClock(Date.now()), onError: (error) => errors.push(error) });
+    try {
+      const results: boolean[] = [];
+      for (let i = 0; i < 5; i++) results.push(await admitted(() => limiter.consume(route(3), 'tenant/alice', 'client-1')));
+      assert.deepEqual(results, [true, true, true, false, false]);
+      assert.equal(errors.length, 2, 'one failed claim per budget (user and client), not one per request');
+    } finally {
+      await limiter.stop();
     }
   });
 });

@@ -100,6 +100,23 @@ describe('replicas on one Redis', () => {
     assert.equal(await call(replicaB), 429);
   });
 
+  it('admits a burst spread over the replicas within the one budget, at the start of a window too', async () => {
+    // Each replica once admitted what it had counted but not yet shared: 40 calls at once over two replicas, limit
+    // 4 a minute, let through 8 (and 16–20 of a limit of 10 in the probe that found it).
+    const intoWindow = Date.now() % 60_000;
+    if (intoWindow > 55_000) await new Promise((resolve) => setTimeout(resolve, 60_000 - intoWindow + 100));
+    const bearer = await token('/limited', { sub: 'tenant/burst' });
+    const statuses = await Promise.all(
+      Array.from({ length: 40 }, async (_, i) => {
+        const response = await mcpPost((i % 2 === 0 ? replicaA : replicaB).url + '/limited', bearer, toolsCall('echo', { text: 'x' }));
+        await response.text();
+        return response.status;
+      }),
+    );
+    assert.equal(statuses.filter((status) => status === 200).length, 4, statuses.join(' '));
+    assert.equal(statuses.filter((status) => status === 429).length, 36);
+  });
+
   it('routes legacy SSE messages posted to another replica to the right backend session', async () => {
     const bearer = await token('/legacy', { sub: 'tenant/alice' });
     const controller = new AbortController();

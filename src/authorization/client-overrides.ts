@@ -1,4 +1,5 @@
-import type Provider from 'oidc-provider';
+import Provider from 'oidc-provider';
+import { addressBudgetKey } from './address-policy.ts';
 import { constantTimeEqual, isHashedClientSecret, SecretCheckBusyError, verifyClientSecret } from '../keys/hashing.ts';
 import { loopbackWithoutPort } from './redirect-uri-policy.ts';
 
@@ -20,7 +21,10 @@ export function installClientOverrides(provider: Provider): void {
     if (typeof stored !== 'string' || typeof actual !== 'string') return false;
     if (!isHashedClientSecret(stored)) return constantTimeEqual(stored, actual);
     try {
-      return await verifyClientSecret(actual, stored);
+      // The address Fastify resolved (trustProxy), handed to the provider as its only X-Forwarded-For
+      // (presentAsPublicRequest): a flood of wrong secrets from one address waits in that address's places only.
+      const ip = (Provider.ctx as { ip?: unknown } | undefined)?.ip;
+      return await verifyClientSecret(actual, stored, typeof ip === 'string' && ip !== '' ? addressBudgetKey(ip) : '');
     } catch (error) {
       if (error instanceof SecretCheckBusyError) throw new SecretCheckBusy();
       throw error;

@@ -51,18 +51,24 @@ const MAX_P = 4;
  * configured confidential client's id with wrong secrets, each token request buying a derivation, until every core
  * was busy with them. One at a time leaves the other cores to everyone else.
  *
- * Waiting is per stored hash, that is per client (scrypt hashes are the configured clients' secrets; the server's
- * own are `$sha256$`), and the next derivation goes to each waiting client in turn. One client's flood of wrong
- * secrets fills that client's few places only (a wait past them is refused: SecretCheckBusyError, which the token
- * endpoint answers 503 with Retry-After), and another client's check waits for at most one derivation per client
- * ahead of it: with one shared queue, twelve requests with wrong secrets for one client id kept every other
- * confidential client at 503 until it had once proved its secret in this process. A client that did so does not
- * queue at all (verifiedSecrets).
+ * Waiting is per stored hash (that is per client: scrypt hashes are the configured clients' secrets; the server's
+ * own are `$sha256$`) and per caller address, and the next derivation goes to each waiting queue in turn. A flood of
+ * wrong secrets from one address fills that address's few places for that client only (a wait past them is refused:
+ * SecretCheckBusyError, which the token endpoint answers 503 with Retry-After), and any other check waits for at
+ * most one derivation per queue ahead of it. With one shared queue, twelve requests with wrong secrets for one client
+ * id kept every other confidential client at 503; with one queue per client, a flood kept that client itself at 503
+ * (9 of 20 of its own concurrent requests served, and none while the flood went on) until it had once proved its
+ * secret in this process — a fresh replica, after every restart. A client that did so does not queue at all
+ * (verifiedSecrets). Only a flood from the client's own address (behind the same NAT), or from more addresses than
+ * there are places in all (DERIVATIONS_WAITING), still holds it off.
  */
 const DERIVATIONS_AT_ONCE = 1;
-const DERIVATIONS_WAITING_PER_CLIENT = 8;
+const DERIVATIONS_WAITING_PER_QUEUE = 8;
+const DERIVATIONS_WAITING = 256;
 let derivationsRunning = 0;
-/** The waiting derivations by queue (a stored hash, or `hashing` for new hashes), served round-robin. */
+/** Checks waiting in bounded queues, all queues together. */
+let boundedWaiting = 0;
+/** The waiting derivations by queue (a stored hash and caller, or `hashing` for new hashes), served round-robin. */
 const derivationsWaiting = new Map<string, Array<() => void>>();
 
 /** A secret check that would have had to wait behind too many others of the same client. */
@@ -88,10 +94,12 @@ async function deriveKey(secret: string, salt: Buffer, params: ScryptParameters,
   if (derivationsRunning < DERIVATIONS_AT_ONCE) derivationsRunning++;
   else {
     const waiting = derivationsWaiting.get(queue.name) ?? [];
-    if (queue.bounded && waiting.length >= DERIVATIONS_WAITING_PER_CLIENT) throw new SecretCheckBusyError();
+    if (queue.bounded && (waiting.length >= DERIVATIONS_WAITING_PER_QUEUE || boundedWaiting >= DERIVATIONS_WAITING)) throw new SecretCheckBusyError();
     derivationsWaiting.set(queue.name, waiting);
     // The finishing derivation hands its place to this one (derivationsRunning stays as it is).
+    if (queue.bounded) boundedWaiting++;
     await new Promise<void>((resolve) => waiting.push(resolve));
+    if (queue.bounded) boundedWaiting--;
   }
   try {
     const N = 2 ** params.ln;
@@ -159,9 +167,10 @@ export function looksGenerated(secret: string): boolean {
 
 /**
  * True when `secret` matches a hash from hashClientSecret or hashGeneratedSecret; false for a wrong one or an unreadable
- * hash. Throws SecretCheckBusyError when a scrypt check would wait behind too many others.
+ * hash. Throws SecretCheckBusyError when a scrypt check would wait behind too many others. `caller` names where the
+ * request came from (its address, an IPv6 one by its /64): each caller waits in its own places.
  */
-export async function verifyClientSecret(secret: string, hash: string): Promise<boolean> {
+export async function verifyClientSecret(secret: string, hash: string, caller = ''): Promise<boolean> {
   if (hash.startsWith(GENERATED_PREFIX)) return constantTimeEqual(hashGeneratedSecret(secret), hash);
   const match = storedHash.exec(hash);
   if (!match) return false;
@@ -170,7 +179,7 @@ export async function verifyClientSecret(secret: string, hash: string): Promise<
   const known = verifiedKey(secret, hash);
   if (verifiedSecrets.has(known)) return true;
   const expected = Buffer.from(match[5] ?? '', 'base64url');
-  const actual = await deriveKey(secret, Buffer.from(match[4] ?? '', 'base64url'), params, { name: hash, bounded: true });
+  const actual = await deriveKey(secret, Buffer.from(match[4] ?? '', 'base64url'), params, { name: `${hash} ${caller}`, bounded: true });
   const verified = expected.length === actual.length && timingSafeEqual(expected, actual);
   if (verified) rememberVerified(known);
   return verified;

@@ -4,6 +4,7 @@ import { after, before, describe, it } from 'node:test';
 import { auth, Client, ClientCredentialsProvider, PrivateKeyJwtProvider, StreamableHTTPClientTransport, type OAuthClientProvider } from '@modelcontextprotocol/client';
 import { exportJWK, generateKeyPair, importJWK, SignJWT, type JWK } from 'jose';
 import { randomUUID } from 'node:crypto';
+import { request } from 'node:http';
 import { createDpopKey, dpopProof } from '../support/dpop.ts';
 import type { TokenBroker } from '../../src/broker/types.ts';
 import { mcpPost, toolsCall, toolsList } from '../proxy/harness.ts';
@@ -40,6 +41,7 @@ before(async () => {
       clients: [
         { clientId: 'nightly-agent', name: 'Nightly agent', jwks: { keys: [publicJwk] }, grantTypes: ['client_credentials'] },
         { clientId: 'report-bot', clientSecret: SECRET, grantTypes: ['client_credentials'] },
+        { clientId: 'fresh-bot', clientSecret: SECRET, grantTypes: ['client_credentials'] },
       ],
     },
     routes: [
@@ -249,6 +251,36 @@ describe('client credentials: agents without a browser', () => {
     for (const answer of answers.filter((response) => response.status === 503)) {
       assert.ok(Number(answer.headers.get('retry-after')) >= 1);
       assert.equal(((await answer.json()) as { error: string }).error, 'temporarily_unavailable');
+    }
+  });
+
+  it('serves a client whose secret this process never checked through a flood of wrong secrets from another address', async () => {
+    // Checks wait per client and per address: with one queue per client, a flood from anywhere kept a client this
+    // replica had not yet verified (a fresh replica, after every restart) at 503 for as long as it went on.
+    const resource = `${stack.server.publicUrl}/mcp`;
+    let flooding = true;
+    const flooders = Array.from({ length: 10 }, async (_, worker) => {
+      for (let sent = 0; flooding; sent++) await (await token({ grant_type: 'client_credentials', resource }, basic('fresh-bot', `wrong-${worker}-${sent}`))).body?.cancel();
+    });
+    try {
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      // The rightful client, from another address (127.0.0.2: all of 127/8 is this machine's loopback).
+      const body = new URLSearchParams({ grant_type: 'client_credentials', resource }).toString();
+      const rightful = await new Promise<{ status: number; text: string }>((resolve, reject) => {
+        const { hostname, port } = new URL(stack.server.publicUrl);
+        const headers = { 'content-type': 'application/x-www-form-urlencoded', 'content-length': String(Buffer.byteLength(body)), ...basic('fresh-bot', SECRET) };
+        const sent = request({ host: hostname, port, path: '/token', method: 'POST', headers, localAddress: '127.0.0.2' }, (response) => {
+          let text = '';
+          response.on('data', (chunk: Buffer) => (text += chunk.toString()));
+          response.on('end', () => resolve({ status: response.statusCode ?? 0, text }));
+        });
+        sent.on('error', reject);
+        sent.end(body);
+      });
+      assert.equal(rightful.status, 200, rightful.text);
+    } finally {
+      flooding = false;
+      await Promise.all(flooders);
     }
   });
 

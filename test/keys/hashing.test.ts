@@ -110,6 +110,18 @@ describe('client secret hashing', () => {
     assert.equal(order.filter((entry) => entry === 'flood').length, 9, 'the flood had its own eight places, no more');
   });
 
+  it('gives each caller address its own places, and bounds the places of all callers together', async () => {
+    const hash = await hashClientSecret('a-client-secret-value', fast);
+    // One check from each of 300 addresses, all at once: one derives, 256 wait in all, the rest are refused.
+    const outcomes = await Promise.allSettled(Array.from({ length: 300 }, (_, index) => verifyClientSecret(`wrong-${index}`, hash, `192.0.2.${index}`)));
+    assert.equal(outcomes.filter((outcome) => outcome.status === 'fulfilled').length, 257);
+    assert.ok(outcomes.filter((outcome) => outcome.status === 'rejected').every((outcome) => outcome.reason instanceof SecretCheckBusyError));
+    // A flood from one address holds only that address's places: the client's own check from another is judged.
+    const flood = Array.from({ length: 12 }, (_, index) => verifyClientSecret(`guess-${index}`, hash, '198.51.100.7').catch((error: unknown) => error));
+    assert.equal(await verifyClientSecret('a-client-secret-value', hash, '203.0.113.9'), true);
+    assert.equal((await Promise.all(flood)).filter((outcome) => outcome instanceof SecretCheckBusyError).length, 3);
+  });
+
   it('lets a client that proved its secret through a flood of wrong ones: the secret is not derived again', async () => {
     const hash = await hashClientSecret('another-configured-secret', fast);
     assert.equal(await verifyClientSecret('another-configured-secret', hash), true);

@@ -241,6 +241,14 @@ async function startListening(options: StartGatewayOptions, hungUpWhileStarting:
     return { url, app, lifecycle };
   } catch (error) {
     await closeAll().catch(() => {});
+    // The store opened, then failed a step of the start (a SQLite file whose pages are corrupt opens, and fails its
+    // first read): a refusal to start, exit 2 as when it does not open, so a supervisor does not restart it in a loop.
+    if (error instanceof StoreUnavailableError) throw new GatehouseError('GH_USAGE', `store unavailable: ${storeNamed(config.store)}: ${error.message}`);
     throw error;
   }
+}
+
+/** Where the store is, for an operator to look (a Redis URL is left out: it may carry a password). */
+function storeNamed(store: GatehouseConfig['store']): string {
+  return store.type === 'sqlite' ? `the SQLite store at ${store.sqlitePath}` : 'the Redis store (store.redisUrl)';
 }

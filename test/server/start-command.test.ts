@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { EventEmitter, once } from 'node:events';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, open, rm, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -209,6 +209,25 @@ describe('gatehouse start', () => {
     const code = await runCli(['start', '--log-level', 'loud'], io, [startCommand]);
     assert.equal(code, 2);
     assert.match(io.err.join(''), /--log-level must be one of/);
+  });
+
+  it('refuses to start, exit 2 naming the file, on a SQLite store that opens and then fails (corrupt pages)', async () => {
+    // A store the gateway made, with grants in it, whose pages past the header were overwritten: it opens, and its
+    // first read at start fails. Exit 1 had a supervisor (systemd's RestartPreventExitStatus=2) restart it in a loop.
+    const path = join(dir, 'corrupt.db');
+    const made = await createSqliteStore({ path, clock: systemClock, purgeIntervalMs: 0 });
+    for (let i = 0; i < 200; i++) await made.set(GRANT_NAMESPACE, `grant-${i}`, { kind: 'Grant', accountId: `tenant/user-${i}`, clientId: 'client', padding: 'x'.repeat(200) });
+    await made.close();
+    const file = await open(path, 'r+');
+    await file.write(Buffer.alloc(16_384, 0xde), 0, 16_384, 4096);
+    await file.close();
+    const corruptConfig = join(dir, 'corrupt.yaml');
+    await writeFile(corruptConfig, `mode: demo\nstore:\n  sqlitePath: ${JSON.stringify(path)}\n`);
+    const io = captureIo(dir);
+    const code = await runCli(['start', '--config', corruptConfig, '--port', '0', '--log-level', 'silent'], io, [startCommand]);
+    assert.equal(code, 2, io.err.join(''));
+    assert.match(io.err.join(''), new RegExp(`store unavailable: the SQLite store at ${path.replaceAll('.', '\\.')}`));
+    assert.deepEqual(io.out, []);
   });
 
   it('reports a broken config file with exit code 2 and starts nothing', async () => {

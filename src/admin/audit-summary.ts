@@ -100,7 +100,7 @@ export async function summarizeAudit(store: Store, window: OverviewWindow, now: 
       } else if (value.outcome === 'error') {
         bucket.errors += 1;
         route.errors += 1;
-      } else if (value.status < 500) {
+      } else if (value.status > 0 && value.status < 500) {
         route.lastOkAt = Math.max(route.lastOkAt ?? 0, value.time);
       }
       routes.set(value.route, route);

@@ -17,7 +17,9 @@ export function startAudit(request: FastifyRequest, reply: FastifyReply, log: Au
   gatewayState(request).audit = draft;
   // `on`, not `once`: a response closes once, and `once` would add a wrapper per request.
   reply.raw.on('close', () => {
-    const status = reply.raw.statusCode;
+    // No answer sent (a call cut at the end of shutdown's grace, a client gone before the backend answered): 0, not
+    // the 200 a response object starts with, which read as an answer the client never had.
+    const status = reply.raw.headersSent ? reply.raw.statusCode : 0;
     // A response that closed unfinished was cut by the client, unless the gateway marked its own cut (a backend
     // failure mid-stream) as an error first, or shutdown cut it.
     const cut = request.server.lifecycle.cutting ? 'server_closed' : 'client_closed';

@@ -47,6 +47,7 @@ export const auditRecord = defineRecord({
     /** The request id (`X-Request-Id` of the response, `reqId` of the log line): audit → log in one step. */
     requestId: z.string().optional(),
     outcome: z.enum(AUDIT_OUTCOMES),
+    /** The HTTP status answered; 0 when no answer was sent (the request was cut, by the client or at shutdown, first). */
     status: z.number(),
     durationMs: z.number(),
     bytesIn: z.number(),

@@ -74,4 +74,33 @@ describe('graceful shutdown with open SSE streams', () => {
       await reopened.close();
     }
   });
+
+  it('records a call cut before its backend answered with status 0: no answer was sent, not a 200', async () => {
+    const silent = createServer(() => {});
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const store = await createSqliteStore({ path: ':memory:', clock: systemClock, purgeIntervalMs: 0 });
+    const keyring = createTestKeyring();
+    const gateway = await startTestGateway({ keyring, store, config: { routes: [{ path: '/mcp', backend: `http://127.0.0.1:${(silent.address() as AddressInfo).port}/mcp` }] } });
+    try {
+      const bearer = await mintAccessToken(keyring, gateway.url, { aud: `${gateway.url}/mcp`, sub: 'tenant/waiting' });
+      const call = mcpPost(`${gateway.url}/mcp`, bearer, toolsCall('slow_tool')).then(
+        () => 'answered',
+        () => 'cut',
+      );
+      // The call reaches the backend, which takes its time.
+      const connections = () => new Promise<number>((resolve) => silent.getConnections((_error, count) => resolve(count)));
+      while ((await connections()) === 0) await new Promise((resolve) => setTimeout(resolve, 10));
+      const signals = new EventEmitter();
+      const shutdown = installGracefulShutdown(gateway.app, { graceMs: 100, logger: gateway.ctx.logger, closeResources: () => gateway.revokedGrants.stop(), signals });
+      signals.emit('SIGTERM');
+      assert.equal(await shutdown.stopped, 0);
+      assert.equal(await call, 'cut');
+      const records = (await store.list<AuditRecord>(AUDIT_NAMESPACE)).filter((entry) => entry.value.user === 'tenant/waiting');
+      assert.deepEqual(records.map((entry) => `${entry.value.outcome} ${entry.value.status}`), ['server_closed 0']);
+    } finally {
+      await store.close();
+      silent.closeAllConnections();
+      await new Promise<void>((resolve) => silent.close(() => resolve()));
+    }
+  });
 });

@@ -124,7 +124,7 @@ export async function createAuthorizationServer(ctx: GatehouseContext, deps: Aut
     provider.proxy = true;
     installClientOverrides(provider);
     installRetryAfter(provider);
-    installScopesSupported(provider);
+    installScopesSupported(provider, resources);
     installAtomicReplayDetection(provider, { store: ctx.store, clock: ctx.clock });
     installResourceScopes(provider, resources);
     installAccessTokenRevocation(provider, { keyring: ctx.keyring, issuer: ctx.publicUrl, logger: ctx.logger });

@@ -1,6 +1,7 @@
 import type Provider from 'oidc-provider';
 import type { KoaContextWithOIDC } from 'oidc-provider';
 import type { ProtectedResources } from './protected-resources.ts';
+import { OIDC_SCOPES } from '../protocol/oidc-scopes.ts';
 import { renderErrorPage } from '../errors/error-page.ts';
 import { brandingImageOrigins } from '../server/branding-assets.ts';
 import type { PageBranding } from '../web/branding.ts';
@@ -75,10 +76,17 @@ export async function renderProviderError(ctx: KoaContextWithOIDC, out: Record<s
  * page (consent-routes.ts), so such a client was asked every time, whatever the user had approved. A client asking for
  * `offline_access` anyway is served as before (the provider still knows the scope).
  */
-export function installScopesSupported(provider: Provider): void {
+export function installScopesSupported(provider: Provider, resources: Pick<ProtectedResources, 'all'>): void {
   provider.use(async (ctx, next) => {
     await next();
     const body = ctx.oidc?.route === 'discovery' ? (ctx.body as { scopes_supported?: unknown } | undefined) : undefined;
-    if (body !== undefined && Array.isArray(body.scopes_supported)) body.scopes_supported = body.scopes_supported.filter((scope) => scope !== 'offline_access');
+    if (body === undefined || !Array.isArray(body.scopes_supported)) return;
+    // The provider's list is fixed when it is built; a reload that removed a route scope (src/app/reload-config.ts)
+    // would leave it advertised, a scope the authorization endpoint no longer grants. Listed: the OpenID scopes and
+    // the routes' scopes as they are now.
+    const routeScopes = new Set(resources.all.flatMap((resource) => Object.keys(resource.scopes)));
+    body.scopes_supported = body.scopes_supported.filter(
+      (scope) => scope !== 'offline_access' && (typeof scope !== 'string' || routeScopes.has(scope) || OIDC_SCOPES.has(scope)),
+    );
   });
 }

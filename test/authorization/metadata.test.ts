@@ -3,6 +3,7 @@ import { describe, it } from 'node:test';
 import { DPOP_SIGNING_ALGS } from '../../src/protocol/dpop.ts';
 import { CLIENT_REDIRECT, registerPublicClient, startAuthorizationServer } from './harness.ts';
 import { startedForSuite } from '../support/suite-server.ts';
+import { applyReload } from '../../src/app/reload-config.ts';
 
 describe('authorization server metadata (RFC 8414)', () => {
   const server = startedForSuite(() => startAuthorizationServer());
@@ -37,6 +38,25 @@ describe('authorization server metadata (RFC 8414)', () => {
     }
     const client = await registerPublicClient(server, { scope: 'openid offline_access mcp:tools' });
     assert.ok(client.client_id, 'a client registering it is still taken');
+  });
+
+  it('stops listing a route scope a reload removed: the authorization endpoint no longer grants it', async () => {
+    const reloaded = await startAuthorizationServer({
+      routes: [{ path: '/mcp', backend: 'http://127.0.0.1:9/', scopes: { 'mcp:tools': 'Use the tools', 'extra:admin': 'Administer' } }],
+    });
+    try {
+      const listed = async () => ((await (await fetch(`${reloaded.publicUrl}/.well-known/oauth-authorization-server`)).json()) as { scopes_supported: string[] }).scopes_supported;
+      assert.ok((await listed()).includes('extra:admin'));
+      const live = reloaded.ctx.config;
+      const next = structuredClone(live);
+      next.routes[0]!.scopes = { 'mcp:tools': 'Use the tools' };
+      assert.deepEqual(applyReload({ live, prepare: (config) => config, knownScopes: new Set(['mcp:tools', 'extra:admin']) }, next).applied, ['routes[/mcp].scopes']);
+      const after = await listed();
+      assert.ok(after.includes('mcp:tools') && after.includes('openid'), after.join(' '));
+      assert.ok(!after.includes('extra:admin'), after.join(' '));
+    } finally {
+      await reloaded.close();
+    }
   });
 
   it('answers another method than it serves on the metadata and the JWKS with 405 naming them, not a 404', async () => {

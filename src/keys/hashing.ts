@@ -52,24 +52,36 @@ const MAX_P = 4;
  * was busy with them. One at a time leaves the other cores to everyone else.
  *
  * Waiting is per stored hash (that is per client: scrypt hashes are the configured clients' secrets; the server's
- * own are `$sha256$`) and per caller address, and the next derivation goes to each waiting queue in turn. A flood of
- * wrong secrets from one address fills that address's few places for that client only (a wait past them is refused:
- * SecretCheckBusyError, which the token endpoint answers 503 with Retry-After), and any other check waits for at
- * most one derivation per queue ahead of it. With one shared queue, twelve requests with wrong secrets for one client
- * id kept every other confidential client at 503; with one queue per client, a flood kept that client itself at 503
- * (9 of 20 of its own concurrent requests served, and none while the flood went on) until it had once proved its
- * secret in this process — a fresh replica, after every restart. A client that did so does not queue at all
- * (verifiedSecrets). Only a flood from the client's own address (behind the same NAT), or from more addresses than
- * there are places in all (DERIVATIONS_WAITING), still holds it off.
+ * own are `$sha256$`) and, within a client, per caller address; the next derivation goes to each client in turn,
+ * and within it to each caller in turn. A flood of wrong secrets from one address fills that address's few places
+ * for that client only (a wait past them is refused: SecretCheckBusyError, which the token endpoint answers 503
+ * with Retry-After); another client's check waits for at most one derivation per client ahead of it, and the
+ * client's own from another address for at most one per caller of that client. With one shared queue, twelve
+ * requests with wrong secrets for one client id kept every other confidential client at 503; with one queue per
+ * client, a flood kept that client itself at 503 (9 of 20 of its own concurrent requests served, and none while the
+ * flood went on) until it had once proved its secret in this process — a fresh replica, after every restart. A
+ * client that did so does not queue at all (verifiedSecrets). A client's callers together have at most
+ * DERIVATIONS_WAITING_PER_CLIENT places: the bound on memory (scrypt hashes are configured clients, a fixed few),
+ * and never one client's flood taking another's places (a cap shared by all clients let 33 addresses refuse every
+ * client). What still holds a client off: a flood from its own address (behind the same NAT), or from enough
+ * addresses to fill its own places.
  */
 const DERIVATIONS_AT_ONCE = 1;
-const DERIVATIONS_WAITING_PER_QUEUE = 8;
-const DERIVATIONS_WAITING = 256;
+const DERIVATIONS_WAITING_PER_CALLER = 8;
+const DERIVATIONS_WAITING_PER_CLIENT = 64;
 let derivationsRunning = 0;
-/** Checks waiting in bounded queues, all queues together. */
-let boundedWaiting = 0;
-/** The waiting derivations by queue (a stored hash and caller, or `hashing` for new hashes), served round-robin. */
-const derivationsWaiting = new Map<string, Array<() => void>>();
+
+/** One client's waiting checks: by caller, served in turn, and how many wait in all. */
+interface ClientQueue {
+  callers: Map<string, Array<() => void>>;
+  waiting: number;
+}
+/**
+ * The waiting derivations by client (a stored hash, or `hashing` for new hashes), then by caller: clients are served
+ * in turn, and within a client its callers in turn. Another client's check so waits for at most one derivation per
+ * client ahead of it, however many addresses a flood of one client comes from.
+ */
+const derivationsWaiting = new Map<string, ClientQueue>();
 
 /** A secret check that would have had to wait behind too many others of the same client. */
 export class SecretCheckBusyError extends GatehouseError {
@@ -79,27 +91,46 @@ export class SecretCheckBusyError extends GatehouseError {
   }
 }
 
-/** The next waiting derivation, taking queues in turn: a queue served goes to the back of the Map's order. */
-function nextWaiting(): (() => void) | undefined {
-  for (const [queue, waiting] of derivationsWaiting) {
-    derivationsWaiting.delete(queue);
-    const next = waiting.shift();
-    if (waiting.length > 0) derivationsWaiting.set(queue, waiting);
+/** The first of a Map's queues with a waiting check, taken off and put back at the end if more wait in it. */
+function takeInTurn<Q>(queues: Map<string, Q>, take: (queue: Q) => (() => void) | undefined, more: (queue: Q) => boolean): (() => void) | undefined {
+  for (const [key, queue] of queues) {
+    queues.delete(key);
+    const next = take(queue);
+    if (more(queue)) queues.set(key, queue);
     if (next !== undefined) return next;
   }
   return undefined;
 }
 
-async function deriveKey(secret: string, salt: Buffer, params: ScryptParameters, queue: { name: string; bounded: boolean }): Promise<Buffer> {
+/** The next waiting derivation: the next client in turn, and its next caller in turn. */
+function nextWaiting(): (() => void) | undefined {
+  return takeInTurn(
+    derivationsWaiting,
+    (client) => {
+      const next = takeInTurn(client.callers, (waiting) => waiting.shift(), (waiting) => waiting.length > 0);
+      if (next !== undefined) client.waiting -= 1;
+      return next;
+    },
+    (client) => client.waiting > 0,
+  );
+}
+
+/**
+ * `client` is a stored hash (a configured client's secret, bounded by the places above) or `hashing` (new hashes:
+ * the configuration's at start, unbounded); `caller` where the check came from.
+ */
+async function deriveKey(secret: string, salt: Buffer, params: ScryptParameters, queue: { client: string; caller?: string; bounded: boolean }): Promise<Buffer> {
   if (derivationsRunning < DERIVATIONS_AT_ONCE) derivationsRunning++;
   else {
-    const waiting = derivationsWaiting.get(queue.name) ?? [];
-    if (queue.bounded && (waiting.length >= DERIVATIONS_WAITING_PER_QUEUE || boundedWaiting >= DERIVATIONS_WAITING)) throw new SecretCheckBusyError();
-    derivationsWaiting.set(queue.name, waiting);
+    const client = derivationsWaiting.get(queue.client) ?? { callers: new Map<string, Array<() => void>>(), waiting: 0 };
+    const caller = queue.caller ?? '';
+    const waiting = client.callers.get(caller) ?? [];
+    if (queue.bounded && (waiting.length >= DERIVATIONS_WAITING_PER_CALLER || client.waiting >= DERIVATIONS_WAITING_PER_CLIENT)) throw new SecretCheckBusyError();
+    client.callers.set(caller, waiting);
+    client.waiting += 1;
+    derivationsWaiting.set(queue.client, client);
     // The finishing derivation hands its place to this one (derivationsRunning stays as it is).
-    if (queue.bounded) boundedWaiting++;
     await new Promise<void>((resolve) => waiting.push(resolve));
-    if (queue.bounded) boundedWaiting--;
   }
   try {
     const N = 2 ** params.ln;
@@ -133,7 +164,7 @@ function rememberVerified(key: string): void {
 /** `$scrypt$ln=15,r=8,p=1$<salt>$<hash>` (base64url): the parameters travel with the hash so they can be raised later. */
 export async function hashClientSecret(secret: string, params: ScryptParameters = defaultScryptParameters): Promise<string> {
   const salt = randomBytes(SALT_BYTES);
-  const hash = await deriveKey(secret, salt, params, { name: 'hashing', bounded: false });
+  const hash = await deriveKey(secret, salt, params, { client: 'hashing', bounded: false });
   return `$scrypt$ln=${params.ln},r=${params.r},p=${params.p}$${salt.toString('base64url')}$${hash.toString('base64url')}`;
 }
 
@@ -179,7 +210,7 @@ export async function verifyClientSecret(secret: string, hash: string, caller = 
   const known = verifiedKey(secret, hash);
   if (verifiedSecrets.has(known)) return true;
   const expected = Buffer.from(match[5] ?? '', 'base64url');
-  const actual = await deriveKey(secret, Buffer.from(match[4] ?? '', 'base64url'), params, { name: `${hash} ${caller}`, bounded: true });
+  const actual = await deriveKey(secret, Buffer.from(match[4] ?? '', 'base64url'), params, { client: hash, caller, bounded: true });
   const verified = expected.length === actual.length && timingSafeEqual(expected, actual);
   if (verified) rememberVerified(known);
   return verified;

@@ -110,16 +110,25 @@ describe('client secret hashing', () => {
     assert.equal(order.filter((entry) => entry === 'flood').length, 9, 'the flood had its own eight places, no more');
   });
 
-  it('gives each caller address its own places, and bounds the places of all callers together', async () => {
+  it("gives each caller address its own places, bounds a client's places together, and never lets one client's take another's", async () => {
     const hash = await hashClientSecret('a-client-secret-value', fast);
-    // One check from each of 300 addresses, all at once: one derives, 256 wait in all, the rest are refused.
-    const outcomes = await Promise.allSettled(Array.from({ length: 300 }, (_, index) => verifyClientSecret(`wrong-${index}`, hash, `192.0.2.${index}`)));
-    assert.equal(outcomes.filter((outcome) => outcome.status === 'fulfilled').length, 257);
+    const other = await hashClientSecret('the-other-client-value', fast);
+    // One check from each of 100 addresses, all at once: one derives, 64 wait for the client, the rest are refused —
+    // and another client's check, asked meanwhile, is judged (a cap shared by all clients refused it).
+    let judgedBefore = 0;
+    const flood = Promise.allSettled(
+      Array.from({ length: 100 }, (_, index) => verifyClientSecret(`wrong-${index}`, hash, `192.0.2.${index}`).then((verified) => ((judgedBefore += 1), verified))),
+    );
+    assert.equal(await verifyClientSecret('the-other-client-value', other, '203.0.113.1'), true);
+    // Clients are served in turn: the running check and at most one more of the flooded client's came first.
+    assert.ok(judgedBefore <= 2, `${judgedBefore} of the flood's checks were judged first`);
+    const outcomes = await flood;
+    assert.equal(outcomes.filter((outcome) => outcome.status === 'fulfilled').length, 65);
     assert.ok(outcomes.filter((outcome) => outcome.status === 'rejected').every((outcome) => outcome.reason instanceof SecretCheckBusyError));
     // A flood from one address holds only that address's places: the client's own check from another is judged.
-    const flood = Array.from({ length: 12 }, (_, index) => verifyClientSecret(`guess-${index}`, hash, '198.51.100.7').catch((error: unknown) => error));
+    const fromOne = Array.from({ length: 12 }, (_, index) => verifyClientSecret(`guess-${index}`, hash, '198.51.100.7').catch((error: unknown) => error));
     assert.equal(await verifyClientSecret('a-client-secret-value', hash, '203.0.113.9'), true);
-    assert.equal((await Promise.all(flood)).filter((outcome) => outcome instanceof SecretCheckBusyError).length, 3);
+    assert.equal((await Promise.all(fromOne)).filter((outcome) => outcome instanceof SecretCheckBusyError).length, 3);
   });
 
   it('lets a client that proved its secret through a flood of wrong ones: the secret is not derived again', async () => {

@@ -111,7 +111,7 @@ export function createGatewayRuntime(ctx: GatehouseContext, deps: GatewayDeps): 
     accounts: createAccountCache({ store, clock }),
     forwarder: createIdentityForwarder({ signer, broker: deps.broker, endGrant }),
     backendStepUp: createBackendStepUp({ store, clock, endGrant }),
-    sessions: createSessionBindings(store),
+    sessions: createSessionBindings(store, undefined, undefined, clock),
     tasks: createTaskBindings(store, () => clock.now(), keyring),
     openStreams: createOpenStreams({
       clock,

@@ -3,26 +3,29 @@ import type { Unsubscribe } from '../store/store.ts';
 import { legacySseSessionRecord, mcpSessionRecord, sessionEndedChannel } from '../records/proxy.ts';
 import { createRecord, deleteRecord, publishMessage, readRecord, subscribeChannel, writeRecord } from '../store/record-access.ts';
 import { jsonRpcCodes, ProtocolError } from '../errors/protocol-error.ts';
+import { systemClock, type Clock } from '../runtime/clock.ts';
 
 /**
  * MCP session ids bound to the user who created them. A session id is a routing handle, not a credential (MCP
  * security best practices, "session hijacking"): if a second user learnt one, their own valid token must not let them
- * into it. The binding lives in the store so every replica enforces it; bindings never change once written, so each
- * replica caches them.
+ * into it. The binding lives in the store so every replica enforces it, and each replica caches it: a binding
+ * changes only when the backend issues its id again (bind), which every replica is told of, and a cached copy is read
+ * again after a minute, so a replica that missed that message lets the earlier owner in for a minute at most.
  *
  * Two kinds share this: Streamable HTTP `Mcp-Session-Id` values issued by the backend (namespace `mcp-session`), and
  * legacy HTTP+SSE sessions issued by the gateway itself (namespace `legacy-sse-session`), which also carry the backend
  * message URL so whichever replica receives the POST can route it.
  *
  * The cache is what keeps the store off the per-message path (a legacy SSE POST otherwise reads the mapping every
- * time): least recently used, bounded, and dropped when the session ends. Caching the binding never caches the
+ * time): least recently used, bounded, read again after CACHED_BINDING_MS, and dropped when the session ends. Caching the binding never caches the
  * decision: owner and route are compared on every request, and the token itself (expiry, revocation) is checked
  * before the session is looked up.
  *
  * A session's end is told to every replica (`session-ended`): each drops its cached binding, so a request naming the
  * ended session is refused at the gateway whichever replica it reaches, and cuts the session's streams it carries
- * (open-streams.ts). Pub/sub is at most once: a replica that misses the message keeps its copy until evicted, which
- * lets a request through only to a backend that has ended the session itself.
+ * (open-streams.ts). Pub/sub is at most once: a replica that misses the message keeps its copy for up to a minute,
+ * which lets a request through only to a backend that has ended the session itself — or, for an id the backend
+ * issued again, lets the earlier owner reach the new owner's session on that replica for that minute.
  */
 export interface SessionBinding {
   subject: string;
@@ -75,9 +78,12 @@ export interface DeferredDeleteOptions {
   maxWaiting?: number;
 }
 
-export function createSessionBindings(store: Store, maxCached = 50_000, deferred: DeferredDeleteOptions = {}): SessionBindings {
+/** How long a replica trusts its cached copy of a binding before reading the store again. */
+const CACHED_BINDING_MS = 60_000;
+
+export function createSessionBindings(store: Store, maxCached = 50_000, deferred: DeferredDeleteOptions = {}, clock: Pick<Clock, 'now'> = systemClock): SessionBindings {
   const { firstDelayMs = 1_000, tries = 5, maxWaiting = 10_000 } = deferred;
-  const cache = new Map<string, SessionBinding>();
+  const cache = new Map<string, { binding: SessionBinding; readAt: number }>();
   const waiting = new Map<string, NodeJS.Timeout>();
   // Set by stop(): a retry already running then schedules no other (its store is closing).
   let stopped = false;
@@ -90,7 +96,7 @@ export function createSessionBindings(store: Store, maxCached = 50_000, deferred
   };
   const remember = (key: string, binding: SessionBinding) => {
     if (cache.size >= maxCached) cache.delete(cache.keys().next().value as string);
-    cache.set(key, binding);
+    cache.set(key, { binding, readAt: clock.now() });
   };
   async function deleteAndTell(kind: SessionKind, sessionId: string): Promise<void> {
     await deleteRecord(store, bindingRecords[kind], sessionId);
@@ -128,11 +134,13 @@ export function createSessionBindings(store: Store, maxCached = 50_000, deferred
       if (!(await createRecord(store, record, sessionId, binding, options))) {
         // The id is bound already. Only the backend issues an id (a client naming one it was not issued is refused
         // before the backend is asked), so issuing it again means that session is over at the backend: one whose
-        // ids repeat — a counter restarted, another backend's counter — has given it to this user. Kept for the
+        // ids repeat — a counter restarted — has given it to this user. Kept for the
         // earlier owner, it refused the new owner every request and let the earlier one into the new owner's
         // session. The earlier owner's session ends, here and on every replica (cached copies, streams).
         const earlier = await readRecord(store, record, sessionId);
-        if (earlier === undefined || !sameOwner(earlier, binding)) {
+        // Only for the same route, that is the same backend: another route's backend issuing the same id says
+        // nothing of this one's session, which stays its owner's (the new user is refused it, as before).
+        if (earlier === undefined || (earlier.route === binding.route && !sameOwner(earlier, binding))) {
           await writeRecord(store, record, sessionId, binding, options);
           if (earlier !== undefined) {
             ended(kind, sessionId);
@@ -145,14 +153,19 @@ export function createSessionBindings(store: Store, maxCached = 50_000, deferred
     },
     async require(kind, sessionId, owner, route) {
       const key = `${kind}\u0000${sessionId}`;
-      let binding = cache.get(key);
-      if (binding) {
+      const cached = cache.get(key);
+      let binding: SessionBinding | undefined;
+      if (cached !== undefined && clock.now() - cached.readAt < CACHED_BINDING_MS) {
         // Least recently used: a hit moves to the end, so long-lived busy sessions are not evicted by new ones.
         cache.delete(key);
-        cache.set(key, binding);
+        cache.set(key, cached);
+        binding = cached.binding;
       } else {
         binding = await readRecord(store, bindingRecords[kind], sessionId);
-        if (!binding) throw sessionNotFound();
+        if (!binding) {
+          cache.delete(key);
+          throw sessionNotFound();
+        }
         remember(key, binding);
       }
       // The user's other clients too are strangers to the session: each MCP client opens its own.

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { ProtocolError } from '../../src/errors/protocol-error.ts';
-import { systemClock } from '../../src/runtime/clock.ts';
+import { ManualClock, systemClock } from '../../src/runtime/clock.ts';
 import { createSessionBindings, type SessionBinding } from '../../src/proxy/session-bindings.ts';
 import { createSqliteStore } from '../../src/store/sqlite-store.ts';
 import { StoreUnavailableError, type Store } from '../../src/store/store.ts';
@@ -95,6 +95,41 @@ describe('session bindings cache', () => {
       await first.bind('mcp-session', '1', binding('tenant/bob'), 60);
       await new Promise((resolve) => setTimeout(resolve, 20));
       assert.deepEqual(endedOnFirst, []);
+    } finally {
+      await first.stop();
+      await second.stop();
+    }
+  });
+
+  it("keeps a session another route's backend issues the same id for, and reads a cached binding again after a minute", async () => {
+    const alice = { subject: 'tenant/alice', clientId: 'client-1' };
+    const clock = new ManualClock(1_700_000_000_000);
+    // The message of a re-bind never reaches the second replica (pub/sub is at most once).
+    const deaf = new Proxy(counted, {
+      get(target, property, receiver) {
+        if (property === 'subscribe') return () => Promise.resolve(() => Promise.resolve());
+        const value = Reflect.get(target, property, receiver) as unknown;
+        return typeof value === 'function' ? value.bind(target) : value;
+      },
+    });
+    const first = createSessionBindings(counted, 100, {}, clock);
+    const second = createSessionBindings(deaf, 100, {}, clock);
+    await first.start(() => undefined);
+    await second.start(() => undefined);
+    try {
+      await first.bind('mcp-session', 'shared-id', binding('tenant/alice'), 60);
+      // Another route's backend issues the same id to bob: alice's session on /mcp is not ended by it.
+      await first.bind('mcp-session', 'shared-id', { ...binding('tenant/bob'), route: '/other' }, 60);
+      assert.equal((await first.require('mcp-session', 'shared-id', alice, '/mcp')).subject, 'tenant/alice');
+
+      await second.require('mcp-session', 'shared-id', alice, '/mcp');
+      // The same route's backend issues it again, to bob; the second replica keeps its cached copy of alice's…
+      await first.bind('mcp-session', 'shared-id', binding('tenant/bob'), 60);
+      assert.equal((await second.require('mcp-session', 'shared-id', alice, '/mcp')).subject, 'tenant/alice');
+      // …for a minute at most.
+      clock.advance(60_000);
+      await assert.rejects(second.require('mcp-session', 'shared-id', alice, '/mcp'), isNotFound);
+      assert.equal((await second.require('mcp-session', 'shared-id', { subject: 'tenant/bob', clientId: 'client-1' }, '/mcp')).subject, 'tenant/bob');
     } finally {
       await first.stop();
       await second.stop();

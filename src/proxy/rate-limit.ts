@@ -10,16 +10,17 @@ import { ProtocolError } from '../errors/protocol-error.ts';
  *
  * The counters live in the store (atomic `increment`), so on Redis N replicas share one budget instead of each
  * granting the full limit. Touching the store on every request would put a round trip on the hot path, so a replica
- * claims the budget in leases: it adds a lease (a twentieth of the limit, 1 to 256 requests) to the shared counter
- * and admits that many requests locally, claiming the next lease in the background once half of this one is used.
+ * claims the budget in leases: it adds a lease (leaseFor: what it admitted so far, at most a twentieth of the limit)
+ * to the shared counter and admits that many requests locally, claiming the next lease in the background once half
+ * of this one is used.
  * The shared counter is what every replica has claimed, so together they never admit more than the limit: a replica
  * that admitted what it had counted but not yet shared (the earlier design, a batched flush) let a burst spread over
  * N replicas through N times, each new window (4 bursts of 40 over two replicas, limit 10: 16–20 admitted each). The
- * cost is the other way: the leases replicas claimed and did not use, at most one and a half each, are not admitted
- * elsewhere.
- * A request waits for the store only when its replica holds no lease — its first in a window, or a lease used up
- * before the next one came — and a store that cannot be reached leaves the replica counting on its own, against the
- * whole limit, until the window ends (a budget, not a security boundary: an outage does not refuse every call).
+ * cost is the other way: what replicas claimed and did not use is not admitted elsewhere (leaseFor keeps it small).
+ * A request waits for the store only when its replica holds no lease — the first few in a window, while leases are
+ * of one; every request under a limit below 40 a minute; a lease used up before the next one came — and a store that
+ * cannot be reached leaves the replica counting on its own, against the whole limit, until the window ends (a
+ * budget, not a security boundary: an outage does not refuse every call).
  * (@fastify/rate-limit and rate-limiter-flexible were considered: neither stores counters in node:sqlite, and both
  * make a Redis round trip per request where this claims leases.)
  */
@@ -40,18 +41,24 @@ interface Counter {
   used: number;
   /** Claimed from the shared counter by this replica in this window: it admits up to this many. */
   claimed: number;
+  /** The shared counter as of this replica's last claim: at the limit, nothing is left to claim this window. */
+  known: number;
   /** A lease on its way from the store: a request past `claimed` waits for it. */
   claiming: Promise<void> | undefined;
-  /** The shared counter reached the limit: nothing more to claim this window. */
-  spent: boolean;
   /** The store could not be reached: counted here alone, against the whole limit, until the window ends. */
   alone: boolean;
 }
 
 const WINDOW_MS = 60_000;
 
-/** A twentieth of the limit: few claims per window, and at most one and a half leases per replica left unused. */
-const leaseFor = (limit: number) => Math.max(1, Math.min(256, Math.floor(limit / 20)));
+/**
+ * The next lease: as many as this replica admitted so far in the window (its share of the user's traffic, doubling
+ * as it goes on), at most a twentieth of the limit or of what is left of it, 1 to 256. What replicas claim and do not
+ * use is what lease sizes cost: a fixed twentieth of the limit, each replica holding up to one and a half unused,
+ * refused users at half their limit on 40 replicas; leases that follow each replica's own traffic and shrink as the
+ * budget runs out leave far less unused, however many replicas share it.
+ */
+const leaseFor = (counter: Counter, limit: number) => Math.max(1, Math.min(256, Math.floor(limit / 20), Math.floor((limit - counter.known) / 20), counter.used));
 
 export function createRateLimiter(options: {
   store: Store;
@@ -69,7 +76,7 @@ export function createRateLimiter(options: {
   function counterOf(counters: Map<string, Counter>, budget: 'u' | 'c', path: string, who: string, window: number): Counter {
     let counter = counters.get(who);
     if (!counter || counter.window !== window) {
-      counter = { key: `${window}:${budget}:${path}:${who}`, window, used: 0, claimed: 0, claiming: undefined, spent: false, alone: false };
+      counter = { key: `${window}:${budget}:${path}:${who}`, window, used: 0, claimed: 0, known: 0, claiming: undefined, alone: false };
       counters.set(who, counter);
     }
     return counter;
@@ -80,35 +87,40 @@ export function createRateLimiter(options: {
     if (counter.used < counter.claimed || (counter.alone && counter.used < limit)) {
       counter.used += 1;
       // Half of the lease used: the next one is claimed now, so the requests after it need not wait. Not for leases
-      // of one (limits under 40 a minute): a lease claimed ahead would be a request's worth of budget each replica
-      // held unused, a quarter of a limit of 4 on two replicas, to spare a round trip a few times a minute.
-      const lease = leaseFor(limit);
-      if (lease > 1 && !counter.alone && !counter.spent && counter.claiming === undefined && counter.claimed - counter.used <= lease / 2) {
+      // of one (limits under 40 a minute, a window's first requests): a lease claimed ahead would be budget each
+      // replica held unused, a quarter of a limit of 4 on two replicas, to spare a round trip.
+      const lease = leaseFor(counter, limit);
+      if (lease > 1 && !counter.alone && counter.known < limit && counter.claiming === undefined && counter.claimed - counter.used <= lease / 2) {
         void claim(counter, limit);
       }
       return true;
     }
-    if (counter.spent || counter.alone) return false;
-    // Each claim adds at least one request to `claimed`, or ends the claiming (spent, alone): this recursion ends.
+    // `known` against the limit as it is now: a reload that raised it opens the budget again this window.
+    if (counter.alone || counter.known >= limit) return false;
+    // Each claim adds at least one request to `claimed`, or ends the claiming (`known` at the limit, `alone`): this
+    // recursion ends.
     return claim(counter, limit).then(() => admit(counter, limit));
   }
 
   /** Claims the next lease (one claim at a time per counter; every waiter shares it). Never rejects. */
   function claim(counter: Counter, limit: number): Promise<void> {
-    const lease = leaseFor(limit);
+    const lease = leaseFor(counter, limit);
     // The key carries the window, so the counter expires with it (two windows of TTL cover clock skew).
     counter.claiming ??= incrementCounter(store, rateLimitCounter, counter.key, 120, lease)
       .then(
         (total) => {
+          // A store answering no count would leave the claim neither granted nor spent, and its waiters claiming
+          // for ever: counted alone instead.
+          if (!Number.isSafeInteger(total)) throw new Error(`the store answered ${String(total)} for a counter`);
           const before = total - lease;
           if (before < limit) counter.claimed += Math.min(lease, limit - before);
-          if (total >= limit) counter.spent = true;
-        },
-        (error: unknown) => {
-          counter.alone = true;
-          onError(error);
+          counter.known = Math.max(counter.known, total);
         },
       )
+      .catch((error: unknown) => {
+        counter.alone = true;
+        onError(error);
+      })
       .finally(() => (counter.claiming = undefined));
     return counter.claiming;
   }

@@ -88,5 +88,5 @@ export const rateLimitCounter = defineCounter({
   owner: 'src/proxy/rate-limit.ts',
   key: '`<minute>:u:<route path>:<subject>` and `<minute>:c:<route path>:<client id>` (`<minute>` = epoch ms ÷ 60000)',
   ttl: '120 s',
-  description: 'Requests in that minute claimed by the replicas together: each claims a lease (a twentieth of the limit, 1 to 256) before admitting that many, so together they never admit more than the limit.',
+  description: 'Requests in that minute claimed by the replicas together: each claims a lease (what it admitted so far in the minute, at most a twentieth of the limit or of what is left, 1 to 256) before admitting that many, so together they never admit more than the limit.',
 });

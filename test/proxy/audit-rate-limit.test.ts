@@ -293,32 +293,65 @@ describe('rate limiter leases', () => {
     }
   });
 
-  it('admits at once while it holds a lease, claiming the next one ahead', async () => {
+  it('admits at once while it holds a lease, claiming the next one ahead once its leases have grown', async () => {
     let increments = 0;
     const store = await createSqliteStore({ path: ':memory:', clock: systemClock, purgeIntervalMs: 0 });
     const counted = { increment: (...args: Parameters<Store['increment']>) => (increments++, store.increment(...args)) } as unknown as Store;
     const limiter = createRateLimiter({ store: counted, clock: new ManualClock(Date.now()) });
     try {
       const limited = route(600);
-      const first = limiter.consume(limited, 'tenant/alice', 'client-1');
-      assert.ok(first instanceof Promise, "the window's first request waits for a lease");
-      await first;
       let waited = 0;
-      for (let i = 0; i < 100; i++) {
+      const waits: number[] = [];
+      for (let i = 0; i < 200; i++) {
         const next = limiter.consume(limited, 'tenant/alice', 'client-1');
         if (next !== undefined) {
           waited++;
+          waits.push(i);
           await next;
         }
         // Let a claim made ahead settle, as requests spaced on a real event loop would.
         await new Promise((resolve) => setImmediate(resolve));
       }
-      assert.equal(waited, 0, 'no later request waited: each lease was claimed before the last one ran out');
-      // Leases of 30: one claim per 30 requests or so (user and client budgets), not one per request.
-      assert.ok(increments <= 12, `${increments} increments for 101 requests`);
+      // Leases follow what this replica admitted (1, 1, 2, 3, …, up to 30): the window's first requests wait, then none.
+      assert.ok(waited <= 3 && waits.every((index) => index < 3), `requests ${waits.join(', ')} waited`);
+      // Not one claim per request (two budgets: user and client).
+      assert.ok(increments <= 30, `${increments} increments for 200 requests`);
     } finally {
       await limiter.stop();
       await store.close();
+    }
+  });
+
+  it('leaves little of a budget unclaimed however many replicas share it, and opens again when a reload raises the limit', async () => {
+    const store = await createSqliteStore({ path: ':memory:', clock: systemClock, purgeIntervalMs: 0 });
+    const clock = new ManualClock(Date.now());
+    const replicas = Array.from({ length: 40 }, () => createRateLimiter({ store, clock }));
+    try {
+      // One user's requests, one at a time, round robin over 40 replicas: a lease of a fixed twentieth of the limit
+      // had each replica hold up to 45 unused, and the first 429 came at request 20 of a limit of 600.
+      let admittedInARow = 0;
+      for (let i = 0; i < 600; i++) {
+        if (!(await admitted(() => replicas[i % 40]!.consume(route(600), 'tenant/spread', 'client-1')))) break;
+        admittedInARow++;
+      }
+      assert.ok(admittedInARow >= 450, `the first refusal came after ${admittedInARow} of 600`);
+      // A reload raises the limit: the budget the window had spent is open again.
+      const one = replicas[0]!;
+      while (await admitted(() => one.consume(route(600), 'tenant/spread', 'client-1')));
+      assert.equal(await admitted(() => one.consume(route(1_200), 'tenant/spread', 'client-1')), true);
+    } finally {
+      await Promise.all(replicas.map((replica) => replica.stop()));
+      await store.close();
+    }
+  });
+
+  it('counts alone when the store answers no number for a counter, rather than claim for ever', async () => {
+    const broken = { increment: () => Promise.resolve(Number.NaN) } as unknown as Store;
+    const limiter = createRateLimiter({ store: broken, clock: new ManualClock(Date.now()) });
+    try {
+      assert.equal(await admitted(() => limiter.consume(route(2), 'tenant/alice', 'client-1')), true);
+    } finally {
+      await limiter.stop();
     }
   });
 

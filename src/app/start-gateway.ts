@@ -4,6 +4,7 @@ import type { FastifyInstance } from 'fastify';
 import type { DestinationStream, LevelWithSilent, Logger } from 'pino';
 import { keepHeapAcrossIdleGaps, releaseStartupMemory, returnHeapWhenQuiet } from '../runtime/process-heap.ts';
 import type { GatehouseConfig } from '../config/schema.ts';
+import { isDamagedDatabase } from '../store/sqlite-database.ts';
 import { chooseLogFormat, prettyDestination } from '../server/log-destination.ts';
 import { loadKeyring } from '../keys/load-keyring.ts';
 import { systemClock, type Clock } from '../runtime/clock.ts';
@@ -241,14 +242,12 @@ async function startListening(options: StartGatewayOptions, hungUpWhileStarting:
     return { url, app, lifecycle };
   } catch (error) {
     await closeAll().catch(() => {});
-    // The store opened, then failed a step of the start (a SQLite file whose pages are corrupt opens, and fails its
-    // first read): a refusal to start, exit 2 as when it does not open, so a supervisor does not restart it in a loop.
-    if (error instanceof StoreUnavailableError) throw new GatehouseError('GH_USAGE', `store unavailable: ${storeNamed(config.store)}: ${error.message}`);
+    // The store opened, then a step of the start found its file damaged (a SQLite file whose pages are corrupt opens,
+    // and fails its first read): a refusal to start, exit 2 as when it does not open, so a supervisor does not
+    // restart it in a loop. A store that may come back (a lock held, Redis failing over) stays a failed start (exit 1).
+    if (error instanceof StoreUnavailableError && isDamagedDatabase(error) && config.store.type === 'sqlite') {
+      throw new GatehouseError('GH_USAGE', `store unavailable: the SQLite store at ${config.store.sqlitePath} is damaged (${error.cause instanceof Error ? error.cause.message : 'unreadable'}): restore it from a backup (docs/operations.md, "Backups of the SQLite store")`);
+    }
     throw error;
   }
-}
-
-/** Where the store is, for an operator to look (a Redis URL is left out: it may carry a password). */
-function storeNamed(store: GatehouseConfig['store']): string {
-  return store.type === 'sqlite' ? `the SQLite store at ${store.sqlitePath}` : 'the Redis store (store.redisUrl)';
 }

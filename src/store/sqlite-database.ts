@@ -19,6 +19,20 @@ const unavailableCodes = new Set([
   26, // SQLITE_NOTADB
 ]);
 
+/**
+ * Whether a failure (or any cause of it) is a database file SQLite cannot read as one — corrupt pages
+ * (SQLITE_CORRUPT) or not a database (SQLITE_NOTADB): a state no retry ends, where the other codes above pass
+ * (a lock held, a full disk, a read-only file). At start, the one is a refusal to start, the others a failed start a
+ * supervisor may retry.
+ */
+export function isDamagedDatabase(error: unknown): boolean {
+  for (let cause = error, depth = 0; cause instanceof Error && depth < 5; cause = cause.cause, depth++) {
+    const primaryCode = ((cause as { errcode?: unknown }).errcode as number | undefined ?? 0) & 0xff;
+    if (primaryCode === 11 || primaryCode === 26) return true;
+  }
+  return false;
+}
+
 /** How long a write waits for another process's write lock, on the event loop (see `open`). */
 /** How often the database file is looked at (#watchFile). */
 const FILE_CHECK_INTERVAL_MS = 1_000;

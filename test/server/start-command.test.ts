@@ -14,7 +14,8 @@ import { runCli } from '../../src/cli/main.ts';
 import { GRANT_NAMESPACE } from '../../src/admin/admin-deps.ts';
 import { systemClock } from '../../src/runtime/clock.ts';
 import { createSqliteStore } from '../../src/store/sqlite-store.ts';
-import type { Store } from '../../src/store/store.ts';
+import { StoreUnavailableError, type Store } from '../../src/store/store.ts';
+import { isDamagedDatabase } from '../../src/store/sqlite-database.ts';
 import type { GatehouseConfig } from '../../src/config/schema.ts';
 
 function captureIo(cwd: string): CliIo & { out: string[]; err: string[] } {
@@ -226,8 +227,16 @@ describe('gatehouse start', () => {
     const io = captureIo(dir);
     const code = await runCli(['start', '--config', corruptConfig, '--port', '0', '--log-level', 'silent'], io, [startCommand]);
     assert.equal(code, 2, io.err.join(''));
-    assert.match(io.err.join(''), new RegExp(`store unavailable: the SQLite store at ${path.replaceAll('.', '\\.')}`));
+    assert.match(io.err.join(''), new RegExp(`store unavailable: the SQLite store at ${path.replaceAll('.', '\\.')} is damaged \\(database disk image is malformed\\): restore it from a backup`));
     assert.deepEqual(io.out, []);
+  });
+
+  it('tells a damaged database file from a store that may come back (a lock held, a full disk): only the first refuses to start', () => {
+    const sqliteError = (errcode: number) => Object.assign(new Error(`sqlite ${errcode}`), { errcode });
+    const failing = (errcode: number) => new StoreUnavailableError('the SQLite store is unavailable', { cause: sqliteError(errcode) });
+    for (const damaged of [11, 26, 11 | (1 << 8)]) assert.equal(isDamagedDatabase(failing(damaged)), true, String(damaged));
+    for (const passing of [5, 6, 8, 10, 13, 14]) assert.equal(isDamagedDatabase(failing(passing)), false, String(passing));
+    assert.equal(isDamagedDatabase(new StoreUnavailableError('Redis is unreachable')), false);
   });
 
   it('reports a broken config file with exit code 2 and starts nothing', async () => {

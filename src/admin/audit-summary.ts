@@ -53,7 +53,7 @@ export interface AuditSummary {
   truncated: boolean;
 }
 
-const STATUS_REASONS: Record<number, string> = { 401: 'no valid token', 403: 'refused', 404: 'unknown session', 429: 'rate limited' };
+const STATUS_REASONS: Record<number, string> = { 0: 'no answer sent', 401: 'no valid token', 403: 'refused', 404: 'unknown session', 429: 'rate limited' };
 
 /**
  * Why a request was refused, as a short category: the gateway records a policy's or pinning's reason

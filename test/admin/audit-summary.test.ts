@@ -63,6 +63,7 @@ describe('audit summary', () => {
     assert.equal(denialReason({ status: 403, reason: 'insufficient_scope' }), 'insufficient_scope');
     assert.equal(denialReason({ status: 429 }), 'rate limited');
     assert.equal(denialReason({ status: 418 }), 'HTTP 418');
+    assert.equal(denialReason({ status: 0 }), 'no answer sent');
   });
 
   it('draws the chart with labelled axes and round ticks', async () => {

@@ -34,7 +34,8 @@ export function renderAuditPage(view: ConsoleView, result: AuditResult, filter: 
     code(record.route),
     record.tool === undefined ? (record.method === undefined ? '–' : exactHtml(record.method)) : exactCode(record.tool),
     `<span class="outcome ${record.outcome}">${html(record.outcome.replace('_', ' '))}</span>${record.reason === undefined ? '' : `<br><span class="muted">${html(record.reason)}</span>`}`,
-    String(record.status),
+    // 0: no answer was sent (the request was cut first).
+    record.status === 0 ? '–' : String(record.status),
     `${record.durationMs} ms`,
   ]);
   const truncated = result.truncated

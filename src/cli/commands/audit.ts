@@ -63,7 +63,8 @@ export function createAuditCommands(dependencies: AdminCommandDependencies = def
           record.method ?? '-',
           record.tool ?? '-',
           record.outcome,
-          String(record.status),
+          // 0: no answer was sent (the request was cut first).
+          record.status === 0 ? '-' : String(record.status),
           `${record.durationMs}ms`,
         ],
       }),

@@ -26,7 +26,14 @@ interface Session<T> {
   subject: string;
 }
 
+/**
+ * Sessions held at once, and by one user. Most clients never end theirs (no `DELETE`), so a full table is the normal
+ * state of a long-running server, not an attack: the least recently used session ends to make room (its client gets
+ * 404 and starts a new one), never the new one refused — a refusal let one user opening sessions in a loop keep every
+ * other user out (503) until a restart.
+ */
 const maxSessions = 1_000;
+const maxSessionsPerUser = 50;
 
 function jsonRpcError(status: number, code: number, message: string): Response {
   return Response.json({ jsonrpc: '2.0', error: { code, message }, id: null }, { status });
@@ -40,8 +47,25 @@ export function createMcpTransports(deps: CapabilityDeps, logger: Logger) {
   const streamableSessions = new Map<string, Session<WebStandardStreamableHTTPServerTransport>>();
   const sseSessions = new Map<string, Session<SSEServerTransport>>();
 
+  /** Makes room for one more session of `subject`: ends its least recently used past its share, or anyone's past the total. */
+  async function makeRoomFor(subject: string): Promise<void> {
+    // The Map's order is the order of use (a used session moves to its end): its first entries are the least recent.
+    let own = 0;
+    let oldestOwn: string | undefined;
+    for (const [id, session] of streamableSessions) {
+      if (session.subject !== subject) continue;
+      own += 1;
+      oldestOwn ??= id;
+    }
+    const ending = own >= maxSessionsPerUser ? oldestOwn : streamableSessions.size >= maxSessions ? streamableSessions.keys().next().value : undefined;
+    if (ending === undefined) return;
+    const session = streamableSessions.get(ending);
+    streamableSessions.delete(ending);
+    await session?.transport.close().catch(() => undefined);
+  }
+
   async function openStreamableSession(request: Request, subject: string, authInfo: AuthInfo, parsedBody: unknown): Promise<Response> {
-    if (streamableSessions.size >= maxSessions) return jsonRpcError(503, -32000, 'Too many open sessions; retry later.');
+    await makeRoomFor(subject);
     const transport: WebStandardStreamableHTTPServerTransport = new WebStandardStreamableHTTPServerTransport({
       sessionIdGenerator: () => randomUUID(),
       onsessioninitialized: (id) => {
@@ -79,6 +103,9 @@ export function createMcpTransports(deps: CapabilityDeps, logger: Logger) {
     }
     const session = streamableSessions.get(sessionId);
     if (!session || session.subject !== subject) return jsonRpcError(404, -32001, 'Session not found.');
+    // Used now: to the end of the order of use.
+    streamableSessions.delete(sessionId);
+    streamableSessions.set(sessionId, session);
     return session.transport.handleRequest(request, { authInfo, parsedBody });
   }
 

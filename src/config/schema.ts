@@ -203,9 +203,17 @@ export const routeSchema = z
           .positive()
           .default(100)
           .describe('Streams (Streamable HTTP GET, a 2026-07-28 `subscriptions/listen`, legacy `/sse`) one user may hold open on this route on one replica; one beyond is 429.'),
+        sessionsPerUser: z
+          .number()
+          .int()
+          .positive()
+          .default(100)
+          .describe(
+            'Streamable HTTP sessions (`Mcp-Session-Id`, protocol 2025-11-25 and earlier) one user keeps on this route, across replicas. A session opened beyond it ends the user\'s oldest: the backend is sent its `DELETE`, and the session is refused from then on (404: its client starts a new one). Most clients never end their sessions, and each one holds the backend\'s memory until it does.',
+          ),
       })
       .strict()
-      .default({ perUserPerMinute: 600, perClientPerMinute: 3_000, streamsPerUser: 100 }),
+      .default({ perUserPerMinute: 600, perClientPerMinute: 3_000, streamsPerUser: 100, sessionsPerUser: 100 }),
   })
   .strict();
 

@@ -1,7 +1,7 @@
 import { StoreUnavailableError, type Store } from '../store/store.ts';
 import type { Unsubscribe } from '../store/store.ts';
 import { legacySseSessionRecord, mcpSessionRecord, sessionEndedChannel } from '../records/proxy.ts';
-import { createRecord, deleteRecord, publishMessage, readRecord, subscribeChannel, writeRecord } from '../store/record-access.ts';
+import { createRecord, deleteRecord, findRecordPage, publishMessage, readRecord, subscribeChannel, writeRecord } from '../store/record-access.ts';
 import { jsonRpcCodes, ProtocolError } from '../errors/protocol-error.ts';
 import { systemClock, type Clock } from '../runtime/clock.ts';
 
@@ -50,6 +50,11 @@ export interface SessionBindings {
   /** The binding, if this subject owns the session on this route; otherwise 404 (never revealing it exists). */
   require(kind: SessionKind, sessionId: string, owner: { subject: string; clientId: string }, route: string): Promise<SessionBinding>;
   /**
+   * The ids of this user's Streamable HTTP sessions on this route beyond the newest `keep`, oldest first (a page of
+   * them at most).
+   */
+  oldestBeyond(owner: { subject: string; route: string }, keep: number): Promise<string[]>;
+  /**
    * Deletes the binding and tells every replica, this one included, that the session ended. While the store is
    * unavailable the session still ends on this replica at once, and the deletion is retried in the background (see
    * `deferDelete`): the backend has ended the session by then, and its client must hear so, not a 503.
@@ -77,6 +82,12 @@ export interface DeferredDeleteOptions {
   tries?: number;
   maxWaiting?: number;
 }
+
+/** The `owner` index of a Streamable HTTP session: a user's sessions on one route (no space in a route path). */
+const ownerKey = (owner: { subject: string; route: string }) => `${owner.route} ${owner.subject}`;
+
+/** How many sessions beyond the limit one look finds (and ends). */
+const SURPLUS_PAGE = 16;
 
 /** How long a replica trusts its cached copy of a binding before reading the store again. */
 const CACHED_BINDING_MS = 60_000;
@@ -130,7 +141,7 @@ export function createSessionBindings(store: Store, maxCached = 50_000, deferred
   return {
     async bind(kind, sessionId, binding, ttlSeconds) {
       const record = bindingRecords[kind];
-      const options = { ttlSeconds, indexes: { subject: binding.subject } };
+      const options = { ttlSeconds, indexes: kind === 'mcp-session' ? { subject: binding.subject, owner: ownerKey(binding) } : { subject: binding.subject } };
       if (!(await createRecord(store, record, sessionId, binding, options))) {
         // The id is bound already. Only the backend issues an id (a client naming one it was not issued is refused
         // before the backend is asked), so issuing it again means that session is over at the backend: one whose
@@ -172,6 +183,16 @@ export function createSessionBindings(store: Store, maxCached = 50_000, deferred
       if (binding.subject !== owner.subject || binding.route !== route) throw sessionNotFound();
       if (binding.clientId !== undefined && binding.clientId !== owner.clientId) throw sessionNotFound();
       return binding;
+    },
+    async oldestBeyond(owner, keep) {
+      // Bounded: a user past the limit has one or two more than it (each new session ends the oldest), unless the
+      // limit was lowered — then the surplus goes a page at a time, with each new session.
+      const { entries } = await findRecordPage(store, mcpSessionRecord, 'owner', ownerKey(owner), { limit: keep + SURPLUS_PAGE });
+      if (entries.length <= keep) return [];
+      return entries
+        .sort((a, b) => a.value.createdAt - b.value.createdAt)
+        .slice(0, entries.length - keep)
+        .map((entry) => entry.key);
     },
     async forget(kind, sessionId) {
       // This replica first, whatever the store does: its cached copy and the streams it carries end with the session.

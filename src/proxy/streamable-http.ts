@@ -134,6 +134,8 @@ async function updateSessionBinding(exchange: McpExchange, response: BackendResp
       const { claims } = authorized(exchange);
       const binding = { subject: claims.sub, clientId: claims.clientId, route: state.route.path, createdAt: runtime.ctx.clock.now() };
       await runtime.sessions.bind('mcp-session', issued, binding, SESSION_TTL_SECONDS);
+      // Not waited for: the new session's answer does not depend on the old ones' end.
+      void endSurplusSessions(exchange, binding, issued);
     }
     if (closed && sessionId !== undefined) await runtime.sessions.forget('mcp-session', sessionId);
   } catch (error) {
@@ -143,6 +145,35 @@ async function updateSessionBinding(exchange: McpExchange, response: BackendResp
     throw error;
   }
 }
+
+/**
+ * A user keeps at most `rateLimit.sessionsPerUser` sessions on a route: the one just opened beyond it ends the oldest.
+ * Most MCP clients never send the `DELETE` that ends a session, and a backend keeps each one (its state, its memory)
+ * until told: one user opening sessions in a loop filled the sample server's table and every other user was refused
+ * (503) until it restarted. The backend is sent the `DELETE` the client never sent, as this user (the same identity
+ * the new session's request carried), and the binding is forgotten on every replica (its streams cut, its id 404).
+ * Failures are left to the binding's TTL and the backend's own limits: nothing here is the client's answer.
+ */
+async function endSurplusSessions(exchange: McpExchange, owner: { subject: string; route: string }, opened: string): Promise<void> {
+  const { runtime, state, backendHeaders } = exchange;
+  try {
+    const surplus = (await runtime.sessions.oldestBeyond(owner, state.route.rateLimit.sessionsPerUser)).filter((id) => id !== opened);
+    for (const sessionId of surplus) {
+      await runtime.sessions.forget('mcp-session', sessionId);
+      const headers: Record<string, string> = { ...backendHeaders, 'mcp-session-id': sessionId };
+      for (const name of ['content-type', 'content-length', 'transfer-encoding', 'accept', 'traceparent', 'tracestate', 'mcp-method', 'mcp-name']) delete headers[name];
+      const answer = await state.backend.send({ url: state.route.backend, method: 'DELETE', headers, body: null, signal: AbortSignal.timeout(SURPLUS_DELETE_TIMEOUT_MS) });
+      // Its body is not read: discarded, so the connection goes back to the route's pool.
+      answer.body.on('error', () => {}).resume();
+    }
+    if (surplus.length > 0) runtime.ctx.logger.info({ route: owner.route, ended: surplus.length }, 'ended the oldest MCP sessions of a user past rateLimit.sessionsPerUser');
+  } catch (error) {
+    runtime.ctx.logger.debug({ route: owner.route, reason: error instanceof Error ? error.message : 'unknown error' }, 'surplus MCP sessions not ended; their bindings expire');
+  }
+}
+
+/** How long the backend has to answer the DELETE of a surplus session. */
+const SURPLUS_DELETE_TIMEOUT_MS = 5_000;
 
 /**
  * A backend that refuses the gateway's identity, or answers with something that is not MCP, is a 502 — except a 401

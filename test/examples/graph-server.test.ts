@@ -315,6 +315,34 @@ describe('sample Graph MCP server', () => {
       }
     });
 
+    it("ends a user's least recently used session past their share, and never refuses another user for a full table", async () => {
+      // One user opening sessions in a loop (clients rarely end theirs) once filled the table: 503 for everyone.
+      const headers = { 'content-type': 'application/json', accept: 'application/json, text/event-stream' };
+      const initialize = '{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"loop","version":"1"}}}';
+      const loopUser = await gateway.signAssertion({ name: 'Loop' }, { sub: 'tenant-1/loop-id' });
+      const opened: string[] = [];
+      for (let i = 0; i < 60; i++) {
+        const answer = await http(server.url, '/mcp', { method: 'POST', bearer: loopUser, headers, body: initialize });
+        assert.equal(answer.status, 200, answer.text);
+        opened.push(answer.headers.get('mcp-session-id') ?? '');
+      }
+      const use = async (session: string) =>
+        (
+          await http(server.url, '/mcp', {
+            method: 'POST',
+            bearer: loopUser,
+            headers: { ...headers, 'mcp-session-id': session, 'mcp-protocol-version': '2025-11-25' },
+            body: '{"jsonrpc":"2.0","id":2,"method":"tools/list"}',
+          })
+        ).status;
+      assert.equal(await use(opened[0]!), 404, 'the first of 60 ended: 50 per user');
+      assert.equal(await use(opened[9]!), 404);
+      assert.equal(await use(opened[10]!), 200, 'the 50 most recent stay');
+      assert.equal(await use(opened[59]!), 200);
+      const other = await http(server.url, '/mcp', { method: 'POST', headers, body: initialize });
+      assert.equal(other.status, 200, "another user's session opens");
+    });
+
     it('serves the legacy HTTP+SSE transport', async () => {
       const client = new V1Client({ name: 'sse', version: '1.0.0' });
       const authorization = `Bearer ${await gateway.signAssertion()}`;

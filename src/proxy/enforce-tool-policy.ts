@@ -7,7 +7,7 @@ import type { McpPost } from './mcp-message.ts';
 import type { AuditDraft } from './request-audit.ts';
 import { toolChallenge, type RouteState } from './route-state.ts';
 import type { ApprovedTool } from './tool-pins.ts';
-import { decideTool, policyNameFor } from './tool-policy.ts';
+import { decideTool, policyNameFor, type ToolDecision } from './tool-policy.ts';
 
 /**
  * Applies the route's per-tool policies to every `tools/call` of a POST (each call of a batch too, so a batch
@@ -81,6 +81,13 @@ export function enforceToolOfTask(state: RouteState, tool: string, call: Authori
   enforceToolDecision(state, tool, call, draft, inBatch);
 }
 
+/** A scope or group denial, named for the audit record (the scopes are the route's own names, never a secret). */
+function whichRule(decision: ToolDecision): string {
+  const rules = decision.missingScopes.length > 0 ? [`missing scope ${decision.missingScopes.join(' ')}`] : [];
+  if (decision.missingGroup === true) rules.push('in none of the groups the tool requires');
+  return rules.join('; ');
+}
+
 /** Scopes and groups: throws the route's refusal when the caller may not call `tool`. */
 function enforceToolDecision(state: RouteState, tool: string, call: AuthorizedCall, draft: AuditDraft, inBatch: boolean): void {
   draft.tool ??= tool;
@@ -89,11 +96,18 @@ function enforceToolDecision(state: RouteState, tool: string, call: AuthorizedCa
   draft.outcome = 'denied';
   draft.tool = tool;
   if (decision.reason !== undefined) draft.reason = `policy: ${decision.reason}`;
+  // A scope or group denial: its error code (the console counts denials by it) and which rule refused, which the
+  // trail did not say — a bare `access_denied`, the same for every tool and every rule.
+  const refusedAs = (code: string) => {
+    if (decision.reason === undefined) draft.reason = `${code}: ${whichRule(decision)}`;
+  };
   const refusal = toldOf(decision.reason === undefined ? `You are not allowed to call ${tool}.` : `You are not allowed to call ${tool}: ${decision.reason}.`, inBatch);
-  if (state.route.deniedToolResponse === 'jsonrpc_error') {
-    throw new McpGatewayError('access_denied', JSONRPC.serverError, refusal, { status: 200 });
+  if (state.route.deniedToolResponse === 'jsonrpc_error' || decision.missingScopes.length === 0) {
+    refusedAs('access_denied');
+    if (state.route.deniedToolResponse === 'jsonrpc_error') throw new McpGatewayError('access_denied', JSONRPC.serverError, refusal, { status: 200 });
+    throw new ProtocolError('access_denied', refusal);
   }
-  if (decision.missingScopes.length === 0) throw new ProtocolError('access_denied', refusal);
+  refusedAs('insufficient_scope');
   const needed = state.route.tools[tool]?.scopes ?? [];
   const scheme = call.claims.jkt === undefined ? 'bearer' : 'dpop';
   throw insufficientScope(toolChallenge(state, needed), toldOf(`Calling ${tool} needs the scope(s): ${decision.missingScopes.join(' ')}.`, inBatch), scheme);

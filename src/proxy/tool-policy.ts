@@ -24,6 +24,8 @@ export interface ToolDecision {
   missingScopes: string[];
   /** Why no token of this caller could ever do (shown to the client); absent for a scope or group denial. */
   reason?: string;
+  /** The caller is in none of the groups the tool's policy names (for the audit record: which rule refused). */
+  missingGroup?: boolean;
 }
 
 type PolicyCaller = Pick<Caller, 'scopes' | 'groups' | 'appOnly'>;
@@ -54,7 +56,8 @@ export function decideTool(route: RouteConfig, tool: string, caller: PolicyCalle
     return { allowed: false, missingScopes: [], reason: 'it acts for a signed-in user and this caller is app-only (client credentials or a workload)' };
   }
   const missingScopes = policy.scopes.filter((scope) => !caller.scopes.includes(scope));
-  return { allowed: missingScopes.length === 0 && groupAllows(policy, caller), missingScopes };
+  const inGroup = groupAllows(policy, caller);
+  return { allowed: missingScopes.length === 0 && inGroup, missingScopes, ...(inGroup ? {} : { missingGroup: true }) };
 }
 
 /**

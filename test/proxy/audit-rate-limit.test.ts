@@ -146,7 +146,7 @@ describe('audit', () => {
       [401, 'denied', 'invalid_token'],
       [401, 'denied', 'invalid_token'],
       [401, 'denied', 'no token'],
-      [403, 'denied', 'insufficient_scope'],
+      [403, 'denied', 'insufficient_scope: missing scope mcp:secret'],
     ]);
   });
 });

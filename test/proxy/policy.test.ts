@@ -4,7 +4,7 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
 import { accountRecord, type AccountRecord } from '../../src/records/account.ts';
 import { startMcpBackend, type McpBackend } from '../support/mcp-backends.ts';
-import { createTestKeyring, mcpPost, mintAccessToken, startTestGateway, toolsCall, toolsList, type TestGateway } from './harness.ts';
+import { auditRecordWithReason, createTestKeyring, mcpPost, mintAccessToken, startTestGateway, toolsCall, toolsList, type TestGateway } from './harness.ts';
 
 /** Per-tool policy, tools/list filtering, 2026-07-28 header checks and malformed bodies. */
 let jsonBackend: McpBackend;
@@ -145,6 +145,8 @@ describe('per-tool policy', () => {
     const call = await mcpPost(gateway.url + '/groups', await tokenFor('/groups'), toolsCall('secret_tool'));
     assert.equal(call.status, 200);
     await call.body?.cancel();
+    // The trail says which rule refused it, not only `access_denied`.
+    assert.ok(await auditRecordWithReason(gateway, 'access_denied: in none of the groups the tool requires'));
   });
 
   it('refuses a denied call on the legacy transport where the client reads it, with jsonrpc_error too', async () => {

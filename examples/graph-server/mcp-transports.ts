@@ -47,25 +47,28 @@ export function createMcpTransports(deps: CapabilityDeps, logger: Logger) {
   const streamableSessions = new Map<string, Session<WebStandardStreamableHTTPServerTransport>>();
   const sseSessions = new Map<string, Session<SSEServerTransport>>();
 
-  /** Makes room for one more session of `subject`: ends its least recently used past its share, or anyone's past the total. */
-  async function makeRoomFor(subject: string): Promise<void> {
+  /**
+   * Makes room in `sessions` for one more of `subject`: ends its least recently used past its share, or anyone's past
+   * the total. Counted when a session is opened, so requests opening sessions at once may pass the bounds by as many.
+   */
+  async function makeRoomFor<T extends { close(): Promise<void> }>(sessions: Map<string, Session<T>>, subject: string): Promise<void> {
     // The Map's order is the order of use (a used session moves to its end): its first entries are the least recent.
     let own = 0;
     let oldestOwn: string | undefined;
-    for (const [id, session] of streamableSessions) {
+    for (const [id, session] of sessions) {
       if (session.subject !== subject) continue;
       own += 1;
       oldestOwn ??= id;
     }
-    const ending = own >= maxSessionsPerUser ? oldestOwn : streamableSessions.size >= maxSessions ? streamableSessions.keys().next().value : undefined;
+    const ending = own >= maxSessionsPerUser ? oldestOwn : sessions.size >= maxSessions ? sessions.keys().next().value : undefined;
     if (ending === undefined) return;
-    const session = streamableSessions.get(ending);
-    streamableSessions.delete(ending);
+    const session = sessions.get(ending);
+    sessions.delete(ending);
     await session?.transport.close().catch(() => undefined);
   }
 
   async function openStreamableSession(request: Request, subject: string, authInfo: AuthInfo, parsedBody: unknown): Promise<Response> {
-    await makeRoomFor(subject);
+    await makeRoomFor(streamableSessions, subject);
     const transport: WebStandardStreamableHTTPServerTransport = new WebStandardStreamableHTTPServerTransport({
       sessionIdGenerator: () => randomUUID(),
       onsessioninitialized: (id) => {
@@ -111,7 +114,7 @@ export function createMcpTransports(deps: CapabilityDeps, logger: Logger) {
 
   /** Legacy HTTP+SSE: the stream. */
   async function openSseStream(res: ServerResponse, subject: string): Promise<void> {
-    if (sseSessions.size >= maxSessions) return sendJson(res, 503, { error: 'too_many_sessions' });
+    await makeRoomFor(sseSessions, subject);
     const transport = new SSEServerTransport('/messages', res);
     sseSessions.set(transport.sessionId, { transport, subject });
     transport.onclose = () => {
@@ -125,8 +128,12 @@ export function createMcpTransports(deps: CapabilityDeps, logger: Logger) {
 
   /** Legacy HTTP+SSE: a message for an open stream. */
   async function postSseMessage(req: IncomingMessage & { auth?: AuthInfo }, res: ServerResponse, url: URL, body: Buffer, subject: string, authInfo: AuthInfo): Promise<void> {
-    const session = sseSessions.get(url.searchParams.get('sessionId') ?? '');
+    const sessionId = url.searchParams.get('sessionId') ?? '';
+    const session = sseSessions.get(sessionId);
     if (!session || session.subject !== subject) return sendJson(res, 404, { error: 'session_not_found' });
+    // Used now: to the end of the order of use.
+    sseSessions.delete(sessionId);
+    sseSessions.set(sessionId, session);
     let parsed: unknown;
     try {
       parsed = JSON.parse(body.toString('utf8'));

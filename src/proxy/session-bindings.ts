@@ -53,7 +53,9 @@ export interface SessionBindings {
    * The ids of this user's Streamable HTTP sessions on this route beyond the newest `keep`, oldest first (a page of
    * them at most).
    */
-  oldestBeyond(owner: { subject: string; route: string }, keep: number): Promise<string[]>;
+  oldestBeyond(owner: { subject: string; route: string }, keep: number): Promise<Array<{ sessionId: string; createdAt: number }>>;
+  /** Forgets a Streamable HTTP session (as `forget`) only if it is still the one `oldestBeyond` listed; true if so. */
+  forgetOwned(sessionId: string, owner: { subject: string; route: string }, createdAt: number): Promise<boolean>;
   /**
    * Deletes the binding and tells every replica, this one included, that the session ended. While the store is
    * unavailable the session still ends on this replica at once, and the deletion is retried in the background (see
@@ -172,12 +174,19 @@ export function createSessionBindings(store: Store, maxCached = 50_000, deferred
         cache.set(key, cached);
         binding = cached.binding;
       } else {
-        binding = await readRecord(store, bindingRecords[kind], sessionId);
+        try {
+          binding = await readRecord(store, bindingRecords[kind], sessionId);
+        } catch (error) {
+          // A store outage: the copy this replica has serves on, as every cached binding did before copies were read
+          // again (the sessions of a replica that keeps serving through an outage, docs/operations.md).
+          if (!(error instanceof StoreUnavailableError) || cached === undefined) throw error;
+          binding = cached.binding;
+        }
         if (!binding) {
           cache.delete(key);
           throw sessionNotFound();
         }
-        remember(key, binding);
+        if (binding !== cached?.binding) remember(key, binding);
       }
       // The user's other clients too are strangers to the session: each MCP client opens its own.
       if (binding.subject !== owner.subject || binding.route !== route) throw sessionNotFound();
@@ -186,13 +195,22 @@ export function createSessionBindings(store: Store, maxCached = 50_000, deferred
     },
     async oldestBeyond(owner, keep) {
       // Bounded: a user past the limit has one or two more than it (each new session ends the oldest), unless the
-      // limit was lowered — then the surplus goes a page at a time, with each new session.
+      // limit was lowered — then the surplus goes a page at a time (a page of ids, in the store's order), with each
+      // new session.
       const { entries } = await findRecordPage(store, mcpSessionRecord, 'owner', ownerKey(owner), { limit: keep + SURPLUS_PAGE });
       if (entries.length <= keep) return [];
       return entries
         .sort((a, b) => a.value.createdAt - b.value.createdAt)
         .slice(0, entries.length - keep)
-        .map((entry) => entry.key);
+        .map((entry) => ({ sessionId: entry.key, createdAt: entry.value.createdAt }));
+    },
+    async forgetOwned(sessionId, owner, createdAt) {
+      // Read again just before: the id may have been issued again since it was listed (a backend whose ids repeat,
+      // bind), and that session is its new owner's.
+      const binding = await readRecord(store, mcpSessionRecord, sessionId);
+      if (binding === undefined || binding.subject !== owner.subject || binding.route !== owner.route || binding.createdAt !== createdAt) return false;
+      await this.forget('mcp-session', sessionId);
+      return true;
     },
     async forget(kind, sessionId) {
       // This replica first, whatever the store does: its cached copy and the streams it carries end with the session.

@@ -155,22 +155,38 @@ async function updateSessionBinding(exchange: McpExchange, response: BackendResp
  * Failures are left to the binding's TTL and the backend's own limits: nothing here is the client's answer.
  */
 async function endSurplusSessions(exchange: McpExchange, owner: { subject: string; route: string }, opened: string): Promise<void> {
-  const { runtime, state, backendHeaders } = exchange;
+  const { runtime, state, backendHeaders = {} } = exchange;
+  const { logger } = runtime.ctx;
+  let surplus: Array<{ sessionId: string; createdAt: number }>;
   try {
-    const surplus = (await runtime.sessions.oldestBeyond(owner, state.route.rateLimit.sessionsPerUser)).filter((id) => id !== opened);
-    for (const sessionId of surplus) {
-      await runtime.sessions.forget('mcp-session', sessionId);
-      const headers: Record<string, string> = { ...backendHeaders, 'mcp-session-id': sessionId };
-      for (const name of ['content-type', 'content-length', 'transfer-encoding', 'accept', 'traceparent', 'tracestate', 'mcp-method', 'mcp-name']) delete headers[name];
+    surplus = (await runtime.sessions.oldestBeyond(owner, state.route.rateLimit.sessionsPerUser)).filter((session) => session.sessionId !== opened);
+  } catch (error) {
+    logger.debug({ route: owner.route, reason: error instanceof Error ? error.message : 'unknown error' }, 'surplus MCP sessions not looked for; their bindings expire');
+    return;
+  }
+  let forgotten = 0;
+  let ended = 0;
+  for (const { sessionId, createdAt } of surplus) {
+    try {
+      if (!(await runtime.sessions.forgetOwned(sessionId, owner, createdAt))) continue;
+      forgotten += 1;
+      // Only what a DELETE needs: the user's identity and the forwarding facts (not the new session's request's own
+      // headers: its origin, its idempotency key, its client's custom headers are not this request's).
+      const headers: Record<string, string> = { 'mcp-session-id': sessionId };
+      for (const name of SURPLUS_DELETE_HEADERS) if (backendHeaders[name] !== undefined) headers[name] = backendHeaders[name];
       const answer = await state.backend.send({ url: state.route.backend, method: 'DELETE', headers, body: null, signal: AbortSignal.timeout(SURPLUS_DELETE_TIMEOUT_MS) });
       // Its body is not read: discarded, so the connection goes back to the route's pool.
       answer.body.on('error', () => {}).resume();
+      if (answer.statusCode < 300) ended += 1;
+    } catch (error) {
+      logger.debug({ route: owner.route, reason: error instanceof Error ? error.message : 'unknown error' }, 'a surplus MCP session not ended at the backend');
     }
-    if (surplus.length > 0) runtime.ctx.logger.info({ route: owner.route, ended: surplus.length }, 'ended the oldest MCP sessions of a user past rateLimit.sessionsPerUser');
-  } catch (error) {
-    runtime.ctx.logger.debug({ route: owner.route, reason: error instanceof Error ? error.message : 'unknown error' }, 'surplus MCP sessions not ended; their bindings expire');
   }
+  if (forgotten > 0) logger.info({ route: owner.route, forgotten, endedAtBackend: ended }, 'ended the oldest MCP sessions of a user past rateLimit.sessionsPerUser');
 }
+
+/** The headers of the DELETE the gateway sends for a surplus session: the identity, forwarding and protocol version. */
+const SURPLUS_DELETE_HEADERS = ['authorization', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'x-real-ip', 'forwarded', 'accept-encoding', 'mcp-protocol-version'];
 
 /** How long the backend has to answer the DELETE of a surplus session. */
 const SURPLUS_DELETE_TIMEOUT_MS = 5_000;

@@ -136,6 +136,43 @@ describe('session bindings cache', () => {
     }
   });
 
+  it('serves a cached binding through a store outage, when the minute is up and the store cannot be read', async () => {
+    const clock = new ManualClock(1_700_000_000_000);
+    let storeDown = false;
+    const flaky = new Proxy(counted, {
+      get(target, property, receiver) {
+        if (property === 'get') return (namespace: string, key: string) => (storeDown ? Promise.reject(new StoreUnavailableError('the store is unavailable')) : target.get(namespace, key));
+        const value = Reflect.get(target, property, receiver) as unknown;
+        return typeof value === 'function' ? value.bind(target) : value;
+      },
+    });
+    const sessions = createSessionBindings(flaky, 100, {}, clock);
+    const alice = { subject: 'tenant/alice', clientId: 'client-1' };
+    await sessions.bind('mcp-session', 'through-outage', binding('tenant/alice'), 60);
+    await sessions.require('mcp-session', 'through-outage', alice, '/mcp');
+    storeDown = true;
+    clock.advance(120_000);
+    assert.equal((await sessions.require('mcp-session', 'through-outage', alice, '/mcp')).subject, 'tenant/alice');
+    // A binding this replica never read is still a 503 (the store's error), never a guess.
+    await assert.rejects(sessions.require('mcp-session', 'never-read', alice, '/mcp'), StoreUnavailableError);
+  });
+
+  it('forgets a listed surplus session only while it is still the one listed (its id may have been issued again)', async () => {
+    const sessions = createSessionBindings(counted);
+    const owner = { subject: 'tenant/alice', route: '/mcp' };
+    await sessions.bind('mcp-session', 'listed-1', { ...binding('tenant/alice'), createdAt: 1 }, 60);
+    await sessions.bind('mcp-session', 'listed-2', { ...binding('tenant/alice'), createdAt: 2 }, 60);
+    const [oldest] = await sessions.oldestBeyond(owner, 1);
+    assert.deepEqual(oldest, { sessionId: 'listed-1', createdAt: 1 });
+    // Issued again, to bob, between the listing and the forgetting.
+    await sessions.bind('mcp-session', 'listed-1', { ...binding('tenant/bob'), createdAt: 3 }, 60);
+    assert.equal(await sessions.forgetOwned('listed-1', owner, 1), false);
+    assert.equal((await sessions.require('mcp-session', 'listed-1', { subject: 'tenant/bob', clientId: 'client-1' }, '/mcp')).subject, 'tenant/bob');
+    assert.equal(await sessions.forgetOwned('listed-2', owner, 99), false, 'another createdAt: not the session listed');
+    assert.equal(await sessions.forgetOwned('listed-2', owner, 2), true);
+    await assert.rejects(sessions.require('mcp-session', 'listed-2', { subject: 'tenant/alice', clientId: 'client-1' }, '/mcp'), isNotFound);
+  });
+
   it('evicts the least recently used binding when full', async () => {
     const sessions = createSessionBindings(counted, 2);
     await sessions.bind('legacy-sse-session', 'a', binding('tenant/alice'), 60);

@@ -15,6 +15,7 @@ describe('sessions per user', () => {
   let issued = 0;
   // Each DELETE the backend got: its session id and the user the gateway's identity named.
   const deleted: string[] = [];
+  const deleteHeaders: string[] = [];
   before(async () => {
     backend = createServer((request, response) => {
       if (request.method === 'DELETE') {
@@ -22,6 +23,7 @@ describe('sessions per user', () => {
         const identity = /^Bearer (.+)$/.exec(request.headers.authorization ?? '')?.[1];
         const subject = identity === undefined ? 'nobody' : (JSON.parse(Buffer.from(identity.split('.')[1] ?? '', 'base64url').toString()) as { sub?: string }).sub;
         deleted.push(`${String(request.headers['mcp-session-id'])} ${subject}`);
+        deleteHeaders.push(Object.keys(request.headers).sort().join(' '));
         response.writeHead(200).end();
         return;
       }
@@ -46,8 +48,8 @@ describe('sessions per user', () => {
 
   const tokenOf = (sub: string) => mintAccessToken(gateway.keyring, gateway.url, { aud: `${gateway.url}/mcp`, sub });
   const initialize = { jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 't', version: '1' } } };
-  async function open(token: string): Promise<string> {
-    const response = await mcpPost(`${gateway.url}/mcp`, token, initialize);
+  async function open(token: string, headers: Record<string, string> = {}): Promise<string> {
+    const response = await mcpPost(`${gateway.url}/mcp`, token, initialize, headers);
     await response.body?.cancel();
     assert.equal(response.status, 200);
     return response.headers.get('mcp-session-id') ?? '';
@@ -65,10 +67,12 @@ describe('sessions per user', () => {
     const first = await open(alice);
     const second = await open(alice);
     assert.deepEqual(deleted, [], 'within the limit, nothing ends');
-    const third = await open(alice);
+    // The third's request carries a header of its client's own: the DELETE of another session does not.
+    const third = await open(alice, { 'x-client-trace': 'third' });
     // Ended after the third session's answer, not before it: wait for the backend's DELETE.
     for (let wait = 0; wait < 200 && deleted.length === 0; wait++) await new Promise((resolve) => setTimeout(resolve, 10));
     assert.deepEqual(deleted, [`${first} tenant/alice`]);
+    assert.doesNotMatch(deleteHeaders[0] ?? '', /x-client-trace|content-type|content-length/, deleteHeaders[0]);
     assert.equal(await list(alice, first), 404, 'the oldest is refused as an ended session');
     assert.equal(await list(alice, second), 200);
     assert.equal(await list(alice, third), 200);

@@ -107,7 +107,7 @@ export const stringOption = (values: CliValues, name: string): string | undefine
 };
 
 export const commonOptions = {
-  config: { type: 'string', short: 'c', description: 'Configuration file (default: the local demo configuration).' },
+  config: { type: 'string', short: 'c', description: 'Configuration file (default: $GATEHOUSE_CONFIG, else the local demo configuration).' },
   json: { type: 'boolean', description: 'Print JSON instead of a table.' },
 } as const;
 

@@ -85,12 +85,15 @@ describe('gatehouse keys list|rotate|prune|revoke', () => {
   });
 
   it('prunes nothing before the window and the retired signing keys after it', async () => {
-    const early = await run(commands.prune, { config: configFile, yes: true });
-    assert.equal(early.code, 0);
+    // Nothing due: said, exit 0, without --yes and without a terminal (no question to ask).
+    const early = await run(commands.prune, { config: configFile });
+    assert.equal(early.code, 0, early.stderr);
     assert.match(early.stdout, /Nothing to prune\.\nThe next retired key becomes prunable at /);
 
     const { signingSeconds } = keyRetention(loadConfig({ file: configFile, env: {}, cwd: directory }).config);
     clock.advance(signingSeconds * 1000);
+    // Something due, no terminal: refused until --yes says so.
+    await assert.rejects(run(commands.prune, { config: configFile }), (error: unknown) => error instanceof CliUsageError && error.exitCode === 2);
     const result = await run(commands.prune, { config: configFile, json: true, yes: true });
     const output = JSON.parse(result.stdout) as { removed: { use: string }[]; kept: { use: string }[] };
     assert.deepEqual(output.removed.map((key) => key.use), ['sig', 'sig']);
@@ -151,12 +154,12 @@ describe('gatehouse keys list|rotate|prune|revoke', () => {
   });
 
   it('prune refuses without --yes off a terminal, and asks on one naming the keys it would remove', async () => {
+    await run(commands.rotate, { config: configFile });
+    clock.advance(keyRetention(loadConfig({ file: configFile, env: {}, cwd: directory }).config).signingSeconds * 1000);
     await assert.rejects(
       run(commands.prune, { config: configFile }),
       (error: unknown) => error instanceof CliUsageError && error.exitCode === 2 && /keys prune.*pass --yes/.test(error.message),
     );
-    await run(commands.rotate, { config: configFile });
-    clock.advance(keyRetention(loadConfig({ file: configFile, env: {}, cwd: directory }).config).signingSeconds * 1000);
     const asked: string[] = [];
     let stderr = '';
     const io: CliIo = { stdout: () => {}, stderr: (text) => (stderr += text), env: {}, cwd: directory, stdinIsTTY: true, ask: async (question) => (asked.push(question), 'no') };

@@ -77,7 +77,7 @@ export function createDoctorCommand(dependencies: DoctorDependencies = { ...defa
     path: ['doctor'],
     summary: 'Check the configuration, store, upstream discovery, backends and keys, and say how to fix what is wrong.',
     options: {
-      config: { type: 'string', short: 'c', description: 'Configuration file (default: the local demo configuration).' },
+      config: { type: 'string', short: 'c', description: 'Configuration file (default: $GATEHOUSE_CONFIG, else the local demo configuration).' },
       json: { type: 'boolean', description: 'Print JSON instead of text.' },
     },
     async run({ values, io }) {

@@ -102,7 +102,8 @@ export function createKeysCommands(
     path: ['keys', 'prune'],
     summary: 'Remove retired keys once nothing they signed or sealed can still be valid (there is no --force).',
     options: { yes: yesOption },
-    prepare: (values, io) => confirmation(values, io, 'keys prune'),
+    // Asked only when there is something to remove: with nothing due, a script without --yes learns so (exit 0).
+    prepare: (values, io): Confirm => (question) => confirmation(values, io, 'keys prune')(question),
     action: keyFileMistakesAreUsageErrors(async ({ deps: { store, config, clock }, io, json, prepared: confirm }: AdminCommandInput & { prepared: Confirm }) => {
       const due = (await listKeys({ store, config, clock })).filter((key) => key.prunableAt !== undefined && clock.now() >= key.prunableAt);
       const named = due.map((key) => `${key.kid} (${key.use})`).join(', ');

@@ -24,9 +24,14 @@ export interface DoctorCheck {
 /** A current key older than this should be rotated (a routine, not an emergency). */
 export const KEY_ROTATION_AGE_DAYS = 90;
 
-export function configWarnings(config: GatehouseConfig, publicUrl: string): DoctorCheck {
+/**
+ * The configuration's own warnings (`loaded`: what `config check` and `start` print — an http public URL in
+ * production, insecure cookies, …), then what doctor adds for a production deployment. Doctor said `ok` for a file
+ * `config check` warned about.
+ */
+export function configWarnings(config: GatehouseConfig, publicUrl: string, loaded: readonly string[] = []): DoctorCheck {
   const notes: string[] = [];
-  const fixes: string[] = [];
+  const fixes: string[] = [...loaded];
   if (config.mode === 'production') {
     if (config.admin.users.length === 0 && config.admin.groups.length === 0) {
       notes.push('no admin users or groups');

@@ -449,9 +449,9 @@ describe('gatehouse doctor', () => {
     await rm(directory, { recursive: true, force: true });
   });
 
-  const doctor = async (fetch: typeof globalThis.fetch) => {
+  const doctor = async (fetch: typeof globalThis.fetch, env: Record<string, string> = {}) => {
     let stdout = '';
-    const io: CliIo = { stdout: (text) => (stdout += text), stderr: () => {}, env: {}, cwd: directory };
+    const io: CliIo = { stdout: (text) => (stdout += text), stderr: () => {}, env, cwd: directory };
     // The demo's backends are not running here: each route's is taken as reachable (checkBackends has its own test).
     const command = createDoctorCommand({ clock, fetch, openStore: (config) => openStore(config.store, { clock }), reachBackend: async () => undefined });
     const code = await command.run({ values: { config: configFile, json: true }, positionals: [], io });
@@ -505,6 +505,13 @@ describe('gatehouse doctor', () => {
     // oxlint-disable-next-line no-control-regex
     assert.doesNotMatch(text, /\u001b/);
     assert.match(wrongIssuer.checks.find((check) => check.name === 'upstream')?.detail ?? '', /names issuer http:\/\/evil\.test/);
+
+    // What `config check` warns about, doctor says too (it said ok).
+    const warned = await doctor(discovery('http://localhost:8081'), { GATEHOUSE_LOGLEVEL: 'debug' });
+    assert.equal(warned.code, 0);
+    const configCheck = warned.checks.find((check) => check.name === 'config');
+    assert.equal(configCheck?.status, 'warn');
+    assert.match(configCheck?.fix ?? '', /GATEHOUSE_LOGLEVEL/);
 
     clock.advance(100 * 86_400_000);
     const old = await doctor(discovery('http://localhost:8081'));

@@ -38,7 +38,7 @@ async function runChecks(values: CliValues, io: CliIo, dependencies: DoctorDepen
     return [{ name: 'config', status: 'fail', detail: error.problems.join('; '), fix: 'fix the settings named above ("gatehouse config check" lists them)' }];
   }
   const { config, publicUrl } = loaded;
-  const checks: DoctorCheck[] = [configWarnings(config, publicUrl)];
+  const checks: DoctorCheck[] = [configWarnings(config, publicUrl, loaded.warnings)];
   const [{ check: storeCheck, store }, upstreamCheck, backendsCheck] = await Promise.all([
     checkStore(() => dependencies.openStore(config, io), config),
     checkUpstream(config, dependencies.fetch),

@@ -173,12 +173,11 @@ export async function authorizeRequest(
   // RFC 9449 §4.3: the proof's `htu` is checked against the URL on the gateway's public URL, never one built from
   // the Host header a client controls.
   const url = runtime.ctx.publicUrl + (query === -1 ? request.url : request.url.slice(0, query));
+  // The audit record names the token's user and client once its signature verified, a refusal after that included.
   const claims = await runtime.verifyAccessToken(
-    { authorization: request.headers.authorization, rawQuery, dpop: request.headers.dpop, method: request.method, url },
+    { authorization: request.headers.authorization, rawQuery, dpop: request.headers.dpop, method: request.method, url, caller: audit },
     state.target,
   );
-  audit.user = claims.sub;
-  audit.client = claims.clientId;
   if (options.rateLimit) {
     // A promise only when this replica holds no lease of the budget (rate-limit.ts): most requests do not wait.
     const admitting = runtime.rateLimiter.consume(state.route, claims.sub, claims.clientId);

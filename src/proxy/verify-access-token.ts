@@ -75,6 +75,11 @@ export interface VerifyInput {
   method: string;
   /** The URL called, on the public URL, without the query: what a DPoP proof's `htu` must be. */
   url: string;
+  /**
+   * Given the user and client of a token whose signature verified, before its other checks (expiry, revocation, its
+   * proof, its scopes): a revoked grant's token still in use is refused naming whose it is, in the audit record.
+   */
+  caller?: { user?: string | undefined; client?: string | undefined };
 }
 
 /** RFC 6750 §2.1 / RFC 9449 §7.1: `Bearer` or `DPoP` (any case), one or more spaces, a token68. */
@@ -188,6 +193,10 @@ export function createAccessTokenVerifier(options: AccessTokenVerifierOptions): 
       if (header === `${scheme === 'dpop' ? 'DPoP' : 'Bearer'} ${token}` && generation === keyGeneration) remember(header, entry);
     }
     const { claims, token, scheme } = entry;
+    if (input.caller !== undefined) {
+      input.caller.user = claims.sub;
+      input.caller.client = claims.clientId;
+    }
     // Expiry is re-checked for cached tokens; the cache never extends a token's life.
     if (claims.exp + clockSkewSeconds <= clock.now() / 1000) {
       verified.delete(header as string);

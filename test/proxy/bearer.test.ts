@@ -3,7 +3,7 @@ import { after, before, describe, it } from 'node:test';
 import { SignJWT } from 'jose';
 import { revokeGrant } from '../../src/grants/revoked-grants.ts';
 import { startMcpBackend, type McpBackend } from '../support/mcp-backends.ts';
-import { createTestKeyring, mcpPost, mintAccessToken, startTestGateway, toolsCall, type TestGateway } from './harness.ts';
+import { auditRecordWithReason, createTestKeyring, mcpPost, mintAccessToken, startTestGateway, toolsCall, type TestGateway } from './harness.ts';
 
 /** RFC 6750 / RFC 9068 / RFC 9728 behaviour of the bearer check, and every bad token the issue lists. */
 let backend: McpBackend;
@@ -179,7 +179,12 @@ describe('bearer check', () => {
     await revokeGrant(gateway.store, 'grant-to-revoke', { ttlSeconds: 600 });
     // Published on the store's channel: the in-memory cache learns it without a store read per request.
     await gateway.revokedGrants.resync();
+    const from = gateway.auditLines.length;
     await expectChallenge(await mcpPost(route, valid, toolsCall('echo')), 'invalid_token');
+    // Refused naming whose token it was (its signature verified): who kept using a revoked grant is in the trail.
+    const record = await auditRecordWithReason(gateway, 'invalid_token', from);
+    assert.equal(record?.['user'], 'tenant/alice');
+    assert.equal(record?.['client'], 'client-1');
   });
 
   it('never lets the client token or cookies reach the backend', async () => {

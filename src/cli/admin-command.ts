@@ -53,6 +53,17 @@ export class StoreUnreachableError extends GatehouseError {
 const storeProblem = (error: StoreUnavailableError): StoreUnreachableError =>
   new StoreUnreachableError(`store unavailable: ${error.message.split('\n')[0]}`, { cause: error });
 
+/**
+ * The demo registers clients at start (the sample server's, the enterprise and workload demos'): the console lists
+ * them, and so must the CLI, which reads the configuration rather than the running demo. Outside the demo, as read.
+ */
+async function withDemoRegistrations(config: GatehouseConfig): Promise<GatehouseConfig> {
+  if (config.mode !== 'demo') return config;
+  const { demoRegistrations, withDemoSettings } = await import('../demo/run-demo.ts');
+  const registrations = demoRegistrations(config);
+  return registrations === undefined ? config : withDemoSettings(config, registrations);
+}
+
 export async function withAdminStore<T>(
   values: CliValues,
   io: CliIo,
@@ -60,7 +71,7 @@ export async function withAdminStore<T>(
   action: (deps: AdminDeps) => Promise<T>,
 ): Promise<T> {
   const file = typeof values['config'] === 'string' ? values['config'] : undefined;
-  const { config } = loadConfig({ file, env: io.env, cwd: io.cwd });
+  const config = await withDemoRegistrations(loadConfig({ file, env: io.env, cwd: io.cwd }).config);
   let store: Store;
   try {
     store = await dependencies.openStore(config, io);

@@ -83,7 +83,7 @@ export async function startDemoComponents(options: DemoComponentsOptions): Promi
     for (const component of started.reverse()) await component.close().catch(() => {});
   };
   try {
-    const { enterpriseClient, ssoClients } = enterpriseClientsOf(config, upstream.issuer, random);
+    const { enterpriseClient, ssoClients } = enterpriseClientsOf(config, upstream.issuer, random.token(32));
     const identityProvider = await startLocalIdentityProvider({
       port: demo.identityProviderPort,
       host: '127.0.0.1',
@@ -117,14 +117,7 @@ export async function startDemoComponents(options: DemoComponentsOptions): Promi
     });
     started.push(directoryApi);
 
-    const backendClient = {
-      clientId: DEMO_BACKEND_CLIENT_ID,
-      clientSecret: random.token(32),
-      name: 'Sample Graph MCP server',
-      redirectUris: [],
-      grantTypes: [TOKEN_EXCHANGE_GRANT],
-      allowedDownstream: [downstream.name],
-    };
+    const backendClient = sampleServerClient(downstream.name, random.token(32));
     let graphServer: RunningGraphServer | undefined;
     if (graphRoute) {
       graphServer = await startGraphServer({
@@ -162,7 +155,7 @@ export async function startDemoComponents(options: DemoComponentsOptions): Promi
  * The demo's additions to its own configuration: the sample server's client at `/token` (its secret is generated
  * for this process), and — when no admin is configured — the local IdP's `gatehouse-admins` group as console admins.
  */
-export function withDemoSettings(config: GatehouseConfig, demo: DemoComponents): GatehouseConfig {
+export function withDemoSettings(config: GatehouseConfig, demo: DemoRegistrations): GatehouseConfig {
   const noAdmins = config.admin.users.length === 0 && config.admin.groups.length === 0;
   return {
     ...config,
@@ -176,6 +169,41 @@ export function withDemoSettings(config: GatehouseConfig, demo: DemoComponents):
 }
 
 const DEMO_ADMIN_GROUP = 'gatehouse-admins';
+
+/** What the demo registers in its own configuration at start (withDemoSettings). */
+export type DemoRegistrations = Pick<DemoComponents, 'backendClient' | 'enterpriseClient' | 'workloadTrust'>;
+
+/** The client the sample server authenticates with at `/token` (RFC 8693), with its secret (made per process). */
+function sampleServerClient(downstream: string, clientSecret: string | undefined): DemoComponents['backendClient'] {
+  return {
+    clientId: DEMO_BACKEND_CLIENT_ID,
+    ...(clientSecret === undefined ? {} : { clientSecret }),
+    name: 'Sample Graph MCP server',
+    redirectUris: [],
+    grantTypes: [TOKEN_EXCHANGE_GRANT],
+    allowedDownstream: [downstream],
+  };
+}
+
+/**
+ * What a running demo of this configuration registers, without the secrets it makes per process: for the admin CLI,
+ * which reads the configuration, not the running demo — it listed none of the clients the console showed, and could
+ * not show or revoke `graph-server`. Empty outside the demo with its local identity provider.
+ */
+export function demoRegistrations(config: GatehouseConfig): DemoRegistrations | undefined {
+  const issuer = config.upstream?.issuer;
+  if (!usesLocalIdentityProvider(config) || issuer === undefined) return undefined;
+  const graphRoutes = sampleServerRoutes(config);
+  const graphRoute = graphRoutes.find((route) => route.type === 'mcp') ?? graphRoutes[0];
+  const downstream = config.broker.downstream.find((entry) => graphRoute?.downstream.includes(entry.name)) ?? config.broker.downstream[0];
+  if (downstream === undefined) return undefined;
+  return {
+    backendClient: sampleServerClient(downstream.name, undefined),
+    enterpriseClient: enterpriseClientsOf(config, issuer, undefined).enterpriseClient,
+    // The local identity provider's workload-identity issuer (local-identity-provider.ts names it so).
+    workloadTrust: demoWorkloadTrust(config, `${issuer}/${DEMO_WORKLOAD_IDENTITY_PATH.replace(/^\/+|\/+$/g, '')}`),
+  };
+}
 
 /**
  * The demo's workload identity federation: tokens of the local workload-identity issuer for the gateway's own
@@ -198,11 +226,11 @@ function demoWorkloadTrust(config: GatehouseConfig, issuer: string | undefined):
  * configuration lets present the local IdP's ID-JAGs, registered there with the same secret. The demo's own
  * (`enterprise-chat`) is added, with a secret made for this process, unless the configuration registers it.
  */
-function enterpriseClientsOf(config: GatehouseConfig, localIssuer: string, random: Random) {
+function enterpriseClientsOf(config: GatehouseConfig, localIssuer: string, clientSecret: string | undefined) {
   const trusted = new Set(config.authorization.enterpriseIdps.filter((idp) => idp.issuer === localIssuer).flatMap((idp) => idp.clients));
   const configured = config.authorization.clients.filter((client) => trusted.has(client.clientId));
   const enterpriseClient = trusted.has(DEMO_ENTERPRISE_CLIENT_ID) && !configured.some((client) => client.clientId === DEMO_ENTERPRISE_CLIENT_ID)
-    ? { clientId: DEMO_ENTERPRISE_CLIENT_ID, clientSecret: random.token(32), name: 'Enterprise chat (demo)', redirectUris: [], grantTypes: [JWT_BEARER_GRANT], allowedDownstream: [] }
+    ? { clientId: DEMO_ENTERPRISE_CLIENT_ID, ...(clientSecret === undefined ? {} : { clientSecret }), name: 'Enterprise chat (demo)', redirectUris: [], grantTypes: [JWT_BEARER_GRANT], allowedDownstream: [] }
     : undefined;
   const ssoClients = [...configured, ...(enterpriseClient === undefined ? [] : [enterpriseClient])].flatMap((client) =>
     client.clientSecret === undefined ? [] : [{ clientId: client.clientId, clientSecret: client.clientSecret, name: client.name }],

@@ -103,10 +103,14 @@ describe('admin CLI against a SQLite store seeded through the oidc adapter', () 
     assert.equal(byId.get(CONFIGURED_CLIENT)?.type, 'pre-registered');
     assert.equal(byId.get(CONFIGURED_CLIENT)?.activeGrants, 1);
 
+    // The demo's own clients, which it registers when it starts, as the console lists them (the CLI listed none).
+    for (const demoClient of ['graph-server', 'enterprise-chat', 'demo-workload']) assert.equal(byId.get(demoClient)?.type, 'pre-registered', demoClient);
+    assert.equal((await cli('clients', 'show', 'graph-server')).code, 0);
+
     const table = await cli('clients', 'list');
     assert.equal(table.code, 0);
     assert.match(table.stdout.split('\n')[0] ?? '', /^CLIENT ID\s+NAME\s+TYPE\s+REDIRECT HOSTS\s+CREATED\s+LAST USED\s+GRANTS$/);
-    assert.equal(table.stdout.trim().split('\n').length, 1 + 3);
+    assert.equal(table.stdout.trim().split('\n').length, 1 + 3 + 3);
   });
 
   it('shows one client with its grants, and refuses an unknown one with one line and exit 1', async () => {
@@ -399,8 +403,9 @@ describe('gatehouse clients list with an empty store', () => {
       await (await openStore(configSchema.parse({ store: { sqlitePath: join(directory, 'g.db') } }).store, { clock: systemClock })).close();
       assert.equal(await runCli(['clients', 'list', '--config', configFile], io, [createClientsCommands().list]), 0);
       const lines = stdout.trim().split('\n');
-      assert.equal(lines.length, 2, stdout);
-      assert.match(lines[1] ?? '', /^team-app\s+Team App\s+pre-registered\s+127\.0\.0\.1,team\.example\s+-\s+-\s+0$/);
+      // The configured client, and the demo's three.
+      assert.equal(lines.length, 1 + 1 + 3, stdout);
+      assert.ok(lines.some((line) => /^team-app\s+Team App\s+pre-registered\s+127\.0\.0\.1,team\.example\s+-\s+-\s+0$/.test(line)), stdout);
     } finally {
       await rm(directory, { recursive: true, force: true });
     }

@@ -11,7 +11,7 @@ import type { ProtectedResources } from './protected-resources.ts';
  * only the log. Route: the MCP server the grant was for (`/token` when it names none: an app-only token recorded before its resource was).
  */
 export function grantEndAudit(ended: EndedGrant, resources: ProtectedResources, time: number): AuditRecord {
-  const route = ended.resources.map((resource) => resources.find(resource)?.route.path).find((path) => path !== undefined);
+  const route = ended.resources.map((resource) => resources.find(resource)?.route.path ?? routeByPath(resources, resource)).find((path) => path !== undefined);
   return {
     time,
     ...(ended.user === undefined ? {} : { user: ended.user }),
@@ -25,6 +25,16 @@ export function grantEndAudit(ended: EndedGrant, resources: ProtectedResources, 
     bytesIn: 0,
     bytesOut: 0,
   };
+}
+
+/**
+ * A route by the path of the resource alone, for the CLI run beside a gateway whose public URL it does not know (a demo
+ * started with `--port`: the CLI's URL is the default one), which recorded every grant's end under `/token`. The
+ * record's route is a label for the trail, not a decision: the path is enough to name it.
+ */
+function routeByPath(resources: ProtectedResources, resource: string): string | undefined {
+  const path = URL.parse(resource)?.pathname;
+  return path === undefined ? undefined : resources.all.find((entry) => entry.route.path === path)?.route.path;
 }
 
 /** The `onEnded` of a grant-ending function (src/grants/end-grant.ts) that audits each end: the gateway's and the CLI's. */

@@ -13,6 +13,10 @@ import { createSqliteStore } from '../../src/store/sqlite-store.ts';
 import { CLIENT_REDIRECT } from '../authorization/harness.ts';
 import { authorizeWithoutBrowser, type IssuedTokens } from '../support/authorize-without-browser.ts';
 import { startDemo, type RunningDemo } from '../support/demo-harness.ts';
+import { grantEndAudit } from '../../src/authorization/grant-end-audit.ts';
+import { protectedResources } from '../../src/authorization/protected-resources.ts';
+import { configSchema } from '../../src/config/schema.ts';
+import type { EndedGrant } from '../../src/grants/end-grant.ts';
 
 /**
  * Every end of a grant is an audit record, whichever path ended it, on the running gateway (started as `gatehouse
@@ -101,5 +105,18 @@ describe('grant ends in the audit trail', () => {
     // Appended to the audit file the gateway writes, for the SIEM that reads it.
     const lines = (await readFile(auditFile, 'utf8')).trim().split('\n').map((line) => JSON.parse(line) as AuditRecord);
     assert.ok(lines.some((record) => record.method === 'grant/end' && record.reason === 'admin' && record.client === clientId), 'in the audit file');
+  });
+});
+
+describe('the route of a grant end', () => {
+  const resources = protectedResources('http://localhost:8080', configSchema.parse({ routes: [{ path: '/mcp', backend: 'http://127.0.0.1:9/mcp' }] }).routes);
+  const ended = (resource: string): EndedGrant => ({ grantId: 'g', reason: 'admin', resources: [resource] });
+
+  it('is the route the grant was for, by its path when the CLI does not know the gateway\'s port (a demo started with --port)', () => {
+    assert.equal(grantEndAudit(ended('http://localhost:8080/mcp'), resources, 1).route, '/mcp');
+    // The CLI's public URL is the default one; the demo ran on another port: recorded under /token before.
+    assert.equal(grantEndAudit(ended('http://localhost:47700/mcp'), resources, 1).route, '/mcp');
+    assert.equal(grantEndAudit(ended('http://localhost:47700/other'), resources, 1).route, '/token');
+    assert.equal(grantEndAudit(ended('not a url'), resources, 1).route, '/token');
   });
 });

@@ -37,7 +37,7 @@ export function registerAdminRoutes(app: FastifyInstance, state: ConsoleState): 
     const session = await adminForPage(state, request, reply, '/admin/clients');
     if (session === undefined) return reply;
     const query = clientsQuery.safeParse(request.query);
-    if (!query.success) throw new ProtocolError('invalid_request', 'The client search is not valid: one `q` of at most 200 characters. Change it and try again.');
+    if (!query.success) throw new ProtocolError('invalid_request', 'The client search is not valid: one `q` of at most 200 characters.', { nextStep: { text: 'Change the search and try again.', link: { path: '/admin/clients', label: 'Clients' } } });
     const recent = await recentUseSince(ctx.store, ctx.clock.now() - ACTIVITY_WINDOW_MS, ctx.clock.now() + 1);
     return html(reply, renderClientsPage(await view('Clients', 'clients', session, noticeFrom(request)), await listClients(admin, recent), query.data.q));
   });

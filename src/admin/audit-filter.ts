@@ -42,7 +42,7 @@ export function parseAuditFilter(query: unknown): AuditFilter {
     const problems = parsed.error.issues.map((issue) =>
       issue.code === 'unrecognized_keys' ? `unknown parameter; the filter takes ${Object.keys(filterSchema.shape).join(', ')}` : `${issue.path.join('.') || 'filter'}: ${issue.message}`,
     );
-    throw new ProtocolError('invalid_request', `The tool-call filter is not valid (${problems.join('; ')}). Change the filter and try again.`);
+    throw new ProtocolError('invalid_request', `The tool-call filter is not valid (${problems.join('; ')}).`, { nextStep: { text: 'Change the filter and try again.', link: { path: '/admin/audit', label: 'Tool calls' } } });
   }
   const { user, client, tool, outcome, window } = parsed.data;
   return {
@@ -71,7 +71,7 @@ export function resolveUser(typed: string, accounts: AuditDirectory['accounts'])
   if (accounts.has(typed)) return typed;
   const matches = [...accounts.values()].filter((account) => same(account.email, typed) || same(account.name, typed));
   if (matches.length > 1) {
-    throw new ProtocolError('invalid_request', `${matches.length} people match that user; type an e-mail address or pick one from the list.`);
+    throw new ProtocolError('invalid_request', `${matches.length} people match that user.`, { nextStep: { text: 'Type an e-mail address, or pick one from the list.', link: { path: '/admin/audit', label: 'Tool calls' } } });
   }
   return matches[0]?.subject ?? typed;
 }

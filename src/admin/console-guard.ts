@@ -30,7 +30,10 @@ export async function adminForPage(state: ConsoleState, request: FastifyRequest,
   const refusal = consoleAdminRefusal(session, state.ctx.config.admin);
   if (refusal === undefined) return session;
   logAdminRefusal(state, session, refusal);
-  await sendProtocolError(reply, new ProtocolError('access_denied', 'Your account does not have access to the admin console.'), { format: 'html' });
+  // Not a dead end: the user may have signed in with the wrong account (their IdP session signs them straight back
+  // in), and their own page has the sign-out.
+  const nextStep = { text: 'If you signed in with the wrong account, sign out on your account page and sign in with another; if you think you should have access, ask your administrator.', link: { path: '/account', label: 'Your account' } } as const;
+  await sendProtocolError(reply, new ProtocolError('access_denied', 'Your account does not have access to the admin console.', { nextStep }), { format: 'html' });
   return undefined;
 }
 

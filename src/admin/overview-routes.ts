@@ -28,7 +28,7 @@ function parseOverviewQuery(query: unknown): OverviewWindow {
   if (parsed.success) return parsed.data.window ?? '24h';
   // An unknown parameter is not named back (its name is the requester's text, shown under Gatehouse's name).
   const problems = parsed.error.issues.map((issue) => (issue.code === 'unrecognized_keys' ? 'unknown parameter' : `${issue.path.join('.')}: ${issue.message}`));
-  throw new ProtocolError('invalid_request', `The overview cannot show that (${problems.join('; ')}). Pick one of the time windows on the page.`);
+  throw new ProtocolError('invalid_request', `The overview cannot show that (${problems.join('; ')}).`, { nextStep: { text: 'Pick one of the time windows on the page.', link: { path: '/admin', label: 'Overview' } } });
 }
 
 async function brokerActivity(state: ConsoleState): Promise<OverviewData['broker']> {

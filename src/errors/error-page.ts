@@ -1,6 +1,6 @@
 import type { PageBranding } from '../web/branding.ts';
 import { escapeHtml, renderPage } from '../web/html.ts';
-import type { ErrorCode } from './protocol-error.ts';
+import type { ErrorCode, NextStep } from './protocol-error.ts';
 
 /**
  * The one HTML error page, for every browser-facing error (an expired consent, a stale form, the back button after
@@ -34,11 +34,14 @@ const pageText: Record<ErrorCode, { title: string; next: string }> = {
   server_error: { title: 'Something went wrong on our side', next: 'Try again; if it persists, give your administrator the request id below.' },
 };
 
-export function renderErrorPage(input: { code: ErrorCode; description: string; requestId?: string | undefined; branding?: PageBranding | undefined }): string {
+export function renderErrorPage(input: { code: ErrorCode; description: string; requestId?: string | undefined; branding?: PageBranding | undefined; nextStep?: NextStep | undefined }): string {
   const { title, next } = pageText[input.code];
   const requestId = input.requestId === undefined ? '' : ` · request id <code class="error-code">${escapeHtml(input.requestId)}</code>`;
   const reference = `\n<p class="hint">Error <code class="error-code">${escapeHtml(input.code)}</code>${requestId}</p>`;
+  const step = input.nextStep;
+  // A path on this gateway only (`/…`, never `//host`): the link cannot lead off it.
+  const link = step?.link !== undefined && /^\/(?!\/)/.test(step.link.path) ? ` <a href="${escapeHtml(step.link.path)}">${escapeHtml(step.link.label)}</a>` : '';
   return renderPage(title, `<h1>${escapeHtml(title)}</h1>
 <p>${escapeHtml(input.description)}</p>
-<p><strong>What to do next:</strong> ${escapeHtml(next)}</p>${reference}`, { branding: input.branding });
+<p><strong>What to do next:</strong> ${escapeHtml(step?.text ?? next)}${link}</p>${reference}`, { branding: input.branding });
 }

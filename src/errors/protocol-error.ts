@@ -81,7 +81,18 @@ export interface ProtocolErrorOptions {
    * AADSTS code): logged with the request, never rendered (oidc-provider's `error_detail`).
    */
   detail?: string;
+  /**
+   * On the HTML page only: what to do next, where the code's general advice is wrong for this page (a console filter
+   * to change, not "go back to the application"), with a link on this gateway (a path, never another origin).
+   */
+  nextStep?: NextStep;
   cause?: unknown;
+}
+
+/** An error page's "What to do next", with an optional link to a path of this gateway. */
+export interface NextStep {
+  text: string;
+  link?: { path: `/${string}`; label: string };
 }
 
 export class ProtocolError extends Error {
@@ -93,6 +104,7 @@ export class ProtocolError extends Error {
   readonly jsonRpcCode: number;
   /** Logged, never sent (see ProtocolErrorOptions.detail). */
   readonly detail: string | undefined;
+  readonly nextStep: NextStep | undefined;
 
   /** `description` is shown to the client: it must never contain a token, a secret or internal detail. */
   constructor(code: ErrorCode, description?: string, options: ProtocolErrorOptions = {}) {
@@ -105,6 +117,7 @@ export class ProtocolError extends Error {
     this.scope = options.scope;
     this.jsonRpcCode = options.jsonRpcCode ?? errorCatalogue[code].jsonRpc;
     this.detail = options.detail;
+    this.nextStep = options.nextStep;
   }
 
   get description(): string {

@@ -39,7 +39,7 @@ export function renderErrorBody(error: ProtocolError, options: RenderErrorOption
     case 'html':
       return {
         contentType: 'text/html; charset=utf-8',
-        body: renderErrorPage({ code: error.code, description: error.description, requestId: options.requestId, branding: options.branding }),
+        body: renderErrorPage({ code: error.code, description: error.description, requestId: options.requestId, branding: options.branding, nextStep: error.nextStep }),
       };
     case 'oauth-json':
       return {

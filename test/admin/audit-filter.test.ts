@@ -112,6 +112,8 @@ describe('audit, grants and clients pages (in-process): names, filters, bad filt
       assert.equal(page.statusCode, 400, query);
       assert.match(page.headers['content-type'] ?? '', /^text\/html/);
       assert.match(page.body, /The tool-call filter is not valid/, query);
+      // The console's advice, not the OAuth pages' ("go back to the application").
+      assert.match(page.body, /What to do next:<\/strong> Change the filter and try again\. <a href="\/admin\/audit">Tool calls<\/a>/, query);
       assert.match(page.body, /request id/);
       assert.ok(!page.body.includes('<script>'), query);
       // In the form's words, not the validator's ("expected string, received array").

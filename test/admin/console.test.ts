@@ -58,6 +58,8 @@ describe('admin console and connected apps (in-process)', () => {
       for (const secret of [ALICE.email, ALICE.subject, 'ops', DCR_CLIENT, CIMD_CLIENT, GRANTS.aliceDcr, GRANTS.bobDcr, BOB.subject, 'csrf']) {
         assert.ok(!response.body.includes(secret), `${url} leaks ${secret}`);
       }
+      // Not a dead end: the way to another account (signed in with the wrong one, the IdP signs them straight back in).
+      assert.match(response.body, /sign out on your account page.*<a href="\/account">Your account<\/a>/);
     }
     const revoke = await post(bob, `/admin/grants/${GRANTS.aliceDcr}/revoke`, { csrf: bob.csrf });
     assert.equal(revoke.statusCode, 403);

@@ -216,10 +216,27 @@ class RedisStore implements Store {
    * they refuse `CONFIG GET`; a server that says nothing is not judged.
    */
   async configurationRisks(): Promise<string[]> {
-    const info = await this.#call(() => this.#redis.info('memory'));
-    const policy = /^maxmemory_policy:(\S+)/m.exec(info)?.[1];
-    if (policy === undefined || policy === 'noeviction') return [];
-    return [`Redis evicts keys when full (maxmemory-policy ${policy}): a revoked token could be accepted again — set maxmemory-policy noeviction`];
+    const risks: string[] = [];
+    const memory = await this.#call(() => this.#redis.info('memory'));
+    const policy = /^maxmemory_policy:(\S+)/m.exec(memory)?.[1];
+    if (policy !== undefined && policy !== 'noeviction') {
+      risks.push(`Redis evicts keys when full (maxmemory-policy ${policy}): a revoked token could be accepted again — set maxmemory-policy noeviction`);
+    }
+    if (await this.#keepsNothingAcrossRestarts()) {
+      risks.push('Redis keeps nothing across a restart (no AOF, no RDB snapshots): a restart signs every user out and forgets recent revocations — set appendonly yes');
+    }
+    return risks;
+  }
+
+  /**
+   * No AOF (`INFO persistence`) and no RDB snapshot rule (`CONFIG GET save`). A managed Redis that refuses CONFIG,
+   * or says nothing, is not judged.
+   */
+  async #keepsNothingAcrossRestarts(): Promise<boolean> {
+    const persistence = await this.#call(() => this.#redis.info('persistence'));
+    if (/^aof_enabled:0\s*$/m.exec(persistence) === null) return false;
+    const save = await this.#redis.config('GET', 'save').catch(() => undefined);
+    return Array.isArray(save) && save.length === 2 && save[1] === '';
   }
 
   async close(): Promise<void> {

@@ -94,9 +94,26 @@ describe('Redis store', () => {
     });
   });
 
+  it('names a Redis that keeps nothing across a restart as a risk, and none with RDB snapshots', async () => {
+    const store = await createRedisStore({ url: server.url, keyPrefix: 'persistence:', clock: systemClock, purgeIntervalMs: 0 });
+    try {
+      // The test server runs with --save '' --appendonly no: what an operator who copied a cache's settings has.
+      const risks = (await store.configurationRisks?.()) ?? [];
+      assert.equal(risks.length, 1);
+      assert.match(risks[0] ?? '', /keeps nothing across a restart .* set appendonly yes/);
+      await admin.config('SET', 'save', '3600 1');
+      assert.deepEqual(await store.configurationRisks?.(), []);
+    } finally {
+      await admin.config('SET', 'save', '');
+      await store.close();
+    }
+  });
+
   it('names an evicting memory policy as a risk (doctor warns, start logs it), and none under noeviction', async () => {
     const store = await createRedisStore({ url: server.url, keyPrefix: 'policy:', clock: systemClock, purgeIntervalMs: 0 });
     const doctorConfig = configSchema.parse({ store: { type: 'redis', redisUrl: server.url } });
+    // Snapshots on: the persistence risk is the test above's.
+    await admin.config('SET', 'save', '3600 1');
     try {
       await admin.config('SET', 'maxmemory-policy', 'allkeys-lru');
       const risks = (await store.configurationRisks?.()) ?? [];
@@ -110,6 +127,7 @@ describe('Redis store', () => {
       assert.equal((await checkStore(async () => store, doctorConfig)).check.status, 'ok');
     } finally {
       await admin.config('SET', 'maxmemory-policy', 'noeviction');
+      await admin.config('SET', 'save', '');
       await store.close();
     }
   });

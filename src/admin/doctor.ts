@@ -124,7 +124,8 @@ export async function checkUpstream(config: GatehouseConfig, fetch: typeof globa
         fix: 'set upstream.issuer to exactly the issuer the IdP publishes',
       };
     }
-    return { name: 'upstream', status: 'ok', detail: `${shown} answered; issuer ${String(metadata.issuer)}` };
+    // What was checked, and what was not: an unknown client id or a wrong credential shows at the first sign-in.
+    return { name: 'upstream', status: 'ok', detail: `${shown} answered; issuer ${String(metadata.issuer)} (the client ${upstream.clientId} and its credential are checked at the first sign-in, not here)` };
   } catch (error) {
     const reason = error instanceof Error && error.name === 'TimeoutError' ? `no answer within ${timeoutMs} ms` : firstLine(error);
     return {

@@ -9,7 +9,7 @@ import type { ErrorCode, NextStep } from './protocol-error.ts';
  */
 const pageText: Record<ErrorCode, { title: string; next: string }> = {
   invalid_request: { title: 'This request could not be used', next: 'Go back to the application and start again.' },
-  invalid_client: { title: 'The application is not recognised', next: 'Ask the application’s publisher to register it again.' },
+  invalid_client: { title: 'The application is not recognised', next: 'If the application registered itself, remove this server from it and add it again (it registers anew); otherwise ask its publisher to register it again.' },
   invalid_grant: { title: 'This sign-in can no longer be completed', next: 'Go back to the application and sign in again.' },
   unauthorized_client: { title: 'The application may not sign in this way', next: 'Contact the application’s publisher.' },
   unsupported_grant_type: { title: 'The application asked for something unsupported', next: 'Contact the application’s publisher.' },

@@ -72,6 +72,19 @@ describe('gatehouse entra setup', () => {
   });
   afterEach(() => graph.close());
 
+  it("says what to do when the operator's sign-in fails, for either way of signing in", async () => {
+    for (const [signIn, advice] of [
+      ['azure-cli', /sign-in for Microsoft Graph failed: Azure CLI could not be found\. — sign in with "az login".*or pass --sign-in device-code/],
+      ['device-code', /sign-in for Microsoft Graph failed: Azure CLI could not be found\. — check that Microsoft's sign-in \(login\.microsoftonline\.com\) is reachable/],
+    ] as const) {
+      const io = captureIo();
+      const failing = createEntraSetupCommand({ credential: async () => ({ getToken: () => Promise.reject(new Error('Azure CLI could not be found.\nPlease visit https://aka.ms/azure-cli')) }) });
+      const code = await runCli(['entra', 'setup', '--config', configFile, '--graph-url', graph.url, '--sign-in', signIn, ...aks], io, [failing]);
+      assert.equal(code, 1, io.err());
+      assert.match(io.err(), advice);
+    }
+  });
+
   it('--dry-run reads, prints every request it would send with its body, and changes neither Graph nor the file', async () => {
     const before = readFileSync(configFile, 'utf8');
     const { code, out, err } = await setup(graph, configFile, [...aks, '--dry-run']);

@@ -27,6 +27,29 @@ async function azureIdentityCredential(signIn: 'azure-cli' | 'device-code', tena
   return new identity.DeviceCodeCredential({ ...tenant, userPromptCallback: (info) => io.stderr(`${info.message}\n`) });
 }
 
+/**
+ * The operator's sign-in, its failure said with what to do: the Azure SDK's own messages named neither the other
+ * sign-in ("Azure CLI could not be found. Please visit https://aka.ms/azure-cli") nor what was unreachable
+ * ("network_error: See https://aka.ms/msal.js.errors#network_error").
+ */
+function withSignInAdvice(credential: OperatorCredential, signIn: 'azure-cli' | 'device-code'): OperatorCredential {
+  return {
+    async getToken(scopes) {
+      try {
+        return await credential.getToken(scopes);
+      } catch (error) {
+        const reason = (error instanceof Error ? error.message : String(error)).split('\n')[0]?.slice(0, 300);
+        const fix =
+          signIn === 'azure-cli'
+            ? 'sign in with "az login" (and "az account set --subscription …" for the tenant), or pass --sign-in device-code to sign in in a browser instead'
+            : 'check that Microsoft\'s sign-in (login.microsoftonline.com) is reachable from this machine, through its proxy if it has one, and that --tenant names your tenant';
+        // The Graph client says it was the sign-in (GH_GRAPH_REQUEST, exit 1); this says what to do about it.
+        throw new Error(`${reason} — ${fix}`, { cause: error });
+      }
+    },
+  };
+}
+
 function federationFrom(values: Values): Federation {
   const kind = text(values, 'federation');
   const need = (name: string): string => {
@@ -106,7 +129,7 @@ export function createEntraSetupCommand(deps: EntraSetupDeps = {}): CliCommand {
       const tenantId = text(values, 'tenant') ?? inputs.tenantId;
       const dryRun = values['dry-run'] === true;
 
-      const credential = await (deps.credential ?? azureIdentityCredential)(signIn, tenantId, io);
+      const credential = withSignInAdvice(await (deps.credential ?? azureIdentityCredential)(signIn, tenantId, io), signIn);
       const graph = createGraphClient({
         baseUrl: httpsUrl(text(values, 'graph-url') ?? 'https://graph.microsoft.com', '--graph-url'),
         credential,

@@ -125,8 +125,9 @@ export async function recentUseSince(store: Store, since: number, until: number)
   const latest = new Map<string, number>();
   for (const slice of sliceWindow(since, until, SLICES)) {
     for (const { value } of (await readAuditSlice(store, slice.from, slice.to, SLICE_CAP)).entries) {
-      // A grant's end is no use of the client (an operator revoking a grant made its client "last used" then).
-      if (value.user === undefined || value.client === undefined || value.method === GRANT_END_METHOD) continue;
+      // A grant's end is no use of the client (an operator revoking a grant made its client "last used" then), nor is
+      // a token refused (401: expired, of a revoked grant, without its proof), which names its user and client too.
+      if (value.user === undefined || value.client === undefined || value.method === GRANT_END_METHOD || value.status === 401) continue;
       const key = recentUseKey(value.user, value.client);
       if ((latest.get(key) ?? 0) < value.time) latest.set(key, value.time);
     }

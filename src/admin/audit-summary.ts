@@ -105,7 +105,8 @@ export async function summarizeAudit(store: Store, window: OverviewWindow, now: 
       }
       routes.set(value.route, route);
       if (value.tool !== undefined) bump(tools, value.tool);
-      if (value.user !== undefined) bump(users, value.user);
+      // A refused token (401) names whose it was, for the trail: not that user's traffic.
+      if (value.user !== undefined && value.status !== 401) bump(users, value.user);
     }
     buckets.push(bucket);
   }

@@ -30,8 +30,8 @@ export const KEY_ROTATION_AGE_DAYS = 90;
  * `config check` warned about.
  */
 export function configWarnings(config: GatehouseConfig, publicUrl: string, loaded: readonly string[] = []): DoctorCheck {
-  const notes: string[] = [];
-  const fixes: string[] = [...loaded];
+  const notes: string[] = [...loaded];
+  const fixes: string[] = loaded.length > 0 ? ['"gatehouse config check" says what each warning asks'] : [];
   if (config.mode === 'production') {
     if (config.admin.users.length === 0 && config.admin.groups.length === 0) {
       notes.push('no admin users or groups');
@@ -82,7 +82,7 @@ export async function checkStore(open: () => Promise<Store>, config: GatehouseCo
     await withTimeout('the store', timeoutMs, () => opened.ping());
     const detail = `${where} answered in ${Math.round(performance.now() - started)} ms`;
     const risks = opened.configurationRisks === undefined ? [] : await withTimeout('the store', timeoutMs, () => opened.configurationRisks!());
-    if (risks.length > 0) return { check: { name: 'store', status: 'warn', detail: `${detail}; ${risks.join('; ')}`, fix: 'see "Redis requirements" in docs/operations.md: maxmemory-policy noeviction' }, store };
+    if (risks.length > 0) return { check: { name: 'store', status: 'warn', detail: `${detail}; ${risks.join('; ')}`, fix: 'see "Redis requirements" in docs/operations.md (maxmemory-policy noeviction; AOF or RDB snapshots)' }, store };
     return { check: { name: 'store', status: 'ok', detail }, store };
   } catch (error) {
     await store?.close().catch(() => {});

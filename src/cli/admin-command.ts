@@ -59,7 +59,7 @@ const storeProblem = (error: StoreUnavailableError): StoreUnreachableError =>
  */
 async function withDemoRegistrations(config: GatehouseConfig): Promise<GatehouseConfig> {
   if (config.mode !== 'demo') return config;
-  const { demoRegistrations, withDemoSettings } = await import('../demo/run-demo.ts');
+  const { demoRegistrations, withDemoSettings } = await import('../demo/demo-registrations.ts');
   const registrations = demoRegistrations(config);
   return registrations === undefined ? config : withDemoSettings(config, registrations);
 }

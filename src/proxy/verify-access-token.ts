@@ -184,6 +184,9 @@ export function createAccessTokenVerifier(options: AccessTokenVerifierOptions): 
       try {
         claims = await verifySignature(token, target);
       } catch (error) {
+        // Expired: jose checked the signature (and the issuer, audience and type) before the expiry, so the claims are
+        // the token's own — named in the audit record as a cached token's are (below).
+        if (error instanceof joseErrors.JWTExpired && input.caller !== undefined) nameCaller(input.caller, error.payload);
         throw unauthorized(target, true, describeFailure(error), scheme);
       }
       entry = { claims, aud: target.resource, token, scheme, insertion: 0 };
@@ -272,6 +275,14 @@ class SenderConstrainedTokenError extends Error {
 }
 
 /** Says what was wrong without echoing token content. */
+/** The user and client of an expired token's verified payload, when they are what a token of ours carries. */
+function nameCaller(caller: NonNullable<VerifyInput['caller']>, payload: Record<string, unknown>): void {
+  if (typeof payload['sub'] === 'string' && typeof payload['client_id'] === 'string') {
+    caller.user = payload['sub'];
+    caller.client = payload['client_id'];
+  }
+}
+
 function describeFailure(error: unknown): string {
   if (error instanceof SenderConstrainedTokenError) return 'The access token is bound by a confirmation method (cnf) this gateway cannot check.';
   if (error instanceof joseErrors.JWTExpired) return 'The access token has expired.';

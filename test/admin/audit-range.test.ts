@@ -33,7 +33,9 @@ describe('audit range reads', () => {
     try {
       // A grant's end (an operator revoking one) is no use of its client.
       const grantEnded = auditRecord({ time: 8_000, user: BOB.subject, method: 'grant/end', tool: undefined, reason: 'admin' });
-      await seedAudit(store, [auditRecord({ time: 100 }), auditRecord({ time: 5_000 }), auditRecord({ time: 7_000 }), auditRecord({ time: 6_000, user: BOB.subject }), grantEnded, auditRecord({ time: 20_000 })]);
+      // Nor is a refused token, which names its user and client (a revoked grant's token, still sent).
+      const refused = auditRecord({ time: 9_000, outcome: 'denied', status: 401, reason: 'invalid_token' });
+      await seedAudit(store, [auditRecord({ time: 100 }), auditRecord({ time: 5_000 }), auditRecord({ time: 7_000 }), auditRecord({ time: 6_000, user: BOB.subject }), grantEnded, refused, auditRecord({ time: 20_000 })]);
       const recent = await recentUseSince(store, 1_000, 10_000);
       assert.deepEqual([...recent], [[recentUseKey(ALICE.subject, DCR_CLIENT), 7_000], [recentUseKey(BOB.subject, DCR_CLIENT), 6_000]]);
     } finally {

@@ -19,7 +19,8 @@ describe('audit summary', () => {
       auditRecord({ time: now - 50 * 60_000, tool: 'hello' }),
       auditRecord({ time: now - 40 * 60_000, tool: 'hello', user: BOB.subject }),
       auditRecord({ time: now - 30 * 60_000, tool: 'me', outcome: 'denied', status: 200, reason: 'policy: weekdays only' }),
-      auditRecord({ time: now - 20 * 60_000, method: 'initialize', tool: undefined, outcome: 'denied', status: 401, reason: 'invalid_token', user: undefined }),
+      // A refused token names whose it was: not that user's traffic.
+      auditRecord({ time: now - 20 * 60_000, method: 'initialize', tool: undefined, outcome: 'denied', status: 401, reason: 'invalid_token' }),
       auditRecord({ time: now - 10 * 60_000, method: 'initialize', tool: undefined, outcome: 'denied', status: 401, user: undefined }),
       auditRecord({ time: now - 15 * 60_000, method: 'initialize', tool: undefined, outcome: 'denied', status: 401, reason: 'no token', user: undefined }),
       auditRecord({ time: now - 5 * 60_000, tool: 'echo', outcome: 'error', status: 502, route: '/other' }),

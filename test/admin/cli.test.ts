@@ -106,6 +106,10 @@ describe('admin CLI against a SQLite store seeded through the oidc adapter', () 
     // The demo's own clients, which it registers when it starts, as the console lists them (the CLI listed none).
     for (const demoClient of ['graph-server', 'enterprise-chat', 'demo-workload']) assert.equal(byId.get(demoClient)?.type, 'pre-registered', demoClient);
     assert.equal((await cli('clients', 'show', 'graph-server')).code, 0);
+    const revoked = await cli('clients', 'revoke', 'graph-server', '--yes');
+    assert.equal(revoked.code, 0, revoked.stderr);
+    // Not "remove it from authorization.clients": it is in no file.
+    assert.match(revoked.stdout, /The demo registers it each time it starts/);
 
     const table = await cli('clients', 'list');
     assert.equal(table.code, 0);
@@ -516,7 +520,8 @@ describe('gatehouse doctor', () => {
     assert.equal(warned.code, 0);
     const configCheck = warned.checks.find((check) => check.name === 'config');
     assert.equal(configCheck?.status, 'warn');
-    assert.match(configCheck?.fix ?? '', /GATEHOUSE_LOGLEVEL/);
+    assert.match(configCheck?.detail ?? '', /GATEHOUSE_LOGLEVEL/);
+    assert.match(configCheck?.fix ?? '', /gatehouse config check/);
 
     clock.advance(100 * 86_400_000);
     const old = await doctor(discovery('http://localhost:8081'));

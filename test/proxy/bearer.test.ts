@@ -3,7 +3,7 @@ import { after, before, describe, it } from 'node:test';
 import { SignJWT } from 'jose';
 import { revokeGrant } from '../../src/grants/revoked-grants.ts';
 import { startMcpBackend, type McpBackend } from '../support/mcp-backends.ts';
-import { auditRecordWithReason, createTestKeyring, mcpPost, mintAccessToken, startTestGateway, toolsCall, type TestGateway } from './harness.ts';
+import { createTestKeyring, mcpPost, mintAccessToken, startTestGateway, toolsCall, type TestGateway } from './harness.ts';
 
 /** RFC 6750 / RFC 9068 / RFC 9728 behaviour of the bearer check, and every bad token the issue lists. */
 let backend: McpBackend;
@@ -49,6 +49,16 @@ async function expectChallenge(response: Response, error: string | undefined): P
   const body = (await response.json()) as { jsonrpc: string; error: { message: string } };
   assert.equal(body.jsonrpc, '2.0');
   return body.error.message;
+}
+
+/** The audit record of one request, by the request id its answer carried (records are written in batches). */
+async function auditRecordOf(requestId: string | null): Promise<Record<string, unknown> | undefined> {
+  const deadline = Date.now() + 5_000;
+  for (;;) {
+    const found = gateway.auditLines.map((line) => JSON.parse(line) as Record<string, unknown>).find((record) => record['requestId'] === requestId);
+    if (found !== undefined || Date.now() > deadline) return found;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
 }
 
 describe('the MCP URL spelt with a trailing slash', () => {
@@ -179,12 +189,27 @@ describe('bearer check', () => {
     await revokeGrant(gateway.store, 'grant-to-revoke', { ttlSeconds: 600 });
     // Published on the store's channel: the in-memory cache learns it without a store read per request.
     await gateway.revokedGrants.resync();
-    const from = gateway.auditLines.length;
-    await expectChallenge(await mcpPost(route, valid, toolsCall('echo')), 'invalid_token');
+    const refused = await mcpPost(route, valid, toolsCall('echo'));
+    const requestId = refused.headers.get('x-request-id');
+    await expectChallenge(refused, 'invalid_token');
     // Refused naming whose token it was (its signature verified): who kept using a revoked grant is in the trail.
-    const record = await auditRecordWithReason(gateway, 'invalid_token', from);
+    const record = await auditRecordOf(requestId);
     assert.equal(record?.['user'], 'tenant/alice');
     assert.equal(record?.['client'], 'client-1');
+  });
+
+  it('names the user of an expired token this replica never saw in the audit record (its check fails in the signature library)', async () => {
+    const expired = await token({ expiresIn: -120 });
+    const refused = await mcpPost(route, expired, toolsCall('echo'));
+    const requestId = refused.headers.get('x-request-id');
+    await expectChallenge(refused, 'invalid_token');
+    assert.equal((await auditRecordOf(requestId))?.['user'], 'tenant/alice');
+    // A token for another route is no token of this one: whose it is stays unnamed.
+    const other = await token({ aud: `${gateway.url}/elsewhere`, expiresIn: -120 });
+    const foreign = await mcpPost(route, other, toolsCall('echo'));
+    const foreignId = foreign.headers.get('x-request-id');
+    await foreign.body?.cancel();
+    assert.equal((await auditRecordOf(foreignId))?.['user'], undefined);
   });
 
   it('never lets the client token or cookies reach the backend', async () => {

@@ -74,7 +74,7 @@ describe('gatehouse entra setup', () => {
 
   it("says what to do when the operator's sign-in fails, for either way of signing in", async () => {
     for (const [signIn, advice] of [
-      ['azure-cli', /sign-in for Microsoft Graph failed: Azure CLI could not be found\. — sign in with "az login".*or pass --sign-in device-code/],
+      ['azure-cli', /sign-in for Microsoft Graph failed: Azure CLI could not be found\. — sign in with "az login --tenant.*or pass --sign-in device-code/],
       ['device-code', /sign-in for Microsoft Graph failed: Azure CLI could not be found\. — check that Microsoft's sign-in \(login\.microsoftonline\.com\) is reachable/],
     ] as const) {
       const io = captureIo();

@@ -41,7 +41,7 @@ function withSignInAdvice(credential: OperatorCredential, signIn: 'azure-cli' | 
         const reason = (error instanceof Error ? error.message : String(error)).split('\n')[0]?.slice(0, 300);
         const fix =
           signIn === 'azure-cli'
-            ? 'sign in with "az login" (and "az account set --subscription …" for the tenant), or pass --sign-in device-code to sign in in a browser instead'
+            ? 'sign in with "az login --tenant <tenant>" (with --allow-no-subscriptions for a tenant without subscriptions), or pass --sign-in device-code to sign in in a browser instead'
             : 'check that Microsoft\'s sign-in (login.microsoftonline.com) is reachable from this machine, through its proxy if it has one, and that --tenant names your tenant';
         // The Graph client says it was the sign-in (GH_GRAPH_REQUEST, exit 1); this says what to do about it.
         throw new Error(`${reason} — ${fix}`, { cause: error });

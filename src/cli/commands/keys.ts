@@ -105,10 +105,13 @@ export function createKeysCommands(
     // Asked only when there is something to remove: with nothing due, a script without --yes learns so (exit 0).
     prepare: (values, io): Confirm => (question) => confirmation(values, io, 'keys prune')(question),
     action: keyFileMistakesAreUsageErrors(async ({ deps: { store, config, clock }, io, json, prepared: confirm }: AdminCommandInput & { prepared: Confirm }) => {
-      const due = (await listKeys({ store, config, clock })).filter((key) => key.prunableAt !== undefined && clock.now() >= key.prunableAt);
+      const listed = await listKeys({ store, config, clock });
+      const due = listed.filter((key) => key.prunableAt !== undefined && clock.now() >= key.prunableAt);
       const named = due.map((key) => `${key.kid} (${key.use})`).join(', ');
       if (due.length > 0 && !(await confirm(`Remove ${due.length} retired key(s) for good: ${named}?`))) return cancelled(io);
-      const result = await pruneKeys({ store, config, clock });
+      // Nothing confirmed, nothing removed: a key that comes due between the listing and the pruning waits for a run
+      // that asks (this one was not told to remove anything).
+      const result = due.length > 0 ? await pruneKeys({ store, config, clock }) : { removed: [], kept: listed };
       if (json) return void io.stdout(toJsonOutput({ removed: keyListingJson(result.removed), kept: keyListingJson(result.kept) }));
       const removed = result.removed.map((key) => `${key.kid} (${key.use})`).join(', ');
       const next = nextPrunableAt(result.kept);

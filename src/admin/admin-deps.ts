@@ -18,6 +18,8 @@ export interface AdminDeps {
   config: GatehouseConfig;
   /** The grant-ending function that logs and audits each end (the gateway's, or the CLI's); tests may leave it out. */
   endGrant?: EndGrant;
+  /** The clients in `config` that a demo registers when it starts, not its file (the CLI's advice differs). */
+  demoClients?: ReadonlySet<string>;
 }
 
 /** "No such client/grant/user" (or one the caller may not see): the CLI prints it, the console answers 404. */

@@ -31,7 +31,7 @@ export const KEY_ROTATION_AGE_DAYS = 90;
  */
 export function configWarnings(config: GatehouseConfig, publicUrl: string, loaded: readonly string[] = []): DoctorCheck {
   const notes: string[] = [...loaded];
-  const fixes: string[] = loaded.length > 0 ? ['"gatehouse config check" says what each warning asks'] : [];
+  const fixes: string[] = loaded.length > 0 ? ['change the settings the warnings name in the configuration file'] : [];
   if (config.mode === 'production') {
     if (config.admin.users.length === 0 && config.admin.groups.length === 0) {
       notes.push('no admin users or groups');

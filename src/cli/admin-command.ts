@@ -57,11 +57,14 @@ const storeProblem = (error: StoreUnavailableError): StoreUnreachableError =>
  * The demo registers clients at start (the sample server's, the enterprise and workload demos'): the console lists
  * them, and so must the CLI, which reads the configuration rather than the running demo. Outside the demo, as read.
  */
-async function withDemoRegistrations(config: GatehouseConfig): Promise<GatehouseConfig> {
-  if (config.mode !== 'demo') return config;
+async function withDemoRegistrations(config: GatehouseConfig): Promise<{ config: GatehouseConfig; demoClients: ReadonlySet<string> }> {
+  const none = { config, demoClients: new Set<string>() };
+  if (config.mode !== 'demo') return none;
   const { demoRegistrations, withDemoSettings } = await import('../demo/demo-registrations.ts');
   const registrations = demoRegistrations(config);
-  return registrations === undefined ? config : withDemoSettings(config, registrations);
+  if (registrations === undefined) return none;
+  const added = [registrations.backendClient, registrations.enterpriseClient, registrations.workloadTrust?.client];
+  return { config: withDemoSettings(config, registrations), demoClients: new Set(added.flatMap((client) => (client === undefined ? [] : [client.clientId]))) };
 }
 
 export async function withAdminStore<T>(
@@ -71,7 +74,7 @@ export async function withAdminStore<T>(
   action: (deps: AdminDeps) => Promise<T>,
 ): Promise<T> {
   const file = typeof values['config'] === 'string' ? values['config'] : undefined;
-  const config = await withDemoRegistrations(loadConfig({ file, env: io.env, cwd: io.cwd }).config);
+  const { config, demoClients } = await withDemoRegistrations(loadConfig({ file, env: io.env, cwd: io.cwd }).config);
   let store: Store;
   try {
     store = await dependencies.openStore(config, io);
@@ -102,7 +105,7 @@ export async function withAdminStore<T>(
   try {
     // The CLI may be the first of an upgrade's code to open this store: the grant listings read their indexes.
     await indexGrantsWrittenBefore(store);
-    return await action({ store, clock, config, endGrant });
+    return await action({ store, clock, config, endGrant, demoClients });
   } catch (error) {
     if (error instanceof StoreUnavailableError) throw storeProblem(error);
     throw error;

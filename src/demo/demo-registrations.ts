@@ -11,9 +11,6 @@ import { JWT_BEARER_GRANT, TOKEN_EXCHANGE_GRANT } from '../protocol/oauth-urns.t
 /** The sample server's client at the gateway: it exchanges the identity assertion it receives for a Graph token. */
 export const DEMO_BACKEND_CLIENT_ID = 'graph-server';
 
-/** The clients a demo registers when it starts (unless its configuration registers one of them itself). */
-export const DEMO_CLIENT_IDS: ReadonlySet<string> = new Set([DEMO_BACKEND_CLIENT_ID, DEMO_ENTERPRISE_CLIENT_ID, DEMO_WORKLOAD_CLIENT_ID]);
-
 /**
  * True when the upstream is the demo's own local identity provider. A `mode: demo` file may name another upstream
  * (your Entra tenant); then the stand-ins, which only trust the local IdP's tokens, are not started.

@@ -39,8 +39,9 @@ export function renderErrorPage(input: { code: ErrorCode; description: string; r
   const requestId = input.requestId === undefined ? '' : ` · request id <code class="error-code">${escapeHtml(input.requestId)}</code>`;
   const reference = `\n<p class="hint">Error <code class="error-code">${escapeHtml(input.code)}</code>${requestId}</p>`;
   const step = input.nextStep;
-  // A path on this gateway only (`/…`, never `//host` nor `/\host`, which browsers read alike): the link cannot lead off it.
-  const link = step?.link !== undefined && /^\/(?![/\\])/.test(step.link.path) ? ` <a href="${escapeHtml(step.link.path)}">${escapeHtml(step.link.label)}</a>` : '';
+  // A path on this gateway only: `/` then printable ASCII without `\` (`//host`, `/\host`, a tab or a line break a
+  // browser strips before reading `//host`: none passes). The link cannot lead off it.
+  const link = step?.link !== undefined && /^\/(?!\/)[!-[\]-~]*$/.test(step.link.path) ? ` <a href="${escapeHtml(step.link.path)}">${escapeHtml(step.link.label)}</a>` : '';
   return renderPage(title, `<h1>${escapeHtml(title)}</h1>
 <p>${escapeHtml(input.description)}</p>
 <p><strong>What to do next:</strong> ${escapeHtml(step?.text ?? next)}${link}</p>${reference}`, { branding: input.branding });

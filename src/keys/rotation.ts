@@ -213,7 +213,11 @@ export async function revokeKey(
 }
 
 /** Removes the retired keys whose window has passed; the rest are listed with the time they become prunable. */
-export async function pruneKeys(options: KeyAdminOptions): Promise<{ removed: KeyListing[]; kept: KeyListing[] }> {
+/**
+ * `asOf`: prune what was due then, not at the write — what an operator was shown and confirmed (`keys prune` asks, and
+ * an answer may take minutes); a key that came due since waits for a run that names it.
+ */
+export async function pruneKeys(options: KeyAdminOptions & { asOf?: number }): Promise<{ removed: KeyListing[]; kept: KeyListing[] }> {
   const retention = keyRetention(options.config);
   const source = sourceFor(options);
   // A store without a key set has nothing to prune, and a set made here (prune runs from cron) would be one no
@@ -221,10 +225,10 @@ export async function pruneKeys(options: KeyAdminOptions): Promise<{ removed: Ke
   const held = await source.peek();
   if (held === undefined) return { removed: [], kept: [] };
   const before = listKeySet(held, retention);
-  const now = options.clock.now();
+  const now = options.asOf ?? options.clock.now();
   const due = before.filter((key) => key.prunableAt !== undefined && now >= key.prunableAt);
   if (due.length === 0) return { removed: [], kept: before };
-  const next = await source.update((keySet) => pruneKeySet(keySet, { now: options.clock.now(), retention }));
+  const next = await source.update((keySet) => pruneKeySet(keySet, { now, retention }));
   await publishMessage(options.store, keysChangedChannel, 'prune');
   const kept = listKeySet(next, retention);
   const keptKids = new Set(kept.map((key) => `${key.use}:${key.kid}`));

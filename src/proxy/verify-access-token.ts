@@ -274,7 +274,6 @@ class SenderConstrainedTokenError extends Error {
   }
 }
 
-/** Says what was wrong without echoing token content. */
 /** The user and client of an expired token's verified payload, when they are what a token of ours carries. */
 function nameCaller(caller: NonNullable<VerifyInput['caller']>, payload: Record<string, unknown>): void {
   if (typeof payload['sub'] === 'string' && typeof payload['client_id'] === 'string') {
@@ -283,6 +282,7 @@ function nameCaller(caller: NonNullable<VerifyInput['caller']>, payload: Record<
   }
 }
 
+/** Says what was wrong without echoing token content. */
 function describeFailure(error: unknown): string {
   if (error instanceof SenderConstrainedTokenError) return 'The access token is bound by a confirmation method (cnf) this gateway cannot check.';
   if (error instanceof joseErrors.JWTExpired) return 'The access token has expired.';

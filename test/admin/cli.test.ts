@@ -109,7 +109,8 @@ describe('admin CLI against a SQLite store seeded through the oidc adapter', () 
     const revoked = await cli('clients', 'revoke', 'graph-server', '--yes');
     assert.equal(revoked.code, 0, revoked.stderr);
     // Not "remove it from authorization.clients": it is in no file.
-    assert.match(revoked.stdout, /The demo registers it each time it starts/);
+    assert.match(revoked.stdout, /The demo registers it itself \(it is in no file\): it can get new tokens while the demo runs\./);
+
 
     const table = await cli('clients', 'list');
     assert.equal(table.code, 0);
@@ -389,6 +390,25 @@ describe('admin CLI with the store unreachable', () => {
 });
 
 describe('gatehouse clients list with an empty store', () => {
+  it("tells a demo's own client from one its file registers under the same name", async () => {
+    const directory = await mkdtemp(join(tmpdir(), 'gatehouse-admin-demo-'));
+    try {
+      const configFile = join(directory, 'gatehouse.yaml');
+      // enterprise-chat registered by the file: the demo does not add its own, and revoking it is the file's business.
+      await writeFile(configFile, `mode: demo\nstore:\n  sqlitePath: ${JSON.stringify(join(directory, 'g.db'))}\nauthorization:\n  clients:\n    - clientId: enterprise-chat\n      clientSecret: a-secret-of-the-files-own-0123\n      grantTypes: ["urn:ietf:params:oauth:grant-type:jwt-bearer"]\n`);
+      await (await openStore(configSchema.parse({ store: { sqlitePath: join(directory, 'g.db') } }).store, { clock: systemClock })).close();
+      let stdout = '';
+      const io: CliIo = { stdout: (text) => (stdout += text), stderr: () => {}, env: {}, cwd: directory };
+      assert.equal(await runCli(['clients', 'revoke', 'enterprise-chat', '--yes', '--config', configFile], io, [createClientsCommands().revoke]), 0);
+      assert.match(stdout, /It is configured in authorization\.clients: remove it there/);
+      stdout = '';
+      assert.equal(await runCli(['clients', 'revoke', 'demo-workload', '--yes', '--config', configFile], io, [createClientsCommands().revoke]), 0);
+      assert.match(stdout, /The demo registers it itself/);
+    } finally {
+      await rm(directory, { recursive: true, force: true });
+    }
+  });
+
   it('lists the clients pre-registered in the config, with their name and redirect hosts', async () => {
     const directory = await mkdtemp(join(tmpdir(), 'gatehouse-admin-empty-'));
     try {
@@ -521,7 +541,7 @@ describe('gatehouse doctor', () => {
     const configCheck = warned.checks.find((check) => check.name === 'config');
     assert.equal(configCheck?.status, 'warn');
     assert.match(configCheck?.detail ?? '', /GATEHOUSE_LOGLEVEL/);
-    assert.match(configCheck?.fix ?? '', /gatehouse config check/);
+    assert.match(configCheck?.fix ?? '', /settings the warnings name/);
 
     clock.advance(100 * 86_400_000);
     const old = await doctor(discovery('http://localhost:8081'));

@@ -28,3 +28,20 @@ describe('renderErrorBody', () => {
     });
   }
 });
+
+describe("an error page's own next step", () => {
+  const page = (path: `/${string}`) =>
+    renderErrorBody(new ProtocolError('access_denied', 'No.', { nextStep: { text: 'Do <this>.', link: { path, label: 'Go "there"' } } }), { format: 'html' }).body;
+
+  it('replaces the general advice, escaped, with a link on this gateway', () => {
+    const body = page('/account');
+    assert.match(body, /What to do next:<\/strong> Do &lt;this&gt;\. <a href="\/account">Go &quot;there&quot;<\/a>/);
+    assert.doesNotMatch(body, /ask your administrator/);
+  });
+
+  it('links nowhere off the gateway, however the path is written', () => {
+    for (const path of ['//evil.example', '/\\evil.example', '/\t/evil.example', '/\n/evil.example', '/ /x'] as const) {
+      assert.doesNotMatch(page(path as `/${string}`), /<a /, JSON.stringify(path));
+    }
+  });
+});

@@ -216,3 +216,37 @@ describe('gatehouse keys list|rotate|prune|revoke', () => {
     for (const secret of await storedMaterial()) assert.ok(!result.stdout.includes(secret), 'output contains key material');
   });
 });
+
+describe('gatehouse keys prune, answered late', () => {
+  it('removes only the keys it named, not one that came due while the question waited', async () => {
+    const directory = await mkdtemp(join(tmpdir(), 'gatehouse-keys-late-'));
+    const clock = new ManualClock();
+    const commands = createKeysCommands({ clock, openStore: (config) => openStore(config.store, { clock }) });
+    try {
+      const configFile = join(directory, 'gatehouse.yaml');
+      await writeFile(configFile, `mode: demo\nstore:\n  sqlitePath: ${JSON.stringify(join(directory, 'gatehouse.db'))}\n`);
+      const io = (ask?: () => Promise<string>): CliIo => ({ stdout: () => {}, stderr: () => {}, env: {}, cwd: directory, ...(ask ? { stdinIsTTY: true, ask } : {}) });
+      const run = (command: CliCommand, values: Record<string, string | boolean>, ask?: () => Promise<string>) => command.run({ values: { config: configFile, ...values }, positionals: [], io: io(ask) });
+      // Three rotations a minute apart: the first two sets retire a minute apart.
+      await run(commands.rotate, {});
+      clock.advance(60_000);
+      await run(commands.rotate, {});
+      clock.advance(60_000);
+      await run(commands.rotate, {});
+      const { signingSeconds } = keyRetention(loadConfig({ file: configFile, env: {}, cwd: directory }).config);
+      // The first retired signing key is due; the second comes due while the operator reads the question.
+      clock.advance(signingSeconds * 1000 - 60_000);
+      const code = await run(commands.prune, {}, async () => {
+        clock.advance(120_000);
+        return 'yes';
+      });
+      assert.equal(code, 0);
+      let listed = '';
+      await commands.list.run({ values: { config: configFile, json: true }, positionals: [], io: { ...io(), stdout: (text) => (listed += text) } });
+      const signing = (JSON.parse(listed) as { keys: { use: string }[] }).keys.filter((key) => key.use === 'sig');
+      assert.equal(signing.length, 2, 'the current key and the one that was not named');
+    } finally {
+      await rm(directory, { recursive: true, force: true });
+    }
+  });
+});

@@ -209,7 +209,9 @@ describe('bearer check', () => {
     const foreign = await mcpPost(route, other, toolsCall('echo'));
     const foreignId = foreign.headers.get('x-request-id');
     await foreign.body?.cancel();
-    assert.equal((await auditRecordOf(foreignId))?.['user'], undefined);
+    const foreignRecord = await auditRecordOf(foreignId);
+    assert.ok(foreignRecord, 'the refusal is audited');
+    assert.equal(foreignRecord['user'], undefined);
   });
 
   it('never lets the client token or cookies reach the backend', async () => {

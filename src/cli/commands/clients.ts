@@ -6,7 +6,6 @@ import { formatTable, formatTime, printable, toJsonOutput } from '../../admin/te
 import type { CliCommand } from '../command.ts';
 import { cancelled, confirmation, yesOption } from '../confirm.ts';
 import type { AdminDeps } from '../../admin/admin-deps.ts';
-import { DEMO_CLIENT_IDS } from '../../demo/demo-registrations.ts';
 
 /** `gatehouse clients list|show|revoke`: the MCP clients known to this gateway, and cutting one off. */
 export function createClientsCommands(dependencies: AdminCommandDependencies = defaultAdminCommandDependencies): Record<'list' | 'show' | 'revoke', CliCommand> {
@@ -75,8 +74,9 @@ export function createClientsCommands(dependencies: AdminCommandDependencies = d
       const appOnly = revokedAppOnlyTokens.length === 0 ? '' : ` and ${revokedAppOnlyTokens.length} app-only token(s)`;
       const lines = [`Revoked ${revokedGrants.length} grant(s)${appOnly} of ${client.clientId}; its tokens are refused on every replica.`];
       if (registrationDeleted) lines.push('Its dynamic registration is deleted: the client id no longer works.');
-      else if (client.type === 'pre-registered' && deps.config.mode === 'demo' && DEMO_CLIENT_IDS.has(client.clientId)) {
-        lines.push('The demo registers it each time it starts: it can sign in again after the next start.');
+      else if (client.type === 'pre-registered' && deps.demoClients?.has(client.clientId) === true) {
+        // Revoking ends what it holds, not the registration: the running demo has it, and it may ask for tokens again.
+        lines.push('The demo registers it itself (it is in no file): it can get new tokens while the demo runs.');
       } else if (client.type === 'pre-registered') lines.push('It is configured in authorization.clients: remove it there to stop new sign-ins.');
       else if (client.type === 'cimd') lines.push('It can sign in again; add its host to authorization.clientMetadataDocuments.denyDomains to block it.');
       io.stdout(`${lines.join('\n')}\n`);

@@ -105,13 +105,14 @@ export function createKeysCommands(
     // Asked only when there is something to remove: with nothing due, a script without --yes learns so (exit 0).
     prepare: (values, io): Confirm => (question) => confirmation(values, io, 'keys prune')(question),
     action: keyFileMistakesAreUsageErrors(async ({ deps: { store, config, clock }, io, json, prepared: confirm }: AdminCommandInput & { prepared: Confirm }) => {
+      const listedAt = clock.now();
       const listed = await listKeys({ store, config, clock });
-      const due = listed.filter((key) => key.prunableAt !== undefined && clock.now() >= key.prunableAt);
+      const due = listed.filter((key) => key.prunableAt !== undefined && listedAt >= key.prunableAt);
       const named = due.map((key) => `${key.kid} (${key.use})`).join(', ');
       if (due.length > 0 && !(await confirm(`Remove ${due.length} retired key(s) for good: ${named}?`))) return cancelled(io);
-      // Nothing confirmed, nothing removed: a key that comes due between the listing and the pruning waits for a run
-      // that asks (this one was not told to remove anything).
-      const result = due.length > 0 ? await pruneKeys({ store, config, clock }) : { removed: [], kept: listed };
+      // Only what was listed and confirmed: a key that comes due while the question waits is pruned as of the
+      // listing, so it stays for a run that names it.
+      const result = due.length > 0 ? await pruneKeys({ store, config, clock, asOf: listedAt }) : { removed: [], kept: listed };
       if (json) return void io.stdout(toJsonOutput({ removed: keyListingJson(result.removed), kept: keyListingJson(result.kept) }));
       const removed = result.removed.map((key) => `${key.kid} (${key.use})`).join(', ');
       const next = nextPrunableAt(result.kept);

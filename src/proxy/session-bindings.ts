@@ -53,9 +53,12 @@ export interface SessionBindings {
    * The ids of this user's Streamable HTTP sessions on this route beyond the newest `keep`, oldest first (a page of
    * them at most).
    */
-  oldestBeyond(owner: { subject: string; route: string }, keep: number): Promise<Array<{ sessionId: string; createdAt: number }>>;
-  /** Forgets a Streamable HTTP session (as `forget`) only if it is still the one `oldestBeyond` listed; true if so. */
-  forgetOwned(sessionId: string, owner: { subject: string; route: string }, createdAt: number): Promise<boolean>;
+  oldestBeyond(owner: SessionOwner, keep: number): Promise<Array<{ sessionId: string; createdAt: number }>>;
+  /**
+   * Forgets a Streamable HTTP session (as `forget`) only if it is still the one `oldestBeyond` listed, and only once:
+   * true for the one caller whose delete removed it (it alone ends it at the backend).
+   */
+  forgetOwned(sessionId: string, owner: SessionOwner, createdAt: number): Promise<boolean>;
   /**
    * Deletes the binding and tells every replica, this one included, that the session ended. While the store is
    * unavailable the session still ends on this replica at once, and the deletion is retried in the background (see
@@ -85,8 +88,19 @@ export interface DeferredDeleteOptions {
   maxWaiting?: number;
 }
 
-/** The `owner` index of a Streamable HTTP session: a user's sessions on one route (no space in a route path). */
-const ownerKey = (owner: { subject: string; route: string }) => `${owner.route} ${owner.subject}`;
+/** The `owner` index of a Streamable HTTP session: a user's sessions through one client on one route (no space in a route path or a client id the gateway issues or accepts). */
+const ownerKey = (owner: SessionOwner) => `${owner.route} ${owner.clientId ?? ''} ${owner.subject}`;
+
+/**
+ * Whose sessions count together: one user through one client on one route. A user's other clients are strangers to
+ * a session (require), so one of them must not end another's: counted per user alone, a client the user authorised
+ * opened sessions until the other clients' were ended, and the backend's DELETE named the wrong client.
+ */
+export interface SessionOwner {
+  subject: string;
+  clientId?: string | undefined;
+  route: string;
+}
 
 /** How many sessions beyond the limit one look finds (and ends). */
 const SURPLUS_PAGE = 16;
@@ -208,8 +222,12 @@ export function createSessionBindings(store: Store, maxCached = 50_000, deferred
       // Read again just before: the id may have been issued again since it was listed (a backend whose ids repeat,
       // bind), and that session is its new owner's.
       const binding = await readRecord(store, mcpSessionRecord, sessionId);
-      if (binding === undefined || binding.subject !== owner.subject || binding.route !== owner.route || binding.createdAt !== createdAt) return false;
-      await this.forget('mcp-session', sessionId);
+      if (binding === undefined || ownerKey(binding) !== ownerKey(owner) || binding.createdAt !== createdAt) return false;
+      // Two openings at once (on two replicas) list the same surplus: only the one whose delete removed the record
+      // goes on, so the backend is sent one DELETE, not one per opening.
+      if (!(await deleteRecord(store, mcpSessionRecord, sessionId))) return false;
+      ended('mcp-session', sessionId);
+      await publishMessage(store, sessionEndedChannel, `mcp-session ${sessionId}`).catch(() => {});
       return true;
     },
     async forget(kind, sessionId) {

@@ -11,6 +11,7 @@ import { checkMirroredHeaders } from './mcp-message.ts';
 import { readMcpPost } from './read-mcp-post.ts';
 import { isContentCoded, mediaType, relayResponse } from './relay-response.ts';
 import type { RouteState } from './route-state.ts';
+import type { SessionOwner } from './session-bindings.ts';
 import { trackOpenStream } from './stream-metrics.ts';
 import { deniesNone, screenToolsListJson, screenToolsListSseEvent } from './tools-list-filter.ts';
 import { SSE_EVENT_LIMIT_BYTES, sseEventTransform, type SseEvent } from './sse-events.ts';
@@ -147,14 +148,16 @@ async function updateSessionBinding(exchange: McpExchange, response: BackendResp
 }
 
 /**
- * A user keeps at most `rateLimit.sessionsPerUser` sessions on a route: the one just opened beyond it ends the oldest.
+ * A user keeps at most `rateLimit.sessionsPerUser` sessions on a route through one client: the one just opened beyond
+ * it ends that client's oldest.
  * Most MCP clients never send the `DELETE` that ends a session, and a backend keeps each one (its state, its memory)
  * until told: one user opening sessions in a loop filled the sample server's table and every other user was refused
- * (503) until it restarted. The backend is sent the `DELETE` the client never sent, as this user (the same identity
- * the new session's request carried), and the binding is forgotten on every replica (its streams cut, its id 404).
+ * (503) until it restarted. The backend is sent the `DELETE` the client never sent, as this user and client (the
+ * identity the new session's request carried, of the same client), and the binding is forgotten on every replica
+ * (its streams cut, its id 404).
  * Failures are left to the binding's TTL and the backend's own limits: nothing here is the client's answer.
  */
-async function endSurplusSessions(exchange: McpExchange, owner: { subject: string; route: string }, opened: string): Promise<void> {
+async function endSurplusSessions(exchange: McpExchange, owner: SessionOwner, opened: string): Promise<void> {
   const { runtime, state, backendHeaders = {} } = exchange;
   const { logger } = runtime.ctx;
   let surplus: Array<{ sessionId: string; createdAt: number }>;
@@ -175,8 +178,8 @@ async function endSurplusSessions(exchange: McpExchange, owner: { subject: strin
       const headers: Record<string, string> = { 'mcp-session-id': sessionId };
       for (const name of SURPLUS_DELETE_HEADERS) if (backendHeaders[name] !== undefined) headers[name] = backendHeaders[name];
       const answer = await state.backend.send({ url: state.route.backend, method: 'DELETE', headers, body: null, signal: AbortSignal.timeout(SURPLUS_DELETE_TIMEOUT_MS) });
-      // Its body is not read: discarded, so the connection goes back to the route's pool.
-      answer.body.on('error', () => {}).resume();
+      // Its body is not read: discarded (bounded), so the connection goes back to the route's pool.
+      discardBody(answer.body);
       if (answer.statusCode < 300) ended += 1;
     } catch (error) {
       logger.debug({ route: owner.route, reason: error instanceof Error ? error.message : 'unknown error' }, 'a surplus MCP session not ended at the backend');

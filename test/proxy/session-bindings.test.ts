@@ -159,7 +159,7 @@ describe('session bindings cache', () => {
 
   it('forgets a listed surplus session only while it is still the one listed (its id may have been issued again)', async () => {
     const sessions = createSessionBindings(counted);
-    const owner = { subject: 'tenant/alice', route: '/mcp' };
+    const owner = { subject: 'tenant/alice', clientId: 'client-1', route: '/mcp' };
     await sessions.bind('mcp-session', 'listed-1', { ...binding('tenant/alice'), createdAt: 1 }, 60);
     await sessions.bind('mcp-session', 'listed-2', { ...binding('tenant/alice'), createdAt: 2 }, 60);
     const [oldest] = await sessions.oldestBeyond(owner, 1);
@@ -169,7 +169,9 @@ describe('session bindings cache', () => {
     assert.equal(await sessions.forgetOwned('listed-1', owner, 1), false);
     assert.equal((await sessions.require('mcp-session', 'listed-1', { subject: 'tenant/bob', clientId: 'client-1' }, '/mcp')).subject, 'tenant/bob');
     assert.equal(await sessions.forgetOwned('listed-2', owner, 99), false, 'another createdAt: not the session listed');
-    assert.equal(await sessions.forgetOwned('listed-2', owner, 2), true);
+    assert.equal(await sessions.forgetOwned('listed-2', { ...owner, clientId: 'client-2' }, 2), false, "the user's other client's: not this one's");
+    // Two openings listed it at once: one of them forgets it (and sends the backend its DELETE), not both.
+    assert.deepEqual((await Promise.all([sessions.forgetOwned('listed-2', owner, 2), sessions.forgetOwned('listed-2', owner, 2)])).sort(), [false, true]);
     await assert.rejects(sessions.require('mcp-session', 'listed-2', { subject: 'tenant/alice', clientId: 'client-1' }, '/mcp'), isNotFound);
   });
 

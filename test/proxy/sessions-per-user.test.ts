@@ -46,7 +46,7 @@ describe('sessions per user', () => {
     await new Promise((resolve) => backend?.close(resolve));
   });
 
-  const tokenOf = (sub: string) => mintAccessToken(gateway.keyring, gateway.url, { aud: `${gateway.url}/mcp`, sub });
+  const tokenOf = (sub: string, clientId = 'client-1') => mintAccessToken(gateway.keyring, gateway.url, { aud: `${gateway.url}/mcp`, sub, clientId });
   const initialize = { jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 't', version: '1' } } };
   async function open(token: string, headers: Record<string, string> = {}): Promise<string> {
     const response = await mcpPost(`${gateway.url}/mcp`, token, initialize, headers);
@@ -77,5 +77,20 @@ describe('sessions per user', () => {
     assert.equal(await list(alice, second), 200);
     assert.equal(await list(alice, third), 200);
     assert.equal(await list(bob, bobs), 200, "another user's session is not counted with alice's");
+  });
+
+  it("counts a user's sessions per client: another client of the user ends none of this one's", async () => {
+    const ofA = await tokenOf('tenant/carol', 'client-a');
+    const ofB = await tokenOf('tenant/carol', 'client-b');
+    const first = await open(ofA);
+    const second = await open(ofA);
+    deleted.length = 0;
+    for (let i = 0; i < 3; i++) await open(ofB);
+    // client-b's third ends client-b's own oldest, as client-b (never client-a's, in client-b's name).
+    for (let wait = 0; wait < 200 && deleted.length === 0; wait++) await new Promise((resolve) => setTimeout(resolve, 10));
+    assert.equal(deleted.length, 1);
+    assert.ok(![first, second].some((session) => deleted[0]?.startsWith(`${session} `)), deleted[0]);
+    assert.equal(await list(ofA, first), 200);
+    assert.equal(await list(ofA, second), 200);
   });
 });

@@ -209,7 +209,7 @@ export const routeSchema = z
           .positive()
           .default(100)
           .describe(
-            'Streamable HTTP sessions (`Mcp-Session-Id`, protocol 2025-11-25 and earlier) one user keeps on this route through one client, across replicas. A session opened beyond it ends that client\'s oldest: the backend is sent its `DELETE`, and the session is refused from then on (404: its client starts a new one). Most clients never end their sessions, and each one holds the backend\'s memory until it does.',
+            'Streamable HTTP sessions (`Mcp-Session-Id`, protocol 2025-11-25 and earlier) one user keeps on this route, whatever clients open them, across replicas. A session opened beyond it ends the opening client\'s oldest (the backend is sent its `DELETE`), or, when that client has no other, the user\'s oldest of another client (refused from then on: 404, and its client starts a new one). Most clients never end their sessions, and each one holds the backend\'s memory until it does.',
           ),
       })
       .strict()

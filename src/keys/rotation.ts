@@ -212,8 +212,8 @@ export async function revokeKey(
   };
 }
 
-/** Removes the retired keys whose window has passed; the rest are listed with the time they become prunable. */
 /**
+ * Removes the retired keys whose window has passed; the rest are listed with the time they become prunable.
  * `asOf`: prune what was due then, not at the write — what an operator was shown and confirmed (`keys prune` asks, and
  * an answer may take minutes); a key that came due since waits for a run that names it.
  */

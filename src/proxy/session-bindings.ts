@@ -50,15 +50,15 @@ export interface SessionBindings {
   /** The binding, if this subject owns the session on this route; otherwise 404 (never revealing it exists). */
   require(kind: SessionKind, sessionId: string, owner: { subject: string; clientId: string }, route: string): Promise<SessionBinding>;
   /**
-   * The ids of this user's Streamable HTTP sessions on this route beyond the newest `keep`, oldest first (a page of
-   * them at most).
+   * This user's Streamable HTTP sessions on this route, of every client, oldest first: a page of at most `limit`, in
+   * the store's order before sorting (a user within the limit has them all in it).
    */
-  oldestBeyond(owner: SessionOwner, keep: number): Promise<Array<{ sessionId: string; createdAt: number }>>;
+  sessionsOf(owner: { subject: string; route: string }, limit: number): Promise<ListedSession[]>;
   /**
-   * Forgets a Streamable HTTP session (as `forget`) only if it is still the one `oldestBeyond` listed, and only once:
+   * Forgets a Streamable HTTP session (as `forget`) only if it is still the one `sessionsOf` listed, and only once:
    * true for the one caller whose delete removed it (it alone ends it at the backend).
    */
-  forgetOwned(sessionId: string, owner: SessionOwner, createdAt: number): Promise<boolean>;
+  forgetOwned(listed: ListedSession, owner: { subject: string; route: string }): Promise<boolean>;
   /**
    * Deletes the binding and tells every replica, this one included, that the session ended. While the store is
    * unavailable the session still ends on this replica at once, and the deletion is retried in the background (see
@@ -88,22 +88,15 @@ export interface DeferredDeleteOptions {
   maxWaiting?: number;
 }
 
-/** The `owner` index of a Streamable HTTP session: a user's sessions through one client on one route (no space in a route path or a client id the gateway issues or accepts). */
-const ownerKey = (owner: SessionOwner) => `${owner.route} ${owner.clientId ?? ''} ${owner.subject}`;
+/** The `owner` index of a Streamable HTTP session: a user's sessions on one route (no space in a route path). */
+const ownerKey = (owner: { subject: string; route: string }) => `${owner.route} ${owner.subject}`;
 
-/**
- * Whose sessions count together: one user through one client on one route. A user's other clients are strangers to
- * a session (require), so one of them must not end another's: counted per user alone, a client the user authorised
- * opened sessions until the other clients' were ended, and the backend's DELETE named the wrong client.
- */
-export interface SessionOwner {
-  subject: string;
-  clientId?: string | undefined;
-  route: string;
+/** A session as `sessionsOf` lists it: enough to end that one and no other (its id may be issued again). */
+export interface ListedSession {
+  sessionId: string;
+  clientId: string | undefined;
+  createdAt: number;
 }
-
-/** How many sessions beyond the limit one look finds (and ends). */
-const SURPLUS_PAGE = 16;
 
 /** How long a replica trusts its cached copy of a binding before reading the store again. */
 const CACHED_BINDING_MS = 60_000;
@@ -207,27 +200,33 @@ export function createSessionBindings(store: Store, maxCached = 50_000, deferred
       if (binding.clientId !== undefined && binding.clientId !== owner.clientId) throw sessionNotFound();
       return binding;
     },
-    async oldestBeyond(owner, keep) {
-      // Bounded: a user past the limit has one or two more than it (each new session ends the oldest), unless the
-      // limit was lowered — then the surplus goes a page at a time (a page of ids, in the store's order), with each
-      // new session.
-      const { entries } = await findRecordPage(store, mcpSessionRecord, 'owner', ownerKey(owner), { limit: keep + SURPLUS_PAGE });
-      if (entries.length <= keep) return [];
+    async sessionsOf(owner, limit) {
+      const { entries } = await findRecordPage(store, mcpSessionRecord, 'owner', ownerKey(owner), { limit });
       return entries
         .sort((a, b) => a.value.createdAt - b.value.createdAt)
-        .slice(0, entries.length - keep)
-        .map((entry) => ({ sessionId: entry.key, createdAt: entry.value.createdAt }));
+        .map((entry) => ({ sessionId: entry.key, clientId: entry.value.clientId, createdAt: entry.value.createdAt }));
     },
-    async forgetOwned(sessionId, owner, createdAt) {
+    async forgetOwned(listed, owner) {
       // Read again just before: the id may have been issued again since it was listed (a backend whose ids repeat,
       // bind), and that session is its new owner's.
-      const binding = await readRecord(store, mcpSessionRecord, sessionId);
-      if (binding === undefined || ownerKey(binding) !== ownerKey(owner) || binding.createdAt !== createdAt) return false;
+      const binding = await readRecord(store, mcpSessionRecord, listed.sessionId);
+      const same =
+        binding !== undefined && binding.subject === owner.subject && binding.route === owner.route && binding.clientId === listed.clientId && binding.createdAt === listed.createdAt;
+      if (!same) return false;
       // Two openings at once (on two replicas) list the same surplus: only the one whose delete removed the record
-      // goes on, so the backend is sent one DELETE, not one per opening.
-      if (!(await deleteRecord(store, mcpSessionRecord, sessionId))) return false;
-      ended('mcp-session', sessionId);
-      await publishMessage(store, sessionEndedChannel, `mcp-session ${sessionId}`).catch(() => {});
+      // goes on, so the backend is sent one DELETE, not one per opening. A store that cannot say: ended as `forget`
+      // ends a session (here at once, the delete retried).
+      let deleted: boolean;
+      try {
+        deleted = await deleteRecord(store, mcpSessionRecord, listed.sessionId);
+      } catch (error) {
+        if (!(error instanceof StoreUnavailableError)) throw error;
+        await this.forget('mcp-session', listed.sessionId);
+        return true;
+      }
+      if (!deleted) return false;
+      ended('mcp-session', listed.sessionId);
+      await publishMessage(store, sessionEndedChannel, `mcp-session ${listed.sessionId}`).catch(() => {});
       return true;
     },
     async forget(kind, sessionId) {

@@ -11,7 +11,7 @@ import { checkMirroredHeaders } from './mcp-message.ts';
 import { readMcpPost } from './read-mcp-post.ts';
 import { isContentCoded, mediaType, relayResponse } from './relay-response.ts';
 import type { RouteState } from './route-state.ts';
-import type { SessionOwner } from './session-bindings.ts';
+import type { ListedSession, SessionBinding } from './session-bindings.ts';
 import { trackOpenStream } from './stream-metrics.ts';
 import { deniesNone, screenToolsListJson, screenToolsListSseEvent } from './tools-list-filter.ts';
 import { SSE_EVENT_LIMIT_BYTES, sseEventTransform, type SseEvent } from './sse-events.ts';
@@ -148,45 +148,56 @@ async function updateSessionBinding(exchange: McpExchange, response: BackendResp
 }
 
 /**
- * A user keeps at most `rateLimit.sessionsPerUser` sessions on a route through one client: the one just opened beyond
- * it ends that client's oldest.
- * Most MCP clients never send the `DELETE` that ends a session, and a backend keeps each one (its state, its memory)
- * until told: one user opening sessions in a loop filled the sample server's table and every other user was refused
- * (503) until it restarted. The backend is sent the `DELETE` the client never sent, as this user and client (the
- * identity the new session's request carried, of the same client), and the binding is forgotten on every replica
- * (its streams cut, its id 404).
- * Failures are left to the binding's TTL and the backend's own limits: nothing here is the client's answer.
+ * A user keeps at most `rateLimit.sessionsPerUser` sessions on a route, whatever clients they open them with: the
+ * one just opened beyond it ends the oldest of the opening client's own, and only when that client holds none the
+ * user's oldest of another client. Most MCP clients never send the `DELETE` that ends a session, and a backend keeps
+ * each one until told: one user opening sessions in a loop filled the sample server's table and every other user was
+ * refused (503) until it restarted. Counted per client instead, a user with free client ids (any CIMD URL) had no
+ * bound at all; ending another client's first, one client the user had authorised ended the user's other clients'
+ * sessions. A session of the opening client is ended at the backend too — the `DELETE` its client never sent, with
+ * that client's identity, the one this request carries; another client's is only forgotten here (its id 404s, its
+ * streams are cut): a `DELETE` in the opening client's name is not the other client's, and the backend's own
+ * limits end it. Failures are left to the binding's TTL: nothing here is the client's answer.
  */
-async function endSurplusSessions(exchange: McpExchange, owner: SessionOwner, opened: string): Promise<void> {
+async function endSurplusSessions(exchange: McpExchange, opened: SessionBinding, openedId: string): Promise<void> {
   const { runtime, state, backendHeaders = {} } = exchange;
   const { logger } = runtime.ctx;
-  let surplus: Array<{ sessionId: string; createdAt: number }>;
+  const keep = state.route.rateLimit.sessionsPerUser;
+  let surplus: ListedSession[];
   try {
-    surplus = (await runtime.sessions.oldestBeyond(owner, state.route.rateLimit.sessionsPerUser)).filter((session) => session.sessionId !== opened);
+    const others = (await runtime.sessions.sessionsOf(opened, keep + SURPLUS_PAGE)).filter((session) => session.sessionId !== openedId);
+    const over = others.length + 1 - keep;
+    if (over <= 0) return;
+    const own = others.filter((session) => session.clientId === opened.clientId);
+    surplus = [...own, ...others.filter((session) => session.clientId !== opened.clientId)].slice(0, over);
   } catch (error) {
-    logger.debug({ route: owner.route, reason: error instanceof Error ? error.message : 'unknown error' }, 'surplus MCP sessions not looked for; their bindings expire');
+    logger.debug({ route: opened.route, reason: error instanceof Error ? error.message : 'unknown error' }, 'surplus MCP sessions not looked for; their bindings expire');
     return;
   }
   let forgotten = 0;
   let ended = 0;
-  for (const { sessionId, createdAt } of surplus) {
+  for (const session of surplus) {
     try {
-      if (!(await runtime.sessions.forgetOwned(sessionId, owner, createdAt))) continue;
+      if (!(await runtime.sessions.forgetOwned(session, opened))) continue;
       forgotten += 1;
+      if (session.clientId !== opened.clientId) continue;
       // Only what a DELETE needs: the user's identity and the forwarding facts (not the new session's request's own
       // headers: its origin, its idempotency key, its client's custom headers are not this request's).
-      const headers: Record<string, string> = { 'mcp-session-id': sessionId };
+      const headers: Record<string, string> = { 'mcp-session-id': session.sessionId };
       for (const name of SURPLUS_DELETE_HEADERS) if (backendHeaders[name] !== undefined) headers[name] = backendHeaders[name];
       const answer = await state.backend.send({ url: state.route.backend, method: 'DELETE', headers, body: null, signal: AbortSignal.timeout(SURPLUS_DELETE_TIMEOUT_MS) });
       // Its body is not read: discarded (bounded), so the connection goes back to the route's pool.
       discardBody(answer.body);
       if (answer.statusCode < 300) ended += 1;
     } catch (error) {
-      logger.debug({ route: owner.route, reason: error instanceof Error ? error.message : 'unknown error' }, 'a surplus MCP session not ended at the backend');
+      logger.debug({ route: opened.route, reason: error instanceof Error ? error.message : 'unknown error' }, 'a surplus MCP session not ended at the backend');
     }
   }
-  if (forgotten > 0) logger.info({ route: owner.route, forgotten, endedAtBackend: ended }, 'ended the oldest MCP sessions of a user past rateLimit.sessionsPerUser');
+  if (forgotten > 0) logger.info({ route: opened.route, forgotten, endedAtBackend: ended }, 'ended the oldest MCP sessions of a user past rateLimit.sessionsPerUser');
 }
+
+/** How many of a user's sessions one look reads beyond the limit (and so may end at once, after the limit was lowered). */
+const SURPLUS_PAGE = 16;
 
 /** The headers of the DELETE the gateway sends for a surplus session: the identity, forwarding and protocol version. */
 const SURPLUS_DELETE_HEADERS = ['authorization', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'x-real-ip', 'forwarded', 'accept-encoding', 'mcp-protocol-version'];

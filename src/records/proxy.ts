@@ -23,11 +23,11 @@ export const mcpSessionRecord = defineRecord({
   owner: 'src/proxy/session-bindings.ts',
   key: "the backend's `Mcp-Session-Id`",
   schema: binding,
-  ttl: '24 h; deleted on a successful `DELETE` (while the store is unavailable, retried in the background for about 30 s), or when the user opens more than `rateLimit.sessionsPerUser` on the route through the same client (the oldest)',
+  ttl: '24 h; deleted on a successful `DELETE` (while the store is unavailable, retried in the background for about 30 s), or when the user opens more than `rateLimit.sessionsPerUser` on the route (the opening client\'s oldest first)',
   indexes: ['subject', 'owner'],
   singleUse: false,
   secrets: 'the session id is plain (a routing handle bound to its user, not a credential)',
-  description: 'A Streamable HTTP session issued by the backend, bound to the user, client and route that created it; indexed by `owner` (`<route> <client id> <subject>`) to find a user\'s sessions through one client on a route.',
+  description: 'A Streamable HTTP session issued by the backend, bound to the user, client and route that created it; indexed by `owner` (`<route> <subject>`) to find a user\'s sessions on a route.',
 });
 
 export const legacySseSessionRecord = defineRecord({

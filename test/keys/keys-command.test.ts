@@ -236,11 +236,20 @@ describe('gatehouse keys prune, answered late', () => {
       const { signingSeconds } = keyRetention(loadConfig({ file: configFile, env: {}, cwd: directory }).config);
       // The first retired signing key is due; the second comes due while the operator reads the question.
       clock.advance(signingSeconds * 1000 - 60_000);
-      const code = await run(commands.prune, {}, async () => {
-        clock.advance(120_000);
-        return 'yes';
+      let said = '';
+      const code = await commands.prune.run({
+        values: { config: configFile },
+        positionals: [],
+        io: {
+          ...io(async () => {
+            clock.advance(120_000);
+            return 'yes';
+          }),
+          stdout: (text) => (said += text),
+        },
       });
       assert.equal(code, 0);
+      assert.match(said, /A retired key came due while this ran \(it was not named\): run it again to remove it\./);
       let listed = '';
       await commands.list.run({ values: { config: configFile, json: true }, positionals: [], io: { ...io(), stdout: (text) => (listed += text) } });
       const signing = (JSON.parse(listed) as { keys: { use: string }[] }).keys.filter((key) => key.use === 'sig');

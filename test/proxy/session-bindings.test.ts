@@ -157,22 +157,26 @@ describe('session bindings cache', () => {
     await assert.rejects(sessions.require('mcp-session', 'never-read', alice, '/mcp'), StoreUnavailableError);
   });
 
-  it('forgets a listed surplus session only while it is still the one listed (its id may have been issued again)', async () => {
+  it('lists a user\'s sessions on a route oldest first, and forgets one only while it is still the one listed', async () => {
     const sessions = createSessionBindings(counted);
-    const owner = { subject: 'tenant/alice', clientId: 'client-1', route: '/mcp' };
-    await sessions.bind('mcp-session', 'listed-1', { ...binding('tenant/alice'), createdAt: 1 }, 60);
-    await sessions.bind('mcp-session', 'listed-2', { ...binding('tenant/alice'), createdAt: 2 }, 60);
-    const [oldest] = await sessions.oldestBeyond(owner, 1);
-    assert.deepEqual(oldest, { sessionId: 'listed-1', createdAt: 1 });
+    const owner = { subject: 'tenant/lister', route: '/mcp' };
+    await sessions.bind('mcp-session', 'listed-2', { ...binding('tenant/lister'), clientId: 'client-2', createdAt: 2 }, 60);
+    await sessions.bind('mcp-session', 'listed-1', { ...binding('tenant/lister'), createdAt: 1 }, 60);
+    await sessions.bind('mcp-session', 'elsewhere', { ...binding('tenant/lister'), route: '/other', createdAt: 0 }, 60);
+    const listed = await sessions.sessionsOf(owner, 10);
+    assert.deepEqual(listed, [
+      { sessionId: 'listed-1', clientId: 'client-1', createdAt: 1 },
+      { sessionId: 'listed-2', clientId: 'client-2', createdAt: 2 },
+    ]);
     // Issued again, to bob, between the listing and the forgetting.
     await sessions.bind('mcp-session', 'listed-1', { ...binding('tenant/bob'), createdAt: 3 }, 60);
-    assert.equal(await sessions.forgetOwned('listed-1', owner, 1), false);
+    assert.equal(await sessions.forgetOwned(listed[0]!, owner), false);
     assert.equal((await sessions.require('mcp-session', 'listed-1', { subject: 'tenant/bob', clientId: 'client-1' }, '/mcp')).subject, 'tenant/bob');
-    assert.equal(await sessions.forgetOwned('listed-2', owner, 99), false, 'another createdAt: not the session listed');
-    assert.equal(await sessions.forgetOwned('listed-2', { ...owner, clientId: 'client-2' }, 2), false, "the user's other client's: not this one's");
+    assert.equal(await sessions.forgetOwned({ ...listed[1]!, createdAt: 99 }, owner), false, 'another createdAt: not the session listed');
+    assert.equal(await sessions.forgetOwned({ ...listed[1]!, clientId: 'client-1' }, owner), false, 'another client: not the session listed');
     // Two openings listed it at once: one of them forgets it (and sends the backend its DELETE), not both.
-    assert.deepEqual((await Promise.all([sessions.forgetOwned('listed-2', owner, 2), sessions.forgetOwned('listed-2', owner, 2)])).sort(), [false, true]);
-    await assert.rejects(sessions.require('mcp-session', 'listed-2', { subject: 'tenant/alice', clientId: 'client-1' }, '/mcp'), isNotFound);
+    assert.deepEqual((await Promise.all([sessions.forgetOwned(listed[1]!, owner), sessions.forgetOwned(listed[1]!, owner)])).sort(), [false, true]);
+    await assert.rejects(sessions.require('mcp-session', 'listed-2', { subject: 'tenant/lister', clientId: 'client-2' }, '/mcp'), isNotFound);
   });
 
   it('evicts the least recently used binding when full', async () => {

@@ -79,18 +79,27 @@ describe('sessions per user', () => {
     assert.equal(await list(bob, bobs), 200, "another user's session is not counted with alice's");
   });
 
-  it("counts a user's sessions per client: another client of the user ends none of this one's", async () => {
+  it("bounds a user's sessions whatever clients open them, ending the opening client's own first", async () => {
     const ofA = await tokenOf('tenant/carol', 'client-a');
     const ofB = await tokenOf('tenant/carol', 'client-b');
-    const first = await open(ofA);
-    const second = await open(ofA);
+    const a1 = await open(ofA);
+    const b1 = await open(ofB);
     deleted.length = 0;
-    for (let i = 0; i < 3; i++) await open(ofB);
-    // client-b's third ends client-b's own oldest, as client-b (never client-a's, in client-b's name).
+    // Carol is at her limit of 2. client-b opens another: client-b's own oldest ends, at the backend too, as carol.
+    const b2 = await open(ofB);
     for (let wait = 0; wait < 200 && deleted.length === 0; wait++) await new Promise((resolve) => setTimeout(resolve, 10));
-    assert.equal(deleted.length, 1);
-    assert.ok(![first, second].some((session) => deleted[0]?.startsWith(`${session} `)), deleted[0]);
-    assert.equal(await list(ofA, first), 200);
-    assert.equal(await list(ofA, second), 200);
+    assert.deepEqual(deleted, [`${b1} tenant/carol`]);
+    assert.equal(await list(ofB, b1), 404);
+    assert.equal(await list(ofA, a1), 200, "client-a's session stays while client-b has its own to give up");
+    // A third client with none of its own (client ids cost nothing: any CIMD URL) cannot lift the bound: carol's
+    // oldest, client-a's, is forgotten here — its id 404s — but not DELETEd in client-c's name.
+    const ofC = await tokenOf('tenant/carol', 'client-c');
+    deleted.length = 0;
+    await open(ofC);
+    for (let wait = 0; wait < 200 && (await list(ofA, a1)) === 200; wait++) await new Promise((resolve) => setTimeout(resolve, 10));
+    assert.equal(await list(ofA, a1), 404);
+    assert.equal(await list(ofB, b2), 200);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    assert.deepEqual(deleted, [], "no DELETE of client-a's session in client-c's name");
   });
 });

@@ -118,7 +118,11 @@ export function createKeysCommands(
       const next = nextPrunableAt(result.kept);
       io.stdout(
         (result.removed.length > 0 ? `Removed ${result.removed.length} retired key(s): ${removed}.\n` : 'Nothing to prune.\n') +
-          (next === undefined ? '' : `The next retired key becomes prunable at ${formatKeyTime(next)}.\n`),
+          (next === undefined
+            ? ''
+            : next <= clock.now()
+              ? 'A retired key came due while this ran (it was not named): run it again to remove it.\n'
+              : `The next retired key becomes prunable at ${formatKeyTime(next)}.\n`),
       );
     }),
   });

@@ -177,6 +177,23 @@ describe('session bindings cache', () => {
     // Two openings listed it at once: one of them forgets it (and sends the backend its DELETE), not both.
     assert.deepEqual((await Promise.all([sessions.forgetOwned(listed[1]!, owner), sessions.forgetOwned(listed[1]!, owner)])).sort(), [false, true]);
     await assert.rejects(sessions.require('mcp-session', 'listed-2', { subject: 'tenant/lister', clientId: 'client-2' }, '/mcp'), isNotFound);
+
+    // A store that cannot say whether it deleted: the session ends here at once, the delete retried (as forget).
+    await sessions.bind('mcp-session', 'listed-3', { ...binding('tenant/lister'), createdAt: 4 }, 60);
+    const refusing = new Proxy(counted, {
+      get(target, property, receiver) {
+        if (property === 'delete') return () => Promise.reject(new StoreUnavailableError('the store is unavailable'));
+        const value = Reflect.get(target, property, receiver) as unknown;
+        return typeof value === 'function' ? value.bind(target) : value;
+      },
+    });
+    const outage = createSessionBindings(refusing, 10, { firstDelayMs: 60_000 });
+    const endedHere: string[] = [];
+    await outage.start((kind, id) => endedHere.push(`${kind} ${id}`));
+    // True: the caller goes on to send the backend its DELETE, which ends it there whatever the binding does meanwhile.
+    assert.equal(await outage.forgetOwned({ sessionId: 'listed-3', clientId: 'client-1', createdAt: 4 }, owner), true);
+    assert.ok(endedHere.includes('mcp-session listed-3'), "this replica's streams of it are cut at once");
+    await outage.stop();
   });
 
   it('evicts the least recently used binding when full', async () => {

@@ -17,9 +17,9 @@ import { systemClock, type Clock } from '../runtime/clock.ts';
  * message URL so whichever replica receives the POST can route it.
  *
  * The cache is what keeps the store off the per-message path (a legacy SSE POST otherwise reads the mapping every
- * time): least recently used, bounded, read again after CACHED_BINDING_MS, and dropped when the session ends. Caching the binding never caches the
- * decision: owner and route are compared on every request, and the token itself (expiry, revocation) is checked
- * before the session is looked up.
+ * time): least recently used, bounded, read again after CACHED_BINDING_MS, and dropped when the session ends.
+ * Caching the binding never caches the decision: owner and route are compared on every request, and the token itself
+ * (expiry, revocation) is checked before the session is looked up.
  *
  * A session's end is told to every replica (`session-ended`): each drops its cached binding, so a request naming the
  * ended session is refused at the gateway whichever replica it reaches, and cuts the session's streams it carries
@@ -118,11 +118,15 @@ export function createSessionBindings(store: Store, maxCached = 50_000, deferred
     if (cache.size >= maxCached) cache.delete(cache.keys().next().value as string);
     cache.set(key, { binding, readAt: clock.now() });
   };
+  /**
+   * Tells every replica the session ended (`session-ended`). Best effort: the record is gone or rewritten, which is
+   * what every replica's next cache miss reads; a message lost here leaves only other replicas' cached copies (read
+   * again within a minute) and open streams, as a message lost in transit would.
+   */
+  const tellEnded = (kind: SessionKind, sessionId: string): Promise<void> => publishMessage(store, sessionEndedChannel, `${kind} ${sessionId}`).catch(() => {});
   async function deleteAndTell(kind: SessionKind, sessionId: string): Promise<void> {
     await deleteRecord(store, bindingRecords[kind], sessionId);
-    // The record is gone, which is what every replica's next cache miss reads; a message lost here leaves only
-    // other replicas' cached copies and open streams, as a message lost in transit would.
-    await publishMessage(store, sessionEndedChannel, `${kind} ${sessionId}`).catch(() => {});
+    await tellEnded(kind, sessionId);
   }
   /**
    * The binding of an ended session the store could not delete. Left alone it would outlive the session by up to its
@@ -154,9 +158,9 @@ export function createSessionBindings(store: Store, maxCached = 50_000, deferred
       if (!(await createRecord(store, record, sessionId, binding, options))) {
         // The id is bound already. Only the backend issues an id (a client naming one it was not issued is refused
         // before the backend is asked), so issuing it again means that session is over at the backend: one whose
-        // ids repeat — a counter restarted — has given it to this user. Kept for the
-        // earlier owner, it refused the new owner every request and let the earlier one into the new owner's
-        // session. The earlier owner's session ends, here and on every replica (cached copies, streams).
+        // ids repeat — a counter restarted — has given it to this user. Kept for the earlier owner, it refused the
+        // new owner every request and let the earlier one into the new owner's session. The earlier owner's session
+        // ends, here and on every replica (cached copies, streams).
         const earlier = await readRecord(store, record, sessionId);
         // Only for the same route, that is the same backend: another route's backend issuing the same id says
         // nothing of this one's session, which stays its owner's (the new user is refused it, as before).
@@ -164,7 +168,7 @@ export function createSessionBindings(store: Store, maxCached = 50_000, deferred
           await writeRecord(store, record, sessionId, binding, options);
           if (earlier !== undefined) {
             ended(kind, sessionId);
-            await publishMessage(store, sessionEndedChannel, `${kind} ${sessionId}`).catch(() => {});
+            await tellEnded(kind, sessionId);
           }
         }
       }
@@ -226,7 +230,7 @@ export function createSessionBindings(store: Store, maxCached = 50_000, deferred
       }
       if (!deleted) return false;
       ended('mcp-session', listed.sessionId);
-      await publishMessage(store, sessionEndedChannel, `mcp-session ${listed.sessionId}`).catch(() => {});
+      await tellEnded('mcp-session', listed.sessionId);
       return true;
     },
     async forget(kind, sessionId) {

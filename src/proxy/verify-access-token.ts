@@ -186,7 +186,7 @@ export function createAccessTokenVerifier(options: AccessTokenVerifierOptions): 
       } catch (error) {
         // Expired: jose checked the signature (and the issuer, audience and type) before the expiry, so the claims are
         // the token's own — named in the audit record as a cached token's are (below).
-        if (error instanceof joseErrors.JWTExpired && input.caller !== undefined) nameCaller(input.caller, error.payload);
+        if (error instanceof joseErrors.JWTExpired) nameCaller(input.caller, error.payload['sub'], error.payload['client_id']);
         throw unauthorized(target, true, describeFailure(error), scheme);
       }
       entry = { claims, aud: target.resource, token, scheme, insertion: 0 };
@@ -196,10 +196,7 @@ export function createAccessTokenVerifier(options: AccessTokenVerifierOptions): 
       if (header === `${scheme === 'dpop' ? 'DPoP' : 'Bearer'} ${token}` && generation === keyGeneration) remember(header, entry);
     }
     const { claims, token, scheme } = entry;
-    if (input.caller !== undefined) {
-      input.caller.user = claims.sub;
-      input.caller.client = claims.clientId;
-    }
+    nameCaller(input.caller, claims.sub, claims.clientId);
     // Expiry is re-checked for cached tokens; the cache never extends a token's life.
     if (claims.exp + clockSkewSeconds <= clock.now() / 1000) {
       verified.delete(header as string);
@@ -274,12 +271,11 @@ class SenderConstrainedTokenError extends Error {
   }
 }
 
-/** The user and client of an expired token's verified payload, when they are what a token of ours carries. */
-function nameCaller(caller: NonNullable<VerifyInput['caller']>, payload: Record<string, unknown>): void {
-  if (typeof payload['sub'] === 'string' && typeof payload['client_id'] === 'string') {
-    caller.user = payload['sub'];
-    caller.client = payload['client_id'];
-  }
+/** Names a verified token's user and client to the caller that asked (VerifyInput.caller), when they are strings. */
+function nameCaller(caller: VerifyInput['caller'], user: unknown, client: unknown): void {
+  if (caller === undefined || typeof user !== 'string' || typeof client !== 'string') return;
+  caller.user = user;
+  caller.client = client;
 }
 
 /** Says what was wrong without echoing token content. */

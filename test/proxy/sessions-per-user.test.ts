@@ -1,8 +1,6 @@
 import assert from 'node:assert/strict';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
-import { mcpPost, mintAccessToken, startTestGateway, toolsList, type TestGateway } from './harness.ts';
+import { startSessionFixture, type SessionFixture } from './session-backend.ts';
 
 /**
  * `rateLimit.sessionsPerUser`: most clients never end their sessions, and a backend keeps each one until told. A user
@@ -10,57 +8,17 @@ import { mcpPost, mintAccessToken, startTestGateway, toolsList, type TestGateway
  * opened beyond the limit ends the user's oldest, at the gateway and (its DELETE) at the backend.
  */
 describe('sessions per user', () => {
-  let backend: Server;
-  let gateway: TestGateway;
   let issued = 0;
-  // Each DELETE the backend got: its session id and the user the gateway's identity named.
-  const deleted: string[] = [];
-  const deleteHeaders: string[] = [];
+  let fixture: SessionFixture;
   before(async () => {
-    backend = createServer((request, response) => {
-      if (request.method === 'DELETE') {
-        // The gateway's signed identity of the user (never the client's token): a backend ends only its owner's session.
-        const identity = /^Bearer (.+)$/.exec(request.headers.authorization ?? '')?.[1];
-        const subject = identity === undefined ? 'nobody' : (JSON.parse(Buffer.from(identity.split('.')[1] ?? '', 'base64url').toString()) as { sub?: string }).sub;
-        deleted.push(`${String(request.headers['mcp-session-id'])} ${subject}`);
-        deleteHeaders.push(Object.keys(request.headers).sort().join(' '));
-        response.writeHead(200).end();
-        return;
-      }
-      let body = '';
-      request.on('data', (chunk: Buffer) => (body += chunk.toString()));
-      request.on('end', () => {
-        const message = JSON.parse(body) as { id: number; method: string };
-        const headers: Record<string, string> = { 'content-type': 'application/json' };
-        if (message.method === 'initialize') headers['mcp-session-id'] = `session-${++issued}`;
-        const result = message.method === 'initialize' ? { protocolVersion: '2025-11-25', capabilities: { tools: {} }, serverInfo: { name: 'sessions', version: '1' } } : { tools: [] };
-        response.writeHead(200, headers).end(JSON.stringify({ jsonrpc: '2.0', id: message.id, result }));
-      });
-    });
-    await new Promise<void>((resolve) => backend.listen(0, '127.0.0.1', resolve));
-    const { port } = backend.address() as AddressInfo;
-    gateway = await startTestGateway({ config: { routes: [{ path: '/mcp', backend: `http://127.0.0.1:${port}/mcp`, rateLimit: { sessionsPerUser: 2 } }] } });
+    fixture = await startSessionFixture(() => `session-${++issued}`, { rateLimit: { sessionsPerUser: 2 } });
   });
   after(async () => {
-    await gateway?.close();
-    await new Promise((resolve) => backend?.close(resolve));
+    await fixture?.close();
   });
 
-  const tokenOf = (sub: string, clientId = 'client-1') => mintAccessToken(gateway.keyring, gateway.url, { aud: `${gateway.url}/mcp`, sub, clientId });
-  const initialize = { jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 't', version: '1' } } };
-  async function open(token: string, headers: Record<string, string> = {}): Promise<string> {
-    const response = await mcpPost(`${gateway.url}/mcp`, token, initialize, headers);
-    await response.body?.cancel();
-    assert.equal(response.status, 200);
-    return response.headers.get('mcp-session-id') ?? '';
-  }
-  async function list(token: string, session: string): Promise<number> {
-    const response = await mcpPost(`${gateway.url}/mcp`, token, toolsList(2), { 'mcp-protocol-version': '2025-11-25', 'mcp-session-id': session });
-    await response.body?.cancel();
-    return response.status;
-  }
-
   it("ends the user's oldest session, at the gateway and at the backend, when one more opens; another user's stay", async () => {
+    const { tokenOf, open, list, deleted, deleteHeaders } = fixture;
     const alice = await tokenOf('tenant/alice');
     const bob = await tokenOf('tenant/bob');
     const bobs = await open(bob);
@@ -80,6 +38,7 @@ describe('sessions per user', () => {
   });
 
   it("bounds a user's sessions whatever clients open them, ending the opening client's own first", async () => {
+    const { tokenOf, open, list, deleted } = fixture;
     const ofA = await tokenOf('tenant/carol', 'client-a');
     const ofB = await tokenOf('tenant/carol', 'client-b');
     const a1 = await open(ofA);

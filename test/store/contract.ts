@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { afterEach, beforeEach, describe, it } from 'node:test';
-import type { Store } from '../../src/store/store.ts';
+import type { Store, StoreWrite } from '../../src/store/store.ts';
 
 /** One store under test, plus a way to move its time forward past a TTL. */
 export interface StoreUnderTest {
@@ -92,6 +92,37 @@ export function runStoreContract(name: string, factory: () => Promise<StoreUnder
       await subject.advance(61_000);
       assert.equal(await store.get('audit', 'a2'), undefined);
       assert.deepEqual((await store.findByIndex('audit', 'user', 'u1')).map((e) => e.key), ['a1']);
+    });
+
+    it('setMany of a long batch with existing and repeated keys among new ones ends as the writes one by one would', async () => {
+      await store.set('audit', 'k040', { old: true }, { indexes: { user: 'old' } });
+      const writes: StoreWrite[] = Array.from({ length: 100 }, (_, n) => ({
+        namespace: 'audit',
+        key: `k${String(n).padStart(3, '0')}`,
+        value: { n },
+        options: { ...(n % 2 === 0 ? { ttlSeconds: 60 } : {}), indexes: { user: `u${n % 5}`, ...(n % 3 === 0 ? { tool: 'echo' } : {}) } as Record<string, string> },
+      }));
+      // The last write of a key repeated in the batch wins, its index rows only.
+      writes.push({ namespace: 'audit', key: 'k007', value: { n: 700 }, options: { indexes: { user: 'again' } } });
+      await store.setMany(writes);
+      assert.deepEqual(await store.get('audit', 'k040'), { n: 40 });
+      assert.deepEqual(await store.get('audit', 'k007'), { n: 700 });
+      assert.deepEqual(await store.findByIndex('audit', 'user', 'old'), []);
+      assert.deepEqual((await store.findByIndex('audit', 'user', 'again')).map((e) => e.key), ['k007']);
+      const u2 = (await store.findByIndex('audit', 'user', 'u2')).map((e) => e.key);
+      assert.deepEqual(u2, ['k002', 'k012', 'k017', 'k022', 'k027', 'k032', 'k037', 'k042', 'k047', 'k052', 'k057', 'k062', 'k067', 'k072', 'k077', 'k082', 'k087', 'k092', 'k097']);
+      assert.equal((await store.findByIndex('audit', 'tool', 'echo')).length, 34);
+      assert.equal((await store.list('audit')).length, 100);
+      await subject.advance(61_000);
+      assert.equal((await store.list('audit')).length, 50);
+      assert.equal((await store.findByIndex('audit', 'tool', 'echo')).length, 17);
+    });
+
+    it('setMany of a long batch refuses a bad index name before writing any of it', async () => {
+      const writes = Array.from({ length: 40 }, (_, n) => ({ namespace: 'audit', key: `b${n}`, value: n, options: { indexes: { user: 'u' } as Record<string, string> } }));
+      writes[35]!.options.indexes = { 'bad index!': 'u' };
+      await assert.rejects(store.setMany(writes));
+      assert.deepEqual(await store.list('audit'), []);
     });
 
     it('findByIndex reads a key range of an index, in either order, at most `limit`', async () => {

@@ -6,9 +6,12 @@ import { formatTable, formatTime, printable, toJsonOutput } from '../../admin/te
 import type { CliCommand } from '../command.ts';
 import { cancelled, confirmation, yesOption } from '../confirm.ts';
 import type { AdminDeps } from '../../admin/admin-deps.ts';
+import { DEFAULT_UNUSED_WINDOW_MS, pruneRegistrations, unusedRegistrations } from '../../admin/registration-prune.ts';
+import { InvalidSinceError, parseSince } from '../../admin/since.ts';
+import { CliUsageError } from '../command.ts';
 
-/** `gatehouse clients list|show|revoke`: the MCP clients known to this gateway, and cutting one off. */
-export function createClientsCommands(dependencies: AdminCommandDependencies = defaultAdminCommandDependencies): Record<'list' | 'show' | 'revoke', CliCommand> {
+/** `gatehouse clients list|show|revoke|prune`: the MCP clients known to this gateway, cutting one off, clearing out unused registrations. */
+export function createClientsCommands(dependencies: AdminCommandDependencies = defaultAdminCommandDependencies): Record<'list' | 'show' | 'revoke' | 'prune', CliCommand> {
   const list = adminCommand(dependencies, {
     path: ['clients', 'list'],
     summary: 'List MCP clients: name, type (pre-registered, dcr, cimd), redirect hosts, created, last used, grants.',
@@ -83,7 +86,44 @@ export function createClientsCommands(dependencies: AdminCommandDependencies = d
     },
   });
 
-  return { list, show, revoke };
+  const prune = adminCommand(dependencies, {
+    path: ['clients', 'prune'],
+    summary: 'Delete dynamic registrations no user has a grant for, registered longer ago than --older-than (default 24h).',
+    options: {
+      'older-than': { type: 'string', description: 'Registered at least this long ago: an age (12h, 7d) or an ISO 8601 time (default 24h).' },
+      yes: yesOption,
+    },
+    // The window is read before the store is opened; the question only when there is something to delete (as keys prune).
+    prepare: (values, io) => ({ registeredBefore: registeredBefore(values['older-than'], dependencies.clock.now()), confirm: (question: string) => confirmation(values, io, 'clients prune')(question) }),
+    action: async ({ deps, io, json, prepared: { registeredBefore, confirm } }) => {
+      const listed = await unusedRegistrations(deps, registeredBefore);
+      if (listed.length > 0 && !(await confirm(`Delete ${listed.length} dynamic registration(s) that no user has a grant for, registered before ${formatTime(registeredBefore)}?`))) {
+        return cancelled(io);
+      }
+      const result = await pruneRegistrations(deps, listed);
+      if (json) return void io.stdout(toJsonOutput(result));
+      const lines = [
+        result.deleted.length === 0
+          ? `No dynamic registration without a grant was registered before ${formatTime(registeredBefore)}.`
+          : `Deleted ${result.deleted.length} dynamic registration(s); their client ids no longer work (a client that comes back registers again).`,
+      ];
+      if (result.keptInUse.length > 0) lines.push(`Kept ${result.keptInUse.length} that a user or a token began to use while this ran.`);
+      io.stdout(`${lines.join('\n')}\n`);
+    },
+  });
+
+  return { list, show, revoke, prune };
+}
+
+/** `--older-than` as the registration time it names (an age counts back from now); a day when absent. */
+function registeredBefore(value: unknown, now: number): number {
+  if (value === undefined) return now - DEFAULT_UNUSED_WINDOW_MS;
+  try {
+    return parseSince(String(value), now);
+  } catch (error) {
+    if (error instanceof InvalidSinceError) throw new CliUsageError(`--older-than ${JSON.stringify(value)} is not an age or a time: use an age like 12h or 7d, or ISO 8601`);
+    throw error;
+  }
 }
 
 async function existingClient(deps: AdminDeps, clientId: string) {
@@ -96,3 +136,4 @@ const commands = createClientsCommands();
 export const clientsListCommand: CliCommand = commands.list;
 export const clientsShowCommand: CliCommand = commands.show;
 export const clientsRevokeCommand: CliCommand = commands.revoke;
+export const clientsPruneCommand: CliCommand = commands.prune;

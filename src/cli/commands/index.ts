@@ -1,6 +1,6 @@
 import type { CliCommand } from '../command.ts';
 import { auditTailCommand } from './audit.ts';
-import { clientsListCommand, clientsRevokeCommand, clientsShowCommand } from './clients.ts';
+import { clientsListCommand, clientsPruneCommand, clientsRevokeCommand, clientsShowCommand } from './clients.ts';
 import { configCheckCommand } from './config-check.ts';
 import { doctorCommand } from './doctor.ts';
 import { entraSetupCommand } from './entra.ts';
@@ -22,6 +22,7 @@ export const commands: readonly CliCommand[] = [
   clientsListCommand,
   clientsShowCommand,
   clientsRevokeCommand,
+  clientsPruneCommand,
   grantsListCommand,
   grantsRevokeCommand,
   usersListCommand,

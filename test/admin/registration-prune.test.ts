@@ -1,0 +1,160 @@
+import assert from 'node:assert/strict';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { CLIENT_NAMESPACE, GRANT_NAMESPACE, REGISTRATION_TOKEN_NAMESPACE, type AdminDeps } from '../../src/admin/admin-deps.ts';
+import { pruneRegistrations, unusedRegistrations } from '../../src/admin/registration-prune.ts';
+import type { AdminCommandDependencies } from '../../src/cli/admin-command.ts';
+import type { CliIo } from '../../src/cli/command.ts';
+import { createClientsCommands } from '../../src/cli/commands/clients.ts';
+import { runCli } from '../../src/cli/main.ts';
+import { loadConfig } from '../../src/config/load.ts';
+import { appOnlyTokenRecord } from '../../src/records/authorization.ts';
+import { ManualClock } from '../../src/runtime/clock.ts';
+import { createOidcAdapter } from '../../src/store/oidc-adapter.ts';
+import { openStore } from '../../src/store/open-store.ts';
+import { writeRecord } from '../../src/store/record-access.ts';
+import { createSqliteStore } from '../../src/store/sqlite-store.ts';
+import type { Store } from '../../src/store/store.ts';
+import { REVOKED_GRANT_NAMESPACE } from '../../src/grants/revoked-grants.ts';
+import { authorizeUrl, CLIENT_REDIRECT, obtainTokens, pkcePair, registerPublicClient, startAuthorizationServer, tokenRequest } from '../authorization/harness.ts';
+import { startedForSuite } from '../support/suite-server.ts';
+
+/**
+ * `gatehouse clients prune` (src/admin/registration-prune.ts): dynamic registrations that no user has a grant for,
+ * older than a window, deleted with their registration access tokens; anything in use kept.
+ */
+describe('gatehouse clients prune', () => {
+  const clock = new ManualClock(Date.UTC(2026, 4, 1, 12));
+  const dependencies: AdminCommandDependencies = { clock, openStore: (config) => openStore(config.store, { clock }) };
+  const clients = createClientsCommands(dependencies);
+  let directory: string;
+  let configFile: string;
+  let inspect: Store;
+  const hoursAgo = (hours: number) => Math.floor(clock.now() / 1000) - hours * 3600;
+
+  const cli = async (...argv: string[]) => {
+    let stdout = '';
+    let stderr = '';
+    const io: CliIo = { stdout: (text) => (stdout += text), stderr: (text) => (stderr += text), env: {}, cwd: directory };
+    const code = await runCli([...argv, '--config', configFile], io, [clients.list, clients.prune]);
+    return { code, stdout, stderr };
+  };
+
+  async function register(clientId: string, issuedHoursAgo: number): Promise<void> {
+    const Adapter = createOidcAdapter(inspect, clock);
+    await new Adapter('Client').upsert(clientId, { client_id: clientId, client_id_issued_at: hoursAgo(issuedHoursAgo), redirect_uris: ['http://127.0.0.1:9/cb'] });
+    await new Adapter('RegistrationAccessToken').upsert(`rat-of-${clientId}`, { clientId, kind: 'RegistrationAccessToken' });
+  }
+  async function grant(grantId: string, clientId: string, ttlSeconds: number): Promise<void> {
+    const Adapter = createOidcAdapter(inspect, clock);
+    await new Adapter('Grant').upsert(grantId, { jti: grantId, kind: 'Grant', accountId: 'alice', clientId, openid: { scope: 'openid' }, iat: hoursAgo(0) }, ttlSeconds);
+  }
+  const registered = async () => (await inspect.list<unknown>(CLIENT_NAMESPACE)).map((entry) => entry.key).sort();
+  const tokensOf = async () => (await inspect.list<{ clientId: string }>(REGISTRATION_TOKEN_NAMESPACE)).map((entry) => entry.value.clientId).sort();
+
+  before(async () => {
+    directory = await mkdtemp(join(tmpdir(), 'gatehouse-registration-prune-'));
+    const database = join(directory, 'gatehouse.db');
+    configFile = join(directory, 'gatehouse.yaml');
+    await writeFile(
+      configFile,
+      ['mode: demo', 'store:', `  sqlitePath: ${JSON.stringify(database)}`, 'authorization:', '  clients:', '    - clientId: configured-app', '      redirectUris: ["https://configured.example/cb"]', ''].join('\n'),
+    );
+    inspect = await createSqliteStore({ path: database, clock, purgeIntervalMs: 0 });
+    await register('old-unused', 48);
+    await register('young-unused', 1);
+    await register('old-granted', 48);
+    await grant('grant-live', 'old-granted', 86_400);
+    await register('old-grant-ended', 48);
+    await grant('grant-short', 'old-grant-ended', 60);
+    await register('old-app-only', 48);
+    await writeRecord(inspect, appOnlyTokenRecord, 'app-token-1', { clientId: 'old-app-only' }, { ttlSeconds: 3600, indexes: { client: 'old-app-only' } });
+    clock.advance(120_000); // grant-short has ended
+  });
+  after(async () => {
+    await inspect.close();
+    await rm(directory, { recursive: true, force: true });
+  });
+
+  it('refuses a window that is no age or time with exit 2, and a run with something to delete without --yes off a terminal', async () => {
+    const garbage = await cli('clients', 'prune', '--older-than', 'yesterday', '--yes');
+    assert.equal(garbage.code, 2);
+    assert.match(garbage.stderr, /--older-than "yesterday" is not an age or a time/);
+    const unconfirmed = await cli('clients', 'prune');
+    assert.equal(unconfirmed.code, 2);
+    assert.match(unconfirmed.stderr, /"gatehouse clients prune" cannot be undone and stdin is not a terminal to confirm it: pass --yes/);
+    assert.deepEqual(await registered(), ['old-app-only', 'old-grant-ended', 'old-granted', 'old-unused', 'young-unused']);
+  });
+
+  it('deletes the registrations older than a day without a live grant or app-only token, with their registration tokens', async () => {
+    const result = await cli('clients', 'prune', '--yes', '--json');
+    assert.equal(result.code, 0, result.stderr);
+    const output = JSON.parse(result.stdout) as { deleted: Array<{ clientId: string }>; keptInUse: string[] };
+    assert.deepEqual(output.deleted.map((client) => client.clientId).sort(), ['old-grant-ended', 'old-unused']);
+    assert.deepEqual(output.keptInUse, [], 'a client with an app-only token is in use, not listed');
+    assert.deepEqual(await registered(), ['old-app-only', 'old-granted', 'young-unused']);
+    assert.deepEqual(await tokensOf(), ['old-app-only', 'old-granted', 'young-unused']);
+    assert.ok(await inspect.get(GRANT_NAMESPACE, 'grant-live'), 'a client in use keeps its grant');
+  });
+
+  it('takes a shorter window, and says so when there is nothing to delete (exit 0, no question)', async () => {
+    const nothing = await cli('clients', 'prune');
+    assert.equal(nothing.code, 0, nothing.stderr);
+    assert.match(nothing.stdout, /^No dynamic registration without a grant was registered before 2026-04-30T12:02:00Z\.\n$/);
+    const shorter = await cli('clients', 'prune', '--older-than', '30m', '--yes');
+    assert.equal(shorter.code, 0, shorter.stderr);
+    assert.match(shorter.stdout, /^Deleted 1 dynamic registration\(s\)/);
+    assert.deepEqual(await registered(), ['old-app-only', 'old-granted']);
+  });
+
+  it('keeps a registration a user began to use after it was listed, and ends a grant made as it was deleted', async () => {
+    await register('raced-kept', 48);
+    await register('raced-deleted', 48);
+    const { config } = await loadConfig({ file: configFile, env: {}, cwd: directory });
+    // A grant that lands after the check and before the delete: the store's delete of the client makes one.
+    const racing = Object.create(inspect) as Store;
+    racing.delete = async (namespace, key) => {
+      if (namespace === CLIENT_NAMESPACE && key === 'raced-deleted') await grant('grant-late', 'raced-deleted', 86_400);
+      return inspect.delete(namespace, key);
+    };
+    const deps: AdminDeps = { store: racing, clock, config };
+    const listed = await unusedRegistrations(deps, clock.now() - 3_600_000);
+    assert.deepEqual(listed.map((client) => client.clientId).sort(), ['raced-deleted', 'raced-kept']);
+    await grant('grant-raced', 'raced-kept', 86_400);
+    const result = await pruneRegistrations(deps, listed);
+    assert.deepEqual(result.keptInUse, ['raced-kept']);
+    assert.deepEqual(result.deleted.map((client) => client.clientId), ['raced-deleted']);
+    assert.equal(await inspect.get(GRANT_NAMESPACE, 'grant-late'), undefined, 'the late grant ended');
+    assert.ok(await inspect.get(REVOKED_GRANT_NAMESPACE, 'grant-late'), 'and is refused on every replica');
+    assert.ok(await inspect.get(CLIENT_NAMESPACE, 'raced-kept'));
+  });
+});
+
+describe('a pruned registration at the authorization server', () => {
+  const server = startedForSuite(() => startAuthorizationServer());
+
+  it('refuses the pruned client id at /authorize and /token, while a client with a grant keeps refreshing', async () => {
+    const used = await registerPublicClient(server);
+    const unused = await registerPublicClient(server);
+    const tokens = await obtainTokens(server, used);
+    const deps: AdminDeps = { store: server.store, clock: server.ctx.clock, config: server.ctx.config };
+    const listed = await unusedRegistrations(deps, server.ctx.clock.now() + 1_000);
+    assert.deepEqual(listed.map((client) => client.clientId), [unused.client_id]);
+    const result = await pruneRegistrations(deps, listed);
+    assert.deepEqual(result.deleted.map((client) => client.clientId), [unused.client_id]);
+
+    const { challenge } = pkcePair();
+    const authorize = await fetch(
+      authorizeUrl(server, { client_id: unused.client_id, redirect_uri: CLIENT_REDIRECT, response_type: 'code', code_challenge: challenge, code_challenge_method: 'S256', resource: server.resource, scope: 'mcp:tools' }),
+      { redirect: 'manual' },
+    );
+    assert.equal(authorize.status, 400, 'an unknown client id is a page, never a redirect');
+    const token = await tokenRequest(server, { grant_type: 'refresh_token', refresh_token: tokens.refresh_token, client_id: unused.client_id });
+    assert.equal(token.status, 401);
+    assert.equal(((await token.json()) as { error: string }).error, 'invalid_client');
+    const refreshed = await tokenRequest(server, { grant_type: 'refresh_token', refresh_token: tokens.refresh_token, client_id: used.client_id });
+    assert.equal(refreshed.status, 200, await refreshed.clone().text());
+  });
+});

@@ -10,8 +10,9 @@ import { deleteRecord, findRecords } from '../store/record-access.ts';
  * deleted. Those no user ever granted anything (an abandoned sign-in, a scanner, a flood within the per-address
  * limit), and those whose every grant has ended, are what `gatehouse clients prune` deletes, with their registration
  * access tokens, once they are older than a window: the store then holds at most a window's worth of registrations
- * besides the clients in use. A client that comes back with a pruned id gets `invalid_client` and registers again
- * (the MCP SDKs do so on their own).
+ * besides the clients in use. A client that comes back with a pruned id gets `invalid_client`: the MCP SDKs register
+ * again when the token endpoint says it; a sign-in opened with it shows the user a page saying to add the server
+ * again (error-page advice for `invalid_client`).
  *
  * In use, and kept: a live grant (a user approved it, and the grant has not ended), or an app-only token (client
  * credentials). Configured and CIMD clients have no registration to delete.

@@ -1,3 +1,4 @@
+import { isUtf8 } from 'node:buffer';
 import { foldedCollision, foldedName, memberNamesProblem, memberSpellings, misspeltMember } from '../protocol/duplicate-members.ts';
 import { JSONRPC, McpGatewayError } from './gateway-error.ts';
 
@@ -62,8 +63,10 @@ const judgedInAnotherCase = (method: string): boolean => !JUDGED_METHODS.has(met
 export function checkJsonRpcMessage(item: unknown): JsonRpcMessage | undefined {
   if (!isObject(item) || item.jsonrpc !== '2.0') return undefined;
   const { id, method, params } = item;
-  if (typeof method === 'string' && method.length > 0 && !UNREADABLE_METHOD.test(method) && !judgedInAnotherCase(method) && (params === undefined || isObject(params))) {
-    return item as JsonRpcMessage;
+  if (typeof method === 'string' && method.length > 0 && !UNREADABLE_METHOD.test(method) && method.isWellFormed() && !judgedInAnotherCase(method) && (params === undefined || isObject(params))) {
+    // An id that is no id (an object, a fraction, an integer past 2^53) made the request read as a notification here
+    // — judged with no id to answer, its refusal unmatched — while the backend answered it as the request it is.
+    return id === undefined || id === null || isRequestId(id) ? (item as JsonRpcMessage) : undefined;
   }
   if ('method' in item) return undefined;
   if (id !== null && !isRequestId(id)) return undefined;
@@ -129,6 +132,9 @@ function refuseCaseAmbiguity(message: unknown): void {
 }
 
 export function parseMcpPost(raw: Buffer): McpPost {
+  // Decoded with replacement characters, `"secret_tool\xff"` was judged as `secret_tool\uFFFD` (no policy's name) and
+  // forwarded as sent, to a backend whose decoder may drop the byte and run `secret_tool` (RFC 8259 §8.1: UTF-8).
+  if (!isUtf8(raw)) throw new McpGatewayError('invalid_request', JSONRPC.parseError, 'The request body is not valid UTF-8.');
   let json: unknown;
   const text = raw.toString('utf8');
   try {
@@ -153,8 +159,10 @@ export function parseMcpPost(raw: Buffer): McpPost {
     if (!message) throw new McpGatewayError('invalid_request', JSONRPC.invalidRequest, 'The body is not a valid JSON-RPC 2.0 message.');
     // Per-tool policy and pinning judge the tool by its name: one that is not a string was passed by both unjudged,
     // and a backend that looks handlers up by `params.name` turns `["delete_all"]` into "delete_all".
-    if ('method' in message && message.method === 'tools/call' && (typeof message.params?.name !== 'string' || message.params.name === '')) {
-      throw new McpGatewayError('invalid_request', JSONRPC.invalidParams, 'A tools/call needs the tool\'s name as a string in params.name.');
+    // A name with a lone surrogate (`"secret_tool\ud800"`) is another name to policy and may be secret_tool to a
+    // backend that drops what it cannot encode.
+    if ('method' in message && message.method === 'tools/call' && (typeof message.params?.name !== 'string' || message.params.name === '' || !message.params.name.isWellFormed())) {
+      throw new McpGatewayError('invalid_request', JSONRPC.invalidParams, 'A tools/call needs the tool\'s name in params.name: a non-empty string of whole Unicode characters.');
     }
     messages.push(message);
   }

@@ -13,10 +13,11 @@ import { McpGatewayError } from '../../src/proxy/gateway-error.ts';
  * tries; the check refuses more methods than the schema did (white space, a judged method in another case), each
  * shown by a test of its own below.
  */
-const requestId = z.union([z.string(), z.number().int()]);
+const requestId = z.union([z.string(), z.number().int().refine(Number.isSafeInteger)]);
 const reference = z.union([
   z.object({ jsonrpc: z.literal('2.0'), id: requestId, method: z.string().min(1), params: z.record(z.string(), z.unknown()).optional() }),
-  z.object({ jsonrpc: z.literal('2.0'), method: z.string().min(1), params: z.record(z.string(), z.unknown()).optional() }),
+  // A notification: no id, or null. A method message with an id that is no id (an object, a fraction) is neither.
+  z.object({ jsonrpc: z.literal('2.0'), id: z.null().optional(), method: z.string().min(1), params: z.record(z.string(), z.unknown()).optional() }),
   z.object({ jsonrpc: z.literal('2.0'), id: requestId.nullable(), result: z.unknown(), method: z.never().optional() }),
   z.object({ jsonrpc: z.literal('2.0'), id: requestId.nullable(), error: z.object({ code: z.number(), message: z.string() }).loose(), method: z.never().optional() }),
 ]);
@@ -71,6 +72,33 @@ describe('checkJsonRpcMessage', () => {
       assert.equal(single.requestId, 'method' in data && (typeof id === 'string' || typeof id === 'number') ? id : undefined);
     }
     assert.ok(accepted > 100 && accepted < total, `a meaningful split (${accepted} of ${total})`);
+  });
+
+  it('refuses a request whose id is no JSON-RPC id (the backend answered it as a request the gateway judged as a notification)', () => {
+    for (const id of [{ a: 1 }, 1.5, 123456789012345678901234567890, 2 ** 53, [1], true]) {
+      assert.equal(checkJsonRpcMessage({ jsonrpc: '2.0', id, method: 'tools/call', params: { name: 'echo' } }), undefined, JSON.stringify(id));
+      assert.throws(
+        () => parseMcpPost(Buffer.from(JSON.stringify({ jsonrpc: '2.0', id, method: 'tools/call', params: { name: 'echo' } }))),
+        (error: unknown) => error instanceof McpGatewayError && error.jsonRpcCode === -32600,
+      );
+    }
+    // Two ids JavaScript reads as one number: refused before the batch's duplicate check could miss them.
+    assert.throws(() => parseMcpPost(Buffer.from('[{"jsonrpc":"2.0","id":9007199254740993,"method":"ping"},{"jsonrpc":"2.0","id":9007199254740992,"method":"ping"}]')));
+    for (const id of [1, 'a', null, undefined]) assert.ok(checkJsonRpcMessage({ jsonrpc: '2.0', id, method: 'ping' }), String(id));
+  });
+
+  it('refuses a body that is not UTF-8, and a tool name or method with a lone surrogate, instead of judging a name the backend may read otherwise', () => {
+    const latin1 = Buffer.concat([Buffer.from('{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"secret_tool'), Buffer.from([0xff]), Buffer.from('"}}')]);
+    assert.throws(() => parseMcpPost(latin1), (error: unknown) => error instanceof McpGatewayError && error.jsonRpcCode === -32700 && /UTF-8/.test(error.message));
+    const overlong = Buffer.from([...Buffer.from('{"jsonrpc":"2.0","id":1,"method":"ping","params":{"x":"'), 0xc0, 0xaf, ...Buffer.from('"}}')]);
+    assert.throws(() => parseMcpPost(overlong), (error: unknown) => error instanceof McpGatewayError && error.jsonRpcCode === -32700);
+    assert.throws(
+      () => parseMcpPost(Buffer.from('{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"secret_tool\\ud800"}}')),
+      (error: unknown) => error instanceof McpGatewayError && error.jsonRpcCode === -32602,
+    );
+    assert.equal(checkJsonRpcMessage({ jsonrpc: '2.0', id: 1, method: 'tools/call\udc00', params: {} }), undefined);
+    // Whole characters beyond ASCII, and a pair of surrogates, are names like any other.
+    assert.equal(parseMcpPost(Buffer.from('{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"r\u00e9sum\u00e9_\ud83d\ude00"}}')).name, 'résumé_😀');
   });
 
   it('refuses what is not an object', () => {

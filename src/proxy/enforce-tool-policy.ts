@@ -30,7 +30,7 @@ export function enforceToolPolicy(
   for (let index = 0; index < messages.length; index++) {
     const called = calledTool(messages[index]!);
     if (called === undefined) continue;
-    draft.tool ??= called;
+    auditCalledTool(draft, called);
     const tool = policyNameFor(state.route, called);
     enforceToolDecision(state, tool, call, draft, messages.length > 1);
     // Only an argument policy waits (for the approved definition): a call without one is decided here, with no
@@ -54,10 +54,30 @@ async function enforceFrom(
     if (called === undefined) continue;
     const tool = policyNameFor(state.route, called);
     const inBatch = post.messages.length > 1;
-    if (index > start) enforceToolDecision(state, tool, call, draft, inBatch);
+    if (index > start) {
+      auditCalledTool(draft, called);
+      enforceToolDecision(state, tool, call, draft, inBatch);
+    }
     await enforceArgumentPolicy(state, tool, 'params' in message ? message.params?.arguments : undefined, call, draft, approvedToolOf, inBatch);
   }
 }
+
+/**
+ * The audit names every tool a POST calls: the first on the request's record, each other one of a batch on a record
+ * of its own (request-audit.ts). With the first alone, `[echo, secret_tool]` was audited as a call of `echo`, and
+ * a guarded tool's calls could be kept out of the audit by putting another call first.
+ */
+function auditCalledTool(draft: AuditDraft, called: string): void {
+  if (draft.tool === undefined) draft.tool = called;
+  else if (called !== draft.tool && (draft.otherTools ??= new Set()).size < MAX_OTHER_TOOLS_AUDITED) draft.otherTools.add(called);
+}
+
+/**
+ * Records one batch adds to the audit at most: its requests are bounded only by the body limit, and a record per
+ * name would let one request write thousands. A batch calling more distinct tools than this is refused by no
+ * policy for it, so the first of them are named; its request id ties them together.
+ */
+const MAX_OTHER_TOOLS_AUDITED = 32;
 
 /** The tool a message calls, if it is a `tools/call` naming one. */
 function calledTool(message: McpPost['messages'][number]): string | undefined {

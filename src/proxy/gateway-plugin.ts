@@ -10,7 +10,7 @@ import { ProtocolError } from '../errors/protocol-error.ts';
 import { onKeyringChange } from '../keys/keyring.ts';
 import { NO_TOKEN_DETAIL } from '../errors/bearer-challenge.ts';
 import { NO_TOKEN_REASON } from '../records/audit.ts';
-import { McpGatewayError, requestJsonRpcBatchIds, requestJsonRpcId } from './gateway-error.ts';
+import { JSONRPC, McpGatewayError, requestJsonRpcBatchIds, requestJsonRpcId } from './gateway-error.ts';
 import { HTTP_ROUTE_CORS, installCors, MCP_CORS } from './cors.ts';
 import { createGatewayRuntime, type GatewayDeps, type GatewayRuntime } from './gateway-runtime.ts';
 
@@ -210,8 +210,16 @@ function refuseMethod(allow: string, what = 'MCP endpoint') {
   };
 }
 
-/** Why a refusal is audited: the error's code, or `no token` for a request that sent none (records/audit.ts). */
-const auditReasonOf = (error: ProtocolError): string => (error.code === 'invalid_token' && error.detail === NO_TOKEN_DETAIL ? NO_TOKEN_REASON : error.code);
+/**
+ * Why a refusal is audited: the error's code, `no token` for a request that sent none (records/audit.ts), and for
+ * standard headers that disagree with the body (`Mcp-Method`, `Mcp-Name`) which one: a probe of the policy looks
+ * like that, and read as a bare `invalid_request` it was one malformed request among many.
+ */
+const auditReasonOf = (error: ProtocolError): string => {
+  if (error.code === 'invalid_token' && error.detail === NO_TOKEN_DETAIL) return NO_TOKEN_REASON;
+  if (error.jsonRpcCode === JSONRPC.headerMismatch) return `${error.code}: ${error.message}`;
+  return error.code;
+};
 
 /**
  * Errors on gateway routes go through the server's renderer; MCP routes answer with a JSON-RPC error carrying the

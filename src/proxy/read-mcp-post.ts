@@ -27,7 +27,8 @@ export async function readMcpPost(runtime: GatewayRuntime, state: RouteState, re
   draft.bytesIn = raw.length;
   const post = parseMcpPost(raw);
   rememberJsonRpcId(request, post.requestId, post.batchRequestIds);
-  draft.method = post.method;
+  // A batch has no one method: said so, or its record named a tool (its first call's) under no method at all.
+  draft.method = post.method ?? (post.messages.length > 1 ? 'batch' : undefined);
   if (post.method === 'tools/call') draft.tool = post.name;
   return post;
 }

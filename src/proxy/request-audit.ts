@@ -9,7 +9,12 @@ import { boundedOptional } from './client-value.ts';
  * whatever way it ends: success, refusal, backend failure, client disconnect (`client_closed`) or a stream still open
  * when shutdown's grace period ran out (`server_closed`).
  */
-export type AuditDraft = Partial<AuditRecord> & { bytesIn: number; bytesOut: number };
+export type AuditDraft = Partial<AuditRecord> & {
+  bytesIn: number;
+  bytesOut: number;
+  /** The other tools a batch calls besides `tool` (enforce-tool-policy.ts): each audited on a record of its own. */
+  otherTools?: Set<string>;
+};
 
 export function startAudit(request: FastifyRequest, reply: FastifyReply, log: AuditLog, route: string, now: () => number): AuditDraft {
   const started = now();
@@ -24,7 +29,7 @@ export function startAudit(request: FastifyRequest, reply: FastifyReply, log: Au
     // failure mid-stream) as an error first, or shutdown cut it.
     const cut = request.server.lifecycle.cutting ? 'server_closed' : 'client_closed';
     const outcome = draft.outcome ?? (!reply.raw.writableFinished ? cut : status >= 500 ? 'error' : status >= 400 ? 'denied' : 'allowed');
-    log.record({
+    const record: AuditRecord = {
       time: started,
       user: draft.user,
       client: draft.client,
@@ -40,7 +45,12 @@ export function startAudit(request: FastifyRequest, reply: FastifyReply, log: Au
       durationMs: now() - started,
       bytesIn: draft.bytesIn,
       bytesOut: draft.bytesOut > 0 ? draft.bytesOut : bodyWritten(reply),
-    });
+    };
+    log.record(record);
+    // A batch's other calls: the same request (its id, outcome, status and time), their bytes counted once, above.
+    if (draft.otherTools !== undefined) {
+      for (const tool of draft.otherTools) log.record({ ...record, method: 'tools/call', tool: boundedOptional(tool), bytesIn: 0, bytesOut: 0 });
+    }
   });
   return draft;
 }

@@ -310,6 +310,32 @@ describe('per-tool policy', () => {
     assert.deepEqual(((await jsonError.json()) as Array<{ id: unknown }>).map((answer) => answer.id), [7]);
   });
 
+  it('audits every tool an allowed batch calls, whatever the order: a guarded call cannot hide behind another', async () => {
+    const admin = await tokenFor('/json', 'mcp:tools mcp:secret', 'tenant/admin');
+    const from = gateway.auditLines.length;
+    const batch = [toolsCall('echo', { text: 'a' }, 1), toolsCall('secret_tool', {}, 2), toolsCall('echo', { text: 'b' }, 3)];
+    const response = await mcpPost(gateway.url + '/json', admin, batch, { 'mcp-protocol-version': '2025-03-26' });
+    assert.equal(response.status, 200, await response.clone().text());
+    const deadline = Date.now() + 5_000;
+    let records: Array<Record<string, unknown>> = [];
+    while (records.length < 2 && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      const written = gateway.auditLines.slice(from).map((line) => JSON.parse(line) as Record<string, unknown>);
+      const request = written.find((record) => record['method'] === 'batch' && record['tool'] === 'echo')?.['requestId'];
+      records = written.filter((record) => request !== undefined && record['requestId'] === request);
+    }
+    assert.deepEqual(
+      records.map((record) => [record['method'], record['tool'], record['outcome'], record['status']]),
+      [
+        ['batch', 'echo', 'allowed', 200],
+        ['tools/call', 'secret_tool', 'allowed', 200],
+      ],
+    );
+    assert.equal(records[1]!['requestId'], records[0]!['requestId'], 'one request: one id');
+    assert.ok((records[0]!['bytesIn'] as number) > 0);
+    assert.equal(records[1]!['bytesIn'], 0, 'the request counted once');
+  });
+
   it('enforces group policies from the account record, as a JSON-RPC error when configured', async () => {
     const denied = await mcpPost(gateway.url + '/groups', await tokenFor('/groups'), toolsCall('secret_tool', {}, 7));
     assert.equal(denied.status, 200);
@@ -323,7 +349,8 @@ describe('per-tool policy', () => {
 });
 
 describe('2026-07-28 mirrored headers', () => {
-  it('rejects Mcp-Name disagreeing with the body with -32020', async () => {
+  it('rejects Mcp-Name disagreeing with the body with -32020, audited as the header that disagreed', async () => {
+    const from = gateway.auditLines.length;
     const response = await mcpPost(gateway.url + '/json', await tokenFor('/json'), toolsCall('secret_tool', {}, 3), {
       'mcp-protocol-version': '2026-07-28',
       'mcp-method': 'tools/call',
@@ -333,6 +360,8 @@ describe('2026-07-28 mirrored headers', () => {
     const body = (await response.json()) as { id: number; error: { code: number } };
     assert.equal(body.error.code, -32020);
     assert.equal(body.id, 3);
+    const record = await auditRecordWithReason(gateway, 'invalid_request: The Mcp-Name header does not match the request body.', from);
+    assert.equal(record?.['tool'], 'secret_tool');
   });
 
   it('rejects Mcp-Method disagreeing with the body', async () => {

@@ -105,6 +105,9 @@ function decideWith(policy: ArgumentPolicy | undefined, call: { tool: string; ar
   const args = call.args === undefined ? {} : call.args;
   if (!isPlainObject(args)) return { allowed: false, reason: 'the arguments must be an object' };
   if (!withinLimits(args)) return { allowed: false, reason: 'the arguments are too large or too deeply nested for the policy to check' };
+  // `"/etc/passwd\ud800"` is not `/etc/passwd` to the policy (a deny-list passes it), and is to a server whose JSON
+  // decoder drops what is no whole character: such a string is judged by no reading a server is sure to share.
+  if (!wholeCharactersThroughout(args)) return { allowed: false, reason: 'an argument holds a lone UTF-16 surrogate (half a character), which servers read in different ways' };
   // An argument the policy reads, spelt in another case (`Path` where it reads `args.path`, `Recursive` where it
   // reads `args.opts.recursive`): absent to the policy, which may allow an absent one, and that very argument to a
   // backend binding it case-insensitively (Go). Two arguments of such a name in different cases: one field to that
@@ -163,6 +166,25 @@ function decideWith(policy: ArgumentPolicy | undefined, call: { tool: string; ar
     reason: policy.denyReason ?? 'the policy of this tool does not allow this call as a lenient server reads its arguments ("true" as true, "5" as 5)',
     detail: `refused with the arguments read ${verdict.reading}`,
   };
+}
+
+/** Whether every string of `args` (names too) is whole Unicode characters. Bounded: the arguments passed withinLimits. */
+function wholeCharactersThroughout(args: Record<string, unknown>): boolean {
+  const pending: unknown[] = [args];
+  while (pending.length > 0) {
+    const value = pending.pop();
+    if (typeof value === 'string') {
+      if (!value.isWellFormed()) return false;
+    } else if (Array.isArray(value)) {
+      pending.push(...value);
+    } else if (value !== null && typeof value === 'object') {
+      for (const [name, member] of Object.entries(value)) {
+        if (!name.isWellFormed()) return false;
+        pending.push(member);
+      }
+    }
+  }
+  return true;
 }
 
 /**

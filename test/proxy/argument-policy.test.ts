@@ -185,6 +185,23 @@ describe('argument policies and app-only callers', () => {
     assert.equal(decide({ path: '/public/a', Encoding: 'utf8' }).allowed, true);
   });
 
+  it('denies arguments holding a lone surrogate: a deny-list passed "/etc/shadow\\ud800", which a server dropping it reads as /etc/shadow', () => {
+    const [route] = configSchema.parse({
+      routes: [{ path: '/files', backend: 'http://127.0.0.1:1/mcp', tools: { read_file: { allow: '!has(args.path) || args.path != "/etc/shadow"' } } }],
+    }).routes;
+    const policies = compileArgumentPolicies(route!);
+    const caller = { subject: 'tenant/ada', clientId: 'client-1', groups: [], scopes: ['mcp:tools'] } as unknown as Parameters<typeof decideArguments>[1]['caller'];
+    const decide = (args: unknown) => decideArguments(policies, { tool: 'read_file', args, annotations: {}, caller });
+    assert.equal(decide({ path: '/etc/shadow' }).allowed, false);
+    for (const args of [{ path: '/etc/shadow\ud800' }, { path: '/tmp/a', more: ['\udc00'] }, { path: '/tmp/a', ['k\ud800']: 1 }]) {
+      const decision = decide(args);
+      assert.equal(decision.allowed, false, JSON.stringify(args));
+      assert.match(decision.reason ?? '', /lone UTF-16 surrogate/);
+    }
+    // A surrogate pair is one whole character.
+    assert.equal(decide({ path: '/tmp/\ud83d\ude00' }).allowed, true);
+  });
+
   describe('names read at any depth, or through another name', () => {
     const caller = { subject: 'tenant/ada', clientId: 'client-1', email: 'ada@example.com', groups: ['staff'], scopes: ['mcp:tools'] } as unknown as Parameters<typeof decideArguments>[1]['caller'];
     const decider = (tools: Record<string, unknown>, defaultToolPolicy?: unknown) => {

@@ -75,7 +75,7 @@ describe('checkJsonRpcMessage', () => {
   });
 
   it('refuses a request whose id is no JSON-RPC id (the backend answered it as a request the gateway judged as a notification)', () => {
-    for (const id of [{ a: 1 }, 1.5, 123456789012345678901234567890, 2 ** 53, [1], true]) {
+    for (const id of [{ a: 1 }, 1.5, 2 ** 100, 2 ** 53, [1], true]) {
       assert.equal(checkJsonRpcMessage({ jsonrpc: '2.0', id, method: 'tools/call', params: { name: 'echo' } }), undefined, JSON.stringify(id));
       assert.throws(
         () => parseMcpPost(Buffer.from(JSON.stringify({ jsonrpc: '2.0', id, method: 'tools/call', params: { name: 'echo' } }))),

@@ -51,18 +51,26 @@ describe('bench verdicts', () => {
     const lines = verdicts(results(canned({ rps: 3_000, cpu: 300, p50: 0.4, p99: 5 })));
     assert.equal(line(lines, 'canned: Gatehouse CPU/request vs Node floor'), '- canned: Gatehouse CPU/request vs Node floor: 2.00× (target ≤ 1.5×): **not met**');
     // The floor's 150 µs is 5× nginx's 30: no Node proxy meets ≤ 4× nginx in this run.
-    assert.equal(line(lines, 'canned: Gatehouse CPU/request vs nginx'), '- canned: Gatehouse CPU/request vs nginx: 10.00× (target ≤ 4×): **not met**; the Node floor: 5.00×, misses it too');
+    assert.equal(line(lines, 'canned: Gatehouse CPU/request vs nginx'), '- canned: Gatehouse CPU/request vs nginx: 10.00× (target ≤ 4×): **not met**; the Node floor: 5.00×, misses it too (Gatehouse 2.00× the floor\'s)');
     assert.equal(line(lines, 'canned: Gatehouse throughput vs Express peer'), '- canned: Gatehouse throughput vs Express peer: 3.00× (target ≥ 2×): **met**; the Node floor: 6.00×, meets it');
     // The floor adds 0.15 ms at the median: that target is Gatehouse's own to close.
     assert.equal(line(lines, 'canned: Gatehouse added latency p50'), '- canned: Gatehouse added latency p50: 0.40 ms (target ≤ 0.2 ms): **not met**; the Node floor: 0.15 ms, meets it');
-    assert.equal(line(lines, 'canned: Gatehouse added latency p99'), '- canned: Gatehouse added latency p99: 5.00 ms (target ≤ 1 ms): **not met**; the Node floor: 3.00 ms, misses it too');
-    assert.equal(lines.at(-1), 'Not met in this run: 4. Missed by the floor beside them too (it checks nothing), so out of reach of any Node gateway on this machine in this run: 2. Gatehouse\'s own cost to close: 2.');
+    assert.equal(line(lines, 'canned: Gatehouse added latency p99'), '- canned: Gatehouse added latency p99: 5.00 ms (target ≤ 1 ms): **not met**; the Node floor: 3.00 ms, misses it too (Gatehouse +2.00 ms over the floor\'s)');
+    assert.equal(lines.at(-1), 'Not met in this run: 4. Of them, the floor beside them (which checks nothing) meets 2, and misses 2 too: no Node gateway meets those on this machine in this run, and what Gatehouse adds there is its distance from the floor, on each line.');
   });
 
   it('counts a target the floor misses and Gatehouse meets as met, not as out of reach', () => {
     const lines = verdicts(results(canned({ rps: 3_000, cpu: 200, p50: 0.1, p99: 0.9 })));
-    assert.equal(line(lines, 'canned: Gatehouse added latency p99'), '- canned: Gatehouse added latency p99: 0.90 ms (target ≤ 1 ms): **met**; the Node floor: 3.00 ms, misses it too');
-    assert.equal(lines.at(-1), 'Not met in this run: 1. Missed by the floor beside them too (it checks nothing), so out of reach of any Node gateway on this machine in this run: 1. Gatehouse\'s own cost to close: 0.');
+    assert.equal(line(lines, 'canned: Gatehouse added latency p99'), '- canned: Gatehouse added latency p99: 0.90 ms (target ≤ 1 ms): **met**; the Node floor: 3.00 ms, misses it too (Gatehouse −2.10 ms over the floor\'s)');
+    assert.equal(lines.at(-1), 'Not met in this run: 1. Of them, the floor beside them (which checks nothing) meets 0, and misses 1 too: no Node gateway meets those on this machine in this run, and what Gatehouse adds there is its distance from the floor, on each line.');
+  });
+
+  it('says when a miss had no floor figure to stand beside (a run without the floor)', () => {
+    const scenario = canned({ rps: 3_000, cpu: 300, p50: 0.4, p99: 5 });
+    scenario.targets = scenario.targets.filter((row) => row.target !== 'node floor');
+    const lines = verdicts(results(scenario));
+    assert.equal(line(lines, 'canned: Gatehouse added latency p50'), '- canned: Gatehouse added latency p50: 0.40 ms (target ≤ 0.2 ms): **not met**');
+    assert.match(lines.at(-1)!, /; 3 had no floor figure in this run\.$/);
   });
 
   it('names the oidc-provider floor beside the OAuth endpoints, and says when every target was met', () => {
@@ -73,7 +81,7 @@ describe('bench verdicts', () => {
       refreshCpuMicros: at(300),
     });
     const lines = verdicts({ scenarios: [], streams: [], micro: [], skipped: [], oauth: { ...rates(3_100, 3_200), floor: rates(5_000, 2_000), failures: 0 } });
-    assert.equal(line(lines, 'refresh-token grants/s'), '- refresh-token grants/s: 3200.00/s (target ≥ 3000/s): **met**; the oidc-provider floor: 2000.00/s, misses it too');
+    assert.equal(line(lines, 'refresh-token grants/s'), '- refresh-token grants/s: 3200.00/s (target ≥ 3000/s): **met**; the oidc-provider floor: 2000.00/s, misses it too (Gatehouse 1.60× the floor\'s)');
     assert.equal(lines.at(-1), 'Every target measured was met in this run.');
   });
 });

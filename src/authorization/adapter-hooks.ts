@@ -8,6 +8,11 @@ import { GrantAlreadyConsumedError } from '../store/oidc-adapter.ts';
 import type { Store } from '../store/store.ts';
 import { toleratedRefreshRetries } from './refresh-token-reuse.ts';
 import { toleratedCodeRetries } from './code-exchange-retry.ts';
+import { clientGrantedRecord } from '../records/authorization.ts';
+import { writeRecord } from '../store/record-access.ts';
+
+/** How long past a grant's longest life its client counts as granted (records/authorization.ts `client-granted`). */
+const CLIENT_GRANTED_MARGIN_SECONDS = 24 * 3600;
 
 /**
  * Wraps the store's oidc-provider adapter with the behaviour the authorization server adds around persistence:
@@ -120,6 +125,15 @@ export function withAuthorizationHooks(base: AdapterFactory | AdapterConstructor
     if (name === 'AccessToken') adapter.revokeByGrantId = async (grantId) => void (await endGrant(grantId, providerGrantEndReason()));
     if (name === 'Grant') {
       adapter.destroy = async (id) => void (await endGrant(id, providerGrantEndReason()));
+      // When a user last granted the client access, for `gatehouse clients prune` (records/authorization.ts): written
+      // first, so a grant is never saved without it (a failure after it only keeps a registration longer).
+      const upsert = adapter.upsert;
+      adapter.upsert = async (id, payload, expiresIn) => {
+        if (typeof payload.clientId === 'string' && payload.clientId !== '') {
+          await writeRecord(store, clientGrantedRecord, payload.clientId, { at: clock.now() }, { ttlSeconds: grantLifetimeSeconds + CLIENT_GRANTED_MARGIN_SECONDS });
+        }
+        await upsert(id, payload, expiresIn);
+      };
       // A revoked grant whose records a failed ending left behind (end-grant.ts) is not found: its refresh tokens and
       // codes are refused (`invalid_grant`), a consent does not build on it, and the ending is finished now.
       adapter.find = async (id) => {

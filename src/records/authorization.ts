@@ -81,3 +81,19 @@ export const appOnlyTokenRecord = defineRecord({
   description:
     'A live app-only access token (client credentials, a workload token), under its client. Such a token has no grant record to list: revoking its client (console, CLI) finds it here and ends it by its grant id.',
 });
+
+export const clientGrantedRecord = defineRecord({
+  namespace: 'client-granted',
+  owner: 'src/authorization/adapter-hooks.ts',
+  key: 'the client id',
+  schema: z.object({
+    /** Epoch ms of the last grant saved for the client. */
+    at: z.number(),
+  }),
+  ttl: "`authorization.refreshTokenAbsoluteSeconds` (the longest a grant saved then lives) plus a day, from the last grant saved",
+  indexes: [],
+  singleUse: false,
+  secrets: 'none',
+  description:
+    'That a user granted the client access, lately: written with every grant saved for it. `gatehouse clients prune` keeps a dynamic registration while this lives, so one whose only grant ended a minute ago (disconnected on /account, or at its end of life) is not taken for a registration nobody used.',
+});

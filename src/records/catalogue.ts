@@ -5,7 +5,7 @@ import { accountRecord } from './account.ts';
 import { assertionJtiRecord } from './assertions.ts';
 import { consoleSessionRecord, consoleSignInRecord } from './admin.ts';
 import { auditRecord } from './audit.ts';
-import { appOnlyTokenRecord, codeExchangedRecord, grantRedirectUrisRecord, refreshRotatedRecord, refreshSuccessorRecord, registrationRateCounter } from './authorization.ts';
+import { appOnlyTokenRecord, clientGrantedRecord, codeExchangedRecord, grantRedirectUrisRecord, refreshRotatedRecord, refreshSuccessorRecord, registrationRateCounter } from './authorization.ts';
 import {
   downstreamFailureRecord,
   downstreamTokenLock,
@@ -50,9 +50,9 @@ export const catalogue: readonly CatalogueSection[] = [
     entries: [assertionJtiRecord],
   },
   {
-    title: 'Authorization server: app-only tokens',
-    intro: 'Tokens with no user and no grant record (client credentials, workload tokens), found by client when the client is revoked.',
-    entries: [appOnlyTokenRecord],
+    title: 'Authorization server: what a client holds',
+    intro: 'Tokens with no user and no grant record (client credentials, workload tokens), found by client when the client is revoked; and when a user last granted a client access, which keeps its registration from being pruned.',
+    entries: [appOnlyTokenRecord, clientGrantedRecord],
   },
   {
     title: 'Authorization server: consent and sign-in state',

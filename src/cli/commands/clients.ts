@@ -6,7 +6,7 @@ import { formatTable, formatTime, printable, toJsonOutput } from '../../admin/te
 import type { CliCommand } from '../command.ts';
 import { cancelled, confirmation, yesOption } from '../confirm.ts';
 import type { AdminDeps } from '../../admin/admin-deps.ts';
-import { DEFAULT_UNUSED_WINDOW_MS, pruneRegistrations, unusedRegistrations } from '../../admin/registration-prune.ts';
+import { DEFAULT_UNUSED_WINDOW_MS, MIN_UNUSED_WINDOW_MS, pruneRegistrations, unusedRegistrations } from '../../admin/registration-prune.ts';
 import { InvalidSinceError, parseSince } from '../../admin/since.ts';
 import { CliUsageError } from '../command.ts';
 
@@ -88,42 +88,60 @@ export function createClientsCommands(dependencies: AdminCommandDependencies = d
 
   const prune = adminCommand(dependencies, {
     path: ['clients', 'prune'],
-    summary: 'Delete dynamic registrations no user has a grant for, registered longer ago than --older-than (default 24h).',
+    summary: 'Delete dynamic registrations nothing uses (no grant lately, no app-only token), registered longer ago than --older-than (default 24h).',
     options: {
-      'older-than': { type: 'string', description: 'Registered at least this long ago: an age (12h, 7d) or an ISO 8601 time (default 24h).' },
+      'older-than': { type: 'string', description: 'Registered at least this long ago: an age (12h, 7d; at least 1h) or an ISO 8601 time (default 24h).' },
       yes: yesOption,
     },
     // The window is read before the store is opened; the question only when there is something to delete (as keys prune).
-    prepare: (values, io) => ({ registeredBefore: registeredBefore(values['older-than'], dependencies.clock.now()), confirm: (question: string) => confirmation(values, io, 'clients prune')(question) }),
+    prepare: (values, io) => ({
+      registeredBefore: registeredBefore(values['older-than'], dependencies.clock.now()),
+      confirm: (question: string) => confirmation(values, io, 'clients prune')(question),
+    }),
     action: async ({ deps, io, json, prepared: { registeredBefore, confirm } }) => {
       const listed = await unusedRegistrations(deps, registeredBefore);
-      if (listed.length > 0 && !(await confirm(`Delete ${listed.length} dynamic registration(s) that no user has a grant for, registered before ${formatTime(registeredBefore)}?`))) {
+      if (listed.length > 0 && !(await confirm(`Delete ${listed.length} dynamic registration(s) that nothing uses, registered before ${formatTime(registeredBefore)}?`))) {
         return cancelled(io);
       }
       const result = await pruneRegistrations(deps, listed);
-      if (json) return void io.stdout(toJsonOutput(result));
-      const lines = [
-        result.deleted.length === 0
-          ? `No dynamic registration without a grant was registered before ${formatTime(registeredBefore)}.`
-          : `Deleted ${result.deleted.length} dynamic registration(s); their client ids no longer work (a client that comes back registers again).`,
-      ];
-      if (result.keptInUse.length > 0) lines.push(`Kept ${result.keptInUse.length} that a user or a token began to use while this ran.`);
-      io.stdout(`${lines.join('\n')}\n`);
+      if (json) io.stdout(toJsonOutput(result));
+      else {
+        const lines =
+          listed.length === 0
+            ? [`No dynamic registration registered before ${formatTime(registeredBefore)} is unused.`]
+            : [`Deleted ${result.deleted.length} of ${listed.length} unused dynamic registration(s); their client ids no longer work (a client that comes back registers again).`];
+        // Named, so a timer's log says where a registration went (the ids are random; the names are the registrants').
+        for (const client of result.deleted) lines.push(`  ${client.clientId}${client.name === undefined ? '' : ` (${printable(client.name)})`}`);
+        if (result.keptInUse.length > 0) lines.push(`Kept ${result.keptInUse.length} that a user or a token began to use while this ran.`);
+        if (result.endedGrants.length > 0) lines.push(`Ended ${result.endedGrants.length} grant(s) saved for them as they were deleted.`);
+        io.stdout(`${lines.join('\n')}\n`);
+      }
+      if (result.stopped === undefined) return;
+      io.stderr(`gatehouse: stopped part-way, the store is unavailable (${result.stopped}); what is above was done — run it again\n`);
+      return 1;
     },
   });
 
   return { list, show, revoke, prune };
 }
 
-/** `--older-than` as the registration time it names (an age counts back from now); a day when absent. */
+/**
+ * `--older-than` as the registration time it names (an age counts back from now); a day when absent. At least an hour
+ * back: a younger registration may be in the middle of its first sign-in.
+ */
 function registeredBefore(value: unknown, now: number): number {
   if (value === undefined) return now - DEFAULT_UNUSED_WINDOW_MS;
+  let before: number;
   try {
-    return parseSince(String(value), now);
+    before = parseSince(String(value), now);
   } catch (error) {
     if (error instanceof InvalidSinceError) throw new CliUsageError(`--older-than ${JSON.stringify(value)} is not an age or a time: use an age like 12h or 7d, or ISO 8601`);
     throw error;
   }
+  if (before > now - MIN_UNUSED_WINDOW_MS) {
+    throw new CliUsageError(`--older-than ${JSON.stringify(value)} is less than an hour ago: a registration that young may be in the middle of its first sign-in`);
+  }
+  return before;
 }
 
 async function existingClient(deps: AdminDeps, clientId: string) {

@@ -22,8 +22,9 @@ import { StoreUnavailableError } from '../store/store.ts';
 export const DEFAULT_UNUSED_WINDOW_MS = 24 * 3_600_000;
 
 /**
- * The shortest window: an interaction lives an hour at most, so a registration younger than that may be in the
- * middle of its first sign-in, which a prune would cut with "the application is not recognised".
+ * The shortest window: a registration younger than that may be in the middle of its first sign-in (an interaction
+ * lives half an hour, src/authorization/token-policy.ts), which a prune would cut with "the application is not
+ * recognised".
  */
 export const MIN_UNUSED_WINDOW_MS = 3_600_000;
 

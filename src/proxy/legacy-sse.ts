@@ -204,6 +204,9 @@ export function legacySseMessageHandler(runtime: GatewayRuntime, state: RouteSta
   });
 }
 
+/** The longest message URL a backend's `endpoint` event may name (8 KiB, as many servers' request-line limit). */
+const MAX_MESSAGE_URL_LENGTH = 8 * 1024;
+
 /**
  * Rewrites the `endpoint` event (the first event; comments before it pass through) and returns every later event as
  * it is. The binding is written before the rewritten event is released, so a client cannot POST to a session the
@@ -222,6 +225,14 @@ function endpointRewriter(
     if (rewritten) return event.event === 'endpoint' ? null : event;
     if (event.event !== 'endpoint' || event.data.trim() === '') {
       throw new ProtocolError('bad_gateway', 'The backend SSE stream did not start with an endpoint event.');
+    }
+    // The URL is the request line of every message the session posts, and it is remembered (the session's binding,
+    // the route's and the backend client's URL caches): one of megabytes no server takes kept megabytes per session
+    // after it ended. Node refuses a header section over 16 KiB, request line included.
+    if (event.data.length > MAX_MESSAGE_URL_LENGTH) {
+      throw new ProtocolError('bad_gateway', 'The backend named a message endpoint longer than any server accepts.', {
+        detail: `endpoint event of ${event.data.length} characters; at most ${MAX_MESSAGE_URL_LENGTH}`,
+      });
     }
     // A backend may only route messages to itself, never make the gateway POST elsewhere (SSRF).
     const target = confinedMessageUrl(backendSseUrl, event.data.trim());

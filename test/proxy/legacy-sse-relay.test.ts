@@ -15,6 +15,7 @@ let gateway: TestGateway;
 let backend: Server;
 let verbatimBackend: Server;
 let liveBackend: Server;
+let longEndpointBackend: Server;
 /** The open response of the live backend's stream, written to by the test. */
 let liveStream: ((text: string) => void) | undefined;
 
@@ -57,6 +58,12 @@ before(async () => {
   });
   await new Promise<void>((resolve) => liveBackend.listen(0, '127.0.0.1', resolve));
   const liveUrl = `http://127.0.0.1:${(liveBackend.address() as AddressInfo).port}`;
+  longEndpointBackend = createServer((_req, res) => {
+    res.writeHead(200, { 'content-type': 'text/event-stream' });
+    res.write(`event: endpoint\ndata: /messages?session=${'a'.repeat(9 * 1024)}\n\n`);
+  });
+  await new Promise<void>((resolve) => longEndpointBackend.listen(0, '127.0.0.1', resolve));
+  const longEndpointUrl = `http://127.0.0.1:${(longEndpointBackend.address() as AddressInfo).port}`;
   gateway = await startTestGateway({
     keyring,
     config: {
@@ -66,6 +73,7 @@ before(async () => {
         { path: '/verbatim', backend: verbatimUrl, transports: ['sse'] },
         { path: '/verbatim-filtered', backend: verbatimUrl, transports: ['sse'], tools: { secret_tool: { groups: ['admins'] } } },
         { path: '/live', backend: liveUrl, transports: ['sse'] },
+        { path: '/long-endpoint', backend: longEndpointUrl, transports: ['sse'] },
       ],
     },
   });
@@ -73,7 +81,7 @@ before(async () => {
 
 after(async () => {
   await gateway?.close();
-  for (const server of [backend, verbatimBackend, liveBackend]) {
+  for (const server of [backend, verbatimBackend, liveBackend, longEndpointBackend]) {
     server?.closeAllConnections();
     await new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()));
   }
@@ -105,6 +113,16 @@ describe('legacy SSE relay keeps UTF-8 intact across chunks', () => {
       assert.equal(text.includes('secret_tool'), path === '/plain');
     });
   }
+});
+
+describe('a legacy endpoint event naming a URL no server takes', () => {
+  it('is refused as the backend\'s failure (502), and no session is bound to it', async () => {
+    const token = await mintAccessToken(keyring, gateway.url, { aud: gateway.url + '/long-endpoint' });
+    const response = await fetch(`${gateway.url}/long-endpoint/sse`, { headers: { authorization: `Bearer ${token}` } });
+    assert.equal(response.status, 502);
+    assert.doesNotMatch(await response.text(), /aaaa/);
+    assert.deepEqual(await gateway.store.list('legacy-sse-session'), []);
+  });
 });
 
 describe('legacy SSE relay once the endpoint is rewritten', () => {

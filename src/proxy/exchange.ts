@@ -14,6 +14,7 @@ import { auditDraft, type AuditDraft } from './request-audit.ts';
 import type { RouteState } from './route-state.ts';
 import type { ApprovedTool } from './tool-pins.ts';
 import { revocationsUnknown } from './verify-access-token.ts';
+import { sessionNotFound } from './session-bindings.ts';
 import type { StreamCaller, StreamCutReason } from './open-streams.ts';
 import type { TaskScreen } from './task-bindings.ts';
 import { NO_TOOLS_DENIED, type DeniedTools, type ReviewTools } from './tools-list-filter.ts';
@@ -224,6 +225,8 @@ export function refuseStreamNoLongerAdmitted(exchange: McpExchange, caller: Stre
   backendResponse(exchange).body.destroy();
   exchange.draft.reason = reason;
   if (reason === 'revocations cannot be checked') throw revocationsUnknown();
+  // As a request naming the session after its DELETE is answered.
+  if (reason === 'session ended') throw sessionNotFound();
   const scheme = claims.jkt === undefined ? 'bearer' : 'dpop';
   if (reason === 'scopes no longer enough') {
     const missing = exchange.state.route.requiredScopes.filter((scope) => !claims.scopes.includes(scope));
@@ -233,7 +236,7 @@ export function refuseStreamNoLongerAdmitted(exchange: McpExchange, caller: Stre
 }
 
 /** What the bearer check says of a token refused for this reason (verify-access-token.ts). */
-const REFUSED_TOKEN: Record<Exclude<StreamCutReason, 'revocations cannot be checked' | 'scopes no longer enough'>, string> = {
+const REFUSED_TOKEN: Record<Exclude<StreamCutReason, 'revocations cannot be checked' | 'scopes no longer enough' | 'session ended'>, string> = {
   'grant ended': 'The access token has been revoked.',
   'signing key removed': 'The access token is malformed or its signature does not verify.',
   'token expired': 'The access token has expired.',

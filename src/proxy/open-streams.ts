@@ -28,7 +28,7 @@ import { ACCESS_TOKEN_CLOCK_SKEW_SECONDS } from './verify-access-token.ts';
  *   its token's end (a tool's result was lost after it ran, and a retry ran it twice).
  */
 /** Why a stream is cut or not started: the `reason` of its audit record. */
-export type StreamCutReason = 'grant ended' | 'revocations cannot be checked' | 'signing key removed' | 'scopes no longer enough' | 'token expired';
+export type StreamCutReason = 'grant ended' | 'revocations cannot be checked' | 'signing key removed' | 'scopes no longer enough' | 'token expired' | 'session ended';
 
 /** What a stream was admitted with. */
 export interface StreamCaller {
@@ -168,6 +168,11 @@ export interface OpenStreamsOptions {
   cutNow?: (caller: StreamCaller) => StreamCutReason | undefined;
 }
 
+/** How long a session's end refuses streams of it that its backend answers late: longer than a backend's header wait. */
+const RECENT_END_MS = 5 * 60_000;
+/** Most session ends remembered for that (an entry is a session id and a number). */
+const MAX_RECENT_ENDS = 10_000;
+
 /**
  * A stream is tracked once its backend answered, after the request's own check: an end, an expiry or a stale list in
  * between (a backend slow to send its headers) found nothing to cut, and the stream then flowed on. The transports ask
@@ -178,8 +183,20 @@ export function createOpenStreams({ clock, cutNow = () => undefined }: OpenStrea
   const byGrant = new StreamGroups();
   const bySession = new StreamGroups();
   const byKey = new StreamGroups();
-  const refusal = (caller: StreamCaller): StreamCutReason | undefined =>
-    tokenEndsAt(caller.exp) + (caller.graceMs ?? 0) <= clock.now() ? 'token expired' : cutNow(caller);
+  // Sessions ended lately (a DELETE here, or told by another replica): a stream of one that its backend answered
+  // only after the end (a GET sent just before the DELETE, its headers late) found nothing to cut it, and flowed on.
+  // Kept as long as a backend may take to answer (RECENT_END_MS), at most MAX_RECENT_ENDS of them.
+  const recentEnds = new Map<string, number>();
+  const endedLately = (sessionId: string | undefined): boolean => {
+    if (sessionId === undefined) return false;
+    const endedAt = recentEnds.get(sessionId);
+    return endedAt !== undefined && clock.now() - endedAt < RECENT_END_MS;
+  };
+  const refusal = (caller: StreamCaller): StreamCutReason | undefined => {
+    if (tokenEndsAt(caller.exp) + (caller.graceMs ?? 0) <= clock.now()) return 'token expired';
+    if (endedLately(caller.sessionId)) return 'session ended';
+    return cutNow(caller);
+  };
 
   // One sweep timer for the replica, not a timer per stream: the bench holds 10,000 idle streams and counts the bytes
   // each holds (docs/performance.md, "Memory per stream"), and a Timeout is an object with its list links per stream.
@@ -248,7 +265,17 @@ export function createOpenStreams({ clock, cutNow = () => undefined }: OpenStrea
       });
     },
     closeGrant: (grantId) => byGrant.close(grantId, 'grant ended'),
-    closeSession: (sessionId) => bySession.close(sessionId, 'session ended'),
+    closeSession(sessionId) {
+      const now = clock.now();
+      recentEnds.delete(sessionId);
+      recentEnds.set(sessionId, now);
+      // Oldest first (insertion order): the expired ones, then any beyond the bound.
+      for (const [ended, at] of recentEnds) {
+        if (now - at < RECENT_END_MS && recentEnds.size <= MAX_RECENT_ENDS) break;
+        recentEnds.delete(ended);
+      }
+      return bySession.close(sessionId, 'session ended');
+    },
     // Every stream has a grant: the grant groups hold them all.
     closeAll: (reason) => byGrant.closeWhere(() => true, reason),
     closeSignedByOtherKeys: (liveKids) => byKey.closeWhere((kid) => !liveKids.has(kid), 'signing key removed'),

@@ -25,6 +25,8 @@ let backendUrl: string;
 /** Requests the backend received, as `METHOD path session`. */
 const seen: string[] = [];
 let nextSession = 0;
+/** Sessions whose GET the backend answers only after 1.5 s (time for the DELETE and its news to reach both replicas). */
+const slowGets = new Set<string>();
 
 function backendHandler(request: IncomingMessage, response: ServerResponse): void {
   const path = new URL(request.url ?? '/', 'http://backend').pathname;
@@ -36,9 +38,14 @@ function backendHandler(request: IncomingMessage, response: ServerResponse): voi
     return;
   }
   if (request.method === 'GET') {
-    // Held open whatever happens to the session: only the gateway can end it.
-    response.writeHead(200, { 'content-type': 'text/event-stream' });
-    response.write(': open\n\n');
+    // Held open whatever happens to the session: only the gateway can end it. A session in `slowGets` has its GET
+    // answered late, after a DELETE the test sends meanwhile.
+    const answer = () => {
+      response.writeHead(200, { 'content-type': 'text/event-stream' });
+      response.write(': open\n\n');
+    };
+    if (typeof session === 'string' && slowGets.has(session)) setTimeout(answer, 1_500);
+    else answer();
     return;
   }
   request.resume();
@@ -180,6 +187,35 @@ describe('a session ended on one replica', () => {
     assert.equal(otherOnB.isEnded(), false, "another session's stream stays open");
     assert.equal(await post(replicaB, kept), 200);
     otherOnB.controller.abort();
+  });
+
+  it('refuses a GET stream its backend answers only after the session ended, on the replica of the DELETE and on the other', { timeout: 15_000 }, async () => {
+    for (const [label, replicaOfGet] of [['the same replica', replicaA], ['the other replica', replicaB]] as const) {
+      const session = await openSession(replicaA);
+      slowGets.add(session);
+      const before = seen.length;
+      const get = fetch(replicaOfGet.url + '/mcp', {
+        headers: { authorization: `Bearer ${await bearer('/mcp')}`, accept: 'text/event-stream', 'mcp-session-id': session, 'mcp-protocol-version': '2025-11-25' },
+      });
+      // The GET is at the backend, waiting for its headers, when the DELETE ends the session.
+      await withDeadline(
+        (async () => {
+          while (!seen.slice(before).includes(`GET /mcp ${session}`)) await new Promise((resolve) => setTimeout(resolve, 10));
+        })(),
+        5_000,
+        'the GET reaching the backend',
+      );
+      const deleted = await fetch(replicaA.url + '/mcp', {
+        method: 'DELETE',
+        headers: { authorization: `Bearer ${await bearer('/mcp')}`, 'mcp-session-id': session, 'mcp-protocol-version': '2025-11-25' },
+      });
+      assert.equal(deleted.status, 200);
+      await deleted.text();
+      const response = await withDeadline(get, 5_000, `the late GET on ${label}`);
+      // Answered as a request naming the ended session is, never relayed as an open stream.
+      assert.equal(response.status, 404, label);
+      await response.text();
+    }
   });
 
   it('a legacy session whose stream closed on one replica is refused on the other, which had cached it', { timeout: 15_000 }, async () => {

@@ -38,6 +38,14 @@ export async function withUserinfoClaims(input: {
     }
     throw new UpstreamError('access_denied', 'The identity provider\'s userinfo answer failed validation.', {}, { cause });
   }
-  return { ...userinfo, ...idTokenClaims };
+  const merged: JWTPayload = { ...userinfo, ...idTokenClaims };
+  // An address and the word that it was verified belong together: userinfo's `email_verified` was about userinfo's
+  // `email`, and with the signed token's own address in its place it vouched for an address it never saw (an ID token
+  // naming an admin's address, unverified, beside a userinfo of the user's own verified one opened the console). The
+  // token's address keeps only the token's own word, unless userinfo names that same address.
+  if (typeof idTokenClaims.email === 'string' && idTokenClaims.email_verified === undefined && userinfo.email !== idTokenClaims.email) {
+    delete merged.email_verified;
+  }
+  return merged;
 }
 

@@ -44,6 +44,26 @@ describe('userinfo claims', () => {
     assert.deepEqual(claims.groups, ['ops']);
   });
 
+  it("never takes userinfo's email_verified for the ID token's own, other address: an address and its verification come as a pair", async () => {
+    const claimsWith = (token: Record<string, unknown>) =>
+      withUserinfoClaims({ configuration: configurationFor(`${base}/userinfo`), idTokenClaims: { ...idTokenClaims, ...token }, accessToken: 'upstream-access-token', mapping: GENERIC });
+    answer = json(200, { sub: 'user-1', email: 'mixer@example.test', email_verified: true });
+    // The ID token names the admin's address, unverified; userinfo vouches for the user's own.
+    const mixed = await claimsWith({ email: 'admin@example.test' });
+    assert.equal(mixed.email, 'admin@example.test');
+    assert.equal(mixed.email_verified, undefined);
+    // The same address on both sides: userinfo's word stands for it.
+    answer = json(200, { sub: 'user-1', email: 'admin@example.test', email_verified: true });
+    assert.equal((await claimsWith({ email: 'admin@example.test' })).email_verified, true);
+    // No address in the ID token: both come from userinfo.
+    answer = json(200, { sub: 'user-1', email: 'user@example.test', email_verified: true });
+    const fromUserinfo = await claimsWith({});
+    assert.deepEqual([fromUserinfo.email, fromUserinfo.email_verified], ['user@example.test', true]);
+    // The ID token's own word is kept, whatever userinfo says.
+    answer = json(200, { sub: 'user-1', email: 'other@example.test', email_verified: true });
+    assert.equal((await claimsWith({ email: 'admin@example.test', email_verified: false })).email_verified, false);
+  });
+
   for (const [label, respond] of [
     ["another user's sub", json(200, { sub: 'user-2', email: 'someone-else@example.test' })],
     ['no sub at all', json(200, { email: 'user@example.test' })],

@@ -47,9 +47,43 @@ export function idTokenDivertingFetch(fetch: typeof globalThis.fetch, tokenEndpo
   };
 }
 
-function configure(configuration: Configuration, deps: DiscoveryDeps): Configuration {
+/**
+ * The provider's metadata cannot be used as it is. Its message names what is wrong (a field, a scheme, the issuer the
+ * profile expected) and is logged as it is (errors.ts failureDetail): a plain Error's was dropped, and the operator read
+ * only "upstream discovery failed". Never a value the user sent.
+ */
+export class UpstreamDiscoveryError extends Error {
+  readonly code = 'GH_UPSTREAM_DISCOVERY';
+  constructor(message: string) {
+    super(message);
+    this.name = 'UpstreamDiscoveryError';
+  }
+}
+
+/**
+ * The endpoints a sign-in sends the browser or this gateway to, as URLs it may use: https, or http on a loopback
+ * issuer (the local demo IdP). A `javascript:` authorization endpoint failed every sign-in with a 500 (openid-client
+ * throws building the URL), an `ftp:` token endpoint was reported to the user as a sign-in refused at the provider;
+ * found here, discovery fails instead: a 503 page, `/readyz` and the log naming the field.
+ */
+function checkEndpoints(metadata: ServerMetadata, loopbackHttp: boolean): void {
+  const allowed = loopbackHttp ? ['https:', 'http:'] : ['https:'];
+  for (const field of ['authorization_endpoint', 'token_endpoint', 'jwks_uri', 'userinfo_endpoint', 'end_session_endpoint'] as const) {
+    const value = metadata[field];
+    if (value === undefined) {
+      if (field === 'authorization_endpoint' || field === 'token_endpoint') throw new UpstreamDiscoveryError(`the upstream metadata has no ${field}`);
+      continue;
+    }
+    const url = typeof value === 'string' ? URL.parse(value) : null;
+    if (url === null) throw new UpstreamDiscoveryError(`the upstream metadata's ${field} is not a URL`);
+    if (!allowed.includes(url.protocol)) throw new UpstreamDiscoveryError(`the upstream metadata's ${field} is not ${allowed.join(' or ')} (${url.protocol.slice(0, 20)})`);
+  }
+}
+
+function configure(configuration: Configuration, deps: DiscoveryDeps, loopbackHttp: boolean): Configuration {
   const metadata = configuration.serverMetadata();
-  if (!metadata.token_endpoint) throw new Error('the upstream metadata has no token_endpoint');
+  checkEndpoints(metadata, loopbackHttp);
+  if (!metadata.token_endpoint) throw new UpstreamDiscoveryError('the upstream metadata has no token_endpoint');
   configuration[customFetch] = idTokenDivertingFetch(deps.fetch, metadata.token_endpoint) as NonNullable<Configuration[typeof customFetch]>;
   configuration.timeout = Math.max(1, Math.ceil(deps.timeoutMs / 1000));
   return configuration;
@@ -63,7 +97,7 @@ export async function discoverOidc(issuer: string, deps: DiscoveryDeps): Promise
     timeout: Math.max(1, Math.ceil(deps.timeoutMs / 1000)),
     execute: isLoopbackHttp(url) ? [allowInsecureRequests] : [],
   });
-  return configure(configuration, deps);
+  return configure(configuration, deps, isLoopbackHttp(url));
 }
 
 const entraMetadataSchema = z
@@ -84,12 +118,12 @@ export async function discoverEntra(profile: EntraProfile, deps: DiscoveryDeps):
     headers: { accept: 'application/json' },
     signal: AbortSignal.timeout(deps.timeoutMs),
   });
-  if (!response.ok) throw new Error(`Entra discovery answered HTTP ${response.status}`);
+  if (!response.ok) throw new UpstreamDiscoveryError(`Entra discovery answered HTTP ${response.status}`);
   const metadata = entraMetadataSchema.parse(await response.json()) as ServerMetadata;
   profile.checkDiscoveredIssuer(metadata.issuer);
   const configuration = new Configuration(metadata, deps.clientId, {}, deps.clientAuth);
   if (isLoopbackHttp(profile.discoveryUrl)) allowInsecureRequests(configuration);
-  return configure(configuration, deps);
+  return configure(configuration, deps, isLoopbackHttp(profile.discoveryUrl));
 }
 
 export interface DiscoveryCache {

@@ -1,3 +1,4 @@
+import { UpstreamDiscoveryError } from './discovery.ts';
 import type { JWTPayload } from 'jose';
 import { ConfigError } from '../config/config-error.ts';
 import { ANY_TENANT, isMultiTenantAuthority, TENANT_ID } from '../config/entra-tenants.ts';
@@ -78,13 +79,13 @@ export function createEntraProfile(entra: EntraConfig): EntraProfile {
 
     checkDiscoveredIssuer(issuer) {
       const match = /^https:\/\/[^/]+\/([^/]+)\/v2\.0$/.exec(issuer);
-      if (!match?.[1]) throw new Error(`Entra discovery returned an unexpected issuer: ${issuer}`);
+      if (!match?.[1]) throw new UpstreamDiscoveryError(`Entra discovery returned an unexpected issuer: ${issuer}`);
       const segment = match[1].toLowerCase();
       if (multiTenant) {
-        if (segment !== TENANT_PLACEHOLDER) throw new Error(`Entra multi-tenant discovery issuer lacks ${TENANT_PLACEHOLDER}: ${issuer}`);
+        if (segment !== TENANT_PLACEHOLDER) throw new UpstreamDiscoveryError(`Entra multi-tenant discovery issuer lacks ${TENANT_PLACEHOLDER}: ${issuer}`);
       } else {
-        if (!TENANT_ID.test(segment)) throw new Error(`Entra discovery issuer has no tenant id: ${issuer}`);
-        if (homeTenantId && segment !== homeTenantId) throw new Error(`Entra discovery issuer is for another tenant: ${issuer}`);
+        if (!TENANT_ID.test(segment)) throw new UpstreamDiscoveryError(`Entra discovery issuer has no tenant id: ${issuer}`);
+        if (homeTenantId && segment !== homeTenantId) throw new UpstreamDiscoveryError(`Entra discovery issuer is for another tenant: ${issuer}`);
         homeTenantId = segment;
       }
       issuerTemplate = multiTenant ? issuer : issuer.replace(match[1], TENANT_PLACEHOLDER);

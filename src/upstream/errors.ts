@@ -249,7 +249,8 @@ export function failureDetail(error: unknown): Record<string, unknown> {
     // jose's JOSEError codes start ERR_J; openid-client's (oauth4webapi) OAUTH_: their messages describe the check.
     // The deepest says most: openid-client wraps a specific check (an `iss` naming another issuer) in its generic
     // "invalid response encountered", which alone cannot tell a mix-up attack from a missing code.
-    if (typeof layer.code === 'string' && /^(ERR_J|OAUTH_)/.test(layer.code)) check = layer.message.slice(0, 200);
+    // Gatehouse's own discovery checks (discovery.ts UpstreamDiscoveryError) name the field and what is wrong with it.
+    if (typeof layer.code === 'string' && /^(ERR_J|OAUTH_|GH_UPSTREAM_DISCOVERY$)/.test(layer.code)) check = layer.message.slice(0, 200);
   }
   return { failure: chain.join(' ← '), ...(claim === undefined ? {} : { claim }), ...(check === undefined ? {} : { check }) };
 }

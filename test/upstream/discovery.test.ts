@@ -48,6 +48,32 @@ describe('upstream discovery', () => {
     }
   });
 
+  for (const [field, value, named] of [
+    ['authorization_endpoint', 'javascript:alert(document.cookie)//', "authorization_endpoint is not https: or http: (javascript:)"],
+    ['token_endpoint', 'ftp://127.0.0.1:9/token', "token_endpoint is not https: or http: (ftp:)"],
+    ['jwks_uri', 'not a url', "jwks_uri is not a URL"],
+    ['token_endpoint', undefined, 'has no token_endpoint'],
+  ] as const) {
+    it(`fails discovery (503 to the user, the field named in the log) on a document whose ${field} is ${value ?? 'missing'}, not a 500 at sign-in`, async () => {
+      const gateway = await createGatewaySide({
+        upstream: { type: 'oidc', issuer: idp.issuer, clientId: 'gatehouse', clientAuth: { method: 'client_secret_post', clientSecret: 'x' } },
+        fetch: async (input, init) => {
+          const response = await fetch(input, init);
+          if (!String(input).includes('/.well-known/openid-configuration')) return response;
+          const metadata = (await response.json()) as Record<string, unknown>;
+          return Response.json({ ...metadata, [field]: value });
+        },
+      });
+      try {
+        await assert.rejects(gateway.client.beginSignIn({ interactionId: 'x' }), { code: 'temporarily_unavailable' });
+        const logged = gateway.logs.text();
+        assert.ok(logged.includes(named), logged);
+      } finally {
+        await gateway.store.close();
+      }
+    });
+  }
+
   it('refuses a discovery document whose issuer is not the configured one', async () => {
     const gateway = await createGatewaySide({
       upstream: { type: 'oidc', issuer: `${idp.issuer}/other`, clientId: 'gatehouse', clientAuth: { method: 'client_secret_post', clientSecret: 'x' } },

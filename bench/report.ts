@@ -106,7 +106,10 @@ export function verdicts(results: BenchResults): string[] {
     if (reference && Number.isFinite(reference.value)) {
       const floorMeets = meets(reference.value);
       // Latencies are added to the floor's; every other figure is a multiple of it.
-      const distance = unit === ' ms' ? `${value >= reference.value ? '+' : '−'}${fmt(Math.abs(value - reference.value))} ms over the floor's` : `${fmt(value / reference.value)}× the floor's`;
+      const distance =
+        unit !== ' ms'
+          ? `${fmt(value / reference.value)}× the floor's`
+          : `${fmt(Math.abs(value - reference.value))} ms ${value >= reference.value ? 'over' : 'under'} the floor's`;
       beside = `; ${reference.name}: ${fmt(reference.value)}${unit}, ${floorMeets ? 'meets it' : `misses it too (Gatehouse ${distance})`}`;
       if (!met) missed[floorMeets ? 'floorMeets' : 'floorMisses']++;
     } else if (!met) {

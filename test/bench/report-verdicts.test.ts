@@ -55,13 +55,13 @@ describe('bench verdicts', () => {
     assert.equal(line(lines, 'canned: Gatehouse throughput vs Express peer'), '- canned: Gatehouse throughput vs Express peer: 3.00× (target ≥ 2×): **met**; the Node floor: 6.00×, meets it');
     // The floor adds 0.15 ms at the median: that target is Gatehouse's own to close.
     assert.equal(line(lines, 'canned: Gatehouse added latency p50'), '- canned: Gatehouse added latency p50: 0.40 ms (target ≤ 0.2 ms): **not met**; the Node floor: 0.15 ms, meets it');
-    assert.equal(line(lines, 'canned: Gatehouse added latency p99'), '- canned: Gatehouse added latency p99: 5.00 ms (target ≤ 1 ms): **not met**; the Node floor: 3.00 ms, misses it too (Gatehouse +2.00 ms over the floor\'s)');
+    assert.equal(line(lines, 'canned: Gatehouse added latency p99'), '- canned: Gatehouse added latency p99: 5.00 ms (target ≤ 1 ms): **not met**; the Node floor: 3.00 ms, misses it too (Gatehouse 2.00 ms over the floor\'s)');
     assert.equal(lines.at(-1), 'Not met in this run: 4. Of them, the floor beside them (which checks nothing) meets 2, and misses 2 too: no Node gateway meets those on this machine in this run, and what Gatehouse adds there is its distance from the floor, on each line.');
   });
 
   it('counts a target the floor misses and Gatehouse meets as met, not as out of reach', () => {
     const lines = verdicts(results(canned({ rps: 3_000, cpu: 200, p50: 0.1, p99: 0.9 })));
-    assert.equal(line(lines, 'canned: Gatehouse added latency p99'), '- canned: Gatehouse added latency p99: 0.90 ms (target ≤ 1 ms): **met**; the Node floor: 3.00 ms, misses it too (Gatehouse −2.10 ms over the floor\'s)');
+    assert.equal(line(lines, 'canned: Gatehouse added latency p99'), '- canned: Gatehouse added latency p99: 0.90 ms (target ≤ 1 ms): **met**; the Node floor: 3.00 ms, misses it too (Gatehouse 2.10 ms under the floor\'s)');
     assert.equal(lines.at(-1), 'Not met in this run: 1. Of them, the floor beside them (which checks nothing) meets 0, and misses 1 too: no Node gateway meets those on this machine in this run, and what Gatehouse adds there is its distance from the floor, on each line.');
   });
 

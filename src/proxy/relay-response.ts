@@ -4,6 +4,7 @@ import type { RouteConfig } from '../config/schema.ts';
 import { backendFailure, type BackendResponse } from './backend-client.ts';
 import { clientResponseHeaders, namesContentCoding } from './forward-headers.ts';
 import type { AuditDraft } from './request-audit.ts';
+import { SseEventTooLargeError } from './sse-events.ts';
 import { mediaTypeOf } from '../protocol/media-type.ts';
 
 /**
@@ -82,9 +83,10 @@ export async function relayResponse(
   if (options.bytesCounted && body !== response.body) {
     const last = body;
     response.body.on('error', (error) => {
-      draft.outcome ??= 'error';
+      streamFailed(draft, error);
       last.destroy(error);
     });
+    last.on('error', (error) => streamFailed(draft, error));
     last.on('close', () => {
       if (!response.body.destroyed) response.body.destroy();
     });
@@ -98,10 +100,10 @@ export async function relayResponse(
   // pipe starts (earlier, it would start the flow before anyone reads).
   if (body === response.body) {
     const backendBody = body;
-    backendBody.on('error', () => {
+    backendBody.on('error', (error) => {
       // The backend's stream failed while the client was still there: the gateway cuts the response, an error. (When
       // the client left first, its audit record is already written as `client_closed`.)
-      draft.outcome ??= 'error';
+      streamFailed(draft, error);
     });
     reply.raw.on('pipe', () => backendBody.on('data', (chunk: Buffer) => (draft.bytesOut += chunk.length)));
     sendStream(reply, backendBody);
@@ -121,7 +123,7 @@ export async function relayResponse(
   // must release the backend connection.
   for (const stage of new Set([response.body, body])) {
     stage.on('error', (error) => {
-      draft.outcome ??= 'error';
+      streamFailed(draft, error);
       counted.destroy(error);
     });
   }
@@ -129,6 +131,16 @@ export async function relayResponse(
     if (!response.body.destroyed) response.body.destroy();
   });
   sendStream(reply, counted);
+}
+
+/**
+ * A relayed stream that failed is an error in the audit, and where the gateway itself refused what the backend sent
+ * (an SSE event past the bound the screens hold: sse-events.ts) the record says so; it had no reason, and only the
+ * warn log knew why the client's stream was cut after its headers.
+ */
+function streamFailed(draft: AuditDraft, error: unknown): void {
+  draft.outcome ??= 'error';
+  if (error instanceof SseEventTooLargeError) draft.reason ??= `backend stream refused: ${error.message}`;
 }
 
 /**

@@ -29,7 +29,12 @@ export type JsonRpcMessage =
   | { jsonrpc: '2.0'; id: RequestId | null; error: { code: number; message: string; [key: string]: unknown } };
 
 const isObject = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value);
-const isRequestId = (value: unknown): value is RequestId => typeof value === 'string' || Number.isSafeInteger(value);
+/**
+ * A JSON-RPC id as the gateway and every backend read it alike: a string of whole characters, or an integer exact in
+ * a double. An id with a lone surrogate came back from a backend that replaces it (Go's U+FFFD) as an id no request of
+ * the POST had, and its answer passed the task screen unscreened (another user's tasks in a tasks/list).
+ */
+const isRequestId = (value: unknown): value is RequestId => (typeof value === 'string' ? value.isWellFormed() : Number.isSafeInteger(value));
 
 /**
  * A method name with white space or an invisible character in it: `tools/call ` or `tools/call\u0000` is no method
@@ -199,7 +204,9 @@ export function decodeMcpHeaderValue(value: string): string | undefined {
     // Strictly: Node's decoder skips characters outside the alphabet, so `ZW!!Nob*w==` read as `echo` here while a
     // stricter reader behind the gateway might read it otherwise, or refuse it. Undefined: not a value at all.
     if (!STRICT_BASE64.test(encoded)) return undefined;
-    return Buffer.from(encoded, 'base64').toString('utf8');
+    // Bytes that are not UTF-8 decode to U+FFFD here and to something else (or nothing) elsewhere: no value either.
+    const bytes = Buffer.from(encoded, 'base64');
+    return isUtf8(bytes) ? bytes.toString('utf8') : undefined;
   }
   return value;
 }

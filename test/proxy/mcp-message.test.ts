@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { z } from 'zod';
-import { checkJsonRpcMessage, parseMcpPost } from '../../src/proxy/mcp-message.ts';
+import { checkJsonRpcMessage, decodeMcpHeaderValue, parseMcpPost } from '../../src/proxy/mcp-message.ts';
 import { memberNamesProblem } from '../../src/protocol/duplicate-members.ts';
 
 const hasDuplicateMember = (text: string, parsed?: unknown) => (parsed === undefined ? memberNamesProblem(text) : memberNamesProblem(text, parsed)) === 'duplicate';
@@ -75,7 +75,7 @@ describe('checkJsonRpcMessage', () => {
   });
 
   it('refuses a request whose id is no JSON-RPC id (the backend answered it as a request the gateway judged as a notification)', () => {
-    for (const id of [{ a: 1 }, 1.5, 2 ** 100, 2 ** 53, [1], true]) {
+    for (const id of [{ a: 1 }, 1.5, 2 ** 100, 2 ** 53, [1], true, 'half \ud800 character']) {
       assert.equal(checkJsonRpcMessage({ jsonrpc: '2.0', id, method: 'tools/call', params: { name: 'echo' } }), undefined, JSON.stringify(id));
       assert.throws(
         () => parseMcpPost(Buffer.from(JSON.stringify({ jsonrpc: '2.0', id, method: 'tools/call', params: { name: 'echo' } }))),
@@ -99,6 +99,11 @@ describe('checkJsonRpcMessage', () => {
     assert.equal(checkJsonRpcMessage({ jsonrpc: '2.0', id: 1, method: 'tools/call\udc00', params: {} }), undefined);
     // Whole characters beyond ASCII, and a pair of surrogates, are names like any other.
     assert.equal(parseMcpPost(Buffer.from('{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"r\u00e9sum\u00e9_\ud83d\ude00"}}')).name, 'résumé_😀');
+  });
+
+  it('reads a base64 Mcp-Name only when its bytes are UTF-8 (secret_tool\\xff decoded to secret_tool\\ufffd matched a body naming that)', () => {
+    assert.equal(decodeMcpHeaderValue(`=?base64?${Buffer.from('écho').toString('base64')}?=`), 'écho');
+    assert.equal(decodeMcpHeaderValue('=?base64?c2VjcmV0X3Rvb2z/?='), undefined);
   });
 
   it('refuses what is not an object', () => {

@@ -85,6 +85,11 @@ export async function summarizeAudit(store: Store, window: OverviewWindow, now: 
     for (const { value } of read.entries) {
       // A grant's end is in the trail, not in the traffic: no request of its route or user.
       if (value.method === GRANT_END_METHOD) continue;
+      // Another call of a batch: a call of its tool, not another request (its request is counted once, on its record).
+      if (value.batchCall === true) {
+        if (value.tool !== undefined) bump(tools, value.tool);
+        continue;
+      }
       bucket.requests += 1;
       const route = routes.get(value.route) ?? { requests: 0, errors: 0 };
       route.requests += 1;

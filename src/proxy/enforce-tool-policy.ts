@@ -73,6 +73,16 @@ function auditCalledTool(draft: AuditDraft, called: string): void {
 }
 
 /**
+ * The request's record names the tool refused (its reason is about that one); the tool it named before, a batch's
+ * first call, becomes one of the batch's other records, and the refused one is not also among them.
+ */
+function auditDeniedTool(draft: AuditDraft, tool: string): void {
+  if (draft.tool !== undefined && draft.tool !== tool && draft.otherTools !== undefined) draft.otherTools.add(draft.tool);
+  draft.otherTools?.delete(tool);
+  draft.tool = tool;
+}
+
+/**
  * Records one batch adds to the audit at most: its requests are bounded only by the body limit, and a record per
  * name would let one request write thousands. A batch calling more distinct tools than this is refused by no
  * policy for it, so the first of them are named; its request id ties them together.
@@ -114,7 +124,7 @@ function enforceToolDecision(state: RouteState, tool: string, call: AuthorizedCa
   const decision = decideTool(state.route, tool, call.caller);
   if (decision.allowed) return;
   draft.outcome = 'denied';
-  draft.tool = tool;
+  auditDeniedTool(draft, tool);
   if (decision.reason !== undefined) draft.reason = `policy: ${decision.reason}`;
   // A scope or group denial: its error code (the console counts denials by it) and which rule refused, which the
   // trail did not say — a bare `access_denied`, the same for every tool and every rule.
@@ -154,7 +164,7 @@ async function enforceArgumentPolicy(
   });
   if (decision.allowed) return;
   draft.outcome = 'denied';
-  draft.tool = tool;
+  auditDeniedTool(draft, tool);
   draft.reason = `policy: ${decision.reason}`;
   const description = toldOf(`You are not allowed to call ${tool}: ${decision.reason}.`, inBatch);
   const status = state.route.deniedToolResponse === 'jsonrpc_error' ? 200 : 403;

@@ -28,7 +28,7 @@ export async function readMcpPost(runtime: GatewayRuntime, state: RouteState, re
   const post = parseMcpPost(raw);
   rememberJsonRpcId(request, post.requestId, post.batchRequestIds);
   // A batch has no one method: said so, or its record named a tool (its first call's) under no method at all.
-  draft.method = post.method ?? (post.messages.length > 1 ? 'batch' : undefined);
+  draft.method = post.method ?? (post.batchRequestIds !== undefined ? 'batch' : undefined);
   if (post.method === 'tools/call') draft.tool = post.name;
   return post;
 }

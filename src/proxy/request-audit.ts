@@ -49,7 +49,7 @@ export function startAudit(request: FastifyRequest, reply: FastifyReply, log: Au
     log.record(record);
     // A batch's other calls: the same request (its id, outcome, status and time), their bytes counted once, above.
     if (draft.otherTools !== undefined) {
-      for (const tool of draft.otherTools) log.record({ ...record, method: 'tools/call', tool: boundedOptional(tool), bytesIn: 0, bytesOut: 0 });
+      for (const tool of draft.otherTools) log.record({ ...record, method: 'tools/call', tool: boundedOptional(tool), bytesIn: 0, bytesOut: 0, batchCall: true });
     }
   });
   return draft;

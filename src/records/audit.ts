@@ -42,6 +42,11 @@ export const auditRecord = defineRecord({
     tool: z.string().optional(),
     /** Why the gateway refused or flagged the request (a policy's reason, a changed tool definition); never arguments. */
     reason: z.string().optional(),
+    /**
+     * Another tool called by the JSON-RPC batch whose request has this record's `requestId` (its first tool is on that
+     * request's own record): counted with the tool, not as a request of its own (src/admin/audit-summary.ts).
+     */
+    batchCall: z.literal(true).optional(),
     /** The OpenTelemetry trace id (32 hex digits) of the request's span, when tracing is on: audit → trace in one step. */
     traceId: z.string().optional(),
     /** The request id (`X-Request-Id` of the response, `reqId` of the log line): audit → log in one step. */

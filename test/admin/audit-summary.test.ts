@@ -19,6 +19,8 @@ describe('audit summary', () => {
       auditRecord({ time: now - 50 * 60_000, tool: 'hello' }),
       auditRecord({ time: now - 40 * 60_000, tool: 'hello', user: BOB.subject }),
       auditRecord({ time: now - 30 * 60_000, tool: 'me', outcome: 'denied', status: 200, reason: 'policy: weekdays only' }),
+      // Another call of the same (batch) request: a call of its tool, not a second request, denial or user's request.
+      auditRecord({ time: now - 30 * 60_000, tool: 'echo', outcome: 'denied', status: 200, reason: 'policy: weekdays only', batchCall: true }),
       // A refused token names whose it was: not that user's traffic.
       auditRecord({ time: now - 20 * 60_000, method: 'initialize', tool: undefined, outcome: 'denied', status: 401, reason: 'invalid_token' }),
       auditRecord({ time: now - 10 * 60_000, method: 'initialize', tool: undefined, outcome: 'denied', status: 401, user: undefined }),
@@ -45,7 +47,7 @@ describe('audit summary', () => {
       { status: 401, reason: 'no valid token', count: 1 },
       { status: 200, reason: 'policy', count: 1 },
     ].sort((a, b) => b.count - a.count || a.status - b.status));
-    assert.deepEqual(summary.topTools, [{ name: 'hello', count: 3 }, { name: 'echo', count: 1 }, { name: 'me', count: 1 }]);
+    assert.deepEqual(summary.topTools, [{ name: 'hello', count: 3 }, { name: 'echo', count: 2 }, { name: 'me', count: 1 }]);
     assert.equal(summary.topUsers[0]?.count, 4);
     assert.deepEqual(summary.routes.get('/other'), { requests: 1, errors: 1 });
     assert.equal(summary.routes.get('/mcp')?.requests, 7);

@@ -303,6 +303,22 @@ describe('per-tool policy', () => {
     assert.deepEqual(answers.map((answer) => answer.id), [1, 2]);
     // Each id hears that the batch was refused, not that its own call was (echo's answer read "Calling secret_tool…").
     for (const answer of answers) assert.match(answer.error.message, /^The batch was refused, none of its requests ran: .*secret_tool/);
+    // The request's record names the refused tool with the reason; the batch's other call has a record of its own.
+    const deadline = Date.now() + 5_000;
+    let records: Array<Record<string, unknown>> = [];
+    while (records.length < 2 && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      const written = gateway.auditLines.map((line) => JSON.parse(line) as Record<string, unknown>);
+      const request = written.find((record) => record['method'] === 'batch' && record['tool'] === 'secret_tool' && record['outcome'] === 'denied')?.['requestId'];
+      records = written.filter((record) => request !== undefined && record['requestId'] === request);
+    }
+    assert.deepEqual(
+      records.map((record) => [record['method'], record['tool'], record['outcome'], record['batchCall'] ?? false]),
+      [
+        ['batch', 'secret_tool', 'denied', false],
+        ['tools/call', 'echo', 'denied', true],
+      ],
+    );
 
     const withNotification = [{ jsonrpc: '2.0', method: 'notifications/progress', params: { progressToken: 1, progress: 1 } }, toolsCall('secret_tool', {}, 7)];
     const jsonError = await mcpPost(gateway.url + '/groups', await tokenFor('/groups'), withNotification, { 'mcp-protocol-version': '2025-03-26' });
@@ -325,10 +341,10 @@ describe('per-tool policy', () => {
       records = written.filter((record) => request !== undefined && record['requestId'] === request);
     }
     assert.deepEqual(
-      records.map((record) => [record['method'], record['tool'], record['outcome'], record['status']]),
+      records.map((record) => [record['method'], record['tool'], record['outcome'], record['status'], record['batchCall'] ?? false]),
       [
-        ['batch', 'echo', 'allowed', 200],
-        ['tools/call', 'secret_tool', 'allowed', 200],
+        ['batch', 'echo', 'allowed', 200, false],
+        ['tools/call', 'secret_tool', 'allowed', 200, true],
       ],
     );
     assert.equal(records[1]!['requestId'], records[0]!['requestId'], 'one request: one id');

@@ -13,6 +13,9 @@ import { writeRecord } from '../store/record-access.ts';
 
 /** How long past a grant's longest life its client counts as granted (records/authorization.ts `client-granted`). */
 const CLIENT_GRANTED_MARGIN_SECONDS = 24 * 3600;
+/** How often one process writes a client's `client-granted` again, and for how many clients it remembers doing so. */
+const CLIENT_GRANTED_REWRITE_MS = 3_600_000;
+const MAX_CLIENTS_REMEMBERED = 10_000;
 
 /**
  * Wraps the store's oidc-provider adapter with the behaviour the authorization server adds around persistence:
@@ -109,6 +112,8 @@ function instantiate(base: AdapterFactory | AdapterConstructor, name: string): A
 export function withAuthorizationHooks(base: AdapterFactory | AdapterConstructor, options: AdapterHookOptions): AdapterFactory {
   const { store, clock, accessTokenTtlSeconds, grantLifetimeSeconds, refreshReuseGraceSeconds, onReplayDetected } = options;
   const endGrant = options.endGrant ?? createEndGrant({ store, clock, accessTokenTtlSeconds, grantLifetimeSeconds });
+  // Clients whose `client-granted` record this process wrote, and when (see the Grant hook below).
+  const grantedWritten = new Map<string, number>();
 
   return (name: string): Adapter => {
     const inner = instantiate(base, name);
@@ -126,11 +131,16 @@ export function withAuthorizationHooks(base: AdapterFactory | AdapterConstructor
     if (name === 'Grant') {
       adapter.destroy = async (id) => void (await endGrant(id, providerGrantEndReason()));
       // When a user last granted the client access, for `gatehouse clients prune` (records/authorization.ts): written
-      // first, so a grant is never saved without it (a failure after it only keeps a registration longer).
+      // first, so a grant is never saved without it (a failure after it only keeps a registration longer). At most
+      // once an hour per client from this process: an ID-JAG token request saves a grant each time, and the record
+      // lives a grant's whole life and a day.
       const upsert = adapter.upsert;
       adapter.upsert = async (id, payload, expiresIn) => {
-        if (typeof payload.clientId === 'string' && payload.clientId !== '') {
-          await writeRecord(store, clientGrantedRecord, payload.clientId, { at: clock.now() }, { ttlSeconds: grantLifetimeSeconds + CLIENT_GRANTED_MARGIN_SECONDS });
+        const clientId = payload.clientId;
+        if (typeof clientId === 'string' && clientId !== '' && !(clock.now() - (grantedWritten.get(clientId) ?? Number.NEGATIVE_INFINITY) < CLIENT_GRANTED_REWRITE_MS)) {
+          await writeRecord(store, clientGrantedRecord, clientId, { at: clock.now() }, { ttlSeconds: grantLifetimeSeconds + CLIENT_GRANTED_MARGIN_SECONDS });
+          if (grantedWritten.size >= MAX_CLIENTS_REMEMBERED) grantedWritten.clear();
+          grantedWritten.set(clientId, clock.now());
         }
         await upsert(id, payload, expiresIn);
       };

@@ -40,6 +40,8 @@ export interface McpExchange extends StepContext {
   post?: McpPost;
   /** The client's `Mcp-Session-Id` (2025-x) or the gateway's legacy SSE session id. */
   sessionId?: string;
+  /** When the binding the request was admitted under was made (a Streamable HTTP session), epoch ms. */
+  sessionBoundAt?: number;
   /** Legacy SSE: the backend's message URL bound to the session. */
   backendMessageUrl?: string;
   /** The answer's requests that may create a task or list tasks (task-bindings.ts); most POSTs have none. */

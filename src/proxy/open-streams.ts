@@ -39,6 +39,8 @@ export interface StreamCaller {
   graceMs?: number | undefined;
   /** The session it belongs to, if any: a Streamable HTTP `Mcp-Session-Id`, or the gateway's legacy SSE session id. */
   sessionId?: string | undefined;
+  /** When the session's binding that admitted it was made (epoch ms): an end before it was another session's. */
+  sessionBoundAt?: number | undefined;
   /** The key that signed its token. */
   kid?: string | undefined;
   /** The route it runs on, and its token's scopes: a reload that raises the route's required scopes ends it. */
@@ -56,8 +58,11 @@ export interface OpenStreams {
   track(response: ServerResponse, draft: AuditDraft, caller: StreamCaller): void;
   /** Cuts every open stream of the grant (audited `server_closed`, reason `grant ended`); returns how many. */
   closeGrant(grantId: string): number;
-  /** Cuts every open stream of the session (audited `server_closed`, reason `session ended`); returns how many. */
-  closeSession(sessionId: string): number;
+  /**
+   * Cuts every open stream of the session (audited `server_closed`, reason `session ended`); returns how many. With
+   * `remember` (the default) a stream of it its backend answers later is refused too, for a while (refusal).
+   */
+  closeSession(sessionId: string, options?: { remember?: boolean }): number;
   /** Cuts every open stream (audited `server_closed` with `reason`); returns how many. */
   closeAll(reason: string): number;
   /**
@@ -187,14 +192,16 @@ export function createOpenStreams({ clock, cutNow = () => undefined }: OpenStrea
   // only after the end (a GET sent just before the DELETE, its headers late) found nothing to cut it, and flowed on.
   // Kept as long as a backend may take to answer (RECENT_END_MS), at most MAX_RECENT_ENDS of them.
   const recentEnds = new Map<string, number>();
-  const endedLately = (sessionId: string | undefined): boolean => {
+  // A backend may issue an ended session's id again (a fixed or recycled id): an end before the binding the stream was
+  // admitted under was made ended the earlier session, not this one.
+  const endedLately = ({ sessionId, sessionBoundAt }: StreamCaller): boolean => {
     if (sessionId === undefined) return false;
     const endedAt = recentEnds.get(sessionId);
-    return endedAt !== undefined && clock.now() - endedAt < RECENT_END_MS;
+    return endedAt !== undefined && clock.now() - endedAt < RECENT_END_MS && (sessionBoundAt === undefined || endedAt >= sessionBoundAt);
   };
   const refusal = (caller: StreamCaller): StreamCutReason | undefined => {
     if (tokenEndsAt(caller.exp) + (caller.graceMs ?? 0) <= clock.now()) return 'token expired';
-    if (endedLately(caller.sessionId)) return 'session ended';
+    if (endedLately(caller)) return 'session ended';
     return cutNow(caller);
   };
 
@@ -265,7 +272,8 @@ export function createOpenStreams({ clock, cutNow = () => undefined }: OpenStrea
       });
     },
     closeGrant: (grantId) => byGrant.close(grantId, 'grant ended'),
-    closeSession(sessionId) {
+    closeSession(sessionId, { remember = true } = {}) {
+      if (!remember) return bySession.close(sessionId, 'session ended');
       const now = clock.now();
       recentEnds.delete(sessionId);
       recentEnds.set(sessionId, now);

@@ -53,8 +53,9 @@ export function requireSessionOwner(exchange: McpExchange): void | Promise<void>
 
 async function checkSessionOwner(exchange: McpExchange, sessionId: string): Promise<void> {
   const { claims } = authorized(exchange);
-  await exchange.runtime.sessions.require('mcp-session', sessionId, { subject: claims.sub, clientId: claims.clientId }, exchange.state.route.path);
+  const binding = await exchange.runtime.sessions.require('mcp-session', sessionId, { subject: claims.sub, clientId: claims.clientId }, exchange.state.route.path);
   exchange.sessionId = sessionId;
+  exchange.sessionBoundAt = binding.createdAt;
   exchange.runtime.openStreams.extendSession(sessionId, claims);
 }
 
@@ -292,7 +293,7 @@ async function relayToClient(exchange: McpExchange): Promise<void> {
     // bounded by its request (open-streams.ts).
     const { claims } = authorized(exchange);
     const exp = listensForNotifications(exchange) ? claims.exp : undefined;
-    const caller = { grantId: claims.grantId, exp, sessionId: exchange.sessionId, kid: claims.kid, route: state.route.path, scopes: claims.scopes };
+    const caller = { grantId: claims.grantId, exp, sessionId: exchange.sessionId, sessionBoundAt: exchange.sessionBoundAt, kid: claims.kid, route: state.route.path, scopes: claims.scopes };
     shared.refuseStreamNoLongerAdmitted(exchange, caller);
     trackOpenStream(reply, runtime.metrics, { route: state.route.path, transport: 'streamable-http' });
     runtime.openStreams.track(reply.raw, draft, caller);

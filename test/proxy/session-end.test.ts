@@ -53,7 +53,8 @@ function backendHandler(request: IncomingMessage, response: ServerResponse): voi
     if (request.method === 'DELETE') return void response.writeHead(200).end();
     if (path === '/messages') return void response.writeHead(202).end();
     const headers: Record<string, string> = { 'content-type': 'application/json' };
-    if (session === undefined) headers['mcp-session-id'] = `session-${++nextSession}`;
+    // `/fixed` issues one id to every session, as a backend with a fixed or restarted id does.
+    if (session === undefined) headers['mcp-session-id'] = path === '/fixed' ? 'fixed-session' : `session-${++nextSession}`;
     response.writeHead(200, headers).end(JSON.stringify({ jsonrpc: '2.0', id: 1, result: {} }));
   });
 }
@@ -66,6 +67,7 @@ before(async () => {
   const config = {
     routes: [
       { path: '/mcp', backend: `${backendUrl}/mcp` },
+      { path: '/fixed', backend: `${backendUrl}/fixed` },
       { path: '/legacy', backend: backendUrl, transports: ['sse'] },
     ],
   };
@@ -215,6 +217,31 @@ describe('a session ended on one replica', () => {
       // Answered as a request naming the ended session is, never relayed as an open stream.
       assert.equal(response.status, 404, label);
       await response.text();
+    }
+  });
+
+  it('serves the streams of a session whose id the backend issues again after its DELETE, on both replicas', { timeout: 15_000 }, async () => {
+    const headersOf = async (session?: string) => ({
+      authorization: `Bearer ${await bearer('/fixed')}`,
+      'mcp-protocol-version': '2025-11-25',
+      ...(session === undefined ? {} : { 'mcp-session-id': session }),
+    });
+    const first = await mcpPost(replicaA.url + '/fixed', await bearer('/fixed'), initialize);
+    await first.text();
+    assert.equal(first.headers.get('mcp-session-id'), 'fixed-session');
+    const deleted = await fetch(replicaA.url + '/fixed', { method: 'DELETE', headers: await headersOf('fixed-session') });
+    assert.equal(deleted.status, 200);
+    await deleted.text();
+    // Its end reached replica B too (its message), and then the backend issues the same id to the next session.
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    const again = await mcpPost(replicaA.url + '/fixed', await bearer('/fixed'), initialize);
+    await again.text();
+    assert.equal(again.headers.get('mcp-session-id'), 'fixed-session');
+    for (const replica of [replicaA, replicaB]) {
+      const controller = new AbortController();
+      const stream = await fetch(replica.url + '/fixed', { headers: { ...(await headersOf('fixed-session')), accept: 'text/event-stream' }, signal: controller.signal });
+      assert.equal(stream.status, 200, 'the new session\'s stream is its own, not the ended one\'s');
+      controller.abort();
     }
   });
 

@@ -99,9 +99,8 @@ export function createGatewayPlugin(ctx: GatehouseContext, deps: GatewayDeps): F
       const cut = runtime.openStreams.closeOutOfScope(new Map(routes.map((route) => [route.path, route.requiredScopes])));
       if (cut > 0) ctx.logger.info({ streams: cut }, 'open streams cut: a reload made their route require a scope their token lacks');
     });
-    await runtime.sessions.start((kind, sessionId, rebound) => {
-      // An id issued again to another owner ends the earlier owner's streams, not the id: its new session goes on.
-      if (kind === 'mcp-session') runtime.openStreams.closeSession(sessionId, { remember: !rebound });
+    await runtime.sessions.start((kind, sessionId) => {
+      if (kind === 'mcp-session') runtime.openStreams.closeSession(sessionId);
     });
     app.addHook('onClose', async () => {
       stopRejudgingOnReload?.();

@@ -39,8 +39,11 @@ export interface StreamCaller {
   graceMs?: number | undefined;
   /** The session it belongs to, if any: a Streamable HTTP `Mcp-Session-Id`, or the gateway's legacy SSE session id. */
   sessionId?: string | undefined;
-  /** When the session's binding that admitted it was made (epoch ms): an end before it was another session's. */
-  sessionBoundAt?: number | undefined;
+  /**
+   * For a session that ended lately (endedLately), when the request found the binding that admitted it still under
+   * its id, on the runtime clock: an end heard after that is this session's. Unset, any end in the window is.
+   */
+  sessionCheckedAt?: number | undefined;
   /** The key that signed its token. */
   kid?: string | undefined;
   /** The route it runs on, and its token's scopes: a reload that raises the route's required scopes ends it. */
@@ -59,10 +62,13 @@ export interface OpenStreams {
   /** Cuts every open stream of the grant (audited `server_closed`, reason `grant ended`); returns how many. */
   closeGrant(grantId: string): number;
   /**
-   * Cuts every open stream of the session (audited `server_closed`, reason `session ended`); returns how many. With
-   * `remember` (the default) a stream of it its backend answers later is refused too, for a while (refusal).
+   * Cuts every open stream of the session (audited `server_closed`, reason `session ended`); returns how many. The end
+   * is remembered for a while: a stream of the id its backend answers later is refused unless the request found its
+   * binding still in place after the end (endedLately, refusal).
    */
-  closeSession(sessionId: string, options?: { remember?: boolean }): number;
+  closeSession(sessionId: string): number;
+  /** Whether a session of this id ended on this replica's hearing within the last RECENT_END_MS. */
+  endedLately(sessionId: string): boolean;
   /** Cuts every open stream (audited `server_closed` with `reason`); returns how many. */
   closeAll(reason: string): number;
   /**
@@ -192,16 +198,17 @@ export function createOpenStreams({ clock, cutNow = () => undefined }: OpenStrea
   // only after the end (a GET sent just before the DELETE, its headers late) found nothing to cut it, and flowed on.
   // Kept as long as a backend may take to answer (RECENT_END_MS), at most MAX_RECENT_ENDS of them.
   const recentEnds = new Map<string, number>();
-  // A backend may issue an ended session's id again (a fixed or recycled id): an end before the binding the stream was
-  // admitted under was made ended the earlier session, not this one.
-  const endedLately = ({ sessionId, sessionBoundAt }: StreamCaller): boolean => {
-    if (sessionId === undefined) return false;
-    const endedAt = recentEnds.get(sessionId);
-    return endedAt !== undefined && clock.now() - endedAt < RECENT_END_MS && (sessionBoundAt === undefined || endedAt >= sessionBoundAt);
+  // Which session an end was of is the store's to say, not the clocks': a backend may issue an ended id again (a fixed
+  // or restarted id, to the same user or another). A stream of an id ended lately is served only when its request
+  // found, after the end, the binding that admitted it still under the id (streamable-http.ts), on this replica's clock.
+  const endedAt = (sessionId: string | undefined): number | undefined => {
+    const at = sessionId === undefined ? undefined : recentEnds.get(sessionId);
+    return at !== undefined && clock.now() - at < RECENT_END_MS ? at : undefined;
   };
   const refusal = (caller: StreamCaller): StreamCutReason | undefined => {
     if (tokenEndsAt(caller.exp) + (caller.graceMs ?? 0) <= clock.now()) return 'token expired';
-    if (endedLately(caller)) return 'session ended';
+    const ended = endedAt(caller.sessionId);
+    if (ended !== undefined && (caller.sessionCheckedAt === undefined || ended >= caller.sessionCheckedAt)) return 'session ended';
     return cutNow(caller);
   };
 
@@ -272,8 +279,8 @@ export function createOpenStreams({ clock, cutNow = () => undefined }: OpenStrea
       });
     },
     closeGrant: (grantId) => byGrant.close(grantId, 'grant ended'),
-    closeSession(sessionId, { remember = true } = {}) {
-      if (!remember) return bySession.close(sessionId, 'session ended');
+    endedLately: (sessionId) => endedAt(sessionId) !== undefined,
+    closeSession(sessionId) {
       const now = clock.now();
       recentEnds.delete(sessionId);
       recentEnds.set(sessionId, now);

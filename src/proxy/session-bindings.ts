@@ -66,10 +66,15 @@ export interface SessionBindings {
    */
   forget(kind: SessionKind, sessionId: string): Promise<void>;
   /**
+   * The binding as the store holds it now, past this replica's cache: for a stream of a session that ended lately
+   * (open-streams.ts), whether the binding that admitted it is still the one under its id.
+   */
+  current(kind: SessionKind, sessionId: string): Promise<SessionBinding | undefined>;
+  /**
    * Subscribes to the ends of sessions (`session-ended`); `onEnded` is called for each end this replica learns of,
    * its own included (at once, and again when its message comes back). Call before serving traffic.
    */
-  start(onEnded: (kind: SessionKind, sessionId: string, rebound: boolean) => void): Promise<void>;
+  start(onEnded: (kind: SessionKind, sessionId: string) => void): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -78,13 +83,6 @@ export interface SessionBindings {
  * basic/transports §Session Management), with the MCP SDK servers' JSON-RPC code and message. Never -32601: the
  * method exists, the session does not.
  */
-/**
- * Said after the kind when an end is the id's issue to another owner (`mcp-session:rebound <id>`): the session under
- * that id goes on, so replicas cut the earlier owner's streams without refusing the id's later ones
- * (open-streams.ts). A replica of a previous version ignores such a message (an unknown kind).
- */
-const REBOUND_SUFFIX = ':rebound';
-
 export const sessionNotFound = () => new ProtocolError('not_found', 'Session not found', { jsonRpcCode: jsonRpcCodes.sessionNotFound });
 
 /** Deletions retried after a store outage: a few, spaced out, and only so many waiting at once. */
@@ -114,13 +112,12 @@ export function createSessionBindings(store: Store, maxCached = 50_000, deferred
   const waiting = new Map<string, NodeJS.Timeout>();
   // Set by stop(): a retry already running then schedules no other (its store is closing).
   let stopped = false;
-  let onEnded: ((kind: SessionKind, sessionId: string, rebound: boolean) => void) | undefined;
+  let onEnded: ((kind: SessionKind, sessionId: string) => void) | undefined;
   let unsubscribe: Unsubscribe | undefined;
   // Also run when this replica's own message comes back: by then there is nothing left to drop or cut.
-  // `rebound`: the id was issued again and bound to another owner, whose session it now is (bind below).
-  const ended = (kind: SessionKind, sessionId: string, rebound = false) => {
+  const ended = (kind: SessionKind, sessionId: string) => {
     cache.delete(`${kind}\u0000${sessionId}`);
-    onEnded?.(kind, sessionId, rebound);
+    onEnded?.(kind, sessionId);
   };
   const remember = (key: string, binding: SessionBinding) => {
     if (cache.size >= maxCached) cache.delete(cache.keys().next().value as string);
@@ -131,8 +128,7 @@ export function createSessionBindings(store: Store, maxCached = 50_000, deferred
    * what every replica's next cache miss reads; a message lost here leaves only other replicas' cached copies (read
    * again within a minute) and open streams, as a message lost in transit would.
    */
-  const tellEnded = (kind: SessionKind, sessionId: string, rebound = false): Promise<void> =>
-    publishMessage(store, sessionEndedChannel, `${kind}${rebound ? REBOUND_SUFFIX : ''} ${sessionId}`).catch(() => {});
+  const tellEnded = (kind: SessionKind, sessionId: string): Promise<void> => publishMessage(store, sessionEndedChannel, `${kind} ${sessionId}`).catch(() => {});
   async function deleteAndTell(kind: SessionKind, sessionId: string): Promise<void> {
     await deleteRecord(store, bindingRecords[kind], sessionId);
     await tellEnded(kind, sessionId);
@@ -176,8 +172,8 @@ export function createSessionBindings(store: Store, maxCached = 50_000, deferred
         if (earlier === undefined || (earlier.route === binding.route && !sameOwner(earlier, binding))) {
           await writeRecord(store, record, sessionId, binding, options);
           if (earlier !== undefined) {
-            ended(kind, sessionId, true);
-            await tellEnded(kind, sessionId, true);
+            ended(kind, sessionId);
+            await tellEnded(kind, sessionId);
           }
         }
       }
@@ -242,6 +238,7 @@ export function createSessionBindings(store: Store, maxCached = 50_000, deferred
       await tellEnded('mcp-session', listed.sessionId);
       return true;
     },
+    current: (kind, sessionId) => readRecord(store, bindingRecords[kind], sessionId),
     async forget(kind, sessionId) {
       // This replica first, whatever the store does: its cached copy and the streams it carries end with the session.
       ended(kind, sessionId);
@@ -257,10 +254,8 @@ export function createSessionBindings(store: Store, maxCached = 50_000, deferred
       onEnded = listener;
       unsubscribe = await subscribeChannel(store, sessionEndedChannel, (message) => {
         const space = message.indexOf(' ');
-        const said = message.slice(0, space);
-        const rebound = said.endsWith(REBOUND_SUFFIX);
-        const kind = rebound ? said.slice(0, -REBOUND_SUFFIX.length) : said;
-        if (space > 0 && (kind === 'mcp-session' || kind === 'legacy-sse-session')) ended(kind, message.slice(space + 1), rebound);
+        const kind = message.slice(0, space);
+        if (space > 0 && (kind === 'mcp-session' || kind === 'legacy-sse-session')) ended(kind, message.slice(space + 1));
       });
     },
     async stop() {

@@ -11,7 +11,7 @@ import { checkMirroredHeaders } from './mcp-message.ts';
 import { readMcpPost } from './read-mcp-post.ts';
 import { isContentCoded, mediaType, relayResponse } from './relay-response.ts';
 import type { RouteState } from './route-state.ts';
-import type { ListedSession, SessionBinding } from './session-bindings.ts';
+import { sessionNotFound, type ListedSession, type SessionBinding } from './session-bindings.ts';
 import { trackOpenStream } from './stream-metrics.ts';
 import { deniesNone, screenToolsListJson, screenToolsListSseEvent } from './tools-list-filter.ts';
 import { SSE_EVENT_LIMIT_BYTES, sseEventTransform, type SseEvent } from './sse-events.ts';
@@ -293,12 +293,39 @@ async function relayToClient(exchange: McpExchange): Promise<void> {
     // bounded by its request (open-streams.ts).
     const { claims } = authorized(exchange);
     const exp = listensForNotifications(exchange) ? claims.exp : undefined;
-    const caller = { grantId: claims.grantId, exp, sessionId: exchange.sessionId, sessionBoundAt: exchange.sessionBoundAt, kid: claims.kid, route: state.route.path, scopes: claims.scopes };
+    const sessionCheckedAt = await sessionStillAdmitted(exchange);
+    const caller = { grantId: claims.grantId, exp, sessionId: exchange.sessionId, sessionCheckedAt, kid: claims.kid, route: state.route.path, scopes: claims.scopes };
     shared.refuseStreamNoLongerAdmitted(exchange, caller);
     trackOpenStream(reply, runtime.metrics, { route: state.route.path, transport: 'streamable-http' });
     runtime.openStreams.track(reply.raw, draft, caller);
   }
   await relayResponse(reply, response, draft, state.route, body, { oneMessageUnlessSse: exchange.post !== undefined });
+}
+
+/**
+ * A stream of a session that ended lately on this replica's hearing (open-streams.ts): its backend may have answered
+ * it after the session's DELETE (a GET sent just before it), or its id may have been issued again since. The store
+ * says which: the binding that admitted the request still under the id is a live session (the time it was seen is the
+ * stream's to be judged by), anything else is refused as the ended session is. Undefined for every other stream, with
+ * no read.
+ */
+async function sessionStillAdmitted(exchange: McpExchange): Promise<number | undefined> {
+  const { runtime, sessionId } = exchange;
+  if (sessionId === undefined || !runtime.openStreams.endedLately(sessionId)) return undefined;
+  const checkedAt = runtime.ctx.clock.now();
+  let current: SessionBinding | undefined;
+  try {
+    current = await runtime.sessions.current('mcp-session', sessionId);
+  } catch (error) {
+    backendResponse(exchange).body.destroy();
+    throw error;
+  }
+  if (current === undefined || current.createdAt !== exchange.sessionBoundAt) {
+    backendResponse(exchange).body.destroy();
+    exchange.draft.reason = 'session ended';
+    throw sessionNotFound();
+  }
+  return checkedAt;
 }
 
 /** One reading of an answer: a JSON body whole, or an SSE stream event by event (null leaves an event out). */

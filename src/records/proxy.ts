@@ -66,7 +66,7 @@ export const mcpTaskRecord = defineRecord({
 export const sessionEndedChannel = defineChannel({
   name: 'session-ended',
   owner: 'src/proxy/session-bindings.ts',
-  message: 'the namespace of the ended session and its id, separated by a space (`mcp-session <id>`); `mcp-session:rebound <id>` when the backend issued the id again to another owner, whose session it now is',
+  message: 'the namespace of the ended session and its id, separated by a space (`mcp-session <id>`)',
   description:
     "Published after an `mcp-session` or `legacy-sse-session` record is deleted: every replica drops its cached binding and cuts the session's streams it carries.",
 });

@@ -245,6 +245,39 @@ describe('a session ended on one replica', () => {
     }
   });
 
+  it("refuses the earlier owner's late stream of an id the backend issued again to another user, and serves the new owner's", { timeout: 15_000 }, async () => {
+    const bearerOf = (sub: string) => mintAccessToken(keyring, publicUrl, { aud: `${publicUrl}/fixed`, sub, gid: `grant-${sub}` });
+    const headersOf = async (sub: string) => ({ authorization: `Bearer ${await bearerOf(sub)}`, 'mcp-protocol-version': '2025-11-25', 'mcp-session-id': 'fixed-session', accept: 'text/event-stream' });
+    const init = async (sub: string) => {
+      const response = await mcpPost(replicaA.url + '/fixed', await bearerOf(sub), initialize);
+      await response.text();
+      assert.equal(response.headers.get('mcp-session-id'), 'fixed-session');
+    };
+    await init('tenant/carol');
+    slowGets.add('fixed-session');
+    const before = seen.length;
+    const late = fetch(replicaB.url + '/fixed', { headers: await headersOf('tenant/carol') });
+    await withDeadline(
+      (async () => {
+        while (!seen.slice(before).includes('GET /fixed fixed-session')) await new Promise((resolve) => setTimeout(resolve, 10));
+      })(),
+      5_000,
+      "carol's GET reaching the backend",
+    );
+    // The backend issues the id to dave while carol's GET waits for its headers: carol's session is over.
+    await init('tenant/dave');
+    const refused = await withDeadline(late, 5_000, "carol's late GET");
+    assert.equal(refused.status, 404, "carol's stream is not relayed under dave's session");
+    await refused.text();
+    slowGets.delete('fixed-session');
+    for (const replica of [replicaA, replicaB]) {
+      const controller = new AbortController();
+      const stream = await fetch(replica.url + '/fixed', { headers: await headersOf('tenant/dave'), signal: controller.signal });
+      assert.equal(stream.status, 200, "dave's stream is his session's");
+      controller.abort();
+    }
+  });
+
   it('a legacy session whose stream closed on one replica is refused on the other, which had cached it', { timeout: 15_000 }, async () => {
     const token = await bearer('/legacy');
     const controller = new AbortController();

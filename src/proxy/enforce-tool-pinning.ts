@@ -2,7 +2,7 @@ import type { RouteConfig } from '../config/schema.ts';
 import type { GatewayRuntime } from './gateway-runtime.ts';
 import { JSONRPC, McpGatewayError } from './gateway-error.ts';
 import type { McpPost } from './mcp-message.ts';
-import type { AuditDraft } from './request-audit.ts';
+import { auditNamedTool, type AuditDraft } from './request-audit.ts';
 import type { ToolStanding } from './tool-pins.ts';
 import type { ReviewTools } from './tools-list-filter.ts';
 import { StoreUnavailableError, storeFailureLogFields } from '../store/store.ts';
@@ -28,7 +28,7 @@ export async function enforceToolPinning(runtime: GatewayRuntime, route: RouteCo
     if (typeof tool !== 'string') continue;
     const standing = await standingOf(runtime, route, tool);
     if (standing === 'pinned') continue;
-    draft.tool = tool;
+    auditNamedTool(draft, tool);
     draft.reason = `tool pinning: ${standing}`;
     if (route.toolPinning === 'warn' && standing !== 'rejected') {
       runtime.ctx.logger.warn({ route: route.path, tool, standing }, 'served a tool whose definition is not approved (toolPinning: warn)');

@@ -4,7 +4,7 @@ import { decideArguments } from './argument-policy.ts';
 import { JSONRPC, McpGatewayError } from './gateway-error.ts';
 import type { AuthorizedCall } from './gateway-runtime.ts';
 import type { McpPost } from './mcp-message.ts';
-import type { AuditDraft } from './request-audit.ts';
+import { auditNamedTool, type AuditDraft } from './request-audit.ts';
 import { toolChallenge, type RouteState } from './route-state.ts';
 import type { ApprovedTool } from './tool-pins.ts';
 import { decideTool, policyNameFor, type ToolDecision } from './tool-policy.ts';
@@ -30,9 +30,8 @@ export function enforceToolPolicy(
   for (let index = 0; index < messages.length; index++) {
     const called = calledTool(messages[index]!);
     if (called === undefined) continue;
-    auditCalledTool(draft, called);
     const tool = policyNameFor(state.route, called);
-    enforceToolDecision(state, tool, call, draft, messages.length > 1);
+    enforceToolDecision(state, tool, call, draft, messages.length > 1, called);
     // Only an argument policy waits (for the approved definition): a call without one is decided here, with no
     // promise, which is every call on a route that sets none.
     if (state.argumentPolicies.forTool(tool) !== undefined) return enforceFrom(index, state, post, call, draft, approvedToolOf);
@@ -54,40 +53,10 @@ async function enforceFrom(
     if (called === undefined) continue;
     const tool = policyNameFor(state.route, called);
     const inBatch = post.messages.length > 1;
-    if (index > start) {
-      auditCalledTool(draft, called);
-      enforceToolDecision(state, tool, call, draft, inBatch);
-    }
-    await enforceArgumentPolicy(state, tool, 'params' in message ? message.params?.arguments : undefined, call, draft, approvedToolOf, inBatch);
+    if (index > start) enforceToolDecision(state, tool, call, draft, inBatch, called);
+    await enforceArgumentPolicy(state, tool, 'params' in message ? message.params?.arguments : undefined, call, draft, approvedToolOf, inBatch, called);
   }
 }
-
-/**
- * The audit names every tool a POST calls: the first on the request's record, each other one of a batch on a record
- * of its own (request-audit.ts). With the first alone, `[echo, secret_tool]` was audited as a call of `echo`, and
- * a guarded tool's calls could be kept out of the audit by putting another call first.
- */
-function auditCalledTool(draft: AuditDraft, called: string): void {
-  if (draft.tool === undefined) draft.tool = called;
-  else if (called !== draft.tool && (draft.otherTools ??= new Set()).size < MAX_OTHER_TOOLS_AUDITED) draft.otherTools.add(called);
-}
-
-/**
- * The request's record names the tool refused (its reason is about that one); the tool it named before, a batch's
- * first call, becomes one of the batch's other records, and the refused one is not also among them.
- */
-function auditDeniedTool(draft: AuditDraft, tool: string): void {
-  if (draft.tool !== undefined && draft.tool !== tool && draft.otherTools !== undefined) draft.otherTools.add(draft.tool);
-  draft.otherTools?.delete(tool);
-  draft.tool = tool;
-}
-
-/**
- * Records one batch adds to the audit at most: its requests are bounded only by the body limit, and a record per
- * name would let one request write thousands. A batch calling more distinct tools than this is refused by no
- * policy for it, so the first of them are named; its request id ties them together.
- */
-const MAX_OTHER_TOOLS_AUDITED = 32;
 
 /** The tool a message calls, if it is a `tools/call` naming one. */
 function calledTool(message: McpPost['messages'][number]): string | undefined {
@@ -119,12 +88,12 @@ function whichRule(decision: ToolDecision): string {
 }
 
 /** Scopes and groups: throws the route's refusal when the caller may not call `tool`. */
-function enforceToolDecision(state: RouteState, tool: string, call: AuthorizedCall, draft: AuditDraft, inBatch: boolean): void {
+function enforceToolDecision(state: RouteState, tool: string, call: AuthorizedCall, draft: AuditDraft, inBatch: boolean, called = tool): void {
   draft.tool ??= tool;
   const decision = decideTool(state.route, tool, call.caller);
   if (decision.allowed) return;
   draft.outcome = 'denied';
-  auditDeniedTool(draft, tool);
+  auditNamedTool(draft, tool, called);
   if (decision.reason !== undefined) draft.reason = `policy: ${decision.reason}`;
   // A scope or group denial: its error code (the console counts denials by it) and which rule refused, which the
   // trail did not say — a bare `access_denied`, the same for every tool and every rule.
@@ -151,6 +120,7 @@ async function enforceArgumentPolicy(
   draft: AuditDraft,
   approvedToolOf: (tool: string) => Promise<ApprovedTool>,
   inBatch: boolean,
+  called: string,
 ): Promise<void> {
   if (state.argumentPolicies.forTool(tool) === undefined) return;
   const approved = await approvedToolOf(tool);
@@ -164,7 +134,7 @@ async function enforceArgumentPolicy(
   });
   if (decision.allowed) return;
   draft.outcome = 'denied';
-  auditDeniedTool(draft, tool);
+  auditNamedTool(draft, tool, called);
   draft.reason = `policy: ${decision.reason}`;
   const description = toldOf(`You are not allowed to call ${tool}: ${decision.reason}.`, inBatch);
   const status = state.route.deniedToolResponse === 'jsonrpc_error' ? 200 : 403;

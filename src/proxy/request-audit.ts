@@ -49,7 +49,9 @@ export function startAudit(request: FastifyRequest, reply: FastifyReply, log: Au
     log.record(record);
     // A batch's other calls: the same request (its id, outcome, status and time), their bytes counted once, above.
     if (draft.otherTools !== undefined) {
-      for (const tool of draft.otherTools) log.record({ ...record, method: 'tools/call', tool: boundedOptional(tool), bytesIn: 0, bytesOut: 0, batchCall: true });
+      // A reason is the named tool's: said so on the others (read alone, "echo denied: missing scope mcp:secret").
+      const reason = record.reason === undefined ? undefined : boundedOptional(`for ${record.tool} in the same batch: ${record.reason}`, 1_024);
+      for (const tool of draft.otherTools) log.record({ ...record, method: 'tools/call', tool: boundedOptional(tool), reason, bytesIn: 0, bytesOut: 0, batchCall: true });
     }
   });
   return draft;
@@ -66,6 +68,41 @@ function bodyWritten(reply: FastifyReply): number {
   const length = Number(reply.getHeader('content-length'));
   return Number.isSafeInteger(length) && length > 0 ? length : 0;
 }
+
+/**
+ * The audit names every tool a POST calls: a batch's first on the request's record, each other on a record of its own
+ * (startAudit), gathered as the body is read (read-mcp-post.ts) so that a call after the one refused is named too.
+ * With the first alone, `[echo, secret_tool]` was audited as a call of `echo`, and a guarded tool's calls could be
+ * kept out of the audit by putting another call first.
+ */
+export function auditBatchTools(draft: AuditDraft, called: readonly string[]): void {
+  for (const tool of called) {
+    if (draft.tool === undefined) draft.tool = tool;
+    else if (tool !== draft.tool && (draft.otherTools ??= new Set()).size < MAX_OTHER_TOOLS_AUDITED) draft.otherTools.add(tool);
+  }
+}
+
+/**
+ * The request's record names `tool` — refused, or flagged (tool pinning's `warn`) — as policy names it, its reason
+ * being about that one. A batch's tool it named before goes to the other records; `tool` (and the spelling the client
+ * `called` it by) is not also among them.
+ */
+export function auditNamedTool(draft: AuditDraft, tool: string, called = tool): void {
+  const before = draft.tool;
+  const others = draft.otherTools;
+  if (others !== undefined) {
+    others.delete(called);
+    others.delete(tool);
+    if (before !== undefined && before !== called && before !== tool && others.size < MAX_OTHER_TOOLS_AUDITED) others.add(before);
+  }
+  draft.tool = tool;
+}
+
+/**
+ * Records one batch adds to the audit at most: its requests are bounded only by the body limit, and a record per
+ * name would let one request write thousands. The first of them are named; its request id ties them together.
+ */
+const MAX_OTHER_TOOLS_AUDITED = 32;
 
 export function auditDraft(request: FastifyRequest): AuditDraft {
   return request.gatewayState?.audit ?? { bytesIn: 0, bytesOut: 0 };

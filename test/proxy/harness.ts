@@ -201,6 +201,22 @@ export async function followStream(response: Response): Promise<{ ended(): boole
   return { ended: () => ended, end };
 }
 
+/**
+ * The audit records of one JSON-RPC batch request: the first `batch` record from `from` on that passes `test`, and
+ * every record of its request id, once `count` of them are written (records are written in batches); bounded.
+ */
+export async function batchAuditRecords(gateway: TestGateway, from: number, test: (record: Record<string, unknown>) => boolean, count: number): Promise<Array<Record<string, unknown>>> {
+  const deadline = Date.now() + 5_000;
+  let records: Array<Record<string, unknown>> = [];
+  while (records.length < count && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    const written = gateway.auditLines.slice(from).map((line) => JSON.parse(line) as Record<string, unknown>);
+    const request = written.find((record) => record['method'] === 'batch' && test(record))?.['requestId'];
+    records = written.filter((record) => request !== undefined && record['requestId'] === request);
+  }
+  return records;
+}
+
 /** The first audit record from `from` on with this `reason`, waited for (records are written in batches); bounded. */
 export async function auditRecordWithReason(gateway: TestGateway, reason: string, from = 0): Promise<Record<string, unknown> | undefined> {
   const deadline = Date.now() + 5_000;

@@ -4,7 +4,7 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
 import { accountRecord, type AccountRecord } from '../../src/records/account.ts';
 import { startMcpBackend, type McpBackend } from '../support/mcp-backends.ts';
-import { auditRecordWithReason, createTestKeyring, mcpPost, mintAccessToken, startTestGateway, toolsCall, toolsList, type TestGateway } from './harness.ts';
+import { auditRecordWithReason, batchAuditRecords, createTestKeyring, mcpPost, mintAccessToken, startTestGateway, toolsCall, toolsList, type TestGateway } from './harness.ts';
 
 /** Per-tool policy, tools/list filtering, 2026-07-28 header checks and malformed bodies. */
 let jsonBackend: McpBackend;
@@ -303,22 +303,28 @@ describe('per-tool policy', () => {
     assert.deepEqual(answers.map((answer) => answer.id), [1, 2]);
     // Each id hears that the batch was refused, not that its own call was (echo's answer read "Calling secret_tool…").
     for (const answer of answers) assert.match(answer.error.message, /^The batch was refused, none of its requests ran: .*secret_tool/);
-    // The request's record names the refused tool with the reason; the batch's other call has a record of its own.
-    const deadline = Date.now() + 5_000;
-    let records: Array<Record<string, unknown>> = [];
-    while (records.length < 2 && Date.now() < deadline) {
-      await new Promise((resolve) => setTimeout(resolve, 20));
-      const written = gateway.auditLines.map((line) => JSON.parse(line) as Record<string, unknown>);
-      const request = written.find((record) => record['method'] === 'batch' && record['tool'] === 'secret_tool' && record['outcome'] === 'denied')?.['requestId'];
-      records = written.filter((record) => request !== undefined && record['requestId'] === request);
+    // The request's record names the refused tool with the reason; each other call of the batch, before or after the
+    // refused one and however it spelt the refused tool, has a record of its own, its reason the refused tool's.
+    const because = 'insufficient_scope: missing scope mcp:secret; in none of the groups the tool requires';
+    for (const [calls, label] of [
+      [['echo', 'secret_tool'], 'refused last'],
+      [['secret_tool', 'echo'], 'refused first'],
+      [['echo', 'SECRET_TOOL'], 'refused in another case'],
+    ] as const) {
+      const from = gateway.auditLines.length;
+      const refused = await mcpPost(gateway.url + '/json', await tokenFor('/json'), calls.map((tool, index) => toolsCall(tool, {}, index + 1)), { 'mcp-protocol-version': '2025-03-26' });
+      assert.equal(refused.status, 403, label);
+      await refused.text();
+      const records = await batchAuditRecords(gateway, from, (record) => record['outcome'] === 'denied', 2);
+      assert.deepEqual(
+        records.map((record) => [record['method'], record['tool'], record['batchCall'] ?? false, record['reason']]),
+        [
+          ['batch', 'secret_tool', false, `${because}`],
+          ['tools/call', 'echo', true, `for secret_tool in the same batch: ${because}`],
+        ],
+        label,
+      );
     }
-    assert.deepEqual(
-      records.map((record) => [record['method'], record['tool'], record['outcome'], record['batchCall'] ?? false]),
-      [
-        ['batch', 'secret_tool', 'denied', false],
-        ['tools/call', 'echo', 'denied', true],
-      ],
-    );
 
     const withNotification = [{ jsonrpc: '2.0', method: 'notifications/progress', params: { progressToken: 1, progress: 1 } }, toolsCall('secret_tool', {}, 7)];
     const jsonError = await mcpPost(gateway.url + '/groups', await tokenFor('/groups'), withNotification, { 'mcp-protocol-version': '2025-03-26' });
@@ -332,14 +338,7 @@ describe('per-tool policy', () => {
     const batch = [toolsCall('echo', { text: 'a' }, 1), toolsCall('secret_tool', {}, 2), toolsCall('echo', { text: 'b' }, 3)];
     const response = await mcpPost(gateway.url + '/json', admin, batch, { 'mcp-protocol-version': '2025-03-26' });
     assert.equal(response.status, 200, await response.clone().text());
-    const deadline = Date.now() + 5_000;
-    let records: Array<Record<string, unknown>> = [];
-    while (records.length < 2 && Date.now() < deadline) {
-      await new Promise((resolve) => setTimeout(resolve, 20));
-      const written = gateway.auditLines.slice(from).map((line) => JSON.parse(line) as Record<string, unknown>);
-      const request = written.find((record) => record['method'] === 'batch' && record['tool'] === 'echo')?.['requestId'];
-      records = written.filter((record) => request !== undefined && record['requestId'] === request);
-    }
+    const records = await batchAuditRecords(gateway, from, (record) => record['tool'] === 'echo', 2);
     assert.deepEqual(
       records.map((record) => [record['method'], record['tool'], record['outcome'], record['status'], record['batchCall'] ?? false]),
       [

@@ -7,7 +7,7 @@ import type { CliIo } from '../../src/cli/command.ts';
 import { systemClock } from '../../src/runtime/clock.ts';
 import type { Store } from '../../src/store/store.ts';
 import { startMcpBackend, type McpBackend } from '../support/mcp-backends.ts';
-import { createTestKeyring, listedTools, mcpPost, mintAccessToken, startTestGateway, toolsCall, toolsList, type ListedTool, type TestGateway } from './harness.ts';
+import { batchAuditRecords, createTestKeyring, listedTools, mcpPost, mintAccessToken, startTestGateway, toolsCall, toolsList, type ListedTool, type TestGateway } from './harness.ts';
 
 /**
  * Pinned tool definitions (issue 15, part 1): backends that swap `echo`'s description after it was first listed (a
@@ -156,6 +156,23 @@ describe('pinned tool definitions: block', () => {
     for (const variant of ['WhoAmI', 'ｗｈｏａｍｉ']) {
       assert.match((await call('/fresh', variant)).text, /is blocked: it is not a tool this server listed/, variant);
     }
+  });
+
+  it('audits a batch it refuses for an unlisted tool with each of its calls, the listed one too', async () => {
+    assert.ok(names(await listed('/fresh')).includes('echo'));
+    const from = gateway.auditLines.length;
+    const response = await mcpPost(gateway.url + '/fresh', await tokenFor('/fresh'), [toolsCall('echo', { text: 'hi' }, 1), toolsCall('not_listed', {}, 2)], {
+      'mcp-protocol-version': '2025-03-26',
+    });
+    assert.match(await response.text(), /not_listed is blocked/);
+    const records = await batchAuditRecords(gateway, from, (record) => record['tool'] === 'not_listed', 2);
+    assert.deepEqual(
+      records.map((record) => [record['tool'], record['outcome'], record['batchCall'] ?? false]),
+      [
+        ['not_listed', 'denied', false],
+        ['echo', 'denied', true],
+      ],
+    );
   });
 
   it('leaves a route without toolPinning alone', async () => {

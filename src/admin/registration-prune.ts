@@ -1,6 +1,6 @@
 import { clientView, grantView, listAll, registrationTokenView, type AdminDeps } from './admin-deps.ts';
 import { listClients, type ClientSummary } from './clients.ts';
-import { endGrant, forgetSessionsWithoutGrant, listGrants } from './grants.ts';
+import { endGrant, forgetSessionsWithoutGrant } from './grants.ts';
 import { appOnlyTokenRecord, clientGrantedRecord } from '../records/authorization.ts';
 import { deleteRecord, findRecords, readRecord, RecordInvalidError } from '../store/record-access.ts';
 import { StoreUnavailableError } from '../store/store.ts';
@@ -82,7 +82,7 @@ export async function pruneRegistrations(deps: AdminDeps, listed: readonly Clien
     }
     for (const client of listed) {
       if (client.type !== 'dcr') continue;
-      if ((await listGrants(deps, { client: client.clientId })).length > 0 || (await heldOtherwise(deps, client.clientId))) {
+      if ((await findRecords(deps.store, grantView, 'clientId', client.clientId)).length > 0 || (await heldOtherwise(deps, client.clientId))) {
         result.keptInUse.push(client.clientId);
         continue;
       }
@@ -101,7 +101,8 @@ export async function pruneRegistrations(deps: AdminDeps, listed: readonly Clien
     await forgetSessionsWithoutGrant(deps, subjects);
   } catch (error) {
     if (!(error instanceof StoreUnavailableError)) throw error;
-    result.stopped = error.message;
+    // Its first line, as the CLI says any store failure (store messages name the endpoint, never a credential).
+    result.stopped = error.message.split('\n')[0];
   }
   return result;
 }

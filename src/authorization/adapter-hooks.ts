@@ -137,7 +137,8 @@ export function withAuthorizationHooks(base: AdapterFactory | AdapterConstructor
       const upsert = adapter.upsert;
       adapter.upsert = async (id, payload, expiresIn) => {
         const clientId = payload.clientId;
-        if (typeof clientId === 'string' && clientId !== '' && !(clock.now() - (grantedWritten.get(clientId) ?? Number.NEGATIVE_INFINITY) < CLIENT_GRANTED_REWRITE_MS)) {
+        const writtenAt = typeof clientId === 'string' ? grantedWritten.get(clientId) : undefined;
+        if (typeof clientId === 'string' && clientId !== '' && (writtenAt === undefined || clock.now() - writtenAt >= CLIENT_GRANTED_REWRITE_MS)) {
           await writeRecord(store, clientGrantedRecord, clientId, { at: clock.now() }, { ttlSeconds: grantLifetimeSeconds + CLIENT_GRANTED_MARGIN_SECONDS });
           if (grantedWritten.size >= MAX_CLIENTS_REMEMBERED) grantedWritten.clear();
           grantedWritten.set(clientId, clock.now());

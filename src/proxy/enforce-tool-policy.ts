@@ -3,7 +3,7 @@ import { insufficientScope } from '../errors/bearer-challenge.ts';
 import { decideArguments } from './argument-policy.ts';
 import { JSONRPC, McpGatewayError } from './gateway-error.ts';
 import type { AuthorizedCall } from './gateway-runtime.ts';
-import type { McpPost } from './mcp-message.ts';
+import { calledTool, type McpPost } from './mcp-message.ts';
 import { auditNamedTool, type AuditDraft } from './request-audit.ts';
 import { toolChallenge, type RouteState } from './route-state.ts';
 import type { ApprovedTool } from './tool-pins.ts';
@@ -56,13 +56,6 @@ async function enforceFrom(
     if (index > start) enforceToolDecision(state, tool, call, draft, inBatch, called);
     await enforceArgumentPolicy(state, tool, 'params' in message ? message.params?.arguments : undefined, call, draft, approvedToolOf, inBatch, called);
   }
-}
-
-/** The tool a message calls, if it is a `tools/call` naming one. */
-function calledTool(message: McpPost['messages'][number]): string | undefined {
-  if (!('method' in message) || message.method !== 'tools/call') return undefined;
-  const tool = message.params?.name;
-  return typeof tool === 'string' ? tool : undefined;
 }
 
 /**

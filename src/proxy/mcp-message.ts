@@ -96,6 +96,13 @@ export interface McpPost {
   batchRequestIds?: Array<string | number>;
 }
 
+/** The tool a message calls, if it is a `tools/call` naming one. */
+export function calledTool(message: JsonRpcMessage): string | undefined {
+  if (!('method' in message) || message.method !== 'tools/call') return undefined;
+  const tool = message.params?.name;
+  return typeof tool === 'string' ? tool : undefined;
+}
+
 /** Which `params` field `Mcp-Name` mirrors, per method (MCP 2026-07-28, Streamable HTTP standard headers). */
 const NAME_SOURCE: Record<string, string> = {
   'tools/call': 'name',

@@ -7,7 +7,7 @@ import { readRequestBody } from '../server/request-body.ts';
 import { namesContentCoding } from './forward-headers.ts';
 import { rememberJsonRpcId } from './gateway-error.ts';
 import type { GatewayRuntime } from './gateway-runtime.ts';
-import { parseMcpPost, type McpPost } from './mcp-message.ts';
+import { calledTool, parseMcpPost, type McpPost } from './mcp-message.ts';
 import { auditBatchTools, type AuditDraft } from './request-audit.ts';
 import { routeBodyLimit, type RouteState } from './route-state.ts';
 
@@ -30,7 +30,7 @@ export async function readMcpPost(runtime: GatewayRuntime, state: RouteState, re
   // A batch has no one method: said so, or its record named a tool (its first call's) under no method at all.
   draft.method = post.method ?? (post.batchRequestIds !== undefined ? 'batch' : undefined);
   if (post.method === 'tools/call') draft.tool = post.name;
-  else if (post.batchRequestIds !== undefined) auditBatchTools(draft, calledTools(post));
+  else if (post.batchRequestIds !== undefined) auditBatchTools(draft, post.messages.flatMap((message) => calledTool(message) ?? []));
   return post;
 }
 
@@ -65,13 +65,4 @@ export function requireUtf8Json(headers: IncomingHttpHeaders): void {
 /** `application/json` with parameters, of which any `charset` names UTF-8. */
 function isUtf8Json(type: string | undefined): boolean {
   return type !== undefined && mediaTypeOf(type) === 'application/json' && declaresOnlyUtf8(type);
-}
-
-/** The tools a batch's `tools/call` messages name, in order. */
-function calledTools(post: McpPost): string[] {
-  const tools: string[] = [];
-  for (const message of post.messages) {
-    if ('method' in message && message.method === 'tools/call' && typeof message.params?.name === 'string') tools.push(message.params.name);
-  }
-  return tools;
 }

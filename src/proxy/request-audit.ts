@@ -12,7 +12,7 @@ import { boundedOptional } from './client-value.ts';
 export type AuditDraft = Partial<AuditRecord> & {
   bytesIn: number;
   bytesOut: number;
-  /** The other tools a batch calls besides `tool` (enforce-tool-policy.ts): each audited on a record of its own. */
+  /** The other tools a batch calls besides `tool` (auditBatchTools, auditNamedTool): each audited on a record of its own. */
   otherTools?: Set<string>;
 };
 

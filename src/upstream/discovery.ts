@@ -83,8 +83,9 @@ function checkEndpoints(metadata: ServerMetadata, loopbackHttp: boolean): void {
 function configure(configuration: Configuration, deps: DiscoveryDeps, loopbackHttp: boolean): Configuration {
   const metadata = configuration.serverMetadata();
   checkEndpoints(metadata, loopbackHttp);
-  if (!metadata.token_endpoint) throw new UpstreamDiscoveryError('the upstream metadata has no token_endpoint');
-  configuration[customFetch] = idTokenDivertingFetch(deps.fetch, metadata.token_endpoint) as NonNullable<Configuration[typeof customFetch]>;
+  // checkEndpoints refused metadata without one.
+  const tokenEndpoint = metadata.token_endpoint!;
+  configuration[customFetch] = idTokenDivertingFetch(deps.fetch, tokenEndpoint) as NonNullable<Configuration[typeof customFetch]>;
   configuration.timeout = Math.max(1, Math.ceil(deps.timeoutMs / 1000));
   return configuration;
 }

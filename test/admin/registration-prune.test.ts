@@ -52,6 +52,16 @@ describe('gatehouse clients prune', () => {
     const Adapter = createOidcAdapter(inspect, clock);
     await new Adapter('Grant').upsert(grantId, { jti: grantId, kind: 'Grant', accountId: 'alice', clientId, openid: { scope: 'openid' }, iat: hoursAgo(0) }, ttlSeconds);
   }
+  /** The admin's deps over the test's store, running `before` as the client `clientId` is deleted (a race, a failure). */
+  async function depsDeletingClient(clientId: string, before: () => unknown): Promise<AdminDeps> {
+    const { config } = await loadConfig({ file: configFile, env: {}, cwd: directory });
+    const store = Object.create(inspect) as Store;
+    store.delete = async (namespace, key) => {
+      if (namespace === CLIENT_NAMESPACE && key === clientId) await before();
+      return inspect.delete(namespace, key);
+    };
+    return { store, clock, config };
+  }
   const registered = async () => (await inspect.list<unknown>(CLIENT_NAMESPACE)).map((entry) => entry.key).sort();
   const tokensOf = async () => (await inspect.list<{ clientId: string }>(REGISTRATION_TOKEN_NAMESPACE)).map((entry) => entry.value.clientId).sort();
 
@@ -122,14 +132,8 @@ describe('gatehouse clients prune', () => {
   it('keeps a registration a user began to use after it was listed, and ends a grant made as it was deleted', async () => {
     await register('raced-kept', 48);
     await register('raced-deleted', 48);
-    const { config } = await loadConfig({ file: configFile, env: {}, cwd: directory });
     // A grant that lands after the check and before the delete: the store's delete of the client makes one.
-    const racing = Object.create(inspect) as Store;
-    racing.delete = async (namespace, key) => {
-      if (namespace === CLIENT_NAMESPACE && key === 'raced-deleted') await grant('grant-late', 'raced-deleted', 86_400);
-      return inspect.delete(namespace, key);
-    };
-    const deps: AdminDeps = { store: racing, clock, config };
+    const deps = await depsDeletingClient('raced-deleted', () => grant('grant-late', 'raced-deleted', 86_400));
     const listed = await unusedRegistrations(deps, clock.now() - 3_600_000);
     assert.deepEqual(listed.map((client) => client.clientId).sort(), ['raced-deleted', 'raced-kept']);
     await grant('grant-raced', 'raced-kept', 86_400);
@@ -149,13 +153,9 @@ describe('gatehouse clients prune', () => {
   it('stops where the store fails, saying what it did: the registration deleted before its tokens, never a token without its client', async () => {
     await register('outage-first', 48);
     await register('outage-second', 48);
-    const { config } = await loadConfig({ file: configFile, env: {}, cwd: directory });
-    const failing = Object.create(inspect) as Store;
-    failing.delete = async (namespace, key) => {
-      if (namespace === CLIENT_NAMESPACE && key === 'outage-second') throw new StoreUnavailableError('the SQLite store is unavailable: disk I/O error');
-      return inspect.delete(namespace, key);
-    };
-    const deps: AdminDeps = { store: failing, clock, config };
+    const deps = await depsDeletingClient('outage-second', () => {
+      throw new StoreUnavailableError('the SQLite store is unavailable: disk I/O error');
+    });
     const listed = (await unusedRegistrations(deps, clock.now() - 3_600_000)).sort((a, b) => a.clientId.localeCompare(b.clientId));
     assert.deepEqual(listed.map((client) => client.clientId), ['outage-first', 'outage-second']);
     const result = await pruneRegistrations(deps, listed);

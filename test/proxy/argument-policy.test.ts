@@ -54,6 +54,14 @@ async function call(args: unknown, options: { path?: string; clientId?: string; 
   return { status: response.status, body: await rpcBody(response) };
 }
 
+
+/** Decides a `read_file` call's arguments under `allow`, for an ordinary user. */
+function readFileDecider(allow: string): (args: unknown) => ReturnType<typeof decideArguments> {
+  const [route] = configSchema.parse({ routes: [{ path: '/files', backend: 'http://127.0.0.1:1/mcp', tools: { read_file: { allow } } }] }).routes;
+  const policies = compileArgumentPolicies(route!);
+  const caller = { subject: 'tenant/ada', clientId: 'client-1', groups: [], scopes: ['mcp:tools'] } as unknown as Parameters<typeof decideArguments>[1]['caller'];
+  return (args) => decideArguments(policies, { tool: 'read_file', args, annotations: {}, caller });
+}
 describe('argument-level tool policy (CEL)', () => {
   it('allows a call the expression accepts', async () => {
     const { status, body } = await call({ text: 'ada@example.com' });
@@ -166,12 +174,7 @@ describe('argument policies and app-only callers', () => {
   });
 
   it('denies an argument the policy reads spelt in another case (absent to the policy, that argument to a Go backend)', () => {
-    const [route] = configSchema.parse({
-      routes: [{ path: '/files', backend: 'http://127.0.0.1:1/mcp', tools: { read_file: { allow: '!has(args.path) || args.path.startsWith("/public/")' } } }],
-    }).routes;
-    const policies = compileArgumentPolicies(route!);
-    const caller = { subject: 'tenant/ada', clientId: 'client-1', groups: [], scopes: ['mcp:tools'] } as unknown as Parameters<typeof decideArguments>[1]['caller'];
-    const decide = (args: unknown) => decideArguments(policies, { tool: 'read_file', args, annotations: {}, caller });
+    const decide = readFileDecider('!has(args.path) || args.path.startsWith("/public/")');
     assert.equal(decide({ path: '/public/a' }).allowed, true);
     assert.equal(decide({}).allowed, true);
     assert.equal(decide({ path: '/etc/shadow' }).allowed, false);
@@ -186,12 +189,7 @@ describe('argument policies and app-only callers', () => {
   });
 
   it('denies arguments holding a lone surrogate: a deny-list passed "/etc/shadow\\ud800", which a server dropping it reads as /etc/shadow', () => {
-    const [route] = configSchema.parse({
-      routes: [{ path: '/files', backend: 'http://127.0.0.1:1/mcp', tools: { read_file: { allow: '!has(args.path) || args.path != "/etc/shadow"' } } }],
-    }).routes;
-    const policies = compileArgumentPolicies(route!);
-    const caller = { subject: 'tenant/ada', clientId: 'client-1', groups: [], scopes: ['mcp:tools'] } as unknown as Parameters<typeof decideArguments>[1]['caller'];
-    const decide = (args: unknown) => decideArguments(policies, { tool: 'read_file', args, annotations: {}, caller });
+    const decide = readFileDecider('!has(args.path) || args.path != "/etc/shadow"');
     assert.equal(decide({ path: '/etc/shadow' }).allowed, false);
     for (const args of [{ path: '/etc/shadow\ud800' }, { path: '/tmp/a', more: ['\udc00'] }, { path: '/tmp/a', ['k\ud800']: 1 }]) {
       const decision = decide(args);
